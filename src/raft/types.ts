@@ -60,7 +60,10 @@ export interface Message {
   to: NodeId;
   from: NodeId;
   term: Term;
-  /** App: term of the entry at `index` (the entry preceding `entries`). Vote/PreVote: last log term. */
+  /**
+   * App: term of the entry at `index` (the entry preceding `entries`). Vote/PreVote: last log term.
+   * AppResp reject: term of the follower's entry at rejectHint (etcd's LogTerm in the response).
+   */
   logTerm: Term;
   /** App: index preceding `entries`. Vote: last log index. AppResp: last index accepted, or rejected index. */
   index: LogIndex;
@@ -69,9 +72,13 @@ export interface Message {
   reject: boolean;
   /** AppResp reject: the follower's hint for fast backtracking (its last index or a conflict point). */
   rejectHint: LogIndex;
-  /** AppResp reject: term of the follower's entry at rejectHint (etcd's LogTerm in the response). */
+  /** Snap: the snapshot to install. */
   snapshot?: Snapshot;
-  /** ReadIndex request context; Heartbeat round id for read confirmation / leases. */
+  /**
+   * ReadIndex/ReadIndexResp: the caller's request context. Heartbeat/HeartbeatResp: the heartbeat
+   * round id (read confirmation and leases). Vote/PreVote: campaignTransferContext marks a campaign
+   * triggered by TimeoutNow, which may bypass the follower's lease vote restriction.
+   */
   context?: Uint8Array;
 }
 

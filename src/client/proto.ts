@@ -1,0 +1,264 @@
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+
+/**
+ * proto/tally.proto loaded with the options the server uses too. `longs: String` makes every
+ * (u)int64 arrive as a decimal string, so a counter value never passes through a JS number;
+ * callers convert with BigInt. `oneofs: true` adds a virtual field naming the set member
+ * (`op` on PipelineRequest/BatchOp, `result` on PipelineResponse).
+ */
+export const TALLY_PROTO_PATH = fileURLToPath(new URL("../../proto/tally.proto", import.meta.url));
+
+export const PROTO_LOADER_OPTIONS: protoLoader.Options = Object.freeze({
+  keepCase: false,
+  longs: String,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+});
+
+export interface TallyProto {
+  packageDefinition: protoLoader.PackageDefinition;
+  CounterService: grpc.ServiceClientConstructor;
+  AdminService: grpc.ServiceClientConstructor;
+}
+
+let loaded: TallyProto | undefined;
+
+/** Loads the proto once per process (parsing it is a few milliseconds we need not repeat). */
+export function tallyProto(): TallyProto {
+  if (loaded === undefined) {
+    const packageDefinition = protoLoader.loadSync(TALLY_PROTO_PATH, PROTO_LOADER_OPTIONS);
+    const root = grpc.loadPackageDefinition(packageDefinition) as unknown as {
+      tally: { v1: { CounterService: grpc.ServiceClientConstructor; AdminService: grpc.ServiceClientConstructor } };
+    };
+    loaded = {
+      packageDefinition,
+      CounterService: root.tally.v1.CounterService,
+      AdminService: root.tally.v1.AdminService,
+    };
+  }
+  return loaded;
+}
+
+// ---- Message shapes as proto-loader decodes them (camelCase; 64-bit integers as decimal strings;
+// unset message fields as null; only the set member of a oneof present). When encoding, the same
+// shapes are accepted; a missing scalar encodes as its default.
+
+/** A (u)int64 on the wire: decimal string. */
+export type Int64String = string;
+
+export interface FenceMessage {
+  term: Int64String;
+  index: Int64String;
+}
+
+export interface RequestHeaderMessage {
+  shardId: number;
+  epoch: Int64String;
+  clientId: Int64String;
+  seq: Int64String;
+  firstUnackedSeq: Int64String;
+}
+
+export interface RegisterSessionRequestMessage {
+  shardId: number;
+  epoch: Int64String;
+}
+export interface RegisterSessionResponseMessage {
+  clientId: Int64String;
+  fence: FenceMessage | null;
+}
+export interface KeepAliveRequestMessage {
+  header: RequestHeaderMessage;
+}
+export interface KeepAliveResponseMessage {
+  fence: FenceMessage | null;
+}
+
+export interface AddRequestMessage {
+  header: RequestHeaderMessage | null;
+  key: Buffer;
+  delta: Int64String;
+  hasFloor: boolean;
+  floor: Int64String;
+}
+export interface SetRequestMessage {
+  header: RequestHeaderMessage | null;
+  key: Buffer;
+  value: Int64String;
+}
+export interface ResetRequestMessage {
+  header: RequestHeaderMessage | null;
+  key: Buffer;
+}
+export interface CompareAndSetRequestMessage {
+  header: RequestHeaderMessage | null;
+  key: Buffer;
+  expectedVersion: Int64String;
+  value: Int64String;
+}
+export interface MutationResponseMessage {
+  value: Int64String;
+  version: Int64String;
+  fence: FenceMessage | null;
+}
+
+export interface AddOpMessage {
+  key: Buffer;
+  delta: Int64String;
+  hasFloor: boolean;
+  floor: Int64String;
+}
+export interface SetOpMessage {
+  key: Buffer;
+  value: Int64String;
+}
+export interface ResetOpMessage {
+  key: Buffer;
+}
+export interface CompareAndSetOpMessage {
+  key: Buffer;
+  expectedVersion: Int64String;
+  value: Int64String;
+}
+export interface BatchOpMessage {
+  op?: "add" | "set" | "reset" | "compareAndSet";
+  add?: AddOpMessage;
+  set?: SetOpMessage;
+  reset?: ResetOpMessage;
+  compareAndSet?: CompareAndSetOpMessage;
+}
+export interface BatchRequestMessage {
+  header: RequestHeaderMessage | null;
+  ops: BatchOpMessage[];
+}
+export interface OpResultMessage {
+  value: Int64String;
+  version: Int64String;
+}
+export interface BatchResponseMessage {
+  results: OpResultMessage[];
+  fence: FenceMessage | null;
+}
+
+export type ConsistencyName = "LINEARIZABLE" | "STALE";
+
+export interface GetRequestMessage {
+  key: Buffer;
+  consistency: ConsistencyName;
+  minIndex: Int64String;
+  shardId: number;
+  epoch: Int64String;
+}
+export interface GetResponseMessage {
+  value: Int64String;
+  version: Int64String;
+  exists: boolean;
+  fence: FenceMessage | null;
+  appliedIndex: Int64String;
+}
+export interface GetManyRequestMessage {
+  keys: Buffer[];
+  consistency: ConsistencyName;
+  minIndex: Int64String;
+  shardId: number;
+  epoch: Int64String;
+}
+export interface GetManyResponseMessage {
+  values: GetResponseMessage[];
+}
+
+/** The members of PipelineRequest.op, by field name. */
+export interface PipelineOps {
+  add: AddRequestMessage;
+  set: SetRequestMessage;
+  reset: ResetRequestMessage;
+  compareAndSet: CompareAndSetRequestMessage;
+  batch: BatchRequestMessage;
+  get: GetRequestMessage;
+  getMany: GetManyRequestMessage;
+}
+export type PipelineOpName = keyof PipelineOps;
+
+export type PipelineRequestMessage = { id: Int64String; op?: PipelineOpName } & Partial<PipelineOps>;
+
+export interface PipelineResponseMessage {
+  id: Int64String;
+  result?: "mutation" | "batch" | "get" | "getMany" | "error";
+  mutation?: MutationResponseMessage;
+  batch?: BatchResponseMessage;
+  get?: GetResponseMessage;
+  getMany?: GetManyResponseMessage;
+  error?: ErrorInfoMessage;
+}
+
+export interface ErrorInfoMessage {
+  code: string;
+  message: string;
+  leaderId: string;
+  leaderAddress: string;
+  shardId: number;
+  currentEpoch: Int64String;
+  currentVersion: Int64String;
+  retryAfterMs: number;
+  hasOpIndex: boolean;
+  opIndex: number;
+}
+
+export interface ReplicaInfoMessage {
+  nodeId: string;
+  address: string;
+  role: string;
+}
+export interface ShardRouteMessage {
+  shardId: number;
+  slotStart: number;
+  slotEnd: number;
+  epoch: Int64String;
+  replicas: ReplicaInfoMessage[];
+  leaderId: string;
+  term: Int64String;
+}
+export interface RoutesResponseMessage {
+  shards: ShardRouteMessage[];
+  slotCount: number;
+}
+
+export interface PeerLagMessage {
+  nodeId: string;
+  match: Int64String;
+  lag: Int64String;
+  state: string;
+}
+export interface GroupStatusMessage {
+  groupId: number;
+  role: string;
+  term: Int64String;
+  leaderId: string;
+  commit: Int64String;
+  applied: Int64String;
+  lastIndex: Int64String;
+  leaseValid: boolean;
+  epoch: Int64String;
+  peers: PeerLagMessage[];
+}
+export interface NodeStatusMessage {
+  nodeId: string;
+  clientAddress: string;
+  zone: string;
+  reachable: boolean;
+  groups: GroupStatusMessage[];
+  error: string;
+}
+export interface StatusResponseMessage {
+  nodes: NodeStatusMessage[];
+}
+export interface TransferLeaderRequestMessage {
+  shardId: number;
+  toNode: string;
+}
+export interface TransferLeaderResponseMessage {
+  leaderId: string;
+}

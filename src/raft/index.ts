@@ -1,0 +1,4 @@
+/** The Raft core's public surface. Everything else in src/raft is internal. */
+export * from "./types.js";
+export { RawNode, encodeConfChange, decodeConfChange } from "./raw-node.js";
+export { MemoryStorage } from "./memory-storage.js";

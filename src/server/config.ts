@@ -1,0 +1,241 @@
+/**
+ * cluster.yaml: loading and validation. Every relationship between settings is checked at start-up
+ * (etcd's Config.validate), and every message names the field at fault, so a typo fails loudly
+ * before a node opens its data directory.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { parse as parseYaml } from "yaml";
+import { evenSlotRanges, type SlotRange } from "../meta/slots.js";
+
+export interface NodeConfig {
+  id: number;
+  /** host:port for the client API (CounterService, AdminService). */
+  client: string;
+  /** host:port for node-to-node Raft traffic. */
+  peer: string;
+  zone: string;
+  /** Absolute path. */
+  dataDir: string;
+}
+
+export interface ClusterSettings {
+  name: string;
+  replicationFactor: number;
+  shards: number;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  leaseDriftTicks: number;
+  sessionTimeoutMs: number;
+  snapshotEveryEntries: number;
+}
+
+export interface Limits {
+  maxKeyBytes: number;
+  maxBatchOps: number;
+  maxPendingProposalsPerShard: number;
+  maxEntryBytes: number;
+  maxInflightMessages: number;
+  maxInflightBytes: number;
+  maxSizePerMsgBytes: number;
+  requestTimeoutMs: number;
+}
+
+export interface ShardPlacement {
+  shardId: number;
+  slots: SlotRange;
+  epoch: number;
+  /** Raft node ids of the replicas, all voters. */
+  replicas: number[];
+}
+
+export interface ClusterConfig {
+  /** Absolute path of the file it came from (or "<inline>"). */
+  source: string;
+  cluster: ClusterSettings;
+  limits: Limits;
+  nodes: NodeConfig[];
+}
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+const clusterDefaults: ClusterSettings = {
+  name: "local",
+  replicationFactor: 3,
+  shards: 8,
+  tickMs: 20,
+  electionTicks: 25,
+  heartbeatTicks: 5,
+  leaseDriftTicks: 5,
+  sessionTimeoutMs: 600_000,
+  snapshotEveryEntries: 10_000,
+};
+
+const limitDefaults: Limits = {
+  maxKeyBytes: 256,
+  maxBatchOps: 10_000,
+  maxPendingProposalsPerShard: 100_000,
+  maxEntryBytes: 4 * 1024 * 1024,
+  maxInflightMessages: 256,
+  maxInflightBytes: 32 * 1024 * 1024,
+  maxSizePerMsgBytes: 1024 * 1024,
+  requestTimeoutMs: 5_000,
+};
+
+export function loadClusterConfig(path: string): ClusterConfig {
+  const source = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(source, "utf8");
+  } catch (error) {
+    throw new ConfigError(`cannot read cluster config ${source}: ${(error as Error).message}`);
+  }
+  let document: unknown;
+  try {
+    document = parseYaml(text);
+  } catch (error) {
+    throw new ConfigError(`${source}: not valid YAML: ${(error as Error).message}`);
+  }
+  return parseClusterConfig(document, source);
+}
+
+export function parseClusterConfig(document: unknown, source = "<inline>"): ClusterConfig {
+  const where = (field: string) => `${source}: ${field}`;
+  const root = asObject(document, where("(top level)"));
+  rejectUnknown(root, ["cluster", "limits", "nodes"], where("(top level)"));
+
+  const clusterRaw = root.cluster === undefined ? {} : asObject(root.cluster, where("cluster"));
+  rejectUnknown(clusterRaw, Object.keys(clusterDefaults), where("cluster"));
+  const cluster = { ...clusterDefaults };
+  for (const key of Object.keys(clusterDefaults) as Array<keyof ClusterSettings>) {
+    const value = clusterRaw[key];
+    if (value === undefined) continue;
+    if (key === "name") {
+      if (typeof value !== "string" || value.length === 0) throw new ConfigError(`${where("cluster.name")} must be a non-empty string`);
+      cluster.name = value;
+    } else {
+      cluster[key] = positiveInteger(value, where(`cluster.${key}`));
+    }
+  }
+
+  const limitsRaw = root.limits === undefined ? {} : asObject(root.limits, where("limits"));
+  rejectUnknown(limitsRaw, Object.keys(limitDefaults), where("limits"));
+  const limits = { ...limitDefaults };
+  for (const key of Object.keys(limitDefaults) as Array<keyof Limits>) {
+    if (limitsRaw[key] !== undefined) limits[key] = positiveInteger(limitsRaw[key], where(`limits.${key}`));
+  }
+
+  if (!Array.isArray(root.nodes) || root.nodes.length === 0) {
+    throw new ConfigError(`${where("nodes")} must be a non-empty list`);
+  }
+  const baseDir = source === "<inline>" ? process.cwd() : dirname(source);
+  const nodes: NodeConfig[] = root.nodes.map((raw, i) => {
+    const field = `nodes[${i}]`;
+    const node = asObject(raw, where(field));
+    rejectUnknown(node, ["id", "client", "peer", "zone", "dataDir"], where(field));
+    const id = positiveInteger(node.id, where(`${field}.id`));
+    const dataDirRaw = node.dataDir ?? `data/n${id}`;
+    if (typeof dataDirRaw !== "string" || dataDirRaw.length === 0) throw new ConfigError(`${where(`${field}.dataDir`)} must be a path`);
+    return {
+      id,
+      client: address(node.client, where(`${field}.client`)),
+      peer: address(node.peer, where(`${field}.peer`)),
+      zone: typeof node.zone === "string" && node.zone.length > 0 ? node.zone : "default",
+      dataDir: isAbsolute(dataDirRaw) ? dataDirRaw : resolve(baseDir, dataDirRaw),
+    };
+  });
+
+  const config: ClusterConfig = { source, cluster, limits, nodes };
+  validateClusterConfig(config);
+  return config;
+}
+
+export function validateClusterConfig(config: ClusterConfig): void {
+  const { cluster, limits, nodes, source } = config;
+  const fail = (message: string): never => {
+    throw new ConfigError(`${source}: ${message}`);
+  };
+  const ids = new Set<number>();
+  const addresses = new Map<string, string>();
+  const dataDirs = new Set<string>();
+  nodes.forEach((node, i) => {
+    if (ids.has(node.id)) fail(`nodes[${i}].id: duplicate node id ${node.id}`);
+    ids.add(node.id);
+    for (const kind of ["client", "peer"] as const) {
+      const owner = addresses.get(node[kind]);
+      if (owner !== undefined) fail(`nodes[${i}].${kind}: address ${node[kind]} is already used by ${owner}`);
+      addresses.set(node[kind], `nodes[${i}].${kind}`);
+    }
+    if (dataDirs.has(node.dataDir)) fail(`nodes[${i}].dataDir: ${node.dataDir} is shared with another node`);
+    dataDirs.add(node.dataDir);
+  });
+  if (cluster.replicationFactor > nodes.length) {
+    fail(`cluster.replicationFactor (${cluster.replicationFactor}) exceeds the number of nodes (${nodes.length})`);
+  }
+  if (cluster.shards > 1024) fail(`cluster.shards (${cluster.shards}) must be at most 1024`);
+  if (cluster.electionTicks <= cluster.heartbeatTicks) {
+    fail(`cluster.electionTicks (${cluster.electionTicks}) must be greater than cluster.heartbeatTicks (${cluster.heartbeatTicks})`);
+  }
+  if (cluster.leaseDriftTicks >= cluster.electionTicks) {
+    fail(`cluster.leaseDriftTicks (${cluster.leaseDriftTicks}) must be less than cluster.electionTicks (${cluster.electionTicks})`);
+  }
+  if (cluster.tickMs < 1 || cluster.tickMs > 1000) fail(`cluster.tickMs (${cluster.tickMs}) must be in [1, 1000]`);
+  if (limits.maxKeyBytes > 256) fail(`limits.maxKeyBytes (${limits.maxKeyBytes}) must be at most 256`);
+  if (limits.maxBatchOps > 10_000) fail(`limits.maxBatchOps (${limits.maxBatchOps}) must be at most 10000`);
+  if (limits.maxSizePerMsgBytes > limits.maxInflightBytes) {
+    fail(`limits.maxSizePerMsgBytes (${limits.maxSizePerMsgBytes}) must not exceed limits.maxInflightBytes (${limits.maxInflightBytes})`);
+  }
+  if (limits.maxEntryBytes > 64 * 1024 * 1024) fail(`limits.maxEntryBytes (${limits.maxEntryBytes}) must be at most 64 MiB`);
+}
+
+/**
+ * Shard placement from the config (until the metadata group owns it): the shards' replica slots
+ * are dealt to nodes in turn, RF consecutive nodes per shard, so every shard has RF distinct
+ * replicas and replica counts per node differ by at most one.
+ */
+export function computePlacement(config: ClusterConfig): ShardPlacement[] {
+  const ranges = evenSlotRanges(config.cluster.shards);
+  const nodeIds = config.nodes.map((node) => node.id).sort((a, b) => a - b);
+  return ranges.map((slots, i) => {
+    const replicas: number[] = [];
+    for (let k = 0; k < config.cluster.replicationFactor; k++) replicas.push(nodeIds[(i * config.cluster.replicationFactor + k) % nodeIds.length]!);
+    return { shardId: i + 1, slots, epoch: 1, replicas: replicas.sort((a, b) => a - b) };
+  });
+}
+
+export function findNode(config: ClusterConfig, id: number): NodeConfig {
+  const node = config.nodes.find((n) => n.id === id);
+  if (!node) {
+    throw new ConfigError(`${config.source}: unknown node ${id}; the config has nodes ${config.nodes.map((n) => n.id).join(", ")}`);
+  }
+  return node;
+}
+
+function asObject(value: unknown, where: string): Record<string, unknown> {
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ConfigError(`${where} must be a mapping`);
+  return value as Record<string, unknown>;
+}
+
+function rejectUnknown(object: Record<string, unknown>, known: string[], where: string): void {
+  for (const key of Object.keys(object)) {
+    if (!known.includes(key)) throw new ConfigError(`${where}: unknown field "${key}" (known: ${known.join(", ")})`);
+  }
+}
+
+function positiveInteger(value: unknown, where: string): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value <= 0) {
+    throw new ConfigError(`${where} must be a positive integer, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+function address(value: unknown, where: string): string {
+  if (typeof value !== "string") throw new ConfigError(`${where} must be "host:port", got ${JSON.stringify(value)}`);
+  const match = /^([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(value);
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port < 1 || port > 65535) throw new ConfigError(`${where} must be "host:port" with a port in 1..65535, got "${value}"`);
+  return value;
+}

@@ -1,0 +1,443 @@
+/**
+ * The client-facing gRPC services: CounterService and AdminService from proto/tally.proto, plus the
+ * standard health service and server reflection. Requests are decoded and validated here (bad
+ * input never reaches the log), routed to a shard replica, and answered with value, version and a
+ * fencing token. Errors leave through one function, toServiceError.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { ReflectionService } from "@grpc/reflection";
+import { HealthImplementation } from "grpc-health-check";
+import { type Command, type CommandResult, type CounterOp, validateCommand } from "../shard/commands.js";
+import {
+  FailedPreconditionError,
+  InvalidArgumentError,
+  OutOfRangeError,
+  SessionExpiredError,
+  TallyError,
+  UnavailableError,
+  VersionMismatchError,
+} from "../util/errors.js";
+import type { Logger } from "../util/log.js";
+import { loadTallyProto } from "./proto.js";
+import { toServiceError, errorInfoOf } from "./errors.js";
+import type { Consistency, ReadResult, TallyNode } from "./node.js";
+import { Role } from "../raft/types.js";
+
+type Json = Record<string, any>;
+
+/** Bounds a single Pipeline stream; beyond it, operations are answered OVERLOADED at once. */
+const PIPELINE_INFLIGHT_MAX = 20_000;
+
+const roleName: Record<Role, string> = {
+  [Role.Follower]: "follower",
+  [Role.PreCandidate]: "pre-candidate",
+  [Role.Candidate]: "candidate",
+  [Role.Leader]: "leader",
+};
+
+export class CounterApi {
+  constructor(
+    private readonly node: TallyNode,
+    private readonly log: Logger,
+  ) {}
+
+  // ---- decoding ----
+
+  private limits() {
+    return { maxKeyBytes: this.node.config.limits.maxKeyBytes, maxOps: this.node.config.limits.maxBatchOps };
+  }
+
+  private header(raw: Json | undefined | null): { shardId: number; epoch: number; clientId: number; seq: number; firstUnackedSeq: number } {
+    if (raw === undefined || raw === null) throw new InvalidArgumentError("header is required (shard_id, epoch, client_id, seq, first_unacked_seq)");
+    return {
+      shardId: u32(raw.shardId, "header.shard_id"),
+      epoch: u64(raw.epoch, "header.epoch"),
+      clientId: u64(raw.clientId, "header.client_id"),
+      seq: u64(raw.seq, "header.seq"),
+      firstUnackedSeq: u64(raw.firstUnackedSeq, "header.first_unacked_seq"),
+    };
+  }
+
+  private async mutate(headerRaw: Json | undefined, ops: CounterOp[]): Promise<{ results: Array<{ value: bigint; version: number }>; term: number; index: number }> {
+    const header = this.header(headerRaw);
+    const command: Command = { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops };
+    validateCommand(command, this.limits());
+    const replica = this.node.route(header.shardId, header.epoch, ops.map((op) => op.key));
+    let bytes = 64;
+    for (const op of ops) bytes += op.key.length + 40;
+    const outcome = await this.node.submit(replica, command, bytes);
+    const result = expectOk(outcome.result);
+    if (result.type !== "mutate") throw new TallyError("INTERNAL", `unexpected result type ${result.type}`);
+    return { results: result.results, term: outcome.term, index: outcome.index };
+  }
+
+  async registerSession(request: Json): Promise<Json> {
+    const shardId = u32(request.shardId, "shard_id");
+    if (shardId === 0) throw new InvalidArgumentError("shard_id is required: sessions are per shard");
+    const replica = this.node.route(shardId, u64(request.epoch, "epoch"), []);
+    const outcome = await this.node.submit(replica, { type: "register" }, 16);
+    const result = expectOk(outcome.result);
+    if (result.type !== "register") throw new TallyError("INTERNAL", `unexpected result type ${result.type}`);
+    return { clientId: String(result.clientId), fence: fence(outcome.term, outcome.index) };
+  }
+
+  async keepAlive(request: Json): Promise<Json> {
+    const header = this.header(request.header);
+    const command: Command = { type: "keepalive", clientId: header.clientId };
+    validateCommand(command, this.limits());
+    const replica = this.node.route(header.shardId, header.epoch, []);
+    const outcome = await this.node.submit(replica, command, 16);
+    expectOk(outcome.result);
+    return { fence: fence(outcome.term, outcome.index) };
+  }
+
+  async add(request: Json): Promise<Json> {
+    return this.single(request.header, addOp(request, ""));
+  }
+
+  async set(request: Json): Promise<Json> {
+    return this.single(request.header, { kind: "set", key: key(request.key, "key"), value: i64(request.value, "value") });
+  }
+
+  async reset(request: Json): Promise<Json> {
+    return this.single(request.header, { kind: "reset", key: key(request.key, "key") });
+  }
+
+  async compareAndSet(request: Json): Promise<Json> {
+    return this.single(request.header, {
+      kind: "cas",
+      key: key(request.key, "key"),
+      expectedVersion: u64(request.expectedVersion, "expected_version"),
+      value: i64(request.value, "value"),
+    });
+  }
+
+  private async single(header: Json | undefined, op: CounterOp): Promise<Json> {
+    const { results, term, index } = await this.mutate(header, [op]);
+    const first = results[0]!;
+    return { value: first.value.toString(), version: String(first.version), fence: fence(term, index) };
+  }
+
+  async addBatch(request: Json): Promise<Json> {
+    const rawOps: Json[] = Array.isArray(request.ops) ? request.ops : [];
+    if (rawOps.length === 0) throw new InvalidArgumentError("ops: a batch needs at least one operation");
+    if (rawOps.length > this.node.config.limits.maxBatchOps) {
+      throw new InvalidArgumentError(`ops: ${rawOps.length} operations exceed the batch limit of ${this.node.config.limits.maxBatchOps}`);
+    }
+    const ops = rawOps.map((raw, i) => batchOp(raw, i));
+    const { results, term, index } = await this.mutate(request.header, ops);
+    return { results: results.map((r) => ({ value: r.value.toString(), version: String(r.version) })), fence: fence(term, index) };
+  }
+
+  async get(request: Json): Promise<Json> {
+    const k = key(request.key, "key");
+    const result = await this.read(request, [k]);
+    return readResponse(result, 0);
+  }
+
+  async getMany(request: Json): Promise<Json> {
+    const keysRaw: unknown[] = Array.isArray(request.keys) ? request.keys : [];
+    if (keysRaw.length === 0) throw new InvalidArgumentError("keys: at least one key is required");
+    if (keysRaw.length > this.node.config.limits.maxBatchOps) {
+      throw new InvalidArgumentError(`keys: ${keysRaw.length} keys exceed the limit of ${this.node.config.limits.maxBatchOps}`);
+    }
+    const keys = keysRaw.map((k, i) => key(k, `keys[${i}]`));
+    const result = await this.read(request, keys);
+    return { values: keys.map((_, i) => readResponse(result, i)) };
+  }
+
+  private read(request: Json, keys: Uint8Array[]): Promise<ReadResult> {
+    for (const [i, k] of keys.entries()) {
+      if (k.length > this.node.config.limits.maxKeyBytes) {
+        throw new InvalidArgumentError(`key${keys.length > 1 ? `s[${i}]` : ""}: ${k.length} bytes exceed the limit of ${this.node.config.limits.maxKeyBytes}`);
+      }
+    }
+    const consistency = consistencyOf(request.consistency);
+    const replica = this.node.route(u32(request.shardId, "shard_id"), u64(request.epoch, "epoch"), keys);
+    return this.node.read(replica, keys, consistency, u64(request.minIndex, "min_index"));
+  }
+
+  routes(): Json {
+    const shards = this.node.placement.map((placement) => {
+      const replica = this.node.replicas.get(placement.shardId);
+      const leader = replica?.leader ?? 0;
+      return {
+        shardId: placement.shardId,
+        slotStart: placement.slots.start,
+        slotEnd: placement.slots.end,
+        epoch: String(placement.epoch),
+        replicas: placement.replicas.map((id) => ({ nodeId: String(id), address: this.node.leaderAddress(id) ?? "", role: "voter" })),
+        leaderId: leader === 0 ? "" : String(leader),
+        term: String(replica?.raw.status().term ?? 0),
+      };
+    });
+    return { shards, slotCount: 16384 };
+  }
+
+  localStatus(): Json {
+    const groups = this.node.groupStatus().map(({ shardId, status, applied, epoch }) => {
+      const peers: Json[] = [];
+      for (const [id, progress] of status.progress) {
+        peers.push({ nodeId: String(id), match: String(progress.match), lag: String(Math.max(0, status.lastIndex - progress.match)), state: ["probe", "replicate", "snapshot"][progress.state] ?? "unknown" });
+      }
+      return {
+        groupId: shardId,
+        role: roleName[status.role],
+        term: String(status.term),
+        leaderId: status.leader === 0 ? "" : String(status.leader),
+        commit: String(status.commit),
+        applied: String(applied),
+        lastIndex: String(status.lastIndex),
+        leaseValid: status.leaseValid,
+        epoch: String(epoch),
+        peers,
+      };
+    });
+    return { nodeId: String(this.node.nodeId), clientAddress: this.node.self.client, zone: this.node.self.zone, reachable: true, groups, error: "" };
+  }
+
+  transferLeader(request: Json): Json {
+    const shardId = u32(request.shardId, "shard_id");
+    const to = Number(request.toNode);
+    if (!Number.isSafeInteger(to) || to <= 0 || !this.node.config.nodes.some((n) => n.id === to)) {
+      throw new InvalidArgumentError(`to_node: unknown node "${request.toNode}"`);
+    }
+    this.node.transferLeader(shardId, to);
+    return { leaderId: String(to) };
+  }
+
+  /** Runs one Pipeline operation; never throws (errors become ErrorInfo results). */
+  async pipelineOp(request: Json): Promise<Json> {
+    const id = request.id ?? "0";
+    try {
+      switch (request.op) {
+        case "add":
+          return { id, mutation: await this.add(request.add) };
+        case "set":
+          return { id, mutation: await this.set(request.set) };
+        case "reset":
+          return { id, mutation: await this.reset(request.reset) };
+        case "compareAndSet":
+          return { id, mutation: await this.compareAndSet(request.compareAndSet) };
+        case "batch":
+          return { id, batch: await this.addBatch(request.batch) };
+        case "get":
+          return { id, get: await this.get(request.get) };
+        case "getMany":
+          return { id, getMany: await this.getMany(request.getMany) };
+        default:
+          throw new InvalidArgumentError(`pipeline request ${id} carries no operation`);
+      }
+    } catch (error) {
+      return { id, error: errorInfoOf(error, this.log) };
+    }
+  }
+}
+
+/** Builds the grpc server with every service bound to one node. */
+export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
+  const { packageDefinition, proto } = loadTallyProto();
+  const api = new CounterApi(node, log);
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    "grpc.max_send_message_length": 64 * 1024 * 1024,
+    "grpc.keepalive_time_ms": 30_000,
+  });
+  const unary =
+    (fn: (request: Json) => Promise<Json> | Json) =>
+    (call: grpc.ServerUnaryCall<Json, Json>, callback: grpc.sendUnaryData<Json>) => {
+      let pending: Promise<Json> | Json;
+      try {
+        pending = fn(call.request);
+      } catch (error) {
+        callback(toServiceError(error, log));
+        return;
+      }
+      Promise.resolve(pending).then(
+        (response) => callback(null, response),
+        (error) => callback(toServiceError(error, log)),
+      );
+    };
+
+  server.addService(proto.CounterService.service, {
+    registerSession: unary((r) => api.registerSession(r)),
+    keepAlive: unary((r) => api.keepAlive(r)),
+    add: unary((r) => api.add(r)),
+    set: unary((r) => api.set(r)),
+    reset: unary((r) => api.reset(r)),
+    compareAndSet: unary((r) => api.compareAndSet(r)),
+    addBatch: unary((r) => api.addBatch(r)),
+    get: unary((r) => api.get(r)),
+    getMany: unary((r) => api.getMany(r)),
+    routes: unary(() => api.routes()),
+    pipeline: (call: grpc.ServerDuplexStream<Json, Json>) => {
+      let inflight = 0;
+      let ended = false;
+      call.on("data", (request: Json) => {
+        if (inflight >= PIPELINE_INFLIGHT_MAX) {
+          call.write({ id: request.id ?? "0", error: { code: "OVERLOADED", message: `more than ${PIPELINE_INFLIGHT_MAX} operations in flight on this stream`, retryAfterMs: 10 } });
+          return;
+        }
+        inflight++;
+        void api.pipelineOp(request).then((response) => {
+          inflight--;
+          if (!call.cancelled && !call.destroyed) call.write(response);
+          if (ended && inflight === 0) call.end();
+        });
+      });
+      call.on("end", () => {
+        ended = true;
+        if (inflight === 0) call.end();
+      });
+      call.on("error", () => undefined);
+    },
+  });
+
+  server.addService(proto.AdminService.service, {
+    status: unary(async (request) => {
+      const local = api.localStatus();
+      if (request.localOnly) return { nodes: [local] };
+      const others = await Promise.all(
+        node.config.nodes.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(proto, n.id, n.client, n.zone)),
+      );
+      return { nodes: [local, ...others].sort((a, b) => Number(a.nodeId) - Number(b.nodeId)) };
+    }),
+    transferLeader: unary((r) => api.transferLeader(r)),
+  });
+
+  const health = new HealthImplementation({ "": "SERVING", "tally.v1.CounterService": "SERVING", "tally.v1.AdminService": "SERVING" });
+  health.addToServer(server);
+  node.onHealthChange = (serving) => {
+    const state = serving ? "SERVING" : "NOT_SERVING";
+    for (const service of ["", "tally.v1.CounterService", "tally.v1.AdminService"]) health.setStatus(service, state);
+  };
+  new ReflectionService(packageDefinition).addToServer(server);
+  return server;
+}
+
+function fetchPeerStatus(proto: any, id: number, address: string, zone: string): Promise<Json> {
+  return new Promise((resolve) => {
+    const client = new proto.AdminService(address, grpc.credentials.createInsecure());
+    const unreachable = (message: string) => ({ nodeId: String(id), clientAddress: address, zone, reachable: false, groups: [], error: message });
+    client.status({ localOnly: true }, { deadline: Date.now() + 1500 }, (error: grpc.ServiceError | null, response: Json) => {
+      client.close();
+      if (error) resolve(unreachable(error.details || error.message));
+      else resolve(response.nodes?.[0] ?? unreachable("empty status"));
+    });
+  });
+}
+
+// ---- decoding helpers: every message names the field at fault ----
+
+function key(raw: unknown, field: string): Uint8Array {
+  if (!(raw instanceof Uint8Array)) throw new InvalidArgumentError(`${field}: bytes are required`);
+  if (raw.length === 0) throw new InvalidArgumentError(`${field}: keys must be 1 to 256 bytes, got an empty key`);
+  return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
+}
+
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+function i64(raw: unknown, field: string): bigint {
+  if (raw === undefined || raw === null || raw === "") return 0n;
+  let value: bigint;
+  try {
+    value = BigInt(raw as string);
+  } catch {
+    throw new InvalidArgumentError(`${field}: not an integer: ${JSON.stringify(raw)}`);
+  }
+  if (value < INT64_MIN || value > INT64_MAX) throw new InvalidArgumentError(`${field}: ${value} is outside the signed 64-bit range`);
+  return value;
+}
+
+function u64(raw: unknown, field: string): number {
+  if (raw === undefined || raw === null || raw === "") return 0;
+  const value = Number(raw);
+  if (!Number.isSafeInteger(value) || value < 0) throw new InvalidArgumentError(`${field}: ${JSON.stringify(raw)} is not a valid unsigned integer below 2^53`);
+  return value;
+}
+
+function u32(raw: unknown, field: string): number {
+  const value = u64(raw, field);
+  if (value > 0xffffffff) throw new InvalidArgumentError(`${field}: ${value} does not fit 32 bits`);
+  return value;
+}
+
+function addOp(raw: Json, prefix: string): CounterOp {
+  const op: CounterOp = { kind: "add", key: key(raw.key, `${prefix}key`), delta: i64(raw.delta, `${prefix}delta`) };
+  if (raw.hasFloor) op.floor = i64(raw.floor, `${prefix}floor`);
+  return op;
+}
+
+function batchOp(raw: Json, i: number): CounterOp {
+  const prefix = `ops[${i}].`;
+  switch (raw?.op) {
+    case "add":
+      return addOp(raw.add, prefix);
+    case "set":
+      return { kind: "set", key: key(raw.set.key, `${prefix}key`), value: i64(raw.set.value, `${prefix}value`) };
+    case "reset":
+      return { kind: "reset", key: key(raw.reset.key, `${prefix}key`) };
+    case "compareAndSet":
+      return {
+        kind: "cas",
+        key: key(raw.compareAndSet.key, `${prefix}key`),
+        expectedVersion: u64(raw.compareAndSet.expectedVersion, `${prefix}expected_version`),
+        value: i64(raw.compareAndSet.value, `${prefix}value`),
+      };
+    default:
+      throw new InvalidArgumentError(`ops[${i}]: no operation set (add, set, reset or compare_and_set)`);
+  }
+}
+
+function consistencyOf(raw: unknown): Consistency {
+  if (raw === undefined || raw === null || raw === "LINEARIZABLE" || raw === 0) return "linearizable";
+  if (raw === "STALE" || raw === 1) return "stale";
+  throw new InvalidArgumentError(`consistency: unknown value ${JSON.stringify(raw)}`);
+}
+
+function fence(term: number, index: number): Json {
+  return { term: String(term), index: String(index) };
+}
+
+function readResponse(result: ReadResult, i: number): Json {
+  const value = result.values[i]!;
+  return {
+    value: value.value.toString(),
+    version: String(value.version),
+    exists: value.exists,
+    fence: fence(result.term, result.appliedIndex),
+    appliedIndex: String(result.appliedIndex),
+  };
+}
+
+/** A definite failure recorded by the state machine becomes the matching typed error. */
+function expectOk(result: CommandResult): Exclude<CommandResult, { ok: false }> {
+  if (result.ok) return result;
+  const where = result.opIndex === undefined ? "" : `op ${result.opIndex}: `;
+  let error: TallyError;
+  switch (result.code) {
+    case "OUT_OF_RANGE":
+      error = new OutOfRangeError(where + result.message);
+      break;
+    case "FAILED_PRECONDITION":
+      error = new FailedPreconditionError(where + result.message);
+      break;
+    case "VERSION_MISMATCH":
+      error = new VersionMismatchError(where + result.message, result.currentVersion ?? 0);
+      break;
+    case "SESSION_EXPIRED":
+      error = new SessionExpiredError(result.message);
+      break;
+    case "INVALID_ARGUMENT":
+      error = new InvalidArgumentError(where + result.message);
+      break;
+    case "UNAVAILABLE":
+      error = new UnavailableError(result.message);
+      break;
+    default:
+      error = new TallyError(result.code, where + result.message);
+  }
+  if (result.opIndex !== undefined) (error as TallyError & { opIndex?: number }).opIndex = result.opIndex;
+  throw error;
+}

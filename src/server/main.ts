@@ -1,0 +1,88 @@
+/**
+ * tallyd: `tallyd --config cluster.yaml --node 1` starts one node of the cluster.
+ * Exit codes: 0 clean stop, 1 runtime failure (storage corruption, fsync failure), 2 bad config or
+ * arguments, 3 cannot bind an address or open the data directory.
+ */
+import * as grpc from "@grpc/grpc-js";
+import { Command, InvalidArgumentError as CommanderInvalidArgument } from "commander";
+import { ConfigError, findNode, loadClusterConfig } from "./config.js";
+import { TallyNode } from "./node.js";
+import { createClientServer } from "./grpc-service.js";
+import { componentLogger, rootLogger } from "../util/log.js";
+
+const program = new Command()
+  .name("tallyd")
+  .description("tally node: hosts shard replicas of an exact, Raft-replicated counter cluster")
+  .requiredOption("-c, --config <path>", "cluster.yaml")
+  .requiredOption("-n, --node <id>", "this node's id in the config", (value) => {
+    const id = Number(value.replace(/^n/, ""));
+    if (!Number.isSafeInteger(id) || id <= 0) throw new CommanderInvalidArgument(`node id must be a positive integer, got "${value}"`);
+    return id;
+  })
+  .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
+
+program.parse();
+const options = program.opts<{ config: string; node: number }>();
+const log = componentLogger("tallyd", { node: options.node });
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadClusterConfig(options.config);
+    findNode(config, options.node);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`tallyd: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const self = findNode(config, options.node);
+  const node = new TallyNode({ config, nodeId: options.node });
+  node.onFatal = (error) => {
+    process.stderr.write(`tallyd: node ${options.node} stopped: ${error.message}\n`);
+    rootLogger.flush();
+    process.exit(1);
+  };
+  try {
+    await node.start();
+  } catch (error) {
+    process.stderr.write(`tallyd: cannot start node ${options.node}: ${(error as Error).message}\n`);
+    process.exit(3);
+  }
+  const server = createClientServer(node, componentLogger("api", { node: options.node }));
+  try {
+    await new Promise<number>((resolve, reject) =>
+      server.bindAsync(self.client, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port))),
+    );
+  } catch (error) {
+    process.stderr.write(`tallyd: cannot listen for clients on ${self.client}: ${(error as Error).message}\n`);
+    await node.stop({ transferLeadership: false });
+    process.exit(3);
+  }
+  log.info({ client: self.client, peer: self.peer, dataDir: self.dataDir }, "tallyd serving");
+  process.stdout.write(`tallyd node ${options.node} serving clients on ${self.client}\n`);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "stopping");
+    const hardDeadline = setTimeout(() => {
+      process.stderr.write("tallyd: graceful stop took too long; exiting\n");
+      process.exit(1);
+    }, 8000);
+    hardDeadline.unref();
+    await node.stop({ transferLeadership: true, timeoutMs: 3000 });
+    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    rootLogger.flush();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void shutdown("SIGTERM"));
+  process.on("SIGINT", () => void shutdown("SIGINT"));
+}
+
+main().catch((error) => {
+  process.stderr.write(`tallyd: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});

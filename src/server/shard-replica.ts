@@ -1,0 +1,277 @@
+/**
+ * One replica of one shard on this node: its Raft group, its log cache, its counter state machine,
+ * and the client requests waiting on it. The driver loop (node.ts) is the only caller; everything
+ * here is synchronous and runs inside one loop iteration, so Raft state is never touched between a
+ * Ready and its advance().
+ */
+import { MemoryStorage } from "../raft/memory-storage.js";
+import { RawNode } from "../raft/raw-node.js";
+import { type ConfState, type Entry, type LogIndex, type RaftConfig, ProposalDroppedError, Role } from "../raft/types.js";
+import { encodeEntry, type Command, type CommandResult } from "../shard/commands.js";
+import { CounterStateMachine, type OpResult, type ShardOptions } from "../shard/state-machine.js";
+import { assert } from "../util/assert.js";
+import { AmbiguousError, NotLeaderError, OverloadedError, UnavailableError } from "../util/errors.js";
+import type { ShardPlacement } from "./config.js";
+
+export interface PendingCommand {
+  command: Command;
+  /** Encoded size estimate, for the entry size bound. */
+  bytes: number;
+  deadlineMs: number;
+  resolve(result: CommandResult, index: LogIndex, term: number): void;
+  reject(error: Error): void;
+}
+
+interface InflightEntry {
+  term: number;
+  commands: PendingCommand[];
+}
+
+export interface ReadWaiter {
+  /** Serve once applied >= index. -1 while the ReadIndex round is outstanding. */
+  index: LogIndex;
+  deadlineMs: number;
+  serve(replica: ShardReplica): void;
+  reject(error: Error): void;
+}
+
+export interface ReplicaLimits {
+  maxPendingProposals: number;
+  maxEntryBytes: number;
+}
+
+export class ShardReplica {
+  readonly shardId: number;
+  readonly placement: ShardPlacement;
+  readonly storage: MemoryStorage;
+  raw: RawNode;
+  machine: CounterStateMachine;
+  confState: ConfState;
+
+  role: Role = Role.Follower;
+  leader = 0;
+  /** Index of the first entry of this leader's term; lease reads wait until it is applied. */
+  leaderTermStartIndex: LogIndex = Number.MAX_SAFE_INTEGER;
+  lastSnapshotIndex: LogIndex = 0;
+
+  /** Validated commands waiting for the next loop iteration to become one entry. */
+  private queue: PendingCommand[] = [];
+  private queueBytes = 0;
+  /** Proposed entries by log index, waiting to be applied. */
+  private inflight = new Map<LogIndex, InflightEntry>();
+  private inflightCount = 0;
+  /** Linearizable reads waiting for the next ReadIndex round. */
+  private readsToConfirm: ReadWaiter[] = [];
+  /** Reads whose ReadIndex round is out, by context. */
+  private readRounds = new Map<string, ReadWaiter[]>();
+  private readRoundCounter = 0;
+  /** Reads that know their index and wait for apply. */
+  private readsAwaitingApply: ReadWaiter[] = [];
+
+  constructor(
+    shardId: number,
+    placement: ShardPlacement,
+    storage: MemoryStorage,
+    raftConfig: RaftConfig,
+    machine: CounterStateMachine,
+    confState: ConfState,
+    private readonly limits: ReplicaLimits,
+    private readonly shardOptions: ShardOptions,
+  ) {
+    assert(raftConfig.storage === storage, "raft must read the replica's storage");
+    this.shardId = shardId;
+    this.placement = placement;
+    this.storage = storage;
+    this.raw = new RawNode(raftConfig);
+    this.machine = machine;
+    this.confState = confState;
+  }
+
+  get isLeader(): boolean {
+    return this.role === Role.Leader;
+  }
+
+  notLeaderError(leaderAddress: (id: number) => string | undefined): NotLeaderError {
+    const leader = this.leader === 0 ? undefined : this.leader;
+    return new NotLeaderError(
+      leader === undefined ? `shard ${this.shardId} has no known leader` : `shard ${this.shardId} is led by node ${leader}`,
+      leader === undefined ? undefined : String(leader),
+      leader === undefined ? undefined : leaderAddress(leader),
+      this.shardId,
+    );
+  }
+
+  enqueue(pending: PendingCommand): void {
+    if (this.queue.length + this.inflightCount >= this.limits.maxPendingProposals) {
+      pending.reject(new OverloadedError(`shard ${this.shardId} has ${this.limits.maxPendingProposals} mutations pending`, 20));
+      return;
+    }
+    this.queue.push(pending);
+    this.queueBytes += pending.bytes;
+  }
+
+  get hasQueued(): boolean {
+    return this.queue.length > 0;
+  }
+
+  /**
+   * Leader-side batching: everything queued since the last iteration becomes as few entries as the
+   * entry size bound allows (usually one). The leader stamps its wall clock into the entry; that is
+   * the only time the state machine ever sees (session expiry is deterministic on every replica).
+   */
+  proposeQueued(nowWallMs: number, leaderAddress: (id: number) => string | undefined): void {
+    if (this.queue.length === 0) return;
+    const queue = this.queue;
+    this.queue = [];
+    this.queueBytes = 0;
+    if (!this.isLeader) {
+      const error = this.notLeaderError(leaderAddress);
+      for (const pending of queue) pending.reject(error);
+      return;
+    }
+    let start = 0;
+    while (start < queue.length) {
+      let end = start;
+      let bytes = 0;
+      while (end < queue.length && (end === start || bytes + queue[end]!.bytes <= this.limits.maxEntryBytes)) {
+        bytes += queue[end]!.bytes;
+        end++;
+      }
+      const group = queue.slice(start, end);
+      start = end;
+      const data = encodeEntry({ timestampMs: nowWallMs, commands: group.map((p) => p.command) });
+      try {
+        this.raw.propose(data);
+      } catch (error) {
+        if (!(error instanceof ProposalDroppedError)) throw error;
+        const failure =
+          error.reason === "queue-full"
+            ? new OverloadedError(`shard ${this.shardId}: raft proposal queue is full`, 20)
+            : this.notLeaderError(leaderAddress);
+        for (const pending of group) pending.reject(failure);
+        continue;
+      }
+      const status = this.raw.status();
+      this.inflight.set(status.lastIndex, { term: status.term, commands: group });
+      this.inflightCount += group.length;
+    }
+  }
+
+  /** Applies one committed normal entry and completes the requests that proposed it. */
+  applyNormal(entry: Entry): void {
+    const results = this.machine.applyEntry(entry.index, entry.data);
+    const waiting = this.inflight.get(entry.index);
+    if (waiting === undefined) return;
+    this.inflight.delete(entry.index);
+    this.inflightCount -= waiting.commands.length;
+    if (waiting.term !== entry.term) {
+      // Our entry at this index was overwritten by another leader's: it was never applied, but the
+      // client cannot tell from here whether a retry already landed. It retries with the same seq.
+      const error = new UnavailableError(`shard ${this.shardId}: leadership changed before the write committed; retry`);
+      for (const pending of waiting.commands) pending.reject(error);
+      return;
+    }
+    assert(results.length === waiting.commands.length, "one result per command");
+    waiting.commands.forEach((pending, i) => pending.resolve(results[i]!, entry.index, entry.term));
+  }
+
+  /** Leadership lost: in-flight proposals may still commit under the next leader; clients retry by seq. */
+  failInflight(error: Error): void {
+    for (const entry of this.inflight.values()) for (const pending of entry.commands) pending.reject(error);
+    this.inflight.clear();
+    this.inflightCount = 0;
+    for (const pending of this.queue) pending.reject(error);
+    this.queue = [];
+    this.queueBytes = 0;
+    for (const waiters of this.readRounds.values()) for (const waiter of waiters) waiter.reject(error);
+    this.readRounds.clear();
+    for (const waiter of this.readsToConfirm) waiter.reject(error);
+    this.readsToConfirm = [];
+  }
+
+  expire(nowMs: number): void {
+    for (const [index, entry] of this.inflight) {
+      const expired = entry.commands.filter((p) => p.deadlineMs <= nowMs);
+      if (expired.length === 0) continue;
+      const error = new AmbiguousError(`shard ${this.shardId}: write at index ${index} not known to be committed before its deadline`);
+      for (const pending of expired) pending.reject(error);
+      entry.commands = entry.commands.filter((p) => p.deadlineMs > nowMs);
+      this.inflightCount -= expired.length;
+      if (entry.commands.length === 0) this.inflight.delete(index);
+    }
+    const timedOut = (waiter: ReadWaiter) => waiter.deadlineMs <= nowMs;
+    const readTimeout = new UnavailableError(`shard ${this.shardId}: read not served before its deadline`);
+    const keep = (list: ReadWaiter[]) =>
+      list.filter((waiter) => {
+        if (!timedOut(waiter)) return true;
+        waiter.reject(readTimeout);
+        return false;
+      });
+    this.readsToConfirm = keep(this.readsToConfirm);
+    this.readsAwaitingApply = keep(this.readsAwaitingApply);
+    for (const [context, waiters] of this.readRounds) {
+      const left = keep(waiters);
+      if (left.length === 0) this.readRounds.delete(context);
+      else this.readRounds.set(context, left);
+    }
+  }
+
+  // ---- reads ----
+
+  /** True when a linearizable read may be answered from applied state right now (thesis 6.4.1). */
+  canServeLeaseRead(): boolean {
+    return this.isLeader && this.raw.leaseValid() && this.machine.appliedIndex >= this.leaderTermStartIndex;
+  }
+
+  addLinearizableRead(waiter: ReadWaiter): void {
+    this.readsToConfirm.push(waiter);
+  }
+
+  addReadAtIndex(waiter: ReadWaiter): void {
+    if (this.machine.appliedIndex >= waiter.index) waiter.serve(this);
+    else this.readsAwaitingApply.push(waiter);
+  }
+
+  /** One ReadIndex round for every read that arrived since the last iteration (thesis 6.4, batched). */
+  issueReadIndex(): void {
+    if (this.readsToConfirm.length === 0) return;
+    const context = `${this.shardId}:${++this.readRoundCounter}`;
+    this.readRounds.set(context, this.readsToConfirm);
+    this.readsToConfirm = [];
+    this.raw.readIndex(new TextEncoder().encode(context));
+  }
+
+  onReadState(index: LogIndex, context: Uint8Array): void {
+    const key = new TextDecoder().decode(context);
+    const waiters = this.readRounds.get(key);
+    if (waiters === undefined) return;
+    this.readRounds.delete(key);
+    for (const waiter of waiters) {
+      waiter.index = index;
+      this.addReadAtIndex(waiter);
+    }
+  }
+
+  serveAppliedReads(): void {
+    if (this.readsAwaitingApply.length === 0) return;
+    const applied = this.machine.appliedIndex;
+    const still: ReadWaiter[] = [];
+    for (const waiter of this.readsAwaitingApply) {
+      if (waiter.index <= applied) waiter.serve(this);
+      else still.push(waiter);
+    }
+    this.readsAwaitingApply = still;
+  }
+
+  read(key: Uint8Array): OpResult | undefined {
+    return this.machine.get(key);
+  }
+
+  replaceMachine(machine: CounterStateMachine): void {
+    this.machine = machine;
+  }
+
+  get options(): ShardOptions {
+    return this.shardOptions;
+  }
+}

@@ -1,0 +1,266 @@
+/**
+ * Big-endian binary writer/reader and CRC-32 for the shard's own record and snapshot formats.
+ * Pure: DataView and Uint8Array only (no Buffer, no node:*), so the bytes are the same everywhere.
+ *
+ * Integers that are JS numbers (indexes, timestamps, seqs, client ids) are written as u64 and must
+ * be safe integers; counter values are bigint and written as two's-complement i64.
+ */
+import { assert } from "../util/assert.js";
+import { CorruptionError } from "../util/errors.js";
+
+export const INT64_MIN = -(1n << 63n);
+export const INT64_MAX = (1n << 63n) - 1n;
+
+const TWO_POW_32 = 0x1_0000_0000;
+/** A hard ceiling so a corrupt length field can never make us allocate gigabytes. */
+const WRITER_BYTES_MAX = 0x7fff_ffff;
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder("utf-8", { fatal: true });
+
+export class ByteWriter {
+  private bytes: Uint8Array;
+  private view: DataView;
+  private position = 0;
+
+  constructor(initialBytes = 256) {
+    assert(Number.isInteger(initialBytes) && initialBytes > 0, "initialBytes must be a positive integer");
+    this.bytes = new Uint8Array(initialBytes);
+    this.view = new DataView(this.bytes.buffer);
+  }
+
+  get length(): number {
+    return this.position;
+  }
+
+  private reserve(count: number): void {
+    const needed = this.position + count;
+    if (needed <= this.bytes.length) return;
+    assert(needed <= WRITER_BYTES_MAX, `binary writer would exceed ${WRITER_BYTES_MAX} bytes`);
+    let capacity = this.bytes.length * 2;
+    while (capacity < needed) capacity *= 2;
+    capacity = Math.min(capacity, WRITER_BYTES_MAX);
+    const grown = new Uint8Array(capacity);
+    grown.set(this.bytes.subarray(0, this.position));
+    this.bytes = grown;
+    this.view = new DataView(grown.buffer);
+  }
+
+  u8(value: number): void {
+    assert(Number.isInteger(value) && value >= 0 && value <= 0xff, `u8 out of range: ${value}`);
+    this.reserve(1);
+    this.view.setUint8(this.position, value);
+    this.position += 1;
+  }
+
+  u16(value: number): void {
+    assert(Number.isInteger(value) && value >= 0 && value <= 0xffff, `u16 out of range: ${value}`);
+    this.reserve(2);
+    this.view.setUint16(this.position, value);
+    this.position += 2;
+  }
+
+  u32(value: number): void {
+    assert(Number.isInteger(value) && value >= 0 && value < TWO_POW_32, `u32 out of range: ${value}`);
+    this.reserve(4);
+    this.view.setUint32(this.position, value);
+    this.position += 4;
+  }
+
+  /** A non-negative safe integer as u64. */
+  u64(value: number): void {
+    assert(Number.isSafeInteger(value) && value >= 0, `u64 must be a non-negative safe integer: ${value}`);
+    this.reserve(8);
+    this.view.setUint32(this.position, Math.floor(value / TWO_POW_32));
+    this.view.setUint32(this.position + 4, value % TWO_POW_32);
+    this.position += 8;
+  }
+
+  i64(value: bigint): void {
+    assert(value >= INT64_MIN && value <= INT64_MAX, `i64 out of range: ${value}`);
+    this.reserve(8);
+    this.view.setBigInt64(this.position, value);
+    this.position += 8;
+  }
+
+  raw(bytes: Uint8Array): void {
+    this.reserve(bytes.length);
+    this.bytes.set(bytes, this.position);
+    this.position += bytes.length;
+  }
+
+  /** Bytes of a latin1 string (every char code < 256): how the shard holds keys in memory. */
+  latin1(text: string): void {
+    this.reserve(text.length);
+    for (let i = 0; i < text.length; i++) {
+      const code = text.charCodeAt(i);
+      assert(code <= 0xff, "latin1 string holds a char above 0xff");
+      this.bytes[this.position + i] = code;
+    }
+    this.position += text.length;
+  }
+
+  /** UTF-8 string with a u16 byte length prefix. */
+  string16(text: string): void {
+    const encoded = textEncoder.encode(text);
+    this.u16(encoded.length);
+    this.raw(encoded);
+  }
+
+  /** Appends CRC-32 of everything written so far. */
+  crc32Trailer(): void {
+    this.u32(crc32(this.bytes.subarray(0, this.position)));
+  }
+
+  /** A copy exactly as long as what was written (never aliases the growable buffer). */
+  finish(): Uint8Array {
+    return this.bytes.slice(0, this.position);
+  }
+}
+
+/** Reads what ByteWriter wrote. Every read is bounds-checked; a violation is CorruptionError. */
+export class ByteReader {
+  private readonly view: DataView;
+  private position = 0;
+
+  constructor(private readonly bytes: Uint8Array, private readonly what: string) {
+    this.view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  }
+
+  get remaining(): number {
+    return this.bytes.length - this.position;
+  }
+
+  fail(problem: string): never {
+    throw new CorruptionError(`${this.what}: ${problem} (at byte ${this.position} of ${this.bytes.length})`);
+  }
+
+  private need(count: number): void {
+    if (this.position + count > this.bytes.length) this.fail(`truncated: needs ${count} more bytes`);
+  }
+
+  u8(): number {
+    this.need(1);
+    const value = this.view.getUint8(this.position);
+    this.position += 1;
+    return value;
+  }
+
+  u16(): number {
+    this.need(2);
+    const value = this.view.getUint16(this.position);
+    this.position += 2;
+    return value;
+  }
+
+  u32(): number {
+    this.need(4);
+    const value = this.view.getUint32(this.position);
+    this.position += 4;
+    return value;
+  }
+
+  u64(): number {
+    this.need(8);
+    const high = this.view.getUint32(this.position);
+    const low = this.view.getUint32(this.position + 4);
+    // Safe integers have at most 21 bits in the high word.
+    if (high > 0x1f_ffff) this.fail(`u64 above 2^53: high word ${high}`);
+    this.position += 8;
+    return high * TWO_POW_32 + low;
+  }
+
+  i64(): bigint {
+    this.need(8);
+    const value = this.view.getBigInt64(this.position);
+    this.position += 8;
+    return value;
+  }
+
+  raw(count: number): Uint8Array {
+    this.need(count);
+    const out = this.bytes.slice(this.position, this.position + count);
+    this.position += count;
+    return out;
+  }
+
+  latin1(count: number): string {
+    this.need(count);
+    const text = latin1FromBytes(this.bytes.subarray(this.position, this.position + count));
+    this.position += count;
+    return text;
+  }
+
+  string16(): string {
+    const count = this.u16();
+    this.need(count);
+    try {
+      const text = textDecoder.decode(this.bytes.subarray(this.position, this.position + count));
+      this.position += count;
+      return text;
+    } catch {
+      return this.fail("string is not valid UTF-8");
+    }
+  }
+
+  /** Checks the CRC-32 trailer over everything before it; call first, then read the body. */
+  verifyCrc32Trailer(): void {
+    if (this.bytes.length < 4) this.fail("too short for a CRC-32 trailer");
+    const bodyLength = this.bytes.length - 4;
+    const stored = this.view.getUint32(bodyLength);
+    const actual = crc32(this.bytes.subarray(0, bodyLength));
+    if (stored !== actual) this.fail(`CRC-32 mismatch: stored ${stored}, computed ${actual}`);
+  }
+
+  /** Asserts the reader consumed exactly `trailerBytes` short of the end. */
+  expectEnd(trailerBytes = 0): void {
+    if (this.remaining !== trailerBytes) this.fail(`${this.remaining - trailerBytes} unexpected trailing bytes`);
+  }
+}
+
+/**
+ * Bytes -> string with one char per byte. Chunked because String.fromCharCode.apply has an
+ * argument-count limit; V8 stores the result as a one-byte string (1 byte per char).
+ */
+export function latin1FromBytes(bytes: Uint8Array): string {
+  const chunk = 4096;
+  if (bytes.length <= chunk) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+  let out = "";
+  for (let start = 0; start < bytes.length; start += chunk) {
+    out += String.fromCharCode.apply(null, bytes.subarray(start, start + chunk) as unknown as number[]);
+  }
+  return out;
+}
+
+export function bytesFromLatin1(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    assert(code <= 0xff, "latin1 string holds a char above 0xff");
+    out[i] = code;
+  }
+  return out;
+}
+
+let crcTable: Uint32Array | undefined;
+
+function makeCrcTable(): Uint32Array {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  return table;
+}
+
+/** CRC-32 (IEEE 802.3, the zlib one): check value crc32("123456789") = 0xcbf43926. */
+export function crc32(bytes: Uint8Array): number {
+  crcTable ??= makeCrcTable();
+  const table = crcTable;
+  let c = 0xffffffff;
+  for (let i = 0; i < bytes.length; i++) {
+    c = table[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
+  }
+  return (c ^ 0xffffffff) >>> 0;
+}

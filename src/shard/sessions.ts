@@ -1,0 +1,254 @@
+/**
+ * Client sessions for exactly-once mutations (Raft thesis section 6.3, "Implementing linearizable
+ * semantics").
+ *
+ * Each session remembers the outcome of every seq the client has not yet acknowledged, so a retry
+ * returns the saved outcome instead of applying twice. Sessions expire by the state machine's
+ * clock, which only moves with leader-stamped entry timestamps, so every replica expires the same
+ * sessions at the same log position (thesis 6.3: "sessions must expire deterministically").
+ *
+ * The table is kept in least-recently-active order: a touched session moves to the end of the
+ * Map. Activity stamps are (entry index, command position) and only grow, and the clock never
+ * goes back, so the front is always the session idle longest: expiry and eviction are O(1) per
+ * removed session, no scan.
+ *
+ * Invariant: iteration order of `sessions` is ascending (touchIndex, touchOrdinal), and therefore
+ * non-decreasing lastActiveMs.
+ */
+import { assert } from "../util/assert.js";
+import type { ErrorCode } from "../util/errors.js";
+import { ByteReader, ByteWriter } from "./binary.js";
+import type { CommandFailure, CommandResult, OpResult } from "./commands.js";
+
+export interface Session {
+  readonly clientId: number;
+  /** State-machine clock at the session's last command. */
+  lastActiveMs: number;
+  /** Log index and command position of the last command: the canonical LRU order. */
+  touchIndex: number;
+  touchOrdinal: number;
+  /**
+   * Highest firstUnackedSeq the client sent: it holds replies for every seq below, so their
+   * results are forgotten and those seqs are refused from then on.
+   */
+  firstUnackedSeq: number;
+  /** seq -> encoded outcome of that mutate (success or failure), for seq >= firstUnackedSeq. */
+  readonly results: Map<number, Uint8Array>;
+}
+
+/** The outcome of a mutate as retained in a session. */
+export type MutateOutcome = Extract<CommandResult, { type: "mutate" }> | CommandFailure;
+
+export class SessionTable {
+  private readonly sessions = new Map<number, Session>();
+  /** The most recently active session (Map has no O(1) last()). */
+  private newest: Session | undefined;
+
+  get size(): number {
+    return this.sessions.size;
+  }
+
+  get(clientId: number): Session | undefined {
+    return this.sessions.get(clientId);
+  }
+
+  /** Adds a new session, or re-adds one loaded from storage/snapshot in canonical order. */
+  insert(session: Session): void {
+    assert(!this.sessions.has(session.clientId), `session ${session.clientId} already exists`);
+    const newest = this.newest;
+    if (newest !== undefined) {
+      assert(compareTouch(newest, session) < 0, `session ${session.clientId} inserted out of activity order`);
+      assert(newest.lastActiveMs <= session.lastActiveMs, "session activity clock went backwards");
+    }
+    this.sessions.set(session.clientId, session);
+    this.newest = session;
+  }
+
+  /** Records activity and moves the session to the most recently active end. */
+  touch(session: Session, clockMs: number, index: number, ordinal: number): void {
+    assert(this.sessions.get(session.clientId) === session, `touch of unknown session ${session.clientId}`);
+    assert(clockMs >= session.lastActiveMs, "session activity clock went backwards");
+    const stamp = { touchIndex: index, touchOrdinal: ordinal };
+    assert(compareTouch(session, stamp) < 0, "session touched at an older log position");
+    this.sessions.delete(session.clientId);
+    session.lastActiveMs = clockMs;
+    session.touchIndex = index;
+    session.touchOrdinal = ordinal;
+    if (this.newest === session) {
+      this.sessions.set(session.clientId, session);
+    } else {
+      this.insert(session);
+    }
+  }
+
+  /** The session idle longest, if any. */
+  oldest(): Session | undefined {
+    for (const session of this.sessions.values()) return session;
+    return undefined;
+  }
+
+  removeOldest(): Session | undefined {
+    const oldest = this.oldest();
+    if (oldest !== undefined) this.remove(oldest.clientId);
+    return oldest;
+  }
+
+  /**
+   * Removes sessions idle for more than timeoutMs at clockMs, oldest first; returns their ids.
+   * Stops at the first live session: the order invariant makes every later one live too.
+   */
+  expire(clockMs: number, timeoutMs: number): number[] {
+    const expired: number[] = [];
+    for (const session of this.sessions.values()) {
+      if (clockMs - session.lastActiveMs <= timeoutMs) break;
+      expired.push(session.clientId);
+    }
+    for (const clientId of expired) this.remove(clientId);
+    return expired;
+  }
+
+  /** Sessions in canonical order: least recently active first. */
+  values(): IterableIterator<Session> {
+    return this.sessions.values();
+  }
+
+  private remove(clientId: number): void {
+    const removed = this.sessions.delete(clientId);
+    assert(removed, `remove of unknown session ${clientId}`);
+    // Only the oldest sessions are ever removed, so the newest changes only when the table empties.
+    if (this.sessions.size === 0) this.newest = undefined;
+    else assert(this.newest?.clientId !== clientId, "removed the newest session of a non-empty table");
+  }
+}
+
+type TouchStamp = Pick<Session, "touchIndex" | "touchOrdinal">;
+
+function compareTouch(a: TouchStamp, b: TouchStamp): number {
+  if (a.touchIndex !== b.touchIndex) return a.touchIndex - b.touchIndex;
+  return a.touchOrdinal - b.touchOrdinal;
+}
+
+const OUTCOME_OK = 1;
+const OUTCOME_FAILED = 2;
+const FAILURE_HAS_OP_INDEX = 1;
+const FAILURE_HAS_CURRENT_VERSION = 2;
+const SESSION_RECORD_FORMAT = 1;
+/** Bounds a decoded record so corrupt counts cannot make us allocate without limit. */
+const RESULT_OPS_MAX = 1_000_000;
+
+function writeOutcome(writer: ByteWriter, outcome: MutateOutcome): void {
+  if (outcome.ok) {
+    writer.u8(OUTCOME_OK);
+    writer.u32(outcome.results.length);
+    for (const result of outcome.results) {
+      writer.i64(result.value);
+      writer.u64(result.version);
+    }
+    return;
+  }
+  writer.u8(OUTCOME_FAILED);
+  writer.string16(outcome.code);
+  writer.string16(outcome.message);
+  let flags = 0;
+  if (outcome.opIndex !== undefined) flags |= FAILURE_HAS_OP_INDEX;
+  if (outcome.currentVersion !== undefined) flags |= FAILURE_HAS_CURRENT_VERSION;
+  writer.u8(flags);
+  if (outcome.opIndex !== undefined) writer.u32(outcome.opIndex);
+  if (outcome.currentVersion !== undefined) writer.u64(outcome.currentVersion);
+}
+
+/** The outcome of one mutate, as a session retains it (compact: 16 bytes per op result). */
+export function encodeOutcome(outcome: MutateOutcome): Uint8Array {
+  const writer = new ByteWriter(outcome.ok ? 5 + 16 * outcome.results.length : 128);
+  writeOutcome(writer, outcome);
+  return writer.finish();
+}
+
+/** Decodes a retained outcome and marks it as a duplicate (that is the only reason to read one). */
+export function decodeOutcome(bytes: Uint8Array): MutateOutcome {
+  const reader = new ByteReader(bytes, "retained mutate result");
+  const tag = reader.u8();
+  let outcome: MutateOutcome;
+  if (tag === OUTCOME_OK) {
+    const count = reader.u32();
+    if (count > RESULT_OPS_MAX || count * 16 > reader.remaining) reader.fail(`bad result count ${count}`);
+    const results: OpResult[] = new Array(count);
+    for (let i = 0; i < count; i++) results[i] = { value: reader.i64(), version: reader.u64() };
+    outcome = { ok: true, type: "mutate", results, duplicate: true };
+  } else if (tag === OUTCOME_FAILED) {
+    const code = reader.string16() as ErrorCode;
+    const message = reader.string16();
+    const flags = reader.u8();
+    if ((flags & ~(FAILURE_HAS_OP_INDEX | FAILURE_HAS_CURRENT_VERSION)) !== 0) reader.fail(`bad flags ${flags}`);
+    const failure: CommandFailure = { ok: false, code, message };
+    if (flags & FAILURE_HAS_OP_INDEX) failure.opIndex = reader.u32();
+    if (flags & FAILURE_HAS_CURRENT_VERSION) failure.currentVersion = reader.u64();
+    failure.duplicate = true;
+    outcome = failure;
+  } else {
+    return reader.fail(`unknown outcome tag ${tag}`);
+  }
+  reader.expectEnd();
+  return outcome;
+}
+
+/** Writes a session; shared by the per-session storage record and the snapshot. */
+export function writeSession(writer: ByteWriter, session: Session): void {
+  writer.u64(session.clientId);
+  writer.u64(session.lastActiveMs);
+  writer.u64(session.touchIndex);
+  writer.u32(session.touchOrdinal);
+  writer.u64(session.firstUnackedSeq);
+  const seqs = Array.from(session.results.keys()).sort((a, b) => a - b);
+  writer.u32(seqs.length);
+  for (const seq of seqs) {
+    const outcome = session.results.get(seq)!;
+    writer.u64(seq);
+    writer.u32(outcome.length);
+    writer.raw(outcome);
+  }
+}
+
+export function readSession(reader: ByteReader, retainedMax: number): Session {
+  const clientId = reader.u64();
+  const lastActiveMs = reader.u64();
+  const touchIndex = reader.u64();
+  const touchOrdinal = reader.u32();
+  const firstUnackedSeq = reader.u64();
+  if (clientId < 1) reader.fail("session client id 0");
+  if (touchIndex < 1) reader.fail(`session ${clientId} touch index 0`);
+  const count = reader.u32();
+  // A restart may lower maxRetainedResultsPerSession; records written under the old bound must
+  // still load, so this check is only against corruption-sized counts.
+  if (count > Math.max(retainedMax, 1) * 16 && count > 65_536) reader.fail(`session ${clientId} retains ${count} results`);
+  const results = new Map<number, Uint8Array>();
+  let previousSeq = 0;
+  for (let i = 0; i < count; i++) {
+    const seq = reader.u64();
+    if (seq <= previousSeq) reader.fail(`session ${clientId} results not in ascending seq order`);
+    if (seq < firstUnackedSeq) reader.fail(`session ${clientId} retains acknowledged seq ${seq}`);
+    previousSeq = seq;
+    const length = reader.u32();
+    const outcome = reader.raw(length);
+    decodeOutcome(outcome); // validates; throws CorruptionError
+    results.set(seq, outcome);
+  }
+  return { clientId, lastActiveMs, touchIndex, touchOrdinal, firstUnackedSeq, results };
+}
+
+/** The value stored for a session under its `S|shard|client` key. */
+export function encodeSessionRecord(session: Session): Uint8Array {
+  const writer = new ByteWriter(64);
+  writer.u8(SESSION_RECORD_FORMAT);
+  writeSession(writer, session);
+  return writer.finish();
+}
+
+export function decodeSessionRecord(bytes: Uint8Array, retainedMax: number): Session {
+  const reader = new ByteReader(bytes, "session record");
+  const format = reader.u8();
+  if (format !== SESSION_RECORD_FORMAT) reader.fail(`unknown session record format ${format}`);
+  const session = readSession(reader, retainedMax);
+  reader.expectEnd();
+  return session;
+}

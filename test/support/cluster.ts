@@ -1,0 +1,181 @@
+/**
+ * Real-process test clusters: N `tallyd` processes on free loopback ports with a temporary data
+ * directory each. Every process is tracked by PID and killed in teardown; every wait has a deadline.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { stringify } from "yaml";
+import { loadClusterConfig, type ClusterConfig } from "../../src/server/config.js";
+import { waitForClusterReady } from "../../scripts/cluster-ready.js";
+
+const root = resolve(import.meta.dirname, "..", "..");
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolvePort, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => resolvePort(port));
+    });
+  });
+}
+
+export interface TestClusterOptions {
+  nodes?: number;
+  shards?: number;
+  replicationFactor?: number;
+  snapshotEveryEntries?: number;
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  extraEnv?: Record<string, string>;
+}
+
+export class TestCluster {
+  readonly dir: string;
+  readonly configPath: string;
+  config!: ClusterConfig;
+  readonly processes = new Map<number, ChildProcess>();
+  readonly output = new Map<number, string[]>();
+
+  private constructor(private readonly options: TestClusterOptions) {
+    this.dir = mkdtempSync(join(tmpdir(), "tally-it-"));
+    this.configPath = join(this.dir, "cluster.yaml");
+  }
+
+  static async start(options: TestClusterOptions = {}): Promise<TestCluster> {
+    const cluster = new TestCluster(options);
+    await cluster.writeConfig();
+    for (const node of cluster.config.nodes) cluster.startNode(node.id);
+    await cluster.waitReady();
+    return cluster;
+  }
+
+  private async writeConfig(): Promise<void> {
+    const count = this.options.nodes ?? 3;
+    const nodes = [];
+    for (let id = 1; id <= count; id++) {
+      nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, zone: `z${id}`, dataDir: `n${id}` });
+    }
+    const document = {
+      cluster: {
+        name: "test",
+        replicationFactor: this.options.replicationFactor ?? Math.min(3, count),
+        shards: this.options.shards ?? 2,
+        tickMs: this.options.tickMs ?? 20,
+        electionTicks: this.options.electionTicks ?? 15,
+        heartbeatTicks: this.options.heartbeatTicks ?? 3,
+        leaseDriftTicks: 3,
+        snapshotEveryEntries: this.options.snapshotEveryEntries ?? 10_000,
+      },
+      limits: { requestTimeoutMs: 4000 },
+      nodes,
+    };
+    writeFileSync(this.configPath, stringify(document));
+    this.config = loadClusterConfig(this.configPath);
+  }
+
+  endpoints(): string[] {
+    return this.config.nodes.map((n) => n.client);
+  }
+
+  startNode(id: number): ChildProcess {
+    if (this.processes.has(id)) throw new Error(`node ${id} is already running`);
+    const child = spawn(process.execPath, [join(root, "bin", "tallyd.js"), "--config", this.configPath, "--node", String(id)], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn", ...this.options.extraEnv },
+    });
+    const lines = this.output.get(id) ?? [];
+    this.output.set(id, lines);
+    const keep = (chunk: Buffer) => {
+      lines.push(chunk.toString());
+      if (lines.length > 200) lines.splice(0, lines.length - 200);
+    };
+    child.stdout!.on("data", keep);
+    child.stderr!.on("data", keep);
+    child.on("exit", () => {
+      if (this.processes.get(id) === child) this.processes.delete(id);
+    });
+    this.processes.set(id, child);
+    return child;
+  }
+
+  /** kill -9: no flush, no goodbye. */
+  async kill(id: number): Promise<void> {
+    const child = this.processes.get(id);
+    if (!child) return;
+    const exited = new Promise((r) => child.once("exit", r));
+    child.kill("SIGKILL");
+    await withDeadline(exited, 5000, `node ${id} did not die after SIGKILL`);
+    this.processes.delete(id);
+  }
+
+  /** SIGTERM and wait for the exit code. */
+  async stop(id: number, timeoutMs = 10_000): Promise<number | null> {
+    const child = this.processes.get(id);
+    if (!child) return null;
+    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    child.kill("SIGTERM");
+    try {
+      return await withDeadline(exited, timeoutMs, `node ${id} did not stop within ${timeoutMs} ms of SIGTERM`);
+    } finally {
+      if (this.processes.get(id) === child) {
+        child.kill("SIGKILL");
+        this.processes.delete(id);
+      }
+    }
+  }
+
+  async waitReady(timeoutMs = 30_000): Promise<Map<number, string>> {
+    const subset = { ...this.config, nodes: this.config.nodes.filter((n) => this.processes.has(n.id)) };
+    const { leaders } = await waitForClusterReady(
+      { ...subset, cluster: { ...subset.cluster, replicationFactor: Math.min(subset.cluster.replicationFactor, subset.nodes.length) } },
+      timeoutMs,
+    );
+    return leaders;
+  }
+
+  logs(id: number): string {
+    return (this.output.get(id) ?? []).join("");
+  }
+
+  async destroy(): Promise<void> {
+    for (const child of this.processes.values()) child.kill("SIGKILL");
+    await Promise.all([...this.processes.values()].map((child) => withDeadline(new Promise((r) => child.once("exit", r)), 5000, "kill").catch(() => undefined)));
+    this.processes.clear();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export async function withDeadline<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await fn();
+      if (value !== undefined && value !== false) return value as T;
+    } catch (error) {
+      lastError = error;
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`);
+}
