@@ -1,11 +1,12 @@
-import { Packr } from "msgpackr";
-const p = new Packr({ useRecords: false, int64AsType: "bigint", moreTypes: false } as any);
-const a = p.pack([1, 2n, 9007199254740993n, -(2n**63n), 2n**64n-1n, 1700000000000, new Uint8Array([1,2,3])]);
-const b = p.pack([5]);
-console.log(a, b, a.buffer === b.buffer, Buffer.isBuffer(a));
-console.log(p.unpack(a));
-try { console.log(p.unpack(new Uint8Array([...a, 0x01]))); } catch (e) { console.log("trailing:", (e as Error).message); }
-try { console.log(p.unpack(a.subarray(0, 5))); } catch (e) { console.log("trunc:", (e as Error).message); }
-try { console.log(p.pack([2n**64n])); } catch (e) { console.log("big:", (e as Error).message); }
-try { console.log(p.unpack(new Uint8Array([]))); } catch (e) { console.log("empty:", (e as Error).message); }
-console.log(p.unpack(new Uint8Array([0xd4, 0xff, 0x00])));
+import { cpuUsage } from "node:process";
+function t(label: string, f: () => number) {
+  for (let i = 0; i < 200; i++) f();
+  const c0 = cpuUsage(); let s = 0; for (let i = 0; i < 2000; i++) s += f(); const c = cpuUsage(c0);
+  console.log(label.padEnd(24), (((c.user + c.system) * 1000) / 2000 / 1000).toFixed(1), "ns per element");
+}
+const u = new Uint8Array(4096);
+t("slice 21", () => { let n = 0; for (let i = 0; i < 1000; i++) n += u.slice(0, 21).length; return n; });
+t("subarray 21", () => { let n = 0; for (let i = 0; i < 1000; i++) n += u.subarray(0, 21).length; return n; });
+t("new+loop 21", () => { let n = 0; for (let i = 0; i < 1000; i++) { const o = new Uint8Array(21); for (let j = 0; j < 21; j++) o[j] = u[j]!; n += o.length; } return n; });
+t("new+set(sub) 21", () => { let n = 0; for (let i = 0; i < 1000; i++) { const o = new Uint8Array(21); o.set(u.subarray(0, 21)); n += o.length; } return n; });
+t("Uint8Array.prototype.slice.call", () => { let n = 0; for (let i = 0; i < 1000; i++) n += Uint8Array.prototype.slice.call(u, 0, 21).length; return n; });

@@ -242,11 +242,7 @@ export function decodeServiceError(err: unknown): DecodedServiceError {
   const status = typeof serviceError?.code === "number" ? (serviceError.code as grpc.status) : grpc.status.UNKNOWN;
   const code = errorCodeForGrpcStatus(status);
   const message = serviceError?.details || (err instanceof Error ? err.message : String(err));
-  const error =
-    code === "UNAVAILABLE"
-      ? new UnavailableError(message, { cause: err })
-      : code === "INVALID_ARGUMENT"
-        ? new InvalidArgumentError(message, { cause: err })
-        : new TallyError(code, message, { cause: err });
+  // Connection failures keep the gRPC error as cause: it says why (refused, reset, DNS).
+  const error = code === "UNAVAILABLE" ? new UnavailableError(message, { cause: err }) : errorInfoToError({ code, message });
   return { error, info: undefined };
 }

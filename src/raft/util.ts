@@ -85,8 +85,9 @@ export function sortedUnique(ids: Iterable<NodeId>): NodeId[] {
   return [...new Set(ids)].sort((a, b) => a - b);
 }
 
-export function bytesEqual(a: Uint8Array | undefined, b: Uint8Array | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
+/** Byte equality; null (what some decoders make of an absent field) counts as absent. */
+export function bytesEqual(a: Uint8Array | undefined | null, b: Uint8Array | undefined | null): boolean {
+  if (a == null || b == null) return (a == null) === (b == null);
   if (a.byteLength !== b.byteLength) return false;
   for (let i = 0; i < a.byteLength; i++) if (a[i] !== b[i]) return false;
   return true;

@@ -193,7 +193,25 @@ export class CounterApi {
         peers,
       };
     });
-    return { nodeId: String(this.node.nodeId), clientAddress: this.node.self.client, zone: this.node.self.zone, reachable: true, groups, error: "" };
+    const stats = this.node.stats;
+    return {
+      nodeId: String(this.node.nodeId),
+      clientAddress: this.node.self.client,
+      zone: this.node.self.zone,
+      reachable: true,
+      groups,
+      error: "",
+      stats: {
+        loopIterations: String(stats.iterations),
+        syncs: String(stats.syncs),
+        entriesWritten: String(stats.entriesWritten),
+        entriesApplied: String(stats.applied),
+        leaderChanges: String(stats.leaderChanges),
+        inboundDropped: String(this.node.inboundDroppedCount),
+        snapshotsInstalled: String(stats.snapshotsInstalled),
+        snapshotsTaken: String(stats.snapshotsTaken),
+      },
+    };
   }
 
   transferLeader(request: Json): Json {

@@ -78,9 +78,9 @@ export class TallyNode {
   private wakePending = false;
   private loopDone: Promise<void> | undefined;
   private fatalError: Error | undefined;
-  readonly stats = { iterations: 0, entriesWritten: 0, syncs: 0, applied: 0, leaderChanges: 0 };
+  readonly stats = { iterations: 0, entriesWritten: 0, syncs: 0, applied: 0, leaderChanges: 0, snapshotsInstalled: 0, snapshotsTaken: 0 };
 
-  constructor(private readonly options: NodeOptions) {
+  constructor(options: NodeOptions) {
     this.config = options.config;
     this.nodeId = options.nodeId;
     this.self = findNode(this.config, this.nodeId);
@@ -486,6 +486,7 @@ export class TallyNode {
       batch.compactLog(replica.shardId, compactTo, firstIndex);
     }
     replica.lastSnapshotIndex = applied;
+    this.stats.snapshotsTaken++;
   }
 
   private installSnapshot(replica: ShardReplica, ready: Ready, batch: StoreBatch): void {
@@ -507,6 +508,7 @@ export class TallyNode {
     for (const [key, record] of changes.counters) batch.putCounter(replica.shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
     for (const [clientId, record] of changes.sessions) batch.putSession(replica.shardId, clientId, record);
     batch.setApplied(replica.shardId, machine.appliedIndex, machine.clockMs);
+    this.stats.snapshotsInstalled++;
     this.log.info({ shard: replica.shardId, index: snapshot.metadata.index }, "installed snapshot");
   }
 
@@ -519,6 +521,10 @@ export class TallyNode {
       applied: replica.machine.appliedIndex,
       epoch: replica.placement.epoch,
     }));
+  }
+
+  get inboundDroppedCount(): number {
+    return this.inboundDropped;
   }
 
   get isRunning(): boolean {

@@ -33,10 +33,15 @@ export class ByteWriter {
     return this.position;
   }
 
+  /** Forgets what was written (keeps the buffer) so one writer can be reused. */
+  reset(): void {
+    this.position = 0;
+  }
+
   private reserve(count: number): void {
     const needed = this.position + count;
     if (needed <= this.bytes.length) return;
-    assert(needed <= WRITER_BYTES_MAX, `binary writer would exceed ${WRITER_BYTES_MAX} bytes`);
+    assert(needed <= WRITER_BYTES_MAX, "binary writer would exceed 2 GiB");
     let capacity = this.bytes.length * 2;
     while (capacity < needed) capacity *= 2;
     capacity = Math.min(capacity, WRITER_BYTES_MAX);
@@ -47,21 +52,21 @@ export class ByteWriter {
   }
 
   u8(value: number): void {
-    assert(Number.isInteger(value) && value >= 0 && value <= 0xff, `u8 out of range: ${value}`);
+    assert(Number.isInteger(value) && value >= 0 && value <= 0xff, "u8 out of range");
     this.reserve(1);
     this.view.setUint8(this.position, value);
     this.position += 1;
   }
 
   u16(value: number): void {
-    assert(Number.isInteger(value) && value >= 0 && value <= 0xffff, `u16 out of range: ${value}`);
+    assert(Number.isInteger(value) && value >= 0 && value <= 0xffff, "u16 out of range");
     this.reserve(2);
     this.view.setUint16(this.position, value);
     this.position += 2;
   }
 
   u32(value: number): void {
-    assert(Number.isInteger(value) && value >= 0 && value < TWO_POW_32, `u32 out of range: ${value}`);
+    assert(Number.isInteger(value) && value >= 0 && value < TWO_POW_32, "u32 out of range");
     this.reserve(4);
     this.view.setUint32(this.position, value);
     this.position += 4;
@@ -69,7 +74,7 @@ export class ByteWriter {
 
   /** A non-negative safe integer as u64. */
   u64(value: number): void {
-    assert(Number.isSafeInteger(value) && value >= 0, `u64 must be a non-negative safe integer: ${value}`);
+    assert(Number.isSafeInteger(value) && value >= 0, "u64 must be a non-negative safe integer");
     this.reserve(8);
     this.view.setUint32(this.position, Math.floor(value / TWO_POW_32));
     this.view.setUint32(this.position + 4, value % TWO_POW_32);
@@ -77,7 +82,7 @@ export class ByteWriter {
   }
 
   i64(value: bigint): void {
-    assert(value >= INT64_MIN && value <= INT64_MAX, `i64 out of range: ${value}`);
+    assert(value >= INT64_MIN && value <= INT64_MAX, "i64 out of range");
     this.reserve(8);
     this.view.setBigInt64(this.position, value);
     this.position += 8;
@@ -87,17 +92,6 @@ export class ByteWriter {
     this.reserve(bytes.length);
     this.bytes.set(bytes, this.position);
     this.position += bytes.length;
-  }
-
-  /** Bytes of a latin1 string (every char code < 256): how the shard holds keys in memory. */
-  latin1(text: string): void {
-    this.reserve(text.length);
-    for (let i = 0; i < text.length; i++) {
-      const code = text.charCodeAt(i);
-      assert(code <= 0xff, "latin1 string holds a char above 0xff");
-      this.bytes[this.position + i] = code;
-    }
-    this.position += text.length;
   }
 
   /** UTF-8 string with a u16 byte length prefix. */
@@ -184,11 +178,12 @@ export class ByteReader {
     return out;
   }
 
-  latin1(count: number): string {
+  /** A view (no copy) of the next `count` bytes. */
+  subarray(count: number): Uint8Array {
     this.need(count);
-    const text = latin1FromBytes(this.bytes.subarray(this.position, this.position + count));
+    const out = this.bytes.subarray(this.position, this.position + count);
     this.position += count;
-    return text;
+    return out;
   }
 
   string16(): string {
@@ -216,30 +211,6 @@ export class ByteReader {
   expectEnd(trailerBytes = 0): void {
     if (this.remaining !== trailerBytes) this.fail(`${this.remaining - trailerBytes} unexpected trailing bytes`);
   }
-}
-
-/**
- * Bytes -> string with one char per byte. Chunked because String.fromCharCode.apply has an
- * argument-count limit; V8 stores the result as a one-byte string (1 byte per char).
- */
-export function latin1FromBytes(bytes: Uint8Array): string {
-  const chunk = 4096;
-  if (bytes.length <= chunk) return String.fromCharCode.apply(null, bytes as unknown as number[]);
-  let out = "";
-  for (let start = 0; start < bytes.length; start += chunk) {
-    out += String.fromCharCode.apply(null, bytes.subarray(start, start + chunk) as unknown as number[]);
-  }
-  return out;
-}
-
-export function bytesFromLatin1(text: string): Uint8Array {
-  const out = new Uint8Array(text.length);
-  for (let i = 0; i < text.length; i++) {
-    const code = text.charCodeAt(i);
-    assert(code <= 0xff, "latin1 string holds a char above 0xff");
-    out[i] = code;
-  }
-  return out;
 }
 
 let crcTable: Uint32Array | undefined;

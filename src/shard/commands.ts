@@ -63,39 +63,35 @@ export type CommandResult =
   | CommandFailure;
 
 /**
- * Bounds on commands and entries. The defaults are protocol constants: the state machine checks
- * committed commands against them, so every replica must use the same values (a server may admit
- * with stricter limits; it must never propose beyond these).
+ * Bounds on one command. The defaults are protocol constants: the state machine checks committed
+ * commands against them, so every replica must use the same values (a server may admit with
+ * stricter limits; it must never propose beyond these). Entries have no count bound here: the
+ * server bounds them in bytes (maxEntryBytes), which is what bounds decoding memory.
  */
 export interface ShardLimits {
-  keyBytesMax: number;
-  mutateOpsMax: number;
-  entryCommandsMax: number;
-  /** Ops summed over all mutates of one entry. */
-  entryOpsMax: number;
+  /** Key length in bytes; keys are 1..maxKeyBytes. */
+  maxKeyBytes: number;
+  /** Ops in one mutate; 1..maxOps. */
+  maxOps: number;
 }
 
-export const DEFAULT_SHARD_LIMITS: Readonly<ShardLimits> = Object.freeze({
-  keyBytesMax: 256,
-  mutateOpsMax: 10_000,
-  entryCommandsMax: 10_000,
-  entryOpsMax: 100_000,
-});
+export const DEFAULT_SHARD_LIMITS: Readonly<ShardLimits> = Object.freeze({ maxKeyBytes: 256, maxOps: 10_000 });
 
 /**
  * Session ids are `entryIndex * SESSION_IDS_PER_ENTRY + n` for the n-th register command of the
  * entry (n from 0). The thesis (6.3) uses the registration entry's index as the id; leader
  * batching can put several registers into one entry, so the index alone would not be unique.
  * Decimal-readable (entry 1234's first session is 1234000) and exact up to index 9e12.
+ * Registers beyond this many in one entry fail with OVERLOADED (the client retries).
  */
 export const SESSION_IDS_PER_ENTRY = 1000;
 
 export function sessionClientId(entryIndex: number, registerOrdinal: number): number {
-  assert(Number.isSafeInteger(entryIndex) && entryIndex >= 1, `entry index must be >= 1: ${entryIndex}`);
+  assert(Number.isSafeInteger(entryIndex) && entryIndex >= 1, "entry index must be a safe integer >= 1");
   assert(Number.isInteger(registerOrdinal) && registerOrdinal >= 0, "register ordinal must be >= 0");
   assert(registerOrdinal < SESSION_IDS_PER_ENTRY, "register ordinal beyond SESSION_IDS_PER_ENTRY");
   const clientId = entryIndex * SESSION_IDS_PER_ENTRY + registerOrdinal;
-  assert(Number.isSafeInteger(clientId), `client id overflows a safe integer at entry ${entryIndex}`);
+  assert(Number.isSafeInteger(clientId), "client id overflows a safe integer");
   return clientId;
 }
 
@@ -112,48 +108,69 @@ function fail(message: string): never {
   throw new InvalidArgumentError(message);
 }
 
-function checkInt64(what: string, value: unknown): void {
-  if (typeof value !== "bigint") fail(`${what} must be a bigint, got ${typeof value}`);
-  if (value < INT64_MIN || value > INT64_MAX) fail(`${what} ${value} is outside the int64 range`);
+// The checks return a problem description or undefined, and callers build the message (naming the
+// field and op) only on failure: validation runs for every op of every entry on every replica.
+
+function int64Problem(value: unknown): string | undefined {
+  if (typeof value !== "bigint") return `must be a bigint, got ${typeof value}`;
+  if (value < INT64_MIN || value > INT64_MAX) return `${value} is outside the int64 range`;
+  return undefined;
+}
+
+function safeIntegerProblem(value: unknown, min: number): string | undefined {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    return `must be a safe integer, got ${typeof value === "number" ? value : typeof value}`;
+  }
+  if (value < min) return `must be >= ${min}, got ${value}`;
+  return undefined;
+}
+
+function keyProblem(key: unknown, limits: ShardLimits): string | undefined {
+  if (!(key instanceof Uint8Array)) return "must be a Uint8Array";
+  if (key.length < 1) return `is empty; keys are 1..${limits.maxKeyBytes} bytes`;
+  if (key.length > limits.maxKeyBytes) return `is ${key.length} bytes; max ${limits.maxKeyBytes}`;
+  return undefined;
 }
 
 function checkSafeInteger(what: string, value: unknown, min: number): void {
-  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
-    fail(`${what} must be a safe integer, got ${typeof value === "number" ? value : typeof value}`);
-  }
-  if (value < min) fail(`${what} must be >= ${min}, got ${value}`);
+  const problem = safeIntegerProblem(value, min);
+  if (problem !== undefined) fail(`${what} ${problem}`);
 }
 
-function checkKey(what: string, key: unknown, limits: ShardLimits): void {
-  if (!(key instanceof Uint8Array)) fail(`${what} must be a Uint8Array`);
-  if (key.length < 1) fail(`${what} is empty; keys are 1..${limits.keyBytesMax} bytes`);
-  if (key.length > limits.keyBytesMax) fail(`${what} is ${key.length} bytes; max ${limits.keyBytesMax}`);
-}
-
-function validateOp(op: CounterOp, where: string, limits: ShardLimits): void {
-  if (typeof op !== "object" || op === null) fail(`${where} must be an object`);
+function validateOp(op: CounterOp, opIndex: number, limits: ShardLimits): void {
+  if (typeof op !== "object" || op === null) fail(`ops[${opIndex}] must be an object`);
   const kind = op.kind;
-  switch (kind) {
-    case "add":
-      checkKey(`${where} (add) key`, op.key, limits);
-      checkInt64(`${where} (add) delta`, op.delta);
-      if (op.floor !== undefined) checkInt64(`${where} (add) floor`, op.floor);
-      return;
-    case "set":
-      checkKey(`${where} (set) key`, op.key, limits);
-      checkInt64(`${where} (set) value`, op.value);
-      return;
-    case "reset":
-      checkKey(`${where} (reset) key`, op.key, limits);
-      return;
-    case "cas":
-      checkKey(`${where} (cas) key`, op.key, limits);
-      checkSafeInteger(`${where} (cas) expectedVersion`, op.expectedVersion, 0);
-      checkInt64(`${where} (cas) value`, op.value);
-      return;
-    default:
-      fail(`${where} has unknown kind ${JSON.stringify(String(kind))}`);
+  let field = "key";
+  let problem = keyProblem(op.key, limits);
+  if (problem === undefined) {
+    switch (kind) {
+      case "add":
+        field = "delta";
+        problem = int64Problem(op.delta);
+        if (problem === undefined && op.floor !== undefined) {
+          field = "floor";
+          problem = int64Problem(op.floor);
+        }
+        break;
+      case "set":
+        field = "value";
+        problem = int64Problem(op.value);
+        break;
+      case "reset":
+        break;
+      case "cas":
+        field = "expectedVersion";
+        problem = safeIntegerProblem(op.expectedVersion, 0);
+        if (problem === undefined) {
+          field = "value";
+          problem = int64Problem(op.value);
+        }
+        break;
+      default:
+        fail(`ops[${opIndex}] has unknown kind ${JSON.stringify(String(kind))}`);
+    }
   }
+  if (problem !== undefined) fail(`ops[${opIndex}] (${String(kind)}) ${field} ${problem}`);
 }
 
 /** Throws InvalidArgumentError naming the first problem (which field, which op, which bound). */
@@ -175,9 +192,9 @@ export function validateCommand(command: Command, limits: ShardLimits = DEFAULT_
       }
       const ops = command.ops;
       if (!Array.isArray(ops)) fail("mutate ops must be an array");
-      if (ops.length < 1) fail("mutate has no ops; 1.." + limits.mutateOpsMax + " allowed");
-      if (ops.length > limits.mutateOpsMax) fail(`mutate has ${ops.length} ops; max ${limits.mutateOpsMax}`);
-      for (let i = 0; i < ops.length; i++) validateOp(ops[i]!, `ops[${i}]`, limits);
+      if (ops.length < 1) fail("mutate has no ops; 1.." + limits.maxOps + " allowed");
+      if (ops.length > limits.maxOps) fail(`mutate has ${ops.length} ops; max ${limits.maxOps}`);
+      for (let i = 0; i < ops.length; i++) validateOp(ops[i]!, i, limits);
       return;
     }
     default:
@@ -185,27 +202,18 @@ export function validateCommand(command: Command, limits: ShardLimits = DEFAULT_
   }
 }
 
-/** Entry-level bounds: command count, total ops, registers (bounded by the session id scheme). */
+/** The timestamp and every command of an entry; throws InvalidArgumentError naming the command. */
 export function validateEntry(payload: EntryPayload, limits: ShardLimits = DEFAULT_SHARD_LIMITS): void {
   checkSafeInteger("entry timestampMs", payload.timestampMs, 0);
   if (!Array.isArray(payload.commands)) fail("entry commands must be an array");
-  const count = payload.commands.length;
-  if (count > limits.entryCommandsMax) fail(`entry has ${count} commands; max ${limits.entryCommandsMax}`);
-  let ops = 0;
-  let registers = 0;
-  for (let i = 0; i < count; i++) {
-    const command = payload.commands[i]!;
+  for (let i = 0; i < payload.commands.length; i++) {
     try {
-      validateCommand(command, limits);
+      validateCommand(payload.commands[i]!, limits);
     } catch (error) {
       if (error instanceof InvalidArgumentError) fail(`commands[${i}]: ${error.message}`);
       throw error;
     }
-    ops += commandOpCount(command);
-    if (command.type === "register") registers++;
   }
-  if (ops > limits.entryOpsMax) fail(`entry has ${ops} ops; max ${limits.entryOpsMax}`);
-  if (registers > SESSION_IDS_PER_ENTRY) fail(`entry has ${registers} registers; max ${SESSION_IDS_PER_ENTRY}`);
 }
 
 // useRecords false: plain msgpack, no shared structure state between calls, so the same payload
@@ -287,11 +295,11 @@ export function decodeEntryShape(data: Uint8Array): EntryPayload {
     throw new InvalidArgumentError(`entry is not valid msgpack: ${(error as Error).message}`, { cause: error });
   }
   if (!Array.isArray(wire) || wire.length !== 2) fail("entry must be a 2-element array [timestampMs, commands]");
-  const timestampMs = wireNumber("entry timestampMs", wire[0]);
+  const timestampMs = wireNumber(wire[0], -1, -1, "timestampMs");
   const wireCommands: unknown = wire[1];
   if (!Array.isArray(wireCommands)) fail("entry commands must be an array");
   const commands: Command[] = new Array(wireCommands.length);
-  for (let i = 0; i < wireCommands.length; i++) commands[i] = commandFromWire(wireCommands[i], `commands[${i}]`);
+  for (let i = 0; i < wireCommands.length; i++) commands[i] = commandFromWire(wireCommands[i], i);
   return { timestampMs, commands };
 }
 
@@ -302,88 +310,100 @@ export function decodeEntry(data: Uint8Array, limits: ShardLimits = DEFAULT_SHAR
   return payload;
 }
 
+/** Names a wire field in an error message, e.g. "commands[3] ops[7] delta". Built only on failure. */
+function wireField(commandIndex: number, opIndex: number, field: string): string {
+  if (commandIndex < 0) return `entry ${field}`;
+  if (opIndex < 0) return `commands[${commandIndex}] ${field}`;
+  return `commands[${commandIndex}] ops[${opIndex}] ${field}`;
+}
+
 /** A JS-number field: a msgpack int that decoded as number or bigint. Unsafe values stay unsafe. */
-function wireNumber(what: string, value: unknown): number {
+function wireNumber(value: unknown, commandIndex: number, opIndex: number, field: string): number {
   if (typeof value === "number") {
-    if (!Number.isInteger(value)) fail(`${what} must be an integer, got ${value}`);
+    if (!Number.isInteger(value)) fail(`${wireField(commandIndex, opIndex, field)} must be an integer, got ${value}`);
     return value;
   }
   if (typeof value === "bigint") {
     // An unsafe value becomes an unsafe number, which validateCommand then rejects by name.
     return value >= SAFE_MIN && value <= SAFE_MAX ? Number(value) : Number.MAX_SAFE_INTEGER + 2;
   }
-  return fail(`${what} must be an integer, got ${typeof value}`);
+  return fail(`${wireField(commandIndex, opIndex, field)} must be an integer, got ${typeof value}`);
 }
 
-function wireBigint(what: string, value: unknown): bigint {
+function wireBigint(value: unknown, commandIndex: number, opIndex: number, field: string): bigint {
   if (typeof value === "bigint") return value;
   if (typeof value === "number" && Number.isSafeInteger(value)) return BigInt(value);
-  return fail(`${what} must be an integer, got ${typeof value === "number" ? value : typeof value}`);
+  const got = typeof value === "number" ? value : typeof value;
+  return fail(`${wireField(commandIndex, opIndex, field)} must be an integer, got ${got}`);
 }
 
-function wireKey(what: string, value: unknown): Uint8Array {
-  if (!(value instanceof Uint8Array)) fail(`${what} must be binary`);
+function wireKey(value: unknown, commandIndex: number, opIndex: number): Uint8Array {
+  if (!(value instanceof Uint8Array)) fail(`${wireField(commandIndex, opIndex, "key")} must be binary`);
   return value;
 }
 
-function wireArity(what: string, wire: unknown[], ...allowed: number[]): void {
-  if (!allowed.includes(wire.length)) fail(`${what} has ${wire.length} fields; expected ${allowed.join(" or ")}`);
+function checkArity(wire: unknown[], min: number, max: number, commandIndex: number, opIndex: number, what: string): void {
+  if (wire.length < min || wire.length > max) {
+    const expected = min === max ? `${min}` : `${min} or ${max}`;
+    fail(`${wireField(commandIndex, opIndex, `(${what})`)} has ${wire.length} fields; expected ${expected}`);
+  }
 }
 
-function commandFromWire(wire: unknown, where: string): Command {
-  if (!Array.isArray(wire) || wire.length === 0) fail(`${where} must be a non-empty array`);
+function commandFromWire(wire: unknown, commandIndex: number): Command {
+  if (!Array.isArray(wire) || wire.length === 0) fail(`commands[${commandIndex}] must be a non-empty array`);
   const tag: unknown = wire[0];
   switch (tag) {
     case WireCommand.Register:
-      wireArity(`${where} (register)`, wire, 1);
+      checkArity(wire, 1, 1, commandIndex, -1, "register");
       return { type: "register" };
     case WireCommand.Keepalive:
-      wireArity(`${where} (keepalive)`, wire, 2);
-      return { type: "keepalive", clientId: wireNumber(`${where} clientId`, wire[1]) };
+      checkArity(wire, 2, 2, commandIndex, -1, "keepalive");
+      return { type: "keepalive", clientId: wireNumber(wire[1], commandIndex, -1, "clientId") };
     case WireCommand.Mutate: {
-      wireArity(`${where} (mutate)`, wire, 5);
+      checkArity(wire, 5, 5, commandIndex, -1, "mutate");
       const wireOps: unknown = wire[4];
-      if (!Array.isArray(wireOps)) fail(`${where} ops must be an array`);
+      if (!Array.isArray(wireOps)) fail(`commands[${commandIndex}] ops must be an array`);
       const ops: CounterOp[] = new Array(wireOps.length);
-      for (let i = 0; i < wireOps.length; i++) ops[i] = opFromWire(wireOps[i], `${where} ops[${i}]`);
+      for (let i = 0; i < wireOps.length; i++) ops[i] = opFromWire(wireOps[i], commandIndex, i);
       return {
         type: "mutate",
-        clientId: wireNumber(`${where} clientId`, wire[1]),
-        seq: wireNumber(`${where} seq`, wire[2]),
-        firstUnackedSeq: wireNumber(`${where} firstUnackedSeq`, wire[3]),
+        clientId: wireNumber(wire[1], commandIndex, -1, "clientId"),
+        seq: wireNumber(wire[2], commandIndex, -1, "seq"),
+        firstUnackedSeq: wireNumber(wire[3], commandIndex, -1, "firstUnackedSeq"),
         ops,
       };
     }
     default:
-      return fail(`${where} has unknown command tag ${String(tag)}`);
+      return fail(`commands[${commandIndex}] has unknown command tag ${String(tag)}`);
   }
 }
 
-function opFromWire(wire: unknown, where: string): CounterOp {
-  if (!Array.isArray(wire) || wire.length === 0) fail(`${where} must be a non-empty array`);
+function opFromWire(wire: unknown, commandIndex: number, opIndex: number): CounterOp {
+  if (!Array.isArray(wire) || wire.length === 0) fail(`${wireField(commandIndex, opIndex, "op")} must be a non-empty array`);
   const tag: unknown = wire[0];
   switch (tag) {
     case WireOp.Add: {
-      wireArity(`${where} (add)`, wire, 3, 4);
-      const op: CounterOp = { kind: "add", key: wireKey(`${where} key`, wire[1]), delta: wireBigint(`${where} delta`, wire[2]) };
-      if (wire.length === 4) op.floor = wireBigint(`${where} floor`, wire[3]);
-      return op;
+      checkArity(wire, 3, 4, commandIndex, opIndex, "add");
+      const key = wireKey(wire[1], commandIndex, opIndex);
+      const delta = wireBigint(wire[2], commandIndex, opIndex, "delta");
+      if (wire.length === 3) return { kind: "add", key, delta };
+      return { kind: "add", key, delta, floor: wireBigint(wire[3], commandIndex, opIndex, "floor") };
     }
     case WireOp.Set:
-      wireArity(`${where} (set)`, wire, 3);
-      return { kind: "set", key: wireKey(`${where} key`, wire[1]), value: wireBigint(`${where} value`, wire[2]) };
+      checkArity(wire, 3, 3, commandIndex, opIndex, "set");
+      return { kind: "set", key: wireKey(wire[1], commandIndex, opIndex), value: wireBigint(wire[2], commandIndex, opIndex, "value") };
     case WireOp.Reset:
-      wireArity(`${where} (reset)`, wire, 2);
-      return { kind: "reset", key: wireKey(`${where} key`, wire[1]) };
+      checkArity(wire, 2, 2, commandIndex, opIndex, "reset");
+      return { kind: "reset", key: wireKey(wire[1], commandIndex, opIndex) };
     case WireOp.Cas:
-      wireArity(`${where} (cas)`, wire, 4);
+      checkArity(wire, 4, 4, commandIndex, opIndex, "cas");
       return {
         kind: "cas",
-        key: wireKey(`${where} key`, wire[1]),
-        expectedVersion: wireNumber(`${where} expectedVersion`, wire[2]),
-        value: wireBigint(`${where} value`, wire[3]),
+        key: wireKey(wire[1], commandIndex, opIndex),
+        expectedVersion: wireNumber(wire[2], commandIndex, opIndex, "expectedVersion"),
+        value: wireBigint(wire[3], commandIndex, opIndex, "value"),
       };
     default:
-      return fail(`${where} has unknown op tag ${String(tag)}`);
+      return fail(`${wireField(commandIndex, opIndex, "op")} has unknown op tag ${String(tag)}`);
   }
 }

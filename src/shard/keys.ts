@@ -1,30 +1,16 @@
-/**
- * Counter keys are arbitrary bytes. In memory the shard keys its table by a one-byte-per-char
- * ("latin1") string made from those bytes: binary-safe, hashable by V8, and its default string
- * order (UTF-16 code units, all < 256) is exactly the bytewise order of the keys.
- */
-import { bytesFromLatin1, latin1FromBytes } from "./binary.js";
-
-export function keyToString(key: Uint8Array): string {
-  return latin1FromBytes(key);
-}
-
-export function keyFromString(text: string): Uint8Array {
-  return bytesFromLatin1(text);
-}
+/** Counter keys are arbitrary bytes (1..256); this renders them for error messages. */
 
 const DESCRIBE_BYTES_MAX = 64;
 
 /**
- * A key for error messages: printable ASCII as is, other bytes as \xNN, quoted; long keys are
- * cut at 64 bytes with their length appended so messages stay bounded.
+ * A key for error messages: printable ASCII as is, other bytes (and quote, backslash) as \xNN,
+ * quoted; long keys are cut at 64 bytes with their length appended so messages stay bounded.
  */
-export function describeKey(key: Uint8Array | string): string {
-  const length = key.length;
-  const shown = Math.min(length, DESCRIBE_BYTES_MAX);
+export function describeKey(key: Uint8Array): string {
+  const shown = Math.min(key.length, DESCRIBE_BYTES_MAX);
   let out = '"';
   for (let i = 0; i < shown; i++) {
-    const code = typeof key === "string" ? key.charCodeAt(i) : key[i]!;
+    const code = key[i]!;
     if (code >= 0x20 && code < 0x7f && code !== 0x22 && code !== 0x5c) {
       out += String.fromCharCode(code);
     } else {
@@ -32,6 +18,6 @@ export function describeKey(key: Uint8Array | string): string {
     }
   }
   out += '"';
-  if (shown < length) out += `... (${length} bytes)`;
+  if (shown < key.length) out += `... (${key.length} bytes)`;
   return out;
 }

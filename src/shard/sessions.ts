@@ -54,10 +54,10 @@ export class SessionTable {
 
   /** Adds a new session, or re-adds one loaded from storage/snapshot in canonical order. */
   insert(session: Session): void {
-    assert(!this.sessions.has(session.clientId), `session ${session.clientId} already exists`);
+    assert(!this.sessions.has(session.clientId), "session already exists");
     const newest = this.newest;
     if (newest !== undefined) {
-      assert(compareTouch(newest, session) < 0, `session ${session.clientId} inserted out of activity order`);
+      assert(compareTouch(newest, session) < 0, "session inserted out of activity order");
       assert(newest.lastActiveMs <= session.lastActiveMs, "session activity clock went backwards");
     }
     this.sessions.set(session.clientId, session);
@@ -66,10 +66,12 @@ export class SessionTable {
 
   /** Records activity and moves the session to the most recently active end. */
   touch(session: Session, clockMs: number, index: number, ordinal: number): void {
-    assert(this.sessions.get(session.clientId) === session, `touch of unknown session ${session.clientId}`);
+    assert(this.sessions.get(session.clientId) === session, "touch of an unknown session");
     assert(clockMs >= session.lastActiveMs, "session activity clock went backwards");
-    const stamp = { touchIndex: index, touchOrdinal: ordinal };
-    assert(compareTouch(session, stamp) < 0, "session touched at an older log position");
+    assert(
+      session.touchIndex < index || (session.touchIndex === index && session.touchOrdinal < ordinal),
+      "session touched at an older log position",
+    );
     this.sessions.delete(session.clientId);
     session.lastActiveMs = clockMs;
     session.touchIndex = index;
@@ -79,6 +81,11 @@ export class SessionTable {
     } else {
       this.insert(session);
     }
+  }
+
+  /** The most recently active session, if any. */
+  latest(): Session | undefined {
+    return this.newest;
   }
 
   /** The session idle longest, if any. */
@@ -114,7 +121,7 @@ export class SessionTable {
 
   private remove(clientId: number): void {
     const removed = this.sessions.delete(clientId);
-    assert(removed, `remove of unknown session ${clientId}`);
+    assert(removed, "remove of an unknown session");
     // Only the oldest sessions are ever removed, so the newest changes only when the table empties.
     if (this.sessions.size === 0) this.newest = undefined;
     else assert(this.newest?.clientId !== clientId, "removed the newest session of a non-empty table");
@@ -133,8 +140,6 @@ const OUTCOME_FAILED = 2;
 const FAILURE_HAS_OP_INDEX = 1;
 const FAILURE_HAS_CURRENT_VERSION = 2;
 const SESSION_RECORD_FORMAT = 1;
-/** Bounds a decoded record so corrupt counts cannot make us allocate without limit. */
-const RESULT_OPS_MAX = 1_000_000;
 
 function writeOutcome(writer: ByteWriter, outcome: MutateOutcome): void {
   if (outcome.ok) {
@@ -157,11 +162,14 @@ function writeOutcome(writer: ByteWriter, outcome: MutateOutcome): void {
   if (outcome.currentVersion !== undefined) writer.u64(outcome.currentVersion);
 }
 
+/** Reused across calls (apply is synchronous): allocating a writer per mutate dominated apply cost. */
+const outcomeWriter = new ByteWriter(4096);
+
 /** The outcome of one mutate, as a session retains it (compact: 16 bytes per op result). */
 export function encodeOutcome(outcome: MutateOutcome): Uint8Array {
-  const writer = new ByteWriter(outcome.ok ? 5 + 16 * outcome.results.length : 128);
-  writeOutcome(writer, outcome);
-  return writer.finish();
+  outcomeWriter.reset();
+  writeOutcome(outcomeWriter, outcome);
+  return outcomeWriter.finish();
 }
 
 /** Decodes a retained outcome and marks it as a duplicate (that is the only reason to read one). */
@@ -171,12 +179,14 @@ export function decodeOutcome(bytes: Uint8Array): MutateOutcome {
   let outcome: MutateOutcome;
   if (tag === OUTCOME_OK) {
     const count = reader.u32();
-    if (count > RESULT_OPS_MAX || count * 16 > reader.remaining) reader.fail(`bad result count ${count}`);
+    // 16 bytes per op result: a corrupt count fails here instead of allocating.
+    if (count * 16 > reader.remaining) reader.fail(`bad result count ${count}`);
     const results: OpResult[] = new Array(count);
     for (let i = 0; i < count; i++) results[i] = { value: reader.i64(), version: reader.u64() };
     outcome = { ok: true, type: "mutate", results, duplicate: true };
   } else if (tag === OUTCOME_FAILED) {
     const code = reader.string16() as ErrorCode;
+    if (!/^[A-Z_]{1,32}$/.test(code)) reader.fail(`bad error code ${JSON.stringify(code)}`);
     const message = reader.string16();
     const flags = reader.u8();
     if ((flags & ~(FAILURE_HAS_OP_INDEX | FAILURE_HAS_CURRENT_VERSION)) !== 0) reader.fail(`bad flags ${flags}`);
@@ -209,7 +219,7 @@ export function writeSession(writer: ByteWriter, session: Session): void {
   }
 }
 
-export function readSession(reader: ByteReader, retainedMax: number): Session {
+export function readSession(reader: ByteReader): Session {
   const clientId = reader.u64();
   const lastActiveMs = reader.u64();
   const touchIndex = reader.u64();
@@ -218,9 +228,10 @@ export function readSession(reader: ByteReader, retainedMax: number): Session {
   if (clientId < 1) reader.fail("session client id 0");
   if (touchIndex < 1) reader.fail(`session ${clientId} touch index 0`);
   const count = reader.u32();
-  // A restart may lower maxRetainedResultsPerSession; records written under the old bound must
-  // still load, so this check is only against corruption-sized counts.
-  if (count > Math.max(retainedMax, 1) * 16 && count > 65_536) reader.fail(`session ${clientId} retains ${count} results`);
+  // Each retained result takes at least 13 bytes (seq, length, tag): a corrupt count fails here
+  // instead of driving a huge loop. (No check against maxRetainedResultsPerSession: a restart may
+  // lower that bound, and records written under the old one must still load.)
+  if (count * 13 > reader.remaining) reader.fail(`session ${clientId} claims ${count} retained results`);
   const results = new Map<number, Uint8Array>();
   let previousSeq = 0;
   for (let i = 0; i < count; i++) {
@@ -236,19 +247,21 @@ export function readSession(reader: ByteReader, retainedMax: number): Session {
   return { clientId, lastActiveMs, touchIndex, touchOrdinal, firstUnackedSeq, results };
 }
 
+const sessionWriter = new ByteWriter(4096);
+
 /** The value stored for a session under its `S|shard|client` key. */
 export function encodeSessionRecord(session: Session): Uint8Array {
-  const writer = new ByteWriter(64);
-  writer.u8(SESSION_RECORD_FORMAT);
-  writeSession(writer, session);
-  return writer.finish();
+  sessionWriter.reset();
+  sessionWriter.u8(SESSION_RECORD_FORMAT);
+  writeSession(sessionWriter, session);
+  return sessionWriter.finish();
 }
 
-export function decodeSessionRecord(bytes: Uint8Array, retainedMax: number): Session {
+export function decodeSessionRecord(bytes: Uint8Array): Session {
   const reader = new ByteReader(bytes, "session record");
   const format = reader.u8();
   if (format !== SESSION_RECORD_FORMAT) reader.fail(`unknown session record format ${format}`);
-  const session = readSession(reader, retainedMax);
+  const session = readSession(reader);
   reader.expectEnd();
   return session;
 }

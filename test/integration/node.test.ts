@@ -108,6 +108,8 @@ describe("tallyd: a durable multi-Raft node", () => {
     const replica = new RawNodeClient(follower.client);
     const read = await replica.call("get", { key, consistency: "STALE", minIndex: status.applied });
     expect(read.value).toBe("420");
+    const followerStatus = await replica.call("status", { localOnly: true });
+    expect(Number(followerStatus.nodes[0].stats.snapshotsInstalled)).toBeGreaterThanOrEqual(1);
     replica.close();
     expect(cluster.logs(follower.id) + "").not.toMatch(/CorruptionError|fatal/i);
     leader.close();

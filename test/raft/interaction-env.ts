@@ -13,12 +13,12 @@
  * Commands (ids are node ids; lists are `(1,2,3)`):
  *   add-nodes N [voters=(..)] [learners=(..)] [index=I] [log=(terms..)] [term=T] [vote=V] [commit=C]
  *             [prevote=true] [checkquorum=true] [lease=true] [drift=D] [election=E] [heartbeat=H]
- *             [jitter=true] [seed=S] [inflight=M] [inflight-bytes=B] [max-size-per-msg=B]
+ *             [jitter=true] [seed=S] [timeouts=(10,12,..)] [inflight=M] [inflight-bytes=B] [max-size-per-msg=B]
  *             [max-uncommitted-bytes=B] [max-committed-size-per-ready=B] [knob=name]
  *   campaign ID | propose ID DATA | propose-conf-change ID [transition=auto|implicit|explicit] v4 l5 r2
  *   tick ID.. [n=K] | tick-heartbeat ID.. | tick-election ID..
  *   process-ready ID.. | deliver-msgs [ID..] [drop=(..)] [type=MsgApp] [from=ID] | stabilize [ID..]
- *   status ID | raft-log ID | lease ID | read-index ID CTX | transfer-leadership from=ID to=ID
+ *   status ID | raft-log ID | app-state ID | lease ID | read-index ID CTX | transfer-leadership from=ID to=ID
  *   isolate ID.. | heal | compact ID INDEX | snapshot ID | crash ID | restart ID
  *   report-unreachable ID PEER | report-snapshot ID PEER ok|fail | log-level debug|none
  */
@@ -60,20 +60,33 @@ const ticksPerCommandMax = 1_000;
 /** Upper bound on nodes in one environment. */
 const nodesMax = 16;
 
-/** Election jitter of zero: every node times out after exactly electionTicks, so scripts can say when. */
-const noJitterPrng: Prng = {
-  nextU32: () => 0,
-  nextInt: () => 0,
-  nextFloat: () => 0,
-  chance: () => false,
-  fork: () => noJitterPrng,
-};
+/**
+ * A "random" source that always draws `offset`: the node's randomized election timeout is then
+ * always electionTicks + offset, so a script can say exactly who times out when. Offset 0 (the
+ * default) gives every node the minimum timeout.
+ */
+function fixedJitterPrng(offset: number): Prng {
+  assert(Number.isInteger(offset) && offset >= 0, "election timeout offset must be a non-negative integer");
+  const prng: Prng = {
+    nextU32: () => offset,
+    nextInt: (bound) => {
+      assert(offset < bound, `election timeout offset ${offset} is outside [0, ${bound})`);
+      return offset;
+    },
+    nextFloat: () => 0,
+    chance: () => false,
+    fork: () => prng,
+  };
+  return prng;
+}
 
 interface NodeOptions {
   /** Config without id, storage, prng and applied; those are per node and per incarnation. */
   config: Omit<RaftConfig, "id" | "storage" | "prng" | "applied" | "debug">;
+  /** Seeded random jitter (jitter=true), else the fixed timeout offset. */
   jitter: boolean;
   seed: number;
+  timeoutOffset: number;
 }
 
 interface EnvNode {
@@ -96,7 +109,8 @@ export class InteractionEnv {
   private readonly nodes = new Map<NodeId, EnvNode>();
   private network: Message[] = [];
   private readonly isolated = new Set<NodeId>();
-  private debugEnabled = false;
+  // On by default, like the INFO lines in etcd's interaction output: they say why a step happened.
+  private debugEnabled = true;
   private out: string[] = [];
   private indent = "";
 
@@ -145,6 +159,9 @@ export class InteractionEnv {
         break;
       case "lease":
         this.forEachId(args, (node) => this.printLease(node));
+        break;
+      case "app-state":
+        this.forEachId(args, (node) => this.print(`applied ${node.applied}: [${node.stateMachine.join(",")}]`));
         break;
       case "read-index":
         this.readIndex(args);
@@ -212,52 +229,63 @@ export class InteractionEnv {
         preVote: args.bool("prevote", false),
         // The lease is only sound with CheckQuorum (a leader that lost its quorum must step down).
         checkQuorum: args.bool("checkquorum", false) || lease,
-        leaseDriftTicks: args.int("drift", 2),
+        // leaseDriftTicks > 0 is what turns leases on (thesis 6.4.1: the lease is shorter than the
+        // election timeout by the clock drift margin).
+        leaseDriftTicks: lease ? args.int("drift", 2) : 0,
         testKnobs: knobFromName(knobName),
       },
       jitter: args.bool("jitter", false),
       seed: args.int("seed", 1),
+      timeoutOffset: 0,
     };
-    const hardStateTerm = args.int("term", logTerms.length > 0 ? Math.max(...logTerms) : 0);
+    // timeouts=(10,12,14): the fixed election timeout of each new node, in order.
+    const timeouts = args.intList("timeouts");
+    assert(timeouts.length === 0 || timeouts.length === count, "add-nodes: one timeout per new node");
+    assert(timeouts.length === 0 || !options.jitter, "add-nodes: timeouts= and jitter=true exclude each other");
     const hardStateVote = args.int("vote", 0);
-    const hardStateCommit = args.int("commit", 0);
     assert(!(snapshotIndex > 0 && logTerms.length > 0), "add-nodes: index= and log= exclude each other");
     assert(voters.length > 0 || (snapshotIndex === 0 && logTerms.length === 0 && learners.length === 0),
       "add-nodes: index=, log= and learners= need voters=");
+    // Starting from a snapshot (index=, or learners= which RawNode.bootstrap cannot express), the
+    // hard state mirrors RawNode.bootstrap: term 1 (BOOTSTRAP_TERM), the snapshot committed.
+    const fromSnapshot = snapshotIndex > 0 || (learners.length > 0 && logTerms.length === 0);
+    const hardStateTerm = args.int("term", logTerms.length > 0 ? Math.max(...logTerms) : 1);
+    const hardStateCommit = args.int("commit", fromSnapshot ? Math.max(snapshotIndex, 1) : 0);
 
     for (let k = 0; k < count; k++) {
       const id = this.nodes.size + 1;
       const storage = new MemoryStorage();
-      let confState = emptyConfState();
       if (voters.length > 0) {
-        confState = { ...emptyConfState(), voters: [...voters], learners: [...learners] };
-        if (snapshotIndex > 0) {
-          // etcd's bootstrap-by-snapshot: the log starts after `index`, all of it committed at term 1.
-          storage.applySnapshot({ metadata: { index: snapshotIndex, term: 1, confState }, data: new Uint8Array() });
+        const confState: ConfState = { ...emptyConfState(), voters: [...voters], learners: [...learners] };
+        if (fromSnapshot) {
+          const index = Math.max(snapshotIndex, 1);
+          storage.applySnapshot({ metadata: { index, term: 1, confState }, data: new Uint8Array() });
+          storage.setHardState({ term: hardStateTerm, vote: hardStateVote, commit: hardStateCommit });
         } else if (logTerms.length > 0) {
           // A hand-made log (paper Figures 7 and 8): entries 1..n with the given terms.
           storage.setConfState(confState);
           storage.append(logTerms.map((term, i) => craftedEntry(term, i + 1)));
-        } else if (learners.length === 0) {
-          RawNode.bootstrap(storage, voters);
-          confState = storage.initialState().confState;
-        } else {
-          storage.applySnapshot({ metadata: { index: 1, term: 1, confState }, data: new Uint8Array() });
-        }
-        if (hardStateTerm > 0 || hardStateVote > 0 || hardStateCommit > 0) {
           storage.setHardState({ term: hardStateTerm, vote: hardStateVote, commit: hardStateCommit });
+        } else {
+          RawNode.bootstrap(storage, voters);
         }
       }
       const initial = storage.initialState();
+      // A crafted log's committed prefix counts as applied: the application saw it before the
+      // script starts, so it is not handed out again.
+      const applied = Math.max(storage.firstIndex() - 1, logTerms.length > 0 ? initial.hardState.commit : 0);
+      const stateMachine = applied >= storage.firstIndex()
+        ? storage.entries(storage.firstIndex(), applied + 1, Number.MAX_SAFE_INTEGER).map((e) => text(e.data))
+        : [];
       const node: EnvNode = {
         id,
-        options,
+        options: { ...options, timeoutOffset: (timeouts[k] ?? electionTicks) - electionTicks },
         storage,
         rawNode: undefined,
         incarnation: 0,
-        applied: storage.firstIndex() - 1,
+        applied,
         confState: initial.confState,
-        stateMachine: [],
+        stateMachine,
       };
       this.nodes.set(id, node);
       this.start(node);
@@ -282,10 +310,10 @@ export class InteractionEnv {
   }
 
   /** A refused proposal is an expected outcome that the script shows; any other error is a failure. */
-  private guardProposal(action: () => void): void {
+  private guardProposal(action: () => void, printOk = true): void {
     try {
       action();
-      this.print("ok");
+      if (printOk) this.print("ok");
     } catch (error) {
       if (!(error instanceof ProposalDroppedError)) throw error;
       this.print(`dropped: ${error.reason} (leader hint ${error.leaderHint})`);
@@ -365,7 +393,11 @@ export class InteractionEnv {
       return;
     }
     const ready = rawNode.ready();
-    for (const line of describeReady(ready)) this.print(line);
+    // A message sent across a partition is lost, even if the partition heals before delivery.
+    const crossesPartition = (m: Message): boolean => this.isolated.has(m.from) || this.isolated.has(m.to);
+    for (const line of describeReady(ready, (m) => (crossesPartition(m) ? " (dropped: isolated)" : ""))) {
+      this.print(line);
+    }
 
     if (ready.snapshot !== undefined) {
       node.storage.applySnapshot(ready.snapshot);
@@ -378,7 +410,7 @@ export class InteractionEnv {
 
     for (const m of ready.messages) {
       assert(m.to !== node.id, `node ${node.id} sent a message to itself: ${describeMessage(m)}`);
-      this.network.push(m);
+      if (!crossesPartition(m)) this.network.push(m);
     }
     assert(this.network.length <= networkMessagesMax, "network queue overflow: the core floods messages");
 
@@ -407,7 +439,7 @@ export class InteractionEnv {
     this.print(`Config: ${describeConfState(status.config)}`);
     if (status.leadTransferee !== 0) this.print(`LeadTransferee:${status.leadTransferee}`);
     if (status.role !== Role.Leader) return;
-    this.print(`Lease: ${status.leaseValid ? `valid, ${status.leaseRemainingTicks} ticks left` : "not valid"}`);
+    this.print(`Lease: ${status.leaseValid ? `valid, remaining ticks: ${status.leaseRemainingTicks}` : "not valid"}`);
     this.print("Progress:");
     for (const [id, p] of [...status.progress.entries()].sort((a, b) => a[0] - b[0])) {
       let line = `${id}: State${ProgressState[p.state]} match=${p.match} next=${p.next}`;
@@ -438,12 +470,13 @@ export class InteractionEnv {
     const valid = rawNode.leaseValid();
     // The two views of the lease must agree.
     assert(valid === status.leaseValid, "leaseValid() disagrees with status().leaseValid");
-    this.print(valid ? `lease valid, ${status.leaseRemainingTicks} ticks left` : "lease not valid");
+    this.print(valid ? `lease valid, remaining ticks: ${status.leaseRemainingTicks}` : "lease not valid");
   }
 
   private readIndex(args: Args): void {
     const node = this.node(args.positionalInt(0));
-    this.live(node).readIndex(utf8(args.positional(1)));
+    const context = utf8(args.positional(1));
+    this.guardProposal(() => this.live(node).readIndex(context), false);
   }
 
   private transferLeadership(args: Args): void {
@@ -466,13 +499,17 @@ export class InteractionEnv {
     this.print(describeSnapshot(snap));
   }
 
+  /** The process dies: its in-memory state is gone and so are messages on the wire to it. */
   private crash(node: EnvNode): void {
     assert(node.rawNode !== undefined, `node ${node.id} is already down`);
     node.rawNode = undefined;
+    this.dropMessagesTo(node, "crashed");
   }
 
   private restart(node: EnvNode): void {
     assert(node.rawNode === undefined, `node ${node.id} is running; crash it first`);
+    // Whatever was sent while it was down never reached it.
+    this.dropMessagesTo(node, "was down");
     this.start(node);
     const status = this.live(node).status();
     this.print(
@@ -481,11 +518,18 @@ export class InteractionEnv {
     );
   }
 
+  private dropMessagesTo(node: EnvNode, why: string): void {
+    for (const m of this.network.filter((m) => m.to === node.id)) {
+      this.print(`dropped: ${describeMessage(m)} (${node.id} ${why})`);
+    }
+    this.network = this.network.filter((m) => m.to !== node.id);
+  }
+
   private start(node: EnvNode): void {
     node.incarnation++;
     const prng = node.options.jitter
       ? createPrng(node.options.seed * 1_000_003 + node.id * 1_009 + node.incarnation)
-      : noJitterPrng;
+      : fixedJitterPrng(node.options.timeoutOffset);
     node.rawNode = new RawNode({
       ...node.options.config,
       id: node.id,
@@ -526,8 +570,10 @@ export class InteractionEnv {
     for (const id of ids) {
       const node = this.node(id);
       if (ids.length > 1) {
-        this.print(`> ${id}:`);
+        // A header per node, left out when the node had nothing to say.
+        const headerAt = this.out.length;
         this.withIndent(() => action(node));
+        if (this.out.length > headerAt) this.out.splice(headerAt, 0, `${this.indent}> ${id}:`);
       } else {
         action(node);
       }
@@ -734,7 +780,8 @@ function describeReadState(rs: ReadState): string {
   return `Index:${rs.index} Context:${describeBytes(rs.context)}`;
 }
 
-export function describeReady(rd: Ready): string[] {
+/** `annotate` may append a note to each message line (the environment marks dropped ones). */
+export function describeReady(rd: Ready, annotate: (m: Message) => string = () => ""): string[] {
   const lines = [`Ready MustSync=${rd.mustSync}:`];
   if (rd.softState !== undefined) lines.push(`Lead:${rd.softState.leader} State:${roleName(rd.softState.role)}`);
   if (rd.hardState !== undefined) lines.push(describeHardState(rd.hardState));
@@ -746,7 +793,7 @@ export function describeReady(rd: Ready): string[] {
   };
   section("Entries", rd.entries.map(describeEntry));
   section("CommittedEntries", rd.committedEntries.map(describeEntry));
-  section("Messages", rd.messages.map(describeMessage));
+  section("Messages", rd.messages.map((m) => describeMessage(m) + annotate(m)));
   section("ReadStates", rd.readStates.map(describeReadState));
   return lines;
 }

@@ -1,0 +1,1497 @@
+import * as grpc from "@grpc/grpc-js";
+import { slotOf } from "../meta/slots.js";
+import { assert } from "../util/assert.js";
+import { monotonicMs } from "../util/clock.js";
+import {
+  InvalidArgumentError,
+  NotLeaderError,
+  OverloadedError,
+  TallyError,
+  WrongShardError,
+  type ErrorCode,
+} from "../util/errors.js";
+import { componentLogger, type Logger } from "../util/log.js";
+import { Cancellation } from "./cancellation.js";
+import { errorInfoToError, type ErrorInfo } from "./error-details.js";
+import {
+  AmbiguousOperationError,
+  BatchError,
+  ClientClosedError,
+  ClusterUnreachableError,
+  TimeoutError,
+  type BatchOutcome,
+  type MutationKind,
+} from "./errors.js";
+import { NodeConnection, type PipelineOutcome } from "./node-connection.js";
+import type {
+  BatchOpMessage,
+  GetResponseMessage,
+  KeepAliveRequestMessage,
+  KeepAliveResponseMessage,
+  PipelineOpName,
+  PipelineOps,
+  PipelineResponseMessage,
+  RegisterSessionRequestMessage,
+  RegisterSessionResponseMessage,
+  RequestHeaderMessage,
+  RoutesResponseMessage,
+  StatusResponseMessage,
+} from "./proto.js";
+import { RouteTable, type RoutesSnapshot, type ShardRoute } from "./routing.js";
+import { ShardSession } from "./session.js";
+import {
+  BATCH_OPS_MAX,
+  encodeKey,
+  fenceFromMessage,
+  toInt64,
+  toUint64,
+  wireBigInt,
+  type Fence,
+  type Int64Input,
+  type Key,
+} from "./values.js";
+
+// ---- Public types -------------------------------------------------------------------------------
+
+export interface TallyClientOptions {
+  /** host:port of any nodes; the client discovers the rest through Routes. */
+  endpoints: string[];
+  /** Default overall deadline of one operation, retries included. */
+  deadlineMs?: number;
+  /** Deadline of one attempt; after it a mutation is retried with the same (clientId, seq). */
+  attemptTimeoutMs?: number;
+  /** How long to wait for a TCP/HTTP2 connection before trying another node. */
+  connectTimeoutMs?: number;
+  /** add() calls to one shard within this window become one BatchRequest; 0 disables batching. */
+  batchWindowMs?: number;
+  /** Flush an auto-batch early at this many ops (<= 10,000). */
+  maxBatchOps?: number;
+  /** Bound on operations in progress; beyond it calls fail fast with OverloadedError. */
+  maxInflightOps?: number;
+  /** A session idle this long gets a KeepAlive. Keep well below the server's session timeout. */
+  keepAliveIntervalMs?: number;
+  /** First retry delay; doubles per failed attempt up to retryBackoffMaxMs (with jitter). */
+  retryBackoffMs?: number;
+  retryBackoffMaxMs?: number;
+  /** Default: insecure (the cluster speaks plaintext on 127.0.0.1 in development). */
+  credentials?: grpc.ChannelCredentials;
+  logger?: Logger;
+}
+
+export interface CallOptions {
+  /** Overall deadline, retries included (default: the client's deadlineMs). */
+  deadlineMs?: number;
+  /** Cancels waiting. A cancelled mutation that was already sent rejects with AmbiguousError. */
+  signal?: AbortSignal;
+}
+
+export interface AddOptions extends CallOptions {
+  /** The add fails with FailedPreconditionError if the result would be below this. */
+  floor?: Int64Input;
+}
+
+export type Consistency = "linearizable" | "stale";
+
+export interface ReadOptions extends CallOptions {
+  /** linearizable (default): the shard leader answers. stale: any replica, possibly behind. */
+  consistency?: Consistency;
+  /** The replica must have applied at least this index (monotonic reads with a fence's index). */
+  minIndex?: bigint | number;
+}
+
+export interface MutationResult {
+  /** The counter's value after the mutation. */
+  value: bigint;
+  /** Log index of the counter's last change. */
+  version: bigint;
+  fence: Fence;
+}
+
+export interface ReadResult {
+  /** 0n when the counter does not exist. */
+  value: bigint;
+  /** 0n when the counter does not exist. */
+  version: bigint;
+  exists: boolean;
+  fence: Fence;
+  /** The replica's applied index this answer reflects. */
+  appliedIndex: bigint;
+}
+
+export type BatchOp =
+  | { op?: "add"; key: Key; delta?: Int64Input; floor?: Int64Input }
+  | { op: "set"; key: Key; value: Int64Input }
+  | { op: "reset"; key: Key }
+  | { op: "compareAndSet"; key: Key; expectedVersion: bigint | number; value: Int64Input };
+
+export interface PeerLag {
+  nodeId: string;
+  match: bigint;
+  lag: bigint;
+  state: string;
+}
+
+export interface GroupStatus {
+  groupId: number;
+  role: string;
+  term: bigint;
+  leaderId: string;
+  commit: bigint;
+  applied: bigint;
+  lastIndex: bigint;
+  leaseValid: boolean;
+  epoch: bigint;
+  peers: PeerLag[];
+}
+
+export interface NodeStatus {
+  nodeId: string;
+  clientAddress: string;
+  zone: string;
+  reachable: boolean;
+  groups: GroupStatus[];
+  error: string;
+}
+
+export interface ClusterStatus {
+  /** The node that answered. */
+  answeredBy: string;
+  nodes: NodeStatus[];
+}
+
+export type { Fence, Int64Input, Key, RoutesSnapshot, ShardRoute };
+
+// ---- Internals ----------------------------------------------------------------------------------
+
+const DEFAULTS = {
+  deadlineMs: 10_000,
+  attemptTimeoutMs: 2_000,
+  connectTimeoutMs: 1_000,
+  batchWindowMs: 1,
+  maxBatchOps: 1_000,
+  maxInflightOps: 65_536,
+  keepAliveIntervalMs: 10_000,
+  retryBackoffMs: 10,
+  retryBackoffMaxMs: 1_000,
+} as const;
+
+/** After a connection failure, prefer other replicas for this long. */
+const NODE_AVOID_MS = 1_000;
+/** Background map refreshes (after NOT_LEADER, connection loss) at most this often. */
+const ROUTES_REFRESH_MIN_INTERVAL_MS = 100;
+
+interface MutationOp {
+  kind: MutationKind;
+  keyInput: Key;
+  key: Buffer;
+  slot: number;
+  delta: bigint;
+  floor: bigint | undefined;
+  value: bigint;
+  expectedVersion: bigint;
+}
+
+type LeaveReason = "deadline" | "abort";
+
+/** One caller waiting for one mutation. Settles exactly once. */
+class Waiter {
+  settled = false;
+  /** The current owner's handler for an early exit (deadline or abort). */
+  leave: ((waiter: Waiter, reason: LeaveReason) => void) | undefined;
+  /** The server named this op as the cause of its batch's failure. */
+  blamed = false;
+  private readonly timer: NodeJS.Timeout;
+  private readonly onAbort: (() => void) | undefined;
+
+  constructor(
+    readonly op: MutationOp,
+    readonly deadlineAtMs: number,
+    readonly signal: AbortSignal | undefined,
+    private readonly resolveFn: (result: MutationResult) => void,
+    private readonly rejectFn: (error: unknown) => void,
+    private readonly onSettled: () => void,
+  ) {
+    this.timer = setTimeout(() => this.leave?.(this, "deadline"), Math.max(0, deadlineAtMs - monotonicMs()));
+    if (signal !== undefined) {
+      this.onAbort = () => this.leave?.(this, "abort");
+      signal.addEventListener("abort", this.onAbort, { once: true });
+    }
+  }
+
+  resolve(result: MutationResult): void {
+    if (this.finish()) this.resolveFn(result);
+  }
+
+  reject(error: unknown): void {
+    if (this.finish()) this.rejectFn(error);
+  }
+
+  private finish(): boolean {
+    if (this.settled) return false;
+    this.settled = true;
+    clearTimeout(this.timer);
+    if (this.onAbort !== undefined) this.signal?.removeEventListener("abort", this.onAbort);
+    this.onSettled();
+    return true;
+  }
+}
+
+interface UnitEntry {
+  op: MutationOp;
+  waiter: Waiter;
+}
+
+/**
+ * One mutation request: one or more ops sent under one (clientId, seq), retried with that same
+ * seq until a definite answer. `atomic` units are a caller's addBatch group (they fail together);
+ * the others are auto-batches, whose callers are independent.
+ *
+ * Invariant: the entries (the request's content) change only while the outcome is known not to be
+ * applied (`!outcomeUnknown`), and then the seq is released and a new one taken, so one seq always
+ * names one request.
+ */
+class MutationUnit {
+  shardId: number | undefined;
+  session: ShardSession | undefined;
+  seq: bigint | undefined;
+  /** An attempt is on the wire. */
+  inFlight = false;
+  /** Some attempt ended without a definite answer: it may have been applied. */
+  unresolved = false;
+  lastError: unknown;
+  /** Attempts that timed out so far: each next attempt waits twice as long (see attemptTimeout). */
+  timeouts = 0;
+  /** Cancelled when every caller has left or the client closes. */
+  readonly cancellation = new Cancellation();
+
+  constructor(
+    public entries: UnitEntry[],
+    readonly atomic: boolean,
+  ) {
+    assert(entries.length >= 1 && entries.length <= BATCH_OPS_MAX, `unit size out of range: ${entries.length}`);
+    assert(entries.every((entry) => !entry.waiter.settled), "a unit starts with live callers only");
+    this.liveCount = entries.length;
+  }
+
+  get outcomeUnknown(): boolean {
+    return this.inFlight || this.unresolved;
+  }
+
+  /**
+   * Callers still waiting. Invariant: equals the number of unsettled waiters while the unit runs;
+   * only onWaiterLeave settles a waiter before the unit finishes, and it decrements this.
+   */
+  liveCount: number;
+
+  get deadlineAtMs(): number {
+    let deadline = Number.NEGATIVE_INFINITY;
+    for (const entry of this.entries) if (!entry.waiter.settled) deadline = Math.max(deadline, entry.waiter.deadlineAtMs);
+    return deadline;
+  }
+}
+
+interface PendingBatch {
+  entries: UnitEntry[];
+  timer: NodeJS.Timeout;
+}
+
+type SlotRouting = { kind: "single"; route: ShardRoute } | { kind: "split"; groups: Map<number, number[]> };
+
+class AttemptError extends Error {
+  constructor(
+    readonly error: TallyError,
+    readonly address: string,
+  ) {
+    super(error.message);
+  }
+}
+
+function describeKey(key: Key): string {
+  return typeof key === "string" ? JSON.stringify(key) : `0x${Buffer.from(key).toString("hex")}`;
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+type ResolvedOptions = Required<Omit<TallyClientOptions, "credentials" | "logger">>;
+
+/** Checks options and their relationships once, at construction (etcd Config.validate style). */
+function validateOptions(options: TallyClientOptions): ResolvedOptions {
+  if (!Array.isArray(options.endpoints) || options.endpoints.length === 0) {
+    throw new InvalidArgumentError("endpoints must be a non-empty array of host:port");
+  }
+  for (const endpoint of options.endpoints) {
+    if (typeof endpoint !== "string" || !/^[^\s,]+:\d{1,5}$/.test(endpoint)) {
+      throw new InvalidArgumentError(`endpoint must be host:port, got ${JSON.stringify(endpoint)}`);
+    }
+  }
+  const resolved: ResolvedOptions = {
+    endpoints: [...options.endpoints],
+    deadlineMs: options.deadlineMs ?? DEFAULTS.deadlineMs,
+    attemptTimeoutMs: options.attemptTimeoutMs ?? DEFAULTS.attemptTimeoutMs,
+    connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    batchWindowMs: options.batchWindowMs ?? DEFAULTS.batchWindowMs,
+    maxBatchOps: options.maxBatchOps ?? DEFAULTS.maxBatchOps,
+    maxInflightOps: options.maxInflightOps ?? DEFAULTS.maxInflightOps,
+    keepAliveIntervalMs: options.keepAliveIntervalMs ?? DEFAULTS.keepAliveIntervalMs,
+    retryBackoffMs: options.retryBackoffMs ?? DEFAULTS.retryBackoffMs,
+    retryBackoffMaxMs: options.retryBackoffMaxMs ?? DEFAULTS.retryBackoffMaxMs,
+  };
+  const positive = [
+    "deadlineMs",
+    "attemptTimeoutMs",
+    "connectTimeoutMs",
+    "maxBatchOps",
+    "maxInflightOps",
+    "keepAliveIntervalMs",
+    "retryBackoffMs",
+    "retryBackoffMaxMs",
+  ] as const;
+  for (const name of positive) {
+    const value = resolved[name];
+    if (!(typeof value === "number" && Number.isFinite(value) && value > 0)) {
+      throw new InvalidArgumentError(`${name} must be a positive number, got ${String(value)}`);
+    }
+  }
+  if (!(typeof resolved.batchWindowMs === "number" && Number.isFinite(resolved.batchWindowMs) && resolved.batchWindowMs >= 0)) {
+    throw new InvalidArgumentError(`batchWindowMs must be >= 0, got ${String(resolved.batchWindowMs)}`);
+  }
+  if (!(Number.isInteger(resolved.maxBatchOps) && resolved.maxBatchOps <= BATCH_OPS_MAX)) {
+    throw new InvalidArgumentError(`maxBatchOps must be an integer in 1..${BATCH_OPS_MAX}`);
+  }
+  if (!Number.isInteger(resolved.maxInflightOps)) throw new InvalidArgumentError("maxInflightOps must be an integer");
+  if (resolved.retryBackoffMaxMs < resolved.retryBackoffMs) {
+    throw new InvalidArgumentError("retryBackoffMaxMs must be >= retryBackoffMs");
+  }
+  return resolved;
+}
+
+/**
+ * The tally client. Routes each key to its shard (hash slots, src/meta/slots.ts) and that shard's
+ * leader, multiplexes operations over one Pipeline stream per node, and makes every mutation
+ * exactly-once through per-shard sessions: a mutation is retried with the same (clientId, seq)
+ * until the cluster gives a definite answer or the deadline passes, and then it is reported as
+ * AmbiguousError, never as failed.
+ */
+export class TallyClient {
+  private readonly options: ResolvedOptions;
+  private readonly credentials: grpc.ChannelCredentials;
+  private readonly logger: Logger;
+  private readonly routeTable = new RouteTable();
+  private readonly connections = new Map<string, NodeConnection>();
+  private readonly failedAtMs = new Map<string, number>();
+  private readonly sessions = new Map<number, ShardSession>();
+  private readonly registrations = new Map<number, Promise<ShardSession>>();
+  private readonly batches = new Map<number, PendingBatch>();
+  private readonly activeUnits = new Set<MutationUnit>();
+  private readonly activeReads = new Set<Cancellation>();
+  private readonly loops = new Set<Promise<void>>();
+  private readonly keepAliveTimer: NodeJS.Timeout;
+  private readonly keepAlivesInFlight = new Set<number>();
+  private refreshing: Promise<void> | undefined;
+  private lastRefreshAtMs = Number.NEGATIVE_INFINITY;
+  private rotation = 0;
+  private inflightOps = 0;
+  private closed = false;
+
+  constructor(options: TallyClientOptions) {
+    this.options = validateOptions(options);
+    this.credentials = options.credentials ?? grpc.credentials.createInsecure();
+    this.logger = options.logger ?? componentLogger("client");
+    this.keepAliveTimer = setInterval(() => this.keepAliveTick(), this.options.keepAliveIntervalMs);
+    // The timer must not keep a process alive on its own; open channels do that while in use.
+    this.keepAliveTimer.unref();
+  }
+
+  // ---- Public API -------------------------------------------------------------------------------
+
+  /** Fetches the routing map now (one pass over the known nodes). Optional: operations do it lazily. */
+  async connect(): Promise<void> {
+    this.checkOpen();
+    await this.refreshRoutes();
+  }
+
+  /** Adds delta (default 1) to the counter and returns its new value. */
+  async add(key: Key, delta: Int64Input = 1n, options: AddOptions = {}): Promise<MutationResult> {
+    const op = this.makeOp("add", key, {
+      delta: toInt64(delta, "delta"),
+      floor: options.floor === undefined ? undefined : toInt64(options.floor, "floor"),
+    });
+    return this.submit(op, options, true);
+  }
+
+  async set(key: Key, value: Int64Input, options: CallOptions = {}): Promise<MutationResult> {
+    return this.submit(this.makeOp("set", key, { value: toInt64(value, "value") }), options, false);
+  }
+
+  /** Deletes the counter (a later get says exists: false). */
+  async reset(key: Key, options: CallOptions = {}): Promise<MutationResult> {
+    return this.submit(this.makeOp("reset", key, {}), options, false);
+  }
+
+  /** Sets value if the counter's version is expectedVersion (0 = the counter must not exist). */
+  async compareAndSet(
+    key: Key,
+    expectedVersion: bigint | number,
+    value: Int64Input,
+    options: CallOptions = {},
+  ): Promise<MutationResult> {
+    const op = this.makeOp("compareAndSet", key, {
+      expectedVersion: toUint64(expectedVersion, "expectedVersion"),
+      value: toInt64(value, "value"),
+    });
+    return this.submit(op, options, false);
+  }
+
+  /**
+   * Many mutations, results in the given order. Ops are grouped by shard, one request per shard;
+   * each shard's group is applied atomically (all or none), but a batch spanning shards is NOT
+   * atomic across them: on failure the BatchError says op by op what happened.
+   */
+  async addBatch(ops: BatchOp[], options: CallOptions = {}): Promise<MutationResult[]> {
+    this.checkOpen();
+    if (!Array.isArray(ops)) throw new InvalidArgumentError("ops must be an array");
+    if (ops.length > BATCH_OPS_MAX) throw new InvalidArgumentError(`a batch holds at most ${BATCH_OPS_MAX} ops, got ${ops.length}`);
+    if (ops.length === 0) return [];
+    const parsed = ops.map((op, index) => this.parseBatchOp(op, index));
+    const deadlineAtMs = this.deadlineFor(options);
+    this.admit(parsed.length, options.signal);
+    await this.ensureRoutes();
+    const outcomes: BatchOutcome<MutationResult>[] = new Array(parsed.length);
+    const waiters: Waiter[] = [];
+    const settled = parsed.map(
+      (op, index) =>
+        new Promise<void>((resolve) => {
+          const waiter = new Waiter(
+            op,
+            deadlineAtMs,
+            options.signal,
+            (result) => {
+              outcomes[index] = { ok: true, result };
+              resolve();
+            },
+            (error) => {
+              outcomes[index] = { ok: false, error: error instanceof TallyError ? error : new TallyError("INTERNAL", messageOf(error), { cause: error }) };
+              resolve();
+            },
+            () => this.inflightOps--,
+          );
+          waiters.push(waiter);
+        }),
+    );
+    this.inflightOps += parsed.length;
+    const groups = new Map<number, UnitEntry[]>();
+    for (const waiter of waiters) {
+      const shardId = this.routeTable.lookup(waiter.op.slot)?.shardId ?? -1;
+      const group = groups.get(shardId) ?? [];
+      group.push({ op: waiter.op, waiter });
+      groups.set(shardId, group);
+    }
+    for (const entries of groups.values()) this.startUnit(entries, true);
+    await Promise.all(settled);
+    if (outcomes.every((outcome) => outcome.ok)) return outcomes.map((outcome) => (outcome as { result: MutationResult }).result);
+    const failures = outcomes.filter((outcome): outcome is { ok: false; error: TallyError } => !outcome.ok);
+    const ambiguous = failures.find((outcome) => outcome.error.code === "AMBIGUOUS");
+    const first = ambiguous ?? failures[0]!;
+    const blamedIndex = waiters.findIndex((waiter) => waiter.blamed);
+    throw new BatchError(
+      first.error.code,
+      `batch failed for ${failures.length} of ${outcomes.length} ops: ${first.error.message}`,
+      outcomes,
+      blamedIndex >= 0 ? blamedIndex : undefined,
+      first.error,
+    );
+  }
+
+  async get(key: Key, options: ReadOptions = {}): Promise<ReadResult> {
+    const results = await this.read([key], options, "get");
+    assert(results.length === 1, "get returned a wrong number of results");
+    return results[0]!;
+  }
+
+  /** Reads many keys (grouped by shard, one request per shard); results in the given order. */
+  async getMany(keys: Key[], options: ReadOptions = {}): Promise<ReadResult[]> {
+    if (!Array.isArray(keys)) throw new InvalidArgumentError("keys must be an array");
+    if (keys.length > BATCH_OPS_MAX) throw new InvalidArgumentError(`getMany reads at most ${BATCH_OPS_MAX} keys, got ${keys.length}`);
+    if (keys.length === 0) return [];
+    return this.read(keys, options, "getMany");
+  }
+
+  /** The routing map, freshly fetched: shards, slot ranges, epochs, replicas, believed leaders. */
+  async routes(): Promise<RoutesSnapshot> {
+    this.checkOpen();
+    await this.refreshRoutes(true);
+    return this.routeTable.snapshot();
+  }
+
+  /** AdminService.Status from the first node that answers. */
+  async status(options: CallOptions = {}): Promise<ClusterStatus> {
+    this.checkOpen();
+    const deadlineAtMs = this.deadlineFor(options);
+    let lastError: unknown;
+    let answered = false;
+    for (const address of this.discoveryAddresses()) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      const remainingMs = deadlineAtMs - monotonicMs();
+      if (remainingMs <= 0) break;
+      const outcome = await this.connection(address).unary<object, StatusResponseMessage>(
+        "admin",
+        "Status",
+        {},
+        monotonicMs() + Math.min(remainingMs, this.options.attemptTimeoutMs),
+      );
+      if (outcome.kind === "reply") return statusFromMessage(address, outcome.response);
+      lastError = outcome.error;
+      if (nodeAnswered(outcome.error, outcome.info)) answered = true;
+    }
+    if (answered) throw lastError;
+    throw new ClusterUnreachableError(this.discoveryAddresses(), { cause: lastError });
+  }
+
+  /**
+   * Closes streams, channels and timers. Operations still waiting are rejected: a mutation that
+   * was sent with AmbiguousError, anything else with ClientClosedError. Idempotent.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.keepAliveTimer);
+    for (const [shardId, batch] of this.batches) {
+      clearTimeout(batch.timer);
+      this.batches.delete(shardId);
+      for (const entry of batch.entries) entry.waiter.reject(new ClientClosedError());
+    }
+    for (const unit of this.activeUnits) unit.cancellation.cancel();
+    for (const cancellation of this.activeReads) cancellation.cancel();
+    for (const connection of this.connections.values()) connection.close();
+    await Promise.allSettled([...this.loops]);
+    this.connections.clear();
+  }
+
+  // ---- Mutations --------------------------------------------------------------------------------
+
+  private makeOp(
+    kind: MutationKind,
+    keyInput: Key,
+    fields: { delta?: bigint; floor?: bigint; value?: bigint; expectedVersion?: bigint },
+  ): MutationOp {
+    const key = encodeKey(keyInput);
+    return {
+      kind,
+      keyInput,
+      key,
+      slot: slotOf(key),
+      delta: fields.delta ?? 0n,
+      floor: fields.floor,
+      value: fields.value ?? 0n,
+      expectedVersion: fields.expectedVersion ?? 0n,
+    };
+  }
+
+  private parseBatchOp(op: BatchOp, index: number): MutationOp {
+    if (op === null || typeof op !== "object") throw new InvalidArgumentError(`ops[${index}] must be an object`);
+    try {
+      switch (op.op) {
+        case undefined:
+        case "add":
+          return this.makeOp("add", op.key, {
+            delta: toInt64(op.delta ?? 1n, "delta"),
+            floor: op.floor === undefined ? undefined : toInt64(op.floor, "floor"),
+          });
+        case "set":
+          return this.makeOp("set", op.key, { value: toInt64(op.value, "value") });
+        case "reset":
+          return this.makeOp("reset", op.key, {});
+        case "compareAndSet":
+          return this.makeOp("compareAndSet", op.key, {
+            expectedVersion: toUint64(op.expectedVersion, "expectedVersion"),
+            value: toInt64(op.value, "value"),
+          });
+        default:
+          throw new InvalidArgumentError(`unknown op ${JSON.stringify((op as { op: unknown }).op)}`);
+      }
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) throw new InvalidArgumentError(`ops[${index}]: ${error.message}`);
+      throw error;
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new ClientClosedError();
+  }
+
+  private deadlineFor(options: CallOptions): number {
+    const deadlineMs = options.deadlineMs ?? this.options.deadlineMs;
+    if (!(typeof deadlineMs === "number" && deadlineMs > 0)) throw new InvalidArgumentError(`deadlineMs must be positive, got ${String(deadlineMs)}`);
+    return monotonicMs() + deadlineMs;
+  }
+
+  private admit(count: number, signal: AbortSignal | undefined): void {
+    this.checkOpen();
+    if (signal?.aborted) throw signal.reason;
+    if (this.inflightOps + count > this.options.maxInflightOps) {
+      throw new OverloadedError(`client has ${this.inflightOps} operations in flight (maxInflightOps ${this.options.maxInflightOps})`);
+    }
+  }
+
+  private async ensureRoutes(): Promise<void> {
+    if (!this.routeTable.isEmpty) return;
+    try {
+      await this.refreshRoutes();
+    } catch {
+      // The operation's retry loop keeps trying until its deadline.
+    }
+  }
+
+  private async submit(op: MutationOp, options: CallOptions, batchable: boolean): Promise<MutationResult> {
+    const deadlineAtMs = this.deadlineFor(options);
+    this.admit(1, options.signal);
+    await this.ensureRoutes();
+    this.admit(1, options.signal);
+    return new Promise<MutationResult>((resolve, reject) => {
+      const waiter = new Waiter(op, deadlineAtMs, options.signal, resolve, reject, () => this.inflightOps--);
+      this.inflightOps++;
+      const entry: UnitEntry = { op, waiter };
+      const route = this.routeTable.isEmpty ? undefined : this.routeTable.lookup(op.slot);
+      if (batchable && this.options.batchWindowMs > 0 && route !== undefined) {
+        this.enqueueBatch(route.shardId, entry);
+      } else {
+        this.startUnit([entry], false);
+      }
+    });
+  }
+
+  private enqueueBatch(shardId: number, entry: UnitEntry): void {
+    let batch = this.batches.get(shardId);
+    if (batch === undefined) {
+      batch = { entries: [], timer: setTimeout(() => this.flushBatch(shardId), this.options.batchWindowMs) };
+      this.batches.set(shardId, batch);
+    }
+    const pending = batch;
+    pending.entries.push(entry);
+    entry.waiter.leave = (waiter, reason) => {
+      // Still queued: nothing was sent, so leaving is a plain failure.
+      const index = pending.entries.indexOf(entry);
+      if (index >= 0) pending.entries.splice(index, 1);
+      waiter.reject(reason === "abort" ? waiter.signal?.reason : new TimeoutError("deadline passed before the request was sent"));
+    };
+    if (pending.entries.length >= this.options.maxBatchOps) this.flushBatch(shardId);
+  }
+
+  private flushBatch(shardId: number): void {
+    const batch = this.batches.get(shardId);
+    if (batch === undefined) return;
+    this.batches.delete(shardId);
+    clearTimeout(batch.timer);
+    const live = batch.entries.filter((entry) => !entry.waiter.settled);
+    if (live.length > 0) this.startUnit(live, false);
+  }
+
+  private startUnit(entries: UnitEntry[], atomic: boolean): void {
+    const live = entries.filter((entry) => !entry.waiter.settled);
+    if (live.length === 0) return;
+    const unit = new MutationUnit(live, atomic);
+    for (const entry of live) entry.waiter.leave = (waiter, reason) => this.onWaiterLeave(unit, waiter, reason);
+    if (this.closed) {
+      this.failUnit(unit, new ClientClosedError());
+      return;
+    }
+    this.activeUnits.add(unit);
+    const loop = this.runUnit(unit)
+      .catch((error: unknown) => {
+        // A bug, not an expected failure: fail the callers loudly rather than hang them.
+        this.logger.error({ err: error }, "mutation loop failed");
+        this.failUnit(unit, error);
+      })
+      .finally(() => {
+        this.activeUnits.delete(unit);
+        this.loops.delete(loop);
+      });
+    this.loops.add(loop);
+  }
+
+  private onWaiterLeave(unit: MutationUnit, waiter: Waiter, reason: LeaveReason): void {
+    if (waiter.settled) return;
+    const cause = reason === "abort" ? waiter.signal?.reason : unit.lastError;
+    if (unit.outcomeUnknown) {
+      waiter.reject(this.ambiguous(waiter.op, unit, cause, reason === "abort" ? "cancelled" : "deadline passed"));
+    } else {
+      waiter.reject(reason === "abort" ? waiter.signal?.reason : this.deadlineError(unit.lastError));
+    }
+    unit.liveCount--;
+    assert(unit.liveCount >= 0, "more callers left than the unit had");
+    if (unit.liveCount === 0) unit.cancellation.cancel();
+  }
+
+  private ambiguous(op: MutationOp, unit: MutationUnit, cause: unknown, why: string): AmbiguousOperationError {
+    const detail = op.kind === "add" ? ` (delta ${op.delta})` : op.kind === "reset" ? "" : ` (value ${op.value})`;
+    const causeText = cause === undefined ? "" : `: ${messageOf(cause)}`;
+    return new AmbiguousOperationError(
+      `${op.kind} on ${describeKey(op.keyInput)}${detail} may or may not have been applied (${why}${causeText})`,
+      {
+        kind: op.kind,
+        key: op.keyInput,
+        ...(op.kind === "add" ? { delta: op.delta } : {}),
+        ...(op.kind === "set" || op.kind === "compareAndSet" ? { value: op.value } : {}),
+        ...(op.kind === "compareAndSet" ? { expectedVersion: op.expectedVersion } : {}),
+        ...(unit.shardId !== undefined ? { shardId: unit.shardId } : {}),
+        ...(unit.session !== undefined ? { clientId: unit.session.clientId } : {}),
+        ...(unit.seq !== undefined ? { seq: unit.seq } : {}),
+      },
+      { cause },
+    );
+  }
+
+  private deadlineError(lastError: unknown): TallyError {
+    if (lastError instanceof ClusterUnreachableError) return lastError;
+    const suffix = lastError === undefined ? "" : `; last error: ${messageOf(lastError)}`;
+    return new TimeoutError(`no answer within the deadline${suffix}`, { cause: lastError });
+  }
+
+  /** The client gives up on the unit's seq: release it so the server may forget its result. */
+  private releaseSeq(unit: MutationUnit): void {
+    if (unit.seq !== undefined) {
+      unit.session?.complete(unit.seq);
+      unit.seq = undefined;
+    }
+  }
+
+  /** Rejects every waiting caller: ambiguous if the unit may have been applied, else `error`. */
+  private failUnit(unit: MutationUnit, error: unknown, forceAmbiguous = false): void {
+    const ambiguous = forceAmbiguous || unit.outcomeUnknown;
+    for (const entry of unit.entries) {
+      if (entry.waiter.settled) continue;
+      entry.waiter.reject(ambiguous ? this.ambiguous(entry.op, unit, error, "no definite answer") : error);
+    }
+    this.releaseSeq(unit);
+  }
+
+  private async runUnit(unit: MutationUnit): Promise<void> {
+    let failures = 0;
+    let delayMs = 0;
+    for (;;) {
+      if (delayMs > 0) await this.sleep(Math.min(delayMs, unit.deadlineAtMs - monotonicMs()), unit.cancellation);
+      delayMs = 0;
+      if (unit.liveCount === 0) {
+        // Every caller has left. Never send this seq again; if it was applied, that stands.
+        this.releaseSeq(unit);
+        return;
+      }
+      if (this.closed) return this.failUnit(unit, new ClientClosedError());
+      if (monotonicMs() >= unit.deadlineAtMs) return this.failUnit(unit, this.deadlineError(unit.lastError));
+      if (!unit.outcomeUnknown && unit.entries.some((entry) => entry.waiter.settled)) {
+        // Callers that left took their ops with them; the content changes, so does the seq.
+        unit.entries = unit.entries.filter((entry) => !entry.waiter.settled);
+        this.releaseSeq(unit);
+      }
+
+      let routing: SlotRouting;
+      try {
+        routing = await this.routeForSlots(unit.entries.map((entry) => entry.op.slot));
+      } catch (error) {
+        unit.lastError = error;
+        delayMs = this.backoffMs(++failures);
+        continue;
+      }
+      if (routing.kind === "split") {
+        // The map changed under the unit (a shard split): its keys now live on several shards.
+        if (unit.outcomeUnknown) return this.failUnit(unit, new TallyError("WRONG_SHARD", "the keys moved to another shard while the outcome was unknown"));
+        this.releaseSeq(unit);
+        for (const indexes of routing.groups.values()) this.startUnit(indexes.map((index) => unit.entries[index]!), unit.atomic);
+        return;
+      }
+      const route = routing.route;
+      if (unit.shardId !== route.shardId) {
+        if (unit.shardId !== undefined && unit.outcomeUnknown) {
+          return this.failUnit(unit, new TallyError("WRONG_SHARD", `the key moved from shard ${unit.shardId} to ${route.shardId} while the outcome was unknown`));
+        }
+        this.releaseSeq(unit);
+        unit.shardId = route.shardId;
+      }
+
+      let session: ShardSession;
+      try {
+        session = await this.sessionFor(route, unit.deadlineAtMs, unit.cancellation);
+      } catch (error) {
+        if (unit.cancellation.cancelled) continue;
+        unit.lastError = error instanceof AttemptError ? error.error : error;
+        delayMs = await this.onAttemptError(error, route, ++failures);
+        continue;
+      }
+      if (this.closed || unit.cancellation.cancelled) continue; // the loop's checks settle it
+      if (unit.session !== session) {
+        if (unit.seq !== undefined) {
+          // The old session expired. Resending under a new session could apply twice.
+          if (unit.outcomeUnknown) return this.failUnit(unit, unit.lastError ?? new TallyError("SESSION_EXPIRED", "session expired"));
+          this.releaseSeq(unit);
+        }
+        unit.session = session;
+      }
+      if (unit.seq === undefined) unit.seq = session.allocate();
+
+      let address: string;
+      try {
+        address = this.leaderAddress(route);
+      } catch (error) {
+        unit.lastError = error;
+        this.refreshRoutesSoon();
+        delayMs = this.backoffMs(++failures);
+        continue;
+      }
+      const header: RequestHeaderMessage = {
+        shardId: route.shardId,
+        epoch: String(route.epoch),
+        clientId: String(session.clientId),
+        seq: String(unit.seq),
+        firstUnackedSeq: String(session.firstUnackedSeq()),
+      };
+      assert(session.firstUnackedSeq() <= unit.seq, "firstUnackedSeq passed an outstanding seq");
+      const [opName, op] = buildMutationRequest(unit.entries, header);
+      unit.inFlight = true;
+      session.lastUsedAtMs = monotonicMs();
+      const outcome = await this.connection(address).send(
+        opName,
+        op,
+        this.attemptTimeoutMs(unit.timeouts, unit.deadlineAtMs),
+        unit.deadlineAtMs,
+        unit.cancellation,
+      );
+      unit.inFlight = false;
+      const verdict = await this.judgeMutationOutcome(unit, session, route, address, outcome, ++failures);
+      if (verdict === "done") return;
+      if (verdict === "retry-now") {
+        delayMs = 0;
+      } else {
+        delayMs = verdict;
+      }
+    }
+  }
+
+  /** Acts on one attempt's outcome: "done" (callers settled) or the delay before the next attempt. */
+  private async judgeMutationOutcome(
+    unit: MutationUnit,
+    session: ShardSession,
+    route: ShardRoute,
+    address: string,
+    outcome: PipelineOutcome,
+    failures: number,
+  ): Promise<"done" | "retry-now" | number> {
+    switch (outcome.kind) {
+      case "reply":
+        this.completeUnit(unit, outcome.response);
+        return "done";
+      case "aborted":
+        if (outcome.sent) unit.unresolved = true;
+        return "retry-now"; // the loop's checks settle it
+      case "unsent":
+        unit.lastError = new ClusterUnreachableError([address], { cause: outcome.cause });
+        this.onNodeFailure(route, address);
+        return this.backoffMs(failures);
+      case "lost":
+        unit.unresolved = true;
+        unit.lastError = new TallyError("UNAVAILABLE", `connection to ${address} lost`, { cause: outcome.cause });
+        this.onNodeFailure(route, address);
+        return this.backoffMs(failures);
+      case "timeout":
+        unit.unresolved = true;
+        unit.timeouts++;
+        unit.lastError = new TimeoutError(`no reply from ${address} within the attempt timeout`);
+        return this.backoffMs(failures);
+      case "error": {
+        const error = errorInfoToError(outcome.info);
+        unit.lastError = error;
+        switch (error.code) {
+          case "SESSION_EXPIRED":
+            // Next iteration: a fresh unit re-registers; one that may have been applied is ambiguous.
+            this.dropSession(session);
+            return "retry-now";
+          case "NOT_LEADER":
+            // Conservative: the replica may have proposed the request before losing leadership.
+            unit.unresolved = true;
+            return this.onAttemptError(new AttemptError(error, address), route, failures);
+          case "WRONG_SHARD":
+          case "OVERLOADED":
+            // Rejected before proposing: nothing was applied under a stale epoch or when shedding.
+            return this.onAttemptError(new AttemptError(error, address), route, failures);
+          case "UNAVAILABLE":
+          case "TIMEOUT":
+          case "AMBIGUOUS":
+            unit.unresolved = true;
+            return this.onAttemptError(new AttemptError(error, address), route, failures);
+          case "INTERNAL":
+          case "CORRUPTION":
+            // Not retried, and not known to have failed.
+            this.failUnit(unit, error, true);
+            return "done";
+          default:
+            this.failUnitDefinitely(unit, error, outcome.info);
+            return "done";
+        }
+      }
+    }
+  }
+
+  private completeUnit(unit: MutationUnit, response: PipelineResponseMessage): void {
+    const { entries } = unit;
+    if (response.result === "mutation" && entries.length === 1 && response.mutation !== undefined) {
+      const mutation = response.mutation;
+      this.releaseSeq(unit);
+      entries[0]!.waiter.resolve({ value: wireBigInt(mutation.value), version: wireBigInt(mutation.version), fence: fenceFromMessage(mutation.fence) });
+      return;
+    }
+    if (response.result === "batch" && response.batch !== undefined && response.batch.results.length === entries.length) {
+      const fence = fenceFromMessage(response.batch.fence);
+      this.releaseSeq(unit);
+      response.batch.results.forEach((result, index) => {
+        entries[index]!.waiter.resolve({ value: wireBigInt(result.value), version: wireBigInt(result.version), fence });
+      });
+      return;
+    }
+    this.failUnit(unit, new TallyError("INTERNAL", `malformed reply (${response.result ?? "empty"}) for ${entries.length} ops`), true);
+  }
+
+  /**
+   * A definite error: the seq was not applied. In an auto-batch only the op the server blamed
+   * fails; the others were not applied either (a batch is atomic) and go again under a new seq.
+   */
+  private failUnitDefinitely(unit: MutationUnit, error: TallyError, info: ErrorInfo): void {
+    const { entries } = unit;
+    this.releaseSeq(unit);
+    const blamed = info.hasOpIndex && info.opIndex < entries.length ? entries[info.opIndex] : undefined;
+    if (unit.atomic || entries.length === 1) {
+      if (blamed !== undefined) blamed.waiter.blamed = true;
+      for (const entry of entries) entry.waiter.reject(error);
+      return;
+    }
+    if (blamed !== undefined) {
+      blamed.waiter.reject(error);
+      this.startUnit(entries.filter((entry) => entry !== blamed), false);
+    } else {
+      // The server did not say which op; let each op find out on its own.
+      for (const entry of entries) this.startUnit([entry], false);
+    }
+  }
+
+  // ---- Reads ------------------------------------------------------------------------------------
+
+  private async read(keys: Key[], options: ReadOptions, kind: "get" | "getMany"): Promise<ReadResult[]> {
+    this.checkOpen();
+    const consistency = options.consistency ?? "linearizable";
+    if (consistency !== "linearizable" && consistency !== "stale") {
+      throw new InvalidArgumentError(`consistency must be "linearizable" or "stale", got ${JSON.stringify(consistency)}`);
+    }
+    const minIndex = options.minIndex === undefined ? 0n : toUint64(options.minIndex, "minIndex");
+    const encoded = keys.map((key) => encodeKey(key));
+    const deadlineAtMs = this.deadlineFor(options);
+    this.admit(1, options.signal);
+    this.inflightOps++;
+    const cancellation = new Cancellation();
+    const timer = setTimeout(() => cancellation.cancel(), Math.max(0, deadlineAtMs - monotonicMs()));
+    const onAbort = (): void => cancellation.cancel();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    this.activeReads.add(cancellation);
+    const state: ReadState = { deadlineAtMs, cancellation, consistency, minIndex, lastError: undefined, kind, timeouts: 0 };
+    try {
+      await this.ensureRoutes();
+      const slots = encoded.map((key) => slotOf(key));
+      return await this.readGroup(encoded, slots, state);
+    } catch (error) {
+      if (options.signal?.aborted) throw options.signal.reason;
+      if (this.closed) throw new ClientClosedError();
+      if (cancellation.cancelled) throw this.deadlineError(state.lastError);
+      throw error;
+    } finally {
+      this.inflightOps--;
+      clearTimeout(timer);
+      options.signal?.removeEventListener("abort", onAbort);
+      this.activeReads.delete(cancellation);
+    }
+  }
+
+  private async readGroup(keys: Buffer[], slots: number[], state: ReadState): Promise<ReadResult[]> {
+    let failures = 0;
+    let delayMs = 0;
+    for (;;) {
+      if (delayMs > 0) await this.sleep(Math.min(delayMs, state.deadlineAtMs - monotonicMs()), state.cancellation);
+      delayMs = 0;
+      if (state.cancellation.cancelled || monotonicMs() >= state.deadlineAtMs) throw this.deadlineError(state.lastError);
+      let routing: SlotRouting;
+      try {
+        routing = await this.routeForSlots(slots);
+      } catch (error) {
+        state.lastError = error;
+        delayMs = this.backoffMs(++failures);
+        continue;
+      }
+      if (routing.kind === "split") {
+        const results: ReadResult[] = new Array(keys.length);
+        await Promise.all(
+          [...routing.groups.values()].map(async (indexes) => {
+            const part = await this.readGroup(indexes.map((i) => keys[i]!), indexes.map((i) => slots[i]!), state);
+            indexes.forEach((keyIndex, partIndex) => (results[keyIndex] = part[partIndex]!));
+          }),
+        );
+        return results;
+      }
+      if (state.cancellation.cancelled) continue;
+      const route = routing.route;
+      let address: string;
+      try {
+        address = state.consistency === "stale" ? this.replicaAddress(route) : this.leaderAddress(route);
+      } catch (error) {
+        state.lastError = error;
+        this.refreshRoutesSoon();
+        delayMs = this.backoffMs(++failures);
+        continue;
+      }
+      const common = {
+        consistency: state.consistency === "stale" ? ("STALE" as const) : ("LINEARIZABLE" as const),
+        minIndex: String(state.minIndex),
+        shardId: route.shardId,
+        epoch: String(route.epoch),
+      };
+      const timeoutMs = this.attemptTimeoutMs(state.timeouts, state.deadlineAtMs);
+      const outcome =
+        state.kind === "get" && keys.length === 1
+          ? await this.connection(address).send("get", { key: keys[0]!, ...common }, timeoutMs, state.deadlineAtMs, state.cancellation)
+          : await this.connection(address).send("getMany", { keys, ...common }, timeoutMs, state.deadlineAtMs, state.cancellation);
+      failures++;
+      switch (outcome.kind) {
+        case "reply": {
+          const values: GetResponseMessage[] | undefined =
+            outcome.response.result === "get" && outcome.response.get !== undefined
+              ? [outcome.response.get]
+              : outcome.response.result === "getMany"
+                ? outcome.response.getMany?.values
+                : undefined;
+          if (values === undefined || values.length !== keys.length) {
+            throw new TallyError("INTERNAL", `malformed read reply (${outcome.response.result ?? "empty"}) for ${keys.length} keys`);
+          }
+          return values.map(readResultFromMessage);
+        }
+        case "aborted":
+          continue;
+        case "unsent":
+          state.lastError = new ClusterUnreachableError([address], { cause: outcome.cause });
+          this.onNodeFailure(route, address);
+          delayMs = this.backoffMs(failures);
+          continue;
+        case "lost":
+          state.lastError = new TallyError("UNAVAILABLE", `connection to ${address} lost`, { cause: outcome.cause });
+          this.onNodeFailure(route, address);
+          delayMs = this.backoffMs(failures);
+          continue;
+        case "timeout":
+          state.timeouts++;
+          state.lastError = new TimeoutError(`no reply from ${address} within the attempt timeout`);
+          if (state.consistency === "stale") this.markFailed(address);
+          delayMs = this.backoffMs(failures);
+          continue;
+        case "error": {
+          const error = errorInfoToError(outcome.info);
+          state.lastError = error;
+          if (isRetryable(error.code)) {
+            delayMs = await this.onAttemptError(new AttemptError(error, address), route, failures);
+            if (state.consistency === "stale" && (error.code === "UNAVAILABLE" || error.code === "TIMEOUT")) this.markFailed(address);
+            continue;
+          }
+          throw error;
+        }
+      }
+    }
+  }
+
+  // ---- Sessions ---------------------------------------------------------------------------------
+
+  private async sessionFor(route: ShardRoute, deadlineAtMs: number, cancellation: Cancellation): Promise<ShardSession> {
+    const current = this.sessions.get(route.shardId);
+    if (current !== undefined && !current.expired) return current;
+    let registration = this.registrations.get(route.shardId);
+    if (registration === undefined) {
+      const shardId = route.shardId;
+      registration = this.registerSession(route, deadlineAtMs).finally(() => this.registrations.delete(shardId));
+      this.registrations.set(shardId, registration);
+    }
+    return raceCancellation(registration, cancellation);
+  }
+
+  /** One RegisterSession attempt at the believed leader; the caller's loop retries. */
+  private async registerSession(route: ShardRoute, deadlineAtMs: number): Promise<ShardSession> {
+    const address = this.leaderAddress(route);
+    const request: RegisterSessionRequestMessage = { shardId: route.shardId, epoch: String(route.epoch) };
+    const outcome = await this.connection(address).unary<RegisterSessionRequestMessage, RegisterSessionResponseMessage>(
+      "counter",
+      "RegisterSession",
+      request,
+      Math.min(deadlineAtMs, monotonicMs() + this.options.attemptTimeoutMs),
+    );
+    if (outcome.kind === "error") throw new AttemptError(outcome.error, address);
+    const clientId = wireBigInt(outcome.response.clientId);
+    if (clientId <= 0n) throw new AttemptError(new TallyError("INTERNAL", "RegisterSession returned client id 0"), address);
+    const session = new ShardSession(route.shardId, clientId, monotonicMs());
+    if (!this.closed) this.sessions.set(route.shardId, session);
+    this.logger.debug({ shardId: route.shardId, clientId: String(clientId) }, "session registered");
+    return session;
+  }
+
+  private dropSession(session: ShardSession): void {
+    session.expired = true;
+    if (this.sessions.get(session.shardId) === session) this.sessions.delete(session.shardId);
+  }
+
+  private keepAliveTick(): void {
+    if (this.closed) return;
+    const now = monotonicMs();
+    for (const session of this.sessions.values()) {
+      if (session.expired || now - session.lastUsedAtMs < this.options.keepAliveIntervalMs) continue;
+      if (this.keepAlivesInFlight.has(session.shardId)) continue;
+      const route = this.routeTable.byShardId(session.shardId);
+      if (route === undefined) continue;
+      this.keepAlivesInFlight.add(session.shardId);
+      const loop = this.keepAlive(session, route)
+        .catch((error: unknown) => this.logger.debug({ err: error, shardId: session.shardId }, "keepalive failed"))
+        .finally(() => {
+          this.keepAlivesInFlight.delete(session.shardId);
+          this.loops.delete(loop);
+        });
+      this.loops.add(loop);
+    }
+  }
+
+  private async keepAlive(session: ShardSession, route: ShardRoute): Promise<void> {
+    if (this.closed) return;
+    const address = this.leaderAddress(route);
+    const request: KeepAliveRequestMessage = {
+      header: {
+        shardId: route.shardId,
+        epoch: String(route.epoch),
+        clientId: String(session.clientId),
+        seq: "0",
+        firstUnackedSeq: String(session.firstUnackedSeq()),
+      },
+    };
+    const outcome = await this.connection(address).unary<KeepAliveRequestMessage, KeepAliveResponseMessage>(
+      "counter",
+      "KeepAlive",
+      request,
+      monotonicMs() + this.options.attemptTimeoutMs,
+    );
+    if (outcome.kind === "reply") {
+      session.lastUsedAtMs = Math.max(session.lastUsedAtMs, monotonicMs());
+      return;
+    }
+    if (outcome.error.code === "SESSION_EXPIRED") {
+      this.logger.warn({ shardId: session.shardId }, "session expired; the next mutation registers a new one");
+      this.dropSession(session);
+    } else if (outcome.error instanceof NotLeaderError) {
+      this.routeTable.noteLeaderHint(route.shardId, outcome.error.leaderId, outcome.error.leaderAddress);
+    }
+    // Anything else: the next tick tries again.
+  }
+
+  // ---- Routing ----------------------------------------------------------------------------------
+
+  private async routeForSlots(slots: number[]): Promise<SlotRouting> {
+    assert(slots.length > 0, "routing no keys");
+    if (this.routeTable.isEmpty) await this.refreshRoutes();
+    for (let pass = 0; ; pass++) {
+      const groups = new Map<number, number[]>();
+      let first: ShardRoute | undefined;
+      let missing = false;
+      slots.forEach((slot, index) => {
+        const route = this.routeTable.lookup(slot);
+        if (route === undefined) {
+          missing = true;
+          return;
+        }
+        first ??= route;
+        const group = groups.get(route.shardId) ?? [];
+        group.push(index);
+        groups.set(route.shardId, group);
+      });
+      const stale = [...groups.keys()].some((shardId) => this.routeTable.isStale(shardId));
+      if ((missing || stale) && pass === 0) {
+        await this.refreshRoutes(true);
+        continue;
+      }
+      if (missing || first === undefined) throw new TallyError("UNAVAILABLE", "the routing map does not cover every slot");
+      return groups.size === 1 ? { kind: "single", route: first } : { kind: "split", groups };
+    }
+  }
+
+  /** Addresses to ask for Routes/Status: the map's nodes then the configured endpoints, healthy first. */
+  private discoveryAddresses(): string[] {
+    const all = [...new Set([...this.routeTable.addresses(), ...this.options.endpoints])];
+    const start = this.rotation++ % all.length;
+    const rotated = [...all.slice(start), ...all.slice(0, start)];
+    const now = monotonicMs();
+    const healthy = rotated.filter((address) => now - (this.failedAtMs.get(address) ?? Number.NEGATIVE_INFINITY) >= NODE_AVOID_MS);
+    const failing = rotated.filter((address) => !healthy.includes(address));
+    return [...healthy, ...failing];
+  }
+
+  /** Refreshes the map; concurrent callers share one refresh. Throws ClusterUnreachableError. */
+  private refreshRoutes(force = true): Promise<void> {
+    if (this.refreshing !== undefined) return this.refreshing;
+    if (!force && monotonicMs() - this.lastRefreshAtMs < ROUTES_REFRESH_MIN_INTERVAL_MS) return Promise.resolve();
+    this.refreshing = this.fetchRoutes().finally(() => {
+      this.refreshing = undefined;
+      this.lastRefreshAtMs = monotonicMs();
+    });
+    return this.refreshing;
+  }
+
+  private refreshRoutesSoon(): void {
+    if (this.closed || this.refreshing !== undefined) return;
+    if (monotonicMs() - this.lastRefreshAtMs < ROUTES_REFRESH_MIN_INTERVAL_MS) return;
+    const loop = this.refreshRoutes(false)
+      .catch(() => undefined)
+      .finally(() => this.loops.delete(loop));
+    this.loops.add(loop);
+  }
+
+  private async fetchRoutes(): Promise<void> {
+    const addresses = this.discoveryAddresses();
+    let lastError: unknown;
+    let answered = false;
+    for (const address of addresses) {
+      if (this.closed) throw new ClientClosedError();
+      const outcome = await this.connection(address).unary<object, RoutesResponseMessage>(
+        "counter",
+        "Routes",
+        {},
+        monotonicMs() + Math.min(this.options.attemptTimeoutMs, this.options.connectTimeoutMs * 2),
+      );
+      if (outcome.kind === "error") {
+        lastError = outcome.error;
+        if (nodeAnswered(outcome.error, outcome.info)) answered = true;
+        else this.markFailed(address);
+        continue;
+      }
+      answered = true;
+      if (this.routeTable.update(outcome.response)) return;
+      this.logger.debug({ address }, "ignored a stale routing map");
+    }
+    if (answered && !this.routeTable.isEmpty) return; // only stale maps: keep ours
+    if (answered) throw lastError ?? new TallyError("UNAVAILABLE", "no node returned a usable routing map");
+    throw new ClusterUnreachableError(addresses, { cause: lastError });
+  }
+
+  private connection(address: string): NodeConnection {
+    if (this.closed) throw new ClientClosedError();
+    let connection = this.connections.get(address);
+    if (connection === undefined) {
+      connection = new NodeConnection({
+        address,
+        credentials: this.credentials,
+        connectTimeoutMs: this.options.connectTimeoutMs,
+        logger: this.logger,
+      });
+      this.connections.set(address, connection);
+    }
+    return connection;
+  }
+
+  private markFailed(address: string): void {
+    this.failedAtMs.set(address, monotonicMs());
+  }
+
+  private isHealthy(address: string, now: number): boolean {
+    const failedAt = Math.max(this.failedAtMs.get(address) ?? Number.NEGATIVE_INFINITY, this.connections.get(address)?.lastFailureAtMs ?? Number.NEGATIVE_INFINITY);
+    return now - failedAt >= NODE_AVOID_MS;
+  }
+
+  /** The believed leader if it looks healthy, else the next healthy replica (which will redirect). */
+  private leaderAddress(route: ShardRoute): string {
+    const now = monotonicMs();
+    if (route.leaderAddress !== undefined && this.isHealthy(route.leaderAddress, now)) return route.leaderAddress;
+    return this.replicaAddress(route);
+  }
+
+  private replicaAddress(route: ShardRoute): string {
+    const addresses = route.replicas.map((replica) => replica.address).filter((address) => address !== "");
+    if (addresses.length === 0) {
+      if (route.leaderAddress !== undefined) return route.leaderAddress;
+      throw new TallyError("UNAVAILABLE", `shard ${route.shardId} has no replica with an address`);
+    }
+    const now = monotonicMs();
+    const start = this.rotation++;
+    for (let i = 0; i < addresses.length; i++) {
+      const address = addresses[(start + i) % addresses.length]!;
+      if (this.isHealthy(address, now)) return address;
+    }
+    return addresses[start % addresses.length]!;
+  }
+
+  /** A connection to the node failed or dropped: re-learn the map, and steer away if it is down. */
+  private onNodeFailure(route: ShardRoute, address: string): void {
+    if (!this.isHealthy(address, monotonicMs())) this.routeTable.forgetLeader(route.shardId, address);
+    this.refreshRoutesSoon();
+  }
+
+  /** Shared retry policy for the errors every request kind retries. Returns the delay. */
+  private async onAttemptError(error: unknown, route: ShardRoute, failures: number): Promise<number> {
+    if (!(error instanceof AttemptError)) return this.backoffMs(failures);
+    const { error: cause, address } = error;
+    if (cause instanceof NotLeaderError) {
+      const hinted = this.routeTable.noteLeaderHint(route.shardId, cause.leaderId, cause.leaderAddress);
+      const hintedAddress = this.routeTable.byShardId(route.shardId)?.leaderAddress;
+      if (hinted && hintedAddress !== undefined && hintedAddress !== address) {
+        // The hint is newer than any failure we saw at that node: try it (if it is really down,
+        // the attempt fails fast and marks it again).
+        this.failedAtMs.delete(hintedAddress);
+        this.connections.get(hintedAddress)?.clearFailure();
+        // Raft section 5.2: a follower knows the leader; go straight there, once without delay.
+        this.refreshRoutesSoon();
+        return failures <= 1 ? 0 : this.backoffMs(failures - 1);
+      }
+      this.routeTable.forgetLeader(route.shardId, address);
+      this.refreshRoutesSoon();
+      return this.backoffMs(failures);
+    }
+    if (cause instanceof WrongShardError) {
+      // The epoch belongs to the shard the replica named (0: the one we routed to).
+      this.routeTable.noteEpoch(cause.shardId || route.shardId, BigInt(cause.currentEpoch));
+      await this.refreshRoutes(true).catch(() => undefined);
+      return failures <= 1 ? 0 : this.backoffMs(failures - 1);
+    }
+    if (cause instanceof OverloadedError) return Math.max(cause.retryAfterMs, this.backoffMs(failures));
+    if (cause.code === "UNAVAILABLE") {
+      this.onNodeFailure(route, address);
+      return this.backoffMs(failures);
+    }
+    return this.backoffMs(failures);
+  }
+
+  private backoffMs(failures: number): number {
+    const base = Math.min(this.options.retryBackoffMaxMs, this.options.retryBackoffMs * 2 ** Math.min(20, Math.max(0, failures - 1)));
+    // Full jitter on the upper half: spread retries of many clients after a leader change.
+    return base / 2 + (Math.random() * base) / 2;
+  }
+
+  /**
+   * The attempt timeout doubles with each attempt that timed out (up to 8x): a node that is slow
+   * rather than gone then gets time to answer instead of a growing pile of retries of the same
+   * requests (a retry storm that keeps it slow).
+   */
+  private attemptTimeoutMs(timeouts: number, deadlineAtMs: number): number {
+    const grown = this.options.attemptTimeoutMs * 2 ** Math.min(3, timeouts);
+    return Math.max(1, Math.min(grown, deadlineAtMs - monotonicMs()));
+  }
+
+  private sleep(ms: number, cancellation: Cancellation): Promise<void> {
+    if (ms <= 0 || cancellation.cancelled) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        unsubscribe();
+        resolve();
+      }, ms);
+      const unsubscribe = cancellation.onCancel(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+}
+
+interface ReadState {
+  deadlineAtMs: number;
+  cancellation: Cancellation;
+  consistency: Consistency;
+  minIndex: bigint;
+  lastError: unknown;
+  kind: "get" | "getMany";
+  timeouts: number;
+}
+
+const RETRYABLE_READ_CODES: ReadonlySet<ErrorCode> = new Set(["NOT_LEADER", "WRONG_SHARD", "UNAVAILABLE", "OVERLOADED", "TIMEOUT", "AMBIGUOUS"]);
+
+/** Whether a failed call reached a node (it answered with an error) or not (down, unreachable). */
+function nodeAnswered(error: TallyError, info: ErrorInfo | undefined): boolean {
+  return info !== undefined || (error.code !== "UNAVAILABLE" && error.code !== "TIMEOUT");
+}
+
+function isRetryable(code: ErrorCode): boolean {
+  return RETRYABLE_READ_CODES.has(code);
+}
+
+function raceCancellation<T>(promise: Promise<T>, cancellation: Cancellation): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const unsubscribe = cancellation.onCancel(() => reject(new Error("cancelled")));
+    promise.then(
+      (value) => {
+        unsubscribe();
+        resolve(value);
+      },
+      (error: unknown) => {
+        unsubscribe();
+        reject(error);
+      },
+    );
+  });
+}
+
+function batchOpMessage(op: MutationOp): BatchOpMessage {
+  switch (op.kind) {
+    case "add":
+      return { add: { key: op.key, delta: String(op.delta), hasFloor: op.floor !== undefined, floor: String(op.floor ?? 0n) } };
+    case "set":
+      return { set: { key: op.key, value: String(op.value) } };
+    case "reset":
+      return { reset: { key: op.key } };
+    case "compareAndSet":
+      return { compareAndSet: { key: op.key, expectedVersion: String(op.expectedVersion), value: String(op.value) } };
+  }
+}
+
+/** One op travels as its own request kind; several as a BatchRequest. Same input, same request. */
+function buildMutationRequest(entries: UnitEntry[], header: RequestHeaderMessage): [PipelineOpName, PipelineOps[PipelineOpName]] {
+  if (entries.length > 1) return ["batch", { header, ops: entries.map((entry) => batchOpMessage(entry.op)) }];
+  const op = entries[0]!.op;
+  switch (op.kind) {
+    case "add":
+      return ["add", { header, key: op.key, delta: String(op.delta), hasFloor: op.floor !== undefined, floor: String(op.floor ?? 0n) }];
+    case "set":
+      return ["set", { header, key: op.key, value: String(op.value) }];
+    case "reset":
+      return ["reset", { header, key: op.key }];
+    case "compareAndSet":
+      return ["compareAndSet", { header, key: op.key, expectedVersion: String(op.expectedVersion), value: String(op.value) }];
+  }
+}
+
+function readResultFromMessage(message: GetResponseMessage): ReadResult {
+  return {
+    value: wireBigInt(message.value),
+    version: wireBigInt(message.version),
+    exists: message.exists,
+    fence: fenceFromMessage(message.fence),
+    appliedIndex: wireBigInt(message.appliedIndex),
+  };
+}
+
+function statusFromMessage(answeredBy: string, message: StatusResponseMessage): ClusterStatus {
+  return {
+    answeredBy,
+    nodes: message.nodes.map((node) => ({
+      nodeId: node.nodeId,
+      clientAddress: node.clientAddress,
+      zone: node.zone,
+      reachable: node.reachable,
+      error: node.error,
+      groups: node.groups.map((group) => ({
+        groupId: group.groupId,
+        role: group.role,
+        term: wireBigInt(group.term),
+        leaderId: group.leaderId,
+        commit: wireBigInt(group.commit),
+        applied: wireBigInt(group.applied),
+        lastIndex: wireBigInt(group.lastIndex),
+        leaseValid: group.leaseValid,
+        epoch: wireBigInt(group.epoch),
+        peers: group.peers.map((peer) => ({ nodeId: peer.nodeId, match: wireBigInt(peer.match), lag: wireBigInt(peer.lag), state: peer.state })),
+      })),
+    })),
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * The client library's public surface (nats.js mod.ts style): what users import. Internals
+ * (connections, routing table, sessions) stay unexported.
+ */
+export { TallyClient } from "./client.js";
+export type {
+  AddOptions,
+  BatchOp,
+  CallOptions,
+  ClusterStatus,
+  Consistency,
+  GroupStatus,
+  MutationResult,
+  NodeStatus,
+  PeerLag,
+  ReadOptions,
+  ReadResult,
+  TallyClientOptions,
+} from "./client.js";
+export type { ReplicaRoute, RoutesSnapshot, ShardRoute } from "./routing.js";
+export type { Fence, Int64Input, Key } from "./values.js";
+export { BATCH_OPS_MAX, INT64_MAX, INT64_MIN, KEY_BYTES_MAX, UINT64_MAX } from "./values.js";
+export {
+  AmbiguousOperationError,
+  BatchError,
+  ClientClosedError,
+  ClusterUnreachableError,
+  TimeoutError,
+  type AmbiguousOperation,
+  type BatchOutcome,
+  type MutationKind,
+} from "./errors.js";
+export {
+  ERROR_DETAILS_METADATA_KEY,
+  decodeErrorInfo,
+  decodeServiceError,
+  encodeErrorInfo,
+  errorInfoFromMetadata,
+  errorInfoToError,
+  errorInfoToMetadata,
+  errorToErrorInfo,
+  errorToServiceError,
+  type ErrorInfo,
+  type ErrorInfoExtras,
+} from "./error-details.js";
+export { GRPC_STATUS_BY_ERROR_CODE, errorCodeForGrpcStatus, grpcStatusForErrorCode } from "./status-codes.js";
+export * from "../util/errors.js";

@@ -1,0 +1,30 @@
+/** The shard's public surface: what the server uses. */
+export {
+  commandOpCount,
+  decodeEntry,
+  decodeEntryShape,
+  DEFAULT_SHARD_LIMITS,
+  encodeEntry,
+  SESSION_IDS_PER_ENTRY,
+  sessionClientId,
+  sessionEntryIndex,
+  validateCommand,
+  validateEntry,
+  type Command,
+  type CommandFailure,
+  type CommandResult,
+  type CounterOp,
+  type EntryPayload,
+  type OpResult,
+  type ShardLimits,
+} from "./commands.js";
+export { COUNTERS_MAX } from "./counter-table.js";
+export { describeKey } from "./keys.js";
+export {
+  CounterStateMachine,
+  decodeCounterRecord,
+  encodeCounterRecord,
+  validateShardOptions,
+  type ShardChanges,
+  type ShardOptions,
+} from "./state-machine.js";

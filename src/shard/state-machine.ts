@@ -1,0 +1,587 @@
+/**
+ * The counter state machine of one shard: exact int64 counters with versions, and client sessions
+ * for exactly-once mutations (Raft thesis section 6.3).
+ *
+ * Pure and deterministic. Every replica applies the same committed entries in the same order and
+ * must reach the same state and return the same results: there is no clock but the leader's
+ * timestamp inside each entry, no randomness, and no iteration over anything whose order could
+ * differ between replicas.
+ *
+ * Invariants:
+ * - appliedIndex only grows; every counter's version is in [1, appliedIndex].
+ * - clockMs = max(timestampMs over applied entries); it never goes back, even when a new leader's
+ *   wall clock is behind the old one's.
+ * - a mutate either applies all its ops or none (ops are evaluated on an overlay, then committed).
+ * - a (clientId, seq) is applied at most once: its outcome is retained until the client
+ *   acknowledges it (firstUnackedSeq > seq), and from then on the seq is refused.
+ */
+import { assert } from "../util/assert.js";
+import { CorruptionError, InvalidArgumentError, type ErrorCode } from "../util/errors.js";
+import { ByteReader, ByteWriter, INT64_MAX, INT64_MIN } from "./binary.js";
+import {
+  decodeEntryShape,
+  DEFAULT_SHARD_LIMITS,
+  sessionClientId,
+  SESSION_IDS_PER_ENTRY,
+  validateCommand,
+  type Command,
+  type CommandFailure,
+  type CommandResult,
+  type CounterOp,
+  type OpResult,
+} from "./commands.js";
+import { CounterTable, COUNTERS_MAX } from "./counter-table.js";
+import { describeKey } from "./keys.js";
+import {
+  decodeOutcome,
+  decodeSessionRecord,
+  encodeOutcome,
+  encodeSessionRecord,
+  readSession,
+  SessionTable,
+  writeSession,
+  type MutateOutcome,
+  type Session,
+} from "./sessions.js";
+
+export type { Command, CommandFailure, CommandResult, CounterOp, OpResult } from "./commands.js";
+
+export interface ShardOptions {
+  /** A session with no command for longer than this (by leader-stamped time) expires. */
+  sessionTimeoutMs: number;
+  /** Registering beyond this evicts the least recently active session. */
+  maxSessions: number;
+  /** Unacknowledged outcomes one session may hold; a mutate beyond it fails with OVERLOADED. */
+  maxRetainedResultsPerSession: number;
+  /** Counters one shard may hold (default and ceiling COUNTERS_MAX); creating more fails with OVERLOADED. */
+  maxCounters?: number;
+  /**
+   * Seed of the in-memory key hash. Not observable (replicas may differ); a per-process random
+   * value from the server makes hash-flooding by chosen keys impractical.
+   */
+  hashSeed?: number;
+}
+
+/** Throws InvalidArgumentError naming the bad option (etcd Config.validate style). */
+export function validateShardOptions(options: ShardOptions): void {
+  const positive = (name: string, value: unknown, max = Number.MAX_SAFE_INTEGER): void => {
+    if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1 || value > max) {
+      throw new InvalidArgumentError(`shard option ${name} must be an integer in [1, ${max}], got ${String(value)}`);
+    }
+  };
+  positive("sessionTimeoutMs", options.sessionTimeoutMs);
+  positive("maxSessions", options.maxSessions);
+  positive("maxRetainedResultsPerSession", options.maxRetainedResultsPerSession);
+  if (options.maxCounters !== undefined) positive("maxCounters", options.maxCounters, COUNTERS_MAX);
+  if (options.hashSeed !== undefined && !(Number.isInteger(options.hashSeed) && options.hashSeed >= 0 && options.hashSeed <= 0xffff_ffff)) {
+    throw new InvalidArgumentError(`shard option hashSeed must be a u32, got ${String(options.hashSeed)}`);
+  }
+}
+
+export interface ShardChanges {
+  /** Counter key -> its state now, or undefined if it was deleted. */
+  counters: Array<[Uint8Array, OpResult | undefined]>;
+  /** Client id -> its session record now (encodeSessionRecord), or undefined if it is gone. */
+  sessions: Array<[number, Uint8Array | undefined]>;
+}
+
+const SNAPSHOT_MAGIC = 0x544c5953; // "TLYS"
+const SNAPSHOT_FORMAT = 1;
+const KEY_BYTES_MAX = DEFAULT_SHARD_LIMITS.maxKeyBytes;
+
+/** The op result of a reset: the counter no longer exists, which reads as value 0, version 0. */
+const DELETED_VALUE = 0n;
+const DELETED_VERSION = 0;
+
+export class CounterStateMachine {
+  private readonly options: Readonly<Required<ShardOptions>>;
+  private readonly counters: CounterTable;
+  private readonly sessions = new SessionTable();
+  private appliedIndexValue = 0;
+  private clockMsValue = 0;
+  /**
+   * Changes since the last takeChanges(), bounded by what was applied since: slots of counters
+   * written, and keys (copied) of counters deleted. A deleted counter's slot leaves dirtySlots, so
+   * a reused slot never reports the old key.
+   */
+  private readonly dirtySlots = new Set<number>();
+  private deletedKeys: Uint8Array[] = [];
+  /**
+   * Undo log of the mutate being applied, reused across mutates (apply is synchronous) so the hot
+   * path allocates nothing for it: the touched slots, first-touch order, and their prior state.
+   * Holds at most maxOps entries.
+   */
+  private readonly undoSlots: number[] = [];
+  private readonly undoValues: bigint[] = [];
+  private readonly undoVersions: number[] = [];
+  private readonly undoSeen = new Set<number>();
+  private readonly dirtySessions = new Set<number>();
+
+  constructor(options: ShardOptions) {
+    validateShardOptions(options);
+    this.options = Object.freeze({
+      ...options,
+      maxCounters: options.maxCounters ?? COUNTERS_MAX,
+      hashSeed: options.hashSeed ?? 0x9e3779b9,
+    });
+    this.counters = new CounterTable(this.options.hashSeed);
+  }
+
+  get appliedIndex(): number {
+    return this.appliedIndexValue;
+  }
+
+  get clockMs(): number {
+    return this.clockMsValue;
+  }
+
+  counterCount(): number {
+    return this.counters.size;
+  }
+
+  sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  get(key: Uint8Array): OpResult | undefined {
+    const slot = this.counters.find(key);
+    if (slot < 0) return undefined;
+    const version = this.counters.version(slot);
+    assert(version >= 1, "a transient counter slot outlived its mutate");
+    return { value: this.counters.value(slot), version };
+  }
+
+  /**
+   * Applies one committed entry and returns one result per command, in order. `index` must be
+   * above appliedIndex (gaps are allowed: entries the shard does not see, such as membership
+   * changes). Empty data is the leader's no-op: nothing changes but appliedIndex.
+   *
+   * Throws CorruptionError, changing nothing, if the data does not decode: the leader encodes only
+   * validated commands and storage verifies checksums, so such an entry is a bug or corruption and
+   * must stop this replica rather than be skipped (skipping would diverge from replicas that could
+   * read it). A command that decodes but breaks a bound yields an INVALID_ARGUMENT result instead:
+   * the bounds are protocol constants, so every replica reaches the same verdict.
+   */
+  applyEntry(index: number, data: Uint8Array): CommandResult[] {
+    // Messages are built only on failure: this runs for every entry.
+    if (!Number.isSafeInteger(index)) assert(false, `entry index must be a safe integer: ${index}`);
+    if (index <= this.appliedIndexValue) assert(false, `entry ${index} applied out of order (applied ${this.appliedIndexValue})`);
+    assert(data instanceof Uint8Array, "entry data must be a Uint8Array");
+    if (data.length === 0) {
+      this.appliedIndexValue = index;
+      return [];
+    }
+    let commands: Command[];
+    let timestampMs: number;
+    try {
+      ({ commands, timestampMs } = decodeEntryShape(data));
+    } catch (error) {
+      throw new CorruptionError(`entry ${index} does not decode: ${(error as Error).message}`);
+    }
+    if (!Number.isSafeInteger(timestampMs) || timestampMs < 0) {
+      throw new CorruptionError(`entry ${index} has a bad timestamp ${timestampMs}`);
+    }
+
+    this.appliedIndexValue = index;
+    // Thesis 6.3: time for session expiry comes from the leader, through the log, and must not go
+    // back when leadership moves to a node whose clock is behind.
+    if (timestampMs > this.clockMsValue) this.clockMsValue = timestampMs;
+    for (const clientId of this.sessions.expire(this.clockMsValue, this.options.sessionTimeoutMs)) {
+      this.dirtySessions.add(clientId);
+    }
+
+    const results: CommandResult[] = new Array(commands.length);
+    let registers = 0;
+    for (let position = 0; position < commands.length; position++) {
+      const command = commands[position]!;
+      if (command.type === "register") {
+        results[position] = this.register(index, position, registers);
+        registers++;
+      } else {
+        results[position] = this.applyCommand(command, index, position);
+      }
+    }
+    return results;
+  }
+
+  private register(index: number, position: number, ordinal: number): CommandResult {
+    if (ordinal >= SESSION_IDS_PER_ENTRY) {
+      return failure("OVERLOADED", `too many session registrations in entry ${index}; max ${SESSION_IDS_PER_ENTRY}`);
+    }
+    if (this.sessions.size >= this.options.maxSessions) {
+      // Thesis 6.3 bounds sessions with LRU eviction: the session idle longest goes; its client
+      // then sees SESSION_EXPIRED. Deterministic because the LRU order is part of the state.
+      const evicted = this.sessions.removeOldest();
+      assert(evicted !== undefined, "maxSessions >= 1 but no session to evict");
+      this.dirtySessions.add(evicted.clientId);
+    }
+    const clientId = sessionClientId(index, ordinal);
+    this.sessions.insert({
+      clientId,
+      lastActiveMs: this.clockMsValue,
+      touchIndex: index,
+      touchOrdinal: position,
+      firstUnackedSeq: 0,
+      results: new Map(),
+    });
+    this.dirtySessions.add(clientId);
+    assert(this.sessions.size <= this.options.maxSessions, "session table above maxSessions");
+    return { ok: true, type: "register", clientId };
+  }
+
+  private applyCommand(command: Command, index: number, position: number): CommandResult {
+    try {
+      validateCommand(command);
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) return failure("INVALID_ARGUMENT", error.message);
+      throw error;
+    }
+    assert(command.type !== "register", "register is handled by applyEntry");
+    const session = this.sessions.get(command.clientId);
+    if (session === undefined) {
+      return failure("SESSION_EXPIRED", `session ${command.clientId} is unknown or expired; register a new one`);
+    }
+    this.sessions.touch(session, this.clockMsValue, index, position);
+    this.dirtySessions.add(session.clientId);
+    if (command.type === "keepalive") return { ok: true, type: "keepalive" };
+
+    // Thesis 6.3: the client's lowest unacknowledged seq lets the state machine forget replies.
+    if (command.firstUnackedSeq > session.firstUnackedSeq) {
+      session.firstUnackedSeq = command.firstUnackedSeq;
+      for (const seq of session.results.keys()) {
+        if (seq < command.firstUnackedSeq) session.results.delete(seq);
+      }
+    }
+    if (command.seq < session.firstUnackedSeq) {
+      // The outcome is forgotten, so we can neither replay it nor safely apply again. This is a
+      // stale duplicate (the client already has the reply). SESSION_EXPIRED because, as for an
+      // expired session, the state machine can no longer vouch for exactly-once for this seq.
+      return failure(
+        "SESSION_EXPIRED",
+        `seq ${command.seq} of session ${command.clientId} was already acknowledged ` +
+          `(results below seq ${session.firstUnackedSeq} are forgotten)`,
+      );
+    }
+    const retained = session.results.get(command.seq);
+    if (retained !== undefined) return decodeOutcome(retained);
+    if (session.results.size >= this.options.maxRetainedResultsPerSession) {
+      // Not retained: nothing was applied, so a retry of this seq after acknowledgements is safe.
+      return failure(
+        "OVERLOADED",
+        `session ${command.clientId} holds ${session.results.size} unacknowledged results ` +
+          `(maxRetainedResultsPerSession ${this.options.maxRetainedResultsPerSession}); ` +
+          `advance firstUnackedSeq before sending seq ${command.seq}`,
+      );
+    }
+    const outcome = this.mutate(command.ops, index);
+    session.results.set(command.seq, encodeOutcome(outcome));
+    assert(session.results.size <= this.options.maxRetainedResultsPerSession, "retained results above bound");
+    return outcome;
+  }
+
+  /**
+   * Applies ops in order directly to the table, saving each touched slot's prior state first; if
+   * an op fails, every touched slot is put back and the failure returned, so a mutate applies all
+   * or nothing. Later ops see earlier ones. Version of every changed counter = index.
+   *
+   * Slots stay put for the whole mutate: a key that does not exist gets a transient version-0
+   * slot, and a reset writes version 0 rather than removing; slots left at version 0 are removed
+   * at the end (commit or rollback).
+   */
+  private mutate(ops: CounterOp[], index: number): MutateOutcome {
+    const table = this.counters;
+    const undoSlots = this.undoSlots;
+    const undoValues = this.undoValues;
+    const undoVersions = this.undoVersions;
+    // A slot is saved only on first touch; the Set is needed only when a mutate has several ops.
+    const seen = ops.length > 1 ? this.undoSeen : undefined;
+    let touched = 0;
+    const liveAtStart = table.size;
+    let liveDelta = 0;
+    const results: OpResult[] = new Array(ops.length);
+
+    for (let opIndex = 0; opIndex < ops.length; opIndex++) {
+      const op = ops[opIndex]!;
+      const slot = table.findOrInsert(op.key);
+      const currentVersion = table.version(slot);
+      if (seen === undefined || !seen.has(slot)) {
+        seen?.add(slot);
+        undoSlots[touched] = slot;
+        undoValues[touched] = table.value(slot);
+        undoVersions[touched] = currentVersion;
+        touched++;
+      }
+      const exists = currentVersion !== DELETED_VERSION;
+      let value: bigint;
+      let version = index;
+      let failed: CommandFailure | undefined;
+      switch (op.kind) {
+        case "add": {
+          const base = exists ? table.value(slot) : 0n;
+          value = base + op.delta;
+          if (value > INT64_MAX || value < INT64_MIN) {
+            failed = opFailure("OUT_OF_RANGE", opIndex, op, `${base} + ${op.delta} = ${value} is outside int64`);
+          } else if (op.floor !== undefined && value < op.floor) {
+            failed = opFailure("FAILED_PRECONDITION", opIndex, op, `result ${value} would be below the floor ${op.floor}`);
+          }
+          break;
+        }
+        case "set":
+          value = op.value;
+          break;
+        case "reset":
+          value = DELETED_VALUE;
+          version = DELETED_VERSION;
+          break;
+        case "cas":
+          value = op.value;
+          if (currentVersion !== op.expectedVersion) {
+            failed = opFailure(
+              "VERSION_MISMATCH",
+              opIndex,
+              op,
+              `expected version ${op.expectedVersion}, counter is at version ${currentVersion}`,
+            );
+            failed.currentVersion = currentVersion;
+          }
+          break;
+      }
+      if (failed === undefined && !exists && version !== DELETED_VERSION && liveAtStart + liveDelta >= this.options.maxCounters) {
+        failed = opFailure("OVERLOADED", opIndex, op, `shard holds ${this.options.maxCounters} counters (maxCounters); it must split`);
+      }
+      if (failed !== undefined) {
+        this.rollback(touched);
+        return failed;
+      }
+      if (exists && version === DELETED_VERSION) liveDelta--;
+      else if (!exists && version !== DELETED_VERSION) liveDelta++;
+      table.write(slot, value, version);
+      results[opIndex] = { value, version };
+    }
+
+    for (let i = 0; i < touched; i++) {
+      const slot = undoSlots[i]!;
+      if (table.version(slot) !== DELETED_VERSION) {
+        this.dirtySlots.add(slot);
+        continue;
+      }
+      if (undoVersions[i]! !== DELETED_VERSION) {
+        this.deletedKeys.push(table.keyBytes(slot));
+        this.dirtySlots.delete(slot);
+      }
+      table.remove(slot);
+    }
+    seen?.clear();
+    assert(table.size === liveAtStart + liveDelta, "counter count drifted during a mutate");
+    return { ok: true, type: "mutate", results, duplicate: false };
+  }
+
+  /** Puts back the first `touched` undo-log slots, newest first; removes slots the mutate created. */
+  private rollback(touched: number): void {
+    const table = this.counters;
+    for (let i = touched - 1; i >= 0; i--) {
+      const slot = this.undoSlots[i]!;
+      const version = this.undoVersions[i]!;
+      if (version === DELETED_VERSION) table.remove(slot);
+      else table.write(slot, this.undoValues[i]!, version);
+    }
+    this.undoSeen.clear();
+  }
+
+  /** Changes since the last call, to write in the same storage batch as the applied index. */
+  takeChanges(): ShardChanges {
+    // Deletions first: a key deleted and then created again in the same period appears twice, and
+    // applying the list in order leaves the right final state.
+    const counters: Array<[Uint8Array, OpResult | undefined]> = this.deletedKeys.map((key) => [key, undefined]);
+    for (const slot of this.dirtySlots) {
+      counters.push([this.counters.keyBytes(slot), { value: this.counters.value(slot), version: this.counters.version(slot) }]);
+    }
+    const sessions: Array<[number, Uint8Array | undefined]> = [];
+    for (const clientId of this.dirtySessions) {
+      const session = this.sessions.get(clientId);
+      sessions.push([clientId, session === undefined ? undefined : encodeSessionRecord(session)]);
+    }
+    this.dirtySlots.clear();
+    this.deletedKeys = [];
+    this.dirtySessions.clear();
+    return { counters, sessions };
+  }
+
+  /** Every record of the current state, in load() form (for tests and tools). Lazy; do not apply while iterating. */
+  exportRecords(): { counters: Iterable<[Uint8Array, OpResult]>; sessions: Iterable<[number, Uint8Array]> } {
+    const table = this.counters;
+    const sessions = this.sessions;
+    return {
+      counters: (function* () {
+        for (const slot of table.occupiedSlots()) {
+          yield [table.keyBytes(slot), { value: table.value(slot), version: table.version(slot) }] as [Uint8Array, OpResult];
+        }
+      })(),
+      sessions: (function* () {
+        for (const session of sessions.values()) yield [session.clientId, encodeSessionRecord(session)] as [number, Uint8Array];
+      })(),
+    };
+  }
+
+  /**
+   * The whole state (counters, sessions with their retained results and LRU order, clock,
+   * appliedIndex) as deterministic bytes: counters sorted bytewise by key, sessions in their
+   * canonical activity order, CRC-32 trailer. Layout (big-endian):
+   *   u32 magic "TLYS" | u16 format | u64 appliedIndex | u64 clockMs
+   *   u32 counterCount | { u16 keyLength, key, i64 value, u64 version }*
+   *   u32 sessionCount | session* (see sessions.ts writeSession) | u32 crc32
+   */
+  snapshot(): Uint8Array {
+    const writer = new ByteWriter(64 + this.counters.size * 48);
+    writer.u32(SNAPSHOT_MAGIC);
+    writer.u16(SNAPSHOT_FORMAT);
+    writer.u64(this.appliedIndexValue);
+    writer.u64(this.clockMsValue);
+    writer.u32(this.counters.size);
+    for (const slot of this.counters.sortedSlots()) {
+      const key = this.counters.keyView(slot);
+      writer.u16(key.length);
+      writer.raw(key);
+      writer.i64(this.counters.value(slot));
+      writer.u64(this.counters.version(slot));
+    }
+    writer.u32(this.sessions.size);
+    for (const session of this.sessions.values()) writeSession(writer, session);
+    writer.crc32Trailer();
+    return writer.finish();
+  }
+
+  /**
+   * Rebuilds a state machine from snapshot() bytes. Throws CorruptionError on any damage.
+   * The first takeChanges() of the result reports every counter and session, so the caller can
+   * clear the shard's persisted state and write that in the same batch as the snapshot.
+   */
+  static restore(data: Uint8Array, options: ShardOptions): CounterStateMachine {
+    const machine = new CounterStateMachine(options);
+    const reader = new ByteReader(data, "shard snapshot");
+    reader.verifyCrc32Trailer();
+    if (reader.u32() !== SNAPSHOT_MAGIC) reader.fail("bad magic");
+    const format = reader.u16();
+    if (format !== SNAPSHOT_FORMAT) reader.fail(`unknown format ${format}`);
+    machine.appliedIndexValue = reader.u64();
+    machine.clockMsValue = reader.u64();
+    const counterCount = reader.u32();
+    if (counterCount * 19 > reader.remaining) reader.fail(`counter count ${counterCount} exceeds the data`);
+    let previousSlot = -1;
+    for (let i = 0; i < counterCount; i++) {
+      const keyLength = reader.u16();
+      if (keyLength < 1 || keyLength > KEY_BYTES_MAX) reader.fail(`counter ${i} key length ${keyLength}`);
+      const key = reader.subarray(keyLength);
+      const value = reader.i64();
+      const version = reader.u64();
+      const slot = machine.loadCounter(key, value, version, (problem) => reader.fail(problem));
+      if (previousSlot >= 0 && machine.counters.compareKeys(previousSlot, slot) >= 0) {
+        reader.fail(`counter ${i} keys not in ascending order`);
+      }
+      previousSlot = slot;
+      machine.dirtySlots.add(slot);
+    }
+    const sessionCount = reader.u32();
+    if (sessionCount * 40 > reader.remaining) reader.fail(`session count ${sessionCount} exceeds the data`);
+    for (let i = 0; i < sessionCount; i++) {
+      const session = readSession(reader);
+      machine.insertLoadedSession(session, (problem) => reader.fail(problem));
+      machine.dirtySessions.add(session.clientId);
+    }
+    reader.expectEnd(4);
+    return machine;
+  }
+
+  /**
+   * Start-up from persisted records (what takeChanges() produced), without replaying the log.
+   * Throws CorruptionError if a record contradicts the rest (version above appliedIndex, a
+   * session record stored under another id, ...).
+   */
+  static load(
+    options: ShardOptions,
+    appliedIndex: number,
+    clockMs: number,
+    counters: Iterable<[Uint8Array, OpResult]>,
+    sessions: Iterable<[number, Uint8Array]>,
+  ): CounterStateMachine {
+    const machine = new CounterStateMachine(options);
+    const corrupt = (problem: string): never => {
+      throw new CorruptionError(`shard state: ${problem}`);
+    };
+    if (!Number.isSafeInteger(appliedIndex) || appliedIndex < 0) corrupt(`bad applied index ${appliedIndex}`);
+    if (!Number.isSafeInteger(clockMs) || clockMs < 0) corrupt(`bad clock ${clockMs}`);
+    machine.appliedIndexValue = appliedIndex;
+    machine.clockMsValue = clockMs;
+    for (const [key, counter] of counters) {
+      if (key.length < 1 || key.length > KEY_BYTES_MAX) corrupt(`counter key of ${key.length} bytes`);
+      machine.loadCounter(key, counter.value, counter.version, corrupt);
+    }
+    const loaded: Session[] = [];
+    for (const [clientId, record] of sessions) {
+      const session = decodeSessionRecord(record);
+      if (session.clientId !== clientId) corrupt(`session record ${session.clientId} stored under id ${clientId}`);
+      loaded.push(session);
+    }
+    // Storage returns sessions in key order; the LRU order is recovered from the activity stamps.
+    loaded.sort((a, b) => a.touchIndex - b.touchIndex || a.touchOrdinal - b.touchOrdinal);
+    for (const session of loaded) machine.insertLoadedSession(session, corrupt);
+    return machine;
+  }
+
+  private loadCounter(key: Uint8Array, value: bigint, version: number, corrupt: (problem: string) => never): number {
+    if (typeof value !== "bigint" || value < INT64_MIN || value > INT64_MAX) {
+      corrupt(`counter ${describeKey(key)} value outside int64`);
+    }
+    if (!Number.isSafeInteger(version) || version < 1 || version > this.appliedIndexValue) {
+      corrupt(`counter ${describeKey(key)} version ${version} outside [1, applied ${this.appliedIndexValue}]`);
+    }
+    if (this.counters.size >= COUNTERS_MAX) corrupt(`more than ${COUNTERS_MAX} counters`);
+    const slot = this.counters.findOrInsert(key);
+    if (this.counters.version(slot) !== 0) corrupt(`counter ${describeKey(key)} appears twice`);
+    this.counters.write(slot, value, version);
+    return slot;
+  }
+
+  private insertLoadedSession(session: Session, corrupt: (problem: string) => never): void {
+    if (this.sessions.get(session.clientId) !== undefined) corrupt(`session ${session.clientId} appears twice`);
+    if (session.touchIndex > this.appliedIndexValue) corrupt(`session ${session.clientId} active after applied index`);
+    if (session.lastActiveMs > this.clockMsValue) corrupt(`session ${session.clientId} active after the clock`);
+    // Checked here so that damage is a CorruptionError; SessionTable.insert asserts the same.
+    const last = this.sessions.latest();
+    if (last !== undefined) {
+      const ordered =
+        last.touchIndex < session.touchIndex ||
+        (last.touchIndex === session.touchIndex && last.touchOrdinal < session.touchOrdinal);
+      if (!ordered) corrupt(`session ${session.clientId} out of activity order`);
+      if (last.lastActiveMs > session.lastActiveMs) corrupt(`session ${session.clientId} activity clock goes back`);
+    }
+    this.sessions.insert(session);
+  }
+}
+
+function failure(code: ErrorCode, message: string): CommandFailure {
+  return { ok: false, code, message };
+}
+
+function opFailure(code: ErrorCode, opIndex: number, op: CounterOp, problem: string): CommandFailure {
+  return { ok: false, code, message: `ops[${opIndex}] (${op.kind}) on key ${describeKey(op.key)}: ${problem}`, opIndex };
+}
+
+/** A counter as stored under its `C|shard|key` key: i64 value, u64 version, big-endian, 16 bytes. */
+export function encodeCounterRecord(record: OpResult): Uint8Array {
+  const writer = new ByteWriter(16);
+  writer.i64(record.value);
+  writer.u64(record.version);
+  const bytes = writer.finish();
+  assert(bytes.length === 16, "counter record is 16 bytes");
+  return bytes;
+}
+
+export function decodeCounterRecord(bytes: Uint8Array): OpResult {
+  if (bytes.length !== 16) throw new CorruptionError(`counter record is ${bytes.length} bytes; expected 16`);
+  const reader = new ByteReader(bytes, "counter record");
+  const value = reader.i64();
+  const version = reader.u64();
+  if (version < 1) reader.fail("counter version 0");
+  return { value, version };
+}

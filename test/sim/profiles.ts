@@ -1,0 +1,150 @@
+/**
+ * Fault profiles: how hard the nemesis hits and with what. Each seed picks its own network
+ * weather and fault mix (configForSeed in simulator.ts); the planted-bug tests pick the profile
+ * that makes their bug reachable.
+ */
+import type { NetworkOptions } from "./network.js";
+
+export type FaultKind =
+  | "partition"
+  | "isolate-leader"
+  | "one-way-cut"
+  | "heal"
+  | "crash"
+  | "crash-leader"
+  | "transfer-leader"
+  | "membership"
+  /** Cut leader -> follower one way; when that follower's election timer is about to fire, isolate the leader. */
+  | "lease-trap"
+  /** Crash the leader, then make two followers campaign at the same instant once its lease has run out. */
+  | "election-storm";
+
+export interface FaultProfile {
+  name: string;
+  nemesisIntervalMs: [number, number];
+  weights: Partial<Record<FaultKind, number>>;
+  /** Chance that a node crashes right after it granted a vote (persisted, sent). */
+  crashAfterVoteRate: number;
+  /** Chance that a newly elected leader crashes within crashNewLeaderMs. */
+  crashNewLeaderRate: number;
+  crashNewLeaderMs: [number, number];
+  restartDelayMs: [number, number];
+  healAfterMs: [number, number];
+  network: NetworkOptions;
+  fsyncDelayMs: [number, number];
+  /** Bytes per App message; tiny values split every replication into one-entry messages. */
+  maxSizePerMsg: number;
+}
+
+const baseNetwork: NetworkOptions = {
+  delayMinMs: 0.5,
+  delayMaxMs: 6,
+  dropRate: 0.01,
+  duplicateRate: 0.01,
+  spikeRate: 0.01,
+  spikeMaxMs: 60,
+};
+
+export const profiles = {
+  /** Everything at moderate rates: the default mix. */
+  mixed: {
+    name: "mixed",
+    nemesisIntervalMs: [40, 400],
+    weights: {
+      partition: 3,
+      "isolate-leader": 3,
+      "one-way-cut": 2,
+      heal: 3,
+      crash: 3,
+      "crash-leader": 3,
+      "transfer-leader": 2,
+      membership: 0,
+      "lease-trap": 1,
+      "election-storm": 1,
+    },
+    crashAfterVoteRate: 0.05,
+    crashNewLeaderRate: 0.05,
+    crashNewLeaderMs: [0, 60],
+    restartDelayMs: [5, 400],
+    healAfterMs: [50, 600],
+    network: baseNetwork,
+    fsyncDelayMs: [0.2, 4],
+    maxSizePerMsg: 1024,
+  },
+  /** Lossy, jittery network, few crashes: replication, flow control and retries. */
+  stormy: {
+    name: "stormy",
+    nemesisIntervalMs: [50, 500],
+    weights: { partition: 3, "one-way-cut": 3, heal: 2, "isolate-leader": 2, crash: 1, "transfer-leader": 1 },
+    crashAfterVoteRate: 0.02,
+    crashNewLeaderRate: 0.02,
+    crashNewLeaderMs: [0, 100],
+    restartDelayMs: [5, 300],
+    healAfterMs: [50, 800],
+    network: { delayMinMs: 0.5, delayMaxMs: 15, dropRate: 0.08, duplicateRate: 0.05, spikeRate: 0.05, spikeMaxMs: 120 },
+    fsyncDelayMs: [0.2, 8],
+    maxSizePerMsg: 256,
+  },
+  /** Crash-heavy: restarts from the synced image, lost unsynced writes, snapshots after restarts. */
+  crashy: {
+    name: "crashy",
+    nemesisIntervalMs: [20, 250],
+    weights: { crash: 5, "crash-leader": 4, heal: 1, partition: 1, "election-storm": 2 },
+    crashAfterVoteRate: 0.15,
+    crashNewLeaderRate: 0.15,
+    crashNewLeaderMs: [0, 30],
+    restartDelayMs: [1, 200],
+    healAfterMs: [50, 400],
+    network: baseNetwork,
+    fsyncDelayMs: [0.5, 10],
+    maxSizePerMsg: 512,
+  },
+  /**
+   * Paper Figure 8 conditions: leaders die right after election having replicated old entries
+   * one at a time, and their logs diverge; for commitPreviousTermEntries.
+   */
+  figure8: {
+    name: "figure8",
+    nemesisIntervalMs: [15, 120],
+    weights: { "crash-leader": 4, crash: 2, partition: 2, "isolate-leader": 2, heal: 2, "election-storm": 1 },
+    crashAfterVoteRate: 0.05,
+    crashNewLeaderRate: 0.5,
+    crashNewLeaderMs: [2, 25],
+    restartDelayMs: [1, 80],
+    healAfterMs: [20, 200],
+    network: { delayMinMs: 0.5, delayMaxMs: 8, dropRate: 0.15, duplicateRate: 0.02, spikeRate: 0.02, spikeMaxMs: 40 },
+    fsyncDelayMs: [0.2, 3],
+    maxSizePerMsg: 1,
+  },
+  /** Dueling candidates and voters that crash right after voting; for forgetVote. */
+  elections: {
+    name: "elections",
+    nemesisIntervalMs: [30, 200],
+    weights: { "election-storm": 5, "crash-leader": 2, "isolate-leader": 1, heal: 1 },
+    crashAfterVoteRate: 0.6,
+    crashNewLeaderRate: 0.1,
+    crashNewLeaderMs: [0, 40],
+    restartDelayMs: [0.5, 6],
+    healAfterMs: [30, 200],
+    network: { delayMinMs: 0.5, delayMaxMs: 12, dropRate: 0.01, duplicateRate: 0.1, spikeRate: 0.05, spikeMaxMs: 30 },
+    fsyncDelayMs: [0.1, 1],
+    maxSizePerMsg: 1024,
+  },
+  /** A leader cut off while it still holds a lease, a new leader elected beside it; for leases. */
+  leases: {
+    name: "leases",
+    nemesisIntervalMs: [200, 500],
+    weights: { "lease-trap": 6, heal: 1, "transfer-leader": 1 },
+    crashAfterVoteRate: 0,
+    crashNewLeaderRate: 0,
+    crashNewLeaderMs: [0, 0],
+    restartDelayMs: [5, 100],
+    healAfterMs: [150, 400],
+    network: { delayMinMs: 0.3, delayMaxMs: 2, dropRate: 0.002, duplicateRate: 0.002, spikeRate: 0, spikeMaxMs: 0 },
+    fsyncDelayMs: [0.1, 0.5],
+    maxSizePerMsg: 1024,
+  },
+} satisfies Record<string, FaultProfile>;
+
+export type ProfileName = keyof typeof profiles;
+export const profileNames = Object.keys(profiles) as ProfileName[];

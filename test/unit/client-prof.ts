@@ -1,0 +1,16 @@
+import { TallyClient } from "../../src/client/index.js";
+import { FakeCluster } from "./client-fake-cluster.js";
+const cluster = await FakeCluster.start();
+const keys = Array.from({ length: 20 }, (_, i) => `many-${i}`);
+const client = new TallyClient({ endpoints: cluster.addresses, batchWindowMs: 0 });
+await client.connect();
+await client.add("x", 1n);
+let t0 = Date.now();
+let served = 0;
+const orig = cluster.serve.bind(cluster);
+const times: number[] = [];
+cluster.serve = (n, r) => { served++; times.push(Date.now() - t0); return orig(n, r); };
+await Promise.all(Array.from({ length: 2000 }, (_, i) => client!.add(keys[i % keys.length]!, 1n)));
+console.log("unbatched", Date.now() - t0, "served first at", times[0], "last at", times[times.length - 1], "median", times[1000]);
+await client.close();
+await cluster.close();

@@ -1,0 +1,533 @@
+import { spawn } from "node:child_process";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { Level } from "level";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { type ConfState, type Entry, EntryType, type Snapshot } from "../../src/raft/types.js";
+import { counterKey, hardStateKey, logKey, snapshotChunkKey } from "../../src/storage/keys.js";
+import { NodeStore } from "../../src/storage/node-store.js";
+import { AssertionError } from "../../src/util/assert.js";
+import { CorruptionError, UnavailableError } from "../../src/util/errors.js";
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+function entry(index: number, term: number, data = `cmd-${index}`, type = EntryType.Normal): Entry {
+  return { index, term, type, data: bytes(data) };
+}
+
+function entries(from: number, to: number, term: number): Entry[] {
+  const result: Entry[] = [];
+  for (let i = from; i <= to; i++) result.push(entry(i, term));
+  return result;
+}
+
+const confState: ConfState = { voters: [1, 2, 3], learners: [4], votersOutgoing: [], learnersNext: [], autoLeave: false };
+
+function snapshotOf(index: number, term: number, dataBytes: number, seed = 1): Snapshot {
+  const data = new Uint8Array(dataBytes);
+  for (let i = 0; i < dataBytes; i++) data[i] = (i * 131 + seed * 17) & 0xff;
+  return { metadata: { index, term, confState }, data };
+}
+
+async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
+  const result: T[] = [];
+  for await (const item of iterable) result.push(item);
+  return result;
+}
+
+/** Rewrites one raw value through a separate LevelDB handle (the store must be closed). */
+async function tamper(dir: string, key: Uint8Array, change: (value: Uint8Array) => Uint8Array): Promise<void> {
+  const raw = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+  await raw.open();
+  try {
+    const value = await raw.get(key);
+    expect(value).toBeDefined();
+    await raw.put(key, change(Uint8Array.from(value!)));
+  } finally {
+    await raw.close();
+  }
+}
+
+const flipByte = (offset: number) => (value: Uint8Array): Uint8Array => {
+  const copy = value.slice();
+  copy[offset < 0 ? copy.length + offset : offset]! ^= 0x20;
+  return copy;
+};
+
+describe("NodeStore", () => {
+  let dir: string;
+  let store: NodeStore | undefined;
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "tally-store-"));
+  });
+
+  afterEach(async () => {
+    await store?.close();
+    store = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const open = async (options = {}): Promise<NodeStore> => {
+    store = await NodeStore.open(dir, options);
+    return store;
+  };
+
+  const reopen = async (): Promise<NodeStore> => {
+    await store?.close();
+    store = undefined;
+    return open();
+  };
+
+  it("starts empty", async () => {
+    const s = await open();
+    expect(await s.listGroups()).toEqual([]);
+    const group = await s.loadGroup(1);
+    expect(group).toEqual({ hardState: { term: 0, vote: 0, commit: 0 }, confState: undefined, snapshot: undefined, entries: [], applied: undefined });
+  });
+
+  it("round-trips entries, hard state, conf state and applied state of several groups", async () => {
+    const s = await open();
+    const batch = s.batch();
+    batch.appendEntries(1, [entry(1, 1), entry(2, 1, "", EntryType.Normal), entry(3, 2, "cc", EntryType.ConfChange)]);
+    batch.appendEntries(2, entries(1, 5, 3));
+    batch.setHardState(1, { term: 2, vote: 3, commit: 2 });
+    batch.setHardState(2, { term: 3, vote: 2, commit: 5 });
+    batch.setConfState(1, confState);
+    batch.setApplied(1, 2, 1_700_000_000_123);
+    expect(batch.size).toBe(12);
+    await s.write(batch, { sync: true });
+
+    const one = await s.loadGroup(1);
+    expect(one.entries).toEqual([entry(1, 1), entry(2, 1, ""), entry(3, 2, "cc", EntryType.ConfChange)]);
+    expect(one.hardState).toEqual({ term: 2, vote: 3, commit: 2 });
+    expect(one.confState).toEqual(confState);
+    expect(one.applied).toEqual({ index: 2, clockMs: 1_700_000_000_123 });
+    const two = await s.loadGroup(2);
+    expect(two.entries).toEqual(entries(1, 5, 3));
+    expect(two.confState).toBeUndefined();
+    expect(two.applied).toBeUndefined();
+    expect(await s.listGroups()).toEqual([1, 2]);
+    expect(s.stats).toMatchObject({ batches: 1, syncs: 1 });
+    expect(s.stats.bytesWritten).toBeGreaterThan(100);
+  });
+
+  it("keeps groups apart in key order: a group's log never leaks into its neighbour's", async () => {
+    const s = await open();
+    const batch = s.batch();
+    // Group 256 shares the low byte with group 0; index 256 shares the low byte with index 0.
+    batch.appendEntries(0, entries(1, 3, 1));
+    batch.appendEntries(1, entries(1, 300, 1));
+    batch.appendEntries(256, entries(1, 2, 7));
+    batch.appendEntries(2 ** 32 - 1, entries(1, 1, 9));
+    await s.write(batch, { sync: false });
+    expect((await s.loadGroup(0)).entries.map((e) => e.index)).toEqual([1, 2, 3]);
+    const one = (await s.loadGroup(1)).entries;
+    expect(one.length).toBe(300);
+    expect(one.every((e, i) => e.index === i + 1)).toBe(true);
+    expect((await s.loadGroup(256)).entries.map((e) => e.term)).toEqual([7, 7]);
+    expect((await s.loadGroup(2 ** 32 - 1)).entries.map((e) => e.term)).toEqual([9]);
+    expect(await s.listGroups()).toEqual([0, 1, 256, 2 ** 32 - 1]);
+  });
+
+  it("truncates a conflicting suffix and appends the new tail (paper 5.3)", async () => {
+    const s = await open();
+    const first = s.batch();
+    first.appendEntries(1, entries(1, 10, 1));
+    await s.write(first, { sync: true });
+
+    const second = s.batch();
+    second.truncateAfter(1, 6, 10);
+    second.appendEntries(1, entries(5, 6, 2));
+    await s.write(second, { sync: true });
+
+    const loaded = await s.loadGroup(1);
+    expect(loaded.entries.map((e) => [e.index, e.term])).toEqual([
+      [1, 1],
+      [2, 1],
+      [3, 1],
+      [4, 1],
+      [5, 2],
+      [6, 2],
+    ]);
+  });
+
+  it("applies operations in call order within a batch", async () => {
+    const s = await open();
+    const setup = s.batch();
+    setup.appendEntries(1, entries(1, 6, 1));
+    await s.write(setup, { sync: false });
+    // Truncating after the append would delete the new entries: later operations win.
+    const batch = s.batch();
+    batch.appendEntries(1, entries(4, 4, 2));
+    batch.truncateAfter(1, 3, 6);
+    await s.write(batch, { sync: false });
+    expect((await s.loadGroup(1)).entries.map((e) => e.index)).toEqual([1, 2, 3]);
+  });
+
+  it("compacts the log behind a snapshot and loads snapshot + tail", async () => {
+    const s = await open();
+    const setup = s.batch();
+    setup.appendEntries(1, entries(1, 20, 2));
+    setup.setHardState(1, { term: 2, vote: 1, commit: 20 });
+    await s.write(setup, { sync: true });
+
+    const compact = s.batch();
+    compact.putSnapshot(1, snapshotOf(15, 2, 100));
+    compact.compactLog(1, 12, 1); // keep a tail below the snapshot, as the driver does
+    await s.write(compact, { sync: true });
+
+    const loaded = await s.loadGroup(1);
+    expect(loaded.snapshot?.metadata).toEqual({ index: 15, term: 2, confState });
+    expect(loaded.snapshot?.data).toEqual(snapshotOf(15, 2, 100).data);
+    expect(loaded.entries.map((e) => e.index)).toEqual([16, 17, 18, 19, 20]);
+
+    // A later compaction also removes what the earlier one kept below the snapshot (13..15).
+    const again = s.batch();
+    again.compactLog(1, 17, 16);
+    await s.write(again, { sync: true });
+    await s.close();
+    store = undefined;
+    const raw = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+    await raw.open();
+    const remaining: Uint8Array[] = [];
+    for await (const key of raw.keys({ gte: logKey(1, 0), lt: logKey(2, 0) })) remaining.push(Uint8Array.from(key));
+    await raw.close();
+    expect(remaining).toEqual([logKey(1, 18), logKey(1, 19), logKey(1, 20)]);
+  });
+
+  it("reports a log compacted past its snapshot as corruption, not as a silently shorter log", async () => {
+    const s = await open();
+    const batch = s.batch();
+    batch.appendEntries(1, entries(1, 10, 1));
+    batch.putSnapshot(1, snapshotOf(4, 1, 10));
+    batch.compactLog(1, 6, 1);
+    await s.write(batch, { sync: false });
+    await expect(s.loadGroup(1)).rejects.toThrow(/gap: expected index 5, found 7/);
+  });
+
+  it("rejects a commit index beyond the stored log", async () => {
+    const s = await open();
+    const batch = s.batch();
+    batch.appendEntries(1, entries(1, 3, 1));
+    batch.setHardState(1, { term: 1, vote: 1, commit: 4 });
+    await s.write(batch, { sync: false });
+    await expect(s.loadGroup(1)).rejects.toBeInstanceOf(CorruptionError);
+  });
+
+  it("stores large snapshots in chunks and replaces a bigger one without leftovers", async () => {
+    const s = await open({ snapshotChunkBytes: 1000 });
+    const big = s.batch();
+    big.putSnapshot(3, snapshotOf(50, 4, 4500, 1));
+    await s.write(big, { sync: true });
+    const loadedBig = await s.loadGroup(3);
+    expect(loadedBig.snapshot?.data).toEqual(snapshotOf(50, 4, 4500, 1).data);
+
+    const small = s.batch();
+    small.putSnapshot(3, snapshotOf(80, 5, 1500, 2));
+    await s.write(small, { sync: true });
+    await s.close();
+    store = undefined;
+
+    const raw = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+    await raw.open();
+    const chunkKeys: Uint8Array[] = [];
+    for await (const key of raw.keys({ gte: snapshotChunkKey(3, 0), lt: snapshotChunkKey(4, 0) })) chunkKeys.push(Uint8Array.from(key));
+    await raw.close();
+    expect(chunkKeys).toEqual([snapshotChunkKey(3, 0), snapshotChunkKey(3, 1)]);
+
+    const s2 = await open({ snapshotChunkBytes: 1000 });
+    const loaded = await s2.loadGroup(3);
+    expect(loaded.snapshot?.metadata.index).toBe(80);
+    expect(loaded.snapshot?.data).toEqual(snapshotOf(80, 5, 1500, 2).data);
+  });
+
+  it("stores an empty snapshot", async () => {
+    const s = await open();
+    const batch = s.batch();
+    batch.putSnapshot(1, snapshotOf(0, 0, 0));
+    batch.appendEntries(1, entries(1, 2, 1));
+    await s.write(batch, { sync: true });
+    const loaded = await s.loadGroup(1);
+    expect(loaded.snapshot?.data.length).toBe(0);
+    expect(loaded.entries.length).toBe(2);
+  });
+
+  it("keeps everything across close and reopen", async () => {
+    const s = await open();
+    const batch = s.batch();
+    batch.appendEntries(5, entries(11, 14, 3));
+    batch.putSnapshot(5, snapshotOf(10, 3, 3000));
+    batch.setHardState(5, { term: 3, vote: 5, commit: 13 });
+    batch.setConfState(5, confState);
+    batch.setApplied(5, 13, 42);
+    batch.putCounter(5, bytes("likes"), Uint8Array.from({ length: 16 }, (_, i) => i));
+    batch.putSession(5, 2 ** 40 + 3, bytes("session"));
+    await s.write(batch, { sync: true });
+    const before = await s.loadGroup(5);
+
+    const s2 = await reopen();
+    expect(await s2.loadGroup(5)).toEqual(before);
+    expect(before.entries.map((e) => e.index)).toEqual([11, 12, 13, 14]);
+    expect(await collect(s2.scanCounters(5))).toEqual([[bytes("likes"), Uint8Array.from({ length: 16 }, (_, i) => i)]]);
+    expect(await collect(s2.scanSessions(5))).toEqual([[2 ** 40 + 3, bytes("session")]]);
+    expect(await s2.getCounter(5, bytes("likes"))).toEqual(Uint8Array.from({ length: 16 }, (_, i) => i));
+    expect(await s2.getCounter(5, bytes("nope"))).toBeUndefined();
+    expect(await s2.listGroups()).toEqual([5]);
+  });
+
+  it("scans counters and sessions of one shard only, in key order, and deletes them", async () => {
+    const s = await open();
+    const batch = s.batch();
+    for (const shard of [1, 2, 3]) {
+      for (const key of ["b", "a", "c"]) batch.putCounter(shard, bytes(key), bytes(`${shard}${key}`));
+      for (const client of [30, 10, 20]) batch.putSession(shard, client, bytes(`${shard}:${client}`));
+    }
+    batch.putCounter(2, bytes("c"), undefined);
+    batch.putSession(2, 20, undefined);
+    await s.write(batch, { sync: false });
+    expect(await collect(s.scanCounters(2))).toEqual([
+      [bytes("a"), bytes("2a")],
+      [bytes("b"), bytes("2b")],
+    ]);
+    expect((await collect(s.scanSessions(2))).map(([client]) => client)).toEqual([10, 30]);
+  });
+
+  it("clearShardState removes the shard's old state but keeps puts that follow it in the batch", async () => {
+    const s = await open();
+    const setup = s.batch();
+    for (const key of ["a", "b", "c"]) setup.putCounter(7, bytes(key), bytes("old"));
+    setup.putCounter(8, bytes("a"), bytes("neighbour"));
+    setup.putSession(7, 1, bytes("old"));
+    await s.write(setup, { sync: false });
+
+    const install = s.batch();
+    install.putCounter(7, bytes("z"), bytes("dropped: before the clear"));
+    install.clearShardState(7);
+    install.putCounter(7, bytes("b"), bytes("new"));
+    install.putSession(7, 2, bytes("new"));
+    await s.write(install, { sync: true });
+
+    expect(await collect(s.scanCounters(7))).toEqual([[bytes("b"), bytes("new")]]);
+    expect(await collect(s.scanSessions(7))).toEqual([[2, bytes("new")]]);
+    expect(await collect(s.scanCounters(8))).toEqual([[bytes("a"), bytes("neighbour")]]);
+  });
+
+  it("destroyGroup removes every key of the group", async () => {
+    const s = await open({ snapshotChunkBytes: 100 });
+    const batch = s.batch();
+    for (const group of [1, 2]) {
+      batch.appendEntries(group, entries(1, 3, 1));
+      batch.setHardState(group, { term: 1, vote: 1, commit: 1 });
+      batch.setApplied(group, 1, 1);
+      batch.setConfState(group, confState);
+      batch.putSnapshot(group, snapshotOf(0, 0, 350));
+    }
+    await s.write(batch, { sync: false });
+    const destroy = s.batch();
+    destroy.destroyGroup(1);
+    await s.write(destroy, { sync: true });
+    expect(await s.listGroups()).toEqual([2]);
+    expect(await s.loadGroup(1)).toEqual({ hardState: { term: 0, vote: 0, commit: 0 }, confState: undefined, snapshot: undefined, entries: [], applied: undefined });
+    expect((await s.loadGroup(2)).entries.length).toBe(3);
+  });
+
+  it("serializes concurrent writes in call order", async () => {
+    const s = await open();
+    const first = s.batch();
+    first.putCounter(1, bytes("k"), bytes("first"));
+    const second = s.batch();
+    second.clearShardState(1); // must see the first write's put
+    second.putCounter(1, bytes("j"), bytes("second"));
+    await Promise.all([s.write(first, { sync: false }), s.write(second, { sync: true })]);
+    expect(await collect(s.scanCounters(1))).toEqual([[bytes("j"), bytes("second")]]);
+    expect(s.stats).toMatchObject({ batches: 2, syncs: 1 });
+  });
+
+  it("refuses to reuse a written batch and bounds a batch's size", async () => {
+    const s = await open({ batchOpsMax: 5 });
+    const batch = s.batch();
+    batch.appendEntries(1, entries(1, 1, 1));
+    await s.write(batch, { sync: false });
+    expect(() => batch.appendEntries(1, entries(2, 2, 1))).toThrow(AssertionError);
+    const big = s.batch();
+    expect(() => big.appendEntries(1, entries(1, 6, 1))).toThrow(/exceeds 5 operations/);
+  });
+
+  it("asserts that appended entries are contiguous", async () => {
+    const s = await open();
+    const batch = s.batch();
+    expect(() => batch.appendEntries(1, [entry(1, 1), entry(3, 1)])).toThrow(AssertionError);
+    expect(() => batch.appendEntries(1, [entry(1, 2), entry(2, 1)])).toThrow(AssertionError);
+  });
+
+  describe("corruption is detected on read", () => {
+    it("a flipped byte in a log entry throws CorruptionError naming group, index and key", async () => {
+      const s = await open();
+      const batch = s.batch();
+      batch.appendEntries(3, entries(1, 20, 1));
+      await s.write(batch, { sync: true });
+      await s.close();
+      store = undefined;
+
+      await tamper(dir, logKey(3, 17), flipByte(-2)); // inside the entry's data
+      const s2 = await open();
+      const error = await s2.loadGroup(3).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(CorruptionError);
+      expect((error as Error).message).toContain("log entry");
+      expect((error as Error).message).toContain("group=3");
+      expect((error as Error).message).toContain("index=17");
+      expect((error as Error).message).toContain("0x4c0000000300000000000000");
+      expect((error as Error).message).toContain("checksum mismatch");
+      // Other groups stay readable.
+      expect((await s2.loadGroup(4)).entries).toEqual([]);
+    });
+
+    it("a flipped byte in the checksum itself is detected", async () => {
+      const s = await open();
+      const batch = s.batch();
+      batch.appendEntries(3, entries(1, 2, 1));
+      await s.write(batch, { sync: true });
+      await s.close();
+      store = undefined;
+      await tamper(dir, logKey(3, 1), flipByte(0));
+      const s2 = await open();
+      await expect(s2.loadGroup(3)).rejects.toBeInstanceOf(CorruptionError);
+    });
+
+    it("a value copied under another key is detected (the checksum covers the key)", async () => {
+      const s = await open();
+      const batch = s.batch();
+      batch.appendEntries(3, entries(1, 2, 1));
+      batch.appendEntries(4, entries(1, 2, 1));
+      await s.write(batch, { sync: true });
+      await s.close();
+      store = undefined;
+      const raw = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+      await raw.open();
+      await raw.put(logKey(4, 2), (await raw.get(logKey(3, 2)))!);
+      await raw.close();
+      const s2 = await open();
+      expect((await s2.loadGroup(3)).entries.length).toBe(2);
+      await expect(s2.loadGroup(4)).rejects.toThrow(/group=4\|index=2/);
+    });
+
+    it("a truncated hard state is detected", async () => {
+      const s = await open();
+      const batch = s.batch();
+      batch.setHardState(2, { term: 9, vote: 1, commit: 0 });
+      await s.write(batch, { sync: true });
+      await s.close();
+      store = undefined;
+      await tamper(dir, hardStateKey(2), (value) => value.subarray(0, value.length - 1));
+      const s2 = await open();
+      await expect(s2.loadGroup(2)).rejects.toThrow(/hard state at H\|group=2/);
+    });
+
+    it("a flipped byte in a snapshot chunk is detected", async () => {
+      const s = await open({ snapshotChunkBytes: 256 });
+      const batch = s.batch();
+      batch.putSnapshot(6, snapshotOf(30, 2, 1000));
+      await s.write(batch, { sync: true });
+      await s.close();
+      store = undefined;
+      await tamper(dir, snapshotChunkKey(6, 2), flipByte(100));
+      const s2 = await open({ snapshotChunkBytes: 256 });
+      await expect(s2.loadGroup(6)).rejects.toThrow(/snapshot chunk.*Q\|group=6\|chunk=2/);
+    });
+
+    it("a flipped byte in a counter record is detected by scans and point reads", async () => {
+      const s = await open();
+      const batch = s.batch();
+      batch.putCounter(1, bytes("likes"), new Uint8Array(16).fill(7));
+      await s.write(batch, { sync: true });
+      await s.close();
+      store = undefined;
+      await tamper(dir, counterKey(1, bytes("likes")), flipByte(9));
+      const s2 = await open();
+      await expect(collect(s2.scanCounters(1))).rejects.toBeInstanceOf(CorruptionError);
+      await expect(s2.getCounter(1, bytes("likes"))).rejects.toThrow(/C\|shard=1\|key=0x6c696b6573/);
+    });
+  });
+
+  describe("opening", () => {
+    it("refuses a directory that another handle holds, saying so", async () => {
+      await open();
+      const error = await NodeStore.open(dir).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(UnavailableError);
+      expect((error as Error).message).toMatch(/locked by another process/);
+    });
+
+    it("refuses a path that is a file", async () => {
+      const file = join(dir, "not-a-dir");
+      await writeFile(file, "x");
+      await expect(NodeStore.open(file)).rejects.toThrow(/cannot (create|open) store/);
+    });
+
+    it("creates missing parent directories", async () => {
+      const nested = join(dir, "a", "b", "c");
+      const s = await NodeStore.open(nested);
+      await s.close();
+    });
+  });
+
+  it("a write that resolved with sync survives the writer being killed (SIGKILL)", async () => {
+    const storeModule = fileURLToPath(new URL("../../src/storage/node-store.ts", import.meta.url));
+    const child = join(dir, "writer.mts");
+    const dbDir = join(dir, "db");
+    await writeFile(
+      child,
+      `import { NodeStore } from ${JSON.stringify(storeModule)};
+const store = await NodeStore.open(${JSON.stringify(dbDir)});
+for (let i = 1; i <= 50; i++) {
+  const batch = store.batch();
+  batch.appendEntries(1, [{ index: i, term: 1, type: 0, data: new Uint8Array([i]) }]);
+  batch.setHardState(1, { term: 1, vote: 1, commit: i });
+  await store.write(batch, { sync: true });
+}
+process.stdout.write("written\\n");
+setInterval(() => {}, 1000); // wait to be killed, never close
+`,
+    );
+    const proc = spawn(process.execPath, ["--import", "tsx", child], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TALLY_LOG_LEVEL: "silent" } });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        const deadline = setTimeout(() => reject(new Error("writer did not report within 20 s")), 20_000);
+        let stderr = "";
+        proc.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+        proc.stdout.on("data", (chunk: Buffer) => {
+          if (chunk.toString().includes("written")) {
+            clearTimeout(deadline);
+            resolve();
+          }
+        });
+        proc.on("exit", (code) => {
+          clearTimeout(deadline);
+          reject(new Error(`writer exited early with ${code}: ${stderr}`));
+        });
+      });
+    } finally {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        const exited = new Promise((resolve) => proc.once("exit", resolve));
+        proc.kill("SIGKILL");
+        await exited;
+      }
+    }
+    const s = await NodeStore.open(dbDir);
+    try {
+      const loaded = await s.loadGroup(1);
+      expect(loaded.entries.length).toBe(50);
+      expect(loaded.hardState.commit).toBe(50);
+    } finally {
+      await s.close();
+    }
+  });
+});
