@@ -7,6 +7,7 @@ import {
   NotLeaderError,
   OverloadedError,
   TallyError,
+  UnavailableError,
   WrongShardError,
   type ErrorCode,
 } from "../util/errors.js";
@@ -885,12 +886,12 @@ export class TallyClient {
         if (outcome.sent) unit.unresolved = true;
         return "retry-now"; // the loop's checks settle it
       case "unsent":
-        unit.lastError = new ClusterUnreachableError([address], { cause: outcome.cause });
+        unit.lastError = new UnavailableError(`cannot connect to ${address}`, { cause: outcome.cause });
         this.onNodeFailure(route, address);
         return this.backoffMs(failures);
       case "lost":
         unit.unresolved = true;
-        unit.lastError = new TallyError("UNAVAILABLE", `connection to ${address} lost`, { cause: outcome.cause });
+        unit.lastError = new UnavailableError(`connection to ${address} lost`, { cause: outcome.cause });
         this.onNodeFailure(route, address);
         return this.backoffMs(failures);
       case "timeout":
@@ -905,7 +906,7 @@ export class TallyClient {
           case "SESSION_EXPIRED":
             // Next iteration: a fresh unit re-registers; one that may have been applied is ambiguous.
             this.dropSession(session);
-            return "retry-now";
+            return failures <= 1 ? "retry-now" : this.backoffMs(failures);
           case "NOT_LEADER":
             // Conservative: the replica may have proposed the request before losing leadership.
             unit.unresolved = true;
@@ -1002,6 +1003,8 @@ export class TallyClient {
       if (cancellation.cancelled) throw this.deadlineError(state.lastError);
       throw error;
     } finally {
+      // Stops sibling sub-reads of a failed getMany; a no-op after success.
+      cancellation.cancel();
       this.inflightOps--;
       clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
@@ -1073,12 +1076,12 @@ export class TallyClient {
         case "aborted":
           continue;
         case "unsent":
-          state.lastError = new ClusterUnreachableError([address], { cause: outcome.cause });
+          state.lastError = new UnavailableError(`cannot connect to ${address}`, { cause: outcome.cause });
           this.onNodeFailure(route, address);
           delayMs = this.backoffMs(failures);
           continue;
         case "lost":
-          state.lastError = new TallyError("UNAVAILABLE", `connection to ${address} lost`, { cause: outcome.cause });
+          state.lastError = new UnavailableError(`connection to ${address} lost`, { cause: outcome.cause });
           this.onNodeFailure(route, address);
           delayMs = this.backoffMs(failures);
           continue;
@@ -1212,7 +1215,8 @@ export class TallyClient {
       });
       const stale = [...groups.keys()].some((shardId) => this.routeTable.isStale(shardId));
       if ((missing || stale) && pass === 0) {
-        await this.refreshRoutes(true);
+        // Rate-limited: if the map stays behind, the replica's WRONG_SHARD forces the next one.
+        await this.refreshRoutes(false);
         continue;
       }
       if (missing || first === undefined) throw new TallyError("UNAVAILABLE", "the routing map does not cover every slot");
@@ -1251,17 +1255,21 @@ export class TallyClient {
     this.loops.add(loop);
   }
 
+  /** Asks the known nodes in turn, within one operation deadline in total. */
   private async fetchRoutes(): Promise<void> {
     const addresses = this.discoveryAddresses();
+    const deadlineAtMs = monotonicMs() + this.options.deadlineMs;
     let lastError: unknown;
     let answered = false;
     for (const address of addresses) {
       if (this.closed) throw new ClientClosedError();
+      const now = monotonicMs();
+      if (now >= deadlineAtMs) break;
       const outcome = await this.connection(address).unary<object, RoutesResponseMessage>(
         "counter",
         "Routes",
         {},
-        monotonicMs() + Math.min(this.options.attemptTimeoutMs, this.options.connectTimeoutMs * 2),
+        Math.min(deadlineAtMs, now + Math.min(this.options.attemptTimeoutMs, this.options.connectTimeoutMs * 2)),
       );
       if (outcome.kind === "error") {
         lastError = outcome.error;

@@ -1078,8 +1078,16 @@ export class Raft {
     this.leadTransferee = transferee;
     this.leaseExpireTick = 0; // thesis 6.4.1: the lease ends when a transfer starts
     this.debug(`transferring leadership to ${transferee}`);
-    if (pr.match === this.log.lastIndex()) this.sendTimeoutNow(transferee);
-    else this.appendDirty = true;
+    if (pr.match === this.log.lastIndex()) {
+      this.sendTimeoutNow(transferee);
+      return;
+    }
+    // Start catching the transferee up now (etcd sendAppend), even when there is nothing new to
+    // send: in Replicate state next may already be past entries that were lost in flight, and
+    // only an App (empty if need be) makes the transferee reveal where its log really ends.
+    // Regression: test/raft/testdata/transfer-leadership.txt (transfer to a lagging follower).
+    pr.nudged = true;
+    this.appendDirty = true;
   }
 
   private sendTimeoutNow(to: NodeId): void {

@@ -468,13 +468,14 @@ export class CounterStateMachine {
     const counterCount = reader.u32();
     if (counterCount * 19 > reader.remaining) reader.fail(`counter count ${counterCount} exceeds the data`);
     let previousSlot = -1;
+    const corrupt = (problem: string): never => reader.fail(problem);
     for (let i = 0; i < counterCount; i++) {
       const keyLength = reader.u16();
       if (keyLength < 1 || keyLength > KEY_BYTES_MAX) reader.fail(`counter ${i} key length ${keyLength}`);
       const key = reader.subarray(keyLength);
       const value = reader.i64();
       const version = reader.u64();
-      const slot = machine.loadCounter(key, value, version, (problem) => reader.fail(problem));
+      const slot = machine.loadCounter(key, value, version, corrupt);
       if (previousSlot >= 0 && machine.counters.compareKeys(previousSlot, slot) >= 0) {
         reader.fail(`counter ${i} keys not in ascending order`);
       }
@@ -485,7 +486,7 @@ export class CounterStateMachine {
     if (sessionCount * 40 > reader.remaining) reader.fail(`session count ${sessionCount} exceeds the data`);
     for (let i = 0; i < sessionCount; i++) {
       const session = readSession(reader);
-      machine.insertLoadedSession(session, (problem) => reader.fail(problem));
+      machine.insertLoadedSession(session, corrupt);
       machine.dirtySessions.add(session.clientId);
     }
     reader.expectEnd(4);

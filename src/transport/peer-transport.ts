@@ -90,6 +90,11 @@ class PeerLink {
   state: LinkState = "idle";
   client: PeerClient | undefined;
   stream: grpc.ClientDuplexStream<RaftFrameWire, RaftFrameWire> | undefined;
+  /**
+   * False from a stream failure until a new stream is accepted: messages sent meanwhile are dropped
+   * at once rather than queued for a peer that is known to be down (it starts optimistic).
+   */
+  reachable = true;
   /** write() returned false: wait for 'drain' before writing more. */
   blocked = false;
   queue: GroupMessage[] = [];
@@ -256,7 +261,7 @@ export class PeerTransport {
       this.enqueueSnapshot(link, to, groupId, message);
       return;
     }
-    if (link === undefined || link.state === "backoff" || link.queue.length >= this.maxQueuedMessagesPerPeer) {
+    if (link === undefined || !link.reachable || link.queue.length >= this.maxQueuedMessagesPerPeer) {
       this.stats.dropped += 1;
       return;
     }
@@ -315,6 +320,7 @@ export class PeerTransport {
     stream.on("metadata", () => {
       if (link.stream !== stream) return;
       link.state = "connected";
+      link.reachable = true;
       link.backoffMs = this.backoffMinMs;
       this.logger.debug({ peer: link.id, address: link.address }, "peer stream connected");
       this.writeQueued(link);
@@ -346,6 +352,7 @@ export class PeerTransport {
     if (this.closed || link.state === "closed") return;
     const wasConnected = link.state === "connected";
     link.state = "backoff";
+    link.reachable = false;
     // Whatever was queued is stale by the time the peer is back; Raft resends from its progress.
     this.stats.dropped += link.queue.length;
     link.queue = [];
@@ -417,7 +424,9 @@ export class PeerTransport {
       return;
     }
     link.snapshots.push({ groupId, message });
-    if (!link.snapshotRunning) void this.runSnapshots(link);
+    if (!link.snapshotRunning) {
+      this.runSnapshots(link).catch((error: unknown) => this.logger.error({ err: error, peer: to }, "snapshot sender failed"));
+    }
   }
 
   private async runSnapshots(link: PeerLink): Promise<void> {
@@ -459,11 +468,17 @@ export class PeerTransport {
         wakeWriter?.();
         resolve(error);
       };
-      const call = client.Snapshot(new grpc.Metadata(), { deadline: Date.now() + this.snapshotTimeoutMs }, (error, ack) => {
-        if (error !== null) finish(`${grpc.status[error.code] ?? error.code}: ${error.details}`);
-        else if (ack?.ok !== true) finish(`refused by peer: ${ack?.error ?? "no reason"}`);
-        else finish(undefined);
-      });
+      let call: grpc.ClientWritableStream<SnapshotChunkWire>;
+      try {
+        call = client.Snapshot(new grpc.Metadata(), { deadline: Date.now() + this.snapshotTimeoutMs }, (error, ack) => {
+          if (error !== null) finish(`${grpc.status[error.code] ?? error.code}: ${error.details}`);
+          else if (ack?.ok !== true) finish(`refused by peer: ${ack?.error ?? "no reason"}`);
+          else finish(undefined);
+        });
+      } catch (error) {
+        finish(`cannot start the call: ${(error as Error).message}`);
+        return;
+      }
       link.activeSnapshotCall = call;
       call.on("error", () => undefined); // reported through the callback
       call.on("drain", () => wakeWriter?.());

@@ -105,9 +105,25 @@ interface EnvNode {
   stateMachine: string[];
 }
 
+export interface InteractionEnvOptions {
+  /**
+   * Test knobs forced onto every node, whatever the script says: plants a known bug so a test can
+   * show that a script catches it.
+   */
+  forcedKnobs?: RaftTestKnobs;
+}
+
 export class InteractionEnv {
+  constructor(private readonly options: InteractionEnvOptions = {}) {}
+
   private readonly nodes = new Map<NodeId, EnvNode>();
   private network: Message[] = [];
+  /**
+   * Who put each queued message on the wire. Usually m.from, but not always: a follower forwards
+   * TransferLeader with `from` naming the transferee (etcd's convention). Partitions act on the
+   * real sender.
+   */
+  private readonly senders = new WeakMap<Message, NodeId>();
   private readonly isolated = new Set<NodeId>();
   // On by default, like the INFO lines in etcd's interaction output: they say why a step happened.
   private debugEnabled = true;
@@ -232,7 +248,7 @@ export class InteractionEnv {
         // leaseDriftTicks > 0 is what turns leases on (thesis 6.4.1: the lease is shorter than the
         // election timeout by the clock drift margin).
         leaseDriftTicks: lease ? args.int("drift", 2) : 0,
-        testKnobs: knobFromName(knobName),
+        testKnobs: this.options.forcedKnobs ?? knobFromName(knobName),
       },
       jitter: args.bool("jitter", false),
       seed: args.int("seed", 1),
@@ -350,7 +366,7 @@ export class InteractionEnv {
     const batch = this.network.filter((m) => m.to === node.id && filter(m));
     this.network = this.network.filter((m) => !(m.to === node.id && filter(m)));
     for (const m of batch) {
-      if (this.isolated.has(m.from) || this.isolated.has(m.to)) {
+      if (this.crossesPartition(m, this.senders.get(m) ?? m.from)) {
         this.print(`dropped: ${describeMessage(m)} (isolated)`);
         continue;
       }
@@ -370,10 +386,19 @@ export class InteractionEnv {
       assert(round < stabilizeRoundsMax, `stabilize did not go quiet within ${stabilizeRoundsMax} rounds`);
       let quiet = true;
       for (const node of nodes) {
-        if (node.rawNode === undefined || !node.rawNode.hasReady()) continue;
+        const rawNode = node.rawNode;
+        if (rawNode === undefined) continue;
+        // hasReady() may do work (and log it) before the header: show that under the header.
+        let ready = false;
+        const said = this.capture(() => (ready = rawNode.hasReady()));
+        assert(ready || said.length === 0, `node ${node.id} logged without producing a Ready`);
+        if (!ready) continue;
         quiet = false;
         this.print(`> ${node.id} handling Ready`);
-        this.withIndent(() => this.processReady(node));
+        this.withIndent(() => {
+          for (const line of said) this.print(line);
+          this.processReady(node);
+        });
       }
       for (const node of nodes) {
         if (!this.network.some((m) => m.to === node.id)) continue;
@@ -394,8 +419,8 @@ export class InteractionEnv {
     }
     const ready = rawNode.ready();
     // A message sent across a partition is lost, even if the partition heals before delivery.
-    const crossesPartition = (m: Message): boolean => this.isolated.has(m.from) || this.isolated.has(m.to);
-    for (const line of describeReady(ready, (m) => (crossesPartition(m) ? " (dropped: isolated)" : ""))) {
+    const lost = (m: Message): boolean => this.crossesPartition(m, node.id);
+    for (const line of describeReady(ready, (m) => (lost(m) ? " (dropped: isolated)" : ""))) {
       this.print(line);
     }
 
@@ -410,7 +435,9 @@ export class InteractionEnv {
 
     for (const m of ready.messages) {
       assert(m.to !== node.id, `node ${node.id} sent a message to itself: ${describeMessage(m)}`);
-      if (!crossesPartition(m)) this.network.push(m);
+      if (lost(m)) continue;
+      this.senders.set(m, node.id);
+      this.network.push(m);
     }
     assert(this.network.length <= networkMessagesMax, "network queue overflow: the core floods messages");
 
@@ -518,6 +545,10 @@ export class InteractionEnv {
     );
   }
 
+  private crossesPartition(m: Message, sender: NodeId): boolean {
+    return this.isolated.has(sender) || this.isolated.has(m.to);
+  }
+
   private dropMessagesTo(node: EnvNode, why: string): void {
     for (const m of this.network.filter((m) => m.to === node.id)) {
       this.print(`dropped: ${describeMessage(m)} (${node.id} ${why})`);
@@ -593,6 +624,21 @@ export class InteractionEnv {
 
   private print(line: string): void {
     for (const part of line.split("\n")) this.out.push(`${this.indent}${part}`);
+  }
+
+  /** Runs `action` and returns what it printed (unindented) instead of printing it. */
+  private capture(action: () => void): string[] {
+    const savedOut = this.out;
+    const savedIndent = this.indent;
+    this.out = [];
+    this.indent = "";
+    try {
+      action();
+      return this.out;
+    } finally {
+      this.out = savedOut;
+      this.indent = savedIndent;
+    }
   }
 
   private withIndent(action: () => void): void {

@@ -6,7 +6,7 @@
  *   election safety        at most one leader per term                          (paper 5.2)
  *   log matching           same (index, term) => same entry and same previous term, hence the
  *                          same prefix, in every log ever written                (paper 5.3)
- *   no committed overwrite no node ever writes a different entry at an index some node applied
+ *   no committed overwrite no node replaces an entry some node applied (committed) with another
  *   leader completeness    a new leader of term t holds every entry known committed in a term < t
  *                                                                                (paper 5.4)
  *   state machine safety   every replica applies the same entry at each index, and reaches the
@@ -115,12 +115,20 @@ export class SafetyChecker {
         prevTerm = storage.term(entry.index - 1);
       }
       const fingerprint = entryFingerprint(entry);
+      // A stale leader may append at an index that is committed elsewhere (it is truncated later),
+      // but a node that holds a committed entry must never replace it (paper 5.3, 5.4).
       const committed = this.applied[entry.index];
-      if (committed !== undefined && (committed.term !== entry.term || committed.fingerprint !== fingerprint)) {
+      if (
+        committed !== undefined &&
+        committed.term !== entry.term &&
+        entry.index >= storage.firstIndex() &&
+        entry.index <= storage.lastIndex() &&
+        storage.term(entry.index) === committed.term
+      ) {
         throw new SimViolation(
           "committed-overwrite",
-          `node ${node} writes entry ${entry.index} term ${entry.term}, but node ${committed.node} applied ` +
-            `entry ${entry.index} term ${committed.term} there`,
+          `node ${node} replaces committed entry ${entry.index} (term ${committed.term}, applied by node ` +
+            `${committed.node}) with one of term ${entry.term}`,
         );
       }
       const key = entryKey(entry.index, entry.term);

@@ -28,6 +28,10 @@ export interface FaultProfile {
   /** Chance that a newly elected leader crashes within crashNewLeaderMs. */
   crashNewLeaderRate: number;
   crashNewLeaderMs: [number, number];
+  /** Chance that a newly elected leader is isolated at once (its first appends stay its own). */
+  isolateNewLeaderRate: number;
+  /** Chance that a leader is isolated right after its commit index advanced. */
+  isolateAfterCommitRate: number;
   restartDelayMs: [number, number];
   healAfterMs: [number, number];
   network: NetworkOptions;
@@ -65,6 +69,8 @@ export const profiles = {
     crashAfterVoteRate: 0.05,
     crashNewLeaderRate: 0.05,
     crashNewLeaderMs: [0, 60],
+    isolateNewLeaderRate: 0.03,
+    isolateAfterCommitRate: 0.005,
     restartDelayMs: [5, 400],
     healAfterMs: [50, 600],
     network: baseNetwork,
@@ -79,6 +85,8 @@ export const profiles = {
     crashAfterVoteRate: 0.02,
     crashNewLeaderRate: 0.02,
     crashNewLeaderMs: [0, 100],
+    isolateNewLeaderRate: 0.05,
+    isolateAfterCommitRate: 0.005,
     restartDelayMs: [5, 300],
     healAfterMs: [50, 800],
     network: { delayMinMs: 0.5, delayMaxMs: 15, dropRate: 0.08, duplicateRate: 0.05, spikeRate: 0.05, spikeMaxMs: 120 },
@@ -93,6 +101,8 @@ export const profiles = {
     crashAfterVoteRate: 0.15,
     crashNewLeaderRate: 0.15,
     crashNewLeaderMs: [0, 30],
+    isolateNewLeaderRate: 0.05,
+    isolateAfterCommitRate: 0.01,
     restartDelayMs: [1, 200],
     healAfterMs: [50, 400],
     network: baseNetwork,
@@ -108,8 +118,10 @@ export const profiles = {
     nemesisIntervalMs: [15, 120],
     weights: { "crash-leader": 4, crash: 2, partition: 2, "isolate-leader": 2, heal: 2, "election-storm": 1 },
     crashAfterVoteRate: 0.05,
-    crashNewLeaderRate: 0.5,
+    crashNewLeaderRate: 0.2,
     crashNewLeaderMs: [2, 25],
+    isolateNewLeaderRate: 0.3,
+    isolateAfterCommitRate: 0.1,
     restartDelayMs: [1, 80],
     healAfterMs: [20, 200],
     network: { delayMinMs: 0.5, delayMaxMs: 8, dropRate: 0.15, duplicateRate: 0.02, spikeRate: 0.02, spikeMaxMs: 40 },
@@ -124,6 +136,8 @@ export const profiles = {
     crashAfterVoteRate: 0.6,
     crashNewLeaderRate: 0.1,
     crashNewLeaderMs: [0, 40],
+    isolateNewLeaderRate: 0,
+    isolateAfterCommitRate: 0,
     restartDelayMs: [0.5, 6],
     healAfterMs: [30, 200],
     network: { delayMinMs: 0.5, delayMaxMs: 12, dropRate: 0.01, duplicateRate: 0.1, spikeRate: 0.05, spikeMaxMs: 30 },
@@ -138,6 +152,8 @@ export const profiles = {
     crashAfterVoteRate: 0,
     crashNewLeaderRate: 0,
     crashNewLeaderMs: [0, 0],
+    isolateNewLeaderRate: 0,
+    isolateAfterCommitRate: 0,
     restartDelayMs: [5, 100],
     healAfterMs: [150, 400],
     network: { delayMinMs: 0.3, delayMaxMs: 2, dropRate: 0.002, duplicateRate: 0.002, spikeRate: 0, spikeMaxMs: 0 },

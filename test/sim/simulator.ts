@@ -286,6 +286,7 @@ class SimNode {
   role: Role = Role.Follower;
   term: Term = 0;
   leader: NodeId = 0;
+  commit = 0;
 
   constructor(
     readonly id: NodeId,
@@ -309,6 +310,7 @@ class Simulator {
   private nextNodeId: NodeId;
   private readonly maxNodeId: NodeId;
   private readCounter = 0;
+  private writesPausedUntilMs = 0;
   private readonly counters = {
     crashes: 0,
     partitions: 0,
@@ -466,13 +468,22 @@ class Simulator {
       node.leader = status.leader;
       this.record(`n${node.id} ${Role[status.role]} term ${status.term} leader ${status.leader}`);
     }
+    const profile = this.options.profile;
     if (status.role === Role.Leader && this.checker.observeLeader(node.id, status.term)) {
       node.completenessTerm = status.term;
-      if (this.phase === "faults" && this.nemesisPrng.chance(this.options.profile.crashNewLeaderRate)) {
+      if (this.phase === "faults" && this.nemesisPrng.chance(profile.crashNewLeaderRate)) {
         const incarnation = node.incarnation;
-        this.schedule(this.uniform(this.nemesisPrng, this.options.profile.crashNewLeaderMs), () => {
+        this.schedule(this.uniform(this.nemesisPrng, profile.crashNewLeaderMs), () => {
           if (node.incarnation === incarnation && this.phase === "faults") this.crash(node, "new leader");
         });
+      } else if (this.phase === "faults" && this.nemesisPrng.chance(profile.isolateNewLeaderRate)) {
+        this.isolate(node, "new leader");
+      }
+    }
+    if (status.commit > node.commit) {
+      node.commit = status.commit;
+      if (status.role === Role.Leader && this.phase === "faults" && this.nemesisPrng.chance(profile.isolateAfterCommitRate)) {
+        this.isolate(node, `leader just committed ${status.commit}`);
       }
     }
     if (this.options.checkLeaseExclusivity && status.leaseValid) this.checker.observeLease(node.id, status.term);
@@ -525,6 +536,7 @@ class Simulator {
     node.role = Role.Follower;
     node.term = 0;
     node.leader = 0;
+    node.commit = 0;
     node.completenessTerm = 0;
     const hs = node.storage.initialState().hardState;
     this.record(
@@ -789,6 +801,7 @@ class Simulator {
         );
       },
       acceptingNewOperations: () => this.phase === "faults",
+      writesPaused: () => this.now < this.writesPausedUntilMs,
       deadlinesApply: () => this.phase === "faults",
       record: (text) => this.record(text),
     };
@@ -943,17 +956,27 @@ class Simulator {
     this.fault(kind);
   }
 
+  /** Cuts `node` off from every other node; heals the whole network later. */
+  private isolate(node: SimNode, why: string): void {
+    this.network.isolate(node.id, this.members());
+    this.counters.partitions++;
+    this.record(`nemesis: isolate ${node.id} (${why})`);
+    this.healLater();
+  }
+
+  private healLater(): void {
+    this.schedule(this.uniform(this.nemesisPrng, this.options.profile.healAfterMs), () => {
+      if (this.phase !== "faults") return;
+      this.network.heal();
+      this.record("nemesis: heal");
+    });
+  }
+
   private fault(kind: FaultKind): void {
     const prng = this.nemesisPrng;
     const alive = this.aliveNodes();
     const leader = this.currentLeader();
-    const healLater = (): void => {
-      this.schedule(this.uniform(prng, this.options.profile.healAfterMs), () => {
-        if (this.phase !== "faults") return;
-        this.network.heal();
-        this.record("nemesis: heal");
-      });
-    };
+    const healLater = (): void => this.healLater();
     switch (kind) {
       case "partition": {
         const ids = shuffle(prng, this.members());
@@ -966,14 +989,9 @@ class Simulator {
         healLater();
         return;
       }
-      case "isolate-leader": {
-        if (leader === undefined) return;
-        this.network.isolate(leader.id, this.members());
-        this.counters.partitions++;
-        this.record(`nemesis: isolate leader ${leader.id}`);
-        healLater();
+      case "isolate-leader":
+        if (leader !== undefined) this.isolate(leader, "leader");
         return;
-      }
       case "one-way-cut": {
         const ids = this.members();
         const cuts = 1 + prng.nextInt(3);
@@ -1023,8 +1041,12 @@ class Simulator {
         const follower = followers[prng.nextInt(followers.length)]!;
         this.network.cut(leader.id, follower.id);
         this.record(`nemesis: lease trap: cut ${leader.id}->${follower.id}`);
+        // The follower's log must stay as long as the others' for it to win an election
+        // (paper 5.4.1), so clients pause writes until the leader is cut off (a quiet period).
         const electionMs = this.options.tickMs * this.options.raft.electionTicks;
-        this.schedule(electionMs * (0.9 + 0.5 * prng.nextFloat()), () => {
+        const armMs = electionMs * (0.95 + 0.15 * prng.nextFloat());
+        this.writesPausedUntilMs = Math.max(this.writesPausedUntilMs, this.now + armMs);
+        this.schedule(armMs, () => {
           if (this.phase !== "faults") return;
           this.network.isolate(leader.id, this.members());
           this.record(`nemesis: lease trap: isolate ${leader.id}`);

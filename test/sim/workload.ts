@@ -68,6 +68,8 @@ export interface ClientHost {
   members(): NodeId[];
   sendRequest(node: NodeId, request: ClientRequest, onResponse: (response: ClientResponse) => void): void;
   acceptingNewOperations(): boolean;
+  /** A quiet period: new operations are reads. */
+  writesPaused(): boolean;
   /** True while operations may be abandoned at their deadline (not in the final, healed phase). */
   deadlinesApply(): boolean;
   record(text: string): void;
@@ -111,7 +113,7 @@ export class SimClient {
     const { keys, readIndexRate, leaseReadRate } = this.options;
     const key = keys[this.prng.nextInt(keys.length)]!;
     const roll = this.prng.nextFloat();
-    const kind = roll < readIndexRate + leaseReadRate ? "read" : "add";
+    const kind = roll < readIndexRate + leaseReadRate || this.host.writesPaused() ? "read" : "add";
     const record: HistoryRecord = {
       opId: "",
       clientId: this.id,

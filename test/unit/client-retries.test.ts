@@ -52,6 +52,11 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     const ids = sessionIds(attempts);
     expect(ids[0]).toBe(ids[1]);
     expect(cluster.counter(key)?.value).toBe(7n);
+
+    // RegisterSession (a unary call: ErrorInfo in trailing metadata) follows the hint too.
+    cluster.shard(2).leaderId = "3";
+    expect((await client.add(keyInShard(cluster.shard(2), "fresh"), 1n)).value).toBe(1n);
+    expect(cluster.registrations.filter((registration) => registration.shardId === 2).map((r) => r.nodeId)).toEqual(["3"]);
   });
 
   it("a dropped reply is retried with the same seq and applied once", async () => {
@@ -92,6 +97,62 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
       [2, "2"],
     ]);
     expect(cluster.routesCalls).toBeGreaterThan(routesBefore);
+  });
+
+  it("WRONG_SHARD for a stale epoch of the same shard: same (clientId, seq) under the new epoch", async () => {
+    const { cluster, client } = await setup();
+    const key = keyInShard(cluster.shard(1), "epoch");
+    await client.add(key, 1n);
+    cluster.shard(1).epoch = 2n; // e.g. a replica was replaced
+    expect((await client.add(key, 1n)).value).toBe(2n);
+    const attempts = cluster.mutationsFor(key).slice(1);
+    expect(attempts.map((attempt) => attempt.header?.epoch)).toEqual(["1", "2"]);
+    expect(new Set(sessionIds(attempts)).size).toBe(1);
+  });
+
+  it("OVERLOADED is retried with the same seq after retry_after_ms", async () => {
+    const { cluster, client } = await setup();
+    const key = keyInShard(cluster.shard(2), "busy");
+    await client.add(key, 1n);
+    let shed = false;
+    cluster.pipelineHook = () => {
+      if (shed) return undefined;
+      shed = true;
+      return { kind: "error", info: { code: "OVERLOADED", message: "queue full", retryAfterMs: 120 } };
+    };
+    const started = Date.now();
+    expect((await client.add(key, 1n)).value).toBe(2n);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(100);
+    const attempts = cluster.mutationsFor(key).slice(1);
+    expect(attempts).toHaveLength(2);
+    expect(new Set(sessionIds(attempts)).size).toBe(1);
+  });
+
+  it("an INTERNAL error on a mutation is not retried and not reported as failed", async () => {
+    const { cluster, client } = await setup();
+    const key = keyInShard(cluster.shard(1), "internal");
+    await client.add(key, 1n);
+    cluster.pipelineHook = () => ({ kind: "error", info: { code: "INTERNAL", message: "disk on fire" } });
+    const error = await client.add(key, 1n).catch((caught: unknown) => caught);
+    expect(error).toBeInstanceOf(AmbiguousOperationError);
+    expect((error as Error).message).toContain("disk on fire");
+    expect(cluster.mutationsFor(key)).toHaveLength(2);
+  });
+
+  it("a caller that leaves while its add waits in the batch window is not sent", async () => {
+    const { cluster, client } = await setup({ batchWindowMs: 50 });
+    const stay = keyInShard(cluster.shard(1), "stay");
+    const leave = keyInShard(cluster.shard(1), "leave");
+    await client.connect();
+    const controller = new AbortController();
+    const staying = client.add(stay, 1n);
+    const leaving = client.add(leave, 1n, { signal: controller.signal });
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    controller.abort(new Error("bye"));
+    await expect(leaving).rejects.toThrow("bye");
+    expect((await staying).value).toBe(1n);
+    expect(cluster.mutationsFor(leave)).toEqual([]);
+    expect(cluster.mutationsFor(stay).map((attempt) => attempt.op)).toEqual(["add"]);
   });
 
   it("a stream that dies mid-flight: every in-flight op is resent with its own seq, none twice", async () => {

@@ -500,7 +500,8 @@ setInterval(() => {}, 1000); // wait to be killed, never close
     const proc = spawn(process.execPath, ["--import", "tsx", child], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TALLY_LOG_LEVEL: "silent" } });
     try {
       await new Promise<void>((resolve, reject) => {
-        const deadline = setTimeout(() => reject(new Error("writer did not report within 20 s")), 20_000);
+        // Generous: a child tsx process starts slowly on a loaded two-core box.
+        const deadline = setTimeout(() => reject(new Error("writer did not report within 45 s")), 45_000);
         let stderr = "";
         proc.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
         proc.stdout.on("data", (chunk: Buffer) => {

@@ -1,0 +1,294 @@
+import { Packr } from "msgpackr";
+import { describe, expect, it } from "vitest";
+import { encodeEntry } from "../../src/shard/commands.js";
+import { CounterStateMachine } from "../../src/shard/state-machine.js";
+import { AssertionError } from "../../src/util/assert.js";
+import { CorruptionError, InvalidArgumentError } from "../../src/util/errors.js";
+import { add, cas, defaultOptions, expectFailure, expectOk, INT64_MAX, INT64_MIN, key, reset, set, ShardDriver } from "./shard-harness.js";
+
+function setup(): { driver: ShardDriver; client: number } {
+  const driver = new ShardDriver();
+  return { driver, client: driver.register() };
+}
+
+describe("counter ops", () => {
+  it("add creates at 0, accumulates, and versions are the log index of the last change", () => {
+    const { driver, client } = setup();
+    expect(driver.value("a")).toBeUndefined();
+    expect(expectOk(driver.mutate(client, 1, [add("a", 5n)]))).toEqual([{ value: 5n, version: 2 }]);
+    expect(expectOk(driver.mutate(client, 2, [add("a", -8n)]))).toEqual([{ value: -3n, version: 3 }]);
+    expect(driver.value("a")).toEqual({ value: -3n, version: 3 });
+    driver.mutate(client, 3, [add("b", 1n)]);
+    expect(driver.value("a")).toEqual({ value: -3n, version: 3 }); // other keys do not bump it
+    expect(driver.machine.counterCount()).toBe(2);
+  });
+
+  it("set overwrites; reset deletes (reads as absent, op result value 0 version 0)", () => {
+    const { driver, client } = setup();
+    driver.mutate(client, 1, [set("a", 42n)]);
+    expect(driver.value("a")).toEqual({ value: 42n, version: 2 });
+    expect(expectOk(driver.mutate(client, 2, [reset("a")]))).toEqual([{ value: 0n, version: 0 }]);
+    expect(driver.value("a")).toBeUndefined();
+    expect(driver.machine.counterCount()).toBe(0);
+    // Reset of a missing counter is a successful no-op.
+    expect(expectOk(driver.mutate(client, 3, [reset("never")]))).toEqual([{ value: 0n, version: 0 }]);
+    expect(driver.machine.counterCount()).toBe(0);
+    // After reset the key starts over from 0.
+    expect(expectOk(driver.mutate(client, 4, [add("a", 1n)]))).toEqual([{ value: 1n, version: 5 }]);
+  });
+
+  describe("int64 overflow is OUT_OF_RANGE and changes nothing", () => {
+    it("upward at 2^63-1", () => {
+      const { driver, client } = setup();
+      expectOk(driver.mutate(client, 1, [set("k", INT64_MAX - 1n)]));
+      expect(expectOk(driver.mutate(client, 2, [add("k", 1n)]))).toEqual([{ value: INT64_MAX, version: 3 }]);
+      const failure = expectFailure(driver.mutate(client, 3, [add("k", 1n)]), "OUT_OF_RANGE");
+      expect(failure.opIndex).toBe(0);
+      expect(failure.message).toContain('"k"');
+      expect(failure.message).toContain("9223372036854775808");
+      expect(driver.value("k")).toEqual({ value: INT64_MAX, version: 3 });
+      expectFailure(driver.mutate(client, 4, [add("k", INT64_MAX)]), "OUT_OF_RANGE");
+      expect(driver.value("k")).toEqual({ value: INT64_MAX, version: 3 });
+    });
+
+    it("downward at -(2^63-1) and -2^63", () => {
+      const { driver, client } = setup();
+      expectOk(driver.mutate(client, 1, [set("k", -INT64_MAX)]));
+      // -2^63 itself is a valid int64.
+      expect(expectOk(driver.mutate(client, 2, [add("k", -1n)]))).toEqual([{ value: INT64_MIN, version: 3 }]);
+      expectFailure(driver.mutate(client, 3, [add("k", -1n)]), "OUT_OF_RANGE");
+      expect(driver.value("k")).toEqual({ value: INT64_MIN, version: 3 });
+      // A fresh counter (0) can take either extreme delta exactly, but not past it.
+      expect(expectOk(driver.mutate(client, 4, [add("z", INT64_MIN)]))[0]!.value).toBe(INT64_MIN);
+      expectFailure(driver.mutate(client, 5, [add("y", INT64_MAX), add("y", 1n)]), "OUT_OF_RANGE");
+      expect(driver.value("y")).toBeUndefined();
+    });
+
+    it("across the extremes: max + min = -1, exactly", () => {
+      const { driver, client } = setup();
+      expect(expectOk(driver.mutate(client, 1, [set("k", INT64_MAX), add("k", INT64_MIN)]))[1]!.value).toBe(-1n);
+    });
+  });
+
+  describe("floor", () => {
+    it("fails with FAILED_PRECONDITION below the floor and allows reaching it exactly", () => {
+      const { driver, client } = setup();
+      driver.mutate(client, 1, [set("stock", 3n)]);
+      expect(expectOk(driver.mutate(client, 2, [add("stock", -3n, 0n)]))[0]!.value).toBe(0n);
+      const failure = expectFailure(driver.mutate(client, 3, [add("stock", -1n, 0n)]), "FAILED_PRECONDITION");
+      expect(failure.message).toMatch(/result -1 would be below the floor 0/);
+      expect(driver.value("stock")).toEqual({ value: 0n, version: 3 });
+    });
+
+    it("applies to a missing counter as 0 and to negative floors", () => {
+      const { driver, client } = setup();
+      expectFailure(driver.mutate(client, 1, [add("new", -1n, 0n)]), "FAILED_PRECONDITION");
+      expect(driver.value("new")).toBeUndefined();
+      expect(expectOk(driver.mutate(client, 2, [add("new", -10n, -10n)]))[0]!.value).toBe(-10n);
+      expectFailure(driver.mutate(client, 3, [add("new", -1n, -10n)]), "FAILED_PRECONDITION");
+    });
+
+    it("checks the result, not the delta: an increment still below the floor fails", () => {
+      const { driver, client } = setup();
+      driver.mutate(client, 1, [set("k", -5n)]);
+      expectFailure(driver.mutate(client, 2, [add("k", 1n, 0n)]), "FAILED_PRECONDITION");
+      expect(expectOk(driver.mutate(client, 3, [add("k", 5n, 0n)]))[0]!.value).toBe(0n);
+    });
+  });
+
+  describe("compare-and-set", () => {
+    it("succeeds on the current version and fails with VERSION_MISMATCH + currentVersion otherwise", () => {
+      const { driver, client } = setup();
+      driver.mutate(client, 1, [set("k", 1n)]); // version 2
+      const failure = expectFailure(driver.mutate(client, 2, [cas("k", 1, 9n)]), "VERSION_MISMATCH");
+      expect(failure.currentVersion).toBe(2);
+      expect(failure.opIndex).toBe(0);
+      expect(driver.value("k")).toEqual({ value: 1n, version: 2 });
+      expect(expectOk(driver.mutate(client, 3, [cas("k", 2, 9n)]))).toEqual([{ value: 9n, version: 4 }]);
+    });
+
+    it("expectedVersion 0 means must-not-exist: creates once, then mismatches", () => {
+      const { driver, client } = setup();
+      expect(expectOk(driver.mutate(client, 1, [cas("lock", 0, 1n)]))).toEqual([{ value: 1n, version: 2 }]);
+      expect(expectFailure(driver.mutate(client, 2, [cas("lock", 0, 2n)]), "VERSION_MISMATCH").currentVersion).toBe(2);
+      // A missing counter reports currentVersion 0.
+      expect(expectFailure(driver.mutate(client, 3, [cas("missing", 5, 2n)]), "VERSION_MISMATCH").currentVersion).toBe(0);
+      expect(driver.value("missing")).toBeUndefined();
+      // After reset the counter is gone, so version 0 matches again.
+      driver.mutate(client, 4, [reset("lock")]);
+      expectOk(driver.mutate(client, 5, [cas("lock", 0, 3n)]));
+    });
+
+    it("sees versions written earlier in the same mutate (the entry index)", () => {
+      const { driver, client } = setup();
+      const index = driver.index + 1;
+      expect(expectOk(driver.mutate(client, 1, [add("k", 1n), cas("k", index, 7n)]))).toEqual([
+        { value: 1n, version: index },
+        { value: 7n, version: index },
+      ]);
+    });
+  });
+
+  describe("a mutate is atomic", () => {
+    it("a batch with one bad op changes nothing, whatever the failing op's kind", () => {
+      const { driver, client } = setup();
+      driver.mutate(client, 1, [set("a", 1n), set("b", 2n), set("c", 3n)]);
+      const before = driver.machine.snapshot();
+      const bad = [
+        [add("x", INT64_MAX), "OUT_OF_RANGE"], // x is 1 by then
+        [add("c", 1n, 100n), "FAILED_PRECONDITION"],
+        [cas("a", 2, 0n), "VERSION_MISMATCH"], // a was re-versioned by the add at op 0
+      ] as const;
+      let seq = 2;
+      for (const [badOp, code] of bad) {
+        const ops = [add("a", 10n), reset("b"), add("new-key", 5n), add("x", 1n), set("c", 30n), badOp, add("a", 1n)];
+        const failure = expectFailure(driver.mutate(client, seq, ops, 1), code);
+        expect(failure.opIndex).toBe(5);
+        seq++;
+      }
+      expect(driver.value("a")).toEqual({ value: 1n, version: 2 });
+      expect(driver.value("b")).toEqual({ value: 2n, version: 2 });
+      expect(driver.value("c")).toEqual({ value: 3n, version: 2 });
+      expect(driver.value("new-key")).toBeUndefined();
+      expect(driver.value("x")).toBeUndefined();
+      expect(driver.machine.counterCount()).toBe(3);
+      // Same counters, versions, and no leftover transient keys: compare the counter section of a
+      // snapshot taken before (only the session part may differ: it retained the failures).
+      const after = CounterStateMachine.restore(driver.machine.snapshot(), defaultOptions);
+      const restoredBefore = CounterStateMachine.restore(before, defaultOptions);
+      for (const k of ["a", "b", "c", "new-key", "x"]) expect(after.get(key(k))).toEqual(restoredBefore.get(key(k)));
+      expect(driver.machine.takeChanges().counters.map(([k]) => new TextDecoder().decode(k)).sort()).toEqual(["a", "b", "c"]);
+    });
+
+    it("later ops see earlier ones: reset then add, add then reset, repeated keys", () => {
+      const { driver, client } = setup();
+      driver.mutate(client, 1, [set("k", 100n)]);
+      const index = driver.index + 1;
+      expect(expectOk(driver.mutate(client, 2, [reset("k"), add("k", 1n), add("k", 1n), reset("j"), add("j", 2n), reset("j")]))).toEqual([
+        { value: 0n, version: 0 },
+        { value: 1n, version: index },
+        { value: 2n, version: index },
+        { value: 0n, version: 0 },
+        { value: 2n, version: index },
+        { value: 0n, version: 0 },
+      ]);
+      expect(driver.value("k")).toEqual({ value: 2n, version: index });
+      expect(driver.value("j")).toBeUndefined();
+      expect(driver.machine.counterCount()).toBe(1);
+    });
+
+    it("maxCounters fails creation deterministically with OVERLOADED, deletions in the same mutate count", () => {
+      const driver = new ShardDriver(new CounterStateMachine({ ...defaultOptions, maxCounters: 2 }));
+      const client = driver.register();
+      expectOk(driver.mutate(client, 1, [add("a", 1n), add("b", 1n)]));
+      const failure = expectFailure(driver.mutate(client, 2, [add("a", 1n), add("c", 1n)]), "OVERLOADED");
+      expect(failure.opIndex).toBe(1);
+      expect(driver.value("a")).toEqual({ value: 1n, version: 2 });
+      expectOk(driver.mutate(client, 3, [reset("a"), add("c", 1n)]));
+      expect(driver.machine.counterCount()).toBe(2);
+    });
+  });
+});
+
+describe("entries", () => {
+  it("one result per command, commands apply in order within an entry", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    const results = driver.apply([
+      { type: "mutate", clientId: client, seq: 1, firstUnackedSeq: 1, ops: [add("k", 1n)] },
+      { type: "keepalive", clientId: client },
+      { type: "mutate", clientId: client, seq: 2, firstUnackedSeq: 1, ops: [cas("k", driver.index + 1, 5n)] },
+      { type: "register" },
+    ]);
+    expect(results.map((r) => r.ok)).toEqual([true, true, true, true]);
+    expect(driver.value("k")!.value).toBe(5n);
+  });
+
+  it("an empty entry (leader no-op) only advances appliedIndex; gaps in indexes are allowed", () => {
+    const machine = new CounterStateMachine(defaultOptions);
+    expect(machine.applyEntry(1, new Uint8Array(0))).toEqual([]);
+    expect(machine.appliedIndex).toBe(1);
+    expect(machine.clockMs).toBe(0);
+    machine.applyEntry(5, encodeEntry({ timestampMs: 10, commands: [{ type: "register" }] }));
+    expect(machine.appliedIndex).toBe(5);
+  });
+
+  it("asserts on an index that does not advance (a driver bug)", () => {
+    const machine = new CounterStateMachine(defaultOptions);
+    machine.applyEntry(3, new Uint8Array(0));
+    expect(() => machine.applyEntry(3, new Uint8Array(0))).toThrow(AssertionError);
+    expect(() => machine.applyEntry(2, new Uint8Array(0))).toThrow(AssertionError);
+  });
+
+  it("an undecodable entry throws CorruptionError and changes nothing, not even appliedIndex", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    driver.mutate(client, 1, [add("k", 1n)]);
+    const before = driver.machine.snapshot();
+    expect(() => driver.machine.applyEntry(driver.index + 1, new Uint8Array([0x92, 0xff]))).toThrow(CorruptionError);
+    const badTimestamp = new Packr({ useRecords: false }).pack([-1, []]);
+    expect(() => driver.machine.applyEntry(driver.index + 1, badTimestamp)).toThrow(/bad timestamp/);
+    expect(driver.machine.snapshot()).toEqual(before);
+  });
+
+  it("a committed command that breaks a bound gets INVALID_ARGUMENT; the rest of the entry applies", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    // Built by hand: encodeEntry would refuse it, but a buggy or older leader might have logged it.
+    const data = new Packr({ useRecords: false }).pack([
+      driver.timestampMs,
+      [
+        [2, client, 1, 1, [[0, new Uint8Array(300), 1]]],
+        [2, client, 2, 1, [[0, key("ok"), 1]]],
+      ],
+    ]);
+    const results = driver.machine.applyEntry(++driver.index, data);
+    expect(expectFailure(results[0], "INVALID_ARGUMENT").message).toMatch(/300 bytes; max 256/);
+    expectOk(results[1]);
+    expect(driver.value("ok")!.value).toBe(1n);
+  });
+
+  it("rejects bad options at construction", () => {
+    expect(() => new CounterStateMachine({ ...defaultOptions, sessionTimeoutMs: 0 })).toThrow(InvalidArgumentError);
+    expect(() => new CounterStateMachine({ ...defaultOptions, maxSessions: 1.5 })).toThrow(/maxSessions/);
+    expect(() => new CounterStateMachine({ ...defaultOptions, maxCounters: 10 ** 12 })).toThrow(/maxCounters/);
+  });
+});
+
+describe("takeChanges", () => {
+  it("reports each changed counter once with its current state, deletions as undefined, then resets", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    driver.machine.takeChanges();
+    driver.mutate(client, 1, [add("a", 1n), add("b", 1n)]);
+    driver.mutate(client, 2, [add("a", 1n), reset("b"), reset("never")]);
+    const changes = driver.machine.takeChanges();
+    const decoded = new Map(changes.counters.map(([k, v]) => [new TextDecoder().decode(k), v]));
+    expect(decoded).toEqual(new Map([["b", undefined], ["a", { value: 2n, version: 3 }]]));
+    expect(changes.sessions.map(([id]) => id)).toEqual([client]);
+    expect(driver.machine.takeChanges()).toEqual({ counters: [], sessions: [] });
+  });
+
+  it("orders a delete before a re-create of the same key", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    driver.mutate(client, 1, [add("a", 1n)]);
+    driver.machine.takeChanges();
+    driver.mutate(client, 2, [reset("a")]);
+    driver.mutate(client, 3, [add("a", 7n)]);
+    const counters = driver.machine.takeChanges().counters.map(([k, v]) => [new TextDecoder().decode(k), v]);
+    expect(counters).toEqual([
+      ["a", undefined],
+      ["a", { value: 7n, version: driver.index }],
+    ]);
+  });
+
+  it("does not report a key created and deleted within one mutate, nor failed mutates", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    driver.machine.takeChanges();
+    driver.mutate(client, 1, [add("tmp", 1n), reset("tmp")]);
+    driver.mutate(client, 2, [add("x", 1n), add("y", INT64_MAX), add("y", 1n)]);
+    expect(driver.machine.takeChanges().counters).toEqual([]);
+  });
+});

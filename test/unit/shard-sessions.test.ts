@@ -1,0 +1,247 @@
+// Exactly-once sessions, Raft thesis section 6.3.
+import { describe, expect, it } from "vitest";
+import { decodeSessionRecord, encodeOutcome, encodeSessionRecord } from "../../src/shard/sessions.js";
+import { CounterStateMachine } from "../../src/shard/state-machine.js";
+import { CorruptionError } from "../../src/util/errors.js";
+import { add, cas, defaultOptions, expectFailure, expectOk, INT64_MAX, set, ShardDriver } from "./shard-harness.js";
+
+describe("registration (thesis 6.3)", () => {
+  it("the client id comes from the registering entry's index; several registers in one entry get distinct ids", () => {
+    const driver = new ShardDriver();
+    driver.apply([]); // index 1
+    const results = driver.apply([{ type: "register" }, { type: "keepalive", clientId: 5 }, { type: "register" }]);
+    expect(results[0]).toEqual({ ok: true, type: "register", clientId: 2000 });
+    expectFailure(results[1], "SESSION_EXPIRED");
+    expect(results[2]).toEqual({ ok: true, type: "register", clientId: 2001 });
+    expect(driver.machine.sessionCount()).toBe(2);
+  });
+
+  it("more than 1000 registers in one entry: the excess fail with OVERLOADED", () => {
+    const driver = new ShardDriver(new CounterStateMachine({ ...defaultOptions, maxSessions: 5000 }));
+    const results = driver.apply(Array.from({ length: 1002 }, () => ({ type: "register" as const })));
+    expect(results.filter((r) => r.ok)).toHaveLength(1000);
+    expectFailure(results[1000], "OVERLOADED");
+    expect(new Set(results.flatMap((r) => (r.ok && r.type === "register" ? [r.clientId] : []))).size).toBe(1000);
+  });
+});
+
+describe("deduplication", () => {
+  it("a retried seq returns the saved result with duplicate: true and does not count twice", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    const first = driver.mutate(client, 1, [add("likes", 1n)]);
+    expect(first).toMatchObject({ ok: true, duplicate: false });
+    driver.mutate(client, 2, [add("likes", 10n)], 1);
+    const retry = driver.mutate(client, 1, [add("likes", 1n)], 1);
+    expect(retry).toEqual({ ...first, duplicate: true });
+    expect(driver.value("likes")!.value).toBe(11n);
+    // Also when the retry sits in the same entry as the original.
+    const both = driver.apply([
+      { type: "mutate", clientId: client, seq: 3, firstUnackedSeq: 1, ops: [add("likes", 100n)] },
+      { type: "mutate", clientId: client, seq: 3, firstUnackedSeq: 1, ops: [add("likes", 100n)] },
+    ]);
+    expect(both[1]).toEqual({ ...both[0], duplicate: true });
+    expect(driver.value("likes")!.value).toBe(111n);
+  });
+
+  it("the saved result is returned even if the retry carries different ops (the seq names the request)", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    const first = expectOk(driver.mutate(client, 1, [add("a", 1n)]));
+    const retry = driver.mutate(client, 1, [add("b", 5n)]);
+    expect(retry).toEqual({ ok: true, type: "mutate", results: first, duplicate: true });
+    expect(driver.value("b")).toBeUndefined();
+  });
+
+  it("failed mutations are retained too: a retry sees the same error, even after the state changed", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    driver.mutate(client, 1, [set("k", INT64_MAX)]);
+    const failure = expectFailure(driver.mutate(client, 2, [add("k", 1n)], 1), "OUT_OF_RANGE");
+    driver.mutate(client, 3, [set("k", 0n)], 1); // now the add would succeed
+    const retry = driver.mutate(client, 2, [add("k", 1n)], 1);
+    expect(retry).toEqual({ ...failure, duplicate: true });
+    expect(driver.value("k")!.value).toBe(0n);
+    const mismatch = expectFailure(driver.mutate(client, 4, [cas("k", 1, 5n)], 1), "VERSION_MISMATCH");
+    expect(driver.mutate(client, 4, [cas("k", 1, 5n)], 1)).toEqual({ ...mismatch, duplicate: true });
+  });
+
+  it("pipelined seqs may arrive out of order; each applies once", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    driver.mutate(client, 3, [add("k", 3n)], 1);
+    driver.mutate(client, 1, [add("k", 1n)], 1);
+    driver.mutate(client, 2, [add("k", 2n)], 1);
+    driver.mutate(client, 3, [add("k", 3n)], 1);
+    driver.mutate(client, 1, [add("k", 1n)], 1);
+    expect(driver.value("k")!.value).toBe(6n);
+  });
+
+  it("firstUnackedSeq forgets results; an acknowledged seq is refused (SESSION_EXPIRED), never re-applied", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    driver.mutate(client, 1, [add("k", 1n)], 1);
+    driver.mutate(client, 2, [add("k", 1n)], 1);
+    driver.mutate(client, 3, [add("k", 1n)], 3); // the client has replies for 1 and 2
+    const stale = expectFailure(driver.mutate(client, 1, [add("k", 1n)], 1), "SESSION_EXPIRED");
+    expect(stale.message).toMatch(/seq 1 of session \d+ was already acknowledged/);
+    expect(driver.value("k")!.value).toBe(3n);
+    // A late request carrying an older firstUnackedSeq does not bring forgotten seqs back.
+    expectFailure(driver.mutate(client, 2, [add("k", 1n)], 2), "SESSION_EXPIRED");
+    expect(driver.value("k")!.value).toBe(3n);
+    // seq 3 is still retained.
+    expect(driver.mutate(client, 3, [add("k", 1n)], 3)).toMatchObject({ duplicate: true });
+  });
+
+  it("bounds retained results per session: beyond the bound a new seq fails with OVERLOADED, unapplied and not retained", () => {
+    const driver = new ShardDriver(new CounterStateMachine({ ...defaultOptions, maxRetainedResultsPerSession: 3 }));
+    const client = driver.register();
+    for (let seq = 1; seq <= 3; seq++) expectOk(driver.mutate(client, seq, [add("k", 1n)], 1));
+    const overloaded = expectFailure(driver.mutate(client, 4, [add("k", 1n)], 1), "OVERLOADED");
+    expect(overloaded.message).toMatch(/holds 3 unacknowledged results \(maxRetainedResultsPerSession 3\)/);
+    expect(driver.value("k")!.value).toBe(3n);
+    // Duplicates of retained seqs still answer.
+    expect(driver.mutate(client, 2, [add("k", 1n)], 1)).toMatchObject({ duplicate: true });
+    // Once the client acknowledges, seq 4 (never applied) goes through exactly once.
+    expect(driver.mutate(client, 4, [add("k", 1n)], 3)).toMatchObject({ ok: true, duplicate: false });
+    expect(driver.mutate(client, 4, [add("k", 1n)], 3)).toMatchObject({ ok: true, duplicate: true });
+    expect(driver.value("k")!.value).toBe(4n);
+  });
+
+  it("sessions are independent: the same seq on two sessions applies twice", () => {
+    const driver = new ShardDriver();
+    const a = driver.register();
+    const b = driver.register();
+    driver.mutate(a, 1, [add("k", 1n)]);
+    driver.mutate(b, 1, [add("k", 1n)]);
+    expect(driver.value("k")!.value).toBe(2n);
+  });
+
+  it("an unknown session gets SESSION_EXPIRED and nothing is applied", () => {
+    const driver = new ShardDriver();
+    expectFailure(driver.mutate(123_000, 1, [add("k", 1n)]), "SESSION_EXPIRED");
+    expectFailure(driver.apply([{ type: "keepalive", clientId: 123_000 }])[0], "SESSION_EXPIRED");
+    expect(driver.value("k")).toBeUndefined();
+    expect(driver.machine.sessionCount()).toBe(0);
+  });
+});
+
+describe("expiry by leader time (thesis 6.3)", () => {
+  const timeoutMs = defaultOptions.sessionTimeoutMs;
+
+  it("a session idle longer than the timeout expires at the first entry past it, not before", () => {
+    const driver = new ShardDriver();
+    const t0 = driver.timestampMs;
+    const client = driver.register(t0);
+    driver.apply([], t0 + timeoutMs); // idle exactly the timeout: still alive
+    expect(driver.machine.sessionCount()).toBe(1);
+    expectOk(driver.mutate(client, 1, [add("k", 1n)], 1, t0 + timeoutMs));
+    driver.apply([], t0 + 2 * timeoutMs + 1);
+    expect(driver.machine.sessionCount()).toBe(0);
+    expectFailure(driver.mutate(client, 2, [add("k", 1n)], 1), "SESSION_EXPIRED");
+    // Its retained results are gone with it: a retry of seq 1 cannot double-apply.
+    expectFailure(driver.mutate(client, 1, [add("k", 1n)], 1), "SESSION_EXPIRED");
+    expect(driver.value("k")!.value).toBe(1n);
+  });
+
+  it("the entry that crosses the timeout expires the session before its own commands run", () => {
+    const driver = new ShardDriver();
+    const client = driver.register(driver.timestampMs);
+    const late = driver.timestampMs + timeoutMs + 1;
+    expectFailure(driver.mutate(client, 1, [add("k", 1n)], 1, late), "SESSION_EXPIRED");
+  });
+
+  it("keepalive and every command refresh activity", () => {
+    const driver = new ShardDriver();
+    const t0 = driver.timestampMs;
+    const client = driver.register(t0);
+    for (let step = 1; step <= 5; step++) {
+      expect(driver.apply([{ type: "keepalive", clientId: client }], t0 + step * (timeoutMs - 1))[0]).toEqual({ ok: true, type: "keepalive" });
+    }
+    // A refused (already acknowledged) seq still counts as activity.
+    driver.mutate(client, 2, [add("k", 1n)], 2, t0 + 6 * (timeoutMs - 1));
+    expectFailure(driver.mutate(client, 1, [add("k", 1n)], 1, t0 + 7 * (timeoutMs - 1)), "SESSION_EXPIRED");
+    expectOk(driver.mutate(client, 3, [add("k", 1n)], 3, t0 + 8 * (timeoutMs - 1)));
+  });
+
+  it("the clock never goes back: a new leader with a slow clock neither revives nor delays expiry", () => {
+    const driver = new ShardDriver();
+    const t0 = driver.timestampMs;
+    const client = driver.register(t0);
+    driver.apply([], t0 + timeoutMs - 10);
+    expect(driver.machine.clockMs).toBe(t0 + timeoutMs - 10);
+    // The next leader's clock is an hour behind: time stands still rather than running back.
+    driver.apply([{ type: "keepalive", clientId: client }], t0 - 3_600_000);
+    expect(driver.machine.clockMs).toBe(t0 + timeoutMs - 10);
+    // The keepalive above happened at the machine clock, so expiry is measured from there.
+    driver.apply([], t0 + 2 * timeoutMs - 10);
+    expect(driver.machine.sessionCount()).toBe(1);
+    driver.apply([], t0 + 2 * timeoutMs - 9);
+    expect(driver.machine.sessionCount()).toBe(0);
+  });
+
+  it("a backward clock does not expire a session that forward time would keep", () => {
+    const driver = new ShardDriver();
+    const t0 = driver.timestampMs;
+    driver.register(t0);
+    for (let i = 0; i < 10; i++) driver.apply([], t0 - i * 1_000_000);
+    expect(driver.machine.sessionCount()).toBe(1);
+    expect(driver.machine.clockMs).toBe(t0);
+  });
+
+  it("expires oldest-first and only the idle ones", () => {
+    const driver = new ShardDriver();
+    const t0 = driver.timestampMs;
+    const a = driver.register(t0);
+    const b = driver.register(t0 + 100);
+    const c = driver.register(t0 + 200);
+    driver.apply([{ type: "keepalive", clientId: a }], t0 + 300);
+    driver.apply([], t0 + 150 + timeoutMs);
+    // b (last active t0+100) expired; c (t0+200) and a (t0+300) live.
+    expectFailure(driver.apply([{ type: "keepalive", clientId: b }])[0], "SESSION_EXPIRED");
+    expect(driver.apply([{ type: "keepalive", clientId: a }, { type: "keepalive", clientId: c }]).every((r) => r.ok)).toBe(true);
+  });
+});
+
+describe("maxSessions", () => {
+  it("registering at the bound evicts the least recently active session", () => {
+    const driver = new ShardDriver(new CounterStateMachine({ ...defaultOptions, maxSessions: 3 }));
+    const a = driver.register();
+    const b = driver.register();
+    const c = driver.register();
+    driver.apply([{ type: "keepalive", clientId: a }]); // b is now the idlest
+    const d = driver.register();
+    expect(driver.machine.sessionCount()).toBe(3);
+    expectFailure(driver.apply([{ type: "keepalive", clientId: b }])[0], "SESSION_EXPIRED");
+    expect(driver.apply([{ type: "keepalive", clientId: a }, { type: "keepalive", clientId: c }, { type: "keepalive", clientId: d }]).every((r) => r.ok)).toBe(true);
+    const changes = driver.machine.takeChanges().sessions;
+    expect(changes.find(([id]) => id === b)).toEqual([b, undefined]);
+  });
+});
+
+describe("session records", () => {
+  it("round-trip with retained successes and failures, and reject damage", () => {
+    const driver = new ShardDriver();
+    const client = driver.register();
+    driver.mutate(client, 1, [add("k", 5n), add("j", -1n)], 1);
+    driver.mutate(client, 2, [cas("k", 77, 1n)], 1);
+    const record = driver.machine.takeChanges().sessions.find(([id]) => id === client)![1]!;
+    const session = decodeSessionRecord(record);
+    expect(session.clientId).toBe(client);
+    expect([...session.results.keys()]).toEqual([1, 2]);
+    expect(encodeSessionRecord(session)).toEqual(record);
+    expect(() => decodeSessionRecord(record.subarray(0, record.length - 1))).toThrow(CorruptionError);
+    const trailing = new Uint8Array(record.length + 1);
+    trailing.set(record);
+    expect(() => decodeSessionRecord(trailing)).toThrow(/trailing/);
+    const badFormat = record.slice();
+    badFormat[0] = 9;
+    expect(() => decodeSessionRecord(badFormat)).toThrow(/format 9/);
+  });
+
+  it("retained outcomes cost 16 bytes per op result", () => {
+    const one = encodeOutcome({ ok: true, type: "mutate", results: [{ value: 1n, version: 1 }], duplicate: false });
+    const many = encodeOutcome({ ok: true, type: "mutate", results: Array.from({ length: 101 }, () => ({ value: 1n, version: 1 })), duplicate: false });
+    expect(many.length - one.length).toBe(100 * 16);
+  });
+});
