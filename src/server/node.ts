@@ -382,7 +382,7 @@ export class TallyNode {
     const nowWall = wallClockMs();
     for (const replica of this.replicas.values()) {
       replica.proposeQueued(nowWall, this.leaderAddress);
-      replica.issueReadIndex();
+      replica.issueReadIndex(this.leaderAddress);
     }
 
     const readies: Array<[ShardReplica, Ready]> = [];

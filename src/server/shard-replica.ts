@@ -233,12 +233,23 @@ export class ShardReplica {
   }
 
   /** One ReadIndex round for every read that arrived since the last iteration (thesis 6.4, batched). */
-  issueReadIndex(): void {
+  issueReadIndex(leaderAddress: (id: number) => string | undefined): void {
     if (this.readsToConfirm.length === 0) return;
-    const context = `${this.shardId}:${++this.readRoundCounter}`;
-    this.readRounds.set(context, this.readsToConfirm);
+    const waiters = this.readsToConfirm;
     this.readsToConfirm = [];
-    this.raw.readIndex(new TextEncoder().encode(context));
+    const context = `${this.shardId}:${++this.readRoundCounter}`;
+    try {
+      this.raw.readIndex(new TextEncoder().encode(context));
+    } catch (error) {
+      if (!(error instanceof ProposalDroppedError)) throw error;
+      const failure =
+        error.reason === "queue-full"
+          ? new OverloadedError(`shard ${this.shardId}: too many reads waiting for a ReadIndex round`, 10)
+          : this.notLeaderError(leaderAddress);
+      for (const waiter of waiters) waiter.reject(failure);
+      return;
+    }
+    this.readRounds.set(context, waiters);
   }
 
   onReadState(index: LogIndex, context: Uint8Array): void {

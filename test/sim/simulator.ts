@@ -163,12 +163,13 @@ export function configForSeed(seed: number, overrides: SimOverrides = {}): SimOp
     randomTargetRate: 0.3,
   };
   if (profileName === "leases") {
-    // Mostly reads, few writes: the new leader's log must be as long as the old leader's
-    // followers' for it to win while the lease trap is set (paper 5.4.1 up-to-date check).
+    // Lease reads spread over all nodes, and clients that notice a dead leader fast: a stale
+    // lease read is visible only if a write acknowledged by the new leader precedes it.
     workload.readIndexRate = 0.1;
-    workload.leaseReadRate = 0.8;
-    workload.thinkMsMax = 30;
-    workload.randomTargetRate = 0.5;
+    workload.leaseReadRate = 0.5;
+    workload.thinkMsMax = 5;
+    workload.attemptTimeoutMs = 25;
+    workload.randomTargetRate = 0.6;
   }
   return {
     seed,

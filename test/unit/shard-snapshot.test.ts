@@ -147,7 +147,7 @@ function runStream(seed: number, entries: number): { copies: number; results: nu
       expect(loaded.takeChanges()).toEqual({ counters: [], sessions: [] });
       restored.takeChanges();
       copies.push(restored, loaded);
-      if (copies.length > 6) copies.splice(0, 2);
+      if (copies.length > 4) copies.splice(0, 2);
     }
   }
   const finalSnapshot = leader.snapshot();
@@ -157,10 +157,10 @@ function runStream(seed: number, entries: number): { copies: number; results: nu
 
 describe("snapshot, restore and load", () => {
   it("copies made at any point hold identical state and behave identically afterwards (seeded streams)", () => {
-    for (const seed of [1, 2, 3, 4, 5, 6]) {
-      const { copies, results } = runStream(seed, 400);
+    for (const seed of [1, 2, 3, 4]) {
+      const { copies, results } = runStream(seed, 300);
       expect(copies).toBeGreaterThan(0);
-      expect(results).toBeGreaterThan(1000);
+      expect(results).toBeGreaterThan(500);
     }
   });
 
