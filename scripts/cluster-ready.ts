@@ -4,11 +4,11 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type { ClusterConfig } from "../src/server/config.js";
-import { loadTallyProto } from "../src/server/proto.js";
+import { tallyProto } from "../src/api/proto.js";
 
 export async function waitForClusterReady(config: ClusterConfig, timeoutMs: number): Promise<{ shards: number; leaders: Map<number, string> }> {
-  const { proto } = loadTallyProto();
-  const clients = config.nodes.map((n) => new proto.AdminService(n.client, grpc.credentials.createInsecure()));
+  const proto = tallyProto();
+  const clients = config.nodes.map((n) => new proto.AdminService(n.client, grpc.credentials.createInsecure()) as any);
   const deadline = Date.now() + timeoutMs;
   let lastProblem = "no node answered yet";
   try {

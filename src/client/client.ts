@@ -13,7 +13,7 @@ import {
 } from "../util/errors.js";
 import { componentLogger, type Logger } from "../util/log.js";
 import { Cancellation } from "./cancellation.js";
-import { errorInfoToError, type ErrorInfo } from "./error-details.js";
+import { errorInfoToError, type ErrorInfo } from "../api/error-details.js";
 import {
   AmbiguousOperationError,
   BatchError,
@@ -37,7 +37,7 @@ import type {
   RequestHeaderMessage,
   RoutesResponseMessage,
   StatusResponseMessage,
-} from "./proto.js";
+} from "../api/proto.js";
 import { RouteTable, type RoutesSnapshot, type ShardRoute } from "./routing.js";
 import { ShardSession } from "./session.js";
 import {

@@ -42,6 +42,6 @@ export {
   errorToServiceError,
   type ErrorInfo,
   type ErrorInfoExtras,
-} from "./error-details.js";
-export { GRPC_STATUS_BY_ERROR_CODE, errorCodeForGrpcStatus, grpcStatusForErrorCode } from "./status-codes.js";
+} from "../api/error-details.js";
+export { GRPC_STATUS_BY_ERROR_CODE, errorCodeForGrpcStatus, grpcStatusForErrorCode } from "../api/status-codes.js";
 export * from "../util/errors.js";

@@ -4,8 +4,8 @@ import { monotonicMs } from "../util/clock.js";
 import type { Logger } from "../util/log.js";
 import { TallyError } from "../util/errors.js";
 import type { Cancellation } from "./cancellation.js";
-import { decodeServiceError, normalizeErrorInfo, type ErrorInfo } from "./error-details.js";
-import { tallyProto, type PipelineOpName, type PipelineOps, type PipelineRequestMessage, type PipelineResponseMessage } from "./proto.js";
+import { decodeServiceError, normalizeErrorInfo, type ErrorInfo } from "../api/error-details.js";
+import { tallyProto, type PipelineOpName, type PipelineOps, type PipelineRequestMessage, type PipelineResponseMessage } from "../api/proto.js";
 
 /**
  * How one Pipeline attempt ended. `unsent` means the request certainly never reached the node

@@ -1,6 +1,6 @@
 import { assert } from "../util/assert.js";
 import { SLOT_COUNT } from "../meta/slots.js";
-import type { RoutesResponseMessage } from "./proto.js";
+import type { RoutesResponseMessage } from "../api/proto.js";
 import { wireBigInt } from "./values.js";
 
 export interface ReplicaRoute {

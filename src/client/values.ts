@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from "../util/errors.js";
-import type { FenceMessage } from "./proto.js";
+import type { FenceMessage } from "../api/proto.js";
 
 /**
  * Validation and conversion at the client's edge. Everything is checked before a request is built,

@@ -18,7 +18,7 @@ import {
   VersionMismatchError,
 } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
-import { loadTallyProto } from "./proto.js";
+import { tallyProto } from "../api/proto.js";
 import { toServiceError, errorInfoOf } from "./errors.js";
 import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
@@ -254,7 +254,8 @@ export class CounterApi {
 
 /** Builds the grpc server with every service bound to one node. */
 export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
-  const { packageDefinition, proto } = loadTallyProto();
+  const proto = tallyProto();
+  const { packageDefinition } = proto;
   const api = new CounterApi(node, log);
   const server = new grpc.Server({
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
@@ -333,9 +334,9 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
   return server;
 }
 
-function fetchPeerStatus(proto: any, id: number, address: string, zone: string): Promise<Json> {
+function fetchPeerStatus(proto: ReturnType<typeof tallyProto>, id: number, address: string, zone: string): Promise<Json> {
   return new Promise((resolve) => {
-    const client = new proto.AdminService(address, grpc.credentials.createInsecure());
+    const client = new proto.AdminService(address, grpc.credentials.createInsecure()) as any;
     const unreachable = (message: string) => ({ nodeId: String(id), clientAddress: address, zone, reachable: false, groups: [], error: message });
     client.status({ localOnly: true }, { deadline: Date.now() + 1500 }, (error: grpc.ServiceError | null, response: Json) => {
       client.close();

@@ -48,6 +48,7 @@ import {
   type Snapshot,
 } from "../../src/raft/types.js";
 import { assert } from "../../src/util/assert.js";
+import { InvalidArgumentError } from "../../src/util/errors.js";
 import { createPrng, type Prng } from "../../src/util/prng.js";
 import type { CommandArg, TestBlock } from "./datadriven.js";
 
@@ -265,6 +266,9 @@ export class InteractionEnv {
     // Starting from a snapshot (index=, or learners= which RawNode.bootstrap cannot express), the
     // hard state mirrors RawNode.bootstrap: term 1 (BOOTSTRAP_TERM), the snapshot committed.
     const fromSnapshot = snapshotIndex > 0 || (learners.length > 0 && logTerms.length === 0);
+    const plainStart = logTerms.length === 0 && !fromSnapshot;
+    assert(!(plainStart && (args.has("term") || args.has("vote") || args.has("commit"))),
+      "add-nodes: term=, vote= and commit= need index=, learners= or log=");
     const hardStateTerm = args.int("term", logTerms.length > 0 ? Math.max(...logTerms) : 1);
     const hardStateCommit = args.int("commit", fromSnapshot ? Math.max(snapshotIndex, 1) : 0);
 
@@ -325,12 +329,19 @@ export class InteractionEnv {
     this.guardProposal(() => this.live(node).proposeConfChange({ transition, changes }));
   }
 
-  /** A refused proposal is an expected outcome that the script shows; any other error is a failure. */
+  /**
+   * A refused proposal (or an invalid one, which must change nothing) is an expected outcome that
+   * the script shows; any other error is a failure.
+   */
   private guardProposal(action: () => void, printOk = true): void {
     try {
       action();
       if (printOk) this.print("ok");
     } catch (error) {
+      if (error instanceof InvalidArgumentError) {
+        this.print(`invalid: ${error.message}`);
+        return;
+      }
       if (!(error instanceof ProposalDroppedError)) throw error;
       this.print(`dropped: ${error.reason} (leader hint ${error.leaderHint})`);
     }
@@ -691,6 +702,10 @@ class Args {
   /** All positional arguments as node ids. */
   ids(): NodeId[] {
     return this.positionalsFrom(0).map((v) => toInt(v, this.where));
+  }
+
+  has(key: string): boolean {
+    return this.args.some((arg) => arg.key === key && arg.values.length > 0);
   }
 
   private keyed(key: string): string[] | undefined {

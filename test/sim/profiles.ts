@@ -30,7 +30,7 @@ export interface FaultProfile {
   crashNewLeaderMs: [number, number];
   /** Chance that a newly elected leader is isolated at once (its first appends stay its own). */
   isolateNewLeaderRate: number;
-  /** Chance that a leader is isolated right after its commit index advanced. */
+  /** Chance that a new leader is isolated right after its first commit (before followers hear of it). */
   isolateAfterCommitRate: number;
   restartDelayMs: [number, number];
   healAfterMs: [number, number];
@@ -70,7 +70,7 @@ export const profiles = {
     crashNewLeaderRate: 0.05,
     crashNewLeaderMs: [0, 60],
     isolateNewLeaderRate: 0.03,
-    isolateAfterCommitRate: 0.005,
+    isolateAfterCommitRate: 0.05,
     restartDelayMs: [5, 400],
     healAfterMs: [50, 600],
     network: baseNetwork,
@@ -86,7 +86,7 @@ export const profiles = {
     crashNewLeaderRate: 0.02,
     crashNewLeaderMs: [0, 100],
     isolateNewLeaderRate: 0.05,
-    isolateAfterCommitRate: 0.005,
+    isolateAfterCommitRate: 0.05,
     restartDelayMs: [5, 300],
     healAfterMs: [50, 800],
     network: { delayMinMs: 0.5, delayMaxMs: 15, dropRate: 0.08, duplicateRate: 0.05, spikeRate: 0.05, spikeMaxMs: 120 },
@@ -102,7 +102,7 @@ export const profiles = {
     crashNewLeaderRate: 0.15,
     crashNewLeaderMs: [0, 30],
     isolateNewLeaderRate: 0.05,
-    isolateAfterCommitRate: 0.01,
+    isolateAfterCommitRate: 0.1,
     restartDelayMs: [1, 200],
     healAfterMs: [50, 400],
     network: baseNetwork,
@@ -121,7 +121,7 @@ export const profiles = {
     crashNewLeaderRate: 0.2,
     crashNewLeaderMs: [2, 25],
     isolateNewLeaderRate: 0.3,
-    isolateAfterCommitRate: 0.1,
+    isolateAfterCommitRate: 0.4,
     restartDelayMs: [1, 80],
     healAfterMs: [20, 200],
     network: { delayMinMs: 0.5, delayMaxMs: 8, dropRate: 0.15, duplicateRate: 0.02, spikeRate: 0.02, spikeMaxMs: 40 },

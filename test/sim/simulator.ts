@@ -288,6 +288,7 @@ class SimNode {
   term: Term = 0;
   leader: NodeId = 0;
   commit = 0;
+  firstCommitTerm: Term = 0;
 
   constructor(
     readonly id: NodeId,
@@ -483,8 +484,12 @@ class Simulator {
     }
     if (status.commit > node.commit) {
       node.commit = status.commit;
-      if (status.role === Role.Leader && this.phase === "faults" && this.nemesisPrng.chance(profile.isolateAfterCommitRate)) {
-        this.isolate(node, `leader just committed ${status.commit}`);
+      if (status.role === Role.Leader && node.firstCommitTerm !== status.term) {
+        // A new leader's first commit is where the current-term rule (paper 5.4.2) matters.
+        node.firstCommitTerm = status.term;
+        if (this.phase === "faults" && this.nemesisPrng.chance(profile.isolateAfterCommitRate)) {
+          this.isolate(node, `new leader just committed ${status.commit}`);
+        }
       }
     }
     if (this.options.checkLeaseExclusivity && status.leaseValid) this.checker.observeLease(node.id, status.term);

@@ -4,8 +4,8 @@
  * (the client library has its own tests and hides redirects).
  */
 import * as grpc from "@grpc/grpc-js";
-import { errorInfoMessage, loadTallyProto } from "../../src/server/proto.js";
-import { ERROR_METADATA_KEY } from "../../src/server/errors.js";
+import { tallyProto } from "../../src/api/proto.js";
+import { ERROR_DETAILS_METADATA_KEY, decodeErrorInfo } from "../../src/api/error-details.js";
 
 export class RawCallError extends Error {
   constructor(
@@ -25,7 +25,7 @@ export class RawNodeClient {
   private readonly admin: any;
 
   constructor(readonly address: string) {
-    const { proto } = loadTallyProto();
+    const proto = tallyProto();
     this.counter = new proto.CounterService(address, grpc.credentials.createInsecure());
     this.admin = new proto.AdminService(address, grpc.credentials.createInsecure());
   }
@@ -35,9 +35,8 @@ export class RawNodeClient {
     return new Promise((resolve, reject) => {
       target[method](request, { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, response: any) => {
         if (!error) return resolve(response);
-        const raw = error.metadata?.get(ERROR_METADATA_KEY)?.[0];
-        const type = errorInfoMessage();
-        const info = raw instanceof Buffer ? (type.toObject(type.decode(raw), { longs: String, defaults: true }) as Record<string, any>) : undefined;
+        const raw = error.metadata?.get(ERROR_DETAILS_METADATA_KEY)?.[0];
+        const info = raw instanceof Buffer ? (decodeErrorInfo(raw) as unknown as Record<string, any>) : undefined;
         reject(new RawCallError(error.code, info, error.details || error.message));
       });
     });

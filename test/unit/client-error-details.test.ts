@@ -10,9 +10,9 @@ import {
   errorInfoToMetadata,
   errorToErrorInfo,
   errorToServiceError,
-} from "../../src/client/error-details.js";
-import { tallyProto } from "../../src/client/proto.js";
-import { ERROR_CODES, GRPC_STATUS_BY_ERROR_CODE, errorCodeForGrpcStatus } from "../../src/client/status-codes.js";
+} from "../../src/api/error-details.js";
+import { tallyProto } from "../../src/api/proto.js";
+import { ERROR_CODES, GRPC_STATUS_BY_ERROR_CODE, errorCodeForGrpcStatus } from "../../src/api/status-codes.js";
 import {
   AmbiguousError,
   CorruptionError,

@@ -1,7 +1,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { SLOT_COUNT, slotOf } from "../../src/meta/slots.js";
-import { errorInfoToMetadata, normalizeErrorInfo, type ErrorInfo } from "../../src/client/error-details.js";
-import { GRPC_STATUS_BY_ERROR_CODE } from "../../src/client/status-codes.js";
+import { errorInfoToMetadata, normalizeErrorInfo, type ErrorInfo } from "../../src/api/error-details.js";
+import { GRPC_STATUS_BY_ERROR_CODE } from "../../src/api/status-codes.js";
 import {
   tallyProto,
   type BatchOpMessage,
@@ -12,7 +12,7 @@ import {
   type PipelineResponseMessage,
   type RegisterSessionRequestMessage,
   type RequestHeaderMessage,
-} from "../../src/client/proto.js";
+} from "../../src/api/proto.js";
 import type { ErrorCode } from "../../src/util/errors.js";
 
 /**

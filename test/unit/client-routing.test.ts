@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { RouteTable } from "../../src/client/routing.js";
-import type { RoutesResponseMessage } from "../../src/client/proto.js";
+import type { RoutesResponseMessage } from "../../src/api/proto.js";
 import { ShardSession } from "../../src/client/session.js";
 import { AssertionError } from "../../src/util/assert.js";
 

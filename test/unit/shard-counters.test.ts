@@ -1,9 +1,10 @@
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
-import { encodeEntry } from "../../src/shard/commands.js";
+import { encodeEntry, type CounterOp } from "../../src/shard/commands.js";
 import { CounterStateMachine } from "../../src/shard/state-machine.js";
 import { AssertionError } from "../../src/util/assert.js";
 import { CorruptionError, InvalidArgumentError } from "../../src/util/errors.js";
+import { createPrng } from "../../src/util/prng.js";
 import { add, cas, defaultOptions, expectFailure, expectOk, INT64_MAX, INT64_MIN, key, reset, set, ShardDriver } from "./shard-harness.js";
 
 function setup(): { driver: ShardDriver; client: number } {
@@ -290,5 +291,84 @@ describe("takeChanges", () => {
     driver.mutate(client, 1, [add("tmp", 1n), reset("tmp")]);
     driver.mutate(client, 2, [add("x", 1n), add("y", INT64_MAX), add("y", 1n)]);
     expect(driver.machine.takeChanges().counters).toEqual([]);
+  });
+});
+
+describe("against a reference model (seeded)", () => {
+  type Model = Map<string, { value: bigint; version: number }>;
+
+  /** The counter rules written the plain way: copy the map, apply ops, keep the copy only on success. */
+  function modelMutate(model: Model, ops: CounterOp[], index: number): { model: Model; results?: Array<{ value: bigint; version: number }>; code?: string; opIndex?: number } {
+    const scratch: Model = new Map(model);
+    const results: Array<{ value: bigint; version: number }> = [];
+    for (let i = 0; i < ops.length; i++) {
+      const op = ops[i]!;
+      const name = Array.from(op.key).join(",");
+      const current = scratch.get(name);
+      if (op.kind === "reset") {
+        scratch.delete(name);
+        results.push({ value: 0n, version: 0 });
+        continue;
+      }
+      let value: bigint;
+      if (op.kind === "add") {
+        value = (current?.value ?? 0n) + op.delta;
+        if (value > INT64_MAX || value < INT64_MIN) return { model, code: "OUT_OF_RANGE", opIndex: i };
+        if (op.floor !== undefined && value < op.floor) return { model, code: "FAILED_PRECONDITION", opIndex: i };
+      } else {
+        if (op.kind === "cas" && (current?.version ?? 0) !== op.expectedVersion) return { model, code: "VERSION_MISMATCH", opIndex: i };
+        value = op.value;
+      }
+      scratch.set(name, { value, version: index });
+      results.push({ value, version: index });
+    }
+    return { model: scratch, results };
+  }
+
+  it("every result and every counter agree with the model over 3,000 random mutates", () => {
+    const prng = createPrng(99);
+    const driver = new ShardDriver();
+    const client = driver.register();
+    let model: Model = new Map();
+    const keys = ["a", "b", "c", "d", "e"].map(key);
+    const pickValue = (): bigint => [0n, 1n, -1n, 7n, -50n, INT64_MAX, INT64_MIN, INT64_MAX - 1n][prng.nextInt(8)]!;
+    const outcomes = new Map<string, number>();
+    for (let seq = 1; seq <= 3000; seq++) {
+      const ops: CounterOp[] = [];
+      for (let n = 1 + prng.nextInt(4); n > 0; n--) {
+        const k = keys[prng.nextInt(keys.length)]!;
+        const current = model.get(Array.from(k).join(","));
+        switch (prng.nextInt(5)) {
+          case 0:
+            ops.push({ kind: "add", key: k, delta: pickValue() });
+            break;
+          case 1:
+            ops.push({ kind: "add", key: k, delta: pickValue(), floor: pickValue() });
+            break;
+          case 2:
+            ops.push({ kind: "set", key: k, value: pickValue() });
+            break;
+          case 3:
+            ops.push({ kind: "reset", key: k });
+            break;
+          default:
+            ops.push({ kind: "cas", key: k, expectedVersion: prng.chance(0.7) ? current?.version ?? 0 : prng.nextInt(4), value: pickValue() });
+        }
+      }
+      const result = driver.mutate(client, seq, ops);
+      const expected = modelMutate(model, ops, driver.index);
+      if (expected.results !== undefined) {
+        expect(expectOk(result)).toEqual(expected.results);
+        outcomes.set("ok", (outcomes.get("ok") ?? 0) + 1);
+      } else {
+        const failure = expectFailure(result, expected.code as "OUT_OF_RANGE");
+        expect(failure.opIndex).toBe(expected.opIndex);
+        outcomes.set(expected.code!, (outcomes.get(expected.code!) ?? 0) + 1);
+      }
+      model = expected.model;
+      for (const k of keys) expect(driver.machine.get(k)).toEqual(model.get(Array.from(k).join(",")));
+    }
+    expect(driver.machine.counterCount()).toBe(model.size);
+    for (const code of ["ok", "OUT_OF_RANGE", "FAILED_PRECONDITION", "VERSION_MISMATCH"]) expect(outcomes.get(code) ?? 0).toBeGreaterThan(50);
   });
 });
