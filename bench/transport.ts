@@ -63,6 +63,7 @@ const message = (index: number): Message => ({
 });
 
 let sent = 0;
+const cpuStart = process.cpuUsage();
 const start = performance.now();
 const deadline = start + seconds * 1000;
 while (performance.now() < deadline) {
@@ -74,10 +75,14 @@ while (performance.now() < deadline) {
   await new Promise((resolve) => setImmediate(resolve));
 }
 const elapsed = (performance.now() - start) / 1000;
+const cpu = process.cpuUsage(cpuStart);
+// CPU seconds of this process (both ends): steadier than wall time on a shared, loaded box.
+const cpuSeconds = (cpu.user + cpu.system) / 1e6;
 const { framesSent, dropped } = sender.stats;
 console.log(
   `peer transport, frames of ${batchSize} App messages (${entryBytes}-byte entry each), ${seconds}s: ` +
-    `${(received / elapsed).toFixed(0)} messages/s received, ${(framesSent / elapsed).toFixed(0)} frames/s sent, dropped ${dropped}`,
+    `${(received / elapsed).toFixed(0)} messages/s received, ${(framesSent / elapsed).toFixed(0)} frames/s sent, dropped ${dropped}; ` +
+    `${(received / cpuSeconds).toFixed(0)} messages per CPU-second (${cpuSeconds.toFixed(2)} CPU-s for both ends)`,
 );
 await sender.close();
 await receiver.close();

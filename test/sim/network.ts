@@ -88,6 +88,13 @@ export class SimNetwork {
     this.blocked.clear();
   }
 
+  /** Restores every link to and from `node`, leaving other cuts in place. */
+  healNode(node: NodeId): void {
+    for (const key of [...this.blocked]) {
+      if (Math.floor(key / LINK_STRIDE) === node || key % LINK_STRIDE === node) this.blocked.delete(key);
+    }
+  }
+
   describeCuts(): string {
     if (this.blocked.size === 0) return "none";
     return [...this.blocked]

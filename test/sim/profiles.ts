@@ -110,21 +110,23 @@ export const profiles = {
     maxSizePerMsg: 512,
   },
   /**
-   * Paper Figure 8 conditions: leaders die right after election having replicated old entries
-   * one at a time, and their logs diverge; for commitPreviousTermEntries.
+   * Paper Figure 8 conditions: new leaders are cut off right after election (their first
+   * entries stay theirs alone, so logs diverge) and right after their first commit (so followers
+   * hold an old-term entry without the new leader's no-op); App messages carry one entry each.
+   * For commitPreviousTermEntries.
    */
   figure8: {
     name: "figure8",
-    nemesisIntervalMs: [15, 120],
-    weights: { "crash-leader": 4, crash: 2, partition: 2, "isolate-leader": 2, heal: 2, "election-storm": 1 },
-    crashAfterVoteRate: 0.05,
-    crashNewLeaderRate: 0.2,
+    nemesisIntervalMs: [80, 300],
+    weights: { "crash-leader": 3, crash: 1 },
+    crashAfterVoteRate: 0.02,
+    crashNewLeaderRate: 0.05,
     crashNewLeaderMs: [2, 25],
-    isolateNewLeaderRate: 0.3,
-    isolateAfterCommitRate: 0.4,
+    isolateNewLeaderRate: 0.6,
+    isolateAfterCommitRate: 0.6,
     restartDelayMs: [1, 80],
-    healAfterMs: [20, 200],
-    network: { delayMinMs: 0.5, delayMaxMs: 8, dropRate: 0.15, duplicateRate: 0.02, spikeRate: 0.02, spikeMaxMs: 40 },
+    healAfterMs: [20, 250],
+    network: { delayMinMs: 0.5, delayMaxMs: 6, dropRate: 0.02, duplicateRate: 0.02, spikeRate: 0.02, spikeMaxMs: 40 },
     fsyncDelayMs: [0.2, 3],
     maxSizePerMsg: 1,
   },

@@ -113,6 +113,7 @@ export interface SimStats {
   addsFailed: number;
   readsServed: number;
   leaseReadsServed: number;
+  leaderCommitsOfOlderTerm: number;
   checks: number;
 }
 
@@ -322,6 +323,7 @@ class Simulator {
     transfers: 0,
     readsServed: 0,
     leaseReadsServed: 0,
+    leaderCommitsOfOlderTerm: 0,
   };
 
   // Independent streams, so that e.g. a workload change does not reshuffle network weather.
@@ -484,6 +486,15 @@ class Simulator {
     }
     if (status.commit > node.commit) {
       node.commit = status.commit;
+      if (
+        status.role === Role.Leader &&
+        status.commit >= node.storage.firstIndex() &&
+        status.commit <= node.storage.lastIndex() &&
+        node.storage.term(status.commit) < status.term
+      ) {
+        // Only possible with the Figure 8 bug planted (paper 5.4.2); counted to show reachability.
+        this.counters.leaderCommitsOfOlderTerm++;
+      }
       if (status.role === Role.Leader && node.firstCommitTerm !== status.term) {
         // A new leader's first commit is where the current-term rule (paper 5.4.2) matters.
         node.firstCommitTerm = status.term;
@@ -962,12 +973,16 @@ class Simulator {
     this.fault(kind);
   }
 
-  /** Cuts `node` off from every other node; heals the whole network later. */
+  /** Cuts `node` off from every other node, and reconnects it (only it) later. */
   private isolate(node: SimNode, why: string): void {
     this.network.isolate(node.id, this.members());
     this.counters.partitions++;
     this.record(`nemesis: isolate ${node.id} (${why})`);
-    this.healLater();
+    this.schedule(this.uniform(this.nemesisPrng, this.options.profile.healAfterMs), () => {
+      if (this.phase !== "faults") return;
+      this.network.healNode(node.id);
+      this.record(`nemesis: reconnect ${node.id}`);
+    });
   }
 
   private healLater(): void {

@@ -1,0 +1,130 @@
+/**
+ * The counter API through a real 3-node cluster with fsync on (issue 4's benchmark):
+ *   - AddBatch throughput (10,000 increments per request, uniform keys)
+ *   - Pipeline single adds, 256 in flight (client auto-batching off: one op per stream message)
+ *   - unary Add, 64 in flight
+ *   - p50/p99 of a single Add and of a linearizable Get at 1,000/s offered (open loop)
+ *   - one hot key receiving everything (256 in flight through the client)
+ *
+ *   npx tsx bench/counter-api.ts [--seconds 5] [--endpoints a,b,c] [--json out.json]
+ *
+ * Without --endpoints it starts its own cluster (cluster.yaml's timing, temp data dirs).
+ */
+import { writeFileSync } from "node:fs";
+import { TallyClient } from "../src/client/index.js";
+import { slotOf } from "../src/meta/slots.js";
+import { TestCluster } from "../test/support/cluster.js";
+import { RawNodeClient, leaderClient } from "../test/support/raw-client.js";
+import { closedLoop, openLoop, parseArgs, type LoadResult } from "./lib.js";
+
+const args = parseArgs(process.argv.slice(2));
+const seconds = Number(args.option("seconds", "5"));
+const keyCount = Number(args.option("keys", "100000"));
+
+export async function runCounterApiBench(endpoints: string[], seconds: number): Promise<Array<{ scenario: string } & LoadResult>> {
+  const results: Array<{ scenario: string } & LoadResult> = [];
+  const report = (scenario: string, result: LoadResult) => {
+    results.push({ scenario, ...result });
+    console.log(JSON.stringify({ scenario, ...result }));
+  };
+  const key = (i: number) => `k${i % keyCount}`;
+
+  {
+    const client = new TallyClient({ endpoints, deadlineMs: 30_000 });
+    await client.connect();
+    let next = 0;
+    report(
+      "AddBatch 10,000 increments/request, 4 in flight",
+      await closedLoop({
+        concurrency: 4,
+        seconds,
+        operation: async () => {
+          const ops = Array.from({ length: 10_000 }, () => ({ key: key(next++ * 7919), delta: 1n }));
+          await client.addBatch(ops);
+          return ops.length;
+        },
+      }),
+    );
+    await client.close();
+  }
+
+  {
+    const client = new TallyClient({ endpoints, batchWindowMs: 0, deadlineMs: 30_000 });
+    await client.connect();
+    report(
+      "Pipeline single adds, 256 in flight",
+      await closedLoop({ concurrency: 256, seconds, operation: async (w, i) => (await client.add(key(w * 100_003 + i), 1n), 1) }),
+    );
+    await client.close();
+  }
+
+  {
+    // Unary calls straight to each shard's leader, as a plain gRPC user would make them.
+    const leaders = new Map<number, RawNodeClient>();
+    const sessions = new Map<number, { clientId: string; seq: number }[]>();
+    for (let shard = 1; shard <= 8; shard++) {
+      const leader = await leaderClient(endpoints, shard);
+      leaders.set(shard, leader);
+      const list = [];
+      for (let w = 0; w < 8; w++) list.push({ clientId: (await leader.call("registerSession", { shardId: shard })).clientId as string, seq: 0 });
+      sessions.set(shard, list);
+    }
+    const shardOf = (k: string) => Math.floor(slotOf(Buffer.from(k)) / 2048) + 1;
+    report(
+      "unary Add, 64 in flight",
+      await closedLoop({
+        concurrency: 64,
+        seconds,
+        operation: async (w, i) => {
+          const k = key(w * 100_003 + i);
+          const shard = shardOf(k);
+          const session = sessions.get(shard)![w % 8]!;
+          const seq = ++session.seq;
+          await leaders.get(shard)!.call("add", {
+            header: { shardId: shard, clientId: session.clientId, seq: String(seq), firstUnackedSeq: String(seq) },
+            key: Buffer.from(k),
+            delta: "1",
+          });
+          return 1;
+        },
+      }),
+    );
+    for (const leader of leaders.values()) leader.close();
+  }
+
+  {
+    const client = new TallyClient({ endpoints, batchWindowMs: 0 });
+    await client.connect();
+    report("single Add at 1,000/s offered (open loop)", await openLoop({ rate: 1000, seconds, operation: (i) => client.add(key(i), 1n) }));
+    report("linearizable Get at 1,000/s offered (open loop)", await openLoop({ rate: 1000, seconds, operation: (i) => client.get(key(i)) }));
+    await client.close();
+  }
+
+  {
+    const client = new TallyClient({ endpoints, deadlineMs: 30_000 });
+    await client.connect();
+    report("one hot key, 256 in flight (client auto-batching on)", await closedLoop({ concurrency: 256, seconds, operation: async () => (await client.add("hot", 1n), 1) }));
+    await client.close();
+  }
+  return results;
+}
+
+async function main(): Promise<void> {
+  const given = args.option("endpoints", "");
+  let cluster: TestCluster | undefined;
+  const endpoints = given ? given.split(",") : (cluster = await TestCluster.start({ nodes: 3, shards: 8 })).endpoints();
+  try {
+    const results = await runCounterApiBench(endpoints, seconds);
+    console.log("\n| scenario | ops/s | increments/s | p50 ms | p99 ms | p99.9 ms | errors | generator CPU |");
+    console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    for (const r of results) {
+      console.log(`| ${r.scenario} | ${r.perSecond} | ${r.unitsPerSecond} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.p999Ms.toFixed(2)} | ${r.errors} | ${r.generatorCpuPercent}% |`);
+    }
+    const out = args.option("json", "");
+    if (out) writeFileSync(out, JSON.stringify(results, null, 2));
+  } finally {
+    await cluster?.destroy();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();

@@ -1,0 +1,162 @@
+/**
+ * Load-generation helpers shared by the benchmarks: closed loop (N in flight) and open loop (a
+ * fixed offered rate, latency measured from each operation's INTENDED start so a stall cannot hide
+ * behind coordinated omission), HDR histograms, and the generator's own CPU use.
+ */
+import hdr from "hdr-histogram-js";
+
+export type Histogram = ReturnType<typeof hdr.build>;
+
+export function newHistogram(): Histogram {
+  return hdr.build({ lowestDiscernibleValue: 1, highestTrackableValue: 120_000_000, numberOfSignificantValueDigits: 3 });
+}
+
+export interface LoadResult {
+  operations: number;
+  units: number;
+  errors: number;
+  seconds: number;
+  perSecond: number;
+  unitsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  maxMs: number;
+  generatorCpuPercent: number;
+  firstError?: string;
+}
+
+function summarize(histogram: Histogram, operations: number, units: number, errors: number, seconds: number, cpuMicros: number, firstError?: string): LoadResult {
+  return {
+    operations,
+    units,
+    errors,
+    seconds: Number(seconds.toFixed(2)),
+    perSecond: Math.round(operations / seconds),
+    unitsPerSecond: Math.round(units / seconds),
+    p50Ms: histogram.getValueAtPercentile(50) / 1000,
+    p99Ms: histogram.getValueAtPercentile(99) / 1000,
+    p999Ms: histogram.getValueAtPercentile(99.9) / 1000,
+    maxMs: histogram.maxValue / 1000,
+    generatorCpuPercent: Math.round((cpuMicros / 1e6 / seconds) * 100),
+    ...(firstError ? { firstError } : {}),
+  };
+}
+
+/**
+ * Closed loop: `concurrency` workers each run `operation` back to back for `seconds` (after a
+ * warm-up). `operation` returns how many units (e.g. increments) it carried.
+ */
+export async function closedLoop(options: { concurrency: number; seconds: number; warmupSeconds?: number; operation: (worker: number, i: number) => Promise<number> }): Promise<LoadResult> {
+  const { concurrency, seconds, operation } = options;
+  const warmupSeconds = options.warmupSeconds ?? 1;
+  const histogram = newHistogram();
+  let operations = 0;
+  let units = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  let measuring = false;
+  const warmupEnd = Date.now() + warmupSeconds * 1000;
+  let measureStart = 0;
+  let cpuStart = process.cpuUsage();
+  const end = warmupEnd + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      for (let i = 0; Date.now() < end; i++) {
+        if (!measuring && Date.now() >= warmupEnd) {
+          measuring = true;
+          measureStart = Date.now();
+          cpuStart = process.cpuUsage();
+        }
+        const t0 = process.hrtime.bigint();
+        try {
+          const carried = await operation(worker, i);
+          if (measuring) {
+            histogram.recordValue(Number(process.hrtime.bigint() - t0) / 1000);
+            operations++;
+            units += carried;
+          }
+        } catch (error) {
+          if (measuring) errors++;
+          firstError ??= (error as Error).message;
+        }
+      }
+    }),
+  );
+  const elapsed = (Date.now() - (measureStart || warmupEnd)) / 1000;
+  const cpu = process.cpuUsage(cpuStart);
+  return summarize(histogram, operations, units, errors, elapsed, cpu.user + cpu.system, firstError);
+}
+
+/**
+ * Open loop: starts one operation every 1/rate seconds regardless of completions; latency is
+ * measured from the intended start time. Bounded: at most `maxOutstanding` in flight (beyond that
+ * an intended operation counts as an error: the system is not keeping up).
+ */
+export async function openLoop(options: { rate: number; seconds: number; warmupSeconds?: number; maxOutstanding?: number; operation: (i: number) => Promise<unknown> }): Promise<LoadResult> {
+  const { rate, seconds, operation } = options;
+  const maxOutstanding = options.maxOutstanding ?? 10_000;
+  const warmupSeconds = options.warmupSeconds ?? 1;
+  const histogram = newHistogram();
+  const intervalNs = 1e9 / rate;
+  const total = Math.round(rate * (seconds + warmupSeconds));
+  const warmupOps = Math.round(rate * warmupSeconds);
+  let outstanding = 0;
+  let operations = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const inflight = new Set<Promise<void>>();
+  const start = process.hrtime.bigint();
+  let cpuStart = process.cpuUsage();
+  let measureStart = start;
+  for (let i = 0; i < total; i++) {
+    const intended = start + BigInt(Math.round(i * intervalNs));
+    if (i === warmupOps) {
+      cpuStart = process.cpuUsage();
+      measureStart = intended;
+    }
+    const now = process.hrtime.bigint();
+    if (intended > now) {
+      const waitMs = Number(intended - now) / 1e6;
+      if (waitMs >= 1) await new Promise((r) => setTimeout(r, Math.floor(waitMs)));
+      while (process.hrtime.bigint() < intended) await new Promise((r) => setImmediate(r));
+    }
+    const measured = i >= warmupOps;
+    if (outstanding >= maxOutstanding) {
+      if (measured) errors++;
+      continue;
+    }
+    outstanding++;
+    const p = operation(i).then(
+      () => {
+        if (measured) {
+          histogram.recordValue(Number(process.hrtime.bigint() - intended) / 1000);
+          operations++;
+        }
+      },
+      (error) => {
+        if (measured) errors++;
+        firstError ??= (error as Error).message;
+      },
+    );
+    const tracked = p.finally(() => {
+      outstanding--;
+      inflight.delete(tracked);
+    });
+    inflight.add(tracked);
+  }
+  await Promise.all(inflight);
+  const elapsed = Number(process.hrtime.bigint() - measureStart) / 1e9;
+  const cpu = process.cpuUsage(cpuStart);
+  return summarize(histogram, operations, operations, errors, elapsed, cpu.user + cpu.system, firstError);
+}
+
+export function parseArgs(argv: string[]): { flag(name: string): boolean; option(name: string, fallback: string): string } {
+  return {
+    flag: (name) => argv.includes(`--${name}`),
+    option: (name, fallback) => {
+      const i = argv.indexOf(`--${name}`);
+      return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
+    },
+  };
+}
