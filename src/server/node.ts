@@ -16,6 +16,7 @@ import { MemoryStorage } from "../raft/memory-storage.js";
 import { decodeConfChange, RawNode } from "../raft/raw-node.js";
 import {
   EntryType,
+  MessageType,
   Role,
   type ConfState,
   type Message,
@@ -389,7 +390,25 @@ export class TallyNode {
     for (const replica of this.replicas.values()) if (replica.raw.hasReady()) readies.push([replica, replica.raw.ready()]);
     if (readies.length === 0) return;
 
-    // 2. persist: one batch for every group, fsynced when any group needs it.
+    // Thesis 10.2.1: a leader may write its log in parallel with replicating it, so its App and
+    // Heartbeat messages leave before the fsync. Safe here because iterations are sequential: the
+    // leader's own write completes before it steps any acknowledgement, so it never counts itself
+    // toward a commit before its entries are durable. Everything else (votes, acknowledgements)
+    // promises durable state and waits for the write.
+    const late: Array<[number, Message]> = [];
+    for (const [replica, ready] of readies) {
+      for (const message of ready.messages) {
+        if (message.type === MessageType.App || message.type === MessageType.Heartbeat) this.transport.send(message.to, replica.shardId, message);
+        else late.push([replica.shardId, message]);
+      }
+    }
+    this.transport.flush();
+
+    // 2. Build ONE batch for every group: snapshots, new entries, hard states, and the effects of
+    // applying committed entries together with the applied index (so a crash never half-applies).
+    // Applying in memory before the write is safe: committed entries are durable on a quorum. What
+    // anyone outside can observe of them -- replies to clients, ReadIndex reads -- waits for the
+    // write below.
     const batch = this.store.batch();
     let mustSync = false;
     for (const [replica, ready] of readies) {
@@ -407,29 +426,24 @@ export class TallyNode {
         batch.setHardState(replica.shardId, ready.hardState);
       }
       mustSync ||= ready.mustSync;
+      if (ready.softState !== undefined) this.onSoftState(replica, ready.softState.role, ready.softState.leader);
+      this.apply(replica, ready, batch);
     }
     if (batch.size > 0) {
       await this.store.write(batch, { sync: mustSync });
       if (mustSync) this.stats.syncs++;
     }
 
-    // 3. send, now that what the messages promise is durable.
+    // 3. Send the rest, now that what they promise is durable; answer clients and reads.
+    for (const [shardId, message] of late) this.transport.send(message.to, shardId, message);
+    if (late.length > 0) this.transport.flush();
     for (const [replica, ready] of readies) {
-      for (const message of ready.messages) this.transport.send(message.to, replica.shardId, message);
-    }
-    this.transport.flush();
-
-    // 4. apply, then serve reads.
-    const applyBatch = this.store.batch();
-    for (const [replica, ready] of readies) {
-      if (ready.softState !== undefined) this.onSoftState(replica, ready.softState.role, ready.softState.leader);
-      this.apply(replica, ready, applyBatch);
+      replica.completeApplied();
       for (const readState of ready.readStates) replica.onReadState(readState.index, readState.context);
       replica.serveAppliedReads();
     }
-    if (applyBatch.size > 0) await this.store.write(applyBatch, { sync: false });
 
-    // 5. advance.
+    // 4. Advance.
     for (const [replica] of readies) replica.raw.advance();
     if (readies.some(([replica]) => replica.raw.hasReady())) this.wakePending = true;
   }

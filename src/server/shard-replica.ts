@@ -60,6 +60,8 @@ export class ShardReplica {
   /** Proposed entries by log index, waiting to be applied. */
   private inflight = new Map<LogIndex, InflightEntry>();
   private inflightCount = 0;
+  /** Applied entries whose clients are answered after the apply batch is written. */
+  private completions: Array<{ commands: PendingCommand[]; results: CommandResult[]; index: LogIndex; term: number }> = [];
   /** Linearizable reads waiting for the next ReadIndex round. */
   private readsToConfirm: ReadWaiter[] = [];
   /** Reads whose ReadIndex round is out, by context. */
@@ -172,7 +174,17 @@ export class ShardReplica {
       return;
     }
     assert(results.length === waiting.commands.length, "one result per command");
-    waiting.commands.forEach((pending, i) => pending.resolve(results[i]!, entry.index, entry.term));
+    this.completions.push({ commands: waiting.commands, results, index: entry.index, term: entry.term });
+  }
+
+  /** Answers the clients whose entries were applied, once the batch holding the effects is written. */
+  completeApplied(): void {
+    if (this.completions.length === 0) return;
+    const completions = this.completions;
+    this.completions = [];
+    for (const { commands, results, index, term } of completions) {
+      commands.forEach((pending, i) => pending.resolve(results[i]!, index, term));
+    }
   }
 
   /** Leadership lost: in-flight proposals may still commit under the next leader; clients retry by seq. */
@@ -199,14 +211,14 @@ export class ShardReplica {
       this.inflightCount -= expired.length;
       if (entry.commands.length === 0) this.inflight.delete(index);
     }
-    const timedOut = (waiter: ReadWaiter) => waiter.deadlineMs <= nowMs;
-    const readTimeout = new UnavailableError(`shard ${this.shardId}: read not served before its deadline`);
-    const keep = (list: ReadWaiter[]) =>
-      list.filter((waiter) => {
-        if (!timedOut(waiter)) return true;
-        waiter.reject(readTimeout);
+    const keep = (list: ReadWaiter[]) => {
+      if (!list.some((waiter) => waiter.deadlineMs <= nowMs)) return list;
+      return list.filter((waiter) => {
+        if (waiter.deadlineMs > nowMs) return true;
+        waiter.reject(new UnavailableError(`shard ${this.shardId}: read not served before its deadline`));
         return false;
       });
+    };
     this.readsToConfirm = keep(this.readsToConfirm);
     this.readsAwaitingApply = keep(this.readsAwaitingApply);
     for (const [context, waiters] of this.readRounds) {

@@ -1,24 +1,37 @@
 /**
  * The counters of one shard: key bytes -> (value, version), built for a small per-counter
- * footprint and no per-op allocation.
+ * footprint, no per-op allocation, and few cache misses per lookup.
  *
- * Counters live in "slots": parallel typed-array columns (value as BigInt64Array, which is exact
- * int64 by construction; version as Float64Array, exact for log indexes < 2^53; key offset/length
- * into a byte arena; cached hash). An open-addressing index (linear probing, backward-shift
- * deletion, no tombstones) maps key bytes to slots. No JS object, string or bigint is kept per
- * counter, so the GC never sees them and a counter costs ~40 bytes plus its key bytes.
+ * Counters live in slots: one 32-byte row per slot in a single ArrayBuffer, read through typed
+ * array views that overlay it:
+ *
+ *   bytes 0..7    value       BigInt64Array[slot*4]       exact int64 by construction
+ *   bytes 8..15   version     Float64Array[slot*4+1]      log index, exact below 2^53; 0 = absent
+ *   bytes 16..19  hash        Uint32Array[slot*8+4]
+ *   bytes 20..23  keyOffset   Uint32Array[slot*8+5]       into the key arena
+ *   bytes 24..25  keyLength   Uint16Array[slot*16+12]     0 = free slot
+ *   bytes 26..27  flags       Uint16Array[slot*16+13]     SLOT_DIRTY, SLOT_TOUCHED
+ *
+ * A row rather than one array per field because lookups are random: one row is one cache line
+ * (the columnar layout cost a miss per field, which dominated apply time on a busy machine).
+ * Keys are stored back to back in an append-only byte arena. An open-addressing index (linear
+ * probing, backward-shift deletion, no tombstones) holds (slot + 1, hash) pairs, so a probe
+ * compares hashes without touching rows. No JS object, string or bigint is kept per counter.
  *
  * A slot whose version is 0 holds a key that does not exist as a counter: the state machine
  * creates such slots transiently while it evaluates a mutate (so a key keeps one slot for the
  * whole mutate) and removes them before the mutate returns.
  *
- * Invariants: an occupied index entry points at a slot with keyLength >= 1; a free slot has
- * keyLength 0 and is on freeSlots; size = occupied index entries <= indexMask * MAX_LOAD.
- * Iteration order of slots is an implementation detail and never observable: snapshots sort keys.
+ * Invariants: an occupied index entry points at a slot with keyLength >= 1 and the same hash; a
+ * free slot has keyLength 0 and is on freeSlots; size <= index capacity * MAX_LOAD. Arena bytes
+ * are written once and never changed in place (compaction and growth copy to a new buffer), so
+ * a view of a key stays valid. Slot order is never observable: snapshots sort keys.
  */
 import { assert } from "../util/assert.js";
 
+const ROW_BYTES = 32;
 const INITIAL_SLOTS = 1024;
+const INITIAL_INDEX_ENTRIES = 2048;
 const INITIAL_ARENA_BYTES = 16 * 1024;
 /** Index load factor bound; linear probing stays short below ~0.7 with a well-mixed hash. */
 const MAX_LOAD = 0.7;
@@ -26,6 +39,10 @@ const MAX_LOAD = 0.7;
 const ARENA_GARBAGE_MIN_BYTES = 64 * 1024;
 /** The arena addresses keys with a u32 offset. */
 const ARENA_BYTES_MAX = 0xffff_ffff;
+/** Changed since the state machine last reported changes (it keeps the list of such slots). */
+export const SLOT_DIRTY = 1;
+/** Touched by the mutate being applied (its undo log holds the slot). */
+export const SLOT_TOUCHED = 2;
 /**
  * A hard ceiling on counters per shard; the placement controller is expected to split a shard
  * long before. The state machine enforces ShardOptions.maxCounters (<= this) deterministically.
@@ -33,11 +50,11 @@ const ARENA_BYTES_MAX = 0xffff_ffff;
 export const COUNTERS_MAX = 64_000_000;
 
 export class CounterTable {
-  private values = new BigInt64Array(INITIAL_SLOTS);
-  private versions = new Float64Array(INITIAL_SLOTS);
-  private keyOffsets = new Uint32Array(INITIAL_SLOTS);
-  private keyLengths = new Uint16Array(INITIAL_SLOTS);
-  private hashes = new Uint32Array(INITIAL_SLOTS);
+  private slotCapacity = INITIAL_SLOTS;
+  private values!: BigInt64Array;
+  private versions!: Float64Array;
+  private words!: Uint32Array;
+  private halfWords!: Uint16Array;
   private readonly freeSlots: number[] = [];
   private highWaterSlot = 0;
 
@@ -45,12 +62,14 @@ export class CounterTable {
   private arenaUsedBytes = 0;
   private arenaGarbageBytes = 0;
 
-  /** slot + 1 per entry; 0 = empty. Capacity is a power of two. */
-  private index = new Int32Array(2048);
-  private indexMask = 2047;
+  /** Pairs (slot + 1, hash); slot + 1 = 0 is empty. Entry count is a power of two. */
+  private index = new Int32Array(INITIAL_INDEX_ENTRIES * 2);
+  private indexMask = INITIAL_INDEX_ENTRIES - 1;
   private count = 0;
 
-  constructor(private readonly hashSeed = 0x9e3779b9) {}
+  constructor(private readonly hashSeed = 0x9e3779b9) {
+    this.setRows(new ArrayBuffer(INITIAL_SLOTS * ROW_BYTES));
+  }
 
   /** Keys in the table, including transient (version 0) ones during a mutate. */
   get size(): number {
@@ -60,12 +79,12 @@ export class CounterTable {
   /** The slot holding `key`, or -1. */
   find(key: Uint8Array): number {
     const hash = this.hash(key);
+    const index = this.index;
     let position = hash & this.indexMask;
     for (;;) {
-      const entry = this.index[position]!;
+      const entry = index[position * 2]!;
       if (entry === 0) return -1;
-      const slot = entry - 1;
-      if (this.hashes[slot] === hash && this.keyEquals(slot, key)) return slot;
+      if (index[position * 2 + 1] === (hash | 0) && this.keyEquals(entry - 1, key)) return entry - 1;
       position = (position + 1) & this.indexMask;
     }
   }
@@ -74,76 +93,103 @@ export class CounterTable {
   findOrInsert(key: Uint8Array): number {
     assert(key.length >= 1 && key.length <= 0xffff, "key length outside [1, 65535]");
     const hash = this.hash(key);
+    const index = this.index;
     let position = hash & this.indexMask;
     for (;;) {
-      const entry = this.index[position]!;
+      const entry = index[position * 2]!;
       if (entry === 0) break;
-      const slot = entry - 1;
-      if (this.hashes[slot] === hash && this.keyEquals(slot, key)) return slot;
+      if (index[position * 2 + 1] === (hash | 0) && this.keyEquals(entry - 1, key)) return entry - 1;
       position = (position + 1) & this.indexMask;
     }
     assert(this.count < COUNTERS_MAX + 100_000, "counter table beyond its hard ceiling");
     const slot = this.allocateSlot();
-    this.hashes[slot] = hash;
-    this.values[slot] = 0n;
-    this.versions[slot] = 0;
+    this.values[slot * 4] = 0n;
+    this.versions[slot * 4 + 1] = 0;
+    this.words[slot * 8 + 4] = hash;
+    this.halfWords[slot * 16 + 13] = 0;
     this.storeKey(slot, key);
     this.count++;
     if (this.count > (this.indexMask + 1) * MAX_LOAD) {
       this.growIndex(); // re-places every slot, including this one
     } else {
-      this.index[position] = slot + 1;
+      index[position * 2] = slot + 1;
+      index[position * 2 + 1] = hash;
     }
     return slot;
   }
 
   value(slot: number): bigint {
-    return this.values[slot]!;
+    return this.values[slot * 4]!;
   }
 
   version(slot: number): number {
-    return this.versions[slot]!;
+    return this.versions[slot * 4 + 1]!;
   }
 
   write(slot: number, value: bigint, version: number): void {
-    assert(this.keyLengths[slot]! > 0, "write to a free slot");
+    assert(this.halfWords[slot * 16 + 12]! > 0, "write to a free slot");
     assert(Number.isSafeInteger(version) && version >= 0, "counter version must be a safe integer >= 0");
-    this.values[slot] = value;
+    this.values[slot * 4] = value;
     // BigInt64Array wraps silently; the read-back proves the value was in int64.
-    assert(this.values[slot] === value, "counter value outside int64");
-    this.versions[slot] = version;
+    assert(this.values[slot * 4] === value, "counter value outside int64");
+    this.versions[slot * 4 + 1] = version;
   }
 
-  /** Removes the key held by `slot` and frees the slot. */
+  /**
+   * Sets a flag on the slot; true if it was clear. Flags live in the row the caller just touched,
+   * which makes them cheaper than a Set of slots. A removed slot loses its flags.
+   */
+  setFlag(slot: number, flag: number): boolean {
+    const flags = this.halfWords[slot * 16 + 13]!;
+    if ((flags & flag) !== 0) return false;
+    this.halfWords[slot * 16 + 13] = flags | flag;
+    return true;
+  }
+
+  /** Clears a flag; true if it was set. */
+  clearFlag(slot: number, flag: number): boolean {
+    const flags = this.halfWords[slot * 16 + 13]!;
+    this.halfWords[slot * 16 + 13] = flags & ~flag;
+    return (flags & flag) !== 0;
+  }
+
+  isOccupied(slot: number): boolean {
+    return slot < this.highWaterSlot && this.halfWords[slot * 16 + 12]! > 0;
+  }
+
+  /** Removes the key held by `slot` and frees the slot (its dirty flag goes with it). */
   remove(slot: number): void {
-    const length = this.keyLengths[slot]!;
+    const length = this.halfWords[slot * 16 + 12]!;
     assert(length > 0, "remove of a free slot");
-    let position = this.hashes[slot]! & this.indexMask;
-    while (this.index[position] !== slot + 1) {
-      assert(this.index[position] !== 0, "slot missing from the index");
-      position = (position + 1) & this.indexMask;
+    const index = this.index;
+    const mask = this.indexMask;
+    let position = this.words[slot * 8 + 4]! & mask;
+    while (index[position * 2] !== slot + 1) {
+      assert(index[position * 2] !== 0, "slot missing from the index");
+      position = (position + 1) & mask;
     }
     // Backward-shift deletion: pull later members of the probe run into the hole so that lookups
     // never need tombstones.
     let hole = position;
-    let next = (hole + 1) & this.indexMask;
+    let next = (hole + 1) & mask;
     for (;;) {
-      const entry = this.index[next]!;
+      const entry = index[next * 2]!;
       if (entry === 0) break;
-      const home = this.hashes[entry - 1]! & this.indexMask;
-      // Move the entry if its home is not cyclically within (hole, next].
-      const distanceToNext = (next - home) & this.indexMask;
-      const distanceToHole = (next - hole) & this.indexMask;
-      if (distanceToNext >= distanceToHole) {
-        this.index[hole] = entry;
+      const home = index[next * 2 + 1]! & mask;
+      // Move the entry unless its home lies cyclically within (hole, next].
+      if (((next - home) & mask) >= ((next - hole) & mask)) {
+        index[hole * 2] = entry;
+        index[hole * 2 + 1] = index[next * 2 + 1]!;
         hole = next;
       }
-      next = (next + 1) & this.indexMask;
+      next = (next + 1) & mask;
     }
-    this.index[hole] = 0;
-    this.keyLengths[slot] = 0;
-    this.values[slot] = 0n;
-    this.versions[slot] = 0;
+    index[hole * 2] = 0;
+    index[hole * 2 + 1] = 0;
+    this.halfWords[slot * 16 + 12] = 0;
+    this.halfWords[slot * 16 + 13] = 0;
+    this.values[slot * 4] = 0n;
+    this.versions[slot * 4 + 1] = 0;
     this.arenaGarbageBytes += length;
     this.freeSlots.push(slot);
     this.count--;
@@ -154,20 +200,20 @@ export class CounterTable {
 
   /** A copy of the key held by `slot`. */
   keyBytes(slot: number): Uint8Array {
-    const offset = this.keyOffsets[slot]!;
-    return this.arena.slice(offset, offset + this.keyLengths[slot]!);
+    const offset = this.words[slot * 8 + 5]!;
+    return this.arena.slice(offset, offset + this.halfWords[slot * 16 + 12]!);
   }
 
-  /** A view of the key held by `slot`; valid only until the next insert or remove. */
+  /** A view of the key held by `slot` (arena bytes never change in place, so it stays valid). */
   keyView(slot: number): Uint8Array {
-    const offset = this.keyOffsets[slot]!;
-    return this.arena.subarray(offset, offset + this.keyLengths[slot]!);
+    const offset = this.words[slot * 8 + 5]!;
+    return this.arena.subarray(offset, offset + this.halfWords[slot * 16 + 12]!);
   }
 
   /** Every occupied slot, in slot order (not key order). */
   occupiedSlots(): number[] {
     const slots: number[] = [];
-    for (let slot = 0; slot < this.highWaterSlot; slot++) if (this.keyLengths[slot]! > 0) slots.push(slot);
+    for (let slot = 0; slot < this.highWaterSlot; slot++) if (this.halfWords[slot * 16 + 12]! > 0) slots.push(slot);
     assert(slots.length === this.count, "occupied slots disagree with the count");
     return slots;
   }
@@ -179,33 +225,19 @@ export class CounterTable {
     return slots;
   }
 
-  /** Bytewise comparison of the keys held by two slots (shorter prefix first). */
+  /** Bytewise comparison of the keys held by two slots (a prefix sorts first). */
   compareKeys(a: number, b: number): number {
     const arena = this.arena;
-    const offsetA = this.keyOffsets[a]!;
-    const offsetB = this.keyOffsets[b]!;
-    const lengthA = this.keyLengths[a]!;
-    const lengthB = this.keyLengths[b]!;
+    const offsetA = this.words[a * 8 + 5]!;
+    const offsetB = this.words[b * 8 + 5]!;
+    const lengthA = this.halfWords[a * 16 + 12]!;
+    const lengthB = this.halfWords[b * 16 + 12]!;
     const shared = Math.min(lengthA, lengthB);
     for (let i = 0; i < shared; i++) {
       const difference = arena[offsetA + i]! - arena[offsetB + i]!;
       if (difference !== 0) return difference;
     }
     return lengthA - lengthB;
-  }
-
-  /** Approximate bytes held by the table's buffers (for memory reports). */
-  bufferBytes(): number {
-    return (
-      this.values.byteLength +
-      this.versions.byteLength +
-      this.keyOffsets.byteLength +
-      this.keyLengths.byteLength +
-      this.hashes.byteLength +
-      this.arena.byteLength +
-      this.index.byteLength +
-      this.freeSlots.length * 8
-    );
   }
 
   /** FNV-1a over the bytes, seeded, then the murmur3 finalizer so the low bits (the index) mix. */
@@ -221,10 +253,10 @@ export class CounterTable {
   }
 
   private keyEquals(slot: number, key: Uint8Array): boolean {
-    const length = this.keyLengths[slot]!;
+    const length = this.halfWords[slot * 16 + 12]!;
     if (length !== key.length) return false;
     const arena = this.arena;
-    const offset = this.keyOffsets[slot]!;
+    const offset = this.words[slot * 8 + 5]!;
     for (let i = 0; i < length; i++) if (arena[offset + i] !== key[i]) return false;
     return true;
   }
@@ -232,8 +264,8 @@ export class CounterTable {
   private storeKey(slot: number, key: Uint8Array): void {
     if (this.arenaUsedBytes + key.length > this.arena.length) this.growArena(key.length);
     this.arena.set(key, this.arenaUsedBytes);
-    this.keyOffsets[slot] = this.arenaUsedBytes;
-    this.keyLengths[slot] = key.length;
+    this.words[slot * 8 + 5] = this.arenaUsedBytes;
+    this.halfWords[slot * 16 + 12] = key.length;
     this.arenaUsedBytes += key.length;
   }
 
@@ -248,17 +280,17 @@ export class CounterTable {
     this.arena = grown;
   }
 
-  /** Rewrites the arena with only live keys. Slots and the index are unchanged. */
+  /** Rewrites the arena with only live keys, into a new buffer (views of old keys stay valid). */
   private compactArena(): void {
     const live = this.arenaUsedBytes - this.arenaGarbageBytes;
     const compacted = new Uint8Array(Math.max(INITIAL_ARENA_BYTES, Math.ceil(live * 1.25)));
     let used = 0;
     for (let slot = 0; slot < this.highWaterSlot; slot++) {
-      const length = this.keyLengths[slot]!;
+      const length = this.halfWords[slot * 16 + 12]!;
       if (length === 0) continue;
-      const offset = this.keyOffsets[slot]!;
+      const offset = this.words[slot * 8 + 5]!;
       compacted.set(this.arena.subarray(offset, offset + length), used);
-      this.keyOffsets[slot] = used;
+      this.words[slot * 8 + 5] = used;
       used += length;
     }
     assert(used === live, "arena compaction lost bytes");
@@ -270,39 +302,37 @@ export class CounterTable {
   private allocateSlot(): number {
     const reused = this.freeSlots.pop();
     if (reused !== undefined) return reused;
-    if (this.highWaterSlot === this.values.length) this.growSlots();
+    if (this.highWaterSlot === this.slotCapacity) this.growSlots();
     return this.highWaterSlot++;
+  }
+
+  private setRows(rows: ArrayBuffer): void {
+    this.values = new BigInt64Array(rows);
+    this.versions = new Float64Array(rows);
+    this.words = new Uint32Array(rows);
+    this.halfWords = new Uint16Array(rows);
   }
 
   private growSlots(): void {
     // 1.5x rather than 2x keeps the slack (and so bytes per counter) lower at large sizes.
-    const capacity = Math.ceil(this.values.length * 1.5);
-    const values = new BigInt64Array(capacity);
-    values.set(this.values);
-    this.values = values;
-    const versions = new Float64Array(capacity);
-    versions.set(this.versions);
-    this.versions = versions;
-    const keyOffsets = new Uint32Array(capacity);
-    keyOffsets.set(this.keyOffsets);
-    this.keyOffsets = keyOffsets;
-    const keyLengths = new Uint16Array(capacity);
-    keyLengths.set(this.keyLengths);
-    this.keyLengths = keyLengths;
-    const hashes = new Uint32Array(capacity);
-    hashes.set(this.hashes);
-    this.hashes = hashes;
+    const capacity = Math.ceil(this.slotCapacity * 1.5);
+    const rows = new ArrayBuffer(capacity * ROW_BYTES);
+    new Uint8Array(rows).set(new Uint8Array(this.values.buffer, 0, this.slotCapacity * ROW_BYTES));
+    this.setRows(rows);
+    this.slotCapacity = capacity;
   }
 
   private growIndex(): void {
-    const capacity = (this.indexMask + 1) * 2;
-    const index = new Int32Array(capacity);
-    const mask = capacity - 1;
+    const entries = (this.indexMask + 1) * 2;
+    const index = new Int32Array(entries * 2);
+    const mask = entries - 1;
     for (let slot = 0; slot < this.highWaterSlot; slot++) {
-      if (this.keyLengths[slot] === 0) continue;
-      let position = this.hashes[slot]! & mask;
-      while (index[position] !== 0) position = (position + 1) & mask;
-      index[position] = slot + 1;
+      if (this.halfWords[slot * 16 + 12] === 0) continue;
+      const hash = this.words[slot * 8 + 4]!;
+      let position = hash & mask;
+      while (index[position * 2] !== 0) position = (position + 1) & mask;
+      index[position * 2] = slot + 1;
+      index[position * 2 + 1] = hash;
     }
     this.index = index;
     this.indexMask = mask;

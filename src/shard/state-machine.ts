@@ -11,7 +11,8 @@
  * - appliedIndex only grows; every counter's version is in [1, appliedIndex].
  * - clockMs = max(timestampMs over applied entries); it never goes back, even when a new leader's
  *   wall clock is behind the old one's.
- * - a mutate either applies all its ops or none (ops are evaluated on an overlay, then committed).
+ * - a mutate either applies all its ops or none (ops apply in order with an undo log, which is
+ *   replayed backwards if any op fails).
  * - a (clientId, seq) is applied at most once: its outcome is retained until the client
  *   acknowledges it (firstUnackedSeq > seq), and from then on the seq is refused.
  */
@@ -30,14 +31,18 @@ import {
   type CounterOp,
   type OpResult,
 } from "./commands.js";
-import { CounterTable, COUNTERS_MAX } from "./counter-table.js";
+import { CounterTable, COUNTERS_MAX, SLOT_DIRTY, SLOT_TOUCHED } from "./counter-table.js";
 import { describeKey } from "./keys.js";
 import {
+  acknowledgeBelow,
   decodeOutcome,
   decodeSessionRecord,
   encodeOutcome,
   encodeSessionRecord,
+  newSession,
   readSession,
+  retainedOutcome,
+  retainOutcome,
   SessionTable,
   writeSession,
   type MutateOutcome,
@@ -100,22 +105,25 @@ export class CounterStateMachine {
   private appliedIndexValue = 0;
   private clockMsValue = 0;
   /**
-   * Changes since the last takeChanges(), bounded by what was applied since: slots of counters
-   * written, and keys (copied) of counters deleted. A deleted counter's slot leaves dirtySlots, so
-   * a reused slot never reports the old key.
+   * Changes since the last takeChanges(), bounded by what was applied since: slots whose
+   * SLOT_DIRTY flag was set (listed once per setting), and keys (copied) of counters deleted. A
+   * deleted counter's slot loses its flag, so a listed slot that was freed, or reused by another
+   * key that was listed again, is reported at most once and never under the old key.
    */
-  private readonly dirtySlots = new Set<number>();
+  private dirtySlots: number[] = [];
   private deletedKeys: Uint8Array[] = [];
   /**
    * Undo log of the mutate being applied, reused across mutates (apply is synchronous) so the hot
-   * path allocates nothing for it: the touched slots, first-touch order, and their prior state.
-   * Holds at most maxOps entries.
+   * path allocates nothing for it: the touched slots in first-touch order (each carries the
+   * SLOT_TOUCHED flag meanwhile) and their prior state. Holds at most maxOps entries.
    */
   private readonly undoSlots: number[] = [];
   private readonly undoValues: bigint[] = [];
   private readonly undoVersions: number[] = [];
-  private readonly undoSeen = new Set<number>();
   private readonly dirtySessions = new Set<number>();
+  private readonly markSessionDirty = (clientId: number): void => {
+    this.dirtySessions.add(clientId);
+  };
 
   constructor(options: ShardOptions) {
     validateShardOptions(options);
@@ -186,9 +194,7 @@ export class CounterStateMachine {
     // Thesis 6.3: time for session expiry comes from the leader, through the log, and must not go
     // back when leadership moves to a node whose clock is behind.
     if (timestampMs > this.clockMsValue) this.clockMsValue = timestampMs;
-    for (const clientId of this.sessions.expire(this.clockMsValue, this.options.sessionTimeoutMs)) {
-      this.dirtySessions.add(clientId);
-    }
+    this.sessions.expire(this.clockMsValue, this.options.sessionTimeoutMs, this.markSessionDirty);
 
     const results: CommandResult[] = new Array(commands.length);
     let registers = 0;
@@ -216,14 +222,7 @@ export class CounterStateMachine {
       this.dirtySessions.add(evicted.clientId);
     }
     const clientId = sessionClientId(index, ordinal);
-    this.sessions.insert({
-      clientId,
-      lastActiveMs: this.clockMsValue,
-      touchIndex: index,
-      touchOrdinal: position,
-      firstUnackedSeq: 0,
-      results: new Map(),
-    });
+    this.sessions.insert(newSession(clientId, this.clockMsValue, index, position));
     this.dirtySessions.add(clientId);
     assert(this.sessions.size <= this.options.maxSessions, "session table above maxSessions");
     return { ok: true, type: "register", clientId };
@@ -246,12 +245,7 @@ export class CounterStateMachine {
     if (command.type === "keepalive") return { ok: true, type: "keepalive" };
 
     // Thesis 6.3: the client's lowest unacknowledged seq lets the state machine forget replies.
-    if (command.firstUnackedSeq > session.firstUnackedSeq) {
-      session.firstUnackedSeq = command.firstUnackedSeq;
-      for (const seq of session.results.keys()) {
-        if (seq < command.firstUnackedSeq) session.results.delete(seq);
-      }
-    }
+    acknowledgeBelow(session, command.firstUnackedSeq);
     if (command.seq < session.firstUnackedSeq) {
       // The outcome is forgotten, so we can neither replay it nor safely apply again. This is a
       // stale duplicate (the client already has the reply). SESSION_EXPIRED because, as for an
@@ -262,20 +256,21 @@ export class CounterStateMachine {
           `(results below seq ${session.firstUnackedSeq} are forgotten)`,
       );
     }
-    const retained = session.results.get(command.seq);
+    const retained = retainedOutcome(session, command.seq);
     if (retained !== undefined) return decodeOutcome(retained);
-    if (session.results.size >= this.options.maxRetainedResultsPerSession) {
+    const retainedCount = session.retainedSeqs.length;
+    if (retainedCount >= this.options.maxRetainedResultsPerSession) {
       // Not retained: nothing was applied, so a retry of this seq after acknowledgements is safe.
       return failure(
         "OVERLOADED",
-        `session ${command.clientId} holds ${session.results.size} unacknowledged results ` +
+        `session ${command.clientId} holds ${retainedCount} unacknowledged results ` +
           `(maxRetainedResultsPerSession ${this.options.maxRetainedResultsPerSession}); ` +
           `advance firstUnackedSeq before sending seq ${command.seq}`,
       );
     }
     const outcome = this.mutate(command.ops, index);
-    session.results.set(command.seq, encodeOutcome(outcome));
-    assert(session.results.size <= this.options.maxRetainedResultsPerSession, "retained results above bound");
+    retainOutcome(session, command.seq, encodeOutcome(outcome));
+    assert(session.retainedSeqs.length <= this.options.maxRetainedResultsPerSession, "retained results above bound");
     return outcome;
   }
 
@@ -293,8 +288,6 @@ export class CounterStateMachine {
     const undoSlots = this.undoSlots;
     const undoValues = this.undoValues;
     const undoVersions = this.undoVersions;
-    // A slot is saved only on first touch; the Set is needed only when a mutate has several ops.
-    const seen = ops.length > 1 ? this.undoSeen : undefined;
     let touched = 0;
     const liveAtStart = table.size;
     let liveDelta = 0;
@@ -304,8 +297,8 @@ export class CounterStateMachine {
       const op = ops[opIndex]!;
       const slot = table.findOrInsert(op.key);
       const currentVersion = table.version(slot);
-      if (seen === undefined || !seen.has(slot)) {
-        seen?.add(slot);
+      // A slot is saved on first touch only, so rollback restores the state before the mutate.
+      if (table.setFlag(slot, SLOT_TOUCHED)) {
         undoSlots[touched] = slot;
         undoValues[touched] = table.value(slot);
         undoVersions[touched] = currentVersion;
@@ -361,17 +354,14 @@ export class CounterStateMachine {
 
     for (let i = 0; i < touched; i++) {
       const slot = undoSlots[i]!;
+      table.clearFlag(slot, SLOT_TOUCHED);
       if (table.version(slot) !== DELETED_VERSION) {
-        this.dirtySlots.add(slot);
+        if (table.setFlag(slot, SLOT_DIRTY)) this.dirtySlots.push(slot);
         continue;
       }
-      if (undoVersions[i]! !== DELETED_VERSION) {
-        this.deletedKeys.push(table.keyBytes(slot));
-        this.dirtySlots.delete(slot);
-      }
-      table.remove(slot);
+      if (undoVersions[i]! !== DELETED_VERSION) this.deletedKeys.push(table.keyBytes(slot));
+      table.remove(slot); // drops its flags; a listed slot is skipped in takeChanges unless re-listed
     }
-    seen?.clear();
     assert(table.size === liveAtStart + liveDelta, "counter count drifted during a mutate");
     return { ok: true, type: "mutate", results, duplicate: false };
   }
@@ -382,10 +372,10 @@ export class CounterStateMachine {
     for (let i = touched - 1; i >= 0; i--) {
       const slot = this.undoSlots[i]!;
       const version = this.undoVersions[i]!;
+      table.clearFlag(slot, SLOT_TOUCHED);
       if (version === DELETED_VERSION) table.remove(slot);
       else table.write(slot, this.undoValues[i]!, version);
     }
-    this.undoSeen.clear();
   }
 
   /** Changes since the last call, to write in the same storage batch as the applied index. */
@@ -393,15 +383,17 @@ export class CounterStateMachine {
     // Deletions first: a key deleted and then created again in the same period appears twice, and
     // applying the list in order leaves the right final state.
     const counters: Array<[Uint8Array, OpResult | undefined]> = this.deletedKeys.map((key) => [key, undefined]);
+    const table = this.counters;
     for (const slot of this.dirtySlots) {
-      counters.push([this.counters.keyBytes(slot), { value: this.counters.value(slot), version: this.counters.version(slot) }]);
+      if (!table.isOccupied(slot) || !table.clearFlag(slot, SLOT_DIRTY)) continue;
+      counters.push([table.keyBytes(slot), { value: table.value(slot), version: table.version(slot) }]);
     }
     const sessions: Array<[number, Uint8Array | undefined]> = [];
     for (const clientId of this.dirtySessions) {
       const session = this.sessions.get(clientId);
       sessions.push([clientId, session === undefined ? undefined : encodeSessionRecord(session)]);
     }
-    this.dirtySlots.clear();
+    this.dirtySlots = [];
     this.deletedKeys = [];
     this.dirtySessions.clear();
     return { counters, sessions };
@@ -480,7 +472,8 @@ export class CounterStateMachine {
         reader.fail(`counter ${i} keys not in ascending order`);
       }
       previousSlot = slot;
-      machine.dirtySlots.add(slot);
+      machine.counters.setFlag(slot, SLOT_DIRTY);
+      machine.dirtySlots.push(slot);
     }
     const sessionCount = reader.u32();
     if (sessionCount * 40 > reader.remaining) reader.fail(`session count ${sessionCount} exceeds the data`);

@@ -78,7 +78,7 @@ describe("tallyd: a durable multi-Raft node", () => {
     const survivors = cluster.config.nodes.filter((n) => n.id !== oldLeaderId).map((n) => n.client);
     const newLeader = await leaderClient(survivors, 1, 10_000);
     const electionMs = Date.now() - killedAt;
-    // electionTicks 15 x 20 ms = 300 ms minimum timeout; a few timeouts plus process scheduling.
+    // electionTicks 25 x 20 ms = 500 ms minimum timeout; a few timeouts plus process scheduling.
     expect(electionMs).toBeLessThan(5000);
     const read = await newLeader.call("get", { key });
     expect(read.value).toBe("50");
@@ -125,9 +125,10 @@ describe("tallyd: a durable multi-Raft node", () => {
     const started = Date.now();
     const code = await cluster.stop(id, 10_000);
     expect(code).toBe(0);
-    expect(Date.now() - started).toBeLessThan(6000);
+    // tallyd gives transfers 3 s and hard-exits at 8 s; allow for a loaded CI machine.
+    expect(Date.now() - started).toBeLessThan(9000);
     const others = cluster.config.nodes.filter((n) => n.id !== id).map((n) => n.client);
-    const next = await leaderClient(others, 1, 5000);
+    const next = await leaderClient(others, 1, 15_000);
     expect((await next.call("get", { key: keyForShard1("x") })).value).toBe("7");
     next.close();
   });

@@ -38,6 +38,8 @@ export class SimViolation extends Error {
   constructor(
     readonly kind: ViolationKind,
     message: string,
+    /** For violations found after the fact: the virtual time span worth showing from the trace. */
+    readonly focusMs?: [number, number],
   ) {
     super(`${kind}: ${message}`);
   }

@@ -70,6 +70,8 @@ export class CounterStateMachine {
   hash: number;
   readonly values = new Map<string, bigint>();
   private readonly sessions = new Map<number, Session>();
+  /** Test-only sabotage: forget exactly-once (the simulator must then report a violation). */
+  unsafeNoDedupe = false;
 
   private constructor(index: LogIndex, term: Term, hash: number) {
     this.appliedIndex = index;
@@ -130,8 +132,8 @@ export class CounterStateMachine {
       session = { floorSeq: 0, results: new Map() };
       this.sessions.set(command.clientId, session);
     }
-    if (command.seq < session.floorSeq) return { kind: "stale", command };
-    const saved = session.results.get(command.seq);
+    if (command.seq < session.floorSeq && !this.unsafeNoDedupe) return { kind: "stale", command };
+    const saved = this.unsafeNoDedupe ? undefined : session.results.get(command.seq);
     let outcome: ApplyOutcome;
     if (saved !== undefined) {
       outcome = { kind: "duplicate", command, value: saved };

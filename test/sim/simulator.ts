@@ -91,9 +91,17 @@ export interface SimOptions {
   quiesceMsMax: number;
   checkLeaseExclusivity: boolean;
   checkLinearizability: boolean;
+  /** Test-only: break the simulated application on purpose, to show the end-of-run checkers bite. */
+  sabotage?: Sabotage;
   traceTailLines: number;
   traceSink?: (line: string) => void;
 }
+
+/**
+ * follower-reads: every node answers lease reads from its local state without holding a lease.
+ * no-dedupe: the state machine applies a retried op id again (no sessions).
+ */
+export type Sabotage = "follower-reads" | "no-dedupe";
 
 export interface SimStats {
   events: number;
@@ -137,6 +145,7 @@ export interface SimOverrides {
   knobs?: RaftTestKnobs;
   checkLeaseExclusivity?: boolean;
   checkLinearizability?: boolean;
+  sabotage?: Sabotage;
   traceTailLines?: number;
   traceSink?: (line: string) => void;
 }
@@ -159,7 +168,7 @@ export function configForSeed(seed: number, overrides: SimOverrides = {}): SimOp
     leaseReadRate: 0.25,
     thinkMsMax: pick([2, 10, 30]),
     attemptTimeoutMs: pick([80, 150, 300]),
-    operationDeadlineMs: 2_000,
+    operationDeadlineMs: pick([300, 1_000, 3_000]),
     retryBackoffMsMax: 20,
     randomTargetRate: 0.3,
   };
@@ -199,6 +208,7 @@ export function configForSeed(seed: number, overrides: SimOverrides = {}): SimOp
     quiesceMsMax: 30_000,
     checkLeaseExclusivity: overrides.checkLeaseExclusivity ?? true,
     checkLinearizability: overrides.checkLinearizability ?? true,
+    sabotage: overrides.sabotage,
     traceTailLines: overrides.traceTailLines ?? 60,
     traceSink: overrides.traceSink,
   };
@@ -207,11 +217,18 @@ export function configForSeed(seed: number, overrides: SimOverrides = {}): SimOp
 export function runSimulation(options: SimOptions): SimResult {
   const sim = new Simulator(options);
   let violation: SimResult["violation"];
+  let traceTail: string[] | undefined;
   try {
     sim.run();
   } catch (error) {
     if (error instanceof SimViolation) {
       violation = { kind: error.kind, message: error.message, atMs: sim.now, event: sim.events };
+      if (error.focusMs !== undefined) {
+        // Heartbeats and reads are the bulk of the trace and rarely the story.
+        const [fromMs, toMs] = error.focusMs;
+        const lines = sim.trace.window(fromMs, toMs, 2 * options.traceTailLines, (line) => !/Heartbeat|ReadIndex/.test(line));
+        traceTail = [`(trace from ${fromMs.toFixed(3)} to ${toMs.toFixed(3)} ms, heartbeats and ReadIndex traffic left out)`, ...lines];
+      }
     } else {
       const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
       violation = { kind: "exception", message: text, atMs: sim.now, event: sim.events };
@@ -223,7 +240,7 @@ export function runSimulation(options: SimOptions): SimResult {
     ok: violation === undefined,
     violation,
     traceHash: sim.trace.hash(),
-    traceTail: sim.trace.tail(),
+    traceTail: traceTail ?? sim.trace.tail(),
     stats: sim.stats(),
     options,
     history: sim.history,
@@ -239,7 +256,7 @@ export function formatFailure(result: SimResult, replayEnv = ""): string {
     `replay: ${replayEnv}SEED=${result.seed} SIM_STEPS=${o.steps} npx tsx test/sim/run.ts`,
     `at ${result.violation?.atMs.toFixed(3)} ms, event ${result.violation?.event}`,
     result.violation?.message ?? "",
-    `last ${result.traceTail.length} trace events:`,
+    `trace (${result.traceTail.length} lines; SIM_TRACE=1 prints all):`,
     ...result.traceTail.map((line) => `  ${line}`),
   ];
   return lines.join("\n");
@@ -542,6 +559,7 @@ class Simulator {
     node.storage = node.disk.load();
     const snapshot = node.disk.durableSnapshot();
     node.sm = snapshot === undefined ? CounterStateMachine.empty(0, 0) : CounterStateMachine.restore(snapshot);
+    node.sm.unsafeNoDedupe = this.options.sabotage === "no-dedupe";
     if (snapshot !== undefined) {
       this.checker.observeRestore(node.id, snapshot.metadata.index, snapshot.metadata.term, node.sm.hash);
     }
@@ -679,6 +697,7 @@ class Simulator {
     node.disk.persist(rd.snapshot, rd.entries, rd.hardState);
     if (rd.snapshot !== undefined) {
       node.sm = CounterStateMachine.restore(rd.snapshot);
+      node.sm.unsafeNoDedupe = this.options.sabotage === "no-dedupe";
       node.confState = rd.snapshot.metadata.confState;
       this.counters.snapshotsInstalled++;
       this.checker.observeRestore(node.id, rd.snapshot.metadata.index, rd.snapshot.metadata.term, node.sm.hash);
@@ -835,7 +854,7 @@ class Simulator {
   private onAddRequest(node: SimNode, request: Extract<ClientRequest, { kind: "add" }>, reply: (r: ClientResponse) => void): void {
     const { command, attempt } = request;
     const opId = opIdOf(command.clientId, command.seq);
-    const saved = node.sm.savedResult(command.clientId, command.seq);
+    const saved = node.sm.unsafeNoDedupe ? undefined : node.sm.savedResult(command.clientId, command.seq);
     if (saved !== undefined) {
       // Applied here already (thesis 6.3): answer from the session table, change nothing.
       reply({ kind: "ok", opId, attempt, value: saved, node: node.id, path: "session" });
@@ -866,10 +885,10 @@ class Simulator {
       reply({ kind: "rejected", opId, attempt, node: node.id, leaderHint: node.leader, reason: "overloaded" });
       return;
     }
-    if (request.lease && node.raw.leaseValid()) {
+    if (request.lease && (node.raw.leaseValid() || this.options.sabotage === "follower-reads")) {
       // Thesis 6.4.1: no round trip; the commit index already covers every acknowledged write,
       // so the read is served as soon as the state machine has caught up with it.
-      const commit = node.raw.status().commit;
+      const commit = this.options.sabotage === "follower-reads" ? 0 : node.raw.status().commit;
       const read: PendingRead = { opId, attempt, key, path: "lease", index: commit, createdAtMs: this.now, reply };
       if (node.sm.appliedIndex >= commit) this.serveRead(node, read);
       else node.readsWaitingApply.push(read);
@@ -1291,6 +1310,8 @@ class Simulator {
     };
     if (result.ok === "unknown") throw new SimViolation("linearizability", `inconclusive: ${result.message}`);
     const shown = [...result.minimalCounterexample].sort((a, b) => a.invokedAt - b.invokedAt).slice(-30);
+    const failing = byOpId.get(String(result.failingOperation.id))!;
+    const focusMs: [number, number] = [failing.invokedAtMs - 40, failing.completedAtMs ?? failing.invokedAtMs];
     throw new SimViolation(
       "linearizability",
       [
@@ -1300,6 +1321,7 @@ class Simulator {
         `counterexample (${result.minimalCounterexample.length} ops${result.minimalCounterexample.length > shown.length ? `, last ${shown.length}` : ""}):`,
         ...shown.map(describe),
       ].join("\n"),
+      focusMs,
     );
   }
 }

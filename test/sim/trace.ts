@@ -6,11 +6,16 @@
 import { assert } from "../../src/util/assert.js";
 import { StringHasher } from "./hash.js";
 
+/** Lines kept in full for windowed reports; beyond this only the ring buffer keeps lines. */
+const KEPT_LINES_MAX = 400_000;
+
 export class Trace {
   private readonly ring: string[];
   private next = 0;
   private count = 0;
   private readonly hasher = new StringHasher();
+  private readonly kept: string[] = [];
+  private readonly keptTimesMs: number[] = [];
 
   constructor(
     private readonly tailLines: number,
@@ -26,7 +31,26 @@ export class Trace {
     this.ring[this.next] = line;
     this.next = (this.next + 1) % this.tailLines;
     this.count++;
+    if (this.kept.length < KEPT_LINES_MAX) {
+      this.kept.push(line);
+      this.keptTimesMs.push(timeMs);
+    }
     if (this.sink !== undefined) this.sink(line);
+  }
+
+  /**
+   * Lines recorded in [fromMs, toMs] that match `keep`, at most `maxLines` (the latest ones):
+   * for a violation found at the end of a run, the events around the operation that failed.
+   */
+  window(fromMs: number, toMs: number, maxLines: number, keep: (line: string) => boolean): string[] {
+    const out: string[] = [];
+    for (let i = 0; i < this.kept.length; i++) {
+      const t = this.keptTimesMs[i]!;
+      if (t < fromMs) continue;
+      if (t > toMs) break;
+      if (keep(this.kept[i]!)) out.push(this.kept[i]!);
+    }
+    return out.slice(-maxLines);
   }
 
   get lines(): number {

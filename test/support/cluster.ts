@@ -35,6 +35,8 @@ export interface TestClusterOptions {
   electionTicks?: number;
   heartbeatTicks?: number;
   extraEnv?: Record<string, string>;
+  /** Extra node flags for every tallyd (e.g. --cpu-prof for profiling). */
+  nodeArgs?: string[];
 }
 
 export class TestCluster {
@@ -87,7 +89,7 @@ export class TestCluster {
 
   startNode(id: number): ChildProcess {
     if (this.processes.has(id)) throw new Error(`node ${id} is already running`);
-    const child = spawn(process.execPath, [join(root, "bin", "tallyd.js"), "--config", this.configPath, "--node", String(id)], {
+    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), join(root, "bin", "tallyd.js"), "--config", this.configPath, "--node", String(id)], {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn", ...this.options.extraEnv },
     });

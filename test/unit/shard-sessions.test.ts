@@ -1,6 +1,6 @@
 // Exactly-once sessions, Raft thesis section 6.3.
 import { describe, expect, it } from "vitest";
-import { decodeSessionRecord, encodeOutcome, encodeSessionRecord } from "../../src/shard/sessions.js";
+import { decodeOutcome, decodeSessionRecord, encodeOutcome, encodeSessionRecord } from "../../src/shard/sessions.js";
 import { CounterStateMachine } from "../../src/shard/state-machine.js";
 import { CorruptionError } from "../../src/util/errors.js";
 import { add, cas, defaultOptions, expectFailure, expectOk, INT64_MAX, set, ShardDriver } from "./shard-harness.js";
@@ -228,7 +228,7 @@ describe("session records", () => {
     const record = driver.machine.takeChanges().sessions.find(([id]) => id === client)![1]!;
     const session = decodeSessionRecord(record);
     expect(session.clientId).toBe(client);
-    expect([...session.results.keys()]).toEqual([1, 2]);
+    expect(session.retainedSeqs).toEqual([1, 2]);
     expect(encodeSessionRecord(session)).toEqual(record);
     expect(() => decodeSessionRecord(record.subarray(0, record.length - 1))).toThrow(CorruptionError);
     const trailing = new Uint8Array(record.length + 1);
@@ -237,6 +237,18 @@ describe("session records", () => {
     const badFormat = record.slice();
     badFormat[0] = 9;
     expect(() => decodeSessionRecord(badFormat)).toThrow(/format 9/);
+  });
+
+  it("single-result outcomes take the fast encoder and decode the same as the general one", () => {
+    for (const value of [0n, -1n, INT64_MAX, -INT64_MAX - 1n]) {
+      for (const version of [0, 1, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER]) {
+        const bytes = encodeOutcome({ ok: true, type: "mutate", results: [{ value, version }], duplicate: false });
+        expect(bytes.length).toBe(21);
+        expect(decodeOutcome(bytes)).toEqual({ ok: true, type: "mutate", results: [{ value, version }], duplicate: true });
+        const two = encodeOutcome({ ok: true, type: "mutate", results: [{ value, version }, { value, version }], duplicate: false });
+        expect(two.subarray(5, 21)).toEqual(bytes.subarray(5, 21));
+      }
+    }
   });
 
   it("retained outcomes cost 16 bytes per op result", () => {
