@@ -78,6 +78,29 @@ function run(label: string, makeCommands: (seq: number, clientIds: number[]) => 
   console.log(`  encode ${perEntryUs({ wallMs: encodeTiming.wallMs * (ENTRIES / (WARMUP_ENTRIES + ENTRIES)), cpuMs: encodeTiming.cpuMs * (ENTRIES / (WARMUP_ENTRIES + ENTRIES)) })} per entry (leader only)`);
 }
 
+/**
+ * A fixed pure-JS workload, printed so runs on different or busy machines can be compared: on a
+ * shared box, divide the apply figures by how much slower this is than on a quiet one.
+ */
+function calibrate(): void {
+  const map = new Map<number, number>();
+  for (let i = 0; i < 1000; i++) map.set(i, i);
+  let best = Infinity;
+  for (let round = 0; round < 20; round++) {
+    const timing = timed(() => {
+      for (let repeat = 0; repeat < 100; repeat++) {
+        for (let i = 0; i < 1000; i++) {
+          map.delete(i);
+          map.set(i, i);
+        }
+      }
+    });
+    best = Math.min(best, (timing.cpuMs * 1000) / 100);
+  }
+  console.log(`calibration: Map delete+set x1000 = ${best.toFixed(1)} us cpu (best of 20)`);
+}
+
+calibrate();
 run(
   "1000 single-add mutates / entry",
   (seq, clientIds) => clientIds.map((clientId) => ({ type: "mutate", clientId, seq, firstUnackedSeq: seq, ops: [randomAdd()] })),

@@ -1,4 +1,4 @@
-import { fileURLToPath } from "node:url";
+import { protoFile } from "../util/paths.js";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 
@@ -8,7 +8,7 @@ import * as protoLoader from "@grpc/proto-loader";
  * callers convert with BigInt. `oneofs: true` adds a virtual field naming the set member
  * (`op` on PipelineRequest/BatchOp, `result` on PipelineResponse).
  */
-export const TALLY_PROTO_PATH = fileURLToPath(new URL("../../proto/tally.proto", import.meta.url));
+export const TALLY_PROTO_PATH = protoFile("tally.proto");
 
 export const PROTO_LOADER_OPTIONS: protoLoader.Options = Object.freeze({
   keepCase: false,

@@ -3,7 +3,7 @@
  * maps snake_case fields to camelCase and bytes to Buffer (a Uint8Array); uint64 becomes a number
  * (offsets stay far below 2^53).
  */
-import { fileURLToPath } from "node:url";
+import { protoFile } from "../util/paths.js";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 
@@ -46,7 +46,7 @@ let cached: PeerServiceBinding | undefined;
 
 export function peerService(): PeerServiceBinding {
   if (cached !== undefined) return cached;
-  const protoPath = fileURLToPath(new URL("../../proto/peer.proto", import.meta.url));
+  const protoPath = protoFile("peer.proto");
   const definition = protoLoader.loadSync(protoPath, { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
   const loaded = grpc.loadPackageDefinition(definition) as unknown as {
     tally: { peer: { v1: { Peer: grpc.ServiceClientConstructor } } };

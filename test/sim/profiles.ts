@@ -33,6 +33,11 @@ export interface FaultProfile {
   /** Chance that a new leader is isolated right after its first commit (before followers hear of it). */
   isolateAfterCommitRate: number;
   restartDelayMs: [number, number];
+  /**
+   * Chance that a crash keeps the written-but-unsynced Ready anyway (the process died, the OS
+   * flushed its page cache): durable without its messages ever being sent.
+   */
+  unsyncedSurvivesRate: number;
   healAfterMs: [number, number];
   network: NetworkOptions;
   fsyncDelayMs: [number, number];
@@ -72,6 +77,7 @@ export const profiles = {
     isolateNewLeaderRate: 0.03,
     isolateAfterCommitRate: 0.05,
     restartDelayMs: [5, 400],
+    unsyncedSurvivesRate: 0.3,
     healAfterMs: [50, 600],
     network: baseNetwork,
     fsyncDelayMs: [0.2, 4],
@@ -88,6 +94,7 @@ export const profiles = {
     isolateNewLeaderRate: 0.05,
     isolateAfterCommitRate: 0.05,
     restartDelayMs: [5, 300],
+    unsyncedSurvivesRate: 0.3,
     healAfterMs: [50, 800],
     network: { delayMinMs: 0.5, delayMaxMs: 15, dropRate: 0.08, duplicateRate: 0.05, spikeRate: 0.05, spikeMaxMs: 120 },
     fsyncDelayMs: [0.2, 8],
@@ -104,6 +111,7 @@ export const profiles = {
     isolateNewLeaderRate: 0.05,
     isolateAfterCommitRate: 0.1,
     restartDelayMs: [1, 200],
+    unsyncedSurvivesRate: 0.3,
     healAfterMs: [50, 400],
     network: baseNetwork,
     fsyncDelayMs: [0.5, 10],
@@ -125,6 +133,7 @@ export const profiles = {
     isolateNewLeaderRate: 0.6,
     isolateAfterCommitRate: 0.6,
     restartDelayMs: [1, 80],
+    unsyncedSurvivesRate: 0.3,
     healAfterMs: [20, 250],
     network: { delayMinMs: 0.5, delayMaxMs: 6, dropRate: 0.02, duplicateRate: 0.02, spikeRate: 0.02, spikeMaxMs: 40 },
     fsyncDelayMs: [0.2, 3],
@@ -141,6 +150,7 @@ export const profiles = {
     isolateNewLeaderRate: 0,
     isolateAfterCommitRate: 0,
     restartDelayMs: [0.5, 6],
+    unsyncedSurvivesRate: 0.3,
     healAfterMs: [30, 200],
     network: { delayMinMs: 0.5, delayMaxMs: 12, dropRate: 0.01, duplicateRate: 0.1, spikeRate: 0.05, spikeMaxMs: 30 },
     fsyncDelayMs: [0.1, 1],
@@ -157,6 +167,7 @@ export const profiles = {
     isolateNewLeaderRate: 0,
     isolateAfterCommitRate: 0,
     restartDelayMs: [5, 100],
+    unsyncedSurvivesRate: 0.3,
     healAfterMs: [150, 400],
     network: { delayMinMs: 0.3, delayMaxMs: 2, dropRate: 0.002, duplicateRate: 0.002, spikeRate: 0, spikeMaxMs: 0 },
     fsyncDelayMs: [0.1, 0.5],

@@ -200,7 +200,7 @@ export function configForSeed(seed: number, overrides: SimOverrides = {}): SimOp
     },
     workload,
     tickMs: 10,
-    tickSkewMax: 0.01,
+    tickSkewMax: pick([0.001, 0.01, 0.03]),
     clientDelayMs: [0.2, 2],
     clientDropRate: 0.005,
     snapshotEveryEntries: pick([5, 20, 60, 250]),
@@ -596,8 +596,13 @@ class Simulator {
     if (!node.alive) return;
     node.alive = false;
     node.incarnation++;
-    const lost = node.outstanding;
+    let lost = node.outstanding;
     node.outstanding = undefined;
+    if (lost !== undefined && this.nemesisPrng.chance(this.options.profile.unsyncedSurvivesRate)) {
+      node.disk.persist(lost.snapshot, lost.entries, lost.hardState);
+      this.record(`n${node.id} unsynced write survives the crash (${lost.entries.length} entries), its messages are never sent`);
+      lost = undefined;
+    }
     node.writeWaiters.clear();
     node.writeWaiterCount = 0;
     node.readsByContext.clear();

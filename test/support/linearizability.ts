@@ -12,6 +12,12 @@
  * Ambiguous operations (a client timed out and never learned the outcome) have no completion:
  * they may take effect at any time after their invocation, or never. A history is linearizable
  * once every completed operation is linearized; ambiguous ones left over simply never happened.
+ * Cost: the problem is NP-complete, and the search is exponential in the number of ambiguous
+ * operations pending at once (which subset took effect is a subset-sum question for counters).
+ * Completed histories of thousands of operations per key check in well under a second; callers
+ * should resolve ambiguity where they can (retry with the same op id until the outcome is known,
+ * or drop ambiguous operations they know never took effect). A budget turns a search that runs
+ * away into ok: "unknown" instead of a hang.
  *
  * Time: any clock that orders events across all clients. Operation a precedes b iff
  * a.completedAt < b.invokedAt; equal timestamps count as concurrent, so coarse clocks can only
@@ -54,7 +60,7 @@ export interface Model<State, Input, Output> {
 
 export interface CheckOptions {
   /** Budget of configurations explored per partition before giving up with ok: "unknown". */
-  maxStatesPerPartition?: number;
+  statesPerPartitionMax?: number;
   /** Shrink a failing history to a small counterexample (default true). */
   minimize?: boolean;
   /** Budget of searches the minimizer may run (default 200). */
@@ -95,7 +101,7 @@ export type LinearizabilityResult<Input, Output> =
       statesExplored: number;
     };
 
-const DEFAULT_MAX_STATES_PER_PARTITION = 1_000_000;
+const DEFAULT_STATES_PER_PARTITION_MAX = 1_000_000;
 const DEFAULT_MINIMIZE_CHECKS_MAX = 200;
 const REPORT_OPERATIONS_MAX = 40;
 const REPORT_STATES_MAX = 20;
@@ -106,8 +112,8 @@ export function checkLinearizable<State, Input, Output>(
   model: Model<State, Input, Output>,
   options: CheckOptions = {},
 ): LinearizabilityResult<Input, Output> {
-  const maxStates = options.maxStatesPerPartition ?? DEFAULT_MAX_STATES_PER_PARTITION;
-  assert(maxStates > 0, "maxStatesPerPartition must be positive");
+  const statesMax = options.statesPerPartitionMax ?? DEFAULT_STATES_PER_PARTITION_MAX;
+  assert(statesMax > 0, "statesPerPartitionMax must be positive");
   for (const op of history) validateOperation(op);
 
   const partitions = new Map<string, Operation<Input, Output>[]>();
@@ -120,20 +126,21 @@ export function checkLinearizable<State, Input, Output>(
   // Deterministic order, so reports do not depend on insertion order of the caller's map.
   const names = [...partitions.keys()].sort();
   let statesExplored = 0;
+  let inconclusive: { partition: string; message: string } | undefined;
   for (const name of names) {
     const ops = partitions.get(name)!;
-    const outcome = searchPartition(ops, model, maxStates);
+    const outcome = searchPartition(ops, model, statesMax);
     statesExplored += outcome.statesExplored;
     if (outcome.verdict === "unknown") {
-      return {
-        ok: "unknown",
+      // Keep going: a definite violation in another partition is worth more than "unknown".
+      inconclusive ??= {
         partition: name,
-        statesExplored,
         message: `partition ${JSON.stringify(name)}: gave up after ${outcome.statesExplored} configurations (${ops.length} operations)`,
       };
+      continue;
     }
     if (outcome.verdict === "violation") {
-      const shrunk = shrinkCounterexample(ops, model, maxStates, options);
+      const shrunk = shrinkCounterexample(ops, model, statesMax, options);
       const shown = [...shrunk.ops].sort((x, y) => x.invokedAt - y.invokedAt);
       const omitted = Math.max(0, shown.length - REPORT_OPERATIONS_MAX);
       const lines = [
@@ -154,6 +161,7 @@ export function checkLinearizable<State, Input, Output>(
       };
     }
   }
+  if (inconclusive !== undefined) return { ok: "unknown", ...inconclusive, statesExplored };
   return { ok: true, partitionsChecked: names.length, statesExplored };
 }
 
@@ -192,7 +200,7 @@ const NIL = -1;
 function searchPartition<State, Input, Output>(
   ops: readonly Operation<Input, Output>[],
   model: Model<State, Input, Output>,
-  maxStates: number,
+  statesMax: number,
   watched?: Operation<Input, Output>,
 ): SearchOutcome<Input, Output> {
   const opCount = ops.length;
@@ -327,7 +335,7 @@ function searchPartition<State, Input, Output>(
         continue;
       }
       statesExplored++;
-      if (statesExplored > maxStates) return { verdict: "unknown", statesExplored };
+      if (statesExplored > statesMax) return { verdict: "unknown", statesExplored };
       lift(call);
       if (hasReturn(call)) {
         remainingReturns--;
@@ -426,18 +434,18 @@ class ConfigurationSet {
 function shrinkCounterexample<State, Input, Output>(
   ops: readonly Operation<Input, Output>[],
   model: Model<State, Input, Output>,
-  maxStates: number,
+  statesMax: number,
   options: CheckOptions,
 ): { failing: Operation<Input, Output>; states: string[]; ops: Operation<Input, Output>[] } {
   let checksLeft = options.minimizeChecksMax ?? DEFAULT_MINIMIZE_CHECKS_MAX;
   // "Violates" is conservative: a search that runs out of budget does not count as a violation.
   const violates = (candidate: readonly Operation<Input, Output>[]): boolean => {
     checksLeft--;
-    return searchPartition(candidate, model, maxStates).verdict === "violation";
+    return searchPartition(candidate, model, statesMax).verdict === "violation";
   };
   const linearizable = (candidate: readonly Operation<Input, Output>[]): boolean => {
     checksLeft--;
-    return searchPartition(candidate, model, maxStates).verdict === "linearizable";
+    return searchPartition(candidate, model, statesMax).verdict === "linearizable";
   };
 
   // 1. The shortest failing prefix. Cutting the history at time T keeps every operation invoked
@@ -472,7 +480,7 @@ function shrinkCounterexample<State, Input, Output>(
   }
   const statesOf = (candidate: readonly Operation<Input, Output>[]): string[] | undefined => {
     checksLeft--;
-    const outcome = searchPartition(candidate, model, maxStates, failing);
+    const outcome = searchPartition(candidate, model, statesMax, failing);
     return outcome.verdict === "violation" ? outcome.watchedStates : undefined;
   };
   const baseline = statesOf(current) ?? [];

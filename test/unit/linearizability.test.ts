@@ -124,8 +124,18 @@ describe("checkLinearizable: counter model", () => {
     const history: CounterOp[] = [];
     for (let i = 0; i < 12; i++) history.push(add(1 << i, undefined, i, undefined));
     history.push(read(-1, 100, 101));
-    const result = checkLinearizable(history, counterModel, { maxStatesPerPartition: 50 });
+    const result = checkLinearizable(history, counterModel, { statesPerPartitionMax: 50 });
     expect(result.ok).toBe("unknown");
+  });
+
+  it("reports a definite violation in one partition over a budget overrun in another", () => {
+    const history: CounterOp[] = [];
+    for (let i = 0; i < 12; i++) history.push(add(1 << i, undefined, i, undefined, { partition: "a" }));
+    history.push(read(-1, 100, 101, { partition: "a" }));
+    history.push(add(1, 1, 0, 10, { partition: "b" }), read(0, 20, 30, { partition: "b" }));
+    const result = checkLinearizable(history, counterModel, { statesPerPartitionMax: 50 });
+    expect(result.ok).toBe(false);
+    if (result.ok === false) expect(result.partition).toBe("b");
   });
 
   it("rejects malformed operations", () => {
