@@ -28,6 +28,7 @@
  * a view of a key stays valid. Slot order is never observable: snapshots sort keys.
  */
 import { assert } from "../util/assert.js";
+import { INT64_MAX, INT64_MIN } from "./binary.js";
 
 const ROW_BYTES = 32;
 const INITIAL_SLOTS = 1024;
@@ -47,7 +48,7 @@ export const SLOT_TOUCHED = 2;
  * A hard ceiling on counters per shard; the placement controller is expected to split a shard
  * long before. The state machine enforces ShardOptions.maxCounters (<= this) deterministically.
  */
-export const COUNTERS_MAX = 64_000_000;
+export const COUNTERS_MAX = 16_000_000;
 
 export class CounterTable {
   private slotCapacity = INITIAL_SLOTS;
@@ -129,9 +130,9 @@ export class CounterTable {
   write(slot: number, value: bigint, version: number): void {
     assert(this.halfWords[slot * 16 + 12]! > 0, "write to a free slot");
     assert(Number.isSafeInteger(version) && version >= 0, "counter version must be a safe integer >= 0");
+    // BigInt64Array wraps silently, so the range is asserted before the store.
+    assert(value >= INT64_MIN && value <= INT64_MAX, "counter value outside int64");
     this.values[slot * 4] = value;
-    // BigInt64Array wraps silently; the read-back proves the value was in int64.
-    assert(this.values[slot * 4] === value, "counter value outside int64");
     this.versions[slot * 4 + 1] = version;
   }
 

@@ -97,8 +97,15 @@ export function acknowledgeBelow(session: Session, firstUnackedSeq: number): voi
   const seqs = session.retainedSeqs;
   if (seqs.length === 0 || seqs[0]! >= firstUnackedSeq) return;
   const count = lowerBound(seqs, firstUnackedSeq);
-  seqs.splice(0, count);
-  session.retainedOutcomes.splice(0, count);
+  dropPrefix(seqs, count);
+  dropPrefix(session.retainedOutcomes, count);
+}
+
+/** array.splice(0, count) without allocating the removed items (pop is inlined; length= is not). */
+function dropPrefix<T>(array: T[], count: number): void {
+  const kept = array.length - count;
+  for (let i = 0; i < kept; i++) array[i] = array[i + count]!;
+  for (let i = 0; i < count; i++) array.pop();
 }
 
 /** The outcome of a mutate as retained in a session. */
@@ -245,13 +252,18 @@ function encodeSingleResult(result: OpResult): Uint8Array {
   out[0] = OUTCOME_OK;
   out[4] = 1; // u32 count = 1
   int64Scratch.setBigInt64(0, result.value); // throws on a value outside int64
-  for (let i = 0; i < 8; i++) out[5 + i] = int64Scratch.getUint8(i);
-  const high = Math.floor(result.version / 0x1_0000_0000);
-  const low = result.version % 0x1_0000_0000;
-  int64Scratch.setUint32(0, high);
-  int64Scratch.setUint32(4, low);
-  for (let i = 0; i < 8; i++) out[13 + i] = int64Scratch.getUint8(i);
+  putUint32(out, 5, int64Scratch.getUint32(0));
+  putUint32(out, 9, int64Scratch.getUint32(4));
+  putUint32(out, 13, Math.floor(result.version / 0x1_0000_0000));
+  putUint32(out, 17, result.version % 0x1_0000_0000);
   return out;
+}
+
+function putUint32(out: Uint8Array, offset: number, value: number): void {
+  out[offset] = value >>> 24;
+  out[offset + 1] = (value >>> 16) & 0xff;
+  out[offset + 2] = (value >>> 8) & 0xff;
+  out[offset + 3] = value & 0xff;
 }
 
 /** Decodes a retained outcome and marks it as a duplicate (that is the only reason to read one). */

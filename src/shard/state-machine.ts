@@ -214,9 +214,10 @@ export class CounterStateMachine {
     if (ordinal >= SESSION_IDS_PER_ENTRY) {
       return failure("OVERLOADED", `too many session registrations in entry ${index}; max ${SESSION_IDS_PER_ENTRY}`);
     }
-    if (this.sessions.size >= this.options.maxSessions) {
-      // Thesis 6.3 bounds sessions with LRU eviction: the session idle longest goes; its client
-      // then sees SESSION_EXPIRED. Deterministic because the LRU order is part of the state.
+    // Thesis 6.3 bounds sessions with LRU eviction: the session idle longest goes; its client
+    // then sees SESSION_EXPIRED. Deterministic because the LRU order is part of the state. A loop,
+    // not an if: state loaded under a larger maxSessions may hold more than the bound.
+    while (this.sessions.size >= this.options.maxSessions) {
       const evicted = this.sessions.removeOldest();
       assert(evicted !== undefined, "maxSessions >= 1 but no session to evict");
       this.dirtySessions.add(evicted.clientId);

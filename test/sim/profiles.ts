@@ -12,7 +12,10 @@ export type FaultKind =
   | "heal"
   | "crash"
   | "crash-leader"
+  /** Freeze a node (GC pause, SIGSTOP): nothing runs until it resumes with a burst of owed ticks. */
+  | "pause"
   | "transfer-leader"
+  /** An extra membership change (runs with membership on also get a steady stream of them). */
   | "membership"
   /** Cut leader -> follower one way; when that follower's election timer is about to fire, isolate the leader. */
   | "lease-trap"
@@ -41,6 +44,8 @@ export interface FaultProfile {
   healAfterMs: [number, number];
   network: NetworkOptions;
   fsyncDelayMs: [number, number];
+  /** Chance that an fsync stalls for tens to hundreds of milliseconds. */
+  fsyncStallRate: number;
   /** Bytes per App message; tiny values split every replication into one-entry messages. */
   maxSizePerMsg: number;
 }
@@ -66,8 +71,8 @@ export const profiles = {
       heal: 3,
       crash: 3,
       "crash-leader": 3,
+      pause: 2,
       "transfer-leader": 2,
-      membership: 0,
       "lease-trap": 1,
       "election-storm": 1,
     },
@@ -81,13 +86,14 @@ export const profiles = {
     healAfterMs: [50, 600],
     network: baseNetwork,
     fsyncDelayMs: [0.2, 4],
+    fsyncStallRate: 0.003,
     maxSizePerMsg: 1024,
   },
   /** Lossy, jittery network, few crashes: replication, flow control and retries. */
   stormy: {
     name: "stormy",
     nemesisIntervalMs: [50, 500],
-    weights: { partition: 3, "one-way-cut": 3, heal: 2, "isolate-leader": 2, crash: 1, "transfer-leader": 1 },
+    weights: { partition: 3, "one-way-cut": 3, heal: 2, "isolate-leader": 2, crash: 1, pause: 1, "transfer-leader": 1 },
     crashAfterVoteRate: 0.02,
     crashNewLeaderRate: 0.02,
     crashNewLeaderMs: [0, 100],
@@ -98,13 +104,14 @@ export const profiles = {
     healAfterMs: [50, 800],
     network: { delayMinMs: 0.5, delayMaxMs: 15, dropRate: 0.08, duplicateRate: 0.05, spikeRate: 0.05, spikeMaxMs: 120 },
     fsyncDelayMs: [0.2, 8],
+    fsyncStallRate: 0.003,
     maxSizePerMsg: 256,
   },
   /** Crash-heavy: restarts from the synced image, lost unsynced writes, snapshots after restarts. */
   crashy: {
     name: "crashy",
     nemesisIntervalMs: [20, 250],
-    weights: { crash: 5, "crash-leader": 4, heal: 1, partition: 1, "election-storm": 2 },
+    weights: { crash: 5, "crash-leader": 4, pause: 2, heal: 1, partition: 1, "election-storm": 2 },
     crashAfterVoteRate: 0.15,
     crashNewLeaderRate: 0.15,
     crashNewLeaderMs: [0, 30],
@@ -115,6 +122,7 @@ export const profiles = {
     healAfterMs: [50, 400],
     network: baseNetwork,
     fsyncDelayMs: [0.5, 10],
+    fsyncStallRate: 0.003,
     maxSizePerMsg: 512,
   },
   /**
@@ -137,6 +145,7 @@ export const profiles = {
     healAfterMs: [20, 250],
     network: { delayMinMs: 0.5, delayMaxMs: 6, dropRate: 0.02, duplicateRate: 0.02, spikeRate: 0.02, spikeMaxMs: 40 },
     fsyncDelayMs: [0.2, 3],
+    fsyncStallRate: 0.003,
     maxSizePerMsg: 1,
   },
   /** Dueling candidates and voters that crash right after voting; for forgetVote. */
@@ -154,13 +163,14 @@ export const profiles = {
     healAfterMs: [30, 200],
     network: { delayMinMs: 0.5, delayMaxMs: 12, dropRate: 0.01, duplicateRate: 0.1, spikeRate: 0.05, spikeMaxMs: 30 },
     fsyncDelayMs: [0.1, 1],
+    fsyncStallRate: 0.003,
     maxSizePerMsg: 1024,
   },
   /** A leader cut off while it still holds a lease, a new leader elected beside it; for leases. */
   leases: {
     name: "leases",
     nemesisIntervalMs: [200, 500],
-    weights: { "lease-trap": 6, heal: 1, "transfer-leader": 1 },
+    weights: { "lease-trap": 6, heal: 1, "transfer-leader": 1, pause: 1 },
     crashAfterVoteRate: 0,
     crashNewLeaderRate: 0,
     crashNewLeaderMs: [0, 0],
@@ -171,6 +181,7 @@ export const profiles = {
     healAfterMs: [150, 400],
     network: { delayMinMs: 0.3, delayMaxMs: 2, dropRate: 0.002, duplicateRate: 0.002, spikeRate: 0, spikeMaxMs: 0 },
     fsyncDelayMs: [0.1, 0.5],
+    fsyncStallRate: 0.003,
     maxSizePerMsg: 1024,
   },
 } satisfies Record<string, FaultProfile>;

@@ -7,12 +7,13 @@
  *   SIM_NODES=3|5, SIM_MEMBERSHIP=0|1, SIM_PROFILE=mixed|stormy|crashy|figure8|elections|leases
  *   SIM_KNOB=commitPreviousTermEntries|forgetVote|leaseWithoutVoteRestriction   plant a known bug
  *   SIM_LEASE_CHECK=0 disables the lease-exclusivity checker (to see the history checker find it)
+ *   SIM_SABOTAGE=follower-reads|no-dedupe breaks the simulated application (checker self-test)
  *
  * Exit code 1 on the first failing seed, after printing the seed, how to replay it, and the last
  * trace events.
  */
 import type { RaftTestKnobs } from "../../src/raft/types.js";
-import { configForSeed, DEFAULT_STEPS, formatFailure, runSimulation, type SimOverrides } from "./simulator.js";
+import { configForSeed, DEFAULT_STEPS, formatFailure, runSimulation, type Sabotage, type SimOverrides } from "./simulator.js";
 import { profileNames, type ProfileName } from "./profiles.js";
 
 function intFromEnv(name: string): number | undefined {
@@ -24,24 +25,16 @@ function intFromEnv(name: string): number | undefined {
 }
 
 const overrides: SimOverrides = {};
-const replayEnv: string[] = [];
 const steps = intFromEnv("SIM_STEPS");
 if (steps !== undefined) overrides.steps = steps;
 const nodes = intFromEnv("SIM_NODES");
-if (nodes !== undefined) {
-  overrides.nodeCount = nodes;
-  replayEnv.push(`SIM_NODES=${nodes}`);
-}
+if (nodes !== undefined) overrides.nodeCount = nodes;
 const membership = intFromEnv("SIM_MEMBERSHIP");
-if (membership !== undefined) {
-  overrides.membership = membership === 1;
-  replayEnv.push(`SIM_MEMBERSHIP=${membership}`);
-}
+if (membership !== undefined) overrides.membership = membership === 1;
 const profile = process.env.SIM_PROFILE;
 if (profile !== undefined && profile !== "") {
   if (!profileNames.includes(profile as ProfileName)) throw new Error(`SIM_PROFILE must be one of ${profileNames.join(", ")}`);
   overrides.profileName = profile as ProfileName;
-  replayEnv.push(`SIM_PROFILE=${profile}`);
 }
 const knob = process.env.SIM_KNOB;
 if (knob !== undefined && knob !== "") {
@@ -51,11 +44,12 @@ if (knob !== undefined && knob !== "") {
   }
   knobs[knob] = true;
   overrides.knobs = knobs;
-  replayEnv.push(`SIM_KNOB=${knob}`);
 }
-if (process.env.SIM_LEASE_CHECK === "0") {
-  overrides.checkLeaseExclusivity = false;
-  replayEnv.push("SIM_LEASE_CHECK=0");
+if (process.env.SIM_LEASE_CHECK === "0") overrides.checkLeaseExclusivity = false;
+const sabotage = process.env.SIM_SABOTAGE;
+if (sabotage !== undefined && sabotage !== "") {
+  if (sabotage !== "follower-reads" && sabotage !== "no-dedupe") throw new Error(`unknown SIM_SABOTAGE ${sabotage}`);
+  overrides.sabotage = sabotage satisfies Sabotage;
 }
 
 const single = intFromEnv("SEED");
@@ -65,7 +59,7 @@ if (single !== undefined) {
   const result = runSimulation(configForSeed(single, overrides));
   const elapsedMs = performance.now() - started;
   if (!result.ok) {
-    console.error(formatFailure(result, replayEnv.map((e) => `${e} `).join("")));
+    console.error(formatFailure(result));
     process.exitCode = 1;
   } else {
     console.log(`seed ${single} ok in ${elapsedMs.toFixed(0)} ms; trace hash ${result.traceHash}`);
@@ -80,7 +74,7 @@ if (single !== undefined) {
     const result = runSimulation(configForSeed(seed, overrides));
     events += result.stats.events;
     if (!result.ok) {
-      console.error(formatFailure(result, replayEnv.map((e) => `${e} `).join("")));
+      console.error(formatFailure(result));
       process.exitCode = 1;
       break;
     }

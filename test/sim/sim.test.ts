@@ -5,10 +5,10 @@
  * command and the last trace events.
  */
 import { describe, expect, it } from "vitest";
-import { configForSeed, formatFailure, runSimulation, type SimOverrides } from "./simulator.js";
+import { configForSeed, formatFailure, replayCommand, runSimulation, type SimOverrides } from "./simulator.js";
 
 const SEEDS = 300;
-const BATCHES = 4;
+const BATCHES = 6;
 /** Shorter than the CLI default so the whole file stays around half a minute on a 2-core box. */
 const STEPS = 8_000;
 
@@ -51,6 +51,18 @@ describe("simulator: determinism", () => {
         a.history.map((r) => `${r.opId}:${r.outcome}:${r.value}`),
       );
     }
+  });
+
+  it("overrides that restate a seed's own choices change nothing (the printed replay command is exact)", () => {
+    const drawn = configForSeed(9, { steps: 2_000 });
+    const restated = configForSeed(9, {
+      steps: 2_000,
+      profileName: drawn.profile.name as SimOverrides["profileName"],
+      nodeCount: drawn.nodeCount,
+      membership: drawn.membership,
+    });
+    expect(runSimulation(restated).traceHash).toBe(runSimulation(drawn).traceHash);
+    expect(replayCommand(drawn)).toContain("SEED=9 SIM_STEPS=2000");
   });
 
   it("different seeds give different runs", () => {

@@ -9,8 +9,9 @@
  * Each node follows the Ready contract (src/raft/types.ts) with a real gap between write and
  * fsync: entries and hard state go to MemoryStorage at once, become durable only when the seeded
  * fsync completes, and only then are the Ready's messages sent and its committed entries applied.
- * A crash drops everything unsynced; the node restarts from its durable image, restores the state
- * machine from its last snapshot and replays from there.
+ * A crash drops everything unsynced (or, sometimes, makes it durable without its messages ever
+ * leaving); the node restarts from its durable image, restores the state machine from its last
+ * snapshot and replays from there.
  *
  * The safety checkers (checkers.ts) run after every event; exactly-once and linearizability
  * (test/support/linearizability.ts) run on the recorded history at the end of the run, after a
@@ -152,23 +153,43 @@ export interface SimOverrides {
 
 export const DEFAULT_STEPS = 12_000;
 
-/** The whole configuration of one run, drawn from its seed (plus overrides). */
+/**
+ * The whole configuration of one run, drawn from its seed (plus overrides). Every draw happens
+ * whether or not it is overridden, so an override changes only what it names: a failure found
+ * with overrides replays with the same overrides, and the report spells them all out.
+ */
 export function configForSeed(seed: number, overrides: SimOverrides = {}): SimOptions {
   assert(Number.isSafeInteger(seed) && seed >= 0, "seed must be a non-negative integer");
   const choose = createPrng(mixNumber(0x51_4e_55_1a, seed));
   const pick = <T>(values: readonly T[]): T => values[choose.nextInt(values.length)]!;
-  const profileName = overrides.profileName ?? pick<ProfileName>(["mixed", "mixed", "mixed", "stormy", "crashy"]);
-  const profile: FaultProfile = profiles[profileName];
-  const maxSizePerMsg = profile.maxSizePerMsg;
-  const maxInflightBytes = pick([0, 0, 64 * 1024, 8 * 1024]);
-  const workload: WorkloadOptions = {
+  const drawn = {
+    profileName: pick<ProfileName>(["mixed", "mixed", "mixed", "stormy", "crashy"]),
+    nodeCount: choose.chance(0.5) ? 3 : 5,
+    membership: choose.chance(0.4),
+    preVote: choose.chance(0.85),
+    maxInflightBytes: pick([0, 0, 64 * 1024, 8 * 1024]),
+    maxInflightMessages: pick([1, 4, 32, 256]),
+    maxCommittedSizePerReady: pick([64, 1024, 1 << 20]),
+    maxUncommittedEntriesBytes: pick([2 * 1024, 64 * 1024]),
+    tickSkewMax: pick([0.001, 0.01, 0.03]),
+    snapshotEveryEntries: pick([5, 20, 60, 250]),
+    compactKeepMax: pick([0, 5, 40]),
     clients: 3 + choose.nextInt(4),
-    keys: ["a", "b", "c"].slice(0, 1 + choose.nextInt(3)),
-    readIndexRate: 0.2,
-    leaseReadRate: 0.25,
+    keyCount: 1 + choose.nextInt(3),
     thinkMsMax: pick([2, 10, 30]),
     attemptTimeoutMs: pick([80, 150, 300]),
     operationDeadlineMs: pick([300, 1_000, 3_000]),
+  };
+  const profileName = overrides.profileName ?? drawn.profileName;
+  const profile: FaultProfile = profiles[profileName];
+  const workload: WorkloadOptions = {
+    clients: drawn.clients,
+    keys: ["a", "b", "c"].slice(0, drawn.keyCount),
+    readIndexRate: 0.2,
+    leaseReadRate: 0.25,
+    thinkMsMax: drawn.thinkMsMax,
+    attemptTimeoutMs: drawn.attemptTimeoutMs,
+    operationDeadlineMs: drawn.operationDeadlineMs,
     retryBackoffMsMax: 20,
     randomTargetRate: 0.3,
   };
@@ -183,28 +204,29 @@ export function configForSeed(seed: number, overrides: SimOverrides = {}): SimOp
   }
   return {
     seed,
-    nodeCount: overrides.nodeCount ?? (choose.chance(0.5) ? 3 : 5),
+    nodeCount: overrides.nodeCount ?? drawn.nodeCount,
     steps: overrides.steps ?? DEFAULT_STEPS,
-    membership: overrides.membership ?? choose.chance(0.4),
+    membership: overrides.membership ?? drawn.membership,
     profile,
     knobs: overrides.knobs,
     raft: {
       electionTicks: 10,
       heartbeatTicks: 2,
       leaseDriftTicks: 2,
-      preVote: profileName === "leases" || choose.chance(0.85),
-      maxInflightMessages: pick([1, 4, 32, 256]),
-      maxInflightBytes: maxInflightBytes === 0 ? 0 : Math.max(maxInflightBytes, maxSizePerMsg),
-      maxCommittedSizePerReady: pick([64, 1024, 1 << 20]),
-      maxUncommittedEntriesBytes: pick([2 * 1024, 64 * 1024]),
+      // The lease trap needs PreVote's quiet followers; elsewhere both modes are exercised.
+      preVote: profileName === "leases" || drawn.preVote,
+      maxInflightMessages: drawn.maxInflightMessages,
+      maxInflightBytes: drawn.maxInflightBytes === 0 ? 0 : Math.max(drawn.maxInflightBytes, profile.maxSizePerMsg),
+      maxCommittedSizePerReady: drawn.maxCommittedSizePerReady,
+      maxUncommittedEntriesBytes: drawn.maxUncommittedEntriesBytes,
     },
     workload,
     tickMs: 10,
-    tickSkewMax: pick([0.001, 0.01, 0.03]),
+    tickSkewMax: drawn.tickSkewMax,
     clientDelayMs: [0.2, 2],
     clientDropRate: 0.005,
-    snapshotEveryEntries: pick([5, 20, 60, 250]),
-    compactKeepMax: pick([0, 5, 40]),
+    snapshotEveryEntries: drawn.snapshotEveryEntries,
+    compactKeepMax: drawn.compactKeepMax,
     quiesceMsMax: 30_000,
     checkLeaseExclusivity: overrides.checkLeaseExclusivity ?? true,
     checkLinearizability: overrides.checkLinearizability ?? true,
@@ -212,6 +234,21 @@ export function configForSeed(seed: number, overrides: SimOverrides = {}): SimOp
     traceTailLines: overrides.traceTailLines ?? 60,
     traceSink: overrides.traceSink,
   };
+}
+
+/** The environment that makes run.ts rebuild exactly these options for this seed. */
+export function replayCommand(options: SimOptions): string {
+  const env = [
+    `SEED=${options.seed}`,
+    `SIM_STEPS=${options.steps}`,
+    `SIM_PROFILE=${options.profile.name}`,
+    `SIM_NODES=${options.nodeCount}`,
+    `SIM_MEMBERSHIP=${options.membership ? 1 : 0}`,
+  ];
+  for (const [knob, on] of Object.entries(options.knobs ?? {})) if (on) env.push(`SIM_KNOB=${knob}`);
+  if (!options.checkLeaseExclusivity) env.push("SIM_LEASE_CHECK=0");
+  if (options.sabotage !== undefined) env.push(`SIM_SABOTAGE=${options.sabotage}`);
+  return `${env.join(" ")} npx tsx test/sim/run.ts`;
 }
 
 export function runSimulation(options: SimOptions): SimResult {
@@ -248,12 +285,12 @@ export function runSimulation(options: SimOptions): SimResult {
 }
 
 /** A failure report: the seed, how to replay it, the violation and the last trace events. */
-export function formatFailure(result: SimResult, replayEnv = ""): string {
+export function formatFailure(result: SimResult): string {
   const o = result.options;
   const lines = [
     `SIM FAILURE seed=${result.seed} (${o.nodeCount} nodes, profile ${o.profile.name}, membership ${o.membership}, ` +
       `steps ${o.steps}${o.knobs ? `, knobs ${JSON.stringify(o.knobs)}` : ""})`,
-    `replay: ${replayEnv}SEED=${result.seed} SIM_STEPS=${o.steps} npx tsx test/sim/run.ts`,
+    `replay: ${replayCommand(o)}`,
     `at ${result.violation?.atMs.toFixed(3)} ms, event ${result.violation?.event}`,
     result.violation?.message ?? "",
     `trace (${result.traceTail.length} lines; SIM_TRACE=1 prints all):`,
@@ -265,10 +302,14 @@ export function formatFailure(result: SimResult, replayEnv = ""): string {
 // ---------------------------------------------------------------------------------------------
 
 /** Node ids are small so the network's link table stays small. */
-const EXTRA_NODE_IDS = 4;
+const EXTRA_NODE_IDS = 8;
 const WRITE_WAITERS_MAX = 256;
+/** With membership on, an operator changes the configuration this often (next to the faults). */
+const MEMBERSHIP_INTERVAL_MS: [number, number] = [30, 250];
 const PENDING_READS_MAX = 256;
 const EVENT_QUEUE_CAPACITY = 2_000_000;
+/** An fsync that stalls (a busy disk, a journal commit) takes this much longer. */
+const FSYNC_STALL_MS: [number, number] = [20, 300];
 
 interface PendingRead {
   opId: string;
@@ -307,6 +348,10 @@ class SimNode {
   leader: NodeId = 0;
   commit = 0;
   firstCommitTerm: Term = 0;
+  /** A paused process (GC pause, SIGSTOP) runs nothing until then; its events wait. */
+  pausedUntilMs = 0;
+  /** Ticks that fell due while paused, delivered in a burst on resume (a monotonic-clock driver). */
+  owedTicks = 0;
 
   constructor(
     readonly id: NodeId,
@@ -421,6 +466,7 @@ class Simulator {
     for (const node of this.nodes.values()) this.startNode(node);
     for (const client of this.clients) client.start();
     this.scheduleNemesis();
+    if (this.options.membership) this.scheduleMembership();
 
     this.runEvents(this.options.steps, () => false);
 
@@ -474,7 +520,8 @@ class Simulator {
   private afterEvent(): void {
     if (this.dirty.size === 0) return;
     for (const node of this.dirty) {
-      if (!node.alive) continue;
+      // A paused process runs nothing; its resume event touches it again.
+      if (!node.alive || this.now < node.pausedUntilMs) continue;
       this.pump(node);
       this.checkNode(node);
     }
@@ -586,9 +633,37 @@ class Simulator {
     const incarnation = node.incarnation;
     this.schedule(node.tickMs, () => {
       if (node.incarnation !== incarnation || !node.alive) return;
-      node.raw.tick();
-      this.touch(node);
+      if (this.now < node.pausedUntilMs) node.owedTicks++;
+      else {
+        node.raw.tick();
+        this.touch(node);
+      }
       this.scheduleTick(node);
+    });
+  }
+
+  /**
+   * A paused node's event runs when it resumes. Returns true when `run` was deferred. Deferred
+   * events keep their order (they are rescheduled in arrival order at the same instant), after
+   * the resume event that first delivers the owed ticks.
+   */
+  private deferIfPaused(node: SimNode, run: () => void): boolean {
+    if (this.now >= node.pausedUntilMs) return false;
+    this.queue.push(node.pausedUntilMs, run);
+    return true;
+  }
+
+  private pause(node: SimNode, durationMs: number): void {
+    if (!node.alive || this.now < node.pausedUntilMs) return;
+    node.pausedUntilMs = this.now + durationMs;
+    node.owedTicks = 0;
+    const incarnation = node.incarnation;
+    this.record(`n${node.id} PAUSE for ${durationMs.toFixed(1)} ms`);
+    this.schedule(durationMs, () => {
+      if (node.incarnation !== incarnation || !node.alive) return;
+      this.record(`n${node.id} resumes, ${node.owedTicks} ticks owed`);
+      for (; node.owedTicks > 0; node.owedTicks--) node.raw.tick();
+      this.touch(node);
     });
   }
 
@@ -596,6 +671,8 @@ class Simulator {
     if (!node.alive) return;
     node.alive = false;
     node.incarnation++;
+    node.pausedUntilMs = 0;
+    node.owedTicks = 0;
     let lost = node.outstanding;
     node.outstanding = undefined;
     if (lost !== undefined && this.nemesisPrng.chance(this.options.profile.unsyncedSurvivesRate)) {
@@ -652,10 +729,11 @@ class Simulator {
     return [...this.nodes.values()].filter((n) => n.alive);
   }
 
+  /** The node an operator would talk to: the live, running leader of the highest term. */
   private currentLeader(): SimNode | undefined {
     let best: SimNode | undefined;
     for (const node of this.nodes.values()) {
-      if (!node.alive || node.role !== Role.Leader) continue;
+      if (!node.alive || this.now < node.pausedUntilMs || node.role !== Role.Leader) continue;
       if (best === undefined || node.term > best.term) best = node;
     }
     return best;
@@ -689,10 +767,14 @@ class Simulator {
     }
     node.outstanding = rd;
     const needsSync = rd.mustSync || rd.snapshot !== undefined || rd.hardState !== undefined;
-    const delayMs = needsSync ? this.uniform(this.nodePrng, this.options.profile.fsyncDelayMs) : 0;
+    let delayMs = needsSync ? this.uniform(this.nodePrng, this.options.profile.fsyncDelayMs) : 0;
+    if (needsSync && this.nodePrng.chance(this.options.profile.fsyncStallRate)) {
+      delayMs += this.uniform(this.nodePrng, FSYNC_STALL_MS);
+    }
     const incarnation = node.incarnation;
     this.schedule(delayMs, () => {
-      if (node.incarnation === incarnation) this.onSynced(node, rd);
+      if (node.incarnation !== incarnation) return;
+      if (!this.deferIfPaused(node, () => node.incarnation === incarnation && this.onSynced(node, rd))) this.onSynced(node, rd);
     });
   }
 
@@ -790,13 +872,14 @@ class Simulator {
 
   private onUndelivered(from: SimNode, message: Message): void {
     const incarnation = from.incarnation;
-    const report = (run: () => void): void =>
-      this.schedule(this.uniform(this.clientLinkPrng, [1, 10]), () => {
-        if (from.alive && from.incarnation === incarnation) {
-          run();
-          this.touch(from);
-        }
-      });
+    const report = (run: () => void): void => {
+      const attempt = (): void => {
+        if (!from.alive || from.incarnation !== incarnation || this.deferIfPaused(from, attempt)) return;
+        run();
+        this.touch(from);
+      };
+      this.schedule(this.uniform(this.clientLinkPrng, [1, 10]), attempt);
+    };
     if (message.type === MessageType.Snap) report(() => from.raw.reportSnapshot(message.to, false));
     else if (this.network.isCut(message.from, message.to) && this.clientLinkPrng.chance(0.2)) {
       report(() => from.raw.reportUnreachable(message.to));
@@ -805,6 +888,7 @@ class Simulator {
 
   private deliver(message: Message, from: SimNode): void {
     const node = this.nodes.get(message.to)!;
+    if (node.alive && this.deferIfPaused(node, () => this.deliver(message, from))) return;
     if (!node.alive || this.network.isCut(message.from, message.to)) {
       this.record(`lost ${describeMessage(message)} (${node.alive ? "cut" : "down"})`);
       this.onUndelivered(from, message);
@@ -815,12 +899,12 @@ class Simulator {
     this.touch(node);
     if (message.type === MessageType.Snap) {
       const incarnation = from.incarnation;
-      this.schedule(this.uniform(this.clientLinkPrng, [1, 10]), () => {
-        if (from.alive && from.incarnation === incarnation) {
-          from.raw.reportSnapshot(message.to, true);
-          this.touch(from);
-        }
-      });
+      const attempt = (): void => {
+        if (!from.alive || from.incarnation !== incarnation || this.deferIfPaused(from, attempt)) return;
+        from.raw.reportSnapshot(message.to, true);
+        this.touch(from);
+      };
+      this.schedule(this.uniform(this.clientLinkPrng, [1, 10]), attempt);
     }
   }
 
@@ -851,6 +935,7 @@ class Simulator {
   private onClientRequest(nodeId: NodeId, request: ClientRequest, reply: (response: ClientResponse) => void): void {
     const node = this.nodes.get(nodeId);
     if (node === undefined || !node.alive) return;
+    if (this.deferIfPaused(node, () => this.onClientRequest(nodeId, request, reply))) return;
     this.touch(node);
     if (request.kind === "add") this.onAddRequest(node, request, reply);
     else this.onReadRequest(node, request, reply);
@@ -961,6 +1046,15 @@ class Simulator {
 
   // --- The nemesis -------------------------------------------------------------------------------
 
+  /** The operator: membership changes on their own schedule, interleaved with the faults. */
+  private scheduleMembership(): void {
+    this.schedule(this.uniform(this.nemesisPrng, MEMBERSHIP_INTERVAL_MS), () => {
+      if (this.phase !== "faults") return;
+      this.membershipChange(this.currentLeader());
+      this.scheduleMembership();
+    });
+  }
+
   private scheduleNemesis(): void {
     this.schedule(this.uniform(this.nemesisPrng, this.options.profile.nemesisIntervalMs), () => {
       if (this.phase !== "faults") return;
@@ -973,16 +1067,11 @@ class Simulator {
     const weights: [FaultKind, number][] = [];
     let total = 0;
     for (const [kind, weight] of Object.entries(this.options.profile.weights) as [FaultKind, number][]) {
-      let w = weight;
-      if (kind === "membership") w = this.options.membership ? Math.max(weight, 3) : 0;
+      const w = kind === "membership" && !this.options.membership ? 0 : weight;
       if (w > 0) {
         weights.push([kind, w]);
         total += w;
       }
-    }
-    if (this.options.membership && this.options.profile.weights.membership === undefined) {
-      weights.push(["membership", 3]);
-      total += 3;
     }
     if (total === 0) return;
     let roll = this.nemesisPrng.nextFloat() * total;
@@ -1065,6 +1154,12 @@ class Simulator {
       case "crash-leader":
         if (leader !== undefined) this.crash(leader, "nemesis: leader");
         return;
+      case "pause": {
+        // Half the time the leader: the classic threat to leases (it wakes up believing it leads).
+        const victim = leader !== undefined && prng.chance(0.5) ? leader : alive[prng.nextInt(Math.max(1, alive.length))];
+        if (victim !== undefined) this.pause(victim, this.uniform(prng, [20, 400]));
+        return;
+      }
       case "transfer-leader": {
         if (leader === undefined) return;
         const voters = leader.raw.status().config.voters.filter((id) => id !== leader.id);
@@ -1104,7 +1199,8 @@ class Simulator {
         const electionMs = this.options.tickMs * (this.options.raft.electionTicks + 1.5);
         this.schedule(electionMs, () => {
           if (this.phase !== "faults") return;
-          const candidates = shuffle(prng, this.aliveNodes()).slice(0, 2);
+          const running = this.aliveNodes().filter((n) => this.now >= n.pausedUntilMs);
+          const candidates = shuffle(prng, running).slice(0, 2);
           this.record(`nemesis: election storm: ${candidates.map((n) => n.id).join(", ")} campaign`);
           for (const node of candidates) {
             node.raw.campaign();
@@ -1121,6 +1217,7 @@ class Simulator {
     const prng = this.nemesisPrng;
     const config = leader.raw.status().config;
     let change: ConfChange | undefined;
+    let newNodeId: NodeId | undefined;
     if (config.votersOutgoing.length > 0) {
       if (config.autoLeave) return;
       change = { transition: ConfChangeTransition.Auto, changes: [] };
@@ -1134,10 +1231,8 @@ class Simulator {
       const pickOf = (ids: NodeId[]): NodeId => ids[prng.nextInt(ids.length)]!;
       if (this.nextNodeId <= this.maxNodeId && this.members().length < 7) {
         options.push(() => {
-          const id = this.nextNodeId++;
-          const node = this.createNode(id, new SimDisk());
-          this.startNode(node);
-          return single(ConfChangeType.AddLearnerNode, id);
+          newNodeId = this.nextNodeId;
+          return single(ConfChangeType.AddLearnerNode, newNodeId);
         });
       }
       if (learners.length > 0 && voters.length < 7) {
@@ -1173,6 +1268,12 @@ class Simulator {
     try {
       leader.raw.proposeConfChange(change);
       this.record(`nemesis: propose conf change ${describeConfChange(change)} at leader ${leader.id}`);
+      if (newNodeId !== undefined) {
+        // A new member starts with an empty disk and waits for the leader (etcd, TiKV).
+        assert(newNodeId === this.nextNodeId, "new node id changed under us");
+        this.nextNodeId++;
+        this.startNode(this.createNode(newNodeId, new SimDisk()));
+      }
     } catch (error) {
       if (!(error instanceof ProposalDroppedError || error instanceof InvalidArgumentError)) throw error;
       this.record(`nemesis: conf change ${describeConfChange(change)} refused: ${error.message}`);

@@ -217,6 +217,16 @@ describe("maxSessions", () => {
     const changes = driver.machine.takeChanges().sessions;
     expect(changes.find(([id]) => id === b)).toEqual([b, undefined]);
   });
+
+  it("state restored under a larger maxSessions is evicted down to the new bound on the next register", () => {
+    const big = new ShardDriver(new CounterStateMachine({ ...defaultOptions, maxSessions: 10 }));
+    const ids = Array.from({ length: 6 }, () => big.register());
+    const small = new ShardDriver(CounterStateMachine.restore(big.machine.snapshot(), { ...defaultOptions, maxSessions: 3 }));
+    const fresh = small.register();
+    expect(small.machine.sessionCount()).toBe(3);
+    const alive = small.apply([...ids, fresh].map((clientId) => ({ type: "keepalive" as const, clientId })));
+    expect(alive.map((r) => r.ok)).toEqual([false, false, false, false, true, true, true]);
+  });
 });
 
 describe("session records", () => {

@@ -1,0 +1,56 @@
+/**
+ * `npm run bench`: every benchmark in sequence, each in its own process (so one's heap and timers
+ * never disturb the next), on this machine. `npm run bench -- --quick` runs short versions (under
+ * a couple of minutes). Results: bench/results/<timestamp>.log and latest.log.
+ *
+ * Benchmarks never assert: speed targets live here, not in tests (the machine is shared and noisy).
+ */
+import { spawnSync } from "node:child_process";
+import { cpus, loadavg, totalmem } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const quick = process.argv.includes("--quick");
+const only = process.argv.find((a) => a.startsWith("--only="))?.slice(7);
+const seconds = quick ? "2" : "5";
+
+const suites: Array<{ name: string; file: string; args: string[]; env?: Record<string, string> }> = [
+  { name: "raft core (3 in-memory nodes, no I/O)", file: "raft-core.ts", args: [], env: { BENCH_SECONDS: seconds } },
+  { name: "shard state machine apply", file: "shard-apply.ts", args: [] },
+  { name: "storage: LevelDB batches with fsync", file: "storage-sync.ts", args: [] },
+  { name: "peer transport", file: "transport.ts", args: [] },
+  { name: "node: commit through 3 tallyd processes", file: "node-commit.ts", args: ["--seconds", seconds, "--concurrency", quick ? "1,64" : "1,64,256"] },
+  { name: "counter API through 3 tallyd processes", file: "counter-api.ts", args: ["--seconds", seconds] },
+];
+
+const header = [
+  `# tally benchmarks ${new Date().toISOString()}`,
+  `machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`,
+  `settings: ${quick ? "quick" : "full"} (${seconds} s per scenario), fsync on, 3 replicas`,
+  "",
+];
+const out: string[] = [...header];
+console.log(header.join("\n"));
+for (const suite of suites) {
+  if (only && !suite.file.includes(only)) continue;
+  const title = `## ${suite.name} (bench/${suite.file})`;
+  console.log(title);
+  const started = Date.now();
+  const result = spawnSync(process.execPath, [join(here, "..", "node_modules", "tsx", "dist", "cli.mjs"), join(here, suite.file), ...suite.args], {
+    encoding: "utf8",
+    env: { ...process.env, TALLY_LOG_LEVEL: "error", ...suite.env },
+    timeout: 10 * 60_000,
+  });
+  const text = `${result.stdout ?? ""}${result.status === 0 ? "" : `\n(exit ${result.status ?? result.signal}) ${result.stderr ?? ""}`}`;
+  console.log(text.trim());
+  console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
+  out.push(title, "", text.trim(), "");
+}
+const dir = join(here, "results");
+mkdirSync(dir, { recursive: true });
+const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+writeFileSync(join(dir, `${stamp}.log`), out.join("\n"));
+writeFileSync(join(dir, "latest.log"), out.join("\n"));
+console.log(`results: bench/results/latest.log`);
