@@ -23,7 +23,7 @@ for (const node of config.nodes) {
   const logFile = createWriteStream(join(logDir, `n${node.id}.log`), { flags: "a" });
   const child = spawn(process.execPath, [join(root, "bin", "tallyd.js"), "--config", configPath, "--node", String(node.id)], {
     stdio: ["ignore", "pipe", "pipe"],
-    env: { ...process.env, TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "info" },
+    env: { ...process.env, TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "info", TALLY_EXIT_WITH_PARENT: "1" },
   });
   child.stdout!.pipe(logFile);
   child.stderr!.on("data", (chunk: Buffer) => {

@@ -80,6 +80,13 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+  // Test harnesses set this so a killed test runner can never leave nodes running behind it.
+  if (process.env.TALLY_EXIT_WITH_PARENT === "1") {
+    const parent = process.ppid;
+    setInterval(() => {
+      if (process.ppid !== parent) void shutdown("parent exited");
+    }, 500).unref();
+  }
 }
 
 main().catch((error) => {

@@ -7,7 +7,7 @@
  *   SIM_NODES=3|5, SIM_MEMBERSHIP=0|1, SIM_PROFILE=mixed|stormy|crashy|figure8|elections|leases
  *   SIM_KNOB=commitPreviousTermEntries|forgetVote|leaseWithoutVoteRestriction   plant a known bug
  *   SIM_LEASE_CHECK=0 disables the lease-exclusivity checker (to see the history checker find it)
- *   SIM_SABOTAGE=follower-reads|no-dedupe breaks the simulated application (checker self-test)
+ *   SIM_SABOTAGE=follower-reads|no-dedupe|lazy-ticks breaks the simulated application or driver (checker self-test)
  *
  * Exit code 1 on the first failing seed, after printing the seed, how to replay it, and the last
  * trace events.
@@ -48,7 +48,9 @@ if (knob !== undefined && knob !== "") {
 if (process.env.SIM_LEASE_CHECK === "0") overrides.checkLeaseExclusivity = false;
 const sabotage = process.env.SIM_SABOTAGE;
 if (sabotage !== undefined && sabotage !== "") {
-  if (sabotage !== "follower-reads" && sabotage !== "no-dedupe") throw new Error(`unknown SIM_SABOTAGE ${sabotage}`);
+  if (sabotage !== "follower-reads" && sabotage !== "no-dedupe" && sabotage !== "lazy-ticks") {
+    throw new Error(`unknown SIM_SABOTAGE ${sabotage}`);
+  }
   overrides.sabotage = sabotage satisfies Sabotage;
 }
 

@@ -5,12 +5,12 @@
  * command and the last trace events.
  */
 import { describe, expect, it } from "vitest";
-import { configForSeed, formatFailure, replayCommand, runSimulation, type SimOverrides } from "./simulator.js";
+import { configForSeed, DEFAULT_STEPS, formatFailure, replayCommand, runSimulation, type SimOverrides } from "./simulator.js";
 
 const SEEDS = 300;
 const BATCHES = 6;
-/** Shorter than the CLI default so the whole file stays around half a minute on a 2-core box. */
-const STEPS = 8_000;
+/** The CLI default run length; the whole file takes about half a minute on a 2-core box. */
+const STEPS = DEFAULT_STEPS;
 
 describe("simulator: safety over many seeds", () => {
   const shapes = new Map<string, number>();
@@ -85,6 +85,15 @@ describe("simulator: the end-of-run checkers bite", () => {
     expect(result, "no seed exposed follower reads").toBeDefined();
     console.log(`follower-reads sabotage caught at seed ${result!.seed}: ${result!.violation!.message.split("\n")[0]}`);
     expect(result!.violation!.kind).toBe("linearizability");
+  });
+
+  it("a driver that does not catch up on ticks after a pause lets a lease outlive its grant", () => {
+    // The requirement this pins on src/server: tick from a monotonic clock, delivering every tick
+    // that fell due during a stall (GC pause, SIGSTOP) before handling anything else.
+    const result = firstFailure({ sabotage: "lazy-ticks", profileName: "mixed", steps: DEFAULT_STEPS }, 20);
+    expect(result, "no seed exposed lazy ticks").toBeDefined();
+    console.log(`lazy-ticks sabotage caught at seed ${result!.seed}: ${result!.violation!.message.split("\n")[0]}`);
+    expect(result!.violation!.kind).toBe("lease-exclusivity");
   });
 
   it("a state machine that forgets sessions double-counts retried adds", () => {

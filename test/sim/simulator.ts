@@ -101,8 +101,10 @@ export interface SimOptions {
 /**
  * follower-reads: every node answers lease reads from its local state without holding a lease.
  * no-dedupe: the state machine applies a retried op id again (no sessions).
+ * lazy-ticks: after a pause the driver ticks once instead of once per tick interval that passed
+ *   (a timer-driven loop, not a monotonic-clock one): leases outlive the time they were granted for.
  */
-export type Sabotage = "follower-reads" | "no-dedupe";
+export type Sabotage = "follower-reads" | "no-dedupe" | "lazy-ticks";
 
 export interface SimStats {
   events: number;
@@ -478,7 +480,14 @@ class Simulator {
     for (const node of this.nodes.values()) if (!node.alive && !node.decommissioned) this.restart(node);
     this.scheduleLeaveJointIfNeeded();
     const deadlineMs = this.now + this.options.quiesceMsMax;
-    this.runEvents(Number.MAX_SAFE_INTEGER, () => this.clients.every((c) => c.idle) || this.now > deadlineMs);
+    // Bounded in events too: a core that never stops producing Readies would otherwise spin
+    // forever at one instant of virtual time.
+    const eventsMax = Math.max(500_000, 20 * this.options.steps);
+    const eventsBefore = this.events;
+    this.runEvents(eventsMax, () => this.clients.every((c) => c.idle) || this.now > deadlineMs);
+    if (this.events - eventsBefore >= eventsMax) {
+      throw new SimViolation("liveness", `final phase used ${eventsMax} events by ${this.now.toFixed(3)} ms without settling`);
+    }
     if (!this.clients.every((c) => c.idle)) {
       const pending = this.history.filter((r) => r.outcome === "pending").map((r) => r.opId);
       throw new SimViolation(
@@ -662,6 +671,7 @@ class Simulator {
     this.schedule(durationMs, () => {
       if (node.incarnation !== incarnation || !node.alive) return;
       this.record(`n${node.id} resumes, ${node.owedTicks} ticks owed`);
+      if (this.options.sabotage === "lazy-ticks") node.owedTicks = Math.min(node.owedTicks, 1);
       for (; node.owedTicks > 0; node.owedTicks--) node.raw.tick();
       this.touch(node);
     });

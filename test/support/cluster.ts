@@ -91,7 +91,7 @@ export class TestCluster {
     if (this.processes.has(id)) throw new Error(`node ${id} is already running`);
     const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), join(root, "bin", "tallyd.js"), "--config", this.configPath, "--node", String(id)], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn", ...this.options.extraEnv },
+      env: { ...process.env, TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn", TALLY_EXIT_WITH_PARENT: "1", ...this.options.extraEnv },
     });
     const lines = this.output.get(id) ?? [];
     this.output.set(id, lines);
