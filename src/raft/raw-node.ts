@@ -296,6 +296,19 @@ export class RawNode {
     };
   }
 
+  /** Cheap accessors for hot paths (status() builds the whole progress map). */
+  get term(): Term {
+    return this.raft.term;
+  }
+
+  get commitIndex(): LogIndex {
+    return this.raft.log.committed;
+  }
+
+  get lastIndex(): LogIndex {
+    return this.raft.log.lastIndex();
+  }
+
   /** Leader with a valid lease and no transfer in progress (thesis 6.4.1). */
   leaseValid(): boolean {
     return this.raft.leaseValid();

@@ -250,7 +250,7 @@ export class TallyNode {
         const record = r.read(key);
         return record === undefined ? { value: 0n, version: 0, exists: false } : { value: record.value, version: record.version, exists: true };
       }),
-      term: r.raw.status().term,
+      term: r.raw.term,
       appliedIndex: r.machine.appliedIndex,
     });
     if (consistency === "stale") {
@@ -454,11 +454,8 @@ export class TallyNode {
     if (leader !== replica.leader) this.stats.leaderChanges++;
     replica.leader = leader;
     if (role === Role.Leader && !wasLeader) {
-      // The no-op of this term was appended when we became leader: lease reads wait for it.
-      replica.leaderTermStartIndex = replica.raw.status().lastIndex;
-      this.log.info({ shard: replica.shardId, term: replica.raw.status().term }, "became leader");
+      this.log.info({ shard: replica.shardId, term: replica.raw.term }, "became leader");
     } else if (role !== Role.Leader && wasLeader) {
-      replica.leaderTermStartIndex = Number.MAX_SAFE_INTEGER;
       replica.failInflight(replica.notLeaderError(this.leaderAddress));
     }
   }

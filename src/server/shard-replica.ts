@@ -50,8 +50,6 @@ export class ShardReplica {
 
   role: Role = Role.Follower;
   leader = 0;
-  /** Index of the first entry of this leader's term; lease reads wait until it is applied. */
-  leaderTermStartIndex: LogIndex = Number.MAX_SAFE_INTEGER;
   lastSnapshotIndex: LogIndex = 0;
 
   /** Validated commands waiting for the next loop iteration to become one entry. */
@@ -153,8 +151,7 @@ export class ShardReplica {
         for (const pending of group) pending.reject(failure);
         continue;
       }
-      const status = this.raw.status();
-      this.inflight.set(status.lastIndex, { term: status.term, commands: group });
+      this.inflight.set(this.raw.lastIndex, { term: this.raw.term, commands: group });
       this.inflightCount += group.length;
     }
   }
@@ -230,9 +227,13 @@ export class ShardReplica {
 
   // ---- reads ----
 
-  /** True when a linearizable read may be answered from applied state right now (thesis 6.4.1). */
+  /**
+   * True when a linearizable read may be answered from applied state right now (thesis 6.4.1):
+   * we hold a valid lease (no other leader can exist), and we have applied everything committed,
+   * which includes every write any leader ever acknowledged.
+   */
   canServeLeaseRead(): boolean {
-    return this.isLeader && this.raw.leaseValid() && this.machine.appliedIndex >= this.leaderTermStartIndex;
+    return this.isLeader && this.raw.leaseValid() && this.machine.appliedIndex >= this.raw.commitIndex;
   }
 
   addLinearizableRead(waiter: ReadWaiter): void {
