@@ -433,7 +433,8 @@ function readResponse(result: ReadResult, i: number): Json {
 /** A definite failure recorded by the state machine becomes the matching typed error. */
 function expectOk(result: CommandResult): Exclude<CommandResult, { ok: false }> {
   if (result.ok) return result;
-  const where = result.opIndex === undefined ? "" : `op ${result.opIndex}: `;
+  // The state machine's message already names the op (ops[i]) and key; opIndex travels apart.
+  const where = "";
   let error: TallyError;
   switch (result.code) {
     case "OUT_OF_RANGE":

@@ -3,6 +3,9 @@
  * leader kill, reads that never go back in time, STALE min-index reads, NOT_LEADER redirects, and
  * bad input that changes nothing.
  */
+import { createRequire } from "node:module";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { slotOf } from "../../src/meta/slots.js";
@@ -262,6 +265,33 @@ describe("counter API", () => {
     }
     const total = [...acked.values()].reduce((a, b) => a + b, 0n);
     expect(total).toBeGreaterThan(50n);
+  });
+
+  test("the standard gRPC health service and server reflection answer (grpcurl-style tools work)", async () => {
+    const require = createRequire(import.meta.url);
+    const healthPackage = grpc.loadPackageDefinition(protoLoader.loadSync(require.resolve("grpc-health-check/proto/health/v1/health.proto"))) as any;
+    const reflectionPackage = grpc.loadPackageDefinition(
+      protoLoader.loadSync(require.resolve("@grpc/reflection/build/proto/grpc/reflection/v1alpha/reflection.proto")),
+    ) as any;
+    const endpoint = cluster.endpoints()[0]!;
+    const health = new healthPackage.grpc.health.v1.Health(endpoint, grpc.credentials.createInsecure());
+    const status = await new Promise<any>((resolve, reject) =>
+      health.check({ service: "tally.v1.CounterService" }, { deadline: Date.now() + 5000 }, (error: Error | null, response: any) => (error ? reject(error) : resolve(response))),
+    );
+    health.close();
+    expect(status.status).toBe(1); // SERVING (loaded without enum names)
+    const reflection = new reflectionPackage.grpc.reflection.v1alpha.ServerReflection(endpoint, grpc.credentials.createInsecure());
+    const services = await new Promise<string[]>((resolve, reject) => {
+      const call = reflection.ServerReflectionInfo({ deadline: Date.now() + 5000 });
+      call.on("data", (response: any) => {
+        resolve(response.listServicesResponse.service.map((s: any) => s.name));
+        call.end();
+      });
+      call.on("error", reject);
+      call.write({ listServices: "*" });
+    });
+    reflection.close();
+    expect(services).toEqual(expect.arrayContaining(["tally.v1.CounterService", "tally.v1.AdminService"]));
   });
 
   test("STALE reads on a restarted follower catch up to min index", async () => {
