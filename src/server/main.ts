@@ -24,6 +24,9 @@ const program = new Command()
 program.parse();
 const options = program.opts<{ config: string; node: number }>();
 const log = componentLogger("tallyd", { node: options.node });
+// grpc-js logs to stderr by itself; route it through our logger instead.
+const grpcLog = componentLogger("grpc", { node: options.node });
+grpc.setLogger({ error: (...args: unknown[]) => grpcLog.debug(args.map(String).join(" ")) } as unknown as Console);
 
 async function main(): Promise<void> {
   let config;
@@ -56,7 +59,8 @@ async function main(): Promise<void> {
       server.bindAsync(self.client, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port))),
     );
   } catch (error) {
-    process.stderr.write(`tallyd: cannot listen for clients on ${self.client}: ${(error as Error).message}\n`);
+    const reason = /EADDRINUSE/.test((error as Error).message) ? "address already in use" : (error as Error).message;
+    process.stderr.write(`tallyd: nodes[${config.nodes.indexOf(self)}].client (${self.client}): ${reason}\n`);
     await node.stop({ transferLeadership: false });
     process.exit(3);
   }

@@ -60,6 +60,8 @@ export type Consistency = "linearizable" | "stale";
 const INBOUND_MESSAGES_MAX = 200_000;
 /** Never tick more than this many times in one catch-up (a long pause already expired every lease). */
 const CATCH_UP_TICKS_MAX = 200;
+/** Test-only planted bug (see ackBeforeCommit); read once at start-up. */
+const ACK_BEFORE_COMMIT = process.env.TALLY_TEST_ACK_BEFORE_COMMIT === "1";
 
 export class TallyNode {
   readonly nodeId: number;
@@ -91,8 +93,13 @@ export class TallyNode {
 
   /** Opens storage, restores every hosted shard, binds the peer transport and starts the loop. */
   async start(): Promise<void> {
-    mkdirSync(this.self.dataDir, { recursive: true });
-    this.store = await NodeStore.open(this.self.dataDir, { logger: componentLogger("storage", { node: this.nodeId }) });
+    const field = `nodes[${this.config.nodes.indexOf(this.self)}]`;
+    try {
+      mkdirSync(this.self.dataDir, { recursive: true });
+      this.store = await NodeStore.open(this.self.dataDir, { logger: componentLogger("storage", { node: this.nodeId }) });
+    } catch (error) {
+      throw new Error(`${field}.dataDir (${this.self.dataDir}): ${(error as Error).message}`, { cause: error });
+    }
     const bootstrap = this.store.batch();
     for (const placement of this.placement) {
       if (!placement.replicas.includes(this.nodeId)) continue;
@@ -104,7 +111,8 @@ export class TallyNode {
     for (const node of this.config.nodes) if (node.id !== this.nodeId) peers.set(node.id, node.peer);
     this.transport = new PeerTransport({
       nodeId: this.nodeId,
-      listenAddress: this.self.peer,
+      // TALLY_PEER_LISTEN (tests only): listen on a private address while peers dial the configured one (chaos proxies).
+      listenAddress: process.env.TALLY_PEER_LISTEN || this.self.peer,
       peers,
       onMessages: (_from, batch) => this.receive(batch),
       onSnapshot: async (_from, groupId, message) => this.receive([[groupId, message]]),
@@ -117,7 +125,13 @@ export class TallyNode {
     this.transport.onUnreachable = (to) => {
       for (const replica of this.replicas.values()) replica.raw.reportUnreachable(to);
     };
-    await this.transport.start();
+    try {
+      await this.transport.start();
+    } catch (error) {
+      await this.store.close();
+      const inUse = /EADDRINUSE/.test(String((error as Error).message)) ? "address already in use" : (error as Error).message;
+      throw new Error(`${field}.peer (${this.self.peer}): ${inUse}`, { cause: error });
+    }
     this.lastTickMs = monotonicMs();
     this.running = true;
     this.loopDone = this.runLoop();
@@ -231,6 +245,7 @@ export class TallyNode {
   submit(replica: ShardReplica, command: Command, bytes: number, timeoutMs = this.config.limits.requestTimeoutMs): Promise<MutationOutcome> {
     this.checkAlive();
     if (!replica.isLeader) return Promise.reject(replica.notLeaderError(this.leaderAddress));
+    if (ACK_BEFORE_COMMIT && command.type === "mutate") return this.ackBeforeCommit(replica, command, bytes, timeoutMs);
     return new Promise<MutationOutcome>((resolve, reject) => {
       replica.enqueue({
         command,
@@ -241,6 +256,24 @@ export class TallyNode {
       });
       this.wake();
     });
+  }
+
+  /**
+   * PLANTED BUG for the chaos harness (TALLY_TEST_ACK_BEFORE_COMMIT=1, never in production): answers
+   * a mutation from the leader's applied state before the entry is committed, then proposes it
+   * anyway. A leader crash loses acknowledged writes and concurrent adds see stale values; the
+   * chaos checker must catch both (test/chaos/planted.test.ts).
+   */
+  private ackBeforeCommit(replica: ShardReplica, command: Extract<Command, { type: "mutate" }>, bytes: number, timeoutMs: number): Promise<MutationOutcome> {
+    const results = command.ops.map((op) => {
+      const current = replica.read(op.key);
+      const before = current?.value ?? 0n;
+      const value = op.kind === "add" ? before + op.delta : op.kind === "reset" ? 0n : op.value;
+      return { value, version: current?.version ?? 0 };
+    });
+    replica.enqueue({ command, bytes, deadlineMs: monotonicMs() + timeoutMs, resolve: () => undefined, reject: () => undefined });
+    this.wake();
+    return Promise.resolve({ result: { ok: true, type: "mutate", results, duplicate: false }, index: replica.machine.appliedIndex, term: replica.raw.term });
   }
 
   read(replica: ShardReplica, keys: Uint8Array[], consistency: Consistency, minIndex: number, timeoutMs = this.config.limits.requestTimeoutMs): Promise<ReadResult> {
