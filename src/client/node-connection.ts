@@ -175,7 +175,11 @@ export class NodeConnection {
     if (cancellation?.cancelled) return { kind: "aborted", sent: false };
     if (this.closed) return { kind: "unsent", cause: new Error("connection closed") };
     const stream = this.stream ?? this.openStream();
-    const id = String(this.nextId++);
+    const idNumber = this.nextId++;
+    assert(Number.isSafeInteger(idNumber), "pipeline ids stay safe integers");
+    // Replies carry the id back as a decimal string (longs: String); it goes out as a number,
+    // which protobufjs encodes to the same bytes without parsing a string.
+    const id = String(idNumber);
     return new Promise<PipelineOutcome>((resolve) => {
       let settled = false;
       const finish = (outcome: PipelineOutcome): void => {
@@ -194,7 +198,7 @@ export class NodeConnection {
         this.pending.delete(id);
         finish({ kind: "aborted", sent: true });
       });
-      const request = { id, [opName]: op } as PipelineRequestMessage;
+      const request = { id: idNumber, [opName]: op } as unknown as PipelineRequestMessage;
       // Backpressure: write() returning false only means gRPC buffered it; the buffer is bounded
       // by the client's in-flight limit (maxInflightOps), so there is nothing to wait for.
       stream.write(request);

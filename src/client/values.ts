@@ -1,5 +1,5 @@
 import { InvalidArgumentError } from "../util/errors.js";
-import type { FenceMessage } from "../api/proto.js";
+import type { FenceMessage, Int64String } from "../api/proto.js";
 
 /**
  * Validation and conversion at the client's edge. Everything is checked before a request is built,
@@ -73,6 +73,19 @@ export function toUint64(value: unknown, what: string): bigint {
   const result = toBigInt(value, what);
   if (result < 0n || result > UINT64_MAX) throw new InvalidArgumentError(`${what} ${result} is outside uint64`);
   return result;
+}
+
+const SAFE_INTEGER_MAX = BigInt(Number.MAX_SAFE_INTEGER);
+
+/**
+ * A 64-bit integer for an outgoing message. protobufjs (fromObject) encodes a JS number with
+ * exactly the bytes of its decimal string (test/unit/wire-int64.test.ts) and about 3x faster,
+ * which matters at 10,000 ops a request. A number is exact only as a safe integer, so anything
+ * beyond stays a decimal string. The message types name these fields Int64String (what the
+ * decoder yields); the encoder accepts both, hence the cast.
+ */
+export function int64Wire(value: bigint): Int64String {
+  return (value >= -SAFE_INTEGER_MAX && value <= SAFE_INTEGER_MAX ? Number(value) : value.toString()) as unknown as Int64String;
 }
 
 /** A 64-bit integer as decoded from the wire (proto-loader `longs: String`). */
