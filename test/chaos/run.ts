@@ -1,0 +1,361 @@
+/**
+ * One chaos run (Jepsen-shaped): start a process cluster behind proxies, run a concurrent workload
+ * through the real TallyClient while a seeded schedule of nemeses injects faults, heal, wait for
+ * quiescence, read every key back, check the history and write .chaos/<timestamp>/{result.json,
+ * report.html}. The seed fixes the schedule, the keys, deltas and op mix; process timing is real,
+ * so a replay reproduces the fault sequence, not the exact interleaving.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { TallyClient } from "../../src/client/index.js";
+import { AmbiguousError, TallyError } from "../../src/util/errors.js";
+import { createPrng, type Prng } from "../../src/util/prng.js";
+import { checkHistory, type CheckResult, type FaultWindow, type HistoryOp } from "./checker.js";
+import { ChaosCluster } from "./process-cluster.js";
+import { renderHtmlReport } from "./report.js";
+
+export const ALL_NEMESES = [
+  "kill",
+  "kill-minority",
+  "kill-leader",
+  "kill-all",
+  "pause",
+  "partition-leader",
+  "partition-halves",
+  "partition-one-way",
+  "clock-skew",
+  "transfer-storm",
+  "latency",
+  "slow",
+] as const;
+export type NemesisName = (typeof ALL_NEMESES)[number];
+
+export interface ChaosOptions {
+  nodes: number;
+  /** Workload duration (s); nemeses run during it. */
+  timeS: number;
+  /** Target operations per second across all workers. */
+  rate: number;
+  keys: number;
+  /** Share of operations that are reads (half linearizable, half STALE). */
+  readRatio: number;
+  nemeses: NemesisName[];
+  seed: number;
+  /** Concurrent workers (default 6). */
+  concurrency?: number;
+  /** Length of a fault window (default 4 s) and of the quiet gap between faults (default 3 s). */
+  faultMs?: number;
+  quietMs?: number;
+  /** Overall deadline of one client operation, retries included (default 8000). Short ones make ambiguity. */
+  clientDeadlineMs?: number;
+  /** Where .chaos/<timestamp>/ goes (default: the repository root); null writes nothing. */
+  outRoot?: string | null;
+  /** Extra environment for every node (the planted-bug test sets TALLY_TEST_ACK_BEFORE_COMMIT). */
+  nodeEnv?: Record<string, string>;
+  log?: (line: string) => void;
+}
+
+export interface ChaosRun {
+  seed: number;
+  result: CheckResult;
+  history: HistoryOp[];
+  faults: FaultWindow[];
+  /** The report directory, when written. */
+  dir?: string;
+}
+
+const CLIENT_DEADLINE_MS = 8000;
+const FINAL_READ_TIMEOUT_MS = 30_000;
+const READY_TIMEOUT_MS = 60_000;
+const WORKER_DRAIN_SLACK_MS = 5000;
+/** Bounds the history kept in memory (a run beyond it stops issuing operations). */
+const HISTORY_OPS_MAX = 200_000;
+const CLIENTS = 2;
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+/** Errors after which a mutation certainly did not happen; everything else is ambiguous. */
+function isDefiniteFailure(error: unknown): boolean {
+  if (error instanceof AmbiguousError) return false;
+  if (!(error instanceof TallyError)) return false;
+  return ["INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "OVERLOADED", "UNAVAILABLE", "TIMEOUT", "WRONG_SHARD", "NOT_LEADER"].includes(error.code);
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
+  const log = options.log ?? (() => undefined);
+  const prng = createPrng(options.seed);
+  const scheduleRng = prng.fork();
+  const workloadRng = prng.fork();
+  const cluster = await ChaosCluster.start({ nodes: options.nodes, extraEnv: options.nodeEnv, seed: options.seed }, READY_TIMEOUT_MS);
+  const clients: TallyClient[] = [];
+  const startedAt = performance.now();
+  const now = (): number => Math.round((performance.now() - startedAt) * 1000) / 1000;
+  const history: HistoryOp[] = [];
+  const faults: FaultWindow[] = [];
+  try {
+    for (let i = 0; i < CLIENTS; i++) {
+      const client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: options.clientDeadlineMs ?? CLIENT_DEADLINE_MS });
+      await client.connect();
+      clients.push(client);
+    }
+    const keys = Array.from({ length: options.keys }, (_, i) => `chaos-${options.seed}-k${i}`);
+    let stopping = false;
+    // Set once the history is final: a call that returns later (the client is being closed) must not rewrite it.
+    let frozen = false;
+    const concurrency = options.concurrency ?? 6;
+    const intervalMs = (1000 * concurrency) / Math.max(1, options.rate);
+    let nextId = 0;
+
+    const worker = async (workerId: number, rng: Prng): Promise<void> => {
+      const client = clients[workerId % clients.length]!;
+      // Per key: the highest log index and counter value this worker has seen (for STALE minIndex).
+      const seenIndex = new Map<string, bigint>();
+      const seenValue = new Map<string, bigint>();
+      let nextAt = performance.now() + rng.nextFloat() * intervalMs;
+      while (!stopping && history.length < HISTORY_OPS_MAX) {
+        await sleep(nextAt - performance.now());
+        nextAt = Math.max(nextAt + intervalMs, performance.now() - intervalMs);
+        if (stopping) break;
+        const key = keys[rng.nextInt(keys.length)]!;
+        const roll = rng.nextFloat();
+        // "ambiguous" until the call returns: an op still running when the run ends stays so.
+        const op: HistoryOp = { id: nextId++, worker: workerId, key, kind: "add", status: "ambiguous", invokedAt: now() };
+        history.push(op);
+        try {
+          if (roll >= options.readRatio) {
+            op.delta = 1 + rng.nextInt(5);
+            const result = await client.add(key, BigInt(op.delta));
+            op.value = result.value.toString();
+            seenIndex.set(key, result.fence.index);
+            seenValue.set(key, result.value);
+          } else if (roll < options.readRatio / 2) {
+            op.kind = "read";
+            const result = await client.get(key);
+            op.value = result.value.toString();
+            if (result.appliedIndex > (seenIndex.get(key) ?? 0n)) seenIndex.set(key, result.appliedIndex);
+            if (result.value > (seenValue.get(key) ?? 0n)) seenValue.set(key, result.value);
+          } else {
+            op.kind = "stale-read";
+            const minIndex = seenIndex.get(key) ?? 0n;
+            op.minIndex = minIndex.toString();
+            op.minValue = (seenValue.get(key) ?? 0n).toString();
+            const result = await client.get(key, { consistency: "stale", minIndex });
+            op.value = result.value.toString();
+            op.appliedIndex = result.appliedIndex.toString();
+          }
+          if (frozen) return;
+          op.completedAt = now();
+          op.status = "ok";
+        } catch (error) {
+          if (frozen) return;
+          op.error = error instanceof Error ? `${error.name}: ${error.message}`.slice(0, 300) : String(error);
+          if (op.kind === "add" && !isDefiniteFailure(error)) {
+            op.status = "ambiguous";
+          } else {
+            op.status = "fail";
+            op.completedAt = now();
+          }
+        }
+      }
+    };
+
+    const workers = Array.from({ length: concurrency }, (_, i) => worker(i, workloadRng.fork()));
+    const workloadDone = Promise.all(workers);
+
+    // Nemesis schedule: quiet, fault, quiet, fault, ... until the workload time is up.
+    const endAtMs = options.timeS * 1000;
+    const faultMs = options.faultMs ?? 4000;
+    const quietMs = options.quietMs ?? 3000;
+    while (options.nemeses.length > 0 && now() + quietMs + faultMs < endAtMs) {
+      await sleep(quietMs);
+      const name = options.nemeses[scheduleRng.nextInt(options.nemeses.length)]!;
+      const window: FaultWindow = { name, startMs: now(), endMs: 0 };
+      log(`[${(window.startMs / 1000).toFixed(1)}s] nemesis ${name} start`);
+      try {
+        window.detail = await runNemesis(cluster, name, faultMs, scheduleRng);
+      } catch (error) {
+        window.detail = `nemesis error: ${(error as Error).message}`;
+      }
+      window.endMs = now();
+      faults.push(window);
+      log(`[${(window.endMs / 1000).toFixed(1)}s] nemesis ${name} end: ${window.detail ?? ""}`);
+    }
+    await sleep(endAtMs - now());
+
+    // Heal, let the workload see the healthy cluster for a moment, then stop it.
+    await healEverything(cluster);
+    await sleep(2000);
+    stopping = true;
+    await Promise.race([workloadDone, sleep((options.clientDeadlineMs ?? CLIENT_DEADLINE_MS) + WORKER_DRAIN_SLACK_MS)]);
+    frozen = true;
+    // A read that never returned observed nothing; an add that never returned stays ambiguous.
+    for (const op of history) {
+      if (op.status === "ambiguous" && op.kind !== "add") {
+        op.status = "fail";
+        op.completedAt = now();
+      }
+    }
+    await cluster.waitReady(READY_TIMEOUT_MS);
+    log(`[${(now() / 1000).toFixed(1)}s] healed; final reads`);
+
+    for (const key of keys) {
+      const op: HistoryOp = { id: nextId++, worker: -1, key, kind: "final-read", status: "fail", invokedAt: now() };
+      const deadline = performance.now() + FINAL_READ_TIMEOUT_MS;
+      while (performance.now() < deadline) {
+        op.invokedAt = now();
+        try {
+          const result = await clients[0]!.get(key);
+          op.value = result.value.toString();
+          op.status = "ok";
+          op.completedAt = now();
+          break;
+        } catch (error) {
+          op.error = (error as Error).message;
+          await sleep(200);
+        }
+      }
+      if (op.status !== "ok") op.completedAt = now();
+      history.push(op);
+    }
+  } finally {
+    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await cluster.destroy();
+  }
+
+  const result = checkHistory(history, faults);
+  const run: ChaosRun = { seed: options.seed, result, history, faults };
+  if (options.outRoot !== null) {
+    const stamp = new Date().toISOString().replace(/[:.]/g, "-");
+    const dir = resolve(options.outRoot ?? resolve(import.meta.dirname, "..", ".."), ".chaos", `${stamp}-seed${options.seed}`);
+    mkdirSync(dir, { recursive: true });
+    const json = JSON.stringify({ options: { ...options, log: undefined }, seed: options.seed, result, faults, history }, null, 1);
+    writeFileSync(join(dir, "result.json"), json);
+    writeFileSync(join(dir, "report.html"), renderHtmlReport(run, options));
+    run.dir = dir;
+  }
+  return run;
+}
+
+async function healEverything(cluster: ChaosCluster): Promise<void> {
+  cluster.mesh.healAll();
+  for (const id of cluster.nodeIds) {
+    if (cluster.paused.has(id)) cluster.resume(id);
+    if (!cluster.isRunning(id)) cluster.startNode(id, cluster.clockOffsetMs.get(id) ?? 0);
+  }
+}
+
+function pick<T>(rng: Prng, items: readonly T[]): T {
+  if (items.length === 0) throw new Error("pick from an empty list");
+  return items[rng.nextInt(items.length)]!;
+}
+
+function shuffle<T>(rng: Prng, items: readonly T[]): T[] {
+  const copy = [...items];
+  for (let i = copy.length - 1; i > 0; i--) {
+    const j = rng.nextInt(i + 1);
+    [copy[i], copy[j]] = [copy[j]!, copy[i]!];
+  }
+  return copy;
+}
+
+async function someLeader(cluster: ChaosCluster, rng: Prng): Promise<number> {
+  const shard = 1 + rng.nextInt(cluster.config.cluster.shards);
+  return (await cluster.leaderOf(shard)) ?? pick(rng, cluster.nodeIds);
+}
+
+/** Injects one fault, holds it for about `faultMs`, undoes it. Returns a description. */
+async function runNemesis(cluster: ChaosCluster, name: NemesisName, faultMs: number, rng: Prng): Promise<string> {
+  const ids = cluster.nodeIds;
+  const minority = Math.max(1, Math.floor((ids.length - 1) / 2));
+  switch (name) {
+    case "kill":
+    case "kill-minority":
+    case "kill-leader":
+    case "kill-all": {
+      const victims =
+        name === "kill" ? [pick(rng, ids)] : name === "kill-minority" ? shuffle(rng, ids).slice(0, minority) : name === "kill-leader" ? [await someLeader(cluster, rng)] : ids;
+      for (const id of victims) await cluster.kill(id);
+      await sleep(faultMs);
+      for (const id of victims) if (!cluster.isRunning(id)) cluster.startNode(id, cluster.clockOffsetMs.get(id) ?? 0);
+      return `kill -9 ${victims.join(",")} then restart`;
+    }
+    case "pause": {
+      const victim = rng.chance(0.5) ? await someLeader(cluster, rng) : pick(rng, ids);
+      // Longer than an election timeout, so the cluster must move on without it.
+      const holdMs = Math.max(faultMs, 3 * cluster.electionTimeoutMs);
+      cluster.pause(victim);
+      await sleep(holdMs);
+      cluster.resume(victim);
+      return `SIGSTOP ${victim} for ${holdMs} ms`;
+    }
+    case "partition-leader": {
+      const leader = await someLeader(cluster, rng);
+      cluster.mesh.isolate(leader);
+      await sleep(faultMs);
+      cluster.mesh.healAll();
+      return `isolate ${leader}`;
+    }
+    case "partition-halves": {
+      const order = shuffle(rng, ids);
+      const a = order.slice(0, Math.floor(ids.length / 2));
+      const b = order.slice(a.length);
+      cluster.mesh.partition(a, b);
+      await sleep(faultMs);
+      cluster.mesh.healAll();
+      return `partition [${a.join(",")}] | [${b.join(",")}]`;
+    }
+    case "partition-one-way": {
+      const leader = await someLeader(cluster, rng);
+      const outbound = rng.chance(0.5);
+      for (const other of ids) {
+        if (other === leader) continue;
+        if (outbound) cluster.mesh.cutLink(leader, other);
+        else cluster.mesh.cutLink(other, leader);
+      }
+      await sleep(faultMs);
+      cluster.mesh.healAll();
+      return outbound ? `${leader} cannot send to anyone` : `nobody can send to ${leader}`;
+    }
+    case "clock-skew": {
+      const victim = pick(rng, ids);
+      const offsetMs = (rng.chance(0.5) ? -1 : 1) * (500 + rng.nextInt(2500));
+      await cluster.kill(victim);
+      cluster.startNode(victim, offsetMs);
+      await sleep(faultMs);
+      return `restart ${victim} with clock offset ${offsetMs} ms`;
+    }
+    case "transfer-storm": {
+      const deadline = performance.now() + faultMs;
+      let transfers = 0;
+      while (performance.now() < deadline) {
+        const shard = 1 + rng.nextInt(cluster.config.cluster.shards);
+        if (await cluster.transferLeader(shard, pick(rng, ids))) transfers++;
+        await sleep(250);
+      }
+      return `${transfers} leadership transfers`;
+    }
+    case "latency": {
+      const latencyMs = 20 + rng.nextInt(80);
+      cluster.mesh.shapeAll({ latencyMs, jitterMs: latencyMs });
+      await sleep(faultMs);
+      cluster.mesh.healAll();
+      return `latency ${latencyMs} ms + jitter ${latencyMs} ms on every link`;
+    }
+    case "slow": {
+      const bytesPerSecond = 50_000 + rng.nextInt(150_000);
+      cluster.mesh.shapeAll({ bytesPerSecond, latencyMs: 5 });
+      await sleep(faultMs);
+      cluster.mesh.healAll();
+      return `bandwidth ${bytesPerSecond} B/s per connection`;
+    }
+  }
+}
+
+export function parseNemeses(text: string): NemesisName[] {
+  if (text === "all") return [...ALL_NEMESES];
+  if (text === "none" || text === "") return [];
+  return text.split(",").map((name) => {
+    if (!(ALL_NEMESES as readonly string[]).includes(name)) throw new Error(`unknown nemesis ${name}; known: ${ALL_NEMESES.join(",")}, all, none`);
+    return name as NemesisName;
+  });
+}
