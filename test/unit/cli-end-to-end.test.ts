@@ -1,9 +1,9 @@
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { runCli, type CliIo } from "../../src/cli/cli.js";
 import { TallyClient } from "../../src/client/index.js";
 import { FakeCluster, keyInShard } from "./client-fake-cluster.js";
+import { runNodeProcess, type ProcessResult } from "../support/run-process.js";
 
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
 const binPath = fileURLToPath(new URL("../../bin/tallyctl.js", import.meta.url));
@@ -27,28 +27,8 @@ async function run(argv: string[]): Promise<{ code: number; stdout: string; stde
   return { code: await runCli(argv, io), stdout, stderr };
 }
 
-function runBin(args: string[], deadlineMs: number): Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [binPath, ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, TALLY_ENDPOINTS: "" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    let killed = false;
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, deadlineMs);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, killed });
-    });
-  });
+function runBin(args: string[], deadlineMs: number): Promise<ProcessResult> {
+  return runNodeProcess([binPath, ...args], { cwd: repoRoot, env: { ...process.env, TALLY_ENDPOINTS: "" }, deadlineMs });
 }
 
 describe("tallyctl against the fake cluster", () => {

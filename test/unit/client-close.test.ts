@@ -1,7 +1,7 @@
-import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { FakeCluster } from "./client-fake-cluster.js";
+import { runNodeProcess, type ProcessResult } from "../support/run-process.js";
 
 const childPath = fileURLToPath(new URL("./client-exit-child.ts", import.meta.url));
 const repoRoot = fileURLToPath(new URL("../..", import.meta.url));
@@ -13,28 +13,8 @@ afterEach(async () => {
 });
 
 /** Runs the child; resolves with its exit code and output, or kills it at the deadline. */
-function runChild(args: string[], deadlineMs: number): Promise<{ code: number | null; stdout: string; stderr: string; killed: boolean }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", childPath, ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, TALLY_LOG_LEVEL: "silent" },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    let stdout = "";
-    let stderr = "";
-    let killed = false;
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      killed = true;
-      child.kill("SIGKILL");
-    }, deadlineMs);
-    child.on("error", reject);
-    child.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, killed });
-    });
-  });
+function runChild(args: string[], deadlineMs: number): Promise<ProcessResult> {
+  return runNodeProcess(["--import", "tsx", childPath, ...args], { cwd: repoRoot, env: { ...process.env, TALLY_LOG_LEVEL: "silent" }, deadlineMs });
 }
 
 describe("TallyClient.close()", () => {
