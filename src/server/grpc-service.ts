@@ -461,29 +461,28 @@ function readResponse(result: ReadResult, i: number): Json {
 function expectOk(result: CommandResult): Exclude<CommandResult, { ok: false }> {
   if (result.ok) return result;
   // The state machine's message already names the op (ops[i]) and key; opIndex travels apart.
-  const where = "";
   let error: TallyError;
   switch (result.code) {
     case "OUT_OF_RANGE":
-      error = new OutOfRangeError(where + result.message);
+      error = new OutOfRangeError(result.message);
       break;
     case "FAILED_PRECONDITION":
-      error = new FailedPreconditionError(where + result.message);
+      error = new FailedPreconditionError(result.message);
       break;
     case "VERSION_MISMATCH":
-      error = new VersionMismatchError(where + result.message, result.currentVersion ?? 0);
+      error = new VersionMismatchError(result.message, result.currentVersion ?? 0);
       break;
     case "SESSION_EXPIRED":
       error = new SessionExpiredError(result.message);
       break;
     case "INVALID_ARGUMENT":
-      error = new InvalidArgumentError(where + result.message);
+      error = new InvalidArgumentError(result.message);
       break;
     case "UNAVAILABLE":
       error = new UnavailableError(result.message);
       break;
     default:
-      error = new TallyError(result.code, where + result.message);
+      error = new TallyError(result.code, result.message);
   }
   if (result.opIndex !== undefined) (error as TallyError & { opIndex?: number }).opIndex = result.opIndex;
   throw error;

@@ -540,7 +540,7 @@ export class TallyNode {
     replica.storage.applySnapshot(snapshot);
     const machine = CounterStateMachine.restore(snapshot.data, replica.options);
     assert(machine.appliedIndex === snapshot.metadata.index, "snapshot state matches its index");
-    replica.replaceMachine(machine);
+    replica.machine = machine;
     replica.confState = snapshot.metadata.confState;
     replica.lastSnapshotIndex = snapshot.metadata.index;
     batch.clearShardState(replica.shardId);

@@ -291,10 +291,6 @@ export class ShardReplica {
     return this.machine.get(key);
   }
 
-  replaceMachine(machine: CounterStateMachine): void {
-    this.machine = machine;
-  }
-
   get options(): ShardOptions {
     return this.shardOptions;
   }
