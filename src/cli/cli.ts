@@ -7,11 +7,12 @@ import { TallyError } from "../util/errors.js";
 import { resolveEndpoints } from "./endpoints.js";
 import { EXIT, UsageError, exitCodeFor } from "./exit-codes.js";
 import { formatMutation, formatRead, formatRoutes, formatStatus, mutationJson, readJson, toJson } from "./format.js";
+import { formatClusterMap, formatPlan, type ClusterMapReply, type PlanReply } from "./format-map.js";
 
 /** The client operations tallyctl uses (tests substitute a fake). */
 export type CliClient = Pick<
   TallyClient,
-  "connect" | "add" | "set" | "reset" | "compareAndSet" | "get" | "status" | "routes" | "close"
+  "connect" | "add" | "set" | "reset" | "compareAndSet" | "get" | "status" | "routes" | "close" | "admin"
 >;
 
 export interface CliIo {
@@ -178,11 +179,146 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   program
     .command("status")
-    .description("every node's view of every Raft group: role, term, leader, commit, applied, lag, lease")
+    .description("every node's view of every Raft group (role, term, leader, commit, applied, lag, lease), then the partition map: nodes with zones and state, shards with epochs, operations")
     .action(async (_options: object, command: Command) =>
       withClient(command, async (tally, options) => {
         const status = await tally.status(deadline(options));
-        return options.json ? status : formatStatus(status);
+        let map: ClusterMapReply | undefined;
+        try {
+          map = await tally.admin<ClusterMapReply>("ClusterMap", {}, deadline(options));
+          // Liveness and load live on the metadata leader: ask it when another node answered.
+          const leaderAddress = map.fromMetaLeader ? undefined : map.nodes.find((n) => n.nodeId === map!.metaLeaderId)?.clientAddress;
+          if (leaderAddress !== undefined) map = await tally.admin<ClusterMapReply>("ClusterMap", {}, { ...deadline(options), address: leaderAddress }).catch(() => map);
+        } catch {
+          map = undefined; // an older node, or no metadata leader yet: the group table still helps
+        }
+        if (options.json) return { ...status, map };
+        return formatStatus(status) + (map === undefined ? "\n(partition map unavailable)" : `\n\n${formatClusterMap(map)}`);
+      }),
+    );
+
+  const nodeId = (what: string) => (text: string): number => {
+    const value = Number(text);
+    if (!(Number.isSafeInteger(value) && value > 0)) throw new UsageError(`${what} must be a node id (a positive integer), got ${JSON.stringify(text)}`);
+    return value;
+  };
+  const shardId = (text: string): number => {
+    const value = Number(text);
+    if (!(Number.isSafeInteger(value) && value > 0 && value <= 0xffff_ffff)) throw new UsageError(`SHARD must be a shard id (a positive integer), got ${JSON.stringify(text)}`);
+    return value;
+  };
+  const change = (reply: { summary?: string; operationId?: string }, json: boolean): string | object => (json ? reply : String(reply.summary ?? ""));
+
+  const node = program.command("node").description("cluster membership: add, drain, remove, up");
+  node
+    .command("add")
+    .description("admit a node to the partition map (then start tallyd for it; adding it to cluster.yaml and starting it also works)")
+    .argument("<id>", "new node id (never reused)", nodeId("ID"))
+    .requiredOption("--client <host:port>", "its client address")
+    .requiredOption("--peer <host:port>", "its peer (Raft) address")
+    .option("--zone <zone>", "its zone (replicas of a shard spread across zones)", "default")
+    .action(async (id: number, commandOptions: { client: string; peer: string; zone: string }, command: Command) =>
+      withClient(command, async (tally, options) =>
+        change(await tally.admin("NodeAdd", { nodeId: String(id), clientAddress: commandOptions.client, peerAddress: commandOptions.peer, zone: commandOptions.zone }, deadline(options)), options.json === true),
+      ),
+    );
+  for (const [verb, state, text] of [
+    ["drain", "draining", "move every replica and leadership off a node (it keeps serving until they are gone)"],
+    ["remove", "removed", "remove a drained node from the cluster for good (refused while it holds replicas)"],
+    ["up", "up", "return a drained or down node to service"],
+  ] as const) {
+    node
+      .command(verb)
+      .description(text)
+      .argument("<id>", "node id", nodeId("ID"))
+      .action(async (id: number, _options: object, command: Command) =>
+        withClient(command, async (tally, options) => change(await tally.admin("NodeState", { nodeId: String(id), state }, deadline(options)), options.json === true)),
+      );
+  }
+
+  const shard = program.command("shard").description("shard placement: move");
+  shard
+    .command("move")
+    .description("move one replica of SHARD from node FROM to node TO (learner, catch up, promote, remove; resumable)")
+    .argument("<shard>", "shard id", shardId)
+    .requiredOption("--from <node>", "node giving up its replica", nodeId("--from"))
+    .requiredOption("--to <node>", "node receiving the replica", nodeId("--to"))
+    .action(async (id: number, commandOptions: { from: number; to: number }, command: Command) =>
+      withClient(command, async (tally, options) =>
+        change(await tally.admin("ShardMove", { shardId: id, fromNode: String(commandOptions.from), toNode: String(commandOptions.to) }, deadline(options)), options.json === true),
+      ),
+    );
+
+  program
+    .command("leader")
+    .description("leadership: transfer")
+    .command("transfer")
+    .description("hand the leadership of SHARD to node TO (a voter of the shard)")
+    .argument("<shard>", "shard id", shardId)
+    .requiredOption("--to <node>", "the new leader", nodeId("--to"))
+    .action(async (id: number, commandOptions: { to: number }, command: Command) =>
+      withClient(command, async (tally, options) => {
+        await tally.connect();
+        const route = (await tally.routes()).shards.find((candidate) => candidate.shardId === id);
+        if (route === undefined) throw new UsageError(`shard ${id} does not exist`);
+        if (!route.replicas.some((replica) => replica.nodeId === String(commandOptions.to) && replica.role === "voter")) {
+          throw new UsageError(`node ${commandOptions.to} is not a voter of shard ${id} (voters ${route.replicas.filter((r) => r.role === "voter").map((r) => r.nodeId).join(", ")})`);
+        }
+        const addresses = route.leaderAddress ? [route.leaderAddress, ...route.replicas.map((r) => r.address)] : route.replicas.map((r) => r.address);
+        let lastError: unknown;
+        for (const address of [...new Set(addresses)]) {
+          try {
+            await tally.admin("TransferLeader", { shardId: id, toNode: String(commandOptions.to) }, { ...deadline(options), address });
+            const summary = `shard ${id}: leadership transfer to node ${commandOptions.to} requested (was node ${route.leaderId ?? "unknown"})`;
+            return options.json ? { shardId: id, toNode: String(commandOptions.to), summary } : summary;
+          } catch (error) {
+            lastError = error;
+          }
+        }
+        throw lastError;
+      }),
+    );
+
+  program
+    .command("rebalance")
+    .description("the moves and leader transfers the placement controller would make (--plan, the default) or starts them (--apply)")
+    .option("--plan", "show the plan only")
+    .option("--apply", "start the planned moves and transfers")
+    .action(async (commandOptions: { plan?: boolean; apply?: boolean }, command: Command) =>
+      withClient(command, async (tally, options) => {
+        if (commandOptions.plan && commandOptions.apply) throw new UsageError("--plan and --apply exclude each other");
+        const reply = await tally.admin<PlanReply>("Rebalance", { apply: commandOptions.apply === true }, deadline(options));
+        return options.json ? reply : formatPlan(reply);
+      }),
+    );
+
+  program
+    .command("failover")
+    .description("move every leadership off NODE now (to up-to-date voters elsewhere)")
+    .argument("<node>", "node id", nodeId("NODE"))
+    .action(async (id: number, _options: object, command: Command) =>
+      withClient(command, async (tally, options) => {
+        const reply = await tally.admin<PlanReply>("Failover", { nodeId: String(id) }, deadline(options));
+        return options.json ? reply : formatPlan(reply);
+      }),
+    );
+
+  program
+    .command("recover")
+    .description("UNSAFE, last resort: make NODE's replica the only voter of SHARD after its quorum is lost for good")
+    .argument("<shard>", "shard id", shardId)
+    .requiredOption("--node <node>", "the surviving replica to continue from", nodeId("--node"))
+    .option("--unsafe", "required: acknowledged writes the lost replicas held may be gone")
+    .action(async (id: number, commandOptions: { node: number; unsafe?: boolean }, command: Command) =>
+      withClient(command, async (tally, options) => {
+        if (!commandOptions.unsafe) {
+          throw new UsageError("recover needs --unsafe: it makes one replica the whole shard, and writes acknowledged by the lost replicas beyond what it holds are LOST");
+        }
+        io.stderr(`WARNING: unsafe recovery of shard ${id} from node ${commandOptions.node}: acknowledged writes may be lost; use only when the other replicas are gone for good\n`);
+        const map = await tally.admin<ClusterMapReply>("ClusterMap", {}, deadline(options));
+        const address = map.nodes.find((candidate) => candidate.nodeId === String(commandOptions.node))?.clientAddress;
+        if (address === undefined) throw new UsageError(`node ${commandOptions.node} is not in the cluster`);
+        return change(await tally.admin("RecoverUnsafe", { shardId: id, iUnderstandDataLoss: true }, { ...deadline(options), address }), options.json === true);
       }),
     );
 

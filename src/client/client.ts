@@ -575,6 +575,44 @@ export class TallyClient {
   }
 
   /**
+   * One AdminService call for operators (tallyctl): tries the nodes in turn and follows NOT_LEADER
+   * hints, so membership and placement requests reach the metadata leader. `method` is the RPC name
+   * ("ClusterMap", "NodeState", "ShardMove", ...); the reply is the decoded response message.
+   */
+  async admin<Response = Record<string, unknown>>(method: string, request: object, options: CallOptions & { address?: string } = {}): Promise<Response> {
+    this.checkOpen();
+    const deadlineAtMs = this.deadlineFor(options);
+    const queue = options.address !== undefined ? [options.address] : [...this.discoveryAddresses()];
+    // Each address at most twice: a NOT_LEADER hint may name a node asked before the election settled.
+    const attempts = new Map<string, number>();
+    let lastError: unknown;
+    let answered = false;
+    while (queue.length > 0) {
+      const address = queue.shift()!;
+      const attempt = (attempts.get(address) ?? 0) + 1;
+      if (attempt > 2) continue;
+      attempts.set(address, attempt);
+      const remainingMs = deadlineAtMs - monotonicMs();
+      if (remainingMs <= 0) break;
+      const outcome = await this.connection(address).unary<object, Response>("admin", method, request, monotonicMs() + Math.min(remainingMs, this.options.attemptTimeoutMs));
+      if (outcome.kind === "reply") return outcome.response;
+      lastError = outcome.error;
+      if (nodeAnswered(outcome.error, outcome.info)) answered = true;
+      if (outcome.error.code !== "NOT_LEADER") throw outcome.error;
+      const hint = outcome.info?.leaderAddress;
+      if (hint && hint !== address) {
+        queue.unshift(hint);
+      } else if (options.address === undefined && queue.length === 0 && monotonicMs() < deadlineAtMs - 300) {
+        // No leader known yet (an election): wait a little and go round again.
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        queue.push(...this.discoveryAddresses());
+      }
+    }
+    if (answered) throw lastError;
+    throw new ClusterUnreachableError(this.discoveryAddresses(), { cause: lastError });
+  }
+
+  /**
    * Closes streams, channels and timers. Operations still waiting are rejected: a mutation that
    * was sent with AmbiguousError, anything else with ClientClosedError. Idempotent.
    */

@@ -29,6 +29,24 @@ export interface ClusterSettings {
   leaseDriftTicks: number;
   sessionTimeoutMs: number;
   snapshotEveryEntries: number;
+  /** Replicas of the metadata group: the first this many nodes by id (3, or 5 for big clusters). */
+  metaReplicas: number;
+}
+
+/** The placement controller on the metadata leader (src/server/meta-controller.ts). */
+export interface PlacementSettings {
+  /** Start moves and leader transfers on its own (false: only what tallyctl asks for). */
+  autoRebalance: boolean;
+  /** A node silent this long is marked down and its replicas are re-created elsewhere. */
+  downAfterMs: number;
+  /** Replica moves running at once (rate limit). */
+  maxConcurrentMoves: number;
+  /** How often every node reports to the metadata leader (and learns the map). */
+  heartbeatMs: number;
+  /** A new replica that has not caught up by then is removed again and its move aborted. */
+  catchUpTimeoutMs: number;
+  /** Minimum time between two automatic leader transfers of one shard. */
+  leaderTransferCooldownMs: number;
 }
 
 export interface Limits {
@@ -55,6 +73,7 @@ export interface ClusterConfig {
   source: string;
   cluster: ClusterSettings;
   limits: Limits;
+  placement: PlacementSettings;
   nodes: NodeConfig[];
 }
 
@@ -72,6 +91,16 @@ const clusterDefaults: ClusterSettings = {
   leaseDriftTicks: 5,
   sessionTimeoutMs: 600_000,
   snapshotEveryEntries: 10_000,
+  metaReplicas: 3,
+};
+
+const placementDefaults: PlacementSettings = {
+  autoRebalance: true,
+  downAfterMs: 30_000,
+  maxConcurrentMoves: 2,
+  heartbeatMs: 300,
+  catchUpTimeoutMs: 120_000,
+  leaderTransferCooldownMs: 10_000,
 };
 
 const limitDefaults: Limits = {
@@ -105,7 +134,7 @@ export function loadClusterConfig(path: string): ClusterConfig {
 export function parseClusterConfig(document: unknown, source = "<inline>"): ClusterConfig {
   const where = (field: string) => `${source}: ${field}`;
   const root = asObject(document, where("(top level)"));
-  rejectUnknown(root, ["cluster", "limits", "nodes"], where("(top level)"));
+  rejectUnknown(root, ["cluster", "limits", "placement", "nodes"], where("(top level)"));
 
   const clusterRaw = root.cluster === undefined ? {} : asObject(root.cluster, where("cluster"));
   rejectUnknown(clusterRaw, Object.keys(clusterDefaults), where("cluster"));
@@ -128,6 +157,20 @@ export function parseClusterConfig(document: unknown, source = "<inline>"): Clus
     if (limitsRaw[key] !== undefined) limits[key] = positiveInteger(limitsRaw[key], where(`limits.${key}`));
   }
 
+  const placementRaw = root.placement === undefined ? {} : asObject(root.placement, where("placement"));
+  rejectUnknown(placementRaw, Object.keys(placementDefaults), where("placement"));
+  const placement = { ...placementDefaults };
+  for (const key of Object.keys(placementDefaults) as Array<keyof PlacementSettings>) {
+    const value = placementRaw[key];
+    if (value === undefined) continue;
+    if (key === "autoRebalance") {
+      if (typeof value !== "boolean") throw new ConfigError(`${where("placement.autoRebalance")} must be true or false, got ${JSON.stringify(value)}`);
+      placement.autoRebalance = value;
+    } else {
+      placement[key] = positiveInteger(value, where(`placement.${key}`));
+    }
+  }
+
   if (!Array.isArray(root.nodes) || root.nodes.length === 0) {
     throw new ConfigError(`${where("nodes")} must be a non-empty list`);
   }
@@ -148,7 +191,9 @@ export function parseClusterConfig(document: unknown, source = "<inline>"): Clus
     };
   });
 
-  const config: ClusterConfig = { source, cluster, limits, nodes };
+  // Default: 3 metadata replicas, or 1 for a cluster of one or two nodes.
+  if (clusterRaw.metaReplicas === undefined) cluster.metaReplicas = nodes.length >= 3 ? 3 : 1;
+  const config: ClusterConfig = { source, cluster, limits, placement, nodes };
   validateClusterConfig(config);
   return config;
 }
@@ -175,6 +220,13 @@ export function validateClusterConfig(config: ClusterConfig): void {
   if (cluster.replicationFactor > nodes.length) {
     fail(`cluster.replicationFactor (${cluster.replicationFactor}) exceeds the number of nodes (${nodes.length})`);
   }
+  if (cluster.metaReplicas > nodes.length) {
+    fail(`cluster.metaReplicas (${cluster.metaReplicas}) exceeds the number of nodes (${nodes.length})`);
+  }
+  if (cluster.metaReplicas % 2 === 0 || cluster.metaReplicas > 7) fail(`cluster.metaReplicas (${cluster.metaReplicas}) must be 1, 3, 5 or 7`);
+  if (config.placement.heartbeatMs * 3 > config.placement.downAfterMs) {
+    fail(`placement.downAfterMs (${config.placement.downAfterMs}) must be at least 3 x placement.heartbeatMs (${config.placement.heartbeatMs})`);
+  }
   if (cluster.shards > 1024) fail(`cluster.shards (${cluster.shards}) must be at most 1024`);
   if (cluster.electionTicks <= cluster.heartbeatTicks) {
     fail(`cluster.electionTicks (${cluster.electionTicks}) must be greater than cluster.heartbeatTicks (${cluster.heartbeatTicks})`);
@@ -191,8 +243,14 @@ export function validateClusterConfig(config: ClusterConfig): void {
   if (limits.maxEntryBytes > 64 * 1024 * 1024) fail(`limits.maxEntryBytes (${limits.maxEntryBytes}) must be at most 64 MiB`);
 }
 
+/** The metadata group's replicas: the first cluster.metaReplicas node ids (stable as nodes are added). */
+export function metaReplicaIds(config: ClusterConfig): number[] {
+  return config.nodes.map((node) => node.id).sort((a, b) => a - b).slice(0, config.cluster.metaReplicas);
+}
+
 /**
- * Shard placement from the config (until the metadata group owns it): the shards' replica slots
+ * The initial shard placement, proposed once by the first metadata leader (the map is the
+ * authority afterwards): the shards' replica slots
  * are dealt to nodes in turn, RF consecutive nodes per shard, so every shard has RF distinct
  * replicas and replica counts per node differ by at most one.
  */

@@ -16,7 +16,11 @@ import {
   TallyError,
   UnavailableError,
   VersionMismatchError,
+  WrongShardError,
 } from "../util/errors.js";
+import { shardMembers, type MetaCommand } from "../meta/map.js";
+import type { MetaController } from "./meta-controller.js";
+import { decodeBody, encodeBody, type NodeReport, type ShardChangeRequest } from "./meta-wire.js";
 import type { Logger } from "../util/log.js";
 import { tallyProto } from "../api/proto.js";
 import { toServiceError, errorInfoOf } from "./errors.js";
@@ -61,6 +65,7 @@ export class CounterApi {
   private async mutate(headerRaw: Json | undefined, ops: CounterOp[]): Promise<{ results: Array<{ value: bigint; version: number }>; term: number; index: number }> {
     const header = this.header(headerRaw);
     const command: Command = { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops };
+    if (header.epoch !== 0) command.epoch = header.epoch;
     validateCommand(command, this.limits());
     const replica = this.node.route(header.shardId, header.epoch, ops.map((op) => op.key));
     let bytes = 64;
@@ -163,21 +168,164 @@ export class CounterApi {
     return this.node.read(replica, keys, consistency, u64(request.minIndex, "min_index"));
   }
 
+  /**
+   * The routing map: the partition map this node knows, where a local replica's descriptor is
+   * newer (it applied a change the map has not mirrored yet) the replica's own view wins, and the
+   * leader each local replica believes in.
+   */
   routes(): Json {
-    const shards = this.node.placement.map((placement) => {
-      const replica = this.node.replicas.get(placement.shardId);
+    const map = this.node.map;
+    const shards = map.shards.map((record) => {
+      const replica = this.node.replicas.get(record.id);
+      const local = replica !== undefined && replica.descriptor.epoch > record.epoch ? replica : undefined;
+      const epoch = local?.descriptor.epoch ?? record.epoch;
+      const voters = local?.confState.voters ?? record.voters;
+      const learners = local ? [...local.confState.learners, ...local.confState.learnersNext] : record.learners;
       const leader = replica?.leader ?? 0;
       return {
-        shardId: placement.shardId,
-        slotStart: placement.slots.start,
-        slotEnd: placement.slots.end,
-        epoch: String(placement.epoch),
-        replicas: placement.replicas.map((id) => ({ nodeId: String(id), address: this.node.leaderAddress(id) ?? "", role: "voter" })),
+        shardId: record.id,
+        slotStart: local?.descriptor.slotStart ?? record.slotStart,
+        slotEnd: local?.descriptor.slotEnd ?? record.slotEnd,
+        epoch: String(epoch),
+        replicas: [
+          ...voters.map((id) => ({ nodeId: String(id), address: this.node.clientAddressOf(id) ?? "", role: "voter" })),
+          ...learners.map((id) => ({ nodeId: String(id), address: this.node.clientAddressOf(id) ?? "", role: "learner" })),
+        ],
         leaderId: leader === 0 ? "" : String(leader),
-        term: String(replica?.raw.status().term ?? 0),
+        term: String(replica?.raw.term ?? 0),
       };
     });
+    if (shards.length === 0) throw new UnavailableError(`node ${this.node.nodeId} does not know the partition map yet`);
     return { shards, slotCount: 16384 };
+  }
+
+  /** The map for tallyctl, with the metadata leader's liveness and load when this node is it. */
+  clusterMap(): Json {
+    const map = this.node.map;
+    const controller = this.node.metaController;
+    const counts = controller?.counts();
+    const leaders = controller?.leaders() ?? new Map<number, number>();
+    if (controller === undefined) {
+      for (const replica of this.node.replicas.values()) if (replica.leader !== 0) leaders.set(replica.shardId, replica.leader);
+    }
+    const nowMs = Date.now();
+    return {
+      version: String(map.version),
+      metaLeaderId: this.node.meta?.leader ? String(this.node.meta.leader) : this.node.metaLeaderId ? String(this.node.metaLeaderId) : "",
+      fromMetaLeader: controller !== undefined,
+      nodes: map.nodes.map((n) => {
+        const ago = controller?.lastSeenAgoMs(n.id);
+        return {
+          nodeId: String(n.id),
+          clientAddress: n.client,
+          peerAddress: n.peer,
+          zone: n.zone,
+          state: n.state,
+          alive: controller?.isAlive(n.id) ?? false,
+          lastHeartbeatMsAgo: ago === undefined ? "0" : String(Math.round(ago)),
+          replicas: counts?.get(n.id)?.replicas ?? map.shards.filter((shard) => shardMembers(shard).includes(n.id)).length,
+          leaders: counts?.get(n.id)?.leaders ?? 0,
+          opsPerSecond: counts?.get(n.id)?.opsPerSecond ?? 0,
+        };
+      }),
+      shards: map.shards.map((shard) => ({
+        shardId: shard.id,
+        slotStart: shard.slotStart,
+        slotEnd: shard.slotEnd,
+        epoch: String(shard.epoch),
+        voters: shard.voters.map(String),
+        learners: shard.learners.map(String),
+        votersOutgoing: shard.votersOutgoing.map(String),
+        leaderId: leaders.has(shard.id) ? String(leaders.get(shard.id)) : "",
+        opsPerSecond: controller?.shardLoad(shard.id) ?? 0,
+      })),
+      operations: map.operations.map((op) => ({
+        id: String(op.id),
+        kind: op.kind,
+        shardId: op.shardId,
+        fromNode: String(op.from),
+        toNode: String(op.to),
+        state: op.state,
+        step: op.step,
+        reason: op.reason,
+        ageMs: String(Math.max(0, nowMs - op.createdMs)),
+      })),
+    };
+  }
+
+  private controller(): MetaController {
+    const controller = this.node.metaController;
+    if (controller === undefined) throw this.node.metaNotLeaderError();
+    return controller;
+  }
+
+  private nodeIdOf(raw: unknown, field: string, mustExist = true): number {
+    const id = Number(raw);
+    if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidArgumentError(`${field}: "${String(raw)}" is not a node id`);
+    if (mustExist && !this.node.map.nodes.some((n) => n.id === id)) throw new InvalidArgumentError(`${field}: node ${id} is not in the cluster (nodes ${this.node.map.nodes.map((n) => n.id).join(", ")})`);
+    return id;
+  }
+
+  private async metaChange(command: MetaCommand, summary: string): Promise<Json> {
+    this.controller();
+    const [result] = await this.node.submitMeta([command]);
+    if (result === undefined) throw new TallyError("INTERNAL", "no result");
+    if (!result.ok) throw result.code === "INVALID_ARGUMENT" ? new InvalidArgumentError(result.message) : new FailedPreconditionError(result.message);
+    return { summary: result.changed ? summary : `no change: ${summary} already`, operationId: String(result.opId ?? 0), version: String(this.node.map.version) };
+  }
+
+  nodeAdd(request: Json): Promise<Json> {
+    const id = this.nodeIdOf(request.nodeId, "node_id", false);
+    const node = { id, client: String(request.clientAddress ?? ""), peer: String(request.peerAddress ?? ""), zone: String(request.zone || "default") };
+    for (const field of ["client", "peer"] as const) {
+      if (!/^([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.test(node[field])) throw new InvalidArgumentError(`${field}_address: must be "host:port", got "${node[field]}"`);
+    }
+    return this.metaChange({ type: "node-add", node }, `node ${id} added (${node.client}, peer ${node.peer}, zone ${node.zone}); start tallyd for it`);
+  }
+
+  nodeState(request: Json): Promise<Json> {
+    const id = this.nodeIdOf(request.nodeId, "node_id");
+    const state = String(request.state);
+    if (state !== "up" && state !== "draining" && state !== "removed") throw new InvalidArgumentError(`state: must be up, draining or removed, got "${state}"`);
+    const what = state === "draining" ? "draining: its replicas and leaders move to other nodes" : state === "removed" ? "removed from the cluster" : "up: it takes replicas and leaders again";
+    return this.metaChange({ type: "node-state", nodeId: id, state }, `node ${id} ${what}`);
+  }
+
+  async shardMove(request: Json): Promise<Json> {
+    const shardId = u32(request.shardId, "shard_id");
+    if (!this.node.map.shards.some((shard) => shard.id === shardId)) throw new InvalidArgumentError(`shard_id: shard ${shardId} does not exist`);
+    const from = this.nodeIdOf(request.fromNode, "from_node");
+    const to = this.nodeIdOf(request.toNode, "to_node");
+    if (from === to) throw new InvalidArgumentError("from_node and to_node are the same node");
+    const id = await this.controller().startMove(shardId, from, to, "operator");
+    return { summary: `operation ${id}: move shard ${shardId} from node ${from} to node ${to} started`, operationId: String(id), version: String(this.node.map.version) };
+  }
+
+  async rebalance(request: Json): Promise<Json> {
+    const controller = this.controller();
+    const plan = request.apply ? await controller.applyPlan() : controller.plan();
+    const changes = [
+      ...plan.moves.map((m) => ({ kind: "move", shardId: m.shardId, fromNode: String(m.from), toNode: String(m.to), reason: m.reason })),
+      ...plan.transfers.map((t) => ({ kind: "leader-transfer", shardId: t.shardId, fromNode: String(t.from), toNode: String(t.to), reason: t.reason })),
+    ];
+    const summary = changes.length === 0 ? "balanced: nothing to do" : `${request.apply ? "started" : "would make"} ${plan.moves.length} moves and ${plan.transfers.length} leader transfers`;
+    return { changes, summary };
+  }
+
+  async failover(request: Json): Promise<Json> {
+    const id = this.nodeIdOf(request.nodeId, "node_id");
+    const moved = await this.controller().failover(id);
+    return {
+      changes: moved.map((m) => ({ kind: "leader-transfer", shardId: m.shardId, fromNode: String(m.from), toNode: String(m.to), reason: "failover" })),
+      summary: moved.length === 0 ? `node ${id} leads no shard` : `moved ${moved.length} leaderships off node ${id}`,
+    };
+  }
+
+  async recoverUnsafe(request: Json): Promise<Json> {
+    const shardId = u32(request.shardId, "shard_id");
+    if (!request.iUnderstandDataLoss) throw new FailedPreconditionError("recover --unsafe needs i_understand_data_loss: writes acknowledged by the lost replicas may be gone");
+    const epoch = await this.node.recoverUnsafe(shardId);
+    return { summary: `shard ${shardId}: node ${this.node.nodeId} is now its only voter at epoch ${epoch}; the controller re-replicates it`, operationId: "0", version: String(this.node.map.version) };
   }
 
   localStatus(): Json {
@@ -223,7 +371,7 @@ export class CounterApi {
   transferLeader(request: Json): Json {
     const shardId = u32(request.shardId, "shard_id");
     const to = Number(request.toNode);
-    if (!Number.isSafeInteger(to) || to <= 0 || !this.node.config.nodes.some((n) => n.id === to)) {
+    if (!Number.isSafeInteger(to) || to <= 0 || !this.node.map.nodes.some((n) => n.id === to)) {
       throw new InvalidArgumentError(`to_node: unknown node "${request.toNode}"`);
     }
     this.node.transferLeader(shardId, to);
@@ -322,12 +470,20 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     status: unary(async (request) => {
       const local = api.localStatus();
       if (request.localOnly) return { nodes: [local] };
-      const others = await Promise.all(
-        node.config.nodes.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(proto, n.id, n.client, n.zone)),
-      );
+      const known = node.map.nodes.length > 0 ? node.map.nodes.filter((n) => n.state !== "removed") : node.config.nodes;
+      const others = await Promise.all(known.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(proto, n.id, n.client, n.zone)));
       return { nodes: [local, ...others].sort((a, b) => Number(a.nodeId) - Number(b.nodeId)) };
     }),
     transferLeader: unary((r) => api.transferLeader(r)),
+    clusterMap: unary(() => api.clusterMap()),
+    nodeAdd: unary((r) => api.nodeAdd(r)),
+    nodeState: unary((r) => api.nodeState(r)),
+    shardMove: unary((r) => api.shardMove(r)),
+    rebalance: unary((r) => api.rebalance(r)),
+    failover: unary((r) => api.failover(r)),
+    recoverUnsafe: unary((r) => api.recoverUnsafe(r)),
+    heartbeat: unary((r) => ({ body: encodeBody(node.onHeartbeat(decodeBody<NodeReport>(r.body, "heartbeat"))) })),
+    shardChange: unary(async (r) => ({ body: encodeBody(await node.shardChange(decodeBody<ShardChangeRequest>(r.body, "shard change"))) })),
   });
 
   const health = new HealthImplementation({ "": "SERVING", "tally.v1.CounterService": "SERVING", "tally.v1.AdminService": "SERVING" });
@@ -480,6 +636,9 @@ function expectOk(result: CommandResult): Exclude<CommandResult, { ok: false }> 
       break;
     case "UNAVAILABLE":
       error = new UnavailableError(result.message);
+      break;
+    case "WRONG_SHARD":
+      error = new WrongShardError(result.message, 0, result.currentEpoch ?? 0);
       break;
     default:
       error = new TallyError(result.code, result.message);

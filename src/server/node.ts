@@ -15,6 +15,8 @@ import { mkdirSync } from "node:fs";
 import { MemoryStorage } from "../raft/memory-storage.js";
 import { decodeConfChange, RawNode } from "../raft/raw-node.js";
 import {
+  ConfChangeTransition,
+  ConfChangeType,
   EntryType,
   MessageType,
   Role,
@@ -24,17 +26,30 @@ import {
   type Ready,
 } from "../raft/types.js";
 import type { Command, CommandResult } from "../shard/commands.js";
-import { CounterStateMachine, decodeCounterRecord, encodeCounterRecord, type ShardOptions } from "../shard/state-machine.js";
+import { CounterStateMachine, decodeCounterRecord, encodeCounterRecord, type AdmitMutation, type ShardOptions } from "../shard/state-machine.js";
+import { emptyMap, MetaStateMachine, shardMembers, type ClusterMap, type MetaCommand, type MetaResult, type ShardRecord } from "../meta/map.js";
 import { NodeStore, type StoreBatch } from "../storage/node-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
 import { assert } from "../util/assert.js";
 import { monotonicMs, wallClockMs } from "../util/clock.js";
-import { NotLeaderError, UnavailableError, WrongShardError } from "../util/errors.js";
+import { FailedPreconditionError, InvalidArgumentError, NotLeaderError, UnavailableError, WrongShardError } from "../util/errors.js";
 import { componentLogger, type Logger } from "../util/log.js";
 import { createPrng } from "../util/prng.js";
 import { slotOf } from "../meta/slots.js";
-import { computePlacement, findNode, type ClusterConfig, type NodeConfig, type ShardPlacement } from "./config.js";
-import { ShardReplica, type ReadWaiter } from "./shard-replica.js";
+import { computePlacement, findNode, metaReplicaIds, type ClusterConfig, type NodeConfig } from "./config.js";
+import { decodeDescriptor, encodeDescriptor, unwrapShardSnapshot, wrapShardSnapshot, type ShardDescriptor } from "./descriptor.js";
+import { AdminClients, type HeartbeatReply, type NodeReport, type ShardChangeRequest, type ShardReport } from "./meta-wire.js";
+import { MetaController } from "./meta-controller.js";
+import {
+  encodeMetaCommands,
+  encodeShardEntry,
+  GroupReplica,
+  readCounter,
+  type MetaReplica,
+  type ReadWaiter,
+  type ReplicaMachine,
+  type ShardReplica,
+} from "./shard-replica.js";
 
 export interface NodeOptions {
   config: ClusterConfig;
@@ -63,12 +78,26 @@ const CATCH_UP_TICKS_MAX = 200;
 /** Test-only planted bug (see ackBeforeCommit); read once at start-up. */
 const ACK_BEFORE_COMMIT = process.env.TALLY_TEST_ACK_BEFORE_COMMIT === "1";
 
+/** The group id of the metadata Raft group; shards are 1.. */
+export const META_GROUP_ID = 0;
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyReplica = GroupReplica<any, any, ReplicaMachine<any>>;
+
 export class TallyNode {
   readonly nodeId: number;
   readonly self: NodeConfig;
   readonly config: ClusterConfig;
-  readonly placement: ShardPlacement[];
   readonly replicas = new Map<number, ShardReplica>();
+  /** This node's replica of the metadata group, when it is one of the metaReplicas. */
+  meta: MetaReplica | undefined;
+  /** The newest partition map this node knows (its meta replica's, or the last heartbeat reply's). */
+  map: ClusterMap = emptyMap();
+  private adoptedMapVersion = -1;
+  /** The metadata leader as last learned (0 = unknown). */
+  metaLeaderId = 0;
+  private controller: MetaController | undefined;
+  readonly adminClients = new AdminClients();
   private store!: NodeStore;
   private transport!: PeerTransport;
   private readonly log: Logger;
@@ -81,17 +110,31 @@ export class TallyNode {
   private wakePending = false;
   private loopDone: Promise<void> | undefined;
   private fatalError: Error | undefined;
-  readonly stats = { iterations: 0, entriesWritten: 0, syncs: 0, applied: 0, leaderChanges: 0, snapshotsInstalled: 0, snapshotsTaken: 0 };
+  /** Replica creations and removals decided from the map, carried out at the top of an iteration. */
+  private groupsToCreate = new Map<number, ShardRecord>();
+  private groupsToDestroy = new Set<number>();
+  /** Work that must touch Raft inside the loop (conf changes, transfers), run before proposing. */
+  private loopActions: Array<() => void> = [];
+  /** Writes to add to the next iteration's batch (state changed outside Ready, such as an unsafe recovery). */
+  private pendingWrites: Array<(batch: StoreBatch) => void> = [];
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatInFlight = false;
+  private heartbeatTarget = 0;
+  private lastReportMs = 0;
+  readonly stats = { iterations: 0, entriesWritten: 0, syncs: 0, applied: 0, leaderChanges: 0, snapshotsInstalled: 0, snapshotsTaken: 0, replicasCreated: 0, replicasRemoved: 0, staleEpochRejected: 0 };
 
   constructor(options: NodeOptions) {
     this.config = options.config;
     this.nodeId = options.nodeId;
     this.self = findNode(this.config, this.nodeId);
-    this.placement = computePlacement(this.config);
     this.log = options.logger ?? componentLogger("node", { node: this.nodeId });
   }
 
-  /** Opens storage, restores every hosted shard, binds the peer transport and starts the loop. */
+  private get shardOptions(): ShardOptions {
+    return { sessionTimeoutMs: this.config.cluster.sessionTimeoutMs, maxSessions: 100_000, maxRetainedResultsPerSession: 1_024 };
+  }
+
+  /** Opens storage, restores every group on disk (and the metadata group), binds the transport and starts the loop. */
   async start(): Promise<void> {
     const field = `nodes[${this.config.nodes.indexOf(this.self)}]`;
     try {
@@ -101,14 +144,22 @@ export class TallyNode {
       throw new Error(`${field}.dataDir (${this.self.dataDir}): ${(error as Error).message}`, { cause: error });
     }
     const bootstrap = this.store.batch();
-    for (const placement of this.placement) {
-      if (!placement.replicas.includes(this.nodeId)) continue;
-      this.replicas.set(placement.shardId, await this.restoreReplica(placement, bootstrap));
+    const onDisk = new Set(await this.store.listGroups());
+    const metaIds = metaReplicaIds(this.config);
+    if (onDisk.has(META_GROUP_ID) || metaIds.includes(this.nodeId)) {
+      this.meta = await this.restoreMeta(bootstrap, metaIds, !onDisk.has(META_GROUP_ID));
+      this.map = this.meta.machine.map as ClusterMap;
+    }
+    // Shards live where their data is; the map adds and removes replicas from here on.
+    for (const shardId of onDisk) {
+      if (shardId === META_GROUP_ID) continue;
+      this.replicas.set(shardId, await this.restoreShard(shardId, undefined, bootstrap));
     }
     if (bootstrap.size > 0) await this.store.write(bootstrap, { sync: true });
 
     const peers = new Map<number, string>();
     for (const node of this.config.nodes) if (node.id !== this.nodeId) peers.set(node.id, node.peer);
+    for (const node of this.map.nodes) if (node.id !== this.nodeId && node.state !== "removed") peers.set(node.id, node.peer);
     this.transport = new PeerTransport({
       nodeId: this.nodeId,
       // TALLY_PEER_LISTEN (tests only): listen on a private address while peers dial the configured one (chaos proxies).
@@ -119,11 +170,11 @@ export class TallyNode {
       logger: componentLogger("transport", { node: this.nodeId }),
     });
     this.transport.onSnapshotResult = (to, groupId, ok) => {
-      this.replicas.get(groupId)?.raw.reportSnapshot(to, ok);
+      this.groupReplica(groupId)?.raw.reportSnapshot(to, ok);
       this.wake();
     };
     this.transport.onUnreachable = (to) => {
-      for (const replica of this.replicas.values()) replica.raw.reportUnreachable(to);
+      for (const replica of this.allReplicas()) replica.raw.reportUnreachable(to);
     };
     try {
       await this.transport.start();
@@ -132,53 +183,32 @@ export class TallyNode {
       const inUse = /EADDRINUSE/.test(String((error as Error).message)) ? "address already in use" : (error as Error).message;
       throw new Error(`${field}.peer (${this.self.peer}): ${inUse}`, { cause: error });
     }
+    if (this.meta !== undefined) this.controller = new MetaController(this, componentLogger("controller", { node: this.nodeId }));
     this.lastTickMs = monotonicMs();
     this.running = true;
     this.loopDone = this.runLoop();
-    this.log.info({ shards: [...this.replicas.keys()], peer: this.self.peer }, "node started");
+    this.reconcile();
+    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.config.placement.heartbeatMs);
+    this.heartbeatTimer.unref();
+    this.log.info({ shards: [...this.replicas.keys()], meta: this.meta !== undefined, peer: this.self.peer }, "node started");
   }
 
-  private async restoreReplica(placement: ShardPlacement, bootstrap: StoreBatch): Promise<ShardReplica> {
-    const { shardId } = placement;
-    const loaded = await this.store.loadGroup(shardId);
-    const storage = new MemoryStorage();
-    const shardOptions: ShardOptions = {
-      sessionTimeoutMs: this.config.cluster.sessionTimeoutMs,
-      maxSessions: 100_000,
-      maxRetainedResultsPerSession: 1_024,
-    };
-    let machine: CounterStateMachine;
-    let confState: ConfState;
-    const fresh = loaded.confState === undefined && loaded.snapshot === undefined && loaded.entries.length === 0 && loaded.hardState.term === 0;
-    if (fresh) {
-      RawNode.bootstrap(storage, placement.replicas);
-      const snapshot = storage.snapshot();
-      confState = snapshot.metadata.confState;
-      bootstrap.putSnapshot(shardId, snapshot);
-      bootstrap.setConfState(shardId, confState);
-      const initial = storage.initialState().hardState;
-      bootstrap.setHardState(shardId, initial);
-      const last = storage.lastIndex();
-      if (last > snapshot.metadata.index) bootstrap.appendEntries(shardId, storage.entries(snapshot.metadata.index + 1, last + 1, Infinity));
-      machine = new CounterStateMachine(shardOptions);
-    } else {
-      if (loaded.snapshot) storage.applySnapshot(loaded.snapshot);
-      if (loaded.entries.length > 0) storage.append(loaded.entries);
-      storage.setHardState(loaded.hardState);
-      confState = loaded.confState ?? loaded.snapshot?.metadata.confState ?? { voters: placement.replicas, learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
-      storage.setConfState(confState);
-      const counters: Array<[Uint8Array, { value: bigint; version: number }]> = [];
-      for await (const [key, value] of this.store.scanCounters(shardId)) counters.push([key, decodeCounterRecord(value)]);
-      const sessions: Array<[number, Uint8Array]> = [];
-      for await (const entry of this.store.scanSessions(shardId)) sessions.push(entry);
-      machine = CounterStateMachine.load(shardOptions, loaded.applied?.index ?? 0, loaded.applied?.clockMs ?? 0, counters, sessions);
-    }
-    const raftConfig: RaftConfig = {
+  private *allReplicas(): Iterable<AnyReplica> {
+    if (this.meta !== undefined) yield this.meta;
+    yield* this.replicas.values();
+  }
+
+  private groupReplica(groupId: number): AnyReplica | undefined {
+    return groupId === META_GROUP_ID ? this.meta : this.replicas.get(groupId);
+  }
+
+  private raftConfig(groupId: number, storage: MemoryStorage, applied: number): RaftConfig {
+    return {
       id: this.nodeId,
       electionTicks: this.config.cluster.electionTicks,
       heartbeatTicks: this.config.cluster.heartbeatTicks,
       storage,
-      applied: machine.appliedIndex,
+      applied,
       maxSizePerMsg: this.config.limits.maxSizePerMsgBytes,
       maxInflightMessages: this.config.limits.maxInflightMessages,
       maxInflightBytes: this.config.limits.maxInflightBytes,
@@ -187,25 +217,381 @@ export class TallyNode {
       preVote: true,
       checkQuorum: true,
       leaseDriftTicks: this.config.cluster.leaseDriftTicks,
-      prng: createPrng((this.nodeId * 7919 + shardId * 104729 + Math.floor(wallClockMs())) >>> 0),
+      prng: createPrng((this.nodeId * 7919 + groupId * 104729 + Math.floor(wallClockMs())) >>> 0),
     };
-    const replica = new ShardReplica(
-      shardId,
-      placement,
+  }
+
+  private get replicaLimits() {
+    return { maxPendingProposals: this.config.limits.maxPendingProposalsPerShard, maxEntryBytes: this.config.limits.maxEntryBytes };
+  }
+
+  /** Loads the group's Raft state into a fresh MemoryStorage; bootstraps it with `voters` when there is none. */
+  private async loadRaftState(groupId: number, bootstrapVoters: number[] | undefined, bootstrap: StoreBatch) {
+    const loaded = await this.store.loadGroup(groupId);
+    const storage = new MemoryStorage();
+    const fresh = loaded.confState === undefined && loaded.snapshot === undefined && loaded.entries.length === 0 && loaded.hardState.term === 0;
+    let confState: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+    if (fresh && bootstrapVoters !== undefined) {
+      RawNode.bootstrap(storage, bootstrapVoters);
+      const snapshot = storage.snapshot();
+      confState = snapshot.metadata.confState;
+      bootstrap.putSnapshot(groupId, snapshot);
+      bootstrap.setConfState(groupId, confState);
+      bootstrap.setHardState(groupId, storage.initialState().hardState);
+    } else if (!fresh) {
+      if (loaded.snapshot) storage.applySnapshot(loaded.snapshot);
+      if (loaded.entries.length > 0) storage.append(loaded.entries);
+      storage.setHardState(loaded.hardState);
+      confState = loaded.confState ?? loaded.snapshot?.metadata.confState ?? confState;
+      storage.setConfState(confState);
+    }
+    return { loaded, storage, confState, fresh };
+  }
+
+  private async restoreMeta(bootstrap: StoreBatch, voters: number[], fresh: boolean): Promise<MetaReplica> {
+    const { storage, confState, loaded } = await this.loadRaftState(META_GROUP_ID, fresh ? voters : undefined, bootstrap);
+    const stateBytes = await this.store.getGroupState(META_GROUP_ID);
+    let machine = stateBytes === undefined ? new MetaStateMachine() : MetaStateMachine.restore(stateBytes);
+    if (stateBytes === undefined && loaded.snapshot !== undefined && loaded.snapshot.data.length > 0) machine = MetaStateMachine.restore(loaded.snapshot.data);
+    const replica = new GroupReplica(
+      META_GROUP_ID,
+      { epoch: 1, slotStart: 0, slotEnd: 1 },
       storage,
-      raftConfig,
+      this.raftConfig(META_GROUP_ID, storage, machine.appliedIndex),
       machine,
       confState,
-      { maxPendingProposals: this.config.limits.maxPendingProposalsPerShard, maxEntryBytes: this.config.limits.maxEntryBytes },
-      shardOptions,
-    );
+      this.replicaLimits,
+      this.shardOptions,
+      encodeMetaCommands,
+    ) as MetaReplica;
     replica.lastSnapshotIndex = storage.firstIndex() - 1;
     return replica;
   }
 
+  /**
+   * A shard replica from what is on disk; or, for a replica the map just assigned (`record`), a new
+   * one: bootstrapped with the shard's initial voters at epoch 1 (every initial replica writes the
+   * same first snapshot), otherwise empty, to be filled by the leader's snapshot.
+   */
+  private async restoreShard(shardId: number, record: ShardRecord | undefined, bootstrap: StoreBatch): Promise<ShardReplica> {
+    const initial = record !== undefined && record.epoch === 1 && record.voters.includes(this.nodeId) ? record.voters : undefined;
+    const { loaded, storage, confState, fresh } = await this.loadRaftState(shardId, initial, bootstrap);
+    const descriptorBytes = await this.store.getGroupState(shardId);
+    let descriptor: ShardDescriptor;
+    if (descriptorBytes !== undefined) descriptor = decodeDescriptor(descriptorBytes, `shard ${shardId}`);
+    else if (record !== undefined) descriptor = { epoch: record.epoch, slotStart: record.slotStart, slotEnd: record.slotEnd };
+    else {
+      // Data written before descriptors existed: the initial placement describes it.
+      const placement = computePlacement(this.config).find((p) => p.shardId === shardId);
+      if (placement === undefined) throw new Error(`shard ${shardId} on disk has no descriptor and is not in the initial placement`);
+      descriptor = { epoch: placement.epoch, slotStart: placement.slots.start, slotEnd: placement.slots.end };
+    }
+    if (fresh) bootstrap.putGroupState(shardId, encodeDescriptor(descriptor));
+    let machine: CounterStateMachine;
+    if (fresh) {
+      machine = new CounterStateMachine(this.shardOptions);
+    } else {
+      const counters: Array<[Uint8Array, { value: bigint; version: number }]> = [];
+      for await (const [key, value] of this.store.scanCounters(shardId)) counters.push([key, decodeCounterRecord(value)]);
+      const sessions: Array<[number, Uint8Array]> = [];
+      for await (const entry of this.store.scanSessions(shardId)) sessions.push(entry);
+      machine = CounterStateMachine.load(this.shardOptions, loaded.applied?.index ?? 0, loaded.applied?.clockMs ?? 0, counters, sessions);
+    }
+    const replica = new GroupReplica(
+      shardId,
+      descriptor,
+      storage,
+      this.raftConfig(shardId, storage, machine.appliedIndex),
+      machine,
+      confState,
+      this.replicaLimits,
+      this.shardOptions,
+      encodeShardEntry,
+    ) as ShardReplica;
+    replica.lastSnapshotIndex = storage.firstIndex() - 1;
+    replica.admit = this.admitFor(replica);
+    return replica;
+  }
+
+  /**
+   * The routing check at apply time, from the replica's replicated descriptor only (so every
+   * replica reaches the same verdict): a mutation routed by another epoch, or naming a key outside
+   * the slot range, is refused with WRONG_SHARD and changes nothing.
+   */
+  private admitFor(replica: ShardReplica): AdmitMutation {
+    return (command) => {
+      const descriptor = replica.descriptor;
+      if (command.epoch !== undefined && command.epoch !== 0 && command.epoch !== descriptor.epoch) {
+        this.stats.staleEpochRejected++;
+        return { ok: false, code: "WRONG_SHARD", message: `shard ${replica.shardId} is at epoch ${descriptor.epoch}, the request was routed by epoch ${command.epoch}`, currentEpoch: descriptor.epoch };
+      }
+      for (const op of command.ops) {
+        const slot = slotOf(op.key);
+        if (slot < descriptor.slotStart || slot >= descriptor.slotEnd) {
+          return { ok: false, code: "WRONG_SHARD", message: `key in slot ${slot} does not belong to shard ${replica.shardId}`, currentEpoch: descriptor.epoch };
+        }
+      }
+      return undefined;
+    };
+  }
+
+  // ---- the partition map ----
+
+  /** Adopts a newer map: peers learn new addresses, and replicas are created or removed to match. */
+  adoptMap(map: ClusterMap): void {
+    // The local meta replica's map is mutated in place, so "newer" is judged by the version adopted last.
+    if (map.version < this.map.version || map.version === this.adoptedMapVersion) return;
+    this.map = map;
+    this.adoptedMapVersion = map.version;
+    for (const node of map.nodes) {
+      if (node.id === this.nodeId) continue;
+      this.transport?.setPeer(node.id, node.state === "removed" ? undefined : node.peer);
+    }
+    this.reconcile();
+  }
+
+  /** Compares hosted replicas with the map; changes are carried out by the loop. */
+  private reconcile(): void {
+    if (!this.map.initialized) return;
+    for (const shard of this.map.shards) {
+      const local = this.replicas.get(shard.id);
+      const member = shardMembers(shard).includes(this.nodeId);
+      if (member && local === undefined) this.groupsToCreate.set(shard.id, shard);
+      // Removed from the shard by a change the map has seen applied: this replica is garbage.
+      if (!member && local !== undefined && shard.epoch > local.descriptor.epoch) this.groupsToDestroy.add(shard.id);
+    }
+    if (this.groupsToCreate.size > 0 || this.groupsToDestroy.size > 0) this.wake();
+  }
+
+  private async changeGroups(): Promise<void> {
+    if (this.groupsToCreate.size === 0 && this.groupsToDestroy.size === 0) return;
+    const create = [...this.groupsToCreate.values()];
+    const destroy = [...this.groupsToDestroy];
+    this.groupsToCreate.clear();
+    this.groupsToDestroy.clear();
+    const batch = this.store.batch();
+    for (const shardId of destroy) {
+      const replica = this.replicas.get(shardId);
+      if (replica === undefined) continue;
+      replica.failInflight(new WrongShardError(`shard ${shardId} no longer has a replica on node ${this.nodeId}`, shardId, replica.descriptor.epoch));
+      this.replicas.delete(shardId);
+      batch.destroyGroup(shardId);
+      batch.clearShardState(shardId);
+      this.stats.replicasRemoved++;
+      this.log.info({ shard: shardId }, "removed replica");
+    }
+    for (const record of create) {
+      if (this.replicas.has(record.id)) continue;
+      this.replicas.set(record.id, await this.restoreShard(record.id, record, batch));
+      this.stats.replicasCreated++;
+      this.log.info({ shard: record.id, epoch: record.epoch }, "created replica");
+    }
+    if (batch.size > 0) await this.store.write(batch, { sync: true });
+  }
+
+  /** Runs `action` inside the loop, before proposals (Raft is never touched between Ready and advance). */
+  inLoop<T>(action: () => T): Promise<T> {
+    this.checkAlive();
+    return new Promise((resolve, reject) => {
+      this.loopActions.push(() => {
+        try {
+          resolve(action());
+        } catch (error) {
+          reject(error as Error);
+        }
+      });
+      this.wake();
+    });
+  }
+
+  // ---- heartbeats: load reports up, the map down ----
+
+  private report(): NodeReport {
+    const now = monotonicMs();
+    const elapsedS = this.lastReportMs === 0 ? 1 : Math.max(0.05, (now - this.lastReportMs) / 1000);
+    this.lastReportMs = now;
+    const shards: ShardReport[] = [];
+    for (const replica of this.replicas.values()) {
+      const status = replica.raw.status();
+      const conf = replica.confState;
+      const isLeader = replica.isLeader;
+      const ops = replica.appliedCommands;
+      replica.appliedCommands = 0;
+      shards.push({
+        id: replica.shardId,
+        epoch: replica.descriptor.epoch,
+        slotStart: replica.descriptor.slotStart,
+        slotEnd: replica.descriptor.slotEnd,
+        voters: [...conf.voters],
+        learners: [...conf.learners, ...conf.learnersNext],
+        votersOutgoing: [...conf.votersOutgoing],
+        leader: status.leader,
+        term: status.term,
+        commit: status.commit,
+        applied: replica.machine.appliedIndex,
+        isLeader,
+        progress: isLeader ? [...status.progress].map(([id, progress]) => [id, progress.match] as [number, number]) : [],
+        opsPerSecond: isLeader ? ops / elapsedS : 0,
+        counters: replica.machine.counterCount(),
+      });
+    }
+    return { node: { id: this.nodeId, client: this.self.client, peer: this.self.peer, zone: this.self.zone }, mapVersion: this.map.version, shards };
+  }
+
+  /** One heartbeat to the metadata leader (or to this node's own controller). */
+  private async heartbeat(): Promise<void> {
+    if (!this.running || this.heartbeatInFlight) return;
+    this.heartbeatInFlight = true;
+    try {
+      const report = this.report();
+      if (this.meta?.isLeader && this.controller !== undefined) {
+        this.metaLeaderId = this.nodeId;
+        this.controller.onHeartbeat(report);
+        this.controller.tick();
+        return;
+      }
+      if (this.meta !== undefined && this.meta.leader !== 0) this.metaLeaderId = this.meta.leader;
+      const candidates = this.metaCandidates();
+      const target = this.metaLeaderId !== 0 && this.metaLeaderId !== this.nodeId ? this.metaLeaderId : candidates[this.heartbeatTarget++ % candidates.length]!;
+      const address = this.clientAddressOf(target);
+      if (address === undefined) return;
+      try {
+        const reply = await this.adminClients.internal<HeartbeatReply>(address, "heartbeat", report, Math.max(500, this.config.placement.heartbeatMs * 3));
+        this.metaLeaderId = reply.metaLeader;
+        if (reply.map !== undefined) this.adoptMap(reply.map);
+      } catch (error) {
+        const hint = (error as NotLeaderError).leaderId;
+        this.metaLeaderId = error instanceof NotLeaderError && hint !== undefined ? Number(hint) : 0;
+      }
+    } catch (error) {
+      this.log.warn({ err: error }, "heartbeat failed");
+    } finally {
+      this.heartbeatInFlight = false;
+    }
+  }
+
+  /** Handles a heartbeat on the metadata leader. */
+  onHeartbeat(report: NodeReport): HeartbeatReply {
+    if (this.meta === undefined || !this.meta.isLeader || this.controller === undefined) {
+      throw this.metaNotLeaderError();
+    }
+    this.controller.onHeartbeat(report);
+    const map = this.meta.machine.map;
+    return { metaLeader: this.nodeId, ...(report.mapVersion < map.version || (!report.mapVersion && map.initialized) ? { map: map as ClusterMap } : {}) };
+  }
+
+  metaNotLeaderError(): NotLeaderError {
+    const leader = this.meta?.leader || this.metaLeaderId;
+    return new NotLeaderError(
+      leader ? `the metadata group is led by node ${leader}` : "the metadata leader is not known yet",
+      leader ? String(leader) : undefined,
+      leader ? this.clientAddressOf(leader) : undefined,
+      META_GROUP_ID,
+    );
+  }
+
+  private metaCandidates(): number[] {
+    return metaReplicaIds(this.config);
+  }
+
+  clientAddressOf(id: number): string | undefined {
+    return this.map.nodes.find((node) => node.id === id)?.client ?? this.config.nodes.find((node) => node.id === id)?.client;
+  }
+
+  /** Proposes meta commands through this node's metadata replica (which must lead). */
+  submitMeta(commands: MetaCommand[], timeoutMs = this.config.limits.requestTimeoutMs): Promise<MetaResult[]> {
+    this.checkAlive();
+    const meta = this.meta;
+    if (meta === undefined || !meta.isLeader) return Promise.reject(this.metaNotLeaderError());
+    return Promise.all(
+      commands.map(
+        (command) =>
+          new Promise<MetaResult>((resolve, reject) => {
+            meta.enqueue({ command, bytes: 256, deadlineMs: monotonicMs() + timeoutMs, resolve: (result) => resolve(result), reject });
+            this.wake();
+          }),
+      ),
+    );
+  }
+
+  get metaController(): MetaController | undefined {
+    return this.meta?.isLeader ? this.controller : undefined;
+  }
+
+  /**
+   * A membership change or leader transfer the metadata leader asks of this shard's leader. It is
+   * conditional on the shard's epoch, so a retried or stale request changes nothing.
+   */
+  shardChange(request: ShardChangeRequest): Promise<{ epoch: number }> {
+    return this.inLoop(() => {
+      const replica = this.replicas.get(request.shardId);
+      if (replica === undefined) throw new WrongShardError(`shard ${request.shardId} has no replica on node ${this.nodeId}`, request.shardId, 0);
+      if (!replica.isLeader) throw replica.notLeaderError(this.leaderAddress);
+      if (replica.descriptor.epoch !== request.expectedEpoch) {
+        throw new FailedPreconditionError(`shard ${request.shardId} is at epoch ${replica.descriptor.epoch}, the change expected ${request.expectedEpoch}`);
+      }
+      switch (request.action) {
+        case "add-learner":
+          replica.raw.proposeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, nodeId: request.nodeId }] });
+          break;
+        case "promote-and-remove":
+          replica.raw.proposeConfChange({
+            transition: ConfChangeTransition.JointImplicit,
+            changes: [
+              { type: ConfChangeType.AddNode, nodeId: request.nodeId },
+              { type: ConfChangeType.RemoveNode, nodeId: request.removeId },
+            ],
+          });
+          break;
+        case "promote":
+          replica.raw.proposeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddNode, nodeId: request.nodeId }] });
+          break;
+        case "remove":
+          replica.raw.proposeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.RemoveNode, nodeId: request.nodeId }] });
+          break;
+        case "transfer-leader":
+          replica.raw.transferLeader(request.nodeId);
+          break;
+        default:
+          throw new InvalidArgumentError(`unknown shard change ${String((request as { action: unknown }).action)}`);
+      }
+      return { epoch: replica.descriptor.epoch };
+    });
+  }
+
+  /**
+   * LAST RESORT (tallyctl recover --unsafe): a shard that lost its quorum forever continues from
+   * this replica alone. Its configuration is rewritten to this node as the only voter and its epoch
+   * jumps by 1000 (above anything the lost replicas could have reached); the replica campaigns and
+   * the controller re-replicates it. Writes the lost replicas acknowledged beyond what this one
+   * holds are gone: that is what "unsafe" means.
+   */
+  recoverUnsafe(shardId: number): Promise<number> {
+    return this.inLoop(() => {
+      const replica = this.replicas.get(shardId);
+      if (replica === undefined) throw new WrongShardError(`shard ${shardId} has no replica on node ${this.nodeId}`, shardId, 0);
+      const conf: ConfState = { voters: [this.nodeId], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+      replica.failInflight(new UnavailableError(`shard ${shardId} is being recovered`));
+      replica.storage.setConfState(conf);
+      replica.confState = conf;
+      replica.descriptor = { ...replica.descriptor, epoch: replica.descriptor.epoch + 1000 };
+      replica.raw = new RawNode(this.raftConfig(shardId, replica.storage, replica.machine.appliedIndex));
+      replica.role = Role.Follower;
+      replica.leader = 0;
+      const descriptor = encodeDescriptor(replica.descriptor);
+      this.pendingWrites.push((batch) => {
+        batch.setConfState(shardId, conf);
+        batch.putGroupState(shardId, descriptor);
+      });
+      replica.raw.campaign();
+      this.log.warn({ shard: shardId, epoch: replica.descriptor.epoch }, "UNSAFE RECOVERY: this replica is now the shard's only voter");
+      return replica.descriptor.epoch;
+    });
+  }
+
   // ---- the public surface used by the gRPC services ----
 
-  leaderAddress = (id: number): string | undefined => this.config.nodes.find((n) => n.id === id)?.client;
+  leaderAddress = (id: number): string | undefined => this.clientAddressOf(id);
 
   /** Resolves the replica a request routed to, checking the epoch and that every key belongs to it. */
   route(shardId: number, epoch: number, keys: Uint8Array[]): ShardReplica {
@@ -213,32 +599,35 @@ export class TallyNode {
     if (id === 0) {
       const first = keys[0];
       if (first === undefined) throw new WrongShardError("request names no shard and no key", 0, 0);
-      id = this.shardForKey(first).shardId;
-    }
-    const placement = this.placement.find((p) => p.shardId === id);
-    if (placement === undefined) throw new WrongShardError(`shard ${id} does not exist`, id, 0);
-    if (epoch !== 0 && epoch !== placement.epoch) {
-      throw new WrongShardError(`shard ${id} is at epoch ${placement.epoch}, request routed by epoch ${epoch}`, id, placement.epoch);
-    }
-    for (const key of keys) {
-      const slot = slotOf(key);
-      if (slot < placement.slots.start || slot >= placement.slots.end) {
-        throw new WrongShardError(`key in slot ${slot} does not belong to shard ${id} (slots ${placement.slots.start}-${placement.slots.end - 1})`, id, placement.epoch);
-      }
+      id = this.shardIdForKey(first);
+      if (id === 0) throw new UnavailableError(`node ${this.nodeId} does not know the partition map yet`);
     }
     const replica = this.replicas.get(id);
     if (replica === undefined) {
-      const leaderHint = placement.replicas[0];
+      const record = this.map.shards.find((shard) => shard.id === id);
+      if (record === undefined) throw new WrongShardError(`shard ${id} does not exist`, id, 0);
+      const leaderHint = record.voters[0];
       throw new NotLeaderError(`shard ${id} has no replica on node ${this.nodeId}`, leaderHint === undefined ? undefined : String(leaderHint), leaderHint === undefined ? undefined : this.leaderAddress(leaderHint), id);
+    }
+    const descriptor = replica.descriptor;
+    if (epoch !== 0 && epoch !== descriptor.epoch) {
+      this.stats.staleEpochRejected++;
+      throw new WrongShardError(`shard ${id} is at epoch ${descriptor.epoch}, request routed by epoch ${epoch}`, id, descriptor.epoch);
+    }
+    for (const key of keys) {
+      const slot = slotOf(key);
+      if (slot < descriptor.slotStart || slot >= descriptor.slotEnd) {
+        throw new WrongShardError(`key in slot ${slot} does not belong to shard ${id} (slots ${descriptor.slotStart}-${descriptor.slotEnd - 1})`, id, descriptor.epoch);
+      }
     }
     return replica;
   }
 
-  shardForKey(key: Uint8Array): ShardPlacement {
+  /** The shard owning the key's slot by the map (0 when the map is not known yet). */
+  shardIdForKey(key: Uint8Array): number {
     const slot = slotOf(key);
-    const placement = this.placement.find((p) => slot >= p.slots.start && slot < p.slots.end);
-    assert(placement !== undefined, "slot ranges cover every slot");
-    return placement;
+    for (const replica of this.replicas.values()) if (slot >= replica.descriptor.slotStart && slot < replica.descriptor.slotEnd) return replica.shardId;
+    return this.map.shards.find((shard) => slot >= shard.slotStart && slot < shard.slotEnd)?.id ?? 0;
   }
 
   /** Proposes one validated command through the shard's leader; resolves when it is applied. */
@@ -266,7 +655,7 @@ export class TallyNode {
    */
   private ackBeforeCommit(replica: ShardReplica, command: Extract<Command, { type: "mutate" }>, bytes: number, timeoutMs: number): Promise<MutationOutcome> {
     const results = command.ops.map((op) => {
-      const current = replica.read(op.key);
+      const current = readCounter(replica, op.key);
       const before = current?.value ?? 0n;
       const value = op.kind === "add" ? before + op.delta : op.kind === "reset" ? 0n : op.value;
       return { value, version: current?.version ?? 0 };
@@ -280,7 +669,7 @@ export class TallyNode {
     this.checkAlive();
     const answer = (r: ShardReplica): ReadResult => ({
       values: keys.map((key) => {
-        const record = r.read(key);
+        const record = readCounter(r, key);
         return record === undefined ? { value: 0n, version: 0, exists: false } : { value: record.value, version: record.version, exists: true };
       }),
       term: r.raw.term,
@@ -371,8 +760,8 @@ export class TallyNode {
     } else {
       this.lastTickMs += ticks * tickMs;
     }
-    for (const replica of this.replicas.values()) for (let i = 0; i < ticks; i++) replica.raw.tick();
-    for (const replica of this.replicas.values()) replica.expire(now);
+    for (const replica of this.allReplicas()) for (let i = 0; i < ticks; i++) replica.raw.tick();
+    for (const replica of this.allReplicas()) replica.expire(now);
   }
 
   private async runLoop(): Promise<void> {
@@ -385,7 +774,7 @@ export class TallyNode {
       this.fatalError = error as Error;
       this.running = false;
       this.log.fatal({ err: error }, "driver loop failed; the node stops serving");
-      for (const replica of this.replicas.values()) replica.failInflight(new UnavailableError(`node ${this.nodeId} stopped: ${(error as Error).message}`));
+      for (const replica of this.allReplicas()) replica.failInflight(new UnavailableError(`node ${this.nodeId} stopped: ${(error as Error).message}`));
       this.onHealthChange?.(false);
       this.onFatal?.(error as Error);
     }
@@ -403,24 +792,30 @@ export class TallyNode {
 
   private async iterate(): Promise<void> {
     this.stats.iterations++;
+    await this.changeGroups();
     this.catchUpTicks();
     if (this.inbound.length > 0) {
       const inbound = this.inbound;
       this.inbound = [];
       for (const [groupId, message] of inbound) {
-        const replica = this.replicas.get(groupId);
+        const replica = this.groupReplica(groupId);
         if (replica === undefined) continue;
         replica.raw.step(message);
       }
     }
+    if (this.loopActions.length > 0) {
+      const actions = this.loopActions;
+      this.loopActions = [];
+      for (const action of actions) action();
+    }
     const nowWall = wallClockMs();
-    for (const replica of this.replicas.values()) {
+    for (const replica of this.allReplicas()) {
       replica.proposeQueued(nowWall, this.leaderAddress);
       replica.issueReadIndex(this.leaderAddress);
     }
 
-    const readies: Array<[ShardReplica, Ready]> = [];
-    for (const replica of this.replicas.values()) if (replica.raw.hasReady()) readies.push([replica, replica.raw.ready()]);
+    const readies: Array<[AnyReplica, Ready]> = [];
+    for (const replica of this.allReplicas()) if (replica.raw.hasReady()) readies.push([replica, replica.raw.ready()]);
     if (readies.length === 0) return;
 
     // Thesis 10.2.1: a leader may write its log in parallel with replicating it, so its App and
@@ -443,7 +838,8 @@ export class TallyNode {
     // anyone outside can observe of them -- replies to clients, ReadIndex reads -- waits for the
     // write below.
     const batch = this.store.batch();
-    let mustSync = false;
+    let mustSync = this.pendingWrites.length > 0;
+    for (const write of this.pendingWrites.splice(0)) write(batch);
     for (const [replica, ready] of readies) {
       if (ready.snapshot !== undefined && ready.snapshot.metadata.index > 0) this.installSnapshot(replica, ready, batch);
       if (ready.entries.length > 0) {
@@ -481,7 +877,7 @@ export class TallyNode {
     if (readies.some(([replica]) => replica.raw.hasReady())) this.wakePending = true;
   }
 
-  private onSoftState(replica: ShardReplica, role: Role, leader: number): void {
+  private onSoftState(replica: AnyReplica, role: Role, leader: number): void {
     const wasLeader = replica.isLeader;
     replica.role = role;
     if (leader !== replica.leader) this.stats.leaderChanges++;
@@ -493,8 +889,10 @@ export class TallyNode {
     }
   }
 
-  private apply(replica: ShardReplica, ready: Ready, batch: StoreBatch): void {
+  private apply(replica: AnyReplica, ready: Ready, batch: StoreBatch): void {
     if (ready.committedEntries.length === 0) return;
+    const shard = replica.shardId === META_GROUP_ID ? undefined : (replica as ShardReplica);
+    let removedSelf = false;
     for (const entry of ready.committedEntries) {
       if (entry.type === EntryType.ConfChange) {
         const change = decodeConfChange(entry.data);
@@ -502,24 +900,47 @@ export class TallyNode {
         replica.storage.setConfState(replica.confState);
         batch.setConfState(replica.shardId, replica.confState);
         replica.machine.applyEntry(entry.index, new Uint8Array(0));
+        if (shard !== undefined) {
+          // Every change of the replica set is a new epoch (requests routed by the old one are refused).
+          shard.descriptor = { ...shard.descriptor, epoch: shard.descriptor.epoch + 1 };
+          batch.putGroupState(shard.shardId, encodeDescriptor(shard.descriptor));
+          const conf = shard.confState;
+          removedSelf = ![...conf.voters, ...conf.learners, ...conf.votersOutgoing, ...conf.learnersNext].includes(this.nodeId);
+          this.log.info({ shard: shard.shardId, epoch: shard.descriptor.epoch, voters: conf.voters, learners: conf.learners, outgoing: conf.votersOutgoing }, "membership changed");
+        }
       } else {
         replica.applyNormal(entry);
       }
       this.stats.applied++;
     }
-    const changes = replica.machine.takeChanges();
-    for (const [key, record] of changes.counters) {
-      batch.putCounter(replica.shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
+    if (shard !== undefined) {
+      const changes = shard.machine.takeChanges();
+      for (const [key, record] of changes.counters) {
+        batch.putCounter(shard.shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
+      }
+      for (const [clientId, record] of changes.sessions) batch.putSession(shard.shardId, clientId, record);
+      batch.setApplied(shard.shardId, shard.machine.appliedIndex, shard.machine.clockMs);
+      // Removed from the group: the replica is garbage once this batch is written.
+      if (removedSelf) this.groupsToDestroy.add(shard.shardId);
+    } else {
+      const meta = replica as MetaReplica;
+      batch.putGroupState(META_GROUP_ID, meta.machine.snapshot());
+      batch.setApplied(META_GROUP_ID, meta.machine.appliedIndex, meta.machine.map.clockMs);
+      this.adoptMap(meta.machine.map as ClusterMap);
     }
-    for (const [clientId, record] of changes.sessions) batch.putSession(replica.shardId, clientId, record);
-    batch.setApplied(replica.shardId, replica.machine.appliedIndex, replica.machine.clockMs);
     this.maybeSnapshot(replica, batch);
   }
 
-  private maybeSnapshot(replica: ShardReplica, batch: StoreBatch): void {
+  private snapshotData(replica: AnyReplica): Uint8Array {
+    if (replica.shardId === META_GROUP_ID) return (replica as MetaReplica).machine.snapshot();
+    const shard = replica as ShardReplica;
+    return wrapShardSnapshot(shard.descriptor, shard.machine.snapshot());
+  }
+
+  private maybeSnapshot(replica: AnyReplica, batch: StoreBatch): void {
     const applied = replica.machine.appliedIndex;
     if (applied - replica.lastSnapshotIndex < this.config.cluster.snapshotEveryEntries) return;
-    const snapshot = replica.storage.createSnapshot(applied, replica.confState, replica.machine.snapshot());
+    const snapshot = replica.storage.createSnapshot(applied, replica.confState, this.snapshotData(replica));
     const firstIndex = replica.storage.firstIndex();
     // Keep a tail of the log so briefly lagging followers catch up by log, not by snapshot.
     const keep = Math.min(1000, Math.floor(this.config.cluster.snapshotEveryEntries / 2));
@@ -533,37 +954,66 @@ export class TallyNode {
     this.stats.snapshotsTaken++;
   }
 
-  private installSnapshot(replica: ShardReplica, ready: Ready, batch: StoreBatch): void {
+  private installSnapshot(replica: AnyReplica, ready: Ready, batch: StoreBatch): void {
     const snapshot = ready.snapshot!;
     const previousFirst = replica.storage.firstIndex();
     const previousLast = replica.storage.lastIndex();
     replica.storage.applySnapshot(snapshot);
-    const machine = CounterStateMachine.restore(snapshot.data, replica.options);
-    assert(machine.appliedIndex === snapshot.metadata.index, "snapshot state matches its index");
-    replica.machine = machine;
     replica.confState = snapshot.metadata.confState;
     replica.lastSnapshotIndex = snapshot.metadata.index;
-    batch.clearShardState(replica.shardId);
     if (previousLast >= previousFirst) batch.compactLog(replica.shardId, previousLast, previousFirst);
     batch.putSnapshot(replica.shardId, snapshot);
     batch.setConfState(replica.shardId, replica.confState);
-    // The restored machine reports every counter and session as a change.
-    const changes = machine.takeChanges();
-    for (const [key, record] of changes.counters) batch.putCounter(replica.shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
-    for (const [clientId, record] of changes.sessions) batch.putSession(replica.shardId, clientId, record);
-    batch.setApplied(replica.shardId, machine.appliedIndex, machine.clockMs);
+    if (replica.shardId === META_GROUP_ID) {
+      const meta = replica as MetaReplica;
+      // Empty data: the bootstrap snapshot (index 1), taken before anything was applied.
+      if (snapshot.data.length === 0) {
+        meta.machine = new MetaStateMachine();
+        meta.machine.applyEntry(snapshot.metadata.index, new Uint8Array(0));
+      } else {
+        meta.machine = MetaStateMachine.restore(snapshot.data);
+      }
+      assert(meta.machine.appliedIndex === snapshot.metadata.index, "meta snapshot state matches its index");
+      batch.putGroupState(META_GROUP_ID, snapshot.data);
+      batch.setApplied(META_GROUP_ID, meta.machine.appliedIndex, meta.machine.map.clockMs);
+      this.adoptMap(meta.machine.map as ClusterMap);
+    } else {
+      const shard = replica as ShardReplica;
+      let descriptor: ShardDescriptor;
+      let machine: CounterStateMachine;
+      if (snapshot.data.length === 0) {
+        // The bootstrap snapshot (index 1, epoch 1): an empty shard over the range it was created with.
+        descriptor = { ...shard.descriptor, epoch: 1 };
+        machine = new CounterStateMachine(shard.options);
+        machine.applyEntry(snapshot.metadata.index, new Uint8Array(0));
+      } else {
+        const unwrapped = unwrapShardSnapshot(snapshot.data);
+        descriptor = unwrapped.descriptor;
+        machine = CounterStateMachine.restore(unwrapped.machine, shard.options);
+      }
+      assert(machine.appliedIndex === snapshot.metadata.index, "snapshot state matches its index");
+      shard.machine = machine;
+      shard.descriptor = descriptor;
+      batch.clearShardState(shard.shardId);
+      batch.putGroupState(shard.shardId, encodeDescriptor(descriptor));
+      // The restored machine reports every counter and session as a change.
+      const changes = machine.takeChanges();
+      for (const [key, record] of changes.counters) batch.putCounter(shard.shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
+      for (const [clientId, record] of changes.sessions) batch.putSession(shard.shardId, clientId, record);
+      batch.setApplied(shard.shardId, machine.appliedIndex, machine.clockMs);
+    }
     this.stats.snapshotsInstalled++;
-    this.log.info({ shard: replica.shardId, index: snapshot.metadata.index }, "installed snapshot");
+    this.log.info({ group: replica.shardId, index: snapshot.metadata.index }, "installed snapshot");
   }
 
   // ---- status and shutdown ----
 
   groupStatus(): Array<{ shardId: number; status: ReturnType<RawNode["status"]>; applied: number; epoch: number }> {
-    return [...this.replicas.values()].map((replica) => ({
+    return [...this.allReplicas()].map((replica) => ({
       shardId: replica.shardId,
       status: replica.raw.status(),
       applied: replica.machine.appliedIndex,
-      epoch: replica.placement.epoch,
+      epoch: replica.shardId === META_GROUP_ID ? (this.meta?.machine.appliedIndex ?? 0) : replica.descriptor.epoch,
     }));
   }
 
@@ -584,7 +1034,7 @@ export class TallyNode {
     this.stopped = true;
     const deadline = monotonicMs() + (options.timeoutMs ?? 3000);
     if (this.running && options.transferLeadership !== false) {
-      for (const replica of this.replicas.values()) {
+      for (const replica of this.allReplicas()) {
         if (!replica.isLeader) continue;
         const status = replica.raw.status();
         let best = 0;
@@ -599,14 +1049,16 @@ export class TallyNode {
         if (best !== 0) replica.raw.transferLeader(best);
       }
       this.wake();
-      while (monotonicMs() < deadline && [...this.replicas.values()].some((r) => r.isLeader)) {
+      while (monotonicMs() < deadline && [...this.allReplicas()].some((r) => r.isLeader)) {
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
     }
+    if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     this.running = false;
     this.wake();
     await this.loopDone;
-    for (const replica of this.replicas.values()) replica.failInflight(new UnavailableError(`node ${this.nodeId} is shutting down`));
+    for (const replica of this.allReplicas()) replica.failInflight(new UnavailableError(`node ${this.nodeId} is shutting down`));
+    this.adminClients.close();
     await this.transport?.close();
     await this.store?.close();
     this.log.info("node stopped");

@@ -1,6 +1,6 @@
 /**
- * One replica of one shard on this node: its Raft group, its log cache, its counter state machine,
- * and the client requests waiting on it. The driver loop (node.ts) is the only caller; everything
+ * One replica of one Raft group on this node (a counter shard, or the metadata group): its Raft
+ * group, its log cache, its state machine, and the requests waiting on it. The driver loop (node.ts) is the only caller; everything
  * here is synchronous and runs inside one loop iteration, so Raft state is never touched between a
  * Ready and its advance().
  */
@@ -9,29 +9,36 @@ import { RawNode } from "../raft/raw-node.js";
 import { type ConfState, type Entry, type LogIndex, type RaftConfig, ProposalDroppedError, Role } from "../raft/types.js";
 import { encodeEntry, type Command, type CommandResult } from "../shard/commands.js";
 import { CounterStateMachine, type OpResult, type ShardOptions } from "../shard/state-machine.js";
+import { encodeMetaEntry, type MetaCommand, type MetaResult, type MetaStateMachine } from "../meta/map.js";
 import { assert } from "../util/assert.js";
 import { AmbiguousError, NotLeaderError, OverloadedError, UnavailableError } from "../util/errors.js";
-import type { ShardPlacement } from "./config.js";
+import type { ShardDescriptor } from "./descriptor.js";
 
-export interface PendingCommand {
-  command: Command;
+/** What the replica needs of a state machine. */
+export interface ReplicaMachine<TResult> {
+  readonly appliedIndex: number;
+  applyEntry(index: LogIndex, data: Uint8Array, admit?: any): TResult[];
+}
+
+export interface PendingCommand<TCommand = Command, TResult = CommandResult> {
+  command: TCommand;
   /** Encoded size estimate, for the entry size bound. */
   bytes: number;
   deadlineMs: number;
-  resolve(result: CommandResult, index: LogIndex, term: number): void;
+  resolve(result: TResult, index: LogIndex, term: number): void;
   reject(error: Error): void;
 }
 
-interface InflightEntry {
+interface InflightEntry<TCommand, TResult> {
   term: number;
-  commands: PendingCommand[];
+  commands: Array<PendingCommand<TCommand, TResult>>;
 }
 
-export interface ReadWaiter {
+export interface ReadWaiter<TReplica = ShardReplica> {
   /** Serve once applied >= index. -1 while the ReadIndex round is outstanding. */
   index: LogIndex;
   deadlineMs: number;
-  serve(replica: ShardReplica): void;
+  serve(replica: TReplica): void;
   reject(error: Error): void;
 }
 
@@ -40,47 +47,54 @@ export interface ReplicaLimits {
   maxEntryBytes: number;
 }
 
-export class ShardReplica {
+export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TResult>> {
+  /** The Raft group id: the shard id, or 0 for the metadata group. */
   readonly shardId: number;
-  readonly placement: ShardPlacement;
   readonly storage: MemoryStorage;
   raw: RawNode;
-  machine: CounterStateMachine;
+  machine: TMachine;
   confState: ConfState;
+  /** Shards: the replicated descriptor (epoch, slot range) as of the applied index. */
+  descriptor: ShardDescriptor;
+  /** Mutations applied while this replica led, for load reports (ops/s per shard). */
+  appliedCommands = 0;
+  /** Passed to the machine's applyEntry (shards: the routing check against the descriptor). */
+  admit: unknown;
 
   role: Role = Role.Follower;
   leader = 0;
   lastSnapshotIndex: LogIndex = 0;
 
   /** Validated commands waiting for the next loop iteration to become one entry. */
-  private queue: PendingCommand[] = [];
+  private queue: Array<PendingCommand<TCommand, TResult>> = [];
   private queueBytes = 0;
   /** Proposed entries by log index, waiting to be applied. */
-  private inflight = new Map<LogIndex, InflightEntry>();
+  private inflight = new Map<LogIndex, InflightEntry<TCommand, TResult>>();
   private inflightCount = 0;
   /** Applied entries whose clients are answered after the apply batch is written. */
-  private completions: Array<{ commands: PendingCommand[]; results: CommandResult[]; index: LogIndex; term: number }> = [];
+  private completions: Array<{ commands: Array<PendingCommand<TCommand, TResult>>; results: TResult[]; index: LogIndex; term: number }> = [];
   /** Linearizable reads waiting for the next ReadIndex round. */
-  private readsToConfirm: ReadWaiter[] = [];
+  private readsToConfirm: Array<ReadWaiter<this>> = [];
   /** Reads whose ReadIndex round is out, by context. */
-  private readRounds = new Map<string, ReadWaiter[]>();
+  private readRounds = new Map<string, Array<ReadWaiter<this>>>();
   private readRoundCounter = 0;
   /** Reads that know their index and wait for apply. */
-  private readsAwaitingApply: ReadWaiter[] = [];
+  private readsAwaitingApply: Array<ReadWaiter<this>> = [];
 
   constructor(
     shardId: number,
-    placement: ShardPlacement,
+    descriptor: ShardDescriptor,
     storage: MemoryStorage,
     raftConfig: RaftConfig,
-    machine: CounterStateMachine,
+    machine: TMachine,
     confState: ConfState,
     private readonly limits: ReplicaLimits,
     private readonly shardOptions: ShardOptions,
+    private readonly encode: (timestampMs: number, commands: TCommand[]) => Uint8Array,
   ) {
     assert(raftConfig.storage === storage, "raft must read the replica's storage");
     this.shardId = shardId;
-    this.placement = placement;
+    this.descriptor = descriptor;
     this.storage = storage;
     this.raw = new RawNode(raftConfig);
     this.machine = machine;
@@ -101,7 +115,7 @@ export class ShardReplica {
     );
   }
 
-  enqueue(pending: PendingCommand): void {
+  enqueue(pending: PendingCommand<TCommand, TResult>): void {
     if (this.queue.length + this.inflightCount >= this.limits.maxPendingProposals) {
       pending.reject(new OverloadedError(`shard ${this.shardId} has ${this.limits.maxPendingProposals} mutations pending`, 20));
       return;
@@ -139,7 +153,7 @@ export class ShardReplica {
       }
       const group = queue.slice(start, end);
       start = end;
-      const data = encodeEntry({ timestampMs: nowWallMs, commands: group.map((p) => p.command) });
+      const data = this.encode(nowWallMs, group.map((p) => p.command));
       try {
         this.raw.propose(data);
       } catch (error) {
@@ -158,7 +172,7 @@ export class ShardReplica {
 
   /** Applies one committed normal entry and completes the requests that proposed it. */
   applyNormal(entry: Entry): void {
-    const results = this.machine.applyEntry(entry.index, entry.data);
+    const results = this.machine.applyEntry(entry.index, entry.data, this.admit);
     const waiting = this.inflight.get(entry.index);
     if (waiting === undefined) return;
     this.inflight.delete(entry.index);
@@ -171,6 +185,7 @@ export class ShardReplica {
       return;
     }
     assert(results.length === waiting.commands.length, "one result per command");
+    this.appliedCommands += waiting.commands.length;
     this.completions.push({ commands: waiting.commands, results, index: entry.index, term: entry.term });
   }
 
@@ -208,7 +223,7 @@ export class ShardReplica {
       this.inflightCount -= expired.length;
       if (entry.commands.length === 0) this.inflight.delete(index);
     }
-    const keep = (list: ReadWaiter[]) => {
+    const keep = (list: Array<ReadWaiter<this>>) => {
       if (!list.some((waiter) => waiter.deadlineMs <= nowMs)) return list;
       return list.filter((waiter) => {
         if (waiter.deadlineMs > nowMs) return true;
@@ -236,11 +251,11 @@ export class ShardReplica {
     return this.isLeader && this.raw.leaseValid() && this.machine.appliedIndex >= this.raw.commitIndex;
   }
 
-  addLinearizableRead(waiter: ReadWaiter): void {
+  addLinearizableRead(waiter: ReadWaiter<this>): void {
     this.readsToConfirm.push(waiter);
   }
 
-  addReadAtIndex(waiter: ReadWaiter): void {
+  addReadAtIndex(waiter: ReadWaiter<this>): void {
     if (this.machine.appliedIndex >= waiter.index) waiter.serve(this);
     else this.readsAwaitingApply.push(waiter);
   }
@@ -279,7 +294,7 @@ export class ShardReplica {
   serveAppliedReads(): void {
     if (this.readsAwaitingApply.length === 0) return;
     const applied = this.machine.appliedIndex;
-    const still: ReadWaiter[] = [];
+    const still: Array<ReadWaiter<this>> = [];
     for (const waiter of this.readsAwaitingApply) {
       if (waiter.index <= applied) waiter.serve(this);
       else still.push(waiter);
@@ -287,11 +302,17 @@ export class ShardReplica {
     this.readsAwaitingApply = still;
   }
 
-  read(key: Uint8Array): OpResult | undefined {
-    return this.machine.get(key);
-  }
-
   get options(): ShardOptions {
     return this.shardOptions;
   }
 }
+
+export type ShardReplica = GroupReplica<Command, CommandResult, CounterStateMachine>;
+export type MetaReplica = GroupReplica<MetaCommand, MetaResult, MetaStateMachine>;
+
+export function readCounter(replica: ShardReplica, key: Uint8Array): OpResult | undefined {
+  return replica.machine.get(key);
+}
+
+export const encodeShardEntry = (timestampMs: number, commands: Command[]): Uint8Array => encodeEntry({ timestampMs, commands });
+export const encodeMetaCommands = (timestampMs: number, commands: MetaCommand[]): Uint8Array => encodeMetaEntry(timestampMs, commands);

@@ -8,7 +8,8 @@
  *   entry     [timestampMs, [command, ...]]
  *   register  [0]
  *   keepalive [1, clientId]
- *   mutate    [2, clientId, seq, firstUnackedSeq, [op, ...]]
+ *   mutate    [2, clientId, seq, firstUnackedSeq, [op, ...]] | [..., epoch]  (epoch: the shard epoch
+ *             the client routed by; 0 or absent = not checked)
  *   add       [0, key, delta] | [0, key, delta, floor]
  *   set       [1, key, value]
  *   reset     [2, key]
@@ -35,7 +36,7 @@ export type Command =
   | { type: "register" }
   | { type: "keepalive"; clientId: number }
   /** All ops or none. firstUnackedSeq: the client holds replies for every seq below it. */
-  | { type: "mutate"; clientId: number; seq: number; firstUnackedSeq: number; ops: CounterOp[] };
+  | { type: "mutate"; clientId: number; seq: number; firstUnackedSeq: number; ops: CounterOp[]; epoch?: number };
 
 export interface EntryPayload {
   timestampMs: number;
@@ -52,6 +53,8 @@ export type CommandFailure = {
   opIndex?: number;
   /** VERSION_MISMATCH: the counter's version when the cas was evaluated (0 = did not exist). */
   currentVersion?: number;
+  /** WRONG_SHARD: the shard's epoch when the command was refused. */
+  currentEpoch?: number;
   /** True when this is the retained result of an earlier apply of the same (clientId, seq). */
   duplicate?: boolean;
 };
@@ -187,6 +190,7 @@ export function validateCommand(command: Command, limits: ShardLimits = DEFAULT_
       checkSafeInteger("mutate clientId", command.clientId, 1);
       checkSafeInteger("mutate seq", command.seq, 1);
       checkSafeInteger("mutate firstUnackedSeq", command.firstUnackedSeq, 0);
+      if (command.epoch !== undefined) checkSafeInteger("mutate epoch", command.epoch, 0);
       if (command.firstUnackedSeq > command.seq) {
         fail(`mutate firstUnackedSeq ${command.firstUnackedSeq} is above seq ${command.seq}`);
       }
@@ -264,7 +268,9 @@ function commandToWire(command: Command): unknown[] {
     case "keepalive":
       return [WireCommand.Keepalive, command.clientId];
     case "mutate":
-      return [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, command.ops.map(opToWire)];
+      return command.epoch
+        ? [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, command.ops.map(opToWire), command.epoch]
+        : [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, command.ops.map(opToWire)];
     default:
       return unreachable(command);
   }
@@ -360,18 +366,20 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
       checkArity(wire, 2, 2, commandIndex, -1, "keepalive");
       return { type: "keepalive", clientId: wireNumber(wire[1], commandIndex, -1, "clientId") };
     case WireCommand.Mutate: {
-      checkArity(wire, 5, 5, commandIndex, -1, "mutate");
+      checkArity(wire, 5, 6, commandIndex, -1, "mutate");
       const wireOps: unknown = wire[4];
       if (!Array.isArray(wireOps)) fail(`commands[${commandIndex}] ops must be an array`);
       const ops: CounterOp[] = new Array(wireOps.length);
       for (let i = 0; i < wireOps.length; i++) ops[i] = opFromWire(wireOps[i], commandIndex, i);
-      return {
+      const mutate: Command = {
         type: "mutate",
         clientId: wireNumber(wire[1], commandIndex, -1, "clientId"),
         seq: wireNumber(wire[2], commandIndex, -1, "seq"),
         firstUnackedSeq: wireNumber(wire[3], commandIndex, -1, "firstUnackedSeq"),
         ops,
       };
+      if (wire.length === 6) mutate.epoch = wireNumber(wire[5], commandIndex, -1, "epoch");
+      return mutate;
     }
     default:
       return fail(`commands[${commandIndex}] has unknown command tag ${String(tag)}`);

@@ -83,6 +83,12 @@ export function validateShardOptions(options: ShardOptions): void {
   }
 }
 
+/**
+ * Decides, deterministically from replicated state only, whether a mutation may apply here; a
+ * failure result (WRONG_SHARD) refuses it. Supplied by the replica that owns the shard descriptor.
+ */
+export type AdmitMutation = (command: Extract<Command, { type: "mutate" }>) => CommandFailure | undefined;
+
 export interface ShardChanges {
   /** Counter key -> its state now, or undefined if it was deleted. */
   counters: Array<[Uint8Array, OpResult | undefined]>;
@@ -170,7 +176,7 @@ export class CounterStateMachine {
    * read it). A command that decodes but breaks a bound yields an INVALID_ARGUMENT result instead:
    * the bounds are protocol constants, so every replica reaches the same verdict.
    */
-  applyEntry(index: number, data: Uint8Array): CommandResult[] {
+  applyEntry(index: number, data: Uint8Array, admit?: AdmitMutation): CommandResult[] {
     // Messages are built only on failure: this runs for every entry.
     if (!Number.isSafeInteger(index)) assert(false, `entry index must be a safe integer: ${index}`);
     if (index <= this.appliedIndexValue) assert(false, `entry ${index} applied out of order (applied ${this.appliedIndexValue})`);
@@ -204,7 +210,7 @@ export class CounterStateMachine {
         results[position] = this.register(index, position, registers);
         registers++;
       } else {
-        results[position] = this.applyCommand(command, index, position);
+        results[position] = this.applyCommand(command, index, position, admit);
       }
     }
     return results;
@@ -229,7 +235,7 @@ export class CounterStateMachine {
     return { ok: true, type: "register", clientId };
   }
 
-  private applyCommand(command: Command, index: number, position: number): CommandResult {
+  private applyCommand(command: Command, index: number, position: number, admit: AdmitMutation | undefined): CommandResult {
     try {
       validateCommand(command);
     } catch (error) {
@@ -259,6 +265,13 @@ export class CounterStateMachine {
     }
     const retained = retainedOutcome(session, command.seq);
     if (retained !== undefined) return decodeOutcome(retained);
+    // The routing check, at apply time so that it is ordered with the shard's own descriptor
+    // changes in the log: a mutation routed by a stale epoch, or naming a key outside the range,
+    // changes nothing and is not retained (the client retries the same seq after a refresh).
+    if (admit !== undefined) {
+      const refusal = admit(command);
+      if (refusal !== undefined) return refusal;
+    }
     const retainedCount = session.retainedSeqs.length;
     if (retainedCount >= this.options.maxRetainedResultsPerSession) {
       // Not retained: nothing was applied, so a retry of this seq after acknowledgements is safe.

@@ -15,7 +15,8 @@
  *   'C' shard:u32 key:bytes                counter record   the shard's 16-byte encodeCounterRecord output
  *   'S' shard:u32 client:u64               session record   the shard's session encoding
  *   'I'                                    store identity   msgpack [formatVersion]
- *   'M' ...                                reserved for the meta group's state machine
+ *   'M' group:u32                          group state      opaque bytes owned by the group's replica: the meta
+ *                                          group's whole state machine, a shard's descriptor (epoch, slot range)
  *
  * One prefix byte per kind; the ASCII letters are readable in a hex dump. Group and shard ids are
  * u32; log indexes and client ids are u64 on disk but limited to 2^53 - 1 in memory (exact JS
@@ -130,6 +131,7 @@ export const hardStateKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.
 export const appliedKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.applied, groupId, 0);
 export const confStateKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.confState, groupId, 0);
 export const snapshotMetaKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.snapshotMeta, groupId, 0);
+export const groupStateKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.meta, groupId, 0);
 
 /** All keys of one prefix kind whose next four bytes are a group id (H, A, F, P, ...). */
 export function kindRange(prefix: number): KeyRange {
@@ -223,6 +225,7 @@ export function describeKey(key: Uint8Array): string {
     case KeyPrefix.applied:
     case KeyPrefix.confState:
     case KeyPrefix.snapshotMeta:
+    case KeyPrefix.meta:
       if (key.length === 5) return `${letter}|group=${readU32(key, 1)}`;
       break;
     case KeyPrefix.snapshotChunk:

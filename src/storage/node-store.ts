@@ -25,6 +25,7 @@ import { componentLogger, type Logger } from "../util/log.js";
 import { crc32c } from "./crc32c.js";
 import {
   appliedKey,
+  groupStateKey,
   compareKeys,
   confStateKey,
   counterKey,
@@ -207,6 +208,13 @@ export class StoreBatch {
     this.clear({ gte: logKey(groupId, 0), lt: logKey(groupId, throughIndex + 1) });
   }
 
+  /** The group's own state record (meta state machine, shard descriptor), in the same batch as what it covers. */
+  putGroupState(groupId: number, bytes: Uint8Array): void {
+    assertId(groupId, "group id");
+    const key = groupStateKey(groupId);
+    this.put(key, sealValue(key, bytes));
+  }
+
   /** Set (record) or delete (undefined) a counter record of a shard. */
   putCounter(shardId: number, key: Uint8Array, record: Uint8Array | undefined): void {
     assertId(shardId, "shard id");
@@ -235,7 +243,7 @@ export class StoreBatch {
    */
   destroyGroup(groupId: number): void {
     assertId(groupId, "group id");
-    for (const prefix of [KeyPrefix.log, KeyPrefix.hardState, KeyPrefix.applied, KeyPrefix.confState, KeyPrefix.snapshotMeta, KeyPrefix.snapshotChunk]) {
+    for (const prefix of [KeyPrefix.log, KeyPrefix.hardState, KeyPrefix.applied, KeyPrefix.confState, KeyPrefix.snapshotMeta, KeyPrefix.snapshotChunk, KeyPrefix.meta]) {
       this.clear(groupRange(prefix, groupId));
     }
   }
@@ -526,6 +534,15 @@ export class NodeStore {
     for await (const [key, value] of this.db.iterator({ gte: range.gte, lt: range.lt })) {
       yield [decodeSessionKey(key).clientId, openValue(key, value, `session record (shard ${shardId})`)];
     }
+  }
+
+  /** The group's state record (putGroupState), checked, or undefined. */
+  async getGroupState(groupId: number): Promise<Uint8Array | undefined> {
+    this.assertOpen();
+    assertId(groupId, "group id");
+    const key = groupStateKey(groupId);
+    const value = await this.db.get(key);
+    return value === undefined ? undefined : openValue(key, value, `group state (group ${groupId})`);
   }
 
   /** One counter record, or undefined. */

@@ -37,6 +37,8 @@ export interface TestClusterOptions {
   extraEnv?: Record<string, string>;
   /** Extra node flags for every tallyd (e.g. --cpu-prof for profiling). */
   nodeArgs?: string[];
+  /** cluster.yaml `placement:` settings (the placement controller). */
+  placement?: Record<string, number | boolean>;
 }
 
 export class TestCluster {
@@ -77,10 +79,26 @@ export class TestCluster {
         snapshotEveryEntries: this.options.snapshotEveryEntries ?? 10_000,
       },
       limits: { requestTimeoutMs: 4000 },
+      ...(this.options.placement ? { placement: this.options.placement } : {}),
       nodes,
     };
+    this.document = document;
     writeFileSync(this.configPath, stringify(document));
     this.config = loadClusterConfig(this.configPath);
+  }
+
+  private document: { nodes: Array<Record<string, unknown>> } & Record<string, unknown> = { nodes: [] };
+
+  /**
+   * Adds a node to cluster.yaml (as an operator growing the cluster would) and returns its id; the
+   * running nodes keep their config and learn of it from the partition map once it heartbeats.
+   */
+  async addNode(zone: string): Promise<number> {
+    const id = Math.max(...this.config.nodes.map((n) => n.id)) + 1;
+    this.document.nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, zone, dataDir: `n${id}` });
+    writeFileSync(this.configPath, stringify(this.document));
+    this.config = loadClusterConfig(this.configPath);
+    return id;
   }
 
   endpoints(): string[] {

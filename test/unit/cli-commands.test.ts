@@ -33,6 +33,9 @@ function fakeClient(recorded: Recorded[], behaviour: Partial<Record<keyof CliCli
     status: method("status", () => status),
     routes: method("routes", () => routes),
     close: method("close", () => undefined),
+    admin: method("admin", () => {
+      throw new Error("no admin in this fake");
+    }),
   } as CliClient;
 }
 

@@ -1,0 +1,65 @@
+/** Human output of the partition map and of placement plans (tallyctl status, rebalance, failover). */
+import { formatTable as table } from "./format.js";
+
+export interface ClusterMapReply {
+  version: string;
+  metaLeaderId: string;
+  fromMetaLeader: boolean;
+  nodes: Array<{ nodeId: string; clientAddress: string; peerAddress: string; zone: string; state: string; alive: boolean; lastHeartbeatMsAgo: string; replicas: number; leaders: number; opsPerSecond: number }>;
+  shards: Array<{ shardId: number; slotStart: number; slotEnd: number; epoch: string; voters: string[]; learners: string[]; votersOutgoing: string[]; leaderId: string; opsPerSecond: number }>;
+  operations: Array<{ id: string; kind: string; shardId: number; fromNode: string; toNode: string; state: string; step: string; reason: string; ageMs: string }>;
+}
+
+export interface PlanReply {
+  changes: Array<{ kind: string; shardId: number; fromNode: string; toNode: string; reason: string }>;
+  summary: string;
+}
+
+export function formatClusterMap(map: ClusterMapReply): string {
+  const lines: string[] = [];
+  lines.push(`partition map version ${map.version}, metadata leader ${map.metaLeaderId || "unknown"}${map.fromMetaLeader ? "" : " (cached copy; liveness and load come from the metadata leader)"}`);
+  lines.push("");
+  lines.push(
+    table(
+      ["NODE", "ADDRESS", "ZONE", "STATE", "ALIVE", "REPLICAS", "LEADERS", "OPS/S"],
+      map.nodes.map((n) => [n.nodeId, n.clientAddress, n.zone, n.state, map.fromMetaLeader ? (n.alive ? "yes" : `no (${n.lastHeartbeatMsAgo} ms)`) : "-", String(n.replicas), map.fromMetaLeader ? String(n.leaders) : "-", map.fromMetaLeader ? n.opsPerSecond.toFixed(0) : "-"]),
+    ),
+  );
+  lines.push("");
+  lines.push(
+    table(
+      ["SHARD", "SLOTS", "EPOCH", "VOTERS", "LEARNERS", "LEADER", "OPS/S"],
+      map.shards.map((s) => [
+        String(s.shardId),
+        `${s.slotStart}-${s.slotEnd - 1}`,
+        s.epoch,
+        s.voters.join(",") + (s.votersOutgoing.length > 0 ? ` (joint, outgoing ${s.votersOutgoing.join(",")})` : ""),
+        s.learners.join(",") || "-",
+        s.leaderId || "-",
+        s.opsPerSecond.toFixed(0),
+      ]),
+    ),
+  );
+  const running = map.operations.filter((op) => op.state === "running");
+  const finished = map.operations.filter((op) => op.state !== "running").slice(-5);
+  lines.push("");
+  if (running.length === 0 && finished.length === 0) {
+    lines.push("operations: none");
+  } else {
+    lines.push(
+      table(
+        ["OP", "KIND", "SHARD", "FROM", "TO", "STATE", "AGE", "STEP", "REASON"],
+        [...running, ...finished].map((op) => [op.id, op.kind, String(op.shardId), op.fromNode, op.toNode, op.state, `${(Number(op.ageMs) / 1000).toFixed(1)}s`, op.step, op.reason]),
+      ),
+    );
+  }
+  return lines.join("\n");
+}
+
+export function formatPlan(plan: PlanReply): string {
+  if (plan.changes.length === 0) return plan.summary;
+  return `${plan.summary}\n\n${table(
+    ["KIND", "SHARD", "FROM", "TO", "REASON"],
+    plan.changes.map((c) => [c.kind, String(c.shardId), c.fromNode, c.toNode, c.reason]),
+  )}`;
+}

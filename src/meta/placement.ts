@@ -1,0 +1,205 @@
+/**
+ * The placement planner: given the partition map and what the meta leader knows of liveness and
+ * leadership, which replica moves and leader transfers would bring the cluster to its goals. Pure
+ * (the controller in src/server/meta-controller.ts executes what it returns), so the rules are unit
+ * tested and `tallyctl rebalance --plan` shows exactly what `--apply` would start.
+ *
+ * Goals, in priority order (TiKV PD's schedulers, CockroachDB's allocator):
+ *   1. every shard keeps `replicationFactor` voters on up nodes: replicas on down, draining or
+ *      removed nodes move elsewhere (re-replication, drain);
+ *   2. a shard's replicas sit in distinct zones when enough zones exist;
+ *   3. replica counts across up nodes differ by at most one;
+ *   4. leaders are off draining/down nodes, and leader counts differ by at most one.
+ * A target is always an up node that holds no replica of the shard, chosen by: a zone the shard
+ * does not use yet, then the fewest replicas, then the lowest id (deterministic).
+ */
+import { shardMembers, type ClusterMap, type NodeRecord, type ShardRecord } from "./map.js";
+
+export interface PlacementView {
+  /** Nodes the meta leader considers alive now (recent heartbeat). */
+  alive: ReadonlySet<number>;
+  /** The leader each shard's replicas reported, if known. */
+  leaders: ReadonlyMap<number, number>;
+  /** Shards with an operation already running (not planned again). */
+  busyShards: ReadonlySet<number>;
+}
+
+export interface PlannedMove {
+  shardId: number;
+  from: number;
+  to: number;
+  reason: string;
+}
+
+export interface PlannedTransfer {
+  shardId: number;
+  from: number;
+  to: number;
+  reason: string;
+}
+
+export interface Plan {
+  moves: PlannedMove[];
+  transfers: PlannedTransfer[];
+}
+
+/** A node that may receive replicas and leaders. */
+function usable(node: NodeRecord, view: PlacementView): boolean {
+  return node.state === "up" && view.alive.has(node.id);
+}
+
+/** A node whose replicas must leave. */
+function evacuating(node: NodeRecord | undefined): boolean {
+  return node === undefined || node.state === "down" || node.state === "draining" || node.state === "removed";
+}
+
+function replicaCounts(map: ClusterMap): Map<number, number> {
+  const counts = new Map<number, number>();
+  for (const node of map.nodes) counts.set(node.id, 0);
+  for (const shard of map.shards) for (const id of shardMembers(shard)) counts.set(id, (counts.get(id) ?? 0) + 1);
+  return counts;
+}
+
+function zoneOf(map: ClusterMap, id: number): string | undefined {
+  return map.nodes.find((node) => node.id === id)?.zone;
+}
+
+function chooseTarget(map: ClusterMap, view: PlacementView, shard: ShardRecord, leaving: number, counts: Map<number, number>): number | undefined {
+  const members = shardMembers(shard);
+  const zonesUsed = new Set(members.filter((id) => id !== leaving).map((id) => zoneOf(map, id)));
+  const candidates = map.nodes.filter((node) => usable(node, view) && !members.includes(node.id));
+  candidates.sort(
+    (a, b) =>
+      Number(zonesUsed.has(a.zone)) - Number(zonesUsed.has(b.zone)) ||
+      (counts.get(a.id) ?? 0) - (counts.get(b.id) ?? 0) ||
+      a.id - b.id,
+  );
+  return candidates[0]?.id;
+}
+
+/** One step of planning: the most urgent move, or undefined. */
+export function planOneMove(map: ClusterMap, view: PlacementView): PlannedMove | undefined {
+  const counts = replicaCounts(map);
+  const shards = map.shards.filter((shard) => !view.busyShards.has(shard.id) && shard.votersOutgoing.length === 0 && shard.learners.length === 0);
+  const node = (id: number) => map.nodes.find((candidate) => candidate.id === id);
+
+  // 1. Replicas on nodes that are down, draining or removed.
+  for (const shard of shards) {
+    for (const id of shard.voters) {
+      const holder = node(id);
+      if (!evacuating(holder)) continue;
+      const to = chooseTarget(map, view, shard, id, counts);
+      if (to !== undefined) return { shardId: shard.id, from: id, to, reason: `${holder === undefined ? "unknown" : holder.state} node ${id}` };
+    }
+  }
+
+  // 2. Zone spread: two replicas in one zone while a usable node in an unused zone exists.
+  const usableZones = new Set(map.nodes.filter((candidate) => usable(candidate, view)).map((candidate) => candidate.zone));
+  for (const shard of shards) {
+    const byZone = new Map<string, number[]>();
+    for (const id of shard.voters) {
+      const zone = zoneOf(map, id) ?? "";
+      byZone.set(zone, [...(byZone.get(zone) ?? []), id]);
+    }
+    if (byZone.size >= Math.min(shard.voters.length, usableZones.size)) continue;
+    for (const ids of byZone.values()) {
+      if (ids.length < 2) continue;
+      const from = [...ids].sort((a, b) => (counts.get(b) ?? 0) - (counts.get(a) ?? 0) || b - a)[0]!;
+      const to = chooseTarget(map, view, shard, from, counts);
+      if (to !== undefined && !byZone.has(zoneOf(map, to) ?? "")) return { shardId: shard.id, from, to, reason: `zone ${zoneOf(map, from)} holds ${ids.length} replicas` };
+    }
+  }
+
+  // 3. Replica count balance across usable nodes.
+  const usableIds = map.nodes.filter((candidate) => usable(candidate, view)).map((candidate) => candidate.id);
+  if (usableIds.length >= 2) {
+    const sorted = [...usableIds].sort((a, b) => (counts.get(b) ?? 0) - (counts.get(a) ?? 0) || a - b);
+    const most = sorted[0]!;
+    const least = sorted[sorted.length - 1]!;
+    if ((counts.get(most) ?? 0) - (counts.get(least) ?? 0) > 1) {
+      for (const shard of shards) {
+        if (!shard.voters.includes(most) || shardMembers(shard).includes(least)) continue;
+        // Never make zone spread worse.
+        const otherZones = new Set(shard.voters.filter((id) => id !== most).map((id) => zoneOf(map, id)));
+        const zoneBefore = otherZones.has(zoneOf(map, most)) ? 0 : 1;
+        const zoneAfter = otherZones.has(zoneOf(map, least)) ? 0 : 1;
+        if (zoneAfter < zoneBefore) continue;
+        return { shardId: shard.id, from: most, to: least, reason: `balance: node ${most} holds ${counts.get(most)} replicas, node ${least} ${counts.get(least)}` };
+      }
+    }
+  }
+  return undefined;
+}
+
+/** Leader transfers: off nodes that must not lead, then toward equal leader counts. */
+export function planTransfers(map: ClusterMap, view: PlacementView, limit: number): PlannedTransfer[] {
+  const transfers: PlannedTransfer[] = [];
+  const leaderCount = new Map<number, number>();
+  for (const node of map.nodes) if (usable(node, view)) leaderCount.set(node.id, 0);
+  for (const leader of view.leaders.values()) leaderCount.set(leader, (leaderCount.get(leader) ?? 0) + 1);
+  const node = (id: number) => map.nodes.find((candidate) => candidate.id === id);
+  const pickTarget = (shard: ShardRecord, exclude: number): number | undefined =>
+    shard.voters
+      .filter((id) => id !== exclude && node(id) !== undefined && usable(node(id)!, view))
+      .sort((a, b) => (leaderCount.get(a) ?? 0) - (leaderCount.get(b) ?? 0) || a - b)[0];
+  const move = (shard: ShardRecord, from: number, to: number, reason: string) => {
+    transfers.push({ shardId: shard.id, from, to, reason });
+    leaderCount.set(from, (leaderCount.get(from) ?? 1) - 1);
+    leaderCount.set(to, (leaderCount.get(to) ?? 0) + 1);
+  };
+  for (const shard of map.shards) {
+    if (transfers.length >= limit) return transfers;
+    if (view.busyShards.has(shard.id)) continue;
+    const leader = view.leaders.get(shard.id);
+    if (leader === undefined) continue;
+    const holder = node(leader);
+    if (holder !== undefined && holder.state === "up") continue;
+    const to = pickTarget(shard, leader);
+    if (to !== undefined) move(shard, leader, to, `leader on ${holder?.state ?? "unknown"} node ${leader}`);
+  }
+  for (let round = 0; round < map.shards.length && transfers.length < limit; round++) {
+    const ranked = [...leaderCount.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+    const [most, mostCount] = ranked[0] ?? [0, 0];
+    const [, leastCount] = ranked[ranked.length - 1] ?? [0, 0];
+    if (mostCount - leastCount <= 1) break;
+    let moved = false;
+    for (const shard of map.shards) {
+      if (view.busyShards.has(shard.id) || view.leaders.get(shard.id) !== most || transfers.some((t) => t.shardId === shard.id)) continue;
+      const to = pickTarget(shard, most);
+      if (to === undefined || (leaderCount.get(to) ?? 0) + 1 >= mostCount) continue;
+      move(shard, most, to, `balance leaders: node ${most} leads ${mostCount}`);
+      moved = true;
+      break;
+    }
+    if (!moved) break;
+  }
+  return transfers;
+}
+
+/** Applies a planned move to a copy of the map as if it had completed (for multi-step plans). */
+export function withMove(map: ClusterMap, move: PlannedMove): ClusterMap {
+  return {
+    ...map,
+    shards: map.shards.map((shard) =>
+      shard.id !== move.shardId
+        ? shard
+        : { ...shard, epoch: shard.epoch + 1, voters: [...shard.voters.filter((id) => id !== move.from), move.to].sort((a, b) => a - b) },
+    ),
+  };
+}
+
+/** The whole plan `tallyctl rebalance --plan` shows: moves in order until balanced, then transfers. */
+export function planAll(map: ClusterMap, view: PlacementView, maxMoves = 100): Plan {
+  const moves: PlannedMove[] = [];
+  let current = map;
+  const busy = new Set(view.busyShards);
+  for (let i = 0; i < maxMoves; i++) {
+    const move = planOneMove(current, { ...view, busyShards: busy });
+    if (move === undefined) break;
+    moves.push(move);
+    current = withMove(current, move);
+  }
+  const leaders = new Map(view.leaders);
+  for (const move of moves) if (leaders.get(move.shardId) === move.from) leaders.delete(move.shardId);
+  return { moves, transfers: planTransfers(current, { ...view, leaders }, map.shards.length) };
+}

@@ -1,0 +1,372 @@
+/**
+ * The placement controller. It runs on the metadata leader only (TiKV's PD leader, CockroachDB's
+ * allocator), driven by the leader's own heartbeat timer:
+ *   - it keeps soft state from heartbeats: who is alive, which node leads which shard, each
+ *     leader's view of its shard (epoch, replica set, followers' match indexes), load;
+ *   - it mirrors shard descriptors into the map when a leader reports a newer epoch, admits nodes
+ *     that heartbeat but are not in the map, and marks nodes down (and up again);
+ *   - it drives replica moves one idempotent step at a time and starts new ones from the planner.
+ *
+ * A move is a sequence of Raft membership changes on the shard (add learner; once caught up, one
+ * joint change that promotes it and removes the old replica, left automatically), with leadership
+ * transferred away from the replica being removed first. Each step looks at the shard as its leader
+ * reports it now and asks for the next change conditional on the shard's epoch, so a step repeated
+ * after a crash, a lost reply or a new controller changes nothing twice: the move resumes where the
+ * shard actually is. A learner that does not catch up (its node died, or the catch-up timeout
+ * passed) is removed again and the move ends "aborted". The shard is never half-moved: every
+ * intermediate configuration has a full quorum of the old replicas.
+ */
+import { describeOperation, nodeById, shardById, shardMembers, type ClusterMap, type MetaCommand, type OperationRecord } from "../meta/map.js";
+import { planAll, planOneMove, planTransfers, type Plan, type PlacementView } from "../meta/placement.js";
+import { computePlacement } from "./config.js";
+import type { NodeReport, ShardChangeAction, ShardReport } from "./meta-wire.js";
+import type { TallyNode } from "./node.js";
+import { monotonicMs, wallClockMs } from "../util/clock.js";
+import { FailedPreconditionError, InvalidArgumentError, TallyError } from "../util/errors.js";
+import type { Logger } from "../util/log.js";
+
+/** A learner within this many entries of the leader's commit index counts as caught up. */
+const CAUGHT_UP_LAG_MAX = 64;
+
+interface LeaderReport {
+  atMs: number;
+  nodeId: number;
+  shard: ShardReport;
+}
+
+export class MetaController {
+  private readonly lastSeen = new Map<number, number>();
+  private readonly nodeReports = new Map<number, NodeReport>();
+  private readonly leaderReports = new Map<number, LeaderReport>();
+  private readonly lastTransferMs = new Map<number, number>();
+  private readonly stepShown = new Map<number, string>();
+  private leaderSinceMs = 0;
+  private lastTickMs = 0;
+  private ticking = false;
+
+  constructor(
+    private readonly node: TallyNode,
+    private readonly log: Logger,
+  ) {}
+
+  private get map(): ClusterMap {
+    return this.node.meta!.machine.map as ClusterMap;
+  }
+
+  private get settings() {
+    return this.node.config.placement;
+  }
+
+  onHeartbeat(report: NodeReport): void {
+    const now = monotonicMs();
+    this.lastSeen.set(report.node.id, now);
+    this.nodeReports.set(report.node.id, report);
+    for (const shard of report.shards) {
+      const known = this.leaderReports.get(shard.id);
+      // The leader's report wins; among leaders, the higher term.
+      if (shard.isLeader && (known === undefined || known.shard.term <= shard.term || known.nodeId === report.node.id)) {
+        this.leaderReports.set(shard.id, { atMs: now, nodeId: report.node.id, shard });
+      } else if (known !== undefined && known.nodeId === report.node.id && !shard.isLeader) {
+        this.leaderReports.delete(shard.id);
+      }
+    }
+  }
+
+  isAlive(nodeId: number): boolean {
+    if (nodeId === this.node.nodeId) return true;
+    const seen = this.lastSeen.get(nodeId);
+    return seen !== undefined && monotonicMs() - seen <= Math.max(1500, this.settings.heartbeatMs * 5);
+  }
+
+  lastSeenAgoMs(nodeId: number): number | undefined {
+    if (nodeId === this.node.nodeId) return 0;
+    const seen = this.lastSeen.get(nodeId);
+    return seen === undefined ? undefined : monotonicMs() - seen;
+  }
+
+  /** Shard -> leader node, from reports no older than a few heartbeats. */
+  leaders(): Map<number, number> {
+    const result = new Map<number, number>();
+    const now = monotonicMs();
+    for (const [shardId, report] of this.leaderReports) {
+      if (now - report.atMs <= this.settings.heartbeatMs * 10) result.set(shardId, report.nodeId);
+    }
+    return result;
+  }
+
+  shardLoad(shardId: number): number {
+    return this.leaderReports.get(shardId)?.shard.opsPerSecond ?? 0;
+  }
+
+  view(): PlacementView {
+    const alive = new Set<number>();
+    for (const node of this.map.nodes) if (this.isAlive(node.id)) alive.add(node.id);
+    const busyShards = new Set(this.map.operations.filter((op) => op.state === "running").map((op) => op.shardId));
+    return { alive, leaders: this.leaders(), busyShards };
+  }
+
+  /** One controller round; rounds never overlap. */
+  async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      await this.round();
+    } catch (error) {
+      this.log.debug({ err: error }, "controller round failed");
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async round(): Promise<void> {
+    const now = monotonicMs();
+    if (now - this.lastTickMs > this.settings.heartbeatMs * 5) {
+      // New leadership (or a long pause): liveness must be learned afresh before acting on it.
+      this.leaderSinceMs = now;
+      this.lastSeen.clear();
+      this.leaderReports.clear();
+    }
+    this.lastTickMs = now;
+    if (!this.map.initialized) {
+      await this.node.submitMeta([this.initCommand()]);
+      return;
+    }
+    const commands: MetaCommand[] = [];
+    // Mirror newer shard descriptors into the map.
+    for (const report of this.leaderReports.values()) {
+      const record = shardById(this.map, report.shard.id);
+      if (record !== undefined && report.shard.epoch > record.epoch) {
+        const { id, epoch, slotStart, slotEnd, voters, learners, votersOutgoing } = report.shard;
+        commands.push({ type: "shard-report", shard: { id, epoch, slotStart, slotEnd, voters, learners, votersOutgoing } });
+      }
+    }
+    // Nodes that heartbeat but are not in the map join it (a node added to cluster.yaml and started).
+    for (const report of this.nodeReports.values()) {
+      if (nodeById(this.map, report.node.id) === undefined) commands.push({ type: "node-add", node: report.node });
+    }
+    // Liveness: down after downAfterMs of silence (counted from our own leadership at the earliest).
+    for (const node of this.map.nodes) {
+      if (node.id === this.node.nodeId) continue;
+      const seen = this.lastSeen.get(node.id) ?? this.leaderSinceMs;
+      const silentMs = now - Math.max(seen, this.leaderSinceMs);
+      if (node.state === "up" && silentMs > this.settings.downAfterMs) commands.push({ type: "node-state", nodeId: node.id, state: "down" });
+      if (node.state === "down" && this.isAlive(node.id)) commands.push({ type: "node-state", nodeId: node.id, state: "up" });
+    }
+    if (commands.length > 0) {
+      const results = await this.node.submitMeta(commands);
+      results.forEach((result, i) => {
+        if (result.ok && result.changed) this.log.info({ command: commands[i]!.type, detail: describeCommand(commands[i]!) }, "map updated");
+      });
+    }
+
+    const running = this.map.operations.filter((op) => op.state === "running").sort((a, b) => a.id - b.id);
+    for (const op of running.slice(0, this.settings.maxConcurrentMoves)) await this.driveMove(op);
+
+    if (!this.settings.autoRebalance) return;
+    if (now - this.leaderSinceMs < this.settings.heartbeatMs * 5) return; // learn the cluster first
+    if (running.length < this.settings.maxConcurrentMoves) {
+      const move = planOneMove(this.map, this.view());
+      if (move !== undefined) {
+        const [result] = await this.node.submitMeta([{ type: "op-start", op: { kind: "move", shardId: move.shardId, from: move.from, to: move.to, reason: move.reason } }]);
+        if (result?.ok) this.log.info({ ...move, op: result.opId }, "move started");
+      }
+    }
+    const view = this.view();
+    const transfers = planTransfers(this.map, view, this.map.shards.length).filter(
+      (transfer) => now - (this.lastTransferMs.get(transfer.shardId) ?? -Infinity) >= this.settings.leaderTransferCooldownMs,
+    );
+    const first = transfers[0];
+    if (first !== undefined) await this.transfer(first.shardId, first.from, first.to, first.reason);
+  }
+
+  private initCommand(): MetaCommand {
+    const config = this.node.config;
+    return {
+      type: "init",
+      clusterName: config.cluster.name,
+      replicationFactor: config.cluster.replicationFactor,
+      nodes: config.nodes.map((node) => ({ id: node.id, client: node.client, peer: node.peer, zone: node.zone })),
+      shards: computePlacement(config).map((placement) => ({
+        id: placement.shardId,
+        slotStart: placement.slots.start,
+        slotEnd: placement.slots.end,
+        epoch: placement.epoch,
+        voters: placement.replicas,
+        learners: [],
+        votersOutgoing: [],
+      })),
+    };
+  }
+
+  private async transfer(shardId: number, from: number, to: number, reason: string): Promise<void> {
+    this.lastTransferMs.set(shardId, monotonicMs());
+    const report = this.leaderReports.get(shardId);
+    if (report === undefined || report.nodeId !== from) return;
+    try {
+      await this.shardChange(report, { action: "transfer-leader", nodeId: to });
+      this.log.info({ shard: shardId, from, to, reason }, "leader transfer");
+    } catch (error) {
+      this.log.debug({ err: error, shard: shardId }, "leader transfer refused");
+    }
+  }
+
+  private async shardChange(report: LeaderReport, change: ShardChangeAction): Promise<void> {
+    const request = { ...change, shardId: report.shard.id, expectedEpoch: report.shard.epoch };
+    if (report.nodeId === this.node.nodeId) {
+      await this.node.shardChange(request);
+      return;
+    }
+    const address = this.node.clientAddressOf(report.nodeId);
+    if (address === undefined) throw new FailedPreconditionError(`node ${report.nodeId} has no known address`);
+    await this.node.adminClients.internal(address, "shardChange", request, 3000);
+  }
+
+  private async setStep(op: OperationRecord, step: string, state: OperationRecord["state"] = "running"): Promise<void> {
+    if (state === "running" && this.stepShown.get(op.id) === step && op.step === step) return;
+    this.stepShown.set(op.id, step);
+    await this.node.submitMeta([{ type: "op-update", id: op.id, state, step }]);
+    if (state !== "running") this.log.info({ op: op.id, state, step, move: describeOperation(op) }, "operation finished");
+  }
+
+  /** One idempotent step of a move, from the shard as its leader reports it now. */
+  private async driveMove(op: OperationRecord): Promise<void> {
+    const report = this.leaderReports.get(op.shardId);
+    const now = monotonicMs();
+    if (report === undefined || now - report.atMs > this.settings.heartbeatMs * 10) {
+      await this.setStep(op, "waiting for the shard's leader to report");
+      return;
+    }
+    const shard = report.shard;
+    const voters = new Set(shard.voters);
+    const learners = new Set(shard.learners);
+    const rollingBack = op.step.startsWith("rolling back");
+    try {
+      if (shard.votersOutgoing.length > 0) {
+        await this.setStep(op, "leaving the joint configuration");
+        return;
+      }
+      if (!voters.has(op.to) && !learners.has(op.to)) {
+        if (rollingBack) return await this.setStep(op, op.step.replace("rolling back", "rolled back"), "aborted");
+        if (!voters.has(op.from)) return await this.setStep(op, `node ${op.from} no longer holds shard ${op.shardId}; nothing to move`, "aborted");
+        if (!this.isAlive(op.to)) return await this.setStep(op, `target node ${op.to} is not alive`, "aborted");
+        await this.shardChange(report, { action: "add-learner", nodeId: op.to });
+        await this.setStep(op, `adding node ${op.to} as a learner`);
+        return;
+      }
+      if (learners.has(op.to)) {
+        const match = shard.progress.find(([id]) => id === op.to)?.[1] ?? 0;
+        const caughtUp = shard.commit - match <= CAUGHT_UP_LAG_MAX;
+        const timedOut = wallClockMs() - op.createdMs > this.settings.catchUpTimeoutMs;
+        if (rollingBack || (!caughtUp && (timedOut || !this.isAlive(op.to)))) {
+          const why = rollingBack ? op.step.replace(/^rolling back: /, "") : timedOut ? "catch-up timed out" : `target node ${op.to} died`;
+          await this.shardChange(report, { action: "remove", nodeId: op.to });
+          await this.setStep(op, `rolling back: ${why}`);
+          return;
+        }
+        if (!caughtUp) {
+          await this.setStep(op, `learner ${op.to} catching up (${match}/${shard.commit})`);
+          return;
+        }
+        if (report.nodeId === op.from) {
+          const to = shard.voters.find((id) => id !== op.from && this.isAlive(id));
+          if (to === undefined) return await this.setStep(op, "no live voter to take leadership");
+          await this.shardChange(report, { action: "transfer-leader", nodeId: to });
+          await this.setStep(op, `moving leadership from node ${op.from} to node ${to}`);
+          return;
+        }
+        if (!voters.has(op.from)) {
+          await this.shardChange(report, { action: "promote", nodeId: op.to });
+          await this.setStep(op, `promoting node ${op.to}`);
+          return;
+        }
+        await this.shardChange(report, { action: "promote-and-remove", nodeId: op.to, removeId: op.from });
+        await this.setStep(op, `promoting node ${op.to}, removing node ${op.from}`);
+        return;
+      }
+      // op.to is a voter.
+      if (voters.has(op.from)) {
+        if (report.nodeId === op.from) {
+          const to = shard.voters.find((id) => id !== op.from && this.isAlive(id));
+          if (to !== undefined) await this.shardChange(report, { action: "transfer-leader", nodeId: to });
+          return;
+        }
+        await this.shardChange(report, { action: "remove", nodeId: op.from });
+        await this.setStep(op, `removing node ${op.from}`);
+        return;
+      }
+      await this.setStep(op, `moved: voters ${shard.voters.join(", ")} at epoch ${shard.epoch}`, "done");
+    } catch (error) {
+      if (error instanceof TallyError && (error.code === "FAILED_PRECONDITION" || error.code === "NOT_LEADER")) return; // stale report; next round
+      this.log.debug({ err: error, op: op.id }, "move step failed");
+    }
+  }
+
+  // ---- operator requests (tallyctl) ----
+
+  async startMove(shardId: number, from: number, to: number, reason: string): Promise<number> {
+    const [result] = await this.node.submitMeta([{ type: "op-start", op: { kind: "move", shardId, from, to, reason } }]);
+    if (result === undefined || !result.ok) throw new FailedPreconditionError(result?.ok === false ? result.message : "move not started");
+    return result.opId!;
+  }
+
+  plan(): Plan {
+    return planAll(this.map, this.view());
+  }
+
+  async applyPlan(): Promise<Plan> {
+    const plan = this.plan();
+    const started = new Set<number>();
+    for (const move of plan.moves) {
+      if (started.has(move.shardId)) continue;
+      started.add(move.shardId);
+      await this.startMove(move.shardId, move.from, move.to, `rebalance: ${move.reason}`).catch((error: unknown) => this.log.debug({ err: error }, "planned move not started"));
+    }
+    for (const transfer of plan.transfers) await this.transfer(transfer.shardId, transfer.from, transfer.to, transfer.reason);
+    return plan;
+  }
+
+  /** Moves every leadership off `nodeId` now. */
+  async failover(nodeId: number): Promise<Array<{ shardId: number; from: number; to: number }>> {
+    if (nodeById(this.map, nodeId) === undefined) throw new InvalidArgumentError(`node ${nodeId} is not in the cluster`);
+    const moved: Array<{ shardId: number; from: number; to: number }> = [];
+    for (const [shardId, leader] of this.leaders()) {
+      if (leader !== nodeId) continue;
+      const shard = shardById(this.map, shardId);
+      const report = this.leaderReports.get(shardId);
+      if (shard === undefined || report === undefined) continue;
+      const to = report.shard.voters.find((id) => id !== nodeId && this.isAlive(id) && nodeById(this.map, id)?.state === "up");
+      if (to === undefined) continue;
+      this.lastTransferMs.set(shardId, monotonicMs());
+      await this.shardChange(report, { action: "transfer-leader", nodeId: to });
+      moved.push({ shardId, from: nodeId, to });
+    }
+    return moved;
+  }
+
+  /** Replica and leader counts per node, for status. */
+  counts(): Map<number, { replicas: number; leaders: number; opsPerSecond: number }> {
+    const counts = new Map<number, { replicas: number; leaders: number; opsPerSecond: number }>();
+    for (const node of this.map.nodes) counts.set(node.id, { replicas: 0, leaders: 0, opsPerSecond: 0 });
+    for (const shard of this.map.shards) for (const id of shardMembers(shard)) counts.get(id) && counts.get(id)!.replicas++;
+    for (const [shardId, leader] of this.leaders()) {
+      const entry = counts.get(leader);
+      if (entry === undefined) continue;
+      entry.leaders++;
+      entry.opsPerSecond += this.shardLoad(shardId);
+    }
+    return counts;
+  }
+}
+
+function describeCommand(command: MetaCommand): string {
+  switch (command.type) {
+    case "node-add":
+      return `node ${command.node.id} (${command.node.client}, zone ${command.node.zone}) joined`;
+    case "node-state":
+      return `node ${command.nodeId} is ${command.state}`;
+    case "shard-report":
+      return `shard ${command.shard.id} at epoch ${command.shard.epoch}: voters ${command.shard.voters.join(",")}` + (command.shard.learners.length ? ` learners ${command.shard.learners.join(",")}` : "");
+    default:
+      return command.type;
+  }
+}
