@@ -78,6 +78,12 @@ export class MetaController {
     return seen !== undefined && monotonicMs() - seen <= Math.max(1500, this.settings.heartbeatMs * 5);
   }
 
+  /** How long a node has been silent, counted from this controller's leadership at the earliest. */
+  silentMs(nodeId: number): number {
+    if (nodeId === this.node.nodeId) return 0;
+    return monotonicMs() - Math.max(this.lastSeen.get(nodeId) ?? 0, this.leaderSinceMs);
+  }
+
   lastSeenAgoMs(nodeId: number): number | undefined {
     if (nodeId === this.node.nodeId) return 0;
     const seen = this.lastSeen.get(nodeId);
@@ -120,11 +126,14 @@ export class MetaController {
 
   private async round(): Promise<void> {
     const now = monotonicMs();
-    if (now - this.lastTickMs > this.settings.heartbeatMs * 5) {
+    const gapMs = now - this.lastTickMs;
+    if (gapMs > Math.max(this.settings.heartbeatMs * 5, 2000)) {
       // New leadership (or a long pause): liveness must be learned afresh before acting on it.
       this.leaderSinceMs = now;
-      this.lastSeen.clear();
-      this.leaderReports.clear();
+      if (gapMs > this.settings.downAfterMs) {
+        this.lastSeen.clear();
+        this.leaderReports.clear();
+      }
     }
     this.lastTickMs = now;
     if (!this.map.initialized) {
@@ -147,8 +156,7 @@ export class MetaController {
     // Liveness: down after downAfterMs of silence (counted from our own leadership at the earliest).
     for (const node of this.map.nodes) {
       if (node.id === this.node.nodeId) continue;
-      const seen = this.lastSeen.get(node.id) ?? this.leaderSinceMs;
-      const silentMs = now - Math.max(seen, this.leaderSinceMs);
+      const silentMs = this.silentMs(node.id);
       if (node.state === "up" && silentMs > this.settings.downAfterMs) commands.push({ type: "node-state", nodeId: node.id, state: "down" });
       if (node.state === "down" && this.isAlive(node.id)) commands.push({ type: "node-state", nodeId: node.id, state: "up" });
     }
@@ -257,7 +265,8 @@ export class MetaController {
         const match = shard.progress.find(([id]) => id === op.to)?.[1] ?? 0;
         const caughtUp = shard.commit - match <= CAUGHT_UP_LAG_MAX;
         const timedOut = wallClockMs() - op.createdMs > this.settings.catchUpTimeoutMs;
-        if (rollingBack || (!caughtUp && (timedOut || !this.isAlive(op.to)))) {
+        const targetDead = this.silentMs(op.to) > Math.min(this.settings.downAfterMs, 10_000);
+        if (rollingBack || (!caughtUp && (timedOut || targetDead))) {
           const why = rollingBack ? op.step.replace(/^rolling back: /, "") : timedOut ? "catch-up timed out" : `target node ${op.to} died`;
           await this.shardChange(report, { action: "remove", nodeId: op.to });
           await this.setStep(op, `rolling back: ${why}`);
