@@ -1,0 +1,136 @@
+/**
+ * What the counter-kind structures share: one versioned envelope for their encodings, LEB128
+ * varints, and argument checks that throw the project's typed errors.
+ *
+ * Envelope: magic u8 (one per structure), format version u8, body, CRC-32 trailer over all of it.
+ * `openEnvelope` verifies the CRC before anything in the body is read, so a flipped or missing
+ * byte is CorruptionError up front, and each decoder then re-validates every invariant of its
+ * structure (a buffer with a valid CRC but made by a buggy writer is rejected, not believed).
+ */
+import { CorruptionError, InvalidArgumentError, OutOfRangeError } from "../../util/errors.js";
+import { ByteReader, ByteWriter, INT64_MAX, INT64_MIN } from "../binary.js";
+
+export const KIND_MAGIC = {
+  window: 0x57, // 'W'
+  rateLimit: 0x52, // 'R'
+  hyperLogLog: 0x48, // 'H'
+  expiry: 0x54, // 'T'
+} as const;
+
+/** Starts an encoding: call `sealEnvelope` when the body is written. */
+export function beginEnvelope(magic: number, version: number, initialBytes = 64): ByteWriter {
+  const writer = new ByteWriter(initialBytes);
+  writer.u8(magic);
+  writer.u8(version);
+  return writer;
+}
+
+export function sealEnvelope(writer: ByteWriter): Uint8Array {
+  writer.crc32Trailer();
+  return writer.finish();
+}
+
+/** Verifies CRC, magic and version; the returned reader is positioned at the body. */
+export function openEnvelope(bytes: Uint8Array, magic: number, version: number, what: string): ByteReader {
+  if (!(bytes instanceof Uint8Array)) throw new CorruptionError(`${what}: expected a Uint8Array`);
+  const reader = new ByteReader(bytes, what);
+  if (bytes.length < 6) reader.fail("too short for a header and a CRC-32 trailer");
+  reader.verifyCrc32Trailer();
+  const foundMagic = reader.u8();
+  if (foundMagic !== magic) reader.fail(`wrong magic byte 0x${foundMagic.toString(16)}, expected 0x${magic.toString(16)}`);
+  const foundVersion = reader.u8();
+  if (foundVersion !== version) reader.fail(`unsupported format version ${foundVersion} (this build reads ${version})`);
+  return reader;
+}
+
+/** Unsigned LEB128 of a non-negative safe integer (1..8 bytes). */
+export function writeUvarint(writer: ByteWriter, value: number): void {
+  if (!(Number.isSafeInteger(value) && value >= 0)) throw new RangeError(`uvarint must be a non-negative safe integer, got ${value}`);
+  let rest = value;
+  while (rest >= 0x80) {
+    writer.u8((rest % 0x80) | 0x80);
+    rest = Math.floor(rest / 0x80);
+  }
+  writer.u8(rest);
+}
+
+export function readUvarint(reader: ByteReader): number {
+  let value = 0;
+  let scale = 1;
+  for (let i = 0; i < 8; i++) {
+    const byte = reader.u8();
+    value += (byte & 0x7f) * scale;
+    if ((byte & 0x80) === 0) {
+      if (i > 0 && byte === 0) reader.fail("non-canonical varint (trailing zero byte)");
+      if (!Number.isSafeInteger(value)) reader.fail("varint above 2^53");
+      return value;
+    }
+    scale *= 0x80;
+  }
+  return reader.fail("varint longer than 8 bytes");
+}
+
+/** Zigzag LEB128 of an int64 (1..10 bytes). */
+export function writeSvarint64(writer: ByteWriter, value: bigint): void {
+  if (value < INT64_MIN || value > INT64_MAX) throw new RangeError(`svarint64 out of int64 range: ${value}`);
+  let rest = value >= 0n ? value << 1n : ((-value) << 1n) - 1n;
+  while (rest >= 0x80n) {
+    writer.u8(Number(rest & 0x7fn) | 0x80);
+    rest >>= 7n;
+  }
+  writer.u8(Number(rest));
+}
+
+export function readSvarint64(reader: ByteReader): bigint {
+  let zigzag = 0n;
+  let shift = 0n;
+  for (let i = 0; i < 10; i++) {
+    const byte = reader.u8();
+    zigzag |= BigInt(byte & 0x7f) << shift;
+    if ((byte & 0x80) === 0) {
+      if (i > 0 && byte === 0) reader.fail("non-canonical varint (trailing zero byte)");
+      if (zigzag >= 1n << 64n) reader.fail("svarint64 above 64 bits");
+      return zigzag & 1n ? -((zigzag + 1n) >> 1n) : zigzag >> 1n;
+    }
+    shift += 7n;
+  }
+  return reader.fail("svarint64 longer than 10 bytes");
+}
+
+/** An integer argument in [min, max] (safe integers), else InvalidArgumentError naming it. */
+export function requireInteger(value: unknown, what: string, min: number, max: number): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value)) {
+    throw new InvalidArgumentError(`${what} must be a safe integer, got ${typeof value === "number" ? value : typeof value}`);
+  }
+  if (value < min || value > max) throw new InvalidArgumentError(`${what} must be in [${min}, ${max}], got ${value}`);
+  return value;
+}
+
+/** A bigint argument in int64 range. */
+export function requireInt64(value: unknown, what: string): bigint {
+  if (typeof value !== "bigint") throw new InvalidArgumentError(`${what} must be a bigint, got ${typeof value}`);
+  if (value < INT64_MIN || value > INT64_MAX) throw new OutOfRangeError(`${what} ${value} is outside signed 64-bit range`);
+  return value;
+}
+
+/** a + b, or OutOfRangeError when the sum leaves int64 (the caller has changed nothing yet). */
+export function checkedAdd64(a: bigint, b: bigint, what: string): bigint {
+  const sum = a + b;
+  if (sum < INT64_MIN || sum > INT64_MAX) throw new OutOfRangeError(`${what}: ${a} + ${b} overflows signed 64-bit`);
+  return sum;
+}
+
+export function requireBytes(value: unknown, what: string): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw new InvalidArgumentError(`${what} must be a Uint8Array`);
+  return value;
+}
+
+/** Unsigned lexicographic byte order (memcmp, shorter prefix first). */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const shared = Math.min(a.length, b.length);
+  for (let i = 0; i < shared; i++) {
+    const difference = a[i]! - b[i]!;
+    if (difference !== 0) return difference;
+  }
+  return a.length - b.length;
+}
