@@ -134,3 +134,13 @@ export function compareBytes(a: Uint8Array, b: Uint8Array): number {
   }
   return a.length - b.length;
 }
+
+/**
+ * Bytes as a string of char codes 0..255: a Map key with the same identity as the bytes, whose
+ * JS string order (by UTF-16 code unit) is exactly unsigned byte order.
+ */
+export function binaryString(bytes: Uint8Array): string {
+  let out = "";
+  for (let i = 0; i < bytes.length; i++) out += String.fromCharCode(bytes[i]!);
+  return out;
+}
