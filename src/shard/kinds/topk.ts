@@ -24,6 +24,7 @@
  */
 import { InvalidArgumentError } from "../../util/errors.js";
 import { assert } from "../../util/assert.js";
+import { INT64_MAX, INT64_MIN } from "../binary.js";
 import { describeKey } from "../keys.js";
 import { binaryString, compareBytes, requireBytes, requireInt64, requireInteger } from "./codec.js";
 
@@ -56,10 +57,14 @@ export function compareRank(a: KeyValue, b: KeyValue): number {
   return compareBytes(a.key, b.key);
 }
 
-function requireEntry(entry: KeyValue, what: string): void {
-  if (typeof entry !== "object" || entry === null) throw new InvalidArgumentError(`${what} must be a {key, value}`);
-  requireBytes(entry.key, `${what}.key`);
-  requireInt64(entry.value, `${what}.value`);
+/** Throws the precise error for a bad entry; `label` is only built when one is found. */
+function requireEntry(entry: KeyValue, label: () => string): void {
+  if (typeof entry === "object" && entry !== null && entry.key instanceof Uint8Array && typeof entry.value === "bigint" && entry.value >= INT64_MIN && entry.value <= INT64_MAX) {
+    return;
+  }
+  if (typeof entry !== "object" || entry === null) throw new InvalidArgumentError(`${label()} must be a {key, value}`);
+  requireBytes(entry.key, `${label()}.key`);
+  requireInt64(entry.value, `${label()}.value`);
 }
 
 /** A binary heap ordered so that the root ranks LAST (the one to evict). */
@@ -114,7 +119,8 @@ export function topK(entries: Iterable<KeyValue>, k: number): KeyValue[] {
   const heap = new WorstFirstHeap<KeyValue>(compareRank);
   let position = 0;
   for (const entry of entries) {
-    requireEntry(entry, `entries[${position++}]`);
+    requireEntry(entry, () => `entries[${position}]`);
+    position++;
     if (heap.items.length < k) heap.push({ key: entry.key.slice(), value: entry.value });
     else if (compareRank(entry, heap.items[0]!) < 0) heap.replaceRoot({ key: entry.key.slice(), value: entry.value });
   }
@@ -128,7 +134,7 @@ export function mergeTopK(lists: ReadonlyArray<readonly KeyValue[]>, k: number):
     if (!Array.isArray(list)) throw new InvalidArgumentError(`lists[${s}] must be an array`);
     if (list.length > TOP_K_MAX) throw new InvalidArgumentError(`lists[${s}] has ${list.length} entries, above ${TOP_K_MAX}`);
     for (let i = 0; i < list.length; i++) {
-      requireEntry(list[i]!, `lists[${s}][${i}]`);
+      requireEntry(list[i]!, () => `lists[${s}][${i}]`);
       if (i > 0 && compareRank(list[i - 1]!, list[i]!) >= 0) {
         throw new InvalidArgumentError(`lists[${s}] is not ranked (value desc, key asc, keys distinct) at ${i}`);
       }
@@ -189,7 +195,8 @@ export function aggregate(entries: Iterable<KeyValue>, prefix: Uint8Array = new 
   let max: bigint | undefined;
   let position = 0;
   for (const entry of entries) {
-    requireEntry(entry, `entries[${position++}]`);
+    requireEntry(entry, () => `entries[${position}]`);
+    position++;
     if (!keyHasPrefix(entry.key, prefix)) continue;
     count++;
     sum += entry.value;
