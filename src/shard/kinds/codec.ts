@@ -144,3 +144,31 @@ export function binaryString(bytes: Uint8Array): string {
   for (let i = 0; i < bytes.length; i++) out += String.fromCharCode(bytes[i]!);
   return out;
 }
+
+/** The first position in [from, to) of a sorted run whose value is >= target (`to` if none). */
+export function lowerBound(values: ArrayLike<number>, from: number, to: number, target: number): number {
+  let low = from;
+  let high = to;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (values[middle]! < target) low = middle + 1;
+    else high = middle;
+  }
+  return low;
+}
+
+/**
+ * Strictly increasing integers are written as gaps: the first as is, each next as
+ * (value - previous - 1). Returns `value`, the next call's `previous` (-1 before the first).
+ */
+export function writeAscending(writer: ByteWriter, previous: number, value: number): number {
+  writeUvarint(writer, previous < 0 ? value : value - previous - 1);
+  return value;
+}
+
+export function readAscending(reader: ByteReader, previous: number): number {
+  const gap = readUvarint(reader);
+  const value = previous < 0 ? gap : previous + gap + 1;
+  if (!Number.isSafeInteger(value)) reader.fail("ascending value above 2^53");
+  return value;
+}

@@ -31,7 +31,7 @@
  */
 import { InvalidArgumentError } from "../../util/errors.js";
 import { assert } from "../../util/assert.js";
-import { KIND_MAGIC, beginEnvelope, openEnvelope, readUvarint, requireBytes, sealEnvelope, writeUvarint } from "./codec.js";
+import { KIND_MAGIC, beginEnvelope, lowerBound, openEnvelope, readUvarint, requireBytes, sealEnvelope, writeUvarint } from "./codec.js";
 import { HASH_OUT, xxhash64Into } from "./xxhash64.js";
 
 export const HLL_PRECISION = 14;
@@ -106,16 +106,7 @@ export class HyperLogLog {
   }
 
   private sparseLowerBound(index: number): number {
-    const sparse = this.sparse!;
-    const key = index << 8;
-    let low = 0;
-    let high = this.sparseSize;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (sparse[middle]! < key) low = middle + 1;
-      else high = middle;
-    }
-    return low;
+    return lowerBound(this.sparse!, 0, this.sparseSize, index << 8);
   }
 
   private toDense(): void {

@@ -33,9 +33,11 @@ import {
   KIND_MAGIC,
   beginEnvelope,
   openEnvelope,
+  readAscending,
   readUvarint,
   requireInteger,
   sealEnvelope,
+  writeAscending,
   writeUvarint,
 } from "./codec.js";
 
@@ -140,10 +142,8 @@ export class SlidingWindowLimiter {
     writeUvarint(writer, this.size);
     let previous = -1;
     for (let p = this.head; p < this.tail; p++) {
-      const timeMs = this.times[p]!;
-      writeUvarint(writer, previous < 0 ? timeMs : timeMs - previous - 1);
+      previous = writeAscending(writer, previous, this.times[p]!);
       writeUvarint(writer, this.amounts[p]!);
-      previous = timeMs;
     }
     return sealEnvelope(writer);
   }
@@ -155,8 +155,7 @@ export class SlidingWindowLimiter {
     const limiter = new SlidingWindowLimiter();
     let previous = -1;
     for (let i = 0; i < size; i++) {
-      const gap = readUvarint(reader);
-      const timeMs = previous < 0 ? gap : previous + gap + 1;
+      const timeMs = readAscending(reader, previous);
       if (timeMs > TIME_MS_MAX) reader.fail(`grant time ${timeMs} out of range`);
       const amount = readUvarint(reader);
       if (amount < 1) reader.fail("a grant of 0");

@@ -44,12 +44,15 @@ import {
   KIND_MAGIC,
   beginEnvelope,
   checkedAdd64,
+  lowerBound,
   openEnvelope,
+  readAscending,
   readSvarint64,
   readUvarint,
   requireInt64,
   requireInteger,
   sealEnvelope,
+  writeAscending,
   writeSvarint64,
   writeUvarint,
 } from "./codec.js";
@@ -173,16 +176,9 @@ class TierBuckets {
 
   /** First position in [head, tail) whose number is >= bucket (tail if none). */
   lowerBound(bucket: number): number {
-    let low = this.head;
-    let high = this.tail;
     // In-order writes and recent reads hit the end: check it before bisecting.
-    if (high > low && this.numbers[high - 1]! < bucket) return high;
-    while (low < high) {
-      const middle = (low + high) >>> 1;
-      if (this.numbers[middle]! < bucket) low = middle + 1;
-      else high = middle;
-    }
-    return low;
+    if (this.tail > this.head && this.numbers[this.tail - 1]! < bucket) return this.tail;
+    return lowerBound(this.numbers, this.head, this.tail, bucket);
   }
 
   /** The oldest bucket number this tier keeps when the clock reads nowMs. */
@@ -419,17 +415,14 @@ export class WindowedCounter {
   }
 }
 
-// Per tier: bucket count, then each bucket as (gap from the previous number, or the absolute first
-// number), zigzag sum, add count.
+// Per tier: bucket count, then each bucket as its number (ascending, gap-coded), zigzag sum, add count.
 function encodeTier(writer: ByteWriter, tier: TierBuckets): void {
   writeUvarint(writer, tier.size);
   let previous = -1;
   for (let p = tier.head; p < tier.tail; p++) {
-    const bucket = tier.numbers[p]!;
-    writeUvarint(writer, previous < 0 ? bucket : bucket - previous - 1);
+    previous = writeAscending(writer, previous, tier.numbers[p]!);
     writeSvarint64(writer, tier.sums[p]!);
     writeUvarint(writer, tier.counts[p]!);
-    previous = bucket;
   }
 }
 
@@ -440,8 +433,7 @@ function decodeTier(reader: ByteReader, tier: TierBuckets, clockMs: number, futu
   if (size > newest - oldest + 1) reader.fail(`tier ${tier.resolutionMs} ms holds ${size} buckets, more than its ${newest - oldest + 1}`);
   let previous = -1;
   for (let i = 0; i < size; i++) {
-    const gap = readUvarint(reader);
-    const bucket = previous < 0 ? gap : previous + gap + 1;
+    const bucket = readAscending(reader, previous);
     if (bucket < oldest || bucket > newest) reader.fail(`bucket ${bucket} of tier ${tier.resolutionMs} ms is outside the kept ${oldest}..${newest}`);
     const sum = readSvarint64(reader);
     const count = readUvarint(reader);
