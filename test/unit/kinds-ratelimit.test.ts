@@ -66,6 +66,8 @@ describe("sliding-window rate limiter", () => {
       const limit = 1 + prng.nextInt(40);
       const windowMs = 1 + prng.nextInt(60);
       const limiter = new SlidingWindowLimiter();
+      // A replica restored from a snapshot at step 1,500 that applies the same calls after it.
+      let replica = new SlidingWindowLimiter();
       const grants: Array<[number, number]> = [];
       const usedAt = (t: number): number => grants.filter(([g]) => g > t - windowMs && g <= t).reduce((s, [, a]) => s + a, 0);
       let now = 1_000;
@@ -75,6 +77,8 @@ describe("sliding-window rate limiter", () => {
         const n = prng.nextInt(Math.min(limit, 8) + 1);
         const used = usedAt(now);
         const result = limiter.tryAcquire(n, limit, windowMs, now);
+        expect(replica.tryAcquire(n, limit, windowMs, now)).toEqual(result);
+        if (i === 1_500) replica = SlidingWindowLimiter.decode(replica.encode());
         if (used + n <= limit) {
           expect(result).toEqual({ allowed: true, remaining: limit - used - n, retryAfterMs: 0 });
           if (n > 0) grants.push([now, n]);
@@ -90,6 +94,7 @@ describe("sliding-window rate limiter", () => {
       for (const [t] of grants) expect(usedAt(t)).toBeLessThanOrEqual(limit);
       expect(granted).toBeGreaterThan(100);
       expect(hex(SlidingWindowLimiter.decode(limiter.encode()).encode())).toBe(hex(limiter.encode()));
+      expect(hex(replica.encode())).toBe(hex(limiter.encode()));
     });
   }
 

@@ -174,6 +174,8 @@ describe("windowed counter", () => {
     it(`matches brute force on random in-window events (seed ${seed})`, () => {
       const prng = createPrng(seed);
       const counter = new WindowedCounter(SMALL);
+      // A replica that restored a snapshot taken at step 1,500 and applied the same log after it.
+      let replica = new WindowedCounter(SMALL);
       const events: Event[] = [];
       let now = 50_000;
       for (let i = 0; i < 3_000; i++) {
@@ -181,6 +183,8 @@ describe("windowed counter", () => {
         const timeMs = now - prng.nextInt(SMALL.latenessMs + SMALL.futureMs + 1) + SMALL.futureMs;
         const delta = BigInt(prng.nextInt(2_001)) - 1_000n;
         counter.add(timeMs, delta, now);
+        replica.add(timeMs, delta, now);
+        if (i === 1_500) replica = WindowedCounter.decode(replica.encode());
         events.push({ timeMs, delta });
         if (i % 100 !== 99) continue;
         for (const [tierIndex, tier] of SMALL.tiers.entries()) {
@@ -206,6 +210,7 @@ describe("windowed counter", () => {
           }
         }
       }
+      expect(hex(replica.encode())).toBe(hex(counter.encode()));
     });
   }
 
