@@ -28,6 +28,9 @@ describe("sliding-window rate limiter", () => {
     expect(limiter.entries()).toEqual([[5_000, 10]]);
     const before = hex(limiter.encode());
     expect(limiter.tryAcquire(0, 100, 1_000, 5_500)).toEqual({ allowed: true, remaining: 90, retryAfterMs: 0 });
+    // Also when the grants have left the window, and when a lowered limit is already exceeded.
+    expect(limiter.tryAcquire(0, 100, 1_000, 6_000)).toEqual({ allowed: true, remaining: 100, retryAfterMs: 0 });
+    expect(limiter.tryAcquire(0, 5, 1_000, 5_500)).toEqual({ allowed: true, remaining: 0, retryAfterMs: 0 });
     expect(hex(limiter.encode())).toBe(before);
   });
 

@@ -14,14 +14,15 @@
  * - otherwise denied and NOTHING changes (the bytes stay identical): remaining =
  *   max(0, limit - used), retryAfterMs = the exact wait until enough grants leave the window
  *   that n fits: the smallest d > 0 such that used(clock + d) + n <= limit (> 0 always).
- * n = 0 is a free peek (always allowed, changes nothing). n > limit can never be granted and is
+ * n = 0 is a peek: allowed, remaining = max(0, limit - used), and changes nothing. n > limit can never be granted and is
  * InvalidArgumentError. limit and windowMs are per call (a config change applies from then on;
  * grants dropped under a shorter window are not remembered if the window later grows).
  *
  * Bounds: after a grant every live entry has a distinct ms in the window and an amount >= 1 whose
  * total is <= limit, so entries <= min(limit, windowMs); calls must keep min(limit, windowMs) <=
- * ENTRIES_MAX (2^20), so a limiter holds at most 2^20 entries, 16 bytes each (16 MiB worst case,
- * reached only by a grant in every ms of a 17-minute window). Encoded: ~8 bytes + ~2-4 per entry.
+ * ENTRIES_MAX (2^20), so a limiter holds at most 2^20 entries, 16 bytes each in typed arrays that
+ * grow by doubling (16 MiB live, 32 MiB capacity in the worst case, reached only by a grant in
+ * every ms of a 17-minute window). Encoded: ~8 bytes + ~2-4 per entry.
  *
  * Determinism: integers only; the state is a function of the granted calls in order.
  * Complexity: tryAcquire O(1) amortized for grants (O(expired) drops); a denial scans the live
@@ -83,10 +84,12 @@ export class SlidingWindowLimiter {
     let expired = 0;
     while (firstLive < this.tail && this.times[firstLive]! <= horizonMs) expired += this.amounts[firstLive++]!;
     const used = this.total - expired;
+    // A peek: answers without dropping expired grants, so the bytes stay as they were.
+    if (n === 0) return { allowed: true, remaining: Math.max(0, limit - used), retryAfterMs: 0 };
     if (used + n <= limit) {
       this.head = firstLive;
       this.total = used;
-      if (n > 0) this.record(clockMs, n);
+      this.record(clockMs, n);
       assert(this.total <= limit && this.size <= Math.min(limit, windowMs), "limiter bound after a grant");
       return { allowed: true, remaining: limit - this.total, retryAfterMs: 0 };
     }

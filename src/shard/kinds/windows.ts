@@ -26,8 +26,10 @@
  *
  * Bounds. Tier i holds at most retentionMs/resolutionMs + floor(futureMs/resolutionMs) + 1 buckets
  * (BUCKETS_PER_TIER_MAX caps the configured ratio); only non-empty buckets are stored, at 24 bytes
- * each in typed arrays (the defaults: 13,800 buckets, 331 KB at most; a counter touched once a
- * second holds ~5,200 buckets, 125 KB). A range answers at most RANGE_STEPS_MAX points.
+ * each in typed arrays that grow by doubling (so at most 48 bytes of capacity per live bucket).
+ * With the defaults: at most 13,808 buckets (331 KB live, 662 KB capacity), reached by a counter
+ * touched every second for a year; one touched every second for a day holds ~5,100.
+ * A range answers at most RANGE_STEPS_MAX points.
  * Encoded: ~30 bytes of header plus ~4-12 bytes per non-empty bucket.
  *
  * Determinism: integer arithmetic only (bigint sums, safe-integer times); the state is a function
