@@ -70,9 +70,17 @@ export function readUvarint(reader: ByteReader): number {
   return reader.fail("varint longer than 8 bytes");
 }
 
+const SMALL_MAGNITUDE = 1n << 52n;
+
 /** Zigzag LEB128 of an int64 (1..10 bytes). */
 export function writeSvarint64(writer: ByteWriter, value: bigint): void {
   if (value < INT64_MIN || value > INT64_MAX) throw new RangeError(`svarint64 out of int64 range: ${value}`);
+  if (value >= -SMALL_MAGNITUDE && value < SMALL_MAGNITUDE) {
+    // Most values: zigzag fits a safe integer, so no BigInt work per byte.
+    const small = Number(value);
+    writeUvarint(writer, small >= 0 ? small * 2 : -small * 2 - 1);
+    return;
+  }
   let rest = value >= 0n ? value << 1n : ((-value) << 1n) - 1n;
   while (rest >= 0x80n) {
     writer.u8(Number(rest & 0x7fn) | 0x80);
@@ -82,13 +90,25 @@ export function writeSvarint64(writer: ByteWriter, value: bigint): void {
 }
 
 export function readSvarint64(reader: ByteReader): bigint {
-  let zigzag = 0n;
-  let shift = 0n;
-  for (let i = 0; i < 10; i++) {
+  // The first 7 bytes (49 bits) accumulate in a double, exactly; longer ones continue in BigInt.
+  let small = 0;
+  let scale = 1;
+  for (let i = 0; i < 7; i++) {
+    const byte = reader.u8();
+    small += (byte & 0x7f) * scale;
+    if ((byte & 0x80) === 0) {
+      if (i > 0 && byte === 0) reader.fail("non-canonical varint (trailing zero byte)");
+      return BigInt(small % 2 === 0 ? small / 2 : -(small + 1) / 2);
+    }
+    scale *= 0x80;
+  }
+  let zigzag = BigInt(small);
+  let shift = 49n;
+  for (let i = 7; i < 10; i++) {
     const byte = reader.u8();
     zigzag |= BigInt(byte & 0x7f) << shift;
     if ((byte & 0x80) === 0) {
-      if (i > 0 && byte === 0) reader.fail("non-canonical varint (trailing zero byte)");
+      if (byte === 0) reader.fail("non-canonical varint (trailing zero byte)");
       if (zigzag >= 1n << 64n) reader.fail("svarint64 above 64 bits");
       return zigzag & 1n ? -((zigzag + 1n) >> 1n) : zigzag >> 1n;
     }
