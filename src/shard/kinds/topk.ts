@@ -57,14 +57,16 @@ export function compareRank(a: KeyValue, b: KeyValue): number {
   return compareBytes(a.key, b.key);
 }
 
-/** Throws the precise error for a bad entry; `label` is only built when one is found. */
-function requireEntry(entry: KeyValue, label: () => string): void {
-  if (typeof entry === "object" && entry !== null && entry.key instanceof Uint8Array && typeof entry.value === "bigint" && entry.value >= INT64_MIN && entry.value <= INT64_MAX) {
-    return;
-  }
-  if (typeof entry !== "object" || entry === null) throw new InvalidArgumentError(`${label()} must be a {key, value}`);
-  requireBytes(entry.key, `${label()}.key`);
-  requireInt64(entry.value, `${label()}.value`);
+function isEntry(entry: KeyValue): boolean {
+  return typeof entry === "object" && entry !== null && entry.key instanceof Uint8Array && typeof entry.value === "bigint" && entry.value >= INT64_MIN && entry.value <= INT64_MAX;
+}
+
+/** Throws the precise error for an entry that failed isEntry (the label is built only then). */
+function rejectEntry(entry: KeyValue, label: string): never {
+  if (typeof entry !== "object" || entry === null) throw new InvalidArgumentError(`${label} must be a {key, value}`);
+  requireBytes(entry.key, `${label}.key`);
+  requireInt64(entry.value, `${label}.value`);
+  throw new InvalidArgumentError(`${label} is not a valid entry`);
 }
 
 /** A binary heap ordered so that the root ranks LAST (the one to evict). */
@@ -119,7 +121,7 @@ export function topK(entries: Iterable<KeyValue>, k: number): KeyValue[] {
   const heap = new WorstFirstHeap<KeyValue>(compareRank);
   let position = 0;
   for (const entry of entries) {
-    requireEntry(entry, () => `entries[${position}]`);
+    if (!isEntry(entry)) rejectEntry(entry, `entries[${position}]`);
     position++;
     if (heap.items.length < k) heap.push({ key: entry.key.slice(), value: entry.value });
     else if (compareRank(entry, heap.items[0]!) < 0) heap.replaceRoot({ key: entry.key.slice(), value: entry.value });
@@ -134,7 +136,7 @@ export function mergeTopK(lists: ReadonlyArray<readonly KeyValue[]>, k: number):
     if (!Array.isArray(list)) throw new InvalidArgumentError(`lists[${s}] must be an array`);
     if (list.length > TOP_K_MAX) throw new InvalidArgumentError(`lists[${s}] has ${list.length} entries, above ${TOP_K_MAX}`);
     for (let i = 0; i < list.length; i++) {
-      requireEntry(list[i]!, () => `lists[${s}][${i}]`);
+      if (!isEntry(list[i]!)) rejectEntry(list[i]!, `lists[${s}][${i}]`);
       if (i > 0 && compareRank(list[i - 1]!, list[i]!) >= 0) {
         throw new InvalidArgumentError(`lists[${s}] is not ranked (value desc, key asc, keys distinct) at ${i}`);
       }
@@ -195,7 +197,7 @@ export function aggregate(entries: Iterable<KeyValue>, prefix: Uint8Array = new 
   let max: bigint | undefined;
   let position = 0;
   for (const entry of entries) {
-    requireEntry(entry, () => `entries[${position}]`);
+    if (!isEntry(entry)) rejectEntry(entry, `entries[${position}]`);
     position++;
     if (!keyHasPrefix(entry.key, prefix)) continue;
     count++;
