@@ -214,6 +214,36 @@ describe("windowed counter", () => {
     });
   }
 
+  it("matches brute force with the default tiers over 30 hours, falling back tier by tier", () => {
+    const prng = createPrng(99);
+    const counter = new WindowedCounter();
+    const events: Event[] = [];
+    let now = BASE;
+    const check = (fromMs: number, toMs: number, stepMs: number, resolutionMs: number): void => {
+      for (const agg of ["sum", "max", "count"] as const) {
+        const answer = counter.range(fromMs, toMs, stepMs, agg);
+        expect(answer.resolutionMs).toBe(resolutionMs);
+        const inRange = events.filter((e) => e.timeMs >= fromMs && e.timeMs < toMs);
+        expect(answer.points.map((p) => p.value)).toEqual(answer.points.map((p) => expected(inRange, p.startMs, stepMs, resolutionMs, agg).value));
+      }
+    };
+    for (let i = 1; i <= 12_000; i++) {
+      now += prng.nextInt(18_000);
+      const timeMs = now - prng.nextInt(60_001);
+      const delta = BigInt(prng.nextInt(100));
+      counter.add(timeMs, delta, now);
+      events.push({ timeMs, delta });
+      if (i % 3_000 !== 0) continue;
+      const second = Math.floor(now / 1_000) * 1_000;
+      const minute = Math.floor(now / 60_000) * 60_000;
+      const hour = Math.floor(now / HOUR) * HOUR;
+      check(second - 50 * 60_000, second - 45 * 60_000, 1_000, 1_000); // 1 s tier: the last hour
+      check(minute - 20 * HOUR, minute, 10 * 60_000, 60_000); // 1 min tier: the last day
+      check(hour - 30 * HOUR, hour, HOUR, HOUR); // beyond the minute tier's day: the hour tier
+    }
+    expect(now - BASE).toBeGreaterThan(30 * HOUR);
+  });
+
   it("encodes compactly and deterministically, and decodes to the same state", () => {
     const build = (): WindowedCounter => {
       const counter = new WindowedCounter();
