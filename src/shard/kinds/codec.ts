@@ -54,20 +54,32 @@ export function writeUvarint(writer: ByteWriter, value: number): void {
   writer.u8(rest);
 }
 
-export function readUvarint(reader: ByteReader): number {
+/** Whether the last readLeb128Prefix call reached the varint's final byte. */
+let leb128Ended = false;
+
+/** Accumulates up to `bytesMax` LEB128 bytes in a double (exact up to 7 bytes, 49 bits). */
+function readLeb128Prefix(reader: ByteReader, bytesMax: number): number {
   let value = 0;
   let scale = 1;
-  for (let i = 0; i < 8; i++) {
+  for (let i = 0; i < bytesMax; i++) {
     const byte = reader.u8();
     value += (byte & 0x7f) * scale;
     if ((byte & 0x80) === 0) {
       if (i > 0 && byte === 0) reader.fail("non-canonical varint (trailing zero byte)");
-      if (!Number.isSafeInteger(value)) reader.fail("varint above 2^53");
+      leb128Ended = true;
       return value;
     }
     scale *= 0x80;
   }
-  return reader.fail("varint longer than 8 bytes");
+  leb128Ended = false;
+  return value;
+}
+
+export function readUvarint(reader: ByteReader): number {
+  const value = readLeb128Prefix(reader, 8);
+  if (!leb128Ended) reader.fail("varint longer than 8 bytes");
+  if (!Number.isSafeInteger(value)) reader.fail("varint above 2^53");
+  return value;
 }
 
 const SMALL_MAGNITUDE = 1n << 52n;
@@ -91,17 +103,8 @@ export function writeSvarint64(writer: ByteWriter, value: bigint): void {
 
 export function readSvarint64(reader: ByteReader): bigint {
   // The first 7 bytes (49 bits) accumulate in a double, exactly; longer ones continue in BigInt.
-  let small = 0;
-  let scale = 1;
-  for (let i = 0; i < 7; i++) {
-    const byte = reader.u8();
-    small += (byte & 0x7f) * scale;
-    if ((byte & 0x80) === 0) {
-      if (i > 0 && byte === 0) reader.fail("non-canonical varint (trailing zero byte)");
-      return BigInt(small % 2 === 0 ? small / 2 : -(small + 1) / 2);
-    }
-    scale *= 0x80;
-  }
+  const small = readLeb128Prefix(reader, 7);
+  if (leb128Ended) return BigInt(small % 2 === 0 ? small / 2 : -(small + 1) / 2);
   let zigzag = BigInt(small);
   let shift = 49n;
   for (let i = 7; i < 10; i++) {
