@@ -216,7 +216,7 @@ export class MetaStateMachine {
         const target = nodeById(map, op.to);
         if (target === undefined || target.state !== "up") return { ok: false, code: "FAILED_PRECONDITION", message: `target node ${op.to} is not an up node` };
         const members = shardMembers(shard);
-        if (!shard.voters.includes(op.from)) return { ok: false, code: "FAILED_PRECONDITION", message: `node ${op.from} is not a voter of shard ${op.shardId} (voters ${shard.voters.join(", ")})` };
+        if (op.from !== 0 && !shard.voters.includes(op.from)) return { ok: false, code: "FAILED_PRECONDITION", message: `node ${op.from} is not a voter of shard ${op.shardId} (voters ${shard.voters.join(", ")})` };
         if (members.includes(op.to)) return { ok: false, code: "FAILED_PRECONDITION", message: `node ${op.to} already holds a replica of shard ${op.shardId}` };
         const id = map.nextOperationId++;
         map.operations.push({ ...op, id, state: "running", step: "planned", createdMs: now, updatedMs: now });
@@ -263,7 +263,7 @@ export class MetaStateMachine {
 }
 
 export function describeOperation(op: OperationRecord): string {
-  return `move shard ${op.shardId} from node ${op.from} to node ${op.to}`;
+  return op.from === 0 ? `add a replica of shard ${op.shardId} on node ${op.to}` : `move shard ${op.shardId} from node ${op.from} to node ${op.to}`;
 }
 
 function copyShard(shard: ShardRecord): ShardRecord {

@@ -83,6 +83,14 @@ export function planOneMove(map: ClusterMap, view: PlacementView): PlannedMove |
   const shards = map.shards.filter((shard) => !view.busyShards.has(shard.id) && shard.votersOutgoing.length === 0 && shard.learners.length === 0);
   const node = (id: number) => map.nodes.find((candidate) => candidate.id === id);
 
+  // 0. Under-replicated shards (after an unsafe recovery, or a replication factor raised): add a
+  //    replica (from = 0: nothing leaves).
+  for (const shard of shards) {
+    if (shard.voters.length >= map.replicationFactor) continue;
+    const to = chooseTarget(map, view, shard, 0, counts);
+    if (to !== undefined) return { shardId: shard.id, from: 0, to, reason: `under-replicated: ${shard.voters.length} of ${map.replicationFactor} voters` };
+  }
+
   // 1. Replicas on nodes that are down, draining or removed.
   for (const shard of shards) {
     for (const id of shard.voters) {

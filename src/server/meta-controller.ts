@@ -179,6 +179,8 @@ export class MetaController {
         if (result?.ok) this.log.info({ ...move, op: result.opId }, "move started");
       }
     }
+    // Leaders settle after start-up elections; balancing them earlier only adds churn.
+    if (now - this.leaderSinceMs < Math.max(this.settings.leaderTransferCooldownMs, this.settings.heartbeatMs * 10)) return;
     const view = this.view();
     const transfers = planTransfers(this.map, view, this.map.shards.length).filter(
       (transfer) => now - (this.lastTransferMs.get(transfer.shardId) ?? -Infinity) >= this.settings.leaderTransferCooldownMs,
@@ -255,7 +257,7 @@ export class MetaController {
       }
       if (!voters.has(op.to) && !learners.has(op.to)) {
         if (rollingBack) return await this.setStep(op, op.step.replace("rolling back", "rolled back"), "aborted");
-        if (!voters.has(op.from)) return await this.setStep(op, `node ${op.from} no longer holds shard ${op.shardId}; nothing to move`, "aborted");
+        if (op.from !== 0 && !voters.has(op.from)) return await this.setStep(op, `node ${op.from} no longer holds shard ${op.shardId}; nothing to move`, "aborted");
         if (!this.isAlive(op.to)) return await this.setStep(op, `target node ${op.to} is not alive`, "aborted");
         await this.shardChange(report, { action: "add-learner", nodeId: op.to });
         await this.setStep(op, `adding node ${op.to} as a learner`);

@@ -37,6 +37,8 @@ export interface TestClusterOptions {
   extraEnv?: Record<string, string>;
   /** Extra node flags for every tallyd (e.g. --cpu-prof for profiling). */
   nodeArgs?: string[];
+  /** cluster.metaReplicas (default: 3, or 1 below 3 nodes). */
+  metaReplicas?: number;
   /** cluster.yaml `placement:` settings (the placement controller). */
   placement?: Record<string, number | boolean>;
 }
@@ -77,9 +79,11 @@ export class TestCluster {
         heartbeatTicks: this.options.heartbeatTicks ?? 5,
         leaseDriftTicks: 5,
         snapshotEveryEntries: this.options.snapshotEveryEntries ?? 10_000,
+        ...(this.options.metaReplicas !== undefined ? { metaReplicas: this.options.metaReplicas } : {}),
       },
       limits: { requestTimeoutMs: 4000 },
-      ...(this.options.placement ? { placement: this.options.placement } : {}),
+      // Tests that do not exercise the placement controller keep their leaders where elections put them.
+      placement: this.options.placement ?? { autoRebalance: false },
       nodes,
     };
     this.document = document;
