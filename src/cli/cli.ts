@@ -236,7 +236,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       );
   }
 
-  const shard = program.command("shard").description("shard placement: move");
+  const shard = program.command("shard").description("shard placement: move, split");
   shard
     .command("move")
     .description("move one replica of SHARD from node FROM to node TO (learner, catch up, promote, remove; resumable)")
@@ -247,6 +247,19 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       withClient(command, async (tally, options) =>
         change(await tally.admin("ShardMove", { shardId: id, fromNode: String(commandOptions.from), toNode: String(commandOptions.to) }, deadline(options)), options.json === true),
       ),
+    );
+
+  shard
+    .command("split")
+    .description("split SHARD's slot range in two; the new shard takes slots from SLOT on (default: where its recent load halves)")
+    .argument("<shard>", "shard id", shardId)
+    .option("--at <slot>", "first slot of the new shard", (text: string) => {
+      const value = Number(text);
+      if (!(Number.isInteger(value) && value > 0 && value < 16384)) throw new UsageError(`--at must be a slot in 1..16383, got ${JSON.stringify(text)}`);
+      return value;
+    })
+    .action(async (id: number, commandOptions: { at?: number }, command: Command) =>
+      withClient(command, async (tally, options) => change(await tally.admin("ShardSplit", { shardId: id, atSlot: commandOptions.at ?? 0 }, deadline(options)), options.json === true)),
     );
 
   program

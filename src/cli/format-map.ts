@@ -7,7 +7,7 @@ export interface ClusterMapReply {
   fromMetaLeader: boolean;
   nodes: Array<{ nodeId: string; clientAddress: string; peerAddress: string; zone: string; state: string; alive: boolean; lastHeartbeatMsAgo: string; replicas: number; leaders: number; opsPerSecond: number }>;
   shards: Array<{ shardId: number; slotStart: number; slotEnd: number; epoch: string; voters: string[]; learners: string[]; votersOutgoing: string[]; leaderId: string; opsPerSecond: number }>;
-  operations: Array<{ id: string; kind: string; shardId: number; fromNode: string; toNode: string; state: string; step: string; reason: string; ageMs: string }>;
+  operations: Array<{ id: string; kind: string; shardId: number; fromNode: string; toNode: string; state: string; step: string; reason: string; ageMs: string; splitSlot: number; newShardId: number }>;
 }
 
 export interface PlanReply {
@@ -49,7 +49,7 @@ export function formatClusterMap(map: ClusterMapReply): string {
     lines.push(
       table(
         ["OP", "KIND", "SHARD", "FROM", "TO", "STATE", "AGE", "STEP", "REASON"],
-        [...running, ...finished].map((op) => [op.id, op.kind, String(op.shardId), op.fromNode, op.toNode, op.state, `${(Number(op.ageMs) / 1000).toFixed(1)}s`, op.step, op.reason]),
+        [...running, ...finished].map((op) => [op.id, op.kind, String(op.shardId), op.kind === "split" ? `slot ${op.splitSlot}` : op.fromNode, op.kind === "split" ? `shard ${op.newShardId}` : op.toNode, op.state, `${(Number(op.ageMs) / 1000).toFixed(1)}s`, op.step, op.reason]),
       ),
     );
   }

@@ -45,7 +45,7 @@ export interface ShardRecord {
   votersOutgoing: number[];
 }
 
-export type OperationKind = "move";
+export type OperationKind = "move" | "split";
 export type OperationState = "running" | "done" | "aborted";
 
 export interface OperationRecord {
@@ -59,6 +59,9 @@ export interface OperationRecord {
   step: string;
   /** Who asked: "operator" or the controller rule that planned it. */
   reason: string;
+  /** Splits: the first slot of the new shard, and its id (allocated when the split starts). */
+  splitSlot?: number;
+  newShardId?: number;
   createdMs: number;
   updatedMs: number;
 }
@@ -82,7 +85,7 @@ export type MetaCommand =
   | { type: "node-add"; node: Omit<NodeRecord, "state" | "sinceMs"> }
   | { type: "node-state"; nodeId: number; state: NodeState }
   | { type: "shard-report"; shard: ShardRecord }
-  | { type: "op-start"; op: Pick<OperationRecord, "kind" | "shardId" | "from" | "to" | "reason"> }
+  | { type: "op-start"; op: Pick<OperationRecord, "kind" | "shardId" | "from" | "to" | "reason" | "splitSlot"> }
   | { type: "op-update"; id: number; state: OperationState; step: string };
 
 export type MetaResult = { ok: true; opId?: number; changed: boolean } | { ok: false; code: "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "NOT_FOUND"; message: string };
@@ -204,6 +207,20 @@ export class MetaStateMachine {
           return { ok: false, code: "NOT_FOUND", message: `shard ${command.shard.id} is not in the map` };
         }
         if (command.shard.epoch <= shard.epoch) return { ok: true, changed: false };
+        if (command.shard.slotStart !== shard.slotStart || command.shard.slotEnd > shard.slotEnd) {
+          return { ok: false, code: "FAILED_PRECONDITION", message: `shard ${shard.id} reported range [${command.shard.slotStart}, ${command.shard.slotEnd}) that is not a left part of [${shard.slotStart}, ${shard.slotEnd})` };
+        }
+        if (command.shard.slotEnd < shard.slotEnd) {
+          // The shard split: its right part is the new shard the running split named.
+          const split = map.operations.find((op) => op.state === "running" && op.kind === "split" && op.shardId === shard.id && op.splitSlot === command.shard.slotEnd);
+          if (split === undefined || split.newShardId === undefined) {
+            return { ok: false, code: "FAILED_PRECONDITION", message: `shard ${shard.id} shrank to slot ${command.shard.slotEnd} without a split operation naming it` };
+          }
+          if (shardById(map, split.newShardId) === undefined) {
+            map.shards.push(copyShard({ ...command.shard, id: split.newShardId, slotStart: command.shard.slotEnd, slotEnd: shard.slotEnd, learners: [], votersOutgoing: [] }));
+            map.shards.sort((a, b) => a.slotStart - b.slotStart);
+          }
+        }
         Object.assign(shard, copyShard(command.shard));
         return { ok: true, changed: true };
       }
@@ -213,6 +230,16 @@ export class MetaStateMachine {
         if (shard === undefined) return { ok: false, code: "NOT_FOUND", message: `shard ${op.shardId} does not exist` };
         const busy = map.operations.find((other) => other.state === "running" && other.shardId === op.shardId);
         if (busy !== undefined) return { ok: false, code: "FAILED_PRECONDITION", message: `shard ${op.shardId} already has operation ${busy.id} running (${describeOperation(busy)})` };
+        if (op.kind === "split") {
+          const slot = op.splitSlot ?? -1;
+          if (!(Number.isInteger(slot) && slot > shard.slotStart && slot < shard.slotEnd)) {
+            return { ok: false, code: "FAILED_PRECONDITION", message: `split slot ${slot} is not inside shard ${shard.id}'s slots ${shard.slotStart}-${shard.slotEnd - 1}` };
+          }
+          const newShardId = Math.max(0, ...map.shards.map((other) => other.id), ...map.operations.map((other) => other.newShardId ?? 0)) + 1;
+          const id = map.nextOperationId++;
+          map.operations.push({ ...op, from: 0, to: 0, splitSlot: slot, newShardId, id, state: "running", step: "planned", createdMs: now, updatedMs: now });
+          return { ok: true, opId: id, changed: true };
+        }
         const target = nodeById(map, op.to);
         if (target === undefined || target.state !== "up") return { ok: false, code: "FAILED_PRECONDITION", message: `target node ${op.to} is not an up node` };
         const members = shardMembers(shard);
@@ -263,6 +290,7 @@ export class MetaStateMachine {
 }
 
 export function describeOperation(op: OperationRecord): string {
+  if (op.kind === "split") return `split shard ${op.shardId} at slot ${op.splitSlot} (new shard ${op.newShardId})`;
   return op.from === 0 ? `add a replica of shard ${op.shardId} on node ${op.to}` : `move shard ${op.shardId} from node ${op.from} to node ${op.to}`;
 }
 

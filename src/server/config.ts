@@ -47,6 +47,10 @@ export interface PlacementSettings {
   catchUpTimeoutMs: number;
   /** Minimum time between two automatic leader transfers of one shard. */
   leaderTransferCooldownMs: number;
+  /** A shard whose leader applies more than this many mutations/s (sustained) is split; 0 = never. */
+  splitOpsPerSecond: number;
+  /** How long a shard must stay above splitOpsPerSecond before it is split. */
+  splitSustainMs: number;
 }
 
 export interface Limits {
@@ -101,6 +105,8 @@ const placementDefaults: PlacementSettings = {
   heartbeatMs: 300,
   catchUpTimeoutMs: 120_000,
   leaderTransferCooldownMs: 10_000,
+  splitOpsPerSecond: 20_000,
+  splitSustainMs: 10_000,
 };
 
 const limitDefaults: Limits = {
@@ -166,6 +172,8 @@ export function parseClusterConfig(document: unknown, source = "<inline>"): Clus
     if (key === "autoRebalance") {
       if (typeof value !== "boolean") throw new ConfigError(`${where("placement.autoRebalance")} must be true or false, got ${JSON.stringify(value)}`);
       placement.autoRebalance = value;
+    } else if (key === "splitOpsPerSecond" && value === 0) {
+      placement.splitOpsPerSecond = 0;
     } else {
       placement[key] = positiveInteger(value, where(`placement.${key}`));
     }

@@ -60,3 +60,39 @@ export function unwrapShardSnapshot(data: Uint8Array): { descriptor: ShardDescri
   if (8 + length > data.length) throw new CorruptionError("shard snapshot descriptor runs past the data");
   return { descriptor: decodeDescriptor(data.subarray(8, 8 + length), "shard snapshot"), machine: data.subarray(8 + length) };
 }
+
+/**
+ * A range split travels in the shard's own log as a normal entry the node intercepts before the
+ * counter state machine sees it: one marker byte (0xFF, never the start of a counter entry, which
+ * is a msgpack array) and then msgpack [splitSlot, newShardId, expectedEpoch].
+ */
+export const SPLIT_ENTRY_MARKER = 0xff;
+
+export interface SplitEntry {
+  splitSlot: number;
+  newShardId: number;
+  expectedEpoch: number;
+}
+
+export function encodeSplitEntry(split: SplitEntry): Uint8Array {
+  const body = packr.pack([split.splitSlot, split.newShardId, split.expectedEpoch]);
+  const out = new Uint8Array(1 + body.length);
+  out[0] = SPLIT_ENTRY_MARKER;
+  out.set(body, 1);
+  return out;
+}
+
+export function decodeSplitEntry(data: Uint8Array): SplitEntry | undefined {
+  if (data.length < 2 || data[0] !== SPLIT_ENTRY_MARKER) return undefined;
+  let decoded: unknown;
+  try {
+    decoded = packr.unpack(data.subarray(1));
+  } catch (error) {
+    throw new CorruptionError(`split entry does not decode: ${(error as Error).message}`);
+  }
+  if (!Array.isArray(decoded) || decoded.length !== 3 || !decoded.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+    throw new CorruptionError("split entry has the wrong shape");
+  }
+  const [splitSlot, newShardId, expectedEpoch] = decoded as number[];
+  return { splitSlot: splitSlot!, newShardId: newShardId!, expectedEpoch: expectedEpoch! };
+}

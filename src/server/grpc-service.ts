@@ -249,6 +249,8 @@ export class CounterApi {
         step: op.step,
         reason: op.reason,
         ageMs: String(Math.max(0, nowMs - op.createdMs)),
+        splitSlot: op.splitSlot ?? 0,
+        newShardId: op.newShardId ?? 0,
       })),
     };
   }
@@ -299,6 +301,18 @@ export class CounterApi {
     if (from === to) throw new InvalidArgumentError("from_node and to_node are the same node");
     const id = await this.controller().startMove(shardId, from, to, "operator");
     return { summary: `operation ${id}: move shard ${shardId} from node ${from} to node ${to} started`, operationId: String(id), version: String(this.node.map.version) };
+  }
+
+  async shardSplit(request: Json): Promise<Json> {
+    const shardId = u32(request.shardId, "shard_id");
+    const shard = this.node.map.shards.find((candidate) => candidate.id === shardId);
+    if (shard === undefined) throw new InvalidArgumentError(`shard_id: shard ${shardId} does not exist`);
+    const at = u32(request.atSlot, "at_slot");
+    if (at !== 0 && !(at > shard.slotStart && at < shard.slotEnd)) {
+      throw new InvalidArgumentError(`at_slot: ${at} is not inside shard ${shardId}'s slots ${shard.slotStart + 1}-${shard.slotEnd - 1} (the new shard starts there)`);
+    }
+    const { id, splitSlot } = await this.controller().startSplit(shardId, at === 0 ? undefined : at, "operator");
+    return { summary: `operation ${id}: split shard ${shardId} at slot ${splitSlot} started`, operationId: String(id), version: String(this.node.map.version) };
   }
 
   async rebalance(request: Json): Promise<Json> {
@@ -479,6 +493,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     nodeAdd: unary((r) => api.nodeAdd(r)),
     nodeState: unary((r) => api.nodeState(r)),
     shardMove: unary((r) => api.shardMove(r)),
+    shardSplit: unary((r) => api.shardSplit(r)),
     rebalance: unary((r) => api.rebalance(r)),
     failover: unary((r) => api.failover(r)),
     recoverUnsafe: unary((r) => api.recoverUnsafe(r)),

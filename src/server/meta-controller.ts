@@ -40,6 +40,7 @@ export class MetaController {
   private readonly leaderReports = new Map<number, LeaderReport>();
   private readonly lastTransferMs = new Map<number, number>();
   private readonly stepShown = new Map<number, string>();
+  private readonly hotSinceMs = new Map<number, number>();
   private leaderSinceMs = 0;
   private lastTickMs = 0;
   private ticking = false;
@@ -168,10 +169,12 @@ export class MetaController {
     }
 
     const running = this.map.operations.filter((op) => op.state === "running").sort((a, b) => a.id - b.id);
-    for (const op of running.slice(0, this.settings.maxConcurrentMoves)) await this.driveMove(op);
+    for (const op of running.filter((candidate) => candidate.kind === "split")) await this.driveSplit(op);
+    for (const op of running.filter((candidate) => candidate.kind === "move").slice(0, this.settings.maxConcurrentMoves)) await this.driveMove(op);
 
     if (!this.settings.autoRebalance) return;
     if (now - this.leaderSinceMs < this.settings.heartbeatMs * 5) return; // learn the cluster first
+    await this.maybeSplitHotShard(running);
     if (running.length < this.settings.maxConcurrentMoves) {
       const move = planOneMove(this.map, this.view());
       if (move !== undefined) {
@@ -310,6 +313,66 @@ export class MetaController {
       if (error instanceof TallyError && (error.code === "FAILED_PRECONDITION" || error.code === "NOT_LEADER")) return; // stale report; next round
       this.log.debug({ err: error, op: op.id }, "move step failed");
     }
+  }
+
+  /**
+   * A shard whose leader reported more than placement.splitOpsPerSecond for splitSustainMs in a row
+   * is split where its recent load halves (TiKV's load-based split).
+   */
+  private async maybeSplitHotShard(running: OperationRecord[]): Promise<void> {
+    const threshold = this.settings.splitOpsPerSecond;
+    if (threshold <= 0 || this.map.shards.length >= 1024) return;
+    const now = monotonicMs();
+    for (const [shardId, report] of this.leaderReports) {
+      const hot = report.shard.opsPerSecond > threshold && report.shard.splitSlot > 0;
+      if (!hot) {
+        this.hotSinceMs.delete(shardId);
+        continue;
+      }
+      const since = this.hotSinceMs.get(shardId) ?? now;
+      this.hotSinceMs.set(shardId, since);
+      if (now - since < this.settings.splitSustainMs || running.some((op) => op.shardId === shardId)) continue;
+      this.hotSinceMs.delete(shardId);
+      const [result] = await this.node.submitMeta([{ type: "op-start", op: { kind: "split", shardId, from: 0, to: 0, splitSlot: report.shard.splitSlot, reason: `hot: ${Math.round(report.shard.opsPerSecond)} ops/s` } }]);
+      if (result?.ok) this.log.info({ shard: shardId, splitSlot: report.shard.splitSlot, op: result.opId }, "hot shard split started");
+      return;
+    }
+  }
+
+  /** One idempotent step of a split: ask the parent's leader to split until its range shows it. */
+  private async driveSplit(op: OperationRecord): Promise<void> {
+    const parent = shardById(this.map, op.shardId);
+    const child = op.newShardId === undefined ? undefined : shardById(this.map, op.newShardId);
+    if (parent !== undefined && child !== undefined && parent.slotEnd === op.splitSlot) {
+      await this.setStep(op, `split: shard ${parent.id} has slots ${parent.slotStart}-${parent.slotEnd - 1}, shard ${child.id} ${child.slotStart}-${child.slotEnd - 1}`, "done");
+      return;
+    }
+    const report = this.leaderReports.get(op.shardId);
+    if (report === undefined || parent === undefined) {
+      await this.setStep(op, "waiting for the shard's leader to report");
+      return;
+    }
+    if (report.shard.slotEnd <= op.splitSlot!) return; // applied; the map mirrors it from the report
+    if (wallClockMs() - op.createdMs > this.settings.catchUpTimeoutMs) {
+      await this.setStep(op, "split did not happen before the timeout", "aborted");
+      return;
+    }
+    try {
+      await this.shardChange(report, { action: "split", splitSlot: op.splitSlot!, newShardId: op.newShardId! });
+      await this.setStep(op, `splitting at slot ${op.splitSlot}`);
+    } catch (error) {
+      if (error instanceof TallyError && error.code === "INVALID_ARGUMENT") await this.setStep(op, error.message, "aborted");
+      else this.log.debug({ err: error, op: op.id }, "split step failed");
+    }
+  }
+
+  async startSplit(shardId: number, splitSlot: number | undefined, reason: string): Promise<{ id: number; splitSlot: number }> {
+    const shard = shardById(this.map, shardId);
+    if (shard === undefined) throw new InvalidArgumentError(`shard ${shardId} does not exist`);
+    const slot = splitSlot ?? (this.leaderReports.get(shardId)?.shard.splitSlot || Math.floor((shard.slotStart + shard.slotEnd) / 2));
+    const [result] = await this.node.submitMeta([{ type: "op-start", op: { kind: "split", shardId, from: 0, to: 0, splitSlot: slot, reason } }]);
+    if (result === undefined || !result.ok) throw new FailedPreconditionError(result?.ok === false ? result.message : "split not started");
+    return { id: result.opId!, splitSlot: slot };
   }
 
   // ---- operator requests (tallyctl) ----

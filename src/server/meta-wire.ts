@@ -31,6 +31,8 @@ export interface ShardReport {
   /** Leaders only: mutations applied per second since the previous report. */
   opsPerSecond: number;
   counters: number;
+  /** Leaders only: the slot that halves recent load (where a split would go); 0 = none. */
+  splitSlot: number;
 }
 
 export interface NodeReport {
@@ -50,7 +52,8 @@ export type ShardChangeAction =
   | { action: "promote-and-remove"; nodeId: number; removeId: number }
   | { action: "promote"; nodeId: number }
   | { action: "remove"; nodeId: number }
-  | { action: "transfer-leader"; nodeId: number };
+  | { action: "transfer-leader"; nodeId: number }
+  | { action: "split"; splitSlot: number; newShardId: number };
 
 export type ShardChangeRequest = ShardChangeAction & { shardId: number; expectedEpoch: number };
 

@@ -37,7 +37,17 @@ import { componentLogger, type Logger } from "../util/log.js";
 import { createPrng } from "../util/prng.js";
 import { slotOf } from "../meta/slots.js";
 import { computePlacement, findNode, metaReplicaIds, type ClusterConfig, type NodeConfig } from "./config.js";
-import { decodeDescriptor, encodeDescriptor, unwrapShardSnapshot, wrapShardSnapshot, type ShardDescriptor } from "./descriptor.js";
+import {
+  decodeDescriptor,
+  decodeSplitEntry,
+  encodeDescriptor,
+  encodeSplitEntry,
+  SPLIT_ENTRY_MARKER,
+  unwrapShardSnapshot,
+  wrapShardSnapshot,
+  type ShardDescriptor,
+  type SplitEntry,
+} from "./descriptor.js";
 import { AdminClients, type HeartbeatReply, type NodeReport, type ShardChangeRequest, type ShardReport } from "./meta-wire.js";
 import { MetaController } from "./meta-controller.js";
 import {
@@ -75,6 +85,8 @@ export type Consistency = "linearizable" | "stale";
 const INBOUND_MESSAGES_MAX = 200_000;
 /** Never tick more than this many times in one catch-up (a long pause already expired every lease). */
 const CATCH_UP_TICKS_MAX = 200;
+/** Buckets of a leader's per-slot-range load histogram (where to split a hot shard). */
+const SLOT_LOAD_BUCKETS = 64;
 /** Test-only planted bug (see ackBeforeCommit); read once at start-up. */
 const ACK_BEFORE_COMMIT = process.env.TALLY_TEST_ACK_BEFORE_COMMIT === "1";
 
@@ -433,7 +445,9 @@ export class TallyNode {
         progress: isLeader ? [...status.progress].map(([id, progress]) => [id, progress.match] as [number, number]) : [],
         opsPerSecond: isLeader ? ops / elapsedS : 0,
         counters: replica.machine.counterCount(),
+        splitSlot: isLeader ? loadMedianSlot(replica) : 0,
       });
+      replica.slotLoad.fill(0);
     }
     return { node: { id: this.nodeId, client: this.self.client, peer: this.self.peer, zone: this.self.zone }, mapVersion: this.map.version, shards };
   }
@@ -552,6 +566,18 @@ export class TallyNode {
         case "transfer-leader":
           replica.raw.transferLeader(request.nodeId);
           break;
+        case "split": {
+          const { slotStart, slotEnd } = replica.descriptor;
+          if (!(request.splitSlot > slotStart && request.splitSlot < slotEnd)) {
+            throw new InvalidArgumentError(`split slot ${request.splitSlot} is not inside shard ${request.shardId}'s slots ${slotStart}-${slotEnd - 1}`);
+          }
+          const conf = replica.confState;
+          if (conf.votersOutgoing.length > 0 || conf.learners.length > 0 || conf.learnersNext.length > 0) {
+            throw new FailedPreconditionError(`shard ${request.shardId} is changing membership; split it afterwards`);
+          }
+          replica.raw.propose(encodeSplitEntry({ splitSlot: request.splitSlot, newShardId: request.newShardId, expectedEpoch: replica.descriptor.epoch }));
+          break;
+        }
         default:
           throw new InvalidArgumentError(`unknown shard change ${String((request as { action: unknown }).action)}`);
       }
@@ -614,8 +640,11 @@ export class TallyNode {
       this.stats.staleEpochRejected++;
       throw new WrongShardError(`shard ${id} is at epoch ${descriptor.epoch}, request routed by epoch ${epoch}`, id, descriptor.epoch);
     }
+    const load = replica.slotLoad;
+    const width = descriptor.slotEnd - descriptor.slotStart;
     for (const key of keys) {
       const slot = slotOf(key);
+      load[Math.min(SLOT_LOAD_BUCKETS - 1, Math.floor(((slot - descriptor.slotStart) * SLOT_LOAD_BUCKETS) / width))]! += 1;
       if (slot < descriptor.slotStart || slot >= descriptor.slotEnd) {
         throw new WrongShardError(`key in slot ${slot} does not belong to shard ${id} (slots ${descriptor.slotStart}-${descriptor.slotEnd - 1})`, id, descriptor.epoch);
       }
@@ -908,6 +937,8 @@ export class TallyNode {
           removedSelf = ![...conf.voters, ...conf.learners, ...conf.votersOutgoing, ...conf.learnersNext].includes(this.nodeId);
           this.log.info({ shard: shard.shardId, epoch: shard.descriptor.epoch, voters: conf.voters, learners: conf.learners, outgoing: conf.votersOutgoing }, "membership changed");
         }
+      } else if (shard !== undefined && entry.data.length > 0 && entry.data[0] === SPLIT_ENTRY_MARKER) {
+        this.applySplit(shard, entry.index, decodeSplitEntry(entry.data)!, batch);
       } else {
         replica.applyNormal(entry);
       }
@@ -929,6 +960,72 @@ export class TallyNode {
       this.adoptMap(meta.machine.map as ClusterMap);
     }
     this.maybeSnapshot(replica, batch);
+  }
+
+  /**
+   * Applies a range split at `index` (on every replica, in log order, so every replica splits the
+   * same state): the parent keeps [slotStart, splitSlot), the new shard gets [splitSlot, slotEnd)
+   * with the counters there and a copy of every session (a client retrying a write that may have
+   * applied before the split finds its outcome on either side), both at epoch + 1. The new shard's
+   * Raft group starts from a snapshot at `index` with the parent's voters, written in the same
+   * batch as the parent's apply, so a crash leaves both or neither. Its counters keep their
+   * versions (all <= index) and its own log continues above index, so versions never repeat.
+   * A split that no longer fits (epoch moved, slot outside, membership changing) changes nothing.
+   */
+  private applySplit(parent: ShardReplica, index: number, split: SplitEntry, batch: StoreBatch): void {
+    parent.machine.applyEntry(index, new Uint8Array(0));
+    const before = parent.descriptor;
+    const conf = parent.confState;
+    const fits =
+      split.expectedEpoch === before.epoch &&
+      split.splitSlot > before.slotStart &&
+      split.splitSlot < before.slotEnd &&
+      conf.votersOutgoing.length === 0 &&
+      conf.learners.length === 0 &&
+      conf.learnersNext.length === 0;
+    if (!fits) {
+      this.log.warn({ shard: parent.shardId, split, descriptor: before }, "split entry no longer applies; ignored");
+      return;
+    }
+    const epoch = before.epoch + 1;
+    parent.descriptor = { epoch, slotStart: before.slotStart, slotEnd: split.splitSlot };
+    batch.putGroupState(parent.shardId, encodeDescriptor(parent.descriptor));
+    const moved = parent.machine.removeWhere((key) => slotOf(key) >= split.splitSlot);
+    const sessions = [...parent.machine.exportRecords().sessions];
+    const childId = split.newShardId;
+    const childDescriptor: ShardDescriptor = { epoch, slotStart: split.splitSlot, slotEnd: before.slotEnd };
+    this.log.info({ shard: parent.shardId, newShard: childId, splitSlot: split.splitSlot, moved: moved.length, epoch }, "shard split");
+    if (this.replicas.has(childId)) return; // created from the map already (it caught up by snapshot)
+    const child = CounterStateMachine.load(this.shardOptions, index, parent.machine.clockMs, moved, sessions);
+    const storage = new MemoryStorage();
+    const childConf: ConfState = { voters: [...conf.voters], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+    const snapshot = { metadata: { index, term: 1, confState: childConf }, data: wrapShardSnapshot(childDescriptor, child.snapshot()) };
+    storage.applySnapshot(snapshot);
+    const hardState = { term: 1, vote: 0, commit: index };
+    storage.setHardState(hardState);
+    batch.putSnapshot(childId, snapshot);
+    batch.setConfState(childId, childConf);
+    batch.setHardState(childId, hardState);
+    batch.putGroupState(childId, encodeDescriptor(childDescriptor));
+    for (const [key, record] of moved) batch.putCounter(childId, key, encodeCounterRecord(record));
+    for (const [clientId, record] of sessions) batch.putSession(childId, clientId, record);
+    batch.setApplied(childId, index, child.clockMs);
+    const replica = new GroupReplica(
+      childId,
+      childDescriptor,
+      storage,
+      this.raftConfig(childId, storage, index),
+      child,
+      childConf,
+      this.replicaLimits,
+      this.shardOptions,
+      encodeShardEntry,
+    ) as ShardReplica;
+    replica.lastSnapshotIndex = index;
+    replica.admit = this.admitFor(replica);
+    this.replicas.set(childId, replica);
+    this.stats.replicasCreated++;
+    this.wakePending = true;
   }
 
   private snapshotData(replica: AnyReplica): Uint8Array {
@@ -1063,4 +1160,28 @@ export class TallyNode {
     await this.store?.close();
     this.log.info("node stopped");
   }
+}
+
+/**
+ * The slot that halves the leader's recent key load (bucket resolution), strictly inside the
+ * shard's range; the middle of the range when there was no load. 0 when the range is one slot.
+ */
+function loadMedianSlot(replica: ShardReplica): number {
+  const { slotStart, slotEnd } = replica.descriptor;
+  if (slotEnd - slotStart < 2) return 0;
+  const load = replica.slotLoad;
+  let total = 0;
+  for (let i = 0; i < load.length; i++) total += load[i]!;
+  let slot = Math.floor((slotStart + slotEnd) / 2);
+  if (total > 0) {
+    let running = 0;
+    for (let i = 0; i < load.length; i++) {
+      running += load[i]!;
+      if (running >= total / 2) {
+        slot = slotStart + Math.floor(((i + 1) * (slotEnd - slotStart)) / load.length);
+        break;
+      }
+    }
+  }
+  return Math.min(slotEnd - 1, Math.max(slotStart + 1, slot));
 }

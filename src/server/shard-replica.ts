@@ -58,6 +58,8 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
   descriptor: ShardDescriptor;
   /** Mutations applied while this replica led, for load reports (ops/s per shard). */
   appliedCommands = 0;
+  /** Keys routed here per 1/64 of the slot range since the last load report (leaders only). */
+  readonly slotLoad = new Float64Array(64);
   /** Passed to the machine's applyEntry (shards: the routing check against the descriptor). */
   admit: unknown;
 

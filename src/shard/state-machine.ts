@@ -413,6 +413,30 @@ export class CounterStateMachine {
     return { counters, sessions };
   }
 
+  /**
+   * A range split: removes every counter whose key `moves` (deterministic in the key bytes alone),
+   * reporting them as deletions in the next takeChanges(), and returns them in key order. The
+   * caller builds the new shard's machine from them (load()) at the same applied index.
+   */
+  removeWhere(moves: (key: Uint8Array) => boolean): Array<[Uint8Array, OpResult]> {
+    const table = this.counters;
+    const moved: Array<[Uint8Array, OpResult]> = [];
+    const slots: number[] = [];
+    for (const slot of table.sortedSlots()) {
+      const key = table.keyBytes(slot);
+      if (!moves(key)) continue;
+      moved.push([key, { value: table.value(slot), version: table.version(slot) }]);
+      slots.push(slot);
+    }
+    for (let i = 0; i < slots.length; i++) {
+      table.clearFlag(slots[i]!, SLOT_DIRTY);
+      table.remove(slots[i]!);
+      this.deletedKeys.push(moved[i]![0]);
+    }
+    assert(this.counters.size >= 0, "counter count below zero after a split");
+    return moved;
+  }
+
   /** Every record of the current state, in load() form (for tests and tools). Lazy; do not apply while iterating. */
   exportRecords(): { counters: Iterable<[Uint8Array, OpResult]>; sessions: Iterable<[number, Uint8Array]> } {
     const table = this.counters;

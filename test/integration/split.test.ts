@@ -1,0 +1,102 @@
+/**
+ * Range splits with real processes under a steady stream of adds: the controller splits a hot
+ * shard where its load halves, an operator splits one by hand at a chosen slot, counters keep
+ * their values and versions, a request routed by the pre-split epoch applies nothing, and every
+ * acknowledged add is counted exactly once.
+ */
+import { afterAll, expect, test } from "vitest";
+import { TallyClient } from "../../src/client/index.js";
+import { runCli, type CliIo } from "../../src/cli/cli.js";
+import type { ClusterMapReply } from "../../src/cli/format-map.js";
+import { slotOf } from "../../src/meta/slots.js";
+import { AmbiguousError } from "../../src/util/errors.js";
+import { eventually, TestCluster } from "../support/cluster.js";
+import { RawCallError, RawNodeClient } from "../support/raw-client.js";
+
+let cluster: TestCluster | undefined;
+afterAll(async () => cluster?.destroy());
+
+test("a hot shard is split by the controller and another by tallyctl, under load, exactly once", async () => {
+  cluster = await TestCluster.start({ nodes: 3, shards: 1, placement: { heartbeatMs: 200, splitOpsPerSecond: 30, splitSustainMs: 1500, leaderTransferCooldownMs: 1000 } });
+  const endpoints = cluster.endpoints();
+  const client = new TallyClient({ endpoints, deadlineMs: 10_000 });
+  const keys = Array.from({ length: 40 }, (_, i) => `split-key-${i}`);
+  const acked = new Map<string, number>();
+  const ambiguous = new Map<string, number>();
+  let running = true;
+  const workers = Array.from({ length: 4 }, async (_, w) => {
+    for (let i = w; running; i++) {
+      const key = keys[i % keys.length]!;
+      try {
+        await client.add(key, 1n, { deadlineMs: 8000 });
+        acked.set(key, (acked.get(key) ?? 0) + 1);
+      } catch (error) {
+        if (error instanceof AmbiguousError) ambiguous.set(key, (ambiguous.get(key) ?? 0) + 1);
+      }
+    }
+  });
+  const map = () => client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000, address: endpoints[0]! });
+  try {
+    // Liveness and load live on the metadata leader: ask it.
+    const leaderMap = async () => {
+      const m = await map();
+      const leader = m.nodes.find((n) => n.nodeId === m.metaLeaderId);
+      return m.fromMetaLeader || !leader ? m : client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000, address: leader.clientAddress });
+    };
+    const auto = await eventually(async () => {
+      const m = await leaderMap();
+      return m.shards.length >= 2 && m.operations.some((op) => op.kind === "split" && op.state === "done") ? m : undefined;
+    }, 40_000, "the controller splitting the hot shard");
+    const split = auto.operations.find((op) => op.kind === "split")!;
+    expect(split.reason).toMatch(/^hot: \d+ ops\/s$/);
+    // Ranges tile the slot space.
+    const ranges = auto.shards.map((s) => [s.slotStart, s.slotEnd]).sort((a, b) => a[0]! - b[0]!);
+    expect(ranges[0]![0]).toBe(0);
+    for (let i = 1; i < ranges.length; i++) expect(ranges[i]![0]).toBe(ranges[i - 1]![1]);
+    expect(ranges.at(-1)![1]).toBe(16384);
+
+    // By hand: split the widest shard at a chosen slot.
+    const widest = [...auto.shards].sort((a, b) => b.slotEnd - b.slotStart - (a.slotEnd - a.slotStart))[0]!;
+    const at = widest.slotStart + Math.floor((widest.slotEnd - widest.slotStart) / 3);
+    const out: string[] = [];
+    const io: CliIo = { stdout: (t) => out.push(t), stderr: (t) => out.push(t), cwd: process.cwd(), env: {}, createClient: (o) => new TallyClient(o) };
+    const code = await runCli(["--endpoints", endpoints.join(","), "--timeout", "8000", "shard", "split", String(widest.shardId), "--at", String(at)], io);
+    expect(code, out.join("")).toBe(0);
+    expect(out.join("")).toContain(`split shard ${widest.shardId} at slot ${at} started`);
+    const after = await eventually(async () => {
+      const m = await leaderMap();
+      return m.shards.some((s) => s.slotStart === at) && m.operations.every((op) => op.state !== "running") ? m : undefined;
+    }, 30_000, "the manual split");
+    expect(after.shards.length).toBeGreaterThanOrEqual(3);
+
+    // A request routed by the parent's old epoch for a key that now lives in the new shard.
+    const child = after.shards.find((s) => s.slotStart === at)!;
+    const key = Array.from({ length: 10_000 }, (_, i) => `moved-${i}`).find((k) => {
+      const slot = slotOf(new TextEncoder().encode(k));
+      return slot >= child.slotStart && slot < child.slotEnd;
+    })!;
+    await client.add(key, 7n);
+    const parentLeader = (await client.routes()).shards.find((s) => s.shardId === widest.shardId)!.leaderAddress!;
+    const raw = new RawNodeClient(parentLeader);
+    try {
+      const session = await raw.call("registerSession", { shardId: widest.shardId });
+      const error = await raw
+        .call("add", { header: { shardId: widest.shardId, epoch: widest.epoch, clientId: session.clientId, seq: "1", firstUnackedSeq: "1" }, key: Buffer.from(key), delta: "1000" })
+        .catch((e: unknown) => e);
+      expect((error as RawCallError).code).toBe("WRONG_SHARD");
+    } finally {
+      raw.close();
+    }
+    expect((await client.get(key)).value).toBe(7n);
+  } finally {
+    running = false;
+    await Promise.all(workers);
+  }
+  for (const key of keys) {
+    const { value } = await client.get(key);
+    const a = BigInt(acked.get(key) ?? 0);
+    const u = BigInt(ambiguous.get(key) ?? 0);
+    expect(value >= a && value <= a + u, `${key}: ${value} vs acked ${a} ambiguous ${u}`).toBe(true);
+  }
+  await client.close();
+}, 120_000);
