@@ -5,6 +5,8 @@ export interface ClusterMapReply {
   version: string;
   metaLeaderId: string;
   fromMetaLeader: boolean;
+  metaVoters: string[];
+  metaLearners: string[];
   nodes: Array<{ nodeId: string; clientAddress: string; peerAddress: string; zone: string; state: string; alive: boolean; lastHeartbeatMsAgo: string; replicas: number; leaders: number; opsPerSecond: number }>;
   shards: Array<{ shardId: number; slotStart: number; slotEnd: number; epoch: string; voters: string[]; learners: string[]; votersOutgoing: string[]; leaderId: string; opsPerSecond: number }>;
   operations: Array<{ id: string; kind: string; shardId: number; fromNode: string; toNode: string; state: string; step: string; reason: string; ageMs: string; splitSlot: number; newShardId: number }>;
@@ -18,6 +20,7 @@ export interface PlanReply {
 export function formatClusterMap(map: ClusterMapReply): string {
   const lines: string[] = [];
   lines.push(`partition map version ${map.version}, metadata leader ${map.metaLeaderId || "unknown"}${map.fromMetaLeader ? "" : " (cached copy; liveness and load come from the metadata leader)"}`);
+  lines.push(`metadata group replicas: ${(map.metaVoters ?? []).join(", ") || "unknown"}${map.metaLearners?.length ? ` (learners ${map.metaLearners.join(", ")})` : ""}`);
   lines.push("");
   lines.push(
     table(

@@ -75,13 +75,16 @@ export interface ClusterMap {
   clockMs: number;
   nodes: NodeRecord[];
   shards: ShardRecord[];
+  /** The metadata group's own membership, as its leader last applied it. */
+  meta: { voters: number[]; learners: number[]; votersOutgoing: number[] };
   /** Running operations and the most recent finished ones (at most FINISHED_KEPT). */
   operations: OperationRecord[];
   nextOperationId: number;
 }
 
 export type MetaCommand =
-  | { type: "init"; clusterName: string; replicationFactor: number; nodes: Array<Omit<NodeRecord, "state" | "sinceMs">>; shards: ShardRecord[] }
+  | { type: "init"; clusterName: string; replicationFactor: number; nodes: Array<Omit<NodeRecord, "state" | "sinceMs">>; shards: ShardRecord[]; metaVoters: number[] }
+  | { type: "meta-report"; voters: number[]; learners: number[]; votersOutgoing: number[] }
   | { type: "node-add"; node: Omit<NodeRecord, "state" | "sinceMs"> }
   | { type: "node-state"; nodeId: number; state: NodeState }
   | { type: "shard-report"; shard: ShardRecord }
@@ -98,7 +101,18 @@ export function encodeMetaEntry(timestampMs: number, commands: MetaCommand[]): U
 }
 
 export function emptyMap(): ClusterMap {
-  return { initialized: false, clusterName: "", replicationFactor: 0, version: 0, clockMs: 0, nodes: [], shards: [], operations: [], nextOperationId: 1 };
+  return {
+    initialized: false,
+    clusterName: "",
+    replicationFactor: 0,
+    version: 0,
+    clockMs: 0,
+    nodes: [],
+    shards: [],
+    meta: { voters: [], learners: [], votersOutgoing: [] },
+    operations: [],
+    nextOperationId: 1,
+  };
 }
 
 export function nodeById(map: ClusterMap, id: number): NodeRecord | undefined {
@@ -164,6 +178,14 @@ export class MetaStateMachine {
         map.replicationFactor = command.replicationFactor;
         map.nodes = command.nodes.map((node) => ({ ...node, state: "up", sinceMs: now }));
         map.shards = command.shards.map(copyShard);
+        map.meta = { voters: [...command.metaVoters].sort((a, b) => a - b), learners: [], votersOutgoing: [] };
+        return { ok: true, changed: true };
+      }
+      case "meta-report": {
+        const next = { voters: sortedIds(command.voters), learners: sortedIds(command.learners), votersOutgoing: sortedIds(command.votersOutgoing) };
+        if (next.voters.length === 0) throw new InvalidArgumentError("the metadata group cannot have no voters");
+        if (JSON.stringify(next) === JSON.stringify(map.meta)) return { ok: true, changed: false };
+        map.meta = next;
         return { ok: true, changed: true };
       }
       case "node-add": {
@@ -192,6 +214,9 @@ export class MetaStateMachine {
         if (node.state === "removed") return { ok: false, code: "FAILED_PRECONDITION", message: `node ${node.id} was removed; removal is final` };
         if (command.state === "removed") {
           const holding = map.shards.filter((shard) => shardMembers(shard).includes(node.id)).map((shard) => shard.id);
+          if (metaMembers(map).includes(node.id)) {
+            return { ok: false, code: "FAILED_PRECONDITION", message: `node ${node.id} still holds a replica of the metadata group; drain it first` };
+          }
           if (holding.length > 0) {
             return { ok: false, code: "FAILED_PRECONDITION", message: `node ${node.id} still holds replicas of shards ${holding.join(", ")}; drain it first` };
           }
@@ -292,6 +317,18 @@ export class MetaStateMachine {
 export function describeOperation(op: OperationRecord): string {
   if (op.kind === "split") return `split shard ${op.shardId} at slot ${op.splitSlot} (new shard ${op.newShardId})`;
   return op.from === 0 ? `add a replica of shard ${op.shardId} on node ${op.to}` : `move shard ${op.shardId} from node ${op.from} to node ${op.to}`;
+}
+
+function sortedIds(ids: unknown): number[] {
+  if (!Array.isArray(ids)) throw new InvalidArgumentError("node id list is not a list");
+  for (const id of ids) positiveInteger(id, "node id");
+  return [...(ids as number[])].sort((a, b) => a - b);
+}
+
+/** Nodes holding a replica of the metadata group in any role. */
+export function metaMembers(map: ClusterMap): number[] {
+  const meta = map.meta ?? { voters: [], learners: [], votersOutgoing: [] };
+  return [...new Set([...meta.voters, ...meta.learners, ...meta.votersOutgoing])].sort((a, b) => a - b);
 }
 
 function copyShard(shard: ShardRecord): ShardRecord {

@@ -213,6 +213,8 @@ export class CounterApi {
       version: String(map.version),
       metaLeaderId: this.node.meta?.leader ? String(this.node.meta.leader) : this.node.metaLeaderId ? String(this.node.metaLeaderId) : "",
       fromMetaLeader: controller !== undefined,
+      metaVoters: (map.meta?.voters ?? []).map(String),
+      metaLearners: (map.meta?.learners ?? []).map(String),
       nodes: map.nodes.map((n) => {
         const ago = controller?.lastSeenAgoMs(n.id);
         return {

@@ -19,6 +19,7 @@
 import { describeOperation, nodeById, shardById, shardMembers, type ClusterMap, type MetaCommand, type OperationRecord } from "../meta/map.js";
 import { planAll, planOneMove, planTransfers, type Plan, type PlacementView } from "../meta/placement.js";
 import { computePlacement } from "./config.js";
+import { ConfChangeTransition, ConfChangeType } from "../raft/types.js";
 import type { NodeReport, ShardChangeAction, ShardReport } from "./meta-wire.js";
 import type { TallyNode } from "./node.js";
 import { monotonicMs, wallClockMs } from "../util/clock.js";
@@ -142,6 +143,10 @@ export class MetaController {
       return;
     }
     const commands: MetaCommand[] = [];
+    // The metadata group's own membership, as this leader applied it.
+    const conf = this.node.meta!.confState;
+    const metaNow = { voters: [...conf.voters].sort((a, b) => a - b), learners: [...conf.learners, ...conf.learnersNext].sort((a, b) => a - b), votersOutgoing: [...conf.votersOutgoing].sort((a, b) => a - b) };
+    if (JSON.stringify(metaNow) !== JSON.stringify(this.map.meta)) commands.push({ type: "meta-report", ...metaNow });
     // Mirror newer shard descriptors into the map.
     for (const report of this.leaderReports.values()) {
       const record = shardById(this.map, report.shard.id);
@@ -168,6 +173,7 @@ export class MetaController {
       });
     }
 
+    await this.driveMetaMembership();
     const running = this.map.operations.filter((op) => op.state === "running").sort((a, b) => a.id - b.id);
     for (const op of running.filter((candidate) => candidate.kind === "split")) await this.driveSplit(op);
     for (const op of running.filter((candidate) => candidate.kind === "move").slice(0, this.settings.maxConcurrentMoves)) await this.driveMove(op);
@@ -199,6 +205,7 @@ export class MetaController {
       clusterName: config.cluster.name,
       replicationFactor: config.cluster.replicationFactor,
       nodes: config.nodes.map((node) => ({ id: node.id, client: node.client, peer: node.peer, zone: node.zone })),
+      metaVoters: [...this.node.meta!.confState.voters],
       shards: computePlacement(config).map((placement) => ({
         id: placement.shardId,
         slotStart: placement.slots.start,
@@ -313,6 +320,50 @@ export class MetaController {
       if (error instanceof TallyError && (error.code === "FAILED_PRECONDITION" || error.code === "NOT_LEADER")) return; // stale report; next round
       this.log.debug({ err: error, op: op.id }, "move step failed");
     }
+  }
+
+  /**
+   * Keeps the metadata group's replicas on up nodes: a replica on a down, draining or removed node
+   * is replaced by one on an up node (learner, catch up, joint promote/remove: the same steps as a
+   * shard move, on the group this leader leads, derived each round from its applied configuration,
+   * so nothing needs recording to resume). When this leader's own replica must go, it hands the
+   * leadership to another voter first.
+   */
+  private async driveMetaMembership(): Promise<void> {
+    const meta = this.node.meta!;
+    const conf = meta.confState;
+    if (conf.votersOutgoing.length > 0) return; // leaving the joint configuration
+    const bad = conf.voters.find((id) => {
+      const record = nodeById(this.map, id);
+      return record === undefined || record.state !== "up";
+    });
+    const learner = [...conf.learners, ...conf.learnersNext][0];
+    if (bad === undefined) {
+      if (learner !== undefined) await this.node.metaConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.RemoveNode, nodeId: learner }] }).catch(() => undefined);
+      return;
+    }
+    if (learner === undefined) {
+      const zonesUsed = new Set(conf.voters.filter((id) => id !== bad).map((id) => nodeById(this.map, id)?.zone));
+      const target = this.map.nodes
+        .filter((n) => n.state === "up" && this.isAlive(n.id) && !conf.voters.includes(n.id))
+        .sort((a, b) => Number(zonesUsed.has(a.zone)) - Number(zonesUsed.has(b.zone)) || a.id - b.id)[0];
+      if (target === undefined) return;
+      this.log.info({ add: target.id, replacing: bad }, "metadata group: adding a learner");
+      await this.node.metaConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, nodeId: target.id }] }).catch((error: unknown) => this.log.debug({ err: error }, "meta learner not added"));
+      return;
+    }
+    const status = meta.raw.status();
+    const match = status.progress.get(learner)?.match ?? 0;
+    if (status.commit - match > CAUGHT_UP_LAG_MAX) return;
+    if (bad === this.node.nodeId) {
+      const to = conf.voters.find((id) => id !== bad && this.isAlive(id));
+      if (to !== undefined) await this.node.metaTransferLeader(to);
+      return;
+    }
+    this.log.info({ promote: learner, remove: bad }, "metadata group: replacing a replica");
+    await this.node
+      .metaConfChange({ transition: ConfChangeTransition.JointImplicit, changes: [{ type: ConfChangeType.AddNode, nodeId: learner }, { type: ConfChangeType.RemoveNode, nodeId: bad }] })
+      .catch((error: unknown) => this.log.debug({ err: error }, "meta promotion refused"));
   }
 
   /**

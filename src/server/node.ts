@@ -20,6 +20,7 @@ import {
   EntryType,
   MessageType,
   Role,
+  type ConfChange,
   type ConfState,
   type Message,
   type RaftConfig,
@@ -27,7 +28,7 @@ import {
 } from "../raft/types.js";
 import type { Command, CommandResult } from "../shard/commands.js";
 import { CounterStateMachine, decodeCounterRecord, encodeCounterRecord, type AdmitMutation, type ShardOptions } from "../shard/state-machine.js";
-import { emptyMap, MetaStateMachine, shardMembers, type ClusterMap, type MetaCommand, type MetaResult, type ShardRecord } from "../meta/map.js";
+import { emptyMap, metaMembers, MetaStateMachine, shardMembers, type ClusterMap, type MetaCommand, type MetaResult, type ShardRecord } from "../meta/map.js";
 import { NodeStore, type StoreBatch } from "../storage/node-store.js";
 import { PeerTransport } from "../transport/peer-transport.js";
 import { assert } from "../util/assert.js";
@@ -125,6 +126,7 @@ export class TallyNode {
   /** Replica creations and removals decided from the map, carried out at the top of an iteration. */
   private groupsToCreate = new Map<number, ShardRecord>();
   private groupsToDestroy = new Set<number>();
+  private metaChange: "create" | "destroy" | undefined;
   /** Work that must touch Raft inside the loop (conf changes, transfers), run before proposing. */
   private loopActions: Array<() => void> = [];
   /** Writes to add to the next iteration's batch (state changed outside Ready, such as an unsafe recovery). */
@@ -158,7 +160,9 @@ export class TallyNode {
     const bootstrap = this.store.batch();
     const onDisk = new Set(await this.store.listGroups());
     const metaIds = metaReplicaIds(this.config);
-    if (onDisk.has(META_GROUP_ID) || metaIds.includes(this.nodeId)) {
+    // Only a brand-new store bootstraps the metadata group: a node that has data but no metadata
+    // replica had it moved away (or never had one) and must not start a second group.
+    if (onDisk.has(META_GROUP_ID) || (metaIds.includes(this.nodeId) && onDisk.size === 0)) {
       this.meta = await this.restoreMeta(bootstrap, metaIds, !onDisk.has(META_GROUP_ID));
       this.map = this.meta.machine.map as ClusterMap;
     }
@@ -195,7 +199,7 @@ export class TallyNode {
       const inUse = /EADDRINUSE/.test(String((error as Error).message)) ? "address already in use" : (error as Error).message;
       throw new Error(`${field}.peer (${this.self.peer}): ${inUse}`, { cause: error });
     }
-    if (this.meta !== undefined) this.controller = new MetaController(this, componentLogger("controller", { node: this.nodeId }));
+    if (this.meta !== undefined) this.controller = this.newController();
     this.lastTickMs = monotonicMs();
     this.running = true;
     this.loopDone = this.runLoop();
@@ -203,6 +207,25 @@ export class TallyNode {
     this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.config.placement.heartbeatMs);
     this.heartbeatTimer.unref();
     this.log.info({ shards: [...this.replicas.keys()], meta: this.meta !== undefined, peer: this.self.peer }, "node started");
+  }
+
+  private newController(): MetaController {
+    return new MetaController(this, componentLogger("controller", { node: this.nodeId }));
+  }
+
+  /** A membership change of the metadata group, proposed by its leader (the controller). */
+  metaConfChange(change: ConfChange): Promise<void> {
+    return this.inLoop(() => {
+      if (this.meta === undefined || !this.meta.isLeader) throw this.metaNotLeaderError();
+      this.meta.raw.proposeConfChange(change);
+    });
+  }
+
+  metaTransferLeader(to: number): Promise<void> {
+    return this.inLoop(() => {
+      if (this.meta === undefined || !this.meta.isLeader) throw this.metaNotLeaderError();
+      this.meta.raw.transferLeader(to);
+    });
   }
 
   private *allReplicas(): Iterable<AnyReplica> {
@@ -365,6 +388,10 @@ export class TallyNode {
   /** Compares hosted replicas with the map; changes are carried out by the loop. */
   private reconcile(): void {
     if (!this.map.initialized) return;
+    const metaMember = metaMembers(this.map).includes(this.nodeId);
+    if (metaMember && this.meta === undefined) this.metaChange = "create";
+    // Only on a map from elsewhere: our own replica's map cannot tell us we were removed before we applied it.
+    if (!metaMember && this.meta !== undefined && this.map !== this.meta.machine.map && this.map.meta.voters.length > 0) this.metaChange = "destroy";
     for (const shard of this.map.shards) {
       const local = this.replicas.get(shard.id);
       const member = shardMembers(shard).includes(this.nodeId);
@@ -372,10 +399,27 @@ export class TallyNode {
       // Removed from the shard by a change the map has seen applied: this replica is garbage.
       if (!member && local !== undefined && shard.epoch > local.descriptor.epoch) this.groupsToDestroy.add(shard.id);
     }
-    if (this.groupsToCreate.size > 0 || this.groupsToDestroy.size > 0) this.wake();
+    if (this.groupsToCreate.size > 0 || this.groupsToDestroy.size > 0 || this.metaChange !== undefined) this.wake();
   }
 
   private async changeGroups(): Promise<void> {
+    if (this.metaChange !== undefined) {
+      const change = this.metaChange;
+      this.metaChange = undefined;
+      const batch = this.store.batch();
+      if (change === "create" && this.meta === undefined) {
+        this.meta = await this.restoreMeta(batch, [], false);
+        this.controller = this.newController();
+        this.log.info("created a metadata replica");
+      } else if (change === "destroy" && this.meta !== undefined && this.map.version > this.meta.machine.appliedIndex) {
+        this.meta.failInflight(new UnavailableError(`node ${this.nodeId} no longer holds a metadata replica`));
+        this.meta = undefined;
+        this.controller = undefined;
+        batch.destroyGroup(META_GROUP_ID);
+        this.log.info("removed the metadata replica");
+      }
+      if (batch.size > 0) await this.store.write(batch, { sync: true });
+    }
     if (this.groupsToCreate.size === 0 && this.groupsToDestroy.size === 0) return;
     const create = [...this.groupsToCreate.values()];
     const destroy = [...this.groupsToDestroy];
@@ -505,7 +549,8 @@ export class TallyNode {
   }
 
   private metaCandidates(): number[] {
-    return metaReplicaIds(this.config);
+    const members = this.map.meta?.voters ?? [];
+    return members.length > 0 ? members : metaReplicaIds(this.config);
   }
 
   clientAddressOf(id: number): string | undefined {

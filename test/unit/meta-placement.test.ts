@@ -13,7 +13,7 @@ function machineWith(commands: MetaCommand[]): { machine: MetaStateMachine; resu
   return { machine, results };
 }
 
-const init: MetaCommand = { type: "init", clusterName: "t", replicationFactor: 3, nodes: [node(1, "a"), node(2, "b"), node(3, "c")], shards: shards(4, [1, 2, 3]) };
+const init: MetaCommand = { type: "init", clusterName: "t", replicationFactor: 3, nodes: [node(1, "a"), node(2, "b"), node(3, "c")], shards: shards(4, [1, 2, 3]), metaVoters: [1, 2, 3] };
 
 describe("the metadata state machine (partition map)", () => {
   it("init once from the config; a second init changes nothing", () => {
