@@ -22,6 +22,8 @@ export interface PlacementView {
   leaders: ReadonlyMap<number, number>;
   /** Shards with an operation already running (not planned again). */
   busyShards: ReadonlySet<number>;
+  /** Mutations/s each shard's leader applies (hot-leader moves); absent = no load known. */
+  load?: ReadonlyMap<number, number>;
 }
 
 export interface PlannedMove {
@@ -165,13 +167,16 @@ export function planTransfers(map: ClusterMap, view: PlacementView, limit: numbe
     const to = pickTarget(shard, leader);
     if (to !== undefined) move(shard, leader, to, `leader on ${holder?.state ?? "unknown"} node ${leader}`);
   }
+  const loadOf = (shardId: number) => view.load?.get(shardId) ?? 0;
+  // Count balancing moves the coolest leaders, so it never undoes a hot-leader move below.
+  const byLoad = [...map.shards].sort((a, b) => loadOf(a.id) - loadOf(b.id) || a.id - b.id);
   for (let round = 0; round < map.shards.length && transfers.length < limit; round++) {
     const ranked = [...leaderCount.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
     const [most, mostCount] = ranked[0] ?? [0, 0];
     const [, leastCount] = ranked[ranked.length - 1] ?? [0, 0];
     if (mostCount - leastCount <= 1) break;
     let moved = false;
-    for (const shard of map.shards) {
+    for (const shard of byLoad) {
       if (view.busyShards.has(shard.id) || view.leaders.get(shard.id) !== most || transfers.some((t) => t.shardId === shard.id)) continue;
       const to = pickTarget(shard, most);
       if (to === undefined || (leaderCount.get(to) ?? 0) + 1 >= mostCount) continue;
@@ -181,8 +186,36 @@ export function planTransfers(map: ClusterMap, view: PlacementView, limit: numbe
     }
     if (!moved) break;
   }
+  // Hot nodes: a node whose leaders carry well above the mean load hands one hot leadership to the
+  // voter whose node is coolest, when that leaves both below where the hot node was.
+  if (view.load !== undefined && transfers.length < limit) {
+    const nodeLoad = new Map<number, number>();
+    for (const id of leaderCount.keys()) nodeLoad.set(id, 0);
+    const leaders = new Map(view.leaders);
+    for (const t of transfers) leaders.set(t.shardId, t.to);
+    for (const [shardId, leader] of leaders) nodeLoad.set(leader, (nodeLoad.get(leader) ?? 0) + loadOf(shardId));
+    const loads = [...nodeLoad.values()];
+    const mean = loads.reduce((a, b) => a + b, 0) / Math.max(1, loads.length);
+    const [hot, hotLoad] = [...nodeLoad.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0] ?? [0, 0];
+    if (hot !== 0 && hotLoad > 1.5 * mean && hotLoad >= HOT_NODE_OPS_MIN) {
+      const candidates = map.shards
+        .filter((shard) => leaders.get(shard.id) === hot && !view.busyShards.has(shard.id) && !transfers.some((t) => t.shardId === shard.id))
+        .sort((a, b) => loadOf(b.id) - loadOf(a.id));
+      for (const shard of candidates.slice(candidates.length > 1 ? 0 : candidates.length)) {
+        const to = shard.voters
+          .filter((id) => id !== hot && node(id) !== undefined && usable(node(id)!, view))
+          .sort((a, b) => (nodeLoad.get(a) ?? 0) - (nodeLoad.get(b) ?? 0) || a - b)[0];
+        if (to === undefined || (nodeLoad.get(to) ?? 0) + loadOf(shard.id) >= hotLoad) continue;
+        transfers.push({ shardId: shard.id, from: hot, to, reason: `hot node ${hot}: its leaders apply ${Math.round(hotLoad)} ops/s (mean ${Math.round(mean)})` });
+        break;
+      }
+    }
+  }
   return transfers;
 }
+
+/** Below this many ops/s on its leaders a node is never "hot" (noise). */
+const HOT_NODE_OPS_MIN = 200;
 
 /** Applies a planned move to a copy of the map as if it had completed (for multi-step plans). */
 export function withMove(map: ClusterMap, move: PlannedMove): ClusterMap {

@@ -110,7 +110,9 @@ export class MetaController {
     const alive = new Set<number>();
     for (const node of this.map.nodes) if (this.isAlive(node.id)) alive.add(node.id);
     const busyShards = new Set(this.map.operations.filter((op) => op.state === "running").map((op) => op.shardId));
-    return { alive, leaders: this.leaders(), busyShards };
+    const load = new Map<number, number>();
+    for (const [shardId, report] of this.leaderReports) load.set(shardId, report.shard.opsPerSecond);
+    return { alive, leaders: this.leaders(), busyShards, load };
   }
 
   /** One controller round; rounds never overlap. */

@@ -130,4 +130,18 @@ describe("the placement planner", () => {
     const per = [1, 2].map((id) => [...leaders.values()].filter((l) => l === id).length);
     expect(Math.abs(per[0]! - per[1]!)).toBeLessThanOrEqual(1);
   });
+
+  it("a hot node hands one hot leadership to the coolest voter; count balancing moves cool leaders only", () => {
+    const map = mapOf([{ id: 1, zone: "a" }, { id: 2, zone: "b" }, { id: 3, zone: "c" }], [[1, 2, 3], [1, 2, 3], [1, 2, 3], [1, 2, 3]]);
+    // Counts 2/1/1 are balanced; node 1's two leaders carry almost all the load.
+    const leaders = new Map([[1, 1], [2, 1], [3, 2], [4, 3]]);
+    const load = new Map([[1, 5000], [2, 4000], [3, 10], [4, 10]]);
+    const transfers = planTransfers(map, { ...allAlive(map, leaders), load }, 10);
+    expect(transfers).toEqual([{ shardId: 1, from: 1, to: 2, reason: expect.stringContaining("hot node 1") }]);
+    // Counts 2/1/0: count balancing moves node 1's cooler leader, never the hot one.
+    const uneven = planTransfers(map, { ...allAlive(map, new Map([[1, 1], [2, 1], [3, 2]])), load }, 1);
+    expect(uneven).toEqual([{ shardId: 2, from: 1, to: 3, reason: "balance leaders: node 1 leads 2" }]);
+    // Equal counts and no load: nothing.
+    expect(planTransfers(map, allAlive(map, new Map([[1, 1], [2, 2], [3, 3]])), 10)).toEqual([]);
+  });
 });
