@@ -527,6 +527,16 @@ export class PeerTransport {
 
   // ---- receiving ----
 
+  /**
+   * Only configured peers may speak: Raft steps a message from anyone, so one from an unknown id
+   * with a high term would depose a leader, and an App or Snap from it would be appended or
+   * installed (found by the fuzzer). With mTLS the id is also bound to the peer's certificate.
+   */
+  private knownPeer(from: NodeId): NodeId {
+    if (!this.links.has(from)) throw new Error(`node ${from} is not a peer of node ${this.nodeId}`);
+    return from;
+  }
+
   private handleRaftStream(call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire>): void {
     let rejected = false;
     call.sendMetadata(new grpc.Metadata());
@@ -535,7 +545,7 @@ export class PeerTransport {
       let from: NodeId;
       let batch: GroupMessage[];
       try {
-        from = parseNodeId(frame.fromNode);
+        from = this.knownPeer(parseNodeId(frame.fromNode));
         batch = decodeFrame({ payload: frame.payload, crc32c: frame.crc32c });
         for (const [groupId, message] of batch) {
           if (message.from !== from) throw new Error(`group ${groupId}: message from ${message.from} on a stream from node ${from}`);
@@ -589,7 +599,7 @@ export class PeerTransport {
       if (done) return;
       try {
         if (message === undefined) {
-          from = parseNodeId(chunk.fromNode);
+          from = this.knownPeer(parseNodeId(chunk.fromNode));
           groupId = chunk.groupId;
           const header = decodeSnapshotHeader(chunk.header);
           if (header.message.from !== from || header.message.to !== this.nodeId) throw new Error("snapshot header is misaddressed");
