@@ -8,7 +8,7 @@ import { encodeFrame } from "../../src/transport/codec.js";
 import { MessageType, type Message } from "../../src/raft/types.js";
 import { TestCluster } from "../support/cluster.js";
 import { RawNodeClient } from "../support/raw-client.js";
-import { RawBytesClient, peerMethodCodecs } from "./wire.js";
+import { RawBytesClient, peerMethodCodecs, type RawOutcome } from "./wire.js";
 
 const FORGED_TERM = 1_000_000_000_000;
 
@@ -25,7 +25,7 @@ describe("fuzzer regressions on the peer port", () => {
     await cluster?.destroy();
   });
 
-  async function sendFrame(nodeId: number, fromNode: string, messages: Array<[number, Message]>): Promise<grpc.StatusObject> {
+  async function sendFrame(nodeId: number, fromNode: string, messages: Array<[number, Message]>): Promise<RawOutcome> {
     const raft = peerMethodCodecs().get("Raft")!;
     const client = new RawBytesClient(cluster.config.nodes.find((n) => n.id === nodeId)!.peer);
     try {
