@@ -22,6 +22,7 @@ import { tallyProto } from "../api/proto.js";
 import { toServiceError, errorInfoOf } from "./errors.js";
 import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
+import { nodeClientCredentials } from "./tls.js";
 
 type Json = Record<string, any>;
 
@@ -323,7 +324,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
       const local = api.localStatus();
       if (request.localOnly) return { nodes: [local] };
       const others = await Promise.all(
-        node.config.nodes.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(proto, n.id, n.client, n.zone)),
+        node.config.nodes.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(proto, n.id, n.client, n.zone, nodeClientCredentials(node.config, node.self))),
       );
       return { nodes: [local, ...others].sort((a, b) => Number(a.nodeId) - Number(b.nodeId)) };
     }),
@@ -340,9 +341,9 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
   return server;
 }
 
-function fetchPeerStatus(proto: ReturnType<typeof tallyProto>, id: number, address: string, zone: string): Promise<Json> {
+function fetchPeerStatus(proto: ReturnType<typeof tallyProto>, id: number, address: string, zone: string, credentials: grpc.ChannelCredentials): Promise<Json> {
   return new Promise((resolve) => {
-    const client = new proto.AdminService(address, grpc.credentials.createInsecure()) as any;
+    const client = new proto.AdminService(address, credentials) as any;
     const unreachable = (message: string) => ({ nodeId: String(id), clientAddress: address, zone, reachable: false, groups: [], error: message });
     client.status({ localOnly: true }, { deadline: Date.now() + 1500 }, (error: grpc.ServiceError | null, response: Json) => {
       client.close();

@@ -35,6 +35,7 @@ import { createPrng } from "../util/prng.js";
 import { slotOf } from "../meta/slots.js";
 import { computePlacement, findNode, type ClusterConfig, type NodeConfig, type ShardPlacement } from "./config.js";
 import { ShardReplica, type ReadWaiter } from "./shard-replica.js";
+import { nodeCertificateProvider } from "./tls.js";
 
 export interface NodeOptions {
   config: ClusterConfig;
@@ -117,6 +118,7 @@ export class TallyNode {
       onMessages: (_from, batch) => this.receive(batch),
       onSnapshot: async (_from, groupId, message) => this.receive([[groupId, message]]),
       logger: componentLogger("transport", { node: this.nodeId }),
+      tls: nodeCertificateProvider(this.config, this.self, this.log),
     });
     this.transport.onSnapshotResult = (to, groupId, ok) => {
       this.replicas.get(groupId)?.raw.reportSnapshot(to, ok);
