@@ -180,6 +180,7 @@ export class PeerTransport {
   private closed = false;
   private inboundSnapshots = 0;
   private readonly pendingCallbacks = new Set<NodeJS.Immediate>();
+  private removeReloadListener: (() => void) | undefined;
 
   constructor(private readonly options: PeerTransportOptions) {
     assert(Number.isSafeInteger(options.nodeId) && options.nodeId > 0, `nodeId must be a positive integer, got ${options.nodeId}`);
@@ -251,6 +252,15 @@ export class PeerTransport {
     }
     this.logger.info({ address: this.boundAddress, peers: [...this.links.keys()] }, "peer transport listening");
     for (const link of this.links.values()) this.connect(link);
+    // An HTTP/2 connection keeps the certificate it was opened with, and a peer that refused our
+    // old one would refuse every stream on it: redial everyone with the new certificate.
+    this.removeReloadListener = this.options.tls?.onReload(() => {
+      for (const [id, link] of [...this.links]) {
+        this.setPeer(id, undefined);
+        this.setPeer(id, link.address);
+      }
+      this.logger.info("certificates reloaded: redialled every peer");
+    });
   }
 
   /**
@@ -308,6 +318,7 @@ export class PeerTransport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.removeReloadListener?.();
     for (const immediate of this.pendingCallbacks) clearImmediate(immediate);
     this.pendingCallbacks.clear();
     for (const link of this.links.values()) this.closeLink(link);

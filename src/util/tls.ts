@@ -6,9 +6,10 @@
  * 30 s) and whenever reload() is called (tallyd calls it on SIGHUP). A new set is published only
  * when the files changed AND form a usable pair (key matches certificate, CA parses), so a
  * half-written rotation keeps the old set. grpc-js's certificate-provider credentials then use
- * the new set for every NEW connection, incoming and outgoing; connections already established
- * keep the certificates they were made with until they close (HTTP/2 connections are long-lived:
- * close them, e.g. restart the peer or let keepalive drop them, to force a renegotiation).
+ * the new set for every NEW connection, incoming and outgoing, and the peer transport redials
+ * every peer on a reload (onReload), so its outgoing connections all carry the new certificate.
+ * Connections other parties opened to this node (clients, other nodes' links) keep the session
+ * they were made with until they close; they stay valid as long as the old certificate is.
  *
  * Identity: a node's certificate carries the SAN URI tally://node/<id> (or, failing that, the
  * subject CN tally-node-<id>). A peer is accepted only when its certificate chains to the
@@ -39,6 +40,7 @@ export class ReloadingCertificateProvider implements grpc.experimental.Certifica
   private current: CertificateSet;
   private readonly caListeners = new Set<CaListener>();
   private readonly identityListeners = new Set<IdentityListener>();
+  private readonly reloadListeners = new Set<() => void>();
   private timer: NodeJS.Timeout | undefined;
   /** Sets published since construction (the first load included). */
   generation = 1;
@@ -68,7 +70,14 @@ export class ReloadingCertificateProvider implements grpc.experimental.Certifica
       for (const listener of this.identityListeners) listener({ certificate: next.cert, privateKey: next.key });
     }
     this.options.onReload?.(this.generation);
+    for (const listener of this.reloadListeners) listener();
     return true;
+  }
+
+  /** Called after each published reload (e.g. to redial long-lived connections). Returns the remover. */
+  onReload(listener: () => void): () => void {
+    this.reloadListeners.add(listener);
+    return () => this.reloadListeners.delete(listener);
   }
 
   /** PEM contents as they are now (for credentials that cannot take a provider). */
@@ -172,6 +181,31 @@ export function nodeIdOfCertificate(certificate: PeerCertificate | undefined | n
   if (ids.size !== 1) return undefined;
   const [id] = ids;
   return id !== undefined && id > 0 ? id : undefined;
+}
+
+/** TLS settings of a client: PEM contents, or paths of PEM files. */
+export interface ClientTlsOptions {
+  /** The cluster's CA. */
+  ca: string | Buffer;
+  /** A client certificate and key, for a cluster with clientAuth: require. */
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
+/** Channel credentials for a client: the CA must sign the node's certificate; the hostname is checked. */
+export function clientTlsCredentials(tls: ClientTlsOptions): grpc.ChannelCredentials {
+  const pem = (value: string | Buffer | undefined, what: string): Buffer | null => {
+    if (value === undefined) return null;
+    if (Buffer.isBuffer(value)) return value;
+    if (value.startsWith("-----BEGIN")) return Buffer.from(value);
+    try {
+      return readFileSync(value);
+    } catch (error) {
+      throw new Error(`cannot read the TLS ${what} ${value}: ${(error as Error).message}`, { cause: error });
+    }
+  };
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new Error("tls: a client certificate needs its key and a key its certificate");
+  return grpc.credentials.createSsl(pem(tls.ca, "CA"), pem(tls.key, "key"), pem(tls.cert, "certificate"));
 }
 
 /** Server credentials that follow the provider's reloads (new connections get the newest set). */

@@ -78,6 +78,8 @@ export class Fuzzer {
   private readonly registeredClients = new Set<string>();
   /** (clientId, seq) of every decodable mutation sent: a duplicate reply must name one of these. */
   private readonly sentSeqs = new Set<string>();
+  /** Ops of mutations whose answer was ambiguous, by (clientId, seq), until a retry settles them. */
+  private readonly unsettled = new Map<string, ModelOp[]>();
   private readonly keyPool = new Map<number, Buffer[]>();
   private readonly recent: string[] = [];
   private readonly report: FuzzReport;
@@ -356,6 +358,7 @@ export class Fuzzer {
       if (outcome.ok) {
         await this.applied(name, mutation, this.methods.get(name)!.decodeResponse(outcome.response!), bytes);
       } else if (isAmbiguous(outcome)) {
+        if (mutation.header && mutation.ops) this.unsettled.set(`${mutation.header.clientId}/${mutation.header.seq}`, mutation.ops);
         await this.resolveAmbiguous(name, request, bytes);
       } else if (outcome.info?.code === "SESSION_EXPIRED" && mutation.header) {
         const shardId = mutation.header.shardId as number;
@@ -409,11 +412,18 @@ export class Fuzzer {
     }
     const allResets = ops.every((op) => op.kind === "reset");
     const fresh = ops.some((op, i) => op.kind !== "reset" && Number(results[i]!.version) === index);
-    if (!fresh && !allResets) {
-      if (!this.sentSeqs.has(`${header.clientId}/${header.seq}`)) this.finding(`${name}: a duplicate reply for seq ${header.seq}, never sent before`, bytes);
+    const seqKey = `${header.clientId}/${header.seq}`;
+    const unsettled = this.unsettled.get(seqKey);
+    this.unsettled.delete(seqKey);
+    if (!fresh && !allResets && unsettled === undefined) {
+      if (!this.sentSeqs.has(seqKey)) this.finding(`${name}: a duplicate reply for seq ${header.seq}, never sent before`, bytes);
       return;
     }
-    const simulated = this.oracle.simulate(ops, index);
+    // A duplicate reply to a retry of an ambiguous attempt: that attempt applied, at the index
+    // its saved result names; replay it there.
+    const appliedOps = fresh || allResets ? ops : unsettled!;
+    const appliedIndex = fresh || allResets ? index : Number(results.find((_, i) => appliedOps[i]?.kind !== "reset")?.version ?? 0);
+    const simulated = this.oracle.simulate(appliedOps, appliedIndex);
     if (!simulated.ok) {
       if (allResets) return;
       this.finding(`${name}: applied, but the model says ${simulated.code} at op ${simulated.opIndex}`, bytes);
@@ -432,8 +442,8 @@ export class Fuzzer {
     for (const [i, result] of simulated.results.entries()) {
       const got = `${results[i]!.value}@${results[i]!.version}`;
       const want = `${result.value}@${result.version}`;
-      if (ops[i]!.kind !== "reset" && got !== want) {
-        this.finding(`${name}: op ${i} on ${printable(ops[i]!.key)} replied ${got}, the oracle expects ${want}`, bytes);
+      if (appliedOps[i]!.kind !== "reset" && got !== want) {
+        this.finding(`${name}: op ${i} on ${printable(appliedOps[i]!.key)} replied ${got}, the oracle expects ${want}`, bytes);
         return;
       }
     }
