@@ -17,6 +17,9 @@ import { MessageType } from "../../src/raft/types.js";
 import { createCa, issueClientCertificate, issueNodeCertificate, type CertificatePair } from "../../scripts/gen-certs.js";
 import { eventually, TestCluster } from "../support/cluster.js";
 import { RawBytesClient, peerMethodCodecs, tallyMethodCodecs } from "../fuzz/wire.js";
+import { runNodeProcess } from "../support/run-process.js";
+
+const root = join(import.meta.dirname, "..", "..");
 
 describe("TLS cluster", () => {
   let cluster: TestCluster;
@@ -96,6 +99,24 @@ describe("TLS cluster", () => {
     await expect(client(undefined, 2000).get("tls:a")).rejects.toThrow();
     await expect(client({ ca: ca.cert, cert: foreign.cert, key: foreign.key }, 2000).get("tls:a")).rejects.toThrow();
     await expect(client({ ca: other.cert, ...{ cert: goodTls.cert, key: goodTls.key } }, 2000).get("tls:a")).rejects.toThrow();
+  });
+
+  it("tallyctl: TLS defaults from cluster.yaml's tls section, or --ca/--cert/--key", async () => {
+    const tallyctl = (args: string[]) =>
+      runNodeProcess([join(root, "bin", "tallyctl.js"), ...args], { cwd: cluster.dir, env: { ...process.env, TALLY_ENDPOINTS: "" }, deadlineMs: 30_000 });
+    const fromFile = await tallyctl(["add", "tls:ctl", "4", "--json"]);
+    expect(fromFile.code, fromFile.stderr).toBe(0);
+    expect(JSON.parse(fromFile.stdout).value).toBe("4");
+    const endpoints = cluster.endpoints().join(",");
+    const withFlags = await tallyctl(["get", "tls:ctl", "--json", "--endpoints", endpoints, "--ca", "certs/ca.pem", "--cert", "certs/client.pem", "--key", "certs/client-key.pem"]);
+    expect(withFlags.code, withFlags.stderr).toBe(0);
+    expect(JSON.parse(withFlags.stdout).value).toBe("4");
+    // --endpoints without --ca: plaintext, which the cluster refuses (exit 3: unreachable).
+    const plain = await tallyctl(["get", "tls:ctl", "--endpoints", endpoints, "--timeout", "1500"]);
+    expect(plain.code).toBe(3);
+    const keyless = await tallyctl(["get", "tls:ctl", "--endpoints", endpoints, "--ca", "certs/ca.pem", "--cert", "certs/client.pem"]);
+    expect(keyless.code).toBe(2);
+    expect(keyless.stderr).toMatch(/--cert and --key go together/);
   });
 
   it("refuses peer frames whose connection certificate names another node", async () => {
