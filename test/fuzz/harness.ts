@@ -352,14 +352,18 @@ export class Fuzzer {
   /** What a decodable request did: a reported success is replayed in the oracle and checked. */
   private async judgeEffect(name: string, request: Json, outcome: RawOutcome, bytes: Buffer): Promise<void> {
     const mutation = mutationOf(name, request);
+    if (mutation?.header && mutation.header.shardId === 0 && mutation.ops?.[0] !== undefined) {
+      // Shard 0 means "route by the first key": the request lands on that key's shard.
+      mutation.header = { ...mutation.header, shardId: this.shardOf(mutation.ops[0].key) };
+    }
     if (mutation !== undefined) {
       for (const op of mutation.ops ?? []) this.oracle.track(op.key);
       this.noteSeq(mutation.header);
       if (outcome.ok) {
         await this.applied(name, mutation, this.methods.get(name)!.decodeResponse(outcome.response!), bytes);
       } else if (isAmbiguous(outcome)) {
-        if (mutation.header && mutation.ops) this.unsettled.set(`${mutation.header.clientId}/${mutation.header.seq}`, mutation.ops);
-        await this.resolveAmbiguous(name, request, bytes);
+        if (mutation.header && mutation.ops) this.unsettled.set(seqKeyOf(mutation.header), mutation.ops);
+        await this.resolveAmbiguous(name, request, mutation, bytes);
       } else if (outcome.info?.code === "SESSION_EXPIRED" && mutation.header) {
         const shardId = mutation.header.shardId as number;
         if (mutation.header.clientId === this.sessions.get(shardId)?.clientId) await this.registerSession(shardId);
@@ -386,7 +390,7 @@ export class Fuzzer {
 
   private noteSeq(header: Json | null | undefined): void {
     if (!header) return;
-    this.sentSeqs.add(`${header.clientId}/${header.seq}`);
+    this.sentSeqs.add(seqKeyOf(header));
     const session = this.sessions.get(header.shardId);
     if (session === undefined || header.clientId !== session.clientId) return;
     // A mutated header may have moved the session's acknowledged point or used a future seq.
@@ -412,7 +416,7 @@ export class Fuzzer {
     }
     const allResets = ops.every((op) => op.kind === "reset");
     const fresh = ops.some((op, i) => op.kind !== "reset" && Number(results[i]!.version) === index);
-    const seqKey = `${header.clientId}/${header.seq}`;
+    const seqKey = seqKeyOf(header);
     const unsettled = this.unsettled.get(seqKey);
     this.unsettled.delete(seqKey);
     if (!fresh && !allResets && unsettled === undefined) {
@@ -436,7 +440,7 @@ export class Fuzzer {
       if (values === undefined) return;
       const wasApplied = values.every((value) => !value.exists);
       if (wasApplied) this.oracle.commit(simulated.writes);
-      else if (!this.sentSeqs.has(`${header.clientId}/${header.seq}`)) this.finding(`${name}: reset reported applied but the counters remain`, bytes);
+      else if (!this.sentSeqs.has(seqKey)) this.finding(`${name}: reset reported applied but the counters remain`, bytes);
       return;
     }
     for (const [i, result] of simulated.results.entries()) {
@@ -451,17 +455,18 @@ export class Fuzzer {
   }
 
   /** An ambiguous answer to a mutation: retry the same request (same seq) until it is definite. */
-  private async resolveAmbiguous(name: string, request: Json, bytes: Buffer): Promise<void> {
+  private async resolveAmbiguous(name: string, request: Json, mutation: Mutation, bytes: Buffer): Promise<void> {
     const method = this.methods.get(name)!;
-    const header = request.header as Json;
+    const shardId = (mutation.header?.shardId ?? 0) as number;
     const deadline = Date.now() + 30_000;
     while (Date.now() < deadline) {
       await sleep(100);
       await this.refreshLeaders();
-      const outcome = await this.client(this.leaderAddress(header.shardId)).unary(method.path, method.encode(request), CALL_TIMEOUT_MS);
+      const outcome = await this.client(this.leaderAddress(shardId)).unary(method.path, method.encode(request), CALL_TIMEOUT_MS);
       this.count(outcome);
-      if (isAmbiguous(outcome)) continue;
-      if (outcome.ok) await this.applied(name, mutationOf(name, request)!, method.decodeResponse(outcome.response!), bytes);
+      // NOT_LEADER settles nothing about the first attempt: retry the same seq at the leader.
+      if (isAmbiguous(outcome) || outcome.info?.code === "NOT_LEADER") continue;
+      if (outcome.ok) await this.applied(name, mutation, method.decodeResponse(outcome.response!), bytes);
       return;
     }
     this.finding(`${name}: still ambiguous after 30 s of retries`, bytes);
@@ -859,6 +864,11 @@ function modelOp(op: Json): ModelOp | undefined {
     default:
       return undefined;
   }
+}
+
+/** Exactly-once identity of a mutation: sessions live per shard, and their ids may repeat across shards. */
+function seqKeyOf(header: Json): string {
+  return `${header.shardId}/${header.clientId}/${header.seq}`;
 }
 
 function tryDecode(method: MethodCodec, bytes: Buffer): Json | undefined {
