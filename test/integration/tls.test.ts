@@ -211,3 +211,30 @@ describe("TLS cluster", () => {
     expect((await client(goodTls).get("tls:c")).value).toBe(before + 3n);
   });
 });
+
+describe("TLS cluster with clientAuth: none", () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    cluster = await TestCluster.start({ nodes: 1, shards: 1, tls: { clientAuth: "none" } });
+  });
+  afterAll(async () => {
+    await cluster?.destroy();
+  });
+
+  it("serves a client that has only the CA, and still refuses plaintext", async () => {
+    const ca = join(cluster.dir, "certs", "ca.pem");
+    const tally = new TallyClient({ endpoints: cluster.endpoints(), tls: { ca }, deadlineMs: 10_000 });
+    try {
+      expect((await tally.add("tls:none", 9n)).value).toBe(9n);
+    } finally {
+      await tally.close();
+    }
+    const status = tallyMethodCodecs().get("Status")!;
+    const plain = new RawBytesClient(cluster.endpoints()[0]!);
+    try {
+      expect((await plain.unary(status.path, status.encode({ localOnly: true }), 3000)).code).toBe(grpc.status.UNAVAILABLE);
+    } finally {
+      plain.close();
+    }
+  });
+});
