@@ -22,7 +22,7 @@ export default defineConfig({
         extends: true,
         test: {
           name: "integration",
-          include: ["test/integration/**/*.test.ts", "test/chaos/**/*.test.ts"],
+          include: ["test/integration/**/*.test.ts", "test/chaos/**/*.test.ts", "test/fuzz/**/*.test.ts"],
           sequence: { groupOrder: 1 },
           maxWorkers: 1,
           fileParallelism: false,

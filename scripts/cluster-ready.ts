@@ -2,13 +2,14 @@
  * Polls AdminService.Status on every node until every shard has a leader that all of its replicas
  * agree on. Used by `npm start`, the integration tests and the benchmarks. Every wait has a deadline.
  */
-import * as grpc from "@grpc/grpc-js";
 import type { ClusterConfig } from "../src/server/config.js";
 import { tallyProto } from "../src/api/proto.js";
+import { toolCredentials } from "../src/server/tls.js";
 
 export async function waitForClusterReady(config: ClusterConfig, timeoutMs: number): Promise<{ shards: number; leaders: Map<number, string> }> {
   const proto = tallyProto();
-  const clients = config.nodes.map((n) => new proto.AdminService(n.client, grpc.credentials.createInsecure()) as any);
+  const credentials = toolCredentials(config);
+  const clients = config.nodes.map((n) => new proto.AdminService(n.client, credentials) as any);
   const deadline = Date.now() + timeoutMs;
   let lastProblem = "no node answered yet";
   try {

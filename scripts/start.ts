@@ -2,17 +2,29 @@
  * `npm start`: runs every node of cluster.yaml as a child process, waits until every shard has a
  * leader, prints `tally cluster ready`, and stops them all cleanly on Ctrl-C. Logs go to
  * data/logs/n<id>.log. A second `npm start` reuses the data directories: counts survive.
+ * `npm start -- --tls` runs cluster-tls.yaml instead (TLS for clients, mTLS between nodes),
+ * generating it and a dev CA under certs/ first if it is missing (scripts/gen-certs.ts).
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync } from "node:fs";
-import { dirname, join, resolve } from "node:path";
+import { createWriteStream, existsSync, mkdirSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { loadClusterConfig } from "../src/server/config.js";
 import { waitForClusterReady } from "./cluster-ready.js";
+import { generateClusterCertificates } from "./gen-certs.js";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
-const configPath = resolve(process.argv[2] ?? process.env.TALLY_CONFIG ?? join(root, "cluster.yaml"));
+const tlsMode = process.argv.includes("--tls");
+const configArgument = process.argv.slice(2).find((argument) => argument !== "--tls");
+const configPath = resolve(configArgument ?? process.env.TALLY_CONFIG ?? join(root, tlsMode ? "cluster-tls.yaml" : "cluster.yaml"));
+if (tlsMode && configArgument === undefined && !existsSync(configPath)) {
+  generateClusterCertificates(join(root, "cluster.yaml"), join(root, "certs"), configPath);
+  process.stdout.write(`generated a dev CA and node certificates in ${join(root, "certs")} and ${configPath}\n`);
+}
 const config = loadClusterConfig(configPath);
+const tallyctlTls = config.tls
+  ? ` --ca ${relative(process.cwd(), config.tls.ca)}${config.tls.client ? ` --cert ${relative(process.cwd(), config.tls.client.cert)} --key ${relative(process.cwd(), config.tls.client.key)}` : ""}`
+  : "";
 const logDir = join(dirname(configPath), "data", "logs");
 mkdirSync(logDir, { recursive: true });
 
@@ -68,9 +80,9 @@ try {
       `  logs: ${logDir}`,
       "",
       "Try it (in another terminal):",
-      `  npx tallyctl add page:home 5 --endpoints ${endpoints}`,
-      `  npx tallyctl get page:home`,
-      `  npx tallyctl status`,
+      `  npx tallyctl add page:home 5 --endpoints ${endpoints}${tallyctlTls}`,
+      `  npx tallyctl get page:home${tallyctlTls}`,
+      `  npx tallyctl status${tallyctlTls}`,
       `  npx tsx scripts/example.ts`,
       "",
       "Ctrl-C stops the cluster; the next `npm start` keeps the counts.",

@@ -5,6 +5,7 @@ import { ClusterUnreachableError } from "../client/errors.js";
 import { parseDecimalBigInt } from "../client/values.js";
 import { TallyError } from "../util/errors.js";
 import { resolveEndpoints } from "./endpoints.js";
+import { resolveTls } from "./tls-options.js";
 import { EXIT, UsageError, exitCodeFor } from "./exit-codes.js";
 import { formatMutation, formatRead, formatRoutes, formatStatus, mutationJson, readJson, toJson } from "./format.js";
 import { formatClusterMap, formatPlan, type ClusterMapReply, type PlanReply } from "./format-map.js";
@@ -42,6 +43,9 @@ export function defaultCliIo(): CliIo {
 
 interface GlobalOptions {
   endpoints?: string;
+  ca?: string;
+  cert?: string;
+  key?: string;
   json?: boolean;
   timeout: number;
 }
@@ -77,8 +81,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const options = command.optsWithGlobals<GlobalOptions>();
     json = options.json === true;
     const endpoints = await resolveEndpoints(options.endpoints, io.env, io.cwd);
+    const fromClusterFile = options.endpoints === undefined && !io.env["TALLY_ENDPOINTS"]?.trim();
+    const tls = await resolveTls(options, fromClusterFile, io.cwd);
     client = io.createClient({
       endpoints,
+      ...(tls === undefined ? {} : { tls }),
       deadlineMs: options.timeout,
       attemptTimeoutMs: Math.min(2_000, options.timeout),
       connectTimeoutMs: Math.min(1_000, options.timeout),
@@ -94,6 +101,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .description("Admin and debugging CLI for a tally cluster")
     .addOption(new Option("--endpoints <list>", "comma-separated host:port of nodes (default: $TALLY_ENDPOINTS, then ./cluster.yaml)"))
     .option("--json", "print JSON (64-bit integers as strings)")
+    .option("--ca <file>", "TLS: the cluster's CA certificate (default: tls.ca of ./cluster.yaml when the endpoints come from it)")
+    .option("--cert <file>", "TLS: client certificate, for clusters with clientAuth: require (default: tls.client.cert)")
+    .option("--key <file>", "TLS: the client certificate's key (default: tls.client.key)")
     .addOption(new Option("--timeout <ms>", "overall deadline in ms").default(DEFAULT_TIMEOUT_MS).argParser(parseTimeout))
     .exitOverride()
     .showSuggestionAfterError()

@@ -40,6 +40,7 @@ import type {
 } from "../api/proto.js";
 import { RouteTable, type RoutesSnapshot, type ShardRoute } from "./routing.js";
 import { ShardSession } from "./session.js";
+import { clientTlsCredentials, type ClientTlsOptions } from "../util/tls.js";
 import {
   BATCH_OPS_MAX,
   encodeKey,
@@ -77,6 +78,8 @@ export interface TallyClientOptions {
   retryBackoffMaxMs?: number;
   /** Default: insecure (the cluster speaks plaintext on 127.0.0.1 in development). */
   credentials?: grpc.ChannelCredentials;
+  /** TLS to a cluster with a tls section: its CA, and a client certificate when it requires one. */
+  tls?: ClientTlsOptions;
   logger?: Logger;
 }
 
@@ -318,7 +321,7 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-type ResolvedOptions = Required<Omit<TallyClientOptions, "credentials" | "logger">>;
+type ResolvedOptions = Required<Omit<TallyClientOptions, "credentials" | "logger" | "tls">>;
 
 /** Checks options and their relationships once, at construction (etcd Config.validate style). */
 function validateOptions(options: TallyClientOptions): ResolvedOptions {
@@ -401,7 +404,7 @@ export class TallyClient {
 
   constructor(options: TallyClientOptions) {
     this.options = validateOptions(options);
-    this.credentials = options.credentials ?? grpc.credentials.createInsecure();
+    this.credentials = options.credentials ?? (options.tls ? clientTlsCredentials(options.tls) : grpc.credentials.createInsecure());
     this.logger = options.logger ?? componentLogger("client");
     this.keepAliveTimer = setInterval(() => this.keepAliveTick(), this.options.keepAliveIntervalMs);
     // The timer must not keep a process alive on its own; open channels do that while in use.

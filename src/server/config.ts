@@ -17,6 +17,21 @@ export interface NodeConfig {
   zone: string;
   /** Absolute path. */
   dataDir: string;
+  /** With a tls section: this node's certificate chain and key (absolute paths). */
+  cert?: string;
+  key?: string;
+}
+
+/** The optional `tls:` section. Paths are absolute (given relative to the config file). */
+export interface TlsSettings {
+  /** CA bundle every node and client certificate must chain to. */
+  ca: string;
+  /** The client port: `require` a client certificate from the CA (mTLS), or `none` (TLS only). */
+  clientAuth: "require" | "none";
+  /** Defaults for tallyctl and the test tools: a client certificate and key. */
+  client?: { cert: string; key: string };
+  /** Seconds between re-reads of the certificate files (SIGHUP re-reads at once). */
+  reloadSeconds: number;
 }
 
 export interface ClusterSettings {
@@ -79,6 +94,8 @@ export interface ClusterConfig {
   limits: Limits;
   placement: PlacementSettings;
   nodes: NodeConfig[];
+  /** Absent: plaintext everywhere. Present: TLS on the client port, mTLS between nodes. */
+  tls?: TlsSettings;
 }
 
 export class ConfigError extends Error {
@@ -140,7 +157,7 @@ export function loadClusterConfig(path: string): ClusterConfig {
 export function parseClusterConfig(document: unknown, source = "<inline>"): ClusterConfig {
   const where = (field: string) => `${source}: ${field}`;
   const root = asObject(document, where("(top level)"));
-  rejectUnknown(root, ["cluster", "limits", "placement", "nodes"], where("(top level)"));
+  rejectUnknown(root, ["cluster", "limits", "placement", "nodes", "tls"], where("(top level)"));
 
   const clusterRaw = root.cluster === undefined ? {} : asObject(root.cluster, where("cluster"));
   rejectUnknown(clusterRaw, Object.keys(clusterDefaults), where("cluster"));
@@ -183,25 +200,36 @@ export function parseClusterConfig(document: unknown, source = "<inline>"): Clus
     throw new ConfigError(`${where("nodes")} must be a non-empty list`);
   }
   const baseDir = source === "<inline>" ? process.cwd() : dirname(source);
+  const tls = root.tls === undefined ? undefined : parseTls(root.tls, baseDir, where);
   const nodes: NodeConfig[] = root.nodes.map((raw, i) => {
     const field = `nodes[${i}]`;
     const node = asObject(raw, where(field));
-    rejectUnknown(node, ["id", "client", "peer", "zone", "dataDir"], where(field));
+    rejectUnknown(node, ["id", "client", "peer", "zone", "dataDir", "cert", "key"], where(field));
     const id = positiveInteger(node.id, where(`${field}.id`));
     const dataDirRaw = node.dataDir ?? `data/n${id}`;
     if (typeof dataDirRaw !== "string" || dataDirRaw.length === 0) throw new ConfigError(`${where(`${field}.dataDir`)} must be a path`);
-    return {
+    const parsed: NodeConfig = {
       id,
       client: address(node.client, where(`${field}.client`)),
       peer: address(node.peer, where(`${field}.peer`)),
       zone: typeof node.zone === "string" && node.zone.length > 0 ? node.zone : "default",
       dataDir: isAbsolute(dataDirRaw) ? dataDirRaw : resolve(baseDir, dataDirRaw),
     };
+    for (const kind of ["cert", "key"] as const) {
+      if (node[kind] === undefined) {
+        if (tls !== undefined) throw new ConfigError(`${where(`${field}.${kind}`)} is required when the tls section is present`);
+        continue;
+      }
+      if (tls === undefined) throw new ConfigError(`${where(`${field}.${kind}`)} needs a top-level tls section (tls.ca)`);
+      parsed[kind] = filePath(node[kind], baseDir, where(`${field}.${kind}`));
+    }
+    return parsed;
   });
 
   // Default: 3 metadata replicas, or 1 for a cluster of one or two nodes.
   if (clusterRaw.metaReplicas === undefined) cluster.metaReplicas = nodes.length >= 3 ? 3 : 1;
   const config: ClusterConfig = { source, cluster, limits, placement, nodes };
+  if (tls !== undefined) config.tls = tls;
   validateClusterConfig(config);
   return config;
 }
@@ -278,6 +306,32 @@ export function findNode(config: ClusterConfig, id: number): NodeConfig {
     throw new ConfigError(`${config.source}: unknown node ${id}; the config has nodes ${config.nodes.map((n) => n.id).join(", ")}`);
   }
   return node;
+}
+
+function parseTls(raw: unknown, baseDir: string, where: (field: string) => string): TlsSettings {
+  const section = asObject(raw, where("tls"));
+  rejectUnknown(section, ["ca", "clientAuth", "client", "reloadSeconds"], where("tls"));
+  const clientAuth = section.clientAuth ?? "require";
+  if (clientAuth !== "require" && clientAuth !== "none") {
+    throw new ConfigError(`${where("tls.clientAuth")} must be "require" or "none", got ${JSON.stringify(clientAuth)}`);
+  }
+  const tls: TlsSettings = {
+    ca: filePath(section.ca, baseDir, where("tls.ca")),
+    clientAuth,
+    reloadSeconds: section.reloadSeconds === undefined ? 30 : positiveInteger(section.reloadSeconds, where("tls.reloadSeconds")),
+  };
+  if (section.client !== undefined) {
+    const client = asObject(section.client, where("tls.client"));
+    rejectUnknown(client, ["cert", "key"], where("tls.client"));
+    tls.client = { cert: filePath(client.cert, baseDir, where("tls.client.cert")), key: filePath(client.key, baseDir, where("tls.client.key")) };
+  }
+  return tls;
+}
+
+/** A path to a file, resolved against the config's directory. Existence is checked when it is read. */
+function filePath(value: unknown, baseDir: string, where: string): string {
+  if (typeof value !== "string" || value.length === 0) throw new ConfigError(`${where} must be a file path, got ${JSON.stringify(value)}`);
+  return isAbsolute(value) ? value : resolve(baseDir, value);
 }
 
 function asObject(value: unknown, where: string): Record<string, unknown> {

@@ -26,6 +26,7 @@ import { tallyProto } from "../api/proto.js";
 import { toServiceError, errorInfoOf } from "./errors.js";
 import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
+import { nodeClientCredentials } from "./tls.js";
 
 type Json = Record<string, any>;
 
@@ -487,7 +488,8 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
       const local = api.localStatus();
       if (request.localOnly) return { nodes: [local] };
       const known = node.map.nodes.length > 0 ? node.map.nodes.filter((n) => n.state !== "removed") : node.config.nodes;
-      const others = await Promise.all(known.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(proto, n.id, n.client, n.zone)));
+      const credentials = nodeClientCredentials(node.config, node.self);
+      const others = await Promise.all(known.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(proto, n.id, n.client, n.zone, credentials)));
       return { nodes: [local, ...others].sort((a, b) => Number(a.nodeId) - Number(b.nodeId)) };
     }),
     transferLeader: unary((r) => api.transferLeader(r)),
@@ -513,9 +515,9 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
   return server;
 }
 
-function fetchPeerStatus(proto: ReturnType<typeof tallyProto>, id: number, address: string, zone: string): Promise<Json> {
+function fetchPeerStatus(proto: ReturnType<typeof tallyProto>, id: number, address: string, zone: string, credentials: grpc.ChannelCredentials): Promise<Json> {
   return new Promise((resolve) => {
-    const client = new proto.AdminService(address, grpc.credentials.createInsecure()) as any;
+    const client = new proto.AdminService(address, credentials) as any;
     const unreachable = (message: string) => ({ nodeId: String(id), clientAddress: address, zone, reachable: false, groups: [], error: message });
     client.status({ localOnly: true }, { deadline: Date.now() + 1500 }, (error: grpc.ServiceError | null, response: Json) => {
       client.close();

@@ -8,6 +8,7 @@ import { Command, InvalidArgumentError as CommanderInvalidArgument } from "comma
 import { ConfigError, findNode, loadClusterConfig } from "./config.js";
 import { TallyNode } from "./node.js";
 import { createClientServer } from "./grpc-service.js";
+import { clientPortCredentials, nodeCertificateProvider } from "./tls.js";
 import { componentLogger, rootLogger } from "../util/log.js";
 
 const program = new Command()
@@ -32,7 +33,8 @@ async function main(): Promise<void> {
   let config;
   try {
     config = loadClusterConfig(options.config);
-    findNode(config, options.node);
+    // Unreadable or mismatched certificate files are a config error (exit 2), found before start.
+    nodeCertificateProvider(config, findNode(config, options.node), componentLogger("tls", { node: options.node }));
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`tallyd: ${error.message}\n`);
@@ -56,7 +58,7 @@ async function main(): Promise<void> {
   const server = createClientServer(node, componentLogger("api", { node: options.node }));
   try {
     await new Promise<number>((resolve, reject) =>
-      server.bindAsync(self.client, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port))),
+      server.bindAsync(self.client, clientPortCredentials(config, self), (error, port) => (error ? reject(error) : resolve(port))),
     );
   } catch (error) {
     const reason = /EADDRINUSE/.test((error as Error).message) ? "address already in use" : (error as Error).message;
@@ -84,6 +86,11 @@ async function main(): Promise<void> {
   };
   process.on("SIGTERM", () => void shutdown("SIGTERM"));
   process.on("SIGINT", () => void shutdown("SIGINT"));
+  // SIGHUP re-reads the certificate files now (they are also re-read every tls.reloadSeconds).
+  process.on("SIGHUP", () => {
+    const reloaded = nodeCertificateProvider(config, self)?.reload();
+    log.info({ reloaded: reloaded ?? false }, "SIGHUP: TLS files re-read");
+  });
   // Test harnesses set this so a killed test runner can never leave nodes running behind it.
   if (process.env.TALLY_EXIT_WITH_PARENT === "1") {
     const parent = process.ppid;

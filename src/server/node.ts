@@ -61,6 +61,7 @@ import {
   type ReplicaMachine,
   type ShardReplica,
 } from "./shard-replica.js";
+import { nodeCertificateProvider } from "./tls.js";
 
 export interface NodeOptions {
   config: ClusterConfig;
@@ -184,6 +185,7 @@ export class TallyNode {
       onMessages: (_from, batch) => this.receive(batch),
       onSnapshot: async (_from, groupId, message) => this.receive([[groupId, message]]),
       logger: componentLogger("transport", { node: this.nodeId }),
+      tls: nodeCertificateProvider(this.config, this.self, this.log),
     });
     this.transport.onSnapshotResult = (to, groupId, ok) => {
       this.groupReplica(groupId)?.raw.reportSnapshot(to, ok);

@@ -15,6 +15,7 @@
 import { Packr } from "msgpackr";
 import type { ConfState, Entry, Message, Snapshot } from "../raft/types.js";
 import { EntryType, MessageType } from "../raft/types.js";
+import { isLocalMessage } from "../raft/util.js";
 import { CorruptionError } from "../util/errors.js";
 import { crc32c } from "../storage/crc32c.js";
 
@@ -160,6 +161,9 @@ function decodeMessage(value: unknown): Message {
   const fields = array(value, "message", 12);
   const type = u53(fields[0], "type");
   if (type > MESSAGE_TYPE_MAX) fail(`unknown message type ${type}`);
+  // RawNode.step refuses these with an exception, which would stop the receiving node's driver
+  // loop: they are refused here, at the edge, like any other malformed field (found by the fuzzer).
+  if (isLocalMessage(type)) fail(`${MessageType[type]} is a local message type`);
   const entries = array(fields[6], "entries").map(decodeEntry);
   const message: Message = {
     type,
@@ -173,6 +177,7 @@ function decodeMessage(value: unknown): Message {
     reject: bool(fields[8], "reject"),
     rejectHint: u53(fields[9], "rejectHint"),
   };
+  if (message.term === 0 && type !== MessageType.ReadIndex) fail(`${MessageType[type]} without a term`);
   if (fields[10] !== null) {
     const snapshot = array(fields[10], "snapshot", 4);
     message.snapshot = {

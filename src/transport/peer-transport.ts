@@ -21,11 +21,13 @@
  * re-entered while it iterates over a Ready.
  */
 import * as grpc from "@grpc/grpc-js";
+import type { PeerCertificate } from "node:tls";
 import type { Message, NodeId } from "../raft/types.js";
 import { MessageType } from "../raft/types.js";
 import { assert } from "../util/assert.js";
 import { UnavailableError } from "../util/errors.js";
 import { componentLogger, type Logger } from "../util/log.js";
+import { nodeIdOfCertificate, type ReloadingCertificateProvider, reloadingChannelCredentials, reloadingServerCredentials } from "../util/tls.js";
 import { crc32c } from "../storage/crc32c.js";
 import { decodeFrame, decodeSnapshotHeader, encodeFrame, encodeSnapshotHeader, estimateMessageBytes, type GroupMessage } from "./codec.js";
 import { type PeerClient, peerService, type RaftFrameWire, type SnapshotAckWire, type SnapshotChunkWire } from "./peer-proto.js";
@@ -60,6 +62,12 @@ export interface PeerTransportOptions {
   /** HTTP/2 keepalive ping interval; a dead peer is noticed within about 1.5x this. Default 10 s. */
   keepaliveMs?: number;
   logger?: Logger;
+  /**
+   * mTLS: this node's certificate and the cluster CA. Every connection in both directions then
+   * requires a certificate from the CA, and a peer's certificate must name the node id it claims
+   * (the server checks each stream's first frame; the dialer checks the server's certificate).
+   */
+  tls?: ReloadingCertificateProvider;
 }
 
 export interface PeerTransportStats {
@@ -172,6 +180,7 @@ export class PeerTransport {
   private closed = false;
   private inboundSnapshots = 0;
   private readonly pendingCallbacks = new Set<NodeJS.Immediate>();
+  private removeReloadListener: (() => void) | undefined;
 
   constructor(private readonly options: PeerTransportOptions) {
     assert(Number.isSafeInteger(options.nodeId) && options.nodeId > 0, `nodeId must be a positive integer, got ${options.nodeId}`);
@@ -233,7 +242,8 @@ export class PeerTransport {
     const address = this.options.listenAddress;
     try {
       this.port = await new Promise<number>((resolve, reject) => {
-        server.bindAsync(address, grpc.ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+        const credentials = this.options.tls ? reloadingServerCredentials(this.options.tls, true) : grpc.ServerCredentials.createInsecure();
+        server.bindAsync(address, credentials, (error, port) => (error ? reject(error) : resolve(port)));
       });
     } catch (error) {
       server.forceShutdown();
@@ -242,6 +252,15 @@ export class PeerTransport {
     }
     this.logger.info({ address: this.boundAddress, peers: [...this.links.keys()] }, "peer transport listening");
     for (const link of this.links.values()) this.connect(link);
+    // An HTTP/2 connection keeps the certificate it was opened with, and a peer that refused our
+    // old one would refuse every stream on it: redial everyone with the new certificate.
+    this.removeReloadListener = this.options.tls?.onReload(() => {
+      for (const [id, link] of [...this.links]) {
+        this.setPeer(id, undefined);
+        this.setPeer(id, link.address);
+      }
+      this.logger.info("certificates reloaded: redialled every peer");
+    });
   }
 
   /**
@@ -299,6 +318,7 @@ export class PeerTransport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.removeReloadListener?.();
     for (const immediate of this.pendingCallbacks) clearImmediate(immediate);
     this.pendingCallbacks.clear();
     for (const link of this.links.values()) this.closeLink(link);
@@ -341,7 +361,8 @@ export class PeerTransport {
 
   /** One channel per link, shared by its Raft stream and snapshot calls; gRPC reconnects it itself. */
   private clientFor(link: PeerLink): PeerClient {
-    link.client ??= new (peerService().Client)(link.address, grpc.credentials.createInsecure(), this.channelOptions);
+    const credentials = this.options.tls ? reloadingChannelCredentials(this.options.tls, link.id) : grpc.credentials.createInsecure();
+    link.client ??= new (peerService().Client)(link.address, credentials, this.channelOptions);
     return link.client;
   }
 
@@ -527,6 +548,20 @@ export class PeerTransport {
 
   // ---- receiving ----
 
+  /**
+   * Only configured peers may speak: Raft steps a message from anyone, so one from an unknown id
+   * with a high term would depose a leader, and an App or Snap from it would be appended or
+   * installed (found by the fuzzer). With mTLS the id is also bound to the peer's certificate.
+   */
+  private knownPeer(call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } }, from: NodeId): NodeId {
+    if (!this.links.has(from)) throw new Error(`node ${from} is not a peer of node ${this.nodeId}`);
+    if (this.options.tls !== undefined) {
+      const certified = nodeIdOfCertificate(call.getAuthContext().sslPeerCertificate);
+      if (certified !== from) throw new Error(`frames claim node ${from} but the connection's certificate names node ${certified ?? "(none)"}`);
+    }
+    return from;
+  }
+
   private handleRaftStream(call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire>): void {
     let rejected = false;
     call.sendMetadata(new grpc.Metadata());
@@ -535,7 +570,7 @@ export class PeerTransport {
       let from: NodeId;
       let batch: GroupMessage[];
       try {
-        from = parseNodeId(frame.fromNode);
+        from = this.knownPeer(call, parseNodeId(frame.fromNode));
         batch = decodeFrame({ payload: frame.payload, crc32c: frame.crc32c });
         for (const [groupId, message] of batch) {
           if (message.from !== from) throw new Error(`group ${groupId}: message from ${message.from} on a stream from node ${from}`);
@@ -589,7 +624,7 @@ export class PeerTransport {
       if (done) return;
       try {
         if (message === undefined) {
-          from = parseNodeId(chunk.fromNode);
+          from = this.knownPeer(call, parseNodeId(chunk.fromNode));
           groupId = chunk.groupId;
           const header = decodeSnapshotHeader(chunk.header);
           if (header.message.from !== from || header.message.to !== this.nodeId) throw new Error("snapshot header is misaddressed");

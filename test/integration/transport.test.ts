@@ -408,7 +408,8 @@ describe("PeerTransport", () => {
   });
 
   it("accepts frames that name the sender as 'n<id>'", async () => {
-    const b = await startNode(2);
+    // Node 1 must be a configured peer: frames from unknown nodes are refused.
+    const b = await startNode(2, { peers: new Map([[1, "127.0.0.1:1"]]) });
     const frame = encodeFrame([[1, message(1, 2, { commit: 3 })]]);
     const client = rawClient(b.transport.boundAddress);
     const stream = client.Raft(new grpc.Metadata(), {});

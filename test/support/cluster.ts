@@ -10,6 +10,7 @@ import { join, resolve } from "node:path";
 import { stringify } from "yaml";
 import { loadClusterConfig, type ClusterConfig } from "../../src/server/config.js";
 import { waitForClusterReady } from "../../scripts/cluster-ready.js";
+import { createCa, issueClientCertificate, issueNodeCertificate } from "../../scripts/gen-certs.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 
@@ -41,6 +42,8 @@ export interface TestClusterOptions {
   metaReplicas?: number;
   /** cluster.yaml `placement:` settings (the placement controller). */
   placement?: Record<string, number | boolean>;
+  /** TLS: a fresh CA and node and client certificates under <dir>/certs (openssl), and a tls section. */
+  tls?: { clientAuth?: "require" | "none"; reloadSeconds?: number };
 }
 
 export class TestCluster {
@@ -86,6 +89,17 @@ export class TestCluster {
       placement: this.options.placement ?? { autoRebalance: false },
       nodes,
     };
+    if (this.options.tls !== undefined) {
+      const certs = join(this.dir, "certs");
+      const ca = createCa(certs);
+      issueClientCertificate(ca, certs);
+      for (const node of nodes) {
+        issueNodeCertificate(ca, certs, node.id);
+        Object.assign(node, { cert: `certs/n${node.id}.pem`, key: `certs/n${node.id}-key.pem` });
+      }
+      const { clientAuth = "require", reloadSeconds = 30 } = this.options.tls;
+      Object.assign(document, { tls: { ca: "certs/ca.pem", clientAuth, client: { cert: "certs/client.pem", key: "certs/client-key.pem" }, reloadSeconds } });
+    }
     this.document = document;
     writeFileSync(this.configPath, stringify(document));
     this.config = loadClusterConfig(this.configPath);
