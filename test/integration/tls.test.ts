@@ -170,8 +170,8 @@ describe("TLS cluster", () => {
     const view1 = isolated.nodes.find((n) => n.nodeId === "1")!;
     expect(view3.reachable).toBe(true);
     expect(view1.reachable).toBe(true);
-    expect(view3.groups[0]!.leaderId).toBe("");
-    expect(view3.groups[0]!.applied).toBeLessThan(view1.groups[0]!.commit);
+    expect(view3.groups.find((g) => g.groupId === 1)!.leaderId).toBe("");
+    expect(view3.groups.find((g) => g.groupId === 1)!.applied).toBeLessThan(view1.groups.find((g) => g.groupId === 1)!.commit);
 
     // Put the right certificate back, SIGHUP: new connections carry it and node 3 catches up.
     copyFileSync(saved.cert, node3.cert!);
@@ -180,8 +180,8 @@ describe("TLS cluster", () => {
     await eventually(
       async () => {
         const status = await client(goodTls, 3000, [node3.client]).status();
-        const group = status.nodes.find((n) => n.nodeId === "3")?.groups[0];
-        const leaderGroup = status.nodes.find((n) => n.nodeId === "1")?.groups[0];
+        const group = status.nodes.find((n) => n.nodeId === "3")?.groups.find((g) => g.groupId === 1);
+        const leaderGroup = status.nodes.find((n) => n.nodeId === "1")?.groups.find((g) => g.groupId === 1);
         return group !== undefined && leaderGroup !== undefined && group.leaderId !== "" && group.applied >= leaderGroup.commit - 1n ? true : undefined;
       },
       30_000,
