@@ -507,7 +507,7 @@ export class TallyNode {
       if (this.meta?.isLeader && this.controller !== undefined) {
         this.metaLeaderId = this.nodeId;
         this.controller.onHeartbeat(report);
-        this.controller.tick();
+        void this.controller.tick();
         return;
       }
       if (this.meta !== undefined && this.meta.leader !== 0) this.metaLeaderId = this.meta.leader;
