@@ -431,7 +431,8 @@ export class TallyNode {
     for (const shardId of destroy) {
       const replica = this.replicas.get(shardId);
       if (replica === undefined) continue;
-      replica.failInflight(new WrongShardError(`shard ${shardId} no longer has a replica on node ${this.nodeId}`, shardId, replica.descriptor.epoch));
+      // UNAVAILABLE, not WRONG_SHARD: a proposal in flight here may still commit elsewhere.
+      replica.failInflight(new UnavailableError(`shard ${shardId} no longer has a replica on node ${this.nodeId}`));
       this.replicas.delete(shardId);
       batch.destroyGroup(shardId);
       batch.clearShardState(shardId);
@@ -1043,6 +1044,9 @@ export class TallyNode {
     const childDescriptor: ShardDescriptor = { epoch, slotStart: split.splitSlot, slotEnd: before.slotEnd };
     this.log.info({ shard: parent.shardId, newShard: childId, splitSlot: split.splitSlot, moved: moved.length, epoch }, "shard split");
     if (this.replicas.has(childId)) return; // created from the map already (it caught up by snapshot)
+    // A node replaying this entry after joining later was not a voter then: the new shard's
+    // replicas are the parent's voters at the split, and it is not one of them.
+    if (!conf.voters.includes(this.nodeId)) return;
     const child = CounterStateMachine.load(this.shardOptions, index, parent.machine.clockMs, moved, sessions);
     const storage = new MemoryStorage();
     const childConf: ConfState = { voters: [...conf.voters], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
