@@ -1,0 +1,157 @@
+/**
+ * What the chaos run (run.ts) needs from a cluster, whatever runs the nodes: child processes behind
+ * userspace proxies (process-cluster.ts) or containers on a private Docker network
+ * (container-cluster.ts). The nemeses are written once against this interface; a backend that
+ * cannot shape links leaves `shapeAll` out and the latency/slow nemeses are refused for it.
+ */
+import { waitForClusterReady } from "../../scripts/cluster-ready.js";
+import type { ClusterConfig, NodeConfig } from "../../src/server/config.js";
+import type { LinkShape } from "../support/proxy.js";
+import { RawNodeClient } from "../support/raw-client.js";
+
+export type BackendName = "process" | "container";
+export const BACKEND_NAMES: readonly BackendName[] = ["process", "container"];
+
+export interface ClusterOptions {
+  nodes: number;
+  shards?: number;
+  tickMs?: number;
+  electionTicks?: number;
+  heartbeatTicks?: number;
+  requestTimeoutMs?: number;
+  /** Seeds the backend's own randomness (the process proxies' jitter). */
+  seed?: number;
+  /** Environment for every node (e.g. TALLY_TEST_ACK_BEFORE_COMMIT). */
+  extraEnv?: Record<string, string>;
+}
+
+/** A directed link: traffic that `from` sends to `to`. */
+export type Link = readonly [from: number, to: number];
+
+export interface ClusterBackend {
+  readonly name: BackendName;
+  readonly config: ClusterConfig;
+  readonly nodeIds: number[];
+  readonly electionTimeoutMs: number;
+  /** Client addresses reachable from this host, for the workload's TallyClient. */
+  endpoints(): string[];
+  isRunning(id: number): boolean;
+  isPaused(id: number): boolean;
+  /** The clock offset the node was last started with (a restart keeps it unless told otherwise). */
+  clockOffsetOf(id: number): number;
+  /** Starts a stopped node on its existing data. */
+  startNode(id: number, clockOffsetMs?: number): Promise<void>;
+  /** kill -9; the data stays. A paused node dies too. */
+  kill(id: number): Promise<void>;
+  /** Freezes every thread of the node (SIGSTOP, cgroup freezer) and thaws it. */
+  pause(id: number): Promise<void>;
+  resume(id: number): Promise<void>;
+  /** Peer traffic on each link stops flowing until healNetwork(). */
+  cutLinks(links: readonly Link[]): Promise<void>;
+  /** Latency, jitter and bandwidth on every peer link, until healNetwork(). Optional. */
+  shapeAll?(shape: LinkShape): Promise<void>;
+  /** Undoes every cut and shape on running nodes. */
+  healNetwork(): Promise<void>;
+  /** The node that reports itself leader of `shardId` (highest term wins), or undefined. */
+  leaderOf(shardId: number, timeoutMs?: number): Promise<number | undefined>;
+  transferLeader(shardId: number, toNode: number): Promise<boolean>;
+  waitReady(timeoutMs: number): Promise<void>;
+  /** Recent output of a node, for diagnosing a failed run. */
+  logs(id: number): Promise<string>;
+  /** Kills and removes everything the backend started. Idempotent; never throws. */
+  destroy(): Promise<void>;
+}
+
+/** Every directed link between `a` and `b`, both ways. */
+export function linksBetween(a: readonly number[], b: readonly number[]): Link[] {
+  const links: Link[] = [];
+  for (const x of a) {
+    for (const y of b) {
+      links.push([x, y], [y, x]);
+    }
+  }
+  return links;
+}
+
+/** The cluster.yaml document of a chaos cluster: short timeouts so faults show within seconds. */
+export function chaosClusterDocument(options: ClusterOptions, nodes: NodeConfig[]): object {
+  return {
+    cluster: {
+      name: "chaos",
+      replicationFactor: Math.min(3, options.nodes),
+      shards: options.shards ?? 2,
+      tickMs: options.tickMs ?? 20,
+      electionTicks: options.electionTicks ?? 25,
+      heartbeatTicks: options.heartbeatTicks ?? 5,
+      leaseDriftTicks: 5,
+      snapshotEveryEntries: 10_000,
+    },
+    limits: { requestTimeoutMs: options.requestTimeoutMs ?? 4000 },
+    nodes,
+  };
+}
+
+/**
+ * AdminService calls the nemeses make (leader lookup, leadership transfer, readiness), over the
+ * nodes' client addresses. `reachable(id)` says which nodes are worth asking (not dead, not frozen).
+ */
+export class ClusterAdmin {
+  private readonly clients = new Map<number, RawNodeClient>();
+
+  constructor(
+    private readonly config: ClusterConfig,
+    private readonly reachable: (id: number) => boolean,
+  ) {}
+
+  private client(id: number): RawNodeClient {
+    let client = this.clients.get(id);
+    if (client === undefined) {
+      const node = this.config.nodes.find((n) => n.id === id);
+      if (node === undefined) throw new Error(`no node ${id} in the cluster config`);
+      client = new RawNodeClient(node.client);
+      this.clients.set(id, client);
+    }
+    return client;
+  }
+
+  async leaderOf(shardId: number, timeoutMs = 1000): Promise<number | undefined> {
+    let best: { node: number; term: bigint } | undefined;
+    await Promise.all(
+      this.config.nodes
+        .map((n) => n.id)
+        .filter((id) => this.reachable(id))
+        .map(async (id) => {
+          try {
+            const status = await this.client(id).call("status", { localOnly: true }, timeoutMs);
+            const group = status.nodes?.[0]?.groups?.find((g: any) => g.groupId === shardId);
+            if (group?.role !== "leader") return;
+            const term = BigInt(group.term ?? 0);
+            if (best === undefined || term > best.term) best = { node: id, term };
+          } catch {
+            // unreachable or busy: not a leader we can see
+          }
+        }),
+    );
+    return (best as { node: number; term: bigint } | undefined)?.node;
+  }
+
+  async transferLeader(shardId: number, toNode: number): Promise<boolean> {
+    const leader = await this.leaderOf(shardId);
+    if (leader === undefined || leader === toNode) return false;
+    try {
+      await this.client(leader).call("transferLeader", { shardId, toNode: String(toNode) }, 2000);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async waitReady(timeoutMs: number): Promise<void> {
+    await waitForClusterReady(this.config, timeoutMs);
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+}
