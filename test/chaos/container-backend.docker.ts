@@ -1,0 +1,87 @@
+/**
+ * The container backend (`npm run chaos:container`; needs scripts/docker-up.sh's daemon). First
+ * that each fault really happens: a one-way cut and an isolation move leadership away, a frozen
+ * leader is replaced, kill -9 of every node and `docker start` keep the data, a clock-skewed
+ * restart comes back. Then a short chaos run whose history must check out valid.
+ */
+import { describe, expect, it } from "vitest";
+import { TallyClient } from "../../src/client/index.js";
+import { eventually } from "../support/cluster.js";
+import { linksBetween } from "./backend.js";
+import { ContainerCluster } from "./container-cluster.js";
+import { runChaos } from "./run.js";
+
+const LEADER_CHANGE_TIMEOUT_MS = 15_000;
+
+async function newLeader(cluster: ContainerCluster, oldLeader: number): Promise<number> {
+  return eventually(
+    async () => {
+      const leader = await cluster.leaderOf(1);
+      return leader !== undefined && leader !== oldLeader ? leader : undefined;
+    },
+    LEADER_CHANGE_TIMEOUT_MS,
+    `a leader of shard 1 other than ${oldLeader}`,
+  );
+}
+
+describe("chaos (container backend)", () => {
+  it("partitions, pauses, kills and restarts take effect; data survives", async () => {
+    const cluster = await ContainerCluster.start({ nodes: 3, shards: 1, seed: 11 });
+    const client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 20_000 });
+    try {
+      expect((await client.add("survivor", 5n)).value).toBe(5n);
+      const first = (await cluster.leaderOf(1))!;
+      const others = cluster.nodeIds.filter((id) => id !== first);
+
+      // One-way: the leader's messages stop reaching the followers, so they elect someone else.
+      await cluster.cutLinks(others.map((id) => [first, id] as const));
+      const second = await newLeader(cluster, first);
+      await cluster.healNetwork();
+      await cluster.waitReady(30_000);
+
+      await cluster.cutLinks(linksBetween([second], cluster.nodeIds.filter((id) => id !== second)));
+      const third = await newLeader(cluster, second);
+      await cluster.healNetwork();
+      await cluster.waitReady(30_000);
+
+      await cluster.pause(third);
+      expect(cluster.isPaused(third)).toBe(true);
+      await newLeader(cluster, third);
+      await cluster.resume(third);
+      await cluster.waitReady(30_000);
+
+      expect((await client.add("survivor", 2n)).value).toBe(7n);
+      for (const id of cluster.nodeIds) await cluster.kill(id);
+      expect(cluster.nodeIds.some((id) => cluster.isRunning(id))).toBe(false);
+      for (const id of cluster.nodeIds) await cluster.startNode(id);
+      await cluster.kill(1);
+      await cluster.startNode(1, 1500);
+      expect(cluster.clockOffsetOf(1)).toBe(1500);
+      await cluster.waitReady(60_000);
+      expect((await client.get("survivor")).value).toBe(7n);
+    } finally {
+      await client.close();
+      await cluster.destroy();
+    }
+  });
+
+  it("a short run with kill -9, docker pause, partitions and clock skew is valid", async () => {
+    const seed = Number(process.env.CHAOS_SEED ?? 77);
+    const run = await runChaos({
+      backend: "container",
+      nodes: 3,
+      timeS: 45,
+      rate: 50,
+      keys: 4,
+      readRatio: 0.3,
+      nemeses: ["kill", "kill-leader", "pause", "partition-leader", "partition-halves", "partition-one-way", "clock-skew"],
+      seed,
+      concurrency: 5,
+    });
+    const summary = `seed ${seed}, report ${run.dir}/report.html\n${run.result.problems.join("\n")}`;
+    expect(run.faults.length, summary).toBeGreaterThanOrEqual(5);
+    expect(run.faults.filter((fault) => fault.detail?.startsWith("nemesis error")), summary).toEqual([]);
+    expect(run.result.counts.ok, summary).toBeGreaterThan(400);
+    expect(run.result.valid, summary).toBe(true);
+  });
+});
