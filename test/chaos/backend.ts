@@ -92,24 +92,57 @@ export function chaosClusterDocument(options: ClusterOptions, nodes: NodeConfig[
 }
 
 /**
- * AdminService calls the nemeses make (leader lookup, leadership transfer, readiness), over the
- * nodes' client addresses. `reachable(id)` says which nodes are worth asking (not dead, not frozen).
+ * What both backends share: the config-derived views, and the AdminService calls the nemeses make
+ * (leader lookup, leadership transfer, readiness) over the nodes' client addresses, asking only
+ * nodes that are running and not frozen.
  */
-export class ClusterAdmin {
-  private readonly clients = new Map<number, RawNodeClient>();
+export abstract class BaseCluster implements ClusterBackend {
+  abstract readonly name: BackendName;
+  config!: ClusterConfig;
+  private readonly admins = new Map<number, RawNodeClient>();
 
-  constructor(
-    private readonly config: ClusterConfig,
-    private readonly reachable: (id: number) => boolean,
-  ) {}
+  abstract endpoints(): string[];
+  abstract isRunning(id: number): boolean;
+  abstract isPaused(id: number): boolean;
+  abstract clockOffsetOf(id: number): number;
+  abstract startNode(id: number, clockOffsetMs?: number): Promise<void>;
+  abstract kill(id: number): Promise<void>;
+  abstract pause(id: number): Promise<void>;
+  abstract resume(id: number): Promise<void>;
+  abstract cutLinks(links: readonly Link[]): Promise<void>;
+  abstract healNetwork(): Promise<void>;
+  abstract logs(id: number): Promise<string>;
+  abstract destroy(): Promise<void>;
+  /** Creates the config and whatever the nodes need before the first start. */
+  protected abstract setUp(): Promise<void>;
 
-  private client(id: number): RawNodeClient {
-    let client = this.clients.get(id);
+  /** Sets up, starts every node, waits until every shard has a leader; tears down on any failure. */
+  protected async bringUp(readyTimeoutMs: number): Promise<void> {
+    try {
+      await this.setUp();
+      await Promise.all(this.nodeIds.map((id) => this.startNode(id)));
+      await this.waitReady(readyTimeoutMs);
+    } catch (error) {
+      await this.destroy();
+      throw error;
+    }
+  }
+
+  get electionTimeoutMs(): number {
+    return this.config.cluster.tickMs * this.config.cluster.electionTicks;
+  }
+
+  get nodeIds(): number[] {
+    return this.config.nodes.map((n) => n.id);
+  }
+
+  private admin(id: number): RawNodeClient {
+    let client = this.admins.get(id);
     if (client === undefined) {
       const node = this.config.nodes.find((n) => n.id === id);
       if (node === undefined) throw new Error(`no node ${id} in the cluster config`);
       client = new RawNodeClient(node.client);
-      this.clients.set(id, client);
+      this.admins.set(id, client);
     }
     return client;
   }
@@ -117,12 +150,11 @@ export class ClusterAdmin {
   async leaderOf(shardId: number, timeoutMs = 1000): Promise<number | undefined> {
     let best: { node: number; term: bigint } | undefined;
     await Promise.all(
-      this.config.nodes
-        .map((n) => n.id)
-        .filter((id) => this.reachable(id))
+      this.nodeIds
+        .filter((id) => this.isRunning(id) && !this.isPaused(id))
         .map(async (id) => {
           try {
-            const status = await this.client(id).call("status", { localOnly: true }, timeoutMs);
+            const status = await this.admin(id).call("status", { localOnly: true }, timeoutMs);
             const group = status.nodes?.[0]?.groups?.find((g: any) => g.groupId === shardId);
             if (group?.role !== "leader") return;
             const term = BigInt(group.term ?? 0);
@@ -139,19 +171,19 @@ export class ClusterAdmin {
     const leader = await this.leaderOf(shardId);
     if (leader === undefined || leader === toNode) return false;
     try {
-      await this.client(leader).call("transferLeader", { shardId, toNode: String(toNode) }, 2000);
+      await this.admin(leader).call("transferLeader", { shardId, toNode: String(toNode) }, 2000);
       return true;
     } catch {
       return false;
     }
   }
 
-  async waitReady(timeoutMs: number): Promise<void> {
+  async waitReady(timeoutMs = 30_000): Promise<void> {
     await waitForClusterReady(this.config, timeoutMs);
   }
 
-  close(): void {
-    for (const client of this.clients.values()) client.close();
-    this.clients.clear();
+  protected closeAdmins(): void {
+    for (const client of this.admins.values()) client.close();
+    this.admins.clear();
   }
 }

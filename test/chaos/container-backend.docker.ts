@@ -2,14 +2,15 @@
  * The container backend (`npm run chaos:container`; needs scripts/docker-up.sh's daemon). First
  * that each fault really happens: a one-way cut and an isolation move leadership away, a frozen
  * leader is replaced, kill -9 of every node and `docker start` keep the data, a clock-skewed
- * restart comes back. Then a short chaos run whose history must check out valid.
+ * restart comes back. Then a short chaos run whose history must check out valid, and one against
+ * the planted ack-before-commit bug that must not (else this harness has gone blind).
  */
 import { describe, expect, it } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { eventually } from "../support/cluster.js";
 import { linksBetween } from "./backend.js";
 import { ContainerCluster } from "./container-cluster.js";
-import { runChaos } from "./run.js";
+import { PLANTED_BUG_RUN, runChaos } from "./run.js";
 
 const LEADER_CHANGE_TIMEOUT_MS = 15_000;
 
@@ -83,5 +84,12 @@ describe("chaos (container backend)", () => {
     expect(run.faults.filter((fault) => fault.detail?.startsWith("nemesis error")), summary).toEqual([]);
     expect(run.result.counts.ok, summary).toBeGreaterThan(400);
     expect(run.result.valid, summary).toBe(true);
+  });
+
+  it("rejects the history of a node with the planted ack-before-commit bug", async () => {
+    const run = await runChaos({ ...PLANTED_BUG_RUN, backend: "container" });
+    expect(run.faults.length).toBeGreaterThanOrEqual(2);
+    expect(run.result.counts.ok).toBeGreaterThan(100);
+    expect(run.result.valid, run.result.problems.join("\n")).toBe(false);
   });
 });

@@ -23,10 +23,10 @@ import { promisify } from "node:util";
 import type Dockerode from "dockerode";
 import { GenericContainer, Wait, getContainerRuntimeClient, type ImagePullPolicy, type StartedTestContainer } from "testcontainers";
 import { stringify } from "yaml";
-import { loadClusterConfig, type ClusterConfig } from "../../src/server/config.js";
+import { loadClusterConfig } from "../../src/server/config.js";
 import { createPrng } from "../../src/util/prng.js";
 import { withDeadline } from "../support/cluster.js";
-import { ClusterAdmin, chaosClusterDocument, type ClusterBackend, type ClusterOptions, type Link } from "./backend.js";
+import { BaseCluster, chaosClusterDocument, type ClusterOptions, type Link } from "./backend.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 /** Where scripts/docker-up.sh puts the daemon's socket unless TALLY_DOCKER_DIR says otherwise. */
@@ -85,11 +85,10 @@ interface NodeContainer {
   clockOffsetMs: number;
 }
 
-export class ContainerCluster implements ClusterBackend {
+export class ContainerCluster extends BaseCluster {
   readonly name = "container";
   readonly runId = `tally-chaos-${process.pid}-${Date.now().toString(36)}`;
   readonly dir: string;
-  config!: ClusterConfig;
   private docker!: Dockerode;
   private image = "";
   private networkName = "";
@@ -97,12 +96,12 @@ export class ContainerCluster implements ClusterBackend {
   private readonly containers = new Map<number, NodeContainer>();
   private readonly running = new Set<number>();
   private readonly paused = new Set<number>();
-  private admin: ClusterAdmin | undefined;
   private readonly onSignal = (signal: NodeJS.Signals): void => {
     void this.destroy().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
   };
 
   private constructor(readonly options: ClusterOptions) {
+    super();
     this.dir = mkdtempSync(join(tmpdir(), "tally-chaos-container-"));
   }
 
@@ -111,23 +110,8 @@ export class ContainerCluster implements ClusterBackend {
     // Ctrl-C during a run must not leave containers behind.
     process.once("SIGINT", cluster.onSignal);
     process.once("SIGTERM", cluster.onSignal);
-    try {
-      await cluster.setUp();
-      await Promise.all(cluster.nodeIds.map((id) => cluster.startNode(id)));
-      await cluster.waitReady(readyTimeoutMs);
-      return cluster;
-    } catch (error) {
-      await cluster.destroy();
-      throw error;
-    }
-  }
-
-  get electionTimeoutMs(): number {
-    return this.config.cluster.tickMs * this.config.cluster.electionTicks;
-  }
-
-  get nodeIds(): number[] {
-    return this.config.nodes.map((n) => n.id);
+    await cluster.bringUp(readyTimeoutMs);
+    return cluster;
   }
 
   endpoints(): string[] {
@@ -138,7 +122,7 @@ export class ContainerCluster implements ClusterBackend {
     return { [LABEL_RUN]: this.runId, [LABEL_OWNER]: String(process.pid) };
   }
 
-  private async setUp(): Promise<void> {
+  protected async setUp(): Promise<void> {
     configureTestcontainersEnvironment();
     this.image = await nodeImage();
     const runtime = await withDeadline(getContainerRuntimeClient(), DOCKER_CALL_TIMEOUT_MS, `no Docker daemon answered at ${process.env.DOCKER_HOST}`);
@@ -154,7 +138,6 @@ export class ContainerCluster implements ClusterBackend {
     }
     writeFileSync(join(this.dir, "cluster.yaml"), stringify(chaosClusterDocument(this.options, nodes)));
     this.config = loadClusterConfig(join(this.dir, "cluster.yaml"));
-    this.admin = new ClusterAdmin(this.config, (id) => this.running.has(id) && !this.paused.has(id));
   }
 
   /** Containers and networks of earlier runs whose harness process died without tearing down. */
@@ -305,18 +288,6 @@ export class ContainerCluster implements ClusterBackend {
     await Promise.all(this.nodeIds.filter((id) => this.running.has(id) && !this.paused.has(id)).map((id) => this.iptables(id, ["-F", "INPUT"])));
   }
 
-  leaderOf(shardId: number, timeoutMs = 1000): Promise<number | undefined> {
-    return this.admin!.leaderOf(shardId, timeoutMs);
-  }
-
-  transferLeader(shardId: number, toNode: number): Promise<boolean> {
-    return this.admin!.transferLeader(shardId, toNode);
-  }
-
-  async waitReady(timeoutMs = 30_000): Promise<void> {
-    await this.admin!.waitReady(timeoutMs);
-  }
-
   async logs(id: number): Promise<string> {
     const node = this.containers.get(id);
     if (node === undefined) return "";
@@ -337,7 +308,7 @@ export class ContainerCluster implements ClusterBackend {
   async destroy(): Promise<void> {
     process.off("SIGINT", this.onSignal);
     process.off("SIGTERM", this.onSignal);
-    this.admin?.close();
+    this.closeAdmins();
     this.containers.clear();
     this.running.clear();
     this.paused.clear();

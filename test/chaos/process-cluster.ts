@@ -10,59 +10,43 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
-import { loadClusterConfig, type ClusterConfig } from "../../src/server/config.js";
+import { loadClusterConfig } from "../../src/server/config.js";
 import { freePort, withDeadline } from "../support/cluster.js";
 import { NodeProxy, ProxyMesh, procSourceIdentifier, type LinkShape } from "../support/proxy.js";
 import { createPrng } from "../../src/util/prng.js";
-import { ClusterAdmin, chaosClusterDocument, type ClusterBackend, type ClusterOptions, type Link } from "./backend.js";
+import { BaseCluster, chaosClusterDocument, type ClusterOptions, type Link } from "./backend.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const OUTPUT_LINES_MAX = 300;
 
-export class ProcessCluster implements ClusterBackend {
+export class ProcessCluster extends BaseCluster {
   readonly name = "process";
   readonly dir: string;
   readonly configPath: string;
-  config!: ClusterConfig;
   mesh!: ProxyMesh;
   readonly processes = new Map<number, ChildProcess>();
   readonly paused = new Set<number>();
   readonly output = new Map<number, string[]>();
   private readonly clockOffsetMs = new Map<number, number>();
   private readonly privatePeer = new Map<number, string>();
-  private admin!: ClusterAdmin;
 
   private constructor(readonly options: ClusterOptions) {
+    super();
     this.dir = mkdtempSync(join(tmpdir(), "tally-chaos-"));
     this.configPath = join(this.dir, "cluster.yaml");
   }
 
   static async start(options: ClusterOptions, readyTimeoutMs = 60_000): Promise<ProcessCluster> {
     const cluster = new ProcessCluster(options);
-    try {
-      await cluster.setUp();
-      for (const node of cluster.config.nodes) await cluster.startNode(node.id);
-      await cluster.waitReady(readyTimeoutMs);
-      return cluster;
-    } catch (error) {
-      await cluster.destroy();
-      throw error;
-    }
-  }
-
-  get electionTimeoutMs(): number {
-    return this.config.cluster.tickMs * this.config.cluster.electionTicks;
-  }
-
-  get nodeIds(): number[] {
-    return this.config.nodes.map((n) => n.id);
+    await cluster.bringUp(readyTimeoutMs);
+    return cluster;
   }
 
   endpoints(): string[] {
     return this.config.nodes.map((n) => n.client);
   }
 
-  private async setUp(): Promise<void> {
+  protected async setUp(): Promise<void> {
     const nodes = [];
     const proxies = new Map<number, NodeProxy>();
     const identify = procSourceIdentifier(() => {
@@ -80,7 +64,6 @@ export class ProcessCluster implements ClusterBackend {
     }
     writeFileSync(this.configPath, stringify(chaosClusterDocument(this.options, nodes)));
     this.config = loadClusterConfig(this.configPath);
-    this.admin = new ClusterAdmin(this.config, (id) => this.processes.has(id) && !this.paused.has(id));
     this.mesh = new ProxyMesh(proxies);
     await this.mesh.start();
   }
@@ -164,24 +147,12 @@ export class ProcessCluster implements ClusterBackend {
     this.mesh.healAll();
   }
 
-  leaderOf(shardId: number, timeoutMs = 1000): Promise<number | undefined> {
-    return this.admin.leaderOf(shardId, timeoutMs);
-  }
-
-  transferLeader(shardId: number, toNode: number): Promise<boolean> {
-    return this.admin.transferLeader(shardId, toNode);
-  }
-
-  async waitReady(timeoutMs = 30_000): Promise<void> {
-    await this.admin.waitReady(timeoutMs);
-  }
-
   async logs(id: number): Promise<string> {
     return (this.output.get(id) ?? []).join("");
   }
 
   async destroy(): Promise<void> {
-    this.admin?.close();
+    this.closeAdmins();
     const children = [...this.processes.values()];
     for (const child of children) child.kill("SIGKILL");
     await Promise.all(children.map((child) => withDeadline(new Promise((r) => child.once("exit", r)), 5000, "kill").catch(() => undefined)));

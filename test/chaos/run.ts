@@ -81,6 +81,25 @@ export interface ChaosRun {
   dir?: string;
 }
 
+/**
+ * The planted-bug run both backends' tests make: with TALLY_TEST_ACK_BEFORE_COMMIT=1 a leader
+ * acknowledges adds before they commit, so kill -9 of leaders must leave an INVALID history.
+ */
+export const PLANTED_BUG_RUN: ChaosOptions = {
+  nodes: 3,
+  timeS: 16,
+  rate: 60,
+  keys: 3,
+  readRatio: 0.2,
+  nemeses: ["kill-leader"],
+  seed: 1234,
+  concurrency: 6,
+  faultMs: 2500,
+  quietMs: 2000,
+  outRoot: null,
+  nodeEnv: { TALLY_TEST_ACK_BEFORE_COMMIT: "1" },
+};
+
 const CLIENT_DEADLINE_MS = 8000;
 const FINAL_READ_TIMEOUT_MS = 30_000;
 const READY_TIMEOUT_MS = 60_000;
