@@ -15,6 +15,7 @@ export DOCKER_HOST="unix://$socket"
 READY_TIMEOUT_S=60
 
 fail() { echo "docker-up: $*" >&2; exit 1; }
+alive() { [[ "${1:-}" =~ ^[1-9][0-9]*$ ]] && kill -0 "$1" 2>/dev/null; }
 answers() { timeout 10 docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
 
 if ! command -v dockerd >/dev/null 2>&1; then
@@ -53,7 +54,8 @@ else
   echo $! >"$pidfile"
   deadline=$((SECONDS + READY_TIMEOUT_S))
   until answers; do
-    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+    # setsid forks when it leads its process group (job control on): then dockerd's own pid file counts.
+    if ! alive "$(cat "$pidfile")" && ! alive "$(cat "$state/dockerd.own.pid" 2>/dev/null)"; then
       tail -n 30 "$state/dockerd.log" >&2 || true
       fail "dockerd exited during start-up (log: $state/dockerd.log)"
     fi
@@ -63,6 +65,7 @@ else
     fi
     sleep 1
   done
+  cp "$state/dockerd.own.pid" "$pidfile"
   echo "docker-up: dockerd $(cat "$pidfile") answering on $socket" >&2
 fi
 
