@@ -16,7 +16,7 @@
  * scripts/docker-down.sh removes any left. Every Docker call has a deadline.
  */
 import { execFile } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -78,6 +78,30 @@ function isAlive(pid: number): boolean {
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === "EPERM";
   }
+}
+
+/** Parses a dotted IPv4 address into an unsigned 32-bit integer. */
+function ipv4ToNumber(address: string): number {
+  return address.split(".").reduce((value, octet) => value * 256 + Number(octet), 0);
+}
+
+/**
+ * Whether the /24 at `prefix` overlaps a network the host already routes to (other than the default
+ * route). Docker checks a given subnet against its own networks only; taking one the host uses
+ * would hijack that traffic onto our bridge.
+ */
+function routedOnHost(prefix: string): boolean {
+  const subnet = ipv4ToNumber(`${prefix}.0`);
+  const lines = readFileSync("/proc/net/route", "utf8").trim().split("\n").slice(1);
+  return lines.some((line) => {
+    const [, destinationHex, , , , , , maskHex] = line.trim().split(/\s+/);
+    // /proc/net/route prints addresses as little-endian hex.
+    const destination = Buffer.from(destinationHex ?? "0", "hex").readUInt32LE(0);
+    const mask = Buffer.from(maskHex ?? "0", "hex").readUInt32LE(0);
+    if (mask === 0) return false;
+    const common = Math.min(mask, 0xffffff00) >>> 0;
+    return ((destination & common) >>> 0) === ((subnet & common) >>> 0);
+  });
 }
 
 interface NodeContainer {
@@ -162,6 +186,7 @@ export class ContainerCluster extends BaseCluster {
     let lastError: unknown;
     for (let attempt = 0; attempt < NETWORK_ATTEMPTS; attempt++) {
       const prefix = `10.213.${rng.nextInt(256)}`;
+      if (routedOnHost(prefix)) continue;
       try {
         await withDeadline(
           this.docker.createNetwork({
@@ -179,7 +204,7 @@ export class ContainerCluster extends BaseCluster {
         lastError = error;
       }
     }
-    throw new Error(`cannot create a Docker network: ${(lastError as Error).message}`, { cause: lastError });
+    throw new Error(`cannot create a Docker network on a free 10.213.x.0/24: ${(lastError as Error | undefined)?.message ?? "every one tried is routed on this host"}`, { cause: lastError });
   }
 
   async startNode(id: number, clockOffsetMs = this.clockOffsetOf(id)): Promise<void> {
