@@ -67,6 +67,8 @@ export interface ChaosOptions {
   clientDeadlineMs?: number;
   /** Where .chaos/<timestamp>/ goes (default: the repository root); null writes nothing. */
   outRoot?: string | null;
+  /** Linearizability search budget per key (default LINEARIZABILITY_STATES_MAX); many ambiguous adds need more. */
+  checkStatesMax?: number;
   /** Extra environment for every node (the planted-bug test sets TALLY_TEST_ACK_BEFORE_COMMIT). */
   nodeEnv?: Record<string, string>;
   log?: (line: string) => void;
@@ -261,7 +263,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     await cluster.destroy().catch((error: Error) => log(`teardown: ${error.message}`));
   }
 
-  const result = checkHistory(history, faults);
+  const result = checkHistory(history, faults, options.checkStatesMax);
   const run: ChaosRun = { seed: options.seed, result, history, faults };
   if (options.outRoot !== null) {
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
