@@ -50,6 +50,12 @@ export interface ClusterBackend {
   cutLinks(links: readonly Link[]): Promise<void>;
   /** Latency, jitter and bandwidth on every peer link, until healNetwork(). Optional. */
   shapeAll?(shape: LinkShape): Promise<void>;
+  /**
+   * Re-reads which nodes run and which are frozen, for backends that can lose track (a container
+   * whose tallyd exited by itself). Returns the nodes found dead that were believed running. The
+   * process backend always knows (exit events).
+   */
+  syncState?(): Promise<number[]>;
   /** Undoes every cut and shape on running nodes. */
   healNetwork(): Promise<void>;
   /** The node that reports itself leader of `shardId` (highest term wins), or undefined. */

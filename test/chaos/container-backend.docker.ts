@@ -2,9 +2,11 @@
  * The container backend (`npm run chaos:container`; needs scripts/docker-up.sh's daemon). First
  * that each fault really happens: a one-way cut and an isolation move leadership away, a frozen
  * leader is replaced, kill -9 of every node and `docker start` keep the data, a clock-skewed
- * restart comes back. Then a short chaos run whose history must check out valid, and one against
+ * restart comes back, a node that dies by itself is noticed. Then a short chaos run whose history must check out valid, and one against
  * the planted ack-before-commit bug that must not (else this harness has gone blind).
  */
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { eventually } from "../support/cluster.js";
@@ -58,6 +60,11 @@ describe("chaos (container backend)", () => {
       await cluster.kill(1);
       await cluster.startNode(1, 1500);
       expect(cluster.clockOffsetOf(1)).toBe(1500);
+      // A tallyd that dies behind the harness's back (as a crash would) is noticed, then restarted.
+      await promisify(execFile)("docker", ["kill", `${cluster.runId}-n2`], { timeout: 30_000 });
+      const died = await eventually(async () => ((await cluster.syncState()).length > 0 ? cluster.nodeIds.filter((id) => !cluster.isRunning(id)) : undefined), 10_000, "n2 seen dead");
+      expect(died).toEqual([2]);
+      await cluster.startNode(2);
       await cluster.waitReady(60_000);
       expect((await client.get("survivor")).value).toBe(7n);
     } finally {

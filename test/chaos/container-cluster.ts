@@ -285,6 +285,21 @@ export class ContainerCluster extends BaseCluster {
     return this.paused.has(id);
   }
 
+  async syncState(): Promise<number[]> {
+    const died: number[] = [];
+    await Promise.all(
+      [...this.containers].map(async ([id, node]) => {
+        const { State } = await withDeadline(this.docker.getContainer(node.container.getId()).inspect(), DOCKER_CALL_TIMEOUT_MS, `docker inspect n${id}`);
+        if (!State.Running && this.running.has(id)) died.push(id);
+        if (State.Running) this.running.add(id);
+        else this.running.delete(id);
+        if (State.Running && State.Paused) this.paused.add(id);
+        else this.paused.delete(id);
+      }),
+    );
+    return died;
+  }
+
   private async iptables(id: number, args: string[]): Promise<void> {
     const node = this.containers.get(id);
     if (node === undefined) throw new Error(`node ${id} has no container`);

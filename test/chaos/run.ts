@@ -224,7 +224,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     await sleep(endAtMs - now());
 
     // Heal, let the workload see the healthy cluster for a moment, then stop it.
-    await healEverything(cluster);
+    await healEverything(cluster, log);
     await sleep(2000);
     stopping = true;
     await Promise.race([workloadDone, sleep((options.clientDeadlineMs ?? CLIENT_DEADLINE_MS) + WORKER_DRAIN_SLACK_MS)]);
@@ -285,7 +285,9 @@ async function startCluster(backend: BackendName, options: ClusterOptions): Prom
 }
 
 /** Thaws first: a frozen container cannot have its network rules removed. */
-async function healEverything(cluster: ClusterBackend): Promise<void> {
+async function healEverything(cluster: ClusterBackend, log: (line: string) => void): Promise<void> {
+  // A node that died by itself is restarted like a killed one, but said: it may be a crash worth a look.
+  for (const id of (await cluster.syncState?.()) ?? []) log(`node ${id} had exited by itself: ${(await cluster.logs(id)).slice(-2000)}`);
   for (const id of cluster.nodeIds) if (cluster.isPaused(id)) await cluster.resume(id);
   await cluster.healNetwork();
   for (const id of cluster.nodeIds) if (!cluster.isRunning(id)) await cluster.startNode(id);
