@@ -18,7 +18,8 @@ function newestMtime(dir) {
   return newest;
 }
 
-export async function runBundled(entry, name) {
+/** Builds dist/<name>.mjs from `entry` when it is missing or stale; returns its path. */
+export function ensureBundle(entry, name) {
   const outfile = join(root, "dist", `${name}.mjs`);
   let builtAt = 0;
   try {
@@ -42,5 +43,10 @@ export async function runBundled(entry, name) {
     });
     renameSync(temporary, outfile); // atomic: concurrent starts never read a half-written bundle
   }
+  return outfile;
+}
+
+export async function runBundled(entry, name) {
+  const outfile = ensureBundle(entry, name);
   await import(pathToFileURL(outfile).href);
 }

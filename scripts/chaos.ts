@@ -1,26 +1,36 @@
 /**
- * npm run chaos -- [--nodes 3] [--time 60] [--rate 100] [--keys 5] [--read-ratio 0.3]
+ * npm run chaos -- [--backend process|container] [--nodes 3] [--time 60] [--rate 100] [--keys 5] [--read-ratio 0.3]
  *                  [--nemesis all|kill,pause,...] [--seed N] [--fault-ms 4000] [--quiet-ms 3000]
- *                  [--concurrency 6] [--client-deadline-ms 8000]
- * Runs one process-backend chaos run (test/chaos/run.ts), prints the verdict and where the
- * report went, and exits 0 when valid, 1 when invalid, 2 when unknown. Replay with the same seed.
+ *                  [--concurrency 6] [--client-deadline-ms 8000] [--check-states-max 2000000]
+ * npm run chaos -- --recheck .chaos/<run>/result.json [--check-states-max N]
+ * Runs one chaos run (test/chaos/run.ts) on child processes (default) or on containers (needs
+ * the daemon of scripts/docker-up.sh, or DOCKER_HOST), prints the verdict and where the
+ * report went, and exits 0 when valid, 1 when invalid, 2 when unknown or when a fault could not be
+ * injected. Replay with the same seed. --recheck judges a recorded history again (e.g. an UNKNOWN
+ * one, where the linearizability search ran out of budget, with a larger budget).
  */
+import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { LINEARIZABILITY_STATES_MAX, checkHistory, type CheckResult, type FaultWindow } from "../test/chaos/checker.js";
+import { BACKEND_NAMES, type BackendName } from "../test/chaos/backend.js";
 import { ALL_NEMESES, parseNemeses, runChaos } from "../test/chaos/run.js";
 
 const program = new Command()
   .name("chaos")
-  .option("--nodes <n>", "number of tallyd processes", "3")
+  .option("--backend <name>", `where the nodes run: ${BACKEND_NAMES.join(" or ")}`, "process")
+  .option("--nodes <n>", "number of tallyd nodes", "3")
   .option("--time <s>", "workload duration in seconds", "60")
   .option("--rate <ops>", "target operations per second", "100")
   .option("--keys <n>", "number of counter keys", "5")
   .option("--read-ratio <r>", "share of reads (half linearizable, half stale)", "0.3")
-  .option("--nemesis <list>", `comma list of ${ALL_NEMESES.join(",")}, or all, or none`, "all")
+  .option("--nemesis <list>", `comma list of ${ALL_NEMESES.join(",")} (or partition: all three partitions), or all, or none`, "all")
   .option("--seed <n>", "seed of the schedule and workload (default: random)")
   .option("--concurrency <n>", "concurrent workers", "6")
   .option("--fault-ms <ms>", "length of one fault window", "4000")
   .option("--quiet-ms <ms>", "gap between fault windows", "3000")
   .option("--client-deadline-ms <ms>", "client deadline per operation, retries included (short: more ambiguity)", "8000")
+  .option("--check-states-max <n>", "linearizability search budget per key", String(LINEARIZABILITY_STATES_MAX))
+  .option("--recheck <result.json>", "check a recorded run's history again instead of running")
   .parse();
 
 const raw = program.opts<Record<string, string | undefined>>();
@@ -29,31 +39,51 @@ const int = (name: string, value: string | undefined, min: number): number => {
   if (!Number.isInteger(parsed) || parsed < min) throw new Error(`--${name} must be an integer >= ${min}, got ${value}`);
   return parsed;
 };
+const checkStatesMax = int("check-states-max", raw.checkStatesMax, 1);
+
+/** Prints the verdict; exits 0 valid, 1 invalid, 2 unknown or a fault that was not injected. */
+function finish(result: CheckResult, faults: FaultWindow[], reportPath: string): never {
+  console.log(
+    `chaos: ${result.valid === true ? "VALID" : result.valid === false ? "INVALID" : "UNKNOWN"}: ${result.opsChecked} ops ` +
+      `(${result.counts.ok} ok, ${result.counts.fail} failed, ${result.counts.ambiguous} ambiguous), ${faults.length} faults`,
+  );
+  for (const problem of result.problems) console.log(`  ${problem}`);
+  if (result.linearizability.ok === "unknown") console.log(`  linearizability unknown: ${result.linearizability.message} (try --recheck with a larger --check-states-max)`);
+  // A fault that could not be injected leaves the run proving less than it claims: not a clean pass.
+  const failedFaults = faults.filter((fault) => fault.detail?.startsWith("nemesis error"));
+  for (const fault of failedFaults) console.log(`  fault not injected: ${fault.name}: ${fault.detail}`);
+  console.log(`chaos: report ${reportPath}`);
+  process.exit(result.valid === false ? 1 : result.valid === true && failedFaults.length === 0 ? 0 : 2);
+}
+
+if (raw.recheck !== undefined) {
+  const recorded = JSON.parse(readFileSync(raw.recheck, "utf8"));
+  console.log(`chaos: rechecking ${raw.recheck} (seed ${recorded.seed}) with ${checkStatesMax} states per key`);
+  finish(checkHistory(recorded.history, recorded.faults, checkStatesMax), recorded.faults, raw.recheck);
+}
+
 const readRatio = Number(raw.readRatio);
 if (!(readRatio >= 0 && readRatio <= 1)) throw new Error(`--read-ratio must be in [0, 1], got ${raw.readRatio}`);
 const seed = raw.seed === undefined ? Math.floor(Math.random() * 2 ** 31) : int("seed", raw.seed, 0);
 const nodes = int("nodes", raw.nodes, 1);
+const backend = raw.backend as BackendName;
+if (!BACKEND_NAMES.includes(backend)) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(", ")}, got ${raw.backend}`);
 
-console.log(`chaos: seed ${seed} (replay with --seed ${seed})`);
+console.log(`chaos: ${backend} backend, seed ${seed} (replay with --seed ${seed})`);
 const run = await runChaos({
+  backend,
   nodes,
   timeS: int("time", raw.time, 1),
   rate: int("rate", raw.rate, 1),
   keys: int("keys", raw.keys, 1),
   readRatio,
-  nemeses: parseNemeses(raw.nemesis ?? "all"),
+  nemeses: parseNemeses(raw.nemesis ?? "all", backend),
   seed,
   concurrency: int("concurrency", raw.concurrency, 1),
   faultMs: int("fault-ms", raw.faultMs, 100),
   quietMs: int("quiet-ms", raw.quietMs, 0),
   clientDeadlineMs: int("client-deadline-ms", raw.clientDeadlineMs, 100),
+  checkStatesMax,
   log: (line) => console.log(line),
 });
-const { result } = run;
-console.log(
-  `chaos: ${result.valid === true ? "VALID" : result.valid === false ? "INVALID" : "UNKNOWN"}: ${result.opsChecked} ops ` +
-    `(${result.counts.ok} ok, ${result.counts.fail} failed, ${result.counts.ambiguous} ambiguous), ${run.faults.length} faults`,
-);
-for (const problem of result.problems) console.log(`  ${problem}`);
-console.log(`chaos: report ${run.dir}/report.html`);
-process.exit(result.valid === true ? 0 : result.valid === false ? 1 : 2);
+finish(run.result, run.faults, `${run.dir}/report.html`);

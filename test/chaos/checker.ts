@@ -70,7 +70,8 @@ export interface CheckResult {
 
 /** Bounds the subset-sum bitset; beyond it the final-value check says "unknown" for the key. */
 const AMBIGUOUS_SUM_MAX = 1_000_000;
-const LINEARIZABILITY_STATES_MAX = 2_000_000;
+/** Default search budget per key; past it linearizability is "unknown" (`--check-states-max` raises it). */
+export const LINEARIZABILITY_STATES_MAX = 2_000_000;
 
 /** The set of values `sum(subset)` over subsets of `deltas` (each used at most once). */
 export function subsetSums(deltas: readonly number[]): Uint8Array {
@@ -91,7 +92,7 @@ export function subsetSums(deltas: readonly number[]): Uint8Array {
   return reachable;
 }
 
-export function checkHistory(history: readonly HistoryOp[], faults: readonly FaultWindow[] = []): CheckResult {
+export function checkHistory(history: readonly HistoryOp[], faults: readonly FaultWindow[] = [], linearizabilityStatesMax = LINEARIZABILITY_STATES_MAX): CheckResult {
   const problems: string[] = [];
   const counts: Record<OpStatus, number> = { ok: 0, fail: 0, ambiguous: 0 };
   for (const op of history) counts[op.status]++;
@@ -159,7 +160,7 @@ export function checkHistory(history: readonly HistoryOp[], faults: readonly Fau
       completedAt: op.status === "ok" ? op.completedAt : undefined,
     });
   }
-  const linear = checkLinearizable(linearOps, counterModel, { statesPerPartitionMax: LINEARIZABILITY_STATES_MAX });
+  const linear = checkLinearizable(linearOps, counterModel, { statesPerPartitionMax: linearizabilityStatesMax });
   const linearizability =
     linear.ok === true
       ? { ok: true as const, statesExplored: linear.statesExplored }

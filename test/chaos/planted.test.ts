@@ -5,24 +5,11 @@
  * the flag removed, the harness has gone blind.
  */
 import { describe, expect, it } from "vitest";
-import { runChaos } from "./run.js";
+import { PLANTED_BUG_RUN, runChaos } from "./run.js";
 
 describe("chaos harness against a planted ack-before-commit bug", () => {
   it("rejects the history", { timeout: 150_000 }, async () => {
-    const run = await runChaos({
-      nodes: 3,
-      timeS: 16,
-      rate: 60,
-      keys: 3,
-      readRatio: 0.2,
-      nemeses: ["kill-leader"],
-      seed: 1234,
-      concurrency: 6,
-      faultMs: 2500,
-      quietMs: 2000,
-      outRoot: null,
-      nodeEnv: { TALLY_TEST_ACK_BEFORE_COMMIT: "1" },
-    });
+    const run = await runChaos(PLANTED_BUG_RUN);
     expect(run.faults.length).toBeGreaterThanOrEqual(2);
     expect(run.result.counts.ok).toBeGreaterThan(100);
     expect(run.result.valid, run.result.problems.join("\n")).toBe(false);

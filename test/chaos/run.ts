@@ -1,5 +1,6 @@
 /**
- * One chaos run (Jepsen-shaped): start a process cluster behind proxies, run a concurrent workload
+ * One chaos run (Jepsen-shaped): start a cluster (child processes behind proxies, or containers:
+ * see backend.ts), run a concurrent workload
  * through the real TallyClient while a seeded schedule of nemeses injects faults, heal, wait for
  * quiescence, read every key back, check the history and write .chaos/<timestamp>/{result.json,
  * report.html}. The seed fixes the schedule, the keys, deltas and op mix; process timing is real,
@@ -11,8 +12,10 @@ import { TallyClient } from "../../src/client/index.js";
 import { AmbiguousError, TallyError } from "../../src/util/errors.js";
 import { createPrng, type Prng } from "../../src/util/prng.js";
 import { checkHistory, type CheckResult, type FaultWindow, type HistoryOp } from "./checker.js";
-import { ChaosCluster } from "./process-cluster.js";
+import { linksBetween, type BackendName, type ClusterBackend, type ClusterOptions } from "./backend.js";
+import { ProcessCluster } from "./process-cluster.js";
 import { renderHtmlReport } from "./report.js";
+import type { LinkShape } from "../support/proxy.js";
 
 export const ALL_NEMESES = [
   "kill",
@@ -30,7 +33,21 @@ export const ALL_NEMESES = [
 ] as const;
 export type NemesisName = (typeof ALL_NEMESES)[number];
 
+/** Names that stand for several nemeses on the command line. */
+const NEMESIS_GROUPS: Record<string, readonly NemesisName[]> = {
+  partition: ["partition-leader", "partition-halves", "partition-one-way"],
+};
+
+/** The container backend cannot shape links (no latency or bandwidth caps). */
+const SHAPING_NEMESES: readonly NemesisName[] = ["latency", "slow"];
+
+export function nemesesOf(backend: BackendName): NemesisName[] {
+  return ALL_NEMESES.filter((name) => backend === "process" || !SHAPING_NEMESES.includes(name));
+}
+
 export interface ChaosOptions {
+  /** Where the nodes run (default "process"). */
+  backend?: BackendName;
   nodes: number;
   /** Workload duration (s); nemeses run during it. */
   timeS: number;
@@ -50,6 +67,8 @@ export interface ChaosOptions {
   clientDeadlineMs?: number;
   /** Where .chaos/<timestamp>/ goes (default: the repository root); null writes nothing. */
   outRoot?: string | null;
+  /** Linearizability search budget per key (default LINEARIZABILITY_STATES_MAX); many ambiguous adds need more. */
+  checkStatesMax?: number;
   /** Extra environment for every node (the planted-bug test sets TALLY_TEST_ACK_BEFORE_COMMIT). */
   nodeEnv?: Record<string, string>;
   log?: (line: string) => void;
@@ -63,6 +82,25 @@ export interface ChaosRun {
   /** The report directory, when written. */
   dir?: string;
 }
+
+/**
+ * The planted-bug run both backends' tests make: with TALLY_TEST_ACK_BEFORE_COMMIT=1 a leader
+ * acknowledges adds before they commit, so kill -9 of leaders must leave an INVALID history.
+ */
+export const PLANTED_BUG_RUN: ChaosOptions = {
+  nodes: 3,
+  timeS: 16,
+  rate: 60,
+  keys: 3,
+  readRatio: 0.2,
+  nemeses: ["kill-leader"],
+  seed: 1234,
+  concurrency: 6,
+  faultMs: 2500,
+  quietMs: 2000,
+  outRoot: null,
+  nodeEnv: { TALLY_TEST_ACK_BEFORE_COMMIT: "1" },
+};
 
 const CLIENT_DEADLINE_MS = 8000;
 const FINAL_READ_TIMEOUT_MS = 30_000;
@@ -86,7 +124,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
   const prng = createPrng(options.seed);
   const scheduleRng = prng.fork();
   const workloadRng = prng.fork();
-  const cluster = await ChaosCluster.start({ nodes: options.nodes, extraEnv: options.nodeEnv, seed: options.seed }, READY_TIMEOUT_MS);
+  const backend = options.backend ?? "process";
+  const unsupported = options.nemeses.filter((name) => !nemesesOf(backend).includes(name));
+  if (unsupported.length > 0) throw new Error(`the ${backend} backend cannot run nemesis ${unsupported.join(",")}`);
+  const cluster = await startCluster(backend, { nodes: options.nodes, extraEnv: options.nodeEnv, seed: options.seed });
   const clients: TallyClient[] = [];
   const startedAt = performance.now();
   const now = (): number => Math.round((performance.now() - startedAt) * 1000) / 1000;
@@ -183,7 +224,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     await sleep(endAtMs - now());
 
     // Heal, let the workload see the healthy cluster for a moment, then stop it.
-    await healEverything(cluster);
+    await healEverything(cluster, log);
     await sleep(2000);
     stopping = true;
     await Promise.race([workloadDone, sleep((options.clientDeadlineMs ?? CLIENT_DEADLINE_MS) + WORKER_DRAIN_SLACK_MS)]);
@@ -219,16 +260,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     }
   } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
-    await cluster.destroy();
+    await cluster.destroy().catch((error: Error) => log(`teardown: ${error.message}`));
   }
 
-  const result = checkHistory(history, faults);
+  const result = checkHistory(history, faults, options.checkStatesMax);
   const run: ChaosRun = { seed: options.seed, result, history, faults };
   if (options.outRoot !== null) {
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
     const dir = resolve(options.outRoot ?? resolve(import.meta.dirname, "..", ".."), ".chaos", `${stamp}-seed${options.seed}`);
     mkdirSync(dir, { recursive: true });
-    const json = JSON.stringify({ options: { ...options, log: undefined }, seed: options.seed, result, faults, history }, null, 1);
+    const json = JSON.stringify({ options: { ...options, backend, log: undefined }, seed: options.seed, result, faults, history }, null, 1);
     writeFileSync(join(dir, "result.json"), json);
     writeFileSync(join(dir, "report.html"), renderHtmlReport(run, options));
     run.dir = dir;
@@ -236,12 +277,20 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
   return run;
 }
 
-async function healEverything(cluster: ChaosCluster): Promise<void> {
-  cluster.mesh.healAll();
-  for (const id of cluster.nodeIds) {
-    if (cluster.paused.has(id)) cluster.resume(id);
-    if (!cluster.isRunning(id)) cluster.startNode(id, cluster.clockOffsetMs.get(id) ?? 0);
-  }
+async function startCluster(backend: BackendName, options: ClusterOptions): Promise<ClusterBackend> {
+  if (backend === "process") return ProcessCluster.start(options, READY_TIMEOUT_MS);
+  // Loaded only when asked for: process runs (npm test) never load testcontainers or need Docker.
+  const { ContainerCluster } = await import("./container-cluster.js");
+  return ContainerCluster.start(options, READY_TIMEOUT_MS);
+}
+
+/** Thaws first: a frozen container cannot have its network rules removed. */
+async function healEverything(cluster: ClusterBackend, log: (line: string) => void): Promise<void> {
+  // A node that died by itself is restarted like a killed one, but said: it may be a crash worth a look.
+  for (const id of (await cluster.syncState?.()) ?? []) log(`node ${id} had exited by itself: ${(await cluster.logs(id)).slice(-2000)}`);
+  for (const id of cluster.nodeIds) if (cluster.isPaused(id)) await cluster.resume(id);
+  await cluster.healNetwork();
+  for (const id of cluster.nodeIds) if (!cluster.isRunning(id)) await cluster.startNode(id);
 }
 
 function pick<T>(rng: Prng, items: readonly T[]): T {
@@ -258,13 +307,13 @@ function shuffle<T>(rng: Prng, items: readonly T[]): T[] {
   return copy;
 }
 
-async function someLeader(cluster: ChaosCluster, rng: Prng): Promise<number> {
+async function someLeader(cluster: ClusterBackend, rng: Prng): Promise<number> {
   const shard = 1 + rng.nextInt(cluster.config.cluster.shards);
   return (await cluster.leaderOf(shard)) ?? pick(rng, cluster.nodeIds);
 }
 
 /** Injects one fault, holds it for about `faultMs`, undoes it. Returns a description. */
-async function runNemesis(cluster: ChaosCluster, name: NemesisName, faultMs: number, rng: Prng): Promise<string> {
+async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: number, rng: Prng): Promise<string> {
   const ids = cluster.nodeIds;
   const minority = Math.max(1, Math.floor((ids.length - 1) / 2));
   switch (name) {
@@ -276,51 +325,48 @@ async function runNemesis(cluster: ChaosCluster, name: NemesisName, faultMs: num
         name === "kill" ? [pick(rng, ids)] : name === "kill-minority" ? shuffle(rng, ids).slice(0, minority) : name === "kill-leader" ? [await someLeader(cluster, rng)] : ids;
       for (const id of victims) await cluster.kill(id);
       await sleep(faultMs);
-      for (const id of victims) if (!cluster.isRunning(id)) cluster.startNode(id, cluster.clockOffsetMs.get(id) ?? 0);
+      for (const id of victims) if (!cluster.isRunning(id)) await cluster.startNode(id);
       return `kill -9 ${victims.join(",")} then restart`;
     }
     case "pause": {
       const victim = rng.chance(0.5) ? await someLeader(cluster, rng) : pick(rng, ids);
       // Longer than an election timeout, so the cluster must move on without it.
       const holdMs = Math.max(faultMs, 3 * cluster.electionTimeoutMs);
-      cluster.pause(victim);
+      await cluster.pause(victim);
       await sleep(holdMs);
-      cluster.resume(victim);
-      return `SIGSTOP ${victim} for ${holdMs} ms`;
+      await cluster.resume(victim);
+      return `${cluster.name === "process" ? "SIGSTOP" : "docker pause"} ${victim} for ${holdMs} ms`;
     }
     case "partition-leader": {
       const leader = await someLeader(cluster, rng);
-      cluster.mesh.isolate(leader);
+      await cluster.cutLinks(linksBetween([leader], ids.filter((id) => id !== leader)));
       await sleep(faultMs);
-      cluster.mesh.healAll();
+      await cluster.healNetwork();
       return `isolate ${leader}`;
     }
     case "partition-halves": {
       const order = shuffle(rng, ids);
       const a = order.slice(0, Math.floor(ids.length / 2));
       const b = order.slice(a.length);
-      cluster.mesh.partition(a, b);
+      await cluster.cutLinks(linksBetween(a, b));
       await sleep(faultMs);
-      cluster.mesh.healAll();
+      await cluster.healNetwork();
       return `partition [${a.join(",")}] | [${b.join(",")}]`;
     }
     case "partition-one-way": {
       const leader = await someLeader(cluster, rng);
       const outbound = rng.chance(0.5);
-      for (const other of ids) {
-        if (other === leader) continue;
-        if (outbound) cluster.mesh.cutLink(leader, other);
-        else cluster.mesh.cutLink(other, leader);
-      }
+      const others = ids.filter((id) => id !== leader);
+      await cluster.cutLinks(others.map((other) => (outbound ? ([leader, other] as const) : ([other, leader] as const))));
       await sleep(faultMs);
-      cluster.mesh.healAll();
+      await cluster.healNetwork();
       return outbound ? `${leader} cannot send to anyone` : `nobody can send to ${leader}`;
     }
     case "clock-skew": {
       const victim = pick(rng, ids);
       const offsetMs = (rng.chance(0.5) ? -1 : 1) * (500 + rng.nextInt(2500));
       await cluster.kill(victim);
-      cluster.startNode(victim, offsetMs);
+      await cluster.startNode(victim, offsetMs);
       await sleep(faultMs);
       return `restart ${victim} with clock offset ${offsetMs} ms`;
     }
@@ -336,26 +382,36 @@ async function runNemesis(cluster: ChaosCluster, name: NemesisName, faultMs: num
     }
     case "latency": {
       const latencyMs = 20 + rng.nextInt(80);
-      cluster.mesh.shapeAll({ latencyMs, jitterMs: latencyMs });
+      await shapeAll(cluster, { latencyMs, jitterMs: latencyMs });
       await sleep(faultMs);
-      cluster.mesh.healAll();
+      await cluster.healNetwork();
       return `latency ${latencyMs} ms + jitter ${latencyMs} ms on every link`;
     }
     case "slow": {
       const bytesPerSecond = 50_000 + rng.nextInt(150_000);
-      cluster.mesh.shapeAll({ bytesPerSecond, latencyMs: 5 });
+      await shapeAll(cluster, { bytesPerSecond, latencyMs: 5 });
       await sleep(faultMs);
-      cluster.mesh.healAll();
+      await cluster.healNetwork();
       return `bandwidth ${bytesPerSecond} B/s per connection`;
     }
   }
 }
 
-export function parseNemeses(text: string): NemesisName[] {
-  if (text === "all") return [...ALL_NEMESES];
+async function shapeAll(cluster: ClusterBackend, shape: LinkShape): Promise<void> {
+  if (cluster.shapeAll === undefined) throw new Error(`the ${cluster.name} backend cannot shape links`);
+  await cluster.shapeAll(shape);
+}
+
+/** A comma list of nemeses or groups (partition), or all (every one the backend supports), or none. */
+export function parseNemeses(text: string, backend: BackendName = "process"): NemesisName[] {
+  const supported = nemesesOf(backend);
+  if (text === "all") return supported;
   if (text === "none" || text === "") return [];
-  return text.split(",").map((name) => {
-    if (!(ALL_NEMESES as readonly string[]).includes(name)) throw new Error(`unknown nemesis ${name}; known: ${ALL_NEMESES.join(",")}, all, none`);
+  const names = text.split(",").flatMap((name): readonly string[] => NEMESIS_GROUPS[name] ?? [name]);
+  return [...new Set(names)].map((name) => {
+    if (!(supported as readonly string[]).includes(name)) {
+      throw new Error(`nemesis ${name} is unknown or not supported by the ${backend} backend; known: ${supported.join(",")}, ${Object.keys(NEMESIS_GROUPS).join(",")}, all, none`);
+    }
     return name as NemesisName;
   });
 }

@@ -14,7 +14,26 @@ import { createCa, issueClientCertificate, issueNodeCertificate } from "../../sc
 
 const root = resolve(import.meta.dirname, "..", "..");
 
+/**
+ * Ports this process has handed out. The OS may offer a port again once its probe socket closed,
+ * and then one cluster.yaml names it twice (seen in CI: "nodes[2].client ... is already used by
+ * nodes[1].peer"), so a port is never handed out twice.
+ */
+const portsHandedOut = new Set<number>();
+const FREE_PORT_ATTEMPTS = 100;
+
 export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < FREE_PORT_ATTEMPTS; attempt++) {
+    const port = await ephemeralPort();
+    if (!portsHandedOut.has(port)) {
+      portsHandedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error(`no unused loopback port in ${FREE_PORT_ATTEMPTS} attempts`);
+}
+
+function ephemeralPort(): Promise<number> {
   return new Promise((resolvePort, reject) => {
     const server = createServer();
     server.unref();
