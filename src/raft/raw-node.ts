@@ -82,7 +82,8 @@ export class RawNode {
    * TiKV's peers created by a membership change. Storage layers other than MemoryStorage must
    * write the same three things.
    */
-  static bootstrap(storage: MemoryStorage, voters: NodeId[]): void {
+  /** `data`: the state machine's state at index 1 (what a replica restoring this snapshot starts from). */
+  static bootstrap(storage: MemoryStorage, voters: NodeId[], data: Uint8Array = new Uint8Array(0)): void {
     if (voters.length === 0) throw new InvalidArgumentError("bootstrap: at least one voter is required");
     for (const id of voters) {
       if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidArgumentError(`bootstrap: bad node id ${id}`);
@@ -99,7 +100,7 @@ export class RawNode {
       learnersNext: [],
       autoLeave: false,
     };
-    storage.applySnapshot({ metadata: { index: 1, term: BOOTSTRAP_TERM, confState }, data: new Uint8Array(0) });
+    storage.applySnapshot({ metadata: { index: 1, term: BOOTSTRAP_TERM, confState }, data });
     storage.setHardState({ term: BOOTSTRAP_TERM, vote: NONE, commit: 1 });
     storage.setConfState(confState);
   }

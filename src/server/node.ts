@@ -263,13 +263,13 @@ export class TallyNode {
   }
 
   /** Loads the group's Raft state into a fresh MemoryStorage; bootstraps it with `voters` when there is none. */
-  private async loadRaftState(groupId: number, bootstrapVoters: number[] | undefined, bootstrap: StoreBatch) {
+  private async loadRaftState(groupId: number, bootstrapVoters: number[] | undefined, bootstrap: StoreBatch, bootstrapData?: Uint8Array) {
     const loaded = await this.store.loadGroup(groupId);
     const storage = new MemoryStorage();
     const fresh = loaded.confState === undefined && loaded.snapshot === undefined && loaded.entries.length === 0 && loaded.hardState.term === 0;
     let confState: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
     if (fresh && bootstrapVoters !== undefined) {
-      RawNode.bootstrap(storage, bootstrapVoters);
+      RawNode.bootstrap(storage, bootstrapVoters, bootstrapData);
       const snapshot = storage.snapshot();
       confState = snapshot.metadata.confState;
       bootstrap.putSnapshot(groupId, snapshot);
@@ -312,21 +312,22 @@ export class TallyNode {
    */
   private async restoreShard(shardId: number, record: ShardRecord | undefined, bootstrap: StoreBatch): Promise<ShardReplica> {
     const initial = record !== undefined && record.epoch === 1 && record.voters.includes(this.nodeId) ? record.voters : undefined;
-    const { loaded, storage, confState, fresh } = await this.loadRaftState(shardId, initial, bootstrap);
     const descriptorBytes = await this.store.getGroupState(shardId);
     let descriptor: ShardDescriptor;
     if (descriptorBytes !== undefined) descriptor = decodeDescriptor(descriptorBytes, `shard ${shardId}`);
     else if (record !== undefined) descriptor = { epoch: record.epoch, slotStart: record.slotStart, slotEnd: record.slotEnd };
-    else {
-      // Data written before descriptors existed: the initial placement describes it.
-      const placement = computePlacement(this.config).find((p) => p.shardId === shardId);
-      if (placement === undefined) throw new Error(`shard ${shardId} on disk has no descriptor and is not in the initial placement`);
-      descriptor = { epoch: placement.epoch, slotStart: placement.slots.start, slotEnd: placement.slots.end };
-    }
+    else descriptor = this.initialDescriptor(shardId);
+    // The first snapshot carries the state at index 1 -- an empty shard over its initial range --
+    // so a replica that catches up from it learns the range it started with.
+    const startState = new CounterStateMachine(this.shardOptions);
+    startState.applyEntry(1, new Uint8Array(0));
+    const bootstrapData = initial !== undefined ? wrapShardSnapshot(descriptor, startState.snapshot()) : undefined;
+    const { loaded, storage, confState, fresh } = await this.loadRaftState(shardId, initial, bootstrap, bootstrapData);
     if (fresh) bootstrap.putGroupState(shardId, encodeDescriptor(descriptor));
     let machine: CounterStateMachine;
     if (fresh) {
-      machine = new CounterStateMachine(this.shardOptions);
+      machine = initial !== undefined ? startState : new CounterStateMachine(this.shardOptions);
+      if (initial !== undefined) bootstrap.setApplied(shardId, 1, 0);
     } else {
       const counters: Array<[Uint8Array, { value: bigint; version: number }]> = [];
       for await (const [key, value] of this.store.scanCounters(shardId)) counters.push([key, decodeCounterRecord(value)]);
@@ -370,6 +371,13 @@ export class TallyNode {
       }
       return undefined;
     };
+  }
+
+  /** A shard's descriptor at its bootstrap (epoch 1, its initial slot range from the config). */
+  private initialDescriptor(shardId: number): ShardDescriptor {
+    const placement = computePlacement(this.config).find((p) => p.shardId === shardId);
+    if (placement === undefined) throw new Error(`shard ${shardId} has no descriptor and is not in the initial placement`);
+    return { epoch: placement.epoch, slotStart: placement.slots.start, slotEnd: placement.slots.end };
   }
 
   // ---- the partition map ----
@@ -1130,8 +1138,9 @@ export class TallyNode {
       let descriptor: ShardDescriptor;
       let machine: CounterStateMachine;
       if (snapshot.data.length === 0) {
-        // The bootstrap snapshot (index 1, epoch 1): an empty shard over the range it was created with.
-        descriptor = { ...shard.descriptor, epoch: 1 };
+        // A bootstrap snapshot written before it carried its state (index 1): an empty shard over
+        // its initial range -- never the range the map shows now, which a split may have shrunk.
+        descriptor = this.initialDescriptor(shard.shardId);
         machine = new CounterStateMachine(shard.options);
         machine.applyEntry(snapshot.metadata.index, new Uint8Array(0));
       } else {

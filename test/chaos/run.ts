@@ -12,6 +12,7 @@ import { TallyClient } from "../../src/client/index.js";
 import { AmbiguousError, TallyError } from "../../src/util/errors.js";
 import { createPrng, type Prng } from "../../src/util/prng.js";
 import { checkHistory, type CheckResult, type FaultWindow, type HistoryOp } from "./checker.js";
+import { runPlacementNemesis } from "./placement-nemesis.js";
 import { linksBetween, type BackendName, type ClusterBackend, type ClusterOptions } from "./backend.js";
 import { ProcessCluster } from "./process-cluster.js";
 import { renderHtmlReport } from "./report.js";
@@ -28,6 +29,7 @@ export const ALL_NEMESES = [
   "partition-one-way",
   "clock-skew",
   "transfer-storm",
+  "placement",
   "latency",
   "slow",
 ] as const;
@@ -380,6 +382,8 @@ async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: n
       }
       return `${transfers} leadership transfers`;
     }
+    case "placement":
+      return runPlacementNemesis(cluster, faultMs, rng);
     case "latency": {
       const latencyMs = 20 + rng.nextInt(80);
       await shapeAll(cluster, { latencyMs, jitterMs: latencyMs });

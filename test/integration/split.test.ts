@@ -100,3 +100,52 @@ test("a hot shard is split by the controller and another by tallyctl, under load
   }
   await client.close();
 }, 120_000);
+
+/**
+ * Regression (chaos seed 7001, placement nemesis): a replica added after a split caught up from the
+ * shard's bootstrap snapshot, which carried no state, and took its slot range from the map (already
+ * shrunk by the split). Replaying the log it refused the pre-split writes to the right half and
+ * then the split itself, so its state froze while its applied index advanced, and a STALE read
+ * there returned an old value. The bootstrap snapshot now carries the initial range.
+ */
+test("a replica added after a split replays the shard's log to the same state as the leader", async () => {
+  const local = await TestCluster.start({ nodes: 3, shards: 1, snapshotEveryEntries: 100_000, placement: { autoRebalance: false, heartbeatMs: 200 } });
+  try {
+    const four = await local.addNode("z4");
+    local.startNode(four);
+    const client = new TallyClient({ endpoints: local.endpoints(), deadlineMs: 10_000 });
+    const keys = Array.from({ length: 60 }, (_, i) => `replay-${i}`);
+    for (const key of keys) await client.add(key, 1n);
+    const out: string[] = [];
+    const io: CliIo = { stdout: (t) => out.push(t), stderr: (t) => out.push(t), cwd: process.cwd(), env: {}, createClient: (o) => new TallyClient(o) };
+    const cli = (...args: string[]) => runCli(["--endpoints", local.endpoints().join(","), "--timeout", "8000", ...args], io);
+    expect(await cli("shard", "split", "1", "--at", "8192"), out.join("")).toBe(0);
+    const map = () => client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000 });
+    await eventually(async () => ((await map()).shards.length === 2 ? true : undefined), 20_000, "the split");
+    for (const key of keys) await client.add(key, 1n);
+    // Move a replica of the left shard (the parent, whose log holds the split) to node 4.
+    const leader = (await client.routes()).shards.find((s) => s.shardId === 1)!.leaderId!;
+    const from = ["1", "2", "3"].find((id) => id !== leader)!;
+    expect(await cli("shard", "move", "1", "--from", from, "--to", String(four)), out.join("")).toBe(0);
+    await eventually(async () => {
+      const m = await map();
+      return m.shards.find((s) => s.shardId === 1)!.voters.includes(String(four)) && m.operations.every((op) => op.state !== "running") ? true : undefined;
+    }, 40_000, "the move to node 4");
+    // Read node 4's own replica (a raw STALE Get pinned to that node).
+    const fresh = new RawNodeClient(local.config.nodes.find((n) => n.id === four)!.client);
+    try {
+      for (const key of keys) {
+        const slot = slotOf(new TextEncoder().encode(key));
+        if (slot >= 8192) continue; // node 4 holds only the left shard
+        const linearizable = await client.get(key);
+        const stale = await fresh.call("get", { key: Buffer.from(key), consistency: "STALE", minIndex: String(linearizable.appliedIndex), shardId: 1 });
+        expect(stale.value, key).toBe("2");
+      }
+    } finally {
+      fresh.close();
+      await client.close();
+    }
+  } finally {
+    await local.destroy();
+  }
+}, 120_000);
