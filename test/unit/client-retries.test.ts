@@ -245,7 +245,8 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
   });
 
   it("reads retry NOT_LEADER and time out as TIMEOUT (never ambiguous)", async () => {
-    const { cluster, client } = await setup({ attemptTimeoutMs: 60 });
+    // A generous attempt timeout: on a loaded machine 60 ms made the first attempt time out and repeat.
+    const { cluster, client } = await setup({ attemptTimeoutMs: 1000 });
     const key = keyInShard(cluster.shard(1), "read");
     await client.add(key, 2n);
     cluster.shard(1).leaderId = "3";
