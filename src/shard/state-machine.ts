@@ -175,8 +175,13 @@ export class CounterStateMachine {
     return this.sessions.size;
   }
 
-  get(key: Uint8Array): OpResult | undefined {
-    if (this.kinds.isDue(key, this.clockMsValue)) return undefined;
+  /**
+   * readNowMs: a reader's clock (the serving replica's wall time) for hiding keys whose TTL is due
+   * although no entry has deleted them yet (the state's clock only moves with entries). Never
+   * behind the state's clock.
+   */
+  get(key: Uint8Array, readNowMs = 0): OpResult | undefined {
+    if (this.kinds.isDue(key, Math.max(this.clockMsValue, readNowMs))) return undefined;
     const slot = this.counters.find(key);
     if (slot < 0) return undefined;
     const version = this.counters.version(slot);
@@ -533,8 +538,8 @@ export class CounterStateMachine {
   // ---- reads of the kinds (answered from applied state; the server picks the replica) ----
 
   /** The key's structure of that kind; undefined if absent or expired; FailedPreconditionError if another kind. */
-  private structureOf(key: Uint8Array, tag: KindTag): KindEntry | undefined {
-    if (this.kinds.isDue(key, this.clockMsValue)) return undefined;
+  private structureOf(key: Uint8Array, tag: KindTag, readNowMs: number): KindEntry | undefined {
+    if (this.kinds.isDue(key, Math.max(this.clockMsValue, readNowMs))) return undefined;
     const entry = this.kinds.get(key);
     const holder = entry?.tag ?? (this.counterExists(key) ? KindTag.Ttl : undefined);
     if (holder === undefined) return undefined;
@@ -543,40 +548,41 @@ export class CounterStateMachine {
   }
 
   /** The bucket holding timeMs (zero when the key does not exist). */
-  windowAt(key: Uint8Array, timeMs: number): WindowBucket & { version: number } {
-    const entry = this.structureOf(key, KindTag.Window);
+  windowAt(key: Uint8Array, timeMs: number, readNowMs = 0): WindowBucket & { version: number } {
+    const entry = this.structureOf(key, KindTag.Window, readNowMs);
     const window = (entry?.structure as WindowedCounter | undefined) ?? EMPTY_WINDOW;
     return { ...window.at(timeMs), version: entry?.version ?? 0 };
   }
 
-  windowRange(key: Uint8Array, fromMs: number, toMs: number, stepMs: number, agg: WindowAggregate): WindowRange & { version: number } {
-    const entry = this.structureOf(key, KindTag.Window);
+  windowRange(key: Uint8Array, fromMs: number, toMs: number, stepMs: number, agg: WindowAggregate, readNowMs = 0): WindowRange & { version: number } {
+    const entry = this.structureOf(key, KindTag.Window, readNowMs);
     const window = (entry?.structure as WindowedCounter | undefined) ?? EMPTY_WINDOW;
     return { ...window.range(fromMs, toMs, stepMs, agg), version: entry?.version ?? 0 };
   }
 
   /** The union of the keys' sketches (an empty sketch when none exists). */
-  uniqueSketch(keys: Uint8Array[]): HyperLogLog {
+  uniqueSketch(keys: Uint8Array[], readNowMs = 0): HyperLogLog {
     const union = new HyperLogLog();
     for (const key of keys) {
-      const entry = this.structureOf(key, KindTag.Unique);
+      const entry = this.structureOf(key, KindTag.Unique, readNowMs);
       if (entry !== undefined) union.merge(entry.structure as HyperLogLog);
     }
     return union;
   }
 
   /** This shard's exact top k plain counters whose key starts with prefix. */
-  topK(prefix: Uint8Array, k: number): KeyValue[] {
-    return topK(this.prefixed(prefix), k);
+  topK(prefix: Uint8Array, k: number, readNowMs = 0): KeyValue[] {
+    return topK(this.prefixed(prefix, readNowMs), k);
   }
 
   /** Count, sum, min, max, avg of this shard's plain counters whose key starts with prefix. */
-  aggregate(prefix: Uint8Array): Aggregate {
-    return aggregate(this.prefixed(prefix), prefix);
+  aggregate(prefix: Uint8Array, readNowMs = 0): Aggregate {
+    return aggregate(this.prefixed(prefix, readNowMs), prefix);
   }
 
-  private *prefixed(prefix: Uint8Array): Iterable<KeyValue> {
+  private *prefixed(prefix: Uint8Array, readNowMs: number): Iterable<KeyValue> {
     const table = this.counters;
+    const nowMs = Math.max(this.clockMsValue, readNowMs);
     for (const slot of table.occupiedSlots()) {
       const key = table.keyView(slot);
       if (key.length < prefix.length) continue;
@@ -587,7 +593,7 @@ export class CounterStateMachine {
           break;
         }
       }
-      if (!match || this.kinds.isDue(key, this.clockMsValue)) continue;
+      if (!match || this.kinds.isDue(key, nowMs)) continue;
       yield { key, value: table.value(slot) };
     }
   }

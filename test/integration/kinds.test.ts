@@ -1,0 +1,222 @@
+/**
+ * Counter kinds (issue 8) against 3 real tallyd processes: windowed counters, rate limits, unique
+ * counts, TTL, top-K and aggregates through the client library, bad input that changes nothing,
+ * and a leader kill -9 during rate-limit and windowed traffic (never over-grants; sums exact).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { TallyClient } from "../../src/client/index.js";
+import { slotOf } from "../../src/meta/slots.js";
+import { AmbiguousError, FailedPreconditionError, InvalidArgumentError } from "../../src/util/errors.js";
+import { TestCluster, eventually } from "../support/cluster.js";
+import { RawCallError, leaderClient } from "../support/raw-client.js";
+
+let cluster: TestCluster;
+let client: TallyClient;
+
+beforeAll(async () => {
+  cluster = await TestCluster.start({ nodes: 3, shards: 4 });
+  client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 15_000 });
+}, 60_000);
+
+afterAll(async () => {
+  await client?.close();
+  await cluster?.destroy();
+});
+
+function keyInShard(prefix: string, shardId: number): string {
+  const start = ((shardId - 1) * 16384) / 4;
+  for (let i = 0; ; i++) {
+    const key = `${prefix}-${i}`;
+    const slot = slotOf(new TextEncoder().encode(key));
+    if (slot >= start && slot < start + 4096) return key;
+  }
+}
+
+const isAmbiguous = (error: unknown): boolean => error instanceof AmbiguousError || (error instanceof Error && error.name.includes("Ambiguous"));
+
+describe("counter kinds end to end", () => {
+  test("windowed counters: adds at leader time and at event times, range and at, one kind per key", async () => {
+    const t = Math.floor(Date.now() / 1000) * 1000;
+    const first = await client.addWindowed("kw:page", 3n);
+    expect(first.eventTimeMs).toBeGreaterThanOrEqual(t);
+    await client.addWindowed("kw:page", 4n, { eventTimeMs: t - 2_000 });
+    await client.addBatch([
+      { op: "windowAdd", key: "kw:page", delta: 5n, eventTimeMs: t - 2_000 },
+      { key: "kw:plain", delta: 1n },
+    ]);
+    expect((await client.windowAt("kw:page", t - 2_000)).sum).toBe(9n);
+    const range = await client.windowRange("kw:page", t - 10_000, t + 10_000, 20_000, "sum");
+    expect(range.points).toHaveLength(1);
+    expect(range.points[0]!.value).toBe(12n);
+    const count = await client.windowRange("kw:page", t - 10_000, t + 10_000, 20_000, "count");
+    expect(count.points[0]!.value).toBe(3n);
+    const stale = await client.windowRange("kw:page", t - 10_000, t + 10_000, 20_000, "sum", { consistency: "stale", minIndex: range.appliedIndex });
+    expect(stale.points[0]!.value).toBe(12n);
+    await expect(client.add("kw:page", 1n)).rejects.toBeInstanceOf(FailedPreconditionError);
+    await expect(client.addWindowed("kw:plain", 1n)).rejects.toBeInstanceOf(FailedPreconditionError);
+    await expect(client.windowAt("kw:plain", t)).rejects.toBeInstanceOf(FailedPreconditionError);
+    await expect(client.addWindowed("kw:page", 1n, { eventTimeMs: t - 3_600_000 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect((await client.windowRange("kw:page", t - 10_000, t + 10_000, 20_000)).points[0]!.value).toBe(12n);
+    expect((await client.get("kw:plain")).value).toBe(1n);
+  });
+
+  test("rate limits: exact grants and retryAfterMs; a limit never over-grants under concurrency", async () => {
+    const first = await client.tryAcquire("kr:api", 3, 5, 60_000);
+    expect(first).toMatchObject({ allowed: true, remaining: 2n, retryAfterMs: 0 });
+    const denied = await client.tryAcquire("kr:api", 3, 5, 60_000);
+    expect(denied.allowed).toBe(false);
+    expect(denied.remaining).toBe(2n);
+    expect(denied.retryAfterMs).toBeGreaterThan(50_000);
+    const results = await Promise.all(Array.from({ length: 40 }, () => client.tryAcquire("kr:burst", 1, 25, 60_000)));
+    expect(results.filter((r) => r.allowed)).toHaveLength(25);
+    await expect(client.tryAcquire("kr:api", 6, 5, 1_000)).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+
+  test("unique counts: union across keys of several shards merges registers (not a sum)", async () => {
+    const keys = [1, 2, 3].map((shard) => keyInShard("ku", shard));
+    for (const [i, key] of keys.entries()) {
+      const items = Array.from({ length: 2_000 }, (_, j) => `visitor-${j + i * 1_000}`);
+      for (let offset = 0; offset < items.length; offset += 500) await client.uniqueAdd(key, items.slice(offset, offset + 500));
+    }
+    const one = await client.uniqueCount([keys[0]!]);
+    expect(Math.abs(one.count - 2_000) / 2_000).toBeLessThan(0.03);
+    const union = await client.uniqueCount(keys);
+    expect(union.shards).toHaveLength(3);
+    expect(Math.abs(union.count - 4_000) / 4_000).toBeLessThan(0.03);
+  });
+
+  test("TTL: a counter expires at leader time + ttl; reads then say it does not exist", async () => {
+    await client.add("kt:session", 5n, { ttlMs: 1_500 });
+    await client.addWindowed("kt:window", 1n, { ttlMs: 1_500 });
+    expect((await client.get("kt:session")).exists).toBe(true);
+    await eventually(async () => ((await client.get("kt:session")).exists ? undefined : true), 10_000, "kt:session to expire");
+    const t = Math.floor(Date.now() / 1000) * 1000;
+    // Written a moment after kt:session, so it may expire a moment later.
+    await eventually(async () => ((await client.windowRange("kt:window", t - 60_000, t + 1_000, 61_000)).version === 0n ? true : undefined), 10_000, "kt:window to expire");
+    // A write after expiry starts from nothing.
+    expect((await client.add("kt:session", 1n)).value).toBe(1n);
+  });
+
+  test("top-K and aggregates merge every shard's exact answer, with each shard's applied index", async () => {
+    const ops = Array.from({ length: 40 }, (_, i) => ({ key: `kp:item-${i}`, delta: BigInt((i * 7) % 41) - 5n }));
+    await client.addBatch(ops);
+    const top = await client.topK("kp:", 5);
+    const expected = ops
+      .map((op) => ({ key: op.key, value: op.delta }))
+      .sort((a, b) => (a.value === b.value ? (a.key < b.key ? -1 : 1) : a.value > b.value ? -1 : 1))
+      .slice(0, 5);
+    expect(top.entries.map((entry) => ({ key: entry.key.toString(), value: entry.value }))).toEqual(expected);
+    expect(top.shards.map((shard) => shard.shardId).sort()).toEqual([1, 2, 3, 4]);
+    for (const shard of top.shards) expect(shard.appliedIndex).toBeGreaterThan(0n);
+    const aggregate = await client.aggregate("kp:");
+    const sum = ops.reduce((total, op) => total + op.delta, 0n);
+    expect(aggregate).toMatchObject({ count: 40, sum, min: -5n, max: 35n });
+  });
+
+  test("bad input is INVALID_ARGUMENT naming the field, and changes nothing", async () => {
+    const key = keyInShard("kbad", 1);
+    await client.tryAcquire(key, 1, 10, 60_000);
+    const leader = await leaderClient(cluster.endpoints(), 1);
+    try {
+      const { clientId } = await leader.call("registerSession", { shardId: 1 });
+      let seq = 0;
+      const header = () => ({ shardId: 1, clientId, seq: String(++seq), firstUnackedSeq: String(seq) });
+      const cases: Array<[string, Record<string, unknown>, RegExp]> = [
+        ["addBatch", { header: header(), ops: [{ tryAcquire: { key: Buffer.from(key), n: "11", limit: "10", windowMs: "60000" } }] }, /ops\[0\]\.n/],
+        ["addBatch", { header: header(), ops: [{ tryAcquire: { key: Buffer.from(key), n: "1", limit: "10", windowMs: "0" } }] }, /window_ms/],
+        ["addBatch", { header: header(), ops: [{ uniqueAdd: { key: Buffer.from(key), items: [] } }] }, /items/],
+        ["addBatch", { header: header(), ops: [{ windowAdd: { key: Buffer.from(key), delta: "1", ttlMs: "999999999999999" } }] }, /ttl_ms/],
+        ["windowRange", { key: Buffer.from(key), fromMs: "1000", toMs: "1000", stepMs: "1000" }, /to_ms/],
+        ["windowRange", { key: Buffer.from(key), fromMs: "0", toMs: "1000", stepMs: "1000", agg: "median" }, /agg/],
+        ["topK", { prefix: Buffer.from("x"), k: 0, shardId: 1 }, /k: must be/],
+        ["topK", { prefix: Buffer.from("x"), k: 5 }, /shard_id/],
+      ];
+      for (const [method, request, message] of cases) {
+        let failure: unknown;
+        try {
+          await leader.call(method, request);
+        } catch (error) {
+          failure = error;
+        }
+        expect(failure, `${method} ${message}`).toBeInstanceOf(RawCallError);
+        expect((failure as RawCallError).code).toBe("INVALID_ARGUMENT");
+        expect((failure as RawCallError).info?.message ?? (failure as Error).message).toMatch(message);
+      }
+    } finally {
+      leader.close();
+    }
+    // Only the first acquire took anything.
+    expect((await client.tryAcquire(key, 0, 10, 60_000)).remaining).toBe(9n);
+  });
+
+  test("a leader kill -9 during rate-limit and windowed traffic: never over-grants, sums exact", async () => {
+    const limitKey = keyInShard("kk:limit", 1);
+    const openKey = keyInShard("kk:open", 1);
+    const windowKey = keyInShard("kk:window", 1);
+    const LIMIT = 60;
+    const startMs = Date.now();
+    let stop = false;
+    const tally = { limitAllowed: 0, limitAmbiguous: 0, openAllowed: 0, openAmbiguous: 0, windowAcked: 0n, windowAmbiguous: 0n };
+    const worker = async (): Promise<void> => {
+      while (!stop) {
+        try {
+          if ((await client.tryAcquire(limitKey, 1, LIMIT, 600_000, { deadlineMs: 10_000 })).allowed) tally.limitAllowed++;
+        } catch (error) {
+          if (!isAmbiguous(error)) throw error;
+          tally.limitAmbiguous++;
+        }
+        try {
+          if ((await client.tryAcquire(openKey, 1, 1_000_000, 600_000, { deadlineMs: 10_000 })).allowed) tally.openAllowed++;
+        } catch (error) {
+          if (!isAmbiguous(error)) throw error;
+          tally.openAmbiguous++;
+        }
+        try {
+          await client.addWindowed(windowKey, 1n, { deadlineMs: 10_000 });
+          tally.windowAcked++;
+        } catch (error) {
+          if (!isAmbiguous(error)) throw error;
+          tally.windowAmbiguous++;
+        }
+        // Slow enough that the 60-grant limit is reached around the kill, not long before.
+        await new Promise((resolve) => setTimeout(resolve, 40));
+      }
+    };
+    const workers = [worker(), worker()];
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    const leader = await leaderClient(cluster.endpoints(), 1);
+    const victim = cluster.config.nodes.find((node) => node.client === leader.address)!.id;
+    leader.close();
+    await cluster.kill(victim);
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    cluster.startNode(victim);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    stop = true;
+    await Promise.all(workers);
+    await cluster.waitReady(30_000);
+
+    // Never over-grants: acknowledged grants plus a peek's view stay within the limit.
+    expect(tally.limitAllowed).toBeLessThanOrEqual(LIMIT);
+    const peek = await client.tryAcquire(limitKey, 0, LIMIT, 600_000);
+    const granted = LIMIT - Number(peek.remaining);
+    expect(granted).toBeGreaterThanOrEqual(tally.limitAllowed);
+    expect(granted).toBeLessThanOrEqual(Math.min(LIMIT, tally.limitAllowed + tally.limitAmbiguous));
+    // Exactly once: every grant of the open limit is one acknowledged (or ambiguous) call.
+    const openGranted = 1_000_000 - Number((await client.tryAcquire(openKey, 0, 1_000_000, 600_000)).remaining);
+    expect(openGranted).toBeGreaterThanOrEqual(tally.openAllowed);
+    expect(openGranted).toBeLessThanOrEqual(tally.openAllowed + tally.openAmbiguous);
+    expect(tally.openAllowed).toBeGreaterThan(20);
+    // Windowed sums exact over the whole run.
+    const fromMs = Math.floor(startMs / 60_000) * 60_000 - 60_000;
+    const toMs = Math.ceil((Date.now() + 1) / 60_000) * 60_000 + 60_000;
+    const sum = (await client.windowRange(windowKey, fromMs, toMs, toMs - fromMs)).points[0]!.value;
+    expect(sum).toBeGreaterThanOrEqual(tally.windowAcked);
+    expect(sum).toBeLessThanOrEqual(tally.windowAcked + tally.windowAmbiguous);
+    // The restarted node holds the same state (persisted kind records): a STALE read from every replica agrees.
+    const index = (await client.windowRange(windowKey, fromMs, toMs, toMs - fromMs)).appliedIndex;
+    for (let i = 0; i < 6; i++) {
+      const stale = await client.windowRange(windowKey, fromMs, toMs, toMs - fromMs, "sum", { consistency: "stale", minIndex: index });
+      expect(stale.points[0]!.value).toBe(sum);
+    }
+  }, 90_000);
+});
