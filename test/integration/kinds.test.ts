@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { slotOf } from "../../src/meta/slots.js";
 import { AmbiguousError, FailedPreconditionError, InvalidArgumentError } from "../../src/util/errors.js";
+import { runCli, type CliIo } from "../../src/cli/cli.js";
 import { TestCluster, eventually } from "../support/cluster.js";
 import { RawCallError, leaderClient } from "../support/raw-client.js";
 
@@ -149,6 +150,39 @@ describe("counter kinds end to end", () => {
     expect((await client.tryAcquire(key, 0, 10, 60_000)).remaining).toBe(9n);
   });
 
+  test("tallyctl window add|range|at, limit, unique add|count, top, agg", async () => {
+    const run = async (...argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> => {
+      let stdout = "";
+      let stderr = "";
+      const io: CliIo = {
+        stdout: (text) => (stdout += text),
+        stderr: (text) => (stderr += text),
+        cwd: cluster.dir,
+        env: {},
+        createClient: (options) => new TallyClient(options),
+      };
+      const code = await runCli(["--endpoints", cluster.endpoints().join(","), ...argv], io);
+      return { code, stdout, stderr };
+    };
+    expect(await run("window", "add", "kc:w", "7")).toMatchObject({ code: 0, stdout: expect.stringMatching(/^kc:w \+= 7 at .*bucket sum 7/) });
+    const range = await run("--json", "window", "range", "kc:w", "--last", "10000", "--step-ms", "10000");
+    expect(range.code).toBe(0);
+    expect(JSON.parse(range.stdout).points.map((point: { value: string }) => point.value)).toContain("7");
+    expect((await run("window", "at", "kc:w")).stdout).toMatch(/= 7 {2}\(1 adds/);
+    expect((await run("limit", "kc:l", "2", "--limit", "3", "--window-ms", "60000")).stdout).toMatch(/allowed 2, 1 remaining/);
+    expect((await run("limit", "kc:l", "2", "--limit", "3", "--window-ms", "60000")).stdout).toMatch(/denied 2, 1 remaining, retry after \d+ ms/);
+    expect((await run("unique", "add", "kc:u", "a", "b", "c")).stdout).toMatch(/changed/);
+    expect((await run("unique", "count", "kc:u")).stdout).toMatch(/^3 /);
+    await run("add", "kc:top:x", "5");
+    await run("add", "kc:top:y", "9");
+    const top = await run("top", "kc:top:", "-k", "1");
+    expect(top.stdout).toMatch(/1\s+kc:top:y\s+9/);
+    expect((await run("agg", "kc:top:")).stdout).toMatch(/^count 2 {2}sum 14 {2}min 5 {2}max 9 {2}avg 7/);
+    const usage = await run("limit", "kc:l", "1", "--limit", "0", "--window-ms", "1000");
+    expect(usage.code).not.toBe(0);
+    expect(usage.stderr + usage.stdout).toMatch(/--limit must be positive/);
+  });
+
   test("a leader kill -9 during rate-limit and windowed traffic: never over-grants, sums exact", async () => {
     const limitKey = keyInShard("kk:limit", 1);
     const openKey = keyInShard("kk:open", 1);
@@ -156,11 +190,12 @@ describe("counter kinds end to end", () => {
     const LIMIT = 60;
     const startMs = Date.now();
     let stop = false;
-    const tally = { limitAllowed: 0, limitAmbiguous: 0, openAllowed: 0, openAmbiguous: 0, windowAcked: 0n, windowAmbiguous: 0n };
+    const tally = { limitAllowed: 0, limitDenied: 0, limitAmbiguous: 0, openAllowed: 0, openAmbiguous: 0, windowAcked: 0n, windowAmbiguous: 0n };
     const worker = async (): Promise<void> => {
       while (!stop) {
         try {
           if ((await client.tryAcquire(limitKey, 1, LIMIT, 600_000, { deadlineMs: 10_000 })).allowed) tally.limitAllowed++;
+          else tally.limitDenied++;
         } catch (error) {
           if (!isAmbiguous(error)) throw error;
           tally.limitAmbiguous++;
@@ -195,7 +230,9 @@ describe("counter kinds end to end", () => {
     await Promise.all(workers);
     await cluster.waitReady(30_000);
 
-    // Never over-grants: acknowledged grants plus a peek's view stay within the limit.
+    // Never over-grants: acknowledged grants plus a peek's view stay within the limit (which the
+    // traffic exceeded: there were denials).
+    expect(tally.limitDenied).toBeGreaterThan(0);
     expect(tally.limitAllowed).toBeLessThanOrEqual(LIMIT);
     const peek = await client.tryAcquire(limitKey, 0, LIMIT, 600_000);
     const granted = LIMIT - Number(peek.remaining);
