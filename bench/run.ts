@@ -25,6 +25,7 @@ const suites: Array<{ name: string; file: string; args: string[]; env?: Record<s
   { name: "counter API through 3 tallyd processes", file: "counter-api.ts", args: ["--seconds", seconds] },
   { name: "wire codecs: CPU per 10,000 ops (old vs new encodings, same bytes)", file: "wire-codec.ts", args: [] },
   { name: "counter kinds: windowed counters, rate limiter, HyperLogLog, top-K, expiry index", file: "kinds.ts", args: [], env: { SCALE: quick ? "0.2" : "1" } },
+  { name: "counter kinds through 3 tallyd processes (with Redis equivalents)", file: "kinds-api.ts", args: ["--seconds", seconds] },
 ];
 
 const header = [
