@@ -274,6 +274,27 @@ export interface AggregateResponseMessage {
   shard: ShardAnswerMessage | null;
 }
 
+export interface WatchRequestMessage {
+  key: Buffer;
+  prefix: boolean;
+  fromIndex: Int64String;
+  shardId: number;
+  epoch: Int64String;
+  coalesceMs: number;
+}
+export interface WatchEventMessage {
+  key: Buffer;
+  value: Int64String;
+  version: Int64String;
+  kind: string;
+  index: Int64String;
+}
+export interface WatchBatchMessage {
+  events: WatchEventMessage[];
+  index: Int64String;
+  shardId: number;
+}
+
 /** The members of PipelineRequest.op, by field name. */
 export interface PipelineOps {
   add: AddRequestMessage;

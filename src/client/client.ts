@@ -13,7 +13,7 @@ import {
 } from "../util/errors.js";
 import { componentLogger, type Logger } from "../util/log.js";
 import { Cancellation } from "./cancellation.js";
-import { errorInfoToError, type ErrorInfo } from "../api/error-details.js";
+import { decodeServiceError, errorInfoToError, type ErrorInfo } from "../api/error-details.js";
 import {
   AmbiguousOperationError,
   BatchError,
@@ -35,6 +35,8 @@ import type {
   ReadFieldsMessage,
   RegisterSessionRequestMessage,
   ShardAnswerMessage,
+  WatchBatchMessage,
+  WatchRequestMessage,
   RegisterSessionResponseMessage,
   RequestHeaderMessage,
   RoutesResponseMessage,
@@ -162,6 +164,32 @@ export interface ShardAnswer {
   /** The shard's applied index the answer reflects (one consistent state per shard). */
   appliedIndex: bigint;
   fence: Fence;
+}
+
+export interface WatchOptions {
+  /** Watch every key starting with the given bytes (on every shard) instead of one key. */
+  prefix?: boolean;
+  /** Changes after this log index (per shard; from a previous batch's index). Default: from now. */
+  fromIndex?: bigint | number;
+  /** The server coalesces changes over this long (latest per key); 10..10,000 ms, default 50. */
+  coalesceMs?: number;
+  /** Stops the watch (the iterator then ends). */
+  signal?: AbortSignal;
+}
+
+export interface WatchEvent {
+  key: Buffer;
+  value: bigint;
+  version: bigint;
+  kind: "counter" | "window" | "limit" | "unique" | "deleted";
+  index: bigint;
+}
+
+export interface WatchBatch {
+  shardId: number;
+  /** Every change of the watched keys on this shard up to this index is delivered: resume from it. */
+  index: bigint;
+  events: WatchEvent[];
 }
 
 export interface UniqueCountResult {
@@ -1486,6 +1514,111 @@ export class TallyClient {
       }),
     );
     return { ...merged, shards: answers.map(({ shard }) => shard) };
+  }
+
+  /**
+   * Changes of a key (or of every key with a prefix) as batches, until options.signal aborts or
+   * close(). Reconnects by itself (any replica serves a watch) and resumes from the last batch's
+   * index, so no change is skipped; a change may repeat after a reconnect (same index). Throws
+   * OutOfRangeError when a replica no longer holds the changes after the resume index (re-read,
+   * then watch again from now).
+   */
+  async *watch(keyOrPrefix: Key, options: WatchOptions = {}): AsyncGenerator<WatchBatch> {
+    this.checkOpen();
+    const prefix = options.prefix === true;
+    const target = prefix ? encodePrefix(keyOrPrefix) : encodeKey(keyOrPrefix);
+    const coalesceMs = options.coalesceMs ?? 50;
+    const startIndex = options.fromIndex === undefined ? 0n : toUint64(options.fromIndex, "fromIndex");
+    await this.ensureRoutes();
+    const cancellation = new Cancellation();
+    const onAbort = (): void => cancellation.cancel();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    this.activeReads.add(cancellation);
+    const queue: Array<WatchBatch | { error: unknown }> = [];
+    let wake: (() => void) | undefined;
+    const push = (item: WatchBatch | { error: unknown }): void => {
+      queue.push(item);
+      wake?.();
+    };
+    const follow = async (slot: number): Promise<void> => {
+      let cursor = startIndex;
+      let failures = 0;
+      while (!cancellation.cancelled && !this.closed) {
+        let route: ShardRoute;
+        let address: string;
+        try {
+          const routing = await this.routeForSlots([slot]);
+          assert(routing.kind === "single", "one slot routes to one shard");
+          route = routing.route;
+          address = this.replicaAddress(route);
+        } catch {
+          await this.sleep(this.backoffMs(++failures), cancellation);
+          continue;
+        }
+        const stream = this.connection(address).serverStream<WatchRequestMessage, WatchBatchMessage>("watch", {
+          key: target,
+          prefix,
+          fromIndex: int64Wire(cursor),
+          shardId: route.shardId,
+          epoch: int64Wire(route.epoch),
+          coalesceMs,
+        });
+        const unsubscribe = cancellation.onCancel(() => stream.cancel());
+        const error = await new Promise<unknown>((resolve) => {
+          stream.on("data", (message: WatchBatchMessage) => {
+            failures = 0;
+            cursor = wireBigInt(message.index);
+            push({
+              shardId: message.shardId,
+              index: cursor,
+              events: message.events.map((event) => ({
+                key: event.key,
+                value: wireBigInt(event.value),
+                version: wireBigInt(event.version),
+                kind: event.kind as WatchEvent["kind"],
+                index: wireBigInt(event.index),
+              })),
+            });
+          });
+          stream.on("error", (streamError) => resolve(streamError));
+          stream.on("end", () => resolve(undefined));
+        });
+        unsubscribe();
+        if (cancellation.cancelled || this.closed) return;
+        const decoded = error === undefined ? undefined : decodeServiceError(error as grpc.ServiceError);
+        if (decoded?.error.code === "OUT_OF_RANGE" || decoded?.error.code === "INVALID_ARGUMENT") {
+          push({ error: decoded.error });
+          return;
+        }
+        if (decoded?.error.code === "WRONG_SHARD" || decoded?.error.code === "UNAVAILABLE") this.refreshRoutesSoon();
+        this.markFailed(address);
+        await this.sleep(this.backoffMs(++failures), cancellation);
+      }
+    };
+    const slots = prefix ? this.routeTable.snapshot().shards.map((route) => route.slotStart) : [slotOf(target)];
+    const followers = slots.map((slot) => follow(slot).catch((error: unknown) => push({ error })));
+    try {
+      while (!cancellation.cancelled && !this.closed) {
+        const item = queue.shift();
+        if (item === undefined) {
+          let unsubscribe: (() => void) | undefined;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            unsubscribe = cancellation.onCancel(resolve);
+          });
+          unsubscribe?.();
+          wake = undefined;
+          continue;
+        }
+        if ("error" in item) throw item.error;
+        yield item;
+      }
+    } finally {
+      cancellation.cancel();
+      options.signal?.removeEventListener("abort", onAbort);
+      this.activeReads.delete(cancellation);
+      await Promise.allSettled(followers);
+    }
   }
 
   /** Asks every shard once; retries the whole round until the answers tile [0, SLOT_COUNT) exactly. */

@@ -262,6 +262,81 @@ export class CounterApi {
     };
   }
 
+  /**
+   * A watch stream: polls the replica's change log every coalesce_ms and sends the latest change
+   * per key since the cursor. Ends with an error status when the shard leaves this node or changes
+   * epoch (re-route and resume), or when the cursor fell out of the change log (OUT_OF_RANGE).
+   */
+  watch(call: grpc.ServerWritableStream<Json, Json>): void {
+    const request = call.request;
+    let prefix: boolean;
+    let target: Uint8Array;
+    let replica: ShardReplica;
+    let coalesceMs: number;
+    let cursor: number;
+    try {
+      prefix = request.prefix === true;
+      target = prefix ? this.prefixOf(request.key) : this.boundedKey(request.key, "key");
+      coalesceMs = u32(request.coalesceMs, "coalesce_ms") || WATCH_COALESCE_DEFAULT_MS;
+      if (coalesceMs < 10 || coalesceMs > 10_000) throw new InvalidArgumentError(`coalesce_ms: must be 10..10000, got ${coalesceMs}`);
+      const shardId = u32(request.shardId, "shard_id");
+      if (prefix && shardId === 0) throw new InvalidArgumentError("shard_id is required for a prefix watch (one stream per shard)");
+      replica = this.node.route(shardId, u64(request.epoch, "epoch"), prefix ? [] : [target]);
+      const fromIndex = u64(request.fromIndex, "from_index");
+      cursor = fromIndex === 0 ? replica.machine.appliedIndex : fromIndex;
+    } catch (error) {
+      call.destroy(toServiceError(error, this.log));
+      return;
+    }
+    const shardId = replica.shardId;
+    const epoch = replica.descriptor.epoch;
+    const matches = prefix ? (key: Uint8Array) => hasPrefix(key, target) : (key: Uint8Array) => Buffer.compare(key, target) === 0;
+    let sentAtMs = Date.now();
+    let done = false;
+    const stop = (error?: unknown): void => {
+      if (done) return;
+      done = true;
+      clearInterval(timer);
+      if (error === undefined) call.end();
+      else call.destroy(toServiceError(error, this.log));
+    };
+    const poll = (): void => {
+      if (done || call.cancelled || call.destroyed) return stop();
+      const current = this.node.replicas.get(shardId) as ShardReplica | undefined;
+      if (current === undefined) return stop(new UnavailableError(`shard ${shardId} left node ${this.node.nodeId}; resume from index ${cursor} elsewhere`));
+      if (current.descriptor.epoch !== epoch) return stop(new WrongShardError(`shard ${shardId} moved to epoch ${current.descriptor.epoch}; re-route and resume from index ${cursor}`, shardId, current.descriptor.epoch));
+      const changes = current.machine.changesSince(cursor, matches, WATCH_BATCH_MAX);
+      if (changes === undefined) {
+        return stop(new OutOfRangeError(`from_index ${cursor} is compacted: this replica keeps changes after index ${current.machine.changesRetainedAfter}; re-read and watch from now`));
+      }
+      // Coalesce: the latest change per key, in the order of those latest changes.
+      const latest = new Map<string, KeyChangeLike>();
+      for (const change of changes) {
+        const name = Buffer.from(change.key).toString("latin1");
+        latest.delete(name);
+        latest.set(name, change);
+      }
+      const last = changes[changes.length - 1];
+      const index = changes.length >= WATCH_BATCH_MAX && last !== undefined ? last.index : current.machine.appliedIndex;
+      const now = Date.now();
+      if (latest.size === 0 && now - sentAtMs < WATCH_PROGRESS_MS) {
+        cursor = Math.max(cursor, index);
+        return;
+      }
+      cursor = Math.max(cursor, index);
+      sentAtMs = now;
+      call.write({
+        events: [...latest.values()].map((change) => ({ key: Buffer.from(change.key), value: int64Wire(change.value), version: change.version, kind: change.kind, index: change.index })),
+        index: cursor,
+        shardId,
+      });
+    };
+    const timer = setInterval(poll, coalesceMs);
+    call.on("cancelled", () => stop());
+    call.on("error", () => stop());
+    poll();
+  }
+
   private boundedKey(raw: unknown, field: string): Uint8Array {
     const k = key(raw, field);
     if (k.length > this.node.config.limits.maxKeyBytes) throw new InvalidArgumentError(`${field}: ${k.length} bytes exceed the limit of ${this.node.config.limits.maxKeyBytes}`);
@@ -589,6 +664,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     uniqueCount: unary((r) => api.uniqueCount(r)),
     topK: unary((r) => api.topK(r)),
     aggregate: unary((r) => api.aggregate(r)),
+    watch: (call: grpc.ServerWritableStream<Json, Json>) => api.watch(call),
     routes: unary(() => api.routes()),
     pipeline: (call: grpc.ServerDuplexStream<Json, Json>) => {
       let inflight = 0;
@@ -768,6 +844,20 @@ function windowAggregateOf(raw: unknown): WindowAggregate {
   if (raw === undefined || raw === null || raw === "") return "sum";
   if (raw === "sum" || raw === "count" || raw === "min" || raw === "max" || raw === "avg") return raw;
   throw new InvalidArgumentError(`agg: must be sum, count, min, max or avg, got ${JSON.stringify(raw)}`);
+}
+
+const WATCH_COALESCE_DEFAULT_MS = 50;
+/** Changes read per poll; a backlog is sent over several polls. */
+const WATCH_BATCH_MAX = 10_000;
+/** An idle watch still sends its progress (the index) this often, so a resume starts near now. */
+const WATCH_PROGRESS_MS = 1_000;
+
+type KeyChangeLike = { key: Uint8Array; value: bigint; version: number; kind: string; index: number };
+
+function hasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
+  if (key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
+  return true;
 }
 
 function shardAnswer(replica: ShardReplica, term: number, appliedIndex: number): Json {

@@ -33,6 +33,7 @@ import {
 } from "./commands.js";
 import { CounterTable, COUNTERS_MAX, SLOT_DIRTY, SLOT_TOUCHED } from "./counter-table.js";
 import { describeKey } from "./keys.js";
+import { ChangeLog, type ChangeKind, type KeyChange } from "./change-log.js";
 import { decodeKindRecord, encodeKindRecord, KIND_NAMES, KindTable, KindTag, type KindEntry } from "./kind-table.js";
 import { compareBytes } from "./kinds/codec.js";
 import { HyperLogLog } from "./kinds/hll.js";
@@ -126,6 +127,8 @@ export class CounterStateMachine {
   private readonly counters: CounterTable;
   private readonly sessions = new SessionTable();
   private readonly kinds = new KindTable();
+  /** Recent changes for watch streams; rebuilt (empty) when the machine is loaded or restored. */
+  private changeLog = new ChangeLog(0);
   private appliedIndexValue = 0;
   private clockMsValue = 0;
   /**
@@ -337,6 +340,7 @@ export class CounterStateMachine {
     const results: OpResult[] = new Array(ops.length);
     // A single op needs no kind undo: each structure checks everything before it writes.
     const kindUndo = ops.length > 1;
+    let kindResets: Uint8Array[] | undefined;
 
     for (let opIndex = 0; opIndex < ops.length; opIndex++) {
       const op = ops[opIndex]!;
@@ -353,6 +357,7 @@ export class CounterStateMachine {
         }
         if (kindUndo) kinds.saveUndo(op.key);
         kinds.remove(op.key);
+        (kindResets ??= []).push(op.key);
         results[opIndex] = { value: DELETED_VALUE, version: DELETED_VERSION };
         continue;
       }
@@ -435,10 +440,26 @@ export class CounterStateMachine {
       table.clearFlag(slot, SLOT_TOUCHED);
       if (table.version(slot) !== DELETED_VERSION) {
         if (table.setFlag(slot, SLOT_DIRTY)) this.dirtySlots.push(slot);
+        if (table.version(slot) === index) this.changed(index, table.keyBytes(slot), table.value(slot), index, "counter");
         continue;
       }
-      if (undoVersions[i]! !== DELETED_VERSION) this.deletedKeys.push(table.keyBytes(slot));
+      if (undoVersions[i]! !== DELETED_VERSION) {
+        const key = table.keyBytes(slot);
+        this.deletedKeys.push(key);
+        this.changed(index, key, DELETED_VALUE, DELETED_VERSION, "deleted");
+      }
       table.remove(slot); // drops its flags; a listed slot is skipped in takeChanges unless re-listed
+    }
+    for (let opIndex = 0; opIndex < ops.length; opIndex++) {
+      const op = ops[opIndex]!;
+      if (op.kind === "window" || op.kind === "acquire" || op.kind === "unique") {
+        const result = results[opIndex]!;
+        if (result.version === index) this.changed(index, op.key.slice(), result.value, index, op.kind === "acquire" ? "limit" : op.kind);
+      }
+    }
+    // Resets of kinded keys (a counter's reset is recorded above).
+    if (kindResets !== undefined) {
+      for (const key of kindResets) if (kinds.get(key) === undefined) this.changed(index, key.slice(), DELETED_VALUE, DELETED_VERSION, "deleted");
     }
     kinds.endMutate();
     assert(table.size === liveAtStart + liveDelta, "counter count drifted during a mutate");
@@ -527,12 +548,32 @@ export class CounterStateMachine {
   /** Deletes a key of any kind (expiry), reporting it in takeChanges(). */
   private deleteKey(key: Uint8Array): void {
     const slot = this.counters.find(key);
+    let existed = false;
     if (slot >= 0 && this.counters.version(slot) !== DELETED_VERSION) {
       this.deletedKeys.push(this.counters.keyBytes(slot));
       this.counters.clearFlag(slot, SLOT_DIRTY);
       this.counters.remove(slot);
+      existed = true;
     }
-    this.kinds.remove(key);
+    if (this.kinds.remove(key)) existed = true;
+    if (existed) this.changed(this.appliedIndexValue, key.slice(), DELETED_VALUE, DELETED_VERSION, "deleted");
+  }
+
+  private changed(index: number, key: Uint8Array, value: bigint, version: number, kind: ChangeKind): void {
+    this.changeLog.record({ index, key, value, version, kind });
+  }
+
+  /**
+   * Changes after `afterIndex` whose key matches (watch streams), at most about `limit`; undefined
+   * when changes after afterIndex are no longer all retained (compacted: re-read, then watch).
+   */
+  changesSince(afterIndex: number, matches: (key: Uint8Array) => boolean, limit: number): KeyChange[] | undefined {
+    return this.changeLog.since(afterIndex, matches, limit);
+  }
+
+  /** The lowest index a watch may resume after. */
+  get changesRetainedAfter(): number {
+    return this.changeLog.retainedAfter;
   }
 
   // ---- reads of the kinds (answered from applied state; the server picks the replica) ----
@@ -785,6 +826,7 @@ export class CounterStateMachine {
       }
     }
     reader.expectEnd(4);
+    machine.changeLog = new ChangeLog(machine.appliedIndexValue);
     return machine;
   }
 
@@ -823,6 +865,7 @@ export class CounterStateMachine {
     loaded.sort((a, b) => a.touchIndex - b.touchIndex || a.touchOrdinal - b.touchOrdinal);
     for (const session of loaded) machine.insertLoadedSession(session, corrupt);
     for (const [key, record] of kinds) machine.loadKind(key, record, false, corrupt);
+    machine.changeLog = new ChangeLog(appliedIndex);
     return machine;
   }
 

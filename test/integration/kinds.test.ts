@@ -164,11 +164,12 @@ describe("counter kinds end to end", () => {
       const code = await runCli(["--endpoints", cluster.endpoints().join(","), ...argv], io);
       return { code, stdout, stderr };
     };
-    expect(await run("window", "add", "kc:w", "7")).toMatchObject({ code: 0, stdout: expect.stringMatching(/^kc:w \+= 7 at .*bucket sum 7/) });
+    const t = Math.floor(Date.now() / 1000) * 1000;
+    expect(await run("window", "add", "kc:w", "7", "--event-time-ms", String(t))).toMatchObject({ code: 0, stdout: expect.stringMatching(/^kc:w \+= 7 at .*bucket sum 7/) });
     const range = await run("--json", "window", "range", "kc:w", "--last", "10000", "--step-ms", "10000");
     expect(range.code).toBe(0);
     expect(JSON.parse(range.stdout).points.map((point: { value: string }) => point.value)).toContain("7");
-    expect((await run("window", "at", "kc:w")).stdout).toMatch(/= 7 {2}\(1 adds/);
+    expect((await run("window", "at", "kc:w", String(t))).stdout).toMatch(/= 7 {2}\(1 adds/);
     expect((await run("limit", "kc:l", "2", "--limit", "3", "--window-ms", "60000")).stdout).toMatch(/allowed 2, 1 remaining/);
     expect((await run("limit", "kc:l", "2", "--limit", "3", "--window-ms", "60000")).stdout).toMatch(/denied 2, 1 remaining, retry after \d+ ms/);
     expect((await run("unique", "add", "kc:u", "a", "b", "c")).stdout).toMatch(/changed/);
@@ -183,11 +184,54 @@ describe("counter kinds end to end", () => {
     expect(usage.stderr + usage.stdout).toMatch(/--limit must be positive/);
   });
 
+  test("watch: coalesced changes of a key and of a prefix over every shard; resume from an index", async () => {
+    const controller = new AbortController();
+    const seen: Array<{ key: string; value: bigint; kind: string; index: bigint }> = [];
+    const watching = (async () => {
+      for await (const batch of client.watch("kwatch:", { prefix: true, coalesceMs: 20, signal: controller.signal })) {
+        for (const event of batch.events) seen.push({ key: event.key.toString(), value: event.value, kind: event.kind, index: event.index });
+      }
+    })();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const keys = [1, 2, 3, 4].map((shard) => keyInShard("kwatch:", shard));
+    for (const key of keys) for (let i = 0; i < 5; i++) await client.add(key, 1n);
+    await client.addWindowed(keys[0]!, 3n, { ttlMs: 60_000 }).catch(() => undefined); // FAILED_PRECONDITION: a counter
+    await client.reset(keys[1]!);
+    await eventually(() => (keys.every((key) => seen.some((event) => event.key === key && event.value === (key === keys[1] ? 0n : 5n))) ? true : undefined), 10_000, "every key's final value");
+    expect(seen.find((event) => event.key === keys[1] && event.kind === "deleted")).toBeDefined();
+    // Coalesced: fewer events than writes (20 adds + 1 reset), values only grow per key.
+    for (const key of keys.filter((k) => k !== keys[1])) {
+      const values = seen.filter((event) => event.key === key).map((event) => event.value);
+      expect(values).toEqual([...values].sort((a, b) => (a < b ? -1 : 1)));
+    }
+    controller.abort();
+    await watching;
+
+    // Resume: a single-key watch from an index receives exactly the changes after it.
+    const key = keys[2]!;
+    const before = await client.add(key, 10n);
+    await client.add(key, 1n);
+    await client.add(key, 1n);
+    const resumed: bigint[] = [];
+    const resume = new AbortController();
+    for await (const batch of client.watch(key, { fromIndex: before.fence.index, coalesceMs: 10, signal: resume.signal })) {
+      for (const event of batch.events) resumed.push(event.value);
+      if (resumed.includes(17n)) resume.abort();
+    }
+    expect(resumed).toEqual([17n]); // coalesced to the latest change after the index
+    // A fresh cluster's replicas hold every change: a watch from index 1 replays the key's history
+    // (coalesced). (A resume below what a replica holds is OUT_OF_RANGE: test/unit/shard-kinds.test.ts.)
+    for await (const batch of client.watch(key, { fromIndex: 1, coalesceMs: 10 })) {
+      expect(batch.events.map((event) => event.value)).toEqual([17n]);
+      break;
+    }
+  });
+
   test("a leader kill -9 during rate-limit and windowed traffic: never over-grants, sums exact", async () => {
     const limitKey = keyInShard("kk:limit", 1);
     const openKey = keyInShard("kk:open", 1);
     const windowKey = keyInShard("kk:window", 1);
-    const LIMIT = 60;
+    const LIMIT = 20;
     const startMs = Date.now();
     let stop = false;
     const tally = { limitAllowed: 0, limitDenied: 0, limitAmbiguous: 0, openAllowed: 0, openAmbiguous: 0, windowAcked: 0n, windowAmbiguous: 0n };
@@ -213,10 +257,18 @@ describe("counter kinds end to end", () => {
           if (!isAmbiguous(error)) throw error;
           tally.windowAmbiguous++;
         }
-        // Slow enough that the 60-grant limit is reached around the kill, not long before.
+        // Slow enough that the 20-grant limit is reached around the kill, not long before.
         await new Promise((resolve) => setTimeout(resolve, 40));
       }
     };
+    // A watcher of the open limit across the kill: it reconnects and resumes by itself.
+    const watchStop = new AbortController();
+    let watchedRemaining: bigint | undefined;
+    const watcher = (async () => {
+      for await (const batch of client.watch(openKey, { coalesceMs: 20, signal: watchStop.signal })) {
+        for (const event of batch.events) watchedRemaining = event.value;
+      }
+    })();
     const workers = [worker(), worker()];
     await new Promise((resolve) => setTimeout(resolve, 1_000));
     const leader = await leaderClient(cluster.endpoints(), 1);
@@ -243,6 +295,9 @@ describe("counter kinds end to end", () => {
     expect(openGranted).toBeGreaterThanOrEqual(tally.openAllowed);
     expect(openGranted).toBeLessThanOrEqual(tally.openAllowed + tally.openAmbiguous);
     expect(tally.openAllowed).toBeGreaterThan(20);
+    await eventually(() => (watchedRemaining === BigInt(1_000_000 - openGranted) ? true : undefined), 15_000, "the watcher to see the last grant");
+    watchStop.abort();
+    await watcher;
     // Windowed sums exact over the whole run.
     const fromMs = Math.floor(startMs / 60_000) * 60_000 - 60_000;
     const toMs = Math.ceil((Date.now() + 1) / 60_000) * 60_000 + 60_000;

@@ -8,6 +8,7 @@ import { decodeEntryShape, encodeEntry, type CounterOp } from "../../src/shard/c
 import { CounterStateMachine, EXPIRED_PER_ENTRY_MAX } from "../../src/shard/state-machine.js";
 import { HyperLogLog } from "../../src/shard/kinds/hll.js";
 import { crc32 } from "../../src/shard/binary.js";
+import { ChangeLog } from "../../src/shard/change-log.js";
 import { add, defaultOptions, expectFailure, expectOk, key, reset, set, ShardDriver } from "./shard-harness.js";
 
 const T0 = 1_700_000_000_000;
@@ -358,5 +359,52 @@ describe("wire form", () => {
     ];
     const payload = { timestampMs: T0, commands: [{ type: "mutate" as const, clientId: 1000, seq: 1, firstUnackedSeq: 1, ops }] };
     expect(decodeEntryShape(encodeEntry(payload))).toEqual(payload);
+  });
+});
+
+describe("change log (watch streams)", () => {
+  it("records every change with its index, kinds and deletions included, and answers since an index", () => {
+    const driver = new ShardDriver();
+    const client = driver.register(T0);
+    expectOk(driver.mutate(client, 1, [add("a", 1n), windowAdd("w", 2n)], 1, T0));
+    const first = driver.index;
+    expectOk(driver.mutate(client, 2, [add("a", 5n), { kind: "add", key: key("t"), delta: 1n, ttlMs: 10 }], 2, T0));
+    expectOk(driver.mutate(client, 3, [reset("w"), reset("nothing")], 3, T0 + 5));
+    driver.apply([{ type: "keepalive", clientId: client }], T0 + 20); // t expires
+    const all = driver.machine.changesSince(0, () => true, 100)!;
+    expect(all.map((change) => [Buffer.from(change.key).toString(), change.kind, change.value])).toEqual([
+      ["a", "counter", 1n],
+      ["w", "window", 2n],
+      ["a", "counter", 6n],
+      ["t", "counter", 1n],
+      ["w", "deleted", 0n],
+      ["t", "deleted", 0n],
+    ]);
+    const later = driver.machine.changesSince(first, (k) => k[0] === "a".charCodeAt(0), 100)!;
+    expect(later.map((change) => change.value)).toEqual([6n]);
+    // A failed mutate records nothing.
+    expectFailure(driver.mutate(client, 4, [add("a", 1n), windowAdd("a", 1n)], 4, T0 + 30), "FAILED_PRECONDITION");
+    expect(driver.machine.changesSince(driver.index - 1, () => true, 100)).toEqual([]);
+  });
+
+  it("a resume from before the retained changes is compacted (undefined); load and restore start a new log", () => {
+    const driver = new ShardDriver();
+    const client = driver.register(T0);
+    expectOk(driver.mutate(client, 1, [add("a", 1n)], 1, T0));
+    const restored = CounterStateMachine.restore(driver.machine.snapshot(), defaultOptions);
+    expect(restored.changesSince(0, () => true, 10)).toBeUndefined();
+    expect(restored.changesSince(restored.appliedIndex, () => true, 10)).toEqual([]);
+  });
+});
+
+describe("ChangeLog ring", () => {
+  it("drops the oldest changes beyond capacity and reports compaction by index", () => {
+    const log = new ChangeLog(0, 4);
+    for (let index = 1; index <= 6; index++) log.record({ index, key: key(`k${index}`), value: BigInt(index), version: index, kind: "counter" });
+    expect(log.retainedAfter).toBe(2);
+    expect(log.since(1, () => true, 10)).toBeUndefined();
+    expect(log.since(2, () => true, 10)!.map((change) => change.index)).toEqual([3, 4, 5, 6]);
+    expect(log.since(4, () => true, 10)!.map((change) => change.index)).toEqual([5, 6]);
+    expect(log.since(2, () => true, 2)!.map((change) => change.index)).toEqual([3, 4]);
   });
 });
