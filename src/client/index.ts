@@ -28,6 +28,9 @@ export type {
   WindowAtResult,
   WindowPoint,
   WindowRangeResult,
+  WatchBatch,
+  WatchEvent,
+  WatchOptions,
 } from "./client.js";
 export type { ReplicaRoute, RoutesSnapshot, ShardRoute } from "./routing.js";
 export type { Fence, Int64Input, Key } from "./values.js";

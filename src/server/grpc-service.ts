@@ -9,7 +9,7 @@ import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
 import { type Command, type CommandResult, type CounterOp, type OpResult, TTL_MS_MAX, UNIQUE_ITEMS_MAX, validateCommand } from "../shard/commands.js";
 import { WINDOW_MS_MAX } from "../shard/kinds/ratelimit.js";
-import { TOP_K_MAX } from "../shard/kinds/topk.js";
+import { keyHasPrefix, TOP_K_MAX } from "../shard/kinds/topk.js";
 import type { WindowAggregate } from "../shard/kinds/windows.js";
 import type { ShardReplica } from "./shard-replica.js";
 import {
@@ -290,7 +290,7 @@ export class CounterApi {
     }
     const shardId = replica.shardId;
     const epoch = replica.descriptor.epoch;
-    const matches = prefix ? (key: Uint8Array) => hasPrefix(key, target) : (key: Uint8Array) => Buffer.compare(key, target) === 0;
+    const matches = prefix ? (key: Uint8Array) => keyHasPrefix(key, target) : (key: Uint8Array) => Buffer.compare(key, target) === 0;
     let sentAtMs = Date.now();
     let done = false;
     const stop = (error?: unknown): void => {
@@ -853,12 +853,6 @@ const WATCH_BATCH_MAX = 10_000;
 const WATCH_PROGRESS_MS = 1_000;
 
 type KeyChangeLike = { key: Uint8Array; value: bigint; version: number; kind: string; index: number };
-
-function hasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
-  if (key.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
-  return true;
-}
 
 function shardAnswer(replica: ShardReplica, term: number, appliedIndex: number): Json {
   const { descriptor } = replica;

@@ -38,7 +38,7 @@ import { decodeKindRecord, encodeKindRecord, KIND_NAMES, KindTable, KindTag, typ
 import { compareBytes } from "./kinds/codec.js";
 import { HyperLogLog } from "./kinds/hll.js";
 import { SlidingWindowLimiter } from "./kinds/ratelimit.js";
-import { aggregate, topK, type Aggregate, type KeyValue } from "./kinds/topk.js";
+import { aggregate, keyHasPrefix, topK, type Aggregate, type KeyValue } from "./kinds/topk.js";
 import { WindowedCounter, type WindowAggregate, type WindowBucket, type WindowRange } from "./kinds/windows.js";
 import {
   acknowledgeBelow,
@@ -626,15 +626,7 @@ export class CounterStateMachine {
     const nowMs = Math.max(this.clockMsValue, readNowMs);
     for (const slot of table.occupiedSlots()) {
       const key = table.keyView(slot);
-      if (key.length < prefix.length) continue;
-      let match = true;
-      for (let i = 0; i < prefix.length; i++) {
-        if (key[i] !== prefix[i]) {
-          match = false;
-          break;
-        }
-      }
-      if (!match || this.kinds.isDue(key, nowMs)) continue;
+      if (!keyHasPrefix(key, prefix) || this.kinds.isDue(key, nowMs)) continue;
       yield { key, value: table.value(slot) };
     }
   }
