@@ -311,4 +311,34 @@ describe("counter kinds end to end", () => {
       expect(stale.points[0]!.value).toBe(sum);
     }
   }, 90_000);
+
+  test("a range split carries kinded keys to the new shard (windowed, limit, unique, TTL)", async () => {
+    const at = 3 * 4096 + 2048;
+    const upper = (prefix: string): string => {
+      for (let i = 0; ; i++) {
+        const key = `${prefix}-${i}`;
+        if (slotOf(new TextEncoder().encode(key)) >= at) return key;
+      }
+    };
+    const [windowKey, limitKey, uniqueKey, ttlKey] = [upper("ks:w"), upper("ks:l"), upper("ks:u"), upper("ks:t")];
+    const t = Math.floor(Date.now() / 1000) * 1000;
+    await client.addWindowed(windowKey, 9n, { eventTimeMs: t });
+    await client.tryAcquire(limitKey, 4, 10, 600_000);
+    await client.uniqueAdd(uniqueKey, ["a", "b", "c", "d"]);
+    await client.add(ttlKey, 2n, { ttlMs: 600_000 });
+    const out: string[] = [];
+    const io: CliIo = { stdout: (text) => out.push(text), stderr: (text) => out.push(text), cwd: cluster.dir, env: {}, createClient: (options) => new TallyClient(options) };
+    const code = await runCli(["--endpoints", cluster.endpoints().join(","), "--timeout", "8000", "shard", "split", "4", "--at", String(at)], io);
+    expect(code, out.join("")).toBe(0);
+    await eventually(async () => ((await client.routes()).shards.some((shard) => shard.slotStart === at) ? true : undefined), 30_000, "the split");
+    const child = (await client.routes()).shards.find((shard) => shard.slotStart === at)!;
+    expect(child.shardId).not.toBe(4);
+    expect((await client.windowAt(windowKey, t)).sum).toBe(9n);
+    expect((await client.tryAcquire(limitKey, 0, 10, 600_000)).remaining).toBe(6n);
+    expect((await client.uniqueCount([uniqueKey])).count).toBe(4);
+    expect((await client.get(ttlKey)).value).toBe(2n);
+    const aggregate = await client.aggregate("ks:");
+    expect(aggregate.shards).toHaveLength(5);
+    expect(aggregate.count).toBe(1);
+  }, 60_000);
 });
