@@ -357,6 +357,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         if (tally.addWindowed === undefined) throw new UsageError("this client has no counter kinds");
         return run(tally as KindsClient, options);
       }),
+      (text) => io.stdout(text),
     );
     await program.parseAsync(argv, { from: "user" });
   } catch (error) {

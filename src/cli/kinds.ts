@@ -9,7 +9,7 @@ import { parseDecimalBigInt } from "../client/values.js";
 import { UsageError } from "./exit-codes.js";
 import { formatTable } from "./format.js";
 
-export type KindsClient = Pick<TallyClient, "connect" | "addWindowed" | "windowRange" | "windowAt" | "tryAcquire" | "uniqueAdd" | "uniqueCount" | "topK" | "aggregate">;
+export type KindsClient = Pick<TallyClient, "connect" | "addWindowed" | "windowRange" | "windowAt" | "tryAcquire" | "uniqueAdd" | "uniqueCount" | "topK" | "aggregate" | "watch">;
 
 export interface GlobalKindOptions {
   json?: boolean;
@@ -52,7 +52,8 @@ function exact(value: bigint, divisor: bigint): string {
   return rest === 0n ? whole.toString() : `${value}/${divisor}`;
 }
 
-export function addKindCommands(program: Command, withClient: WithClient): void {
+/** `print` writes a streamed line (watch without --count) to tallyctl's stdout. */
+export function addKindCommands(program: Command, withClient: WithClient, print: (text: string) => void): void {
   const deadline = (options: GlobalKindOptions) => ({ deadlineMs: options.timeout });
   const window = program.command("window").description("windowed counters: add, range, at");
   window
@@ -163,6 +164,34 @@ export function addKindCommands(program: Command, withClient: WithClient): void 
         if (options.json) return { entries: result.entries.map((entry) => ({ key: entry.key.toString("utf8"), value: entry.value })), shards: result.shards };
         const rows = result.entries.map((entry, i) => [String(i + 1), entry.key.toString("utf8"), entry.value.toString()]);
         return `${formatTable(["#", "key", "value"], rows, new Set([0, 2]))}\n(${result.shards.length} shards at applied ${result.shards.map((shard) => `${shard.shardId}:${shard.appliedIndex}`).join(" ")})`;
+      }),
+    );
+
+  program
+    .command("watch")
+    .description("print changes of KEY (or of every key starting with it, --prefix) until Ctrl-C or --count events")
+    .argument("<key>")
+    .option("--prefix", "watch every key with this prefix, on every shard")
+    .option("--from-index <n>", "changes after this log index (per shard); default: from now", nonNegative("--from-index"))
+    .option("--count <n>", "stop after this many events", positive("--count"))
+    .action(async (key: string, opts: { prefix?: boolean; fromIndex?: number; count?: number }, command: Command) =>
+      withClient(command, async (tally, options) => {
+        await tally.connect();
+        const lines: string[] = [];
+        const stop = new AbortController();
+        let events = 0;
+        // A watch has no deadline: it runs until Ctrl-C, or until --count events arrived.
+        for await (const batch of tally.watch(key, { prefix: opts.prefix === true, signal: stop.signal, ...(opts.fromIndex ? { fromIndex: opts.fromIndex } : {}) })) {
+          for (const event of batch.events) {
+            const line = options.json
+              ? JSON.stringify({ shardId: batch.shardId, key: event.key.toString("utf8"), kind: event.kind, value: event.value.toString(), version: event.version.toString(), index: event.index.toString() })
+              : `${event.key.toString("utf8")} ${event.kind} ${event.value}  (version ${event.version}, index ${event.index}, shard ${batch.shardId})`;
+            if (opts.count === undefined) print(`${line}\n`);
+            else lines.push(line);
+            if (opts.count !== undefined && ++events >= opts.count) stop.abort();
+          }
+        }
+        return lines.join("\n");
       }),
     );
 

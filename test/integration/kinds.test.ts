@@ -8,7 +8,7 @@ import { TallyClient } from "../../src/client/index.js";
 import { slotOf } from "../../src/meta/slots.js";
 import { AmbiguousError, FailedPreconditionError, InvalidArgumentError } from "../../src/util/errors.js";
 import { runCli, type CliIo } from "../../src/cli/cli.js";
-import { TestCluster, eventually } from "../support/cluster.js";
+import { TestCluster, eventually, withDeadline } from "../support/cluster.js";
 import { RawCallError, leaderClient } from "../support/raw-client.js";
 
 let cluster: TestCluster;
@@ -179,6 +179,13 @@ describe("counter kinds end to end", () => {
     const top = await run("top", "kc:top:", "-k", "1");
     expect(top.stdout).toMatch(/1\s+kc:top:y\s+9/);
     expect((await run("agg", "kc:top:")).stdout).toMatch(/^count 2 {2}sum 14 {2}min 5 {2}max 9 {2}avg 7/);
+    const watching = run("watch", "kc:watch:", "--prefix", "--count", "2");
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await run("add", "kc:watch:a", "3");
+    await run("add", "kc:watch:b", "4");
+    const watched = await withDeadline(watching, 15_000, "tallyctl watch --count 2");
+    expect(watched.code).toBe(0);
+    expect(watched.stdout).toMatch(/kc:watch:a counter 3 .*\n.*kc:watch:b counter 4 /s);
     const usage = await run("limit", "kc:l", "1", "--limit", "0", "--window-ms", "1000");
     expect(usage.code).not.toBe(0);
     expect(usage.stderr + usage.stdout).toMatch(/--limit must be positive/);
@@ -326,10 +333,19 @@ describe("counter kinds end to end", () => {
     await client.tryAcquire(limitKey, 4, 10, 600_000);
     await client.uniqueAdd(uniqueKey, ["a", "b", "c", "d"]);
     await client.add(ttlKey, 2n, { ttlMs: 600_000 });
-    const out: string[] = [];
-    const io: CliIo = { stdout: (text) => out.push(text), stderr: (text) => out.push(text), cwd: cluster.dir, env: {}, createClient: (options) => new TallyClient(options) };
-    const code = await runCli(["--endpoints", cluster.endpoints().join(","), "--timeout", "8000", "shard", "split", "4", "--at", String(at)], io);
-    expect(code, out.join("")).toBe(0);
+    // The kill test before may leave shard 4 mid-election or its membership settling: the split
+    // is refused (FAILED_PRECONDITION, NOT_LEADER) until then, so ask until it starts.
+    await cluster.waitReady(30_000);
+    const attempts: string[] = [];
+    await eventually(async () => {
+      const out: string[] = [];
+      const io: CliIo = { stdout: (text) => out.push(text), stderr: (text) => out.push(text), cwd: cluster.dir, env: {}, createClient: (options) => new TallyClient(options) };
+      const code = await runCli(["--endpoints", cluster.endpoints().join(","), "--timeout", "8000", "shard", "split", "4", "--at", String(at)], io);
+      attempts.push(out.join(""));
+      return code === 0 ? true : undefined;
+    }, 30_000, "the split to start").catch((error: Error) => {
+      throw new Error(`${error.message}; tallyctl said: ${attempts.slice(-3).join(" | ")}`);
+    });
     await eventually(async () => ((await client.routes()).shards.some((shard) => shard.slotStart === at) ? true : undefined), 30_000, "the split");
     const child = (await client.routes()).shards.find((shard) => shard.slotStart === at)!;
     expect(child.shardId).not.toBe(4);
