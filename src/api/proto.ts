@@ -83,11 +83,13 @@ export interface AddRequestMessage {
   delta: Int64String;
   hasFloor: boolean;
   floor: Int64String;
+  ttlMs?: Int64String;
 }
 export interface SetRequestMessage {
   header: RequestHeaderMessage | null;
   key: Buffer;
   value: Int64String;
+  ttlMs?: Int64String;
 }
 export interface ResetRequestMessage {
   header: RequestHeaderMessage | null;
@@ -110,10 +112,29 @@ export interface AddOpMessage {
   delta: Int64String;
   hasFloor: boolean;
   floor: Int64String;
+  ttlMs?: Int64String;
 }
 export interface SetOpMessage {
   key: Buffer;
   value: Int64String;
+  ttlMs?: Int64String;
+}
+export interface WindowAddOpMessage {
+  key: Buffer;
+  delta: Int64String;
+  eventTimeMs: Int64String;
+  ttlMs: Int64String;
+}
+export interface TryAcquireOpMessage {
+  key: Buffer;
+  n: Int64String;
+  limit: Int64String;
+  windowMs: Int64String;
+}
+export interface UniqueAddOpMessage {
+  key: Buffer;
+  items: Buffer[];
+  ttlMs: Int64String;
 }
 export interface ResetOpMessage {
   key: Buffer;
@@ -124,11 +145,14 @@ export interface CompareAndSetOpMessage {
   value: Int64String;
 }
 export interface BatchOpMessage {
-  op?: "add" | "set" | "reset" | "compareAndSet";
+  op?: "add" | "set" | "reset" | "compareAndSet" | "windowAdd" | "tryAcquire" | "uniqueAdd";
   add?: AddOpMessage;
   set?: SetOpMessage;
   reset?: ResetOpMessage;
   compareAndSet?: CompareAndSetOpMessage;
+  windowAdd?: WindowAddOpMessage;
+  tryAcquire?: TryAcquireOpMessage;
+  uniqueAdd?: UniqueAddOpMessage;
 }
 export interface BatchRequestMessage {
   header: RequestHeaderMessage | null;
@@ -137,6 +161,10 @@ export interface BatchRequestMessage {
 export interface OpResultMessage {
   value: Int64String;
   version: Int64String;
+  eventTimeMs?: Int64String;
+  hasAcquire?: boolean;
+  allowed?: boolean;
+  retryAfterMs?: Int64String;
 }
 export interface BatchResponseMessage {
   results: OpResultMessage[];
@@ -170,6 +198,103 @@ export interface GetManyResponseMessage {
   values: GetResponseMessage[];
 }
 
+/** The common fields of every read request. */
+export interface ReadFieldsMessage {
+  consistency: ConsistencyName;
+  minIndex: Int64String;
+  shardId: number;
+  epoch: Int64String;
+}
+export interface WindowRangeRequestMessage extends ReadFieldsMessage {
+  key: Buffer;
+  fromMs: Int64String;
+  toMs: Int64String;
+  stepMs: Int64String;
+  agg: string;
+}
+export interface WindowPointMessage {
+  startMs: Int64String;
+  value: Int64String;
+  divisor: Int64String;
+}
+export interface WindowRangeResponseMessage {
+  points: WindowPointMessage[];
+  resolutionMs: Int64String;
+  version: Int64String;
+  fence: FenceMessage | null;
+  appliedIndex: Int64String;
+}
+export interface WindowAtRequestMessage extends ReadFieldsMessage {
+  key: Buffer;
+  timeMs: Int64String;
+}
+export interface WindowAtResponseMessage {
+  startMs: Int64String;
+  resolutionMs: Int64String;
+  sum: Int64String;
+  count: Int64String;
+  version: Int64String;
+  fence: FenceMessage | null;
+  appliedIndex: Int64String;
+}
+export interface UniqueCountRequestMessage extends ReadFieldsMessage {
+  keys: Buffer[];
+  withSketch: boolean;
+}
+export interface UniqueCountResponseMessage {
+  count: Int64String;
+  sketch: Buffer;
+  fence: FenceMessage | null;
+  appliedIndex: Int64String;
+}
+export interface ShardAnswerMessage {
+  shardId: number;
+  slotStart: number;
+  slotEnd: number;
+  epoch: Int64String;
+  appliedIndex: Int64String;
+  fence: FenceMessage | null;
+}
+export interface TopKRequestMessage extends ReadFieldsMessage {
+  prefix: Buffer;
+  k: number;
+}
+export interface TopKResponseMessage {
+  entries: Array<{ key: Buffer; value: Int64String }>;
+  shard: ShardAnswerMessage | null;
+}
+export interface AggregateRequestMessage extends ReadFieldsMessage {
+  prefix: Buffer;
+}
+export interface AggregateResponseMessage {
+  count: Int64String;
+  sum: string;
+  min: Int64String;
+  max: Int64String;
+  shard: ShardAnswerMessage | null;
+}
+
+export interface WatchRequestMessage {
+  key: Buffer;
+  prefix: boolean;
+  fromIndex: Int64String;
+  shardId: number;
+  epoch: Int64String;
+  coalesceMs: number;
+}
+export interface WatchEventMessage {
+  key: Buffer;
+  value: Int64String;
+  version: Int64String;
+  kind: string;
+  index: Int64String;
+}
+export interface WatchBatchMessage {
+  events: WatchEventMessage[];
+  index: Int64String;
+  shardId: number;
+}
+
 /** The members of PipelineRequest.op, by field name. */
 export interface PipelineOps {
   add: AddRequestMessage;
@@ -179,6 +304,11 @@ export interface PipelineOps {
   batch: BatchRequestMessage;
   get: GetRequestMessage;
   getMany: GetManyRequestMessage;
+  windowRange: WindowRangeRequestMessage;
+  windowAt: WindowAtRequestMessage;
+  uniqueCount: UniqueCountRequestMessage;
+  topK: TopKRequestMessage;
+  aggregate: AggregateRequestMessage;
 }
 export type PipelineOpName = keyof PipelineOps;
 
@@ -186,11 +316,16 @@ export type PipelineRequestMessage = { id: Int64String; op?: PipelineOpName } & 
 
 export interface PipelineResponseMessage {
   id: Int64String;
-  result?: "mutation" | "batch" | "get" | "getMany" | "error";
+  result?: "mutation" | "batch" | "get" | "getMany" | "error" | "windowRange" | "windowAt" | "uniqueCount" | "topK" | "aggregate";
   mutation?: MutationResponseMessage;
   batch?: BatchResponseMessage;
   get?: GetResponseMessage;
   getMany?: GetManyResponseMessage;
+  windowRange?: WindowRangeResponseMessage;
+  windowAt?: WindowAtResponseMessage;
+  uniqueCount?: UniqueCountResponseMessage;
+  topK?: TopKResponseMessage;
+  aggregate?: AggregateResponseMessage;
   error?: ErrorInfoMessage;
 }
 

@@ -9,12 +9,14 @@ import { resolveTls } from "./tls-options.js";
 import { EXIT, UsageError, exitCodeFor } from "./exit-codes.js";
 import { formatMutation, formatRead, formatRoutes, formatStatus, mutationJson, readJson, toJson } from "./format.js";
 import { formatClusterMap, formatPlan, type ClusterMapReply, type PlanReply } from "./format-map.js";
+import { addKindCommands, type KindsClient } from "./kinds.js";
 
 /** The client operations tallyctl uses (tests substitute a fake). */
 export type CliClient = Pick<
   TallyClient,
   "connect" | "add" | "set" | "reset" | "compareAndSet" | "get" | "status" | "routes" | "close" | "admin"
->;
+> &
+  Partial<KindsClient>;
 
 export interface CliIo {
   stdout(text: string): void;
@@ -360,6 +362,13 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       program.outputHelp({ error: true });
       return EXIT.usage;
     }
+    addKindCommands(program, (command, run) =>
+      withClient(command, (tally, options) => {
+        if (tally.addWindowed === undefined) throw new UsageError("this client has no counter kinds");
+        return run(tally as KindsClient, options);
+      }),
+      (text) => io.stdout(text),
+    );
     await program.parseAsync(argv, { from: "user" });
   } catch (error) {
     exitCode = reportError(error, io, json);

@@ -13,7 +13,7 @@ import {
 } from "../util/errors.js";
 import { componentLogger, type Logger } from "../util/log.js";
 import { Cancellation } from "./cancellation.js";
-import { errorInfoToError, type ErrorInfo } from "../api/error-details.js";
+import { decodeServiceError, errorInfoToError, type ErrorInfo } from "../api/error-details.js";
 import {
   AmbiguousOperationError,
   BatchError,
@@ -32,13 +32,19 @@ import type {
   PipelineOpName,
   PipelineOps,
   PipelineResponseMessage,
+  ReadFieldsMessage,
   RegisterSessionRequestMessage,
+  ShardAnswerMessage,
+  WatchBatchMessage,
+  WatchRequestMessage,
   RegisterSessionResponseMessage,
   RequestHeaderMessage,
   RoutesResponseMessage,
   StatusResponseMessage,
 } from "../api/proto.js";
 import { RouteTable, type RoutesSnapshot, type ShardRoute } from "./routing.js";
+import { HyperLogLog } from "../shard/kinds/hll.js";
+import { mergeAggregates, mergeTopK, TOP_K_MAX } from "../shard/kinds/topk.js";
 import { ShardSession } from "./session.js";
 import { clientTlsCredentials, type ClientTlsOptions } from "../util/tls.js";
 import {
@@ -46,6 +52,7 @@ import {
   encodeKey,
   fenceFromMessage,
   int64Wire,
+  KEY_BYTES_MAX,
   toInt64,
   toUint64,
   wireBigInt,
@@ -93,6 +100,122 @@ export interface CallOptions {
 export interface AddOptions extends CallOptions {
   /** The add fails with FailedPreconditionError if the result would be below this. */
   floor?: Int64Input;
+  /** The counter expires (is deleted) at the leader's time + ttlMs; absent keeps its expiry. */
+  ttlMs?: number;
+}
+
+export interface SetOptions extends CallOptions {
+  ttlMs?: number;
+}
+
+export interface WindowAddOptions extends CallOptions {
+  /** Event time (ms since the epoch); default: the leader's timestamp of the log entry. */
+  eventTimeMs?: number;
+  ttlMs?: number;
+}
+
+export interface WindowAddResult extends MutationResult {
+  /** The event time the add used. */
+  eventTimeMs: number;
+}
+
+export interface AcquireResult {
+  allowed: boolean;
+  /** What could still be taken now (after this grant, if granted). */
+  remaining: bigint;
+  /** 0 when allowed; else the exact wait until n would fit (absent other grants). */
+  retryAfterMs: number;
+  /** Log index of the limiter's last grant (0: never granted). */
+  version: bigint;
+  fence: Fence;
+}
+
+export type WindowAggregate = "sum" | "count" | "min" | "max" | "avg";
+
+export interface WindowPoint {
+  startMs: number;
+  /** The aggregate is exactly value / divisor (divisor 1n except for avg). */
+  value: bigint;
+  divisor: bigint;
+}
+
+export interface WindowRangeResult {
+  points: WindowPoint[];
+  /** The tier that answered. */
+  resolutionMs: number;
+  /** 0n when the key does not exist. */
+  version: bigint;
+  fence: Fence;
+  appliedIndex: bigint;
+}
+
+export interface WindowAtResult {
+  startMs: number;
+  resolutionMs: number;
+  sum: bigint;
+  count: number;
+  version: bigint;
+  fence: Fence;
+  appliedIndex: bigint;
+}
+
+export interface ShardAnswer {
+  shardId: number;
+  slotStart: number;
+  slotEnd: number;
+  epoch: bigint;
+  /** The shard's applied index the answer reflects (one consistent state per shard). */
+  appliedIndex: bigint;
+  fence: Fence;
+}
+
+export interface WatchOptions {
+  /** Watch every key starting with the given bytes (on every shard) instead of one key. */
+  prefix?: boolean;
+  /** Changes after this log index (per shard; from a previous batch's index). Default: from now. */
+  fromIndex?: bigint | number;
+  /** The server coalesces changes over this long (latest per key); 10..10,000 ms, default 50. */
+  coalesceMs?: number;
+  /** Stops the watch (the iterator then ends). */
+  signal?: AbortSignal;
+}
+
+export interface WatchEvent {
+  key: Buffer;
+  value: bigint;
+  version: bigint;
+  kind: "counter" | "window" | "limit" | "unique" | "deleted";
+  index: bigint;
+}
+
+export interface WatchBatch {
+  shardId: number;
+  /** Every change of the watched keys on this shard up to this index is delivered: resume from it. */
+  index: bigint;
+  events: WatchEvent[];
+}
+
+export interface UniqueCountResult {
+  /** The HyperLogLog estimate of the union (standard error 0.81%). */
+  count: number;
+  /** The answering shards, one per shard the keys live on, with the applied index each answered at. */
+  shards: Array<{ shardId: number; appliedIndex: bigint; fence: Fence }>;
+}
+
+export interface TopKResult {
+  entries: Array<{ key: Buffer; value: bigint }>;
+  shards: ShardAnswer[];
+}
+
+export interface AggregateResult {
+  count: number;
+  /** Exact; may exceed int64. */
+  sum: bigint;
+  min: bigint | undefined;
+  max: bigint | undefined;
+  /** Floor average: sum = quotient * count + remainder, 0 <= remainder < count. */
+  avg: { quotient: bigint; remainder: bigint; divisor: bigint } | undefined;
+  shards: ShardAnswer[];
 }
 
 export type Consistency = "linearizable" | "stale";
@@ -110,6 +233,11 @@ export interface MutationResult {
   /** Log index of the counter's last change. */
   version: bigint;
   fence: Fence;
+  /** windowAdd: the event time used. */
+  eventTimeMs?: number;
+  /** tryAcquire: whether granted (value = remaining) and the wait when denied. */
+  allowed?: boolean;
+  retryAfterMs?: number;
 }
 
 export interface ReadResult {
@@ -127,7 +255,10 @@ export type BatchOp =
   | { op?: "add"; key: Key; delta?: Int64Input; floor?: Int64Input }
   | { op: "set"; key: Key; value: Int64Input }
   | { op: "reset"; key: Key }
-  | { op: "compareAndSet"; key: Key; expectedVersion: bigint | number; value: Int64Input };
+  | { op: "compareAndSet"; key: Key; expectedVersion: bigint | number; value: Int64Input }
+  | { op: "windowAdd"; key: Key; delta?: Int64Input; eventTimeMs?: number; ttlMs?: number }
+  | { op: "tryAcquire"; key: Key; n: number; limit: number; windowMs: number }
+  | { op: "uniqueAdd"; key: Key; items: Key[]; ttlMs?: number };
 
 export interface PeerLag {
   nodeId: string;
@@ -194,6 +325,21 @@ interface MutationOp {
   floor: bigint | undefined;
   value: bigint;
   expectedVersion: bigint;
+  /** The kinds' fields (0n / empty = unset). */
+  ttlMs: bigint;
+  eventTimeMs: bigint;
+  n: bigint;
+  limit: bigint;
+  windowMs: bigint;
+  items: Buffer[];
+}
+
+type KindFields = Partial<Pick<MutationOp, "ttlMs" | "eventTimeMs" | "n" | "limit" | "windowMs" | "items">>;
+
+const SLOT_COUNT = 16_384;
+
+function optionalUint64(value: unknown, what: string): bigint {
+  return value === undefined ? 0n : toUint64(value, what);
 }
 
 type LeaveReason = "deadline" | "abort";
@@ -424,12 +570,49 @@ export class TallyClient {
     const op = this.makeOp("add", key, {
       delta: toInt64(delta, "delta"),
       floor: options.floor === undefined ? undefined : toInt64(options.floor, "floor"),
+      ttlMs: optionalUint64(options.ttlMs, "ttlMs"),
     });
     return this.submit(op, options, true);
   }
 
-  async set(key: Key, value: Int64Input, options: CallOptions = {}): Promise<MutationResult> {
-    return this.submit(this.makeOp("set", key, { value: toInt64(value, "value") }), options, false);
+  async set(key: Key, value: Int64Input, options: SetOptions = {}): Promise<MutationResult> {
+    return this.submit(this.makeOp("set", key, { value: toInt64(value, "value"), ttlMs: optionalUint64(options.ttlMs, "ttlMs") }), options, false);
+  }
+
+  /**
+   * Adds delta to a windowed counter (buckets of 1 s for 1 h, 1 min for 1 day, 1 h for 1 year) at
+   * eventTimeMs (default: the leader's entry time). Exactly once like add, and batchable with it.
+   */
+  async addWindowed(key: Key, delta: Int64Input = 1n, options: WindowAddOptions = {}): Promise<WindowAddResult> {
+    const op = this.makeOp("windowAdd", key, {
+      delta: toInt64(delta, "delta"),
+      eventTimeMs: optionalUint64(options.eventTimeMs, "eventTimeMs"),
+      ttlMs: optionalUint64(options.ttlMs, "ttlMs"),
+    });
+    const result = await this.submit(op, options, true);
+    return { ...result, eventTimeMs: result.eventTimeMs ?? 0 };
+  }
+
+  /**
+   * Exact sliding-window rate limit: takes n if the grants in the last windowMs plus n stay within
+   * limit. One replicated round trip; a retry returns the first outcome, never acquires twice.
+   */
+  async tryAcquire(key: Key, n: number, limit: number, windowMs: number, options: CallOptions = {}): Promise<AcquireResult> {
+    const op = this.makeOp("tryAcquire", key, {
+      n: toUint64(n, "n"),
+      limit: toUint64(limit, "limit"),
+      windowMs: toUint64(windowMs, "windowMs"),
+    });
+    if (op.limit < 1n) throw new InvalidArgumentError("limit must be >= 1");
+    if (op.windowMs < 1n) throw new InvalidArgumentError("windowMs must be >= 1");
+    if (op.n > op.limit) throw new InvalidArgumentError(`n ${op.n} exceeds limit ${op.limit}: it could never be granted`);
+    const result = await this.submit(op, options, true);
+    return { allowed: result.allowed ?? false, remaining: result.value, retryAfterMs: result.retryAfterMs ?? 0, version: result.version, fence: result.fence };
+  }
+
+  /** Adds items to a HyperLogLog unique count; value 1n if the sketch changed. */
+  async uniqueAdd(key: Key, items: Key[], options: SetOptions = {}): Promise<MutationResult> {
+    return this.submit(this.makeOp("uniqueAdd", key, { items: itemsOf(items), ttlMs: optionalUint64(options.ttlMs, "ttlMs") }), options, true);
   }
 
   /** Deletes the counter (a later get says exists: false). */
@@ -640,7 +823,7 @@ export class TallyClient {
   private makeOp(
     kind: MutationKind,
     keyInput: Key,
-    fields: { delta?: bigint; floor?: bigint; value?: bigint; expectedVersion?: bigint },
+    fields: { delta?: bigint; floor?: bigint; value?: bigint; expectedVersion?: bigint } & KindFields,
   ): MutationOp {
     const key = encodeKey(keyInput);
     return {
@@ -652,6 +835,12 @@ export class TallyClient {
       floor: fields.floor,
       value: fields.value ?? 0n,
       expectedVersion: fields.expectedVersion ?? 0n,
+      ttlMs: fields.ttlMs ?? 0n,
+      eventTimeMs: fields.eventTimeMs ?? 0n,
+      n: fields.n ?? 0n,
+      limit: fields.limit ?? 0n,
+      windowMs: fields.windowMs ?? 0n,
+      items: fields.items ?? [],
     };
   }
 
@@ -665,6 +854,16 @@ export class TallyClient {
             delta: toInt64(op.delta ?? 1n, "delta"),
             floor: op.floor === undefined ? undefined : toInt64(op.floor, "floor"),
           });
+        case "windowAdd":
+          return this.makeOp("windowAdd", op.key, {
+            delta: toInt64(op.delta ?? 1n, "delta"),
+            eventTimeMs: optionalUint64(op.eventTimeMs, "eventTimeMs"),
+            ttlMs: optionalUint64(op.ttlMs, "ttlMs"),
+          });
+        case "tryAcquire":
+          return this.makeOp("tryAcquire", op.key, { n: toUint64(op.n, "n"), limit: toUint64(op.limit, "limit"), windowMs: toUint64(op.windowMs, "windowMs") });
+        case "uniqueAdd":
+          return this.makeOp("uniqueAdd", op.key, { items: itemsOf(op.items), ttlMs: optionalUint64(op.ttlMs, "ttlMs") });
         case "set":
           return this.makeOp("set", op.key, { value: toInt64(op.value, "value") });
         case "reset":
@@ -1010,7 +1209,13 @@ export class TallyClient {
       const fence = fenceFromMessage(response.batch.fence);
       this.releaseSeq(unit);
       response.batch.results.forEach((result, index) => {
-        entries[index]!.waiter.resolve({ value: wireBigInt(result.value), version: wireBigInt(result.version), fence });
+        const resolved: MutationResult = { value: wireBigInt(result.value), version: wireBigInt(result.version), fence };
+        if (entries[index]!.op.kind === "windowAdd") resolved.eventTimeMs = Number(result.eventTimeMs ?? 0);
+        if (result.hasAcquire) {
+          resolved.allowed = result.allowed ?? false;
+          resolved.retryAfterMs = Number(result.retryAfterMs ?? 0);
+        }
+        entries[index]!.waiter.resolve(resolved);
       });
       return;
     }
@@ -1041,14 +1246,22 @@ export class TallyClient {
 
   // ---- Reads ------------------------------------------------------------------------------------
 
-  private async read(keys: Key[], options: ReadOptions, kind: "get" | "getMany"): Promise<ReadResult[]> {
+  private read(keys: Key[], options: ReadOptions, kind: "get" | "getMany"): Promise<ReadResult[]> {
+    const encoded = keys.map((key) => encodeKey(key));
+    return this.withReadState(options, kind, (state) => this.readGroup(encoded, encoded.map((key) => slotOf(key)), state));
+  }
+
+  /**
+   * Runs a read under one deadline, cancellation and in-flight slot; errors after a deadline,
+   * abort or close become the matching error.
+   */
+  private async withReadState<T>(options: ReadOptions, kind: ReadState["kind"], run: (state: ReadState) => Promise<T>): Promise<T> {
     this.checkOpen();
     const consistency = options.consistency ?? "linearizable";
     if (consistency !== "linearizable" && consistency !== "stale") {
       throw new InvalidArgumentError(`consistency must be "linearizable" or "stale", got ${JSON.stringify(consistency)}`);
     }
     const minIndex = options.minIndex === undefined ? 0n : toUint64(options.minIndex, "minIndex");
-    const encoded = keys.map((key) => encodeKey(key));
     const deadlineAtMs = this.deadlineFor(options);
     this.admit(1, options.signal);
     this.inflightOps++;
@@ -1060,8 +1273,7 @@ export class TallyClient {
     const state: ReadState = { deadlineAtMs, cancellation, consistency, minIndex, lastError: undefined, kind, timeouts: 0 };
     try {
       await this.ensureRoutes();
-      const slots = encoded.map((key) => slotOf(key));
-      return await this.readGroup(encoded, slots, state);
+      return await run(state);
     } catch (error) {
       if (options.signal?.aborted) throw options.signal.reason;
       if (this.closed) throw new ClientClosedError();
@@ -1103,71 +1315,340 @@ export class TallyClient {
         return results;
       }
       if (state.cancellation.cancelled) continue;
-      const route = routing.route;
-      let address: string;
+      const attempt = await this.readAttempt(routing.route, state, ++failures, (common) =>
+        state.kind === "get" && keys.length === 1 ? ["get", { key: keys[0]!, ...common }] : ["getMany", { keys, ...common }],
+      );
+      if (typeof attempt === "number") {
+        delayMs = attempt;
+        continue;
+      }
+      const values: GetResponseMessage[] | undefined =
+        attempt.result === "get" && attempt.get !== undefined ? [attempt.get] : attempt.result === "getMany" ? attempt.getMany?.values : undefined;
+      if (values === undefined || values.length !== keys.length) {
+        throw new TallyError("INTERNAL", `malformed read reply (${attempt.result ?? "empty"}) for ${keys.length} keys`);
+      }
+      return values.map(readResultFromMessage);
+    }
+  }
+
+  /**
+   * One read attempt on a route: the reply, or the delay before the next attempt. Errors that a
+   * retry cannot fix are thrown.
+   */
+  private async readAttempt(
+    route: ShardRoute,
+    state: ReadState,
+    failures: number,
+    build: (common: ReadFieldsMessage) => [PipelineOpName, PipelineOps[PipelineOpName]],
+  ): Promise<PipelineResponseMessage | number> {
+    let address: string;
+    try {
+      address = state.consistency === "stale" ? this.replicaAddress(route) : this.leaderAddress(route);
+    } catch (error) {
+      state.lastError = error;
+      this.refreshRoutesSoon();
+      return this.backoffMs(failures);
+    }
+    const common: ReadFieldsMessage = {
+      consistency: state.consistency === "stale" ? "STALE" : "LINEARIZABLE",
+      minIndex: int64Wire(state.minIndex),
+      shardId: route.shardId,
+      epoch: int64Wire(route.epoch),
+    };
+    const timeoutMs = this.attemptTimeoutMs(state.timeouts, state.deadlineAtMs);
+    const [opName, request] = build(common);
+    const outcome = await this.connection(address).send(opName, request, timeoutMs, state.deadlineAtMs, state.cancellation);
+    switch (outcome.kind) {
+      case "reply":
+        return outcome.response;
+      case "aborted":
+        return 0;
+      case "unsent":
+        state.lastError = new UnavailableError(`cannot connect to ${address}`, { cause: outcome.cause });
+        this.onNodeFailure(route, address);
+        return this.backoffMs(failures);
+      case "lost":
+        state.lastError = new UnavailableError(`connection to ${address} lost`, { cause: outcome.cause });
+        this.onNodeFailure(route, address);
+        return this.backoffMs(failures);
+      case "timeout":
+        state.timeouts++;
+        state.lastError = new TimeoutError(`no reply from ${address} within the attempt timeout`);
+        if (state.consistency === "stale") this.markFailed(address);
+        return this.backoffMs(failures);
+      case "error": {
+        const error = errorInfoToError(outcome.info);
+        state.lastError = error;
+        if (!isRetryable(error.code)) throw error;
+        const delayMs = await this.onAttemptError(new AttemptError(error, address), route, failures);
+        if (state.consistency === "stale" && (error.code === "UNAVAILABLE" || error.code === "TIMEOUT")) this.markFailed(address);
+        return delayMs;
+      }
+    }
+  }
+
+  /** A read answered by the one shard that holds `slot`, retried until the deadline. */
+  private async shardRead<T>(
+    slot: number,
+    state: ReadState,
+    build: (common: ReadFieldsMessage) => [PipelineOpName, PipelineOps[PipelineOpName]],
+    parse: (response: PipelineResponseMessage) => T | undefined,
+  ): Promise<T> {
+    let failures = 0;
+    let delayMs = 0;
+    for (;;) {
+      if (delayMs > 0) await this.sleep(Math.min(delayMs, state.deadlineAtMs - monotonicMs()), state.cancellation);
+      delayMs = 0;
+      if (state.cancellation.cancelled || monotonicMs() >= state.deadlineAtMs) throw this.deadlineError(state.lastError);
+      let routing: SlotRouting;
       try {
-        address = state.consistency === "stale" ? this.replicaAddress(route) : this.leaderAddress(route);
+        routing = await this.routeForSlots([slot]);
       } catch (error) {
         state.lastError = error;
-        this.refreshRoutesSoon();
         delayMs = this.backoffMs(++failures);
         continue;
       }
-      const common = {
-        consistency: state.consistency === "stale" ? ("STALE" as const) : ("LINEARIZABLE" as const),
-        minIndex: int64Wire(state.minIndex),
-        shardId: route.shardId,
-        epoch: int64Wire(route.epoch),
-      };
-      const timeoutMs = this.attemptTimeoutMs(state.timeouts, state.deadlineAtMs);
-      const outcome =
-        state.kind === "get" && keys.length === 1
-          ? await this.connection(address).send("get", { key: keys[0]!, ...common }, timeoutMs, state.deadlineAtMs, state.cancellation)
-          : await this.connection(address).send("getMany", { keys, ...common }, timeoutMs, state.deadlineAtMs, state.cancellation);
-      failures++;
-      switch (outcome.kind) {
-        case "reply": {
-          const values: GetResponseMessage[] | undefined =
-            outcome.response.result === "get" && outcome.response.get !== undefined
-              ? [outcome.response.get]
-              : outcome.response.result === "getMany"
-                ? outcome.response.getMany?.values
-                : undefined;
-          if (values === undefined || values.length !== keys.length) {
-            throw new TallyError("INTERNAL", `malformed read reply (${outcome.response.result ?? "empty"}) for ${keys.length} keys`);
-          }
-          return values.map(readResultFromMessage);
-        }
-        case "aborted":
-          continue;
-        case "unsent":
-          state.lastError = new UnavailableError(`cannot connect to ${address}`, { cause: outcome.cause });
-          this.onNodeFailure(route, address);
-          delayMs = this.backoffMs(failures);
-          continue;
-        case "lost":
-          state.lastError = new UnavailableError(`connection to ${address} lost`, { cause: outcome.cause });
-          this.onNodeFailure(route, address);
-          delayMs = this.backoffMs(failures);
-          continue;
-        case "timeout":
-          state.timeouts++;
-          state.lastError = new TimeoutError(`no reply from ${address} within the attempt timeout`);
-          if (state.consistency === "stale") this.markFailed(address);
-          delayMs = this.backoffMs(failures);
-          continue;
-        case "error": {
-          const error = errorInfoToError(outcome.info);
-          state.lastError = error;
-          if (isRetryable(error.code)) {
-            delayMs = await this.onAttemptError(new AttemptError(error, address), route, failures);
-            if (state.consistency === "stale" && (error.code === "UNAVAILABLE" || error.code === "TIMEOUT")) this.markFailed(address);
-            continue;
-          }
-          throw error;
-        }
+      assert(routing.kind === "single", "one slot routes to one shard");
+      if (state.cancellation.cancelled) continue;
+      const attempt = await this.readAttempt(routing.route, state, ++failures, build);
+      if (typeof attempt === "number") {
+        delayMs = attempt;
+        continue;
       }
+      const parsed = parse(attempt);
+      if (parsed === undefined) throw new TallyError("INTERNAL", `malformed ${state.kind} reply (${attempt.result ?? "empty"})`);
+      return parsed;
     }
+  }
+
+  // ---- Counter kinds: reads ---------------------------------------------------------------------
+
+  /** A windowed counter's points in [fromMs, toMs), one per stepMs, aggregated by agg (default sum). */
+  async windowRange(key: Key, fromMs: number, toMs: number, stepMs: number, agg: WindowAggregate = "sum", options: ReadOptions = {}): Promise<WindowRangeResult> {
+    const encoded = encodeKey(key);
+    const request = { key: encoded, fromMs: int64Wire(toUint64(fromMs, "fromMs")), toMs: int64Wire(toUint64(toMs, "toMs")), stepMs: int64Wire(toUint64(stepMs, "stepMs")), agg };
+    return this.withReadState(options, "windowRange", (state) =>
+      this.shardRead(slotOf(encoded), state, (common) => ["windowRange", { ...request, ...common }], (response) => {
+        const message = response.windowRange;
+        if (message === undefined) return undefined;
+        return {
+          points: message.points.map((point) => ({ startMs: Number(point.startMs), value: wireBigInt(point.value), divisor: wireBigInt(point.divisor) })),
+          resolutionMs: Number(message.resolutionMs),
+          version: wireBigInt(message.version),
+          fence: fenceFromMessage(message.fence),
+          appliedIndex: wireBigInt(message.appliedIndex),
+        };
+      }),
+    );
+  }
+
+  /** The bucket of a windowed counter holding timeMs, from the finest tier that still keeps it. */
+  async windowAt(key: Key, timeMs: number, options: ReadOptions = {}): Promise<WindowAtResult> {
+    const encoded = encodeKey(key);
+    const timeWire = int64Wire(toUint64(timeMs, "timeMs"));
+    return this.withReadState(options, "windowAt", (state) =>
+      this.shardRead(slotOf(encoded), state, (common) => ["windowAt", { key: encoded, timeMs: timeWire, ...common }], (response) => {
+        const message = response.windowAt;
+        if (message === undefined) return undefined;
+        return {
+          startMs: Number(message.startMs),
+          resolutionMs: Number(message.resolutionMs),
+          sum: wireBigInt(message.sum),
+          count: Number(message.count),
+          version: wireBigInt(message.version),
+          fence: fenceFromMessage(message.fence),
+          appliedIndex: wireBigInt(message.appliedIndex),
+        };
+      }),
+    );
+  }
+
+  /**
+   * The estimated number of distinct items over the union of the keys. Keys of one shard are
+   * merged by the shard; across shards the client merges the shards' register arrays (max), so
+   * the answer is the union's count, not a sum.
+   */
+  async uniqueCount(keys: Key[], options: ReadOptions = {}): Promise<UniqueCountResult> {
+    if (!Array.isArray(keys) || keys.length === 0) throw new InvalidArgumentError("keys must be a non-empty array");
+    if (keys.length > BATCH_OPS_MAX) throw new InvalidArgumentError(`uniqueCount reads at most ${BATCH_OPS_MAX} keys, got ${keys.length}`);
+    const encoded = keys.map((key) => encodeKey(key));
+    return this.withReadState(options, "uniqueCount", async (state) => {
+      const groups = new Map<number, Buffer[]>();
+      for (const key of encoded) {
+        const shardId = this.routeTable.lookup(slotOf(key))?.shardId ?? -1;
+        groups.set(shardId, [...(groups.get(shardId) ?? []), key]);
+      }
+      const withSketch = groups.size > 1;
+      const parts = await Promise.all(
+        [...groups.entries()].map(async ([shardId, group]) => {
+          const part = await this.shardRead(slotOf(group[0]!), state, (common) => ["uniqueCount", { keys: group, withSketch, ...common }], (response) => response.uniqueCount);
+          return { ...part, shardId };
+        }),
+      );
+      const shards = parts.map((part) => ({ shardId: part.shardId, appliedIndex: wireBigInt(part.appliedIndex), fence: fenceFromMessage(part.fence) }));
+      if (!withSketch) return { count: Number(parts[0]!.count), shards };
+      const union = new HyperLogLog();
+      for (const part of parts) union.merge(HyperLogLog.decode(part.sketch));
+      return { count: Math.round(union.count()), shards };
+    });
+  }
+
+  /**
+   * The exact top k plain counters whose key starts with prefix, over every shard: each shard
+   * answers its own top k at one applied index, the client merges (exact: a key lives in one
+   * shard). The shards' answers must tile the slot space; after a split mid-way it asks again.
+   */
+  async topK(prefix: Key, k: number, options: ReadOptions = {}): Promise<TopKResult> {
+    const prefixBytes = encodePrefix(prefix);
+    if (!Number.isInteger(k) || k < 1 || k > TOP_K_MAX) throw new InvalidArgumentError(`k must be 1..${TOP_K_MAX}, got ${k}`);
+    const answers = await this.scatter(options, "topK", (common) => ["topK", { prefix: prefixBytes, k, ...common }], (response) => response.topK);
+    const lists = answers.map(({ message }) => message.entries.map((entry) => ({ key: entry.key, value: wireBigInt(entry.value) })));
+    return { entries: mergeTopK(lists, k).map((entry) => ({ key: Buffer.from(entry.key), value: entry.value })), shards: answers.map(({ shard }) => shard) };
+  }
+
+  /** Count, exact sum, min, max and floor average of the plain counters with the prefix, over every shard. */
+  async aggregate(prefix: Key, options: ReadOptions = {}): Promise<AggregateResult> {
+    const prefixBytes = encodePrefix(prefix);
+    const answers = await this.scatter(options, "aggregate", (common) => ["aggregate", { prefix: prefixBytes, ...common }], (response) => response.aggregate);
+    const merged = mergeAggregates(
+      answers.map(({ message }) => {
+        const count = Number(message.count);
+        return { count, sum: BigInt(message.sum), min: count > 0 ? wireBigInt(message.min) : undefined, max: count > 0 ? wireBigInt(message.max) : undefined, avg: undefined };
+      }),
+    );
+    return { ...merged, shards: answers.map(({ shard }) => shard) };
+  }
+
+  /**
+   * Changes of a key (or of every key with a prefix) as batches, until options.signal aborts or
+   * close(). Reconnects by itself (any replica serves a watch) and resumes from the last batch's
+   * index, so no change is skipped; a change may repeat after a reconnect (same index). Throws
+   * OutOfRangeError when a replica no longer holds the changes after the resume index (re-read,
+   * then watch again from now).
+   */
+  async *watch(keyOrPrefix: Key, options: WatchOptions = {}): AsyncGenerator<WatchBatch> {
+    this.checkOpen();
+    const prefix = options.prefix === true;
+    const target = prefix ? encodePrefix(keyOrPrefix) : encodeKey(keyOrPrefix);
+    const coalesceMs = options.coalesceMs ?? 50;
+    const startIndex = options.fromIndex === undefined ? 0n : toUint64(options.fromIndex, "fromIndex");
+    await this.ensureRoutes();
+    const cancellation = new Cancellation();
+    const onAbort = (): void => cancellation.cancel();
+    options.signal?.addEventListener("abort", onAbort, { once: true });
+    this.activeReads.add(cancellation);
+    const queue: Array<WatchBatch | { error: unknown }> = [];
+    let wake: (() => void) | undefined;
+    const push = (item: WatchBatch | { error: unknown }): void => {
+      queue.push(item);
+      wake?.();
+    };
+    const follow = async (slot: number): Promise<void> => {
+      let cursor = startIndex;
+      let failures = 0;
+      while (!cancellation.cancelled && !this.closed) {
+        let route: ShardRoute;
+        let address: string;
+        try {
+          const routing = await this.routeForSlots([slot]);
+          assert(routing.kind === "single", "one slot routes to one shard");
+          route = routing.route;
+          address = this.replicaAddress(route);
+        } catch {
+          await this.sleep(this.backoffMs(++failures), cancellation);
+          continue;
+        }
+        const stream = this.connection(address).serverStream<WatchRequestMessage, WatchBatchMessage>("watch", {
+          key: target,
+          prefix,
+          fromIndex: int64Wire(cursor),
+          shardId: route.shardId,
+          epoch: int64Wire(route.epoch),
+          coalesceMs,
+        });
+        const unsubscribe = cancellation.onCancel(() => stream.cancel());
+        const error = await new Promise<unknown>((resolve) => {
+          stream.on("data", (message: WatchBatchMessage) => {
+            failures = 0;
+            cursor = wireBigInt(message.index);
+            push({
+              shardId: message.shardId,
+              index: cursor,
+              events: message.events.map((event) => ({
+                key: event.key,
+                value: wireBigInt(event.value),
+                version: wireBigInt(event.version),
+                kind: event.kind as WatchEvent["kind"],
+                index: wireBigInt(event.index),
+              })),
+            });
+          });
+          stream.on("error", (streamError) => resolve(streamError));
+          stream.on("end", () => resolve(undefined));
+        });
+        unsubscribe();
+        if (cancellation.cancelled || this.closed) return;
+        const decoded = error === undefined ? undefined : decodeServiceError(error as grpc.ServiceError);
+        if (decoded?.error.code === "OUT_OF_RANGE" || decoded?.error.code === "INVALID_ARGUMENT") {
+          push({ error: decoded.error });
+          return;
+        }
+        if (decoded?.error.code === "WRONG_SHARD" || decoded?.error.code === "UNAVAILABLE") this.refreshRoutesSoon();
+        this.markFailed(address);
+        await this.sleep(this.backoffMs(++failures), cancellation);
+      }
+    };
+    const slots = prefix ? this.routeTable.snapshot().shards.map((route) => route.slotStart) : [slotOf(target)];
+    const followers = slots.map((slot) => follow(slot).catch((error: unknown) => push({ error })));
+    try {
+      while (!cancellation.cancelled && !this.closed) {
+        const item = queue.shift();
+        if (item === undefined) {
+          let unsubscribe: (() => void) | undefined;
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+            unsubscribe = cancellation.onCancel(resolve);
+          });
+          unsubscribe?.();
+          wake = undefined;
+          continue;
+        }
+        if ("error" in item) throw item.error;
+        yield item;
+      }
+    } finally {
+      cancellation.cancel();
+      options.signal?.removeEventListener("abort", onAbort);
+      this.activeReads.delete(cancellation);
+      await Promise.allSettled(followers);
+    }
+  }
+
+  /** Asks every shard once; retries the whole round until the answers tile [0, SLOT_COUNT) exactly. */
+  private scatter<M extends { shard: ShardAnswerMessage | null }>(
+    options: ReadOptions,
+    kind: ReadState["kind"],
+    build: (common: ReadFieldsMessage) => [PipelineOpName, PipelineOps[PipelineOpName]],
+    pick: (response: PipelineResponseMessage) => M | undefined,
+  ): Promise<Array<{ message: M; shard: ShardAnswer }>> {
+    return this.withReadState(options, kind, async (state) => {
+      for (;;) {
+        const shards = this.routeTable.snapshot().shards;
+        const answers = await Promise.all(
+          shards.map((route) =>
+            this.shardRead(route.slotStart, state, build, (response) => {
+              const message = pick(response);
+              return message?.shard ? { message, shard: shardAnswerFrom(message.shard) } : undefined;
+            }),
+          ),
+        );
+        if (tilesSlots(answers.map(({ shard }) => shard))) return answers;
+        // A split or merge happened between the map and the answers: ask again with a fresh map.
+        state.lastError = new TallyError("WRONG_SHARD", "the shards' answers do not tile the slot space (the map changed)");
+        await this.refreshRoutes(true);
+        if (state.cancellation.cancelled || monotonicMs() >= state.deadlineAtMs) throw this.deadlineError(state.lastError);
+      }
+    });
   }
 
   // ---- Sessions ---------------------------------------------------------------------------------
@@ -1474,8 +1955,37 @@ interface ReadState {
   consistency: Consistency;
   minIndex: bigint;
   lastError: unknown;
-  kind: "get" | "getMany";
+  kind: "get" | "getMany" | "windowRange" | "windowAt" | "uniqueCount" | "topK" | "aggregate";
   timeouts: number;
+}
+
+function encodePrefix(prefix: Key): Buffer {
+  const bytes = typeof prefix === "string" ? Buffer.from(prefix, "utf8") : prefix instanceof Uint8Array ? Buffer.from(prefix) : undefined;
+  if (bytes === undefined) throw new InvalidArgumentError("prefix must be a string or bytes");
+  if (bytes.length > KEY_BYTES_MAX) throw new InvalidArgumentError(`prefix of ${bytes.length} bytes exceeds ${KEY_BYTES_MAX}`);
+  return bytes;
+}
+
+function shardAnswerFrom(message: ShardAnswerMessage): ShardAnswer {
+  return {
+    shardId: message.shardId,
+    slotStart: message.slotStart,
+    slotEnd: message.slotEnd,
+    epoch: wireBigInt(message.epoch),
+    appliedIndex: wireBigInt(message.appliedIndex),
+    fence: fenceFromMessage(message.fence),
+  };
+}
+
+/** True when the answers' slot ranges cover [0, SLOT_COUNT) with no gap and no overlap. */
+function tilesSlots(answers: ShardAnswer[]): boolean {
+  const sorted = [...answers].sort((a, b) => a.slotStart - b.slotStart);
+  let next = 0;
+  for (const answer of sorted) {
+    if (answer.slotStart !== next) return false;
+    next = answer.slotEnd;
+  }
+  return next === SLOT_COUNT;
 }
 
 const RETRYABLE_READ_CODES: ReadonlySet<ErrorCode> = new Set(["NOT_LEADER", "WRONG_SHARD", "UNAVAILABLE", "OVERLOADED", "TIMEOUT", "AMBIGUOUS"]);
@@ -1508,31 +2018,53 @@ function raceCancellation<T>(promise: Promise<T>, cancellation: Cancellation): P
 function batchOpMessage(op: MutationOp): BatchOpMessage {
   switch (op.kind) {
     case "add":
-      return { add: { key: op.key, delta: int64Wire(op.delta), hasFloor: op.floor !== undefined, floor: int64Wire(op.floor ?? 0n) } };
+      return { add: { key: op.key, delta: int64Wire(op.delta), hasFloor: op.floor !== undefined, floor: int64Wire(op.floor ?? 0n), ttlMs: int64Wire(op.ttlMs) } };
     case "set":
-      return { set: { key: op.key, value: int64Wire(op.value) } };
+      return { set: { key: op.key, value: int64Wire(op.value), ttlMs: int64Wire(op.ttlMs) } };
     case "reset":
       return { reset: { key: op.key } };
     case "compareAndSet":
       return { compareAndSet: { key: op.key, expectedVersion: int64Wire(op.expectedVersion), value: int64Wire(op.value) } };
+    case "windowAdd":
+      return { windowAdd: { key: op.key, delta: int64Wire(op.delta), eventTimeMs: int64Wire(op.eventTimeMs), ttlMs: int64Wire(op.ttlMs) } };
+    case "tryAcquire":
+      return { tryAcquire: { key: op.key, n: int64Wire(op.n), limit: int64Wire(op.limit), windowMs: int64Wire(op.windowMs) } };
+    case "uniqueAdd":
+      return { uniqueAdd: { key: op.key, items: op.items, ttlMs: int64Wire(op.ttlMs) } };
   }
+}
+
+function itemsOf(items: Key[]): Buffer[] {
+  if (!Array.isArray(items) || items.length === 0) throw new InvalidArgumentError("items must be a non-empty array");
+  return items.map((item, i) => {
+    if (typeof item === "string") return Buffer.from(item, "utf8");
+    if (item instanceof Uint8Array) return Buffer.from(item.buffer, item.byteOffset, item.byteLength);
+    throw new InvalidArgumentError(`items[${i}] must be a string or bytes`);
+  });
 }
 
 /** One op travels as its own request kind; several as a BatchRequest. Same input, same request. */
 function buildMutationRequest(entries: UnitEntry[], header: RequestHeaderMessage): [PipelineOpName, PipelineOps[PipelineOpName]] {
-  if (entries.length > 1) return ["batch", { header, ops: entries.map((entry) => batchOpMessage(entry.op)) }];
+  // The kinds' ops exist only as BatchOps: one of them alone is a batch of one.
+  if (entries.length > 1 || !SINGLE_REQUEST_KINDS.has(entries[0]!.op.kind)) {
+    return ["batch", { header, ops: entries.map((entry) => batchOpMessage(entry.op)) }];
+  }
   const op = entries[0]!.op;
   switch (op.kind) {
     case "add":
-      return ["add", { header, key: op.key, delta: int64Wire(op.delta), hasFloor: op.floor !== undefined, floor: int64Wire(op.floor ?? 0n) }];
+      return ["add", { header, key: op.key, delta: int64Wire(op.delta), hasFloor: op.floor !== undefined, floor: int64Wire(op.floor ?? 0n), ttlMs: int64Wire(op.ttlMs) }];
     case "set":
-      return ["set", { header, key: op.key, value: int64Wire(op.value) }];
+      return ["set", { header, key: op.key, value: int64Wire(op.value), ttlMs: int64Wire(op.ttlMs) }];
     case "reset":
       return ["reset", { header, key: op.key }];
     case "compareAndSet":
       return ["compareAndSet", { header, key: op.key, expectedVersion: int64Wire(op.expectedVersion), value: int64Wire(op.value) }];
+    default:
+      return assert(false, `${op.kind} travels as a batch op`) as never;
   }
 }
+
+const SINGLE_REQUEST_KINDS: ReadonlySet<MutationKind> = new Set(["add", "set", "reset", "compareAndSet"]);
 
 function readResultFromMessage(message: GetResponseMessage): ReadResult {
   return {

@@ -5,7 +5,7 @@ import { AmbiguousError, TallyError, UnavailableError, type ErrorCode } from "..
  * (`instanceof AmbiguousError`, `instanceof UnavailableError`), adding what the client knows.
  */
 
-export type MutationKind = "add" | "set" | "reset" | "compareAndSet";
+export type MutationKind = "add" | "set" | "reset" | "compareAndSet" | "windowAdd" | "tryAcquire" | "uniqueAdd";
 
 /** What the client knows about a mutation whose outcome it could not learn. */
 export interface AmbiguousOperation {

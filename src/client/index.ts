@@ -4,7 +4,9 @@
  */
 export { TallyClient } from "./client.js";
 export type {
+  AcquireResult,
   AddOptions,
+  AggregateResult,
   BatchOp,
   CallOptions,
   ClusterStatus,
@@ -15,7 +17,20 @@ export type {
   PeerLag,
   ReadOptions,
   ReadResult,
+  SetOptions,
+  ShardAnswer,
   TallyClientOptions,
+  TopKResult,
+  UniqueCountResult,
+  WindowAddOptions,
+  WindowAddResult,
+  WindowAggregate,
+  WindowAtResult,
+  WindowPoint,
+  WindowRangeResult,
+  WatchBatch,
+  WatchEvent,
+  WatchOptions,
 } from "./client.js";
 export type { ClientTlsOptions } from "../util/tls.js";
 export type { ReplicaRoute, RoutesSnapshot, ShardRoute } from "./routing.js";

@@ -7,7 +7,11 @@
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
-import { type Command, type CommandResult, type CounterOp, validateCommand } from "../shard/commands.js";
+import { type Command, type CommandResult, type CounterOp, type OpResult, TTL_MS_MAX, UNIQUE_ITEMS_MAX, validateCommand } from "../shard/commands.js";
+import { WINDOW_MS_MAX } from "../shard/kinds/ratelimit.js";
+import { keyHasPrefix, TOP_K_MAX } from "../shard/kinds/topk.js";
+import type { WindowAggregate } from "../shard/kinds/windows.js";
+import type { ShardReplica } from "./shard-replica.js";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
@@ -63,14 +67,17 @@ export class CounterApi {
     };
   }
 
-  private async mutate(headerRaw: Json | undefined, ops: CounterOp[]): Promise<{ results: Array<{ value: bigint; version: number }>; term: number; index: number }> {
+  private async mutate(headerRaw: Json | undefined, ops: CounterOp[]): Promise<{ results: OpResult[]; term: number; index: number }> {
     const header = this.header(headerRaw);
     const command: Command = { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops };
     if (header.epoch !== 0) command.epoch = header.epoch;
     validateCommand(command, this.limits());
     const replica = this.node.route(header.shardId, header.epoch, ops.map((op) => op.key));
     let bytes = 64;
-    for (const op of ops) bytes += op.key.length + 40;
+    for (const op of ops) {
+      bytes += op.key.length + 40;
+      if (op.kind === "unique") for (const item of op.items) bytes += item.length + 5;
+    }
     const outcome = await this.node.submit(replica, command, bytes);
     const result = expectOk(outcome.result);
     if (result.type !== "mutate") throw new TallyError("INTERNAL", `unexpected result type ${result.type}`);
@@ -102,7 +109,7 @@ export class CounterApi {
   }
 
   async set(request: Json): Promise<Json> {
-    return this.single(request.header, { kind: "set", key: key(request.key, "key"), value: i64(request.value, "value") });
+    return this.single(request.header, setOp(request, -1));
   }
 
   async reset(request: Json): Promise<Json> {
@@ -136,7 +143,14 @@ export class CounterApi {
     const replies: Json[] = new Array(results.length);
     for (let i = 0; i < results.length; i++) {
       const result = results[i]!;
-      replies[i] = { value: int64Wire(result.value), version: result.version };
+      const reply: Json = { value: int64Wire(result.value), version: result.version };
+      if (result.eventTimeMs !== undefined) reply.eventTimeMs = result.eventTimeMs;
+      if (result.allowed !== undefined) {
+        reply.hasAcquire = true;
+        reply.allowed = result.allowed;
+        reply.retryAfterMs = result.retryAfterMs ?? 0;
+      }
+      replies[i] = reply;
     }
     return { results: replies, fence: fence(term, index) };
   }
@@ -156,6 +170,185 @@ export class CounterApi {
     const keys = keysRaw.map((k, i) => key(k, `keys[${i}]`));
     const result = await this.read(request, keys);
     return { values: keys.map((_, i) => readResponse(result, i)) };
+  }
+
+  // ---- counter kinds: reads ----
+
+  /**
+   * Runs `answer` on the shard's applied state once the read may be served (lease or ReadIndex,
+   * or STALE at min_index), exactly like Get: node.read resolves when a consistent applied state
+   * is reached, and `answer` runs synchronously in the continuation, at one applied index (which
+   * may be newer than the one that served the read: still linearizable, applied state only grows).
+   */
+  private async kindRead<T>(request: Json, keys: Uint8Array[], answer: (replica: ShardReplica) => T): Promise<{ value: T; term: number; appliedIndex: number; replica: ShardReplica }> {
+    const shardId = u32(request.shardId, "shard_id");
+    if (keys.length === 0 && shardId === 0) throw new InvalidArgumentError("shard_id is required: this read is answered per shard");
+    const replica = this.node.route(shardId, u64(request.epoch, "epoch"), keys);
+    await this.node.read(replica, [], consistencyOf(request.consistency), u64(request.minIndex, "min_index"));
+    const current = this.node.replicas.get(replica.shardId) as ShardReplica | undefined;
+    if (current === undefined) throw new UnavailableError(`shard ${replica.shardId} left node ${this.node.nodeId} during the read`);
+    return { value: answer(current), term: current.raw.term, appliedIndex: current.machine.appliedIndex, replica: current };
+  }
+
+  async windowRange(request: Json): Promise<Json> {
+    const k = this.boundedKey(request.key, "key");
+    const fromMs = u64(request.fromMs, "from_ms");
+    const toMs = u64(request.toMs, "to_ms");
+    const stepMs = u64(request.stepMs, "step_ms");
+    const agg = windowAggregateOf(request.agg);
+    if (toMs <= fromMs) throw new InvalidArgumentError(`to_ms: ${toMs} must be above from_ms ${fromMs}`);
+    if (stepMs === 0) throw new InvalidArgumentError("step_ms: must be >= 1");
+    if ((toMs - fromMs) % stepMs !== 0) throw new InvalidArgumentError(`step_ms: to_ms - from_ms (${toMs - fromMs}) is not a multiple of ${stepMs}`);
+    const { value, term, appliedIndex } = await this.kindRead(request, [k], (r) => r.machine.windowRange(k, fromMs, toMs, stepMs, agg, Date.now()));
+    return {
+      points: value.points.map((point) => ({ startMs: point.startMs, value: int64Wire(point.value), divisor: int64Wire(point.divisor) })),
+      resolutionMs: value.resolutionMs,
+      version: value.version,
+      fence: fence(term, appliedIndex),
+      appliedIndex,
+    };
+  }
+
+  async windowAt(request: Json): Promise<Json> {
+    const k = this.boundedKey(request.key, "key");
+    const timeMs = u64(request.timeMs, "time_ms");
+    const { value, term, appliedIndex } = await this.kindRead(request, [k], (r) => r.machine.windowAt(k, timeMs, Date.now()));
+    return {
+      startMs: value.startMs,
+      resolutionMs: value.resolutionMs,
+      sum: int64Wire(value.sum),
+      count: value.count,
+      version: value.version,
+      fence: fence(term, appliedIndex),
+      appliedIndex,
+    };
+  }
+
+  async uniqueCount(request: Json): Promise<Json> {
+    const keysRaw: unknown[] = Array.isArray(request.keys) ? request.keys : [];
+    if (keysRaw.length === 0) throw new InvalidArgumentError("keys: at least one key is required");
+    if (keysRaw.length > this.node.config.limits.maxBatchOps) {
+      throw new InvalidArgumentError(`keys: ${keysRaw.length} keys exceed the limit of ${this.node.config.limits.maxBatchOps}`);
+    }
+    const keys = keysRaw.map((raw, i) => this.boundedKey(raw, `keys[${i}]`));
+    const { value, term, appliedIndex } = await this.kindRead(request, keys, (r) => r.machine.uniqueSketch(keys, Date.now()));
+    return {
+      count: Math.round(value.count()),
+      sketch: request.withSketch ? Buffer.from(value.encode()) : Buffer.alloc(0),
+      fence: fence(term, appliedIndex),
+      appliedIndex,
+    };
+  }
+
+  async topK(request: Json): Promise<Json> {
+    const prefix = this.prefixOf(request.prefix);
+    const k = u32(request.k, "k");
+    if (k < 1 || k > TOP_K_MAX) throw new InvalidArgumentError(`k: must be 1..${TOP_K_MAX}, got ${k}`);
+    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.topK(prefix, k, Date.now()));
+    return {
+      entries: value.map((entry) => ({ key: Buffer.from(entry.key), value: int64Wire(entry.value) })),
+      shard: shardAnswer(replica, term, appliedIndex),
+    };
+  }
+
+  async aggregate(request: Json): Promise<Json> {
+    const prefix = this.prefixOf(request.prefix);
+    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.aggregate(prefix, Date.now()));
+    return {
+      count: value.count,
+      sum: value.sum.toString(),
+      min: int64Wire(value.min ?? 0n),
+      max: int64Wire(value.max ?? 0n),
+      shard: shardAnswer(replica, term, appliedIndex),
+    };
+  }
+
+  /**
+   * A watch stream: polls the replica's change log every coalesce_ms and sends the latest change
+   * per key since the cursor. Ends with an error status when the shard leaves this node or changes
+   * epoch (re-route and resume), or when the cursor fell out of the change log (OUT_OF_RANGE).
+   */
+  watch(call: grpc.ServerWritableStream<Json, Json>): void {
+    const request = call.request;
+    let prefix: boolean;
+    let target: Uint8Array;
+    let replica: ShardReplica;
+    let coalesceMs: number;
+    let cursor: number;
+    try {
+      prefix = request.prefix === true;
+      target = prefix ? this.prefixOf(request.key) : this.boundedKey(request.key, "key");
+      coalesceMs = u32(request.coalesceMs, "coalesce_ms") || WATCH_COALESCE_DEFAULT_MS;
+      if (coalesceMs < 10 || coalesceMs > 10_000) throw new InvalidArgumentError(`coalesce_ms: must be 10..10000, got ${coalesceMs}`);
+      const shardId = u32(request.shardId, "shard_id");
+      if (prefix && shardId === 0) throw new InvalidArgumentError("shard_id is required for a prefix watch (one stream per shard)");
+      replica = this.node.route(shardId, u64(request.epoch, "epoch"), prefix ? [] : [target]);
+      const fromIndex = u64(request.fromIndex, "from_index");
+      cursor = fromIndex === 0 ? replica.machine.appliedIndex : fromIndex;
+    } catch (error) {
+      call.destroy(toServiceError(error, this.log));
+      return;
+    }
+    const shardId = replica.shardId;
+    const epoch = replica.descriptor.epoch;
+    const matches = prefix ? (key: Uint8Array) => keyHasPrefix(key, target) : (key: Uint8Array) => Buffer.compare(key, target) === 0;
+    let sentAtMs = Date.now();
+    let done = false;
+    const stop = (error?: unknown): void => {
+      if (done) return;
+      done = true;
+      clearInterval(timer);
+      if (error === undefined) call.end();
+      else call.destroy(toServiceError(error, this.log));
+    };
+    const poll = (): void => {
+      if (done || call.cancelled || call.destroyed) return stop();
+      const current = this.node.replicas.get(shardId) as ShardReplica | undefined;
+      if (current === undefined) return stop(new UnavailableError(`shard ${shardId} left node ${this.node.nodeId}; resume from index ${cursor} elsewhere`));
+      if (current.descriptor.epoch !== epoch) return stop(new WrongShardError(`shard ${shardId} moved to epoch ${current.descriptor.epoch}; re-route and resume from index ${cursor}`, shardId, current.descriptor.epoch));
+      const changes = current.machine.changesSince(cursor, matches, WATCH_BATCH_MAX);
+      if (changes === undefined) {
+        return stop(new OutOfRangeError(`from_index ${cursor} is compacted: this replica keeps changes after index ${current.machine.changesRetainedAfter}; re-read and watch from now`));
+      }
+      // Coalesce: the latest change per key, in the order of those latest changes.
+      const latest = new Map<string, KeyChangeLike>();
+      for (const change of changes) {
+        const name = Buffer.from(change.key).toString("latin1");
+        latest.delete(name);
+        latest.set(name, change);
+      }
+      const last = changes[changes.length - 1];
+      const index = changes.length >= WATCH_BATCH_MAX && last !== undefined ? last.index : current.machine.appliedIndex;
+      const now = Date.now();
+      if (latest.size === 0 && now - sentAtMs < WATCH_PROGRESS_MS) {
+        cursor = Math.max(cursor, index);
+        return;
+      }
+      cursor = Math.max(cursor, index);
+      sentAtMs = now;
+      call.write({
+        events: [...latest.values()].map((change) => ({ key: Buffer.from(change.key), value: int64Wire(change.value), version: change.version, kind: change.kind, index: change.index })),
+        index: cursor,
+        shardId,
+      });
+    };
+    const timer = setInterval(poll, coalesceMs);
+    call.on("cancelled", () => stop());
+    call.on("error", () => stop());
+    poll();
+  }
+
+  private boundedKey(raw: unknown, field: string): Uint8Array {
+    const k = key(raw, field);
+    if (k.length > this.node.config.limits.maxKeyBytes) throw new InvalidArgumentError(`${field}: ${k.length} bytes exceed the limit of ${this.node.config.limits.maxKeyBytes}`);
+    return k;
+  }
+
+  private prefixOf(raw: unknown): Uint8Array {
+    if (raw === undefined || raw === null) return new Uint8Array(0);
+    if (!(raw instanceof Uint8Array)) throw new InvalidArgumentError("prefix: bytes are required");
+    if (raw.length > this.node.config.limits.maxKeyBytes) throw new InvalidArgumentError(`prefix: ${raw.length} bytes exceed the key limit of ${this.node.config.limits.maxKeyBytes}`);
+    return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
   }
 
   private read(request: Json, keys: Uint8Array[]): Promise<ReadResult> {
@@ -414,6 +607,16 @@ export class CounterApi {
           return { id, get: await this.get(request.get) };
         case "getMany":
           return { id, getMany: await this.getMany(request.getMany) };
+        case "windowRange":
+          return { id, windowRange: await this.windowRange(request.windowRange) };
+        case "windowAt":
+          return { id, windowAt: await this.windowAt(request.windowAt) };
+        case "uniqueCount":
+          return { id, uniqueCount: await this.uniqueCount(request.uniqueCount) };
+        case "topK":
+          return { id, topK: await this.topK(request.topK) };
+        case "aggregate":
+          return { id, aggregate: await this.aggregate(request.aggregate) };
         default:
           throw new InvalidArgumentError(`pipeline request ${id} carries no operation`);
       }
@@ -459,6 +662,12 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     addBatch: unary((r) => api.addBatch(r)),
     get: unary((r) => api.get(r)),
     getMany: unary((r) => api.getMany(r)),
+    windowRange: unary((r) => api.windowRange(r)),
+    windowAt: unary((r) => api.windowAt(r)),
+    uniqueCount: unary((r) => api.uniqueCount(r)),
+    topK: unary((r) => api.topK(r)),
+    aggregate: unary((r) => api.aggregate(r)),
+    watch: (call: grpc.ServerWritableStream<Json, Json>) => api.watch(call),
     routes: unary(() => api.routes()),
     pipeline: (call: grpc.ServerDuplexStream<Json, Json>) => {
       let inflight = 0;
@@ -576,7 +785,82 @@ function u32(raw: unknown, field: string): number {
 function addOp(raw: Json, opIndex: number): CounterOp {
   const op: CounterOp = { kind: "add", key: key(raw.key, "key", opIndex), delta: i64(raw.delta, "delta", opIndex) };
   if (raw.hasFloor) op.floor = i64(raw.floor, "floor", opIndex);
+  const ttlMs = ttlOf(raw.ttlMs, opIndex);
+  if (ttlMs !== undefined) op.ttlMs = ttlMs;
   return op;
+}
+
+function setOp(raw: Json, opIndex: number): CounterOp {
+  const op: CounterOp = { kind: "set", key: key(raw.key, "key", opIndex), value: i64(raw.value, "value", opIndex) };
+  const ttlMs = ttlOf(raw.ttlMs, opIndex);
+  if (ttlMs !== undefined) op.ttlMs = ttlMs;
+  return op;
+}
+
+/** ttl_ms 0 (the proto default) = no change to the key's expiry. */
+function ttlOf(raw: unknown, opIndex: number): number | undefined {
+  const ttlMs = u64(raw, "ttl_ms", opIndex);
+  if (ttlMs > TTL_MS_MAX) throw new InvalidArgumentError(`${fieldName("ttl_ms", opIndex)}: ${ttlMs} exceeds ${TTL_MS_MAX} (ten years)`);
+  return ttlMs === 0 ? undefined : ttlMs;
+}
+
+function windowAddOp(raw: Json, opIndex: number): CounterOp {
+  const op: CounterOp = { kind: "window", key: key(raw.key, "key", opIndex), delta: i64(raw.delta, "delta", opIndex) };
+  const eventTimeMs = u64(raw.eventTimeMs, "event_time_ms", opIndex);
+  if (eventTimeMs !== 0) op.eventTimeMs = eventTimeMs;
+  const ttlMs = ttlOf(raw.ttlMs, opIndex);
+  if (ttlMs !== undefined) op.ttlMs = ttlMs;
+  return op;
+}
+
+function tryAcquireOp(raw: Json, opIndex: number): CounterOp {
+  const op: CounterOp = {
+    kind: "acquire",
+    key: key(raw.key, "key", opIndex),
+    n: u64(raw.n, "n", opIndex),
+    limit: u64(raw.limit, "limit", opIndex),
+    windowMs: u64(raw.windowMs, "window_ms", opIndex),
+  };
+  if (op.limit < 1) throw new InvalidArgumentError(`${fieldName("limit", opIndex)}: must be >= 1`);
+  if (op.windowMs < 1 || op.windowMs > WINDOW_MS_MAX) throw new InvalidArgumentError(`${fieldName("window_ms", opIndex)}: must be 1..${WINDOW_MS_MAX}, got ${op.windowMs}`);
+  if (op.n > op.limit) throw new InvalidArgumentError(`${fieldName("n", opIndex)}: ${op.n} exceeds limit ${op.limit}; it could never be granted`);
+  return op;
+}
+
+function uniqueAddOp(raw: Json, opIndex: number): CounterOp {
+  const items: unknown[] = Array.isArray(raw.items) ? raw.items : [];
+  if (items.length === 0) throw new InvalidArgumentError(`${fieldName("items", opIndex)}: at least one item is required`);
+  if (items.length > UNIQUE_ITEMS_MAX) throw new InvalidArgumentError(`${fieldName("items", opIndex)}: ${items.length} items exceed ${UNIQUE_ITEMS_MAX}`);
+  const op: CounterOp = {
+    kind: "unique",
+    key: key(raw.key, "key", opIndex),
+    items: items.map((item, i) => {
+      if (!(item instanceof Uint8Array)) throw new InvalidArgumentError(`${fieldName(`items[${i}]`, opIndex)}: bytes are required`);
+      return new Uint8Array(item.buffer, item.byteOffset, item.byteLength);
+    }),
+  };
+  const ttlMs = ttlOf(raw.ttlMs, opIndex);
+  if (ttlMs !== undefined) op.ttlMs = ttlMs;
+  return op;
+}
+
+function windowAggregateOf(raw: unknown): WindowAggregate {
+  if (raw === undefined || raw === null || raw === "") return "sum";
+  if (raw === "sum" || raw === "count" || raw === "min" || raw === "max" || raw === "avg") return raw;
+  throw new InvalidArgumentError(`agg: must be sum, count, min, max or avg, got ${JSON.stringify(raw)}`);
+}
+
+const WATCH_COALESCE_DEFAULT_MS = 50;
+/** Changes read per poll; a backlog is sent over several polls. */
+const WATCH_BATCH_MAX = 10_000;
+/** An idle watch still sends its progress (the index) this often, so a resume starts near now. */
+const WATCH_PROGRESS_MS = 1_000;
+
+type KeyChangeLike = { key: Uint8Array; value: bigint; version: number; kind: string; index: number };
+
+function shardAnswer(replica: ShardReplica, term: number, appliedIndex: number): Json {
+  const { descriptor } = replica;
+  return { shardId: replica.shardId, slotStart: descriptor.slotStart, slotEnd: descriptor.slotEnd, epoch: descriptor.epoch, appliedIndex, fence: fence(term, appliedIndex) };
 }
 
 function batchOp(raw: Json | undefined, i: number): CounterOp {
@@ -584,7 +868,13 @@ function batchOp(raw: Json | undefined, i: number): CounterOp {
     case "add":
       return addOp(raw.add, i);
     case "set":
-      return { kind: "set", key: key(raw.set.key, "key", i), value: i64(raw.set.value, "value", i) };
+      return setOp(raw.set, i);
+    case "windowAdd":
+      return windowAddOp(raw.windowAdd, i);
+    case "tryAcquire":
+      return tryAcquireOp(raw.tryAcquire, i);
+    case "uniqueAdd":
+      return uniqueAddOp(raw.uniqueAdd, i);
     case "reset":
       return { kind: "reset", key: key(raw.reset.key, "key", i) };
     case "compareAndSet":
@@ -595,7 +885,7 @@ function batchOp(raw: Json | undefined, i: number): CounterOp {
         value: i64(raw.compareAndSet.value, "value", i),
       };
     default:
-      throw new InvalidArgumentError(`ops[${i}]: no operation set (add, set, reset or compare_and_set)`);
+      throw new InvalidArgumentError(`ops[${i}]: no operation set (add, set, reset, compare_and_set, window_add, try_acquire or unique_add)`);
   }
 }
 

@@ -333,7 +333,9 @@ export class TallyNode {
       for await (const [key, value] of this.store.scanCounters(shardId)) counters.push([key, decodeCounterRecord(value)]);
       const sessions: Array<[number, Uint8Array]> = [];
       for await (const entry of this.store.scanSessions(shardId)) sessions.push(entry);
-      machine = CounterStateMachine.load(this.shardOptions, loaded.applied?.index ?? 0, loaded.applied?.clockMs ?? 0, counters, sessions);
+      const kinds: Array<[Uint8Array, Uint8Array]> = [];
+      for await (const entry of this.store.scanKinds(shardId)) kinds.push(entry);
+      machine = CounterStateMachine.load(this.shardOptions, loaded.applied?.index ?? 0, loaded.applied?.clockMs ?? 0, counters, sessions, kinds);
     }
     const replica = new GroupReplica(
       shardId,
@@ -742,7 +744,7 @@ export class TallyNode {
     const results = command.ops.map((op) => {
       const current = readCounter(replica, op.key);
       const before = current?.value ?? 0n;
-      const value = op.kind === "add" ? before + op.delta : op.kind === "reset" ? 0n : op.value;
+      const value = op.kind === "add" ? before + op.delta : "value" in op ? op.value : 0n;
       return { value, version: current?.version ?? 0 };
     });
     replica.enqueue({ command, bytes, deadlineMs: monotonicMs() + timeoutMs, resolve: () => undefined, reject: () => undefined });
@@ -1006,6 +1008,7 @@ export class TallyNode {
         batch.putCounter(shard.shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
       }
       for (const [clientId, record] of changes.sessions) batch.putSession(shard.shardId, clientId, record);
+      for (const [key, record] of changes.kinds) batch.putKind(shard.shardId, key, record);
       batch.setApplied(shard.shardId, shard.machine.appliedIndex, shard.machine.clockMs);
       // Removed from the group: the replica is garbage once this batch is written.
       if (removedSelf) this.groupsToDestroy.add(shard.shardId);
@@ -1047,6 +1050,7 @@ export class TallyNode {
     parent.descriptor = { epoch, slotStart: before.slotStart, slotEnd: split.splitSlot };
     batch.putGroupState(parent.shardId, encodeDescriptor(parent.descriptor));
     const moved = parent.machine.removeWhere((key) => slotOf(key) >= split.splitSlot);
+    const movedKinds = parent.machine.removeKindsWhere((key) => slotOf(key) >= split.splitSlot);
     const sessions = [...parent.machine.exportRecords().sessions];
     const childId = split.newShardId;
     const childDescriptor: ShardDescriptor = { epoch, slotStart: split.splitSlot, slotEnd: before.slotEnd };
@@ -1055,7 +1059,7 @@ export class TallyNode {
     // A node replaying this entry after joining later was not a voter then: the new shard's
     // replicas are the parent's voters at the split, and it is not one of them.
     if (!conf.voters.includes(this.nodeId)) return;
-    const child = CounterStateMachine.load(this.shardOptions, index, parent.machine.clockMs, moved, sessions);
+    const child = CounterStateMachine.load(this.shardOptions, index, parent.machine.clockMs, moved, sessions, movedKinds);
     const storage = new MemoryStorage();
     const childConf: ConfState = { voters: [...conf.voters], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
     const snapshot = { metadata: { index, term: 1, confState: childConf }, data: wrapShardSnapshot(childDescriptor, child.snapshot()) };
@@ -1068,6 +1072,7 @@ export class TallyNode {
     batch.putGroupState(childId, encodeDescriptor(childDescriptor));
     for (const [key, record] of moved) batch.putCounter(childId, key, encodeCounterRecord(record));
     for (const [clientId, record] of sessions) batch.putSession(childId, clientId, record);
+    for (const [key, record] of movedKinds) batch.putKind(childId, key, record);
     batch.setApplied(childId, index, child.clockMs);
     const replica = new GroupReplica(
       childId,
@@ -1157,6 +1162,7 @@ export class TallyNode {
       const changes = machine.takeChanges();
       for (const [key, record] of changes.counters) batch.putCounter(shard.shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
       for (const [clientId, record] of changes.sessions) batch.putSession(shard.shardId, clientId, record);
+      for (const [key, record] of changes.kinds) batch.putKind(shard.shardId, key, record);
       batch.setApplied(shard.shardId, machine.appliedIndex, machine.clockMs);
     }
     this.stats.snapshotsInstalled++;

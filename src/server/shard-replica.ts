@@ -312,8 +312,9 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
 export type ShardReplica = GroupReplica<Command, CommandResult, CounterStateMachine>;
 export type MetaReplica = GroupReplica<MetaCommand, MetaResult, MetaStateMachine>;
 
+/** A counter as a read sees it: a key whose TTL is due by this replica's wall clock reads as absent. */
 export function readCounter(replica: ShardReplica, key: Uint8Array): OpResult | undefined {
-  return replica.machine.get(key);
+  return replica.machine.get(key, Date.now());
 }
 
 export const encodeShardEntry = (timestampMs: number, commands: Command[]): Uint8Array => encodeEntry({ timestampMs, commands });

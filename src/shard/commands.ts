@@ -10,10 +10,13 @@
  *   keepalive [1, clientId]
  *   mutate    [2, clientId, seq, firstUnackedSeq, [op, ...]] | [..., epoch]  (epoch: the shard epoch
  *             the client routed by; 0 or absent = not checked)
- *   add       [0, key, delta] | [0, key, delta, floor]
- *   set       [1, key, value]
+ *   add       [0, key, delta] | [0, key, delta, floor] | [0, key, delta, floor | nil, ttlMs]
+ *   set       [1, key, value] | [1, key, value, ttlMs]
  *   reset     [2, key]
  *   cas       [3, key, expectedVersion, value]
+ *   window    [4, key, delta, eventTimeMs, ttlMs]   (eventTimeMs 0 = the entry's timestamp; ttlMs 0 = none)
+ *   acquire   [5, key, n, limit, windowMs]
+ *   unique    [6, key, [item, ...], ttlMs]          (ttlMs 0 = none)
  * bigints that fit a safe integer travel as msgpack ints (1-9 bytes), others as int64; decoding
  * reads every 64-bit int as bigint, so no value ever passes through a JS number that could round.
  */
@@ -21,15 +24,32 @@ import { Packr } from "msgpackr";
 import { assert, unreachable } from "../util/assert.js";
 import { InvalidArgumentError, type ErrorCode } from "../util/errors.js";
 import { INT64_MAX, INT64_MIN } from "./binary.js";
+import { ITEM_BYTES_MAX } from "./kinds/hll.js";
+import { ENTRIES_MAX, WINDOW_MS_MAX } from "./kinds/ratelimit.js";
 
+/**
+ * ttlMs (add, set, window, unique): the key expires (is deleted) at the entry's leader time + ttlMs;
+ * absent leaves an existing expiry as it is.
+ */
 export type CounterOp =
   /** floor: the add fails (FAILED_PRECONDITION) if the result would be < floor. */
-  | { kind: "add"; key: Uint8Array; delta: bigint; floor?: bigint }
-  | { kind: "set"; key: Uint8Array; value: bigint }
+  | { kind: "add"; key: Uint8Array; delta: bigint; floor?: bigint; ttlMs?: number }
+  | { kind: "set"; key: Uint8Array; value: bigint; ttlMs?: number }
   /** Deletes the counter: reads then see value 0, version 0, exists false. */
   | { kind: "reset"; key: Uint8Array }
   /** expectedVersion 0 = the counter must not exist. */
-  | { kind: "cas"; key: Uint8Array; expectedVersion: number; value: bigint };
+  | { kind: "cas"; key: Uint8Array; expectedVersion: number; value: bigint }
+  /** A windowed counter add (kinds/windows.ts); eventTimeMs absent = the entry's leader timestamp. */
+  | { kind: "window"; key: Uint8Array; delta: bigint; eventTimeMs?: number; ttlMs?: number }
+  /** Sliding-window rate limit (kinds/ratelimit.ts): a denial is a result, not a failure. */
+  | { kind: "acquire"; key: Uint8Array; n: number; limit: number; windowMs: number }
+  /** HyperLogLog adds (kinds/hll.ts). */
+  | { kind: "unique"; key: Uint8Array; items: Uint8Array[]; ttlMs?: number };
+
+/** ttlMs bound: ten years. */
+export const TTL_MS_MAX = 10 * 366 * 24 * 3_600_000;
+/** Items in one unique op. */
+export const UNIQUE_ITEMS_MAX = 10_000;
 
 export type Command =
   /** Opens a session (Raft thesis 6.3); the result carries the new clientId (see sessionClientId). */
@@ -43,7 +63,12 @@ export interface EntryPayload {
   commands: Command[];
 }
 
-export type OpResult = { value: bigint; version: number };
+/**
+ * value and version: the counter's after the op. For the kinds: window -> the sum of the finest
+ * bucket holding the event, and eventTimeMs; acquire -> value = remaining, plus allowed and
+ * retryAfterMs; unique -> value 1 if a register changed, else 0. version = the key's last change.
+ */
+export type OpResult = { value: bigint; version: number; eventTimeMs?: number; allowed?: boolean; retryAfterMs?: number };
 
 export type CommandFailure = {
   ok: false;
@@ -135,6 +160,38 @@ function keyProblem(key: unknown, limits: ShardLimits): string | undefined {
   return undefined;
 }
 
+function boundedProblem(value: unknown, min: number, max: number): string | undefined {
+  const problem = safeIntegerProblem(value, min);
+  if (problem !== undefined) return problem;
+  return (value as number) > max ? `must be <= ${max}, got ${value as number}` : undefined;
+}
+
+function ttlProblem(ttlMs: unknown): string | undefined {
+  return ttlMs === undefined ? undefined : boundedProblem(ttlMs, 1, TTL_MS_MAX);
+}
+
+function acquireProblem(op: Extract<CounterOp, { kind: "acquire" }>): [string, string] | undefined {
+  let problem = boundedProblem(op.limit, 1, Number.MAX_SAFE_INTEGER);
+  if (problem !== undefined) return ["limit", problem];
+  problem = boundedProblem(op.windowMs, 1, WINDOW_MS_MAX);
+  if (problem !== undefined) return ["windowMs", problem];
+  problem = boundedProblem(op.n, 0, op.limit);
+  if (problem !== undefined) return ["n", `${problem} (n above limit can never be granted)`];
+  if (Math.min(op.limit, op.windowMs) > ENTRIES_MAX) return ["limit", `min(limit, windowMs) must be <= ${ENTRIES_MAX}`];
+  return undefined;
+}
+
+function itemsProblem(items: unknown): string | undefined {
+  if (!Array.isArray(items)) return "must be an array";
+  if (items.length < 1 || items.length > UNIQUE_ITEMS_MAX) return `has ${items.length} items; 1..${UNIQUE_ITEMS_MAX} allowed`;
+  for (let i = 0; i < items.length; i++) {
+    const item: unknown = items[i];
+    if (!(item instanceof Uint8Array)) return `[${i}] must be a Uint8Array`;
+    if (item.length > ITEM_BYTES_MAX) return `[${i}] is ${item.length} bytes; max ${ITEM_BYTES_MAX}`;
+  }
+  return undefined;
+}
+
 function checkSafeInteger(what: string, value: unknown, min: number): void {
   const problem = safeIntegerProblem(value, min);
   if (problem !== undefined) fail(`${what} ${problem}`);
@@ -154,10 +211,43 @@ function validateOp(op: CounterOp, opIndex: number, limits: ShardLimits): void {
           field = "floor";
           problem = int64Problem(op.floor);
         }
+        if (problem === undefined) {
+          field = "ttlMs";
+          problem = ttlProblem(op.ttlMs);
+        }
         break;
       case "set":
         field = "value";
         problem = int64Problem(op.value);
+        if (problem === undefined) {
+          field = "ttlMs";
+          problem = ttlProblem(op.ttlMs);
+        }
+        break;
+      case "window":
+        field = "delta";
+        problem = int64Problem(op.delta);
+        if (problem === undefined && op.eventTimeMs !== undefined) {
+          field = "eventTimeMs";
+          problem = boundedProblem(op.eventTimeMs, 1, Number.MAX_SAFE_INTEGER);
+        }
+        if (problem === undefined) {
+          field = "ttlMs";
+          problem = ttlProblem(op.ttlMs);
+        }
+        break;
+      case "acquire": {
+        const found = acquireProblem(op);
+        if (found !== undefined) [field, problem] = found;
+        break;
+      }
+      case "unique":
+        field = "items";
+        problem = itemsProblem(op.items);
+        if (problem === undefined) {
+          field = "ttlMs";
+          problem = ttlProblem(op.ttlMs);
+        }
         break;
       case "reset":
         break;
@@ -242,16 +332,28 @@ const enum WireOp {
   Set = 1,
   Reset = 2,
   Cas = 3,
+  Window = 4,
+  Acquire = 5,
+  Unique = 6,
 }
 
 function opToWire(op: CounterOp): unknown[] {
   switch (op.kind) {
     case "add":
+      if (op.ttlMs !== undefined) {
+        return [WireOp.Add, op.key, compactBigint(op.delta), op.floor === undefined ? null : compactBigint(op.floor), op.ttlMs];
+      }
       return op.floor === undefined
         ? [WireOp.Add, op.key, compactBigint(op.delta)]
         : [WireOp.Add, op.key, compactBigint(op.delta), compactBigint(op.floor)];
     case "set":
-      return [WireOp.Set, op.key, compactBigint(op.value)];
+      return op.ttlMs === undefined ? [WireOp.Set, op.key, compactBigint(op.value)] : [WireOp.Set, op.key, compactBigint(op.value), op.ttlMs];
+    case "window":
+      return [WireOp.Window, op.key, compactBigint(op.delta), op.eventTimeMs ?? 0, op.ttlMs ?? 0];
+    case "acquire":
+      return [WireOp.Acquire, op.key, op.n, op.limit, op.windowMs];
+    case "unique":
+      return [WireOp.Unique, op.key, op.items, op.ttlMs ?? 0];
     case "reset":
       return [WireOp.Reset, op.key];
     case "cas":
@@ -391,15 +493,49 @@ function opFromWire(wire: unknown, commandIndex: number, opIndex: number): Count
   const tag: unknown = wire[0];
   switch (tag) {
     case WireOp.Add: {
-      checkArity(wire, 3, 4, commandIndex, opIndex, "add");
+      checkArity(wire, 3, 5, commandIndex, opIndex, "add");
       const key = wireKey(wire[1], commandIndex, opIndex);
       const delta = wireBigint(wire[2], commandIndex, opIndex, "delta");
-      if (wire.length === 3) return { kind: "add", key, delta };
-      return { kind: "add", key, delta, floor: wireBigint(wire[3], commandIndex, opIndex, "floor") };
+      const op: CounterOp = { kind: "add", key, delta };
+      if (wire.length >= 4 && wire[3] !== null) op.floor = wireBigint(wire[3], commandIndex, opIndex, "floor");
+      if (wire.length === 5) op.ttlMs = wireNumber(wire[4], commandIndex, opIndex, "ttlMs");
+      return op;
     }
-    case WireOp.Set:
-      checkArity(wire, 3, 3, commandIndex, opIndex, "set");
-      return { kind: "set", key: wireKey(wire[1], commandIndex, opIndex), value: wireBigint(wire[2], commandIndex, opIndex, "value") };
+    case WireOp.Set: {
+      checkArity(wire, 3, 4, commandIndex, opIndex, "set");
+      const op: CounterOp = { kind: "set", key: wireKey(wire[1], commandIndex, opIndex), value: wireBigint(wire[2], commandIndex, opIndex, "value") };
+      if (wire.length === 4) op.ttlMs = wireNumber(wire[3], commandIndex, opIndex, "ttlMs");
+      return op;
+    }
+    case WireOp.Window: {
+      checkArity(wire, 5, 5, commandIndex, opIndex, "window");
+      const op: CounterOp = { kind: "window", key: wireKey(wire[1], commandIndex, opIndex), delta: wireBigint(wire[2], commandIndex, opIndex, "delta") };
+      const eventTimeMs = wireNumber(wire[3], commandIndex, opIndex, "eventTimeMs");
+      const ttlMs = wireNumber(wire[4], commandIndex, opIndex, "ttlMs");
+      if (eventTimeMs !== 0) op.eventTimeMs = eventTimeMs;
+      if (ttlMs !== 0) op.ttlMs = ttlMs;
+      return op;
+    }
+    case WireOp.Acquire:
+      checkArity(wire, 5, 5, commandIndex, opIndex, "acquire");
+      return {
+        kind: "acquire",
+        key: wireKey(wire[1], commandIndex, opIndex),
+        n: wireNumber(wire[2], commandIndex, opIndex, "n"),
+        limit: wireNumber(wire[3], commandIndex, opIndex, "limit"),
+        windowMs: wireNumber(wire[4], commandIndex, opIndex, "windowMs"),
+      };
+    case WireOp.Unique: {
+      checkArity(wire, 4, 4, commandIndex, opIndex, "unique");
+      const items: unknown = wire[2];
+      if (!Array.isArray(items) || !items.every((item) => item instanceof Uint8Array)) {
+        fail(`${wireField(commandIndex, opIndex, "items")} must be an array of binary items`);
+      }
+      const op: CounterOp = { kind: "unique", key: wireKey(wire[1], commandIndex, opIndex), items: items as Uint8Array[] };
+      const ttlMs = wireNumber(wire[3], commandIndex, opIndex, "ttlMs");
+      if (ttlMs !== 0) op.ttlMs = ttlMs;
+      return op;
+    }
     case WireOp.Reset:
       checkArity(wire, 2, 2, commandIndex, opIndex, "reset");
       return { kind: "reset", key: wireKey(wire[1], commandIndex, opIndex) };

@@ -208,11 +208,35 @@ function compareTouch(a: TouchStamp, b: TouchStamp): number {
 
 const OUTCOME_OK = 1;
 const OUTCOME_FAILED = 2;
+/** OK with kind results: each result is i64 value, u64 version, u8 flags, then the flagged fields. */
+const OUTCOME_OK_KINDS = 3;
+const RESULT_HAS_EVENT_TIME = 1;
+const RESULT_HAS_ACQUIRE = 2;
 const FAILURE_HAS_OP_INDEX = 1;
 const FAILURE_HAS_CURRENT_VERSION = 2;
 const SESSION_RECORD_FORMAT = 1;
 
+function hasKindFields(result: OpResult): boolean {
+  return result.eventTimeMs !== undefined || result.allowed !== undefined;
+}
+
 function writeOutcome(writer: ByteWriter, outcome: MutateOutcome): void {
+  if (outcome.ok && outcome.results.some(hasKindFields)) {
+    writer.u8(OUTCOME_OK_KINDS);
+    writer.u32(outcome.results.length);
+    for (const result of outcome.results) {
+      writer.i64(result.value);
+      writer.u64(result.version);
+      const flags = (result.eventTimeMs !== undefined ? RESULT_HAS_EVENT_TIME : 0) | (result.allowed !== undefined ? RESULT_HAS_ACQUIRE : 0);
+      writer.u8(flags);
+      if (result.eventTimeMs !== undefined) writer.u64(result.eventTimeMs);
+      if (result.allowed !== undefined) {
+        writer.u8(result.allowed ? 1 : 0);
+        writer.u64(result.retryAfterMs ?? 0);
+      }
+    }
+    return;
+  }
   if (outcome.ok) {
     writer.u8(OUTCOME_OK);
     writer.u32(outcome.results.length);
@@ -239,7 +263,7 @@ const int64Scratch = new DataView(new ArrayBuffer(8));
 
 /** The outcome of one mutate, as a session retains it (compact: 16 bytes per op result). */
 export function encodeOutcome(outcome: MutateOutcome): Uint8Array {
-  if (outcome.ok && outcome.results.length === 1) return encodeSingleResult(outcome.results[0]!);
+  if (outcome.ok && outcome.results.length === 1 && !hasKindFields(outcome.results[0]!)) return encodeSingleResult(outcome.results[0]!);
   outcomeWriter.reset();
   writeOutcome(outcomeWriter, outcome);
   return outcomeWriter.finish();
@@ -277,6 +301,24 @@ export function decodeOutcome(bytes: Uint8Array): MutateOutcome {
     if (count * 16 > reader.remaining) reader.fail(`bad result count ${count}`);
     const results: OpResult[] = new Array(count);
     for (let i = 0; i < count; i++) results[i] = { value: reader.i64(), version: reader.u64() };
+    outcome = { ok: true, type: "mutate", results, duplicate: true };
+  } else if (tag === OUTCOME_OK_KINDS) {
+    const count = reader.u32();
+    if (count * 17 > reader.remaining) reader.fail(`bad result count ${count}`);
+    const results: OpResult[] = new Array(count);
+    for (let i = 0; i < count; i++) {
+      const result: OpResult = { value: reader.i64(), version: reader.u64() };
+      const flags = reader.u8();
+      if ((flags & ~(RESULT_HAS_EVENT_TIME | RESULT_HAS_ACQUIRE)) !== 0) reader.fail(`bad result flags ${flags}`);
+      if (flags & RESULT_HAS_EVENT_TIME) result.eventTimeMs = reader.u64();
+      if (flags & RESULT_HAS_ACQUIRE) {
+        const allowed = reader.u8();
+        if (allowed > 1) reader.fail(`bad allowed flag ${allowed}`);
+        result.allowed = allowed === 1;
+        result.retryAfterMs = reader.u64();
+      }
+      results[i] = result;
+    }
     outcome = { ok: true, type: "mutate", results, duplicate: true };
   } else if (tag === OUTCOME_FAILED) {
     const code = reader.string16() as ErrorCode;

@@ -17,7 +17,7 @@
  *   acknowledges it (firstUnackedSeq > seq), and from then on the seq is refused.
  */
 import { assert } from "../util/assert.js";
-import { CorruptionError, InvalidArgumentError, type ErrorCode } from "../util/errors.js";
+import { CorruptionError, FailedPreconditionError, InvalidArgumentError, OutOfRangeError, type ErrorCode } from "../util/errors.js";
 import { ByteReader, ByteWriter, INT64_MAX, INT64_MIN } from "./binary.js";
 import {
   decodeEntryShape,
@@ -33,6 +33,13 @@ import {
 } from "./commands.js";
 import { CounterTable, COUNTERS_MAX, SLOT_DIRTY, SLOT_TOUCHED } from "./counter-table.js";
 import { describeKey } from "./keys.js";
+import { ChangeLog, type ChangeKind, type KeyChange } from "./change-log.js";
+import { decodeKindRecord, encodeKindRecord, KIND_NAMES, KindTable, KindTag, type KindEntry } from "./kind-table.js";
+import { compareBytes } from "./kinds/codec.js";
+import { HyperLogLog } from "./kinds/hll.js";
+import { SlidingWindowLimiter } from "./kinds/ratelimit.js";
+import { aggregate, keyHasPrefix, topK, type Aggregate, type KeyValue } from "./kinds/topk.js";
+import { WindowedCounter, type WindowAggregate, type WindowBucket, type WindowRange } from "./kinds/windows.js";
 import {
   acknowledgeBelow,
   decodeOutcome,
@@ -94,10 +101,21 @@ export interface ShardChanges {
   counters: Array<[Uint8Array, OpResult | undefined]>;
   /** Client id -> its session record now (encodeSessionRecord), or undefined if it is gone. */
   sessions: Array<[number, Uint8Array | undefined]>;
+  /** Key -> its kind record now (encodeKindRecord), or undefined if it is gone. */
+  kinds: Array<[Uint8Array, Uint8Array | undefined]>;
 }
 
+/**
+ * Keys deleted by expiry per entry, at most (ExpiryIndex.expired's limit): bounds one entry's
+ * apply time however many keys fall due at once; the rest go with the next entries. A due key not
+ * deleted yet reads and mutates as absent (it is deleted before an op touches it).
+ */
+export const EXPIRED_PER_ENTRY_MAX = 1_000;
+
 const SNAPSHOT_MAGIC = 0x544c5953; // "TLYS"
-const SNAPSHOT_FORMAT = 1;
+/** 2: format 1 plus the kind records. restore() reads both. */
+const SNAPSHOT_FORMAT = 2;
+const SNAPSHOT_FORMAT_COUNTERS_ONLY = 1;
 const KEY_BYTES_MAX = DEFAULT_SHARD_LIMITS.maxKeyBytes;
 
 /** The op result of a reset: the counter no longer exists, which reads as value 0, version 0. */
@@ -108,6 +126,9 @@ export class CounterStateMachine {
   private readonly options: Readonly<Required<ShardOptions>>;
   private readonly counters: CounterTable;
   private readonly sessions = new SessionTable();
+  private readonly kinds = new KindTable();
+  /** Recent changes for watch streams; rebuilt (empty) when the machine is loaded or restored. */
+  private changeLog = new ChangeLog(0);
   private appliedIndexValue = 0;
   private clockMsValue = 0;
   /**
@@ -157,7 +178,13 @@ export class CounterStateMachine {
     return this.sessions.size;
   }
 
-  get(key: Uint8Array): OpResult | undefined {
+  /**
+   * readNowMs: a reader's clock (the serving replica's wall time) for hiding keys whose TTL is due
+   * although no entry has deleted them yet (the state's clock only moves with entries). Never
+   * behind the state's clock.
+   */
+  get(key: Uint8Array, readNowMs = 0): OpResult | undefined {
+    if (this.kinds.isDue(key, Math.max(this.clockMsValue, readNowMs))) return undefined;
     const slot = this.counters.find(key);
     if (slot < 0) return undefined;
     const version = this.counters.version(slot);
@@ -201,6 +228,7 @@ export class CounterStateMachine {
     // back when leadership moves to a node whose clock is behind.
     if (timestampMs > this.clockMsValue) this.clockMsValue = timestampMs;
     this.sessions.expire(this.clockMsValue, this.options.sessionTimeoutMs, this.markSessionDirty);
+    for (const due of this.kinds.due(this.clockMsValue, EXPIRED_PER_ENTRY_MAX)) this.deleteKey(due.key);
 
     const results: CommandResult[] = new Array(commands.length);
     let registers = 0;
@@ -282,6 +310,9 @@ export class CounterStateMachine {
           `advance firstUnackedSeq before sending seq ${command.seq}`,
       );
     }
+    if (this.kinds.size > 0) {
+      for (const op of command.ops) if (this.kinds.isDue(op.key, this.clockMsValue)) this.deleteKey(op.key);
+    }
     const outcome = this.mutate(command.ops, index);
     retainOutcome(session, command.seq, encodeOutcome(outcome));
     assert(session.retainedSeqs.length <= this.options.maxRetainedResultsPerSession, "retained results above bound");
@@ -299,6 +330,7 @@ export class CounterStateMachine {
    */
   private mutate(ops: CounterOp[], index: number): MutateOutcome {
     const table = this.counters;
+    const kinds = this.kinds;
     const undoSlots = this.undoSlots;
     const undoValues = this.undoValues;
     const undoVersions = this.undoVersions;
@@ -306,9 +338,29 @@ export class CounterStateMachine {
     const liveAtStart = table.size;
     let liveDelta = 0;
     const results: OpResult[] = new Array(ops.length);
+    // A single op needs no kind undo: each structure checks everything before it writes.
+    const kindUndo = ops.length > 1;
+    let kindResets: Uint8Array[] | undefined;
 
     for (let opIndex = 0; opIndex < ops.length; opIndex++) {
       const op = ops[opIndex]!;
+      if (op.kind === "window" || op.kind === "acquire" || op.kind === "unique") {
+        const outcome = this.applyKindOp(op, opIndex, index, kindUndo, liveAtStart + liveDelta);
+        if ("ok" in outcome) return this.abortMutate(touched, outcome);
+        results[opIndex] = outcome;
+        continue;
+      }
+      const kind = kinds.size === 0 ? undefined : kinds.get(op.key);
+      if (kind !== undefined && kind.tag !== KindTag.Ttl) {
+        if (op.kind !== "reset") {
+          return this.abortMutate(touched, opFailure("FAILED_PRECONDITION", opIndex, op, `the key holds a ${KIND_NAMES[kind.tag]}; a key holds one kind (reset it first)`));
+        }
+        if (kindUndo) kinds.saveUndo(op.key);
+        kinds.remove(op.key);
+        (kindResets ??= []).push(op.key);
+        results[opIndex] = { value: DELETED_VALUE, version: DELETED_VERSION };
+        continue;
+      }
       const slot = table.findOrInsert(op.key);
       const currentVersion = table.version(slot);
       // A slot is saved on first touch only, so rollback restores the state before the mutate.
@@ -353,17 +405,34 @@ export class CounterStateMachine {
           }
           break;
       }
-      if (failed === undefined && !exists && version !== DELETED_VERSION && liveAtStart + liveDelta >= this.options.maxCounters) {
+      if (
+        failed === undefined &&
+        !exists &&
+        version !== DELETED_VERSION &&
+        liveAtStart + liveDelta + kinds.structured >= this.options.maxCounters
+      ) {
         failed = opFailure("OVERLOADED", opIndex, op, `shard holds ${this.options.maxCounters} counters (maxCounters); it must split`);
       }
-      if (failed !== undefined) {
-        this.rollback(touched);
-        return failed;
-      }
+      if (failed !== undefined) return this.abortMutate(touched, failed);
       if (exists && version === DELETED_VERSION) liveDelta--;
       else if (!exists && version !== DELETED_VERSION) liveDelta++;
       table.write(slot, value, version);
       results[opIndex] = { value, version };
+      if (op.kind === "reset") {
+        if (kind !== undefined) {
+          if (kindUndo) kinds.saveUndo(op.key);
+          kinds.remove(op.key);
+        }
+      } else if ((op.kind === "add" || op.kind === "set") && op.ttlMs !== undefined) {
+        if (kindUndo) kinds.saveUndo(op.key);
+        const expiresAtMs = this.clockMsValue + op.ttlMs;
+        if (kind === undefined) {
+          kinds.put({ key: op.key.slice(), tag: KindTag.Ttl, structure: undefined, version: 0, expiresAtMs });
+        } else {
+          kind.expiresAtMs = expiresAtMs;
+          kinds.touched(kind);
+        }
+      }
     }
 
     for (let i = 0; i < touched; i++) {
@@ -371,13 +440,195 @@ export class CounterStateMachine {
       table.clearFlag(slot, SLOT_TOUCHED);
       if (table.version(slot) !== DELETED_VERSION) {
         if (table.setFlag(slot, SLOT_DIRTY)) this.dirtySlots.push(slot);
+        if (table.version(slot) === index) this.changed(index, table.keyBytes(slot), table.value(slot), index, "counter");
         continue;
       }
-      if (undoVersions[i]! !== DELETED_VERSION) this.deletedKeys.push(table.keyBytes(slot));
+      if (undoVersions[i]! !== DELETED_VERSION) {
+        const key = table.keyBytes(slot);
+        this.deletedKeys.push(key);
+        this.changed(index, key, DELETED_VALUE, DELETED_VERSION, "deleted");
+      }
       table.remove(slot); // drops its flags; a listed slot is skipped in takeChanges unless re-listed
     }
+    for (let opIndex = 0; opIndex < ops.length; opIndex++) {
+      const op = ops[opIndex]!;
+      if (op.kind === "window" || op.kind === "acquire" || op.kind === "unique") {
+        const result = results[opIndex]!;
+        if (result.version === index) this.changed(index, op.key.slice(), result.value, index, op.kind === "acquire" ? "limit" : op.kind);
+      }
+    }
+    // Resets of kinded keys (a counter's reset is recorded above).
+    if (kindResets !== undefined) {
+      for (const key of kindResets) if (kinds.get(key) === undefined) this.changed(index, key.slice(), DELETED_VALUE, DELETED_VERSION, "deleted");
+    }
+    kinds.endMutate();
     assert(table.size === liveAtStart + liveDelta, "counter count drifted during a mutate");
     return { ok: true, type: "mutate", results, duplicate: false };
+  }
+
+  /** Undoes a failed mutate (counters and kinds) and returns its failure. */
+  private abortMutate(touched: number, failed: CommandFailure): CommandFailure {
+    this.rollback(touched);
+    this.kinds.rollback();
+    return failed;
+  }
+
+  private counterExists(key: Uint8Array): boolean {
+    const slot = this.counters.find(key);
+    return slot >= 0 && this.counters.version(slot) !== DELETED_VERSION;
+  }
+
+  /**
+   * One windowed / rate-limit / unique op. Refused (FAILED_PRECONDITION) when the key holds
+   * another kind; the structure's own checks (InvalidArgumentError, OutOfRangeError) become the
+   * op's failure and have changed nothing. A denied acquire is a result, and changes nothing.
+   */
+  private applyKindOp(op: KindOp, opIndex: number, index: number, kindUndo: boolean, plainCounters: number): OpResult | CommandFailure {
+    const tag = op.kind === "window" ? KindTag.Window : op.kind === "acquire" ? KindTag.Limit : KindTag.Unique;
+    const existing = this.kinds.get(op.key);
+    const holder = existing?.tag ?? (this.counterExists(op.key) ? KindTag.Ttl : undefined);
+    if (holder !== undefined && holder !== tag) {
+      return opFailure("FAILED_PRECONDITION", opIndex, op, `the key holds a ${KIND_NAMES[holder]}; a key holds one kind (reset it first)`);
+    }
+    if (existing === undefined && op.kind === "acquire" && op.n === 0) {
+      return { value: BigInt(op.limit), version: DELETED_VERSION, allowed: true, retryAfterMs: 0 };
+    }
+    if (existing === undefined && plainCounters + this.kinds.structured >= this.options.maxCounters) {
+      return opFailure("OVERLOADED", opIndex, op, `shard holds ${this.options.maxCounters} counters (maxCounters); it must split`);
+    }
+    const structure = existing?.structure ?? newStructure(tag);
+    const nowMs = this.clockMsValue;
+    if (kindUndo && existing !== undefined) this.kinds.saveUndo(op.key);
+    let result: OpResult;
+    let changed: boolean;
+    try {
+      switch (op.kind) {
+        case "window": {
+          const window = structure as WindowedCounter;
+          const eventTimeMs = op.eventTimeMs ?? nowMs;
+          window.add(eventTimeMs, op.delta, nowMs);
+          result = { value: window.at(eventTimeMs).sum, version: index, eventTimeMs };
+          changed = true;
+          break;
+        }
+        case "acquire": {
+          const acquired = (structure as SlidingWindowLimiter).tryAcquire(op.n, op.limit, op.windowMs, nowMs);
+          changed = acquired.allowed && op.n > 0;
+          const version = changed ? index : (existing?.version ?? DELETED_VERSION);
+          result = { value: BigInt(acquired.remaining), version, allowed: acquired.allowed, retryAfterMs: acquired.retryAfterMs };
+          break;
+        }
+        case "unique": {
+          const sketch = structure as HyperLogLog;
+          changed = false;
+          for (const item of op.items) if (sketch.add(item)) changed = true;
+          result = { value: changed ? 1n : 0n, version: changed ? index : (existing?.version ?? index) };
+          break;
+        }
+      }
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) return opFailure("INVALID_ARGUMENT", opIndex, op, error.message);
+      if (error instanceof OutOfRangeError) return opFailure("OUT_OF_RANGE", opIndex, op, error.message);
+      throw error;
+    }
+    const ttlMs = op.kind === "acquire" ? undefined : op.ttlMs;
+    if (!changed && ttlMs === undefined) return result;
+    const expiresAtMs = ttlMs === undefined ? (existing?.expiresAtMs ?? 0) : nowMs + ttlMs;
+    if (existing === undefined) {
+      if (kindUndo) this.kinds.saveUndo(op.key);
+      this.kinds.put({ key: op.key.slice(), tag, structure, version: index, expiresAtMs });
+    } else {
+      if (changed) existing.version = index;
+      existing.expiresAtMs = expiresAtMs;
+      this.kinds.touched(existing);
+    }
+    return result;
+  }
+
+  /** Deletes a key of any kind (expiry), reporting it in takeChanges(). */
+  private deleteKey(key: Uint8Array): void {
+    const slot = this.counters.find(key);
+    let existed = false;
+    if (slot >= 0 && this.counters.version(slot) !== DELETED_VERSION) {
+      this.deletedKeys.push(this.counters.keyBytes(slot));
+      this.counters.clearFlag(slot, SLOT_DIRTY);
+      this.counters.remove(slot);
+      existed = true;
+    }
+    if (this.kinds.remove(key)) existed = true;
+    if (existed) this.changed(this.appliedIndexValue, key.slice(), DELETED_VALUE, DELETED_VERSION, "deleted");
+  }
+
+  private changed(index: number, key: Uint8Array, value: bigint, version: number, kind: ChangeKind): void {
+    this.changeLog.record({ index, key, value, version, kind });
+  }
+
+  /**
+   * Changes after `afterIndex` whose key matches (watch streams), at most about `limit`; undefined
+   * when changes after afterIndex are no longer all retained (compacted: re-read, then watch).
+   */
+  changesSince(afterIndex: number, matches: (key: Uint8Array) => boolean, limit: number): KeyChange[] | undefined {
+    return this.changeLog.since(afterIndex, matches, limit);
+  }
+
+  /** The lowest index a watch may resume after. */
+  get changesRetainedAfter(): number {
+    return this.changeLog.retainedAfter;
+  }
+
+  // ---- reads of the kinds (answered from applied state; the server picks the replica) ----
+
+  /** The key's structure of that kind; undefined if absent or expired; FailedPreconditionError if another kind. */
+  private structureOf(key: Uint8Array, tag: KindTag, readNowMs: number): KindEntry | undefined {
+    if (this.kinds.isDue(key, Math.max(this.clockMsValue, readNowMs))) return undefined;
+    const entry = this.kinds.get(key);
+    const holder = entry?.tag ?? (this.counterExists(key) ? KindTag.Ttl : undefined);
+    if (holder === undefined) return undefined;
+    if (holder !== tag) throw new FailedPreconditionError(`key ${describeKey(key)} holds a ${KIND_NAMES[holder]}, not a ${KIND_NAMES[tag]}`);
+    return entry;
+  }
+
+  /** The bucket holding timeMs (zero when the key does not exist). */
+  windowAt(key: Uint8Array, timeMs: number, readNowMs = 0): WindowBucket & { version: number } {
+    const entry = this.structureOf(key, KindTag.Window, readNowMs);
+    const window = (entry?.structure as WindowedCounter | undefined) ?? EMPTY_WINDOW;
+    return { ...window.at(timeMs), version: entry?.version ?? 0 };
+  }
+
+  windowRange(key: Uint8Array, fromMs: number, toMs: number, stepMs: number, agg: WindowAggregate, readNowMs = 0): WindowRange & { version: number } {
+    const entry = this.structureOf(key, KindTag.Window, readNowMs);
+    const window = (entry?.structure as WindowedCounter | undefined) ?? EMPTY_WINDOW;
+    return { ...window.range(fromMs, toMs, stepMs, agg), version: entry?.version ?? 0 };
+  }
+
+  /** The union of the keys' sketches (an empty sketch when none exists). */
+  uniqueSketch(keys: Uint8Array[], readNowMs = 0): HyperLogLog {
+    const union = new HyperLogLog();
+    for (const key of keys) {
+      const entry = this.structureOf(key, KindTag.Unique, readNowMs);
+      if (entry !== undefined) union.merge(entry.structure as HyperLogLog);
+    }
+    return union;
+  }
+
+  /** This shard's exact top k plain counters whose key starts with prefix. */
+  topK(prefix: Uint8Array, k: number, readNowMs = 0): KeyValue[] {
+    return topK(this.prefixed(prefix, readNowMs), k);
+  }
+
+  /** Count, sum, min, max, avg of this shard's plain counters whose key starts with prefix. */
+  aggregate(prefix: Uint8Array, readNowMs = 0): Aggregate {
+    return aggregate(this.prefixed(prefix, readNowMs), prefix);
+  }
+
+  private *prefixed(prefix: Uint8Array, readNowMs: number): Iterable<KeyValue> {
+    const table = this.counters;
+    const nowMs = Math.max(this.clockMsValue, readNowMs);
+    for (const slot of table.occupiedSlots()) {
+      const key = table.keyView(slot);
+      if (!keyHasPrefix(key, prefix) || this.kinds.isDue(key, nowMs)) continue;
+      yield { key, value: table.value(slot) };
+    }
   }
 
   /** Puts back the first `touched` undo-log slots, newest first; removes slots the mutate created. */
@@ -410,7 +661,7 @@ export class CounterStateMachine {
     this.dirtySlots = [];
     this.deletedKeys = [];
     this.dirtySessions.clear();
-    return { counters, sessions };
+    return { counters, sessions, kinds: this.kinds.takeChanges() };
   }
 
   /**
@@ -437,11 +688,33 @@ export class CounterStateMachine {
     return moved;
   }
 
+  /**
+   * The kind records' half of a range split: removes every kinded key that `moves` (reported as
+   * deletions in the next takeChanges()) and returns their records in key order, for load().
+   */
+  removeKindsWhere(moves: (key: Uint8Array) => boolean): Array<[Uint8Array, Uint8Array]> {
+    const moved: Array<[Uint8Array, Uint8Array]> = [];
+    for (const entry of this.kinds.sorted()) {
+      if (!moves(entry.key)) continue;
+      moved.push([entry.key, encodeKindRecord(entry)]);
+      this.kinds.remove(entry.key);
+    }
+    return moved;
+  }
+
   /** Every record of the current state, in load() form (for tests and tools). Lazy; do not apply while iterating. */
-  exportRecords(): { counters: Iterable<[Uint8Array, OpResult]>; sessions: Iterable<[number, Uint8Array]> } {
+  exportRecords(): {
+    counters: Iterable<[Uint8Array, OpResult]>;
+    sessions: Iterable<[number, Uint8Array]>;
+    kinds: Iterable<[Uint8Array, Uint8Array]>;
+  } {
     const table = this.counters;
     const sessions = this.sessions;
+    const kinds = this.kinds;
     return {
+      kinds: (function* () {
+        for (const entry of kinds.sorted()) yield [entry.key, encodeKindRecord(entry)] as [Uint8Array, Uint8Array];
+      })(),
       counters: (function* () {
         for (const slot of table.occupiedSlots()) {
           yield [table.keyBytes(slot), { value: table.value(slot), version: table.version(slot) }] as [Uint8Array, OpResult];
@@ -459,7 +732,9 @@ export class CounterStateMachine {
    * canonical activity order, CRC-32 trailer. Layout (big-endian):
    *   u32 magic "TLYS" | u16 format | u64 appliedIndex | u64 clockMs
    *   u32 counterCount | { u16 keyLength, key, i64 value, u64 version }*
-   *   u32 sessionCount | session* (see sessions.ts writeSession) | u32 crc32
+   *   u32 sessionCount | session* (see sessions.ts writeSession)
+   *   u32 kindCount | { u16 keyLength, key, u32 recordLength, record (encodeKindRecord) }*   (format 2)
+   *   u32 crc32
    */
   snapshot(): Uint8Array {
     const writer = new ByteWriter(64 + this.counters.size * 48);
@@ -477,6 +752,15 @@ export class CounterStateMachine {
     }
     writer.u32(this.sessions.size);
     for (const session of this.sessions.values()) writeSession(writer, session);
+    const kinds = this.kinds.sorted();
+    writer.u32(kinds.length);
+    for (const entry of kinds) {
+      const record = encodeKindRecord(entry);
+      writer.u16(entry.key.length);
+      writer.raw(entry.key);
+      writer.u32(record.length);
+      writer.raw(record);
+    }
     writer.crc32Trailer();
     return writer.finish();
   }
@@ -492,7 +776,7 @@ export class CounterStateMachine {
     reader.verifyCrc32Trailer();
     if (reader.u32() !== SNAPSHOT_MAGIC) reader.fail("bad magic");
     const format = reader.u16();
-    if (format !== SNAPSHOT_FORMAT) reader.fail(`unknown format ${format}`);
+    if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_COUNTERS_ONLY) reader.fail(`unknown format ${format}`);
     machine.appliedIndexValue = reader.u64();
     machine.clockMsValue = reader.u64();
     const counterCount = reader.u32();
@@ -520,7 +804,21 @@ export class CounterStateMachine {
       machine.insertLoadedSession(session, corrupt);
       machine.dirtySessions.add(session.clientId);
     }
+    if (format === SNAPSHOT_FORMAT) {
+      const kindCount = reader.u32();
+      if (kindCount * 24 > reader.remaining) reader.fail(`kind count ${kindCount} exceeds the data`);
+      let previous: Uint8Array | undefined;
+      for (let i = 0; i < kindCount; i++) {
+        const keyLength = reader.u16();
+        if (keyLength < 1 || keyLength > KEY_BYTES_MAX) reader.fail(`kind ${i} key length ${keyLength}`);
+        const key = reader.raw(keyLength);
+        if (previous !== undefined && compareBytes(previous, key) >= 0) reader.fail(`kind ${i} keys not in ascending order`);
+        previous = key;
+        machine.loadKind(key, reader.raw(reader.u32()), true, corrupt);
+      }
+    }
     reader.expectEnd(4);
+    machine.changeLog = new ChangeLog(machine.appliedIndexValue);
     return machine;
   }
 
@@ -535,6 +833,7 @@ export class CounterStateMachine {
     clockMs: number,
     counters: Iterable<[Uint8Array, OpResult]>,
     sessions: Iterable<[number, Uint8Array]>,
+    kinds: Iterable<[Uint8Array, Uint8Array]> = [],
   ): CounterStateMachine {
     const machine = new CounterStateMachine(options);
     const corrupt = (problem: string): never => {
@@ -557,7 +856,26 @@ export class CounterStateMachine {
     // Storage returns sessions in key order; the LRU order is recovered from the activity stamps.
     loaded.sort((a, b) => a.touchIndex - b.touchIndex || a.touchOrdinal - b.touchOrdinal);
     for (const session of loaded) machine.insertLoadedSession(session, corrupt);
+    for (const [key, record] of kinds) machine.loadKind(key, record, false, corrupt);
+    machine.changeLog = new ChangeLog(appliedIndex);
     return machine;
+  }
+
+  /** A kind record from storage or a snapshot; checked against the counters (one kind per key). */
+  private loadKind(key: Uint8Array, record: Uint8Array, markDirty: boolean, corrupt: (problem: string) => never): void {
+    if (key.length < 1 || key.length > KEY_BYTES_MAX) corrupt(`kind key of ${key.length} bytes`);
+    let entry: KindEntry;
+    try {
+      entry = decodeKindRecord(key, record);
+    } catch (error) {
+      return corrupt(`kind record of ${describeKey(key)}: ${(error as Error).message}`);
+    }
+    const isCounter = this.counterExists(key);
+    if (entry.tag === KindTag.Ttl && !isCounter) corrupt(`TTL record of ${describeKey(key)} without its counter`);
+    if (entry.tag !== KindTag.Ttl && isCounter) corrupt(`${describeKey(key)} is both a counter and a ${KIND_NAMES[entry.tag]}`);
+    if (entry.version > this.appliedIndexValue) corrupt(`kind record of ${describeKey(key)} version ${entry.version} above applied ${this.appliedIndexValue}`);
+    if (entry.tag !== KindTag.Ttl && this.counters.size + this.kinds.structured >= COUNTERS_MAX) corrupt(`more than ${COUNTERS_MAX} keys`);
+    this.kinds.load(entry, this.appliedIndexValue, markDirty);
   }
 
   private loadCounter(key: Uint8Array, value: bigint, version: number, corrupt: (problem: string) => never): number {
@@ -590,6 +908,24 @@ export class CounterStateMachine {
     this.sessions.insert(session);
   }
 }
+
+type KindOp = Extract<CounterOp, { kind: "window" | "acquire" | "unique" }>;
+
+function newStructure(tag: KindTag): WindowedCounter | SlidingWindowLimiter | HyperLogLog {
+  switch (tag) {
+    case KindTag.Window:
+      return new WindowedCounter();
+    case KindTag.Limit:
+      return new SlidingWindowLimiter();
+    case KindTag.Unique:
+      return new HyperLogLog();
+    default:
+      return assert(false, `no structure for kind tag ${tag}`) as never;
+  }
+}
+
+/** Answers reads of a windowed key that does not exist (never written: reads do not mutate). */
+const EMPTY_WINDOW = new WindowedCounter();
 
 function failure(code: ErrorCode, message: string): CommandFailure {
   return { ok: false, code, message };

@@ -14,6 +14,8 @@
  *   'Q' group:u32 chunk:u32                snapshot data    raw bytes of chunk `chunk` (chunks 0..chunkCount-1)
  *   'C' shard:u32 key:bytes                counter record   the shard's 16-byte encodeCounterRecord output
  *   'S' shard:u32 client:u64               session record   the shard's session encoding
+ *   'K' shard:u32 key:bytes                kind record      a key's kind and TTL (state-machine encodeKindRecord):
+ *                                          windowed counter, rate limiter, HyperLogLog, or a counter's expiry
  *   'I'                                    store identity   msgpack [formatVersion]
  *   'M' group:u32                          group state      opaque bytes owned by the group's replica: the meta
  *                                          group's whole state machine, a shard's descriptor (epoch, slot range)
@@ -33,6 +35,7 @@ export const KeyPrefix = {
   snapshotChunk: 0x51, // 'Q'
   counter: 0x43, // 'C'
   session: 0x53, // 'S'
+  kind: 0x4b, // 'K'
   identity: 0x49, // 'I'
   meta: 0x4d, // 'M'
 } as const;
@@ -166,19 +169,30 @@ export function snapshotChunkRange(groupId: number, fromChunk = 0): KeyRange {
 
 // ---- state machine: counters and sessions ----
 
-export function counterKey(shardId: number, userKey: Uint8Array): Uint8Array {
-  const key = groupKey(KeyPrefix.counter, shardId, userKey.length);
+function userKeyed(prefix: number, shardId: number, userKey: Uint8Array): Uint8Array {
+  const key = groupKey(prefix, shardId, userKey.length);
   key.set(userKey, 5);
   return key;
 }
 
+function decodeUserKeyed(prefix: number, key: Uint8Array, what: string): { shardId: number; userKey: Uint8Array } {
+  assert(key.length >= 5 && key[0] === prefix, `not a ${what} key`);
+  return { shardId: readU32(key, 1), userKey: new Uint8Array(key.buffer, key.byteOffset + 5, key.byteLength - 5) };
+}
+
+export const counterKey = (shardId: number, userKey: Uint8Array): Uint8Array => userKeyed(KeyPrefix.counter, shardId, userKey);
+
 export const counterRange = (shardId: number): KeyRange => groupRange(KeyPrefix.counter, shardId);
 
 /** The user's key inside a counter key (a view, not a copy). */
-export function decodeCounterKey(key: Uint8Array): { shardId: number; userKey: Uint8Array } {
-  assert(key.length >= 5 && key[0] === KeyPrefix.counter, "not a counter key");
-  return { shardId: readU32(key, 1), userKey: new Uint8Array(key.buffer, key.byteOffset + 5, key.byteLength - 5) };
-}
+export const decodeCounterKey = (key: Uint8Array): { shardId: number; userKey: Uint8Array } => decodeUserKeyed(KeyPrefix.counter, key, "counter");
+
+export const kindRecordKey = (shardId: number, userKey: Uint8Array): Uint8Array => userKeyed(KeyPrefix.kind, shardId, userKey);
+
+export const kindRecordRange = (shardId: number): KeyRange => groupRange(KeyPrefix.kind, shardId);
+
+/** The user's key inside a kind key (a view, not a copy). */
+export const decodeKindRecordKey = (key: Uint8Array): { shardId: number; userKey: Uint8Array } => decodeUserKeyed(KeyPrefix.kind, key, "kind");
 
 export function sessionKey(shardId: number, clientId: number): Uint8Array {
   assertU53(clientId, "client id");
@@ -232,7 +246,8 @@ export function describeKey(key: Uint8Array): string {
       if (key.length === 9) return `Q|group=${readU32(key, 1)}|chunk=${readU32(key, 5)}`;
       break;
     case KeyPrefix.counter:
-      if (key.length >= 5) return `C|shard=${readU32(key, 1)}|key=${hex(key.subarray(5))}`;
+    case KeyPrefix.kind:
+      if (key.length >= 5) return `${letter}|shard=${readU32(key, 1)}|key=${hex(key.subarray(5))}`;
       break;
     case KeyPrefix.session:
       if (key.length === 13) return `S|shard=${readU32(key, 1)}|client=${readU32(key, 5) * TWO_POW_32 + readU32(key, 9)}`;

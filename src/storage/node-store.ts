@@ -31,6 +31,9 @@ import {
   counterKey,
   counterRange,
   decodeCounterKey,
+  decodeKindRecordKey,
+  kindRecordKey,
+  kindRecordRange,
   decodeLogKey,
   decodeSessionKey,
   groupIdOfKey,
@@ -223,6 +226,14 @@ export class StoreBatch {
     else this.put(storeKey, sealValue(storeKey, record));
   }
 
+  /** Set (record) or delete (undefined) a kind record (windowed, rate limit, unique, TTL) of a shard. */
+  putKind(shardId: number, key: Uint8Array, record: Uint8Array | undefined): void {
+    assertId(shardId, "shard id");
+    const storeKey = kindRecordKey(shardId, key);
+    if (record === undefined) this.del(storeKey);
+    else this.put(storeKey, sealValue(storeKey, record));
+  }
+
   putSession(shardId: number, clientId: number, record: Uint8Array | undefined): void {
     assertId(shardId, "shard id");
     const storeKey = sessionKey(shardId, clientId);
@@ -235,6 +246,7 @@ export class StoreBatch {
     assertId(shardId, "shard id");
     this.clear(counterRange(shardId));
     this.clear(sessionRange(shardId));
+    this.clear(kindRecordRange(shardId));
   }
 
   /**
@@ -523,6 +535,16 @@ export class NodeStore {
     const range = counterRange(shardId);
     for await (const [key, value] of this.db.iterator({ gte: range.gte, lt: range.lt })) {
       yield [decodeCounterKey(key).userKey, openValue(key, value, `counter record (shard ${shardId})`)];
+    }
+  }
+
+  /** The shard's kind records as [user key, record], in key order, from one consistent view of the store. */
+  async *scanKinds(shardId: number): AsyncIterable<[Uint8Array, Uint8Array]> {
+    this.assertOpen();
+    assertId(shardId, "shard id");
+    const range = kindRecordRange(shardId);
+    for await (const [key, value] of this.db.iterator({ gte: range.gte, lt: range.lt })) {
+      yield [decodeKindRecordKey(key).userKey, openValue(key, value, `kind record (shard ${shardId})`)];
     }
   }
 

@@ -267,7 +267,7 @@ describe("takeChanges", () => {
     const decoded = new Map(changes.counters.map(([k, v]) => [new TextDecoder().decode(k), v]));
     expect(decoded).toEqual(new Map([["b", undefined], ["a", { value: 2n, version: 3 }]]));
     expect(changes.sessions.map(([id]) => id)).toEqual([client]);
-    expect(driver.machine.takeChanges()).toEqual({ counters: [], sessions: [] });
+    expect(driver.machine.takeChanges()).toEqual({ counters: [], sessions: [], kinds: [] });
   });
 
   it("orders a delete before a re-create of the same key", () => {
@@ -315,9 +315,11 @@ describe("against a reference model (seeded)", () => {
         value = (current?.value ?? 0n) + op.delta;
         if (value > INT64_MAX || value < INT64_MIN) return { model, code: "OUT_OF_RANGE", opIndex: i };
         if (op.floor !== undefined && value < op.floor) return { model, code: "FAILED_PRECONDITION", opIndex: i };
-      } else {
+      } else if (op.kind === "set" || op.kind === "cas") {
         if (op.kind === "cas" && (current?.version ?? 0) !== op.expectedVersion) return { model, code: "VERSION_MISMATCH", opIndex: i };
         value = op.value;
+      } else {
+        throw new Error(`the model has no ${op.kind} ops`);
       }
       scratch.set(name, { value, version: index });
       results.push({ value, version: index });

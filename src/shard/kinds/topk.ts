@@ -165,7 +165,7 @@ export function mergeTopK(lists: ReadonlyArray<readonly KeyValue[]>, k: number):
   return out;
 }
 
-function keyHasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
+export function keyHasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
   if (key.length < prefix.length) return false;
   for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
   return true;
