@@ -7,6 +7,8 @@ import { writeFileSync } from "node:fs";
 
 export interface ThroughputBar {
   label: string;
+  /** Printed above the group (the ratio). */
+  note: string;
   tally: number;
   peer: number;
   peerName: string;
@@ -14,6 +16,8 @@ export interface ThroughputBar {
 
 export interface LatencyBars {
   label: string;
+  /** Printed above the group (e.g. how many operations failed). */
+  note: string;
   p50: number;
   p99: number;
   p999: number;
@@ -43,7 +47,7 @@ function tickLabel(v: number): string {
   return String(v);
 }
 
-function chart(title: string, top: number, groups: Array<{ label: string; bars: Array<{ value: number; series: number }> }>, seriesNames: string[], colors: string[], unit: string): string[] {
+function chart(title: string, top: number, groups: Array<{ label: string; note: string; bars: Array<{ value: number; series: number }> }>, seriesNames: string[], colors: string[], unit: string): string[] {
   const axis = logAxis(groups.flatMap((g) => g.bars.map((b) => b.value)));
   const out: string[] = [`<g transform="translate(0,${top})">`, `<text x="${left}" y="-12" font-size="15" font-weight="bold">${escape(title)}</text>`];
   for (const tick of axis.ticks) {
@@ -60,6 +64,8 @@ function chart(title: string, top: number, groups: Array<{ label: string; bars: 
       const y = axis.y(bar.value);
       out.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(barWidth - 2).toFixed(1)}" height="${(plotHeight - y).toFixed(1)}" fill="${colors[bar.series]}"><title>${escape(`${group.label}: ${seriesNames[bar.series]} ${bar.value}`)}</title></rect>`);
     }
+    const top = Math.min(...group.bars.map((b) => axis.y(b.value)));
+    if (group.note) out.push(`<text x="${(left + g * groupWidth + groupWidth / 2).toFixed(1)}" y="${(top - 5).toFixed(1)}" font-size="11" font-weight="bold" text-anchor="middle">${escape(group.note)}</text>`);
     // Labels wrap onto lines of about 22 characters under their group.
     const words = group.label.split(" ");
     const lines: string[] = [""];
@@ -88,7 +94,7 @@ export function writePeersSvg(path: string, throughput: ThroughputBar[], latency
     ...chart(
       "Throughput: tally vs its peer, same concurrency (hover a bar for the peer)",
       40,
-      throughput.map((t) => ({ label: t.label, bars: [{ value: t.tally, series: 0 }, { value: t.peer, series: 1 }] })),
+      throughput.map((t) => ({ label: t.label, note: t.note, bars: [{ value: t.tally, series: 0 }, { value: t.peer, series: 1 }] })),
       ["tally", "peer (Redis or etcd)"],
       ["#2b6cb0", "#dd6b20"],
       "ops/s",
@@ -96,7 +102,7 @@ export function writePeersSvg(path: string, throughput: ThroughputBar[], latency
     ...chart(
       "Latency at fixed offered rates (open loop, from intended start)",
       40 + chartHeight,
-      latency.map((l) => ({ label: l.label, bars: [{ value: l.p50, series: 0 }, { value: l.p99, series: 1 }, { value: l.p999, series: 2 }] })),
+      latency.map((l) => ({ label: l.label, note: l.note, bars: [{ value: l.p50, series: 0 }, { value: l.p99, series: 1 }, { value: l.p999, series: 2 }] })),
       ["p50", "p99", "p99.9"],
       ["#68d391", "#ecc94b", "#e53e3e"],
       "ms",

@@ -357,8 +357,8 @@ async function main(): Promise<void> {
   writeFileSync(join(dir, "peers-latest.md"), table);
   writePeersSvg(
     join(dir, "peers-latest.svg"),
-    outcome.pairs.filter((p) => !p.scenario.includes("offered")).map((p) => ({ label: p.scenario, tally: p.tally.unitsPerSecond, peer: p.peer.unitsPerSecond, peerName: `${p.peer.system} (${p.peer.setting})` })),
-    outcome.latency.map((r) => ({ label: `${r.system} ${r.name}`, p50: r.p50Ms, p99: r.p99Ms, p999: r.p999Ms })),
+    outcome.pairs.filter((p) => !p.scenario.includes("offered")).map((p) => ({ label: p.scenario, note: `tally ${fmtRatio(ratio(p))}x`, tally: p.tally.unitsPerSecond, peer: p.peer.unitsPerSecond, peerName: `${p.peer.system} (${p.peer.setting})` })),
+    outcome.latency.map((r) => ({ label: `${r.system} ${r.name}`, note: r.errors ? `${r.errors.toLocaleString("en-US")} errors` : "", p50: r.p50Ms, p99: r.p99Ms, p999: r.p999Ms })),
   );
   console.log(`\n${table}`);
   console.log(`results: bench/results/peers-${stamp}.json, peers-latest.md, peers-latest.svg`);
