@@ -14,6 +14,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Etcd3 } from "etcd3";
@@ -146,15 +147,19 @@ async function startEtcd(members = 3): Promise<string[]> {
 
 // ---- scenarios --------------------------------------------------------------------------------
 
-type Measured = LoadResult & { name: string; system: "tally" | "redis" | "etcd"; setting: string; conflicts?: number };
+type Measured = LoadResult & { name: string; system: "tally" | "redis" | "etcd"; setting: string; conflicts?: number; eventLoopDelayMsMax: number };
 const measured: Measured[] = [];
+/** The generator's event loop: a long stall means the generator, not the server, set the pace. */
+const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+loopDelay.enable();
 
 function record(name: string, system: Measured["system"], setting: string, result: LoadResult, conflicts?: number): Measured {
-  const row: Measured = { name, system, setting, ...result, ...(conflicts !== undefined ? { conflicts } : {}) };
+  const row: Measured = { name, system, setting, ...result, ...(conflicts !== undefined ? { conflicts } : {}), eventLoopDelayMsMax: Math.round(loopDelay.max / 1e6) };
+  loopDelay.reset();
   measured.push(row);
   const bound = result.generatorCpuPercent >= generatorBoundPercent ? " gen-bound" : "";
   console.log(
-    `${system.padEnd(5)} ${name}: ${result.unitsPerSecond}/s p50 ${result.p50Ms.toFixed(2)} p99 ${result.p99Ms.toFixed(2)} p99.9 ${result.p999Ms.toFixed(2)} ms, errors ${result.errors}, generator CPU ${result.generatorCpuPercent}%${bound}${conflicts !== undefined ? `, txn conflicts ${conflicts}` : ""}${result.firstError ? ` (first error: ${result.firstError})` : ""}`,
+    `${system.padEnd(5)} ${name}: ${result.unitsPerSecond}/s p50 ${result.p50Ms.toFixed(2)} p99 ${result.p99Ms.toFixed(2)} p99.9 ${result.p999Ms.toFixed(2)} ms, errors ${result.errors}, generator CPU ${result.generatorCpuPercent}%${bound}, its event loop stalled up to ${row.eventLoopDelayMsMax} ms${conflicts !== undefined ? `, txn conflicts ${conflicts}` : ""}${result.firstError ? ` (first error: ${result.firstError})` : ""}`,
   );
   return row;
 }
@@ -332,6 +337,7 @@ async function main(): Promise<void> {
   const etcdHosts = await startEtcd();
   cluster = await TestCluster.start({ nodes: 3, shards: 8 });
   let outcome: Awaited<ReturnType<typeof runScenarios>>;
+  loopDelay.reset();
   try {
     outcome = await runScenarios(cluster.endpoints(), redisAlways, redisEverysec, etcdHosts);
   } finally {
