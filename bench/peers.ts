@@ -62,6 +62,13 @@ function spawnServer(command: string, argv: string[], logFile: string): ChildPro
   const log = openSync(logFile, "a");
   const child = spawn(command, argv, { stdio: ["ignore", log, log] });
   children.push(child);
+  // Exit handlers do not run when this process is SIGKILLed (tsx escalates to that when a signal
+  // is not acknowledged in time): a watchdog kills the server by PID once this process is gone.
+  if (child.pid !== undefined) {
+    const watchdog = spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null`], { stdio: "ignore", detached: true });
+    watchdog.unref();
+    children.push(watchdog);
+  }
   return child;
 }
 
