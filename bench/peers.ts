@@ -58,14 +58,14 @@ process.on("exit", () => {
 });
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
 
-function spawnServer(command: string, argv: string[], logFile: string): ChildProcess {
+function spawnServer(command: string, argv: string[], logFile: string, dataDir: string): ChildProcess {
   const log = openSync(logFile, "a");
   const child = spawn(command, argv, { stdio: ["ignore", log, log] });
   children.push(child);
   // Exit handlers do not run when this process is SIGKILLed (tsx escalates to that when a signal
   // is not acknowledged in time): a watchdog kills the server by PID once this process is gone.
   if (child.pid !== undefined) {
-    const watchdog = spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null`], { stdio: "ignore", detached: true });
+    const watchdog = spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null; sleep 1; rm -rf '${dataDir}'`], { stdio: "ignore", detached: true });
     watchdog.unref();
     children.push(watchdog);
   }
@@ -103,7 +103,7 @@ async function startRedis(fsync: "always" | "everysec"): Promise<{ port: number;
   tempDirs.push(dir);
   const port = await freePort();
   // No config file: only these settings, RDB snapshots off so the AOF is the only persistence.
-  spawnServer("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", fsync, "--save", "", "--daemonize", "no", "--logfile", ""], join(dir, "redis.log"));
+  spawnServer("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", fsync, "--save", "", "--daemonize", "no", "--logfile", ""], join(dir, "redis.log"), dir);
   const client = () => new Redis({ host: "127.0.0.1", port, lazyConnect: false, maxRetriesPerRequest: 2, connectTimeout: 5000, commandTimeout: 30_000 });
   const probe = client();
   try {
@@ -137,6 +137,7 @@ async function startEtcd(members = 3): Promise<string[]> {
         "--log-level", "error",
       ],
       join(dir, `${node.name}.log`),
+      dir,
     );
   }
   const hosts = nodes.map((n) => n.client);
