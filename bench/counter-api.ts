@@ -21,6 +21,39 @@ const args = parseArgs(process.argv.slice(2));
 const seconds = Number(args.option("seconds", "5"));
 const keyCount = Number(args.option("keys", "100000"));
 
+/**
+ * Unary Add calls straight to each shard's leader, as a plain gRPC user would make them (no
+ * client library, no stream): 8 sessions per shard, a worker uses session `worker % 8`.
+ */
+export async function connectUnaryAdd(endpoints: string[], shards = 8): Promise<{ add(worker: number, key: string): Promise<void>; close(): void }> {
+  const leaders = new Map<number, RawNodeClient>();
+  const sessions = new Map<number, { clientId: string; seq: number }[]>();
+  for (let shard = 1; shard <= shards; shard++) {
+    const leader = await leaderClient(endpoints, shard);
+    leaders.set(shard, leader);
+    const list = [];
+    for (let w = 0; w < 8; w++) list.push({ clientId: (await leader.call("registerSession", { shardId: shard })).clientId as string, seq: 0 });
+    sessions.set(shard, list);
+  }
+  const slotsPerShard = 16_384 / shards;
+  const shardOf = (k: string) => Math.floor(slotOf(Buffer.from(k)) / slotsPerShard) + 1;
+  return {
+    add: async (worker, k) => {
+      const shard = shardOf(k);
+      const session = sessions.get(shard)![worker % 8]!;
+      const seq = ++session.seq;
+      await leaders.get(shard)!.call("add", {
+        header: { shardId: shard, clientId: session.clientId, seq: String(seq), firstUnackedSeq: String(seq) },
+        key: Buffer.from(k),
+        delta: "1",
+      });
+    },
+    close: () => {
+      for (const leader of leaders.values()) leader.close();
+    },
+  };
+}
+
 export async function runCounterApiBench(endpoints: string[], seconds: number): Promise<Array<{ scenario: string } & LoadResult>> {
   const results: Array<{ scenario: string } & LoadResult> = [];
   const report = (scenario: string, result: LoadResult) => {
@@ -59,37 +92,12 @@ export async function runCounterApiBench(endpoints: string[], seconds: number): 
   }
 
   {
-    // Unary calls straight to each shard's leader, as a plain gRPC user would make them.
-    const leaders = new Map<number, RawNodeClient>();
-    const sessions = new Map<number, { clientId: string; seq: number }[]>();
-    for (let shard = 1; shard <= 8; shard++) {
-      const leader = await leaderClient(endpoints, shard);
-      leaders.set(shard, leader);
-      const list = [];
-      for (let w = 0; w < 8; w++) list.push({ clientId: (await leader.call("registerSession", { shardId: shard })).clientId as string, seq: 0 });
-      sessions.set(shard, list);
-    }
-    const shardOf = (k: string) => Math.floor(slotOf(Buffer.from(k)) / 2048) + 1;
+    const unary = await connectUnaryAdd(endpoints);
     report(
       "unary Add, 64 in flight",
-      await closedLoop({
-        concurrency: 64,
-        seconds,
-        operation: async (w, i) => {
-          const k = key(w * 100_003 + i);
-          const shard = shardOf(k);
-          const session = sessions.get(shard)![w % 8]!;
-          const seq = ++session.seq;
-          await leaders.get(shard)!.call("add", {
-            header: { shardId: shard, clientId: session.clientId, seq: String(seq), firstUnackedSeq: String(seq) },
-            key: Buffer.from(k),
-            delta: "1",
-          });
-          return 1;
-        },
-      }),
+      await closedLoop({ concurrency: 64, seconds, operation: async (w, i) => (await unary.add(w, key(w * 100_003 + i)), 1) }),
     );
-    for (const leader of leaders.values()) leader.close();
+    unary.close();
   }
 
   {

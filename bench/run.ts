@@ -25,6 +25,7 @@ const suites: Array<{ name: string; file: string; args: string[]; env?: Record<s
   { name: "counter API through 3 tallyd processes", file: "counter-api.ts", args: ["--seconds", seconds] },
   { name: "wire codecs: CPU per 10,000 ops (old vs new encodings, same bytes)", file: "wire-codec.ts", args: [] },
   { name: "placement: shard move, unavailability during a leader transfer and a move, routes refresh", file: "placement.ts", args: ["--counters", quick ? "100000" : "1000000"] },
+  { name: "tally vs Redis 7 and etcd 3.4, same concurrency (needs scripts/peers.sh)", file: "peers.ts", args: ["--seconds", quick ? "3" : "10"] },
   { name: "counter kinds: windowed counters, rate limiter, HyperLogLog, top-K, expiry index", file: "kinds.ts", args: [], env: { SCALE: quick ? "0.2" : "1" } },
   { name: "counter kinds through 3 tallyd processes (with Redis equivalents)", file: "kinds-api.ts", args: ["--seconds", seconds] },
 ];
