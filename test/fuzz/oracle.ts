@@ -35,9 +35,28 @@ export class Oracle {
   /** Valid mutations the fuzzer sent whose effect (or definite refusal) it confirmed. */
   appliedMutations = 0;
 
+  /**
+   * Keys a request outside the model touched (a TTL, a counter-kind op): their state is no longer
+   * predictable (a TTL deletes at leader time, a kind changes what the key holds), so they are
+   * neither checked nor used for valid mutations from then on.
+   */
+  readonly volatile = new Set<string>();
+
+  makeVolatile(key: Uint8Array): void {
+    const id = keyId(key);
+    this.volatile.add(id);
+    this.keys.delete(id);
+    this.counters.delete(id);
+  }
+
+  isVolatile(key: Uint8Array): boolean {
+    return this.volatile.has(keyId(key));
+  }
+
   track(key: Uint8Array): void {
     if (key.length < 1 || key.length > MAX_KEY_BYTES) return;
     const id = keyId(key);
+    if (this.volatile.has(id)) return;
     if (!this.keys.has(id)) this.keys.set(id, Buffer.from(key));
   }
 

@@ -8,7 +8,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
-import { slotOf } from "../../src/meta/slots.js";
+import { keyInShard } from "../support/keys.js";
 import { AmbiguousError, FailedPreconditionError, OutOfRangeError, VersionMismatchError } from "../../src/util/errors.js";
 import { TestCluster, eventually } from "../support/cluster.js";
 import { RawCallError, RawNodeClient, leaderClient } from "../support/raw-client.js";
@@ -29,15 +29,6 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-/** A key name (with a suffix) that lands in the given shard of 4. */
-function keyInShard(prefix: string, shardId: number): string {
-  const start = ((shardId - 1) * 16384) / 4;
-  for (let i = 0; ; i++) {
-    const key = `${prefix}-${i}`;
-    const slot = slotOf(new TextEncoder().encode(key));
-    if (slot >= start && slot < start + 4096) return key;
-  }
-}
 
 async function rawError(promise: Promise<unknown>): Promise<RawCallError> {
   let response: unknown;

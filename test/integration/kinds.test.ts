@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { slotOf } from "../../src/meta/slots.js";
+import { keyInShard } from "../support/keys.js";
 import { AmbiguousError, FailedPreconditionError, InvalidArgumentError } from "../../src/util/errors.js";
 import { runCli, type CliIo } from "../../src/cli/cli.js";
 import { TestCluster, eventually, withDeadline } from "../support/cluster.js";
@@ -24,14 +25,6 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-function keyInShard(prefix: string, shardId: number): string {
-  const start = ((shardId - 1) * 16384) / 4;
-  for (let i = 0; ; i++) {
-    const key = `${prefix}-${i}`;
-    const slot = slotOf(new TextEncoder().encode(key));
-    if (slot >= start && slot < start + 4096) return key;
-  }
-}
 
 const isAmbiguous = (error: unknown): boolean => error instanceof AmbiguousError || (error instanceof Error && error.name.includes("Ambiguous"));
 

@@ -11,6 +11,7 @@ import { runCli, type CliIo } from "../../src/cli/cli.js";
 import type { ClusterMapReply } from "../../src/cli/format-map.js";
 import { AmbiguousError } from "../../src/util/errors.js";
 import { eventually, TestCluster } from "../support/cluster.js";
+import { keyInSlots } from "../support/keys.js";
 import { RawCallError, RawNodeClient } from "../support/raw-client.js";
 
 const KEYS = Array.from({ length: 24 }, (_, i) => `placement-key-${i}`);
@@ -163,7 +164,7 @@ describe("metadata group and placement controller (real processes)", () => {
       // A key of this shard: find one by asking the routes (slot ranges) through the client.
       const routes = await client.routes();
       const slotStart = routes.shards.find((s) => s.shardId === moved.shardId)!.slotStart;
-      const key = await findKeyInSlots(slotStart, routes.shards.find((s) => s.shardId === moved.shardId)!.slotEnd);
+      const key = keyInSlots("stale-epoch", slotStart, routes.shards.find((s) => s.shardId === moved.shardId)!.slotEnd);
       const before = (await client.get(key)).value;
       const header = { shardId: moved.shardId, epoch: "1", clientId: session.clientId, seq: "1", firstUnackedSeq: "1" };
       const error = await raw.call("add", { header, key: Buffer.from(key), delta: "1000" }).catch((e: unknown) => e);
@@ -249,12 +250,3 @@ describe("metadata group and placement controller (real processes)", () => {
   }, 150_000);
 });
 
-/** A key whose hash slot is in [start, end). */
-async function findKeyInSlots(start: number, end: number): Promise<string> {
-  const { slotOf } = await import("../../src/meta/slots.js");
-  for (let i = 0; ; i++) {
-    const key = `stale-epoch-${i}`;
-    const slot = slotOf(new TextEncoder().encode(key));
-    if (slot >= start && slot < end) return key;
-  }
-}
