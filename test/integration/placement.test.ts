@@ -130,11 +130,19 @@ describe("metadata group and placement controller (real processes)", () => {
     expect(plan.output).toMatch(/balanced: nothing to do|would make 0 moves and \d+ leader transfers/);
   }, 30_000);
 
-  it("grows online: nodes 4 and 5 added to cluster.yaml and started get replicas and leaders while adds run", async () => {
+  it("grows online: node 4 added to cluster.yaml, node 5 by tallyctl node add, both started, get replicas and leaders while adds run", async () => {
     const before = load.total;
     const four = await cluster.addNode("z4");
     cluster.startNode(four);
+    // Node 5 is registered with tallyctl first (the other way in), then started.
     const five = await cluster.addNode("z5");
+    const fiveConfig = cluster.config.nodes.find((n) => n.id === five)!;
+    const bad = await tallyctl("node", "add", String(five), "--client", "nowhere", "--peer", fiveConfig.peer);
+    expect(bad.code).not.toBe(0);
+    expect(bad.output).toContain("client_address");
+    const added = await tallyctl("node", "add", String(five), "--client", fiveConfig.client, "--peer", fiveConfig.peer, "--zone", "z5");
+    expect(added.code, added.output).toBe(0);
+    expect(added.output).toContain(`node ${five} added (${fiveConfig.client}`);
     cluster.startNode(five);
     const map = await eventually(
       async () => {
