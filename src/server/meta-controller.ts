@@ -29,6 +29,15 @@ import type { Logger } from "../util/log.js";
 /** A learner within this many entries of the leader's commit index counts as caught up. */
 const CAUGHT_UP_LAG_MAX = 64;
 
+/**
+ * Caught up: the learner has acknowledged entries (match 0 means nothing yet -- with a short log,
+ * "commit - 0 <= lag" would promote a learner that never answered, even a dead one, and the new
+ * configuration would lose its quorum) and is within CAUGHT_UP_LAG_MAX of the commit index.
+ */
+function isCaughtUp(match: number, commit: number): boolean {
+  return match > 0 && commit - match <= CAUGHT_UP_LAG_MAX;
+}
+
 interface LeaderReport {
   atMs: number;
   nodeId: number;
@@ -277,7 +286,7 @@ export class MetaController {
       }
       if (learners.has(op.to)) {
         const match = shard.progress.find(([id]) => id === op.to)?.[1] ?? 0;
-        const caughtUp = shard.commit - match <= CAUGHT_UP_LAG_MAX;
+        const caughtUp = isCaughtUp(match, shard.commit) && this.isAlive(op.to);
         const timedOut = wallClockMs() - op.createdMs > this.settings.catchUpTimeoutMs;
         const targetDead = this.silentMs(op.to) > Math.min(this.settings.downAfterMs, 10_000);
         if (rollingBack || (!caughtUp && (timedOut || targetDead))) {
@@ -356,7 +365,7 @@ export class MetaController {
     }
     const status = meta.raw.status();
     const match = status.progress.get(learner)?.match ?? 0;
-    if (status.commit - match > CAUGHT_UP_LAG_MAX) return;
+    if (!isCaughtUp(match, status.commit) || !this.isAlive(learner)) return;
     if (bad === this.node.nodeId) {
       const to = conf.voters.find((id) => id !== bad && this.isAlive(id));
       if (to !== undefined) await this.node.metaTransferLeader(to);

@@ -150,7 +150,7 @@ describe("metadata group and placement controller (real processes)", () => {
         const counts = m.nodes.filter((n) => n.state === "up").map((n) => replicasOf(m, Number(n.nodeId)));
         return m.nodes.length === 5 && settled(m) && Math.max(...counts) - Math.min(...counts) <= 1 && replicasOf(m, four) >= 2 && replicasOf(m, five) >= 2 ? m : undefined;
       },
-      90_000,
+      150_000,
       "replicas balanced over 5 nodes",
     );
     expect(map.operations.filter((op) => op.state === "done").length).toBeGreaterThanOrEqual(4);
@@ -160,7 +160,7 @@ describe("metadata group and placement controller (real processes)", () => {
     }, 30_000, "leaders spread over at least 4 nodes");
     expect(load.total).toBeGreaterThan(before + 50);
     await load.check(client);
-  }, 150_000);
+  }, 240_000);
 
   it("a request routed by a stale epoch is refused with WRONG_SHARD and applies nothing", async () => {
     const map = await clusterMap();
