@@ -259,6 +259,14 @@ export class MetaController {
     if (state !== "running") this.log.info({ op: op.id, state, step, move: describeOperation(op) }, "operation finished");
   }
 
+  /** The replica leaving leads the shard: hand leadership to a live voter first. */
+  private async moveLeadershipAway(op: OperationRecord, report: LeaderReport): Promise<void> {
+    const to = report.shard.voters.find((id) => id !== op.from && this.isAlive(id));
+    if (to === undefined) return this.setStep(op, "no live voter to take leadership");
+    await this.shardChange(report, { action: "transfer-leader", nodeId: to });
+    await this.setStep(op, `moving leadership from node ${op.from} to node ${to}`);
+  }
+
   /** One idempotent step of a move, from the shard as its leader reports it now. */
   private async driveMove(op: OperationRecord): Promise<void> {
     const report = this.leaderReports.get(op.shardId);
@@ -299,13 +307,7 @@ export class MetaController {
           await this.setStep(op, `learner ${op.to} catching up (${match}/${shard.commit})`);
           return;
         }
-        if (report.nodeId === op.from) {
-          const to = shard.voters.find((id) => id !== op.from && this.isAlive(id));
-          if (to === undefined) return await this.setStep(op, "no live voter to take leadership");
-          await this.shardChange(report, { action: "transfer-leader", nodeId: to });
-          await this.setStep(op, `moving leadership from node ${op.from} to node ${to}`);
-          return;
-        }
+        if (report.nodeId === op.from) return await this.moveLeadershipAway(op, report);
         if (!voters.has(op.from)) {
           await this.shardChange(report, { action: "promote", nodeId: op.to });
           await this.setStep(op, `promoting node ${op.to}`);
@@ -317,11 +319,7 @@ export class MetaController {
       }
       // op.to is a voter.
       if (voters.has(op.from)) {
-        if (report.nodeId === op.from) {
-          const to = shard.voters.find((id) => id !== op.from && this.isAlive(id));
-          if (to !== undefined) await this.shardChange(report, { action: "transfer-leader", nodeId: to });
-          return;
-        }
+        if (report.nodeId === op.from) return await this.moveLeadershipAway(op, report);
         await this.shardChange(report, { action: "remove", nodeId: op.from });
         await this.setStep(op, `removing node ${op.from}`);
         return;

@@ -337,6 +337,17 @@ export class TallyNode {
       for await (const entry of this.store.scanKinds(shardId)) kinds.push(entry);
       machine = CounterStateMachine.load(this.shardOptions, loaded.applied?.index ?? 0, loaded.applied?.clockMs ?? 0, counters, sessions, kinds);
     }
+    return this.newShardReplica(shardId, descriptor, storage, machine, confState, storage.firstIndex() - 1);
+  }
+
+  private newShardReplica(
+    shardId: number,
+    descriptor: ShardDescriptor,
+    storage: MemoryStorage,
+    machine: CounterStateMachine,
+    confState: ConfState,
+    lastSnapshotIndex: number,
+  ): ShardReplica {
     const replica = new GroupReplica(
       shardId,
       descriptor,
@@ -348,9 +359,18 @@ export class TallyNode {
       this.shardOptions,
       encodeShardEntry,
     ) as ShardReplica;
-    replica.lastSnapshotIndex = storage.firstIndex() - 1;
+    replica.lastSnapshotIndex = lastSnapshotIndex;
     replica.admit = this.admitFor(replica);
     return replica;
+  }
+
+  /** The state changes the machine reports, with its applied index, into the batch. */
+  private writeShardChanges(shardId: number, machine: CounterStateMachine, batch: StoreBatch): void {
+    const changes = machine.takeChanges();
+    for (const [key, record] of changes.counters) batch.putCounter(shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
+    for (const [clientId, record] of changes.sessions) batch.putSession(shardId, clientId, record);
+    for (const [key, record] of changes.kinds) batch.putKind(shardId, key, record);
+    batch.setApplied(shardId, machine.appliedIndex, machine.clockMs);
   }
 
   /**
@@ -361,9 +381,14 @@ export class TallyNode {
   private admitFor(replica: ShardReplica): AdmitMutation {
     return (command) => {
       const descriptor = replica.descriptor;
-      if (command.epoch !== undefined && command.epoch !== 0 && command.epoch !== descriptor.epoch) {
-        this.stats.staleEpochRejected++;
-        return { ok: false, code: "WRONG_SHARD", message: `shard ${replica.shardId} is at epoch ${descriptor.epoch}, the request was routed by epoch ${command.epoch}`, currentEpoch: descriptor.epoch };
+      if (command.epoch !== undefined && command.epoch !== 0) {
+        if (command.epoch !== descriptor.epoch) {
+          this.stats.staleEpochRejected++;
+          return { ok: false, code: "WRONG_SHARD", message: `shard ${replica.shardId} is at epoch ${descriptor.epoch}, the request was routed by epoch ${command.epoch}`, currentEpoch: descriptor.epoch };
+        }
+        // Same epoch, same range: route() checked these keys against it at admission (the range
+        // changes only with the epoch), so the per-key hashing is not repeated on every replica.
+        return undefined;
       }
       for (const op of command.ops) {
         const slot = slotOf(op.key);
@@ -1003,13 +1028,7 @@ export class TallyNode {
       this.stats.applied++;
     }
     if (shard !== undefined) {
-      const changes = shard.machine.takeChanges();
-      for (const [key, record] of changes.counters) {
-        batch.putCounter(shard.shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
-      }
-      for (const [clientId, record] of changes.sessions) batch.putSession(shard.shardId, clientId, record);
-      for (const [key, record] of changes.kinds) batch.putKind(shard.shardId, key, record);
-      batch.setApplied(shard.shardId, shard.machine.appliedIndex, shard.machine.clockMs);
+      this.writeShardChanges(shard.shardId, shard.machine, batch);
       // Removed from the group: the replica is garbage once this batch is written.
       if (removedSelf) this.groupsToDestroy.add(shard.shardId);
     } else {
@@ -1074,19 +1093,7 @@ export class TallyNode {
     for (const [clientId, record] of sessions) batch.putSession(childId, clientId, record);
     for (const [key, record] of movedKinds) batch.putKind(childId, key, record);
     batch.setApplied(childId, index, child.clockMs);
-    const replica = new GroupReplica(
-      childId,
-      childDescriptor,
-      storage,
-      this.raftConfig(childId, storage, index),
-      child,
-      childConf,
-      this.replicaLimits,
-      this.shardOptions,
-      encodeShardEntry,
-    ) as ShardReplica;
-    replica.lastSnapshotIndex = index;
-    replica.admit = this.admitFor(replica);
+    const replica = this.newShardReplica(childId, childDescriptor, storage, child, childConf, index);
     this.replicas.set(childId, replica);
     this.stats.replicasCreated++;
     this.wakePending = true;
@@ -1159,11 +1166,7 @@ export class TallyNode {
       batch.clearShardState(shard.shardId);
       batch.putGroupState(shard.shardId, encodeDescriptor(descriptor));
       // The restored machine reports every counter and session as a change.
-      const changes = machine.takeChanges();
-      for (const [key, record] of changes.counters) batch.putCounter(shard.shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
-      for (const [clientId, record] of changes.sessions) batch.putSession(shard.shardId, clientId, record);
-      for (const [key, record] of changes.kinds) batch.putKind(shard.shardId, key, record);
-      batch.setApplied(shard.shardId, machine.appliedIndex, machine.clockMs);
+      this.writeShardChanges(shard.shardId, machine, batch);
     }
     this.stats.snapshotsInstalled++;
     this.log.info({ group: replica.shardId, index: snapshot.metadata.index }, "installed snapshot");

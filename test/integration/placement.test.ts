@@ -7,11 +7,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
-import { runCli, type CliIo } from "../../src/cli/cli.js";
 import type { ClusterMapReply } from "../../src/cli/format-map.js";
 import { AmbiguousError } from "../../src/util/errors.js";
 import { eventually, TestCluster } from "../support/cluster.js";
 import { keyInSlots } from "../support/keys.js";
+import { tallyctl as runTallyctl } from "../support/tallyctl.js";
 import { RawCallError, RawNodeClient } from "../support/raw-client.js";
 
 const KEYS = Array.from({ length: 24 }, (_, i) => `placement-key-${i}`);
@@ -70,26 +70,12 @@ class SteadyLoad {
   }
 }
 
-function cliIo(out: string[]): CliIo {
-  return {
-    stdout: (text) => out.push(text),
-    stderr: (text) => out.push(text),
-    cwd: process.cwd(),
-    env: {},
-    createClient: (options) => new TallyClient(options),
-  };
-}
-
 describe("metadata group and placement controller (real processes)", () => {
   let cluster: TestCluster;
   let client: TallyClient;
   let load: SteadyLoad;
 
-  const tallyctl = async (...args: string[]): Promise<{ code: number; output: string }> => {
-    const out: string[] = [];
-    const code = await runCli(["--endpoints", cluster.endpoints().join(","), "--timeout", "8000", ...args], cliIo(out));
-    return { code, output: out.join("") };
-  };
+  const tallyctl = (...args: string[]) => runTallyctl(cluster.endpoints(), ...args);
   const clusterMap = async (): Promise<ClusterMapReply> => {
     let map = await client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 5000 });
     const leader = map.nodes.find((n) => n.nodeId === map.metaLeaderId);

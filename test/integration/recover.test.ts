@@ -4,9 +4,9 @@
  */
 import { afterAll, expect, test } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
-import { runCli, type CliIo } from "../../src/cli/cli.js";
 import type { ClusterMapReply } from "../../src/cli/format-map.js";
 import { eventually, TestCluster } from "../support/cluster.js";
+import { tallyctl } from "../support/tallyctl.js";
 
 let cluster: TestCluster | undefined;
 afterAll(async () => cluster?.destroy());
@@ -20,15 +20,14 @@ test("recover --unsafe makes a surviving replica the only voter; the controller 
     await client.add("survivor", 5n);
     await cluster.kill(2);
     await cluster.kill(3);
-    const out: string[] = [];
-    const io: CliIo = { stdout: (t) => out.push(t), stderr: (t) => out.push(t), cwd: process.cwd(), env: {}, createClient: (o) => new TallyClient(o) };
-    const args = ["--endpoints", endpoints[0]!, "--timeout", "8000", "recover", "1", "--node", "1"];
-    expect(await runCli(args, io)).toBe(2); // --unsafe is required
-    expect(out.join("")).toContain("LOST");
-    out.length = 0;
-    expect(await runCli([...args, "--unsafe"], io), out.join("")).toBe(0);
-    expect(out.join("")).toMatch(/WARNING: unsafe recovery/);
-    expect(out.join("")).toMatch(/node 1 is now its only voter at epoch \d{4}/);
+    const args = ["recover", "1", "--node", "1"];
+    const refused = await tallyctl([endpoints[0]!], ...args);
+    expect(refused.code).toBe(2); // --unsafe is required
+    expect(refused.output).toContain("LOST");
+    const recovered = await tallyctl([endpoints[0]!], ...args, "--unsafe");
+    expect(recovered.code, recovered.output).toBe(0);
+    expect(recovered.output).toMatch(/WARNING: unsafe recovery/);
+    expect(recovered.output).toMatch(/node 1 is now its only voter at epoch \d{4}/);
     const single = new TallyClient({ endpoints: [endpoints[0]!], deadlineMs: 10_000 });
     try {
       expect((await single.get("survivor")).value).toBe(5n);

@@ -6,11 +6,11 @@
  */
 import { afterAll, expect, test } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
-import { runCli, type CliIo } from "../../src/cli/cli.js";
 import type { ClusterMapReply } from "../../src/cli/format-map.js";
 import { slotOf } from "../../src/meta/slots.js";
 import { AmbiguousError } from "../../src/util/errors.js";
 import { eventually, TestCluster } from "../support/cluster.js";
+import { tallyctl } from "../support/tallyctl.js";
 import { RawCallError, RawNodeClient } from "../support/raw-client.js";
 
 let cluster: TestCluster | undefined;
@@ -58,11 +58,9 @@ test("a hot shard is split by the controller and another by tallyctl, under load
     // By hand: split the widest shard at a chosen slot.
     const widest = [...auto.shards].sort((a, b) => b.slotEnd - b.slotStart - (a.slotEnd - a.slotStart))[0]!;
     const at = widest.slotStart + Math.floor((widest.slotEnd - widest.slotStart) / 3);
-    const out: string[] = [];
-    const io: CliIo = { stdout: (t) => out.push(t), stderr: (t) => out.push(t), cwd: process.cwd(), env: {}, createClient: (o) => new TallyClient(o) };
-    const code = await runCli(["--endpoints", endpoints.join(","), "--timeout", "8000", "shard", "split", String(widest.shardId), "--at", String(at)], io);
-    expect(code, out.join("")).toBe(0);
-    expect(out.join("")).toContain(`split shard ${widest.shardId} at slot ${at} started`);
+    const { code, output } = await tallyctl(endpoints, "shard", "split", String(widest.shardId), "--at", String(at));
+    expect(code, output).toBe(0);
+    expect(output).toContain(`split shard ${widest.shardId} at slot ${at} started`);
     const after = await eventually(async () => {
       const m = await leaderMap();
       return m.shards.some((s) => s.slotStart === at) && m.operations.every((op) => op.state !== "running") ? m : undefined;
@@ -116,17 +114,18 @@ test("a replica added after a split replays the shard's log to the same state as
     const client = new TallyClient({ endpoints: local.endpoints(), deadlineMs: 10_000 });
     const keys = Array.from({ length: 60 }, (_, i) => `replay-${i}`);
     for (const key of keys) await client.add(key, 1n);
-    const out: string[] = [];
-    const io: CliIo = { stdout: (t) => out.push(t), stderr: (t) => out.push(t), cwd: process.cwd(), env: {}, createClient: (o) => new TallyClient(o) };
-    const cli = (...args: string[]) => runCli(["--endpoints", local.endpoints().join(","), "--timeout", "8000", ...args], io);
-    expect(await cli("shard", "split", "1", "--at", "8192"), out.join("")).toBe(0);
+    const cli = async (...args: string[]) => {
+      const { code, output } = await tallyctl(local.endpoints(), ...args);
+      expect(code, output).toBe(0);
+    };
+    await cli("shard", "split", "1", "--at", "8192");
     const map = () => client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000 });
     await eventually(async () => ((await map()).shards.length === 2 ? true : undefined), 20_000, "the split");
     for (const key of keys) await client.add(key, 1n);
     // Move a replica of the left shard (the parent, whose log holds the split) to node 4.
     const leader = (await client.routes()).shards.find((s) => s.shardId === 1)!.leaderId!;
     const from = ["1", "2", "3"].find((id) => id !== leader)!;
-    expect(await cli("shard", "move", "1", "--from", from, "--to", String(four)), out.join("")).toBe(0);
+    await cli("shard", "move", "1", "--from", from, "--to", String(four));
     await eventually(async () => {
       const m = await map();
       return m.shards.find((s) => s.shardId === 1)!.voters.includes(String(four)) && m.operations.every((op) => op.state !== "running") ? true : undefined;
