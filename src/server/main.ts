@@ -10,6 +10,7 @@ import { TallyNode } from "./node.js";
 import { createClientServer } from "./grpc-service.js";
 import { clientPortCredentials, nodeCertificateProvider } from "./tls.js";
 import { componentLogger, rootLogger } from "../util/log.js";
+import { watchTestControl } from "./test-control.js";
 
 const program = new Command()
   .name("tallyd")
@@ -30,6 +31,7 @@ const grpcLog = componentLogger("grpc", { node: options.node });
 grpc.setLogger({ error: (...args: unknown[]) => grpcLog.debug(args.map(String).join(" ")) } as unknown as Console);
 
 async function main(): Promise<void> {
+  watchTestControl(log);
   let config;
   try {
     config = loadClusterConfig(options.config);

@@ -4,10 +4,13 @@
  * (container-cluster.ts). The nemeses are written once against this interface; a backend that
  * cannot shape links leaves `shapeAll` out and the latency/slow nemeses are refused for it.
  */
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { waitForClusterReady } from "../../scripts/cluster-ready.js";
 import type { ClusterConfig, NodeConfig } from "../../src/server/config.js";
 import type { LinkShape } from "../support/proxy.js";
 import { RawNodeClient } from "../support/raw-client.js";
+import type { DiskVolumes } from "./disk-volume.js";
 
 export type BackendName = "process" | "container";
 export const BACKEND_NAMES: readonly BackendName[] = ["process", "container"];
@@ -23,6 +26,8 @@ export interface ClusterOptions {
   seed?: number;
   /** Environment for every node (e.g. TALLY_TEST_ACK_BEFORE_COMMIT). */
   extraEnv?: Record<string, string>;
+  /** Puts each node's data on its own tmpfs so the disk nemesis can fill it (needs root). */
+  diskFaults?: boolean;
 }
 
 /** A directed link: traffic that `from` sends to `to`. */
@@ -56,6 +61,16 @@ export interface ClusterBackend {
    * process backend always knows (exit events).
    */
   syncState?(): Promise<number[]>;
+  /**
+   * Jumps a running node's clocks (test control file, src/server/test-control.ts): the wall clock
+   * to `wallJumpMs` from where it started (either sign; 0 puts it back), the monotonic clock
+   * forward by `monotonicForwardMs` more (it never goes back). A restarted node keeps the jumps.
+   */
+  jumpClock(id: number, wallJumpMs: number, monotonicForwardMs: number): Promise<void>;
+  /** Fills the node's data volume (ENOSPC on its next write); needs ClusterOptions.diskFaults. */
+  fillDisk(id: number): Promise<void>;
+  /** Frees the room fillDisk took. */
+  drainDisk(id: number): Promise<void>;
   /** Undoes every cut and shape on running nodes. */
   healNetwork(): Promise<void>;
   /** The node that reports itself leader of `shardId` (highest term wins), or undefined. */
@@ -104,8 +119,27 @@ export function chaosClusterDocument(options: ClusterOptions, nodes: NodeConfig[
  */
 export abstract class BaseCluster implements ClusterBackend {
   abstract readonly name: BackendName;
+  /** The run's temporary directory on this host (config, data, control files). */
+  abstract readonly dir: string;
   config!: ClusterConfig;
   private readonly admins = new Map<number, RawNodeClient>();
+  private readonly monotonicJumpMs = new Map<number, number>();
+  /** Set up by the subclass when ClusterOptions.diskFaults asks for it. */
+  protected volumes: DiskVolumes | undefined;
+  /** Ctrl-C or a kill of the harness must not leave nodes, containers or mounts behind. */
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    void this.destroy().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
+  };
+
+  protected watchSignals(): void {
+    process.once("SIGINT", this.onSignal);
+    process.once("SIGTERM", this.onSignal);
+  }
+
+  protected unwatchSignals(): void {
+    process.off("SIGINT", this.onSignal);
+    process.off("SIGTERM", this.onSignal);
+  }
 
   abstract endpoints(): string[];
   abstract isRunning(id: number): boolean;
@@ -124,6 +158,7 @@ export abstract class BaseCluster implements ClusterBackend {
 
   /** Sets up, starts every node, waits until every shard has a leader; tears down on any failure. */
   protected async bringUp(readyTimeoutMs: number): Promise<void> {
+    this.watchSignals();
     try {
       await this.setUp();
       await Promise.all(this.nodeIds.map((id) => this.startNode(id)));
@@ -186,6 +221,31 @@ export abstract class BaseCluster implements ClusterBackend {
 
   async waitReady(timeoutMs = 30_000): Promise<void> {
     await waitForClusterReady(this.config, timeoutMs);
+  }
+
+  /** Where node `id`'s test control file is on this host (the directory is created on demand). */
+  protected controlFile(id: number): string {
+    mkdirSync(join(this.dir, "control"), { recursive: true });
+    return join(this.dir, "control", `n${id}.json`);
+  }
+
+  async jumpClock(id: number, wallJumpMs: number, monotonicForwardMs: number): Promise<void> {
+    if (monotonicForwardMs < 0) throw new Error("the monotonic clock only jumps forward");
+    const monotonicJumpMs = (this.monotonicJumpMs.get(id) ?? 0) + monotonicForwardMs;
+    this.monotonicJumpMs.set(id, monotonicJumpMs);
+    const path = this.controlFile(id);
+    // Atomic: the node polls the file and must never read half of it.
+    writeFileSync(`${path}.tmp`, JSON.stringify({ wallJumpMs, monotonicJumpMs }));
+    renameSync(`${path}.tmp`, path);
+  }
+
+  async fillDisk(id: number): Promise<void> {
+    if (this.volumes === undefined) throw new Error("the cluster was started without diskFaults: its nodes' disks cannot be filled");
+    this.volumes.fill(id);
+  }
+
+  async drainDisk(id: number): Promise<void> {
+    this.volumes?.drain(id);
   }
 
   protected closeAdmins(): void {

@@ -1,7 +1,8 @@
 /**
  * A short clean chaos run on the process backend: kill -9 of leaders, SIGSTOP pauses longer than
- * the election timeout, leader isolation and one-way partitions, a leadership-transfer storm and a
- * clock-skewed restart, under a concurrent add/read workload. The history must check out valid:
+ * the election timeout, leader isolation and one-way partitions, a leadership-transfer storm, a
+ * clock-skewed restart, live clock jumps, and a full disk (the node must stop itself and come back
+ * intact), under a concurrent add/read workload. The history must check out valid:
  * no lost or double-counted add, linearizable adds and reads, STALE reads at or past their
  * minIndex. On failure the report is under .chaos/ (the path is in the assertion message).
  */
@@ -9,15 +10,15 @@ import { describe, expect, it } from "vitest";
 import { runChaos } from "./run.js";
 
 describe("chaos (process backend)", () => {
-  it("a run with crashes, pauses, partitions, transfers and clock skew is valid", { timeout: 240_000 }, async () => {
+  it("a run with crashes, pauses, partitions, transfers, clock skew and jumps, and a full disk is valid", { timeout: 240_000 }, async () => {
     const seed = Number(process.env.CHAOS_SEED ?? 42);
     const run = await runChaos({
       nodes: 3,
-      timeS: 60,
+      timeS: 70,
       rate: 50,
       keys: 4,
       readRatio: 0.3,
-      nemeses: ["kill-leader", "pause", "partition-leader", "partition-one-way", "transfer-storm", "clock-skew", "kill"],
+      nemeses: ["kill-leader", "pause", "partition-leader", "partition-one-way", "transfer-storm", "clock-skew", "clock-jump", "disk", "kill"],
       seed,
       concurrency: 5,
       faultMs: 4000,

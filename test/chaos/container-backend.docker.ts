@@ -73,7 +73,7 @@ describe("chaos (container backend)", () => {
     }
   });
 
-  it("a short run with kill -9, docker pause, partitions and clock skew is valid", async () => {
+  it("a short run with kill -9, docker pause, partitions, clock skew and jumps, and a full disk is valid", async () => {
     const seed = Number(process.env.CHAOS_SEED ?? 77);
     const run = await runChaos({
       backend: "container",
@@ -82,7 +82,7 @@ describe("chaos (container backend)", () => {
       rate: 50,
       keys: 4,
       readRatio: 0.3,
-      nemeses: ["kill", "kill-leader", "pause", "partition-leader", "partition-halves", "partition-one-way", "clock-skew"],
+      nemeses: ["kill", "kill-leader", "pause", "partition-leader", "partition-halves", "partition-one-way", "clock-skew", "clock-jump", "disk"],
       seed,
       concurrency: 5,
     });

@@ -27,6 +27,7 @@ import { loadClusterConfig } from "../../src/server/config.js";
 import { createPrng } from "../../src/util/prng.js";
 import { withDeadline } from "../support/cluster.js";
 import { BaseCluster, chaosClusterDocument, type ClusterOptions, type Link } from "./backend.js";
+import { DiskVolumes } from "./disk-volume.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 /** Where scripts/docker-up.sh puts the daemon's socket unless TALLY_DOCKER_DIR says otherwise. */
@@ -118,11 +119,10 @@ export class ContainerCluster extends BaseCluster {
   private networkName = "";
   private readonly addresses = new Map<number, string>();
   private readonly containers = new Map<number, NodeContainer>();
+  /** Node id -> its data directory on this host (bind-mounted at /data/n<id>). */
+  private readonly hostDataDir = new Map<number, string>();
   private readonly running = new Set<number>();
   private readonly paused = new Set<number>();
-  private readonly onSignal = (signal: NodeJS.Signals): void => {
-    void this.destroy().finally(() => process.exit(signal === "SIGINT" ? 130 : 143));
-  };
 
   private constructor(readonly options: ClusterOptions) {
     super();
@@ -131,9 +131,6 @@ export class ContainerCluster extends BaseCluster {
 
   static async start(options: ClusterOptions, readyTimeoutMs = 60_000): Promise<ContainerCluster> {
     const cluster = new ContainerCluster(options);
-    // Ctrl-C during a run must not leave containers behind.
-    process.once("SIGINT", cluster.onSignal);
-    process.once("SIGTERM", cluster.onSignal);
     await cluster.bringUp(readyTimeoutMs);
     return cluster;
   }
@@ -153,11 +150,14 @@ export class ContainerCluster extends BaseCluster {
     this.docker = runtime.container.dockerode;
     await this.removeOrphans();
     const prefix = await this.createNetwork();
+    if (this.options.diskFaults) this.volumes = new DiskVolumes(this.dir);
+    this.controlFile(1);
     const nodes = [];
     for (let id = 1; id <= this.options.nodes; id++) {
       const address = `${prefix}.${10 + id}`;
       this.addresses.set(id, address);
-      mkdirSync(join(this.dir, `n${id}`));
+      this.hostDataDir.set(id, this.volumes !== undefined ? join(this.dir, this.volumes.mount(id)) : join(this.dir, `n${id}`));
+      mkdirSync(this.hostDataDir.get(id)!, { recursive: true });
       nodes.push({ id, client: `${address}:${CLIENT_PORT}`, peer: `${address}:${PEER_PORT}`, zone: `z${id}`, dataDir: `/data/n${id}` });
     }
     writeFileSync(join(this.dir, "cluster.yaml"), stringify(chaosClusterDocument(this.options, nodes)));
@@ -228,10 +228,12 @@ export class ContainerCluster extends BaseCluster {
           TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn",
           ...this.options.extraEnv,
           TALLY_TEST_CLOCK_OFFSET_MS: String(clockOffsetMs),
+          TALLY_TEST_CONTROL_FILE: `/control/n${id}.json`,
         })
         .withBindMounts([
           { source: join(this.dir, "cluster.yaml"), target: "/cluster/cluster.yaml", mode: "ro" },
-          { source: join(this.dir, `n${id}`), target: `/data/n${id}`, mode: "rw" },
+          { source: this.hostDataDir.get(id)!, target: `/data/n${id}`, mode: "rw" },
+          { source: join(this.dir, "control"), target: "/control", mode: "ro" },
         ])
         .withAddedCapabilities("NET_ADMIN")
         .withPullPolicy(NEVER_PULL)
@@ -346,8 +348,7 @@ export class ContainerCluster extends BaseCluster {
   }
 
   async destroy(): Promise<void> {
-    process.off("SIGINT", this.onSignal);
-    process.off("SIGTERM", this.onSignal);
+    this.unwatchSignals();
     this.closeAdmins();
     this.containers.clear();
     this.running.clear();
@@ -363,6 +364,7 @@ export class ContainerCluster extends BaseCluster {
       await withDeadline(this.docker.getNetwork(this.networkName).remove(), DOCKER_CALL_TIMEOUT_MS, "docker network rm").catch(() => undefined);
       this.networkName = "";
     }
+    this.volumes?.unmountAll();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -15,6 +15,7 @@ import { freePort, withDeadline } from "../support/cluster.js";
 import { NodeProxy, ProxyMesh, procSourceIdentifier, type LinkShape } from "../support/proxy.js";
 import { createPrng } from "../../src/util/prng.js";
 import { BaseCluster, chaosClusterDocument, type ClusterOptions, type Link } from "./backend.js";
+import { DiskVolumes } from "./disk-volume.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const OUTPUT_LINES_MAX = 300;
@@ -55,12 +56,14 @@ export class ProcessCluster extends BaseCluster {
       return pids;
     });
     const jitterRng = createPrng(this.options.seed ?? 1);
+    if (this.options.diskFaults) this.volumes = new DiskVolumes(this.dir);
     for (let id = 1; id <= this.options.nodes; id++) {
       const proxyPort = await freePort();
       const privatePort = await freePort();
       this.privatePeer.set(id, `127.0.0.1:${privatePort}`);
       proxies.set(id, new NodeProxy(id, "127.0.0.1", proxyPort, "127.0.0.1", privatePort, identify, () => jitterRng.nextFloat()));
-      nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${proxyPort}`, zone: `z${id}`, dataDir: `n${id}` });
+      const dataDir = this.volumes !== undefined ? this.volumes.mount(id) : `n${id}`;
+      nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${proxyPort}`, zone: `z${id}`, dataDir });
     }
     writeFileSync(this.configPath, stringify(chaosClusterDocument(this.options, nodes)));
     this.config = loadClusterConfig(this.configPath);
@@ -79,6 +82,7 @@ export class ProcessCluster extends BaseCluster {
         ...this.options.extraEnv,
         TALLY_PEER_LISTEN: this.privatePeer.get(id)!,
         TALLY_TEST_CLOCK_OFFSET_MS: String(clockOffsetMs),
+        TALLY_TEST_CONTROL_FILE: this.controlFile(id),
       },
     });
     this.clockOffsetMs.set(id, clockOffsetMs);
@@ -152,12 +156,14 @@ export class ProcessCluster extends BaseCluster {
   }
 
   async destroy(): Promise<void> {
+    this.unwatchSignals();
     this.closeAdmins();
     const children = [...this.processes.values()];
     for (const child of children) child.kill("SIGKILL");
     await Promise.all(children.map((child) => withDeadline(new Promise((r) => child.once("exit", r)), 5000, "kill").catch(() => undefined)));
     this.processes.clear();
     if (this.mesh) await this.mesh.close();
+    this.volumes?.unmountAll();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -28,6 +28,8 @@ export const ALL_NEMESES = [
   "partition-halves",
   "partition-one-way",
   "clock-skew",
+  "clock-jump",
+  "disk",
   "transfer-storm",
   "placement",
   "latency",
@@ -38,6 +40,8 @@ export type NemesisName = (typeof ALL_NEMESES)[number];
 /** Names that stand for several nemeses on the command line. */
 const NEMESIS_GROUPS: Record<string, readonly NemesisName[]> = {
   partition: ["partition-leader", "partition-halves", "partition-one-way"],
+  clock: ["clock-skew", "clock-jump"],
+  kill: ["kill", "kill-minority", "kill-leader", "kill-all"],
 };
 
 /** The container backend cannot shape links (no latency or bandwidth caps). */
@@ -129,7 +133,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
   const backend = options.backend ?? "process";
   const unsupported = options.nemeses.filter((name) => !nemesesOf(backend).includes(name));
   if (unsupported.length > 0) throw new Error(`the ${backend} backend cannot run nemesis ${unsupported.join(",")}`);
-  const cluster = await startCluster(backend, { nodes: options.nodes, extraEnv: options.nodeEnv, seed: options.seed });
+  const diskFaults = options.nemeses.includes("disk");
+  const cluster = await startCluster(backend, { nodes: options.nodes, extraEnv: options.nodeEnv, seed: options.seed, diskFaults });
   const clients: TallyClient[] = [];
   const startedAt = performance.now();
   const now = (): number => Math.round((performance.now() - startedAt) * 1000) / 1000;
@@ -266,6 +271,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
   }
 
   const result = checkHistory(history, faults, options.checkStatesMax);
+  // Fail-stop is part of the contract: a node that kept running on a full disk is a finding.
+  for (const fault of faults.filter((f) => f.detail?.startsWith(DISK_FAULT_IGNORED))) {
+    result.problems.push(fault.detail!);
+    result.valid = false;
+  }
   const run: ChaosRun = { seed: options.seed, result, history, faults };
   if (options.outRoot !== null) {
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
@@ -292,6 +302,11 @@ async function healEverything(cluster: ClusterBackend, log: (line: string) => vo
   for (const id of (await cluster.syncState?.()) ?? []) log(`node ${id} had exited by itself: ${(await cluster.logs(id)).slice(-2000)}`);
   for (const id of cluster.nodeIds) if (cluster.isPaused(id)) await cluster.resume(id);
   await cluster.healNetwork();
+  // A nemesis that failed half-way may have left a full disk or a jumped wall clock behind.
+  for (const id of cluster.nodeIds) {
+    await cluster.drainDisk(id);
+    await cluster.jumpClock(id, 0, 0);
+  }
   for (const id of cluster.nodeIds) if (!cluster.isRunning(id)) await cluster.startNode(id);
 }
 
@@ -372,6 +387,35 @@ async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: n
       await sleep(faultMs);
       return `restart ${victim} with clock offset ${offsetMs} ms`;
     }
+    case "clock-jump": {
+      // Live, no restart: the wall clock jumps either way (stamped entry times, session expiry,
+      // TTLs), sometimes past the session timeout; the monotonic clock jumps forward by a few
+      // election timeouts half the time (a VM resuming: a follower believes the leader silent and
+      // campaigns while the leader's lease still holds). The wall clock goes back after the window.
+      const victim = rng.chance(0.5) ? await someLeader(cluster, rng) : pick(rng, ids);
+      const wallJumpMs = rng.chance(0.2) ? (11 + rng.nextInt(10)) * 60_000 : (rng.chance(0.5) ? -1 : 1) * (1000 + rng.nextInt(29_000));
+      const monotonicForwardMs = rng.chance(0.5) ? (1 + rng.nextInt(3)) * cluster.electionTimeoutMs : 0;
+      await cluster.jumpClock(victim, wallJumpMs, monotonicForwardMs);
+      await sleep(faultMs);
+      await cluster.jumpClock(victim, 0, 0);
+      return `node ${victim}: wall clock ${wallJumpMs > 0 ? "+" : ""}${wallJumpMs} ms then back, monotonic clock +${monotonicForwardMs} ms`;
+    }
+    case "disk": {
+      // The node's data volume fills up (a real ENOSPC): its next write fails and it must stop
+      // itself rather than go on acknowledging what it cannot persist; freed and restarted, it
+      // must open the same data intact (the final reads and the checker say whether it did).
+      const victim = rng.chance(0.5) ? await someLeader(cluster, rng) : pick(rng, ids);
+      const startedAt = performance.now();
+      await cluster.fillDisk(victim);
+      const deadline = startedAt + Math.max(faultMs, DISK_STOP_DEADLINE_MS);
+      while (performance.now() < deadline && (await stillRunning(cluster, victim))) await sleep(50);
+      const stopped = !(await stillRunning(cluster, victim));
+      const afterMs = Math.round(performance.now() - startedAt);
+      if (!stopped) await cluster.kill(victim);
+      await cluster.drainDisk(victim);
+      if (!cluster.isRunning(victim)) await cluster.startNode(victim);
+      return stopped ? `node ${victim}'s disk full: it stopped itself after ${afterMs} ms; freed and restarted` : `${DISK_FAULT_IGNORED}: node ${victim} still ran ${afterMs} ms after its disk filled (killed, freed, restarted)`;
+    }
     case "transfer-storm": {
       const deadline = performance.now() + faultMs;
       let transfers = 0;
@@ -399,6 +443,15 @@ async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: n
       return `bandwidth ${bytesPerSecond} B/s per connection`;
     }
   }
+}
+
+/** A node whose disk filled must have stopped by then (it writes many times a second under load). */
+const DISK_STOP_DEADLINE_MS = 10_000;
+const DISK_FAULT_IGNORED = "DISK FAULT IGNORED";
+
+async function stillRunning(cluster: ClusterBackend, id: number): Promise<boolean> {
+  await cluster.syncState?.();
+  return cluster.isRunning(id);
 }
 
 async function shapeAll(cluster: ClusterBackend, shape: LinkShape): Promise<void> {
