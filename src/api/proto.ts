@@ -179,6 +179,7 @@ export interface GetRequestMessage {
   minIndex: Int64String;
   shardId: number;
   epoch: Int64String;
+  hotSubCounters?: number;
 }
 export interface GetResponseMessage {
   value: Int64String;
@@ -193,6 +194,7 @@ export interface GetManyRequestMessage {
   minIndex: Int64String;
   shardId: number;
   epoch: Int64String;
+  hotSubCounters?: number[];
 }
 export interface GetManyResponseMessage {
   values: GetResponseMessage[];
@@ -356,9 +358,17 @@ export interface ShardRouteMessage {
   leaderId: string;
   term: Int64String;
 }
+export interface HotRouteMessage {
+  key: Buffer;
+  tags: number[];
+  writable: number;
+}
 export interface RoutesResponseMessage {
   shards: ShardRouteMessage[];
   slotCount: number;
+  /** Absent from servers that predate hot counters. */
+  hot?: HotRouteMessage[];
+  mapVersion?: Int64String;
 }
 
 export interface PeerLagMessage {

@@ -34,6 +34,7 @@ export function mutationJson(key: string, result: MutationResult): object {
 }
 
 export function formatRead(key: string, result: ReadResult): string {
+  if (result.subCounters !== undefined) return `${key} = ${result.value}  (hot: the sum of ${result.subCounters} sub-counters, each read ${result.exists ? "" : "and absent "}at its shard)`;
   if (!result.exists) return `${key} = 0  (does not exist; applied ${result.appliedIndex})`;
   return `${key} = ${result.value}  (version ${result.version}, fence ${fenceText(result.fence)}, applied ${result.appliedIndex})`;
 }

@@ -193,6 +193,18 @@ export class CounterStateMachine {
   }
 
   /**
+   * The kind name of a key that holds a windowed counter, rate limit or unique count (not a plain
+   * counter); undefined otherwise. A plain get of such a key is refused naming it, rather than
+   * answering "does not exist".
+   */
+  kindOf(key: Uint8Array, readNowMs = 0): string | undefined {
+    const entry = this.kinds.get(key);
+    if (entry === undefined || entry.tag === KindTag.Ttl) return undefined;
+    if (this.kinds.isDue(key, Math.max(this.clockMsValue, readNowMs))) return undefined;
+    return KIND_NAMES[entry.tag];
+  }
+
+  /**
    * Applies one committed entry and returns one result per command, in order. `index` must be
    * above appliedIndex (gaps are allowed: entries the shard does not see, such as membership
    * changes). Empty data is the leader's no-op: nothing changes but appliedIndex.
