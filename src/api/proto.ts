@@ -260,6 +260,8 @@ export interface ShardAnswerMessage {
 export interface TopKRequestMessage extends ReadFieldsMessage {
   prefix: Buffer;
   k: number;
+  windowFromMs?: Int64String;
+  windowToMs?: Int64String;
 }
 export interface TopKResponseMessage {
   entries: Array<{ key: Buffer; value: Int64String }>;
@@ -267,6 +269,8 @@ export interface TopKResponseMessage {
 }
 export interface AggregateRequestMessage extends ReadFieldsMessage {
   prefix: Buffer;
+  windowFromMs?: Int64String;
+  windowToMs?: Int64String;
 }
 export interface AggregateResponseMessage {
   count: Int64String;

@@ -26,6 +26,7 @@ function fenceText(fence: { term: bigint; index: bigint }): string {
 }
 
 export function formatMutation(key: string, result: MutationResult): string {
+  if (result.subCounters !== undefined) return `${key}: added to one of its ${result.subCounters} sub-counters (that one is now ${result.value}; \`get\` sums them)`;
   return `${key} = ${result.value}  (version ${result.version}, fence ${fenceText(result.fence)})`;
 }
 

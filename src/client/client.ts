@@ -205,6 +205,22 @@ export interface UniqueCountResult {
   shards: Array<{ shardId: number; appliedIndex: bigint; fence: Fence }>;
 }
 
+export interface PrefixReadOptions extends ReadOptions {
+  /**
+   * Rank / aggregate windowed counters by their sum over [fromMs, toMs) (one WindowRange step; the
+   * bounds must align with a tier, e.g. whole seconds within the last hour) instead of plain counters.
+   */
+  window?: { fromMs: number; toMs: number };
+}
+
+function windowFields(options: PrefixReadOptions): { windowFromMs?: string; windowToMs?: string } {
+  if (options.window === undefined) return {};
+  const fromMs = toUint64(options.window.fromMs, "window.fromMs");
+  const toMs = toUint64(options.window.toMs, "window.toMs");
+  if (toMs <= fromMs) throw new InvalidArgumentError(`window.toMs ${toMs} must be above window.fromMs ${fromMs}`);
+  return { windowFromMs: int64Wire(fromMs), windowToMs: int64Wire(toMs) };
+}
+
 export interface TopKResult {
   entries: Array<{ key: Buffer; value: bigint }>;
   shards: ShardAnswer[];
@@ -241,6 +257,8 @@ export interface MutationResult {
   /** tryAcquire: whether granted (value = remaining) and the wait when denied. */
   allowed?: boolean;
   retryAfterMs?: number;
+  /** add on a hot key: value and version are the sub-counter's the add went to, not the sum. */
+  subCounters?: number;
 }
 
 export interface ReadResult {
@@ -582,7 +600,9 @@ export class TallyClient {
       floor: options.floor === undefined ? undefined : toInt64(options.floor, "floor"),
       ttlMs: optionalUint64(options.ttlMs, "ttlMs"),
     });
-    return this.submit(op, options, true);
+    const result = await this.submit(op, options, true);
+    const hot = this.routeTable.hot.lookup(op.key);
+    return hot === undefined ? result : { ...result, subCounters: hot.tags.length };
   }
 
   async set(key: Key, value: Int64Input, options: SetOptions = {}): Promise<MutationResult> {
@@ -1585,18 +1605,20 @@ export class TallyClient {
    * answers its own top k at one applied index, the client merges (exact: a key lives in one
    * shard). The shards' answers must tile the slot space; after a split mid-way it asks again.
    */
-  async topK(prefix: Key, k: number, options: ReadOptions = {}): Promise<TopKResult> {
+  async topK(prefix: Key, k: number, options: PrefixReadOptions = {}): Promise<TopKResult> {
     const prefixBytes = encodePrefix(prefix);
     if (!Number.isInteger(k) || k < 1 || k > TOP_K_MAX) throw new InvalidArgumentError(`k must be 1..${TOP_K_MAX}, got ${k}`);
-    const answers = await this.scatter(options, "topK", (common) => ["topK", { prefix: prefixBytes, k, ...common }], (response) => response.topK);
+    const window = windowFields(options);
+    const answers = await this.scatter(options, "topK", (common) => ["topK", { prefix: prefixBytes, k, ...window, ...common }], (response) => response.topK);
     const lists = answers.map(({ message }) => message.entries.map((entry) => ({ key: entry.key, value: wireBigInt(entry.value) })));
     return { entries: mergeTopK(lists, k).map((entry) => ({ key: Buffer.from(entry.key), value: entry.value })), shards: answers.map(({ shard }) => shard) };
   }
 
   /** Count, exact sum, min, max and floor average of the plain counters with the prefix, over every shard. */
-  async aggregate(prefix: Key, options: ReadOptions = {}): Promise<AggregateResult> {
+  async aggregate(prefix: Key, options: PrefixReadOptions = {}): Promise<AggregateResult> {
     const prefixBytes = encodePrefix(prefix);
-    const answers = await this.scatter(options, "aggregate", (common) => ["aggregate", { prefix: prefixBytes, ...common }], (response) => response.aggregate);
+    const window = windowFields(options);
+    const answers = await this.scatter(options, "aggregate", (common) => ["aggregate", { prefix: prefixBytes, ...window, ...common }], (response) => response.aggregate);
     const merged = mergeAggregates(
       answers.map(({ message }) => {
         const count = Number(message.count);

@@ -15,6 +15,7 @@ export type {
   MutationResult,
   NodeStatus,
   PeerLag,
+  PrefixReadOptions,
   ReadOptions,
   ReadResult,
   SetOptions,

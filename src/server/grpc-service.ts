@@ -11,6 +11,7 @@ import { type Command, type CommandResult, type CounterOp, type OpResult, TTL_MS
 import { WINDOW_MS_MAX } from "../shard/kinds/ratelimit.js";
 import { keyHasPrefix, TOP_K_MAX } from "../shard/kinds/topk.js";
 import type { WindowAggregate } from "../shard/kinds/windows.js";
+import type { TimeRange } from "../shard/state-machine.js";
 import type { ShardReplica } from "./shard-replica.js";
 import {
   FailedPreconditionError,
@@ -263,7 +264,8 @@ export class CounterApi {
     const prefix = this.prefixOf(request.prefix);
     const k = u32(request.k, "k");
     if (k < 1 || k > TOP_K_MAX) throw new InvalidArgumentError(`k: must be 1..${TOP_K_MAX}, got ${k}`);
-    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.topK(prefix, k, Date.now()));
+    const window = timeRangeOf(request);
+    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.topK(prefix, k, Date.now(), window));
     return {
       entries: value.map((entry) => ({ key: Buffer.from(entry.key), value: int64Wire(entry.value) })),
       shard: shardAnswer(replica, term, appliedIndex),
@@ -272,7 +274,8 @@ export class CounterApi {
 
   async aggregate(request: Json): Promise<Json> {
     const prefix = this.prefixOf(request.prefix);
-    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.aggregate(prefix, Date.now()));
+    const window = timeRangeOf(request);
+    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.aggregate(prefix, Date.now(), window));
     return {
       count: value.count,
       sum: value.sum.toString(),
@@ -940,6 +943,18 @@ const SAFE_INTEGER_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 /** Log indexes and terms are safe integers (asserted in raft/), so they go out as numbers. */
 function fence(term: number, index: number): Json {
   return { term, index };
+}
+
+/** Top-K / aggregate over windowed counters: the range, or undefined for plain counters. */
+function timeRangeOf(request: Json): TimeRange | undefined {
+  const fromMs = u64(request.windowFromMs, "window_from_ms");
+  const toMs = u64(request.windowToMs, "window_to_ms");
+  if (toMs === 0) {
+    if (fromMs !== 0) throw new InvalidArgumentError("window_to_ms is required with window_from_ms");
+    return undefined;
+  }
+  if (toMs <= fromMs) throw new InvalidArgumentError(`window_to_ms: ${toMs} must be above window_from_ms ${fromMs}`);
+  return { fromMs, toMs };
 }
 
 function hotRouteMessage(record: HotRecord): Json {

@@ -77,7 +77,7 @@ describe("hot counters end to end", () => {
     await adders.stop();
     expect(adders.tally.ambiguous).toBe(0n);
     expect(adders.tally.adds).toBeGreaterThan(50);
-    const expected = 5n + adders.tally.acked;
+    let expected = 5n + adders.tally.acked;
 
     // Every client, whatever routes it had, reads the sum.
     for (const client of [...clients, early]) {
@@ -122,6 +122,12 @@ describe("hot counters end to end", () => {
     await expect(clients[0]!.addBatch([{ key: "hot:other", delta: 1n }, { op: "compareAndSet", key, expectedVersion: 0, value: 1n }])).rejects.toBeInstanceOf(FailedPreconditionError);
     expect((await clients[0]!.hotKeys()).map((route) => route.tags.length)).toEqual([4]);
     expect((await clients[2]!.get(key)).value).toBe(expected);
+
+    const added = await tallyctl(cluster.endpoints(), "add", key, "7");
+    expect(added.output).toMatch(/added to one of its 4 sub-counters/);
+    expected += 7n;
+    expect((await clients[1]!.add(key, 1n)).subCounters).toBe(4);
+    expected += 1n;
 
     // Batches spread too; reset clears every sub-counter.
     await clients[0]!.addBatch(Array.from({ length: 8 }, () => ({ key, delta: 10n })));
@@ -174,5 +180,28 @@ describe("a plain get of a kinded key", () => {
     expect((await client.get("kind:absent")).exists).toBe(false);
     const t = Math.floor(Date.now() / 60_000) * 60_000;
     expect((await client.windowRange("kind:window", t - 60_000, t + 120_000, 180_000)).points[0]!.value).toBe(3n);
+  }, 30_000);
+
+  test("top-K and aggregates over windowed counters: their sums over a range, merged over every shard", async () => {
+    const client = clients[1]!;
+    const keys = [1, 2, 3, 4].map((shard) => {
+      for (let i = 0; ; i++) if (shardOfKey(Buffer.from(`trend:${i}`)) === shard) return `trend:${i}`;
+    });
+    for (const [i, key] of keys.entries()) await client.addWindowed(key, BigInt(10 * (i + 1)));
+    await client.add("trend:plain", 1_000n);
+    const toMs = Math.floor(Date.now() / 1000) * 1000 + 1000;
+    const window = { fromMs: toMs - 60_000, toMs };
+    const top = await client.topK("trend:", 2, { window });
+    expect(top.entries.map((entry) => [entry.key.toString(), entry.value])).toEqual([
+      [keys[3], 40n],
+      [keys[2], 30n],
+    ]);
+    expect(top.shards).toHaveLength(SHARDS);
+    expect(await client.aggregate("trend:", { window })).toMatchObject({ count: 4, sum: 100n, min: 10n, max: 40n });
+    expect(await client.aggregate("trend:")).toMatchObject({ count: 1, sum: 1_000n });
+    const cli = await tallyctl(cluster.endpoints(), "--json", "top", "trend:", "-k", "1", "--last", "60000");
+    expect(cli.code, cli.output).toBe(0);
+    expect(JSON.parse(cli.output).entries).toEqual([{ key: keys[3], value: "40" }]);
+    await expect(client.topK("trend:", 2, { window: { fromMs: toMs - 500, toMs } })).rejects.toThrow(/no tier holds/);
   }, 30_000);
 });
