@@ -910,6 +910,13 @@ export class TallyClient {
       throw new InvalidArgumentError(`subCounters must be an integer in 2..${HOT_SUB_COUNTERS_MAX}, got ${String(subCounters)}`);
     }
     const deadlineAtMs = this.deadlineFor(options);
+    // Only a counter can be spread (a check, not a lock: a kind's first write racing it would win).
+    await this.get(encoded, options).catch((error: unknown) => {
+      if (error instanceof TallyError && error.code === "FAILED_PRECONDITION" && /holds a/.test(error.message)) {
+        throw new FailedPreconditionError(`cannot declare it hot: ${error.message}`);
+      }
+      throw error;
+    });
     const reply = await this.admin<{ summary: string }>("DeclareHot", { key: encoded, subCounters }, options);
     for (;;) {
       await this.refreshRoutes();

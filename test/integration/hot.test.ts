@@ -174,6 +174,8 @@ describe("a plain get of a kinded key", () => {
     await expect(client.get("kind:limit")).rejects.toThrow(/holds a rate limit.*tryAcquire with n = 0/);
     await expect(client.getMany(["kind:absent", "kind:unique"])).rejects.toThrow(/holds a unique count.*uniqueCount/);
     await expect(client.get("kind:window")).rejects.toBeInstanceOf(FailedPreconditionError);
+    await expect(client.declareHot("kind:window", 2)).rejects.toThrow(/cannot declare it hot: key "kind:window" holds a windowed counter/);
+    expect(await client.hotKeys()).not.toContainEqual(expect.objectContaining({ key: Buffer.from("kind:window") }));
     const cli = await tallyctl(cluster.endpoints(), "get", "kind:window");
     expect(cli.code).toBe(1);
     expect(cli.output).toMatch(/FAILED_PRECONDITION: key "kind:window" holds a windowed counter/);
