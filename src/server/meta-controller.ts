@@ -93,10 +93,12 @@ export class MetaController {
    * Hot counters whose newly declared sub-counters writers may now use: every live node has
    * reported a map at least as new as the declaration, so whichever of them serves a read of the
    * key sums the new sub-counters (it refuses a read that names the old count). A node silent
-   * now gets the map with its first heartbeat reply.
+   * now gets the map with its first heartbeat reply. A new leader first hears every live node
+   * (it knows no one's map version yet, and must not take silence for agreement).
    */
   private hotActivations(): MetaCommand[] {
     const commands: MetaCommand[] = [];
+    if (monotonicMs() - this.leaderSinceMs < this.settings.heartbeatMs * 5) return commands;
     for (const record of this.map.hot ?? []) {
       if (record.writable >= record.tags.length) continue;
       const behind = this.map.nodes.some(
