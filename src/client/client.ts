@@ -45,7 +45,7 @@ import type {
 } from "../api/proto.js";
 import { RouteTable, type RoutesSnapshot, type ShardRoute } from "./routing.js";
 import { combineHotRead, planHotRead, type HotKeyRoute } from "./hot.js";
-import { HOT_SUB_COUNTERS_MAX, hotSubKey } from "../meta/hot.js";
+import { HOT_READ_REFUSED, HOT_SUB_COUNTERS_MAX, hotSubKey } from "../meta/hot.js";
 import { HyperLogLog } from "../shard/kinds/hll.js";
 import { mergeAggregates, mergeTopK, TOP_K_MAX } from "../shard/kinds/topk.js";
 import { ShardSession } from "./session.js";
@@ -1349,15 +1349,13 @@ export class TallyClient {
           if (state.minIndex > 0n) throw new InvalidArgumentError("minIndex names one shard's log index; it has no meaning for a hot counter's sum over several shards");
           return combineHotRead(plan, await this.readGroup(plan.keys, plan.slots, state, plan.claims), (index) => describeKey(keys[index]!));
         } catch (error) {
-          // A node whose map has a different hot list refused the read: learn the newer list and read again.
-          if (!(error instanceof TallyError && error.code === "FAILED_PRECONDITION") || refreshes >= HOT_REFRESHES_MAX) throw error;
+          // A node whose map has another sub-counter count refused the read: learn the newer list and read again.
+          const refused = error instanceof TallyError && error.code === "FAILED_PRECONDITION" && error.message.includes(HOT_READ_REFUSED);
+          if (!refused || refreshes >= HOT_REFRESHES_MAX) throw error;
           const before = this.routeTable.hot.signature(encoded);
           await this.refreshRoutes();
-          if (this.routeTable.hot.signature(encoded) === before) {
-            if (!/hot counter/.test(error.message)) throw error;
-            // The node that answered the routes has not applied the declaration yet.
-            await this.sleep(HOT_REFRESH_DELAY_MS, state.cancellation);
-          }
+          // Unchanged: the node that answered the routes has not applied the declaration yet.
+          if (this.routeTable.hot.signature(encoded) === before) await this.sleep(HOT_REFRESH_DELAY_MS, state.cancellation);
         }
       }
     });

@@ -22,6 +22,9 @@ const TAG_SEARCH_MAX = 4096;
 
 const SUFFIX = Buffer.from("\0hot:", "latin1");
 
+/** In the FAILED_PRECONDITION message of a read refused for its sub-counter count: the client refreshes its routes on it. */
+export const HOT_READ_REFUSED = "is a hot counter summed over";
+
 export interface HotRecord {
   key: Uint8Array;
   /** tags[i] names sub-counter i; tags[0] = 0 is the key itself. S = tags.length. */

@@ -24,7 +24,7 @@ import {
   WrongShardError,
 } from "../util/errors.js";
 import { hotRecordOf, shardMembers, type MetaCommand } from "../meta/map.js";
-import { HotIndex, type HotRecord } from "../meta/hot.js";
+import { HOT_READ_REFUSED, HotIndex, type HotRecord } from "../meta/hot.js";
 import { describeKey } from "../shard/keys.js";
 import type { MetaController } from "./meta-controller.js";
 import { decodeBody, encodeBody, type NodeReport, type ShardChangeRequest } from "./meta-wire.js";
@@ -976,7 +976,7 @@ function checkHotReads(hot: HotIndex, keys: Uint8Array[], claims: number[]): voi
     const claim = claims[i] ?? 0;
     if (claim === record.tags.length || claim > record.tags.length) continue;
     throw new FailedPreconditionError(
-      `key ${describeKey(k)} is a hot counter summed over ${record.tags.length} sub-counters` +
+      `key ${describeKey(k)} ${HOT_READ_REFUSED} ${record.tags.length} sub-counters` +
         (claim === 0 ? "; a plain read sees only one of them: read it with the tally client or tallyctl, which sum them" : ` (the request sums ${claim}): refresh the routes and read again`),
     );
   }
