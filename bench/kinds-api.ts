@@ -15,8 +15,7 @@
  * Without --endpoints it starts its own cluster (temp data dirs).
  */
 import { TallyClient } from "../src/client/index.js";
-import { TestCluster } from "../test/support/cluster.js";
-import { closedLoop, parseArgs, type LoadResult } from "./lib.js";
+import { closedLoop, parseArgs, runBenchTable, type LoadResult } from "./lib.js";
 
 const args = parseArgs(process.argv.slice(2));
 const seconds = Number(args.option("seconds", "5"));
@@ -52,20 +51,12 @@ async function run(endpoints: string[]): Promise<Array<{ scenario: string; redis
   return results;
 }
 
-async function main(): Promise<void> {
-  const given = args.option("endpoints", "");
-  let cluster: TestCluster | undefined;
-  const endpoints = given ? given.split(",") : (cluster = await TestCluster.start({ nodes: 3, shards: 8 })).endpoints();
-  try {
-    const results = await run(endpoints);
-    console.log("\n| scenario | Redis equivalent | ops/s | units/s | p50 ms | p99 ms | errors |");
-    console.log("| --- | --- | --- | --- | --- | --- | --- |");
-    for (const r of results) {
-      console.log(`| ${r.scenario} | ${r.redis} | ${r.perSecond} | ${r.unitsPerSecond} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.errors} |`);
-    }
-  } finally {
-    await cluster?.destroy();
-  }
-}
-
-await main();
+await runBenchTable(args.option("endpoints", ""), 8, run, ["scenario", "Redis equivalent", "ops/s", "units/s", "p50 ms", "p99 ms", "errors"], (r) => [
+  r.scenario,
+  r.redis,
+  r.perSecond,
+  r.unitsPerSecond,
+  r.p50Ms.toFixed(2),
+  r.p99Ms.toFixed(2),
+  r.errors,
+]);

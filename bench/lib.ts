@@ -4,6 +4,7 @@
  * behind coordinated omission), HDR histograms, and the generator's own CPU use.
  */
 import hdr from "hdr-histogram-js";
+import { TestCluster } from "../test/support/cluster.js";
 
 export type Histogram = ReturnType<typeof hdr.build>;
 
@@ -166,4 +167,22 @@ export function parseArgs(argv: string[]): { flag(name: string): boolean; option
       return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1]! : fallback;
     },
   };
+}
+
+/**
+ * Runs a benchmark against `endpoints` (comma-separated), or when empty against a fresh 3-node
+ * cluster with `shards` shards (temp data dirs, destroyed after), and prints its rows as a
+ * markdown table.
+ */
+export async function runBenchTable<Row>(endpoints: string, shards: number, run: (endpoints: string[]) => Promise<Row[]>, headers: string[], cells: (row: Row) => Array<string | number>): Promise<void> {
+  let cluster: TestCluster | undefined;
+  const addresses = endpoints ? endpoints.split(",") : (cluster = await TestCluster.start({ nodes: 3, shards })).endpoints();
+  try {
+    const rows = await run(addresses);
+    console.log(`\n| ${headers.join(" | ")} |`);
+    console.log(`| ${headers.map(() => "---").join(" | ")} |`);
+    for (const row of rows) console.log(`| ${cells(row).join(" | ")} |`);
+  } finally {
+    await cluster?.destroy();
+  }
 }

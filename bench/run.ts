@@ -28,6 +28,7 @@ const suites: Array<{ name: string; file: string; args: string[]; env?: Record<s
   { name: "tally vs Redis 7 and etcd 3.4, same concurrency (needs scripts/peers.sh)", file: "peers.ts", args: ["--seconds", quick ? "3" : "10"] },
   { name: "counter kinds: windowed counters, rate limiter, HyperLogLog, top-K, expiry index", file: "kinds.ts", args: [], env: { SCALE: quick ? "0.2" : "1" } },
   { name: "counter kinds through 3 tallyd processes (with Redis equivalents)", file: "kinds-api.ts", args: ["--seconds", seconds] },
+  { name: "hot counters: one plain key vs one key spread over 8 shards, and the summed read", file: "hot.ts", args: ["--seconds", seconds] },
 ];
 
 const header = [

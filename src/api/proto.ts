@@ -179,6 +179,7 @@ export interface GetRequestMessage {
   minIndex: Int64String;
   shardId: number;
   epoch: Int64String;
+  hotSubCounters?: number;
 }
 export interface GetResponseMessage {
   value: Int64String;
@@ -193,6 +194,7 @@ export interface GetManyRequestMessage {
   minIndex: Int64String;
   shardId: number;
   epoch: Int64String;
+  hotSubCounters?: number[];
 }
 export interface GetManyResponseMessage {
   values: GetResponseMessage[];
@@ -258,6 +260,8 @@ export interface ShardAnswerMessage {
 export interface TopKRequestMessage extends ReadFieldsMessage {
   prefix: Buffer;
   k: number;
+  windowFromMs?: Int64String;
+  windowToMs?: Int64String;
 }
 export interface TopKResponseMessage {
   entries: Array<{ key: Buffer; value: Int64String }>;
@@ -265,6 +269,8 @@ export interface TopKResponseMessage {
 }
 export interface AggregateRequestMessage extends ReadFieldsMessage {
   prefix: Buffer;
+  windowFromMs?: Int64String;
+  windowToMs?: Int64String;
 }
 export interface AggregateResponseMessage {
   count: Int64String;
@@ -356,9 +362,17 @@ export interface ShardRouteMessage {
   leaderId: string;
   term: Int64String;
 }
+export interface HotRouteMessage {
+  key: Buffer;
+  tags: number[];
+  writable: number;
+}
 export interface RoutesResponseMessage {
   shards: ShardRouteMessage[];
   slotCount: number;
+  /** Absent from servers that predate hot counters. */
+  hot?: HotRouteMessage[];
+  mapVersion?: Int64String;
 }
 
 export interface PeerLagMessage {

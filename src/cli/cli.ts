@@ -10,13 +10,15 @@ import { EXIT, UsageError, exitCodeFor } from "./exit-codes.js";
 import { formatMutation, formatRead, formatRoutes, formatStatus, mutationJson, readJson, toJson } from "./format.js";
 import { formatClusterMap, formatPlan, type ClusterMapReply, type PlanReply } from "./format-map.js";
 import { addKindCommands, type KindsClient } from "./kinds.js";
+import { addHotCommands, type HotClient } from "./hot.js";
 
 /** The client operations tallyctl uses (tests substitute a fake). */
 export type CliClient = Pick<
   TallyClient,
   "connect" | "add" | "set" | "reset" | "compareAndSet" | "get" | "status" | "routes" | "close" | "admin"
 > &
-  Partial<KindsClient>;
+  Partial<KindsClient> &
+  Partial<HotClient>;
 
 export interface CliIo {
   stdout(text: string): void;
@@ -368,6 +370,12 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return run(tally as KindsClient, options);
       }),
       (text) => io.stdout(text),
+    );
+    addHotCommands(program, (command, run) =>
+      withClient(command, (tally, options) => {
+        if (tally.declareHot === undefined || tally.hotKeys === undefined) throw new UsageError("this client has no hot counters");
+        return run(tally as HotClient, options);
+      }),
     );
     await program.parseAsync(argv, { from: "user" });
   } catch (error) {

@@ -43,6 +43,13 @@ function int64(name: string): (text: string) => bigint {
   };
 }
 
+/** --last MS as a window of whole seconds ending with the current second. */
+function lastWindow(lastMs: number | undefined): { window?: { fromMs: number; toMs: number } } {
+  if (lastMs === undefined) return {};
+  const toMs = Math.floor(Date.now() / 1000) * 1000 + 1000;
+  return { window: { fromMs: toMs - Math.ceil(lastMs / 1000) * 1000, toMs } };
+}
+
 const AGGREGATES = new Set(["sum", "count", "min", "max", "avg"]);
 
 function exact(value: bigint, divisor: bigint): string {
@@ -157,10 +164,11 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
     .description("the exact top K counters whose key starts with PREFIX, over every shard")
     .argument("<prefix>")
     .option("-k, --k <k>", "how many", positive("-k"), 10)
-    .action(async (prefix: string, opts: { k: number }, command: Command) =>
+    .option("--last <ms>", "windowed counters instead, by their sum over the last MS ms (whole seconds, up to now)", positive("--last"))
+    .action(async (prefix: string, opts: { k: number; last?: number }, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
-        const result = await tally.topK(prefix, opts.k, deadline(options));
+        const result = await tally.topK(prefix, opts.k, { ...deadline(options), ...lastWindow(opts.last) });
         if (options.json) return { entries: result.entries.map((entry) => ({ key: entry.key.toString("utf8"), value: entry.value })), shards: result.shards };
         const rows = result.entries.map((entry, i) => [String(i + 1), entry.key.toString("utf8"), entry.value.toString()]);
         return `${formatTable(["#", "key", "value"], rows, new Set([0, 2]))}\n(${result.shards.length} shards at applied ${result.shards.map((shard) => `${shard.shardId}:${shard.appliedIndex}`).join(" ")})`;
@@ -199,10 +207,11 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
     .command("agg")
     .description("count, sum, min, max and average of the counters whose key starts with PREFIX, over every shard")
     .argument("<prefix>")
-    .action(async (prefix: string, _opts: object, command: Command) =>
+    .option("--last <ms>", "windowed counters instead, by their sums over the last MS ms (whole seconds, up to now)", positive("--last"))
+    .action(async (prefix: string, opts: { last?: number }, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
-        const result = await tally.aggregate(prefix, deadline(options));
+        const result = await tally.aggregate(prefix, { ...deadline(options), ...lastWindow(opts.last) });
         if (options.json) return result;
         const avg = result.avg === undefined ? "-" : result.avg.remainder === 0n ? String(result.avg.quotient) : `${result.avg.quotient} + ${result.avg.remainder}/${result.avg.divisor}`;
         return `count ${result.count}  sum ${result.sum}  min ${result.min ?? "-"}  max ${result.max ?? "-"}  avg ${avg}\n(${result.shards.length} shards at applied ${result.shards.map((shard) => `${shard.shardId}:${shard.appliedIndex}`).join(" ")})`;

@@ -3,6 +3,7 @@ import { slotOf } from "../meta/slots.js";
 import { assert } from "../util/assert.js";
 import { monotonicMs } from "../util/clock.js";
 import {
+  FailedPreconditionError,
   InvalidArgumentError,
   NotLeaderError,
   OverloadedError,
@@ -43,6 +44,8 @@ import type {
   StatusResponseMessage,
 } from "../api/proto.js";
 import { RouteTable, type RoutesSnapshot, type ShardRoute } from "./routing.js";
+import { combineHotRead, planHotRead, type HotKeyRoute } from "./hot.js";
+import { HOT_READ_REFUSED, HOT_SUB_COUNTERS_MAX, hotSubKey } from "../meta/hot.js";
 import { HyperLogLog } from "../shard/kinds/hll.js";
 import { mergeAggregates, mergeTopK, TOP_K_MAX } from "../shard/kinds/topk.js";
 import { ShardSession } from "./session.js";
@@ -202,6 +205,22 @@ export interface UniqueCountResult {
   shards: Array<{ shardId: number; appliedIndex: bigint; fence: Fence }>;
 }
 
+export interface PrefixReadOptions extends ReadOptions {
+  /**
+   * Rank / aggregate windowed counters by their sum over [fromMs, toMs) (one WindowRange step; the
+   * bounds must align with a tier, e.g. whole seconds within the last hour) instead of plain counters.
+   */
+  window?: { fromMs: number; toMs: number };
+}
+
+function windowFields(options: PrefixReadOptions): { windowFromMs?: string; windowToMs?: string } {
+  if (options.window === undefined) return {};
+  const fromMs = toUint64(options.window.fromMs, "window.fromMs");
+  const toMs = toUint64(options.window.toMs, "window.toMs");
+  if (toMs <= fromMs) throw new InvalidArgumentError(`window.toMs ${toMs} must be above window.fromMs ${fromMs}`);
+  return { windowFromMs: int64Wire(fromMs), windowToMs: int64Wire(toMs) };
+}
+
 export interface TopKResult {
   entries: Array<{ key: Buffer; value: bigint }>;
   shards: ShardAnswer[];
@@ -238,6 +257,8 @@ export interface MutationResult {
   /** tryAcquire: whether granted (value = remaining) and the wait when denied. */
   allowed?: boolean;
   retryAfterMs?: number;
+  /** add on a hot key: value and version are the sub-counter's the add went to, not the sum. */
+  subCounters?: number;
 }
 
 export interface ReadResult {
@@ -249,6 +270,8 @@ export interface ReadResult {
   fence: Fence;
   /** The replica's applied index this answer reflects. */
   appliedIndex: bigint;
+  /** A hot counter: how many sub-counters were summed (version, fence, appliedIndex are sub-counter 0's). */
+  subCounters?: number;
 }
 
 export type BatchOp =
@@ -337,6 +360,11 @@ interface MutationOp {
 type KindFields = Partial<Pick<MutationOp, "ttlMs" | "eventTimeMs" | "n" | "limit" | "windowMs" | "items">>;
 
 const SLOT_COUNT = 16_384;
+/** A read of a hot key refused for naming an older sub-counter count refreshes the routes at most this often. */
+const HOT_REFRESHES_MAX = 5;
+const HOT_REFRESH_DELAY_MS = 100;
+/** Routes older than this are refreshed (in the background) when a hot key is written. */
+const HOT_ROUTES_MAX_AGE_MS = 2_000;
 
 function optionalUint64(value: unknown, what: string): bigint {
   return value === undefined ? 0n : toUint64(value, what);
@@ -572,7 +600,9 @@ export class TallyClient {
       floor: options.floor === undefined ? undefined : toInt64(options.floor, "floor"),
       ttlMs: optionalUint64(options.ttlMs, "ttlMs"),
     });
-    return this.submit(op, options, true);
+    const result = await this.submit(op, options, true);
+    const hot = this.routeTable.hot.lookup(op.key);
+    return hot === undefined ? result : { ...result, subCounters: hot.tags.length };
   }
 
   async set(key: Key, value: Int64Input, options: SetOptions = {}): Promise<MutationResult> {
@@ -617,7 +647,13 @@ export class TallyClient {
 
   /** Deletes the counter (a later get says exists: false). */
   async reset(key: Key, options: CallOptions = {}): Promise<MutationResult> {
-    return this.submit(this.makeOp("reset", key, {}), options, false);
+    const op = this.makeOp("reset", key, {});
+    await this.ensureRoutes();
+    const hot = this.routeTable.hot.lookup(op.key);
+    if (hot === undefined) return this.submit(op, options, false);
+    // A hot counter: every sub-counter, each exactly once; not atomic across them.
+    const results = await Promise.all(hot.tags.map((tag) => this.submit(this.makeOp("reset", hotSubKey(hot.key, tag), {}), options, false, true)));
+    return results[0]!;
   }
 
   /** Sets value if the counter's version is expectedVersion (0 = the counter must not exist). */
@@ -648,6 +684,7 @@ export class TallyClient {
     const deadlineAtMs = this.deadlineFor(options);
     this.admit(parsed.length, options.signal);
     await this.ensureRoutes();
+    if (this.routeTable.hot.size > 0) parsed.forEach((op, index) => (parsed[index] = this.spreadHot(op, false, index)));
     const outcomes: BatchOutcome<MutationResult>[] = new Array(parsed.length);
     // One counter and one promise for the whole batch, not one promise per op: at 10,000 ops a
     // request the per-op promises and timers were a visible share of the client's CPU.
@@ -844,6 +881,61 @@ export class TallyClient {
     };
   }
 
+  /**
+   * An op on a hot key: an add goes to one sub-counter (a new op, so its retries keep that key);
+   * ops that cannot apply to a sum are refused here, before anything is sent.
+   */
+  private spreadHot(op: MutationOp, hotReset: boolean, batchIndex?: number): MutationOp {
+    const hot = this.routeTable.hot.lookup(op.key);
+    if (hot === undefined || (op.kind === "reset" && hotReset)) return op;
+    const where = batchIndex === undefined ? "" : `ops[${batchIndex}]: `;
+    if (op.kind !== "add" || op.floor !== undefined || op.ttlMs !== 0n) {
+      const what = op.kind !== "add" ? (op.kind === "reset" ? "a reset inside a batch (use reset())" : `a ${op.kind}`) : "an add with a floor or TTL";
+      throw new FailedPreconditionError(`${where}key ${describeKey(op.keyInput)} is a hot counter over ${hot.tags.length} sub-counters: ${what} cannot apply to a sum (only add, get and reset)`);
+    }
+    // A raised count reaches a client that only writes through a periodic look at the routes.
+    if (monotonicMs() - this.lastRefreshAtMs > HOT_ROUTES_MAX_AGE_MS) this.refreshRoutesSoon();
+    const key = this.routeTable.hot.nextSubKey(hot);
+    return { ...op, key, slot: slotOf(key) };
+  }
+
+  /**
+   * Declares key a hot counter over subCounters sub-counters on different shards, or raises the
+   * count (it never shrinks). Adds spread over the new sub-counters once every node has the map;
+   * this waits for that (up to the deadline) and returns the state then.
+   */
+  async declareHot(key: Key, subCounters: number, options: CallOptions = {}): Promise<HotKeyRoute & { summary: string }> {
+    const encoded = encodeKey(key);
+    if (!(Number.isInteger(subCounters) && subCounters >= 2 && subCounters <= HOT_SUB_COUNTERS_MAX)) {
+      throw new InvalidArgumentError(`subCounters must be an integer in 2..${HOT_SUB_COUNTERS_MAX}, got ${String(subCounters)}`);
+    }
+    const deadlineAtMs = this.deadlineFor(options);
+    // Only a counter can be spread (a check, not a lock: a kind's first write racing it would win).
+    await this.get(encoded, options).catch((error: unknown) => {
+      if (error instanceof TallyError && error.code === "FAILED_PRECONDITION" && /holds a/.test(error.message)) {
+        throw new FailedPreconditionError(`cannot declare it hot: ${error.message}`);
+      }
+      throw error;
+    });
+    const reply = await this.admin<{ summary: string }>("DeclareHot", { key: encoded, subCounters }, options);
+    for (;;) {
+      await this.refreshRoutes();
+      const route = this.routeTable.hot.lookup(encoded);
+      if ((route !== undefined && route.tags.length >= subCounters && route.writable >= route.tags.length) || monotonicMs() + HOT_REFRESH_DELAY_MS >= deadlineAtMs) {
+        return { key: encoded, tags: route?.tags ?? [], writable: route?.writable ?? 0, summary: reply.summary };
+      }
+      await new Promise((resolve) => setTimeout(resolve, HOT_REFRESH_DELAY_MS));
+    }
+  }
+
+  /** The hot counters in the routes (refreshed now). */
+  async hotKeys(options: CallOptions = {}): Promise<HotKeyRoute[]> {
+    this.checkOpen();
+    this.deadlineFor(options);
+    await this.refreshRoutes(true);
+    return this.routeTable.hot.list();
+  }
+
   private parseBatchOp(op: BatchOp, index: number): MutationOp {
     if (op === null || typeof op !== "object") throw new InvalidArgumentError(`ops[${index}] must be an object`);
     try {
@@ -909,11 +1001,12 @@ export class TallyClient {
     }
   }
 
-  private async submit(op: MutationOp, options: CallOptions, batchable: boolean): Promise<MutationResult> {
+  private async submit(op: MutationOp, options: CallOptions, batchable: boolean, hotReset = false): Promise<MutationResult> {
     const deadlineAtMs = this.deadlineFor(options);
     this.admit(1, options.signal);
     await this.ensureRoutes();
     this.admit(1, options.signal);
+    if (this.routeTable.hot.size > 0) op = this.spreadHot(op, hotReset);
     return new Promise<MutationResult>((resolve, reject) => {
       const waiter = new Waiter(op, deadlineAtMs, options.signal, resolve, reject, () => this.inflightOps--);
       this.inflightOps++;
@@ -1248,7 +1341,24 @@ export class TallyClient {
 
   private read(keys: Key[], options: ReadOptions, kind: "get" | "getMany"): Promise<ReadResult[]> {
     const encoded = keys.map((key) => encodeKey(key));
-    return this.withReadState(options, kind, (state) => this.readGroup(encoded, encoded.map((key) => slotOf(key)), state));
+    return this.withReadState(options, kind, async (state) => {
+      for (let refreshes = 0; ; refreshes++) {
+        const plan = planHotRead(this.routeTable.hot, encoded);
+        try {
+          if (plan === undefined) return await this.readGroup(encoded, encoded.map((key) => slotOf(key)), state);
+          if (state.minIndex > 0n) throw new InvalidArgumentError("minIndex names one shard's log index; it has no meaning for a hot counter's sum over several shards");
+          return combineHotRead(plan, await this.readGroup(plan.keys, plan.slots, state, plan.claims), (index) => describeKey(keys[index]!));
+        } catch (error) {
+          // A node whose map has another sub-counter count refused the read: learn the newer list and read again.
+          const refused = error instanceof TallyError && error.code === "FAILED_PRECONDITION" && error.message.includes(HOT_READ_REFUSED);
+          if (!refused || refreshes >= HOT_REFRESHES_MAX) throw error;
+          const before = this.routeTable.hot.signature(encoded);
+          await this.refreshRoutes();
+          // Unchanged: the node that answered the routes has not applied the declaration yet.
+          if (this.routeTable.hot.signature(encoded) === before) await this.sleep(HOT_REFRESH_DELAY_MS, state.cancellation);
+        }
+      }
+    });
   }
 
   /**
@@ -1289,7 +1399,7 @@ export class TallyClient {
     }
   }
 
-  private async readGroup(keys: Buffer[], slots: number[], state: ReadState): Promise<ReadResult[]> {
+  private async readGroup(keys: Buffer[], slots: number[], state: ReadState, claims?: number[]): Promise<ReadResult[]> {
     let failures = 0;
     let delayMs = 0;
     for (;;) {
@@ -1308,7 +1418,7 @@ export class TallyClient {
         const results: ReadResult[] = new Array(keys.length);
         await Promise.all(
           [...routing.groups.values()].map(async (indexes) => {
-            const part = await this.readGroup(indexes.map((i) => keys[i]!), indexes.map((i) => slots[i]!), state);
+            const part = await this.readGroup(indexes.map((i) => keys[i]!), indexes.map((i) => slots[i]!), state, claims && indexes.map((i) => claims[i]!));
             indexes.forEach((keyIndex, partIndex) => (results[keyIndex] = part[partIndex]!));
           }),
         );
@@ -1316,7 +1426,9 @@ export class TallyClient {
       }
       if (state.cancellation.cancelled) continue;
       const attempt = await this.readAttempt(routing.route, state, ++failures, (common) =>
-        state.kind === "get" && keys.length === 1 ? ["get", { key: keys[0]!, ...common }] : ["getMany", { keys, ...common }],
+        state.kind === "get" && keys.length === 1
+          ? ["get", { key: keys[0]!, ...common, hotSubCounters: claims?.[0] ?? 0 }]
+          : ["getMany", { keys, ...common, hotSubCounters: claims ?? [] }],
       );
       if (typeof attempt === "number") {
         delayMs = attempt;
@@ -1498,18 +1610,20 @@ export class TallyClient {
    * answers its own top k at one applied index, the client merges (exact: a key lives in one
    * shard). The shards' answers must tile the slot space; after a split mid-way it asks again.
    */
-  async topK(prefix: Key, k: number, options: ReadOptions = {}): Promise<TopKResult> {
+  async topK(prefix: Key, k: number, options: PrefixReadOptions = {}): Promise<TopKResult> {
     const prefixBytes = encodePrefix(prefix);
     if (!Number.isInteger(k) || k < 1 || k > TOP_K_MAX) throw new InvalidArgumentError(`k must be 1..${TOP_K_MAX}, got ${k}`);
-    const answers = await this.scatter(options, "topK", (common) => ["topK", { prefix: prefixBytes, k, ...common }], (response) => response.topK);
+    const window = windowFields(options);
+    const answers = await this.scatter(options, "topK", (common) => ["topK", { prefix: prefixBytes, k, ...window, ...common }], (response) => response.topK);
     const lists = answers.map(({ message }) => message.entries.map((entry) => ({ key: entry.key, value: wireBigInt(entry.value) })));
     return { entries: mergeTopK(lists, k).map((entry) => ({ key: Buffer.from(entry.key), value: entry.value })), shards: answers.map(({ shard }) => shard) };
   }
 
   /** Count, exact sum, min, max and floor average of the plain counters with the prefix, over every shard. */
-  async aggregate(prefix: Key, options: ReadOptions = {}): Promise<AggregateResult> {
+  async aggregate(prefix: Key, options: PrefixReadOptions = {}): Promise<AggregateResult> {
     const prefixBytes = encodePrefix(prefix);
-    const answers = await this.scatter(options, "aggregate", (common) => ["aggregate", { prefix: prefixBytes, ...common }], (response) => response.aggregate);
+    const window = windowFields(options);
+    const answers = await this.scatter(options, "aggregate", (common) => ["aggregate", { prefix: prefixBytes, ...window, ...common }], (response) => response.aggregate);
     const merged = mergeAggregates(
       answers.map(({ message }) => {
         const count = Number(message.count);

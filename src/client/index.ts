@@ -15,6 +15,7 @@ export type {
   MutationResult,
   NodeStatus,
   PeerLag,
+  PrefixReadOptions,
   ReadOptions,
   ReadResult,
   SetOptions,
@@ -34,6 +35,7 @@ export type {
 } from "./client.js";
 export type { ClientTlsOptions } from "../util/tls.js";
 export type { ReplicaRoute, RoutesSnapshot, ShardRoute } from "./routing.js";
+export type { HotKeyRoute } from "./hot.js";
 export type { Fence, Int64Input, Key } from "./values.js";
 export { BATCH_OPS_MAX, INT64_MAX, INT64_MIN, KEY_BYTES_MAX, UINT64_MAX } from "./values.js";
 export {

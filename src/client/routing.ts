@@ -2,6 +2,7 @@ import { assert } from "../util/assert.js";
 import { SLOT_COUNT } from "../meta/slots.js";
 import type { RoutesResponseMessage } from "../api/proto.js";
 import { wireBigInt } from "./values.js";
+import { HotTable } from "./hot.js";
 
 export interface ReplicaRoute {
   nodeId: string;
@@ -47,6 +48,8 @@ export class RouteTable {
   private slotCount = SLOT_COUNT;
   /** Epochs learned from WRONG_SHARD replies: a map below them is stale. */
   private readonly epochFloor = new Map<number, bigint>();
+  /** Hot counters, from the newest map seen. */
+  readonly hot = new HotTable();
 
   get isEmpty(): boolean {
     return this.shards.length === 0;
@@ -154,6 +157,7 @@ export class RouteTable {
     }
     this.slotCount = slotCount;
     this.shards = incoming;
+    this.hot.update(response.hot, response.mapVersion);
     return true;
   }
 

@@ -18,6 +18,7 @@ import { Packr } from "msgpackr";
 import { assert } from "../util/assert.js";
 import { CorruptionError, InvalidArgumentError } from "../util/errors.js";
 import { SLOT_COUNT } from "./slots.js";
+import { chooseHotTags, HOT_KEY_BYTES_MAX, HOT_KEYS_MAX, HOT_SUB_COUNTERS_MAX, isHotSubKey, type HotRecord } from "./hot.js";
 
 export type NodeState = "up" | "down" | "draining" | "removed";
 export const NODE_STATES: readonly NodeState[] = ["up", "down", "draining", "removed"];
@@ -80,6 +81,8 @@ export interface ClusterMap {
   /** Running operations and the most recent finished ones (at most FINISHED_KEPT). */
   operations: OperationRecord[];
   nextOperationId: number;
+  /** Hot counters (src/meta/hot.ts), sorted by key. Absent in maps written before they existed. */
+  hot?: HotRecord[];
 }
 
 export type MetaCommand =
@@ -89,7 +92,11 @@ export type MetaCommand =
   | { type: "node-state"; nodeId: number; state: NodeState }
   | { type: "shard-report"; shard: ShardRecord }
   | { type: "op-start"; op: Pick<OperationRecord, "kind" | "shardId" | "from" | "to" | "reason" | "splitSlot"> }
-  | { type: "op-update"; id: number; state: OperationState; step: string };
+  | { type: "op-update"; id: number; state: OperationState; step: string }
+  /** Declares key hot with s sub-counters, or raises its s; s never shrinks. */
+  | { type: "hot-declare"; key: Uint8Array; subCounters: number }
+  /** Lets writers use the first `writable` sub-counters (the controller, once every live node has them). */
+  | { type: "hot-activate"; key: Uint8Array; writable: number };
 
 export type MetaResult = { ok: true; opId?: number; changed: boolean } | { ok: false; code: "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "NOT_FOUND"; message: string };
 
@@ -112,7 +119,17 @@ export function emptyMap(): ClusterMap {
     meta: { voters: [], learners: [], votersOutgoing: [] },
     operations: [],
     nextOperationId: 1,
+    hot: [],
   };
+}
+
+export function hotRecordOf(map: ClusterMap, key: Uint8Array): HotRecord | undefined {
+  return (map.hot ?? []).find((record) => Buffer.compare(record.key, key) === 0);
+}
+
+/** The shard owning a slot in this map (0 if none: only before init). */
+export function shardOfSlotIn(map: ClusterMap, slot: number): number {
+  return map.shards.find((shard) => slot >= shard.slotStart && slot < shard.slotEnd)?.id ?? 0;
 }
 
 export function nodeById(map: ClusterMap, id: number): NodeRecord | undefined {
@@ -288,9 +305,45 @@ export class MetaStateMachine {
         }
         return { ok: true, changed: true };
       }
+      case "hot-declare":
+        return this.declareHot(command.key, command.subCounters, index);
+      case "hot-activate": {
+        const key = hotKey(command.key);
+        const record = hotRecordOf(map, key);
+        if (record === undefined) return { ok: false, code: "NOT_FOUND", message: "the key is not a hot counter" };
+        if (!(Number.isInteger(command.writable) && command.writable >= 1)) throw new InvalidArgumentError(`writable must be a positive integer, got ${String(command.writable)}`);
+        const writable = Math.min(command.writable, record.tags.length);
+        if (writable <= record.writable) return { ok: true, changed: false };
+        map.hot = (map.hot ?? []).map((other) => (other === record ? { ...record, writable, updatedMs: now } : other));
+        return { ok: true, changed: true };
+      }
       default:
         throw new InvalidArgumentError(`unknown meta command ${String((command as { type: unknown }).type)} at index ${index}`);
     }
+  }
+
+  /**
+   * Invariant: a hot key's sub-counter count only grows and its tags never change, so every
+   * sub-counter that ever took an add stays in the set that readers sum.
+   */
+  private declareHot(rawKey: unknown, subCounters: unknown, index: number): MetaResult {
+    const map = this.state;
+    const key = hotKey(rawKey);
+    if (!(typeof subCounters === "number" && Number.isInteger(subCounters) && subCounters >= 2 && subCounters <= HOT_SUB_COUNTERS_MAX)) {
+      throw new InvalidArgumentError(`sub-counter count must be an integer in 2..${HOT_SUB_COUNTERS_MAX}, got ${String(subCounters)}`);
+    }
+    const record = hotRecordOf(map, key);
+    if (record !== undefined && subCounters < record.tags.length) {
+      return { ok: false, code: "FAILED_PRECONDITION", message: `the key already has ${record.tags.length} sub-counters; the count only grows (asked ${subCounters})` };
+    }
+    if (record !== undefined && subCounters === record.tags.length) return { ok: true, changed: false };
+    if (record === undefined && (map.hot ?? []).length >= HOT_KEYS_MAX) {
+      return { ok: false, code: "FAILED_PRECONDITION", message: `the map already holds ${HOT_KEYS_MAX} hot keys` };
+    }
+    const tags = chooseHotTags(key, record?.tags ?? [], subCounters, (slot) => shardOfSlotIn(map, slot));
+    const next: HotRecord = { key: Uint8Array.from(key), tags, writable: record?.writable ?? 1, declaredVersion: index, updatedMs: map.clockMs };
+    map.hot = [...(map.hot ?? []).filter((other) => other !== record), next].sort((a, b) => Buffer.compare(a.key, b.key));
+    return { ok: true, changed: true };
   }
 
   snapshot(): Uint8Array {
@@ -341,6 +394,13 @@ function copyShard(shard: ShardRecord): ShardRecord {
     learners: [...shard.learners].sort((a, b) => a - b),
     votersOutgoing: [...(shard.votersOutgoing ?? [])].sort((a, b) => a - b),
   };
+}
+
+function hotKey(raw: unknown): Uint8Array {
+  if (!(raw instanceof Uint8Array)) throw new InvalidArgumentError("hot key must be bytes");
+  if (raw.length < 1 || raw.length > HOT_KEY_BYTES_MAX) throw new InvalidArgumentError(`hot key must be 1..${HOT_KEY_BYTES_MAX} bytes, got ${raw.length}`);
+  if (isHotSubKey(raw)) throw new InvalidArgumentError("hot key contains the reserved sub-counter suffix \\0hot:");
+  return raw;
 }
 
 function positiveInteger(value: unknown, what: string): void {

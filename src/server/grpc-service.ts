@@ -11,6 +11,7 @@ import { type Command, type CommandResult, type CounterOp, type OpResult, TTL_MS
 import { WINDOW_MS_MAX } from "../shard/kinds/ratelimit.js";
 import { keyHasPrefix, TOP_K_MAX } from "../shard/kinds/topk.js";
 import type { WindowAggregate } from "../shard/kinds/windows.js";
+import type { TimeRange } from "../shard/state-machine.js";
 import type { ShardReplica } from "./shard-replica.js";
 import {
   FailedPreconditionError,
@@ -22,7 +23,9 @@ import {
   VersionMismatchError,
   WrongShardError,
 } from "../util/errors.js";
-import { shardMembers, type MetaCommand } from "../meta/map.js";
+import { hotRecordOf, shardMembers, type MetaCommand } from "../meta/map.js";
+import { HOT_READ_REFUSED, HotIndex, type HotRecord } from "../meta/hot.js";
+import { describeKey } from "../shard/keys.js";
 import type { MetaController } from "./meta-controller.js";
 import { decodeBody, encodeBody, type NodeReport, type ShardChangeRequest } from "./meta-wire.js";
 import type { Logger } from "../util/log.js";
@@ -45,10 +48,18 @@ const roleName: Record<Role, string> = {
 };
 
 export class CounterApi {
+  private readonly hotIndex = new HotIndex();
+
   constructor(
     private readonly node: TallyNode,
     private readonly log: Logger,
   ) {}
+
+  /** The hot counters of the map this node knows. */
+  private hot(): HotIndex {
+    this.hotIndex.refresh(this.node.map.hot, this.node.map.version);
+    return this.hotIndex;
+  }
 
   // ---- decoding ----
 
@@ -72,6 +83,7 @@ export class CounterApi {
     const command: Command = { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops };
     if (header.epoch !== 0) command.epoch = header.epoch;
     validateCommand(command, this.limits());
+    if (this.hot().size > 0) refuseHotMutations(this.hotIndex, ops);
     const replica = this.node.route(header.shardId, header.epoch, ops.map((op) => op.key));
     let bytes = 64;
     for (const op of ops) {
@@ -157,7 +169,9 @@ export class CounterApi {
 
   async get(request: Json): Promise<Json> {
     const k = key(request.key, "key");
+    checkHotReads(this.hot(), [k], [u32(request.hotSubCounters, "hot_sub_counters")]);
     const result = await this.read(request, [k]);
+    refuseOtherKinds([k], result);
     return readResponse(result, 0);
   }
 
@@ -168,7 +182,13 @@ export class CounterApi {
       throw new InvalidArgumentError(`keys: ${keysRaw.length} keys exceed the limit of ${this.node.config.limits.maxBatchOps}`);
     }
     const keys = keysRaw.map((k, i) => key(k, `keys[${i}]`));
+    const claimsRaw: unknown[] = Array.isArray(request.hotSubCounters) ? request.hotSubCounters : [];
+    if (claimsRaw.length !== 0 && claimsRaw.length !== keys.length) {
+      throw new InvalidArgumentError(`hot_sub_counters: ${claimsRaw.length} entries for ${keys.length} keys (give none or one per key)`);
+    }
+    checkHotReads(this.hot(), keys, claimsRaw.map((claim, i) => u32(claim, `hot_sub_counters[${i}]`)));
     const result = await this.read(request, keys);
+    refuseOtherKinds(keys, result);
     return { values: keys.map((_, i) => readResponse(result, i)) };
   }
 
@@ -244,7 +264,8 @@ export class CounterApi {
     const prefix = this.prefixOf(request.prefix);
     const k = u32(request.k, "k");
     if (k < 1 || k > TOP_K_MAX) throw new InvalidArgumentError(`k: must be 1..${TOP_K_MAX}, got ${k}`);
-    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.topK(prefix, k, Date.now()));
+    const window = timeRangeOf(request);
+    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.topK(prefix, k, Date.now(), window));
     return {
       entries: value.map((entry) => ({ key: Buffer.from(entry.key), value: int64Wire(entry.value) })),
       shard: shardAnswer(replica, term, appliedIndex),
@@ -253,7 +274,8 @@ export class CounterApi {
 
   async aggregate(request: Json): Promise<Json> {
     const prefix = this.prefixOf(request.prefix);
-    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.aggregate(prefix, Date.now()));
+    const window = timeRangeOf(request);
+    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.aggregate(prefix, Date.now(), window));
     return {
       count: value.count,
       sum: value.sum.toString(),
@@ -390,7 +412,7 @@ export class CounterApi {
       };
     });
     if (shards.length === 0) throw new UnavailableError(`node ${this.node.nodeId} does not know the partition map yet`);
-    return { shards, slotCount: 16384 };
+    return { shards, slotCount: 16384, hot: (map.hot ?? []).map(hotRouteMessage), mapVersion: String(map.version) };
   }
 
   /** The map for tallyctl, with the metadata leader's liveness and load when this node is it. */
@@ -470,6 +492,17 @@ export class CounterApi {
     if (result === undefined) throw new TallyError("INTERNAL", "no result");
     if (!result.ok) throw result.code === "INVALID_ARGUMENT" ? new InvalidArgumentError(result.message) : new FailedPreconditionError(result.message);
     return { summary: result.changed ? summary : `no change: ${summary} already`, operationId: String(result.opId ?? 0), version: String(this.node.map.version) };
+  }
+
+  async declareHot(request: Json): Promise<Json> {
+    const k = key(request.key, "key");
+    const subCounters = u32(request.subCounters, "sub_counters");
+    const before = hotRecordOf(this.node.map, k)?.tags.length ?? 1;
+    const reply = await this.metaChange(
+      { type: "hot-declare", key: k, subCounters },
+      `${describeKey(k)} is a hot counter over ${subCounters} sub-counters (was ${before}); writers use the new ones once every node has the map`,
+    );
+    return reply;
   }
 
   nodeAdd(request: Json): Promise<Json> {
@@ -704,6 +737,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     transferLeader: unary((r) => api.transferLeader(r)),
     clusterMap: unary(() => api.clusterMap()),
     nodeAdd: unary((r) => api.nodeAdd(r)),
+    declareHot: unary((r) => api.declareHot(r)),
     nodeState: unary((r) => api.nodeState(r)),
     shardMove: unary((r) => api.shardMove(r)),
     shardSplit: unary((r) => api.shardSplit(r)),
@@ -909,6 +943,68 @@ const SAFE_INTEGER_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 /** Log indexes and terms are safe integers (asserted in raft/), so they go out as numbers. */
 function fence(term: number, index: number): Json {
   return { term, index };
+}
+
+/** Top-K / aggregate over windowed counters: the range, or undefined for plain counters. */
+function timeRangeOf(request: Json): TimeRange | undefined {
+  const fromMs = u64(request.windowFromMs, "window_from_ms");
+  const toMs = u64(request.windowToMs, "window_to_ms");
+  if (toMs === 0) {
+    if (fromMs !== 0) throw new InvalidArgumentError("window_to_ms is required with window_from_ms");
+    return undefined;
+  }
+  if (toMs <= fromMs) throw new InvalidArgumentError(`window_to_ms: ${toMs} must be above window_from_ms ${fromMs}`);
+  return { fromMs, toMs };
+}
+
+function hotRouteMessage(record: HotRecord): Json {
+  return { key: Buffer.from(record.key), tags: record.tags, writable: record.writable };
+}
+
+/**
+ * A plain read of a hot key would see one sub-counter and pass it off as the counter. So a read of
+ * a hot key must name the sub-counter count it sums (hot_sub_counters), and the count must be the
+ * one this node's map has: a client with an older count refreshes its routes and reads again. A
+ * count this node does not know (its map is older than the client's) is accepted: the client knows
+ * better.
+ */
+function checkHotReads(hot: HotIndex, keys: Uint8Array[], claims: number[]): void {
+  if (hot.size === 0) return;
+  for (const [i, k] of keys.entries()) {
+    const record = hot.lookup(k);
+    if (record === undefined) continue;
+    const claim = claims[i] ?? 0;
+    if (claim === record.tags.length || claim > record.tags.length) continue;
+    throw new FailedPreconditionError(
+      `key ${describeKey(k)} ${HOT_READ_REFUSED} ${record.tags.length} sub-counters` +
+        (claim === 0 ? "; a plain read sees only one of them: read it with the tally client or tallyctl, which sum them" : ` (the request sums ${claim}): refresh the routes and read again`),
+    );
+  }
+}
+
+/** Writes other than add (and floors, TTLs) have no meaning spread over sub-counters. */
+function refuseHotMutations(hot: HotIndex, ops: CounterOp[]): void {
+  for (const op of ops) {
+    const record = hot.lookup(op.key);
+    if (record === undefined || op.kind === "reset") continue;
+    if (op.kind === "add" && op.floor === undefined && op.ttlMs === undefined) continue;
+    const what = op.kind === "add" ? "an add with a floor or TTL" : `a ${op.kind}`;
+    throw new FailedPreconditionError(`key ${describeKey(op.key)} is a hot counter over ${record.tags.length} sub-counters: ${what} cannot apply to a sum (only add, get and reset)`);
+  }
+}
+
+const KIND_READS: Record<string, string> = {
+  "windowed counter": "windowRange / windowAt (tallyctl window range|at)",
+  "rate limit": "tryAcquire with n = 0 to peek (tallyctl limit KEY 0 ...)",
+  "unique count": "uniqueCount (tallyctl unique count)",
+};
+
+/** A get of a windowed counter, rate limit or unique count says so instead of "does not exist". */
+function refuseOtherKinds(keys: Uint8Array[], result: ReadResult): void {
+  for (const [i, value] of result.values.entries()) {
+    if (value.kind === undefined) continue;
+    throw new FailedPreconditionError(`key ${describeKey(keys[i]!)} holds a ${value.kind}, not a counter: read it with ${KIND_READS[value.kind] ?? "its kind's read"}`);
+  }
 }
 
 function readResponse(result: ReadResult, i: number): Json {

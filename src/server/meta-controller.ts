@@ -89,6 +89,26 @@ export class MetaController {
     return seen !== undefined && monotonicMs() - seen <= Math.max(1500, this.settings.heartbeatMs * 5);
   }
 
+  /**
+   * Hot counters whose newly declared sub-counters writers may now use: every live node has
+   * reported a map at least as new as the declaration, so whichever of them serves a read of the
+   * key sums the new sub-counters (it refuses a read that names the old count). A node silent
+   * now gets the map with its first heartbeat reply. A new leader first hears every live node
+   * (it knows no one's map version yet, and must not take silence for agreement).
+   */
+  private hotActivations(): MetaCommand[] {
+    const commands: MetaCommand[] = [];
+    if (monotonicMs() - this.leaderSinceMs < this.settings.heartbeatMs * 5) return commands;
+    for (const record of this.map.hot ?? []) {
+      if (record.writable >= record.tags.length) continue;
+      const behind = this.map.nodes.some(
+        (node) => node.state !== "removed" && node.id !== this.node.nodeId && this.isAlive(node.id) && (this.nodeReports.get(node.id)?.mapVersion ?? 0) < record.declaredVersion,
+      );
+      if (!behind) commands.push({ type: "hot-activate", key: record.key, writable: record.tags.length });
+    }
+    return commands;
+  }
+
   /** How long a node has been silent, counted from this controller's leadership at the earliest. */
   silentMs(nodeId: number): number {
     if (nodeId === this.node.nodeId) return 0;
@@ -177,6 +197,7 @@ export class MetaController {
       if (node.state === "up" && silentMs > this.settings.downAfterMs) commands.push({ type: "node-state", nodeId: node.id, state: "down" });
       if (node.state === "down" && this.isAlive(node.id)) commands.push({ type: "node-state", nodeId: node.id, state: "up" });
     }
+    commands.push(...this.hotActivations());
     if (commands.length > 0) {
       const results = await this.node.submitMeta(commands);
       results.forEach((result, i) => {

@@ -70,7 +70,8 @@ export interface NodeOptions {
 }
 
 export interface ReadResult {
-  values: Array<{ value: bigint; version: number; exists: boolean }>;
+  /** kind: set when the key holds another kind (windowed counter, rate limit, unique count). */
+  values: Array<{ value: bigint; version: number; exists: boolean; kind?: string | undefined }>;
   term: number;
   appliedIndex: number;
 }
@@ -782,7 +783,7 @@ export class TallyNode {
     const answer = (r: ShardReplica): ReadResult => ({
       values: keys.map((key) => {
         const record = readCounter(r, key);
-        return record === undefined ? { value: 0n, version: 0, exists: false } : { value: record.value, version: record.version, exists: true };
+        return record === undefined ? { value: 0n, version: 0, exists: false, kind: r.machine.kindOf(key, Date.now()) } : { value: record.value, version: record.version, exists: true };
       }),
       term: r.raw.term,
       appliedIndex: r.machine.appliedIndex,

@@ -207,6 +207,11 @@ export class KindTable {
     return changes;
   }
 
+  /** Every entry, in no particular order. */
+  values(): IterableIterator<KindEntry> {
+    return this.entries.values();
+  }
+
   /** Every entry in key order (snapshots, splits). */
   sorted(): KindEntry[] {
     return [...this.entries.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, entry]) => entry);

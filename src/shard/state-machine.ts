@@ -122,6 +122,12 @@ const KEY_BYTES_MAX = DEFAULT_SHARD_LIMITS.maxKeyBytes;
 const DELETED_VALUE = 0n;
 const DELETED_VERSION = 0;
 
+/** [fromMs, toMs) in ms since the epoch. */
+export interface TimeRange {
+  fromMs: number;
+  toMs: number;
+}
+
 export class CounterStateMachine {
   private readonly options: Readonly<Required<ShardOptions>>;
   private readonly counters: CounterTable;
@@ -190,6 +196,18 @@ export class CounterStateMachine {
     const version = this.counters.version(slot);
     assert(version >= 1, "a transient counter slot outlived its mutate");
     return { value: this.counters.value(slot), version };
+  }
+
+  /**
+   * The kind name of a key that holds a windowed counter, rate limit or unique count (not a plain
+   * counter); undefined otherwise. A plain get of such a key is refused naming it, rather than
+   * answering "does not exist".
+   */
+  kindOf(key: Uint8Array, readNowMs = 0): string | undefined {
+    const entry = this.kinds.get(key);
+    if (entry === undefined || entry.tag === KindTag.Ttl) return undefined;
+    if (this.kinds.isDue(key, Math.max(this.clockMsValue, readNowMs))) return undefined;
+    return KIND_NAMES[entry.tag];
   }
 
   /**
@@ -612,13 +630,33 @@ export class CounterStateMachine {
   }
 
   /** This shard's exact top k plain counters whose key starts with prefix. */
-  topK(prefix: Uint8Array, k: number, readNowMs = 0): KeyValue[] {
-    return topK(this.prefixed(prefix, readNowMs), k);
+  topK(prefix: Uint8Array, k: number, readNowMs = 0, window?: TimeRange): KeyValue[] {
+    return topK(window === undefined ? this.prefixed(prefix, readNowMs) : this.prefixedWindows(prefix, readNowMs, window), k);
   }
 
-  /** Count, sum, min, max, avg of this shard's plain counters whose key starts with prefix. */
-  aggregate(prefix: Uint8Array, readNowMs = 0): Aggregate {
-    return aggregate(this.prefixed(prefix, readNowMs), prefix);
+  /**
+   * Count, sum, min, max, avg of this shard's plain counters whose key starts with prefix; with a
+   * window, of its windowed counters' sums over [window.fromMs, window.toMs) instead.
+   */
+  aggregate(prefix: Uint8Array, readNowMs = 0, window?: TimeRange): Aggregate {
+    return aggregate(window === undefined ? this.prefixed(prefix, readNowMs) : this.prefixedWindows(prefix, readNowMs, window), prefix);
+  }
+
+  /**
+   * Windowed counters with the prefix and an add in the range, each valued at its sum over it (the same range on
+   * every shard, chosen by the caller, so the merged answer is over one period). A range no tier
+   * holds for some key is INVALID_ARGUMENT for the whole read, never a silent 0.
+   */
+  private *prefixedWindows(prefix: Uint8Array, readNowMs: number, window: TimeRange): Iterable<KeyValue> {
+    const nowMs = Math.max(this.clockMsValue, readNowMs);
+    for (const entry of this.kinds.values()) {
+      if (entry.tag !== KindTag.Window || !keyHasPrefix(entry.key, prefix) || this.kinds.isDue(entry.key, nowMs)) continue;
+      const structure = entry.structure as WindowedCounter;
+      const sum = structure.range(window.fromMs, window.toMs, window.toMs - window.fromMs, "sum").points[0]!.value;
+      // Only counters with an add in the range take part (a sum of 0 may still be +5 and -5).
+      if (sum === 0n && structure.range(window.fromMs, window.toMs, window.toMs - window.fromMs, "count").points[0]!.value === 0n) continue;
+      yield { key: entry.key, value: sum };
+    }
   }
 
   private *prefixed(prefix: Uint8Array, readNowMs: number): Iterable<KeyValue> {

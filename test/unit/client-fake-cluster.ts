@@ -375,7 +375,7 @@ export class FakeCluster {
     return shard;
   }
 
-  private read(node: FakeNode, request: Omit<GetRequestMessage, "key">, keys: Buffer[]): GetResponseMessage[] {
+  private read(node: FakeNode, request: Omit<GetRequestMessage, "key" | "hotSubCounters">, keys: Buffer[]): GetResponseMessage[] {
     const shard = this.shardCheck(request, keys);
     if (request.consistency !== "STALE") this.leaderCheck(node, shard);
     return keys.map((key) => {

@@ -231,6 +231,26 @@ describe("top-K and aggregates over a shard", () => {
   });
 });
 
+describe("top-K and aggregates over windowed counters", () => {
+  it("rank windowed counters with an add in the range by their sum over it; plain counters stay out", () => {
+    const driver = new ShardDriver();
+    // Three writers at three leader times (an event may be at most latenessMs behind its entry).
+    expectOk(driver.mutate(driver.register(T0 - 120_000), 1, [windowAdd("p:u", 3n)], 1, T0 - 120_000));
+    expectOk(driver.mutate(driver.register(T0 - 70_000), 1, [windowAdd("p:v", 2n)], 1, T0 - 70_000));
+    expectOk(driver.mutate(driver.register(T0), 1, [add("p:plain", 1_000n), windowAdd("p:w", 50n), windowAdd("p:v", 7n, T0 - 5_000), windowAdd("q:x", 99n)], 1, T0));
+    const window = { fromMs: T0 - 60_000, toMs: T0 + 1_000 };
+    expect(driver.machine.topK(key("p:"), 5, 0, window).map((entry) => [Buffer.from(entry.key).toString(), entry.value])).toEqual([
+      ["p:w", 50n],
+      ["p:v", 7n],
+    ]);
+    expect(driver.machine.aggregate(key("p:"), 0, window)).toMatchObject({ count: 2, sum: 57n, min: 7n, max: 50n });
+    expect(driver.machine.aggregate(key("p:"), 0, { fromMs: T0 - 180_000, toMs: T0 + 1_000 })).toMatchObject({ count: 3, sum: 62n });
+    expect(driver.machine.aggregate(key("p:"))).toMatchObject({ count: 1, sum: 1_000n });
+    // A range no tier holds is refused, not answered with zeros.
+    expect(() => driver.machine.topK(key("p:"), 5, 0, { fromMs: T0 - 60_500, toMs: T0 + 500 })).toThrow(/no tier holds/);
+  });
+});
+
 describe("persistence of the kinds", () => {
   function stream(seed: number, entries: number, driver: ShardDriver, client: number, persisted?: Persisted): void {
     let state = seed;
