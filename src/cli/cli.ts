@@ -10,13 +10,15 @@ import { EXIT, UsageError, exitCodeFor } from "./exit-codes.js";
 import { formatMutation, formatRead, formatRoutes, formatStatus, mutationJson, readJson, toJson } from "./format.js";
 import { formatClusterMap, formatPlan, type ClusterMapReply, type PlanReply } from "./format-map.js";
 import { addKindCommands, type KindsClient } from "./kinds.js";
+import { addBackupCommands, type BackupClient } from "./backup.js";
 
 /** The client operations tallyctl uses (tests substitute a fake). */
 export type CliClient = Pick<
   TallyClient,
   "connect" | "add" | "set" | "reset" | "compareAndSet" | "get" | "status" | "routes" | "close" | "admin"
 > &
-  Partial<KindsClient>;
+  Partial<KindsClient> &
+  Partial<Pick<BackupClient, "adminStream">>;
 
 export interface CliIo {
   stdout(text: string): void;
@@ -368,6 +370,21 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         return run(tally as KindsClient, options);
       }),
       (text) => io.stdout(text),
+    );
+    addBackupCommands(
+      program,
+      (command, run) =>
+        withClient(command, (tally, options) => {
+          if (tally.adminStream === undefined) throw new UsageError("this client cannot stream backups");
+          return run(tally as BackupClient, options);
+        }),
+      async (command, run) => {
+        const options = command.optsWithGlobals<GlobalOptions>();
+        json = options.json === true;
+        const output = await run(options);
+        io.stdout(`${typeof output === "string" ? output : toJson(output)}\n`);
+      },
+      io,
     );
     await program.parseAsync(argv, { from: "user" });
   } catch (error) {

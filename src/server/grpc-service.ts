@@ -31,6 +31,7 @@ import { toServiceError, errorInfoOf } from "./errors.js";
 import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
 import { nodeClientCredentials } from "./tls.js";
+import { serveShardBackup } from "./backup-service.js";
 
 type Json = Record<string, any>;
 
@@ -712,6 +713,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     recoverUnsafe: unary((r) => api.recoverUnsafe(r)),
     heartbeat: unary((r) => ({ body: encodeBody(node.onHeartbeat(decodeBody<NodeReport>(r.body, "heartbeat"))) })),
     shardChange: unary(async (r) => ({ body: encodeBody(await node.shardChange(decodeBody<ShardChangeRequest>(r.body, "shard change"))) })),
+    shardBackup: (call: grpc.ServerWritableStream<Json, Json>) => serveShardBackup(node, call, log),
   });
 
   const health = new HealthImplementation({ "": "SERVING", "tally.v1.CounterService": "SERVING", "tally.v1.AdminService": "SERVING" });
