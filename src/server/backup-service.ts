@@ -15,8 +15,10 @@ type Json = Record<string, any>;
 export const BACKUP_CHUNK_BYTES = 1 << 20;
 
 export function serveShardBackup(node: TallyNode, call: grpc.ServerWritableStream<Json, Json>, log: Logger): void {
+  // grpc-js sends a server stream's error status on an 'error' event (its handler ends the call
+  // with that status); destroy(error) would skip the status and leave the client waiting.
   const fail = (error: unknown): void => {
-    if (!call.cancelled && !call.destroyed) call.destroy(toServiceError(error, log));
+    if (!call.cancelled && !call.destroyed && !call.writableEnded) call.emit("error", toServiceError(error, log));
   };
   let snapshot: Promise<ShardBackupSnapshot>;
   try {
