@@ -80,7 +80,8 @@ export async function restoreCluster(backupDir: string, config: ClusterConfig, o
       // Loaded (and verified) again, one shard at a time, so memory stays bounded by the largest.
       const verified = await loadShard(backupDir, shard, shardOptions);
       counters += verified.machine.counterCount();
-      for (const id of placement.get(shard.id)!) await writeShardGroup(stores.get(id)!, verified, placement.get(shard.id)!);
+      const replicas = placement.get(shard.id)!;
+      await Promise.all(replicas.map((id) => writeShardGroup(stores.get(id)!, verified, replicas)));
     }
     for (const store of stores.values()) await store.close();
     stores.clear();

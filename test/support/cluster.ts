@@ -91,9 +91,9 @@ export class TestCluster {
   }
 
   /** Starts every node of the config and waits until every shard has an agreed leader. */
-  async startAll(): Promise<void> {
+  async startAll(timeoutMs?: number): Promise<void> {
     for (const node of this.config.nodes) this.startNode(node.id);
-    await this.waitReady();
+    await this.waitReady(timeoutMs);
   }
 
   private async writeConfig(): Promise<void> {
