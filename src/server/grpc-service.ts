@@ -287,7 +287,9 @@ export class CounterApi {
       const fromIndex = u64(request.fromIndex, "from_index");
       cursor = fromIndex === 0 ? replica.machine.appliedIndex : fromIndex;
     } catch (error) {
-      call.destroy(toServiceError(error, this.log));
+      // An 'error' event, not destroy(error): grpc-js sends a server stream's status from its
+      // 'error' handler, and destroy() skips it, leaving the client waiting for the stream to die.
+      call.emit("error", toServiceError(error, this.log));
       return;
     }
     const shardId = replica.shardId;
@@ -300,7 +302,7 @@ export class CounterApi {
       done = true;
       clearInterval(timer);
       if (error === undefined) call.end();
-      else call.destroy(toServiceError(error, this.log));
+      else if (!call.cancelled && !call.destroyed) call.emit("error", toServiceError(error, this.log));
     };
     const poll = (): void => {
       if (done || call.cancelled || call.destroyed) return stop();
