@@ -12,7 +12,7 @@
  * restore: offline, builds the data directories of a new cluster (src/server/restore.ts).
  */
 import { createHash } from "node:crypto";
-import { mkdtemp, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
+import { mkdir, mkdtemp, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
 import { basename, dirname, isAbsolute, join, resolve } from "node:path";
 import type { Command } from "commander";
 import type { TallyClient } from "../client/index.js";
@@ -72,6 +72,7 @@ interface ShardBackupChunk {
 /** Writes a complete backup of the cluster to `dir` (absent or empty) and returns its manifest. */
 export async function backupCluster(client: BackupClient, dir: string, options: BackupOptions): Promise<BackupManifest> {
   await expectEmptyTarget(dir);
+  await mkdir(dirname(dir), { recursive: true });
   const staging = await mkdtemp(join(dirname(dir), `.${basename(dir)}.partial-`));
   try {
     const startedAt = new Date().toISOString();
