@@ -7,7 +7,7 @@
  * one file per shard, map.json and manifest.json into a staging directory beside DIR, fsyncs them
  * and renames it to DIR, so DIR is either absent or a complete backup. A shard that splits during
  * the backup is caught: the captured slot ranges must cover every slot exactly once, and the map is
- * re-read (up to LAYOUT_ROUNDS_MAX times) for shards that appeared or changed epoch meanwhile.
+ * re-read (up to LAYOUT_ROUNDS_MAX times, a second apart) for shards that appeared or changed epoch meanwhile.
  *
  * restore: offline, builds the data directories of a new cluster (src/server/restore.ts).
  */
@@ -45,8 +45,12 @@ export interface BackupOptions {
   progress?: (line: string) => void;
 }
 
-/** Re-reads of the map when a shard split or moved epoch during the backup. */
-const LAYOUT_ROUNDS_MAX = 5;
+/**
+ * Re-reads of the map when a shard split or moved epoch during the backup, LAYOUT_PAUSE_MS apart
+ * (the map mirrors a split once the shard's leader reports it, within a few heartbeats).
+ */
+const LAYOUT_ROUNDS_MAX = 8;
+const LAYOUT_PAUSE_MS = 1_000;
 const SHARD_RETRY_WINDOW_MIN_MS = 30_000;
 const RETRY_PAUSE_MS = 200;
 const RETRYABLE = new Set(["NOT_LEADER", "UNAVAILABLE", "TIMEOUT", "OVERLOADED", "WRONG_SHARD", "AMBIGUOUS"]);
@@ -96,6 +100,7 @@ export async function backupCluster(client: BackupClient, dir: string, options: 
       if (problem === undefined) break;
       if (round >= LAYOUT_ROUNDS_MAX) throw new FailedPreconditionError(`the shard layout kept changing during the backup (${problem}); run it again`);
       options.progress?.(`the layout changed during the backup (${problem}); reading the map again`);
+      await new Promise((resolve) => setTimeout(resolve, LAYOUT_PAUSE_MS));
     }
     const shards = [...captured.values()].sort((a, b) => a.slotStart - b.slotStart);
     for (const file of await readdir(staging)) {
