@@ -11,6 +11,7 @@ import { formatMutation, formatRead, formatRoutes, formatStatus, mutationJson, r
 import { formatClusterMap, formatPlan, type ClusterMapReply, type PlanReply } from "./format-map.js";
 import { addKindCommands, type KindsClient } from "./kinds.js";
 import { addHotCommands, type HotClient } from "./hot.js";
+import { addBackupCommands, type BackupClient } from "./backup.js";
 
 /** The client operations tallyctl uses (tests substitute a fake). */
 export type CliClient = Pick<
@@ -18,7 +19,8 @@ export type CliClient = Pick<
   "connect" | "add" | "set" | "reset" | "compareAndSet" | "get" | "status" | "routes" | "close" | "admin"
 > &
   Partial<KindsClient> &
-  Partial<HotClient>;
+  Partial<HotClient> &
+  Partial<Pick<BackupClient, "adminStream">>;
 
 export interface CliIo {
   stdout(text: string): void;
@@ -376,6 +378,21 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         if (tally.declareHot === undefined || tally.hotKeys === undefined) throw new UsageError("this client has no hot counters");
         return run(tally as HotClient, options);
       }),
+    );
+    addBackupCommands(
+      program,
+      (command, run) =>
+        withClient(command, (tally, options) => {
+          if (tally.adminStream === undefined) throw new UsageError("this client cannot stream backups");
+          return run(tally as BackupClient, options);
+        }),
+      async (command, run) => {
+        const options = command.optsWithGlobals<GlobalOptions>();
+        json = options.json === true;
+        const output = await run(options);
+        io.stdout(`${typeof output === "string" ? output : toJson(output)}\n`);
+      },
+      io,
     );
     await program.parseAsync(argv, { from: "user" });
   } catch (error) {

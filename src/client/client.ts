@@ -836,6 +836,24 @@ export class TallyClient {
   }
 
   /**
+   * A server-streaming AdminService call on one node (tallyctl backup: "ShardBackup"). Yields the
+   * messages in order; a failure is thrown as the typed error the server sent (a NOT_LEADER names
+   * the leader's address), or UNAVAILABLE when the node cannot be reached. Breaking out of the
+   * loop cancels the call.
+   */
+  async *adminStream<Response>(method: string, request: object, address: string): AsyncGenerator<Response> {
+    this.checkOpen();
+    const stream = this.connection(address).serverStream<object, Response>(method, request, "admin");
+    try {
+      for await (const message of stream as AsyncIterable<Response>) yield message;
+    } catch (error) {
+      throw decodeServiceError(error).error;
+    } finally {
+      stream.cancel();
+    }
+  }
+
+  /**
    * Closes streams, channels and timers. Operations still waiting are rejected: a mutation that
    * was sent with AmbiguousError, anything else with ClientClosedError. Idempotent.
    */

@@ -238,11 +238,12 @@ export class NodeConnection {
     });
   }
 
-  /** A server-streaming call (Watch) on this node's channel; the caller cancels it. */
-  serverStream<Request, Response>(method: string, request: Request): grpc.ClientReadableStream<Response> {
-    const call = (this.counterClient as unknown as Record<string, unknown>)[method];
-    assert(typeof call === "function", `no such RPC: counter.${method}`);
-    return (call as (req: Request) => grpc.ClientReadableStream<Response>).call(this.counterClient, request);
+  /** A server-streaming call (Watch, ShardBackup) on this node's channel; the caller cancels it. */
+  serverStream<Request, Response>(method: string, request: Request, service: "counter" | "admin" = "counter"): grpc.ClientReadableStream<Response> {
+    const client = service === "counter" ? this.counterClient : this.adminClient;
+    const call = (client as unknown as Record<string, unknown>)[method];
+    assert(typeof call === "function", `no such RPC: ${service}.${method}`);
+    return (call as (req: Request) => grpc.ClientReadableStream<Response>).call(client, request);
   }
 
   /** Settles every pending attempt as aborted and closes the stream and channel. Idempotent. */

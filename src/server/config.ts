@@ -293,11 +293,14 @@ export function metaReplicaIds(config: ClusterConfig): number[] {
 export function computePlacement(config: ClusterConfig): ShardPlacement[] {
   const ranges = evenSlotRanges(config.cluster.shards);
   const nodeIds = config.nodes.map((node) => node.id).sort((a, b) => a - b);
-  return ranges.map((slots, i) => {
-    const replicas: number[] = [];
-    for (let k = 0; k < config.cluster.replicationFactor; k++) replicas.push(nodeIds[(i * config.cluster.replicationFactor + k) % nodeIds.length]!);
-    return { shardId: i + 1, slots, epoch: 1, replicas: replicas.sort((a, b) => a - b) };
-  });
+  return ranges.map((slots, i) => ({ shardId: i + 1, slots, epoch: 1, replicas: dealReplicas(nodeIds, config.cluster.replicationFactor, i) }));
+}
+
+/** The replicas of the i-th shard: `replicationFactor` consecutive node ids (sorted ids), dealt in turn. */
+export function dealReplicas(sortedNodeIds: number[], replicationFactor: number, i: number): number[] {
+  const replicas: number[] = [];
+  for (let k = 0; k < replicationFactor; k++) replicas.push(sortedNodeIds[(i * replicationFactor + k) % sortedNodeIds.length]!);
+  return replicas.sort((a, b) => a - b);
 }
 
 export function findNode(config: ClusterConfig, id: number): NodeConfig {

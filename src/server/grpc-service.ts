@@ -34,6 +34,7 @@ import { toServiceError, errorInfoOf } from "./errors.js";
 import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
 import { nodeClientCredentials } from "./tls.js";
+import { serveShardBackup } from "./backup-service.js";
 
 type Json = Record<string, any>;
 
@@ -308,7 +309,9 @@ export class CounterApi {
       const fromIndex = u64(request.fromIndex, "from_index");
       cursor = fromIndex === 0 ? replica.machine.appliedIndex : fromIndex;
     } catch (error) {
-      call.destroy(toServiceError(error, this.log));
+      // An 'error' event, not destroy(error): grpc-js sends a server stream's status from its
+      // 'error' handler, and destroy() skips it, leaving the client waiting for the stream to die.
+      call.emit("error", toServiceError(error, this.log));
       return;
     }
     const shardId = replica.shardId;
@@ -321,7 +324,7 @@ export class CounterApi {
       done = true;
       clearInterval(timer);
       if (error === undefined) call.end();
-      else call.destroy(toServiceError(error, this.log));
+      else if (!call.cancelled && !call.destroyed) call.emit("error", toServiceError(error, this.log));
     };
     const poll = (): void => {
       if (done || call.cancelled || call.destroyed) return stop();
@@ -746,6 +749,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     recoverUnsafe: unary((r) => api.recoverUnsafe(r)),
     heartbeat: unary((r) => ({ body: encodeBody(node.onHeartbeat(decodeBody<NodeReport>(r.body, "heartbeat"))) })),
     shardChange: unary(async (r) => ({ body: encodeBody(await node.shardChange(decodeBody<ShardChangeRequest>(r.body, "shard change"))) })),
+    shardBackup: (call: grpc.ServerWritableStream<Json, Json>) => serveShardBackup(node, call, log),
   });
 
   const health = new HealthImplementation({ "": "SERVING", "tally.v1.CounterService": "SERVING", "tally.v1.AdminService": "SERVING" });

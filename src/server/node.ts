@@ -84,6 +84,18 @@ export interface MutationOutcome {
 
 export type Consistency = "linearizable" | "stale";
 
+export interface ShardBackupSnapshot {
+  shardId: number;
+  descriptor: ShardDescriptor;
+  appliedIndex: number;
+  term: number;
+  clockMs: number;
+  counters: number;
+  leaderId: number;
+  /** wrapShardSnapshot(descriptor, machine snapshot at appliedIndex). */
+  data: Uint8Array;
+}
+
 /** Bounded: the transport drops beyond its own bound; this bounds what waits for one iteration. */
 const INBOUND_MESSAGES_MAX = 200_000;
 /** Never tick more than this many times in one catch-up (a long pause already expired every lease). */
@@ -92,6 +104,11 @@ const CATCH_UP_TICKS_MAX = 200;
 const SLOT_LOAD_BUCKETS = 64;
 /** Test-only planted bug (see ackBeforeCommit); read once at start-up. */
 const ACK_BEFORE_COMMIT = process.env.TALLY_TEST_ACK_BEFORE_COMMIT === "1";
+
+/** The counter state machine's options on every node of the cluster (restore uses them too). */
+export function shardOptionsOf(config: ClusterConfig): ShardOptions {
+  return { sessionTimeoutMs: config.cluster.sessionTimeoutMs, maxSessions: 100_000, maxRetainedResultsPerSession: 1_024 };
+}
 
 /** The group id of the metadata Raft group; shards are 1.. */
 export const META_GROUP_ID = 0;
@@ -147,7 +164,7 @@ export class TallyNode {
   }
 
   private get shardOptions(): ShardOptions {
-    return { sessionTimeoutMs: this.config.cluster.sessionTimeoutMs, maxSessions: 100_000, maxRetainedResultsPerSession: 1_024 };
+    return shardOptionsOf(this.config);
   }
 
   /** Opens storage, restores every group on disk (and the metadata group), binds the transport and starts the loop. */
@@ -795,6 +812,15 @@ export class TallyNode {
         this.wake();
       });
     }
+    return this.linearizable(replica, minIndex, timeoutMs, answer);
+  }
+
+  /**
+   * `answer` runs on the shard's leader at an applied index at or above both minIndex and a
+   * ReadIndex taken after this call (or under a valid lease): it sees every write acknowledged
+   * before the call. It runs synchronously, so it sees one applied state.
+   */
+  private linearizable<T>(replica: ShardReplica, minIndex: number, timeoutMs: number, answer: (r: ShardReplica) => T): Promise<T> {
     if (!replica.isLeader) return Promise.reject(replica.notLeaderError(this.leaderAddress));
     // Bring the lease up to the monotonic clock first: after a pause (GC, SIGSTOP) the ticks we
     // missed must count before we trust the lease.
@@ -813,6 +839,27 @@ export class TallyNode {
       replica.addLinearizableRead(waiter);
       this.wake();
     });
+  }
+
+  /**
+   * tallyctl backup: the shard's whole state as snapshot bytes (the wrapped form Raft snapshots
+   * carry: descriptor + counters, sessions and kind records), taken on its leader in one step at an
+   * applied index no older than a linearizable read started now. NOT_LEADER elsewhere.
+   */
+  backupSnapshot(shardId: number, timeoutMs = this.config.limits.requestTimeoutMs): Promise<ShardBackupSnapshot> {
+    this.checkAlive();
+    if (shardId === 0) throw new InvalidArgumentError("shard_id is required");
+    const replica = this.route(shardId, 0, []);
+    return this.linearizable(replica, 0, timeoutMs, (r) => ({
+      shardId,
+      descriptor: { ...r.descriptor },
+      appliedIndex: r.machine.appliedIndex,
+      term: r.raw.term,
+      clockMs: r.machine.clockMs,
+      counters: r.machine.counterCount(),
+      leaderId: this.nodeId,
+      data: wrapShardSnapshot(r.descriptor, r.machine.snapshot()),
+    }));
   }
 
   transferLeader(shardId: number, to: number): void {

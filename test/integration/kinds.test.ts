@@ -225,6 +225,12 @@ describe("counter kinds end to end", () => {
       expect(batch.events.map((event) => event.value)).toEqual([17n]);
       break;
     }
+    // A refused watch ends with its status at once (it used to hang until the connection died).
+    const refused = (async () => {
+      for await (const _batch of client.watch(key, { coalesceMs: 5 })) return "answered";
+      return "ended";
+    })();
+    await expect(withDeadline(refused, 5_000, "the refused watch's status")).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
   });
 
   test("a leader kill -9 during rate-limit and windowed traffic: never over-grants, sums exact", async () => {

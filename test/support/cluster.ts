@@ -78,11 +78,22 @@ export class TestCluster {
   }
 
   static async start(options: TestClusterOptions = {}): Promise<TestCluster> {
+    const cluster = await TestCluster.prepare(options);
+    await cluster.startAll();
+    return cluster;
+  }
+
+  /** Writes cluster.yaml (fresh ports, data dirs n1.. beside it) and starts nothing: for tests that fill the data dirs first (restore). */
+  static async prepare(options: TestClusterOptions = {}): Promise<TestCluster> {
     const cluster = new TestCluster(options);
     await cluster.writeConfig();
-    for (const node of cluster.config.nodes) cluster.startNode(node.id);
-    await cluster.waitReady();
     return cluster;
+  }
+
+  /** Starts every node of the config and waits until every shard has an agreed leader. */
+  async startAll(timeoutMs?: number): Promise<void> {
+    for (const node of this.config.nodes) this.startNode(node.id);
+    await this.waitReady(timeoutMs);
   }
 
   private async writeConfig(): Promise<void> {

@@ -24,6 +24,14 @@ const allowed: Record<string, string[]> = {
   client: ["util", "api", "meta", "shard"],
   cli: ["util", "api", "meta", "client"],
 };
+/**
+ * Single files allowed one more layer. src/cli/backup.ts: `tallyctl restore` builds a new
+ * cluster's data directories offline with the node's own config loader, storage and snapshot code
+ * (src/server/restore.ts), and `tallyctl backup` writes the manifest format that restore reads.
+ */
+const fileExceptions: Record<string, string[]> = {
+  "cli/backup.ts": ["server"],
+};
 const pure = new Set(["raft", "shard"]);
 
 function files(dir: string): string[] {
@@ -50,7 +58,7 @@ test("imports point down the layers and the deterministic core stays pure", () =
         const resolved = relative(src, resolve(join(file, ".."), target));
         const targetLayer = resolved.split("/")[0]!;
         if (resolved.startsWith("..")) problems.push(`${rel}: imports outside src: ${target}`);
-        else if (targetLayer !== layer && !rules.includes(targetLayer)) problems.push(`${rel}: ${layer} may not import ${targetLayer} (${target})`);
+        else if (targetLayer !== layer && !rules.includes(targetLayer) && !(fileExceptions[rel] ?? []).includes(targetLayer)) problems.push(`${rel}: ${layer} may not import ${targetLayer} (${target})`);
       } else if (pure.has(layer) && (target.startsWith("node:") || ["fs", "path", "os", "crypto", "timers"].includes(target))) {
         problems.push(`${rel}: ${layer} must not import ${target}`);
       }
