@@ -87,6 +87,11 @@ export interface TallyClientOptions {
   credentials?: grpc.ChannelCredentials;
   /** TLS to a cluster with a tls section: its CA, and a client certificate when it requires one. */
   tls?: ClientTlsOptions;
+  /**
+   * A bearer token for a cluster with an auth section, sent as `authorization: Bearer <token>`
+   * on every call and stream. Without TLS it crosses the network in the clear.
+   */
+  token?: string;
   logger?: Logger;
 }
 
@@ -467,7 +472,7 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-type ResolvedOptions = Required<Omit<TallyClientOptions, "credentials" | "logger" | "tls">>;
+type ResolvedOptions = Required<Omit<TallyClientOptions, "credentials" | "logger" | "tls" | "token">>;
 
 /** Checks options and their relationships once, at construction (etcd Config.validate style). */
 function validateOptions(options: TallyClientOptions): ResolvedOptions {
@@ -530,6 +535,7 @@ function validateOptions(options: TallyClientOptions): ResolvedOptions {
 export class TallyClient {
   private readonly options: ResolvedOptions;
   private readonly credentials: grpc.ChannelCredentials;
+  private readonly token: string | undefined;
   private readonly logger: Logger;
   private readonly routeTable = new RouteTable();
   private readonly connections = new Map<string, NodeConnection>();
@@ -551,6 +557,11 @@ export class TallyClient {
   constructor(options: TallyClientOptions) {
     this.options = validateOptions(options);
     this.credentials = options.credentials ?? (options.tls ? clientTlsCredentials(options.tls) : grpc.credentials.createInsecure());
+    if (options.token !== undefined && (typeof options.token !== "string" || !/^[\x21-\x7e]+$/.test(options.token))) {
+      // The message never repeats the token.
+      throw new InvalidArgumentError("token must be a non-empty string of printable ASCII without spaces");
+    }
+    this.token = options.token;
     this.logger = options.logger ?? componentLogger("client");
     this.keepAliveTimer = setInterval(() => this.keepAliveTick(), this.options.keepAliveIntervalMs);
     // The timer must not keep a process alive on its own; open channels do that while in use.
@@ -1841,6 +1852,7 @@ export class TallyClient {
         credentials: this.credentials,
         connectTimeoutMs: this.options.connectTimeoutMs,
         logger: this.logger,
+        ...(this.token === undefined ? {} : { token: this.token }),
       });
       this.connections.set(address, connection);
     }
