@@ -464,6 +464,15 @@ class AttemptError extends Error {
   }
 }
 
+/**
+ * The error when the cluster refused the caller's credentials (UNAUTHENTICATED) or role
+ * (PERMISSION_DENIED): definite, and the same on every node, so never retried.
+ */
+function accessDenied(error: unknown): TallyError | undefined {
+  const cause = error instanceof AttemptError ? error.error : error;
+  return cause instanceof TallyError && (cause.code === "UNAUTHENTICATED" || cause.code === "PERMISSION_DENIED") ? cause : undefined;
+}
+
 function describeKey(key: Key): string {
   return typeof key === "string" ? JSON.stringify(key) : `0x${Buffer.from(key).toString("hex")}`;
 }
@@ -1066,6 +1075,8 @@ export class TallyClient {
       try {
         routing = await this.routeForSlots(unit.entries.map((entry) => entry.op.slot));
       } catch (error) {
+        const denied = accessDenied(error);
+        if (denied !== undefined) return this.failUnit(unit, denied);
         unit.lastError = error;
         delayMs = this.backoffMs(++failures);
         continue;
@@ -1091,6 +1102,8 @@ export class TallyClient {
         session = await this.sessionFor(route, unit.deadlineAtMs, unit.cancellation);
       } catch (error) {
         if (unit.cancellation.cancelled) continue;
+        const denied = accessDenied(error);
+        if (denied !== undefined) return this.failUnit(unit, denied);
         unit.lastError = error instanceof AttemptError ? error.error : error;
         delayMs = await this.onAttemptError(error, route, ++failures);
         continue;
@@ -1311,6 +1324,8 @@ export class TallyClient {
       try {
         routing = await this.routeForSlots(slots);
       } catch (error) {
+        const denied = accessDenied(error);
+        if (denied !== undefined) throw denied;
         state.lastError = error;
         delayMs = this.backoffMs(++failures);
         continue;
@@ -1415,6 +1430,8 @@ export class TallyClient {
       try {
         routing = await this.routeForSlots([slot]);
       } catch (error) {
+        const denied = accessDenied(error);
+        if (denied !== undefined) throw denied;
         state.lastError = error;
         delayMs = this.backoffMs(++failures);
         continue;
@@ -1565,7 +1582,9 @@ export class TallyClient {
           assert(routing.kind === "single", "one slot routes to one shard");
           route = routing.route;
           address = this.replicaAddress(route);
-        } catch {
+        } catch (error) {
+          const denied = accessDenied(error);
+          if (denied !== undefined) return push({ error: denied });
           await this.sleep(this.backoffMs(++failures), cancellation);
           continue;
         }
@@ -1600,7 +1619,7 @@ export class TallyClient {
         unsubscribe();
         if (cancellation.cancelled || this.closed) return;
         const decoded = error === undefined ? undefined : decodeServiceError(error as grpc.ServiceError);
-        if (decoded?.error.code === "OUT_OF_RANGE" || decoded?.error.code === "INVALID_ARGUMENT") {
+        if (decoded !== undefined && (decoded.error.code === "OUT_OF_RANGE" || decoded.error.code === "INVALID_ARGUMENT" || accessDenied(decoded.error) !== undefined)) {
           push({ error: decoded.error });
           return;
         }
