@@ -8,6 +8,7 @@
  * holds a raw token.
  */
 import * as grpc from "@grpc/grpc-js";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tallyProto } from "../../src/api/proto.js";
 import { PermissionDeniedError, TallyClient, TallyError, UnauthenticatedError } from "../../src/client/index.js";
@@ -200,6 +201,7 @@ describe("access control", () => {
   });
 
   it("no node log holds a raw token; denials are logged by name", async () => {
+    expect(cluster.internalToken).toBeDefined();
     const secrets = [...Object.values(tokens).map((t) => t.token), cluster.internalToken!];
     let denials = 0;
     for (const node of cluster.config.nodes) {
@@ -212,5 +214,57 @@ describe("access control", () => {
     expect(denials).toBeGreaterThan(0);
     const all = cluster.config.nodes.map((n) => cluster.logs(n.id)).join("");
     expect(all).toContain('"principal":"dashboard"');
+  });
+});
+
+describe("access control with mTLS: certificate identities, nodes known by their certificates", () => {
+  let cluster: TestCluster;
+  const clients: TallyClient[] = [];
+  const reader = { name: "dashboard", token: generateToken(), grants: [{ prefix: "", roles: ["read"] }] } satisfies TestToken;
+
+  beforeAll(async () => {
+    cluster = await TestCluster.start({
+      nodes: 3,
+      shards: 1,
+      tls: { clientAuth: "require" },
+      // No internal token file: the nodes' own certificates (tally://node/<id>) identify them.
+      auth: { tokens: [reader], certificates: [{ name: "operator", identity: "tally-client", grants: [{ prefix: "", roles: ["read", "write", "admin"] }] }], internalToken: false },
+      placement: { autoRebalance: false, heartbeatMs: 200, downAfterMs: 5_000 },
+    });
+  }, 60_000);
+  afterAll(async () => {
+    await Promise.all(clients.map((client) => client.close()));
+    await cluster?.destroy();
+  });
+
+  function client(token?: string): TallyClient {
+    const certs = join(cluster.dir, "certs");
+    const tls = { ca: join(certs, "ca.pem"), cert: join(certs, "client.pem"), key: join(certs, "client-key.pem") };
+    const created = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 8_000, attemptTimeoutMs: 2_000, connectTimeoutMs: 1_000, tls, ...(token === undefined ? {} : { token }) });
+    clients.push(created);
+    return created;
+  }
+
+  it("the mapped client certificate is the operator; a token on top of it speaks for its own name", async () => {
+    expect(cluster.internalToken).toBeUndefined();
+    expect((await client().add("page:tls", 3n)).value).toBe(3n);
+    const denied = await client(reader.token).add("page:tls", 1n).catch((error: unknown) => error);
+    expect(denied).toBeInstanceOf(PermissionDeniedError);
+    expect((await client(reader.token).get("page:tls")).value).toBe(3n);
+  });
+
+  it("heartbeats and status fan-out between nodes pass on the nodes' certificates", async () => {
+    await eventually(
+      async () => {
+        const map = await client().admin<Json>("ClusterMap", {});
+        const leaderAddress = map.fromMetaLeader ? undefined : map.nodes.find((n: Json) => n.nodeId === map.metaLeaderId)?.clientAddress;
+        const view = leaderAddress ? await client().admin<Json>("ClusterMap", {}, { address: leaderAddress }) : map;
+        return view.fromMetaLeader && view.nodes.length === 3 && view.nodes.every((n: Json) => n.alive) ? true : undefined;
+      },
+      10_000,
+      "every node alive on the metadata leader",
+    );
+    const status = await client().status();
+    expect(status.nodes.map((n) => n.reachable)).toEqual([true, true, true]);
   });
 });

@@ -65,10 +65,12 @@ export interface TestClusterOptions {
   /** TLS: a fresh CA and node and client certificates under <dir>/certs (openssl), and a tls section. */
   tls?: { clientAuth?: "require" | "none"; reloadSeconds?: number };
   /**
-   * Access control: an auth section with these tokens (their SHA-256 goes into cluster.yaml) and a
-   * fresh internal token in <dir>/internal.token. `readyToken` (needs admin) is what waitReady uses.
+   * Access control: an auth section with these tokens (their SHA-256 goes into cluster.yaml) and
+   * certificate identities, and a fresh internal token in <dir>/internal.token unless
+   * `internalToken` is false (with tls clientAuth require, node certificates identify the nodes).
+   * `readyToken` (needs admin) is what waitReady uses; without it, the tls client certificate.
    */
-  auth?: { tokens: TestToken[]; readyToken: string };
+  auth?: { tokens: TestToken[]; certificates?: Array<Omit<TestToken, "token"> & { identity: string }>; readyToken?: string; internalToken?: boolean };
 }
 
 export interface TestToken {
@@ -132,10 +134,14 @@ export class TestCluster {
       Object.assign(document, { tls: { ca: "certs/ca.pem", clientAuth, client: { cert: "certs/client.pem", key: "certs/client-key.pem" }, reloadSeconds } });
     }
     if (this.options.auth !== undefined) {
-      this.internalToken = generateToken();
-      writeFileSync(join(this.dir, "internal.token"), `${this.internalToken}\n`, { mode: 0o600 });
-      const tokens = this.options.auth.tokens.map(({ name, token, grants }) => ({ name, sha256: tokenSha256Hex(token), grants }));
-      Object.assign(document, { auth: { internalTokenFile: "internal.token", tokens } });
+      const { tokens, certificates = [], internalToken = true } = this.options.auth;
+      const auth: Record<string, unknown> = { tokens: tokens.map(({ name, token, grants }) => ({ name, sha256: tokenSha256Hex(token), grants })), certificates };
+      if (internalToken) {
+        this.internalToken = generateToken();
+        writeFileSync(join(this.dir, "internal.token"), `${this.internalToken}\n`, { mode: 0o600 });
+        auth.internalTokenFile = "internal.token";
+      }
+      Object.assign(document, { auth });
     }
     this.document = document;
     writeFileSync(this.configPath, stringify(document));
