@@ -153,6 +153,9 @@ export function authorizerFor(config: ClusterConfig): Authorizer | undefined {
   let authorizer: Authorizer | undefined;
   if (settings !== undefined) {
     const internalToken = settings.internalTokenFile === undefined ? undefined : readInternalToken(settings.internalTokenFile, config.source);
+    if (internalToken !== undefined && settings.tokens.some((token) => token.sha256 === tokenDigest(internalToken).toString("hex"))) {
+      throw new ConfigError(`${config.source}: auth.internalTokenFile holds a token that is also in auth.tokens; the internal token must be the nodes' alone`);
+    }
     authorizer = new Authorizer(settings, config.tls?.clientAuth === "require", internalToken);
   }
   authorizers.set(config, authorizer);
@@ -291,6 +294,9 @@ export function adminAccess(method: string): Access {
 
 // ---- the hook into grpc-js ----
 
+/** A Pipeline stream's caller, authenticated once when the stream opens. */
+export type PipelineCaller = { principal: Principal; peer: string; refused?: undefined } | { principal?: undefined; refused: TallyError; peer: string };
+
 type AnyCall = grpc.ServerUnaryCall<Json, Json> | grpc.ServerWritableStream<Json, Json> | grpc.ServerReadableStream<Json, Json> | grpc.ServerDuplexStream<Json, Json>;
 
 function peerCertificate(call: AnyCall): PeerCertificate | undefined {
@@ -384,11 +390,12 @@ export class AuthGate {
   }
 
   /** Who opened a Pipeline stream (credentials are per stream), or why no one may use it. */
-  pipelineCaller(call: grpc.ServerDuplexStream<Json, Json>): Principal | TallyError {
+  pipelineCaller(call: grpc.ServerDuplexStream<Json, Json>): PipelineCaller {
+    const peer = call.getPeer();
     try {
-      return this.authorizer.authenticate(call.metadata, peerCertificate(call));
+      return { principal: this.authorizer.authenticate(call.metadata, peerCertificate(call)), peer };
     } catch (error) {
-      return this.denied(error, "pipeline", undefined, call.getPeer());
+      return { refused: this.denied(error, "pipeline", undefined, peer), peer };
     }
   }
 
@@ -396,17 +403,17 @@ export class AuthGate {
    * The error frame for a Pipeline op its caller may not make (the stream goes on), else
    * undefined. A frame with no op at all is left to the handler, which refuses it.
    */
-  pipelineDenial(caller: Principal | TallyError, request: Json): Json | undefined {
+  pipelineDenial(caller: PipelineCaller, request: Json): Json | undefined {
     const id = request.id ?? "0";
-    if (caller instanceof TallyError) return { id, error: errorToErrorInfo(caller) };
+    if (caller.principal === undefined) return { id, error: errorToErrorInfo(caller.refused) };
     if (typeof request.op !== "string") return undefined;
     // An op this table does not know (a newer one) falls to counterAccess's default: admin.
     const method = PIPELINE_METHODS[request.op] ?? request.op;
     try {
-      this.authorizer.authorize(caller, counterAccess(method, request[request.op as string]), method);
+      this.authorizer.authorize(caller.principal, counterAccess(method, request[request.op]), method);
       return undefined;
     } catch (error) {
-      const info: ErrorInfo = errorToErrorInfo(this.denied(error, method, caller, "pipeline"));
+      const info: ErrorInfo = errorToErrorInfo(this.denied(error, method, caller.principal, caller.peer));
       return { id, error: info };
     }
   }

@@ -25,6 +25,23 @@ const tokens = {
 
 type Json = Record<string, any>;
 
+/**
+ * Waits until the metadata leader has heard every node's heartbeat recently (ClusterMap's
+ * `alive`, asked of the leader itself): proof that node-to-node AdminService calls get through.
+ */
+async function everyNodeAlive(admin: TallyClient, nodes: number): Promise<void> {
+  await eventually(
+    async () => {
+      const map = await admin.admin<Json>("ClusterMap", {});
+      const leaderAddress = map.fromMetaLeader ? undefined : map.nodes.find((n: Json) => n.nodeId === map.metaLeaderId)?.clientAddress;
+      const view = leaderAddress ? await admin.admin<Json>("ClusterMap", {}, { address: leaderAddress }) : map;
+      return view.fromMetaLeader && view.nodes.length === nodes && view.nodes.every((n: Json) => n.alive) ? true : undefined;
+    },
+    10_000,
+    "every node alive on the metadata leader",
+  );
+}
+
 describe("access control", () => {
   let cluster: TestCluster;
   const clients: TallyClient[] = [];
@@ -170,16 +187,7 @@ describe("access control", () => {
 
   it("the cluster's own calls keep working: every node heartbeats, a leader transfer and a split complete", async () => {
     // Every node alive on the metadata leader: their heartbeats (AdminService.Heartbeat) got through.
-    await eventually(
-      async () => {
-        const map = await client(tokens.admin.token).admin<Json>("ClusterMap", {});
-        const leaderAddress = map.fromMetaLeader ? undefined : map.nodes.find((n: Json) => n.nodeId === map.metaLeaderId)?.clientAddress;
-        const view = leaderAddress ? await client(tokens.admin.token).admin<Json>("ClusterMap", {}, { address: leaderAddress }) : map;
-        return view.fromMetaLeader && view.nodes.length === 3 && view.nodes.every((n: Json) => n.alive) ? true : undefined;
-      },
-      10_000,
-      "every node alive on the metadata leader",
-    );
+    await everyNodeAlive(client(tokens.admin.token), 3);
     // Status from one node fans out to the others with the internal token.
     const status = await client(tokens.admin.token).status();
     expect(status.nodes.map((n) => n.reachable)).toEqual([true, true, true]);
@@ -254,16 +262,7 @@ describe("access control with mTLS: certificate identities, nodes known by their
   });
 
   it("heartbeats and status fan-out between nodes pass on the nodes' certificates", async () => {
-    await eventually(
-      async () => {
-        const map = await client().admin<Json>("ClusterMap", {});
-        const leaderAddress = map.fromMetaLeader ? undefined : map.nodes.find((n: Json) => n.nodeId === map.metaLeaderId)?.clientAddress;
-        const view = leaderAddress ? await client().admin<Json>("ClusterMap", {}, { address: leaderAddress }) : map;
-        return view.fromMetaLeader && view.nodes.length === 3 && view.nodes.every((n: Json) => n.alive) ? true : undefined;
-      },
-      10_000,
-      "every node alive on the metadata leader",
-    );
+    await everyNodeAlive(client(), 3);
     const status = await client().status();
     expect(status.nodes.map((n) => n.reachable)).toEqual([true, true, true]);
   });

@@ -210,6 +210,8 @@ describe("authentication", () => {
       expect(() => authorizerFor(parseClusterConfig(document("short"), join(dir, "cluster.yaml")))).toThrow(/at least 32 printable characters/);
       expect(() => authorizerFor(parseClusterConfig(document("missing"), join(dir, "cluster.yaml")))).toThrow(/auth.internalTokenFile: cannot read/);
       expect(authorizerFor(parseClusterConfig(base(undefined)))).toBeUndefined();
+      writeFileSync(join(dir, "shared"), `${readerToken}\n`);
+      expect(() => authorizerFor(parseClusterConfig(document("shared"), join(dir, "cluster.yaml")))).toThrow(/also in auth.tokens/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
