@@ -18,7 +18,7 @@ import { PermissionDeniedError, TallyError, UnauthenticatedError } from "../util
 import type { Logger } from "../util/log.js";
 import { nodeIdOfCertificate } from "../util/tls.js";
 import { ConfigError, type AuthGrant, type AuthRole, type AuthSettings, type ClusterConfig } from "./config.js";
-import { toServiceError } from "./errors.js";
+import { failStream, toServiceError } from "./errors.js";
 
 interface Grant {
   prefix: Buffer;
@@ -360,7 +360,7 @@ export class AuthGate {
         const bidi = handler as grpc.handleBidiStreamingCall<Json, Json>;
         guarded[key] = (call: grpc.ServerDuplexStream<Json, Json>) => {
           const denied = this.check(call, method, rule, undefined);
-          if (denied !== undefined) refuseStream(call, toServiceError(denied, this.log));
+          if (denied !== undefined) failStream(call, denied, this.log);
           else bidi(call);
         };
       } else if (attributes.requestStream) {
@@ -374,7 +374,7 @@ export class AuthGate {
         const stream = handler as grpc.handleServerStreamingCall<Json, Json>;
         guarded[key] = (call: grpc.ServerWritableStream<Json, Json>) => {
           const denied = this.check(call, method, rule, call.request);
-          if (denied !== undefined) refuseStream(call, toServiceError(denied, this.log));
+          if (denied !== undefined) failStream(call, denied, this.log);
           else stream(call);
         };
       } else {
@@ -417,15 +417,6 @@ export class AuthGate {
       return { id, error: info };
     }
   }
-}
-
-/**
- * Ends a streaming call with an error status. grpc-js sends the status from the stream's own
- * 'error' listener (pendingStatus, then end()); call.destroy(error) would skip _final and the
- * client would wait for a status forever.
- */
-function refuseStream(call: grpc.ServerWritableStream<Json, Json> | grpc.ServerDuplexStream<Json, Json>, error: grpc.ServiceError): void {
-  call.emit("error", error);
 }
 
 /** The server's gate, or undefined when the config has no auth section (no checks, no cost). */

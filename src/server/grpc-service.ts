@@ -27,7 +27,7 @@ import type { MetaController } from "./meta-controller.js";
 import { decodeBody, encodeBody, type NodeReport, type ShardChangeRequest } from "./meta-wire.js";
 import type { Logger } from "../util/log.js";
 import { tallyProto } from "../api/proto.js";
-import { toServiceError, errorInfoOf } from "./errors.js";
+import { toServiceError, errorInfoOf, failStream } from "./errors.js";
 import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
 import { nodeClientCredentials } from "./tls.js";
@@ -287,7 +287,7 @@ export class CounterApi {
       const fromIndex = u64(request.fromIndex, "from_index");
       cursor = fromIndex === 0 ? replica.machine.appliedIndex : fromIndex;
     } catch (error) {
-      call.destroy(toServiceError(error, this.log));
+      failStream(call, error, this.log);
       return;
     }
     const shardId = replica.shardId;
@@ -300,7 +300,7 @@ export class CounterApi {
       done = true;
       clearInterval(timer);
       if (error === undefined) call.end();
-      else call.destroy(toServiceError(error, this.log));
+      else failStream(call, error, this.log);
     };
     const poll = (): void => {
       if (done || call.cancelled || call.destroyed) return stop();

@@ -159,6 +159,17 @@ describe("access control", () => {
     });
     stub.close();
     expect(code).toBe(grpc.status.PERMISSION_DENIED);
+    // A watch refused for bad input (not auth) ends with its status too, instead of hanging.
+    const reader = new (tallyProto().CounterService)(cluster.endpoints()[0]!, grpc.credentials.createInsecure()) as any;
+    const readerMetadata = new grpc.Metadata();
+    readerMetadata.set("authorization", `Bearer ${tokens.reader.token}`);
+    const badCall = reader.watch({ key: Buffer.from("page:"), prefix: true, shardId: 1, coalesceMs: 5 }, readerMetadata);
+    const badCode = await new Promise<number>((resolve) => {
+      badCall.on("error", (error: grpc.ServiceError) => resolve(error.code));
+      badCall.on("data", () => resolve(-1));
+    });
+    reader.close();
+    expect(badCode).toBe(grpc.status.INVALID_ARGUMENT);
     // The client library's watch ends with the typed error instead of reconnecting.
     const watch = client(tokens.pages.token).watch("orders:", { prefix: true });
     expect(await rejection(watch.next())).toBeInstanceOf(PermissionDeniedError);
