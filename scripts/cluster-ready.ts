@@ -4,11 +4,15 @@
  */
 import type { ClusterConfig } from "../src/server/config.js";
 import { tallyProto } from "../src/api/proto.js";
+import * as grpc from "@grpc/grpc-js";
 import { toolCredentials } from "../src/server/tls.js";
 
-export async function waitForClusterReady(config: ClusterConfig, timeoutMs: number): Promise<{ shards: number; leaders: Map<number, string> }> {
+/** `token`: a bearer token with the admin role, for a cluster with an auth section. */
+export async function waitForClusterReady(config: ClusterConfig, timeoutMs: number, token?: string): Promise<{ shards: number; leaders: Map<number, string> }> {
   const proto = tallyProto();
   const credentials = toolCredentials(config);
+  const metadata = new grpc.Metadata();
+  if (token !== undefined) metadata.set("authorization", `Bearer ${token}`);
   const clients = config.nodes.map((n) => new proto.AdminService(n.client, credentials) as any);
   const deadline = Date.now() + timeoutMs;
   let lastProblem = "no node answered yet";
@@ -18,7 +22,7 @@ export async function waitForClusterReady(config: ClusterConfig, timeoutMs: numb
         clients.map(
           (client: any) =>
             new Promise<any>((resolve) =>
-              client.status({ localOnly: true }, { deadline: Date.now() + 1000 }, (error: Error | null, response: any) => resolve(error ? undefined : response)),
+              client.status({ localOnly: true }, metadata, { deadline: Date.now() + 1000 }, (error: Error | null, response: any) => resolve(error ? undefined : response)),
             ),
         ),
       );

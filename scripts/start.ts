@@ -71,7 +71,8 @@ process.on("SIGINT", () => void stopAll(0));
 process.on("SIGTERM", () => void stopAll(0));
 
 try {
-  const summary = await waitForClusterReady(config, 60_000);
+  // With an auth section, the readiness wait needs an admin token: $TALLY_TOKEN.
+  const summary = await waitForClusterReady(config, 60_000, process.env.TALLY_TOKEN || undefined);
   const endpoints = config.nodes.map((n) => n.client).join(",");
   process.stdout.write(
     [

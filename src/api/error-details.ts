@@ -8,8 +8,10 @@ import {
   NotLeaderError,
   OutOfRangeError,
   OverloadedError,
+  PermissionDeniedError,
   SessionExpiredError,
   TallyError,
+  UnauthenticatedError,
   UnavailableError,
   VersionMismatchError,
   WrongShardError,
@@ -92,9 +94,11 @@ export function errorInfoToError(partial: Partial<ErrorInfo>): TallyError {
     case "TIMEOUT":
     case "NOT_FOUND":
     case "INTERNAL":
-    case "PERMISSION_DENIED":
-    case "UNAUTHENTICATED":
       return new TallyError(code, message);
+    case "PERMISSION_DENIED":
+      return new PermissionDeniedError(message);
+    case "UNAUTHENTICATED":
+      return new UnauthenticatedError(message);
   }
 }
 

@@ -6,6 +6,7 @@ import { parseDecimalBigInt } from "../client/values.js";
 import { TallyError } from "../util/errors.js";
 import { resolveEndpoints } from "./endpoints.js";
 import { resolveTls } from "./tls-options.js";
+import { addAuthCommands, resolveToken } from "./auth.js";
 import { EXIT, UsageError, exitCodeFor } from "./exit-codes.js";
 import { formatMutation, formatRead, formatRoutes, formatStatus, mutationJson, readJson, toJson } from "./format.js";
 import { formatClusterMap, formatPlan, type ClusterMapReply, type PlanReply } from "./format-map.js";
@@ -52,6 +53,8 @@ interface GlobalOptions {
   ca?: string;
   cert?: string;
   key?: string;
+  token?: string;
+  tokenFile?: string;
   json?: boolean;
   timeout: number;
 }
@@ -89,9 +92,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     const endpoints = await resolveEndpoints(options.endpoints, io.env, io.cwd);
     const fromClusterFile = options.endpoints === undefined && !io.env["TALLY_ENDPOINTS"]?.trim();
     const tls = await resolveTls(options, fromClusterFile, io.cwd);
+    const token = await resolveToken(options, io.env, io.cwd);
     client = io.createClient({
       endpoints,
       ...(tls === undefined ? {} : { tls }),
+      ...(token === undefined ? {} : { token }),
       deadlineMs: options.timeout,
       attemptTimeoutMs: Math.min(2_000, options.timeout),
       connectTimeoutMs: Math.min(1_000, options.timeout),
@@ -110,6 +115,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .option("--ca <file>", "TLS: the cluster's CA certificate (default: tls.ca of ./cluster.yaml when the endpoints come from it)")
     .option("--cert <file>", "TLS: client certificate, for clusters with clientAuth: require (default: tls.client.cert)")
     .option("--key <file>", "TLS: the client certificate's key (default: tls.client.key)")
+    .option("--token <token>", "bearer token for a cluster with an auth section (default: $TALLY_TOKEN; visible in ps, prefer the env or --token-file)")
+    .option("--token-file <file>", "read the bearer token from a file")
     .addOption(new Option("--timeout <ms>", "overall deadline in ms").default(DEFAULT_TIMEOUT_MS).argParser(parseTimeout))
     .exitOverride()
     .showSuggestionAfterError()
@@ -394,6 +401,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       },
       io,
     );
+    addAuthCommands(program, (text) => io.stdout(text));
     await program.parseAsync(argv, { from: "user" });
   } catch (error) {
     exitCode = reportError(error, io, json);

@@ -90,6 +90,11 @@ export interface TallyClientOptions {
   credentials?: grpc.ChannelCredentials;
   /** TLS to a cluster with a tls section: its CA, and a client certificate when it requires one. */
   tls?: ClientTlsOptions;
+  /**
+   * A bearer token for a cluster with an auth section, sent as `authorization: Bearer <token>`
+   * on every call and stream. Without TLS it crosses the network in the clear.
+   */
+  token?: string;
   logger?: Logger;
 }
 
@@ -487,6 +492,15 @@ class AttemptError extends Error {
   }
 }
 
+/**
+ * The error when the cluster refused the caller's credentials (UNAUTHENTICATED) or role
+ * (PERMISSION_DENIED): definite, and the same on every node, so never retried.
+ */
+function accessDenied(error: unknown): TallyError | undefined {
+  const cause = error instanceof AttemptError ? error.error : error;
+  return cause instanceof TallyError && (cause.code === "UNAUTHENTICATED" || cause.code === "PERMISSION_DENIED") ? cause : undefined;
+}
+
 function describeKey(key: Key): string {
   return typeof key === "string" ? JSON.stringify(key) : `0x${Buffer.from(key).toString("hex")}`;
 }
@@ -495,7 +509,7 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-type ResolvedOptions = Required<Omit<TallyClientOptions, "credentials" | "logger" | "tls">>;
+type ResolvedOptions = Required<Omit<TallyClientOptions, "credentials" | "logger" | "tls" | "token">>;
 
 /** Checks options and their relationships once, at construction (etcd Config.validate style). */
 function validateOptions(options: TallyClientOptions): ResolvedOptions {
@@ -558,6 +572,7 @@ function validateOptions(options: TallyClientOptions): ResolvedOptions {
 export class TallyClient {
   private readonly options: ResolvedOptions;
   private readonly credentials: grpc.ChannelCredentials;
+  private readonly token: string | undefined;
   private readonly logger: Logger;
   private readonly routeTable = new RouteTable();
   private readonly connections = new Map<string, NodeConnection>();
@@ -579,6 +594,11 @@ export class TallyClient {
   constructor(options: TallyClientOptions) {
     this.options = validateOptions(options);
     this.credentials = options.credentials ?? (options.tls ? clientTlsCredentials(options.tls) : grpc.credentials.createInsecure());
+    if (options.token !== undefined && (typeof options.token !== "string" || !/^[\x21-\x7e]+$/.test(options.token))) {
+      // The message never repeats the token.
+      throw new InvalidArgumentError("token must be a non-empty string of printable ASCII without spaces");
+    }
+    this.token = options.token;
     this.logger = options.logger ?? componentLogger("client");
     this.keepAliveTimer = setInterval(() => this.keepAliveTick(), this.options.keepAliveIntervalMs);
     // The timer must not keep a process alive on its own; open channels do that while in use.
@@ -1166,6 +1186,8 @@ export class TallyClient {
       try {
         routing = await this.routeForSlots(unit.entries.map((entry) => entry.op.slot));
       } catch (error) {
+        const denied = accessDenied(error);
+        if (denied !== undefined) return this.failUnit(unit, denied);
         unit.lastError = error;
         delayMs = this.backoffMs(++failures);
         continue;
@@ -1191,6 +1213,8 @@ export class TallyClient {
         session = await this.sessionFor(route, unit.deadlineAtMs, unit.cancellation);
       } catch (error) {
         if (unit.cancellation.cancelled) continue;
+        const denied = accessDenied(error);
+        if (denied !== undefined) return this.failUnit(unit, denied);
         unit.lastError = error instanceof AttemptError ? error.error : error;
         delayMs = await this.onAttemptError(error, route, ++failures);
         continue;
@@ -1428,6 +1452,8 @@ export class TallyClient {
       try {
         routing = await this.routeForSlots(slots);
       } catch (error) {
+        const denied = accessDenied(error);
+        if (denied !== undefined) throw denied;
         state.lastError = error;
         delayMs = this.backoffMs(++failures);
         continue;
@@ -1534,6 +1560,8 @@ export class TallyClient {
       try {
         routing = await this.routeForSlots([slot]);
       } catch (error) {
+        const denied = accessDenied(error);
+        if (denied !== undefined) throw denied;
         state.lastError = error;
         delayMs = this.backoffMs(++failures);
         continue;
@@ -1686,7 +1714,9 @@ export class TallyClient {
           assert(routing.kind === "single", "one slot routes to one shard");
           route = routing.route;
           address = this.replicaAddress(route);
-        } catch {
+        } catch (error) {
+          const denied = accessDenied(error);
+          if (denied !== undefined) return push({ error: denied });
           await this.sleep(this.backoffMs(++failures), cancellation);
           continue;
         }
@@ -1721,7 +1751,7 @@ export class TallyClient {
         unsubscribe();
         if (cancellation.cancelled || this.closed) return;
         const decoded = error === undefined ? undefined : decodeServiceError(error as grpc.ServiceError);
-        if (decoded?.error.code === "OUT_OF_RANGE" || decoded?.error.code === "INVALID_ARGUMENT") {
+        if (decoded !== undefined && (decoded.error.code === "OUT_OF_RANGE" || decoded.error.code === "INVALID_ARGUMENT" || accessDenied(decoded.error) !== undefined)) {
           push({ error: decoded.error });
           return;
         }
@@ -1973,6 +2003,7 @@ export class TallyClient {
         credentials: this.credentials,
         connectTimeoutMs: this.options.connectTimeoutMs,
         logger: this.logger,
+        ...(this.token === undefined ? {} : { token: this.token }),
       });
       this.connections.set(address, connection);
     }

@@ -33,6 +33,20 @@ export interface NodeConnectionOptions {
   credentials: grpc.ChannelCredentials;
   connectTimeoutMs: number;
   logger: Logger;
+  /** Sent as `authorization: Bearer <token>` on every call and stream (clusters with auth). */
+  token?: string;
+}
+
+/** Adds the bearer token to the metadata of every call made through a client. */
+function bearerTokenInterceptor(token: string): grpc.Interceptor {
+  const value = `Bearer ${token}`;
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        metadata.set("authorization", value);
+        next(metadata, listener);
+      },
+    });
 }
 
 /**
@@ -77,8 +91,10 @@ export class NodeConnection {
       "grpc.max_reconnect_backoff_ms": 2_000,
       "grpc.max_receive_message_length": 64 * 1024 * 1024,
     });
-    this.counterClient = new proto.CounterService(options.address, options.credentials, { channelOverride: this.channel });
-    this.adminClient = new proto.AdminService(options.address, options.credentials, { channelOverride: this.channel });
+    const clientOptions: grpc.ClientOptions = { channelOverride: this.channel };
+    if (options.token !== undefined) clientOptions.interceptors = [bearerTokenInterceptor(options.token)];
+    this.counterClient = new proto.CounterService(options.address, options.credentials, clientOptions);
+    this.adminClient = new proto.AdminService(options.address, options.credentials, clientOptions);
   }
 
   get inflightCount(): number {

@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { evenSlotRanges, type SlotRange } from "../meta/slots.js";
+import { SHA256_HEX } from "../util/auth-token.js";
 
 export interface NodeConfig {
   id: number;
@@ -32,6 +33,40 @@ export interface TlsSettings {
   client?: { cert: string; key: string };
   /** Seconds between re-reads of the certificate files (SIGHUP re-reads at once). */
   reloadSeconds: number;
+}
+
+export type AuthRole = "read" | "write" | "admin";
+
+/** Roles on every key that starts with `prefix` ("" = every key). admin is cluster-wide (prefix ""). */
+export interface AuthGrant {
+  prefix: string;
+  roles: AuthRole[];
+}
+
+/** A bearer token, by name; only the SHA-256 (hex) of the secret is in the file. */
+export interface AuthToken {
+  name: string;
+  sha256: string;
+  grants: AuthGrant[];
+}
+
+/** A verified mTLS client certificate whose CN or a SAN (DNS, URI, email) equals `identity`. */
+export interface AuthCertificate {
+  name: string;
+  identity: string;
+  grants: AuthGrant[];
+}
+
+/** The optional `auth:` section (src/server/auth.ts). Absent: no access control. */
+export interface AuthSettings {
+  tokens: AuthToken[];
+  certificates: AuthCertificate[];
+  /**
+   * Absolute path of a file holding the raw internal token every node presents on node-to-node
+   * AdminService calls (heartbeats, shard changes, status fan-out). Required unless
+   * tls.clientAuth is "require", where the nodes' own certificates identify them.
+   */
+  internalTokenFile?: string;
 }
 
 export interface ClusterSettings {
@@ -96,6 +131,8 @@ export interface ClusterConfig {
   nodes: NodeConfig[];
   /** Absent: plaintext everywhere. Present: TLS on the client port, mTLS between nodes. */
   tls?: TlsSettings;
+  /** Absent: every caller may do everything (access control off). */
+  auth?: AuthSettings;
 }
 
 export class ConfigError extends Error {
@@ -157,7 +194,7 @@ export function loadClusterConfig(path: string): ClusterConfig {
 export function parseClusterConfig(document: unknown, source = "<inline>"): ClusterConfig {
   const where = (field: string) => `${source}: ${field}`;
   const root = asObject(document, where("(top level)"));
-  rejectUnknown(root, ["cluster", "limits", "placement", "nodes", "tls"], where("(top level)"));
+  rejectUnknown(root, ["cluster", "limits", "placement", "nodes", "tls", "auth"], where("(top level)"));
 
   const clusterRaw = root.cluster === undefined ? {} : asObject(root.cluster, where("cluster"));
   rejectUnknown(clusterRaw, Object.keys(clusterDefaults), where("cluster"));
@@ -230,6 +267,7 @@ export function parseClusterConfig(document: unknown, source = "<inline>"): Clus
   if (clusterRaw.metaReplicas === undefined) cluster.metaReplicas = nodes.length >= 3 ? 3 : 1;
   const config: ClusterConfig = { source, cluster, limits, placement, nodes };
   if (tls !== undefined) config.tls = tls;
+  if (root.auth !== undefined) config.auth = parseAuth(root.auth, baseDir, tls, where);
   validateClusterConfig(config);
   return config;
 }
@@ -329,6 +367,83 @@ function parseTls(raw: unknown, baseDir: string, where: (field: string) => strin
     tls.client = { cert: filePath(client.cert, baseDir, where("tls.client.cert")), key: filePath(client.key, baseDir, where("tls.client.key")) };
   }
   return tls;
+}
+
+const AUTH_ROLES: readonly AuthRole[] = ["read", "write", "admin"];
+const AUTH_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+function parseAuth(raw: unknown, baseDir: string, tls: TlsSettings | undefined, where: (field: string) => string): AuthSettings {
+  const section = asObject(raw, where("auth"));
+  rejectUnknown(section, ["tokens", "certificates", "internalTokenFile"], where("auth"));
+  const names = new Set<string>();
+  const entry = (item: unknown, field: string): { object: Record<string, unknown>; name: string; grants: AuthGrant[] } => {
+    const object = asObject(item, where(field));
+    const name = object.name;
+    if (typeof name !== "string" || !AUTH_NAME.test(name)) throw new ConfigError(`${where(`${field}.name`)} must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit), got ${JSON.stringify(name)}`);
+    if (names.has(name)) throw new ConfigError(`${where(`${field}.name`)}: "${name}" is used twice (names appear in logs and must say who it was)`);
+    names.add(name);
+    return { object, name, grants: parseGrants(object.grants, `${field}.grants`, where) };
+  };
+  const list = (value: unknown, field: string): unknown[] => {
+    if (value === undefined) return [];
+    if (!Array.isArray(value)) throw new ConfigError(`${where(field)} must be a list`);
+    return value;
+  };
+  const hashes = new Set<string>();
+  const tokens = list(section.tokens, "auth.tokens").map((item, i): AuthToken => {
+    const field = `auth.tokens[${i}]`;
+    const { object, name, grants } = entry(item, field);
+    rejectUnknown(object, ["name", "sha256", "grants"], where(field));
+    const sha256 = typeof object.sha256 === "string" ? object.sha256.toLowerCase() : "";
+    if (!SHA256_HEX.test(sha256)) {
+      throw new ConfigError(`${where(`${field}.sha256`)} must be the token's SHA-256 as 64 hex digits (tallyctl auth hash-token makes one), never the token itself`);
+    }
+    if (hashes.has(sha256)) throw new ConfigError(`${where(`${field}.sha256`)}: the same token is listed twice`);
+    hashes.add(sha256);
+    return { name, sha256, grants };
+  });
+  const identities = new Set<string>();
+  const certificates = list(section.certificates, "auth.certificates").map((item, i): AuthCertificate => {
+    const field = `auth.certificates[${i}]`;
+    if (tls?.clientAuth !== "require") throw new ConfigError(`${where(field)}: certificate identities need tls.clientAuth: require (only then is a client certificate verified)`);
+    const { object, name, grants } = entry(item, field);
+    rejectUnknown(object, ["name", "identity", "grants"], where(field));
+    const identity = object.identity;
+    if (typeof identity !== "string" || identity.length === 0) throw new ConfigError(`${where(`${field}.identity`)} must be the certificate's CN or a SAN, got ${JSON.stringify(identity)}`);
+    if (identities.has(identity)) throw new ConfigError(`${where(`${field}.identity`)}: "${identity}" is mapped twice`);
+    identities.add(identity);
+    return { name, identity, grants };
+  });
+  if (tokens.length + certificates.length === 0) throw new ConfigError(`${where("auth")}: needs at least one entry in tokens or certificates (else no one could use the cluster)`);
+  const settings: AuthSettings = { tokens, certificates };
+  if (section.internalTokenFile !== undefined) {
+    settings.internalTokenFile = filePath(section.internalTokenFile, baseDir, where("auth.internalTokenFile"));
+  } else if (tls?.clientAuth !== "require") {
+    throw new ConfigError(
+      `${where("auth.internalTokenFile")} is required (a file with the secret the nodes present to each other) unless tls.clientAuth is "require" (then node certificates identify the nodes)`,
+    );
+  }
+  return settings;
+}
+
+function parseGrants(raw: unknown, field: string, where: (field: string) => string): AuthGrant[] {
+  if (!Array.isArray(raw) || raw.length === 0) throw new ConfigError(`${where(field)} must be a non-empty list of { prefix, roles }`);
+  return raw.map((item, i) => {
+    const grantField = `${field}[${i}]`;
+    const grant = asObject(item, where(grantField));
+    rejectUnknown(grant, ["prefix", "roles"], where(grantField));
+    const prefix = grant.prefix ?? "";
+    if (typeof prefix !== "string") throw new ConfigError(`${where(`${grantField}.prefix`)} must be a string ("" = every key), got ${JSON.stringify(prefix)}`);
+    if (Buffer.byteLength(prefix, "utf8") > 256) throw new ConfigError(`${where(`${grantField}.prefix`)} is longer than a key can be (256 bytes)`);
+    const roles = grant.roles;
+    if (!Array.isArray(roles) || roles.length === 0) throw new ConfigError(`${where(`${grantField}.roles`)} must be a non-empty list of ${AUTH_ROLES.join(", ")}`);
+    for (const role of roles) {
+      if (!AUTH_ROLES.includes(role as AuthRole)) throw new ConfigError(`${where(`${grantField}.roles`)}: unknown role ${JSON.stringify(role)} (known: ${AUTH_ROLES.join(", ")})`);
+    }
+    if (new Set(roles).size !== roles.length) throw new ConfigError(`${where(`${grantField}.roles`)} lists a role twice`);
+    if (roles.includes("admin") && prefix !== "") throw new ConfigError(`${where(`${grantField}.roles`)}: admin is cluster-wide; grant it with prefix ""`);
+    return { prefix, roles: roles as AuthRole[] };
+  });
 }
 
 /** A path to a file, resolved against the config's directory. Existence is checked when it is read. */

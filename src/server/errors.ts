@@ -23,3 +23,13 @@ export function toServiceError(error: unknown, log: Logger): grpc.ServiceError {
   logUnexpected(error, log);
   return errorToServiceError(error);
 }
+
+/**
+ * Ends a streaming call with the error's status. grpc-js sends the status from the stream's own
+ * 'error' listener (pendingStatus, then end()); call.destroy(error) skips _final, so no status is
+ * ever sent and the client waits forever.
+ */
+export function failStream(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, error: unknown, log: Logger): void {
+  if (call.cancelled || call.destroyed) return;
+  call.emit("error", toServiceError(error, log));
+}

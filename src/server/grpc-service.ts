@@ -30,11 +30,12 @@ import type { MetaController } from "./meta-controller.js";
 import { decodeBody, encodeBody, type NodeReport, type ShardChangeRequest } from "./meta-wire.js";
 import type { Logger } from "../util/log.js";
 import { tallyProto } from "../api/proto.js";
-import { toServiceError, errorInfoOf } from "./errors.js";
+import { toServiceError, errorInfoOf, failStream } from "./errors.js";
 import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
 import { nodeClientCredentials } from "./tls.js";
 import { serveShardBackup } from "./backup-service.js";
+import { adminAccess, authGateFor, counterAccess, guardService, internalCallMetadata } from "./auth.js";
 
 type Json = Record<string, any>;
 
@@ -309,9 +310,7 @@ export class CounterApi {
       const fromIndex = u64(request.fromIndex, "from_index");
       cursor = fromIndex === 0 ? replica.machine.appliedIndex : fromIndex;
     } catch (error) {
-      // An 'error' event, not destroy(error): grpc-js sends a server stream's status from its
-      // 'error' handler, and destroy() skips it, leaving the client waiting for the stream to die.
-      call.emit("error", toServiceError(error, this.log));
+      failStream(call, error, this.log);
       return;
     }
     const shardId = replica.shardId;
@@ -324,7 +323,7 @@ export class CounterApi {
       done = true;
       clearInterval(timer);
       if (error === undefined) call.end();
-      else if (!call.cancelled && !call.destroyed) call.emit("error", toServiceError(error, this.log));
+      else failStream(call, error, this.log);
     };
     const poll = (): void => {
       if (done || call.cancelled || call.destroyed) return stop();
@@ -667,6 +666,8 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
   const proto = tallyProto();
   const { packageDefinition } = proto;
   const api = new CounterApi(node, log);
+  // Access control (cluster.yaml auth:); undefined = off.
+  const gate = authGateFor(node.config, log);
   const server = new grpc.Server({
     "grpc.max_receive_message_length": 64 * 1024 * 1024,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
@@ -688,7 +689,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
       );
     };
 
-  server.addService(proto.CounterService.service, {
+  server.addService(proto.CounterService.service, guardService(gate, proto.CounterService.service, {
     registerSession: unary((r) => api.registerSession(r)),
     keepAlive: unary((r) => api.keepAlive(r)),
     add: unary((r) => api.add(r)),
@@ -708,7 +709,13 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     pipeline: (call: grpc.ServerDuplexStream<Json, Json>) => {
       let inflight = 0;
       let ended = false;
+      const caller = gate?.pipelineCaller(call);
       call.on("data", (request: Json) => {
+        const denied = caller === undefined ? undefined : gate?.pipelineDenial(caller, request);
+        if (denied !== undefined) {
+          call.write(denied);
+          return;
+        }
         if (inflight >= PIPELINE_INFLIGHT_MAX) {
           call.write({ id: request.id ?? "0", error: { code: "OVERLOADED", message: `more than ${PIPELINE_INFLIGHT_MAX} operations in flight on this stream`, retryAfterMs: 10 } });
           return;
@@ -726,15 +733,15 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
       });
       call.on("error", () => undefined);
     },
-  });
+  }, counterAccess, ["pipeline"]));
 
-  server.addService(proto.AdminService.service, {
+  server.addService(proto.AdminService.service, guardService(gate, proto.AdminService.service, {
     status: unary(async (request) => {
       const local = api.localStatus();
       if (request.localOnly) return { nodes: [local] };
       const known = node.map.nodes.length > 0 ? node.map.nodes.filter((n) => n.state !== "removed") : node.config.nodes;
       const credentials = nodeClientCredentials(node.config, node.self);
-      const others = await Promise.all(known.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(proto, n.id, n.client, n.zone, credentials)));
+      const others = await Promise.all(known.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(proto, n.id, n.client, n.zone, credentials, internalCallMetadata(node.config))));
       return { nodes: [local, ...others].sort((a, b) => Number(a.nodeId) - Number(b.nodeId)) };
     }),
     transferLeader: unary((r) => api.transferLeader(r)),
@@ -750,7 +757,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     heartbeat: unary((r) => ({ body: encodeBody(node.onHeartbeat(decodeBody<NodeReport>(r.body, "heartbeat"))) })),
     shardChange: unary(async (r) => ({ body: encodeBody(await node.shardChange(decodeBody<ShardChangeRequest>(r.body, "shard change"))) })),
     shardBackup: (call: grpc.ServerWritableStream<Json, Json>) => serveShardBackup(node, call, log),
-  });
+  }, adminAccess));
 
   const health = new HealthImplementation({ "": "SERVING", "tally.v1.CounterService": "SERVING", "tally.v1.AdminService": "SERVING" });
   health.addToServer(server);
@@ -762,11 +769,11 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
   return server;
 }
 
-function fetchPeerStatus(proto: ReturnType<typeof tallyProto>, id: number, address: string, zone: string, credentials: grpc.ChannelCredentials): Promise<Json> {
+function fetchPeerStatus(proto: ReturnType<typeof tallyProto>, id: number, address: string, zone: string, credentials: grpc.ChannelCredentials, metadata = new grpc.Metadata()): Promise<Json> {
   return new Promise((resolve) => {
     const client = new proto.AdminService(address, credentials) as any;
     const unreachable = (message: string) => ({ nodeId: String(id), clientAddress: address, zone, reachable: false, groups: [], error: message });
-    client.status({ localOnly: true }, { deadline: Date.now() + 1500 }, (error: grpc.ServiceError | null, response: Json) => {
+    client.status({ localOnly: true }, metadata, { deadline: Date.now() + 1500 }, (error: grpc.ServiceError | null, response: Json) => {
       client.close();
       if (error) resolve(unreachable(error.details || error.message));
       else resolve(response.nodes?.[0] ?? unreachable("empty status"));

@@ -9,6 +9,7 @@ import { ConfigError, findNode, loadClusterConfig } from "./config.js";
 import { TallyNode } from "./node.js";
 import { createClientServer } from "./grpc-service.js";
 import { clientPortCredentials, nodeCertificateProvider } from "./tls.js";
+import { authorizerFor } from "./auth.js";
 import { componentLogger, rootLogger } from "../util/log.js";
 import { watchTestControl } from "./test-control.js";
 
@@ -37,6 +38,8 @@ async function main(): Promise<void> {
     config = loadClusterConfig(options.config);
     // Unreadable or mismatched certificate files are a config error (exit 2), found before start.
     nodeCertificateProvider(config, findNode(config, options.node), componentLogger("tls", { node: options.node }));
+    // So is an unreadable auth.internalTokenFile.
+    authorizerFor(config);
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`tallyd: ${error.message}\n`);

@@ -72,14 +72,23 @@ export function decodeBody<T>(raw: unknown, what: string): T {
 
 type AdminClient = grpc.Client & Record<string, any>;
 
-/** gRPC clients of other nodes' AdminService, one per address, closed with the node. */
+/**
+ * gRPC clients of other nodes' AdminService, one per address, closed with the node. They present
+ * the node's own credentials: its certificate when TLS is on, the internal token when auth is on
+ * (both given lazily, as functions, so they are read when the first call is made).
+ */
 export class AdminClients {
   private readonly clients = new Map<string, AdminClient>();
+
+  constructor(
+    private readonly credentials: () => grpc.ChannelCredentials = () => grpc.credentials.createInsecure(),
+    private readonly metadata: () => grpc.Metadata | undefined = () => undefined,
+  ) {}
 
   private client(address: string): AdminClient {
     let client = this.clients.get(address);
     if (client === undefined) {
-      client = new (tallyProto().AdminService)(address, grpc.credentials.createInsecure()) as AdminClient;
+      client = new (tallyProto().AdminService)(address, this.credentials()) as AdminClient;
       this.clients.set(address, client);
     }
     return client;
@@ -88,7 +97,7 @@ export class AdminClients {
   /** Calls method with the request; rejects with the server's typed error, or UNAVAILABLE. */
   call<T>(address: string, method: string, request: unknown, timeoutMs: number): Promise<T> {
     return new Promise((resolve, reject) => {
-      this.client(address)[method](request, { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, response: T) => {
+      this.client(address)[method](request, this.metadata() ?? new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, response: T) => {
         if (error === null) resolve(response);
         else reject(decodeServiceError(error).error);
       });

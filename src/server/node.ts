@@ -61,7 +61,8 @@ import {
   type ReplicaMachine,
   type ShardReplica,
 } from "./shard-replica.js";
-import { nodeCertificateProvider } from "./tls.js";
+import { nodeCertificateProvider, nodeClientCredentials } from "./tls.js";
+import { internalCallMetadata } from "./auth.js";
 
 export interface NodeOptions {
   config: ClusterConfig;
@@ -129,7 +130,11 @@ export class TallyNode {
   /** The metadata leader as last learned (0 = unknown). */
   metaLeaderId = 0;
   private controller: MetaController | undefined;
-  readonly adminClients = new AdminClients();
+  // Node-to-node AdminService calls carry the node's certificate and (with auth) the internal token.
+  readonly adminClients = new AdminClients(
+    () => nodeClientCredentials(this.config, this.self),
+    () => internalCallMetadata(this.config),
+  );
   private store!: NodeStore;
   private transport!: PeerTransport;
   private readonly log: Logger;

@@ -116,3 +116,19 @@ export class CorruptionError extends TallyError {
     super("CORRUPTION", message);
   }
 }
+
+/** The request carried no credentials, or credentials this cluster does not know. Nothing was applied. */
+export class UnauthenticatedError extends TallyError {
+  override name = "UnauthenticatedError";
+  constructor(message: string) {
+    super("UNAUTHENTICATED", message);
+  }
+}
+
+/** The caller is known but holds no role that allows this request. Nothing was applied. */
+export class PermissionDeniedError extends TallyError {
+  override name = "PermissionDeniedError";
+  constructor(message: string) {
+    super("PERMISSION_DENIED", message);
+  }
+}

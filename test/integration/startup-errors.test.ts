@@ -74,3 +74,20 @@ test("bad config and unknown node: exit 2 naming the problem", async () => {
   expect(notYaml.status).toBe(2);
   expect(notYaml.stderr).toMatch(/not valid YAML/);
 });
+
+test("an auth section without a readable internal token file is refused, exit 2, and the token file's content is never printed", async () => {
+  const grants = [{ prefix: "", roles: ["read"] }];
+  const sha256 = "a".repeat(64);
+  const missing = run({ ...(await single()), auth: { internalTokenFile: join(dir, "no-such-token"), tokens: [{ name: "r", sha256, grants }] } });
+  expect(missing.status).toBe(2);
+  expect(missing.stderr).toContain("auth.internalTokenFile: cannot read");
+  const short = join(dir, "short-token");
+  writeFileSync(short, "tly_secretbutshort\n");
+  const tooShort = run({ ...(await single()), auth: { internalTokenFile: short, tokens: [{ name: "r", sha256, grants }] } });
+  expect(tooShort.status).toBe(2);
+  expect(tooShort.stderr).toContain("at least 32 printable characters");
+  expect(tooShort.stderr).not.toContain("tly_secretbutshort");
+  const raw = run({ ...(await single()), auth: { internalTokenFile: short, tokens: [{ name: "r", sha256: "tly_notahash", grants }] } });
+  expect(raw.status).toBe(2);
+  expect(raw.stderr).toContain("auth.tokens[0].sha256 must be the token's SHA-256");
+});

@@ -11,6 +11,7 @@ import { stringify } from "yaml";
 import { loadClusterConfig, type ClusterConfig } from "../../src/server/config.js";
 import { waitForClusterReady } from "../../scripts/cluster-ready.js";
 import { createCa, issueClientCertificate, issueNodeCertificate } from "../../scripts/gen-certs.js";
+import { generateToken, tokenSha256Hex } from "../../src/util/auth-token.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 
@@ -63,6 +64,19 @@ export interface TestClusterOptions {
   placement?: Record<string, number | boolean>;
   /** TLS: a fresh CA and node and client certificates under <dir>/certs (openssl), and a tls section. */
   tls?: { clientAuth?: "require" | "none"; reloadSeconds?: number };
+  /**
+   * Access control: an auth section with these tokens (their SHA-256 goes into cluster.yaml) and
+   * certificate identities, and a fresh internal token in <dir>/internal.token unless
+   * `internalToken` is false (with tls clientAuth require, node certificates identify the nodes).
+   * `readyToken` (needs admin) is what waitReady uses; without it, the tls client certificate.
+   */
+  auth?: { tokens: TestToken[]; certificates?: Array<Omit<TestToken, "token"> & { identity: string }>; readyToken?: string; internalToken?: boolean };
+}
+
+export interface TestToken {
+  name: string;
+  token: string;
+  grants: Array<{ prefix: string; roles: Array<"read" | "write" | "admin"> }>;
 }
 
 export class TestCluster {
@@ -130,10 +144,23 @@ export class TestCluster {
       const { clientAuth = "require", reloadSeconds = 30 } = this.options.tls;
       Object.assign(document, { tls: { ca: "certs/ca.pem", clientAuth, client: { cert: "certs/client.pem", key: "certs/client-key.pem" }, reloadSeconds } });
     }
+    if (this.options.auth !== undefined) {
+      const { tokens, certificates = [], internalToken = true } = this.options.auth;
+      const auth: Record<string, unknown> = { tokens: tokens.map(({ name, token, grants }) => ({ name, sha256: tokenSha256Hex(token), grants })), certificates };
+      if (internalToken) {
+        this.internalToken = generateToken();
+        writeFileSync(join(this.dir, "internal.token"), `${this.internalToken}\n`, { mode: 0o600 });
+        auth.internalTokenFile = "internal.token";
+      }
+      Object.assign(document, { auth });
+    }
     this.document = document;
     writeFileSync(this.configPath, stringify(document));
     this.config = loadClusterConfig(this.configPath);
   }
+
+  /** With the auth option: the raw internal token the nodes present to each other. */
+  internalToken: string | undefined;
 
   private document: { nodes: Array<Record<string, unknown>> } & Record<string, unknown> = { nodes: [] };
 
@@ -205,6 +232,7 @@ export class TestCluster {
     const { leaders } = await waitForClusterReady(
       { ...subset, cluster: { ...subset.cluster, replicationFactor: Math.min(subset.cluster.replicationFactor, subset.nodes.length) } },
       timeoutMs,
+      this.options.auth?.readyToken,
     );
     return leaders;
   }
