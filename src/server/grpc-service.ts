@@ -16,6 +16,7 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   OutOfRangeError,
+  OverloadedError,
   SessionExpiredError,
   TallyError,
   UnavailableError,
@@ -31,6 +32,8 @@ import { toServiceError, errorInfoOf } from "./errors.js";
 import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
 import { nodeClientCredentials } from "./tls.js";
+import type { NodeMetrics } from "./metrics.js";
+import { RequestGuard } from "./request-guard.js";
 
 type Json = Record<string, any>;
 
@@ -294,6 +297,10 @@ export class CounterApi {
     const matches = prefix ? (key: Uint8Array) => keyHasPrefix(key, target) : (key: Uint8Array) => Buffer.compare(key, target) === 0;
     let sentAtMs = Date.now();
     let done = false;
+    // Backpressure: after a write the consumer has not drained, polls send nothing (the cursor
+    // stays, so changes coalesce instead of piling up); a consumer stuck past the request timeout
+    // is ended with OVERLOADED, so a watcher that never reads holds at most one stream buffer.
+    let blockedSinceMs = 0;
     const stop = (error?: unknown): void => {
       if (done) return;
       done = true;
@@ -303,6 +310,10 @@ export class CounterApi {
     };
     const poll = (): void => {
       if (done || call.cancelled || call.destroyed) return stop();
+      if (blockedSinceMs !== 0) {
+        if (Date.now() - blockedSinceMs <= this.node.config.limits.requestTimeoutMs) return;
+        return stop(new OverloadedError(`watch consumer has not read for ${this.node.config.limits.requestTimeoutMs} ms; resume from index ${cursor}`, this.node.config.limits.requestTimeoutMs));
+      }
       const current = this.node.replicas.get(shardId) as ShardReplica | undefined;
       if (current === undefined) return stop(new UnavailableError(`shard ${shardId} left node ${this.node.nodeId}; resume from index ${cursor} elsewhere`));
       if (current.descriptor.epoch !== epoch) return stop(new WrongShardError(`shard ${shardId} moved to epoch ${current.descriptor.epoch}; re-route and resume from index ${cursor}`, shardId, current.descriptor.epoch));
@@ -326,11 +337,17 @@ export class CounterApi {
       }
       cursor = Math.max(cursor, index);
       sentAtMs = now;
-      call.write({
+      const flushed = call.write({
         events: [...latest.values()].map((change) => ({ key: Buffer.from(change.key), value: int64Wire(change.value), version: change.version, kind: change.kind, index: change.index })),
         index: cursor,
         shardId,
       });
+      if (!flushed) {
+        blockedSinceMs = now;
+        call.once("drain", () => {
+          blockedSinceMs = 0;
+        });
+      }
     };
     const timer = setInterval(poll, coalesceMs);
     call.on("cancelled", () => stop());
@@ -626,13 +643,18 @@ export class CounterApi {
   }
 }
 
-/** Builds the grpc server with every service bound to one node. */
-export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
+/**
+ * Builds the grpc server with every service bound to one node. CounterService calls are admitted
+ * under limits.maxInflightPerClient and every call is counted in `metrics` (request-guard.ts).
+ */
+export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeMetrics): grpc.Server {
   const proto = tallyProto();
   const { packageDefinition } = proto;
   const api = new CounterApi(node, log);
+  const guard = new RequestGuard(node.config.limits.maxInflightPerClient, metrics, log);
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    // Larger requests are refused by grpc-js with RESOURCE_EXHAUSTED before they are decoded.
+    "grpc.max_receive_message_length": node.config.limits.maxRequestBytes,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
     "grpc.keepalive_time_ms": 30_000,
   });
@@ -652,7 +674,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
       );
     };
 
-  server.addService(proto.CounterService.service, {
+  server.addService(proto.CounterService.service, guard.wrapService({
     registerSession: unary((r) => api.registerSession(r)),
     keepAlive: unary((r) => api.keepAlive(r)),
     add: unary((r) => api.add(r)),
@@ -672,15 +694,18 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     pipeline: (call: grpc.ServerDuplexStream<Json, Json>) => {
       let inflight = 0;
       let ended = false;
+      const peer = call.getPeer();
+      const write = pipelineWriter(call);
       call.on("data", (request: Json) => {
         if (inflight >= PIPELINE_INFLIGHT_MAX) {
-          call.write({ id: request.id ?? "0", error: { code: "OVERLOADED", message: `more than ${PIPELINE_INFLIGHT_MAX} operations in flight on this stream`, retryAfterMs: 10 } });
+          guard.streamOverloaded("stream_inflight");
+          write({ id: request.id ?? "0", error: { code: "OVERLOADED", message: `more than ${PIPELINE_INFLIGHT_MAX} operations in flight on this stream`, retryAfterMs: 10 } });
           return;
         }
         inflight++;
-        void api.pipelineOp(request).then((response) => {
+        void guard.pipelineOp(peer, request, (r) => api.pipelineOp(r)).then((response) => {
           inflight--;
-          if (!call.cancelled && !call.destroyed) call.write(response);
+          if (!call.cancelled && !call.destroyed) write(response);
           if (ended && inflight === 0) call.end();
         });
       });
@@ -690,9 +715,9 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
       });
       call.on("error", () => undefined);
     },
-  });
+  }, { limit: true }));
 
-  server.addService(proto.AdminService.service, {
+  server.addService(proto.AdminService.service, guard.wrapService({
     status: unary(async (request) => {
       const local = api.localStatus();
       if (request.localOnly) return { nodes: [local] };
@@ -712,7 +737,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     recoverUnsafe: unary((r) => api.recoverUnsafe(r)),
     heartbeat: unary((r) => ({ body: encodeBody(node.onHeartbeat(decodeBody<NodeReport>(r.body, "heartbeat"))) })),
     shardChange: unary(async (r) => ({ body: encodeBody(await node.shardChange(decodeBody<ShardChangeRequest>(r.body, "shard change"))) })),
-  });
+  }, { limit: false }));
 
   const health = new HealthImplementation({ "": "SERVING", "tally.v1.CounterService": "SERVING", "tally.v1.AdminService": "SERVING" });
   health.addToServer(server);
@@ -722,6 +747,24 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
   };
   new ReflectionService(packageDefinition).addToServer(server);
   return server;
+}
+
+/**
+ * Writes Pipeline replies with backpressure: while the client does not read its replies, the
+ * stream stops reading requests (HTTP/2 flow control then holds the client back), so a client that
+ * sends without reading cannot grow this node's memory beyond one stream buffer.
+ */
+function pipelineWriter(call: grpc.ServerDuplexStream<Json, Json>): (response: Json) => void {
+  let paused = false;
+  return (response) => {
+    if (call.write(response) || paused) return;
+    paused = true;
+    call.pause();
+    call.once("drain", () => {
+      paused = false;
+      call.resume();
+    });
+  };
 }
 
 function fetchPeerStatus(proto: ReturnType<typeof tallyProto>, id: number, address: string, zone: string, credentials: grpc.ChannelCredentials): Promise<Json> {

@@ -10,6 +10,8 @@ import { TallyNode } from "./node.js";
 import { createClientServer } from "./grpc-service.js";
 import { clientPortCredentials, nodeCertificateProvider } from "./tls.js";
 import { componentLogger, rootLogger } from "../util/log.js";
+import { nodeMetrics } from "./metrics.js";
+import { readinessOf, startOpsServer, type OpsServer } from "./ops-http.js";
 
 const program = new Command()
   .name("tallyd")
@@ -55,7 +57,8 @@ async function main(): Promise<void> {
     process.stderr.write(`tallyd: cannot start node ${options.node}: ${(error as Error).message}\n`);
     process.exit(3);
   }
-  const server = createClientServer(node, componentLogger("api", { node: options.node }));
+  const metrics = nodeMetrics(node, () => readinessOf(node).ready);
+  const server = createClientServer(node, componentLogger("api", { node: options.node }), metrics);
   try {
     await new Promise<number>((resolve, reject) =>
       server.bindAsync(self.client, clientPortCredentials(config, self), (error, port) => (error ? reject(error) : resolve(port))),
@@ -66,8 +69,19 @@ async function main(): Promise<void> {
     await node.stop({ transferLeadership: false });
     process.exit(3);
   }
-  log.info({ client: self.client, peer: self.peer, dataDir: self.dataDir }, "tallyd serving");
-  process.stdout.write(`tallyd node ${options.node} serving clients on ${self.client}\n`);
+  let ops: OpsServer | undefined;
+  if (self.metrics !== undefined) {
+    try {
+      ops = await startOpsServer(node, metrics, self.metrics, componentLogger("ops", { node: options.node }));
+    } catch (error) {
+      const reason = /EADDRINUSE/.test((error as Error).message) ? "address already in use" : (error as Error).message;
+      process.stderr.write(`tallyd: nodes[${config.nodes.indexOf(self)}].metrics (${self.metrics}): ${reason}\n`);
+      await node.stop({ transferLeadership: false });
+      process.exit(3);
+    }
+  }
+  log.info({ client: self.client, peer: self.peer, dataDir: self.dataDir, metrics: ops?.address }, "tallyd serving");
+  process.stdout.write(`tallyd node ${options.node} serving clients on ${self.client}${ops ? `; metrics and health on http://${ops.address}/metrics /livez /readyz` : ""}\n`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -81,6 +95,7 @@ async function main(): Promise<void> {
     hardDeadline.unref();
     await node.stop({ transferLeadership: true, timeoutMs: 3000 });
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    await ops?.close();
     rootLogger.flush();
     process.exit(0);
   };
