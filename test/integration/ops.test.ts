@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { slotOf } from "../../src/meta/slots.js";
 import { TestCluster, eventually } from "../support/cluster.js";
-import { RawCallError, RawNodeClient, leaderClient } from "../support/raw-client.js";
+import { RawCallError, leaderClient } from "../support/raw-client.js";
 import { keyInShard } from "../support/keys.js";
 
 const SHARDS = 2;
