@@ -53,6 +53,9 @@ export class CounterApi {
     private readonly log: Logger,
   ) {}
 
+  /** Told when a stream is ended by an overload bound (metrics). */
+  onStreamOverloaded: ((reason: string) => void) | undefined;
+
   // ---- decoding ----
 
   private limits() {
@@ -289,7 +292,7 @@ export class CounterApi {
       const fromIndex = u64(request.fromIndex, "from_index");
       cursor = fromIndex === 0 ? replica.machine.appliedIndex : fromIndex;
     } catch (error) {
-      call.destroy(toServiceError(error, this.log));
+      endStream(call, toServiceError(error, this.log));
       return;
     }
     const shardId = replica.shardId;
@@ -297,21 +300,23 @@ export class CounterApi {
     const matches = prefix ? (key: Uint8Array) => keyHasPrefix(key, target) : (key: Uint8Array) => Buffer.compare(key, target) === 0;
     let sentAtMs = Date.now();
     let done = false;
-    // Backpressure: after a write the consumer has not drained, polls send nothing (the cursor
-    // stays, so changes coalesce instead of piling up); a consumer stuck past the request timeout
-    // is ended with OVERLOADED, so a watcher that never reads holds at most one stream buffer.
+    // Backpressure: at most one batch is on its way to the consumer. While it has not been taken
+    // (HTTP/2 flow control), polls send nothing -- the cursor stays, so changes coalesce instead of
+    // piling up -- and a consumer stuck past the request timeout is ended with OVERLOADED. A
+    // watcher that never reads costs one batch (<= WATCH_BATCH_MAX events), not a growing buffer.
     let blockedSinceMs = 0;
     const stop = (error?: unknown): void => {
       if (done) return;
       done = true;
       clearInterval(timer);
       if (error === undefined) call.end();
-      else call.destroy(toServiceError(error, this.log));
+      else endStream(call, toServiceError(error, this.log));
     };
     const poll = (): void => {
       if (done || call.cancelled || call.destroyed) return stop();
       if (blockedSinceMs !== 0) {
         if (Date.now() - blockedSinceMs <= this.node.config.limits.requestTimeoutMs) return;
+        this.onStreamOverloaded?.("watch_stalled");
         return stop(new OverloadedError(`watch consumer has not read for ${this.node.config.limits.requestTimeoutMs} ms; resume from index ${cursor}`, this.node.config.limits.requestTimeoutMs));
       }
       const current = this.node.replicas.get(shardId) as ShardReplica | undefined;
@@ -337,17 +342,17 @@ export class CounterApi {
       }
       cursor = Math.max(cursor, index);
       sentAtMs = now;
-      const flushed = call.write({
-        events: [...latest.values()].map((change) => ({ key: Buffer.from(change.key), value: int64Wire(change.value), version: change.version, kind: change.kind, index: change.index })),
-        index: cursor,
-        shardId,
-      });
-      if (!flushed) {
-        blockedSinceMs = now;
-        call.once("drain", () => {
+      blockedSinceMs = now;
+      call.write(
+        {
+          events: [...latest.values()].map((change) => ({ key: Buffer.from(change.key), value: int64Wire(change.value), version: change.version, kind: change.kind, index: change.index })),
+          index: cursor,
+          shardId,
+        },
+        () => {
           blockedSinceMs = 0;
-        });
-      }
+        },
+      );
     };
     const timer = setInterval(poll, coalesceMs);
     call.on("cancelled", () => stop());
@@ -652,6 +657,7 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
   const { packageDefinition } = proto;
   const api = new CounterApi(node, log);
   const guard = new RequestGuard(node.config.limits.maxInflightPerClient, metrics, log);
+  api.onStreamOverloaded = (reason) => guard.streamOverloaded(reason);
   const server = new grpc.Server({
     // Larger requests are refused by grpc-js with RESOURCE_EXHAUSTED before they are decoded.
     "grpc.max_receive_message_length": node.config.limits.maxRequestBytes,
@@ -747,6 +753,15 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
   };
   new ReflectionService(packageDefinition).addToServer(server);
   return server;
+}
+
+/**
+ * Ends a server stream with an error status. grpc-js sends the status for an 'error' event (its
+ * handler records it and ends the call); call.destroy(error) sends none, leaving the client
+ * waiting for its deadline.
+ */
+function endStream(call: grpc.ServerWritableStream<Json, Json>, error: grpc.ServiceError): void {
+  call.emit("error", error);
 }
 
 /**

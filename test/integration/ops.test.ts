@@ -5,11 +5,13 @@
  * excess with RESOURCE_EXHAUSTED and a retry hint and applies exactly what it acknowledged, and an
  * oversized request is refused whole.
  */
+import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
+import * as http2 from "node:http2";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { slotOf } from "../../src/meta/slots.js";
-import { TestCluster, eventually } from "../support/cluster.js";
+import { TestCluster, eventually, withDeadline } from "../support/cluster.js";
 import { RawCallError, leaderClient } from "../support/raw-client.js";
 import { keyInShard } from "../support/keys.js";
 
@@ -249,6 +251,162 @@ describe("overload protection", () => {
       ]);
     } finally {
       raw.close();
+    }
+  });
+});
+
+/**
+ * A TCP relay whose server-to-client direction can be frozen: a client that stops reading at the
+ * socket level, as a stuck process or a congested link does. (A grpc-js client that merely pauses
+ * its stream keeps reading from the socket and buffers on its own side.)
+ */
+async function freezableProxy(target: string): Promise<{ address: string; freeze(): void; thaw(): void; close(): Promise<void> }> {
+  const [host, port] = [target.slice(0, target.lastIndexOf(":")), Number(target.slice(target.lastIndexOf(":") + 1))];
+  const upstreams = new Set<Socket>();
+  const sockets = new Set<Socket>();
+  let frozen = false;
+  const server = createNetServer((downstream) => {
+    const upstream = connect(port, host);
+    upstreams.add(upstream);
+    for (const socket of [downstream, upstream]) {
+      sockets.add(socket);
+      socket.on("error", () => undefined);
+      socket.on("close", () => {
+        sockets.delete(socket);
+        upstreams.delete(upstream);
+        downstream.destroy();
+        upstream.destroy();
+      });
+    }
+    downstream.pipe(upstream);
+    upstream.pipe(downstream);
+    if (frozen) upstream.pause();
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const address = server.address() as AddressInfo;
+  return {
+    address: `127.0.0.1:${address.port}`,
+    freeze: () => {
+      frozen = true;
+      for (const upstream of upstreams) {
+        upstream.unpipe();
+        upstream.pause();
+      }
+    },
+    thaw: () => {
+      frozen = false;
+      for (const upstream of upstreams) {
+        const downstream = [...sockets].find((socket) => socket !== upstream && !upstreams.has(socket));
+        if (downstream !== undefined) upstream.pipe(downstream);
+        upstream.resume();
+      }
+    },
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe("slow consumers cannot grow a node's memory", () => {
+  /** Keys of ~200 bytes in shard 1, written in batches that fit under maxRequestBytes. */
+  async function writeManyKeys(raw: Awaited<ReturnType<typeof leaderClient>>, prefix: string, count: number): Promise<void> {
+    const { clientId } = await raw.call("registerSession", { shardId: 1 });
+    const keys: Buffer[] = [];
+    for (let i = 0; keys.length < count; i++) {
+      const key = Buffer.from(`${prefix}:${i}:`.padEnd(200, "y"));
+      if (slotOf(key) < 16384 / SHARDS) keys.push(key);
+    }
+    for (let start = 0, seq = 1; start < keys.length; start += 200, seq++) {
+      await raw.call("addBatch", { header: { shardId: 1, clientId, seq: String(seq), firstUnackedSeq: String(seq) }, ops: keys.slice(start, start + 200).map((key) => ({ add: { key, delta: "1" } })) });
+    }
+  }
+
+  test("a Watch consumer that stops reading is ended with RESOURCE_EXHAUSTED after the request timeout", async () => {
+    const raw = await leaderClient(cluster.endpoints(), 1);
+    const nodeId = Number((await raw.call("status", { localOnly: true })).nodes[0].nodeId);
+    const proxy = await freezableProxy(raw.address);
+    const { tallyProto } = await import("../../src/api/proto.js");
+    const stub = new (tallyProto().CounterService)(proxy.address, grpc.credentials.createInsecure()) as any;
+    try {
+      const stalledBefore = sum(await scrape(nodeId), "tally_overload_rejections_total", { reason: "watch_stalled" });
+      const stream = stub.watch({ key: Buffer.from("ops:watch-stall"), prefix: true, shardId: 1, coalesceMs: 10 });
+      let events = 0;
+      const first = new Promise<void>((resolve) => stream.once("data", () => resolve()));
+      stream.on("data", (batch: any) => {
+        events += batch.events.length;
+      });
+      const ended = new Promise<grpc.ServiceError | undefined>((resolve) => {
+        stream.on("error", (error: grpc.ServiceError) => resolve(error));
+        stream.on("end", () => resolve(undefined));
+      });
+      await withDeadline(first, 5000, "the watch's first progress message");
+      proxy.freeze();
+      // ~1.7 MB of changes, far beyond the HTTP/2 windows: the node's write cannot complete.
+      await writeManyKeys(raw, "ops:watch-stall", 8000);
+      // requestTimeoutMs is 4000 in test clusters: the node gives up on the consumer on its own.
+      await eventually(
+        async () => sum(await scrape(nodeId), "tally_overload_rejections_total", { reason: "watch_stalled" }) > stalledBefore || undefined,
+        10_000,
+        "the node to end the stalled watch",
+      );
+      proxy.thaw();
+      const error = await withDeadline(ended, 10_000, "watch stream to end");
+      expect(error?.code).toBe(grpc.status.RESOURCE_EXHAUSTED);
+      expect(error?.details).toMatch(/watch consumer has not read for 4000 ms; resume from index \d+/);
+      expect(events).toBeGreaterThan(0);
+    } finally {
+      stub.close();
+      raw.close();
+      await proxy.close();
+    }
+  });
+
+  test("a Pipeline client that does not read its replies stops the node reading its requests", async () => {
+    // A client with stream-level flow control (grpc-java/go style, here raw node:http2): it keeps
+    // sending requests while it does not read replies, so only the node's own backpressure can
+    // keep the replies from piling up in the node's memory.
+    const raw = await leaderClient(cluster.endpoints(), 1);
+    const nodeId = Number((await raw.call("status", { localOnly: true })).nodes[0].nodeId);
+    raw.close();
+    const { tallyProto } = await import("../../src/api/proto.js");
+    const method = (tallyProto().packageDefinition["tally.v1.CounterService"] as any).Pipeline;
+    const frame = (request: Record<string, unknown>) => {
+      const body: Buffer = method.requestSerialize(request);
+      const header = Buffer.alloc(5);
+      header.writeUInt32BE(body.length, 1);
+      return Buffer.concat([header, body]);
+    };
+    const answered = async () => sum(await scrape(nodeId), "tally_requests_total", { rpc: "Pipeline.get" });
+    const session = http2.connect(`http://${raw.address}`);
+    session.on("error", () => undefined);
+    try {
+      const before = await answered();
+      const stream = session.request({ ":method": "POST", ":path": "/tally.v1.CounterService/Pipeline", "content-type": "application/grpc", te: "trailers" });
+      stream.on("error", () => undefined);
+      stream.pause();
+      const key = Buffer.from(`ops:pipeline-unread:${"z".repeat(200)}`);
+      const sent = 50_000;
+      const chunk: Buffer[] = [];
+      for (let i = 0; i < sent; i++) {
+        chunk.push(frame({ id: String(i + 1), get: { key } }));
+        if (chunk.length === 1000) stream.write(Buffer.concat(chunk.splice(0)));
+      }
+      await new Promise((r) => setTimeout(r, 4000));
+      const whileUnread = (await answered()) - before;
+      expect(whileUnread).toBeGreaterThan(0);
+      expect(whileUnread).toBeLessThan(sent / 2);
+      // Reading again lets every request through.
+      let bytes = 0;
+      stream.on("data", (data: Buffer) => {
+        bytes += data.length;
+      });
+      stream.resume();
+      await eventually(async () => (await answered()) - before === sent || undefined, 60_000, `all ${sent} requests answered`);
+      expect(bytes).toBeGreaterThan(sent * 10);
+      stream.close();
+    } finally {
+      session.destroy();
     }
   });
 });
