@@ -362,6 +362,23 @@ describe("slow consumers cannot grow a node's memory", () => {
     }
   });
 
+  test("a Watch the node refuses or ends gets its error status at once (no hang until the client's deadline)", async () => {
+    const { tallyProto } = await import("../../src/api/proto.js");
+    const stub = new (tallyProto().CounterService)(cluster.endpoints()[0], grpc.credentials.createInsecure()) as any;
+    try {
+      const stream = stub.watch({ key: Buffer.from("ops:watch-bad"), coalesceMs: 5 });
+      const error = await withDeadline(
+        new Promise<grpc.ServiceError>((resolve) => stream.on("error", resolve)),
+        5000,
+        "the refused watch's status",
+      );
+      expect(error.code).toBe(grpc.status.INVALID_ARGUMENT);
+      expect(error.details).toMatch(/coalesce_ms: must be 10..10000, got 5/);
+    } finally {
+      stub.close();
+    }
+  });
+
   test("a Pipeline client that does not read its replies stops the node reading its requests", async () => {
     // A client with stream-level flow control (grpc-java/go style, here raw node:http2): it keeps
     // sending requests while it does not read replies, so only the node's own backpressure can
