@@ -364,7 +364,7 @@ describe("slow consumers cannot grow a node's memory", () => {
 
   test("a Watch the node refuses or ends gets its error status at once (no hang until the client's deadline)", async () => {
     const { tallyProto } = await import("../../src/api/proto.js");
-    const stub = new (tallyProto().CounterService)(cluster.endpoints()[0], grpc.credentials.createInsecure()) as any;
+    const stub = new (tallyProto().CounterService)(cluster.endpoints()[0]!, grpc.credentials.createInsecure()) as any;
     try {
       const stream = stub.watch({ key: Buffer.from("ops:watch-bad"), coalesceMs: 5 });
       const error = await withDeadline(
