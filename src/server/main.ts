@@ -11,7 +11,7 @@ import { createClientServer } from "./grpc-service.js";
 import { clientPortCredentials, nodeCertificateProvider } from "./tls.js";
 import { componentLogger, rootLogger } from "../util/log.js";
 import { nodeMetrics } from "./metrics.js";
-import { readinessOf, startOpsServer, type OpsServer } from "./ops-http.js";
+import { NodeHealth, startOpsServer, type OpsServer } from "./ops-http.js";
 
 const program = new Command()
   .name("tallyd")
@@ -57,8 +57,11 @@ async function main(): Promise<void> {
     process.stderr.write(`tallyd: cannot start node ${options.node}: ${(error as Error).message}\n`);
     process.exit(3);
   }
-  const metrics = nodeMetrics(node, () => readinessOf(node).ready);
+  const health = new NodeHealth(node);
+  const metrics = nodeMetrics(node, () => health.readiness().ready);
   const server = createClientServer(node, componentLogger("api", { node: options.node }), metrics);
+  // After createClientServer: readiness changes now reach the gRPC health service too.
+  health.start();
   try {
     await new Promise<number>((resolve, reject) =>
       server.bindAsync(self.client, clientPortCredentials(config, self), (error, port) => (error ? reject(error) : resolve(port))),
@@ -72,7 +75,7 @@ async function main(): Promise<void> {
   let ops: OpsServer | undefined;
   if (self.metrics !== undefined) {
     try {
-      ops = await startOpsServer(node, metrics, self.metrics, componentLogger("ops", { node: options.node }));
+      ops = await startOpsServer(health, metrics, self.metrics, componentLogger("ops", { node: options.node }));
     } catch (error) {
       const reason = /EADDRINUSE/.test((error as Error).message) ? "address already in use" : (error as Error).message;
       process.stderr.write(`tallyd: nodes[${config.nodes.indexOf(self)}].metrics (${self.metrics}): ${reason}\n`);

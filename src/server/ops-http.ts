@@ -3,8 +3,9 @@
  * local scraper): /metrics in the Prometheus text format, /livez and /readyz for orchestrators.
  *
  * - /livez: 200 while the process's event loop runs and the driver loop and storage are up (a
- *   storage failure fail-stops the node; restarting it is the cure). Never depends on peers, so a
- *   partition does not get a healthy node killed.
+ *   storage failure fail-stops the node; restarting it is the cure) and the driver loop makes
+ *   progress (it iterates at least once a tick; a hung fsync stops it). Never depends on peers, so
+ *   a partition does not get a healthy node killed.
  * - /readyz: 200 only when the node can serve: running and not stopping, knows the partition map,
  *   is a member of it, and every shard replica it hosts has a leader -- itself, or a peer it is
  *   connected to. 503 with a JSON body naming every reason otherwise.
@@ -13,6 +14,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { TallyNode } from "./node.js";
 import type { NodeMetrics } from "./metrics.js";
 import type { Logger } from "../util/log.js";
+import { monotonicMs } from "../util/clock.js";
+
+/** The driver loop iterates at least once per tick; this long without an iteration means it is stuck. */
+export const LOOP_STALL_MS = 10_000;
 
 export interface Readiness {
   ready: boolean;
@@ -45,6 +50,60 @@ export function readinessOf(node: TallyNode): Readiness {
   return { ready: reasons.length === 0, reasons };
 }
 
+/**
+ * Watches the node once a second: whether its driver loop still makes progress (for /livez), and
+ * readiness changes, which it passes to node.onHealthChange so the gRPC health service
+ * (grpc.health.v1) says NOT_SERVING exactly when /readyz says 503.
+ */
+export class NodeHealth {
+  private iterationsSeen = -1;
+  private progressAtMs = monotonicMs();
+  private readyReported: boolean | undefined;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly node: TallyNode,
+    private readonly stallMs = LOOP_STALL_MS,
+  ) {}
+
+  start(intervalMs = 1000): this {
+    this.check();
+    this.timer = setInterval(() => this.check(), intervalMs);
+    this.timer.unref();
+    return this;
+  }
+
+  stop(): void {
+    if (this.timer !== undefined) clearInterval(this.timer);
+  }
+
+  check(): void {
+    const iterations = this.node.stats.iterations;
+    if (iterations !== this.iterationsSeen) {
+      this.iterationsSeen = iterations;
+      this.progressAtMs = monotonicMs();
+    }
+    const ready = this.readiness().ready;
+    if (ready !== this.readyReported) {
+      this.readyReported = ready;
+      this.node.onHealthChange?.(ready);
+    }
+  }
+
+  liveness(): Readiness {
+    const live = livenessOf(this.node);
+    if (!live.ready) return live;
+    const stalledMs = monotonicMs() - this.progressAtMs;
+    if (stalledMs > this.stallMs) return { ready: false, reasons: [`driver loop has not completed an iteration for ${Math.round(stalledMs)} ms (storage hung?)`] };
+    return live;
+  }
+
+  readiness(): Readiness {
+    const live = this.liveness();
+    return live.ready ? readinessOf(this.node) : live;
+  }
+}
+
 export interface OpsServer {
   server: Server;
   /** host:port actually bound (port 0 resolved). */
@@ -53,12 +112,12 @@ export interface OpsServer {
 }
 
 /** Serves /metrics, /livez and /readyz on `address` (host:port). Rejects when it cannot bind. */
-export async function startOpsServer(node: TallyNode, metrics: NodeMetrics, address: string, log: Logger): Promise<OpsServer> {
+export async function startOpsServer(health: NodeHealth, metrics: NodeMetrics, address: string, log: Logger): Promise<OpsServer> {
   const separator = address.lastIndexOf(":");
   const host = address.slice(0, separator).replace(/^\[(.*)\]$/, "$1");
   const port = Number(address.slice(separator + 1));
   const server = createServer((request, response) => {
-    void handle(node, metrics, request, response).catch((error: unknown) => {
+    void handle(health, metrics, request, response).catch((error: unknown) => {
       log.error({ err: error }, "ops endpoint failed");
       if (!response.headersSent) response.writeHead(500, { "content-type": "text/plain" });
       response.end("internal error\n");
@@ -88,7 +147,7 @@ export async function startOpsServer(node: TallyNode, metrics: NodeMetrics, addr
   };
 }
 
-async function handle(node: TallyNode, metrics: NodeMetrics, request: IncomingMessage, response: ServerResponse): Promise<void> {
+async function handle(health: NodeHealth, metrics: NodeMetrics, request: IncomingMessage, response: ServerResponse): Promise<void> {
   if (request.method !== "GET" && request.method !== "HEAD") {
     response.writeHead(405, { allow: "GET, HEAD", "content-type": "text/plain" });
     response.end("method not allowed\n");
@@ -103,9 +162,9 @@ async function handle(node: TallyNode, metrics: NodeMetrics, request: IncomingMe
       return;
     }
     case "/livez":
-      return answer(response, livenessOf(node));
+      return answer(response, health.liveness());
     case "/readyz":
-      return answer(response, readinessOf(node));
+      return answer(response, health.readiness());
     default:
       response.writeHead(404, { "content-type": "text/plain" });
       response.end("not found: try /metrics, /livez or /readyz\n");

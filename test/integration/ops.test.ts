@@ -7,7 +7,9 @@
  */
 import { connect, createServer as createNetServer, type AddressInfo, type Socket } from "node:net";
 import * as http2 from "node:http2";
+import { createRequire } from "node:module";
 import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { slotOf } from "../../src/meta/slots.js";
@@ -429,6 +431,22 @@ describe("slow consumers cannot grow a node's memory", () => {
 });
 
 describe("health", () => {
+  /** grpc.health.v1 Check on a node: 1 SERVING, 2 NOT_SERVING (the proto is loaded without enum names). */
+  async function grpcHealth(id: number): Promise<number> {
+    const require = createRequire(import.meta.url);
+    const healthPackage = grpc.loadPackageDefinition(protoLoader.loadSync(require.resolve("grpc-health-check/proto/health/v1/health.proto"))) as any;
+    const address = cluster.config.nodes.find((n) => n.id === id)!.client;
+    const stub = new healthPackage.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
+    try {
+      const response = await new Promise<any>((resolve, reject) =>
+        stub.check({ service: "tally.v1.CounterService" }, { deadline: Date.now() + 3000 }, (error: Error | null, reply: any) => (error ? reject(error) : resolve(reply))),
+      );
+      return response.status;
+    } finally {
+      stub.close();
+    }
+  }
+
   async function health(id: number, path: "/livez" | "/readyz"): Promise<{ status: number; reasons: string[] }> {
     const { status, body } = await fetchText(`${cluster.opsUrl(id)}${path}`);
     return { status, reasons: (JSON.parse(body) as { reasons: string[] }).reasons };
@@ -453,6 +471,8 @@ describe("health", () => {
     // Alive all the while: liveness never depends on peers.
     expect((await health(1, "/livez")).status).toBe(200);
     expect(sum(await scrape(1), "tally_node_ready")).toBe(0);
+    // The gRPC health service follows readiness (checked once a second).
+    await eventually(async () => (await grpcHealth(1)) === 2 || undefined, 5000, "gRPC health NOT_SERVING on node 1");
 
     cluster.startNode(2);
     cluster.startNode(3);
@@ -460,6 +480,7 @@ describe("health", () => {
     for (const node of cluster.config.nodes) {
       await eventually(async () => (await health(node.id, "/readyz")).status === 200 || undefined, 20_000, `node ${node.id} ready again`);
     }
+    await eventually(async () => (await grpcHealth(1)) === 1 || undefined, 5000, "gRPC health SERVING on node 1 again");
     // And it serves again.
     expect((await client.add("ops:after-quorum", 1n)).value).toBe(1n);
   });
