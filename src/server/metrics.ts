@@ -63,7 +63,8 @@ export class NodeMetrics {
   private readonly overloads: Counter<"reason">;
   private readonly storageWrite: Histogram<"sync">;
   private readonly storageBytes: Counter;
-  private readonly requestChildren = new Map<string, Child>();
+  /** rpc -> code -> bound child: two lookups and no string building per request. */
+  private readonly requestChildren = new Map<string, Map<string, Child>>();
   private readonly latencyChildren = new Map<string, Observer>();
   private readonly opsChildren = new Map<string, Child>();
   private readonly overloadChildren = new Map<string, Child>();
@@ -164,11 +165,15 @@ export class NodeMetrics {
 
   /** One request answered: `code` is "OK" or a tally error code. */
   request(rpc: string, code: string, startedMs: number): void {
-    const key = `${rpc}\u0000${code}`;
-    let child = this.requestChildren.get(key);
+    let byCode = this.requestChildren.get(rpc);
+    if (byCode === undefined) {
+      byCode = new Map();
+      this.requestChildren.set(rpc, byCode);
+    }
+    let child = byCode.get(code);
     if (child === undefined) {
       child = this.requests.labels(rpc, code);
-      this.requestChildren.set(key, child);
+      byCode.set(code, child);
     }
     child.inc();
     let observer = this.latencyChildren.get(rpc);
