@@ -995,8 +995,10 @@ export class TallyNode {
   private onSoftState(replica: AnyReplica, role: Role, leader: number): void {
     const wasLeader = replica.isLeader;
     replica.role = role;
-    if (leader !== replica.leader) this.stats.leaderChanges++;
+    const leaderChanged = leader !== replica.leader;
+    if (leaderChanged) this.stats.leaderChanges++;
     replica.leader = leader;
+    if (leaderChanged) this.onLeaderChange?.();
     if (role === Role.Leader && !wasLeader) {
       this.log.info({ shard: replica.shardId, term: replica.raw.term }, "became leader");
     } else if (role !== Role.Leader && wasLeader) {
@@ -1195,6 +1197,9 @@ export class TallyNode {
   }
 
   // ---- operations surface (metrics and health, src/server/metrics.ts and ops-http.ts) ----
+
+  /** Called when a replica on this node learns of a new leader (or loses its leader): readiness may change. */
+  onLeaderChange: (() => void) | undefined;
 
   /** Called after every storage batch write (its duration, whether it was fsynced, its size). */
   onStoreWrite: ((seconds: number, sync: boolean, bytes: number) => void) | undefined;

@@ -51,7 +51,7 @@ export function readinessOf(node: TallyNode): Readiness {
 }
 
 /**
- * Watches the node once a second: whether its driver loop still makes progress (for /livez), and
+ * Watches the node every 100 ms and on every leader change: whether its driver loop still makes progress (for /livez), and
  * readiness changes, which it passes to node.onHealthChange so the gRPC health service
  * (grpc.health.v1) says NOT_SERVING exactly when /readyz says 503.
  */
@@ -66,7 +66,9 @@ export class NodeHealth {
     private readonly stallMs = LOOP_STALL_MS,
   ) {}
 
-  start(intervalMs = 1000): this {
+  start(intervalMs = 100): this {
+    // Leader changes are when readiness usually flips; the timer catches the rest (connections, map).
+    this.node.onLeaderChange = () => queueMicrotask(() => this.check());
     this.check();
     this.timer = setInterval(() => this.check(), intervalMs);
     this.timer.unref();

@@ -471,7 +471,7 @@ describe("health", () => {
     // Alive all the while: liveness never depends on peers.
     expect((await health(1, "/livez")).status).toBe(200);
     expect(sum(await scrape(1), "tally_node_ready")).toBe(0);
-    // The gRPC health service follows readiness (checked once a second).
+    // The gRPC health service follows readiness (checked on leader changes and every 100 ms).
     await eventually(async () => (await grpcHealth(1)) === 2 || undefined, 5000, "gRPC health NOT_SERVING on node 1");
 
     cluster.startNode(2);
