@@ -704,7 +704,7 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
       const write = pipelineWriter(call);
       call.on("data", (request: Json) => {
         if (inflight >= PIPELINE_INFLIGHT_MAX) {
-          guard.streamOverloaded("stream_inflight");
+          guard.pipelineRefused(request, "stream_inflight");
           write({ id: request.id ?? "0", error: { code: "OVERLOADED", message: `more than ${PIPELINE_INFLIGHT_MAX} operations in flight on this stream`, retryAfterMs: 10 } });
           return;
         }

@@ -203,8 +203,14 @@ export class RequestGuard {
     }
   }
 
-  /** A refusal by a per-stream bound (Pipeline in-flight cap, stalled watch), for the metrics. */
+  /** A refusal by a per-stream bound (a stalled watch), for the metrics. */
   streamOverloaded(reason: string): void {
     this.metrics?.overloaded(reason);
+  }
+
+  /** A Pipeline op refused by the stream's own in-flight bound: counted like any other answer. */
+  pipelineRefused(request: Json, reason: string): void {
+    this.metrics?.overloaded(reason);
+    this.metrics?.request(`Pipeline.${typeof request.op === "string" ? request.op : "none"}`, "OVERLOADED", performance.now());
   }
 }
