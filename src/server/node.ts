@@ -1214,15 +1214,17 @@ export class TallyNode {
     return this.fatalError;
   }
 
-  /** Raft messages waiting per peer, and the transport's counters. */
+  /** Raft messages waiting per peer. */
   peerQueueDepths(): Map<number, number> {
     return this.transport?.queueDepths() ?? new Map();
   }
 
+  /** The outgoing Raft link to `id` is up (readiness: a follower can reach its leader). */
   peerConnected(id: number): boolean {
     return this.transport?.isConnected(id) ?? false;
   }
 
+  /** The peer transport's counters (frames, drops, reconnects). */
   get transportStats(): Readonly<PeerTransportStats> | undefined {
     return this.transport?.stats;
   }

@@ -78,35 +78,29 @@ export function sessionOf(request: Json | undefined): string | undefined {
 
 /** Counter operations in a (successful) mutation request, by kind; nothing for reads and admin calls. */
 export function countOps(rpc: string, request: Json | undefined, count: (kind: string, n: number) => void): void {
-  switch (rpc) {
-    case "add":
-    case "Pipeline.add":
-      return count("add", 1);
-    case "set":
-    case "Pipeline.set":
-      return count("set", 1);
-    case "reset":
-    case "Pipeline.reset":
-      return count("reset", 1);
-    case "compareAndSet":
-    case "Pipeline.compareAndSet":
-      return count("cas", 1);
-    case "addBatch":
-    case "Pipeline.batch": {
-      const ops: Json[] = Array.isArray(request?.ops) ? request.ops : [];
-      const kinds = new Map<string, number>();
-      for (const op of ops) {
-        const kind = BATCH_OP_KINDS[op?.op as string] ?? "other";
-        kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
-      }
-      for (const [kind, n] of kinds) count(kind, n);
-      return;
-    }
-    default:
-      return;
+  const single = SINGLE_OP_KINDS[rpc];
+  if (single !== undefined) return count(single, 1);
+  if (rpc !== "addBatch" && rpc !== "Pipeline.batch") return;
+  const ops: Json[] = Array.isArray(request?.ops) ? request.ops : [];
+  const kinds = new Map<string, number>();
+  for (const op of ops) {
+    const kind = BATCH_OP_KINDS[op?.op as string] ?? "other";
+    kinds.set(kind, (kinds.get(kind) ?? 0) + 1);
   }
+  for (const [kind, n] of kinds) count(kind, n);
 }
 
+/** Unary RPCs and Pipeline ops that carry one counter operation. */
+const SINGLE_OP_KINDS: Record<string, string> = {
+  add: "add",
+  "Pipeline.add": "add",
+  set: "set",
+  "Pipeline.set": "set",
+  reset: "reset",
+  "Pipeline.reset": "reset",
+  compareAndSet: "cas",
+  "Pipeline.compareAndSet": "cas",
+};
 const BATCH_OP_KINDS: Record<string, string> = { add: "add", set: "set", reset: "reset", compareAndSet: "cas", windowAdd: "window", tryAcquire: "acquire", uniqueAdd: "unique" };
 
 export class RequestGuard {

@@ -138,6 +138,7 @@ export class TestCluster {
   async addNode(zone: string): Promise<number> {
     const id = Math.max(...this.config.nodes.map((n) => n.id)) + 1;
     this.document.nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, zone, dataDir: `n${id}` });
+    if (this.options.metrics) Object.assign(this.document.nodes[this.document.nodes.length - 1]!, { metrics: `127.0.0.1:${await freePort()}` });
     writeFileSync(this.configPath, stringify(this.document));
     this.config = loadClusterConfig(this.configPath);
     return id;
