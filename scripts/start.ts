@@ -78,6 +78,7 @@ try {
     [
       `tally cluster ready: ${config.nodes.length} nodes, ${summary.shards} shards, every shard has a leader`,
       ...config.nodes.map((n) => `  node ${n.id}  clients ${n.client}  peers ${n.peer}  zone ${n.zone}  data ${n.dataDir}`),
+      ...config.nodes.filter((n) => n.metrics !== undefined).map((n) => `  node ${n.id}  metrics http://${n.metrics}/metrics  health http://${n.metrics}/livez http://${n.metrics}/readyz`),
       `  logs: ${logDir}`,
       "",
       "Try it (in another terminal):",

@@ -21,6 +21,8 @@ export interface NodeConfig {
   /** With a tls section: this node's certificate chain and key (absolute paths). */
   cert?: string;
   key?: string;
+  /** host:port of the operations HTTP server (/metrics, /livez, /readyz); absent = none. */
+  metrics?: string;
 }
 
 /** The optional `tls:` section. Paths are absolute (given relative to the config file). */
@@ -112,6 +114,10 @@ export interface Limits {
   maxInflightBytes: number;
   maxSizePerMsgBytes: number;
   requestTimeoutMs: number;
+  /** Requests in flight from one client connection, and from one session, before OVERLOADED. */
+  maxInflightPerClient: number;
+  /** Largest request message the client port accepts (gRPC max_receive_message_length). */
+  maxRequestBytes: number;
 }
 
 export interface ShardPlacement {
@@ -172,6 +178,8 @@ const limitDefaults: Limits = {
   maxInflightBytes: 32 * 1024 * 1024,
   maxSizePerMsgBytes: 1024 * 1024,
   requestTimeoutMs: 5_000,
+  maxInflightPerClient: 10_000,
+  maxRequestBytes: 64 * 1024 * 1024,
 };
 
 export function loadClusterConfig(path: string): ClusterConfig {
@@ -241,7 +249,7 @@ export function parseClusterConfig(document: unknown, source = "<inline>"): Clus
   const nodes: NodeConfig[] = root.nodes.map((raw, i) => {
     const field = `nodes[${i}]`;
     const node = asObject(raw, where(field));
-    rejectUnknown(node, ["id", "client", "peer", "zone", "dataDir", "cert", "key"], where(field));
+    rejectUnknown(node, ["id", "client", "peer", "zone", "dataDir", "cert", "key", "metrics"], where(field));
     const id = positiveInteger(node.id, where(`${field}.id`));
     const dataDirRaw = node.dataDir ?? `data/n${id}`;
     if (typeof dataDirRaw !== "string" || dataDirRaw.length === 0) throw new ConfigError(`${where(`${field}.dataDir`)} must be a path`);
@@ -252,6 +260,7 @@ export function parseClusterConfig(document: unknown, source = "<inline>"): Clus
       zone: typeof node.zone === "string" && node.zone.length > 0 ? node.zone : "default",
       dataDir: isAbsolute(dataDirRaw) ? dataDirRaw : resolve(baseDir, dataDirRaw),
     };
+    if (node.metrics !== undefined) parsed.metrics = address(node.metrics, where(`${field}.metrics`));
     for (const kind of ["cert", "key"] as const) {
       if (node[kind] === undefined) {
         if (tls !== undefined) throw new ConfigError(`${where(`${field}.${kind}`)} is required when the tls section is present`);
@@ -283,10 +292,12 @@ export function validateClusterConfig(config: ClusterConfig): void {
   nodes.forEach((node, i) => {
     if (ids.has(node.id)) fail(`nodes[${i}].id: duplicate node id ${node.id}`);
     ids.add(node.id);
-    for (const kind of ["client", "peer"] as const) {
-      const owner = addresses.get(node[kind]);
-      if (owner !== undefined) fail(`nodes[${i}].${kind}: address ${node[kind]} is already used by ${owner}`);
-      addresses.set(node[kind], `nodes[${i}].${kind}`);
+    for (const kind of ["client", "peer", "metrics"] as const) {
+      const value = node[kind];
+      if (value === undefined) continue;
+      const owner = addresses.get(value);
+      if (owner !== undefined) fail(`nodes[${i}].${kind}: address ${value} is already used by ${owner}`);
+      addresses.set(value, `nodes[${i}].${kind}`);
     }
     if (dataDirs.has(node.dataDir)) fail(`nodes[${i}].dataDir: ${node.dataDir} is shared with another node`);
     dataDirs.add(node.dataDir);
@@ -315,6 +326,9 @@ export function validateClusterConfig(config: ClusterConfig): void {
     fail(`limits.maxSizePerMsgBytes (${limits.maxSizePerMsgBytes}) must not exceed limits.maxInflightBytes (${limits.maxInflightBytes})`);
   }
   if (limits.maxEntryBytes > 64 * 1024 * 1024) fail(`limits.maxEntryBytes (${limits.maxEntryBytes}) must be at most 64 MiB`);
+  if (limits.maxRequestBytes < 4096 || limits.maxRequestBytes > 256 * 1024 * 1024) {
+    fail(`limits.maxRequestBytes (${limits.maxRequestBytes}) must be between 4096 and 256 MiB`);
+  }
 }
 
 /** The metadata group's replicas: the first cluster.metaReplicas node ids (stable as nodes are added). */

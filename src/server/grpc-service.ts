@@ -17,6 +17,7 @@ import {
   FailedPreconditionError,
   InvalidArgumentError,
   OutOfRangeError,
+  OverloadedError,
   SessionExpiredError,
   TallyError,
   UnavailableError,
@@ -36,6 +37,8 @@ import { Role } from "../raft/types.js";
 import { nodeClientCredentials } from "./tls.js";
 import { serveShardBackup } from "./backup-service.js";
 import { adminAccess, authGateFor, counterAccess, guardService, internalCallMetadata } from "./auth.js";
+import type { NodeMetrics } from "./metrics.js";
+import { RequestGuard } from "./request-guard.js";
 
 type Json = Record<string, any>;
 
@@ -62,6 +65,9 @@ export class CounterApi {
     this.hotIndex.refresh(this.node.map.hot, this.node.map.version);
     return this.hotIndex;
   }
+
+  /** Told when a stream is ended by an overload bound (metrics). */
+  onStreamOverloaded: ((reason: string) => void) | undefined;
 
   // ---- decoding ----
 
@@ -318,6 +324,11 @@ export class CounterApi {
     const matches = prefix ? (key: Uint8Array) => keyHasPrefix(key, target) : (key: Uint8Array) => Buffer.compare(key, target) === 0;
     let sentAtMs = Date.now();
     let done = false;
+    // Backpressure: at most one batch is on its way to the consumer. While it has not been taken
+    // (HTTP/2 flow control), polls send nothing -- the cursor stays, so changes coalesce instead of
+    // piling up -- and a consumer stuck past the request timeout is ended with OVERLOADED. A
+    // watcher that never reads costs one batch (<= WATCH_BATCH_MAX events), not a growing buffer.
+    let blockedSinceMs = 0;
     const stop = (error?: unknown): void => {
       if (done) return;
       done = true;
@@ -327,6 +338,11 @@ export class CounterApi {
     };
     const poll = (): void => {
       if (done || call.cancelled || call.destroyed) return stop();
+      if (blockedSinceMs !== 0) {
+        if (Date.now() - blockedSinceMs <= this.node.config.limits.requestTimeoutMs) return;
+        this.onStreamOverloaded?.("watch_stalled");
+        return stop(new OverloadedError(`watch consumer has not read for ${this.node.config.limits.requestTimeoutMs} ms; resume from index ${cursor}`, this.node.config.limits.requestTimeoutMs));
+      }
       const current = this.node.replicas.get(shardId) as ShardReplica | undefined;
       if (current === undefined) return stop(new UnavailableError(`shard ${shardId} left node ${this.node.nodeId}; resume from index ${cursor} elsewhere`));
       if (current.descriptor.epoch !== epoch) return stop(new WrongShardError(`shard ${shardId} moved to epoch ${current.descriptor.epoch}; re-route and resume from index ${cursor}`, shardId, current.descriptor.epoch));
@@ -350,11 +366,17 @@ export class CounterApi {
       }
       cursor = Math.max(cursor, index);
       sentAtMs = now;
-      call.write({
-        events: [...latest.values()].map((change) => ({ key: Buffer.from(change.key), value: int64Wire(change.value), version: change.version, kind: change.kind, index: change.index })),
-        index: cursor,
-        shardId,
-      });
+      blockedSinceMs = now;
+      call.write(
+        {
+          events: [...latest.values()].map((change) => ({ key: Buffer.from(change.key), value: int64Wire(change.value), version: change.version, kind: change.kind, index: change.index })),
+          index: cursor,
+          shardId,
+        },
+        () => {
+          blockedSinceMs = 0;
+        },
+      );
     };
     const timer = setInterval(poll, coalesceMs);
     call.on("cancelled", () => stop());
@@ -661,15 +683,22 @@ export class CounterApi {
   }
 }
 
-/** Builds the grpc server with every service bound to one node. */
-export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
+/**
+ * Builds the grpc server with every service bound to one node. CounterService calls are admitted
+ * under limits.maxInflightPerClient and every call is counted in `metrics` (request-guard.ts).
+ */
+export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeMetrics): grpc.Server {
   const proto = tallyProto();
   const { packageDefinition } = proto;
   const api = new CounterApi(node, log);
-  // Access control (cluster.yaml auth:); undefined = off.
+  // Access control (cluster.yaml auth:); undefined = off. It runs first: a refused caller takes
+  // no in-flight slot of the per-client limit.
   const gate = authGateFor(node.config, log);
+  const guard = new RequestGuard(node.config.limits.maxInflightPerClient, metrics, log);
+  api.onStreamOverloaded = (reason) => guard.streamOverloaded(reason);
   const server = new grpc.Server({
-    "grpc.max_receive_message_length": 64 * 1024 * 1024,
+    // Larger requests are refused by grpc-js with RESOURCE_EXHAUSTED before they are decoded.
+    "grpc.max_receive_message_length": node.config.limits.maxRequestBytes,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
     "grpc.keepalive_time_ms": 30_000,
   });
@@ -689,7 +718,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
       );
     };
 
-  server.addService(proto.CounterService.service, guardService(gate, proto.CounterService.service, {
+  server.addService(proto.CounterService.service, guardService(gate, proto.CounterService.service, guard.wrapService({
     registerSession: unary((r) => api.registerSession(r)),
     keepAlive: unary((r) => api.keepAlive(r)),
     add: unary((r) => api.add(r)),
@@ -710,20 +739,23 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
       let inflight = 0;
       let ended = false;
       const caller = gate?.pipelineCaller(call);
+      const peer = call.getPeer();
+      const write = pipelineWriter(call);
       call.on("data", (request: Json) => {
         const denied = caller === undefined ? undefined : gate?.pipelineDenial(caller, request);
         if (denied !== undefined) {
-          call.write(denied);
+          write(denied);
           return;
         }
         if (inflight >= PIPELINE_INFLIGHT_MAX) {
-          call.write({ id: request.id ?? "0", error: { code: "OVERLOADED", message: `more than ${PIPELINE_INFLIGHT_MAX} operations in flight on this stream`, retryAfterMs: 10 } });
+          guard.pipelineRefused(request, "stream_inflight");
+          write({ id: request.id ?? "0", error: { code: "OVERLOADED", message: `more than ${PIPELINE_INFLIGHT_MAX} operations in flight on this stream`, retryAfterMs: 10 } });
           return;
         }
         inflight++;
-        void api.pipelineOp(request).then((response) => {
+        void guard.pipelineOp(peer, request, (r) => api.pipelineOp(r)).then((response) => {
           inflight--;
-          if (!call.cancelled && !call.destroyed) call.write(response);
+          if (!call.cancelled && !call.destroyed) write(response);
           if (ended && inflight === 0) call.end();
         });
       });
@@ -733,9 +765,9 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
       });
       call.on("error", () => undefined);
     },
-  }, counterAccess, ["pipeline"]));
+  }, { limit: true }), counterAccess, ["pipeline"]));
 
-  server.addService(proto.AdminService.service, guardService(gate, proto.AdminService.service, {
+  server.addService(proto.AdminService.service, guardService(gate, proto.AdminService.service, guard.wrapService({
     status: unary(async (request) => {
       const local = api.localStatus();
       if (request.localOnly) return { nodes: [local] };
@@ -757,7 +789,7 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
     heartbeat: unary((r) => ({ body: encodeBody(node.onHeartbeat(decodeBody<NodeReport>(r.body, "heartbeat"))) })),
     shardChange: unary(async (r) => ({ body: encodeBody(await node.shardChange(decodeBody<ShardChangeRequest>(r.body, "shard change"))) })),
     shardBackup: (call: grpc.ServerWritableStream<Json, Json>) => serveShardBackup(node, call, log),
-  }, adminAccess));
+  }, { limit: false }), adminAccess));
 
   const health = new HealthImplementation({ "": "SERVING", "tally.v1.CounterService": "SERVING", "tally.v1.AdminService": "SERVING" });
   health.addToServer(server);
@@ -767,6 +799,24 @@ export function createClientServer(node: TallyNode, log: Logger): grpc.Server {
   };
   new ReflectionService(packageDefinition).addToServer(server);
   return server;
+}
+
+/**
+ * Writes Pipeline replies with backpressure: while the client does not read its replies, the
+ * stream stops reading requests (HTTP/2 flow control then holds the client back), so a client that
+ * sends without reading cannot grow this node's memory beyond one stream buffer.
+ */
+function pipelineWriter(call: grpc.ServerDuplexStream<Json, Json>): (response: Json) => void {
+  let paused = false;
+  return (response) => {
+    if (call.write(response) || paused) return;
+    paused = true;
+    call.pause();
+    call.once("drain", () => {
+      paused = false;
+      call.resume();
+    });
+  };
 }
 
 function fetchPeerStatus(proto: ReturnType<typeof tallyProto>, id: number, address: string, zone: string, credentials: grpc.ChannelCredentials, metadata = new grpc.Metadata()): Promise<Json> {

@@ -12,6 +12,8 @@ import { clientPortCredentials, nodeCertificateProvider } from "./tls.js";
 import { authorizerFor } from "./auth.js";
 import { componentLogger, rootLogger } from "../util/log.js";
 import { watchTestControl } from "./test-control.js";
+import { nodeMetrics } from "./metrics.js";
+import { NodeHealth, startOpsServer, type OpsServer } from "./ops-http.js";
 
 const program = new Command()
   .name("tallyd")
@@ -60,7 +62,11 @@ async function main(): Promise<void> {
     process.stderr.write(`tallyd: cannot start node ${options.node}: ${(error as Error).message}\n`);
     process.exit(3);
   }
-  const server = createClientServer(node, componentLogger("api", { node: options.node }));
+  const health = new NodeHealth(node);
+  const metrics = nodeMetrics(node, () => health.readiness().ready);
+  const server = createClientServer(node, componentLogger("api", { node: options.node }), metrics);
+  // After createClientServer: readiness changes now reach the gRPC health service too.
+  health.start();
   try {
     await new Promise<number>((resolve, reject) =>
       server.bindAsync(self.client, clientPortCredentials(config, self), (error, port) => (error ? reject(error) : resolve(port))),
@@ -71,8 +77,19 @@ async function main(): Promise<void> {
     await node.stop({ transferLeadership: false });
     process.exit(3);
   }
-  log.info({ client: self.client, peer: self.peer, dataDir: self.dataDir }, "tallyd serving");
-  process.stdout.write(`tallyd node ${options.node} serving clients on ${self.client}\n`);
+  let ops: OpsServer | undefined;
+  if (self.metrics !== undefined) {
+    try {
+      ops = await startOpsServer(health, metrics, self.metrics, componentLogger("ops", { node: options.node }));
+    } catch (error) {
+      const reason = /EADDRINUSE/.test((error as Error).message) ? "address already in use" : (error as Error).message;
+      process.stderr.write(`tallyd: nodes[${config.nodes.indexOf(self)}].metrics (${self.metrics}): ${reason}\n`);
+      await node.stop({ transferLeadership: false });
+      process.exit(3);
+    }
+  }
+  log.info({ client: self.client, peer: self.peer, dataDir: self.dataDir, metrics: ops?.address }, "tallyd serving");
+  process.stdout.write(`tallyd node ${options.node} serving clients on ${self.client}${ops ? `; metrics and health on http://${ops.address}/metrics /livez /readyz` : ""}\n`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -86,6 +103,7 @@ async function main(): Promise<void> {
     hardDeadline.unref();
     await node.stop({ transferLeadership: true, timeoutMs: 3000 });
     await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    await ops?.close();
     rootLogger.flush();
     process.exit(0);
   };

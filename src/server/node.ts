@@ -30,7 +30,7 @@ import type { Command, CommandResult } from "../shard/commands.js";
 import { CounterStateMachine, decodeCounterRecord, encodeCounterRecord, type AdmitMutation, type ShardOptions } from "../shard/state-machine.js";
 import { emptyMap, metaMembers, MetaStateMachine, shardMembers, type ClusterMap, type MetaCommand, type MetaResult, type ShardRecord } from "../meta/map.js";
 import { NodeStore, type StoreBatch } from "../storage/node-store.js";
-import { PeerTransport } from "../transport/peer-transport.js";
+import { PeerTransport, type PeerTransportStats } from "../transport/peer-transport.js";
 import { assert } from "../util/assert.js";
 import { monotonicMs, wallClockMs } from "../util/clock.js";
 import { FailedPreconditionError, InvalidArgumentError, NotLeaderError, UnavailableError, WrongShardError } from "../util/errors.js";
@@ -177,7 +177,10 @@ export class TallyNode {
     const field = `nodes[${this.config.nodes.indexOf(this.self)}]`;
     try {
       mkdirSync(this.self.dataDir, { recursive: true });
-      this.store = await NodeStore.open(this.self.dataDir, { logger: componentLogger("storage", { node: this.nodeId }) });
+      this.store = await NodeStore.open(this.self.dataDir, {
+        logger: componentLogger("storage", { node: this.nodeId }),
+        onWrite: (seconds, sync, bytes) => this.onStoreWrite?.(seconds, sync, bytes),
+      });
     } catch (error) {
       throw new Error(`${field}.dataDir (${this.self.dataDir}): ${(error as Error).message}`, { cause: error });
     }
@@ -1045,8 +1048,10 @@ export class TallyNode {
   private onSoftState(replica: AnyReplica, role: Role, leader: number): void {
     const wasLeader = replica.isLeader;
     replica.role = role;
-    if (leader !== replica.leader) this.stats.leaderChanges++;
+    const leaderChanged = leader !== replica.leader;
+    if (leaderChanged) this.stats.leaderChanges++;
     replica.leader = leader;
+    if (leaderChanged) this.onLeaderChange?.();
     if (role === Role.Leader && !wasLeader) {
       this.log.info({ shard: replica.shardId, term: replica.raw.term }, "became leader");
     } else if (role !== Role.Leader && wasLeader) {
@@ -1242,6 +1247,39 @@ export class TallyNode {
 
   get isRunning(): boolean {
     return this.running;
+  }
+
+  // ---- operations surface (metrics and health, src/server/metrics.ts and ops-http.ts) ----
+
+  /** Called when a replica on this node learns of a new leader (or loses its leader): readiness may change. */
+  onLeaderChange: (() => void) | undefined;
+
+  /** Called after every storage batch write (its duration, whether it was fsynced, its size). */
+  onStoreWrite: ((seconds: number, sync: boolean, bytes: number) => void) | undefined;
+
+  /** True from the moment stop() begins: the node is draining and should get no new traffic. */
+  get isStopping(): boolean {
+    return this.stopped;
+  }
+
+  /** Why the loop died (storage failure), if it did. */
+  get failure(): Error | undefined {
+    return this.fatalError;
+  }
+
+  /** Raft messages waiting per peer. */
+  peerQueueDepths(): Map<number, number> {
+    return this.transport?.queueDepths() ?? new Map();
+  }
+
+  /** The outgoing Raft link to `id` is up (readiness: a follower can reach its leader). */
+  peerConnected(id: number): boolean {
+    return this.transport?.isConnected(id) ?? false;
+  }
+
+  /** The peer transport's counters (frames, drops, reconnects). */
+  get transportStats(): Readonly<PeerTransportStats> | undefined {
+    return this.transport?.stats;
   }
 
   /**

@@ -130,6 +130,18 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
     return this.queue.length > 0;
   }
 
+  /** Mutations queued for the next entry plus proposed and not yet applied (bounded by maxPendingProposals). */
+  get pendingProposals(): number {
+    return this.queue.length + this.inflightCount;
+  }
+
+  /** Reads waiting for a ReadIndex round or for apply. */
+  get pendingReads(): number {
+    let rounds = 0;
+    for (const waiters of this.readRounds.values()) rounds += waiters.length;
+    return this.readsToConfirm.length + rounds + this.readsAwaitingApply.length;
+  }
+
   /**
    * Leader-side batching: everything queued since the last iteration becomes as few entries as the
    * entry size bound allows (usually one). The leader stamps its wall clock into the entry; that is

@@ -303,6 +303,8 @@ export interface NodeStoreOptions {
   snapshotChunkBytes?: number;
   /** Bound on operations per StoreBatch. */
   batchOpsMax?: number;
+  /** Called after every successful batch write with its duration (metrics: fsync time). */
+  onWrite?: (seconds: number, sync: boolean, bytes: number) => void;
 }
 
 type Database = Level<Uint8Array, Uint8Array>;
@@ -320,6 +322,7 @@ export class NodeStore {
     private readonly logger: Logger,
     private readonly snapshotChunkBytes: number,
     private readonly batchOpsMax: number,
+    private readonly onWrite: NodeStoreOptions["onWrite"],
   ) {}
 
   /** Opens (creating if needed) the store in `dir`. Rejects with UnavailableError saying why when it cannot. */
@@ -345,7 +348,7 @@ export class NodeStore {
           : (cause?.message ?? (error as Error).message);
       throw new UnavailableError(`cannot open store at ${dir}: ${why}`, { cause: error });
     }
-    const store = new NodeStore(db, dir, logger, snapshotChunkBytes, batchOpsMax);
+    const store = new NodeStore(db, dir, logger, snapshotChunkBytes, batchOpsMax, options.onWrite);
     try {
       await store.checkIdentity();
     } catch (error) {
@@ -419,6 +422,7 @@ export class NodeStore {
       await chained.close();
       throw error;
     }
+    const startedMs = performance.now();
     try {
       await chained.write({ sync });
     } catch (error) {
@@ -429,6 +433,7 @@ export class NodeStore {
     this.stats.batches += 1;
     if (sync) this.stats.syncs += 1;
     this.stats.bytesWritten += bytes;
+    this.onWrite?.((performance.now() - startedMs) / 1000, sync, bytes);
   }
 
   /**

@@ -293,6 +293,13 @@ export class PeerTransport {
     for (const link of this.links.values()) this.writeQueued(link);
   }
 
+  /** Messages waiting to be written, per peer (each bounded by maxQueuedMessagesPerPeer). */
+  queueDepths(): Map<NodeId, number> {
+    const depths = new Map<NodeId, number>();
+    for (const [id, link] of this.links) depths.set(id, link.queue.length);
+    return depths;
+  }
+
   isConnected(to: NodeId): boolean {
     return this.links.get(to)?.state === "connected";
   }

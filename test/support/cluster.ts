@@ -62,6 +62,10 @@ export interface TestClusterOptions {
   metaReplicas?: number;
   /** cluster.yaml `placement:` settings (the placement controller). */
   placement?: Record<string, number | boolean>;
+  /** Give every node an operations HTTP address (`metrics:`): /metrics, /livez, /readyz. */
+  metrics?: boolean;
+  /** cluster.yaml `limits:` settings, over the test default (requestTimeoutMs 4000). */
+  limits?: Record<string, number>;
   /** TLS: a fresh CA and node and client certificates under <dir>/certs (openssl), and a tls section. */
   tls?: { clientAuth?: "require" | "none"; reloadSeconds?: number };
   /**
@@ -115,6 +119,7 @@ export class TestCluster {
     const nodes = [];
     for (let id = 1; id <= count; id++) {
       nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, zone: `z${id}`, dataDir: `n${id}` });
+      if (this.options.metrics) Object.assign(nodes[nodes.length - 1]!, { metrics: `127.0.0.1:${await freePort()}` });
     }
     const document = {
       cluster: {
@@ -128,7 +133,7 @@ export class TestCluster {
         snapshotEveryEntries: this.options.snapshotEveryEntries ?? 10_000,
         ...(this.options.metaReplicas !== undefined ? { metaReplicas: this.options.metaReplicas } : {}),
       },
-      limits: { requestTimeoutMs: 4000 },
+      limits: { requestTimeoutMs: 4000, ...this.options.limits },
       // Tests that do not exercise the placement controller keep their leaders where elections put them.
       placement: this.options.placement ?? { autoRebalance: false },
       nodes,
@@ -171,9 +176,17 @@ export class TestCluster {
   async addNode(zone: string): Promise<number> {
     const id = Math.max(...this.config.nodes.map((n) => n.id)) + 1;
     this.document.nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, zone, dataDir: `n${id}` });
+    if (this.options.metrics) Object.assign(this.document.nodes[this.document.nodes.length - 1]!, { metrics: `127.0.0.1:${await freePort()}` });
     writeFileSync(this.configPath, stringify(this.document));
     this.config = loadClusterConfig(this.configPath);
     return id;
+  }
+
+  /** The base URL of a node's operations HTTP server (needs the `metrics` option). */
+  opsUrl(id: number): string {
+    const address = this.config.nodes.find((n) => n.id === id)?.metrics;
+    if (address === undefined) throw new Error(`node ${id} has no metrics address (start the cluster with { metrics: true })`);
+    return `http://${address}`;
   }
 
   endpoints(): string[] {
