@@ -36,7 +36,7 @@ import { UsageError } from "./exit-codes.js";
 import { formatTable } from "./format.js";
 import type { ClusterMapReply } from "./format-map.js";
 
-export type BackupClient = Pick<TallyClient, "admin" | "routes" | "adminStream">;
+export type BackupClient = Pick<TallyClient, "admin" | "routes" | "adminStream" | "hotKeys">;
 
 export interface BackupOptions {
   /** Deadline of each admin call, and how long one shard is retried across leader changes (at least 30 s). */
@@ -106,6 +106,7 @@ export async function backupCluster(client: BackupClient, dir: string, options: 
     for (const file of await readdir(staging)) {
       if (!shards.some((shard) => shard.file === file)) await rm(join(staging, file)); // a shard captured before it split
     }
+    const hot = (await client.hotKeys()).map((route) => ({ key: Buffer.from(route.key).toString("base64"), tags: [...route.tags] }));
     const manifest: BackupManifest = {
       format: BACKUP_FORMAT,
       version: BACKUP_FORMAT_VERSION,
@@ -116,6 +117,7 @@ export async function backupCluster(client: BackupClient, dir: string, options: 
       replicationFactor: Math.max(1, ...map.shards.map((shard) => shard.voters.length)),
       slotCount: SLOT_COUNT,
       shards,
+      ...(hot.length > 0 ? { hot } : {}),
     };
     await writeDurably(join(staging, MAP_FILE), `${JSON.stringify(map, null, 2)}\n`);
     await writeDurably(join(staging, MANIFEST_FILE), encodeManifest(manifest));

@@ -86,7 +86,7 @@ export interface ClusterMap {
 }
 
 export type MetaCommand =
-  | { type: "init"; clusterName: string; replicationFactor: number; nodes: Array<Omit<NodeRecord, "state" | "sinceMs">>; shards: ShardRecord[]; metaVoters: number[] }
+  | { type: "init"; clusterName: string; replicationFactor: number; nodes: Array<Omit<NodeRecord, "state" | "sinceMs">>; shards: ShardRecord[]; metaVoters: number[]; hot?: Array<{ key: Uint8Array; tags: number[] }> }
   | { type: "meta-report"; voters: number[]; learners: number[]; votersOutgoing: number[] }
   | { type: "node-add"; node: Omit<NodeRecord, "state" | "sinceMs"> }
   | { type: "node-state"; nodeId: number; state: NodeState }
@@ -196,6 +196,9 @@ export class MetaStateMachine {
         map.nodes = command.nodes.map((node) => ({ ...node, state: "up", sinceMs: now }));
         map.shards = command.shards.map(copyShard);
         map.meta = { voters: [...command.metaVoters].sort((a, b) => a - b), learners: [], votersOutgoing: [] };
+        // A restored cluster (tallyctl restore) starts with the backup's hot counters, every
+        // sub-counter writable: every node starts from this map.
+        map.hot = (command.hot ?? []).map((hot) => ({ key: hotKey(hot.key), tags: [...hot.tags], writable: hot.tags.length, declaredVersion: 0, updatedMs: now })).sort((a, b) => Buffer.compare(a.key, b.key));
         return { ok: true, changed: true };
       }
       case "meta-report": {
@@ -439,4 +442,15 @@ function validateInit(command: Extract<MetaCommand, { type: "init" }>): void {
     next = shard.slotEnd;
   }
   if (next !== SLOT_COUNT) throw new InvalidArgumentError(`init slot ranges end at ${next}, not ${SLOT_COUNT}`);
+  const hot = command.hot ?? [];
+  if (!Array.isArray(hot) || hot.length > HOT_KEYS_MAX) throw new InvalidArgumentError(`init hot must list at most ${HOT_KEYS_MAX} keys`);
+  const keys = new Set<string>();
+  for (const record of hot) {
+    const key = Buffer.from(hotKey(record.key)).toString("latin1");
+    if (keys.has(key)) throw new InvalidArgumentError("init names a hot key twice");
+    keys.add(key);
+    const tags = record.tags;
+    const valid = Array.isArray(tags) && tags.length >= 2 && tags.length <= HOT_SUB_COUNTERS_MAX && tags[0] === 0 && tags.every((tag) => Number.isSafeInteger(tag) && tag >= 0) && new Set(tags).size === tags.length;
+    if (!valid) throw new InvalidArgumentError(`init hot key tags must be 2..${HOT_SUB_COUNTERS_MAX} distinct non-negative integers starting with 0`);
+  }
 }

@@ -19,6 +19,7 @@ import { createHash } from "node:crypto";
 import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SLOT_COUNT } from "../meta/slots.js";
+import { HOT_KEY_BYTES_MAX, HOT_KEYS_MAX, HOT_SUB_COUNTERS_MAX } from "../meta/hot.js";
 import { CounterStateMachine, type ShardOptions } from "../shard/state-machine.js";
 import { CorruptionError } from "../util/errors.js";
 import { unwrapShardSnapshot, type ShardDescriptor } from "./descriptor.js";
@@ -61,6 +62,16 @@ export interface BackupManifest {
   replicationFactor: number;
   slotCount: number;
   shards: ManifestShard[];
+  /**
+   * The hot counters of the map (src/meta/hot.ts): the key (base64) and its sub-counter tags, so a
+   * restored cluster sums the same sub-counters. Absent in backups without hot counters.
+   */
+  hot?: ManifestHot[];
+}
+
+export interface ManifestHot {
+  key: string;
+  tags: number[];
 }
 
 export function shardFileName(shardId: number): string {
@@ -117,6 +128,7 @@ export function parseManifest(text: string, where = MANIFEST_FILE): BackupManife
   });
   if (new Set(shards.map((s) => s.id)).size !== shards.length) fail("a shard id appears twice");
   checkTiling(shards, fail);
+  const hot = m.hot === undefined ? undefined : parseManifestHot(m.hot, fail);
   return {
     format: BACKUP_FORMAT,
     version: BACKUP_FORMAT_VERSION,
@@ -127,7 +139,25 @@ export function parseManifest(text: string, where = MANIFEST_FILE): BackupManife
     replicationFactor: count("replicationFactor", m.replicationFactor, 1),
     slotCount: SLOT_COUNT,
     shards: shards.sort((a, b) => a.slotStart - b.slotStart),
+    ...(hot === undefined ? {} : { hot }),
   };
+}
+
+function parseManifestHot(raw: unknown, fail: (problem: string) => never): ManifestHot[] {
+  if (!Array.isArray(raw) || raw.length > HOT_KEYS_MAX) return fail(`hot must be a list of at most ${HOT_KEYS_MAX} entries`);
+  const seen = new Set<string>();
+  return raw.map((value, i): ManifestHot => {
+    const f = `hot[${i}]`;
+    const h = (typeof value === "object" && value !== null ? value : fail(`${f} is not an object`)) as Record<string, unknown>;
+    const key = typeof h.key === "string" ? Buffer.from(h.key, "base64") : fail(`${f}.key must be base64 text`);
+    if (key.length < 1 || key.length > HOT_KEY_BYTES_MAX || key.toString("base64") !== h.key) fail(`${f}.key must be the base64 of 1..${HOT_KEY_BYTES_MAX} bytes`);
+    if (seen.has(h.key as string)) fail(`${f}.key appears twice`);
+    seen.add(h.key as string);
+    const tags = h.tags;
+    if (!Array.isArray(tags) || tags.length < 2 || tags.length > HOT_SUB_COUNTERS_MAX || tags[0] !== 0) fail(`${f}.tags must be 2..${HOT_SUB_COUNTERS_MAX} tags starting with 0`);
+    if (!(tags as unknown[]).every((tag) => Number.isSafeInteger(tag) && (tag as number) >= 0) || new Set(tags).size !== tags.length) fail(`${f}.tags must be distinct non-negative integers`);
+    return { key: h.key as string, tags: [...(tags as number[])] };
+  });
 }
 
 /**

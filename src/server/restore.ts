@@ -25,6 +25,7 @@ import { encodeMetaEntry, MetaStateMachine, type ShardRecord } from "../meta/map
 import { encodeCounterRecord } from "../shard/state-machine.js";
 import { NodeStore, type StoreBatch } from "../storage/node-store.js";
 import { FailedPreconditionError, InvalidArgumentError } from "../util/errors.js";
+import { componentLogger } from "../util/log.js";
 import { loadShard, verifyBackup, type BackupManifest, type VerifiedShard } from "./backup-format.js";
 import { dealReplicas, metaReplicaIds, type ClusterConfig } from "./config.js";
 import { encodeDescriptor } from "./descriptor.js";
@@ -69,7 +70,8 @@ export async function restoreCluster(backupDir: string, config: ClusterConfig, o
       const dir = stagingDir(node.dataDir);
       await mkdir(dir, { recursive: true });
       staged.push(dir);
-      stores.set(node.id, await NodeStore.open(dir));
+      // Quiet: tallyctl prints its own summary; the store's open/close lines are noise here.
+      stores.set(node.id, await NodeStore.open(dir, { logger: componentLogger("storage", { node: node.id }).child({}, { level: "warn" }) }));
     }
     // In slot order, as the map keeps its shards.
     const records: ShardRecord[] = manifest.shards.map((shard) => ({ id: shard.id, slotStart: shard.slotStart, slotEnd: shard.slotEnd, epoch: shard.epoch, voters: placement.get(shard.id)!, learners: [], votersOutgoing: [] }));
@@ -149,6 +151,8 @@ function initializedMeta(config: ClusterConfig, manifest: BackupManifest, shards
         nodes: config.nodes.map((node) => ({ id: node.id, client: node.client, peer: node.peer, zone: node.zone })),
         shards,
         metaVoters,
+        // Hot counters keep their tags, so the restored cluster sums the same sub-counters.
+        hot: (manifest.hot ?? []).map((hot) => ({ key: new Uint8Array(Buffer.from(hot.key, "base64")), tags: [...hot.tags] })),
       },
     ]),
   );

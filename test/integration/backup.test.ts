@@ -154,6 +154,11 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
   };
   await expect(badRequest(0)).rejects.toMatchObject({ code: "INVALID_ARGUMENT" });
   await expect(badRequest(99)).rejects.toMatchObject({ code: "WRONG_SHARD" });
+  // A hot counter over 3 sub-counters (nine adds, round robin: every sub-counter exists).
+  await client.declareHot("hot:likes", 3);
+  for (let i = 0; i < 9; i++) await client.add("hot:likes", 2n);
+  expect((await client.get("hot:likes")).value).toBe(18n);
+  const counterCount = plainKeys.length + 3;
   // The final backup races a split of shard 2: whether it captures the parent before or after the
   // split (or catches the split between reading the map and the parent), the layout it records
   // must cover every slot exactly once and hold every counter.
@@ -163,11 +168,12 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
   const final = await tallyctl(endpoints, "--json", "backup", finalDir);
   expect(final.code, final.output).toBe(0);
   const finalManifest = JSON.parse(final.output.slice(final.output.indexOf("{"))) as BackupManifest;
-  expect(finalManifest.shards.reduce((sum, s) => sum + s.counters, 0)).toBe(plainKeys.length);
+  expect(finalManifest.shards.reduce((sum, s) => sum + s.counters, 0)).toBe(counterCount);
+  expect(finalManifest.hot?.map((h) => [Buffer.from(h.key, "base64").toString(), h.tags.length])).toEqual([["hot:likes", 3]]);
   expect([3, 4]).toContain(finalManifest.shards.length);
   const text = await tallyctl(endpoints, "backup", join(scratch, "text"));
   expect(text.code, text.output).toBe(0);
-  expect(text.output).toMatch(/backup of cluster test in .*text: [34] shards, 3041 counters/);
+  expect(text.output).toMatch(new RegExp(`backup of cluster test in .*text: [34] shards, ${counterCount} counters`));
   expect(text.output).toContain("each shard is consistent at its own applied index");
 
   // Refusals: an occupied backup target; a damaged backup (nothing written for the new cluster).
@@ -193,7 +199,7 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
   for (const node of source.config.nodes) await source.stop(node.id);
   const restored = await tallyctl(target.endpoints(), "restore", finalDir, "--config", target.configPath);
   expect(restored.code, restored.output).toBe(0);
-  expect(restored.output).toContain(`restored ${finalManifest.shards.length} shards, 3041 counters of cluster test as cluster test`);
+  expect(restored.output).toContain(`restored ${finalManifest.shards.length} shards, ${counterCount} counters of cluster test as cluster test`);
   await target.startAll();
   const again = new TallyClient({ endpoints: target.endpoints(), deadlineMs: 20_000 });
   clients.push(again);
@@ -204,6 +210,8 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
   });
   expect((await again.windowRange("win:a", minute - 120_000, minute + 60_000, 60_000)).points).toEqual(windowBefore.points);
   expect((await again.uniqueCount(["uniq:a"])).count).toBe(uniqueBefore.count);
+  // The hot counter is still hot: reads sum the same sub-counters.
+  expect((await again.get("hot:likes")).value).toBe(18n);
   // The rate limit's window carried over: 2 of 10 were taken.
   expect((await again.tryAcquire("limit:a", 8, 10, 600_000)).allowed).toBe(true);
   expect((await again.tryAcquire("limit:a", 1, 10, 600_000)).allowed).toBe(false);

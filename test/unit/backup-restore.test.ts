@@ -121,6 +121,8 @@ describe("manifest", () => {
     const parsed = parseManifest(encodeManifest(manifest));
     expect(parsed.shards.map((s) => s.id)).toEqual([1, 3, 2]);
     expect(parsed.clusterName).toBe("source");
+    const withHot = parseManifest(encodeManifest({ ...manifest, hot: [{ key: "aG90", tags: [0, 7, 9] }] }));
+    expect(withHot.hot).toEqual([{ key: "aG90", tags: [0, 7, 9] }]);
   });
 
   test.each([
@@ -133,6 +135,10 @@ describe("manifest", () => {
     ["a missing field", (m: any) => (delete m.shards[0].appliedIndex, m), /shards\[0\]\.appliedIndex must be an integer/],
     ["a bad checksum field", (m: any) => ((m.shards[0].sha256 = "abc"), m), /not a hex SHA-256/],
     ["a file outside the backup", (m: any) => ((m.shards[0].file = "../../etc/passwd"), m), /file must be shard-0001\.snap/],
+    ["hot tags not starting at 0", (m: any) => ((m.hot = [{ key: "aG90", tags: [1, 2] }]), m), /hot\[0\]\.tags must be 2\.\.64 tags starting with 0/],
+    ["repeated hot tags", (m: any) => ((m.hot = [{ key: "aG90", tags: [0, 5, 5] }]), m), /distinct/],
+    ["a hot key that is not base64", (m: any) => ((m.hot = [{ key: "!!", tags: [0, 1] }]), m), /base64/],
+    ["a hot key twice", (m: any) => ((m.hot = [{ key: "aG90", tags: [0, 1] }, { key: "aG90", tags: [0, 2] }]), m), /appears twice/],
   ])("refuses %s", (_name, edit, message) => {
     const { manifest } = writeBackup(join(root, "b"));
     const copy = JSON.parse(encodeManifest(manifest));
