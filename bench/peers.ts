@@ -11,19 +11,18 @@
  * Writes bench/results/peers-<stamp>.json, peers-latest.md (the table) and peers-latest.svg.
  * Needs the Debian packages from scripts/peers.sh; without them it says so and exits 1.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Etcd3 } from "etcd3";
-import { Redis } from "ioredis";
 import { TallyClient } from "../src/client/index.js";
 import { TestCluster, freePort } from "../test/support/cluster.js";
 import { connectUnaryAdd } from "./counter-api.js";
 import { closedLoop, openLoop, parseArgs, type LoadResult } from "./lib.js";
 import { writePeersSvg } from "./peers-report.js";
+import { killChildren, missingBinaries, peerTempDir, spawnServer, startRedis, until, version } from "./redis-peer.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = parseArgs(process.argv.slice(2));
@@ -34,89 +33,24 @@ const runDeadlineMs = Number(args.option("deadline-seconds", "900")) * 1000;
 /** Above this share of one core the generator, not the system under test, may be the limit. */
 const generatorBoundPercent = 90;
 
-// ---- processes: every one tracked by PID, killed on every way out --------------------------------
+// ---- processes: every one tracked by PID, killed on every way out (bench/redis-peer.ts) --------
 
-const children: ChildProcess[] = [];
-const tempDirs: string[] = [];
 let cluster: TestCluster | undefined;
 
-function killChildren(): void {
-  for (const child of children) {
-    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, "SIGKILL");
-      } catch {
-        // already gone
-      }
-    }
-  }
-}
 process.on("exit", () => {
-  killChildren();
   for (const node of cluster?.processes.values() ?? []) if (node.pid !== undefined && node.exitCode === null) node.kill("SIGKILL");
-  for (const dir of tempDirs) rmSync(dir, { recursive: true, force: true });
 });
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => process.exit(130));
-
-function spawnServer(command: string, argv: string[], logFile: string, dataDir: string): ChildProcess {
-  const log = openSync(logFile, "a");
-  const child = spawn(command, argv, { stdio: ["ignore", log, log] });
-  children.push(child);
-  // Exit handlers do not run when this process is SIGKILLed (tsx escalates to that when a signal
-  // is not acknowledged in time): a watchdog kills the server by PID once this process is gone.
-  if (child.pid !== undefined) {
-    const watchdog = spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null; sleep 1; rm -rf '${dataDir}'`], { stdio: "ignore", detached: true });
-    watchdog.unref();
-    children.push(watchdog);
-  }
-  return child;
-}
-
-async function until<T>(what: string, deadlineMs: number, attempt: () => Promise<T>): Promise<T> {
-  const end = Date.now() + deadlineMs;
-  let last: unknown;
-  while (Date.now() < end) {
-    try {
-      return await attempt();
-    } catch (error) {
-      last = error;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-  throw new Error(`${what} not ready after ${deadlineMs} ms: ${(last as Error)?.message ?? last}`);
-}
 
 function requireBinaries(): void {
-  const missing = ["redis-server", "etcd"].filter((binary) => spawnSync("sh", ["-c", `command -v ${binary}`]).status !== 0);
+  const missing = missingBinaries(["redis-server", "etcd"]);
   if (missing.length > 0) {
     console.error(`peers: ${missing.join(", ")} not installed; run scripts/peers.sh (Debian: redis-server, etcd-server). No numbers without them.`);
     process.exit(1);
   }
 }
 
-function version(command: string): string {
-  return (spawnSync(command, ["--version"], { encoding: "utf8" }).stdout ?? "").split("\n")[0]!.trim();
-}
-
-async function startRedis(fsync: "always" | "everysec"): Promise<{ port: number; client: () => Redis }> {
-  const dir = mkdtempSync(join(tmpdir(), `tally-peer-redis-${fsync}-`));
-  tempDirs.push(dir);
-  const port = await freePort();
-  // No config file: only these settings, RDB snapshots off so the AOF is the only persistence.
-  spawnServer("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", fsync, "--save", "", "--daemonize", "no", "--logfile", ""], join(dir, "redis.log"), dir);
-  const client = () => new Redis({ host: "127.0.0.1", port, lazyConnect: false, maxRetriesPerRequest: 2, connectTimeout: 5000, commandTimeout: 30_000 });
-  const probe = client();
-  try {
-    await until(`redis (${fsync})`, 15_000, () => probe.ping());
-  } finally {
-    probe.disconnect();
-  }
-  return { port, client };
-}
-
 async function startEtcd(members = 3): Promise<string[]> {
-  const dir = mkdtempSync(join(tmpdir(), "tally-peer-etcd-"));
-  tempDirs.push(dir);
+  const dir = peerTempDir("tally-peer-etcd-");
   const nodes = [];
   for (let i = 1; i <= members; i++) nodes.push({ name: `e${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` });
   const initialCluster = nodes.map((n) => `${n.name}=${n.peer}`).join(",");
