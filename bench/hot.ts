@@ -10,15 +10,22 @@
  *
  * Without --endpoints it starts its own cluster (8 shards, temp data dirs). At the end it checks
  * that the hot key's sum equals the adds acknowledged to it.
+ *
+ * Redis side by side (unless --no-redis; needs scripts/peers.sh): one Redis 7, appendonly yes,
+ * appendfsync everysec (--redis-fsync everysec[,always]), one connection per operation in flight:
+ * INCRBY on one key at 256 in flight (the single-node equivalent of both adds), GET of it at 16.
  */
 import { TallyClient } from "../src/client/index.js";
 import { closedLoop, parseArgs, runBenchTable, type LoadResult } from "./lib.js";
+import { killChildren, parseRedisFsyncs, redisClosedLoop, requireRedis, startRedis, type RedisPeer } from "./redis-peer.js";
 
 const args = parseArgs(process.argv.slice(2));
 const seconds = Number(args.option("seconds", "5"));
 const subCounters = Number(args.option("sub-counters", "8"));
+const redisFsyncs = args.flag("no-redis") ? [] : parseRedisFsyncs("hot", args.option("redis-fsync", "everysec"));
+if (redisFsyncs.length > 0) requireRedis("hot");
 
-async function run(endpoints: string[]): Promise<Array<{ scenario: string } & LoadResult>> {
+async function run(endpoints: string[], peers: RedisPeer[]): Promise<Array<{ scenario: string } & LoadResult>> {
   const results: Array<{ scenario: string } & LoadResult> = [];
   const client = new TallyClient({ endpoints, deadlineMs: 30_000 });
   await client.connect();
@@ -39,7 +46,19 @@ async function run(endpoints: string[]): Promise<Array<{ scenario: string } & Lo
   // The closed loop may stop counting replies that still arrive after its end: the sum is at least the count.
   console.log(JSON.stringify({ check: "hot sum >= acknowledged adds", sum: String(sum), acked: String(acked), ok: sum >= acked }));
   await client.close();
+  for (const peer of peers) {
+    const setting = `Redis, appendfsync ${peer.fsync}`;
+    report(`${setting}: INCRBY on one key, 256 in flight`, await redisClosedLoop(peer, { concurrency: 256, seconds, operation: async (redis) => (await redis.incrby(plainKey, 1), 1) }));
+    report(`${setting}: GET of that key, 16 in flight`, await redisClosedLoop(peer, { concurrency: 16, seconds, operation: async (redis) => (await redis.get(plainKey), 1) }));
+  }
   return results;
 }
 
-await runBenchTable(args.option("endpoints", ""), 8, run, ["scenario", "ops/s", "p50 ms", "p99 ms", "errors"], (r) => [r.scenario, r.perSecond, r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), r.errors]);
+const peers: RedisPeer[] = [];
+try {
+  for (const fsync of redisFsyncs) peers.push(await startRedis(fsync));
+  await runBenchTable(args.option("endpoints", ""), 8, (endpoints) => run(endpoints, peers), ["scenario", "ops/s", "p50 ms", "p99 ms", "errors"], (r) => [r.scenario, r.perSecond, r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), r.errors]);
+} finally {
+  killChildren();
+}
+process.exit(0);

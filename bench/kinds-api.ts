@@ -27,22 +27,13 @@ import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
 import { TallyClient } from "../src/client/index.js";
 import { closedLoop, parseArgs, runBenchTable, type LoadResult } from "./lib.js";
-import { killChildren, missingBinaries, startRedis, version, type RedisFsync, type RedisPeer } from "./redis-peer.js";
+import { killChildren, parseRedisFsyncs, redisClosedLoop, redisSetting, requireRedis, startRedis, version, type RedisFsync, type RedisPeer } from "./redis-peer.js";
 
 const args = parseArgs(process.argv.slice(2));
 const seconds = Number(args.option("seconds", "5"));
 const withRedis = !args.flag("no-redis");
-const redisFsyncs = args.option("redis-fsync", "everysec").split(",");
-for (const fsync of redisFsyncs) {
-  if (fsync !== "everysec" && fsync !== "always") {
-    console.error(`kinds-api: --redis-fsync takes everysec and/or always (comma-separated), not ${JSON.stringify(fsync)}`);
-    process.exit(2);
-  }
-}
-if (withRedis && missingBinaries(["redis-server"]).length > 0) {
-  console.error("kinds-api: redis-server not installed; run scripts/peers.sh (Debian: redis-server), or pass --no-redis to measure tally alone.");
-  process.exit(1);
-}
+const redisFsyncs = parseRedisFsyncs("kinds-api", args.option("redis-fsync", "everysec"));
+if (withRedis) requireRedis("kinds-api");
 
 /** The sliding-window limiter a Redis user would run: the grants of the last window are a sorted set scored by time. */
 const slidingWindowLua = `
@@ -76,15 +67,7 @@ async function run(endpoints: string[], peers: RedisPeer[]): Promise<{ rows: Row
   /** Runs the operation on one connection per worker against each Redis in turn. */
   const onRedis = async (concurrency: number, operation: RedisOperation): Promise<Array<LoadResult & { fsync: RedisFsync }>> => {
     const results = [];
-    for (const peer of peers) {
-      const connections = Array.from({ length: concurrency }, () => peer.client());
-      try {
-        await Promise.all(connections.map((c) => c.ping()));
-        results.push({ fsync: peer.fsync, ...(await loop(concurrency, (w, i) => operation(connections[w]!, w, i))) });
-      } finally {
-        for (const c of connections) c.disconnect();
-      }
-    }
+    for (const peer of peers) results.push(await redisClosedLoop(peer, { concurrency, seconds, operation }));
     return results;
   };
   /** Measures tally's side (as before), then the Redis equivalent at the same concurrency. */
@@ -170,13 +153,12 @@ async function run(endpoints: string[], peers: RedisPeer[]): Promise<{ rows: Row
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
-const redisSetting = (fsync: RedisFsync) => `redis-server, appendonly yes, appendfsync ${fsync}, RDB off, one node, one connection per operation in flight (unpipelined)`;
 const peers: RedisPeer[] = [];
 try {
-  for (const fsync of withRedis ? (redisFsyncs as RedisFsync[]) : []) peers.push(await startRedis(fsync));
+  for (const fsync of withRedis ? redisFsyncs : []) peers.push(await startRedis(fsync));
   const loadStart = loadavg().map((l) => l.toFixed(2)).join(" ");
   if (withRedis) {
-    console.log(`kinds-api: ${version("redis-server")}; ${redisFsyncs.map((f) => redisSetting(f as RedisFsync)).join("; ")}; no RedisTimeSeries module (Debian), so windowed counters are INCRBY on per-second keys`);
+    console.log(`kinds-api: ${version("redis-server")}; ${redisFsyncs.map((f) => redisSetting(f)).join("; ")}; no RedisTimeSeries module (Debian), so windowed counters are INCRBY on per-second keys`);
   }
   const ms = (r?: LoadResult) => (r ? `${r.p50Ms.toFixed(2)} / ${r.p99Ms.toFixed(2)}` : "-");
   await runBenchTable(
@@ -191,7 +173,7 @@ try {
         loadStart,
         loadEnd: loadavg().map((l) => l.toFixed(2)).join(" "),
         tally: "3 tallyd, 8 shards, 3 replicas, fsync on",
-        redis: withRedis ? { version: version("redis-server"), settings: redisFsyncs.map((f) => redisSetting(f as RedisFsync)), timeSeriesModule: false } : null,
+        redis: withRedis ? { version: version("redis-server"), settings: redisFsyncs.map((f) => redisSetting(f)), timeSeriesModule: false } : null,
         rows: rows.map((r) => ({ ...r, ratio: r.redis && r.redis.perSecond > 0 ? r.tally.perSecond / r.redis.perSecond : null })),
         notes,
       };

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Redis } from "ioredis";
 import { freePort } from "../test/support/cluster.js";
+import { closedLoop, type LoadResult } from "./lib.js";
 
 const children: ChildProcess[] = [];
 const tempDirs: string[] = [];
@@ -101,3 +102,39 @@ export async function startRedis(fsync: RedisFsync): Promise<RedisPeer> {
   }
   return { port, fsync, client };
 }
+
+/**
+ * A closed loop against one Redis with one connection per worker, so each operation is one
+ * unpipelined round trip (the same concurrency as the tally side it is compared with).
+ */
+export async function redisClosedLoop(peer: RedisPeer, options: { concurrency: number; seconds: number; operation: (redis: Redis, worker: number, i: number) => Promise<number> }): Promise<LoadResult & { fsync: RedisFsync }> {
+  const connections = Array.from({ length: options.concurrency }, () => peer.client());
+  try {
+    await Promise.all(connections.map((c) => c.ping()));
+    return { fsync: peer.fsync, ...(await closedLoop({ concurrency: options.concurrency, seconds: options.seconds, operation: (w, i) => options.operation(connections[w]!, w, i) })) };
+  } finally {
+    for (const c of connections) c.disconnect();
+  }
+}
+
+/** Parses --redis-fsync (everysec and/or always, comma-separated); exits 2 on anything else. */
+export function parseRedisFsyncs(program: string, value: string): RedisFsync[] {
+  const fsyncs = value.split(",");
+  for (const fsync of fsyncs) {
+    if (fsync !== "everysec" && fsync !== "always") {
+      console.error(`${program}: --redis-fsync takes everysec and/or always (comma-separated), not ${JSON.stringify(fsync)}`);
+      process.exit(2);
+    }
+  }
+  return fsyncs as RedisFsync[];
+}
+
+/** Exits 1 with a clear message when redis-server is missing. */
+export function requireRedis(program: string): void {
+  if (missingBinaries(["redis-server"]).length > 0) {
+    console.error(`${program}: redis-server not installed; run scripts/peers.sh (Debian: redis-server), or pass --no-redis to measure tally alone.`);
+    process.exit(1);
+  }
+}
+
+export const redisSetting = (fsync: RedisFsync) => `redis-server, appendonly yes, appendfsync ${fsync}, RDB off, one node, one connection per operation in flight (unpipelined)`;
