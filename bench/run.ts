@@ -27,8 +27,8 @@ const suites: Array<{ name: string; file: string; args: string[]; env?: Record<s
   { name: "placement: shard move, unavailability during a leader transfer and a move, routes refresh", file: "placement.ts", args: ["--counters", quick ? "100000" : "1000000"] },
   { name: "tally vs Redis 7 and etcd 3.4, same concurrency (needs scripts/peers.sh)", file: "peers.ts", args: ["--seconds", quick ? "3" : "10"] },
   { name: "counter kinds: windowed counters, rate limiter, HyperLogLog, top-K, expiry index", file: "kinds.ts", args: [], env: { SCALE: quick ? "0.2" : "1" } },
-  { name: "counter kinds through 3 tallyd processes (with Redis equivalents)", file: "kinds-api.ts", args: ["--seconds", seconds] },
-  { name: "hot counters: one plain key vs one key spread over 8 shards, and the summed read", file: "hot.ts", args: ["--seconds", seconds] },
+  { name: "counter kinds through 3 tallyd processes, each beside its Redis 7 equivalent (appendfsync everysec, needs scripts/peers.sh)", file: "kinds-api.ts", args: ["--seconds", seconds] },
+  { name: "hot counters: one plain key vs one key spread over 8 shards, and the summed read; Redis INCRBY/GET on one key beside them", file: "hot.ts", args: ["--seconds", seconds] },
 ];
 
 const header = [
