@@ -7,8 +7,12 @@
  *   - one hot key receiving everything (256 in flight through the client)
  *
  *   npx tsx bench/counter-api.ts [--seconds 5] [--endpoints a,b,c] [--json out.json]
+ *       [--only batch,pipeline,unary,latency,hot] [--keys 100000] [--cpu-prof DIR]
  *
  * Without --endpoints it starts its own cluster (cluster.yaml's timing, temp data dirs).
+ * `--only` runs a subset of the scenarios; `--cpu-prof DIR` starts every tallyd with --cpu-prof
+ * and stops them with SIGTERM at the end so each writes its .cpuprofile into DIR (profile the
+ * generator itself with NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR").
  */
 import { writeFileSync } from "node:fs";
 import { TallyClient } from "../src/client/index.js";
@@ -20,6 +24,10 @@ import { closedLoop, openLoop, parseArgs, type LoadResult } from "./lib.js";
 const args = parseArgs(process.argv.slice(2));
 const seconds = Number(args.option("seconds", "5"));
 const keyCount = Number(args.option("keys", "100000"));
+const SCENARIOS = ["batch", "pipeline", "unary", "latency", "hot"] as const;
+const only = args.option("only", SCENARIOS.join(",")).split(",");
+for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`--only: unknown scenario ${JSON.stringify(name)} (known: ${SCENARIOS.join(", ")})`);
+const runs = (name: (typeof SCENARIOS)[number]) => only.includes(name);
 
 /**
  * Unary Add calls straight to each shard's leader, as a plain gRPC user would make them (no
@@ -62,7 +70,7 @@ export async function runCounterApiBench(endpoints: string[], seconds: number): 
   };
   const key = (i: number) => `k${i % keyCount}`;
 
-  {
+  if (runs("batch")) {
     const client = new TallyClient({ endpoints, deadlineMs: 30_000 });
     await client.connect();
     let next = 0;
@@ -81,7 +89,7 @@ export async function runCounterApiBench(endpoints: string[], seconds: number): 
     await client.close();
   }
 
-  {
+  if (runs("pipeline")) {
     const client = new TallyClient({ endpoints, batchWindowMs: 0, deadlineMs: 30_000 });
     await client.connect();
     report(
@@ -91,7 +99,7 @@ export async function runCounterApiBench(endpoints: string[], seconds: number): 
     await client.close();
   }
 
-  {
+  if (runs("unary")) {
     const unary = await connectUnaryAdd(endpoints);
     report(
       "unary Add, 64 in flight",
@@ -100,7 +108,7 @@ export async function runCounterApiBench(endpoints: string[], seconds: number): 
     unary.close();
   }
 
-  {
+  if (runs("latency")) {
     const client = new TallyClient({ endpoints, batchWindowMs: 0 });
     await client.connect();
     report("single Add at 1,000/s offered (open loop)", await openLoop({ rate: 1000, seconds, operation: (i) => client.add(key(i), 1n) }));
@@ -108,7 +116,7 @@ export async function runCounterApiBench(endpoints: string[], seconds: number): 
     await client.close();
   }
 
-  {
+  if (runs("hot")) {
     const client = new TallyClient({ endpoints, deadlineMs: 30_000 });
     await client.connect();
     report("one hot key, 256 in flight (client auto-batching on)", await closedLoop({ concurrency: 256, seconds, operation: async () => (await client.add("hot", 1n), 1) }));
@@ -120,7 +128,9 @@ export async function runCounterApiBench(endpoints: string[], seconds: number): 
 async function main(): Promise<void> {
   const given = args.option("endpoints", "");
   let cluster: TestCluster | undefined;
-  const endpoints = given ? given.split(",") : (cluster = await TestCluster.start({ nodes: 3, shards: 8 })).endpoints();
+  const profileDir = args.option("cpu-prof", "");
+  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const endpoints = given ? given.split(",") : (cluster = await TestCluster.start({ nodes: 3, shards: 8, nodeArgs })).endpoints();
   try {
     const results = await runCounterApiBench(endpoints, seconds);
     console.log("\n| scenario | ops/s | increments/s | p50 ms | p99 ms | p99.9 ms | errors | generator CPU |");
@@ -131,6 +141,8 @@ async function main(): Promise<void> {
     const out = args.option("json", "");
     if (out) writeFileSync(out, JSON.stringify(results, null, 2));
   } finally {
+    // A node writes its CPU profile only when it exits by itself, so stop (SIGTERM) before destroy.
+    if (cluster && profileDir) for (const id of [1, 2, 3]) await cluster.stop(id).catch((error: unknown) => console.error(String(error)));
     await cluster?.destroy();
   }
 }

@@ -31,6 +31,7 @@ import type { MetaController } from "./meta-controller.js";
 import { decodeBody, encodeBody, type NodeReport, type ShardChangeRequest } from "./meta-wire.js";
 import type { Logger } from "../util/log.js";
 import { tallyProto } from "../api/proto.js";
+import { decodePackedAdds, encodePackedResults } from "../api/packed-batch.js";
 import { toServiceError, errorInfoOf, failStream } from "./errors.js";
 import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
@@ -153,6 +154,10 @@ export class CounterApi {
 
   async addBatch(request: Json): Promise<Json> {
     const rawOps: Json[] = Array.isArray(request.ops) ? request.ops : [];
+    if (request.packedAdds instanceof Uint8Array && request.packedAdds.length > 0) {
+      if (rawOps.length > 0) throw new InvalidArgumentError("a batch gives ops or packed_adds, not both");
+      return this.packedAddBatch(request.header, request.packedAdds);
+    }
     if (rawOps.length === 0) throw new InvalidArgumentError("ops: a batch needs at least one operation");
     if (rawOps.length > this.node.config.limits.maxBatchOps) {
       throw new InvalidArgumentError(`ops: ${rawOps.length} operations exceed the batch limit of ${this.node.config.limits.maxBatchOps}`);
@@ -173,6 +178,15 @@ export class CounterApi {
       replies[i] = reply;
     }
     return { results: replies, fence: fence(term, index) };
+  }
+
+  /** An add-only batch in packed form (src/api/packed-batch.ts): the same command, packed results. */
+  private async packedAddBatch(header: Json | undefined, packed: Uint8Array): Promise<Json> {
+    const adds = decodePackedAdds(packed, this.limits());
+    const ops: CounterOp[] = new Array(adds.length);
+    for (let i = 0; i < adds.length; i++) ops[i] = { kind: "add", key: adds[i]!.key, delta: adds[i]!.delta };
+    const { results, term, index } = await this.mutate(header, ops);
+    return { packedResults: encodePackedResults(results), fence: fence(term, index) };
   }
 
   async get(request: Json): Promise<Json> {
