@@ -87,10 +87,12 @@ export class CounterApi {
     };
   }
 
-  private async mutate(headerRaw: Json | undefined, ops: CounterOp[]): Promise<{ results: OpResult[]; term: number; index: number }> {
+  /** `packedAdds`: the packed bytes `ops` were decoded from, which the Raft entry then carries as they are. */
+  private async mutate(headerRaw: Json | undefined, ops: CounterOp[], packedAdds?: Uint8Array): Promise<{ results: OpResult[]; term: number; index: number }> {
     const header = this.header(headerRaw);
     const command: Command = { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops };
     if (header.epoch !== 0) command.epoch = header.epoch;
+    if (packedAdds !== undefined) command.packedAdds = packedAdds;
     validateCommand(command, this.limits());
     if (this.hot().size > 0) refuseHotMutations(this.hotIndex, ops);
     const replica = this.node.route(header.shardId, header.epoch, ops.map((op) => op.key));
@@ -182,10 +184,8 @@ export class CounterApi {
 
   /** An add-only batch in packed form (src/api/packed-batch.ts): the same command, packed results. */
   private async packedAddBatch(header: Json | undefined, packed: Uint8Array): Promise<Json> {
-    const adds = decodePackedAdds(packed, this.limits());
-    const ops: CounterOp[] = new Array(adds.length);
-    for (let i = 0; i < adds.length; i++) ops[i] = { kind: "add", key: adds[i]!.key, delta: adds[i]!.delta };
-    const { results, term, index } = await this.mutate(header, ops);
+    const ops: CounterOp[] = decodePackedAdds(packed, this.limits());
+    const { results, term, index } = await this.mutate(header, ops, packed);
     return { packedResults: encodePackedResults(results), fence: fence(term, index) };
   }
 
