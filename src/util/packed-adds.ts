@@ -68,6 +68,27 @@ export function decodePackedAdds(bytes: Uint8Array, limits: { maxOps: number; ma
   return ops;
 }
 
+/**
+ * The keys of packed bytes, read leniently for access checks that run before validation: where
+ * the bytes stop making sense (an empty or truncated op), `malformed` stands for the rest, so a
+ * check that covers every key listed covers the request. Such a request fails decoding anyway.
+ */
+export function packedAddKeys(bytes: Uint8Array, malformed: Uint8Array): Uint8Array[] {
+  const keys: Uint8Array[] = [];
+  let at = 0;
+  while (at < bytes.length) {
+    const keyLength = at + KEY_LENGTH_BYTES <= bytes.length ? (bytes[at]! << 8) | bytes[at + 1]! : 0;
+    const end = at + KEY_LENGTH_BYTES + keyLength + DELTA_BYTES;
+    if (keyLength === 0 || end > bytes.length) {
+      keys.push(malformed);
+      break;
+    }
+    keys.push(bytes.subarray(at + KEY_LENGTH_BYTES, at + KEY_LENGTH_BYTES + keyLength));
+    at = end;
+  }
+  return keys;
+}
+
 /** The op count of packed bytes already accepted by decodePackedAdds (for metrics). */
 export function countPackedAdds(bytes: Uint8Array): number {
   let count = 0;
