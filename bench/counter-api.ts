@@ -19,7 +19,7 @@ import { TallyClient } from "../src/client/index.js";
 import { slotOf } from "../src/meta/slots.js";
 import { TestCluster } from "../test/support/cluster.js";
 import { RawNodeClient, leaderClient } from "../test/support/raw-client.js";
-import { closedLoop, openLoop, parseArgs, type LoadResult } from "./lib.js";
+import { closedLoop, openLoop, parseArgs, procCpuSeconds, type LoadResult } from "./lib.js";
 
 const args = parseArgs(process.argv.slice(2));
 const seconds = Number(args.option("seconds", "5"));
@@ -62,7 +62,7 @@ export async function connectUnaryAdd(endpoints: string[], shards = 8): Promise<
   };
 }
 
-export async function runCounterApiBench(endpoints: string[], seconds: number): Promise<Array<{ scenario: string } & LoadResult>> {
+export async function runCounterApiBench(endpoints: string[], seconds: number, cpuProbe?: () => number): Promise<Array<{ scenario: string } & LoadResult>> {
   const results: Array<{ scenario: string } & LoadResult> = [];
   const report = (scenario: string, result: LoadResult) => {
     results.push({ scenario, ...result });
@@ -79,6 +79,7 @@ export async function runCounterApiBench(endpoints: string[], seconds: number): 
       await closedLoop({
         concurrency: 4,
         seconds,
+        cpuProbe,
         operation: async () => {
           const ops = Array.from({ length: 10_000 }, () => ({ key: key(next++ * 7919), delta: 1n }));
           await client.addBatch(ops);
@@ -94,7 +95,7 @@ export async function runCounterApiBench(endpoints: string[], seconds: number): 
     await client.connect();
     report(
       "Pipeline single adds, 256 in flight",
-      await closedLoop({ concurrency: 256, seconds, operation: async (w, i) => (await client.add(key(w * 100_003 + i), 1n), 1) }),
+      await closedLoop({ concurrency: 256, seconds, cpuProbe, operation: async (w, i) => (await client.add(key(w * 100_003 + i), 1n), 1) }),
     );
     await client.close();
   }
@@ -119,7 +120,7 @@ export async function runCounterApiBench(endpoints: string[], seconds: number): 
   if (runs("hot")) {
     const client = new TallyClient({ endpoints, deadlineMs: 30_000 });
     await client.connect();
-    report("one hot key, 256 in flight (client auto-batching on)", await closedLoop({ concurrency: 256, seconds, operation: async () => (await client.add("hot", 1n), 1) }));
+    report("one hot key, 256 in flight (client auto-batching on)", await closedLoop({ concurrency: 256, seconds, cpuProbe, operation: async () => (await client.add("hot", 1n), 1) }));
     await client.close();
   }
   return results;
@@ -132,11 +133,13 @@ async function main(): Promise<void> {
   const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
   const endpoints = given ? given.split(",") : (cluster = await TestCluster.start({ nodes: 3, shards: 8, nodeArgs })).endpoints();
   try {
-    const results = await runCounterApiBench(endpoints, seconds);
-    console.log("\n| scenario | ops/s | increments/s | p50 ms | p99 ms | p99.9 ms | errors | generator CPU |");
-    console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    // With its own cluster, the closed-loop scenarios also report CPU per increment (nodes + generator).
+    const pids = cluster ? [...cluster.processes.values()].map((child) => child.pid!) : [];
+    const results = await runCounterApiBench(endpoints, seconds, cluster ? () => procCpuSeconds(pids) : undefined);
+    console.log("\n| scenario | ops/s | increments/s | p50 ms | p99 ms | p99.9 ms | errors | generator CPU | CPU µs per increment |");
+    console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
     for (const r of results) {
-      console.log(`| ${r.scenario} | ${r.perSecond} | ${r.unitsPerSecond} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.p999Ms.toFixed(2)} | ${r.errors} | ${r.generatorCpuPercent}% |`);
+      console.log(`| ${r.scenario} | ${r.perSecond} | ${r.unitsPerSecond} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.p999Ms.toFixed(2)} | ${r.errors} | ${r.generatorCpuPercent}% | ${r.cpuUsPerUnit ?? "-"} |`);
     }
     const out = args.option("json", "");
     if (out) writeFileSync(out, JSON.stringify(results, null, 2));
