@@ -220,3 +220,26 @@ export async function runBenchTable<Row>(endpoints: string, shards: number, run:
     await cluster?.destroy();
   }
 }
+
+/** Median CPU ms of `before` and of `after` over `rounds` interleaved rounds, after a warm-up (in-process A/B). */
+export function interleavedCpuMedians(before: () => unknown, after: () => unknown, rounds: number): { beforeMs: number; afterMs: number } {
+  const cpuMs = (run: () => unknown) => {
+    const start = process.cpuUsage();
+    run();
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / 1000;
+  };
+  const timesBefore: number[] = [];
+  const timesAfter: number[] = [];
+  for (let r = 0; r < warmupRounds(rounds); r++) (before(), after());
+  for (let r = 0; r < rounds; r++) {
+    timesBefore.push(cpuMs(before));
+    timesAfter.push(cpuMs(after));
+  }
+  const median = (xs: number[]) => xs.sort((x, y) => x - y)[xs.length >> 1]!;
+  return { beforeMs: median(timesBefore), afterMs: median(timesAfter) };
+}
+
+export function warmupRounds(rounds: number): number {
+  return Math.max(5, rounds >> 2);
+}

@@ -9,12 +9,11 @@
  *   npx tsx bench/packed-batch.ts [--rounds 40]
  */
 import { Packr } from "msgpackr";
-import { cpuUsage } from "node:process";
 import { decodePackedAdds, decodePackedResults, encodePackedAddsField, encodePackedResults } from "../src/api/packed-batch.js";
 import { tallyProto } from "../src/api/proto.js";
 import { int64Wire } from "../src/client/values.js";
 import { decodeEntry, encodeEntry, validateEntry, type Command, type CounterOp } from "../src/shard/commands.js";
-import { parseArgs } from "./lib.js";
+import { interleavedCpuMedians, parseArgs, warmupRounds } from "./lib.js";
 
 const rounds = Number(parseArgs(process.argv.slice(2)).option("rounds", "40"));
 const OPS = 10_000;
@@ -84,27 +83,12 @@ for (let i = 0; i < OPS; i += 997) {
   if (a.delta !== b.delta || !Buffer.from(a.key).equals(Buffer.from(b.key))) throw new Error(`op ${i} differs between the forms`);
 }
 
-function cpuMs(run: () => unknown): number {
-  const start = cpuUsage();
-  run();
-  const used = cpuUsage(start);
-  return (used.user + used.system) / 1000;
-}
-
-console.log(`per 10,000-op batch, median CPU ms of ${rounds} interleaved rounds (after ${Math.max(5, rounds >> 2)} warm-up rounds)`);
+console.log(`per 10,000-op batch, median CPU ms of ${rounds} interleaved rounds (after ${warmupRounds(rounds)} warm-up rounds)`);
 console.log(`request bytes: ops ${opsRequest.length}, packed ${packedRequest.length}; reply bytes: results ${opsReply.length}, packed ${packedReply.length}; entry bytes: arrays ${arraysEntryBytes.length}, packed ${packedEntryBytes.length}`);
 let totalBefore = 0;
 let totalAfter = 0;
 for (const c of cases) {
-  const before: number[] = [];
-  const after: number[] = [];
-  for (let r = 0; r < Math.max(5, rounds >> 2); r++) (c.before(), c.after());
-  for (let r = 0; r < rounds; r++) {
-    before.push(cpuMs(c.before));
-    after.push(cpuMs(c.after));
-  }
-  const median = (xs: number[]) => xs.sort((x, y) => x - y)[xs.length >> 1]!;
-  const [b, a] = [median(before), median(after)];
+  const { beforeMs: b, afterMs: a } = interleavedCpuMedians(c.before, c.after, rounds);
   totalBefore += b;
   totalAfter += a;
   console.log(`${c.name.padEnd(44)} before ${b.toFixed(2).padStart(7)}  after ${a.toFixed(2).padStart(7)}  (${(b / a).toFixed(1)}x)`);
