@@ -3,6 +3,7 @@
  * exact at the int64 edges, canonical, and every malformed input refused with a clear error. Also
  * the same bytes inside a shard's Raft entry (src/shard/commands.ts) and through the real proto.
  */
+import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import { tallyProto } from "../../src/api/proto.js";
 import { decodePackedResults, encodePackedAddsField, encodePackedResults, PACKED_RESULT_BYTES } from "../../src/api/packed-batch.js";
@@ -149,6 +150,14 @@ describe("through the proto and the Raft entry", () => {
     }
     expect(caught).toBeInstanceOf(InvalidArgumentError);
     expect((caught as Error).message).toMatch(/^commands\[0\] packed ops: packed_adds: ops\[1\] is truncated/);
+  });
+
+  it("an entry of plain adds in the form written before (msgpack op arrays) still decodes", () => {
+    const packr = new Packr({ useRecords: false, int64AsType: "bigint", moreTypes: false, mapsAsObjects: true });
+    const old = Uint8Array.from(packr.pack([7, [[2, 3, 2, 1, [[0, Buffer.from("a"), 5], [0, Buffer.from("b"), INT64_MIN]], 4]]]));
+    const command = decodeEntry(old).commands[0] as Extract<Command, { type: "mutate" }>;
+    expect(command).toMatchObject({ type: "mutate", clientId: 3, seq: 2, firstUnackedSeq: 1, epoch: 4 });
+    expect(command.ops.map((op) => [Buffer.from(op.key).toString(), (op as { delta: bigint }).delta])).toEqual([["a", 5n], ["b", INT64_MIN]]);
   });
 
   it("floors, TTLs and single ops keep the msgpack form", () => {
