@@ -4,6 +4,7 @@
  * behind coordinated omission), HDR histograms, and the generator's own CPU use.
  */
 import hdr from "hdr-histogram-js";
+import { readFileSync } from "node:fs";
 import { TestCluster } from "../test/support/cluster.js";
 
 export type Histogram = ReturnType<typeof hdr.build>;
@@ -24,7 +25,26 @@ export interface LoadResult {
   p999Ms: number;
   maxMs: number;
   generatorCpuPercent: number;
+  /** With a cpuProbe: CPU seconds the processes under test used in the window. */
+  serverCpuSeconds?: number;
+  /**
+   * With a cpuProbe: CPU microseconds per unit, servers plus generator. On a shared machine this
+   * moves far less with other load than throughput does, so it is what an A/B should compare.
+   */
+  cpuUsPerUnit?: number;
   firstError?: string;
+}
+
+/** CPU seconds (user + system) the processes used so far, from /proc/<pid>/stat (Linux; 100 ticks/s). */
+export function procCpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    ticks += Number(fields[11]) + Number(fields[12]);
+  }
+  return ticks / 100;
 }
 
 function summarize(histogram: Histogram, operations: number, units: number, errors: number, seconds: number, cpuMicros: number, firstError?: string): LoadResult {
@@ -48,7 +68,14 @@ function summarize(histogram: Histogram, operations: number, units: number, erro
  * Closed loop: `concurrency` workers each run `operation` back to back for `seconds` (after a
  * warm-up). `operation` returns how many units (e.g. increments) it carried.
  */
-export async function closedLoop(options: { concurrency: number; seconds: number; warmupSeconds?: number; operation: (worker: number, i: number) => Promise<number> }): Promise<LoadResult> {
+export async function closedLoop(options: {
+  concurrency: number;
+  seconds: number;
+  warmupSeconds?: number;
+  operation: (worker: number, i: number) => Promise<number>;
+  /** CPU seconds used so far by the processes under test (procCpuSeconds), sampled with the window. */
+  cpuProbe?: () => number;
+}): Promise<LoadResult> {
   const { concurrency, seconds, operation } = options;
   const warmupSeconds = options.warmupSeconds ?? 1;
   const histogram = newHistogram();
@@ -69,7 +96,9 @@ export async function closedLoop(options: { concurrency: number; seconds: number
     measuring = true;
     measureStart = Date.now();
     cpuStart = process.cpuUsage();
+    probeStart = options.cpuProbe?.() ?? 0;
   };
+  let probeStart = 0;
   const warmupTimer = setTimeout(openWindow, warmupSeconds * 1000);
   await Promise.all(
     Array.from({ length: concurrency }, async (_, worker) => {
@@ -93,7 +122,12 @@ export async function closedLoop(options: { concurrency: number; seconds: number
   clearTimeout(warmupTimer);
   const elapsed = (Date.now() - (measureStart || warmupEnd)) / 1000;
   const cpu = process.cpuUsage(cpuStart);
-  return summarize(histogram, operations, units, errors, elapsed, cpu.user + cpu.system, firstError);
+  const result = summarize(histogram, operations, units, errors, elapsed, cpu.user + cpu.system, firstError);
+  if (options.cpuProbe !== undefined && units > 0) {
+    result.serverCpuSeconds = Number((options.cpuProbe() - probeStart).toFixed(2));
+    result.cpuUsPerUnit = Number((((result.serverCpuSeconds + (cpu.user + cpu.system) / 1e6) / units) * 1e6).toFixed(2));
+  }
+  return result;
 }
 
 /**
@@ -185,4 +219,27 @@ export async function runBenchTable<Row>(endpoints: string, shards: number, run:
   } finally {
     await cluster?.destroy();
   }
+}
+
+/** Median CPU ms of `before` and of `after` over `rounds` interleaved rounds, after a warm-up (in-process A/B). */
+export function interleavedCpuMedians(before: () => unknown, after: () => unknown, rounds: number): { beforeMs: number; afterMs: number } {
+  const cpuMs = (run: () => unknown) => {
+    const start = process.cpuUsage();
+    run();
+    const used = process.cpuUsage(start);
+    return (used.user + used.system) / 1000;
+  };
+  const timesBefore: number[] = [];
+  const timesAfter: number[] = [];
+  for (let r = 0; r < warmupRounds(rounds); r++) (before(), after());
+  for (let r = 0; r < rounds; r++) {
+    timesBefore.push(cpuMs(before));
+    timesAfter.push(cpuMs(after));
+  }
+  const median = (xs: number[]) => xs.sort((x, y) => x - y)[xs.length >> 1]!;
+  return { beforeMs: median(timesBefore), afterMs: median(timesAfter) };
+}
+
+export function warmupRounds(rounds: number): number {
+  return Math.max(5, rounds >> 2);
 }

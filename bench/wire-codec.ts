@@ -7,12 +7,11 @@
  *
  *   npx tsx bench/wire-codec.ts [--rounds 40]
  */
-import { cpuUsage } from "node:process";
 import { tallyProto } from "../src/api/proto.js";
 import { int64Wire } from "../src/client/values.js";
 import { ByteWriter } from "../src/shard/binary.js";
 import { encodeCounterRecord } from "../src/shard/state-machine.js";
-import { parseArgs } from "./lib.js";
+import { interleavedCpuMedians, parseArgs, warmupRounds } from "./lib.js";
 
 const rounds = Number(parseArgs(process.argv.slice(2)).option("rounds", "40"));
 const OPS = 10_000;
@@ -74,23 +73,8 @@ for (const c of cases) {
   if (typeof a === "number" ? a !== b : !(a as Buffer).equals(b as Buffer)) throw new Error(`${c.name}: before and after differ`);
 }
 
-function cpuMs(run: () => unknown): number {
-  const start = cpuUsage();
-  run();
-  const used = cpuUsage(start);
-  return (used.user + used.system) / 1000;
-}
-
-console.log(`per 10,000 ops, median CPU ms of ${rounds} interleaved rounds (after ${Math.max(5, rounds >> 2)} warm-up rounds)`);
+console.log(`per 10,000 ops, median CPU ms of ${rounds} interleaved rounds (after ${warmupRounds(rounds)} warm-up rounds)`);
 for (const c of cases) {
-  const before: number[] = [];
-  const after: number[] = [];
-  for (let r = 0; r < Math.max(5, rounds >> 2); r++) (c.before(), c.after());
-  for (let r = 0; r < rounds; r++) {
-    before.push(cpuMs(c.before));
-    after.push(cpuMs(c.after));
-  }
-  const median = (xs: number[]) => xs.sort((x, y) => x - y)[xs.length >> 1]!;
-  const [b, a] = [median(before), median(after)];
+  const { beforeMs: b, afterMs: a } = interleavedCpuMedians(c.before, c.after, rounds);
   console.log(`${c.name.padEnd(48)} before ${b.toFixed(2).padStart(7)}  after ${a.toFixed(2).padStart(7)}  (${(b / a).toFixed(1)}x)`);
 }

@@ -157,6 +157,8 @@ export interface BatchOpMessage {
 export interface BatchRequestMessage {
   header: RequestHeaderMessage | null;
   ops: BatchOpMessage[];
+  /** An add-only batch in packed form (src/api/packed-batch.ts), instead of ops. */
+  packedAdds?: Buffer;
 }
 export interface OpResultMessage {
   value: Int64String;
@@ -169,6 +171,8 @@ export interface OpResultMessage {
 export interface BatchResponseMessage {
   results: OpResultMessage[];
   fence: FenceMessage | null;
+  /** The results of a packed_adds request (src/api/packed-batch.ts), instead of results. */
+  packedResults?: Buffer;
 }
 
 export type ConsistencyName = "LINEARIZABLE" | "STALE";

@@ -49,6 +49,7 @@ import { HOT_READ_REFUSED, HOT_SUB_COUNTERS_MAX, hotSubKey } from "../meta/hot.j
 import { HyperLogLog } from "../shard/kinds/hll.js";
 import { mergeAggregates, mergeTopK, TOP_K_MAX } from "../shard/kinds/topk.js";
 import { ShardSession } from "./session.js";
+import { decodePackedResults, encodePackedAddsField, type PackedResult } from "../api/packed-batch.js";
 import { clientTlsCredentials, type ClientTlsOptions } from "../util/tls.js";
 import {
   BATCH_OPS_MAX,
@@ -1340,6 +1341,26 @@ export class TallyClient {
       entries[0]!.waiter.resolve({ value: wireBigInt(mutation.value), version: wireBigInt(mutation.version), fence: fenceFromMessage(mutation.fence) });
       return;
     }
+    const packed = response.result === "batch" ? response.batch?.packedResults : undefined;
+    if (packed !== undefined && packed.length > 0) {
+      let results: PackedResult[];
+      try {
+        results = decodePackedResults(packed, entries.length);
+      } catch (error) {
+        return this.failUnit(unit, new TallyError("INTERNAL", `malformed reply for ${entries.length} ops: ${messageOf(error)}`), true);
+      }
+      const fence = fenceFromMessage(response.batch!.fence);
+      this.releaseSeq(unit);
+      // Every op of one request changes its counter at the same log index: one bigint serves them.
+      let version = -1;
+      let versionBig = 0n;
+      for (let i = 0; i < results.length; i++) {
+        const result = results[i]!;
+        if (result.version !== version) versionBig = BigInt((version = result.version));
+        entries[i]!.waiter.resolve({ value: result.value, version: versionBig, fence });
+      }
+      return;
+    }
     if (response.result === "batch" && response.batch !== undefined && response.batch.results.length === entries.length) {
       const fence = fenceFromMessage(response.batch.fence);
       this.releaseSeq(unit);
@@ -2208,6 +2229,10 @@ function itemsOf(items: Key[]): Buffer[] {
 
 /** One op travels as its own request kind; several as a BatchRequest. Same input, same request. */
 function buildMutationRequest(entries: UnitEntry[], header: RequestHeaderMessage): [PipelineOpName, PipelineOps[PipelineOpName]] {
+  // Plain adds (no floor, no TTL) travel packed: one bytes field instead of a message per op.
+  if (entries.length > 1 && entries.every((entry) => entry.op.kind === "add" && entry.op.floor === undefined && entry.op.ttlMs === 0n)) {
+    return ["batch", { header, ops: [], packedAdds: encodePackedAddsField(entries.map((entry) => entry.op)) }];
+  }
   // The kinds' ops exist only as BatchOps: one of them alone is a batch of one.
   if (entries.length > 1 || !SINGLE_REQUEST_KINDS.has(entries[0]!.op.kind)) {
     return ["batch", { header, ops: entries.map((entry) => batchOpMessage(entry.op)) }];

@@ -14,6 +14,7 @@ import { readFileSync } from "node:fs";
 import type { PeerCertificate } from "node:tls";
 import { errorToErrorInfo, type ErrorInfo } from "../api/error-details.js";
 import { tokenDigest } from "../util/auth-token.js";
+import { packedAddKeys } from "../util/packed-adds.js";
 import { PermissionDeniedError, TallyError, UnauthenticatedError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { nodeIdOfCertificate } from "../util/tls.js";
@@ -249,7 +250,8 @@ function keysOf(raw: unknown): Uint8Array[] {
 
 /**
  * The access a CounterService request needs, read from the decoded protobuf message the same way
- * the request decoders in grpc-service.ts read it (`key`, `keys`, `prefix`, `ops[i][ops[i].op].key`).
+ * the request decoders in grpc-service.ts read it (`key`, `keys`, `prefix`, `ops[i][ops[i].op].key`,
+ * the keys inside `packed_adds`).
  * A method without a rule here needs admin: new RPCs are closed until someone decides.
  */
 export function counterAccess(method: string, request: Json | undefined): Access {
@@ -262,7 +264,10 @@ export function counterAccess(method: string, request: Json | undefined): Access
       return { kind: "keys", role: "write", keys: [keyOf(r.key)] };
     case "addBatch": {
       const ops: Json[] = Array.isArray(r.ops) ? r.ops : [];
-      return { kind: "keys", role: "write", keys: ops.map((op) => keyOf(op?.op === undefined ? undefined : op[op.op]?.key)), batch: true };
+      const keys = ops.map((op) => keyOf(op?.op === undefined ? undefined : op[op.op]?.key));
+      // The packed form (BatchRequest.packed_adds) names its keys inside the bytes; op i is keys[i].
+      if (r.packedAdds instanceof Uint8Array && r.packedAdds.length > 0) keys.push(...packedAddKeys(r.packedAdds, ANY_KEY));
+      return { kind: "keys", role: "write", keys, batch: true };
     }
     case "registerSession":
     case "keepAlive":

@@ -31,6 +31,7 @@ import type { MetaController } from "./meta-controller.js";
 import { decodeBody, encodeBody, type NodeReport, type ShardChangeRequest } from "./meta-wire.js";
 import type { Logger } from "../util/log.js";
 import { tallyProto } from "../api/proto.js";
+import { decodePackedAdds, encodePackedResults } from "../api/packed-batch.js";
 import { toServiceError, errorInfoOf, failStream } from "./errors.js";
 import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
@@ -86,10 +87,12 @@ export class CounterApi {
     };
   }
 
-  private async mutate(headerRaw: Json | undefined, ops: CounterOp[]): Promise<{ results: OpResult[]; term: number; index: number }> {
+  /** `packedAdds`: the packed bytes `ops` were decoded from, which the Raft entry then carries as they are. */
+  private async mutate(headerRaw: Json | undefined, ops: CounterOp[], packedAdds?: Uint8Array): Promise<{ results: OpResult[]; term: number; index: number }> {
     const header = this.header(headerRaw);
     const command: Command = { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops };
     if (header.epoch !== 0) command.epoch = header.epoch;
+    if (packedAdds !== undefined) command.packedAdds = packedAdds;
     validateCommand(command, this.limits());
     if (this.hot().size > 0) refuseHotMutations(this.hotIndex, ops);
     const replica = this.node.route(header.shardId, header.epoch, ops.map((op) => op.key));
@@ -153,6 +156,10 @@ export class CounterApi {
 
   async addBatch(request: Json): Promise<Json> {
     const rawOps: Json[] = Array.isArray(request.ops) ? request.ops : [];
+    if (request.packedAdds instanceof Uint8Array && request.packedAdds.length > 0) {
+      if (rawOps.length > 0) throw new InvalidArgumentError("a batch gives ops or packed_adds, not both");
+      return this.packedAddBatch(request.header, request.packedAdds);
+    }
     if (rawOps.length === 0) throw new InvalidArgumentError("ops: a batch needs at least one operation");
     if (rawOps.length > this.node.config.limits.maxBatchOps) {
       throw new InvalidArgumentError(`ops: ${rawOps.length} operations exceed the batch limit of ${this.node.config.limits.maxBatchOps}`);
@@ -173,6 +180,13 @@ export class CounterApi {
       replies[i] = reply;
     }
     return { results: replies, fence: fence(term, index) };
+  }
+
+  /** An add-only batch in packed form (src/api/packed-batch.ts): the same command, packed results. */
+  private async packedAddBatch(header: Json | undefined, packed: Uint8Array): Promise<Json> {
+    const ops: CounterOp[] = decodePackedAdds(packed, this.limits());
+    const { results, term, index } = await this.mutate(header, ops, packed);
+    return { packedResults: encodePackedResults(results), fence: fence(term, index) };
   }
 
   async get(request: Json): Promise<Json> {

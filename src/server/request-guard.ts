@@ -8,6 +8,7 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import { decodeServiceError } from "../api/error-details.js";
+import { countPackedAdds } from "../api/packed-batch.js";
 import { OverloadedError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { errorInfoOf, toServiceError } from "./errors.js";
@@ -81,6 +82,7 @@ export function countOps(rpc: string, request: Json | undefined, count: (kind: s
   const single = SINGLE_OP_KINDS[rpc];
   if (single !== undefined) return count(single, 1);
   if (rpc !== "addBatch" && rpc !== "Pipeline.batch") return;
+  if (request?.packedAdds instanceof Uint8Array && request.packedAdds.length > 0) return count("add", countPackedAdds(request.packedAdds));
   const ops: Json[] = Array.isArray(request?.ops) ? request.ops : [];
   const kinds = new Map<string, number>();
   for (const op of ops) {

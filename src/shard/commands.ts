@@ -10,6 +10,10 @@
  *   keepalive [1, clientId]
  *   mutate    [2, clientId, seq, firstUnackedSeq, [op, ...]] | [..., epoch]  (epoch: the shard epoch
  *             the client routed by; 0 or absent = not checked)
+ *             or [2, clientId, seq, firstUnackedSeq, packed] | [..., epoch] when there are two or
+ *             more ops and every one is a plain add (no floor, no TTL): `packed` is binary in the form of src/util/packed-adds.ts,
+ *             the bytes a client's packed AddBatch carried (one encoding per batch, so the bytes
+ *             are the same whichever way the command was built)
  *   add       [0, key, delta] | [0, key, delta, floor] | [0, key, delta, floor | nil, ttlMs]
  *   set       [1, key, value] | [1, key, value, ttlMs]
  *   reset     [2, key]
@@ -24,6 +28,7 @@ import { Packr } from "msgpackr";
 import { assert, unreachable } from "../util/assert.js";
 import { InvalidArgumentError, type ErrorCode } from "../util/errors.js";
 import { INT64_MAX, INT64_MIN } from "./binary.js";
+import { decodePackedAdds, encodePackedAdds, PACKED_KEY_BYTES_MAX, type PackedAdd } from "../util/packed-adds.js";
 import { ITEM_BYTES_MAX } from "./kinds/hll.js";
 import { ENTRIES_MAX, WINDOW_MS_MAX } from "./kinds/ratelimit.js";
 
@@ -56,7 +61,20 @@ export type Command =
   | { type: "register" }
   | { type: "keepalive"; clientId: number }
   /** All ops or none. firstUnackedSeq: the client holds replies for every seq below it. */
-  | { type: "mutate"; clientId: number; seq: number; firstUnackedSeq: number; ops: CounterOp[]; epoch?: number };
+  | {
+      type: "mutate";
+      clientId: number;
+      seq: number;
+      firstUnackedSeq: number;
+      ops: CounterOp[];
+      epoch?: number;
+      /**
+       * The ops in packed form (src/util/packed-adds.ts) when the request carried them so: the
+       * entry takes these bytes as they are. Invariant: `ops` is exactly their decoding. Only an
+       * encoding shortcut: decoding never sets it.
+       */
+      packedAdds?: Uint8Array;
+    };
 
 export interface EntryPayload {
   timestampMs: number;
@@ -363,16 +381,25 @@ function opToWire(op: CounterOp): unknown[] {
   }
 }
 
+/** An add that the packed form can carry. */
+function isPlainAdd(op: CounterOp): boolean {
+  return op.kind === "add" && op.floor === undefined && op.ttlMs === undefined;
+}
+
 function commandToWire(command: Command): unknown[] {
   switch (command.type) {
     case "register":
       return [WireCommand.Register];
     case "keepalive":
       return [WireCommand.Keepalive, command.clientId];
-    case "mutate":
+    case "mutate": {
+      // One op stays a msgpack array: its varint delta is smaller than the packed form's 8 bytes.
+      const packable = command.ops.length > 1 && command.ops.every(isPlainAdd);
+      const ops = packable ? (command.packedAdds ?? encodePackedAdds(command.ops as PackedAdd[])) : command.ops.map(opToWire);
       return command.epoch
-        ? [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, command.ops.map(opToWire), command.epoch]
-        : [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, command.ops.map(opToWire)];
+        ? [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops, command.epoch]
+        : [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops];
+    }
     default:
       return unreachable(command);
   }
@@ -470,9 +497,20 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
     case WireCommand.Mutate: {
       checkArity(wire, 5, 6, commandIndex, -1, "mutate");
       const wireOps: unknown = wire[4];
-      if (!Array.isArray(wireOps)) fail(`commands[${commandIndex}] ops must be an array`);
-      const ops: CounterOp[] = new Array(wireOps.length);
-      for (let i = 0; i < wireOps.length; i++) ops[i] = opFromWire(wireOps[i], commandIndex, i);
+      let ops: CounterOp[];
+      if (wireOps instanceof Uint8Array) {
+        // Bounds (op count, key size) are validateCommand's; this checks the structure.
+        try {
+          ops = decodePackedAdds(wireOps, { maxOps: Number.POSITIVE_INFINITY, maxKeyBytes: PACKED_KEY_BYTES_MAX });
+        } catch (error) {
+          if (error instanceof InvalidArgumentError) fail(`commands[${commandIndex}] packed ops: ${error.message}`);
+          throw error;
+        }
+      } else {
+        if (!Array.isArray(wireOps)) fail(`commands[${commandIndex}] ops must be an array or packed adds`);
+        ops = new Array(wireOps.length);
+        for (let i = 0; i < wireOps.length; i++) ops[i] = opFromWire(wireOps[i], commandIndex, i);
+      }
       const mutate: Command = {
         type: "mutate",
         clientId: wireNumber(wire[1], commandIndex, -1, "clientId"),

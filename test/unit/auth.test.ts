@@ -12,6 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { tallyProto } from "../../src/api/proto.js";
+import { encodePackedAddsField } from "../../src/api/packed-batch.js";
 import { runCli } from "../../src/cli/cli.js";
 import { resolveToken } from "../../src/cli/auth.js";
 import { TallyClient } from "../../src/client/index.js";
@@ -264,6 +265,19 @@ describe("authorization", () => {
     expect(error.opIndex).toBe(2);
     const allowed = decoded("AddBatch", { header: { shardId: 1 }, ops: [{ add: { key: bytes("page:a"), delta: 1 } }, { tryAcquire: { key: bytes("page:rl"), n: 1, limit: 5, windowMs: 1000 } }] });
     expect(denial(pages, counterAccess("addBatch", allowed))).toBeUndefined();
+  });
+
+  test("a packed batch (packed_adds) needs the role on every key inside the bytes; malformed bytes need an unscoped grant", () => {
+    const packed = (...keys: string[]) => decoded("AddBatch", { header: { shardId: 1 }, packedAdds: encodePackedAddsField(keys.map((key) => ({ key: bytes(key), delta: 1n }))) });
+    expect(denial(pages, counterAccess("addBatch", packed("page:a", "page:b")))).toBeUndefined();
+    const error = denial(pages, counterAccess("addBatch", packed("page:a", "orders:1", "page:c"))) as PermissionDeniedError & { opIndex?: number };
+    expect(error).toBeInstanceOf(PermissionDeniedError);
+    expect(error.message).toContain('ops[1] key "orders:1"');
+    expect(error.opIndex).toBe(1);
+    const good = encodePackedAddsField([{ key: bytes("page:a"), delta: 1n }]);
+    for (const broken of [Buffer.concat([good, Buffer.from([0, 9, 1])]), Buffer.concat([good, Buffer.from([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])])]) {
+      expect(denial(pages, counterAccess("addBatch", decoded("AddBatch", { header: { shardId: 1 }, packedAdds: broken })))).toBeInstanceOf(PermissionDeniedError);
+    }
   });
 
   test("every op kind's key is found: an op without one needs an unscoped grant", () => {

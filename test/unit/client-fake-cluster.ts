@@ -14,6 +14,7 @@ import {
   type RequestHeaderMessage,
 } from "../../src/api/proto.js";
 import type { ErrorCode } from "../../src/util/errors.js";
+import { decodePackedAdds, encodePackedResults } from "../../src/api/packed-batch.js";
 
 /**
  * An in-process stand-in for a tally cluster, for client tests until tallyd exists: N gRPC servers
@@ -151,10 +152,10 @@ export class FakeCluster {
     const hex = Buffer.from(key).toString("hex");
     return this.received.filter((received) => {
       const request = received.request as Record<string, unknown>;
-      const op = request[received.op] as { key?: Buffer; ops?: BatchOpMessage[] } | undefined;
+      const op = request[received.op] as { key?: Buffer; ops?: BatchOpMessage[]; packedAdds?: Buffer } | undefined;
       if (received.op === "get" || received.op === "getMany") return false;
       if (op?.key !== undefined) return op.key.toString("hex") === hex;
-      return (op?.ops ?? []).some((batchOp) => {
+      return batchOpsOf(op ?? {}).some((batchOp) => {
         const inner = batchOp[batchOp.op!] as { key: Buffer };
         return inner.key.toString("hex") === hex;
       });
@@ -392,10 +393,10 @@ export class FakeCluster {
 
   private mutate(node: FakeNode, request: PipelineRequestMessage): PipelineResponseMessage {
     const op = request.op!;
-    const body = (request as Record<string, unknown>)[op] as { header: RequestHeaderMessage | null; key?: Buffer; ops?: BatchOpMessage[] };
+    const body = (request as Record<string, unknown>)[op] as { header: RequestHeaderMessage | null; key?: Buffer; ops?: BatchOpMessage[]; packedAdds?: Buffer };
     const header = body.header;
     if (header === null) throw new OpFailure("INVALID_ARGUMENT", "missing header");
-    const ops: BatchOpMessage[] = op === "batch" ? body.ops! : [{ op: op as BatchOpMessage["op"], [op]: body } as BatchOpMessage];
+    const ops: BatchOpMessage[] = op === "batch" ? batchOpsOf(body) : [{ op: op as BatchOpMessage["op"], [op]: body } as BatchOpMessage];
     const keys = ops.map((batchOp) => (batchOp[batchOp.op!] as { key: Buffer }).key);
     const shard = this.shardCheck(header, keys);
     this.leaderCheck(node, shard);
@@ -418,7 +419,7 @@ export class FakeCluster {
     if (seq < session.firstUnacked) throw new OpFailure("FAILED_PRECONDITION", `seq ${seq} was acknowledged already`);
     let response: PipelineResponseMessage;
     try {
-      response = this.apply(request.id, op, ops);
+      response = this.apply(request.id, op, ops, (body.packedAdds?.length ?? 0) > 0);
     } catch (error) {
       if (!(error instanceof OpFailure)) throw error;
       // Raft thesis 6.3: the result of a seq is saved whatever it was, errors included.
@@ -430,7 +431,7 @@ export class FakeCluster {
   }
 
   /** All or nothing: compute every new value first, then commit them under one log index. */
-  private apply(id: string, op: string, ops: BatchOpMessage[]): PipelineResponseMessage {
+  private apply(id: string, op: string, ops: BatchOpMessage[], packed: boolean): PipelineResponseMessage {
     const index = this.logIndex + 1n;
     const staged = new Map<string, Counter | undefined>();
     const results: Array<{ value: bigint; version: bigint }> = [];
@@ -473,6 +474,9 @@ export class FakeCluster {
       else this.counters.set(hex, counter);
     }
     const fence = { term: String(this.term), index: String(index) };
+    if (op === "batch" && packed) {
+      return { id, batch: { results: [], packedResults: encodePackedResults(results.map((r) => ({ value: r.value, version: Number(r.version) }))), fence } };
+    }
     if (op === "batch") {
       return { id, batch: { results: results.map((r) => ({ value: String(r.value), version: String(r.version) })), fence } };
     }
@@ -488,4 +492,12 @@ function inShard(shard: { slotStart: number; slotEnd: number }, key: Buffer): bo
 
 function unimplemented(_call: unknown, callback?: grpc.sendUnaryData<unknown>): void {
   callback?.({ code: grpc.status.UNIMPLEMENTED, details: "not in the fake" });
+}
+
+/** A batch's ops in message form, from `ops` or from the packed form of a plain-add batch. */
+export function batchOpsOf(body: { ops?: BatchOpMessage[]; packedAdds?: Buffer }): BatchOpMessage[] {
+  if (body.packedAdds === undefined || body.packedAdds.length === 0) return body.ops ?? [];
+  return decodePackedAdds(body.packedAdds, { maxOps: 10_000, maxKeyBytes: 256 }).map(
+    (add) => ({ op: "add", add: { key: Buffer.from(add.key), delta: String(add.delta), hasFloor: false, floor: "0", ttlMs: "0" } }) as BatchOpMessage,
+  );
 }

@@ -7,7 +7,7 @@ import {
   INT64_MAX,
   type TallyClientOptions,
 } from "../../src/client/index.js";
-import { FakeCluster, keyInShard, type ReceivedRequest } from "./client-fake-cluster.js";
+import { batchOpsOf, FakeCluster, keyInShard, type ReceivedRequest } from "./client-fake-cluster.js";
 
 let cluster: FakeCluster | undefined;
 let client: TallyClient | undefined;
@@ -192,7 +192,9 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     expect(rfull.status).toBe("rejected");
     expect((rfull as PromiseRejectedResult).reason).toBeInstanceOf(OutOfRangeError);
     const batches = cluster.received.filter((received) => received.op === "batch");
-    expect(batches.map((batch) => batch.request.batch?.ops.length)).toEqual([3, 2]);
+    // Plain adds travel packed (BatchRequest.packed_adds).
+    expect(batches.map((batch) => batch.request.batch?.ops.length)).toEqual([0, 0]);
+    expect(batches.map((batch) => batchOpsOf(batch.request.batch!).length)).toEqual([3, 2]);
     const [first, second] = batches;
     expect(second!.header?.clientId).toBe(first!.header?.clientId);
     expect(BigInt(second!.header!.seq)).toBeGreaterThan(BigInt(first!.header!.seq));
