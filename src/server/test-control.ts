@@ -28,7 +28,8 @@ function parseControl(text: string): TestControl {
 /** Starts polling; returns a function that stops it. Does nothing without the variable. */
 export function watchTestControl(log: Logger, path = process.env.TALLY_TEST_CONTROL_FILE): () => void {
   if (path === undefined || path === "") return () => undefined;
-  let last = "";
+  // A missing file reads as "{}": no jump, nothing to apply or log.
+  let last = "{}";
   let stopped = false;
   const poll = async (): Promise<void> => {
     let text: string;

@@ -61,6 +61,8 @@ export interface ClusterBackend {
    * process backend always knows (exit events).
    */
   syncState?(): Promise<number[]>;
+  /** How a stopped node ended (exit code or signal), for the report. */
+  exitInfo(id: number): Promise<string>;
   /**
    * Jumps a running node's clocks (test control file, src/server/test-control.ts): the wall clock
    * to `wallJumpMs` from where it started (either sign; 0 puts it back), the monotonic clock
@@ -152,6 +154,7 @@ export abstract class BaseCluster implements ClusterBackend {
   abstract cutLinks(links: readonly Link[]): Promise<void>;
   abstract healNetwork(): Promise<void>;
   abstract logs(id: number): Promise<string>;
+  abstract exitInfo(id: number): Promise<string>;
   abstract destroy(): Promise<void>;
   /** Creates the config and whatever the nodes need before the first start. */
   protected abstract setUp(): Promise<void>;

@@ -212,8 +212,11 @@ export class ContainerCluster extends BaseCluster {
     const existing = this.containers.get(id);
     if (existing !== undefined && existing.clockOffsetMs === clockOffsetMs) {
       // docker start: same container, same address, same data (the bind mount).
-      await withDeadline(this.docker.getContainer(existing.container.getId()).start(), DOCKER_CALL_TIMEOUT_MS, `docker start n${id}`);
+      const since = Math.floor(Date.now() / 1000) - 1;
+      const handle = this.docker.getContainer(existing.container.getId());
+      await withDeadline(handle.start(), DOCKER_CALL_TIMEOUT_MS, `docker start n${id}`);
       this.running.add(id);
+      await this.waitServing(id, handle, since);
       return;
     }
     // The environment is fixed at creation: a new clock offset needs a new container on the same data.
@@ -285,6 +288,32 @@ export class ContainerCluster extends BaseCluster {
 
   isPaused(id: number): boolean {
     return this.paused.has(id);
+  }
+
+  /**
+   * Until the restarted tallyd says it serves: a node that dies while starting is an error naming
+   * its exit, not a container the run believes is up.
+   */
+  private async waitServing(id: number, handle: Dockerode.Container, sinceSeconds: number): Promise<void> {
+    const deadline = Date.now() + NODE_START_TIMEOUT_MS;
+    while (Date.now() < deadline) {
+      const raw = await withDeadline(handle.logs({ stdout: true, stderr: true, since: sinceSeconds, follow: false }), DOCKER_CALL_TIMEOUT_MS, "docker logs");
+      if (/serving clients on/.test(Buffer.from(raw).toString("utf8"))) return;
+      const { State } = await withDeadline(handle.inspect(), DOCKER_CALL_TIMEOUT_MS, `docker inspect n${id}`);
+      if (!State.Running) {
+        this.running.delete(id);
+        throw new Error(`node ${id} exited while starting (${await this.exitInfo(id)}): ${(await this.logs(id)).slice(-1500)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    throw new Error(`node ${id} did not say it serves within ${NODE_START_TIMEOUT_MS} ms of docker start`);
+  }
+
+  async exitInfo(id: number): Promise<string> {
+    const node = this.containers.get(id);
+    if (node === undefined) return "no container";
+    const { State } = await withDeadline(this.docker.getContainer(node.container.getId()).inspect(), DOCKER_CALL_TIMEOUT_MS, `docker inspect n${id}`);
+    return `exit code ${State.ExitCode}${State.OOMKilled ? ", OOM-killed" : ""}${State.Error ? `, ${State.Error}` : ""}, finished ${State.FinishedAt}`;
   }
 
   async syncState(): Promise<number[]> {

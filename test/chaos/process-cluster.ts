@@ -29,6 +29,10 @@ export class ProcessCluster extends BaseCluster {
   readonly paused = new Set<number>();
   readonly output = new Map<number, string[]>();
   private readonly clockOffsetMs = new Map<number, number>();
+  /** How each node's last process ended; nodes whose process exited without the harness killing it. */
+  private readonly exits = new Map<number, string>();
+  private readonly selfExited = new Set<number>();
+  private readonly killing = new WeakSet<ChildProcess>();
   private readonly privatePeer = new Map<number, string>();
 
   private constructor(readonly options: ClusterOptions) {
@@ -94,13 +98,26 @@ export class ProcessCluster extends BaseCluster {
     };
     child.stdout!.on("data", keep);
     child.stderr!.on("data", keep);
-    child.on("exit", () => {
+    child.on("exit", (code, signal) => {
+      this.exits.set(id, signal !== null ? `signal ${signal}` : `exit code ${code}`);
+      if (this.processes.get(id) === child && !this.killing.has(child)) this.selfExited.add(id);
       if (this.processes.get(id) === child) {
         this.processes.delete(id);
         this.paused.delete(id);
       }
     });
     this.processes.set(id, child);
+  }
+
+  /** The nodes whose process exited by itself since the last call (the harness did not kill it). */
+  async syncState(): Promise<number[]> {
+    const died = [...this.selfExited];
+    this.selfExited.clear();
+    return died;
+  }
+
+  async exitInfo(id: number): Promise<string> {
+    return this.exits.get(id) ?? "still running";
   }
 
   clockOffsetOf(id: number): number {
@@ -111,6 +128,7 @@ export class ProcessCluster extends BaseCluster {
     const child = this.processes.get(id);
     if (!child) return;
     const exited = new Promise((r) => child.once("exit", r));
+    this.killing.add(child);
     child.kill("SIGKILL");
     await withDeadline(exited, 5000, `node ${id} did not die after SIGKILL`);
     this.processes.delete(id);

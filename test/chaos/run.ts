@@ -41,7 +41,7 @@ export type NemesisName = (typeof ALL_NEMESES)[number];
 const NEMESIS_GROUPS: Record<string, readonly NemesisName[]> = {
   partition: ["partition-leader", "partition-halves", "partition-one-way"],
   clock: ["clock-skew", "clock-jump"],
-  kill: ["kill", "kill-minority", "kill-leader", "kill-all"],
+  crashes: ["kill", "kill-minority", "kill-leader", "kill-all"],
 };
 
 /** The container backend cannot shape links (no latency or bandwidth caps). */
@@ -216,6 +216,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     const quietMs = options.quietMs ?? 3000;
     while (options.nemeses.length > 0 && now() + quietMs + faultMs < endAtMs) {
       await sleep(quietMs);
+      await noticeCrashes(cluster, faults, now(), log);
       const name = options.nemeses[scheduleRng.nextInt(options.nemeses.length)]!;
       const window: FaultWindow = { name, startMs: now(), endMs: 0 };
       log(`[${(window.startMs / 1000).toFixed(1)}s] nemesis ${name} start`);
@@ -231,7 +232,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     await sleep(endAtMs - now());
 
     // Heal, let the workload see the healthy cluster for a moment, then stop it.
-    await healEverything(cluster, log);
+    await healEverything(cluster, faults, now(), log);
     await sleep(2000);
     stopping = true;
     await Promise.race([workloadDone, sleep((options.clientDeadlineMs ?? CLIENT_DEADLINE_MS) + WORKER_DRAIN_SLACK_MS)]);
@@ -272,7 +273,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
 
   const result = checkHistory(history, faults, options.checkStatesMax);
   // Fail-stop is part of the contract: a node that kept running on a full disk is a finding.
-  for (const fault of faults.filter((f) => f.detail?.startsWith(DISK_FAULT_IGNORED))) {
+  // So is staying up: a node that crashed is a finding even when the history checks out.
+  for (const fault of faults.filter((f) => f.detail?.startsWith(DISK_FAULT_IGNORED) || f.detail?.startsWith(CRASHED))) {
     result.problems.push(fault.detail!);
     result.valid = false;
   }
@@ -296,10 +298,25 @@ async function startCluster(backend: BackendName, options: ClusterOptions): Prom
   return ContainerCluster.start(options, READY_TIMEOUT_MS);
 }
 
+/**
+ * A node whose tallyd exited without a nemesis asking for it (the disk nemesis waits for its own)
+ * has crashed: recorded as a fault window whose detail starts with CRASHED (the run is then
+ * invalid), with how it ended and its last output, and restarted like a killed node.
+ */
+async function noticeCrashes(cluster: ClusterBackend, faults: FaultWindow[], atMs: number, log: (line: string) => void): Promise<void> {
+  for (const id of (await cluster.syncState?.()) ?? []) {
+    const detail = `${CRASHED}: node ${id} exited by itself (${await cluster.exitInfo(id)}); last output: ${(await cluster.logs(id)).slice(-1500)}`;
+    log(detail);
+    faults.push({ name: "crash", startMs: atMs, endMs: atMs, detail });
+    if (!cluster.isRunning(id)) await cluster.startNode(id);
+  }
+}
+
+const CRASHED = "CRASHED";
+
 /** Thaws first: a frozen container cannot have its network rules removed. */
-async function healEverything(cluster: ClusterBackend, log: (line: string) => void): Promise<void> {
-  // A node that died by itself is restarted like a killed one, but said: it may be a crash worth a look.
-  for (const id of (await cluster.syncState?.()) ?? []) log(`node ${id} had exited by itself: ${(await cluster.logs(id)).slice(-2000)}`);
+async function healEverything(cluster: ClusterBackend, faults: FaultWindow[], atMs: number, log: (line: string) => void): Promise<void> {
+  await noticeCrashes(cluster, faults, atMs, log);
   for (const id of cluster.nodeIds) if (cluster.isPaused(id)) await cluster.resume(id);
   await cluster.healNetwork();
   // A nemesis that failed half-way may have left a full disk or a jumped wall clock behind.
