@@ -150,6 +150,15 @@ export class TallyNode {
   /** Replica creations and removals decided from the map, carried out at the top of an iteration. */
   private groupsToCreate = new Map<number, ShardRecord>();
   private groupsToDestroy = new Set<number>();
+  /**
+   * Shard id -> the epoch at which this node's replica was removed (persisted 'T' records). A
+   * replica is re-created only from a map that shows this node a member at a LATER epoch, i.e.
+   * after a conf change re-added it (which gives it fresh progress at the leader). Without it, a
+   * map that lags the removal re-created an empty replica under the same node id while the leader
+   * still tracked the old one's match: its first heartbeat carried a commit index beyond the empty
+   * log (found by the container chaos run, seed 7108), and a lagging peer could have had its vote.
+   */
+  private tombstones = new Map<number, number>();
   private metaChange: "create" | "destroy" | undefined;
   /** Work that must touch Raft inside the loop (conf changes, transfers), run before proposing. */
   private loopActions: Array<() => void> = [];
@@ -185,6 +194,7 @@ export class TallyNode {
       throw new Error(`${field}.dataDir (${this.self.dataDir}): ${(error as Error).message}`, { cause: error });
     }
     const bootstrap = this.store.batch();
+    this.tombstones = await this.store.loadTombstones();
     const onDisk = new Set(await this.store.listGroups());
     const metaIds = metaReplicaIds(this.config);
     // Only a brand-new store bootstraps the metadata group: a node that has data but no metadata
@@ -458,7 +468,7 @@ export class TallyNode {
     for (const shard of this.map.shards) {
       const local = this.replicas.get(shard.id);
       const member = shardMembers(shard).includes(this.nodeId);
-      if (member && local === undefined) this.groupsToCreate.set(shard.id, shard);
+      if (member && local === undefined && shard.epoch > (this.tombstones.get(shard.id) ?? 0)) this.groupsToCreate.set(shard.id, shard);
       // Removed from the shard by a change the map has seen applied: this replica is garbage.
       if (!member && local !== undefined && shard.epoch > local.descriptor.epoch) this.groupsToDestroy.add(shard.id);
     }
@@ -495,6 +505,12 @@ export class TallyNode {
       // UNAVAILABLE, not WRONG_SHARD: a proposal in flight here may still commit elsewhere.
       replica.failInflight(new UnavailableError(`shard ${shardId} no longer has a replica on node ${this.nodeId}`));
       this.replicas.delete(shardId);
+      // Its own epoch, or the map's when the map (newer) also leaves this node out; not a map that
+      // already shows a re-add, whose replica must still be created.
+      const mapped = this.map.shards.find((shard) => shard.id === shardId);
+      const removedAt = mapped !== undefined && !shardMembers(mapped).includes(this.nodeId) ? Math.max(replica.descriptor.epoch, mapped.epoch) : replica.descriptor.epoch;
+      this.tombstones.set(shardId, removedAt);
+      batch.putTombstone(shardId, removedAt);
       batch.destroyGroup(shardId);
       batch.clearShardState(shardId);
       this.stats.replicasRemoved++;
@@ -502,6 +518,8 @@ export class TallyNode {
     }
     for (const record of create) {
       if (this.replicas.has(record.id)) continue;
+      // Queued from a map older than a removal carried out since (in this very batch, say).
+      if (record.epoch <= (this.tombstones.get(record.id) ?? 0)) continue;
       this.replicas.set(record.id, await this.restoreShard(record.id, record, batch));
       this.stats.replicasCreated++;
       this.log.info({ shard: record.id, epoch: record.epoch }, "created replica");

@@ -17,6 +17,8 @@
  *   'K' shard:u32 key:bytes                kind record      a key's kind and TTL (state-machine encodeKindRecord):
  *                                          windowed counter, rate limiter, HyperLogLog, or a counter's expiry
  *   'I'                                    store identity   msgpack [formatVersion]
+ *   'T' group:u32                          tombstone        u64 epoch: this node's replica of the shard was removed
+ *                                          at that epoch; it is re-created only for a map at a later epoch
  *   'M' group:u32                          group state      opaque bytes owned by the group's replica: the meta
  *                                          group's whole state machine, a shard's descriptor (epoch, slot range)
  *
@@ -38,6 +40,7 @@ export const KeyPrefix = {
   kind: 0x4b, // 'K'
   identity: 0x49, // 'I'
   meta: 0x4d, // 'M'
+  tombstone: 0x54, // 'T'
 } as const;
 
 /** Half-open key range [gte, lt). */
@@ -135,6 +138,7 @@ export const appliedKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.ap
 export const confStateKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.confState, groupId, 0);
 export const snapshotMetaKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.snapshotMeta, groupId, 0);
 export const groupStateKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.meta, groupId, 0);
+export const tombstoneKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.tombstone, groupId, 0);
 
 /** All keys of one prefix kind whose next four bytes are a group id (H, A, F, P, ...). */
 export function kindRange(prefix: number): KeyRange {

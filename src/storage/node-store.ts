@@ -26,6 +26,7 @@ import { crc32c } from "./crc32c.js";
 import {
   appliedKey,
   groupStateKey,
+  tombstoneKey,
   compareKeys,
   confStateKey,
   counterKey,
@@ -216,6 +217,21 @@ export class StoreBatch {
     assertId(groupId, "group id");
     const key = groupStateKey(groupId);
     this.put(key, sealValue(key, bytes));
+  }
+
+  /**
+   * Marks this node's replica of `groupId` as removed at `epoch` (kept after destroyGroup): a
+   * replica re-created from a map no newer than that would be an empty replica under a node id the
+   * group may still count (a leader that has not yet applied the removal sends it its old commit
+   * index; a lagging peer could get its vote again). See TallyNode.reconcile.
+   */
+  putTombstone(groupId: number, epoch: number): void {
+    assertId(groupId, "group id");
+    assert(Number.isSafeInteger(epoch) && epoch >= 0, `tombstone epoch must be a non-negative safe integer, got ${epoch}`);
+    const key = tombstoneKey(groupId);
+    const value = new Uint8Array(8);
+    new DataView(value.buffer).setBigUint64(0, BigInt(epoch));
+    this.put(key, sealValue(key, value));
   }
 
   /** Set (record) or delete (undefined) a counter record of a shard. */
@@ -561,6 +577,19 @@ export class NodeStore {
     for await (const [key, value] of this.db.iterator({ gte: range.gte, lt: range.lt })) {
       yield [decodeSessionKey(key).clientId, openValue(key, value, `session record (shard ${shardId})`)];
     }
+  }
+
+  /** Every tombstone (putTombstone): group id -> the epoch its replica was removed at. */
+  async loadTombstones(): Promise<Map<number, number>> {
+    this.assertOpen();
+    const tombstones = new Map<number, number>();
+    const range = kindRange(KeyPrefix.tombstone);
+    for await (const [key, value] of this.db.iterator({ gte: range.gte, lt: range.lt })) {
+      const bytes = openValue(key, value, "tombstone");
+      if (bytes.length !== 8) throw new CorruptionError(`tombstone of group ${groupIdOfKey(key)} has ${bytes.length} bytes, not 8`);
+      tombstones.set(groupIdOfKey(key), Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0)));
+    }
+    return tombstones;
   }
 
   /** The group's state record (putGroupState), checked, or undefined. */

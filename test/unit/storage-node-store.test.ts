@@ -88,6 +88,22 @@ describe("NodeStore", () => {
     expect(group).toEqual({ hardState: { term: 0, vote: 0, commit: 0 }, confState: undefined, snapshot: undefined, entries: [], applied: undefined });
   });
 
+  it("keeps a destroyed group's tombstone (its removal epoch) across a restart, and no group data", async () => {
+    const s = await open();
+    const batch = s.batch();
+    batch.appendEntries(3, [{ term: 1, index: 1, type: 0, data: new Uint8Array([1]) }] as never);
+    await s.write(batch, { sync: true });
+    const destroy = s.batch();
+    destroy.putTombstone(3, 17);
+    destroy.destroyGroup(3);
+    destroy.putTombstone(5, 2 ** 40);
+    await s.write(destroy, { sync: true });
+    const again = await reopen();
+    expect(await again.listGroups()).toEqual([]);
+    expect(await again.loadTombstones()).toEqual(new Map([[3, 17], [5, 2 ** 40]]));
+    expect(() => again.batch().putTombstone(3, -1)).toThrow(/non-negative/);
+  });
+
   it("round-trips entries, hard state, conf state and applied state of several groups", async () => {
     const s = await open();
     const batch = s.batch();
