@@ -4,7 +4,7 @@
  */
 import type { Command } from "commander";
 import type { TallyClient } from "../client/index.js";
-import { hotSubKey } from "../meta/hot.js";
+import { HOT_SUB_COUNTERS_MAX, hotSubKey } from "../meta/hot.js";
 import { UsageError } from "./exit-codes.js";
 import { formatTable } from "./format.js";
 
@@ -22,9 +22,9 @@ export function addHotCommands(program: Command, withClient: WithClient): void {
     .command("declare")
     .description("declare KEY hot over --shards S sub-counters, or raise S (it never shrinks; adds may run meanwhile)")
     .argument("<key>")
-    .requiredOption("--shards <s>", "number of sub-counters (2..64)", (text: string) => {
+    .requiredOption("--shards <s>", `number of sub-counters (2..${HOT_SUB_COUNTERS_MAX})`, (text: string) => {
       const value = Number(text);
-      if (!(Number.isSafeInteger(value) && value >= 2 && value <= 64)) throw new UsageError(`--shards must be an integer in 2..64, got ${JSON.stringify(text)}`);
+      if (!(Number.isSafeInteger(value) && value >= 2 && value <= HOT_SUB_COUNTERS_MAX)) throw new UsageError(`--shards must be an integer in 2..${HOT_SUB_COUNTERS_MAX}, got ${JSON.stringify(text)}`);
       return value;
     })
     .action(async (key: string, opts: { shards: number }, command: Command) =>

@@ -15,6 +15,17 @@ import { slotOf } from "./slots.js";
 export const HOT_SUB_COUNTERS_MAX = 64;
 /** At most this many hot keys in the map (every node and client holds the list). */
 export const HOT_KEYS_MAX = 1024;
+
+/**
+ * Why `tags` cannot be a hot counter's tag list, or undefined: 2..HOT_SUB_COUNTERS_MAX tags,
+ * tags[0] = 0 (the key itself), all distinct non-negative integers. (Restore and backup files
+ * bring tag lists from outside; chooseHotTags makes only valid ones.)
+ */
+export function hotTagsProblem(tags: unknown): string | undefined {
+  if (!Array.isArray(tags) || tags.length < 2 || tags.length > HOT_SUB_COUNTERS_MAX || tags[0] !== 0) return `must be 2..${HOT_SUB_COUNTERS_MAX} tags starting with 0`;
+  if (!tags.every((tag) => Number.isSafeInteger(tag) && tag >= 0) || new Set(tags).size !== tags.length) return "must be distinct non-negative integers";
+  return undefined;
+}
 /** A hot key leaves room for the suffix within the 256-byte key limit. */
 export const HOT_KEY_BYTES_MAX = 240;
 /** How far the tag search looks for a suffix whose slot is on a less used shard. */

@@ -18,7 +18,7 @@ import { Packr } from "msgpackr";
 import { assert } from "../util/assert.js";
 import { CorruptionError, InvalidArgumentError } from "../util/errors.js";
 import { SLOT_COUNT } from "./slots.js";
-import { chooseHotTags, HOT_KEY_BYTES_MAX, HOT_KEYS_MAX, HOT_SUB_COUNTERS_MAX, isHotSubKey, type HotRecord } from "./hot.js";
+import { chooseHotTags, hotTagsProblem, HOT_KEY_BYTES_MAX, HOT_KEYS_MAX, HOT_SUB_COUNTERS_MAX, isHotSubKey, type HotRecord } from "./hot.js";
 
 export type NodeState = "up" | "down" | "draining" | "removed";
 export const NODE_STATES: readonly NodeState[] = ["up", "down", "draining", "removed"];
@@ -449,8 +449,7 @@ function validateInit(command: Extract<MetaCommand, { type: "init" }>): void {
     const key = Buffer.from(hotKey(record.key)).toString("latin1");
     if (keys.has(key)) throw new InvalidArgumentError("init names a hot key twice");
     keys.add(key);
-    const tags = record.tags;
-    const valid = Array.isArray(tags) && tags.length >= 2 && tags.length <= HOT_SUB_COUNTERS_MAX && tags[0] === 0 && tags.every((tag) => Number.isSafeInteger(tag) && tag >= 0) && new Set(tags).size === tags.length;
-    if (!valid) throw new InvalidArgumentError(`init hot key tags must be 2..${HOT_SUB_COUNTERS_MAX} distinct non-negative integers starting with 0`);
+    const problem = hotTagsProblem(record.tags);
+    if (problem !== undefined) throw new InvalidArgumentError(`init hot key tags ${problem}`);
   }
 }

@@ -19,7 +19,7 @@ import { createHash } from "node:crypto";
 import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { SLOT_COUNT } from "../meta/slots.js";
-import { HOT_KEY_BYTES_MAX, HOT_KEYS_MAX, HOT_SUB_COUNTERS_MAX } from "../meta/hot.js";
+import { HOT_KEY_BYTES_MAX, HOT_KEYS_MAX, hotTagsProblem } from "../meta/hot.js";
 import { CounterStateMachine, type ShardOptions } from "../shard/state-machine.js";
 import { CorruptionError } from "../util/errors.js";
 import { unwrapShardSnapshot, type ShardDescriptor } from "./descriptor.js";
@@ -153,10 +153,9 @@ function parseManifestHot(raw: unknown, fail: (problem: string) => never): Manif
     if (key.length < 1 || key.length > HOT_KEY_BYTES_MAX || key.toString("base64") !== h.key) fail(`${f}.key must be the base64 of 1..${HOT_KEY_BYTES_MAX} bytes`);
     if (seen.has(h.key as string)) fail(`${f}.key appears twice`);
     seen.add(h.key as string);
-    const tags = h.tags;
-    if (!Array.isArray(tags) || tags.length < 2 || tags.length > HOT_SUB_COUNTERS_MAX || tags[0] !== 0) fail(`${f}.tags must be 2..${HOT_SUB_COUNTERS_MAX} tags starting with 0`);
-    if (!(tags as unknown[]).every((tag) => Number.isSafeInteger(tag) && (tag as number) >= 0) || new Set(tags).size !== tags.length) fail(`${f}.tags must be distinct non-negative integers`);
-    return { key: h.key as string, tags: [...(tags as number[])] };
+    const problem = hotTagsProblem(h.tags);
+    if (problem !== undefined) fail(`${f}.tags ${problem}`);
+    return { key: h.key as string, tags: [...(h.tags as number[])] };
   });
 }
 

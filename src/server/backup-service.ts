@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
 import { InvalidArgumentError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
-import { toServiceError } from "./errors.js";
+import { failStream } from "./errors.js";
 import type { ShardBackupSnapshot, TallyNode } from "./node.js";
 
 type Json = Record<string, any>;
@@ -15,11 +15,7 @@ type Json = Record<string, any>;
 export const BACKUP_CHUNK_BYTES = 1 << 20;
 
 export function serveShardBackup(node: TallyNode, call: grpc.ServerWritableStream<Json, Json>, log: Logger): void {
-  // grpc-js sends a server stream's error status on an 'error' event (its handler ends the call
-  // with that status); destroy(error) would skip the status and leave the client waiting.
-  const fail = (error: unknown): void => {
-    if (!call.cancelled && !call.destroyed && !call.writableEnded) call.emit("error", toServiceError(error, log));
-  };
+  const fail = (error: unknown): void => failStream(call, error, log);
   let snapshot: Promise<ShardBackupSnapshot>;
   try {
     const shardId = Number(call.request.shardId ?? 0);

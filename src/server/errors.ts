@@ -30,6 +30,6 @@ export function toServiceError(error: unknown, log: Logger): grpc.ServiceError {
  * ever sent and the client waits forever.
  */
 export function failStream(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, error: unknown, log: Logger): void {
-  if (call.cancelled || call.destroyed) return;
+  if (call.cancelled || call.destroyed || call.writableEnded) return;
   call.emit("error", toServiceError(error, log));
 }
