@@ -525,6 +525,9 @@ export class TallyNode {
       this.log.info({ shard: record.id, epoch: record.epoch }, "created replica");
     }
     if (batch.size > 0) await this.store.write(batch, { sync: true });
+    // A replica removed here may already be re-added in the map this node holds (a later epoch, past
+    // its tombstone); without a new map nothing else would look again, so look now.
+    if (destroy.length > 0) this.reconcile();
   }
 
   /** Runs `action` inside the loop, before proposals (Raft is never touched between Ready and advance). */
