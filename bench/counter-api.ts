@@ -91,7 +91,7 @@ export async function runCounterApiBench(endpoints: string[], seconds: number, c
   }
 
   if (runs("pipeline")) {
-    const client = new TallyClient({ endpoints, batchWindowMs: 0, deadlineMs: 30_000 });
+    const client = new TallyClient({ endpoints, autoBatch: false, deadlineMs: 30_000 });
     await client.connect();
     report(
       "Pipeline single adds, 256 in flight",
@@ -110,7 +110,7 @@ export async function runCounterApiBench(endpoints: string[], seconds: number, c
   }
 
   if (runs("latency")) {
-    const client = new TallyClient({ endpoints, batchWindowMs: 0 });
+    const client = new TallyClient({ endpoints, autoBatch: false });
     await client.connect();
     report("single Add at 1,000/s offered (open loop)", await openLoop({ rate: 1000, seconds, operation: (i) => client.add(key(i), 1n) }));
     report("linearizable Get at 1,000/s offered (open loop)", await openLoop({ rate: 1000, seconds, operation: (i) => client.get(key(i)) }));

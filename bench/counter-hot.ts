@@ -72,7 +72,7 @@ try {
     await client.close();
   }
   if (scenario !== "batch") {
-    const client = new TallyClient({ endpoints, batchWindowMs: 0, deadlineMs: 30_000 });
+    const client = new TallyClient({ endpoints, autoBatch: false, deadlineMs: 30_000 });
     await client.connect();
     await measured(cluster, "Pipeline single adds, 256 in flight", (count) =>
       closedLoop({ concurrency: 256, seconds, operation: async (w, i) => (await client.add(key(w * 100_003 + i), 1n), count(1), 1) }),

@@ -138,7 +138,7 @@ async function runScenarios(endpoints: string[], redisAlways: Awaited<ReturnType
   const manyKeys = 100_000;
 
   // 1. Single increments, one per round trip.
-  const pipelineClient = new TallyClient({ endpoints, batchWindowMs: 0, deadlineMs: 30_000 });
+  const pipelineClient = new TallyClient({ endpoints, autoBatch: false, deadlineMs: 30_000 });
   await pipelineClient.connect();
   const tallyPipeline = record("single adds, 256 in flight (Pipeline stream, client batching off)", "tally", "3 replicas, fsync", await loop(256, async (w, i) => (await pipelineClient.add(`k${(w * 100_003 + i) % manyKeys}`, 1n), 1)));
   await pipelineClient.close();

@@ -101,7 +101,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       attemptTimeoutMs: Math.min(2_000, options.timeout),
       connectTimeoutMs: Math.min(1_000, options.timeout),
       // One operation per run: nothing to batch, no session worth keeping alive.
-      batchWindowMs: 0,
+      autoBatch: false,
     });
     const output = await run(client, options);
     io.stdout(`${typeof output === "string" ? output : toJson(output)}\n`);

@@ -76,7 +76,17 @@ export interface TallyClientOptions {
   attemptTimeoutMs?: number;
   /** How long to wait for a TCP/HTTP2 connection before trying another node. */
   connectTimeoutMs?: number;
-  /** add() calls to one shard within this window become one BatchRequest; 0 disables batching. */
+  /**
+   * Auto-batching (default on): add() calls to one shard that are waiting to be sent together become
+   * one request (packed adds, one session seq), each caller still getting its own result. Off, every
+   * add() is a request of its own (one Pipeline message each).
+   */
+  autoBatch?: boolean;
+  /**
+   * How long an auto-batch waits for more adds. 0 (default): none -- the adds made in the same
+   * event-loop turn go together, sent as soon as the turn ends (ioredis's auto-pipelining does the
+   * same). Above 0: a timer of that many ms, which makes bigger batches at the cost of that latency.
+   */
   batchWindowMs?: number;
   /** Flush an auto-batch early at this many ops (<= 10,000). */
   maxBatchOps?: number;
@@ -332,7 +342,8 @@ const DEFAULTS = {
   deadlineMs: 10_000,
   attemptTimeoutMs: 2_000,
   connectTimeoutMs: 1_000,
-  batchWindowMs: 1,
+  autoBatch: true,
+  batchWindowMs: 0,
   maxBatchOps: 1_000,
   maxInflightOps: 65_536,
   keepAliveIntervalMs: 10_000,
@@ -479,7 +490,8 @@ class MutationUnit {
 
 interface PendingBatch {
   entries: UnitEntry[];
-  timer: NodeJS.Timeout;
+  /** Ends the wait (the end of the event-loop turn, or the window's timer). */
+  cancelFlush(): void;
 }
 
 type SlotRouting = { kind: "single"; route: ShardRoute } | { kind: "split"; groups: Map<number, number[]> };
@@ -527,6 +539,7 @@ function validateOptions(options: TallyClientOptions): ResolvedOptions {
     deadlineMs: options.deadlineMs ?? DEFAULTS.deadlineMs,
     attemptTimeoutMs: options.attemptTimeoutMs ?? DEFAULTS.attemptTimeoutMs,
     connectTimeoutMs: options.connectTimeoutMs ?? DEFAULTS.connectTimeoutMs,
+    autoBatch: options.autoBatch ?? DEFAULTS.autoBatch,
     batchWindowMs: options.batchWindowMs ?? DEFAULTS.batchWindowMs,
     maxBatchOps: options.maxBatchOps ?? DEFAULTS.maxBatchOps,
     maxInflightOps: options.maxInflightOps ?? DEFAULTS.maxInflightOps,
@@ -550,6 +563,7 @@ function validateOptions(options: TallyClientOptions): ResolvedOptions {
       throw new InvalidArgumentError(`${name} must be a positive number, got ${String(value)}`);
     }
   }
+  if (typeof resolved.autoBatch !== "boolean") throw new InvalidArgumentError(`autoBatch must be a boolean, got ${String(resolved.autoBatch)}`);
   if (!(typeof resolved.batchWindowMs === "number" && Number.isFinite(resolved.batchWindowMs) && resolved.batchWindowMs >= 0)) {
     throw new InvalidArgumentError(`batchWindowMs must be >= 0, got ${String(resolved.batchWindowMs)}`);
   }
@@ -883,7 +897,7 @@ export class TallyClient {
     this.closed = true;
     clearInterval(this.keepAliveTimer);
     for (const [shardId, batch] of this.batches) {
-      clearTimeout(batch.timer);
+      batch.cancelFlush();
       this.batches.delete(shardId);
       for (const entry of batch.entries) entry.waiter.reject(new ClientClosedError());
     }
@@ -1051,7 +1065,7 @@ export class TallyClient {
       this.inflightOps++;
       const entry: UnitEntry = { op, waiter };
       const route = this.routeTable.isEmpty ? undefined : this.routeTable.lookup(op.slot);
-      if (batchable && this.options.batchWindowMs > 0 && route !== undefined) {
+      if (batchable && this.options.autoBatch && route !== undefined) {
         this.enqueueBatch(route.shardId, entry);
       } else {
         this.startUnit([entry], false);
@@ -1062,7 +1076,7 @@ export class TallyClient {
   private enqueueBatch(shardId: number, entry: UnitEntry): void {
     let batch = this.batches.get(shardId);
     if (batch === undefined) {
-      batch = { entries: [], timer: setTimeout(() => this.flushBatch(shardId), this.options.batchWindowMs) };
+      batch = { entries: [], cancelFlush: this.scheduleFlush(shardId) };
       this.batches.set(shardId, batch);
     }
     const pending = batch;
@@ -1076,11 +1090,21 @@ export class TallyClient {
     if (pending.entries.length >= this.options.maxBatchOps) this.flushBatch(shardId);
   }
 
+  /** Schedules an auto-batch's send; returns how to cancel it. */
+  private scheduleFlush(shardId: number): () => void {
+    if (this.options.batchWindowMs === 0) {
+      const immediate = setImmediate(() => this.flushBatch(shardId));
+      return () => clearImmediate(immediate);
+    }
+    const timer = setTimeout(() => this.flushBatch(shardId), this.options.batchWindowMs);
+    return () => clearTimeout(timer);
+  }
+
   private flushBatch(shardId: number): void {
     const batch = this.batches.get(shardId);
     if (batch === undefined) return;
     this.batches.delete(shardId);
-    clearTimeout(batch.timer);
+    batch.cancelFlush();
     const live = batch.entries.filter((entry) => !entry.waiter.settled);
     if (live.length > 0) this.startUnit(live, false);
   }

@@ -1023,9 +1023,10 @@ export class TallyNode {
 
     // 2. Build ONE batch for every group: snapshots, new entries, hard states, and the effects of
     // applying committed entries together with the applied index (so a crash never half-applies).
-    // Applying in memory before the write is safe: committed entries are durable on a quorum. What
-    // anyone outside can observe of them -- replies to clients, ReadIndex reads -- waits for the
-    // write below.
+    // Applying in memory before the write is safe: committed entries are durable on a quorum, and
+    // a crash before the write replays them from the log. So replies to the writes applied here go
+    // out before the write (below), except where this node's own copy of the entry is in this very
+    // batch; ReadIndex reads still wait for it.
     const batch = this.store.batch();
     let mustSync = this.pendingWrites.length > 0;
     for (const write of this.pendingWrites.splice(0)) write(batch);
@@ -1047,6 +1048,10 @@ export class TallyNode {
       if (ready.softState !== undefined) this.onSoftState(replica, ready.softState.role, ready.softState.leader);
       this.apply(replica, ready, batch);
     }
+    // Answer the writes this iteration applied whose entries were already on disk here (all of
+    // them but a single-voter group's newest): committed entries are durable on a quorum, so the
+    // answer need not wait for this batch's fsync, which holds the next entries (thesis 10.2.1).
+    for (const [replica, ready] of readies) replica.completeApplied(ready.entries.length > 0 ? ready.entries[0]!.index - 1 : Number.POSITIVE_INFINITY);
     if (batch.size > 0) {
       await this.store.write(batch, { sync: mustSync });
       if (mustSync) this.stats.syncs++;

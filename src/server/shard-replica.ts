@@ -203,11 +203,21 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
     this.completions.push({ commands: waiting.commands, results, index: entry.index, term: entry.term });
   }
 
-  /** Answers the clients whose entries were applied, once the batch holding the effects is written. */
-  completeApplied(): void {
+  /**
+   * Answers the clients whose entries were applied, up to `throughIndex`. An applied entry is
+   * committed, so it is durable on a quorum and replaying the log rebuilds its effects after a
+   * crash: its answer need not wait for the batch holding the applied state. It must wait for this
+   * node's own copy only where that copy is part of the batch being written (a single-voter group
+   * commits an entry in the Ready that appends it), so the driver passes the index below the
+   * Ready's first new entry before the write, and everything after it.
+   */
+  completeApplied(throughIndex = Number.POSITIVE_INFINITY): void {
     if (this.completions.length === 0) return;
-    const completions = this.completions;
-    this.completions = [];
+    let done = 0;
+    while (done < this.completions.length && this.completions[done]!.index <= throughIndex) done++;
+    if (done === 0) return;
+    const completions = done === this.completions.length ? this.completions : this.completions.slice(0, done);
+    this.completions = done === this.completions.length ? [] : this.completions.slice(done);
     for (const { commands, results, index, term } of completions) {
       commands.forEach((pending, i) => pending.resolve(results[i]!, index, term));
     }

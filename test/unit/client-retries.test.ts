@@ -156,7 +156,7 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
   });
 
   it("a stream that dies mid-flight: every in-flight op is resent with its own seq, none twice", async () => {
-    const { cluster, client } = await setup({ batchWindowMs: 0, attemptTimeoutMs: 5_000 });
+    const { cluster, client } = await setup({ autoBatch: false, attemptTimeoutMs: 5_000 });
     const key = keyInShard(cluster.shard(1), "stream");
     await client.add(key, 0n); // session registered, stream open
     let seen = 0;
@@ -260,7 +260,7 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
   });
 
   it("an abort before sending rejects with the signal's reason; after sending it is ambiguous", async () => {
-    const { cluster, client } = await setup({ batchWindowMs: 0 });
+    const { cluster, client } = await setup({ autoBatch: false });
     const key = keyInShard(cluster.shard(1), "abort");
     await client.add(key, 1n);
     const before = new AbortController();
@@ -302,7 +302,7 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     const keys = Array.from({ length: 20 }, (_, i) => `many-${i}`);
     await Promise.all(Array.from({ length: 3_000 }, (_, i) => client!.add(keys[i % keys.length]!, 1n)));
     for (const key of keys) expect(cluster.counter(key)?.value).toBe(150n);
-    const unbatched = new TallyClient({ endpoints: cluster.addresses, batchWindowMs: 0, attemptTimeoutMs: 10_000, deadlineMs: 30_000 });
+    const unbatched = new TallyClient({ endpoints: cluster.addresses, autoBatch: false, attemptTimeoutMs: 10_000, deadlineMs: 30_000 });
     try {
       await Promise.all(Array.from({ length: 1_000 }, (_, i) => unbatched.add(keys[i % keys.length]!, 1n)));
     } finally {
@@ -313,8 +313,23 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     expect(cluster.received.filter((received) => received.op === "batch").length).toBeLessThanOrEqual(30);
   });
 
+  it("by default, adds made in one event-loop turn go as one request, with no timer window", async () => {
+    const { cluster, client } = await setup();
+    const keys = Array.from({ length: 5 }, (_, i) => keyInShard(cluster.shard(1), `turn-${i}`));
+    await client.add(keys[0]!, 1n); // routes and the session are known from here on
+    const before = cluster.received.length;
+    const results = await Promise.all(keys.map((key, i) => client!.add(key, BigInt(i + 1))));
+    expect(results.map((result) => result.value)).toEqual([2n, 2n, 3n, 4n, 5n]);
+    const sent = cluster.received.slice(before);
+    expect(sent.map((received) => received.op)).toEqual(["batch"]);
+    // A later turn is a new request.
+    await client.add(keys[1]!, 1n);
+    expect(cluster.received.length).toBe(before + 2);
+    expect(() => new TallyClient({ endpoints: cluster.addresses, autoBatch: "yes" as unknown as boolean })).toThrow(/autoBatch must be a boolean/);
+  });
+
   it("rejects beyond maxInflightOps with OverloadedError", async () => {
-    const { cluster, client } = await setup({ maxInflightOps: 10, batchWindowMs: 0 });
+    const { cluster, client } = await setup({ maxInflightOps: 10, autoBatch: false });
     await client.connect();
     cluster.pipelineHook = () => ({ kind: "no-reply" });
     const held = Array.from({ length: 10 }, () => client!.add("held", 1n, { deadlineMs: 300 }).catch(() => undefined));
