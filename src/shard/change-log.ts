@@ -24,9 +24,32 @@ export interface KeyChange {
 }
 
 export const CHANGE_LOG_CAPACITY = 65_536;
+/** Key bytes kept per retained change on average before the oldest changes give way to new keys. */
+const KEY_BYTES_PER_CHANGE = 32;
 
+const KINDS: readonly ChangeKind[] = ["counter", "window", "limit", "unique", "deleted"];
+const KIND_CODE = new Map<ChangeKind, number>(KINDS.map((kind, code) => [kind, code]));
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * Columns in typed arrays and key bytes in a circular arena, not one object per change: every
+ * applied op records a change on every replica, and a ring of objects (each with its key copy)
+ * lives just long enough to be promoted out of the young generation, which made the collector a
+ * fifth of a replica's CPU under batched writes. KeyChange objects are built only when read.
+ */
 export class ChangeLog {
-  private readonly ring: Array<KeyChange | undefined>;
+  private readonly indexes: Float64Array;
+  private readonly versions: Float64Array;
+  private readonly values: BigInt64Array;
+  /** Values outside int64 (a window sum can be), by ring position. */
+  private readonly wideValues = new Map<number, bigint>();
+  private readonly kinds: Uint8Array;
+  private readonly keyOffsets: Uint32Array;
+  private readonly keyLengths: Uint32Array;
+  private readonly arena: Uint8Array;
+  /** Where the next key's bytes go. */
+  private arenaTail = 0;
   private head = 0;
   private size = 0;
   private retainedAfterIndex: number;
@@ -34,7 +57,14 @@ export class ChangeLog {
   constructor(fromIndex: number, readonly capacity = CHANGE_LOG_CAPACITY) {
     assert(Number.isSafeInteger(fromIndex) && fromIndex >= 0, "change log starts at a valid index");
     assert(Number.isInteger(capacity) && capacity >= 1, "change log capacity >= 1");
-    this.ring = new Array(capacity);
+    this.indexes = new Float64Array(capacity);
+    this.versions = new Float64Array(capacity);
+    this.values = new BigInt64Array(capacity);
+    this.kinds = new Uint8Array(capacity);
+    this.keyOffsets = new Uint32Array(capacity);
+    this.keyLengths = new Uint32Array(capacity);
+    // Room for any one key (<= 65,535 bytes) twice over, whatever the capacity.
+    this.arena = new Uint8Array(Math.max(capacity * KEY_BYTES_PER_CHANGE, 2 * 65_536));
     this.retainedAfterIndex = fromIndex;
   }
 
@@ -43,25 +73,55 @@ export class ChangeLog {
     return this.retainedAfterIndex;
   }
 
+  /** Records a change; the key's bytes are copied (the caller may reuse its buffer). */
   record(change: KeyChange): void {
-    const newest = this.size === 0 ? undefined : this.ring[(this.head + this.size - 1) % this.capacity];
-    assert(newest === undefined || newest.index <= change.index, "changes are recorded in index order");
-    if (this.size === this.capacity) {
-      const dropped = this.ring[this.head]!;
-      // Changes at the dropped index may remain, but that index is no longer complete.
-      this.retainedAfterIndex = Math.max(this.retainedAfterIndex, dropped.index);
-      this.ring[this.head] = undefined;
-      this.head = (this.head + 1) % this.capacity;
-      this.size--;
+    this.append(change.index, change.key, change.value, change.version, change.kind);
+  }
+
+  append(index: number, key: Uint8Array, value: bigint, version: number, kind: ChangeKind): void {
+    assert(this.size === 0 || this.indexes[(this.head + this.size - 1) % this.capacity]! <= index, "changes are recorded in index order");
+    assert(key.length <= this.arena.length / 2, "change log key longer than its arena allows");
+    if (this.size === this.capacity) this.dropOldest();
+    // Keys are laid down in ring order, so the live bytes run from the oldest change's key to the
+    // tail, wrapping once: a key that does not fit before the end starts again at 0, and the
+    // oldest changes whose bytes it would overwrite are dropped first.
+    let at = this.arenaTail;
+    if (at + key.length > this.arena.length) at = 0;
+    while (this.size > 0) {
+      const oldest = this.keyOffsets[this.head]!;
+      if (oldest < at || oldest >= at + key.length) break;
+      this.dropOldest();
     }
-    this.ring[(this.head + this.size) % this.capacity] = change;
+    this.arena.set(key, at);
+    this.arenaTail = at + key.length;
+    const position = (this.head + this.size) % this.capacity;
+    this.indexes[position] = index;
+    this.versions[position] = version;
+    if (value >= INT64_MIN && value <= INT64_MAX) {
+      this.values[position] = value;
+      this.wideValues.delete(position);
+    } else {
+      this.wideValues.set(position, value);
+    }
+    this.kinds[position] = KIND_CODE.get(kind)!;
+    this.keyOffsets[position] = at;
+    this.keyLengths[position] = key.length;
     this.size++;
+  }
+
+  private dropOldest(): void {
+    // Changes at the dropped index may remain, but that index is no longer complete.
+    this.retainedAfterIndex = Math.max(this.retainedAfterIndex, this.indexes[this.head]!);
+    this.wideValues.delete(this.head);
+    this.head = (this.head + 1) % this.capacity;
+    this.size--;
   }
 
   /**
    * Changes with afterIndex < index, matching, at most `limit` (whole indexes only: a batch never
    * ends in the middle of one entry's changes unless one entry alone exceeds the limit).
-   * undefined when afterIndex is below retainedAfter (compacted).
+   * undefined when afterIndex is below retainedAfter (compacted). `matches` sees a view of the
+   * key; a returned change holds its own copy.
    */
   since(afterIndex: number, matches: (key: Uint8Array) => boolean, limit: number): KeyChange[] | undefined {
     if (afterIndex < this.retainedAfterIndex) return undefined;
@@ -71,13 +131,23 @@ export class ChangeLog {
     let high = this.size;
     while (low < high) {
       const middle = (low + high) >>> 1;
-      if (this.ring[(this.head + middle) % this.capacity]!.index <= afterIndex) low = middle + 1;
+      if (this.indexes[(this.head + middle) % this.capacity]! <= afterIndex) low = middle + 1;
       else high = middle;
     }
     for (let i = low; i < this.size; i++) {
-      const change = this.ring[(this.head + i) % this.capacity]!;
-      if (out.length >= limit && change.index !== out[out.length - 1]!.index) break;
-      if (matches(change.key)) out.push(change);
+      const position = (this.head + i) % this.capacity;
+      const index = this.indexes[position]!;
+      if (out.length >= limit && index !== out[out.length - 1]!.index) break;
+      const offset = this.keyOffsets[position]!;
+      const key = this.arena.subarray(offset, offset + this.keyLengths[position]!);
+      if (!matches(key)) continue;
+      out.push({
+        index,
+        key: key.slice(),
+        value: this.wideValues.get(position) ?? this.values[position]!,
+        version: this.versions[position]!,
+        kind: KINDS[this.kinds[position]!]!,
+      });
     }
     return out;
   }

@@ -458,7 +458,7 @@ export class CounterStateMachine {
       table.clearFlag(slot, SLOT_TOUCHED);
       if (table.version(slot) !== DELETED_VERSION) {
         if (table.setFlag(slot, SLOT_DIRTY)) this.dirtySlots.push(slot);
-        if (table.version(slot) === index) this.changed(index, table.keyBytes(slot), table.value(slot), index, "counter");
+        if (table.version(slot) === index) this.changed(index, table.keyView(slot), table.value(slot), index, "counter");
         continue;
       }
       if (undoVersions[i]! !== DELETED_VERSION) {
@@ -472,12 +472,12 @@ export class CounterStateMachine {
       const op = ops[opIndex]!;
       if (op.kind === "window" || op.kind === "acquire" || op.kind === "unique") {
         const result = results[opIndex]!;
-        if (result.version === index) this.changed(index, op.key.slice(), result.value, index, op.kind === "acquire" ? "limit" : op.kind);
+        if (result.version === index) this.changed(index, op.key, result.value, index, op.kind === "acquire" ? "limit" : op.kind);
       }
     }
     // Resets of kinded keys (a counter's reset is recorded above).
     if (kindResets !== undefined) {
-      for (const key of kindResets) if (kinds.get(key) === undefined) this.changed(index, key.slice(), DELETED_VALUE, DELETED_VERSION, "deleted");
+      for (const key of kindResets) if (kinds.get(key) === undefined) this.changed(index, key, DELETED_VALUE, DELETED_VERSION, "deleted");
     }
     kinds.endMutate();
     assert(table.size === liveAtStart + liveDelta, "counter count drifted during a mutate");
@@ -574,11 +574,11 @@ export class CounterStateMachine {
       existed = true;
     }
     if (this.kinds.remove(key)) existed = true;
-    if (existed) this.changed(this.appliedIndexValue, key.slice(), DELETED_VALUE, DELETED_VERSION, "deleted");
+    if (existed) this.changed(this.appliedIndexValue, key, DELETED_VALUE, DELETED_VERSION, "deleted");
   }
 
   private changed(index: number, key: Uint8Array, value: bigint, version: number, kind: ChangeKind): void {
-    this.changeLog.record({ index, key, value, version, kind });
+    this.changeLog.append(index, key, value, version, kind);
   }
 
   /**

@@ -427,4 +427,29 @@ describe("ChangeLog ring", () => {
     expect(log.since(4, () => true, 10)!.map((change) => change.index)).toEqual([5, 6]);
     expect(log.since(2, () => true, 2)!.map((change) => change.index)).toEqual([3, 4]);
   });
+
+  it("keeps every retained key's bytes intact when the key arena wraps, dropping only the changes it overwrites", () => {
+    // Arena of 131,072 bytes: 40,000-byte keys fit three at a time, so the fourth wraps to 0.
+    const log = new ChangeLog(0, 16);
+    const big = (fill: number) => new Uint8Array(40_000).fill(fill);
+    const reused = big(1);
+    log.append(1, reused, 1n, 1, "counter");
+    reused.fill(9); // the log copied the bytes
+    log.append(2, big(2), 2n, 2, "window");
+    log.append(3, big(3), 2n ** 70n, 3, "window"); // outside int64
+    log.append(4, big(4), -5n, 4, "limit");
+    // Key 4 overwrote key 1's bytes: change 1 is gone, the rest are whole.
+    expect(log.retainedAfter).toBe(1);
+    const changes = log.since(1, () => true, 10)!;
+    expect(changes.map((change) => [change.index, change.key[0], change.key[39_999], change.value, change.kind])).toEqual([
+      [2, 2, 2, 2n, "window"],
+      [3, 3, 3, 2n ** 70n, "window"],
+      [4, 4, 4, -5n, "limit"],
+    ]);
+    for (let i = 5; i < 40; i++) log.append(i, new Uint8Array([i]), BigInt(i), i, i % 2 === 0 ? "deleted" : "counter");
+    const tail = log.since(0, () => true, 100) ?? log.since(log.retainedAfter, () => true, 100)!;
+    expect(tail.length).toBe(16);
+    expect(tail.map((change) => change.key[0])).toEqual(tail.map((change) => change.index));
+    expect(tail.every((change) => change.value === BigInt(change.index) && change.kind === (change.index % 2 === 0 ? "deleted" : "counter"))).toBe(true);
+  });
 });
