@@ -212,6 +212,8 @@ export class PeerTransport {
       // Own connections per transport: in tests several nodes live in one process, and a shared
       // subchannel would outlive the node that closed it.
       "grpc.use_local_subchannel_pool": 1,
+      // Channelz bookkeeping runs on every message; nothing reads it.
+      "grpc.enable_channelz": 0,
     };
     for (const [id, address] of options.peers) this.setPeer(id, address);
   }
@@ -232,6 +234,7 @@ export class PeerTransport {
       "grpc.max_receive_message_length": this.grpcMessageBytesMax,
       "grpc.keepalive_time_ms": this.channelOptions["grpc.keepalive_time_ms"],
       "grpc.keepalive_timeout_ms": this.channelOptions["grpc.keepalive_timeout_ms"],
+      "grpc.enable_channelz": 0,
     });
     server.addService(peerService().service, {
       Raft: (call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire>) => this.handleRaftStream(call),
