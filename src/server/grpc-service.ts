@@ -715,8 +715,8 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
     "grpc.max_receive_message_length": node.config.limits.maxRequestBytes,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
     "grpc.keepalive_time_ms": 30_000,
-    // Channelz bookkeeping runs on every call and message; nothing here reads it.
-    "grpc.enable_channelz": 0,
+    // Channelz stays on for servers: grpc-js 1.14's forceShutdown() destroys only the sessions its
+    // channelz handler tracked, so with channelz off a closed server leaves its streams open.
   });
   const unary =
     (fn: (request: Json) => Promise<Json> | Json) =>

@@ -234,7 +234,8 @@ export class PeerTransport {
       "grpc.max_receive_message_length": this.grpcMessageBytesMax,
       "grpc.keepalive_time_ms": this.channelOptions["grpc.keepalive_time_ms"],
       "grpc.keepalive_timeout_ms": this.channelOptions["grpc.keepalive_timeout_ms"],
-      "grpc.enable_channelz": 0,
+      // Channelz stays on here (unlike the channels): grpc-js 1.14's forceShutdown() destroys only
+      // the sessions its channelz handler tracked; without it peers would not see this server close.
     });
     server.addService(peerService().service, {
       Raft: (call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire>) => this.handleRaftStream(call),
