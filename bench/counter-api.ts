@@ -166,220 +166,121 @@ const found = (value: unknown) => {
   if (value === null || value === undefined || value === false) throw new Error("a read found no value (the read keys are filled first)");
 };
 
+/** A key stream factory: each side of a row draws a fresh stream, so tally and its peer see the same keys. */
+type Keys = () => () => string;
+
 /** Every scenario of `settings.only`, in order; the latency scenario gives four rows. */
 function scenarios(settings: BenchSettings): ScenarioSpec[] {
   const { endpoints, seconds, warmupSeconds, cpuProbe, keys, readKeys } = settings;
-  const loop = (concurrency: number, operation: (worker: number, i: number) => Promise<number>, atLeastSeconds = 0) =>
-    closedLoop({ concurrency, seconds: Math.max(seconds, atLeastSeconds), warmupSeconds, cpuProbe, operation });
-  const redisLoop = (concurrency: number, operation: (redis: Redis, worker: number, i: number) => Promise<number>, atLeastSeconds = 0) => (peer: RedisPeer) =>
-    redisClosedLoop(peer, { concurrency, seconds: Math.max(seconds, atLeastSeconds), warmupSeconds, operation });
-  const etcdLoop = (concurrency: number, operation: (etcd: Etcd3, worker: number, i: number) => Promise<number>) => (etcd: Etcd3) =>
-    closedLoop({ concurrency, seconds, warmupSeconds, operation: (w, i) => operation(etcd, w, i) });
-  const open = (rate: number, operation: (i: number) => Promise<unknown>) => openLoop({ rate, seconds, warmupSeconds, maxOutstanding: 20_000, operation });
-  /** A uniform key index stream; the same seed gives tally and its peer the same keys. */
-  const uniform = (seed: number, bound: number) => {
+  const window = (atLeastSeconds: number) => ({ seconds: Math.max(seconds, atLeastSeconds), warmupSeconds });
+  const uniform = (prefix: string, seed: number, bound: number): Keys => () => {
     const prng = createPrng(seed);
-    return () => prng.nextInt(bound);
+    return () => `${prefix}${prng.nextInt(bound)}`;
   };
-  const zipf = (seed: number) => {
+  const zipf = (prefix: string, seed: number): Keys => () => {
     const prng = createPrng(seed);
     const sampler = new ZipfSampler(keys, 0.99, () => prng.nextFloat());
-    return () => sampler.next();
+    return () => `${prefix}${sampler.next()}`;
   };
+  const one = (key: string): Keys => () => () => key;
+  const reads = uniform("r", 19, readKeys);
+
+  // Closed loops: `operation` draws its key(s) from `next` and carries `units` (increments or ops).
+  type Op<C> = (client: C, next: () => string) => Promise<unknown>;
+  const tallyLoop = (concurrency: number, options: Partial<TallyClientOptions>, keysOf: Keys, operation: Op<TallyClient>, units = 1, atLeastSeconds = 0) => () => {
+    const next = keysOf();
+    return withClient(endpoints, { deadlineMs: 30_000, ...options }, (client) =>
+      closedLoop({ concurrency, ...window(atLeastSeconds), cpuProbe, operation: async () => (await operation(client, next), units) }),
+    );
+  };
+  const redisLoop = (concurrency: number, keysOf: Keys, operation: Op<Redis>, units = 1, atLeastSeconds = 0) => (peer: RedisPeer) => {
+    const next = keysOf();
+    return redisClosedLoop(peer, { concurrency, ...window(atLeastSeconds), operation: async (redis) => (await operation(redis, next), units) });
+  };
+  const etcdLoop = (concurrency: number, keysOf: Keys, operation: Op<Etcd3>) => (etcd: Etcd3) => {
+    const next = keysOf();
+    return closedLoop({ concurrency, ...window(0), operation: async () => (await operation(etcd, next), 1) });
+  };
+  /** 90% reads: a fresh coin per side, so both sides see the same sequence of reads and writes. */
+  const mixed = <C>(read: Op<C>, write: Op<C>): Op<C> => {
+    const coin = createPrng(31);
+    return (client, next) => (coin.chance(0.9) ? read(client, next) : write(client, next));
+  };
+
   const keysLabel = `${fmt(keys)} keys`;
+  const readsLabel = `${fmt(readKeys)} keys`;
+  const batch = 10_000;
   const specs: ScenarioSpec[] = [];
   const add = (spec: ScenarioSpec) => {
     if (settings.only.includes(spec.id)) specs.push(spec);
   };
+  const closed = (id: ScenarioId, name: string, concurrency: number, unit: string, tally: () => Promise<LoadResult>, peer: PeerSpec) =>
+    add({ id, name, load: `${concurrency} in flight`, unit, open: false, tally, peer });
 
-  add({
-    id: "batch",
-    name: `AddBatch, 10,000 increments per request, uniform over ${keysLabel}`,
-    load: "4 in flight",
-    unit: "increments/s",
-    open: false,
-    tally: () => {
-      const next = uniform(7, keys);
-      return withClient(endpoints, { deadlineMs: 60_000 }, (client) =>
-        loop(4, async () => {
-          const ops = Array.from({ length: 10_000 }, () => ({ key: `m${next()}`, delta: 1n }));
-          await client.addBatch(ops);
-          return ops.length;
-        }, settings.batchSeconds),
-      );
-    },
-    peer: {
-      system: "redis",
-      fsync: "everysec",
-      name: "INCRBY pipelined, 10,000 per batch",
-      run: (peer) => {
-        const next = uniform(7, keys);
-        return redisLoop(4, async (redis) => {
-          const pipeline = redis.pipeline();
-          for (let j = 0; j < 10_000; j++) pipeline.incrby(`m${next()}`, 1);
-          const replies = await pipeline.exec();
-          if (!replies || replies.some(([error]) => error)) throw new Error("pipeline reply with an error");
-          return 10_000;
-        }, settings.batchSeconds)(peer);
-      },
-    },
-  });
+  const batchKeys = uniform("m", 7, keys);
+  closed("batch", `AddBatch, ${fmt(batch)} increments per request, uniform over ${keysLabel}`, 4, "increments/s",
+    tallyLoop(4, { deadlineMs: 60_000 }, batchKeys, (client, next) => client.addBatch(Array.from({ length: batch }, () => ({ key: next(), delta: 1n }))), batch, settings.batchSeconds),
+    { system: "redis", fsync: "everysec", name: `INCRBY pipelined, ${fmt(batch)} per batch`, run: redisLoop(4, batchKeys, async (redis, next) => {
+      const pipeline = redis.pipeline();
+      for (let j = 0; j < batch; j++) pipeline.incrby(next(), 1);
+      const replies = await pipeline.exec();
+      if (!replies || replies.some(([error]) => error)) throw new Error("pipeline reply with an error");
+    }, batch, settings.batchSeconds) },
+  );
 
-  add({
-    id: "pipeline",
-    name: `single adds, Pipeline stream, client auto-batching off, ${keysLabel}`,
-    load: "256 in flight",
-    unit: "adds/s",
-    open: false,
-    tally: () => {
-      const next = uniform(11, keys);
-      return withClient(endpoints, { batchWindowMs: 0, deadlineMs: 30_000 }, (client) => loop(256, async () => (await client.add(`k${next()}`, 1n), 1)));
-    },
-    peer: {
-      system: "redis",
-      fsync: "always",
-      name: "INCRBY unpipelined, 256 connections",
-      run: (peer) => {
-        const next = uniform(11, keys);
-        return redisLoop(256, async (redis) => (await redis.incrby(`k${next()}`, 1), 1))(peer);
-      },
-    },
-  });
+  const singleKeys = uniform("k", 11, keys);
+  closed("pipeline", `single adds, Pipeline stream, client auto-batching off, ${keysLabel}`, 256, "adds/s",
+    tallyLoop(256, { batchWindowMs: 0 }, singleKeys, (client, next) => client.add(next(), 1n)),
+    { system: "redis", fsync: "always", name: "INCRBY unpipelined, 256 connections", run: redisLoop(256, singleKeys, (redis, next) => redis.incrby(next(), 1)) },
+  );
 
-  add({
-    id: "unary",
-    name: `unary Add to the shard leader, ${keysLabel}`,
-    load: "64 in flight",
-    unit: "adds/s",
-    open: false,
-    tally: async () => {
-      const next = uniform(13, keys);
+  closed("unary", `unary Add to the shard leader, ${keysLabel}`, 64, "adds/s",
+    async () => {
+      const next = singleKeys();
       const unary = await connectUnaryAdd(endpoints);
       try {
-        return await loop(64, async (w) => (await unary.add(w, `k${next()}`), 1));
+        return await closedLoop({ concurrency: 64, ...window(0), cpuProbe, operation: async (w) => (await unary.add(w, next()), 1) });
       } finally {
         unary.close();
       }
     },
-    peer: {
-      system: "etcd",
-      name: "put",
-      run: (etcd) => {
-        const next = uniform(13, keys);
-        return etcdLoop(64, async (client) => (await client.put(`k${next()}`).value("1").exec(), 1))(etcd);
-      },
-    },
-  });
+    { system: "etcd", name: "put", run: etcdLoop(64, singleKeys, (etcd, next) => etcd.put(next()).value("1").exec()) },
+  );
 
-  add({
-    id: "hot",
-    name: "one hot key, client auto-batching on",
-    load: "256 in flight",
-    unit: "adds/s",
-    open: false,
-    tally: () => withClient(endpoints, { deadlineMs: 30_000 }, (client) => loop(256, async () => (await client.add("hot", 1n), 1))),
-    peer: { system: "redis", fsync: "always", name: "INCRBY one key, 256 connections", run: redisLoop(256, async (redis) => (await redis.incrby("hot", 1), 1)) },
-  });
+  closed("hot", "one hot key, client auto-batching on", 256, "adds/s",
+    tallyLoop(256, {}, one("hot"), (client, next) => client.add(next(), 1n)),
+    { system: "redis", fsync: "always", name: "INCRBY one key, 256 connections", run: redisLoop(256, one("hot"), (redis, next) => redis.incrby(next(), 1)) },
+  );
 
-  add({
-    id: "zipf",
-    name: `single adds, keys Zipf(0.99) over ${keysLabel}, auto-batching on`,
-    load: "256 in flight",
-    unit: "adds/s",
-    open: false,
-    tally: () => {
-      const next = zipf(17);
-      return withClient(endpoints, { deadlineMs: 30_000 }, (client) => loop(256, async () => (await client.add(`z${next()}`, 1n), 1)));
-    },
-    peer: {
-      system: "redis",
-      fsync: "always",
-      name: "INCRBY Zipf keys, 256 connections",
-      run: (peer) => {
-        const next = zipf(17);
-        return redisLoop(256, async (redis) => (await redis.incrby(`z${next()}`, 1), 1))(peer);
-      },
-    },
-  });
+  const zipfKeys = zipf("z", 17);
+  closed("zipf", `single adds, keys Zipf(0.99) over ${keysLabel}, auto-batching on`, 256, "adds/s",
+    tallyLoop(256, {}, zipfKeys, (client, next) => client.add(next(), 1n)),
+    { system: "redis", fsync: "always", name: "INCRBY Zipf keys, 256 connections", run: redisLoop(256, zipfKeys, (redis, next) => redis.incrby(next(), 1)) },
+  );
 
-  add({
-    id: "stale",
-    name: `STALE reads (any replica), ${fmt(readKeys)} keys`,
-    load: "64 in flight",
-    unit: "reads/s",
-    open: false,
-    tally: () => {
-      const next = uniform(19, readKeys);
-      return withClient(endpoints, { deadlineMs: 30_000 }, (client) => loop(64, async () => (found((await client.get(readKey(next()), { consistency: "stale" })).exists), 1)));
-    },
-    peer: {
-      system: "redis",
-      fsync: "always",
-      name: "GET, 64 connections",
-      run: (peer) => {
-        const next = uniform(19, readKeys);
-        return redisLoop(64, async (redis) => (found(await redis.get(readKey(next()))), 1))(peer);
-      },
-    },
-  });
+  closed("stale", `STALE reads (any replica), ${readsLabel}`, 64, "reads/s",
+    tallyLoop(64, {}, reads, async (client, next) => found((await client.get(next(), { consistency: "stale" })).exists)),
+    { system: "redis", fsync: "always", name: "GET, 64 connections", run: redisLoop(64, reads, async (redis, next) => found(await redis.get(next()))) },
+  );
 
-  add({
-    id: "lease-reads",
-    name: `linearizable reads (leader lease), ${fmt(readKeys)} keys`,
-    load: "64 in flight",
-    unit: "reads/s",
-    open: false,
-    tally: () => {
-      const next = uniform(23, readKeys);
-      return withClient(endpoints, { deadlineMs: 30_000 }, (client) => loop(64, async () => (found((await client.get(readKey(next()))).exists), 1)));
-    },
-    peer: {
-      system: "etcd",
-      name: "linearizable get",
-      run: (etcd) => {
-        const next = uniform(23, readKeys);
-        return etcdLoop(64, async (client) => (found(await client.get(readKey(next())).string()), 1))(etcd);
-      },
-    },
-  });
+  closed("lease-reads", `linearizable reads (leader lease), ${readsLabel}`, 64, "reads/s",
+    tallyLoop(64, {}, reads, async (client, next) => found((await client.get(next())).exists)),
+    { system: "etcd", name: "linearizable get", run: etcdLoop(64, reads, async (etcd, next) => found(await etcd.get(next()).string())) },
+  );
 
-  add({
-    id: "mix",
-    name: `90% linearizable gets / 10% adds, ${fmt(readKeys)} keys`,
-    load: "64 in flight",
-    unit: "ops/s",
-    open: false,
-    tally: () => {
-      const next = uniform(29, readKeys);
-      const coin = createPrng(31);
-      return withClient(endpoints, { deadlineMs: 30_000 }, (client) =>
-        loop(64, async () => {
-          const key = readKey(next());
-          if (coin.chance(0.9)) found((await client.get(key)).exists);
-          else await client.add(key, 1n);
-          return 1;
-        }),
-      );
-    },
-    peer: {
+  closed("mix", `90% linearizable gets / 10% adds, ${readsLabel}`, 64, "ops/s",
+    tallyLoop(64, {}, reads, mixed(async (client, next) => found((await client.get(next())).exists), (client, next) => client.add(next(), 1n))),
+    {
       system: "redis",
       fsync: "always",
       name: "90% GET / 10% INCRBY, 64 connections",
-      run: (peer) => {
-        const next = uniform(29, readKeys);
-        const coin = createPrng(31);
-        return redisLoop(64, async (redis) => {
-          const key = readKey(next());
-          if (coin.chance(0.9)) found(await redis.get(key));
-          else await redis.incrby(key, 1);
-          return 1;
-        })(peer);
-      },
+      run: redisLoop(64, reads, mixed(async (redis, next) => found(await redis.get(next())), (redis, next) => redis.incrby(next(), 1))),
     },
-  });
+  );
 
   // Open loop, the client library as a user runs it (adds within 1 ms to one shard share a request);
   // a 5 s deadline so an overloaded system shows up as errors, not a backlog outliving the run.
+  const open = (rate: number, operation: (i: number) => Promise<unknown>) => openLoop({ rate, seconds, warmupSeconds, maxOutstanding: 20_000, operation });
   for (const rate of [1000, 10_000]) {
     const redisOpen = (operation: (redis: Redis, i: number) => Promise<unknown>) => async (peer: RedisPeer) => {
       const redis = peer.client();
@@ -401,7 +302,7 @@ function scenarios(settings: BenchSettings): ScenarioSpec[] {
     });
     add({
       id: "latency",
-      name: `linearizable Get, open loop, ${fmt(readKeys)} keys`,
+      name: `linearizable Get, open loop, ${readsLabel}`,
       load,
       unit: "reads/s",
       open: true,
@@ -417,41 +318,53 @@ async function fillReadKeys(settings: BenchSettings, peers: Peers | undefined): 
   const { readKeys } = settings;
   const chunks: string[][] = [];
   for (let start = 0; start < readKeys; start += 10_000) chunks.push(Array.from({ length: Math.min(10_000, readKeys - start) }, (_, j) => readKey(start + j)));
-  await withClient(settings.endpoints, { deadlineMs: 60_000 }, async (client) => {
+  const tally = withClient(settings.endpoints, { deadlineMs: 60_000 }, async (client) => {
     for (const chunk of chunks) await client.addBatch(chunk.map((key) => ({ key, delta: 1n })));
     found((await client.get(readKey(readKeys - 1))).exists);
   });
-  for (const peer of Object.values(peers?.redis ?? {})) {
-    const redis = peer.client();
-    try {
-      for (const chunk of chunks) {
-        const pipeline = redis.pipeline();
-        for (const key of chunk) pipeline.incrby(key, 1);
-        await pipeline.exec();
-      }
-    } finally {
-      redis.disconnect();
-    }
-  }
-  if (peers?.etcdHosts) {
-    const etcd = new Etcd3({ hosts: peers.etcdHosts });
-    try {
-      // etcd takes at most 128 operations per transaction by default.
-      const keys = chunks.flat();
-      const txns = [];
-      for (let start = 0; start < keys.length; start += 100) txns.push(keys.slice(start, start + 100));
-      for (let t = 0; t < txns.length; t += 16) {
-        await Promise.all(txns.slice(t, t + 16).map((txn) => etcd.kv.txn({ success: txn.map((key) => ({ request_put: { key: Buffer.from(key), value: Buffer.from("1") } })) })));
-      }
-    } finally {
-      etcd.close();
-    }
-  }
+  // The reads' peers: Redis `always` and etcd.
+  const redisAlways = peers?.redis.always;
+  const redis = redisAlways
+    ? (async () => {
+        const connection = redisAlways.client();
+        try {
+          for (const chunk of chunks) {
+            const pipeline = connection.pipeline();
+            for (const key of chunk) pipeline.incrby(key, 1);
+            await pipeline.exec();
+          }
+        } finally {
+          connection.disconnect();
+        }
+      })()
+    : undefined;
+  const etcdHosts = peers?.etcdHosts;
+  const etcd = etcdHosts
+    ? (async () => {
+        const client = new Etcd3({ hosts: etcdHosts });
+        try {
+          // etcd takes at most 128 operations per transaction by default.
+          const keys = chunks.flat();
+          const txns = [];
+          for (let start = 0; start < keys.length; start += 100) txns.push(keys.slice(start, start + 100));
+          for (let t = 0; t < txns.length; t += 16) {
+            await Promise.all(txns.slice(t, t + 16).map((txn) => client.kv.txn({ success: txn.map((key) => ({ request_put: { key: Buffer.from(key), value: Buffer.from("1") } })) })));
+          }
+        } finally {
+          client.close();
+        }
+      })()
+    : undefined;
+  await Promise.all([tally, redis, etcd]);
 }
 
 export async function runCounterApiBench(settings: BenchSettings, peers?: Peers): Promise<Row[]> {
   const specs = scenarios(settings);
-  if (specs.some((s) => s.id === "stale" || s.id === "lease-reads" || s.id === "mix" || s.id === "latency")) await fillReadKeys(settings, peers);
+  if (specs.some((s) => s.id === "stale" || s.id === "lease-reads" || s.id === "mix" || s.id === "latency")) {
+    const started = Date.now();
+    await fillReadKeys(settings, peers);
+    console.log(`filled ${fmt(settings.readKeys)} read keys (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+  }
   const rows: Row[] = [];
   for (const spec of specs) {
     const started = Date.now();
@@ -575,15 +488,24 @@ async function main(): Promise<void> {
   });
   let peers: Peers | undefined;
   try {
-    if (args.flag("peers")) peers = await startPeers(!args.flag("no-etcd"));
-    const endpoints = given ? given.split(",") : (cluster = await TestCluster.start({ nodes: 3, shards: 8, nodeArgs })).endpoints();
+    const started = Date.now();
+    const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
+    const startingPeers = args.flag("peers") ? startPeers(!args.flag("no-etcd")) : undefined;
+    const startingCluster = given ? undefined : TestCluster.start({ nodes: 3, shards: 8, nodeArgs });
+    // Both settle before either failure is thrown, so whatever did start is torn down below.
+    const [peersStarted, clusterStarted] = await Promise.allSettled([startingPeers, startingCluster]);
+    if (clusterStarted.status === "fulfilled") cluster = clusterStarted.value;
+    if (peersStarted.status === "fulfilled") peers = peersStarted.value;
+    for (const outcome of [peersStarted, clusterStarted]) if (outcome.status === "rejected") throw outcome.reason;
+    const endpoints = cluster ? cluster.endpoints() : given.split(",");
+    console.log(`${cluster ? "cluster" : ""}${cluster && peers ? " and " : ""}${peers ? "peers" : ""} started (${since()})`);
     // With its own cluster, the closed-loop scenarios also report CPU per op (nodes + generator).
     const pids = cluster ? [...cluster.processes.values()].map((child) => child.pid!) : [];
     const settings: BenchSettings = {
       endpoints,
       seconds,
       warmupSeconds,
-      batchSeconds: seconds >= 5 ? 8 : 2 * seconds,
+      batchSeconds: seconds >= 5 ? 8 : seconds,
       keys,
       readKeys,
       only: only as ScenarioId[],
