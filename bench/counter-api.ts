@@ -57,13 +57,14 @@ const fmt = (n: number) => n.toLocaleString("en-US");
 export async function connectUnaryAdd(endpoints: string[], shards = 8): Promise<{ add(worker: number, key: string): Promise<void>; close(): void }> {
   const leaders = new Map<number, RawNodeClient>();
   const sessions = new Map<number, { clientId: string; seq: number }[]>();
-  for (let shard = 1; shard <= shards; shard++) {
-    const leader = await leaderClient(endpoints, shard);
-    leaders.set(shard, leader);
-    const list = [];
-    for (let w = 0; w < 8; w++) list.push({ clientId: (await leader.call("registerSession", { shardId: shard })).clientId as string, seq: 0 });
-    sessions.set(shard, list);
-  }
+  await Promise.all(
+    Array.from({ length: shards }, async (_, index) => {
+      const shard = index + 1;
+      const leader = await leaderClient(endpoints, shard);
+      leaders.set(shard, leader);
+      sessions.set(shard, await Promise.all(Array.from({ length: 8 }, async () => ({ clientId: (await leader.call("registerSession", { shardId: shard })).clientId as string, seq: 0 }))));
+    }),
+  );
   const slotsPerShard = 16_384 / shards;
   const shardOf = (k: string) => Math.floor(slotOf(Buffer.from(k)) / slotsPerShard) + 1;
   return {

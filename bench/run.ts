@@ -27,7 +27,7 @@ const suites: Array<{ name: string; file: string; args: string[]; env?: Record<s
   {
     name: "counter API through 3 tallyd processes, each scenario beside Redis 7 or etcd 3.4 (peers need scripts/peers.sh)",
     file: "counter-api.ts",
-    args: quick ? ["--seconds", "1", "--warmup", "0.5", "--peers", "--report"] : ["--seconds", seconds, "--peers", "--report"],
+    args: quick ? ["--seconds", "1", "--warmup", "0.4", "--peers", "--report"] : ["--seconds", seconds, "--peers", "--report"],
   },
   { name: "wire codecs: CPU per 10,000 ops (old vs new encodings, same bytes)", file: "wire-codec.ts", args: [] },
   { name: "placement: shard move, unavailability during a leader transfer and a move, routes refresh", file: "placement.ts", args: ["--counters", quick ? "100000" : "1000000"] },
