@@ -112,7 +112,7 @@ type PeerSpec =
   | { system: "redis"; fsync: RedisFsync; name: string; run: (redis: RedisPeer) => Promise<LoadResult> }
   | { system: "etcd"; name: string; run: (etcd: Etcd3) => Promise<LoadResult> };
 
-interface ScenarioSpec {
+interface ScenarioInfo {
   id: ScenarioId;
   name: string;
   /** Concurrency or offered rate. */
@@ -120,16 +120,14 @@ interface ScenarioSpec {
   unit: string;
   /** Open loop: the offered rate is fixed, so the comparison is p99, not throughput. */
   open: boolean;
+}
+
+interface ScenarioSpec extends ScenarioInfo {
   tally: () => Promise<LoadResult>;
   peer?: PeerSpec;
 }
 
-export interface Row {
-  id: ScenarioId;
-  name: string;
-  load: string;
-  unit: string;
-  open: boolean;
+export interface Row extends ScenarioInfo {
   tally: LoadResult;
   peer?: { system: string; name: string; setting: string; result: LoadResult };
   /** Why the row has no peer. */
@@ -369,9 +367,9 @@ export async function runCounterApiBench(settings: BenchSettings, peers?: Peers)
   const rows: Row[] = [];
   for (const spec of specs) {
     const started = Date.now();
-    const row: Row = { id: spec.id, name: spec.name, load: spec.load, unit: spec.unit, open: spec.open, tally: await spec.tally(), wallSeconds: 0 };
-    if (peers && spec.peer) {
-      const peer = spec.peer;
+    const { tally, peer, ...info } = spec;
+    const row: Row = { ...info, tally: await tally(), wallSeconds: 0 };
+    if (peers && peer) {
       let result: LoadResult | undefined;
       if (peer.system === "redis") {
         const server = peers.redis[peer.fsync];
@@ -433,7 +431,10 @@ export function markdownTable(rows: Row[], meta: ReportMeta): string {
     const peer = row.peer ? [`${row.peer.system} ${row.peer.name} (${row.peer.setting})`, `${fmt(row.peer.result.unitsPerSecond)}${row.peer.result.errors ? ` (${fmt(row.peer.result.errors)} errors)` : ""}`, percentiles(row.peer.result)] : [row.peerMissing ?? "-", "-", "-"];
     lines.push(`| ${row.name} | ${row.load} | ${fmt(t.unitsPerSecond)} ${row.unit} | ${percentiles(t)} | ${fmt(t.errors)} | ${generator(t)} | ${t.cpuUsPerUnit ?? "-"} | ${peer.join(" | ")} | ${ratio(row)} |`);
   }
-  lines.push("", "tally / peer: throughput for closed loops (higher is better for tally); for open loops (fixed offered rate) tally's p99 over the peer's (lower is better for tally).");
+  lines.push(
+    "",
+    "tally / peer: throughput for closed loops (higher is better for tally); for open loops (fixed offered rate) tally's p99 over the peer's (lower is better for tally). An open loop's completed/s is over its window plus the drain of the last operations, so it falls below the offered rate when latency is long against the window.",
+  );
   const errors = rows.flatMap((row) => [
     ...(row.tally.firstError ? [`tally ${row.name} (${row.load}): ${row.tally.firstError}`] : []),
     ...(row.peer?.result.firstError ? [`${row.peer.system} ${row.peer.name}: ${row.peer.result.firstError}`] : []),
