@@ -394,7 +394,7 @@ export async function runCounterApiBench(settings: BenchSettings, peers?: Peers)
 
 // ---- report: one table and one plot -----------------------------------------------------------
 
-const percentiles = (r: LoadResult) => `${r.p50Ms.toFixed(2)} / ${r.p99Ms.toFixed(2)} / ${r.p999Ms.toFixed(2)}`;
+const percentiles = (r: LoadResult) => (r.operations === 0 ? "- (none completed)" : `${r.p50Ms.toFixed(2)} / ${r.p99Ms.toFixed(2)} / ${r.p999Ms.toFixed(2)}`);
 const generator = (r: LoadResult) => `${r.generatorCpuPercent}%${r.generatorCpuPercent >= generatorBoundPercent ? " (gen-bound)" : ""}`;
 const fmtRatio = (x: number) => (!Number.isFinite(x) ? "-" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
@@ -402,6 +402,8 @@ const fmtRatio = (x: number) => (!Number.isFinite(x) ? "-" : x >= 100 ? x.toFixe
 export function ratio(row: Row): string {
   if (!row.peer) return "-";
   const peer = row.peer.result;
+  // With nothing completed on a side there are no percentiles to compare (and 0/s says it already).
+  if (row.open && (row.tally.operations === 0 || peer.operations === 0)) return "-";
   if (row.open) return `p99 ${fmtRatio(peer.p99Ms > 0 ? row.tally.p99Ms / peer.p99Ms : Number.NaN)}x`;
   return `${fmtRatio(peer.unitsPerSecond > 0 ? row.tally.unitsPerSecond / peer.unitsPerSecond : Number.NaN)}x`;
 }
