@@ -5,6 +5,7 @@
  */
 import hdr from "hdr-histogram-js";
 import { readFileSync } from "node:fs";
+import { cpus, loadavg, totalmem } from "node:os";
 import { TestCluster } from "../test/support/cluster.js";
 
 export type Histogram = ReturnType<typeof hdr.build>;
@@ -249,3 +250,71 @@ export function interleavedCpuMedians(before: () => unknown, after: () => unknow
 export function warmupRounds(rounds: number): number {
   return Math.max(5, rounds >> 2);
 }
+
+/**
+ * Zipf(s) over ranks 0..n-1 (rank r drawn with probability proportional to 1/(r+1)^s), by
+ * rejection-inversion (Hörmann and Derflinger 1996, as in Apache Commons RNG): O(1) memory and
+ * time per sample, no table over the n ranks. `random` yields uniforms in [0, 1).
+ */
+export class ZipfSampler {
+  private readonly hIntegralX1: number;
+  private readonly hIntegralN: number;
+  private readonly squeeze: number;
+
+  constructor(
+    readonly n: number,
+    readonly s: number,
+    private readonly random: () => number,
+  ) {
+    if (!Number.isInteger(n) || n < 1) throw new Error(`ZipfSampler: n must be a positive integer, got ${n}`);
+    if (!(s > 0) || !Number.isFinite(s)) throw new Error(`ZipfSampler: s must be a positive number, got ${s}`);
+    this.hIntegralX1 = this.hIntegral(1.5) - 1;
+    this.hIntegralN = this.hIntegral(n + 0.5);
+    this.squeeze = 2 - this.hIntegralInverse(this.hIntegral(2.5) - this.h(2));
+  }
+
+  /** One rank in [0, n). */
+  next(): number {
+    for (;;) {
+      const u = this.hIntegralN + this.random() * (this.hIntegralX1 - this.hIntegralN);
+      const x = this.hIntegralInverse(u);
+      const k = Math.min(this.n, Math.max(1, Math.floor(x + 0.5)));
+      if (k - x <= this.squeeze || u >= this.hIntegral(k + 0.5) - this.h(k)) return k - 1;
+    }
+  }
+
+  /** H(x) = ((x^(1-s)) - 1) / (1 - s), continuous through s = 1 (where it is log x). */
+  private hIntegral(x: number): number {
+    const logX = Math.log(x);
+    return expm1OverX((1 - this.s) * logX) * logX;
+  }
+
+  private h(x: number): number {
+    return Math.exp(-this.s * Math.log(x));
+  }
+
+  private hIntegralInverse(x: number): number {
+    const t = Math.max(-1, x * (1 - this.s));
+    return Math.exp(log1pOverX(t) * x);
+  }
+}
+
+/** log(1 + x) / x, accurate near 0. */
+function log1pOverX(x: number): number {
+  return Math.abs(x) > 1e-8 ? Math.log1p(x) / x : 1 - x * (0.5 - x * (1 / 3 - 0.25 * x));
+}
+
+/** (e^x - 1) / x, accurate near 0. */
+function expm1OverX(x: number): number {
+  return Math.abs(x) > 1e-8 ? Math.expm1(x) / x : 1 + x * 0.5 * (1 + (x / 3) * (1 + 0.25 * x));
+}
+
+/** The machine, for a benchmark report's header: cores, CPU model, RAM, Node version. */
+export function machineDescription(): string {
+  return `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+}
+
+export const loadAverage = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");

@@ -24,7 +24,9 @@ export interface LatencyBars {
 }
 
 const escape = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
-const width = 960;
+const minWidth = 960;
+/** Wide enough for every group's wrapped label (about 22 characters a line). */
+const minGroupWidth = 120;
 const left = 90;
 const right = 20;
 const plotHeight = 260;
@@ -47,7 +49,7 @@ function tickLabel(v: number): string {
   return String(v);
 }
 
-function chart(title: string, top: number, groups: Array<{ label: string; note: string; bars: Array<{ value: number; series: number }> }>, seriesNames: string[], colors: string[], unit: string): string[] {
+function chart(width: number, title: string, top: number, groups: Array<{ label: string; note: string; bars: Array<{ value: number; series: number }> }>, seriesNames: string[], colors: string[], unit: string): string[] {
   const axis = logAxis(groups.flatMap((g) => g.bars.map((b) => b.value)));
   const out: string[] = [`<g transform="translate(0,${top})">`, `<text x="${left}" y="-12" font-size="15" font-weight="bold">${escape(title)}</text>`];
   for (const tick of axis.ticks) {
@@ -85,22 +87,38 @@ function chart(title: string, top: number, groups: Array<{ label: string; note: 
   return out;
 }
 
-export function writePeersSvg(path: string, throughput: ThroughputBar[], latency: LatencyBars[]): void {
+export interface SvgTitles {
+  throughput: string;
+  latency: string;
+  /** The legend of the second throughput bar. */
+  peer: string;
+}
+
+const peersTitles: SvgTitles = {
+  throughput: "Throughput: tally vs its peer, same concurrency (hover a bar for the peer)",
+  latency: "Latency at fixed offered rates (open loop, from intended start)",
+  peer: "peer (Redis or etcd)",
+};
+
+export function writePeersSvg(path: string, throughput: ThroughputBar[], latency: LatencyBars[], titles: SvgTitles = peersTitles): void {
   const chartHeight = plotHeight + labelHeight + 60;
   const height = 40 + chartHeight * 2;
+  const width = Math.max(minWidth, left + right + Math.max(throughput.length, latency.length) * minGroupWidth);
   const svg = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="sans-serif">`,
     `<rect width="100%" height="100%" fill="white"/>`,
     ...chart(
-      "Throughput: tally vs its peer, same concurrency (hover a bar for the peer)",
+      width,
+      titles.throughput,
       40,
       throughput.map((t) => ({ label: t.label, note: t.note, bars: [{ value: t.tally, series: 0 }, { value: t.peer, series: 1 }] })),
-      ["tally", "peer (Redis or etcd)"],
+      ["tally", titles.peer],
       ["#2b6cb0", "#dd6b20"],
       "ops/s",
     ),
     ...chart(
-      "Latency at fixed offered rates (open loop, from intended start)",
+      width,
+      titles.latency,
       40 + chartHeight,
       latency.map((l) => ({ label: l.label, note: l.note, bars: [{ value: l.p50, series: 0 }, { value: l.p99, series: 1 }, { value: l.p999, series: 2 }] })),
       ["p50", "p99", "p99.9"],

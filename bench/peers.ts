@@ -18,11 +18,11 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Etcd3 } from "etcd3";
 import { TallyClient } from "../src/client/index.js";
-import { TestCluster, freePort } from "../test/support/cluster.js";
+import { TestCluster } from "../test/support/cluster.js";
 import { connectUnaryAdd } from "./counter-api.js";
 import { closedLoop, openLoop, parseArgs, type LoadResult } from "./lib.js";
 import { writePeersSvg } from "./peers-report.js";
-import { killChildren, missingBinaries, peerTempDir, spawnServer, startRedis, until, version } from "./redis-peer.js";
+import { killChildren, missingBinaries, startEtcd, startRedis, version } from "./redis-peer.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const args = parseArgs(process.argv.slice(2));
@@ -47,44 +47,6 @@ function requireBinaries(): void {
     console.error(`peers: ${missing.join(", ")} not installed; run scripts/peers.sh (Debian: redis-server, etcd-server). No numbers without them.`);
     process.exit(1);
   }
-}
-
-async function startEtcd(members = 3): Promise<string[]> {
-  const dir = peerTempDir("tally-peer-etcd-");
-  const nodes = [];
-  for (let i = 1; i <= members; i++) nodes.push({ name: `e${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` });
-  const initialCluster = nodes.map((n) => `${n.name}=${n.peer}`).join(",");
-  for (const node of nodes) {
-    spawnServer(
-      "etcd",
-      [
-        "--name", node.name,
-        "--data-dir", join(dir, node.name),
-        "--listen-client-urls", node.client,
-        "--advertise-client-urls", node.client,
-        "--listen-peer-urls", node.peer,
-        "--initial-advertise-peer-urls", node.peer,
-        "--initial-cluster", initialCluster,
-        "--initial-cluster-state", "new",
-        "--initial-cluster-token", `tally-bench-${process.pid}`,
-        "--logger", "zap",
-        "--log-level", "error",
-      ],
-      join(dir, `${node.name}.log`),
-      dir,
-    );
-  }
-  const hosts = nodes.map((n) => n.client);
-  const probe = new Etcd3({ hosts });
-  try {
-    await until("etcd", 30_000, async () => {
-      await probe.put("probe").value("1").exec();
-      return probe.get("probe").string();
-    });
-  } finally {
-    probe.close();
-  }
-  return hosts;
 }
 
 // ---- scenarios --------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, openSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Etcd3 } from "etcd3";
 import { Redis } from "ioredis";
 import { freePort } from "../test/support/cluster.js";
 import { closedLoop, type LoadResult } from "./lib.js";
@@ -78,6 +79,45 @@ export function version(command: string): string {
   return (spawnSync(command, ["--version"], { encoding: "utf8" }).stdout ?? "").split("\n")[0]!.trim();
 }
 
+/** A 3-member etcd cluster (default settings: WAL fsync on every commit); returns its client URLs. */
+export async function startEtcd(members = 3): Promise<string[]> {
+  const dir = peerTempDir("tally-peer-etcd-");
+  const nodes = [];
+  for (let i = 1; i <= members; i++) nodes.push({ name: `e${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` });
+  const initialCluster = nodes.map((n) => `${n.name}=${n.peer}`).join(",");
+  for (const node of nodes) {
+    spawnServer(
+      "etcd",
+      [
+        "--name", node.name,
+        "--data-dir", join(dir, node.name),
+        "--listen-client-urls", node.client,
+        "--advertise-client-urls", node.client,
+        "--listen-peer-urls", node.peer,
+        "--initial-advertise-peer-urls", node.peer,
+        "--initial-cluster", initialCluster,
+        "--initial-cluster-state", "new",
+        "--initial-cluster-token", `tally-bench-${process.pid}`,
+        "--logger", "zap",
+        "--log-level", "error",
+      ],
+      join(dir, `${node.name}.log`),
+      dir,
+    );
+  }
+  const hosts = nodes.map((n) => n.client);
+  const probe = new Etcd3({ hosts });
+  try {
+    await until("etcd", 30_000, async () => {
+      await probe.put("probe").value("1").exec();
+      return probe.get("probe").string();
+    });
+  } finally {
+    probe.close();
+  }
+  return hosts;
+}
+
 export type RedisFsync = "always" | "everysec";
 
 export interface RedisPeer {
@@ -107,11 +147,11 @@ export async function startRedis(fsync: RedisFsync): Promise<RedisPeer> {
  * A closed loop against one Redis with one connection per worker, so each operation is one
  * unpipelined round trip (the same concurrency as the tally side it is compared with).
  */
-export async function redisClosedLoop(peer: RedisPeer, options: { concurrency: number; seconds: number; operation: (redis: Redis, worker: number, i: number) => Promise<number> }): Promise<LoadResult & { fsync: RedisFsync }> {
+export async function redisClosedLoop(peer: RedisPeer, options: { concurrency: number; seconds: number; warmupSeconds?: number; operation: (redis: Redis, worker: number, i: number) => Promise<number> }): Promise<LoadResult & { fsync: RedisFsync }> {
   const connections = Array.from({ length: options.concurrency }, () => peer.client());
   try {
     await Promise.all(connections.map((c) => c.ping()));
-    return { fsync: peer.fsync, ...(await closedLoop({ concurrency: options.concurrency, seconds: options.seconds, operation: (w, i) => options.operation(connections[w]!, w, i) })) };
+    return { fsync: peer.fsync, ...(await closedLoop({ concurrency: options.concurrency, seconds: options.seconds, warmupSeconds: options.warmupSeconds, operation: (w, i) => options.operation(connections[w]!, w, i) })) };
   } finally {
     for (const c of connections) c.disconnect();
   }

@@ -1,15 +1,17 @@
 /**
  * `npm run bench`: every benchmark in sequence, each in its own process (so one's heap and timers
- * never disturb the next), on this machine. `npm run bench -- --quick` runs short versions (under
- * a couple of minutes). Results: bench/results/<timestamp>.log and latest.log.
+ * never disturb the next), on this machine. Results: bench/results/<timestamp>.log and latest.log;
+ * the counter API suite beside Redis and etcd (bench/counter-api.ts --peers --report) also writes
+ * bench/results/latest.json, latest.md (the table with the machine and settings) and latest.svg.
+ * `npm run bench -- --quick` (under a minute) runs only that suite, about 1.5 s per scenario.
  *
  * Benchmarks never assert: speed targets live here, not in tests (the machine is shared and noisy).
  */
 import { spawnSync } from "node:child_process";
-import { cpus, loadavg, totalmem } from "node:os";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
+import { loadAverage, machineDescription } from "./lib.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const quick = process.argv.includes("--quick");
@@ -22,7 +24,11 @@ const suites: Array<{ name: string; file: string; args: string[]; env?: Record<s
   { name: "storage: LevelDB batches with fsync", file: "storage-sync.ts", args: [] },
   { name: "peer transport", file: "transport.ts", args: [] },
   { name: "node: commit through 3 tallyd processes", file: "node-commit.ts", args: ["--seconds", seconds, "--concurrency", quick ? "1,64" : "1,64,256"] },
-  { name: "counter API through 3 tallyd processes", file: "counter-api.ts", args: ["--seconds", seconds] },
+  {
+    name: "counter API through 3 tallyd processes, each scenario beside Redis 7 or etcd 3.4 (peers need scripts/peers.sh)",
+    file: "counter-api.ts",
+    args: quick ? ["--seconds", "1", "--warmup", "0.4", "--peers", "--report"] : ["--seconds", seconds, "--peers", "--report"],
+  },
   { name: "wire codecs: CPU per 10,000 ops (old vs new encodings, same bytes)", file: "wire-codec.ts", args: [] },
   { name: "placement: shard move, unavailability during a leader transfer and a move, routes refresh", file: "placement.ts", args: ["--counters", quick ? "100000" : "1000000"] },
   { name: "tally vs Redis 7 and etcd 3.4, same concurrency (needs scripts/peers.sh)", file: "peers.ts", args: ["--seconds", quick ? "3" : "10"] },
@@ -33,14 +39,17 @@ const suites: Array<{ name: string; file: string; args: string[]; env?: Record<s
 
 const header = [
   `# tally benchmarks ${new Date().toISOString()}`,
-  `machine: ${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, load average at start ${loadavg().map((l) => l.toFixed(2)).join(" ")}`,
-  `settings: ${quick ? "quick" : "full"} (${seconds} s per scenario), fsync on, 3 replicas`,
+  `machine: ${machineDescription()}, load average at start ${loadAverage()}`,
+  `settings: ${quick ? "quick: the counter API suite only" : "full"} (${quick ? 1 : seconds} s per scenario), fsync on, 3 replicas`,
   "",
 ];
 const out: string[] = [...header];
+const ran: string[] = [];
 console.log(header.join("\n"));
 for (const suite of suites) {
   if (only && !suite.file.includes(only)) continue;
+  if (quick && !only && suite.file !== "counter-api.ts") continue;
+  ran.push(suite.file);
   const title = `## ${suite.name} (bench/${suite.file})`;
   console.log(title);
   const started = Date.now();
@@ -59,4 +68,5 @@ mkdirSync(dir, { recursive: true });
 const stamp = new Date().toISOString().replace(/[:.]/g, "-");
 writeFileSync(join(dir, `${stamp}.log`), out.join("\n"));
 writeFileSync(join(dir, "latest.log"), out.join("\n"));
-console.log(`results: bench/results/latest.log`);
+console.log(`load average at end ${loadAverage()}`);
+console.log(`results: bench/results/latest.log${ran.includes("counter-api.ts") ? ", latest.md, latest.svg, latest.json" : ""}`);
