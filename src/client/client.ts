@@ -488,6 +488,13 @@ class MutationUnit {
   }
 }
 
+/** Gets of one turn to one shard, sent together as a GetMany. */
+interface PendingGets {
+  consistency: Consistency;
+  keys: Buffer[];
+  waiters: Array<{ resolve(result: ReadResult): void; reject(error: unknown): void }>;
+}
+
 interface PendingBatch {
   entries: UnitEntry[];
   /** Ends the wait (the end of the event-loop turn, or the window's timer). */
@@ -595,6 +602,8 @@ export class TallyClient {
   private readonly sessions = new Map<number, ShardSession>();
   private readonly registrations = new Map<number, Promise<ShardSession>>();
   private readonly batches = new Map<number, PendingBatch>();
+  /** Gets waiting for the end of this turn, by consistency and shard. */
+  private readonly pendingGets = new Map<string, PendingGets>();
   private readonly activeUnits = new Set<MutationUnit>();
   private readonly activeReads = new Set<Cancellation>();
   private readonly loops = new Set<Promise<void>>();
@@ -788,6 +797,15 @@ export class TallyClient {
   }
 
   async get(key: Key, options: ReadOptions = {}): Promise<ReadResult> {
+    // Plain gets (no deadline, signal or minIndex of their own) made in one event-loop turn to one
+    // shard go as one GetMany, like auto-batched adds: one message and one lease check for many.
+    if (this.options.autoBatch && options.deadlineMs === undefined && options.signal === undefined && options.minIndex === undefined) {
+      const consistency = options.consistency ?? "linearizable";
+      if (consistency === "linearizable" || consistency === "stale") {
+        const coalesced = this.coalesceGet(key, consistency);
+        if (coalesced !== undefined) return coalesced;
+      }
+    }
     const results = await this.read([key], options, "get");
     assert(results.length === 1, "get returned a wrong number of results");
     return results[0]!;
@@ -1426,9 +1444,45 @@ export class TallyClient {
 
   // ---- Reads ------------------------------------------------------------------------------------
 
-  private read(keys: Key[], options: ReadOptions, kind: "get" | "getMany"): Promise<ReadResult[]> {
+  /** Queues a get for this turn's GetMany to its shard; undefined when the route is not known yet. */
+  private coalesceGet(key: Key, consistency: Consistency): Promise<ReadResult> | undefined {
+    const encoded = encodeKey(key); // a bad key fails its own caller only
+    const route = this.routeTable.isEmpty ? undefined : this.routeTable.lookup(slotOf(encoded));
+    if (route === undefined) return undefined;
+    this.admit(1, undefined);
+    const group = `${consistency}:${route.shardId}`;
+    let pending = this.pendingGets.get(group);
+    if (pending === undefined) {
+      const created: PendingGets = { consistency, keys: [], waiters: [] };
+      pending = created;
+      this.pendingGets.set(group, created);
+      setImmediate(() => {
+        this.pendingGets.delete(group);
+        void this.flushGets(created);
+      });
+    }
+    const queued = pending;
+    this.inflightOps++;
+    return new Promise<ReadResult>((resolve, reject) => {
+      queued.keys.push(encoded);
+      queued.waiters.push({ resolve, reject });
+    }).finally(() => this.inflightOps--);
+  }
+
+  private async flushGets(pending: PendingGets): Promise<void> {
+    const { keys, waiters } = pending;
+    try {
+      // Admitted per caller already; the group read is not counted again.
+      const results = await this.read(keys, { consistency: pending.consistency }, keys.length === 1 ? "get" : "getMany", true);
+      waiters.forEach((waiter, i) => waiter.resolve(results[i]!));
+    } catch (error) {
+      for (const waiter of waiters) waiter.reject(error);
+    }
+  }
+
+  private read(keys: Key[], options: ReadOptions, kind: "get" | "getMany", admitted = false): Promise<ReadResult[]> {
     const encoded = keys.map((key) => encodeKey(key));
-    return this.withReadState(options, kind, async (state) => {
+    return this.withReadState(options, kind, admitted, async (state) => {
       for (let refreshes = 0; ; refreshes++) {
         const plan = planHotRead(this.routeTable.hot, encoded);
         try {
@@ -1452,7 +1506,7 @@ export class TallyClient {
    * Runs a read under one deadline, cancellation and in-flight slot; errors after a deadline,
    * abort or close become the matching error.
    */
-  private async withReadState<T>(options: ReadOptions, kind: ReadState["kind"], run: (state: ReadState) => Promise<T>): Promise<T> {
+  private async withReadState<T>(options: ReadOptions, kind: ReadState["kind"], admitted: boolean, run: (state: ReadState) => Promise<T>): Promise<T> {
     this.checkOpen();
     const consistency = options.consistency ?? "linearizable";
     if (consistency !== "linearizable" && consistency !== "stale") {
@@ -1460,8 +1514,8 @@ export class TallyClient {
     }
     const minIndex = options.minIndex === undefined ? 0n : toUint64(options.minIndex, "minIndex");
     const deadlineAtMs = this.deadlineFor(options);
-    this.admit(1, options.signal);
-    this.inflightOps++;
+    if (!admitted) this.admit(1, options.signal);
+    if (!admitted) this.inflightOps++;
     const cancellation = new Cancellation();
     const timer = setTimeout(() => cancellation.cancel(), Math.max(0, deadlineAtMs - monotonicMs()));
     const onAbort = (): void => cancellation.cancel();
@@ -1479,7 +1533,7 @@ export class TallyClient {
     } finally {
       // Stops sibling sub-reads of a failed getMany; a no-op after success.
       cancellation.cancel();
-      this.inflightOps--;
+      if (!admitted) this.inflightOps--;
       clearTimeout(timer);
       options.signal?.removeEventListener("abort", onAbort);
       this.activeReads.delete(cancellation);
@@ -1630,7 +1684,7 @@ export class TallyClient {
   async windowRange(key: Key, fromMs: number, toMs: number, stepMs: number, agg: WindowAggregate = "sum", options: ReadOptions = {}): Promise<WindowRangeResult> {
     const encoded = encodeKey(key);
     const request = { key: encoded, fromMs: int64Wire(toUint64(fromMs, "fromMs")), toMs: int64Wire(toUint64(toMs, "toMs")), stepMs: int64Wire(toUint64(stepMs, "stepMs")), agg };
-    return this.withReadState(options, "windowRange", (state) =>
+    return this.withReadState(options, "windowRange", false, (state) =>
       this.shardRead(slotOf(encoded), state, (common) => ["windowRange", { ...request, ...common }], (response) => {
         const message = response.windowRange;
         if (message === undefined) return undefined;
@@ -1649,7 +1703,7 @@ export class TallyClient {
   async windowAt(key: Key, timeMs: number, options: ReadOptions = {}): Promise<WindowAtResult> {
     const encoded = encodeKey(key);
     const timeWire = int64Wire(toUint64(timeMs, "timeMs"));
-    return this.withReadState(options, "windowAt", (state) =>
+    return this.withReadState(options, "windowAt", false, (state) =>
       this.shardRead(slotOf(encoded), state, (common) => ["windowAt", { key: encoded, timeMs: timeWire, ...common }], (response) => {
         const message = response.windowAt;
         if (message === undefined) return undefined;
@@ -1675,7 +1729,7 @@ export class TallyClient {
     if (!Array.isArray(keys) || keys.length === 0) throw new InvalidArgumentError("keys must be a non-empty array");
     if (keys.length > BATCH_OPS_MAX) throw new InvalidArgumentError(`uniqueCount reads at most ${BATCH_OPS_MAX} keys, got ${keys.length}`);
     const encoded = keys.map((key) => encodeKey(key));
-    return this.withReadState(options, "uniqueCount", async (state) => {
+    return this.withReadState(options, "uniqueCount", false, async (state) => {
       const groups = new Map<number, Buffer[]>();
       for (const key of encoded) {
         const shardId = this.routeTable.lookup(slotOf(key))?.shardId ?? -1;
@@ -1838,7 +1892,7 @@ export class TallyClient {
     build: (common: ReadFieldsMessage) => [PipelineOpName, PipelineOps[PipelineOpName]],
     pick: (response: PipelineResponseMessage) => M | undefined,
   ): Promise<Array<{ message: M; shard: ShardAnswer }>> {
-    return this.withReadState(options, kind, async (state) => {
+    return this.withReadState(options, kind, false, async (state) => {
       for (;;) {
         const shards = this.routeTable.snapshot().shards;
         const answers = await Promise.all(

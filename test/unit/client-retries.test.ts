@@ -328,6 +328,25 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     expect(() => new TallyClient({ endpoints: cluster.addresses, autoBatch: "yes" as unknown as boolean })).toThrow(/autoBatch must be a boolean/);
   });
 
+  it("gets of one turn to one shard go as one GetMany, each caller getting its own key's result", async () => {
+    const { cluster, client } = await setup();
+    const keys = Array.from({ length: 4 }, (_, i) => keyInShard(cluster.shard(1), `read-${i}`));
+    for (const [i, key] of keys.entries()) await client.add(key, BigInt(i + 10));
+    const before = cluster.received.length;
+    const missing = keyInShard(cluster.shard(1), "never-written");
+    const results = await Promise.all([...keys, missing].map((key) => client!.get(key)));
+    expect(results.map((result) => result.exists)).toEqual([true, true, true, true, false]);
+    expect(results.slice(0, 4).map((result) => result.value)).toEqual([10n, 11n, 12n, 13n]);
+    expect(cluster.received.slice(before).map((received) => received.op)).toEqual(["getMany"]);
+    // A get with options of its own is sent alone; a bad key fails only its caller.
+    const after = cluster.received.length;
+    const [own, bad, plain] = await Promise.allSettled([client.get(keys[0]!, { deadlineMs: 5_000 }), client.get(""), client.get(keys[1]!)]);
+    expect(own).toMatchObject({ status: "fulfilled", value: { value: 10n } });
+    expect(bad).toMatchObject({ status: "rejected" });
+    expect(plain).toMatchObject({ status: "fulfilled", value: { value: 11n } });
+    expect(cluster.received.slice(after).map((received) => received.op).sort()).toEqual(["get", "get"]);
+  });
+
   it("rejects beyond maxInflightOps with OverloadedError", async () => {
     const { cluster, client } = await setup({ maxInflightOps: 10, autoBatch: false });
     await client.connect();
