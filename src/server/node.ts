@@ -366,11 +366,11 @@ export class TallyNode {
       if (initial !== undefined) bootstrap.setApplied(shardId, 1, 0);
     } else {
       const counters: Array<[Uint8Array, { value: bigint; version: number }]> = [];
-      for await (const [key, value] of this.store.scanCounters(shardId)) counters.push([key, decodeCounterRecord(value)]);
+      for await (const batch of this.store.scanCounterBatches(shardId)) for (const [key, value] of batch) counters.push([key, decodeCounterRecord(value)]);
       const sessions: Array<[number, Uint8Array]> = [];
-      for await (const entry of this.store.scanSessions(shardId)) sessions.push(entry);
+      for await (const batch of this.store.scanSessionBatches(shardId)) for (const entry of batch) sessions.push(entry);
       const kinds: Array<[Uint8Array, Uint8Array]> = [];
-      for await (const entry of this.store.scanKinds(shardId)) kinds.push(entry);
+      for await (const batch of this.store.scanKindBatches(shardId)) for (const entry of batch) kinds.push(entry);
       machine = CounterStateMachine.load(this.shardOptions, loaded.applied?.index ?? 0, loaded.applied?.clockMs ?? 0, counters, sessions, kinds);
     }
     return this.newShardReplica(shardId, descriptor, storage, machine, confState, storage.firstIndex() - 1);

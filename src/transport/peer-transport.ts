@@ -341,6 +341,26 @@ export class PeerTransport {
 
   // ---- sending: the Raft stream ----
 
+  /**
+   * A peer just opened a stream to us, so it is up: if our own stream to it is waiting out a
+   * reconnect backoff (up to backoffMaxMs after it was down), connect now on a fresh channel (the
+   * old channel may sit in its own backoff). A restarted node then hears its leaders at once
+   * instead of up to two seconds later.
+   */
+  private peerIsBack(id: NodeId): void {
+    const link = this.links.get(id);
+    if (link === undefined || link.state !== "backoff" || link.reconnectTimer === undefined) return;
+    clearTimeout(link.reconnectTimer);
+    link.reconnectTimer = undefined;
+    link.backoffMs = this.backoffMinMs;
+    if (link.client !== undefined && link.client.getChannel().getConnectivityState(false) !== grpc.connectivityState.READY) {
+      link.client.close(); // a snapshot call on it was failing anyway
+      link.client = undefined;
+    }
+    this.logger.debug({ peer: id }, "peer is back; reconnecting now");
+    this.connect(link);
+  }
+
   private connect(link: PeerLink): void {
     if (this.closed || link.state === "closed") return;
     const stream = this.clientFor(link).Raft(new grpc.Metadata(), {});
@@ -575,6 +595,7 @@ export class PeerTransport {
 
   private handleRaftStream(call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire>): void {
     let rejected = false;
+    let heard = false;
     call.sendMetadata(new grpc.Metadata());
     call.on("data", (frame: RaftFrameWire) => {
       if (rejected) return;
@@ -595,6 +616,10 @@ export class PeerTransport {
         this.logger.warn({ peer: frame.fromNode, error: (error as Error).message }, "peer frame rejected");
         call.emit("error", { code: grpc.status.DATA_LOSS, details: `frame rejected: ${(error as Error).message}` });
         return;
+      }
+      if (!heard) {
+        heard = true;
+        this.peerIsBack(from);
       }
       this.stats.framesReceived += 1;
       this.stats.messagesReceived += batch.length;

@@ -266,6 +266,27 @@ describe("PeerTransport", () => {
     expect(a.transport.stats.reconnects).toBeGreaterThanOrEqual(1);
   });
 
+  it("reconnects at once, not after its backoff, when the peer it lost opens a stream to it", async () => {
+    // A 20 s backoff: only hearing from the peer can bring the link back within the wait below.
+    const a = await startNode(1, { reconnectBackoffMinMs: 20_000, reconnectBackoffMaxMs: 20_000 });
+    let b = await startNode(2);
+    const port = Number(b.transport.boundAddress.split(":")[1]);
+    connectAll([a, b]);
+    await waitFor(() => a.transport.isConnected(2), "first connection");
+    await b.transport.close();
+    await waitFor(() => a.unreachable.includes(2) && !a.transport.isConnected(2), "loss noticed");
+
+    b = await startNode(2, {}, port);
+    b.transport.setPeer(1, a.transport.boundAddress);
+    b.transport.send(1, 3, message(2, 1, { commit: 5 }));
+    b.transport.flush();
+    await waitFor(() => a.received.some((r) => r.from === 2 && r.groupId === 3), "message from the restarted peer");
+    await waitFor(() => a.transport.isConnected(2), "reconnection well before the backoff ends", 5_000);
+    a.transport.send(2, 4, message(1, 2, { commit: 9 }));
+    a.transport.flush();
+    await waitFor(() => b.received.some((r) => r.groupId === 4), "message to the restarted peer", 5_000);
+  });
+
   it("bounds the per-peer queue: a full queue drops and counts", async () => {
     const a = await startNode(1, { maxQueuedMessagesPerPeer: 10 });
     const b = await startNode(2);
