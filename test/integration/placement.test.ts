@@ -202,28 +202,32 @@ describe("metadata group and placement controller (real processes)", () => {
   }, 120_000);
 
   it("a move survives killing its coordinator (the metadata leader) and its target midway", async () => {
-    let map = await eventually(async () => {
-      const m = await clusterMap();
-      return settled(m) ? m : undefined;
-    }, 60_000, "no operation running");
-    const coordinator = Number(map.metaLeaderId);
-    // A shard without a replica on some up node other than the coordinator (node 4 when it can be:
-    // earlier steps decide where replicas sit), moved there from a voter that is not the coordinator.
-    const candidates = map.nodes.filter((n) => n.state === "up" && Number(n.nodeId) !== coordinator).map((n) => n.nodeId);
-    candidates.sort((a, b) => (a === "4" ? -1 : b === "4" ? 1 : 0));
-    const target = candidates.find((t) => map.shards.some((s) => !s.voters.includes(t) && s.voters.some((v) => Number(v) !== coordinator)));
-    expect(target, JSON.stringify(map.shards.map((s) => s.voters))).toBeDefined();
-    const shard = map.shards.find((s) => !s.voters.includes(target!) && s.voters.some((v) => Number(v) !== coordinator))!;
-    const from = shard.voters.find((v) => Number(v) !== coordinator)!;
-    const moved = await tallyctl("shard", "move", String(shard.shardId), "--from", from, "--to", target!);
-    expect(moved.code, moved.output).toBe(0);
-    expect(moved.output).toMatch(/operation \d+: move shard/);
+    // The controller may start a move of its own between our look at the map and our request
+    // ("shard N already has operation M running"): then wait for it to settle and choose again.
+    const { coordinator, target, shard } = await eventually(async () => {
+      const map = await clusterMap();
+      if (!settled(map)) return undefined;
+      const coordinator = Number(map.metaLeaderId);
+      // A shard without a replica on some up node other than the coordinator (node 4 when it can be:
+      // earlier steps decide where replicas sit), moved there from a voter that is not the coordinator.
+      const candidates = map.nodes.filter((n) => n.state === "up" && Number(n.nodeId) !== coordinator).map((n) => n.nodeId);
+      candidates.sort((a, b) => (a === "4" ? -1 : b === "4" ? 1 : 0));
+      const target = candidates.find((t) => map.shards.some((s) => !s.voters.includes(t) && s.voters.some((v) => Number(v) !== coordinator)));
+      expect(target, JSON.stringify(map.shards.map((s) => s.voters))).toBeDefined();
+      const shard = map.shards.find((s) => !s.voters.includes(target!) && s.voters.some((v) => Number(v) !== coordinator))!;
+      const from = shard.voters.find((v) => Number(v) !== coordinator)!;
+      const moved = await tallyctl("shard", "move", String(shard.shardId), "--from", from, "--to", target!);
+      if (moved.code !== 0 && /already has operation \d+ running/.test(moved.output)) return undefined;
+      expect(moved.code, moved.output).toBe(0);
+      expect(moved.output).toMatch(/operation \d+: move shard/);
+      return { coordinator, target: target!, shard };
+    }, 60_000, "a settled map and a move request accepted");
     await cluster.kill(coordinator);
     await cluster.kill(Number(target));
     await new Promise((r) => setTimeout(r, 1500));
     cluster.startNode(coordinator);
     cluster.startNode(Number(target));
-    map = await eventually(async () => {
+    const map = await eventually(async () => {
       const m = await clusterMap();
       const op = m.operations.filter((o) => o.shardId === shard.shardId).at(-1);
       return op && op.state !== "running" && settled(m) ? m : undefined;
