@@ -26,7 +26,7 @@
  * `--quick` is --counters 100000,200000 --seconds 3. Results: a markdown table on stdout,
  * bench/results/scale-<stamp>.json and bench/results/scale-latest.md.
  */
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { Level } from "level";
@@ -73,6 +73,10 @@ interface NodeCost {
   node: number;
   rssBytes: number;
   diskBytes: number;
+  /** From the node's /metrics (prom-client's default Node.js metrics): where the RSS is. */
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
 }
 
 interface StepResult {
@@ -99,6 +103,8 @@ interface KillTrial {
   worstGapOtherShardsLedMs: number;
   maxGapUnaffectedShardsMs: number;
   restartReadyMs: number;
+  /** Per shard the dead node led: ms from the kill until a live node reported itself its leader. */
+  newLeaderMsByShard: Record<number, number>;
 }
 
 let cluster: TestCluster | undefined;
@@ -135,8 +141,55 @@ function pidOf(id: number): number {
   return pid;
 }
 
-function nodeCosts(): NodeCost[] {
-  return NODES.map((node) => ({ node, rssBytes: processRssBytes(pidOf(node)), diskBytes: directoryBytes(dataDir(node)) }));
+async function nodeCosts(): Promise<NodeCost[]> {
+  return Promise.all(
+    NODES.map(async (node) => {
+      const metrics = await nodeMetrics(node);
+      return {
+        node,
+        rssBytes: processRssBytes(pidOf(node)),
+        diskBytes: directoryBytes(dataDir(node)),
+        heapUsedBytes: metrics.get("nodejs_heap_size_used_bytes") ?? Number.NaN,
+        heapTotalBytes: metrics.get("nodejs_heap_size_total_bytes") ?? Number.NaN,
+        externalBytes: metrics.get("nodejs_external_memory_bytes") ?? Number.NaN,
+      };
+    }),
+  );
+}
+
+/** A node's /metrics samples by name (labels dropped: every sample used here has only the node label). */
+async function nodeMetrics(id: number): Promise<Map<string, number>> {
+  const response = await fetch(`${cluster!.opsUrl(id)}/metrics`, { signal: AbortSignal.timeout(10_000) });
+  const samples = new Map<string, number>();
+  for (const match of (await response.text()).matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})? (\S+)$/gm)) samples.set(match[1]!, Number(match[2]));
+  return samples;
+}
+
+/** MemAvailable from /proc/meminfo, in bytes. */
+function availableMemoryBytes(): number {
+  const match = /^MemAvailable:\s+(\d+) kB$/m.exec(readFileSync("/proc/meminfo", "utf8"));
+  if (match === null) throw new Error("no MemAvailable in /proc/meminfo");
+  return Number(match[1]) * 1024;
+}
+
+/**
+ * Why the run should stop before filling to `target`, if it should: the three nodes' RSS,
+ * extrapolated linearly from their growth per counter so far, would not fit in 85% of the memory
+ * they have plus what is still available.
+ */
+function memoryCap(costs: NodeCost[], baseline: NodeCost[], counters: number, target: number): string | undefined {
+  const used = costs.reduce((sum, c) => sum + c.rssBytes, 0);
+  const projected = costs.reduce((sum, c, i) => sum + baseline[i]!.rssBytes + ((c.rssBytes - baseline[i]!.rssBytes) / counters) * target, 0);
+  const budget = 0.85 * (used + availableMemoryBytes());
+  if (projected <= budget) return undefined;
+  return `capped at ${counters.toLocaleString("en-US")} counters: the nodes' RSS, extrapolated to ${target.toLocaleString("en-US")}, would be ${mb(projected)} MB, over 85% of the ${mb(used + availableMemoryBytes())} MB they could have`;
+}
+
+/** Throws, naming the node and its last output, when a tallyd this run started has exited. */
+function checkNodesAlive(expected: number[]): void {
+  for (const id of expected) {
+    if (!cluster!.processes.has(id)) throw new Error(`node ${id} exited by itself; its last output:\n${cluster!.logs(id).slice(-3000)}`);
+  }
 }
 
 function dataDir(id: number): string {
@@ -351,6 +404,7 @@ async function leaderKillTrial(loop: AddLoop, shard: number): Promise<KillTrial>
   const shardsLed = [...leaders].filter(([, node]) => node === killedNode).map(([s]) => s);
   const killedAt = performance.now();
   await cluster!.kill(killedNode);
+  const elected = await electionTimes(shardsLed, killedAt);
   const firstAck = await until(`an add acknowledged on shard ${shard} after its leader died`, SERVE_TIMEOUT_MS, async () => loop.firstAckStartedAfter(shard, killedAt));
   // Every shard the dead node led must be back too before the window closes.
   for (const s of shardsLed) await until(`an add acknowledged on shard ${s}`, SERVE_TIMEOUT_MS, async () => loop.firstAckStartedAfter(s, killedAt));
@@ -372,7 +426,29 @@ async function leaderKillTrial(loop: AddLoop, shard: number): Promise<KillTrial>
     worstGapOtherShardsLedMs: round(Math.max(0, ...otherLed.map((s) => loop.maxGapMs(s, from, windowEnd)))),
     maxGapUnaffectedShardsMs: round(Math.max(0, ...unaffected.map((s) => loop.maxGapMs(s, from, windowEnd)))),
     restartReadyMs: round(restartReadyMs, 0),
+    newLeaderMsByShard: Object.fromEntries([...elected].map(([s, ms]) => [s, round(ms)])),
   };
+}
+
+/** Time from `since` until a live node reports itself leader of each of `shards` (status polled every 20 ms). */
+async function electionTimes(shards: number[], since: number): Promise<Map<number, number>> {
+  const live = cluster!.config.nodes.filter((n) => cluster!.processes.has(n.id)).map((n) => new RawNodeClient(n.client));
+  const elected = new Map<number, number>();
+  try {
+    await until(`new leaders for shards ${shards.join(", ")}`, SERVE_TIMEOUT_MS, async () => {
+      const statuses = await Promise.all(live.map((node) => node.call("status", { localOnly: true }, 1000).catch(() => undefined)));
+      const now = performance.now();
+      for (const status of statuses) {
+        for (const group of status?.nodes[0]?.groups ?? []) {
+          if (shards.includes(group.groupId) && group.role === "leader" && !elected.has(group.groupId)) elected.set(group.groupId, now - since);
+        }
+      }
+      return elected.size === shards.length ? true : undefined;
+    }, 20);
+  } finally {
+    for (const node of live) node.close();
+  }
+  return elected;
 }
 
 /** Opens each stopped node's LevelDB, compacts it, and splits its size by key kind. */
@@ -423,17 +499,28 @@ async function main(): Promise<void> {
   const client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 60_000 });
   await client.connect();
   await sleep(1000);
-  const baseline = nodeCosts();
+  const baseline = await nodeCosts();
   console.log(`empty cluster: RSS ${baseline.map((c) => mb(c.rssBytes)).join(" / ")} MB, disk ${baseline.map((c) => mb(c.diskBytes)).join(" / ")} MB`);
 
   const results: StepResult[] = [];
+  const notes: string[] = [];
+  partial = { date: started.toISOString(), loadAverageStart: loadStart, baseline, steps: results, notes };
   let filled = 0;
   for (const target of steps) {
+    const last = results.at(-1);
+    const cap = last && memoryCap(last.nodes, baseline, last.counters, target);
+    if (cap) {
+      notes.push(cap);
+      console.log(cap);
+      break;
+    }
     const stepLoadStart = loadAverageText();
     const { seconds, errors } = await fill(client, filled, target);
+    checkNodesAlive(NODES);
     filled = target;
-    const costs = nodeCosts();
+    const costs = await nodeCosts();
     const existing = await existingThroughput(client, target);
+    checkNodesAlive(NODES);
     const perCounter = (f: (c: NodeCost, b: NodeCost) => number) => round(median(costs.map((c, i) => f(c, baseline[i]!) / target)));
     const step: StepResult = {
       counters: target,
@@ -509,7 +596,7 @@ async function main(): Promise<void> {
   const stores = await inspectStores();
   for (const s of stores) console.log(JSON.stringify(s));
 
-  const largest = steps.at(-1)!;
+  const largest = filled;
   const summary = {
     date: started.toISOString(),
     command: `npx tsx bench/scale.ts ${process.argv.slice(2).join(" ")}`.trim(),
@@ -528,34 +615,47 @@ async function main(): Promise<void> {
       firstSuccessMsMax: Math.max(...kills.map((k) => k.firstSuccessMs)),
       maxGapMsMedian: median(kills.map((k) => k.maxGapMs)),
       maxGapMsMax: Math.max(...kills.map((k) => k.maxGapMs)),
+      worstLedShardGapMsMedian: median(kills.map(worstLedGap)),
+      worstLedShardGapMsMax: Math.max(...kills.map(worstLedGap)),
+      slowestElectionMsMedian: median(kills.map(slowestElection)),
+      slowestElectionMsMax: Math.max(...kills.map(slowestElection)),
     },
     accounting,
     stores,
+    notes,
   };
   const markdown = renderMarkdown(summary, largest);
   console.log(`\n${markdown}`);
-  const dir = join(import.meta.dirname, "results");
-  mkdirSync(dir, { recursive: true });
-  const stamp = started.toISOString().replace(/[:.]/g, "-");
-  writeFileSync(join(dir, `scale-${stamp}.json`), JSON.stringify(summary, null, 2));
-  writeFileSync(join(dir, "scale-latest.md"), markdown);
-  console.log(`wrote bench/results/scale-${stamp}.json and bench/results/scale-latest.md`);
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(resultPath(started), JSON.stringify(summary, null, 2));
+  partial = undefined;
+  writeFileSync(join(resultsDir, "scale-latest.md"), markdown);
+  console.log(`wrote ${resultPath(started)} and bench/results/scale-latest.md`);
   if (!accounting.ok) throw new Error(`accounting failed: ${accounting.badKeys.length} keys outside [acked, acked + ambiguous]`);
 }
+
+/** The longest gap on any shard the killed node led: what the unluckiest client of that node saw. */
+const worstLedGap = (k: KillTrial) => Math.max(k.maxGapMs, k.worstGapOtherShardsLedMs);
+const slowestElection = (k: KillTrial) => Math.max(...Object.values(k.newLeaderMsByShard));
 
 function renderMarkdown(s: any, largest: number): string {
   const lines: string[] = [];
   lines.push(`Scale and cost (\`${s.command}\`, ${s.date.slice(0, 10)}; ${s.machine}; load average ${s.loadAverageStart} at start, ${s.loadAverageEnd} at end; 3 tallyd, 8 shards, fsync on)`);
   lines.push("");
-  lines.push("| counters | fill increments/s | AddBatch on existing: increments/s (p50 / p99 ms) | RSS MB n1 / n2 / n3 | RSS bytes/counter (growth) | disk MB n1 / n2 / n3 | disk bytes/counter (growth) | load average |");
-  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  lines.push("| counters | fill increments/s | AddBatch on existing: increments/s (p50 / p99 ms) | RSS MB n1 / n2 / n3 | RSS bytes/counter (growth) | V8 heap used / external MB (median node) | disk MB n1 / n2 / n3 | disk bytes/counter (growth) | load average |");
+  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of s.steps as StepResult[]) {
     lines.push(
-      `| ${r.counters.toLocaleString("en-US")} | ${r.fillIncrementsPerSecond.toLocaleString("en-US")} | ${r.existing.unitsPerSecond.toLocaleString("en-US")} (${r.existing.p50Ms.toFixed(0)} / ${r.existing.p99Ms.toFixed(0)}) | ${r.nodes.map((n) => mb(n.rssBytes)).join(" / ")} | ${r.rssBytesPerCounterMedian} (${r.rssGrowthBytesPerCounterMedian}) | ${r.nodes.map((n) => mb(n.diskBytes)).join(" / ")} | ${r.diskBytesPerCounterMedian} (${r.diskGrowthBytesPerCounterMedian}) | ${r.loadAverage} |`,
+      `| ${r.counters.toLocaleString("en-US")} | ${r.fillIncrementsPerSecond.toLocaleString("en-US")} | ${r.existing.unitsPerSecond.toLocaleString("en-US")} (${r.existing.p50Ms.toFixed(0)} / ${r.existing.p99Ms.toFixed(0)}) | ${r.nodes.map((n) => mb(n.rssBytes)).join(" / ")} | ${r.rssBytesPerCounterMedian} (${r.rssGrowthBytesPerCounterMedian}) | ${mb(median(r.nodes.map((n) => n.heapUsedBytes)))} / ${mb(median(r.nodes.map((n) => n.externalBytes)))} | ${r.nodes.map((n) => mb(n.diskBytes)).join(" / ")} | ${r.diskBytesPerCounterMedian} (${r.diskGrowthBytesPerCounterMedian}) | ${r.loadAverage} |`,
     );
   }
   lines.push("");
   lines.push(`Per counter: the median node's whole RSS (or data dir) divided by the counters; in parentheses the growth since the empty cluster (RSS ${s.baseline.map((c: NodeCost) => mb(c.rssBytes)).join(" / ")} MB, disk ${s.baseline.map((c: NodeCost) => mb(c.diskBytes)).join(" / ")} MB) divided by the counters. Every node holds a replica of every shard.`);
+  for (const note of s.notes as string[]) lines.push("", `Note: ${note}.`);
+  lines.push(
+    "",
+    `Compaction: tallyd has no command to compact; the bench stops every node at the end, opens its LevelDB and runs compactRange over all keys, then measures again. The Raft log is truncated only when a shard snapshots, every ${s.setup.snapshotEveryEntries.toLocaleString("en-US")} entries (an entry of a 10,000-op AddBatch holds ~1,250 ops per shard), so the log entries below are all still on disk.`,
+  );
   lines.push("");
   const stores = s.stores as Awaited<ReturnType<typeof inspectStores>>;
   const storeMedian = (f: (x: (typeof stores)[number]) => number) => median(stores.map(f));
@@ -574,6 +674,8 @@ function renderMarkdown(s: any, largest: number): string {
     `| leader SIGKILLed (${s.kills.length} trials, 32 single adds in flight): longest gap between acknowledged adds on its shard, median / max | ${s.killSummary.maxGapMsMedian} / ${s.killSummary.maxGapMsMax} ms |`,
   );
   lines.push(`| the same: first acknowledged add started after the kill, median / max | ${s.killSummary.firstSuccessMsMedian} / ${s.killSummary.firstSuccessMsMax} ms |`);
+  lines.push(`| the same, on any shard the dead node led (${s.kills.map((k: KillTrial) => k.shardsLedByKilledNode.length).join(", ")} shards): longest gap, median / max | ${s.killSummary.worstLedShardGapMsMedian} / ${s.killSummary.worstLedShardGapMsMax} ms |`);
+  lines.push(`| until a new leader reported itself for every shard the dead node led, median / max | ${s.killSummary.slowestElectionMsMedian} / ${s.killSummary.slowestElectionMsMax} ms |`);
   lines.push(`| the same: longest gap on shards the dead node did not lead (max over trials) | ${Math.max(...s.kills.map((k: KillTrial) => k.maxGapUnaffectedShardsMs))} ms |`);
   lines.push(`| the killed node restarted under load, until its /readyz is 200 (median of trials) | ${(median(s.kills.map((k: KillTrial) => k.restartReadyMs)) / 1000).toFixed(2)} s |`);
   lines.push(
@@ -582,8 +684,25 @@ function renderMarkdown(s: any, largest: number): string {
   return `${lines.join("\n")}\n`;
 }
 
+const resultsDir = join(import.meta.dirname, "results");
+
+function resultPath(started: Date): string {
+  return join(resultsDir, `scale-${started.toISOString().replace(/[:.]/g, "-")}.json`);
+}
+
+/** What a run that fails part way has measured so far; written beside the results with the error. */
+let partial: ({ date: string; steps: StepResult[]; notes: string[] } & Record<string, unknown>) | undefined;
+
 try {
   await main();
+} catch (error) {
+  if (partial !== undefined) {
+    mkdirSync(resultsDir, { recursive: true });
+    const path = resultPath(new Date(partial.date)).replace(/\.json$/, "-failed.json");
+    writeFileSync(path, JSON.stringify({ ...partial, error: (error as Error).message, loadAverageEnd: loadAverageText() }, null, 2));
+    console.error(`failed; what was measured is in ${path}`);
+  }
+  throw error;
 } finally {
   await cluster?.destroy();
 }
