@@ -28,6 +28,7 @@
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
+import { getHeapStatistics } from "node:v8";
 import { join } from "node:path";
 import { Level } from "level";
 import { TallyClient } from "../src/client/index.js";
@@ -181,6 +182,12 @@ function memoryCap(costs: NodeCost[], baseline: NodeCost[], counters: number, ta
   const used = costs.reduce((sum, c) => sum + c.rssBytes, 0);
   const projected = costs.reduce((sum, c, i) => sum + baseline[i]!.rssBytes + ((c.rssBytes - baseline[i]!.rssBytes) / counters) * target, 0);
   const budget = 0.85 * (used + availableMemoryBytes());
+  // tallyd runs with node's default heap limit, the same as this process's on this machine.
+  const heapLimit = getHeapStatistics().heap_size_limit;
+  const heapProjected = Math.max(...costs.map((c, i) => baseline[i]!.heapUsedBytes + ((c.heapUsedBytes - baseline[i]!.heapUsedBytes) / counters) * target));
+  if (heapProjected > 0.9 * heapLimit) {
+    return `capped at ${counters.toLocaleString("en-US")} counters: a node's V8 heap in use, extrapolated to ${target.toLocaleString("en-US")}, would be ${mb(heapProjected)} MB, over 90% of node's default heap limit (${mb(heapLimit)} MB), where tallyd would die`;
+  }
   if (projected <= budget) return undefined;
   return `capped at ${counters.toLocaleString("en-US")} counters: the nodes' RSS, extrapolated to ${target.toLocaleString("en-US")}, would be ${mb(projected)} MB, over 85% of the ${mb(used + availableMemoryBytes())} MB they could have`;
 }
