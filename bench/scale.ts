@@ -8,15 +8,17 @@
  *     `user:0000123456:likes`) in steps; at each step: the fill rate, each node's RSS (VmRSS) and
  *     data dir size (sum of file sizes), bytes per counter for both (whole process / whole dir, and
  *     the growth since the empty cluster), and AddBatch throughput on the existing counters;
- *   - at the largest size: every node stopped (SIGTERM) and started again, timed until each
- *     node's /readyz says 200 and a linearizable get of a known key of every shard returns its
- *     value; then one node SIGKILLed and restarted alone, timed until its /readyz says 200 and a
- *     STALE read through it returns the right value;
- *   - leader kill: a closed loop of single adds through the client library (32 in flight, 4 per
- *     shard, auto-batching on); the leader of one shard is SIGKILLed, and the longest gap between
- *     acknowledged adds to that shard's keys and the time to its first acknowledged add started
- *     after the kill are measured; 3 times, the killed node restarted in between; at the end the
- *     counters must hold every acknowledged add and at most the ambiguous ones besides;
+ *   - leader kill, after the first step (each trial restarts the killed node, which takes longer
+ *     the more counters it holds; an election does not): a closed loop of single adds through the
+ *     client library (32 in flight, 4 per shard, auto-batching on); the leader of one shard is
+ *     SIGKILLed, and the longest gap between acknowledged adds to that shard's keys (and to any
+ *     shard the dead node led) and the time to its first acknowledged add started after the kill
+ *     are measured; 3 times, the killed node restarted in between; then the counters must hold
+ *     every acknowledged add and at most the ambiguous ones besides;
+ *   - at the largest size: one node SIGKILLed and restarted alone, timed until its /readyz says
+ *     200 and a STALE read through it returns the right value; then every node stopped (SIGTERM)
+ *     and started again, timed until each node's /readyz says 200 and a linearizable get of a
+ *     known key of every shard returns its value (a restart that fails is recorded, not fatal);
  *   - every node stopped, its LevelDB opened here, compacted (compactRange over all keys), and its
  *     size split by key kind (log, snapshots, counters, ...).
  *
@@ -59,6 +61,8 @@ const KILL_LOOP_WORKERS_PER_SHARD = 4;
 const KILL_LOOP_KEYS_PER_SHARD = 16;
 /** Bounds on every wait: a run that cannot proceed stops and says where. */
 const SERVE_TIMEOUT_MS = 300_000;
+/** A restart with millions of counters reads them all from LevelDB first. */
+const RESTART_TIMEOUT_MS = 900_000;
 const STOP_TIMEOUT_MS = 120_000;
 
 const counterKey = (i: number) => `user:${String(i).padStart(10, "0")}:likes`;
@@ -120,6 +124,23 @@ function checkNotInterrupted(): void {
   if (interrupted) throw new Error("interrupted");
 }
 
+/** A node this run started has exited: no point waiting for it. */
+class NodeExitedError extends Error {}
+
+/** How each node last exited (code or signal), for the error when one dies by itself. */
+const exits = new Map<number, string>();
+
+function startNode(id: number): void {
+  exits.delete(id);
+  cluster!.startNode(id).once("exit", (code, signal) => exits.set(id, signal ?? `code ${code}`));
+}
+
+/** A phase that failed, recorded in the results instead of ending the run. */
+function failedPhase(error: unknown): { error: string } {
+  console.error(`phase failed: ${(error as Error).message}`);
+  return { error: (error as Error).message };
+}
+
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>, pollMs = 25): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
@@ -129,6 +150,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
       const value = await probe();
       if (value !== undefined) return value;
     } catch (error) {
+      if (error instanceof NodeExitedError) throw error;
       lastError = error;
     }
     await sleep(pollMs);
@@ -204,6 +226,7 @@ function dataDir(id: number): string {
 }
 
 async function ready(id: number): Promise<boolean> {
+  if (!cluster!.processes.has(id)) throw new NodeExitedError(`node ${id} exited (${exits.get(id) ?? "?"}); its last output:\n${cluster!.logs(id).slice(-3000)}`);
   const response = await fetch(`${cluster!.opsUrl(id)}/readyz`, { signal: AbortSignal.timeout(1000) });
   await response.text();
   return response.status === 200;
@@ -301,11 +324,11 @@ async function fullRestart(probes: Map<number, { key: string; value: bigint }>) 
   const stopSeconds = (performance.now() - stopStart) / 1000;
   const diskAfterStop = NODES.map((id) => directoryBytes(dataDir(id)));
   const start = performance.now();
-  for (const id of NODES) cluster!.startNode(id);
-  const readyMs = await Promise.all(NODES.map((id) => until(`node ${id} /readyz`, SERVE_TIMEOUT_MS, async () => ((await ready(id)) ? performance.now() - start : undefined))));
+  for (const id of NODES) startNode(id);
+  const readyMs = await Promise.all(NODES.map((id) => until(`node ${id} /readyz`, RESTART_TIMEOUT_MS, async () => ((await ready(id)) ? performance.now() - start : undefined))));
   const client = new TallyClient({ endpoints: cluster!.endpoints(), deadlineMs: 2000, attemptTimeoutMs: 1000 });
   try {
-    const servingMs = await until("every shard serving its known key", SERVE_TIMEOUT_MS, async () => {
+    const servingMs = await until("every shard serving its known key", RESTART_TIMEOUT_MS, async () => {
       const reads = await Promise.all([...probes.values()].map((p) => client.get(p.key, { deadlineMs: 2000 })));
       [...probes.values()].forEach((p, i) => {
         if (reads[i]!.value !== p.value) throw new Error(`after restart ${p.key} reads ${reads[i]!.value}, expected ${p.value}`);
@@ -322,8 +345,8 @@ async function fullRestart(probes: Map<number, { key: string; value: bigint }>) 
 async function singleNodeRestart(id: number, probe: { key: string; value: bigint; shard: number }) {
   await cluster!.kill(id);
   const start = performance.now();
-  cluster!.startNode(id);
-  const readyMs = await until(`node ${id} /readyz`, SERVE_TIMEOUT_MS, async () => ((await ready(id)) ? performance.now() - start : undefined));
+  startNode(id);
+  const readyMs = await until(`node ${id} /readyz`, RESTART_TIMEOUT_MS, async () => ((await ready(id)) ? performance.now() - start : undefined));
   const node = new RawNodeClient(cluster!.config.nodes.find((n) => n.id === id)!.client);
   try {
     const readMs = await until(`a STALE read through node ${id}`, SERVE_TIMEOUT_MS, async () => {
@@ -421,8 +444,8 @@ async function leaderKillTrial(loop: AddLoop, shard: number): Promise<KillTrial>
   const otherLed = shardsLed.filter((s) => s !== shard);
   const unaffected = [...leaders.keys()].filter((s) => !shardsLed.includes(s));
   const restartStart = performance.now();
-  cluster!.startNode(killedNode);
-  const restartReadyMs = await until(`node ${killedNode} /readyz after restart`, SERVE_TIMEOUT_MS, async () => ((await ready(killedNode)) ? performance.now() - restartStart : undefined));
+  startNode(killedNode);
+  const restartReadyMs = await until(`node ${killedNode} /readyz after restart`, RESTART_TIMEOUT_MS, async () => ((await ready(killedNode)) ? performance.now() - restartStart : undefined));
   await sleep(1000);
   return {
     shard,
@@ -498,11 +521,47 @@ async function inspectStores() {
   return results;
 }
 
+/** The leader-kill trials under a closed loop of single adds, and the accounting of those adds after them. */
+async function leaderKills() {
+  console.log("leader kills under a closed loop of single adds...");
+  const loopClient = new TallyClient({ endpoints: cluster!.endpoints(), deadlineMs: 30_000 });
+  await loopClient.connect();
+  const loopKeys = await keysPerShard(loopClient, "kill", KILL_LOOP_KEYS_PER_SHARD);
+  const loop = new AddLoop(loopClient, loopKeys);
+  const kills: KillTrial[] = [];
+  let accounting;
+  try {
+    await sleep(2000);
+    for (let t = 0; t < trials; t++) {
+      const trial = await leaderKillTrial(loop, (t % SHARDS) + 1);
+      kills.push(trial);
+      console.log(JSON.stringify(trial));
+    }
+  } finally {
+    await loop.stop();
+    const keys = [...loopKeys.values()].flat();
+    const reads = await loopClient.getMany(keys, { deadlineMs: 30_000 });
+    const sum = reads.reduce((s, r) => s + r.value, 0n);
+    const acked = [...loop.acked.values()].reduce((s, n) => s + n, 0);
+    const ambiguous = [...loop.ambiguous.values()].reduce((s, n) => s + n, 0);
+    const badKeys = keys.filter((key, i) => {
+      const value = Number(reads[i]!.value);
+      const low = loop.acked.get(key) ?? 0;
+      return value < low || value > low + (loop.ambiguous.get(key) ?? 0);
+    });
+    accounting = { sum: Number(sum), acked, ambiguous, failed: loop.failed, firstFailure: loop.firstFailure, badKeys, ok: badKeys.length === 0 };
+    console.log(JSON.stringify(accounting));
+    await loopClient.close();
+  }
+  return { kills, accounting };
+}
+
 async function main(): Promise<void> {
   const started = new Date();
   const loadStart = loadAverageText();
   console.log(`scale: steps ${steps.join(", ")}; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; load average ${loadStart}`);
   cluster = await TestCluster.start({ nodes: 3, shards: SHARDS, metrics: true });
+  for (const [id, child] of cluster.processes) child.once("exit", (code, signal) => exits.set(id, signal ?? `code ${code}`));
   const client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 60_000 });
   await client.connect();
   await sleep(1000);
@@ -513,6 +572,7 @@ async function main(): Promise<void> {
   const notes: string[] = [];
   partial = { date: started.toISOString(), loadAverageStart: loadStart, baseline, steps: results, notes };
   let filled = 0;
+  let killed: ({ counters: number } & Awaited<ReturnType<typeof leaderKills>>) | undefined;
   for (const target of steps) {
     const last = results.at(-1);
     const cap = last && memoryCap(last.nodes, baseline, last.counters, target);
@@ -545,7 +605,14 @@ async function main(): Promise<void> {
     };
     results.push(step);
     console.log(JSON.stringify({ ...step, existing: { unitsPerSecond: existing.unitsPerSecond, p50Ms: existing.p50Ms, p99Ms: existing.p99Ms, errors: existing.errors } }));
+    // At the first size: each trial restarts the killed node, and a restart takes longer the more
+    // counters there are (minutes at 10 M on a loaded box), while an election does not depend on them.
+    if (killed === undefined) {
+      killed = { counters: target, ...(await leaderKills()) };
+      partial.killed = killed;
+    }
   }
+  const { kills, accounting } = killed!;
 
   // Known values, one key per shard, for the restart checks.
   const probeKeys = await keysPerShard(client, "probe", 1);
@@ -559,47 +626,19 @@ async function main(): Promise<void> {
   await client.close();
   const logBeforeRestart = statusBeforeRestart.nodes.map((n) => ({ node: n.nodeId, lastIndexByShard: Object.fromEntries(n.groups.map((g) => [g.groupId, Number(g.lastIndex)])) }));
 
-  console.log("full restart (SIGTERM every node, start them all)...");
-  const restart = await fullRestart(probes);
-  console.log(JSON.stringify(restart));
+  console.log("one node SIGKILLed and restarted alone...");
   const probeShard = 1;
-  const singleRestart = await singleNodeRestart(3, { ...probes.get(probeShard)!, shard: probeShard });
+  const singleRestart = await singleNodeRestart(3, { ...probes.get(probeShard)!, shard: probeShard }).catch(failedPhase);
   console.log(JSON.stringify(singleRestart));
-  await cluster.waitReady(SERVE_TIMEOUT_MS);
-
-  console.log("leader kills under a closed loop of single adds...");
-  const loopClient = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 30_000 });
-  await loopClient.connect();
-  const loopKeys = await keysPerShard(loopClient, "kill", KILL_LOOP_KEYS_PER_SHARD);
-  const loop = new AddLoop(loopClient, loopKeys);
-  const kills: KillTrial[] = [];
-  let accounting;
-  try {
-    await sleep(2000);
-    for (let t = 0; t < trials; t++) {
-      const trial = await leaderKillTrial(loop, (t % SHARDS) + 1);
-      kills.push(trial);
-      console.log(JSON.stringify(trial));
-    }
-  } finally {
-    await loop.stop();
-    const keys = [...loopKeys.values()].flat();
-    const reads = await loopClient.getMany(keys, { deadlineMs: 30_000 });
-    const sum = reads.reduce((s, r) => s + r.value, 0n);
-    const acked = [...loop.acked.values()].reduce((s, n) => s + n, 0);
-    const ambiguous = [...loop.ambiguous.values()].reduce((s, n) => s + n, 0);
-    const badKeys = keys.filter((key, i) => {
-      const value = Number(reads[i]!.value);
-      const low = loop.acked.get(key) ?? 0;
-      return value < low || value > low + (loop.ambiguous.get(key) ?? 0);
-    });
-    accounting = { sum: Number(sum), acked, ambiguous, failed: loop.failed, firstFailure: loop.firstFailure, badKeys, ok: badKeys.length === 0 };
-    console.log(JSON.stringify(accounting));
-    await loopClient.close();
-  }
+  partial.singleRestart = singleRestart;
+  console.log("full restart (SIGTERM every node, start them all)...");
+  const restart = "error" in singleRestart ? { error: "not run: the single-node restart failed" } : await fullRestart(probes).catch(failedPhase);
+  console.log(JSON.stringify(restart));
+  partial.restart = restart;
 
   console.log("stopping every node to compact and inspect its LevelDB...");
   await Promise.all(NODES.map((id) => cluster!.stop(id, STOP_TIMEOUT_MS)));
+  for (const id of NODES) await cluster.kill(id); // a node that did not stop in time
   const stores = await inspectStores();
   for (const s of stores) console.log(JSON.stringify(s));
 
@@ -616,6 +655,7 @@ async function main(): Promise<void> {
     logBeforeRestart,
     restart,
     singleRestart,
+    killsAtCounters: killed!.counters,
     kills,
     killSummary: {
       firstSuccessMsMedian: median(kills.map((k) => k.firstSuccessMs)),
@@ -668,15 +708,21 @@ function renderMarkdown(s: any, largest: number): string {
   const storeMedian = (f: (x: (typeof stores)[number]) => number) => median(stores.map(f));
   lines.push(`| at ${largest.toLocaleString("en-US")} counters | result |`);
   lines.push("| --- | --- |");
-  lines.push(`| restart of all 3 nodes (SIGTERM, ${s.restart.stopSeconds} s to stop) until every /readyz is 200 | ${s.restart.readyMs.map((ms: number) => (ms / 1000).toFixed(2)).join(" / ")} s |`);
-  lines.push(`| the same, until a linearizable get of a known key is right on every shard | ${(s.restart.servingMs / 1000).toFixed(2)} s |`);
-  lines.push(`| RSS right after that restart, n1 / n2 / n3 | ${s.restart.rssAfterRestart.map(mb).join(" / ")} MB (${round(median(s.restart.rssAfterRestart) / largest)} bytes/counter) |`);
-  lines.push(`| one node SIGKILLed and restarted alone, until its /readyz is 200 / a STALE read through it is right | ${(s.singleRestart.readyMs / 1000).toFixed(2)} s / ${(s.singleRestart.staleReadMs / 1000).toFixed(2)} s |`);
+  const failed = (phase: { error?: string }) => `FAILED: ${phase.error!.split("\n")[0]}`;
+  if ("error" in s.singleRestart) lines.push(`| one node SIGKILLed and restarted alone | ${failed(s.singleRestart)} |`);
+  else lines.push(`| one node SIGKILLed and restarted alone, until its /readyz is 200 / a STALE read through it is right | ${(s.singleRestart.readyMs / 1000).toFixed(2)} s / ${(s.singleRestart.staleReadMs / 1000).toFixed(2)} s |`);
+  if ("error" in s.restart) lines.push(`| restart of all 3 nodes (SIGTERM, then start) | ${failed(s.restart)} |`);
+  else {
+    lines.push(`| restart of all 3 nodes (SIGTERM, ${s.restart.stopSeconds} s to stop) until every /readyz is 200 | ${s.restart.readyMs.map((ms: number) => (ms / 1000).toFixed(2)).join(" / ")} s |`);
+    lines.push(`| the same, until a linearizable get of a known key is right on every shard | ${(s.restart.servingMs / 1000).toFixed(2)} s |`);
+    lines.push(`| RSS right after that restart, n1 / n2 / n3 | ${s.restart.rssAfterRestart.map(mb).join(" / ")} MB (${round(median(s.restart.rssAfterRestart) / largest)} bytes/counter) |`);
+  }
   lines.push(`| Raft log at restart: last index summed over the 8 shards (node 1) | ${Object.values(s.logBeforeRestart[0].lastIndexByShard as Record<string, number>).reduce((a: number, b: number) => a + b, 0).toLocaleString("en-US")} |`);
   lines.push(`| log entries / snapshots / snapshot data stored (median node, at the end) | ${storeMedian((x) => x.logEntries).toLocaleString("en-US")} / ${storeMedian((x) => x.snapshots)} / ${mb(storeMedian((x) => x.snapshotDataBytes))} MB |`);
   lines.push(`| data dir before / after a forced LevelDB compaction (median node) | ${mb(storeMedian((x) => x.diskBytesBefore))} MB / ${mb(storeMedian((x) => x.diskBytesAfterCompaction))} MB (${round(storeMedian((x) => x.diskBytesAfterCompaction) / largest)} bytes/counter) |`);
   const kinds = Object.keys(stores[0]!.compactedBytesByKind);
   lines.push(`| compacted size by key kind (median node) | ${kinds.map((k) => `${k} ${mb(storeMedian((x) => x.compactedBytesByKind[k]!))} MB`).join(", ")} |`);
+  lines.push("", `| at ${s.killsAtCounters.toLocaleString("en-US")} counters (the first step: every trial restarts the killed node) | result |`, "| --- | --- |");
   lines.push(
     `| leader SIGKILLed (${s.kills.length} trials, 32 single adds in flight): longest gap between acknowledged adds on its shard, median / max | ${s.killSummary.maxGapMsMedian} / ${s.killSummary.maxGapMsMax} ms |`,
   );
