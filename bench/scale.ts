@@ -62,7 +62,7 @@ const KILL_LOOP_KEYS_PER_SHARD = 16;
 /** Bounds on every wait: a run that cannot proceed stops and says where. */
 const SERVE_TIMEOUT_MS = 300_000;
 /** A restart with millions of counters reads them all from LevelDB first. */
-const RESTART_TIMEOUT_MS = 900_000;
+const RESTART_TIMEOUT_MS = 480_000;
 const STOP_TIMEOUT_MS = 120_000;
 
 const counterKey = (i: number) => `user:${String(i).padStart(10, "0")}:likes`;
