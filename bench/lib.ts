@@ -275,3 +275,18 @@ export function directoryBytes(dir: string): number {
   }
   return total;
 }
+
+/**
+ * The longest time in [fromMs, toMs] without an event of `times` (unsorted; those outside the
+ * window are ignored); the window's edges count, so no event at all gives the whole window.
+ */
+export function longestGapMs(times: readonly number[], fromMs: number, toMs: number): number {
+  const inside = times.filter((t) => t >= fromMs && t <= toMs).sort((a, b) => a - b);
+  let gap = 0;
+  let previous = fromMs;
+  for (const t of inside) {
+    gap = Math.max(gap, t - previous);
+    previous = t;
+  }
+  return Math.max(gap, toMs - previous);
+}

@@ -38,7 +38,7 @@ import { slotOf } from "../src/meta/slots.js";
 import { KeyPrefix } from "../src/storage/keys.js";
 import { TestCluster } from "../test/support/cluster.js";
 import { RawNodeClient, leaderClient } from "../test/support/raw-client.js";
-import { closedLoop, directoryBytes, loadAverageText, parseArgs, procCpuSeconds, processRssBytes, type LoadResult } from "./lib.js";
+import { closedLoop, directoryBytes, loadAverageText, longestGapMs, parseArgs, procCpuSeconds, processRssBytes, type LoadResult } from "./lib.js";
 
 const args = parseArgs(process.argv.slice(2));
 const quick = args.flag("quick");
@@ -401,18 +401,11 @@ class AddLoop {
 
   /** Longest time in [from, to] without an acknowledgement on `shard` (the window's edges count). */
   maxGapMs(shard: number, from: number, to: number): number {
-    const times = this.acks
-      .get(shard)!
-      .map(([, acked]) => acked)
-      .filter((t) => t >= from && t <= to)
-      .sort((a, b) => a - b);
-    let gap = 0;
-    let previous = from;
-    for (const t of times) {
-      gap = Math.max(gap, t - previous);
-      previous = t;
-    }
-    return Math.max(gap, to - previous);
+    return longestGapMs(
+      this.acks.get(shard)!.map(([, acked]) => acked),
+      from,
+      to,
+    );
   }
 
   /** The first acknowledgement on `shard` of an add started at or after `at`. */
