@@ -4,8 +4,9 @@
  * behind coordinated omission), HDR histograms, and the generator's own CPU use.
  */
 import hdr from "hdr-histogram-js";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
+import { join } from "node:path";
 import { TestCluster } from "../test/support/cluster.js";
 
 export type Histogram = ReturnType<typeof hdr.build>;
@@ -318,3 +319,41 @@ export const loadAverage = (): string =>
   loadavg()
     .map((l) => l.toFixed(2))
     .join(" ");
+
+/** Resident set size of a process in bytes, from /proc/<pid>/status VmRSS (Linux). */
+export function processRssBytes(pid: number): number {
+  const match = /^VmRSS:\s+(\d+)\s+kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (match === null) throw new Error(`no VmRSS in /proc/${pid}/status (has the process exited?)`);
+  return Number(match[1]) * 1024;
+}
+
+/** Sum of the sizes of the regular files under `dir` (recursively); files that vanish meanwhile count 0. */
+export function directoryBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    try {
+      if (entry.isDirectory()) total += directoryBytes(path);
+      else if (entry.isFile()) total += statSync(path).size;
+    } catch (error) {
+      // LevelDB deletes obsolete tables and logs while it compacts.
+      if ((error as NodeJS.ErrnoException).code !== "ENOENT") throw error;
+    }
+  }
+  return total;
+}
+
+/**
+ * The longest time in [fromMs, toMs] without an event of `times` (unsorted; those outside the
+ * window are ignored); the window's edges count, so no event at all gives the whole window.
+ */
+export function longestGapMs(times: readonly number[], fromMs: number, toMs: number): number {
+  const inside = times.filter((t) => t >= fromMs && t <= toMs).sort((a, b) => a - b);
+  let gap = 0;
+  let previous = fromMs;
+  for (const t of inside) {
+    gap = Math.max(gap, t - previous);
+    previous = t;
+  }
+  return Math.max(gap, toMs - previous);
+}

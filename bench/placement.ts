@@ -11,7 +11,7 @@
 import { writeFileSync } from "node:fs";
 import { TallyClient } from "../src/client/index.js";
 import { TestCluster } from "../test/support/cluster.js";
-import { parseArgs } from "./lib.js";
+import { longestGapMs, parseArgs } from "./lib.js";
 
 const args = parseArgs(process.argv.slice(2));
 const counterCount = Number(args.option("counters", "1000000"));
@@ -46,14 +46,7 @@ class AckGaps {
     }
   }
   maxGapMs(fromMs: number, toMs: number): number {
-    const inside = this.acks.filter((t) => t >= fromMs && t <= toMs).sort((a, b) => a - b);
-    let gap = 0;
-    let previous = fromMs;
-    for (const t of inside) {
-      gap = Math.max(gap, t - previous);
-      previous = t;
-    }
-    return Math.max(gap, toMs - previous);
+    return longestGapMs(this.acks, fromMs, toMs);
   }
   async stop(): Promise<void> {
     this.running = false;
