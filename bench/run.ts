@@ -31,6 +31,12 @@ const suites: Array<{ name: string; file: string; args: string[]; env?: Record<s
   },
   { name: "wire codecs: CPU per 10,000 ops (old vs new encodings, same bytes)", file: "wire-codec.ts", args: [] },
   { name: "placement: shard move, unavailability during a leader transfer and a move, routes refresh", file: "placement.ts", args: ["--counters", quick ? "100000" : "1000000"] },
+  {
+    // 10 M counters take about 20 minutes (most of it restarts): `npx tsx bench/scale.ts` alone.
+    name: "scale and cost: bytes per counter in memory and on disk, restart-to-serving, leader-kill unavailability",
+    file: "scale.ts",
+    args: ["--counters", quick ? "100000,200000" : "1000000,2000000"],
+  },
   { name: "tally vs Redis 7 and etcd 3.4, same concurrency (needs scripts/peers.sh)", file: "peers.ts", args: ["--seconds", quick ? "3" : "10"] },
   { name: "counter kinds: windowed counters, rate limiter, HyperLogLog, top-K, expiry index", file: "kinds.ts", args: [], env: { SCALE: quick ? "0.2" : "1" } },
   { name: "counter kinds through 3 tallyd processes, each beside its Redis 7 equivalent (appendfsync everysec, needs scripts/peers.sh)", file: "kinds-api.ts", args: ["--seconds", seconds] },
