@@ -75,7 +75,7 @@ import {
 /** Snapshot data is split into values of at most this many bytes (LevelDB handles big values poorly). */
 export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1 << 20;
 /** Records per read when scanning a shard's counters, kinds or sessions. */
-const SCAN_BATCH = 4096;
+const SCAN_BATCH = 1000;
 /** Bound on the operations one StoreBatch may hold (range clears count once, before expansion). */
 export const DEFAULT_BATCH_OPS_MAX = 1 << 20;
 
