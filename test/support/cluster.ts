@@ -326,7 +326,7 @@ export class TestCluster {
 }
 
 /** Appends text to chunks and drops the oldest text beyond maxBytes (UTF-16 units; near enough for logs). */
-function keepTail(chunks: string[], text: string, maxBytes: number): void {
+export function keepTail(chunks: string[], text: string, maxBytes: number): void {
   chunks.push(text);
   let total = 0;
   for (const chunk of chunks) total += chunk.length;
