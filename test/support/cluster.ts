@@ -134,7 +134,13 @@ export class TestCluster {
 
   static async start(options: TestClusterOptions = {}): Promise<TestCluster> {
     const cluster = await TestCluster.prepare(options);
-    await cluster.startAll();
+    try {
+      await cluster.startAll();
+    } catch (error) {
+      // The caller never gets the cluster to destroy: without this its nodes outlive the failed start.
+      await cluster.destroy();
+      throw error;
+    }
     return cluster;
   }
 
