@@ -37,6 +37,8 @@ export interface NodeSample {
   peerQueues: Map<number, number>;
   peerMessagesDropped: number;
   inboundDropped: number;
+  /** The most committed-entry bytes one group applied in one driver iteration (node.stats). */
+  appliedBytesPerIterationMax: number;
   ready: boolean;
 }
 
@@ -150,6 +152,14 @@ export class NodeMetrics {
       },
     });
     new Gauge({
+      name: "tally_apply_bytes_per_iteration_max",
+      help: "Most committed-entry bytes one group applied in one driver iteration since start (bounded by limits.maxSizePerMsgBytes plus one entry): how long applying can hold the event loop",
+      registers,
+      collect() {
+        this.set(metrics.current().appliedBytesPerIterationMax);
+      },
+    });
+    new Gauge({
       name: "tally_node_ready",
       help: "1 when /readyz answers 200 (the node can serve)",
       registers,
@@ -255,6 +265,7 @@ export function sampleNode(node: TallyNode, ready: () => boolean): NodeSample {
     peerQueues: node.peerQueueDepths(),
     peerMessagesDropped: node.transportStats?.dropped ?? 0,
     inboundDropped: node.inboundDroppedCount,
+    appliedBytesPerIterationMax: stats.appliedBytesPerIterationMax,
     ready: ready(),
   };
 }

@@ -75,6 +75,37 @@ export interface TestClusterOptions {
    * `readyToken` (needs admin) is what waitReady uses; without it, the tls client certificate.
    */
   auth?: { tokens: TestToken[]; certificates?: Array<Omit<TestToken, "token"> & { identity: string }>; readyToken?: string; internalToken?: boolean };
+  /**
+   * Called when a node's process exits without the harness having stopped or killed it (a crash, a
+   * fatal storage error, a failed assertion, an OOM, a kill from outside). Default: the exit and the
+   * tail of the node's output go to stderr at once, so a run that fails later says why.
+   */
+  onUnexpectedExit?: (exit: NodeExit) => void;
+}
+
+/** How a node's process ended, with the tail of what it wrote. */
+export interface NodeExit {
+  nodeId: number;
+  pid: number | undefined;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** False: the harness did not ask for it (kill, stop, destroy). */
+  expected: boolean;
+  /** Milliseconds from the process's start to its exit. */
+  uptimeMs: number;
+  /** The last OUTPUT_TAIL_BYTES of its stdout and stderr, interleaved as they arrived. */
+  outputTail: string;
+}
+
+/** Per node, this much of its latest stdout+stderr is kept (the whole of it is not: benches run long). */
+export const OUTPUT_TAIL_BYTES = 64 * 1024;
+
+export function describeExit(exit: NodeExit): string {
+  const how = exit.signal !== null ? `signal ${exit.signal}` : `exit code ${exit.code}`;
+  const tail = exit.outputTail.trimEnd();
+  return `tallyd node ${exit.nodeId} (pid ${exit.pid ?? "?"}) exited ${exit.expected ? "as asked" : "unexpectedly"}: ${how} after ${(exit.uptimeMs / 1000).toFixed(1)} s; ${
+    tail === "" ? "no output" : `last output:\n${tail}`
+  }`;
 }
 
 export interface TestToken {
@@ -89,6 +120,12 @@ export class TestCluster {
   config!: ClusterConfig;
   readonly processes = new Map<number, ChildProcess>();
   readonly output = new Map<number, string[]>();
+  /** The latest exit of each node's process. */
+  readonly exits = new Map<number, NodeExit>();
+  /** Every exit the harness did not ask for, in order. */
+  readonly unexpectedExits: NodeExit[] = [];
+  /** Processes the harness is stopping or killing: their exit is expected. */
+  private readonly stopping = new WeakSet<ChildProcess>();
 
   private constructor(private readonly options: TestClusterOptions) {
     this.dir = mkdtempSync(join(tmpdir(), "tally-it-"));
@@ -97,7 +134,13 @@ export class TestCluster {
 
   static async start(options: TestClusterOptions = {}): Promise<TestCluster> {
     const cluster = await TestCluster.prepare(options);
-    await cluster.startAll();
+    try {
+      await cluster.startAll();
+    } catch (error) {
+      // The caller never gets the cluster to destroy: without this its nodes outlive the failed start.
+      await cluster.destroy();
+      throw error;
+    }
     return cluster;
   }
 
@@ -199,14 +242,21 @@ export class TestCluster {
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn", TALLY_EXIT_WITH_PARENT: "1", ...this.options.extraEnv },
     });
-    const lines = this.output.get(id) ?? [];
-    this.output.set(id, lines);
-    const keep = (chunk: Buffer) => {
-      lines.push(chunk.toString());
-      if (lines.length > 200) lines.splice(0, lines.length - 200);
-    };
+    const chunks = this.output.get(id) ?? [];
+    this.output.set(id, chunks);
+    const keep = (chunk: Buffer) => keepTail(chunks, chunk.toString(), OUTPUT_TAIL_BYTES);
     child.stdout!.on("data", keep);
     child.stderr!.on("data", keep);
+    const startedMs = Date.now();
+    // "close", not "exit": by then both pipes are drained, so the tail holds the process's last words.
+    child.on("close", (code, signal) => {
+      const exit: NodeExit = { nodeId: id, pid: child.pid, code, signal, expected: this.stopping.has(child), uptimeMs: Date.now() - startedMs, outputTail: chunks.join("") };
+      this.exits.set(id, exit);
+      if (exit.expected) return;
+      this.unexpectedExits.push(exit);
+      if (this.options.onUnexpectedExit !== undefined) this.options.onUnexpectedExit(exit);
+      else process.stderr.write(`[TestCluster ${this.dir}] ${describeExit(exit)}\n`);
+    });
     child.on("exit", () => {
       if (this.processes.get(id) === child) this.processes.delete(id);
     });
@@ -219,6 +269,7 @@ export class TestCluster {
     const child = this.processes.get(id);
     if (!child) return;
     const exited = new Promise((r) => child.once("exit", r));
+    this.stopping.add(child);
     child.kill("SIGKILL");
     await withDeadline(exited, 5000, `node ${id} did not die after SIGKILL`);
     this.processes.delete(id);
@@ -229,6 +280,7 @@ export class TestCluster {
     const child = this.processes.get(id);
     if (!child) return null;
     const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    this.stopping.add(child);
     child.kill("SIGTERM");
     try {
       return await withDeadline(exited, timeoutMs, `node ${id} did not stop within ${timeoutMs} ms of SIGTERM`);
@@ -242,12 +294,24 @@ export class TestCluster {
 
   async waitReady(timeoutMs = 30_000): Promise<Map<number, string>> {
     const subset = { ...this.config, nodes: this.config.nodes.filter((n) => this.processes.has(n.id)) };
-    const { leaders } = await waitForClusterReady(
-      { ...subset, cluster: { ...subset.cluster, replicationFactor: Math.min(subset.cluster.replicationFactor, subset.nodes.length) } },
-      timeoutMs,
-      this.options.auth?.readyToken,
-    );
-    return leaders;
+    const unexpectedBefore = this.unexpectedExits.length;
+    try {
+      const { leaders } = await waitForClusterReady(
+        { ...subset, cluster: { ...subset.cluster, replicationFactor: Math.min(subset.cluster.replicationFactor, subset.nodes.length) } },
+        timeoutMs,
+        this.options.auth?.readyToken,
+      );
+      return leaders;
+    } catch (error) {
+      const died = this.unexpectedExits.slice(unexpectedBefore);
+      if (died.length === 0) throw error;
+      throw new Error(`${(error as Error).message}\n${died.map(describeExit).join("\n")}`, { cause: error });
+    }
+  }
+
+  /** Throws, with each node's exit and last output, if any node's process exited by itself. */
+  assertNoUnexpectedExit(): void {
+    if (this.unexpectedExits.length > 0) throw new Error(this.unexpectedExits.map(describeExit).join("\n"));
   }
 
   logs(id: number): string {
@@ -255,10 +319,33 @@ export class TestCluster {
   }
 
   async destroy(): Promise<void> {
-    for (const child of this.processes.values()) child.kill("SIGKILL");
+    for (const child of this.processes.values()) {
+      this.stopping.add(child);
+      child.kill("SIGKILL");
+    }
     await Promise.all([...this.processes.values()].map((child) => withDeadline(new Promise((r) => child.once("exit", r)), 5000, "kill").catch(() => undefined)));
     this.processes.clear();
-    rmSync(this.dir, { recursive: true, force: true });
+    // TALLY_TEST_KEEP_DIR=1 keeps the data directories and cluster.yaml for a post-mortem.
+    if (process.env.TALLY_TEST_KEEP_DIR === "1") process.stderr.write(`[TestCluster] kept ${this.dir}\n`);
+    else rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Appends text to chunks and drops the oldest text beyond maxBytes (UTF-16 units; near enough for logs). */
+export function keepTail(chunks: string[], text: string, maxBytes: number): void {
+  chunks.push(text);
+  let total = 0;
+  for (const chunk of chunks) total += chunk.length;
+  while (total > maxBytes && chunks.length > 0) {
+    const excess = total - maxBytes;
+    const first = chunks[0]!;
+    if (first.length <= excess) {
+      chunks.shift();
+      total -= first.length;
+    } else {
+      chunks[0] = first.slice(excess);
+      total -= excess;
+    }
   }
 }
 

@@ -27,6 +27,7 @@ function sample(overrides: Partial<NodeSample> = {}): NodeSample {
     ]),
     peerMessagesDropped: 6,
     inboundDropped: 0,
+    appliedBytesPerIterationMax: 1_048_600,
     ready: true,
     ...overrides,
   };
@@ -61,6 +62,7 @@ describe("NodeMetrics", () => {
     expect(line(text, 'tally_peer_queue_depth{peer="3",node="1"}')).toBe(12);
     expect(line(text, 'tally_peer_messages_dropped_total{node="1"}')).toBe(6);
     expect(line(text, 'tally_node_ready{node="1"}')).toBe(1);
+    expect(line(text, 'tally_apply_bytes_per_iteration_max{node="1"}')).toBe(1_048_600);
     expect(text).not.toContain("process_cpu");
   });
 
