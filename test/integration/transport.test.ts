@@ -243,20 +243,25 @@ describe("PeerTransport", () => {
     expect(a.transport.stats.framesSent).toBeGreaterThanOrEqual(6);
   });
 
-  it("reconnects after the peer restarts, reporting it unreachable meanwhile", async () => {
-    const a = await startNode(1);
-    let b = await startNode(2);
+  /** Nodes 1 and 2 connected, then node 2's transport closed and node 1 noticing; node 2's port. */
+  async function pairWithPeerGone(aOverrides: Partial<PeerTransportOptions> = {}): Promise<{ a: Node; port: number }> {
+    const a = await startNode(1, aOverrides);
+    const b = await startNode(2);
     const port = Number(b.transport.boundAddress.split(":")[1]);
     connectAll([a, b]);
     await waitFor(() => a.transport.isConnected(2), "first connection");
-
     await b.transport.close();
     await waitFor(() => a.unreachable.includes(2) && !a.transport.isConnected(2), "loss noticed");
+    return { a, port };
+  }
+
+  it("reconnects after the peer restarts, reporting it unreachable meanwhile", async () => {
+    const { a, port } = await pairWithPeerGone();
     const droppedBefore = a.transport.stats.dropped;
     a.transport.send(2, 1, message(1, 2));
     expect(a.transport.stats.dropped).toBe(droppedBefore + 1); // peer down: dropped, not queued
 
-    b = await startNode(2, {}, port);
+    const b = await startNode(2, {}, port);
     b.transport.setPeer(1, a.transport.boundAddress);
     await waitFor(() => a.transport.isConnected(2), "reconnection");
     a.transport.send(2, 5, message(1, 2, { commit: 77 }));
@@ -268,15 +273,8 @@ describe("PeerTransport", () => {
 
   it("reconnects at once, not after its backoff, when the peer it lost opens a stream to it", async () => {
     // A 20 s backoff: only hearing from the peer can bring the link back within the wait below.
-    const a = await startNode(1, { reconnectBackoffMinMs: 20_000, reconnectBackoffMaxMs: 20_000 });
-    let b = await startNode(2);
-    const port = Number(b.transport.boundAddress.split(":")[1]);
-    connectAll([a, b]);
-    await waitFor(() => a.transport.isConnected(2), "first connection");
-    await b.transport.close();
-    await waitFor(() => a.unreachable.includes(2) && !a.transport.isConnected(2), "loss noticed");
-
-    b = await startNode(2, {}, port);
+    const { a, port } = await pairWithPeerGone({ reconnectBackoffMinMs: 20_000, reconnectBackoffMaxMs: 20_000 });
+    const b = await startNode(2, {}, port);
     b.transport.setPeer(1, a.transport.boundAddress);
     b.transport.send(1, 3, message(2, 1, { commit: 5 }));
     b.transport.flush();
