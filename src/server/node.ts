@@ -29,6 +29,7 @@ import {
 } from "../raft/types.js";
 import type { Command, CommandResult } from "../shard/commands.js";
 import { CounterStateMachine, decodeCounterRecord, encodeCounterRecord, type AdmitMutation, type ShardOptions } from "../shard/state-machine.js";
+import { COUNTERS_MAX } from "../shard/counter-table.js";
 import { emptyMap, metaMembers, MetaStateMachine, shardMembers, type ClusterMap, type MetaCommand, type MetaResult, type ShardRecord } from "../meta/map.js";
 import { NodeStore, type StoreBatch } from "../storage/node-store.js";
 import { PeerTransport, type PeerTransportStats } from "../transport/peer-transport.js";
@@ -64,6 +65,15 @@ import {
 } from "./shard-replica.js";
 import { nodeCertificateProvider, nodeClientCredentials } from "./tls.js";
 import { internalCallMetadata } from "./auth.js";
+
+/**
+ * Bound on the operations of one store batch. A snapshot install or a range split writes a whole
+ * shard's state -- every counter and kind record -- in one batch, atomically with the applied
+ * index, and a shard may hold COUNTERS_MAX counters: the store's default (2^20) made a node that
+ * installed a snapshot of a 1.25 M-counter shard stop itself ("StoreBatch exceeds 1048576
+ * operations", bench/scale.ts at 10 M counters). The bound stays as a guard against a runaway.
+ */
+export const STORE_BATCH_OPS_MAX = 4 * COUNTERS_MAX;
 
 export interface NodeOptions {
   config: ClusterConfig;
@@ -189,6 +199,7 @@ export class TallyNode {
       mkdirSync(this.self.dataDir, { recursive: true });
       this.store = await NodeStore.open(this.self.dataDir, {
         logger: componentLogger("storage", { node: this.nodeId }),
+        batchOpsMax: STORE_BATCH_OPS_MAX,
         onWrite: (seconds, sync, bytes) => this.onStoreWrite?.(seconds, sync, bytes),
       });
     } catch (error) {
