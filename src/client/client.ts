@@ -493,6 +493,8 @@ interface PendingGets {
   consistency: Consistency;
   keys: Buffer[];
   waiters: Array<{ resolve(result: ReadResult): void; reject(error: unknown): void }>;
+  /** Sent already (it filled up before the end of the turn). */
+  flushed: boolean;
 }
 
 interface PendingBatch {
@@ -1452,13 +1454,19 @@ export class TallyClient {
     this.admit(1, undefined);
     const group = `${consistency}:${route.shardId}`;
     let pending = this.pendingGets.get(group);
+    if (pending !== undefined && pending.keys.length >= this.options.maxBatchOps) {
+      // Full (a GetMany reads at most 10,000 keys): it goes now, and this get starts the next one.
+      this.pendingGets.delete(group);
+      void this.flushGets(pending);
+      pending = undefined;
+    }
     if (pending === undefined) {
-      const created: PendingGets = { consistency, keys: [], waiters: [] };
+      const created: PendingGets = { consistency, keys: [], waiters: [], flushed: false };
       pending = created;
       this.pendingGets.set(group, created);
       setImmediate(() => {
-        this.pendingGets.delete(group);
-        void this.flushGets(created);
+        if (this.pendingGets.get(group) === created) this.pendingGets.delete(group);
+        if (!created.flushed) void this.flushGets(created);
       });
     }
     const queued = pending;
@@ -1470,6 +1478,7 @@ export class TallyClient {
   }
 
   private async flushGets(pending: PendingGets): Promise<void> {
+    pending.flushed = true;
     const { keys, waiters } = pending;
     try {
       // Admitted per caller already; the group read is not counted again.

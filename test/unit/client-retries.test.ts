@@ -347,6 +347,16 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     expect(cluster.received.slice(after).map((received) => received.op).sort()).toEqual(["get", "get"]);
   });
 
+  it("a turn's gets to one shard are cut into GetManys of at most maxBatchOps keys", async () => {
+    const { cluster, client } = await setup({ maxBatchOps: 2 });
+    const keys = Array.from({ length: 5 }, (_, i) => keyInShard(cluster.shard(1), `cut-${i}`));
+    for (const [i, key] of keys.entries()) await client.add(key, BigInt(i + 1));
+    const before = cluster.received.length;
+    const results = await Promise.all(keys.map((key) => client!.get(key)));
+    expect(results.map((result) => result.value)).toEqual([1n, 2n, 3n, 4n, 5n]);
+    expect(cluster.received.slice(before).map((received) => received.op).sort()).toEqual(["get", "getMany", "getMany"]);
+  });
+
   it("rejects beyond maxInflightOps with OverloadedError", async () => {
     const { cluster, client } = await setup({ maxInflightOps: 10, autoBatch: false });
     await client.connect();
