@@ -154,7 +154,7 @@ describe("tallyd: a durable multi-Raft node", () => {
     }
     await db.close();
     expect(corrupted).toBe(1);
-    const child = cluster.startNode(victim.id);
+    const child = cluster.startNode(victim.id, { expectExit: true });
     const code = await new Promise<number | null>((resolve) => child.once("exit", resolve));
     expect(code).not.toBe(0);
     expect(cluster.logs(victim.id)).toMatch(/corrupt|checksum/i);

@@ -236,7 +236,8 @@ export class TestCluster {
     return this.config.nodes.map((n) => n.client);
   }
 
-  startNode(id: number): ChildProcess {
+  /** Starts node `id`; with `expectExit`, a test that wants the node to refuse to start: its exit is not reported. */
+  startNode(id: number, options: { expectExit?: boolean } = {}): ChildProcess {
     if (this.processes.has(id)) throw new Error(`node ${id} is already running`);
     const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), join(root, "bin", "tallyd.js"), "--config", this.configPath, "--node", String(id)], {
       stdio: ["ignore", "pipe", "pipe"],
@@ -261,6 +262,7 @@ export class TestCluster {
       if (this.processes.get(id) === child) this.processes.delete(id);
     });
     this.processes.set(id, child);
+    if (options.expectExit === true) this.stopping.add(child);
     return child;
   }
 
