@@ -6,6 +6,7 @@
  * be safe integers; counter values are bigint and written as two's-complement i64.
  */
 import { assert } from "../util/assert.js";
+import { crcSlice8 } from "../util/crc-slice8.js";
 import { CorruptionError } from "../util/errors.js";
 
 export const INT64_MIN = -(1n << 63n);
@@ -86,6 +87,17 @@ export class ByteWriter {
     this.reserve(8);
     this.view.setBigInt64(this.position, value);
     this.position += 8;
+  }
+
+  /**
+   * Lets `write` fill up to `maxBytes` straight into the buffer from the current position; it
+   * returns the position after what it wrote.
+   */
+  writeWith(maxBytes: number, write: (bytes: Uint8Array, position: number) => number): void {
+    this.reserve(maxBytes);
+    const end = write(this.bytes, this.position);
+    assert(Number.isInteger(end) && end >= this.position && end <= this.position + maxBytes, "writeWith wrote outside its reservation");
+    this.position = end;
   }
 
   raw(bytes: Uint8Array): void {
@@ -213,25 +225,9 @@ export class ByteReader {
   }
 }
 
-let crcTable: Uint32Array | undefined;
+/** CRC-32 (IEEE 802.3, the zlib one): check value crc32("123456789") = 0xcbf43926. Slicing-by-8. */
+const crc32Slice8 = crcSlice8(0xedb88320);
 
-function makeCrcTable(): Uint32Array {
-  const table = new Uint32Array(256);
-  for (let n = 0; n < 256; n++) {
-    let c = n;
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
-    table[n] = c >>> 0;
-  }
-  return table;
-}
-
-/** CRC-32 (IEEE 802.3, the zlib one): check value crc32("123456789") = 0xcbf43926. */
 export function crc32(bytes: Uint8Array): number {
-  crcTable ??= makeCrcTable();
-  const table = crcTable;
-  let c = 0xffffffff;
-  for (let i = 0; i < bytes.length; i++) {
-    c = table[(c ^ bytes[i]!) & 0xff]! ^ (c >>> 8);
-  }
-  return (c ^ 0xffffffff) >>> 0;
+  return crc32Slice8(bytes);
 }

@@ -781,13 +781,9 @@ export class CounterStateMachine {
     writer.u64(this.appliedIndexValue);
     writer.u64(this.clockMsValue);
     writer.u32(this.counters.size);
-    for (const slot of this.counters.sortedSlots()) {
-      const key = this.counters.keyView(slot);
-      writer.u16(key.length);
-      writer.raw(key);
-      writer.i64(this.counters.value(slot));
-      writer.u64(this.counters.version(slot));
-    }
+    const table = this.counters;
+    const slots = table.sortedSlots();
+    writer.writeWith(table.snapshotRowsBytes(), (bytes, position) => table.writeSnapshotRows(slots, bytes, position));
     writer.u32(this.sessions.size);
     for (const session of this.sessions.values()) writeSession(writer, session);
     const kinds = this.kinds.sorted();
@@ -819,6 +815,7 @@ export class CounterStateMachine {
     machine.clockMsValue = reader.u64();
     const counterCount = reader.u32();
     if (counterCount * 19 > reader.remaining) reader.fail(`counter count ${counterCount} exceeds the data`);
+    machine.counters.reserve(counterCount);
     let previousSlot = -1;
     const corrupt = (problem: string): never => reader.fail(problem);
     for (let i = 0; i < counterCount; i++) {

@@ -49,7 +49,7 @@ function modelCheck(seed: number, steps: number, keySpace: number, longKeys: boo
           problems.push(`step ${step}: key ${modelKey} lost or wrong (slot ${slot})`);
         }
       }
-      const sorted = table.sortedSlots().map((slot) => hex(table.keyBytes(slot)));
+      const sorted = Array.from(table.sortedSlots(), (slot) => hex(table.keyBytes(slot)));
       // Hex keeps byte order and a prefix sorts first, so string order is byte order.
       const expectedOrder = [...model.keys()].sort();
       if (sorted.join() !== expectedOrder.join()) problems.push(`step ${step}: sorted order differs`);

@@ -1,6 +1,7 @@
 // Snapshot/restore and load-from-records equality, as a property over seeded random command streams:
 // a copy made at any point must hold identical state and behave identically from then on.
 import { describe, expect, it } from "vitest";
+import { ByteWriter } from "../../src/shard/binary.js";
 import { encodeEntry, type Command, type CommandResult, type CounterOp } from "../../src/shard/commands.js";
 import { CounterStateMachine, type ShardOptions } from "../../src/shard/state-machine.js";
 import { CorruptionError } from "../../src/util/errors.js";
@@ -194,6 +195,34 @@ describe("snapshot, restore and load", () => {
       return machine.snapshot();
     };
     expect(build(["b", "a", "c", "ab"])).toEqual(build(["c", "ab", "a", "b"]));
+  });
+
+  it("the counter rows are the documented layout byte for byte (u16 key length, key, i64 value, u64 version, big-endian, key order)", () => {
+    // The rows are written straight from the table's memory; this pins them to what ByteWriter
+    // writes, including int64 extremes, versions above 2^32, and keys longer than the copy loop's 32 bytes.
+    const appliedIndex = 2 ** 52;
+    const rows: Array<[Uint8Array, bigint, number]> = [
+      [encoder.encode("z"), INT64_MAX, appliedIndex],
+      [encoder.encode("a"), INT64_MIN, 1],
+      [encoder.encode("ab"), -1n, 2 ** 32],
+      [Uint8Array.of(0, 255, 0), 0n, 2 ** 32 + 1],
+      [new Uint8Array(200).fill(0x6b), 123_456_789_012n, 77],
+      [encoder.encode("k".repeat(33)), -(2n ** 40n), 2 ** 33 - 1],
+    ];
+    const machine = CounterStateMachine.load(options, appliedIndex, 9, rows.map(([key, value, version]) => [key, { value, version }]), []);
+    const snapshot = machine.snapshot();
+    const expected = new ByteWriter();
+    for (const [key, value, version] of [...rows].sort(([a], [b]) => Buffer.compare(a, b))) {
+      expected.u16(key.length);
+      expected.raw(key);
+      expected.i64(value);
+      expected.u64(version);
+    }
+    const body = expected.finish();
+    // Header: magic u32, format u16, applied u64, clock u64, count u32.
+    expect(Buffer.from(snapshot.subarray(26, 26 + body.length)).equals(Buffer.from(body))).toBe(true);
+    const restored = CounterStateMachine.restore(snapshot, options);
+    for (const [key, value, version] of rows) expect(restored.get(key)).toMatchObject({ value, version });
   });
 
   it("restore rejects damaged snapshots with CorruptionError", () => {

@@ -1,4 +1,6 @@
+import * as zlib from "node:zlib";
 import { describe, expect, it } from "vitest";
+import { crc32 } from "../../src/shard/binary.js";
 import { crc32c } from "../../src/storage/crc32c.js";
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -47,3 +49,26 @@ describe("crc32c", () => {
     }
   });
 });
+
+describe("crc32 (IEEE; shard snapshot and record trailers)", () => {
+  it("matches zlib's CRC-32 for every length around the 8-byte stride and on views into larger buffers", () => {
+    expect(crc32(text("123456789"))).toBe(0xcbf43926);
+    const zlibCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
+    const data = Uint8Array.from({ length: 300 }, (_, i) => (i * 131 + 7) & 0xff);
+    for (let length = 0; length <= 100; length++) {
+      const slice = data.subarray(5, 5 + length);
+      // Node < 20.15 has no zlib.crc32: fall back to a bitwise reference.
+      const reference = zlibCrc32 !== undefined ? zlibCrc32(slice) >>> 0 : crcBitwise(slice, 0xedb88320);
+      expect(crc32(slice), `${length} bytes`).toBe(reference);
+    }
+  });
+});
+
+function crcBitwise(data: Uint8Array, polynomial: number): number {
+  let crc = 0xffffffff;
+  for (const byte of data) {
+    crc ^= byte;
+    for (let bit = 0; bit < 8; bit++) crc = crc & 1 ? (crc >>> 1) ^ polynomial : crc >>> 1;
+  }
+  return (crc ^ 0xffffffff) >>> 0;
+}
