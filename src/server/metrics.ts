@@ -32,7 +32,7 @@ export interface GroupSample {
 export interface NodeSample {
   groups: GroupSample[];
   /** Monotonic counters the node keeps anyway (node.stats). */
-  counters: { loopIterations: number; entriesWritten: number; entriesApplied: number; leaderChanges: number; snapshotsTaken: number; snapshotsInstalled: number };
+  counters: { loopIterations: number; entriesWritten: number; entriesApplied: number; leaderChanges: number; snapshotsTaken: number; snapshotsBuilt: number; snapshotsInstalled: number };
   /** Raft messages queued per peer node id. */
   peerQueues: Map<number, number>;
   peerMessagesDropped: number;
@@ -128,7 +128,8 @@ export class NodeMetrics {
     fromSample("tally_loop_iterations_total", "Driver loop iterations", (s) => s.counters.loopIterations);
     fromSample("tally_raft_entries_written_total", "Raft entries persisted", (s) => s.counters.entriesWritten);
     fromSample("tally_raft_entries_applied_total", "Raft entries applied", (s) => s.counters.entriesApplied);
-    fromSample("tally_snapshots_taken_total", "State-machine snapshots taken (log compactions)", (s) => s.counters.snapshotsTaken);
+    fromSample("tally_snapshots_taken_total", "Log compactions (a shard's stores the snapshot's metadata only)", (s) => s.counters.snapshotsTaken);
+    fromSample("tally_snapshots_built_total", "Shard snapshots built from the applied state for a follower behind the compacted log", (s) => s.counters.snapshotsBuilt);
     fromSample("tally_snapshots_installed_total", "Snapshots received from a leader and installed", (s) => s.counters.snapshotsInstalled);
     fromSample("tally_peer_messages_dropped_total", "Raft messages the transport dropped (full queue, peer down); Raft retransmits", (s) => s.peerMessagesDropped);
     fromSample("tally_inbound_messages_dropped_total", "Raft messages dropped because the driver loop's inbound queue was full", (s) => s.inboundDropped);
@@ -260,6 +261,7 @@ export function sampleNode(node: TallyNode, ready: () => boolean): NodeSample {
       entriesApplied: stats.applied,
       leaderChanges: stats.leaderChanges,
       snapshotsTaken: stats.snapshotsTaken,
+      snapshotsBuilt: stats.snapshotsBuilt,
       snapshotsInstalled: stats.snapshotsInstalled,
     },
     peerQueues: node.peerQueueDepths(),

@@ -13,6 +13,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { MemoryStorage } from "../raft/memory-storage.js";
+import { ShardStorage } from "./shard-storage.js";
 import { decodeConfChange, RawNode } from "../raft/raw-node.js";
 import { entryBytes } from "../raft/util.js";
 import {
@@ -26,6 +27,7 @@ import {
   type Message,
   type RaftConfig,
   type Ready,
+  type Snapshot,
 } from "../raft/types.js";
 import type { Command, CommandResult } from "../shard/commands.js";
 import { CounterStateMachine, decodeCounterRecord, encodeCounterRecord, type AdmitMutation, type ShardOptions } from "../shard/state-machine.js";
@@ -112,6 +114,12 @@ export interface ShardBackupSnapshot {
 const INBOUND_MESSAGES_MAX = 200_000;
 /** Never tick more than this many times in one catch-up (a long pause already expired every lease). */
 const CATCH_UP_TICKS_MAX = 200;
+const EMPTY_SNAPSHOT_DATA = new Uint8Array(0);
+
+/** The snapshot without its data (a shard's stored and in-memory snapshot). */
+function metadataOnly(snapshot: Snapshot): Snapshot {
+  return snapshot.data.length === 0 ? snapshot : { metadata: snapshot.metadata, data: EMPTY_SNAPSHOT_DATA };
+}
 /** Buckets of a leader's per-slot-range load histogram (where to split a hot shard). */
 const SLOT_LOAD_BUCKETS = 64;
 /** Test-only planted bug (see ackBeforeCommit); read once at start-up. */
@@ -179,7 +187,7 @@ export class TallyNode {
   private heartbeatInFlight = false;
   private heartbeatTarget = 0;
   private lastReportMs = 0;
-  readonly stats = { iterations: 0, entriesWritten: 0, syncs: 0, applied: 0, appliedBytesPerIterationMax: 0, leaderChanges: 0, snapshotsInstalled: 0, snapshotsTaken: 0, replicasCreated: 0, replicasRemoved: 0, staleEpochRejected: 0 };
+  readonly stats = { iterations: 0, entriesWritten: 0, syncs: 0, applied: 0, appliedBytesPerIterationMax: 0, leaderChanges: 0, snapshotsInstalled: 0, snapshotsTaken: 0, snapshotsBuilt: 0, replicasCreated: 0, replicasRemoved: 0, staleEpochRejected: 0 };
 
   constructor(options: NodeOptions) {
     this.config = options.config;
@@ -317,9 +325,8 @@ export class TallyNode {
   }
 
   /** Loads the group's Raft state into a fresh MemoryStorage; bootstraps it with `voters` when there is none. */
-  private async loadRaftState(groupId: number, bootstrapVoters: number[] | undefined, bootstrap: StoreBatch, bootstrapData?: Uint8Array) {
+  private async loadRaftState<S extends MemoryStorage>(groupId: number, storage: S, bootstrapVoters: number[] | undefined, bootstrap: StoreBatch, bootstrapData?: Uint8Array) {
     const loaded = await this.store.loadGroup(groupId);
-    const storage = new MemoryStorage();
     const fresh = loaded.confState === undefined && loaded.snapshot === undefined && loaded.entries.length === 0 && loaded.hardState.term === 0;
     let confState: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
     if (fresh && bootstrapVoters !== undefined) {
@@ -330,7 +337,8 @@ export class TallyNode {
       bootstrap.setConfState(groupId, confState);
       bootstrap.setHardState(groupId, storage.initialState().hardState);
     } else if (!fresh) {
-      if (loaded.snapshot) storage.applySnapshot(loaded.snapshot);
+      // A shard keeps its snapshot's metadata only (ShardStorage builds data when a follower needs it).
+      if (loaded.snapshot) storage.applySnapshot(groupId === META_GROUP_ID ? loaded.snapshot : metadataOnly(loaded.snapshot));
       if (loaded.entries.length > 0) storage.append(loaded.entries);
       storage.setHardState(loaded.hardState);
       confState = loaded.confState ?? loaded.snapshot?.metadata.confState ?? confState;
@@ -340,7 +348,7 @@ export class TallyNode {
   }
 
   private async restoreMeta(bootstrap: StoreBatch, voters: number[], fresh: boolean): Promise<MetaReplica> {
-    const { storage, confState, loaded } = await this.loadRaftState(META_GROUP_ID, fresh ? voters : undefined, bootstrap);
+    const { storage, confState, loaded } = await this.loadRaftState(META_GROUP_ID, new MemoryStorage(), fresh ? voters : undefined, bootstrap);
     const stateBytes = await this.store.getGroupState(META_GROUP_ID);
     let machine = stateBytes === undefined ? new MetaStateMachine() : MetaStateMachine.restore(stateBytes);
     if (stateBytes === undefined && loaded.snapshot !== undefined && loaded.snapshot.data.length > 0) machine = MetaStateMachine.restore(loaded.snapshot.data);
@@ -376,7 +384,7 @@ export class TallyNode {
     const startState = new CounterStateMachine(this.shardOptions);
     startState.applyEntry(1, new Uint8Array(0));
     const bootstrapData = initial !== undefined ? wrapShardSnapshot(descriptor, startState.snapshot()) : undefined;
-    const { loaded, storage, confState, fresh } = await this.loadRaftState(shardId, initial, bootstrap, bootstrapData);
+    const { loaded, storage, confState, fresh } = await this.loadRaftState(shardId, new ShardStorage(), initial, bootstrap, bootstrapData);
     if (fresh) bootstrap.putGroupState(shardId, encodeDescriptor(descriptor));
     let machine: CounterStateMachine;
     if (fresh) {
@@ -397,7 +405,7 @@ export class TallyNode {
   private newShardReplica(
     shardId: number,
     descriptor: ShardDescriptor,
-    storage: MemoryStorage,
+    storage: ShardStorage,
     machine: CounterStateMachine,
     confState: ConfState,
     lastSnapshotIndex: number,
@@ -415,6 +423,11 @@ export class TallyNode {
     ) as ShardReplica;
     replica.lastSnapshotIndex = lastSnapshotIndex;
     replica.admit = this.admitFor(replica);
+    storage.appliedState = () => ({ index: replica.machine.appliedIndex, confState: replica.confState, data: () => this.snapshotData(replica) });
+    storage.onBuilt = (index, bytes, ms) => {
+      this.stats.snapshotsBuilt++;
+      this.log.info({ shard: shardId, index, bytes, ms: Math.round(ms) }, "built a snapshot for a follower");
+    };
     return replica;
   }
 
@@ -968,7 +981,10 @@ export class TallyNode {
       this.lastTickMs += ticks * tickMs;
     }
     for (const replica of this.allReplicas()) for (let i = 0; i < ticks; i++) replica.raw.tick();
-    for (const replica of this.allReplicas()) replica.expire(now);
+    for (const replica of this.allReplicas()) {
+      replica.expire(now);
+      if (replica.storage instanceof ShardStorage) replica.storage.expireBuilt(now);
+    }
   }
 
   private async runLoop(): Promise<void> {
@@ -1184,7 +1200,7 @@ export class TallyNode {
     // replicas are the parent's voters at the split, and it is not one of them.
     if (!conf.voters.includes(this.nodeId)) return;
     const child = CounterStateMachine.load(this.shardOptions, index, parent.machine.clockMs, moved, sessions, movedKinds);
-    const storage = new MemoryStorage();
+    const storage = new ShardStorage();
     const childConf: ConfState = { voters: [...conf.voters], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
     const snapshot = { metadata: { index, term: 1, confState: childConf }, data: wrapShardSnapshot(childDescriptor, child.snapshot()) };
     storage.applySnapshot(snapshot);
@@ -1213,7 +1229,10 @@ export class TallyNode {
   private maybeSnapshot(replica: AnyReplica, batch: StoreBatch): void {
     const applied = replica.machine.appliedIndex;
     if (applied - replica.lastSnapshotIndex < this.config.cluster.snapshotEveryEntries) return;
-    const snapshot = replica.storage.createSnapshot(applied, replica.confState, this.snapshotData(replica));
+    // A shard's snapshot is metadata only: its state is in its records, and ShardStorage builds
+    // the data when a follower needs it. The metadata group's state is small: it keeps the data.
+    const data = replica.shardId === META_GROUP_ID ? this.snapshotData(replica) : EMPTY_SNAPSHOT_DATA;
+    const snapshot = replica.storage.createSnapshot(applied, replica.confState, data);
     const firstIndex = replica.storage.firstIndex();
     // Keep a tail of the log so briefly lagging followers catch up by log, not by snapshot.
     const keep = Math.min(1000, Math.floor(this.config.cluster.snapshotEveryEntries / 2));
@@ -1231,11 +1250,14 @@ export class TallyNode {
     const snapshot = ready.snapshot!;
     const previousFirst = replica.storage.firstIndex();
     const previousLast = replica.storage.lastIndex();
-    replica.storage.applySnapshot(snapshot);
+    // A shard's installed state goes to its records (below); it keeps the snapshot's metadata only.
+    const kept = replica.shardId === META_GROUP_ID ? snapshot : metadataOnly(snapshot);
+    replica.storage.applySnapshot(kept);
+    if (replica.storage instanceof ShardStorage) replica.storage.dropBuilt();
     replica.confState = snapshot.metadata.confState;
     replica.lastSnapshotIndex = snapshot.metadata.index;
     if (previousLast >= previousFirst) batch.compactLog(replica.shardId, previousLast, previousFirst);
-    batch.putSnapshot(replica.shardId, snapshot);
+    batch.putSnapshot(replica.shardId, kept);
     batch.setConfState(replica.shardId, replica.confState);
     if (replica.shardId === META_GROUP_ID) {
       const meta = replica as MetaReplica;
@@ -1257,6 +1279,8 @@ export class TallyNode {
       if (snapshot.data.length === 0) {
         // A bootstrap snapshot written before it carried its state (index 1): an empty shard over
         // its initial range -- never the range the map shows now, which a split may have shrunk.
+        // Anything later without data would wipe the shard: refuse it (the leader sent metadata only).
+        assert(snapshot.metadata.index <= 1, `shard ${shard.shardId}: a snapshot at index ${snapshot.metadata.index} arrived without data`);
         descriptor = this.initialDescriptor(shard.shardId);
         machine = new CounterStateMachine(shard.options);
         machine.applyEntry(snapshot.metadata.index, new Uint8Array(0));

@@ -20,7 +20,7 @@ function sample(overrides: Partial<NodeSample> = {}): NodeSample {
       { group: "meta", term: 2, isLeader: false, leader: 3, commit: 40, applied: 40, lastIndex: 40, leaseValid: false, pendingProposals: 0, pendingReads: 0 },
       { group: "1", term: 5, isLeader: true, leader: 1, commit: 120, applied: 117, lastIndex: 121, leaseValid: true, pendingProposals: 7, pendingReads: 2 },
     ],
-    counters: { loopIterations: 900, entriesWritten: 300, entriesApplied: 290, leaderChanges: 4, snapshotsTaken: 1, snapshotsInstalled: 0 },
+    counters: { loopIterations: 900, entriesWritten: 300, entriesApplied: 290, leaderChanges: 4, snapshotsTaken: 1, snapshotsBuilt: 2, snapshotsInstalled: 0 },
     peerQueues: new Map([
       [2, 0],
       [3, 12],
