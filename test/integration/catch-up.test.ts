@@ -1,16 +1,21 @@
 /**
- * A replica catching up by log applies the backlog in bounded steps, not in one driver iteration.
+ * How a replica that is behind catches up, on real processes.
  *
- * Found by bench/placement.ts: a learner catching up over a shard of 1,000,000 counters applied
- * ~760,000 of them in one iteration (Raft handed it up to 64 MiB of committed entries per Ready),
- * holding its event loop for 3-4 s on an idle machine and over 10 s on a loaded one; its
+ * By log: a replica replaying a long backlog applies it in bounded steps, not in one driver
+ * iteration. Found by bench/placement.ts: a learner catching up over a shard of 1,000,000 counters
+ * applied ~760,000 of them in one iteration (Raft handed it up to 64 MiB of committed entries per
+ * Ready), holding its event loop for 3-4 s on an idle machine and over 10 s on a loaded one; its
  * heartbeats stopped, and the placement controller aborted the move with "target node 4 died".
  * Each Ready now carries at most limits.maxSizePerMsgBytes of committed entries (at least one
  * entry), so one iteration's apply is bounded; tally_apply_bytes_per_iteration_max shows it.
+ *
+ * By snapshot: a new replica (its log starts before the shard's first entry) gets a snapshot the
+ * leader builds from its applied state when asked (ShardStorage), not one stored at compaction.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { eventually, TestCluster } from "../support/cluster.js";
+import { RawNodeClient } from "../support/raw-client.js";
 
 const MAX_SIZE_PER_MSG_BYTES = 64 * 1024;
 const BATCHES = 120;
@@ -28,7 +33,13 @@ async function metric(cluster: TestCluster, nodeId: number, name: string): Promi
   return Number(row.slice(row.lastIndexOf(" ") + 1));
 }
 
-describe("catch-up by log", () => {
+/** STALE values of `keys` (all in shard 1) as this one node has them; "" where it cannot answer yet. */
+async function staleValues(node: RawNodeClient, keys: string[]): Promise<string[]> {
+  const reply = await node.call("getMany", { keys: keys.map((k) => Buffer.from(k)), consistency: "STALE", shardId: 1 }).catch(() => undefined);
+  return reply === undefined ? keys.map(() => "") : reply.values.map((v: { value: string }) => String(v.value));
+}
+
+describe("catch-up", () => {
   let cluster: TestCluster;
   let client: TallyClient;
 
@@ -51,14 +62,37 @@ describe("catch-up by log", () => {
     await cluster?.destroy();
   });
 
-  it("a learner replaying a log of many entries applies at most limits.maxSizePerMsgBytes (plus one entry) per iteration", async () => {
-    // 500 adds of these keys make an entry of about 12 KB, well under MAX_SIZE_PER_MSG_BYTES; the
-    // whole log is over ten times it.
+  const addAll = async (prefix: string) => {
     for (let b = 0; b < BATCHES; b++) {
-      const ops = Array.from({ length: ADDS_PER_BATCH }, (_, i) => ({ key: `catch-up-${b * ADDS_PER_BATCH + i}`, delta: 1n }));
+      const ops = Array.from({ length: ADDS_PER_BATCH }, (_, i) => ({ key: `${prefix}-${b * ADDS_PER_BATCH + i}`, delta: 1n }));
       await client.addBatch(ops);
     }
+  };
 
+  it("a follower replaying a log of many entries applies at most limits.maxSizePerMsgBytes (plus one entry) per iteration", async () => {
+    // Node 3 misses every batch; nothing is compacted (snapshotEveryEntries is huge), so it catches up by log.
+    await cluster.kill(3);
+    // 500 adds of these keys make an entry of about 12 KB, well under MAX_SIZE_PER_MSG_BYTES; the
+    // whole backlog is over ten times it.
+    await addAll("catch-up");
+    cluster.startNode(3);
+    const three = new RawNodeClient(cluster.config.nodes.find((n) => n.id === 3)!.client);
+    try {
+      await eventually(async () => ((await staleValues(three, [`catch-up-${BATCHES * ADDS_PER_BATCH - 1}`]))[0] === "1" ? true : undefined), 60_000, "node 3 caught up");
+    } finally {
+      three.close();
+    }
+    const applied = await metric(cluster, 3, "tally_apply_bytes_per_iteration_max");
+    expect(applied).toBeGreaterThan(0);
+    // At most the bound plus the one entry that crosses it (an entry is far smaller than the bound).
+    expect(applied).toBeLessThanOrEqual(2 * MAX_SIZE_PER_MSG_BYTES);
+    // It replayed the log (the leader may fold client batches that meet into one entry) rather than installing a snapshot.
+    expect(await metric(cluster, 3, "tally_raft_entries_applied_total")).toBeGreaterThanOrEqual(BATCHES / 4);
+    expect(await metric(cluster, 3, "tally_snapshots_installed_total")).toBe(0);
+    cluster.assertNoUnexpectedExit();
+  }, 240_000);
+
+  it("a new replica gets a snapshot the leader builds from its applied state, and serves every count exactly", async () => {
     const four = await cluster.addNode("z4");
     cluster.startNode(four);
     const map = () => client.admin<MapReply>("ClusterMap", {}, { deadlineMs: 5000 });
@@ -66,6 +100,7 @@ describe("catch-up by log", () => {
       const m = await map();
       return m.shards[0]?.voters.length === 3 ? m.shards[0] : undefined;
     }, 30_000, "the shard in the map");
+    const builtBefore = await Promise.all([1, 2, 3].map((id) => metric(cluster, id, "tally_snapshots_built_total")));
     await eventually(async () => (await client.admin("ShardMove", { shardId: shard.shardId, fromNode: shard.voters[0], toNode: String(four) }), true), 30_000, "node 4 accepted as a move target");
     // ClusterMap answers from the local copy of whichever node the client asks, and the nodes apply
     // the metadata log at their own pace: read the voters from the same reply that shows the move done.
@@ -75,16 +110,23 @@ describe("catch-up by log", () => {
       return last !== undefined && last.state !== "running" ? { op: last, voters: m.shards[0]!.voters } : undefined;
     }, 120_000, "the move to end");
     expect(ended.op.state, ended.op.step).toBe("done");
-
-    const applied = await metric(cluster, four, "tally_apply_bytes_per_iteration_max");
-    expect(applied).toBeGreaterThan(0);
-    // At most the bound plus the one entry that crosses it (an entry is far smaller than the bound).
-    expect(applied).toBeLessThanOrEqual(2 * MAX_SIZE_PER_MSG_BYTES);
-    // It replayed the log (the leader may fold client batches that meet into one entry) rather than installing a snapshot of the state.
-    expect(await metric(cluster, four, "tally_raft_entries_applied_total")).toBeGreaterThanOrEqual(BATCHES / 4);
-    expect(await metric(cluster, four, "tally_snapshots_installed_total")).toBeLessThanOrEqual(1); // the empty bootstrap one
     expect(ended.voters).toContain(String(four));
-    for (const i of [0, 1, BATCHES * ADDS_PER_BATCH - 1]) expect((await client.get(`catch-up-${i}`)).value).toBe(1n);
+    // Its log started before the shard's first entry: it installed a snapshot, which a node built on demand.
+    expect(await metric(cluster, four, "tally_snapshots_installed_total")).toBeGreaterThanOrEqual(1);
+    const builtAfter = await Promise.all([1, 2, 3].map((id) => metric(cluster, id, "tally_snapshots_built_total")));
+    expect(builtAfter.reduce((a, b) => a + b, 0)).toBeGreaterThan(builtBefore.reduce((a, b) => a + b, 0));
+    // Every count, read through node 4 alone.
+    const keys = Array.from({ length: BATCHES * ADDS_PER_BATCH }, (_, i) => `catch-up-${i}`);
+    const node4 = new RawNodeClient(cluster.config.nodes.find((n) => n.id === four)!.client);
+    try {
+      await eventually(async () => ((await staleValues(node4, [keys.at(-1)!]))[0] === "1" ? true : undefined), 30_000, "node 4 applied the last batch");
+      for (let i = 0; i < keys.length; i += 5000) {
+        const values = await staleValues(node4, keys.slice(i, i + 5000));
+        expect(values.every((value) => value === "1"), `keys ${i}..${i + 4999} through node 4`).toBe(true);
+      }
+    } finally {
+      node4.close();
+    }
     cluster.assertNoUnexpectedExit();
   }, 240_000);
 });
