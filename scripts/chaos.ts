@@ -2,6 +2,7 @@
  * npm run chaos -- [--backend process|container] [--nodes 3] [--time 60] [--rate 100] [--keys 5] [--read-ratio 0.3]
  *                  [--nemesis all|kill,pause,...] [--seed N] [--fault-ms 4000] [--quiet-ms 3000]
  *                  [--concurrency 6] [--client-deadline-ms 8000] [--check-states-max 2000000]
+ *                  [--snapshot-every 10000]
  * npm run chaos -- --recheck .chaos/<run>/result.json [--check-states-max N]
  * Runs one chaos run (test/chaos/run.ts) on child processes (default) or on containers (needs
  * the daemon of scripts/docker-up.sh, or DOCKER_HOST), prints the verdict and where the
@@ -29,6 +30,7 @@ const program = new Command()
   .option("--fault-ms <ms>", "length of one fault window", "4000")
   .option("--quiet-ms <ms>", "gap between fault windows", "3000")
   .option("--client-deadline-ms <ms>", "client deadline per operation, retries included (short: more ambiguity)", "8000")
+  .option("--snapshot-every <n>", "the nodes' log compaction interval in entries (small: restarted nodes catch up by snapshot)", "10000")
   .option("--check-states-max <n>", "linearizability search budget per key", String(LINEARIZABILITY_STATES_MAX))
   .option("--recheck <result.json>", "check a recorded run's history again instead of running")
   .parse();
@@ -83,6 +85,7 @@ const run = await runChaos({
   faultMs: int("fault-ms", raw.faultMs, 100),
   quietMs: int("quiet-ms", raw.quietMs, 0),
   clientDeadlineMs: int("client-deadline-ms", raw.clientDeadlineMs, 100),
+  snapshotEveryEntries: int("snapshot-every", raw.snapshotEvery, 2),
   checkStatesMax,
   log: (line) => console.log(line),
 });

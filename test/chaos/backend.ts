@@ -22,6 +22,8 @@ export interface ClusterOptions {
   electionTicks?: number;
   heartbeatTicks?: number;
   requestTimeoutMs?: number;
+  /** Log compaction interval (default 10,000); small values make lagging replicas catch up by snapshot. */
+  snapshotEveryEntries?: number;
   /** Seeds the backend's own randomness (the process proxies' jitter). */
   seed?: number;
   /** Environment for every node (e.g. TALLY_TEST_ACK_BEFORE_COMMIT). */
@@ -77,6 +79,8 @@ export interface ClusterBackend {
   healNetwork(): Promise<void>;
   /** The node that reports itself leader of `shardId` (highest term wins), or undefined. */
   leaderOf(shardId: number, timeoutMs?: number): Promise<number | undefined>;
+  /** Snapshots installed, summed over the running nodes (each counts since its last start). */
+  snapshotsInstalled(): Promise<number>;
   transferLeader(shardId: number, toNode: number): Promise<boolean>;
   waitReady(timeoutMs: number): Promise<void>;
   /** Recent output of a node, for diagnosing a failed run. */
@@ -107,7 +111,7 @@ export function chaosClusterDocument(options: ClusterOptions, nodes: NodeConfig[
       electionTicks: options.electionTicks ?? 25,
       heartbeatTicks: options.heartbeatTicks ?? 5,
       leaseDriftTicks: 5,
-      snapshotEveryEntries: 10_000,
+      snapshotEveryEntries: options.snapshotEveryEntries ?? 10_000,
     },
     limits: { requestTimeoutMs: options.requestTimeoutMs ?? 4000 },
     nodes,
@@ -209,6 +213,15 @@ export abstract class BaseCluster implements ClusterBackend {
         }),
     );
     return (best as { node: number; term: bigint } | undefined)?.node;
+  }
+
+  async snapshotsInstalled(): Promise<number> {
+    let total = 0;
+    for (const id of this.nodeIds.filter((n) => this.isRunning(n) && !this.isPaused(n))) {
+      const status = await this.admin(id).call("status", { localOnly: true }, 3000).catch(() => undefined);
+      total += Number(status?.nodes?.[0]?.stats?.snapshotsInstalled ?? 0);
+    }
+    return total;
   }
 
   async transferLeader(shardId: number, toNode: number): Promise<boolean> {

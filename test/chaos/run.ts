@@ -77,6 +77,8 @@ export interface ChaosOptions {
   checkStatesMax?: number;
   /** Extra environment for every node (the planted-bug test sets TALLY_TEST_ACK_BEFORE_COMMIT). */
   nodeEnv?: Record<string, string>;
+  /** The nodes' log compaction interval (default 10,000): small, and restarted nodes catch up by snapshot. */
+  snapshotEveryEntries?: number;
   log?: (line: string) => void;
 }
 
@@ -87,6 +89,8 @@ export interface ChaosRun {
   faults: FaultWindow[];
   /** The report directory, when written. */
   dir?: string;
+  /** Snapshots the nodes installed (since each one's last start), read after the final reads. */
+  snapshotsInstalled?: number;
 }
 
 /**
@@ -134,12 +138,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
   const unsupported = options.nemeses.filter((name) => !nemesesOf(backend).includes(name));
   if (unsupported.length > 0) throw new Error(`the ${backend} backend cannot run nemesis ${unsupported.join(",")}`);
   const diskFaults = options.nemeses.includes("disk");
-  const cluster = await startCluster(backend, { nodes: options.nodes, extraEnv: options.nodeEnv, seed: options.seed, diskFaults });
+  const cluster = await startCluster(backend, { nodes: options.nodes, extraEnv: options.nodeEnv, seed: options.seed, diskFaults, snapshotEveryEntries: options.snapshotEveryEntries });
   const clients: TallyClient[] = [];
   const startedAt = performance.now();
   const now = (): number => Math.round((performance.now() - startedAt) * 1000) / 1000;
   const history: HistoryOp[] = [];
   const faults: FaultWindow[] = [];
+  let snapshotsInstalled: number | undefined;
   try {
     for (let i = 0; i < CLIENTS; i++) {
       const client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: options.clientDeadlineMs ?? CLIENT_DEADLINE_MS });
@@ -266,6 +271,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
       if (op.status !== "ok") op.completedAt = now();
       history.push(op);
     }
+    snapshotsInstalled = await cluster.snapshotsInstalled();
+    log(`snapshots installed (since each node's last start): ${snapshotsInstalled}`);
   } finally {
     await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
     await cluster.destroy().catch((error: Error) => log(`teardown: ${error.message}`));
@@ -278,7 +285,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     result.problems.push(fault.detail!);
     result.valid = false;
   }
-  const run: ChaosRun = { seed: options.seed, result, history, faults };
+  const run: ChaosRun = { seed: options.seed, result, history, faults, snapshotsInstalled };
   if (options.outRoot !== null) {
     const stamp = new Date().toISOString().replace(/[:.]/g, "-");
     const dir = resolve(options.outRoot ?? resolve(import.meta.dirname, "..", ".."), ".chaos", `${stamp}-seed${options.seed}`);
