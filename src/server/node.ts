@@ -115,6 +115,16 @@ const INBOUND_MESSAGES_MAX = 200_000;
 /** Never tick more than this many times in one catch-up (a long pause already expired every lease). */
 const CATCH_UP_TICKS_MAX = 200;
 const EMPTY_SNAPSHOT_DATA = new Uint8Array(0);
+/**
+ * A shard also compacts its log once this many bytes were applied since the last compaction, and
+ * keeps at most LOG_TAIL_BYTES of tail (besides at most 1,000 entries). Compaction by entry count
+ * alone never came for large entries: a 10,000-op AddBatch is one entry of ~1,250 ops per shard,
+ * so a 10 M-counter fill kept its whole log in memory (~20 B per counter) and on disk. Compacting
+ * a shard is cheap (its snapshot is metadata only, see ShardStorage); a follower further behind
+ * than the tail gets a snapshot built from the leader's applied state.
+ */
+const LOG_COMPACT_BYTES = 8 * 1024 * 1024;
+const LOG_TAIL_BYTES = 4 * 1024 * 1024;
 
 /** The snapshot without its data (a shard's stored and in-memory snapshot). */
 function metadataOnly(snapshot: Snapshot): Snapshot {
@@ -1124,6 +1134,7 @@ export class TallyNode {
     let appliedBytes = 0;
     for (const entry of ready.committedEntries) appliedBytes += entryBytes(entry);
     this.stats.appliedBytesPerIterationMax = Math.max(this.stats.appliedBytesPerIterationMax, appliedBytes);
+    replica.appliedBytesSinceSnapshot += appliedBytes;
     const shard = replica.shardId === META_GROUP_ID ? undefined : (replica as ShardReplica);
     let removedSelf = false;
     for (const entry of ready.committedEntries) {
@@ -1228,14 +1239,17 @@ export class TallyNode {
 
   private maybeSnapshot(replica: AnyReplica, batch: StoreBatch): void {
     const applied = replica.machine.appliedIndex;
-    if (applied - replica.lastSnapshotIndex < this.config.cluster.snapshotEveryEntries) return;
+    const isMeta = replica.shardId === META_GROUP_ID;
+    const byEntries = applied - replica.lastSnapshotIndex >= this.config.cluster.snapshotEveryEntries;
+    const byBytes = !isMeta && replica.appliedBytesSinceSnapshot >= LOG_COMPACT_BYTES;
+    if ((!byEntries && !byBytes) || applied <= replica.lastSnapshotIndex) return;
     // A shard's snapshot is metadata only: its state is in its records, and ShardStorage builds
     // the data when a follower needs it. The metadata group's state is small: it keeps the data.
-    const data = replica.shardId === META_GROUP_ID ? this.snapshotData(replica) : EMPTY_SNAPSHOT_DATA;
+    const data = isMeta ? this.snapshotData(replica) : EMPTY_SNAPSHOT_DATA;
     const snapshot = replica.storage.createSnapshot(applied, replica.confState, data);
     const firstIndex = replica.storage.firstIndex();
     // Keep a tail of the log so briefly lagging followers catch up by log, not by snapshot.
-    const keep = Math.min(1000, Math.floor(this.config.cluster.snapshotEveryEntries / 2));
+    const keep = this.tailEntries(replica, applied, Math.min(1000, Math.floor(this.config.cluster.snapshotEveryEntries / 2)));
     const compactTo = applied - keep;
     batch.putSnapshot(replica.shardId, snapshot);
     if (compactTo >= firstIndex) {
@@ -1243,7 +1257,22 @@ export class TallyNode {
       batch.compactLog(replica.shardId, compactTo, firstIndex);
     }
     replica.lastSnapshotIndex = applied;
+    replica.appliedBytesSinceSnapshot = 0;
     this.stats.snapshotsTaken++;
+  }
+
+  /** How many entries up to `applied` to keep: at most `maxEntries`, and (shards) at most LOG_TAIL_BYTES of them. */
+  private tailEntries(replica: AnyReplica, applied: number, maxEntries: number): number {
+    if (replica.shardId === META_GROUP_ID) return maxEntries;
+    const first = replica.storage.firstIndex();
+    let kept = 0;
+    let bytes = 0;
+    for (let index = applied; index >= first && kept < maxEntries; index--) {
+      bytes += entryBytes(replica.storage.entries(index, index + 1, Number.POSITIVE_INFINITY)[0]!);
+      if (bytes > LOG_TAIL_BYTES) break;
+      kept++;
+    }
+    return kept;
   }
 
   private installSnapshot(replica: AnyReplica, ready: Ready, batch: StoreBatch): void {
@@ -1256,6 +1285,7 @@ export class TallyNode {
     if (replica.storage instanceof ShardStorage) replica.storage.dropBuilt();
     replica.confState = snapshot.metadata.confState;
     replica.lastSnapshotIndex = snapshot.metadata.index;
+    replica.appliedBytesSinceSnapshot = 0;
     if (previousLast >= previousFirst) batch.compactLog(replica.shardId, previousLast, previousFirst);
     batch.putSnapshot(replica.shardId, kept);
     batch.setConfState(replica.shardId, replica.confState);

@@ -66,6 +66,8 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
   role: Role = Role.Follower;
   leader = 0;
   lastSnapshotIndex: LogIndex = 0;
+  /** Bytes of entries applied since the last compaction (a shard also compacts by size). */
+  appliedBytesSinceSnapshot = 0;
 
   /** Validated commands waiting for the next loop iteration to become one entry. */
   private queue: Array<PendingCommand<TCommand, TResult>> = [];
