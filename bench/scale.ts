@@ -108,6 +108,12 @@ interface KillTrial {
   worstGapOtherShardsLedMs: number;
   maxGapUnaffectedShardsMs: number;
   restartReadyMs: number;
+  /**
+   * From the restart until the node applied, on every shard, what the others had committed when it
+   * became ready: the next trial kills another node only then, so it measures one failure, not a
+   * second one while the first node still catches up (two of three down is no quorum).
+   */
+  restartCaughtUpMs: number;
   /** Per shard the dead node led: ms from the kill until a live node reported itself its leader. */
   newLeaderMsByShard: Record<number, number>;
 }
@@ -439,6 +445,11 @@ async function leaderKillTrial(loop: AddLoop, shard: number): Promise<KillTrial>
   const restartStart = performance.now();
   startNode(killedNode);
   const restartReadyMs = await until(`node ${killedNode} /readyz after restart`, RESTART_TIMEOUT_MS, async () => ((await ready(killedNode)) ? performance.now() - restartStart : undefined));
+  const targets = await groupIndexes(cluster!.config.nodes.filter((n) => n.id !== killedNode).map((n) => n.id), "commit");
+  const restartCaughtUpMs = await until(`node ${killedNode} caught up after restart`, RESTART_TIMEOUT_MS, async () => {
+    const applied = await groupIndexes([killedNode], "applied");
+    return [...targets].every(([group, commit]) => (applied.get(group) ?? 0) >= commit) ? performance.now() - restartStart : undefined;
+  }, 250);
   await sleep(1000);
   return {
     shard,
@@ -449,8 +460,24 @@ async function leaderKillTrial(loop: AddLoop, shard: number): Promise<KillTrial>
     worstGapOtherShardsLedMs: round(Math.max(0, ...otherLed.map((s) => loop.maxGapMs(s, from, windowEnd)))),
     maxGapUnaffectedShardsMs: round(Math.max(0, ...unaffected.map((s) => loop.maxGapMs(s, from, windowEnd)))),
     restartReadyMs: round(restartReadyMs, 0),
+    restartCaughtUpMs: round(restartCaughtUpMs, 0),
     newLeaderMsByShard: Object.fromEntries([...elected].map(([s, ms]) => [s, round(ms)])),
   };
+}
+
+/** Per group (shards and the metadata group), the highest commit or applied index the given nodes report. */
+async function groupIndexes(nodeIds: number[], field: "commit" | "applied"): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const id of nodeIds) {
+    const node = new RawNodeClient(cluster!.config.nodes.find((n) => n.id === id)!.client);
+    try {
+      const status = await node.call("status", { localOnly: true }, 5000).catch(() => undefined);
+      for (const group of status?.nodes?.[0]?.groups ?? []) out.set(group.groupId, Math.max(out.get(group.groupId) ?? 0, Number(group[field])));
+    } finally {
+      node.close();
+    }
+  }
+  return out;
 }
 
 /** Time from `since` until a live node reports itself leader of each of `shards` (status polled every 20 ms). */
@@ -694,7 +721,7 @@ function renderMarkdown(s: any, largest: number): string {
   for (const note of s.notes as string[]) lines.push("", `Note: ${note}.`);
   lines.push(
     "",
-    `Compaction: tallyd has no command to compact; the bench stops every node at the end, opens its LevelDB and runs compactRange over all keys, then measures again. The Raft log is truncated only when a shard snapshots, every ${s.setup.snapshotEveryEntries.toLocaleString("en-US")} entries (an entry of a 10,000-op AddBatch holds ~1,250 ops per shard), so the log entries below are all still on disk.`,
+    `Compaction: tallyd has no command to compact; the bench stops every node at the end, opens its LevelDB and runs compactRange over all keys, then measures again. A shard's Raft log is truncated every ${s.setup.snapshotEveryEntries.toLocaleString("en-US")} entries or 8 MiB of applied entries, whichever comes first, keeping a tail of at most 1,000 entries and 4 MiB (an entry of a 10,000-op AddBatch holds ~1,250 ops per shard).`,
   );
   lines.push("");
   const stores = s.stores as Awaited<ReturnType<typeof inspectStores>>;
@@ -724,6 +751,8 @@ function renderMarkdown(s: any, largest: number): string {
   lines.push(`| until a new leader reported itself for every shard the dead node led, median / max | ${s.killSummary.slowestElectionMsMedian} / ${s.killSummary.slowestElectionMsMax} ms |`);
   lines.push(`| the same: longest gap on shards the dead node did not lead (max over trials) | ${Math.max(...s.kills.map((k: KillTrial) => k.maxGapUnaffectedShardsMs))} ms |`);
   lines.push(`| the killed node restarted under load, until its /readyz is 200 (median of trials) | ${(median(s.kills.map((k: KillTrial) => k.restartReadyMs)) / 1000).toFixed(2)} s |`);
+  const caughtUp = s.kills.map((k: KillTrial) => k.restartCaughtUpMs).filter((ms: number | undefined) => ms !== undefined);
+  if (caughtUp.length > 0) lines.push(`| the same, until it applied what the others had committed when it was ready (median of trials; the next trial waits for it) | ${(median(caughtUp) / 1000).toFixed(2)} s |`);
   lines.push(
     `| adds acknowledged / ambiguous / failed; counters' sum | ${s.accounting.acked.toLocaleString("en-US")} / ${s.accounting.ambiguous} / ${s.accounting.failed}; ${s.accounting.sum.toLocaleString("en-US")} (${s.accounting.ok ? "every key within [acked, acked + ambiguous]" : `${s.accounting.badKeys.length} keys OUTSIDE [acked, acked + ambiguous]`}) |`,
   );

@@ -232,6 +232,14 @@ export class TestCluster {
     return `http://${address}`;
   }
 
+  /** One unlabelled-or-first-labelled sample of a metric from node `id`'s /metrics (needs the `metrics` option). */
+  async metric(id: number, name: string): Promise<number> {
+    const text = await (await fetch(`${this.opsUrl(id)}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
+    const row = text.split("\n").find((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `));
+    if (row === undefined) throw new Error(`no ${name} in node ${id}'s metrics`);
+    return Number(row.slice(row.lastIndexOf(" ") + 1));
+  }
+
   endpoints(): string[] {
     return this.config.nodes.map((n) => n.client);
   }
