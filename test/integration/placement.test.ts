@@ -130,15 +130,21 @@ describe("metadata group and placement controller (real processes)", () => {
     expect(added.code, added.output).toBe(0);
     expect(added.output).toContain(`node ${five} added (${fiveConfig.client}`);
     cluster.startNode(five);
+    // On a timeout, the last map says why (a move stuck in catch-up, a rollback, an unbalanced count).
+    let last: ClusterMapReply | undefined;
     const map = await eventually(
       async () => {
-        const m = await clusterMap();
+        const m = (last = await clusterMap());
         const counts = m.nodes.filter((n) => n.state === "up").map((n) => replicasOf(m, Number(n.nodeId)));
         return m.nodes.length === 5 && settled(m) && Math.max(...counts) - Math.min(...counts) <= 1 && replicasOf(m, four) >= 2 && replicasOf(m, five) >= 2 ? m : undefined;
       },
       150_000,
       "replicas balanced over 5 nodes",
-    );
+    ).catch((error: Error) => {
+      const shards = last?.shards.map((s) => `shard ${s.shardId}: voters ${s.voters} learners ${s.learners} outgoing ${s.votersOutgoing}`).join("; ");
+      const operations = last?.operations.slice(-6).map((op) => `${op.id} ${op.state}: ${op.step}`).join("; ");
+      throw new Error(`${error.message}\nlast map: ${shards}\nlast operations: ${operations}`, { cause: error });
+    });
     expect(map.operations.filter((op) => op.state === "done").length).toBeGreaterThanOrEqual(4);
     await eventually(async () => {
       const m = await clusterMap();
