@@ -13,7 +13,7 @@
  */
 import { mkdirSync } from "node:fs";
 import { MemoryStorage } from "../raft/memory-storage.js";
-import { ShardStorage } from "./shard-storage.js";
+import { EMPTY_SNAPSHOT_DATA, metadataOnly, ShardStorage } from "./shard-storage.js";
 import { decodeConfChange, RawNode } from "../raft/raw-node.js";
 import { entryBytes } from "../raft/util.js";
 import {
@@ -27,7 +27,6 @@ import {
   type Message,
   type RaftConfig,
   type Ready,
-  type Snapshot,
 } from "../raft/types.js";
 import type { Command, CommandResult } from "../shard/commands.js";
 import { CounterStateMachine, decodeCounterRecord, encodeCounterRecord, type AdmitMutation, type ShardOptions } from "../shard/state-machine.js";
@@ -114,7 +113,6 @@ export interface ShardBackupSnapshot {
 const INBOUND_MESSAGES_MAX = 200_000;
 /** Never tick more than this many times in one catch-up (a long pause already expired every lease). */
 const CATCH_UP_TICKS_MAX = 200;
-const EMPTY_SNAPSHOT_DATA = new Uint8Array(0);
 /**
  * A shard also compacts its log once this many bytes were applied since the last compaction, and
  * keeps at most LOG_TAIL_BYTES of tail (besides at most 1,000 entries). Compaction by entry count
@@ -126,10 +124,6 @@ const EMPTY_SNAPSHOT_DATA = new Uint8Array(0);
 const LOG_COMPACT_BYTES = 8 * 1024 * 1024;
 const LOG_TAIL_BYTES = 4 * 1024 * 1024;
 
-/** The snapshot without its data (a shard's stored and in-memory snapshot). */
-function metadataOnly(snapshot: Snapshot): Snapshot {
-  return snapshot.data.length === 0 ? snapshot : { metadata: snapshot.metadata, data: EMPTY_SNAPSHOT_DATA };
-}
 /** Buckets of a leader's per-slot-range load histogram (where to split a hot shard). */
 const SLOT_LOAD_BUCKETS = 64;
 /** Test-only planted bug (see ackBeforeCommit); read once at start-up. */
@@ -347,8 +341,7 @@ export class TallyNode {
       bootstrap.setConfState(groupId, confState);
       bootstrap.setHardState(groupId, storage.initialState().hardState);
     } else if (!fresh) {
-      // A shard keeps its snapshot's metadata only (ShardStorage builds data when a follower needs it).
-      if (loaded.snapshot) storage.applySnapshot(groupId === META_GROUP_ID ? loaded.snapshot : metadataOnly(loaded.snapshot));
+      if (loaded.snapshot) storage.applySnapshot(loaded.snapshot);
       if (loaded.entries.length > 0) storage.append(loaded.entries);
       storage.setHardState(loaded.hardState);
       confState = loaded.confState ?? loaded.snapshot?.metadata.confState ?? confState;
@@ -1213,7 +1206,9 @@ export class TallyNode {
     const child = CounterStateMachine.load(this.shardOptions, index, parent.machine.clockMs, moved, sessions, movedKinds);
     const storage = new ShardStorage();
     const childConf: ConfState = { voters: [...conf.voters], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
-    const snapshot = { metadata: { index, term: 1, confState: childConf }, data: wrapShardSnapshot(childDescriptor, child.snapshot()) };
+    // Metadata only, like every shard's: the child's state goes to its records below, and its
+    // leader builds snapshot data from the applied state when a follower needs it.
+    const snapshot = { metadata: { index, term: 1, confState: childConf }, data: EMPTY_SNAPSHOT_DATA };
     storage.applySnapshot(snapshot);
     const hardState = { term: 1, vote: 0, commit: index };
     storage.setHardState(hardState);
@@ -1264,11 +1259,13 @@ export class TallyNode {
   /** How many entries up to `applied` to keep: at most `maxEntries`, and (shards) at most LOG_TAIL_BYTES of them. */
   private tailEntries(replica: AnyReplica, applied: number, maxEntries: number): number {
     if (replica.shardId === META_GROUP_ID) return maxEntries;
-    const first = replica.storage.firstIndex();
+    const from = Math.max(replica.storage.firstIndex(), applied - maxEntries + 1);
+    if (from > applied) return 0;
+    const tail = replica.storage.entries(from, applied + 1, Number.POSITIVE_INFINITY);
     let kept = 0;
     let bytes = 0;
-    for (let index = applied; index >= first && kept < maxEntries; index--) {
-      bytes += entryBytes(replica.storage.entries(index, index + 1, Number.POSITIVE_INFINITY)[0]!);
+    for (let i = tail.length - 1; i >= 0; i--) {
+      bytes += entryBytes(tail[i]!);
       if (bytes > LOG_TAIL_BYTES) break;
       kept++;
     }
@@ -1279,15 +1276,13 @@ export class TallyNode {
     const snapshot = ready.snapshot!;
     const previousFirst = replica.storage.firstIndex();
     const previousLast = replica.storage.lastIndex();
-    // A shard's installed state goes to its records (below); it keeps the snapshot's metadata only.
-    const kept = replica.shardId === META_GROUP_ID ? snapshot : metadataOnly(snapshot);
-    replica.storage.applySnapshot(kept);
-    if (replica.storage instanceof ShardStorage) replica.storage.dropBuilt();
+    replica.storage.applySnapshot(snapshot);
     replica.confState = snapshot.metadata.confState;
     replica.lastSnapshotIndex = snapshot.metadata.index;
     replica.appliedBytesSinceSnapshot = 0;
     if (previousLast >= previousFirst) batch.compactLog(replica.shardId, previousLast, previousFirst);
-    batch.putSnapshot(replica.shardId, kept);
+    // A shard's installed state goes to its records (below); it stores the snapshot's metadata only.
+    batch.putSnapshot(replica.shardId, replica.shardId === META_GROUP_ID ? snapshot : metadataOnly(snapshot));
     batch.setConfState(replica.shardId, replica.confState);
     if (replica.shardId === META_GROUP_ID) {
       const meta = replica as MetaReplica;

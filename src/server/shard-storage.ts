@@ -24,6 +24,13 @@ import type { ConfState, Snapshot } from "../raft/types.js";
 import { assert } from "../util/assert.js";
 import { monotonicMs } from "../util/clock.js";
 
+export const EMPTY_SNAPSHOT_DATA = new Uint8Array(0);
+
+/** The snapshot without its data: what a shard stores and keeps in memory. */
+export function metadataOnly(snapshot: Snapshot): Snapshot {
+  return snapshot.data.length === 0 ? snapshot : { metadata: snapshot.metadata, data: EMPTY_SNAPSHOT_DATA };
+}
+
 /** How long a built snapshot may be handed out again before it is rebuilt (or dropped). */
 export const BUILT_SNAPSHOT_TTL_MS = 30_000;
 
@@ -58,13 +65,17 @@ export class ShardStorage extends MemoryStorage {
     return this.built;
   }
 
+  /**
+   * Installs a snapshot (from disk at start-up, or a leader's), keeping its metadata only: the
+   * state it carries goes to the shard's records. A snapshot built before is forgotten.
+   */
+  override applySnapshot(snapshot: Snapshot): void {
+    super.applySnapshot(metadataOnly(snapshot));
+    this.built = undefined;
+  }
+
   /** Forgets a built snapshot that is past its time (called from the driver loop's ticks). */
   expireBuilt(nowMs: number): void {
     if (this.built !== undefined && nowMs - this.builtAtMs >= BUILT_SNAPSHOT_TTL_MS) this.built = undefined;
-  }
-
-  /** Forgets the built snapshot now (the state it was made from was replaced). */
-  dropBuilt(): void {
-    this.built = undefined;
   }
 }

@@ -299,12 +299,7 @@ export class CounterTable {
 
   /** Grows the rows and the index for `count` counters at once (a restore knows how many). */
   reserve(count: number): void {
-    if (count > this.slotCapacity) {
-      const rows = new ArrayBuffer(count * ROW_BYTES);
-      new Uint8Array(rows).set(new Uint8Array(this.values.buffer, 0, this.slotCapacity * ROW_BYTES));
-      this.setRows(rows);
-      this.slotCapacity = count;
-    }
+    if (count > this.slotCapacity) this.resizeRows(count);
     while (count > (this.indexMask + 1) * MAX_LOAD) this.growIndex();
   }
 
@@ -399,7 +394,11 @@ export class CounterTable {
 
   private growSlots(): void {
     // 1.5x rather than 2x keeps the slack (and so bytes per counter) lower at large sizes.
-    const capacity = Math.ceil(this.slotCapacity * 1.5);
+    this.resizeRows(Math.ceil(this.slotCapacity * 1.5));
+  }
+
+  /** Moves the rows to a buffer of `capacity` slots (>= the current one). */
+  private resizeRows(capacity: number): void {
     const rows = new ArrayBuffer(capacity * ROW_BYTES);
     new Uint8Array(rows).set(new Uint8Array(this.values.buffer, 0, this.slotCapacity * ROW_BYTES));
     this.setRows(rows);

@@ -51,7 +51,7 @@ describe("ShardStorage", () => {
     expect(state.builds).toBe(2);
   });
 
-  it("forgets a build after its time and when dropped, so its memory is given back", () => {
+  it("forgets a build after its time and when a snapshot is installed, so its memory is given back", () => {
     const { storage, state } = storageWithLog();
     storage.snapshot();
     storage.expireBuilt(monotonicMs());
@@ -60,8 +60,10 @@ describe("ShardStorage", () => {
     storage.expireBuilt(monotonicMs() + BUILT_SNAPSHOT_TTL_MS);
     storage.snapshot();
     expect(state.builds).toBe(2);
-    storage.dropBuilt();
-    storage.snapshot();
+    // Installing a snapshot replaces the state the build was made from.
+    storage.applySnapshot({ metadata: { index: 29, term: 2, confState: conf([1, 2, 3]) }, data: Uint8Array.of(7, 7) });
+    state.applied = 29;
+    expect(storage.snapshot().metadata.index).toBe(29);
     expect(state.builds).toBe(3);
   });
 
@@ -70,6 +72,12 @@ describe("ShardStorage", () => {
     storage.append(entries(1, 5, 1));
     const stored = storage.createSnapshot(3, conf([1]), Uint8Array.of(9));
     expect(storage.snapshot()).toBe(stored);
+  });
+
+  it("keeps only the metadata of a snapshot it installs (the state goes to the shard's records)", () => {
+    const storage = new ShardStorage();
+    storage.applySnapshot({ metadata: { index: 40, term: 3, confState: conf([1, 2]) }, data: new Uint8Array(1000) });
+    expect(storage.snapshot()).toEqual({ metadata: { index: 40, term: 3, confState: conf([1, 2]) }, data: new Uint8Array(0) });
   });
 
   it("refuses to build below the stored snapshot (the applied state would be older than what was compacted)", () => {
