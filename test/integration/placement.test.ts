@@ -83,6 +83,13 @@ describe("metadata group and placement controller (real processes)", () => {
     return map;
   };
   const replicasOf = (map: ClusterMapReply, node: number) => map.shards.filter((s) => [...s.voters, ...s.learners].includes(String(node))).length;
+  const describeMap = (map: ClusterMapReply | undefined): string => {
+    if (!map) return "no map read";
+    const nodes = map.nodes.map((n) => `${n.nodeId} ${n.state}`).join(", ");
+    const shards = map.shards.map((s) => `shard ${s.shardId}: voters ${s.voters} learners ${s.learners} outgoing ${s.votersOutgoing}`).join("; ");
+    const operations = map.operations.slice(-8).map((op) => `${op.id} ${op.state}: ${op.step}`).join("; ");
+    return `last map (meta leader ${map.metaLeaderId}, nodes ${nodes}): ${shards}\nlast operations: ${operations}`;
+  };
   const settled = (map: ClusterMapReply) => map.operations.every((op) => op.state !== "running") && map.shards.every((s) => s.learners.length === 0 && s.votersOutgoing.length === 0 && s.voters.length === 3);
 
   beforeAll(async () => {
@@ -141,9 +148,7 @@ describe("metadata group and placement controller (real processes)", () => {
       150_000,
       "replicas balanced over 5 nodes",
     ).catch((error: Error) => {
-      const shards = last?.shards.map((s) => `shard ${s.shardId}: voters ${s.voters} learners ${s.learners} outgoing ${s.votersOutgoing}`).join("; ");
-      const operations = last?.operations.slice(-6).map((op) => `${op.id} ${op.state}: ${op.step}`).join("; ");
-      throw new Error(`${error.message}\nlast map: ${shards}\nlast operations: ${operations}`, { cause: error });
+      throw new Error(`${error.message}\n${describeMap(last)}`, { cause: error });
     });
     expect(map.operations.filter((op) => op.state === "done").length).toBeGreaterThanOrEqual(4);
     await eventually(async () => {
@@ -210,8 +215,11 @@ describe("metadata group and placement controller (real processes)", () => {
   it("a move survives killing its coordinator (the metadata leader) and its target midway", async () => {
     // The controller may start a move of its own between our look at the map and our request
     // ("shard N already has operation M running"): then wait for it to settle and choose again.
+    // On a timeout, the last map and the last refusal say why (a move that never settles, a busy shard).
+    let last: ClusterMapReply | undefined;
+    let lastRefusal = "";
     const { coordinator, target, shard } = await eventually(async () => {
-      const map = await clusterMap();
+      const map = (last = await clusterMap());
       if (!settled(map)) return undefined;
       const coordinator = Number(map.metaLeaderId);
       // A shard without a replica on some up node other than the coordinator (node 4 when it can be:
@@ -223,11 +231,16 @@ describe("metadata group and placement controller (real processes)", () => {
       const shard = map.shards.find((s) => !s.voters.includes(target!) && s.voters.some((v) => Number(v) !== coordinator))!;
       const from = shard.voters.find((v) => Number(v) !== coordinator)!;
       const moved = await tallyctl("shard", "move", String(shard.shardId), "--from", from, "--to", target!);
-      if (moved.code !== 0 && /already has operation \d+ running/.test(moved.output)) return undefined;
+      if (moved.code !== 0 && /already has operation \d+ running/.test(moved.output)) {
+        lastRefusal = moved.output.trim();
+        return undefined;
+      }
       expect(moved.code, moved.output).toBe(0);
       expect(moved.output).toMatch(/operation \d+: move shard/);
       return { coordinator, target: target!, shard };
-    }, 60_000, "a settled map and a move request accepted");
+    }, 60_000, "a settled map and a move request accepted").catch((error: Error) => {
+      throw new Error(`${error.message}\n${describeMap(last)}\nlast refusal: ${lastRefusal || "none"}`, { cause: error });
+    });
     await cluster.kill(coordinator);
     await cluster.kill(Number(target));
     await new Promise((r) => setTimeout(r, 1500));
