@@ -88,7 +88,17 @@ describe("metadata group and placement controller (real processes)", () => {
     const nodes = map.nodes.map((n) => `${n.nodeId} ${n.state}`).join(", ");
     const shards = map.shards.map((s) => `shard ${s.shardId}: voters ${s.voters} learners ${s.learners} outgoing ${s.votersOutgoing}`).join("; ");
     const operations = map.operations.slice(-8).map((op) => `${op.id} ${op.state}: ${op.step}`).join("; ");
-    return `last map (meta leader ${map.metaLeaderId}, nodes ${nodes}): ${shards}\nlast operations: ${operations}`;
+    return `last map (meta leader ${map.metaLeaderId}, nodes ${nodes}): ${shards}\nlast operations: ${operations}\n${controllerLog()}`;
+  };
+  /** The last controller decisions any node logged, oldest first. */
+  const controllerLog = (): string => {
+    const wanted = /"msg":"(move started|operation finished|map updated|leader transfer|hot shard split started)"/;
+    const lines: string[] = [];
+    for (const node of cluster.config.nodes) {
+      for (const line of cluster.logs(node.id).split("\n")) if (wanted.test(line)) lines.push(`node ${node.id}: ${line}`);
+    }
+    const time = (line: string) => Number(/"time":(\d+)/.exec(line)?.[1] ?? 0);
+    return `controller log (last 30):\n${lines.sort((a, b) => time(a) - time(b)).slice(-30).join("\n")}`;
   };
   const settled = (map: ClusterMapReply) => map.operations.every((op) => op.state !== "running") && map.shards.every((s) => s.learners.length === 0 && s.votersOutgoing.length === 0 && s.voters.length === 3);
 
@@ -97,6 +107,9 @@ describe("metadata group and placement controller (real processes)", () => {
       nodes: 3,
       shards: 4,
       placement: { downAfterMs: 4000, heartbeatMs: 200, maxConcurrentMoves: 2, catchUpTimeoutMs: 20_000, leaderTransferCooldownMs: 2000 },
+      // The controller's decisions (moves started and finished, nodes marked down or up) are logged
+      // at info: a timeout below quotes them.
+      extraEnv: { TALLY_LOG_LEVEL: "info" },
     });
     client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 10_000 });
     await client.connect();
