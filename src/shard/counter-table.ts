@@ -2,27 +2,28 @@
  * The counters of one shard: key bytes -> (value, version), built for a small per-counter
  * footprint, no per-op allocation, and few cache misses per lookup.
  *
- * Counters live in slots: one 32-byte row per slot in a single ArrayBuffer, read through typed
+ * Counters live in slots: one 24-byte row per slot in a single ArrayBuffer, read through typed
  * array views that overlay it:
  *
- *   bytes 0..7    value       BigInt64Array[slot*4]       exact int64 by construction
- *   bytes 8..15   version     Float64Array[slot*4+1]      log index, exact below 2^53; 0 = absent
- *   bytes 16..19  hash        Uint32Array[slot*8+4]
- *   bytes 20..23  keyOffset   Uint32Array[slot*8+5]       into the key arena
- *   bytes 24..25  keyLength   Uint16Array[slot*16+12]     0 = free slot
- *   bytes 26..27  flags       Uint16Array[slot*16+13]     SLOT_DIRTY, SLOT_TOUCHED
+ *   bytes 0..7    value       BigInt64Array[slot*3]       exact int64 by construction
+ *   bytes 8..15   version     Float64Array[slot*3+1]      log index, exact below 2^53; 0 = absent
+ *   bytes 16..19  keyOffset   Uint32Array[slot*6+4]       into the key arena
+ *   bytes 20..21  keyLength   Uint16Array[slot*12+10]     0 = free slot
+ *   bytes 22..23  flags       Uint16Array[slot*12+11]     SLOT_DIRTY, SLOT_TOUCHED
  *
- * A row rather than one array per field because lookups are random: one row is one cache line
- * (the columnar layout cost a miss per field, which dominated apply time on a busy machine).
- * Keys are stored back to back in an append-only byte arena. An open-addressing index (linear
- * probing, backward-shift deletion, no tombstones) holds (slot + 1, hash) pairs, so a probe
- * compares hashes without touching rows. No JS object, string or bigint is kept per counter.
+ * A row rather than one array per field because lookups are random: a row is one cache line, or
+ * two for a quarter of them (the columnar layout cost a miss per field, which dominated apply time
+ * on a busy machine). Keys are stored back to back in an append-only byte arena. An
+ * open-addressing index (linear probing, backward-shift deletion, no tombstones) holds
+ * (slot + 1, hash) pairs, so a probe compares hashes without touching rows, and growing the index
+ * re-places the pairs without hashing a key. The hash is not in the row: a removal, the only other
+ * user, hashes the key again. No JS object, string or bigint is kept per counter.
  *
  * A slot whose version is 0 holds a key that does not exist as a counter: the state machine
  * creates such slots transiently while it evaluates a mutate (so a key keeps one slot for the
  * whole mutate) and removes them before the mutate returns.
  *
- * Invariants: an occupied index entry points at a slot with keyLength >= 1 and the same hash; a
+ * Invariants: an occupied index entry points at a slot with keyLength >= 1 whose key hashes to the entry's hash; a
  * free slot has keyLength 0 and is on freeSlots; size <= index capacity * MAX_LOAD. Arena bytes
  * are written once and never changed in place (compaction and growth copy to a new buffer), so
  * a view of a key stays valid. Slot order is never observable: snapshots sort keys.
@@ -31,7 +32,7 @@ import { assert } from "../util/assert.js";
 import { INT64_MAX, INT64_MIN } from "./binary.js";
 import { sortKeysInArena } from "./key-sort.js";
 
-const ROW_BYTES = 32;
+const ROW_BYTES = 24;
 const INITIAL_SLOTS = 1024;
 const INITIAL_INDEX_ENTRIES = 2048;
 const INITIAL_ARENA_BYTES = 16 * 1024;
@@ -108,36 +109,32 @@ export class CounterTable {
     }
     assert(this.count < COUNTERS_MAX + 100_000, "counter table beyond its hard ceiling");
     const slot = this.allocateSlot();
-    this.values[slot * 4] = 0n;
-    this.versions[slot * 4 + 1] = 0;
-    this.words[slot * 8 + 4] = hash;
-    this.halfWords[slot * 16 + 13] = 0;
+    this.values[slot * 3] = 0n;
+    this.versions[slot * 3 + 1] = 0;
+    this.halfWords[slot * 12 + 11] = 0;
     this.storeKey(slot, key);
     this.count++;
-    if (this.count > (this.indexMask + 1) * MAX_LOAD) {
-      this.growIndex(); // re-places every slot, including this one
-    } else {
-      index[position * 2] = slot + 1;
-      index[position * 2 + 1] = hash;
-    }
+    index[position * 2] = slot + 1;
+    index[position * 2 + 1] = hash;
+    if (this.count > (this.indexMask + 1) * MAX_LOAD) this.growIndex();
     return slot;
   }
 
   value(slot: number): bigint {
-    return this.values[slot * 4]!;
+    return this.values[slot * 3]!;
   }
 
   version(slot: number): number {
-    return this.versions[slot * 4 + 1]!;
+    return this.versions[slot * 3 + 1]!;
   }
 
   write(slot: number, value: bigint, version: number): void {
-    assert(this.halfWords[slot * 16 + 12]! > 0, "write to a free slot");
+    assert(this.halfWords[slot * 12 + 10]! > 0, "write to a free slot");
     assert(Number.isSafeInteger(version) && version >= 0, "counter version must be a safe integer >= 0");
     // BigInt64Array wraps silently, so the range is asserted before the store.
     assert(value >= INT64_MIN && value <= INT64_MAX, "counter value outside int64");
-    this.values[slot * 4] = value;
-    this.versions[slot * 4 + 1] = version;
+    this.values[slot * 3] = value;
+    this.versions[slot * 3 + 1] = version;
   }
 
   /**
@@ -145,30 +142,30 @@ export class CounterTable {
    * which makes them cheaper than a Set of slots. A removed slot loses its flags.
    */
   setFlag(slot: number, flag: number): boolean {
-    const flags = this.halfWords[slot * 16 + 13]!;
+    const flags = this.halfWords[slot * 12 + 11]!;
     if ((flags & flag) !== 0) return false;
-    this.halfWords[slot * 16 + 13] = flags | flag;
+    this.halfWords[slot * 12 + 11] = flags | flag;
     return true;
   }
 
   /** Clears a flag; true if it was set. */
   clearFlag(slot: number, flag: number): boolean {
-    const flags = this.halfWords[slot * 16 + 13]!;
-    this.halfWords[slot * 16 + 13] = flags & ~flag;
+    const flags = this.halfWords[slot * 12 + 11]!;
+    this.halfWords[slot * 12 + 11] = flags & ~flag;
     return (flags & flag) !== 0;
   }
 
   isOccupied(slot: number): boolean {
-    return slot < this.highWaterSlot && this.halfWords[slot * 16 + 12]! > 0;
+    return slot < this.highWaterSlot && this.halfWords[slot * 12 + 10]! > 0;
   }
 
   /** Removes the key held by `slot` and frees the slot (its dirty flag goes with it). */
   remove(slot: number): void {
-    const length = this.halfWords[slot * 16 + 12]!;
+    const length = this.halfWords[slot * 12 + 10]!;
     assert(length > 0, "remove of a free slot");
     const index = this.index;
     const mask = this.indexMask;
-    let position = this.words[slot * 8 + 4]! & mask;
+    let position = this.hashBytes(this.arena, this.words[slot * 6 + 4]!, length) & mask;
     while (index[position * 2] !== slot + 1) {
       assert(index[position * 2] !== 0, "slot missing from the index");
       position = (position + 1) & mask;
@@ -191,10 +188,10 @@ export class CounterTable {
     }
     index[hole * 2] = 0;
     index[hole * 2 + 1] = 0;
-    this.halfWords[slot * 16 + 12] = 0;
-    this.halfWords[slot * 16 + 13] = 0;
-    this.values[slot * 4] = 0n;
-    this.versions[slot * 4 + 1] = 0;
+    this.halfWords[slot * 12 + 10] = 0;
+    this.halfWords[slot * 12 + 11] = 0;
+    this.values[slot * 3] = 0n;
+    this.versions[slot * 3 + 1] = 0;
     this.arenaGarbageBytes += length;
     this.freeSlots.push(slot);
     this.count--;
@@ -205,20 +202,20 @@ export class CounterTable {
 
   /** A copy of the key held by `slot`. */
   keyBytes(slot: number): Uint8Array {
-    const offset = this.words[slot * 8 + 5]!;
-    return this.arena.slice(offset, offset + this.halfWords[slot * 16 + 12]!);
+    const offset = this.words[slot * 6 + 4]!;
+    return this.arena.slice(offset, offset + this.halfWords[slot * 12 + 10]!);
   }
 
   /** A view of the key held by `slot` (arena bytes never change in place, so it stays valid). */
   keyView(slot: number): Uint8Array {
-    const offset = this.words[slot * 8 + 5]!;
-    return this.arena.subarray(offset, offset + this.halfWords[slot * 16 + 12]!);
+    const offset = this.words[slot * 6 + 4]!;
+    return this.arena.subarray(offset, offset + this.halfWords[slot * 12 + 10]!);
   }
 
   /** Every occupied slot, in slot order (not key order). */
   occupiedSlots(): number[] {
     const slots: number[] = [];
-    for (let slot = 0; slot < this.highWaterSlot; slot++) if (this.halfWords[slot * 16 + 12]! > 0) slots.push(slot);
+    for (let slot = 0; slot < this.highWaterSlot; slot++) if (this.halfWords[slot * 12 + 10]! > 0) slots.push(slot);
     assert(slots.length === this.count, "occupied slots disagree with the count");
     return slots;
   }
@@ -230,10 +227,10 @@ export class CounterTable {
     const lengths = new Uint16Array(this.count);
     let n = 0;
     for (let slot = 0; slot < this.highWaterSlot; slot++) {
-      const length = this.halfWords[slot * 16 + 12]!;
+      const length = this.halfWords[slot * 12 + 10]!;
       if (length === 0) continue;
       slots[n] = slot;
-      offsets[n] = this.words[slot * 8 + 5]!;
+      offsets[n] = this.words[slot * 6 + 4]!;
       lengths[n] = length;
       n++;
     }
@@ -263,8 +260,8 @@ export class CounterTable {
     let at = position;
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
-      const length = this.halfWords[slot * 16 + 12]!;
-      const offset = this.words[slot * 8 + 5]!;
+      const length = this.halfWords[slot * 12 + 10]!;
+      const offset = this.words[slot * 6 + 4]!;
       out[at] = length >>> 8;
       out[at + 1] = length & 0xff;
       at += 2;
@@ -281,7 +278,7 @@ export class CounterTable {
         for (let k = 0; k < 8; k++) out[at + k] = rowBytes[base + k]!;
       }
       at += 8;
-      const version = versions[slot * 4 + 1]!;
+      const version = versions[slot * 3 + 1]!;
       const high = Math.floor(version / 0x1_0000_0000);
       const low = version >>> 0;
       out[at] = high >>> 24;
@@ -306,10 +303,10 @@ export class CounterTable {
   /** Bytewise comparison of the keys held by two slots (a prefix sorts first). */
   compareKeys(a: number, b: number): number {
     const arena = this.arena;
-    const offsetA = this.words[a * 8 + 5]!;
-    const offsetB = this.words[b * 8 + 5]!;
-    const lengthA = this.halfWords[a * 16 + 12]!;
-    const lengthB = this.halfWords[b * 16 + 12]!;
+    const offsetA = this.words[a * 6 + 4]!;
+    const offsetB = this.words[b * 6 + 4]!;
+    const lengthA = this.halfWords[a * 12 + 10]!;
+    const lengthB = this.halfWords[b * 12 + 10]!;
     const shared = Math.min(lengthA, lengthB);
     for (let i = 0; i < shared; i++) {
       const difference = arena[offsetA + i]! - arena[offsetB + i]!;
@@ -318,10 +315,14 @@ export class CounterTable {
     return lengthA - lengthB;
   }
 
-  /** FNV-1a over the bytes, seeded, then the murmur3 finalizer so the low bits (the index) mix. */
   private hash(key: Uint8Array): number {
-    let h = this.hashSeed ^ key.length;
-    for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key[i]!, 0x01000193);
+    return this.hashBytes(key, 0, key.length);
+  }
+
+  /** FNV-1a over the bytes, seeded, then the murmur3 finalizer so the low bits (the index) mix. */
+  private hashBytes(bytes: Uint8Array, start: number, length: number): number {
+    let h = this.hashSeed ^ length;
+    for (let i = start; i < start + length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
     h ^= h >>> 16;
     h = Math.imul(h, 0x85ebca6b);
     h ^= h >>> 13;
@@ -331,10 +332,10 @@ export class CounterTable {
   }
 
   private keyEquals(slot: number, key: Uint8Array): boolean {
-    const length = this.halfWords[slot * 16 + 12]!;
+    const length = this.halfWords[slot * 12 + 10]!;
     if (length !== key.length) return false;
     const arena = this.arena;
-    const offset = this.words[slot * 8 + 5]!;
+    const offset = this.words[slot * 6 + 4]!;
     for (let i = 0; i < length; i++) if (arena[offset + i] !== key[i]) return false;
     return true;
   }
@@ -342,8 +343,8 @@ export class CounterTable {
   private storeKey(slot: number, key: Uint8Array): void {
     if (this.arenaUsedBytes + key.length > this.arena.length) this.growArena(key.length);
     this.arena.set(key, this.arenaUsedBytes);
-    this.words[slot * 8 + 5] = this.arenaUsedBytes;
-    this.halfWords[slot * 16 + 12] = key.length;
+    this.words[slot * 6 + 4] = this.arenaUsedBytes;
+    this.halfWords[slot * 12 + 10] = key.length;
     this.arenaUsedBytes += key.length;
   }
 
@@ -364,11 +365,11 @@ export class CounterTable {
     const compacted = new Uint8Array(Math.max(INITIAL_ARENA_BYTES, Math.ceil(live * 1.25)));
     let used = 0;
     for (let slot = 0; slot < this.highWaterSlot; slot++) {
-      const length = this.halfWords[slot * 16 + 12]!;
+      const length = this.halfWords[slot * 12 + 10]!;
       if (length === 0) continue;
-      const offset = this.words[slot * 8 + 5]!;
+      const offset = this.words[slot * 6 + 4]!;
       compacted.set(this.arena.subarray(offset, offset + length), used);
-      this.words[slot * 8 + 5] = used;
+      this.words[slot * 6 + 4] = used;
       used += length;
     }
     assert(used === live, "arena compaction lost bytes");
@@ -406,17 +407,23 @@ export class CounterTable {
   }
 
   private growIndex(): void {
+    // Re-placed from the old index's (slot + 1, hash) pairs: no key is hashed again.
+    const old = this.index;
     const entries = (this.indexMask + 1) * 2;
     const index = new Int32Array(entries * 2);
     const mask = entries - 1;
-    for (let slot = 0; slot < this.highWaterSlot; slot++) {
-      if (this.halfWords[slot * 16 + 12] === 0) continue;
-      const hash = this.words[slot * 8 + 4]!;
+    let placed = 0;
+    for (let i = 0; i < old.length; i += 2) {
+      const entry = old[i]!;
+      if (entry === 0) continue;
+      const hash = old[i + 1]!;
       let position = hash & mask;
       while (index[position * 2] !== 0) position = (position + 1) & mask;
-      index[position * 2] = slot + 1;
+      index[position * 2] = entry;
       index[position * 2 + 1] = hash;
+      placed++;
     }
+    assert(placed === this.count, "index entries disagree with the count");
     this.index = index;
     this.indexMask = mask;
   }
