@@ -79,8 +79,20 @@ function chooseTarget(map: ClusterMap, view: PlacementView, shard: ShardRecord, 
   return candidates[0]?.id;
 }
 
+/**
+ * The map as if every running move had completed. Planning counts replicas on it: counted from the
+ * map as it stands, a second move planned while the first still runs sees the same imbalance and
+ * makes the same choice (with two moves at once, node A holding 4 and node B 2 became A 2 and B 4,
+ * then back again, forever).
+ */
+export function withRunningMoves(map: ClusterMap): ClusterMap {
+  const running = map.operations.filter((op) => op.state === "running" && op.kind === "move");
+  return running.reduce((current, op) => withMove(current, op), map);
+}
+
 /** One step of planning: the most urgent move, or undefined. */
-export function planOneMove(map: ClusterMap, view: PlacementView): PlannedMove | undefined {
+export function planOneMove(current: ClusterMap, view: PlacementView): PlannedMove | undefined {
+  const map = withRunningMoves(current);
   const counts = replicaCounts(map);
   const shards = map.shards.filter((shard) => !view.busyShards.has(shard.id) && shard.votersOutgoing.length === 0 && shard.learners.length === 0);
   const node = (id: number) => map.nodes.find((candidate) => candidate.id === id);
@@ -217,14 +229,23 @@ export function planTransfers(map: ClusterMap, view: PlacementView, limit: numbe
 /** Below this many ops/s on its leaders a node is never "hot" (noise). */
 const HOT_NODE_OPS_MIN = 200;
 
-/** Applies a planned move to a copy of the map as if it had completed (for multi-step plans). */
-export function withMove(map: ClusterMap, move: PlannedMove): ClusterMap {
+/**
+ * A copy of the map with a move completed: `to` a voter, `from` (0: none) gone. Idempotent, so it
+ * also applies to a move already part done (its learner added, or its target promoted).
+ */
+export function withMove(map: ClusterMap, move: Pick<PlannedMove, "shardId" | "from" | "to">): ClusterMap {
   return {
     ...map,
     shards: map.shards.map((shard) =>
       shard.id !== move.shardId
         ? shard
-        : { ...shard, epoch: shard.epoch + 1, voters: [...shard.voters.filter((id) => id !== move.from), move.to].sort((a, b) => a - b) },
+        : {
+            ...shard,
+            epoch: shard.epoch + 1,
+            voters: [...new Set([...shard.voters.filter((id) => id !== move.from), move.to])].sort((a, b) => a - b),
+            learners: shard.learners.filter((id) => id !== move.to && id !== move.from),
+            votersOutgoing: [],
+          },
     ),
   };
 }
