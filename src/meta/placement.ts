@@ -38,6 +38,8 @@ export interface PlannedTransfer {
   from: number;
   to: number;
   reason: string;
+  /** Off a node that must not lead (down, draining, removed), rather than for balance. */
+  urgent?: boolean;
 }
 
 export interface Plan {
@@ -164,8 +166,8 @@ export function planTransfers(map: ClusterMap, view: PlacementView, limit: numbe
     shard.voters
       .filter((id) => id !== exclude && node(id) !== undefined && usable(node(id)!, view))
       .sort((a, b) => (leaderCount.get(a) ?? 0) - (leaderCount.get(b) ?? 0) || a - b)[0];
-  const move = (shard: ShardRecord, from: number, to: number, reason: string) => {
-    transfers.push({ shardId: shard.id, from, to, reason });
+  const move = (shard: ShardRecord, from: number, to: number, reason: string, urgent = false) => {
+    transfers.push(urgent ? { shardId: shard.id, from, to, reason, urgent } : { shardId: shard.id, from, to, reason });
     leaderCount.set(from, (leaderCount.get(from) ?? 1) - 1);
     leaderCount.set(to, (leaderCount.get(to) ?? 0) + 1);
   };
@@ -177,7 +179,7 @@ export function planTransfers(map: ClusterMap, view: PlacementView, limit: numbe
     const holder = node(leader);
     if (holder !== undefined && holder.state === "up") continue;
     const to = pickTarget(shard, leader);
-    if (to !== undefined) move(shard, leader, to, `leader on ${holder?.state ?? "unknown"} node ${leader}`);
+    if (to !== undefined) move(shard, leader, to, `leader on ${holder?.state ?? "unknown"} node ${leader}`, true);
   }
   const loadOf = (shardId: number) => view.load?.get(shardId) ?? 0;
   // Count balancing moves the coolest leaders, so it never undoes a hot-leader move below.

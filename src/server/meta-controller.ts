@@ -49,6 +49,8 @@ export class MetaController {
   private readonly nodeReports = new Map<number, NodeReport>();
   private readonly leaderReports = new Map<number, LeaderReport>();
   private readonly lastTransferMs = new Map<number, number>();
+  /** When each shard's leader was last seen to change (an election, an operator's transfer). */
+  private readonly leaderChangedMs = new Map<number, number>();
   private readonly stepShown = new Map<number, string>();
   private readonly hotSinceMs = new Map<number, number>();
   private leaderSinceMs = 0;
@@ -76,6 +78,7 @@ export class MetaController {
       const known = this.leaderReports.get(shard.id);
       // The leader's report wins; among leaders, the higher term.
       if (shard.isLeader && (known === undefined || known.shard.term <= shard.term || known.nodeId === report.node.id)) {
+        if (known !== undefined && known.nodeId !== report.node.id) this.leaderChangedMs.set(shard.id, now);
         this.leaderReports.set(shard.id, { atMs: now, nodeId: report.node.id, shard });
       } else if (known !== undefined && known.nodeId === report.node.id && !shard.isLeader) {
         this.leaderReports.delete(shard.id);
@@ -223,8 +226,11 @@ export class MetaController {
     // Leaders settle after start-up elections; balancing them earlier only adds churn.
     if (now - this.leaderSinceMs < Math.max(this.settings.leaderTransferCooldownMs, this.settings.heartbeatMs * 10)) return;
     const view = this.view();
+    // A leadership that just changed is left where it went for a cooldown, unless it must leave its
+    // node: balancing at once would undo an operator's `tallyctl leader transfer` before anyone saw it.
+    const cooled = (shardId: number, since: Map<number, number>) => now - (since.get(shardId) ?? -Infinity) >= this.settings.leaderTransferCooldownMs;
     const transfers = planTransfers(this.map, view, this.map.shards.length).filter(
-      (transfer) => now - (this.lastTransferMs.get(transfer.shardId) ?? -Infinity) >= this.settings.leaderTransferCooldownMs,
+      (transfer) => cooled(transfer.shardId, this.lastTransferMs) && (transfer.urgent === true || cooled(transfer.shardId, this.leaderChangedMs)),
     );
     const first = transfers[0];
     if (first !== undefined) await this.transfer(first.shardId, first.from, first.to, first.reason);
