@@ -34,6 +34,8 @@ const FORGED_TERM = 1_000_000_000_000;
 const CALL_TIMEOUT_MS = 10_000;
 const MUTATIONS = new Set(["Add", "Set", "Reset", "CompareAndSet", "AddBatch"]);
 const PIPELINE_MUTATIONS: Record<string, string> = { add: "Add", set: "Set", reset: "Reset", compareAndSet: "CompareAndSet", batch: "AddBatch" };
+/** Pipeline reads of the counter kinds; each is answered with a result of the same name. */
+const PIPELINE_KIND_READS = new Set(["windowRange", "windowAt", "uniqueCount", "topK", "aggregate"]);
 
 export interface FuzzOptions {
   seed: number;
@@ -535,6 +537,13 @@ export class Fuzzer {
     const unaryName = PIPELINE_MUTATIONS[request.op] ?? (request.op === "get" ? "Get" : request.op === "getMany" ? "GetMany" : undefined);
     if (unaryName === undefined) {
       const response = responses[0] === undefined ? undefined : method.decodeResponse(responses[0]);
+      if (request.op !== undefined && PIPELINE_KIND_READS.has(request.op)) {
+        // A read of a counter kind (window, unique, top-K, aggregate): any answer but an internal
+        // error, and the same kind back; it changes nothing, which the state checks verify.
+        if (response?.result === "error" && (response.error?.code === "INTERNAL" || response.error?.code === "CORRUPTION")) this.finding(`Pipeline: ${response.error.code}: ${response.error.message}`, messages[0]);
+        else if (response !== undefined && response.result !== "error" && response.result !== request.op) this.finding(`Pipeline: a ${request.op} request answered ${response.result}`, messages[0]);
+        return;
+      }
       if (response !== undefined && response.result !== "error") this.finding(`Pipeline: a request without an operation answered ${response.result}`, messages[0]);
       return;
     }

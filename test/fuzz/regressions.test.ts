@@ -1,6 +1,6 @@
 /**
- * Inputs the fuzzer found that broke a node, replayed against a real 3-node cluster. Each names
- * the seed and case that found it (test/fuzz/harness.ts) and the fix.
+ * Inputs the fuzzer found that broke a node (or that its model misjudged), replayed against a
+ * real 3-node cluster. Each names the seed and case that found it (test/fuzz/harness.ts) and the fix.
  */
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,7 +8,7 @@ import { encodeFrame } from "../../src/transport/codec.js";
 import { MessageType, type Message } from "../../src/raft/types.js";
 import { TestCluster } from "../support/cluster.js";
 import { RawNodeClient } from "../support/raw-client.js";
-import { RawBytesClient, peerMethodCodecs, type RawOutcome } from "./wire.js";
+import { RawBytesClient, peerMethodCodecs, tallyMethodCodecs, type RawOutcome } from "./wire.js";
 
 const FORGED_TERM = 1_000_000_000_000;
 
@@ -16,7 +16,7 @@ function message(type: MessageType, from: number, to: number, term: number): Mes
   return { type, to, from, term, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
 }
 
-describe("fuzzer regressions on the peer port", () => {
+describe("fuzzer regressions on the peer and client ports", () => {
   let cluster: TestCluster;
   beforeAll(async () => {
     cluster = await TestCluster.start({ nodes: 3, shards: 1 });
@@ -77,5 +77,29 @@ describe("fuzzer regressions on the peer port", () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     for (const term of await terms()) expect(term).toBeLessThan(FORGED_TERM);
     await cluster.waitReady(15_000);
+  });
+
+  // Seed 305467540, case 3096 (a CI run): the fuzzer judged a Pipeline window_at request (a mutated
+  // Get) as "without an operation" because its model knew only counters, and the right answer, a
+  // windowAt result, as a finding. Fix: test/fuzz/harness.ts knows the kind reads. The input,
+  // replayed: its leader answers windowAt, its followers at most NOT_LEADER.
+  it("a pipelined window_at read is answered with windowAt", async () => {
+    const pipeline = tallyMethodCodecs().get("Pipeline")!;
+    const input = Buffer.from("08a3e01352160a05667a3a21800a05667a3a34351000180020012800", "hex");
+    expect(pipeline.decodeRequest(input)).toMatchObject({ op: "windowAt" });
+    const answers: string[] = [];
+    for (const node of cluster.config.nodes) {
+      const client = new RawBytesClient(node.client);
+      try {
+        const { status, responses } = await client.bidi(pipeline.path, [input], 5000);
+        expect(status.code, status.details).toBe(grpc.status.OK);
+        const response = pipeline.decodeResponse(responses[0]!);
+        answers.push(response.result === "error" ? response.error.code : response.result);
+      } finally {
+        client.close();
+      }
+    }
+    expect(answers).toContain("windowAt");
+    for (const answer of answers) expect(["windowAt", "NOT_LEADER"]).toContain(answer);
   });
 });
