@@ -23,10 +23,11 @@
  * creates such slots transiently while it evaluates a mutate (so a key keeps one slot for the
  * whole mutate) and removes them before the mutate returns.
  *
- * Invariants: an occupied index entry points at a slot with keyLength >= 1 whose key hashes to the entry's hash; a
- * free slot has keyLength 0 and is on freeSlots; size <= index capacity * MAX_LOAD. Arena bytes
- * are written once and never changed in place (compaction and growth copy to a new buffer), so
- * a view of a key stays valid. Slot order is never observable: snapshots sort keys.
+ * Invariants: an occupied index entry points at a slot with keyLength >= 1 whose key hashes to
+ * the entry's hash; a free slot has keyLength 0 and is on freeSlots; size <= index capacity *
+ * MAX_LOAD. Arena bytes are written once and never changed in place (compaction and growth copy
+ * to a new buffer), so a view of a key stays valid. Slot order is never observable: snapshots
+ * sort keys.
  */
 import { assert } from "../util/assert.js";
 import { INT64_MAX, INT64_MIN } from "./binary.js";
