@@ -9,7 +9,8 @@
  *      removed nodes move elsewhere (re-replication, drain);
  *   2. a shard's replicas sit in distinct zones when enough zones exist;
  *   3. replica counts across up nodes differ by at most one;
- *   4. leaders are off draining/down nodes, and leader counts differ by at most one.
+ *   4. leaders are off draining/down nodes, and leader counts are as even as the voters allow
+ *      (differ by at most one wherever some choice of leaders among each shard's voters does).
  * A target is always an up node that holds no replica of the shard, chosen by: a zone the shard
  * does not use yet, then the fewest replicas, then the lowest id (deterministic).
  */
@@ -184,21 +185,15 @@ export function planTransfers(map: ClusterMap, view: PlacementView, limit: numbe
   const loadOf = (shardId: number) => view.load?.get(shardId) ?? 0;
   // Count balancing moves the coolest leaders, so it never undoes a hot-leader move below.
   const byLoad = [...map.shards].sort((a, b) => loadOf(a.id) - loadOf(b.id) || a.id - b.id);
-  for (let round = 0; round < map.shards.length && transfers.length < limit; round++) {
-    const ranked = [...leaderCount.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0]);
-    const [most, mostCount] = ranked[0] ?? [0, 0];
-    const [, leastCount] = ranked[ranked.length - 1] ?? [0, 0];
-    if (mostCount - leastCount <= 1) break;
-    let moved = false;
-    for (const shard of byLoad) {
-      if (view.busyShards.has(shard.id) || view.leaders.get(shard.id) !== most || transfers.some((t) => t.shardId === shard.id)) continue;
-      const to = pickTarget(shard, most);
-      if (to === undefined || (leaderCount.get(to) ?? 0) + 1 >= mostCount) continue;
-      move(shard, most, to, `balance leaders: node ${most} leads ${mostCount}`);
-      moved = true;
-      break;
+  while (transfers.length < limit) {
+    const chain = costReducingChain(map, view, byLoad, leaderCount, transfers);
+    if (chain === undefined) break;
+    // The far end first: each step then leaves every node at or below the count it had, so a chain
+    // cut short (a refused transfer, a cooldown) never leaves the cluster worse than it was.
+    for (const step of chain.reverse()) {
+      if (transfers.length >= limit) break;
+      move(step.shard, step.from, step.to, `balance leaders: node ${step.source} leads ${step.sourceCount}`);
     }
-    if (!moved) break;
   }
   // Hot nodes: a node whose leaders carry well above the mean load hands one hot leadership to the
   // voter whose node is coolest, when that leaves both below where the hot node was.
@@ -226,6 +221,58 @@ export function planTransfers(map: ClusterMap, view: PlacementView, limit: numbe
     }
   }
   return transfers;
+}
+
+interface ChainStep {
+  shard: ShardRecord;
+  from: number;
+  to: number;
+  /** The chain's busy first node, and how many leaderships it held when the chain was planned. */
+  source: number;
+  sourceCount: number;
+}
+
+/**
+ * The shortest chain of leader transfers that takes one leadership from a node leading `c` shards
+ * to a node leading at most `c - 2`, through voters of each shard (a cost-reducing path, Harvey et
+ * al., "Semi-matchings for bipartite graphs and load balancing", 2003). Leader counts are even as
+ * the replica placement allows exactly when no such chain exists; a single transfer alone can stall
+ * (counts 2/1/1/0/0 where the busiest node's shards have only the nodes leading one as voters).
+ * Sources are tried busiest first; within a node, shards coolest first, voters least-leading first.
+ */
+function costReducingChain(map: ClusterMap, view: PlacementView, byLoad: readonly ShardRecord[], leaderCount: ReadonlyMap<number, number>, planned: readonly PlannedTransfer[]): ChainStep[] | undefined {
+  const byId = new Map(map.nodes.map((node) => [node.id, node]));
+  const isUsable = (id: number) => byId.get(id) !== undefined && usable(byId.get(id)!, view);
+  const leaderOf = new Map(view.leaders);
+  for (const t of planned) leaderOf.set(t.shardId, t.to);
+  const movable = byLoad.filter((shard) => !view.busyShards.has(shard.id) && !planned.some((t) => t.shardId === shard.id));
+  const sources = [...leaderCount.entries()].filter(([id]) => isUsable(id)).sort((a, b) => b[1] - a[1] || a[0] - b[0]);
+  const least = Math.min(...sources.map(([, count]) => count));
+  for (const [source, sourceCount] of sources) {
+    if (sourceCount - least <= 1) return undefined;
+    // Breadth-first over nodes; an edge u -> v is a shard u leads with v as a usable voter.
+    const via = new Map<number, { shard: ShardRecord; from: number }>();
+    const seen = new Set([source]);
+    const queue = [source];
+    for (let head = 0; head < queue.length; head++) {
+      const from = queue[head]!;
+      for (const shard of movable) {
+        if (leaderOf.get(shard.id) !== from) continue;
+        const voters = shard.voters.filter((id) => !seen.has(id) && isUsable(id)).sort((a, b) => (leaderCount.get(a) ?? 0) - (leaderCount.get(b) ?? 0) || a - b);
+        for (const to of voters) {
+          via.set(to, { shard, from });
+          seen.add(to);
+          if ((leaderCount.get(to) ?? 0) <= sourceCount - 2) {
+            const chain: ChainStep[] = [];
+            for (let at = to; at !== source; at = via.get(at)!.from) chain.unshift({ ...via.get(at)!, to: at, source, sourceCount });
+            return chain;
+          }
+          queue.push(to);
+        }
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Below this many ops/s on its leaders a node is never "hot" (noise). */

@@ -229,11 +229,13 @@ export class MetaController {
     // A leadership that just changed is left where it went for a cooldown, unless it must leave its
     // node: balancing at once would undo an operator's `tallyctl leader transfer` before anyone saw it.
     const cooled = (shardId: number, since: Map<number, number>) => now - (since.get(shardId) ?? -Infinity) >= this.settings.leaderTransferCooldownMs;
-    const transfers = planTransfers(this.map, view, this.map.shards.length).filter(
-      (transfer) => cooled(transfer.shardId, this.lastTransferMs) && (transfer.urgent === true || cooled(transfer.shardId, this.leaderChangedMs)),
-    );
-    const first = transfers[0];
-    if (first !== undefined) await this.transfer(first.shardId, first.from, first.to, first.reason);
+    // Urgent transfers go first in the plan. Balancing transfers come as chains whose far end is
+    // first; the next step runs only once the one before it has happened and cooled, so a balancing
+    // transfer waits while an earlier planned one is cooling rather than jumping ahead of it.
+    const plan = planTransfers(this.map, view, this.map.shards.length);
+    const first = plan.find((transfer) => transfer.urgent !== true || cooled(transfer.shardId, this.lastTransferMs));
+    const ready = first !== undefined && cooled(first.shardId, this.lastTransferMs) && (first.urgent === true || cooled(first.shardId, this.leaderChangedMs));
+    if (ready) await this.transfer(first.shardId, first.from, first.to, first.reason);
   }
 
   private initCommand(): MetaCommand {
