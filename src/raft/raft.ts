@@ -259,7 +259,14 @@ export class Raft {
     if (this.debugSink !== undefined) this.debugSink(`${this.id} [term ${this.term} ${Role[this.role]}] ${line}`);
   }
 
+  /**
+   * Invariant: every message leaves in this node's name. Receivers answer m.from, and
+   * PeerTransport.send refuses anything else (peers are authenticated per connection). etcd's
+   * send() stamps From only where it is unset and relays followers' requests with the original
+   * From; tally relays nothing (stepFollower) and carries a transferee in `index` instead.
+   */
   private send(m: Message): void {
+    assert(m.from === this.id, `raft: node ${this.id} sending ${MessageType[m.type]} from ${m.from}`);
     this.msgs.push(m);
   }
 
@@ -561,7 +568,7 @@ export class Raft {
       return;
     }
     if (m.type === MessageType.TransferLeader) {
-      this.leaderTransfer(m.from);
+      this.leaderTransfer(m.index);
       return;
     }
     const pr = this.tracker.progress.get(m.from);
@@ -637,11 +644,12 @@ export class Raft {
         return;
       case MessageType.TransferLeader:
       case MessageType.ReadIndex:
-        if (this.lead === NONE) {
-          this.debug(`no leader; dropping forwarded ${MessageType[m.type]}`);
-          return;
-        }
-        this.send({ ...m, to: this.lead });
+        // Sent by a node that takes this one for its leader (it lags, e.g. after a pause). Only
+        // a node's own requests go to the leader (readIndex, transferLeader; thesis 6.4 has the
+        // follower ask the leader itself). Relayed, this one would leave with another node's id
+        // as `from`, or, restamped, bring the answer here. The requester's caller times out and
+        // retries where it now finds the leader, as for reads lost in a leadership change.
+        this.debug(`dropping ${MessageType[m.type]} from ${m.from}: not the leader (leader ${this.lead})`);
         return;
       case MessageType.TimeoutNow:
         // Thesis 3.10: the leader asks us to start an election now, skipping PreVote.
@@ -1105,7 +1113,9 @@ export class Raft {
       this.debug(`no leader; dropping transfer to ${transferee}`);
       return;
     }
-    this.send(newMessage(MessageType.TransferLeader, this.lead, transferee, this.term));
+    const m = newMessage(MessageType.TransferLeader, this.lead, this.id, this.term);
+    m.index = transferee; // etcd names the transferee in From; tally's From is always the sender
+    this.send(m);
   }
 
   // --- Transport and snapshot feedback -------------------------------------------------------

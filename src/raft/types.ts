@@ -42,7 +42,7 @@ export enum MessageType {
   Snap = 9,
   Heartbeat = 10,
   HeartbeatResp = 11,
-  /** Local (or forwarded to leader): transfer leadership to message.from. */
+  /** A follower asks its leader to transfer leadership to message.index (a node id). */
   TransferLeader = 12,
   TimeoutNow = 13,
   ReadIndex = 14,
@@ -65,7 +65,10 @@ export interface Message {
    * AppResp reject: term of the follower's entry at rejectHint (etcd's LogTerm in the response).
    */
   logTerm: Term;
-  /** App: index preceding `entries`. Vote: last log index. AppResp: last index accepted, or rejected index. */
+  /**
+   * App: index preceding `entries`. Vote: last log index. AppResp: last index accepted, or rejected
+   * index. TransferLeader: the transferee's node id.
+   */
   index: LogIndex;
   entries: Entry[];
   commit: LogIndex;

@@ -119,12 +119,6 @@ export class InteractionEnv {
 
   private readonly nodes = new Map<NodeId, EnvNode>();
   private network: Message[] = [];
-  /**
-   * Who put each queued message on the wire. Usually m.from, but not always: a follower forwards
-   * TransferLeader with `from` naming the transferee (etcd's convention). Partitions act on the
-   * real sender.
-   */
-  private readonly senders = new WeakMap<Message, NodeId>();
   private readonly isolated = new Set<NodeId>();
   // On by default, like the INFO lines in etcd's interaction output: they say why a step happened.
   private debugEnabled = true;
@@ -377,7 +371,7 @@ export class InteractionEnv {
     const batch = this.network.filter((m) => m.to === node.id && filter(m));
     this.network = this.network.filter((m) => !(m.to === node.id && filter(m)));
     for (const m of batch) {
-      if (this.crossesPartition(m, this.senders.get(m) ?? m.from)) {
+      if (this.crossesPartition(m, m.from)) {
         this.print(`dropped: ${describeMessage(m)} (isolated)`);
         continue;
       }
@@ -446,8 +440,9 @@ export class InteractionEnv {
 
     for (const m of ready.messages) {
       assert(m.to !== node.id, `node ${node.id} sent a message to itself: ${describeMessage(m)}`);
+      // As PeerTransport.send: a message leaves a node with `from` naming that node, no other.
+      assert(m.from === node.id, `node ${node.id} sent a message from another node: ${describeMessage(m)}`);
       if (lost(m)) continue;
-      this.senders.set(m, node.id);
       this.network.push(m);
     }
     assert(this.network.length <= networkMessagesMax, "network queue overflow: the core floods messages");

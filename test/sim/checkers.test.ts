@@ -1,7 +1,8 @@
 /** The simulator's building blocks: the event queue's order and each step-wise checker firing. */
 import { describe, expect, it } from "vitest";
 import { MemoryStorage } from "../../src/raft/memory-storage.js";
-import { type Entry, EntryType } from "../../src/raft/types.js";
+import { type Entry, EntryType, MessageType } from "../../src/raft/types.js";
+import { newMessage } from "../../src/raft/util.js";
 import { SafetyChecker, SimViolation } from "./checkers.js";
 import { EventQueue } from "./event-queue.js";
 import { SimNetwork } from "./network.js";
@@ -60,6 +61,14 @@ describe("SimNetwork", () => {
     expect(net.plan(2, 3)).toHaveLength(0);
     net.heal();
     expect(net.plan(2, 3)).toHaveLength(1);
+  });
+
+  it("refuses a message whose from is not the sending node, like PeerTransport.send", () => {
+    const net = new SimNetwork(createPrng(1), { delayMinMs: 1, delayMaxMs: 2, dropRate: 0, duplicateRate: 0, spikeRate: 0, spikeMaxMs: 0 });
+    expect(() => net.checkSender(2, newMessage(MessageType.ReadIndex, 1, 2, 0))).not.toThrow();
+    // A follower relaying node 3's ReadIndex to its leader unchanged.
+    expect(() => net.checkSender(2, newMessage(MessageType.ReadIndex, 1, 3, 0))).toThrow(/message.from 3 is not the sending node 2/);
+    expect(() => net.checkSender(2, newMessage(MessageType.Heartbeat, 2, 2, 5))).toThrow(/sent a message to itself/);
   });
 });
 

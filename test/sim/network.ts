@@ -4,10 +4,14 @@
  * and sometimes hits a latency spike. Links can be cut one way or both ways: symmetric
  * partitions, asymmetric cuts, an isolated leader. A cut applies at send and at delivery, so
  * packets in flight when a partition starts are lost too.
+ *
+ * Invariant (as in PeerTransport.send): a message leaves a node only with `from` naming that node
+ * and `to` naming another. Peers are authenticated per connection and Raft answers `m.from`, so a
+ * core that relays another node's message unchanged is a bug the simulator must stop on.
  */
 import { assert } from "../../src/util/assert.js";
 import type { Prng } from "../../src/util/prng.js";
-import type { NodeId } from "../../src/raft/types.js";
+import type { Message, NodeId } from "../../src/raft/types.js";
 
 export interface NetworkOptions {
   delayMinMs: number;
@@ -37,6 +41,12 @@ export class SimNetwork {
   ) {
     assert(options.delayMinMs >= 0 && options.delayMaxMs >= options.delayMinMs, "network: bad delay range");
     assert(options.dropRate >= 0 && options.dropRate < 1, "network: drop rate must be in [0, 1)");
+  }
+
+  /** Every message a node puts on the wire passes here first (see the invariant above). */
+  checkSender(sender: NodeId, message: Message): void {
+    assert(message.from === sender, `message.from ${message.from} is not the sending node ${sender}`);
+    assert(message.to !== sender, `node ${sender} sent a message to itself`);
   }
 
   /** Delivery delays for one packet: [] when it is lost, two entries when it is duplicated. */

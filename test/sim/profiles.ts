@@ -36,6 +36,8 @@ export interface FaultProfile {
   /** Chance that a new leader is isolated right after its first commit (before followers hear of it). */
   isolateAfterCommitRate: number;
   restartDelayMs: [number, number];
+  /** How long a "pause" freezes its node. */
+  pauseMs: [number, number];
   /**
    * Chance that a crash keeps the written-but-unsynced Ready anyway (the process died, the OS
    * flushed its page cache): durable without its messages ever being sent.
@@ -82,6 +84,7 @@ export const profiles = {
     isolateNewLeaderRate: 0.03,
     isolateAfterCommitRate: 0.05,
     restartDelayMs: [5, 400],
+    pauseMs: [20, 400],
     unsyncedSurvivesRate: 0.3,
     healAfterMs: [50, 600],
     network: baseNetwork,
@@ -100,6 +103,7 @@ export const profiles = {
     isolateNewLeaderRate: 0.05,
     isolateAfterCommitRate: 0.05,
     restartDelayMs: [5, 300],
+    pauseMs: [20, 400],
     unsyncedSurvivesRate: 0.3,
     healAfterMs: [50, 800],
     network: { delayMinMs: 0.5, delayMaxMs: 15, dropRate: 0.08, duplicateRate: 0.05, spikeRate: 0.05, spikeMaxMs: 120 },
@@ -118,6 +122,7 @@ export const profiles = {
     isolateNewLeaderRate: 0.05,
     isolateAfterCommitRate: 0.1,
     restartDelayMs: [1, 200],
+    pauseMs: [20, 400],
     unsyncedSurvivesRate: 0.3,
     healAfterMs: [50, 400],
     network: baseNetwork,
@@ -141,6 +146,7 @@ export const profiles = {
     isolateNewLeaderRate: 0.6,
     isolateAfterCommitRate: 0.6,
     restartDelayMs: [1, 80],
+    pauseMs: [20, 400],
     unsyncedSurvivesRate: 0.3,
     healAfterMs: [20, 250],
     network: { delayMinMs: 0.5, delayMaxMs: 6, dropRate: 0.02, duplicateRate: 0.02, spikeRate: 0.02, spikeMaxMs: 40 },
@@ -159,6 +165,7 @@ export const profiles = {
     isolateNewLeaderRate: 0,
     isolateAfterCommitRate: 0,
     restartDelayMs: [0.5, 6],
+    pauseMs: [20, 400],
     unsyncedSurvivesRate: 0.3,
     healAfterMs: [30, 200],
     network: { delayMinMs: 0.5, delayMaxMs: 12, dropRate: 0.01, duplicateRate: 0.1, spikeRate: 0.05, spikeMaxMs: 30 },
@@ -177,10 +184,36 @@ export const profiles = {
     isolateNewLeaderRate: 0,
     isolateAfterCommitRate: 0,
     restartDelayMs: [5, 100],
+    pauseMs: [20, 400],
     unsyncedSurvivesRate: 0.3,
     healAfterMs: [150, 400],
     network: { delayMinMs: 0.3, delayMaxMs: 2, dropRate: 0.002, duplicateRate: 0.002, spikeRate: 0, spikeMaxMs: 0 },
     fsyncDelayMs: [0.1, 0.5],
+    fsyncStallRate: 0.003,
+    maxSizePerMsg: 1024,
+  },
+  /**
+   * Long process pauses (SIGSTOP, a stalled VM) while linearizable reads are in flight: a paused
+   * leader wakes up deposed, a paused follower wakes up to stale messages naming an old leader,
+   * and ReadIndex requests queued on either side meet a node whose idea of the leader changed
+   * meanwhile. Pauses run from a few heartbeats to 50 election timeouts; partitions and one-way
+   * cuts keep some nodes on a stale leader for longer.
+   */
+  pauses: {
+    name: "pauses",
+    nemesisIntervalMs: [100, 600],
+    weights: { pause: 6, "one-way-cut": 1, partition: 1, heal: 2, "transfer-leader": 1 },
+    crashAfterVoteRate: 0,
+    crashNewLeaderRate: 0,
+    crashNewLeaderMs: [0, 0],
+    isolateNewLeaderRate: 0,
+    isolateAfterCommitRate: 0,
+    restartDelayMs: [5, 100],
+    pauseMs: [50, 5_000],
+    unsyncedSurvivesRate: 0.3,
+    healAfterMs: [50, 600],
+    network: baseNetwork,
+    fsyncDelayMs: [0.2, 4],
     fsyncStallRate: 0.003,
     maxSizePerMsg: 1024,
   },

@@ -4,7 +4,7 @@
  *   SEED=n            replay one seed exactly (prints its trace hash; SIM_TRACE=1 prints every event)
  *   SIM_SEEDS=k       run k seeds, starting at SIM_SEED_BASE (default 1)
  *   SIM_STEPS=n       events in the fault phase (default DEFAULT_STEPS)
- *   SIM_NODES=3|5, SIM_MEMBERSHIP=0|1, SIM_PROFILE=mixed|stormy|crashy|figure8|elections|leases
+ *   SIM_NODES=3|5, SIM_MEMBERSHIP=0|1, SIM_PROFILE=mixed|stormy|crashy|figure8|elections|leases|pauses
  *   SIM_KNOB=commitPreviousTermEntries|forgetVote|leaseWithoutVoteRestriction   plant a known bug
  *   SIM_LEASE_CHECK=0 disables the lease-exclusivity checker (to see the history checker find it)
  *   SIM_SABOTAGE=follower-reads|no-dedupe|lazy-ticks breaks the simulated application or driver (checker self-test)

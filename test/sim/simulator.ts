@@ -204,6 +204,13 @@ export function configForSeed(seed: number, overrides: SimOverrides = {}): SimOp
     workload.attemptTimeoutMs = 25;
     workload.randomTargetRate = 0.6;
   }
+  if (profileName === "pauses") {
+    // Mostly ReadIndex reads, many of them at followers, which forward them to the leader they
+    // believe in: a node that was paused, or that a paused node last heard from.
+    workload.readIndexRate = 0.5;
+    workload.leaseReadRate = 0.1;
+    workload.randomTargetRate = 0.6;
+  }
   return {
     seed,
     nodeCount: overrides.nodeCount ?? drawn.nodeCount,
@@ -855,9 +862,10 @@ class Simulator {
   // --- Raft messages -------------------------------------------------------------------------------
 
   private sendRaftMessage(from: SimNode, message: Message): void {
+    this.network.checkSender(from.id, message);
     const target = this.nodes.get(message.to);
     if (target === undefined || target.decommissioned) return;
-    const delays = this.network.plan(message.from, message.to);
+    const delays = this.network.plan(from.id, message.to);
     if (delays.length === 0) {
       this.record(`drop ${describeMessage(message)}`);
       this.onUndelivered(from, message);
@@ -1167,7 +1175,7 @@ class Simulator {
       case "pause": {
         // Half the time the leader: the classic threat to leases (it wakes up believing it leads).
         const victim = leader !== undefined && prng.chance(0.5) ? leader : alive[prng.nextInt(Math.max(1, alive.length))];
-        if (victim !== undefined) this.pause(victim, this.uniform(prng, [20, 400]));
+        if (victim !== undefined) this.pause(victim, this.uniform(prng, this.options.profile.pauseMs));
         return;
       }
       case "transfer-leader": {

@@ -142,6 +142,8 @@ export class Cluster {
       n.storage.append(rd.entries);
       if (rd.hardState !== undefined) n.storage.setHardState(rd.hardState);
       for (const m of rd.messages) {
+        // PeerTransport.send refuses a message whose `from` is not the sending node; so does this.
+        if (m.from !== id) throw new Error(`node ${id} sent ${MessageType[m.type]} to ${m.to} with from ${m.from}`);
         this.sent.push(m);
         this.queue.push(m);
       }

@@ -71,6 +71,33 @@ describe("ReadIndex (thesis 6.4)", () => {
     expect(c.get(1).readStates).toHaveLength(0);
   });
 
+  it("a follower drops a read another node sent it instead of relaying it in that node's name", () => {
+    // 3 has not heard of 2's election and still takes 1 for its leader; 1 follows 2. Relayed
+    // unchanged, 3's request left 1 with from = 3, and PeerTransport.send stopped node 1.
+    const c = new Cluster([1, 2, 3]);
+    c.elect(1);
+    c.cutLink(2, 3);
+    c.elect(2);
+    expect(c.get(1).node.status().leader).toBe(2);
+    expect(c.get(3).node.status().leader).toBe(1);
+    c.sent = [];
+    c.get(3).node.readIndex(enc("stale"));
+    c.stabilize();
+    expect(c.sentOfType(MessageType.ReadIndex).map((m) => [m.from, m.to])).toEqual([[3, 1]]);
+    expect(c.sentOfType(MessageType.ReadIndexResp)).toHaveLength(0);
+    expect([1, 2, 3].map((id) => c.get(id).readStates.length)).toEqual([0, 0, 0]);
+    // Once 3 hears of leader 2, its read goes there and the answer comes back to 3.
+    c.heal();
+    c.tickAll(1);
+    expect(c.get(3).node.status().leader).toBe(2);
+    c.sent = [];
+    c.get(3).node.readIndex(enc("fresh"));
+    c.stabilize();
+    expect(c.sentOfType(MessageType.ReadIndex).map((m) => [m.from, m.to])).toEqual([[3, 2]]);
+    expect(c.sentOfType(MessageType.ReadIndexResp).map((m) => [m.from, m.to])).toEqual([[2, 3]]);
+    expect(c.get(3).readStates.map((r) => [r.index, text(r.context)])).toEqual([[c.get(2).node.status().commit, "fresh"]]);
+  });
+
   it("a single voter answers immediately", () => {
     const storage = new MemoryStorage();
     RawNode.bootstrap(storage, [1]);

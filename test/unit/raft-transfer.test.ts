@@ -1,6 +1,7 @@
 /** Leadership transfer (thesis 3.10). */
 import { describe, expect, it } from "vitest";
 import { MessageType, ProposalDroppedError, Role } from "../../src/raft/index.js";
+import { newMessage } from "../../src/raft/util.js";
 import { Cluster, enc } from "./raft-harness.js";
 
 function dropReason(fn: () => void): string | undefined {
@@ -81,12 +82,34 @@ describe("leadership transfer (thesis 3.10)", () => {
     expect(c.sentOfType(MessageType.TimeoutNow)).toHaveLength(0);
   });
 
-  it("a follower forwards the request to the leader", () => {
+  it("a follower forwards the request to the leader in its own name, the transferee in index", () => {
     const c = new Cluster([1, 2, 3]);
     c.elect(1);
     c.get(3).node.transferLeader(2);
     c.stabilize();
-    expect(c.sentOfType(MessageType.TransferLeader).map((m) => [m.from, m.to])).toEqual([[2, 1]]);
+    expect(c.sentOfType(MessageType.TransferLeader).map((m) => [m.from, m.to, m.index])).toEqual([[3, 1, 2]]);
+    expect(c.leader()).toBe(2);
+    // A follower asking for leadership itself.
+    c.sent = [];
+    c.get(3).node.transferLeader(3);
+    c.stabilize();
+    expect(c.sentOfType(MessageType.TransferLeader).map((m) => [m.from, m.to, m.index])).toEqual([[3, 2, 3]]);
+    expect(c.leader()).toBe(3);
+  });
+
+  it("a follower drops a transfer request another node sent it", () => {
+    // Only a node's own requests are forwarded: relayed, this one would leave 1 with from = 3.
+    // (The term rules already stop a lagging node's TransferLeader; the rule covers it anyway.)
+    const c = new Cluster([1, 2, 3]);
+    c.elect(2);
+    const term = c.get(1).node.status().term;
+    c.sent = [];
+    const request = newMessage(MessageType.TransferLeader, 1, 3, term);
+    request.index = 3;
+    c.get(1).node.step(request);
+    c.stabilize();
+    expect(c.sentOfType(MessageType.TransferLeader)).toHaveLength(0);
+    expect(c.sentOfType(MessageType.TimeoutNow)).toHaveLength(0);
     expect(c.leader()).toBe(2);
   });
 
