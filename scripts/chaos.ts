@@ -1,7 +1,7 @@
 /**
  * npm run chaos -- [--backend process|container] [--nodes 3] [--time 60] [--rate 100] [--keys 5] [--read-ratio 0.3]
  *                  [--nemesis all|kill,pause,...] [--seed N] [--fault-ms 4000] [--quiet-ms 3000]
- *                  [--concurrency 6] [--client-deadline-ms 8000] [--check-states-max 2000000]
+ *                  [--concurrency 6] [--contract-workers 2] [--client-deadline-ms 8000] [--check-states-max 2000000]
  *                  [--snapshot-every 10000]
  * npm run chaos -- --recheck .chaos/<run>/result.json [--check-states-max N]
  * Runs one chaos run (test/chaos/run.ts) on child processes (default) or on containers (needs
@@ -27,6 +27,7 @@ const program = new Command()
   .option("--nemesis <list>", `comma list of ${ALL_NEMESES.join(",")} (or the groups partition, clock, crashes), or all, or none`, "all")
   .option("--seed <n>", "seed of the schedule and workload (default: random)")
   .option("--concurrency <n>", "concurrent workers", "6")
+  .option("--contract-workers <n>", "raw-protocol workers that follow the error contract (a key per add; proves no 'not applied' answer was applied)", "2")
   .option("--fault-ms <ms>", "length of one fault window", "4000")
   .option("--quiet-ms <ms>", "gap between fault windows", "3000")
   .option("--client-deadline-ms <ms>", "client deadline per operation, retries included (short: more ambiguity)", "8000")
@@ -54,6 +55,8 @@ function finish(result: CheckResult, faults: FaultWindow[], reportPath: string):
   // A fault that could not be injected leaves the run proving less than it claims: not a clean pass.
   const failedFaults = faults.filter((fault) => fault.detail?.startsWith("nemesis error"));
   for (const fault of failedFaults) console.log(`  fault not injected: ${fault.name}: ${fault.detail}`);
+  const contract = result.contract;
+  if (contract.adds > 0) console.log(`  contract adds: ${contract.adds} (${Object.entries(contract.answers).map(([code, n]) => `${code} ${n}`).join(", ")}); answered "not applied" but applied: ${contract.definiteButApplied}`);
   console.log(`chaos: report ${reportPath}`);
   process.exit(result.valid === false ? 1 : result.valid === true && failedFaults.length === 0 ? 0 : 2);
 }
@@ -82,6 +85,7 @@ const run = await runChaos({
   nemeses: parseNemeses(raw.nemesis ?? "all", backend),
   seed,
   concurrency: int("concurrency", raw.concurrency, 1),
+  contractWorkers: int("contract-workers", raw.contractWorkers, 0),
   faultMs: int("fault-ms", raw.faultMs, 100),
   quietMs: int("quiet-ms", raw.quietMs, 0),
   clientDeadlineMs: int("client-deadline-ms", raw.clientDeadlineMs, 100),

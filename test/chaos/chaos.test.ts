@@ -3,7 +3,8 @@
  * the election timeout, leader isolation and one-way partitions, a leadership-transfer storm, a
  * clock-skewed restart, live clock jumps, and a full disk (with the log compacted every 100 entries,
  * so restarted nodes catch up by snapshot) (the node must stop itself and come back
- * intact), under a concurrent add/read workload. The history must check out valid:
+ * intact), under a concurrent add/read workload and two contract workers (the raw protocol, taking
+ * "not applied" answers at their word). The history must check out valid:
  * no lost or double-counted add, linearizable adds and reads, STALE reads at or past their
  * minIndex. On failure the report is under .chaos/ (the path is in the assertion message).
  */
@@ -22,6 +23,8 @@ describe("chaos (process backend)", () => {
       nemeses: ["kill-leader", "pause", "partition-leader", "partition-one-way", "transfer-storm", "clock-skew", "clock-jump", "disk", "kill"],
       seed,
       concurrency: 5,
+      // Raw-protocol clients that take NOT_LEADER and the other "not applied" codes at their word.
+      contractWorkers: 2,
       faultMs: 4000,
       quietMs: 3000,
       // Compact often (keeping a 50-entry tail), so a node that was down catches up by a snapshot
@@ -32,6 +35,8 @@ describe("chaos (process backend)", () => {
     console.log(`chaos test: ${run.faults.length} faults, ${run.result.counts.ok} ops ok, snapshots installed since each node's last start: ${run.snapshotsInstalled}`);
     expect(run.faults.length, summary).toBeGreaterThanOrEqual(6);
     expect(run.result.counts.ok, summary).toBeGreaterThan(500);
+    expect(run.result.contract.adds, summary).toBeGreaterThan(100);
+    expect(run.result.contract.definiteButApplied, summary).toBe(0);
     expect(run.result.valid, summary).toBe(true);
   });
 });

@@ -28,6 +28,20 @@ describe("subsetSums", () => {
 });
 
 describe("checkHistory", () => {
+  it("a contract add answered NOT_LEADER whose key reads 1 was applied: INVALID, counted, whatever else holds", () => {
+    const refused = (key: string, code: string): HistoryOp => ({ id: nextId++, worker: 1000, key, kind: "add", delta: 1, status: "fail", invokedAt: 1, completedAt: 2, errorCode: code, contract: true });
+    const unknown: HistoryOp = { id: nextId++, worker: 1000, key: "c3", kind: "add", delta: 1, status: "ambiguous", invokedAt: 1, errorCode: "AMBIGUOUS", contract: true };
+    const clean = [refused("c1", "NOT_LEADER"), final("c1", 10, 0), refused("c2", "WRONG_SHARD"), final("c2", 10, 0), unknown, final("c3", 10, 1)];
+    const ok = checkHistory(clean);
+    expect(ok.valid).toBe(true);
+    expect(ok.contract).toMatchObject({ adds: 3, definiteButApplied: 0, answers: { NOT_LEADER: 1, WRONG_SHARD: 1, AMBIGUOUS: 1 } });
+    const applied = checkHistory([refused("c1", "NOT_LEADER"), final("c1", 10, 1)]);
+    expect(applied.valid).toBe(false);
+    expect(applied.contract.definiteButApplied).toBe(1);
+    expect(applied.problems.join("\n")).toContain('answered "not applied" but applied');
+  });
+
+
   it("accepts a clean history, with an ambiguous add that took effect", () => {
     const history = [add("a", 3, 0, undefined), add("a", 2, 10, 20, 5), read("a", 30, 40, 5), add("b", 1, 0, 5, 1), final("a", 100, 5), final("b", 100, 1)];
     const result = checkHistory(history);

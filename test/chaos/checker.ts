@@ -12,6 +12,10 @@
  * 3. STALE reads: the replica's appliedIndex must be at least the minIndex the read demanded, and
  *    the value at least what the worker had seen by that index (monotonic reads).
  * 4. Availability: share of operations that succeeded while a fault was active vs. outside.
+ * 5. The error contract (contract workers, `contract: true`): each such add has a key of its own,
+ *    so its final value says exactly whether it was applied. An add answered with a "not applied"
+ *    code (NOT_LEADER above all) whose key reads 1 was applied after all: a violation, counted in
+ *    `contract.definiteButApplied`, however the per-key sums come out.
  */
 import { checkLinearizable, counterModel, type CounterInput, type CounterOutput, type Operation } from "../support/linearizability.js";
 
@@ -38,6 +42,10 @@ export interface HistoryOp {
   /** Undefined for ambiguous operations. */
   completedAt?: number;
   error?: string;
+  /** The error code of a failed or ambiguous operation, as the server or client named it. */
+  errorCode?: string;
+  /** An add by a contract worker: raw protocol, the documented error contract, a key of its own. */
+  contract?: boolean;
 }
 
 export interface FaultWindow {
@@ -64,6 +72,8 @@ export interface CheckResult {
   finalValues: KeyVerdict[];
   linearizability: { ok: boolean | "unknown"; message?: string; statesExplored: number };
   staleReads: { checked: number; violations: string[] };
+  /** Contract workers' adds: answers by code, and adds answered "not applied" that were applied. */
+  contract: { adds: number; answers: Record<string, number>; definiteButApplied: number; examples: string[] };
   availability: { duringFaults: number | null; outsideFaults: number | null; opsDuringFaults: number; opsOutsideFaults: number };
   problems: string[];
 }
@@ -98,11 +108,17 @@ export function checkHistory(history: readonly HistoryOp[], faults: readonly Fau
   for (const op of history) counts[op.status]++;
 
   // 1. Final values.
-  const keys = [...new Set(history.map((op) => op.key))].sort();
+  const byKey = new Map<string, HistoryOp[]>();
+  for (const op of history) {
+    const ops = byKey.get(op.key);
+    if (ops === undefined) byKey.set(op.key, [op]);
+    else ops.push(op);
+  }
+  const keys = [...byKey.keys()].sort();
   const finalValues: KeyVerdict[] = [];
   let finalUnknown = false;
   for (const key of keys) {
-    const ops = history.filter((op) => op.key === key);
+    const ops = byKey.get(key)!;
     let acknowledged = 0n;
     const ambiguous: number[] = [];
     for (const op of ops) {
@@ -201,6 +217,22 @@ export function checkHistory(history: readonly HistoryOp[], faults: readonly Fau
     }
   }
 
+  // 5. The error contract, add by add.
+  const contract = { adds: 0, answers: {} as Record<string, number>, definiteButApplied: 0, examples: [] as string[] };
+  for (const op of history) {
+    if (!op.contract || op.kind !== "add") continue;
+    contract.adds++;
+    const answer = op.status === "ok" ? "OK" : (op.errorCode ?? "unknown");
+    contract.answers[answer] = (contract.answers[answer] ?? 0) + 1;
+    if (op.status !== "fail") continue;
+    const final = byKey.get(op.key)!.find((other) => other.kind === "final-read" && other.status === "ok");
+    if (final !== undefined && BigInt(final.value!) !== 0n) {
+      contract.definiteButApplied++;
+      if (contract.examples.length < 10) contract.examples.push(`op ${op.id} key ${op.key}: answered ${answer} (${op.error ?? ""}) but applied`);
+    }
+  }
+  if (contract.definiteButApplied > 0) problems.push(`${contract.definiteButApplied} contract adds were answered "not applied" but applied: ${contract.examples.join("; ")}`);
+
   const definiteFailure = problems.length > (finalUnknown ? 1 : 0) || linear.ok === false;
   const valid: boolean | "unknown" = definiteFailure ? false : finalUnknown || linear.ok === "unknown" ? "unknown" : true;
   return {
@@ -210,6 +242,7 @@ export function checkHistory(history: readonly HistoryOp[], faults: readonly Fau
     finalValues,
     linearizability,
     staleReads: { checked: staleChecked, violations: staleViolations },
+    contract,
     availability: {
       duringFaults: during === 0 ? null : duringOk / during,
       outsideFaults: outside === 0 ? null : outsideOk / outside,

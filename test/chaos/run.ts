@@ -17,6 +17,8 @@ import { linksBetween, type BackendName, type ClusterBackend, type ClusterOption
 import { ProcessCluster } from "./process-cluster.js";
 import { renderHtmlReport } from "./report.js";
 import type { LinkShape } from "../support/proxy.js";
+import { keyInSlots } from "../support/keys.js";
+import { RawCallError, RawNodeClient } from "../support/raw-client.js";
 
 export const ALL_NEMESES = [
   "kill",
@@ -66,6 +68,13 @@ export interface ChaosOptions {
   seed: number;
   /** Concurrent workers (default 6). */
   concurrency?: number;
+  /**
+   * Contract workers (default 0): raw-protocol clients that follow the documented error contract to
+   * the letter, as a client in another language would: an add answered "not applied" (NOT_LEADER,
+   * WRONG_SHARD, ...) is given up and the next add takes a new seq; an unknown outcome is left
+   * ambiguous. Each add has a key of its own, so the final reads prove which adds applied.
+   */
+  contractWorkers?: number;
   /** Length of a fault window (default 4 s) and of the quiet gap between faults (default 3 s). */
   faultMs?: number;
   quietMs?: number;
@@ -112,6 +121,27 @@ export const PLANTED_BUG_RUN: ChaosOptions = {
   nodeEnv: { TALLY_TEST_ACK_BEFORE_COMMIT: "1" },
 };
 
+/**
+ * The planted bug of the error contract: with TALLY_TEST_NOT_LEADER_AFTER_PROPOSE=1 a leader that
+ * loses leadership answers its proposed writes NOT_LEADER. Leader pauses and kills with contract
+ * workers must show adds answered NOT_LEADER that were applied.
+ */
+export const PLANTED_NOT_LEADER_RUN: ChaosOptions = {
+  nodes: 3,
+  timeS: 30,
+  rate: 40,
+  keys: 3,
+  readRatio: 0.2,
+  nemeses: ["pause"],
+  seed: 4321,
+  concurrency: 4,
+  contractWorkers: 6,
+  faultMs: 2500,
+  quietMs: 1500,
+  outRoot: null,
+  nodeEnv: { TALLY_TEST_NOT_LEADER_AFTER_PROPOSE: "1" },
+};
+
 const CLIENT_DEADLINE_MS = 8000;
 const FINAL_READ_TIMEOUT_MS = 30_000;
 const READY_TIMEOUT_MS = 60_000;
@@ -121,6 +151,14 @@ const HISTORY_OPS_MAX = 200_000;
 const CLIENTS = 2;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
+
+/**
+ * The codes the error contract calls "not applied" (README, proto/tally.proto): a contract worker
+ * gives such an add up and never resends it. Anything else, or no answer, is "unknown".
+ */
+const CONTRACT_NOT_APPLIED = new Set(["NOT_LEADER", "WRONG_SHARD", "SEQ_ACKNOWLEDGED", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "OVERLOADED", "SESSION_EXPIRED", "PERMISSION_DENIED", "UNAUTHENTICATED", "VERSION_MISMATCH", "NOT_FOUND"]);
+// Longer than a pause nemesis holds a node: a paused leader answers in-flight adds when it resumes.
+const CONTRACT_CALL_TIMEOUT_MS = 10_000;
 
 /** Errors after which a mutation certainly did not happen; everything else is ambiguous. */
 function isDefiniteFailure(error: unknown): boolean {
@@ -212,7 +250,70 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
       }
     };
 
-    const workers = Array.from({ length: concurrency }, (_, i) => worker(i, workloadRng.fork()));
+    // Contract workers write to one shard's keys (found once from the routes): a session per worker.
+    const contractShard = (options.contractWorkers ?? 0) > 0 ? (await clients[0]!.routes()).shards[0] : undefined;
+    const contractWorker = async (workerId: number): Promise<void> => {
+      const endpoints = cluster.endpoints();
+      let target = workerId % endpoints.length;
+      let raw = new RawNodeClient(endpoints[target]!);
+      const switchTo = (address: string | undefined): void => {
+        const next = address !== undefined && endpoints.includes(address) ? endpoints.indexOf(address) : (target + 1) % endpoints.length;
+        if (next === target) return;
+        raw.close();
+        target = next;
+        raw = new RawNodeClient(endpoints[target]!);
+      };
+      const shardId = contractShard!.shardId;
+      let session: string | undefined;
+      let seq = 0;
+      let count = 0;
+      try {
+        while (!stopping && history.length < HISTORY_OPS_MAX) {
+          await sleep(intervalMs);
+          if (stopping) break;
+          if (session === undefined) {
+            try {
+              session = String((await raw.call("registerSession", { shardId }, CONTRACT_CALL_TIMEOUT_MS)).clientId);
+              seq = 0;
+            } catch (error) {
+              switchTo(error instanceof RawCallError ? error.info?.leaderAddress : undefined);
+              continue;
+            }
+          }
+          const key = keyInSlots(`chaos-${options.seed}-c${workerId}-${count++}`, contractShard!.slotStart, contractShard!.slotEnd);
+          const mySeq = ++seq;
+          const op: HistoryOp = { id: nextId++, worker: 1000 + workerId, key, kind: "add", delta: 1, status: "ambiguous", invokedAt: now(), contract: true };
+          history.push(op);
+          try {
+            // Earlier seqs are all answered or given up: the worker acknowledges them.
+            const header = { shardId, epoch: "0", clientId: session, seq: String(mySeq), firstUnackedSeq: String(mySeq) };
+            const reply = await raw.call("add", { header, key: Buffer.from(key), delta: "1" }, CONTRACT_CALL_TIMEOUT_MS);
+            if (frozen) return;
+            op.value = String(reply.value);
+            op.status = "ok";
+            op.completedAt = now();
+          } catch (error) {
+            if (frozen) return;
+            const code = error instanceof RawCallError ? error.code : "NO_ANSWER";
+            op.errorCode = code;
+            op.error = `${code}: ${(error as Error).message}`.slice(0, 300);
+            if (CONTRACT_NOT_APPLIED.has(code)) {
+              op.status = "fail";
+              op.completedAt = now();
+            }
+            if (code === "SESSION_EXPIRED") session = undefined;
+            if (code === "NOT_LEADER" || !CONTRACT_NOT_APPLIED.has(code)) switchTo(error instanceof RawCallError ? error.info?.leaderAddress : undefined);
+          }
+        }
+      } finally {
+        raw.close();
+      }
+    };
+
+    const workers = [
+      ...Array.from({ length: concurrency }, (_, i) => worker(i, workloadRng.fork())),
+      ...Array.from({ length: options.contractWorkers ?? 0 }, (_, i) => contractWorker(i)),
+    ];
     const workloadDone = Promise.all(workers);
 
     // Nemesis schedule: quiet, fault, quiet, fault, ... until the workload time is up.
@@ -252,7 +353,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     await cluster.waitReady(READY_TIMEOUT_MS);
     log(`[${(now() / 1000).toFixed(1)}s] healed; final reads`);
 
-    for (const key of keys) {
+    const contractKeys = [...new Set(history.filter((op) => op.contract).map((op) => op.key))];
+    for (const key of [...keys, ...contractKeys]) {
       const op: HistoryOp = { id: nextId++, worker: -1, key, kind: "final-read", status: "fail", invokedAt: now() };
       const deadline = performance.now() + FINAL_READ_TIMEOUT_MS;
       while (performance.now() < deadline) {
