@@ -9,6 +9,7 @@ import {
   OutOfRangeError,
   OverloadedError,
   PermissionDeniedError,
+  SeqAcknowledgedError,
   SessionExpiredError,
   TallyError,
   UnauthenticatedError,
@@ -17,15 +18,21 @@ import {
   WrongShardError,
   type ErrorCode,
 } from "../util/errors.js";
+import { WireFormatError } from "./google-rpc-status.js";
 import { tallyProto, type ErrorInfoMessage, type PipelineResponseMessage } from "./proto.js";
+import { STATUS_DETAILS_METADATA_KEY, decodeStatusDetails, encodeStatusDetails } from "./rich-error-details.js";
 import { errorCodeForGrpcStatus, grpcStatusForErrorCode, isErrorCode } from "./status-codes.js";
 
 /**
  * ErrorInfo travels two ways: as the `error` result of a Pipeline reply, and on unary calls as
  * binary trailing metadata under this key next to the gRPC status (grpc-js
  * examples/error_handling). Both ends use the helpers below so the two can never disagree.
+ * Every failed call also carries the same ErrorInfo in the standard rich error model, trailer
+ * grpc-status-details-bin (rich-error-details.ts, docs/errors-wire.md), for clients in other
+ * languages; a client reads it when tally-error-bin is absent.
  */
 export const ERROR_DETAILS_METADATA_KEY = "tally-error-bin";
+export { STATUS_DETAILS_METADATA_KEY };
 
 export type ErrorInfo = ErrorInfoMessage;
 
@@ -87,6 +94,8 @@ export function errorInfoToError(partial: Partial<ErrorInfo>): TallyError {
       return new VersionMismatchError(message, toSafeNumber(info.currentVersion));
     case "SESSION_EXPIRED":
       return new SessionExpiredError(message);
+    case "SEQ_ACKNOWLEDGED":
+      return new SeqAcknowledgedError(message);
     case "UNAVAILABLE":
       return new UnavailableError(message);
     case "CORRUPTION":
@@ -204,21 +213,36 @@ export function errorInfoToMetadata(info: Partial<ErrorInfo>, metadata = new grp
   return metadata;
 }
 
-/** The ErrorInfo in trailing metadata, if any; undefined if absent or undecodable. */
+/**
+ * The ErrorInfo in trailing metadata, if any: from tally-error-bin, else from a tally ErrorInfo in
+ * grpc-status-details-bin (a server that sends only the standard trailer). Undefined if neither is
+ * there or decodable.
+ */
 export function errorInfoFromMetadata(metadata: grpc.Metadata | undefined): ErrorInfo | undefined {
-  const values = metadata?.get(ERROR_DETAILS_METADATA_KEY) ?? [];
-  const first = values[0];
-  if (first === undefined || typeof first === "string") return undefined;
+  const own = metadata?.get(ERROR_DETAILS_METADATA_KEY)[0];
+  if (own !== undefined && typeof own !== "string") {
+    try {
+      return decodeErrorInfo(own);
+    } catch {
+      // Undecodable: the standard trailer may still say it.
+    }
+  }
+  const standard = metadata?.get(STATUS_DETAILS_METADATA_KEY)[0];
+  if (standard === undefined || typeof standard === "string") return undefined;
   try {
-    return decodeErrorInfo(first);
-  } catch {
-    return undefined;
+    const info = decodeStatusDetails(standard);
+    return info === undefined ? undefined : normalizeErrorInfo(info);
+  } catch (error) {
+    if (error instanceof WireFormatError) return undefined;
+    throw error;
   }
 }
 
 /**
  * What a unary server handler passes to its callback for an error: status from the one mapping,
- * the message as details, ErrorInfo as metadata. `callback(errorToServiceError(err))`.
+ * the message as details, ErrorInfo as metadata, both tally-error-bin and grpc-status-details-bin
+ * (whose Status repeats this code and message: grpcio-status refuses one that differs).
+ * `callback(errorToServiceError(err))`.
  */
 export function errorToServiceError(err: unknown, extras: ErrorInfoExtras = {}): grpc.ServiceError {
   const info = errorToErrorInfo(err, extras);
@@ -227,8 +251,19 @@ export function errorToServiceError(err: unknown, extras: ErrorInfoExtras = {}):
   serviceError.code = code;
   serviceError.details = info.message;
   serviceError.metadata = errorInfoToMetadata(info);
+  serviceError.metadata.set(STATUS_DETAILS_METADATA_KEY, encodeStatusDetails(info, code));
   return serviceError;
 }
+
+/**
+ * grpc-js's own details for a request over a size limit: refused by the server on its length prefix
+ * or after decompression (stream-decoder.ts, server-interceptors.ts), or by this client before
+ * sending (compression-filter.ts). A reply over this client's own receive limit reads like the
+ * first, but tally's largest replies (a 10,000-entry top-K) are far below the client's 64 MiB. Not
+ * "Sent message larger than max": that is the server's reply over its limit, and the request may
+ * have been applied.
+ */
+const MESSAGE_SIZE_REFUSAL = /^(Received message larger than max|Received message that decompresses to a size larger than|Attempted to send message with a size larger than)/;
 
 export interface DecodedServiceError {
   error: TallyError;
@@ -244,8 +279,11 @@ export function decodeServiceError(err: unknown): DecodedServiceError {
   const info = errorInfoFromMetadata(serviceError?.metadata);
   if (info !== undefined) return { error: errorInfoToError(info), info };
   const status = typeof serviceError?.code === "number" ? (serviceError.code as grpc.status) : grpc.status.UNKNOWN;
-  const code = errorCodeForGrpcStatus(status);
   const message = serviceError?.details || (err instanceof Error ? err.message : String(err));
+  // grpc-js refuses a request over a message size limit itself, with RESOURCE_EXHAUSTED and no
+  // ErrorInfo. That is not overload (retrying never helps): the request is too large
+  // (limits.maxRequestBytes on the server) and must be split.
+  const code = status === grpc.status.RESOURCE_EXHAUSTED && MESSAGE_SIZE_REFUSAL.test(message) ? "INVALID_ARGUMENT" : errorCodeForGrpcStatus(status);
   // Connection failures keep the gRPC error as cause: it says why (refused, reset, DNS).
   const error = code === "UNAVAILABLE" ? new UnavailableError(message, { cause: err }) : errorInfoToError({ code, message });
   return { error, info: undefined };

@@ -4,7 +4,7 @@ import type { ErrorCode } from "../util/errors.js";
 /**
  * The one mapping from tally error codes to gRPC status codes, shared by server (which sets the
  * status) and client (which falls back to it when a reply carries no ErrorInfo). It is many to
- * one -- FAILED_PRECONDITION carries WRONG_SHARD, SESSION_EXPIRED and FAILED_PRECONDITION -- so the
+ * one -- FAILED_PRECONDITION carries WRONG_SHARD, SESSION_EXPIRED, SEQ_ACKNOWLEDGED and FAILED_PRECONDITION -- so the
  * precise code always comes from ErrorInfo.code; the status is for generic gRPC tooling.
  *
  * NOT_LEADER is UNAVAILABLE because generic gRPC clients retry UNAVAILABLE, which is right for it;
@@ -21,6 +21,7 @@ export const GRPC_STATUS_BY_ERROR_CODE: Readonly<Record<ErrorCode, GrpcStatus>> 
   FAILED_PRECONDITION: GrpcStatus.FAILED_PRECONDITION,
   VERSION_MISMATCH: GrpcStatus.ABORTED,
   SESSION_EXPIRED: GrpcStatus.FAILED_PRECONDITION,
+  SEQ_ACKNOWLEDGED: GrpcStatus.FAILED_PRECONDITION,
   UNAVAILABLE: GrpcStatus.UNAVAILABLE,
   TIMEOUT: GrpcStatus.DEADLINE_EXCEEDED,
   NOT_FOUND: GrpcStatus.NOT_FOUND,

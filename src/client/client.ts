@@ -1352,12 +1352,11 @@ export class TallyClient {
             this.dropSession(session);
             return failures <= 1 ? "retry-now" : this.backoffMs(failures);
           case "NOT_LEADER":
-            // Conservative: the replica may have proposed the request before losing leadership.
-            unit.unresolved = true;
-            return this.onAttemptError(new AttemptError(error, address), route, failures);
           case "WRONG_SHARD":
           case "OVERLOADED":
-            // Rejected before proposing: nothing was applied under a stale epoch or when shedding.
+            // Rejected before proposing (the server answers NOT_LEADER only for a write that never
+            // entered the log; one proposed before leadership moved is AMBIGUOUS): this attempt
+            // applied nothing. Earlier attempts of the unit may have: the same seq is retried.
             return this.onAttemptError(new AttemptError(error, address), route, failures);
           case "UNAVAILABLE":
           case "TIMEOUT":

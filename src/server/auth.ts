@@ -4,9 +4,11 @@
  * verified mTLS client certificate mapped by CN or SAN, or a node of this cluster (the internal
  * token, or a node certificate when tls.clientAuth is "require"). Each principal holds grants
  * `{ prefix, roles }`; a request needs its role on EVERY key it touches, so a batch with one
- * forbidden op is refused whole. Every refusal happens before the request is decoded into a
- * command, so nothing is applied: UNAUTHENTICATED (no or unknown credentials) or PERMISSION_DENIED
- * (known caller, missing role). Logs name the principal, never a secret.
+ * forbidden op is refused whole. Credentials are checked from the call's metadata and certificate
+ * before any byte of the request is read (admission.ts: UNAUTHENTICATED for none or unknown ones);
+ * roles, which depend on the keys, after it is decoded and before it becomes a command
+ * (PERMISSION_DENIED). Either way nothing is applied. The routing map shows each caller only the
+ * hot counters it holds a role on. Logs name the principal, never a secret.
  */
 import * as grpc from "@grpc/grpc-js";
 import { timingSafeEqual } from "node:crypto";
@@ -163,6 +165,17 @@ export function authorizerFor(config: ClusterConfig): Authorizer | undefined {
   return authorizer;
 }
 
+/**
+ * The secret that authenticates the peer port where TLS does not (src/transport/peer-auth.ts): the
+ * internal token, in a cluster with `auth:` and no `tls:` (config validation requires the token
+ * there). With `tls:` the node certificates authenticate the peer port (mTLS); with neither it is
+ * open, and the transport says so at start-up (docs/security.md).
+ */
+export function peerSecretFor(config: ClusterConfig): string | undefined {
+  if (config.tls !== undefined) return undefined;
+  return authorizerFor(config)?.internalToken;
+}
+
 /** Metadata for this node's calls to other nodes' AdminService (undefined: none needed). */
 export function internalCallMetadata(config: ClusterConfig): grpc.Metadata | undefined {
   return authorizerFor(config)?.internalMetadata();
@@ -285,7 +298,8 @@ export function counterAccess(method: string, request: Json | undefined): Access
     case "watch":
       return r.prefix === true ? { kind: "prefix", role: "read", prefix: keyOf(r.key) } : { kind: "keys", role: "read", keys: [keyOf(r.key)] };
     case "routes":
-      // The shard map holds no counter data, and every client needs it to route.
+      // The shard map holds no counter data, and every client needs it to route. Its hot counters
+      // are keys: each caller sees only those it holds a role on (AuthGate.keyVisibility).
       return { kind: "some", roles: ["read", "write"] };
     default:
       return { kind: "admin" };
@@ -295,6 +309,29 @@ export function counterAccess(method: string, request: Json | undefined): Access
 /** Heartbeat and ShardChange carry the metadata protocol between nodes; everything else is admin. */
 export function adminAccess(method: string): Access {
   return method === "heartbeat" || method === "shardChange" ? { kind: "internal" } : { kind: "admin" };
+}
+
+// ---- the caller of a request, for session ownership ----
+
+/**
+ * The authenticated caller's name, stamped by the server on a decoded request (and on its header)
+ * before the handler runs. A symbol key: protobuf decoding never produces one, so no client can
+ * set or forge it. Absent = "" (a cluster without auth: every caller is the same anonymous owner).
+ */
+const CALLER = Symbol("tally.caller");
+
+/** Records `caller` on the request and on its header, if any (sessions are owned by their registering caller). */
+export function stampCaller(request: Json | undefined, caller: string): void {
+  if (request === undefined || request === null || typeof request !== "object" || caller === "") return;
+  (request as Record<symbol, unknown>)[CALLER] = caller;
+  const header: unknown = request.header;
+  if (header !== undefined && header !== null && typeof header === "object") (header as Record<symbol, unknown>)[CALLER] = caller;
+}
+
+/** The caller stamped on a request or header; "" when none was (auth off). */
+export function callerOf(request: Json | undefined): string {
+  const caller: unknown = request === undefined || request === null ? undefined : (request as Record<symbol, unknown>)[CALLER];
+  return typeof caller === "string" ? caller : "";
 }
 
 // ---- the hook into grpc-js ----
@@ -318,11 +355,43 @@ export class AuthGate {
     private readonly log: Logger,
   ) {}
 
+  /** Principals of calls authenticated at admission (authenticateCall), by the call's metadata object. */
+  private readonly principals = new WeakMap<grpc.Metadata, Principal>();
+
+  /**
+   * Authenticates a call from its metadata and TLS certificate alone, before any byte of its
+   * request is read (admission.ts), and remembers the principal for the call's later checks (the
+   * handler's call carries the same metadata object). Returns the typed error of a refusal.
+   */
+  authenticateCall(metadata: grpc.Metadata, certificate: PeerCertificate | undefined, method: string, peer: string): TallyError | undefined {
+    try {
+      this.principals.set(metadata, this.authorizer.authenticate(metadata, certificate));
+      return undefined;
+    } catch (error) {
+      return this.denied(error, method, undefined, peer);
+    }
+  }
+
+  /** The call's principal: the one admission found, else authenticated now. Throws UnauthenticatedError. */
+  private principalOf(call: AnyCall): Principal {
+    return this.principals.get(call.metadata) ?? this.authorizer.authenticate(call.metadata, peerCertificate(call));
+  }
+
+  /**
+   * Which keys of the routing map (its hot counters) the caller may see: those it holds a role on
+   * (read or write on a prefix of the key, or admin). Routes needs only some role, so without this
+   * any caller would learn every hot key in the cluster.
+   */
+  keyVisibility(call: AnyCall): (key: Uint8Array) => boolean {
+    const principal = this.principalOf(call);
+    return (key) => principal.grants.some((grant) => grant.roles.has("admin") || ((grant.roles.has("read") || grant.roles.has("write")) && hasPrefix(key, grant.prefix)));
+  }
+
   /** Authenticates and authorizes one call; returns the typed error of a denial. */
   check(call: AnyCall, method: string, access: (request: Json | undefined) => Access, request: Json | undefined): TallyError | undefined {
     let principal: Principal;
     try {
-      principal = this.authorizer.authenticate(call.metadata, peerCertificate(call));
+      principal = this.principalOf(call);
     } catch (error) {
       return this.denied(error, method, undefined, call.getPeer());
     }
@@ -332,6 +401,14 @@ export class AuthGate {
       return this.denied(error, method, principal, call.getPeer());
     }
     return undefined;
+  }
+
+  /**
+   * The name of the principal making an admitted call (the gate already authenticated it; a call
+   * that reached a handler authenticates). Used to own and check sessions.
+   */
+  callerName(call: AnyCall): string {
+    return this.principalOf(call).name;
   }
 
   private denied(error: unknown, method: string, principal: Principal | undefined, peer: string): TallyError {
@@ -398,7 +475,7 @@ export class AuthGate {
   pipelineCaller(call: grpc.ServerDuplexStream<Json, Json>): PipelineCaller {
     const peer = call.getPeer();
     try {
-      return { principal: this.authorizer.authenticate(call.metadata, peerCertificate(call)), peer };
+      return { principal: this.principalOf(call), peer };
     } catch (error) {
       return { refused: this.denied(error, "pipeline", undefined, peer), peer };
     }

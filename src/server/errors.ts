@@ -1,6 +1,8 @@
 /**
  * The server's side of the one error mapping (src/api/error-details.ts): typed errors travel as
- * ErrorInfo; anything else is a bug on this side, logged here and reported as INTERNAL.
+ * ErrorInfo, in trailers tally-error-bin and grpc-status-details-bin (the standard rich error
+ * model, docs/errors-wire.md); anything else is a bug on this side, logged here and reported as
+ * INTERNAL.
  */
 import type * as grpc from "@grpc/grpc-js";
 import { errorToErrorInfo, errorToServiceError, type ErrorInfo } from "../api/error-details.js";

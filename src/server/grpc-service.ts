@@ -1,8 +1,10 @@
 /**
  * The client-facing gRPC services: CounterService and AdminService from proto/tally.proto, plus the
- * standard health service and server reflection. Requests are decoded and validated here (bad
- * input never reaches the log), routed to a shard replica, and answered with value, version and a
- * fencing token. Errors leave through one function, toServiceError.
+ * standard health service and server reflection. A call's credentials and the node's in-flight
+ * bounds are checked before its message is read (admission.ts), its size and shape before it is
+ * decoded (request-bounds.ts; docs/limits.md). Requests are then validated here (bad input never
+ * reaches the log), routed to a shard replica, and answered with value, version and a fencing
+ * token. Errors leave through one function, toServiceError.
  */
 import * as grpc from "@grpc/grpc-js";
 import { ReflectionService } from "@grpc/reflection";
@@ -10,14 +12,16 @@ import { HealthImplementation } from "grpc-health-check";
 import { type Command, type CommandResult, type CounterOp, type OpResult, TTL_MS_MAX, UNIQUE_ITEMS_MAX, validateCommand } from "../shard/commands.js";
 import { WINDOW_MS_MAX } from "../shard/kinds/ratelimit.js";
 import { keyHasPrefix, TOP_K_MAX } from "../shard/kinds/topk.js";
-import type { WindowAggregate } from "../shard/kinds/windows.js";
-import type { TimeRange } from "../shard/state-machine.js";
+import { DEFAULT_WINDOW_OPTIONS, rangePlan, type WindowAggregate } from "../shard/kinds/windows.js";
+import { randomBytes } from "node:crypto";
+import { SESSION_ID_IN_USE, type TimeRange } from "../shard/state-machine.js";
 import type { ShardReplica } from "./shard-replica.js";
 import {
   FailedPreconditionError,
   InvalidArgumentError,
   OutOfRangeError,
   OverloadedError,
+  SeqAcknowledgedError,
   SessionExpiredError,
   TallyError,
   UnavailableError,
@@ -37,9 +41,11 @@ import type { Consistency, ReadResult, TallyNode } from "./node.js";
 import { Role } from "../raft/types.js";
 import { nodeClientCredentials } from "./tls.js";
 import { serveShardBackup } from "./backup-service.js";
-import { adminAccess, authGateFor, counterAccess, guardService, internalCallMetadata } from "./auth.js";
+import { adminAccess, authGateFor, callerOf, counterAccess, guardService, internalCallMetadata, stampCaller } from "./auth.js";
 import type { NodeMetrics } from "./metrics.js";
 import { RequestGuard } from "./request-guard.js";
+import { admissionInterceptor, admittedMethods } from "./admission.js";
+import { boundedService, RefusedRequest, tallyRequestBounds } from "./request-bounds.js";
 
 type Json = Record<string, any>;
 
@@ -76,9 +82,10 @@ export class CounterApi {
     return { maxKeyBytes: this.node.config.limits.maxKeyBytes, maxOps: this.node.config.limits.maxBatchOps };
   }
 
-  private header(raw: Json | undefined | null): { shardId: number; epoch: number; clientId: number; seq: number; firstUnackedSeq: number } {
+  private header(raw: Json | undefined | null): { shardId: number; epoch: number; clientId: number; seq: number; firstUnackedSeq: number; owner: string } {
     if (raw === undefined || raw === null) throw new InvalidArgumentError("header is required (shard_id, epoch, client_id, seq, first_unacked_seq)");
     return {
+      owner: callerOf(raw),
       shardId: u32(raw.shardId, "header.shard_id"),
       epoch: u64(raw.epoch, "header.epoch"),
       clientId: u64(raw.clientId, "header.client_id"),
@@ -92,6 +99,7 @@ export class CounterApi {
     const header = this.header(headerRaw);
     const command: Command = { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops };
     if (header.epoch !== 0) command.epoch = header.epoch;
+    if (header.owner !== "") command.owner = header.owner;
     if (packedAdds !== undefined) command.packedAdds = packedAdds;
     validateCommand(command, this.limits());
     if (this.hot().size > 0) refuseHotMutations(this.hotIndex, ops);
@@ -101,6 +109,7 @@ export class CounterApi {
       bytes += op.key.length + 40;
       if (op.kind === "unique") for (const item of op.items) bytes += item.length + 5;
     }
+    if (bytes > this.node.config.limits.maxEntryBytes) throw new InvalidArgumentError(`request: its log entry would take ~${bytes} bytes, above limits.maxEntryBytes ${this.node.config.limits.maxEntryBytes}; split it`);
     const outcome = await this.node.submit(replica, command, bytes);
     const result = expectOk(outcome.result);
     if (result.type !== "mutate") throw new TallyError("INTERNAL", `unexpected result type ${result.type}`);
@@ -111,15 +120,23 @@ export class CounterApi {
     const shardId = u32(request.shardId, "shard_id");
     if (shardId === 0) throw new InvalidArgumentError("shard_id is required: sessions are per shard");
     const replica = this.node.route(shardId, u64(request.epoch, "epoch"), []);
-    const outcome = await this.node.submit(replica, { type: "register" }, 16);
-    const result = expectOk(outcome.result);
-    if (result.type !== "register") throw new TallyError("INTERNAL", `unexpected result type ${result.type}`);
-    return { clientId: String(result.clientId), fence: fence(outcome.term, outcome.index) };
+    const owner = callerOf(request);
+    // A random id (a new one if the state machine finds it in use): ids are unguessable and do not
+    // repeat across shards, so a misrouted request never lands in another client's session.
+    for (let attempt = 1; ; attempt++) {
+      const outcome = await this.node.submit(replica, { type: "register", clientId: randomSessionId(), owner }, 32 + owner.length);
+      const result = outcome.result;
+      if (!result.ok && result.code === "FAILED_PRECONDITION" && result.message === SESSION_ID_IN_USE && attempt < 3) continue;
+      const registered = expectOk(result);
+      if (registered.type !== "register") throw new TallyError("INTERNAL", `unexpected result type ${registered.type}`);
+      return { clientId: String(registered.clientId), fence: fence(outcome.term, outcome.index) };
+    }
   }
 
   async keepAlive(request: Json): Promise<Json> {
     const header = this.header(request.header);
     const command: Command = { type: "keepalive", clientId: header.clientId };
+    if (header.owner !== "") command.owner = header.owner;
     validateCommand(command, this.limits());
     const replica = this.node.route(header.shardId, header.epoch, []);
     const outcome = await this.node.submit(replica, command, 16);
@@ -286,7 +303,7 @@ export class CounterApi {
     const prefix = this.prefixOf(request.prefix);
     const k = u32(request.k, "k");
     if (k < 1 || k > TOP_K_MAX) throw new InvalidArgumentError(`k: must be 1..${TOP_K_MAX}, got ${k}`);
-    const window = timeRangeOf(request);
+    const window = timeRangeOf(request, Date.now());
     const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.topK(prefix, k, Date.now(), window));
     return {
       entries: value.map((entry) => ({ key: Buffer.from(entry.key), value: int64Wire(entry.value) })),
@@ -296,7 +313,7 @@ export class CounterApi {
 
   async aggregate(request: Json): Promise<Json> {
     const prefix = this.prefixOf(request.prefix);
-    const window = timeRangeOf(request);
+    const window = timeRangeOf(request, Date.now());
     const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.aggregate(prefix, Date.now(), window));
     return {
       count: value.count,
@@ -425,9 +442,10 @@ export class CounterApi {
   /**
    * The routing map: the partition map this node knows, where a local replica's descriptor is
    * newer (it applied a change the map has not mirrored yet) the replica's own view wins, and the
-   * leader each local replica believes in.
+   * leader each local replica believes in. `visible`: the hot counters the caller may see (all
+   * when access control is off).
    */
-  routes(): Json {
+  routes(visible?: (key: Uint8Array) => boolean): Json {
     const map = this.node.map;
     const shards = map.shards.map((record) => {
       const replica = this.node.replicas.get(record.id);
@@ -450,7 +468,8 @@ export class CounterApi {
       };
     });
     if (shards.length === 0) throw new UnavailableError(`node ${this.node.nodeId} does not know the partition map yet`);
-    return { shards, slotCount: 16384, hot: (map.hot ?? []).map(hotRouteMessage), mapVersion: String(map.version) };
+    const hot = (map.hot ?? []).filter((record) => visible === undefined || visible(record.key));
+    return { shards, slotCount: 16384, hot: hot.map(hotRouteMessage), mapVersion: String(map.version) };
   }
 
   /** The map for tallyctl, with the metadata leader's liveness and load when this node is it. */
@@ -698,22 +717,42 @@ export class CounterApi {
 }
 
 /**
+ * A new session id: 53 random bits from the OS CSPRNG (the safe-integer range, so the id is exact in
+ * the state machine and in every client's JSON), never 0. Unguessable in practice, and a session is
+ * usable only by the caller that registered it anyway.
+ */
+export function randomSessionId(): number {
+  const bytes = randomBytes(8);
+  const id = (bytes.readUInt32BE(0) & 0x1f_ffff) * 0x1_0000_0000 + bytes.readUInt32BE(4);
+  return id === 0 ? 1 : id;
+}
+
+/**
  * Builds the grpc server with every service bound to one node. CounterService calls are admitted
- * under limits.maxInflightPerClient and every call is counted in `metrics` (request-guard.ts).
+ * under the in-flight bounds and every call is counted in `metrics` (admission.ts, request-guard.ts).
  */
 export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeMetrics): grpc.Server {
   const proto = tallyProto();
   const { packageDefinition } = proto;
   const api = new CounterApi(node, log);
   // Access control (cluster.yaml auth:); undefined = off. It runs first: a refused caller takes
-  // no in-flight slot of the per-client limit.
+  // no in-flight slot and sends no byte of its request that the node reads (admission.ts).
   const gate = authGateFor(node.config, log);
-  const guard = new RequestGuard(node.config.limits.maxInflightPerClient, metrics, log);
+  const guard = new RequestGuard(node.config.limits, metrics, log);
   api.onStreamOverloaded = (reason) => guard.streamOverloaded(reason);
+  const bounds = tallyRequestBounds(node.config.limits);
+  const counterService = boundedService(packageDefinition, "tally.v1.CounterService", bounds);
+  const adminService = boundedService(packageDefinition, "tally.v1.AdminService", bounds);
+  const admitted = new Map([...admittedMethods(counterService, true), ...admittedMethods(adminService, false)]);
   const server = new grpc.Server({
-    // Larger requests are refused by grpc-js with RESOURCE_EXHAUSTED before they are decoded.
+    interceptors: [admissionInterceptor(admitted, gate, guard, log)],
+    // Larger requests are refused by grpc-js with RESOURCE_EXHAUSTED on their length prefix,
+    // before they are buffered or decoded.
     "grpc.max_receive_message_length": node.config.limits.maxRequestBytes,
     "grpc.max_send_message_length": 64 * 1024 * 1024,
+    // Calls a connection may have open at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS): its
+    // excess waits in the client, costing this node nothing, instead of arriving in one burst.
+    "grpc.max_concurrent_streams": node.config.limits.maxStreamsPerConnection,
     "grpc.keepalive_time_ms": 30_000,
     // Channelz stays on for servers: grpc-js 1.14's forceShutdown() destroys only the sessions its
     // channelz handler tracked, so with channelz off a closed server leaves its streams open.
@@ -723,6 +762,7 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
     (call: grpc.ServerUnaryCall<Json, Json>, callback: grpc.sendUnaryData<Json>) => {
       let pending: Promise<Json> | Json;
       try {
+        if (gate !== undefined) stampCaller(call.request, gate.callerName(call));
         pending = fn(call.request);
       } catch (error) {
         callback(toServiceError(error, log));
@@ -734,7 +774,7 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
       );
     };
 
-  server.addService(proto.CounterService.service, guardService(gate, proto.CounterService.service, guard.wrapService({
+  server.addService(counterService, guardService(gate, counterService, guard.wrapService({
     registerSession: unary((r) => api.registerSession(r)),
     keepAlive: unary((r) => api.keepAlive(r)),
     add: unary((r) => api.add(r)),
@@ -750,14 +790,21 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
     topK: unary((r) => api.topK(r)),
     aggregate: unary((r) => api.aggregate(r)),
     watch: (call: grpc.ServerWritableStream<Json, Json>) => api.watch(call),
-    routes: unary(() => api.routes()),
+    routes: (call: grpc.ServerUnaryCall<Json, Json>, callback: grpc.sendUnaryData<Json>) => unary(() => api.routes(gate?.keyVisibility(call)))(call, callback),
     pipeline: (call: grpc.ServerDuplexStream<Json, Json>) => {
       let inflight = 0;
       let ended = false;
       const caller = gate?.pipelineCaller(call);
+      const callerName = caller?.principal?.name ?? "";
       const peer = call.getPeer();
       const write = pipelineWriter(call);
-      call.on("data", (request: Json) => {
+      call.on("data", (request: Json | RefusedRequest) => {
+        if (request instanceof RefusedRequest) {
+          // Over a bound (request-bounds.ts) yet with a readable id: that op alone is refused.
+          guard.refusedBeforeHandler("Pipeline.none", request.error);
+          write({ id: request.id ?? "0", error: errorInfoOf(request.error, log) });
+          return;
+        }
         const denied = caller === undefined ? undefined : gate?.pipelineDenial(caller, request);
         if (denied !== undefined) {
           write(denied);
@@ -769,6 +816,7 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
           return;
         }
         inflight++;
+        if (typeof request.op === "string") stampCaller(request[request.op], callerName);
         void guard.pipelineOp(peer, request, (r) => api.pipelineOp(r)).then((response) => {
           inflight--;
           if (!call.cancelled && !call.destroyed) write(response);
@@ -783,7 +831,7 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
     },
   }, { limit: true }), counterAccess, ["pipeline"]));
 
-  server.addService(proto.AdminService.service, guardService(gate, proto.AdminService.service, guard.wrapService({
+  server.addService(adminService, guardService(gate, adminService, guard.wrapService({
     status: unary(async (request) => {
       const local = api.localStatus();
       if (request.localOnly) return { nodes: [local] };
@@ -1022,8 +1070,13 @@ function fence(term: number, index: number): Json {
   return { term, index };
 }
 
-/** Top-K / aggregate over windowed counters: the range, or undefined for plain counters. */
-function timeRangeOf(request: Json): TimeRange | undefined {
+/**
+ * Top-K / aggregate over windowed counters: the range, or undefined for plain counters. The range
+ * is checked here, against the tiers every windowed counter has, never against the counters a
+ * shard holds: one step [from, to) that a tier answers as of now + futureMs (a counter's clock is
+ * the leader time of its last write, at most that), so every shard answers the same request alike.
+ */
+function timeRangeOf(request: Json, nowMs: number): TimeRange | undefined {
   const fromMs = u64(request.windowFromMs, "window_from_ms");
   const toMs = u64(request.windowToMs, "window_to_ms");
   if (toMs === 0) {
@@ -1031,6 +1084,12 @@ function timeRangeOf(request: Json): TimeRange | undefined {
     return undefined;
   }
   if (toMs <= fromMs) throw new InvalidArgumentError(`window_to_ms: ${toMs} must be above window_from_ms ${fromMs}`);
+  try {
+    rangePlan(DEFAULT_WINDOW_OPTIONS, fromMs, toMs, toMs - fromMs, nowMs + DEFAULT_WINDOW_OPTIONS.futureMs);
+  } catch (error) {
+    if (!(error instanceof InvalidArgumentError)) throw error;
+    throw new InvalidArgumentError(`window_from_ms, window_to_ms: [${fromMs}, ${toMs}) is not one step of a tier: ${error.message}`);
+  }
   return { fromMs, toMs };
 }
 
@@ -1112,6 +1171,9 @@ function expectOk(result: CommandResult): Exclude<CommandResult, { ok: false }> 
       break;
     case "SESSION_EXPIRED":
       error = new SessionExpiredError(result.message);
+      break;
+    case "SEQ_ACKNOWLEDGED":
+      error = new SeqAcknowledgedError(result.message);
       break;
     case "INVALID_ARGUMENT":
       error = new InvalidArgumentError(result.message);

@@ -8,6 +8,12 @@
  *   a map lookup and an increment, never a label hash or a new series;
  * - state read at scrape time (Raft term, leader, commit and applied index, lease, queue depths,
  *   peer queues, the node's own counters): nothing on the hot path at all.
+ *
+ * The endpoint has no authentication (src/server/ops-http.ts), so nothing here may be a secret the
+ * cluster's safety depends on. Term, leader and indexes are not: every client reply carries a
+ * fencing token (term, index), and peer traffic is authenticated by mTLS or the cluster secret, so
+ * knowing where the log stands does not let anyone append to it (docs/security.md, "What /metrics
+ * exposes"). No key, value, token or principal name is ever a label.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { Role } from "../raft/types.js";
@@ -36,6 +42,8 @@ export interface NodeSample {
   /** Raft messages queued per peer node id. */
   peerQueues: Map<number, number>;
   peerMessagesDropped: number;
+  /** Peer calls, frames and snapshot chunks refused by peer authentication (transport stats). */
+  peerUnauthenticated: number;
   inboundDropped: number;
   /** The most committed-entry bytes one group applied in one driver iteration (node.stats). */
   appliedBytesPerIterationMax: number;
@@ -85,7 +93,7 @@ export class NodeMetrics {
     this.requests = new Counter({ name: "tally_requests_total", help: "Requests answered, by RPC (Pipeline ops as Pipeline.<op>) and tally code (OK or the error code)", labelNames: ["rpc", "code"], registers });
     this.latency = new Histogram({ name: "tally_request_duration_seconds", help: "Time from admission to answer, by RPC", labelNames: ["rpc"], buckets: LATENCY_BUCKETS_SECONDS, registers });
     this.ops = new Counter({ name: "tally_ops_total", help: "Counter operations in acknowledged mutations, by kind (add, set, reset, cas, window, acquire, unique)", labelNames: ["kind"], registers });
-    this.overloads = new Counter({ name: "tally_overload_rejections_total", help: "Requests refused with OVERLOADED by a per-client or per-stream bound, by reason", labelNames: ["reason"], registers });
+    this.overloads = new Counter({ name: "tally_overload_rejections_total", help: "Requests refused with OVERLOADED by an in-flight bound (node, client connection, session) or a per-stream bound, by reason", labelNames: ["reason"], registers });
     this.storageWrite = new Histogram({ name: "tally_storage_write_seconds", help: "LevelDB batch write time; sync=\"true\" is the fsync of a group commit", labelNames: ["sync"], buckets: STORAGE_BUCKETS_SECONDS, registers });
     this.storageBytes = new Counter({ name: "tally_storage_write_bytes_total", help: "Bytes written to LevelDB in batches", registers });
     this.storageChildren = { true: this.storageWrite.labels("true"), false: this.storageWrite.labels("false") };
@@ -132,6 +140,11 @@ export class NodeMetrics {
     fromSample("tally_snapshots_built_total", "Shard snapshots built from the applied state for a follower behind the compacted log", (s) => s.counters.snapshotsBuilt);
     fromSample("tally_snapshots_installed_total", "Snapshots received from a leader and installed", (s) => s.counters.snapshotsInstalled);
     fromSample("tally_peer_messages_dropped_total", "Raft messages the transport dropped (full queue, peer down); Raft retransmits", (s) => s.peerMessagesDropped);
+    fromSample(
+      "tally_peer_unauthenticated_total",
+      "Peer calls, frames and snapshot chunks refused by peer authentication (no handshake, wrong cluster secret, bad MAC), and peers that failed to prove the secret to this node: an attack, or a node with another auth.internalTokenFile",
+      (s) => s.peerUnauthenticated,
+    );
     fromSample("tally_inbound_messages_dropped_total", "Raft messages dropped because the driver loop's inbound queue was full", (s) => s.inboundDropped);
 
     new Gauge({
@@ -266,6 +279,7 @@ export function sampleNode(node: TallyNode, ready: () => boolean): NodeSample {
     },
     peerQueues: node.peerQueueDepths(),
     peerMessagesDropped: node.transportStats?.dropped ?? 0,
+    peerUnauthenticated: node.transportStats?.unauthenticated ?? 0,
     inboundDropped: node.inboundDroppedCount,
     appliedBytesPerIterationMax: stats.appliedBytesPerIterationMax,
     ready: ready(),

@@ -65,7 +65,7 @@ import {
   type ShardReplica,
 } from "./shard-replica.js";
 import { nodeCertificateProvider, nodeClientCredentials } from "./tls.js";
-import { internalCallMetadata } from "./auth.js";
+import { internalCallMetadata, peerSecretFor } from "./auth.js";
 
 /**
  * Bound on the operations of one store batch. A snapshot install or a range split writes a whole
@@ -128,10 +128,17 @@ const LOG_TAIL_BYTES = 4 * 1024 * 1024;
 const SLOT_LOAD_BUCKETS = 64;
 /** Test-only planted bug (see ackBeforeCommit); read once at start-up. */
 const ACK_BEFORE_COMMIT = process.env.TALLY_TEST_ACK_BEFORE_COMMIT === "1";
+/**
+ * PLANTED BUG for the chaos harness (TALLY_TEST_NOT_LEADER_AFTER_PROPOSE=1, never in production):
+ * a leader that loses leadership answers its proposed writes NOT_LEADER ("not applied") although
+ * they may still commit, the defect the error contract forbids. The chaos checker's contract client
+ * must catch the double count that follows (test/chaos/planted.test.ts).
+ */
+const NOT_LEADER_AFTER_PROPOSE = process.env.TALLY_TEST_NOT_LEADER_AFTER_PROPOSE === "1";
 
 /** The counter state machine's options on every node of the cluster (restore uses them too). */
 export function shardOptionsOf(config: ClusterConfig): ShardOptions {
-  return { sessionTimeoutMs: config.cluster.sessionTimeoutMs, maxSessions: 100_000, maxRetainedResultsPerSession: 1_024 };
+  return { sessionTimeoutMs: config.cluster.sessionTimeoutMs, maxSessions: 100_000, maxSessionsPerCaller: config.cluster.sessionsPerCallerMax, maxRetainedResultsPerSession: 1_024 };
 }
 
 /** The group id of the metadata Raft group; shards are 1.. */
@@ -246,6 +253,7 @@ export class TallyNode {
       onSnapshot: async (_from, groupId, message) => this.receive([[groupId, message]]),
       logger: componentLogger("transport", { node: this.nodeId }),
       tls: nodeCertificateProvider(this.config, this.self, this.log),
+      peerSecret: peerSecretFor(this.config),
     });
     this.transport.onSnapshotResult = (to, groupId, ok) => {
       this.groupReplica(groupId)?.raw.reportSnapshot(to, ok);
@@ -1118,7 +1126,7 @@ export class TallyNode {
     if (role === Role.Leader && !wasLeader) {
       this.log.info({ shard: replica.shardId, term: replica.raw.term }, "became leader");
     } else if (role !== Role.Leader && wasLeader) {
-      replica.failInflight(replica.notLeaderError(this.leaderAddress));
+      replica.failInflight(replica.notLeaderError(this.leaderAddress), NOT_LEADER_AFTER_PROPOSE);
     }
   }
 

@@ -225,9 +225,20 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
     }
   }
 
-  /** Leadership lost: in-flight proposals may still commit under the next leader; clients retry by seq. */
-  failInflight(error: Error): void {
-    for (const entry of this.inflight.values()) for (const pending of entry.commands) pending.reject(error);
+  /**
+   * Leadership lost, or the replica is going away. Requests still queued never entered the log and
+   * get `error` (NOT_LEADER when leadership moved: safe to resend). Proposed ones may still commit
+   * under the next leader, so they are AMBIGUOUS (retry with the same seq) unless `error` itself is
+   * ambiguous-safe (an UNAVAILABLE or AMBIGUOUS error already says "unknown"). The contract:
+   * NOT_LEADER only for a write that provably never entered the log.
+   * `plantedNotLeaderAfterPropose` is the chaos harness's planted bug (the old behaviour).
+   */
+  failInflight(error: Error, plantedNotLeaderAfterPropose = false): void {
+    const proposedError =
+      error instanceof NotLeaderError && !plantedNotLeaderAfterPropose
+        ? new AmbiguousError(`shard ${this.shardId}: leadership moved after the write was proposed (${error.message}); it may still commit: retry with the same seq`)
+        : error;
+    for (const entry of this.inflight.values()) for (const pending of entry.commands) pending.reject(proposedError);
     this.inflight.clear();
     this.inflightCount = 0;
     for (const pending of this.queue) pending.reject(error);

@@ -6,10 +6,11 @@
  *
  * Wire form (msgpackr, arrays rather than maps so that field names cost nothing):
  *   entry     [timestampMs, [command, ...]]
- *   register  [0]
- *   keepalive [1, clientId]
- *   mutate    [2, clientId, seq, firstUnackedSeq, [op, ...]] | [..., epoch]  (epoch: the shard epoch
- *             the client routed by; 0 or absent = not checked)
+ *   register  [0, clientId, owner] | [0] (before random ids: the id came from the entry index)
+ *   keepalive [1, clientId] | [1, clientId, owner]
+ *   mutate    [2, clientId, seq, firstUnackedSeq, [op, ...]] | [..., epoch] | [..., epoch, owner]
+ *             (epoch: the shard epoch the client routed by; 0 or absent = not checked. owner: the
+ *             caller's principal name; absent = "", a cluster without auth)
  *             or [2, clientId, seq, firstUnackedSeq, packed] | [..., epoch] when there are two or
  *             more ops and every one is a plain add (no floor, no TTL): `packed` is binary in the form of src/util/packed-adds.ts,
  *             the bytes a client's packed AddBatch carried (one encoding per batch, so the bytes
@@ -28,6 +29,7 @@ import { Packr } from "msgpackr";
 import { assert, unreachable } from "../util/assert.js";
 import { InvalidArgumentError, type ErrorCode } from "../util/errors.js";
 import { INT64_MAX, INT64_MIN } from "./binary.js";
+import { fmix32 } from "../util/hash.js";
 import { decodePackedAdds, encodePackedAdds, PACKED_KEY_BYTES_MAX, type PackedAdd } from "../util/packed-adds.js";
 import { ITEM_BYTES_MAX } from "./kinds/hll.js";
 import { ENTRIES_MAX, WINDOW_MS_MAX } from "./kinds/ratelimit.js";
@@ -57,9 +59,13 @@ export const TTL_MS_MAX = 10 * 366 * 24 * 3_600_000;
 export const UNIQUE_ITEMS_MAX = 10_000;
 
 export type Command =
-  /** Opens a session (Raft thesis 6.3); the result carries the new clientId (see sessionClientId). */
-  | { type: "register" }
-  | { type: "keepalive"; clientId: number }
+  /**
+   * Opens a session (Raft thesis 6.3) owned by `owner`. The proposer picks `clientId` at random
+   * (cluster-unique and unguessable; the state machine refuses one in use). Absent only in entries
+   * written before random ids, where the id came from the entry index (sessionClientId).
+   */
+  | { type: "register"; clientId?: number; owner?: string }
+  | { type: "keepalive"; clientId: number; owner?: string }
   /** All ops or none. firstUnackedSeq: the client holds replies for every seq below it. */
   | {
       type: "mutate";
@@ -68,6 +74,8 @@ export type Command =
       firstUnackedSeq: number;
       ops: CounterOp[];
       epoch?: number;
+      /** The caller's principal name; absent = "" (no auth). Must be the session's owner. */
+      owner?: string;
       /**
        * The ops in packed form (src/util/packed-adds.ts) when the request carried them so: the
        * entry takes these bytes as they are. Invariant: `ops` is exactly their decoding. Only an
@@ -139,6 +147,89 @@ export function sessionClientId(entryIndex: number, registerOrdinal: number): nu
   const clientId = entryIndex * SESSION_IDS_PER_ENTRY + registerOrdinal;
   assert(Number.isSafeInteger(clientId), "client id overflows a safe integer");
   return clientId;
+}
+
+/** Bytes of a principal name a command may carry as its owner. */
+export const OWNER_BYTES_MAX = 256;
+
+/**
+ * A digest of what a mutate asks for (its ops, not its routing or acknowledgements), kept with the
+ * retained outcome: a retry of a seq must carry the same ops, or it is refused. A 32-bit FNV-1a
+ * style mix with a final avalanche, allocation-free (it runs for every mutate on every replica):
+ * a guard against a client reusing a seq by mistake, not against a forger (a session is usable
+ * only by its owner). Deterministic, so every replica decides alike.
+ */
+export function requestDigest(ops: readonly CounterOp[]): number {
+  let h = FNV_OFFSET;
+  for (let o = 0; o < ops.length; o++) {
+    const op = ops[o]!;
+    h = mixWord(h, OP_TAGS[op.kind]);
+    h = mixBytes(h, op.key);
+    switch (op.kind) {
+      case "add":
+        h = mixOptional(mixBigint(h, op.delta), op.floor);
+        h = mixOptional(h, op.ttlMs);
+        break;
+      case "set":
+        h = mixOptional(mixBigint(h, op.value), op.ttlMs);
+        break;
+      case "reset":
+        break;
+      case "cas":
+        h = mixBigint(mixNumber(h, op.expectedVersion), op.value);
+        break;
+      case "window":
+        h = mixOptional(mixOptional(mixBigint(h, op.delta), op.eventTimeMs), op.ttlMs);
+        break;
+      case "acquire":
+        h = mixNumber(mixNumber(mixNumber(h, op.n), op.limit), op.windowMs);
+        break;
+      case "unique":
+        h = mixWord(mixOptional(h, op.ttlMs), op.items.length);
+        for (const item of op.items) h = mixBytes(h, item);
+        break;
+      default:
+        unreachable(op);
+    }
+  }
+  // Avalanche, so digests of near-equal requests differ in many bits.
+  return fmix32(h);
+}
+
+const FNV_OFFSET = 0x811c9dc5 | 0;
+const FNV_PRIME = 0x01000193;
+const OP_TAGS: Readonly<Record<CounterOp["kind"], number>> = { add: 1, set: 2, reset: 3, cas: 4, window: 5, acquire: 6, unique: 7 };
+
+function mixWord(h: number, word: number): number {
+  h = Math.imul(h ^ (word & 0xff), FNV_PRIME);
+  h = Math.imul(h ^ ((word >>> 8) & 0xff), FNV_PRIME);
+  h = Math.imul(h ^ ((word >>> 16) & 0xff), FNV_PRIME);
+  return Math.imul(h ^ (word >>> 24), FNV_PRIME);
+}
+
+/** The length, then every byte: ("ab","c") and ("a","bc") differ. */
+function mixBytes(h: number, bytes: Uint8Array): number {
+  h = mixWord(h, bytes.length);
+  for (let i = 0; i < bytes.length; i++) h = Math.imul(h ^ bytes[i]!, FNV_PRIME);
+  return h;
+}
+
+/** An exact 64-bit integer as two words; small values (the common case) take no bigint arithmetic. */
+function mixBigint(h: number, value: bigint): number {
+  if (value >= -0x8000_0000n && value <= 0x7fff_ffffn) return mixWord(mixWord(h, Number(value)), Number(value) < 0 ? -1 : 0);
+  return mixWord(mixWord(h, Number(BigInt.asUintN(32, value))), Number(BigInt.asIntN(32, value >> 32n)));
+}
+
+/** A safe integer (counts, times, versions) as two words. */
+function mixNumber(h: number, value: number): number {
+  return mixWord(mixWord(h, value | 0), Math.floor(value / 0x1_0000_0000) | 0);
+}
+
+/** Absent and 0 differ: a presence word, then the value. */
+function mixOptional(h: number, value: bigint | number | undefined): number {
+  if (value === undefined) return mixWord(h, 0);
+  h = mixWord(h, 1);
+  return typeof value === "bigint" ? mixBigint(h, value) : mixNumber(h, value);
 }
 
 /** The entry index that registered a session (for logs and debugging). */
@@ -284,18 +375,29 @@ function validateOp(op: CounterOp, opIndex: number, limits: ShardLimits): void {
   if (problem !== undefined) fail(`ops[${opIndex}] (${String(kind)}) ${field} ${problem}`);
 }
 
+function checkOwner(what: string, owner: unknown): void {
+  if (owner === undefined) return;
+  if (typeof owner !== "string") fail(`${what} owner must be a string`);
+  // UTF-16 units * 3 bounds the UTF-8 bytes: most names never need encoding here.
+  if (owner.length > OWNER_BYTES_MAX || (owner.length * 3 > OWNER_BYTES_MAX && new TextEncoder().encode(owner).length > OWNER_BYTES_MAX)) fail(`${what} owner is longer than ${OWNER_BYTES_MAX} bytes`);
+}
+
 /** Throws InvalidArgumentError naming the first problem (which field, which op, which bound). */
 export function validateCommand(command: Command, limits: ShardLimits = DEFAULT_SHARD_LIMITS): void {
   if (typeof command !== "object" || command === null) fail("command must be an object");
   const type = command.type;
   switch (type) {
     case "register":
+      if (command.clientId !== undefined) checkSafeInteger("register clientId", command.clientId, 1);
+      checkOwner("register", command.owner);
       return;
     case "keepalive":
       checkSafeInteger("keepalive clientId", command.clientId, 1);
+      checkOwner("keepalive", command.owner);
       return;
     case "mutate": {
       checkSafeInteger("mutate clientId", command.clientId, 1);
+      checkOwner("mutate", command.owner);
       checkSafeInteger("mutate seq", command.seq, 1);
       checkSafeInteger("mutate firstUnackedSeq", command.firstUnackedSeq, 0);
       if (command.epoch !== undefined) checkSafeInteger("mutate epoch", command.epoch, 0);
@@ -389,13 +491,14 @@ function isPlainAdd(op: CounterOp): boolean {
 function commandToWire(command: Command): unknown[] {
   switch (command.type) {
     case "register":
-      return [WireCommand.Register];
+      return command.clientId === undefined ? [WireCommand.Register] : [WireCommand.Register, command.clientId, command.owner ?? ""];
     case "keepalive":
-      return [WireCommand.Keepalive, command.clientId];
+      return command.owner ? [WireCommand.Keepalive, command.clientId, command.owner] : [WireCommand.Keepalive, command.clientId];
     case "mutate": {
       // One op stays a msgpack array: its varint delta is smaller than the packed form's 8 bytes.
       const packable = command.ops.length > 1 && command.ops.every(isPlainAdd);
       const ops = packable ? (command.packedAdds ?? encodePackedAdds(command.ops as PackedAdd[])) : command.ops.map(opToWire);
+      if (command.owner) return [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops, command.epoch ?? 0, command.owner];
       return command.epoch
         ? [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops, command.epoch]
         : [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops];
@@ -465,6 +568,11 @@ function wireNumber(value: unknown, commandIndex: number, opIndex: number, field
   return fail(`${wireField(commandIndex, opIndex, field)} must be an integer, got ${typeof value}`);
 }
 
+function wireString(value: unknown, commandIndex: number, field: string): string {
+  if (typeof value !== "string") fail(`${wireField(commandIndex, -1, field)} must be a string, got ${typeof value}`);
+  return value;
+}
+
 function wireBigint(value: unknown, commandIndex: number, opIndex: number, field: string): bigint {
   if (typeof value === "bigint") return value;
   if (typeof value === "number" && Number.isSafeInteger(value)) return BigInt(value);
@@ -489,13 +597,17 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
   const tag: unknown = wire[0];
   switch (tag) {
     case WireCommand.Register:
-      checkArity(wire, 1, 1, commandIndex, -1, "register");
-      return { type: "register" };
-    case WireCommand.Keepalive:
-      checkArity(wire, 2, 2, commandIndex, -1, "keepalive");
-      return { type: "keepalive", clientId: wireNumber(wire[1], commandIndex, -1, "clientId") };
+      if (wire.length === 1) return { type: "register" };
+      checkArity(wire, 3, 3, commandIndex, -1, "register");
+      return { type: "register", clientId: wireNumber(wire[1], commandIndex, -1, "clientId"), owner: wireString(wire[2], commandIndex, "owner") };
+    case WireCommand.Keepalive: {
+      checkArity(wire, 2, 3, commandIndex, -1, "keepalive");
+      const keepalive: Command = { type: "keepalive", clientId: wireNumber(wire[1], commandIndex, -1, "clientId") };
+      if (wire.length === 3) keepalive.owner = wireString(wire[2], commandIndex, "owner");
+      return keepalive;
+    }
     case WireCommand.Mutate: {
-      checkArity(wire, 5, 6, commandIndex, -1, "mutate");
+      checkArity(wire, 5, 7, commandIndex, -1, "mutate");
       const wireOps: unknown = wire[4];
       let ops: CounterOp[];
       if (wireOps instanceof Uint8Array) {
@@ -518,7 +630,11 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
         firstUnackedSeq: wireNumber(wire[3], commandIndex, -1, "firstUnackedSeq"),
         ops,
       };
-      if (wire.length === 6) mutate.epoch = wireNumber(wire[5], commandIndex, -1, "epoch");
+      if (wire.length >= 6) {
+        const epoch = wireNumber(wire[5], commandIndex, -1, "epoch");
+        if (epoch !== 0 || wire.length === 6) mutate.epoch = epoch;
+      }
+      if (wire.length === 7) mutate.owner = wireString(wire[6], commandIndex, "owner");
       return mutate;
     }
     default:

@@ -30,6 +30,7 @@
  * sort keys.
  */
 import { assert } from "../util/assert.js";
+import { fmix32 } from "../util/hash.js";
 import { INT64_MAX, INT64_MIN } from "./binary.js";
 import { sortKeysInArena } from "./key-sort.js";
 
@@ -324,12 +325,7 @@ export class CounterTable {
   private hashBytes(bytes: Uint8Array, start: number, length: number): number {
     let h = this.hashSeed ^ length;
     for (let i = start; i < start + length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
-    h ^= h >>> 16;
-    h = Math.imul(h, 0x85ebca6b);
-    h ^= h >>> 13;
-    h = Math.imul(h, 0xc2b2ae35);
-    h ^= h >>> 16;
-    return h >>> 0;
+    return fmix32(h);
   }
 
   private keyEquals(slot: number, key: Uint8Array): boolean {

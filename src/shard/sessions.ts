@@ -14,6 +14,12 @@
  *
  * Invariant: iteration order of `sessions` is ascending (touchIndex, touchOrdinal), and therefore
  * non-decreasing lastActiveMs.
+ *
+ * A session belongs to the caller that registered it (`owner`, the authenticated principal's name;
+ * "" on a cluster without auth): the state machine refuses every command of another caller before
+ * it touches the session, so nobody can read another caller's retained results or burn its seqs.
+ * Each retained outcome keeps a digest of the request that produced it: a retry must be the same
+ * request, so a reused seq with another payload is refused instead of answered with the old result.
  */
 import { assert } from "../util/assert.js";
 import type { ErrorCode } from "../util/errors.js";
@@ -22,6 +28,8 @@ import type { CommandFailure, CommandResult, OpResult } from "./commands.js";
 
 export interface Session {
   readonly clientId: number;
+  /** The principal that registered the session ("" without auth); only it may use the session. */
+  readonly owner: string;
   /** State-machine clock at the session's last command. */
   lastActiveMs: number;
   /** Log index and command position of the last command: the canonical LRU order. */
@@ -40,17 +48,24 @@ export interface Session {
    */
   readonly retainedSeqs: number[];
   readonly retainedOutcomes: Uint8Array[];
+  /** requestDigest of the mutate behind each retained outcome; DIGEST_UNKNOWN for state loaded from format 1. */
+  readonly retainedDigests: number[];
 }
 
-export function newSession(clientId: number, clockMs: number, index: number, ordinal: number): Session {
+/** A retained outcome loaded from a record written before digests were kept: its retry is not checked. */
+export const DIGEST_UNKNOWN = -1;
+
+export function newSession(clientId: number, owner: string, clockMs: number, index: number, ordinal: number): Session {
   return {
     clientId,
+    owner,
     lastActiveMs: clockMs,
     touchIndex: index,
     touchOrdinal: ordinal,
     firstUnackedSeq: 0,
     retainedSeqs: [],
     retainedOutcomes: [],
+    retainedDigests: [],
   };
 }
 
@@ -66,28 +81,37 @@ function lowerBound(seqs: number[], seq: number): number {
   return low;
 }
 
-export function retainedOutcome(session: Session, seq: number): Uint8Array | undefined {
+/** Where seq's outcome is retained, or -1. */
+export function retainedPosition(session: Session, seq: number): number {
   const seqs = session.retainedSeqs;
   // Fast path: the newest seq (a retry of the last request) or nothing retained.
   const last = seqs.length - 1;
-  if (last < 0) return undefined;
-  if (seqs[last] === seq) return session.retainedOutcomes[last];
+  if (last < 0) return -1;
+  if (seqs[last] === seq) return last;
   const position = lowerBound(seqs, seq);
-  return seqs[position] === seq ? session.retainedOutcomes[position] : undefined;
+  return seqs[position] === seq ? position : -1;
 }
 
-export function retainOutcome(session: Session, seq: number, outcome: Uint8Array): void {
+export function retainedOutcome(session: Session, seq: number): Uint8Array | undefined {
+  const position = retainedPosition(session, seq);
+  return position < 0 ? undefined : session.retainedOutcomes[position];
+}
+
+export function retainOutcome(session: Session, seq: number, digest: number, outcome: Uint8Array): void {
   assert(seq >= session.firstUnackedSeq, "retaining an acknowledged seq");
+  assert(Number.isInteger(digest) && digest >= 0 && digest <= 0xffff_ffff, "request digest must be a u32");
   const seqs = session.retainedSeqs;
   if (seqs.length === 0 || seqs[seqs.length - 1]! < seq) {
     seqs.push(seq);
     session.retainedOutcomes.push(outcome);
+    session.retainedDigests.push(digest);
     return;
   }
   const position = lowerBound(seqs, seq);
   assert(seqs[position] !== seq, "seq retained twice");
   seqs.splice(position, 0, seq);
   session.retainedOutcomes.splice(position, 0, outcome);
+  session.retainedDigests.splice(position, 0, digest);
 }
 
 /** Thesis 6.3: the client holds replies below firstUnackedSeq; forget them. Monotonic. */
@@ -99,6 +123,7 @@ export function acknowledgeBelow(session: Session, firstUnackedSeq: number): voi
   const count = lowerBound(seqs, firstUnackedSeq);
   dropPrefix(seqs, count);
   dropPrefix(session.retainedOutcomes, count);
+  dropPrefix(session.retainedDigests, count);
 }
 
 /** array.splice(0, count) without allocating the removed items (pop is inlined; length= is not). */
@@ -113,6 +138,8 @@ export type MutateOutcome = Extract<CommandResult, { type: "mutate" }> | Command
 
 export class SessionTable {
   private readonly sessions = new Map<number, Session>();
+  /** Sessions per owner (per-caller quotas); owners with none are absent. */
+  private readonly perOwner = new Map<string, number>();
   /** The most recently active session (Map has no O(1) last()). */
   private newest: Session | undefined;
 
@@ -124,6 +151,11 @@ export class SessionTable {
     return this.sessions.get(clientId);
   }
 
+  /** How many sessions `owner` holds. */
+  countOf(owner: string): number {
+    return this.perOwner.get(owner) ?? 0;
+  }
+
   /** Adds a new session, or re-adds one loaded from storage/snapshot in canonical order. */
   insert(session: Session): void {
     assert(!this.sessions.has(session.clientId), "session already exists");
@@ -133,6 +165,7 @@ export class SessionTable {
       assert(newest.lastActiveMs <= session.lastActiveMs, "session activity clock went backwards");
     }
     this.sessions.set(session.clientId, session);
+    this.perOwner.set(session.owner, this.countOf(session.owner) + 1);
     this.newest = session;
   }
 
@@ -151,6 +184,7 @@ export class SessionTable {
     if (this.newest === session) {
       this.sessions.set(session.clientId, session);
     } else {
+      this.perOwner.set(session.owner, this.countOf(session.owner) - 1);
       this.insert(session);
     }
   }
@@ -191,8 +225,12 @@ export class SessionTable {
   }
 
   private remove(clientId: number): void {
-    const removed = this.sessions.delete(clientId);
-    assert(removed, "remove of an unknown session");
+    const session = this.sessions.get(clientId);
+    assert(session !== undefined, "remove of an unknown session");
+    this.sessions.delete(clientId);
+    const left = this.countOf(session.owner) - 1;
+    if (left === 0) this.perOwner.delete(session.owner);
+    else this.perOwner.set(session.owner, left);
     // Only the oldest sessions are ever removed, so the newest changes only when the table empties.
     if (this.sessions.size === 0) this.newest = undefined;
     else assert(this.newest?.clientId !== clientId, "removed the newest session of a non-empty table");
@@ -214,7 +252,9 @@ const RESULT_HAS_EVENT_TIME = 1;
 const RESULT_HAS_ACQUIRE = 2;
 const FAILURE_HAS_OP_INDEX = 1;
 const FAILURE_HAS_CURRENT_VERSION = 2;
-const SESSION_RECORD_FORMAT = 1;
+/** 2: format 1 plus the owner and a request digest per retained outcome. */
+const SESSION_RECORD_FORMAT = 2;
+const SESSION_RECORD_FORMAT_UNBOUND = 1;
 
 function hasKindFields(result: OpResult): boolean {
   return result.eventTimeMs !== undefined || result.allowed !== undefined;
@@ -338,24 +378,37 @@ export function decodeOutcome(bytes: Uint8Array): MutateOutcome {
   return outcome;
 }
 
-/** Writes a session; shared by the per-session storage record and the snapshot. */
+/**
+ * Writes a session (the current layout, with owner and digests); shared by the per-session storage
+ * record and the snapshot (format 3).
+ */
 export function writeSession(writer: ByteWriter, session: Session): void {
   writer.u64(session.clientId);
   writer.u64(session.lastActiveMs);
   writer.u64(session.touchIndex);
   writer.u32(session.touchOrdinal);
   writer.u64(session.firstUnackedSeq);
+  writer.string16(session.owner);
   const seqs = session.retainedSeqs;
   writer.u32(seqs.length);
   for (let i = 0; i < seqs.length; i++) {
     const outcome = session.retainedOutcomes[i]!;
+    const digest = session.retainedDigests[i]!;
     writer.u64(seqs[i]!);
+    // u8 0: no digest (loaded from format 1); 1: the u32 digest follows.
+    if (digest === DIGEST_UNKNOWN) {
+      writer.u8(0);
+    } else {
+      writer.u8(1);
+      writer.u32(digest);
+    }
     writer.u32(outcome.length);
     writer.raw(outcome);
   }
 }
 
-export function readSession(reader: ByteReader): Session {
+/** Reads a session written by writeSession; `bound` false reads the format-1 layout (no owner, no digests). */
+export function readSession(reader: ByteReader, bound = true): Session {
   const clientId = reader.u64();
   const lastActiveMs = reader.u64();
   const touchIndex = reader.u64();
@@ -363,6 +416,7 @@ export function readSession(reader: ByteReader): Session {
   const firstUnackedSeq = reader.u64();
   if (clientId < 1) reader.fail("session client id 0");
   if (touchIndex < 1) reader.fail(`session ${clientId} touch index 0`);
+  const owner = bound ? reader.string16() : "";
   const count = reader.u32();
   // Each retained result takes at least 13 bytes (seq, length, tag): a corrupt count fails here
   // instead of driving a huge loop. (No check against maxRetainedResultsPerSession: a restart may
@@ -370,19 +424,27 @@ export function readSession(reader: ByteReader): Session {
   if (count * 13 > reader.remaining) reader.fail(`session ${clientId} claims ${count} retained results`);
   const retainedSeqs: number[] = [];
   const retainedOutcomes: Uint8Array[] = [];
+  const retainedDigests: number[] = [];
   let previousSeq = 0;
   for (let i = 0; i < count; i++) {
     const seq = reader.u64();
     if (seq <= previousSeq) reader.fail(`session ${clientId} results not in ascending seq order`);
     if (seq < firstUnackedSeq) reader.fail(`session ${clientId} retains acknowledged seq ${seq}`);
     previousSeq = seq;
+    let digest = DIGEST_UNKNOWN;
+    if (bound) {
+      const hasDigest = reader.u8();
+      if (hasDigest > 1) reader.fail(`session ${clientId} bad digest flag ${hasDigest}`);
+      if (hasDigest === 1) digest = reader.u32();
+    }
+    retainedDigests.push(digest);
     const length = reader.u32();
     const outcome = reader.raw(length);
     decodeOutcome(outcome); // validates; throws CorruptionError
     retainedSeqs.push(seq);
     retainedOutcomes.push(outcome);
   }
-  return { clientId, lastActiveMs, touchIndex, touchOrdinal, firstUnackedSeq, retainedSeqs, retainedOutcomes };
+  return { clientId, owner, lastActiveMs, touchIndex, touchOrdinal, firstUnackedSeq, retainedSeqs, retainedOutcomes, retainedDigests };
 }
 
 const sessionWriter = new ByteWriter(4096);
@@ -398,8 +460,8 @@ export function encodeSessionRecord(session: Session): Uint8Array {
 export function decodeSessionRecord(bytes: Uint8Array): Session {
   const reader = new ByteReader(bytes, "session record");
   const format = reader.u8();
-  if (format !== SESSION_RECORD_FORMAT) reader.fail(`unknown session record format ${format}`);
-  const session = readSession(reader);
+  if (format !== SESSION_RECORD_FORMAT && format !== SESSION_RECORD_FORMAT_UNBOUND) reader.fail(`unknown session record format ${format}`);
+  const session = readSession(reader, format === SESSION_RECORD_FORMAT);
   reader.expectEnd();
   return session;
 }

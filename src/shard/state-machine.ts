@@ -22,6 +22,7 @@ import { ByteReader, ByteWriter, INT64_MAX, INT64_MIN } from "./binary.js";
 import {
   decodeEntryShape,
   DEFAULT_SHARD_LIMITS,
+  requestDigest,
   sessionClientId,
   SESSION_IDS_PER_ENTRY,
   validateCommand,
@@ -47,8 +48,9 @@ import {
   encodeOutcome,
   encodeSessionRecord,
   newSession,
+  DIGEST_UNKNOWN,
   readSession,
-  retainedOutcome,
+  retainedPosition,
   retainOutcome,
   SessionTable,
   writeSession,
@@ -63,6 +65,12 @@ export interface ShardOptions {
   sessionTimeoutMs: number;
   /** Registering beyond this evicts the least recently active session. */
   maxSessions: number;
+  /**
+   * Sessions one authenticated caller may hold on this shard; registering beyond it fails with
+   * OVERLOADED (RESOURCE_EXHAUSTED), so one caller cannot evict everyone else's sessions. Not
+   * applied to the anonymous owner "" of a cluster without auth. Default DEFAULT_SESSIONS_PER_CALLER_MAX.
+   */
+  maxSessionsPerCaller?: number;
   /** Unacknowledged outcomes one session may hold; a mutate beyond it fails with OVERLOADED. */
   maxRetainedResultsPerSession: number;
   /** Counters one shard may hold (default and ceiling COUNTERS_MAX); creating more fails with OVERLOADED. */
@@ -84,11 +92,17 @@ export function validateShardOptions(options: ShardOptions): void {
   positive("sessionTimeoutMs", options.sessionTimeoutMs);
   positive("maxSessions", options.maxSessions);
   positive("maxRetainedResultsPerSession", options.maxRetainedResultsPerSession);
+  if (options.maxSessionsPerCaller !== undefined) positive("maxSessionsPerCaller", options.maxSessionsPerCaller);
   if (options.maxCounters !== undefined) positive("maxCounters", options.maxCounters, COUNTERS_MAX);
   if (options.hashSeed !== undefined && !(Number.isInteger(options.hashSeed) && options.hashSeed >= 0 && options.hashSeed <= 0xffff_ffff)) {
     throw new InvalidArgumentError(`shard option hashSeed must be a u32, got ${String(options.hashSeed)}`);
   }
 }
+
+export const DEFAULT_SESSIONS_PER_CALLER_MAX = 10_000;
+
+/** The failure message of a register whose random id is taken; the proposer registers again with another. */
+export const SESSION_ID_IN_USE = "session id in use";
 
 /**
  * Decides, deterministically from replicated state only, whether a mutation may apply here; a
@@ -113,8 +127,9 @@ export interface ShardChanges {
 export const EXPIRED_PER_ENTRY_MAX = 1_000;
 
 const SNAPSHOT_MAGIC = 0x544c5953; // "TLYS"
-/** 2: format 1 plus the kind records. restore() reads both. */
-const SNAPSHOT_FORMAT = 2;
+/** 3: format 2 with each session's owner and request digests (sessions.ts writeSession). restore() reads 1-3. */
+const SNAPSHOT_FORMAT = 3;
+const SNAPSHOT_FORMAT_UNBOUND_SESSIONS = 2;
 const SNAPSHOT_FORMAT_COUNTERS_ONLY = 1;
 const KEY_BYTES_MAX = DEFAULT_SHARD_LIMITS.maxKeyBytes;
 
@@ -163,6 +178,7 @@ export class CounterStateMachine {
     this.options = Object.freeze({
       ...options,
       maxCounters: options.maxCounters ?? COUNTERS_MAX,
+      maxSessionsPerCaller: options.maxSessionsPerCaller ?? DEFAULT_SESSIONS_PER_CALLER_MAX,
       hashSeed: options.hashSeed ?? 0x9e3779b9,
     });
     this.counters = new CounterTable(this.options.hashSeed);
@@ -253,7 +269,7 @@ export class CounterStateMachine {
     for (let position = 0; position < commands.length; position++) {
       const command = commands[position]!;
       if (command.type === "register") {
-        results[position] = this.register(index, position, registers);
+        results[position] = this.register(command, index, position, registers);
         registers++;
       } else {
         results[position] = this.applyCommand(command, index, position, admit);
@@ -262,9 +278,29 @@ export class CounterStateMachine {
     return results;
   }
 
-  private register(index: number, position: number, ordinal: number): CommandResult {
-    if (ordinal >= SESSION_IDS_PER_ENTRY) {
-      return failure("OVERLOADED", `too many session registrations in entry ${index}; max ${SESSION_IDS_PER_ENTRY}`);
+  private register(command: Extract<Command, { type: "register" }>, index: number, position: number, ordinal: number): CommandResult {
+    try {
+      validateCommand(command);
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) return failure("INVALID_ARGUMENT", error.message);
+      throw error;
+    }
+    const owner = command.owner ?? "";
+    let clientId: number;
+    if (command.clientId === undefined) {
+      // An entry from before random ids: the id is the entry's index and the register's ordinal.
+      if (ordinal >= SESSION_IDS_PER_ENTRY) {
+        return failure("OVERLOADED", `too many session registrations in entry ${index}; max ${SESSION_IDS_PER_ENTRY}`);
+      }
+      clientId = sessionClientId(index, ordinal);
+    } else {
+      clientId = command.clientId;
+    }
+    // A random id can meet a live one (2^53 ids): refused, and the proposer registers with another.
+    if (this.sessions.get(clientId) !== undefined) return failure("FAILED_PRECONDITION", SESSION_ID_IN_USE);
+    const perCaller = this.options.maxSessionsPerCaller;
+    if (owner !== "" && this.sessions.countOf(owner) >= perCaller) {
+      return failure("OVERLOADED", `caller "${owner}" holds ${perCaller} sessions on this shard (the most one caller may); reuse them, or let idle ones expire`);
     }
     // Thesis 6.3 bounds sessions with LRU eviction: the session idle longest goes; its client
     // then sees SESSION_EXPIRED. Deterministic because the LRU order is part of the state. A loop,
@@ -274,8 +310,7 @@ export class CounterStateMachine {
       assert(evicted !== undefined, "maxSessions >= 1 but no session to evict");
       this.dirtySessions.add(evicted.clientId);
     }
-    const clientId = sessionClientId(index, ordinal);
-    this.sessions.insert(newSession(clientId, this.clockMsValue, index, position));
+    this.sessions.insert(newSession(clientId, owner, this.clockMsValue, index, position));
     this.dirtySessions.add(clientId);
     assert(this.sessions.size <= this.options.maxSessions, "session table above maxSessions");
     return { ok: true, type: "register", clientId };
@@ -293,6 +328,11 @@ export class CounterStateMachine {
     if (session === undefined) {
       return failure("SESSION_EXPIRED", `session ${command.clientId} is unknown or expired; register a new one`);
     }
+    // Before anything touches the session: another caller may not keep it alive, read its retained
+    // results, or advance its acknowledgements.
+    if (session.owner !== (command.owner ?? "")) {
+      return failure("PERMISSION_DENIED", `session ${command.clientId} belongs to another caller; register a session of your own`);
+    }
     this.sessions.touch(session, this.clockMsValue, index, position);
     this.dirtySessions.add(session.clientId);
     if (command.type === "keepalive") return { ok: true, type: "keepalive" };
@@ -301,16 +341,24 @@ export class CounterStateMachine {
     acknowledgeBelow(session, command.firstUnackedSeq);
     if (command.seq < session.firstUnackedSeq) {
       // The outcome is forgotten, so we can neither replay it nor safely apply again. This is a
-      // stale duplicate (the client already has the reply). SESSION_EXPIRED because, as for an
-      // expired session, the state machine can no longer vouch for exactly-once for this seq.
+      // stale duplicate (the client already has the reply): refused, with its own code so a client
+      // can tell it from an expired session (which needs a new registration; this one does not).
       return failure(
-        "SESSION_EXPIRED",
+        "SEQ_ACKNOWLEDGED",
         `seq ${command.seq} of session ${command.clientId} was already acknowledged ` +
           `(results below seq ${session.firstUnackedSeq} are forgotten)`,
       );
     }
-    const retained = retainedOutcome(session, command.seq);
-    if (retained !== undefined) return decodeOutcome(retained);
+    const digest = requestDigest(command.ops);
+    const retained = retainedPosition(session, command.seq);
+    if (retained >= 0) {
+      const was = session.retainedDigests[retained]!;
+      if (was !== DIGEST_UNKNOWN && was !== digest) {
+        // Answering with the saved result would tell this caller that a different request applied.
+        return failure("INVALID_ARGUMENT", `seq ${command.seq} of session ${command.clientId} was used for a different request; a retry must resend the same operations (use a new seq for a new request)`);
+      }
+      return decodeOutcome(session.retainedOutcomes[retained]!);
+    }
     // The routing check, at apply time so that it is ordered with the shard's own descriptor
     // changes in the log: a mutation routed by a stale epoch, or naming a key outside the range,
     // changes nothing and is not retained (the client retries the same seq after a refresh).
@@ -332,7 +380,7 @@ export class CounterStateMachine {
       for (const op of command.ops) if (this.kinds.isDue(op.key, this.clockMsValue)) this.deleteKey(op.key);
     }
     const outcome = this.mutate(command.ops, index);
-    retainOutcome(session, command.seq, encodeOutcome(outcome));
+    retainOutcome(session, command.seq, digest, encodeOutcome(outcome));
     assert(session.retainedSeqs.length <= this.options.maxRetainedResultsPerSession, "retained results above bound");
     return outcome;
   }
@@ -771,7 +819,7 @@ export class CounterStateMachine {
    *   u32 magic "TLYS" | u16 format | u64 appliedIndex | u64 clockMs
    *   u32 counterCount | { u16 keyLength, key, i64 value, u64 version }*
    *   u32 sessionCount | session* (see sessions.ts writeSession)
-   *   u32 kindCount | { u16 keyLength, key, u32 recordLength, record (encodeKindRecord) }*   (format 2)
+   *   u32 kindCount | { u16 keyLength, key, u32 recordLength, record (encodeKindRecord) }*   (format >= 2)
    *   u32 crc32
    */
   snapshot(): Uint8Array {
@@ -810,7 +858,7 @@ export class CounterStateMachine {
     reader.verifyCrc32Trailer();
     if (reader.u32() !== SNAPSHOT_MAGIC) reader.fail("bad magic");
     const format = reader.u16();
-    if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_COUNTERS_ONLY) reader.fail(`unknown format ${format}`);
+    if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_UNBOUND_SESSIONS && format !== SNAPSHOT_FORMAT_COUNTERS_ONLY) reader.fail(`unknown format ${format}`);
     machine.appliedIndexValue = reader.u64();
     machine.clockMsValue = reader.u64();
     const counterCount = reader.u32();
@@ -835,11 +883,11 @@ export class CounterStateMachine {
     const sessionCount = reader.u32();
     if (sessionCount * 40 > reader.remaining) reader.fail(`session count ${sessionCount} exceeds the data`);
     for (let i = 0; i < sessionCount; i++) {
-      const session = readSession(reader);
+      const session = readSession(reader, format === SNAPSHOT_FORMAT);
       machine.insertLoadedSession(session, corrupt);
       machine.dirtySessions.add(session.clientId);
     }
-    if (format === SNAPSHOT_FORMAT) {
+    if (format !== SNAPSHOT_FORMAT_COUNTERS_ONLY) {
       const kindCount = reader.u32();
       if (kindCount * 24 > reader.remaining) reader.fail(`kind count ${kindCount} exceeds the data`);
       let previous: Uint8Array | undefined;

@@ -11,6 +11,8 @@ export interface RaftFrameWire {
   fromNode: string;
   payload: Uint8Array;
   crc32c: number;
+  /** Peer authentication (peer-auth.ts); absent or empty without a cluster secret. */
+  mac?: Uint8Array;
 }
 
 export interface SnapshotChunkWire {
@@ -21,6 +23,8 @@ export interface SnapshotChunkWire {
   offset: number;
   last: boolean;
   crc32c: number;
+  /** Peer authentication (peer-auth.ts); absent or empty without a cluster secret. */
+  mac?: Uint8Array;
 }
 
 export interface SnapshotAckWire {

@@ -15,6 +15,11 @@
  * - A peer that is down is retried with capped exponential backoff and jitter; while it is down
  *   messages to it are dropped and the node is told (onUnreachable), so Raft moves the peer to
  *   probe state instead of streaming into the void (etcd: ReportUnreachable).
+ * - Only nodes of the cluster may speak: Raft trusts every message it steps, so one accepted from
+ *   anyone else can depose a leader or append and commit entries. A frame must name a configured
+ *   peer, and that claim is proven: with mTLS by the connection's certificate, without TLS by the
+ *   cluster secret (peerSecret: a handshake per call and a MAC on every frame, peer-auth.ts). With
+ *   neither, the claim is taken on trust and start() warns that the port is open.
  *
  * Callbacks into the node (onMessages, onSnapshot, onSnapshotResult, onUnreachable) are always
  * made from gRPC or timer events, never from inside send()/flush(), so the driver loop is never
@@ -30,6 +35,7 @@ import { componentLogger, type Logger } from "../util/log.js";
 import { nodeIdOfCertificate, type ReloadingCertificateProvider, reloadingChannelCredentials, reloadingServerCredentials } from "../util/tls.js";
 import { crc32c } from "../storage/crc32c.js";
 import { decodeFrame, decodeSnapshotHeader, encodeFrame, encodeSnapshotHeader, estimateMessageBytes, type GroupMessage } from "./codec.js";
+import { type FrameMac, PeerAuthenticator, PeerAuthError, type PeerRpc, snapshotChunkFields } from "./peer-auth.js";
 import { type PeerClient, peerService, type RaftFrameWire, type SnapshotAckWire, type SnapshotChunkWire } from "./peer-proto.js";
 
 export interface PeerTransportOptions {
@@ -68,6 +74,12 @@ export interface PeerTransportOptions {
    * (the server checks each stream's first frame; the dialer checks the server's certificate).
    */
   tls?: ReloadingCertificateProvider;
+  /**
+   * The cluster secret (at least 32 characters, the same on every node): every call in both
+   * directions must prove it, and every frame and snapshot chunk carries a MAC under a key of
+   * that call (peer-auth.ts). For clusters without TLS; with both, both are checked.
+   */
+  peerSecret?: string;
 }
 
 export interface PeerTransportStats {
@@ -77,8 +89,13 @@ export interface PeerTransportStats {
   dropped: number;
   framesReceived: number;
   messagesReceived: number;
-  /** Frames refused by this receiver (bad checksum, undecodable, misaddressed). */
+  /** Frames refused by this receiver (bad checksum, undecodable, misaddressed, bad MAC). */
   framesRejected: number;
+  /**
+   * Peer authentication failures, both ends: calls refused (no or malformed handshake, not a
+   * peer), frames and chunks with a bad MAC, and peers that failed to prove the secret to us.
+   */
+  unauthenticated: number;
   snapshotsSent: number;
   snapshotsFailed: number;
   snapshotsReceived: number;
@@ -105,6 +122,8 @@ class PeerLink {
   reachable = true;
   /** write() returned false: wait for 'drain' before writing more. */
   blocked = false;
+  /** With a peer secret: the MACs of the current stream, once the peer proved the secret. */
+  frameMac: FrameMac | undefined;
   queue: GroupMessage[] = [];
   backoffMs: number;
   reconnectTimer: NodeJS.Timeout | undefined;
@@ -151,6 +170,7 @@ export class PeerTransport {
     framesReceived: 0,
     messagesReceived: 0,
     framesRejected: 0,
+    unauthenticated: 0,
     snapshotsSent: 0,
     snapshotsFailed: 0,
     snapshotsReceived: 0,
@@ -172,6 +192,7 @@ export class PeerTransport {
   /** gRPC's per-message limit, both directions; well above a frame so one oversized message still fits. */
   private readonly grpcMessageBytesMax: number;
   private readonly channelOptions: grpc.ChannelOptions;
+  private readonly auth: PeerAuthenticator | undefined;
 
   private readonly links = new Map<NodeId, PeerLink>();
   private server: grpc.Server | undefined;
@@ -187,6 +208,7 @@ export class PeerTransport {
     this.nodeId = options.nodeId;
     this.fromNode = String(options.nodeId);
     this.logger = options.logger ?? componentLogger("transport", { node: options.nodeId });
+    this.auth = options.peerSecret === undefined ? undefined : new PeerAuthenticator(options.peerSecret);
     this.maxQueuedMessagesPerPeer = positiveInteger(options.maxQueuedMessagesPerPeer ?? 8192, "maxQueuedMessagesPerPeer");
     this.maxFrameBytes = positiveInteger(options.maxFrameBytes ?? 4 * MIB, "maxFrameBytes");
     this.snapshotChunkBytes = positiveInteger(options.snapshotChunkBytes ?? 1 * MIB, "snapshotChunkBytes");
@@ -254,7 +276,14 @@ export class PeerTransport {
       this.server = undefined;
       throw new UnavailableError(`cannot listen for peer traffic on ${address}: ${(error as Error).message}`, { cause: error });
     }
-    this.logger.info({ address: this.boundAddress, peers: [...this.links.keys()] }, "peer transport listening");
+    const authentication = [this.options.tls ? "mTLS" : "", this.auth ? "cluster secret" : ""].filter(Boolean).join(" + ") || "none";
+    this.logger.info({ address: this.boundAddress, peers: [...this.links.keys()], authentication }, "peer transport listening");
+    if (authentication === "none") {
+      this.logger.warn(
+        { address: this.boundAddress },
+        "peer port is not authenticated: anyone who reaches it can speak as a node of this cluster and write any key (docs/security.md)",
+      );
+    }
     for (const link of this.links.values()) this.connect(link);
     // An HTTP/2 connection keeps the certificate it was opened with, and a peer that refused our
     // old one would refuse every stream on it: redial everyone with the new certificate.
@@ -363,13 +392,26 @@ export class PeerTransport {
 
   private connect(link: PeerLink): void {
     if (this.closed || link.state === "closed") return;
-    const stream = this.clientFor(link).Raft(new grpc.Metadata(), {});
+    const handshake = this.auth?.dial("raft", this.nodeId, link.id);
+    const stream = this.clientFor(link).Raft(handshake?.metadata ?? new grpc.Metadata(), {});
     link.stream = stream;
     link.state = "connecting";
     link.blocked = false;
-    // The receiver sends its headers as soon as it accepts the stream: that is "connected".
-    stream.on("metadata", () => {
+    link.frameMac = undefined;
+    // The receiver sends its headers as soon as it accepts the stream: that is "connected" (with a
+    // peer secret, once they prove it; nothing is written before).
+    stream.on("metadata", (headers: grpc.Metadata) => {
       if (link.stream !== stream) return;
+      if (handshake !== undefined) {
+        try {
+          link.frameMac = handshake.finish(headers);
+        } catch (error) {
+          this.stats.unauthenticated += 1;
+          this.logger.warn({ peer: link.id, address: link.address, error: (error as Error).message }, "peer failed authentication");
+          stream.cancel();
+          return;
+        }
+      }
       link.state = "connected";
       link.reachable = true;
       link.backoffMs = this.backoffMinMs;
@@ -424,6 +466,8 @@ export class PeerTransport {
   private writeQueued(link: PeerLink): void {
     const stream = link.stream;
     if (stream === undefined || link.blocked) return;
+    const frameMac = link.frameMac;
+    if (this.auth !== undefined && frameMac === undefined) return; // the handshake is not done
     while (link.queue.length > 0 && !link.blocked) {
       let count = 0;
       let bytes = 0;
@@ -442,7 +486,9 @@ export class PeerTransport {
         this.logger.error({ peer: link.id, bytes: frame.payload.length }, "message larger than the gRPC limit dropped");
         continue;
       }
-      const accepted = stream.write({ fromNode: this.fromNode, payload: frame.payload, crc32c: frame.crc32c });
+      const wire: RaftFrameWire = { fromNode: this.fromNode, payload: frame.payload, crc32c: frame.crc32c };
+      if (frameMac !== undefined) wire.mac = frameMac.sign(frame.payload);
+      const accepted = stream.write(wire);
       this.stats.framesSent += 1;
       this.stats.messagesSent += items.length;
       if (!accepted) link.blocked = true;
@@ -520,9 +566,10 @@ export class PeerTransport {
         wakeWriter?.();
         resolve(error);
       };
+      const handshake = this.auth?.dial("snapshot", this.nodeId, link.id);
       let call: grpc.ClientWritableStream<SnapshotChunkWire>;
       try {
-        call = client.Snapshot(new grpc.Metadata(), { deadline: Date.now() + this.snapshotTimeoutMs }, (error, ack) => {
+        call = client.Snapshot(handshake?.metadata ?? new grpc.Metadata(), { deadline: Date.now() + this.snapshotTimeoutMs }, (error, ack) => {
           if (error !== null) finish(`${grpc.status[error.code] ?? error.code}: ${error.details}`);
           else if (ack?.ok !== true) finish(`refused by peer: ${ack?.error ?? "no reason"}`);
           else finish(undefined);
@@ -534,12 +581,12 @@ export class PeerTransport {
       link.activeSnapshotCall = call;
       call.on("error", () => undefined); // reported through the callback
       call.on("drain", () => wakeWriter?.());
-      const writeAll = async (): Promise<void> => {
+      const writeAll = async (frameMac: FrameMac | undefined): Promise<void> => {
         let offset = 0;
         do {
           const end = Math.min(offset + this.snapshotChunkBytes, data.length);
           const chunk = data.subarray(offset, end);
-          const accepted = call.write({
+          const wire: SnapshotChunkWire = {
             fromNode: this.fromNode,
             groupId: job.groupId,
             header: offset === 0 ? encodeSnapshotHeader(job.message) : new Uint8Array(0),
@@ -547,7 +594,9 @@ export class PeerTransport {
             offset,
             last: end === data.length,
             crc32c: crc32c(chunk),
-          });
+          };
+          if (frameMac !== undefined) wire.mac = frameMac.sign(snapshotChunkFields(wire.groupId, wire.offset, wire.last, wire.crc32c, wire.header.length), wire.header, wire.data);
+          const accepted = call.write(wire);
           offset = end;
           if (!accepted && !settled) {
             await new Promise<void>((wake) => (wakeWriter = wake));
@@ -556,9 +605,29 @@ export class PeerTransport {
         } while (offset < data.length && !settled);
         if (!settled) call.end();
       };
-      writeAll().catch((error: unknown) => {
-        call.cancel();
-        finish(`write failed: ${(error as Error).message}`);
+      const start = (frameMac: FrameMac | undefined): void => {
+        writeAll(frameMac).catch((error: unknown) => {
+          call.cancel();
+          finish(`write failed: ${(error as Error).message}`);
+        });
+      };
+      if (handshake === undefined) {
+        start(undefined);
+        return;
+      }
+      // With a peer secret nothing is written before the receiver proved it holds the secret.
+      call.on("metadata", (headers: grpc.Metadata) => {
+        if (settled) return;
+        let frameMac: FrameMac;
+        try {
+          frameMac = handshake.finish(headers);
+        } catch (error) {
+          this.stats.unauthenticated += 1;
+          call.cancel();
+          finish(`peer failed authentication: ${(error as Error).message}`);
+          return;
+        }
+        start(frameMac);
       });
     });
   }
@@ -582,7 +651,8 @@ export class PeerTransport {
   /**
    * Only configured peers may speak: Raft steps a message from anyone, so one from an unknown id
    * with a high term would depose a leader, and an App or Snap from it would be appended or
-   * installed (found by the fuzzer). With mTLS the id is also bound to the peer's certificate.
+   * installed (found by the fuzzer). With mTLS the id is also bound to the peer's certificate;
+   * with a peer secret, to the call's handshake (acceptCall) and every frame's MAC.
    */
   private knownPeer(call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } }, from: NodeId): NodeId {
     if (!this.links.has(from)) throw new Error(`node ${from} is not a peer of node ${this.nodeId}`);
@@ -593,16 +663,49 @@ export class PeerTransport {
     return from;
   }
 
+  /**
+   * With a peer secret: the dialer's handshake, from a configured peer, answered; undefined
+   * without one. A refusal is counted and logged, and the caller ends the call with it.
+   */
+  private acceptCall(
+    rpc: PeerRpc,
+    call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire> | grpc.ServerReadableStream<SnapshotChunkWire, SnapshotAckWire>,
+  ): { accepted?: { dialer: NodeId; frames: FrameMac }; refused?: grpc.StatusObject } {
+    if (this.auth === undefined) return {};
+    try {
+      const { dialer, answer, frames } = this.auth.accept(rpc, this.nodeId, call.metadata);
+      this.knownPeer(call, dialer);
+      call.sendMetadata(answer);
+      return { accepted: { dialer, frames } };
+    } catch (error) {
+      this.stats.unauthenticated += 1;
+      const details = `peer authentication failed: ${(error as Error).message}`;
+      this.logger.warn({ rpc, peer: call.getPeer(), error: (error as Error).message }, "peer call refused");
+      return { refused: { code: grpc.status.UNAUTHENTICATED, details, metadata: new grpc.Metadata() } };
+    }
+  }
+
   private handleRaftStream(call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire>): void {
     let rejected = false;
     let heard = false;
-    call.sendMetadata(new grpc.Metadata());
+    const { accepted, refused } = this.acceptCall("raft", call);
+    if (refused !== undefined) {
+      call.emit("error", refused);
+      return;
+    }
+    if (accepted === undefined) call.sendMetadata(new grpc.Metadata());
     call.on("data", (frame: RaftFrameWire) => {
       if (rejected) return;
       let from: NodeId;
       let batch: GroupMessage[];
       try {
         from = this.knownPeer(call, parseNodeId(frame.fromNode));
+        if (accepted !== undefined) {
+          // Credentials before decoding: the MAC is checked on the raw bytes.
+          const number = accepted.frames.frames;
+          if (from !== accepted.dialer) throw new PeerAuthError(`frame ${number} claims node ${from} on a call authenticated as node ${accepted.dialer}`);
+          if (!accepted.frames.verify(frame.mac, frame.payload)) throw new PeerAuthError(`frame ${number}: bad MAC (forged, altered, replayed or out of order)`);
+        }
         batch = decodeFrame({ payload: frame.payload, crc32c: frame.crc32c });
         for (const [groupId, message] of batch) {
           if (message.from !== from) throw new Error(`group ${groupId}: message from ${message.from} on a stream from node ${from}`);
@@ -613,8 +716,10 @@ export class PeerTransport {
         // it (corruption, a misrouted address) is logged once per stream instead of per frame.
         rejected = true;
         this.stats.framesRejected += 1;
+        const unauthenticated = error instanceof PeerAuthError;
+        if (unauthenticated) this.stats.unauthenticated += 1;
         this.logger.warn({ peer: frame.fromNode, error: (error as Error).message }, "peer frame rejected");
-        call.emit("error", { code: grpc.status.DATA_LOSS, details: `frame rejected: ${(error as Error).message}` });
+        call.emit("error", { code: unauthenticated ? grpc.status.UNAUTHENTICATED : grpc.status.DATA_LOSS, details: `frame rejected: ${(error as Error).message}` });
         return;
       }
       if (!heard) {
@@ -633,6 +738,11 @@ export class PeerTransport {
     call: grpc.ServerReadableStream<SnapshotChunkWire, SnapshotAckWire>,
     callback: grpc.sendUnaryData<SnapshotAckWire>,
   ): void {
+    const { accepted, refused } = this.acceptCall("snapshot", call);
+    if (refused !== undefined) {
+      callback(refused);
+      return;
+    }
     if (this.inboundSnapshots >= this.maxInboundSnapshots) {
       callback(null, { ok: false, error: `busy: ${this.inboundSnapshots} snapshots already being received` });
       return;
@@ -650,6 +760,12 @@ export class PeerTransport {
       if (!ok) this.logger.warn({ error }, "inbound snapshot refused");
       callback(null, { ok, error });
     };
+    const refuse = (error: PeerAuthError): void => {
+      if (!release()) return;
+      this.stats.unauthenticated += 1;
+      this.logger.warn({ error: error.message }, "inbound snapshot refused");
+      callback({ code: grpc.status.UNAUTHENTICATED, details: `peer authentication failed: ${error.message}` });
+    };
     let from = 0;
     let groupId = 0;
     let message: Message | undefined;
@@ -659,6 +775,13 @@ export class PeerTransport {
     call.on("data", (chunk: SnapshotChunkWire) => {
       if (done) return;
       try {
+        if (accepted !== undefined) {
+          // Credentials before decoding: the MAC is checked on the raw fields.
+          const number = accepted.frames.frames;
+          if (parseNodeId(chunk.fromNode) !== accepted.dialer) throw new PeerAuthError(`chunk ${number} claims node ${chunk.fromNode} on a call authenticated as node ${accepted.dialer}`);
+          const fields = snapshotChunkFields(chunk.groupId, chunk.offset, chunk.last, chunk.crc32c, chunk.header.length);
+          if (!accepted.frames.verify(chunk.mac, fields, chunk.header, chunk.data)) throw new PeerAuthError(`chunk ${number}: bad MAC (forged, altered, replayed or out of order)`);
+        }
         if (message === undefined) {
           from = this.knownPeer(call, parseNodeId(chunk.fromNode));
           groupId = chunk.groupId;
@@ -678,7 +801,8 @@ export class PeerTransport {
         received += chunk.data.length;
         sawLast = chunk.last;
       } catch (error) {
-        reply(false, (error as Error).message);
+        if (error instanceof PeerAuthError) refuse(error);
+        else reply(false, (error as Error).message);
       }
     });
     call.on("end", () => {

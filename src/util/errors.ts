@@ -14,6 +14,7 @@ export type ErrorCode =
   | "FAILED_PRECONDITION"
   | "VERSION_MISMATCH"
   | "SESSION_EXPIRED"
+  | "SEQ_ACKNOWLEDGED"
   | "UNAVAILABLE"
   | "TIMEOUT"
   | "NOT_FOUND"
@@ -100,6 +101,18 @@ export class SessionExpiredError extends TallyError {
   override name = "SessionExpiredError";
   constructor(message: string) {
     super("SESSION_EXPIRED", message);
+  }
+}
+
+/**
+ * The seq is below the session's acknowledged mark (a first_unacked_seq the client sent earlier):
+ * its result is forgotten and it is never applied again. This request changed nothing; whether an
+ * earlier attempt of the seq applied is unknown to the server (the client said it had the answer).
+ */
+export class SeqAcknowledgedError extends TallyError {
+  override name = "SeqAcknowledgedError";
+  constructor(message: string) {
+    super("SEQ_ACKNOWLEDGED", message);
   }
 }
 

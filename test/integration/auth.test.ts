@@ -2,10 +2,10 @@
  * Access control against a real 3-node cluster with an auth section: no token and unknown tokens
  * are UNAUTHENTICATED, a read-only token cannot write, a prefix-scoped writer cannot leave its
  * prefix (a mixed batch is refused whole, on the Pipeline and on unary AddBatch), admin RPCs
- * need admin (tallyctl status, shard move, leader transfer, split), and nothing refused is ever
- * applied. The cluster's own node-to-node calls keep working: heartbeats keep every node alive on
- * the metadata leader, and a split runs through the controller's ShardChange. Finally no node log
- * holds a raw token.
+ * need admin (tallyctl status, shard move, leader transfer, split), nothing refused is ever
+ * applied, and Routes shows each caller only the hot counters it holds a role on. The cluster's
+ * own node-to-node calls keep working: heartbeats keep every node alive on the metadata leader,
+ * and a split runs through the controller's ShardChange. Finally no node log holds a raw token.
  */
 import * as grpc from "@grpc/grpc-js";
 import { join } from "node:path";
@@ -194,6 +194,23 @@ describe("access control", () => {
     expect(admin.output).toContain("3 nodes (3 reachable)");
     // Heartbeats and node-to-node status fan-out are the cluster's own: a human admin cannot send them.
     expect((await rawUnary("AdminService", "heartbeat", { body: Buffer.from([0x80]) }, tokens.admin.token)).code).toBe(grpc.status.PERMISSION_DENIED);
+  });
+
+  it("Routes lists only the hot counters the caller holds a role on", async () => {
+    const admin = client(tokens.admin.token);
+    await admin.declareHot("page:hot", 2);
+    await admin.declareHot("orders:hot", 2);
+    const hotKeys = async (token: string): Promise<string[]> => {
+      const { code, response } = await rawUnary("CounterService", "routes", {}, token);
+      expect(code).toBe(grpc.status.OK);
+      return (response!.hot as Json[]).map((route) => Buffer.from(route.key).toString()).sort();
+    };
+    await eventually(async () => ((await hotKeys(tokens.admin.token)).length === 2 ? true : undefined), 10_000, "both hot counters in the routes");
+    expect(await hotKeys(tokens.admin.token)).toEqual(["orders:hot", "page:hot"]);
+    expect(await hotKeys(tokens.reader.token)).toEqual(["orders:hot", "page:hot"]);
+    // The prefix-scoped writer learns of its own hot counter (it must, to spread its adds), not of others'.
+    expect(await hotKeys(tokens.pages.token)).toEqual(["page:hot"]);
+    expect((await rawUnary("CounterService", "routes", {})).code).toBe(grpc.status.UNAUTHENTICATED);
   });
 
   it("the cluster's own calls keep working: every node heartbeats, a leader transfer and a split complete", async () => {

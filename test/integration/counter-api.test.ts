@@ -116,14 +116,23 @@ describe("counter API", () => {
     expect(error.info?.hasOpIndex).toBe(true);
     expect(error.info?.opIndex).toBe(1);
     expect((await client.get(k1)).exists).toBe(false);
-    // The retried seq returns the same error and still applies nothing.
+    // The retried seq (the same request) returns the same error and still applies nothing.
     const again = await rawError(
+      leader.call("addBatch", {
+        header: { shardId: 2, clientId, seq: "1", firstUnackedSeq: "1" },
+        ops: [{ add: { key: Buffer.from(k1), delta: "10" } }, { add: { key: Buffer.from(k2), delta: "1" } }],
+      }),
+    );
+    expect(again.code).toBe("OUT_OF_RANGE");
+    expect((await client.get(k1)).exists).toBe(false);
+    // The same seq with other ops is another request: refused, never answered with seq 1's result.
+    const other = await rawError(
       leader.call("addBatch", {
         header: { shardId: 2, clientId, seq: "1", firstUnackedSeq: "1" },
         ops: [{ add: { key: Buffer.from(k1), delta: "10" } }],
       }),
     );
-    expect(again.code).toBe("OUT_OF_RANGE");
+    expect(other.code).toBe("INVALID_ARGUMENT");
     expect((await client.get(k1)).exists).toBe(false);
     leader.close();
   });
@@ -166,9 +175,10 @@ describe("counter API", () => {
     // A new seq counts again; acknowledging seq 1 lets the server forget it.
     await leader.call("add", { ...request, header: { ...request.header, seq: "2", firstUnackedSeq: "2" } });
     expect((await client.get(key)).value).toBe(6n);
-    // A seq below the acknowledged watermark is refused, not re-applied.
+    // A seq below the acknowledged watermark is refused with its own code, not re-applied.
     const stale = await rawError(leader.call("add", request));
-    expect(["SESSION_EXPIRED", "FAILED_PRECONDITION"]).toContain(stale.code);
+    expect(stale.code).toBe("SEQ_ACKNOWLEDGED");
+    expect(stale.grpcCode).toBe(9); // FAILED_PRECONDITION
     expect((await client.get(key)).value).toBe(6n);
     leader.close();
   });

@@ -107,6 +107,41 @@ describe("counter kinds end to end", () => {
     expect(aggregate).toMatchObject({ count: 40, sum, min: -5n, max: 35n });
   });
 
+  test("top-K and aggregates over a window: the window is checked, not the data, so every shard answers alike", async () => {
+    const t = Math.floor(Date.now() / 1000) * 1000;
+    // One windowed counter under the prefix, on one shard of four.
+    const key = keyInShard("kwv:a", 2);
+    await client.addWindowed(key, 5n);
+    const leaders = await Promise.all([1, 2, 3, 4].map((shardId) => leaderClient(cluster.endpoints(), shardId)));
+    const answers = async (window: { windowFromMs: string; windowToMs: string }): Promise<string[]> =>
+      Promise.all(
+        leaders.flatMap((leader, i) =>
+          (["topK", "aggregate"] as const).map(async (method) => {
+            try {
+              const reply = await leader.call(method, { prefix: Buffer.from("kwv:"), k: 5, shardId: i + 1, ...window });
+              return method === "topK" ? `OK ${reply.entries.length}` : `OK ${reply.count}`;
+            } catch (error) {
+              return (error as RawCallError).code;
+            }
+          }),
+        ),
+      );
+    try {
+      // Not on any tier's resolution (1 s, 1 min, 1 h).
+      const misaligned = await answers({ windowFromMs: String(t - 10_000 + 1), windowToMs: String(t + 1) });
+      expect(misaligned).toEqual(new Array(8).fill("INVALID_ARGUMENT"));
+      // On the hour, but two years back: older than every tier keeps.
+      const hour = 3_600_000;
+      const old = Math.floor((t - 2 * 366 * 24 * hour) / hour) * hour;
+      expect(await answers({ windowFromMs: String(old), windowToMs: String(old + hour) })).toEqual(new Array(8).fill("INVALID_ARGUMENT"));
+      // A window the finest tier holds: the shard with the counter has it, the others answer empty.
+      const held = await answers({ windowFromMs: String(t - 60_000), windowToMs: String(t + 60_000) });
+      expect(held).toEqual(["OK 0", "OK 0", "OK 1", "OK 1", "OK 0", "OK 0", "OK 0", "OK 0"]);
+    } finally {
+      for (const leader of leaders) leader.close();
+    }
+  });
+
   test("bad input is INVALID_ARGUMENT naming the field, and changes nothing", async () => {
     const key = keyInShard("kbad", 1);
     await client.tryAcquire(key, 1, 10, 60_000);

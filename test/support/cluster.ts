@@ -64,6 +64,8 @@ export interface TestClusterOptions {
   placement?: Record<string, number | boolean>;
   /** Give every node an operations HTTP address (`metrics:`): /metrics, /livez, /readyz. */
   metrics?: boolean;
+  /** More cluster.yaml `cluster:` settings (e.g. sessionsPerCallerMax). */
+  cluster?: Record<string, number>;
   /** cluster.yaml `limits:` settings, over the test default (requestTimeoutMs 4000). */
   limits?: Record<string, number>;
   /** TLS: a fresh CA and node and client certificates under <dir>/certs (openssl), and a tls section. */
@@ -175,6 +177,7 @@ export class TestCluster {
         leaseDriftTicks: 5,
         snapshotEveryEntries: this.options.snapshotEveryEntries ?? 10_000,
         ...(this.options.metaReplicas !== undefined ? { metaReplicas: this.options.metaReplicas } : {}),
+        ...this.options.cluster,
       },
       limits: { requestTimeoutMs: 4000, ...this.options.limits },
       // Tests that do not exercise the placement controller keep their leaders where elections put them.

@@ -21,6 +21,7 @@ import {
   NotLeaderError,
   OutOfRangeError,
   OverloadedError,
+  SeqAcknowledgedError,
   SessionExpiredError,
   TallyError,
   UnavailableError,
@@ -40,6 +41,7 @@ describe("status codes", () => {
       FAILED_PRECONDITION: grpc.status.FAILED_PRECONDITION,
       VERSION_MISMATCH: grpc.status.ABORTED,
       SESSION_EXPIRED: grpc.status.FAILED_PRECONDITION,
+      SEQ_ACKNOWLEDGED: grpc.status.FAILED_PRECONDITION,
       UNAVAILABLE: grpc.status.UNAVAILABLE,
       TIMEOUT: grpc.status.DEADLINE_EXCEEDED,
       NOT_FOUND: grpc.status.NOT_FOUND,
@@ -48,7 +50,7 @@ describe("status codes", () => {
       PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
       UNAUTHENTICATED: grpc.status.UNAUTHENTICATED,
     });
-    expect(ERROR_CODES).toHaveLength(16);
+    expect(ERROR_CODES).toHaveLength(17);
   });
 
   it("falls back from a bare status to a code", () => {
@@ -114,6 +116,7 @@ describe("ErrorInfo", () => {
       ["OUT_OF_RANGE", OutOfRangeError],
       ["FAILED_PRECONDITION", FailedPreconditionError],
       ["SESSION_EXPIRED", SessionExpiredError],
+      ["SEQ_ACKNOWLEDGED", SeqAcknowledgedError],
       ["UNAVAILABLE", UnavailableError],
       ["CORRUPTION", CorruptionError],
       ["VERSION_MISMATCH", VersionMismatchError],

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { INT64_MAX, INT64_MIN } from "../../src/shard/binary.js";
 import { KIND_MAGIC, beginEnvelope, sealEnvelope, writeSvarint64, writeUvarint } from "../../src/shard/kinds/codec.js";
-import { DEFAULT_WINDOW_OPTIONS, WindowedCounter, type WindowAggregate, type WindowOptions } from "../../src/shard/kinds/windows.js";
+import { DEFAULT_WINDOW_OPTIONS, rangePlan, WindowedCounter, type WindowAggregate, type WindowOptions } from "../../src/shard/kinds/windows.js";
 import { CorruptionError, InvalidArgumentError, OutOfRangeError } from "../../src/util/errors.js";
 import { createPrng } from "../../src/util/prng.js";
 import { expectDamageDetected, hex } from "./kinds-support.js";
@@ -287,5 +287,44 @@ describe("windowed counter", () => {
     expect(() => WindowedCounter.decode(craft([[100, 1n, 1]]))).toThrow(CorruptionError); // expired
     expect(() => WindowedCounter.decode(craft([[450, 1n, 1], [200, 1n, 1]]))).toThrow(/outside the kept/);
     expect(() => WindowedCounter.decode(new Uint8Array([KIND_MAGIC.hyperLogLog, 1, 0, 0, 0, 0]))).toThrow(CorruptionError);
+  });
+});
+
+describe("rangePlan: a range checked without any counter", () => {
+  const HOUR = 3_600_000;
+  const now = 1_800_000_000_000;
+
+  it("answers exactly when a counter at that clock answers, and at every earlier clock", () => {
+    const prng = createPrng(1234);
+    const resolutions = [1_000, 60_000, HOUR];
+    const outcomes = { planned: 0, refused: 0 };
+    for (let i = 0; i < 2_000; i++) {
+      const resolution = resolutions[prng.nextInt(3)]!;
+      const fromMs = now - prng.nextInt(400 * 24) * HOUR + prng.nextInt(HOUR / resolution) * resolution + (prng.chance(0.2) ? 1 + prng.nextInt(999) : 0);
+      const stepMs = resolution * (1 + prng.nextInt(5));
+      const toMs = fromMs + stepMs;
+      const counter = new WindowedCounter();
+      counter.expire(now);
+      let planned = true;
+      try {
+        rangePlan(DEFAULT_WINDOW_OPTIONS, fromMs, toMs, stepMs, now);
+      } catch (error) {
+        expect(error).toBeInstanceOf(InvalidArgumentError);
+        planned = false;
+      }
+      outcomes[planned ? "planned" : "refused"]++;
+      if (!planned) {
+        expect(() => counter.range(fromMs, toMs, stepMs, "sum")).toThrow(InvalidArgumentError);
+        continue;
+      }
+      expect(counter.range(fromMs, toMs, stepMs, "sum").points).toHaveLength(1);
+      // A counter last written earlier (a smaller clock) answers too.
+      const earlier = new WindowedCounter();
+      earlier.expire(now - prng.nextInt(30 * 24) * HOUR);
+      expect(() => rangePlan(DEFAULT_WINDOW_OPTIONS, fromMs, toMs, stepMs, earlier.nowMs)).not.toThrow();
+      expect(earlier.range(fromMs, toMs, stepMs, "sum").points).toHaveLength(1);
+    }
+    expect(outcomes.planned).toBeGreaterThan(100);
+    expect(outcomes.refused).toBeGreaterThan(100);
   });
 });

@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { NodeMetrics, type NodeSample } from "../../src/server/metrics.js";
-import { ClientInflightLimiter, CLIENT_RETRY_AFTER_MS, countOps, RequestGuard, sessionOf } from "../../src/server/request-guard.js";
+import { CLIENT_RETRY_AFTER_MS, countOps, InflightLimiter, NODE_RETRY_AFTER_MS, RequestGuard, sessionOf } from "../../src/server/request-guard.js";
 import { ConfigError, parseClusterConfig } from "../../src/server/config.js";
 import { NodeStore } from "../../src/storage/node-store.js";
 import { OverloadedError } from "../../src/util/errors.js";
@@ -26,6 +26,7 @@ function sample(overrides: Partial<NodeSample> = {}): NodeSample {
       [3, 12],
     ]),
     peerMessagesDropped: 6,
+    peerUnauthenticated: 0,
     inboundDropped: 0,
     appliedBytesPerIterationMax: 1_048_600,
     ready: true,
@@ -106,27 +107,46 @@ describe("NodeMetrics", () => {
   });
 });
 
-describe("ClientInflightLimiter", () => {
+describe("InflightLimiter", () => {
   test("bounds requests per connection and per session; release frees the slot and forgets idle clients", () => {
-    const limiter = new ClientInflightLimiter(2);
-    expect(limiter.acquire("ipv4:10.0.0.1:5000", "7")).toBeUndefined();
-    expect(limiter.acquire("ipv4:10.0.0.1:5000", undefined)).toBeUndefined();
-    const refused = limiter.acquire("ipv4:10.0.0.1:5000", undefined);
-    expect(refused?.reason).toBe("client_inflight");
-    expect(refused?.error).toBeInstanceOf(OverloadedError);
-    expect(refused?.error.retryAfterMs).toBe(CLIENT_RETRY_AFTER_MS);
-    expect(refused?.error.message).toContain("limits.maxInflightPerClient 2");
-    // Another connection of the same session: the session bound.
-    expect(limiter.acquire("ipv4:10.0.0.2:6000", "7")).toBeUndefined();
-    expect(limiter.acquire("ipv4:10.0.0.3:7000", "7")?.reason).toBe("session_inflight");
-    expect(limiter.total).toBe(3);
-    limiter.release("ipv4:10.0.0.1:5000", "7");
-    limiter.release("ipv4:10.0.0.1:5000", undefined);
-    limiter.release("ipv4:10.0.0.2:6000", "7");
+    const limiter = new InflightLimiter({ maxInflightPerClient: 2, maxInflightPerNode: 100 });
+    expect(limiter.acquire("ipv4:10.0.0.1:5000")).toBeUndefined();
+    expect(limiter.acquire("ipv4:10.0.0.1:5000")).toBeUndefined();
+    expect(limiter.acquire("ipv4:10.0.0.1:5000")).toBe("client_inflight");
+    const refused = limiter.refusal("client_inflight");
+    expect(refused).toBeInstanceOf(OverloadedError);
+    expect(refused.retryAfterMs).toBe(CLIENT_RETRY_AFTER_MS);
+    expect(refused.message).toContain("limits.maxInflightPerClient (2)");
+    // Sessions are bounded alike, across connections.
+    expect(limiter.acquireSession("7")).toBe(true);
+    expect(limiter.acquireSession("7")).toBe(true);
+    expect(limiter.acquireSession("7")).toBe(false);
+    expect(limiter.refusal("session_inflight", "7").message).toContain("session 7 has limits.maxInflightPerClient (2)");
+    expect(limiter.total).toBe(2);
+    limiter.release("ipv4:10.0.0.1:5000");
+    limiter.release("ipv4:10.0.0.1:5000");
+    limiter.releaseSession("7");
+    limiter.releaseSession("7");
     expect(limiter.total).toBe(0);
     expect(limiter.trackedClients).toBe(0);
-    expect(() => limiter.release("ipv4:10.0.0.1:5000", undefined)).toThrow("released more than acquired");
-    expect(() => new ClientInflightLimiter(0)).toThrow(RangeError);
+    expect(() => limiter.release("ipv4:10.0.0.1:5000")).toThrow("released more than acquired");
+    expect(() => new InflightLimiter({ maxInflightPerClient: 0, maxInflightPerNode: 1 })).toThrow(RangeError);
+    expect(() => new InflightLimiter({ maxInflightPerClient: 1, maxInflightPerNode: 0 })).toThrow(RangeError);
+  });
+
+  test("bounds requests on the whole node, whatever connection they come over", () => {
+    const limiter = new InflightLimiter({ maxInflightPerClient: 2, maxInflightPerNode: 3 });
+    expect(limiter.acquire("ipv4:10.0.0.1:5000")).toBeUndefined();
+    expect(limiter.acquire("ipv4:10.0.0.2:5000")).toBeUndefined();
+    expect(limiter.acquire("ipv4:10.0.0.3:5000")).toBeUndefined();
+    expect(limiter.acquire("ipv4:10.0.0.4:5000")).toBe("node_inflight");
+    const refused = limiter.refusal("node_inflight");
+    expect(refused).toBeInstanceOf(OverloadedError);
+    expect(refused.retryAfterMs).toBe(NODE_RETRY_AFTER_MS);
+    expect(refused.message).toContain("limits.maxInflightPerNode (3)");
+    expect(limiter.total).toBe(3);
+    limiter.release("ipv4:10.0.0.2:5000");
+    expect(limiter.acquire("ipv4:10.0.0.4:5000")).toBeUndefined();
   });
 
   test("sessionOf and countOps read the request as decoded by proto-loader", () => {
@@ -149,7 +169,7 @@ describe("ClientInflightLimiter", () => {
 describe("RequestGuard.pipelineOp", () => {
   test("admits up to the per-client bound, answers the excess OVERLOADED with a hint, and counts both", async () => {
     const metrics = new NodeMetrics(() => sample(), { nodeId: 1, defaultMetrics: false });
-    const guard = new RequestGuard(2, metrics, componentLogger("test"));
+    const guard = new RequestGuard({ maxInflightPerClient: 2, maxInflightPerNode: 100 }, metrics, componentLogger("test"));
     const gates: Array<() => void> = [];
     const run = (request: Record<string, any>) =>
       new Promise<Record<string, any>>((resolve) => gates.push(() => resolve({ id: request.id, mutation: { value: 1 } })));
@@ -177,7 +197,7 @@ describe("RequestGuard.pipelineOp", () => {
 
   test("an op that fails is counted by its error code and releases its slot", async () => {
     const metrics = new NodeMetrics(() => sample(), { nodeId: 1, defaultMetrics: false });
-    const guard = new RequestGuard(1, metrics, componentLogger("test"));
+    const guard = new RequestGuard({ maxInflightPerClient: 1, maxInflightPerNode: 100 }, metrics, componentLogger("test"));
     const failed = await guard.pipelineOp("peer-b", { id: "1", op: "get", get: {} }, async (r) => ({ id: r.id, error: { code: "NOT_LEADER", message: "x" } }));
     expect(failed.error.code).toBe("NOT_LEADER");
     expect(guard.limiter.total).toBe(0);
@@ -214,8 +234,9 @@ describe("cluster.yaml: metrics address and overload limits", () => {
 
   test("defaults, and a metrics address per node", () => {
     const config = parseClusterConfig({ cluster: { replicationFactor: 1 }, nodes: [node(1, { metrics: "127.0.0.1:7201" }), node(2)] });
-    expect(config.limits.maxInflightPerClient).toBe(10_000);
-    expect(config.limits.maxRequestBytes).toBe(64 * 1024 * 1024);
+    expect(config.limits.maxInflightPerClient).toBe(500);
+    expect(config.limits.maxInflightPerNode).toBe(1_000);
+    expect(config.limits.maxRequestBytes).toBe(4 * 1024 * 1024);
     expect(config.nodes[0]!.metrics).toBe("127.0.0.1:7201");
     expect(config.nodes[1]!.metrics).toBeUndefined();
   });
@@ -225,5 +246,8 @@ describe("cluster.yaml: metrics address and overload limits", () => {
     expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, nodes: [node(1, { metrics: "127.0.0.1:7001" })] })).toThrow(/nodes\[0\]\.metrics: address 127\.0\.0\.1:7001 is already used by nodes\[0\]\.client/);
     expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, limits: { maxRequestBytes: 100 }, nodes: [node(1)] })).toThrow(/limits\.maxRequestBytes \(100\) must be between 4096 and 256 MiB/);
     expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, limits: { maxInflightPerClient: 0 }, nodes: [node(1)] })).toThrow(ConfigError);
+    expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, limits: { maxInflightPerClient: 500, maxInflightPerNode: 100 }, nodes: [node(1)] })).toThrow(
+      /limits\.maxInflightPerClient \(500\) must not exceed limits\.maxInflightPerNode \(100\)/,
+    );
   });
 });

@@ -7,9 +7,10 @@ import { describe, expect, it } from "vitest";
 import { decodeEntryShape, encodeEntry, type CounterOp } from "../../src/shard/commands.js";
 import { CounterStateMachine, EXPIRED_PER_ENTRY_MAX } from "../../src/shard/state-machine.js";
 import { HyperLogLog } from "../../src/shard/kinds/hll.js";
-import { crc32 } from "../../src/shard/binary.js";
+import { ByteWriter } from "../../src/shard/binary.js";
+import { encodeOutcome } from "../../src/shard/sessions.js";
 import { ChangeLog } from "../../src/shard/change-log.js";
-import { add, defaultOptions, expectFailure, expectOk, key, reset, set, ShardDriver } from "./shard-harness.js";
+import { add, defaultOptions, expectFailure, expectOk, key, reset, ShardDriver } from "./shard-harness.js";
 
 const T0 = 1_700_000_000_000;
 
@@ -307,19 +308,43 @@ describe("persistence of the kinds", () => {
     expect(new Set(kinds)).toEqual(new Set([0, 1, 2, 3]));
   });
 
-  it("restore still reads format 1 snapshots (counters and sessions only)", () => {
-    const driver = new ShardDriver();
-    const client = driver.register(T0);
-    expectOk(driver.mutate(client, 1, [add("a", 1n), set("b", 2n)], 1, T0));
-    const v2 = driver.machine.snapshot();
-    // A format 1 snapshot is the format 2 bytes without the (empty) kind count, re-checksummed.
-    const v1 = new Uint8Array(v2.length - 4);
-    v1.set(v2.subarray(0, v2.length - 8));
-    new DataView(v1.buffer).setUint16(4, 1);
-    new DataView(v1.buffer).setUint32(v1.length - 4, crc32(v1.subarray(0, v1.length - 4)));
-    const restored = CounterStateMachine.restore(v1, defaultOptions);
-    expect(restored.get(key("a"))!.value).toBe(1n);
-    expect(restored.snapshot()).toEqual(v2);
+  it("restore still reads format 1 and 2 snapshots (sessions without owners or request digests)", () => {
+    // The layout of formats 1 and 2 (state-machine.ts snapshot()), written by hand: one counter, one
+    // session retaining seq 1's outcome; format 2 adds the (empty) kind count.
+    const outcome = encodeOutcome({ ok: true, type: "mutate", results: [{ value: 7n, version: 3 }], duplicate: false });
+    for (const format of [1, 2]) {
+      const writer = new ByteWriter(256);
+      writer.u32(0x544c5953);
+      writer.u16(format);
+      writer.u64(3); // appliedIndex
+      writer.u64(T0); // clockMs
+      writer.u32(1);
+      writer.u16(1);
+      writer.raw(key("a"));
+      writer.i64(7n);
+      writer.u64(3);
+      writer.u32(1);
+      writer.u64(2000); // clientId
+      writer.u64(T0);
+      writer.u64(3);
+      writer.u32(0);
+      writer.u64(1); // firstUnackedSeq
+      writer.u32(1);
+      writer.u64(1);
+      writer.u32(outcome.length);
+      writer.raw(outcome);
+      if (format === 2) writer.u32(0);
+      writer.crc32Trailer();
+      const restored = CounterStateMachine.restore(writer.finish(), defaultOptions);
+      expect(restored.get(key("a"))!.value).toBe(7n);
+      // The session has no owner (a cluster without auth) and its retained outcome no digest: a
+      // retry is answered as before; the next snapshot is the current format and restores alike.
+      const driver = new ShardDriver(restored);
+      driver.index = 3;
+      driver.timestampMs = T0;
+      expect(driver.mutate(2000, 1, [add("a", 5n)], 1)).toEqual({ ok: true, type: "mutate", results: [{ value: 7n, version: 3 }], duplicate: true });
+      expect(CounterStateMachine.restore(restored.snapshot(), defaultOptions).snapshot()).toEqual(restored.snapshot());
+    }
   });
 
   it("removeKindsWhere moves kinded keys to a new machine (range split)", () => {

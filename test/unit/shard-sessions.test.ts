@@ -1,9 +1,11 @@
 // Exactly-once sessions, Raft thesis section 6.3.
 import { describe, expect, it } from "vitest";
+import { ByteWriter } from "../../src/shard/binary.js";
+import { requestDigest, type CounterOp } from "../../src/shard/commands.js";
 import { decodeOutcome, decodeSessionRecord, encodeOutcome, encodeSessionRecord } from "../../src/shard/sessions.js";
-import { CounterStateMachine } from "../../src/shard/state-machine.js";
+import { CounterStateMachine, SESSION_ID_IN_USE } from "../../src/shard/state-machine.js";
 import { CorruptionError } from "../../src/util/errors.js";
-import { add, cas, defaultOptions, expectFailure, expectOk, INT64_MAX, set, ShardDriver } from "./shard-harness.js";
+import { add, cas, defaultOptions, expectFailure, expectOk, INT64_MAX, key, set, ShardDriver } from "./shard-harness.js";
 
 describe("registration (thesis 6.3)", () => {
   it("the client id comes from the registering entry's index; several registers in one entry get distinct ids", () => {
@@ -44,13 +46,100 @@ describe("deduplication", () => {
     expect(driver.value("likes")!.value).toBe(111n);
   });
 
-  it("the saved result is returned even if the retry carries different ops (the seq names the request)", () => {
+  it("a retry whose ops differ from the saved request is refused (INVALID_ARGUMENT) and changes nothing", () => {
+    // Answering it with the saved result would tell the caller that a different request applied.
     const driver = new ShardDriver();
     const client = driver.register();
     const first = expectOk(driver.mutate(client, 1, [add("a", 1n)]));
-    const retry = driver.mutate(client, 1, [add("b", 5n)]);
-    expect(retry).toEqual({ ok: true, type: "mutate", results: first, duplicate: true });
+    const failure = expectFailure(driver.mutate(client, 1, [add("b", 5n)]), "INVALID_ARGUMENT");
+    expect(failure.message).toContain("was used for a different request");
+    expect(driver.mutate(client, 1, [add("a", 2n)])).toMatchObject({ ok: false, code: "INVALID_ARGUMENT" });
     expect(driver.value("b")).toBeUndefined();
+    expect(driver.value("a")!.value).toBe(1n);
+    // The same request again is still answered with the saved result.
+    expect(driver.mutate(client, 1, [add("a", 1n)])).toEqual({ ok: true, type: "mutate", results: first, duplicate: true });
+    // The digest covers every field: a floor, a ttl, a cas's expected version, items.
+    const ops: CounterOp[][] = [
+      [{ kind: "add", key: key("c"), delta: 1n, floor: 0n }],
+      [{ kind: "add", key: key("c"), delta: 1n, ttlMs: 5 }],
+      [{ kind: "cas", key: key("c"), expectedVersion: 0, value: 1n }],
+      [{ kind: "unique", key: key("u"), items: [key("x")] }],
+      [{ kind: "unique", key: key("u"), items: [key("y")] }],
+      [add("c", 1n), add("d", 1n)],
+      [add("d", 1n), add("c", 1n)],
+    ];
+    expect(new Set(ops.map((o) => requestDigest(o))).size).toBe(ops.length);
+  });
+
+  it("the proposer's random id names the session; an id in use is refused and nothing changes", () => {
+    const driver = new ShardDriver();
+    const [first, second] = driver.apply([
+      { type: "register", clientId: 987_654_321_012_345, owner: "alice" },
+      { type: "register", clientId: 987_654_321_012_345, owner: "bob" },
+    ]);
+    expect(first).toEqual({ ok: true, type: "register", clientId: 987_654_321_012_345 });
+    expect(second).toMatchObject({ ok: false, code: "FAILED_PRECONDITION", message: SESSION_ID_IN_USE });
+    expect(driver.machine.sessionCount()).toBe(1);
+    // Still alice's: bob's keepalive is refused.
+    expect(driver.apply([{ type: "keepalive", clientId: 987_654_321_012_345, owner: "bob" }])[0]).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
+  });
+
+  it("a session belongs to its registering caller: another caller's commands are refused before they touch it", () => {
+    const driver = new ShardDriver();
+    const [registered] = driver.apply([{ type: "register", clientId: 42, owner: "admin" }]);
+    expect(registered).toMatchObject({ ok: true, clientId: 42 });
+    const mine = (seq: number, ops: CounterOp[], firstUnackedSeq = seq, owner = "admin") => driver.apply([{ type: "mutate", clientId: 42, seq, firstUnackedSeq, ops, owner }])[0]!;
+    const saved = expectOk(mine(1, [add("secret:x", 100n)], 1));
+    // The attacker reads nothing of the saved result, cannot advance acknowledgements or use seqs.
+    const stolen = mine(1, [add("secret:x", 100n)], 1, "stats");
+    expect(stolen).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
+    expect(JSON.stringify(stolen, (_, v) => (typeof v === "bigint" ? v.toString() : v))).not.toContain("100");
+    for (let seq = 2; seq <= 6; seq++) expect(mine(seq, [add("stats:3", 0n)], seq, "stats")).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
+    expect(mine(7, [add("stats:3", 0n)], 7, "")).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
+    expect(driver.apply([{ type: "keepalive", clientId: 42 }])[0]).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
+    // The owner's seqs 2..6 apply, each once, and seq 1 is still retained.
+    for (let seq = 2; seq <= 6; seq++) expectOk(mine(seq, [add("secret:x", 100n)], 1));
+    expect(driver.value("secret:x")!.value).toBe(600n);
+    expect(driver.value("stats:3")).toBeUndefined();
+    expect(mine(1, [add("secret:x", 100n)], 1)).toEqual({ ok: true, type: "mutate", results: saved, duplicate: true });
+  });
+
+  it("a caller holds at most maxSessionsPerCaller sessions (OVERLOADED beyond); others and the LRU are unaffected", () => {
+    const driver = new ShardDriver(new CounterStateMachine({ ...defaultOptions, maxSessions: 10, maxSessionsPerCaller: 3 }));
+    const register = (clientId: number, owner: string) => driver.apply([{ type: "register", clientId, owner }])[0]!;
+    expect(register(1, "admin")).toMatchObject({ ok: true });
+    for (let id = 10; id < 13; id++) expect(register(id, "flood")).toMatchObject({ ok: true });
+    const refused = register(13, "flood");
+    expect(refused).toMatchObject({ ok: false, code: "OVERLOADED" });
+    expect((refused as { message: string }).message).toContain('caller "flood" holds 3 sessions');
+    expect(driver.machine.sessionCount()).toBe(4);
+    expect(register(20, "other")).toMatchObject({ ok: true });
+    // Without auth every caller is "" and only maxSessions (LRU) bounds the table.
+    for (let id = 30; id < 40; id++) expect(register(id, "")).toMatchObject({ ok: true });
+    expect(driver.machine.sessionCount()).toBe(10);
+  });
+
+  it("owner and request digests survive the session record and the snapshot; format 1 records still load", () => {
+    const driver = new ShardDriver();
+    driver.apply([{ type: "register", clientId: 77, owner: "alice" }]);
+    expectOk(driver.apply([{ type: "mutate", clientId: 77, seq: 1, firstUnackedSeq: 1, ops: [add("k", 1n)], owner: "alice" }])[0]!);
+    const restored = new ShardDriver(CounterStateMachine.restore(driver.machine.snapshot(), defaultOptions));
+    restored.index = driver.index;
+    restored.timestampMs = driver.timestampMs;
+    expect(restored.apply([{ type: "mutate", clientId: 77, seq: 1, firstUnackedSeq: 1, ops: [add("k", 2n)], owner: "alice" }])[0]).toMatchObject({ ok: false, code: "INVALID_ARGUMENT" });
+    expect(restored.apply([{ type: "mutate", clientId: 77, seq: 2, firstUnackedSeq: 1, ops: [add("k", 2n)], owner: "bob" }])[0]).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
+    const record = driver.machine.takeChanges().sessions.find(([id]) => id === 77)![1]!;
+    const session = decodeSessionRecord(record);
+    expect(session).toMatchObject({ clientId: 77, owner: "alice", retainedSeqs: [1] });
+    expect(session.retainedDigests).toEqual([requestDigest([add("k", 1n)])]);
+    // Format 1: the same fields without owner and digests.
+    const legacy = new ByteWriter(64);
+    legacy.u8(1);
+    for (const v of [77, 1000, 2]) legacy.u64(v);
+    legacy.u32(0);
+    legacy.u64(1);
+    legacy.u32(0);
+    expect(decodeSessionRecord(legacy.finish())).toMatchObject({ clientId: 77, owner: "", retainedSeqs: [], retainedDigests: [] });
   });
 
   it("failed mutations are retained too: a retry sees the same error, even after the state changed", () => {
@@ -77,17 +166,17 @@ describe("deduplication", () => {
     expect(driver.value("k")!.value).toBe(6n);
   });
 
-  it("firstUnackedSeq forgets results; an acknowledged seq is refused (SESSION_EXPIRED), never re-applied", () => {
+  it("firstUnackedSeq forgets results; an acknowledged seq is refused (SEQ_ACKNOWLEDGED, not SESSION_EXPIRED), never re-applied", () => {
     const driver = new ShardDriver();
     const client = driver.register();
     driver.mutate(client, 1, [add("k", 1n)], 1);
     driver.mutate(client, 2, [add("k", 1n)], 1);
     driver.mutate(client, 3, [add("k", 1n)], 3); // the client has replies for 1 and 2
-    const stale = expectFailure(driver.mutate(client, 1, [add("k", 1n)], 1), "SESSION_EXPIRED");
+    const stale = expectFailure(driver.mutate(client, 1, [add("k", 1n)], 1), "SEQ_ACKNOWLEDGED");
     expect(stale.message).toMatch(/seq 1 of session \d+ was already acknowledged/);
     expect(driver.value("k")!.value).toBe(3n);
     // A late request carrying an older firstUnackedSeq does not bring forgotten seqs back.
-    expectFailure(driver.mutate(client, 2, [add("k", 1n)], 2), "SESSION_EXPIRED");
+    expectFailure(driver.mutate(client, 2, [add("k", 1n)], 2), "SEQ_ACKNOWLEDGED");
     expect(driver.value("k")!.value).toBe(3n);
     // seq 3 is still retained.
     expect(driver.mutate(client, 3, [add("k", 1n)], 3)).toMatchObject({ duplicate: true });
@@ -160,7 +249,7 @@ describe("expiry by leader time (thesis 6.3)", () => {
     }
     // A refused (already acknowledged) seq still counts as activity.
     driver.mutate(client, 2, [add("k", 1n)], 2, t0 + 6 * (timeoutMs - 1));
-    expectFailure(driver.mutate(client, 1, [add("k", 1n)], 1, t0 + 7 * (timeoutMs - 1)), "SESSION_EXPIRED");
+    expectFailure(driver.mutate(client, 1, [add("k", 1n)], 1, t0 + 7 * (timeoutMs - 1)), "SEQ_ACKNOWLEDGED");
     expectOk(driver.mutate(client, 3, [add("k", 1n)], 3, t0 + 8 * (timeoutMs - 1)));
   });
 

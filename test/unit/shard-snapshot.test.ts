@@ -23,6 +23,8 @@ interface ClientState {
   id: number;
   nextSeq: number;
   acked: number;
+  /** The request sent under each seq, so a retry resends it. */
+  sent: Map<number, CounterOp[]>;
 }
 
 /** Generates entries online (it needs register results to learn client ids). */
@@ -46,7 +48,7 @@ class StreamGenerator {
 
   learn(results: CommandResult[]): void {
     for (const result of results) {
-      if (result.ok && result.type === "register") this.clients.push({ id: result.clientId, nextSeq: 1, acked: 1 });
+      if (result.ok && result.type === "register") this.clients.push({ id: result.clientId, nextSeq: 1, acked: 1, sent: new Map() });
     }
     if (this.clients.length > 20) this.clients.splice(0, this.clients.length - 20);
   }
@@ -65,8 +67,13 @@ class StreamGenerator {
     else seq = 1 + prng.nextInt(client.nextSeq); // possibly long acknowledged
     if (prng.chance(0.5)) client.acked = Math.min(client.nextSeq - 1, client.acked + prng.nextInt(3));
     const firstUnackedSeq = Math.min(seq, client.acked);
-    const ops: CounterOp[] = [];
-    for (let count = 1 + prng.nextInt(4); count > 0; count--) ops.push(this.nextOp());
+    // A retry resends the seq's request; now and then a different one (refused: INVALID_ARGUMENT).
+    let ops = client.sent.get(seq);
+    if (ops === undefined || prng.chance(0.05)) {
+      ops = [];
+      for (let count = 1 + prng.nextInt(4); count > 0; count--) ops.push(this.nextOp());
+      if (!client.sent.has(seq)) client.sent.set(seq, ops);
+    }
     return { type: "mutate", clientId, seq, firstUnackedSeq, ops };
   }
 
@@ -178,7 +185,7 @@ describe("snapshot, restore and load", () => {
         seen.set(label, (seen.get(label) ?? 0) + 1);
       }
     }
-    for (const label of ["register", "keepalive", "mutate", "mutate-duplicate", "SESSION_EXPIRED", "OUT_OF_RANGE", "FAILED_PRECONDITION", "VERSION_MISMATCH", "OVERLOADED"]) {
+    for (const label of ["register", "keepalive", "mutate", "mutate-duplicate", "SESSION_EXPIRED", "OUT_OF_RANGE", "FAILED_PRECONDITION", "VERSION_MISMATCH", "OVERLOADED", "INVALID_ARGUMENT"]) {
       expect(seen.get(label) ?? 0, `${label} never happened`).toBeGreaterThan(0);
     }
   });
@@ -192,6 +199,10 @@ describe("snapshot, restore and load", () => {
       const ops: CounterOp[] = order.map((k) => ({ kind: "set", key: encoder.encode(k), value: 7n }));
       ops.push({ kind: "add", key: encoder.encode("tmp"), delta: 1n }, { kind: "reset", key: encoder.encode("tmp") });
       machine.applyEntry(2, encodeEntry({ timestampMs: 6, commands: [{ type: "mutate", clientId: 1000, seq: 1, firstUnackedSeq: 1, ops }] }));
+      // Seq 1's request differed (its digest is retained with its result); acknowledging it with a
+      // request that changes nothing leaves equal states.
+      const same: CounterOp[] = [{ kind: "cas", key: encoder.encode("a"), expectedVersion: 99, value: 1n }];
+      machine.applyEntry(3, encodeEntry({ timestampMs: 7, commands: [{ type: "mutate", clientId: 1000, seq: 2, firstUnackedSeq: 2, ops: same }] }));
       return machine.snapshot();
     };
     expect(build(["b", "a", "c", "ab"])).toEqual(build(["c", "ab", "a", "b"]));

@@ -241,6 +241,32 @@ class TierBuckets {
   }
 }
 
+/**
+ * How `range(fromMs, toMs, stepMs)` is answered by a counter whose clock is clockMs: from the tier
+ * (index into options.tiers) with the finest resolution dividing fromMs and stepMs that still keeps
+ * the bucket holding fromMs, in `steps` points. Throws InvalidArgumentError for a range no tier
+ * answers. It depends on its arguments only, so a server can check a request before it reads any
+ * counter: a range planned at some clock is planned at every earlier clock too (a tier that keeps
+ * fromMs kept it before; a finer one may answer then), and a counter's clock is its last write.
+ */
+export function rangePlan(options: WindowOptions, fromMs: number, toMs: number, stepMs: number, clockMs: number): { tierIndex: number; steps: number } {
+  requireInteger(fromMs, "fromMs", 0, TIME_MS_MAX);
+  requireInteger(toMs, "toMs", fromMs + 1, TIME_MS_MAX);
+  requireInteger(stepMs, "stepMs", 1, DURATION_MS_MAX);
+  if ((toMs - fromMs) % stepMs !== 0) throw new InvalidArgumentError(`toMs - fromMs (${toMs - fromMs}) is not a multiple of stepMs ${stepMs}`);
+  const steps = (toMs - fromMs) / stepMs;
+  if (steps > RANGE_STEPS_MAX) throw new InvalidArgumentError(`${steps} steps exceed ${RANGE_STEPS_MAX}`);
+  const tierIndex = options.tiers.findIndex(
+    (t) => stepMs % t.resolutionMs === 0 && fromMs % t.resolutionMs === 0 && Math.floor(fromMs / t.resolutionMs) >= Math.floor(clockMs / t.resolutionMs) - t.retentionMs / t.resolutionMs + 1,
+  );
+  if (tierIndex < 0) {
+    throw new InvalidArgumentError(
+      `no tier holds ${fromMs} with a resolution dividing both fromMs and stepMs ${stepMs} (now ${clockMs}; resolutions ${options.tiers.map((t) => t.resolutionMs).join(", ")})`,
+    );
+  }
+  return { tierIndex, steps };
+}
+
 export class WindowedCounter {
   readonly options: WindowOptions;
   private readonly tiers: TierBuckets[];
@@ -317,21 +343,9 @@ export class WindowedCounter {
   }
 
   range(fromMs: number, toMs: number, stepMs: number, agg: WindowAggregate): WindowRange {
-    requireInteger(fromMs, "fromMs", 0, TIME_MS_MAX);
-    requireInteger(toMs, "toMs", fromMs + 1, TIME_MS_MAX);
-    requireInteger(stepMs, "stepMs", 1, DURATION_MS_MAX);
+    const { tierIndex, steps } = rangePlan(this.options, fromMs, toMs, stepMs, this.clockMs);
     if (!AGGREGATES.includes(agg)) throw new InvalidArgumentError(`agg must be one of ${AGGREGATES.join(", ")}, got ${String(agg)}`);
-    if ((toMs - fromMs) % stepMs !== 0) throw new InvalidArgumentError(`toMs - fromMs (${toMs - fromMs}) is not a multiple of stepMs ${stepMs}`);
-    const steps = (toMs - fromMs) / stepMs;
-    if (steps > RANGE_STEPS_MAX) throw new InvalidArgumentError(`${steps} steps exceed ${RANGE_STEPS_MAX}`);
-    const tier = this.tiers.find(
-      (t) => stepMs % t.resolutionMs === 0 && fromMs % t.resolutionMs === 0 && Math.floor(fromMs / t.resolutionMs) >= t.oldestKept(this.clockMs),
-    );
-    if (tier === undefined) {
-      throw new InvalidArgumentError(
-        `no tier holds ${fromMs} with a resolution dividing both fromMs and stepMs ${stepMs} (now ${this.clockMs}; resolutions ${this.options.tiers.map((t) => t.resolutionMs).join(", ")})`,
-      );
-    }
+    const tier = this.tiers[tierIndex]!;
     const bucketsPerStep = stepMs / tier.resolutionMs;
     const points: WindowPoint[] = [];
     let position = tier.lowerBound(fromMs / tier.resolutionMs);
