@@ -26,6 +26,7 @@ export const ALL_NEMESES = [
   "kill-leader",
   "kill-all",
   "pause",
+  "pause-leader",
   "partition-leader",
   "partition-halves",
   "partition-one-way",
@@ -75,6 +76,8 @@ export interface ChaosOptions {
    * ambiguous. Each add has a key of its own, so the final reads prove which adds applied.
    */
   contractWorkers?: number;
+  /** Pause between a contract worker's adds (default 20 ms): short, so adds are in flight when a fault strikes. */
+  contractIntervalMs?: number;
   /** Length of a fault window (default 4 s) and of the quiet gap between faults (default 3 s). */
   faultMs?: number;
   quietMs?: number;
@@ -132,7 +135,7 @@ export const PLANTED_NOT_LEADER_RUN: ChaosOptions = {
   rate: 40,
   keys: 3,
   readRatio: 0.2,
-  nemeses: ["pause"],
+  nemeses: ["pause-leader"],
   seed: 4321,
   concurrency: 4,
   contractWorkers: 6,
@@ -159,6 +162,8 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Ma
 const CONTRACT_NOT_APPLIED = new Set(["NOT_LEADER", "WRONG_SHARD", "SEQ_ACKNOWLEDGED", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "OVERLOADED", "SESSION_EXPIRED", "PERMISSION_DENIED", "UNAUTHENTICATED", "VERSION_MISMATCH", "NOT_FOUND"]);
 // Longer than a pause nemesis holds a node: a paused leader answers in-flight adds when it resumes.
 const CONTRACT_CALL_TIMEOUT_MS = 10_000;
+/** The shard contract workers write to, and whose leader pause-leader stops. */
+const CONTRACT_SHARD = 1;
 
 /** Errors after which a mutation certainly did not happen; everything else is ambiguous. */
 function isDefiniteFailure(error: unknown): boolean {
@@ -250,8 +255,9 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
       }
     };
 
-    // Contract workers write to one shard's keys (found once from the routes): a session per worker.
-    const contractShard = (options.contractWorkers ?? 0) > 0 ? (await clients[0]!.routes()).shards[0] : undefined;
+    // Contract workers write to shard 1's keys (the shard pause-leader aims at): a session per worker.
+    const contractShard = (options.contractWorkers ?? 0) > 0 ? (await clients[0]!.routes()).shards.find((shard) => shard.shardId === CONTRACT_SHARD) : undefined;
+    if ((options.contractWorkers ?? 0) > 0 && contractShard === undefined) throw new Error(`no shard ${CONTRACT_SHARD} in the routes`);
     const contractWorker = async (workerId: number): Promise<void> => {
       const endpoints = cluster.endpoints();
       let target = workerId % endpoints.length;
@@ -269,7 +275,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
       let count = 0;
       try {
         while (!stopping && history.length < HISTORY_OPS_MAX) {
-          await sleep(intervalMs);
+          await sleep(options.contractIntervalMs ?? 20);
           if (stopping) break;
           if (session === undefined) {
             try {
@@ -471,8 +477,10 @@ async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: n
       for (const id of victims) if (!cluster.isRunning(id)) await cluster.startNode(id);
       return `kill -9 ${victims.join(",")} then restart`;
     }
-    case "pause": {
-      const victim = rng.chance(0.5) ? await someLeader(cluster, rng) : pick(rng, ids);
+    case "pause":
+    case "pause-leader": {
+      // pause-leader: the leader of the contract workers' shard, so adds are in flight when it stops.
+      const victim = name === "pause-leader" ? ((await cluster.leaderOf(CONTRACT_SHARD)) ?? pick(rng, ids)) : rng.chance(0.5) ? await someLeader(cluster, rng) : pick(rng, ids);
       // Longer than an election timeout, so the cluster must move on without it.
       const holdMs = Math.max(faultMs, 3 * cluster.electionTimeoutMs);
       await cluster.pause(victim);
