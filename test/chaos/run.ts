@@ -159,7 +159,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Ma
  * The codes the error contract calls "not applied" (README, proto/tally.proto): a contract worker
  * gives such an add up and never resends it. Anything else, or no answer, is "unknown".
  */
-const CONTRACT_NOT_APPLIED = new Set(["NOT_LEADER", "WRONG_SHARD", "SEQ_ACKNOWLEDGED", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "OVERLOADED", "SESSION_EXPIRED", "PERMISSION_DENIED", "UNAUTHENTICATED", "VERSION_MISMATCH", "NOT_FOUND"]);
+export const CONTRACT_NOT_APPLIED: ReadonlySet<string> = new Set(["NOT_LEADER", "WRONG_SHARD", "SEQ_ACKNOWLEDGED", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "OVERLOADED", "SESSION_EXPIRED", "PERMISSION_DENIED", "UNAUTHENTICATED", "VERSION_MISMATCH", "NOT_FOUND"]);
 // Longer than a pause nemesis holds a node: a paused leader answers in-flight adds when it resumes.
 const CONTRACT_CALL_TIMEOUT_MS = 10_000;
 /** The shard contract workers write to, and whose leader pause-leader stops. */
