@@ -159,7 +159,8 @@ describe("hot counters end to end", () => {
     expect(sum).toBeGreaterThanOrEqual(acked);
     expect(sum).toBeLessThanOrEqual(acked + ambiguous);
     // Settled: every client and tallyctl agree.
-    await eventually(async () => ((await early.get(key)).value === sum ? true : undefined), 10_000, "the early client to read the same sum");
+    let lastRead: bigint | undefined;
+    await eventually(async () => ((lastRead = (await early.get(key)).value) === sum ? true : undefined), 10_000, "the early client to read the same sum", () => `the early client read ${lastRead}, the sum is ${sum}`);
     expect((await tallyctl(cluster.endpoints(), "--json", "get", key)).output).toContain(`"value": "${sum}"`);
   }, 90_000);
 });

@@ -6,6 +6,7 @@ import { afterAll, expect, test } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import type { ClusterMapReply } from "../../src/cli/format-map.js";
 import { eventually, TestCluster } from "../support/cluster.js";
+import { mapSummary } from "../support/map-summary.js";
 import { tallyctl } from "../support/tallyctl.js";
 
 let cluster: TestCluster | undefined;
@@ -37,11 +38,12 @@ test("recover --unsafe makes a surviving replica the only voter; the controller 
     }
     cluster.startNode(2);
     cluster.startNode(3);
+    let last: ClusterMapReply | undefined;
     await eventually(async () => {
-      const map = await client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000, address: endpoints[0]! });
+      const map = (last = await client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000, address: endpoints[0]! }));
       const shard = map.shards[0]!;
       return shard.voters.length === 3 && shard.learners.length === 0 && map.operations.every((op) => op.state !== "running") ? map : undefined;
-    }, 60_000, "three voters again");
+    }, 60_000, "three voters again", () => mapSummary(last));
     expect((await client.get("survivor")).value).toBe(6n);
     expect((await client.add("survivor", 1n)).value).toBe(7n);
   } catch (error) {

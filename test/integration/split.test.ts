@@ -10,6 +10,7 @@ import type { ClusterMapReply } from "../../src/cli/format-map.js";
 import { slotOf } from "../../src/meta/slots.js";
 import { AmbiguousError } from "../../src/util/errors.js";
 import { eventually, TestCluster } from "../support/cluster.js";
+import { mapSummary } from "../support/map-summary.js";
 import { tallyctl } from "../support/tallyctl.js";
 import { RawCallError, RawNodeClient } from "../support/raw-client.js";
 
@@ -43,10 +44,11 @@ test("a hot shard is split by the controller and another by tallyctl, under load
       const leader = m.nodes.find((n) => n.nodeId === m.metaLeaderId);
       return m.fromMetaLeader || !leader ? m : client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000, address: leader.clientAddress });
     };
+    let last: ClusterMapReply | undefined;
     const auto = await eventually(async () => {
-      const m = await leaderMap();
+      const m = (last = await leaderMap());
       return m.shards.length >= 2 && m.operations.some((op) => op.kind === "split" && op.state === "done") ? m : undefined;
-    }, 40_000, "the controller splitting the hot shard");
+    }, 40_000, "the controller splitting the hot shard", () => mapSummary(last));
     const split = auto.operations.find((op) => op.kind === "split")!;
     expect(split.reason).toMatch(/^hot: \d+ ops\/s$/);
     // Ranges tile the slot space.
@@ -62,9 +64,9 @@ test("a hot shard is split by the controller and another by tallyctl, under load
     expect(code, output).toBe(0);
     expect(output).toContain(`split shard ${widest.shardId} at slot ${at} started`);
     const after = await eventually(async () => {
-      const m = await leaderMap();
+      const m = (last = await leaderMap());
       return m.shards.some((s) => s.slotStart === at) && m.operations.every((op) => op.state !== "running") ? m : undefined;
-    }, 30_000, "the manual split");
+    }, 30_000, "the manual split", () => mapSummary(last));
     expect(after.shards.length).toBeGreaterThanOrEqual(3);
 
     // A request routed by the parent's old epoch for a key that now lives in the new shard.
@@ -120,16 +122,17 @@ test("a replica added after a split replays the shard's log to the same state as
     };
     await cli("shard", "split", "1", "--at", "8192");
     const map = () => client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000 });
-    await eventually(async () => ((await map()).shards.length === 2 ? true : undefined), 20_000, "the split");
+    let last: ClusterMapReply | undefined;
+    await eventually(async () => ((last = await map()).shards.length === 2 ? true : undefined), 20_000, "the split", () => mapSummary(last));
     for (const key of keys) await client.add(key, 1n);
     // Move a replica of the left shard (the parent, whose log holds the split) to node 4.
     const leader = (await client.routes()).shards.find((s) => s.shardId === 1)!.leaderId!;
     const from = ["1", "2", "3"].find((id) => id !== leader)!;
     await cli("shard", "move", "1", "--from", from, "--to", String(four));
     await eventually(async () => {
-      const m = await map();
+      const m = (last = await map());
       return m.shards.find((s) => s.shardId === 1)!.voters.includes(String(four)) && m.operations.every((op) => op.state !== "running") ? true : undefined;
-    }, 40_000, "the move to node 4");
+    }, 40_000, "the move to node 4", () => mapSummary(last));
     // Read node 4's own replica (a raw STALE Get pinned to that node).
     const fresh = new RawNodeClient(local.config.nodes.find((n) => n.id === four)!.client);
     try {

@@ -374,7 +374,11 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, message: 
   }
 }
 
-export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string): Promise<T> {
+/**
+ * Polls `fn` every 100 ms until it returns a value (not undefined or false), or fails after
+ * `timeoutMs` naming `what`, the probe's last error, and `lastSeen()` (the state it last saw).
+ */
+export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string, lastSeen?: () => string): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {
@@ -386,5 +390,6 @@ export async function eventually<T>(fn: () => Promise<T | undefined> | T | undef
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}`);
+  const seen = lastSeen === undefined ? "" : `\nlast seen: ${lastSeen()}`;
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastError ? `: ${(lastError as Error).message}` : ""}${seen}`);
 }
