@@ -15,6 +15,9 @@ import { watchTestControl } from "./test-control.js";
 import { nodeMetrics } from "./metrics.js";
 import { NodeHealth, startOpsServer, type OpsServer } from "./ops-http.js";
 
+/** On SIGTERM, how long calls in flight may take to finish before open streams are cancelled. */
+const STREAM_DRAIN_MS = 500;
+
 const program = new Command()
   .name("tallyd")
   .description("tally node: hosts shard replicas of an exact, Raft-replicated counter cluster")
@@ -102,7 +105,13 @@ async function main(): Promise<void> {
     }, 8000);
     hardDeadline.unref();
     await node.stop({ transferLeadership: true, timeoutMs: 3000 });
-    await new Promise<void>((resolve) => server.tryShutdown(() => resolve()));
+    // Clients keep Pipeline and Watch streams open for as long as they live, so tryShutdown alone
+    // waited for them until the hard deadline (exit 1 after 8 s in a rolling restart). Calls in
+    // flight get STREAM_DRAIN_MS to finish; the rest are cancelled and clients go to another node.
+    let drained: NodeJS.Timeout | undefined;
+    await Promise.race([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), new Promise<void>((resolve) => (drained = setTimeout(resolve, STREAM_DRAIN_MS)))]);
+    clearTimeout(drained);
+    server.forceShutdown();
     await ops?.close();
     rootLogger.flush();
     process.exit(0);

@@ -5,6 +5,7 @@
 import { ClassicLevel } from "classic-level";
 import { afterEach, describe, expect, test } from "vitest";
 import { slotOf } from "../../src/meta/slots.js";
+import { TallyClient } from "../../src/client/index.js";
 import { TestCluster, eventually } from "../support/cluster.js";
 import { RawNodeClient, leaderClient } from "../support/raw-client.js";
 
@@ -131,6 +132,32 @@ describe("tallyd: a durable multi-Raft node", () => {
     const next = await leaderClient(others, 1, 15_000);
     expect((await next.call("get", { key: keyForShard1("x") })).value).toBe("7");
     next.close();
+  });
+
+  test("SIGTERM with clients connected (Pipeline streams and a Watch open) exits 0; the clients carry on", async () => {
+    cluster = await TestCluster.start({ nodes: 3, shards: 2 });
+    const client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 15_000 });
+    try {
+      // Adds to both shards open a Pipeline stream to each leader; a Watch holds one more stream.
+      for (let i = 0; i < 20; i++) await client.add(`connected-${i}`, 1n);
+      const abort = new AbortController();
+      const watching = (async () => {
+        for await (const batch of client.watch("connected-", { prefix: true, signal: abort.signal })) void batch;
+      })().catch(() => undefined);
+      await new Promise((r) => setTimeout(r, 300));
+      const leader = await leaderClient(cluster.endpoints(), 1);
+      const id = leaderNodeId(leader, cluster);
+      leader.close();
+      // Before: tryShutdown waited for the clients' streams until the 8 s hard exit (code 1).
+      const started = Date.now();
+      expect(await cluster.stop(id, 10_000)).toBe(0);
+      console.log(`node: SIGTERM with clients connected exited 0 after ${Date.now() - started} ms`);
+      for (let i = 0; i < 20; i++) expect((await client.add(`connected-${i}`, 1n)).value).toBe(2n);
+      abort.abort();
+      await watching;
+    } finally {
+      await client.close();
+    }
   });
 
   test("a corrupt log entry on disk is detected: the node refuses to start and says why", async () => {
