@@ -721,7 +721,7 @@ export class CounterApi {
  * the state machine and in every client's JSON), never 0. Unguessable in practice, and a session is
  * usable only by the caller that registered it anyway.
  */
-export function randomSessionId(): number {
+function randomSessionId(): number {
   const bytes = randomBytes(8);
   const id = (bytes.readUInt32BE(0) & 0x1f_ffff) * 0x1_0000_0000 + bytes.readUInt32BE(4);
   return id === 0 ? 1 : id;

@@ -92,11 +92,6 @@ export function retainedPosition(session: Session, seq: number): number {
   return seqs[position] === seq ? position : -1;
 }
 
-export function retainedOutcome(session: Session, seq: number): Uint8Array | undefined {
-  const position = retainedPosition(session, seq);
-  return position < 0 ? undefined : session.retainedOutcomes[position];
-}
-
 export function retainOutcome(session: Session, seq: number, digest: number, outcome: Uint8Array): void {
   assert(seq >= session.firstUnackedSeq, "retaining an acknowledged seq");
   assert(Number.isInteger(digest) && digest >= 0 && digest <= 0xffff_ffff, "request digest must be a u32");

@@ -9,6 +9,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Writable } from "node:stream";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
+import { message, waitFor } from "../support/peer-messages.js";
 import { type Message, MessageType } from "../../src/raft/types.js";
 import { crc32c } from "../../src/storage/crc32c.js";
 import { encodeFrame, encodeSnapshotHeader } from "../../src/transport/codec.js";
@@ -18,18 +19,6 @@ import { PeerTransport, type PeerTransportOptions } from "../../src/transport/pe
 import { generateToken } from "../../src/util/auth-token.js";
 
 const SECRET = generateToken();
-
-function message(from: number, to: number, overrides: Partial<Message> = {}): Message {
-  return { type: MessageType.Heartbeat, to, from, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, ...overrides };
-}
-
-async function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 interface Node {
   id: number;

@@ -1,5 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
 import { afterEach, describe, expect, it } from "vitest";
+import { message, waitFor } from "../support/peer-messages.js";
 import { type Entry, EntryType, type Message, MessageType } from "../../src/raft/types.js";
 import { crc32c } from "../../src/storage/crc32c.js";
 import { decodeFrame, decodeSnapshotHeader, encodeFrame, encodeSnapshotHeader, FrameDecodeError, type GroupMessage } from "../../src/transport/codec.js";
@@ -9,22 +10,10 @@ import { createPrng } from "../../src/util/prng.js";
 
 // ---- helpers ----
 
-function message(from: number, to: number, overrides: Partial<Message> = {}): Message {
-  return { type: MessageType.Heartbeat, to, from, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, ...overrides };
-}
-
 function entry(index: number, bytes: number, seed = index): Entry {
   const data = new Uint8Array(bytes);
   for (let i = 0; i < bytes; i++) data[i] = (i * 7 + seed) & 0xff;
   return { term: 3, index, type: EntryType.Normal, data };
-}
-
-async function waitFor(predicate: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
 }
 
 interface Node {
