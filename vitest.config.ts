@@ -2,9 +2,11 @@ import { defineConfig } from "vitest/config";
 
 // Two groups, run one after the other: the CPU-bound suites (unit, scripted Raft, simulator) in
 // parallel, then the real-process integration tests one file at a time, so simulator seeds never
-// starve a 3-node cluster of CPU on a 2-core machine and make its timing flaky.
+// starve a 3-node cluster of CPU on a 2-core machine and make its timing flaky. Before either, the
+// globalSetup rebuilds the tallyd/tallyctl bundles that are older than src/ (the bins never build).
 export default defineConfig({
   test: {
+    globalSetup: ["test/support/build-bundles.ts"],
     testTimeout: 60_000,
     hookTimeout: 90_000,
     pool: "forks",

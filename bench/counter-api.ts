@@ -39,6 +39,7 @@ import type { Redis } from "ioredis";
 import { TallyClient, type TallyClientOptions } from "../src/client/index.js";
 import { slotOf } from "../src/meta/slots.js";
 import { createPrng } from "../src/util/prng.js";
+import { ensureBundles } from "../bin/bundle.js";
 import { TestCluster } from "../test/support/cluster.js";
 import { RawNodeClient, leaderClient } from "../test/support/raw-client.js";
 import { ZipfSampler, closedLoop, loadAverage, machineDescription, openLoop, parseArgs, procCpuSeconds, type LoadResult } from "./lib.js";
@@ -502,6 +503,7 @@ async function main(): Promise<void> {
     const started = Date.now();
     const since = () => `${((Date.now() - started) / 1000).toFixed(1)} s`;
     const startingPeers = args.flag("peers") ? startPeers(!args.flag("no-etcd")) : undefined;
+    if (!given) ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
     const startingCluster = given ? undefined : TestCluster.start({ nodes: 3, shards: 8, nodeArgs });
     // Both settle before either failure is thrown, so whatever did start is torn down below.
     const [peersStarted, clusterStarted] = await Promise.allSettled([startingPeers, startingCluster]);

@@ -12,6 +12,7 @@
  */
 import { readFileSync } from "node:fs";
 import { TallyClient } from "../src/client/index.js";
+import { ensureBundles } from "../bin/bundle.js";
 import { TestCluster } from "../test/support/cluster.js";
 import { closedLoop, parseArgs, type LoadResult } from "./lib.js";
 
@@ -50,6 +51,7 @@ async function measured(cluster: TestCluster, name: string, run: (count: (units:
   );
 }
 
+ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
 const cluster = await TestCluster.start({ nodes: 3, shards: 8, ...(profileDir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] } : {}) });
 try {
   const endpoints = cluster.endpoints();

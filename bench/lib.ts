@@ -7,6 +7,7 @@ import hdr from "hdr-histogram-js";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
+import { ensureBundles } from "../bin/bundle.js";
 import { TestCluster } from "../test/support/cluster.js";
 
 export type Histogram = ReturnType<typeof hdr.build>;
@@ -218,6 +219,7 @@ export function parseArgs(argv: string[]): { flag(name: string): boolean; option
  */
 export async function runBenchTable<Row>(endpoints: string, shards: number, run: (endpoints: string[]) => Promise<Row[]>, headers: string[], cells: (row: Row) => Array<string | number>): Promise<void> {
   let cluster: TestCluster | undefined;
+  if (!endpoints) ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
   const addresses = endpoints ? endpoints.split(",") : (cluster = await TestCluster.start({ nodes: 3, shards })).endpoints();
   try {
     const rows = await run(addresses);

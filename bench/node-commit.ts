@@ -14,6 +14,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import hdr from "hdr-histogram-js";
 import { slotOf } from "../src/meta/slots.js";
+import { ensureBundles } from "../bin/bundle.js";
 import { TestCluster } from "../test/support/cluster.js";
 import { RawNodeClient, leaderClient } from "../test/support/raw-client.js";
 
@@ -72,6 +73,7 @@ function keysForShard1(count: number): Buffer[] {
 async function main(): Promise<void> {
   const fsync = measureFsync();
   console.log(`machine fsync: ${fsync.perSecond}/s, median ${fsync.medianUs} us`);
+  ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
   const cluster = await TestCluster.start({ nodes: 3, shards: 8, electionTicks: 25, heartbeatTicks: 5 });
   const rows: string[] = [];
   try {

@@ -18,6 +18,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Etcd3 } from "etcd3";
 import { TallyClient } from "../src/client/index.js";
+import { ensureBundles } from "../bin/bundle.js";
 import { TestCluster } from "../test/support/cluster.js";
 import { connectUnaryAdd } from "./counter-api.js";
 import { closedLoop, openLoop, parseArgs, type LoadResult } from "./lib.js";
@@ -239,6 +240,7 @@ async function main(): Promise<void> {
   const redisAlways = await startRedis("always");
   const redisEverysec = await startRedis("everysec");
   const etcdHosts = await startEtcd();
+  ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
   cluster = await TestCluster.start({ nodes: 3, shards: 8 });
   let outcome: Awaited<ReturnType<typeof runScenarios>>;
   loopDelay.reset();

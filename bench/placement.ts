@@ -10,6 +10,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { TallyClient } from "../src/client/index.js";
+import { ensureBundles } from "../bin/bundle.js";
 import { TestCluster } from "../test/support/cluster.js";
 import { longestGapMs, parseArgs } from "./lib.js";
 
@@ -64,6 +65,7 @@ async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T 
   throw new Error(`timed out waiting for ${what}`);
 }
 
+ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
 const cluster = await TestCluster.start({
   nodes: 3,
   shards: 1,

@@ -36,6 +36,7 @@ import { Level } from "level";
 import { TallyClient } from "../src/client/index.js";
 import { slotOf } from "../src/meta/slots.js";
 import { KeyPrefix } from "../src/storage/keys.js";
+import { ensureBundles } from "../bin/bundle.js";
 import { TestCluster } from "../test/support/cluster.js";
 import { RawNodeClient, leaderClient } from "../test/support/raw-client.js";
 import { closedLoop, directoryBytes, loadAverage, longestGapMs, parseArgs, procCpuSeconds, processRssBytes, type LoadResult } from "./lib.js";
@@ -580,6 +581,7 @@ async function main(): Promise<void> {
   const started = new Date();
   const loadStart = loadAverage();
   console.log(`scale: steps ${steps.join(", ")}; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; load average ${loadStart}`);
+  ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
   cluster = await TestCluster.start({ nodes: 3, shards: SHARDS, metrics: true });
   for (const [id, child] of cluster.processes) child.once("exit", (code, signal) => exits.set(id, signal ?? `code ${code}`));
   const client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 60_000 });

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-import { runBundled } from "./bundle.js";
-await runBundled("src/cli/main.ts", "tallyctl");
+import { runBundle } from "./launch.js";
+await runBundle("tallyctl");

@@ -1,3 +1,3 @@
 #!/usr/bin/env node
-import { runBundled } from "./bundle.js";
-await runBundled("src/server/main.ts", "tallyd");
+import { runBundle } from "./launch.js";
+await runBundle("tallyd");

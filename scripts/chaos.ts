@@ -12,6 +12,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
+import { ensureBundles } from "../bin/bundle.js";
 import { LINEARIZABILITY_STATES_MAX, checkHistory, type CheckResult, type FaultWindow } from "../test/chaos/checker.js";
 import { BACKEND_NAMES, type BackendName } from "../test/chaos/backend.js";
 import { ALL_NEMESES, parseNemeses, runChaos } from "../test/chaos/run.js";
@@ -75,6 +76,7 @@ const backend = raw.backend as BackendName;
 if (!BACKEND_NAMES.includes(backend)) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(", ")}, got ${raw.backend}`);
 
 console.log(`chaos: ${backend} backend, seed ${seed} (replay with --seed ${seed})`);
+ensureBundles(); // the nodes run dist/tallyd.mjs and bin/tallyd.js never builds: rebuild it if src/ is newer
 const run = await runChaos({
   backend,
   nodes,

@@ -876,6 +876,9 @@ export class TallyClient {
       if (outcome.kind === "reply") return outcome.response;
       lastError = outcome.error;
       if (nodeAnswered(outcome.error, outcome.info)) answered = true;
+      // A node that cannot be reached did not take the request: ask the next one (tallyctl failover,
+      // rebalance, status run while a node is down). A timeout is thrown: the call may have arrived.
+      else if (options.address === undefined && outcome.error.code === "UNAVAILABLE") continue;
       if (outcome.error.code !== "NOT_LEADER") throw outcome.error;
       const hint = outcome.info?.leaderAddress;
       if (hint && hint !== address) {
@@ -933,7 +936,7 @@ export class TallyClient {
   private makeOp(
     kind: MutationKind,
     keyInput: Key,
-    fields: { delta?: bigint; floor?: bigint; value?: bigint; expectedVersion?: bigint } & KindFields,
+    fields: { delta?: bigint; floor?: bigint | undefined; value?: bigint; expectedVersion?: bigint } & KindFields,
   ): MutationOp {
     const key = encodeKey(keyInput);
     return {
