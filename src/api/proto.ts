@@ -60,6 +60,8 @@ export interface RequestHeaderMessage {
   clientId: Int64String;
   seq: Int64String;
   firstUnackedSeq: Int64String;
+  /** Instead of a session: a sessionless write's id (proto RequestHeader.request_id). */
+  requestId?: string;
 }
 
 export interface RegisterSessionRequestMessage {

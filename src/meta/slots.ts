@@ -1,6 +1,12 @@
 /**
- * Hash slots (Redis Cluster's scheme): slot = CRC16-XMODEM(key) mod 16384. A shard owns a
- * contiguous slot range [start, end). Pure and shared by server, client and meta.
+ * Hash slots (Redis Cluster's scheme, https://redis.io/docs/reference/cluster-spec/#hash-tags):
+ * slot = CRC16-XMODEM(hashed bytes) mod 16384, where the hashed bytes are the key's hash tag if it
+ * has one, else the whole key. The hash tag is the bytes between the key's first `{` and the first
+ * `}` after it, when there is at least one byte between them: `{user1}:views` and `{user1}:clicks`
+ * hash only `user1`, so they share a slot, a shard, and can be in one atomic batch. `{}x`, `x{` and
+ * `x}{` have no tag (the whole key is hashed). A shard owns a contiguous slot range [start, end).
+ * Pure and shared by server, client and meta; proto/tally.proto and docs/protocol.md state the rule
+ * for clients in other languages.
  */
 export const SLOT_COUNT = 16384;
 
@@ -22,8 +28,20 @@ export function crc16(bytes: Uint8Array): number {
   return crc;
 }
 
+const OPEN_BRACE = 0x7b;
+const CLOSE_BRACE = 0x7d;
+
+/** The bytes a key's slot is computed from: its hash tag, or the whole key (a view, no copy). */
+export function hashedPart(key: Uint8Array): Uint8Array {
+  const open = key.indexOf(OPEN_BRACE);
+  if (open < 0) return key;
+  const close = key.indexOf(CLOSE_BRACE, open + 1);
+  if (close <= open + 1) return key; // no `}` after the `{`, or nothing between them
+  return key.subarray(open + 1, close);
+}
+
 export function slotOf(key: Uint8Array): number {
-  return crc16(key) % SLOT_COUNT;
+  return crc16(hashedPart(key)) % SLOT_COUNT;
 }
 
 export interface SlotRange {

@@ -306,9 +306,12 @@ export function counterAccess(method: string, request: Json | undefined): Access
   }
 }
 
-/** Heartbeat and ShardChange carry the metadata protocol between nodes; everything else is admin. */
+/**
+ * Heartbeat and ShardChange carry the metadata protocol between nodes, and ForwardWrite a write with
+ * its caller's verified name (forwarding.ts: only a node may name the owner); everything else is admin.
+ */
 export function adminAccess(method: string): Access {
-  return method === "heartbeat" || method === "shardChange" ? { kind: "internal" } : { kind: "admin" };
+  return method === "heartbeat" || method === "shardChange" || method === "forwardWrite" ? { kind: "internal" } : { kind: "admin" };
 }
 
 // ---- the caller of a request, for session ownership ----

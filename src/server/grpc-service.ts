@@ -4,12 +4,14 @@
  * bounds are checked before its message is read (admission.ts), its size and shape before it is
  * decoded (request-bounds.ts; docs/limits.md). Requests are then validated here (bad input never
  * reaches the log), routed to a shard replica, and answered with value, version and a fencing
- * token. Errors leave through one function, toServiceError.
+ * token. Errors leave through one function, toServiceError. A mutation names itself by a session
+ * (client_id, seq) or by a request_id; a request_id write may arrive at any node, which forwards it
+ * to the shard's leader (forwarding.ts). Reflection serves proto/tally.proto as written (snake_case
+ * field names) and the health service (reflection.ts).
  */
 import * as grpc from "@grpc/grpc-js";
-import { ReflectionService } from "@grpc/reflection";
 import { HealthImplementation } from "grpc-health-check";
-import { type Command, type CommandResult, type CounterOp, type OpResult, TTL_MS_MAX, UNIQUE_ITEMS_MAX, validateCommand } from "../shard/commands.js";
+import { type Command, type CommandResult, type CounterOp, type OpResult, requestIdProblem, TTL_MS_MAX, UNIQUE_ITEMS_MAX, validateCommand } from "../shard/commands.js";
 import { WINDOW_MS_MAX } from "../shard/kinds/ratelimit.js";
 import { keyHasPrefix, TOP_K_MAX } from "../shard/kinds/topk.js";
 import { DEFAULT_WINDOW_OPTIONS, rangePlan, type WindowAggregate } from "../shard/kinds/windows.js";
@@ -46,8 +48,13 @@ import type { NodeMetrics } from "./metrics.js";
 import { RequestGuard } from "./request-guard.js";
 import { admissionInterceptor, admittedMethods } from "./admission.js";
 import { boundedService, RefusedRequest, tallyRequestBounds } from "./request-bounds.js";
+import { WriteForwarder } from "./forwarding.js";
+import { addReflection } from "./reflection.js";
 
 type Json = Record<string, any>;
+
+const HEADER_REQUIRED =
+  "header is required: a request_id (any unique string of 1-64 printable characters, for a write without a session) or a session (client_id from RegisterSession, seq, first_unacked_seq)";
 
 /** Bounds a single Pipeline stream; beyond it, operations are answered OVERLOADED at once. */
 const PIPELINE_INFLIGHT_MAX = 20_000;
@@ -61,11 +68,14 @@ const roleName: Record<Role, string> = {
 
 export class CounterApi {
   private readonly hotIndex = new HotIndex();
+  readonly forwarder: WriteForwarder;
 
   constructor(
     private readonly node: TallyNode,
     private readonly log: Logger,
-  ) {}
+  ) {
+    this.forwarder = new WriteForwarder(node);
+  }
 
   /** The hot counters of the map this node knows. */
   private hot(): HotIndex {
@@ -82,35 +92,51 @@ export class CounterApi {
     return { maxKeyBytes: this.node.config.limits.maxKeyBytes, maxOps: this.node.config.limits.maxBatchOps };
   }
 
-  private header(raw: Json | undefined | null): { shardId: number; epoch: number; clientId: number; seq: number; firstUnackedSeq: number; owner: string } {
-    if (raw === undefined || raw === null) throw new InvalidArgumentError("header is required (shard_id, epoch, client_id, seq, first_unacked_seq)");
-    return {
+  private header(raw: Json | undefined | null): { shardId: number; epoch: number; clientId: number; seq: number; firstUnackedSeq: number; requestId: string; owner: string } {
+    if (raw === undefined || raw === null) throw new InvalidArgumentError(HEADER_REQUIRED);
+    const requestId = typeof raw.requestId === "string" ? raw.requestId : "";
+    const header = {
       owner: callerOf(raw),
       shardId: u32(raw.shardId, "header.shard_id"),
       epoch: u64(raw.epoch, "header.epoch"),
       clientId: u64(raw.clientId, "header.client_id"),
       seq: u64(raw.seq, "header.seq"),
       firstUnackedSeq: u64(raw.firstUnackedSeq, "header.first_unacked_seq"),
+      requestId,
     };
+    if (requestId !== "") {
+      const problem = requestIdProblem(requestId);
+      if (problem !== undefined) throw new InvalidArgumentError(`header.request_id ${problem}`);
+      if (header.clientId !== 0 || header.seq !== 0 || header.firstUnackedSeq !== 0) {
+        throw new InvalidArgumentError("header: give a request_id or a session (client_id, seq, first_unacked_seq), not both");
+      }
+    }
+    return header;
   }
 
   /** `packedAdds`: the packed bytes `ops` were decoded from, which the Raft entry then carries as they are. */
   private async mutate(headerRaw: Json | undefined, ops: CounterOp[], packedAdds?: Uint8Array): Promise<{ results: OpResult[]; term: number; index: number }> {
     const header = this.header(headerRaw);
-    const command: Command = { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops };
+    const command: Command =
+      header.requestId === ""
+        ? { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops }
+        : { type: "write", requestId: header.requestId, ops };
     if (header.epoch !== 0) command.epoch = header.epoch;
     if (header.owner !== "") command.owner = header.owner;
     if (packedAdds !== undefined) command.packedAdds = packedAdds;
+    if (command.type === "mutate" && command.clientId === 0) throw new InvalidArgumentError(HEADER_REQUIRED);
     validateCommand(command, this.limits());
     if (this.hot().size > 0) refuseHotMutations(this.hotIndex, ops);
-    const replica = this.node.route(header.shardId, header.epoch, ops.map((op) => op.key));
-    let bytes = 64;
+    let bytes = 64 + header.requestId.length;
     for (const op of ops) {
       bytes += op.key.length + 40;
       if (op.kind === "unique") for (const item of op.items) bytes += item.length + 5;
     }
     if (bytes > this.node.config.limits.maxEntryBytes) throw new InvalidArgumentError(`request: its log entry would take ~${bytes} bytes, above limits.maxEntryBytes ${this.node.config.limits.maxEntryBytes}; split it`);
-    const outcome = await this.node.submit(replica, command, bytes);
+    const outcome =
+      command.type === "write"
+        ? await this.forwarder.write(command, header.shardId, bytes)
+        : await this.node.submit(this.node.route(header.shardId, header.epoch, ops.map((op) => op.key)), command, bytes);
     const result = expectOk(outcome.result);
     if (result.type !== "mutate") throw new TallyError("INTERNAL", `unexpected result type ${result.type}`);
     return { results: result.results, term: outcome.term, index: outcome.index };
@@ -852,6 +878,7 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
     recoverUnsafe: unary((r) => api.recoverUnsafe(r)),
     heartbeat: unary((r) => ({ body: encodeBody(node.onHeartbeat(decodeBody<NodeReport>(r.body, "heartbeat"))) })),
     shardChange: unary(async (r) => ({ body: encodeBody(await node.shardChange(decodeBody<ShardChangeRequest>(r.body, "shard change"))) })),
+    forwardWrite: unary(async (r) => ({ body: await api.forwarder.serve(r.body, gate !== undefined) })),
     shardBackup: (call: grpc.ServerWritableStream<Json, Json>) => serveShardBackup(node, call, log),
   }, { limit: false }), adminAccess));
 
@@ -861,7 +888,7 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
     const state = serving ? "SERVING" : "NOT_SERVING";
     for (const service of ["", "tally.v1.CounterService", "tally.v1.AdminService"]) health.setStatus(service, state);
   };
-  new ReflectionService(packageDefinition).addToServer(server);
+  addReflection(server);
   return server;
 }
 
@@ -1183,6 +1210,9 @@ function expectOk(result: CommandResult): Exclude<CommandResult, { ok: false }> 
       break;
     case "WRONG_SHARD":
       error = new WrongShardError(result.message, 0, result.currentEpoch ?? 0);
+      break;
+    case "OVERLOADED":
+      error = new OverloadedError(result.message, result.retryAfterMs);
       break;
     default:
       error = new TallyError(result.code, result.message);

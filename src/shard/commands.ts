@@ -15,6 +15,9 @@
  *             more ops and every one is a plain add (no floor, no TTL): `packed` is binary in the form of src/util/packed-adds.ts,
  *             the bytes a client's packed AddBatch carried (one encoding per batch, so the bytes
  *             are the same whichever way the command was built)
+ *   write     [3, requestId, [op, ...] | packed, epoch, owner]
+ *             (a mutate without a session: exactly once per (owner, requestId), remembered by the
+ *             shard's request-id table, request-ids.ts; epoch 0 = not checked, owner "" = no auth)
  *   add       [0, key, delta] | [0, key, delta, floor] | [0, key, delta, floor | nil, ttlMs]
  *   set       [1, key, value] | [1, key, value, ttlMs]
  *   reset     [2, key]
@@ -82,7 +85,23 @@ export type Command =
        * encoding shortcut: decoding never sets it.
        */
       packedAdds?: Uint8Array;
+    }
+  /**
+   * A mutate without a session (proto RequestHeader.request_id): applied at most once per
+   * (owner, requestId) while the shard remembers the id (request-ids.ts); a retry gets the saved
+   * outcome, a reuse with other ops is refused. epoch, owner and packedAdds as in mutate.
+   */
+  | {
+      type: "write";
+      requestId: string;
+      ops: CounterOp[];
+      epoch?: number;
+      owner?: string;
+      packedAdds?: Uint8Array;
     };
+
+/** The commands that carry ops: a session's mutate, or a sessionless write. */
+export type MutatingCommand = Extract<Command, { type: "mutate" | "write" }>;
 
 export interface EntryPayload {
   timestampMs: number;
@@ -106,6 +125,8 @@ export type CommandFailure = {
   currentVersion?: number;
   /** WRONG_SHARD: the shard's epoch when the command was refused. */
   currentEpoch?: number;
+  /** OVERLOADED: how long until retrying can succeed (a full request-id table). */
+  retryAfterMs?: number;
   /** True when this is the retained result of an earlier apply of the same (clientId, seq). */
   duplicate?: boolean;
 };
@@ -151,6 +172,22 @@ export function sessionClientId(entryIndex: number, registerOrdinal: number): nu
 
 /** Bytes of a principal name a command may carry as its owner. */
 export const OWNER_BYTES_MAX = 256;
+
+/**
+ * A request id is 1..REQUEST_ID_CHARS_MAX printable ASCII characters (a UUID, a ULID,
+ * "order-1234/charge"): it appears in error messages and logs as it is, and JSON carries it
+ * without escaping.
+ */
+export const REQUEST_ID_CHARS_MAX = 64;
+const REQUEST_ID_PATTERN = /^[\x20-\x7e]+$/;
+
+/** Why `requestId` is not a valid request id, or undefined. */
+export function requestIdProblem(requestId: unknown): string | undefined {
+  if (typeof requestId !== "string") return `must be a string, got ${typeof requestId}`;
+  if (requestId.length < 1 || requestId.length > REQUEST_ID_CHARS_MAX) return `must be 1..${REQUEST_ID_CHARS_MAX} characters, got ${requestId.length}`;
+  if (!REQUEST_ID_PATTERN.test(requestId)) return "must be printable ASCII (0x20..0x7e)";
+  return undefined;
+}
 
 /**
  * A digest of what a mutate asks for (its ops, not its routing or acknowledgements), kept with the
@@ -238,7 +275,7 @@ export function sessionEntryIndex(clientId: number): number {
 }
 
 export function commandOpCount(command: Command): number {
-  return command.type === "mutate" ? command.ops.length : 0;
+  return command.type === "mutate" || command.type === "write" ? command.ops.length : 0;
 }
 
 function fail(message: string): never {
@@ -382,6 +419,13 @@ function checkOwner(what: string, owner: unknown): void {
   if (owner.length > OWNER_BYTES_MAX || (owner.length * 3 > OWNER_BYTES_MAX && new TextEncoder().encode(owner).length > OWNER_BYTES_MAX)) fail(`${what} owner is longer than ${OWNER_BYTES_MAX} bytes`);
 }
 
+function validateOps(what: string, ops: unknown, limits: ShardLimits): void {
+  if (!Array.isArray(ops)) fail(`${what} ops must be an array`);
+  if (ops.length < 1) fail(`${what} has no ops; 1..${limits.maxOps} allowed`);
+  if (ops.length > limits.maxOps) fail(`${what} has ${ops.length} ops; max ${limits.maxOps}`);
+  for (let i = 0; i < ops.length; i++) validateOp(ops[i] as CounterOp, i, limits);
+}
+
 /** Throws InvalidArgumentError naming the first problem (which field, which op, which bound). */
 export function validateCommand(command: Command, limits: ShardLimits = DEFAULT_SHARD_LIMITS): void {
   if (typeof command !== "object" || command === null) fail("command must be an object");
@@ -404,11 +448,15 @@ export function validateCommand(command: Command, limits: ShardLimits = DEFAULT_
       if (command.firstUnackedSeq > command.seq) {
         fail(`mutate firstUnackedSeq ${command.firstUnackedSeq} is above seq ${command.seq}`);
       }
-      const ops = command.ops;
-      if (!Array.isArray(ops)) fail("mutate ops must be an array");
-      if (ops.length < 1) fail("mutate has no ops; 1.." + limits.maxOps + " allowed");
-      if (ops.length > limits.maxOps) fail(`mutate has ${ops.length} ops; max ${limits.maxOps}`);
-      for (let i = 0; i < ops.length; i++) validateOp(ops[i]!, i, limits);
+      validateOps("mutate", command.ops, limits);
+      return;
+    }
+    case "write": {
+      const problem = requestIdProblem(command.requestId);
+      if (problem !== undefined) fail(`write requestId ${problem}`);
+      checkOwner("write", command.owner);
+      if (command.epoch !== undefined) checkSafeInteger("write epoch", command.epoch, 0);
+      validateOps("write", command.ops, limits);
       return;
     }
     default:
@@ -445,6 +493,7 @@ const enum WireCommand {
   Register = 0,
   Keepalive = 1,
   Mutate = 2,
+  Write = 3,
 }
 
 const enum WireOp {
@@ -488,16 +537,22 @@ function isPlainAdd(op: CounterOp): boolean {
   return op.kind === "add" && op.floor === undefined && op.ttlMs === undefined;
 }
 
+/** One op stays a msgpack array: its varint delta is smaller than the packed form's 8 bytes. */
+function opsToWire(command: MutatingCommand): unknown {
+  const packable = command.ops.length > 1 && command.ops.every(isPlainAdd);
+  return packable ? (command.packedAdds ?? encodePackedAdds(command.ops as PackedAdd[])) : command.ops.map(opToWire);
+}
+
 function commandToWire(command: Command): unknown[] {
   switch (command.type) {
     case "register":
       return command.clientId === undefined ? [WireCommand.Register] : [WireCommand.Register, command.clientId, command.owner ?? ""];
     case "keepalive":
       return command.owner ? [WireCommand.Keepalive, command.clientId, command.owner] : [WireCommand.Keepalive, command.clientId];
+    case "write":
+      return [WireCommand.Write, command.requestId, opsToWire(command), command.epoch ?? 0, command.owner ?? ""];
     case "mutate": {
-      // One op stays a msgpack array: its varint delta is smaller than the packed form's 8 bytes.
-      const packable = command.ops.length > 1 && command.ops.every(isPlainAdd);
-      const ops = packable ? (command.packedAdds ?? encodePackedAdds(command.ops as PackedAdd[])) : command.ops.map(opToWire);
+      const ops = opsToWire(command);
       if (command.owner) return [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops, command.epoch ?? 0, command.owner];
       return command.epoch
         ? [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops, command.epoch]
@@ -606,23 +661,18 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
       if (wire.length === 3) keepalive.owner = wireString(wire[2], commandIndex, "owner");
       return keepalive;
     }
+    case WireCommand.Write: {
+      checkArity(wire, 5, 5, commandIndex, -1, "write");
+      const write: Command = { type: "write", requestId: wireString(wire[1], commandIndex, "requestId"), ops: opsFromWire(wire[2], commandIndex) };
+      const epoch = wireNumber(wire[3], commandIndex, -1, "epoch");
+      if (epoch !== 0) write.epoch = epoch;
+      const owner = wireString(wire[4], commandIndex, "owner");
+      if (owner !== "") write.owner = owner;
+      return write;
+    }
     case WireCommand.Mutate: {
       checkArity(wire, 5, 7, commandIndex, -1, "mutate");
-      const wireOps: unknown = wire[4];
-      let ops: CounterOp[];
-      if (wireOps instanceof Uint8Array) {
-        // Bounds (op count, key size) are validateCommand's; this checks the structure.
-        try {
-          ops = decodePackedAdds(wireOps, { maxOps: Number.POSITIVE_INFINITY, maxKeyBytes: PACKED_KEY_BYTES_MAX });
-        } catch (error) {
-          if (error instanceof InvalidArgumentError) fail(`commands[${commandIndex}] packed ops: ${error.message}`);
-          throw error;
-        }
-      } else {
-        if (!Array.isArray(wireOps)) fail(`commands[${commandIndex}] ops must be an array or packed adds`);
-        ops = new Array(wireOps.length);
-        for (let i = 0; i < wireOps.length; i++) ops[i] = opFromWire(wireOps[i], commandIndex, i);
-      }
+      const ops = opsFromWire(wire[4], commandIndex);
       const mutate: Command = {
         type: "mutate",
         clientId: wireNumber(wire[1], commandIndex, -1, "clientId"),
@@ -640,6 +690,23 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
     default:
       return fail(`commands[${commandIndex}] has unknown command tag ${String(tag)}`);
   }
+}
+
+/** A command's ops: a msgpack array of ops, or packed adds (binary). */
+function opsFromWire(wireOps: unknown, commandIndex: number): CounterOp[] {
+  if (wireOps instanceof Uint8Array) {
+    // Bounds (op count, key size) are validateCommand's; this checks the structure.
+    try {
+      return decodePackedAdds(wireOps, { maxOps: Number.POSITIVE_INFINITY, maxKeyBytes: PACKED_KEY_BYTES_MAX });
+    } catch (error) {
+      if (error instanceof InvalidArgumentError) fail(`commands[${commandIndex}] packed ops: ${error.message}`);
+      throw error;
+    }
+  }
+  if (!Array.isArray(wireOps)) fail(`commands[${commandIndex}] ops must be an array or packed adds`);
+  const ops: CounterOp[] = new Array(wireOps.length);
+  for (let i = 0; i < wireOps.length; i++) ops[i] = opFromWire(wireOps[i], commandIndex, i);
+  return ops;
 }
 
 function opFromWire(wire: unknown, commandIndex: number, opIndex: number): CounterOp {

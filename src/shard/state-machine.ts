@@ -15,6 +15,9 @@
  *   replayed backwards if any op fails).
  * - a (clientId, seq) is applied at most once: its outcome is retained until the client
  *   acknowledges it (firstUnackedSeq > seq), and from then on the seq is refused.
+ * - an (owner, requestId) is applied at most once while the request-id table remembers it (at
+ *   least requestIdRetentionMs of the clock; request-ids.ts), and a storage id names at most one
+ *   session or request id.
  */
 import { assert } from "../util/assert.js";
 import { CorruptionError, FailedPreconditionError, InvalidArgumentError, OutOfRangeError, type ErrorCode } from "../util/errors.js";
@@ -30,6 +33,7 @@ import {
   type CommandFailure,
   type CommandResult,
   type CounterOp,
+  type MutatingCommand,
   type OpResult,
 } from "./commands.js";
 import { CounterTable, COUNTERS_MAX, SLOT_DIRTY, SLOT_TOUCHED } from "./counter-table.js";
@@ -57,6 +61,16 @@ import {
   type MutateOutcome,
   type Session,
 } from "./sessions.js";
+import {
+  decodeRequestIdRecord,
+  DEFAULT_REQUEST_ID_OPTIONS,
+  encodeRequestIdRecord,
+  isRequestIdRecord,
+  readRequestId,
+  RequestIdTable,
+  writeRequestId,
+  type RequestIdRecord,
+} from "./request-ids.js";
 
 export type { Command, CommandFailure, CommandResult, CounterOp, OpResult } from "./commands.js";
 
@@ -76,6 +90,15 @@ export interface ShardOptions {
   /** Counters one shard may hold (default and ceiling COUNTERS_MAX); creating more fails with OVERLOADED. */
   maxCounters?: number;
   /**
+   * Sessionless writes (request-ids.ts): an id is remembered at least requestIdRetentionMs (by
+   * leader-stamped time); a named caller holds at most requestIdsPerCallerMax and the shard at most
+   * requestIdsMax, beyond which a new id is OVERLOADED. Defaults DEFAULT_REQUEST_ID_OPTIONS. Like
+   * every option here, all replicas must use the same values.
+   */
+  requestIdRetentionMs?: number;
+  requestIdsPerCallerMax?: number;
+  requestIdsMax?: number;
+  /**
    * Seed of the in-memory key hash. Not observable (replicas may differ); a per-process random
    * value from the server makes hash-flooding by chosen keys impractical.
    */
@@ -94,6 +117,9 @@ export function validateShardOptions(options: ShardOptions): void {
   positive("maxRetainedResultsPerSession", options.maxRetainedResultsPerSession);
   if (options.maxSessionsPerCaller !== undefined) positive("maxSessionsPerCaller", options.maxSessionsPerCaller);
   if (options.maxCounters !== undefined) positive("maxCounters", options.maxCounters, COUNTERS_MAX);
+  if (options.requestIdRetentionMs !== undefined) positive("requestIdRetentionMs", options.requestIdRetentionMs);
+  if (options.requestIdsPerCallerMax !== undefined) positive("requestIdsPerCallerMax", options.requestIdsPerCallerMax);
+  if (options.requestIdsMax !== undefined) positive("requestIdsMax", options.requestIdsMax);
   if (options.hashSeed !== undefined && !(Number.isInteger(options.hashSeed) && options.hashSeed >= 0 && options.hashSeed <= 0xffff_ffff)) {
     throw new InvalidArgumentError(`shard option hashSeed must be a u32, got ${String(options.hashSeed)}`);
   }
@@ -108,12 +134,15 @@ export const SESSION_ID_IN_USE = "session id in use";
  * Decides, deterministically from replicated state only, whether a mutation may apply here; a
  * failure result (WRONG_SHARD) refuses it. Supplied by the replica that owns the shard descriptor.
  */
-export type AdmitMutation = (command: Extract<Command, { type: "mutate" }>) => CommandFailure | undefined;
+export type AdmitMutation = (command: MutatingCommand) => CommandFailure | undefined;
 
 export interface ShardChanges {
   /** Counter key -> its state now, or undefined if it was deleted. */
   counters: Array<[Uint8Array, OpResult | undefined]>;
-  /** Client id -> its session record now (encodeSessionRecord), or undefined if it is gone. */
+  /**
+   * Storage id -> its record now, or undefined if it is gone: a session (encodeSessionRecord, under
+   * its client id) or a request id (encodeRequestIdRecord, under its storage id).
+   */
   sessions: Array<[number, Uint8Array | undefined]>;
   /** Key -> its kind record now (encodeKindRecord), or undefined if it is gone. */
   kinds: Array<[Uint8Array, Uint8Array | undefined]>;
@@ -127,8 +156,10 @@ export interface ShardChanges {
 export const EXPIRED_PER_ENTRY_MAX = 1_000;
 
 const SNAPSHOT_MAGIC = 0x544c5953; // "TLYS"
-/** 3: format 2 with each session's owner and request digests (sessions.ts writeSession). restore() reads 1-3. */
-const SNAPSHOT_FORMAT = 3;
+/** 4: format 3 plus the request-id table (request-ids.ts writeRequestId). restore() reads 1-4. */
+const SNAPSHOT_FORMAT = 4;
+/** 3: format 2 with each session's owner and request digests (sessions.ts writeSession). */
+const SNAPSHOT_FORMAT_NO_REQUEST_IDS = 3;
 const SNAPSHOT_FORMAT_UNBOUND_SESSIONS = 2;
 const SNAPSHOT_FORMAT_COUNTERS_ONLY = 1;
 const KEY_BYTES_MAX = DEFAULT_SHARD_LIMITS.maxKeyBytes;
@@ -137,6 +168,17 @@ const KEY_BYTES_MAX = DEFAULT_SHARD_LIMITS.maxKeyBytes;
 const DELETED_VALUE = 0n;
 const DELETED_VERSION = 0;
 
+
+/** A command that fails validation, as the INVALID_ARGUMENT result it gets; undefined when valid. */
+function invalidCommand(command: Command): CommandResult | undefined {
+  try {
+    validateCommand(command);
+    return undefined;
+  } catch (error) {
+    if (error instanceof InvalidArgumentError) return failure("INVALID_ARGUMENT", error.message);
+    throw error;
+  }
+}
 /** [fromMs, toMs) in ms since the epoch. */
 export interface TimeRange {
   fromMs: number;
@@ -147,6 +189,7 @@ export class CounterStateMachine {
   private readonly options: Readonly<Required<ShardOptions>>;
   private readonly counters: CounterTable;
   private readonly sessions = new SessionTable();
+  private readonly requestIds = new RequestIdTable();
   private readonly kinds = new KindTable();
   /** Recent changes for watch streams; rebuilt (empty) when the machine is loaded or restored. */
   private changeLog = new ChangeLog(0);
@@ -172,6 +215,11 @@ export class CounterStateMachine {
   private readonly markSessionDirty = (clientId: number): void => {
     this.dirtySessions.add(clientId);
   };
+  /** Storage ids of request ids added or expired since the last takeChanges(). */
+  private readonly dirtyRequestIds = new Set<number>();
+  private readonly markRequestIdDirty = (storageId: number): void => {
+    this.dirtyRequestIds.add(storageId);
+  };
 
   constructor(options: ShardOptions) {
     validateShardOptions(options);
@@ -179,6 +227,9 @@ export class CounterStateMachine {
       ...options,
       maxCounters: options.maxCounters ?? COUNTERS_MAX,
       maxSessionsPerCaller: options.maxSessionsPerCaller ?? DEFAULT_SESSIONS_PER_CALLER_MAX,
+      requestIdRetentionMs: options.requestIdRetentionMs ?? DEFAULT_REQUEST_ID_OPTIONS.retentionMs,
+      requestIdsPerCallerMax: options.requestIdsPerCallerMax ?? DEFAULT_REQUEST_ID_OPTIONS.perCallerMax,
+      requestIdsMax: options.requestIdsMax ?? DEFAULT_REQUEST_ID_OPTIONS.totalMax,
       hashSeed: options.hashSeed ?? 0x9e3779b9,
     });
     this.counters = new CounterTable(this.options.hashSeed);
@@ -198,6 +249,11 @@ export class CounterStateMachine {
 
   sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Request ids the shard remembers (sessionless writes, request-ids.ts). */
+  requestIdCount(): number {
+    return this.requestIds.size;
   }
 
   /**
@@ -262,6 +318,7 @@ export class CounterStateMachine {
     // back when leadership moves to a node whose clock is behind.
     if (timestampMs > this.clockMsValue) this.clockMsValue = timestampMs;
     this.sessions.expire(this.clockMsValue, this.options.sessionTimeoutMs, this.markSessionDirty);
+    this.requestIds.expire(this.clockMsValue, this.options.requestIdRetentionMs, this.markRequestIdDirty);
     for (const due of this.kinds.due(this.clockMsValue, EXPIRED_PER_ENTRY_MAX)) this.deleteKey(due.key);
 
     const results: CommandResult[] = new Array(commands.length);
@@ -271,6 +328,8 @@ export class CounterStateMachine {
       if (command.type === "register") {
         results[position] = this.register(command, index, position, registers);
         registers++;
+      } else if (command.type === "write") {
+        results[position] = this.applyWrite(command, index, position, admit);
       } else {
         results[position] = this.applyCommand(command, index, position, admit);
       }
@@ -279,12 +338,8 @@ export class CounterStateMachine {
   }
 
   private register(command: Extract<Command, { type: "register" }>, index: number, position: number, ordinal: number): CommandResult {
-    try {
-      validateCommand(command);
-    } catch (error) {
-      if (error instanceof InvalidArgumentError) return failure("INVALID_ARGUMENT", error.message);
-      throw error;
-    }
+    const invalid = invalidCommand(command);
+    if (invalid !== undefined) return invalid;
     const owner = command.owner ?? "";
     let clientId: number;
     if (command.clientId === undefined) {
@@ -297,7 +352,7 @@ export class CounterStateMachine {
       clientId = command.clientId;
     }
     // A random id can meet a live one (2^53 ids): refused, and the proposer registers with another.
-    if (this.sessions.get(clientId) !== undefined) return failure("FAILED_PRECONDITION", SESSION_ID_IN_USE);
+    if (this.storageIdInUse(clientId)) return failure("FAILED_PRECONDITION", SESSION_ID_IN_USE);
     const perCaller = this.options.maxSessionsPerCaller;
     if (owner !== "" && this.sessions.countOf(owner) >= perCaller) {
       return failure("OVERLOADED", `caller "${owner}" holds ${perCaller} sessions on this shard (the most one caller may); reuse them, or let idle ones expire`);
@@ -316,14 +371,91 @@ export class CounterStateMachine {
     return { ok: true, type: "register", clientId };
   }
 
-  private applyCommand(command: Command, index: number, position: number, admit: AdmitMutation | undefined): CommandResult {
-    try {
-      validateCommand(command);
-    } catch (error) {
-      if (error instanceof InvalidArgumentError) return failure("INVALID_ARGUMENT", error.message);
-      throw error;
+  /** A session or a request id is stored under this id (they share the shard's session records). */
+  private storageIdInUse(id: number): boolean {
+    return this.sessions.get(id) !== undefined || this.requestIds.hasStorageId(id);
+  }
+
+  /**
+   * A sessionless write (request-ids.ts): the saved outcome when its (owner, requestId) is
+   * remembered with the same ops, INVALID_ARGUMENT when with other ops; else the routing check,
+   * the table's bounds, then the ops all or none, and the outcome is remembered (a definite
+   * failure of the ops too: a retry gets the same answer). Refusals before the ops ran (routing,
+   * bounds) are not remembered: nothing applied, so the same id may be sent again.
+   */
+  private applyWrite(command: Extract<Command, { type: "write" }>, index: number, position: number, admit: AdmitMutation | undefined): CommandResult {
+    const invalid = invalidCommand(command);
+    if (invalid !== undefined) return invalid;
+    const owner = command.owner ?? "";
+    const digest = requestDigest(command.ops);
+    const known = this.requestIds.get(owner, command.requestId);
+    if (known !== undefined) {
+      if (known.digest !== digest) {
+        // Answering with the saved result would tell this caller that a different request applied.
+        return failure(
+          "INVALID_ARGUMENT",
+          `request id ${JSON.stringify(command.requestId)} was used for a different request at index ${known.index}; ` +
+            "a retry must resend the same operations (use a new request id for a new request)",
+        );
+      }
+      return decodeOutcome(known.outcome);
     }
-    assert(command.type !== "register", "register is handled by applyEntry");
+    if (admit !== undefined) {
+      const refusal = admit(command);
+      if (refusal !== undefined) return refusal;
+    }
+    const full = this.requestIdsFull(owner);
+    if (full !== undefined) return full;
+    if (this.kinds.size > 0) {
+      for (const op of command.ops) if (this.kinds.isDue(op.key, this.clockMsValue)) this.deleteKey(op.key);
+    }
+    const outcome = this.mutate(command.ops, index);
+    const storageId = this.freeStorageId(index, position);
+    this.requestIds.insert({ storageId, owner, requestId: command.requestId, appliedAtMs: this.clockMsValue, index, ordinal: position, digest, outcome: encodeOutcome(outcome) });
+    this.dirtyRequestIds.add(storageId);
+    return outcome;
+  }
+
+  /** OVERLOADED (with the wait until an id frees up) when a new id would pass a bound, else undefined. */
+  private requestIdsFull(owner: string): CommandFailure | undefined {
+    const { requestIdsPerCallerMax, requestIdsMax, requestIdRetentionMs } = this.options;
+    let oldest: RequestIdRecord | undefined;
+    let what: string;
+    if (owner !== "" && this.requestIds.countOf(owner) >= requestIdsPerCallerMax) {
+      oldest = this.requestIds.oldest(owner);
+      what = `caller "${owner}" holds ${requestIdsPerCallerMax} request ids on this shard (requestIdsPerCallerMax)`;
+    } else if (this.requestIds.size >= requestIdsMax) {
+      oldest = this.requestIds.oldest();
+      what = `this shard holds ${requestIdsMax} request ids (requestIdsMax)`;
+    } else {
+      return undefined;
+    }
+    assert(oldest !== undefined, "a full request-id table has an oldest id");
+    const retryAfterMs = Math.max(1, oldest.appliedAtMs + requestIdRetentionMs - this.clockMsValue + 1);
+    return {
+      ok: false,
+      code: "OVERLOADED",
+      message: `${what}, each remembered for ${requestIdRetentionMs} ms; nothing was applied: retry after ${retryAfterMs} ms, or use a session for a higher rate`,
+      retryAfterMs,
+    };
+  }
+
+  /**
+   * The storage id of the request id written by command `position` of entry `index`: the id a
+   * register of that entry position would get (sessionClientId), or the next free one above it.
+   * Deterministic: every replica holds the same sessions and request ids.
+   */
+  private freeStorageId(index: number, position: number): number {
+    let id = index * SESSION_IDS_PER_ENTRY + position;
+    while (this.storageIdInUse(id)) id++;
+    assert(Number.isSafeInteger(id), "request id storage id overflows a safe integer");
+    return id;
+  }
+
+  private applyCommand(command: Command, index: number, position: number, admit: AdmitMutation | undefined): CommandResult {
+    const invalid = invalidCommand(command);
+    if (invalid !== undefined) return invalid;
+    assert(command.type !== "register" && command.type !== "write", "register and write are handled by applyEntry");
     const session = this.sessions.get(command.clientId);
     if (session === undefined) {
       return failure("SESSION_EXPIRED", `session ${command.clientId} is unknown or expired; register a new one`);
@@ -739,15 +871,24 @@ export class CounterStateMachine {
       if (!table.isOccupied(slot) || !table.clearFlag(slot, SLOT_DIRTY)) continue;
       counters.push([table.keyBytes(slot), { value: table.value(slot), version: table.version(slot) }]);
     }
+    // Sessions and request ids share storage ids over time (an id freed by one may be taken by the
+    // other), so each dirty id is reported once, with what holds it now.
     const sessions: Array<[number, Uint8Array | undefined]> = [];
-    for (const clientId of this.dirtySessions) {
-      const session = this.sessions.get(clientId);
-      sessions.push([clientId, session === undefined ? undefined : encodeSessionRecord(session)]);
-    }
+    for (const id of this.dirtyRequestIds) this.dirtySessions.add(id);
+    for (const id of this.dirtySessions) sessions.push([id, this.storageRecord(id)]);
     this.dirtySlots = [];
     this.deletedKeys = [];
     this.dirtySessions.clear();
+    this.dirtyRequestIds.clear();
     return { counters, sessions, kinds: this.kinds.takeChanges() };
+  }
+
+  /** The record stored under a session/request-id storage id now, or undefined if none. */
+  private storageRecord(id: number): Uint8Array | undefined {
+    const session = this.sessions.get(id);
+    if (session !== undefined) return encodeSessionRecord(session);
+    const record = this.requestIds.byStorageId(id);
+    return record === undefined ? undefined : encodeRequestIdRecord(record);
   }
 
   /**
@@ -796,6 +937,7 @@ export class CounterStateMachine {
   } {
     const table = this.counters;
     const sessions = this.sessions;
+    const requestIds = this.requestIds;
     const kinds = this.kinds;
     return {
       kinds: (function* () {
@@ -808,6 +950,7 @@ export class CounterStateMachine {
       })(),
       sessions: (function* () {
         for (const session of sessions.values()) yield [session.clientId, encodeSessionRecord(session)] as [number, Uint8Array];
+        for (const record of requestIds.values()) yield [record.storageId, encodeRequestIdRecord(record)] as [number, Uint8Array];
       })(),
     };
   }
@@ -820,6 +963,7 @@ export class CounterStateMachine {
    *   u32 counterCount | { u16 keyLength, key, i64 value, u64 version }*
    *   u32 sessionCount | session* (see sessions.ts writeSession)
    *   u32 kindCount | { u16 keyLength, key, u32 recordLength, record (encodeKindRecord) }*   (format >= 2)
+   *   u32 requestIdCount | request id* in apply order (see request-ids.ts writeRequestId)  (format >= 4)
    *   u32 crc32
    */
   snapshot(): Uint8Array {
@@ -843,6 +987,8 @@ export class CounterStateMachine {
       writer.u32(record.length);
       writer.raw(record);
     }
+    writer.u32(this.requestIds.size);
+    for (const record of this.requestIds.values()) writeRequestId(writer, record);
     writer.crc32Trailer();
     return writer.finish();
   }
@@ -858,7 +1004,8 @@ export class CounterStateMachine {
     reader.verifyCrc32Trailer();
     if (reader.u32() !== SNAPSHOT_MAGIC) reader.fail("bad magic");
     const format = reader.u16();
-    if (format !== SNAPSHOT_FORMAT && format !== SNAPSHOT_FORMAT_UNBOUND_SESSIONS && format !== SNAPSHOT_FORMAT_COUNTERS_ONLY) reader.fail(`unknown format ${format}`);
+    const known = [SNAPSHOT_FORMAT, SNAPSHOT_FORMAT_NO_REQUEST_IDS, SNAPSHOT_FORMAT_UNBOUND_SESSIONS, SNAPSHOT_FORMAT_COUNTERS_ONLY];
+    if (!known.includes(format)) reader.fail(`unknown format ${format} (this version reads formats 1 to ${SNAPSHOT_FORMAT})`);
     machine.appliedIndexValue = reader.u64();
     machine.clockMsValue = reader.u64();
     const counterCount = reader.u32();
@@ -883,7 +1030,7 @@ export class CounterStateMachine {
     const sessionCount = reader.u32();
     if (sessionCount * 40 > reader.remaining) reader.fail(`session count ${sessionCount} exceeds the data`);
     for (let i = 0; i < sessionCount; i++) {
-      const session = readSession(reader, format === SNAPSHOT_FORMAT);
+      const session = readSession(reader, format >= SNAPSHOT_FORMAT_NO_REQUEST_IDS);
       machine.insertLoadedSession(session, corrupt);
       machine.dirtySessions.add(session.clientId);
     }
@@ -898,6 +1045,15 @@ export class CounterStateMachine {
         if (previous !== undefined && compareBytes(previous, key) >= 0) reader.fail(`kind ${i} keys not in ascending order`);
         previous = key;
         machine.loadKind(key, reader.raw(reader.u32()), true, corrupt);
+      }
+    }
+    if (format >= SNAPSHOT_FORMAT) {
+      const requestIdCount = reader.u32();
+      if (requestIdCount * 45 > reader.remaining) reader.fail(`request id count ${requestIdCount} exceeds the data`);
+      for (let i = 0; i < requestIdCount; i++) {
+        const record = readRequestId(reader);
+        machine.insertLoadedRequestId(record, corrupt);
+        machine.dirtyRequestIds.add(record.storageId);
       }
     }
     reader.expectEnd(4);
@@ -931,7 +1087,14 @@ export class CounterStateMachine {
       machine.loadCounter(key, counter.value, counter.version, corrupt);
     }
     const loaded: Session[] = [];
+    const loadedRequestIds: RequestIdRecord[] = [];
     for (const [clientId, record] of sessions) {
+      if (isRequestIdRecord(record)) {
+        const requestId = decodeRequestIdRecord(record);
+        if (requestId.storageId !== clientId) corrupt(`request id record ${requestId.storageId} stored under id ${clientId}`);
+        loadedRequestIds.push(requestId);
+        continue;
+      }
       const session = decodeSessionRecord(record);
       if (session.clientId !== clientId) corrupt(`session record ${session.clientId} stored under id ${clientId}`);
       loaded.push(session);
@@ -939,6 +1102,8 @@ export class CounterStateMachine {
     // Storage returns sessions in key order; the LRU order is recovered from the activity stamps.
     loaded.sort((a, b) => a.touchIndex - b.touchIndex || a.touchOrdinal - b.touchOrdinal);
     for (const session of loaded) machine.insertLoadedSession(session, corrupt);
+    loadedRequestIds.sort((a, b) => a.index - b.index || a.ordinal - b.ordinal);
+    for (const record of loadedRequestIds) machine.insertLoadedRequestId(record, corrupt);
     for (const [key, record] of kinds) machine.loadKind(key, record, false, corrupt);
     machine.changeLog = new ChangeLog(appliedIndex);
     return machine;
@@ -973,6 +1138,20 @@ export class CounterStateMachine {
     if (this.counters.version(slot) !== 0) corrupt(`counter ${describeKey(key)} appears twice`);
     this.counters.write(slot, value, version);
     return slot;
+  }
+
+  /** A request id from storage or a snapshot, in apply order; damage is a CorruptionError. */
+  private insertLoadedRequestId(record: RequestIdRecord, corrupt: (problem: string) => never): void {
+    if (this.storageIdInUse(record.storageId)) corrupt(`storage id ${record.storageId} holds two records`);
+    if (this.requestIds.get(record.owner, record.requestId) !== undefined) corrupt(`request id ${JSON.stringify(record.requestId)} appears twice`);
+    if (record.index > this.appliedIndexValue) corrupt(`request id ${record.storageId} applied after the applied index`);
+    if (record.appliedAtMs > this.clockMsValue) corrupt(`request id ${record.storageId} applied after the clock`);
+    const newest = this.requestIds.latest();
+    if (newest !== undefined) {
+      if (!(newest.index < record.index || (newest.index === record.index && newest.ordinal < record.ordinal))) corrupt(`request id ${record.storageId} out of apply order`);
+      if (newest.appliedAtMs > record.appliedAtMs) corrupt(`request id ${record.storageId} clock goes back`);
+    }
+    this.requestIds.insert(record);
   }
 
   private insertLoadedSession(session: Session, corrupt: (problem: string) => never): void {
