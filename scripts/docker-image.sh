@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the chaos harness's node image without any registry: a rootfs tarball holding this host's
 # node binary and the shared libraries ldd lists for it, iptables (nft) for partitions inside the
-# containers, and /app: the esbuild bundle of tallyd (dist/tallyd.mjs), proto/, and the production
-# node_modules (level/classic-level's native prebuild, msgpackr). `docker import` turns it into
+# containers, and /app: the esbuild bundle of tallyd (dist/tallyd.mjs), proto/, and the node_modules
+# it imports (level/classic-level's native prebuild, msgpackr, ...). `docker import` turns it into
 # tally-node:<hash of those inputs>; an existing tag is reused. Prints the image name.
 # Needs DOCKER_HOST (scripts/docker-up.sh calls this).
 set -euo pipefail
@@ -14,10 +14,12 @@ bundle="$(node --input-type=module -e 'const { ensureBundle } = await import(pro
 [ -f "$bundle" ] || fail "no tallyd bundle at $bundle"
 node_bin="$(readlink -f "$(command -v node)")"
 iptables_bin="$(readlink -f "$(command -v iptables)")" || fail "iptables is not installed on this host (apt-get install iptables)"
-mapfile -t modules < <(npm ls --omit=dev --all --parseable 2>/dev/null | grep '/node_modules/' | sort -u)
-[ "${#modules[@]}" -gt 0 ] || fail "npm ls found no production node_modules (run npm ci)"
+# The packages the bundle imports and theirs; tally lists the server's as optional peer (and dev)
+# dependencies, so `npm ls --omit=dev` would leave them out (docs/packaging.md).
+mapfile -t modules < <(node "$root/bin/bundle.js" --modules tallyd)
+[ "${#modules[@]}" -gt 0 ] || fail "bin/bundle.js --modules found no node_modules for tallyd (run npm ci)"
 
-hash="$( { sha256sum "$bundle" package-lock.json "$node_bin" "$iptables_bin" "$0" proto/*; printf '%s\n' "${modules[@]}"; } | sha256sum | cut -c1-12)"
+hash="$( { sha256sum "$bundle" package-lock.json "$node_bin" "$iptables_bin" "$0" scripts/rootfs-lib.sh $(find proto -type f | sort); printf '%s\n' "${modules[@]}"; } | sha256sum | cut -c1-12)"
 image="tally-node:$hash"
 if docker image inspect "$image" >/dev/null 2>&1; then
   echo "$image"
@@ -30,17 +32,8 @@ rootfs="$work/rootfs"
 mkdir -p "$rootfs"/{usr/bin,usr/sbin,app/dist,tmp,run,etc,proc,sys,dev,data}
 chmod 1777 "$rootfs/tmp"
 
-# Every file ldd names (and the dynamic loader) at its own path, so the binaries run unchanged.
-copy_with_libs() {
-  local file lib
-  for file in "$@"; do
-    while read -r lib; do
-      [ -n "$lib" ] && [ -e "$lib" ] || continue
-      mkdir -p "$rootfs$(dirname "$lib")"
-      cp -L "$lib" "$rootfs$lib"
-    done < <(ldd "$file" 2>/dev/null | grep -oE '/[^ ]+' | sort -u)
-  done
-}
+# shellcheck source=rootfs-lib.sh
+source "$root/scripts/rootfs-lib.sh" # copy_with_libs
 
 cp "$node_bin" "$rootfs/usr/bin/node"
 copy_with_libs "$node_bin"

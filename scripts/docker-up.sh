@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Brings up a private Docker daemon for the chaos harness's container backend and builds the node
-# image. Installs docker.io with apt when dockerd is missing. Idempotent: a second run reuses the
-# daemon this script started (found by the PID in its pid file). Every wait has a deadline.
+# Brings up a private Docker daemon for the chaos harness's container backend and the compose
+# rehearsal (test/deploy), and builds the chaos node image. Installs docker.io with apt when dockerd
+# is missing. Idempotent: a second run reuses the daemon this script started (found by the PID in
+# its pid file). Every wait has a deadline.
 # Prints `DOCKER_HOST=unix://...` as its last line; `scripts/docker-down.sh` stops that daemon.
 #
 #   TALLY_DOCKER_DIR   state directory (default /tmp/tally-docker): data-root, exec-root, socket,
@@ -42,14 +43,16 @@ else
   [ -z "$running_pid" ] || fail "dockerd $running_pid (ours) is alive but does not answer on $socket; run scripts/docker-down.sh"
   rm -f "$pidfile" "$socket"
   # --iptables=false / --ip-masq=false: never touch the host's firewall; --bridge=none: no docker0,
-  # the harness creates its own network per run. The daemon outlives this script (setsid).
+  # the harness creates its own network per run. Published ports (deploy/compose.yaml's 127.0.0.1
+  # client and ops ports) therefore go through docker-proxy, the userland proxy, not NAT rules.
+  # The daemon outlives this script (setsid).
   setsid dockerd \
     --data-root "$state/data" \
     --exec-root "$state/exec" \
     --pidfile "$state/dockerd.own.pid" \
     -H "unix://$socket" \
     --iptables=false --ip-masq=false --ip6tables=false --bridge=none \
-    --userland-proxy=false \
+    --userland-proxy=true \
     >"$state/dockerd.log" 2>&1 </dev/null &
   echo $! >"$pidfile"
   deadline=$((SECONDS + READY_TIMEOUT_S))

@@ -51,7 +51,8 @@ export function addAuthCommands(program: Command, stdout: (text: string) => void
     .action((options: { name: string }, command: Command) => {
       const token = generateToken();
       const sha256 = tokenSha256Hex(token);
-      if (command.optsWithGlobals<{ json?: boolean }>().json) {
+      const output = command.optsWithGlobals<{ json?: boolean; writeOut?: string }>();
+      if (output.json === true || output.writeOut === "json") {
         stdout(`${toJson({ token, sha256 })}\n`);
         return;
       }

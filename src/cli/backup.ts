@@ -235,6 +235,7 @@ async function writeDurably(path: string, text: string): Promise<void> {
 // ---- the commands ----
 
 interface GlobalBackupOptions {
+  config?: string;
   json?: boolean;
   timeout: number;
 }
@@ -256,12 +257,13 @@ export function addBackupCommands(program: Command, withClient: WithClient, offl
     );
   program
     .command("restore")
-    .description("build the data directories of a NEW cluster from backup DIR (offline; every node's dataDir must be absent or empty), then start tallyd on each node")
+    .description("build the data directories of a NEW cluster from backup DIR (offline; every node's dataDir must be absent or empty), then start tallyd on each node; --config names the new cluster's cluster.yaml")
     .argument("<dir>", "a directory written by tallyctl backup")
-    .requiredOption("--config <file>", "cluster.yaml of the new cluster")
-    .action(async (dir: string, commandOptions: { config: string }, command: Command) =>
+    .action(async (dir: string, _options: object, command: Command) =>
       offline(command, async (options) => {
-        const config = loadClusterConfig(at(commandOptions.config));
+        // The global --config: here it names the NEW cluster, which is never guessed.
+        if (options.config === undefined) throw new UsageError("restore needs --config FILE: the cluster.yaml of the new cluster");
+        const config = loadClusterConfig(at(options.config));
         const summary = await restoreCluster(at(dir), config);
         return options.json ? summary : formatRestore(summary);
       }),

@@ -1,15 +1,25 @@
-import { Command, CommanderError, Option } from "commander";
+/**
+ * tallyctl: one command line in, one exit code out (runCli). Global options say which cluster
+ * (--endpoints, --config, $TALLY_ENDPOINTS, ./cluster.yaml: src/cli/endpoints.ts), how to
+ * authenticate (TLS flags, tokens) and how to print (-w table|json); each command's file adds
+ * its commands to the program.
+ */
+import { Argument, Command, CommanderError, Option } from "commander";
 import { pino } from "pino";
 import { TallyClient, type TallyClientOptions } from "../client/index.js";
 import { ClusterUnreachableError } from "../client/errors.js";
 import { parseDecimalBigInt } from "../client/values.js";
-import { TallyError } from "../util/errors.js";
-import { resolveEndpoints } from "./endpoints.js";
-import { resolveTls } from "./tls-options.js";
+import { TallyError, VersionMismatchError } from "../util/errors.js";
+import { buildInfo } from "../util/build-info.js";
+import { resolveTarget, type Target } from "./endpoints.js";
 import { addAuthCommands, resolveToken } from "./auth.js";
-import { EXIT, UsageError, exitCodeFor } from "./exit-codes.js";
-import { formatMutation, formatRead, formatRoutes, formatStatus, mutationJson, readJson, toJson } from "./format.js";
-import { formatClusterMap, formatPlan, type ClusterMapReply, type PlanReply } from "./format-map.js";
+import { EXIT, UsageError, WithExitCode, exitCodeFor } from "./exit-codes.js";
+import { formatMutation, formatRead, formatRoutes, mutationJson, readJson, toJson } from "./format.js";
+import { formatPlan, type ClusterMapReply, type PlanReply } from "./format-map.js";
+import { addHealthCommands } from "./health-commands.js";
+import { completionScript, SHELLS } from "./completion.js";
+import { humanTransportError, isTransportText } from "./human-errors.js";
+import { grpcHealthCheck, type HealthCheck } from "./health-check.js";
 import { addKindCommands, type KindsClient } from "./kinds.js";
 import { addHotCommands, type HotClient } from "./hot.js";
 import { addBackupCommands, type BackupClient } from "./backup.js";
@@ -29,6 +39,8 @@ export interface CliIo {
   cwd: string;
   env: Record<string, string | undefined>;
   createClient(options: TallyClientOptions): CliClient;
+  /** `endpoint health`'s gRPC health check (default: the real one, grpcHealthCheck). */
+  healthCheck?: HealthCheck;
 }
 
 export const DEFAULT_TIMEOUT_MS = 5_000;
@@ -48,15 +60,31 @@ export function defaultCliIo(): CliIo {
   };
 }
 
-interface GlobalOptions {
+export interface GlobalOptions {
   endpoints?: string;
+  config?: string;
   ca?: string;
   cert?: string;
   key?: string;
   token?: string;
   tokenFile?: string;
+  /** -w json or --json (normalized by globalOptions: commands read only this). */
   json?: boolean;
+  writeOut?: OutputFormat;
   timeout: number;
+}
+
+export type OutputFormat = "table" | "json";
+
+function parseOutputFormat(text: string): OutputFormat {
+  if (text === "table" || text === "json") return text;
+  throw new UsageError(`-w must be table or json, got ${JSON.stringify(text)}`);
+}
+
+/** The global options of a command line, with -w json and --json folded into `json`. */
+export function globalOptions(command: Command): GlobalOptions {
+  const options = command.optsWithGlobals<GlobalOptions>();
+  return { ...options, json: options.json === true || options.writeOut === "json" };
 }
 
 function parseInt64Argument(name: string): (text: string) => bigint {
@@ -74,7 +102,19 @@ function parseTimeout(text: string): number {
 }
 
 function unreachableMessage(error: ClusterUnreachableError): string {
-  return `cannot reach any of ${error.endpoints.join(",")}: is the cluster running? try \`npm start\``;
+  const cause = error.cause instanceof Error ? error.cause.message : undefined;
+  const reason = cause === undefined ? "" : ` (${humanTransportError(cause)})`;
+  return `cannot reach any of ${error.endpoints.join(",")}${reason}: is the cluster running? try \`npm start\``;
+}
+
+/** The operator's next step after a compare-and-set saw another version. */
+function casMismatch(key: string, expected: bigint, error: VersionMismatchError): VersionMismatchError {
+  const current = error.currentVersion;
+  const message =
+    current === 0
+      ? `${key} does not exist (version 0), expected version ${expected}: \`tallyctl cas ${key} 0 VALUE\` creates it only if it is still absent (etcd's compare version = 0)`
+      : `${key} is at version ${current}, expected ${expected}; nothing changed (the version is the log index of its last write: \`tallyctl get ${key}\` prints it${expected === 0n ? "; 0 means only if absent" : ""})`;
+  return new VersionMismatchError(message, current);
 }
 
 /**
@@ -85,17 +125,25 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   let client: CliClient | undefined;
   let json = false;
   let exitCode: number = EXIT.ok;
+  let target: Target | undefined;
+  let token: string | undefined;
 
-  const withClient = async (command: Command, run: (client: CliClient, options: GlobalOptions) => Promise<string | object>): Promise<void> => {
-    const options = command.optsWithGlobals<GlobalOptions>();
+  const print = (output: string | object | WithExitCode): void => {
+    if (output instanceof WithExitCode) {
+      exitCode = output.exitCode;
+      output = output.output;
+    }
+    io.stdout(`${typeof output === "string" ? output : toJson(output)}\n`);
+  };
+
+  const withClient = async (command: Command, run: (client: CliClient, options: GlobalOptions) => Promise<string | object | WithExitCode>): Promise<void> => {
+    const options = globalOptions(command);
     json = options.json === true;
-    const endpoints = await resolveEndpoints(options.endpoints, io.env, io.cwd);
-    const fromClusterFile = options.endpoints === undefined && !io.env["TALLY_ENDPOINTS"]?.trim();
-    const tls = await resolveTls(options, fromClusterFile, io.cwd);
-    const token = await resolveToken(options, io.env, io.cwd);
+    target = await resolveTarget(options, io.env, io.cwd);
+    token = await resolveToken(options, io.env, io.cwd);
     client = io.createClient({
-      endpoints,
-      ...(tls === undefined ? {} : { tls }),
+      endpoints: target.endpoints,
+      ...(target.tls === undefined ? {} : { tls: target.tls }),
       ...(token === undefined ? {} : { token }),
       deadlineMs: options.timeout,
       attemptTimeoutMs: Math.min(2_000, options.timeout),
@@ -103,16 +151,18 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       // One operation per run: nothing to batch, no session worth keeping alive.
       autoBatch: false,
     });
-    const output = await run(client, options);
-    io.stdout(`${typeof output === "string" ? output : toJson(output)}\n`);
+    print(await run(client, options));
   };
   const deadline = (options: GlobalOptions): { deadlineMs: number } => ({ deadlineMs: options.timeout });
 
   const program = new Command("tallyctl")
     .description("Admin and debugging CLI for a tally cluster")
-    .addOption(new Option("--endpoints <list>", "comma-separated host:port of nodes (default: $TALLY_ENDPOINTS, then ./cluster.yaml)"))
-    .option("--json", "print JSON (64-bit integers as strings)")
-    .option("--ca <file>", "TLS: the cluster's CA certificate (default: tls.ca of ./cluster.yaml when the endpoints come from it)")
+    .version(`tallyctl ${buildInfo().version} (node ${buildInfo().nodeVersion})`, "-V, --version", "print the version and exit")
+    .addOption(new Option("--endpoints <list>", "comma-separated host:port (or http://host:port; https:// means TLS) of nodes (default: the nodes of --config, then $TALLY_ENDPOINTS, then ./cluster.yaml)"))
+    .option("-c, --config <file>", "the cluster's cluster.yaml: endpoints and TLS settings from it (default: ./cluster.yaml when no endpoints are given)")
+    .addOption(new Option("-w, --write-out <format>", "output format: table (for people) or json").argParser(parseOutputFormat))
+    .option("--json", "print JSON (64-bit integers as strings): the same as -w json")
+    .option("--ca <file>", "TLS: the cluster's CA certificate (default: tls.ca of the cluster file)")
     .option("--cert <file>", "TLS: client certificate, for clusters with clientAuth: require (default: tls.client.cert)")
     .option("--key <file>", "TLS: the client certificate's key (default: tls.client.key)")
     .option("--token <token>", "bearer token for a cluster with an auth section (default: $TALLY_TOKEN; visible in ps, prefer the env or --token-file)")
@@ -184,7 +234,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
 
   program
     .command("cas")
-    .description("set KEY to VALUE if its version is EXPECTED_VERSION (0: KEY must not exist)")
+    .description("set KEY to VALUE if its version is EXPECTED_VERSION (0: only if KEY does not exist, like etcd's version = 0)")
     .argument("<key>")
     .argument("<expected-version>", "unsigned 64-bit integer", (text: string) => {
       const value = parseDecimalBigInt(text);
@@ -195,28 +245,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .action(async (key: string, expectedVersion: bigint, value: bigint, _options: object, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
-        const result = await tally.compareAndSet(key, expectedVersion, value, deadline(options));
+        const result = await tally.compareAndSet(key, expectedVersion, value, deadline(options)).catch((error: unknown) => {
+          throw error instanceof VersionMismatchError ? casMismatch(key, expectedVersion, error) : error;
+        });
         return options.json ? mutationJson(key, result) : formatMutation(key, result);
-      }),
-    );
-
-  program
-    .command("status")
-    .description("every node's view of every Raft group (role, term, leader, commit, applied, lag, lease), then the partition map: nodes with zones and state, shards with epochs, operations")
-    .action(async (_options: object, command: Command) =>
-      withClient(command, async (tally, options) => {
-        const status = await tally.status(deadline(options));
-        let map: ClusterMapReply | undefined;
-        try {
-          map = await tally.admin<ClusterMapReply>("ClusterMap", {}, deadline(options));
-          // Liveness and load live on the metadata leader: ask it when another node answered.
-          const leaderAddress = map.fromMetaLeader ? undefined : map.nodes.find((n) => n.nodeId === map!.metaLeaderId)?.clientAddress;
-          if (leaderAddress !== undefined) map = await tally.admin<ClusterMapReply>("ClusterMap", {}, { ...deadline(options), address: leaderAddress }).catch(() => map);
-        } catch {
-          map = undefined; // an older node, or no metadata leader yet: the group table still helps
-        }
-        if (options.json) return { ...status, map };
-        return formatStatus(status) + (map === undefined ? "\n(partition map unavailable)" : `\n\n${formatClusterMap(map)}`);
       }),
     );
 
@@ -373,6 +405,11 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       program.outputHelp({ error: true });
       return EXIT.usage;
     }
+    addHealthCommands(program, withClient, {
+      endpoints: () => target?.endpoints ?? [],
+      serving: (address, deadlineMs) =>
+        (io.healthCheck ?? grpcHealthCheck)(address, { deadlineMs, ...(target?.tls === undefined ? {} : { tls: target.tls }), ...(token === undefined ? {} : { token }) }),
+    });
     addKindCommands(program, (command, run) =>
       withClient(command, (tally, options) => {
         if (tally.addWindowed === undefined) throw new UsageError("this client has no counter kinds");
@@ -394,24 +431,28 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
           return run(tally as BackupClient, options);
         }),
       async (command, run) => {
-        const options = command.optsWithGlobals<GlobalOptions>();
+        const options = globalOptions(command);
         json = options.json === true;
-        const output = await run(options);
-        io.stdout(`${typeof output === "string" ? output : toJson(output)}\n`);
+        print(await run(options));
       },
       io,
     );
     addAuthCommands(program, (text) => io.stdout(text));
+    program
+      .command("completion")
+      .description("print a shell completion script: source <(tallyctl completion bash), or zsh")
+      .addArgument(new Argument("<shell>", "bash or zsh").choices(SHELLS))
+      .action((shell: string) => io.stdout(completionScript(program, shell)));
     await program.parseAsync(argv, { from: "user" });
   } catch (error) {
-    exitCode = reportError(error, io, json);
+    exitCode = reportError(error, io, json, { tokenGiven: token !== undefined, clusterHasAuth: target?.clusterFile?.auth === true });
   } finally {
     await client?.close();
   }
   return exitCode;
 }
 
-function reportError(error: unknown, io: CliIo, json: boolean): number {
+function reportError(error: unknown, io: CliIo, json: boolean, context: { tokenGiven: boolean; clusterHasAuth: boolean }): number {
   if (error instanceof CommanderError) {
     // Help and version are exits with 0; everything else commander rejects is usage. Commander
     // has printed its message already.
@@ -423,7 +464,7 @@ function reportError(error: unknown, io: CliIo, json: boolean): number {
     error instanceof ClusterUnreachableError
       ? unreachableMessage(error)
       : error instanceof TallyError
-        ? `${error.code}: ${error.message}`
+        ? `${error.code}: ${isTransportText(error.message) ? humanTransportError(error.message) : error.message}`
         : error instanceof UsageError
           ? error.message
           : `internal error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
@@ -431,6 +472,9 @@ function reportError(error: unknown, io: CliIo, json: boolean): number {
     io.stdout(`${toJson({ error: { code: error instanceof TallyError ? error.code : "INTERNAL", message, exitCode: code } })}\n`);
   }
   io.stderr(`error: ${message}\n`);
+  if (error instanceof TallyError && error.code === "UNAUTHENTICATED" && !context.tokenGiven) {
+    io.stderr(`this cluster${context.clusterHasAuth ? " has an auth section and" : ""} checks callers: pass --token-file FILE or set $TALLY_TOKEN (\`tallyctl auth hash-token\` makes a token)\n`);
+  }
   if (code === EXIT.ambiguous) {
     io.stderr("the mutation may or may not have been applied; check with `tallyctl get` before retrying\n");
   }

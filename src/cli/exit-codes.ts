@@ -10,6 +10,10 @@ export const EXIT = Object.freeze({
   unreachable: 3,
   /** A mutation may or may not have been applied. */
   ambiguous: 4,
+  /** status: the cluster serves every shard, with less redundancy (a node down); endpoint health: an endpoint is unhealthy. */
+  degraded: 5,
+  /** status: some shard has no leader, so part of the key space cannot be written. */
+  unavailable: 6,
 });
 
 export type ExitCode = (typeof EXIT)[keyof typeof EXIT];
@@ -25,4 +29,12 @@ export function exitCodeFor(error: unknown): ExitCode {
   if (error instanceof AmbiguousError) return EXIT.ambiguous;
   if (error instanceof TallyError && error.code === "AMBIGUOUS") return EXIT.ambiguous;
   return EXIT.error;
+}
+
+/** A command's output with an exit code that is not an error's: status degraded, an endpoint unhealthy. */
+export class WithExitCode {
+  constructor(
+    readonly output: string | object,
+    readonly exitCode: ExitCode,
+  ) {}
 }

@@ -1,20 +1,27 @@
 /**
  * cluster.yaml: loading and validation. Every relationship between settings is checked at start-up
  * (etcd's Config.validate), and every message names the field at fault, so a typo fails loudly
- * before a node opens its data directory.
+ * before a node opens its data directory. Settings are described once, in config-settings.ts
+ * (defaults, ranges, known fields, environment variables); tallyd overlays the TALLY_* variables on
+ * the file before validation, so a bad variable gets the same message, naming the variable.
  */
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { evenSlotRanges, type SlotRange } from "../meta/slots.js";
 import { SHA256_HEX } from "../util/auth-token.js";
+import { CLUSTER_SPECS, CONFIG_SETTINGS, LIMITS_SPECS, PLACEMENT_SPECS, childFields, envVarName, formatBound, type SettingSpec } from "./config-settings.js";
 
 export interface NodeConfig {
   id: number;
-  /** host:port for the client API (CounterService, AdminService). */
+  /** host:port for the client API (CounterService, AdminService), as clients and nodes dial it. */
   client: string;
-  /** host:port for node-to-node Raft traffic. */
+  /** host:port for node-to-node Raft traffic, as the other nodes dial it. */
   peer: string;
+  /** Where to bind when it differs from the advertised address (0.0.0.0:7000 in a container). */
+  clientListen?: string;
+  peerListen?: string;
+  metricsListen?: string;
   zone: string;
   /** Absolute path. */
   dataDir: string;
@@ -158,51 +165,17 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-const clusterDefaults: ClusterSettings = {
-  name: "local",
-  replicationFactor: 3,
-  shards: 8,
-  tickMs: 20,
-  electionTicks: 25,
-  heartbeatTicks: 5,
-  leaseDriftTicks: 5,
-  sessionTimeoutMs: 600_000,
-  sessionsPerCallerMax: 10_000,
-  snapshotEveryEntries: 10_000,
-  metaReplicas: 3,
-};
+/** Where settings may come from besides the document: tallyd passes process.env and its --node. */
+export interface ConfigSources {
+  /** Variables named by the rule in config-settings.ts; they override the file. */
+  env?: Record<string, string | undefined>;
+  /** The node the TALLY_NODE_* variables change (tallyd's --node or TALLY_NODE_ID). */
+  nodeId?: number;
+}
 
-const placementDefaults: PlacementSettings = {
-  autoRebalance: true,
-  downAfterMs: 30_000,
-  maxConcurrentMoves: 2,
-  heartbeatMs: 300,
-  catchUpTimeoutMs: 120_000,
-  leaderTransferCooldownMs: 10_000,
-  splitOpsPerSecond: 20_000,
-  splitSustainMs: 10_000,
-};
-
-const limitDefaults: Limits = {
-  maxKeyBytes: 256,
-  maxBatchOps: 10_000,
-  maxPendingProposalsPerShard: 100_000,
-  maxEntryBytes: 4 * 1024 * 1024,
-  maxInflightMessages: 256,
-  maxInflightBytes: 32 * 1024 * 1024,
-  maxSizePerMsgBytes: 1024 * 1024,
-  requestTimeoutMs: 5_000,
-  maxInflightPerClient: 500,
-  // 1,000 reads answered in one run held a node's thread ~0.16 s; 4,000 held it 1.1 s and cost
-  // the shard its leader (docs/limits.md).
-  maxInflightPerNode: 1_000,
-  // The least RFC 9113 recommends; calls arriving together cost ~0.1 ms each even when refused.
-  maxStreamsPerConnection: 100,
-  // 10,000 ops with 256-byte keys and every field set encode to ~2.9 MiB.
-  maxRequestBytes: 4 * 1024 * 1024,
-};
-
-export function loadClusterConfig(path: string): ClusterConfig {
+/** `path` undefined: no file, every setting from `sources.env` (TALLY_NODES at least). */
+export function loadClusterConfig(path: string | undefined, sources: ConfigSources = {}): ClusterConfig {
+  if (path === undefined) return parseClusterConfig({}, "<environment>", sources);
   const source = resolve(path);
   let text: string;
   try {
@@ -216,95 +189,201 @@ export function loadClusterConfig(path: string): ClusterConfig {
   } catch (error) {
     throw new ConfigError(`${source}: not valid YAML: ${(error as Error).message}`);
   }
-  return parseClusterConfig(document, source);
+  return parseClusterConfig(document ?? {}, source, sources);
 }
 
-export function parseClusterConfig(document: unknown, source = "<inline>"): ClusterConfig {
-  const where = (field: string) => `${source}: ${field}`;
-  const root = asObject(document, where("(top level)"));
+export function parseClusterConfig(document: unknown, source = "<inline>", sources: ConfigSources = {}): ClusterConfig {
+  const fileWhere = (field: string) => `${source}: ${field}`;
+  const overlaid = applyEnvironment(asObject(document, fileWhere("(top level)")), sources, fileWhere);
+  const root = overlaid.document;
+  // A value that came from a variable is reported under the variable's name.
+  const where = (field: string) => {
+    for (const [prefix, variable] of overlaid.origins) {
+      if (field === prefix || field.startsWith(`${prefix}.`) || field.startsWith(`${prefix}[`)) return `environment variable ${variable}: ${field}`;
+    }
+    return fileWhere(field);
+  };
   rejectUnknown(root, ["cluster", "limits", "placement", "nodes", "tls", "auth"], where("(top level)"));
-
-  const clusterRaw = root.cluster === undefined ? {} : asObject(root.cluster, where("cluster"));
-  rejectUnknown(clusterRaw, Object.keys(clusterDefaults), where("cluster"));
-  const cluster = { ...clusterDefaults };
-  for (const key of Object.keys(clusterDefaults) as Array<keyof ClusterSettings>) {
-    const value = clusterRaw[key];
-    if (value === undefined) continue;
-    if (key === "name") {
-      if (typeof value !== "string" || value.length === 0) throw new ConfigError(`${where("cluster.name")} must be a non-empty string`);
-      cluster.name = value;
-    } else {
-      cluster[key] = positiveInteger(value, where(`cluster.${key}`));
-    }
-  }
-
-  const limitsRaw = root.limits === undefined ? {} : asObject(root.limits, where("limits"));
-  rejectUnknown(limitsRaw, Object.keys(limitDefaults), where("limits"));
-  const limits = { ...limitDefaults };
-  for (const key of Object.keys(limitDefaults) as Array<keyof Limits>) {
-    if (limitsRaw[key] !== undefined) limits[key] = positiveInteger(limitsRaw[key], where(`limits.${key}`));
-  }
-
-  const placementRaw = root.placement === undefined ? {} : asObject(root.placement, where("placement"));
-  rejectUnknown(placementRaw, Object.keys(placementDefaults), where("placement"));
-  const placement = { ...placementDefaults };
-  for (const key of Object.keys(placementDefaults) as Array<keyof PlacementSettings>) {
-    const value = placementRaw[key];
-    if (value === undefined) continue;
-    if (key === "autoRebalance") {
-      if (typeof value !== "boolean") throw new ConfigError(`${where("placement.autoRebalance")} must be true or false, got ${JSON.stringify(value)}`);
-      placement.autoRebalance = value;
-    } else if (key === "splitOpsPerSecond" && value === 0) {
-      placement.splitOpsPerSecond = 0;
-    } else {
-      placement[key] = positiveInteger(value, where(`placement.${key}`));
-    }
-  }
+  const cluster = parseSection<ClusterSettings>(root, "cluster", CLUSTER_SPECS, where);
+  const limits = parseSection<Limits>(root, "limits", LIMITS_SPECS, where);
+  const placement = parseSection<PlacementSettings>(root, "placement", PLACEMENT_SPECS, where);
 
   if (!Array.isArray(root.nodes) || root.nodes.length === 0) {
     throw new ConfigError(`${where("nodes")} must be a non-empty list`);
   }
-  const baseDir = source === "<inline>" ? process.cwd() : dirname(source);
+  const baseDir = source.startsWith("<") ? process.cwd() : dirname(source);
   const tls = root.tls === undefined ? undefined : parseTls(root.tls, baseDir, where);
-  const nodes: NodeConfig[] = root.nodes.map((raw, i) => {
-    const field = `nodes[${i}]`;
-    const node = asObject(raw, where(field));
-    rejectUnknown(node, ["id", "client", "peer", "zone", "dataDir", "cert", "key", "metrics"], where(field));
-    const id = positiveInteger(node.id, where(`${field}.id`));
-    const dataDirRaw = node.dataDir ?? `data/n${id}`;
-    if (typeof dataDirRaw !== "string" || dataDirRaw.length === 0) throw new ConfigError(`${where(`${field}.dataDir`)} must be a path`);
-    const parsed: NodeConfig = {
-      id,
-      client: address(node.client, where(`${field}.client`)),
-      peer: address(node.peer, where(`${field}.peer`)),
-      zone: typeof node.zone === "string" && node.zone.length > 0 ? node.zone : "default",
-      dataDir: isAbsolute(dataDirRaw) ? dataDirRaw : resolve(baseDir, dataDirRaw),
-    };
-    if (node.metrics !== undefined) parsed.metrics = address(node.metrics, where(`${field}.metrics`));
-    for (const kind of ["cert", "key"] as const) {
-      if (node[kind] === undefined) {
-        if (tls !== undefined) throw new ConfigError(`${where(`${field}.${kind}`)} is required when the tls section is present`);
-        continue;
-      }
-      if (tls === undefined) throw new ConfigError(`${where(`${field}.${kind}`)} needs a top-level tls section (tls.ca)`);
-      parsed[kind] = filePath(node[kind], baseDir, where(`${field}.${kind}`));
-    }
-    return parsed;
-  });
+  const nodes = root.nodes.map((raw, i) => parseNode(raw, `nodes[${i}]`, baseDir, tls, where));
 
   // Default: 3 metadata replicas, or 1 for a cluster of one or two nodes.
-  if (clusterRaw.metaReplicas === undefined) cluster.metaReplicas = nodes.length >= 3 ? 3 : 1;
+  if (asObject(root.cluster ?? {}, where("cluster")).metaReplicas === undefined) cluster.metaReplicas = nodes.length >= 3 ? 3 : 1;
   const config: ClusterConfig = { source, cluster, limits, placement, nodes };
   if (tls !== undefined) config.tls = tls;
   if (root.auth !== undefined) config.auth = parseAuth(root.auth, baseDir, tls, where);
-  validateClusterConfig(config);
+  const variables = [...new Set(overlaid.origins.values())];
+  validateClusterConfig(config, variables.length === 0 ? source : `${source} with ${variables.join(", ")} from the environment`);
   return config;
 }
 
-export function validateClusterConfig(config: ClusterConfig): void {
-  const { cluster, limits, nodes, source } = config;
+function parseNode(raw: unknown, field: string, baseDir: string, tls: TlsSettings | undefined, where: (field: string) => string): NodeConfig {
+  const node = asObject(raw, where(field));
+  rejectUnknown(node, childFields("nodes[]"), where(field));
+  const id = positiveInteger(node.id, where(`${field}.id`));
+  const dataDirRaw = node.dataDir ?? `data/n${id}`;
+  if (typeof dataDirRaw !== "string" || dataDirRaw.length === 0) throw new ConfigError(`${where(`${field}.dataDir`)} must be a path`);
+  const parsed: NodeConfig = {
+    id,
+    client: address(node.client, where(`${field}.client`)),
+    peer: address(node.peer, where(`${field}.peer`)),
+    zone: typeof node.zone === "string" && node.zone.length > 0 ? node.zone : "default",
+    dataDir: isAbsolute(dataDirRaw) ? dataDirRaw : resolve(baseDir, dataDirRaw),
+  };
+  if (node.metrics !== undefined) parsed.metrics = address(node.metrics, where(`${field}.metrics`));
+  for (const kind of ["clientListen", "peerListen", "metricsListen"] as const) {
+    if (node[kind] !== undefined) parsed[kind] = address(node[kind], where(`${field}.${kind}`));
+  }
+  for (const kind of ["cert", "key"] as const) {
+    if (node[kind] === undefined) {
+      if (tls !== undefined) throw new ConfigError(`${where(`${field}.${kind}`)} is required when the tls section is present`);
+      continue;
+    }
+    if (tls === undefined) throw new ConfigError(`${where(`${field}.${kind}`)} needs a top-level tls section (tls.ca)`);
+    parsed[kind] = filePath(node[kind], baseDir, where(`${field}.${kind}`));
+  }
+  return parsed;
+}
+
+/** Where tallyd binds: the listen address when given, else the advertised one. */
+export function listenAddress(node: NodeConfig, port: "client" | "peer" | "metrics"): string | undefined {
+  return node[`${port}Listen`] ?? node[port];
+}
+
+/** One node's three listeners must not ask for the same port on overlapping hosts (0.0.0.0 overlaps all). */
+function listenPortClash(node: NodeConfig, field: string): string | undefined {
+  const seen: Array<{ name: string; host: string; port: string }> = [];
+  for (const port of ["client", "peer", "metrics"] as const) {
+    const value = listenAddress(node, port);
+    if (value === undefined) continue;
+    const separator = value.lastIndexOf(":");
+    const host = value.slice(0, separator);
+    const name = node[`${port}Listen`] === undefined ? port : `${port}Listen`;
+    const clash = seen.find((other) => other.port === value.slice(separator + 1) && (other.host === host || isWildcard(other.host) || isWildcard(host)));
+    if (clash !== undefined) return `${field}.${name}: ${value} would bind the port of ${field}.${clash.name} (${clash.host}:${clash.port})`;
+    seen.push({ name, host, port: value.slice(separator + 1) });
+  }
+  return undefined;
+}
+
+function isWildcard(host: string): boolean {
+  return host === "0.0.0.0" || host === "[::]";
+}
+
+/**
+ * Overlays the TALLY_* variables on a copy of the document. Returns it with the origin of every
+ * overridden field (document path -> variable), so messages name the variable. Values are
+ * converted by the setting's type only as far as the text allows: "abc" for an integer stays a
+ * string and the validator rejects it, exactly as it would in the file.
+ */
+function applyEnvironment(document: Record<string, unknown>, sources: ConfigSources, where: (field: string) => string): { document: Record<string, unknown>; origins: Map<string, string> } {
+  const origins = new Map<string, string>();
+  const env = sources.env ?? {};
+  const byName = new Map(CONFIG_SETTINGS.map((spec) => [envVarName(spec.path), spec]));
+  for (const name of Object.keys(env)) {
+    if (SETTING_PREFIXES.some((prefix) => name.startsWith(prefix)) && !byName.has(name) && env[name] !== undefined) {
+      throw new ConfigError(`environment variable ${name}: no such setting (docs/configuration.md lists them; the rule is TALLY_ + the path in upper snake case)`);
+    }
+  }
+  const set = Object.entries(env).filter((entry): entry is [string, string] => byName.has(entry[0]) && entry[1] !== undefined && entry[1] !== "");
+  if (set.length === 0) return { document, origins };
+  const copy = structuredClone(document);
+  // Lists first: TALLY_NODES may supply the entry that the TALLY_NODE_* variables then change.
+  set.sort(([a], [b]) => Number(byName.get(b)!.type === "list") - Number(byName.get(a)!.type === "list"));
+  for (const [name, text] of set) {
+    const spec = byName.get(name)!;
+    if (spec.path === "nodes[].id") continue; // the selector, not a value
+    const value = envValue(spec, name, text);
+    if (!spec.path.startsWith("nodes[].")) {
+      setPath(copy, spec.path.split("."), value, where);
+      origins.set(spec.path, name);
+      continue;
+    }
+    if (sources.nodeId === undefined) throw new ConfigError(`environment variable ${name}: needs TALLY_NODE_ID (or tallyd --node) to say which node it configures`);
+    const nodes = Array.isArray(copy.nodes) ? (copy.nodes as unknown[]) : [];
+    const index = nodes.findIndex((node) => typeof node === "object" && node !== null && (node as Record<string, unknown>).id === sources.nodeId);
+    if (index < 0) throw new ConfigError(`environment variable ${name}: node ${sources.nodeId} (TALLY_NODE_ID or --node) is not in nodes`);
+    const field = spec.path.slice("nodes[].".length);
+    (nodes[index] as Record<string, unknown>)[field] = value;
+    origins.set(`nodes[${index}].${field}`, name);
+  }
+  return { document: copy, origins };
+}
+
+const SETTING_PREFIXES = [...new Set(CONFIG_SETTINGS.map((spec) => `${envVarName(spec.path).split("_").slice(0, 2).join("_")}_`))];
+
+function envValue(spec: SettingSpec, name: string, text: string): unknown {
+  switch (spec.type) {
+    case "integer":
+    case "integer or 0":
+      return /^\s*-?\d+\s*$/.test(text) ? Number(text) : text;
+    case "boolean":
+      return text === "true" ? true : text === "false" ? false : text;
+    case "list":
+      try {
+        return parseYaml(text);
+      } catch (error) {
+        throw new ConfigError(`environment variable ${name}: not valid YAML: ${(error as Error).message}`);
+      }
+    default:
+      return text;
+  }
+}
+
+function setPath(document: Record<string, unknown>, segments: string[], value: unknown, where: (field: string) => string): void {
+  let object = document;
+  segments.slice(0, -1).forEach((segment, i) => {
+    object[segment] ??= {};
+    object = asObject(object[segment], where(segments.slice(0, i + 1).join(".")));
+  });
+  object[segments[segments.length - 1]!] = value;
+}
+
+/** A section of scalar settings (cluster, limits, placement): known fields, types and ranges from the table. */
+function parseSection<T>(root: Record<string, unknown>, section: string, specs: Record<string, Omit<SettingSpec, "path">>, where: (field: string) => string): T {
+  const raw = root[section] === undefined ? {} : asObject(root[section], where(section));
+  rejectUnknown(raw, Object.keys(specs), where(section));
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(specs)) {
+    const value = raw[key];
+    // Only cluster.metaReplicas has no constant default; parseClusterConfig sets it from the node count.
+    values[key] = value === undefined ? spec.default : scalar(spec, value, where(`${section}.${key}`));
+  }
+  return values as T;
+}
+
+function scalar(spec: Omit<SettingSpec, "path">, value: unknown, where: string): unknown {
+  if (spec.type === "boolean") {
+    if (typeof value !== "boolean") throw new ConfigError(`${where} must be true or false, got ${JSON.stringify(value)}`);
+    return value;
+  }
+  if (spec.type === "string") {
+    if (typeof value !== "string" || value.length === 0) throw new ConfigError(`${where} must be a non-empty string`);
+    return value;
+  }
+  if (spec.type === "integer or 0" && value === 0) return 0;
+  const number = positiveInteger(value, where);
+  const { min, max } = spec;
+  if (min !== undefined && max !== undefined && (number < min || number > max)) {
+    throw new ConfigError(`${where} (${number}) must be between ${formatBound(min)} and ${formatBound(max)}`);
+  }
+  if (max !== undefined && number > max) throw new ConfigError(`${where} (${number}) must be at most ${formatBound(max)}`);
+  return number;
+}
+
+/** Relationships between settings. `label` names where they came from (file, and variables). */
+export function validateClusterConfig(config: ClusterConfig, label: string = config.source): void {
+  const { cluster, limits, nodes } = config;
   const fail = (message: string): never => {
-    throw new ConfigError(`${source}: ${message}`);
+    throw new ConfigError(`${label}: ${message}`);
   };
   const ids = new Set<number>();
   const addresses = new Map<string, string>();
@@ -319,6 +398,8 @@ export function validateClusterConfig(config: ClusterConfig): void {
       if (owner !== undefined) fail(`nodes[${i}].${kind}: address ${value} is already used by ${owner}`);
       addresses.set(value, `nodes[${i}].${kind}`);
     }
+    const clash = listenPortClash(node, `nodes[${i}]`);
+    if (clash !== undefined) fail(clash);
     if (dataDirs.has(node.dataDir)) fail(`nodes[${i}].dataDir: ${node.dataDir} is shared with another node`);
     dataDirs.add(node.dataDir);
   });
@@ -332,22 +413,14 @@ export function validateClusterConfig(config: ClusterConfig): void {
   if (config.placement.heartbeatMs * 3 > config.placement.downAfterMs) {
     fail(`placement.downAfterMs (${config.placement.downAfterMs}) must be at least 3 x placement.heartbeatMs (${config.placement.heartbeatMs})`);
   }
-  if (cluster.shards > 1024) fail(`cluster.shards (${cluster.shards}) must be at most 1024`);
   if (cluster.electionTicks <= cluster.heartbeatTicks) {
     fail(`cluster.electionTicks (${cluster.electionTicks}) must be greater than cluster.heartbeatTicks (${cluster.heartbeatTicks})`);
   }
   if (cluster.leaseDriftTicks >= cluster.electionTicks) {
     fail(`cluster.leaseDriftTicks (${cluster.leaseDriftTicks}) must be less than cluster.electionTicks (${cluster.electionTicks})`);
   }
-  if (cluster.tickMs < 1 || cluster.tickMs > 1000) fail(`cluster.tickMs (${cluster.tickMs}) must be in [1, 1000]`);
-  if (limits.maxKeyBytes > 256) fail(`limits.maxKeyBytes (${limits.maxKeyBytes}) must be at most 256`);
-  if (limits.maxBatchOps > 10_000) fail(`limits.maxBatchOps (${limits.maxBatchOps}) must be at most 10000`);
   if (limits.maxSizePerMsgBytes > limits.maxInflightBytes) {
     fail(`limits.maxSizePerMsgBytes (${limits.maxSizePerMsgBytes}) must not exceed limits.maxInflightBytes (${limits.maxInflightBytes})`);
-  }
-  if (limits.maxEntryBytes > 64 * 1024 * 1024) fail(`limits.maxEntryBytes (${limits.maxEntryBytes}) must be at most 64 MiB`);
-  if (limits.maxRequestBytes < 4096 || limits.maxRequestBytes > 256 * 1024 * 1024) {
-    fail(`limits.maxRequestBytes (${limits.maxRequestBytes}) must be between 4096 and 256 MiB`);
   }
   if (limits.maxInflightPerClient > limits.maxInflightPerNode) {
     fail(`limits.maxInflightPerClient (${limits.maxInflightPerClient}) must not exceed limits.maxInflightPerNode (${limits.maxInflightPerNode})`);
@@ -388,7 +461,7 @@ export function findNode(config: ClusterConfig, id: number): NodeConfig {
 
 function parseTls(raw: unknown, baseDir: string, where: (field: string) => string): TlsSettings {
   const section = asObject(raw, where("tls"));
-  rejectUnknown(section, ["ca", "clientAuth", "client", "reloadSeconds"], where("tls"));
+  rejectUnknown(section, childFields("tls"), where("tls"));
   const clientAuth = section.clientAuth ?? "require";
   if (clientAuth !== "require" && clientAuth !== "none") {
     throw new ConfigError(`${where("tls.clientAuth")} must be "require" or "none", got ${JSON.stringify(clientAuth)}`);
@@ -400,7 +473,7 @@ function parseTls(raw: unknown, baseDir: string, where: (field: string) => strin
   };
   if (section.client !== undefined) {
     const client = asObject(section.client, where("tls.client"));
-    rejectUnknown(client, ["cert", "key"], where("tls.client"));
+    rejectUnknown(client, childFields("tls.client"), where("tls.client"));
     tls.client = { cert: filePath(client.cert, baseDir, where("tls.client.cert")), key: filePath(client.key, baseDir, where("tls.client.key")) };
   }
   return tls;
@@ -411,7 +484,7 @@ const AUTH_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 function parseAuth(raw: unknown, baseDir: string, tls: TlsSettings | undefined, where: (field: string) => string): AuthSettings {
   const section = asObject(raw, where("auth"));
-  rejectUnknown(section, ["tokens", "certificates", "internalTokenFile"], where("auth"));
+  rejectUnknown(section, childFields("auth"), where("auth"));
   const names = new Set<string>();
   const entry = (item: unknown, field: string): { object: Record<string, unknown>; name: string; grants: AuthGrant[] } => {
     const object = asObject(item, where(field));

@@ -1,16 +1,22 @@
 /**
- * tallyd: `tallyd --config cluster.yaml --node 1` starts one node of the cluster.
- * Exit codes: 0 clean stop, 1 runtime failure (storage corruption, fsync failure), 2 bad config or
- * arguments, 3 cannot bind an address or open the data directory.
+ * tallyd: `tallyd --config cluster.yaml --node 1` starts one node of the cluster; `tallyd --version`
+ * prints the build. Logs are readable lines on a terminal and JSON lines otherwise
+ * (TALLY_LOG_FORMAT=pretty|json forces one; src/server/log-format.ts). Exit codes: 0 clean stop,
+ * 1 runtime failure (storage corruption, fsync failure), 2 bad config or arguments, 3 cannot bind
+ * an address or open the data directory. TALLY_CONFIG and TALLY_NODE_ID stand
+ * in for the flags, and every setting of the file can also come from a TALLY_* variable
+ * (docs/configuration.md): that is how the container image is configured.
  */
 import * as grpc from "@grpc/grpc-js";
-import { Command, InvalidArgumentError as CommanderInvalidArgument } from "commander";
-import { ConfigError, findNode, loadClusterConfig } from "./config.js";
+import { Command, InvalidArgumentError as CommanderInvalidArgument, Option } from "commander";
+import { ConfigError, findNode, listenAddress, loadClusterConfig } from "./config.js";
 import { TallyNode } from "./node.js";
 import { createClientServer } from "./grpc-service.js";
 import { clientPortCredentials, nodeCertificateProvider } from "./tls.js";
 import { authorizerFor } from "./auth.js";
-import { componentLogger, rootLogger } from "../util/log.js";
+import { componentLogger, rootLogger, setLogDestination } from "../util/log.js";
+import { buildInfo } from "../util/build-info.js";
+import { chooseLogFormat, prettyDestination } from "./log-format.js";
 import { watchTestControl } from "./test-control.js";
 import { nodeMetrics } from "./metrics.js";
 import { NodeHealth, startOpsServer, type OpsServer } from "./ops-http.js";
@@ -21,16 +27,30 @@ const STREAM_DRAIN_MS = 500;
 const program = new Command()
   .name("tallyd")
   .description("tally node: hosts shard replicas of an exact, Raft-replicated counter cluster")
-  .requiredOption("-c, --config <path>", "cluster.yaml")
-  .requiredOption("-n, --node <id>", "this node's id in the config", (value) => {
-    const id = Number(value.replace(/^n/, ""));
-    if (!Number.isSafeInteger(id) || id <= 0) throw new CommanderInvalidArgument(`node id must be a positive integer, got "${value}"`);
-    return id;
-  })
+  .version(`tallyd ${buildInfo().version} (node ${buildInfo().nodeVersion})`, "-V, --version", "print the version and exit")
+  .addOption(new Option("-c, --config <path>", "cluster.yaml (optional when TALLY_NODES gives the nodes)").env("TALLY_CONFIG"))
+  .addOption(
+    new Option("-n, --node <id>", "this node's id in the config")
+      .env("TALLY_NODE_ID")
+      .makeOptionMandatory()
+      .argParser((value) => {
+        const id = Number(value.replace(/^n/, ""));
+        if (!Number.isSafeInteger(id) || id <= 0) throw new CommanderInvalidArgument(`node id must be a positive integer, got "${value}"`);
+        return id;
+      }),
+  )
   .exitOverride((error) => process.exit(error.exitCode === 0 ? 0 : 2));
 
 program.parse();
-const options = program.opts<{ config: string; node: number }>();
+const options = program.opts<{ config?: string; node: number }>();
+// An empty TALLY_CONFIG (the image sets one) means no file: the settings come from TALLY_NODES etc.
+if (options.config === "") delete options.config;
+try {
+  if (chooseLogFormat(process.env, process.stdout.isTTY === true) === "pretty") setLogDestination(prettyDestination({ colorize: process.stdout.isTTY === true }));
+} catch (error) {
+  process.stderr.write(`tallyd: ${(error as Error).message}\n`);
+  process.exit(2);
+}
 const log = componentLogger("tallyd", { node: options.node });
 // grpc-js logs to stderr by itself; route it through our logger instead.
 const grpcLog = componentLogger("grpc", { node: options.node });
@@ -40,7 +60,10 @@ async function main(): Promise<void> {
   watchTestControl(log);
   let config;
   try {
-    config = loadClusterConfig(options.config);
+    if (options.config === undefined && !process.env.TALLY_NODES) {
+      throw new ConfigError("no cluster config: pass --config (or TALLY_CONFIG), or give the nodes in TALLY_NODES");
+    }
+    config = loadClusterConfig(options.config, { env: process.env, nodeId: options.node });
     // Unreadable or mismatched certificate files are a config error (exit 2), found before start.
     nodeCertificateProvider(config, findNode(config, options.node), componentLogger("tls", { node: options.node }));
     // So is an unreadable auth.internalTokenFile.
@@ -53,6 +76,9 @@ async function main(): Promise<void> {
     throw error;
   }
   const self = findNode(config, options.node);
+  const clientListen = listenAddress(self, "client")!;
+  const metricsListen = listenAddress(self, "metrics");
+  const field = (port: "client" | "metrics") => `nodes[${config.nodes.indexOf(self)}].${self[`${port}Listen`] === undefined ? port : `${port}Listen`}`;
   const node = new TallyNode({ config, nodeId: options.node });
   node.onFatal = (error) => {
     process.stderr.write(`tallyd: node ${options.node} stopped: ${error.message}\n`);
@@ -72,27 +98,28 @@ async function main(): Promise<void> {
   health.start();
   try {
     await new Promise<number>((resolve, reject) =>
-      server.bindAsync(self.client, clientPortCredentials(config, self), (error, port) => (error ? reject(error) : resolve(port))),
+      server.bindAsync(clientListen, clientPortCredentials(config, self), (error, port) => (error ? reject(error) : resolve(port))),
     );
   } catch (error) {
     const reason = /EADDRINUSE/.test((error as Error).message) ? "address already in use" : (error as Error).message;
-    process.stderr.write(`tallyd: nodes[${config.nodes.indexOf(self)}].client (${self.client}): ${reason}\n`);
+    process.stderr.write(`tallyd: ${field("client")} (${clientListen}): ${reason}\n`);
     await node.stop({ transferLeadership: false });
     process.exit(3);
   }
   let ops: OpsServer | undefined;
-  if (self.metrics !== undefined) {
+  if (metricsListen !== undefined) {
     try {
-      ops = await startOpsServer(health, metrics, self.metrics, componentLogger("ops", { node: options.node }));
+      ops = await startOpsServer(health, metrics, metricsListen, componentLogger("ops", { node: options.node }));
     } catch (error) {
       const reason = /EADDRINUSE/.test((error as Error).message) ? "address already in use" : (error as Error).message;
-      process.stderr.write(`tallyd: nodes[${config.nodes.indexOf(self)}].metrics (${self.metrics}): ${reason}\n`);
+      process.stderr.write(`tallyd: ${field("metrics")} (${metricsListen}): ${reason}\n`);
       await node.stop({ transferLeadership: false });
       process.exit(3);
     }
   }
-  log.info({ client: self.client, peer: self.peer, dataDir: self.dataDir, metrics: ops?.address }, "tallyd serving");
-  process.stdout.write(`tallyd node ${options.node} serving clients on ${self.client}${ops ? `; metrics and health on http://${ops.address}/metrics /livez /readyz` : ""}\n`);
+  log.info({ client: self.client, clientListen, peer: self.peer, peerListen: listenAddress(self, "peer"), dataDir: self.dataDir, metrics: ops?.address }, "tallyd serving");
+  const advertised = clientListen === self.client ? "" : ` (advertised as ${self.client})`;
+  process.stdout.write(`tallyd node ${options.node} serving clients on ${clientListen}${advertised}${ops ? `; metrics and health on http://${ops.address}/metrics /livez /readyz` : ""}\n`);
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -7,7 +7,8 @@
  *   (RPC names, error codes, op kinds), and children are bound once and cached, so a request costs
  *   a map lookup and an increment, never a label hash or a new series;
  * - state read at scrape time (Raft term, leader, commit and applied index, lease, queue depths,
- *   peer queues, the node's own counters): nothing on the hot path at all.
+ *   peer queues, the node's own counters): nothing on the hot path at all;
+ * - tally_build_info{version, node_version} = 1, set once, so a dashboard can show which build runs.
  *
  * The endpoint has no authentication (src/server/ops-http.ts), so nothing here may be a secret the
  * cluster's safety depends on. Term, leader and indexes are not: every client reply carries a
@@ -17,6 +18,7 @@
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import { Role } from "../raft/types.js";
+import { buildInfo } from "../util/build-info.js";
 import type { TallyNode } from "./node.js";
 
 /** One Raft group as a scrape sees it. */
@@ -173,6 +175,11 @@ export class NodeMetrics {
         this.set(metrics.current().appliedBytesPerIterationMax);
       },
     });
+    const build = buildInfo();
+    new Gauge({ name: "tally_build_info", help: "Always 1; the labels name the tally version and the Node.js this node runs", labelNames: ["version", "node_version"], registers }).set(
+      { version: build.version, node_version: build.nodeVersion },
+      1,
+    );
     new Gauge({
       name: "tally_node_ready",
       help: "1 when /readyz answers 200 (the node can serve)",

@@ -1,15 +1,22 @@
 /**
  * A tally node: one LevelDB, one peer transport, and one Raft group per hosted shard. The driver
- * loop below is the only place with I/O, and each iteration follows the Ready contract:
+ * loop below is the only place that orders storage writes, peer sends and applies. One iterate():
  *
- *   1. tick every group up to the monotonic clock, step inbound messages, propose queued commands
- *      (one entry per group: leader-side batching), start ReadIndex rounds;
- *   2. collect Ready from every group; write all their snapshots, entries and hard states in ONE
- *      LevelDB batch, fsynced (group commit across groups);
- *   3. only then send their messages (one transport frame per peer);
- *   4. apply committed entries; the state changes and the applied index go into one batch, so a
- *      crash never half-applies an entry; serve reads whose index is applied;
- *   5. advance every group.
+ *   1. create/remove replicas the map asks for (their own synced batch); tick every group up to
+ *      the monotonic clock; step inbound messages; run queued loop actions; propose queued
+ *      commands (as few entries per group as maxEntryBytes allows) and start ReadIndex rounds;
+ *   2. collect Ready from every group and send its appends and heartbeats AT ONCE, before the
+ *      fsync (Raft thesis 10.2.1; safe because a leader steps no acknowledgement before its own
+ *      write completes: docs/adr/0003-send-before-fsync.md);
+ *   3. build ONE batch for all groups (group commit): snapshots, entries, hard states, and the
+ *      effects of applying the committed entries IN MEMORY with the applied index (so a crash
+ *      never half-applies an entry: docs/adr/0004-apply-before-write.md); writes whose entries
+ *      were already durable here are answered now;
+ *   4. write the batch, fsynced only when a Ready has mustSync (new entries, term or vote);
+ *   5. only then send every other message (votes, responses, snapshots), answer the remaining
+ *      writes, serve reads whose index is applied, and advance every group.
+ * docs/architecture.md ("The Ready contract as implemented") lists each step and every deviation
+ * from the strict Ready order in one place.
  */
 import { mkdirSync } from "node:fs";
 import { MemoryStorage } from "../raft/memory-storage.js";
@@ -246,8 +253,8 @@ export class TallyNode {
     for (const node of this.map.nodes) if (node.id !== this.nodeId && node.state !== "removed") peers.set(node.id, node.peer);
     this.transport = new PeerTransport({
       nodeId: this.nodeId,
-      // TALLY_PEER_LISTEN (tests only): listen on a private address while peers dial the configured one (chaos proxies).
-      listenAddress: process.env.TALLY_PEER_LISTEN || this.self.peer,
+      // nodes[].peerListen: where to bind when it differs from the address peers dial (containers, chaos proxies).
+      listenAddress: this.self.peerListen ?? this.self.peer,
       peers,
       onMessages: (_from, batch) => this.receive(batch),
       onSnapshot: async (_from, groupId, message) => this.receive([[groupId, message]]),
@@ -267,7 +274,7 @@ export class TallyNode {
     } catch (error) {
       await this.store.close();
       const inUse = /EADDRINUSE/.test(String((error as Error).message)) ? "address already in use" : (error as Error).message;
-      throw new Error(`${field}.peer (${this.self.peer}): ${inUse}`, { cause: error });
+      throw new Error(`${field}.${this.self.peerListen === undefined ? "peer" : "peerListen"} (${this.self.peerListen ?? this.self.peer}): ${inUse}`, { cause: error });
     }
     if (this.meta !== undefined) this.controller = this.newController();
     this.lastTickMs = monotonicMs();

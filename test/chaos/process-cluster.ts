@@ -84,7 +84,7 @@ export class ProcessCluster extends BaseCluster {
         TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn",
         TALLY_EXIT_WITH_PARENT: "1",
         ...this.options.extraEnv,
-        TALLY_PEER_LISTEN: this.privatePeer.get(id)!,
+        TALLY_NODE_PEER_LISTEN: this.privatePeer.get(id)!,
         TALLY_TEST_CLOCK_OFFSET_MS: String(clockOffsetMs),
         TALLY_TEST_CONTROL_FILE: this.controlFile(id),
       },

@@ -1,7 +1,7 @@
 /**
  * Userspace TCP fault injection between tally nodes (the box has no netem).
  *
- * Topology: one proxy per DESTINATION node. Node N listens privately (TALLY_PEER_LISTEN) and the
+ * Topology: one proxy per DESTINATION node. Node N listens privately (TALLY_NODE_PEER_LISTEN) and the
  * cluster.yaml's peer address for N is its proxy's, so every byte sent to N passes through proxy N.
  * The peer transport opens one connection per ordered node pair, so a connection accepted by proxy
  * N carries exactly the link (source -> N). The source is identified by the kernel, not by parsing

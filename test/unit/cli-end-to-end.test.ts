@@ -48,8 +48,10 @@ describe("tallyctl against the fake cluster", () => {
     expect((await run([...endpoints, "reset", key])).code).toBe(0);
     expect((await run([...endpoints, "get", key, "--stale"])).stdout).toContain("does not exist");
     const status = await run([...endpoints, "status"]);
-    expect(status.code).toBe(0);
-    expect(status.stdout.split("\n").filter((line) => /leader/.test(line))).toHaveLength(2);
+    expect(status.code, status.stdout).toBe(0);
+    expect(status.stdout.split("\n")[0]).toBe(`healthy: ${cluster.addresses.length}/${cluster.addresses.length} nodes, 2/2 shards with a leader`);
+    const verbose = await run([...endpoints, "status", "--verbose"]);
+    expect(verbose.stdout.split("\n").filter((line) => /\bleader\b/.test(line) && !line.startsWith("healthy"))).toHaveLength(2);
     const routes = await run([...endpoints, "routes"]);
     expect(routes.stdout).toContain("8192-16383");
   });
@@ -68,6 +70,9 @@ describe("bin/tallyctl.js", () => {
     const help = await runBin(["--help"], 30_000);
     expect(help).toMatchObject({ code: 0, killed: false });
     expect(help.stdout).toContain("Usage: tallyctl");
+    // The bundle in dist/ finds package.json too.
+    const version = await runBin(["--version"], 30_000);
+    expect(version).toMatchObject({ code: 0, killed: false, stdout: expect.stringMatching(/^tallyctl \d+\.\d+\.\d+ \(node v\d+/) });
     const added = await runBin(["--endpoints", cluster.addresses[0]!, "add", "bin-key", "3"], 30_000);
     expect(added.killed, added.stderr).toBe(false);
     expect(added.code, added.stderr).toBe(0);
