@@ -208,7 +208,13 @@ describe("metadata group and placement controller (real processes)", () => {
     const { code, output } = await tallyctl("leader", "transfer", String(shard.shardId), "--to", target);
     expect(code, output).toBe(0);
     expect(output).toContain(`leadership transfer to node ${target}`);
-    await eventually(async () => ((await clusterMap()).shards[0]!.leaderId === target ? true : undefined), 10_000, `node ${target} leading shard ${shard.shardId}`);
+    let last: ClusterMapReply | undefined;
+    await eventually(
+      async () => ((last = await clusterMap()).shards[0]!.leaderId === target ? true : undefined),
+      10_000,
+      `node ${target} leading shard ${shard.shardId}`,
+      () => describeMap(last),
+    );
     const bad = await tallyctl("leader", "transfer", String(shard.shardId), "--to", "99");
     expect(bad.code).not.toBe(0);
     expect(bad.output).toContain("not a voter");

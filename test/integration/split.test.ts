@@ -76,17 +76,26 @@ test("a hot shard is split by the controller and another by tallyctl, under load
       return slot >= child.slotStart && slot < child.slotEnd;
     })!;
     await client.add(key, 7n);
-    const parentLeader = (await client.routes()).shards.find((s) => s.shardId === widest.shardId)!.leaderAddress!;
-    const raw = new RawNodeClient(parentLeader);
-    try {
-      const session = await raw.call("registerSession", { shardId: widest.shardId });
-      const error = await raw
-        .call("add", { header: { shardId: widest.shardId, epoch: widest.epoch, clientId: session.clientId, seq: "1", firstUnackedSeq: "1" }, key: Buffer.from(key), delta: "1000" })
-        .catch((e: unknown) => e);
-      expect((error as RawCallError).code).toBe("WRONG_SHARD");
-    } finally {
-      raw.close();
+    // The controller may move the parent's leadership at any time (leader balancing after the
+    // split): a NOT_LEADER sends the whole exchange to the leader it names, a bounded few times.
+    let error: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const parentLeader = (await client.routes()).shards.find((s) => s.shardId === widest.shardId)!.leaderAddress!;
+      const raw = new RawNodeClient(parentLeader);
+      try {
+        const session = await raw.call("registerSession", { shardId: widest.shardId });
+        error = await raw
+          .call("add", { header: { shardId: widest.shardId, epoch: widest.epoch, clientId: session.clientId, seq: "1", firstUnackedSeq: "1" }, key: Buffer.from(key), delta: "1000" })
+          .catch((e: unknown) => e);
+      } catch (e) {
+        error = e;
+      } finally {
+        raw.close();
+      }
+      if (!(error instanceof RawCallError && error.code === "NOT_LEADER")) break;
+      await new Promise((resolve) => setTimeout(resolve, 200));
     }
+    expect((error as RawCallError).code, String(error)).toBe("WRONG_SHARD");
     expect((await client.get(key)).value).toBe(7n);
   } finally {
     running = false;
