@@ -7,11 +7,11 @@
  */
 import { cpuUsage } from "node:process";
 import { ExpiryIndex } from "../src/shard/kinds/ttl.js";
-import { HyperLogLog, HLL_STANDARD_ERROR } from "../src/shard/kinds/hll.js";
+import { HyperLogLog, HLL_STANDARD_ERROR } from "../src/kinds/hll.js";
 import { SlidingWindowLimiter } from "../src/shard/kinds/ratelimit.js";
-import { aggregate, mergeTopK, topK, type KeyValue } from "../src/shard/kinds/topk.js";
+import { aggregate, mergeTopK, topK, type KeyValue } from "../src/kinds/topk.js";
 import { WindowedCounter } from "../src/shard/kinds/windows.js";
-import { xxhash64Into } from "../src/shard/kinds/xxhash64.js";
+import { xxhash64Into } from "../src/kinds/xxhash64.js";
 import { createPrng } from "../src/util/prng.js";
 
 const SCALE = Number(process.env.SCALE ?? 1);

@@ -2,10 +2,10 @@
  * Polls AdminService.Status on every node until every shard has a leader that all of its replicas
  * agree on. Used by `npm start`, the integration tests and the benchmarks. Every wait has a deadline.
  */
-import type { ClusterConfig } from "../src/server/config.js";
+import type { ClusterConfig } from "../src/server/config/config.js";
 import { tallyProto } from "../src/api/proto.js";
 import * as grpc from "@grpc/grpc-js";
-import { toolCredentials } from "../src/server/tls.js";
+import { toolCredentials } from "../src/server/config/tls.js";
 
 /** `token`: a bearer token with the admin role, for a cluster with an auth section. */
 export async function waitForClusterReady(config: ClusterConfig, timeoutMs: number, token?: string): Promise<{ shards: number; leaders: Map<number, string> }> {

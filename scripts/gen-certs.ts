@@ -16,7 +16,7 @@ import { dirname, join, relative, resolve } from "node:path";
 import { randomBytes } from "node:crypto";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { parseDocument } from "yaml";
-import { loadClusterConfig } from "../src/server/config.js";
+import { loadClusterConfig } from "../src/server/config/config.js";
 
 export interface CertificatePair {
   cert: string;

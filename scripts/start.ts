@@ -24,7 +24,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureBundles } from "../bin/bundle.js";
-import { loadClusterConfig, type ClusterConfig, type NodeConfig } from "../src/server/config.js";
+import { loadClusterConfig, type ClusterConfig, type NodeConfig } from "../src/server/config/config.js";
 import { waitForClusterReady } from "./cluster-ready.js";
 import { generateClusterCertificates } from "./gen-certs.js";
 

@@ -406,6 +406,19 @@ export interface NodeStatusMessage {
   reachable: boolean;
   groups: GroupStatusMessage[];
   error: string;
+  /** Absent from an unreachable node's entry. */
+  stats?: NodeStatsMessage | null;
+}
+/** Counters since the process started (proto NodeStats). */
+export interface NodeStatsMessage {
+  loopIterations: Int64String;
+  syncs: Int64String;
+  entriesWritten: Int64String;
+  entriesApplied: Int64String;
+  leaderChanges: Int64String;
+  inboundDropped: Int64String;
+  snapshotsInstalled: Int64String;
+  snapshotsTaken: Int64String;
 }
 export interface StatusResponseMessage {
   nodes: NodeStatusMessage[];
@@ -417,3 +430,148 @@ export interface TransferLeaderRequestMessage {
 export interface TransferLeaderResponseMessage {
   leaderId: string;
 }
+
+// ---- The rest of AdminService, from proto/tally.proto (written by hand like the shapes above). ----
+
+/** RoutesRequest and ClusterMapRequest have no fields. */
+export type EmptyRequestMessage = Record<string, never>;
+export interface StatusRequestMessage {
+  localOnly: boolean;
+}
+export interface MapNodeMessage {
+  nodeId: string;
+  clientAddress: string;
+  peerAddress: string;
+  zone: string;
+  state: string;
+  alive: boolean;
+  lastHeartbeatMsAgo: Int64String;
+  replicas: number;
+  leaders: number;
+  opsPerSecond: number;
+}
+export interface MapShardMessage {
+  shardId: number;
+  slotStart: number;
+  slotEnd: number;
+  epoch: Int64String;
+  voters: string[];
+  learners: string[];
+  votersOutgoing: string[];
+  leaderId: string;
+  opsPerSecond: number;
+}
+export interface MapOperationMessage {
+  id: Int64String;
+  kind: string;
+  shardId: number;
+  fromNode: string;
+  toNode: string;
+  state: string;
+  step: string;
+  reason: string;
+  ageMs: Int64String;
+  splitSlot: number;
+  newShardId: number;
+}
+export interface ClusterMapResponseMessage {
+  version: Int64String;
+  metaLeaderId: string;
+  nodes: MapNodeMessage[];
+  shards: MapShardMessage[];
+  operations: MapOperationMessage[];
+  fromMetaLeader: boolean;
+  metaVoters: string[];
+  metaLearners: string[];
+}
+export interface NodeAddRequestMessage {
+  nodeId: string;
+  clientAddress: string;
+  peerAddress: string;
+  zone: string;
+}
+export interface NodeStateRequestMessage {
+  nodeId: string;
+  state: string;
+}
+export interface ShardMoveRequestMessage {
+  shardId: number;
+  fromNode: string;
+  toNode: string;
+}
+export interface ShardSplitRequestMessage {
+  shardId: number;
+  atSlot: number;
+}
+export interface MetaChangeResponseMessage {
+  summary: string;
+  operationId: Int64String;
+  version: Int64String;
+}
+export interface PlannedChangeMessage {
+  kind: string;
+  shardId: number;
+  fromNode: string;
+  toNode: string;
+  reason: string;
+}
+export interface RebalanceRequestMessage {
+  apply: boolean;
+}
+export interface RebalanceResponseMessage {
+  changes: PlannedChangeMessage[];
+  summary: string;
+}
+export interface FailoverRequestMessage {
+  nodeId: string;
+}
+export interface DeclareHotRequestMessage {
+  key: Buffer;
+  subCounters: number;
+}
+export interface RecoverUnsafeRequestMessage {
+  shardId: number;
+  iUnderstandDataLoss: boolean;
+}
+/** Heartbeat, ShardChange and ForwardWrite (node to node): a msgpack body (src/server/meta-wire.ts). */
+export interface InternalRequestMessage {
+  body: Buffer;
+}
+export interface InternalResponseMessage {
+  body: Uint8Array;
+}
+export interface ShardBackupRequestMessage {
+  shardId: number;
+}
+export interface ShardBackupChunkMessage {
+  shardId: number;
+  epoch: Int64String;
+  slotStart: number;
+  slotEnd: number;
+  appliedIndex: Int64String;
+  term: Int64String;
+  clockMs: Int64String;
+  counters: Int64String;
+  totalBytes: Int64String;
+  offset: Int64String;
+  data: Buffer;
+  last: boolean;
+  sha256: string;
+  leaderId: string;
+  clusterName: string;
+}
+
+/**
+ * A message as the server hands it to the encoder: every field optional (a missing scalar encodes
+ * as its default) and a (u)int64 also as a JS number, which protobufjs encodes exactly while it is
+ * a safe integer (test/unit/wire-int64.test.ts).
+ */
+export type Outgoing<T> = T extends Uint8Array
+  ? T
+  : T extends string
+    ? string | number
+    : T extends readonly (infer E)[]
+      ? Outgoing<E>[]
+      : T extends object
+        ? { [K in keyof T]?: Outgoing<T[K]> }
+        : T;

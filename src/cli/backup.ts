@@ -9,7 +9,7 @@
  * the backup is caught: the captured slot ranges must cover every slot exactly once, and the map is
  * re-read (up to LAYOUT_ROUNDS_MAX times, a second apart) for shards that appeared or changed epoch meanwhile.
  *
- * restore: offline, builds the data directories of a new cluster (src/server/restore.ts).
+ * restore: offline, builds the data directories of a new cluster (src/server/backup/restore.ts).
  */
 import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, open, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
@@ -29,9 +29,9 @@ import {
   shardFileName,
   type BackupManifest,
   type ManifestShard,
-} from "../server/backup-format.js";
-import { loadClusterConfig } from "../server/config.js";
-import { restoreCluster, type RestoreSummary } from "../server/restore.js";
+} from "../server/backup/backup-format.js";
+import { loadClusterConfig } from "../server/config/config.js";
+import { restoreCluster, type RestoreSummary } from "../server/backup/restore.js";
 import { UsageError } from "./exit-codes.js";
 import { formatTable } from "./format.js";
 import type { ClusterMapReply } from "./format-map.js";

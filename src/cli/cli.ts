@@ -23,15 +23,9 @@ import { grpcHealthCheck, type HealthCheck } from "./health-check.js";
 import { addKindCommands, type KindsClient } from "./kinds.js";
 import { addHotCommands, type HotClient } from "./hot.js";
 import { addBackupCommands, type BackupClient } from "./backup.js";
+import type { CliClient, GlobalOptions, OutputFormat } from "./command-types.js";
 
-/** The client operations tallyctl uses (tests substitute a fake). */
-export type CliClient = Pick<
-  TallyClient,
-  "connect" | "add" | "set" | "reset" | "compareAndSet" | "get" | "status" | "routes" | "close" | "admin"
-> &
-  Partial<KindsClient> &
-  Partial<HotClient> &
-  Partial<Pick<BackupClient, "adminStream">>;
+export type { CliClient, GlobalOptions, OutputFormat } from "./command-types.js";
 
 export interface CliIo {
   stdout(text: string): void;
@@ -59,22 +53,6 @@ export function defaultCliIo(): CliIo {
       }),
   };
 }
-
-export interface GlobalOptions {
-  endpoints?: string;
-  config?: string;
-  ca?: string;
-  cert?: string;
-  key?: string;
-  token?: string;
-  tokenFile?: string;
-  /** -w json or --json (normalized by globalOptions: commands read only this). */
-  json?: boolean;
-  writeOut?: OutputFormat;
-  timeout: number;
-}
-
-export type OutputFormat = "table" | "json";
 
 function parseOutputFormat(text: string): OutputFormat {
   if (text === "table" || text === "json") return text;

@@ -6,7 +6,7 @@
  *
  * An endpoint is host:port; `http://host:port` is accepted as the same (people paste URLs), and
  * `https://host:port` says TLS, which then needs the cluster's CA. The cli layer may not import
- * tallyd's config loader (src/server/config.ts), so the few fields tallyctl needs are read here.
+ * tallyd's config loader (src/server/config/config.ts), so the few fields tallyctl needs are read here.
  */
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, join, resolve } from "node:path";

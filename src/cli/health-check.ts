@@ -1,7 +1,7 @@
 /**
  * The standard gRPC health check (grpc.health.v1.Health/Check) of one node, as orchestrators ask
  * it: SERVING exactly when the node's /readyz says 200 (it runs, knows the partition map, and
- * every shard replica it hosts has a leader it can reach; src/server/ops-http.ts). Health checks
+ * every shard replica it hosts has a leader it can reach; src/server/ops/ops-http.ts). Health checks
  * pass tally's admission untouched, so no token or role is needed; the token is sent anyway.
  */
 import * as grpc from "@grpc/grpc-js";

@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { ClusterUnreachableError } from "../client/errors.js";
 import { TallyError } from "../util/errors.js";
-import type { CliClient, GlobalOptions } from "./cli.js";
+import type { CliClient, GlobalOptions } from "./command-types.js";
 import { WithExitCode } from "./exit-codes.js";
 import { formatStatus } from "./format.js";
 import { formatClusterMap, type ClusterMapReply } from "./format-map.js";

@@ -32,7 +32,7 @@ export type {
   WatchBatch,
   WatchEvent,
   WatchOptions,
-} from "./client.js";
+} from "./types.js";
 export type { ClientTlsOptions } from "../util/tls.js";
 export type { ReplicaRoute, RoutesSnapshot, ShardRoute } from "./routing.js";
 export type { HotKeyRoute } from "./hot.js";

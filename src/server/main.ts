@@ -1,7 +1,7 @@
 /**
  * tallyd: `tallyd --config cluster.yaml --node 1` starts one node of the cluster; `tallyd --version`
  * prints the build. Logs are readable lines on a terminal and JSON lines otherwise
- * (TALLY_LOG_FORMAT=pretty|json forces one; src/server/log-format.ts). Exit codes: 0 clean stop,
+ * (TALLY_LOG_FORMAT=pretty|json forces one; src/server/ops/log-format.ts). Exit codes: 0 clean stop,
  * 1 runtime failure (storage corruption, fsync failure), 2 bad config or arguments, 3 cannot bind
  * an address or open the data directory. TALLY_CONFIG and TALLY_NODE_ID stand
  * in for the flags, and every setting of the file can also come from a TALLY_* variable
@@ -9,17 +9,17 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { Command, InvalidArgumentError as CommanderInvalidArgument, Option } from "commander";
-import { ConfigError, findNode, listenAddress, loadClusterConfig } from "./config.js";
+import { ConfigError, findNode, listenAddress, loadClusterConfig, type ClusterConfig, type NodeConfig } from "./config/config.js";
 import { TallyNode } from "./node.js";
-import { createClientServer } from "./grpc-service.js";
-import { clientPortCredentials, nodeCertificateProvider } from "./tls.js";
-import { authorizerFor } from "./auth.js";
+import { createClientServer } from "./rpc/server.js";
+import { clientPortCredentials, nodeCertificateProvider } from "./config/tls.js";
+import { authorizerFor } from "./config/auth.js";
 import { componentLogger, rootLogger, setLogDestination } from "../util/log.js";
 import { buildInfo } from "../util/build-info.js";
-import { chooseLogFormat, prettyDestination } from "./log-format.js";
-import { watchTestControl } from "./test-control.js";
-import { nodeMetrics } from "./metrics.js";
-import { NodeHealth, startOpsServer, type OpsServer } from "./ops-http.js";
+import { chooseLogFormat, prettyDestination } from "./ops/log-format.js";
+import { watchTestControl } from "./ops/test-control.js";
+import { nodeMetrics } from "./ops/metrics.js";
+import { NodeHealth, startOpsServer, type OpsServer } from "./ops/ops-http.js";
 
 /** On SIGTERM, how long calls in flight may take to finish before open streams are cancelled. */
 const STREAM_DRAIN_MS = 500;
@@ -56,18 +56,18 @@ const log = componentLogger("tallyd", { node: options.node });
 const grpcLog = componentLogger("grpc", { node: options.node });
 grpc.setLogger({ error: (...args: unknown[]) => grpcLog.debug(args.map(String).join(" ")) } as unknown as Console);
 
-async function main(): Promise<void> {
-  watchTestControl(log);
-  let config;
+/** The cluster config, checked with the node's certificate and token files; a ConfigError exits 2. */
+function loadConfig(): ClusterConfig {
   try {
     if (options.config === undefined && !process.env.TALLY_NODES) {
       throw new ConfigError("no cluster config: pass --config (or TALLY_CONFIG), or give the nodes in TALLY_NODES");
     }
-    config = loadClusterConfig(options.config, { env: process.env, nodeId: options.node });
+    const config = loadClusterConfig(options.config, { env: process.env, nodeId: options.node });
     // Unreadable or mismatched certificate files are a config error (exit 2), found before start.
     nodeCertificateProvider(config, findNode(config, options.node), componentLogger("tls", { node: options.node }));
     // So is an unreadable auth.internalTokenFile.
     authorizerFor(config);
+    return config;
   } catch (error) {
     if (error instanceof ConfigError) {
       process.stderr.write(`tallyd: ${error.message}\n`);
@@ -75,6 +75,11 @@ async function main(): Promise<void> {
     }
     throw error;
   }
+}
+
+async function main(): Promise<void> {
+  watchTestControl(log);
+  const config = loadConfig();
   const self = findNode(config, options.node);
   const clientListen = listenAddress(self, "client")!;
   const metricsListen = listenAddress(self, "metrics");
@@ -121,6 +126,11 @@ async function main(): Promise<void> {
   const advertised = clientListen === self.client ? "" : ` (advertised as ${self.client})`;
   process.stdout.write(`tallyd node ${options.node} serving clients on ${clientListen}${advertised}${ops ? `; metrics and health on http://${ops.address}/metrics /livez /readyz` : ""}\n`);
 
+  handleSignals(config, self, node, server, ops);
+}
+
+/** SIGTERM/SIGINT stop the node gracefully, SIGHUP re-reads TLS files; optionally exit with the parent. */
+function handleSignals(config: ClusterConfig, self: NodeConfig, node: TallyNode, server: grpc.Server, ops: OpsServer | undefined): void {
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;

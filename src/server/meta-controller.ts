@@ -18,7 +18,7 @@
  */
 import { describeOperation, nodeById, shardById, shardMembers, type ClusterMap, type MetaCommand, type OperationRecord } from "../meta/map.js";
 import { planAll, planOneMove, planTransfers, type Plan, type PlacementView } from "../meta/placement.js";
-import { computePlacement } from "./config.js";
+import { computePlacement } from "./config/config.js";
 import { ConfChangeTransition, ConfChangeType } from "../raft/types.js";
 import type { NodeReport, ShardChangeAction, ShardReport } from "./meta-wire.js";
 import type { TallyNode } from "./node.js";

@@ -47,7 +47,7 @@ import { FailedPreconditionError, InvalidArgumentError, NotLeaderError, Unavaila
 import { componentLogger, type Logger } from "../util/log.js";
 import { createPrng } from "../util/prng.js";
 import { slotOf } from "../meta/slots.js";
-import { computePlacement, findNode, metaReplicaIds, type ClusterConfig, type NodeConfig } from "./config.js";
+import { computePlacement, findNode, metaReplicaIds, type ClusterConfig, type NodeConfig } from "./config/config.js";
 import {
   decodeDescriptor,
   decodeSplitEntry,
@@ -71,8 +71,8 @@ import {
   type ReplicaMachine,
   type ShardReplica,
 } from "./shard-replica.js";
-import { nodeCertificateProvider, nodeClientCredentials } from "./tls.js";
-import { internalCallMetadata, peerSecretFor } from "./auth.js";
+import { nodeCertificateProvider, nodeClientCredentials } from "./config/tls.js";
+import { internalCallMetadata, peerSecretFor } from "./config/auth.js";
 
 /**
  * Bound on the operations of one store batch. A snapshot install or a range split writes a whole
@@ -151,7 +151,6 @@ export function shardOptionsOf(config: ClusterConfig): ShardOptions {
 /** The group id of the metadata Raft group; shards are 1.. */
 export const META_GROUP_ID = 0;
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyReplica = GroupReplica<any, any, ReplicaMachine<any>>;
 
 export class TallyNode {
@@ -1360,7 +1359,7 @@ export class TallyNode {
     return this.running;
   }
 
-  // ---- operations surface (metrics and health, src/server/metrics.ts and ops-http.ts) ----
+  // ---- operations surface (metrics and health, src/server/ops/metrics.ts and ops-http.ts) ----
 
   /** Called when a replica on this node learns of a new leader (or loses its leader): readiness may change. */
   onLeaderChange: (() => void) | undefined;

@@ -40,7 +40,7 @@ export type PeerRpc = "raft" | "snapshot";
 
 export const PEER_NONCE_BYTES = 32;
 export const PEER_MAC_BYTES = 32;
-/** Shortest secret accepted: the internal token (src/server/auth.ts) has the same floor. */
+/** Shortest secret accepted: the internal token (src/server/config/auth.ts) has the same floor. */
 export const PEER_SECRET_CHARS_MIN = 32;
 
 export const PEER_FROM_HEADER = "tally-peer-from";

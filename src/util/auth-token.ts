@@ -1,7 +1,7 @@
 /**
  * Bearer tokens: how they are made and hashed. cluster.yaml holds only a token's SHA-256 (hex),
  * never the secret; a node hashes the presented token and compares digests in constant time
- * (src/server/auth.ts). Tokens carry 256 random bits, so one unsalted SHA-256 is enough: there is
+ * (src/server/config/auth.ts). Tokens carry 256 random bits, so one unsalted SHA-256 is enough: there is
  * no dictionary to guess from.
  */
 import { createHash, randomBytes } from "node:crypto";

@@ -4,7 +4,7 @@
  *
  * Test-only offsets (the chaos harness's clock nemeses):
  * - TALLY_TEST_CLOCK_OFFSET_MS shifts both clocks from start-up (a node started skewed);
- * - jumpTestClock() moves them while the process runs (src/server/test-control.ts drives it from a
+ * - jumpTestClock() moves them while the process runs (src/server/ops/test-control.ts drives it from a
  *   file the harness writes). The wall clock may jump either way; the monotonic clock only jumps
  *   forward (a suspended VM resuming), so it never runs backwards within a process.
  */

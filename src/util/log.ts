@@ -4,7 +4,7 @@ import { pino, type DestinationStream, type Logger } from "pino";
  * One root logger per process; components take child loggers (`logger.child({ component })`).
  * Level from TALLY_LOG_LEVEL; silent under vitest unless asked for. Lines are JSON on stdout until
  * a program picks another destination with setLogDestination (tallyd does, from its log format:
- * src/server/log-format.ts). Every logger writes through `forward`, so the loggers modules made
+ * src/server/ops/log-format.ts). Every logger writes through `forward`, so the loggers modules made
  * at import time, before the program chose, follow the choice too.
  */
 const defaultLevel = process.env.TALLY_LOG_LEVEL ?? (process.env.VITEST ? "silent" : "info");

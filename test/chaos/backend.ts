@@ -7,7 +7,7 @@
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { waitForClusterReady } from "../../scripts/cluster-ready.js";
-import type { ClusterConfig, NodeConfig } from "../../src/server/config.js";
+import type { ClusterConfig, NodeConfig } from "../../src/server/config/config.js";
 import type { LinkShape } from "../support/proxy.js";
 import { RawNodeClient } from "../support/raw-client.js";
 import type { DiskVolumes } from "./disk-volume.js";
@@ -66,7 +66,7 @@ export interface ClusterBackend {
   /** How a stopped node ended (exit code or signal), for the report. */
   exitInfo(id: number): Promise<string>;
   /**
-   * Jumps a running node's clocks (test control file, src/server/test-control.ts): the wall clock
+   * Jumps a running node's clocks (test control file, src/server/ops/test-control.ts): the wall clock
    * to `wallJumpMs` from where it started (either sign; 0 puts it back), the monotonic clock
    * forward by `monotonicForwardMs` more (it never goes back). A restarted node keeps the jumps.
    */

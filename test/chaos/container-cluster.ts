@@ -23,7 +23,7 @@ import { promisify } from "node:util";
 import type Dockerode from "dockerode";
 import { GenericContainer, Wait, getContainerRuntimeClient, type ImagePullPolicy, type StartedTestContainer } from "testcontainers";
 import { stringify } from "yaml";
-import { loadClusterConfig } from "../../src/server/config.js";
+import { loadClusterConfig } from "../../src/server/config/config.js";
 import { createPrng } from "../../src/util/prng.js";
 import { withDeadline } from "../support/cluster.js";
 import { BaseCluster, chaosClusterDocument, type ClusterOptions, type Link } from "./backend.js";

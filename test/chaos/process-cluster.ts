@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
-import { loadClusterConfig } from "../../src/server/config.js";
+import { loadClusterConfig } from "../../src/server/config/config.js";
 import { freePort, withDeadline } from "../support/cluster.js";
 import { NodeProxy, ProxyMesh, procSourceIdentifier, type LinkShape } from "../support/proxy.js";
 import { createPrng } from "../../src/util/prng.js";

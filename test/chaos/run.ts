@@ -156,7 +156,7 @@ const CLIENTS = 2;
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Math.max(0, ms)));
 
 /**
- * The codes the error contract calls "not applied" (README, proto/tally.proto): a contract worker
+ * The codes the error contract calls "not applied" (docs/errors.md, proto/tally.proto): a contract worker
  * gives such an add up and never resends it. Anything else, or no answer, is "unknown".
  */
 export const CONTRACT_NOT_APPLIED: ReadonlySet<string> = new Set(["NOT_LEADER", "WRONG_SHARD", "SEQ_ACKNOWLEDGED", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "OVERLOADED", "SESSION_EXPIRED", "PERMISSION_DENIED", "UNAUTHENTICATED", "VERSION_MISMATCH", "NOT_FOUND"]);

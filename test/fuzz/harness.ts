@@ -14,7 +14,7 @@
 import * as grpc from "@grpc/grpc-js";
 import { createPrng, type Prng } from "../../src/util/prng.js";
 import { slotOf } from "../../src/meta/slots.js";
-import { computePlacement } from "../../src/server/config.js";
+import { computePlacement } from "../../src/server/config/config.js";
 import { encodeFrame, encodeSnapshotHeader } from "../../src/transport/codec.js";
 import { crc32c } from "../../src/storage/crc32c.js";
 import { MessageType, type Message } from "../../src/raft/types.js";

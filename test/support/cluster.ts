@@ -8,7 +8,7 @@ import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
-import { loadClusterConfig, type ClusterConfig } from "../../src/server/config.js";
+import { loadClusterConfig, type ClusterConfig } from "../../src/server/config/config.js";
 import { waitForClusterReady } from "../../scripts/cluster-ready.js";
 import { createCa, issueClientCertificate, issueNodeCertificate } from "../../scripts/gen-certs.js";
 import { generateToken, tokenSha256Hex } from "../../src/util/auth-token.js";

@@ -1,5 +1,5 @@
 /**
- * Access control policy (src/server/auth.ts) without a server: the auth section of cluster.yaml,
+ * Access control policy (src/server/config/auth.ts, src/server/rpc/auth-gate.ts) without a server: the auth section of cluster.yaml,
  * token hashing, authentication from call metadata, prefix and role matching, batches that are
  * refused whole, and the Pipeline's per-op error frames. Requests are real protobuf messages
  * (encoded and decoded with tally.proto), so the keys the policy reads are the keys the server
@@ -16,8 +16,9 @@ import { encodePackedAddsField } from "../../src/api/packed-batch.js";
 import { runCli } from "../../src/cli/cli.js";
 import { resolveToken } from "../../src/cli/auth.js";
 import { TallyClient } from "../../src/client/index.js";
-import { AuthGate, Authorizer, adminAccess, authorizerFor, counterAccess, type Access, type Principal } from "../../src/server/auth.js";
-import { ConfigError, parseClusterConfig, type AuthSettings } from "../../src/server/config.js";
+import { Authorizer, authorizerFor, type Access, type Principal } from "../../src/server/config/auth.js";
+import { AuthGate, adminAccess, counterAccess } from "../../src/server/rpc/auth-gate.js";
+import { ConfigError, parseClusterConfig, type AuthSettings } from "../../src/server/config/config.js";
 import { generateToken, tokenSha256Hex } from "../../src/util/auth-token.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../../src/util/errors.js";
 import { componentLogger } from "../../src/util/log.js";

@@ -20,11 +20,10 @@ import {
   verifyBackup,
   type BackupManifest,
   type ManifestShard,
-} from "../../src/server/backup-format.js";
-import { parseClusterConfig, type ClusterConfig } from "../../src/server/config.js";
+} from "../../src/server/backup/backup-format.js";
+import { parseClusterConfig, shardOptionsOf, type ClusterConfig } from "../../src/server/config/config.js";
 import { decodeDescriptor, wrapShardSnapshot } from "../../src/server/descriptor.js";
-import { shardOptionsOf } from "../../src/server/node.js";
-import { restoreCluster } from "../../src/server/restore.js";
+import { restoreCluster } from "../../src/server/backup/restore.js";
 import { CounterStateMachine, decodeCounterRecord } from "../../src/shard/state-machine.js";
 import { NodeStore } from "../../src/storage/node-store.js";
 import { slotOf } from "../../src/meta/slots.js";
@@ -283,5 +282,17 @@ describe("restore", () => {
     expect(machine.applyEntry(1, encodeMetaEntry(1, [init]))[0]).toEqual({ ok: true, changed: true });
     expect(machine.applyEntry(2, encodeMetaEntry(2, [{ ...init, shards: [{ ...init.shards[0]!, id: 1, epoch: 1 }] }]))[0]).toEqual({ ok: true, changed: false });
     expect(machine.map.shards[0]!.id).toBe(5);
+  });
+});
+
+describe("restore without the daemon", () => {
+  // tallyctl restore takes the metadata group id and the shard options from config/config.ts, not
+  // from node.ts (which would pull in the whole daemon); until node.ts imports them, both agree.
+  test("config.ts and node.ts agree on META_GROUP_ID and shardOptionsOf", async () => {
+    const node = await import("../../src/server/node.js");
+    const fromConfig = await import("../../src/server/config/config.js");
+    const sample = config(3);
+    expect(fromConfig.META_GROUP_ID).toBe(node.META_GROUP_ID);
+    expect(fromConfig.shardOptionsOf(sample)).toEqual(node.shardOptionsOf(sample));
   });
 });

@@ -8,7 +8,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, test } from "vitest";
 import { parse, parseAllDocuments } from "yaml";
-import { listenAddress, parseClusterConfig, type ClusterConfig } from "../../src/server/config.js";
+import { listenAddress, parseClusterConfig, type ClusterConfig } from "../../src/server/config/config.js";
 
 const deploy = resolve(import.meta.dirname, "..", "..", "deploy");
 const read = (path: string) => readFileSync(join(deploy, path), "utf8");
@@ -115,7 +115,7 @@ describe("deploy/k8s", () => {
   });
 
   test("probes: liveness /livez, readiness /readyz, on the ops port the node binds", () => {
-    const opsHttp = readFileSync(resolve(deploy, "..", "src", "server", "ops-http.ts"), "utf8");
+    const opsHttp = readFileSync(resolve(deploy, "..", "src", "server", "ops", "ops-http.ts"), "utf8");
     for (const [probe, path] of [["livenessProbe", "/livez"], ["readinessProbe", "/readyz"], ["startupProbe", "/livez"]] as const) {
       expect(container[probe].httpGet, probe).toEqual({ path, port: "ops" });
       expect(opsHttp, `ops-http.ts serves ${path}`).toContain(`"${path}"`);

@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, test } from "vitest";
 import { CONFIGURATION_DOC, renderConfigurationDoc } from "../../scripts/gen-config-docs.js";
-import { parseClusterConfig } from "../../src/server/config.js";
-import { CLUSTER_SPECS, CONFIG_SETTINGS, LIMITS_SPECS, PLACEMENT_SPECS, childFields } from "../../src/server/config-settings.js";
+import { parseClusterConfig } from "../../src/server/config/config.js";
+import { CLUSTER_SPECS, CONFIG_SETTINGS, LIMITS_SPECS, PLACEMENT_SPECS, childFields } from "../../src/server/config/config-settings.js";
 
 describe("docs/configuration.md is generated from the validator's settings table", () => {
   test("it is up to date (else: npx tsx scripts/gen-config-docs.ts)", () => {

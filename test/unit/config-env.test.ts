@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, test } from "vitest";
 import { stringify } from "yaml";
-import { ConfigError, listenAddress, loadClusterConfig, parseClusterConfig, type ConfigSources } from "../../src/server/config.js";
-import { CONFIG_SETTINGS, envVarName } from "../../src/server/config-settings.js";
+import { ConfigError, listenAddress, loadClusterConfig, parseClusterConfig, type ConfigSources } from "../../src/server/config/config.js";
+import { CONFIG_SETTINGS, envVarName } from "../../src/server/config/config-settings.js";
 
 const node = (id: number, extra: Record<string, unknown> = {}) => ({
   id,

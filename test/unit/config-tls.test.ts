@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { ConfigError, parseClusterConfig } from "../../src/server/config.js";
-import { nodeCertificateProvider } from "../../src/server/tls.js";
+import { ConfigError, parseClusterConfig } from "../../src/server/config/config.js";
+import { nodeCertificateProvider } from "../../src/server/config/tls.js";
 import { nodeIdOfCertificate, ReloadingCertificateProvider } from "../../src/util/tls.js";
 import { createCa, issueCertificate, issueNodeCertificate, type CertificatePair } from "../../scripts/gen-certs.js";
 

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "vitest";
-import { computePlacement, ConfigError, loadClusterConfig, parseClusterConfig } from "../../src/server/config.js";
+import { computePlacement, ConfigError, loadClusterConfig, parseClusterConfig } from "../../src/server/config/config.js";
 import { SLOT_COUNT } from "../../src/meta/slots.js";
 
 const node = (id: number, extra: Record<string, unknown> = {}) => ({

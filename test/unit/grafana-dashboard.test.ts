@@ -1,13 +1,13 @@
 /**
  * deploy/grafana/tally-dashboard.json charts only what tallyd exports: every metric name in its
- * queries (panels and template variables) is registered by src/server/metrics.ts (tally_*, and
+ * queries (panels and template variables) is registered by src/server/ops/metrics.ts (tally_*, and
  * prom-client's process_* / nodejs_* defaults), so a renamed or removed metric fails here instead
  * of leaving an empty panel.
  */
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
-import { NodeMetrics, type NodeSample } from "../../src/server/metrics.js";
+import { NodeMetrics, type NodeSample } from "../../src/server/ops/metrics.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const dashboard = JSON.parse(readFileSync(join(root, "deploy", "grafana", "tally-dashboard.json"), "utf8")) as {
@@ -40,7 +40,7 @@ function metricNames(expr: string): string[] {
 }
 
 describe("the Grafana dashboard", () => {
-  it("uses only metrics that src/server/metrics.ts registers, and every tally_* metric that matters for a cluster view", async () => {
+  it("uses only metrics that src/server/ops/metrics.ts registers, and every tally_* metric that matters for a cluster view", async () => {
     const metrics = new NodeMetrics(() => sample, { nodeId: 1 });
     const registered = new Set((await metrics.registry.getMetricsAsJSON()).map((metric) => metric.name));
     const used = new Set(expressions().flatMap(metricNames));

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { ByteReader, ByteWriter, INT64_MAX, INT64_MIN } from "../../src/shard/binary.js";
-import { readAscending, readSvarint64, readUvarint, writeAscending, writeSvarint64, writeUvarint } from "../../src/shard/kinds/codec.js";
+import { readAscending, readSvarint64, readUvarint, writeAscending, writeSvarint64, writeUvarint } from "../../src/kinds/codec.js";
 import { CorruptionError } from "../../src/util/errors.js";
 import { createPrng } from "../../src/util/prng.js";
 

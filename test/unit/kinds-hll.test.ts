@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { KIND_MAGIC, beginEnvelope, sealEnvelope, writeUvarint } from "../../src/shard/kinds/codec.js";
-import { HLL_REGISTERS, HLL_STANDARD_ERROR, HyperLogLog, SPARSE_MAX, estimateFromHistogram } from "../../src/shard/kinds/hll.js";
-import { xxhash64 } from "../../src/shard/kinds/xxhash64.js";
+import { KIND_MAGIC, beginEnvelope, sealEnvelope, writeUvarint } from "../../src/kinds/codec.js";
+import { HLL_REGISTERS, HLL_STANDARD_ERROR, HyperLogLog, SPARSE_MAX, estimateFromHistogram } from "../../src/kinds/hll.js";
+import { xxhash64 } from "../../src/kinds/xxhash64.js";
 import { CorruptionError, InvalidArgumentError } from "../../src/util/errors.js";
 import { createPrng } from "../../src/util/prng.js";
 import { expectDamageDetected, hex, utf8 } from "./kinds-support.js";

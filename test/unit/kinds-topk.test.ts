@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { INT64_MAX, INT64_MIN } from "../../src/shard/binary.js";
-import { aggregate, averageOf, compareRank, mergeAggregates, mergeTopK, topK, type KeyValue } from "../../src/shard/kinds/topk.js";
+import { aggregate, averageOf, compareRank, mergeAggregates, mergeTopK, topK, type KeyValue } from "../../src/kinds/topk.js";
 import { InvalidArgumentError, OutOfRangeError } from "../../src/util/errors.js";
 import { createPrng, type Prng } from "../../src/util/prng.js";
 import { hex, utf8 } from "./kinds-support.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { KIND_MAGIC, beginEnvelope, sealEnvelope, writeUvarint } from "../../src/shard/kinds/codec.js";
+import { KIND_MAGIC, beginEnvelope, sealEnvelope, writeUvarint } from "../../src/kinds/codec.js";
 import { ExpiryIndex } from "../../src/shard/kinds/ttl.js";
 import { InvalidArgumentError, OutOfRangeError } from "../../src/util/errors.js";
 import { createPrng } from "../../src/util/prng.js";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { INT64_MAX, INT64_MIN } from "../../src/shard/binary.js";
-import { KIND_MAGIC, beginEnvelope, sealEnvelope, writeSvarint64, writeUvarint } from "../../src/shard/kinds/codec.js";
+import { KIND_MAGIC, beginEnvelope, sealEnvelope, writeSvarint64, writeUvarint } from "../../src/kinds/codec.js";
 import { DEFAULT_WINDOW_OPTIONS, rangePlan, WindowedCounter, type WindowAggregate, type WindowOptions } from "../../src/shard/kinds/windows.js";
 import { CorruptionError, InvalidArgumentError, OutOfRangeError } from "../../src/util/errors.js";
 import { createPrng } from "../../src/util/prng.js";

@@ -1,74 +1,40 @@
 /**
- * The layering of ../shared/DESIGN.md, enforced: dependencies point down, and src/raft and
- * src/shard stay pure (no node:*, no clock, no timers, no Math.random), which is what makes the
- * simulator possible. Stands in for an eslint no-restricted-imports / import/no-cycle rule.
+ * The layering of docs/architecture.md, enforced in `npm test` by the same checks `npm run lint`
+ * runs: the import graph (.dependency-cruiser.cjs: dependencies point down, src/raft, src/shard,
+ * src/kinds and src/meta import no node:* module and no I/O package, no cycles) and the
+ * determinism rules of eslint.config.js (no clock, timers, Math.random or process in those
+ * layers), which is what makes the simulator possible.
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { join, relative, resolve } from "node:path";
+import { ESLint } from "eslint";
+import tseslint from "typescript-eslint";
 import { expect, test } from "vitest";
+import { determinism } from "../../eslint.config.js";
 
-const src = resolve(import.meta.dirname, "..", "..", "src");
+const root = resolve(import.meta.dirname, "..", "..");
 
-/** Which src/ folders each folder may import from (itself always allowed). */
-const allowed: Record<string, string[]> = {
-  util: [],
-  raft: ["util"],
-  shard: ["util", "raft"],
-  meta: ["util"],
-  storage: ["util", "raft"],
-  transport: ["util", "raft", "storage"],
-  api: ["util"],
-  server: ["util", "raft", "shard", "meta", "storage", "transport", "api"],
-  // shard: the client merges the shards' answers (HyperLogLog registers, mergeTopK,
-  // mergeAggregates) with the same pure code that produced them (src/shard/kinds), so both agree.
-  client: ["util", "api", "meta", "shard"],
-  cli: ["util", "api", "meta", "client"],
-};
-/**
- * Single files allowed one more layer. src/cli/backup.ts: `tallyctl restore` builds a new
- * cluster's data directories offline with the node's own config loader, storage and snapshot code
- * (src/server/restore.ts), and `tallyctl backup` writes the manifest format that restore reads.
- */
-const fileExceptions: Record<string, string[]> = {
-  "cli/backup.ts": ["server"],
-};
-const pure = new Set(["raft", "shard"]);
+test("imports point down the layers, the deterministic core imports no I/O, and there are no cycles", () => {
+  const cruiser = join(root, "node_modules", "dependency-cruiser", "bin", "dependency-cruise.mjs");
+  const run = spawnSync(process.execPath, [cruiser, "--config", ".dependency-cruiser.cjs", "--output-type", "err", "src"], {
+    cwd: root,
+    encoding: "utf8",
+  });
+  expect(run.error).toBeUndefined();
+  expect(`${run.stdout}${run.stderr}`.trim()).toMatch(/^✔ no dependency violations found/);
+  expect(run.status).toBe(0);
+});
 
-function files(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
-    entry.isDirectory() ? files(join(dir, entry.name)) : entry.name.endsWith(".ts") ? [join(dir, entry.name)] : [],
+test("the deterministic core reads no clock, timer, randomness or process", async () => {
+  const eslint = new ESLint({
+    cwd: root,
+    overrideConfigFile: true,
+    overrideConfig: [{ files: ["**/*.ts"], languageOptions: { parser: tseslint.parser } }, ...determinism],
+  });
+  const results = await eslint.lintFiles(["src/raft", "src/shard", "src/kinds", "src/meta"]);
+  const problems = results.flatMap((result) =>
+    result.messages.map((message) => `${relative(root, result.filePath)}:${message.line} ${message.message}`),
   );
-}
-
-test("imports point down the layers and the deterministic core stays pure", () => {
-  const problems: string[] = [];
-  for (const file of files(src)) {
-    const rel = relative(src, file);
-    const layer = rel.split("/")[0]!;
-    if (!rel.includes("/")) continue; // src/index.ts: the public surface
-    const text = readFileSync(file, "utf8");
-    const rules = allowed[layer];
-    if (rules === undefined) {
-      problems.push(`${rel}: folder ${layer} has no layering rule`);
-      continue;
-    }
-    for (const match of text.matchAll(/^\s*(?:import|export)[^'"]*from\s+["']([^"']+)["']/gm)) {
-      const target = match[1]!;
-      if (target.startsWith(".")) {
-        const resolved = relative(src, resolve(join(file, ".."), target));
-        const targetLayer = resolved.split("/")[0]!;
-        if (resolved.startsWith("..")) problems.push(`${rel}: imports outside src: ${target}`);
-        else if (targetLayer !== layer && !rules.includes(targetLayer) && !(fileExceptions[rel] ?? []).includes(targetLayer)) problems.push(`${rel}: ${layer} may not import ${targetLayer} (${target})`);
-      } else if (pure.has(layer) && (target.startsWith("node:") || ["fs", "path", "os", "crypto", "timers"].includes(target))) {
-        problems.push(`${rel}: ${layer} must not import ${target}`);
-      }
-    }
-    if (pure.has(layer)) {
-      const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/\/\/.*$/gm, "");
-      for (const forbidden of [/\bDate\.now\b/, /\bnew Date\b/, /\bMath\.random\b/, /\bsetTimeout\b/, /\bsetInterval\b/, /\bsetImmediate\b/, /\bperformance\.now\b/, /\bprocess\./, /\bBuffer\./]) {
-        if (forbidden.test(code)) problems.push(`${rel}: ${layer} must stay deterministic and pure, found ${forbidden.source}`);
-      }
-    }
-  }
+  expect(results.length).toBeGreaterThan(0);
   expect(problems).toEqual([]);
 });

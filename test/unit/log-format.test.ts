@@ -1,5 +1,5 @@
 /**
- * tallyd's log format (src/server/log-format.ts): pretty on a terminal, JSON otherwise,
+ * tallyd's log format (src/server/ops/log-format.ts): pretty on a terminal, JSON otherwise,
  * TALLY_LOG_FORMAT forcing either; the pretty stream writes each line at once (no worker thread).
  */
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from "node:fs";
@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { chooseLogFormat, prettyDestination } from "../../src/server/log-format.js";
+import { chooseLogFormat, prettyDestination } from "../../src/server/ops/log-format.js";
 
 let dir: string | undefined;
 afterEach(() => {

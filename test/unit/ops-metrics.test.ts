@@ -7,9 +7,10 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
-import { NodeMetrics, type NodeSample } from "../../src/server/metrics.js";
-import { CLIENT_RETRY_AFTER_MS, countOps, InflightLimiter, NODE_RETRY_AFTER_MS, RequestGuard, sessionOf } from "../../src/server/request-guard.js";
-import { ConfigError, parseClusterConfig } from "../../src/server/config.js";
+import { NodeMetrics, type NodeSample } from "../../src/server/ops/metrics.js";
+import { CLIENT_RETRY_AFTER_MS, countOps, InflightLimiter, NODE_RETRY_AFTER_MS, RequestGuard, sessionOf } from "../../src/server/rpc/request-guard.js";
+import type { Outgoing, PipelineRequestMessage, PipelineResponseMessage } from "../../src/api/proto.js";
+import { ConfigError, parseClusterConfig } from "../../src/server/config/config.js";
 import { NodeStore } from "../../src/storage/node-store.js";
 import { OverloadedError } from "../../src/util/errors.js";
 import { componentLogger } from "../../src/util/log.js";
@@ -171,18 +172,19 @@ describe("RequestGuard.pipelineOp", () => {
     const metrics = new NodeMetrics(() => sample(), { nodeId: 1, defaultMetrics: false });
     const guard = new RequestGuard({ maxInflightPerClient: 2, maxInflightPerNode: 100 }, metrics, componentLogger("test"));
     const gates: Array<() => void> = [];
-    const run = (request: Record<string, any>) =>
-      new Promise<Record<string, any>>((resolve) => gates.push(() => resolve({ id: request.id, mutation: { value: 1 } })));
-    const op = (id: string) => ({ id, op: "add", add: { header: { clientId: "9" } } });
+    const run = (request: PipelineRequestMessage) =>
+      new Promise<Outgoing<PipelineResponseMessage>>((resolve) => gates.push(() => resolve({ id: request.id, mutation: { value: 1 } })));
+    // Only the fields admission reads: the op, its id and its session.
+    const op = (id: string) => ({ id, op: "add", add: { header: { clientId: "9" } } }) as unknown as PipelineRequestMessage;
     const first = guard.pipelineOp("peer-a", op("1"), run);
     const second = guard.pipelineOp("peer-a", op("2"), run);
     const third = await guard.pipelineOp("peer-a", op("3"), run);
     expect(third.id).toBe("3");
-    expect(third.error.code).toBe("OVERLOADED");
-    expect(third.error.retryAfterMs).toBe(CLIENT_RETRY_AFTER_MS);
+    expect(third.error?.code).toBe("OVERLOADED");
+    expect(third.error?.retryAfterMs).toBe(CLIENT_RETRY_AFTER_MS);
     expect(metrics.inflightRequests).toBe(2);
     for (const open of gates.splice(0)) open();
-    expect((await first).mutation.value).toBe(1);
+    expect((await first).mutation?.value).toBe(1);
     await second;
     expect(metrics.inflightRequests).toBe(0);
     // Slots freed: admitted again.
@@ -198,8 +200,9 @@ describe("RequestGuard.pipelineOp", () => {
   test("an op that fails is counted by its error code and releases its slot", async () => {
     const metrics = new NodeMetrics(() => sample(), { nodeId: 1, defaultMetrics: false });
     const guard = new RequestGuard({ maxInflightPerClient: 1, maxInflightPerNode: 100 }, metrics, componentLogger("test"));
-    const failed = await guard.pipelineOp("peer-b", { id: "1", op: "get", get: {} }, async (r) => ({ id: r.id, error: { code: "NOT_LEADER", message: "x" } }));
-    expect(failed.error.code).toBe("NOT_LEADER");
+    const get = { id: "1", op: "get", get: {} } as unknown as PipelineRequestMessage;
+    const failed = await guard.pipelineOp("peer-b", get, async (r) => ({ id: r.id, error: { code: "NOT_LEADER", message: "x" } }));
+    expect(failed.error?.code).toBe("NOT_LEADER");
     expect(guard.limiter.total).toBe(0);
     expect(line(await metrics.scrape(), 'tally_requests_total{rpc="Pipeline.get",code="NOT_LEADER",node="1"}')).toBe(1);
   });

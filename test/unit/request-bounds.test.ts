@@ -4,8 +4,8 @@
  */
 import { describe, expect, test } from "vitest";
 import { tallyProto } from "../../src/api/proto.js";
-import { parseClusterConfig } from "../../src/server/config.js";
-import { boundedDecoder, RefusedRequest, REQUEST_FIELDS_MAX, tallyRequestBounds } from "../../src/server/request-bounds.js";
+import { parseClusterConfig } from "../../src/server/config/config.js";
+import { boundedDecoder, RefusedRequest, REQUEST_FIELDS_MAX, tallyRequestBounds } from "../../src/server/rpc/request-bounds.js";
 import { UNIQUE_ITEMS_MAX } from "../../src/shard/commands.js";
 import { InvalidArgumentError } from "../../src/util/errors.js";
 

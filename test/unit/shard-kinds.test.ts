@@ -6,7 +6,7 @@
 import { describe, expect, it } from "vitest";
 import { decodeEntryShape, encodeEntry, type CounterOp } from "../../src/shard/commands.js";
 import { CounterStateMachine, EXPIRED_PER_ENTRY_MAX } from "../../src/shard/state-machine.js";
-import { HyperLogLog } from "../../src/shard/kinds/hll.js";
+import { HyperLogLog } from "../../src/kinds/hll.js";
 import { ByteWriter } from "../../src/shard/binary.js";
 import { encodeOutcome } from "../../src/shard/sessions.js";
 import { ChangeLog } from "../../src/shard/change-log.js";

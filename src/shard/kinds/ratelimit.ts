@@ -40,7 +40,7 @@ import {
   sealEnvelope,
   writeAscending,
   writeUvarint,
-} from "./codec.js";
+} from "../../kinds/codec.js";
 
 export const ENTRIES_MAX = 1 << 20;
 /** 31 days. */

@@ -30,7 +30,7 @@ import {
   requireInteger,
   sealEnvelope,
   writeUvarint,
-} from "./codec.js";
+} from "../../kinds/codec.js";
 
 export const KEY_BYTES_MAX = 256;
 export const EXPIRED_LIMIT_MAX = 100_000;

@@ -57,7 +57,7 @@ import {
   writeAscending,
   writeSvarint64,
   writeUvarint,
-} from "./codec.js";
+} from "../../kinds/codec.js";
 
 export interface WindowTier {
   readonly resolutionMs: number;

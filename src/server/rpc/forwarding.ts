@@ -4,10 +4,10 @@
  * client in any language needs no routing, no session and no leader discovery.
  *
  * The rules, and why:
- *   - The entry node authenticates and authorizes the caller (admission.ts, auth.ts) and validates
+ *   - The entry node authenticates and authorizes the caller (admission.ts, auth-gate.ts) and validates
  *     the write into a command whose owner is the caller's verified name. The command travels in
  *     its log-entry encoding over AdminService.ForwardWrite, which only the cluster's own nodes may
- *     call (auth.ts adminAccess): an outside client cannot name an owner. Without `auth:` every
+ *     call (auth-gate.ts adminAccess): an outside client cannot name an owner. Without `auth:` every
  *     caller is the anonymous owner "" and the leader drops any owner the body names.
  *   - One hop: the leader's handler submits or refuses, never forwards again. The entry node sends
  *     to the leader it believes in; only when that node answers NOT_LEADER (the write never entered
@@ -20,12 +20,12 @@
  * Session writes (client_id, seq) are never forwarded: the TypeScript client routes them itself and
  * reads NOT_LEADER as "go to the leader".
  */
-import { decodeEntry, encodeEntry, type Command, type CommandFailure } from "../shard/commands.js";
-import { decodeOutcome, encodeOutcome } from "../shard/sessions.js";
-import { AmbiguousError, InvalidArgumentError, NotLeaderError, TallyError, UnavailableError } from "../util/errors.js";
-import { decodeBody, encodeBody } from "./meta-wire.js";
-import type { MutationOutcome, TallyNode } from "./node.js";
-import type { ShardReplica } from "./shard-replica.js";
+import { decodeEntry, encodeEntry, type Command, type CommandFailure } from "../../shard/commands.js";
+import { decodeOutcome, encodeOutcome } from "../../shard/sessions.js";
+import { AmbiguousError, InvalidArgumentError, NotLeaderError, TallyError, UnavailableError } from "../../util/errors.js";
+import { decodeBody, encodeBody } from "../meta-wire.js";
+import type { MutationOutcome, TallyNode } from "../node.js";
+import type { ShardReplica } from "../shard-replica.js";
 
 type WriteCommand = Extract<Command, { type: "write" }>;
 

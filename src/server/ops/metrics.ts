@@ -10,16 +10,16 @@
  *   peer queues, the node's own counters): nothing on the hot path at all;
  * - tally_build_info{version, node_version} = 1, set once, so a dashboard can show which build runs.
  *
- * The endpoint has no authentication (src/server/ops-http.ts), so nothing here may be a secret the
+ * The endpoint has no authentication (src/server/ops/ops-http.ts), so nothing here may be a secret the
  * cluster's safety depends on. Term, leader and indexes are not: every client reply carries a
  * fencing token (term, index), and peer traffic is authenticated by mTLS or the cluster secret, so
  * knowing where the log stands does not let anyone append to it (docs/security.md, "What /metrics
  * exposes"). No key, value, token or principal name is ever a label.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
-import { Role } from "../raft/types.js";
-import { buildInfo } from "../util/build-info.js";
-import type { TallyNode } from "./node.js";
+import { Role } from "../../raft/types.js";
+import { buildInfo } from "../../util/build-info.js";
+import type { TallyNode } from "../node.js";
 
 /** One Raft group as a scrape sees it. */
 export interface GroupSample {
@@ -99,7 +99,13 @@ export class NodeMetrics {
     this.storageWrite = new Histogram({ name: "tally_storage_write_seconds", help: "LevelDB batch write time; sync=\"true\" is the fsync of a group commit", labelNames: ["sync"], buckets: STORAGE_BUCKETS_SECONDS, registers });
     this.storageBytes = new Counter({ name: "tally_storage_write_bytes_total", help: "Bytes written to LevelDB in batches", registers });
     this.storageChildren = { true: this.storageWrite.labels("true"), false: this.storageWrite.labels("false") };
+    this.registerGroupGauges(registers);
+    this.registerSampleCounters(registers);
+    this.registerNodeGauges(registers);
+  }
 
+  /** Per Raft group, read from the sample at scrape time. */
+  private registerGroupGauges(registers: Registry[]): void {
     const metrics = this;
     const perGroup = (name: string, help: string, value: (group: GroupSample) => number) =>
       new Gauge({
@@ -122,7 +128,11 @@ export class NodeMetrics {
     perGroup("tally_lease_valid", "1 while this leader holds a valid read lease", (g) => (g.leaseValid ? 1 : 0));
     perGroup("tally_proposals_pending", "Mutations queued or proposed and not yet applied (bounded by limits.maxPendingProposalsPerShard)", (g) => g.pendingProposals);
     perGroup("tally_reads_pending", "Linearizable and min-index reads waiting", (g) => g.pendingReads);
+  }
 
+  /** Counts the node keeps itself (node.stats, transport stats), mirrored at scrape time. */
+  private registerSampleCounters(registers: Registry[]): void {
+    const metrics = this;
     const fromSample = (name: string, help: string, value: (sample: NodeSample) => number) =>
       new Counter({
         name,
@@ -148,7 +158,11 @@ export class NodeMetrics {
       (s) => s.peerUnauthenticated,
     );
     fromSample("tally_inbound_messages_dropped_total", "Raft messages dropped because the driver loop's inbound queue was full", (s) => s.inboundDropped);
+  }
 
+  /** Node-wide state: peer queues, requests in flight, apply bytes, build, readiness. */
+  private registerNodeGauges(registers: Registry[]): void {
+    const metrics = this;
     new Gauge({
       name: "tally_peer_queue_depth",
       help: "Raft messages waiting to be written to a peer",

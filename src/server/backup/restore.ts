@@ -16,20 +16,23 @@
  *     backed-up index, so counter versions never repeat.
  * Replicas are dealt over the new nodes as the initial placement deals them (dealReplicas); the
  * placement controller rebalances from there.
+ *
+ * tallyctl runs this, so it imports no daemon code (node.ts, rpc/, ops/): only the store, the
+ * Raft and state-machine codecs, the descriptor and config (test/unit/layering.test.ts checks it).
  */
 import { mkdir, readdir, rename, rm, rmdir, stat } from "node:fs/promises";
-import { MemoryStorage } from "../raft/memory-storage.js";
-import { RawNode } from "../raft/raw-node.js";
-import type { ConfState } from "../raft/types.js";
-import { encodeMetaEntry, MetaStateMachine, type ShardRecord } from "../meta/map.js";
-import { encodeCounterRecord } from "../shard/state-machine.js";
-import { NodeStore, type StoreBatch } from "../storage/node-store.js";
-import { FailedPreconditionError, InvalidArgumentError } from "../util/errors.js";
-import { componentLogger } from "../util/log.js";
+import { MemoryStorage } from "../../raft/memory-storage.js";
+import { RawNode } from "../../raft/raw-node.js";
+import type { ConfState } from "../../raft/types.js";
+import { encodeMetaEntry, MetaStateMachine, type ShardRecord } from "../../meta/map.js";
+import { encodeCounterRecord } from "../../shard/state-machine.js";
+import { NodeStore, type StoreBatch } from "../../storage/node-store.js";
+import { FailedPreconditionError, InvalidArgumentError } from "../../util/errors.js";
+import { wallClockMs } from "../../util/clock.js";
+import { componentLogger } from "../../util/log.js";
 import { loadShard, verifyBackup, type BackupManifest, type VerifiedShard } from "./backup-format.js";
-import { dealReplicas, metaReplicaIds, type ClusterConfig } from "./config.js";
-import { encodeDescriptor } from "./descriptor.js";
-import { META_GROUP_ID, shardOptionsOf } from "./node.js";
+import { dealReplicas, META_GROUP_ID, metaReplicaIds, shardOptionsOf, type ClusterConfig } from "../config/config.js";
+import { encodeDescriptor } from "../descriptor.js";
 
 /** Records per storage batch while writing a shard's state (a batch holds at most 1 Mi ops). */
 const RESTORE_BATCH_OPS = 50_000;
@@ -75,7 +78,7 @@ export async function restoreCluster(backupDir: string, config: ClusterConfig, o
     }
     // In slot order, as the map keeps its shards.
     const records: ShardRecord[] = manifest.shards.map((shard) => ({ id: shard.id, slotStart: shard.slotStart, slotEnd: shard.slotEnd, epoch: shard.epoch, voters: placement.get(shard.id)!, learners: [], votersOutgoing: [] }));
-    const meta = initializedMeta(config, manifest, records, metaVoters, options.nowMs ?? Date.now());
+    const meta = initializedMeta(config, manifest, records, metaVoters, options.nowMs ?? wallClockMs());
     for (const id of metaVoters) await writeMetaGroup(stores.get(id)!, meta, metaVoters);
     let counters = 0;
     for (const shard of byId) {

@@ -8,8 +8,9 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { evenSlotRanges, type SlotRange } from "../meta/slots.js";
-import { SHA256_HEX } from "../util/auth-token.js";
+import { evenSlotRanges, type SlotRange } from "../../meta/slots.js";
+import type { ShardOptions } from "../../shard/state-machine.js";
+import { SHA256_HEX } from "../../util/auth-token.js";
 import { CLUSTER_SPECS, CONFIG_SETTINGS, LIMITS_SPECS, PLACEMENT_SPECS, childFields, envVarName, formatBound, type SettingSpec } from "./config-settings.js";
 
 export interface NodeConfig {
@@ -66,7 +67,7 @@ export interface AuthCertificate {
   grants: AuthGrant[];
 }
 
-/** The optional `auth:` section (src/server/auth.ts). Absent: no access control. */
+/** The optional `auth:` section (config/auth.ts). Absent: no access control. */
 export interface AuthSettings {
   tokens: AuthToken[];
   certificates: AuthCertificate[];
@@ -425,6 +426,14 @@ export function validateClusterConfig(config: ClusterConfig, label: string = con
   if (limits.maxInflightPerClient > limits.maxInflightPerNode) {
     fail(`limits.maxInflightPerClient (${limits.maxInflightPerClient}) must not exceed limits.maxInflightPerNode (${limits.maxInflightPerNode})`);
   }
+}
+
+/** The group id of the metadata Raft group; shards are 1.. (node.ts still declares its own copy). */
+export const META_GROUP_ID = 0;
+
+/** The counter state machine's options under this config: every replica's, and tallyctl restore's. */
+export function shardOptionsOf(config: ClusterConfig): ShardOptions {
+  return { sessionTimeoutMs: config.cluster.sessionTimeoutMs, maxSessions: 100_000, maxSessionsPerCaller: config.cluster.sessionsPerCallerMax, maxRetainedResultsPerSession: 1_024 };
 }
 
 /** The metadata group's replicas: the first cluster.metaReplicas node ids (stable as nodes are added). */

@@ -5,10 +5,10 @@
  * INTERNAL.
  */
 import type * as grpc from "@grpc/grpc-js";
-import { errorToErrorInfo, errorToServiceError, type ErrorInfo } from "../api/error-details.js";
-import { AssertionError } from "../util/assert.js";
-import { TallyError } from "../util/errors.js";
-import type { Logger } from "../util/log.js";
+import { errorToErrorInfo, errorToServiceError, type ErrorInfo } from "../../api/error-details.js";
+import { AssertionError } from "../../util/assert.js";
+import { TallyError } from "../../util/errors.js";
+import type { Logger } from "../../util/log.js";
 
 function logUnexpected(error: unknown, log: Logger): void {
   if (error instanceof TallyError) return;

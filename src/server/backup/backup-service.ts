@@ -5,16 +5,17 @@
  */
 import { createHash } from "node:crypto";
 import type * as grpc from "@grpc/grpc-js";
-import { InvalidArgumentError } from "../util/errors.js";
-import type { Logger } from "../util/log.js";
-import { failStream } from "./errors.js";
-import type { ShardBackupSnapshot, TallyNode } from "./node.js";
+import type { Outgoing, ShardBackupChunkMessage, ShardBackupRequestMessage } from "../../api/proto.js";
+import { InvalidArgumentError } from "../../util/errors.js";
+import type { Logger } from "../../util/log.js";
+import { failStream } from "../rpc/errors.js";
+import type { ShardBackupSnapshot, TallyNode } from "../node.js";
 
-type Json = Record<string, any>;
+export type ShardBackupCall = grpc.ServerWritableStream<ShardBackupRequestMessage, Outgoing<ShardBackupChunkMessage>>;
 
 export const BACKUP_CHUNK_BYTES = 1 << 20;
 
-export function serveShardBackup(node: TallyNode, call: grpc.ServerWritableStream<Json, Json>, log: Logger): void {
+export function serveShardBackup(node: TallyNode, call: ShardBackupCall, log: Logger): void {
   const fail = (error: unknown): void => failStream(call, error, log);
   let snapshot: Promise<ShardBackupSnapshot>;
   try {
@@ -28,7 +29,7 @@ export function serveShardBackup(node: TallyNode, call: grpc.ServerWritableStrea
   snapshot.then((taken) => streamSnapshot(node, call, taken)).catch(fail);
 }
 
-async function streamSnapshot(node: TallyNode, call: grpc.ServerWritableStream<Json, Json>, snapshot: ShardBackupSnapshot): Promise<void> {
+async function streamSnapshot(node: TallyNode, call: ShardBackupCall, snapshot: ShardBackupSnapshot): Promise<void> {
   const header = {
     shardId: snapshot.shardId,
     epoch: String(snapshot.descriptor.epoch),
@@ -58,7 +59,7 @@ async function streamSnapshot(node: TallyNode, call: grpc.ServerWritableStream<J
 }
 
 /** Resolves when the stream can take more, or when the client went away (then nothing more is sent). */
-function drainedOrGone(call: grpc.ServerWritableStream<Json, Json>): Promise<void> {
+function drainedOrGone(call: ShardBackupCall): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       call.off("drain", done);

@@ -7,8 +7,8 @@
  * means no jump; a malformed one is logged and ignored (the harness writes it atomically).
  */
 import { readFile } from "node:fs/promises";
-import type { Logger } from "../util/log.js";
-import { jumpTestClock } from "../util/clock.js";
+import type { Logger } from "../../util/log.js";
+import { jumpTestClock } from "../../util/clock.js";
 
 const POLL_MS = 100;
 

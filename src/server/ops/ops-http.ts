@@ -11,10 +11,10 @@
  *   connected to. 503 with a JSON body naming every reason otherwise.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
-import type { TallyNode } from "./node.js";
+import type { TallyNode } from "../node.js";
 import type { NodeMetrics } from "./metrics.js";
-import type { Logger } from "../util/log.js";
-import { monotonicMs } from "../util/clock.js";
+import type { Logger } from "../../util/log.js";
+import { monotonicMs } from "../../util/clock.js";
 
 /** The driver loop iterates at least once per tick; this long without an iteration means it is stuck. */
 export const LOOP_STALL_MS = 10_000;

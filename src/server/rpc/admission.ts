@@ -1,7 +1,7 @@
 /**
  * The first thing every CounterService and AdminService call meets (a grpc-js server
  * interceptor), in the order the bytes arrive:
- *   1. metadata: credentials (auth.ts) and, for unary CounterService calls, the node-wide and
+ *   1. metadata: credentials (auth-gate.ts) and, for unary CounterService calls, the node-wide and
  *      per-connection in-flight bounds (request-guard.ts: the call holds its slot until it ends).
  *      A refused call is answered at once and grpc-js never reads its message: the handler's
  *      startRead() is what resumes the HTTP/2 stream, and the handler only runs once the metadata
@@ -16,10 +16,10 @@
  * Health checks and reflection pass through untouched.
  */
 import * as grpc from "@grpc/grpc-js";
-import type { TallyError } from "../util/errors.js";
-import type { AuthGate } from "./auth.js";
+import type { TallyError } from "../../util/errors.js";
+import type { AuthGate } from "./auth-gate.js";
 import { toServiceError } from "./errors.js";
-import type { Logger } from "../util/log.js";
+import type { Logger } from "../../util/log.js";
 import { RefusedRequest } from "./request-bounds.js";
 import type { RequestGuard } from "./request-guard.js";
 

@@ -18,11 +18,11 @@
 import { createHash } from "node:crypto";
 import { open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { SLOT_COUNT } from "../meta/slots.js";
-import { HOT_KEY_BYTES_MAX, HOT_KEYS_MAX, hotTagsProblem } from "../meta/hot.js";
-import { CounterStateMachine, type ShardOptions } from "../shard/state-machine.js";
-import { CorruptionError } from "../util/errors.js";
-import { unwrapShardSnapshot, type ShardDescriptor } from "./descriptor.js";
+import { SLOT_COUNT } from "../../meta/slots.js";
+import { HOT_KEY_BYTES_MAX, HOT_KEYS_MAX, hotTagsProblem } from "../../meta/hot.js";
+import { CounterStateMachine, type ShardOptions } from "../../shard/state-machine.js";
+import { CorruptionError } from "../../util/errors.js";
+import { unwrapShardSnapshot, type ShardDescriptor } from "../descriptor.js";
 
 export const MANIFEST_FILE = "manifest.json";
 export const MAP_FILE = "map.json";

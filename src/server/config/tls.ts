@@ -4,8 +4,8 @@
  * SIGHUP (or the periodic re-read) rotates all three.
  */
 import * as grpc from "@grpc/grpc-js";
-import { ReloadingCertificateProvider, reloadingChannelCredentials, reloadingServerCredentials } from "../util/tls.js";
-import type { Logger } from "../util/log.js";
+import { ReloadingCertificateProvider, reloadingChannelCredentials, reloadingServerCredentials } from "../../util/tls.js";
+import type { Logger } from "../../util/log.js";
 import { ConfigError, type ClusterConfig, type NodeConfig } from "./config.js";
 
 const providers = new Map<string, ReloadingCertificateProvider>();

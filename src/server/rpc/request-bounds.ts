@@ -26,10 +26,10 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import type * as protoLoader from "@grpc/proto-loader";
-import { UNIQUE_ITEMS_MAX } from "../shard/commands.js";
-import { assert } from "../util/assert.js";
-import { InvalidArgumentError, type TallyError } from "../util/errors.js";
-import type { Limits } from "./config.js";
+import { UNIQUE_ITEMS_MAX } from "../../shard/commands.js";
+import { assert } from "../../util/assert.js";
+import { InvalidArgumentError, type TallyError } from "../../util/errors.js";
+import type { Limits } from "../config/config.js";
 
 /**
  * Field occurrences in one request. The largest valid request, 10,000 batch ops each with every

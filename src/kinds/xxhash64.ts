@@ -177,7 +177,11 @@ export function xxhash64Into(bytes: Uint8Array, seedHi = 0, seedLo = 0): void {
     hHi = rHi;
     hLo = rLo;
   }
-  // Avalanche: h ^= h >> 33; h *= P2; h ^= h >> 29; h *= P3; h ^= h >> 32.
+  avalancheInto(hHi, hLo);
+}
+
+/** The final mix of h into HASH_OUT: h ^= h >> 33; h *= P2; h ^= h >> 29; h *= P3; h ^= h >> 32. */
+function avalancheInto(hHi: number, hLo: number): void {
   hLo = (hLo ^ (hHi >>> 1)) >>> 0;
   mul(hHi, hLo, P2_HI, P2_LO);
   hHi = rHi;

@@ -19,15 +19,18 @@
  * a retry is always safe, and the client library backs off by the hint.
  */
 import type * as grpc from "@grpc/grpc-js";
-import { decodeServiceError, type ErrorInfo } from "../api/error-details.js";
-import { countPackedAdds } from "../api/packed-batch.js";
-import { assert } from "../util/assert.js";
-import { OverloadedError, type TallyError } from "../util/errors.js";
-import type { Logger } from "../util/log.js";
+import { decodeServiceError, type ErrorInfo } from "../../api/error-details.js";
+import { countPackedAdds } from "../../api/packed-batch.js";
+import type { Outgoing, PipelineRequestMessage, PipelineResponseMessage } from "../../api/proto.js";
+import { assert } from "../../util/assert.js";
+import { OverloadedError, type TallyError } from "../../util/errors.js";
+import type { Logger } from "../../util/log.js";
 import { errorInfoOf, toServiceError } from "./errors.js";
-import type { NodeMetrics } from "./metrics.js";
+import type { NodeMetrics } from "../ops/metrics.js";
 
-type Json = Record<string, any>;
+/** The fields admission and accounting read, whatever the request. */
+type GuardFields = { header?: { clientId?: unknown } | null; ops?: unknown; packedAdds?: unknown };
+type PipelineResponse = Outgoing<PipelineResponseMessage>;
 
 /** The hint sent with a per-client refusal: long enough for some of that client's requests to finish. */
 export const CLIENT_RETRY_AFTER_MS = 50;
@@ -117,19 +120,20 @@ function decrement(map: Map<string, number>, key: string): void {
 }
 
 /** The session id a request carries (header.client_id), undefined for none (0 or absent). */
-export function sessionOf(request: Json | undefined): string | undefined {
-  const id = request?.header?.clientId;
+export function sessionOf(request: unknown): string | undefined {
+  const id = (request as GuardFields | undefined)?.header?.clientId;
   if (id === undefined || id === null || id === "" || id === "0" || id === 0) return undefined;
   return String(id);
 }
 
 /** Counter operations in a (successful) mutation request, by kind; nothing for reads and admin calls. */
-export function countOps(rpc: string, request: Json | undefined, count: (kind: string, n: number) => void): void {
+export function countOps(rpc: string, message: unknown, count: (kind: string, n: number) => void): void {
+  const request = message as GuardFields | undefined;
   const single = SINGLE_OP_KINDS[rpc];
   if (single !== undefined) return count(single, 1);
   if (rpc !== "addBatch" && rpc !== "Pipeline.batch") return;
   if (request?.packedAdds instanceof Uint8Array && request.packedAdds.length > 0) return count("add", countPackedAdds(request.packedAdds));
-  const ops: Json[] = Array.isArray(request?.ops) ? request.ops : [];
+  const ops: ({ op?: unknown } | undefined)[] = Array.isArray(request?.ops) ? request.ops : [];
   const kinds = new Map<string, number>();
   for (const op of ops) {
     const kind = BATCH_OP_KINDS[op?.op as string] ?? "other";
@@ -209,7 +213,7 @@ export class RequestGuard {
     return this.limiter.refusal("session_inflight", session);
   }
 
-  private finish(rpc: string, session: string | undefined, code: string, request: Json | undefined, startedMs: number): void {
+  private finish(rpc: string, session: string | undefined, code: string, request: unknown, startedMs: number): void {
     if (session !== undefined) this.limiter.releaseSession(session);
     const metrics = this.metrics;
     if (metrics === undefined) return;
@@ -225,12 +229,12 @@ export class RequestGuard {
   wrapService<T extends Record<string, (...args: any[]) => void>>(handlers: T, options: { limit: boolean }): T {
     const wrapped: Record<string, (...args: any[]) => void> = {};
     for (const [rpc, handler] of Object.entries(handlers)) {
-      wrapped[rpc] = handler.length === 2 ? this.wrapUnary(rpc, handler as grpc.handleUnaryCall<Json, Json>, options.limit) : handler;
+      wrapped[rpc] = handler.length === 2 ? this.wrapUnary(rpc, handler as grpc.handleUnaryCall<unknown, unknown>, options.limit) : handler;
     }
     return wrapped as T;
   }
 
-  wrapUnary(rpc: string, handler: grpc.handleUnaryCall<Json, Json>, limit: boolean): grpc.handleUnaryCall<Json, Json> {
+  wrapUnary(rpc: string, handler: grpc.handleUnaryCall<unknown, unknown>, limit: boolean): grpc.handleUnaryCall<unknown, unknown> {
     return (call, callback) => {
       const startedMs = performance.now();
       const session = limit ? sessionOf(call.request) : undefined;
@@ -261,7 +265,7 @@ export class RequestGuard {
    * One Pipeline operation, admitted under the same in-flight bounds as unary calls from that
    * connection (the stream's own bound, PIPELINE_INFLIGHT_MAX, is per stream); never rejects.
    */
-  async pipelineOp(peer: string, request: Json, run: (request: Json) => Promise<Json>): Promise<Json> {
+  async pipelineOp(peer: string, request: PipelineRequestMessage, run: (request: PipelineRequestMessage) => Promise<PipelineResponse>): Promise<PipelineResponse> {
     const startedMs = performance.now();
     const rpc = `Pipeline.${typeof request.op === "string" ? request.op : "none"}`;
     const reason = this.limiter.acquire(peer);
@@ -271,7 +275,8 @@ export class RequestGuard {
       return { id: request.id ?? "0", error: this.opRefusals[reason] };
     }
     if (this.metrics !== undefined) this.metrics.inflightRequests = this.limiter.total;
-    const session = sessionOf(request[request.op as string]);
+    const op = request.op === undefined ? undefined : request[request.op];
+    const session = sessionOf(op);
     let code = "INTERNAL";
     try {
       const refusal = this.admitSession(rpc, session, startedMs);
@@ -281,7 +286,7 @@ export class RequestGuard {
         code = response.error === undefined || response.error === null ? "OK" : String(response.error.code);
         return response;
       } finally {
-        this.finish(rpc, session, code, request[request.op as string], startedMs);
+        this.finish(rpc, session, code, op, startedMs);
       }
     } finally {
       this.finishCall(peer);
@@ -294,7 +299,7 @@ export class RequestGuard {
   }
 
   /** A Pipeline op refused by the stream's own in-flight bound: counted like any other answer. */
-  pipelineRefused(request: Json, reason: string): void {
+  pipelineRefused(request: PipelineRequestMessage, reason: string): void {
     this.metrics?.overloaded(reason);
     this.metrics?.request(`Pipeline.${typeof request.op === "string" ? request.op : "none"}`, "OVERLOADED", performance.now());
   }

@@ -14,7 +14,7 @@ import type * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { ReflectionService } from "@grpc/reflection";
 import { protoPath as HEALTH_PROTO_PATH } from "grpc-health-check";
-import { TALLY_PROTO_PATH } from "../api/proto.js";
+import { TALLY_PROTO_PATH } from "../../api/proto.js";
 
 /** proto-loader's synthesized file name -> the name of the file it came from. */
 const FILE_NAMES: Readonly<Record<string, string>> = {
