@@ -44,7 +44,16 @@ import { TestCluster } from "../test/support/cluster.js";
 import { RawNodeClient, leaderClient } from "../test/support/raw-client.js";
 import { ZipfSampler, closedLoop, loadAverage, machineDescription, openLoop, parseArgs, procCpuSeconds, type LoadResult } from "./lib.js";
 import { writePeersSvg } from "./peers-report.js";
-import { killChildren, missingBinaries, redisClosedLoop, startEtcd, startRedis, version, type RedisFsync, type RedisPeer } from "./redis-peer.js";
+import {
+  killChildren,
+  missingBinaries,
+  redisClosedLoop,
+  startEtcd,
+  startRedis,
+  version,
+  type RedisFsync,
+  type RedisPeer,
+} from "./redis-peer.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const SCENARIOS = ["batch", "singles", "pipeline", "unary", "hot", "zipf", "stale", "lease-reads", "mix", "latency"] as const;
@@ -57,7 +66,10 @@ const fmt = (n: number) => n.toLocaleString("en-US");
  * Unary Add calls straight to each shard's leader, as a plain gRPC user would make them (no
  * client library, no stream): 8 sessions per shard, a worker uses session `worker % 8`.
  */
-export async function connectUnaryAdd(endpoints: string[], shards = 8): Promise<{ add(worker: number, key: string): Promise<void>; close(): void }> {
+export async function connectUnaryAdd(
+  endpoints: string[],
+  shards = 8,
+): Promise<{ add(worker: number, key: string): Promise<void>; close(): void }> {
   const leaders = new Map<number, RawNodeClient>();
   const sessions = new Map<number, { clientId: string; seq: number }[]>();
   await Promise.all(
@@ -65,7 +77,15 @@ export async function connectUnaryAdd(endpoints: string[], shards = 8): Promise<
       const shard = index + 1;
       const leader = await leaderClient(endpoints, shard);
       leaders.set(shard, leader);
-      sessions.set(shard, await Promise.all(Array.from({ length: 8 }, async () => ({ clientId: (await leader.call("registerSession", { shardId: shard })).clientId as string, seq: 0 }))));
+      sessions.set(
+        shard,
+        await Promise.all(
+          Array.from({ length: 8 }, async () => ({
+            clientId: (await leader.call("registerSession", { shardId: shard })).clientId as string,
+            seq: 0,
+          })),
+        ),
+      );
     }),
   );
   const slotsPerShard = 16_384 / shards;
@@ -153,7 +173,11 @@ export async function startPeers(withEtcd: boolean): Promise<Peers> {
 
 // ---- scenarios --------------------------------------------------------------------------------
 
-async function withClient<T>(endpoints: string[], options: Partial<TallyClientOptions>, use: (client: TallyClient) => Promise<T>): Promise<T> {
+async function withClient<T>(
+  endpoints: string[],
+  options: Partial<TallyClientOptions>,
+  use: (client: TallyClient) => Promise<T>,
+): Promise<T> {
   const client = new TallyClient({ endpoints, ...options });
   await client.connect();
   try {
@@ -175,30 +199,46 @@ type Keys = () => () => string;
 function scenarios(settings: BenchSettings): ScenarioSpec[] {
   const { endpoints, seconds, warmupSeconds, cpuProbe, keys, readKeys } = settings;
   const window = (atLeastSeconds: number) => ({ seconds: Math.max(seconds, atLeastSeconds), warmupSeconds });
-  const uniform = (prefix: string, seed: number, bound: number): Keys => () => {
-    const prng = createPrng(seed);
-    return () => `${prefix}${prng.nextInt(bound)}`;
-  };
-  const zipf = (prefix: string, seed: number): Keys => () => {
-    const prng = createPrng(seed);
-    const sampler = new ZipfSampler(keys, 0.99, () => prng.nextFloat());
-    return () => `${prefix}${sampler.next()}`;
-  };
-  const one = (key: string): Keys => () => () => key;
+  const uniform =
+    (prefix: string, seed: number, bound: number): Keys =>
+    () => {
+      const prng = createPrng(seed);
+      return () => `${prefix}${prng.nextInt(bound)}`;
+    };
+  const zipf =
+    (prefix: string, seed: number): Keys =>
+    () => {
+      const prng = createPrng(seed);
+      const sampler = new ZipfSampler(keys, 0.99, () => prng.nextFloat());
+      return () => `${prefix}${sampler.next()}`;
+    };
+  const one =
+    (key: string): Keys =>
+    () =>
+    () =>
+      key;
   const reads = uniform("r", 19, readKeys);
 
   // Closed loops: `operation` draws its key(s) from `next` and carries `units` (increments or ops).
   type Op<C> = (client: C, next: () => string) => Promise<unknown>;
-  const tallyLoop = (concurrency: number, options: Partial<TallyClientOptions>, keysOf: Keys, operation: Op<TallyClient>, units = 1, atLeastSeconds = 0) => () => {
-    const next = keysOf();
-    return withClient(endpoints, { deadlineMs: 30_000, ...options }, (client) =>
-      closedLoop({ concurrency, ...window(atLeastSeconds), cpuProbe, operation: async () => (await operation(client, next), units) }),
-    );
-  };
-  const redisLoop = (concurrency: number, keysOf: Keys, operation: Op<Redis>, units = 1, atLeastSeconds = 0) => (peer: RedisPeer) => {
-    const next = keysOf();
-    return redisClosedLoop(peer, { concurrency, ...window(atLeastSeconds), operation: async (redis) => (await operation(redis, next), units) });
-  };
+  const tallyLoop =
+    (concurrency: number, options: Partial<TallyClientOptions>, keysOf: Keys, operation: Op<TallyClient>, units = 1, atLeastSeconds = 0) =>
+    () => {
+      const next = keysOf();
+      return withClient(endpoints, { deadlineMs: 30_000, ...options }, (client) =>
+        closedLoop({ concurrency, ...window(atLeastSeconds), cpuProbe, operation: async () => (await operation(client, next), units) }),
+      );
+    };
+  const redisLoop =
+    (concurrency: number, keysOf: Keys, operation: Op<Redis>, units = 1, atLeastSeconds = 0) =>
+    (peer: RedisPeer) => {
+      const next = keysOf();
+      return redisClosedLoop(peer, {
+        concurrency,
+        ...window(atLeastSeconds),
+        operation: async (redis) => (await operation(redis, next), units),
+      });
+    };
   const etcdLoop = (concurrency: number, keysOf: Keys, operation: Op<Etcd3>) => (etcd: Etcd3) => {
     const next = keysOf();
     return closedLoop({ concurrency, ...window(0), operation: async () => (await operation(etcd, next), 1) });
@@ -220,28 +260,72 @@ function scenarios(settings: BenchSettings): ScenarioSpec[] {
     add({ id, name, load: `${concurrency} in flight`, unit, open: false, tally, peer });
 
   const batchKeys = uniform("m", 7, keys);
-  closed("batch", `AddBatch, ${fmt(batch)} increments per request, uniform over ${keysLabel}`, 4, "increments/s",
-    tallyLoop(4, { deadlineMs: 60_000 }, batchKeys, (client, next) => client.addBatch(Array.from({ length: batch }, () => ({ key: next(), delta: 1n }))), batch, settings.batchSeconds),
-    { system: "redis", fsync: "everysec", name: `INCRBY pipelined, ${fmt(batch)} per batch`, run: redisLoop(4, batchKeys, async (redis, next) => {
-      const pipeline = redis.pipeline();
-      for (let j = 0; j < batch; j++) pipeline.incrby(next(), 1);
-      const replies = await pipeline.exec();
-      if (!replies || replies.some(([error]) => error)) throw new Error("pipeline reply with an error");
-    }, batch, settings.batchSeconds) },
+  closed(
+    "batch",
+    `AddBatch, ${fmt(batch)} increments per request, uniform over ${keysLabel}`,
+    4,
+    "increments/s",
+    tallyLoop(
+      4,
+      { deadlineMs: 60_000 },
+      batchKeys,
+      (client, next) => client.addBatch(Array.from({ length: batch }, () => ({ key: next(), delta: 1n }))),
+      batch,
+      settings.batchSeconds,
+    ),
+    {
+      system: "redis",
+      fsync: "everysec",
+      name: `INCRBY pipelined, ${fmt(batch)} per batch`,
+      run: redisLoop(
+        4,
+        batchKeys,
+        async (redis, next) => {
+          const pipeline = redis.pipeline();
+          for (let j = 0; j < batch; j++) pipeline.incrby(next(), 1);
+          const replies = await pipeline.exec();
+          if (!replies || replies.some(([error]) => error)) throw new Error("pipeline reply with an error");
+        },
+        batch,
+        settings.batchSeconds,
+      ),
+    },
   );
 
   const singleKeys = uniform("k", 11, keys);
-  closed("singles", `single adds through the client library (default: the adds of one event-loop turn share a request), ${keysLabel}`, 256, "adds/s",
+  closed(
+    "singles",
+    `single adds through the client library (default: the adds of one event-loop turn share a request), ${keysLabel}`,
+    256,
+    "adds/s",
     tallyLoop(256, {}, singleKeys, (client, next) => client.add(next(), 1n)),
-    { system: "redis", fsync: "always", name: "INCRBY unpipelined, 256 connections", run: redisLoop(256, singleKeys, (redis, next) => redis.incrby(next(), 1)) },
+    {
+      system: "redis",
+      fsync: "always",
+      name: "INCRBY unpipelined, 256 connections",
+      run: redisLoop(256, singleKeys, (redis, next) => redis.incrby(next(), 1)),
+    },
   );
 
-  closed("pipeline", `single adds, Pipeline stream, client auto-batching off (one op per message), ${keysLabel}`, 256, "adds/s",
+  closed(
+    "pipeline",
+    `single adds, Pipeline stream, client auto-batching off (one op per message), ${keysLabel}`,
+    256,
+    "adds/s",
     tallyLoop(256, { autoBatch: false }, singleKeys, (client, next) => client.add(next(), 1n)),
-    { system: "redis", fsync: "always", name: "INCRBY unpipelined, 256 connections", run: redisLoop(256, singleKeys, (redis, next) => redis.incrby(next(), 1)) },
+    {
+      system: "redis",
+      fsync: "always",
+      name: "INCRBY unpipelined, 256 connections",
+      run: redisLoop(256, singleKeys, (redis, next) => redis.incrby(next(), 1)),
+    },
   );
 
-  closed("unary", `unary Add to the shard leader, ${keysLabel}`, 64, "adds/s",
+  closed(
+    "unary",
+    `unary Add to the shard leader, ${keysLabel}`,
+    64,
+    "adds/s",
     async () => {
       const next = singleKeys();
       const unary = await connectUnaryAdd(endpoints);
@@ -254,40 +338,91 @@ function scenarios(settings: BenchSettings): ScenarioSpec[] {
     { system: "etcd", name: "put", run: etcdLoop(64, singleKeys, (etcd, next) => etcd.put(next()).value("1").exec()) },
   );
 
-  closed("hot", "one hot key, client auto-batching on", 256, "adds/s",
+  closed(
+    "hot",
+    "one hot key, client auto-batching on",
+    256,
+    "adds/s",
     tallyLoop(256, {}, one("hot"), (client, next) => client.add(next(), 1n)),
-    { system: "redis", fsync: "always", name: "INCRBY one key, 256 connections", run: redisLoop(256, one("hot"), (redis, next) => redis.incrby(next(), 1)) },
+    {
+      system: "redis",
+      fsync: "always",
+      name: "INCRBY one key, 256 connections",
+      run: redisLoop(256, one("hot"), (redis, next) => redis.incrby(next(), 1)),
+    },
   );
 
   const zipfKeys = zipf("z", 17);
-  closed("zipf", `single adds, keys Zipf(0.99) over ${keysLabel}, auto-batching on`, 256, "adds/s",
+  closed(
+    "zipf",
+    `single adds, keys Zipf(0.99) over ${keysLabel}, auto-batching on`,
+    256,
+    "adds/s",
     tallyLoop(256, {}, zipfKeys, (client, next) => client.add(next(), 1n)),
-    { system: "redis", fsync: "always", name: "INCRBY Zipf keys, 256 connections", run: redisLoop(256, zipfKeys, (redis, next) => redis.incrby(next(), 1)) },
+    {
+      system: "redis",
+      fsync: "always",
+      name: "INCRBY Zipf keys, 256 connections",
+      run: redisLoop(256, zipfKeys, (redis, next) => redis.incrby(next(), 1)),
+    },
   );
 
-  closed("stale", `STALE reads (any replica), ${readsLabel}`, 64, "reads/s",
+  closed(
+    "stale",
+    `STALE reads (any replica), ${readsLabel}`,
+    64,
+    "reads/s",
     tallyLoop(64, {}, reads, async (client, next) => found((await client.get(next(), { consistency: "stale" })).exists)),
-    { system: "redis", fsync: "always", name: "GET, 64 connections", run: redisLoop(64, reads, async (redis, next) => found(await redis.get(next()))) },
+    {
+      system: "redis",
+      fsync: "always",
+      name: "GET, 64 connections",
+      run: redisLoop(64, reads, async (redis, next) => found(await redis.get(next()))),
+    },
   );
 
-  closed("lease-reads", `linearizable reads (leader lease), ${readsLabel}`, 64, "reads/s",
+  closed(
+    "lease-reads",
+    `linearizable reads (leader lease), ${readsLabel}`,
+    64,
+    "reads/s",
     tallyLoop(64, {}, reads, async (client, next) => found((await client.get(next())).exists)),
     { system: "etcd", name: "linearizable get", run: etcdLoop(64, reads, async (etcd, next) => found(await etcd.get(next()).string())) },
   );
 
-  closed("mix", `90% linearizable gets / 10% adds, ${readsLabel}`, 64, "ops/s",
-    tallyLoop(64, {}, reads, mixed(async (client, next) => found((await client.get(next())).exists), (client, next) => client.add(next(), 1n))),
+  closed(
+    "mix",
+    `90% linearizable gets / 10% adds, ${readsLabel}`,
+    64,
+    "ops/s",
+    tallyLoop(
+      64,
+      {},
+      reads,
+      mixed(
+        async (client, next) => found((await client.get(next())).exists),
+        (client, next) => client.add(next(), 1n),
+      ),
+    ),
     {
       system: "redis",
       fsync: "always",
       name: "90% GET / 10% INCRBY, 64 connections",
-      run: redisLoop(64, reads, mixed(async (redis, next) => found(await redis.get(next())), (redis, next) => redis.incrby(next(), 1))),
+      run: redisLoop(
+        64,
+        reads,
+        mixed(
+          async (redis, next) => found(await redis.get(next())),
+          (redis, next) => redis.incrby(next(), 1),
+        ),
+      ),
     },
   );
 
   // Open loop, the client library as a user runs it (adds of one event-loop turn to one shard share a request);
   // a 5 s deadline so an overloaded system shows up as errors, not a backlog outliving the run.
-  const open = (rate: number, operation: (i: number) => Promise<unknown>) => openLoop({ rate, seconds, warmupSeconds, maxOutstanding: 20_000, operation });
+  const open = (rate: number, operation: (i: number) => Promise<unknown>) =>
+    openLoop({ rate, seconds, warmupSeconds, maxOutstanding: 20_000, operation });
   for (const rate of [1000, 10_000]) {
     const redisOpen = (operation: (redis: Redis, i: number) => Promise<unknown>) => async (peer: RedisPeer) => {
       const redis = peer.client();
@@ -305,7 +440,12 @@ function scenarios(settings: BenchSettings): ScenarioSpec[] {
       unit: "adds/s",
       open: true,
       tally: () => withClient(endpoints, { deadlineMs: 5000 }, (client) => open(rate, (i) => client.add(`l${i % keys}`, 1n))),
-      peer: { system: "redis", fsync: "always", name: "INCRBY, one connection", run: redisOpen((redis, i) => redis.incrby(`l${i % keys}`, 1)) },
+      peer: {
+        system: "redis",
+        fsync: "always",
+        name: "INCRBY, one connection",
+        run: redisOpen((redis, i) => redis.incrby(`l${i % keys}`, 1)),
+      },
     });
     add({
       id: "latency",
@@ -313,8 +453,16 @@ function scenarios(settings: BenchSettings): ScenarioSpec[] {
       load,
       unit: "reads/s",
       open: true,
-      tally: () => withClient(endpoints, { deadlineMs: 5000 }, (client) => open(rate, async (i) => found((await client.get(readKey(i % readKeys))).exists))),
-      peer: { system: "redis", fsync: "always", name: "GET, one connection", run: redisOpen(async (redis, i) => found(await redis.get(readKey(i % readKeys)))) },
+      tally: () =>
+        withClient(endpoints, { deadlineMs: 5000 }, (client) =>
+          open(rate, async (i) => found((await client.get(readKey(i % readKeys))).exists)),
+        ),
+      peer: {
+        system: "redis",
+        fsync: "always",
+        name: "GET, one connection",
+        run: redisOpen(async (redis, i) => found(await redis.get(readKey(i % readKeys)))),
+      },
     });
   }
   return specs;
@@ -324,7 +472,8 @@ function scenarios(settings: BenchSettings): ScenarioSpec[] {
 async function fillReadKeys(settings: BenchSettings, peers: Peers | undefined): Promise<void> {
   const { readKeys } = settings;
   const chunks: string[][] = [];
-  for (let start = 0; start < readKeys; start += 10_000) chunks.push(Array.from({ length: Math.min(10_000, readKeys - start) }, (_, j) => readKey(start + j)));
+  for (let start = 0; start < readKeys; start += 10_000)
+    chunks.push(Array.from({ length: Math.min(10_000, readKeys - start) }, (_, j) => readKey(start + j)));
   const tally = withClient(settings.endpoints, { deadlineMs: 60_000 }, async (client) => {
     for (const chunk of chunks) await client.addBatch(chunk.map((key) => ({ key, delta: 1n })));
     found((await client.get(readKey(readKeys - 1))).exists);
@@ -355,7 +504,13 @@ async function fillReadKeys(settings: BenchSettings, peers: Peers | undefined): 
           const txns = [];
           for (let start = 0; start < keys.length; start += 100) txns.push(keys.slice(start, start + 100));
           for (let t = 0; t < txns.length; t += 16) {
-            await Promise.all(txns.slice(t, t + 16).map((txn) => client.kv.txn({ success: txn.map((key) => ({ request_put: { key: Buffer.from(key), value: Buffer.from("1") } })) })));
+            await Promise.all(
+              txns
+                .slice(t, t + 16)
+                .map((txn) =>
+                  client.kv.txn({ success: txn.map((key) => ({ request_put: { key: Buffer.from(key), value: Buffer.from("1") } })) }),
+                ),
+            );
           }
         } finally {
           client.close();
@@ -402,7 +557,8 @@ export async function runCounterApiBench(settings: BenchSettings, peers?: Peers)
 
 // ---- report: one table and one plot -----------------------------------------------------------
 
-const percentiles = (r: LoadResult) => (r.operations === 0 ? "- (none completed)" : `${r.p50Ms.toFixed(2)} / ${r.p99Ms.toFixed(2)} / ${r.p999Ms.toFixed(2)}`);
+const percentiles = (r: LoadResult) =>
+  r.operations === 0 ? "- (none completed)" : `${r.p50Ms.toFixed(2)} / ${r.p99Ms.toFixed(2)} / ${r.p999Ms.toFixed(2)}`;
 const generator = (r: LoadResult) => `${r.generatorCpuPercent}%${r.generatorCpuPercent >= generatorBoundPercent ? " (gen-bound)" : ""}`;
 const fmtRatio = (x: number) => (!Number.isFinite(x) ? "-" : x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
@@ -438,8 +594,16 @@ export function markdownTable(rows: Row[], meta: ReportMeta): string {
   ];
   for (const row of rows) {
     const t = row.tally;
-    const peer = row.peer ? [`${row.peer.system} ${row.peer.name} (${row.peer.setting})`, `${fmt(row.peer.result.unitsPerSecond)}${row.peer.result.errors ? ` (${fmt(row.peer.result.errors)} errors)` : ""}`, percentiles(row.peer.result)] : [row.peerMissing ?? "-", "-", "-"];
-    lines.push(`| ${row.name} | ${row.load} | ${fmt(t.unitsPerSecond)} ${row.unit} | ${percentiles(t)} | ${fmt(t.errors)} | ${generator(t)} | ${t.cpuUsPerUnit ?? "-"} | ${peer.join(" | ")} | ${ratio(row)} |`);
+    const peer = row.peer
+      ? [
+          `${row.peer.system} ${row.peer.name} (${row.peer.setting})`,
+          `${fmt(row.peer.result.unitsPerSecond)}${row.peer.result.errors ? ` (${fmt(row.peer.result.errors)} errors)` : ""}`,
+          percentiles(row.peer.result),
+        ]
+      : [row.peerMissing ?? "-", "-", "-"];
+    lines.push(
+      `| ${row.name} | ${row.load} | ${fmt(t.unitsPerSecond)} ${row.unit} | ${percentiles(t)} | ${fmt(t.errors)} | ${generator(t)} | ${t.cpuUsPerUnit ?? "-"} | ${peer.join(" | ")} | ${ratio(row)} |`,
+    );
   }
   lines.push(
     "",
@@ -466,8 +630,20 @@ export function writeReport(rows: Row[], meta: ReportMeta): string {
     join(dir, "latest.svg"),
     rows
       .filter((row) => !row.open)
-      .map((row) => ({ label: label(row), note: row.peer ? `${ratio(row)} vs ${row.peer.system}` : "no peer", tally: row.tally.unitsPerSecond, peer: row.peer?.result.unitsPerSecond ?? 0, peerName: row.peer ? `${row.peer.system} ${row.peer.name}` : (row.peerMissing ?? "") })),
-    rows.map((row) => ({ label: label(row), note: row.tally.errors ? `${fmt(row.tally.errors)} errors` : "", p50: row.tally.p50Ms, p99: row.tally.p99Ms, p999: row.tally.p999Ms })),
+      .map((row) => ({
+        label: label(row),
+        note: row.peer ? `${ratio(row)} vs ${row.peer.system}` : "no peer",
+        tally: row.tally.unitsPerSecond,
+        peer: row.peer?.result.unitsPerSecond ?? 0,
+        peerName: row.peer ? `${row.peer.system} ${row.peer.name}` : (row.peerMissing ?? ""),
+      })),
+    rows.map((row) => ({
+      label: label(row),
+      note: row.tally.errors ? `${fmt(row.tally.errors)} errors` : "",
+      p50: row.tally.p50Ms,
+      p99: row.tally.p99Ms,
+      p999: row.tally.p999Ms,
+    })),
     {
       throughput: "Throughput per scenario (closed loop): tally vs its peer in the same run",
       latency: "tally latency per scenario (closed loop: per operation; open loop: from intended start)",
@@ -484,11 +660,14 @@ async function main(): Promise<void> {
   const seconds = Number(args.option("seconds", "5"));
   const warmupSeconds = Number(args.option("warmup", seconds >= 5 ? "1" : "0.5"));
   const only = args.option("only", SCENARIOS.join(",")).split(",");
-  for (const name of only) if (!(SCENARIOS as readonly string[]).includes(name)) throw new Error(`--only: unknown scenario ${JSON.stringify(name)} (known: ${SCENARIOS.join(", ")})`);
+  for (const name of only)
+    if (!(SCENARIOS as readonly string[]).includes(name))
+      throw new Error(`--only: unknown scenario ${JSON.stringify(name)} (known: ${SCENARIOS.join(", ")})`);
   const keys = Number(args.option("keys", "1000000"));
   const readKeys = Number(args.option("read-keys", seconds >= 5 ? "100000" : "10000"));
   for (const [name, value] of Object.entries({ seconds, warmup: warmupSeconds, keys, "read-keys": readKeys })) {
-    if (!(value > 0) || (name.includes("keys") && !Number.isInteger(value))) throw new Error(`--${name} must be a positive ${name.includes("keys") ? "integer" : "number"}`);
+    if (!(value > 0) || (name.includes("keys") && !Number.isInteger(value)))
+      throw new Error(`--${name} must be a positive ${name.includes("keys") ? "integer" : "number"}`);
   }
   const loadStart = loadAverage();
   const given = args.option("endpoints", "");
@@ -533,8 +712,12 @@ async function main(): Promise<void> {
       settings: `${cluster ? "3 tallyd started here" : `cluster at ${given}`}, 8 shards, 3 replicas, fsync on; ${seconds} s per scenario after ${warmupSeconds} s warm-up (AddBatch ${settings.batchSeconds} s); concurrency or offered rate per row; generator in one process`,
       peers: peers
         ? [
-            peers.redis.always ? `Redis ${/v=(\S+)/.exec(version("redis-server"))?.[1] ?? "?"}, appendonly yes, RDB off, one node, one connection per operation in flight` : peers.missing.redis,
-            peers.etcdHosts ? `etcd ${/([\d.]+)\s*$/.exec(version("etcd"))?.[1] ?? "?"}, 3 members, default settings (WAL fsync per commit)` : peers.missing.etcd,
+            peers.redis.always
+              ? `Redis ${/v=(\S+)/.exec(version("redis-server"))?.[1] ?? "?"}, appendonly yes, RDB off, one node, one connection per operation in flight`
+              : peers.missing.redis,
+            peers.etcdHosts
+              ? `etcd ${/([\d.]+)\s*$/.exec(version("etcd"))?.[1] ?? "?"}, 3 members, default settings (WAL fsync per commit)`
+              : peers.missing.etcd,
           ].join("; ")
         : "none (run with --peers)",
     };

@@ -52,7 +52,11 @@ async function measured(cluster: TestCluster, name: string, run: (count: (units:
 }
 
 ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
-const cluster = await TestCluster.start({ nodes: 3, shards: 8, ...(profileDir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] } : {}) });
+const cluster = await TestCluster.start({
+  nodes: 3,
+  shards: 8,
+  ...(profileDir ? { nodeArgs: ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] } : {}),
+});
 try {
   const endpoints = cluster.endpoints();
   if (scenario !== "pipeline") {

@@ -48,8 +48,14 @@ async function run(endpoints: string[], peers: RedisPeer[]): Promise<Array<{ sce
   await client.close();
   for (const peer of peers) {
     const setting = `Redis, appendfsync ${peer.fsync}`;
-    report(`${setting}: INCRBY on one key, 256 in flight`, await redisClosedLoop(peer, { concurrency: 256, seconds, operation: async (redis) => (await redis.incrby(plainKey, 1), 1) }));
-    report(`${setting}: GET of that key, 16 in flight`, await redisClosedLoop(peer, { concurrency: 16, seconds, operation: async (redis) => (await redis.get(plainKey), 1) }));
+    report(
+      `${setting}: INCRBY on one key, 256 in flight`,
+      await redisClosedLoop(peer, { concurrency: 256, seconds, operation: async (redis) => (await redis.incrby(plainKey, 1), 1) }),
+    );
+    report(
+      `${setting}: GET of that key, 16 in flight`,
+      await redisClosedLoop(peer, { concurrency: 16, seconds, operation: async (redis) => (await redis.get(plainKey), 1) }),
+    );
   }
   return results;
 }
@@ -57,7 +63,13 @@ async function run(endpoints: string[], peers: RedisPeer[]): Promise<Array<{ sce
 const peers: RedisPeer[] = [];
 try {
   for (const fsync of redisFsyncs) peers.push(await startRedis(fsync));
-  await runBenchTable(args.option("endpoints", ""), 8, (endpoints) => run(endpoints, peers), ["scenario", "ops/s", "p50 ms", "p99 ms", "errors"], (r) => [r.scenario, r.perSecond, r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), r.errors]);
+  await runBenchTable(
+    args.option("endpoints", ""),
+    8,
+    (endpoints) => run(endpoints, peers),
+    ["scenario", "ops/s", "p50 ms", "p99 ms", "errors"],
+    (r) => [r.scenario, r.perSecond, r.p50Ms.toFixed(2), r.p99Ms.toFixed(2), r.errors],
+  );
 } finally {
   killChildren();
 }

@@ -27,7 +27,17 @@ import { fileURLToPath } from "node:url";
 import type { Redis } from "ioredis";
 import { TallyClient } from "../src/client/index.js";
 import { closedLoop, parseArgs, runBenchTable, type LoadResult } from "./lib.js";
-import { killChildren, parseRedisFsyncs, redisClosedLoop, redisSetting, requireRedis, startRedis, version, type RedisFsync, type RedisPeer } from "./redis-peer.js";
+import {
+  killChildren,
+  parseRedisFsyncs,
+  redisClosedLoop,
+  redisSetting,
+  requireRedis,
+  startRedis,
+  version,
+  type RedisFsync,
+  type RedisPeer,
+} from "./redis-peer.js";
 
 const args = parseArgs(process.argv.slice(2));
 const seconds = Number(args.option("seconds", "5"));
@@ -63,7 +73,8 @@ async function run(endpoints: string[], peers: RedisPeer[]): Promise<{ rows: Row
   const notes: Record<string, number> = {};
   const client = new TallyClient({ endpoints, deadlineMs: 30_000 });
   await client.connect();
-  const loop = (concurrency: number, operation: (worker: number, i: number) => Promise<number>) => closedLoop({ concurrency, seconds, operation });
+  const loop = (concurrency: number, operation: (worker: number, i: number) => Promise<number>) =>
+    closedLoop({ concurrency, seconds, operation });
   /** Runs the operation on one connection per worker against each Redis in turn. */
   const onRedis = async (concurrency: number, operation: RedisOperation): Promise<Array<LoadResult & { fsync: RedisFsync }>> => {
     const results = [];
@@ -71,7 +82,13 @@ async function run(endpoints: string[], peers: RedisPeer[]): Promise<{ rows: Row
     return results;
   };
   /** Measures tally's side (as before), then the Redis equivalent at the same concurrency. */
-  const pair = async (scenario: string, redisCommand: string, concurrency: number, tallyOperation: (worker: number, i: number) => Promise<number>, redisOperation?: RedisOperation): Promise<void> => {
+  const pair = async (
+    scenario: string,
+    redisCommand: string,
+    concurrency: number,
+    tallyOperation: (worker: number, i: number) => Promise<number>,
+    redisOperation?: RedisOperation,
+  ): Promise<void> => {
     const tally = await loop(concurrency, tallyOperation);
     console.log(JSON.stringify({ system: "tally", scenario, ...tally }));
     const redis = redisOperation ? await onRedis(concurrency, redisOperation) : [];
@@ -91,44 +108,85 @@ async function run(endpoints: string[], peers: RedisPeer[]): Promise<{ rows: Row
   };
 
   const second = () => Math.floor(Date.now() / 1000);
-  await pair("windowed add, 1,000 keys, 256 in flight", "MULTI INCRBY key:<second> + EXPIRE 3600", 256, async (w, i) => (await client.addWindowed(`w${(w * 7919 + i) % 1000}`, 1n), 1), async (redis, w, i) => {
-    const key = `w${(w * 7919 + i) % 1000}:${second()}`;
-    await redis.multi().incrby(key, 1).expire(key, 3600).exec();
-    return 1;
-  });
+  await pair(
+    "windowed add, 1,000 keys, 256 in flight",
+    "MULTI INCRBY key:<second> + EXPIRE 3600",
+    256,
+    async (w, i) => (await client.addWindowed(`w${(w * 7919 + i) % 1000}`, 1n), 1),
+    async (redis, w, i) => {
+      const key = `w${(w * 7919 + i) % 1000}:${second()}`;
+      await redis.multi().incrby(key, 1).expire(key, 3600).exec();
+      return 1;
+    },
+  );
   const now = Date.now();
   const toMs = Math.ceil(now / 1000) * 1000;
   const lastMinute = Array.from({ length: 60 }, (_, j) => (toMs - 60_000) / 1000 + j);
-  await pair("windowed range, last 60 s at 1 s steps, 16 in flight", "MGET of 60 per-second keys, summed client-side", 16, async (w, i) => (await client.windowRange(`w${(w + i) % 1000}`, toMs - 60_000, toMs, 1000), 1), async (redis, w, i) => {
-    const values = await redis.mget(lastMinute.map((s) => `w${(w + i) % 1000}:${s}`));
-    const sum = values.reduce((total, v) => total + (v === null ? 0n : BigInt(v)), 0n);
-    if (sum < 0n) throw new Error(`negative window sum ${sum}`);
-    return 1;
-  });
+  await pair(
+    "windowed range, last 60 s at 1 s steps, 16 in flight",
+    "MGET of 60 per-second keys, summed client-side",
+    16,
+    async (w, i) => (await client.windowRange(`w${(w + i) % 1000}`, toMs - 60_000, toMs, 1000), 1),
+    async (redis, w, i) => {
+      const values = await redis.mget(lastMinute.map((s) => `w${(w + i) % 1000}:${s}`));
+      const sum = values.reduce((total, v) => total + (v === null ? 0n : BigInt(v)), 0n);
+      if (sum < 0n) throw new Error(`negative window sum ${sum}`);
+      return 1;
+    },
+  );
   const sha: Record<number, string> = {};
-  await each(async (redis) => (sha[(redis.options.port)!] = String(await redis.script("LOAD", slidingWindowLua))));
-  await pair("tryAcquire n=1, 1,000 keys, 256 in flight", "EVALSHA sliding window (ZREMRANGEBYSCORE+ZCARD+ZADD+PEXPIRE)", 256, async (w, i) => (await client.tryAcquire(`r${(w * 7919 + i) % 1000}`, 1, 1_000_000, 60_000), 1), async (redis, w, i) => {
-    await redis.evalsha(sha[redis.options.port!]!, 1, `r${(w * 7919 + i) % 1000}`, Date.now(), 60_000, 1_000_000, 1, `${w}-${i}`);
-    return 1;
-  });
+  await each(async (redis) => (sha[redis.options.port!] = String(await redis.script("LOAD", slidingWindowLua))));
+  await pair(
+    "tryAcquire n=1, 1,000 keys, 256 in flight",
+    "EVALSHA sliding window (ZREMRANGEBYSCORE+ZCARD+ZADD+PEXPIRE)",
+    256,
+    async (w, i) => (await client.tryAcquire(`r${(w * 7919 + i) % 1000}`, 1, 1_000_000, 60_000), 1),
+    async (redis, w, i) => {
+      await redis.evalsha(sha[redis.options.port!]!, 1, `r${(w * 7919 + i) % 1000}`, Date.now(), 60_000, 1_000_000, 1, `${w}-${i}`);
+      return 1;
+    },
+  );
   await pair(
     "uniqueAdd 10 items, 1,000 keys, 64 in flight (items/s in units)",
     "PFADD key 10 items",
     64,
-    async (w, i) => (await client.uniqueAdd(`u${(w * 7919 + i) % 1000}`, Array.from({ length: 10 }, (_, j) => `item-${w}-${i}-${j}`)), 10),
-    async (redis, w, i) => (await redis.pfadd(`u${(w * 7919 + i) % 1000}`, ...Array.from({ length: 10 }, (_, j) => `item-${w}-${i}-${j}`)), 10),
+    async (w, i) => (
+      await client.uniqueAdd(
+        `u${(w * 7919 + i) % 1000}`,
+        Array.from({ length: 10 }, (_, j) => `item-${w}-${i}-${j}`),
+      ),
+      10
+    ),
+    async (redis, w, i) => (
+      await redis.pfadd(`u${(w * 7919 + i) % 1000}`, ...Array.from({ length: 10 }, (_, j) => `item-${w}-${i}-${j}`)),
+      10
+    ),
   );
-  await pair("uniqueCount of 3 keys (merged across shards), 16 in flight", "PFCOUNT k1 k2 k3", 16, async (w, i) => (await client.uniqueCount([`u${i % 1000}`, `u${(i + 1) % 1000}`, `u${(i + 2) % 1000}`]), 1), async (redis, w, i) => (await redis.pfcount(`u${i % 1000}`, `u${(i + 1) % 1000}`, `u${(i + 2) % 1000}`), 1));
-  await pair("add with ttlMs 60 s, 256 in flight", "MULTI INCRBY + PEXPIRE 60000", 256, async (w, i) => (await client.add(`t${(w * 7919 + i) % 10_000}`, 1n, { ttlMs: 60_000 }), 1), async (redis, w, i) => {
-    const key = `t${(w * 7919 + i) % 10_000}`;
-    await redis.multi().incrby(key, 1).pexpire(key, 60_000).exec();
-    return 1;
-  });
+  await pair(
+    "uniqueCount of 3 keys (merged across shards), 16 in flight",
+    "PFCOUNT k1 k2 k3",
+    16,
+    async (w, i) => (await client.uniqueCount([`u${i % 1000}`, `u${(i + 1) % 1000}`, `u${(i + 2) % 1000}`]), 1),
+    async (redis, w, i) => (await redis.pfcount(`u${i % 1000}`, `u${(i + 1) % 1000}`, `u${(i + 2) % 1000}`), 1),
+  );
+  await pair(
+    "add with ttlMs 60 s, 256 in flight",
+    "MULTI INCRBY + PEXPIRE 60000",
+    256,
+    async (w, i) => (await client.add(`t${(w * 7919 + i) % 10_000}`, 1n, { ttlMs: 60_000 }), 1),
+    async (redis, w, i) => {
+      const key = `t${(w * 7919 + i) % 10_000}`;
+      await redis.multi().incrby(key, 1).pexpire(key, 60_000).exec();
+      return 1;
+    },
+  );
   // The write side of top-K, timed (not part of the table): the same 10,000 counters with the same
   // deltas, as 2 batches of 5,000 (tally AddBatch; Redis one MULTI of INCRBY + ZINCRBY per counter).
   let started = Date.now();
   for (let start = 0; start < 10_000; start += 5_000) {
-    await client.addBatch(Array.from({ length: 5_000 }, (_, j) => ({ key: `top:${start + j}`, delta: BigInt((start + j) * 7919 % 100_003) })));
+    await client.addBatch(
+      Array.from({ length: 5_000 }, (_, j) => ({ key: `top:${start + j}`, delta: BigInt(((start + j) * 7919) % 100_003) })),
+    );
   }
   notes["tally topK write side: 10,000 counters as 2 AddBatch of 5,000, ms"] = Date.now() - started;
   for (const peer of peers) {
@@ -137,7 +195,8 @@ async function run(endpoints: string[], peers: RedisPeer[]): Promise<{ rows: Row
       started = Date.now();
       for (let start = 0; start < 10_000; start += 5_000) {
         const multi = redis.multi();
-        for (let j = start; j < start + 5_000; j++) multi.incrby(`top:${j}`, (j * 7919) % 100_003).zincrby("top:zset", (j * 7919) % 100_003, `top:${j}`);
+        for (let j = start; j < start + 5_000; j++)
+          multi.incrby(`top:${j}`, (j * 7919) % 100_003).zincrby("top:zset", (j * 7919) % 100_003, `top:${j}`);
         const replies = await multi.exec();
         if (!replies || replies.some(([error]) => error)) throw new Error("topK prefill: a MULTI reply with an error");
       }
@@ -146,8 +205,19 @@ async function run(endpoints: string[], peers: RedisPeer[]): Promise<{ rows: Row
       redis.disconnect();
     }
   }
-  await pair("topK k=10 over 10,000 counters (8 shards), 4 in flight", "ZREVRANGE zset 0 9 WITHSCORES (zset kept by ZINCRBY)", 4, async () => (await client.topK("top:", 10), 1), async (redis) => (await redis.zrevrange("top:zset", 0, 9, "WITHSCORES"), 1));
-  await pair("aggregate over 10,000 counters (8 shards), 4 in flight", "none (no single command; SCAN + MGET or Lua)", 4, async () => (await client.aggregate("top:"), 1));
+  await pair(
+    "topK k=10 over 10,000 counters (8 shards), 4 in flight",
+    "ZREVRANGE zset 0 9 WITHSCORES (zset kept by ZINCRBY)",
+    4,
+    async () => (await client.topK("top:", 10), 1),
+    async (redis) => (await redis.zrevrange("top:zset", 0, 9, "WITHSCORES"), 1),
+  );
+  await pair(
+    "aggregate over 10,000 counters (8 shards), 4 in flight",
+    "none (no single command; SCAN + MGET or Lua)",
+    4,
+    async () => (await client.aggregate("top:"), 1),
+  );
   await client.close();
   return { rows, notes };
 }
@@ -156,9 +226,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 const peers: RedisPeer[] = [];
 try {
   for (const fsync of withRedis ? redisFsyncs : []) peers.push(await startRedis(fsync));
-  const loadStart = loadavg().map((l) => l.toFixed(2)).join(" ");
+  const loadStart = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
   if (withRedis) {
-    console.log(`kinds-api: ${version("redis-server")}; ${redisFsyncs.map((f) => redisSetting(f)).join("; ")}; no RedisTimeSeries module (Debian), so windowed counters are INCRBY on per-second keys`);
+    console.log(
+      `kinds-api: ${version("redis-server")}; ${redisFsyncs.map((f) => redisSetting(f)).join("; ")}; no RedisTimeSeries module (Debian), so windowed counters are INCRBY on per-second keys`,
+    );
   }
   const ms = (r?: LoadResult) => (r ? `${r.p50Ms.toFixed(2)} / ${r.p99Ms.toFixed(2)}` : "-");
   await runBenchTable(
@@ -171,9 +245,13 @@ try {
         date,
         seconds,
         loadStart,
-        loadEnd: loadavg().map((l) => l.toFixed(2)).join(" "),
+        loadEnd: loadavg()
+          .map((l) => l.toFixed(2))
+          .join(" "),
         tally: "3 tallyd, 8 shards, 3 replicas, fsync on",
-        redis: withRedis ? { version: version("redis-server"), settings: redisFsyncs.map((f) => redisSetting(f)), timeSeriesModule: false } : null,
+        redis: withRedis
+          ? { version: version("redis-server"), settings: redisFsyncs.map((f) => redisSetting(f)), timeSeriesModule: false }
+          : null,
         rows: rows.map((r) => ({ ...r, ratio: r.redis && r.redis.perSecond > 0 ? r.tally.perSecond / r.redis.perSecond : null })),
         notes,
       };
@@ -184,7 +262,16 @@ try {
       console.log(`results: bench/results/${file}`);
       return rows;
     },
-    ["scenario", "tally ops/s", "tally p50 / p99 ms", "Redis command", "Redis ops/s", "Redis p50 / p99 ms", "tally / Redis", "errors tally / Redis"],
+    [
+      "scenario",
+      "tally ops/s",
+      "tally p50 / p99 ms",
+      "Redis command",
+      "Redis ops/s",
+      "Redis p50 / p99 ms",
+      "tally / Redis",
+      "errors tally / Redis",
+    ],
     (r) => [
       r.scenario,
       r.tally.perSecond,

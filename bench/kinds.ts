@@ -24,7 +24,8 @@ function measure(label: string, operations: number, work: () => void): void {
   const used = cpuUsage(start);
   const seconds = (used.user + used.system) / 1e6;
   const perSecond = operations / Math.max(seconds, 1e-9);
-  const rate = perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)} M` : perSecond >= 1e3 ? `${(perSecond / 1e3).toFixed(1)} k` : perSecond.toFixed(1);
+  const rate =
+    perSecond >= 1e6 ? `${(perSecond / 1e6).toFixed(2)} M` : perSecond >= 1e3 ? `${(perSecond / 1e3).toFixed(1)} k` : perSecond.toFixed(1);
   console.log(`${label.padEnd(64)} ${rate.padStart(9)} ops/s  (${operations} ops, ${(seconds * 1000).toFixed(0)} ms cpu)`);
 }
 
@@ -61,7 +62,9 @@ console.log("### windowed counter (default tiers 1 s/1 h, 1 min/1 day, 1 h/1 yea
     for (let i = 0; i < n(500_000); i++) full.at(BASE + (i % 3_600) * 1_000);
   });
   const bytes = full.encode();
-  console.log(`after 1 h of one add per second: ${full.bucketCount} buckets, encoded ${bytes.length} bytes, typed arrays ~${full.bucketCount * 24} bytes`);
+  console.log(
+    `after 1 h of one add per second: ${full.bucketCount} buckets, encoded ${bytes.length} bytes, typed arrays ~${full.bucketCount * 24} bytes`,
+  );
   measure("encode (that counter)", n(2_000), () => {
     for (let i = 0; i < n(2_000); i++) full.encode();
   });
@@ -135,7 +138,9 @@ console.log("\n### HyperLogLog (p = 14) and xxHash64");
     for (let i = 0; i < n(20_000); i++) target.merge(sketch);
   });
   const denseBytes = sketch.encode();
-  console.log(`encoded: sparse with ${sparse.nonZeroRegisters} registers ${sparse.encode().length} bytes, dense ${denseBytes.length} bytes`);
+  console.log(
+    `encoded: sparse with ${sparse.nonZeroRegisters} registers ${sparse.encode().length} bytes, dense ${denseBytes.length} bytes`,
+  );
   measure("decode dense", n(20_000), () => {
     for (let i = 0; i < n(20_000); i++) HyperLogLog.decode(denseBytes);
   });
@@ -155,14 +160,26 @@ console.log("\n### HyperLogLog (p = 14) and xxHash64");
 console.log("\n### top-K and aggregates");
 {
   const prng = createPrng(7);
-  const entries: KeyValue[] = Array.from({ length: n(1_000_000) }, (_, i) => ({ key: encoder.encode(`user:${i}`), value: BigInt(prng.nextU32()) }));
+  const entries: KeyValue[] = Array.from({ length: n(1_000_000) }, (_, i) => ({
+    key: encoder.encode(`user:${i}`),
+    value: BigInt(prng.nextU32()),
+  }));
   measure("topK(k = 100) over 1e6 entries (per entry)", entries.length, () => void topK(entries, 100));
   measure("topK(k = 10,000) over 1e6 entries (per entry)", entries.length, () => void topK(entries, 10_000));
-  const lists = Array.from({ length: 16 }, (_, s) => topK(entries.filter((_, i) => i % 16 === s), 1_000));
+  const lists = Array.from({ length: 16 }, (_, s) =>
+    topK(
+      entries.filter((_, i) => i % 16 === s),
+      1_000,
+    ),
+  );
   measure("mergeTopK of 16 shards x 1,000 (k = 1,000), per merge", n(200), () => {
     for (let i = 0; i < n(200); i++) mergeTopK(lists, 1_000);
   });
-  measure("aggregate(prefix 'user:1') over 1e6 entries (per entry)", entries.length, () => void aggregate(entries, encoder.encode("user:1")));
+  measure(
+    "aggregate(prefix 'user:1') over 1e6 entries (per entry)",
+    entries.length,
+    () => void aggregate(entries, encoder.encode("user:1")),
+  );
 }
 
 console.log("\n### expiry index");

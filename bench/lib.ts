@@ -52,7 +52,15 @@ export function procCpuSeconds(pids: number[]): number {
   return ticks / 100;
 }
 
-function summarize(histogram: Histogram, operations: number, units: number, errors: number, seconds: number, cpuMicros: number, firstError?: string): LoadResult {
+function summarize(
+  histogram: Histogram,
+  operations: number,
+  units: number,
+  errors: number,
+  seconds: number,
+  cpuMicros: number,
+  firstError?: string,
+): LoadResult {
   return {
     operations,
     units,
@@ -140,7 +148,13 @@ export async function closedLoop(options: {
  * measured from the intended start time. Bounded: at most `maxOutstanding` in flight (beyond that
  * an intended operation counts as an error: the system is not keeping up).
  */
-export async function openLoop(options: { rate: number; seconds: number; warmupSeconds?: number; maxOutstanding?: number; operation: (i: number) => Promise<unknown> }): Promise<LoadResult> {
+export async function openLoop(options: {
+  rate: number;
+  seconds: number;
+  warmupSeconds?: number;
+  maxOutstanding?: number;
+  operation: (i: number) => Promise<unknown>;
+}): Promise<LoadResult> {
   const { rate, seconds, operation } = options;
   const maxOutstanding = options.maxOutstanding ?? 10_000;
   const warmupSeconds = options.warmupSeconds ?? 1;
@@ -199,7 +213,10 @@ export async function openLoop(options: { rate: number; seconds: number; warmupS
   await Promise.all(inflight);
   const elapsed = Number(process.hrtime.bigint() - measureStart) / 1e9;
   const cpu = process.cpuUsage(cpuStart);
-  return { ...summarize(histogram, operations, operations, errors, elapsed, cpu.user + cpu.system, firstError), latenessP99Ms: lateness.getValueAtPercentile(99) / 1000 };
+  return {
+    ...summarize(histogram, operations, operations, errors, elapsed, cpu.user + cpu.system, firstError),
+    latenessP99Ms: lateness.getValueAtPercentile(99) / 1000,
+  };
 }
 
 export function parseArgs(argv: string[]): { flag(name: string): boolean; option(name: string, fallback: string): string } {
@@ -217,7 +234,13 @@ export function parseArgs(argv: string[]): { flag(name: string): boolean; option
  * cluster with `shards` shards (temp data dirs, destroyed after), and prints its rows as a
  * markdown table.
  */
-export async function runBenchTable<Row>(endpoints: string, shards: number, run: (endpoints: string[]) => Promise<Row[]>, headers: string[], cells: (row: Row) => Array<string | number>): Promise<void> {
+export async function runBenchTable<Row>(
+  endpoints: string,
+  shards: number,
+  run: (endpoints: string[]) => Promise<Row[]>,
+  headers: string[],
+  cells: (row: Row) => Array<string | number>,
+): Promise<void> {
   let cluster: TestCluster | undefined;
   if (!endpoints) ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
   const addresses = endpoints ? endpoints.split(",") : (cluster = await TestCluster.start({ nodes: 3, shards })).endpoints();

@@ -31,11 +31,22 @@ const values = Array.from({ length: OPS }, (_, i) => BigInt(i * 31 - 5000));
 const header = { shardId: 3, epoch: 1, clientId: 4_000_000_001, seq: 77, firstUnackedSeq: 70 };
 const clientOps = keys.map((key, i) => ({ key, delta: deltas[i]! }));
 
-const opsRequest = request.serialize({ header, ops: clientOps.map((op) => ({ add: { key: op.key, delta: int64Wire(op.delta), hasFloor: false, floor: 0 } })) });
+const opsRequest = request.serialize({
+  header,
+  ops: clientOps.map((op) => ({ add: { key: op.key, delta: int64Wire(op.delta), hasFloor: false, floor: 0 } })),
+});
 const packedRequest = request.serialize({ header, packedAdds: encodePackedAddsField(clientOps) });
 const counterOps: CounterOp[] = clientOps.map((op) => ({ kind: "add", key: op.key, delta: op.delta }));
 const packedBytes = encodePackedAddsField(clientOps);
-const command = (packed?: Uint8Array): Command => ({ type: "mutate", clientId: 4_000_000_001, seq: 77, firstUnackedSeq: 70, epoch: 1, ops: counterOps, ...(packed ? { packedAdds: packed } : {}) });
+const command = (packed?: Uint8Array): Command => ({
+  type: "mutate",
+  clientId: 4_000_000_001,
+  seq: 77,
+  firstUnackedSeq: 70,
+  epoch: 1,
+  ops: counterOps,
+  ...(packed ? { packedAdds: packed } : {}),
+});
 const payload = { timestampMs: 1_700_000_000_000, commands: [command()] };
 
 function arraysEntry(): Uint8Array {
@@ -47,31 +58,55 @@ function arraysEntry(): Uint8Array {
 const arraysEntryBytes = arraysEntry();
 const packedEntryBytes = encodeEntry({ timestampMs: payload.timestampMs, commands: [command(packedBytes)] });
 const results = values.map((value) => ({ value, version: 1_000_123 }));
-const opsReply = response.serialize({ results: results.map((r) => ({ value: int64Wire(r.value), version: r.version })), fence: { term: 3, index: 1_000_123 } });
+const opsReply = response.serialize({
+  results: results.map((r) => ({ value: int64Wire(r.value), version: r.version })),
+  fence: { term: 3, index: 1_000_123 },
+});
 const packedReply = response.serialize({ packedResults: encodePackedResults(results), fence: { term: 3, index: 1_000_123 } });
 
 const cases: Array<{ name: string; before: () => unknown; after: () => unknown }> = [
   {
     name: "client: build + serialize the request",
-    before: () => request.serialize({ header, ops: clientOps.map((op) => ({ add: { key: op.key, delta: int64Wire(op.delta), hasFloor: false, floor: 0 } })) }),
+    before: () =>
+      request.serialize({
+        header,
+        ops: clientOps.map((op) => ({ add: { key: op.key, delta: int64Wire(op.delta), hasFloor: false, floor: 0 } })),
+      }),
     after: () => request.serialize({ header, packedAdds: encodePackedAddsField(clientOps) }),
   },
   {
     name: "server: deserialize into CounterOps",
-    before: () => (request.deserialize(opsRequest).ops as any[]).map((op) => ({ kind: "add", key: new Uint8Array(op.add.key.buffer, op.add.key.byteOffset, op.add.key.byteLength), delta: BigInt(op.add.delta) })),
+    before: () =>
+      (request.deserialize(opsRequest).ops as any[]).map((op) => ({
+        kind: "add",
+        key: new Uint8Array(op.add.key.buffer, op.add.key.byteOffset, op.add.key.byteLength),
+        delta: BigInt(op.add.delta),
+      })),
     after: () => decodePackedAdds(request.deserialize(packedRequest).packedAdds, { maxOps: OPS, maxKeyBytes: 256 }),
   },
-  { name: "leader: encode the Raft entry", before: arraysEntry, after: () => encodeEntry({ timestampMs: payload.timestampMs, commands: [command(packedBytes)] }) },
+  {
+    name: "leader: encode the Raft entry",
+    before: arraysEntry,
+    after: () => encodeEntry({ timestampMs: payload.timestampMs, commands: [command(packedBytes)] }),
+  },
   { name: "every replica: decode the Raft entry", before: () => decodeEntry(arraysEntryBytes), after: () => decodeEntry(packedEntryBytes) },
   {
     name: "server: build + serialize the reply",
-    before: () => response.serialize({ results: results.map((r) => ({ value: int64Wire(r.value), version: r.version })), fence: { term: 3, index: 1_000_123 } }),
+    before: () =>
+      response.serialize({
+        results: results.map((r) => ({ value: int64Wire(r.value), version: r.version })),
+        fence: { term: 3, index: 1_000_123 },
+      }),
     after: () => response.serialize({ packedResults: encodePackedResults(results), fence: { term: 3, index: 1_000_123 } }),
   },
   {
     name: "client: deserialize the reply into results",
     before: () => (response.deserialize(opsReply).results as any[]).map((r) => ({ value: BigInt(r.value), version: BigInt(r.version) })),
-    after: () => decodePackedResults(response.deserialize(packedReply).packedResults, OPS).map((r) => ({ value: r.value, version: BigInt(r.version) })),
+    after: () =>
+      decodePackedResults(response.deserialize(packedReply).packedResults, OPS).map((r) => ({
+        value: r.value,
+        version: BigInt(r.version),
+      })),
   },
 ];
 
@@ -84,7 +119,9 @@ for (let i = 0; i < OPS; i += 997) {
 }
 
 console.log(`per 10,000-op batch, median CPU ms of ${rounds} interleaved rounds (after ${warmupRounds(rounds)} warm-up rounds)`);
-console.log(`request bytes: ops ${opsRequest.length}, packed ${packedRequest.length}; reply bytes: results ${opsReply.length}, packed ${packedReply.length}; entry bytes: arrays ${arraysEntryBytes.length}, packed ${packedEntryBytes.length}`);
+console.log(
+  `request bytes: ops ${opsRequest.length}, packed ${packedRequest.length}; reply bytes: results ${opsReply.length}, packed ${packedReply.length}; entry bytes: arrays ${arraysEntryBytes.length}, packed ${packedEntryBytes.length}`,
+);
 let totalBefore = 0;
 let totalAfter = 0;
 for (const c of cases) {
@@ -93,4 +130,6 @@ for (const c of cases) {
   totalAfter += a;
   console.log(`${c.name.padEnd(44)} before ${b.toFixed(2).padStart(7)}  after ${a.toFixed(2).padStart(7)}  (${(b / a).toFixed(1)}x)`);
 }
-console.log(`${"sum (decode counted once)".padEnd(44)} before ${totalBefore.toFixed(2).padStart(7)}  after ${totalAfter.toFixed(2).padStart(7)}  (${(totalBefore / totalAfter).toFixed(1)}x)`);
+console.log(
+  `${"sum (decode counted once)".padEnd(44)} before ${totalBefore.toFixed(2).padStart(7)}  after ${totalAfter.toFixed(2).padStart(7)}  (${(totalBefore / totalAfter).toFixed(1)}x)`,
+);

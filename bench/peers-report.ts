@@ -49,14 +49,30 @@ function tickLabel(v: number): string {
   return String(v);
 }
 
-function chart(width: number, title: string, top: number, groups: Array<{ label: string; note: string; bars: Array<{ value: number; series: number }> }>, seriesNames: string[], colors: string[], unit: string): string[] {
+function chart(
+  width: number,
+  title: string,
+  top: number,
+  groups: Array<{ label: string; note: string; bars: Array<{ value: number; series: number }> }>,
+  seriesNames: string[],
+  colors: string[],
+  unit: string,
+): string[] {
   const axis = logAxis(groups.flatMap((g) => g.bars.map((b) => b.value)));
-  const out: string[] = [`<g transform="translate(0,${top})">`, `<text x="${left}" y="-12" font-size="15" font-weight="bold">${escape(title)}</text>`];
+  const out: string[] = [
+    `<g transform="translate(0,${top})">`,
+    `<text x="${left}" y="-12" font-size="15" font-weight="bold">${escape(title)}</text>`,
+  ];
   for (const tick of axis.ticks) {
     const y = axis.y(tick).toFixed(1);
-    out.push(`<line x1="${left}" x2="${width - right}" y1="${y}" y2="${y}" stroke="#ddd"/>`, `<text x="${left - 6}" y="${y}" font-size="11" text-anchor="end" dominant-baseline="middle">${tickLabel(tick)}</text>`);
+    out.push(
+      `<line x1="${left}" x2="${width - right}" y1="${y}" y2="${y}" stroke="#ddd"/>`,
+      `<text x="${left - 6}" y="${y}" font-size="11" text-anchor="end" dominant-baseline="middle">${tickLabel(tick)}</text>`,
+    );
   }
-  out.push(`<text transform="translate(16,${plotHeight / 2}) rotate(-90)" font-size="12" text-anchor="middle">${escape(unit)} (log)</text>`);
+  out.push(
+    `<text transform="translate(16,${plotHeight / 2}) rotate(-90)" font-size="12" text-anchor="middle">${escape(unit)} (log)</text>`,
+  );
   const groupWidth = (width - left - right) / Math.max(groups.length, 1);
   const barWidth = Math.min(36, (groupWidth * 0.8) / seriesNames.length);
   groups.forEach((group, g) => {
@@ -64,10 +80,15 @@ function chart(width: number, title: string, top: number, groups: Array<{ label:
     for (const bar of group.bars) {
       const x = x0 + bar.series * barWidth;
       const y = axis.y(bar.value);
-      out.push(`<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(barWidth - 2).toFixed(1)}" height="${(plotHeight - y).toFixed(1)}" fill="${colors[bar.series]}"><title>${escape(`${group.label}: ${seriesNames[bar.series]} ${bar.value}`)}</title></rect>`);
+      out.push(
+        `<rect x="${x.toFixed(1)}" y="${y.toFixed(1)}" width="${(barWidth - 2).toFixed(1)}" height="${(plotHeight - y).toFixed(1)}" fill="${colors[bar.series]}"><title>${escape(`${group.label}: ${seriesNames[bar.series]} ${bar.value}`)}</title></rect>`,
+      );
     }
     const top = Math.min(...group.bars.map((b) => axis.y(b.value)));
-    if (group.note) out.push(`<text x="${(left + g * groupWidth + groupWidth / 2).toFixed(1)}" y="${(top - 5).toFixed(1)}" font-size="11" font-weight="bold" text-anchor="middle">${escape(group.note)}</text>`);
+    if (group.note)
+      out.push(
+        `<text x="${(left + g * groupWidth + groupWidth / 2).toFixed(1)}" y="${(top - 5).toFixed(1)}" font-size="11" font-weight="bold" text-anchor="middle">${escape(group.note)}</text>`,
+      );
     // Labels wrap onto lines of about 22 characters under their group.
     const words = group.label.split(" ");
     const lines: string[] = [""];
@@ -76,12 +97,19 @@ function chart(width: number, title: string, top: number, groups: Array<{ label:
       else lines[lines.length - 1] = `${lines[lines.length - 1]} ${word}`.trim();
     }
     const cx = left + g * groupWidth + groupWidth / 2;
-    lines.slice(0, 7).forEach((line, i) => out.push(`<text x="${cx.toFixed(1)}" y="${plotHeight + 16 + i * 13}" font-size="10.5" text-anchor="middle">${escape(line)}</text>`));
+    lines
+      .slice(0, 7)
+      .forEach((line, i) =>
+        out.push(`<text x="${cx.toFixed(1)}" y="${plotHeight + 16 + i * 13}" font-size="10.5" text-anchor="middle">${escape(line)}</text>`),
+      );
   });
   out.push(`<line x1="${left}" x2="${width - right}" y1="${plotHeight}" y2="${plotHeight}" stroke="#333"/>`);
   seriesNames.forEach((name, i) => {
     const x = left + 10 + i * 200;
-    out.push(`<rect x="${x}" y="${plotHeight + labelHeight - 4}" width="12" height="12" fill="${colors[i]}"/>`, `<text x="${x + 18}" y="${plotHeight + labelHeight + 6}" font-size="12">${escape(name)}</text>`);
+    out.push(
+      `<rect x="${x}" y="${plotHeight + labelHeight - 4}" width="12" height="12" fill="${colors[i]}"/>`,
+      `<text x="${x + 18}" y="${plotHeight + labelHeight + 6}" font-size="12">${escape(name)}</text>`,
+    );
   });
   out.push("</g>");
   return out;
@@ -111,7 +139,14 @@ export function writePeersSvg(path: string, throughput: ThroughputBar[], latency
       width,
       titles.throughput,
       40,
-      throughput.map((t) => ({ label: t.label, note: t.note, bars: [{ value: t.tally, series: 0 }, { value: t.peer, series: 1 }] })),
+      throughput.map((t) => ({
+        label: t.label,
+        note: t.note,
+        bars: [
+          { value: t.tally, series: 0 },
+          { value: t.peer, series: 1 },
+        ],
+      })),
       ["tally", titles.peer],
       ["#2b6cb0", "#dd6b20"],
       "ops/s",
@@ -120,7 +155,15 @@ export function writePeersSvg(path: string, throughput: ThroughputBar[], latency
       width,
       titles.latency,
       40 + chartHeight,
-      latency.map((l) => ({ label: l.label, note: l.note, bars: [{ value: l.p50, series: 0 }, { value: l.p99, series: 1 }, { value: l.p999, series: 2 }] })),
+      latency.map((l) => ({
+        label: l.label,
+        note: l.note,
+        bars: [
+          { value: l.p50, series: 0 },
+          { value: l.p99, series: 1 },
+          { value: l.p999, series: 2 },
+        ],
+      })),
       ["p50", "p99", "p99.9"],
       ["#68d391", "#ecc94b", "#e53e3e"],
       "ms",

@@ -45,21 +45,36 @@ process.on("exit", () => {
 function requireBinaries(): void {
   const missing = missingBinaries(["redis-server", "etcd"]);
   if (missing.length > 0) {
-    console.error(`peers: ${missing.join(", ")} not installed; run scripts/peers.sh (Debian: redis-server, etcd-server). No numbers without them.`);
+    console.error(
+      `peers: ${missing.join(", ")} not installed; run scripts/peers.sh (Debian: redis-server, etcd-server). No numbers without them.`,
+    );
     process.exit(1);
   }
 }
 
 // ---- scenarios --------------------------------------------------------------------------------
 
-type Measured = LoadResult & { name: string; system: "tally" | "redis" | "etcd"; setting: string; conflicts?: number; eventLoopDelayMsMax: number };
+type Measured = LoadResult & {
+  name: string;
+  system: "tally" | "redis" | "etcd";
+  setting: string;
+  conflicts?: number;
+  eventLoopDelayMsMax: number;
+};
 const measured: Measured[] = [];
 /** The generator's event loop: a long stall means the generator, not the server, set the pace. */
 const loopDelay = monitorEventLoopDelay({ resolution: 10 });
 loopDelay.enable();
 
 function record(name: string, system: Measured["system"], setting: string, result: LoadResult, conflicts?: number): Measured {
-  const row: Measured = { name, system, setting, ...result, ...(conflicts !== undefined ? { conflicts } : {}), eventLoopDelayMsMax: Math.round(loopDelay.max / 1e6) };
+  const row: Measured = {
+    name,
+    system,
+    setting,
+    ...result,
+    ...(conflicts !== undefined ? { conflicts } : {}),
+    eventLoopDelayMsMax: Math.round(loopDelay.max / 1e6),
+  };
   loopDelay.reset();
   measured.push(row);
   const bound = result.generatorCpuPercent >= generatorBoundPercent ? " gen-bound" : "";
@@ -82,10 +97,12 @@ function keyStream(seed: number): () => number {
   };
 }
 
-const loop = (concurrency: number, operation: (worker: number, i: number) => Promise<number>, atLeastSeconds = 0) => closedLoop({ concurrency, seconds: Math.max(seconds, atLeastSeconds), warmupSeconds, operation });
+const loop = (concurrency: number, operation: (worker: number, i: number) => Promise<number>, atLeastSeconds = 0) =>
+  closedLoop({ concurrency, seconds: Math.max(seconds, atLeastSeconds), warmupSeconds, operation });
 /** A 10,000-op batch can take seconds on a loaded box: its window must hold several of them. */
 const batchSecondsMin = 8;
-const open = (rate: number, operation: (i: number) => Promise<unknown>) => openLoop({ rate, seconds, warmupSeconds, maxOutstanding: 20_000, operation });
+const open = (rate: number, operation: (i: number) => Promise<unknown>) =>
+  openLoop({ rate, seconds, warmupSeconds, maxOutstanding: 20_000, operation });
 
 interface Pair {
   scenario: string;
@@ -94,7 +111,12 @@ interface Pair {
   peer: Measured;
 }
 
-async function runScenarios(endpoints: string[], redisAlways: Awaited<ReturnType<typeof startRedis>>, redisEverysec: Awaited<ReturnType<typeof startRedis>>, etcdHosts: string[]): Promise<{ pairs: Pair[]; latency: Measured[] }> {
+async function runScenarios(
+  endpoints: string[],
+  redisAlways: Awaited<ReturnType<typeof startRedis>>,
+  redisEverysec: Awaited<ReturnType<typeof startRedis>>,
+  etcdHosts: string[],
+): Promise<{ pairs: Pair[]; latency: Measured[] }> {
   const pairs: Pair[] = [];
   const latency: Measured[] = [];
   const smallKeys = 16;
@@ -103,14 +125,24 @@ async function runScenarios(endpoints: string[], redisAlways: Awaited<ReturnType
   // 1. Single increments, one per round trip.
   const pipelineClient = new TallyClient({ endpoints, autoBatch: false, deadlineMs: 30_000 });
   await pipelineClient.connect();
-  const tallyPipeline = record("single adds, 256 in flight (Pipeline stream, client batching off)", "tally", "3 replicas, fsync", await loop(256, async (w, i) => (await pipelineClient.add(`k${(w * 100_003 + i) % manyKeys}`, 1n), 1)));
+  const tallyPipeline = record(
+    "single adds, 256 in flight (Pipeline stream, client batching off)",
+    "tally",
+    "3 replicas, fsync",
+    await loop(256, async (w, i) => (await pipelineClient.add(`k${(w * 100_003 + i) % manyKeys}`, 1n), 1)),
+  );
   await pipelineClient.close();
   for (const connections of [50, 256]) {
     const clients = Array.from({ length: connections }, () => redisAlways.client());
     const result = await loop(connections, async (w, i) => (await clients[w]!.incrby(`k${(w * 100_003 + i) % manyKeys}`, 1), 1));
     for (const c of clients) c.disconnect();
     const peer = record(`INCRBY unpipelined, ${connections} clients`, "redis", "appendfsync always", result);
-    pairs.push({ scenario: `single increments: tally Pipeline 256 in flight vs Redis ${connections} clients`, unit: "increments/s", tally: tallyPipeline, peer });
+    pairs.push({
+      scenario: `single increments: tally Pipeline 256 in flight vs Redis ${connections} clients`,
+      unit: "increments/s",
+      tally: tallyPipeline,
+      peer,
+    });
   }
 
   // 2. Batches of 10,000 increments, 4 in flight, keys uniform over 1M counters.
@@ -119,21 +151,39 @@ async function runScenarios(endpoints: string[], redisAlways: Awaited<ReturnType
     const client = new TallyClient({ endpoints, deadlineMs: 60_000 });
     await client.connect();
     const next = keyStream(7);
-    const tally = record("AddBatch 10,000 increments/request, 4 in flight, 1M keys", "tally", "3 replicas, fsync", await loop(4, async () => {
-      const ops = Array.from({ length: 10_000 }, () => ({ key: `m${next() % million}`, delta: 1n }));
-      await client.addBatch(ops);
-      return ops.length;
-    }, batchSecondsMin));
+    const tally = record(
+      "AddBatch 10,000 increments/request, 4 in flight, 1M keys",
+      "tally",
+      "3 replicas, fsync",
+      await loop(
+        4,
+        async () => {
+          const ops = Array.from({ length: 10_000 }, () => ({ key: `m${next() % million}`, delta: 1n }));
+          await client.addBatch(ops);
+          return ops.length;
+        },
+        batchSecondsMin,
+      ),
+    );
     await client.close();
     const redis = redisEverysec.client();
     const nextRedis = keyStream(7);
-    const peer = record("INCRBY pipelined 10,000/batch, 4 in flight, 1M keys", "redis", "appendfsync everysec, one node", await loop(4, async () => {
-      const pipeline = redis.pipeline();
-      for (let j = 0; j < 10_000; j++) pipeline.incrby(`m${nextRedis() % million}`, 1);
-      const replies = await pipeline.exec();
-      if (!replies || replies.some(([error]) => error)) throw new Error("pipeline reply with an error");
-      return 10_000;
-    }, batchSecondsMin));
+    const peer = record(
+      "INCRBY pipelined 10,000/batch, 4 in flight, 1M keys",
+      "redis",
+      "appendfsync everysec, one node",
+      await loop(
+        4,
+        async () => {
+          const pipeline = redis.pipeline();
+          for (let j = 0; j < 10_000; j++) pipeline.incrby(`m${nextRedis() % million}`, 1);
+          const replies = await pipeline.exec();
+          if (!replies || replies.some(([error]) => error)) throw new Error("pipeline reply with an error");
+          return 10_000;
+        },
+        batchSecondsMin,
+      ),
+    );
     redis.disconnect();
     pairs.push({ scenario: "batched increments (10,000 per request, 4 in flight, 1M keys)", unit: "increments/s", tally, peer });
   }
@@ -141,10 +191,29 @@ async function runScenarios(endpoints: string[], redisAlways: Awaited<ReturnType
   // 3. Unary replicated writes at concurrency 64.
   {
     const unary = await connectUnaryAdd(endpoints);
-    const tally = record("unary Add, 64 in flight", "tally", "3 replicas, fsync", await loop(64, async (w, i) => (await unary.add(w, `k${(w * 100_003 + i) % manyKeys}`), 1)));
+    const tally = record(
+      "unary Add, 64 in flight",
+      "tally",
+      "3 replicas, fsync",
+      await loop(64, async (w, i) => (await unary.add(w, `k${(w * 100_003 + i) % manyKeys}`), 1)),
+    );
     unary.close();
     const etcd = new Etcd3({ hosts: etcdHosts });
-    const peer = record("put, 64 in flight", "etcd", "3 members", await loop(64, async (w, i) => (await etcd.put(`k${(w * 100_003 + i) % manyKeys}`).value("1").exec(), 1)));
+    const peer = record(
+      "put, 64 in flight",
+      "etcd",
+      "3 members",
+      await loop(
+        64,
+        async (w, i) => (
+          await etcd
+            .put(`k${(w * 100_003 + i) % manyKeys}`)
+            .value("1")
+            .exec(),
+          1
+        ),
+      ),
+    );
     etcd.close();
     pairs.push({ scenario: "replicated unary writes, 64 in flight (tally Add vs etcd put)", unit: "writes/s", tally, peer });
   }
@@ -155,7 +224,12 @@ async function runScenarios(endpoints: string[], redisAlways: Awaited<ReturnType
   for (const keys of [smallKeys, manyKeys]) {
     const client = new TallyClient({ endpoints, deadlineMs: 30_000 });
     await client.connect();
-    const tally = record(`exact increments, 64 in flight, ${keys} keys (client library defaults)`, "tally", "3 replicas, fsync", await loop(64, async (w, i) => (await client.add(`x${keys}:${(w * 100_003 + i) % keys}`, 1n), 1)));
+    const tally = record(
+      `exact increments, 64 in flight, ${keys} keys (client library defaults)`,
+      "tally",
+      "3 replicas, fsync",
+      await loop(64, async (w, i) => (await client.add(`x${keys}:${(w * 100_003 + i) % keys}`, 1n), 1)),
+    );
     await client.close();
     const etcd = new Etcd3({ hosts: etcdHosts });
     let conflicts = 0;
@@ -165,7 +239,10 @@ async function runScenarios(endpoints: string[], redisAlways: Awaited<ReturnType
         const read = await etcd.get(key).serializable(true).exec();
         const kv = read.kvs[0];
         const value = kv ? BigInt(kv.value.toString()) : 0n;
-        const txn = await etcd.if(key, "Mod", "==", kv ? kv.mod_revision : 0).then(etcd.put(key).value(String(value + 1n))).commit();
+        const txn = await etcd
+          .if(key, "Mod", "==", kv ? kv.mod_revision : 0)
+          .then(etcd.put(key).value(String(value + 1n)))
+          .commit();
         if (txn.succeeded) return 1;
         conflicts++;
       }
@@ -186,8 +263,18 @@ async function runScenarios(endpoints: string[], redisAlways: Awaited<ReturnType
     for (const rate of [1000, 10_000]) {
       const label = `${rate.toLocaleString("en-US")}/s offered`;
       const add = record(`Add at ${label}`, "tally", "3 replicas, fsync", await open(rate, (i) => client.add(`l${i % manyKeys}`, 1n)));
-      const get = record(`linearizable Get at ${label}`, "tally", "3 replicas, lease read", await open(rate, (i) => client.get(`l${i % manyKeys}`)));
-      const incr = record(`INCRBY at ${label}`, "redis", "appendfsync always", await open(rate, (i) => redis.incrby(`l${i % manyKeys}`, 1)));
+      const get = record(
+        `linearizable Get at ${label}`,
+        "tally",
+        "3 replicas, lease read",
+        await open(rate, (i) => client.get(`l${i % manyKeys}`)),
+      );
+      const incr = record(
+        `INCRBY at ${label}`,
+        "redis",
+        "appendfsync always",
+        await open(rate, (i) => redis.incrby(`l${i % manyKeys}`, 1)),
+      );
       latency.push(add, get, incr);
       pairs.push({ scenario: `Add at ${label} (vs Redis INCRBY)`, unit: "completed/s", tally: add, peer: incr });
     }
@@ -201,7 +288,8 @@ async function runScenarios(endpoints: string[], redisAlways: Awaited<ReturnType
 
 const ms = (r: LoadResult) => `${r.p50Ms.toFixed(2)} / ${r.p99Ms.toFixed(2)} / ${r.p999Ms.toFixed(2)}`;
 const gen = (r: LoadResult) => `${r.generatorCpuPercent}%${r.generatorCpuPercent >= generatorBoundPercent ? " (gen-bound)" : ""}`;
-const ratio = (pair: Pair) => (pair.peer.unitsPerSecond > 0 ? pair.tally.unitsPerSecond / pair.peer.unitsPerSecond : Number.POSITIVE_INFINITY);
+const ratio = (pair: Pair) =>
+  pair.peer.unitsPerSecond > 0 ? pair.tally.unitsPerSecond / pair.peer.unitsPerSecond : Number.POSITIVE_INFINITY;
 const fmtRatio = (x: number) => (x >= 100 ? x.toFixed(0) : x >= 10 ? x.toFixed(1) : x.toFixed(2));
 
 function markdown(pairs: Pair[], latency: Measured[], meta: Record<string, string>): string {
@@ -218,12 +306,29 @@ function markdown(pairs: Pair[], latency: Measured[], meta: Record<string, strin
       `| ${pair.scenario} | ${pair.tally.unitsPerSecond.toLocaleString("en-US")} ${pair.unit} | ${pair.peer.unitsPerSecond.toLocaleString("en-US")} (${pair.peer.system}, ${pair.peer.setting}) | ${fmtRatio(ratio(pair))}x | ${ms(pair.tally)} | ${ms(pair.peer)} | ${gen(pair.tally)} / ${gen(pair.peer)} |`,
     );
   }
-  lines.push("", "Latency at fixed offered rates (open loop, measured from each operation's intended start):", "", "| operation | completed/s | errors | p50 ms | p99 ms | p99.9 ms | generator CPU |", "| --- | --- | --- | --- | --- | --- | --- |");
-  for (const r of latency) lines.push(`| ${r.system} ${r.name} | ${r.unitsPerSecond.toLocaleString("en-US")} | ${r.errors} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.p999Ms.toFixed(2)} | ${gen(r)} |`);
+  lines.push(
+    "",
+    "Latency at fixed offered rates (open loop, measured from each operation's intended start):",
+    "",
+    "| operation | completed/s | errors | p50 ms | p99 ms | p99.9 ms | generator CPU |",
+    "| --- | --- | --- | --- | --- | --- | --- |",
+  );
+  for (const r of latency)
+    lines.push(
+      `| ${r.system} ${r.name} | ${r.unitsPerSecond.toLocaleString("en-US")} | ${r.errors} | ${r.p50Ms.toFixed(2)} | ${r.p99Ms.toFixed(2)} | ${r.p999Ms.toFixed(2)} | ${gen(r)} |`,
+    );
   const conflicts = measured.filter((r) => r.conflicts !== undefined);
-  if (conflicts.length) lines.push("", `etcd transaction conflicts (each one a retried get + txn): ${conflicts.map((r) => `${r.name}: ${r.conflicts}`).join("; ")}`);
+  if (conflicts.length)
+    lines.push(
+      "",
+      `etcd transaction conflicts (each one a retried get + txn): ${conflicts.map((r) => `${r.name}: ${r.conflicts}`).join("; ")}`,
+    );
   const errors = measured.filter((r) => r.errors > 0);
-  if (errors.length) lines.push("", `errors: ${errors.map((r) => `${r.system} ${r.name}: ${r.errors}${r.firstError ? ` (${r.firstError})` : ""}`).join("; ")}`);
+  if (errors.length)
+    lines.push(
+      "",
+      `errors: ${errors.map((r) => `${r.system} ${r.name}: ${r.errors}${r.firstError ? ` (${r.firstError})` : ""}`).join("; ")}`,
+    );
   return `${lines.join("\n")}\n`;
 }
 
@@ -234,7 +339,9 @@ async function main(): Promise<void> {
     process.exit(1);
   }, runDeadlineMs);
   watchdog.unref();
-  const loadStart = loadavg().map((l) => l.toFixed(2)).join(" ");
+  const loadStart = loadavg()
+    .map((l) => l.toFixed(2))
+    .join(" ");
   const versions = `${version("redis-server")}; ${version("etcd")}`;
   console.log(`peers: ${versions}; load average ${loadStart}`);
   const redisAlways = await startRedis("always");
@@ -251,14 +358,27 @@ async function main(): Promise<void> {
     cluster = undefined;
     killChildren();
   }
-  const meta = { date: new Date().toISOString(), loadStart, loadEnd: loadavg().map((l) => l.toFixed(2)).join(" "), seconds: String(seconds), versions };
+  const meta = {
+    date: new Date().toISOString(),
+    loadStart,
+    loadEnd: loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" "),
+    seconds: String(seconds),
+    versions,
+  };
   const dir = join(here, "results");
   mkdirSync(dir, { recursive: true });
   const stamp = meta.date.replace(/[:.]/g, "-");
   const json = {
     ...meta,
     warmupSeconds,
-    peers: { redisAlways: "redis-server, appendonly yes, appendfsync always, RDB off, one node", redisEverysec: "redis-server, appendonly yes, appendfsync everysec, RDB off, one node", etcd: "3 etcd members, default settings (fsync on)", tally: "3 tallyd, 8 shards, 3 replicas, fsync on" },
+    peers: {
+      redisAlways: "redis-server, appendonly yes, appendfsync always, RDB off, one node",
+      redisEverysec: "redis-server, appendonly yes, appendfsync everysec, RDB off, one node",
+      etcd: "3 etcd members, default settings (fsync on)",
+      tally: "3 tallyd, 8 shards, 3 replicas, fsync on",
+    },
     pairs: outcome.pairs.map((p) => ({ scenario: p.scenario, unit: p.unit, ratio: ratio(p), tally: p.tally, peer: p.peer })),
     measured,
   };
@@ -269,8 +389,22 @@ async function main(): Promise<void> {
   writeFileSync(join(dir, "peers-latest.md"), table);
   writePeersSvg(
     join(dir, "peers-latest.svg"),
-    outcome.pairs.filter((p) => !p.scenario.includes("offered")).map((p) => ({ label: p.scenario, note: `tally ${fmtRatio(ratio(p))}x`, tally: p.tally.unitsPerSecond, peer: p.peer.unitsPerSecond, peerName: `${p.peer.system} (${p.peer.setting})` })),
-    outcome.latency.map((r) => ({ label: `${r.system} ${r.name}`, note: r.errors ? `${r.errors.toLocaleString("en-US")} errors` : "", p50: r.p50Ms, p99: r.p99Ms, p999: r.p999Ms })),
+    outcome.pairs
+      .filter((p) => !p.scenario.includes("offered"))
+      .map((p) => ({
+        label: p.scenario,
+        note: `tally ${fmtRatio(ratio(p))}x`,
+        tally: p.tally.unitsPerSecond,
+        peer: p.peer.unitsPerSecond,
+        peerName: `${p.peer.system} (${p.peer.setting})`,
+      })),
+    outcome.latency.map((r) => ({
+      label: `${r.system} ${r.name}`,
+      note: r.errors ? `${r.errors.toLocaleString("en-US")} errors` : "",
+      p50: r.p50Ms,
+      p99: r.p99Ms,
+      p999: r.p999Ms,
+    })),
   );
   console.log(`\n${table}`);
   console.log(`results: bench/results/peers-${stamp}.json, peers-latest.md, peers-latest.svg`);

@@ -104,7 +104,11 @@ try {
   let shard = (await map()).shards[0]!;
   const to = shard.voters.find((v) => v !== leader)!;
   const transferFrom = performance.now();
-  await client.admin("TransferLeader", { shardId: 1, toNode: to }, { address: cluster.config.nodes.find((n) => String(n.id) === leader)!.client });
+  await client.admin(
+    "TransferLeader",
+    { shardId: 1, toNode: to },
+    { address: cluster.config.nodes.find((n) => String(n.id) === leader)!.client },
+  );
   await until("the transfer", 10_000, async () => ((await leaderOf()) === to ? true : undefined));
   await new Promise((r) => setTimeout(r, 1000));
   results.transferUnavailableMs = Number(gaps.maxGapMs(transferFrom, performance.now()).toFixed(1));

@@ -48,7 +48,11 @@ export function spawnServer(command: string, argv: string[], logFile: string, da
   // Exit handlers do not run when this process is SIGKILLed (tsx escalates to that when a signal
   // is not acknowledged in time): a watchdog kills the server by PID once this process is gone.
   if (child.pid !== undefined) {
-    const watchdog = spawn("sh", ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null; sleep 1; rm -rf '${dataDir}'`], { stdio: "ignore", detached: true });
+    const watchdog = spawn(
+      "sh",
+      ["-c", `while kill -0 ${process.pid} 2>/dev/null; do sleep 1; done; kill -9 ${child.pid} 2>/dev/null; sleep 1; rm -rf '${dataDir}'`],
+      { stdio: "ignore", detached: true },
+    );
     watchdog.unref();
     children.push(watchdog);
   }
@@ -83,23 +87,35 @@ export function version(command: string): string {
 export async function startEtcd(members = 3): Promise<string[]> {
   const dir = peerTempDir("tally-peer-etcd-");
   const nodes = [];
-  for (let i = 1; i <= members; i++) nodes.push({ name: `e${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` });
+  for (let i = 1; i <= members; i++)
+    nodes.push({ name: `e${i}`, client: `http://127.0.0.1:${await freePort()}`, peer: `http://127.0.0.1:${await freePort()}` });
   const initialCluster = nodes.map((n) => `${n.name}=${n.peer}`).join(",");
   for (const node of nodes) {
     spawnServer(
       "etcd",
       [
-        "--name", node.name,
-        "--data-dir", join(dir, node.name),
-        "--listen-client-urls", node.client,
-        "--advertise-client-urls", node.client,
-        "--listen-peer-urls", node.peer,
-        "--initial-advertise-peer-urls", node.peer,
-        "--initial-cluster", initialCluster,
-        "--initial-cluster-state", "new",
-        "--initial-cluster-token", `tally-bench-${process.pid}`,
-        "--logger", "zap",
-        "--log-level", "error",
+        "--name",
+        node.name,
+        "--data-dir",
+        join(dir, node.name),
+        "--listen-client-urls",
+        node.client,
+        "--advertise-client-urls",
+        node.client,
+        "--listen-peer-urls",
+        node.peer,
+        "--initial-advertise-peer-urls",
+        node.peer,
+        "--initial-cluster",
+        initialCluster,
+        "--initial-cluster-state",
+        "new",
+        "--initial-cluster-token",
+        `tally-bench-${process.pid}`,
+        "--logger",
+        "zap",
+        "--log-level",
+        "error",
       ],
       join(dir, `${node.name}.log`),
       dir,
@@ -132,8 +148,31 @@ export async function startRedis(fsync: RedisFsync): Promise<RedisPeer> {
   const dir = peerTempDir(`tally-peer-redis-${fsync}-`);
   const port = await freePort();
   // No config file: only these settings.
-  spawnServer("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes", "--appendfsync", fsync, "--save", "", "--daemonize", "no", "--logfile", ""], join(dir, "redis.log"), dir);
-  const client = () => new Redis({ host: "127.0.0.1", port, lazyConnect: false, maxRetriesPerRequest: 2, connectTimeout: 5000, commandTimeout: 30_000 });
+  spawnServer(
+    "redis-server",
+    [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--dir",
+      dir,
+      "--appendonly",
+      "yes",
+      "--appendfsync",
+      fsync,
+      "--save",
+      "",
+      "--daemonize",
+      "no",
+      "--logfile",
+      "",
+    ],
+    join(dir, "redis.log"),
+    dir,
+  );
+  const client = () =>
+    new Redis({ host: "127.0.0.1", port, lazyConnect: false, maxRetriesPerRequest: 2, connectTimeout: 5000, commandTimeout: 30_000 });
   const probe = client();
   try {
     await until(`redis (${fsync})`, 15_000, () => probe.ping());
@@ -147,11 +186,27 @@ export async function startRedis(fsync: RedisFsync): Promise<RedisPeer> {
  * A closed loop against one Redis with one connection per worker, so each operation is one
  * unpipelined round trip (the same concurrency as the tally side it is compared with).
  */
-export async function redisClosedLoop(peer: RedisPeer, options: { concurrency: number; seconds: number; warmupSeconds?: number; operation: (redis: Redis, worker: number, i: number) => Promise<number> }): Promise<LoadResult & { fsync: RedisFsync }> {
+export async function redisClosedLoop(
+  peer: RedisPeer,
+  options: {
+    concurrency: number;
+    seconds: number;
+    warmupSeconds?: number;
+    operation: (redis: Redis, worker: number, i: number) => Promise<number>;
+  },
+): Promise<LoadResult & { fsync: RedisFsync }> {
   const connections = Array.from({ length: options.concurrency }, () => peer.client());
   try {
     await Promise.all(connections.map((c) => c.ping()));
-    return { fsync: peer.fsync, ...(await closedLoop({ concurrency: options.concurrency, seconds: options.seconds, warmupSeconds: options.warmupSeconds, operation: (w, i) => options.operation(connections[w]!, w, i) })) };
+    return {
+      fsync: peer.fsync,
+      ...(await closedLoop({
+        concurrency: options.concurrency,
+        seconds: options.seconds,
+        warmupSeconds: options.warmupSeconds,
+        operation: (w, i) => options.operation(connections[w]!, w, i),
+      })),
+    };
   } finally {
     for (const c of connections) c.disconnect();
   }
@@ -172,9 +227,12 @@ export function parseRedisFsyncs(program: string, value: string): RedisFsync[] {
 /** Exits 1 with a clear message when redis-server is missing. */
 export function requireRedis(program: string): void {
   if (missingBinaries(["redis-server"]).length > 0) {
-    console.error(`${program}: redis-server not installed; run scripts/peers.sh (Debian: redis-server), or pass --no-redis to measure tally alone.`);
+    console.error(
+      `${program}: redis-server not installed; run scripts/peers.sh (Debian: redis-server), or pass --no-redis to measure tally alone.`,
+    );
     process.exit(1);
   }
 }
 
-export const redisSetting = (fsync: RedisFsync) => `redis-server, appendonly yes, appendfsync ${fsync}, RDB off, one node, one connection per operation in flight (unpipelined)`;
+export const redisSetting = (fsync: RedisFsync) =>
+  `redis-server, appendonly yes, appendfsync ${fsync}, RDB off, one node, one connection per operation in flight (unpipelined)`;

@@ -6,7 +6,11 @@
 import { requestDigest, type CounterOp } from "../src/shard/commands.js";
 
 const encoder = new TextEncoder();
-const batch: CounterOp[] = Array.from({ length: 10_000 }, (_, i) => ({ kind: "add", key: encoder.encode(`page:views:${String(i).padStart(10, "0")}`), delta: 1n }));
+const batch: CounterOp[] = Array.from({ length: 10_000 }, (_, i) => ({
+  kind: "add",
+  key: encoder.encode(`page:views:${String(i).padStart(10, "0")}`),
+  delta: 1n,
+}));
 const single: CounterOp[] = [batch[0]!];
 
 function nsPerCall(ops: CounterOp[], calls: number): number {
@@ -21,4 +25,6 @@ function nsPerCall(ops: CounterOp[], calls: number): number {
 
 const batchNs = nsPerCall(batch, 200);
 const singleNs = nsPerCall(single, 1_000_000);
-console.log(`requestDigest: ${(batchNs / 1e6).toFixed(3)} ms per 10,000-op batch (${(batchNs / batch.length).toFixed(0)} ns per op); one-op mutate ${singleNs.toFixed(0)} ns`);
+console.log(
+  `requestDigest: ${(batchNs / 1e6).toFixed(3)} ms per 10,000-op batch (${(batchNs / batch.length).toFixed(0)} ns per op); one-op mutate ${singleNs.toFixed(0)} ns`,
+);

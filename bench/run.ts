@@ -23,24 +23,49 @@ const suites: Array<{ name: string; file: string; args: string[]; env?: Record<s
   { name: "shard state machine apply", file: "shard-apply.ts", args: [] },
   { name: "storage: LevelDB batches with fsync", file: "storage-sync.ts", args: [] },
   { name: "peer transport", file: "transport.ts", args: [] },
-  { name: "node: commit through 3 tallyd processes", file: "node-commit.ts", args: ["--seconds", seconds, "--concurrency", quick ? "1,64" : "1,64,256"] },
+  {
+    name: "node: commit through 3 tallyd processes",
+    file: "node-commit.ts",
+    args: ["--seconds", seconds, "--concurrency", quick ? "1,64" : "1,64,256"],
+  },
   {
     name: "counter API through 3 tallyd processes, each scenario beside Redis 7 or etcd 3.4 (peers need scripts/peers.sh)",
     file: "counter-api.ts",
     args: quick ? ["--seconds", "1", "--warmup", "0.4", "--peers", "--report"] : ["--seconds", seconds, "--peers", "--report"],
   },
   { name: "wire codecs: CPU per 10,000 ops (old vs new encodings, same bytes)", file: "wire-codec.ts", args: [] },
-  { name: "placement: shard move, unavailability during a leader transfer and a move, routes refresh", file: "placement.ts", args: ["--counters", quick ? "100000" : "1000000"] },
+  {
+    name: "placement: shard move, unavailability during a leader transfer and a move, routes refresh",
+    file: "placement.ts",
+    args: ["--counters", quick ? "100000" : "1000000"],
+  },
   {
     // 10 M counters take about 20 minutes (most of it restarts): `npx tsx bench/scale.ts` alone.
     name: "scale and cost: bytes per counter in memory and on disk, restart-to-serving, leader-kill unavailability",
     file: "scale.ts",
     args: ["--counters", quick ? "100000,200000" : "1000000,2000000"],
   },
-  { name: "tally vs Redis 7 and etcd 3.4, same concurrency (needs scripts/peers.sh)", file: "peers.ts", args: ["--seconds", quick ? "3" : "10"] },
-  { name: "counter kinds: windowed counters, rate limiter, HyperLogLog, top-K, expiry index", file: "kinds.ts", args: [], env: { SCALE: quick ? "0.2" : "1" } },
-  { name: "counter kinds through 3 tallyd processes, each beside its Redis 7 equivalent (appendfsync everysec, needs scripts/peers.sh)", file: "kinds-api.ts", args: ["--seconds", seconds] },
-  { name: "hot counters: one plain key vs one key spread over 8 shards, and the summed read; Redis INCRBY/GET on one key beside them", file: "hot.ts", args: ["--seconds", seconds] },
+  {
+    name: "tally vs Redis 7 and etcd 3.4, same concurrency (needs scripts/peers.sh)",
+    file: "peers.ts",
+    args: ["--seconds", quick ? "3" : "10"],
+  },
+  {
+    name: "counter kinds: windowed counters, rate limiter, HyperLogLog, top-K, expiry index",
+    file: "kinds.ts",
+    args: [],
+    env: { SCALE: quick ? "0.2" : "1" },
+  },
+  {
+    name: "counter kinds through 3 tallyd processes, each beside its Redis 7 equivalent (appendfsync everysec, needs scripts/peers.sh)",
+    file: "kinds-api.ts",
+    args: ["--seconds", seconds],
+  },
+  {
+    name: "hot counters: one plain key vs one key spread over 8 shards, and the summed read; Redis INCRBY/GET on one key beside them",
+    file: "hot.ts",
+    args: ["--seconds", seconds],
+  },
 ];
 
 const header = [
@@ -59,11 +84,15 @@ for (const suite of suites) {
   const title = `## ${suite.name} (bench/${suite.file})`;
   console.log(title);
   const started = Date.now();
-  const result = spawnSync(process.execPath, [join(here, "..", "node_modules", "tsx", "dist", "cli.mjs"), join(here, suite.file), ...suite.args], {
-    encoding: "utf8",
-    env: { ...process.env, TALLY_LOG_LEVEL: "error", ...suite.env },
-    timeout: 10 * 60_000,
-  });
+  const result = spawnSync(
+    process.execPath,
+    [join(here, "..", "node_modules", "tsx", "dist", "cli.mjs"), join(here, suite.file), ...suite.args],
+    {
+      encoding: "utf8",
+      env: { ...process.env, TALLY_LOG_LEVEL: "error", ...suite.env },
+      timeout: 10 * 60_000,
+    },
+  );
   const text = `${result.stdout ?? ""}${result.status === 0 ? "" : `\n(exit ${result.status ?? result.signal}) ${result.stderr ?? ""}`}`;
   console.log(text.trim());
   console.log(`(${((Date.now() - started) / 1000).toFixed(1)} s)\n`);

@@ -39,7 +39,16 @@ import { KeyPrefix } from "../src/storage/keys.js";
 import { ensureBundles } from "../bin/bundle.js";
 import { TestCluster } from "../test/support/cluster.js";
 import { RawNodeClient, leaderClient } from "../test/support/raw-client.js";
-import { closedLoop, directoryBytes, loadAverage, longestGapMs, parseArgs, procCpuSeconds, processRssBytes, type LoadResult } from "./lib.js";
+import {
+  closedLoop,
+  directoryBytes,
+  loadAverage,
+  longestGapMs,
+  parseArgs,
+  procCpuSeconds,
+  processRssBytes,
+  type LoadResult,
+} from "./lib.js";
 
 const args = parseArgs(process.argv.slice(2));
 const quick = args.flag("quick");
@@ -191,7 +200,8 @@ async function nodeCosts(): Promise<NodeCost[]> {
 async function nodeMetrics(id: number): Promise<Map<string, number>> {
   const response = await fetch(`${cluster!.opsUrl(id)}/metrics`, { signal: AbortSignal.timeout(10_000) });
   const samples = new Map<string, number>();
-  for (const match of (await response.text()).matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})? (\S+)$/gm)) samples.set(match[1]!, Number(match[2]));
+  for (const match of (await response.text()).matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})? (\S+)$/gm))
+    samples.set(match[1]!, Number(match[2]));
   return samples;
 }
 
@@ -209,11 +219,16 @@ function availableMemoryBytes(): number {
  */
 function memoryCap(costs: NodeCost[], baseline: NodeCost[], counters: number, target: number): string | undefined {
   const used = costs.reduce((sum, c) => sum + c.rssBytes, 0);
-  const projected = costs.reduce((sum, c, i) => sum + baseline[i]!.rssBytes + ((c.rssBytes - baseline[i]!.rssBytes) / counters) * target, 0);
+  const projected = costs.reduce(
+    (sum, c, i) => sum + baseline[i]!.rssBytes + ((c.rssBytes - baseline[i]!.rssBytes) / counters) * target,
+    0,
+  );
   const budget = 0.85 * (used + availableMemoryBytes());
   // tallyd runs with node's default heap limit, the same as this process's on this machine.
   const heapLimit = getHeapStatistics().heap_size_limit;
-  const heapProjected = Math.max(...costs.map((c, i) => baseline[i]!.heapUsedBytes + ((c.heapUsedBytes - baseline[i]!.heapUsedBytes) / counters) * target));
+  const heapProjected = Math.max(
+    ...costs.map((c, i) => baseline[i]!.heapUsedBytes + ((c.heapUsedBytes - baseline[i]!.heapUsedBytes) / counters) * target),
+  );
   if (heapProjected > 0.9 * heapLimit) {
     return `capped at ${counters.toLocaleString("en-US")} counters: a node's V8 heap in use, extrapolated to ${target.toLocaleString("en-US")}, would be ${mb(heapProjected)} MB, over 90% of node's default heap limit (${mb(heapLimit)} MB), where tallyd would die`;
   }
@@ -233,7 +248,8 @@ function dataDir(id: number): string {
 }
 
 async function ready(id: number): Promise<boolean> {
-  if (!cluster!.processes.has(id)) throw new NodeExitedError(`node ${id} exited (${exits.get(id) ?? "?"}); its last output:\n${cluster!.logs(id).slice(-3000)}`);
+  if (!cluster!.processes.has(id))
+    throw new NodeExitedError(`node ${id} exited (${exits.get(id) ?? "?"}); its last output:\n${cluster!.logs(id).slice(-3000)}`);
   const response = await fetch(`${cluster!.opsUrl(id)}/readyz`, { signal: AbortSignal.timeout(1000) });
   await response.text();
   return response.status === 200;
@@ -332,7 +348,11 @@ async function fullRestart(probes: Map<number, { key: string; value: bigint }>) 
   const diskAfterStop = NODES.map((id) => directoryBytes(dataDir(id)));
   const start = performance.now();
   for (const id of NODES) startNode(id);
-  const readyMs = await Promise.all(NODES.map((id) => until(`node ${id} /readyz`, RESTART_TIMEOUT_MS, async () => ((await ready(id)) ? performance.now() - start : undefined))));
+  const readyMs = await Promise.all(
+    NODES.map((id) =>
+      until(`node ${id} /readyz`, RESTART_TIMEOUT_MS, async () => ((await ready(id)) ? performance.now() - start : undefined)),
+    ),
+  );
   const client = new TallyClient({ endpoints: cluster!.endpoints(), deadlineMs: 2000, attemptTimeoutMs: 1000 });
   try {
     const servingMs = await until("every shard serving its known key", RESTART_TIMEOUT_MS, async () => {
@@ -342,7 +362,14 @@ async function fullRestart(probes: Map<number, { key: string; value: bigint }>) 
       });
       return performance.now() - start;
     });
-    return { stopSeconds: round(stopSeconds, 2), exitCodes, diskAfterStop, readyMs: readyMs.map((ms) => round(ms, 0)), servingMs: round(servingMs, 0), rssAfterRestart: NODES.map((id) => processRssBytes(pidOf(id))) };
+    return {
+      stopSeconds: round(stopSeconds, 2),
+      exitCodes,
+      diskAfterStop,
+      readyMs: readyMs.map((ms) => round(ms, 0)),
+      servingMs: round(servingMs, 0),
+      rssAfterRestart: NODES.map((id) => processRssBytes(pidOf(id))),
+    };
   } finally {
     await client.close();
   }
@@ -353,12 +380,15 @@ async function singleNodeRestart(id: number, probe: { key: string; value: bigint
   await cluster!.kill(id);
   const start = performance.now();
   startNode(id);
-  const readyMs = await until(`node ${id} /readyz`, RESTART_TIMEOUT_MS, async () => ((await ready(id)) ? performance.now() - start : undefined));
+  const readyMs = await until(`node ${id} /readyz`, RESTART_TIMEOUT_MS, async () =>
+    (await ready(id)) ? performance.now() - start : undefined,
+  );
   const node = new RawNodeClient(cluster!.config.nodes.find((n) => n.id === id)!.client);
   try {
     const readMs = await until(`a STALE read through node ${id}`, SERVE_TIMEOUT_MS, async () => {
       const read = await node.call("get", { key: Buffer.from(probe.key), consistency: "STALE", shardId: probe.shard }, 1000);
-      if (BigInt(read.value) !== probe.value) throw new Error(`STALE read of ${probe.key} through node ${id} gave ${read.value}, expected ${probe.value}`);
+      if (BigInt(read.value) !== probe.value)
+        throw new Error(`STALE read of ${probe.key} through node ${id} gave ${read.value}, expected ${probe.value}`);
       return performance.now() - start;
     });
     return { node: id, readyMs: round(readyMs, 0), staleReadMs: round(readMs, 0) };
@@ -435,9 +465,12 @@ async function leaderKillTrial(loop: AddLoop, shard: number): Promise<KillTrial>
   const killedAt = performance.now();
   await cluster!.kill(killedNode);
   const elected = await electionTimes(shardsLed, killedAt);
-  const firstAck = await until(`an add acknowledged on shard ${shard} after its leader died`, SERVE_TIMEOUT_MS, async () => loop.firstAckStartedAfter(shard, killedAt));
+  const firstAck = await until(`an add acknowledged on shard ${shard} after its leader died`, SERVE_TIMEOUT_MS, async () =>
+    loop.firstAckStartedAfter(shard, killedAt),
+  );
   // Every shard the dead node led must be back too before the window closes.
-  for (const s of shardsLed) await until(`an add acknowledged on shard ${s}`, SERVE_TIMEOUT_MS, async () => loop.firstAckStartedAfter(s, killedAt));
+  for (const s of shardsLed)
+    await until(`an add acknowledged on shard ${s}`, SERVE_TIMEOUT_MS, async () => loop.firstAckStartedAfter(s, killedAt));
   await sleep(1000);
   const windowEnd = performance.now();
   const from = killedAt - 1000;
@@ -445,12 +478,22 @@ async function leaderKillTrial(loop: AddLoop, shard: number): Promise<KillTrial>
   const unaffected = [...leaders.keys()].filter((s) => !shardsLed.includes(s));
   const restartStart = performance.now();
   startNode(killedNode);
-  const restartReadyMs = await until(`node ${killedNode} /readyz after restart`, RESTART_TIMEOUT_MS, async () => ((await ready(killedNode)) ? performance.now() - restartStart : undefined));
-  const targets = await groupIndexes(cluster!.config.nodes.filter((n) => n.id !== killedNode).map((n) => n.id), "commit");
-  const restartCaughtUpMs = await until(`node ${killedNode} caught up after restart`, RESTART_TIMEOUT_MS, async () => {
-    const applied = await groupIndexes([killedNode], "applied");
-    return [...targets].every(([group, commit]) => (applied.get(group) ?? 0) >= commit) ? performance.now() - restartStart : undefined;
-  }, 250);
+  const restartReadyMs = await until(`node ${killedNode} /readyz after restart`, RESTART_TIMEOUT_MS, async () =>
+    (await ready(killedNode)) ? performance.now() - restartStart : undefined,
+  );
+  const targets = await groupIndexes(
+    cluster!.config.nodes.filter((n) => n.id !== killedNode).map((n) => n.id),
+    "commit",
+  );
+  const restartCaughtUpMs = await until(
+    `node ${killedNode} caught up after restart`,
+    RESTART_TIMEOUT_MS,
+    async () => {
+      const applied = await groupIndexes([killedNode], "applied");
+      return [...targets].every(([group, commit]) => (applied.get(group) ?? 0) >= commit) ? performance.now() - restartStart : undefined;
+    },
+    250,
+  );
   await sleep(1000);
   return {
     shard,
@@ -473,7 +516,8 @@ async function groupIndexes(nodeIds: number[], field: "commit" | "applied"): Pro
     const node = new RawNodeClient(cluster!.config.nodes.find((n) => n.id === id)!.client);
     try {
       const status = await node.call("status", { localOnly: true }, 5000).catch(() => undefined);
-      for (const group of status?.nodes?.[0]?.groups ?? []) out.set(group.groupId, Math.max(out.get(group.groupId) ?? 0, Number(group[field])));
+      for (const group of status?.nodes?.[0]?.groups ?? [])
+        out.set(group.groupId, Math.max(out.get(group.groupId) ?? 0, Number(group[field])));
     } finally {
       node.close();
     }
@@ -486,16 +530,22 @@ async function electionTimes(shards: number[], since: number): Promise<Map<numbe
   const live = cluster!.config.nodes.filter((n) => cluster!.processes.has(n.id)).map((n) => new RawNodeClient(n.client));
   const elected = new Map<number, number>();
   try {
-    await until(`new leaders for shards ${shards.join(", ")}`, SERVE_TIMEOUT_MS, async () => {
-      const statuses = await Promise.all(live.map((node) => node.call("status", { localOnly: true }, 1000).catch(() => undefined)));
-      const now = performance.now();
-      for (const status of statuses) {
-        for (const group of status?.nodes[0]?.groups ?? []) {
-          if (shards.includes(group.groupId) && group.role === "leader" && !elected.has(group.groupId)) elected.set(group.groupId, now - since);
+    await until(
+      `new leaders for shards ${shards.join(", ")}`,
+      SERVE_TIMEOUT_MS,
+      async () => {
+        const statuses = await Promise.all(live.map((node) => node.call("status", { localOnly: true }, 1000).catch(() => undefined)));
+        const now = performance.now();
+        for (const status of statuses) {
+          for (const group of status?.nodes[0]?.groups ?? []) {
+            if (shards.includes(group.groupId) && group.role === "leader" && !elected.has(group.groupId))
+              elected.set(group.groupId, now - since);
+          }
         }
-      }
-      return elected.size === shards.length ? true : undefined;
-    }, 20);
+        return elected.size === shards.length ? true : undefined;
+      },
+      20,
+    );
   } finally {
     for (const node of live) node.close();
   }
@@ -519,22 +569,36 @@ async function inspectStores() {
     const db = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
     // In Node, `level` is classic-level, which has these two (its browser twin does not, so the
     // type of Level leaves them out).
-    const native = db as unknown as { compactRange(start: Uint8Array, end: Uint8Array): Promise<void>; approximateSize(start: Uint8Array, end: Uint8Array): Promise<number> };
+    const native = db as unknown as {
+      compactRange(start: Uint8Array, end: Uint8Array): Promise<void>;
+      approximateSize(start: Uint8Array, end: Uint8Array): Promise<number>;
+    };
     await db.open({ createIfMissing: false });
     try {
       let logEntries = 0;
       for await (const _ of db.keys({ gte: Uint8Array.of(KeyPrefix.log), lt: Uint8Array.of(KeyPrefix.log + 1) })) logEntries++;
       let snapshotChunkBytes = 0;
-      for await (const value of db.values({ gte: Uint8Array.of(KeyPrefix.snapshotChunk), lt: Uint8Array.of(KeyPrefix.snapshotChunk + 1) })) snapshotChunkBytes += value.length;
+      for await (const value of db.values({ gte: Uint8Array.of(KeyPrefix.snapshotChunk), lt: Uint8Array.of(KeyPrefix.snapshotChunk + 1) }))
+        snapshotChunkBytes += value.length;
       let snapshots = 0;
-      for await (const _ of db.keys({ gte: Uint8Array.of(KeyPrefix.snapshotMeta), lt: Uint8Array.of(KeyPrefix.snapshotMeta + 1) })) snapshots++;
+      for await (const _ of db.keys({ gte: Uint8Array.of(KeyPrefix.snapshotMeta), lt: Uint8Array.of(KeyPrefix.snapshotMeta + 1) }))
+        snapshots++;
       const compactStart = performance.now();
       await native.compactRange(Uint8Array.of(0), Uint8Array.of(0xff));
       const compactSeconds = (performance.now() - compactStart) / 1000;
       const split: Record<string, number> = {};
       for (const [name, prefix] of kinds) split[name] = await native.approximateSize(Uint8Array.of(prefix), Uint8Array.of(prefix + 1));
       await db.close();
-      results.push({ node: id, diskBytesBefore: before, diskBytesAfterCompaction: directoryBytes(dir), compactSeconds: round(compactSeconds, 1), logEntries, snapshots, snapshotDataBytes: snapshotChunkBytes, compactedBytesByKind: split });
+      results.push({
+        node: id,
+        diskBytesBefore: before,
+        diskBytesAfterCompaction: directoryBytes(dir),
+        compactSeconds: round(compactSeconds, 1),
+        logEntries,
+        snapshots,
+        snapshotDataBytes: snapshotChunkBytes,
+        compactedBytesByKind: split,
+      });
     } finally {
       if (db.status === "open") await db.close();
     }
@@ -570,7 +634,15 @@ async function leaderKills() {
       const low = loop.acked.get(key) ?? 0;
       return value < low || value > low + (loop.ambiguous.get(key) ?? 0);
     });
-    accounting = { sum: Number(sum), acked, ambiguous, failed: loop.failed, firstFailure: loop.firstFailure, badKeys, ok: badKeys.length === 0 };
+    accounting = {
+      sum: Number(sum),
+      acked,
+      ambiguous,
+      failed: loop.failed,
+      firstFailure: loop.firstFailure,
+      badKeys,
+      ok: badKeys.length === 0,
+    };
     console.log(JSON.stringify(accounting));
     await loopClient.close();
   }
@@ -580,7 +652,9 @@ async function leaderKills() {
 async function main(): Promise<void> {
   const started = new Date();
   const loadStart = loadAverage();
-  console.log(`scale: steps ${steps.join(", ")}; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; load average ${loadStart}`);
+  console.log(
+    `scale: steps ${steps.join(", ")}; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; load average ${loadStart}`,
+  );
   ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
   cluster = await TestCluster.start({ nodes: 3, shards: SHARDS, metrics: true });
   for (const [id, child] of cluster.processes) child.once("exit", (code, signal) => exits.set(id, signal ?? `code ${code}`));
@@ -588,7 +662,9 @@ async function main(): Promise<void> {
   await client.connect();
   await sleep(1000);
   const baseline = await nodeCosts();
-  console.log(`empty cluster: RSS ${baseline.map((c) => mb(c.rssBytes)).join(" / ")} MB, disk ${baseline.map((c) => mb(c.diskBytes)).join(" / ")} MB`);
+  console.log(
+    `empty cluster: RSS ${baseline.map((c) => mb(c.rssBytes)).join(" / ")} MB, disk ${baseline.map((c) => mb(c.diskBytes)).join(" / ")} MB`,
+  );
 
   const results: StepResult[] = [];
   const notes: string[] = [];
@@ -626,7 +702,12 @@ async function main(): Promise<void> {
       loadAverage: `${stepLoadStart} -> ${loadAverage()}`,
     };
     results.push(step);
-    console.log(JSON.stringify({ ...step, existing: { unitsPerSecond: existing.unitsPerSecond, p50Ms: existing.p50Ms, p99Ms: existing.p99Ms, errors: existing.errors } }));
+    console.log(
+      JSON.stringify({
+        ...step,
+        existing: { unitsPerSecond: existing.unitsPerSecond, p50Ms: existing.p50Ms, p99Ms: existing.p99Ms, errors: existing.errors },
+      }),
+    );
     // At the first size: each trial restarts the killed node, and a restart takes longer the more
     // counters there are (minutes at 10 M on a loaded box), while an election does not depend on them.
     if (killed === undefined) {
@@ -646,7 +727,10 @@ async function main(): Promise<void> {
   }
   const statusBeforeRestart = await client.status({ deadlineMs: 10_000 });
   await client.close();
-  const logBeforeRestart = statusBeforeRestart.nodes.map((n) => ({ node: n.nodeId, lastIndexByShard: Object.fromEntries(n.groups.map((g) => [g.groupId, Number(g.lastIndex)])) }));
+  const logBeforeRestart = statusBeforeRestart.nodes.map((n) => ({
+    node: n.nodeId,
+    lastIndexByShard: Object.fromEntries(n.groups.map((g) => [g.groupId, Number(g.lastIndex)])),
+  }));
 
   console.log("one node SIGKILLed and restarted alone...");
   const probeShard = 1;
@@ -654,7 +738,8 @@ async function main(): Promise<void> {
   console.log(JSON.stringify(singleRestart));
   partial.singleRestart = singleRestart;
   console.log("full restart (SIGTERM every node, start them all)...");
-  const restart = "error" in singleRestart ? { error: "not run: the single-node restart failed" } : await fullRestart(probes).catch(failedPhase);
+  const restart =
+    "error" in singleRestart ? { error: "not run: the single-node restart failed" } : await fullRestart(probes).catch(failedPhase);
   console.log(JSON.stringify(restart));
   partial.restart = restart;
 
@@ -671,7 +756,16 @@ async function main(): Promise<void> {
     machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
     loadAverageStart: loadStart,
     loadAverageEnd: loadAverage(),
-    setup: { nodes: 3, shards: SHARDS, replicationFactor: 3, fsync: "on every group commit", snapshotEveryEntries: cluster.config.cluster.snapshotEveryEntries, batchOps: BATCH_OPS, fillInflight, measureSeconds },
+    setup: {
+      nodes: 3,
+      shards: SHARDS,
+      replicationFactor: 3,
+      fsync: "on every group commit",
+      snapshotEveryEntries: cluster.config.cluster.snapshotEveryEntries,
+      batchOps: BATCH_OPS,
+      fillInflight,
+      measureSeconds,
+    },
     baseline,
     steps: results,
     logBeforeRestart,
@@ -709,9 +803,13 @@ const slowestElection = (k: KillTrial) => Math.max(...Object.values(k.newLeaderM
 
 function renderMarkdown(s: any, largest: number): string {
   const lines: string[] = [];
-  lines.push(`Scale and cost (\`${s.command}\`, ${s.date.slice(0, 10)}; ${s.machine}; load average ${s.loadAverageStart} at start, ${s.loadAverageEnd} at end; 3 tallyd, 8 shards, fsync on)`);
+  lines.push(
+    `Scale and cost (\`${s.command}\`, ${s.date.slice(0, 10)}; ${s.machine}; load average ${s.loadAverageStart} at start, ${s.loadAverageEnd} at end; 3 tallyd, 8 shards, fsync on)`,
+  );
   lines.push("");
-  lines.push("| counters | fill increments/s | AddBatch on existing: increments/s (p50 / p99 ms) | RSS MB n1 / n2 / n3 | RSS bytes/counter (growth) | V8 heap used / external MB (median node) | disk MB n1 / n2 / n3 | disk bytes/counter (growth) | load average |");
+  lines.push(
+    "| counters | fill increments/s | AddBatch on existing: increments/s (p50 / p99 ms) | RSS MB n1 / n2 / n3 | RSS bytes/counter (growth) | V8 heap used / external MB (median node) | disk MB n1 / n2 / n3 | disk bytes/counter (growth) | load average |",
+  );
   lines.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of s.steps as StepResult[]) {
     lines.push(
@@ -719,7 +817,9 @@ function renderMarkdown(s: any, largest: number): string {
     );
   }
   lines.push("");
-  lines.push(`Per counter: the median node's whole RSS (or data dir) divided by the counters; in parentheses the growth since the empty cluster (RSS ${s.baseline.map((c: NodeCost) => mb(c.rssBytes)).join(" / ")} MB, disk ${s.baseline.map((c: NodeCost) => mb(c.diskBytes)).join(" / ")} MB) divided by the counters. Every node holds a replica of every shard.`);
+  lines.push(
+    `Per counter: the median node's whole RSS (or data dir) divided by the counters; in parentheses the growth since the empty cluster (RSS ${s.baseline.map((c: NodeCost) => mb(c.rssBytes)).join(" / ")} MB, disk ${s.baseline.map((c: NodeCost) => mb(c.diskBytes)).join(" / ")} MB) divided by the counters. Every node holds a replica of every shard.`,
+  );
   for (const note of s.notes as string[]) lines.push("", `Note: ${note}.`);
   lines.push(
     "",
@@ -732,29 +832,67 @@ function renderMarkdown(s: any, largest: number): string {
   lines.push("| --- | --- |");
   const failed = (phase: { error?: string }) => `FAILED: ${phase.error!.split("\n")[0]}`;
   if ("error" in s.singleRestart) lines.push(`| one node SIGKILLed and restarted alone | ${failed(s.singleRestart)} |`);
-  else lines.push(`| one node SIGKILLed and restarted alone, until its /readyz is 200 / a STALE read through it is right | ${(s.singleRestart.readyMs / 1000).toFixed(2)} s / ${(s.singleRestart.staleReadMs / 1000).toFixed(2)} s |`);
+  else
+    lines.push(
+      `| one node SIGKILLed and restarted alone, until its /readyz is 200 / a STALE read through it is right | ${(s.singleRestart.readyMs / 1000).toFixed(2)} s / ${(s.singleRestart.staleReadMs / 1000).toFixed(2)} s |`,
+    );
   if ("error" in s.restart) lines.push(`| restart of all 3 nodes (SIGTERM, then start) | ${failed(s.restart)} |`);
   else {
-    lines.push(`| restart of all 3 nodes (SIGTERM, ${s.restart.stopSeconds} s to stop) until every /readyz is 200 | ${s.restart.readyMs.map((ms: number) => (ms / 1000).toFixed(2)).join(" / ")} s |`);
-    lines.push(`| the same, until a linearizable get of a known key is right on every shard | ${(s.restart.servingMs / 1000).toFixed(2)} s |`);
-    lines.push(`| RSS right after that restart, n1 / n2 / n3 | ${s.restart.rssAfterRestart.map(mb).join(" / ")} MB (${round(median(s.restart.rssAfterRestart) / largest)} bytes/counter) |`);
+    lines.push(
+      `| restart of all 3 nodes (SIGTERM, ${s.restart.stopSeconds} s to stop) until every /readyz is 200 | ${s.restart.readyMs.map((ms: number) => (ms / 1000).toFixed(2)).join(" / ")} s |`,
+    );
+    lines.push(
+      `| the same, until a linearizable get of a known key is right on every shard | ${(s.restart.servingMs / 1000).toFixed(2)} s |`,
+    );
+    lines.push(
+      `| RSS right after that restart, n1 / n2 / n3 | ${s.restart.rssAfterRestart.map(mb).join(" / ")} MB (${round(median(s.restart.rssAfterRestart) / largest)} bytes/counter) |`,
+    );
   }
-  lines.push(`| Raft log at restart: last index summed over the 8 shards (node 1) | ${Object.values(s.logBeforeRestart[0].lastIndexByShard as Record<string, number>).reduce((a: number, b: number) => a + b, 0).toLocaleString("en-US")} |`);
-  lines.push(`| log entries / snapshots / snapshot data stored (median node, at the end) | ${storeMedian((x) => x.logEntries).toLocaleString("en-US")} / ${storeMedian((x) => x.snapshots)} / ${mb(storeMedian((x) => x.snapshotDataBytes))} MB |`);
-  lines.push(`| data dir before / after a forced LevelDB compaction (median node) | ${mb(storeMedian((x) => x.diskBytesBefore))} MB / ${mb(storeMedian((x) => x.diskBytesAfterCompaction))} MB (${round(storeMedian((x) => x.diskBytesAfterCompaction) / largest)} bytes/counter) |`);
+  lines.push(
+    `| Raft log at restart: last index summed over the 8 shards (node 1) | ${Object.values(
+      s.logBeforeRestart[0].lastIndexByShard as Record<string, number>,
+    )
+      .reduce((a: number, b: number) => a + b, 0)
+      .toLocaleString("en-US")} |`,
+  );
+  lines.push(
+    `| log entries / snapshots / snapshot data stored (median node, at the end) | ${storeMedian((x) => x.logEntries).toLocaleString("en-US")} / ${storeMedian((x) => x.snapshots)} / ${mb(storeMedian((x) => x.snapshotDataBytes))} MB |`,
+  );
+  lines.push(
+    `| data dir before / after a forced LevelDB compaction (median node) | ${mb(storeMedian((x) => x.diskBytesBefore))} MB / ${mb(storeMedian((x) => x.diskBytesAfterCompaction))} MB (${round(storeMedian((x) => x.diskBytesAfterCompaction) / largest)} bytes/counter) |`,
+  );
   const kinds = Object.keys(stores[0]!.compactedBytesByKind);
-  lines.push(`| compacted size by key kind (median node) | ${kinds.map((k) => `${k} ${mb(storeMedian((x) => x.compactedBytesByKind[k]!))} MB`).join(", ")} |`);
-  lines.push("", `| at ${s.killsAtCounters.toLocaleString("en-US")} counters (the first step: every trial restarts the killed node) | result |`, "| --- | --- |");
+  lines.push(
+    `| compacted size by key kind (median node) | ${kinds.map((k) => `${k} ${mb(storeMedian((x) => x.compactedBytesByKind[k]!))} MB`).join(", ")} |`,
+  );
+  lines.push(
+    "",
+    `| at ${s.killsAtCounters.toLocaleString("en-US")} counters (the first step: every trial restarts the killed node) | result |`,
+    "| --- | --- |",
+  );
   lines.push(
     `| leader SIGKILLed (${s.kills.length} trials, 32 single adds in flight): longest gap between acknowledged adds on its shard, median / max | ${s.killSummary.maxGapMsMedian} / ${s.killSummary.maxGapMsMax} ms |`,
   );
-  lines.push(`| the same: first acknowledged add started after the kill, median / max | ${s.killSummary.firstSuccessMsMedian} / ${s.killSummary.firstSuccessMsMax} ms |`);
-  lines.push(`| the same, on any shard the dead node led (${s.kills.map((k: KillTrial) => k.shardsLedByKilledNode.length).join(", ")} shards): longest gap, median / max | ${s.killSummary.worstLedShardGapMsMedian} / ${s.killSummary.worstLedShardGapMsMax} ms |`);
-  lines.push(`| until a new leader reported itself for every shard the dead node led, median / max | ${s.killSummary.slowestElectionMsMedian} / ${s.killSummary.slowestElectionMsMax} ms |`);
-  lines.push(`| the same: longest gap on shards the dead node did not lead (max over trials) | ${Math.max(...s.kills.map((k: KillTrial) => k.maxGapUnaffectedShardsMs))} ms |`);
-  lines.push(`| the killed node restarted under load, until its /readyz is 200 (median of trials) | ${(median(s.kills.map((k: KillTrial) => k.restartReadyMs)) / 1000).toFixed(2)} s |`);
+  lines.push(
+    `| the same: first acknowledged add started after the kill, median / max | ${s.killSummary.firstSuccessMsMedian} / ${s.killSummary.firstSuccessMsMax} ms |`,
+  );
+  lines.push(
+    `| the same, on any shard the dead node led (${s.kills.map((k: KillTrial) => k.shardsLedByKilledNode.length).join(", ")} shards): longest gap, median / max | ${s.killSummary.worstLedShardGapMsMedian} / ${s.killSummary.worstLedShardGapMsMax} ms |`,
+  );
+  lines.push(
+    `| until a new leader reported itself for every shard the dead node led, median / max | ${s.killSummary.slowestElectionMsMedian} / ${s.killSummary.slowestElectionMsMax} ms |`,
+  );
+  lines.push(
+    `| the same: longest gap on shards the dead node did not lead (max over trials) | ${Math.max(...s.kills.map((k: KillTrial) => k.maxGapUnaffectedShardsMs))} ms |`,
+  );
+  lines.push(
+    `| the killed node restarted under load, until its /readyz is 200 (median of trials) | ${(median(s.kills.map((k: KillTrial) => k.restartReadyMs)) / 1000).toFixed(2)} s |`,
+  );
   const caughtUp = s.kills.map((k: KillTrial) => k.restartCaughtUpMs).filter((ms: number | undefined) => ms !== undefined);
-  if (caughtUp.length > 0) lines.push(`| the same, until it applied what the others had committed when it was ready (median of trials; the next trial waits for it) | ${(median(caughtUp) / 1000).toFixed(2)} s |`);
+  if (caughtUp.length > 0)
+    lines.push(
+      `| the same, until it applied what the others had committed when it was ready (median of trials; the next trial waits for it) | ${(median(caughtUp) / 1000).toFixed(2)} s |`,
+    );
   lines.push(
     `| adds acknowledged / ambiguous / failed; counters' sum | ${s.accounting.acked.toLocaleString("en-US")} / ${s.accounting.ambiguous} / ${s.accounting.failed}; ${s.accounting.sum.toLocaleString("en-US")} (${s.accounting.ok ? "every key within [acked, acked + ambiguous]" : `${s.accounting.badKeys.length} keys OUTSIDE [acked, acked + ambiguous]`}) |`,
   );

@@ -45,7 +45,10 @@ function run(label: string, makeCommands: (seq: number, clientIds: number[]) => 
   const machine = new CounterStateMachine({ sessionTimeoutMs: 60_000, maxSessions: 10_000, maxRetainedResultsPerSession: 128 });
   let index = 0;
   let timestampMs = 1_700_000_000_000;
-  const registered = machine.applyEntry(++index, encodeEntry({ timestampMs, commands: Array.from({ length: sessions }, () => ({ type: "register" as const })) }));
+  const registered = machine.applyEntry(
+    ++index,
+    encodeEntry({ timestampMs, commands: Array.from({ length: sessions }, () => ({ type: "register" as const })) }),
+  );
   const clientIds = registered.map((r) => (r.ok && r.type === "register" ? r.clientId : -1));
 
   // Commands are built outside the timed region and dropped after encoding, so that neither the
@@ -75,7 +78,9 @@ function run(label: string, makeCommands: (seq: number, clientIds: number[]) => 
   const bytes = entries.reduce((sum, entry) => sum + entry.length, 0) / entries.length;
   console.log(`${label}  (${bytes.toFixed(0)} bytes/entry, ${machine.counterCount()} counters)`);
   console.log(`  apply  ${perEntryUs(applyTiming)} per entry  = ${(opsPerSecond / 1e6).toFixed(2)} M ops/s (cpu)`);
-  console.log(`  encode ${perEntryUs({ wallMs: encodeTiming.wallMs * (ENTRIES / (WARMUP_ENTRIES + ENTRIES)), cpuMs: encodeTiming.cpuMs * (ENTRIES / (WARMUP_ENTRIES + ENTRIES)) })} per entry (leader only)`);
+  console.log(
+    `  encode ${perEntryUs({ wallMs: encodeTiming.wallMs * (ENTRIES / (WARMUP_ENTRIES + ENTRIES)), cpuMs: encodeTiming.cpuMs * (ENTRIES / (WARMUP_ENTRIES + ENTRIES)) })} per entry (leader only)`,
+  );
 }
 
 /**
@@ -108,6 +113,8 @@ run(
 );
 run(
   "one 1000-add mutate / entry",
-  (seq, clientIds) => [{ type: "mutate", clientId: clientIds[0]!, seq, firstUnackedSeq: seq, ops: Array.from({ length: OPS_PER_ENTRY }, randomAdd) }],
+  (seq, clientIds) => [
+    { type: "mutate", clientId: clientIds[0]!, seq, firstUnackedSeq: seq, ops: Array.from({ length: OPS_PER_ENTRY }, randomAdd) },
+  ],
   1,
 );

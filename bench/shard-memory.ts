@@ -51,7 +51,9 @@ const machine = new CounterStateMachine(options);
 fill(machine);
 const after = usedBytes();
 const perCounter = (after - before) / machine.counterCount();
-console.log(`${machine.counterCount()} counters: ${((after - before) / 1e6).toFixed(1)} MB, ${perCounter.toFixed(1)} bytes/counter (21-byte keys)`);
+console.log(
+  `${machine.counterCount()} counters: ${((after - before) / 1e6).toFixed(1)} MB, ${perCounter.toFixed(1)} bytes/counter (21-byte keys)`,
+);
 
 let start = performance.now();
 const snapshot = machine.snapshot();

@@ -72,7 +72,8 @@ try {
   const records = Number(values["scan-records"]);
   for (let start = 0; start < records; start += 10_000) {
     const batch = store.batch();
-    for (let i = start; i < Math.min(records, start + 10_000); i++) batch.putCounter(9, new TextEncoder().encode(`user:${String(i).padStart(10, "0")}:likes`), new Uint8Array(16));
+    for (let i = start; i < Math.min(records, start + 10_000); i++)
+      batch.putCounter(9, new TextEncoder().encode(`user:${String(i).padStart(10, "0")}:likes`), new Uint8Array(16));
     await store.write(batch, { sync: false });
   }
   const scanStart = performance.now();
@@ -81,7 +82,9 @@ try {
   for await (const batch of store.scanCounterBatches(9)) scanned += batch.length;
   const cpu = process.cpuUsage(cpuStart);
   const scanMs = performance.now() - scanStart;
-  console.log(`(d) scan ${scanned} counter records: ${scanMs.toFixed(0)} ms wall, ${((cpu.user + cpu.system) / scanned).toFixed(2)} µs CPU per record`);
+  console.log(
+    `(d) scan ${scanned} counter records: ${scanMs.toFixed(0)} ms wall, ${((cpu.user + cpu.system) / scanned).toFixed(2)} µs CPU per record`,
+  );
 } finally {
   await store.close();
   await rm(dir, { recursive: true, force: true });

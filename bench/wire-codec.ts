@@ -57,10 +57,18 @@ function recordsInPlace(): number {
 }
 
 const cases: Array<{ name: string; before: () => unknown; after: () => unknown }> = [
-  { name: "client: build + serialize 10,000-op request", before: () => requestWith((v) => v.toString()), after: () => requestWith(int64Wire) },
+  {
+    name: "client: build + serialize 10,000-op request",
+    before: () => requestWith((v) => v.toString()),
+    after: () => requestWith(int64Wire),
+  },
   {
     name: "server: build + serialize 10,000-result reply",
-    before: () => replyWith((v) => v.toString(), (n) => String(n)),
+    before: () =>
+      replyWith(
+        (v) => v.toString(),
+        (n) => String(n),
+      ),
     after: () => replyWith(int64Wire, (n) => n),
   },
   { name: "shard: 10,000 counter records", before: recordsViaByteWriter, after: recordsInPlace },

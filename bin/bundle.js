@@ -176,7 +176,11 @@ function main(args) {
   if (args.length === 0) return buildAll();
   if (args.length === 1 && args[0] === "--stale") return ensureBundles();
   if (args.length === 2 && args[0] === "--modules" && args[1] in BUNDLES) {
-    process.stdout.write(runtimePackageDirs(args[1]).map((dir) => `${dir}\n`).join(""));
+    process.stdout.write(
+      runtimePackageDirs(args[1])
+        .map((dir) => `${dir}\n`)
+        .join(""),
+    );
     return;
   }
   process.stderr.write(`${USAGE}\n`);

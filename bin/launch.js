@@ -39,7 +39,9 @@ export async function runBundle(name) {
   const missing = missingPackages(JSON.parse(readFileSync(depsFile, "utf8")));
   if (missing.length > 0) {
     const specs = missing.map((dependency) => (versionRange(dependency) ? `${dependency}@${versionRange(dependency)}` : dependency));
-    fail(`${name}: needs ${missing.join(", ")}, server packages that tally lists as optional peer dependencies, so install them next to it: npm install ${specs.map((spec) => `'${spec}'`).join(" ")}`);
+    fail(
+      `${name}: needs ${missing.join(", ")}, server packages that tally lists as optional peer dependencies, so install them next to it: npm install ${specs.map((spec) => `'${spec}'`).join(" ")}`,
+    );
   }
   await import(pathToFileURL(bundle).href);
 }

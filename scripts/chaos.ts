@@ -28,7 +28,11 @@ const program = new Command()
   .option("--nemesis <list>", `comma list of ${ALL_NEMESES.join(",")} (or the groups partition, clock, crashes), or all, or none`, "all")
   .option("--seed <n>", "seed of the schedule and workload (default: random)")
   .option("--concurrency <n>", "concurrent workers", "6")
-  .option("--contract-workers <n>", "raw-protocol workers that follow the error contract (a key per add; proves no 'not applied' answer was applied)", "2")
+  .option(
+    "--contract-workers <n>",
+    "raw-protocol workers that follow the error contract (a key per add; proves no 'not applied' answer was applied)",
+    "2",
+  )
   .option("--fault-ms <ms>", "length of one fault window", "4000")
   .option("--quiet-ms <ms>", "gap between fault windows", "3000")
   .option("--client-deadline-ms <ms>", "client deadline per operation, retries included (short: more ambiguity)", "8000")
@@ -52,12 +56,18 @@ function finish(result: CheckResult, faults: FaultWindow[], reportPath: string):
       `(${result.counts.ok} ok, ${result.counts.fail} failed, ${result.counts.ambiguous} ambiguous), ${faults.length} faults`,
   );
   for (const problem of result.problems) console.log(`  ${problem}`);
-  if (result.linearizability.ok === "unknown") console.log(`  linearizability unknown: ${result.linearizability.message} (try --recheck with a larger --check-states-max)`);
+  if (result.linearizability.ok === "unknown")
+    console.log(`  linearizability unknown: ${result.linearizability.message} (try --recheck with a larger --check-states-max)`);
   // A fault that could not be injected leaves the run proving less than it claims: not a clean pass.
   const failedFaults = faults.filter((fault) => fault.detail?.startsWith("nemesis error"));
   for (const fault of failedFaults) console.log(`  fault not injected: ${fault.name}: ${fault.detail}`);
   const contract = result.contract;
-  if (contract.adds > 0) console.log(`  contract adds: ${contract.adds} (${Object.entries(contract.answers).map(([code, n]) => `${code} ${n}`).join(", ")}); answered "not applied" but applied: ${contract.definiteButApplied}`);
+  if (contract.adds > 0)
+    console.log(
+      `  contract adds: ${contract.adds} (${Object.entries(contract.answers)
+        .map(([code, n]) => `${code} ${n}`)
+        .join(", ")}); answered "not applied" but applied: ${contract.definiteButApplied}`,
+    );
   console.log(`chaos: report ${reportPath}`);
   process.exit(result.valid === false ? 1 : result.valid === true && failedFaults.length === 0 ? 0 : 2);
 }

@@ -8,7 +8,11 @@ import * as grpc from "@grpc/grpc-js";
 import { toolCredentials } from "../src/server/config/tls.js";
 
 /** `token`: a bearer token with the admin role, for a cluster with an auth section. */
-export async function waitForClusterReady(config: ClusterConfig, timeoutMs: number, token?: string): Promise<{ shards: number; leaders: Map<number, string> }> {
+export async function waitForClusterReady(
+  config: ClusterConfig,
+  timeoutMs: number,
+  token?: string,
+): Promise<{ shards: number; leaders: Map<number, string> }> {
   const proto = tallyProto();
   const credentials = toolCredentials(config);
   const metadata = new grpc.Metadata();
@@ -22,7 +26,9 @@ export async function waitForClusterReady(config: ClusterConfig, timeoutMs: numb
         clients.map(
           (client: any) =>
             new Promise<any>((resolve) =>
-              client.status({ localOnly: true }, metadata, { deadline: Date.now() + 1000 }, (error: Error | null, response: any) => resolve(error ? undefined : response)),
+              client.status({ localOnly: true }, metadata, { deadline: Date.now() + 1000 }, (error: Error | null, response: any) =>
+                resolve(error ? undefined : response),
+              ),
             ),
         ),
       );

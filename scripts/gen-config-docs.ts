@@ -18,8 +18,16 @@ const SECTIONS: Array<{ prefix: string; title: string; intro: string }> = [
   { prefix: "cluster.", title: "cluster", intro: "Raft timing, replication and sessions. Every node must use the same values." },
   { prefix: "limits.", title: "limits", intro: "Bounds on requests and replication (docs/limits.md explains each)." },
   { prefix: "placement.", title: "placement", intro: "The placement controller on the metadata leader." },
-  { prefix: "nodes", title: "nodes", intro: "One entry per node. The `*Listen` fields split where a node binds from the address it advertises (docs/deploy.md)." },
-  { prefix: "tls.", title: "tls", intro: "Absent: plaintext everywhere. Present: TLS on the client port, mTLS between nodes (docs/security.md)." },
+  {
+    prefix: "nodes",
+    title: "nodes",
+    intro: "One entry per node. The `*Listen` fields split where a node binds from the address it advertises (docs/deploy.md).",
+  },
+  {
+    prefix: "tls.",
+    title: "tls",
+    intro: "Absent: plaintext everywhere. Present: TLS on the client port, mTLS between nodes (docs/security.md).",
+  },
   { prefix: "auth.", title: "auth", intro: "Absent: every caller may do everything (docs/security.md)." },
 ];
 
@@ -34,7 +42,9 @@ function defaultOf(spec: SettingSpec): string {
 }
 
 function typeOf(spec: SettingSpec): string {
-  const bounds = [spec.min !== undefined ? `>= ${formatBound(spec.min)}` : "", spec.max !== undefined ? `<= ${formatBound(spec.max)}` : ""].filter(Boolean).join(", ");
+  const bounds = [spec.min !== undefined ? `>= ${formatBound(spec.min)}` : "", spec.max !== undefined ? `<= ${formatBound(spec.max)}` : ""]
+    .filter(Boolean)
+    .join(", ");
   if (spec.type === "enum") return spec.values!.map((value) => `\`${value}\``).join(" | ");
   return bounds === "" ? spec.type : `${spec.type} (${bounds})`;
 }
@@ -57,11 +67,11 @@ export function renderConfigurationDoc(): string {
     "`cluster.shards` is `TALLY_CLUSTER_SHARDS`, `nodes[].peerListen` is `TALLY_NODE_PEER_LISTEN` (a field",
     "of the node that `TALLY_NODE_ID` or `--node` names). Integers and `true`/`false` are written as",
     "themselves; list settings take YAML, e.g.",
-    "`TALLY_NODES='[{id: 1, client: \"tally-1:7000\", peer: \"tally-1:7100\"}]'`. An empty variable counts as",
+    '`TALLY_NODES=\'[{id: 1, client: "tally-1:7000", peer: "tally-1:7100"}]\'`. An empty variable counts as',
     "unset. Variables go through the same validator as the file, and a message about one names it:",
     "",
     "```",
-    "tallyd: environment variable TALLY_CLUSTER_SHARDS: cluster.shards must be a positive integer, got \"many\"",
+    'tallyd: environment variable TALLY_CLUSTER_SHARDS: cluster.shards must be a positive integer, got "many"',
     "```",
     "",
     "A variable that starts like a setting (`TALLY_CLUSTER_`, `TALLY_LIMITS_`, `TALLY_NODE_`, ...) but names",
@@ -74,9 +84,18 @@ export function renderConfigurationDoc(): string {
   ];
   for (const section of SECTIONS) {
     const specs = CONFIG_SETTINGS.filter((spec) => spec.path.startsWith(section.prefix));
-    lines.push(`## ${section.title}`, "", section.intro, "", "| setting | environment | type | default | meaning |", "|---|---|---|---|---|");
+    lines.push(
+      `## ${section.title}`,
+      "",
+      section.intro,
+      "",
+      "| setting | environment | type | default | meaning |",
+      "|---|---|---|---|---|",
+    );
     for (const spec of specs) {
-      lines.push(`| \`${spec.path}\` | \`${envVarName(spec.path)}\` | ${cell(typeOf(spec))} | ${cell(defaultOf(spec))} | ${cell(spec.meaning)} |`);
+      lines.push(
+        `| \`${spec.path}\` | \`${envVarName(spec.path)}\` | ${cell(typeOf(spec))} | ${cell(defaultOf(spec))} | ${cell(spec.meaning)} |`,
+      );
     }
     lines.push("");
   }

@@ -27,7 +27,9 @@ try {
   // Rate limit: an exact sliding window, one replicated round trip, exactly once under retries.
   for (let i = 0; i < 4; i++) {
     const r = await client.tryAcquire("limit:user-7", 1, 3, 10_000);
-    console.log(`limit:user-7 take 1 of 3/10s: ${r.allowed ? "allowed" : `denied, retry after ${r.retryAfterMs} ms`} (${r.remaining} remaining)`);
+    console.log(
+      `limit:user-7 take 1 of 3/10s: ${r.allowed ? "allowed" : `denied, retry after ${r.retryAfterMs} ms`} (${r.remaining} remaining)`,
+    );
   }
 
   // Unique counts (HyperLogLog, 0.81% standard error); the union of keys on different shards is

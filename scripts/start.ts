@@ -60,7 +60,8 @@ function parseArguments(argv: string[]): Arguments {
   const restartAfter = parsed.values["restart-after"];
   if (restartAfter !== undefined) {
     const seconds = Number(restartAfter);
-    if (!(Number.isFinite(seconds) && seconds >= 0)) usage(`--restart-after must be a number of seconds, got ${JSON.stringify(restartAfter)}`);
+    if (!(Number.isFinite(seconds) && seconds >= 0))
+      usage(`--restart-after must be a number of seconds, got ${JSON.stringify(restartAfter)}`);
     result.restartAfterMs = seconds * 1000;
   }
   if (tls && file === undefined && !existsSync(configPath)) {
@@ -111,7 +112,13 @@ class Supervisor {
     private readonly restartAfterMs: number | undefined,
   ) {
     for (const node of config.nodes) {
-      this.members.set(node.id, { node, startedAt: 0, log: createWriteStream(this.logPath(node.id), { flags: "a" }), stopRequested: false, restartAfterExit: false });
+      this.members.set(node.id, {
+        node,
+        startedAt: 0,
+        log: createWriteStream(this.logPath(node.id), { flags: "a" }),
+        stopRequested: false,
+        restartAfterExit: false,
+      });
     }
   }
 
@@ -171,14 +178,19 @@ class Supervisor {
       return;
     }
     const others = this.running().length;
-    const lines = [`node ${id} (pid ${child.pid}) stopped: ${how}. ${others} of ${this.members.size} nodes still running; its log: ${this.logPath(id)}`];
+    const lines = [
+      `node ${id} (pid ${child.pid}) stopped: ${how}. ${others} of ${this.members.size} nodes still running; its log: ${this.logPath(id)}`,
+    ];
     if (member.stopRequested) {
       lines.push(`  type \`restart ${id}\` to start it again`);
     } else if (this.restartAfterMs !== undefined && uptimeMs >= CRASH_LOOP_UPTIME_MS) {
-      lines.push(`  restarting it in ${this.restartAfterMs / 1000} s (--restart-after); \`tallyctl status\` shows its shards' new leaders meanwhile`);
+      lines.push(
+        `  restarting it in ${this.restartAfterMs / 1000} s (--restart-after); \`tallyctl status\` shows its shards' new leaders meanwhile`,
+      );
       member.restartTimer = setTimeout(() => this.restart(id), this.restartAfterMs);
     } else {
-      const why = this.restartAfterMs !== undefined ? ` (not restarted automatically: it ran less than ${CRASH_LOOP_UPTIME_MS / 1000} s)` : "";
+      const why =
+        this.restartAfterMs !== undefined ? ` (not restarted automatically: it ran less than ${CRASH_LOOP_UPTIME_MS / 1000} s)` : "";
       lines.push(`  \`tallyctl status\` shows its shards' new leaders; type \`restart ${id}\` to start it again${why}`);
     }
     process.stdout.write(`${lines.join("\n")}\n`);
@@ -246,9 +258,13 @@ function command(supervisor: Supervisor, line: string): void {
   if (verb === undefined || verb === "") return;
   if (verb === "help") return void process.stdout.write(`${COMMANDS_HELP}\n`);
   if (verb === "nodes") return void process.stdout.write(`${supervisor.describe()}\n`);
-  if (verb !== "kill" && verb !== "stop" && verb !== "restart") return void process.stdout.write(`unknown command ${JSON.stringify(verb)}; ${COMMANDS_HELP}\n`);
+  if (verb !== "kill" && verb !== "stop" && verb !== "restart")
+    return void process.stdout.write(`unknown command ${JSON.stringify(verb)}; ${COMMANDS_HELP}\n`);
   const id = Number(argument?.replace(/^n/, ""));
-  if (extra !== undefined || !Number.isSafeInteger(id) || !supervisor.has(id)) return void process.stdout.write(`${verb} needs one node id of this cluster (${supervisor.describe().trim().split("\n").length} nodes: \`nodes\` lists them)\n`);
+  if (extra !== undefined || !Number.isSafeInteger(id) || !supervisor.has(id))
+    return void process.stdout.write(
+      `${verb} needs one node id of this cluster (${supervisor.describe().trim().split("\n").length} nodes: \`nodes\` lists them)\n`,
+    );
   if (verb === "restart") supervisor.restart(id);
   else supervisor.signal(id, verb === "kill" ? "SIGKILL" : "SIGTERM");
 }
@@ -264,8 +280,12 @@ function readCommands(supervisor: Supervisor): void {
 function banner(config: ClusterConfig, configPath: string, logDir: string, supervisor: Supervisor, shards: number): string {
   return [
     `tally cluster ready: ${config.nodes.length} nodes, ${shards} shards, every shard has a leader`,
-    ...config.nodes.map((n) => `  node ${n.id}  pid ${supervisor.pid(n.id)}  clients ${n.client}  peers ${n.peer}  zone ${n.zone}  data ${n.dataDir}`),
-    ...config.nodes.filter((n) => n.metrics !== undefined).map((n) => `  node ${n.id}  metrics http://${n.metrics}/metrics  health http://${n.metrics}/livez http://${n.metrics}/readyz`),
+    ...config.nodes.map(
+      (n) => `  node ${n.id}  pid ${supervisor.pid(n.id)}  clients ${n.client}  peers ${n.peer}  zone ${n.zone}  data ${n.dataDir}`,
+    ),
+    ...config.nodes
+      .filter((n) => n.metrics !== undefined)
+      .map((n) => `  node ${n.id}  metrics http://${n.metrics}/metrics  health http://${n.metrics}/livez http://${n.metrics}/readyz`),
     `  logs: ${logDir}`,
     "",
     `Try it (in another terminal${config.auth === undefined ? "" : ", with $TALLY_TOKEN set to an admin token"}):`,

@@ -263,7 +263,8 @@ export function errorToServiceError(err: unknown, extras: ErrorInfoExtras = {}):
  * "Sent message larger than max": that is the server's reply over its limit, and the request may
  * have been applied.
  */
-const MESSAGE_SIZE_REFUSAL = /^(Received message larger than max|Received message that decompresses to a size larger than|Attempted to send message with a size larger than)/;
+const MESSAGE_SIZE_REFUSAL =
+  /^(Received message larger than max|Received message that decompresses to a size larger than|Attempted to send message with a size larger than)/;
 
 export interface DecodedServiceError {
   error: TallyError;
@@ -283,7 +284,8 @@ export function decodeServiceError(err: unknown): DecodedServiceError {
   // grpc-js refuses a request over a message size limit itself, with RESOURCE_EXHAUSTED and no
   // ErrorInfo. That is not overload (retrying never helps): the request is too large
   // (limits.maxRequestBytes on the server) and must be split.
-  const code = status === grpc.status.RESOURCE_EXHAUSTED && MESSAGE_SIZE_REFUSAL.test(message) ? "INVALID_ARGUMENT" : errorCodeForGrpcStatus(status);
+  const code =
+    status === grpc.status.RESOURCE_EXHAUSTED && MESSAGE_SIZE_REFUSAL.test(message) ? "INVALID_ARGUMENT" : errorCodeForGrpcStatus(status);
   // Connection failures keep the gRPC error as cause: it says why (refused, reset, DNS).
   const error = code === "UNAVAILABLE" ? new UnavailableError(message, { cause: err }) : errorInfoToError({ code, message });
   return { error, info: undefined };

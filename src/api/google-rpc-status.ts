@@ -222,7 +222,10 @@ function readFields(bytes: Uint8Array, what: string, onField: (reader: ProtoRead
 }
 
 export function encodeRpcStatus(status: RpcStatus): Buffer {
-  assert(Number.isInteger(status.code) && status.code >= INT32_MIN && status.code <= INT32_MAX, `Status.code ${status.code} is not an int32`);
+  assert(
+    Number.isInteger(status.code) && status.code >= INT32_MIN && status.code <= INT32_MAX,
+    `Status.code ${status.code} is not an int32`,
+  );
   const writer = new ProtoWriter().varint(1, BigInt(status.code)).string(2, status.message);
   for (const detail of status.details) {
     writer.bytes(3, new ProtoWriter().string(1, detail.typeUrl).bytes(2, detail.value).finish());

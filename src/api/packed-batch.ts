@@ -33,7 +33,8 @@ export function encodePackedResults(results: ReadonlyArray<PackedResult>): Buffe
   const out = Buffer.allocUnsafe(results.length * PACKED_RESULT_BYTES);
   for (let i = 0; i < results.length; i++) {
     const { value, version } = results[i]!;
-    if (!Number.isSafeInteger(version) || version < 0) throw new InvalidArgumentError(`results[${i}].version: ${version} is not a log index`);
+    if (!Number.isSafeInteger(version) || version < 0)
+      throw new InvalidArgumentError(`results[${i}].version: ${version} is not a log index`);
     out.writeBigInt64LE(value, i * PACKED_RESULT_BYTES);
     out.writeUInt32LE(version % TWO_32, i * PACKED_RESULT_BYTES + 8);
     out.writeUInt32LE(Math.floor(version / TWO_32), i * PACKED_RESULT_BYTES + 12);
@@ -51,7 +52,10 @@ export function decodePackedResults(bytes: Uint8Array, count: number): PackedRes
   for (let i = 0; i < count; i++) {
     const high = view.getUint32(i * PACKED_RESULT_BYTES + 12, true);
     if (high > VERSION_HIGH_MAX) throw new InvalidArgumentError(`packed_results: results[${i}].version is 2^53 or more, not a log index`);
-    results[i] = { value: view.getBigInt64(i * PACKED_RESULT_BYTES, true), version: high * TWO_32 + view.getUint32(i * PACKED_RESULT_BYTES + 8, true) };
+    results[i] = {
+      value: view.getBigInt64(i * PACKED_RESULT_BYTES, true),
+      version: high * TWO_32 + view.getUint32(i * PACKED_RESULT_BYTES + 8, true),
+    };
   }
   return results;
 }

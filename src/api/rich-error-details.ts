@@ -82,7 +82,8 @@ export function encodeStatusDetails(info: ErrorInfoMessage, grpcCode: number): B
 
 function parseUnsigned(key: string, text: string, max: bigint): bigint {
   const value = DECIMAL.test(text) ? BigInt(text) : undefined;
-  if (value === undefined || value > max) throw new WireFormatError(`google.rpc.ErrorInfo metadata ${key}: ${JSON.stringify(text)} is not a decimal in 0..${max}`);
+  if (value === undefined || value > max)
+    throw new WireFormatError(`google.rpc.ErrorInfo metadata ${key}: ${JSON.stringify(text)} is not a decimal in 0..${max}`);
   return value;
 }
 
@@ -100,7 +101,9 @@ function retryAfterMsOf(delay: RpcDuration): number {
  * metadata value is malformed: a wrong hint must never be acted on.
  */
 export function errorInfoFromRpcStatus(status: RpcStatus): ErrorInfoMessage | undefined {
-  const errorDetail = status.details.map((detail) => (detail.typeUrl === ERROR_INFO_TYPE_URL ? decodeErrorInfoDetail(detail.value) : undefined)).find((detail) => detail?.domain === TALLY_ERROR_DOMAIN);
+  const errorDetail = status.details
+    .map((detail) => (detail.typeUrl === ERROR_INFO_TYPE_URL ? decodeErrorInfoDetail(detail.value) : undefined))
+    .find((detail) => detail?.domain === TALLY_ERROR_DOMAIN);
   if (errorDetail === undefined) return undefined;
   const retryDetail = status.details.find((detail) => detail.typeUrl === RETRY_INFO_TYPE_URL);
   const metadata = errorDetail.metadata;

@@ -46,7 +46,9 @@ export function addAuthCommands(program: Command, stdout: (text: string) => void
   const auth = program.command("auth").description("access control helpers (cluster.yaml auth section)");
   auth
     .command("hash-token")
-    .description("print a fresh random token and its SHA-256 for cluster.yaml (auth.tokens[].sha256); give the token to its user, keep only the hash")
+    .description(
+      "print a fresh random token and its SHA-256 for cluster.yaml (auth.tokens[].sha256); give the token to its user, keep only the hash",
+    )
     .option("--name <name>", "the token's name in the printed cluster.yaml entry", "NAME")
     .action((options: { name: string }, command: Command) => {
       const token = generateToken();

@@ -91,14 +91,23 @@ export async function backupCluster(client: BackupClient, dir: string, options: 
       for (const route of routes.shards) {
         const previous = captured.get(route.shardId);
         if (previous !== undefined && BigInt(previous.epoch) >= route.epoch) continue;
-        const { shard, cluster } = await fetchShard(client, route.shardId, [route.leaderAddress, ...route.replicas.map((r) => r.address)], staging, options);
+        const { shard, cluster } = await fetchShard(
+          client,
+          route.shardId,
+          [route.leaderAddress, ...route.replicas.map((r) => r.address)],
+          staging,
+          options,
+        );
         clusterName = cluster;
         captured.set(shard.id, shard);
-        options.progress?.(`shard ${shard.id}: slots ${shard.slotStart}-${shard.slotEnd - 1}, epoch ${shard.epoch}, index ${shard.appliedIndex}, ${shard.counters} counters, ${shard.bytes} bytes`);
+        options.progress?.(
+          `shard ${shard.id}: slots ${shard.slotStart}-${shard.slotEnd - 1}, epoch ${shard.epoch}, index ${shard.appliedIndex}, ${shard.counters} counters, ${shard.bytes} bytes`,
+        );
       }
       const problem = checkTiling([...captured.values()]);
       if (problem === undefined) break;
-      if (round >= LAYOUT_ROUNDS_MAX) throw new FailedPreconditionError(`the shard layout kept changing during the backup (${problem}); run it again`);
+      if (round >= LAYOUT_ROUNDS_MAX)
+        throw new FailedPreconditionError(`the shard layout kept changing during the backup (${problem}); run it again`);
       options.progress?.(`the layout changed during the backup (${problem}); reading the map again`);
       await new Promise((resolve) => setTimeout(resolve, LAYOUT_PAUSE_MS));
     }
@@ -151,7 +160,13 @@ async function metaLeaderMap(client: BackupClient, timeoutMs: number): Promise<C
 }
 
 /** One shard from its leader, into its file in `dir`, retried (other replicas, leader hints) until the window closes. */
-async function fetchShard(client: BackupClient, shardId: number, addresses: Array<string | undefined>, dir: string, options: BackupOptions): Promise<{ shard: ManifestShard; cluster: string }> {
+async function fetchShard(
+  client: BackupClient,
+  shardId: number,
+  addresses: Array<string | undefined>,
+  dir: string,
+  options: BackupOptions,
+): Promise<{ shard: ManifestShard; cluster: string }> {
   const known = [...new Set(addresses.filter((a): a is string => a !== undefined && a !== ""))];
   const queue = [...known];
   const windowMs = Math.max(SHARD_RETRY_WINDOW_MIN_MS, options.timeoutMs);
@@ -176,11 +191,19 @@ async function fetchShard(client: BackupClient, shardId: number, addresses: Arra
       }
     }
   }
-  throw new UnavailableError(`shard ${shardId}: no leader streamed its snapshot within ${Math.round(windowMs / 1000)} s (last: ${(lastError as Error | undefined)?.message ?? "no node answered"})`, { cause: lastError });
+  throw new UnavailableError(
+    `shard ${shardId}: no leader streamed its snapshot within ${Math.round(windowMs / 1000)} s (last: ${(lastError as Error | undefined)?.message ?? "no node answered"})`,
+    { cause: lastError },
+  );
 }
 
 /** Streams one snapshot to `path`, checking that the chunks are contiguous, complete and match the sender's SHA-256. */
-async function streamShard(client: BackupClient, shardId: number, address: string, path: string): Promise<{ shard: ManifestShard; cluster: string }> {
+async function streamShard(
+  client: BackupClient,
+  shardId: number,
+  address: string,
+  path: string,
+): Promise<{ shard: ManifestShard; cluster: string }> {
   const file = await open(path, "w");
   try {
     const hash = createHash("sha256");
@@ -188,16 +211,25 @@ async function streamShard(client: BackupClient, shardId: number, address: strin
     let written = 0;
     for await (const chunk of client.adminStream<ShardBackupChunk>("ShardBackup", { shardId }, address)) {
       first ??= chunk;
-      const same = chunk.shardId === shardId && chunk.appliedIndex === first.appliedIndex && chunk.totalBytes === first.totalBytes && chunk.epoch === first.epoch;
-      if (!same || Number(chunk.offset) !== written) throw new UnavailableError(`shard ${shardId}: chunk at offset ${chunk.offset} does not continue the snapshot (expected ${written}); retrying`);
+      const same =
+        chunk.shardId === shardId &&
+        chunk.appliedIndex === first.appliedIndex &&
+        chunk.totalBytes === first.totalBytes &&
+        chunk.epoch === first.epoch;
+      if (!same || Number(chunk.offset) !== written)
+        throw new UnavailableError(
+          `shard ${shardId}: chunk at offset ${chunk.offset} does not continue the snapshot (expected ${written}); retrying`,
+        );
       const data = chunk.data ?? new Uint8Array(0);
       await file.write(data, 0, data.length, written);
       hash.update(data);
       written += data.length;
       if (!chunk.last) continue;
       const sha256 = hash.digest("hex");
-      if (written !== Number(first.totalBytes)) throw new UnavailableError(`shard ${shardId}: received ${written} of ${first.totalBytes} bytes; retrying`);
-      if (sha256 !== chunk.sha256) throw new UnavailableError(`shard ${shardId}: received bytes hash to ${sha256}, the leader sent ${chunk.sha256}; retrying`);
+      if (written !== Number(first.totalBytes))
+        throw new UnavailableError(`shard ${shardId}: received ${written} of ${first.totalBytes} bytes; retrying`);
+      if (sha256 !== chunk.sha256)
+        throw new UnavailableError(`shard ${shardId}: received bytes hash to ${sha256}, the leader sent ${chunk.sha256}; retrying`);
       await file.sync();
       const shard: ManifestShard = {
         id: shardId,
@@ -216,7 +248,9 @@ async function streamShard(client: BackupClient, shardId: number, address: strin
       };
       return { shard, cluster: first.clusterName };
     }
-    throw new UnavailableError(`shard ${shardId}: the stream from ${address} ended after ${written} bytes without its last chunk; retrying`);
+    throw new UnavailableError(
+      `shard ${shardId}: the stream from ${address} ended after ${written} bytes without its last chunk; retrying`,
+    );
   } finally {
     await file.close();
   }
@@ -240,14 +274,24 @@ interface GlobalBackupOptions {
   timeout: number;
 }
 
-type WithClient = (command: Command, run: (client: BackupClient, options: GlobalBackupOptions) => Promise<string | object>) => Promise<void>;
+type WithClient = (
+  command: Command,
+  run: (client: BackupClient, options: GlobalBackupOptions) => Promise<string | object>,
+) => Promise<void>;
 type Offline = (command: Command, run: (options: GlobalBackupOptions) => Promise<string | object>) => Promise<void>;
 
-export function addBackupCommands(program: Command, withClient: WithClient, offline: Offline, io: { cwd: string; stderr(text: string): void }): void {
+export function addBackupCommands(
+  program: Command,
+  withClient: WithClient,
+  offline: Offline,
+  io: { cwd: string; stderr(text: string): void },
+): void {
   const at = (path: string): string => (isAbsolute(path) ? path : resolve(io.cwd, path));
   program
     .command("backup")
-    .description("write a backup of every shard (each consistent at its own applied index, taken on its leader) and the partition map to DIR (new or empty)")
+    .description(
+      "write a backup of every shard (each consistent at its own applied index, taken on its leader) and the partition map to DIR (new or empty)",
+    )
     .argument("<dir>", "target directory; written whole or not at all")
     .action(async (dir: string, _options: object, command: Command) =>
       withClient(command, async (client, options) => {
@@ -257,7 +301,9 @@ export function addBackupCommands(program: Command, withClient: WithClient, offl
     );
   program
     .command("restore")
-    .description("build the data directories of a NEW cluster from backup DIR (offline; every node's dataDir must be absent or empty), then start tallyd on each node; --config names the new cluster's cluster.yaml")
+    .description(
+      "build the data directories of a NEW cluster from backup DIR (offline; every node's dataDir must be absent or empty), then start tallyd on each node; --config names the new cluster's cluster.yaml",
+    )
     .argument("<dir>", "a directory written by tallyctl backup")
     .action(async (dir: string, _options: object, command: Command) =>
       offline(command, async (options) => {
@@ -273,7 +319,17 @@ export function addBackupCommands(program: Command, withClient: WithClient, offl
 export function formatManifest(manifest: BackupManifest, dir: string): string {
   const counters = manifest.shards.reduce((sum, shard) => sum + shard.counters, 0);
   const bytes = manifest.shards.reduce((sum, shard) => sum + shard.bytes, 0);
-  const rows = manifest.shards.map((s) => [String(s.id), `${s.slotStart}-${s.slotEnd - 1}`, String(s.epoch), String(s.appliedIndex), String(s.term), String(s.leaderId), String(s.counters), String(s.bytes), s.sha256.slice(0, 12)]);
+  const rows = manifest.shards.map((s) => [
+    String(s.id),
+    `${s.slotStart}-${s.slotEnd - 1}`,
+    String(s.epoch),
+    String(s.appliedIndex),
+    String(s.term),
+    String(s.leaderId),
+    String(s.counters),
+    String(s.bytes),
+    s.sha256.slice(0, 12),
+  ]);
   return [
     `backup of cluster ${manifest.clusterName} in ${dir}: ${manifest.shards.length} shards, ${counters} counters, ${bytes} bytes (map version ${manifest.mapVersion}, ${manifest.startedAt} to ${manifest.finishedAt})`,
     "each shard is consistent at its own applied index; the shards are not one cluster-wide instant",

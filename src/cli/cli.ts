@@ -75,7 +75,8 @@ function parseInt64Argument(name: string): (text: string) => bigint {
 
 function parseTimeout(text: string): number {
   const value = Number(text);
-  if (!(Number.isSafeInteger(value) && value > 0)) throw new UsageError(`--timeout must be a positive integer (ms), got ${JSON.stringify(text)}`);
+  if (!(Number.isSafeInteger(value) && value > 0))
+    throw new UsageError(`--timeout must be a positive integer (ms), got ${JSON.stringify(text)}`);
   return value;
 }
 
@@ -114,7 +115,10 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     io.stdout(`${typeof output === "string" ? output : toJson(output)}\n`);
   };
 
-  const withClient = async (command: Command, run: (client: CliClient, options: GlobalOptions) => Promise<string | object | WithExitCode>): Promise<void> => {
+  const withClient = async (
+    command: Command,
+    run: (client: CliClient, options: GlobalOptions) => Promise<string | object | WithExitCode>,
+  ): Promise<void> => {
     const options = globalOptions(command);
     json = options.json === true;
     target = await resolveTarget(options, io.env, io.cwd);
@@ -136,14 +140,25 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const program = new Command("tallyctl")
     .description("Admin and debugging CLI for a tally cluster")
     .version(`tallyctl ${buildInfo().version} (node ${buildInfo().nodeVersion})`, "-V, --version", "print the version and exit")
-    .addOption(new Option("--endpoints <list>", "comma-separated host:port (or http://host:port; https:// means TLS) of nodes (default: the nodes of --config, then $TALLY_ENDPOINTS, then ./cluster.yaml)"))
-    .option("-c, --config <file>", "the cluster's cluster.yaml: endpoints and TLS settings from it (default: ./cluster.yaml when no endpoints are given)")
+    .addOption(
+      new Option(
+        "--endpoints <list>",
+        "comma-separated host:port (or http://host:port; https:// means TLS) of nodes (default: the nodes of --config, then $TALLY_ENDPOINTS, then ./cluster.yaml)",
+      ),
+    )
+    .option(
+      "-c, --config <file>",
+      "the cluster's cluster.yaml: endpoints and TLS settings from it (default: ./cluster.yaml when no endpoints are given)",
+    )
     .addOption(new Option("-w, --write-out <format>", "output format: table (for people) or json").argParser(parseOutputFormat))
     .option("--json", "print JSON (64-bit integers as strings): the same as -w json")
     .option("--ca <file>", "TLS: the cluster's CA certificate (default: tls.ca of the cluster file)")
     .option("--cert <file>", "TLS: client certificate, for clusters with clientAuth: require (default: tls.client.cert)")
     .option("--key <file>", "TLS: the client certificate's key (default: tls.client.key)")
-    .option("--token <token>", "bearer token for a cluster with an auth section (default: $TALLY_TOKEN; visible in ps, prefer the env or --token-file)")
+    .option(
+      "--token <token>",
+      "bearer token for a cluster with an auth section (default: $TALLY_TOKEN; visible in ps, prefer the env or --token-file)",
+    )
     .option("--token-file <file>", "read the bearer token from a file")
     .addOption(new Option("--timeout <ms>", "overall deadline in ms").default(DEFAULT_TIMEOUT_MS).argParser(parseTimeout))
     .exitOverride()
@@ -170,7 +185,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .option("--stale", "any replica may answer, possibly behind")
     .option("--min-index <n>", "the replica must have applied at least this log index", (text: string) => {
       const value = parseDecimalBigInt(text);
-      if (value === undefined || value < 0n) throw new UsageError(`--min-index must be a non-negative integer, got ${JSON.stringify(text)}`);
+      if (value === undefined || value < 0n)
+        throw new UsageError(`--min-index must be a non-negative integer, got ${JSON.stringify(text)}`);
       return value;
     })
     .action(async (key: string, commandOptions: { stale?: boolean; minIndex?: bigint }, command: Command) =>
@@ -206,7 +222,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       withClient(command, async (tally, options) => {
         await tally.connect();
         const result = await tally.reset(key, deadline(options));
-        return options.json ? mutationJson(key, result) : `${key} reset  (version ${result.version}, fence ${result.fence.term}/${result.fence.index})`;
+        return options.json
+          ? mutationJson(key, result)
+          : `${key} reset  (version ${result.version}, fence ${result.fence.term}/${result.fence.index})`;
       }),
     );
 
@@ -216,7 +234,8 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .argument("<key>")
     .argument("<expected-version>", "unsigned 64-bit integer", (text: string) => {
       const value = parseDecimalBigInt(text);
-      if (value === undefined || value < 0n) throw new UsageError(`EXPECTED_VERSION must be a non-negative integer, got ${JSON.stringify(text)}`);
+      if (value === undefined || value < 0n)
+        throw new UsageError(`EXPECTED_VERSION must be a non-negative integer, got ${JSON.stringify(text)}`);
       return value;
     })
     .argument("<value>", "signed 64-bit integer", parseInt64Argument("VALUE"))
@@ -230,17 +249,22 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       }),
     );
 
-  const nodeId = (what: string) => (text: string): number => {
-    const value = Number(text);
-    if (!(Number.isSafeInteger(value) && value > 0)) throw new UsageError(`${what} must be a node id (a positive integer), got ${JSON.stringify(text)}`);
-    return value;
-  };
+  const nodeId =
+    (what: string) =>
+    (text: string): number => {
+      const value = Number(text);
+      if (!(Number.isSafeInteger(value) && value > 0))
+        throw new UsageError(`${what} must be a node id (a positive integer), got ${JSON.stringify(text)}`);
+      return value;
+    };
   const shardId = (text: string): number => {
     const value = Number(text);
-    if (!(Number.isSafeInteger(value) && value > 0 && value <= 0xffff_ffff)) throw new UsageError(`SHARD must be a shard id (a positive integer), got ${JSON.stringify(text)}`);
+    if (!(Number.isSafeInteger(value) && value > 0 && value <= 0xffff_ffff))
+      throw new UsageError(`SHARD must be a shard id (a positive integer), got ${JSON.stringify(text)}`);
     return value;
   };
-  const change = (reply: { summary?: string; operationId?: string }, json: boolean): string | object => (json ? reply : String(reply.summary ?? ""));
+  const change = (reply: { summary?: string; operationId?: string }, json: boolean): string | object =>
+    json ? reply : String(reply.summary ?? "");
 
   const node = program.command("node").description("cluster membership: add, drain, remove, up");
   node
@@ -252,7 +276,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .option("--zone <zone>", "its zone (replicas of a shard spread across zones)", "default")
     .action(async (id: number, commandOptions: { client: string; peer: string; zone: string }, command: Command) =>
       withClient(command, async (tally, options) =>
-        change(await tally.admin("NodeAdd", { nodeId: String(id), clientAddress: commandOptions.client, peerAddress: commandOptions.peer, zone: commandOptions.zone }, deadline(options)), options.json === true),
+        change(
+          await tally.admin(
+            "NodeAdd",
+            { nodeId: String(id), clientAddress: commandOptions.client, peerAddress: commandOptions.peer, zone: commandOptions.zone },
+            deadline(options),
+          ),
+          options.json === true,
+        ),
       ),
     );
   for (const [verb, state, text] of [
@@ -265,7 +296,9 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
       .description(text)
       .argument("<id>", "node id", nodeId("ID"))
       .action(async (id: number, _options: object, command: Command) =>
-        withClient(command, async (tally, options) => change(await tally.admin("NodeState", { nodeId: String(id), state }, deadline(options)), options.json === true)),
+        withClient(command, async (tally, options) =>
+          change(await tally.admin("NodeState", { nodeId: String(id), state }, deadline(options)), options.json === true),
+        ),
       );
   }
 
@@ -278,7 +311,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .requiredOption("--to <node>", "node receiving the replica", nodeId("--to"))
     .action(async (id: number, commandOptions: { from: number; to: number }, command: Command) =>
       withClient(command, async (tally, options) =>
-        change(await tally.admin("ShardMove", { shardId: id, fromNode: String(commandOptions.from), toNode: String(commandOptions.to) }, deadline(options)), options.json === true),
+        change(
+          await tally.admin(
+            "ShardMove",
+            { shardId: id, fromNode: String(commandOptions.from), toNode: String(commandOptions.to) },
+            deadline(options),
+          ),
+          options.json === true,
+        ),
       ),
     );
 
@@ -288,11 +328,14 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .argument("<shard>", "shard id", shardId)
     .option("--at <slot>", "first slot of the new shard", (text: string) => {
       const value = Number(text);
-      if (!(Number.isInteger(value) && value > 0 && value < 16384)) throw new UsageError(`--at must be a slot in 1..16383, got ${JSON.stringify(text)}`);
+      if (!(Number.isInteger(value) && value > 0 && value < 16384))
+        throw new UsageError(`--at must be a slot in 1..16383, got ${JSON.stringify(text)}`);
       return value;
     })
     .action(async (id: number, commandOptions: { at?: number }, command: Command) =>
-      withClient(command, async (tally, options) => change(await tally.admin("ShardSplit", { shardId: id, atSlot: commandOptions.at ?? 0 }, deadline(options)), options.json === true)),
+      withClient(command, async (tally, options) =>
+        change(await tally.admin("ShardSplit", { shardId: id, atSlot: commandOptions.at ?? 0 }, deadline(options)), options.json === true),
+      ),
     );
 
   program
@@ -308,9 +351,16 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
         const route = (await tally.routes()).shards.find((candidate) => candidate.shardId === id);
         if (route === undefined) throw new UsageError(`shard ${id} does not exist`);
         if (!route.replicas.some((replica) => replica.nodeId === String(commandOptions.to) && replica.role === "voter")) {
-          throw new UsageError(`node ${commandOptions.to} is not a voter of shard ${id} (voters ${route.replicas.filter((r) => r.role === "voter").map((r) => r.nodeId).join(", ")})`);
+          throw new UsageError(
+            `node ${commandOptions.to} is not a voter of shard ${id} (voters ${route.replicas
+              .filter((r) => r.role === "voter")
+              .map((r) => r.nodeId)
+              .join(", ")})`,
+          );
         }
-        const addresses = route.leaderAddress ? [route.leaderAddress, ...route.replicas.map((r) => r.address)] : route.replicas.map((r) => r.address);
+        const addresses = route.leaderAddress
+          ? [route.leaderAddress, ...route.replicas.map((r) => r.address)]
+          : route.replicas.map((r) => r.address);
         let lastError: unknown;
         for (const address of [...new Set(addresses)]) {
           try {
@@ -358,13 +408,20 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     .action(async (id: number, commandOptions: { node: number; unsafe?: boolean }, command: Command) =>
       withClient(command, async (tally, options) => {
         if (!commandOptions.unsafe) {
-          throw new UsageError("recover needs --unsafe: it makes one replica the whole shard, and writes acknowledged by the lost replicas beyond what it holds are LOST");
+          throw new UsageError(
+            "recover needs --unsafe: it makes one replica the whole shard, and writes acknowledged by the lost replicas beyond what it holds are LOST",
+          );
         }
-        io.stderr(`WARNING: unsafe recovery of shard ${id} from node ${commandOptions.node}: acknowledged writes may be lost; use only when the other replicas are gone for good\n`);
+        io.stderr(
+          `WARNING: unsafe recovery of shard ${id} from node ${commandOptions.node}: acknowledged writes may be lost; use only when the other replicas are gone for good\n`,
+        );
         const map = await tally.admin<ClusterMapReply>("ClusterMap", {}, deadline(options));
         const address = map.nodes.find((candidate) => candidate.nodeId === String(commandOptions.node))?.clientAddress;
         if (address === undefined) throw new UsageError(`node ${commandOptions.node} is not in the cluster`);
-        return change(await tally.admin("RecoverUnsafe", { shardId: id, iUnderstandDataLoss: true }, { ...deadline(options), address }), options.json === true);
+        return change(
+          await tally.admin("RecoverUnsafe", { shardId: id, iUnderstandDataLoss: true }, { ...deadline(options), address }),
+          options.json === true,
+        );
       }),
     );
 
@@ -386,13 +443,19 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     addHealthCommands(program, withClient, {
       endpoints: () => target?.endpoints ?? [],
       serving: (address, deadlineMs) =>
-        (io.healthCheck ?? grpcHealthCheck)(address, { deadlineMs, ...(target?.tls === undefined ? {} : { tls: target.tls }), ...(token === undefined ? {} : { token }) }),
+        (io.healthCheck ?? grpcHealthCheck)(address, {
+          deadlineMs,
+          ...(target?.tls === undefined ? {} : { tls: target.tls }),
+          ...(token === undefined ? {} : { token }),
+        }),
     });
-    addKindCommands(program, (command, run) =>
-      withClient(command, (tally, options) => {
-        if (tally.addWindowed === undefined) throw new UsageError("this client has no counter kinds");
-        return run(tally as KindsClient, options);
-      }),
+    addKindCommands(
+      program,
+      (command, run) =>
+        withClient(command, (tally, options) => {
+          if (tally.addWindowed === undefined) throw new UsageError("this client has no counter kinds");
+          return run(tally as KindsClient, options);
+        }),
       (text) => io.stdout(text),
     );
     addHotCommands(program, (command, run) =>
@@ -451,7 +514,9 @@ function reportError(error: unknown, io: CliIo, json: boolean, context: { tokenG
   }
   io.stderr(`error: ${message}\n`);
   if (error instanceof TallyError && error.code === "UNAUTHENTICATED" && !context.tokenGiven) {
-    io.stderr(`this cluster${context.clusterHasAuth ? " has an auth section and" : ""} checks callers: pass --token-file FILE or set $TALLY_TOKEN (\`tallyctl auth hash-token\` makes a token)\n`);
+    io.stderr(
+      `this cluster${context.clusterHasAuth ? " has an auth section and" : ""} checks callers: pass --token-file FILE or set $TALLY_TOKEN (\`tallyctl auth hash-token\` makes a token)\n`,
+    );
   }
   if (code === EXIT.ambiguous) {
     io.stderr("the mutation may or may not have been applied; check with `tallyctl get` before retrying\n");

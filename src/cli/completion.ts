@@ -33,7 +33,11 @@ interface Level {
 function levels(command: Command, path: string, out: Level[]): Level[] {
   const choices = command.registeredArguments[0]?.argChoices ?? [];
   const options = command.options.flatMap((option) => [option.long, option.short].filter((flag): flag is string => flag !== undefined));
-  out.push({ path, words: [...command.commands.map((sub) => sub.name()).filter((name) => name !== "help"), ...choices], options: [...options, "--help"] });
+  out.push({
+    path,
+    words: [...command.commands.map((sub) => sub.name()).filter((name) => name !== "help"), ...choices],
+    options: [...options, "--help"],
+  });
   for (const sub of command.commands) levels(sub, path === "" ? sub.name() : `${path} ${sub.name()}`, out);
   return out;
 }
@@ -45,7 +49,9 @@ function valueOptions(program: Command): Map<string, string> {
     for (const option of command.options) {
       if (!option.required && !option.optional) continue;
       const long = option.long ?? "";
-      const completion = FILE_OPTIONS.has(long) ? "@files" : (CHOICE_OPTIONS.get(long)?.join(" ") ?? option.argChoices?.join(" ") ?? "@any");
+      const completion = FILE_OPTIONS.has(long)
+        ? "@files"
+        : (CHOICE_OPTIONS.get(long)?.join(" ") ?? option.argChoices?.join(" ") ?? "@any");
       for (const flag of [option.long, option.short]) if (flag !== undefined) values.set(flag, completion);
     }
     command.commands.forEach(visit);

@@ -54,14 +54,17 @@ export function parseEndpoint(text: string): { address: string; scheme?: "http" 
   let rest = text;
   if (match !== null) {
     const name = match[1]!.toLowerCase();
-    if (name !== "http" && name !== "https") throw new UsageError(`endpoint ${JSON.stringify(text)}: tallyctl speaks gRPC over http:// or https://, not ${name}://`);
+    if (name !== "http" && name !== "https")
+      throw new UsageError(`endpoint ${JSON.stringify(text)}: tallyctl speaks gRPC over http:// or https://, not ${name}://`);
     scheme = name;
     rest = match[2]!.replace(/\/$/, "");
   }
   const hostPort = HOST_PORT.exec(rest);
   const port = Number(hostPort?.[2]);
   if (hostPort === null || !(port >= 1 && port <= 65_535)) {
-    throw new UsageError(`endpoint ${JSON.stringify(text)} is not host:port${scheme === undefined ? "" : ` after ${scheme}://`} (e.g. 127.0.0.1:7001)`);
+    throw new UsageError(
+      `endpoint ${JSON.stringify(text)} is not host:port${scheme === undefined ? "" : ` after ${scheme}://`} (e.g. 127.0.0.1:7001)`,
+    );
   }
   return scheme === undefined ? { address: rest } : { address: rest, scheme };
 }
@@ -104,7 +107,8 @@ function tlsSection(section: unknown, path: string): ClientTlsOptions | undefine
     return isAbsolute(value) ? value : resolve(dirname(path), value);
   };
   const options: ClientTlsOptions = { ca: file(tls.ca, "tls.ca") };
-  if (tls.client !== undefined) Object.assign(options, { cert: file(tls.client.cert, "tls.client.cert"), key: file(tls.client.key, "tls.client.key") });
+  if (tls.client !== undefined)
+    Object.assign(options, { cert: file(tls.client.cert, "tls.client.cert"), key: file(tls.client.key, "tls.client.key") });
   return options;
 }
 
@@ -115,7 +119,8 @@ export async function resolveTarget(flags: TargetFlags, env: Record<string, stri
     if (flags.config.trim() === "") throw new UsageError("--config is empty");
     clusterFile = await readClusterFile(resolve(cwd, flags.config));
   } else if (flags.endpoints === undefined && fromEnv === undefined) {
-    const noEndpoints = () => new UsageError(`no endpoints: pass --endpoints host:port,... or --config FILE, or run where ${CLUSTER_FILE_NAME} is`);
+    const noEndpoints = () =>
+      new UsageError(`no endpoints: pass --endpoints host:port,... or --config FILE, or run where ${CLUSTER_FILE_NAME} is`);
     clusterFile = await readClusterFile(join(cwd, CLUSTER_FILE_NAME), noEndpoints);
   }
   let list: string[];
@@ -130,10 +135,14 @@ export async function resolveTarget(flags: TargetFlags, env: Record<string, stri
   if (schemes.size > 1) throw new UsageError("endpoints mix http:// and https://: a cluster is all TLS or all plaintext");
   const tls = resolveTlsFlags(flags, cwd) ?? clusterFile?.tls;
   if (schemes.has("https") && tls === undefined) {
-    throw new UsageError("https:// endpoints need the cluster's CA: --ca FILE (with --cert/--key for clientAuth: require), or --config FILE with a tls section");
+    throw new UsageError(
+      "https:// endpoints need the cluster's CA: --ca FILE (with --cert/--key for clientAuth: require), or --config FILE with a tls section",
+    );
   }
   if (schemes.has("http") && tls !== undefined) {
-    throw new UsageError(`http:// endpoints, but TLS is configured (${flags.ca !== undefined ? "--ca" : `tls section of ${clusterFile?.path}`}): use https:// or plain host:port`);
+    throw new UsageError(
+      `http:// endpoints, but TLS is configured (${flags.ca !== undefined ? "--ca" : `tls section of ${clusterFile?.path}`}): use https:// or plain host:port`,
+    );
   }
   const target: Target = { endpoints: parsed.map((endpoint) => endpoint.address) };
   if (tls !== undefined) target.tls = tls;

@@ -7,9 +7,42 @@ export interface ClusterMapReply {
   fromMetaLeader: boolean;
   metaVoters: string[];
   metaLearners: string[];
-  nodes: Array<{ nodeId: string; clientAddress: string; peerAddress: string; zone: string; state: string; alive: boolean; lastHeartbeatMsAgo: string; replicas: number; leaders: number; opsPerSecond: number }>;
-  shards: Array<{ shardId: number; slotStart: number; slotEnd: number; epoch: string; voters: string[]; learners: string[]; votersOutgoing: string[]; leaderId: string; opsPerSecond: number }>;
-  operations: Array<{ id: string; kind: string; shardId: number; fromNode: string; toNode: string; state: string; step: string; reason: string; ageMs: string; splitSlot: number; newShardId: number }>;
+  nodes: Array<{
+    nodeId: string;
+    clientAddress: string;
+    peerAddress: string;
+    zone: string;
+    state: string;
+    alive: boolean;
+    lastHeartbeatMsAgo: string;
+    replicas: number;
+    leaders: number;
+    opsPerSecond: number;
+  }>;
+  shards: Array<{
+    shardId: number;
+    slotStart: number;
+    slotEnd: number;
+    epoch: string;
+    voters: string[];
+    learners: string[];
+    votersOutgoing: string[];
+    leaderId: string;
+    opsPerSecond: number;
+  }>;
+  operations: Array<{
+    id: string;
+    kind: string;
+    shardId: number;
+    fromNode: string;
+    toNode: string;
+    state: string;
+    step: string;
+    reason: string;
+    ageMs: string;
+    splitSlot: number;
+    newShardId: number;
+  }>;
 }
 
 export interface PlanReply {
@@ -19,13 +52,26 @@ export interface PlanReply {
 
 export function formatClusterMap(map: ClusterMapReply): string {
   const lines: string[] = [];
-  lines.push(`partition map version ${map.version}, metadata leader ${map.metaLeaderId || "unknown"}${map.fromMetaLeader ? "" : " (cached copy; liveness and load come from the metadata leader)"}`);
-  lines.push(`metadata group replicas: ${(map.metaVoters ?? []).join(", ") || "unknown"}${map.metaLearners?.length ? ` (learners ${map.metaLearners.join(", ")})` : ""}`);
+  lines.push(
+    `partition map version ${map.version}, metadata leader ${map.metaLeaderId || "unknown"}${map.fromMetaLeader ? "" : " (cached copy; liveness and load come from the metadata leader)"}`,
+  );
+  lines.push(
+    `metadata group replicas: ${(map.metaVoters ?? []).join(", ") || "unknown"}${map.metaLearners?.length ? ` (learners ${map.metaLearners.join(", ")})` : ""}`,
+  );
   lines.push("");
   lines.push(
     table(
       ["NODE", "ADDRESS", "ZONE", "STATE", "ALIVE", "REPLICAS", "LEADERS", "OPS/S"],
-      map.nodes.map((n) => [n.nodeId, n.clientAddress, n.zone, n.state, map.fromMetaLeader ? (n.alive ? "yes" : `no (${n.lastHeartbeatMsAgo} ms)`) : "-", String(n.replicas), map.fromMetaLeader ? String(n.leaders) : "-", map.fromMetaLeader ? n.opsPerSecond.toFixed(0) : "-"]),
+      map.nodes.map((n) => [
+        n.nodeId,
+        n.clientAddress,
+        n.zone,
+        n.state,
+        map.fromMetaLeader ? (n.alive ? "yes" : `no (${n.lastHeartbeatMsAgo} ms)`) : "-",
+        String(n.replicas),
+        map.fromMetaLeader ? String(n.leaders) : "-",
+        map.fromMetaLeader ? n.opsPerSecond.toFixed(0) : "-",
+      ]),
     ),
   );
   lines.push("");
@@ -52,7 +98,17 @@ export function formatClusterMap(map: ClusterMapReply): string {
     lines.push(
       table(
         ["OP", "KIND", "SHARD", "FROM", "TO", "STATE", "AGE", "STEP", "REASON"],
-        [...running, ...finished].map((op) => [op.id, op.kind, String(op.shardId), op.kind === "split" ? `slot ${op.splitSlot}` : op.fromNode, op.kind === "split" ? `shard ${op.newShardId}` : op.toNode, op.state, `${(Number(op.ageMs) / 1000).toFixed(1)}s`, op.step, op.reason]),
+        [...running, ...finished].map((op) => [
+          op.id,
+          op.kind,
+          String(op.shardId),
+          op.kind === "split" ? `slot ${op.splitSlot}` : op.fromNode,
+          op.kind === "split" ? `shard ${op.newShardId}` : op.toNode,
+          op.state,
+          `${(Number(op.ageMs) / 1000).toFixed(1)}s`,
+          op.step,
+          op.reason,
+        ]),
       ),
     );
   }

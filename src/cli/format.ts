@@ -26,7 +26,8 @@ function fenceText(fence: { term: bigint; index: bigint }): string {
 }
 
 export function formatMutation(key: string, result: MutationResult): string {
-  if (result.subCounters !== undefined) return `${key}: added to one of its ${result.subCounters} sub-counters (that one is now ${result.value}; \`get\` sums them)`;
+  if (result.subCounters !== undefined)
+    return `${key}: added to one of its ${result.subCounters} sub-counters (that one is now ${result.value}; \`get\` sums them)`;
   return `${key} = ${result.value}  (version ${result.version}, fence ${fenceText(result.fence)})`;
 }
 
@@ -35,7 +36,8 @@ export function mutationJson(key: string, result: MutationResult): object {
 }
 
 export function formatRead(key: string, result: ReadResult): string {
-  if (result.subCounters !== undefined) return `${key} = ${result.value}  (hot: the sum of ${result.subCounters} sub-counters, each read ${result.exists ? "" : "and absent "}at its shard)`;
+  if (result.subCounters !== undefined)
+    return `${key} = ${result.value}  (hot: the sum of ${result.subCounters} sub-counters, each read ${result.exists ? "" : "and absent "}at its shard)`;
   if (!result.exists) return `${key} = 0  (does not exist; applied ${result.appliedIndex})`;
   return `${key} = ${result.value}  (version ${result.version}, fence ${fenceText(result.fence)}, applied ${result.appliedIndex})`;
 }

@@ -11,14 +11,20 @@ import { clientTlsCredentials, type ClientTlsOptions } from "../util/tls.js";
 
 export type ServingStatus = "SERVING" | "NOT_SERVING" | "UNKNOWN" | "SERVICE_UNKNOWN";
 
-export type HealthCheck = (address: string, options: { tls?: ClientTlsOptions; token?: string; deadlineMs: number }) => Promise<ServingStatus>;
+export type HealthCheck = (
+  address: string,
+  options: { tls?: ClientTlsOptions; token?: string; deadlineMs: number },
+) => Promise<ServingStatus>;
 
 const HealthClient = grpc.makeGenericClientConstructor(service, "Health");
 
 /** Rejects with an UnavailableError holding grpc-js's text when the node does not answer. */
 export const grpcHealthCheck: HealthCheck = (address, options) =>
   new Promise((resolve, reject) => {
-    const client = new HealthClient(address, options.tls === undefined ? grpc.credentials.createInsecure() : clientTlsCredentials(options.tls));
+    const client = new HealthClient(
+      address,
+      options.tls === undefined ? grpc.credentials.createInsecure() : clientTlsCredentials(options.tls),
+    );
     const metadata = new grpc.Metadata();
     if (options.token !== undefined) metadata.set("authorization", `Bearer ${options.token}`);
     client.makeUnaryRequest<{ service: string }, { status: ServingStatus }>(

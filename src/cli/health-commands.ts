@@ -9,10 +9,21 @@ import type { CliClient, GlobalOptions } from "./command-types.js";
 import { WithExitCode } from "./exit-codes.js";
 import { formatStatus } from "./format.js";
 import { formatClusterMap, type ClusterMapReply } from "./format-map.js";
-import { endpointHealthExitCode, formatCompactStatus, formatEndpointHealth, judgeEndpoint, statusVerdict, type EndpointHealth, type LocalStatusReply } from "./health.js";
+import {
+  endpointHealthExitCode,
+  formatCompactStatus,
+  formatEndpointHealth,
+  judgeEndpoint,
+  statusVerdict,
+  type EndpointHealth,
+  type LocalStatusReply,
+} from "./health.js";
 import { humanTransportError, isTransportText } from "./human-errors.js";
 
-type WithClient = (command: Command, run: (client: CliClient, options: GlobalOptions) => Promise<string | object | WithExitCode>) => Promise<void>;
+type WithClient = (
+  command: Command,
+  run: (client: CliClient, options: GlobalOptions) => Promise<string | object | WithExitCode>,
+) => Promise<void>;
 
 /** One endpoint's status call gets at most this long (an unreachable node must not hold the others' lines). */
 const ENDPOINT_CHECK_MS_MAX = 3_000;
@@ -22,7 +33,8 @@ async function clusterMap(tally: CliClient, deadlineMs: number): Promise<Cluster
   try {
     let map = await tally.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs });
     const leaderAddress = map.fromMetaLeader ? undefined : map.nodes.find((n) => n.nodeId === map.metaLeaderId)?.clientAddress;
-    if (leaderAddress !== undefined) map = await tally.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs, address: leaderAddress }).catch(() => map);
+    if (leaderAddress !== undefined)
+      map = await tally.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs, address: leaderAddress }).catch(() => map);
     return map;
   } catch {
     return undefined; // an older node, or no metadata leader yet: the group table still helps
@@ -31,8 +43,10 @@ async function clusterMap(tally: CliClient, deadlineMs: number): Promise<Cluster
 
 /** Whether the endpoint itself answered (with an error), and the problem in an operator's words. */
 function problemOf(error: unknown): { answered: boolean; problem: string } {
-  if (error instanceof ClusterUnreachableError) return { answered: false, problem: error.cause instanceof Error ? humanTransportError(error.cause.message) : "did not answer" };
-  if (error instanceof TallyError && isTransportText(error.message)) return { answered: false, problem: humanTransportError(error.message) };
+  if (error instanceof ClusterUnreachableError)
+    return { answered: false, problem: error.cause instanceof Error ? humanTransportError(error.cause.message) : "did not answer" };
+  if (error instanceof TallyError && isTransportText(error.message))
+    return { answered: false, problem: humanTransportError(error.message) };
   if (error instanceof TallyError) return { answered: true, problem: `${error.code}: ${error.message}` };
   return { answered: false, problem: error instanceof Error ? error.message : String(error) };
 }
@@ -61,15 +75,21 @@ async function checkEndpoint(tally: CliClient, probe: EndpointProbe, endpoint: s
 export function addHealthCommands(program: Command, withClient: WithClient, probe: EndpointProbe): void {
   program
     .command("status")
-    .description("a one-line verdict (healthy, degraded, unavailable), then one row per node and per shard; exit 0 healthy, 5 degraded, 6 unavailable")
-    .option("-v, --verbose", "every node's view of every Raft group (role, term, leader, commit, applied, lag, lease) and the whole partition map")
+    .description(
+      "a one-line verdict (healthy, degraded, unavailable), then one row per node and per shard; exit 0 healthy, 5 degraded, 6 unavailable",
+    )
+    .option(
+      "-v, --verbose",
+      "every node's view of every Raft group (role, term, leader, commit, applied, lag, lease) and the whole partition map",
+    )
     .action(async (commandOptions: { verbose?: boolean }, command: Command) =>
       withClient(command, async (tally, options) => {
         const deadline = { deadlineMs: options.timeout };
         const status = await tally.status(deadline);
         const map = await clusterMap(tally, options.timeout);
         const verdict = statusVerdict(status, map);
-        if (options.json) return new WithExitCode({ verdict: { state: verdict.state, line: verdict.line }, ...status, map }, verdict.exitCode);
+        if (options.json)
+          return new WithExitCode({ verdict: { state: verdict.state, line: verdict.line }, ...status, map }, verdict.exitCode);
         const text = commandOptions.verbose
           ? `${verdict.line}\n\n${formatStatus(status)}${map === undefined ? "\n(partition map unavailable)" : `\n\n${formatClusterMap(map)}`}`
           : formatCompactStatus(status, map, verdict);
@@ -81,7 +101,9 @@ export function addHealthCommands(program: Command, withClient: WithClient, prob
     .command("endpoint")
     .description("per-endpoint checks: health")
     .command("health")
-    .description("the gRPC health check of every endpoint (SERVING when its /readyz is 200), a line each; exit 0 all healthy, 5 some unhealthy, 3 none answered")
+    .description(
+      "the gRPC health check of every endpoint (SERVING when its /readyz is 200), a line each; exit 0 all healthy, 5 some unhealthy, 3 none answered",
+    )
     .action(async (_options: object, command: Command) =>
       withClient(command, async (tally, options) => {
         const deadlineMs = Math.min(options.timeout, ENDPOINT_CHECK_MS_MAX);

@@ -70,7 +70,11 @@ export function statusVerdict(status: ClusterStatus, map: ClusterMapReply | unde
   if (metaLeaderless) problems.push("the metadata group has no leader");
   if (problems.length === 0) return { state: "healthy", line: `healthy: ${counts}`, exitCode: EXIT.ok };
   const state: VerdictState = leaderless.length > 0 ? "unavailable" : "degraded";
-  return { state, line: `${state}: ${problems.join("; ")} (${counts})`, exitCode: state === "unavailable" ? EXIT.unavailable : EXIT.degraded };
+  return {
+    state,
+    line: `${state}: ${problems.join("; ")} (${counts})`,
+    exitCode: state === "unavailable" ? EXIT.unavailable : EXIT.degraded,
+  };
 }
 
 /** The reason a node did not answer, in an operator's words. */
@@ -88,7 +92,15 @@ export function formatCompactStatus(status: ClusterStatus, map: ClusterMapReply 
   const mapNode = (id: string) => map?.nodes.find((node) => node.nodeId === id);
   const nodeRows = nodes.map((node) => {
     const leaders = node.groups.filter((group) => isLeader(group)).length;
-    return [node.nodeId, node.clientAddress, node.zone, mapNode(node.nodeId)?.state ?? "-", node.reachable ? "yes" : "no", node.reachable ? String(node.groups.length) : "-", node.reachable ? String(leaders) : "-"];
+    return [
+      node.nodeId,
+      node.clientAddress,
+      node.zone,
+      mapNode(node.nodeId)?.state ?? "-",
+      node.reachable ? "yes" : "no",
+      node.reachable ? String(node.groups.length) : "-",
+      node.reachable ? String(leaders) : "-",
+    ];
   });
   const reachable = new Set(nodes.filter((node) => node.reachable).map((node) => node.nodeId));
   const groupRow = (label: string, groupId: number, slots: string, voters: string[] | undefined): string[] => {
@@ -97,10 +109,20 @@ export function formatCompactStatus(status: ClusterStatus, map: ClusterMapReply 
     const led = leaderOf(status, groupId);
     if (led === undefined) return [label, slots, "none", "-", "-", "-", "-", replicas];
     const lag = led.group.peers.reduce((max, peer) => (peer.lag > max ? peer.lag : max), 0n);
-    return [label, slots, led.node.nodeId, String(led.group.term), String(led.group.commit), String(lag), led.group.leaseValid ? "valid" : "none", replicas];
+    return [
+      label,
+      slots,
+      led.node.nodeId,
+      String(led.group.term),
+      String(led.group.commit),
+      String(lag),
+      led.group.leaseValid ? "valid" : "none",
+      replicas,
+    ];
   };
   const groupRows: string[][] = [];
-  if (nodes.some((node) => node.groups.some((group) => group.groupId === META_GROUP_ID))) groupRows.push(groupRow("meta", META_GROUP_ID, "-", map?.metaVoters));
+  if (nodes.some((node) => node.groups.some((group) => group.groupId === META_GROUP_ID)))
+    groupRows.push(groupRow("meta", META_GROUP_ID, "-", map?.metaVoters));
   for (const id of shardIds(status, map)) {
     const shard = map?.shards.find((candidate) => candidate.shardId === id);
     groupRows.push(groupRow(String(id), id, shard === undefined ? "-" : `${shard.slotStart}-${shard.slotEnd - 1}`, shard?.voters));
@@ -167,9 +189,16 @@ export function judgeEndpoint(endpoint: string, tookMs: number, serving: string,
   const node = local?.nodes?.[0];
   const groups = node?.groups ?? [];
   const result: EndpointHealth = { endpoint, tookMs, healthy: serving === "SERVING" };
-  if (node !== undefined) Object.assign(result, { nodeId: node.nodeId ?? "?", groups: groups.length, leaders: groups.filter((group) => group.role.toLowerCase() === "leader").length });
+  if (node !== undefined)
+    Object.assign(result, {
+      nodeId: node.nodeId ?? "?",
+      groups: groups.length,
+      leaders: groups.filter((group) => group.role.toLowerCase() === "leader").length,
+    });
   if (result.healthy) return result;
-  const leaderless = groups.filter((group) => group.leaderId === "" || group.leaderId === "0").map((group) => (group.groupId === META_GROUP_ID ? "meta" : String(group.groupId)));
+  const leaderless = groups
+    .filter((group) => group.leaderId === "" || group.leaderId === "0")
+    .map((group) => (group.groupId === META_GROUP_ID ? "meta" : String(group.groupId)));
   const who = node === undefined ? "the node" : `node ${result.nodeId}`;
   result.problem =
     leaderless.length > 0

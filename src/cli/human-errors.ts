@@ -10,8 +10,14 @@ const REASONS: Array<[RegExp, string]> = [
   [/ENOTFOUND|EAI_AGAIN|getaddrinfo/, "host name not found"],
   [/EHOSTUNREACH|ENETUNREACH/, "host unreachable"],
   [/Deadline exceeded|DEADLINE_EXCEEDED|ETIMEDOUT|timed out|timeout/i, "no answer in time"],
-  [/certificate|self[- ]signed|SSL|TLS|handshake|wrong version number/i, "TLS handshake failed: check --ca, --cert and --key, or the tls section of --config"],
-  [/ECONNRESET|socket hang up|Connection dropped|Protocol error|RST_STREAM|GOAWAY/i, "connection dropped: plaintext to a TLS port, or the node is stopping"],
+  [
+    /certificate|self[- ]signed|SSL|TLS|handshake|wrong version number/i,
+    "TLS handshake failed: check --ca, --cert and --key, or the tls section of --config",
+  ],
+  [
+    /ECONNRESET|socket hang up|Connection dropped|Protocol error|RST_STREAM|GOAWAY/i,
+    "connection dropped: plaintext to a TLS port, or the node is stopping",
+  ],
 ];
 
 /** A short, human reason for a transport failure text. */
@@ -25,5 +31,7 @@ export function humanTransportError(text: string): string {
 
 /** True for messages that are grpc-js transport text rather than a tally error's own words. */
 export function isTransportText(text: string): boolean {
-  return /^\d+ [A-Z_]+: |No connection established|Last error:|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|Deadline exceeded|Connection dropped/.test(text);
+  return /^\d+ [A-Z_]+: |No connection established|Last error:|ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|Deadline exceeded|Connection dropped/.test(
+    text,
+  );
 }

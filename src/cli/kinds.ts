@@ -9,7 +9,10 @@ import { parseDecimalBigInt } from "../client/values.js";
 import { UsageError } from "./exit-codes.js";
 import { formatTable } from "./format.js";
 
-export type KindsClient = Pick<TallyClient, "connect" | "addWindowed" | "windowRange" | "windowAt" | "tryAcquire" | "uniqueAdd" | "uniqueCount" | "topK" | "aggregate" | "watch">;
+export type KindsClient = Pick<
+  TallyClient,
+  "connect" | "addWindowed" | "windowRange" | "windowAt" | "tryAcquire" | "uniqueAdd" | "uniqueCount" | "topK" | "aggregate" | "watch"
+>;
 
 export interface GlobalKindOptions {
   json?: boolean;
@@ -21,7 +24,8 @@ type WithClient = (command: Command, run: (client: KindsClient, options: GlobalK
 function nonNegative(name: string): (text: string) => number {
   return (text) => {
     const value = Number(text);
-    if (!(Number.isSafeInteger(value) && value >= 0)) throw new UsageError(`${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
+    if (!(Number.isSafeInteger(value) && value >= 0))
+      throw new UsageError(`${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
     return value;
   };
 }
@@ -73,7 +77,11 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
     .action(async (key: string, delta: bigint, opts: { eventTimeMs?: number; ttlMs?: number }, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
-        const result = await tally.addWindowed(key, delta, { ...deadline(options), ...(opts.eventTimeMs ? { eventTimeMs: opts.eventTimeMs } : {}), ...(opts.ttlMs ? { ttlMs: opts.ttlMs } : {}) });
+        const result = await tally.addWindowed(key, delta, {
+          ...deadline(options),
+          ...(opts.eventTimeMs ? { eventTimeMs: opts.eventTimeMs } : {}),
+          ...(opts.ttlMs ? { ttlMs: opts.ttlMs } : {}),
+        });
         if (options.json) return { key, ...result };
         return `${key} += ${delta} at ${new Date(result.eventTimeMs).toISOString()}: bucket sum ${result.value}  (version ${result.version})`;
       }),
@@ -169,7 +177,11 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
       withClient(command, async (tally, options) => {
         await tally.connect();
         const result = await tally.topK(prefix, opts.k, { ...deadline(options), ...lastWindow(opts.last) });
-        if (options.json) return { entries: result.entries.map((entry) => ({ key: entry.key.toString("utf8"), value: entry.value })), shards: result.shards };
+        if (options.json)
+          return {
+            entries: result.entries.map((entry) => ({ key: entry.key.toString("utf8"), value: entry.value })),
+            shards: result.shards,
+          };
         const rows = result.entries.map((entry, i) => [String(i + 1), entry.key.toString("utf8"), entry.value.toString()]);
         return `${formatTable(["#", "key", "value"], rows, new Set([0, 2]))}\n(${result.shards.length} shards at applied ${result.shards.map((shard) => `${shard.shardId}:${shard.appliedIndex}`).join(" ")})`;
       }),
@@ -189,10 +201,21 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
         const stop = new AbortController();
         let events = 0;
         // A watch has no deadline: it runs until Ctrl-C, or until --count events arrived.
-        for await (const batch of tally.watch(key, { prefix: opts.prefix === true, signal: stop.signal, ...(opts.fromIndex ? { fromIndex: opts.fromIndex } : {}) })) {
+        for await (const batch of tally.watch(key, {
+          prefix: opts.prefix === true,
+          signal: stop.signal,
+          ...(opts.fromIndex ? { fromIndex: opts.fromIndex } : {}),
+        })) {
           for (const event of batch.events) {
             const line = options.json
-              ? JSON.stringify({ shardId: batch.shardId, key: event.key.toString("utf8"), kind: event.kind, value: event.value.toString(), version: event.version.toString(), index: event.index.toString() })
+              ? JSON.stringify({
+                  shardId: batch.shardId,
+                  key: event.key.toString("utf8"),
+                  kind: event.kind,
+                  value: event.value.toString(),
+                  version: event.version.toString(),
+                  index: event.index.toString(),
+                })
               : `${event.key.toString("utf8")} ${event.kind} ${event.value}  (version ${event.version}, index ${event.index}, shard ${batch.shardId})`;
             if (opts.count === undefined) print(`${line}\n`);
             else lines.push(line);
@@ -213,7 +236,12 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
         await tally.connect();
         const result = await tally.aggregate(prefix, { ...deadline(options), ...lastWindow(opts.last) });
         if (options.json) return result;
-        const avg = result.avg === undefined ? "-" : result.avg.remainder === 0n ? String(result.avg.quotient) : `${result.avg.quotient} + ${result.avg.remainder}/${result.avg.divisor}`;
+        const avg =
+          result.avg === undefined
+            ? "-"
+            : result.avg.remainder === 0n
+              ? String(result.avg.quotient)
+              : `${result.avg.quotient} + ${result.avg.remainder}/${result.avg.divisor}`;
         return `count ${result.count}  sum ${result.sum}  min ${result.min ?? "-"}  max ${result.max ?? "-"}  avg ${avg}\n(${result.shards.length} shards at applied ${result.shards.map((shard) => `${shard.shardId}:${shard.appliedIndex}`).join(" ")})`;
       }),
     );

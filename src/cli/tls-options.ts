@@ -20,6 +20,7 @@ export function resolveTlsFlags(flags: TlsFlags, cwd: string): ClientTlsOptions 
     return undefined;
   }
   const tls: ClientTlsOptions = { ca: resolve(cwd, flags.ca) };
-  if (flags.cert !== undefined && flags.key !== undefined) Object.assign(tls, { cert: resolve(cwd, flags.cert), key: resolve(cwd, flags.key) });
+  if (flags.cert !== undefined && flags.key !== undefined)
+    Object.assign(tls, { cert: resolve(cwd, flags.cert), key: resolve(cwd, flags.key) });
   return tls;
 }

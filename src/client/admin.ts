@@ -32,12 +32,9 @@ export class AdminCalls {
       if (options.signal?.aborted) throw options.signal.reason;
       const remainingMs = deadlineAtMs - monotonicMs();
       if (remainingMs <= 0) break;
-      const outcome = await this.pool.connection(address).unary<object, StatusResponseMessage>(
-        "admin",
-        "Status",
-        {},
-        monotonicMs() + Math.min(remainingMs, this.options.attemptTimeoutMs),
-      );
+      const outcome = await this.pool
+        .connection(address)
+        .unary<object, StatusResponseMessage>("admin", "Status", {}, monotonicMs() + Math.min(remainingMs, this.options.attemptTimeoutMs));
       if (outcome.kind === "reply") return statusFromMessage(address, outcome.response);
       lastError = outcome.error;
       if (nodeAnswered(outcome.error, outcome.info)) answered = true;
@@ -51,7 +48,11 @@ export class AdminCalls {
    * hints, so membership and placement requests reach the metadata leader. `method` is the RPC name
    * ("ClusterMap", "NodeState", "ShardMove", ...); the reply is the decoded response message.
    */
-  async admin<Response = Record<string, unknown>>(method: string, request: object, options: CallOptions & { address?: string } = {}): Promise<Response> {
+  async admin<Response = Record<string, unknown>>(
+    method: string,
+    request: object,
+    options: CallOptions & { address?: string } = {},
+  ): Promise<Response> {
     this.life.checkOpen();
     const deadlineAtMs = this.life.deadlineFor(options);
     const queue = options.address !== undefined ? [options.address] : [...this.router.discoveryAddresses()];
@@ -66,7 +67,9 @@ export class AdminCalls {
       attempts.set(address, attempt);
       const remainingMs = deadlineAtMs - monotonicMs();
       if (remainingMs <= 0) break;
-      const outcome = await this.pool.connection(address).unary<object, Response>("admin", method, request, monotonicMs() + Math.min(remainingMs, this.options.attemptTimeoutMs));
+      const outcome = await this.pool
+        .connection(address)
+        .unary<object, Response>("admin", method, request, monotonicMs() + Math.min(remainingMs, this.options.attemptTimeoutMs));
       if (outcome.kind === "reply") return outcome.response;
       lastError = outcome.error;
       if (nodeAnswered(outcome.error, outcome.info)) answered = true;
@@ -125,7 +128,12 @@ function statusFromMessage(answeredBy: string, message: StatusResponseMessage): 
         lastIndex: wireBigInt(group.lastIndex),
         leaseValid: group.leaseValid,
         epoch: wireBigInt(group.epoch),
-        peers: group.peers.map((peer) => ({ nodeId: peer.nodeId, match: wireBigInt(peer.match), lag: wireBigInt(peer.lag), state: peer.state })),
+        peers: group.peers.map((peer) => ({
+          nodeId: peer.nodeId,
+          match: wireBigInt(peer.match),
+          lag: wireBigInt(peer.lag),
+          state: peer.state,
+        })),
       })),
     })),
   };

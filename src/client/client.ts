@@ -120,7 +120,11 @@ export class TallyClient {
   }
 
   async set(key: Key, value: Int64Input, options: SetOptions = {}): Promise<MutationResult> {
-    return this.submitter.submit(makeOp("set", key, { value: toInt64(value, "value"), ttlMs: optionalUint64(options.ttlMs, "ttlMs") }), options, false);
+    return this.submitter.submit(
+      makeOp("set", key, { value: toInt64(value, "value"), ttlMs: optionalUint64(options.ttlMs, "ttlMs") }),
+      options,
+      false,
+    );
   }
 
   /**
@@ -151,12 +155,22 @@ export class TallyClient {
     if (op.windowMs < 1n) throw new InvalidArgumentError("windowMs must be >= 1");
     if (op.n > op.limit) throw new InvalidArgumentError(`n ${op.n} exceeds limit ${op.limit}: it could never be granted`);
     const result = await this.submitter.submit(op, options, true);
-    return { allowed: result.allowed ?? false, remaining: result.value, retryAfterMs: result.retryAfterMs ?? 0, version: result.version, fence: result.fence };
+    return {
+      allowed: result.allowed ?? false,
+      remaining: result.value,
+      retryAfterMs: result.retryAfterMs ?? 0,
+      version: result.version,
+      fence: result.fence,
+    };
   }
 
   /** Adds items to a HyperLogLog unique count; value 1n if the sketch changed. */
   async uniqueAdd(key: Key, items: Key[], options: SetOptions = {}): Promise<MutationResult> {
-    return this.submitter.submit(makeOp("uniqueAdd", key, { items: itemsOf(items), ttlMs: optionalUint64(options.ttlMs, "ttlMs") }), options, true);
+    return this.submitter.submit(
+      makeOp("uniqueAdd", key, { items: itemsOf(items), ttlMs: optionalUint64(options.ttlMs, "ttlMs") }),
+      options,
+      true,
+    );
   }
 
   /** Deletes the counter (a later get says exists: false). */
@@ -166,17 +180,14 @@ export class TallyClient {
     const hot = this.router.routeTable.hot.lookup(op.key);
     if (hot === undefined) return this.submitter.submit(op, options, false);
     // A hot counter: every sub-counter, each exactly once; not atomic across them.
-    const results = await Promise.all(hot.tags.map((tag) => this.submitter.submit(makeOp("reset", hotSubKey(hot.key, tag), {}), options, false, true)));
+    const results = await Promise.all(
+      hot.tags.map((tag) => this.submitter.submit(makeOp("reset", hotSubKey(hot.key, tag), {}), options, false, true)),
+    );
     return results[0]!;
   }
 
   /** Sets value if the counter's version is expectedVersion (0 = the counter must not exist). */
-  async compareAndSet(
-    key: Key,
-    expectedVersion: bigint | number,
-    value: Int64Input,
-    options: CallOptions = {},
-  ): Promise<MutationResult> {
+  async compareAndSet(key: Key, expectedVersion: bigint | number, value: Int64Input, options: CallOptions = {}): Promise<MutationResult> {
     const op = makeOp("compareAndSet", key, {
       expectedVersion: toUint64(expectedVersion, "expectedVersion"),
       value: toInt64(value, "value"),
@@ -232,7 +243,11 @@ export class TallyClient {
    * hints, so membership and placement requests reach the metadata leader. `method` is the RPC name
    * ("ClusterMap", "NodeState", "ShardMove", ...); the reply is the decoded response message.
    */
-  async admin<Response = Record<string, unknown>>(method: string, request: object, options: CallOptions & { address?: string } = {}): Promise<Response> {
+  async admin<Response = Record<string, unknown>>(
+    method: string,
+    request: object,
+    options: CallOptions & { address?: string } = {},
+  ): Promise<Response> {
     return this.adminCalls.admin<Response>(method, request, options);
   }
 
@@ -284,7 +299,10 @@ export class TallyClient {
     for (;;) {
       await this.router.refreshRoutes();
       const route = this.router.routeTable.hot.lookup(encoded);
-      if ((route !== undefined && route.tags.length >= subCounters && route.writable >= route.tags.length) || monotonicMs() + HOT_REFRESH_DELAY_MS >= deadlineAtMs) {
+      if (
+        (route !== undefined && route.tags.length >= subCounters && route.writable >= route.tags.length) ||
+        monotonicMs() + HOT_REFRESH_DELAY_MS >= deadlineAtMs
+      ) {
         return { key: encoded, tags: route?.tags ?? [], writable: route?.writable ?? 0, summary: reply.summary };
       }
       await new Promise((resolve) => setTimeout(resolve, HOT_REFRESH_DELAY_MS));
@@ -302,7 +320,14 @@ export class TallyClient {
   // ---- Counter kinds: reads ---------------------------------------------------------------------
 
   /** A windowed counter's points in [fromMs, toMs), one per stepMs, aggregated by agg (default sum). */
-  async windowRange(key: Key, fromMs: number, toMs: number, stepMs: number, agg: WindowAggregate = "sum", options: ReadOptions = {}): Promise<WindowRangeResult> {
+  async windowRange(
+    key: Key,
+    fromMs: number,
+    toMs: number,
+    stepMs: number,
+    agg: WindowAggregate = "sum",
+    options: ReadOptions = {},
+  ): Promise<WindowRangeResult> {
     return this.kindReads.windowRange(key, fromMs, toMs, stepMs, agg, options);
   }
 

@@ -57,7 +57,10 @@ export class ConnectionPool {
   }
 
   isHealthy(address: string, now: number): boolean {
-    const failedAt = Math.max(this.failedAtMs.get(address) ?? Number.NEGATIVE_INFINITY, this.connections.get(address)?.lastFailureAtMs ?? Number.NEGATIVE_INFINITY);
+    const failedAt = Math.max(
+      this.failedAtMs.get(address) ?? Number.NEGATIVE_INFINITY,
+      this.connections.get(address)?.lastFailureAtMs ?? Number.NEGATIVE_INFINITY,
+    );
     return now - failedAt >= NODE_AVOID_MS;
   }
 

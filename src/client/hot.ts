@@ -41,7 +41,11 @@ export class HotTable {
     for (const route of hot) {
       const key = Buffer.from(route.key);
       if (route.tags.length === 0) continue;
-      this.byKey.set(key.toString("latin1"), { key, tags: [...route.tags], writable: Math.max(1, Math.min(route.writable, route.tags.length)) });
+      this.byKey.set(key.toString("latin1"), {
+        key,
+        tags: [...route.tags],
+        writable: Math.max(1, Math.min(route.writable, route.tags.length)),
+      });
     }
   }
 
@@ -116,7 +120,11 @@ interface SubRead {
  * exists; the other fields (version, fence, applied index) are sub-counter 0's, since indexes of
  * different shards' logs cannot be combined. A sum outside int64 is OUT_OF_RANGE, never wrapped.
  */
-export function combineHotRead<R extends SubRead>(plan: HotReadPlan, results: R[], describe: (index: number) => string): Array<R & { subCounters?: number }> {
+export function combineHotRead<R extends SubRead>(
+  plan: HotReadPlan,
+  results: R[],
+  describe: (index: number) => string,
+): Array<R & { subCounters?: number }> {
   return plan.spans.map(({ start, count }, index) => {
     const first = results[start]!;
     if (count === 1 && plan.claims[start] === 0) return first;
@@ -126,7 +134,8 @@ export function combineHotRead<R extends SubRead>(plan: HotReadPlan, results: R[
       value += results[i]!.value;
       exists ||= results[i]!.exists;
     }
-    if (value < INT64_MIN || value > INT64_MAX) throw new OutOfRangeError(`the sub-counters of hot counter ${describe(index)} sum to ${value}, outside the signed 64-bit range`);
+    if (value < INT64_MIN || value > INT64_MAX)
+      throw new OutOfRangeError(`the sub-counters of hot counter ${describe(index)} sum to ${value}, outside the signed 64-bit range`);
     return { ...first, value, exists, subCounters: count };
   });
 }

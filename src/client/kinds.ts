@@ -34,21 +34,43 @@ export class KindReads {
   ) {}
 
   /** TallyClient.windowRange: one shard's WindowRange. */
-  async windowRange(key: Key, fromMs: number, toMs: number, stepMs: number, agg: WindowAggregate = "sum", options: ReadOptions = {}): Promise<WindowRangeResult> {
+  async windowRange(
+    key: Key,
+    fromMs: number,
+    toMs: number,
+    stepMs: number,
+    agg: WindowAggregate = "sum",
+    options: ReadOptions = {},
+  ): Promise<WindowRangeResult> {
     const encoded = encodeKey(key);
-    const request = { key: encoded, fromMs: int64Wire(toUint64(fromMs, "fromMs")), toMs: int64Wire(toUint64(toMs, "toMs")), stepMs: int64Wire(toUint64(stepMs, "stepMs")), agg };
+    const request = {
+      key: encoded,
+      fromMs: int64Wire(toUint64(fromMs, "fromMs")),
+      toMs: int64Wire(toUint64(toMs, "toMs")),
+      stepMs: int64Wire(toUint64(stepMs, "stepMs")),
+      agg,
+    };
     return this.reads.withReadState(options, "windowRange", false, (state) =>
-      this.reads.shardRead(slotOf(encoded), state, (common) => ["windowRange", { ...request, ...common }], (response) => {
-        const message = response.windowRange;
-        if (message === undefined) return undefined;
-        return {
-          points: message.points.map((point) => ({ startMs: Number(point.startMs), value: wireBigInt(point.value), divisor: wireBigInt(point.divisor) })),
-          resolutionMs: Number(message.resolutionMs),
-          version: wireBigInt(message.version),
-          fence: fenceFromMessage(message.fence),
-          appliedIndex: wireBigInt(message.appliedIndex),
-        };
-      }),
+      this.reads.shardRead(
+        slotOf(encoded),
+        state,
+        (common) => ["windowRange", { ...request, ...common }],
+        (response) => {
+          const message = response.windowRange;
+          if (message === undefined) return undefined;
+          return {
+            points: message.points.map((point) => ({
+              startMs: Number(point.startMs),
+              value: wireBigInt(point.value),
+              divisor: wireBigInt(point.divisor),
+            })),
+            resolutionMs: Number(message.resolutionMs),
+            version: wireBigInt(message.version),
+            fence: fenceFromMessage(message.fence),
+            appliedIndex: wireBigInt(message.appliedIndex),
+          };
+        },
+      ),
     );
   }
 
@@ -57,19 +79,24 @@ export class KindReads {
     const encoded = encodeKey(key);
     const timeWire = int64Wire(toUint64(timeMs, "timeMs"));
     return this.reads.withReadState(options, "windowAt", false, (state) =>
-      this.reads.shardRead(slotOf(encoded), state, (common) => ["windowAt", { key: encoded, timeMs: timeWire, ...common }], (response) => {
-        const message = response.windowAt;
-        if (message === undefined) return undefined;
-        return {
-          startMs: Number(message.startMs),
-          resolutionMs: Number(message.resolutionMs),
-          sum: wireBigInt(message.sum),
-          count: Number(message.count),
-          version: wireBigInt(message.version),
-          fence: fenceFromMessage(message.fence),
-          appliedIndex: wireBigInt(message.appliedIndex),
-        };
-      }),
+      this.reads.shardRead(
+        slotOf(encoded),
+        state,
+        (common) => ["windowAt", { key: encoded, timeMs: timeWire, ...common }],
+        (response) => {
+          const message = response.windowAt;
+          if (message === undefined) return undefined;
+          return {
+            startMs: Number(message.startMs),
+            resolutionMs: Number(message.resolutionMs),
+            sum: wireBigInt(message.sum),
+            count: Number(message.count),
+            version: wireBigInt(message.version),
+            fence: fenceFromMessage(message.fence),
+            appliedIndex: wireBigInt(message.appliedIndex),
+          };
+        },
+      ),
     );
   }
 
@@ -90,11 +117,20 @@ export class KindReads {
       const withSketch = groups.size > 1;
       const parts = await Promise.all(
         [...groups.entries()].map(async ([shardId, group]) => {
-          const part = await this.reads.shardRead(slotOf(group[0]!), state, (common) => ["uniqueCount", { keys: group, withSketch, ...common }], (response) => response.uniqueCount);
+          const part = await this.reads.shardRead(
+            slotOf(group[0]!),
+            state,
+            (common) => ["uniqueCount", { keys: group, withSketch, ...common }],
+            (response) => response.uniqueCount,
+          );
           return { ...part, shardId };
         }),
       );
-      const shards = parts.map((part) => ({ shardId: part.shardId, appliedIndex: wireBigInt(part.appliedIndex), fence: fenceFromMessage(part.fence) }));
+      const shards = parts.map((part) => ({
+        shardId: part.shardId,
+        appliedIndex: wireBigInt(part.appliedIndex),
+        fence: fenceFromMessage(part.fence),
+      }));
       if (!withSketch) return { count: Number(parts[0]!.count), shards };
       const union = new HyperLogLog();
       for (const part of parts) union.merge(HyperLogLog.decode(part.sketch));
@@ -107,20 +143,39 @@ export class KindReads {
     const prefixBytes = encodePrefix(prefix);
     if (!Number.isInteger(k) || k < 1 || k > TOP_K_MAX) throw new InvalidArgumentError(`k must be 1..${TOP_K_MAX}, got ${k}`);
     const window = windowFields(options);
-    const answers = await this.scatter(options, "topK", (common) => ["topK", { prefix: prefixBytes, k, ...window, ...common }], (response) => response.topK);
+    const answers = await this.scatter(
+      options,
+      "topK",
+      (common) => ["topK", { prefix: prefixBytes, k, ...window, ...common }],
+      (response) => response.topK,
+    );
     const lists = answers.map(({ message }) => message.entries.map((entry) => ({ key: entry.key, value: wireBigInt(entry.value) })));
-    return { entries: mergeTopK(lists, k).map((entry) => ({ key: Buffer.from(entry.key), value: entry.value })), shards: answers.map(({ shard }) => shard) };
+    return {
+      entries: mergeTopK(lists, k).map((entry) => ({ key: Buffer.from(entry.key), value: entry.value })),
+      shards: answers.map(({ shard }) => shard),
+    };
   }
 
   /** TallyClient.aggregate: every shard's aggregate, combined by mergeAggregates. */
   async aggregate(prefix: Key, options: PrefixReadOptions = {}): Promise<AggregateResult> {
     const prefixBytes = encodePrefix(prefix);
     const window = windowFields(options);
-    const answers = await this.scatter(options, "aggregate", (common) => ["aggregate", { prefix: prefixBytes, ...window, ...common }], (response) => response.aggregate);
+    const answers = await this.scatter(
+      options,
+      "aggregate",
+      (common) => ["aggregate", { prefix: prefixBytes, ...window, ...common }],
+      (response) => response.aggregate,
+    );
     const merged = mergeAggregates(
       answers.map(({ message }) => {
         const count = Number(message.count);
-        return { count, sum: BigInt(message.sum), min: count > 0 ? wireBigInt(message.min) : undefined, max: count > 0 ? wireBigInt(message.max) : undefined, avg: undefined };
+        return {
+          count,
+          sum: BigInt(message.sum),
+          min: count > 0 ? wireBigInt(message.min) : undefined,
+          max: count > 0 ? wireBigInt(message.max) : undefined,
+          avg: undefined,
+        };
       }),
     );
     return { ...merged, shards: answers.map(({ shard }) => shard) };

@@ -27,7 +27,8 @@ export class Lifecycle {
 
   deadlineFor(options: CallOptions): number {
     const deadlineMs = options.deadlineMs ?? this.options.deadlineMs;
-    if (!(typeof deadlineMs === "number" && deadlineMs > 0)) throw new InvalidArgumentError(`deadlineMs must be positive, got ${String(deadlineMs)}`);
+    if (!(typeof deadlineMs === "number" && deadlineMs > 0))
+      throw new InvalidArgumentError(`deadlineMs must be positive, got ${String(deadlineMs)}`);
     return monotonicMs() + deadlineMs;
   }
 

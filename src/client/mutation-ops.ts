@@ -67,7 +67,11 @@ export function parseBatchOp(op: BatchOp, index: number): MutationOp {
           ttlMs: optionalUint64(op.ttlMs, "ttlMs"),
         });
       case "tryAcquire":
-        return makeOp("tryAcquire", op.key, { n: toUint64(op.n, "n"), limit: toUint64(op.limit, "limit"), windowMs: toUint64(op.windowMs, "windowMs") });
+        return makeOp("tryAcquire", op.key, {
+          n: toUint64(op.n, "n"),
+          limit: toUint64(op.limit, "limit"),
+          windowMs: toUint64(op.windowMs, "windowMs"),
+        });
       case "uniqueAdd":
         return makeOp("uniqueAdd", op.key, { items: itemsOf(op.items), ttlMs: optionalUint64(op.ttlMs, "ttlMs") });
       case "set":
@@ -91,7 +95,15 @@ export function parseBatchOp(op: BatchOp, index: number): MutationOp {
 function batchOpMessage(op: MutationOp): BatchOpMessage {
   switch (op.kind) {
     case "add":
-      return { add: { key: op.key, delta: int64Wire(op.delta), hasFloor: op.floor !== undefined, floor: int64Wire(op.floor ?? 0n), ttlMs: int64Wire(op.ttlMs) } };
+      return {
+        add: {
+          key: op.key,
+          delta: int64Wire(op.delta),
+          hasFloor: op.floor !== undefined,
+          floor: int64Wire(op.floor ?? 0n),
+          ttlMs: int64Wire(op.ttlMs),
+        },
+      };
     case "set":
       return { set: { key: op.key, value: int64Wire(op.value), ttlMs: int64Wire(op.ttlMs) } };
     case "reset":
@@ -129,7 +141,17 @@ export function buildMutationRequest(entries: UnitEntry[], header: RequestHeader
   const op = entries[0]!.op;
   switch (op.kind) {
     case "add":
-      return ["add", { header, key: op.key, delta: int64Wire(op.delta), hasFloor: op.floor !== undefined, floor: int64Wire(op.floor ?? 0n), ttlMs: int64Wire(op.ttlMs) }];
+      return [
+        "add",
+        {
+          header,
+          key: op.key,
+          delta: int64Wire(op.delta),
+          hasFloor: op.floor !== undefined,
+          floor: int64Wire(op.floor ?? 0n),
+          ttlMs: int64Wire(op.ttlMs),
+        },
+      ];
     case "set":
       return ["set", { header, key: op.key, value: int64Wire(op.value), ttlMs: int64Wire(op.ttlMs) }];
     case "reset":

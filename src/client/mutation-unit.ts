@@ -110,7 +110,10 @@ export class MutationUnit {
     readonly atomic: boolean,
   ) {
     assert(entries.length >= 1 && entries.length <= BATCH_OPS_MAX, `unit size out of range: ${entries.length}`);
-    assert(entries.every((entry) => !entry.waiter.settled), "a unit starts with live callers only");
+    assert(
+      entries.every((entry) => !entry.waiter.settled),
+      "a unit starts with live callers only",
+    );
     this.liveCount = entries.length;
   }
 

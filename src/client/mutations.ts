@@ -149,15 +149,23 @@ export class MutationEngine {
       }
       if (routing.kind === "split") {
         // The map changed under the unit (a shard split): its keys now live on several shards.
-        if (unit.outcomeUnknown) return this.failUnit(unit, new TallyError("WRONG_SHARD", "the keys moved to another shard while the outcome was unknown"));
+        if (unit.outcomeUnknown)
+          return this.failUnit(unit, new TallyError("WRONG_SHARD", "the keys moved to another shard while the outcome was unknown"));
         this.releaseSeq(unit);
-        for (const indexes of routing.groups.values()) this.startUnit(indexes.map((index) => unit.entries[index]!), unit.atomic);
+        for (const indexes of routing.groups.values())
+          this.startUnit(
+            indexes.map((index) => unit.entries[index]!),
+            unit.atomic,
+          );
         return;
       }
       const route = routing.route;
       if (unit.shardId !== route.shardId) {
         if (unit.shardId !== undefined && unit.outcomeUnknown) {
-          return this.failUnit(unit, new TallyError("WRONG_SHARD", `the key moved from shard ${unit.shardId} to ${route.shardId} while the outcome was unknown`));
+          return this.failUnit(
+            unit,
+            new TallyError("WRONG_SHARD", `the key moved from shard ${unit.shardId} to ${route.shardId} while the outcome was unknown`),
+          );
         }
         this.releaseSeq(unit);
         unit.shardId = route.shardId;
@@ -216,13 +224,9 @@ export class MutationEngine {
     const [opName, op] = buildMutationRequest(unit.entries, header);
     unit.inFlight = true;
     session.lastUsedAtMs = monotonicMs();
-    const outcome = await this.pool.connection(address).send(
-      opName,
-      op,
-      this.policy.attemptTimeoutMs(unit.timeouts, unit.deadlineAtMs),
-      unit.deadlineAtMs,
-      unit.cancellation,
-    );
+    const outcome = await this.pool
+      .connection(address)
+      .send(opName, op, this.policy.attemptTimeoutMs(unit.timeouts, unit.deadlineAtMs), unit.deadlineAtMs, unit.cancellation);
     unit.inFlight = false;
     return outcome;
   }
@@ -295,7 +299,11 @@ export class MutationEngine {
     if (response.result === "mutation" && entries.length === 1 && response.mutation !== undefined) {
       const mutation = response.mutation;
       this.releaseSeq(unit);
-      entries[0]!.waiter.resolve({ value: wireBigInt(mutation.value), version: wireBigInt(mutation.version), fence: fenceFromMessage(mutation.fence) });
+      entries[0]!.waiter.resolve({
+        value: wireBigInt(mutation.value),
+        version: wireBigInt(mutation.version),
+        fence: fenceFromMessage(mutation.fence),
+      });
       return;
     }
     const packed = response.result === "batch" ? response.batch?.packedResults : undefined;
@@ -350,7 +358,10 @@ export class MutationEngine {
     }
     if (blamed !== undefined) {
       blamed.waiter.reject(error);
-      this.startUnit(entries.filter((entry) => entry !== blamed), false);
+      this.startUnit(
+        entries.filter((entry) => entry !== blamed),
+        false,
+      );
     } else {
       // The server did not say which op; let each op find out on its own.
       for (const entry of entries) this.startUnit([entry], false);

@@ -5,7 +5,13 @@ import type { Logger } from "../util/log.js";
 import { TallyError } from "../util/errors.js";
 import type { Cancellation } from "./cancellation.js";
 import { decodeServiceError, normalizeErrorInfo, type ErrorInfo } from "../api/error-details.js";
-import { tallyProto, type PipelineOpName, type PipelineOps, type PipelineRequestMessage, type PipelineResponseMessage } from "../api/proto.js";
+import {
+  tallyProto,
+  type PipelineOpName,
+  type PipelineOps,
+  type PipelineRequestMessage,
+  type PipelineResponseMessage,
+} from "../api/proto.js";
 
 /**
  * How one Pipeline attempt ended. `unsent` means the request certainly never reached the node
@@ -257,7 +263,11 @@ export class NodeConnection {
   }
 
   /** A server-streaming call (Watch, ShardBackup) on this node's channel; the caller cancels it. */
-  serverStream<Request, Response>(method: string, request: Request, service: "counter" | "admin" = "counter"): grpc.ClientReadableStream<Response> {
+  serverStream<Request, Response>(
+    method: string,
+    request: Request,
+    service: "counter" | "admin" = "counter",
+  ): grpc.ClientReadableStream<Response> {
     const client = service === "counter" ? this.counterClient : this.adminClient;
     const call = (client as unknown as Record<string, unknown>)[method];
     assert(typeof call === "function", `no such RPC: ${service}.${method}`);

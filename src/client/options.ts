@@ -60,7 +60,8 @@ export function validateOptions(options: TallyClientOptions): ResolvedOptions {
       throw new InvalidArgumentError(`${name} must be a positive number, got ${String(value)}`);
     }
   }
-  if (typeof resolved.autoBatch !== "boolean") throw new InvalidArgumentError(`autoBatch must be a boolean, got ${String(resolved.autoBatch)}`);
+  if (typeof resolved.autoBatch !== "boolean")
+    throw new InvalidArgumentError(`autoBatch must be a boolean, got ${String(resolved.autoBatch)}`);
   if (!(typeof resolved.batchWindowMs === "number" && Number.isFinite(resolved.batchWindowMs) && resolved.batchWindowMs >= 0)) {
     throw new InvalidArgumentError(`batchWindowMs must be >= 0, got ${String(resolved.batchWindowMs)}`);
   }

@@ -107,9 +107,19 @@ export class Reads {
       for (let refreshes = 0; ; refreshes++) {
         const plan = planHotRead(this.router.routeTable.hot, encoded);
         try {
-          if (plan === undefined) return await this.readGroup(encoded, encoded.map((key) => slotOf(key)), state);
-          if (state.minIndex > 0n) throw new InvalidArgumentError("minIndex names one shard's log index; it has no meaning for a hot counter's sum over several shards");
-          return combineHotRead(plan, await this.readGroup(plan.keys, plan.slots, state, plan.claims), (index) => describeKey(keys[index]!));
+          if (plan === undefined)
+            return await this.readGroup(
+              encoded,
+              encoded.map((key) => slotOf(key)),
+              state,
+            );
+          if (state.minIndex > 0n)
+            throw new InvalidArgumentError(
+              "minIndex names one shard's log index; it has no meaning for a hot counter's sum over several shards",
+            );
+          return combineHotRead(plan, await this.readGroup(plan.keys, plan.slots, state, plan.claims), (index) =>
+            describeKey(keys[index]!),
+          );
         } catch (error) {
           // A node whose map has another sub-counter count refused the read: learn the newer list and read again.
           const refused = error instanceof TallyError && error.code === "FAILED_PRECONDITION" && error.message.includes(HOT_READ_REFUSED);
@@ -127,7 +137,12 @@ export class Reads {
    * Runs a read under one deadline, cancellation and in-flight slot; errors after a deadline,
    * abort or close become the matching error.
    */
-  async withReadState<T>(options: ReadOptions, kind: ReadState["kind"], admitted: boolean, run: (state: ReadState) => Promise<T>): Promise<T> {
+  async withReadState<T>(
+    options: ReadOptions,
+    kind: ReadState["kind"],
+    admitted: boolean,
+    run: (state: ReadState) => Promise<T>,
+  ): Promise<T> {
     this.life.checkOpen();
     const consistency = options.consistency ?? "linearizable";
     if (consistency !== "linearizable" && consistency !== "stale") {
@@ -173,7 +188,11 @@ export class Reads {
         ),
       (attempt) => {
         const values: GetResponseMessage[] | undefined =
-          attempt.result === "get" && attempt.get !== undefined ? [attempt.get] : attempt.result === "getMany" ? attempt.getMany?.values : undefined;
+          attempt.result === "get" && attempt.get !== undefined
+            ? [attempt.get]
+            : attempt.result === "getMany"
+              ? attempt.getMany?.values
+              : undefined;
         if (values === undefined || values.length !== keys.length) {
           throw new TallyError("INTERNAL", `malformed read reply (${attempt.result ?? "empty"}) for ${keys.length} keys`);
         }
@@ -184,7 +203,12 @@ export class Reads {
         const results: ReadResult[] = new Array(keys.length);
         await Promise.all(
           [...groups.values()].map(async (indexes) => {
-            const part = await this.readGroup(indexes.map((i) => keys[i]!), indexes.map((i) => slots[i]!), state, claims && indexes.map((i) => claims[i]!));
+            const part = await this.readGroup(
+              indexes.map((i) => keys[i]!),
+              indexes.map((i) => slots[i]!),
+              state,
+              claims && indexes.map((i) => claims[i]!),
+            );
             indexes.forEach((keyIndex, partIndex) => (results[keyIndex] = part[partIndex]!));
           }),
         );
@@ -250,12 +274,22 @@ export class Reads {
   }
 
   /** A read answered by the one shard that holds `slot`, retried until the deadline. */
-  async shardRead<T>(slot: number, state: ReadState, build: ReadRequestBuilder, parse: (response: PipelineResponseMessage) => T | undefined): Promise<T> {
-    return this.policy.untilAnswered([slot], state, (route, failures) => this.readAttempt(route, state, failures, build), (attempt) => {
-      const parsed = parse(attempt);
-      if (parsed === undefined) throw new TallyError("INTERNAL", `malformed ${state.kind} reply (${attempt.result ?? "empty"})`);
-      return parsed;
-    });
+  async shardRead<T>(
+    slot: number,
+    state: ReadState,
+    build: ReadRequestBuilder,
+    parse: (response: PipelineResponseMessage) => T | undefined,
+  ): Promise<T> {
+    return this.policy.untilAnswered(
+      [slot],
+      state,
+      (route, failures) => this.readAttempt(route, state, failures, build),
+      (attempt) => {
+        const parsed = parse(attempt);
+        if (parsed === undefined) throw new TallyError("INTERNAL", `malformed ${state.kind} reply (${attempt.result ?? "empty"})`);
+        return parsed;
+      },
+    );
   }
 }
 

@@ -52,7 +52,14 @@ export function deadlineError(lastError: unknown): TallyError {
   return new TimeoutError(`no answer within the deadline${suffix}`, { cause: lastError });
 }
 
-const RETRYABLE_READ_CODES: ReadonlySet<ErrorCode> = new Set(["NOT_LEADER", "WRONG_SHARD", "UNAVAILABLE", "OVERLOADED", "TIMEOUT", "AMBIGUOUS"]);
+const RETRYABLE_READ_CODES: ReadonlySet<ErrorCode> = new Set([
+  "NOT_LEADER",
+  "WRONG_SHARD",
+  "UNAVAILABLE",
+  "OVERLOADED",
+  "TIMEOUT",
+  "AMBIGUOUS",
+]);
 
 /** Whether a read may be retried after this error code. */
 export function isRetryable(code: ErrorCode): boolean {

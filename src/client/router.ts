@@ -116,12 +116,14 @@ export class Router {
       if (this.life.closed) throw new ClientClosedError();
       const now = monotonicMs();
       if (now >= deadlineAtMs) break;
-      const outcome = await this.pool.connection(address).unary<object, RoutesResponseMessage>(
-        "counter",
-        "Routes",
-        {},
-        Math.min(deadlineAtMs, now + Math.min(this.options.attemptTimeoutMs, this.options.connectTimeoutMs * 2)),
-      );
+      const outcome = await this.pool
+        .connection(address)
+        .unary<object, RoutesResponseMessage>(
+          "counter",
+          "Routes",
+          {},
+          Math.min(deadlineAtMs, now + Math.min(this.options.attemptTimeoutMs, this.options.connectTimeoutMs * 2)),
+        );
       if (outcome.kind === "error") {
         lastError = outcome.error;
         if (nodeAnswered(outcome.error, outcome.info)) answered = true;
@@ -136,8 +138,6 @@ export class Router {
     if (answered) throw lastError ?? new TallyError("UNAVAILABLE", "no node returned a usable routing map");
     throw new ClusterUnreachableError(addresses, { cause: lastError });
   }
-
-
 
   /** The believed leader if it looks healthy, else the next healthy replica (which will redirect). */
   leaderAddress(route: ShardRoute): string {

@@ -107,23 +107,21 @@ export class RouteTable {
   update(response: RoutesResponseMessage): boolean {
     const slotCount = response.slotCount || SLOT_COUNT;
     const incoming = response.shards
-      .map(
-        (message): ShardRoute => ({
-          shardId: message.shardId,
-          slotStart: message.slotStart,
-          slotEnd: message.slotEnd,
-          epoch: wireBigInt(message.epoch),
-          replicas: message.replicas.map((replica) => ({
-            nodeId: replica.nodeId,
-            address: replica.address,
-            role: replica.role,
-          })),
-          leaderId: message.leaderId || undefined,
-          leaderAddress: undefined,
-          term: wireBigInt(message.term),
-          leaderFromHint: false,
-        }),
-      )
+      .map((message): ShardRoute => ({
+        shardId: message.shardId,
+        slotStart: message.slotStart,
+        slotEnd: message.slotEnd,
+        epoch: wireBigInt(message.epoch),
+        replicas: message.replicas.map((replica) => ({
+          nodeId: replica.nodeId,
+          address: replica.address,
+          role: replica.role,
+        })),
+        leaderId: message.leaderId || undefined,
+        leaderAddress: undefined,
+        term: wireBigInt(message.term),
+        leaderFromHint: false,
+      }))
       .sort((a, b) => a.slotStart - b.slotStart);
     if (incoming.length === 0) return false;
     let previousEnd = 0;
@@ -165,8 +163,7 @@ export class RouteTable {
   noteLeaderHint(shardId: number, leaderId: string | undefined, leaderAddress: string | undefined): boolean {
     const shard = this.byShardId(shardId);
     if (shard === undefined || (leaderId === undefined && leaderAddress === undefined)) return false;
-    const address =
-      leaderAddress ?? shard.replicas.find((replica) => replica.nodeId === leaderId)?.address ?? undefined;
+    const address = leaderAddress ?? shard.replicas.find((replica) => replica.nodeId === leaderId)?.address ?? undefined;
     if (address === undefined) return false;
     shard.leaderId = leaderId ?? shard.replicas.find((replica) => replica.address === address)?.nodeId ?? address;
     shard.leaderAddress = address;

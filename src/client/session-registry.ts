@@ -60,12 +60,14 @@ export class SessionRegistry {
   private async registerSession(route: ShardRoute, deadlineAtMs: number): Promise<ShardSession> {
     const address = this.router.leaderAddress(route);
     const request: RegisterSessionRequestMessage = { shardId: route.shardId, epoch: String(route.epoch) };
-    const outcome = await this.pool.connection(address).unary<RegisterSessionRequestMessage, RegisterSessionResponseMessage>(
-      "counter",
-      "RegisterSession",
-      request,
-      Math.min(deadlineAtMs, monotonicMs() + this.options.attemptTimeoutMs),
-    );
+    const outcome = await this.pool
+      .connection(address)
+      .unary<RegisterSessionRequestMessage, RegisterSessionResponseMessage>(
+        "counter",
+        "RegisterSession",
+        request,
+        Math.min(deadlineAtMs, monotonicMs() + this.options.attemptTimeoutMs),
+      );
     if (outcome.kind === "error") throw new AttemptError(outcome.error, address);
     const clientId = wireBigInt(outcome.response.clientId);
     if (clientId <= 0n) throw new AttemptError(new TallyError("INTERNAL", "RegisterSession returned client id 0"), address);
@@ -111,12 +113,14 @@ export class SessionRegistry {
         firstUnackedSeq: String(session.firstUnackedSeq()),
       },
     };
-    const outcome = await this.pool.connection(address).unary<KeepAliveRequestMessage, KeepAliveResponseMessage>(
-      "counter",
-      "KeepAlive",
-      request,
-      monotonicMs() + this.options.attemptTimeoutMs,
-    );
+    const outcome = await this.pool
+      .connection(address)
+      .unary<KeepAliveRequestMessage, KeepAliveResponseMessage>(
+        "counter",
+        "KeepAlive",
+        request,
+        monotonicMs() + this.options.attemptTimeoutMs,
+      );
     if (outcome.kind === "reply") {
       session.lastUsedAtMs = Math.max(session.lastUsedAtMs, monotonicMs());
       return;

@@ -84,7 +84,10 @@ export class Submitter {
             onOutcome();
           },
           (error) => {
-            outcomes[index] = { ok: false, error: error instanceof TallyError ? error : new TallyError("INTERNAL", messageOf(error), { cause: error }) };
+            outcomes[index] = {
+              ok: false,
+              error: error instanceof TallyError ? error : new TallyError("INTERNAL", messageOf(error), { cause: error }),
+            };
             onOutcome();
           },
           () => this.life.inflightOps--,
@@ -138,8 +141,11 @@ export class Submitter {
     if (hot === undefined || (op.kind === "reset" && hotReset)) return op;
     const where = batchIndex === undefined ? "" : `ops[${batchIndex}]: `;
     if (op.kind !== "add" || op.floor !== undefined || op.ttlMs !== 0n) {
-      const what = op.kind !== "add" ? (op.kind === "reset" ? "a reset inside a batch (use reset())" : `a ${op.kind}`) : "an add with a floor or TTL";
-      throw new FailedPreconditionError(`${where}key ${describeKey(op.keyInput)} is a hot counter over ${hot.tags.length} sub-counters: ${what} cannot apply to a sum (only add, get and reset)`);
+      const what =
+        op.kind !== "add" ? (op.kind === "reset" ? "a reset inside a batch (use reset())" : `a ${op.kind}`) : "an add with a floor or TTL";
+      throw new FailedPreconditionError(
+        `${where}key ${describeKey(op.keyInput)} is a hot counter over ${hot.tags.length} sub-counters: ${what} cannot apply to a sum (only add, get and reset)`,
+      );
     }
     // A raised count reaches a client that only writes through a periodic look at the routes.
     if (monotonicMs() - this.router.lastRefreshedAtMs > HOT_ROUTES_MAX_AGE_MS) this.router.refreshRoutesSoon();

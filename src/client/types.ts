@@ -170,7 +170,6 @@ export interface PrefixReadOptions extends ReadOptions {
   window?: { fromMs: number; toMs: number };
 }
 
-
 export interface TopKResult {
   entries: Array<{ key: Buffer; value: bigint }>;
   shards: ShardAnswer[];

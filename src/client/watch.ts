@@ -130,7 +130,10 @@ export class Watcher {
       unsubscribe();
       if (cancellation.cancelled || this.life.closed) return;
       const decoded = error === undefined ? undefined : decodeServiceError(error as grpc.ServiceError);
-      if (decoded !== undefined && (decoded.error.code === "OUT_OF_RANGE" || decoded.error.code === "INVALID_ARGUMENT" || accessDenied(decoded.error) !== undefined)) {
+      if (
+        decoded !== undefined &&
+        (decoded.error.code === "OUT_OF_RANGE" || decoded.error.code === "INVALID_ARGUMENT" || accessDenied(decoded.error) !== undefined)
+      ) {
         push({ error: decoded.error });
         return;
       }

@@ -93,7 +93,7 @@ export function writeSvarint64(writer: ByteWriter, value: bigint): void {
     writeUvarint(writer, small >= 0 ? small * 2 : -small * 2 - 1);
     return;
   }
-  let rest = value >= 0n ? value << 1n : ((-value) << 1n) - 1n;
+  let rest = value >= 0n ? value << 1n : (-value << 1n) - 1n;
   while (rest >= 0x80n) {
     writer.u8(Number(rest & 0x7fn) | 0x80);
     rest >>= 7n;

@@ -184,7 +184,11 @@ export class HyperLogLog {
   }
 
   encode(): Uint8Array {
-    const writer = beginEnvelope(KIND_MAGIC.hyperLogLog, FORMAT_VERSION, this.dense === undefined ? 16 + this.sparseSize * 3 : 16 + DENSE_PACKED_BYTES);
+    const writer = beginEnvelope(
+      KIND_MAGIC.hyperLogLog,
+      FORMAT_VERSION,
+      this.dense === undefined ? 16 + this.sparseSize * 3 : 16 + DENSE_PACKED_BYTES,
+    );
     writer.u8(HLL_PRECISION);
     if (this.dense === undefined) {
       writer.u8(FORM_SPARSE);

@@ -58,7 +58,14 @@ export function compareRank(a: KeyValue, b: KeyValue): number {
 }
 
 function isEntry(entry: KeyValue): boolean {
-  return typeof entry === "object" && entry !== null && entry.key instanceof Uint8Array && typeof entry.value === "bigint" && entry.value >= INT64_MIN && entry.value <= INT64_MAX;
+  return (
+    typeof entry === "object" &&
+    entry !== null &&
+    entry.key instanceof Uint8Array &&
+    typeof entry.value === "bigint" &&
+    entry.value >= INT64_MIN &&
+    entry.value <= INT64_MAX
+  );
 }
 
 /** Throws the precise error for an entry that failed isEntry (the label is built only then). */
@@ -131,7 +138,8 @@ export function topK(entries: Iterable<KeyValue>, k: number): KeyValue[] {
 
 export function mergeTopK(lists: ReadonlyArray<readonly KeyValue[]>, k: number): KeyValue[] {
   requireInteger(k, "k", 1, TOP_K_MAX);
-  if (!Array.isArray(lists) || lists.length > SHARDS_MAX) throw new InvalidArgumentError(`lists must be an array of at most ${SHARDS_MAX} lists`);
+  if (!Array.isArray(lists) || lists.length > SHARDS_MAX)
+    throw new InvalidArgumentError(`lists must be an array of at most ${SHARDS_MAX} lists`);
   for (const [s, list] of lists.entries()) {
     if (!Array.isArray(list)) throw new InvalidArgumentError(`lists[${s}] must be an array`);
     if (list.length > TOP_K_MAX) throw new InvalidArgumentError(`lists[${s}] has ${list.length} entries, above ${TOP_K_MAX}`);
@@ -217,7 +225,8 @@ export function mergeAggregates(parts: Iterable<Aggregate>): Aggregate {
     requireInteger(part.count, "part.count", 0, Number.MAX_SAFE_INTEGER);
     if (typeof part.sum !== "bigint") throw new InvalidArgumentError("part.sum must be a bigint");
     if (part.count === 0) {
-      if (part.sum !== 0n || part.min !== undefined || part.max !== undefined) throw new InvalidArgumentError("an empty part must have sum 0 and no min/max");
+      if (part.sum !== 0n || part.min !== undefined || part.max !== undefined)
+        throw new InvalidArgumentError("an empty part must have sum 0 and no min/max");
       continue;
     }
     if (typeof part.min !== "bigint" || typeof part.max !== "bigint" || part.min > part.max) {

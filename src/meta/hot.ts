@@ -22,8 +22,10 @@ export const HOT_KEYS_MAX = 1024;
  * bring tag lists from outside; chooseHotTags makes only valid ones.)
  */
 export function hotTagsProblem(tags: unknown): string | undefined {
-  if (!Array.isArray(tags) || tags.length < 2 || tags.length > HOT_SUB_COUNTERS_MAX || tags[0] !== 0) return `must be 2..${HOT_SUB_COUNTERS_MAX} tags starting with 0`;
-  if (!tags.every((tag) => Number.isSafeInteger(tag) && tag >= 0) || new Set(tags).size !== tags.length) return "must be distinct non-negative integers";
+  if (!Array.isArray(tags) || tags.length < 2 || tags.length > HOT_SUB_COUNTERS_MAX || tags[0] !== 0)
+    return `must be 2..${HOT_SUB_COUNTERS_MAX} tags starting with 0`;
+  if (!tags.every((tag) => Number.isSafeInteger(tag) && tag >= 0) || new Set(tags).size !== tags.length)
+    return "must be distinct non-negative integers";
   return undefined;
 }
 /** A hot key leaves room for the suffix within the 256-byte key limit. */

@@ -18,7 +18,15 @@ import { Packr } from "msgpackr";
 import { assert } from "../util/assert.js";
 import { CorruptionError, InvalidArgumentError } from "../util/errors.js";
 import { SLOT_COUNT } from "./slots.js";
-import { chooseHotTags, hotTagsProblem, HOT_KEY_BYTES_MAX, HOT_KEYS_MAX, HOT_SUB_COUNTERS_MAX, isHotSubKey, type HotRecord } from "./hot.js";
+import {
+  chooseHotTags,
+  hotTagsProblem,
+  HOT_KEY_BYTES_MAX,
+  HOT_KEYS_MAX,
+  HOT_SUB_COUNTERS_MAX,
+  isHotSubKey,
+  type HotRecord,
+} from "./hot.js";
 
 export type NodeState = "up" | "down" | "draining" | "removed";
 export const NODE_STATES: readonly NodeState[] = ["up", "down", "draining", "removed"];
@@ -86,7 +94,15 @@ export interface ClusterMap {
 }
 
 export type MetaCommand =
-  | { type: "init"; clusterName: string; replicationFactor: number; nodes: Array<Omit<NodeRecord, "state" | "sinceMs">>; shards: ShardRecord[]; metaVoters: number[]; hot?: Array<{ key: Uint8Array; tags: number[] }> }
+  | {
+      type: "init";
+      clusterName: string;
+      replicationFactor: number;
+      nodes: Array<Omit<NodeRecord, "state" | "sinceMs">>;
+      shards: ShardRecord[];
+      metaVoters: number[];
+      hot?: Array<{ key: Uint8Array; tags: number[] }>;
+    }
   | { type: "meta-report"; voters: number[]; learners: number[]; votersOutgoing: number[] }
   | { type: "node-add"; node: Omit<NodeRecord, "state" | "sinceMs"> }
   | { type: "node-state"; nodeId: number; state: NodeState }
@@ -98,7 +114,9 @@ export type MetaCommand =
   /** Lets writers use the first `writable` sub-counters (the controller, once every live node has them). */
   | { type: "hot-activate"; key: Uint8Array; writable: number };
 
-export type MetaResult = { ok: true; opId?: number; changed: boolean } | { ok: false; code: "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "NOT_FOUND"; message: string };
+export type MetaResult =
+  | { ok: true; opId?: number; changed: boolean }
+  | { ok: false; code: "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "NOT_FOUND"; message: string };
 
 const FINISHED_KEPT = 50;
 const packr = new Packr({ useRecords: false, moreTypes: false });
@@ -185,7 +203,8 @@ export class MetaStateMachine {
   private apply(command: MetaCommand, index: number): MetaResult {
     const map = this.state;
     const now = map.clockMs;
-    if (command.type !== "init" && !map.initialized) return { ok: false, code: "FAILED_PRECONDITION", message: "the partition map is not initialized yet" };
+    if (command.type !== "init" && !map.initialized)
+      return { ok: false, code: "FAILED_PRECONDITION", message: "the partition map is not initialized yet" };
     switch (command.type) {
       case "init": {
         if (map.initialized) return { ok: true, changed: false };
@@ -198,11 +217,17 @@ export class MetaStateMachine {
         map.meta = { voters: [...command.metaVoters].sort((a, b) => a - b), learners: [], votersOutgoing: [] };
         // A restored cluster (tallyctl restore) starts with the backup's hot counters, every
         // sub-counter writable: every node starts from this map.
-        map.hot = (command.hot ?? []).map((hot) => ({ key: hotKey(hot.key), tags: [...hot.tags], writable: hot.tags.length, declaredVersion: 0, updatedMs: now })).sort((a, b) => Buffer.compare(a.key, b.key));
+        map.hot = (command.hot ?? [])
+          .map((hot) => ({ key: hotKey(hot.key), tags: [...hot.tags], writable: hot.tags.length, declaredVersion: 0, updatedMs: now }))
+          .sort((a, b) => Buffer.compare(a.key, b.key));
         return { ok: true, changed: true };
       }
       case "meta-report": {
-        const next = { voters: sortedIds(command.voters), learners: sortedIds(command.learners), votersOutgoing: sortedIds(command.votersOutgoing) };
+        const next = {
+          voters: sortedIds(command.voters),
+          learners: sortedIds(command.learners),
+          votersOutgoing: sortedIds(command.votersOutgoing),
+        };
         if (next.voters.length === 0) throw new InvalidArgumentError("the metadata group cannot have no voters");
         if (JSON.stringify(next) === JSON.stringify(map.meta)) return { ok: true, changed: false };
         map.meta = next;
@@ -212,9 +237,14 @@ export class MetaStateMachine {
         validateNode(command.node);
         const existing = nodeById(map, command.node.id);
         if (existing !== undefined) {
-          const same = existing.client === command.node.client && existing.peer === command.node.peer && existing.zone === command.node.zone;
+          const same =
+            existing.client === command.node.client && existing.peer === command.node.peer && existing.zone === command.node.zone;
           if (same && existing.state !== "removed") return { ok: true, changed: false };
-          return { ok: false, code: "FAILED_PRECONDITION", message: `node ${command.node.id} already exists (${existing.client}, zone ${existing.zone}, ${existing.state}); node ids are never reused` };
+          return {
+            ok: false,
+            code: "FAILED_PRECONDITION",
+            message: `node ${command.node.id} already exists (${existing.client}, zone ${existing.zone}, ${existing.state}); node ids are never reused`,
+          };
         }
         for (const node of map.nodes) {
           if (node.state === "removed") continue;
@@ -231,14 +261,23 @@ export class MetaStateMachine {
         if (node === undefined) return { ok: false, code: "NOT_FOUND", message: `node ${command.nodeId} is not in the cluster` };
         if (!NODE_STATES.includes(command.state)) throw new InvalidArgumentError(`unknown node state ${String(command.state)}`);
         if (node.state === command.state) return { ok: true, changed: false };
-        if (node.state === "removed") return { ok: false, code: "FAILED_PRECONDITION", message: `node ${node.id} was removed; removal is final` };
+        if (node.state === "removed")
+          return { ok: false, code: "FAILED_PRECONDITION", message: `node ${node.id} was removed; removal is final` };
         if (command.state === "removed") {
           const holding = map.shards.filter((shard) => shardMembers(shard).includes(node.id)).map((shard) => shard.id);
           if (metaMembers(map).includes(node.id)) {
-            return { ok: false, code: "FAILED_PRECONDITION", message: `node ${node.id} still holds a replica of the metadata group; drain it first` };
+            return {
+              ok: false,
+              code: "FAILED_PRECONDITION",
+              message: `node ${node.id} still holds a replica of the metadata group; drain it first`,
+            };
           }
           if (holding.length > 0) {
-            return { ok: false, code: "FAILED_PRECONDITION", message: `node ${node.id} still holds replicas of shards ${holding.join(", ")}; drain it first` };
+            return {
+              ok: false,
+              code: "FAILED_PRECONDITION",
+              message: `node ${node.id} still holds replicas of shards ${holding.join(", ")}; drain it first`,
+            };
           }
         }
         node.state = command.state;
@@ -253,16 +292,35 @@ export class MetaStateMachine {
         }
         if (command.shard.epoch <= shard.epoch) return { ok: true, changed: false };
         if (command.shard.slotStart !== shard.slotStart || command.shard.slotEnd > shard.slotEnd) {
-          return { ok: false, code: "FAILED_PRECONDITION", message: `shard ${shard.id} reported range [${command.shard.slotStart}, ${command.shard.slotEnd}) that is not a left part of [${shard.slotStart}, ${shard.slotEnd})` };
+          return {
+            ok: false,
+            code: "FAILED_PRECONDITION",
+            message: `shard ${shard.id} reported range [${command.shard.slotStart}, ${command.shard.slotEnd}) that is not a left part of [${shard.slotStart}, ${shard.slotEnd})`,
+          };
         }
         if (command.shard.slotEnd < shard.slotEnd) {
           // The shard split: its right part is the new shard the running split named.
-          const split = map.operations.find((op) => op.state === "running" && op.kind === "split" && op.shardId === shard.id && op.splitSlot === command.shard.slotEnd);
+          const split = map.operations.find(
+            (op) => op.state === "running" && op.kind === "split" && op.shardId === shard.id && op.splitSlot === command.shard.slotEnd,
+          );
           if (split === undefined || split.newShardId === undefined) {
-            return { ok: false, code: "FAILED_PRECONDITION", message: `shard ${shard.id} shrank to slot ${command.shard.slotEnd} without a split operation naming it` };
+            return {
+              ok: false,
+              code: "FAILED_PRECONDITION",
+              message: `shard ${shard.id} shrank to slot ${command.shard.slotEnd} without a split operation naming it`,
+            };
           }
           if (shardById(map, split.newShardId) === undefined) {
-            map.shards.push(copyShard({ ...command.shard, id: split.newShardId, slotStart: command.shard.slotEnd, slotEnd: shard.slotEnd, learners: [], votersOutgoing: [] }));
+            map.shards.push(
+              copyShard({
+                ...command.shard,
+                id: split.newShardId,
+                slotStart: command.shard.slotEnd,
+                slotEnd: shard.slotEnd,
+                learners: [],
+                votersOutgoing: [],
+              }),
+            );
             map.shards.sort((a, b) => a.slotStart - b.slotStart);
           }
         }
@@ -274,22 +332,50 @@ export class MetaStateMachine {
         const shard = shardById(map, op.shardId);
         if (shard === undefined) return { ok: false, code: "NOT_FOUND", message: `shard ${op.shardId} does not exist` };
         const busy = map.operations.find((other) => other.state === "running" && other.shardId === op.shardId);
-        if (busy !== undefined) return { ok: false, code: "FAILED_PRECONDITION", message: `shard ${op.shardId} already has operation ${busy.id} running (${describeOperation(busy)})` };
+        if (busy !== undefined)
+          return {
+            ok: false,
+            code: "FAILED_PRECONDITION",
+            message: `shard ${op.shardId} already has operation ${busy.id} running (${describeOperation(busy)})`,
+          };
         if (op.kind === "split") {
           const slot = op.splitSlot ?? -1;
           if (!(Number.isInteger(slot) && slot > shard.slotStart && slot < shard.slotEnd)) {
-            return { ok: false, code: "FAILED_PRECONDITION", message: `split slot ${slot} is not inside shard ${shard.id}'s slots ${shard.slotStart}-${shard.slotEnd - 1}` };
+            return {
+              ok: false,
+              code: "FAILED_PRECONDITION",
+              message: `split slot ${slot} is not inside shard ${shard.id}'s slots ${shard.slotStart}-${shard.slotEnd - 1}`,
+            };
           }
-          const newShardId = Math.max(0, ...map.shards.map((other) => other.id), ...map.operations.map((other) => other.newShardId ?? 0)) + 1;
+          const newShardId =
+            Math.max(0, ...map.shards.map((other) => other.id), ...map.operations.map((other) => other.newShardId ?? 0)) + 1;
           const id = map.nextOperationId++;
-          map.operations.push({ ...op, from: 0, to: 0, splitSlot: slot, newShardId, id, state: "running", step: "planned", createdMs: now, updatedMs: now });
+          map.operations.push({
+            ...op,
+            from: 0,
+            to: 0,
+            splitSlot: slot,
+            newShardId,
+            id,
+            state: "running",
+            step: "planned",
+            createdMs: now,
+            updatedMs: now,
+          });
           return { ok: true, opId: id, changed: true };
         }
         const target = nodeById(map, op.to);
-        if (target === undefined || target.state !== "up") return { ok: false, code: "FAILED_PRECONDITION", message: `target node ${op.to} is not an up node` };
+        if (target === undefined || target.state !== "up")
+          return { ok: false, code: "FAILED_PRECONDITION", message: `target node ${op.to} is not an up node` };
         const members = shardMembers(shard);
-        if (op.from !== 0 && !shard.voters.includes(op.from)) return { ok: false, code: "FAILED_PRECONDITION", message: `node ${op.from} is not a voter of shard ${op.shardId} (voters ${shard.voters.join(", ")})` };
-        if (members.includes(op.to)) return { ok: false, code: "FAILED_PRECONDITION", message: `node ${op.to} already holds a replica of shard ${op.shardId}` };
+        if (op.from !== 0 && !shard.voters.includes(op.from))
+          return {
+            ok: false,
+            code: "FAILED_PRECONDITION",
+            message: `node ${op.from} is not a voter of shard ${op.shardId} (voters ${shard.voters.join(", ")})`,
+          };
+        if (members.includes(op.to))
+          return { ok: false, code: "FAILED_PRECONDITION", message: `node ${op.to} already holds a replica of shard ${op.shardId}` };
         const id = map.nextOperationId++;
         map.operations.push({ ...op, id, state: "running", step: "planned", createdMs: now, updatedMs: now });
         return { ok: true, opId: id, changed: true };
@@ -314,7 +400,8 @@ export class MetaStateMachine {
         const key = hotKey(command.key);
         const record = hotRecordOf(map, key);
         if (record === undefined) return { ok: false, code: "NOT_FOUND", message: "the key is not a hot counter" };
-        if (!(Number.isInteger(command.writable) && command.writable >= 1)) throw new InvalidArgumentError(`writable must be a positive integer, got ${String(command.writable)}`);
+        if (!(Number.isInteger(command.writable) && command.writable >= 1))
+          throw new InvalidArgumentError(`writable must be a positive integer, got ${String(command.writable)}`);
         const writable = Math.min(command.writable, record.tags.length);
         if (writable <= record.writable) return { ok: true, changed: false };
         map.hot = (map.hot ?? []).map((other) => (other === record ? { ...record, writable, updatedMs: now } : other));
@@ -337,14 +424,24 @@ export class MetaStateMachine {
     }
     const record = hotRecordOf(map, key);
     if (record !== undefined && subCounters < record.tags.length) {
-      return { ok: false, code: "FAILED_PRECONDITION", message: `the key already has ${record.tags.length} sub-counters; the count only grows (asked ${subCounters})` };
+      return {
+        ok: false,
+        code: "FAILED_PRECONDITION",
+        message: `the key already has ${record.tags.length} sub-counters; the count only grows (asked ${subCounters})`,
+      };
     }
     if (record !== undefined && subCounters === record.tags.length) return { ok: true, changed: false };
     if (record === undefined && (map.hot ?? []).length >= HOT_KEYS_MAX) {
       return { ok: false, code: "FAILED_PRECONDITION", message: `the map already holds ${HOT_KEYS_MAX} hot keys` };
     }
     const tags = chooseHotTags(key, record?.tags ?? [], subCounters, (slot) => shardOfSlotIn(map, slot));
-    const next: HotRecord = { key: Uint8Array.from(key), tags, writable: record?.writable ?? 1, declaredVersion: index, updatedMs: map.clockMs };
+    const next: HotRecord = {
+      key: Uint8Array.from(key),
+      tags,
+      writable: record?.writable ?? 1,
+      declaredVersion: index,
+      updatedMs: map.clockMs,
+    };
     map.hot = [...(map.hot ?? []).filter((other) => other !== record), next].sort((a, b) => Buffer.compare(a.key, b.key));
     return { ok: true, changed: true };
   }
@@ -362,7 +459,13 @@ export class MetaStateMachine {
       throw new CorruptionError(`meta state does not decode: ${(error as Error).message}`);
     }
     const state = decoded as ClusterMap;
-    if (typeof state !== "object" || state === null || !Array.isArray(state.nodes) || !Array.isArray(state.shards) || !Array.isArray(state.operations)) {
+    if (
+      typeof state !== "object" ||
+      state === null ||
+      !Array.isArray(state.nodes) ||
+      !Array.isArray(state.shards) ||
+      !Array.isArray(state.operations)
+    ) {
       throw new CorruptionError("meta state has the wrong shape");
     }
     machine.state = state;
@@ -372,7 +475,9 @@ export class MetaStateMachine {
 
 export function describeOperation(op: OperationRecord): string {
   if (op.kind === "split") return `split shard ${op.shardId} at slot ${op.splitSlot} (new shard ${op.newShardId})`;
-  return op.from === 0 ? `add a replica of shard ${op.shardId} on node ${op.to}` : `move shard ${op.shardId} from node ${op.from} to node ${op.to}`;
+  return op.from === 0
+    ? `add a replica of shard ${op.shardId} on node ${op.to}`
+    : `move shard ${op.shardId} from node ${op.from} to node ${op.to}`;
 }
 
 function sortedIds(ids: unknown): number[] {
@@ -401,26 +506,35 @@ function copyShard(shard: ShardRecord): ShardRecord {
 
 function hotKey(raw: unknown): Uint8Array {
   if (!(raw instanceof Uint8Array)) throw new InvalidArgumentError("hot key must be bytes");
-  if (raw.length < 1 || raw.length > HOT_KEY_BYTES_MAX) throw new InvalidArgumentError(`hot key must be 1..${HOT_KEY_BYTES_MAX} bytes, got ${raw.length}`);
+  if (raw.length < 1 || raw.length > HOT_KEY_BYTES_MAX)
+    throw new InvalidArgumentError(`hot key must be 1..${HOT_KEY_BYTES_MAX} bytes, got ${raw.length}`);
   if (isHotSubKey(raw)) throw new InvalidArgumentError("hot key contains the reserved sub-counter suffix \\0hot:");
   return raw;
 }
 
 function positiveInteger(value: unknown, what: string): void {
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) throw new InvalidArgumentError(`${what} must be a positive integer, got ${String(value)}`);
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1)
+    throw new InvalidArgumentError(`${what} must be a positive integer, got ${String(value)}`);
 }
 
 function validateNode(node: Omit<NodeRecord, "state" | "sinceMs">): void {
   positiveInteger(node.id, "node id");
   for (const field of ["client", "peer", "zone"] as const) {
-    if (typeof node[field] !== "string" || node[field].length === 0 || node[field].length > 256) throw new InvalidArgumentError(`node ${field} must be a non-empty string`);
+    if (typeof node[field] !== "string" || node[field].length === 0 || node[field].length > 256)
+      throw new InvalidArgumentError(`node ${field} must be a non-empty string`);
   }
 }
 
 function validateShard(shard: ShardRecord): void {
   positiveInteger(shard.id, "shard id");
   positiveInteger(shard.epoch, "shard epoch");
-  if (!(Number.isInteger(shard.slotStart) && Number.isInteger(shard.slotEnd) && shard.slotStart >= 0 && shard.slotStart < shard.slotEnd && shard.slotEnd <= SLOT_COUNT)) {
+  if (!(
+    Number.isInteger(shard.slotStart) &&
+    Number.isInteger(shard.slotEnd) &&
+    shard.slotStart >= 0 &&
+    shard.slotStart < shard.slotEnd &&
+    shard.slotEnd <= SLOT_COUNT
+  )) {
     throw new InvalidArgumentError(`shard ${shard.id} slot range [${shard.slotStart}, ${shard.slotEnd}) is invalid`);
   }
   for (const list of [shard.voters, shard.learners, shard.votersOutgoing ?? []]) {

@@ -69,15 +69,19 @@ function zoneOf(map: ClusterMap, id: number): string | undefined {
   return map.nodes.find((node) => node.id === id)?.zone;
 }
 
-function chooseTarget(map: ClusterMap, view: PlacementView, shard: ShardRecord, leaving: number, counts: Map<number, number>): number | undefined {
+function chooseTarget(
+  map: ClusterMap,
+  view: PlacementView,
+  shard: ShardRecord,
+  leaving: number,
+  counts: Map<number, number>,
+): number | undefined {
   const members = shardMembers(shard);
   const zonesUsed = new Set(members.filter((id) => id !== leaving).map((id) => zoneOf(map, id)));
   const candidates = map.nodes.filter((node) => usable(node, view) && !members.includes(node.id));
   candidates.sort(
     (a, b) =>
-      Number(zonesUsed.has(a.zone)) - Number(zonesUsed.has(b.zone)) ||
-      (counts.get(a.id) ?? 0) - (counts.get(b.id) ?? 0) ||
-      a.id - b.id,
+      Number(zonesUsed.has(a.zone)) - Number(zonesUsed.has(b.zone)) || (counts.get(a.id) ?? 0) - (counts.get(b.id) ?? 0) || a.id - b.id,
   );
   return candidates[0]?.id;
 }
@@ -97,7 +101,9 @@ export function withRunningMoves(map: ClusterMap): ClusterMap {
 export function planOneMove(current: ClusterMap, view: PlacementView): PlannedMove | undefined {
   const map = withRunningMoves(current);
   const counts = replicaCounts(map);
-  const shards = map.shards.filter((shard) => !view.busyShards.has(shard.id) && shard.votersOutgoing.length === 0 && shard.learners.length === 0);
+  const shards = map.shards.filter(
+    (shard) => !view.busyShards.has(shard.id) && shard.votersOutgoing.length === 0 && shard.learners.length === 0,
+  );
   const node = (id: number) => map.nodes.find((candidate) => candidate.id === id);
 
   // 0. Under-replicated shards (after an unsafe recovery, or a replication factor raised): add a
@@ -105,7 +111,8 @@ export function planOneMove(current: ClusterMap, view: PlacementView): PlannedMo
   for (const shard of shards) {
     if (shard.voters.length >= map.replicationFactor) continue;
     const to = chooseTarget(map, view, shard, 0, counts);
-    if (to !== undefined) return { shardId: shard.id, from: 0, to, reason: `under-replicated: ${shard.voters.length} of ${map.replicationFactor} voters` };
+    if (to !== undefined)
+      return { shardId: shard.id, from: 0, to, reason: `under-replicated: ${shard.voters.length} of ${map.replicationFactor} voters` };
   }
 
   // 1. Replicas on nodes that are down, draining or removed.
@@ -114,7 +121,8 @@ export function planOneMove(current: ClusterMap, view: PlacementView): PlannedMo
       const holder = node(id);
       if (!evacuating(holder)) continue;
       const to = chooseTarget(map, view, shard, id, counts);
-      if (to !== undefined) return { shardId: shard.id, from: id, to, reason: `${holder === undefined ? "unknown" : holder.state} node ${id}` };
+      if (to !== undefined)
+        return { shardId: shard.id, from: id, to, reason: `${holder === undefined ? "unknown" : holder.state} node ${id}` };
     }
   }
 
@@ -131,7 +139,8 @@ export function planOneMove(current: ClusterMap, view: PlacementView): PlannedMo
       if (ids.length < 2) continue;
       const from = [...ids].sort((a, b) => (counts.get(b) ?? 0) - (counts.get(a) ?? 0) || b - a)[0]!;
       const to = chooseTarget(map, view, shard, from, counts);
-      if (to !== undefined && !byZone.has(zoneOf(map, to) ?? "")) return { shardId: shard.id, from, to, reason: `zone ${zoneOf(map, from)} holds ${ids.length} replicas` };
+      if (to !== undefined && !byZone.has(zoneOf(map, to) ?? ""))
+        return { shardId: shard.id, from, to, reason: `zone ${zoneOf(map, from)} holds ${ids.length} replicas` };
     }
   }
 
@@ -149,7 +158,12 @@ export function planOneMove(current: ClusterMap, view: PlacementView): PlannedMo
         const zoneBefore = otherZones.has(zoneOf(map, most)) ? 0 : 1;
         const zoneAfter = otherZones.has(zoneOf(map, least)) ? 0 : 1;
         if (zoneAfter < zoneBefore) continue;
-        return { shardId: shard.id, from: most, to: least, reason: `balance: node ${most} holds ${counts.get(most)} replicas, node ${least} ${counts.get(least)}` };
+        return {
+          shardId: shard.id,
+          from: most,
+          to: least,
+          reason: `balance: node ${most} holds ${counts.get(most)} replicas, node ${least} ${counts.get(least)}`,
+        };
       }
     }
   }
@@ -208,14 +222,21 @@ export function planTransfers(map: ClusterMap, view: PlacementView, limit: numbe
     const [hot, hotLoad] = [...nodeLoad.entries()].sort((a, b) => b[1] - a[1] || a[0] - b[0])[0] ?? [0, 0];
     if (hot !== 0 && hotLoad > 1.5 * mean && hotLoad >= HOT_NODE_OPS_MIN) {
       const candidates = map.shards
-        .filter((shard) => leaders.get(shard.id) === hot && !view.busyShards.has(shard.id) && !transfers.some((t) => t.shardId === shard.id))
+        .filter(
+          (shard) => leaders.get(shard.id) === hot && !view.busyShards.has(shard.id) && !transfers.some((t) => t.shardId === shard.id),
+        )
         .sort((a, b) => loadOf(b.id) - loadOf(a.id));
       for (const shard of candidates.slice(candidates.length > 1 ? 0 : candidates.length)) {
         const to = shard.voters
           .filter((id) => id !== hot && node(id) !== undefined && usable(node(id)!, view))
           .sort((a, b) => (nodeLoad.get(a) ?? 0) - (nodeLoad.get(b) ?? 0) || a - b)[0];
         if (to === undefined || (nodeLoad.get(to) ?? 0) + loadOf(shard.id) >= hotLoad) continue;
-        transfers.push({ shardId: shard.id, from: hot, to, reason: `hot node ${hot}: its leaders apply ${Math.round(hotLoad)} ops/s (mean ${Math.round(mean)})` });
+        transfers.push({
+          shardId: shard.id,
+          from: hot,
+          to,
+          reason: `hot node ${hot}: its leaders apply ${Math.round(hotLoad)} ops/s (mean ${Math.round(mean)})`,
+        });
         break;
       }
     }
@@ -240,7 +261,13 @@ interface ChainStep {
  * (counts 2/1/1/0/0 where the busiest node's shards have only the nodes leading one as voters).
  * Sources are tried busiest first; within a node, shards coolest first, voters least-leading first.
  */
-function costReducingChain(map: ClusterMap, view: PlacementView, byLoad: readonly ShardRecord[], leaderCount: ReadonlyMap<number, number>, planned: readonly PlannedTransfer[]): ChainStep[] | undefined {
+function costReducingChain(
+  map: ClusterMap,
+  view: PlacementView,
+  byLoad: readonly ShardRecord[],
+  leaderCount: ReadonlyMap<number, number>,
+  planned: readonly PlannedTransfer[],
+): ChainStep[] | undefined {
   const byId = new Map(map.nodes.map((node) => [node.id, node]));
   const isUsable = (id: number) => byId.get(id) !== undefined && usable(byId.get(id)!, view);
   const leaderOf = new Map(view.leaders);
@@ -258,7 +285,9 @@ function costReducingChain(map: ClusterMap, view: PlacementView, byLoad: readonl
       const from = queue[head]!;
       for (const shard of movable) {
         if (leaderOf.get(shard.id) !== from) continue;
-        const voters = shard.voters.filter((id) => !seen.has(id) && isUsable(id)).sort((a, b) => (leaderCount.get(a) ?? 0) - (leaderCount.get(b) ?? 0) || a - b);
+        const voters = shard.voters
+          .filter((id) => !seen.has(id) && isUsable(id))
+          .sort((a, b) => (leaderCount.get(a) ?? 0) - (leaderCount.get(b) ?? 0) || a - b);
         for (const to of voters) {
           via.set(to, { shard, from });
           seen.add(to);

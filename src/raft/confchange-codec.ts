@@ -45,10 +45,7 @@ export function encodeConfChange(cc: ConfChange): Uint8Array {
   assert(cc.transition in ConfChangeTransition, `encodeConfChange: bad transition ${cc.transition}`);
   assert(cc.changes.length <= MAX_CONF_CHANGES, `encodeConfChange: more than ${MAX_CONF_CHANGES} changes`);
   const context = cc.context;
-  assert(
-    context === undefined || context.byteLength <= MAX_CONF_CHANGE_CONTEXT_BYTES,
-    "encodeConfChange: context too large",
-  );
+  assert(context === undefined || context.byteLength <= MAX_CONF_CHANGE_CONTEXT_BYTES, "encodeConfChange: context too large");
   let size = 3 + varintBytes(cc.changes.length);
   for (const c of cc.changes) {
     assert(c.type in ConfChangeType, `encodeConfChange: bad change type ${c.type}`);

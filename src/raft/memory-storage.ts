@@ -116,10 +116,7 @@ export class MemoryStorage implements LogStorage {
   /** Replaces the log with a snapshot (Ready.snapshot). Refuses to go backwards. */
   applySnapshot(snapshot: Snapshot): void {
     const index = snapshot.metadata.index;
-    assert(
-      index > this.snap.metadata.index,
-      `applySnapshot: snapshot ${index} is not newer than ${this.snap.metadata.index}`,
-    );
+    assert(index > this.snap.metadata.index, `applySnapshot: snapshot ${index} is not newer than ${this.snap.metadata.index}`);
     this.snap = snapshot;
     this.ents = [{ term: snapshot.metadata.term, index, type: EntryType.Normal, data: emptyData }];
     this.confState = cloneConfState(snapshot.metadata.confState);

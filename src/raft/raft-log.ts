@@ -164,10 +164,7 @@ export class RaftLog {
 
   appliedTo(index: LogIndex): void {
     if (index === 0) return;
-    assert(
-      index <= this.committed && index >= this.applied,
-      `raft log: applied ${index} outside [${this.applied}, ${this.committed}]`,
-    );
+    assert(index <= this.committed && index >= this.applied, `raft log: applied ${index} outside [${this.applied}, ${this.committed}]`);
     this.applied = index;
   }
 

@@ -49,9 +49,7 @@ import { bytesEqual, newMessage, voteResponseType } from "./util.js";
  * Vote/PreVote context of a campaign started by TimeoutNow (leadership transfer). Such a vote may
  * bypass the "heard from a leader recently" restriction: the leader asked for it (thesis 3.10).
  */
-export const campaignTransferContext: Uint8Array = Uint8Array.from(
-  [..."CampaignTransfer"].map((c) => c.charCodeAt(0)),
-);
+export const campaignTransferContext: Uint8Array = Uint8Array.from([..."CampaignTransfer"].map((c) => c.charCodeAt(0)));
 
 /** Term written by RawNode.bootstrap; no leader ever exists in it (the first election is term 2). */
 export const BOOTSTRAP_TERM: Term = 1;
@@ -186,10 +184,7 @@ export class Raft {
     this.isLearner = this.tracker.progress.get(this.id)?.isLearner ?? false;
     if (hardState.term !== 0 || hardState.vote !== NONE || hardState.commit !== 0) this.loadState(hardState);
     if (config.applied !== undefined && config.applied > 0) {
-      assert(
-        config.applied >= this.log.applied,
-        `raft: config.applied ${config.applied} is below the snapshot index ${this.log.applied}`,
-      );
+      assert(config.applied >= this.log.applied, `raft: config.applied ${config.applied} is below the snapshot index ${this.log.applied}`);
       assert(
         config.applied <= this.log.committed,
         `raft: config.applied ${config.applied} is beyond the commit index ${this.log.committed}`,
@@ -204,10 +199,7 @@ export class Raft {
 
   private loadState(hs: HardState): void {
     assert(Number.isInteger(hs.term) && hs.term >= 0, "raft: bad hard state term");
-    assert(
-      hs.commit <= this.log.lastIndex(),
-      `raft: hard state commit ${hs.commit} is beyond the last index ${this.log.lastIndex()}`,
-    );
+    assert(hs.commit <= this.log.lastIndex(), `raft: hard state commit ${hs.commit} is beyond the last index ${this.log.lastIndex()}`);
     this.log.commitTo(Math.max(hs.commit, this.log.committed));
     this.term = hs.term;
     this.vote = hs.vote;
@@ -487,9 +479,7 @@ export class Raft {
     // Paper 5.2/5.4.1: one vote per term, only for a log at least as up-to-date as ours. A
     // pre-vote for a future term does not bind (thesis 9.6).
     const canVote =
-      this.vote === m.from ||
-      (this.vote === NONE && this.lead === NONE) ||
-      (m.type === MessageType.PreVote && m.term > this.term);
+      this.vote === m.from || (this.vote === NONE && this.lead === NONE) || (m.type === MessageType.PreVote && m.term > this.term);
     const respType = voteResponseType(m.type);
     if (canVote && this.log.isUpToDate(m.index, m.logTerm)) {
       const resp = newMessage(respType, m.from, this.id, m.term);
@@ -931,10 +921,7 @@ export class Raft {
     }
     const index = snap.metadata.index;
     assert(index > 0, "raft: need a non-empty snapshot to catch up a peer");
-    assert(
-      index >= this.log.firstIndex() - 1,
-      `raft: storage compacted to ${this.log.firstIndex() - 1} beyond its snapshot ${index}`,
-    );
+    assert(index >= this.log.firstIndex() - 1, `raft: storage compacted to ${this.log.firstIndex() - 1} beyond its snapshot ${index}`);
     pr.becomeSnapshot(index);
     const m = newMessage(MessageType.Snap, to, this.id, this.term);
     m.snapshot = snap;

@@ -46,7 +46,8 @@ const options = program.opts<{ config?: string; node: number }>();
 // An empty TALLY_CONFIG (the image sets one) means no file: the settings come from TALLY_NODES etc.
 if (options.config === "") delete options.config;
 try {
-  if (chooseLogFormat(process.env, process.stdout.isTTY === true) === "pretty") setLogDestination(prettyDestination({ colorize: process.stdout.isTTY === true }));
+  if (chooseLogFormat(process.env, process.stdout.isTTY === true) === "pretty")
+    setLogDestination(prettyDestination({ colorize: process.stdout.isTTY === true }));
 } catch (error) {
   process.stderr.write(`tallyd: ${(error as Error).message}\n`);
   process.exit(2);
@@ -83,7 +84,8 @@ async function main(): Promise<void> {
   const self = findNode(config, options.node);
   const clientListen = listenAddress(self, "client")!;
   const metricsListen = listenAddress(self, "metrics");
-  const field = (port: "client" | "metrics") => `nodes[${config.nodes.indexOf(self)}].${self[`${port}Listen`] === undefined ? port : `${port}Listen`}`;
+  const field = (port: "client" | "metrics") =>
+    `nodes[${config.nodes.indexOf(self)}].${self[`${port}Listen`] === undefined ? port : `${port}Listen`}`;
   const node = new TallyNode({ config, nodeId: options.node });
   node.onFatal = (error) => {
     process.stderr.write(`tallyd: node ${options.node} stopped: ${error.message}\n`);
@@ -122,9 +124,21 @@ async function main(): Promise<void> {
       process.exit(3);
     }
   }
-  log.info({ client: self.client, clientListen, peer: self.peer, peerListen: listenAddress(self, "peer"), dataDir: self.dataDir, metrics: ops?.address }, "tallyd serving");
+  log.info(
+    {
+      client: self.client,
+      clientListen,
+      peer: self.peer,
+      peerListen: listenAddress(self, "peer"),
+      dataDir: self.dataDir,
+      metrics: ops?.address,
+    },
+    "tallyd serving",
+  );
   const advertised = clientListen === self.client ? "" : ` (advertised as ${self.client})`;
-  process.stdout.write(`tallyd node ${options.node} serving clients on ${clientListen}${advertised}${ops ? `; metrics and health on http://${ops.address}/metrics /livez /readyz` : ""}\n`);
+  process.stdout.write(
+    `tallyd node ${options.node} serving clients on ${clientListen}${advertised}${ops ? `; metrics and health on http://${ops.address}/metrics /livez /readyz` : ""}\n`,
+  );
 
   handleSignals(config, self, node, server, ops);
 }
@@ -146,7 +160,10 @@ function handleSignals(config: ClusterConfig, self: NodeConfig, node: TallyNode,
     // waited for them until the hard deadline (exit 1 after 8 s in a rolling restart). Calls in
     // flight get STREAM_DRAIN_MS to finish; the rest are cancelled and clients go to another node.
     let drained: NodeJS.Timeout | undefined;
-    await Promise.race([new Promise<void>((resolve) => server.tryShutdown(() => resolve())), new Promise<void>((resolve) => (drained = setTimeout(resolve, STREAM_DRAIN_MS)))]);
+    await Promise.race([
+      new Promise<void>((resolve) => server.tryShutdown(() => resolve())),
+      new Promise<void>((resolve) => (drained = setTimeout(resolve, STREAM_DRAIN_MS))),
+    ]);
     clearTimeout(drained);
     server.forceShutdown();
     await ops?.close();

@@ -16,7 +16,15 @@
  * passed) is removed again and the move ends "aborted". The shard is never half-moved: every
  * intermediate configuration has a full quorum of the old replicas.
  */
-import { describeOperation, nodeById, shardById, shardMembers, type ClusterMap, type MetaCommand, type OperationRecord } from "../meta/map.js";
+import {
+  describeOperation,
+  nodeById,
+  shardById,
+  shardMembers,
+  type ClusterMap,
+  type MetaCommand,
+  type OperationRecord,
+} from "../meta/map.js";
 import { planAll, planOneMove, planTransfers, type Plan, type PlacementView } from "../meta/placement.js";
 import { computePlacement } from "./config/config.js";
 import { ConfChangeTransition, ConfChangeType } from "../raft/types.js";
@@ -105,7 +113,11 @@ export class MetaController {
     for (const record of this.map.hot ?? []) {
       if (record.writable >= record.tags.length) continue;
       const behind = this.map.nodes.some(
-        (node) => node.state !== "removed" && node.id !== this.node.nodeId && this.isAlive(node.id) && (this.nodeReports.get(node.id)?.mapVersion ?? 0) < record.declaredVersion,
+        (node) =>
+          node.state !== "removed" &&
+          node.id !== this.node.nodeId &&
+          this.isAlive(node.id) &&
+          (this.nodeReports.get(node.id)?.mapVersion ?? 0) < record.declaredVersion,
       );
       if (!behind) commands.push({ type: "hot-activate", key: record.key, writable: record.tags.length });
     }
@@ -179,7 +191,11 @@ export class MetaController {
     const commands: MetaCommand[] = [];
     // The metadata group's own membership, as this leader applied it.
     const conf = this.node.meta!.confState;
-    const metaNow = { voters: [...conf.voters].sort((a, b) => a - b), learners: [...conf.learners, ...conf.learnersNext].sort((a, b) => a - b), votersOutgoing: [...conf.votersOutgoing].sort((a, b) => a - b) };
+    const metaNow = {
+      voters: [...conf.voters].sort((a, b) => a - b),
+      learners: [...conf.learners, ...conf.learnersNext].sort((a, b) => a - b),
+      votersOutgoing: [...conf.votersOutgoing].sort((a, b) => a - b),
+    };
     if (JSON.stringify(metaNow) !== JSON.stringify(this.map.meta)) commands.push({ type: "meta-report", ...metaNow });
     // Mirror newer shard descriptors into the map.
     for (const report of this.leaderReports.values()) {
@@ -197,21 +213,24 @@ export class MetaController {
     for (const node of this.map.nodes) {
       if (node.id === this.node.nodeId) continue;
       const silentMs = this.silentMs(node.id);
-      if (node.state === "up" && silentMs > this.settings.downAfterMs) commands.push({ type: "node-state", nodeId: node.id, state: "down" });
+      if (node.state === "up" && silentMs > this.settings.downAfterMs)
+        commands.push({ type: "node-state", nodeId: node.id, state: "down" });
       if (node.state === "down" && this.isAlive(node.id)) commands.push({ type: "node-state", nodeId: node.id, state: "up" });
     }
     commands.push(...this.hotActivations());
     if (commands.length > 0) {
       const results = await this.node.submitMeta(commands);
       results.forEach((result, i) => {
-        if (result.ok && result.changed) this.log.info({ command: commands[i]!.type, detail: describeCommand(commands[i]!) }, "map updated");
+        if (result.ok && result.changed)
+          this.log.info({ command: commands[i]!.type, detail: describeCommand(commands[i]!) }, "map updated");
       });
     }
 
     await this.driveMetaMembership();
     const running = this.map.operations.filter((op) => op.state === "running").sort((a, b) => a.id - b.id);
     for (const op of running.filter((candidate) => candidate.kind === "split")) await this.driveSplit(op);
-    for (const op of running.filter((candidate) => candidate.kind === "move").slice(0, this.settings.maxConcurrentMoves)) await this.driveMove(op);
+    for (const op of running.filter((candidate) => candidate.kind === "move").slice(0, this.settings.maxConcurrentMoves))
+      await this.driveMove(op);
 
     if (!this.settings.autoRebalance) return;
     if (now - this.leaderSinceMs < this.settings.heartbeatMs * 5) return; // learn the cluster first
@@ -219,7 +238,9 @@ export class MetaController {
     if (running.length < this.settings.maxConcurrentMoves) {
       const move = planOneMove(this.map, this.view());
       if (move !== undefined) {
-        const [result] = await this.node.submitMeta([{ type: "op-start", op: { kind: "move", shardId: move.shardId, from: move.from, to: move.to, reason: move.reason } }]);
+        const [result] = await this.node.submitMeta([
+          { type: "op-start", op: { kind: "move", shardId: move.shardId, from: move.from, to: move.to, reason: move.reason } },
+        ]);
         if (result?.ok) this.log.info({ ...move, op: result.opId }, "move started");
       }
     }
@@ -228,13 +249,17 @@ export class MetaController {
     const view = this.view();
     // A leadership that just changed is left where it went for a cooldown, unless it must leave its
     // node: balancing at once would undo an operator's `tallyctl leader transfer` before anyone saw it.
-    const cooled = (shardId: number, since: Map<number, number>) => now - (since.get(shardId) ?? -Infinity) >= this.settings.leaderTransferCooldownMs;
+    const cooled = (shardId: number, since: Map<number, number>) =>
+      now - (since.get(shardId) ?? -Infinity) >= this.settings.leaderTransferCooldownMs;
     // Urgent transfers go first in the plan. Balancing transfers come as chains whose far end is
     // first; the next step runs only once the one before it has happened and cooled, so a balancing
     // transfer waits while an earlier planned one is cooling rather than jumping ahead of it.
     const plan = planTransfers(this.map, view, this.map.shards.length);
     const first = plan.find((transfer) => transfer.urgent !== true || cooled(transfer.shardId, this.lastTransferMs));
-    const ready = first !== undefined && cooled(first.shardId, this.lastTransferMs) && (first.urgent === true || cooled(first.shardId, this.leaderChangedMs));
+    const ready =
+      first !== undefined &&
+      cooled(first.shardId, this.lastTransferMs) &&
+      (first.urgent === true || cooled(first.shardId, this.leaderChangedMs));
     if (ready) await this.transfer(first.shardId, first.from, first.to, first.reason);
   }
 
@@ -315,7 +340,8 @@ export class MetaController {
       }
       if (!voters.has(op.to) && !learners.has(op.to)) {
         if (rollingBack) return await this.setStep(op, op.step.replace("rolling back", "rolled back"), "aborted");
-        if (op.from !== 0 && !voters.has(op.from)) return await this.setStep(op, `node ${op.from} no longer holds shard ${op.shardId}; nothing to move`, "aborted");
+        if (op.from !== 0 && !voters.has(op.from))
+          return await this.setStep(op, `node ${op.from} no longer holds shard ${op.shardId}; nothing to move`, "aborted");
         if (!this.isAlive(op.to)) return await this.setStep(op, `target node ${op.to} is not alive`, "aborted");
         await this.shardChange(report, { action: "add-learner", nodeId: op.to });
         await this.setStep(op, `adding node ${op.to} as a learner`);
@@ -377,7 +403,10 @@ export class MetaController {
     });
     const learner = [...conf.learners, ...conf.learnersNext][0];
     if (bad === undefined) {
-      if (learner !== undefined) await this.node.metaConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.RemoveNode, nodeId: learner }] }).catch(() => undefined);
+      if (learner !== undefined)
+        await this.node
+          .metaConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.RemoveNode, nodeId: learner }] })
+          .catch(() => undefined);
       return;
     }
     if (learner === undefined) {
@@ -387,7 +416,9 @@ export class MetaController {
         .sort((a, b) => Number(zonesUsed.has(a.zone)) - Number(zonesUsed.has(b.zone)) || a.id - b.id)[0];
       if (target === undefined) return;
       this.log.info({ add: target.id, replacing: bad }, "metadata group: adding a learner");
-      await this.node.metaConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, nodeId: target.id }] }).catch((error: unknown) => this.log.debug({ err: error }, "meta learner not added"));
+      await this.node
+        .metaConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, nodeId: target.id }] })
+        .catch((error: unknown) => this.log.debug({ err: error }, "meta learner not added"));
       return;
     }
     const status = meta.raw.status();
@@ -400,7 +431,13 @@ export class MetaController {
     }
     this.log.info({ promote: learner, remove: bad }, "metadata group: replacing a replica");
     await this.node
-      .metaConfChange({ transition: ConfChangeTransition.JointImplicit, changes: [{ type: ConfChangeType.AddNode, nodeId: learner }, { type: ConfChangeType.RemoveNode, nodeId: bad }] })
+      .metaConfChange({
+        transition: ConfChangeTransition.JointImplicit,
+        changes: [
+          { type: ConfChangeType.AddNode, nodeId: learner },
+          { type: ConfChangeType.RemoveNode, nodeId: bad },
+        ],
+      })
       .catch((error: unknown) => this.log.debug({ err: error }, "meta promotion refused"));
   }
 
@@ -422,7 +459,19 @@ export class MetaController {
       this.hotSinceMs.set(shardId, since);
       if (now - since < this.settings.splitSustainMs || running.some((op) => op.shardId === shardId)) continue;
       this.hotSinceMs.delete(shardId);
-      const [result] = await this.node.submitMeta([{ type: "op-start", op: { kind: "split", shardId, from: 0, to: 0, splitSlot: report.shard.splitSlot, reason: `hot: ${Math.round(report.shard.opsPerSecond)} ops/s` } }]);
+      const [result] = await this.node.submitMeta([
+        {
+          type: "op-start",
+          op: {
+            kind: "split",
+            shardId,
+            from: 0,
+            to: 0,
+            splitSlot: report.shard.splitSlot,
+            reason: `hot: ${Math.round(report.shard.opsPerSecond)} ops/s`,
+          },
+        },
+      ]);
       if (result?.ok) this.log.info({ shard: shardId, splitSlot: report.shard.splitSlot, op: result.opId }, "hot shard split started");
       return;
     }
@@ -433,7 +482,11 @@ export class MetaController {
     const parent = shardById(this.map, op.shardId);
     const child = op.newShardId === undefined ? undefined : shardById(this.map, op.newShardId);
     if (parent !== undefined && child !== undefined && parent.slotEnd === op.splitSlot) {
-      await this.setStep(op, `split: shard ${parent.id} has slots ${parent.slotStart}-${parent.slotEnd - 1}, shard ${child.id} ${child.slotStart}-${child.slotEnd - 1}`, "done");
+      await this.setStep(
+        op,
+        `split: shard ${parent.id} has slots ${parent.slotStart}-${parent.slotEnd - 1}, shard ${child.id} ${child.slotStart}-${child.slotEnd - 1}`,
+        "done",
+      );
       return;
     }
     const report = this.leaderReports.get(op.shardId);
@@ -459,7 +512,9 @@ export class MetaController {
     const shard = shardById(this.map, shardId);
     if (shard === undefined) throw new InvalidArgumentError(`shard ${shardId} does not exist`);
     const slot = splitSlot ?? (this.leaderReports.get(shardId)?.shard.splitSlot || Math.floor((shard.slotStart + shard.slotEnd) / 2));
-    const [result] = await this.node.submitMeta([{ type: "op-start", op: { kind: "split", shardId, from: 0, to: 0, splitSlot: slot, reason } }]);
+    const [result] = await this.node.submitMeta([
+      { type: "op-start", op: { kind: "split", shardId, from: 0, to: 0, splitSlot: slot, reason } },
+    ]);
     if (result === undefined || !result.ok) throw new FailedPreconditionError(result?.ok === false ? result.message : "split not started");
     return { id: result.opId!, splitSlot: slot };
   }
@@ -482,7 +537,9 @@ export class MetaController {
     for (const move of plan.moves) {
       if (started.has(move.shardId)) continue;
       started.add(move.shardId);
-      await this.startMove(move.shardId, move.from, move.to, `rebalance: ${move.reason}`).catch((error: unknown) => this.log.debug({ err: error }, "planned move not started"));
+      await this.startMove(move.shardId, move.from, move.to, `rebalance: ${move.reason}`).catch((error: unknown) =>
+        this.log.debug({ err: error }, "planned move not started"),
+      );
     }
     for (const transfer of plan.transfers) await this.transfer(transfer.shardId, transfer.from, transfer.to, transfer.reason);
     return plan;
@@ -528,7 +585,10 @@ function describeCommand(command: MetaCommand): string {
     case "node-state":
       return `node ${command.nodeId} is ${command.state}`;
     case "shard-report":
-      return `shard ${command.shard.id} at epoch ${command.shard.epoch}: voters ${command.shard.voters.join(",")}` + (command.shard.learners.length ? ` learners ${command.shard.learners.join(",")}` : "");
+      return (
+        `shard ${command.shard.id} at epoch ${command.shard.epoch}: voters ${command.shard.voters.join(",")}` +
+        (command.shard.learners.length ? ` learners ${command.shard.learners.join(",")}` : "")
+      );
     default:
       return command.type;
   }

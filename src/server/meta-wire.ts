@@ -98,10 +98,15 @@ export class AdminClients {
   call<T>(address: string, method: string, request: unknown, timeoutMs: number): Promise<T> {
     return new Promise((resolve, reject) => {
       // grpc-js measures a deadline against the system clock, so it is Date.now(), not util/clock.
-      this.client(address)[method](request, this.metadata() ?? new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, response: T) => {
-        if (error === null) resolve(response);
-        else reject(decodeServiceError(error).error);
-      });
+      this.client(address)[method](
+        request,
+        this.metadata() ?? new grpc.Metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (error: grpc.ServiceError | null, response: T) => {
+          if (error === null) resolve(response);
+          else reject(decodeServiceError(error).error);
+        },
+      );
     });
   }
 

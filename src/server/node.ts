@@ -36,9 +36,24 @@ import {
   type Ready,
 } from "../raft/types.js";
 import type { Command, CommandResult } from "../shard/commands.js";
-import { CounterStateMachine, decodeCounterRecord, encodeCounterRecord, type AdmitMutation, type ShardOptions } from "../shard/state-machine.js";
+import {
+  CounterStateMachine,
+  decodeCounterRecord,
+  encodeCounterRecord,
+  type AdmitMutation,
+  type ShardOptions,
+} from "../shard/state-machine.js";
 import { COUNTERS_MAX } from "../shard/counter-table.js";
-import { emptyMap, metaMembers, MetaStateMachine, shardMembers, type ClusterMap, type MetaCommand, type MetaResult, type ShardRecord } from "../meta/map.js";
+import {
+  emptyMap,
+  metaMembers,
+  MetaStateMachine,
+  shardMembers,
+  type ClusterMap,
+  type MetaCommand,
+  type MetaResult,
+  type ShardRecord,
+} from "../meta/map.js";
 import { NodeStore, type StoreBatch } from "../storage/node-store.js";
 import { PeerTransport, type PeerTransportStats } from "../transport/peer-transport.js";
 import { assert } from "../util/assert.js";
@@ -145,7 +160,12 @@ const NOT_LEADER_AFTER_PROPOSE = process.env.TALLY_TEST_NOT_LEADER_AFTER_PROPOSE
 
 /** The counter state machine's options on every node of the cluster (restore uses them too). */
 export function shardOptionsOf(config: ClusterConfig): ShardOptions {
-  return { sessionTimeoutMs: config.cluster.sessionTimeoutMs, maxSessions: 100_000, maxSessionsPerCaller: config.cluster.sessionsPerCallerMax, maxRetainedResultsPerSession: 1_024 };
+  return {
+    sessionTimeoutMs: config.cluster.sessionTimeoutMs,
+    maxSessions: 100_000,
+    maxSessionsPerCaller: config.cluster.sessionsPerCallerMax,
+    maxRetainedResultsPerSession: 1_024,
+  };
 }
 
 /** The group id of the metadata Raft group; shards are 1.. */
@@ -204,7 +224,20 @@ export class TallyNode {
   private heartbeatInFlight = false;
   private heartbeatTarget = 0;
   private lastReportMs = 0;
-  readonly stats = { iterations: 0, entriesWritten: 0, syncs: 0, applied: 0, appliedBytesPerIterationMax: 0, leaderChanges: 0, snapshotsInstalled: 0, snapshotsTaken: 0, snapshotsBuilt: 0, replicasCreated: 0, replicasRemoved: 0, staleEpochRejected: 0 };
+  readonly stats = {
+    iterations: 0,
+    entriesWritten: 0,
+    syncs: 0,
+    applied: 0,
+    appliedBytesPerIterationMax: 0,
+    leaderChanges: 0,
+    snapshotsInstalled: 0,
+    snapshotsTaken: 0,
+    snapshotsBuilt: 0,
+    replicasCreated: 0,
+    replicasRemoved: 0,
+    staleEpochRejected: 0,
+  };
 
   constructor(options: NodeOptions) {
     this.config = options.config;
@@ -273,7 +306,10 @@ export class TallyNode {
     } catch (error) {
       await this.store.close();
       const inUse = /EADDRINUSE/.test(String((error as Error).message)) ? "address already in use" : (error as Error).message;
-      throw new Error(`${field}.${this.self.peerListen === undefined ? "peer" : "peerListen"} (${this.self.peerListen ?? this.self.peer}): ${inUse}`, { cause: error });
+      throw new Error(
+        `${field}.${this.self.peerListen === undefined ? "peer" : "peerListen"} (${this.self.peerListen ?? this.self.peer}): ${inUse}`,
+        { cause: error },
+      );
     }
     if (this.meta !== undefined) this.controller = this.newController();
     this.lastTickMs = monotonicMs();
@@ -343,9 +379,16 @@ export class TallyNode {
   }
 
   /** Loads the group's Raft state into a fresh MemoryStorage; bootstraps it with `voters` when there is none. */
-  private async loadRaftState<S extends MemoryStorage>(groupId: number, storage: S, bootstrapVoters: number[] | undefined, bootstrap: StoreBatch, bootstrapData?: Uint8Array) {
+  private async loadRaftState<S extends MemoryStorage>(
+    groupId: number,
+    storage: S,
+    bootstrapVoters: number[] | undefined,
+    bootstrap: StoreBatch,
+    bootstrapData?: Uint8Array,
+  ) {
     const loaded = await this.store.loadGroup(groupId);
-    const fresh = loaded.confState === undefined && loaded.snapshot === undefined && loaded.entries.length === 0 && loaded.hardState.term === 0;
+    const fresh =
+      loaded.confState === undefined && loaded.snapshot === undefined && loaded.entries.length === 0 && loaded.hardState.term === 0;
     let confState: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
     if (fresh && bootstrapVoters !== undefined) {
       RawNode.bootstrap(storage, bootstrapVoters, bootstrapData);
@@ -365,10 +408,16 @@ export class TallyNode {
   }
 
   private async restoreMeta(bootstrap: StoreBatch, voters: number[], fresh: boolean): Promise<MetaReplica> {
-    const { storage, confState, loaded } = await this.loadRaftState(META_GROUP_ID, new MemoryStorage(), fresh ? voters : undefined, bootstrap);
+    const { storage, confState, loaded } = await this.loadRaftState(
+      META_GROUP_ID,
+      new MemoryStorage(),
+      fresh ? voters : undefined,
+      bootstrap,
+    );
     const stateBytes = await this.store.getGroupState(META_GROUP_ID);
     let machine = stateBytes === undefined ? new MetaStateMachine() : MetaStateMachine.restore(stateBytes);
-    if (stateBytes === undefined && loaded.snapshot !== undefined && loaded.snapshot.data.length > 0) machine = MetaStateMachine.restore(loaded.snapshot.data);
+    if (stateBytes === undefined && loaded.snapshot !== undefined && loaded.snapshot.data.length > 0)
+      machine = MetaStateMachine.restore(loaded.snapshot.data);
     const replica = new GroupReplica(
       META_GROUP_ID,
       { epoch: 1, slotStart: 0, slotEnd: 1 },
@@ -409,12 +458,20 @@ export class TallyNode {
       if (initial !== undefined) bootstrap.setApplied(shardId, 1, 0);
     } else {
       const counters: Array<[Uint8Array, { value: bigint; version: number }]> = [];
-      for await (const batch of this.store.scanCounterBatches(shardId)) for (const [key, value] of batch) counters.push([key, decodeCounterRecord(value)]);
+      for await (const batch of this.store.scanCounterBatches(shardId))
+        for (const [key, value] of batch) counters.push([key, decodeCounterRecord(value)]);
       const sessions: Array<[number, Uint8Array]> = [];
       for await (const batch of this.store.scanSessionBatches(shardId)) for (const entry of batch) sessions.push(entry);
       const kinds: Array<[Uint8Array, Uint8Array]> = [];
       for await (const batch of this.store.scanKindBatches(shardId)) for (const entry of batch) kinds.push(entry);
-      machine = CounterStateMachine.load(this.shardOptions, loaded.applied?.index ?? 0, loaded.applied?.clockMs ?? 0, counters, sessions, kinds);
+      machine = CounterStateMachine.load(
+        this.shardOptions,
+        loaded.applied?.index ?? 0,
+        loaded.applied?.clockMs ?? 0,
+        counters,
+        sessions,
+        kinds,
+      );
     }
     return this.newShardReplica(shardId, descriptor, storage, machine, confState, storage.firstIndex() - 1);
   }
@@ -440,7 +497,11 @@ export class TallyNode {
     ) as ShardReplica;
     replica.lastSnapshotIndex = lastSnapshotIndex;
     replica.admit = this.admitFor(replica);
-    storage.appliedState = () => ({ index: replica.machine.appliedIndex, confState: replica.confState, data: () => this.snapshotData(replica) });
+    storage.appliedState = () => ({
+      index: replica.machine.appliedIndex,
+      confState: replica.confState,
+      data: () => this.snapshotData(replica),
+    });
     storage.onBuilt = (index, bytes, ms) => {
       this.stats.snapshotsBuilt++;
       this.log.info({ shard: shardId, index, bytes, ms: Math.round(ms) }, "built a snapshot for a follower");
@@ -451,7 +512,8 @@ export class TallyNode {
   /** The state changes the machine reports, with its applied index, into the batch. */
   private writeShardChanges(shardId: number, machine: CounterStateMachine, batch: StoreBatch): void {
     const changes = machine.takeChanges();
-    for (const [key, record] of changes.counters) batch.putCounter(shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
+    for (const [key, record] of changes.counters)
+      batch.putCounter(shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
     for (const [clientId, record] of changes.sessions) batch.putSession(shardId, clientId, record);
     for (const [key, record] of changes.kinds) batch.putKind(shardId, key, record);
     batch.setApplied(shardId, machine.appliedIndex, machine.clockMs);
@@ -468,7 +530,12 @@ export class TallyNode {
       if (command.epoch !== undefined && command.epoch !== 0) {
         if (command.epoch !== descriptor.epoch) {
           this.stats.staleEpochRejected++;
-          return { ok: false, code: "WRONG_SHARD", message: `shard ${replica.shardId} is at epoch ${descriptor.epoch}, the request was routed by epoch ${command.epoch}`, currentEpoch: descriptor.epoch };
+          return {
+            ok: false,
+            code: "WRONG_SHARD",
+            message: `shard ${replica.shardId} is at epoch ${descriptor.epoch}, the request was routed by epoch ${command.epoch}`,
+            currentEpoch: descriptor.epoch,
+          };
         }
         // Same epoch, same range: route() checked these keys against it at admission (the range
         // changes only with the epoch), so the per-key hashing is not repeated on every replica.
@@ -477,7 +544,12 @@ export class TallyNode {
       for (const op of command.ops) {
         const slot = slotOf(op.key);
         if (slot < descriptor.slotStart || slot >= descriptor.slotEnd) {
-          return { ok: false, code: "WRONG_SHARD", message: `key in slot ${slot} does not belong to shard ${replica.shardId}`, currentEpoch: descriptor.epoch };
+          return {
+            ok: false,
+            code: "WRONG_SHARD",
+            message: `key in slot ${slot} does not belong to shard ${replica.shardId}`,
+            currentEpoch: descriptor.epoch,
+          };
         }
       }
       return undefined;
@@ -512,7 +584,8 @@ export class TallyNode {
     const metaMember = metaMembers(this.map).includes(this.nodeId);
     if (metaMember && this.meta === undefined) this.metaChange = "create";
     // Only on a map from elsewhere: our own replica's map cannot tell us we were removed before we applied it.
-    if (!metaMember && this.meta !== undefined && this.map !== this.meta.machine.map && this.map.meta.voters.length > 0) this.metaChange = "destroy";
+    if (!metaMember && this.meta !== undefined && this.map !== this.meta.machine.map && this.map.meta.voters.length > 0)
+      this.metaChange = "destroy";
     for (const shard of this.map.shards) {
       const local = this.replicas.get(shard.id);
       const member = shardMembers(shard).includes(this.nodeId);
@@ -556,7 +629,10 @@ export class TallyNode {
       // Its own epoch, or the map's when the map (newer) also leaves this node out; not a map that
       // already shows a re-add, whose replica must still be created.
       const mapped = this.map.shards.find((shard) => shard.id === shardId);
-      const removedAt = mapped !== undefined && !shardMembers(mapped).includes(this.nodeId) ? Math.max(replica.descriptor.epoch, mapped.epoch) : replica.descriptor.epoch;
+      const removedAt =
+        mapped !== undefined && !shardMembers(mapped).includes(this.nodeId)
+          ? Math.max(replica.descriptor.epoch, mapped.epoch)
+          : replica.descriptor.epoch;
       this.tombstones.set(shardId, removedAt);
       batch.putTombstone(shardId, removedAt);
       batch.destroyGroup(shardId);
@@ -626,7 +702,11 @@ export class TallyNode {
       });
       replica.slotLoad.fill(0);
     }
-    return { node: { id: this.nodeId, client: this.self.client, peer: this.self.peer, zone: this.self.zone }, mapVersion: this.map.version, shards };
+    return {
+      node: { id: this.nodeId, client: this.self.client, peer: this.self.peer, zone: this.self.zone },
+      mapVersion: this.map.version,
+      shards,
+    };
   }
 
   /** One heartbeat to the metadata leader (or to this node's own controller). */
@@ -643,11 +723,19 @@ export class TallyNode {
       }
       if (this.meta !== undefined && this.meta.leader !== 0) this.metaLeaderId = this.meta.leader;
       const candidates = this.metaCandidates();
-      const target = this.metaLeaderId !== 0 && this.metaLeaderId !== this.nodeId ? this.metaLeaderId : candidates[this.heartbeatTarget++ % candidates.length]!;
+      const target =
+        this.metaLeaderId !== 0 && this.metaLeaderId !== this.nodeId
+          ? this.metaLeaderId
+          : candidates[this.heartbeatTarget++ % candidates.length]!;
       const address = this.clientAddressOf(target);
       if (address === undefined) return;
       try {
-        const reply = await this.adminClients.internal<HeartbeatReply>(address, "heartbeat", report, Math.max(500, this.config.placement.heartbeatMs * 3));
+        const reply = await this.adminClients.internal<HeartbeatReply>(
+          address,
+          "heartbeat",
+          report,
+          Math.max(500, this.config.placement.heartbeatMs * 3),
+        );
         this.metaLeaderId = reply.metaLeader;
         if (reply.map !== undefined) this.adoptMap(reply.map);
       } catch (error) {
@@ -668,7 +756,10 @@ export class TallyNode {
     }
     this.controller.onHeartbeat(report);
     const map = this.meta.machine.map;
-    return { metaLeader: this.nodeId, ...(report.mapVersion < map.version || (!report.mapVersion && map.initialized) ? { map: map as ClusterMap } : {}) };
+    return {
+      metaLeader: this.nodeId,
+      ...(report.mapVersion < map.version || (!report.mapVersion && map.initialized) ? { map: map as ClusterMap } : {}),
+    };
   }
 
   metaNotLeaderError(): NotLeaderError {
@@ -717,14 +808,20 @@ export class TallyNode {
   shardChange(request: ShardChangeRequest): Promise<{ epoch: number }> {
     return this.inLoop(() => {
       const replica = this.replicas.get(request.shardId);
-      if (replica === undefined) throw new WrongShardError(`shard ${request.shardId} has no replica on node ${this.nodeId}`, request.shardId, 0);
+      if (replica === undefined)
+        throw new WrongShardError(`shard ${request.shardId} has no replica on node ${this.nodeId}`, request.shardId, 0);
       if (!replica.isLeader) throw replica.notLeaderError(this.leaderAddress);
       if (replica.descriptor.epoch !== request.expectedEpoch) {
-        throw new FailedPreconditionError(`shard ${request.shardId} is at epoch ${replica.descriptor.epoch}, the change expected ${request.expectedEpoch}`);
+        throw new FailedPreconditionError(
+          `shard ${request.shardId} is at epoch ${replica.descriptor.epoch}, the change expected ${request.expectedEpoch}`,
+        );
       }
       switch (request.action) {
         case "add-learner":
-          replica.raw.proposeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddLearnerNode, nodeId: request.nodeId }] });
+          replica.raw.proposeConfChange({
+            transition: ConfChangeTransition.Auto,
+            changes: [{ type: ConfChangeType.AddLearnerNode, nodeId: request.nodeId }],
+          });
           break;
         case "promote-and-remove":
           replica.raw.proposeConfChange({
@@ -736,10 +833,16 @@ export class TallyNode {
           });
           break;
         case "promote":
-          replica.raw.proposeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddNode, nodeId: request.nodeId }] });
+          replica.raw.proposeConfChange({
+            transition: ConfChangeTransition.Auto,
+            changes: [{ type: ConfChangeType.AddNode, nodeId: request.nodeId }],
+          });
           break;
         case "remove":
-          replica.raw.proposeConfChange({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.RemoveNode, nodeId: request.nodeId }] });
+          replica.raw.proposeConfChange({
+            transition: ConfChangeTransition.Auto,
+            changes: [{ type: ConfChangeType.RemoveNode, nodeId: request.nodeId }],
+          });
           break;
         case "transfer-leader":
           replica.raw.transferLeader(request.nodeId);
@@ -747,13 +850,17 @@ export class TallyNode {
         case "split": {
           const { slotStart, slotEnd } = replica.descriptor;
           if (!(request.splitSlot > slotStart && request.splitSlot < slotEnd)) {
-            throw new InvalidArgumentError(`split slot ${request.splitSlot} is not inside shard ${request.shardId}'s slots ${slotStart}-${slotEnd - 1}`);
+            throw new InvalidArgumentError(
+              `split slot ${request.splitSlot} is not inside shard ${request.shardId}'s slots ${slotStart}-${slotEnd - 1}`,
+            );
           }
           const conf = replica.confState;
           if (conf.votersOutgoing.length > 0 || conf.learners.length > 0 || conf.learnersNext.length > 0) {
             throw new FailedPreconditionError(`shard ${request.shardId} is changing membership; split it afterwards`);
           }
-          replica.raw.propose(encodeSplitEntry({ splitSlot: request.splitSlot, newShardId: request.newShardId, expectedEpoch: replica.descriptor.epoch }));
+          replica.raw.propose(
+            encodeSplitEntry({ splitSlot: request.splitSlot, newShardId: request.newShardId, expectedEpoch: replica.descriptor.epoch }),
+          );
           break;
         }
         default:
@@ -811,7 +918,12 @@ export class TallyNode {
       const record = this.map.shards.find((shard) => shard.id === id);
       if (record === undefined) throw new WrongShardError(`shard ${id} does not exist`, id, 0);
       const leaderHint = record.voters[0];
-      throw new NotLeaderError(`shard ${id} has no replica on node ${this.nodeId}`, leaderHint === undefined ? undefined : String(leaderHint), leaderHint === undefined ? undefined : this.leaderAddress(leaderHint), id);
+      throw new NotLeaderError(
+        `shard ${id} has no replica on node ${this.nodeId}`,
+        leaderHint === undefined ? undefined : String(leaderHint),
+        leaderHint === undefined ? undefined : this.leaderAddress(leaderHint),
+        id,
+      );
     }
     const descriptor = replica.descriptor;
     if (epoch !== 0 && epoch !== descriptor.epoch) {
@@ -824,7 +936,11 @@ export class TallyNode {
       const slot = slotOf(key);
       load[Math.min(SLOT_LOAD_BUCKETS - 1, Math.floor(((slot - descriptor.slotStart) * SLOT_LOAD_BUCKETS) / width))]! += 1;
       if (slot < descriptor.slotStart || slot >= descriptor.slotEnd) {
-        throw new WrongShardError(`key in slot ${slot} does not belong to shard ${id} (slots ${descriptor.slotStart}-${descriptor.slotEnd - 1})`, id, descriptor.epoch);
+        throw new WrongShardError(
+          `key in slot ${slot} does not belong to shard ${id} (slots ${descriptor.slotStart}-${descriptor.slotEnd - 1})`,
+          id,
+          descriptor.epoch,
+        );
       }
     }
     return replica;
@@ -833,12 +949,18 @@ export class TallyNode {
   /** The shard owning the key's slot by the map (0 when the map is not known yet). */
   shardIdForKey(key: Uint8Array): number {
     const slot = slotOf(key);
-    for (const replica of this.replicas.values()) if (slot >= replica.descriptor.slotStart && slot < replica.descriptor.slotEnd) return replica.shardId;
+    for (const replica of this.replicas.values())
+      if (slot >= replica.descriptor.slotStart && slot < replica.descriptor.slotEnd) return replica.shardId;
     return this.map.shards.find((shard) => slot >= shard.slotStart && slot < shard.slotEnd)?.id ?? 0;
   }
 
   /** Proposes one validated command through the shard's leader; resolves when it is applied. */
-  submit(replica: ShardReplica, command: Command, bytes: number, timeoutMs = this.config.limits.requestTimeoutMs): Promise<MutationOutcome> {
+  submit(
+    replica: ShardReplica,
+    command: Command,
+    bytes: number,
+    timeoutMs = this.config.limits.requestTimeoutMs,
+  ): Promise<MutationOutcome> {
     this.checkAlive();
     if (!replica.isLeader) return Promise.reject(replica.notLeaderError(this.leaderAddress));
     if (ACK_BEFORE_COMMIT && command.type === "mutate") return this.ackBeforeCommit(replica, command, bytes, timeoutMs);
@@ -860,7 +982,12 @@ export class TallyNode {
    * anyway. A leader crash loses acknowledged writes and concurrent adds see stale values; the
    * chaos checker must catch both (test/chaos/planted.test.ts).
    */
-  private ackBeforeCommit(replica: ShardReplica, command: Extract<Command, { type: "mutate" }>, bytes: number, timeoutMs: number): Promise<MutationOutcome> {
+  private ackBeforeCommit(
+    replica: ShardReplica,
+    command: Extract<Command, { type: "mutate" }>,
+    bytes: number,
+    timeoutMs: number,
+  ): Promise<MutationOutcome> {
     const results = command.ops.map((op) => {
       const current = readCounter(replica, op.key);
       const before = current?.value ?? 0n;
@@ -869,15 +996,27 @@ export class TallyNode {
     });
     replica.enqueue({ command, bytes, deadlineMs: monotonicMs() + timeoutMs, resolve: () => undefined, reject: () => undefined });
     this.wake();
-    return Promise.resolve({ result: { ok: true, type: "mutate", results, duplicate: false }, index: replica.machine.appliedIndex, term: replica.raw.term });
+    return Promise.resolve({
+      result: { ok: true, type: "mutate", results, duplicate: false },
+      index: replica.machine.appliedIndex,
+      term: replica.raw.term,
+    });
   }
 
-  read(replica: ShardReplica, keys: Uint8Array[], consistency: Consistency, minIndex: number, timeoutMs = this.config.limits.requestTimeoutMs): Promise<ReadResult> {
+  read(
+    replica: ShardReplica,
+    keys: Uint8Array[],
+    consistency: Consistency,
+    minIndex: number,
+    timeoutMs = this.config.limits.requestTimeoutMs,
+  ): Promise<ReadResult> {
     this.checkAlive();
     const answer = (r: ShardReplica): ReadResult => ({
       values: keys.map((key) => {
         const record = readCounter(r, key);
-        return record === undefined ? { value: 0n, version: 0, exists: false, kind: r.machine.kindOf(key, Date.now()) } : { value: record.value, version: record.version, exists: true };
+        return record === undefined
+          ? { value: 0n, version: 0, exists: false, kind: r.machine.kindOf(key, Date.now()) }
+          : { value: record.value, version: record.version, exists: true };
       }),
       term: r.raw.term,
       appliedIndex: r.machine.appliedIndex,
@@ -1014,7 +1153,8 @@ export class TallyNode {
       this.fatalError = error as Error;
       this.running = false;
       this.log.fatal({ err: error }, "driver loop failed; the node stops serving");
-      for (const replica of this.allReplicas()) replica.failInflight(new UnavailableError(`node ${this.nodeId} stopped: ${(error as Error).message}`));
+      for (const replica of this.allReplicas())
+        replica.failInflight(new UnavailableError(`node ${this.nodeId} stopped: ${(error as Error).message}`));
       this.onHealthChange?.(false);
       this.onFatal?.(error as Error);
     }
@@ -1066,7 +1206,8 @@ export class TallyNode {
     const late: Array<[number, Message]> = [];
     for (const [replica, ready] of readies) {
       for (const message of ready.messages) {
-        if (message.type === MessageType.App || message.type === MessageType.Heartbeat) this.transport.send(message.to, replica.shardId, message);
+        if (message.type === MessageType.App || message.type === MessageType.Heartbeat)
+          this.transport.send(message.to, replica.shardId, message);
         else late.push([replica.shardId, message]);
       }
     }
@@ -1102,7 +1243,8 @@ export class TallyNode {
     // Answer the writes this iteration applied whose entries were already on disk here (all of
     // them but a single-voter group's newest): committed entries are durable on a quorum, so the
     // answer need not wait for this batch's fsync, which holds the next entries (thesis 10.2.1).
-    for (const [replica, ready] of readies) replica.completeApplied(ready.entries.length > 0 ? ready.entries[0]!.index - 1 : Number.POSITIVE_INFINITY);
+    for (const [replica, ready] of readies)
+      replica.completeApplied(ready.entries.length > 0 ? ready.entries[0]!.index - 1 : Number.POSITIVE_INFINITY);
     if (batch.size > 0) {
       await this.store.write(batch, { sync: mustSync });
       if (mustSync) this.stats.syncs++;
@@ -1157,7 +1299,16 @@ export class TallyNode {
           batch.putGroupState(shard.shardId, encodeDescriptor(shard.descriptor));
           const conf = shard.confState;
           removedSelf = ![...conf.voters, ...conf.learners, ...conf.votersOutgoing, ...conf.learnersNext].includes(this.nodeId);
-          this.log.info({ shard: shard.shardId, epoch: shard.descriptor.epoch, voters: conf.voters, learners: conf.learners, outgoing: conf.votersOutgoing }, "membership changed");
+          this.log.info(
+            {
+              shard: shard.shardId,
+              epoch: shard.descriptor.epoch,
+              voters: conf.voters,
+              learners: conf.learners,
+              outgoing: conf.votersOutgoing,
+            },
+            "membership changed",
+          );
         }
       } else if (shard !== undefined && entry.data.length > 0 && entry.data[0] === SPLIT_ENTRY_MARKER) {
         this.applySplit(shard, entry.index, decodeSplitEntry(entry.data)!, batch);

@@ -76,7 +76,8 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
   private inflight = new Map<LogIndex, InflightEntry<TCommand, TResult>>();
   private inflightCount = 0;
   /** Applied entries whose clients are answered after the apply batch is written. */
-  private completions: Array<{ commands: Array<PendingCommand<TCommand, TResult>>; results: TResult[]; index: LogIndex; term: number }> = [];
+  private completions: Array<{ commands: Array<PendingCommand<TCommand, TResult>>; results: TResult[]; index: LogIndex; term: number }> =
+    [];
   /** Linearizable reads waiting for the next ReadIndex round. */
   private readsToConfirm: Array<ReadWaiter<this>> = [];
   /** Reads whose ReadIndex round is out, by context. */
@@ -169,7 +170,10 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
       }
       const group = queue.slice(start, end);
       start = end;
-      const data = this.encode(nowWallMs, group.map((p) => p.command));
+      const data = this.encode(
+        nowWallMs,
+        group.map((p) => p.command),
+      );
       try {
         this.raw.propose(data);
       } catch (error) {
@@ -236,7 +240,9 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
   failInflight(error: Error, plantedNotLeaderAfterPropose = false): void {
     const proposedError =
       error instanceof NotLeaderError && !plantedNotLeaderAfterPropose
-        ? new AmbiguousError(`shard ${this.shardId}: leadership moved after the write was proposed (${error.message}); it may still commit: retry with the same seq`)
+        ? new AmbiguousError(
+            `shard ${this.shardId}: leadership moved after the write was proposed (${error.message}); it may still commit: retry with the same seq`,
+          )
         : error;
     for (const entry of this.inflight.values()) for (const pending of entry.commands) pending.reject(proposedError);
     this.inflight.clear();

@@ -53,13 +53,23 @@ export class ShardStorage extends MemoryStorage {
     const source = this.appliedState;
     if (source === undefined) return stored;
     const now = monotonicMs();
-    if (this.built !== undefined && this.built.metadata.index >= this.firstIndex() - 1 && now - this.builtAtMs < BUILT_SNAPSHOT_TTL_MS) return this.built;
+    if (this.built !== undefined && this.built.metadata.index >= this.firstIndex() - 1 && now - this.builtAtMs < BUILT_SNAPSHOT_TTL_MS)
+      return this.built;
     const applied = source();
-    assert(applied.index >= stored.metadata.index, `shard storage: applied index ${applied.index} is below the stored snapshot ${stored.metadata.index}`);
-    assert(applied.index >= this.firstIndex() - 1, `shard storage: applied index ${applied.index} is below the compaction point ${this.firstIndex() - 1}`);
+    assert(
+      applied.index >= stored.metadata.index,
+      `shard storage: applied index ${applied.index} is below the stored snapshot ${stored.metadata.index}`,
+    );
+    assert(
+      applied.index >= this.firstIndex() - 1,
+      `shard storage: applied index ${applied.index} is below the compaction point ${this.firstIndex() - 1}`,
+    );
     const started = monotonicMs();
     const data = applied.data();
-    this.built = { metadata: { index: applied.index, term: this.term(applied.index), confState: structuredClone(applied.confState) }, data };
+    this.built = {
+      metadata: { index: applied.index, term: this.term(applied.index), confState: structuredClone(applied.confState) },
+      data,
+    };
     this.builtAtMs = monotonicMs();
     this.onBuilt?.(applied.index, data.length, this.builtAtMs - started);
     return this.built;

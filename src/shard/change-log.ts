@@ -54,7 +54,10 @@ export class ChangeLog {
   private size = 0;
   private retainedAfterIndex: number;
 
-  constructor(fromIndex: number, readonly capacity = CHANGE_LOG_CAPACITY) {
+  constructor(
+    fromIndex: number,
+    readonly capacity = CHANGE_LOG_CAPACITY,
+  ) {
     assert(Number.isSafeInteger(fromIndex) && fromIndex >= 0, "change log starts at a valid index");
     assert(Number.isInteger(capacity) && capacity >= 1, "change log capacity >= 1");
     this.indexes = new Float64Array(capacity);

@@ -184,7 +184,8 @@ const REQUEST_ID_PATTERN = /^[\x20-\x7e]+$/;
 /** Why `requestId` is not a valid request id, or undefined. */
 export function requestIdProblem(requestId: unknown): string | undefined {
   if (typeof requestId !== "string") return `must be a string, got ${typeof requestId}`;
-  if (requestId.length < 1 || requestId.length > REQUEST_ID_CHARS_MAX) return `must be 1..${REQUEST_ID_CHARS_MAX} characters, got ${requestId.length}`;
+  if (requestId.length < 1 || requestId.length > REQUEST_ID_CHARS_MAX)
+    return `must be 1..${REQUEST_ID_CHARS_MAX} characters, got ${requestId.length}`;
   if (!REQUEST_ID_PATTERN.test(requestId)) return "must be printable ASCII (0x20..0x7e)";
   return undefined;
 }
@@ -416,7 +417,8 @@ function checkOwner(what: string, owner: unknown): void {
   if (owner === undefined) return;
   if (typeof owner !== "string") fail(`${what} owner must be a string`);
   // UTF-16 units * 3 bounds the UTF-8 bytes: most names never need encoding here.
-  if (owner.length > OWNER_BYTES_MAX || (owner.length * 3 > OWNER_BYTES_MAX && new TextEncoder().encode(owner).length > OWNER_BYTES_MAX)) fail(`${what} owner is longer than ${OWNER_BYTES_MAX} bytes`);
+  if (owner.length > OWNER_BYTES_MAX || (owner.length * 3 > OWNER_BYTES_MAX && new TextEncoder().encode(owner).length > OWNER_BYTES_MAX))
+    fail(`${what} owner is longer than ${OWNER_BYTES_MAX} bytes`);
 }
 
 function validateOps(what: string, ops: unknown, limits: ShardLimits): void {
@@ -516,7 +518,9 @@ function opToWire(op: CounterOp): unknown[] {
         ? [WireOp.Add, op.key, compactBigint(op.delta)]
         : [WireOp.Add, op.key, compactBigint(op.delta), compactBigint(op.floor)];
     case "set":
-      return op.ttlMs === undefined ? [WireOp.Set, op.key, compactBigint(op.value)] : [WireOp.Set, op.key, compactBigint(op.value), op.ttlMs];
+      return op.ttlMs === undefined
+        ? [WireOp.Set, op.key, compactBigint(op.value)]
+        : [WireOp.Set, op.key, compactBigint(op.value), op.ttlMs];
     case "window":
       return [WireOp.Window, op.key, compactBigint(op.delta), op.eventTimeMs ?? 0, op.ttlMs ?? 0];
     case "acquire":
@@ -553,7 +557,8 @@ function commandToWire(command: Command): unknown[] {
       return [WireCommand.Write, command.requestId, opsToWire(command), command.epoch ?? 0, command.owner ?? ""];
     case "mutate": {
       const ops = opsToWire(command);
-      if (command.owner) return [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops, command.epoch ?? 0, command.owner];
+      if (command.owner)
+        return [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops, command.epoch ?? 0, command.owner];
       return command.epoch
         ? [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops, command.epoch]
         : [WireCommand.Mutate, command.clientId, command.seq, command.firstUnackedSeq, ops];
@@ -654,7 +659,11 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
     case WireCommand.Register:
       if (wire.length === 1) return { type: "register" };
       checkArity(wire, 3, 3, commandIndex, -1, "register");
-      return { type: "register", clientId: wireNumber(wire[1], commandIndex, -1, "clientId"), owner: wireString(wire[2], commandIndex, "owner") };
+      return {
+        type: "register",
+        clientId: wireNumber(wire[1], commandIndex, -1, "clientId"),
+        owner: wireString(wire[2], commandIndex, "owner"),
+      };
     case WireCommand.Keepalive: {
       checkArity(wire, 2, 3, commandIndex, -1, "keepalive");
       const keepalive: Command = { type: "keepalive", clientId: wireNumber(wire[1], commandIndex, -1, "clientId") };
@@ -663,7 +672,11 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
     }
     case WireCommand.Write: {
       checkArity(wire, 5, 5, commandIndex, -1, "write");
-      const write: Command = { type: "write", requestId: wireString(wire[1], commandIndex, "requestId"), ops: opsFromWire(wire[2], commandIndex) };
+      const write: Command = {
+        type: "write",
+        requestId: wireString(wire[1], commandIndex, "requestId"),
+        ops: opsFromWire(wire[2], commandIndex),
+      };
       const epoch = wireNumber(wire[3], commandIndex, -1, "epoch");
       if (epoch !== 0) write.epoch = epoch;
       const owner = wireString(wire[4], commandIndex, "owner");
@@ -724,13 +737,21 @@ function opFromWire(wire: unknown, commandIndex: number, opIndex: number): Count
     }
     case WireOp.Set: {
       checkArity(wire, 3, 4, commandIndex, opIndex, "set");
-      const op: CounterOp = { kind: "set", key: wireKey(wire[1], commandIndex, opIndex), value: wireBigint(wire[2], commandIndex, opIndex, "value") };
+      const op: CounterOp = {
+        kind: "set",
+        key: wireKey(wire[1], commandIndex, opIndex),
+        value: wireBigint(wire[2], commandIndex, opIndex, "value"),
+      };
       if (wire.length === 4) op.ttlMs = wireNumber(wire[3], commandIndex, opIndex, "ttlMs");
       return op;
     }
     case WireOp.Window: {
       checkArity(wire, 5, 5, commandIndex, opIndex, "window");
-      const op: CounterOp = { kind: "window", key: wireKey(wire[1], commandIndex, opIndex), delta: wireBigint(wire[2], commandIndex, opIndex, "delta") };
+      const op: CounterOp = {
+        kind: "window",
+        key: wireKey(wire[1], commandIndex, opIndex),
+        delta: wireBigint(wire[2], commandIndex, opIndex, "delta"),
+      };
       const eventTimeMs = wireNumber(wire[3], commandIndex, opIndex, "eventTimeMs");
       const ttlMs = wireNumber(wire[4], commandIndex, opIndex, "ttlMs");
       if (eventTimeMs !== 0) op.eventTimeMs = eventTimeMs;

@@ -91,7 +91,15 @@ export function sortKeysInArena(arena: Uint8Array, ids: Int32Array, offsets: Uin
 }
 
 /** Sorts [lo, hi), whose keys share their first `depth` bytes, comparing from byte `depth`. */
-function insertionSort(arena: Uint8Array, ids: Int32Array, offsets: Uint32Array, lengths: Uint16Array, lo: number, hi: number, depth: number): void {
+function insertionSort(
+  arena: Uint8Array,
+  ids: Int32Array,
+  offsets: Uint32Array,
+  lengths: Uint16Array,
+  lo: number,
+  hi: number,
+  depth: number,
+): void {
   for (let i = lo + 1; i < hi; i++) {
     const id = ids[i]!;
     const offset = offsets[i]!;

@@ -43,7 +43,11 @@ export interface RequestIdOptions {
  * caller and 100,000 per shard (~300 bytes each in memory) allow ~400 id'd writes/s per caller and
  * ~800/s per shard sustained. A batch of up to 10,000 ops takes one id.
  */
-export const DEFAULT_REQUEST_ID_OPTIONS: Readonly<RequestIdOptions> = Object.freeze({ retentionMs: 120_000, perCallerMax: 50_000, totalMax: 100_000 });
+export const DEFAULT_REQUEST_ID_OPTIONS: Readonly<RequestIdOptions> = Object.freeze({
+  retentionMs: 120_000,
+  perCallerMax: 50_000,
+  totalMax: 100_000,
+});
 
 export interface RequestIdRecord {
   /** Its key among the shard's session records: unique among live sessions and request ids. */
@@ -107,7 +111,10 @@ export class RequestIdTable {
     assert(this.get(record.owner, record.requestId) === undefined, "request id inserted twice");
     const newest = this.newest;
     if (newest !== undefined) {
-      assert(newest.index < record.index || (newest.index === record.index && newest.ordinal < record.ordinal), "request id inserted out of apply order");
+      assert(
+        newest.index < record.index || (newest.index === record.index && newest.ordinal < record.ordinal),
+        "request id inserted out of apply order",
+      );
       assert(newest.appliedAtMs <= record.appliedAtMs, "request id clock went backwards");
     }
     this.records.set(record.storageId, record);

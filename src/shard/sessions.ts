@@ -262,7 +262,8 @@ function writeOutcome(writer: ByteWriter, outcome: MutateOutcome): void {
     for (const result of outcome.results) {
       writer.i64(result.value);
       writer.u64(result.version);
-      const flags = (result.eventTimeMs !== undefined ? RESULT_HAS_EVENT_TIME : 0) | (result.allowed !== undefined ? RESULT_HAS_ACQUIRE : 0);
+      const flags =
+        (result.eventTimeMs !== undefined ? RESULT_HAS_EVENT_TIME : 0) | (result.allowed !== undefined ? RESULT_HAS_ACQUIRE : 0);
       writer.u8(flags);
       if (result.eventTimeMs !== undefined) writer.u64(result.eventTimeMs);
       if (result.allowed !== undefined) {

@@ -168,7 +168,6 @@ const KEY_BYTES_MAX = DEFAULT_SHARD_LIMITS.maxKeyBytes;
 const DELETED_VALUE = 0n;
 const DELETED_VERSION = 0;
 
-
 /** A command that fails validation, as the INVALID_ARGUMENT result it gets; undefined when valid. */
 function invalidCommand(command: Command): CommandResult | undefined {
   try {
@@ -355,7 +354,10 @@ export class CounterStateMachine {
     if (this.storageIdInUse(clientId)) return failure("FAILED_PRECONDITION", SESSION_ID_IN_USE);
     const perCaller = this.options.maxSessionsPerCaller;
     if (owner !== "" && this.sessions.countOf(owner) >= perCaller) {
-      return failure("OVERLOADED", `caller "${owner}" holds ${perCaller} sessions on this shard (the most one caller may); reuse them, or let idle ones expire`);
+      return failure(
+        "OVERLOADED",
+        `caller "${owner}" holds ${perCaller} sessions on this shard (the most one caller may); reuse them, or let idle ones expire`,
+      );
     }
     // Thesis 6.3 bounds sessions with LRU eviction: the session idle longest goes; its client
     // then sees SESSION_EXPIRED. Deterministic because the LRU order is part of the state. A loop,
@@ -383,7 +385,12 @@ export class CounterStateMachine {
    * failure of the ops too: a retry gets the same answer). Refusals before the ops ran (routing,
    * bounds) are not remembered: nothing applied, so the same id may be sent again.
    */
-  private applyWrite(command: Extract<Command, { type: "write" }>, index: number, position: number, admit: AdmitMutation | undefined): CommandResult {
+  private applyWrite(
+    command: Extract<Command, { type: "write" }>,
+    index: number,
+    position: number,
+    admit: AdmitMutation | undefined,
+  ): CommandResult {
     const invalid = invalidCommand(command);
     if (invalid !== undefined) return invalid;
     const owner = command.owner ?? "";
@@ -411,7 +418,16 @@ export class CounterStateMachine {
     }
     const outcome = this.mutate(command.ops, index);
     const storageId = this.freeStorageId(index, position);
-    this.requestIds.insert({ storageId, owner, requestId: command.requestId, appliedAtMs: this.clockMsValue, index, ordinal: position, digest, outcome: encodeOutcome(outcome) });
+    this.requestIds.insert({
+      storageId,
+      owner,
+      requestId: command.requestId,
+      appliedAtMs: this.clockMsValue,
+      index,
+      ordinal: position,
+      digest,
+      outcome: encodeOutcome(outcome),
+    });
     this.dirtyRequestIds.add(storageId);
     return outcome;
   }
@@ -487,7 +503,10 @@ export class CounterStateMachine {
       const was = session.retainedDigests[retained]!;
       if (was !== DIGEST_UNKNOWN && was !== digest) {
         // Answering with the saved result would tell this caller that a different request applied.
-        return failure("INVALID_ARGUMENT", `seq ${command.seq} of session ${command.clientId} was used for a different request; a retry must resend the same operations (use a new seq for a new request)`);
+        return failure(
+          "INVALID_ARGUMENT",
+          `seq ${command.seq} of session ${command.clientId} was used for a different request; a retry must resend the same operations (use a new seq for a new request)`,
+        );
       }
       return decodeOutcome(session.retainedOutcomes[retained]!);
     }
@@ -551,7 +570,10 @@ export class CounterStateMachine {
       const kind = kinds.size === 0 ? undefined : kinds.get(op.key);
       if (kind !== undefined && kind.tag !== KindTag.Ttl) {
         if (op.kind !== "reset") {
-          return this.abortMutate(touched, opFailure("FAILED_PRECONDITION", opIndex, op, `the key holds a ${KIND_NAMES[kind.tag]}; a key holds one kind (reset it first)`));
+          return this.abortMutate(
+            touched,
+            opFailure("FAILED_PRECONDITION", opIndex, op, `the key holds a ${KIND_NAMES[kind.tag]}; a key holds one kind (reset it first)`),
+          );
         }
         if (kindUndo) kinds.saveUndo(op.key);
         kinds.remove(op.key);
@@ -782,7 +804,8 @@ export class CounterStateMachine {
     const entry = this.kinds.get(key);
     const holder = entry?.tag ?? (this.counterExists(key) ? KindTag.Ttl : undefined);
     if (holder === undefined) return undefined;
-    if (holder !== tag) throw new FailedPreconditionError(`key ${describeKey(key)} holds a ${KIND_NAMES[holder]}, not a ${KIND_NAMES[tag]}`);
+    if (holder !== tag)
+      throw new FailedPreconditionError(`key ${describeKey(key)} holds a ${KIND_NAMES[holder]}, not a ${KIND_NAMES[tag]}`);
     return entry;
   }
 
@@ -793,7 +816,14 @@ export class CounterStateMachine {
     return { ...window.at(timeMs), version: entry?.version ?? 0 };
   }
 
-  windowRange(key: Uint8Array, fromMs: number, toMs: number, stepMs: number, agg: WindowAggregate, readNowMs = 0): WindowRange & { version: number } {
+  windowRange(
+    key: Uint8Array,
+    fromMs: number,
+    toMs: number,
+    stepMs: number,
+    agg: WindowAggregate,
+    readNowMs = 0,
+  ): WindowRange & { version: number } {
     const entry = this.structureOf(key, KindTag.Window, readNowMs);
     const window = (entry?.structure as WindowedCounter | undefined) ?? EMPTY_WINDOW;
     return { ...window.range(fromMs, toMs, stepMs, agg), version: entry?.version ?? 0 };
@@ -1121,7 +1151,8 @@ export class CounterStateMachine {
     const isCounter = this.counterExists(key);
     if (entry.tag === KindTag.Ttl && !isCounter) corrupt(`TTL record of ${describeKey(key)} without its counter`);
     if (entry.tag !== KindTag.Ttl && isCounter) corrupt(`${describeKey(key)} is both a counter and a ${KIND_NAMES[entry.tag]}`);
-    if (entry.version > this.appliedIndexValue) corrupt(`kind record of ${describeKey(key)} version ${entry.version} above applied ${this.appliedIndexValue}`);
+    if (entry.version > this.appliedIndexValue)
+      corrupt(`kind record of ${describeKey(key)} version ${entry.version} above applied ${this.appliedIndexValue}`);
     if (entry.tag !== KindTag.Ttl && this.counters.size + this.kinds.structured >= COUNTERS_MAX) corrupt(`more than ${COUNTERS_MAX} keys`);
     this.kinds.load(entry, this.appliedIndexValue, markDirty);
   }
@@ -1143,12 +1174,14 @@ export class CounterStateMachine {
   /** A request id from storage or a snapshot, in apply order; damage is a CorruptionError. */
   private insertLoadedRequestId(record: RequestIdRecord, corrupt: (problem: string) => never): void {
     if (this.storageIdInUse(record.storageId)) corrupt(`storage id ${record.storageId} holds two records`);
-    if (this.requestIds.get(record.owner, record.requestId) !== undefined) corrupt(`request id ${JSON.stringify(record.requestId)} appears twice`);
+    if (this.requestIds.get(record.owner, record.requestId) !== undefined)
+      corrupt(`request id ${JSON.stringify(record.requestId)} appears twice`);
     if (record.index > this.appliedIndexValue) corrupt(`request id ${record.storageId} applied after the applied index`);
     if (record.appliedAtMs > this.clockMsValue) corrupt(`request id ${record.storageId} applied after the clock`);
     const newest = this.requestIds.latest();
     if (newest !== undefined) {
-      if (!(newest.index < record.index || (newest.index === record.index && newest.ordinal < record.ordinal))) corrupt(`request id ${record.storageId} out of apply order`);
+      if (!(newest.index < record.index || (newest.index === record.index && newest.ordinal < record.ordinal)))
+        corrupt(`request id ${record.storageId} out of apply order`);
       if (newest.appliedAtMs > record.appliedAtMs) corrupt(`request id ${record.storageId} clock goes back`);
     }
     this.requestIds.insert(record);
@@ -1162,8 +1195,7 @@ export class CounterStateMachine {
     const last = this.sessions.latest();
     if (last !== undefined) {
       const ordered =
-        last.touchIndex < session.touchIndex ||
-        (last.touchIndex === session.touchIndex && last.touchOrdinal < session.touchOrdinal);
+        last.touchIndex < session.touchIndex || (last.touchIndex === session.touchIndex && last.touchOrdinal < session.touchOrdinal);
       if (!ordered) corrupt(`session ${session.clientId} out of activity order`);
       if (last.lastActiveMs > session.lastActiveMs) corrupt(`session ${session.clientId} activity clock goes back`);
     }

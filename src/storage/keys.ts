@@ -189,14 +189,16 @@ export const counterKey = (shardId: number, userKey: Uint8Array): Uint8Array => 
 export const counterRange = (shardId: number): KeyRange => groupRange(KeyPrefix.counter, shardId);
 
 /** The user's key inside a counter key (a view, not a copy). */
-export const decodeCounterKey = (key: Uint8Array): { shardId: number; userKey: Uint8Array } => decodeUserKeyed(KeyPrefix.counter, key, "counter");
+export const decodeCounterKey = (key: Uint8Array): { shardId: number; userKey: Uint8Array } =>
+  decodeUserKeyed(KeyPrefix.counter, key, "counter");
 
 export const kindRecordKey = (shardId: number, userKey: Uint8Array): Uint8Array => userKeyed(KeyPrefix.kind, shardId, userKey);
 
 export const kindRecordRange = (shardId: number): KeyRange => groupRange(KeyPrefix.kind, shardId);
 
 /** The user's key inside a kind key (a view, not a copy). */
-export const decodeKindRecordKey = (key: Uint8Array): { shardId: number; userKey: Uint8Array } => decodeUserKeyed(KeyPrefix.kind, key, "kind");
+export const decodeKindRecordKey = (key: Uint8Array): { shardId: number; userKey: Uint8Array } =>
+  decodeUserKeyed(KeyPrefix.kind, key, "kind");
 
 export function sessionKey(shardId: number, clientId: number): Uint8Array {
   assertU53(clientId, "client id");

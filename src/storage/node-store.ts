@@ -273,7 +273,15 @@ export class StoreBatch {
    */
   destroyGroup(groupId: number): void {
     assertId(groupId, "group id");
-    for (const prefix of [KeyPrefix.log, KeyPrefix.hardState, KeyPrefix.applied, KeyPrefix.confState, KeyPrefix.snapshotMeta, KeyPrefix.snapshotChunk, KeyPrefix.meta]) {
+    for (const prefix of [
+      KeyPrefix.log,
+      KeyPrefix.hardState,
+      KeyPrefix.applied,
+      KeyPrefix.confState,
+      KeyPrefix.snapshotMeta,
+      KeyPrefix.snapshotChunk,
+      KeyPrefix.meta,
+    ]) {
       this.clear(groupRange(prefix, groupId));
     }
   }
@@ -560,19 +568,28 @@ export class NodeStore {
    */
   scanCounterBatches(shardId: number): AsyncIterable<Array<[Uint8Array, Uint8Array]>> {
     assertId(shardId, "shard id");
-    return this.scanBatches(counterRange(shardId), (key, value) => [decodeCounterKey(key).userKey, openValue(key, value, `counter record (shard ${shardId})`)]);
+    return this.scanBatches(counterRange(shardId), (key, value) => [
+      decodeCounterKey(key).userKey,
+      openValue(key, value, `counter record (shard ${shardId})`),
+    ]);
   }
 
   /** The shard's kind records as [user key, record], in key order, from one consistent view of the store. */
   scanKindBatches(shardId: number): AsyncIterable<Array<[Uint8Array, Uint8Array]>> {
     assertId(shardId, "shard id");
-    return this.scanBatches(kindRecordRange(shardId), (key, value) => [decodeKindRecordKey(key).userKey, openValue(key, value, `kind record (shard ${shardId})`)]);
+    return this.scanBatches(kindRecordRange(shardId), (key, value) => [
+      decodeKindRecordKey(key).userKey,
+      openValue(key, value, `kind record (shard ${shardId})`),
+    ]);
   }
 
   /** The shard's sessions as [client id, record], in client id order, from one consistent view. */
   scanSessionBatches(shardId: number): AsyncIterable<Array<[number, Uint8Array]>> {
     assertId(shardId, "shard id");
-    return this.scanBatches(sessionRange(shardId), (key, value) => [decodeSessionKey(key).clientId, openValue(key, value, `session record (shard ${shardId})`)]);
+    return this.scanBatches(sessionRange(shardId), (key, value) => [
+      decodeSessionKey(key).clientId,
+      openValue(key, value, `session record (shard ${shardId})`),
+    ]);
   }
 
   /** scanCounterBatches, one record at a time. */

@@ -91,7 +91,8 @@ export function encodeFrame(batch: ReadonlyArray<readonly [number, Message]>): E
 export function estimateMessageBytes(message: Message): number {
   let bytes = 64 + (message.context?.length ?? 0);
   for (const entry of message.entries) bytes += 24 + entry.data.length;
-  if (message.snapshot !== undefined) bytes += 64 + 9 * (message.snapshot.metadata.confState.voters.length + 4) + message.snapshot.data.length;
+  if (message.snapshot !== undefined)
+    bytes += 64 + 9 * (message.snapshot.metadata.confState.voters.length + 4) + message.snapshot.data.length;
   return bytes;
 }
 
@@ -181,7 +182,11 @@ function decodeMessage(value: unknown): Message {
   if (fields[10] !== null) {
     const snapshot = array(fields[10], "snapshot", 4);
     message.snapshot = {
-      metadata: { index: u53(snapshot[0], "snapshot.index"), term: u53(snapshot[1], "snapshot.term"), confState: decodeConfState(snapshot[2]) },
+      metadata: {
+        index: u53(snapshot[0], "snapshot.index"),
+        term: u53(snapshot[1], "snapshot.term"),
+        confState: decodeConfState(snapshot[2]),
+      },
       data: bytes(snapshot[3], "snapshot.data"),
     };
   }

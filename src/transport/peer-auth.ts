@@ -57,7 +57,8 @@ export class PeerAuthError extends Error {
 /** One metadata value as bytes of exactly `length`, or a PeerAuthError naming the header. */
 function binaryHeader(metadata: grpc.Metadata, key: string, length: number, who: string): Buffer {
   const values = metadata.get(key);
-  if (values.length === 0) throw new PeerAuthError(`${who} sent no ${key} (no peer authentication: is auth.internalTokenFile the same on every node?)`);
+  if (values.length === 0)
+    throw new PeerAuthError(`${who} sent no ${key} (no peer authentication: is auth.internalTokenFile the same on every node?)`);
   const value = values[0];
   if (values.length !== 1 || !Buffer.isBuffer(value) || value.length !== length) throw new PeerAuthError(`${who} sent a malformed ${key}`);
   return value;
@@ -67,7 +68,9 @@ function nodeIdHeader(metadata: grpc.Metadata): NodeId {
   const values = metadata.get(PEER_FROM_HEADER);
   const value = values[0];
   if (values.length !== 1 || typeof value !== "string" || !/^[1-9]\d{0,14}$/.test(value)) {
-    throw new PeerAuthError(`the dialer sent no valid ${PEER_FROM_HEADER} (no peer authentication: is auth.internalTokenFile the same on every node?)`);
+    throw new PeerAuthError(
+      `the dialer sent no valid ${PEER_FROM_HEADER} (no peer authentication: is auth.internalTokenFile the same on every node?)`,
+    );
   }
   return Number(value);
 }
@@ -133,7 +136,9 @@ export class DialerHandshake {
     const proof = binaryHeader(headers, PEER_PROOF_HEADER, PEER_MAC_BYTES, who);
     const keys = this.auth.keys(this.rpc, this.dialer, this.listener, this.nonce, listenerNonce);
     if (!timingSafeEqual(keys.listenerProof, proof)) {
-      throw new PeerAuthError(`${who} failed to prove it holds the cluster secret (a different auth.internalTokenFile, or another node at its address)`);
+      throw new PeerAuthError(
+        `${who} failed to prove it holds the cluster secret (a different auth.internalTokenFile, or another node at its address)`,
+      );
     }
     return new FrameMac(keys.frame);
   }
@@ -177,9 +182,16 @@ export class PeerAuthenticator {
   }
 
   /** The keys of one call: both ends derive them alike from the secret and both nonces. */
-  keys(rpc: PeerRpc, dialer: NodeId, listener: NodeId, dialerNonce: Buffer, listenerNonce: Buffer): { frame: Buffer; listenerProof: Buffer } {
+  keys(
+    rpc: PeerRpc,
+    dialer: NodeId,
+    listener: NodeId,
+    dialerNonce: Buffer,
+    listenerNonce: Buffer,
+  ): { frame: Buffer; listenerProof: Buffer } {
     const salt = Buffer.concat([dialerNonce, listenerNonce]);
-    const derive = (purpose: string) => Buffer.from(hkdfSync("sha256", this.secret, salt, `${VERSION} ${rpc} ${dialer}>${listener} ${purpose}`, 32));
+    const derive = (purpose: string) =>
+      Buffer.from(hkdfSync("sha256", this.secret, salt, `${VERSION} ${rpc} ${dialer}>${listener} ${purpose}`, 32));
     return { frame: derive("frame"), listenerProof: derive("listener proof") };
   }
 }

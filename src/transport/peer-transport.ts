@@ -32,7 +32,12 @@ import { MessageType } from "../raft/types.js";
 import { assert } from "../util/assert.js";
 import { UnavailableError } from "../util/errors.js";
 import { componentLogger, type Logger } from "../util/log.js";
-import { nodeIdOfCertificate, type ReloadingCertificateProvider, reloadingChannelCredentials, reloadingServerCredentials } from "../util/tls.js";
+import {
+  nodeIdOfCertificate,
+  type ReloadingCertificateProvider,
+  reloadingChannelCredentials,
+  reloadingServerCredentials,
+} from "../util/tls.js";
 import { crc32c } from "../storage/crc32c.js";
 import { decodeFrame, decodeSnapshotHeader, encodeFrame, encodeSnapshotHeader, estimateMessageBytes, type GroupMessage } from "./codec.js";
 import { type FrameMac, PeerAuthenticator, PeerAuthError, type PeerRpc, snapshotChunkFields } from "./peer-auth.js";
@@ -569,11 +574,15 @@ export class PeerTransport {
       const handshake = this.auth?.dial("snapshot", this.nodeId, link.id);
       let call: grpc.ClientWritableStream<SnapshotChunkWire>;
       try {
-        call = client.Snapshot(handshake?.metadata ?? new grpc.Metadata(), { deadline: Date.now() + this.snapshotTimeoutMs }, (error, ack) => {
-          if (error !== null) finish(`${grpc.status[error.code] ?? error.code}: ${error.details}`);
-          else if (ack?.ok !== true) finish(`refused by peer: ${ack?.error ?? "no reason"}`);
-          else finish(undefined);
-        });
+        call = client.Snapshot(
+          handshake?.metadata ?? new grpc.Metadata(),
+          { deadline: Date.now() + this.snapshotTimeoutMs },
+          (error, ack) => {
+            if (error !== null) finish(`${grpc.status[error.code] ?? error.code}: ${error.details}`);
+            else if (ack?.ok !== true) finish(`refused by peer: ${ack?.error ?? "no reason"}`);
+            else finish(undefined);
+          },
+        );
       } catch (error) {
         finish(`cannot start the call: ${(error as Error).message}`);
         return;
@@ -595,7 +604,12 @@ export class PeerTransport {
             last: end === data.length,
             crc32c: crc32c(chunk),
           };
-          if (frameMac !== undefined) wire.mac = frameMac.sign(snapshotChunkFields(wire.groupId, wire.offset, wire.last, wire.crc32c, wire.header.length), wire.header, wire.data);
+          if (frameMac !== undefined)
+            wire.mac = frameMac.sign(
+              snapshotChunkFields(wire.groupId, wire.offset, wire.last, wire.crc32c, wire.header.length),
+              wire.header,
+              wire.data,
+            );
           const accepted = call.write(wire);
           offset = end;
           if (!accepted && !settled) {
@@ -658,7 +672,8 @@ export class PeerTransport {
     if (!this.links.has(from)) throw new Error(`node ${from} is not a peer of node ${this.nodeId}`);
     if (this.options.tls !== undefined) {
       const certified = nodeIdOfCertificate(call.getAuthContext().sslPeerCertificate);
-      if (certified !== from) throw new Error(`frames claim node ${from} but the connection's certificate names node ${certified ?? "(none)"}`);
+      if (certified !== from)
+        throw new Error(`frames claim node ${from} but the connection's certificate names node ${certified ?? "(none)"}`);
     }
     return from;
   }
@@ -703,13 +718,16 @@ export class PeerTransport {
         if (accepted !== undefined) {
           // Credentials before decoding: the MAC is checked on the raw bytes.
           const number = accepted.frames.frames;
-          if (from !== accepted.dialer) throw new PeerAuthError(`frame ${number} claims node ${from} on a call authenticated as node ${accepted.dialer}`);
-          if (!accepted.frames.verify(frame.mac, frame.payload)) throw new PeerAuthError(`frame ${number}: bad MAC (forged, altered, replayed or out of order)`);
+          if (from !== accepted.dialer)
+            throw new PeerAuthError(`frame ${number} claims node ${from} on a call authenticated as node ${accepted.dialer}`);
+          if (!accepted.frames.verify(frame.mac, frame.payload))
+            throw new PeerAuthError(`frame ${number}: bad MAC (forged, altered, replayed or out of order)`);
         }
         batch = decodeFrame({ payload: frame.payload, crc32c: frame.crc32c });
         for (const [groupId, message] of batch) {
           if (message.from !== from) throw new Error(`group ${groupId}: message from ${message.from} on a stream from node ${from}`);
-          if (message.to !== this.nodeId) throw new Error(`group ${groupId}: message for node ${message.to} arrived at node ${this.nodeId}`);
+          if (message.to !== this.nodeId)
+            throw new Error(`group ${groupId}: message for node ${message.to} arrived at node ${this.nodeId}`);
         }
       } catch (error) {
         // Refuse the stream, not just the frame: the sender reconnects, and whatever is wrong with
@@ -719,7 +737,10 @@ export class PeerTransport {
         const unauthenticated = error instanceof PeerAuthError;
         if (unauthenticated) this.stats.unauthenticated += 1;
         this.logger.warn({ peer: frame.fromNode, error: (error as Error).message }, "peer frame rejected");
-        call.emit("error", { code: unauthenticated ? grpc.status.UNAUTHENTICATED : grpc.status.DATA_LOSS, details: `frame rejected: ${(error as Error).message}` });
+        call.emit("error", {
+          code: unauthenticated ? grpc.status.UNAUTHENTICATED : grpc.status.DATA_LOSS,
+          details: `frame rejected: ${(error as Error).message}`,
+        });
         return;
       }
       if (!heard) {
@@ -778,16 +799,19 @@ export class PeerTransport {
         if (accepted !== undefined) {
           // Credentials before decoding: the MAC is checked on the raw fields.
           const number = accepted.frames.frames;
-          if (parseNodeId(chunk.fromNode) !== accepted.dialer) throw new PeerAuthError(`chunk ${number} claims node ${chunk.fromNode} on a call authenticated as node ${accepted.dialer}`);
+          if (parseNodeId(chunk.fromNode) !== accepted.dialer)
+            throw new PeerAuthError(`chunk ${number} claims node ${chunk.fromNode} on a call authenticated as node ${accepted.dialer}`);
           const fields = snapshotChunkFields(chunk.groupId, chunk.offset, chunk.last, chunk.crc32c, chunk.header.length);
-          if (!accepted.frames.verify(chunk.mac, fields, chunk.header, chunk.data)) throw new PeerAuthError(`chunk ${number}: bad MAC (forged, altered, replayed or out of order)`);
+          if (!accepted.frames.verify(chunk.mac, fields, chunk.header, chunk.data))
+            throw new PeerAuthError(`chunk ${number}: bad MAC (forged, altered, replayed or out of order)`);
         }
         if (message === undefined) {
           from = this.knownPeer(call, parseNodeId(chunk.fromNode));
           groupId = chunk.groupId;
           const header = decodeSnapshotHeader(chunk.header);
           if (header.message.from !== from || header.message.to !== this.nodeId) throw new Error("snapshot header is misaddressed");
-          if (header.dataBytes > this.maxSnapshotBytes) throw new Error(`snapshot of ${header.dataBytes} bytes exceeds ${this.maxSnapshotBytes}`);
+          if (header.dataBytes > this.maxSnapshotBytes)
+            throw new Error(`snapshot of ${header.dataBytes} bytes exceeds ${this.maxSnapshotBytes}`);
           message = header.message;
           data = new Uint8Array(header.dataBytes);
         } else if (chunk.groupId !== groupId || parseNodeId(chunk.fromNode) !== from) {

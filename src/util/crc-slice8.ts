@@ -30,7 +30,16 @@ function buildTables(polynomialReflected: number): Int32Array[] {
 
 /** The CRC function for a reflected polynomial: (data, previous CRC or 0) -> unsigned 32-bit CRC. */
 export function crcSlice8(polynomialReflected: number): (data: Uint8Array, previous?: number) => number {
-  const [t0, t1, t2, t3, t4, t5, t6, t7] = buildTables(polynomialReflected) as [Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array, Int32Array];
+  const [t0, t1, t2, t3, t4, t5, t6, t7] = buildTables(polynomialReflected) as [
+    Int32Array,
+    Int32Array,
+    Int32Array,
+    Int32Array,
+    Int32Array,
+    Int32Array,
+    Int32Array,
+    Int32Array,
+  ];
   return (data: Uint8Array, previous = 0): number => {
     let crc = ~previous;
     let i = 0;

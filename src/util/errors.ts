@@ -56,7 +56,11 @@ export class NotLeaderError extends TallyError {
 /** The request was routed by a stale shard epoch or to a replica that does not own the key. */
 export class WrongShardError extends TallyError {
   override name = "WrongShardError";
-  constructor(message: string, readonly shardId: number, readonly currentEpoch: number) {
+  constructor(
+    message: string,
+    readonly shardId: number,
+    readonly currentEpoch: number,
+  ) {
     super("WRONG_SHARD", message);
   }
 }
@@ -71,7 +75,10 @@ export class AmbiguousError extends TallyError {
 
 export class OverloadedError extends TallyError {
   override name = "OverloadedError";
-  constructor(message: string, readonly retryAfterMs = 10) {
+  constructor(
+    message: string,
+    readonly retryAfterMs = 10,
+  ) {
     super("OVERLOADED", message);
   }
 }
@@ -92,7 +99,10 @@ export class FailedPreconditionError extends TallyError {
 
 export class VersionMismatchError extends TallyError {
   override name = "VersionMismatchError";
-  constructor(message: string, readonly currentVersion: number) {
+  constructor(
+    message: string,
+    readonly currentVersion: number,
+  ) {
     super("VERSION_MISMATCH", message);
   }
 }

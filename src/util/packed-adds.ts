@@ -35,8 +35,10 @@ export function encodePackedAdds(ops: ReadonlyArray<PackedAdd>): Uint8Array {
   let at = 0;
   for (let i = 0; i < ops.length; i++) {
     const { key, delta } = ops[i]!;
-    if (key.length === 0 || key.length > PACKED_KEY_BYTES_MAX) throw new InvalidArgumentError(`ops[${i}].key: keys must be 1 to ${PACKED_KEY_BYTES_MAX} bytes, got ${key.length}`);
-    if (delta < INT64_MIN || delta > INT64_MAX) throw new InvalidArgumentError(`ops[${i}].delta: ${delta} is outside the signed 64-bit range`);
+    if (key.length === 0 || key.length > PACKED_KEY_BYTES_MAX)
+      throw new InvalidArgumentError(`ops[${i}].key: keys must be 1 to ${PACKED_KEY_BYTES_MAX} bytes, got ${key.length}`);
+    if (delta < INT64_MIN || delta > INT64_MAX)
+      throw new InvalidArgumentError(`ops[${i}].delta: ${delta} is outside the signed 64-bit range`);
     view.setUint16(at, key.length);
     out.set(key, at + KEY_LENGTH_BYTES);
     at += KEY_LENGTH_BYTES + key.length;
@@ -53,14 +55,19 @@ export function decodePackedAdds(bytes: Uint8Array, limits: { maxOps: number; ma
   let at = 0;
   while (at < bytes.length) {
     const i = ops.length;
-    if (i >= limits.maxOps) throw new InvalidArgumentError(`packed_adds: more than ${limits.maxOps} operations exceed the batch limit of ${limits.maxOps}`);
+    if (i >= limits.maxOps)
+      throw new InvalidArgumentError(`packed_adds: more than ${limits.maxOps} operations exceed the batch limit of ${limits.maxOps}`);
     if (at + KEY_LENGTH_BYTES > bytes.length) throw new InvalidArgumentError(`packed_adds: ops[${i}] is truncated (no key length)`);
     const keyLength = view.getUint16(at);
     if (keyLength === 0) throw new InvalidArgumentError(`ops[${i}].key: keys must be 1 to ${limits.maxKeyBytes} bytes, got an empty key`);
-    if (keyLength > limits.maxKeyBytes) throw new InvalidArgumentError(`ops[${i}].key: keys must be 1 to ${limits.maxKeyBytes} bytes, got ${keyLength}`);
+    if (keyLength > limits.maxKeyBytes)
+      throw new InvalidArgumentError(`ops[${i}].key: keys must be 1 to ${limits.maxKeyBytes} bytes, got ${keyLength}`);
     const keyStart = at + KEY_LENGTH_BYTES;
     const deltaStart = keyStart + keyLength;
-    if (deltaStart + DELTA_BYTES > bytes.length) throw new InvalidArgumentError(`packed_adds: ops[${i}] is truncated (${bytes.length - keyStart} of ${keyLength + DELTA_BYTES} bytes)`);
+    if (deltaStart + DELTA_BYTES > bytes.length)
+      throw new InvalidArgumentError(
+        `packed_adds: ops[${i}] is truncated (${bytes.length - keyStart} of ${keyLength + DELTA_BYTES} bytes)`,
+      );
     ops.push({ kind: "add", key: bytes.subarray(keyStart, deltaStart), delta: view.getBigInt64(deltaStart, true) });
     at = deltaStart + DELTA_BYTES;
   }
@@ -92,6 +99,7 @@ export function packedAddKeys(bytes: Uint8Array, malformed: Uint8Array): Uint8Ar
 /** The op count of packed bytes already accepted by decodePackedAdds (for metrics). */
 export function countPackedAdds(bytes: Uint8Array): number {
   let count = 0;
-  for (let at = 0; at + KEY_LENGTH_BYTES <= bytes.length; count++) at += KEY_LENGTH_BYTES + ((bytes[at]! << 8) | bytes[at + 1]!) + DELTA_BYTES;
+  for (let at = 0; at + KEY_LENGTH_BYTES <= bytes.length; count++)
+    at += KEY_LENGTH_BYTES + ((bytes[at]! << 8) | bytes[at + 1]!) + DELTA_BYTES;
   return count;
 }

@@ -47,7 +47,11 @@ export class ReloadingCertificateProvider implements grpc.experimental.Certifica
 
   constructor(
     readonly files: TlsFiles,
-    private readonly options: { refreshIntervalMs?: number; onReload?: (generation: number) => void; onError?: (error: Error) => void } = {},
+    private readonly options: {
+      refreshIntervalMs?: number;
+      onReload?: (generation: number) => void;
+      onError?: (error: Error) => void;
+    } = {},
   ) {
     // The first load throws: a node must not start with unusable certificates.
     this.current = readCertificateSet(files);
@@ -142,7 +146,8 @@ function readCertificateSet(files: TlsFiles): CertificateSet {
     }
   };
   const set: CertificateSet = { ca: read("CA", files.ca) };
-  if ((files.cert === undefined) !== (files.key === undefined)) throw new Error("a TLS certificate needs its key and a key its certificate");
+  if ((files.cert === undefined) !== (files.key === undefined))
+    throw new Error("a TLS certificate needs its key and a key its certificate");
   if (files.cert !== undefined && files.key !== undefined) {
     set.cert = read("certificate", files.cert);
     set.key = read("key", files.key);
@@ -151,7 +156,9 @@ function readCertificateSet(files: TlsFiles): CertificateSet {
     // Parses everything and checks the key belongs to the certificate, as a handshake would.
     createSecureContext({ ca: set.ca, cert: set.cert, key: set.key });
   } catch (error) {
-    throw new Error(`unusable TLS files (${[files.ca, files.cert, files.key].filter(Boolean).join(", ")}): ${(error as Error).message}`, { cause: error });
+    throw new Error(`unusable TLS files (${[files.ca, files.cert, files.key].filter(Boolean).join(", ")}): ${(error as Error).message}`, {
+      cause: error,
+    });
   }
   return set;
 }
@@ -204,12 +211,16 @@ export function clientTlsCredentials(tls: ClientTlsOptions): grpc.ChannelCredent
       throw new Error(`cannot read the TLS ${what} ${value}: ${(error as Error).message}`, { cause: error });
     }
   };
-  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new Error("tls: a client certificate needs its key and a key its certificate");
+  if ((tls.cert === undefined) !== (tls.key === undefined))
+    throw new Error("tls: a client certificate needs its key and a key its certificate");
   return grpc.credentials.createSsl(pem(tls.ca, "CA"), pem(tls.key, "key"), pem(tls.cert, "certificate"));
 }
 
 /** Server credentials that follow the provider's reloads (new connections get the newest set). */
-export function reloadingServerCredentials(provider: ReloadingCertificateProvider, requireClientCertificate: boolean): grpc.ServerCredentials {
+export function reloadingServerCredentials(
+  provider: ReloadingCertificateProvider,
+  requireClientCertificate: boolean,
+): grpc.ServerCredentials {
   // The same object serves as CA and identity provider (grpc-js 1.14 swaps the two parameters of
   // createCertificateProviderServerCredentials internally; passing one object makes that moot).
   return grpc.experimental.createCertificateProviderServerCredentials(provider, provider, requireClientCertificate);
@@ -225,7 +236,9 @@ export function reloadingChannelCredentials(provider: ReloadingCertificateProvid
   if (expectedNodeId !== undefined) {
     verify.checkServerIdentity = (_hostname, certificate) => {
       const id = nodeIdOfCertificate(certificate);
-      return id === expectedNodeId ? undefined : new Error(`the server's certificate names node ${id ?? "(none)"}, expected node ${expectedNodeId}`);
+      return id === expectedNodeId
+        ? undefined
+        : new Error(`the server's certificate names node ${id ?? "(none)"}, expected node ${expectedNodeId}`);
     };
   }
   return grpc.experimental.createCertificateProviderChannelCredentials(provider, hasIdentity ? provider : null, verify);

@@ -218,7 +218,9 @@ export abstract class BaseCluster implements ClusterBackend {
   async snapshotsInstalled(): Promise<number> {
     let total = 0;
     for (const id of this.nodeIds.filter((n) => this.isRunning(n) && !this.isPaused(n))) {
-      const status = await this.admin(id).call("status", { localOnly: true }, 3000).catch(() => undefined);
+      const status = await this.admin(id)
+        .call("status", { localOnly: true }, 3000)
+        .catch(() => undefined);
       total += Number(status?.nodes?.[0]?.stats?.snapshotsInstalled ?? 0);
     }
     return total;

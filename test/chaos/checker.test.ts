@@ -29,9 +29,37 @@ describe("subsetSums", () => {
 
 describe("checkHistory", () => {
   it("a contract add answered NOT_LEADER whose key reads 1 was applied: INVALID, counted, whatever else holds", () => {
-    const refused = (key: string, code: string): HistoryOp => ({ id: nextId++, worker: 1000, key, kind: "add", delta: 1, status: "fail", invokedAt: 1, completedAt: 2, errorCode: code, contract: true });
-    const unknown: HistoryOp = { id: nextId++, worker: 1000, key: "c3", kind: "add", delta: 1, status: "ambiguous", invokedAt: 1, errorCode: "AMBIGUOUS", contract: true };
-    const clean = [refused("c1", "NOT_LEADER"), final("c1", 10, 0), refused("c2", "WRONG_SHARD"), final("c2", 10, 0), unknown, final("c3", 10, 1)];
+    const refused = (key: string, code: string): HistoryOp => ({
+      id: nextId++,
+      worker: 1000,
+      key,
+      kind: "add",
+      delta: 1,
+      status: "fail",
+      invokedAt: 1,
+      completedAt: 2,
+      errorCode: code,
+      contract: true,
+    });
+    const unknown: HistoryOp = {
+      id: nextId++,
+      worker: 1000,
+      key: "c3",
+      kind: "add",
+      delta: 1,
+      status: "ambiguous",
+      invokedAt: 1,
+      errorCode: "AMBIGUOUS",
+      contract: true,
+    };
+    const clean = [
+      refused("c1", "NOT_LEADER"),
+      final("c1", 10, 0),
+      refused("c2", "WRONG_SHARD"),
+      final("c2", 10, 0),
+      unknown,
+      final("c3", 10, 1),
+    ];
     const ok = checkHistory(clean);
     expect(ok.valid).toBe(true);
     expect(ok.contract).toMatchObject({ adds: 3, definiteButApplied: 0, answers: { NOT_LEADER: 1, WRONG_SHARD: 1, AMBIGUOUS: 1 } });
@@ -41,9 +69,15 @@ describe("checkHistory", () => {
     expect(applied.problems.join("\n")).toContain('answered "not applied" but applied');
   });
 
-
   it("accepts a clean history, with an ambiguous add that took effect", () => {
-    const history = [add("a", 3, 0, undefined), add("a", 2, 10, 20, 5), read("a", 30, 40, 5), add("b", 1, 0, 5, 1), final("a", 100, 5), final("b", 100, 1)];
+    const history = [
+      add("a", 3, 0, undefined),
+      add("a", 2, 10, 20, 5),
+      read("a", 30, 40, 5),
+      add("b", 1, 0, 5, 1),
+      final("a", 100, 5),
+      final("b", 100, 1),
+    ];
     const result = checkHistory(history);
     expect(result.problems).toEqual([]);
     expect(result.valid).toBe(true);
@@ -92,7 +126,18 @@ describe("checkHistory", () => {
   });
 
   it("rejects a STALE read below its minIndex or below a value already seen", () => {
-    const base: HistoryOp = { id: nextId++, worker: 2, key: "a", kind: "stale-read", status: "ok", invokedAt: 20, completedAt: 25, value: "1", minIndex: "9", appliedIndex: "8" };
+    const base: HistoryOp = {
+      id: nextId++,
+      worker: 2,
+      key: "a",
+      kind: "stale-read",
+      status: "ok",
+      invokedAt: 20,
+      completedAt: 25,
+      value: "1",
+      minIndex: "9",
+      appliedIndex: "8",
+    };
     expect(checkHistory([add("a", 1, 0, 5, 1), base, final("a", 100, 1)]).staleReads.violations).toHaveLength(1);
     const regress: HistoryOp = { ...base, id: nextId++, appliedIndex: "12", value: "0", minValue: "1" };
     const result = checkHistory([add("a", 1, 0, 5, 1), regress, final("a", 100, 1)]);

@@ -102,7 +102,11 @@ export function subsetSums(deltas: readonly number[]): Uint8Array {
   return reachable;
 }
 
-export function checkHistory(history: readonly HistoryOp[], faults: readonly FaultWindow[] = [], linearizabilityStatesMax = LINEARIZABILITY_STATES_MAX): CheckResult {
+export function checkHistory(
+  history: readonly HistoryOp[],
+  faults: readonly FaultWindow[] = [],
+  linearizabilityStatesMax = LINEARIZABILITY_STATES_MAX,
+): CheckResult {
   const problems: string[] = [];
   const counts: Record<OpStatus, number> = { ok: 0, fail: 0, ambiguous: 0 };
   for (const op of history) counts[op.status]++;
@@ -228,10 +232,12 @@ export function checkHistory(history: readonly HistoryOp[], faults: readonly Fau
     const final = byKey.get(op.key)!.find((other) => other.kind === "final-read" && other.status === "ok");
     if (final !== undefined && BigInt(final.value!) !== 0n) {
       contract.definiteButApplied++;
-      if (contract.examples.length < 10) contract.examples.push(`op ${op.id} key ${op.key}: answered ${answer} (${op.error ?? ""}) but applied`);
+      if (contract.examples.length < 10)
+        contract.examples.push(`op ${op.id} key ${op.key}: answered ${answer} (${op.error ?? ""}) but applied`);
     }
   }
-  if (contract.definiteButApplied > 0) problems.push(`${contract.definiteButApplied} contract adds were answered "not applied" but applied: ${contract.examples.join("; ")}`);
+  if (contract.definiteButApplied > 0)
+    problems.push(`${contract.definiteButApplied} contract adds were answered "not applied" but applied: ${contract.examples.join("; ")}`);
 
   const definiteFailure = problems.length > (finalUnknown ? 1 : 0) || linear.ok === false;
   const valid: boolean | "unknown" = definiteFailure ? false : finalUnknown || linear.ok === "unknown" ? "unknown" : true;

@@ -42,7 +42,12 @@ describe("chaos (container backend)", () => {
       await cluster.healNetwork();
       await cluster.waitReady(30_000);
 
-      await cluster.cutLinks(linksBetween([second], cluster.nodeIds.filter((id) => id !== second)));
+      await cluster.cutLinks(
+        linksBetween(
+          [second],
+          cluster.nodeIds.filter((id) => id !== second),
+        ),
+      );
       const third = await newLeader(cluster, second);
       await cluster.healNetwork();
       await cluster.waitReady(30_000);
@@ -62,7 +67,11 @@ describe("chaos (container backend)", () => {
       expect(cluster.clockOffsetOf(1)).toBe(1500);
       // A tallyd that dies behind the harness's back (as a crash would) is noticed, then restarted.
       await promisify(execFile)("docker", ["kill", `${cluster.runId}-n2`], { timeout: 30_000 });
-      const died = await eventually(async () => ((await cluster.syncState()).length > 0 ? cluster.nodeIds.filter((id) => !cluster.isRunning(id)) : undefined), 10_000, "n2 seen dead");
+      const died = await eventually(
+        async () => ((await cluster.syncState()).length > 0 ? cluster.nodeIds.filter((id) => !cluster.isRunning(id)) : undefined),
+        10_000,
+        "n2 seen dead",
+      );
       expect(died).toEqual([2]);
       await cluster.startNode(2);
       await cluster.waitReady(60_000);
@@ -82,13 +91,26 @@ describe("chaos (container backend)", () => {
       rate: 50,
       keys: 4,
       readRatio: 0.3,
-      nemeses: ["kill", "kill-leader", "pause", "partition-leader", "partition-halves", "partition-one-way", "clock-skew", "clock-jump", "disk"],
+      nemeses: [
+        "kill",
+        "kill-leader",
+        "pause",
+        "partition-leader",
+        "partition-halves",
+        "partition-one-way",
+        "clock-skew",
+        "clock-jump",
+        "disk",
+      ],
       seed,
       concurrency: 5,
     });
     const summary = `seed ${seed}, report ${run.dir}/report.html\n${run.result.problems.join("\n")}`;
     expect(run.faults.length, summary).toBeGreaterThanOrEqual(5);
-    expect(run.faults.filter((fault) => fault.detail?.startsWith("nemesis error")), summary).toEqual([]);
+    expect(
+      run.faults.filter((fault) => fault.detail?.startsWith("nemesis error")),
+      summary,
+    ).toEqual([]);
     expect(run.result.counts.ok, summary).toBeGreaterThan(400);
     expect(run.result.valid, summary).toBe(true);
   });

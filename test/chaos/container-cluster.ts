@@ -54,7 +54,11 @@ function configureTestcontainersEnvironment(): void {
 /** Builds (or finds) tally-node:<hash> for the current sources; returns the image name. */
 async function nodeImage(): Promise<string> {
   try {
-    const { stdout } = await run(join(root, "scripts", "docker-image.sh"), [], { timeout: IMAGE_BUILD_TIMEOUT_MS, killSignal: "SIGKILL", env: process.env });
+    const { stdout } = await run(join(root, "scripts", "docker-image.sh"), [], {
+      timeout: IMAGE_BUILD_TIMEOUT_MS,
+      killSignal: "SIGKILL",
+      env: process.env,
+    });
     const image = stdout.trim().split("\n").pop() ?? "";
     if (!/^tally-node:[0-9a-f]+$/.test(image)) throw new Error(`scripts/docker-image.sh printed no image name: ${stdout}`);
     return image;
@@ -101,7 +105,7 @@ function routedOnHost(prefix: string): boolean {
     const mask = Buffer.from(maskHex ?? "0", "hex").readUInt32LE(0);
     if (mask === 0) return false;
     const common = Math.min(mask, 0xffffff00) >>> 0;
-    return ((destination & common) >>> 0) === ((subnet & common) >>> 0);
+    return (destination & common) >>> 0 === (subnet & common) >>> 0;
   });
 }
 
@@ -146,7 +150,11 @@ export class ContainerCluster extends BaseCluster {
   protected async setUp(): Promise<void> {
     configureTestcontainersEnvironment();
     this.image = await nodeImage();
-    const runtime = await withDeadline(getContainerRuntimeClient(), DOCKER_CALL_TIMEOUT_MS, `no Docker daemon answered at ${process.env.DOCKER_HOST}`);
+    const runtime = await withDeadline(
+      getContainerRuntimeClient(),
+      DOCKER_CALL_TIMEOUT_MS,
+      `no Docker daemon answered at ${process.env.DOCKER_HOST}`,
+    );
     this.docker = runtime.container.dockerode;
     await this.removeOrphans();
     const prefix = await this.createNetwork();
@@ -170,11 +178,21 @@ export class ContainerCluster extends BaseCluster {
       const owner = Number(labels?.[LABEL_OWNER]);
       return Number.isInteger(owner) && owner > 0 && !isAlive(owner);
     };
-    const containers = await withDeadline(this.docker.listContainers({ all: true, filters: { label: [LABEL_OWNER] } }), DOCKER_CALL_TIMEOUT_MS, "docker ps");
+    const containers = await withDeadline(
+      this.docker.listContainers({ all: true, filters: { label: [LABEL_OWNER] } }),
+      DOCKER_CALL_TIMEOUT_MS,
+      "docker ps",
+    );
     for (const info of containers.filter((c) => orphaned(c.Labels))) {
-      await withDeadline(this.docker.getContainer(info.Id).remove({ force: true, v: true }), DOCKER_CALL_TIMEOUT_MS, "docker rm").catch(() => undefined);
+      await withDeadline(this.docker.getContainer(info.Id).remove({ force: true, v: true }), DOCKER_CALL_TIMEOUT_MS, "docker rm").catch(
+        () => undefined,
+      );
     }
-    const networks = await withDeadline(this.docker.listNetworks({ filters: { label: [LABEL_OWNER] } }), DOCKER_CALL_TIMEOUT_MS, "docker network ls");
+    const networks = await withDeadline(
+      this.docker.listNetworks({ filters: { label: [LABEL_OWNER] } }),
+      DOCKER_CALL_TIMEOUT_MS,
+      "docker network ls",
+    );
     for (const info of networks.filter((n) => orphaned(n.Labels))) {
       await withDeadline(this.docker.getNetwork(info.Id).remove(), DOCKER_CALL_TIMEOUT_MS, "docker network rm").catch(() => undefined);
     }
@@ -204,7 +222,10 @@ export class ContainerCluster extends BaseCluster {
         lastError = error;
       }
     }
-    throw new Error(`cannot create a Docker network on a free 10.213.x.0/24: ${(lastError as Error | undefined)?.message ?? "every one tried is routed on this host"}`, { cause: lastError });
+    throw new Error(
+      `cannot create a Docker network on a free 10.213.x.0/24: ${(lastError as Error | undefined)?.message ?? "every one tried is routed on this host"}`,
+      { cause: lastError },
+    );
   }
 
   async startNode(id: number, clockOffsetMs = this.clockOffsetOf(id)): Promise<void> {
@@ -297,7 +318,11 @@ export class ContainerCluster extends BaseCluster {
   private async waitServing(id: number, handle: Dockerode.Container, sinceSeconds: number): Promise<void> {
     const deadline = Date.now() + NODE_START_TIMEOUT_MS;
     while (Date.now() < deadline) {
-      const raw = await withDeadline(handle.logs({ stdout: true, stderr: true, since: sinceSeconds, follow: false }), DOCKER_CALL_TIMEOUT_MS, "docker logs");
+      const raw = await withDeadline(
+        handle.logs({ stdout: true, stderr: true, since: sinceSeconds, follow: false }),
+        DOCKER_CALL_TIMEOUT_MS,
+        "docker logs",
+      );
       if (/serving clients on/.test(Buffer.from(raw).toString("utf8"))) return;
       const { State } = await withDeadline(handle.inspect(), DOCKER_CALL_TIMEOUT_MS, `docker inspect n${id}`);
       if (!State.Running) {
@@ -312,7 +337,11 @@ export class ContainerCluster extends BaseCluster {
   async exitInfo(id: number): Promise<string> {
     const node = this.containers.get(id);
     if (node === undefined) return "no container";
-    const { State } = await withDeadline(this.docker.getContainer(node.container.getId()).inspect(), DOCKER_CALL_TIMEOUT_MS, `docker inspect n${id}`);
+    const { State } = await withDeadline(
+      this.docker.getContainer(node.container.getId()).inspect(),
+      DOCKER_CALL_TIMEOUT_MS,
+      `docker inspect n${id}`,
+    );
     return `exit code ${State.ExitCode}${State.OOMKilled ? ", OOM-killed" : ""}${State.Error ? `, ${State.Error}` : ""}, finished ${State.FinishedAt}`;
   }
 
@@ -320,7 +349,11 @@ export class ContainerCluster extends BaseCluster {
     const died: number[] = [];
     await Promise.all(
       [...this.containers].map(async ([id, node]) => {
-        const { State } = await withDeadline(this.docker.getContainer(node.container.getId()).inspect(), DOCKER_CALL_TIMEOUT_MS, `docker inspect n${id}`);
+        const { State } = await withDeadline(
+          this.docker.getContainer(node.container.getId()).inspect(),
+          DOCKER_CALL_TIMEOUT_MS,
+          `docker inspect n${id}`,
+        );
         if (!State.Running && this.running.has(id)) died.push(id);
         if (State.Running) this.running.add(id);
         else this.running.delete(id);
@@ -350,21 +383,41 @@ export class ContainerCluster extends BaseCluster {
     await Promise.all(
       [...byReceiver].map(async ([to, senders]) => {
         if (!this.running.has(to) || this.paused.has(to)) return;
-        for (const from of senders) await this.iptables(to, ["-A", "INPUT", "-s", this.addresses.get(from)!, "-p", "tcp", "--dport", String(PEER_PORT), "-j", "DROP"]);
+        for (const from of senders)
+          await this.iptables(to, [
+            "-A",
+            "INPUT",
+            "-s",
+            this.addresses.get(from)!,
+            "-p",
+            "tcp",
+            "--dport",
+            String(PEER_PORT),
+            "-j",
+            "DROP",
+          ]);
       }),
     );
   }
 
   async healNetwork(): Promise<void> {
-    await Promise.all(this.nodeIds.filter((id) => this.running.has(id) && !this.paused.has(id)).map((id) => this.iptables(id, ["-F", "INPUT"])));
+    await Promise.all(
+      this.nodeIds.filter((id) => this.running.has(id) && !this.paused.has(id)).map((id) => this.iptables(id, ["-F", "INPUT"])),
+    );
   }
 
   async logs(id: number): Promise<string> {
     const node = this.containers.get(id);
     if (node === undefined) return "";
-    const raw = await withDeadline(this.docker.getContainer(node.container.getId()).logs({ stdout: true, stderr: true, tail: 300, follow: false }), DOCKER_CALL_TIMEOUT_MS, "docker logs");
+    const raw = await withDeadline(
+      this.docker.getContainer(node.container.getId()).logs({ stdout: true, stderr: true, tail: 300, follow: false }),
+      DOCKER_CALL_TIMEOUT_MS,
+      "docker logs",
+    );
     // Docker multiplexes stdout/stderr with 8-byte frame headers; drop their bytes, keep the text.
-    return Buffer.from(raw).toString("utf8").replace(/[\x00-\x08\x0e-\x1f]/g, "");
+    return Buffer.from(raw)
+      .toString("utf8")
+      .replace(/[\x00-\x08\x0e-\x1f]/g, "");
   }
 
   private async removeContainer(id: number): Promise<void> {
@@ -373,7 +426,11 @@ export class ContainerCluster extends BaseCluster {
     this.containers.delete(id);
     this.running.delete(id);
     this.paused.delete(id);
-    await withDeadline(this.docker.getContainer(node.container.getId()).remove({ force: true, v: true }), DOCKER_CALL_TIMEOUT_MS, `docker rm n${id}`);
+    await withDeadline(
+      this.docker.getContainer(node.container.getId()).remove({ force: true, v: true }),
+      DOCKER_CALL_TIMEOUT_MS,
+      `docker rm n${id}`,
+    );
   }
 
   async destroy(): Promise<void> {
@@ -384,13 +441,23 @@ export class ContainerCluster extends BaseCluster {
     this.paused.clear();
     if (this.docker !== undefined) {
       // By label, not by what we recorded: a container whose start timed out is removed too.
-      const ours = await withDeadline(this.docker.listContainers({ all: true, filters: { label: [`${LABEL_RUN}=${this.runId}`] } }), DOCKER_CALL_TIMEOUT_MS, "docker ps").catch(() => []);
+      const ours = await withDeadline(
+        this.docker.listContainers({ all: true, filters: { label: [`${LABEL_RUN}=${this.runId}`] } }),
+        DOCKER_CALL_TIMEOUT_MS,
+        "docker ps",
+      ).catch(() => []);
       await Promise.all(
-        ours.map((info) => withDeadline(this.docker.getContainer(info.Id).remove({ force: true, v: true }), DOCKER_CALL_TIMEOUT_MS, "docker rm").catch(() => undefined)),
+        ours.map((info) =>
+          withDeadline(this.docker.getContainer(info.Id).remove({ force: true, v: true }), DOCKER_CALL_TIMEOUT_MS, "docker rm").catch(
+            () => undefined,
+          ),
+        ),
       );
     }
     if (this.networkName !== "") {
-      await withDeadline(this.docker.getNetwork(this.networkName).remove(), DOCKER_CALL_TIMEOUT_MS, "docker network rm").catch(() => undefined);
+      await withDeadline(this.docker.getNetwork(this.networkName).remove(), DOCKER_CALL_TIMEOUT_MS, "docker network rm").catch(
+        () => undefined,
+      );
       this.networkName = "";
     }
     this.volumes?.unmountAll();

@@ -17,7 +17,11 @@ interface MapReply {
 
 const SPLIT_SHARDS_MAX = 16;
 
-export async function runPlacementNemesis(cluster: { endpoints(): string[]; nodeIds: number[] }, faultMs: number, rng: Prng): Promise<string> {
+export async function runPlacementNemesis(
+  cluster: { endpoints(): string[]; nodeIds: number[] },
+  faultMs: number,
+  rng: Prng,
+): Promise<string> {
   const client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: Math.max(3000, faultMs) });
   try {
     const map = await client.admin<MapReply>("ClusterMap", {}, { deadlineMs: 3000 });

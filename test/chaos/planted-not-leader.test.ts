@@ -11,7 +11,9 @@ import { PLANTED_NOT_LEADER_RUN, runChaos } from "./run.js";
 describe("chaos harness against a planted NOT_LEADER-after-propose bug", () => {
   it("finds adds answered NOT_LEADER that were applied", { timeout: 150_000 }, async () => {
     const run = await runChaos(PLANTED_NOT_LEADER_RUN);
-    console.log(`planted NOT_LEADER: ${run.faults.length} leader pauses, contract answers ${JSON.stringify(run.result.contract.answers)}, applied after "not applied": ${run.result.contract.definiteButApplied}`);
+    console.log(
+      `planted NOT_LEADER: ${run.faults.length} leader pauses, contract answers ${JSON.stringify(run.result.contract.answers)}, applied after "not applied": ${run.result.contract.definiteButApplied}`,
+    );
     expect(run.faults.length).toBeGreaterThanOrEqual(3);
     expect(run.result.contract.adds).toBeGreaterThan(100);
     expect(run.result.contract.definiteButApplied, JSON.stringify(run.result.contract.answers)).toBeGreaterThan(0);

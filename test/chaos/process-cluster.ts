@@ -178,7 +178,9 @@ export class ProcessCluster extends BaseCluster {
     this.closeAdmins();
     const children = [...this.processes.values()];
     for (const child of children) child.kill("SIGKILL");
-    await Promise.all(children.map((child) => withDeadline(new Promise((r) => child.once("exit", r)), 5000, "kill").catch(() => undefined)));
+    await Promise.all(
+      children.map((child) => withDeadline(new Promise((r) => child.once("exit", r)), 5000, "kill").catch(() => undefined)),
+    );
     this.processes.clear();
     if (this.mesh) await this.mesh.close();
     this.volumes?.unmountAll();

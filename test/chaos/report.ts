@@ -31,11 +31,15 @@ export function renderLatencySvg(run: Pick<ChaosRun, "history" | "faults">): str
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" font-family="sans-serif" font-size="11">`);
   for (const fault of run.faults) {
     const left = x(fault.startMs);
-    parts.push(`<rect x="${left.toFixed(1)}" y="${MARGIN.top}" width="${Math.max(1, x(fault.endMs) - left).toFixed(1)}" height="${plotHeight}" fill="#f5c6cb" opacity="0.5"><title>${escapeHtml(`${fault.name}: ${fault.detail ?? ""}`)}</title></rect>`);
+    parts.push(
+      `<rect x="${left.toFixed(1)}" y="${MARGIN.top}" width="${Math.max(1, x(fault.endMs) - left).toFixed(1)}" height="${plotHeight}" fill="#f5c6cb" opacity="0.5"><title>${escapeHtml(`${fault.name}: ${fault.detail ?? ""}`)}</title></rect>`,
+    );
     parts.push(`<text x="${(left + 2).toFixed(1)}" y="${MARGIN.top + 12}" fill="#842029">${escapeHtml(fault.name)}</text>`);
   }
   for (const latency of [1, 10, 100, 1000, 10_000]) {
-    parts.push(`<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(latency).toFixed(1)}" y2="${y(latency).toFixed(1)}" stroke="#ddd"/>`);
+    parts.push(
+      `<line x1="${MARGIN.left}" x2="${WIDTH - MARGIN.right}" y1="${y(latency).toFixed(1)}" y2="${y(latency).toFixed(1)}" stroke="#ddd"/>`,
+    );
     parts.push(`<text x="${MARGIN.left - 6}" y="${(y(latency) + 4).toFixed(1)}" text-anchor="end">${latency} ms</text>`);
   }
   const stepS = Math.max(1, Math.ceil(endMs / 1000 / 12));
@@ -65,10 +69,16 @@ export function renderHtmlReport(run: ChaosRun, options: ChaosOptions): string {
   const color = result.valid === true ? "#198754" : result.valid === false ? "#dc3545" : "#fd7e14";
   const percent = (share: number | null): string => (share === null ? "n/a" : `${(share * 100).toFixed(1)}%`);
   const rows = result.finalValues
-    .map((k) => `<tr><td>${escapeHtml(k.key)}</td><td>${k.final ?? "-"}</td><td>${k.acknowledgedSum}</td><td>${k.ambiguousAdds} (${k.ambiguousSum})</td><td>${k.ok ? "ok" : escapeHtml(k.problem ?? "")}</td></tr>`)
+    .map(
+      (k) =>
+        `<tr><td>${escapeHtml(k.key)}</td><td>${k.final ?? "-"}</td><td>${k.acknowledgedSum}</td><td>${k.ambiguousAdds} (${k.ambiguousSum})</td><td>${k.ok ? "ok" : escapeHtml(k.problem ?? "")}</td></tr>`,
+    )
     .join("\n");
   const faults = run.faults
-    .map((f) => `<tr><td>${(f.startMs / 1000).toFixed(1)}s</td><td>${(f.endMs / 1000).toFixed(1)}s</td><td>${escapeHtml(f.name)}</td><td>${escapeHtml(f.detail ?? "")}</td></tr>`)
+    .map(
+      (f) =>
+        `<tr><td>${(f.startMs / 1000).toFixed(1)}s</td><td>${(f.endMs / 1000).toFixed(1)}s</td><td>${escapeHtml(f.name)}</td><td>${escapeHtml(f.detail ?? "")}</td></tr>`,
+    )
     .join("\n");
   const shownOptions = { ...options, log: undefined, nodeEnv: options.nodeEnv };
   return `<!doctype html>

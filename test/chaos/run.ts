@@ -159,7 +159,20 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, Ma
  * The codes the error contract calls "not applied" (docs/errors.md, proto/tally.proto): a contract worker
  * gives such an add up and never resends it. Anything else, or no answer, is "unknown".
  */
-export const CONTRACT_NOT_APPLIED: ReadonlySet<string> = new Set(["NOT_LEADER", "WRONG_SHARD", "SEQ_ACKNOWLEDGED", "INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "OVERLOADED", "SESSION_EXPIRED", "PERMISSION_DENIED", "UNAUTHENTICATED", "VERSION_MISMATCH", "NOT_FOUND"]);
+export const CONTRACT_NOT_APPLIED: ReadonlySet<string> = new Set([
+  "NOT_LEADER",
+  "WRONG_SHARD",
+  "SEQ_ACKNOWLEDGED",
+  "INVALID_ARGUMENT",
+  "FAILED_PRECONDITION",
+  "OUT_OF_RANGE",
+  "OVERLOADED",
+  "SESSION_EXPIRED",
+  "PERMISSION_DENIED",
+  "UNAUTHENTICATED",
+  "VERSION_MISMATCH",
+  "NOT_FOUND",
+]);
 // Longer than a pause nemesis holds a node: a paused leader answers in-flight adds when it resumes.
 const CONTRACT_CALL_TIMEOUT_MS = 10_000;
 /** The shard contract workers write to, and whose leader pause-leader stops. */
@@ -169,7 +182,16 @@ const CONTRACT_SHARD = 1;
 function isDefiniteFailure(error: unknown): boolean {
   if (error instanceof AmbiguousError) return false;
   if (!(error instanceof TallyError)) return false;
-  return ["INVALID_ARGUMENT", "FAILED_PRECONDITION", "OUT_OF_RANGE", "OVERLOADED", "UNAVAILABLE", "TIMEOUT", "WRONG_SHARD", "NOT_LEADER"].includes(error.code);
+  return [
+    "INVALID_ARGUMENT",
+    "FAILED_PRECONDITION",
+    "OUT_OF_RANGE",
+    "OVERLOADED",
+    "UNAVAILABLE",
+    "TIMEOUT",
+    "WRONG_SHARD",
+    "NOT_LEADER",
+  ].includes(error.code);
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
@@ -181,7 +203,13 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
   const unsupported = options.nemeses.filter((name) => !nemesesOf(backend).includes(name));
   if (unsupported.length > 0) throw new Error(`the ${backend} backend cannot run nemesis ${unsupported.join(",")}`);
   const diskFaults = options.nemeses.includes("disk");
-  const cluster = await startCluster(backend, { nodes: options.nodes, extraEnv: options.nodeEnv, seed: options.seed, diskFaults, snapshotEveryEntries: options.snapshotEveryEntries });
+  const cluster = await startCluster(backend, {
+    nodes: options.nodes,
+    extraEnv: options.nodeEnv,
+    seed: options.seed,
+    diskFaults,
+    snapshotEveryEntries: options.snapshotEveryEntries,
+  });
   const clients: TallyClient[] = [];
   const startedAt = performance.now();
   const now = (): number => Math.round((performance.now() - startedAt) * 1000) / 1000;
@@ -256,7 +284,10 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     };
 
     // Contract workers write to shard 1's keys (the shard pause-leader aims at): a session per worker.
-    const contractShard = (options.contractWorkers ?? 0) > 0 ? (await clients[0]!.routes()).shards.find((shard) => shard.shardId === CONTRACT_SHARD) : undefined;
+    const contractShard =
+      (options.contractWorkers ?? 0) > 0
+        ? (await clients[0]!.routes()).shards.find((shard) => shard.shardId === CONTRACT_SHARD)
+        : undefined;
     if ((options.contractWorkers ?? 0) > 0 && contractShard === undefined) throw new Error(`no shard ${CONTRACT_SHARD} in the routes`);
     const contractWorker = async (workerId: number): Promise<void> => {
       const endpoints = cluster.endpoints();
@@ -288,7 +319,16 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
           }
           const key = keyInSlots(`chaos-${options.seed}-c${workerId}-${count++}`, contractShard!.slotStart, contractShard!.slotEnd);
           const mySeq = ++seq;
-          const op: HistoryOp = { id: nextId++, worker: 1000 + workerId, key, kind: "add", delta: 1, status: "ambiguous", invokedAt: now(), contract: true };
+          const op: HistoryOp = {
+            id: nextId++,
+            worker: 1000 + workerId,
+            key,
+            kind: "add",
+            delta: 1,
+            status: "ambiguous",
+            invokedAt: now(),
+            contract: true,
+          };
           history.push(op);
           try {
             // Earlier seqs are all answered or given up: the worker acknowledges them.
@@ -308,7 +348,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
               op.completedAt = now();
             }
             if (code === "SESSION_EXPIRED") session = undefined;
-            if (code === "NOT_LEADER" || !CONTRACT_NOT_APPLIED.has(code)) switchTo(error instanceof RawCallError ? error.info?.leaderAddress : undefined);
+            if (code === "NOT_LEADER" || !CONTRACT_NOT_APPLIED.has(code))
+              switchTo(error instanceof RawCallError ? error.info?.leaderAddress : undefined);
           }
         }
       } finally {
@@ -471,7 +512,13 @@ async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: n
     case "kill-leader":
     case "kill-all": {
       const victims =
-        name === "kill" ? [pick(rng, ids)] : name === "kill-minority" ? shuffle(rng, ids).slice(0, minority) : name === "kill-leader" ? [await someLeader(cluster, rng)] : ids;
+        name === "kill"
+          ? [pick(rng, ids)]
+          : name === "kill-minority"
+            ? shuffle(rng, ids).slice(0, minority)
+            : name === "kill-leader"
+              ? [await someLeader(cluster, rng)]
+              : ids;
       for (const id of victims) await cluster.kill(id);
       await sleep(faultMs);
       for (const id of victims) if (!cluster.isRunning(id)) await cluster.startNode(id);
@@ -480,7 +527,12 @@ async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: n
     case "pause":
     case "pause-leader": {
       // pause-leader: the leader of the contract workers' shard, so adds are in flight when it stops.
-      const victim = name === "pause-leader" ? ((await cluster.leaderOf(CONTRACT_SHARD)) ?? pick(rng, ids)) : rng.chance(0.5) ? await someLeader(cluster, rng) : pick(rng, ids);
+      const victim =
+        name === "pause-leader"
+          ? ((await cluster.leaderOf(CONTRACT_SHARD)) ?? pick(rng, ids))
+          : rng.chance(0.5)
+            ? await someLeader(cluster, rng)
+            : pick(rng, ids);
       // Longer than an election timeout, so the cluster must move on without it.
       const holdMs = Math.max(faultMs, 3 * cluster.electionTimeoutMs);
       await cluster.pause(victim);
@@ -490,7 +542,12 @@ async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: n
     }
     case "partition-leader": {
       const leader = await someLeader(cluster, rng);
-      await cluster.cutLinks(linksBetween([leader], ids.filter((id) => id !== leader)));
+      await cluster.cutLinks(
+        linksBetween(
+          [leader],
+          ids.filter((id) => id !== leader),
+        ),
+      );
       await sleep(faultMs);
       await cluster.healNetwork();
       return `isolate ${leader}`;
@@ -548,7 +605,9 @@ async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: n
       if (!stopped) await cluster.kill(victim);
       await cluster.drainDisk(victim);
       if (!cluster.isRunning(victim)) await cluster.startNode(victim);
-      return stopped ? `node ${victim}'s disk full: it stopped itself after ${afterMs} ms; freed and restarted` : `${DISK_FAULT_IGNORED}: node ${victim} still ran ${afterMs} ms after its disk filled (killed, freed, restarted)`;
+      return stopped
+        ? `node ${victim}'s disk full: it stopped itself after ${afterMs} ms; freed and restarted`
+        : `${DISK_FAULT_IGNORED}: node ${victim} still ran ${afterMs} ms after its disk filled (killed, freed, restarted)`;
     }
     case "transfer-storm": {
       const deadline = performance.now() + faultMs;
@@ -601,7 +660,9 @@ export function parseNemeses(text: string, backend: BackendName = "process"): Ne
   const names = text.split(",").flatMap((name): readonly string[] => NEMESIS_GROUPS[name] ?? [name]);
   return [...new Set(names)].map((name) => {
     if (!(supported as readonly string[]).includes(name)) {
-      throw new Error(`nemesis ${name} is unknown or not supported by the ${backend} backend; known: ${supported.join(",")}, ${Object.keys(NEMESIS_GROUPS).join(",")}, all, none`);
+      throw new Error(
+        `nemesis ${name} is unknown or not supported by the ${backend} backend; known: ${supported.join(",")}, ${Object.keys(NEMESIS_GROUPS).join(",")}, all, none`,
+      );
     }
     return name as NemesisName;
   });

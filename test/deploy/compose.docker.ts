@@ -53,7 +53,9 @@ async function sh(file: string, args: string[], timeoutMs: number, env: NodeJS.P
   } catch (error) {
     const failure = error as { stderr?: string; stdout?: string; killed?: boolean; message: string };
     const why = failure.killed ? `killed after ${timeoutMs} ms` : failure.message.split("\n")[0];
-    throw new Error(`${file} ${args.join(" ")}: ${why}\n${(failure.stderr ?? "").trim()}\n${(failure.stdout ?? "").trim()}`.trim(), { cause: error });
+    throw new Error(`${file} ${args.join(" ")}: ${why}\n${(failure.stderr ?? "").trim()}\n${(failure.stdout ?? "").trim()}`.trim(), {
+      cause: error,
+    });
   }
 }
 
@@ -98,7 +100,20 @@ async function client(args: string[]): Promise<any> {
   const endpoints = NODES.map((id) => `tally-${id}:7000`).join(",");
   const stdout = await sh(
     "docker",
-    ["run", "--rm", "--network", network, "-v", `${clientDir}:/app/rehearsal:ro`, "--entrypoint", "/usr/bin/node", image, "/app/rehearsal/client.mjs", endpoints, ...args],
+    [
+      "run",
+      "--rm",
+      "--network",
+      network,
+      "-v",
+      `${clientDir}:/app/rehearsal:ro`,
+      "--entrypoint",
+      "/usr/bin/node",
+      image,
+      "/app/rehearsal/client.mjs",
+      endpoints,
+      ...args,
+    ],
     CLIENT_RUN_TIMEOUT_MS,
   );
   return JSON.parse(stdout.trim().split("\n").pop()!);
@@ -116,7 +131,10 @@ async function ready(id: number): Promise<boolean> {
 async function containerOf(service: string): Promise<{ id: string; volume: string }> {
   const id = (await composeRun(["ps", "-q", service], DOCKER_CALL_TIMEOUT_MS)).trim();
   if (id === "") throw new Error(`no container for ${service}`);
-  const mounts = JSON.parse(await sh("docker", ["inspect", "--format", "{{json .Mounts}}", id], DOCKER_CALL_TIMEOUT_MS)) as Array<{ Name?: string; Destination: string }>;
+  const mounts = JSON.parse(await sh("docker", ["inspect", "--format", "{{json .Mounts}}", id], DOCKER_CALL_TIMEOUT_MS)) as Array<{
+    Name?: string;
+    Destination: string;
+  }>;
   return { id, volume: mounts.find((mount) => mount.Destination === "/data")?.Name ?? "" };
 }
 
@@ -127,7 +145,9 @@ const startedAtMs = Date.now();
 async function step<T>(what: string, work: () => Promise<T>): Promise<T> {
   const at = Date.now();
   const result = await work();
-  process.stderr.write(`rehearsal: ${what}: ${((Date.now() - at) / 1000).toFixed(1)} s (at ${((Date.now() - startedAtMs) / 1000).toFixed(0)} s)\n`);
+  process.stderr.write(
+    `rehearsal: ${what}: ${((Date.now() - at) / 1000).toFixed(1)} s (at ${((Date.now() - startedAtMs) / 1000).toFixed(0)} s)\n`,
+  );
   return result;
 }
 
@@ -187,21 +207,26 @@ async function checkCounts(prefix: string): Promise<void> {
 }
 
 describe("deploy/compose.yaml: three containers, one replaced on its volume", () => {
-  beforeAll(async () => {
-    compose = await findCompose();
-    const built = await step("images built", () => sh(join(root, "scripts", "docker-deploy-image.sh"), [], IMAGE_BUILD_TIMEOUT_MS));
-    image = built.trim().split("\n").pop() ?? "";
-    expect(image).toMatch(/^tally:[\w.-]+-[0-9a-f]{12}$/);
-    clientDir = bundleClient();
-    composeEnv = { ...process.env, TALLY_IMAGE: image };
-    for (const id of NODES) {
-      ports.set(id, { client: await freePort(), ops: await freePort() });
-      composeEnv[`TALLY_PORT_${id}`] = String(ports.get(id)!.client);
-      composeEnv[`TALLY_OPS_PORT_${id}`] = String(ports.get(id)!.ops);
-    }
-    await step("compose up", () => composeRun(["up", "-d"]));
-    await step("all ready", () => eventually(async () => (await Promise.all(NODES.map(ready))).every(Boolean), READY_TIMEOUT_MS, "/readyz on all three nodes"));
-  }, IMAGE_BUILD_TIMEOUT_MS + COMPOSE_TIMEOUT_MS + READY_TIMEOUT_MS);
+  beforeAll(
+    async () => {
+      compose = await findCompose();
+      const built = await step("images built", () => sh(join(root, "scripts", "docker-deploy-image.sh"), [], IMAGE_BUILD_TIMEOUT_MS));
+      image = built.trim().split("\n").pop() ?? "";
+      expect(image).toMatch(/^tally:[\w.-]+-[0-9a-f]{12}$/);
+      clientDir = bundleClient();
+      composeEnv = { ...process.env, TALLY_IMAGE: image };
+      for (const id of NODES) {
+        ports.set(id, { client: await freePort(), ops: await freePort() });
+        composeEnv[`TALLY_PORT_${id}`] = String(ports.get(id)!.client);
+        composeEnv[`TALLY_OPS_PORT_${id}`] = String(ports.get(id)!.ops);
+      }
+      await step("compose up", () => composeRun(["up", "-d"]));
+      await step("all ready", () =>
+        eventually(async () => (await Promise.all(NODES.map(ready))).every(Boolean), READY_TIMEOUT_MS, "/readyz on all three nodes"),
+      );
+    },
+    IMAGE_BUILD_TIMEOUT_MS + COMPOSE_TIMEOUT_MS + READY_TIMEOUT_MS,
+  );
 
   afterAll(async () => {
     if (compose.length > 0) {
@@ -209,7 +234,9 @@ describe("deploy/compose.yaml: three containers, one replaced on its volume", ()
         // The last lines of every node, for a failed run's report.
         if (!passed) process.stderr.write((await composeRun(["logs", "--no-color", "--tail", "20"]).catch(() => "")).slice(-20_000));
       } finally {
-        await composeRun(["down", "-v", "--remove-orphans", "-t", "10"]).catch((error: Error) => process.stderr.write(`rehearsal teardown: ${error.message}\n`));
+        await composeRun(["down", "-v", "--remove-orphans", "-t", "10"]).catch((error: Error) =>
+          process.stderr.write(`rehearsal teardown: ${error.message}\n`),
+        );
       }
     }
     if (clientDir !== "") rmSync(clientDir, { recursive: true, force: true });

@@ -29,7 +29,11 @@ async function addAll(client: TallyClient, prefix: string, keys: number, increme
   return added;
 }
 
-async function readAll(client: TallyClient, prefix: string, keys: number): Promise<{ values: Record<string, string>; applied: Record<string, string> }> {
+async function readAll(
+  client: TallyClient,
+  prefix: string,
+  keys: number,
+): Promise<{ values: Record<string, string>; applied: Record<string, string> }> {
   const values: Record<string, string> = {};
   const applied: Record<string, string> = {};
   for (let k = 0; k < keys; k++) {
@@ -54,7 +58,10 @@ async function main(): Promise<void> {
   const client = new TallyClient({ endpoints: endpoints.split(","), deadlineMs: 30_000 });
   try {
     await client.connect();
-    const result = command === "add" ? { added: await addAll(client, prefix, count(keys, "keys"), count(increments, "increments")) } : await readAll(client, prefix, count(keys, "keys"));
+    const result =
+      command === "add"
+        ? { added: await addAll(client, prefix, count(keys, "keys"), count(increments, "increments")) }
+        : await readAll(client, prefix, count(keys, "keys"));
     process.stdout.write(`${JSON.stringify(result)}\n`);
   } finally {
     await client.close();
@@ -64,7 +71,10 @@ async function main(): Promise<void> {
 // Exits as soon as the answer is out: on this box, name lookups for the nodes' host names that
 // Docker's resolver forwards upstream (no internet here) kept the libuv threadpool, and so the
 // process, alive for ~27 s after close() with no handle of the client's left open.
-main().then(() => process.exit(0), (error: unknown) => {
-  process.stderr.write(`rehearsal-client: ${(error as Error).stack ?? String(error)}\n`);
-  process.exit(1);
-});
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`rehearsal-client: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -19,12 +19,18 @@ describe("fuzzing the client and peer ports", () => {
   });
 
   it(`survives bad input without a crash, an unhandled error or a state change (FUZZ_SEED=${seed})`, async () => {
-    const report = await new Fuzzer(cluster, { seed, iterations: Number(process.env.FUZZ_ITERATIONS ?? 1_000_000), durationMs, checkEvery: 200 }).run();
+    const report = await new Fuzzer(cluster, {
+      seed,
+      iterations: Number(process.env.FUZZ_ITERATIONS ?? 1_000_000),
+      durationMs,
+      checkEvery: 200,
+    }).run();
     expect(report.findings, `FUZZ_SEED=${seed}\n${report.findings.join("\n")}`).toEqual([]);
     // The run must have done real work on every path, or it proves nothing.
     expect(report.cases).toBeGreaterThan(100);
     expect(report.validMutationsApplied).toBeGreaterThan(10);
     expect(report.stateChecks).toBeGreaterThan(0);
-    for (const kind of ["garbage", "mutated", "pipeline", "edge", "valid", "peer"]) expect(report.casesByKind[kind] ?? 0).toBeGreaterThan(0);
+    for (const kind of ["garbage", "mutated", "pipeline", "edge", "valid", "peer"])
+      expect(report.casesByKind[kind] ?? 0).toBeGreaterThan(0);
   }, 120_000);
 });

@@ -32,7 +32,13 @@ const UINT64_MAX = "18446744073709551615";
 const FORGED_TERM = 1_000_000_000_000;
 const CALL_TIMEOUT_MS = 10_000;
 const MUTATIONS = new Set(["Add", "Set", "Reset", "CompareAndSet", "AddBatch"]);
-const PIPELINE_MUTATIONS: Record<string, string> = { add: "Add", set: "Set", reset: "Reset", compareAndSet: "CompareAndSet", batch: "AddBatch" };
+const PIPELINE_MUTATIONS: Record<string, string> = {
+  add: "Add",
+  set: "Set",
+  reset: "Reset",
+  compareAndSet: "CompareAndSet",
+  batch: "AddBatch",
+};
 /** Pipeline reads of the counter kinds; each is answered with a result of the same name. */
 const PIPELINE_KIND_READS = new Set(["windowRange", "windowAt", "uniqueCount", "topK", "aggregate"]);
 
@@ -128,7 +134,11 @@ export class Fuzzer {
     try {
       await this.refreshLeaders();
       for (const placement of this.placement) await this.registerSession(placement.shardId);
-      while (this.report.cases < this.options.iterations && Date.now() - started < this.options.durationMs && this.report.findings.length === 0) {
+      while (
+        this.report.cases < this.options.iterations &&
+        Date.now() - started < this.options.durationMs &&
+        this.report.findings.length === 0
+      ) {
         let roll = this.prng.nextInt(totalWeight);
         let chosen = kinds[0]!;
         for (const kind of kinds) {
@@ -145,7 +155,9 @@ export class Fuzzer {
         this.checkAlive();
         if (this.report.cases % checkEvery === 0 && this.report.findings.length === 0) {
           await this.checkHealthAndState();
-          this.options.log?.(`fuzz seed ${this.options.seed}: ${this.report.cases} cases, ${this.report.requests} requests, ${Math.round((Date.now() - started) / 1000)} s`);
+          this.options.log?.(
+            `fuzz seed ${this.options.seed}: ${this.report.cases} cases, ${this.report.requests} requests, ${Math.round((Date.now() - started) / 1000)} s`,
+          );
         }
       }
       if (this.report.findings.length === 0) {
@@ -165,7 +177,10 @@ export class Fuzzer {
   // ---- findings and bookkeeping ----
 
   private finding(what: string, bytes?: Buffer): void {
-    const input = bytes === undefined ? "" : ` input(${bytes.length} bytes)=${bytes.subarray(0, 160).toString("hex")}${bytes.length > 160 ? "..." : ""}`;
+    const input =
+      bytes === undefined
+        ? ""
+        : ` input(${bytes.length} bytes)=${bytes.subarray(0, 160).toString("hex")}${bytes.length > 160 ? "..." : ""}`;
     const line = `seed ${this.options.seed} ${this.caseLabel}: ${what}${input}`;
     if (this.report.findings.length < 20) this.report.findings.push(line);
     this.options.log?.(`FINDING ${line}\n  recent cases:\n    ${this.recent.slice(-10).join("\n    ")}`);
@@ -227,7 +242,11 @@ export class Fuzzer {
     const method = this.methods.get("RegisterSession")!;
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
-      const outcome = await this.client(this.leaderAddress(shardId)).unary(method.path, method.encode({ shardId, epoch: "0" }), CALL_TIMEOUT_MS);
+      const outcome = await this.client(this.leaderAddress(shardId)).unary(
+        method.path,
+        method.encode({ shardId, epoch: "0" }),
+        CALL_TIMEOUT_MS,
+      );
       this.count(outcome);
       if (outcome.ok) {
         const clientId = method.decodeResponse(outcome.response!).clientId as string;
@@ -246,7 +265,13 @@ export class Fuzzer {
   private header(shardId: number): Json {
     const session = this.sessions.get(shardId)!;
     const seq = session.nextSeq++;
-    return { shardId, epoch: this.prng.chance(0.5) ? "0" : "1", clientId: session.clientId, seq: String(seq), firstUnackedSeq: String(seq) };
+    return {
+      shardId,
+      epoch: this.prng.chance(0.5) ? "0" : "1",
+      clientId: session.clientId,
+      seq: String(seq),
+      firstUnackedSeq: String(seq),
+    };
   }
 
   private poolKey(shardId: number): Buffer {
@@ -261,7 +286,9 @@ export class Fuzzer {
     const key = this.poolKey(shardId);
     switch (this.prng.nextInt(4)) {
       case 0:
-        return this.prng.chance(0.3) ? { key, delta: this.smallInt(), hasFloor: true, floor: this.smallInt() } : { key, delta: this.smallInt() };
+        return this.prng.chance(0.3)
+          ? { key, delta: this.smallInt(), hasFloor: true, floor: this.smallInt() }
+          : { key, delta: this.smallInt() };
       case 1:
         return { key, value: this.smallInt() };
       case 2:
@@ -321,7 +348,15 @@ export class Fuzzer {
   private pipelineRequest(shardId: number): Json {
     const id = String(this.prng.nextInt(1_000_000));
     const choice = pick(this.prng, ["add", "set", "reset", "compareAndSet", "batch", "get", "getMany"]);
-    const unary: Record<string, string> = { add: "Add", set: "Set", reset: "Reset", compareAndSet: "CompareAndSet", batch: "AddBatch", get: "Get", getMany: "GetMany" };
+    const unary: Record<string, string> = {
+      add: "Add",
+      set: "Set",
+      reset: "Reset",
+      compareAndSet: "CompareAndSet",
+      batch: "AddBatch",
+      get: "Get",
+      getMany: "GetMany",
+    };
     return { id, [choice]: this.baseRequest(unary[choice]!, shardId) };
   }
 
@@ -416,7 +451,8 @@ export class Fuzzer {
       this.finding(`${name}: the server applied a request the model calls invalid`, bytes);
       return;
     }
-    if (!this.registeredClients.has(header.clientId)) this.finding(`${name}: applied with client id ${header.clientId}, which has no session`, bytes);
+    if (!this.registeredClients.has(header.clientId))
+      this.finding(`${name}: applied with client id ${header.clientId}, which has no session`, bytes);
     const results: Json[] = name === "AddBatch" ? (response.results ?? []) : [response];
     const index = Number(response.fence?.index ?? 0);
     if (results.length !== ops.length) {
@@ -488,7 +524,11 @@ export class Fuzzer {
     const method = this.methods.get("GetMany")!;
     const deadline = Date.now() + 20_000;
     while (Date.now() < deadline) {
-      const outcome = await this.client(this.leaderAddress(shardId)).unary(method.path, method.encode({ keys, consistency: "LINEARIZABLE", shardId, epoch: "0" }), CALL_TIMEOUT_MS);
+      const outcome = await this.client(this.leaderAddress(shardId)).unary(
+        method.path,
+        method.encode({ keys, consistency: "LINEARIZABLE", shardId, epoch: "0" }),
+        CALL_TIMEOUT_MS,
+      );
       this.count(outcome);
       if (outcome.ok) return method.decodeResponse(outcome.response!).values;
       await sleep(100);
@@ -509,7 +549,10 @@ export class Fuzzer {
   }
 
   private async mutatedCase(): Promise<void> {
-    const method = pick(this.prng, [...this.methods.values()].filter((m) => !m.streaming));
+    const method = pick(
+      this.prng,
+      [...this.methods.values()].filter((m) => !m.streaming),
+    );
     const shardId = pick(this.prng, this.placement).shardId;
     const bytes = mutate(this.prng, method.encode(this.baseRequest(method.name, shardId)));
     this.note(`${method.name} mutated ${bytes.length} bytes`);
@@ -539,11 +582,14 @@ export class Fuzzer {
       if (request.op !== undefined && PIPELINE_KIND_READS.has(request.op)) {
         // A read of a counter kind (window, unique, top-K, aggregate): any answer but an internal
         // error, and the same kind back; it changes nothing, which the state checks verify.
-        if (response?.result === "error" && (response.error?.code === "INTERNAL" || response.error?.code === "CORRUPTION")) this.finding(`Pipeline: ${response.error.code}: ${response.error.message}`, messages[0]);
-        else if (response !== undefined && response.result !== "error" && response.result !== request.op) this.finding(`Pipeline: a ${request.op} request answered ${response.result}`, messages[0]);
+        if (response?.result === "error" && (response.error?.code === "INTERNAL" || response.error?.code === "CORRUPTION"))
+          this.finding(`Pipeline: ${response.error.code}: ${response.error.message}`, messages[0]);
+        else if (response !== undefined && response.result !== "error" && response.result !== request.op)
+          this.finding(`Pipeline: a ${request.op} request answered ${response.result}`, messages[0]);
         return;
       }
-      if (response !== undefined && response.result !== "error") this.finding(`Pipeline: a request without an operation answered ${response.result}`, messages[0]);
+      if (response !== undefined && response.result !== "error")
+        this.finding(`Pipeline: a request without an operation answered ${response.result}`, messages[0]);
       return;
     }
     const inner = request[request.op] as Json;
@@ -553,7 +599,8 @@ export class Fuzzer {
       outcome = status.ok ? { ok: false, code: grpc.status.UNAVAILABLE, details: "no pipeline response" } : status;
       if (status.ok && !MUTATIONS.has(unaryName)) this.finding(`Pipeline: the stream ended OK without an answer`, messages[0]);
     } else if (response.result === "error") {
-      if (response.error?.code === "INTERNAL" || response.error?.code === "CORRUPTION") this.finding(`Pipeline: ${response.error.code}: ${response.error.message}`, messages[0]);
+      if (response.error?.code === "INTERNAL" || response.error?.code === "CORRUPTION")
+        this.finding(`Pipeline: ${response.error.code}: ${response.error.message}`, messages[0]);
       outcome = { ok: false, code: grpc.status.FAILED_PRECONDITION, details: response.error?.message ?? "", info: response.error };
     } else {
       // Re-encoded as the unary method's response, so judgeEffect reads both paths alike.
@@ -570,8 +617,14 @@ export class Fuzzer {
     const m = (name: string) => this.methods.get(name)!;
     const hugeKey = Buffer.alloc(pick(this.prng, [257, 4096, 65536, 1 << 20]), 0x61);
     const cases: Array<[string, () => Promise<unknown>]> = [
-      ["empty key", () => this.unary(m("Add"), m("Add").encode({ header: this.header(shardId), key: Buffer.alloc(0), delta: "1" }), address)],
-      [`huge key (${hugeKey.length})`, () => this.unary(m("Add"), m("Add").encode({ header: this.header(shardId), key: hugeKey, delta: "1" }), address)],
+      [
+        "empty key",
+        () => this.unary(m("Add"), m("Add").encode({ header: this.header(shardId), key: Buffer.alloc(0), delta: "1" }), address),
+      ],
+      [
+        `huge key (${hugeKey.length})`,
+        () => this.unary(m("Add"), m("Add").encode({ header: this.header(shardId), key: hugeKey, delta: "1" }), address),
+      ],
       ["huge get key", () => this.unary(m("Get"), m("Get").encode({ key: hugeKey, shardId }), address)],
       ["empty get key", () => this.unary(m("Get"), m("Get").encode({ key: Buffer.alloc(0), shardId }), address)],
       [
@@ -585,7 +638,15 @@ export class Fuzzer {
         "unknown consistency in GetMany",
         () => this.unary(m("GetMany"), Buffer.concat([bytesField(1, key), varintField(2, 5n), varintField(4, BigInt(shardId))]), address),
       ],
-      ["batch op with an empty oneof", () => this.unary(m("AddBatch"), m("AddBatch").encode({ header: this.header(shardId), ops: [{ add: { key, delta: "1" } }, {}] }), address)],
+      [
+        "batch op with an empty oneof",
+        () =>
+          this.unary(
+            m("AddBatch"),
+            m("AddBatch").encode({ header: this.header(shardId), ops: [{ add: { key, delta: "1" } }, {}] }),
+            address,
+          ),
+      ],
       ["batch without ops", () => this.unary(m("AddBatch"), m("AddBatch").encode({ header: this.header(shardId), ops: [] }), address)],
       ["pipeline without an op", () => this.pipelineCall([m("Pipeline").encode({ id: "7" })], address)],
       ["mutation without a header", () => this.unary(m("Add"), m("Add").encode({ key, delta: "1" }), address)],
@@ -594,11 +655,22 @@ export class Fuzzer {
         () => {
           const header = this.header(shardId);
           const field = pick(this.prng, ["shardId", "epoch", "clientId", "seq", "firstUnackedSeq"]);
-          header[field] = field === "shardId" ? pick(this.prng, [0, 999, 4294967295]) : pick(this.prng, ["0", UINT64_MAX, "9007199254740993", "123456789"]);
+          header[field] =
+            field === "shardId"
+              ? pick(this.prng, [0, 999, 4294967295])
+              : pick(this.prng, ["0", UINT64_MAX, "9007199254740993", "123456789"]);
           return this.unary(m("Set"), m("Set").encode({ header, key, value: "5" }), address);
         },
       ],
-      ["cas expected version 2^64-1", () => this.unary(m("CompareAndSet"), m("CompareAndSet").encode({ header: this.header(shardId), key, expectedVersion: UINT64_MAX, value: "1" }), address)],
+      [
+        "cas expected version 2^64-1",
+        () =>
+          this.unary(
+            m("CompareAndSet"),
+            m("CompareAndSet").encode({ header: this.header(shardId), key, expectedVersion: UINT64_MAX, value: "1" }),
+            address,
+          ),
+      ],
       [
         "over-long varint for delta",
         () => {
@@ -606,14 +678,39 @@ export class Fuzzer {
           return this.unary(m("Add"), Buffer.concat([header, bytesField(2, key), Buffer.from([0x18]), varint(2n ** 69n + 5n)]), address);
         },
       ],
-      ["GetMany with 10,001 keys", () => this.unary(m("GetMany"), m("GetMany").encode({ keys: new Array(10_001).fill(key), shardId }), address)],
+      [
+        "GetMany with 10,001 keys",
+        () => this.unary(m("GetMany"), m("GetMany").encode({ keys: new Array(10_001).fill(key), shardId }), address),
+      ],
       ["GetMany without keys", () => this.unary(m("GetMany"), m("GetMany").encode({ keys: [], shardId }), address)],
-      ["batch of 10,001 ops", () => this.unary(m("AddBatch"), m("AddBatch").encode({ header: this.header(shardId), ops: new Array(10_001).fill({ add: { key, delta: "1" } }) }), address)],
-      ["register on a missing shard", () => this.unary(m("RegisterSession"), m("RegisterSession").encode({ shardId: pick(this.prng, [0, 999, 4294967295]) }), address)],
-      ["keepalive of an unknown client", () => this.unary(m("KeepAlive"), m("KeepAlive").encode({ header: { shardId, clientId: "987654321", seq: "1" } }), address)],
+      [
+        "batch of 10,001 ops",
+        () =>
+          this.unary(
+            m("AddBatch"),
+            m("AddBatch").encode({ header: this.header(shardId), ops: new Array(10_001).fill({ add: { key, delta: "1" } }) }),
+            address,
+          ),
+      ],
+      [
+        "register on a missing shard",
+        () => this.unary(m("RegisterSession"), m("RegisterSession").encode({ shardId: pick(this.prng, [0, 999, 4294967295]) }), address),
+      ],
+      [
+        "keepalive of an unknown client",
+        () => this.unary(m("KeepAlive"), m("KeepAlive").encode({ header: { shardId, clientId: "987654321", seq: "1" } }), address),
+      ],
       [
         "transfer to a bad node",
-        () => this.unary(m("TransferLeader"), m("TransferLeader").encode({ shardId: pick(this.prng, [0, shardId, 999]), toNode: pick(this.prng, ["", "abc", "-1", "99", "1e3", "0x1"]) }), address),
+        () =>
+          this.unary(
+            m("TransferLeader"),
+            m("TransferLeader").encode({
+              shardId: pick(this.prng, [0, shardId, 999]),
+              toNode: pick(this.prng, ["", "abc", "-1", "99", "1e3", "0x1"]),
+            }),
+            address,
+          ),
       ],
     ];
     const [description, run] = pick(this.prng, cases);
@@ -701,7 +798,10 @@ export class Fuzzer {
       term: this.prng.chance(0.5) ? FORGED_TERM + this.prng.nextInt(1000) : this.prng.nextInt(3),
       logTerm: this.prng.nextInt(3),
       index: this.prng.nextInt(1000),
-      entries: type === MessageType.App ? [{ term: FORGED_TERM, index: 1 + this.prng.nextInt(1000), type: 0, data: randomBytes(this.prng, 8) }] : [],
+      entries:
+        type === MessageType.App
+          ? [{ term: FORGED_TERM, index: 1 + this.prng.nextInt(1000), type: 0, data: randomBytes(this.prng, 8) }]
+          : [],
       commit: this.prng.nextInt(1000),
       reject: false,
       rejectHint: 0,
@@ -749,7 +849,21 @@ export class Fuzzer {
             ? forged(anyType(), other, other)
             : shape === 2
               ? forged(anyType(), from, target.id)
-              : { ...forged(pick(this.prng, [MessageType.Hup, MessageType.Beat, MessageType.Prop, MessageType.CheckQuorum, MessageType.App, MessageType.Heartbeat]), other, target.id), term: 0 };
+              : {
+                  ...forged(
+                    pick(this.prng, [
+                      MessageType.Hup,
+                      MessageType.Beat,
+                      MessageType.Prop,
+                      MessageType.CheckQuorum,
+                      MessageType.App,
+                      MessageType.Heartbeat,
+                    ]),
+                    other,
+                    target.id,
+                  ),
+                  term: 0,
+                };
       const fromNode = shape === 2 ? String(other) : shape === 3 ? String(other) : String(message.from);
       description = `forged frame type ${MessageType[message.type]} from ${message.from} (claims ${fromNode}) to ${message.to} term ${message.term}`;
       if (shape === 3 || shape === 1) {
@@ -764,7 +878,14 @@ export class Fuzzer {
       const from = pick(this.prng, [99, other]);
       const message = forged(MessageType.Snap, from, pick(this.prng, [target.id, target.id, other]));
       message.term = from === other ? 0 : FORGED_TERM;
-      message.snapshot = { metadata: { index: 5000 + this.prng.nextInt(1000), term: FORGED_TERM, confState: { voters: [target.id, 99], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data: randomBytes(this.prng, 64) };
+      message.snapshot = {
+        metadata: {
+          index: 5000 + this.prng.nextInt(1000),
+          term: FORGED_TERM,
+          confState: { voters: [target.id, 99], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+        },
+        data: randomBytes(this.prng, 64),
+      };
       const data = message.snapshot.data;
       const chunks: Buffer[] = [];
       const shape = this.prng.nextInt(4);
@@ -796,12 +917,16 @@ export class Fuzzer {
   private async giantMessageCase(): Promise<void> {
     const shardId = this.placement[0]!.shardId;
     const method = this.methods.get("Add")!;
-    const bytes = Buffer.concat([method.encode({ header: this.header(shardId), delta: "1" }), bytesField(2, Buffer.alloc(65 * 1024 * 1024, 0x62))]);
+    const bytes = Buffer.concat([
+      method.encode({ header: this.header(shardId), delta: "1" }),
+      bytesField(2, Buffer.alloc(65 * 1024 * 1024, 0x62)),
+    ]);
     this.caseLabel = "giant message";
     this.note(`Add of ${bytes.length} bytes`);
     const outcome = await this.client(this.leaderAddress(shardId)).unary(method.path, bytes, 30_000);
     this.count(outcome);
-    if (outcome.code !== grpc.status.RESOURCE_EXHAUSTED) this.finding(`a 65 MiB request answered ${grpc.status[outcome.code]} (${outcome.details}), not RESOURCE_EXHAUSTED`);
+    if (outcome.code !== grpc.status.RESOURCE_EXHAUSTED)
+      this.finding(`a 65 MiB request answered ${grpc.status[outcome.code]} (${outcome.details}), not RESOURCE_EXHAUSTED`);
   }
 
   // ---- checks ----
@@ -860,7 +985,10 @@ interface Mutation {
 
 function mutationOf(name: string, request: Json): Mutation | undefined {
   if (!MUTATIONS.has(name)) return undefined;
-  const raw: Json[] = name === "AddBatch" ? (request.ops ?? []).map((op: Json) => (op.op === undefined ? undefined : { kind: op.op, ...op[op.op] })) : [{ kind: name, ...request }];
+  const raw: Json[] =
+    name === "AddBatch"
+      ? (request.ops ?? []).map((op: Json) => (op.op === undefined ? undefined : { kind: op.op, ...op[op.op] }))
+      : [{ kind: name, ...request }];
   const ops: ModelOp[] = [];
   for (const op of raw) {
     const model = op === undefined ? undefined : modelOp(op);
@@ -875,8 +1003,13 @@ const KIND_OPS = new Set(["windowAdd", "tryAcquire", "uniqueAdd"]);
 
 function outOfModelKeys(name: string, request: Json): Buffer[] | undefined {
   if (!MUTATIONS.has(name) || request === null || typeof request !== "object") return undefined;
-  const raw: Json[] = name === "AddBatch" ? (request.ops ?? []).map((op: Json) => (op?.op === undefined ? undefined : { kind: op.op, ...op[op.op] })) : [{ kind: name, ...request }];
-  const beyond = raw.some((op) => op !== undefined && (KIND_OPS.has(op.kind) || (op.ttlMs !== undefined && op.ttlMs !== null && String(op.ttlMs) !== "0")));
+  const raw: Json[] =
+    name === "AddBatch"
+      ? (request.ops ?? []).map((op: Json) => (op?.op === undefined ? undefined : { kind: op.op, ...op[op.op] }))
+      : [{ kind: name, ...request }];
+  const beyond = raw.some(
+    (op) => op !== undefined && (KIND_OPS.has(op.kind) || (op.ttlMs !== undefined && op.ttlMs !== null && String(op.ttlMs) !== "0")),
+  );
   if (!beyond) return undefined;
   return raw.filter((op) => op !== undefined && op.key instanceof Buffer).map((op) => op.key as Buffer);
 }
@@ -886,7 +1019,9 @@ function modelOp(op: Json): ModelOp | undefined {
   switch (op.kind) {
     case "Add":
     case "add":
-      return op.hasFloor ? { kind: "add", key, delta: BigInt(op.delta), floor: BigInt(op.floor) } : { kind: "add", key, delta: BigInt(op.delta) };
+      return op.hasFloor
+        ? { kind: "add", key, delta: BigInt(op.delta), floor: BigInt(op.floor) }
+        : { kind: "add", key, delta: BigInt(op.delta) };
     case "Set":
     case "set":
       return { kind: "set", key, value: BigInt(op.value) };
@@ -925,7 +1060,9 @@ function isAmbiguous(outcome: RawOutcome): boolean {
   if (outcome.ok) return false;
   const code = outcome.info?.code;
   if (code !== undefined) return code === "AMBIGUOUS" || code === "TIMEOUT" || code === "UNAVAILABLE" || code === "NOT_LEADER";
-  return outcome.code === grpc.status.DEADLINE_EXCEEDED || outcome.code === grpc.status.UNAVAILABLE || outcome.code === grpc.status.CANCELLED;
+  return (
+    outcome.code === grpc.status.DEADLINE_EXCEEDED || outcome.code === grpc.status.UNAVAILABLE || outcome.code === grpc.status.CANCELLED
+  );
 }
 
 function printable(key: Uint8Array): string {

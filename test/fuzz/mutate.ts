@@ -71,13 +71,18 @@ const mutators: Array<(prng: Prng, input: Buffer) => Buffer> = [
   (prng, input) => {
     const field = pick(prng, [1, 2, 3, 4, 5, 6, 7, 8, 15, 536870911]);
     const wireType = prng.nextInt(6);
-    const tail = wireType === 2 ? Buffer.concat([varint(BigInt(prng.nextInt(40))), randomBytes(prng, prng.nextInt(20))]) : randomBytes(prng, prng.nextInt(12));
+    const tail =
+      wireType === 2
+        ? Buffer.concat([varint(BigInt(prng.nextInt(40))), randomBytes(prng, prng.nextInt(20))])
+        : randomBytes(prng, prng.nextInt(12));
     return Buffer.concat([input, varint(BigInt(field * 8 + wireType)), tail]);
   },
   // an over-long (11-byte) varint or a length prefix far past the end
   (prng, input) => {
     const at = prng.nextInt(input.length + 1);
-    const bad = prng.chance(0.5) ? Buffer.from([0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]) : Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+    const bad = prng.chance(0.5)
+      ? Buffer.from([0x18, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01])
+      : Buffer.from([0x12, 0xff, 0xff, 0xff, 0xff, 0x0f]);
     return Buffer.concat([input.subarray(0, at), bad, input.subarray(at)]);
   },
 ];

@@ -30,7 +30,11 @@ describe("fuzzer regressions on the peer and client ports", () => {
     const client = new RawBytesClient(cluster.config.nodes.find((n) => n.id === nodeId)!.peer);
     try {
       const frame = encodeFrame(messages);
-      const { status } = await client.bidi(raft.path, [raft.encode({ fromNode, payload: Buffer.from(frame.payload), crc32c: frame.crc32c })], 5000);
+      const { status } = await client.bidi(
+        raft.path,
+        [raft.encode({ fromNode, payload: Buffer.from(frame.payload), crc32c: frame.crc32c })],
+        5000,
+      );
       return status;
     } finally {
       client.close();
@@ -55,7 +59,14 @@ describe("fuzzer regressions on the peer and client ports", () => {
   // types, and the exception stopped node 3's driver loop. Fix: codec.ts refuses local types and
   // term-0 messages (what step would throw on) at decode time.
   it("refuses local message types and messages without a term instead of stopping the node", async () => {
-    for (const type of [MessageType.SnapStatus, MessageType.Hup, MessageType.Beat, MessageType.Prop, MessageType.Unreachable, MessageType.CheckQuorum]) {
+    for (const type of [
+      MessageType.SnapStatus,
+      MessageType.Hup,
+      MessageType.Beat,
+      MessageType.Prop,
+      MessageType.Unreachable,
+      MessageType.CheckQuorum,
+    ]) {
       const status = await sendFrame(1, "2", [[1, message(type, 2, 1, 1)]]);
       expect(status.code, MessageType[type]).toBe(grpc.status.DATA_LOSS);
     }

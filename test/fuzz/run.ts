@@ -18,7 +18,12 @@ const cluster = await TestCluster.start({ nodes: 3, shards: 2 });
 let exitCode = 1;
 try {
   process.stdout.write(`fuzz: seed ${seed}, up to ${minutes} min and ${iterations} cases\n`);
-  const report = await new Fuzzer(cluster, { seed, iterations, durationMs: minutes * 60_000, log: (line) => process.stdout.write(`${line}\n`) }).run();
+  const report = await new Fuzzer(cluster, {
+    seed,
+    iterations,
+    durationMs: minutes * 60_000,
+    log: (line) => process.stdout.write(`${line}\n`),
+  }).run();
   process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   exitCode = report.findings.length === 0 ? 0 : 1;
 } catch (error) {

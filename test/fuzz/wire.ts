@@ -55,7 +55,13 @@ let peerDefinition: protoLoader.PackageDefinition | undefined;
 
 /** The peer service's methods ("Raft", "Snapshot") and message types. */
 export function peerMethodCodecs(): Map<string, MethodCodec> {
-  peerDefinition ??= protoLoader.loadSync(protoFile("peer.proto"), { keepCase: false, longs: Number, enums: String, defaults: true, oneofs: true });
+  peerDefinition ??= protoLoader.loadSync(protoFile("peer.proto"), {
+    keepCase: false,
+    longs: Number,
+    enums: String,
+    defaults: true,
+    oneofs: true,
+  });
   return codecsOf(peerDefinition, ["tally.peer.v1.Peer"]);
 }
 
@@ -87,10 +93,18 @@ export class RawBytesClient {
 
   unary(path: string, bytes: Buffer, timeoutMs: number): Promise<RawOutcome> {
     return new Promise((resolve) => {
-      this.client.makeUnaryRequest(path, identity, identity, bytes, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
-        if (error === null) resolve({ ok: true, code: 0, details: "", response });
-        else resolve(outcomeOfError(error));
-      });
+      this.client.makeUnaryRequest(
+        path,
+        identity,
+        identity,
+        bytes,
+        new grpc.Metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (error, response) => {
+          if (error === null) resolve({ ok: true, code: 0, details: "", response });
+          else resolve(outcomeOfError(error));
+        },
+      );
     });
   }
 
@@ -116,10 +130,17 @@ export class RawBytesClient {
   /** A client-streaming call (the peer Snapshot method). */
   clientStream(path: string, messages: Buffer[], timeoutMs: number): Promise<RawOutcome> {
     return new Promise((resolve) => {
-      const call = this.client.makeClientStreamRequest(path, identity, identity, new grpc.Metadata(), { deadline: Date.now() + timeoutMs }, (error, response) => {
-        if (error === null) resolve({ ok: true, code: 0, details: "", response });
-        else resolve(outcomeOfError(error));
-      });
+      const call = this.client.makeClientStreamRequest(
+        path,
+        identity,
+        identity,
+        new grpc.Metadata(),
+        { deadline: Date.now() + timeoutMs },
+        (error, response) => {
+          if (error === null) resolve({ ok: true, code: 0, details: "", response });
+          else resolve(outcomeOfError(error));
+        },
+      );
       call.on("error", () => undefined);
       for (const message of messages) call.write(message);
       call.end();

@@ -64,7 +64,13 @@ describe("access control", () => {
   });
 
   function client(token?: string): TallyClient {
-    const created = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 8_000, attemptTimeoutMs: 2_000, connectTimeoutMs: 1_000, ...(token === undefined ? {} : { token }) });
+    const created = new TallyClient({
+      endpoints: cluster.endpoints(),
+      deadlineMs: 8_000,
+      attemptTimeoutMs: 2_000,
+      connectTimeoutMs: 1_000,
+      ...(token === undefined ? {} : { token }),
+    });
     clients.push(created);
     return created;
   }
@@ -79,7 +85,12 @@ describe("access control", () => {
   }
 
   /** One raw unary call (no client library), to see the gRPC status itself. */
-  function rawUnary(service: "CounterService" | "AdminService", method: string, request: Json, token?: string): Promise<{ code: number; response?: Json }> {
+  function rawUnary(
+    service: "CounterService" | "AdminService",
+    method: string,
+    request: Json,
+    token?: string,
+  ): Promise<{ code: number; response?: Json }> {
     const stub = new (tallyProto()[service])(cluster.endpoints()[0]!, grpc.credentials.createInsecure()) as any;
     const metadata = new grpc.Metadata();
     if (token !== undefined) metadata.set("authorization", `Bearer ${token}`);
@@ -102,7 +113,9 @@ describe("access control", () => {
     const unknown = await rejection(client(generateToken()).add("page:home", 1n));
     expect(unknown).toBeInstanceOf(UnauthenticatedError);
     expect(unknown.message).toMatch(/unknown token/);
-    expect((await rawUnary("CounterService", "add", { header: { shardId: 0 }, key: Buffer.from("page:home"), delta: 1 })).code).toBe(grpc.status.UNAUTHENTICATED);
+    expect((await rawUnary("CounterService", "add", { header: { shardId: 0 }, key: Buffer.from("page:home"), delta: 1 })).code).toBe(
+      grpc.status.UNAUTHENTICATED,
+    );
     expect((await rawUnary("CounterService", "get", { key: Buffer.from("page:home") })).code).toBe(grpc.status.UNAUTHENTICATED);
     expect(await value("page:home")).toBe(5n);
   });
@@ -114,7 +127,10 @@ describe("access control", () => {
     const denied = await rejection(reader.add("page:home", 1n));
     expect(denied).toBeInstanceOf(PermissionDeniedError);
     expect(denied.code).toBe("PERMISSION_DENIED");
-    expect((await rawUnary("CounterService", "set", { header: { shardId: 0 }, key: Buffer.from("page:home"), value: 99 }, tokens.reader.token)).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect(
+      (await rawUnary("CounterService", "set", { header: { shardId: 0 }, key: Buffer.from("page:home"), value: 99 }, tokens.reader.token))
+        .code,
+    ).toBe(grpc.status.PERMISSION_DENIED);
     expect(await value("page:home")).toBe(5n);
   });
 
@@ -128,7 +144,12 @@ describe("access control", () => {
     expect((await rejection(web.get("orders:1"))).code).toBe("PERMISSION_DENIED");
 
     // Through the client library: the Pipeline's batch op.
-    const mixed = await rejection(web.addBatch([{ key: pageKey, delta: 1n }, { key: orderKey, delta: 1n }]));
+    const mixed = await rejection(
+      web.addBatch([
+        { key: pageKey, delta: 1n },
+        { key: orderKey, delta: 1n },
+      ]),
+    );
     expect(mixed.code).toBe("PERMISSION_DENIED");
     // Unary AddBatch with the shard's routing header.
     const routes = await client(tokens.admin.token).routes();
@@ -137,14 +158,22 @@ describe("access control", () => {
     const stub = new (tallyProto().CounterService)(leader, grpc.credentials.createInsecure()) as any;
     const metadata = new grpc.Metadata();
     metadata.set("authorization", `Bearer ${tokens.pages.token}`);
-    const batch = { header: { shardId: 1, epoch: 0, clientId: 0, seq: 0 }, ops: [{ add: { key: Buffer.from(pageKey), delta: 1 } }, { add: { key: Buffer.from(orderKey), delta: 1 } }] };
-    const code = await new Promise<number>((resolve) => stub.addBatch(batch, metadata, { deadline: Date.now() + 5_000 }, (error: grpc.ServiceError | null) => resolve(error?.code ?? 0)));
+    const batch = {
+      header: { shardId: 1, epoch: 0, clientId: 0, seq: 0 },
+      ops: [{ add: { key: Buffer.from(pageKey), delta: 1 } }, { add: { key: Buffer.from(orderKey), delta: 1 } }],
+    };
+    const code = await new Promise<number>((resolve) =>
+      stub.addBatch(batch, metadata, { deadline: Date.now() + 5_000 }, (error: grpc.ServiceError | null) => resolve(error?.code ?? 0)),
+    );
     stub.close();
     expect(code).toBe(grpc.status.PERMISSION_DENIED);
     expect(await exists(pageKey)).toBe(false);
     expect(await exists(orderKey)).toBe(false);
     // The same writer's batch inside its prefix goes through.
-    const ok = await web.addBatch([{ key: pageKey, delta: 1n }, { key: "page:other", delta: 2n }]);
+    const ok = await web.addBatch([
+      { key: pageKey, delta: 1n },
+      { key: "page:other", delta: 2n },
+    ]);
     expect(ok.map((result) => result.value)).toEqual([1n, 2n]);
   });
 
@@ -193,7 +222,9 @@ describe("access control", () => {
     expect(admin.code).toBe(0);
     expect(admin.output).toContain("3 nodes (3 reachable)");
     // Heartbeats and node-to-node status fan-out are the cluster's own: a human admin cannot send them.
-    expect((await rawUnary("AdminService", "heartbeat", { body: Buffer.from([0x80]) }, tokens.admin.token)).code).toBe(grpc.status.PERMISSION_DENIED);
+    expect((await rawUnary("AdminService", "heartbeat", { body: Buffer.from([0x80]) }, tokens.admin.token)).code).toBe(
+      grpc.status.PERMISSION_DENIED,
+    );
   });
 
   it("Routes lists only the hot counters the caller holds a role on", async () => {
@@ -205,7 +236,11 @@ describe("access control", () => {
       expect(code).toBe(grpc.status.OK);
       return (response!.hot as Json[]).map((route) => Buffer.from(route.key).toString()).sort();
     };
-    await eventually(async () => ((await hotKeys(tokens.admin.token)).length === 2 ? true : undefined), 10_000, "both hot counters in the routes");
+    await eventually(
+      async () => ((await hotKeys(tokens.admin.token)).length === 2 ? true : undefined),
+      10_000,
+      "both hot counters in the routes",
+    );
     expect(await hotKeys(tokens.admin.token)).toEqual(["orders:hot", "page:hot"]);
     expect(await hotKeys(tokens.reader.token)).toEqual(["orders:hot", "page:hot"]);
     // The prefix-scoped writer learns of its own hot counter (it must, to spread its adds), not of others'.
@@ -227,12 +262,20 @@ describe("access control", () => {
     expect(denied.code).toBe(1);
     const transfer = await tallyctl(cluster.endpoints(), "--token", tokens.admin.token, "leader", "transfer", "2", "--to", target);
     expect(transfer.code, transfer.output).toBe(0);
-    await eventually(async () => ((await client(tokens.admin.token).routes()).shards.find((s) => s.shardId === 2)?.leaderId === target ? true : undefined), 10_000, `node ${target} to lead shard 2`);
+    await eventually(
+      async () => ((await client(tokens.admin.token).routes()).shards.find((s) => s.shardId === 2)?.leaderId === target ? true : undefined),
+      10_000,
+      `node ${target} to lead shard 2`,
+    );
 
     // A split: the controller on the metadata leader asks the shard leader (ShardChange, node to node).
     const split = await tallyctl(cluster.endpoints(), "--token", tokens.admin.token, "shard", "split", "1");
     expect(split.code, split.output).toBe(0);
-    await eventually(async () => ((await client(tokens.admin.token).routes()).shards.length === 3 ? true : undefined), 20_000, "the split to finish");
+    await eventually(
+      async () => ((await client(tokens.admin.token).routes()).shards.length === 3 ? true : undefined),
+      20_000,
+      "the split to finish",
+    );
     expect((await client(tokens.pages.token).add("page:home", 1n)).value).toBe(8n);
   });
 
@@ -264,7 +307,11 @@ describe("access control with mTLS: certificate identities, nodes known by their
       shards: 1,
       tls: { clientAuth: "require" },
       // No internal token file: the nodes' own certificates (tally://node/<id>) identify them.
-      auth: { tokens: [reader], certificates: [{ name: "operator", identity: "tally-client", grants: [{ prefix: "", roles: ["read", "write", "admin"] }] }], internalToken: false },
+      auth: {
+        tokens: [reader],
+        certificates: [{ name: "operator", identity: "tally-client", grants: [{ prefix: "", roles: ["read", "write", "admin"] }] }],
+        internalToken: false,
+      },
       placement: { autoRebalance: false, heartbeatMs: 200, downAfterMs: 5_000 },
     });
   }, 60_000);
@@ -276,7 +323,14 @@ describe("access control with mTLS: certificate identities, nodes known by their
   function client(token?: string): TallyClient {
     const certs = join(cluster.dir, "certs");
     const tls = { ca: join(certs, "ca.pem"), cert: join(certs, "client.pem"), key: join(certs, "client-key.pem") };
-    const created = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 8_000, attemptTimeoutMs: 2_000, connectTimeoutMs: 1_000, tls, ...(token === undefined ? {} : { token }) });
+    const created = new TallyClient({
+      endpoints: cluster.endpoints(),
+      deadlineMs: 8_000,
+      attemptTimeoutMs: 2_000,
+      connectTimeoutMs: 1_000,
+      tls,
+      ...(token === undefined ? {} : { token }),
+    });
     clients.push(created);
     return created;
   }
@@ -284,7 +338,9 @@ describe("access control with mTLS: certificate identities, nodes known by their
   it("the mapped client certificate is the operator; a token on top of it speaks for its own name", async () => {
     expect(cluster.internalToken).toBeUndefined();
     expect((await client().add("page:tls", 3n)).value).toBe(3n);
-    const denied = await client(reader.token).add("page:tls", 1n).catch((error: unknown) => error);
+    const denied = await client(reader.token)
+      .add("page:tls", 1n)
+      .catch((error: unknown) => error);
     expect(denied).toBeInstanceOf(PermissionDeniedError);
     expect((await client(reader.token).get("page:tls")).value).toBe(3n);
   });

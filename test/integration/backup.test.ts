@@ -55,13 +55,19 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
   // A split shard: shard 1 [0, 8192) splits at 4096, so the layout is no longer the initial one.
   const split = await tallyctl(endpoints, "shard", "split", "1", "--at", "4096");
   expect(split.code, split.output).toBe(0);
-  await eventually(async () => {
-    const map = await client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000 });
-    return map.shards.length === 3 && map.operations.every((op) => op.state !== "running") ? map : undefined;
-  }, 30_000, "the split");
+  await eventually(
+    async () => {
+      const map = await client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000 });
+      return map.shards.length === 3 && map.operations.every((op) => op.state !== "running") ? map : undefined;
+    },
+    30_000,
+    "the split",
+  );
 
   for (let start = 0; start < COUNTERS; start += 1000) {
-    await client.addBatch(counterKeys.slice(start, start + 1000).map((key, j) => ({ op: "set" as const, key, value: expectedValue(start + j) })));
+    await client.addBatch(
+      counterKeys.slice(start, start + 1000).map((key, j) => ({ op: "set" as const, key, value: expectedValue(start + j) })),
+    );
   }
   const eventTimeMs = Date.now();
   const minute = Math.floor(eventTimeMs / 60_000) * 60_000;
@@ -70,7 +76,7 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
   await client.uniqueAdd("uniq:a", ["x", "y", "z", "y"]);
   await client.add("ttl:long", 9n, { ttlMs: 3_600_000 });
   expect((await client.tryAcquire("limit:a", 2, 10, 600_000)).allowed).toBe(true);
-  const shardsOf = new Set(plainKeys.map((key) => slotOf(encoder.encode(key)) < 4096 ? 1 : slotOf(encoder.encode(key)) < 8192 ? 3 : 2));
+  const shardsOf = new Set(plainKeys.map((key) => (slotOf(encoder.encode(key)) < 4096 ? 1 : slotOf(encoder.encode(key)) < 8192 ? 3 : 2)));
   expect([...shardsOf].sort()).toEqual([1, 2, 3]);
 
   // A sequential writer, round-robin over the live keys: at any log index of any shard, the live
@@ -96,7 +102,11 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
   const ackedBefore = [...acked];
   const during = await tallyctl(endpoints, "--json", "backup", duringDir);
   const ackedAfter = [...acked];
-  await eventually(() => acked.reduce((a, b) => a + b, 0) >= ackedAfter.reduce((a, b) => a + b, 0) + 100 || undefined, 20_000, "writes after the backup");
+  await eventually(
+    () => acked.reduce((a, b) => a + b, 0) >= ackedAfter.reduce((a, b) => a + b, 0) + 100 || undefined,
+    20_000,
+    "writes after the backup",
+  );
   running = false;
   await writer;
   expect(ambiguous).toBe(0);
@@ -117,7 +127,9 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
   for (const shard of manifest.shards) {
     const { machine } = await loadShard(duringDir, shard, options);
     expect(machine.appliedIndex).toBe(shard.appliedIndex);
-    const mine = liveKeys.map((key, k) => ({ k, slot: slotOf(encoder.encode(key)) })).filter(({ slot }) => slot >= shard.slotStart && slot < shard.slotEnd);
+    const mine = liveKeys
+      .map((key, k) => ({ k, slot: slotOf(encoder.encode(key)) }))
+      .filter(({ slot }) => slot >= shard.slotStart && slot < shard.slotEnd);
     const values = mine.map(({ k }) => Number(machine.get(encoder.encode(liveKeys[k]!))?.value ?? 0n));
     mine.forEach(({ k }, i) => {
       expect(values[i]).toBeGreaterThanOrEqual(ackedBefore[k]!);
@@ -127,7 +139,8 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
     expect(Math.max(...values) - Math.min(...values)).toBeLessThanOrEqual(1);
     for (const key of counterKeys) {
       const slot = slotOf(encoder.encode(key));
-      if (slot >= shard.slotStart && slot < shard.slotEnd) expect(machine.get(encoder.encode(key))?.value).toBe(expectedValue(Number(key.slice(2))));
+      if (slot >= shard.slotStart && slot < shard.slotEnd)
+        expect(machine.get(encoder.encode(key))?.value).toBe(expectedValue(Number(key.slice(2))));
     }
   }
 
@@ -199,14 +212,21 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
   for (const node of source.config.nodes) await source.stop(node.id);
   const restored = await tallyctl(target.endpoints(), "restore", finalDir, "--config", target.configPath);
   expect(restored.code, restored.output).toBe(0);
-  expect(restored.output).toContain(`restored ${finalManifest.shards.length} shards, ${counterCount} counters of cluster test as cluster test`);
+  expect(restored.output).toContain(
+    `restored ${finalManifest.shards.length} shards, ${counterCount} counters of cluster test as cluster test`,
+  );
   await target.startAll();
   const again = new TallyClient({ endpoints: target.endpoints(), deadlineMs: 20_000 });
   clients.push(again);
 
   const after = await again.getMany(plainKeys);
   after.forEach((read, i) => {
-    expect({ key: plainKeys[i], value: read.value, version: read.version, exists: read.exists }).toEqual({ key: plainKeys[i], value: before[i]!.value, version: before[i]!.version, exists: true });
+    expect({ key: plainKeys[i], value: read.value, version: read.version, exists: read.exists }).toEqual({
+      key: plainKeys[i],
+      value: before[i]!.value,
+      version: before[i]!.version,
+      exists: true,
+    });
   });
   expect((await again.windowRange("win:a", minute - 120_000, minute + 60_000, 60_000)).points).toEqual(windowBefore.points);
   expect((await again.uniqueCount(["uniq:a"])).count).toBe(uniqueBefore.count);
@@ -218,9 +238,13 @@ test("a backup under load is consistent per shard; a restored cluster serves eve
 
   // The layout is the backed-up one, and the new cluster takes writes with versions above it.
   const routes = await again.routes();
-  expect(routes.shards.map((s) => [s.shardId, s.slotStart, s.slotEnd, Number(s.epoch)])).toEqual(finalManifest.shards.map((s) => [s.id, s.slotStart, s.slotEnd, s.epoch]));
+  expect(routes.shards.map((s) => [s.shardId, s.slotStart, s.slotEnd, Number(s.epoch)])).toEqual(
+    finalManifest.shards.map((s) => [s.id, s.slotStart, s.slotEnd, s.epoch]),
+  );
   const write = await again.add("c-5", 1n);
   expect(write.value).toBe(expectedValue(5) + 1n);
-  const shardOfKey = finalManifest.shards.find((s) => slotOf(encoder.encode("c-5")) >= s.slotStart && slotOf(encoder.encode("c-5")) < s.slotEnd)!;
+  const shardOfKey = finalManifest.shards.find(
+    (s) => slotOf(encoder.encode("c-5")) >= s.slotStart && slotOf(encoder.encode("c-5")) < s.slotEnd,
+  )!;
   expect(write.version).toBeGreaterThan(BigInt(shardOfKey.appliedIndex));
 });

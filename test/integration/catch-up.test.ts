@@ -28,7 +28,9 @@ interface MapReply {
 
 /** STALE values of `keys` (all in shard 1) as this one node has them; "" where it cannot answer yet. */
 async function staleValues(node: RawNodeClient, keys: string[]): Promise<string[]> {
-  const reply = await node.call("getMany", { keys: keys.map((k) => Buffer.from(k)), consistency: "STALE", shardId: 1 }).catch(() => undefined);
+  const reply = await node
+    .call("getMany", { keys: keys.map((k) => Buffer.from(k)), consistency: "STALE", shardId: 1 })
+    .catch(() => undefined);
   return reply === undefined ? keys.map(() => "") : reply.values.map((v: { value: string }) => String(v.value));
 }
 
@@ -71,7 +73,11 @@ describe("catch-up", () => {
     cluster.startNode(3);
     const three = new RawNodeClient(cluster.config.nodes.find((n) => n.id === 3)!.client);
     try {
-      await eventually(async () => ((await staleValues(three, [`catch-up-${BATCHES * ADDS_PER_BATCH - 1}`]))[0] === "1" ? true : undefined), 60_000, "node 3 caught up");
+      await eventually(
+        async () => ((await staleValues(three, [`catch-up-${BATCHES * ADDS_PER_BATCH - 1}`]))[0] === "1" ? true : undefined),
+        60_000,
+        "node 3 caught up",
+      );
     } finally {
       three.close();
     }
@@ -89,19 +95,31 @@ describe("catch-up", () => {
     const four = await cluster.addNode("z4");
     cluster.startNode(four);
     const map = () => client.admin<MapReply>("ClusterMap", {}, { deadlineMs: 5000 });
-    const shard = await eventually(async () => {
-      const m = await map();
-      return m.shards[0]?.voters.length === 3 ? m.shards[0] : undefined;
-    }, 30_000, "the shard in the map");
+    const shard = await eventually(
+      async () => {
+        const m = await map();
+        return m.shards[0]?.voters.length === 3 ? m.shards[0] : undefined;
+      },
+      30_000,
+      "the shard in the map",
+    );
     const builtBefore = await Promise.all([1, 2, 3].map((id) => cluster.metric(id, "tally_snapshots_built_total")));
-    await eventually(async () => (await client.admin("ShardMove", { shardId: shard.shardId, fromNode: shard.voters[0], toNode: String(four) }), true), 30_000, "node 4 accepted as a move target");
+    await eventually(
+      async () => (await client.admin("ShardMove", { shardId: shard.shardId, fromNode: shard.voters[0], toNode: String(four) }), true),
+      30_000,
+      "node 4 accepted as a move target",
+    );
     // ClusterMap answers from the local copy of whichever node the client asks, and the nodes apply
     // the metadata log at their own pace: read the voters from the same reply that shows the move done.
-    const ended = await eventually(async () => {
-      const m = await map();
-      const last = m.operations.at(-1);
-      return last !== undefined && last.state !== "running" ? { op: last, voters: m.shards[0]!.voters } : undefined;
-    }, 120_000, "the move to end");
+    const ended = await eventually(
+      async () => {
+        const m = await map();
+        const last = m.operations.at(-1);
+        return last !== undefined && last.state !== "running" ? { op: last, voters: m.shards[0]!.voters } : undefined;
+      },
+      120_000,
+      "the move to end",
+    );
     expect(ended.op.state, ended.op.step).toBe("done");
     expect(ended.voters).toContain(String(four));
     // Its log started before the shard's first entry: it installed a snapshot, which a node built on demand.
@@ -112,10 +130,17 @@ describe("catch-up", () => {
     const keys = Array.from({ length: BATCHES * ADDS_PER_BATCH }, (_, i) => `catch-up-${i}`);
     const node4 = new RawNodeClient(cluster.config.nodes.find((n) => n.id === four)!.client);
     try {
-      await eventually(async () => ((await staleValues(node4, [keys.at(-1)!]))[0] === "1" ? true : undefined), 30_000, "node 4 applied the last batch");
+      await eventually(
+        async () => ((await staleValues(node4, [keys.at(-1)!]))[0] === "1" ? true : undefined),
+        30_000,
+        "node 4 applied the last batch",
+      );
       for (let i = 0; i < keys.length; i += 5000) {
         const values = await staleValues(node4, keys.slice(i, i + 5000));
-        expect(values.every((value) => value === "1"), `keys ${i}..${i + 4999} through node 4`).toBe(true);
+        expect(
+          values.every((value) => value === "1"),
+          `keys ${i}..${i + 4999} through node 4`,
+        ).toBe(true);
       }
     } finally {
       node4.close();

@@ -51,7 +51,11 @@ function run(command: string, args: string[], cwd: string, timeoutMs: number): P
       } catch {
         // already gone
       }
-      reject(new Error(`${command} ${args.join(" ")} took over ${timeoutMs} ms in ${cwd}\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`));
+      reject(
+        new Error(
+          `${command} ${args.join(" ")} took over ${timeoutMs} ms in ${cwd}\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-2000)}`,
+        ),
+      );
     }, timeoutMs);
     child.on("error", (error) => {
       clearTimeout(timer);
@@ -66,13 +70,19 @@ function run(command: string, args: string[], cwd: string, timeoutMs: number): P
 
 async function runOk(command: string, args: string[], cwd: string, timeoutMs: number): Promise<RunResult> {
   const result = await run(command, args, cwd, timeoutMs);
-  if (result.code !== 0) throw new Error(`${command} ${args.join(" ")} exited ${result.code} in ${cwd}\nstdout: ${result.stdout.slice(-3000)}\nstderr: ${result.stderr.slice(-3000)}`);
+  if (result.code !== 0)
+    throw new Error(
+      `${command} ${args.join(" ")} exited ${result.code} in ${cwd}\nstdout: ${result.stdout.slice(-3000)}\nstderr: ${result.stderr.slice(-3000)}`,
+    );
   return result;
 }
 
 function makeApp(dir: string, files: Record<string, string>): void {
   mkdirSync(dir);
-  writeFileSync(join(dir, "package.json"), `${JSON.stringify({ name: relative(join(dir, ".."), dir), private: true, type: "module" }, null, 2)}\n`);
+  writeFileSync(
+    join(dir, "package.json"),
+    `${JSON.stringify({ name: relative(join(dir, ".."), dir), private: true, type: "module" }, null, 2)}\n`,
+  );
   for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, name), text);
 }
 
@@ -176,27 +186,34 @@ describe("the tally package, installed from npm pack", () => {
   let typescriptDir: string;
   let serverDir: string;
 
-  beforeAll(async () => {
-    work = mkdtempSync(join(tmpdir(), "tally-package-"));
-    const startingCluster = TestCluster.start({ nodes: 3, shards: 2 });
-    startingCluster.catch(() => undefined); // awaited below; a pack failure must not leave it unhandled
-    try {
-      await runOk("npm", ["pack", "--pack-destination", work, "--no-update-notifier"], root, PACK_TIMEOUT_MS);
-      const tarballs = readdirSync(work).filter((name) => name.endsWith(".tgz"));
-      expect(tarballs).toHaveLength(1);
-      tarball = join(work, tarballs[0]!);
-      plainDir = join(work, "plain-app");
-      typescriptDir = join(work, "typescript-app");
-      serverDir = join(work, "server-app");
-      makeApp(plainDir, { "app.mjs": PLAIN_APP });
-      makeApp(typescriptDir, { "app.ts": TYPESCRIPT_APP, "tsconfig.json": `${JSON.stringify(STRICT_TSCONFIG, null, 2)}\n` });
-      makeApp(serverDir, {});
-      const peers = Object.entries(manifest.peerDependencies).map(([name, range]) => `${name}@${range}`);
-      await Promise.all([install(plainDir, [tarball]), install(typescriptDir, [tarball, "@types/node@^20"]), install(serverDir, [tarball, ...peers])]);
-    } finally {
-      cluster = await startingCluster;
-    }
-  }, PACK_TIMEOUT_MS + INSTALL_TIMEOUT_MS + 60_000);
+  beforeAll(
+    async () => {
+      work = mkdtempSync(join(tmpdir(), "tally-package-"));
+      const startingCluster = TestCluster.start({ nodes: 3, shards: 2 });
+      startingCluster.catch(() => undefined); // awaited below; a pack failure must not leave it unhandled
+      try {
+        await runOk("npm", ["pack", "--pack-destination", work, "--no-update-notifier"], root, PACK_TIMEOUT_MS);
+        const tarballs = readdirSync(work).filter((name) => name.endsWith(".tgz"));
+        expect(tarballs).toHaveLength(1);
+        tarball = join(work, tarballs[0]!);
+        plainDir = join(work, "plain-app");
+        typescriptDir = join(work, "typescript-app");
+        serverDir = join(work, "server-app");
+        makeApp(plainDir, { "app.mjs": PLAIN_APP });
+        makeApp(typescriptDir, { "app.ts": TYPESCRIPT_APP, "tsconfig.json": `${JSON.stringify(STRICT_TSCONFIG, null, 2)}\n` });
+        makeApp(serverDir, {});
+        const peers = Object.entries(manifest.peerDependencies).map(([name, range]) => `${name}@${range}`);
+        await Promise.all([
+          install(plainDir, [tarball]),
+          install(typescriptDir, [tarball, "@types/node@^20"]),
+          install(serverDir, [tarball, ...peers]),
+        ]);
+      } finally {
+        cluster = await startingCluster;
+      }
+    },
+    PACK_TIMEOUT_MS + INSTALL_TIMEOUT_MS + 60_000,
+  );
 
   afterAll(async () => {
     await cluster?.destroy();
@@ -208,11 +225,26 @@ describe("the tally package, installed from npm pack", () => {
 
   it("ships the built client, the prebuilt bins, proto/ and LICENSE, and no tests or sources", async () => {
     const { stdout } = await runOk("tar", ["-tzf", tarball], work, RUN_TIMEOUT_MS);
-    const files = stdout.split("\n").filter((line) => line !== "").map((line) => line.replace(/^package\//, ""));
-    for (const file of ["LICENSE", "package.json", "dist/lib/index.js", "dist/lib/index.d.ts", "dist/tallyd.mjs", "dist/tallyctl.mjs", "bin/tallyd.js", "bin/tallyctl.js", "proto/tally.proto"]) {
+    const files = stdout
+      .split("\n")
+      .filter((line) => line !== "")
+      .map((line) => line.replace(/^package\//, ""));
+    for (const file of [
+      "LICENSE",
+      "package.json",
+      "dist/lib/index.js",
+      "dist/lib/index.d.ts",
+      "dist/tallyd.mjs",
+      "dist/tallyctl.mjs",
+      "bin/tallyd.js",
+      "bin/tallyctl.js",
+      "proto/tally.proto",
+    ]) {
       expect(files).toContain(file);
     }
-    expect(files.filter((file) => /^(test|src|bench|scripts)\//.test(file) || (file.endsWith(".ts") && !file.endsWith(".d.ts")))).toEqual([]);
+    expect(files.filter((file) => /^(test|src|bench|scripts)\//.test(file) || (file.endsWith(".ts") && !file.endsWith(".d.ts")))).toEqual(
+      [],
+    );
     expect(files).not.toContain("bin/bundle.js"); // the build: needs esbuild, which installs do not have
     const license = readFileSync(join(plainDir, "node_modules", "tally", "LICENSE"), "utf8");
     expect(license).toContain("Apache License\n                           Version 2.0, January 2004");

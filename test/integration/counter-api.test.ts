@@ -30,7 +30,6 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-
 /** The packed_adds form of plain adds (src/util/packed-adds.ts). */
 function packed(adds: Array<[string, bigint]>): Buffer {
   return encodePackedAddsField(adds.map(([key, delta]) => ({ key: Buffer.from(key), delta })));
@@ -142,20 +141,41 @@ describe("counter API", () => {
     const k2 = keyInShard("packed-b", 3);
     const leader = await leaderClient(cluster.endpoints(), 3);
     const { clientId } = await leader.call("registerSession", { shardId: 3 });
-    const reply = await leader.call("addBatch", { header: { shardId: 3, clientId, seq: "1", firstUnackedSeq: "1" }, packedAdds: packed([[k1, 5n], [k2, -7n], [k1, INT64_MAX - 5n]]) });
+    const reply = await leader.call("addBatch", {
+      header: { shardId: 3, clientId, seq: "1", firstUnackedSeq: "1" },
+      packedAdds: packed([
+        [k1, 5n],
+        [k2, -7n],
+        [k1, INT64_MAX - 5n],
+      ]),
+    });
     expect(reply.results).toEqual([]);
     const results = decodePackedResults(reply.packedResults as Buffer, 3);
     expect(results.map((result) => result.value)).toEqual([5n, -7n, INT64_MAX]);
     expect(new Set(results.map((result) => result.version)).size).toBe(1);
     expect((await client.get(k1)).value).toBe(INT64_MAX);
     // One op overflows: nothing of the batch is applied, and the error names the op.
-    const error = await rawError(leader.call("addBatch", { header: { shardId: 3, clientId, seq: "2", firstUnackedSeq: "2" }, packedAdds: packed([[k2, 1n], [k1, 1n]]) }));
+    const error = await rawError(
+      leader.call("addBatch", {
+        header: { shardId: 3, clientId, seq: "2", firstUnackedSeq: "2" },
+        packedAdds: packed([
+          [k2, 1n],
+          [k1, 1n],
+        ]),
+      }),
+    );
     expect(error.code).toBe("OUT_OF_RANGE");
     expect(error.info?.opIndex).toBe(1);
     expect((await client.get(k2)).value).toBe(-7n);
     // The client library sends plain adds packed; floors still go as ops; both read back the same.
-    await client.addBatch([{ key: k2, delta: 7n }, { key: k2, delta: 1n }]);
-    await client.addBatch([{ key: k2, delta: 1n, floor: 0n }, { key: k2, delta: 1n }]);
+    await client.addBatch([
+      { key: k2, delta: 7n },
+      { key: k2, delta: 1n },
+    ]);
+    await client.addBatch([
+      { key: k2, delta: 1n, floor: 0n },
+      { key: k2, delta: 1n },
+    ]);
     expect((await client.get(k2)).value).toBe(3n);
     leader.close();
   });
@@ -225,13 +245,50 @@ describe("counter API", () => {
       ["add", { header: header(), key: Buffer.alloc(300, 97), delta: "1" }, "INVALID_ARGUMENT", /256|300/],
       ["add", { key: Buffer.from(key), delta: "1" }, "INVALID_ARGUMENT", /header/],
       ["addBatch", { header: header(), ops: [] }, "INVALID_ARGUMENT", /at least one/],
-      ["addBatch", { header: header(), ops: Array.from({ length: 10_001 }, () => ({ add: { key: Buffer.from(key), delta: "1" } })) }, "INVALID_ARGUMENT", /10000|10,000/],
+      [
+        "addBatch",
+        { header: header(), ops: Array.from({ length: 10_001 }, () => ({ add: { key: Buffer.from(key), delta: "1" } })) },
+        "INVALID_ARGUMENT",
+        /10000|10,000/,
+      ],
       ["addBatch", { header: header(), ops: [{ add: { key: Buffer.from(key), delta: "1" } }, {}] }, "INVALID_ARGUMENT", /ops\[1\]/],
-      ["addBatch", { header: header(), ops: [{ add: { key: Buffer.from(key), delta: "1" } }], packedAdds: packed([[key, 1n]]) }, "INVALID_ARGUMENT", /ops or packed_adds, not both/],
-      ["addBatch", { header: header(), packedAdds: packed([[key, 1n], [key, 2n]]).subarray(0, 20) }, "INVALID_ARGUMENT", /ops\[1\] is truncated/],
+      [
+        "addBatch",
+        { header: header(), ops: [{ add: { key: Buffer.from(key), delta: "1" } }], packedAdds: packed([[key, 1n]]) },
+        "INVALID_ARGUMENT",
+        /ops or packed_adds, not both/,
+      ],
+      [
+        "addBatch",
+        {
+          header: header(),
+          packedAdds: packed([
+            [key, 1n],
+            [key, 2n],
+          ]).subarray(0, 20),
+        },
+        "INVALID_ARGUMENT",
+        /ops\[1\] is truncated/,
+      ],
       ["addBatch", { header: header(), packedAdds: Buffer.from([0, 0, 1, 0, 0, 0, 0, 0, 0, 0]) }, "INVALID_ARGUMENT", /empty key/],
-      ["addBatch", { header: header(), packedAdds: packed([[key, 1n], ["x".repeat(300), 1n]]) }, "INVALID_ARGUMENT", /ops\[1\]\.key: keys must be 1 to 256 bytes, got 300/],
-      ["addBatch", { header: header(), packedAdds: packed(Array.from({ length: 10_001 }, () => [key, 1n] as [string, bigint])) }, "INVALID_ARGUMENT", /batch limit of 10000/],
+      [
+        "addBatch",
+        {
+          header: header(),
+          packedAdds: packed([
+            [key, 1n],
+            ["x".repeat(300), 1n],
+          ]),
+        },
+        "INVALID_ARGUMENT",
+        /ops\[1\]\.key: keys must be 1 to 256 bytes, got 300/,
+      ],
+      [
+        "addBatch",
+        { header: header(), packedAdds: packed(Array.from({ length: 10_001 }, () => [key, 1n] as [string, bigint])) },
+        "INVALID_ARGUMENT",
+        /batch limit of 10000/,
+      ],
       ["addBatch", { header: header(), packedAdds: packed([[key, INT64_MAX]]) }, "OUT_OF_RANGE", /outside int64/],
       ["add", { header: { ...header(), clientId: "999999" }, key: Buffer.from(key), delta: "1" }, "SESSION_EXPIRED", /session/i],
       ["add", { header: header(), key: Buffer.from(keyInShard("elsewhere", 2)), delta: "1" }, "WRONG_SHARD", /shard 1/],
@@ -261,7 +318,8 @@ describe("counter API", () => {
             await client.add(key, 1n, { deadlineMs: 10_000 });
             acked.set(key, acked.get(key)! + 1n);
           } catch (error) {
-            if (error instanceof AmbiguousError || (error as Error).name.includes("Ambiguous")) ambiguous.set(key, ambiguous.get(key)! + 1n);
+            if (error instanceof AmbiguousError || (error as Error).name.includes("Ambiguous"))
+              ambiguous.set(key, ambiguous.get(key)! + 1n);
             else throw error;
           }
         }
@@ -306,14 +364,18 @@ describe("counter API", () => {
 
   test("the standard gRPC health service and server reflection answer (grpcurl-style tools work)", async () => {
     const require = createRequire(import.meta.url);
-    const healthPackage = grpc.loadPackageDefinition(protoLoader.loadSync(require.resolve("grpc-health-check/proto/health/v1/health.proto"))) as any;
+    const healthPackage = grpc.loadPackageDefinition(
+      protoLoader.loadSync(require.resolve("grpc-health-check/proto/health/v1/health.proto")),
+    ) as any;
     const reflectionPackage = grpc.loadPackageDefinition(
       protoLoader.loadSync(require.resolve("@grpc/reflection/build/proto/grpc/reflection/v1alpha/reflection.proto")),
     ) as any;
     const endpoint = cluster.endpoints()[0]!;
     const health = new healthPackage.grpc.health.v1.Health(endpoint, grpc.credentials.createInsecure());
     const status = await new Promise<any>((resolve, reject) =>
-      health.check({ service: "tally.v1.CounterService" }, { deadline: Date.now() + 5000 }, (error: Error | null, response: any) => (error ? reject(error) : resolve(response))),
+      health.check({ service: "tally.v1.CounterService" }, { deadline: Date.now() + 5000 }, (error: Error | null, response: any) =>
+        error ? reject(error) : resolve(response),
+      ),
     );
     health.close();
     expect(status.status).toBe(1); // SERVING (loaded without enum names)
@@ -339,7 +401,11 @@ describe("counter API", () => {
         for (const endpoint of cluster.endpoints()) {
           const raw = new RawNodeClient(endpoint);
           try {
-            const read = await raw.call("get", { key: Buffer.from(key), consistency: "STALE", minIndex: String(written.fence.index) }, 3000);
+            const read = await raw.call(
+              "get",
+              { key: Buffer.from(key), consistency: "STALE", minIndex: String(written.fence.index) },
+              3000,
+            );
             if (read.value !== "5") return false;
           } finally {
             raw.close();

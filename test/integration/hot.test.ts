@@ -31,7 +31,8 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-const isAmbiguous = (error: unknown): boolean => error instanceof AmbiguousError || (error instanceof Error && error.name.includes("Ambiguous"));
+const isAmbiguous = (error: unknown): boolean =>
+  error instanceof AmbiguousError || (error instanceof Error && error.name.includes("Ambiguous"));
 const shardOfKey = (key: Uint8Array): number => Math.floor(slotOf(key) / (16384 / SHARDS)) + 1;
 
 /** Adds from every client (two loops each) until stopped; counts acknowledged and ambiguous deltas. */
@@ -119,7 +120,12 @@ describe("hot counters end to end", () => {
     await expect(clients[0]!.declareHot(hotSubKey(Buffer.from(key), 1), 2)).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(clients[0]!.set(key, 1n)).rejects.toBeInstanceOf(FailedPreconditionError);
     await expect(clients[0]!.add(key, -1n, { floor: 0n })).rejects.toBeInstanceOf(FailedPreconditionError);
-    await expect(clients[0]!.addBatch([{ key: "hot:other", delta: 1n }, { op: "compareAndSet", key, expectedVersion: 0, value: 1n }])).rejects.toBeInstanceOf(FailedPreconditionError);
+    await expect(
+      clients[0]!.addBatch([
+        { key: "hot:other", delta: 1n },
+        { op: "compareAndSet", key, expectedVersion: 0, value: 1n },
+      ]),
+    ).rejects.toBeInstanceOf(FailedPreconditionError);
     expect((await clients[0]!.hotKeys()).map((route) => route.tags.length)).toEqual([4]);
     expect((await clients[2]!.get(key)).value).toBe(expected);
 
@@ -160,7 +166,12 @@ describe("hot counters end to end", () => {
     expect(sum).toBeLessThanOrEqual(acked + ambiguous);
     // Settled: every client and tallyctl agree.
     let lastRead: bigint | undefined;
-    await eventually(async () => ((lastRead = (await early.get(key)).value) === sum ? true : undefined), 10_000, "the early client to read the same sum", () => `the early client read ${lastRead}, the sum is ${sum}`);
+    await eventually(
+      async () => ((lastRead = (await early.get(key)).value) === sum ? true : undefined),
+      10_000,
+      "the early client to read the same sum",
+      () => `the early client read ${lastRead}, the sum is ${sum}`,
+    );
     expect((await tallyctl(cluster.endpoints(), "--json", "get", key)).output).toContain(`"value": "${sum}"`);
   }, 90_000);
 });

@@ -25,8 +25,8 @@ afterAll(async () => {
   await cluster?.destroy();
 });
 
-
-const isAmbiguous = (error: unknown): boolean => error instanceof AmbiguousError || (error instanceof Error && error.name.includes("Ambiguous"));
+const isAmbiguous = (error: unknown): boolean =>
+  error instanceof AmbiguousError || (error instanceof Error && error.name.includes("Ambiguous"));
 
 describe("counter kinds end to end", () => {
   test("windowed counters: adds at leader time and at event times, range and at, one kind per key", async () => {
@@ -44,7 +44,10 @@ describe("counter kinds end to end", () => {
     expect(range.points[0]!.value).toBe(12n);
     const count = await client.windowRange("kw:page", t - 10_000, t + 10_000, 20_000, "count");
     expect(count.points[0]!.value).toBe(3n);
-    const stale = await client.windowRange("kw:page", t - 10_000, t + 10_000, 20_000, "sum", { consistency: "stale", minIndex: range.appliedIndex });
+    const stale = await client.windowRange("kw:page", t - 10_000, t + 10_000, 20_000, "sum", {
+      consistency: "stale",
+      minIndex: range.appliedIndex,
+    });
     expect(stale.points[0]!.value).toBe(12n);
     await expect(client.add("kw:page", 1n)).rejects.toBeInstanceOf(FailedPreconditionError);
     await expect(client.addWindowed("kw:plain", 1n)).rejects.toBeInstanceOf(FailedPreconditionError);
@@ -86,7 +89,11 @@ describe("counter kinds end to end", () => {
     await eventually(async () => ((await client.get("kt:session")).exists ? undefined : true), 10_000, "kt:session to expire");
     const t = Math.floor(Date.now() / 1000) * 1000;
     // Written a moment after kt:session, so it may expire a moment later.
-    await eventually(async () => ((await client.windowRange("kt:window", t - 60_000, t + 1_000, 61_000)).version === 0n ? true : undefined), 10_000, "kt:window to expire");
+    await eventually(
+      async () => ((await client.windowRange("kt:window", t - 60_000, t + 1_000, 61_000)).version === 0n ? true : undefined),
+      10_000,
+      "kt:window to expire",
+    );
     // A write after expiry starts from nothing.
     expect((await client.add("kt:session", 1n)).value).toBe(1n);
   });
@@ -151,8 +158,16 @@ describe("counter kinds end to end", () => {
       let seq = 0;
       const header = () => ({ shardId: 1, clientId, seq: String(++seq), firstUnackedSeq: String(seq) });
       const cases: Array<[string, Record<string, unknown>, RegExp]> = [
-        ["addBatch", { header: header(), ops: [{ tryAcquire: { key: Buffer.from(key), n: "11", limit: "10", windowMs: "60000" } }] }, /ops\[0\]\.n/],
-        ["addBatch", { header: header(), ops: [{ tryAcquire: { key: Buffer.from(key), n: "1", limit: "10", windowMs: "0" } }] }, /window_ms/],
+        [
+          "addBatch",
+          { header: header(), ops: [{ tryAcquire: { key: Buffer.from(key), n: "11", limit: "10", windowMs: "60000" } }] },
+          /ops\[0\]\.n/,
+        ],
+        [
+          "addBatch",
+          { header: header(), ops: [{ tryAcquire: { key: Buffer.from(key), n: "1", limit: "10", windowMs: "0" } }] },
+          /window_ms/,
+        ],
         ["addBatch", { header: header(), ops: [{ uniqueAdd: { key: Buffer.from(key), items: [] } }] }, /items/],
         ["addBatch", { header: header(), ops: [{ windowAdd: { key: Buffer.from(key), delta: "1", ttlMs: "999999999999999" } }] }, /ttl_ms/],
         ["windowRange", { key: Buffer.from(key), fromMs: "1000", toMs: "1000", stepMs: "1000" }, /to_ms/],
@@ -193,7 +208,10 @@ describe("counter kinds end to end", () => {
       return { code, stdout, stderr };
     };
     const t = Math.floor(Date.now() / 1000) * 1000;
-    expect(await run("window", "add", "kc:w", "7", "--event-time-ms", String(t))).toMatchObject({ code: 0, stdout: expect.stringMatching(/^kc:w \+= 7 at .*bucket sum 7/) });
+    expect(await run("window", "add", "kc:w", "7", "--event-time-ms", String(t))).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(/^kc:w \+= 7 at .*bucket sum 7/),
+    });
     // Six 10 s points: one point (--last 10000) is the current 10 s step only, which misses the add
     // when it landed just before a step boundary (seen in CI: points ['0']).
     const range = await run("--json", "window", "range", "kc:w", "--last", "60000", "--step-ms", "10000");
@@ -201,7 +219,9 @@ describe("counter kinds end to end", () => {
     expect(JSON.parse(range.stdout).points.map((point: { value: string }) => point.value)).toContain("7");
     expect((await run("window", "at", "kc:w", String(t))).stdout).toMatch(/= 7 {2}\(1 adds/);
     expect((await run("limit", "kc:l", "2", "--limit", "3", "--window-ms", "60000")).stdout).toMatch(/allowed 2, 1 remaining/);
-    expect((await run("limit", "kc:l", "2", "--limit", "3", "--window-ms", "60000")).stdout).toMatch(/denied 2, 1 remaining, retry after \d+ ms/);
+    expect((await run("limit", "kc:l", "2", "--limit", "3", "--window-ms", "60000")).stdout).toMatch(
+      /denied 2, 1 remaining, retry after \d+ ms/,
+    );
     expect((await run("unique", "add", "kc:u", "a", "b", "c")).stdout).toMatch(/changed/);
     expect((await run("unique", "count", "kc:u")).stdout).toMatch(/^3 /);
     await run("add", "kc:top:x", "5");
@@ -228,7 +248,8 @@ describe("counter kinds end to end", () => {
     const seen: Array<{ key: string; value: bigint; kind: string; index: bigint }> = [];
     const watching = (async () => {
       for await (const batch of client.watch("kwatch:", { prefix: true, coalesceMs: 20, signal: controller.signal })) {
-        for (const event of batch.events) seen.push({ key: event.key.toString(), value: event.value, kind: event.kind, index: event.index });
+        for (const event of batch.events)
+          seen.push({ key: event.key.toString(), value: event.value, kind: event.kind, index: event.index });
       }
     })();
     await new Promise((resolve) => setTimeout(resolve, 300));
@@ -236,7 +257,12 @@ describe("counter kinds end to end", () => {
     for (const key of keys) for (let i = 0; i < 5; i++) await client.add(key, 1n);
     await client.addWindowed(keys[0]!, 3n, { ttlMs: 60_000 }).catch(() => undefined); // FAILED_PRECONDITION: a counter
     await client.reset(keys[1]!);
-    await eventually(() => (keys.every((key) => seen.some((event) => event.key === key && event.value === (key === keys[1] ? 0n : 5n))) ? true : undefined), 10_000, "every key's final value");
+    await eventually(
+      () =>
+        keys.every((key) => seen.some((event) => event.key === key && event.value === (key === keys[1] ? 0n : 5n))) ? true : undefined,
+      10_000,
+      "every key's final value",
+    );
     expect(seen.find((event) => event.key === keys[1] && event.kind === "deleted")).toBeDefined();
     // Coalesced: fewer events than writes (20 adds + 1 reset), values only grow per key.
     for (const key of keys.filter((k) => k !== keys[1])) {
@@ -279,7 +305,15 @@ describe("counter kinds end to end", () => {
     const LIMIT = 20;
     const startMs = Date.now();
     let stop = false;
-    const tally = { limitAllowed: 0, limitDenied: 0, limitAmbiguous: 0, openAllowed: 0, openAmbiguous: 0, windowAcked: 0n, windowAmbiguous: 0n };
+    const tally = {
+      limitAllowed: 0,
+      limitDenied: 0,
+      limitAmbiguous: 0,
+      openAllowed: 0,
+      openAmbiguous: 0,
+      windowAcked: 0n,
+      windowAmbiguous: 0n,
+    };
     const worker = async (): Promise<void> => {
       while (!stop) {
         try {
@@ -340,7 +374,11 @@ describe("counter kinds end to end", () => {
     expect(openGranted).toBeGreaterThanOrEqual(tally.openAllowed);
     expect(openGranted).toBeLessThanOrEqual(tally.openAllowed + tally.openAmbiguous);
     expect(tally.openAllowed).toBeGreaterThan(20);
-    await eventually(() => (watchedRemaining === BigInt(1_000_000 - openGranted) ? true : undefined), 15_000, "the watcher to see the last grant");
+    await eventually(
+      () => (watchedRemaining === BigInt(1_000_000 - openGranted) ? true : undefined),
+      15_000,
+      "the watcher to see the last grant",
+    );
     watchStop.abort();
     await watcher;
     // Windowed sums exact over the whole run.
@@ -375,16 +413,33 @@ describe("counter kinds end to end", () => {
     // is refused (FAILED_PRECONDITION, NOT_LEADER) until then, so ask until it starts.
     await cluster.waitReady(30_000);
     const attempts: string[] = [];
-    await eventually(async () => {
-      const out: string[] = [];
-      const io: CliIo = { stdout: (text) => out.push(text), stderr: (text) => out.push(text), cwd: cluster.dir, env: {}, createClient: (options) => new TallyClient(options) };
-      const code = await runCli(["--endpoints", cluster.endpoints().join(","), "--timeout", "8000", "shard", "split", "4", "--at", String(at)], io);
-      attempts.push(out.join(""));
-      return code === 0 ? true : undefined;
-    }, 30_000, "the split to start").catch((error: Error) => {
+    await eventually(
+      async () => {
+        const out: string[] = [];
+        const io: CliIo = {
+          stdout: (text) => out.push(text),
+          stderr: (text) => out.push(text),
+          cwd: cluster.dir,
+          env: {},
+          createClient: (options) => new TallyClient(options),
+        };
+        const code = await runCli(
+          ["--endpoints", cluster.endpoints().join(","), "--timeout", "8000", "shard", "split", "4", "--at", String(at)],
+          io,
+        );
+        attempts.push(out.join(""));
+        return code === 0 ? true : undefined;
+      },
+      30_000,
+      "the split to start",
+    ).catch((error: Error) => {
       throw new Error(`${error.message}; tallyctl said: ${attempts.slice(-3).join(" | ")}`);
     });
-    await eventually(async () => ((await client.routes()).shards.some((shard) => shard.slotStart === at) ? true : undefined), 30_000, "the split");
+    await eventually(
+      async () => ((await client.routes()).shards.some((shard) => shard.slotStart === at) ? true : undefined),
+      30_000,
+      "the split",
+    );
     const child = (await client.routes()).shards.find((shard) => shard.slotStart === at)!;
     expect(child.shardId).not.toBe(4);
     expect((await client.windowAt(windowKey, t)).sum).toBe(9n);

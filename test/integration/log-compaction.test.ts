@@ -27,28 +27,43 @@ describe("log compaction by size", () => {
     const c = (cluster = await TestCluster.start({ nodes: 3, shards: 1, metrics: true }));
     const client = new TallyClient({ endpoints: c.endpoints(), deadlineMs: 20_000 });
     const write = async (from: number, to: number) => {
-      for (let b = from; b < to; b++) await client.addBatch(Array.from({ length: OPS_PER_BATCH }, (_, i) => ({ key: keyOf(b, i), delta: BigInt(b + 1) })));
+      for (let b = from; b < to; b++)
+        await client.addBatch(Array.from({ length: OPS_PER_BATCH }, (_, i) => ({ key: keyOf(b, i), delta: BigInt(b + 1) })));
     };
     const three = new RawNodeClient(c.config.nodes.find((n) => n.id === 3)!.client);
     try {
       await client.connect();
       await write(0, 20);
-      for (const id of [1, 2, 3]) await eventually(async () => ((await c.metric(id, "tally_snapshots_taken_total")) >= 2 ? true : undefined), 20_000, `node ${id} compacted twice`);
+      for (const id of [1, 2, 3])
+        await eventually(
+          async () => ((await c.metric(id, "tally_snapshots_taken_total")) >= 2 ? true : undefined),
+          20_000,
+          `node ${id} compacted twice`,
+        );
 
       // Node 3 misses more than the 4 MiB tail, then comes back.
       await c.kill(3);
       await write(20, 32);
       c.startNode(3);
       const stale = async (keys: string[]) =>
-        (await three.call("getMany", { keys: keys.map((k) => Buffer.from(k)), consistency: "STALE", shardId: 1 }, 10_000)).values.map((v: { value: string }) => String(v.value));
-      await eventually(async () => ((await stale([keyOf(31, OPS_PER_BATCH - 1)]).catch(() => [""]))[0] === "32" ? true : undefined), 60_000, "node 3 caught up");
+        (await three.call("getMany", { keys: keys.map((k) => Buffer.from(k)), consistency: "STALE", shardId: 1 }, 10_000)).values.map(
+          (v: { value: string }) => String(v.value),
+        );
+      await eventually(
+        async () => ((await stale([keyOf(31, OPS_PER_BATCH - 1)]).catch(() => [""]))[0] === "32" ? true : undefined),
+        60_000,
+        "node 3 caught up",
+      );
       expect(await c.metric(3, "tally_snapshots_installed_total")).toBeGreaterThanOrEqual(1);
       const built = await Promise.all([1, 2].map((id) => c.metric(id, "tally_snapshots_built_total")));
       expect(built[0]! + built[1]!).toBeGreaterThanOrEqual(1);
       // Every count through node 3 alone: from before its kill, and from while it was down.
       for (const b of [0, 7, 19, 20, 26, 31]) {
         const values = await stale(Array.from({ length: OPS_PER_BATCH }, (_, i) => keyOf(b, i)));
-        expect(values.every((v: string) => v === String(b + 1)), `batch ${b} through node 3`).toBe(true);
+        expect(
+          values.every((v: string) => v === String(b + 1)),
+          `batch ${b} through node 3`,
+        ).toBe(true);
       }
       c.assertNoUnexpectedExit();
     } finally {

@@ -103,12 +103,19 @@ describe("tallyd: a durable multi-Raft node", () => {
     await eventually(async () => Number((await localGroup(follower.client, 1))?.applied ?? 0) >= 21, 15_000, "follower caught up by log");
     await cluster.kill(follower.id);
     // Far behind: many entries, compaction every 100 applied entries (keeping a 50-entry tail).
-    leader = await leaderClient(cluster.endpoints().filter((e) => e !== follower.client), 1);
+    leader = await leaderClient(
+      cluster.endpoints().filter((e) => e !== follower.client),
+      1,
+    );
     s = await session(leader, 1);
     for (let i = 0; i < 400; i++) await leader.call("add", { header: s.next(), key, delta: "1" });
     const status = await localGroup(leader.address, 1);
     cluster.startNode(follower.id);
-    await eventually(async () => Number((await localGroup(follower.client, 1))?.applied ?? 0) >= Number(status.applied), 20_000, "follower caught up by snapshot");
+    await eventually(
+      async () => Number((await localGroup(follower.client, 1))?.applied ?? 0) >= Number(status.applied),
+      20_000,
+      "follower caught up by snapshot",
+    );
     const replica = new RawNodeClient(follower.client);
     const read = await replica.call("get", { key, consistency: "STALE", minIndex: status.applied });
     expect(read.value).toBe("420");
@@ -151,7 +158,10 @@ describe("tallyd: a durable multi-Raft node", () => {
       const id = leaderNodeId(leader, cluster);
       leader.close();
       // And a Watch stream per shard on the node being stopped itself (the client's may be on another replica).
-      const victim = new (tallyProto().CounterService)(cluster.config.nodes.find((n) => n.id === id)!.client, grpc.credentials.createInsecure());
+      const victim = new (tallyProto().CounterService)(
+        cluster.config.nodes.find((n) => n.id === id)!.client,
+        grpc.credentials.createInsecure(),
+      );
       const streamsEnded = [1, 2].map((shardId) => {
         const stream = victim.watch!({ key: Buffer.from("connected-"), prefix: true, shardId, epoch: "0", fromIndex: "0", coalesceMs: 50 });
         stream.on("data", () => undefined);

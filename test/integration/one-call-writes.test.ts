@@ -58,7 +58,8 @@ describe("one-call writes (3 real nodes, no auth)", () => {
     }
     return client;
   };
-  const value = async (nodeId: number, key: string): Promise<string> => (await on(nodeId).call("get", { key: Buffer.from(key) }, 10_000)).value;
+  const value = async (nodeId: number, key: string): Promise<string> =>
+    (await on(nodeId).call("get", { key: Buffer.from(key) }, 10_000)).value;
 
   beforeAll(async () => {
     cluster = await TestCluster.start({ nodes: 3, shards: SHARDS });
@@ -96,7 +97,9 @@ describe("one-call writes (3 real nodes, no auth)", () => {
     const key = keyInShard("reuse", 2, SHARDS);
     const { leader, followers } = await roles(cluster, 2);
     await on(followers[0]!).call("add", add(key, 1, "reuse-1"));
-    const error = await on(followers[1]!).call("add", add(key, 2, "reuse-1")).catch((e: unknown) => e);
+    const error = await on(followers[1]!)
+      .call("add", add(key, 2, "reuse-1"))
+      .catch((e: unknown) => e);
     expect(codeOf(error)).toBe("INVALID_ARGUMENT");
     expect((error as RawCallError).message).toContain('request id "reuse-1" was used for a different request');
     expect(await value(leader, key)).toBe("1");
@@ -104,12 +107,18 @@ describe("one-call writes (3 real nodes, no auth)", () => {
 
   it("a mutation with neither a session nor a request_id is refused, saying what to send", async () => {
     const { followers } = await roles(cluster, 1);
-    const error = await on(followers[0]!).call("add", { key: Buffer.from("x"), delta: "1" }).catch((e: unknown) => e);
+    const error = await on(followers[0]!)
+      .call("add", { key: Buffer.from("x"), delta: "1" })
+      .catch((e: unknown) => e);
     expect(codeOf(error)).toBe("INVALID_ARGUMENT");
     expect((error as RawCallError).message).toContain("a request_id");
-    const both = await on(followers[0]!).call("add", { header: { requestId: "r", clientId: "5", seq: "1" }, key: Buffer.from("x"), delta: "1" }).catch((e: unknown) => e);
+    const both = await on(followers[0]!)
+      .call("add", { header: { requestId: "r", clientId: "5", seq: "1" }, key: Buffer.from("x"), delta: "1" })
+      .catch((e: unknown) => e);
     expect(codeOf(both)).toBe("INVALID_ARGUMENT");
-    const bad = await on(followers[0]!).call("add", add("x", 1, "caf\u00e9")).catch((e: unknown) => e);
+    const bad = await on(followers[0]!)
+      .call("add", add("x", 1, "caf\u00e9"))
+      .catch((e: unknown) => e);
     expect((bad as RawCallError).message).toContain("header.request_id must be printable ASCII");
   }, 30_000);
 
@@ -128,7 +137,9 @@ describe("one-call writes (3 real nodes, no auth)", () => {
     const applied = await on(followers[0]!).call("addBatch", batch("tag-1"));
     expect(applied.results.map((r: any) => r.value)).toEqual(["2", "1"]);
     // All or none: the second op fails its floor, so the first is not applied either.
-    const refused = await on(followers[1]!).call("addBatch", batch("tag-2", "1")).catch((e: unknown) => e);
+    const refused = await on(followers[1]!)
+      .call("addBatch", batch("tag-2", "1"))
+      .catch((e: unknown) => e);
     expect(codeOf(refused)).toBe("FAILED_PRECONDITION");
     expect((refused as RawCallError).info?.opIndex).toBe(1);
     expect([await value(leader, a), await value(leader, b)]).toEqual(["2", "1"]);
@@ -164,7 +175,9 @@ describe("one-call writes (3 real nodes, no auth)", () => {
     const { leader, followers } = await roles(cluster, 2);
     await cluster.kill(leader);
     // The followers still believe in the dead leader until an election timeout passes.
-    const first = await on(followers[0]!).call("add", add(key, 4, "dead-1")).catch((e: unknown) => e);
+    const first = await on(followers[0]!)
+      .call("add", add(key, 4, "dead-1"))
+      .catch((e: unknown) => e);
     expect(codeOf(first)).toBe("UNAVAILABLE");
     expect((first as RawCallError).message).toMatch(/forwarding to node \d+ .* failed: .*retry with the same request_id/);
     const answers = await eventually(
@@ -176,11 +189,15 @@ describe("one-call writes (3 real nodes, no auth)", () => {
       "the retried write answered by the new leader",
     );
     expect(answers).toBe("4");
-    const { leader: next } = await eventually(async () => {
-      const status = await on(followers[0]!).call("status", { localOnly: true });
-      const group = status.nodes[0]?.groups.find((g: any) => g.groupId === 2);
-      return group?.leaderId ? { leader: Number(group.leaderId) } : undefined;
-    }, 20_000, "a new leader of shard 2");
+    const { leader: next } = await eventually(
+      async () => {
+        const status = await on(followers[0]!).call("status", { localOnly: true });
+        const group = status.nodes[0]?.groups.find((g: any) => g.groupId === 2);
+        return group?.leaderId ? { leader: Number(group.leaderId) } : undefined;
+      },
+      20_000,
+      "a new leader of shard 2",
+    );
     expect(await value(next, key)).toBe("4");
     cluster.startNode(leader);
     await cluster.waitReady();
@@ -188,7 +205,20 @@ describe("one-call writes (3 real nodes, no auth)", () => {
 
   it("reflection serves proto/tally.proto as written (snake_case) and lists the health service", async () => {
     const address = cluster.config.nodes[0]!.client;
-    const reflectionProto = resolve(import.meta.dirname, "..", "..", "node_modules", "@grpc", "reflection", "build", "proto", "grpc", "reflection", "v1", "reflection.proto");
+    const reflectionProto = resolve(
+      import.meta.dirname,
+      "..",
+      "..",
+      "node_modules",
+      "@grpc",
+      "reflection",
+      "build",
+      "proto",
+      "grpc",
+      "reflection",
+      "v1",
+      "reflection.proto",
+    );
     const definition = protoLoader.loadSync(reflectionProto, { keepCase: true, longs: String, defaults: true, oneofs: true });
     const Reflection = (grpc.loadPackageDefinition(definition) as any).grpc.reflection.v1.ServerReflection as grpc.ServiceClientConstructor;
     const client = new Reflection(address, grpc.credentials.createInsecure()) as any;
@@ -205,15 +235,15 @@ describe("one-call writes (3 real nodes, no auth)", () => {
     try {
       const services = (await ask({ list_services: "" })).list_services_response.service.map((s: any) => s.name);
       expect(services).toEqual(expect.arrayContaining(["tally.v1.CounterService", "tally.v1.AdminService", "grpc.health.v1.Health"]));
-      const files = (await ask({ file_containing_symbol: "tally.v1.RequestHeader" })).file_descriptor_response.file_descriptor_proto.map((bytes: Buffer) =>
-        descriptor.FileDescriptorProto.decode(bytes),
+      const files = (await ask({ file_containing_symbol: "tally.v1.RequestHeader" })).file_descriptor_response.file_descriptor_proto.map(
+        (bytes: Buffer) => descriptor.FileDescriptorProto.decode(bytes),
       ) as any[];
       const file = files.find((f) => f.package === "tally.v1");
       expect(file.name).toBe("tally.proto");
       const header = file.messageType.find((m: any) => m.name === "RequestHeader");
       expect(header.field.map((f: any) => f.name)).toEqual(["shard_id", "epoch", "client_id", "seq", "first_unacked_seq", "request_id"]);
-      const health = (await ask({ file_containing_symbol: "grpc.health.v1.Health" })).file_descriptor_response.file_descriptor_proto.map((bytes: Buffer) =>
-        descriptor.FileDescriptorProto.decode(bytes),
+      const health = (await ask({ file_containing_symbol: "grpc.health.v1.Health" })).file_descriptor_response.file_descriptor_proto.map(
+        (bytes: Buffer) => descriptor.FileDescriptorProto.decode(bytes),
       ) as any[];
       expect(health.map((f) => f.name)).toContain("grpc/health/v1/health.proto");
     } finally {
@@ -237,7 +267,11 @@ describe("one-call writes with auth on: the forward keeps the caller, and only n
   };
 
   beforeAll(async () => {
-    cluster = await TestCluster.start({ nodes: 3, shards: SHARDS, auth: { tokens: Object.values(tokens), readyToken: tokens.admin.token } });
+    cluster = await TestCluster.start({
+      nodes: 3,
+      shards: SHARDS,
+      auth: { tokens: Object.values(tokens), readyToken: tokens.admin.token },
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -260,14 +294,19 @@ describe("one-call writes with auth on: the forward keeps the caller, and only n
     const { leader } = await roles(cluster, 1, tokens.admin.token);
     const address = cluster.config.nodes.find((n) => n.id === leader)!.client;
     const admin = new (tallyProto().AdminService)(address, grpc.credentials.createInsecure()) as any;
-    const entry = encodeEntry({ timestampMs: 0, commands: [{ type: "write", requestId: "forged-1", ops: [{ kind: "add", key: Buffer.from(key), delta: 1n }], owner: "alice" }] });
+    const entry = encodeEntry({
+      timestampMs: 0,
+      commands: [{ type: "write", requestId: "forged-1", ops: [{ kind: "add", key: Buffer.from(key), delta: 1n }], owner: "alice" }],
+    });
     const body = encodeBody({ shardId: 1, epoch: 0, timeoutMs: 2000, entry });
     try {
       for (const token of [tokens.admin.token, tokens.bob.token]) {
         const metadata = new grpc.Metadata();
         metadata.set("authorization", `Bearer ${token}`);
         const code = await new Promise<number>((resolvePromise) =>
-          admin.forwardWrite({ body }, metadata, { deadline: Date.now() + 5000 }, (error: grpc.ServiceError | null) => resolvePromise(error?.code ?? grpc.status.OK)),
+          admin.forwardWrite({ body }, metadata, { deadline: Date.now() + 5000 }, (error: grpc.ServiceError | null) =>
+            resolvePromise(error?.code ?? grpc.status.OK),
+          ),
         );
         expect(code).toBe(grpc.status.PERMISSION_DENIED);
       }

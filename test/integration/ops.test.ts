@@ -72,7 +72,9 @@ async function scrape(id: number): Promise<Sample[]> {
 }
 
 function sum(samples: Sample[], name: string, labels: Record<string, string> = {}): number {
-  return samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((total, s) => total + s.value, 0);
+  return samples
+    .filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+    .reduce((total, s) => total + s.value, 0);
 }
 
 async function scrapeAll(): Promise<Sample[][]> {
@@ -172,7 +174,11 @@ describe("overload protection", () => {
 
       // A refused seq was never applied: retrying it now (within the limit) applies it once.
       const firstRefused = outcomes.findIndex((o) => o.status === "rejected");
-      const retried = await raw.call("add", { header: { shardId: 1, clientId, seq: String(firstRefused + 1), firstUnackedSeq: "1" }, key, delta: "3" });
+      const retried = await raw.call("add", {
+        header: { shardId: 1, clientId, seq: String(firstRefused + 1), firstUnackedSeq: "1" },
+        key,
+        delta: "3",
+      });
       expect(BigInt(retried.value)).toBe(BigInt(3 * (acknowledged + 1)));
 
       const samples = await scrape(Number((await raw.call("status", { localOnly: true })).nodes[0].nodeId));
@@ -201,7 +207,10 @@ describe("overload protection", () => {
         stream.on("error", reject);
       });
       for (let i = 0; i < ops; i++) {
-        stream.write({ id: String(i), add: { header: { shardId: 1, clientId, seq: String(i + 1), firstUnackedSeq: "1" }, key, delta: "1" } });
+        stream.write({
+          id: String(i),
+          add: { header: { shardId: 1, clientId, seq: String(i + 1), firstUnackedSeq: "1" }, key, delta: "1" },
+        });
       }
       stream.end();
       await done;
@@ -320,7 +329,10 @@ describe("slow consumers cannot grow a node's memory", () => {
       if (slotOf(key) < 16384 / SHARDS) keys.push(key);
     }
     for (let start = 0, seq = 1; start < keys.length; start += 200, seq++) {
-      await raw.call("addBatch", { header: { shardId: 1, clientId, seq: String(seq), firstUnackedSeq: String(seq) }, ops: keys.slice(start, start + 200).map((key) => ({ add: { key, delta: "1" } })) });
+      await raw.call("addBatch", {
+        header: { shardId: 1, clientId, seq: String(seq), firstUnackedSeq: String(seq) },
+        ops: keys.slice(start, start + 200).map((key) => ({ add: { key, delta: "1" } })),
+      });
     }
   }
 
@@ -401,7 +413,12 @@ describe("slow consumers cannot grow a node's memory", () => {
     session.on("error", () => undefined);
     try {
       const before = await answered();
-      const stream = session.request({ ":method": "POST", ":path": "/tally.v1.CounterService/Pipeline", "content-type": "application/grpc", te: "trailers" });
+      const stream = session.request({
+        ":method": "POST",
+        ":path": "/tally.v1.CounterService/Pipeline",
+        "content-type": "application/grpc",
+        te: "trailers",
+      });
       stream.on("error", () => undefined);
       stream.pause();
       const key = Buffer.from(`ops:pipeline-unread:${"z".repeat(200)}`);
@@ -439,12 +456,16 @@ describe("health", () => {
   /** grpc.health.v1 Check on a node: 1 SERVING, 2 NOT_SERVING (the proto is loaded without enum names). */
   async function grpcHealth(id: number): Promise<number> {
     const require = createRequire(import.meta.url);
-    const healthPackage = grpc.loadPackageDefinition(protoLoader.loadSync(require.resolve("grpc-health-check/proto/health/v1/health.proto"))) as any;
+    const healthPackage = grpc.loadPackageDefinition(
+      protoLoader.loadSync(require.resolve("grpc-health-check/proto/health/v1/health.proto")),
+    ) as any;
     const address = cluster.config.nodes.find((n) => n.id === id)!.client;
     const stub = new healthPackage.grpc.health.v1.Health(address, grpc.credentials.createInsecure());
     try {
       const response = await new Promise<any>((resolve, reject) =>
-        stub.check({ service: "tally.v1.CounterService" }, { deadline: Date.now() + 3000 }, (error: Error | null, reply: any) => (error ? reject(error) : resolve(reply))),
+        stub.check({ service: "tally.v1.CounterService" }, { deadline: Date.now() + 3000 }, (error: Error | null, reply: any) =>
+          error ? reject(error) : resolve(reply),
+        ),
       );
       return response.status;
     } finally {

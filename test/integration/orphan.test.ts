@@ -38,7 +38,13 @@ function alive(pid: number): boolean {
 test("tallyd exits when the process that started it is killed", async () => {
   dir = mkdtempSync(join(tmpdir(), "tally-orphan-"));
   const configPath = join(dir, "cluster.yaml");
-  writeFileSync(configPath, stringify({ cluster: { replicationFactor: 1, shards: 1 }, nodes: [{ id: 1, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, dataDir: "n1" }] }));
+  writeFileSync(
+    configPath,
+    stringify({
+      cluster: { replicationFactor: 1, shards: 1 },
+      nodes: [{ id: 1, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, dataDir: "n1" }],
+    }),
+  );
   const parentScript = `
     const { spawn } = require("node:child_process");
     const child = spawn(process.execPath, [${JSON.stringify(join(root, "bin", "tallyd.js"))}, "--config", ${JSON.stringify(configPath)}, "--node", "1"],

@@ -73,7 +73,10 @@ function snapshotMessage(from: number, to: number, data: Uint8Array): Message {
   return message(from, to, {
     type: MessageType.Snap,
     term: 3,
-    snapshot: { metadata: { index: 40, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data },
+    snapshot: {
+      metadata: { index: 40, term: 3, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } },
+      data,
+    },
   });
 }
 
@@ -82,14 +85,18 @@ function snapshotMessage(from: number, to: number, data: Uint8Array): Message {
  * as node `dialer` (to node `listener`) and hands back the frame MACs; without, it sends no headers.
  */
 async function rawRaftStream(address: string, options: { secret?: string; dialer: number; listener: number }) {
-  const handshake = options.secret === undefined ? undefined : new PeerAuthenticator(options.secret).dial("raft", options.dialer, options.listener);
+  const handshake =
+    options.secret === undefined ? undefined : new PeerAuthenticator(options.secret).dial("raft", options.dialer, options.listener);
   const stream = rawClient(address).Raft(handshake?.metadata ?? new grpc.Metadata(), { deadline: Date.now() + 10_000 });
   stream.on("error", () => undefined);
   stream.on("data", () => undefined);
   const status = new Promise<grpc.StatusObject>((resolve) => stream.on("status", resolve));
   let frameMac: FrameMac | undefined;
   if (handshake !== undefined) {
-    const headers = await Promise.race([new Promise<grpc.Metadata>((resolve) => stream.on("metadata", resolve)), status.then(() => undefined)]);
+    const headers = await Promise.race([
+      new Promise<grpc.Metadata>((resolve) => stream.on("metadata", resolve)),
+      status.then(() => undefined),
+    ]);
     if (headers === undefined) throw new Error("the stream ended before the listener answered");
     frameMac = handshake.finish(headers);
   }
@@ -117,7 +124,9 @@ describe("PeerTransport with a cluster secret", () => {
     for (const node of nodes) {
       for (const from of nodes) {
         if (from === node) continue;
-        expect(node.received.filter((r) => r.from === from.id).map((r) => r.message.commit)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+        expect(node.received.filter((r) => r.from === from.id).map((r) => r.message.commit)).toEqual(
+          Array.from({ length: 20 }, (_, i) => i),
+        );
       }
     }
     const data = new Uint8Array(600 * 1024).map((_, i) => (i * 31) & 0xff);
@@ -143,7 +152,10 @@ describe("PeerTransport with a cluster secret", () => {
       b.transport.flush();
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    await waitFor(() => a.snapshotResults.length === 1 && a.transport.stats.unauthenticated >= 2 && b.transport.stats.unauthenticated >= 1, "refusals on both sides");
+    await waitFor(
+      () => a.snapshotResults.length === 1 && a.transport.stats.unauthenticated >= 2 && b.transport.stats.unauthenticated >= 1,
+      "refusals on both sides",
+    );
     expect(a.snapshotResults).toEqual([{ to: 2, groupId: 1, ok: false }]);
     expect(a.transport.isConnected(2)).toBe(false);
     expect(b.transport.isConnected(1)).toBe(false);
@@ -170,7 +182,12 @@ describe("PeerTransport with a cluster secret", () => {
   });
 
   it("refuses a caller that proves the secret as one node and sends frames in another's name", async () => {
-    const b = await startNode(2, { peers: new Map([[1, "127.0.0.1:1"], [3, "127.0.0.1:1"]]) });
+    const b = await startNode(2, {
+      peers: new Map([
+        [1, "127.0.0.1:1"],
+        [3, "127.0.0.1:1"],
+      ]),
+    });
     const { stream, frameMac, outcome } = await rawRaftStream(b.transport.boundAddress, { secret: SECRET, dialer: 1, listener: 2 });
     const spliced = frameOf(3, 2);
     stream.write({ ...spliced, mac: frameMac!.sign(spliced.payload) });
@@ -179,7 +196,9 @@ describe("PeerTransport with a cluster secret", () => {
     expect(b.received).toEqual([]);
 
     // A handshake that claims a node id which is not a peer is refused before any frame.
-    const stranger = rawClient(b.transport.boundAddress).Raft(new PeerAuthenticator(SECRET).dial("raft", 9, 2).metadata, { deadline: Date.now() + 10_000 });
+    const stranger = rawClient(b.transport.boundAddress).Raft(new PeerAuthenticator(SECRET).dial("raft", 9, 2).metadata, {
+      deadline: Date.now() + 10_000,
+    });
     stranger.on("error", () => undefined);
     const strangerStatus = await new Promise<grpc.StatusObject>((resolve) => stranger.on("status", resolve));
     expect(strangerStatus.code).toBe(grpc.status.UNAUTHENTICATED);
@@ -235,7 +254,9 @@ describe("PeerTransport with a cluster secret", () => {
     });
     const upload = (metadata: grpc.Metadata, chunks: (headers: grpc.Metadata | undefined) => SnapshotChunkWire[]) =>
       new Promise<{ error: grpc.ServiceError | null; ack?: SnapshotAckWire }>((resolve) => {
-        const call = rawClient(b.transport.boundAddress).Snapshot(metadata, { deadline: Date.now() + 10_000 }, (error, ack) => resolve(ack === undefined ? { error } : { error, ack }));
+        const call = rawClient(b.transport.boundAddress).Snapshot(metadata, { deadline: Date.now() + 10_000 }, (error, ack) =>
+          resolve(ack === undefined ? { error } : { error, ack }),
+        );
         call.on("error", () => undefined);
         let wrote = false;
         const write = (headers: grpc.Metadata | undefined) => {

@@ -39,11 +39,21 @@ async function scrapeGroup(url: string, group: number): Promise<GroupView> {
     if (row === undefined) throw new Error(`no ${name} for group ${group}`);
     return Number(row.slice(row.lastIndexOf(" ") + 1));
   };
-  return { term: sample("tally_raft_term"), isLeader: sample("tally_raft_is_leader") === 1, lastIndex: sample("tally_raft_last_index"), commit: sample("tally_raft_commit_index") };
+  return {
+    term: sample("tally_raft_term"),
+    isLeader: sample("tally_raft_is_leader") === 1,
+    lastIndex: sample("tally_raft_last_index"),
+    commit: sample("tally_raft_commit_index"),
+  };
 }
 
 /** Opens a Raft stream to `peerAddress`, writes one frame, and reports how the stream ended (or "open" after `openMs`). */
-async function sendForgedFrame(peerAddress: string, fromNode: number, message: Message, openMs: number): Promise<grpc.StatusObject | "open"> {
+async function sendForgedFrame(
+  peerAddress: string,
+  fromNode: number,
+  message: Message,
+  openMs: number,
+): Promise<grpc.StatusObject | "open"> {
   const client = new (peerService().Client)(peerAddress, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1 });
   const stream = client.Raft(new grpc.Metadata(), { deadline: Date.now() + 10_000 });
   try {
@@ -67,15 +77,23 @@ async function sendForgedFrame(peerAddress: string, fromNode: number, message: M
 /** One node's own applied value of `key` (STALE read from that replica, once it applied minIndex). */
 async function replicaValue(address: string, key: string, minIndex: bigint): Promise<bigint> {
   const stub = new (tallyProto().CounterService)(address, grpc.credentials.createInsecure()) as unknown as {
-    get(request: object, metadata: grpc.Metadata, options: grpc.CallOptions, callback: (error: grpc.ServiceError | null, response: { value: unknown }) => void): void;
+    get(
+      request: object,
+      metadata: grpc.Metadata,
+      options: grpc.CallOptions,
+      callback: (error: grpc.ServiceError | null, response: { value: unknown }) => void,
+    ): void;
     close(): void;
   };
   const metadata = new grpc.Metadata();
   metadata.set("authorization", `Bearer ${admin.token}`);
   try {
     const response = await new Promise<{ value: unknown }>((resolve, reject) =>
-      stub.get({ key: Buffer.from(key), consistency: "STALE", minIndex: minIndex.toString(), shardId: SHARD }, metadata, { deadline: Date.now() + 5_000 }, (error, reply) =>
-        error ? reject(error) : resolve(reply),
+      stub.get(
+        { key: Buffer.from(key), consistency: "STALE", minIndex: minIndex.toString(), shardId: SHARD },
+        metadata,
+        { deadline: Date.now() + 5_000 },
+        (error, reply) => (error ? reject(error) : resolve(reply)),
       ),
     );
     return BigInt(String(response.value));
@@ -97,7 +115,13 @@ describe("peer port without TLS, auth on", () => {
   });
 
   function adminClient(): TallyClient {
-    client ??= new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 15_000, attemptTimeoutMs: 2_000, connectTimeoutMs: 1_000, token: admin.token });
+    client ??= new TallyClient({
+      endpoints: cluster.endpoints(),
+      deadlineMs: 15_000,
+      attemptTimeoutMs: 2_000,
+      connectTimeoutMs: 1_000,
+      token: admin.token,
+    });
     return client;
   }
 
@@ -106,9 +130,15 @@ describe("peer port without TLS, auth on", () => {
     // The attacker waits for a quiet shard: every replica holds the whole log and has committed it.
     const views = await eventually(
       async () => {
-        const seen = await Promise.all(cluster.config.nodes.map(async (node) => ({ id: node.id, ...(await scrapeGroup(cluster.opsUrl(node.id), SHARD)) })));
+        const seen = await Promise.all(
+          cluster.config.nodes.map(async (node) => ({ id: node.id, ...(await scrapeGroup(cluster.opsUrl(node.id), SHARD)) })),
+        );
         const leaders = seen.filter((view) => view.isLeader);
-        const settled = leaders.length === 1 && seen.every((view) => view.term === leaders[0]!.term && view.lastIndex === leaders[0]!.lastIndex && view.commit === view.lastIndex);
+        const settled =
+          leaders.length === 1 &&
+          seen.every(
+            (view) => view.term === leaders[0]!.term && view.lastIndex === leaders[0]!.lastIndex && view.commit === view.lastIndex,
+          );
         return settled ? seen : undefined;
       },
       10_000,
@@ -154,7 +184,8 @@ describe("peer port without TLS, auth on", () => {
       expect((outcome as grpc.StatusObject).code).toBe(grpc.status.UNAUTHENTICATED);
     }
     // The refusals are visible to operators.
-    for (const follower of views.filter((view) => !view.isLeader)) expect(await cluster.metric(follower.id, "tally_peer_unauthenticated_total")).toBeGreaterThanOrEqual(1);
+    for (const follower of views.filter((view) => !view.isLeader))
+      expect(await cluster.metric(follower.id, "tally_peer_unauthenticated_total")).toBeGreaterThanOrEqual(1);
     cluster.assertNoUnexpectedExit();
   });
 });

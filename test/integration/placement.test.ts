@@ -23,7 +23,10 @@ class SteadyLoad {
   private running = true;
   private readonly workers: Promise<void>[] = [];
 
-  constructor(private readonly client: TallyClient, concurrency: number) {
+  constructor(
+    private readonly client: TallyClient,
+    concurrency: number,
+  ) {
     for (let w = 0; w < concurrency; w++) this.workers.push(this.work(w));
   }
 
@@ -65,7 +68,10 @@ class SteadyLoad {
       const { value } = await client.get(key, { deadlineMs: 10_000 });
       const acked = BigInt(this.acked.get(key) ?? 0);
       const ambiguous = BigInt(this.ambiguous.get(key) ?? 0);
-      expect(value >= ackedBefore && value <= acked + ambiguous + inflight, `${key}: value ${value}, acked ${ackedBefore}..${acked}, ambiguous ${ambiguous}, in flight <= ${inflight}`).toBe(true);
+      expect(
+        value >= ackedBefore && value <= acked + ambiguous + inflight,
+        `${key}: value ${value}, acked ${ackedBefore}..${acked}, ambiguous ${ambiguous}, in flight <= ${inflight}`,
+      ).toBe(true);
     }
   }
 }
@@ -79,15 +85,22 @@ describe("metadata group and placement controller (real processes)", () => {
   const clusterMap = async (): Promise<ClusterMapReply> => {
     let map = await client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 5000 });
     const leader = map.nodes.find((n) => n.nodeId === map.metaLeaderId);
-    if (!map.fromMetaLeader && leader) map = await client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 5000, address: leader.clientAddress });
+    if (!map.fromMetaLeader && leader)
+      map = await client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 5000, address: leader.clientAddress });
     return map;
   };
-  const replicasOf = (map: ClusterMapReply, node: number) => map.shards.filter((s) => [...s.voters, ...s.learners].includes(String(node))).length;
+  const replicasOf = (map: ClusterMapReply, node: number) =>
+    map.shards.filter((s) => [...s.voters, ...s.learners].includes(String(node))).length;
   const describeMap = (map: ClusterMapReply | undefined): string => {
     if (!map) return "no map read";
     const nodes = map.nodes.map((n) => `${n.nodeId} ${n.state} leading ${n.leaders}`).join(", ");
-    const shards = map.shards.map((s) => `shard ${s.shardId}: leader ${s.leaderId} voters ${s.voters} learners ${s.learners} outgoing ${s.votersOutgoing}`).join("; ");
-    const operations = map.operations.slice(-8).map((op) => `${op.id} ${op.state}: ${op.step}`).join("; ");
+    const shards = map.shards
+      .map((s) => `shard ${s.shardId}: leader ${s.leaderId} voters ${s.voters} learners ${s.learners} outgoing ${s.votersOutgoing}`)
+      .join("; ");
+    const operations = map.operations
+      .slice(-8)
+      .map((op) => `${op.id} ${op.state}: ${op.step}`)
+      .join("; ");
     return `last map (meta leader ${map.metaLeaderId}, nodes ${nodes}): ${shards}\nlast operations: ${operations}\n${controllerLog()}`;
   };
   /** The last controller decisions any node logged, oldest first. */
@@ -98,9 +111,14 @@ describe("metadata group and placement controller (real processes)", () => {
       for (const line of cluster.logs(node.id).split("\n")) if (wanted.test(line)) lines.push(`node ${node.id}: ${line}`);
     }
     const time = (line: string) => Number(/"time":(\d+)/.exec(line)?.[1] ?? 0);
-    return `controller log (last 30):\n${lines.sort((a, b) => time(a) - time(b)).slice(-30).join("\n")}`;
+    return `controller log (last 30):\n${lines
+      .sort((a, b) => time(a) - time(b))
+      .slice(-30)
+      .join("\n")}`;
   };
-  const settled = (map: ClusterMapReply) => map.operations.every((op) => op.state !== "running") && map.shards.every((s) => s.learners.length === 0 && s.votersOutgoing.length === 0 && s.voters.length === 3);
+  const settled = (map: ClusterMapReply) =>
+    map.operations.every((op) => op.state !== "running") &&
+    map.shards.every((s) => s.learners.length === 0 && s.votersOutgoing.length === 0 && s.voters.length === 3);
 
   beforeAll(async () => {
     cluster = await TestCluster.start({
@@ -123,8 +141,16 @@ describe("metadata group and placement controller (real processes)", () => {
   });
 
   it("the map is bootstrapped from cluster.yaml: 3 nodes, 4 shards at epoch 1, and tallyctl status shows it", async () => {
-    const map = await eventually(async () => ((await clusterMap()).fromMetaLeader ? clusterMap() : undefined), 15_000, "the metadata leader's map");
-    expect(map.nodes.map((n) => [n.nodeId, n.zone, n.state])).toEqual([["1", "z1", "up"], ["2", "z2", "up"], ["3", "z3", "up"]]);
+    const map = await eventually(
+      async () => ((await clusterMap()).fromMetaLeader ? clusterMap() : undefined),
+      15_000,
+      "the metadata leader's map",
+    );
+    expect(map.nodes.map((n) => [n.nodeId, n.zone, n.state])).toEqual([
+      ["1", "z1", "up"],
+      ["2", "z2", "up"],
+      ["3", "z3", "up"],
+    ]);
     expect(map.shards.map((s) => s.voters.join(","))).toEqual(["1,2,3", "1,2,3", "1,2,3", "1,2,3"]);
     const { code, output } = await tallyctl("status");
     expect(code).toBe(0);
@@ -156,7 +182,13 @@ describe("metadata group and placement controller (real processes)", () => {
       async () => {
         const m = (last = await clusterMap());
         const counts = m.nodes.filter((n) => n.state === "up").map((n) => replicasOf(m, Number(n.nodeId)));
-        return m.nodes.length === 5 && settled(m) && Math.max(...counts) - Math.min(...counts) <= 1 && replicasOf(m, four) >= 2 && replicasOf(m, five) >= 2 ? m : undefined;
+        return m.nodes.length === 5 &&
+          settled(m) &&
+          Math.max(...counts) - Math.min(...counts) <= 1 &&
+          replicasOf(m, four) >= 2 &&
+          replicasOf(m, five) >= 2
+          ? m
+          : undefined;
       },
       150_000,
       "replicas balanced over 5 nodes",
@@ -167,10 +199,14 @@ describe("metadata group and placement controller (real processes)", () => {
     // 4 leaderships over 5 nodes: the controller evens leader counts as far as the replicas allow
     // (chains of transfers where no single one helps), which here is one each on 4 nodes.
     const spreadStart = Date.now();
-    await eventually(async () => {
-      const m = (last = await clusterMap());
-      return m.nodes.filter((n) => n.leaders > 0).length >= 4 ? m : undefined;
-    }, 30_000, "leaders spread over at least 4 nodes").catch((error: Error) => {
+    await eventually(
+      async () => {
+        const m = (last = await clusterMap());
+        return m.nodes.filter((n) => n.leaders > 0).length >= 4 ? m : undefined;
+      },
+      30_000,
+      "leaders spread over at least 4 nodes",
+    ).catch((error: Error) => {
       throw new Error(`${error.message}\n${describeMap(last)}`, { cause: error });
     });
     console.log(`placement: leaders spread over 4 nodes ${Date.now() - spreadStart} ms after replicas balanced`);
@@ -227,10 +263,20 @@ describe("metadata group and placement controller (real processes)", () => {
     const drained = await tallyctl("node", "drain", "2");
     expect(drained.code, drained.output).toBe(0);
     expect(drained.output).toContain("node 2 draining");
-    await eventually(async () => {
-      const m = await clusterMap();
-      return replicasOf(m, 2) === 0 && !m.metaVoters.includes("2") && m.metaVoters.length === 3 && settled(m) && m.nodes.find((n) => n.nodeId === "2")!.leaders === 0 ? m : undefined;
-    }, 90_000, "node 2 holding no replica, of a shard or of the metadata group");
+    await eventually(
+      async () => {
+        const m = await clusterMap();
+        return replicasOf(m, 2) === 0 &&
+          !m.metaVoters.includes("2") &&
+          m.metaVoters.length === 3 &&
+          settled(m) &&
+          m.nodes.find((n) => n.nodeId === "2")!.leaders === 0
+          ? m
+          : undefined;
+      },
+      90_000,
+      "node 2 holding no replica, of a shard or of the metadata group",
+    );
     const removed = await tallyctl("node", "remove", "2");
     expect(removed.code, removed.output).toBe(0);
     expect((await clusterMap()).nodes.find((n) => n.nodeId === "2")!.state).toBe("removed");
@@ -243,27 +289,33 @@ describe("metadata group and placement controller (real processes)", () => {
     // On a timeout, the last map and the last refusal say why (a move that never settles, a busy shard).
     let last: ClusterMapReply | undefined;
     let lastRefusal = "";
-    const { coordinator, target, shard } = await eventually(async () => {
-      const map = (last = await clusterMap());
-      if (!settled(map)) return undefined;
-      const coordinator = Number(map.metaLeaderId);
-      // A shard without a replica on some up node other than the coordinator (node 4 when it can be:
-      // earlier steps decide where replicas sit), moved there from a voter that is not the coordinator.
-      const candidates = map.nodes.filter((n) => n.state === "up" && Number(n.nodeId) !== coordinator).map((n) => n.nodeId);
-      candidates.sort((a, b) => (a === "4" ? -1 : b === "4" ? 1 : 0));
-      const target = candidates.find((t) => map.shards.some((s) => !s.voters.includes(t) && s.voters.some((v) => Number(v) !== coordinator)));
-      expect(target, JSON.stringify(map.shards.map((s) => s.voters))).toBeDefined();
-      const shard = map.shards.find((s) => !s.voters.includes(target!) && s.voters.some((v) => Number(v) !== coordinator))!;
-      const from = shard.voters.find((v) => Number(v) !== coordinator)!;
-      const moved = await tallyctl("shard", "move", String(shard.shardId), "--from", from, "--to", target!);
-      if (moved.code !== 0 && /already has operation \d+ running/.test(moved.output)) {
-        lastRefusal = moved.output.trim();
-        return undefined;
-      }
-      expect(moved.code, moved.output).toBe(0);
-      expect(moved.output).toMatch(/operation \d+: move shard/);
-      return { coordinator, target: target!, shard };
-    }, 60_000, "a settled map and a move request accepted").catch((error: Error) => {
+    const { coordinator, target, shard } = await eventually(
+      async () => {
+        const map = (last = await clusterMap());
+        if (!settled(map)) return undefined;
+        const coordinator = Number(map.metaLeaderId);
+        // A shard without a replica on some up node other than the coordinator (node 4 when it can be:
+        // earlier steps decide where replicas sit), moved there from a voter that is not the coordinator.
+        const candidates = map.nodes.filter((n) => n.state === "up" && Number(n.nodeId) !== coordinator).map((n) => n.nodeId);
+        candidates.sort((a, b) => (a === "4" ? -1 : b === "4" ? 1 : 0));
+        const target = candidates.find((t) =>
+          map.shards.some((s) => !s.voters.includes(t) && s.voters.some((v) => Number(v) !== coordinator)),
+        );
+        expect(target, JSON.stringify(map.shards.map((s) => s.voters))).toBeDefined();
+        const shard = map.shards.find((s) => !s.voters.includes(target!) && s.voters.some((v) => Number(v) !== coordinator))!;
+        const from = shard.voters.find((v) => Number(v) !== coordinator)!;
+        const moved = await tallyctl("shard", "move", String(shard.shardId), "--from", from, "--to", target!);
+        if (moved.code !== 0 && /already has operation \d+ running/.test(moved.output)) {
+          lastRefusal = moved.output.trim();
+          return undefined;
+        }
+        expect(moved.code, moved.output).toBe(0);
+        expect(moved.output).toMatch(/operation \d+: move shard/);
+        return { coordinator, target: target!, shard };
+      },
+      60_000,
+      "a settled map and a move request accepted",
+    ).catch((error: Error) => {
       throw new Error(`${error.message}\n${describeMap(last)}\nlast refusal: ${lastRefusal || "none"}`, { cause: error });
     });
     await cluster.kill(coordinator);
@@ -271,11 +323,15 @@ describe("metadata group and placement controller (real processes)", () => {
     await new Promise((r) => setTimeout(r, 1500));
     cluster.startNode(coordinator);
     cluster.startNode(Number(target));
-    const map = await eventually(async () => {
-      const m = await clusterMap();
-      const op = m.operations.filter((o) => o.shardId === shard.shardId).at(-1);
-      return op && op.state !== "running" && settled(m) ? m : undefined;
-    }, 90_000, "the interrupted move to finish or roll back");
+    const map = await eventually(
+      async () => {
+        const m = await clusterMap();
+        const op = m.operations.filter((o) => o.shardId === shard.shardId).at(-1);
+        return op && op.state !== "running" && settled(m) ? m : undefined;
+      },
+      90_000,
+      "the interrupted move to finish or roll back",
+    );
     const final = map.shards.find((s) => s.shardId === shard.shardId)!;
     expect(final.voters.length).toBe(3);
     expect(final.learners).toEqual([]);
@@ -285,14 +341,19 @@ describe("metadata group and placement controller (real processes)", () => {
   it("a node killed for longer than placement.downAfterMs is marked down and its replicas re-created elsewhere", async () => {
     const victim = 5;
     await cluster.kill(victim);
-    const map = await eventually(async () => {
-      const m = await clusterMap();
-      return m.nodes.find((n) => n.nodeId === String(victim))!.state === "down" && replicasOf(m, victim) === 0 && settled(m) ? m : undefined;
-    }, 90_000, `node ${victim} down and re-replicated`);
+    const map = await eventually(
+      async () => {
+        const m = await clusterMap();
+        return m.nodes.find((n) => n.nodeId === String(victim))!.state === "down" && replicasOf(m, victim) === 0 && settled(m)
+          ? m
+          : undefined;
+      },
+      90_000,
+      `node ${victim} down and re-replicated`,
+    );
     expect(map.shards.every((s) => s.voters.length === 3)).toBe(true);
     await load.stop();
     await load.check(client);
     expect(load.total).toBeGreaterThan(200);
   }, 150_000);
 });
-

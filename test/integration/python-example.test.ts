@@ -19,7 +19,8 @@ const SHARDS = 2;
 const pythonProblem = ((): string | undefined => {
   const probe = spawnSync(PYTHON, ["-c", "import grpc, grpc_tools.protoc"], { encoding: "utf8", timeout: 30_000 });
   if (probe.error !== undefined) return `${PYTHON} did not run (${probe.error.message})`;
-  if (probe.status !== 0) return `${PYTHON} lacks grpc or grpc_tools (${probe.stderr.trim().split("\n").pop()}); install python3-grpcio python3-grpc-tools`;
+  if (probe.status !== 0)
+    return `${PYTHON} lacks grpc or grpc_tools (${probe.stderr.trim().split("\n").pop()}); install python3-grpcio python3-grpc-tools`;
   return undefined;
 })();
 if (pythonProblem !== undefined) console.warn(`python-example: skipping: ${pythonProblem}`);

@@ -12,7 +12,16 @@ import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { TestCluster } from "../support/cluster.js";
-import { extractSnippets, runShellLine, runTypeScript, shellCommands, shellEnvironment, type RunResult, type Snippet, type SnippetTarget } from "../support/readme-snippets.js";
+import {
+  extractSnippets,
+  runShellLine,
+  runTypeScript,
+  shellCommands,
+  shellEnvironment,
+  type RunResult,
+  type Snippet,
+  type SnippetTarget,
+} from "../support/readme-snippets.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 const readme = readFileSync(join(root, "README.md"), "utf8");

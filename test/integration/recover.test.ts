@@ -14,7 +14,12 @@ afterAll(async () => cluster?.destroy());
 
 test("recover --unsafe makes a surviving replica the only voter; the controller re-replicates it", async () => {
   // One metadata replica (node 1) so the map survives losing nodes 2 and 3.
-  cluster = await TestCluster.start({ nodes: 3, shards: 1, placement: { heartbeatMs: 200, downAfterMs: 3000, leaderTransferCooldownMs: 1000 }, metaReplicas: 1 });
+  cluster = await TestCluster.start({
+    nodes: 3,
+    shards: 1,
+    placement: { heartbeatMs: 200, downAfterMs: 3000, leaderTransferCooldownMs: 1000 },
+    metaReplicas: 1,
+  });
   const endpoints = cluster.endpoints();
   const client = new TallyClient({ endpoints, deadlineMs: 10_000 });
   try {
@@ -39,11 +44,18 @@ test("recover --unsafe makes a surviving replica the only voter; the controller 
     cluster.startNode(2);
     cluster.startNode(3);
     let last: ClusterMapReply | undefined;
-    await eventually(async () => {
-      const map = (last = await client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000, address: endpoints[0]! }));
-      const shard = map.shards[0]!;
-      return shard.voters.length === 3 && shard.learners.length === 0 && map.operations.every((op) => op.state !== "running") ? map : undefined;
-    }, 60_000, "three voters again", () => mapSummary(last));
+    await eventually(
+      async () => {
+        const map = (last = await client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000, address: endpoints[0]! }));
+        const shard = map.shards[0]!;
+        return shard.voters.length === 3 && shard.learners.length === 0 && map.operations.every((op) => op.state !== "running")
+          ? map
+          : undefined;
+      },
+      60_000,
+      "three voters again",
+      () => mapSummary(last),
+    );
     expect((await client.get("survivor")).value).toBe(6n);
     expect((await client.add("survivor", 1n)).value).toBe(7n);
   } catch (error) {

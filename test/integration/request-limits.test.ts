@@ -23,7 +23,8 @@ type Codec = { path: string; requestSerialize: (value: object) => Buffer; respon
 
 const SHARDS = 2;
 const admin = { name: "ops", token: generateToken(), grants: [{ prefix: "", roles: ["read", "write", "admin"] }] } satisfies TestToken;
-const counter = (method: string): Codec => (tallyProto().packageDefinition["tally.v1.CounterService"] as unknown as Record<string, Codec>)[method]!;
+const counter = (method: string): Codec =>
+  (tallyProto().packageDefinition["tally.v1.CounterService"] as unknown as Record<string, Codec>)[method]!;
 
 /** Leader changes seen by every node's replicas (tally_raft_leader_changes_total), summed; waits while a node does not answer. */
 async function leaderChangesEverywhere(cluster: TestCluster): Promise<number> {
@@ -78,7 +79,9 @@ describe("request limits with access control on", () => {
     });
     const leader = await eventually(
       async () => {
-        const routes = counter("Routes").responseDeserialize((await rawBytesCall(cluster.endpoints()[0]!, counter("Routes").path, Buffer.alloc(0), { token: admin.token })).response!);
+        const routes = counter("Routes").responseDeserialize(
+          (await rawBytesCall(cluster.endpoints()[0]!, counter("Routes").path, Buffer.alloc(0), { token: admin.token })).response!,
+        );
         const shard = routes.shards.find((s: Json) => s.shardId === 1);
         return shard?.replicas.find((r: Json) => r.nodeId === shard.leaderId)?.address as string | undefined;
       },
@@ -116,7 +119,9 @@ describe("request limits with access control on", () => {
     const before = await settledLeaderChanges(cluster);
     const request = getManyOfOneByteKeys(63 * 1024 * 1024);
     const target = cluster.config.nodes[0]!.client;
-    const flood = await Promise.all(Array.from({ length: 3 }, () => rawBytesCall(target, counter("GetMany").path, request, { timeoutMs: 30_000 })));
+    const flood = await Promise.all(
+      Array.from({ length: 3 }, () => rawBytesCall(target, counter("GetMany").path, request, { timeoutMs: 30_000 })),
+    );
     expect(await leaderChangesAfterQuiet(cluster), "leader changes during the flood").toBe(before);
     for (const outcome of flood) {
       expect(outcome.code, outcome.details).toBe(grpc.status.UNAUTHENTICATED);
@@ -130,13 +135,18 @@ describe("request limits with access control on", () => {
     const clientId = await session();
     const key = keyInShard("limits:big-unique", 1, SHARDS);
     const items = Array.from({ length: 768 }, (_, i) => Buffer.alloc(64 * 1024, i % 251));
-    const request = counter("AddBatch").requestSerialize({ header: { shardId: 1, clientId, seq: "1", firstUnackedSeq: "1" }, ops: [{ uniqueAdd: { key: Buffer.from(key), items } }] });
+    const request = counter("AddBatch").requestSerialize({
+      header: { shardId: 1, clientId, seq: "1", firstUnackedSeq: "1" },
+      ops: [{ uniqueAdd: { key: Buffer.from(key), items } }],
+    });
     expect(request.length).toBeGreaterThan(48 * 1024 * 1024);
     const outcome = await rawBytesCall(leader1, counter("AddBatch").path, request, { token: admin.token, timeoutMs: 30_000 });
     expect(outcome.code, outcome.details).toBe(grpc.status.RESOURCE_EXHAUSTED);
     expect(outcome.details).toMatch(new RegExp(`larger than max \\(${request.length} vs ${4 * 1024 * 1024}\\)`));
     // The client library reads it as a request to split, never as overload to retry.
-    const { error } = decodeServiceError(Object.assign(new Error(outcome.details), { code: outcome.code, details: outcome.details, metadata: new grpc.Metadata() }));
+    const { error } = decodeServiceError(
+      Object.assign(new Error(outcome.details), { code: outcome.code, details: outcome.details, metadata: new grpc.Metadata() }),
+    );
     expect(error).toBeInstanceOf(InvalidArgumentError);
     expect(await leaderChangesAfterQuiet(cluster), "leader changes").toBe(before);
     await expectAbsent(key);
@@ -161,7 +171,10 @@ describe("request limits with access control on", () => {
     expect(tooMuch.details).toMatch(/more than 1048576 bytes of items in one request \(limits\.maxEntryBytes\)/);
     for (const key of keys) await expectAbsent(key);
     // One of them fits, and is applied.
-    const fits = await call(leader1, "AddBatch", { header: { shardId: 1, clientId, seq: "2", firstUnackedSeq: "1" }, ops: ops.slice(0, 1) });
+    const fits = await call(leader1, "AddBatch", {
+      header: { shardId: 1, clientId, seq: "2", firstUnackedSeq: "1" },
+      ops: ops.slice(0, 1),
+    });
     expect(fits.code, fits.details).toBe(grpc.status.OK);
     expect(fits.decoded!.results).toHaveLength(1);
   });
@@ -195,7 +208,11 @@ describe("request limits with access control on", () => {
     // 6 connections x 8 reads that wait (STALE at an index no replica will reach before the 4 s
     // request timeout): each connection stays under maxInflightPerClient (10), together they pass
     // maxInflightPerNode (20).
-    const connections = Array.from({ length: 6 }, (_, i) => new grpc.Client(leader1, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "tally.test.connection": i }));
+    const connections = Array.from(
+      { length: 6 },
+      (_, i) =>
+        new grpc.Client(leader1, grpc.credentials.createInsecure(), { "grpc.use_local_subchannel_pool": 1, "tally.test.connection": i }),
+    );
     const get = counter("Get");
     const metadata = new grpc.Metadata();
     metadata.set("authorization", `Bearer ${admin.token}`);
@@ -211,7 +228,11 @@ describe("request limits with access control on", () => {
                 const request = get.requestSerialize({ key, consistency: "STALE", minIndex: "1000000000000", shardId: 1 });
                 connection.makeUnaryRequest(get.path, identity, identity, request, metadata, { deadline: Date.now() + 15_000 }, (error) => {
                   const raw = error?.metadata?.get(ERROR_DETAILS_METADATA_KEY)?.[0];
-                  resolve({ code: error?.code ?? grpc.status.OK, details: error?.details ?? "", ...(raw instanceof Buffer ? { info: decodeErrorInfo(raw) as unknown as Json } : {}) });
+                  resolve({
+                    code: error?.code ?? grpc.status.OK,
+                    details: error?.details ?? "",
+                    ...(raw instanceof Buffer ? { info: decodeErrorInfo(raw) as unknown as Json } : {}),
+                  });
                 });
               }),
           ),
@@ -219,7 +240,10 @@ describe("request limits with access control on", () => {
       );
       const overloaded = outcomes.filter((o) => o.code === grpc.status.RESOURCE_EXHAUSTED);
       const waited = outcomes.filter((o) => o.code === grpc.status.UNAVAILABLE);
-      expect(waited.length + overloaded.length, JSON.stringify(outcomes.filter((o) => o.code !== grpc.status.RESOURCE_EXHAUSTED && o.code !== grpc.status.UNAVAILABLE))).toBe(48);
+      expect(
+        waited.length + overloaded.length,
+        JSON.stringify(outcomes.filter((o) => o.code !== grpc.status.RESOURCE_EXHAUSTED && o.code !== grpc.status.UNAVAILABLE)),
+      ).toBe(48);
       expect(waited.length).toBe(20);
       for (const refusal of overloaded) {
         expect(refusal.info?.code).toBe("OVERLOADED");
@@ -280,7 +304,9 @@ describe("request limits at their defaults", () => {
     }
     expect(await leaderChangesAfterQuiet(cluster), `leader changes (answers ${JSON.stringify(Object.fromEntries(codes))})`).toBe(before);
     expect(codes.get("shard 1 OK") ?? 0).toBeGreaterThan(0);
-    expect([...codes.keys()].filter((code) => code.startsWith("shard 1") && code !== "shard 1 OK" && code !== "shard 1 RESOURCE_EXHAUSTED")).toEqual([]);
+    expect(
+      [...codes.keys()].filter((code) => code.startsWith("shard 1") && code !== "shard 1 OK" && code !== "shard 1 RESOURCE_EXHAUSTED"),
+    ).toEqual([]);
   }, 120_000);
 });
 

@@ -25,7 +25,8 @@ const PYTHON_TIMEOUT_MS = 30_000;
 const pythonProblem = ((): string | undefined => {
   const probe = spawnSync(PYTHON, ["-c", "import grpc, google.protobuf"], { encoding: "utf8", timeout: PYTHON_TIMEOUT_MS });
   if (probe.error !== undefined) return `${PYTHON} did not run (${probe.error.message})`;
-  if (probe.status !== 0) return `${PYTHON} lacks grpc or protobuf (${probe.stderr.trim().split("\n").pop()}); install python3-grpcio python3-protobuf`;
+  if (probe.status !== 0)
+    return `${PYTHON} lacks grpc or protobuf (${probe.stderr.trim().split("\n").pop()}); install python3-grpcio python3-protobuf`;
   return undefined;
 })();
 if (pythonProblem !== undefined) console.warn(`rich-error-status: skipping the Python decoder: ${pythonProblem}`);
@@ -51,11 +52,19 @@ function failingUnary(address: string, name: string, request: object): Promise<F
   const identity = (value: Buffer): Buffer => value;
   const client = new grpc.Client(address, grpc.credentials.createInsecure());
   return new Promise((resolvePromise, reject) => {
-    client.makeUnaryRequest(method(name).path, identity, identity, method(name).requestSerialize(request), new grpc.Metadata(), { deadline: Date.now() + CALL_TIMEOUT_MS }, (error) => {
-      client.close();
-      if (error === null) reject(new Error(`${name} succeeded; the test needs it to fail`));
-      else resolvePromise({ code: error.code, details: error.details, metadata: error.metadata });
-    });
+    client.makeUnaryRequest(
+      method(name).path,
+      identity,
+      identity,
+      method(name).requestSerialize(request),
+      new grpc.Metadata(),
+      { deadline: Date.now() + CALL_TIMEOUT_MS },
+      (error) => {
+        client.close();
+        if (error === null) reject(new Error(`${name} succeeded; the test needs it to fail`));
+        else resolvePromise({ code: error.code, details: error.details, metadata: error.metadata });
+      },
+    );
   });
 }
 
@@ -72,14 +81,19 @@ interface PythonView {
   grpc_details: string;
   status_details_trailers: number;
   matches_call?: boolean;
-  status?: { code: number; message: string; details: Array<{ type_url: string; reason?: string; domain?: string; metadata?: Record<string, string> }> };
+  status?: {
+    code: number;
+    message: string;
+    details: Array<{ type_url: string; reason?: string; domain?: string; metadata?: Record<string, string> }>;
+  };
 }
 
 /** The same call made by the Python client, and what it decoded. */
 function pythonCall(address: string, name: string, request: object): PythonView {
   const hex = method(name).requestSerialize(request).toString("hex");
   const run = spawnSync(PYTHON, [PYTHON_SCRIPT, address, method(name).path, hex], { encoding: "utf8", timeout: PYTHON_TIMEOUT_MS });
-  if (run.error !== undefined || run.status !== 0) throw new Error(`status-details.py exited ${run.status ?? run.signal}: ${run.error?.message ?? ""}\n${run.stderr}\n${run.stdout}`);
+  if (run.error !== undefined || run.status !== 0)
+    throw new Error(`status-details.py exited ${run.status ?? run.signal}: ${run.error?.message ?? ""}\n${run.stderr}\n${run.stdout}`);
   return JSON.parse(run.stdout) as PythonView;
 }
 
@@ -124,7 +138,16 @@ describe("grpc-status-details-bin from real processes", () => {
     expect(status).toEqual({
       code: grpc.status.UNAVAILABLE,
       message: call.details,
-      details: [{ type_url: ERROR_INFO_URL, errorInfo: { reason: "NOT_LEADER", domain: "tally.dev", metadata: { leader_id: leaderIdSeenByFollower, leader_address: leader.address, shard_id: "1" } } }],
+      details: [
+        {
+          type_url: ERROR_INFO_URL,
+          errorInfo: {
+            reason: "NOT_LEADER",
+            domain: "tally.dev",
+            metadata: { leader_id: leaderIdSeenByFollower, leader_address: leader.address, shard_id: "1" },
+          },
+        },
+      ],
     });
   });
 
@@ -134,7 +157,12 @@ describe("grpc-status-details-bin from real processes", () => {
     const status = standardStatus(call);
     expect(status.code).toBe(grpc.status.FAILED_PRECONDITION);
     expect(status.message).toBe(call.details);
-    expect(status.details).toEqual([{ type_url: ERROR_INFO_URL, errorInfo: { reason: "WRONG_SHARD", domain: "tally.dev", metadata: { shard_id: "1", current_epoch: epoch } } }]);
+    expect(status.details).toEqual([
+      {
+        type_url: ERROR_INFO_URL,
+        errorInfo: { reason: "WRONG_SHARD", domain: "tally.dev", metadata: { shard_id: "1", current_epoch: epoch } },
+      },
+    ]);
   });
 
   test("a failed server stream (Watch) carries it too", async () => {
@@ -143,16 +171,27 @@ describe("grpc-status-details-bin from real processes", () => {
     const client = new grpc.Client(follower, grpc.credentials.createInsecure());
     try {
       const failure = await new Promise<grpc.ServiceError>((resolvePromise, reject) => {
-        const stream = client.makeServerStreamRequest(watch.path, identity, identity, watch.requestSerialize({ key: Buffer.from("rich"), prefix: true }), new grpc.Metadata(), {
-          deadline: Date.now() + CALL_TIMEOUT_MS,
-        });
+        const stream = client.makeServerStreamRequest(
+          watch.path,
+          identity,
+          identity,
+          watch.requestSerialize({ key: Buffer.from("rich"), prefix: true }),
+          new grpc.Metadata(),
+          {
+            deadline: Date.now() + CALL_TIMEOUT_MS,
+          },
+        );
         stream.on("data", () => reject(new Error("Watch sent data; the test needs it to fail")));
         stream.on("error", resolvePromise);
         stream.on("end", () => reject(new Error("Watch ended without a status error")));
       });
       expect(failure.code).toBe(grpc.status.INVALID_ARGUMENT);
       const status = standardStatus({ code: failure.code, details: failure.details, metadata: failure.metadata });
-      expect(status).toEqual({ code: grpc.status.INVALID_ARGUMENT, message: failure.details, details: [{ type_url: ERROR_INFO_URL, errorInfo: { reason: "INVALID_ARGUMENT", domain: "tally.dev", metadata: {} } }] });
+      expect(status).toEqual({
+        code: grpc.status.INVALID_ARGUMENT,
+        message: failure.details,
+        details: [{ type_url: ERROR_INFO_URL, errorInfo: { reason: "INVALID_ARGUMENT", domain: "tally.dev", metadata: {} } }],
+      });
     } finally {
       client.close();
     }
@@ -160,20 +199,30 @@ describe("grpc-status-details-bin from real processes", () => {
 });
 
 describe("read by a Python grpcio client", () => {
-  test.skipIf(pythonProblem !== undefined)(`NOT_LEADER: grpcio sees the Status of the call, with the leader hint${withPython}`, async () => {
-    const view = pythonCall(follower, "RegisterSession", { shardId: 1 });
-    expect(view).toMatchObject({ grpc_code: grpc.status.UNAVAILABLE, status_details_trailers: 1, matches_call: true });
-    expect(view.status?.code).toBe(grpc.status.UNAVAILABLE);
-    expect(view.status?.message).toBe(view.grpc_details);
-    expect(view.status?.details).toEqual([
-      { type_url: ERROR_INFO_URL, reason: "NOT_LEADER", domain: "tally.dev", metadata: { leader_id: leaderIdSeenByFollower, leader_address: leader.address, shard_id: "1" } },
-    ]);
-  });
+  test.skipIf(pythonProblem !== undefined)(
+    `NOT_LEADER: grpcio sees the Status of the call, with the leader hint${withPython}`,
+    async () => {
+      const view = pythonCall(follower, "RegisterSession", { shardId: 1 });
+      expect(view).toMatchObject({ grpc_code: grpc.status.UNAVAILABLE, status_details_trailers: 1, matches_call: true });
+      expect(view.status?.code).toBe(grpc.status.UNAVAILABLE);
+      expect(view.status?.message).toBe(view.grpc_details);
+      expect(view.status?.details).toEqual([
+        {
+          type_url: ERROR_INFO_URL,
+          reason: "NOT_LEADER",
+          domain: "tally.dev",
+          metadata: { leader_id: leaderIdSeenByFollower, leader_address: leader.address, shard_id: "1" },
+        },
+      ]);
+    },
+  );
 
   test.skipIf(pythonProblem !== undefined)(`WRONG_SHARD: shard_id and current_epoch${withPython}`, async () => {
     const { request, epoch } = await wrongShardRequest();
     const view = pythonCall(leader.address, "Add", request);
     expect(view).toMatchObject({ grpc_code: grpc.status.FAILED_PRECONDITION, status_details_trailers: 1, matches_call: true });
-    expect(view.status?.details).toEqual([{ type_url: ERROR_INFO_URL, reason: "WRONG_SHARD", domain: "tally.dev", metadata: { shard_id: "1", current_epoch: epoch } }]);
+    expect(view.status?.details).toEqual([
+      { type_url: ERROR_INFO_URL, reason: "WRONG_SHARD", domain: "tally.dev", metadata: { shard_id: "1", current_epoch: epoch } },
+    ]);
   });
 });

@@ -18,7 +18,13 @@ const tokens = {
 } satisfies Record<string, TestToken>;
 
 const SHARDS = 2;
-const header = (shardId: number, clientId: string, seq: number, firstUnackedSeq = seq) => ({ shardId, epoch: "0", clientId, seq: String(seq), firstUnackedSeq: String(firstUnackedSeq) });
+const header = (shardId: number, clientId: string, seq: number, firstUnackedSeq = seq) => ({
+  shardId,
+  epoch: "0",
+  clientId,
+  seq: String(seq),
+  firstUnackedSeq: String(firstUnackedSeq),
+});
 const codeOf = (error: unknown): string => (error instanceof RawCallError ? error.code : `not a RawCallError: ${String(error)}`);
 
 describe("sessions you can trust (real processes, auth on)", () => {
@@ -84,13 +90,19 @@ describe("sessions you can trust (real processes, auth on)", () => {
     const session: string = (await victim.call("registerSession", { shardId: 1 })).clientId;
     await victim.call("add", { header: header(1, session, 1, 1), key: Buffer.from(secret), delta: "100" });
     // The victim's saved result for seq 1 is not handed to the attacker, under any seq.
-    const stolen = await attacker.call("add", { header: header(1, session, 1, 1), key: Buffer.from(mine), delta: "0" }).catch((e: unknown) => e);
+    const stolen = await attacker
+      .call("add", { header: header(1, session, 1, 1), key: Buffer.from(mine), delta: "0" })
+      .catch((e: unknown) => e);
     expect(codeOf(stolen)).toBe("PERMISSION_DENIED");
     for (let seq = 2; seq <= 6; seq++) {
-      const burned = await attacker.call("add", { header: header(1, session, seq, 1), key: Buffer.from(mine), delta: "0" }).catch((e: unknown) => e);
+      const burned = await attacker
+        .call("add", { header: header(1, session, seq, 1), key: Buffer.from(mine), delta: "0" })
+        .catch((e: unknown) => e);
       expect(codeOf(burned)).toBe("PERMISSION_DENIED");
     }
-    expect(codeOf(await attacker.call("keepAlive", { header: header(1, session, 0, 0) }).catch((e: unknown) => e))).toBe("PERMISSION_DENIED");
+    expect(codeOf(await attacker.call("keepAlive", { header: header(1, session, 0, 0) }).catch((e: unknown) => e))).toBe(
+      "PERMISSION_DENIED",
+    );
     // The victim's next five adds each apply once.
     for (let seq = 2; seq <= 6; seq++) {
       const reply = await victim.call("add", { header: header(1, session, seq, 1), key: Buffer.from(secret), delta: "100" });
@@ -172,7 +184,9 @@ describe("sessions you can trust (real processes, auth on)", () => {
     await Promise.all(senders);
     const applied = new Map<string, bigint>();
     for (const key of answers.keys()) applied.set(key, await value(key));
-    const wrong = [...answers].filter(([key, code]) => (code === "OK" && applied.get(key) !== 1n) || (code === "NOT_LEADER" && applied.get(key) !== 0n));
+    const wrong = [...answers].filter(
+      ([key, code]) => (code === "OK" && applied.get(key) !== 1n) || (code === "NOT_LEADER" && applied.get(key) !== 0n),
+    );
     const counts = new Map<string, number>();
     for (const code of answers.values()) counts.set(code, (counts.get(code) ?? 0) + 1);
     console.log(`sessions: answers during the pause ${JSON.stringify([...counts])}`);

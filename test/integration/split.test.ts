@@ -18,7 +18,11 @@ let cluster: TestCluster | undefined;
 afterAll(async () => cluster?.destroy());
 
 test("a hot shard is split by the controller and another by tallyctl, under load, exactly once", async () => {
-  cluster = await TestCluster.start({ nodes: 3, shards: 1, placement: { heartbeatMs: 200, splitOpsPerSecond: 30, splitSustainMs: 1500, leaderTransferCooldownMs: 1000 } });
+  cluster = await TestCluster.start({
+    nodes: 3,
+    shards: 1,
+    placement: { heartbeatMs: 200, splitOpsPerSecond: 30, splitSustainMs: 1500, leaderTransferCooldownMs: 1000 },
+  });
   const endpoints = cluster.endpoints();
   const client = new TallyClient({ endpoints, deadlineMs: 10_000 });
   const keys = Array.from({ length: 40 }, (_, i) => `split-key-${i}`);
@@ -42,13 +46,20 @@ test("a hot shard is split by the controller and another by tallyctl, under load
     const leaderMap = async () => {
       const m = await map();
       const leader = m.nodes.find((n) => n.nodeId === m.metaLeaderId);
-      return m.fromMetaLeader || !leader ? m : client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000, address: leader.clientAddress });
+      return m.fromMetaLeader || !leader
+        ? m
+        : client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000, address: leader.clientAddress });
     };
     let last: ClusterMapReply | undefined;
-    const auto = await eventually(async () => {
-      const m = (last = await leaderMap());
-      return m.shards.length >= 2 && m.operations.some((op) => op.kind === "split" && op.state === "done") ? m : undefined;
-    }, 40_000, "the controller splitting the hot shard", () => mapSummary(last));
+    const auto = await eventually(
+      async () => {
+        const m = (last = await leaderMap());
+        return m.shards.length >= 2 && m.operations.some((op) => op.kind === "split" && op.state === "done") ? m : undefined;
+      },
+      40_000,
+      "the controller splitting the hot shard",
+      () => mapSummary(last),
+    );
     const split = auto.operations.find((op) => op.kind === "split")!;
     expect(split.reason).toMatch(/^hot: \d+ ops\/s$/);
     // Ranges tile the slot space.
@@ -63,10 +74,15 @@ test("a hot shard is split by the controller and another by tallyctl, under load
     const { code, output } = await tallyctl(endpoints, "shard", "split", String(widest.shardId), "--at", String(at));
     expect(code, output).toBe(0);
     expect(output).toContain(`split shard ${widest.shardId} at slot ${at} started`);
-    const after = await eventually(async () => {
-      const m = (last = await leaderMap());
-      return m.shards.some((s) => s.slotStart === at) && m.operations.every((op) => op.state !== "running") ? m : undefined;
-    }, 30_000, "the manual split", () => mapSummary(last));
+    const after = await eventually(
+      async () => {
+        const m = (last = await leaderMap());
+        return m.shards.some((s) => s.slotStart === at) && m.operations.every((op) => op.state !== "running") ? m : undefined;
+      },
+      30_000,
+      "the manual split",
+      () => mapSummary(last),
+    );
     expect(after.shards.length).toBeGreaterThanOrEqual(3);
 
     // A request routed by the parent's old epoch for a key that now lives in the new shard.
@@ -85,7 +101,11 @@ test("a hot shard is split by the controller and another by tallyctl, under load
       try {
         const session = await raw.call("registerSession", { shardId: widest.shardId });
         error = await raw
-          .call("add", { header: { shardId: widest.shardId, epoch: widest.epoch, clientId: session.clientId, seq: "1", firstUnackedSeq: "1" }, key: Buffer.from(key), delta: "1000" })
+          .call("add", {
+            header: { shardId: widest.shardId, epoch: widest.epoch, clientId: session.clientId, seq: "1", firstUnackedSeq: "1" },
+            key: Buffer.from(key),
+            delta: "1000",
+          })
           .catch((e: unknown) => e);
       } catch (e) {
         error = e;
@@ -118,7 +138,12 @@ test("a hot shard is split by the controller and another by tallyctl, under load
  * there returned an old value. The bootstrap snapshot now carries the initial range.
  */
 test("a replica added after a split replays the shard's log to the same state as the leader", async () => {
-  const local = await TestCluster.start({ nodes: 3, shards: 1, snapshotEveryEntries: 100_000, placement: { autoRebalance: false, heartbeatMs: 200 } });
+  const local = await TestCluster.start({
+    nodes: 3,
+    shards: 1,
+    snapshotEveryEntries: 100_000,
+    placement: { autoRebalance: false, heartbeatMs: 200 },
+  });
   try {
     const four = await local.addNode("z4");
     local.startNode(four);
@@ -132,16 +157,28 @@ test("a replica added after a split replays the shard's log to the same state as
     await cli("shard", "split", "1", "--at", "8192");
     const map = () => client.admin<ClusterMapReply>("ClusterMap", {}, { deadlineMs: 3000 });
     let last: ClusterMapReply | undefined;
-    await eventually(async () => ((last = await map()).shards.length === 2 ? true : undefined), 20_000, "the split", () => mapSummary(last));
+    await eventually(
+      async () => ((last = await map()).shards.length === 2 ? true : undefined),
+      20_000,
+      "the split",
+      () => mapSummary(last),
+    );
     for (const key of keys) await client.add(key, 1n);
     // Move a replica of the left shard (the parent, whose log holds the split) to node 4.
     const leader = (await client.routes()).shards.find((s) => s.shardId === 1)!.leaderId!;
     const from = ["1", "2", "3"].find((id) => id !== leader)!;
     await cli("shard", "move", "1", "--from", from, "--to", String(four));
-    await eventually(async () => {
-      const m = (last = await map());
-      return m.shards.find((s) => s.shardId === 1)!.voters.includes(String(four)) && m.operations.every((op) => op.state !== "running") ? true : undefined;
-    }, 40_000, "the move to node 4", () => mapSummary(last));
+    await eventually(
+      async () => {
+        const m = (last = await map());
+        return m.shards.find((s) => s.shardId === 1)!.voters.includes(String(four)) && m.operations.every((op) => op.state !== "running")
+          ? true
+          : undefined;
+      },
+      40_000,
+      "the move to node 4",
+      () => mapSummary(last),
+    );
     // Read node 4's own replica (a raw STALE Get pinned to that node).
     const fresh = new RawNodeClient(local.config.nodes.find((n) => n.id === four)!.client);
     try {
@@ -149,7 +186,12 @@ test("a replica added after a split replays the shard's log to the same state as
         const slot = slotOf(new TextEncoder().encode(key));
         if (slot >= 8192) continue; // node 4 holds only the left shard
         const linearizable = await client.get(key);
-        const stale = await fresh.call("get", { key: Buffer.from(key), consistency: "STALE", minIndex: String(linearizable.appliedIndex), shardId: 1 });
+        const stale = await fresh.call("get", {
+          key: Buffer.from(key),
+          consistency: "STALE",
+          minIndex: String(linearizable.appliedIndex),
+          shardId: 1,
+        });
         expect(stale.value, key).toBe("2");
       }
     } finally {

@@ -45,11 +45,15 @@ interface StartRun {
 }
 
 function startScript(args: string[]): StartRun {
-  const started = spawn(process.execPath, [join(root, "node_modules", "tsx", "dist", "cli.mjs"), join(root, "scripts", "start.ts"), ...args], {
-    cwd: root,
-    stdio: ["pipe", "pipe", "pipe"],
-    env: { ...process.env, TALLY_LOG_LEVEL: "warn" },
-  });
+  const started = spawn(
+    process.execPath,
+    [join(root, "node_modules", "tsx", "dist", "cli.mjs"), join(root, "scripts", "start.ts"), ...args],
+    {
+      cwd: root,
+      stdio: ["pipe", "pipe", "pipe"],
+      env: { ...process.env, TALLY_LOG_LEVEL: "warn" },
+    },
+  );
   let output = "";
   const listeners = new Set<() => void>();
   const append = (chunk: Buffer) => {
@@ -73,7 +77,10 @@ function startScript(args: string[]): StartRun {
         if (match !== null) finish(undefined, match);
         else if (started.exitCode !== null) finish(new Error(`start script exited (${started.exitCode}) before ${what}:\n${output}`));
       };
-      const timer = setTimeout(() => finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; output:\n${output}`)), timeoutMs);
+      const timer = setTimeout(
+        () => finish(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; output:\n${output}`)),
+        timeoutMs,
+      );
       listeners.add(check);
       started.once("exit", check);
       check();
@@ -85,7 +92,14 @@ function startScript(args: string[]): StartRun {
 async function writeConfig(): Promise<{ configPath: string; nodes: Array<{ id: number; client: string }> }> {
   dir = mkdtempSync(join(tmpdir(), "tally-start-"));
   const nodes = [];
-  for (let id = 1; id <= 3; id++) nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, zone: `z${id}`, dataDir: `data/n${id}` });
+  for (let id = 1; id <= 3; id++)
+    nodes.push({
+      id,
+      client: `127.0.0.1:${await freePort()}`,
+      peer: `127.0.0.1:${await freePort()}`,
+      zone: `z${id}`,
+      dataDir: `data/n${id}`,
+    });
   const configPath = join(dir, "cluster.yaml");
   writeFileSync(configPath, stringify({ cluster: { shards: 2, electionTicks: 15, heartbeatTicks: 3, leaseDriftTicks: 3 }, nodes }));
   return { configPath, nodes };
@@ -114,7 +128,10 @@ async function servesAgain(id: number, nodes: Array<{ id: number; client: string
     const replica = new RawNodeClient(nodes.find((n) => n.id === id)!.client);
     try {
       const read = await eventually(
-        async () => replica.call("get", { key: Buffer.from(key), consistency: "STALE", minIndex: String(written.fence.index) }, 2000).catch(() => undefined),
+        async () =>
+          replica
+            .call("get", { key: Buffer.from(key), consistency: "STALE", minIndex: String(written.fence.index) }, 2000)
+            .catch(() => undefined),
         20_000,
         `node ${id} serves a read at index ${written.fence.index}`,
       );
@@ -173,7 +190,13 @@ test("npm start -- FILE: every Try-it line reaches it; a node's exit leaves the 
     expect(line).toContain(`--config ${configPath}`);
     const out: string[] = [];
     const args = line.slice("npx tallyctl ".length).split(/\s+/);
-    const code = await runCli(args, { stdout: (t) => out.push(t), stderr: (t) => out.push(t), cwd: root, env: {}, createClient: (options) => new TallyClient(options) });
+    const code = await runCli(args, {
+      stdout: (t) => out.push(t),
+      stderr: (t) => out.push(t),
+      cwd: root,
+      env: {},
+      createClient: (options) => new TallyClient(options),
+    });
     expect(code, `${line}\n${out.join("")}`).toBe(0);
   }
   expect(tryIt).toContain(`TALLY_ENDPOINTS=${nodes.map((n) => n.client).join(",")} npx tsx scripts/example.ts`);
@@ -181,7 +204,11 @@ test("npm start -- FILE: every Try-it line reaches it; a node's exit leaves the 
   // `stop 2`: a deliberate stop is reported, the others serve, and it is not restarted by itself.
   const pid2 = pidOf(banner, 2);
   run.child.stdin!.write("stop 2\n");
-  await run.waitFor(new RegExp(`node 2 \\(pid ${pid2}\\) stopped: code 0[^\\n]*2 of 3 nodes still running`), 15_000, "node 2 stop reported");
+  await run.waitFor(
+    new RegExp(`node 2 \\(pid ${pid2}\\) stopped: code 0[^\\n]*2 of 3 nodes still running`),
+    15_000,
+    "node 2 stop reported",
+  );
   expect(alive(pid2)).toBe(false);
   await servesAgain(1, nodes, "failover:a");
   await new Promise((r) => setTimeout(r, 2_000)); // past --restart-after 1
@@ -199,7 +226,11 @@ test("npm start -- FILE: every Try-it line reaches it; a node's exit leaves the 
   const untilTenSecondsUpMs = readyAt + 10_500 - Date.now(); // younger nodes are crash loops: not restarted
   if (untilTenSecondsUpMs > 0) await new Promise((r) => setTimeout(r, untilTenSecondsUpMs));
   process.kill(pid3, "SIGKILL");
-  await run.waitFor(new RegExp(`node 3 \\(pid ${pid3}\\) stopped: SIGKILL[^\\n]*\\n  restarting it in 1 s`), 15_000, "node 3 kill reported");
+  await run.waitFor(
+    new RegExp(`node 3 \\(pid ${pid3}\\) stopped: SIGKILL[^\\n]*\\n  restarting it in 1 s`),
+    15_000,
+    "node 3 kill reported",
+  );
   await run.waitFor(/node 3 restarted \(pid \d+\)/, 15_000, "node 3 restarted by --restart-after");
   await servesAgain(3, nodes, "failover:c");
 

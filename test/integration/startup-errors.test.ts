@@ -36,7 +36,18 @@ async function occupy(port: number): Promise<Server> {
 }
 
 async function single(overrides: Record<string, unknown> = {}) {
-  return { cluster: { replicationFactor: 1, shards: 1 }, nodes: [{ id: 1, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, dataDir: join(dir, `d${Math.random()}`), ...overrides }] };
+  return {
+    cluster: { replicationFactor: 1, shards: 1 },
+    nodes: [
+      {
+        id: 1,
+        client: `127.0.0.1:${await freePort()}`,
+        peer: `127.0.0.1:${await freePort()}`,
+        dataDir: join(dir, `d${Math.random()}`),
+        ...overrides,
+      },
+    ],
+  };
 }
 
 test("a peer or client address in use is named, exit 3", async () => {
@@ -78,7 +89,10 @@ test("bad config and unknown node: exit 2 naming the problem", async () => {
 test("an auth section without a readable internal token file is refused, exit 2, and the token file's content is never printed", async () => {
   const grants = [{ prefix: "", roles: ["read"] }];
   const sha256 = "a".repeat(64);
-  const missing = run({ ...(await single()), auth: { internalTokenFile: join(dir, "no-such-token"), tokens: [{ name: "r", sha256, grants }] } });
+  const missing = run({
+    ...(await single()),
+    auth: { internalTokenFile: join(dir, "no-such-token"), tokens: [{ name: "r", sha256, grants }] },
+  });
   expect(missing.status).toBe(2);
   expect(missing.stderr).toContain("auth.internalTokenFile: cannot read");
   const short = join(dir, "short-token");

@@ -15,7 +15,12 @@ const version = (JSON.parse(readFileSync(join(root, "package.json"), "utf8")) as
 
 let cluster: TestCluster;
 beforeAll(async () => {
-  cluster = await TestCluster.start({ nodes: 3, shards: 2, metrics: true, extraEnv: { TALLY_LOG_FORMAT: "pretty", TALLY_LOG_LEVEL: "info" } });
+  cluster = await TestCluster.start({
+    nodes: 3,
+    shards: 2,
+    metrics: true,
+    extraEnv: { TALLY_LOG_FORMAT: "pretty", TALLY_LOG_LEVEL: "info" },
+  });
 });
 afterAll(async () => {
   await cluster?.destroy();
@@ -23,7 +28,11 @@ afterAll(async () => {
 
 describe("operating a cluster", () => {
   it("tallyd --version, tally_build_info, pretty logs", async () => {
-    const printed = await runNodeProcess([join(root, "bin", "tallyd.js"), "--version"], { cwd: root, env: process.env, deadlineMs: 30_000 });
+    const printed = await runNodeProcess([join(root, "bin", "tallyd.js"), "--version"], {
+      cwd: root,
+      env: process.env,
+      deadlineMs: 30_000,
+    });
     expect(printed).toMatchObject({ code: 0, killed: false, stdout: `tallyd ${version} (node ${process.version})\n` });
     const metrics = await (await fetch(`${cluster.opsUrl(1)}/metrics`)).text();
     const info = metrics.split("\n").find((line) => line.startsWith("tally_build_info{"));
@@ -43,17 +52,28 @@ describe("operating a cluster", () => {
     expect(healthy.output.split("\n")[0]).toBe("healthy: 3/3 nodes, 2/2 shards with a leader");
     const allUp = await tallyctl(http, "endpoint", "health");
     expect(allUp.code, allUp.output).toBe(0);
-    expect(allUp.output.trim().split("\n").map((line) => line.replace(/ took .*$/, ""))).toEqual([1, 2, 3].map((id) => expect.stringMatching(new RegExp(`^127\\.0\\.0\\.1:\\d+ is healthy: node ${id}, 3 groups, leads \\d,$`))));
+    expect(
+      allUp.output
+        .trim()
+        .split("\n")
+        .map((line) => line.replace(/ took .*$/, "")),
+    ).toEqual(
+      [1, 2, 3].map((id) => expect.stringMatching(new RegExp(`^127\\.0\\.0\\.1:\\d+ is healthy: node ${id}, 3 groups, leads \\d,$`))),
+    );
 
     // A graceful stop with pretty logs on: exit 0, well under tallyd's 8 s hard deadline.
     const started = Date.now();
     expect(await cluster.stop(3)).toBe(0);
     expect(Date.now() - started).toBeLessThan(5_000);
     const down = cluster.config.nodes[2]!.client;
-    const degraded = await eventually(async () => {
-      const result = await tallyctl(cluster.endpoints(), "status");
-      return result.code === 5 ? result : undefined;
-    }, 15_000, "status exits 5 with node 3 down");
+    const degraded = await eventually(
+      async () => {
+        const result = await tallyctl(cluster.endpoints(), "status");
+        return result.code === 5 ? result : undefined;
+      },
+      15_000,
+      "status exits 5 with node 3 down",
+    );
     expect(degraded.output.split("\n")[0]).toBe("degraded: node 3 unreachable (2/3 nodes, 2/2 shards with a leader)");
     expect(degraded.output).toContain(`node 3 (${down}): connection refused`);
     expect(degraded.output).not.toMatch(/ECONNREFUSED|UNAVAILABLE|Last error/);
@@ -69,12 +89,18 @@ describe("operating a cluster", () => {
     expect(oneDown.output).toContain(`${down} is unhealthy: connection refused\n`);
 
     await cluster.kill(2);
-    const unavailable = await eventually(async () => {
-      const result = await tallyctl(cluster.endpoints(), "--timeout", "4000", "status");
-      // A leader that lost its quorum steps down after an election timeout (CheckQuorum): then no shard has one.
-      return result.code === 6 && result.output.includes("0/2 shards") ? result : undefined;
-    }, 20_000, "status exits 6, no shard with a leader, with a quorum lost");
-    expect(unavailable.output.split("\n")[0]).toBe("unavailable: shards 1, 2 have no leader; nodes 2, 3 unreachable; the metadata group has no leader (1/3 nodes, 0/2 shards with a leader)");
+    const unavailable = await eventually(
+      async () => {
+        const result = await tallyctl(cluster.endpoints(), "--timeout", "4000", "status");
+        // A leader that lost its quorum steps down after an election timeout (CheckQuorum): then no shard has one.
+        return result.code === 6 && result.output.includes("0/2 shards") ? result : undefined;
+      },
+      20_000,
+      "status exits 6, no shard with a leader, with a quorum lost",
+    );
+    expect(unavailable.output.split("\n")[0]).toBe(
+      "unavailable: shards 1, 2 have no leader; nodes 2, 3 unreachable; the metadata group has no leader (1/3 nodes, 0/2 shards with a leader)",
+    );
     // Node 1 answers but cannot serve: its health check says NOT_SERVING (its /readyz: no quorum reachable).
     const noQuorum = await tallyctl(cluster.endpoints(), "endpoint", "health");
     expect(noQuorum.code, noQuorum.output).toBe(5);

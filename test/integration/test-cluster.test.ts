@@ -45,7 +45,9 @@ describe("TestCluster node exits", () => {
     expect(reported).toEqual([exit]);
     expect(cluster.unexpectedExits).toEqual([exit]);
     // Start-up warnings (an open peer port without auth) may come before the serving line.
-    expect(describeExit(exit)).toMatch(/^tallyd node 1 \(pid \d+\) exited unexpectedly: signal SIGKILL after [\d.]+ s; last output:\n(.*\n)*tallyd node 1 serving/);
+    expect(describeExit(exit)).toMatch(
+      /^tallyd node 1 \(pid \d+\) exited unexpectedly: signal SIGKILL after [\d.]+ s; last output:\n(.*\n)*tallyd node 1 serving/,
+    );
     expect(() => cluster.assertNoUnexpectedExit()).toThrow(/exited unexpectedly: signal SIGKILL/);
   }, 30_000);
 
@@ -53,7 +55,11 @@ describe("TestCluster node exits", () => {
     cluster.startNode(1);
     await cluster.waitReady();
     expect(await cluster.stop(1)).toBe(0);
-    const exit = await eventually(() => (cluster.exits.get(1)?.expected ? cluster.exits.get(1) : undefined), 10_000, "the stop to be recorded");
+    const exit = await eventually(
+      () => (cluster.exits.get(1)?.expected ? cluster.exits.get(1) : undefined),
+      10_000,
+      "the stop to be recorded",
+    );
     expect(exit.code).toBe(0);
     expect(reported).toHaveLength(1);
     expect(cluster.unexpectedExits).toHaveLength(1);

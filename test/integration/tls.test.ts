@@ -60,7 +60,15 @@ describe("TLS cluster", () => {
     const port = Number(address.slice(address.lastIndexOf(":") + 1));
     return new Promise((resolve, reject) => {
       const socket = connect(
-        { host: "127.0.0.1", port, servername: "localhost", ca: readFileSync(ca.cert), cert: readFileSync(identity.cert), key: readFileSync(identity.key), ALPNProtocols: ["h2"] },
+        {
+          host: "127.0.0.1",
+          port,
+          servername: "localhost",
+          ca: readFileSync(ca.cert),
+          cert: readFileSync(identity.cert),
+          key: readFileSync(identity.key),
+          ALPNProtocols: ["h2"],
+        },
         () => {
           const serial = socket.getPeerCertificate().serialNumber;
           socket.destroy();
@@ -93,9 +101,16 @@ describe("TLS cluster", () => {
     const foreignCredentials = grpc.credentials.createSsl(readFileSync(ca.cert), readFileSync(foreign.key), readFileSync(foreign.cert));
     expect(await rawStatus(address, foreignCredentials)).toBe(grpc.status.UNAVAILABLE);
     // Control: the same call with the cluster's client certificate is served.
-    expect(await rawStatus(address, grpc.credentials.createSsl(readFileSync(ca.cert), readFileSync(join(certs, "client-key.pem")), readFileSync(join(certs, "client.pem"))))).toBe(
-      grpc.status.OK,
-    );
+    expect(
+      await rawStatus(
+        address,
+        grpc.credentials.createSsl(
+          readFileSync(ca.cert),
+          readFileSync(join(certs, "client-key.pem")),
+          readFileSync(join(certs, "client.pem")),
+        ),
+      ),
+    ).toBe(grpc.status.OK);
     await expect(client(undefined, 2000).get("tls:a")).rejects.toThrow();
     await expect(client({ ca: ca.cert, cert: foreign.cert, key: foreign.key }, 2000).get("tls:a")).rejects.toThrow();
     await expect(client({ ca: other.cert, ...{ cert: goodTls.cert, key: goodTls.key } }, 2000).get("tls:a")).rejects.toThrow();
@@ -103,12 +118,28 @@ describe("TLS cluster", () => {
 
   it("tallyctl: TLS defaults from cluster.yaml's tls section, or --ca/--cert/--key", async () => {
     const tallyctl = (args: string[]) =>
-      runNodeProcess([join(root, "bin", "tallyctl.js"), ...args], { cwd: cluster.dir, env: { ...process.env, TALLY_ENDPOINTS: "" }, deadlineMs: 30_000 });
+      runNodeProcess([join(root, "bin", "tallyctl.js"), ...args], {
+        cwd: cluster.dir,
+        env: { ...process.env, TALLY_ENDPOINTS: "" },
+        deadlineMs: 30_000,
+      });
     const fromFile = await tallyctl(["add", "tls:ctl", "4", "--json"]);
     expect(fromFile.code, fromFile.stderr).toBe(0);
     expect(JSON.parse(fromFile.stdout).value).toBe("4");
     const endpoints = cluster.endpoints().join(",");
-    const withFlags = await tallyctl(["get", "tls:ctl", "--json", "--endpoints", endpoints, "--ca", "certs/ca.pem", "--cert", "certs/client.pem", "--key", "certs/client-key.pem"]);
+    const withFlags = await tallyctl([
+      "get",
+      "tls:ctl",
+      "--json",
+      "--endpoints",
+      endpoints,
+      "--ca",
+      "certs/ca.pem",
+      "--cert",
+      "certs/client.pem",
+      "--key",
+      "certs/client-key.pem",
+    ]);
     expect(withFlags.code, withFlags.stderr).toBe(0);
     expect(JSON.parse(withFlags.stdout).value).toBe("4");
     // --endpoints without --ca: plaintext, which the cluster refuses (exit 3: unreachable).
@@ -127,9 +158,24 @@ describe("TLS cluster", () => {
     const credentials = grpc.credentials.createSsl(readFileSync(ca.cert), readFileSync(impostor.key), readFileSync(impostor.cert));
     const raw = new RawBytesClient(node1.peer, credentials);
     try {
-      const message = { type: MessageType.Heartbeat, to: 1, from: 2, term: 1_000_000, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0 };
+      const message = {
+        type: MessageType.Heartbeat,
+        to: 1,
+        from: 2,
+        term: 1_000_000,
+        logTerm: 0,
+        index: 0,
+        entries: [],
+        commit: 0,
+        reject: false,
+        rejectHint: 0,
+      };
       const frame = encodeFrame([[1, message]]);
-      const { status } = await raw.bidi(raft.path, [raft.encode({ fromNode: "2", payload: Buffer.from(frame.payload), crc32c: frame.crc32c })], 5000);
+      const { status } = await raw.bidi(
+        raft.path,
+        [raft.encode({ fromNode: "2", payload: Buffer.from(frame.payload), crc32c: frame.crc32c })],
+        5000,
+      );
       expect(status.code).toBe(grpc.status.DATA_LOSS);
       expect(status.details).toMatch(/certificate names node 3/);
     } finally {
@@ -182,7 +228,9 @@ describe("TLS cluster", () => {
         const status = await client(goodTls, 3000, [node3.client]).status();
         const group = status.nodes.find((n) => n.nodeId === "3")?.groups.find((g) => g.groupId === 1);
         const leaderGroup = status.nodes.find((n) => n.nodeId === "1")?.groups.find((g) => g.groupId === 1);
-        return group !== undefined && leaderGroup !== undefined && group.leaderId !== "" && group.applied >= leaderGroup.commit - 1n ? true : undefined;
+        return group !== undefined && leaderGroup !== undefined && group.leaderId !== "" && group.applied >= leaderGroup.commit - 1n
+          ? true
+          : undefined;
       },
       30_000,
       "node 3 to rejoin after its certificate was fixed",
@@ -201,8 +249,16 @@ describe("TLS cluster", () => {
     cluster.processes.get(1)!.kill("SIGHUP");
     const newSerial = serialOf(renewed.cert);
     expect(newSerial).not.toBe(oldSerial);
-    await eventually(async () => ((await presentedSerial(node1.client, clientIdentity)) === newSerial ? true : undefined), 10_000, "the client port to present the new certificate");
-    await eventually(async () => ((await presentedSerial(node1.peer, clientIdentity)) === newSerial ? true : undefined), 10_000, "the peer port to present the new certificate");
+    await eventually(
+      async () => ((await presentedSerial(node1.client, clientIdentity)) === newSerial ? true : undefined),
+      10_000,
+      "the client port to present the new certificate",
+    );
+    await eventually(
+      async () => ((await presentedSerial(node1.peer, clientIdentity)) === newSerial ? true : undefined),
+      10_000,
+      "the peer port to present the new certificate",
+    );
     expect(cluster.processes.get(1)!.pid).toBe(pid);
     // Old connections keep working and new ones verify against the new certificate.
     const tally = client(goodTls);

@@ -3,7 +3,14 @@ import { afterEach, describe, expect, it } from "vitest";
 import { message, waitFor } from "../support/peer-messages.js";
 import { type Entry, EntryType, type Message, MessageType } from "../../src/raft/types.js";
 import { crc32c } from "../../src/storage/crc32c.js";
-import { decodeFrame, decodeSnapshotHeader, encodeFrame, encodeSnapshotHeader, FrameDecodeError, type GroupMessage } from "../../src/transport/codec.js";
+import {
+  decodeFrame,
+  decodeSnapshotHeader,
+  encodeFrame,
+  encodeSnapshotHeader,
+  FrameDecodeError,
+  type GroupMessage,
+} from "../../src/transport/codec.js";
 import { peerService, type RaftFrameWire } from "../../src/transport/peer-proto.js";
 import { PeerTransport, type PeerTransportOptions } from "../../src/transport/peer-transport.js";
 import { createPrng } from "../../src/util/prng.js";
@@ -32,7 +39,14 @@ afterEach(async () => {
 });
 
 async function startNode(id: number, overrides: Partial<PeerTransportOptions> = {}, port = 0): Promise<Node> {
-  const node: Node = { id, transport: undefined as unknown as PeerTransport, received: [], snapshots: [], snapshotResults: [], unreachable: [] };
+  const node: Node = {
+    id,
+    transport: undefined as unknown as PeerTransport,
+    received: [],
+    snapshots: [],
+    snapshotResults: [],
+    unreachable: [],
+  };
   node.transport = new PeerTransport({
     nodeId: id,
     listenAddress: `127.0.0.1:${port}`,
@@ -95,7 +109,14 @@ describe("transport codec", () => {
   };
   const snap: Message = message(1, 2, {
     type: MessageType.Snap,
-    snapshot: { metadata: { index: 50, term: 4, confState: { voters: [1, 2], learners: [3], votersOutgoing: [1], learnersNext: [], autoLeave: true } }, data: Uint8Array.of(5, 6, 7) },
+    snapshot: {
+      metadata: {
+        index: 50,
+        term: 4,
+        confState: { voters: [1, 2], learners: [3], votersOutgoing: [1], learnersNext: [], autoLeave: true },
+      },
+      data: Uint8Array.of(5, 6, 7),
+    },
   });
 
   it("round-trips every message field for many groups", () => {
@@ -125,7 +146,10 @@ describe("transport codec", () => {
   });
 
   it("rejects every truncation of a frame with FrameDecodeError", () => {
-    const { payload } = encodeFrame([[3, full], [4, snap]]);
+    const { payload } = encodeFrame([
+      [3, full],
+      [4, snap],
+    ]);
     for (let length = 0; length < payload.length; length++) {
       const truncated = payload.slice(0, length);
       // Even with a checksum that matches the truncated bytes, decoding must fail cleanly.
@@ -154,7 +178,10 @@ describe("transport codec", () => {
 
   it("never throws anything but FrameDecodeError on random garbage (seeded)", () => {
     const prng = createPrng(20240601);
-    const base = encodeFrame([[3, full], [4, snap]]).payload;
+    const base = encodeFrame([
+      [3, full],
+      [4, snap],
+    ]).payload;
     for (let round = 0; round < 1000; round++) {
       const mutated = base.slice();
       const flips = 1 + prng.nextInt(4);
@@ -350,7 +377,14 @@ describe("PeerTransport", () => {
     const snap = message(1, 2, {
       type: MessageType.Snap,
       term: 6,
-      snapshot: { metadata: { index: 900, term: 5, confState: { voters: [1, 2, 3], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data },
+      snapshot: {
+        metadata: {
+          index: 900,
+          term: 5,
+          confState: { voters: [1, 2, 3], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+        },
+        data,
+      },
     });
     a.transport.send(2, 42, snap);
     // Heartbeats keep flowing on the Raft stream meanwhile.
@@ -382,7 +416,14 @@ describe("PeerTransport", () => {
     const snap = (to: number): Message =>
       message(1, to, {
         type: MessageType.Snap,
-        snapshot: { metadata: { index: 5, term: 1, confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false } }, data: new Uint8Array(1000) },
+        snapshot: {
+          metadata: {
+            index: 5,
+            term: 1,
+            confState: { voters: [1, 2], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false },
+          },
+          data: new Uint8Array(1000),
+        },
       });
     a.transport.send(2, 1, snap(2));
     a.transport.send(9, 2, snap(9)); // no such peer
@@ -434,9 +475,17 @@ describe("PeerTransport", () => {
 
   it("rejects start() with a clear message when the address is taken", async () => {
     const a = await startNode(1);
-    const clash = new PeerTransport({ nodeId: 2, listenAddress: a.transport.boundAddress, peers: new Map(), onMessages: () => undefined, onSnapshot: async () => undefined });
+    const clash = new PeerTransport({
+      nodeId: 2,
+      listenAddress: a.transport.boundAddress,
+      peers: new Map(),
+      onMessages: () => undefined,
+      onSnapshot: async () => undefined,
+    });
     running.push(clash);
-    await expect(clash.start()).rejects.toThrow(new RegExp(`cannot listen for peer traffic on ${a.transport.boundAddress.replace(/\./g, "\\.")}`));
+    await expect(clash.start()).rejects.toThrow(
+      new RegExp(`cannot listen for peer traffic on ${a.transport.boundAddress.replace(/\./g, "\\.")}`),
+    );
   });
 
   it("close() leaves no sockets or timers behind", async () => {
@@ -451,5 +500,6 @@ describe("PeerTransport", () => {
 });
 
 function countHandles(): number {
-  return process.getActiveResourcesInfo().filter((kind) => kind === "TCPServerWrap" || kind === "TCPSocketWrap" || kind === "Timeout").length;
+  return process.getActiveResourcesInfo().filter((kind) => kind === "TCPServerWrap" || kind === "TCPSocketWrap" || kind === "Timeout")
+    .length;
 }

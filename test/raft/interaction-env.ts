@@ -255,14 +255,18 @@ export class InteractionEnv {
     assert(timeouts.length === 0 || !options.jitter, "add-nodes: timeouts= and jitter=true exclude each other");
     const hardStateVote = args.int("vote", 0);
     assert(!(snapshotIndex > 0 && logTerms.length > 0), "add-nodes: index= and log= exclude each other");
-    assert(voters.length > 0 || (snapshotIndex === 0 && logTerms.length === 0 && learners.length === 0),
-      "add-nodes: index=, log= and learners= need voters=");
+    assert(
+      voters.length > 0 || (snapshotIndex === 0 && logTerms.length === 0 && learners.length === 0),
+      "add-nodes: index=, log= and learners= need voters=",
+    );
     // Starting from a snapshot (index=, or learners= which RawNode.bootstrap cannot express), the
     // hard state mirrors RawNode.bootstrap: term 1 (BOOTSTRAP_TERM), the snapshot committed.
     const fromSnapshot = snapshotIndex > 0 || (learners.length > 0 && logTerms.length === 0);
     const plainStart = logTerms.length === 0 && !fromSnapshot;
-    assert(!(plainStart && (args.has("term") || args.has("vote") || args.has("commit"))),
-      "add-nodes: term=, vote= and commit= need index=, learners= or log=");
+    assert(
+      !(plainStart && (args.has("term") || args.has("vote") || args.has("commit"))),
+      "add-nodes: term=, vote= and commit= need index=, learners= or log=",
+    );
     const hardStateTerm = args.int("term", logTerms.length > 0 ? Math.max(...logTerms) : 1);
     const hardStateCommit = args.int("commit", fromSnapshot ? Math.max(snapshotIndex, 1) : 0);
 
@@ -288,9 +292,10 @@ export class InteractionEnv {
       // A crafted log's committed prefix counts as applied: the application saw it before the
       // script starts, so it is not handed out again.
       const applied = Math.max(storage.firstIndex() - 1, logTerms.length > 0 ? initial.hardState.commit : 0);
-      const stateMachine = applied >= storage.firstIndex()
-        ? storage.entries(storage.firstIndex(), applied + 1, Number.MAX_SAFE_INTEGER).map((e) => text(e.data))
-        : [];
+      const stateMachine =
+        applied >= storage.firstIndex()
+          ? storage.entries(storage.firstIndex(), applied + 1, Number.MAX_SAFE_INTEGER).map((e) => text(e.data))
+          : [];
       const node: EnvNode = {
         id,
         options: { ...options, timeoutOffset: (timeouts[k] ?? electionTicks) - electionTicks },
@@ -317,8 +322,7 @@ export class InteractionEnv {
     const transitionName = args.string("transition", "auto");
     const transition = transitionByName[transitionName];
     assert(transition !== undefined, `unknown transition ${transitionName}`);
-    const tokens = [...args.positionalsFrom(1), ...input.flatMap((line) => line.trim().split(/\s+/))]
-      .filter((t) => t !== "");
+    const tokens = [...args.positionalsFrom(1), ...input.flatMap((line) => line.trim().split(/\s+/))].filter((t) => t !== "");
     const changes = tokens.map(parseConfChangeSingle);
     this.guardProposal(() => this.live(node).proposeConfChange({ transition, changes }));
   }
@@ -773,9 +777,7 @@ function knobFromName(name: string): RaftTestKnobs | undefined {
 function parseConfChangeSingle(token: string): ConfChangeSingle {
   const match = /^([vlr])(\d+)$/.exec(token);
   assert(match !== null, `conf change ${token}: expected v<id>, l<id> or r<id>`);
-  const type = { v: ConfChangeType.AddNode, l: ConfChangeType.AddLearnerNode, r: ConfChangeType.RemoveNode }[
-    match[1] as "v" | "l" | "r"
-  ];
+  const type = { v: ConfChangeType.AddNode, l: ConfChangeType.AddLearnerNode, r: ConfChangeType.RemoveNode }[match[1] as "v" | "l" | "r"];
   return { type, nodeId: Number(match[2]) };
 }
 
@@ -849,7 +851,10 @@ export function describeReady(rd: Ready, annotate: (m: Message) => string = () =
   };
   section("Entries", rd.entries.map(describeEntry));
   section("CommittedEntries", rd.committedEntries.map(describeEntry));
-  section("Messages", rd.messages.map((m) => describeMessage(m) + annotate(m)));
+  section(
+    "Messages",
+    rd.messages.map((m) => describeMessage(m) + annotate(m)),
+  );
   section("ReadStates", rd.readStates.map(describeReadState));
   return lines;
 }

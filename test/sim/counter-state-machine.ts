@@ -117,10 +117,7 @@ export class CounterStateMachine {
 
   /** Applies the next committed entry. Invariant: entries arrive in index order without gaps. */
   apply(entry: Entry): ApplyOutcome {
-    assert(
-      entry.index === this.appliedIndex + 1,
-      `state machine at ${this.appliedIndex} cannot apply entry ${entry.index}`,
-    );
+    assert(entry.index === this.appliedIndex + 1, `state machine at ${this.appliedIndex} cannot apply entry ${entry.index}`);
     this.appliedIndex = entry.index;
     this.appliedTerm = entry.term;
     this.hash = mix(mixNumber(mixNumber(this.hash, entry.index), entry.term), entryFingerprint(entry));

@@ -10,13 +10,7 @@
  */
 import { assert } from "../../src/util/assert.js";
 import { MemoryStorage } from "../../src/raft/memory-storage.js";
-import {
-  type Entry,
-  emptyHardState,
-  type HardState,
-  type LogIndex,
-  type Snapshot,
-} from "../../src/raft/types.js";
+import { type Entry, emptyHardState, type HardState, type LogIndex, type Snapshot } from "../../src/raft/types.js";
 
 export class SimDisk {
   private hardState: HardState = emptyHardState();

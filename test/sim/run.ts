@@ -84,6 +84,8 @@ if (single !== undefined) {
   }
   if (process.exitCode !== 1) {
     const seconds = (performance.now() - started) / 1000;
-    console.log(`${count} seeds ok (${base}..${base + count - 1}), ${events} events, ${seconds.toFixed(1)} s; steps ${overrides.steps ?? DEFAULT_STEPS}`);
+    console.log(
+      `${count} seeds ok (${base}..${base + count - 1}), ${events} events, ${seconds.toFixed(1)} s; steps ${overrides.steps ?? DEFAULT_STEPS}`,
+    );
   }
 }

@@ -74,9 +74,7 @@ describe("simulator: determinism", () => {
       expect(a.ok).toBe(true);
       expect(b.traceHash).toBe(a.traceHash);
       expect(b.stats).toEqual(a.stats);
-      expect(b.history.map((r) => `${r.opId}:${r.outcome}:${r.value}`)).toEqual(
-        a.history.map((r) => `${r.opId}:${r.outcome}:${r.value}`),
-      );
+      expect(b.history.map((r) => `${r.opId}:${r.outcome}:${r.value}`)).toEqual(a.history.map((r) => `${r.opId}:${r.outcome}:${r.value}`));
     }
   });
 

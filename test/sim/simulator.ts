@@ -430,9 +430,7 @@ class Simulator {
     }
     const host = this.clientHost();
     for (let i = 1; i <= options.workload.clients; i++) {
-      this.clients.push(
-        new SimClient(i, host, workloadPrng.fork(), options.workload, this.history, () => ++this.readCounter),
-      );
+      this.clients.push(new SimClient(i, host, workloadPrng.fork(), options.workload, this.history, () => ++this.readCounter));
     }
   }
 

@@ -12,7 +12,9 @@ export default function setup(): void {
     try {
       ensureBundle(entry, name);
     } catch (error) {
-      process.stderr.write(`[build-bundles] dist/${name}.mjs did not build, so every test that runs bin/${name}.js fails: ${(error as Error).message}\n`);
+      process.stderr.write(
+        `[build-bundles] dist/${name}.mjs did not build, so every test that runs bin/${name}.js fails: ${(error as Error).message}\n`,
+      );
     }
   }
 }

@@ -76,7 +76,12 @@ export interface TestClusterOptions {
    * `internalToken` is false (with tls clientAuth require, node certificates identify the nodes).
    * `readyToken` (needs admin) is what waitReady uses; without it, the tls client certificate.
    */
-  auth?: { tokens: TestToken[]; certificates?: Array<Omit<TestToken, "token"> & { identity: string }>; readyToken?: string; internalToken?: boolean };
+  auth?: {
+    tokens: TestToken[];
+    certificates?: Array<Omit<TestToken, "token"> & { identity: string }>;
+    readyToken?: string;
+    internalToken?: boolean;
+  };
   /**
    * Called when a node's process exits without the harness having stopped or killed it (a crash, a
    * fatal storage error, a failed assertion, an OOM, a kill from outside). Default: the exit and the
@@ -193,11 +198,16 @@ export class TestCluster {
         Object.assign(node, { cert: `certs/n${node.id}.pem`, key: `certs/n${node.id}-key.pem` });
       }
       const { clientAuth = "require", reloadSeconds = 30 } = this.options.tls;
-      Object.assign(document, { tls: { ca: "certs/ca.pem", clientAuth, client: { cert: "certs/client.pem", key: "certs/client-key.pem" }, reloadSeconds } });
+      Object.assign(document, {
+        tls: { ca: "certs/ca.pem", clientAuth, client: { cert: "certs/client.pem", key: "certs/client-key.pem" }, reloadSeconds },
+      });
     }
     if (this.options.auth !== undefined) {
       const { tokens, certificates = [], internalToken = true } = this.options.auth;
-      const auth: Record<string, unknown> = { tokens: tokens.map(({ name, token, grants }) => ({ name, sha256: tokenSha256Hex(token), grants })), certificates };
+      const auth: Record<string, unknown> = {
+        tokens: tokens.map(({ name, token, grants }) => ({ name, sha256: tokenSha256Hex(token), grants })),
+        certificates,
+      };
       if (internalToken) {
         this.internalToken = generateToken();
         writeFileSync(join(this.dir, "internal.token"), `${this.internalToken}\n`, { mode: 0o600 });
@@ -221,8 +231,15 @@ export class TestCluster {
    */
   async addNode(zone: string): Promise<number> {
     const id = Math.max(...this.config.nodes.map((n) => n.id)) + 1;
-    this.document.nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, zone, dataDir: `n${id}` });
-    if (this.options.metrics) Object.assign(this.document.nodes[this.document.nodes.length - 1]!, { metrics: `127.0.0.1:${await freePort()}` });
+    this.document.nodes.push({
+      id,
+      client: `127.0.0.1:${await freePort()}`,
+      peer: `127.0.0.1:${await freePort()}`,
+      zone,
+      dataDir: `n${id}`,
+    });
+    if (this.options.metrics)
+      Object.assign(this.document.nodes[this.document.nodes.length - 1]!, { metrics: `127.0.0.1:${await freePort()}` });
     writeFileSync(this.configPath, stringify(this.document));
     this.config = loadClusterConfig(this.configPath);
     return id;
@@ -250,10 +267,19 @@ export class TestCluster {
   /** Starts node `id`; with `expectExit`, a test that wants the node to refuse to start: its exit is not reported. */
   startNode(id: number, options: { expectExit?: boolean } = {}): ChildProcess {
     if (this.processes.has(id)) throw new Error(`node ${id} is already running`);
-    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), join(root, "bin", "tallyd.js"), "--config", this.configPath, "--node", String(id)], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn", TALLY_EXIT_WITH_PARENT: "1", ...this.options.extraEnv },
-    });
+    const child = spawn(
+      process.execPath,
+      [...(this.options.nodeArgs ?? []), join(root, "bin", "tallyd.js"), "--config", this.configPath, "--node", String(id)],
+      {
+        stdio: ["ignore", "pipe", "pipe"],
+        env: {
+          ...process.env,
+          TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn",
+          TALLY_EXIT_WITH_PARENT: "1",
+          ...this.options.extraEnv,
+        },
+      },
+    );
     const chunks = this.output.get(id) ?? [];
     this.output.set(id, chunks);
     const keep = (chunk: Buffer) => keepTail(chunks, chunk.toString(), OUTPUT_TAIL_BYTES);
@@ -262,7 +288,15 @@ export class TestCluster {
     const startedMs = Date.now();
     // "close", not "exit": by then both pipes are drained, so the tail holds the process's last words.
     child.on("close", (code, signal) => {
-      const exit: NodeExit = { nodeId: id, pid: child.pid, code, signal, expected: this.stopping.has(child), uptimeMs: Date.now() - startedMs, outputTail: chunks.join("") };
+      const exit: NodeExit = {
+        nodeId: id,
+        pid: child.pid,
+        code,
+        signal,
+        expected: this.stopping.has(child),
+        uptimeMs: Date.now() - startedMs,
+        outputTail: chunks.join(""),
+      };
       this.exits.set(id, exit);
       if (exit.expected) return;
       this.unexpectedExits.push(exit);
@@ -336,7 +370,11 @@ export class TestCluster {
       this.stopping.add(child);
       child.kill("SIGKILL");
     }
-    await Promise.all([...this.processes.values()].map((child) => withDeadline(new Promise((r) => child.once("exit", r)), 5000, "kill").catch(() => undefined)));
+    await Promise.all(
+      [...this.processes.values()].map((child) =>
+        withDeadline(new Promise((r) => child.once("exit", r)), 5000, "kill").catch(() => undefined),
+      ),
+    );
     this.processes.clear();
     // TALLY_TEST_KEEP_DIR=1 keeps the data directories and cluster.yaml for a post-mortem.
     if (process.env.TALLY_TEST_KEEP_DIR === "1") process.stderr.write(`[TestCluster] kept ${this.dir}\n`);
@@ -378,7 +416,12 @@ export async function withDeadline<T>(promise: Promise<T>, ms: number, message: 
  * Polls `fn` every 100 ms until it returns a value (not undefined or false), or fails after
  * `timeoutMs` naming `what`, the probe's last error, and `lastSeen()` (the state it last saw).
  */
-export async function eventually<T>(fn: () => Promise<T | undefined> | T | undefined, timeoutMs: number, what: string, lastSeen?: () => string): Promise<T> {
+export async function eventually<T>(
+  fn: () => Promise<T | undefined> | T | undefined,
+  timeoutMs: number,
+  what: string,
+  lastSeen?: () => string,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {

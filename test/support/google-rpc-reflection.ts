@@ -37,13 +37,25 @@ export interface ReflectedStatus {
 const TO_OBJECT: protobuf.IConversionOptions = { longs: String, defaults: true };
 
 export function decodeStatusByReflection(bytes: Uint8Array): ReflectedStatus {
-  const status = statusType.toObject(statusType.decode(bytes), { ...TO_OBJECT, bytes: Buffer }) as { code: number; message: string; details: Array<{ type_url: string; value: Buffer }> };
+  const status = statusType.toObject(statusType.decode(bytes), { ...TO_OBJECT, bytes: Buffer }) as {
+    code: number;
+    message: string;
+    details: Array<{ type_url: string; value: Buffer }>;
+  };
   return {
     code: status.code,
     message: status.message,
     details: status.details.map((detail) => {
-      if (detail.type_url === ERROR_INFO_URL) return { type_url: detail.type_url, errorInfo: errorInfoType.toObject(errorInfoType.decode(detail.value), TO_OBJECT) as NonNullable<ReflectedDetail["errorInfo"]> };
-      if (detail.type_url === RETRY_INFO_URL) return { type_url: detail.type_url, retryInfo: retryInfoType.toObject(retryInfoType.decode(detail.value), TO_OBJECT) as NonNullable<ReflectedDetail["retryInfo"]> };
+      if (detail.type_url === ERROR_INFO_URL)
+        return {
+          type_url: detail.type_url,
+          errorInfo: errorInfoType.toObject(errorInfoType.decode(detail.value), TO_OBJECT) as NonNullable<ReflectedDetail["errorInfo"]>,
+        };
+      if (detail.type_url === RETRY_INFO_URL)
+        return {
+          type_url: detail.type_url,
+          retryInfo: retryInfoType.toObject(retryInfoType.decode(detail.value), TO_OBJECT) as NonNullable<ReflectedDetail["retryInfo"]>,
+        };
       return { type_url: detail.type_url };
     }),
   };
@@ -60,8 +72,17 @@ export interface StatusToEncode {
 
 export function encodeStatusByReflection(status: StatusToEncode): Buffer {
   const details = [...(status.otherDetails ?? [])];
-  if (status.errorInfo !== undefined) details.push({ type_url: ERROR_INFO_URL, value: errorInfoType.encode(errorInfoType.fromObject(status.errorInfo)).finish() });
-  if (status.retryDelay !== undefined) details.push({ type_url: RETRY_INFO_URL, value: retryInfoType.encode(retryInfoType.fromObject({ retry_delay: status.retryDelay })).finish() });
-  const message = statusType.fromObject({ code: status.code, message: status.message, details: details.map((detail) => anyType.fromObject(detail)) });
+  if (status.errorInfo !== undefined)
+    details.push({ type_url: ERROR_INFO_URL, value: errorInfoType.encode(errorInfoType.fromObject(status.errorInfo)).finish() });
+  if (status.retryDelay !== undefined)
+    details.push({
+      type_url: RETRY_INFO_URL,
+      value: retryInfoType.encode(retryInfoType.fromObject({ retry_delay: status.retryDelay })).finish(),
+    });
+  const message = statusType.fromObject({
+    code: status.code,
+    message: status.message,
+    details: details.map((detail) => anyType.fromObject(detail)),
+  });
   return Buffer.from(statusType.encode(message).finish());
 }

@@ -213,8 +213,7 @@ function searchPartition<State, Input, Output>(
     eventOrder.push(i);
     if (ops[i]!.completedAt !== undefined) eventOrder.push(opCount + i);
   }
-  const eventTime = (entry: number): number =>
-    entry < opCount ? ops[entry]!.invokedAt : ops[entry - opCount]!.completedAt!;
+  const eventTime = (entry: number): number => (entry < opCount ? ops[entry]!.invokedAt : ops[entry - opCount]!.completedAt!);
   eventOrder.sort((a, b) => {
     const dt = eventTime(a) - eventTime(b);
     if (dt !== 0) return dt;
@@ -451,9 +450,7 @@ function shrinkCounterexample<State, Input, Output>(
   // 1. The shortest failing prefix. Cutting the history at time T keeps every operation invoked
   //    at or before T; one still running at T becomes ambiguous. Prefixes of a linearizable
   //    history are linearizable, so "fails" is monotone in T and binary search applies.
-  const cutTimes = [...new Set(ops.filter((op) => op.completedAt !== undefined).map((op) => op.completedAt!))].sort(
-    (a, b) => a - b,
-  );
+  const cutTimes = [...new Set(ops.filter((op) => op.completedAt !== undefined).map((op) => op.completedAt!))].sort((a, b) => a - b);
   assert(cutTimes.length > 0, "a violation needs at least one completed operation");
   let low = 0;
   let high = cutTimes.length - 1;
@@ -543,10 +540,7 @@ function cutAt<Input, Output>(ops: readonly Operation<Input, Output>[], time: nu
 // ---------------------------------------------------------------------------------------------
 // Reporting.
 
-export function describeOperation<State, Input, Output>(
-  model: Model<State, Input, Output>,
-  op: Operation<Input, Output>,
-): string {
+export function describeOperation<State, Input, Output>(model: Model<State, Input, Output>, op: Operation<Input, Output>): string {
   const body = model.describe
     ? model.describe(op.input, op.output)
     : `${safeJson(op.input)} -> ${op.output === undefined ? "?" : safeJson(op.output)}`;
@@ -556,10 +550,7 @@ export function describeOperation<State, Input, Output>(
 }
 
 /** One operation per line, sorted by invocation time. */
-export function formatHistory<State, Input, Output>(
-  ops: readonly Operation<Input, Output>[],
-  model: Model<State, Input, Output>,
-): string {
+export function formatHistory<State, Input, Output>(ops: readonly Operation<Input, Output>[], model: Model<State, Input, Output>): string {
   return [...ops]
     .sort((a, b) => a.invokedAt - b.invokedAt)
     .map((op) => `  ${describeOperation(model, op)}`)

@@ -3,7 +3,19 @@ import { type Message, MessageType } from "../../src/raft/types.js";
 
 /** A heartbeat from `from` to `to`, with `overrides`. */
 export function message(from: number, to: number, overrides: Partial<Message> = {}): Message {
-  return { type: MessageType.Heartbeat, to, from, term: 1, logTerm: 0, index: 0, entries: [], commit: 0, reject: false, rejectHint: 0, ...overrides };
+  return {
+    type: MessageType.Heartbeat,
+    to,
+    from,
+    term: 1,
+    logTerm: 0,
+    index: 0,
+    entries: [],
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    ...overrides,
+  };
 }
 
 /** Polls `predicate` every 10 ms until it holds, or fails naming `what` after `timeoutMs`. */

@@ -27,7 +27,10 @@ export class RawNodeClient {
   private readonly metadata = new grpc.Metadata();
 
   /** `token`: sent as "authorization: Bearer <token>" on every call (a cluster with auth:). */
-  constructor(readonly address: string, options: { token?: string } = {}) {
+  constructor(
+    readonly address: string,
+    options: { token?: string } = {},
+  ) {
     const proto = tallyProto();
     this.counter = new proto.CounterService(address, grpc.credentials.createInsecure());
     this.admin = new proto.AdminService(address, grpc.credentials.createInsecure());
@@ -53,7 +56,12 @@ export class RawNodeClient {
 }
 
 /** Finds the node that leads `shardId` and returns a client for it. */
-export async function leaderClient(endpoints: string[], shardId: number, timeoutMs = 10_000, options: { token?: string } = {}): Promise<RawNodeClient> {
+export async function leaderClient(
+  endpoints: string[],
+  shardId: number,
+  timeoutMs = 10_000,
+  options: { token?: string } = {},
+): Promise<RawNodeClient> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     for (const endpoint of endpoints) {
@@ -86,7 +94,12 @@ export interface RawBytesOutcome {
  * can send what no encoder would: malformed protobuf, or a message far over the server's limit.
  * `token` adds `authorization: Bearer <token>`.
  */
-export function rawBytesCall(address: string, path: string, bytes: Buffer, options: { token?: string; timeoutMs?: number } = {}): Promise<RawBytesOutcome> {
+export function rawBytesCall(
+  address: string,
+  path: string,
+  bytes: Buffer,
+  options: { token?: string; timeoutMs?: number } = {},
+): Promise<RawBytesOutcome> {
   const identity = (value: Buffer): Buffer => value;
   const client = new grpc.Client(address, grpc.credentials.createInsecure(), {
     "grpc.max_send_message_length": 128 * 1024 * 1024,
@@ -96,12 +109,20 @@ export function rawBytesCall(address: string, path: string, bytes: Buffer, optio
   const metadata = new grpc.Metadata();
   if (options.token !== undefined) metadata.set("authorization", `Bearer ${options.token}`);
   return new Promise((resolve) => {
-    client.makeUnaryRequest(path, identity, identity, bytes, metadata, { deadline: Date.now() + (options.timeoutMs ?? 5000) }, (error, response) => {
-      client.close();
-      if (error === null) return resolve({ code: grpc.status.OK, details: "", ...(response === undefined ? {} : { response }) });
-      const raw = error.metadata?.get(ERROR_DETAILS_METADATA_KEY)?.[0];
-      const info = raw instanceof Buffer ? (decodeErrorInfo(raw) as unknown as Record<string, any>) : undefined;
-      resolve({ code: error.code, details: error.details ?? error.message, ...(info === undefined ? {} : { info }) });
-    });
+    client.makeUnaryRequest(
+      path,
+      identity,
+      identity,
+      bytes,
+      metadata,
+      { deadline: Date.now() + (options.timeoutMs ?? 5000) },
+      (error, response) => {
+        client.close();
+        if (error === null) return resolve({ code: grpc.status.OK, details: "", ...(response === undefined ? {} : { response }) });
+        const raw = error.metadata?.get(ERROR_DETAILS_METADATA_KEY)?.[0];
+        const info = raw instanceof Buffer ? (decodeErrorInfo(raw) as unknown as Record<string, any>) : undefined;
+        resolve({ code: error.code, details: error.details ?? error.message, ...(info === undefined ? {} : { info }) });
+      },
+    );
   });
 }

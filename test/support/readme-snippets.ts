@@ -118,14 +118,19 @@ export function shellEnvironment(target: SnippetTarget): NodeJS.ProcessEnv {
   mkdirSync(bin, { recursive: true });
   const wrapper = join(bin, "tallyctl");
   const quote = (text: string) => `'${text.replaceAll("'", `'\\''`)}'`;
-  writeFileSync(wrapper, `#!/bin/sh\nexec ${quote(process.execPath)} ${quote(join(target.root, "bin", "tallyctl.js"))} --config ${quote(target.configPath)} "$@"\n`);
+  writeFileSync(
+    wrapper,
+    `#!/bin/sh\nexec ${quote(process.execPath)} ${quote(join(target.root, "bin", "tallyctl.js"))} --config ${quote(target.configPath)} "$@"\n`,
+  );
   chmodSync(wrapper, 0o755);
   return { ...process.env, PATH: `${bin}:${process.env.PATH ?? ""}`, TALLY_ENDPOINTS: target.endpoints.join(",") };
 }
 
 /** A README shell line as the test runs it; throws on an `npx` of anything but tallyctl and tsx (no registry). */
 export function shellLineFor(line: string, target: SnippetTarget): string {
-  const rewritten = line.replace(/\bnpx tallyctl\b/g, "tallyctl").replace(/\bnpx tsx\b/g, `'${join(target.root, "node_modules", ".bin", "tsx")}'`);
+  const rewritten = line
+    .replace(/\bnpx tallyctl\b/g, "tallyctl")
+    .replace(/\bnpx tsx\b/g, `'${join(target.root, "node_modules", ".bin", "tsx")}'`);
   if (/\bnpx\b/.test(rewritten)) throw new Error(`a README shell line runs npx of something other than tallyctl or tsx: ${line}`);
   return rewritten;
 }
@@ -148,11 +153,19 @@ let programs = 0;
 export async function runTypeScript(code: string, target: SnippetTarget, deadlineMs: number): Promise<RunResult> {
   const file = join(target.scratch, `snippet-${++programs}.mts`);
   writeFileSync(file, typescriptProgram(code, target));
-  return runBounded(process.execPath, [join(target.root, "node_modules", "tsx", "dist", "cli.mjs"), file], { cwd: target.scratch, env: { ...process.env }, deadlineMs });
+  return runBounded(process.execPath, [join(target.root, "node_modules", "tsx", "dist", "cli.mjs"), file], {
+    cwd: target.scratch,
+    env: { ...process.env },
+    deadlineMs,
+  });
 }
 
 /** Runs a command to its end in a process group of its own; SIGKILL to that group (its children too) at the deadline. */
-function runBounded(command: string, args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; deadlineMs: number }): Promise<RunResult> {
+function runBounded(
+  command: string,
+  args: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv; deadlineMs: number },
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
     let stdout = "";

@@ -9,7 +9,10 @@ export interface ProcessResult {
 }
 
 /** Runs `node ...args` to completion, collecting its output; SIGKILL at the deadline. */
-export function runNodeProcess(args: string[], options: { cwd: string; env: NodeJS.ProcessEnv; deadlineMs: number }): Promise<ProcessResult> {
+export function runNodeProcess(
+  args: string[],
+  options: { cwd: string; env: NodeJS.ProcessEnv; deadlineMs: number },
+): Promise<ProcessResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";

@@ -23,7 +23,12 @@ import { generateToken, tokenSha256Hex } from "../../src/util/auth-token.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../../src/util/errors.js";
 import { componentLogger } from "../../src/util/log.js";
 
-const node = (id: number) => ({ id, client: `127.0.0.1:${7000 + id}`, peer: `127.0.0.1:${7100 + id}`, dataDir: `/tmp/tally-auth-test/n${id}` });
+const node = (id: number) => ({
+  id,
+  client: `127.0.0.1:${7000 + id}`,
+  peer: `127.0.0.1:${7100 + id}`,
+  dataDir: `/tmp/tally-auth-test/n${id}`,
+});
 const base = (auth: unknown) => ({ cluster: { replicationFactor: 1, shards: 1 }, nodes: [node(1)], auth });
 
 const readerToken = generateToken();
@@ -34,7 +39,14 @@ const internalToken = generateToken();
 const settings: AuthSettings = {
   tokens: [
     { name: "reader", sha256: tokenSha256Hex(readerToken), grants: [{ prefix: "", roles: ["read"] }] },
-    { name: "pages", sha256: tokenSha256Hex(writerToken), grants: [{ prefix: "page:", roles: ["read", "write"] }, { prefix: "stats:", roles: ["read"] }] },
+    {
+      name: "pages",
+      sha256: tokenSha256Hex(writerToken),
+      grants: [
+        { prefix: "page:", roles: ["read", "write"] },
+        { prefix: "stats:", roles: ["read"] },
+      ],
+    },
     { name: "ops", sha256: tokenSha256Hex(adminToken), grants: [{ prefix: "", roles: ["admin"] }] },
   ],
   certificates: [],
@@ -52,7 +64,10 @@ const bytes = (text: string) => Buffer.from(text, "utf8");
 
 /** A request as the server sees it: encoded with tally.proto and decoded again. */
 function decoded(method: string, message: object): Record<string, any> {
-  const service = tallyProto().packageDefinition["tally.v1.CounterService"] as unknown as Record<string, { requestSerialize(value: object): Buffer; requestDeserialize(bytes: Buffer): any }>;
+  const service = tallyProto().packageDefinition["tally.v1.CounterService"] as unknown as Record<
+    string,
+    { requestSerialize(value: object): Buffer; requestDeserialize(bytes: Buffer): any }
+  >;
   const definition = service[method]!;
   return definition.requestDeserialize(definition.requestSerialize(message));
 }
@@ -70,12 +85,26 @@ describe("cluster.yaml auth section", () => {
   test("parses tokens, grants and the internal token file; absent = off", () => {
     const hash = tokenSha256Hex("x".repeat(40));
     const config = parseClusterConfig(
-      base({ internalTokenFile: "secrets/internal", tokens: [{ name: "web", sha256: hash.toUpperCase(), grants: [{ prefix: "page:", roles: ["read", "write"] }, { roles: ["admin"] }] }] }),
+      base({
+        internalTokenFile: "secrets/internal",
+        tokens: [
+          { name: "web", sha256: hash.toUpperCase(), grants: [{ prefix: "page:", roles: ["read", "write"] }, { roles: ["admin"] }] },
+        ],
+      }),
       "/etc/tally/cluster.yaml",
     );
     expect(config.auth).toEqual({
       internalTokenFile: "/etc/tally/secrets/internal",
-      tokens: [{ name: "web", sha256: hash, grants: [{ prefix: "page:", roles: ["read", "write"] }, { prefix: "", roles: ["admin"] }] }],
+      tokens: [
+        {
+          name: "web",
+          sha256: hash,
+          grants: [
+            { prefix: "page:", roles: ["read", "write"] },
+            { prefix: "", roles: ["admin"] },
+          ],
+        },
+      ],
       certificates: [],
     });
     expect(parseClusterConfig(base(undefined)).auth).toBeUndefined();
@@ -83,20 +112,31 @@ describe("cluster.yaml auth section", () => {
 
   test("bad sections are refused with the field named", () => {
     const hash = tokenSha256Hex("y".repeat(40));
-    const token = (extra: Record<string, unknown> = {}) => ({ name: "web", sha256: hash, grants: [{ prefix: "", roles: ["read"] }], ...extra });
+    const token = (extra: Record<string, unknown> = {}) => ({
+      name: "web",
+      sha256: hash,
+      grants: [{ prefix: "", roles: ["read"] }],
+      ...extra,
+    });
     const rejects = (auth: unknown, fragment: string) => {
       expect(() => parseClusterConfig(base(auth), "/c.yaml")).toThrow(ConfigError);
       expect(() => parseClusterConfig(base(auth), "/c.yaml")).toThrow(fragment);
     };
     rejects({ internalTokenFile: "i", tokens: [token({ sha256: "tly_rawsecret" })] }, "auth.tokens[0].sha256 must be the token's SHA-256");
-    rejects({ internalTokenFile: "i", tokens: [token({ grants: [{ prefix: "page:", roles: ["admin"] }] })] }, 'admin is cluster-wide; grant it with prefix ""');
+    rejects(
+      { internalTokenFile: "i", tokens: [token({ grants: [{ prefix: "page:", roles: ["admin"] }] })] },
+      'admin is cluster-wide; grant it with prefix ""',
+    );
     rejects({ internalTokenFile: "i", tokens: [token({ grants: [{ prefix: "", roles: ["root"] }] })] }, 'unknown role "root"');
     rejects({ internalTokenFile: "i", tokens: [token({ grants: [] })] }, "auth.tokens[0].grants must be a non-empty list");
     rejects({ internalTokenFile: "i", tokens: [token(), token({ sha256: tokenSha256Hex("other-token-text") })] }, '"web" is used twice');
     rejects({ internalTokenFile: "i", tokens: [token(), token({ name: "web2" })] }, "the same token is listed twice");
     rejects({ internalTokenFile: "i", tokens: [] }, "needs at least one entry in tokens or certificates");
     rejects({ tokens: [token()] }, "auth.internalTokenFile is required");
-    rejects({ internalTokenFile: "i", tokens: [token()], certificates: [{ name: "svc", identity: "svc", grants: [{ roles: ["read"] }] }] }, "certificate identities need tls.clientAuth: require");
+    rejects(
+      { internalTokenFile: "i", tokens: [token()], certificates: [{ name: "svc", identity: "svc", grants: [{ roles: ["read"] }] }] },
+      "certificate identities need tls.clientAuth: require",
+    );
     rejects({ internalTokenFile: "i", tokens: [token({ secret: "x" })] }, 'unknown field "secret"');
   });
 });
@@ -188,29 +228,43 @@ describe("authentication", () => {
   });
 
   test("client certificates count only where they are verified (clientAuth: require)", () => {
-    const withCertificates = new Authorizer({ ...settings, certificates: [{ name: "billing", identity: "billing.internal", grants: [{ prefix: "bill:", roles: ["write"] }] }] }, true, undefined);
+    const withCertificates = new Authorizer(
+      { ...settings, certificates: [{ name: "billing", identity: "billing.internal", grants: [{ prefix: "bill:", roles: ["write"] }] }] },
+      true,
+      undefined,
+    );
     const certificate = (cn: string, san = "") => ({ subject: { CN: cn }, subjectaltname: san }) as never;
     expect(withCertificates.authenticate(new grpc.Metadata(), certificate("x", "DNS:billing.internal")).name).toBe("billing");
     expect(withCertificates.authenticate(new grpc.Metadata(), certificate("billing.internal")).name).toBe("billing");
-    expect(withCertificates.authenticate(new grpc.Metadata(), certificate("tally-node-2", "URI:tally://node/2"))).toMatchObject({ name: "node-2", internal: true });
+    expect(withCertificates.authenticate(new grpc.Metadata(), certificate("tally-node-2", "URI:tally://node/2"))).toMatchObject({
+      name: "node-2",
+      internal: true,
+    });
     expect(() => withCertificates.authenticate(new grpc.Metadata(), certificate("stranger"))).toThrow(UnauthenticatedError);
     // The token wins over the certificate.
     expect(withCertificates.authenticate(bearer(readerToken), certificate("billing.internal")).name).toBe("reader");
     // Without verification a presented certificate is ignored.
-    expect(() => authorizer.authenticate(new grpc.Metadata(), certificate("tally-node-2", "URI:tally://node/2"))).toThrow(UnauthenticatedError);
+    expect(() => authorizer.authenticate(new grpc.Metadata(), certificate("tally-node-2", "URI:tally://node/2"))).toThrow(
+      UnauthenticatedError,
+    );
   });
 
   test("the internal token file is read once at start; an unreadable or short one is a config error", () => {
     const dir = mkdtempSync(join(tmpdir(), "tally-auth-"));
     try {
-      const document = (file: string) => base({ internalTokenFile: file, tokens: [{ name: "r", sha256: tokenSha256Hex(readerToken), grants: [{ roles: ["read"] }] }] });
+      const document = (file: string) =>
+        base({ internalTokenFile: file, tokens: [{ name: "r", sha256: tokenSha256Hex(readerToken), grants: [{ roles: ["read"] }] }] });
       writeFileSync(join(dir, "good"), `${internalToken}\n`);
       const config = parseClusterConfig(document("good"), join(dir, "cluster.yaml"));
       expect(authorizerFor(config)?.internalToken).toBe(internalToken);
       expect(authorizerFor(config)?.internalMetadata()?.get("authorization")).toEqual([`Bearer ${internalToken}`]);
       writeFileSync(join(dir, "short"), "tly_short\n");
-      expect(() => authorizerFor(parseClusterConfig(document("short"), join(dir, "cluster.yaml")))).toThrow(/at least 32 printable characters/);
-      expect(() => authorizerFor(parseClusterConfig(document("missing"), join(dir, "cluster.yaml")))).toThrow(/auth.internalTokenFile: cannot read/);
+      expect(() => authorizerFor(parseClusterConfig(document("short"), join(dir, "cluster.yaml")))).toThrow(
+        /at least 32 printable characters/,
+      );
+      expect(() => authorizerFor(parseClusterConfig(document("missing"), join(dir, "cluster.yaml")))).toThrow(
+        /auth.internalTokenFile: cannot read/,
+      );
       expect(authorizerFor(parseClusterConfig(base(undefined)))).toBeUndefined();
       writeFileSync(join(dir, "shared"), `${readerToken}\n`);
       expect(() => authorizerFor(parseClusterConfig(document("shared"), join(dir, "cluster.yaml")))).toThrow(/also in auth.tokens/);
@@ -235,7 +289,9 @@ describe("authorization", () => {
     expect(denial(pages, write("stats:x"))).toBeInstanceOf(PermissionDeniedError); // read only there
     expect(denial(pages, { kind: "keys", role: "read", keys: [bytes("stats:x")] })).toBeUndefined();
     expect(denial(pages, { kind: "keys", role: "write", keys: [Buffer.from([0x70, 0x61, 0x67, 0x65, 0x3a, 0xff])] })).toBeUndefined();
-    expect((denial(pages, write("orders:1")) as Error).message).toBe('caller "pages" has no write role on key "orders:1" (test); nothing was applied');
+    expect((denial(pages, write("orders:1")) as Error).message).toBe(
+      'caller "pages" has no write role on key "orders:1" (test); nothing was applied',
+    );
   });
 
   test("roles do not imply each other: read cannot write, admin cannot read counters", () => {
@@ -259,25 +315,44 @@ describe("authorization", () => {
     });
     const access = counterAccess("addBatch", request);
     expect(access).toMatchObject({ kind: "keys", role: "write", batch: true });
-    expect((access as Extract<Access, { kind: "keys" }>).keys.map((k) => Buffer.from(k).toString())).toEqual(["page:a", "page:b", "orders:1", "page:c"]);
+    expect((access as Extract<Access, { kind: "keys" }>).keys.map((k) => Buffer.from(k).toString())).toEqual([
+      "page:a",
+      "page:b",
+      "orders:1",
+      "page:c",
+    ]);
     const error = denial(pages, access) as PermissionDeniedError & { opIndex?: number };
     expect(error).toBeInstanceOf(PermissionDeniedError);
     expect(error.message).toContain('ops[2] key "orders:1"');
     expect(error.opIndex).toBe(2);
-    const allowed = decoded("AddBatch", { header: { shardId: 1 }, ops: [{ add: { key: bytes("page:a"), delta: 1 } }, { tryAcquire: { key: bytes("page:rl"), n: 1, limit: 5, windowMs: 1000 } }] });
+    const allowed = decoded("AddBatch", {
+      header: { shardId: 1 },
+      ops: [{ add: { key: bytes("page:a"), delta: 1 } }, { tryAcquire: { key: bytes("page:rl"), n: 1, limit: 5, windowMs: 1000 } }],
+    });
     expect(denial(pages, counterAccess("addBatch", allowed))).toBeUndefined();
   });
 
   test("a packed batch (packed_adds) needs the role on every key inside the bytes; malformed bytes need an unscoped grant", () => {
-    const packed = (...keys: string[]) => decoded("AddBatch", { header: { shardId: 1 }, packedAdds: encodePackedAddsField(keys.map((key) => ({ key: bytes(key), delta: 1n }))) });
+    const packed = (...keys: string[]) =>
+      decoded("AddBatch", {
+        header: { shardId: 1 },
+        packedAdds: encodePackedAddsField(keys.map((key) => ({ key: bytes(key), delta: 1n }))),
+      });
     expect(denial(pages, counterAccess("addBatch", packed("page:a", "page:b")))).toBeUndefined();
-    const error = denial(pages, counterAccess("addBatch", packed("page:a", "orders:1", "page:c"))) as PermissionDeniedError & { opIndex?: number };
+    const error = denial(pages, counterAccess("addBatch", packed("page:a", "orders:1", "page:c"))) as PermissionDeniedError & {
+      opIndex?: number;
+    };
     expect(error).toBeInstanceOf(PermissionDeniedError);
     expect(error.message).toContain('ops[1] key "orders:1"');
     expect(error.opIndex).toBe(1);
     const good = encodePackedAddsField([{ key: bytes("page:a"), delta: 1n }]);
-    for (const broken of [Buffer.concat([good, Buffer.from([0, 9, 1])]), Buffer.concat([good, Buffer.from([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])])]) {
-      expect(denial(pages, counterAccess("addBatch", decoded("AddBatch", { header: { shardId: 1 }, packedAdds: broken })))).toBeInstanceOf(PermissionDeniedError);
+    for (const broken of [
+      Buffer.concat([good, Buffer.from([0, 9, 1])]),
+      Buffer.concat([good, Buffer.from([0, 0, 1, 2, 3, 4, 5, 6, 7, 8])]),
+    ]) {
+      expect(denial(pages, counterAccess("addBatch", decoded("AddBatch", { header: { shardId: 1 }, packedAdds: broken })))).toBeInstanceOf(
+        PermissionDeniedError,
+      );
     }
   });
 
@@ -298,15 +373,23 @@ describe("authorization", () => {
 
   test("reads: every key of getMany and uniqueCount; a prefix read needs a grant covering the whole prefix", () => {
     expect(denial(pages, counterAccess("getMany", decoded("GetMany", { keys: [bytes("page:a"), bytes("stats:b")] })))).toBeUndefined();
-    expect(denial(pages, counterAccess("getMany", decoded("GetMany", { keys: [bytes("page:a"), bytes("orders:b")] })))).toBeInstanceOf(PermissionDeniedError);
-    expect(denial(pages, counterAccess("uniqueCount", decoded("UniqueCount", { keys: [bytes("orders:b")] })))).toBeInstanceOf(PermissionDeniedError);
+    expect(denial(pages, counterAccess("getMany", decoded("GetMany", { keys: [bytes("page:a"), bytes("orders:b")] })))).toBeInstanceOf(
+      PermissionDeniedError,
+    );
+    expect(denial(pages, counterAccess("uniqueCount", decoded("UniqueCount", { keys: [bytes("orders:b")] })))).toBeInstanceOf(
+      PermissionDeniedError,
+    );
     expect(denial(pages, counterAccess("topK", decoded("TopK", { prefix: bytes("page:top"), k: 3 })))).toBeUndefined();
     expect(denial(pages, counterAccess("topK", decoded("TopK", { prefix: bytes("page"), k: 3 })))).toBeInstanceOf(PermissionDeniedError);
     expect(denial(pages, counterAccess("aggregate", decoded("Aggregate", {})))).toBeInstanceOf(PermissionDeniedError);
     expect(denial(reader, counterAccess("aggregate", decoded("Aggregate", {})))).toBeUndefined();
     expect(denial(pages, counterAccess("watch", decoded("Watch", { key: bytes("page:"), prefix: true })))).toBeUndefined();
-    expect(denial(pages, counterAccess("watch", decoded("Watch", { key: bytes("pa"), prefix: true })))).toBeInstanceOf(PermissionDeniedError);
-    expect(denial(pages, counterAccess("windowRange", decoded("WindowRange", { key: bytes("orders:w") })))).toBeInstanceOf(PermissionDeniedError);
+    expect(denial(pages, counterAccess("watch", decoded("Watch", { key: bytes("pa"), prefix: true })))).toBeInstanceOf(
+      PermissionDeniedError,
+    );
+    expect(denial(pages, counterAccess("windowRange", decoded("WindowRange", { key: bytes("orders:w") })))).toBeInstanceOf(
+      PermissionDeniedError,
+    );
   });
 
   test("sessions need write somewhere; the routing map needs any data role; unknown methods need admin", () => {
@@ -334,22 +417,40 @@ describe("authorization", () => {
 
 describe("pipeline frames", () => {
   const gate = new AuthGate(authorizer, componentLogger("auth-test"));
-  const stream = (metadata: grpc.Metadata) => ({ metadata, getAuthContext: () => ({}), getPeer: () => "test" }) as unknown as grpc.ServerDuplexStream<Record<string, any>, Record<string, any>>;
+  const stream = (metadata: grpc.Metadata) =>
+    ({ metadata, getAuthContext: () => ({}), getPeer: () => "test" }) as unknown as grpc.ServerDuplexStream<
+      Record<string, any>,
+      Record<string, any>
+    >;
 
   test("each op is checked on its own: a denied op is an error frame with its id, the rest pass", () => {
     const caller = gate.pipelineCaller(stream(bearer(writerToken)));
     expect(gate.pipelineDenial(caller, { id: "7", op: "add", add: { key: bytes("page:a"), delta: "1" } })).toBeUndefined();
     const frame = gate.pipelineDenial(caller, { id: "8", op: "add", add: { key: bytes("orders:a"), delta: "1" } });
     expect(frame).toMatchObject({ id: "8", error: { code: "PERMISSION_DENIED" } });
-    const batch = gate.pipelineDenial(caller, { id: "9", op: "batch", batch: { ops: [{ op: "add", add: { key: bytes("page:a") } }, { op: "set", set: { key: bytes("x") } }] } });
+    const batch = gate.pipelineDenial(caller, {
+      id: "9",
+      op: "batch",
+      batch: {
+        ops: [
+          { op: "add", add: { key: bytes("page:a") } },
+          { op: "set", set: { key: bytes("x") } },
+        ],
+      },
+    });
     expect(batch).toMatchObject({ id: "9", error: { code: "PERMISSION_DENIED", hasOpIndex: true, opIndex: 1 } });
-    expect(gate.pipelineDenial(caller, { id: "10", op: "hotAdd", hotAdd: { key: bytes("page:a") } })).toMatchObject({ error: { code: "PERMISSION_DENIED" } });
+    expect(gate.pipelineDenial(caller, { id: "10", op: "hotAdd", hotAdd: { key: bytes("page:a") } })).toMatchObject({
+      error: { code: "PERMISSION_DENIED" },
+    });
     expect(gate.pipelineDenial(caller, { id: "11" })).toBeUndefined(); // no op: the handler refuses it
   });
 
   test("a stream without credentials gets UNAUTHENTICATED for every op", () => {
     const caller = gate.pipelineCaller(stream(new grpc.Metadata()));
-    expect(gate.pipelineDenial(caller, { id: "1", op: "get", get: { key: bytes("page:a") } })).toMatchObject({ id: "1", error: { code: "UNAUTHENTICATED" } });
+    expect(gate.pipelineDenial(caller, { id: "1", op: "get", get: { key: bytes("page:a") } })).toMatchObject({
+      id: "1",
+      error: { code: "UNAUTHENTICATED" },
+    });
   });
 });
 
@@ -364,11 +465,20 @@ describe("the guard", () => {
     const gate = new AuthGate(authorizer, componentLogger("auth-test"));
     const definition = tallyProto().CounterService.service;
     let reached = 0;
-    const guarded = gate.guard(definition, { add: (_call: unknown, callback: grpc.sendUnaryData<object>) => (reached++, callback(null, {})) }, counterAccess);
+    const guarded = gate.guard(
+      definition,
+      { add: (_call: unknown, callback: grpc.sendUnaryData<object>) => (reached++, callback(null, {})) },
+      counterAccess,
+    );
     const call = (token: string | undefined, key: string) =>
       new Promise<grpc.ServiceError | null>((resolve) =>
         (guarded.add as grpc.handleUnaryCall<object, object>)(
-          { metadata: token ? bearer(token) : new grpc.Metadata(), request: { key: bytes(key) }, getAuthContext: () => ({}), getPeer: () => "test" } as never,
+          {
+            metadata: token ? bearer(token) : new grpc.Metadata(),
+            request: { key: bytes(key) },
+            getAuthContext: () => ({}),
+            getPeer: () => "test",
+          } as never,
           (error) => resolve(error as grpc.ServiceError | null),
         ),
       );

@@ -38,7 +38,12 @@ afterEach(() => rmSync(root, { recursive: true, force: true }));
 function config(nodes: number, replicationFactor = 3, base = root): ClusterConfig {
   return parseClusterConfig({
     cluster: { name: "restored", replicationFactor, shards: 2 },
-    nodes: Array.from({ length: nodes }, (_, i) => ({ id: i + 1, client: `127.0.0.1:${7001 + i}`, peer: `127.0.0.1:${7101 + i}`, dataDir: join(base, "new", `n${i + 1}`) })),
+    nodes: Array.from({ length: nodes }, (_, i) => ({
+      id: i + 1,
+      client: `127.0.0.1:${7001 + i}`,
+      peer: `127.0.0.1:${7101 + i}`,
+      dataDir: join(base, "new", `n${i + 1}`),
+    })),
   });
 }
 
@@ -103,7 +108,17 @@ function writeBackup(dir: string, layout = LAYOUT): { manifest: BackupManifest; 
     };
   });
   const now = new Date().toISOString();
-  const manifest: BackupManifest = { format: BACKUP_FORMAT, version: BACKUP_FORMAT_VERSION, clusterName: "source", startedAt: now, finishedAt: now, mapVersion: 42, replicationFactor: 3, slotCount: 16384, shards };
+  const manifest: BackupManifest = {
+    format: BACKUP_FORMAT,
+    version: BACKUP_FORMAT_VERSION,
+    clusterName: "source",
+    startedAt: now,
+    finishedAt: now,
+    mapVersion: 42,
+    replicationFactor: 3,
+    slotCount: 16384,
+    shards,
+  };
   writeFileSync(join(dir, MANIFEST_FILE), encodeManifest(manifest));
   return { manifest, machines };
 }
@@ -134,10 +149,24 @@ describe("manifest", () => {
     ["a missing field", (m: any) => (delete m.shards[0].appliedIndex, m), /shards\[0\]\.appliedIndex must be an integer/],
     ["a bad checksum field", (m: any) => ((m.shards[0].sha256 = "abc"), m), /not a hex SHA-256/],
     ["a file outside the backup", (m: any) => ((m.shards[0].file = "../../etc/passwd"), m), /file must be shard-0001\.snap/],
-    ["hot tags not starting at 0", (m: any) => ((m.hot = [{ key: "aG90", tags: [1, 2] }]), m), /hot\[0\]\.tags must be 2\.\.64 tags starting with 0/],
+    [
+      "hot tags not starting at 0",
+      (m: any) => ((m.hot = [{ key: "aG90", tags: [1, 2] }]), m),
+      /hot\[0\]\.tags must be 2\.\.64 tags starting with 0/,
+    ],
     ["repeated hot tags", (m: any) => ((m.hot = [{ key: "aG90", tags: [0, 5, 5] }]), m), /distinct/],
     ["a hot key that is not base64", (m: any) => ((m.hot = [{ key: "!!", tags: [0, 1] }]), m), /base64/],
-    ["a hot key twice", (m: any) => ((m.hot = [{ key: "aG90", tags: [0, 1] }, { key: "aG90", tags: [0, 2] }]), m), /appears twice/],
+    [
+      "a hot key twice",
+      (m: any) => (
+        (m.hot = [
+          { key: "aG90", tags: [0, 1] },
+          { key: "aG90", tags: [0, 2] },
+        ]),
+        m
+      ),
+      /appears twice/,
+    ],
   ])("refuses %s", (_name, edit, message) => {
     const { manifest } = writeBackup(join(root, "b"));
     const copy = JSON.parse(encodeManifest(manifest));
@@ -154,32 +183,53 @@ describe("verification", () => {
   });
 
   test.each([
-    ["a flipped byte", (dir: string) => {
-      const path = join(dir, shardFileName(3));
-      const bytes = readFileSync(path);
-      const middle = bytes.length >> 1;
-      bytes[middle] = bytes[middle]! ^ 0x01;
-      writeFileSync(path, bytes);
-    }, /shard 3 .*SHA-256 [0-9a-f]{64} does not match/],
-    ["a truncated file", (dir: string) => {
-      const path = join(dir, shardFileName(2));
-      writeFileSync(path, readFileSync(path).subarray(0, 100));
-    }, /shard 2 .*100 bytes, the manifest says \d+ \(truncated/],
+    [
+      "a flipped byte",
+      (dir: string) => {
+        const path = join(dir, shardFileName(3));
+        const bytes = readFileSync(path);
+        const middle = bytes.length >> 1;
+        bytes[middle] = bytes[middle]! ^ 0x01;
+        writeFileSync(path, bytes);
+      },
+      /shard 3 .*SHA-256 [0-9a-f]{64} does not match/,
+    ],
+    [
+      "a truncated file",
+      (dir: string) => {
+        const path = join(dir, shardFileName(2));
+        writeFileSync(path, readFileSync(path).subarray(0, 100));
+      },
+      /shard 2 .*100 bytes, the manifest says \d+ \(truncated/,
+    ],
     ["a missing file", (dir: string) => rmSync(join(dir, shardFileName(1))), /shard 1 .*file missing/],
     ["a missing manifest", (dir: string) => rmSync(join(dir, MANIFEST_FILE)), /missing: not a tally backup/],
-    ["a counter count that disagrees", (dir: string) => editManifest(dir, (m) => (m.shards[0].counters += 1)), /counter count is \d+, the manifest says \d+/],
-    ["a slot range that disagrees with the snapshot", (dir: string) => editManifest(dir, (m) => {
-      m.shards[0].slotEnd = 4999; // shard 1 (stays tiled: shard 3 starts at 4999 too)
-      m.shards[2].slotStart = 4999;
-    }), /slot end is 5000, the manifest says 4999/],
-    ["garbage with a matching checksum", (dir: string) => {
-      const garbage = new Uint8Array(64).fill(7);
-      writeFileSync(join(dir, shardFileName(1)), garbage);
-      editManifest(dir, (m) => {
-        m.shards[0].bytes = garbage.length;
-        m.shards[0].sha256 = createHash("sha256").update(garbage).digest("hex");
-      });
-    }, /shard 1 .*snapshot does not decode/],
+    [
+      "a counter count that disagrees",
+      (dir: string) => editManifest(dir, (m) => (m.shards[0].counters += 1)),
+      /counter count is \d+, the manifest says \d+/,
+    ],
+    [
+      "a slot range that disagrees with the snapshot",
+      (dir: string) =>
+        editManifest(dir, (m) => {
+          m.shards[0].slotEnd = 4999; // shard 1 (stays tiled: shard 3 starts at 4999 too)
+          m.shards[2].slotStart = 4999;
+        }),
+      /slot end is 5000, the manifest says 4999/,
+    ],
+    [
+      "garbage with a matching checksum",
+      (dir: string) => {
+        const garbage = new Uint8Array(64).fill(7);
+        writeFileSync(join(dir, shardFileName(1)), garbage);
+        editManifest(dir, (m) => {
+          m.shards[0].bytes = garbage.length;
+          m.shards[0].sha256 = createHash("sha256").update(garbage).digest("hex");
+        });
+      },
+      /shard 1 .*snapshot does not decode/,
+    ],
   ])("refuses %s, and restore writes nothing", async (_name, damage, message) => {
     const dir = join(root, "b");
     writeBackup(dir);
@@ -230,7 +280,9 @@ describe("restore", () => {
           const original = machines.get(shardId)!;
           const group = await store.loadGroup(shardId);
           expect(group.snapshot?.metadata.index).toBe(original.appliedIndex);
-          expect(group.snapshot?.metadata.confState.voters).toEqual(summary.nodes.filter((n) => n.shards.includes(shardId)).map((n) => n.id));
+          expect(group.snapshot?.metadata.confState.voters).toEqual(
+            summary.nodes.filter((n) => n.shards.includes(shardId)).map((n) => n.id),
+          );
           expect(group.hardState).toEqual({ term: 1, vote: 0, commit: original.appliedIndex });
           expect(group.applied).toEqual({ index: original.appliedIndex, clockMs: original.clockMs });
           const { epoch, slotStart, slotEnd } = LAYOUT.find((l) => l.id === shardId)!;
@@ -278,9 +330,19 @@ describe("restore", () => {
   test("the restored map's first entry is a valid init (the controller never proposes its own layout over it)", () => {
     // Sanity of the shape restore relies on: a second init on an initialized map changes nothing.
     const machine = new MetaStateMachine();
-    const init = { type: "init" as const, clusterName: "x", replicationFactor: 1, nodes: [{ id: 1, client: "a:1", peer: "a:2", zone: "z" }], shards: [{ id: 5, slotStart: 0, slotEnd: 16384, epoch: 9, voters: [1], learners: [], votersOutgoing: [] }], metaVoters: [1] };
+    const init = {
+      type: "init" as const,
+      clusterName: "x",
+      replicationFactor: 1,
+      nodes: [{ id: 1, client: "a:1", peer: "a:2", zone: "z" }],
+      shards: [{ id: 5, slotStart: 0, slotEnd: 16384, epoch: 9, voters: [1], learners: [], votersOutgoing: [] }],
+      metaVoters: [1],
+    };
     expect(machine.applyEntry(1, encodeMetaEntry(1, [init]))[0]).toEqual({ ok: true, changed: true });
-    expect(machine.applyEntry(2, encodeMetaEntry(2, [{ ...init, shards: [{ ...init.shards[0]!, id: 1, epoch: 1 }] }]))[0]).toEqual({ ok: true, changed: false });
+    expect(machine.applyEntry(2, encodeMetaEntry(2, [{ ...init, shards: [{ ...init.shards[0]!, id: 1, epoch: 1 }] }]))[0]).toEqual({
+      ok: true,
+      changed: false,
+    });
     expect(machine.map.shards[0]!.id).toBe(5);
   });
 });

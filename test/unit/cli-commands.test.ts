@@ -16,7 +16,10 @@ interface Recorded {
 }
 
 /** A CliClient that records calls and answers from a script. */
-function fakeClient(recorded: Recorded[], behaviour: Partial<Record<keyof CliClient, (...args: unknown[]) => Promise<unknown>>> = {}): CliClient {
+function fakeClient(
+  recorded: Recorded[],
+  behaviour: Partial<Record<keyof CliClient, (...args: unknown[]) => Promise<unknown>>> = {},
+): CliClient {
   const method =
     (name: keyof CliClient, fallback: () => unknown) =>
     async (...args: unknown[]): Promise<never> => {
@@ -48,7 +51,20 @@ const status: ClusterStatus = {
       zone: "z2",
       reachable: true,
       error: "",
-      groups: [{ groupId: 1, role: "FOLLOWER", term: 4n, leaderId: "1", commit: 120n, applied: 118n, lastIndex: 120n, leaseValid: false, epoch: 1n, peers: [] }],
+      groups: [
+        {
+          groupId: 1,
+          role: "FOLLOWER",
+          term: 4n,
+          leaderId: "1",
+          commit: 120n,
+          applied: 118n,
+          lastIndex: 120n,
+          leaseValid: false,
+          epoch: 1n,
+          peers: [],
+        },
+      ],
     },
     {
       nodeId: "1",
@@ -182,7 +198,10 @@ describe("tallyctl parsing", () => {
     ]) {
       const result = await run(argv);
       expect(result.code, argv.join(" ")).toBe(2);
-      expect(result.calls.filter((c) => c.method !== "close"), argv.join(" ")).toEqual([]);
+      expect(
+        result.calls.filter((c) => c.method !== "close"),
+        argv.join(" "),
+      ).toEqual([]);
       expect(result.stderr, argv.join(" ")).not.toBe("");
     }
   });
@@ -208,7 +227,9 @@ describe("tallyctl endpoints", () => {
   it("prefers --endpoints, then $TALLY_ENDPOINTS, over cluster.yaml", async () => {
     await writeFile(join(cwd, "cluster.yaml"), 'nodes: [{ id: 1, client: "127.0.0.1:7001" }]\n');
     expect((await run(["get", "k"], {}, { TALLY_ENDPOINTS: "10.0.0.1:1" })).clientOptions[0]?.endpoints).toEqual(["10.0.0.1:1"]);
-    expect((await run(["--endpoints", "h:2", "get", "k"], {}, { TALLY_ENDPOINTS: "10.0.0.1:1" })).clientOptions[0]?.endpoints).toEqual(["h:2"]);
+    expect((await run(["--endpoints", "h:2", "get", "k"], {}, { TALLY_ENDPOINTS: "10.0.0.1:1" })).clientOptions[0]?.endpoints).toEqual([
+      "h:2",
+    ]);
   });
 
   it("no endpoints, or a broken cluster.yaml, is a usage error", async () => {
@@ -242,7 +263,7 @@ describe("tallyctl exit codes and errors", () => {
       },
     });
     expect(result.code).toBe(4);
-    expect(result.stderr).toContain("AMBIGUOUS: add on \"k\" (delta 5)");
+    expect(result.stderr).toContain('AMBIGUOUS: add on "k" (delta 5)');
     expect(result.stderr).toContain("may or may not have been applied");
   });
 
@@ -261,7 +282,12 @@ describe("tallyctl exit codes and errors", () => {
     });
     expect(mismatch.code).toBe(1);
     expect(JSON.parse(mismatch.stdout)).toEqual({
-      error: { code: "VERSION_MISMATCH", message: "VERSION_MISMATCH: k is at version 4, expected 3; nothing changed (the version is the log index of its last write: `tallyctl get k` prints it)", exitCode: 1 },
+      error: {
+        code: "VERSION_MISMATCH",
+        message:
+          "VERSION_MISMATCH: k is at version 4, expected 3; nothing changed (the version is the log index of its last write: `tallyctl get k` prints it)",
+        exitCode: 1,
+      },
     });
   });
 
@@ -272,18 +298,24 @@ describe("tallyctl exit codes and errors", () => {
       },
     });
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toBe("error: VERSION_MISMATCH: quota:acme does not exist (version 0), expected version 12: `tallyctl cas quota:acme 0 VALUE` creates it only if it is still absent (etcd's compare version = 0)\n");
+    expect(missing.stderr).toBe(
+      "error: VERSION_MISMATCH: quota:acme does not exist (version 0), expected version 12: `tallyctl cas quota:acme 0 VALUE` creates it only if it is still absent (etcd's compare version = 0)\n",
+    );
   });
 
   it("grpc-js transport text becomes a reason: the cause of an unreachable cluster, an UNAVAILABLE", async () => {
-    const refused = new UnavailableError("14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7001 (2026-11-23T10:00:00.000Z)");
+    const refused = new UnavailableError(
+      "14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7001 (2026-11-23T10:00:00.000Z)",
+    );
     const unreachable = await run([...E, "get", "k"], {
       connect: async () => {
         throw new ClusterUnreachableError(["127.0.0.1:7001"], { cause: refused });
       },
     });
     expect(unreachable.code).toBe(3);
-    expect(unreachable.stderr).toBe("error: cannot reach any of 127.0.0.1:7001 (connection refused): is the cluster running? try `npm start`\n");
+    expect(unreachable.stderr).toBe(
+      "error: cannot reach any of 127.0.0.1:7001 (connection refused): is the cluster running? try `npm start`\n",
+    );
     const unavailable = await run([...E, "get", "k"], { get: async () => Promise.reject(refused) });
     expect(unavailable.stderr).toBe("error: UNAVAILABLE: connection refused\n");
     expect(unavailable.stderr).not.toMatch(/ECONNREFUSED|14 UNAVAILABLE/);
@@ -293,7 +325,9 @@ describe("tallyctl exit codes and errors", () => {
     const denied = await run([...E, "get", "k"], { get: async () => Promise.reject(new UnauthenticatedError("a token is required")) });
     expect(denied.code).toBe(1);
     expect(denied.stderr).toContain("pass --token-file FILE or set $TALLY_TOKEN");
-    const withToken = await run([...E, "--token", "abc", "get", "k"], { get: async () => Promise.reject(new UnauthenticatedError("unknown token")) });
+    const withToken = await run([...E, "--token", "abc", "get", "k"], {
+      get: async () => Promise.reject(new UnauthenticatedError("unknown token")),
+    });
     expect(withToken.stderr).not.toContain("--token-file");
   });
 });
@@ -302,12 +336,26 @@ describe("tallyctl output", () => {
   it("prints results on one line, or as JSON with 64-bit integers as strings", async () => {
     expect((await run([...E, "add", "hits", "2"])).stdout).toBe("hits = 9223372036854775807  (version 42, fence 3/42)\n");
     expect((await run([...E, "get", "hits"])).stdout).toBe("hits = -5  (version 7, fence 3/42, applied 50)\n");
-    const missing = await run([...E, "get", "nope"], { get: async () => ({ value: 0n, version: 0n, exists: false, fence, appliedIndex: 50n }) });
+    const missing = await run([...E, "get", "nope"], {
+      get: async () => ({ value: 0n, version: 0n, exists: false, fence, appliedIndex: 50n }),
+    });
     expect(missing.stdout).toBe("nope = 0  (does not exist; applied 50)\n");
     const json = await run([...E, "--json", "add", "hits", "2"]);
-    expect(JSON.parse(json.stdout)).toEqual({ key: "hits", value: "9223372036854775807", version: "42", fence: { term: "3", index: "42" } });
+    expect(JSON.parse(json.stdout)).toEqual({
+      key: "hits",
+      value: "9223372036854775807",
+      version: "42",
+      fence: { term: "3", index: "42" },
+    });
     const read = await run([...E, "get", "hits", "--json"]);
-    expect(JSON.parse(read.stdout)).toEqual({ key: "hits", value: "-5", version: "7", exists: true, fence: { term: "3", index: "42" }, appliedIndex: "50" });
+    expect(JSON.parse(read.stdout)).toEqual({
+      key: "hits",
+      value: "-5",
+      version: "7",
+      exists: true,
+      fence: { term: "3", index: "42" },
+      appliedIndex: "50",
+    });
   });
 
   it("status --verbose: the verdict, then one aligned row per node and group, sorted, unreachable nodes shown", async () => {
@@ -339,7 +387,12 @@ describe("tallyctl output", () => {
 describe("tallyctl status: a one-line verdict and an exit code", () => {
   const led: ClusterStatus = {
     answeredBy: "127.0.0.1:7001",
-    nodes: status.nodes.map((node) => ({ ...node, reachable: true, error: "", groups: node.groups.length > 0 ? node.groups : [{ ...status.nodes[0]!.groups[0]!, role: "FOLLOWER" }] })),
+    nodes: status.nodes.map((node) => ({
+      ...node,
+      reachable: true,
+      error: "",
+      groups: node.groups.length > 0 ? node.groups : [{ ...status.nodes[0]!.groups[0]!, role: "FOLLOWER" }],
+    })),
   };
 
   it("healthy: exit 0, the verdict first, a row per node and per shard", async () => {
@@ -355,7 +408,14 @@ describe("tallyctl status: a one-line verdict and an exit code", () => {
   });
 
   it("degraded: a node down is exit 5, named, with its reason in words", async () => {
-    const down = { ...status, nodes: status.nodes.map((node) => (node.nodeId === "3" ? { ...node, error: "No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7003 (2026-11-23T10:00:00.000Z)" } : node)) };
+    const down = {
+      ...status,
+      nodes: status.nodes.map((node) =>
+        node.nodeId === "3"
+          ? { ...node, error: "No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7003 (2026-11-23T10:00:00.000Z)" }
+          : node,
+      ),
+    };
     const result = await run([...E, "status"], { status: async () => down });
     expect(result.code).toBe(5);
     expect(result.stdout.split("\n")[0]).toBe("degraded: node 3 unreachable (2/3 nodes, 1/1 shards with a leader)");
@@ -364,19 +424,37 @@ describe("tallyctl status: a one-line verdict and an exit code", () => {
   });
 
   it("unavailable: a shard without a leader among the nodes that answered is exit 6", async () => {
-    const leaderless: ClusterStatus = { ...status, nodes: status.nodes.map((node) => ({ ...node, groups: node.groups.map((group) => ({ ...group, role: "FOLLOWER" })) })) };
+    const leaderless: ClusterStatus = {
+      ...status,
+      nodes: status.nodes.map((node) => ({ ...node, groups: node.groups.map((group) => ({ ...group, role: "FOLLOWER" })) })),
+    };
     const result = await run([...E, "status"], { status: async () => leaderless });
     expect(result.code).toBe(6);
-    expect(result.stdout.split("\n")[0]).toBe("unavailable: shard 1 has no leader; node 3 unreachable (2/3 nodes, 0/1 shards with a leader)");
+    expect(result.stdout.split("\n")[0]).toBe(
+      "unavailable: shard 1 has no leader; node 3 unreachable (2/3 nodes, 0/1 shards with a leader)",
+    );
     expect(result.stdout).toMatch(/^1\s+-\s+none\s+-\s+-\s+-\s+-\s+2$/m);
     const json = await run([...E, "-w", "json", "status"], { status: async () => leaderless });
     expect(json.code).toBe(6);
-    expect(JSON.parse(json.stdout).verdict).toEqual({ state: "unavailable", line: "unavailable: shard 1 has no leader; node 3 unreachable (2/3 nodes, 0/1 shards with a leader)" });
+    expect(JSON.parse(json.stdout).verdict).toEqual({
+      state: "unavailable",
+      line: "unavailable: shard 1 has no leader; node 3 unreachable (2/3 nodes, 0/1 shards with a leader)",
+    });
   });
 });
 
 describe("tallyctl endpoint health", () => {
-  const reply = (nodeId: string, leaderId = "1") => ({ nodes: [{ nodeId, groups: [{ groupId: 0, role: "FOLLOWER", leaderId }, { groupId: 1, role: nodeId === leaderId ? "LEADER" : "FOLLOWER", leaderId }] }] });
+  const reply = (nodeId: string, leaderId = "1") => ({
+    nodes: [
+      {
+        nodeId,
+        groups: [
+          { groupId: 0, role: "FOLLOWER", leaderId },
+          { groupId: 1, role: nodeId === leaderId ? "LEADER" : "FOLLOWER", leaderId },
+        ],
+      },
+    ],
+  });
   const refused = new UnavailableError("14 UNAVAILABLE: No connection established. Last error: connect ECONNREFUSED 127.0.0.1:7002");
   const address = (options: unknown) => (options as { address: string }).address;
   const serving = (statuses: Record<string, string | Error>): Partial<CliIo> => ({
@@ -389,7 +467,12 @@ describe("tallyctl endpoint health", () => {
   });
 
   it("a line per endpoint: the health check's verdict, the node's own status for details; exit 0 when all serve", async () => {
-    const result = await run([...E, "endpoint", "health"], { admin: async (_method, _request, options) => reply(address(options).endsWith("7001") ? "1" : "2") }, {}, serving({ "127.0.0.1:7001": "SERVING", "127.0.0.1:7002": "SERVING" }));
+    const result = await run(
+      [...E, "endpoint", "health"],
+      { admin: async (_method, _request, options) => reply(address(options).endsWith("7001") ? "1" : "2") },
+      {},
+      serving({ "127.0.0.1:7001": "SERVING", "127.0.0.1:7002": "SERVING" }),
+    );
     expect(result.code).toBe(0);
     const lines = result.stdout.trim().split("\n");
     expect(lines).toHaveLength(2);
@@ -401,22 +484,51 @@ describe("tallyctl endpoint health", () => {
       ["Status", { localOnly: true }, "127.0.0.1:7002"],
     ]);
     // Without the admin role the status is refused: the verdict still stands.
-    const noAdmin = await run([...E, "endpoint", "health"], { admin: async () => Promise.reject(new UnauthenticatedError("no token")) }, {}, serving({ "127.0.0.1:7001": "SERVING", "127.0.0.1:7002": "SERVING" }));
+    const noAdmin = await run(
+      [...E, "endpoint", "health"],
+      { admin: async () => Promise.reject(new UnauthenticatedError("no token")) },
+      {},
+      serving({ "127.0.0.1:7001": "SERVING", "127.0.0.1:7002": "SERVING" }),
+    );
     expect(noAdmin.code).toBe(0);
     expect(noAdmin.stdout).toMatch(/^127\.0\.0\.1:7001 is healthy: serving, took/);
   });
 
   it("exit 5 when one is down or not serving (with the groups that know no leader); 3 when none answers", async () => {
-    const statusOk = { admin: async (_method: unknown, _request: unknown, options: unknown) => reply(address(options).endsWith("7001") ? "1" : "2") };
-    const oneDown = await run([...E, "endpoint", "health"], statusOk, {}, serving({ "127.0.0.1:7001": "SERVING", "127.0.0.1:7002": refused }));
+    const statusOk = {
+      admin: async (_method: unknown, _request: unknown, options: unknown) => reply(address(options).endsWith("7001") ? "1" : "2"),
+    };
+    const oneDown = await run(
+      [...E, "endpoint", "health"],
+      statusOk,
+      {},
+      serving({ "127.0.0.1:7001": "SERVING", "127.0.0.1:7002": refused }),
+    );
     expect(oneDown.code).toBe(5);
     expect(oneDown.stdout).toContain("127.0.0.1:7002 is unhealthy: connection refused\n");
-    const noLeader = await run([...E, "endpoint", "health"], { admin: async (_m, _r, options) => reply(address(options).endsWith("7001") ? "1" : "2", "") }, {}, serving({ "127.0.0.1:7001": "NOT_SERVING", "127.0.0.1:7002": "SERVING" }));
+    const noLeader = await run(
+      [...E, "endpoint", "health"],
+      { admin: async (_m, _r, options) => reply(address(options).endsWith("7001") ? "1" : "2", "") },
+      {},
+      serving({ "127.0.0.1:7001": "NOT_SERVING", "127.0.0.1:7002": "SERVING" }),
+    );
     expect(noLeader.code).toBe(5);
-    expect(noLeader.stdout).toContain("127.0.0.1:7001 is unhealthy: NOT_SERVING: node 1 knows no leader for groups meta, 1 (an election, or no quorum reachable)\n");
-    const notReady = await run([...E, "endpoint", "health"], statusOk, {}, serving({ "127.0.0.1:7001": "NOT_SERVING", "127.0.0.1:7002": "SERVING" }));
+    expect(noLeader.stdout).toContain(
+      "127.0.0.1:7001 is unhealthy: NOT_SERVING: node 1 knows no leader for groups meta, 1 (an election, or no quorum reachable)\n",
+    );
+    const notReady = await run(
+      [...E, "endpoint", "health"],
+      statusOk,
+      {},
+      serving({ "127.0.0.1:7001": "NOT_SERVING", "127.0.0.1:7002": "SERVING" }),
+    );
     expect(notReady.stdout).toMatch(/127\.0\.0\.1:7001 is unhealthy: NOT_SERVING: node 1 is not ready \(/);
-    const none = await run([...E, "-w", "json", "endpoint", "health"], { admin: async () => Promise.reject(refused) }, {}, serving({ "127.0.0.1:7001": refused, "127.0.0.1:7002": refused }));
+    const none = await run(
+      [...E, "-w", "json", "endpoint", "health"],
+      { admin: async () => Promise.reject(refused) },
+      {},
+      serving({ "127.0.0.1:7001": refused, "127.0.0.1:7002": refused }),
+    );
     expect(none.code).toBe(3);
     expect(JSON.parse(none.stdout).endpoints).toEqual([
       { endpoint: "127.0.0.1:7001", healthy: false, problem: "connection refused" },
@@ -429,20 +541,33 @@ describe("tallyctl global options: --config, -w, --version, http:// endpoints", 
   it("--config FILE: endpoints and TLS from that file, paths relative to it; --endpoints still wins for the endpoints", async () => {
     const other = join(cwd, "clusters", "other.yaml");
     await mkdir(join(cwd, "clusters"), { recursive: true });
-    await writeFile(other, 'nodes:\n  - { id: 1, client: "10.1.0.1:7001" }\n  - { id: 2, client: "http://10.1.0.2:7001" }\ntls:\n  ca: certs/ca.pem\n  client: { cert: certs/c.pem, key: certs/k.pem }\n');
+    await writeFile(
+      other,
+      'nodes:\n  - { id: 1, client: "10.1.0.1:7001" }\n  - { id: 2, client: "http://10.1.0.2:7001" }\ntls:\n  ca: certs/ca.pem\n  client: { cert: certs/c.pem, key: certs/k.pem }\n',
+    );
     await writeFile(join(cwd, "cluster.yaml"), 'nodes: [{ id: 1, client: "127.0.0.1:7001" }]\n');
     const fromFile = await run(["--config", "clusters/other.yaml", "get", "k"], {}, { TALLY_ENDPOINTS: "10.9.9.9:1" });
     expect(fromFile.code, fromFile.stderr).toBe(2); // http:// in a file with a tls section: a contradiction, said clearly
     expect(fromFile.stderr).toContain("http:// endpoints, but TLS is configured");
-    await writeFile(other, 'nodes:\n  - { id: 1, client: "10.1.0.1:7001" }\n  - { id: 2, client: "10.1.0.2:7001" }\ntls:\n  ca: certs/ca.pem\n  client: { cert: certs/c.pem, key: certs/k.pem }\n');
+    await writeFile(
+      other,
+      'nodes:\n  - { id: 1, client: "10.1.0.1:7001" }\n  - { id: 2, client: "10.1.0.2:7001" }\ntls:\n  ca: certs/ca.pem\n  client: { cert: certs/c.pem, key: certs/k.pem }\n',
+    );
     const ok = await run(["-c", "clusters/other.yaml", "get", "k"], {}, { TALLY_ENDPOINTS: "10.9.9.9:1" });
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.clientOptions[0]).toMatchObject({
       endpoints: ["10.1.0.1:7001", "10.1.0.2:7001"],
-      tls: { ca: join(cwd, "clusters", "certs", "ca.pem"), cert: join(cwd, "clusters", "certs", "c.pem"), key: join(cwd, "clusters", "certs", "k.pem") },
+      tls: {
+        ca: join(cwd, "clusters", "certs", "ca.pem"),
+        cert: join(cwd, "clusters", "certs", "c.pem"),
+        key: join(cwd, "clusters", "certs", "k.pem"),
+      },
     });
     const endpointsWin = await run(["--config", other, "--endpoints", "10.2.0.1:7001", "get", "k"]);
-    expect(endpointsWin.clientOptions[0]).toMatchObject({ endpoints: ["10.2.0.1:7001"], tls: { ca: join(cwd, "clusters", "certs", "ca.pem") } });
+    expect(endpointsWin.clientOptions[0]).toMatchObject({
+      endpoints: ["10.2.0.1:7001"],
+      tls: { ca: join(cwd, "clusters", "certs", "ca.pem") },
+    });
     const missing = await run(["--config", "nope.yaml", "get", "k"]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toBe(`error: --config: ${join(cwd, "nope.yaml")} does not exist\n`);
@@ -473,7 +598,7 @@ describe("tallyctl global options: --config, -w, --version, http:// endpoints", 
 
   it("-w json is --json; -w table is the default; anything else is a usage error", async () => {
     const json = await run([...E, "-w", "json", "get", "hits"]);
-    expect(JSON.parse(json.stdout)).toEqual((JSON.parse((await run([...E, "--json", "get", "hits"])).stdout) as object));
+    expect(JSON.parse(json.stdout)).toEqual(JSON.parse((await run([...E, "--json", "get", "hits"])).stdout) as object);
     expect((await run([...E, "--write-out", "table", "get", "hits"])).stdout).toBe("hits = -5  (version 7, fence 3/42, applied 50)\n");
     const routes = await run([...E, "routes", "-w", "json"]);
     expect(JSON.parse(routes.stdout).shards[0].shardId).toBe(1);

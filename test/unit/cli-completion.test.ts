@@ -21,7 +21,13 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 async function script(shell: string): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
-  const code = await runCli(["completion", shell], { stdout: (t) => (stdout += t), stderr: (t) => (stderr += t), cwd: dir, env: {}, createClient: (options) => new TallyClient(options) });
+  const code = await runCli(["completion", shell], {
+    stdout: (t) => (stdout += t),
+    stderr: (t) => (stderr += t),
+    cwd: dir,
+    env: {},
+    createClient: (options) => new TallyClient(options),
+  });
   return { code, stdout, stderr };
 }
 
@@ -38,7 +44,10 @@ ${calls}`;
   const result = spawnSync("bash", ["--norc", "--noprofile", "-c", program], { cwd: dir, encoding: "utf8", timeout: 10_000 });
   expect(result.status, result.stderr).toBe(0);
   expect(result.stderr).toBe("");
-  return result.stdout.split("\n").slice(0, lines.length).map((line) => line.split(" ").filter((word) => word !== ""));
+  return result.stdout
+    .split("\n")
+    .slice(0, lines.length)
+    .map((line) => line.split(" ").filter((word) => word !== ""));
 }
 
 describe("tallyctl completion", () => {
@@ -60,7 +69,24 @@ describe("tallyctl completion", () => {
       ["tallyctl", "endpoint", ""],
       ["tallyctl", "--config", "x.yaml", "-w", "json", "sh"],
     ]);
-    expect(top).toEqual(expect.arrayContaining(["add", "get", "set", "cas", "status", "endpoint", "routes", "node", "shard", "window", "hot", "backup", "completion", "auth"]));
+    expect(top).toEqual(
+      expect.arrayContaining([
+        "add",
+        "get",
+        "set",
+        "cas",
+        "status",
+        "endpoint",
+        "routes",
+        "node",
+        "shard",
+        "window",
+        "hot",
+        "backup",
+        "completion",
+        "auth",
+      ]),
+    );
     expect(top).not.toContain("help");
     expect(node).toEqual(["add", "drain", "remove", "up"]);
     expect(skipValue).toEqual(["drain"]);

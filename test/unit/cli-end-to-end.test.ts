@@ -36,7 +36,10 @@ describe("tallyctl against the fake cluster", () => {
     cluster = await FakeCluster.start();
     const endpoints = ["--endpoints", cluster.addresses[1]!];
     const key = keyInShard(cluster.shard(2), "cli");
-    expect(await run([...endpoints, "add", key, "40"])).toMatchObject({ code: 0, stdout: expect.stringMatching(new RegExp(`^${key} = 40 `)) });
+    expect(await run([...endpoints, "add", key, "40"])).toMatchObject({
+      code: 0,
+      stdout: expect.stringMatching(new RegExp(`^${key} = 40 `)),
+    });
     expect((await run([...endpoints, "add", key, "-50"])).stdout).toMatch(new RegExp(`^${key} = -10 `));
     const read = await run([...endpoints, "--json", "get", key]);
     const parsed = JSON.parse(read.stdout) as { value: string; version: string };
@@ -49,7 +52,9 @@ describe("tallyctl against the fake cluster", () => {
     expect((await run([...endpoints, "get", key, "--stale"])).stdout).toContain("does not exist");
     const status = await run([...endpoints, "status"]);
     expect(status.code, status.stdout).toBe(0);
-    expect(status.stdout.split("\n")[0]).toBe(`healthy: ${cluster.addresses.length}/${cluster.addresses.length} nodes, 2/2 shards with a leader`);
+    expect(status.stdout.split("\n")[0]).toBe(
+      `healthy: ${cluster.addresses.length}/${cluster.addresses.length} nodes, 2/2 shards with a leader`,
+    );
     const verbose = await run([...endpoints, "status", "--verbose"]);
     expect(verbose.stdout.split("\n").filter((line) => /\bleader\b/.test(line) && !line.startsWith("healthy"))).toHaveLength(2);
     const routes = await run([...endpoints, "routes"]);

@@ -102,7 +102,12 @@ describe("TallyClient API against the fake cluster", () => {
     await expect(client.get("k", { minIndex: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
     const tooMany = Array.from({ length: 10_001 }, (_, i) => ({ key: `k${i}`, delta: 1n }));
     await expect(client.addBatch(tooMany)).rejects.toThrow(/at most 10000/);
-    await expect(client.addBatch([{ key: "ok", delta: 1n }, { key: "", delta: 1n }])).rejects.toThrow(/ops\[1\]/);
+    await expect(
+      client.addBatch([
+        { key: "ok", delta: 1n },
+        { key: "", delta: 1n },
+      ]),
+    ).rejects.toThrow(/ops\[1\]/);
     await expect(client.getMany(Array.from({ length: 10_001 }, (_, i) => `k${i}`))).rejects.toBeInstanceOf(InvalidArgumentError);
     expect(cluster.received).toEqual([]);
     expect(() => new TallyClient({ endpoints: [] })).toThrow(InvalidArgumentError);

@@ -14,7 +14,11 @@ afterEach(async () => {
 
 /** Runs the child; resolves with its exit code and output, or kills it at the deadline. */
 function runChild(args: string[], deadlineMs: number): Promise<ProcessResult> {
-  return runNodeProcess(["--import", "tsx", childPath, ...args], { cwd: repoRoot, env: { ...process.env, TALLY_LOG_LEVEL: "silent" }, deadlineMs });
+  return runNodeProcess(["--import", "tsx", childPath, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, TALLY_LOG_LEVEL: "silent" },
+    deadlineMs,
+  });
 }
 
 describe("TallyClient.close()", () => {

@@ -82,7 +82,12 @@ describe("ErrorInfo", () => {
   });
 
   it("encodes exactly what the Pipeline codec puts in PipelineResponse.error", () => {
-    const pipeline = (tallyProto().packageDefinition["tally.v1.CounterService"] as unknown as Record<string, { responseSerialize(v: object): Buffer; responseDeserialize(b: Buffer): { error: object } }>)["Pipeline"]!;
+    const pipeline = (
+      tallyProto().packageDefinition["tally.v1.CounterService"] as unknown as Record<
+        string,
+        { responseSerialize(v: object): Buffer; responseDeserialize(b: Buffer): { error: object } }
+      >
+    )["Pipeline"]!;
     const framed = pipeline.responseSerialize({ id: "42", error: full });
     const bytes = encodeErrorInfo(full);
     // The framed reply ends with the ErrorInfo bytes; decoding them alone gives the same object.

@@ -9,7 +9,10 @@ const [address, mode] = process.argv.slice(2);
 if (address === undefined) throw new Error("usage: client-exit-child ADDRESS [inflight]");
 const client = new TallyClient({ endpoints: [address], keepAliveIntervalMs: 50, deadlineMs: 60_000 });
 const added = await client.add("exit-key", 1n);
-await client.addBatch([{ key: "exit-a", delta: 1n }, { key: "exit-b", delta: 2n }]);
+await client.addBatch([
+  { key: "exit-a", delta: 1n },
+  { key: "exit-b", delta: 2n },
+]);
 await client.get("exit-key");
 await client.getMany(["exit-a", "exit-b"], { consistency: "stale" });
 await client.status();

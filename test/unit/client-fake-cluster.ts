@@ -256,7 +256,11 @@ export class FakeCluster {
         slotStart: shard.slotStart,
         slotEnd: shard.slotEnd,
         epoch: String(shard.epoch),
-        replicas: this.nodes.map((node) => ({ nodeId: node.id, address: node.address, role: node.id === shard.leaderId ? "leader" : "follower" })),
+        replicas: this.nodes.map((node) => ({
+          nodeId: node.id,
+          address: node.address,
+          role: node.id === shard.leaderId ? "leader" : "follower",
+        })),
         leaderId: shard.leaderId,
         term: String(this.term),
       })),
@@ -289,7 +293,8 @@ export class FakeCluster {
 
   private registerSession(node: FakeNode, request: RegisterSessionRequestMessage): unknown {
     const scripted = this.registerHook?.(node, request);
-    if (scripted !== undefined) throw Object.assign(new OpFailure((scripted.code ?? "INTERNAL") as ErrorCode, scripted.message ?? "scripted"), scripted);
+    if (scripted !== undefined)
+      throw Object.assign(new OpFailure((scripted.code ?? "INTERNAL") as ErrorCode, scripted.message ?? "scripted"), scripted);
     const shard = this.shard(request.shardId);
     this.leaderCheck(node, shard);
     this.logIndex++;
@@ -393,7 +398,12 @@ export class FakeCluster {
 
   private mutate(node: FakeNode, request: PipelineRequestMessage): PipelineResponseMessage {
     const op = request.op!;
-    const body = (request as Record<string, unknown>)[op] as { header: RequestHeaderMessage | null; key?: Buffer; ops?: BatchOpMessage[]; packedAdds?: Buffer };
+    const body = (request as Record<string, unknown>)[op] as {
+      header: RequestHeaderMessage | null;
+      key?: Buffer;
+      ops?: BatchOpMessage[];
+      packedAdds?: Buffer;
+    };
     const header = body.header;
     if (header === null) throw new OpFailure("INVALID_ARGUMENT", "missing header");
     const ops: BatchOpMessage[] = op === "batch" ? batchOpsOf(body) : [{ op: op as BatchOpMessage["op"], [op]: body } as BatchOpMessage];
@@ -436,7 +446,14 @@ export class FakeCluster {
     const staged = new Map<string, Counter | undefined>();
     const results: Array<{ value: bigint; version: bigint }> = [];
     ops.forEach((batchOp, opIndex) => {
-      const inner = batchOp[batchOp.op!] as { key: Buffer; delta?: string; hasFloor?: boolean; floor?: string; value?: string; expectedVersion?: string };
+      const inner = batchOp[batchOp.op!] as {
+        key: Buffer;
+        delta?: string;
+        hasFloor?: boolean;
+        floor?: string;
+        value?: string;
+        expectedVersion?: string;
+      };
       const hex = inner.key.toString("hex");
       const current = staged.has(hex) ? staged.get(hex) : this.counters.get(hex);
       let next: Counter | undefined;
@@ -475,7 +492,14 @@ export class FakeCluster {
     }
     const fence = { term: String(this.term), index: String(index) };
     if (op === "batch" && packed) {
-      return { id, batch: { results: [], packedResults: encodePackedResults(results.map((r) => ({ value: r.value, version: Number(r.version) }))), fence } };
+      return {
+        id,
+        batch: {
+          results: [],
+          packedResults: encodePackedResults(results.map((r) => ({ value: r.value, version: Number(r.version) }))),
+          fence,
+        },
+      };
     }
     if (op === "batch") {
       return { id, batch: { results: results.map((r) => ({ value: String(r.value), version: String(r.version) })), fence } };
@@ -498,6 +522,10 @@ function unimplemented(_call: unknown, callback?: grpc.sendUnaryData<unknown>): 
 export function batchOpsOf(body: { ops?: BatchOpMessage[]; packedAdds?: Buffer }): BatchOpMessage[] {
   if (body.packedAdds === undefined || body.packedAdds.length === 0) return body.ops ?? [];
   return decodePackedAdds(body.packedAdds, { maxOps: 10_000, maxKeyBytes: 256 }).map(
-    (add) => ({ op: "add", add: { key: Buffer.from(add.key), delta: String(add.delta), hasFloor: false, floor: "0", ttlMs: "0" } }) as BatchOpMessage,
+    (add) =>
+      ({
+        op: "add",
+        add: { key: Buffer.from(add.key), delta: String(add.delta), hasFloor: false, floor: "0", ttlMs: "0" },
+      }) as BatchOpMessage,
   );
 }

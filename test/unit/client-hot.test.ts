@@ -19,7 +19,9 @@ describe("the client's hot table", () => {
     expect(new Set(picked)).toEqual(new Set(["h", "h\0hot:5"]));
     expect(picked.filter((k) => k === "h")).toHaveLength(3);
     table.update([route("h", [0, 5, 9], 3)], "12");
-    expect(new Set(Array.from({ length: 3 }, () => table.nextSubKey(table.lookup(key("h"))!).toString("latin1")))).toEqual(new Set(["h", "h\0hot:5", "h\0hot:9"]));
+    expect(new Set(Array.from({ length: 3 }, () => table.nextSubKey(table.lookup(key("h"))!).toString("latin1")))).toEqual(
+      new Set(["h", "h\0hot:5", "h\0hot:9"]),
+    );
     table.update([], "13");
     expect(table.lookup(key("h"))).toBeUndefined();
   });

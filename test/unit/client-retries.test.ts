@@ -168,12 +168,17 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
       return undefined;
     };
     const results = await Promise.all(Array.from({ length: 50 }, () => client!.add(key, 1n)));
-    expect(results.map((result) => result.value).sort((a, b) => Number(a - b))).toEqual(Array.from({ length: 50 }, (_, i) => BigInt(i + 1)));
+    expect(results.map((result) => result.value).sort((a, b) => Number(a - b))).toEqual(
+      Array.from({ length: 50 }, (_, i) => BigInt(i + 1)),
+    );
     expect(cluster.counter(key)?.value).toBe(50n);
     // 25 held-and-applied + the one applied before the kill were answered from saved results.
     expect(cluster.duplicates).toBe(26);
     // Each op reached the leader exactly twice (before and after the stream died) with one seq.
-    const atLeader = cluster.mutationsFor(key).slice(1).filter((attempt) => attempt.nodeId === "1");
+    const atLeader = cluster
+      .mutationsFor(key)
+      .slice(1)
+      .filter((attempt) => attempt.nodeId === "1");
     const perSeq = new Map<string, number>();
     for (const id of sessionIds(atLeader)) perSeq.set(id, (perSeq.get(id) ?? 0) + 1);
     expect(perSeq.size).toBe(50);
@@ -325,7 +330,9 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     // A later turn is a new request.
     await client.add(keys[1]!, 1n);
     expect(cluster.received.length).toBe(before + 2);
-    expect(() => new TallyClient({ endpoints: cluster.addresses, autoBatch: "yes" as unknown as boolean })).toThrow(/autoBatch must be a boolean/);
+    expect(() => new TallyClient({ endpoints: cluster.addresses, autoBatch: "yes" as unknown as boolean })).toThrow(
+      /autoBatch must be a boolean/,
+    );
   });
 
   it("gets of one turn to one shard go as one GetMany, each caller getting its own key's result", async () => {
@@ -344,7 +351,12 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     expect(own).toMatchObject({ status: "fulfilled", value: { value: 10n } });
     expect(bad).toMatchObject({ status: "rejected" });
     expect(plain).toMatchObject({ status: "fulfilled", value: { value: 11n } });
-    expect(cluster.received.slice(after).map((received) => received.op).sort()).toEqual(["get", "get"]);
+    expect(
+      cluster.received
+        .slice(after)
+        .map((received) => received.op)
+        .sort(),
+    ).toEqual(["get", "get"]);
   });
 
   it("a turn's gets to one shard are cut into GetManys of at most maxBatchOps keys", async () => {
@@ -354,7 +366,12 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     const before = cluster.received.length;
     const results = await Promise.all(keys.map((key) => client!.get(key)));
     expect(results.map((result) => result.value)).toEqual([1n, 2n, 3n, 4n, 5n]);
-    expect(cluster.received.slice(before).map((received) => received.op).sort()).toEqual(["get", "getMany", "getMany"]);
+    expect(
+      cluster.received
+        .slice(before)
+        .map((received) => received.op)
+        .sort(),
+    ).toEqual(["get", "getMany", "getMany"]);
   });
 
   it("rejects beyond maxInflightOps with OverloadedError", async () => {

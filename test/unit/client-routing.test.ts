@@ -4,7 +4,9 @@ import type { RoutesResponseMessage } from "../../src/api/proto.js";
 import { ShardSession } from "../../src/client/session.js";
 import { AssertionError } from "../../src/util/assert.js";
 
-function routes(shards: Array<{ id: number; start: number; end: number; epoch: number; leader?: string; term?: number }>): RoutesResponseMessage {
+function routes(
+  shards: Array<{ id: number; start: number; end: number; epoch: number; leader?: string; term?: number }>,
+): RoutesResponseMessage {
   return {
     slotCount: 16384,
     shards: shards.map((shard) => ({
@@ -22,11 +24,15 @@ function routes(shards: Array<{ id: number; start: number; end: number; epoch: n
 describe("RouteTable", () => {
   it("looks slots up by binary search over sorted ranges, edges included", () => {
     const table = new RouteTable();
-    expect(table.update(routes([
-      { id: 3, start: 10_000, end: 16384, epoch: 1 },
-      { id: 1, start: 0, end: 5_000, epoch: 1, leader: "2" },
-      { id: 2, start: 5_000, end: 10_000, epoch: 1 },
-    ]))).toBe(true);
+    expect(
+      table.update(
+        routes([
+          { id: 3, start: 10_000, end: 16384, epoch: 1 },
+          { id: 1, start: 0, end: 5_000, epoch: 1, leader: "2" },
+          { id: 2, start: 5_000, end: 10_000, epoch: 1 },
+        ]),
+      ),
+    ).toBe(true);
     expect(table.lookup(0)?.shardId).toBe(1);
     expect(table.lookup(4_999)?.shardId).toBe(1);
     expect(table.lookup(5_000)?.shardId).toBe(2);
@@ -41,7 +47,14 @@ describe("RouteTable", () => {
     const table = new RouteTable();
     expect(table.update(routes([{ id: 1, start: 0, end: 100, epoch: 1 }]))).toBe(true);
     expect(table.lookup(100)).toBeUndefined();
-    expect(table.update(routes([{ id: 1, start: 0, end: 100, epoch: 1 }, { id: 2, start: 50, end: 200, epoch: 1 }]))).toBe(false);
+    expect(
+      table.update(
+        routes([
+          { id: 1, start: 0, end: 100, epoch: 1 },
+          { id: 2, start: 50, end: 200, epoch: 1 },
+        ]),
+      ),
+    ).toBe(false);
     expect(table.update(routes([]))).toBe(false);
     expect(table.lookup(10)?.shardId).toBe(1);
   });
@@ -54,7 +67,14 @@ describe("RouteTable", () => {
     table.noteEpoch(1, 6n);
     expect(table.isStale(1)).toBe(true);
     expect(table.update(routes([{ id: 1, start: 0, end: 16384, epoch: 5 }]))).toBe(false);
-    expect(table.update(routes([{ id: 1, start: 0, end: 8192, epoch: 6 }, { id: 2, start: 8192, end: 16384, epoch: 1 }]))).toBe(true);
+    expect(
+      table.update(
+        routes([
+          { id: 1, start: 0, end: 8192, epoch: 6 },
+          { id: 2, start: 8192, end: 16384, epoch: 1 },
+        ]),
+      ),
+    ).toBe(true);
     expect(table.isStale(1)).toBe(false);
     expect(table.lookup(9000)?.shardId).toBe(2);
   });

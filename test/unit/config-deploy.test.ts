@@ -20,7 +20,13 @@ function imageEnv(): Record<string, string> {
   const text = read("Dockerfile").replace(/\\\n/g, " ");
   const line = text.split("\n").find((l) => l.startsWith("ENV "));
   if (line === undefined) throw new Error("deploy/Dockerfile has no ENV instruction");
-  return Object.fromEntries(line.slice(4).trim().split(/\s+/).map((pair) => pair.split("=", 2) as [string, string]));
+  return Object.fromEntries(
+    line
+      .slice(4)
+      .trim()
+      .split(/\s+/)
+      .map((pair) => pair.split("=", 2) as [string, string]),
+  );
 }
 
 /** What one node's tallyd would load: the file plus the image's variables plus the container's. */
@@ -66,9 +72,16 @@ describe("deploy/compose.yaml", () => {
 
   test("client and ops ports published on 127.0.0.1 only; the peer port not at all", () => {
     for (const [name, service] of services) {
-      const self = nodeConfig(cluster, service.environment, Number(service.environment.TALLY_NODE_ID)).nodes.find((n) => `tally-${n.id}` === name)!;
-      const published = (service.ports as string[]).map((mapping) => /^127\.0\.0\.1:\$\{TALLY_(?:OPS_)?PORT_\d:-\d+\}:(\d+)$/.exec(mapping)?.[1]);
-      expect(published.every((p) => p !== undefined), `${name}: ${service.ports}`).toBe(true);
+      const self = nodeConfig(cluster, service.environment, Number(service.environment.TALLY_NODE_ID)).nodes.find(
+        (n) => `tally-${n.id}` === name,
+      )!;
+      const published = (service.ports as string[]).map(
+        (mapping) => /^127\.0\.0\.1:\$\{TALLY_(?:OPS_)?PORT_\d:-\d+\}:(\d+)$/.exec(mapping)?.[1],
+      );
+      expect(
+        published.every((p) => p !== undefined),
+        `${name}: ${service.ports}`,
+      ).toBe(true);
       expect(published.map(Number).sort()).toEqual([port(listenAddress(self, "client")!), port(listenAddress(self, "metrics")!)].sort());
       expect(published.map(Number)).not.toContain(port(listenAddress(self, "peer")!));
     }
@@ -76,7 +89,9 @@ describe("deploy/compose.yaml", () => {
 });
 
 describe("deploy/k8s", () => {
-  const documents = ["configmap.yaml", "services.yaml", "statefulset.yaml", "pdb.yaml"].flatMap((file) => parseAllDocuments(read(`k8s/${file}`)).map((d) => d.toJS()));
+  const documents = ["configmap.yaml", "services.yaml", "statefulset.yaml", "pdb.yaml"].flatMap((file) =>
+    parseAllDocuments(read(`k8s/${file}`)).map((d) => d.toJS()),
+  );
   const find = (kind: string, name: string) => {
     const found = documents.find((d) => d.kind === kind && d.metadata.name === name);
     if (found === undefined) throw new Error(`deploy/k8s has no ${kind} ${name}`);
@@ -85,12 +100,19 @@ describe("deploy/k8s", () => {
   const statefulSet = find("StatefulSet", "tally");
   const pod = statefulSet.spec.template.spec;
   const container = pod.containers[0];
-  const containerEnv: Record<string, string> = Object.fromEntries(container.env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]));
+  const containerEnv: Record<string, string> = Object.fromEntries(
+    container.env.filter((e: any) => e.value !== undefined).map((e: any) => [e.name, e.value]),
+  );
   const containerPort = (name: string): number => container.ports.find((p: any) => p.name === name).containerPort;
   const cluster = parse(find("ConfigMap", "tally-config").data["cluster.yaml"]);
 
   test("the kustomization lists every manifest", () => {
-    expect(parse(read("k8s/kustomization.yaml")).resources.sort()).toEqual(["configmap.yaml", "pdb.yaml", "services.yaml", "statefulset.yaml"]);
+    expect(parse(read("k8s/kustomization.yaml")).resources.sort()).toEqual([
+      "configmap.yaml",
+      "pdb.yaml",
+      "services.yaml",
+      "statefulset.yaml",
+    ]);
   });
 
   test("replicas match the config; node n is pod tally-(n-1) under the headless service, valid as each pod loads it", () => {
@@ -102,21 +124,31 @@ describe("deploy/k8s", () => {
     for (let ordinal = 0; ordinal < statefulSet.spec.replicas; ordinal++) {
       const id = ordinal + 1; // deploy/entrypoint.sh
       const self = nodeConfig(cluster, containerEnv, id).nodes.find((n) => n.id === id)!;
-      for (const [kind, portName] of [["client", "client"], ["peer", "peer"], ["metrics", "ops"]] as const) {
+      for (const [kind, portName] of [
+        ["client", "client"],
+        ["peer", "peer"],
+        ["metrics", "ops"],
+      ] as const) {
         expect(self[kind], `node ${id} ${kind}`).toBe(`tally-${ordinal}.${headless.metadata.name}:${containerPort(portName)}`);
         expect(port(listenAddress(self, kind)!), `node ${id} binds the ${portName} container port`).toBe(containerPort(portName));
       }
       expect(self.dataDir).toBe(container.volumeMounts.find((m: any) => m.name === "data").mountPath);
     }
     expect(statefulSet.spec.volumeClaimTemplates[0].metadata.name).toBe("data");
-    expect(container.env.find((e: any) => e.name === "TALLY_POD_INDEX").valueFrom.fieldRef.fieldPath).toBe("metadata.labels['apps.kubernetes.io/pod-index']");
+    expect(container.env.find((e: any) => e.name === "TALLY_POD_INDEX").valueFrom.fieldRef.fieldPath).toBe(
+      "metadata.labels['apps.kubernetes.io/pod-index']",
+    );
     expect(container.volumeMounts.find((m: any) => m.name === "config").mountPath).toBe("/etc/tally");
     expect(containerEnv.TALLY_CONFIG).toBe("/etc/tally/cluster.yaml");
   });
 
   test("probes: liveness /livez, readiness /readyz, on the ops port the node binds", () => {
     const opsHttp = readFileSync(resolve(deploy, "..", "src", "server", "ops", "ops-http.ts"), "utf8");
-    for (const [probe, path] of [["livenessProbe", "/livez"], ["readinessProbe", "/readyz"], ["startupProbe", "/livez"]] as const) {
+    for (const [probe, path] of [
+      ["livenessProbe", "/livez"],
+      ["readinessProbe", "/readyz"],
+      ["startupProbe", "/livez"],
+    ] as const) {
       expect(container[probe].httpGet, probe).toEqual({ path, port: "ops" });
       expect(opsHttp, `ops-http.ts serves ${path}`).toContain(`"${path}"`);
     }

@@ -39,10 +39,20 @@ describe("listen vs advertise", () => {
   });
 
   test("one node's listeners cannot share a port on overlapping hosts", () => {
-    rejects({ ...base(), nodes: [node(1, { clientListen: "0.0.0.0:7100" }), node(2), node(3)] }, {}, "nodes[0].peer: tally-1:7100 would bind the port of nodes[0].clientListen (0.0.0.0:7100)");
-    rejects({ ...base(), nodes: [node(1, { clientListen: "0.0.0.0:9000", peerListen: "127.0.0.1:9000" }), node(2), node(3)] }, {}, "nodes[0].peerListen");
+    rejects(
+      { ...base(), nodes: [node(1, { clientListen: "0.0.0.0:7100" }), node(2), node(3)] },
+      {},
+      "nodes[0].peer: tally-1:7100 would bind the port of nodes[0].clientListen (0.0.0.0:7100)",
+    );
+    rejects(
+      { ...base(), nodes: [node(1, { clientListen: "0.0.0.0:9000", peerListen: "127.0.0.1:9000" }), node(2), node(3)] },
+      {},
+      "nodes[0].peerListen",
+    );
     // Different specific hosts may use the same port.
-    expect(() => parseClusterConfig({ ...base(), nodes: [node(1, { clientListen: "10.0.0.1:9000", peerListen: "10.0.0.2:9000" }), node(2), node(3)] })).not.toThrow();
+    expect(() =>
+      parseClusterConfig({ ...base(), nodes: [node(1, { clientListen: "10.0.0.1:9000", peerListen: "10.0.0.2:9000" }), node(2), node(3)] }),
+    ).not.toThrow();
   });
 
   test("a bad listen address names the field", () => {
@@ -77,7 +87,13 @@ describe("settings from the environment", () => {
     expect(config.cluster.shards).toBe(16);
     expect(config.placement.autoRebalance).toBe(false);
     expect(config.limits.maxRequestBytes).toBe(8 * 1024 * 1024);
-    expect(config.nodes[1]).toMatchObject({ id: 2, client: "tally-2:7000", clientListen: "0.0.0.0:7000", dataDir: "/data", zone: "rack-2" });
+    expect(config.nodes[1]).toMatchObject({
+      id: 2,
+      client: "tally-2:7000",
+      clientListen: "0.0.0.0:7000",
+      dataDir: "/data",
+      zone: "rack-2",
+    });
     expect(config.nodes[0]!.clientListen).toBeUndefined();
     expect(config.nodes[0]!.dataDir).toBe("/tmp/tally-config-env-test/n1");
   });
@@ -87,13 +103,37 @@ describe("settings from the environment", () => {
   });
 
   test("bad values get the validator's message, naming the variable", () => {
-    rejects(base(), { env: { TALLY_CLUSTER_SHARDS: "many" } }, 'environment variable TALLY_CLUSTER_SHARDS: cluster.shards must be a positive integer, got "many"');
-    rejects(base(), { env: { TALLY_LIMITS_MAX_KEY_BYTES: "1000" } }, "environment variable TALLY_LIMITS_MAX_KEY_BYTES: limits.maxKeyBytes (1000) must be at most 256");
-    rejects(base(), { env: { TALLY_PLACEMENT_AUTO_REBALANCE: "yes" } }, 'environment variable TALLY_PLACEMENT_AUTO_REBALANCE: placement.autoRebalance must be true or false, got "yes"');
-    rejects(base(), { env: { TALLY_NODE_PEER_LISTEN: "nowhere" }, nodeId: 3 }, 'environment variable TALLY_NODE_PEER_LISTEN: nodes[2].peerListen must be "host:port"');
-    rejects(base(), { env: { TALLY_TLS_CLIENT_AUTH: "maybe", TALLY_TLS_CA: "ca.pem" } }, 'environment variable TALLY_TLS_CLIENT_AUTH: tls.clientAuth must be "require" or "none"');
+    rejects(
+      base(),
+      { env: { TALLY_CLUSTER_SHARDS: "many" } },
+      'environment variable TALLY_CLUSTER_SHARDS: cluster.shards must be a positive integer, got "many"',
+    );
+    rejects(
+      base(),
+      { env: { TALLY_LIMITS_MAX_KEY_BYTES: "1000" } },
+      "environment variable TALLY_LIMITS_MAX_KEY_BYTES: limits.maxKeyBytes (1000) must be at most 256",
+    );
+    rejects(
+      base(),
+      { env: { TALLY_PLACEMENT_AUTO_REBALANCE: "yes" } },
+      'environment variable TALLY_PLACEMENT_AUTO_REBALANCE: placement.autoRebalance must be true or false, got "yes"',
+    );
+    rejects(
+      base(),
+      { env: { TALLY_NODE_PEER_LISTEN: "nowhere" }, nodeId: 3 },
+      'environment variable TALLY_NODE_PEER_LISTEN: nodes[2].peerListen must be "host:port"',
+    );
+    rejects(
+      base(),
+      { env: { TALLY_TLS_CLIENT_AUTH: "maybe", TALLY_TLS_CA: "ca.pem" } },
+      'environment variable TALLY_TLS_CLIENT_AUTH: tls.clientAuth must be "require" or "none"',
+    );
     // A relationship broken by a variable says which variables were in play.
-    rejects(base(), { env: { TALLY_CLUSTER_REPLICATION_FACTOR: "5" } }, "/etc/tally/cluster.yaml with TALLY_CLUSTER_REPLICATION_FACTOR from the environment: cluster.replicationFactor (5) exceeds");
+    rejects(
+      base(),
+      { env: { TALLY_CLUSTER_REPLICATION_FACTOR: "5" } },
+      "/etc/tally/cluster.yaml with TALLY_CLUSTER_REPLICATION_FACTOR from the environment: cluster.replicationFactor (5) exceeds",
+    );
   });
 
   test("a misspelt variable is an error, not silently ignored", () => {
@@ -108,7 +148,8 @@ describe("settings from the environment", () => {
 
   test("a whole cluster from the environment, no file", () => {
     const env = {
-      TALLY_NODES: '[{id: 1, client: "a:7000", peer: "a:7100"}, {id: 2, client: "b:7000", peer: "b:7100"}, {id: 3, client: "c:7000", peer: "c:7100"}]',
+      TALLY_NODES:
+        '[{id: 1, client: "a:7000", peer: "a:7100"}, {id: 2, client: "b:7000", peer: "b:7100"}, {id: 3, client: "c:7000", peer: "c:7100"}]',
       TALLY_NODE_PEER_LISTEN: "0.0.0.0:7100",
       TALLY_CLUSTER_NAME: "from-env",
     };
@@ -117,8 +158,12 @@ describe("settings from the environment", () => {
     expect(config.cluster.name).toBe("from-env");
     expect(config.nodes.map((n) => n.client)).toEqual(["a:7000", "b:7000", "c:7000"]);
     expect(config.nodes[2]!.peerListen).toBe("0.0.0.0:7100");
-    expect(() => loadClusterConfig(undefined, { env: { TALLY_NODES: "[{id: 1" } })).toThrow("environment variable TALLY_NODES: not valid YAML");
-    expect(() => loadClusterConfig(undefined, { env: { TALLY_NODES: "[{id: 1, client: x}]" } })).toThrow('environment variable TALLY_NODES: nodes[0].client must be "host:port"');
+    expect(() => loadClusterConfig(undefined, { env: { TALLY_NODES: "[{id: 1" } })).toThrow(
+      "environment variable TALLY_NODES: not valid YAML",
+    );
+    expect(() => loadClusterConfig(undefined, { env: { TALLY_NODES: "[{id: 1, client: x}]" } })).toThrow(
+      'environment variable TALLY_NODES: nodes[0].client must be "host:port"',
+    );
   });
 
   const dir = mkdtempSync(join(tmpdir(), "tally-config-env-"));

@@ -8,9 +8,19 @@ import { nodeCertificateProvider } from "../../src/server/config/tls.js";
 import { nodeIdOfCertificate, ReloadingCertificateProvider } from "../../src/util/tls.js";
 import { createCa, issueCertificate, issueNodeCertificate, type CertificatePair } from "../../scripts/gen-certs.js";
 
-const node = (id: number, extra: Record<string, unknown> = {}) => ({ id, client: `127.0.0.1:${7000 + id}`, peer: `127.0.0.1:${7100 + id}`, dataDir: `/tmp/tally-tls-test/n${id}`, ...extra });
+const node = (id: number, extra: Record<string, unknown> = {}) => ({
+  id,
+  client: `127.0.0.1:${7000 + id}`,
+  peer: `127.0.0.1:${7100 + id}`,
+  dataDir: `/tmp/tally-tls-test/n${id}`,
+  ...extra,
+});
 const withCerts = (id: number) => node(id, { cert: `certs/n${id}.pem`, key: `certs/n${id}-key.pem` });
-const tlsBase = (tls: Record<string, unknown> = {}) => ({ cluster: { replicationFactor: 1, shards: 1 }, tls: { ca: "certs/ca.pem", ...tls }, nodes: [withCerts(1)] });
+const tlsBase = (tls: Record<string, unknown> = {}) => ({
+  cluster: { replicationFactor: 1, shards: 1 },
+  tls: { ca: "certs/ca.pem", ...tls },
+  nodes: [withCerts(1)],
+});
 
 function rejects(document: unknown, fragment: string): void {
   expect(() => parseClusterConfig(document, "/etc/tally/cluster.yaml")).toThrow(ConfigError);
@@ -20,7 +30,12 @@ function rejects(document: unknown, fragment: string): void {
 describe("cluster.yaml tls section", () => {
   test("paths resolve against the config file; clientAuth defaults to require", () => {
     const config = parseClusterConfig({ ...tlsBase({ client: { cert: "/abs/client.pem", key: "c-key.pem" } }) }, "/etc/tally/cluster.yaml");
-    expect(config.tls).toEqual({ ca: "/etc/tally/certs/ca.pem", clientAuth: "require", reloadSeconds: 30, client: { cert: "/abs/client.pem", key: "/etc/tally/c-key.pem" } });
+    expect(config.tls).toEqual({
+      ca: "/etc/tally/certs/ca.pem",
+      clientAuth: "require",
+      reloadSeconds: 30,
+      client: { cert: "/abs/client.pem", key: "/etc/tally/c-key.pem" },
+    });
     expect(config.nodes[0]).toMatchObject({ cert: "/etc/tally/certs/n1.pem", key: "/etc/tally/certs/n1-key.pem" });
     expect(parseClusterConfig({ cluster: { replicationFactor: 1, shards: 1 }, nodes: [node(1)] }).tls).toBeUndefined();
   });
@@ -32,7 +47,10 @@ describe("cluster.yaml tls section", () => {
     rejects(tlsBase({ reloadSeconds: 0 }), "tls.reloadSeconds must be a positive integer");
     rejects(tlsBase({ client: { cert: "c.pem" } }), "tls.client.key must be a file path");
     rejects({ ...tlsBase(), nodes: [node(1, { cert: "n1.pem" })] }, "nodes[0].key is required when the tls section is present");
-    rejects({ cluster: { replicationFactor: 1, shards: 1 }, nodes: [node(1, { cert: "n1.pem", key: "k.pem" })] }, "nodes[0].cert needs a top-level tls section");
+    rejects(
+      { cluster: { replicationFactor: 1, shards: 1 }, nodes: [node(1, { cert: "n1.pem", key: "k.pem" })] },
+      "nodes[0].cert needs a top-level tls section",
+    );
   });
 });
 
@@ -53,7 +71,10 @@ describe("certificates", () => {
     expect(nodeIdOfCertificate(certificate(issueNodeCertificate(ca, join(dir, "certs"), 7)))).toBe(7);
     const cnOnly = issueCertificate(ca, join(dir, "certs"), "cn-only", { commonName: "tally-node-5", altNames: ["DNS:localhost"] });
     expect(nodeIdOfCertificate(certificate(cnOnly))).toBe(5);
-    const two = issueCertificate(ca, join(dir, "certs"), "two", { commonName: "x", altNames: ["URI:tally://node/1", "URI:tally://node/2"] });
+    const two = issueCertificate(ca, join(dir, "certs"), "two", {
+      commonName: "x",
+      altNames: ["URI:tally://node/1", "URI:tally://node/2"],
+    });
     expect(nodeIdOfCertificate(certificate(two))).toBeUndefined();
     const client = issueCertificate(ca, join(dir, "certs"), "plain", { commonName: "tally-client", altNames: ["DNS:tally-client"] });
     expect(nodeIdOfCertificate(certificate(client))).toBeUndefined();
@@ -88,8 +109,13 @@ describe("certificates", () => {
   test("a missing certificate file is a config error naming the fields", () => {
     const path = join(dir, "cluster.yaml");
     writeFileSync(path, "");
-    const config = parseClusterConfig({ ...tlsBase(), nodes: [node(1, { cert: "certs/missing.pem", key: "certs/missing-key.pem" })] }, path);
+    const config = parseClusterConfig(
+      { ...tlsBase(), nodes: [node(1, { cert: "certs/missing.pem", key: "certs/missing-key.pem" })] },
+      path,
+    );
     expect(() => nodeCertificateProvider(config, config.nodes[0]!)).toThrow(ConfigError);
-    expect(() => nodeCertificateProvider(config, config.nodes[0]!)).toThrow(/nodes\[0\]\.cert.*cannot read the TLS certificate .*missing\.pem/);
+    expect(() => nodeCertificateProvider(config, config.nodes[0]!)).toThrow(
+      /nodes\[0\]\.cert.*cannot read the TLS certificate .*missing\.pem/,
+    );
   });
 });

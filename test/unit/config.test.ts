@@ -33,15 +33,30 @@ describe("cluster.yaml validation names the bad field", () => {
   });
 
   test("duplicate node ids and addresses", () => {
-    rejects({ ...base(), nodes: [node(1), node(1, { client: "127.0.0.1:9001", peer: "127.0.0.1:9002", dataDir: "/tmp/x" }), node(3)] }, "duplicate node id 1");
-    rejects({ ...base(), nodes: [node(1), node(2, { client: "127.0.0.1:7001" }), node(3)] }, "nodes[1].client: address 127.0.0.1:7001 is already used by nodes[0].client");
-    rejects({ ...base(), nodes: [node(1), node(2, { peer: "127.0.0.1:7001" }), node(3)] }, "nodes[1].peer: address 127.0.0.1:7001 is already used");
+    rejects(
+      { ...base(), nodes: [node(1), node(1, { client: "127.0.0.1:9001", peer: "127.0.0.1:9002", dataDir: "/tmp/x" }), node(3)] },
+      "duplicate node id 1",
+    );
+    rejects(
+      { ...base(), nodes: [node(1), node(2, { client: "127.0.0.1:7001" }), node(3)] },
+      "nodes[1].client: address 127.0.0.1:7001 is already used by nodes[0].client",
+    );
+    rejects(
+      { ...base(), nodes: [node(1), node(2, { peer: "127.0.0.1:7001" }), node(3)] },
+      "nodes[1].peer: address 127.0.0.1:7001 is already used",
+    );
     rejects({ ...base(), nodes: [node(1), node(2, { dataDir: "/tmp/tally-config-test/n1" }), node(3)] }, "nodes[1].dataDir");
   });
 
   test("timing relationships", () => {
-    rejects({ ...base(), cluster: { electionTicks: 5, heartbeatTicks: 5 } }, "electionTicks (5) must be greater than cluster.heartbeatTicks (5)");
-    rejects({ ...base(), cluster: { electionTicks: 10, heartbeatTicks: 2, leaseDriftTicks: 10 } }, "leaseDriftTicks (10) must be less than");
+    rejects(
+      { ...base(), cluster: { electionTicks: 5, heartbeatTicks: 5 } },
+      "electionTicks (5) must be greater than cluster.heartbeatTicks (5)",
+    );
+    rejects(
+      { ...base(), cluster: { electionTicks: 10, heartbeatTicks: 2, leaseDriftTicks: 10 } },
+      "leaseDriftTicks (10) must be less than",
+    );
     rejects({ ...base(), cluster: { replicationFactor: 5 } }, "replicationFactor (5) exceeds the number of nodes (3)");
   });
 

@@ -11,7 +11,10 @@ import { CONTRACT_NOT_APPLIED } from "../chaos/run.js";
 const root = new URL("../../", import.meta.url);
 const read = (path: string) => readFileSync(new URL(path, root), "utf8");
 // Parenthesised words are gRPC statuses ("`NOT_LEADER` (UNAVAILABLE)"), not tally codes.
-const codesIn = (text: string) => [...text.replace(/\([^)]*\)/g, "").matchAll(/\b([A-Z][A-Z_]{3,})\b/g)].map((m) => m[1]!).filter((code) => (ERROR_CODES as readonly string[]).includes(code));
+const codesIn = (text: string) =>
+  [...text.replace(/\([^)]*\)/g, "").matchAll(/\b([A-Z][A-Z_]{3,})\b/g)]
+    .map((m) => m[1]!)
+    .filter((code) => (ERROR_CODES as readonly string[]).includes(code));
 
 /** The codes in cell `cell` of the markdown table row whose first cell matches `row`. */
 function tableRow(markdown: string, row: RegExp, cell = 1): string[] {
@@ -31,7 +34,10 @@ describe("the error contract", () => {
 
   it("docs/errors.md: every code exactly once across not applied and unknown; OK applies", () => {
     expect(tableRow(docs, /\*\*applied\*\*/, 2)).toEqual([]);
-    expect(docs.split("\n").find((l) => /^\| \*\*applied\*\* \| OK \|/.test(l)), "the applied row names OK").toBeDefined();
+    expect(
+      docs.split("\n").find((l) => /^\| \*\*applied\*\* \| OK \|/.test(l)),
+      "the applied row names OK",
+    ).toBeDefined();
     const notApplied = tableRow(docs, /\*\*not applied\*\*/, 2);
     const unknown = tableRow(docs, /\*\*unknown\*\*/, 2);
     expect([...notApplied, ...unknown].sort()).toEqual([...ERROR_CODES].sort());

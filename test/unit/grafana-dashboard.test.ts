@@ -13,13 +13,40 @@ const root = resolve(import.meta.dirname, "..", "..");
 const dashboard = JSON.parse(readFileSync(join(root, "deploy", "grafana", "tally-dashboard.json"), "utf8")) as {
   title: string;
   uid: string;
-  panels: Array<{ id: number; type: string; title: string; gridPos: { x: number; y: number; w: number; h: number }; targets?: Array<{ expr: string; refId: string }> }>;
+  panels: Array<{
+    id: number;
+    type: string;
+    title: string;
+    gridPos: { x: number; y: number; w: number; h: number };
+    targets?: Array<{ expr: string; refId: string }>;
+  }>;
   templating: { list: Array<{ name: string; query: string | { query: string } }> };
 };
 
 const sample: NodeSample = {
-  groups: [{ group: "1", term: 2, isLeader: true, leader: 1, commit: 5, applied: 5, lastIndex: 5, leaseValid: true, pendingProposals: 0, pendingReads: 0 }],
-  counters: { loopIterations: 1, entriesWritten: 1, entriesApplied: 1, leaderChanges: 1, snapshotsTaken: 0, snapshotsBuilt: 0, snapshotsInstalled: 0 },
+  groups: [
+    {
+      group: "1",
+      term: 2,
+      isLeader: true,
+      leader: 1,
+      commit: 5,
+      applied: 5,
+      lastIndex: 5,
+      leaseValid: true,
+      pendingProposals: 0,
+      pendingReads: 0,
+    },
+  ],
+  counters: {
+    loopIterations: 1,
+    entriesWritten: 1,
+    entriesApplied: 1,
+    leaderChanges: 1,
+    snapshotsTaken: 0,
+    snapshotsBuilt: 0,
+    snapshotsInstalled: 0,
+  },
   peerQueues: new Map([[2, 0]]),
   peerMessagesDropped: 0,
   peerUnauthenticated: 0,
@@ -30,7 +57,9 @@ const sample: NodeSample = {
 
 function expressions(): string[] {
   const fromPanels = dashboard.panels.flatMap((panel) => (panel.targets ?? []).map((target) => target.expr));
-  const fromVariables = dashboard.templating.list.map((variable) => (typeof variable.query === "string" ? variable.query : variable.query.query));
+  const fromVariables = dashboard.templating.list.map((variable) =>
+    typeof variable.query === "string" ? variable.query : variable.query.query,
+  );
   return [...fromPanels, ...fromVariables];
 }
 
@@ -47,7 +76,15 @@ describe("the Grafana dashboard", () => {
     expect(used.size).toBeGreaterThan(20);
     expect([...used].filter((name) => !registered.has(name))).toEqual([]);
     // The health signals an operator looks at first are all charted.
-    for (const name of ["tally_node_ready", "tally_raft_is_leader", "tally_requests_total", "tally_request_duration_seconds", "tally_raft_apply_lag_entries", "tally_storage_write_seconds", "tally_build_info"]) {
+    for (const name of [
+      "tally_node_ready",
+      "tally_raft_is_leader",
+      "tally_requests_total",
+      "tally_request_duration_seconds",
+      "tally_raft_apply_lag_entries",
+      "tally_storage_write_seconds",
+      "tally_build_info",
+    ]) {
       expect(used.has(name), name).toBe(true);
     }
   });

@@ -43,8 +43,14 @@ describe("sortKeysInArena", () => {
   it("orders keys bytewise, a prefix first, across key shapes and sizes (seeded)", () => {
     const prng = createPrng(20261123);
     const shapes: Array<[string, (i: number) => Uint8Array]> = [
-      ["random bytes incl. 0x00 and 0xff, lengths 1-6", () => Uint8Array.from({ length: 1 + prng.nextInt(6) }, () => [0, 255, prng.nextInt(256)][prng.nextInt(3)]!)],
-      ["a long shared prefix then decimal ids", (i) => new TextEncoder().encode(`${"tenant-000/".repeat(8)}counter-${(i * 7919) % 100_003}`)],
+      [
+        "random bytes incl. 0x00 and 0xff, lengths 1-6",
+        () => Uint8Array.from({ length: 1 + prng.nextInt(6) }, () => [0, 255, prng.nextInt(256)][prng.nextInt(3)]!),
+      ],
+      [
+        "a long shared prefix then decimal ids",
+        (i) => new TextEncoder().encode(`${"tenant-000/".repeat(8)}counter-${(i * 7919) % 100_003}`),
+      ],
       ["prefixes of each other", (i) => new Uint8Array(1 + (i % 300)).fill(0x61)],
       ["two bytes from a tiny alphabet (many duplicates)", () => Uint8Array.of(prng.nextInt(2), prng.nextInt(2))],
       ["long random keys", () => Uint8Array.from({ length: 200 + prng.nextInt(60) }, () => prng.nextInt(4))],
@@ -58,4 +64,3 @@ describe("sortKeysInArena", () => {
     }
   });
 });
-

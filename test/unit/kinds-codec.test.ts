@@ -23,7 +23,8 @@ describe("kinds codec varints", () => {
     const prng = createPrng(9);
     const values = [0n, -1n, 1n, 63n, -64n, 64n, INT64_MAX, INT64_MIN, INT64_MAX - 1n, INT64_MIN + 1n];
     for (const edge of [48n, 49n, 52n, 53n, 62n]) for (const d of [-1n, 0n, 1n]) values.push((1n << edge) + d, -(1n << edge) + d);
-    for (let i = 0; i < 2_000; i++) values.push(BigInt.asIntN(64, (BigInt(prng.nextU32()) << 32n) | BigInt(prng.nextU32())) >> BigInt(prng.nextInt(64)));
+    for (let i = 0; i < 2_000; i++)
+      values.push(BigInt.asIntN(64, (BigInt(prng.nextU32()) << 32n) | BigInt(prng.nextU32())) >> BigInt(prng.nextInt(64)));
     for (const value of values) {
       const writer = new ByteWriter(16);
       writeSvarint64(writer, value);

@@ -27,14 +27,14 @@ function referenceXxhash64(input: Uint8Array, seed: bigint): bigint {
     const v = [(seed + P1 + P2) & MASK, (seed + P2) & MASK, seed, (seed - P1) & MASK];
     for (; p + 32 <= input.length; p += 32) for (let i = 0; i < 4; i++) v[i] = round(v[i]!, read(p + 8 * i, 8));
     h = (rotl(v[0]!, 1n) + rotl(v[1]!, 7n) + rotl(v[2]!, 12n) + rotl(v[3]!, 18n)) & MASK;
-    for (const lane of v) h = (((h ^ round(0n, lane)) * P1) + P4) & MASK;
+    for (const lane of v) h = ((h ^ round(0n, lane)) * P1 + P4) & MASK;
   } else {
     h = (seed + P5) & MASK;
   }
   h = (h + BigInt(input.length)) & MASK;
-  for (; p + 8 <= input.length; p += 8) h = ((rotl(h ^ round(0n, read(p, 8)), 27n) * P1) + P4) & MASK;
+  for (; p + 8 <= input.length; p += 8) h = (rotl(h ^ round(0n, read(p, 8)), 27n) * P1 + P4) & MASK;
   if (p + 4 <= input.length) {
-    h = ((rotl(h ^ ((read(p, 4) * P1) & MASK), 23n) * P2) + P3) & MASK;
+    h = (rotl(h ^ ((read(p, 4) * P1) & MASK), 23n) * P2 + P3) & MASK;
     p += 4;
   }
   for (; p < input.length; p++) h = (rotl(h ^ ((BigInt(input[p]!) * P5) & MASK), 11n) * P1) & MASK;
@@ -220,8 +220,22 @@ describe("HyperLogLog", () => {
       }
       return sealEnvelope(writer);
     };
-    expect(HyperLogLog.decode(craftSparse([[1, 3], [7, 51]])).register(7)).toBe(51);
-    expect(() => HyperLogLog.decode(craftSparse([[7, 3], [1, 3]]))).toThrow(/out of order/);
+    expect(
+      HyperLogLog.decode(
+        craftSparse([
+          [1, 3],
+          [7, 51],
+        ]),
+      ).register(7),
+    ).toBe(51);
+    expect(() =>
+      HyperLogLog.decode(
+        craftSparse([
+          [7, 3],
+          [1, 3],
+        ]),
+      ),
+    ).toThrow(/out of order/);
     expect(() => HyperLogLog.decode(craftSparse([[1, 52]]))).toThrow(/outside 1..51/);
     expect(() => HyperLogLog.decode(craftSparse([[HLL_REGISTERS, 1]]))).toThrow(CorruptionError);
     // A dense buffer whose registers would fit the sparse form is not canonical.

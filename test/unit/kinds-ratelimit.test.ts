@@ -119,11 +119,25 @@ describe("sliding-window rate limiter", () => {
       }
       return sealEnvelope(writer);
     };
-    expect(SlidingWindowLimiter.decode(craft([[5, 1], [0, 2]])).entries()).toEqual([
+    expect(
+      SlidingWindowLimiter.decode(
+        craft([
+          [5, 1],
+          [0, 2],
+        ]),
+      ).entries(),
+    ).toEqual([
       [5, 1],
       [6, 2],
     ]);
     expect(() => SlidingWindowLimiter.decode(craft([[5, 0]]))).toThrow(/grant of 0/);
-    expect(() => SlidingWindowLimiter.decode(craft([[5, 2 ** 53 - 1], [0, 1]]))).toThrow(CorruptionError);
+    expect(() =>
+      SlidingWindowLimiter.decode(
+        craft([
+          [5, 2 ** 53 - 1],
+          [0, 1],
+        ]),
+      ),
+    ).toThrow(CorruptionError);
   });
 });

@@ -18,7 +18,9 @@ function randomEntries(prng: Prng, n: number): KeyValue[] {
 }
 
 const bruteRank = (entries: KeyValue[]): KeyValue[] =>
-  entries.slice().sort((a, b) => (a.value !== b.value ? (a.value > b.value ? -1 : 1) : hex(a.key) < hex(b.key) ? -1 : hex(a.key) > hex(b.key) ? 1 : 0));
+  entries
+    .slice()
+    .sort((a, b) => (a.value !== b.value ? (a.value > b.value ? -1 : 1) : hex(a.key) < hex(b.key) ? -1 : hex(a.key) > hex(b.key) ? 1 : 0));
 
 const show = (entries: KeyValue[]): string[] => entries.map((e) => `${hex(e.key)}=${e.value}`);
 
@@ -99,7 +101,13 @@ describe("aggregations", () => {
       { key: utf8("q:1"), value: INT64_MIN },
     ];
     const result = aggregate(entries, utf8("p:"));
-    expect(result).toEqual({ count: 2, sum: 2n * INT64_MAX, min: INT64_MAX, max: INT64_MAX, avg: { quotient: INT64_MAX, remainder: 0n, divisor: 2n } });
+    expect(result).toEqual({
+      count: 2,
+      sum: 2n * INT64_MAX,
+      min: INT64_MAX,
+      max: INT64_MAX,
+      avg: { quotient: INT64_MAX, remainder: 0n, divisor: 2n },
+    });
     expect(aggregate(entries, utf8("none"))).toEqual({ count: 0, sum: 0n, min: undefined, max: undefined, avg: undefined });
     expect(aggregate(entries).count).toBe(3);
     expect(() => mergeAggregates([{ count: 0, sum: 1n, min: undefined, max: undefined, avg: undefined }])).toThrow(InvalidArgumentError);

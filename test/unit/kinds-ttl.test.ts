@@ -5,7 +5,8 @@ import { InvalidArgumentError, OutOfRangeError } from "../../src/util/errors.js"
 import { createPrng } from "../../src/util/prng.js";
 import { expectDamageDetected, hex, utf8 } from "./kinds-support.js";
 
-const names = (keys: Array<{ key: Uint8Array; expiresAtMs: number }>): string[] => keys.map((k) => `${new TextDecoder().decode(k.key)}@${k.expiresAtMs}`);
+const names = (keys: Array<{ key: Uint8Array; expiresAtMs: number }>): string[] =>
+  keys.map((k) => `${new TextDecoder().decode(k.key)}@${k.expiresAtMs}`);
 
 describe("expiry index", () => {
   it("returns due keys by (expiresAt, key bytes), at most limit, without changing anything", () => {
@@ -64,8 +65,12 @@ describe("expiry index", () => {
         } else {
           const nowMs = prng.nextInt(220);
           const limit = 1 + prng.nextInt(30);
-          const expected = sortedModel().filter((e) => e.expiresAtMs <= nowMs).slice(0, limit);
-          expect(index.expired(nowMs, limit).map((e) => `${hex(e.key)}@${e.expiresAtMs}`)).toEqual(expected.map((e) => `${hex(e.key)}@${e.expiresAtMs}`));
+          const expected = sortedModel()
+            .filter((e) => e.expiresAtMs <= nowMs)
+            .slice(0, limit);
+          expect(index.expired(nowMs, limit).map((e) => `${hex(e.key)}@${e.expiresAtMs}`)).toEqual(
+            expected.map((e) => `${hex(e.key)}@${e.expiresAtMs}`),
+          );
         }
         expect(index.size).toBe(model.size);
       }
@@ -96,9 +101,31 @@ describe("expiry index", () => {
       }
       return sealEnvelope(writer);
     };
-    expect(ExpiryIndex.decode(craft([[5, "a"], [0, "b"], [1, "a0"]])).expiresAt(utf8("a0"))).toBe(6);
-    expect(() => ExpiryIndex.decode(craft([[5, "b"], [0, "a"]]))).toThrow(/not after/);
-    expect(() => ExpiryIndex.decode(craft([[5, "a"], [1, "a"]]))).toThrow(/twice/);
+    expect(
+      ExpiryIndex.decode(
+        craft([
+          [5, "a"],
+          [0, "b"],
+          [1, "a0"],
+        ]),
+      ).expiresAt(utf8("a0")),
+    ).toBe(6);
+    expect(() =>
+      ExpiryIndex.decode(
+        craft([
+          [5, "b"],
+          [0, "a"],
+        ]),
+      ),
+    ).toThrow(/not after/);
+    expect(() =>
+      ExpiryIndex.decode(
+        craft([
+          [5, "a"],
+          [1, "a"],
+        ]),
+      ),
+    ).toThrow(/twice/);
     expect(() => ExpiryIndex.decode(craft([[5, ""]]))).toThrow(/key length/);
   });
 });

@@ -1,7 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { INT64_MAX, INT64_MIN } from "../../src/shard/binary.js";
 import { KIND_MAGIC, beginEnvelope, sealEnvelope, writeSvarint64, writeUvarint } from "../../src/kinds/codec.js";
-import { DEFAULT_WINDOW_OPTIONS, rangePlan, WindowedCounter, type WindowAggregate, type WindowOptions } from "../../src/shard/kinds/windows.js";
+import {
+  DEFAULT_WINDOW_OPTIONS,
+  rangePlan,
+  WindowedCounter,
+  type WindowAggregate,
+  type WindowOptions,
+} from "../../src/shard/kinds/windows.js";
 import { CorruptionError, InvalidArgumentError, OutOfRangeError } from "../../src/util/errors.js";
 import { createPrng } from "../../src/util/prng.js";
 import { expectDamageDetected, hex } from "./kinds-support.js";
@@ -26,10 +32,17 @@ interface Event {
 }
 
 /** The brute-force answer for one step: all events in [start, start + step) at resolution res. */
-function expected(events: Event[], startMs: number, stepMs: number, resolutionMs: number, agg: WindowAggregate): { value: bigint; divisor: bigint } {
+function expected(
+  events: Event[],
+  startMs: number,
+  stepMs: number,
+  resolutionMs: number,
+  agg: WindowAggregate,
+): { value: bigint; divisor: bigint } {
   const inStep = events.filter((e) => e.timeMs >= startMs && e.timeMs < startMs + stepMs);
   const bucketSums = new Map<number, bigint>();
-  for (const e of inStep) bucketSums.set(Math.floor(e.timeMs / resolutionMs), (bucketSums.get(Math.floor(e.timeMs / resolutionMs)) ?? 0n) + e.delta);
+  for (const e of inStep)
+    bucketSums.set(Math.floor(e.timeMs / resolutionMs), (bucketSums.get(Math.floor(e.timeMs / resolutionMs)) ?? 0n) + e.delta);
   const perBucket: bigint[] = [];
   for (let b = startMs / resolutionMs; b < (startMs + stepMs) / resolutionMs; b++) perBucket.push(bucketSums.get(b) ?? 0n);
   const sum = inStep.reduce((s, e) => s + e.delta, 0n);
@@ -112,9 +125,27 @@ describe("windowed counter", () => {
   it("validates options", () => {
     const bad: Array<[string, WindowOptions]> = [
       ["no tiers", { ...SMALL, tiers: [] }],
-      ["non-divisible resolutions", { ...SMALL, tiers: [{ resolutionMs: 10, retentionMs: 1_000 }, { resolutionMs: 15, retentionMs: 1_500 }] }],
+      [
+        "non-divisible resolutions",
+        {
+          ...SMALL,
+          tiers: [
+            { resolutionMs: 10, retentionMs: 1_000 },
+            { resolutionMs: 15, retentionMs: 1_500 },
+          ],
+        },
+      ],
       ["retention not a multiple", { ...SMALL, tiers: [{ resolutionMs: 10, retentionMs: 1_005 }] }],
-      ["shrinking retention", { ...SMALL, tiers: [{ resolutionMs: 10, retentionMs: 1_000 }, { resolutionMs: 100, retentionMs: 500 }] }],
+      [
+        "shrinking retention",
+        {
+          ...SMALL,
+          tiers: [
+            { resolutionMs: 10, retentionMs: 1_000 },
+            { resolutionMs: 100, retentionMs: 500 },
+          ],
+        },
+      ],
       ["lateness beyond retention", { ...SMALL, latenessMs: 991 }],
       ["too many buckets", { ...SMALL, tiers: [{ resolutionMs: 1, retentionMs: 1_000_000 }] }],
       ["negative future", { ...SMALL, futureMs: -1 }],
@@ -200,7 +231,12 @@ describe("windowed counter", () => {
           expect(kept).toEqual([...model.entries()].sort((a, b) => a[0] - b[0]));
         }
         for (const agg of ["sum", "min", "max", "avg", "count"] as const) {
-          for (const [stepMs, spanMs] of [[10, 500], [50, 900], [100, 4_000], [1_000, 15_000]] as const) {
+          for (const [stepMs, spanMs] of [
+            [10, 500],
+            [50, 900],
+            [100, 4_000],
+            [1_000, 15_000],
+          ] as const) {
             const toMs = Math.floor(now / stepMs) * stepMs + stepMs;
             const fromMs = toMs - spanMs;
             const answer = counter.range(fromMs, toMs, stepMs, agg);
@@ -224,7 +260,9 @@ describe("windowed counter", () => {
         const answer = counter.range(fromMs, toMs, stepMs, agg);
         expect(answer.resolutionMs).toBe(resolutionMs);
         const inRange = events.filter((e) => e.timeMs >= fromMs && e.timeMs < toMs);
-        expect(answer.points.map((p) => p.value)).toEqual(answer.points.map((p) => expected(inRange, p.startMs, stepMs, resolutionMs, agg).value));
+        expect(answer.points.map((p) => p.value)).toEqual(
+          answer.points.map((p) => expected(inRange, p.startMs, stepMs, resolutionMs, agg).value),
+        );
       }
     };
     for (let i = 1; i <= 12_000; i++) {
@@ -285,7 +323,14 @@ describe("windowed counter", () => {
     expect(WindowedCounter.decode(craft([[450, 1n, 1]])).at(4_500).sum).toBe(1n);
     expect(() => WindowedCounter.decode(craft([[450, 1n, 0]]))).toThrow(/no adds/);
     expect(() => WindowedCounter.decode(craft([[100, 1n, 1]]))).toThrow(CorruptionError); // expired
-    expect(() => WindowedCounter.decode(craft([[450, 1n, 1], [200, 1n, 1]]))).toThrow(/outside the kept/);
+    expect(() =>
+      WindowedCounter.decode(
+        craft([
+          [450, 1n, 1],
+          [200, 1n, 1],
+        ]),
+      ),
+    ).toThrow(/outside the kept/);
     expect(() => WindowedCounter.decode(new Uint8Array([KIND_MAGIC.hyperLogLog, 1, 0, 0, 0, 0]))).toThrow(CorruptionError);
   });
 });
@@ -300,7 +345,8 @@ describe("rangePlan: a range checked without any counter", () => {
     const outcomes = { planned: 0, refused: 0 };
     for (let i = 0; i < 2_000; i++) {
       const resolution = resolutions[prng.nextInt(3)]!;
-      const fromMs = now - prng.nextInt(400 * 24) * HOUR + prng.nextInt(HOUR / resolution) * resolution + (prng.chance(0.2) ? 1 + prng.nextInt(999) : 0);
+      const fromMs =
+        now - prng.nextInt(400 * 24) * HOUR + prng.nextInt(HOUR / resolution) * resolution + (prng.chance(0.2) ? 1 + prng.nextInt(999) : 0);
       const stepMs = resolution * (1 + prng.nextInt(5));
       const toMs = fromMs + stepMs;
       const counter = new WindowedCounter();

@@ -12,7 +12,13 @@ import { createPrng } from "../../src/util/prng.js";
 type CounterOp = Operation<CounterInput, CounterOutput>;
 
 let nextId = 1;
-function add(delta: number, output: number | undefined, invokedAt: number, completedAt: number | undefined, extra: Partial<CounterOp> = {}): CounterOp {
+function add(
+  delta: number,
+  output: number | undefined,
+  invokedAt: number,
+  completedAt: number | undefined,
+  extra: Partial<CounterOp> = {},
+): CounterOp {
   return {
     id: nextId++,
     input: { kind: "add", delta: BigInt(delta) },
@@ -197,13 +203,13 @@ describe("checkLinearizable: scale", () => {
     const endTime = Math.max(...history.map((op) => op.completedAt!));
     const reads = history.filter((op) => op.input.kind === "read" && op.invokedAt > (2 * endTime) / 3);
     const victim = reads[0]!;
-    const earlier = history.filter((op) => op.completedAt !== undefined && op.completedAt < victim.invokedAt - 3000 && op.input.kind === "add");
+    const earlier = history.filter(
+      (op) => op.completedAt !== undefined && op.completedAt < victim.invokedAt - 3000 && op.input.kind === "add",
+    );
     const stale = earlier[earlier.length - 1]!.output!;
     // Only a value the counter never held right before the read makes a stale read certain.
     const concurrentValues = new Set(
-      history
-        .filter((op) => op.completedAt! >= victim.invokedAt - 500 && op.invokedAt <= victim.completedAt!)
-        .map((op) => op.output),
+      history.filter((op) => op.completedAt! >= victim.invokedAt - 500 && op.invokedAt <= victim.completedAt!).map((op) => op.output),
     );
     expect(concurrentValues.has(stale)).toBe(false);
     victim.output = stale;

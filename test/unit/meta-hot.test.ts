@@ -5,8 +5,23 @@ import { evenSlotRanges, slotOf } from "../../src/meta/slots.js";
 
 const node = (id: number) => ({ id, client: `127.0.0.1:${7000 + id}`, peer: `127.0.0.1:${7100 + id}`, zone: "z" });
 const shards = (count: number): ShardRecord[] =>
-  evenSlotRanges(count).map((range, i) => ({ id: i + 1, slotStart: range.start, slotEnd: range.end, epoch: 1, voters: [1, 2, 3], learners: [], votersOutgoing: [] }));
-const init = (shardCount: number): MetaCommand => ({ type: "init", clusterName: "t", replicationFactor: 3, nodes: [node(1), node(2), node(3)], shards: shards(shardCount), metaVoters: [1, 2, 3] });
+  evenSlotRanges(count).map((range, i) => ({
+    id: i + 1,
+    slotStart: range.start,
+    slotEnd: range.end,
+    epoch: 1,
+    voters: [1, 2, 3],
+    learners: [],
+    votersOutgoing: [],
+  }));
+const init = (shardCount: number): MetaCommand => ({
+  type: "init",
+  clusterName: "t",
+  replicationFactor: 3,
+  nodes: [node(1), node(2), node(3)],
+  shards: shards(shardCount),
+  metaVoters: [1, 2, 3],
+});
 const key = (text: string) => Buffer.from(text);
 
 function machineWith(shardCount: number, ...entries: MetaCommand[][]) {
@@ -94,7 +109,9 @@ describe("hot counter declarations in the partition map", () => {
     delete (old.map as { hot?: unknown }).hot;
     const restored = MetaStateMachine.restore(old.snapshot());
     expect(hotRecordOf(restored.map, key("k"))).toBeUndefined();
-    expect(restored.applyEntry(2, encodeMetaEntry(2000, [{ type: "hot-declare", key: key("k"), subCounters: 2 }]))).toEqual([{ ok: true, changed: true }]);
+    expect(restored.applyEntry(2, encodeMetaEntry(2000, [{ type: "hot-declare", key: key("k"), subCounters: 2 }]))).toEqual([
+      { ok: true, changed: true },
+    ]);
   });
 });
 

@@ -8,7 +8,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { NodeMetrics, type NodeSample } from "../../src/server/ops/metrics.js";
-import { CLIENT_RETRY_AFTER_MS, countOps, InflightLimiter, NODE_RETRY_AFTER_MS, RequestGuard, sessionOf } from "../../src/server/rpc/request-guard.js";
+import {
+  CLIENT_RETRY_AFTER_MS,
+  countOps,
+  InflightLimiter,
+  NODE_RETRY_AFTER_MS,
+  RequestGuard,
+  sessionOf,
+} from "../../src/server/rpc/request-guard.js";
 import type { Outgoing, PipelineRequestMessage, PipelineResponseMessage } from "../../src/api/proto.js";
 import { ConfigError, parseClusterConfig } from "../../src/server/config/config.js";
 import { NodeStore } from "../../src/storage/node-store.js";
@@ -18,10 +25,40 @@ import { componentLogger } from "../../src/util/log.js";
 function sample(overrides: Partial<NodeSample> = {}): NodeSample {
   return {
     groups: [
-      { group: "meta", term: 2, isLeader: false, leader: 3, commit: 40, applied: 40, lastIndex: 40, leaseValid: false, pendingProposals: 0, pendingReads: 0 },
-      { group: "1", term: 5, isLeader: true, leader: 1, commit: 120, applied: 117, lastIndex: 121, leaseValid: true, pendingProposals: 7, pendingReads: 2 },
+      {
+        group: "meta",
+        term: 2,
+        isLeader: false,
+        leader: 3,
+        commit: 40,
+        applied: 40,
+        lastIndex: 40,
+        leaseValid: false,
+        pendingProposals: 0,
+        pendingReads: 0,
+      },
+      {
+        group: "1",
+        term: 5,
+        isLeader: true,
+        leader: 1,
+        commit: 120,
+        applied: 117,
+        lastIndex: 121,
+        leaseValid: true,
+        pendingProposals: 7,
+        pendingReads: 2,
+      },
     ],
-    counters: { loopIterations: 900, entriesWritten: 300, entriesApplied: 290, leaderChanges: 4, snapshotsTaken: 1, snapshotsBuilt: 2, snapshotsInstalled: 0 },
+    counters: {
+      loopIterations: 900,
+      entriesWritten: 300,
+      entriesApplied: 290,
+      leaderChanges: 4,
+      snapshotsTaken: 1,
+      snapshotsBuilt: 2,
+      snapshotsInstalled: 0,
+    },
     peerQueues: new Map([
       [2, 0],
       [3, 12],
@@ -37,7 +74,11 @@ function sample(overrides: Partial<NodeSample> = {}): NodeSample {
 
 /** The value of one series in a scrape, labels in any order (prom-client orders them differently per type). */
 function line(text: string, series: string): number | undefined {
-  const key = (name: string, labels: string) => `${name}{${[...labels.matchAll(/(\w+)="([^"]*)"/g)].map((m) => `${m[1]}=${m[2]}`).sort().join(",")}}`;
+  const key = (name: string, labels: string) =>
+    `${name}{${[...labels.matchAll(/(\w+)="([^"]*)"/g)]
+      .map((m) => `${m[1]}=${m[2]}`)
+      .sort()
+      .join(",")}}`;
   const wanted = /^(\w+)\{(.*)\}$/.exec(series);
   const target = wanted ? key(wanted[1]!, wanted[2]!) : `${series}{}`;
   for (const row of text.split("\n")) {
@@ -155,7 +196,9 @@ describe("InflightLimiter", () => {
     expect(sessionOf({ header: { clientId: "0" } })).toBeUndefined();
     expect(sessionOf({})).toBeUndefined();
     const counted: Array<[string, number]> = [];
-    countOps("addBatch", { ops: [{ op: "add" }, { op: "add" }, { op: "windowAdd" }, { op: "compareAndSet" }] }, (kind, n) => counted.push([kind, n]));
+    countOps("addBatch", { ops: [{ op: "add" }, { op: "add" }, { op: "windowAdd" }, { op: "compareAndSet" }] }, (kind, n) =>
+      counted.push([kind, n]),
+    );
     countOps("Pipeline.add", {}, (kind, n) => counted.push([kind, n]));
     countOps("get", {}, (kind, n) => counted.push([kind, n]));
     expect(counted).toEqual([
@@ -233,7 +276,13 @@ describe("storage write hook", () => {
 });
 
 describe("cluster.yaml: metrics address and overload limits", () => {
-  const node = (id: number, extra: Record<string, unknown> = {}) => ({ id, client: `127.0.0.1:${7000 + id}`, peer: `127.0.0.1:${7100 + id}`, dataDir: `/tmp/tally-ops-config/n${id}`, ...extra });
+  const node = (id: number, extra: Record<string, unknown> = {}) => ({
+    id,
+    client: `127.0.0.1:${7000 + id}`,
+    peer: `127.0.0.1:${7100 + id}`,
+    dataDir: `/tmp/tally-ops-config/n${id}`,
+    ...extra,
+  });
 
   test("defaults, and a metrics address per node", () => {
     const config = parseClusterConfig({ cluster: { replicationFactor: 1 }, nodes: [node(1, { metrics: "127.0.0.1:7201" }), node(2)] });
@@ -245,12 +294,24 @@ describe("cluster.yaml: metrics address and overload limits", () => {
   });
 
   test("bad values name the field", () => {
-    expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, nodes: [node(1, { metrics: "nope" })] })).toThrow(/nodes\[0\]\.metrics must be "host:port"/);
-    expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, nodes: [node(1, { metrics: "127.0.0.1:7001" })] })).toThrow(/nodes\[0\]\.metrics: address 127\.0\.0\.1:7001 is already used by nodes\[0\]\.client/);
-    expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, limits: { maxRequestBytes: 100 }, nodes: [node(1)] })).toThrow(/limits\.maxRequestBytes \(100\) must be between 4096 and 256 MiB/);
-    expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, limits: { maxInflightPerClient: 0 }, nodes: [node(1)] })).toThrow(ConfigError);
-    expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, limits: { maxInflightPerClient: 500, maxInflightPerNode: 100 }, nodes: [node(1)] })).toThrow(
-      /limits\.maxInflightPerClient \(500\) must not exceed limits\.maxInflightPerNode \(100\)/,
+    expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, nodes: [node(1, { metrics: "nope" })] })).toThrow(
+      /nodes\[0\]\.metrics must be "host:port"/,
     );
+    expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, nodes: [node(1, { metrics: "127.0.0.1:7001" })] })).toThrow(
+      /nodes\[0\]\.metrics: address 127\.0\.0\.1:7001 is already used by nodes\[0\]\.client/,
+    );
+    expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, limits: { maxRequestBytes: 100 }, nodes: [node(1)] })).toThrow(
+      /limits\.maxRequestBytes \(100\) must be between 4096 and 256 MiB/,
+    );
+    expect(() => parseClusterConfig({ cluster: { replicationFactor: 1 }, limits: { maxInflightPerClient: 0 }, nodes: [node(1)] })).toThrow(
+      ConfigError,
+    );
+    expect(() =>
+      parseClusterConfig({
+        cluster: { replicationFactor: 1 },
+        limits: { maxInflightPerClient: 500, maxInflightPerNode: 100 },
+        nodes: [node(1)],
+      }),
+    ).toThrow(/limits\.maxInflightPerClient \(500\) must not exceed limits\.maxInflightPerNode \(100\)/);
   });
 });

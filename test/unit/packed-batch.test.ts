@@ -15,7 +15,24 @@ import { createPrng } from "../../src/util/prng.js";
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const edges = [0n, 1n, -1n, 127n, -128n, 1n << 31n, -(1n << 31n), 1n << 32n, SAFE, -SAFE, SAFE + 1n, -SAFE - 1n, INT64_MAX, INT64_MIN, INT64_MAX - 1n, INT64_MIN + 1n];
+const edges = [
+  0n,
+  1n,
+  -1n,
+  127n,
+  -128n,
+  1n << 31n,
+  -(1n << 31n),
+  1n << 32n,
+  SAFE,
+  -SAFE,
+  SAFE + 1n,
+  -SAFE - 1n,
+  INT64_MAX,
+  INT64_MIN,
+  INT64_MAX - 1n,
+  INT64_MIN + 1n,
+];
 const limits = { maxOps: 10_000, maxKeyBytes: 256 };
 const bytes = (text: string) => new TextEncoder().encode(text);
 
@@ -51,7 +68,9 @@ describe("packed adds", () => {
       }));
       const packed = encodePackedAdds(ops);
       const decoded = decodePackedAdds(packed, limits);
-      expect(decoded.map((op) => ({ key: Array.from(op.key), delta: op.delta }))).toEqual(ops.map((op) => ({ key: Array.from(op.key), delta: op.delta })));
+      expect(decoded.map((op) => ({ key: Array.from(op.key), delta: op.delta }))).toEqual(
+        ops.map((op) => ({ key: Array.from(op.key), delta: op.delta })),
+      );
       expect(encodePackedAdds(decoded)).toEqual(packed);
     }
   });
@@ -59,7 +78,17 @@ describe("packed adds", () => {
   it("keys of exactly the limit pass; one byte more, and empty keys, are refused by name", () => {
     const atLimit = encodePackedAdds([{ key: new Uint8Array(256).fill(7), delta: 1n }]);
     expect(decodePackedAdds(atLimit, limits)[0]!.key.length).toBe(256);
-    refused(() => decodePackedAdds(encodePackedAdds([{ key: bytes("a"), delta: 1n }, { key: new Uint8Array(257), delta: 1n }]), limits), /^ops\[1\]\.key: keys must be 1 to 256 bytes, got 257$/);
+    refused(
+      () =>
+        decodePackedAdds(
+          encodePackedAdds([
+            { key: bytes("a"), delta: 1n },
+            { key: new Uint8Array(257), delta: 1n },
+          ]),
+          limits,
+        ),
+      /^ops\[1\]\.key: keys must be 1 to 256 bytes, got 257$/,
+    );
     const emptyKey = Uint8Array.from([0, 0, 1, 0, 0, 0, 0, 0, 0, 0]);
     refused(() => decodePackedAdds(emptyKey, limits), /^ops\[0\]\.key: .*got an empty key$/);
     refused(() => encodePackedAdds([{ key: new Uint8Array(0), delta: 1n }]), /ops\[0\]\.key: keys must be 1 to 65535 bytes, got 0/);
@@ -72,7 +101,10 @@ describe("packed adds", () => {
   });
 
   it("truncated, empty and oversized batches are refused, naming the op", () => {
-    const packed = encodePackedAdds([{ key: bytes("abc"), delta: 5n }, { key: bytes("de"), delta: 6n }]);
+    const packed = encodePackedAdds([
+      { key: bytes("abc"), delta: 5n },
+      { key: bytes("de"), delta: 6n },
+    ]);
     for (let cut = 1; cut < packed.length; cut++) {
       if (cut === 13) continue; // a whole first op: one valid op
       refused(() => decodePackedAdds(packed.subarray(0, cut), limits), /^packed_adds: ops\[[01]\] is truncated/);
@@ -113,11 +145,15 @@ describe("through the proto and the Raft entry", () => {
     expect(decodedRequest.ops).toEqual([]);
     expect(decodePackedAdds(decodedRequest.packedAdds as Buffer, limits).map((op) => op.delta)).toEqual(edges);
     const results = edges.map((value, i) => ({ value, version: 1000 + i }));
-    const decodedResponse = response.deserialize(response.serialize({ packedResults: encodePackedResults(results), fence: { term: 1, index: 2 } }));
+    const decodedResponse = response.deserialize(
+      response.serialize({ packedResults: encodePackedResults(results), fence: { term: 1, index: 2 } }),
+    );
     expect(decodedResponse.results).toEqual([]);
     expect(decodePackedResults(decodedResponse.packedResults as Buffer, results.length)).toEqual(results);
     // A request without the packed form decodes with an empty packed_adds (the old form).
-    expect((request.deserialize(request.serialize({ ops: [{ add: { key: bytes("a"), delta: "1" } }] })).packedAdds as Buffer).length).toBe(0);
+    expect((request.deserialize(request.serialize({ ops: [{ add: { key: bytes("a"), delta: "1" } }] })).packedAdds as Buffer).length).toBe(
+      0,
+    );
   });
 
   it("an entry of plain adds carries the packed bytes; with or without the hint, the same bytes", () => {
@@ -129,15 +165,23 @@ describe("through the proto and the Raft entry", () => {
     expect(hinted).toEqual(plain);
     expect(Buffer.from(plain).includes(Buffer.from(packed))).toBe(true);
     const decoded = decodeEntry(plain);
-    expect(decoded.commands).toEqual([{ type: "mutate", clientId: 3, seq: 2, firstUnackedSeq: 1, ops: ops.map((op) => ({ ...op, key: expect.anything() })), epoch: 4 }]);
+    expect(decoded.commands).toEqual([
+      { type: "mutate", clientId: 3, seq: 2, firstUnackedSeq: 1, ops: ops.map((op) => ({ ...op, key: expect.anything() })), epoch: 4 },
+    ]);
     const decodedOps = (decoded.commands[0] as Extract<Command, { type: "mutate" }>).ops;
     expect(decodedOps.map((op) => Buffer.from(op.key).toString())).toEqual(ops.map((op) => Buffer.from(op.key).toString()));
   });
 
   it("a malformed packed op list in an entry is refused with the command named", () => {
-    const ops: CounterOp[] = [{ kind: "add", key: bytes("a"), delta: 1n }, { kind: "add", key: bytes("b"), delta: 2n }];
+    const ops: CounterOp[] = [
+      { kind: "add", key: bytes("a"), delta: 1n },
+      { kind: "add", key: bytes("b"), delta: 2n },
+    ];
     const packed = encodePackedAdds(ops as Array<{ key: Uint8Array; delta: bigint }>);
-    const entry = encodeEntry({ timestampMs: 1, commands: [{ type: "mutate", clientId: 3, seq: 2, firstUnackedSeq: 1, ops, packedAdds: packed }] });
+    const entry = encodeEntry({
+      timestampMs: 1,
+      commands: [{ type: "mutate", clientId: 3, seq: 2, firstUnackedSeq: 1, ops, packedAdds: packed }],
+    });
     // Cut the last byte of the packed field inside the entry: msgpack still parses (bin length
     // rewritten), the packed form does not.
     const at = Buffer.from(entry).indexOf(Buffer.from(packed));
@@ -154,14 +198,37 @@ describe("through the proto and the Raft entry", () => {
 
   it("an entry of plain adds in the form written before (msgpack op arrays) still decodes", () => {
     const packr = new Packr({ useRecords: false, int64AsType: "bigint", moreTypes: false, mapsAsObjects: true });
-    const old = Uint8Array.from(packr.pack([7, [[2, 3, 2, 1, [[0, Buffer.from("a"), 5], [0, Buffer.from("b"), INT64_MIN]], 4]]]));
+    const old = Uint8Array.from(
+      packr.pack([
+        7,
+        [
+          [
+            2,
+            3,
+            2,
+            1,
+            [
+              [0, Buffer.from("a"), 5],
+              [0, Buffer.from("b"), INT64_MIN],
+            ],
+            4,
+          ],
+        ],
+      ]),
+    );
     const command = decodeEntry(old).commands[0] as Extract<Command, { type: "mutate" }>;
     expect(command).toMatchObject({ type: "mutate", clientId: 3, seq: 2, firstUnackedSeq: 1, epoch: 4 });
-    expect(command.ops.map((op) => [Buffer.from(op.key).toString(), (op as { delta: bigint }).delta])).toEqual([["a", 5n], ["b", INT64_MIN]]);
+    expect(command.ops.map((op) => [Buffer.from(op.key).toString(), (op as { delta: bigint }).delta])).toEqual([
+      ["a", 5n],
+      ["b", INT64_MIN],
+    ]);
   });
 
   it("floors, TTLs and single ops keep the msgpack form", () => {
-    const withFloor: CounterOp[] = [{ kind: "add", key: bytes("a"), delta: 1n, floor: 0n }, { kind: "add", key: bytes("b"), delta: 1n }];
+    const withFloor: CounterOp[] = [
+      { kind: "add", key: bytes("a"), delta: 1n, floor: 0n },
+      { kind: "add", key: bytes("b"), delta: 1n },
+    ];
     const single: CounterOp[] = [{ kind: "add", key: bytes("a"), delta: 1n }];
     for (const ops of [withFloor, single]) {
       const payload = { timestampMs: 5, commands: [{ type: "mutate", clientId: 1, seq: 1, firstUnackedSeq: 1, ops } as Command] };

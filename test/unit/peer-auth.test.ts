@@ -22,9 +22,11 @@ const SECRET = generateToken();
 const payload = (text: string) => new TextEncoder().encode(text);
 
 /** A complete handshake between dialer and listener; returns both ends' MACs. */
-function handshake(
-  options: { dialerSecret?: string; listenerSecret?: string; rpc?: PeerRpc; dialer?: number; listener?: number } = {},
-): { sender: FrameMac; receiver: FrameMac; accepted: AcceptedCall } {
+function handshake(options: { dialerSecret?: string; listenerSecret?: string; rpc?: PeerRpc; dialer?: number; listener?: number } = {}): {
+  sender: FrameMac;
+  receiver: FrameMac;
+  accepted: AcceptedCall;
+} {
   const { dialerSecret = SECRET, listenerSecret = SECRET, rpc = "raft", dialer = 1, listener = 2 } = options;
   const dial = new PeerAuthenticator(dialerSecret).dial(rpc, dialer, listener);
   const accepted = new PeerAuthenticator(listenerSecret).accept(rpc, listener, dial.metadata);
@@ -51,7 +53,13 @@ describe("peer handshake", () => {
     // A dialer that ignores the listener's proof still cannot make a frame the listener accepts.
     const forger = new PeerAuthenticator(generateToken()).dial("raft", 1, 2);
     const listener = new PeerAuthenticator(SECRET).accept("raft", 2, forger.metadata);
-    const forgerKeys = new PeerAuthenticator(generateToken()).keys("raft", 1, 2, forger.metadata.get(PEER_NONCE_HEADER)[0] as Buffer, listener.answer.get(PEER_NONCE_HEADER)[0] as Buffer);
+    const forgerKeys = new PeerAuthenticator(generateToken()).keys(
+      "raft",
+      1,
+      2,
+      forger.metadata.get(PEER_NONCE_HEADER)[0] as Buffer,
+      listener.answer.get(PEER_NONCE_HEADER)[0] as Buffer,
+    );
     const frame = payload("set secret:raft 1337");
     expect(listener.frames.verify(new FrameMac(forgerKeys.frame).sign(frame), frame)).toBe(false);
   });
@@ -107,7 +115,12 @@ describe("peer handshake", () => {
     // Same nonces, different binding: the keys differ.
     const auth = new PeerAuthenticator(SECRET);
     const nonces = [Buffer.alloc(32, 1), Buffer.alloc(32, 2)] as const;
-    const keys = [auth.keys("raft", 1, 2, ...nonces), auth.keys("raft", 3, 2, ...nonces), auth.keys("raft", 1, 3, ...nonces), auth.keys("snapshot", 1, 2, ...nonces)];
+    const keys = [
+      auth.keys("raft", 1, 2, ...nonces),
+      auth.keys("raft", 3, 2, ...nonces),
+      auth.keys("raft", 1, 3, ...nonces),
+      auth.keys("snapshot", 1, 2, ...nonces),
+    ];
     const distinct = new Set(keys.flatMap((k) => [k.frame.toString("hex"), k.listenerProof.toString("hex")]));
     expect(distinct.size).toBe(keys.length * 2);
     expect(auth.keys("raft", 1, 2, ...nonces).frame.equals(keys[0]!.frame)).toBe(true);

@@ -16,7 +16,11 @@ const samples: ConfChange[] = [
     ],
     context: new Uint8Array([1, 2, 3]),
   },
-  { transition: ConfChangeTransition.JointImplicit, changes: [{ type: ConfChangeType.RemoveNode, nodeId: 300 }], context: new Uint8Array() },
+  {
+    transition: ConfChangeTransition.JointImplicit,
+    changes: [{ type: ConfChangeType.RemoveNode, nodeId: 300 }],
+    context: new Uint8Array(),
+  },
 ];
 
 describe("ConfChange codec", () => {

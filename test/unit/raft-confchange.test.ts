@@ -13,7 +13,10 @@ import {
 import { InvalidArgumentError } from "../../src/util/errors.js";
 import { Cluster } from "./raft-harness.js";
 
-const add = (nodeId: number): ConfChange => ({ transition: ConfChangeTransition.Auto, changes: [{ type: ConfChangeType.AddNode, nodeId }] });
+const add = (nodeId: number): ConfChange => ({
+  transition: ConfChangeTransition.Auto,
+  changes: [{ type: ConfChangeType.AddNode, nodeId }],
+});
 const learner = (nodeId: number): ConfChange => ({
   transition: ConfChangeTransition.Auto,
   changes: [{ type: ConfChangeType.AddLearnerNode, nodeId }],

@@ -78,17 +78,21 @@ export function checkSafety(c: Cluster, leadersByTerm: Map<number, number>, comm
 export function runFuzz(seed: number, steps: number, options: FuzzOptions, trace?: (line: string) => void): number {
   const prng: Prng = createPrng(seed);
   const ids = [1, 2, 3, 4, 5];
-  const c = new Cluster(ids, {
-    preVote: options.preVote,
-    checkQuorum: options.checkQuorum,
-    leaseDriftTicks: options.lease ? 2 : 0,
-    maxSizePerMsg: 64,
-    maxInflightMessages: 4,
-    maxInflightBytes: 256,
-    maxUncommittedEntriesBytes: 4096,
-    debug: trace,
-    testKnobs: options.testKnobs,
-  }, seed);
+  const c = new Cluster(
+    ids,
+    {
+      preVote: options.preVote,
+      checkQuorum: options.checkQuorum,
+      leaseDriftTicks: options.lease ? 2 : 0,
+      maxSizePerMsg: 64,
+      maxInflightMessages: 4,
+      maxInflightBytes: 256,
+      maxUncommittedEntriesBytes: 4096,
+      debug: trace,
+      testKnobs: options.testKnobs,
+    },
+    seed,
+  );
   const leadersByTerm = new Map<number, number>();
   const committed = new Map<number, Committed>();
   let proposals = 0;
@@ -180,4 +184,3 @@ export function runFuzz(seed: number, steps: number, options: FuzzOptions, trace
   }
   return committed.size;
 }
-

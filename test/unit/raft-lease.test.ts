@@ -67,7 +67,10 @@ describe("leader lease (thesis 6.4.1)", () => {
   });
 
   it("is off without a drift margin (leaseDriftTicks 0) or without checkQuorum", () => {
-    for (const options of [{ checkQuorum: true, leaseDriftTicks: 0 }, { checkQuorum: false, leaseDriftTicks: 0 }]) {
+    for (const options of [
+      { checkQuorum: true, leaseDriftTicks: 0 },
+      { checkQuorum: false, leaseDriftTicks: 0 },
+    ]) {
       const c = new Cluster([1, 2, 3], options);
       c.elect(1);
       c.tickAll(5);

@@ -56,9 +56,7 @@ describe("leadership transfer (thesis 3.10)", () => {
     c.stabilize();
     c.get(1).node.transferLeader(3);
     expect(dropReason(() => c.propose(1, "during"))).toBe("transferring");
-    expect(dropReason(() => c.get(1).node.proposeConfChange({ transition: 0, changes: [{ type: 1, nodeId: 9 }] }))).toBe(
-      "transferring",
-    );
+    expect(dropReason(() => c.get(1).node.proposeConfChange({ transition: 0, changes: [{ type: 1, nodeId: 9 }] }))).toBe("transferring");
     for (let i = 0; i < 10; i++) {
       c.tick(1);
       c.stabilize();

@@ -22,7 +22,17 @@ function leaderReplica(): ShardReplica {
   const storage = new MemoryStorage();
   RawNode.bootstrap(storage, [1, 2, 3]);
   const confState = { voters: [1, 2, 3], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
-  const replica = new GroupReplica(1, { epoch: 1, slotStart: 0, slotEnd: 16384 }, storage, makeConfig(1, storage, 1), new CounterStateMachine(shardOptions), confState, { maxPendingProposals: 100, maxEntryBytes: 1 << 20 }, shardOptions, encodeShardEntry) as ShardReplica;
+  const replica = new GroupReplica(
+    1,
+    { epoch: 1, slotStart: 0, slotEnd: 16384 },
+    storage,
+    makeConfig(1, storage, 1),
+    new CounterStateMachine(shardOptions),
+    confState,
+    { maxPendingProposals: 100, maxEntryBytes: 1 << 20 },
+    shardOptions,
+    encodeShardEntry,
+  ) as ShardReplica;
   replica.raw.campaign();
   const term = replica.raw.term;
   for (const voter of [2, 3]) replica.raw.step({ ...newMessage(MessageType.VoteResp, 1, voter, term), reject: false });
@@ -33,37 +43,57 @@ function leaderReplica(): ShardReplica {
 }
 
 function pending(seq: number, outcome: Map<number, Error | "ok">): PendingCommand<Command, CommandResult> {
-  const command: Command = { type: "mutate", clientId: 7, seq, firstUnackedSeq: 1, ops: [{ kind: "add", key: new TextEncoder().encode(`k${seq}`), delta: 1n }] };
-  return { command, bytes: 64, deadlineMs: Number.MAX_SAFE_INTEGER, resolve: () => outcome.set(seq, "ok"), reject: (error) => outcome.set(seq, error) };
+  const command: Command = {
+    type: "mutate",
+    clientId: 7,
+    seq,
+    firstUnackedSeq: 1,
+    ops: [{ kind: "add", key: new TextEncoder().encode(`k${seq}`), delta: 1n }],
+  };
+  return {
+    command,
+    bytes: 64,
+    deadlineMs: Number.MAX_SAFE_INTEGER,
+    resolve: () => outcome.set(seq, "ok"),
+    reject: (error) => outcome.set(seq, error),
+  };
 }
 
 describe("answers when leadership moves", () => {
   for (const planted of [false, true]) {
-    it(planted ? "the planted bug (old behaviour) answers proposed writes NOT_LEADER" : "proposed writes are AMBIGUOUS; writes still queued are NOT_LEADER", () => {
-      const replica = leaderReplica();
-      const outcome = new Map<number, Error | "ok">();
-      replica.enqueue(pending(1, outcome));
-      replica.enqueue(pending(2, outcome));
-      replica.proposeQueued(1_000, () => undefined);
-      expect(replica.pendingProposals).toBe(2);
-      replica.enqueue(pending(3, outcome)); // queued for the next entry, never proposed
-      // A higher term arrives: node 2 won an election.
-      replica.raw.step({ ...newMessage(MessageType.Heartbeat, 1, 2, replica.raw.term + 1) });
-      replica.role = Role.Follower;
-      replica.leader = 2;
-      replica.failInflight(replica.notLeaderError(() => "127.0.0.1:7002"), planted);
-      for (const seq of [1, 2]) {
-        const error = outcome.get(seq);
-        if (planted) {
-          expect(error).toBeInstanceOf(NotLeaderError);
-        } else {
-          expect(error, `seq ${seq}`).toBeInstanceOf(AmbiguousError);
-          expect((error as Error).message).toContain("retry with the same seq");
+    it(
+      planted
+        ? "the planted bug (old behaviour) answers proposed writes NOT_LEADER"
+        : "proposed writes are AMBIGUOUS; writes still queued are NOT_LEADER",
+      () => {
+        const replica = leaderReplica();
+        const outcome = new Map<number, Error | "ok">();
+        replica.enqueue(pending(1, outcome));
+        replica.enqueue(pending(2, outcome));
+        replica.proposeQueued(1_000, () => undefined);
+        expect(replica.pendingProposals).toBe(2);
+        replica.enqueue(pending(3, outcome)); // queued for the next entry, never proposed
+        // A higher term arrives: node 2 won an election.
+        replica.raw.step({ ...newMessage(MessageType.Heartbeat, 1, 2, replica.raw.term + 1) });
+        replica.role = Role.Follower;
+        replica.leader = 2;
+        replica.failInflight(
+          replica.notLeaderError(() => "127.0.0.1:7002"),
+          planted,
+        );
+        for (const seq of [1, 2]) {
+          const error = outcome.get(seq);
+          if (planted) {
+            expect(error).toBeInstanceOf(NotLeaderError);
+          } else {
+            expect(error, `seq ${seq}`).toBeInstanceOf(AmbiguousError);
+            expect((error as Error).message).toContain("retry with the same seq");
+          }
         }
-      }
-      expect(outcome.get(3)).toBeInstanceOf(NotLeaderError);
-      expect((outcome.get(3) as NotLeaderError).leaderId).toBe("2");
-      expect(replica.pendingProposals).toBe(0);
-    });
+        expect(outcome.get(3)).toBeInstanceOf(NotLeaderError);
+        expect((outcome.get(3) as NotLeaderError).leaderId).toBe("2");
+        expect(replica.pendingProposals).toBe(0);
+      },
+    );
   }
 });

@@ -14,16 +14,28 @@ type Method = { requestSerialize: (value: object) => Buffer; requestDeserialize:
 
 const { packageDefinition } = tallyProto();
 const service = packageDefinition["tally.v1.CounterService"] as unknown as Record<string, Method>;
-const defaults = parseClusterConfig({ cluster: { replicationFactor: 1 }, nodes: [{ id: 1, client: "127.0.0.1:7001", peer: "127.0.0.1:7101", dataDir: "/tmp/tally-bounds/n1" }] }).limits;
+const defaults = parseClusterConfig({
+  cluster: { replicationFactor: 1 },
+  nodes: [{ id: 1, client: "127.0.0.1:7001", peer: "127.0.0.1:7101", dataDir: "/tmp/tally-bounds/n1" }],
+}).limits;
 
 /** The method's bounded decoder under `limits`, and how many times protobufjs was asked to decode. */
-function decoderFor(method: string, requestType: string, limits = defaults): { decode: (bytes: Buffer) => Json | RefusedRequest; decoded: () => number } {
+function decoderFor(
+  method: string,
+  requestType: string,
+  limits = defaults,
+): { decode: (bytes: Buffer) => Json | RefusedRequest; decoded: () => number } {
   let calls = 0;
   const inner = service[method]!.requestDeserialize;
-  const decode = boundedDecoder(packageDefinition, `tally.v1.${requestType}`, (bytes: Buffer) => {
-    calls++;
-    return inner(bytes);
-  }, tallyRequestBounds(limits));
+  const decode = boundedDecoder(
+    packageDefinition,
+    `tally.v1.${requestType}`,
+    (bytes: Buffer) => {
+      calls++;
+      return inner(bytes);
+    },
+    tallyRequestBounds(limits),
+  );
   return { decode, decoded: () => calls };
 }
 
@@ -45,14 +57,23 @@ const varint = (value: number): number[] => {
   out.push(rest);
   return out;
 };
-const bytesField = (field: number, bytes: Buffer): Buffer => Buffer.concat([Buffer.from([...varint((field << 3) | 2), ...varint(bytes.length)]), bytes]);
+const bytesField = (field: number, bytes: Buffer): Buffer =>
+  Buffer.concat([Buffer.from([...varint((field << 3) | 2), ...varint(bytes.length)]), bytes]);
 const varintField = (field: number, value: number): Buffer => Buffer.from([...varint(field << 3), ...varint(value)]);
 
 describe("request bounds", () => {
   test("the largest valid batch (10,000 ops, 256-byte keys, every field set) fits the default maxRequestBytes and decodes", () => {
     const key = Buffer.alloc(256, 0x61);
-    const ops = Array.from({ length: 10_000 }, () => ({ add: { key, delta: "-9223372036854775808", hasFloor: true, floor: "-9223372036854775808", ttlMs: "315619200000" } }));
-    const header = { shardId: 4294967295, epoch: "9007199254740991", clientId: "9007199254740991", seq: "9007199254740991", firstUnackedSeq: "9007199254740991" };
+    const ops = Array.from({ length: 10_000 }, () => ({
+      add: { key, delta: "-9223372036854775808", hasFloor: true, floor: "-9223372036854775808", ttlMs: "315619200000" },
+    }));
+    const header = {
+      shardId: 4294967295,
+      epoch: "9007199254740991",
+      clientId: "9007199254740991",
+      seq: "9007199254740991",
+      firstUnackedSeq: "9007199254740991",
+    };
     const bytes = service.AddBatch!.requestSerialize({ header, ops });
     expect(bytes.length).toBeLessThanOrEqual(defaults.maxRequestBytes);
     const { decode } = decoderFor("AddBatch", "BatchRequest");
@@ -70,19 +91,25 @@ describe("request bounds", () => {
     // At the bound it decodes.
     expect((decode(service.GetMany!.requestSerialize({ keys: keys.slice(1) })) as Json).keys).toHaveLength(defaults.maxBatchOps);
     // Packed repeated scalars count element by element.
-    const packed = refusal(decode(service.GetMany!.requestSerialize({ keys: [Buffer.from("k")], hotSubCounters: new Array(defaults.maxBatchOps + 1).fill(3) })));
+    const packed = refusal(
+      decode(service.GetMany!.requestSerialize({ keys: [Buffer.from("k")], hotSubCounters: new Array(defaults.maxBatchOps + 1).fill(3) })),
+    );
     expect(packed.error.message).toMatch(/hot_sub_counters: more than 10000 elements/);
   });
 
   test("a unique add's items: at most UNIQUE_ITEMS_MAX per op, and their bytes at most maxEntryBytes per request", () => {
     const { decode, decoded } = decoderFor("AddBatch", "BatchRequest");
     const tooMany = { ops: [{ uniqueAdd: { key: Buffer.from("u"), items: new Array(UNIQUE_ITEMS_MAX + 1).fill(Buffer.from("i")) } }] };
-    expect(refusal(decode(service.AddBatch!.requestSerialize(tooMany))).error.message).toMatch(/UniqueAddOp\.items: more than 10000 elements/);
+    expect(refusal(decode(service.AddBatch!.requestSerialize(tooMany))).error.message).toMatch(
+      /UniqueAddOp\.items: more than 10000 elements/,
+    );
     // 3 ops of 40 KiB of items each: 120 KiB against a 100 KiB entry bound, though each op is small.
     const small = decoderFor("AddBatch", "BatchRequest", { ...defaults, maxEntryBytes: 100 * 1024 });
     const item = Buffer.alloc(40 * 1024, 1);
     const ops = [1, 2, 3].map((n) => ({ uniqueAdd: { key: Buffer.from(`u${n}`), items: [item] } }));
-    expect(refusal(small.decode(service.AddBatch!.requestSerialize({ ops }))).error.message).toMatch(/more than 102400 bytes of items in one request \(limits\.maxEntryBytes\)/);
+    expect(refusal(small.decode(service.AddBatch!.requestSerialize({ ops }))).error.message).toMatch(
+      /more than 102400 bytes of items in one request \(limits\.maxEntryBytes\)/,
+    );
     expect((small.decode(service.AddBatch!.requestSerialize({ ops: ops.slice(0, 2) })) as Json).ops).toHaveLength(2);
     expect(decoded()).toBe(0);
   });

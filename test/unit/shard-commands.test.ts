@@ -16,7 +16,30 @@ import { CorruptionError, InvalidArgumentError } from "../../src/util/errors.js"
 import { createPrng } from "../../src/util/prng.js";
 import { add, cas, INT64_MAX, INT64_MIN, key, reset, set } from "./shard-harness.js";
 
-const edges = [0n, 1n, -1n, 127n, 128n, -32n, -33n, 255n, 256n, 65_535n, 65_536n, 2n ** 31n, 2n ** 32n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 53n + 1n, -(2n ** 53n) - 1n, INT64_MAX, INT64_MAX - 1n, INT64_MIN, INT64_MIN + 1n, -INT64_MAX];
+const edges = [
+  0n,
+  1n,
+  -1n,
+  127n,
+  128n,
+  -32n,
+  -33n,
+  255n,
+  256n,
+  65_535n,
+  65_536n,
+  2n ** 31n,
+  2n ** 32n,
+  2n ** 53n - 1n,
+  2n ** 53n,
+  2n ** 53n + 1n,
+  -(2n ** 53n) - 1n,
+  INT64_MAX,
+  INT64_MAX - 1n,
+  INT64_MIN,
+  INT64_MIN + 1n,
+  -INT64_MAX,
+];
 
 const raw = new Packr({ useRecords: false, int64AsType: "bigint", moreTypes: false });
 
@@ -96,7 +119,11 @@ describe("validateCommand", () => {
     ["no ops", mutate([]), /no ops/],
     ["10001 ops", mutate(Array.from({ length: 10_001 }, () => add("k", 1n))), /10001 ops; max 10000/],
     ["seq 0", { type: "mutate", clientId: 1, seq: 0, firstUnackedSeq: 0, ops: [add("k", 1n)] }, /seq must be >= 1/],
-    ["firstUnacked above seq", { type: "mutate", clientId: 1, seq: 3, firstUnackedSeq: 4, ops: [add("k", 1n)] }, /firstUnackedSeq 4 is above seq 3/],
+    [
+      "firstUnacked above seq",
+      { type: "mutate", clientId: 1, seq: 3, firstUnackedSeq: 4, ops: [add("k", 1n)] },
+      /firstUnackedSeq 4 is above seq 3/,
+    ],
     ["client 0", { type: "keepalive", clientId: 0 }, /clientId must be >= 1/],
     ["unsafe client id", { type: "keepalive", clientId: 2 ** 53 }, /clientId must be a safe integer/],
     ["unknown type", { type: "explode" } as unknown as Command, /unknown command type "explode"/],
@@ -121,7 +148,9 @@ describe("validateCommand", () => {
   });
 
   it("validateEntry names the command", () => {
-    expect(() => validateEntry({ timestampMs: 1, commands: [{ type: "register" }, mutate([add("", 1n)])] })).toThrow(/^commands\[1\]: ops\[0\]/);
+    expect(() => validateEntry({ timestampMs: 1, commands: [{ type: "register" }, mutate([add("", 1n)])] })).toThrow(
+      /^commands\[1\]: ops\[0\]/,
+    );
   });
 });
 
@@ -166,7 +195,10 @@ describe("decodeEntry rejects garbage", () => {
 
   it("never throws anything but InvalidArgumentError on random bytes or bit flips (seeded)", () => {
     const prng = createPrng(20_240_601);
-    const good = encodeEntry({ timestampMs: 1_700_000_000_000, commands: [{ type: "register" }, mutate([add("key-1", 99n, -5n), cas("k2", 17, INT64_MIN)], 3)] });
+    const good = encodeEntry({
+      timestampMs: 1_700_000_000_000,
+      commands: [{ type: "register" }, mutate([add("key-1", 99n, -5n), cas("k2", 17, INT64_MIN)], 3)],
+    });
     let rejected = 0;
     for (let trial = 0; trial < 3000; trial++) {
       let data: Uint8Array;

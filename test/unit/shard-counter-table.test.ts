@@ -45,7 +45,12 @@ function modelCheck(seed: number, steps: number, keySpace: number, longKeys: boo
     if (step % 1000 === 0 || step === steps) {
       for (const [modelKey, expected] of model) {
         const slot = table.find(expected.key);
-        if (slot < 0 || table.value(slot) !== expected.value || table.version(slot) !== expected.version || hex(table.keyBytes(slot)) !== modelKey) {
+        if (
+          slot < 0 ||
+          table.value(slot) !== expected.value ||
+          table.version(slot) !== expected.version ||
+          hex(table.keyBytes(slot)) !== modelKey
+        ) {
           problems.push(`step ${step}: key ${modelKey} lost or wrong (slot ${slot})`);
         }
       }

@@ -158,7 +158,12 @@ describe("counter ops", () => {
       const after = CounterStateMachine.restore(driver.machine.snapshot(), defaultOptions);
       const restoredBefore = CounterStateMachine.restore(before, defaultOptions);
       for (const k of ["a", "b", "c", "new-key", "x"]) expect(after.get(key(k))).toEqual(restoredBefore.get(key(k)));
-      expect(driver.machine.takeChanges().counters.map(([k]) => new TextDecoder().decode(k)).sort()).toEqual(["a", "b", "c"]);
+      expect(
+        driver.machine
+          .takeChanges()
+          .counters.map(([k]) => new TextDecoder().decode(k))
+          .sort(),
+      ).toEqual(["a", "b", "c"]);
     });
 
     it("later ops see earlier ones: reset then add, add then reset, repeated keys", () => {
@@ -265,7 +270,12 @@ describe("takeChanges", () => {
     driver.mutate(client, 2, [add("a", 1n), reset("b"), reset("never")]);
     const changes = driver.machine.takeChanges();
     const decoded = new Map(changes.counters.map(([k, v]) => [new TextDecoder().decode(k), v]));
-    expect(decoded).toEqual(new Map([["b", undefined], ["a", { value: 2n, version: 3 }]]));
+    expect(decoded).toEqual(
+      new Map([
+        ["b", undefined],
+        ["a", { value: 2n, version: 3 }],
+      ]),
+    );
     expect(changes.sessions.map(([id]) => id)).toEqual([client]);
     expect(driver.machine.takeChanges()).toEqual({ counters: [], sessions: [], kinds: [] });
   });
@@ -298,7 +308,11 @@ describe("against a reference model (seeded)", () => {
   type Model = Map<string, { value: bigint; version: number }>;
 
   /** The counter rules written the plain way: copy the map, apply ops, keep the copy only on success. */
-  function modelMutate(model: Model, ops: CounterOp[], index: number): { model: Model; results?: Array<{ value: bigint; version: number }>; code?: string; opIndex?: number } {
+  function modelMutate(
+    model: Model,
+    ops: CounterOp[],
+    index: number,
+  ): { model: Model; results?: Array<{ value: bigint; version: number }>; code?: string; opIndex?: number } {
     const scratch: Model = new Map(model);
     const results: Array<{ value: bigint; version: number }> = [];
     for (let i = 0; i < ops.length; i++) {
@@ -354,7 +368,12 @@ describe("against a reference model (seeded)", () => {
             ops.push({ kind: "reset", key: k });
             break;
           default:
-            ops.push({ kind: "cas", key: k, expectedVersion: prng.chance(0.7) ? current?.version ?? 0 : prng.nextInt(4), value: pickValue() });
+            ops.push({
+              kind: "cas",
+              key: k,
+              expectedVersion: prng.chance(0.7) ? (current?.version ?? 0) : prng.nextInt(4),
+              value: pickValue(),
+            });
         }
       }
       const result = driver.mutate(client, seq, ops);
@@ -371,6 +390,7 @@ describe("against a reference model (seeded)", () => {
       expect(keys.map((k) => driver.machine.get(k))).toEqual(keys.map((k) => model.get(Array.from(k).join(","))));
     }
     expect(driver.machine.counterCount()).toBe(model.size);
-    for (const code of ["ok", "OUT_OF_RANGE", "FAILED_PRECONDITION", "VERSION_MISMATCH"]) expect(outcomes.get(code) ?? 0).toBeGreaterThan(50);
+    for (const code of ["ok", "OUT_OF_RANGE", "FAILED_PRECONDITION", "VERSION_MISMATCH"])
+      expect(outcomes.get(code) ?? 0).toBeGreaterThan(50);
   });
 });

@@ -1,6 +1,13 @@
 /** Helpers for the shard state machine tests: a driver that stamps entries like a leader would. */
 import { expect } from "vitest";
-import { encodeEntry, type Command, type CommandFailure, type CommandResult, type CounterOp, type OpResult } from "../../src/shard/commands.js";
+import {
+  encodeEntry,
+  type Command,
+  type CommandFailure,
+  type CommandResult,
+  type CounterOp,
+  type OpResult,
+} from "../../src/shard/commands.js";
 import { CounterStateMachine, type ShardOptions } from "../../src/shard/state-machine.js";
 
 export const INT64_MAX = (1n << 63n) - 1n;

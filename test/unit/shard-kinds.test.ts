@@ -20,9 +20,17 @@ const windowAdd = (k: string, delta: bigint, eventTimeMs?: number, ttlMs?: numbe
   if (ttlMs !== undefined) op.ttlMs = ttlMs;
   return op;
 };
-const acquire = (k: string, n: number, limit: number, windowMs: number): CounterOp => ({ kind: "acquire", key: key(k), n, limit, windowMs });
+const acquire = (k: string, n: number, limit: number, windowMs: number): CounterOp => ({
+  kind: "acquire",
+  key: key(k),
+  n,
+  limit,
+  windowMs,
+});
 const unique = (k: string, items: string[], ttlMs?: number): CounterOp =>
-  ttlMs === undefined ? { kind: "unique", key: key(k), items: items.map(key) } : { kind: "unique", key: key(k), items: items.map(key), ttlMs };
+  ttlMs === undefined
+    ? { kind: "unique", key: key(k), items: items.map(key) }
+    : { kind: "unique", key: key(k), items: items.map(key), ttlMs };
 
 /** Applies every change since the last call to a record map, like the node store would. */
 class Persisted {
@@ -49,7 +57,14 @@ class Persisted {
   }
 
   load(machine: CounterStateMachine): CounterStateMachine {
-    return CounterStateMachine.load(defaultOptions, machine.appliedIndex, machine.clockMs, this.counters.values(), this.sessions.entries(), this.kinds.values());
+    return CounterStateMachine.load(
+      defaultOptions,
+      machine.appliedIndex,
+      machine.clockMs,
+      this.counters.values(),
+      this.sessions.entries(),
+      this.kinds.values(),
+    );
   }
 }
 
@@ -107,7 +122,10 @@ describe("windowed counters in the state machine", () => {
     const driver = new ShardDriver();
     const client = driver.register(T0);
     expectOk(driver.mutate(client, 1, [windowAdd("w", 1n)], 1, T0));
-    const failed = expectFailure(driver.mutate(client, 2, [add("c", 1n), windowAdd("w", 9n), windowAdd("w", 1n, T0 - 3_600_000)], 2, T0), "INVALID_ARGUMENT");
+    const failed = expectFailure(
+      driver.mutate(client, 2, [add("c", 1n), windowAdd("w", 9n), windowAdd("w", 1n, T0 - 3_600_000)], 2, T0),
+      "INVALID_ARGUMENT",
+    );
     expect(failed.opIndex).toBe(2);
     expect(driver.machine.get(key("c"))).toBeUndefined();
     expect(driver.machine.windowAt(key("w"), T0).sum).toBe(1n);
@@ -144,8 +162,15 @@ describe("rate limits in the state machine", () => {
   it("bad limits are INVALID_ARGUMENT before the log (n > limit, limit 0, window too long)", () => {
     const driver = new ShardDriver();
     const client = driver.register(T0);
-    for (const op of [acquire("r", 6, 5, 1_000), acquire("r", 1, 0, 1_000), acquire("r", 1, 5, 0), acquire("r", 1, 5, 32 * 24 * 3_600_000)]) {
-      expect(() => encodeEntry({ timestampMs: T0, commands: [{ type: "mutate", clientId: client, seq: 1, firstUnackedSeq: 1, ops: [op] }] })).toThrow(/ops\[0\] \(acquire\)/);
+    for (const op of [
+      acquire("r", 6, 5, 1_000),
+      acquire("r", 1, 0, 1_000),
+      acquire("r", 1, 5, 0),
+      acquire("r", 1, 5, 32 * 24 * 3_600_000),
+    ]) {
+      expect(() =>
+        encodeEntry({ timestampMs: T0, commands: [{ type: "mutate", clientId: client, seq: 1, firstUnackedSeq: 1, ops: [op] }] }),
+      ).toThrow(/ops\[0\] \(acquire\)/);
     }
     expect(driver.machine.counterCount()).toBe(0);
   });
@@ -174,7 +199,9 @@ describe("TTL", () => {
   it("a counter with ttlMs expires at leader time + ttl: reads hide it at once, the next entry deletes it", () => {
     const driver = new ShardDriver();
     const client = driver.register(T0);
-    expectOk(driver.mutate(client, 1, [{ kind: "add", key: key("t"), delta: 5n, ttlMs: 1_000 }, windowAdd("tw", 1n, undefined, 1_000)], 1, T0));
+    expectOk(
+      driver.mutate(client, 1, [{ kind: "add", key: key("t"), delta: 5n, ttlMs: 1_000 }, windowAdd("tw", 1n, undefined, 1_000)], 1, T0),
+    );
     expectOk(driver.mutate(client, 2, [add("keep", 1n)], 2, T0 + 999));
     expect(driver.value("t")!.value).toBe(5n);
     const persisted = new Persisted();
@@ -213,7 +240,14 @@ describe("TTL", () => {
   });
 
   it("a ttl of 0 or above the bound is INVALID_ARGUMENT", () => {
-    expect(() => encodeEntry({ timestampMs: T0, commands: [{ type: "mutate", clientId: 1000, seq: 1, firstUnackedSeq: 1, ops: [{ kind: "add", key: key("a"), delta: 1n, ttlMs: 0 }] }] })).toThrow(/ttlMs/);
+    expect(() =>
+      encodeEntry({
+        timestampMs: T0,
+        commands: [
+          { type: "mutate", clientId: 1000, seq: 1, firstUnackedSeq: 1, ops: [{ kind: "add", key: key("a"), delta: 1n, ttlMs: 0 }] },
+        ],
+      }),
+    ).toThrow(/ttlMs/);
   });
 });
 
@@ -238,7 +272,15 @@ describe("top-K and aggregates over windowed counters", () => {
     // Three writers at three leader times (an event may be at most latenessMs behind its entry).
     expectOk(driver.mutate(driver.register(T0 - 120_000), 1, [windowAdd("p:u", 3n)], 1, T0 - 120_000));
     expectOk(driver.mutate(driver.register(T0 - 70_000), 1, [windowAdd("p:v", 2n)], 1, T0 - 70_000));
-    expectOk(driver.mutate(driver.register(T0), 1, [add("p:plain", 1_000n), windowAdd("p:w", 50n), windowAdd("p:v", 7n, T0 - 5_000), windowAdd("q:x", 99n)], 1, T0));
+    expectOk(
+      driver.mutate(
+        driver.register(T0),
+        1,
+        [add("p:plain", 1_000n), windowAdd("p:w", 50n), windowAdd("p:v", 7n, T0 - 5_000), windowAdd("q:x", 99n)],
+        1,
+        T0,
+      ),
+    );
     const window = { fromMs: T0 - 60_000, toMs: T0 + 1_000 };
     expect(driver.machine.topK(key("p:"), 5, 0, window).map((entry) => [Buffer.from(entry.key).toString(), entry.value])).toEqual([
       ["p:w", 50n],
@@ -342,7 +384,12 @@ describe("persistence of the kinds", () => {
       const driver = new ShardDriver(restored);
       driver.index = 3;
       driver.timestampMs = T0;
-      expect(driver.mutate(2000, 1, [add("a", 5n)], 1)).toEqual({ ok: true, type: "mutate", results: [{ value: 7n, version: 3 }], duplicate: true });
+      expect(driver.mutate(2000, 1, [add("a", 5n)], 1)).toEqual({
+        ok: true,
+        type: "mutate",
+        results: [{ value: 7n, version: 3 }],
+        duplicate: true,
+      });
       expect(CounterStateMachine.restore(restored.snapshot(), defaultOptions).snapshot()).toEqual(restored.snapshot());
     }
   });
@@ -445,7 +492,8 @@ describe("change log (watch streams)", () => {
 describe("ChangeLog ring", () => {
   it("drops the oldest changes beyond capacity and reports compaction by index", () => {
     const log = new ChangeLog(0, 4);
-    for (let index = 1; index <= 6; index++) log.record({ index, key: key(`k${index}`), value: BigInt(index), version: index, kind: "counter" });
+    for (let index = 1; index <= 6; index++)
+      log.record({ index, key: key(`k${index}`), value: BigInt(index), version: index, kind: "counter" });
     expect(log.retainedAfter).toBe(2);
     expect(log.since(1, () => true, 10)).toBeUndefined();
     expect(log.since(2, () => true, 10)!.map((change) => change.index)).toEqual([3, 4, 5, 6]);
@@ -475,6 +523,8 @@ describe("ChangeLog ring", () => {
     const tail = log.since(0, () => true, 100) ?? log.since(log.retainedAfter, () => true, 100)!;
     expect(tail.length).toBe(16);
     expect(tail.map((change) => change.key[0])).toEqual(tail.map((change) => change.index));
-    expect(tail.every((change) => change.value === BigInt(change.index) && change.kind === (change.index % 2 === 0 ? "deleted" : "counter"))).toBe(true);
+    expect(
+      tail.every((change) => change.value === BigInt(change.index) && change.kind === (change.index % 2 === 0 ? "deleted" : "counter")),
+    ).toBe(true);
   });
 });

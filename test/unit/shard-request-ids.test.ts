@@ -63,7 +63,8 @@ describe("request ids: exactly once without a session", () => {
     const machine = new CounterStateMachine(options);
     let refuse = true;
     const admit = () => (refuse ? { ok: false as const, code: "WRONG_SHARD" as const, message: "moved", currentEpoch: 2 } : undefined);
-    const entry = (index: number) => machine.applyEntry(index, encodeEntry({ timestampMs: 1_000, commands: [write("x", [add("k", 1n)])] }), admit)[0];
+    const entry = (index: number) =>
+      machine.applyEntry(index, encodeEntry({ timestampMs: 1_000, commands: [write("x", [add("k", 1n)])] }), admit)[0];
     expectFailure(entry(1), "WRONG_SHARD");
     expect(machine.requestIdCount()).toBe(0);
     refuse = false;
@@ -137,7 +138,14 @@ describe("request ids in storage and snapshots", () => {
     }
     expect([...stored.values()].filter(isRequestIdRecord)).toHaveLength(3);
     const counters = [...shard.machine.exportRecords().counters];
-    const loaded = CounterStateMachine.load(options, shard.machine.appliedIndex, shard.machine.clockMs, counters, [...stored].sort(([a], [b]) => a - b), []);
+    const loaded = CounterStateMachine.load(
+      options,
+      shard.machine.appliedIndex,
+      shard.machine.clockMs,
+      counters,
+      [...stored].sort(([a], [b]) => a - b),
+      [],
+    );
     const restored = CounterStateMachine.restore(shard.machine.snapshot(), options);
     expect(loaded.snapshot()).toEqual(shard.machine.snapshot());
     expect(restored.snapshot()).toEqual(shard.machine.snapshot());
@@ -151,9 +159,15 @@ describe("request ids in storage and snapshots", () => {
 
   it("expired ids are deleted from storage (reported as gone in takeChanges)", () => {
     const shard = populated();
-    const ids = shard.machine.takeChanges().sessions.filter(([, record]) => record !== undefined && isRequestIdRecord(record)).map(([id]) => id);
+    const ids = shard.machine
+      .takeChanges()
+      .sessions.filter(([, record]) => record !== undefined && isRequestIdRecord(record))
+      .map(([id]) => id);
     shard.apply([], shard.timestampMs + RETENTION_MS + 1);
-    const gone = shard.machine.takeChanges().sessions.filter(([, record]) => record === undefined).map(([id]) => id);
+    const gone = shard.machine
+      .takeChanges()
+      .sessions.filter(([, record]) => record === undefined)
+      .map(([id]) => id);
     expect(gone).toEqual(expect.arrayContaining(ids));
     expect(shard.machine.requestIdCount()).toBe(0);
   });
@@ -177,9 +191,14 @@ describe("request ids in storage and snapshots", () => {
 
   it("a stored record under the wrong storage id is corruption", () => {
     const shard = populated();
-    const [id, record] = shard.machine.takeChanges().sessions.find(([, r]) => r !== undefined && isRequestIdRecord(r))! as [number, Uint8Array];
+    const [id, record] = shard.machine.takeChanges().sessions.find(([, r]) => r !== undefined && isRequestIdRecord(r))! as [
+      number,
+      Uint8Array,
+    ];
     expect(decodeRequestIdRecord(record).storageId).toBe(id);
-    expect(() => CounterStateMachine.load(options, shard.machine.appliedIndex, shard.machine.clockMs, [], [[id + 1, record]], [])).toThrow(CorruptionError);
+    expect(() => CounterStateMachine.load(options, shard.machine.appliedIndex, shard.machine.clockMs, [], [[id + 1, record]], [])).toThrow(
+      CorruptionError,
+    );
   });
 
   it("a session register never takes a request id's storage id", () => {

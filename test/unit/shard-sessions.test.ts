@@ -81,20 +81,25 @@ describe("deduplication", () => {
     expect(second).toMatchObject({ ok: false, code: "FAILED_PRECONDITION", message: SESSION_ID_IN_USE });
     expect(driver.machine.sessionCount()).toBe(1);
     // Still alice's: bob's keepalive is refused.
-    expect(driver.apply([{ type: "keepalive", clientId: 987_654_321_012_345, owner: "bob" }])[0]).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
+    expect(driver.apply([{ type: "keepalive", clientId: 987_654_321_012_345, owner: "bob" }])[0]).toMatchObject({
+      ok: false,
+      code: "PERMISSION_DENIED",
+    });
   });
 
   it("a session belongs to its registering caller: another caller's commands are refused before they touch it", () => {
     const driver = new ShardDriver();
     const [registered] = driver.apply([{ type: "register", clientId: 42, owner: "admin" }]);
     expect(registered).toMatchObject({ ok: true, clientId: 42 });
-    const mine = (seq: number, ops: CounterOp[], firstUnackedSeq = seq, owner = "admin") => driver.apply([{ type: "mutate", clientId: 42, seq, firstUnackedSeq, ops, owner }])[0]!;
+    const mine = (seq: number, ops: CounterOp[], firstUnackedSeq = seq, owner = "admin") =>
+      driver.apply([{ type: "mutate", clientId: 42, seq, firstUnackedSeq, ops, owner }])[0]!;
     const saved = expectOk(mine(1, [add("secret:x", 100n)], 1));
     // The attacker reads nothing of the saved result, cannot advance acknowledgements or use seqs.
     const stolen = mine(1, [add("secret:x", 100n)], 1, "stats");
     expect(stolen).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
     expect(JSON.stringify(stolen, (_, v) => (typeof v === "bigint" ? v.toString() : v))).not.toContain("100");
-    for (let seq = 2; seq <= 6; seq++) expect(mine(seq, [add("stats:3", 0n)], seq, "stats")).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
+    for (let seq = 2; seq <= 6; seq++)
+      expect(mine(seq, [add("stats:3", 0n)], seq, "stats")).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
     expect(mine(7, [add("stats:3", 0n)], 7, "")).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
     expect(driver.apply([{ type: "keepalive", clientId: 42 }])[0]).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
     // The owner's seqs 2..6 apply, each once, and seq 1 is still retained.
@@ -126,8 +131,12 @@ describe("deduplication", () => {
     const restored = new ShardDriver(CounterStateMachine.restore(driver.machine.snapshot(), defaultOptions));
     restored.index = driver.index;
     restored.timestampMs = driver.timestampMs;
-    expect(restored.apply([{ type: "mutate", clientId: 77, seq: 1, firstUnackedSeq: 1, ops: [add("k", 2n)], owner: "alice" }])[0]).toMatchObject({ ok: false, code: "INVALID_ARGUMENT" });
-    expect(restored.apply([{ type: "mutate", clientId: 77, seq: 2, firstUnackedSeq: 1, ops: [add("k", 2n)], owner: "bob" }])[0]).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
+    expect(
+      restored.apply([{ type: "mutate", clientId: 77, seq: 1, firstUnackedSeq: 1, ops: [add("k", 2n)], owner: "alice" }])[0],
+    ).toMatchObject({ ok: false, code: "INVALID_ARGUMENT" });
+    expect(
+      restored.apply([{ type: "mutate", clientId: 77, seq: 2, firstUnackedSeq: 1, ops: [add("k", 2n)], owner: "bob" }])[0],
+    ).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
     const record = driver.machine.takeChanges().sessions.find(([id]) => id === 77)![1]!;
     const session = decodeSessionRecord(record);
     expect(session).toMatchObject({ clientId: 77, owner: "alice", retainedSeqs: [1] });
@@ -245,7 +254,10 @@ describe("expiry by leader time (thesis 6.3)", () => {
     const t0 = driver.timestampMs;
     const client = driver.register(t0);
     for (let step = 1; step <= 5; step++) {
-      expect(driver.apply([{ type: "keepalive", clientId: client }], t0 + step * (timeoutMs - 1))[0]).toEqual({ ok: true, type: "keepalive" });
+      expect(driver.apply([{ type: "keepalive", clientId: client }], t0 + step * (timeoutMs - 1))[0]).toEqual({
+        ok: true,
+        type: "keepalive",
+      });
     }
     // A refused (already acknowledged) seq still counts as activity.
     driver.mutate(client, 2, [add("k", 1n)], 2, t0 + 6 * (timeoutMs - 1));
@@ -288,7 +300,14 @@ describe("expiry by leader time (thesis 6.3)", () => {
     driver.apply([], t0 + 150 + timeoutMs);
     // b (last active t0+100) expired; c (t0+200) and a (t0+300) live.
     expectFailure(driver.apply([{ type: "keepalive", clientId: b }])[0], "SESSION_EXPIRED");
-    expect(driver.apply([{ type: "keepalive", clientId: a }, { type: "keepalive", clientId: c }]).every((r) => r.ok)).toBe(true);
+    expect(
+      driver
+        .apply([
+          { type: "keepalive", clientId: a },
+          { type: "keepalive", clientId: c },
+        ])
+        .every((r) => r.ok),
+    ).toBe(true);
   });
 });
 
@@ -302,7 +321,15 @@ describe("maxSessions", () => {
     const d = driver.register();
     expect(driver.machine.sessionCount()).toBe(3);
     expectFailure(driver.apply([{ type: "keepalive", clientId: b }])[0], "SESSION_EXPIRED");
-    expect(driver.apply([{ type: "keepalive", clientId: a }, { type: "keepalive", clientId: c }, { type: "keepalive", clientId: d }]).every((r) => r.ok)).toBe(true);
+    expect(
+      driver
+        .apply([
+          { type: "keepalive", clientId: a },
+          { type: "keepalive", clientId: c },
+          { type: "keepalive", clientId: d },
+        ])
+        .every((r) => r.ok),
+    ).toBe(true);
     const changes = driver.machine.takeChanges().sessions;
     expect(changes.find(([id]) => id === b)).toEqual([b, undefined]);
   });
@@ -344,7 +371,15 @@ describe("session records", () => {
         const bytes = encodeOutcome({ ok: true, type: "mutate", results: [{ value, version }], duplicate: false });
         expect(bytes.length).toBe(21);
         expect(decodeOutcome(bytes)).toEqual({ ok: true, type: "mutate", results: [{ value, version }], duplicate: true });
-        const two = encodeOutcome({ ok: true, type: "mutate", results: [{ value, version }, { value, version }], duplicate: false });
+        const two = encodeOutcome({
+          ok: true,
+          type: "mutate",
+          results: [
+            { value, version },
+            { value, version },
+          ],
+          duplicate: false,
+        });
         expect(two.subarray(5, 21)).toEqual(bytes.subarray(5, 21));
       }
     }
@@ -352,7 +387,12 @@ describe("session records", () => {
 
   it("retained outcomes cost 16 bytes per op result", () => {
     const one = encodeOutcome({ ok: true, type: "mutate", results: [{ value: 1n, version: 1 }], duplicate: false });
-    const many = encodeOutcome({ ok: true, type: "mutate", results: Array.from({ length: 101 }, () => ({ value: 1n, version: 1 })), duplicate: false });
+    const many = encodeOutcome({
+      ok: true,
+      type: "mutate",
+      results: Array.from({ length: 101 }, () => ({ value: 1n, version: 1 })),
+      duplicate: false,
+    });
     expect(many.length - one.length).toBe(100 * 16);
   });
 });

@@ -32,14 +32,19 @@ class StreamGenerator {
   private readonly clients: ClientState[] = [];
   timestampMs = 1_700_000_000_000;
 
-  constructor(private readonly prng: Prng, private readonly reference: CounterStateMachine) {}
+  constructor(
+    private readonly prng: Prng,
+    private readonly reference: CounterStateMachine,
+  ) {}
 
   nextEntry(): Uint8Array {
     const prng = this.prng;
     if (prng.chance(0.05)) return new Uint8Array(0); // leader no-op
     const roll = prng.nextFloat();
-    if (roll < 0.05) this.timestampMs -= prng.nextInt(30_000); // new leader, clock behind
-    else if (roll < 0.1) this.timestampMs += options.sessionTimeoutMs + prng.nextInt(5_000); // long pause
+    if (roll < 0.05)
+      this.timestampMs -= prng.nextInt(30_000); // new leader, clock behind
+    else if (roll < 0.1)
+      this.timestampMs += options.sessionTimeoutMs + prng.nextInt(5_000); // long pause
     else this.timestampMs += prng.nextInt(1_500);
     const commands: Command[] = [];
     for (let count = 1 + prng.nextInt(6); count > 0; count--) commands.push(this.nextCommand());
@@ -63,7 +68,8 @@ class StreamGenerator {
     let seq: number;
     const seqRoll = prng.nextFloat();
     if (seqRoll < 0.7 || client.nextSeq === 1) seq = client.nextSeq++;
-    else if (seqRoll < 0.9) seq = Math.max(1, client.nextSeq - 1 - prng.nextInt(3)); // retry / duplicate
+    else if (seqRoll < 0.9)
+      seq = Math.max(1, client.nextSeq - 1 - prng.nextInt(3)); // retry / duplicate
     else seq = 1 + prng.nextInt(client.nextSeq); // possibly long acknowledged
     if (prng.chance(0.5)) client.acked = Math.min(client.nextSeq - 1, client.acked + prng.nextInt(3));
     const firstUnackedSeq = Math.min(seq, client.acked);
@@ -185,7 +191,18 @@ describe("snapshot, restore and load", () => {
         seen.set(label, (seen.get(label) ?? 0) + 1);
       }
     }
-    for (const label of ["register", "keepalive", "mutate", "mutate-duplicate", "SESSION_EXPIRED", "OUT_OF_RANGE", "FAILED_PRECONDITION", "VERSION_MISMATCH", "OVERLOADED", "INVALID_ARGUMENT"]) {
+    for (const label of [
+      "register",
+      "keepalive",
+      "mutate",
+      "mutate-duplicate",
+      "SESSION_EXPIRED",
+      "OUT_OF_RANGE",
+      "FAILED_PRECONDITION",
+      "VERSION_MISMATCH",
+      "OVERLOADED",
+      "INVALID_ARGUMENT",
+    ]) {
       expect(seen.get(label) ?? 0, `${label} never happened`).toBeGreaterThan(0);
     }
   });
@@ -198,11 +215,17 @@ describe("snapshot, restore and load", () => {
       // so that every counter gets the same version.
       const ops: CounterOp[] = order.map((k) => ({ kind: "set", key: encoder.encode(k), value: 7n }));
       ops.push({ kind: "add", key: encoder.encode("tmp"), delta: 1n }, { kind: "reset", key: encoder.encode("tmp") });
-      machine.applyEntry(2, encodeEntry({ timestampMs: 6, commands: [{ type: "mutate", clientId: 1000, seq: 1, firstUnackedSeq: 1, ops }] }));
+      machine.applyEntry(
+        2,
+        encodeEntry({ timestampMs: 6, commands: [{ type: "mutate", clientId: 1000, seq: 1, firstUnackedSeq: 1, ops }] }),
+      );
       // Seq 1's request differed (its digest is retained with its result); acknowledging it with a
       // request that changes nothing leaves equal states.
       const same: CounterOp[] = [{ kind: "cas", key: encoder.encode("a"), expectedVersion: 99, value: 1n }];
-      machine.applyEntry(3, encodeEntry({ timestampMs: 7, commands: [{ type: "mutate", clientId: 1000, seq: 2, firstUnackedSeq: 2, ops: same }] }));
+      machine.applyEntry(
+        3,
+        encodeEntry({ timestampMs: 7, commands: [{ type: "mutate", clientId: 1000, seq: 2, firstUnackedSeq: 2, ops: same }] }),
+      );
       return machine.snapshot();
     };
     expect(build(["b", "a", "c", "ab"])).toEqual(build(["c", "ab", "a", "b"]));
@@ -220,7 +243,13 @@ describe("snapshot, restore and load", () => {
       [new Uint8Array(200).fill(0x6b), 123_456_789_012n, 77],
       [encoder.encode("k".repeat(33)), -(2n ** 40n), 2 ** 33 - 1],
     ];
-    const machine = CounterStateMachine.load(options, appliedIndex, 9, rows.map(([key, value, version]) => [key, { value, version }]), []);
+    const machine = CounterStateMachine.load(
+      options,
+      appliedIndex,
+      9,
+      rows.map(([key, value, version]) => [key, { value, version }]),
+      [],
+    );
     const snapshot = machine.snapshot();
     const expected = new ByteWriter();
     for (const [key, value, version] of [...rows].sort(([a], [b]) => Buffer.compare(a, b))) {
@@ -239,7 +268,15 @@ describe("snapshot, restore and load", () => {
   it("restore rejects damaged snapshots with CorruptionError", () => {
     const machine = new CounterStateMachine(options);
     machine.applyEntry(1, encodeEntry({ timestampMs: 5, commands: [{ type: "register" }] }));
-    machine.applyEntry(2, encodeEntry({ timestampMs: 6, commands: [{ type: "mutate", clientId: 1000, seq: 1, firstUnackedSeq: 1, ops: [{ kind: "add", key: encoder.encode("k"), delta: 1n }] }] }));
+    machine.applyEntry(
+      2,
+      encodeEntry({
+        timestampMs: 6,
+        commands: [
+          { type: "mutate", clientId: 1000, seq: 1, firstUnackedSeq: 1, ops: [{ kind: "add", key: encoder.encode("k"), delta: 1n }] },
+        ],
+      }),
+    );
     const snapshot = machine.snapshot();
     for (let i = 0; i < snapshot.length; i++) {
       const damaged = snapshot.slice();
@@ -252,8 +289,21 @@ describe("snapshot, restore and load", () => {
 
   it("load rejects records that contradict the applied state", () => {
     const key = encoder.encode("k");
-    expect(() => CounterStateMachine.load(options, 5, 0, [[key, { value: 1n, version: 6 }]], [])).toThrow(/version 6 outside \[1, applied 5\]/);
-    expect(() => CounterStateMachine.load(options, 5, 0, [[key, { value: 1n, version: 2 }], [key, { value: 1n, version: 3 }]], [])).toThrow(/twice/);
+    expect(() => CounterStateMachine.load(options, 5, 0, [[key, { value: 1n, version: 6 }]], [])).toThrow(
+      /version 6 outside \[1, applied 5\]/,
+    );
+    expect(() =>
+      CounterStateMachine.load(
+        options,
+        5,
+        0,
+        [
+          [key, { value: 1n, version: 2 }],
+          [key, { value: 1n, version: 3 }],
+        ],
+        [],
+      ),
+    ).toThrow(/twice/);
     const machine = new CounterStateMachine(options);
     machine.applyEntry(1, encodeEntry({ timestampMs: 5, commands: [{ type: "register" }] }));
     const [clientId, record] = machine.takeChanges().sessions[0]! as [number, Uint8Array];
@@ -265,7 +315,15 @@ describe("snapshot, restore and load", () => {
   it("restore reports everything as changed so the caller can rewrite storage", () => {
     const machine = new CounterStateMachine(options);
     machine.applyEntry(1, encodeEntry({ timestampMs: 5, commands: [{ type: "register" }] }));
-    machine.applyEntry(2, encodeEntry({ timestampMs: 6, commands: [{ type: "mutate", clientId: 1000, seq: 1, firstUnackedSeq: 1, ops: [{ kind: "add", key: encoder.encode("k"), delta: 1n }] }] }));
+    machine.applyEntry(
+      2,
+      encodeEntry({
+        timestampMs: 6,
+        commands: [
+          { type: "mutate", clientId: 1000, seq: 1, firstUnackedSeq: 1, ops: [{ kind: "add", key: encoder.encode("k"), delta: 1n }] },
+        ],
+      }),
+    );
     const changes = CounterStateMachine.restore(machine.snapshot(), options).takeChanges();
     expect(changes.counters).toEqual([[encoder.encode("k"), { value: 1n, version: 2 }]]);
     expect(changes.sessions.map(([id]) => id)).toEqual([1000]);

@@ -50,11 +50,13 @@ async function tamper(dir: string, key: Uint8Array, change: (value: Uint8Array) 
   }
 }
 
-const flipByte = (offset: number) => (value: Uint8Array): Uint8Array => {
-  const copy = value.slice();
-  copy[offset < 0 ? copy.length + offset : offset]! ^= 0x20;
-  return copy;
-};
+const flipByte =
+  (offset: number) =>
+  (value: Uint8Array): Uint8Array => {
+    const copy = value.slice();
+    copy[offset < 0 ? copy.length + offset : offset]! ^= 0x20;
+    return copy;
+  };
 
 describe("NodeStore", () => {
   let dir: string;
@@ -85,7 +87,13 @@ describe("NodeStore", () => {
     const s = await open();
     expect(await s.listGroups()).toEqual([]);
     const group = await s.loadGroup(1);
-    expect(group).toEqual({ hardState: { term: 0, vote: 0, commit: 0 }, confState: undefined, snapshot: undefined, entries: [], applied: undefined });
+    expect(group).toEqual({
+      hardState: { term: 0, vote: 0, commit: 0 },
+      confState: undefined,
+      snapshot: undefined,
+      entries: [],
+      applied: undefined,
+    });
   });
 
   it("keeps a destroyed group's tombstone (its removal epoch) across a restart, and no group data", async () => {
@@ -100,7 +108,12 @@ describe("NodeStore", () => {
     await s.write(destroy, { sync: true });
     const again = await reopen();
     expect(await again.listGroups()).toEqual([]);
-    expect(await again.loadTombstones()).toEqual(new Map([[3, 17], [5, 2 ** 40]]));
+    expect(await again.loadTombstones()).toEqual(
+      new Map([
+        [3, 17],
+        [5, 2 ** 40],
+      ]),
+    );
     expect(() => again.batch().putTombstone(3, -1)).toThrow(/non-negative/);
   });
 
@@ -279,7 +292,11 @@ describe("NodeStore", () => {
     batch.setHardState(5, { term: 3, vote: 5, commit: 13 });
     batch.setConfState(5, confState);
     batch.setApplied(5, 13, 42);
-    batch.putCounter(5, bytes("likes"), Uint8Array.from({ length: 16 }, (_, i) => i));
+    batch.putCounter(
+      5,
+      bytes("likes"),
+      Uint8Array.from({ length: 16 }, (_, i) => i),
+    );
     batch.putSession(5, 2 ** 40 + 3, bytes("session"));
     await s.write(batch, { sync: true });
     const before = await s.loadGroup(5);
@@ -346,7 +363,13 @@ describe("NodeStore", () => {
     destroy.destroyGroup(1);
     await s.write(destroy, { sync: true });
     expect(await s.listGroups()).toEqual([2]);
-    expect(await s.loadGroup(1)).toEqual({ hardState: { term: 0, vote: 0, commit: 0 }, confState: undefined, snapshot: undefined, entries: [], applied: undefined });
+    expect(await s.loadGroup(1)).toEqual({
+      hardState: { term: 0, vote: 0, commit: 0 },
+      confState: undefined,
+      snapshot: undefined,
+      entries: [],
+      applied: undefined,
+    });
     expect((await s.loadGroup(2)).entries.length).toBe(3);
   });
 
@@ -513,7 +536,10 @@ process.stdout.write("written\\n");
 setInterval(() => {}, 1000); // wait to be killed, never close
 `,
     );
-    const proc = spawn(process.execPath, ["--import", "tsx", child], { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TALLY_LOG_LEVEL: "silent" } });
+    const proc = spawn(process.execPath, ["--import", "tsx", child], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env: { ...process.env, TALLY_LOG_LEVEL: "silent" },
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         // Generous: a child tsx process starts slowly on a loaded two-core box.

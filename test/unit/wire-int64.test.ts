@@ -26,7 +26,24 @@ function methods(): { batchRequest: Codec; batchResponse: Codec; addRequest: Cod
 const INT64_MIN = -(1n << 63n);
 const INT64_MAX = (1n << 63n) - 1n;
 const SAFE = BigInt(Number.MAX_SAFE_INTEGER);
-const signedEdges = [0n, 1n, -1n, 127n, -128n, 1n << 31n, -(1n << 31n), (1n << 32n) + 5n, SAFE - 1n, SAFE, -SAFE, SAFE + 1n, -SAFE - 1n, SAFE + 2n, INT64_MAX, INT64_MIN];
+const signedEdges = [
+  0n,
+  1n,
+  -1n,
+  127n,
+  -128n,
+  1n << 31n,
+  -(1n << 31n),
+  (1n << 32n) + 5n,
+  SAFE - 1n,
+  SAFE,
+  -SAFE,
+  SAFE + 1n,
+  -SAFE - 1n,
+  SAFE + 2n,
+  INT64_MAX,
+  INT64_MIN,
+];
 const unsignedEdges = [0n, 1n, (1n << 32n) - 1n, SAFE, SAFE + 1n, (1n << 63n) - 1n, 1n << 63n, (1n << 64n) - 1n];
 
 describe("int64 wire form (number when safe, string otherwise)", () => {
@@ -50,7 +67,9 @@ describe("int64 wire form (number when safe, string otherwise)", () => {
     const fast = batchRequest.serialize({ header, ops: ops(int64Wire) });
     const slow = batchRequest.serialize({ header, ops: ops((value) => value.toString()) });
     expect(fast.equals(slow)).toBe(true);
-    const decoded = batchRequest.deserialize(fast) as { ops: Array<{ add?: { delta: string }; compareAndSet?: { expectedVersion: string } }> };
+    const decoded = batchRequest.deserialize(fast) as {
+      ops: Array<{ add?: { delta: string }; compareAndSet?: { expectedVersion: string } }>;
+    };
     expect(decoded.ops.slice(0, signedEdges.length).map((op) => BigInt(op.add!.delta))).toEqual(signedEdges);
     const cas = decoded.ops.slice(2 * signedEdges.length).map((op) => BigInt(op.compareAndSet!.expectedVersion));
     expect(cas).toEqual(unsignedEdges);

@@ -96,10 +96,16 @@ export function parseManifest(text: string, where = MANIFEST_FILE): BackupManife
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return fail("not an object");
   const m = raw as Record<string, unknown>;
   if (m.format !== BACKUP_FORMAT) fail(`format is ${JSON.stringify(m.format)}, not "${BACKUP_FORMAT}"`);
-  if (m.version !== BACKUP_FORMAT_VERSION) fail(`version ${JSON.stringify(m.version)} is not ${BACKUP_FORMAT_VERSION} (written by another tally version?)`);
-  const text_ = (field: string, value: unknown): string => (typeof value === "string" && value.length > 0 ? value : fail(`${field} must be a non-empty string`));
-  const count = (field: string, value: unknown, min = 0): number => (typeof value === "number" && Number.isSafeInteger(value) && value >= min ? value : fail(`${field} must be an integer >= ${min}, got ${JSON.stringify(value)}`));
-  const time = (field: string, value: unknown): string => (Number.isNaN(Date.parse(text_(field, value))) ? fail(`${field} is not a time`) : (value as string));
+  if (m.version !== BACKUP_FORMAT_VERSION)
+    fail(`version ${JSON.stringify(m.version)} is not ${BACKUP_FORMAT_VERSION} (written by another tally version?)`);
+  const text_ = (field: string, value: unknown): string =>
+    typeof value === "string" && value.length > 0 ? value : fail(`${field} must be a non-empty string`);
+  const count = (field: string, value: unknown, min = 0): number =>
+    typeof value === "number" && Number.isSafeInteger(value) && value >= min
+      ? value
+      : fail(`${field} must be an integer >= ${min}, got ${JSON.stringify(value)}`);
+  const time = (field: string, value: unknown): string =>
+    Number.isNaN(Date.parse(text_(field, value))) ? fail(`${field} is not a time`) : (value as string);
   if (m.slotCount !== SLOT_COUNT) fail(`slotCount ${JSON.stringify(m.slotCount)} is not ${SLOT_COUNT}`);
   if (!Array.isArray(m.shards) || m.shards.length === 0) fail("shards must be a non-empty list");
   const shards = (m.shards as unknown[]).map((value, i): ManifestShard => {
@@ -123,7 +129,8 @@ export function parseManifest(text: string, where = MANIFEST_FILE): BackupManife
     };
     if (shard.file !== shardFileName(shard.id)) fail(`${f}.file must be ${shardFileName(shard.id)}, got ${JSON.stringify(shard.file)}`);
     if (!/^[0-9a-f]{64}$/.test(shard.sha256)) fail(`${f}.sha256 is not a hex SHA-256`);
-    if (shard.slotEnd > SLOT_COUNT || shard.slotStart >= shard.slotEnd) fail(`${f} slot range [${shard.slotStart}, ${shard.slotEnd}) is invalid`);
+    if (shard.slotEnd > SLOT_COUNT || shard.slotStart >= shard.slotEnd)
+      fail(`${f} slot range [${shard.slotStart}, ${shard.slotEnd}) is invalid`);
     return shard;
   });
   if (new Set(shards.map((s) => s.id)).size !== shards.length) fail("a shard id appears twice");
@@ -150,7 +157,8 @@ function parseManifestHot(raw: unknown, fail: (problem: string) => never): Manif
     const f = `hot[${i}]`;
     const h = (typeof value === "object" && value !== null ? value : fail(`${f} is not an object`)) as Record<string, unknown>;
     const key = typeof h.key === "string" ? Buffer.from(h.key, "base64") : fail(`${f}.key must be base64 text`);
-    if (key.length < 1 || key.length > HOT_KEY_BYTES_MAX || key.toString("base64") !== h.key) fail(`${f}.key must be the base64 of 1..${HOT_KEY_BYTES_MAX} bytes`);
+    if (key.length < 1 || key.length > HOT_KEY_BYTES_MAX || key.toString("base64") !== h.key)
+      fail(`${f}.key must be the base64 of 1..${HOT_KEY_BYTES_MAX} bytes`);
     if (seen.has(h.key as string)) fail(`${f}.key appears twice`);
     seen.add(h.key as string);
     const problem = hotTagsProblem(h.tags);
@@ -163,7 +171,10 @@ function parseManifestHot(raw: unknown, fail: (problem: string) => never): Manif
  * The slot ranges must cover [0, SLOT_COUNT) exactly once. Returns the first problem, or
  * undefined; `fail` (when given) throws it instead.
  */
-export function checkTiling(ranges: Array<{ id: number; slotStart: number; slotEnd: number }>, fail?: (problem: string) => never): string | undefined {
+export function checkTiling(
+  ranges: Array<{ id: number; slotStart: number; slotEnd: number }>,
+  fail?: (problem: string) => never,
+): string | undefined {
   let next = 0;
   let problem: string | undefined;
   for (const range of [...ranges].sort((a, b) => a.slotStart - b.slotStart)) {
@@ -209,7 +220,9 @@ export async function readManifest(dir: string): Promise<BackupManifest> {
     text = await readFile(join(dir, MANIFEST_FILE), "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new CorruptionError(`${join(dir, MANIFEST_FILE)}: ${code === "ENOENT" ? "missing: not a tally backup, or an unfinished one" : (error as Error).message}`);
+    throw new CorruptionError(
+      `${join(dir, MANIFEST_FILE)}: ${code === "ENOENT" ? "missing: not a tally backup, or an unfinished one" : (error as Error).message}`,
+    );
   }
   return parseManifest(text, join(dir, MANIFEST_FILE));
 }
@@ -225,12 +238,15 @@ export async function loadShard(dir: string, shard: ManifestShard, options: Shar
   try {
     size = (await stat(path)).size;
   } catch (error) {
-    throw new CorruptionError(`${where}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "file missing" : (error as Error).message}`);
+    throw new CorruptionError(
+      `${where}: ${(error as NodeJS.ErrnoException).code === "ENOENT" ? "file missing" : (error as Error).message}`,
+    );
   }
   if (size !== shard.bytes) throw new CorruptionError(`${where}: ${size} bytes, the manifest says ${shard.bytes} (truncated or replaced)`);
   const data = new Uint8Array(await readFile(path));
   const sha256 = createHash("sha256").update(data).digest("hex");
-  if (sha256 !== shard.sha256) throw new CorruptionError(`${where}: SHA-256 ${sha256} does not match the manifest's ${shard.sha256} (the file is damaged)`);
+  if (sha256 !== shard.sha256)
+    throw new CorruptionError(`${where}: SHA-256 ${sha256} does not match the manifest's ${shard.sha256} (the file is damaged)`);
   let descriptor: ShardDescriptor;
   let machine: CounterStateMachine;
   try {

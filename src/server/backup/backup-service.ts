@@ -20,7 +20,8 @@ export function serveShardBackup(node: TallyNode, call: ShardBackupCall, log: Lo
   let snapshot: Promise<ShardBackupSnapshot>;
   try {
     const shardId = Number(call.request.shardId ?? 0);
-    if (!Number.isInteger(shardId) || shardId <= 0 || shardId > 0xffff_ffff) throw new InvalidArgumentError(`shard_id: must be a shard id, got ${String(call.request.shardId)}`);
+    if (!Number.isInteger(shardId) || shardId <= 0 || shardId > 0xffff_ffff)
+      throw new InvalidArgumentError(`shard_id: must be a shard id, got ${String(call.request.shardId)}`);
     snapshot = node.backupSnapshot(shardId);
   } catch (error) {
     fail(error);
@@ -51,7 +52,13 @@ async function streamSnapshot(node: TallyNode, call: ShardBackupCall, snapshot: 
     const data = snapshot.data.subarray(offset, Math.min(snapshot.data.length, offset + BACKUP_CHUNK_BYTES));
     hash.update(data);
     const last = offset + data.length === snapshot.data.length;
-    const more = call.write({ ...header, offset: String(offset), data: Buffer.from(data.buffer, data.byteOffset, data.byteLength), last, sha256: last ? hash.digest("hex") : "" });
+    const more = call.write({
+      ...header,
+      offset: String(offset),
+      data: Buffer.from(data.buffer, data.byteOffset, data.byteLength),
+      last,
+      sha256: last ? hash.digest("hex") : "",
+    });
     offset += data.length;
     if (!last && !more) await drainedOrGone(call);
   } while (offset < snapshot.data.length);

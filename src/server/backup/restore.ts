@@ -74,10 +74,21 @@ export async function restoreCluster(backupDir: string, config: ClusterConfig, o
       await mkdir(dir, { recursive: true });
       staged.push(dir);
       // Quiet: tallyctl prints its own summary; the store's open/close lines are noise here.
-      stores.set(node.id, await NodeStore.open(dir, { logger: componentLogger("storage", { node: node.id }).child({}, { level: "warn" }) }));
+      stores.set(
+        node.id,
+        await NodeStore.open(dir, { logger: componentLogger("storage", { node: node.id }).child({}, { level: "warn" }) }),
+      );
     }
     // In slot order, as the map keeps its shards.
-    const records: ShardRecord[] = manifest.shards.map((shard) => ({ id: shard.id, slotStart: shard.slotStart, slotEnd: shard.slotEnd, epoch: shard.epoch, voters: placement.get(shard.id)!, learners: [], votersOutgoing: [] }));
+    const records: ShardRecord[] = manifest.shards.map((shard) => ({
+      id: shard.id,
+      slotStart: shard.slotStart,
+      slotEnd: shard.slotEnd,
+      epoch: shard.epoch,
+      voters: placement.get(shard.id)!,
+      learners: [],
+      votersOutgoing: [],
+    }));
     const meta = initializedMeta(config, manifest, records, metaVoters, options.nowMs ?? wallClockMs());
     for (const id of metaVoters) await writeMetaGroup(stores.get(id)!, meta, metaVoters);
     let counters = 0;
@@ -128,7 +139,8 @@ async function expectEmptyOrAbsent(dir: string, what: string): Promise<void> {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
     throw error;
   }
-  if (entries.length > 0) throw new FailedPreconditionError(`${what} ${dir} is not empty: restore builds a new cluster and never writes over data`);
+  if (entries.length > 0)
+    throw new FailedPreconditionError(`${what} ${dir} is not empty: restore builds a new cluster and never writes over data`);
 }
 
 async function expectAbsent(dir: string, what: string): Promise<void> {
@@ -142,7 +154,13 @@ async function expectAbsent(dir: string, what: string): Promise<void> {
 }
 
 /** The metadata state at index 1: the map initialized with the restored layout. */
-function initializedMeta(config: ClusterConfig, manifest: BackupManifest, shards: ShardRecord[], metaVoters: number[], nowMs: number): MetaStateMachine {
+function initializedMeta(
+  config: ClusterConfig,
+  manifest: BackupManifest,
+  shards: ShardRecord[],
+  metaVoters: number[],
+  nowMs: number,
+): MetaStateMachine {
   const machine = new MetaStateMachine();
   const [result] = machine.applyEntry(
     1,
@@ -160,7 +178,9 @@ function initializedMeta(config: ClusterConfig, manifest: BackupManifest, shards
     ]),
   );
   if (result === undefined || !result.ok || !result.changed) {
-    throw new InvalidArgumentError(`the restored partition map of ${manifest.clusterName} does not initialize: ${result !== undefined && !result.ok ? result.message : "no change"}`);
+    throw new InvalidArgumentError(
+      `the restored partition map of ${manifest.clusterName} does not initialize: ${result !== undefined && !result.ok ? result.message : "no change"}`,
+    );
   }
   return machine;
 }

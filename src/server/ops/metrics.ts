@@ -40,7 +40,15 @@ export interface GroupSample {
 export interface NodeSample {
   groups: GroupSample[];
   /** Monotonic counters the node keeps anyway (node.stats). */
-  counters: { loopIterations: number; entriesWritten: number; entriesApplied: number; leaderChanges: number; snapshotsTaken: number; snapshotsBuilt: number; snapshotsInstalled: number };
+  counters: {
+    loopIterations: number;
+    entriesWritten: number;
+    entriesApplied: number;
+    leaderChanges: number;
+    snapshotsTaken: number;
+    snapshotsBuilt: number;
+    snapshotsInstalled: number;
+  };
   /** Raft messages queued per peer node id. */
   peerQueues: Map<number, number>;
   peerMessagesDropped: number;
@@ -92,11 +100,38 @@ export class NodeMetrics {
     this.registry.setDefaultLabels({ node: String(options.nodeId) });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
 
-    this.requests = new Counter({ name: "tally_requests_total", help: "Requests answered, by RPC (Pipeline ops as Pipeline.<op>) and tally code (OK or the error code)", labelNames: ["rpc", "code"], registers });
-    this.latency = new Histogram({ name: "tally_request_duration_seconds", help: "Time from admission to answer, by RPC", labelNames: ["rpc"], buckets: LATENCY_BUCKETS_SECONDS, registers });
-    this.ops = new Counter({ name: "tally_ops_total", help: "Counter operations in acknowledged mutations, by kind (add, set, reset, cas, window, acquire, unique)", labelNames: ["kind"], registers });
-    this.overloads = new Counter({ name: "tally_overload_rejections_total", help: "Requests refused with OVERLOADED by an in-flight bound (node, client connection, session) or a per-stream bound, by reason", labelNames: ["reason"], registers });
-    this.storageWrite = new Histogram({ name: "tally_storage_write_seconds", help: "LevelDB batch write time; sync=\"true\" is the fsync of a group commit", labelNames: ["sync"], buckets: STORAGE_BUCKETS_SECONDS, registers });
+    this.requests = new Counter({
+      name: "tally_requests_total",
+      help: "Requests answered, by RPC (Pipeline ops as Pipeline.<op>) and tally code (OK or the error code)",
+      labelNames: ["rpc", "code"],
+      registers,
+    });
+    this.latency = new Histogram({
+      name: "tally_request_duration_seconds",
+      help: "Time from admission to answer, by RPC",
+      labelNames: ["rpc"],
+      buckets: LATENCY_BUCKETS_SECONDS,
+      registers,
+    });
+    this.ops = new Counter({
+      name: "tally_ops_total",
+      help: "Counter operations in acknowledged mutations, by kind (add, set, reset, cas, window, acquire, unique)",
+      labelNames: ["kind"],
+      registers,
+    });
+    this.overloads = new Counter({
+      name: "tally_overload_rejections_total",
+      help: "Requests refused with OVERLOADED by an in-flight bound (node, client connection, session) or a per-stream bound, by reason",
+      labelNames: ["reason"],
+      registers,
+    });
+    this.storageWrite = new Histogram({
+      name: "tally_storage_write_seconds",
+      help: 'LevelDB batch write time; sync="true" is the fsync of a group commit',
+      labelNames: ["sync"],
+      buckets: STORAGE_BUCKETS_SECONDS,
+      registers,
+    });
     this.storageBytes = new Counter({ name: "tally_storage_write_bytes_total", help: "Bytes written to LevelDB in batches", registers });
     this.storageChildren = { true: this.storageWrite.labels("true"), false: this.storageWrite.labels("false") };
     this.registerGroupGauges(registers);
@@ -124,9 +159,15 @@ export class NodeMetrics {
     perGroup("tally_raft_commit_index", "Highest log index known committed", (g) => g.commit);
     perGroup("tally_raft_applied_index", "Highest log index applied to the state machine", (g) => g.applied);
     perGroup("tally_raft_last_index", "Last index in this replica's log", (g) => g.lastIndex);
-    perGroup("tally_raft_apply_lag_entries", "commit - applied: committed entries not yet applied", (g) => Math.max(0, g.commit - g.applied));
+    perGroup("tally_raft_apply_lag_entries", "commit - applied: committed entries not yet applied", (g) =>
+      Math.max(0, g.commit - g.applied),
+    );
     perGroup("tally_lease_valid", "1 while this leader holds a valid read lease", (g) => (g.leaseValid ? 1 : 0));
-    perGroup("tally_proposals_pending", "Mutations queued or proposed and not yet applied (bounded by limits.maxPendingProposalsPerShard)", (g) => g.pendingProposals);
+    perGroup(
+      "tally_proposals_pending",
+      "Mutations queued or proposed and not yet applied (bounded by limits.maxPendingProposalsPerShard)",
+      (g) => g.pendingProposals,
+    );
     perGroup("tally_reads_pending", "Linearizable and min-index reads waiting", (g) => g.pendingReads);
   }
 
@@ -148,16 +189,32 @@ export class NodeMetrics {
     fromSample("tally_loop_iterations_total", "Driver loop iterations", (s) => s.counters.loopIterations);
     fromSample("tally_raft_entries_written_total", "Raft entries persisted", (s) => s.counters.entriesWritten);
     fromSample("tally_raft_entries_applied_total", "Raft entries applied", (s) => s.counters.entriesApplied);
-    fromSample("tally_snapshots_taken_total", "Log compactions (a shard's stores the snapshot's metadata only)", (s) => s.counters.snapshotsTaken);
-    fromSample("tally_snapshots_built_total", "Shard snapshots built from the applied state for a follower behind the compacted log", (s) => s.counters.snapshotsBuilt);
+    fromSample(
+      "tally_snapshots_taken_total",
+      "Log compactions (a shard's stores the snapshot's metadata only)",
+      (s) => s.counters.snapshotsTaken,
+    );
+    fromSample(
+      "tally_snapshots_built_total",
+      "Shard snapshots built from the applied state for a follower behind the compacted log",
+      (s) => s.counters.snapshotsBuilt,
+    );
     fromSample("tally_snapshots_installed_total", "Snapshots received from a leader and installed", (s) => s.counters.snapshotsInstalled);
-    fromSample("tally_peer_messages_dropped_total", "Raft messages the transport dropped (full queue, peer down); Raft retransmits", (s) => s.peerMessagesDropped);
+    fromSample(
+      "tally_peer_messages_dropped_total",
+      "Raft messages the transport dropped (full queue, peer down); Raft retransmits",
+      (s) => s.peerMessagesDropped,
+    );
     fromSample(
       "tally_peer_unauthenticated_total",
       "Peer calls, frames and snapshot chunks refused by peer authentication (no handshake, wrong cluster secret, bad MAC), and peers that failed to prove the secret to this node: an attack, or a node with another auth.internalTokenFile",
       (s) => s.peerUnauthenticated,
     );
-    fromSample("tally_inbound_messages_dropped_total", "Raft messages dropped because the driver loop's inbound queue was full", (s) => s.inboundDropped);
+    fromSample(
+      "tally_inbound_messages_dropped_total",
+      "Raft messages dropped because the driver loop's inbound queue was full",
+      (s) => s.inboundDropped,
+    );
   }
 
   /** Node-wide state: peer queues, requests in flight, apply bytes, build, readiness. */
@@ -190,10 +247,12 @@ export class NodeMetrics {
       },
     });
     const build = buildInfo();
-    new Gauge({ name: "tally_build_info", help: "Always 1; the labels name the tally version and the Node.js this node runs", labelNames: ["version", "node_version"], registers }).set(
-      { version: build.version, node_version: build.nodeVersion },
-      1,
-    );
+    new Gauge({
+      name: "tally_build_info",
+      help: "Always 1; the labels name the tally version and the Node.js this node runs",
+      labelNames: ["version", "node_version"],
+      registers,
+    }).set({ version: build.version, node_version: build.nodeVersion }, 1);
     new Gauge({
       name: "tally_node_ready",
       help: "1 when /readyz answers 200 (the node can serve)",

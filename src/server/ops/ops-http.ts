@@ -45,7 +45,8 @@ export function readinessOf(node: TallyNode): Readiness {
   for (const replica of node.replicas.values()) {
     const leader = replica.leader;
     if (leader === 0) reasons.push(`shard ${replica.shardId} has no leader (no quorum reachable)`);
-    else if (leader !== node.nodeId && !node.peerConnected(leader)) reasons.push(`shard ${replica.shardId}: leader node ${leader} is not reachable from here`);
+    else if (leader !== node.nodeId && !node.peerConnected(leader))
+      reasons.push(`shard ${replica.shardId}: leader node ${leader} is not reachable from here`);
   }
   return { ready: reasons.length === 0, reasons };
 }
@@ -96,7 +97,8 @@ export class NodeHealth {
     const live = livenessOf(this.node);
     if (!live.ready) return live;
     const stalledMs = monotonicMs() - this.progressAtMs;
-    if (stalledMs > this.stallMs) return { ready: false, reasons: [`driver loop has not completed an iteration for ${Math.round(stalledMs)} ms (storage hung?)`] };
+    if (stalledMs > this.stallMs)
+      return { ready: false, reasons: [`driver loop has not completed an iteration for ${Math.round(stalledMs)} ms (storage hung?)`] };
     return live;
   }
 

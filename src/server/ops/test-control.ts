@@ -21,7 +21,8 @@ function parseControl(text: string): TestControl {
   const raw = JSON.parse(text) as Partial<TestControl>;
   const wallJumpMs = raw.wallJumpMs ?? 0;
   const monotonicJumpMs = raw.monotonicJumpMs ?? 0;
-  if (typeof wallJumpMs !== "number" || typeof monotonicJumpMs !== "number") throw new Error("wallJumpMs and monotonicJumpMs must be numbers");
+  if (typeof wallJumpMs !== "number" || typeof monotonicJumpMs !== "number")
+    throw new Error("wallJumpMs and monotonicJumpMs must be numbers");
   return { wallJumpMs, monotonicJumpMs };
 }
 

@@ -67,7 +67,11 @@ export class AdminApi {
     if (request.localOnly) return { nodes: [local] };
     const known = node.map.nodes.length > 0 ? node.map.nodes.filter((n) => n.state !== "removed") : node.config.nodes;
     const credentials = nodeClientCredentials(node.config, node.self);
-    const others = await Promise.all(known.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(n.id, n.client, n.zone, credentials, internalCallMetadata(node.config))));
+    const others = await Promise.all(
+      known
+        .filter((n) => n.id !== node.nodeId)
+        .map((n) => fetchPeerStatus(n.id, n.client, n.zone, credentials, internalCallMetadata(node.config))),
+    );
     return { nodes: [local, ...others].sort((a, b) => Number(a.nodeId) - Number(b.nodeId)) };
   }
 
@@ -138,7 +142,10 @@ export class AdminApi {
   private nodeIdOf(raw: unknown, field: string, mustExist = true): number {
     const id = Number(raw);
     if (!Number.isSafeInteger(id) || id <= 0) throw new InvalidArgumentError(`${field}: "${String(raw)}" is not a node id`);
-    if (mustExist && !this.node.map.nodes.some((n) => n.id === id)) throw new InvalidArgumentError(`${field}: node ${id} is not in the cluster (nodes ${this.node.map.nodes.map((n) => n.id).join(", ")})`);
+    if (mustExist && !this.node.map.nodes.some((n) => n.id === id))
+      throw new InvalidArgumentError(
+        `${field}: node ${id} is not in the cluster (nodes ${this.node.map.nodes.map((n) => n.id).join(", ")})`,
+      );
     return id;
   }
 
@@ -146,8 +153,13 @@ export class AdminApi {
     this.controller();
     const [result] = await this.node.submitMeta([command]);
     if (result === undefined) throw new TallyError("INTERNAL", "no result");
-    if (!result.ok) throw result.code === "INVALID_ARGUMENT" ? new InvalidArgumentError(result.message) : new FailedPreconditionError(result.message);
-    return { summary: result.changed ? summary : `no change: ${summary} already`, operationId: String(result.opId ?? 0), version: String(this.node.map.version) };
+    if (!result.ok)
+      throw result.code === "INVALID_ARGUMENT" ? new InvalidArgumentError(result.message) : new FailedPreconditionError(result.message);
+    return {
+      summary: result.changed ? summary : `no change: ${summary} already`,
+      operationId: String(result.opId ?? 0),
+      version: String(this.node.map.version),
+    };
   }
 
   async declareHot(request: DeclareHotRequestMessage): Promise<MetaChangeResponse> {
@@ -163,29 +175,49 @@ export class AdminApi {
 
   nodeAdd(request: NodeAddRequestMessage): Promise<MetaChangeResponse> {
     const id = this.nodeIdOf(request.nodeId, "node_id", false);
-    const node = { id, client: String(request.clientAddress ?? ""), peer: String(request.peerAddress ?? ""), zone: String(request.zone || "default") };
+    const node = {
+      id,
+      client: String(request.clientAddress ?? ""),
+      peer: String(request.peerAddress ?? ""),
+      zone: String(request.zone || "default"),
+    };
     for (const field of ["client", "peer"] as const) {
-      if (!/^([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.test(node[field])) throw new InvalidArgumentError(`${field}_address: must be "host:port", got "${node[field]}"`);
+      if (!/^([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.test(node[field]))
+        throw new InvalidArgumentError(`${field}_address: must be "host:port", got "${node[field]}"`);
     }
-    return this.metaChange({ type: "node-add", node }, `node ${id} added (${node.client}, peer ${node.peer}, zone ${node.zone}); start tallyd for it`);
+    return this.metaChange(
+      { type: "node-add", node },
+      `node ${id} added (${node.client}, peer ${node.peer}, zone ${node.zone}); start tallyd for it`,
+    );
   }
 
   nodeState(request: NodeStateRequestMessage): Promise<MetaChangeResponse> {
     const id = this.nodeIdOf(request.nodeId, "node_id");
     const state = String(request.state);
-    if (state !== "up" && state !== "draining" && state !== "removed") throw new InvalidArgumentError(`state: must be up, draining or removed, got "${state}"`);
-    const what = state === "draining" ? "draining: its replicas and leaders move to other nodes" : state === "removed" ? "removed from the cluster" : "up: it takes replicas and leaders again";
+    if (state !== "up" && state !== "draining" && state !== "removed")
+      throw new InvalidArgumentError(`state: must be up, draining or removed, got "${state}"`);
+    const what =
+      state === "draining"
+        ? "draining: its replicas and leaders move to other nodes"
+        : state === "removed"
+          ? "removed from the cluster"
+          : "up: it takes replicas and leaders again";
     return this.metaChange({ type: "node-state", nodeId: id, state }, `node ${id} ${what}`);
   }
 
   async shardMove(request: ShardMoveRequestMessage): Promise<MetaChangeResponse> {
     const shardId = u32(request.shardId, "shard_id");
-    if (!this.node.map.shards.some((shard) => shard.id === shardId)) throw new InvalidArgumentError(`shard_id: shard ${shardId} does not exist`);
+    if (!this.node.map.shards.some((shard) => shard.id === shardId))
+      throw new InvalidArgumentError(`shard_id: shard ${shardId} does not exist`);
     const from = this.nodeIdOf(request.fromNode, "from_node");
     const to = this.nodeIdOf(request.toNode, "to_node");
     if (from === to) throw new InvalidArgumentError("from_node and to_node are the same node");
     const id = await this.controller().startMove(shardId, from, to, "operator");
-    return { summary: `operation ${id}: move shard ${shardId} from node ${from} to node ${to} started`, operationId: String(id), version: String(this.node.map.version) };
+    return {
+      summary: `operation ${id}: move shard ${shardId} from node ${from} to node ${to} started`,
+      operationId: String(id),
+      version: String(this.node.map.version),
+    };
   }
 
   async shardSplit(request: ShardSplitRequestMessage): Promise<MetaChangeResponse> {
@@ -194,10 +226,16 @@ export class AdminApi {
     if (shard === undefined) throw new InvalidArgumentError(`shard_id: shard ${shardId} does not exist`);
     const at = u32(request.atSlot, "at_slot");
     if (at !== 0 && !(at > shard.slotStart && at < shard.slotEnd)) {
-      throw new InvalidArgumentError(`at_slot: ${at} is not inside shard ${shardId}'s slots ${shard.slotStart + 1}-${shard.slotEnd - 1} (the new shard starts there)`);
+      throw new InvalidArgumentError(
+        `at_slot: ${at} is not inside shard ${shardId}'s slots ${shard.slotStart + 1}-${shard.slotEnd - 1} (the new shard starts there)`,
+      );
     }
     const { id, splitSlot } = await this.controller().startSplit(shardId, at === 0 ? undefined : at, "operator");
-    return { summary: `operation ${id}: split shard ${shardId} at slot ${splitSlot} started`, operationId: String(id), version: String(this.node.map.version) };
+    return {
+      summary: `operation ${id}: split shard ${shardId} at slot ${splitSlot} started`,
+      operationId: String(id),
+      version: String(this.node.map.version),
+    };
   }
 
   async rebalance(request: RebalanceRequestMessage): Promise<Outgoing<RebalanceResponseMessage>> {
@@ -205,9 +243,18 @@ export class AdminApi {
     const plan = request.apply ? await controller.applyPlan() : controller.plan();
     const changes = [
       ...plan.moves.map((m) => ({ kind: "move", shardId: m.shardId, fromNode: String(m.from), toNode: String(m.to), reason: m.reason })),
-      ...plan.transfers.map((t) => ({ kind: "leader-transfer", shardId: t.shardId, fromNode: String(t.from), toNode: String(t.to), reason: t.reason })),
+      ...plan.transfers.map((t) => ({
+        kind: "leader-transfer",
+        shardId: t.shardId,
+        fromNode: String(t.from),
+        toNode: String(t.to),
+        reason: t.reason,
+      })),
     ];
-    const summary = changes.length === 0 ? "balanced: nothing to do" : `${request.apply ? "started" : "would make"} ${plan.moves.length} moves and ${plan.transfers.length} leader transfers`;
+    const summary =
+      changes.length === 0
+        ? "balanced: nothing to do"
+        : `${request.apply ? "started" : "would make"} ${plan.moves.length} moves and ${plan.transfers.length} leader transfers`;
     return { changes, summary };
   }
 
@@ -215,23 +262,41 @@ export class AdminApi {
     const id = this.nodeIdOf(request.nodeId, "node_id");
     const moved = await this.controller().failover(id);
     return {
-      changes: moved.map((m) => ({ kind: "leader-transfer", shardId: m.shardId, fromNode: String(m.from), toNode: String(m.to), reason: "failover" })),
+      changes: moved.map((m) => ({
+        kind: "leader-transfer",
+        shardId: m.shardId,
+        fromNode: String(m.from),
+        toNode: String(m.to),
+        reason: "failover",
+      })),
       summary: moved.length === 0 ? `node ${id} leads no shard` : `moved ${moved.length} leaderships off node ${id}`,
     };
   }
 
   async recoverUnsafe(request: RecoverUnsafeRequestMessage): Promise<MetaChangeResponse> {
     const shardId = u32(request.shardId, "shard_id");
-    if (!request.iUnderstandDataLoss) throw new FailedPreconditionError("recover --unsafe needs i_understand_data_loss: writes acknowledged by the lost replicas may be gone");
+    if (!request.iUnderstandDataLoss)
+      throw new FailedPreconditionError(
+        "recover --unsafe needs i_understand_data_loss: writes acknowledged by the lost replicas may be gone",
+      );
     const epoch = await this.node.recoverUnsafe(shardId);
-    return { summary: `shard ${shardId}: node ${this.node.nodeId} is now its only voter at epoch ${epoch}; the controller re-replicates it`, operationId: "0", version: String(this.node.map.version) };
+    return {
+      summary: `shard ${shardId}: node ${this.node.nodeId} is now its only voter at epoch ${epoch}; the controller re-replicates it`,
+      operationId: "0",
+      version: String(this.node.map.version),
+    };
   }
 
   localStatus(): NodeStatus {
     const groups = this.node.groupStatus().map(({ shardId, status, applied, epoch }) => {
       const peers: Outgoing<PeerLagMessage>[] = [];
       for (const [id, progress] of status.progress) {
-        peers.push({ nodeId: String(id), match: String(progress.match), lag: String(Math.max(0, status.lastIndex - progress.match)), state: ["probe", "replicate", "snapshot"][progress.state] ?? "unknown" });
+        peers.push({
+          nodeId: String(id),
+          match: String(progress.match),
+          lag: String(Math.max(0, status.lastIndex - progress.match)),
+          state: ["probe", "replicate", "snapshot"][progress.state] ?? "unknown",
+        });
       }
       return {
         groupId: shardId,
@@ -279,10 +344,23 @@ export class AdminApi {
 }
 
 /** Another node's own status (Status with local_only), or an unreachable entry saying why. */
-function fetchPeerStatus(id: number, address: string, zone: string, credentials: grpc.ChannelCredentials, metadata = new grpc.Metadata()): Promise<NodeStatus> {
+function fetchPeerStatus(
+  id: number,
+  address: string,
+  zone: string,
+  credentials: grpc.ChannelCredentials,
+  metadata = new grpc.Metadata(),
+): Promise<NodeStatus> {
   return new Promise((resolve) => {
     const client = new (tallyProto().AdminService)(address, credentials) as unknown as grpc.Client & { status: StatusCall };
-    const unreachable = (message: string): NodeStatus => ({ nodeId: String(id), clientAddress: address, zone, reachable: false, groups: [], error: message });
+    const unreachable = (message: string): NodeStatus => ({
+      nodeId: String(id),
+      clientAddress: address,
+      zone,
+      reachable: false,
+      groups: [],
+      error: message,
+    });
     // grpc-js measures a deadline against the system clock, so it is Date.now(), not util/clock.
     client.status({ localOnly: true }, metadata, { deadline: Date.now() + PEER_STATUS_TIMEOUT_MS }, (error, response) => {
       client.close();

@@ -31,7 +31,12 @@ export interface AdmittedMethod {
   nodeBound: boolean;
 }
 
-export function admissionInterceptor(methods: ReadonlyMap<string, AdmittedMethod>, gate: AuthGate | undefined, guard: RequestGuard, log: Logger): grpc.ServerInterceptor {
+export function admissionInterceptor(
+  methods: ReadonlyMap<string, AdmittedMethod>,
+  gate: AuthGate | undefined,
+  guard: RequestGuard,
+  log: Logger,
+): grpc.ServerInterceptor {
   return (descriptor, call) => {
     const method = methods.get(descriptor.path);
     if (method === undefined) return new grpc.ServerInterceptingCall(call);
@@ -77,7 +82,10 @@ export function admissionInterceptor(methods: ReadonlyMap<string, AdmittedMethod
 export function admittedMethods(definition: grpc.ServiceDefinition, nodeBound: boolean): Map<string, AdmittedMethod> {
   const methods = new Map<string, AdmittedMethod>();
   for (const [name, attributes] of Object.entries(definition)) {
-    methods.set(attributes.path, { rpc: attributes.originalName ?? name, nodeBound: nodeBound && !attributes.requestStream && !attributes.responseStream });
+    methods.set(attributes.path, {
+      rpc: attributes.originalName ?? name,
+      nodeBound: nodeBound && !attributes.requestStream && !attributes.responseStream,
+    });
   }
   return methods;
 }

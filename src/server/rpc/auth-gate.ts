@@ -91,7 +91,9 @@ export function counterAccess(method: string, request: unknown): Access {
     case "aggregate":
       return { kind: "prefix", role: "read", prefix: keyOf(r.prefix) };
     case "watch":
-      return r.prefix === true ? { kind: "prefix", role: "read", prefix: keyOf(r.key) } : { kind: "keys", role: "read", keys: [keyOf(r.key)] };
+      return r.prefix === true
+        ? { kind: "prefix", role: "read", prefix: keyOf(r.key) }
+        : { kind: "keys", role: "read", keys: [keyOf(r.key)] };
     case "routes":
       // The shard map holds no counter data, and every client needs it to route. Its hot counters
       // are keys: each caller sees only those it holds a role on (AuthGate.keyVisibility).
@@ -141,9 +143,14 @@ export function callerOf(request: unknown): string {
 export type PipelineFrame = { id?: string; op?: string } & Record<string, unknown>;
 
 /** A Pipeline stream's caller, authenticated once when the stream opens. */
-export type PipelineCaller = { principal: Principal; peer: string; refused?: undefined } | { principal?: undefined; refused: TallyError; peer: string };
+export type PipelineCaller =
+  { principal: Principal; peer: string; refused?: undefined } | { principal?: undefined; refused: TallyError; peer: string };
 
-type AnyCall = grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown> | grpc.ServerReadableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>;
+type AnyCall =
+  | grpc.ServerUnaryCall<unknown, unknown>
+  | grpc.ServerWritableStream<unknown, unknown>
+  | grpc.ServerReadableStream<unknown, unknown>
+  | grpc.ServerDuplexStream<unknown, unknown>;
 
 function peerCertificate(call: AnyCall): PeerCertificate | undefined {
   return call.getAuthContext()?.sslPeerCertificate;
@@ -167,7 +174,12 @@ export class AuthGate {
    * request is read (admission.ts), and remembers the principal for the call's later checks (the
    * handler's call carries the same metadata object). Returns the typed error of a refusal.
    */
-  authenticateCall(metadata: grpc.Metadata, certificate: PeerCertificate | undefined, method: string, peer: string): TallyError | undefined {
+  authenticateCall(
+    metadata: grpc.Metadata,
+    certificate: PeerCertificate | undefined,
+    method: string,
+    peer: string,
+  ): TallyError | undefined {
     try {
       this.principals.set(metadata, this.authorizer.authenticate(metadata, certificate));
       return undefined;
@@ -188,7 +200,10 @@ export class AuthGate {
    */
   keyVisibility(call: AnyCall): (key: Uint8Array) => boolean {
     const principal = this.principalOf(call);
-    return (key) => principal.grants.some((grant) => grant.roles.has("admin") || ((grant.roles.has("read") || grant.roles.has("write")) && hasPrefix(key, grant.prefix)));
+    return (key) =>
+      principal.grants.some(
+        (grant) => grant.roles.has("admin") || ((grant.roles.has("read") || grant.roles.has("write")) && hasPrefix(key, grant.prefix)),
+      );
   }
 
   /** Authenticates and authorizes one call; returns the typed error of a denial. */

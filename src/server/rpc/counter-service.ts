@@ -8,7 +8,14 @@
  * its typed error here (expectOk), and leaves through toServiceError (errors.ts).
  */
 import { randomBytes } from "node:crypto";
-import { type Command, type CommandResult, type CounterOp, type OpResult, requestIdProblem, validateCommand } from "../../shard/commands.js";
+import {
+  type Command,
+  type CommandResult,
+  type CounterOp,
+  type OpResult,
+  requestIdProblem,
+  validateCommand,
+} from "../../shard/commands.js";
 import { TOP_K_MAX } from "../../shard/kinds/topk.js";
 import { SESSION_ID_IN_USE } from "../../shard/state-machine.js";
 import type { ShardReplica } from "../shard-replica.js";
@@ -65,7 +72,22 @@ import { decodePackedAdds, encodePackedResults } from "../../api/packed-batch.js
 import type { ReadResult, TallyNode } from "../node.js";
 import { callerOf } from "./auth-gate.js";
 import { WriteForwarder } from "./forwarding.js";
-import { addOp, batchOp, boundedKey, casOp, consistencyOf, fence, int64Wire, key, prefixOf, setOp, timeRangeOf, u32, u64, windowAggregateOf } from "./fields.js";
+import {
+  addOp,
+  batchOp,
+  boundedKey,
+  casOp,
+  consistencyOf,
+  fence,
+  int64Wire,
+  key,
+  prefixOf,
+  setOp,
+  timeRangeOf,
+  u32,
+  u64,
+  windowAggregateOf,
+} from "./fields.js";
 
 const HEADER_REQUIRED =
   "header is required: a request_id (any unique string of 1-64 printable characters, for a write without a session) or a session (client_id from RegisterSession, seq, first_unacked_seq)";
@@ -95,7 +117,15 @@ export class CounterApi {
     return { maxKeyBytes: this.node.config.limits.maxKeyBytes, maxOps: this.node.config.limits.maxBatchOps };
   }
 
-  private header(raw: RequestHeaderMessage | undefined | null): { shardId: number; epoch: number; clientId: number; seq: number; firstUnackedSeq: number; requestId: string; owner: string } {
+  private header(raw: RequestHeaderMessage | undefined | null): {
+    shardId: number;
+    epoch: number;
+    clientId: number;
+    seq: number;
+    firstUnackedSeq: number;
+    requestId: string;
+    owner: string;
+  } {
     if (raw === undefined || raw === null) throw new InvalidArgumentError(HEADER_REQUIRED);
     const requestId = typeof raw.requestId === "string" ? raw.requestId : "";
     const header = {
@@ -118,7 +148,11 @@ export class CounterApi {
   }
 
   /** `packedAdds`: the packed bytes `ops` were decoded from, which the Raft entry then carries as they are. */
-  private async mutate(headerRaw: RequestHeaderMessage | null | undefined, ops: CounterOp[], packedAdds?: Uint8Array): Promise<{ results: OpResult[]; term: number; index: number }> {
+  private async mutate(
+    headerRaw: RequestHeaderMessage | null | undefined,
+    ops: CounterOp[],
+    packedAdds?: Uint8Array,
+  ): Promise<{ results: OpResult[]; term: number; index: number }> {
     const header = this.header(headerRaw);
     const command: Command =
       header.requestId === ""
@@ -135,11 +169,22 @@ export class CounterApi {
       bytes += op.key.length + 40;
       if (op.kind === "unique") for (const item of op.items) bytes += item.length + 5;
     }
-    if (bytes > this.node.config.limits.maxEntryBytes) throw new InvalidArgumentError(`request: its log entry would take ~${bytes} bytes, above limits.maxEntryBytes ${this.node.config.limits.maxEntryBytes}; split it`);
+    if (bytes > this.node.config.limits.maxEntryBytes)
+      throw new InvalidArgumentError(
+        `request: its log entry would take ~${bytes} bytes, above limits.maxEntryBytes ${this.node.config.limits.maxEntryBytes}; split it`,
+      );
     const outcome =
       command.type === "write"
         ? await this.forwarder.write(command, header.shardId, bytes)
-        : await this.node.submit(this.node.route(header.shardId, header.epoch, ops.map((op) => op.key)), command, bytes);
+        : await this.node.submit(
+            this.node.route(
+              header.shardId,
+              header.epoch,
+              ops.map((op) => op.key),
+            ),
+            command,
+            bytes,
+          );
     const result = expectOk(outcome.result);
     if (result.type !== "mutate") throw new TallyError("INTERNAL", `unexpected result type ${result.type}`);
     return { results: result.results, term: outcome.term, index: outcome.index };
@@ -249,7 +294,11 @@ export class CounterApi {
     if (claimsRaw.length !== 0 && claimsRaw.length !== keys.length) {
       throw new InvalidArgumentError(`hot_sub_counters: ${claimsRaw.length} entries for ${keys.length} keys (give none or one per key)`);
     }
-    checkHotReads(this.hot(), keys, claimsRaw.map((claim, i) => u32(claim, `hot_sub_counters[${i}]`)));
+    checkHotReads(
+      this.hot(),
+      keys,
+      claimsRaw.map((claim, i) => u32(claim, `hot_sub_counters[${i}]`)),
+    );
     const result = await this.read(request, keys);
     refuseOtherKinds(keys, result);
     return { values: keys.map((_, i) => readResponse(result, i)) };
@@ -263,7 +312,11 @@ export class CounterApi {
    * is reached, and `answer` runs synchronously in the continuation, at one applied index (which
    * may be newer than the one that served the read: still linearizable, applied state only grows).
    */
-  private async kindRead<T>(request: ReadFieldsMessage, keys: Uint8Array[], answer: (replica: ShardReplica) => T): Promise<{ value: T; term: number; appliedIndex: number; replica: ShardReplica }> {
+  private async kindRead<T>(
+    request: ReadFieldsMessage,
+    keys: Uint8Array[],
+    answer: (replica: ShardReplica) => T,
+  ): Promise<{ value: T; term: number; appliedIndex: number; replica: ShardReplica }> {
     const shardId = u32(request.shardId, "shard_id");
     if (keys.length === 0 && shardId === 0) throw new InvalidArgumentError("shard_id is required: this read is answered per shard");
     const replica = this.node.route(shardId, u64(request.epoch, "epoch"), keys);
@@ -281,8 +334,11 @@ export class CounterApi {
     const agg = windowAggregateOf(request.agg);
     if (toMs <= fromMs) throw new InvalidArgumentError(`to_ms: ${toMs} must be above from_ms ${fromMs}`);
     if (stepMs === 0) throw new InvalidArgumentError("step_ms: must be >= 1");
-    if ((toMs - fromMs) % stepMs !== 0) throw new InvalidArgumentError(`step_ms: to_ms - from_ms (${toMs - fromMs}) is not a multiple of ${stepMs}`);
-    const { value, term, appliedIndex } = await this.kindRead(request, [k], (r) => r.machine.windowRange(k, fromMs, toMs, stepMs, agg, wallClockMs()));
+    if ((toMs - fromMs) % stepMs !== 0)
+      throw new InvalidArgumentError(`step_ms: to_ms - from_ms (${toMs - fromMs}) is not a multiple of ${stepMs}`);
+    const { value, term, appliedIndex } = await this.kindRead(request, [k], (r) =>
+      r.machine.windowRange(k, fromMs, toMs, stepMs, agg, wallClockMs()),
+    );
     return {
       points: value.points.map((point) => ({ startMs: point.startMs, value: int64Wire(point.value), divisor: int64Wire(point.divisor) })),
       resolutionMs: value.resolutionMs,
@@ -328,7 +384,9 @@ export class CounterApi {
     const k = u32(request.k, "k");
     if (k < 1 || k > TOP_K_MAX) throw new InvalidArgumentError(`k: must be 1..${TOP_K_MAX}, got ${k}`);
     const window = timeRangeOf(request, wallClockMs());
-    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.topK(prefix, k, wallClockMs(), window));
+    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) =>
+      r.machine.topK(prefix, k, wallClockMs(), window),
+    );
     return {
       entries: value.map((entry) => ({ key: Buffer.from(entry.key), value: int64Wire(entry.value) })),
       shard: shardAnswer(replica, term, appliedIndex),
@@ -338,7 +396,9 @@ export class CounterApi {
   async aggregate(request: AggregateRequestMessage): Promise<Outgoing<AggregateResponseMessage>> {
     const prefix = prefixOf(request.prefix, this.maxKeyBytes());
     const window = timeRangeOf(request, wallClockMs());
-    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) => r.machine.aggregate(prefix, wallClockMs(), window));
+    const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) =>
+      r.machine.aggregate(prefix, wallClockMs(), window),
+    );
     return {
       count: value.count,
       sum: value.sum.toString(),
@@ -351,7 +411,9 @@ export class CounterApi {
   private read(request: ReadFieldsMessage, keys: Uint8Array[]): Promise<ReadResult> {
     for (const [i, k] of keys.entries()) {
       if (k.length > this.node.config.limits.maxKeyBytes) {
-        throw new InvalidArgumentError(`key${keys.length > 1 ? `s[${i}]` : ""}: ${k.length} bytes exceed the limit of ${this.node.config.limits.maxKeyBytes}`);
+        throw new InvalidArgumentError(
+          `key${keys.length > 1 ? `s[${i}]` : ""}: ${k.length} bytes exceed the limit of ${this.node.config.limits.maxKeyBytes}`,
+        );
       }
     }
     const consistency = consistencyOf(request.consistency);
@@ -391,7 +453,6 @@ export class CounterApi {
     const hot = (map.hot ?? []).filter((record) => visible === undefined || visible(record.key));
     return { shards, slotCount: 16384, hot: hot.map(hotRouteMessage), mapVersion: String(map.version) };
   }
-
 }
 
 /**
@@ -407,7 +468,14 @@ function randomSessionId(): number {
 
 function shardAnswer(replica: ShardReplica, term: number, appliedIndex: number): Outgoing<ShardAnswerMessage> {
   const { descriptor } = replica;
-  return { shardId: replica.shardId, slotStart: descriptor.slotStart, slotEnd: descriptor.slotEnd, epoch: descriptor.epoch, appliedIndex, fence: fence(term, appliedIndex) };
+  return {
+    shardId: replica.shardId,
+    slotStart: descriptor.slotStart,
+    slotEnd: descriptor.slotEnd,
+    epoch: descriptor.epoch,
+    appliedIndex,
+    fence: fence(term, appliedIndex),
+  };
 }
 
 function hotRouteMessage(record: HotRecord): Outgoing<HotRouteMessage> {
@@ -430,7 +498,9 @@ function checkHotReads(hot: HotIndex, keys: Uint8Array[], claims: number[]): voi
     if (claim === record.tags.length || claim > record.tags.length) continue;
     throw new FailedPreconditionError(
       `key ${describeKey(k)} ${HOT_READ_REFUSED} ${record.tags.length} sub-counters` +
-        (claim === 0 ? "; a plain read sees only one of them: read it with the tally client or tallyctl, which sum them" : ` (the request sums ${claim}): refresh the routes and read again`),
+        (claim === 0
+          ? "; a plain read sees only one of them: read it with the tally client or tallyctl, which sum them"
+          : ` (the request sums ${claim}): refresh the routes and read again`),
     );
   }
 }
@@ -442,7 +512,9 @@ function refuseHotMutations(hot: HotIndex, ops: CounterOp[]): void {
     if (record === undefined || op.kind === "reset") continue;
     if (op.kind === "add" && op.floor === undefined && op.ttlMs === undefined) continue;
     const what = op.kind === "add" ? "an add with a floor or TTL" : `a ${op.kind}`;
-    throw new FailedPreconditionError(`key ${describeKey(op.key)} is a hot counter over ${record.tags.length} sub-counters: ${what} cannot apply to a sum (only add, get and reset)`);
+    throw new FailedPreconditionError(
+      `key ${describeKey(op.key)} is a hot counter over ${record.tags.length} sub-counters: ${what} cannot apply to a sum (only add, get and reset)`,
+    );
   }
 }
 
@@ -456,7 +528,9 @@ const KIND_READS: Record<string, string> = {
 function refuseOtherKinds(keys: Uint8Array[], result: ReadResult): void {
   for (const [i, value] of result.values.entries()) {
     if (value.kind === undefined) continue;
-    throw new FailedPreconditionError(`key ${describeKey(keys[i]!)} holds a ${value.kind}, not a counter: read it with ${KIND_READS[value.kind] ?? "its kind's read"}`);
+    throw new FailedPreconditionError(
+      `key ${describeKey(keys[i]!)} holds a ${value.kind}, not a counter: read it with ${KIND_READS[value.kind] ?? "its kind's read"}`,
+    );
   }
 }
 

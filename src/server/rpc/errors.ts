@@ -31,7 +31,11 @@ export function toServiceError(error: unknown, log: Logger): grpc.ServiceError {
  * 'error' listener (pendingStatus, then end()); call.destroy(error) skips _final, so no status is
  * ever sent and the client waits forever.
  */
-export function failStream(call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>, error: unknown, log: Logger): void {
+export function failStream(
+  call: grpc.ServerWritableStream<unknown, unknown> | grpc.ServerDuplexStream<unknown, unknown>,
+  error: unknown,
+  log: Logger,
+): void {
   if (call.cancelled || call.destroyed || call.writableEnded) return;
   call.emit("error", toServiceError(error, log));
 }

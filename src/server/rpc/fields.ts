@@ -8,7 +8,17 @@ import { type CounterOp, TTL_MS_MAX, UNIQUE_ITEMS_MAX } from "../../shard/comman
 import { WINDOW_MS_MAX } from "../../shard/kinds/ratelimit.js";
 import { DEFAULT_WINDOW_OPTIONS, rangePlan, type WindowAggregate } from "../../shard/kinds/windows.js";
 import type { TimeRange } from "../../shard/state-machine.js";
-import type { AddOpMessage, BatchOpMessage, CompareAndSetOpMessage, FenceMessage, Outgoing, SetOpMessage, TryAcquireOpMessage, UniqueAddOpMessage, WindowAddOpMessage } from "../../api/proto.js";
+import type {
+  AddOpMessage,
+  BatchOpMessage,
+  CompareAndSetOpMessage,
+  FenceMessage,
+  Outgoing,
+  SetOpMessage,
+  TryAcquireOpMessage,
+  UniqueAddOpMessage,
+  WindowAddOpMessage,
+} from "../../api/proto.js";
 import { InvalidArgumentError } from "../../util/errors.js";
 import type { Consistency } from "../node.js";
 
@@ -37,7 +47,8 @@ export function i64(raw: unknown, field: string, opIndex = -1): bigint {
   } catch {
     throw new InvalidArgumentError(`${fieldName(field, opIndex)}: not an integer: ${JSON.stringify(raw)}`);
   }
-  if (value < INT64_MIN || value > INT64_MAX) throw new InvalidArgumentError(`${fieldName(field, opIndex)}: ${value} is outside the signed 64-bit range`);
+  if (value < INT64_MIN || value > INT64_MAX)
+    throw new InvalidArgumentError(`${fieldName(field, opIndex)}: ${value} is outside the signed 64-bit range`);
   return value;
 }
 
@@ -96,15 +107,18 @@ export function tryAcquireOp(raw: TryAcquireOpMessage, opIndex: number): Counter
     windowMs: u64(raw.windowMs, "window_ms", opIndex),
   };
   if (op.limit < 1) throw new InvalidArgumentError(`${fieldName("limit", opIndex)}: must be >= 1`);
-  if (op.windowMs < 1 || op.windowMs > WINDOW_MS_MAX) throw new InvalidArgumentError(`${fieldName("window_ms", opIndex)}: must be 1..${WINDOW_MS_MAX}, got ${op.windowMs}`);
-  if (op.n > op.limit) throw new InvalidArgumentError(`${fieldName("n", opIndex)}: ${op.n} exceeds limit ${op.limit}; it could never be granted`);
+  if (op.windowMs < 1 || op.windowMs > WINDOW_MS_MAX)
+    throw new InvalidArgumentError(`${fieldName("window_ms", opIndex)}: must be 1..${WINDOW_MS_MAX}, got ${op.windowMs}`);
+  if (op.n > op.limit)
+    throw new InvalidArgumentError(`${fieldName("n", opIndex)}: ${op.n} exceeds limit ${op.limit}; it could never be granted`);
   return op;
 }
 
 export function uniqueAddOp(raw: UniqueAddOpMessage, opIndex: number): CounterOp {
   const items: unknown[] = Array.isArray(raw.items) ? raw.items : [];
   if (items.length === 0) throw new InvalidArgumentError(`${fieldName("items", opIndex)}: at least one item is required`);
-  if (items.length > UNIQUE_ITEMS_MAX) throw new InvalidArgumentError(`${fieldName("items", opIndex)}: ${items.length} items exceed ${UNIQUE_ITEMS_MAX}`);
+  if (items.length > UNIQUE_ITEMS_MAX)
+    throw new InvalidArgumentError(`${fieldName("items", opIndex)}: ${items.length} items exceed ${UNIQUE_ITEMS_MAX}`);
   const op: CounterOp = {
     kind: "unique",
     key: key(raw.key, "key", opIndex),
@@ -141,12 +155,19 @@ export function batchOp(raw: BatchOpMessage | undefined, i: number): CounterOp {
     case "compareAndSet":
       return casOp(raw.compareAndSet!, i);
     default:
-      throw new InvalidArgumentError(`ops[${i}]: no operation set (add, set, reset, compare_and_set, window_add, try_acquire or unique_add)`);
+      throw new InvalidArgumentError(
+        `ops[${i}]: no operation set (add, set, reset, compare_and_set, window_add, try_acquire or unique_add)`,
+      );
   }
 }
 
 export function casOp(raw: CompareAndSetOpMessage, opIndex: number): CounterOp {
-  return { kind: "cas", key: key(raw.key, "key", opIndex), expectedVersion: u64(raw.expectedVersion, "expected_version", opIndex), value: i64(raw.value, "value", opIndex) };
+  return {
+    kind: "cas",
+    key: key(raw.key, "key", opIndex),
+    expectedVersion: u64(raw.expectedVersion, "expected_version", opIndex),
+    value: i64(raw.value, "value", opIndex),
+  };
 }
 
 export function consistencyOf(raw: unknown): Consistency {

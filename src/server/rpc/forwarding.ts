@@ -86,24 +86,44 @@ export class WriteForwarder {
     const address = replica.leader === 0 || replica.leader === this.node.nodeId ? undefined : this.node.clientAddressOf(replica.leader);
     if (address === undefined) {
       const error = replica.notLeaderError(this.node.leaderAddress);
-      throw new NotLeaderError(`${error.message}; the write was not forwarded and not applied`, error.leaderId, error.leaderAddress, error.shardId);
+      throw new NotLeaderError(
+        `${error.message}; the write was not forwarded and not applied`,
+        error.leaderId,
+        error.leaderAddress,
+        error.shardId,
+      );
     }
     return { shardId: replica.shardId, leaderId: replica.leader, address };
   }
 
   private async forward(target: { shardId: number; leaderId: number; address: string }, command: WriteCommand): Promise<MutationOutcome> {
     const timeoutMs = this.node.config.limits.requestTimeoutMs;
-    const request: ForwardedWrite = { shardId: target.shardId, epoch: command.epoch ?? 0, timeoutMs, entry: encodeEntry({ timestampMs: 0, commands: [command] }) };
+    const request: ForwardedWrite = {
+      shardId: target.shardId,
+      epoch: command.epoch ?? 0,
+      timeoutMs,
+      entry: encodeEntry({ timestampMs: 0, commands: [command] }),
+    };
     let reply: { body: Uint8Array };
     try {
-      reply = await this.node.adminClients.call(target.address, "forwardWrite", { body: encodeBody(request) }, timeoutMs + FORWARD_MARGIN_MS);
+      reply = await this.node.adminClients.call(
+        target.address,
+        "forwardWrite",
+        { body: encodeBody(request) },
+        timeoutMs + FORWARD_MARGIN_MS,
+      );
     } catch (error) {
       throw explainForwardFailure(error, target);
     }
     const result = decodeBody<ForwardedResult>(reply.body, "forwarded write reply");
     if (result.failure !== undefined) return { result: { ...result.failure, ok: false }, term: result.term, index: result.index };
-    if (!(result.outcome instanceof Uint8Array)) throw new TallyError("INTERNAL", `node ${target.leaderId} answered a forwarded write with neither an outcome nor a failure`);
-    return { result: { ...decodeOutcome(result.outcome), duplicate: false } as MutationOutcome["result"], term: result.term, index: result.index };
+    if (!(result.outcome instanceof Uint8Array))
+      throw new TallyError("INTERNAL", `node ${target.leaderId} answered a forwarded write with neither an outcome nor a failure`);
+    return {
+      result: { ...decodeOutcome(result.outcome), duplicate: false } as MutationOutcome["result"],
+      term: result.term,
+      index: result.index,
+    };
   }
 
   /**
@@ -114,14 +134,27 @@ export class WriteForwarder {
   async serve(body: unknown, trustOwner: boolean): Promise<Uint8Array> {
     const request = decodeBody<ForwardedWrite>(body, "forwarded write");
     const { shardId, epoch, timeoutMs, entry } = request;
-    if (!Number.isSafeInteger(shardId) || shardId < 1 || !Number.isSafeInteger(epoch) || epoch < 0 || !Number.isSafeInteger(timeoutMs) || timeoutMs < 1 || !(entry instanceof Uint8Array)) {
+    if (
+      !Number.isSafeInteger(shardId) ||
+      shardId < 1 ||
+      !Number.isSafeInteger(epoch) ||
+      epoch < 0 ||
+      !Number.isSafeInteger(timeoutMs) ||
+      timeoutMs < 1 ||
+      !(entry instanceof Uint8Array)
+    ) {
       throw new InvalidArgumentError("forwarded write: shardId, epoch, timeoutMs and entry are required");
     }
     const commands = decodeEntry(entry).commands;
     const command = commands[0];
-    if (commands.length !== 1 || command === undefined || command.type !== "write") throw new InvalidArgumentError("forwarded write: the entry must hold exactly one write command");
+    if (commands.length !== 1 || command === undefined || command.type !== "write")
+      throw new InvalidArgumentError("forwarded write: the entry must hold exactly one write command");
     if (!trustOwner) delete command.owner;
-    const replica = this.node.route(shardId, epoch, command.ops.map((op) => op.key));
+    const replica = this.node.route(
+      shardId,
+      epoch,
+      command.ops.map((op) => op.key),
+    );
     const bytes = command.ops.reduce((sum, op) => sum + op.key.length + 40, 64);
     const outcome = await this.node.submit(replica, command, bytes, Math.min(timeoutMs, this.node.config.limits.requestTimeoutMs));
     const reply: ForwardedResult = { term: outcome.term, index: outcome.index };
@@ -144,7 +177,8 @@ function explainForwardFailure(error: unknown, target: { shardId: number; leader
   if (!(error instanceof TallyError)) return error;
   const where = `forwarding to node ${target.leaderId} (${target.address}), the leader of shard ${target.shardId}`;
   const retry = "the write may or may not have applied: retry with the same request_id";
-  if (error instanceof UnavailableError && error.cause !== undefined) return new UnavailableError(`${where} failed: ${error.message}; ${retry}`, { cause: error });
+  if (error instanceof UnavailableError && error.cause !== undefined)
+    return new UnavailableError(`${where} failed: ${error.message}; ${retry}`, { cause: error });
   if (error.code === "TIMEOUT") return new AmbiguousError(`${where}: no answer before the deadline; ${retry}`, { cause: error });
   return error;
 }

@@ -22,7 +22,12 @@ type PipelineResponse = Outgoing<PipelineResponseMessage>;
 export type PipelineCall = grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponse>;
 
 /** The Pipeline handler for one server: every stream shares the node's api, gate and guard. */
-export function pipelineHandler(api: CounterApi, gate: AuthGate | undefined, guard: RequestGuard, log: Logger): (call: PipelineCall) => void {
+export function pipelineHandler(
+  api: CounterApi,
+  gate: AuthGate | undefined,
+  guard: RequestGuard,
+  log: Logger,
+): (call: PipelineCall) => void {
   return (call) => {
     let inflight = 0;
     let ended = false;
@@ -44,16 +49,25 @@ export function pipelineHandler(api: CounterApi, gate: AuthGate | undefined, gua
       }
       if (inflight >= PIPELINE_INFLIGHT_MAX) {
         guard.pipelineRefused(request, "stream_inflight");
-        write({ id: request.id ?? "0", error: { code: "OVERLOADED", message: `more than ${PIPELINE_INFLIGHT_MAX} operations in flight on this stream`, retryAfterMs: 10 } });
+        write({
+          id: request.id ?? "0",
+          error: {
+            code: "OVERLOADED",
+            message: `more than ${PIPELINE_INFLIGHT_MAX} operations in flight on this stream`,
+            retryAfterMs: 10,
+          },
+        });
         return;
       }
       inflight++;
       if (typeof request.op === "string") stampCaller(request[request.op], callerName);
-      void guard.pipelineOp(peer, request, (r) => pipelineOp(api, r, log)).then((response) => {
-        inflight--;
-        if (!call.cancelled && !call.destroyed) write(response);
-        if (ended && inflight === 0) call.end();
-      });
+      void guard
+        .pipelineOp(peer, request, (r) => pipelineOp(api, r, log))
+        .then((response) => {
+          inflight--;
+          if (!call.cancelled && !call.destroyed) write(response);
+          if (ended && inflight === 0) call.end();
+        });
     });
     call.on("end", () => {
       ended = true;

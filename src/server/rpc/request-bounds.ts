@@ -140,7 +140,12 @@ function snakeCase(name: string): string {
 }
 
 /** Builds (and caches in `shapes`) the shape of message type `fullName` and every type it nests. */
-function shapeOf(definition: protoLoader.PackageDefinition, fullName: string, bounds: RequestBounds, shapes: Map<string, MessageShape>): MessageShape {
+function shapeOf(
+  definition: protoLoader.PackageDefinition,
+  fullName: string,
+  bounds: RequestBounds,
+  shapes: Map<string, MessageShape>,
+): MessageShape {
   const known = shapes.get(fullName);
   if (known !== undefined) return known;
   const type = definition[fullName] as protoLoader.MessageTypeDefinition<object, object> | undefined;
@@ -215,7 +220,8 @@ function readVarint(bytes: Uint8Array, position: number, end: number): { next: n
 
 function countField(state: ScanState, n: number): void {
   state.fields += n;
-  if (state.fields > state.bounds.fieldsMax) throw new ScanError(`request: more than ${state.bounds.fieldsMax} fields (split it into smaller requests; docs/limits.md)`, false);
+  if (state.fields > state.bounds.fieldsMax)
+    throw new ScanError(`request: more than ${state.bounds.fieldsMax} fields (split it into smaller requests; docs/limits.md)`, false);
 }
 
 function countRepeated(counts: number[], field: FieldShape, n: number): void {
@@ -286,7 +292,11 @@ function scanMessage(bytes: Uint8Array, start: number, end: number, shape: Messa
         if (field.repeated) countRepeated(counts, field, 1);
         if (field.countsItemBytes) {
           state.itemBytes += next - payload;
-          if (state.itemBytes > state.bounds.itemBytesMax) throw new ScanError(`${shortName(field.name)}: more than ${state.bounds.itemBytesMax} bytes of items in one request (limits.maxEntryBytes)`, false);
+          if (state.itemBytes > state.bounds.itemBytesMax)
+            throw new ScanError(
+              `${shortName(field.name)}: more than ${state.bounds.itemBytesMax} bytes of items in one request (limits.maxEntryBytes)`,
+              false,
+            );
         }
         const nested = shape.nested.get(number);
         if (nested !== undefined) scanMessage(bytes, payload, next, nested, state, depth + 1);
@@ -369,8 +379,15 @@ export function boundedDecoder<T>(
  * server.addService. The request type of each method is found by the method's path in the
  * package definition.
  */
-export function boundedService(definition: protoLoader.PackageDefinition, serviceName: string, bounds: RequestBounds): grpc.ServiceDefinition {
-  const service = definition[serviceName] as unknown as Record<string, protoLoader.MethodDefinition<object, object> & { requestType: { type: { name: string } } }>;
+export function boundedService(
+  definition: protoLoader.PackageDefinition,
+  serviceName: string,
+  bounds: RequestBounds,
+): grpc.ServiceDefinition {
+  const service = definition[serviceName] as unknown as Record<
+    string,
+    protoLoader.MethodDefinition<object, object> & { requestType: { type: { name: string } } }
+  >;
   assert(service !== undefined, `no service ${serviceName}`);
   const packageName = serviceName.slice(0, serviceName.lastIndexOf("."));
   const bounded: Record<string, unknown> = {};

@@ -59,8 +59,10 @@ export class InflightLimiter {
   constructor(limits: InflightLimits) {
     this.maxPerClient = limits.maxInflightPerClient;
     this.maxPerNode = limits.maxInflightPerNode;
-    if (!Number.isSafeInteger(this.maxPerClient) || this.maxPerClient < 1) throw new RangeError(`maxInflightPerClient must be a positive integer, got ${this.maxPerClient}`);
-    if (!Number.isSafeInteger(this.maxPerNode) || this.maxPerNode < 1) throw new RangeError(`maxInflightPerNode must be a positive integer, got ${this.maxPerNode}`);
+    if (!Number.isSafeInteger(this.maxPerClient) || this.maxPerClient < 1)
+      throw new RangeError(`maxInflightPerClient must be a positive integer, got ${this.maxPerClient}`);
+    if (!Number.isSafeInteger(this.maxPerNode) || this.maxPerNode < 1)
+      throw new RangeError(`maxInflightPerNode must be a positive integer, got ${this.maxPerNode}`);
   }
 
   /** Admits one request from connection `peer` (undefined) or names the bound it hit. Every admission needs one release(peer). */
@@ -95,11 +97,20 @@ export class InflightLimiter {
   refusal(reason: InflightRefusalReason, session = ""): OverloadedError {
     switch (reason) {
       case "node_inflight":
-        return new OverloadedError(`this node has limits.maxInflightPerNode (${this.maxPerNode}) requests in flight; retry after ${NODE_RETRY_AFTER_MS} ms`, NODE_RETRY_AFTER_MS);
+        return new OverloadedError(
+          `this node has limits.maxInflightPerNode (${this.maxPerNode}) requests in flight; retry after ${NODE_RETRY_AFTER_MS} ms`,
+          NODE_RETRY_AFTER_MS,
+        );
       case "client_inflight":
-        return new OverloadedError(`this connection has limits.maxInflightPerClient (${this.maxPerClient}) requests in flight; retry after ${CLIENT_RETRY_AFTER_MS} ms`, CLIENT_RETRY_AFTER_MS);
+        return new OverloadedError(
+          `this connection has limits.maxInflightPerClient (${this.maxPerClient}) requests in flight; retry after ${CLIENT_RETRY_AFTER_MS} ms`,
+          CLIENT_RETRY_AFTER_MS,
+        );
       case "session_inflight":
-        return new OverloadedError(`session ${session} has limits.maxInflightPerClient (${this.maxPerClient}) requests in flight; retry after ${CLIENT_RETRY_AFTER_MS} ms`, CLIENT_RETRY_AFTER_MS);
+        return new OverloadedError(
+          `session ${session} has limits.maxInflightPerClient (${this.maxPerClient}) requests in flight; retry after ${CLIENT_RETRY_AFTER_MS} ms`,
+          CLIENT_RETRY_AFTER_MS,
+        );
     }
   }
 
@@ -153,7 +164,15 @@ const SINGLE_OP_KINDS: Record<string, string> = {
   compareAndSet: "cas",
   "Pipeline.compareAndSet": "cas",
 };
-const BATCH_OP_KINDS: Record<string, string> = { add: "add", set: "set", reset: "reset", compareAndSet: "cas", windowAdd: "window", tryAcquire: "acquire", uniqueAdd: "unique" };
+const BATCH_OP_KINDS: Record<string, string> = {
+  add: "add",
+  set: "set",
+  reset: "reset",
+  compareAndSet: "cas",
+  windowAdd: "window",
+  tryAcquire: "acquire",
+  uniqueAdd: "unique",
+};
 
 export class RequestGuard {
   readonly limiter: InflightLimiter;
@@ -175,7 +194,10 @@ export class RequestGuard {
       return { code: error.code, details: error.details, metadata: error.metadata };
     };
     this.callRefusals = { node_inflight: status("node_inflight"), client_inflight: status("client_inflight") };
-    this.opRefusals = { node_inflight: errorInfoOf(this.limiter.refusal("node_inflight"), log), client_inflight: errorInfoOf(this.limiter.refusal("client_inflight"), log) };
+    this.opRefusals = {
+      node_inflight: errorInfoOf(this.limiter.refusal("node_inflight"), log),
+      client_inflight: errorInfoOf(this.limiter.refusal("client_inflight"), log),
+    };
   }
 
   /**
@@ -265,7 +287,11 @@ export class RequestGuard {
    * One Pipeline operation, admitted under the same in-flight bounds as unary calls from that
    * connection (the stream's own bound, PIPELINE_INFLIGHT_MAX, is per stream); never rejects.
    */
-  async pipelineOp(peer: string, request: PipelineRequestMessage, run: (request: PipelineRequestMessage) => Promise<PipelineResponse>): Promise<PipelineResponse> {
+  async pipelineOp(
+    peer: string,
+    request: PipelineRequestMessage,
+    run: (request: PipelineRequestMessage) => Promise<PipelineResponse>,
+  ): Promise<PipelineResponse> {
     const startedMs = performance.now();
     const rpc = `Pipeline.${typeof request.op === "string" ? request.op : "none"}`;
     const reason = this.limiter.acquire(peer);

@@ -35,7 +35,9 @@ import { serveWatch, type WatchCall } from "./watch.js";
 const HEALTH_SERVICES = ["", "tally.v1.CounterService", "tally.v1.AdminService"];
 
 /** Turns a request -> reply function into a unary handler (one per server: it knows the gate). */
-type Unary = <Req, Res>(fn: (request: Req) => Promise<Res> | Res) => (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
+type Unary = <Req, Res>(
+  fn: (request: Req) => Promise<Res> | Res,
+) => (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
 
 /** What every service table of one server shares. */
 interface ServerParts {
@@ -60,11 +62,20 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
   const counterService = boundedService(packageDefinition, "tally.v1.CounterService", bounds);
   const adminService = boundedService(packageDefinition, "tally.v1.AdminService", bounds);
   const admitted = new Map([...admittedMethods(counterService, true), ...admittedMethods(adminService, false)]);
-  const server = new grpc.Server({ interceptors: [admissionInterceptor(admitted, gate, guard, log)], ...serverOptions(node.config.limits) });
+  const server = new grpc.Server({
+    interceptors: [admissionInterceptor(admitted, gate, guard, log)],
+    ...serverOptions(node.config.limits),
+  });
   const parts: ServerParts = { node, log, gate, guard, unary: unaryFor(gate, log) };
   const counter = new CounterApi(node);
-  server.addService(counterService, guardService(gate, counterService, guard.wrapService(counterHandlers(parts, counter), { limit: true }), counterAccess, ["pipeline"]));
-  server.addService(adminService, guardService(gate, adminService, guard.wrapService(adminHandlers(parts, counter), { limit: false }), adminAccess));
+  server.addService(
+    counterService,
+    guardService(gate, counterService, guard.wrapService(counterHandlers(parts, counter), { limit: true }), counterAccess, ["pipeline"]),
+  );
+  server.addService(
+    adminService,
+    guardService(gate, adminService, guard.wrapService(adminHandlers(parts, counter), { limit: false }), adminAccess),
+  );
   addHealth(server, node);
   addReflection(server);
   return server;
@@ -123,7 +134,8 @@ function counterHandlers({ node, log, gate, guard, unary }: ServerParts, api: Co
     topK: unary((r) => api.topK(r)),
     aggregate: unary((r) => api.aggregate(r)),
     watch: (call: WatchCall) => serveWatch(node, call, log, (reason) => guard.streamOverloaded(reason)),
-    routes: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) => unary(() => api.routes(gate?.keyVisibility(call)))(call, callback),
+    routes: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
+      unary(() => api.routes(gate?.keyVisibility(call)))(call, callback),
     pipeline: pipelineHandler(api, gate, guard, log),
   };
 }

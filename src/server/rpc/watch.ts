@@ -83,11 +83,23 @@ export function serveWatch(node: TallyNode, call: WatchCall, log: Logger, onOver
       return stop(new OverloadedError(`watch consumer has not read for ${timeoutMs} ms; resume from index ${cursor}`, timeoutMs));
     }
     const current = node.replicas.get(shardId) as ShardReplica | undefined;
-    if (current === undefined) return stop(new UnavailableError(`shard ${shardId} left node ${node.nodeId}; resume from index ${cursor} elsewhere`));
-    if (current.descriptor.epoch !== epoch) return stop(new WrongShardError(`shard ${shardId} moved to epoch ${current.descriptor.epoch}; re-route and resume from index ${cursor}`, shardId, current.descriptor.epoch));
+    if (current === undefined)
+      return stop(new UnavailableError(`shard ${shardId} left node ${node.nodeId}; resume from index ${cursor} elsewhere`));
+    if (current.descriptor.epoch !== epoch)
+      return stop(
+        new WrongShardError(
+          `shard ${shardId} moved to epoch ${current.descriptor.epoch}; re-route and resume from index ${cursor}`,
+          shardId,
+          current.descriptor.epoch,
+        ),
+      );
     const changes = current.machine.changesSince(cursor, matches, WATCH_BATCH_MAX);
     if (changes === undefined) {
-      return stop(new OutOfRangeError(`from_index ${cursor} is compacted: this replica keeps changes after index ${current.machine.changesRetainedAfter}; re-read and watch from now`));
+      return stop(
+        new OutOfRangeError(
+          `from_index ${cursor} is compacted: this replica keeps changes after index ${current.machine.changesRetainedAfter}; re-read and watch from now`,
+        ),
+      );
     }
     const latest = latestPerKey(changes);
     const last = changes[changes.length - 1];
@@ -97,7 +109,13 @@ export function serveWatch(node: TallyNode, call: WatchCall, log: Logger, onOver
     if (latest.length === 0 && now - sentAtMs < WATCH_PROGRESS_MS) return;
     sentAtMs = now;
     blockedSinceMs = now;
-    const events = latest.map((change) => ({ key: Buffer.from(change.key), value: int64Wire(change.value), version: change.version, kind: change.kind, index: change.index }));
+    const events = latest.map((change) => ({
+      key: Buffer.from(change.key),
+      value: int64Wire(change.value),
+      version: change.version,
+      kind: change.kind,
+      index: change.index,
+    }));
     call.write({ events, index: cursor, shardId }, () => {
       blockedSinceMs = undefined;
     });

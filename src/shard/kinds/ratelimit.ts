@@ -75,7 +75,9 @@ export class SlidingWindowLimiter {
     requireInteger(n, "n", 0, Number.MAX_SAFE_INTEGER);
     requireInteger(nowMs, "nowMs", 0, TIME_MS_MAX);
     if (Math.min(limit, windowMs) > ENTRIES_MAX) {
-      throw new InvalidArgumentError(`min(limit, windowMs) = ${Math.min(limit, windowMs)} exceeds ${ENTRIES_MAX} (the limiter's entry bound)`);
+      throw new InvalidArgumentError(
+        `min(limit, windowMs) = ${Math.min(limit, windowMs)} exceeds ${ENTRIES_MAX} (the limiter's entry bound)`,
+      );
     }
     if (n > limit) throw new InvalidArgumentError(`n ${n} exceeds limit ${limit}: it can never be granted`);
     const clockMs = this.tail > this.head ? Math.max(nowMs, this.times[this.tail - 1]!) : nowMs;

@@ -181,7 +181,8 @@ export class ExpiryIndex {
 
 function checkKey(key: Uint8Array): Uint8Array {
   requireBytes(key, "key");
-  if (key.length < 1 || key.length > KEY_BYTES_MAX) throw new InvalidArgumentError(`key must be 1..${KEY_BYTES_MAX} bytes, got ${key.length}`);
+  if (key.length < 1 || key.length > KEY_BYTES_MAX)
+    throw new InvalidArgumentError(`key must be 1..${KEY_BYTES_MAX} bytes, got ${key.length}`);
   return key;
 }
 

@@ -134,16 +134,20 @@ export function validateWindowOptions(options: WindowOptions): WindowOptions {
     const tier = tiers[i]!;
     const resolutionMs = requireInteger(tier.resolutionMs, `tiers[${i}].resolutionMs`, 1, DURATION_MS_MAX);
     const retentionMs = requireInteger(tier.retentionMs, `tiers[${i}].retentionMs`, resolutionMs, DURATION_MS_MAX);
-    if (retentionMs % resolutionMs !== 0) throw new InvalidArgumentError(`tiers[${i}]: retentionMs ${retentionMs} is not a multiple of resolutionMs ${resolutionMs}`);
+    if (retentionMs % resolutionMs !== 0)
+      throw new InvalidArgumentError(`tiers[${i}]: retentionMs ${retentionMs} is not a multiple of resolutionMs ${resolutionMs}`);
     if (retentionMs / resolutionMs > BUCKETS_PER_TIER_MAX) {
       throw new InvalidArgumentError(`tiers[${i}]: ${retentionMs / resolutionMs} buckets exceed ${BUCKETS_PER_TIER_MAX}`);
     }
     const previous = copied[i - 1];
     if (previous !== undefined) {
       if (resolutionMs <= previous.resolutionMs || resolutionMs % previous.resolutionMs !== 0) {
-        throw new InvalidArgumentError(`tiers[${i}].resolutionMs ${resolutionMs} must be a larger multiple of tiers[${i - 1}].resolutionMs ${previous.resolutionMs}`);
+        throw new InvalidArgumentError(
+          `tiers[${i}].resolutionMs ${resolutionMs} must be a larger multiple of tiers[${i - 1}].resolutionMs ${previous.resolutionMs}`,
+        );
       }
-      if (retentionMs < previous.retentionMs) throw new InvalidArgumentError(`tiers[${i}].retentionMs must not be shorter than tiers[${i - 1}]'s`);
+      if (retentionMs < previous.retentionMs)
+        throw new InvalidArgumentError(`tiers[${i}].retentionMs must not be shorter than tiers[${i - 1}]'s`);
     }
     copied.push(Object.freeze({ resolutionMs, retentionMs }));
   }
@@ -151,7 +155,9 @@ export function validateWindowOptions(options: WindowOptions): WindowOptions {
   for (const [i, tier] of copied.entries()) {
     // An accepted event must land in a bucket that every tier still holds.
     if (latenessMs > tier.retentionMs - tier.resolutionMs) {
-      throw new InvalidArgumentError(`latenessMs ${latenessMs} exceeds tiers[${i}] retentionMs - resolutionMs (${tier.retentionMs - tier.resolutionMs})`);
+      throw new InvalidArgumentError(
+        `latenessMs ${latenessMs} exceeds tiers[${i}] retentionMs - resolutionMs (${tier.retentionMs - tier.resolutionMs})`,
+      );
     }
   }
   const futureMs = requireInteger(options.futureMs, "futureMs", 0, FUTURE_MS_MAX);
@@ -170,7 +176,10 @@ class TierBuckets {
   head = 0;
   tail = 0;
 
-  constructor(readonly resolutionMs: number, readonly keptBuckets: number) {}
+  constructor(
+    readonly resolutionMs: number,
+    readonly keptBuckets: number,
+  ) {}
 
   get size(): number {
     return this.tail - this.head;
@@ -249,15 +258,25 @@ class TierBuckets {
  * counter: a range planned at some clock is planned at every earlier clock too (a tier that keeps
  * fromMs kept it before; a finer one may answer then), and a counter's clock is its last write.
  */
-export function rangePlan(options: WindowOptions, fromMs: number, toMs: number, stepMs: number, clockMs: number): { tierIndex: number; steps: number } {
+export function rangePlan(
+  options: WindowOptions,
+  fromMs: number,
+  toMs: number,
+  stepMs: number,
+  clockMs: number,
+): { tierIndex: number; steps: number } {
   requireInteger(fromMs, "fromMs", 0, TIME_MS_MAX);
   requireInteger(toMs, "toMs", fromMs + 1, TIME_MS_MAX);
   requireInteger(stepMs, "stepMs", 1, DURATION_MS_MAX);
-  if ((toMs - fromMs) % stepMs !== 0) throw new InvalidArgumentError(`toMs - fromMs (${toMs - fromMs}) is not a multiple of stepMs ${stepMs}`);
+  if ((toMs - fromMs) % stepMs !== 0)
+    throw new InvalidArgumentError(`toMs - fromMs (${toMs - fromMs}) is not a multiple of stepMs ${stepMs}`);
   const steps = (toMs - fromMs) / stepMs;
   if (steps > RANGE_STEPS_MAX) throw new InvalidArgumentError(`${steps} steps exceed ${RANGE_STEPS_MAX}`);
   const tierIndex = options.tiers.findIndex(
-    (t) => stepMs % t.resolutionMs === 0 && fromMs % t.resolutionMs === 0 && Math.floor(fromMs / t.resolutionMs) >= Math.floor(clockMs / t.resolutionMs) - t.retentionMs / t.resolutionMs + 1,
+    (t) =>
+      stepMs % t.resolutionMs === 0 &&
+      fromMs % t.resolutionMs === 0 &&
+      Math.floor(fromMs / t.resolutionMs) >= Math.floor(clockMs / t.resolutionMs) - t.retentionMs / t.resolutionMs + 1,
   );
   if (tierIndex < 0) {
     throw new InvalidArgumentError(
@@ -389,7 +408,12 @@ export class WindowedCounter {
     const tier = this.tiers[tierIndex]!;
     const out: WindowBucket[] = [];
     for (let p = tier.head; p < tier.tail; p++) {
-      out.push({ startMs: tier.numbers[p]! * tier.resolutionMs, resolutionMs: tier.resolutionMs, sum: tier.sums[p]!, count: tier.counts[p]! });
+      out.push({
+        startMs: tier.numbers[p]! * tier.resolutionMs,
+        resolutionMs: tier.resolutionMs,
+        sum: tier.sums[p]!,
+        count: tier.counts[p]!,
+      });
     }
     return out;
   }
@@ -450,7 +474,8 @@ function decodeTier(reader: ByteReader, tier: TierBuckets, clockMs: number, futu
   let previous = -1;
   for (let i = 0; i < size; i++) {
     const bucket = readAscending(reader, previous);
-    if (bucket < oldest || bucket > newest) reader.fail(`bucket ${bucket} of tier ${tier.resolutionMs} ms is outside the kept ${oldest}..${newest}`);
+    if (bucket < oldest || bucket > newest)
+      reader.fail(`bucket ${bucket} of tier ${tier.resolutionMs} ms is outside the kept ${oldest}..${newest}`);
     const sum = readSvarint64(reader);
     const count = readUvarint(reader);
     if (count < 1) reader.fail("a stored bucket has no adds");
