@@ -33,20 +33,21 @@ const sizeRules = (fileLinesMax, functionLinesMax) => ({
  * PENDING SPLIT: the files of src/ that are over the size limits today, each allowed exactly its
  * current size (`lines`: the file; `functionLines`: its longest function, named in the comment), so
  * none can grow. Lower a number when a file shrinks; delete the entry when it is under the limits.
+ * The numbers are counted after prettier (applied once, 2026-12-06), which wrapped long lines.
  * Entries of files that no longer exist are reported when ESLint loads this file.
  */
 const pendingSplit = {
   // The node core, being rebuilt (the I/O loop depending on small interfaces, STYLE.md):
-  "src/raft/raft.ts": { lines: 1195 },
-  "src/shard/state-machine.ts": { lines: 1245, functionLines: 137 }, // mutate
-  "src/storage/node-store.ts": { lines: 652 },
-  "src/transport/peer-transport.ts": { lines: 843 },
-  "src/server/node.ts": { lines: 1458 },
+  "src/raft/raft.ts": { lines: 1182 },
+  "src/shard/state-machine.ts": { lines: 1277, functionLines: 140 }, // mutate
+  "src/storage/node-store.ts": { lines: 669 },
+  "src/transport/peer-transport.ts": { lines: 867 },
+  "src/server/node.ts": { lines: 1608 },
   // Other over-limit files (src/client and src/server, being split, are under the limits now):
-  "src/shard/commands.ts": { lines: 774 },
-  "src/meta/map.ts": { functionLines: 142 }, // MetaStateMachine.apply
-  "src/cli/cli.ts": { functionLines: 330 }, // runCli
-  "src/cli/kinds.ts": { functionLines: 158 }, // addKindCommands
+  "src/shard/commands.ts": { lines: 795 },
+  "src/meta/map.ts": { functionLines: 211 }, // MetaStateMachine.apply
+  "src/cli/cli.ts": { functionLines: 392 }, // runCli
+  "src/cli/kinds.ts": { functionLines: 182 }, // addKindCommands
 };
 for (const file of Object.keys(pendingSplit)) {
   if (!existsSync(join(root, file)))

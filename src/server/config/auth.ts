@@ -61,11 +61,15 @@ export class Authorizer {
     readonly internalToken: string | undefined,
   ) {
     this.certificatesVerified = certificatesVerified;
-    this.tokens = settings.tokens.map((token) => ({ digest: Buffer.from(token.sha256, "hex"), principal: principalOf(token.name, token.grants) }));
+    this.tokens = settings.tokens.map((token) => ({
+      digest: Buffer.from(token.sha256, "hex"),
+      principal: principalOf(token.name, token.grants),
+    }));
     if (internalToken !== undefined) {
       this.tokens.push({ digest: tokenDigest(internalToken), principal: INTERNAL("internal") });
     }
-    for (const certificate of settings.certificates) this.certificates.set(certificate.identity, principalOf(certificate.name, certificate.grants));
+    for (const certificate of settings.certificates)
+      this.certificates.set(certificate.identity, principalOf(certificate.name, certificate.grants));
   }
 
   /**
@@ -93,9 +97,13 @@ export class Authorizer {
         const principal = this.certificates.get(identity);
         if (principal !== undefined) return principal;
       }
-      throw new UnauthenticatedError(`client certificate ${JSON.stringify(certificate.subject?.CN ?? "")} is not mapped to any role (auth.certificates)`);
+      throw new UnauthenticatedError(
+        `client certificate ${JSON.stringify(certificate.subject?.CN ?? "")} is not mapped to any role (auth.certificates)`,
+      );
     }
-    throw new UnauthenticatedError("no credentials: send authorization: Bearer <token>" + (this.certificatesVerified ? " or a mapped client certificate" : ""));
+    throw new UnauthenticatedError(
+      "no credentials: send authorization: Bearer <token>" + (this.certificatesVerified ? " or a mapped client certificate" : ""),
+    );
   }
 
   /** Throws PermissionDeniedError unless the principal may make this request. */
@@ -106,7 +114,8 @@ export class Authorizer {
         if (!principal.internal) throw new PermissionDeniedError(`${who}: ${method} is for the cluster's own nodes`);
         return;
       case "admin":
-        if (!principal.grants.some((grant) => grant.roles.has("admin"))) throw new PermissionDeniedError(`${who} has no admin role (${method})`);
+        if (!principal.grants.some((grant) => grant.roles.has("admin")))
+          throw new PermissionDeniedError(`${who} has no admin role (${method})`);
         return;
       case "some":
         if (!principal.grants.some((grant) => access.roles.some((role) => grant.roles.has(role)))) {
@@ -115,7 +124,9 @@ export class Authorizer {
         return;
       case "prefix":
         if (!principal.grants.some((grant) => grant.roles.has(access.role) && hasPrefix(access.prefix, grant.prefix))) {
-          throw new PermissionDeniedError(`${who} has no ${access.role} role on every key under prefix ${printable(access.prefix)} (${method})`);
+          throw new PermissionDeniedError(
+            `${who} has no ${access.role} role on every key under prefix ${printable(access.prefix)} (${method})`,
+          );
         }
         return;
       case "keys":
@@ -123,7 +134,9 @@ export class Authorizer {
           const key = access.keys[i]!;
           if (principal.grants.some((grant) => grant.roles.has(access.role) && hasPrefix(key, grant.prefix))) continue;
           const where = access.batch ? `ops[${i}] ` : "";
-          const error = new PermissionDeniedError(`${who} has no ${access.role} role on ${where}key ${printable(key)} (${method}); nothing was applied`);
+          const error = new PermissionDeniedError(
+            `${who} has no ${access.role} role on ${where}key ${printable(key)} (${method}); nothing was applied`,
+          );
           if (access.batch) (error as PermissionDeniedError & { opIndex?: number }).opIndex = i;
           throw error;
         }
@@ -151,9 +164,12 @@ export function authorizerFor(config: ClusterConfig): Authorizer | undefined {
   const settings = config.auth;
   let authorizer: Authorizer | undefined;
   if (settings !== undefined) {
-    const internalToken = settings.internalTokenFile === undefined ? undefined : readInternalToken(settings.internalTokenFile, config.source);
+    const internalToken =
+      settings.internalTokenFile === undefined ? undefined : readInternalToken(settings.internalTokenFile, config.source);
     if (internalToken !== undefined && settings.tokens.some((token) => token.sha256 === tokenDigest(internalToken).toString("hex"))) {
-      throw new ConfigError(`${config.source}: auth.internalTokenFile holds a token that is also in auth.tokens; the internal token must be the nodes' alone`);
+      throw new ConfigError(
+        `${config.source}: auth.internalTokenFile holds a token that is also in auth.tokens; the internal token must be the nodes' alone`,
+      );
     }
     authorizer = new Authorizer(settings, config.tls?.clientAuth === "require", internalToken);
   }
@@ -185,13 +201,19 @@ function readInternalToken(path: string, source: string): string {
     throw new ConfigError(`${source}: auth.internalTokenFile: cannot read ${path}: ${(error as Error).message}`);
   }
   if (token.length < INTERNAL_TOKEN_CHARS_MIN || !/^[\x21-\x7e]+$/.test(token)) {
-    throw new ConfigError(`${source}: auth.internalTokenFile: ${path} must hold one token of at least ${INTERNAL_TOKEN_CHARS_MIN} printable characters (tallyctl auth hash-token makes one)`);
+    throw new ConfigError(
+      `${source}: auth.internalTokenFile: ${path} must hold one token of at least ${INTERNAL_TOKEN_CHARS_MIN} printable characters (tallyctl auth hash-token makes one)`,
+    );
   }
   return token;
 }
 
 function principalOf(name: string, grants: readonly AuthGrant[]): Principal {
-  return { name, internal: false, grants: grants.map((grant) => ({ prefix: Buffer.from(grant.prefix, "utf8"), roles: new Set(grant.roles) })) };
+  return {
+    name,
+    internal: false,
+    grants: grants.map((grant) => ({ prefix: Buffer.from(grant.prefix, "utf8"), roles: new Set(grant.roles) })),
+  };
 }
 
 function INTERNAL(name: string): Principal {

@@ -38,33 +38,63 @@ export type SectionSpecs<T> = { [K in keyof T]-?: Omit<SettingSpec, "path"> };
 export const CLUSTER_SPECS = {
   name: { type: "string", default: "local", meaning: "The cluster's name, in logs and metrics." },
   replicationFactor: { type: "integer", default: 3, meaning: "Replicas per shard; at most the number of nodes." },
-  shards: { type: "integer", default: 8, max: 1024, meaning: "Shard Raft groups at bootstrap; the 16384 hash slots are split evenly between them." },
+  shards: {
+    type: "integer",
+    default: 8,
+    max: 1024,
+    meaning: "Shard Raft groups at bootstrap; the 16384 hash slots are split evenly between them.",
+  },
   tickMs: { type: "integer", default: 20, max: 1000, meaning: "One Raft tick, in milliseconds." },
-  electionTicks: { type: "integer", default: 25, meaning: "Minimum election timeout in ticks (randomized up to 2x); greater than heartbeatTicks." },
+  electionTicks: {
+    type: "integer",
+    default: 25,
+    meaning: "Minimum election timeout in ticks (randomized up to 2x); greater than heartbeatTicks.",
+  },
   heartbeatTicks: { type: "integer", default: 5, meaning: "Leader heartbeat interval in ticks." },
-  leaseDriftTicks: { type: "integer", default: 5, meaning: "Clock drift allowance: a leader's read lease lasts electionTicks - leaseDriftTicks; less than electionTicks." },
-  sessionTimeoutMs: { type: "integer", default: 600_000, meaning: "Exactly-once sessions expire after this long idle (leader-stamped time)." },
+  leaseDriftTicks: {
+    type: "integer",
+    default: 5,
+    meaning: "Clock drift allowance: a leader's read lease lasts electionTicks - leaseDriftTicks; less than electionTicks.",
+  },
+  sessionTimeoutMs: {
+    type: "integer",
+    default: 600_000,
+    meaning: "Exactly-once sessions expire after this long idle (leader-stamped time).",
+  },
   sessionsPerCallerMax: {
     type: "integer",
     default: 10_000,
-    meaning: "Sessions one authenticated caller may hold per shard (beyond: RESOURCE_EXHAUSTED). Replicated state: every node must use the same value.",
+    meaning:
+      "Sessions one authenticated caller may hold per shard (beyond: RESOURCE_EXHAUSTED). Replicated state: every node must use the same value.",
   },
-  snapshotEveryEntries: { type: "integer", default: 10_000, meaning: "Compact a Raft log after this many entries (a shard also every 8 MiB of entries)." },
+  snapshotEveryEntries: {
+    type: "integer",
+    default: 10_000,
+    meaning: "Compact a Raft log after this many entries (a shard also every 8 MiB of entries).",
+  },
   metaReplicas: {
     type: "integer",
     defaultText: "3, or 1 with fewer than 3 nodes",
     max: 7,
     meaning: "Replicas of the metadata group: the first this many nodes by id. 1, 3, 5 or 7.",
   },
-} as const satisfies SectionSpecs<import("./config.js").ClusterSettings>;
+} as const satisfies SectionSpecs<ClusterSettings>;
 
 export const LIMITS_SPECS = {
   maxKeyBytes: { type: "integer", default: 256, max: 256, meaning: "Longest key, in bytes." },
   maxBatchOps: { type: "integer", default: 10_000, max: 10_000, meaning: "Operations in one batch request." },
-  maxPendingProposalsPerShard: { type: "integer", default: 100_000, meaning: "Mutations waiting for commit on one shard; beyond: OVERLOADED." },
+  maxPendingProposalsPerShard: {
+    type: "integer",
+    default: 100_000,
+    meaning: "Mutations waiting for commit on one shard; beyond: OVERLOADED.",
+  },
   maxEntryBytes: { type: "integer", default: 4 * MIB, max: 64 * MIB, meaning: "One Raft entry (a leader-side batch of commands)." },
   maxInflightMessages: { type: "integer", default: 256, meaning: "Raft append messages in flight to one follower." },
-  maxInflightBytes: { type: "integer", default: 32 * MIB, meaning: "Bytes of Raft appends in flight to one follower; at least maxSizePerMsgBytes." },
+  maxInflightBytes: {
+    type: "integer",
+    default: 32 * MIB,
+    meaning: "Bytes of Raft appends in flight to one follower; at least maxSizePerMsgBytes.",
+  },
   maxSizePerMsgBytes: { type: "integer", default: MIB, meaning: "Largest Raft append message." },
   requestTimeoutMs: { type: "integer", default: 5_000, meaning: "A mutation not known to be committed by then is answered as ambiguous." },
   maxInflightPerClient: {
@@ -74,9 +104,17 @@ export const LIMITS_SPECS = {
   },
   // 1,000 reads answered in one run held a node's thread ~0.16 s; 4,000 held it 1.1 s and cost
   // the shard its leader (docs/limits.md).
-  maxInflightPerNode: { type: "integer", default: 1_000, meaning: "Requests in flight on the whole node (every connection) before OVERLOADED (docs/limits.md)." },
+  maxInflightPerNode: {
+    type: "integer",
+    default: 1_000,
+    meaning: "Requests in flight on the whole node (every connection) before OVERLOADED (docs/limits.md).",
+  },
   // The least RFC 9113 recommends; calls arriving together cost ~0.1 ms each even when refused.
-  maxStreamsPerConnection: { type: "integer", default: 100, meaning: "Calls one connection may have open at once (HTTP/2 max concurrent streams); the client queues the rest." },
+  maxStreamsPerConnection: {
+    type: "integer",
+    default: 100,
+    meaning: "Calls one connection may have open at once (HTTP/2 max concurrent streams); the client queues the rest.",
+  },
   // 10,000 ops with 256-byte keys and every field set encode to ~2.9 MiB.
   maxRequestBytes: {
     type: "integer",
@@ -85,38 +123,124 @@ export const LIMITS_SPECS = {
     max: 256 * MIB,
     meaning: "Largest request message on the client port, checked on the length prefix before buffering; beyond: RESOURCE_EXHAUSTED.",
   },
-} as const satisfies SectionSpecs<import("./config.js").Limits>;
+} as const satisfies SectionSpecs<Limits>;
 
 export const PLACEMENT_SPECS = {
-  autoRebalance: { type: "boolean", default: true, meaning: "Start replica moves and leader transfers on its own (false: only what tallyctl asks for)." },
-  downAfterMs: { type: "integer", default: 30_000, meaning: "A node silent this long is marked down and its replicas are re-created elsewhere; at least 3 x heartbeatMs." },
+  autoRebalance: {
+    type: "boolean",
+    default: true,
+    meaning: "Start replica moves and leader transfers on its own (false: only what tallyctl asks for).",
+  },
+  downAfterMs: {
+    type: "integer",
+    default: 30_000,
+    meaning: "A node silent this long is marked down and its replicas are re-created elsewhere; at least 3 x heartbeatMs.",
+  },
   maxConcurrentMoves: { type: "integer", default: 2, meaning: "Replica moves running at once." },
   heartbeatMs: { type: "integer", default: 300, meaning: "How often every node reports to the metadata leader (and learns the map)." },
-  catchUpTimeoutMs: { type: "integer", default: 120_000, meaning: "A new replica that has not caught up by then is removed again and its move aborted." },
-  leaderTransferCooldownMs: { type: "integer", default: 10_000, meaning: "Minimum time between two automatic leader transfers of one shard." },
-  splitOpsPerSecond: { type: "integer or 0", default: 20_000, meaning: "A shard whose leader applies more mutations/s than this (sustained) is split; 0 = never." },
+  catchUpTimeoutMs: {
+    type: "integer",
+    default: 120_000,
+    meaning: "A new replica that has not caught up by then is removed again and its move aborted.",
+  },
+  leaderTransferCooldownMs: {
+    type: "integer",
+    default: 10_000,
+    meaning: "Minimum time between two automatic leader transfers of one shard.",
+  },
+  splitOpsPerSecond: {
+    type: "integer or 0",
+    default: 20_000,
+    meaning: "A shard whose leader applies more mutations/s than this (sustained) is split; 0 = never.",
+  },
   splitSustainMs: { type: "integer", default: 10_000, meaning: "How long a shard must stay above splitOpsPerSecond before it is split." },
-} as const satisfies SectionSpecs<import("./config.js").PlacementSettings>;
+} as const satisfies SectionSpecs<PlacementSettings>;
 
 const NODE_SPECS: SettingSpec[] = [
-  { path: "nodes", type: "list", defaultText: "required", meaning: "The cluster's nodes, each a mapping of the nodes[] fields below. Required (file or TALLY_NODES)." },
-  { path: "nodes[].id", type: "integer", defaultText: "required", meaning: "The node's id, unique. In the environment, TALLY_NODE_ID (or tallyd --node) picks which entry this tallyd is." },
-  { path: "nodes[].client", type: "host:port", defaultText: "required", meaning: "Advertised client address (CounterService, AdminService): what clients and other nodes dial." },
-  { path: "nodes[].clientListen", type: "host:port", defaultText: "nodes[].client", meaning: "Where tallyd binds the client port, e.g. 0.0.0.0:7000 in a container." },
-  { path: "nodes[].peer", type: "host:port", defaultText: "required", meaning: "Advertised peer address: what other nodes dial for Raft traffic." },
+  {
+    path: "nodes",
+    type: "list",
+    defaultText: "required",
+    meaning: "The cluster's nodes, each a mapping of the nodes[] fields below. Required (file or TALLY_NODES).",
+  },
+  {
+    path: "nodes[].id",
+    type: "integer",
+    defaultText: "required",
+    meaning: "The node's id, unique. In the environment, TALLY_NODE_ID (or tallyd --node) picks which entry this tallyd is.",
+  },
+  {
+    path: "nodes[].client",
+    type: "host:port",
+    defaultText: "required",
+    meaning: "Advertised client address (CounterService, AdminService): what clients and other nodes dial.",
+  },
+  {
+    path: "nodes[].clientListen",
+    type: "host:port",
+    defaultText: "nodes[].client",
+    meaning: "Where tallyd binds the client port, e.g. 0.0.0.0:7000 in a container.",
+  },
+  {
+    path: "nodes[].peer",
+    type: "host:port",
+    defaultText: "required",
+    meaning: "Advertised peer address: what other nodes dial for Raft traffic.",
+  },
   { path: "nodes[].peerListen", type: "host:port", defaultText: "nodes[].peer", meaning: "Where tallyd binds the peer port." },
-  { path: "nodes[].metrics", type: "host:port", defaultText: "none (no ops HTTP server)", meaning: "Advertised address of the ops HTTP server (/metrics, /livez, /readyz)." },
-  { path: "nodes[].metricsListen", type: "host:port", defaultText: "nodes[].metrics", meaning: "Where tallyd binds the ops HTTP server; either this or nodes[].metrics turns it on." },
-  { path: "nodes[].zone", type: "string", default: "default", meaning: "Failure domain; placement spreads a shard's replicas across zones." },
+  {
+    path: "nodes[].metrics",
+    type: "host:port",
+    defaultText: "none (no ops HTTP server)",
+    meaning: "Advertised address of the ops HTTP server (/metrics, /livez, /readyz).",
+  },
+  {
+    path: "nodes[].metricsListen",
+    type: "host:port",
+    defaultText: "nodes[].metrics",
+    meaning: "Where tallyd binds the ops HTTP server; either this or nodes[].metrics turns it on.",
+  },
+  {
+    path: "nodes[].zone",
+    type: "string",
+    default: "default",
+    meaning: "Failure domain; placement spreads a shard's replicas across zones.",
+  },
   { path: "nodes[].dataDir", type: "path", defaultText: "data/n<id>", meaning: "The node's data directory, never shared." },
-  { path: "nodes[].cert", type: "path", defaultText: "required with tls", meaning: "The node's certificate chain (PEM); only with a tls section." },
-  { path: "nodes[].key", type: "path", defaultText: "required with tls", meaning: "The node's private key (PEM); only with a tls section." },
+  {
+    path: "nodes[].cert",
+    type: "path",
+    defaultText: "required with tls",
+    meaning: "The node's certificate chain (PEM); only with a tls section.",
+  },
+  {
+    path: "nodes[].key",
+    type: "path",
+    defaultText: "required with tls",
+    meaning: "The node's private key (PEM); only with a tls section.",
+  },
 ];
 
 const TLS_SPECS: SettingSpec[] = [
-  { path: "tls.ca", type: "path", defaultText: "no tls section: plaintext everywhere", meaning: "CA bundle every node and client certificate must chain to. Setting it turns TLS on (client port) and mTLS (between nodes)." },
-  { path: "tls.clientAuth", type: "enum", values: ["require", "none"], default: "require", meaning: "The client port: require a client certificate from the CA (mTLS), or none (TLS only)." },
-  { path: "tls.reloadSeconds", type: "integer", default: 30, meaning: "Seconds between re-reads of the certificate files (SIGHUP re-reads at once)." },
+  {
+    path: "tls.ca",
+    type: "path",
+    defaultText: "no tls section: plaintext everywhere",
+    meaning: "CA bundle every node and client certificate must chain to. Setting it turns TLS on (client port) and mTLS (between nodes).",
+  },
+  {
+    path: "tls.clientAuth",
+    type: "enum",
+    values: ["require", "none"],
+    default: "require",
+    meaning: "The client port: require a client certificate from the CA (mTLS), or none (TLS only).",
+  },
+  {
+    path: "tls.reloadSeconds",
+    type: "integer",
+    default: 30,
+    meaning: "Seconds between re-reads of the certificate files (SIGHUP re-reads at once).",
+  },
   { path: "tls.client.cert", type: "path", meaning: "A client certificate for tallyctl and the test tools." },
   { path: "tls.client.key", type: "path", meaning: "The key of tls.client.cert." },
 ];
@@ -128,7 +252,11 @@ const AUTH_SPECS: SettingSpec[] = [
     defaultText: "no auth section: access control off",
     meaning: "Bearer tokens: { name, sha256 (of the token, `tallyctl auth hash-token`), grants: [{ prefix, roles: [read|write|admin] }] }.",
   },
-  { path: "auth.certificates", type: "list", meaning: "mTLS client identities (CN or a SAN): { name, identity, grants }; needs tls.clientAuth: require." },
+  {
+    path: "auth.certificates",
+    type: "list",
+    meaning: "mTLS client identities (CN or a SAN): { name, identity, grants }; needs tls.clientAuth: require.",
+  },
   {
     path: "auth.internalTokenFile",
     type: "path",
@@ -171,11 +299,76 @@ export function envVarName(path: string): string {
 
 /** The field names directly under `prefix` ("cluster", "nodes[]", "tls"), from the table. */
 export function childFields(prefix: string): string[] {
-  const fields = CONFIG_SETTINGS.filter((spec) => spec.path.startsWith(`${prefix}.`)).map((spec) => spec.path.slice(prefix.length + 1).split(".")[0]!);
+  const fields = CONFIG_SETTINGS.filter((spec) => spec.path.startsWith(`${prefix}.`)).map(
+    (spec) => spec.path.slice(prefix.length + 1).split(".")[0]!,
+  );
   return [...new Set(fields)];
 }
 
 /** `64 MiB` for whole mebibytes, else the plain number: how limits read in messages and docs. */
 export function formatBound(value: number): string {
   return value >= MIB && value % MIB === 0 ? `${value / MIB} MiB` : String(value);
+}
+
+// ---- the typed sections these tables describe (config.ts re-exports them) ----
+
+export interface ClusterSettings {
+  name: string;
+  replicationFactor: number;
+  shards: number;
+  tickMs: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  leaseDriftTicks: number;
+  sessionTimeoutMs: number;
+  /**
+   * Sessions one authenticated caller may hold per shard (beyond: RESOURCE_EXHAUSTED), so no caller
+   * can evict the others' sessions. Replicated-state semantics: every node must use the same value.
+   */
+  sessionsPerCallerMax: number;
+  snapshotEveryEntries: number;
+  /** Replicas of the metadata group: the first this many nodes by id (3, or 5 for big clusters). */
+  metaReplicas: number;
+}
+
+/** The placement controller on the metadata leader (src/server/meta-controller.ts). */
+export interface PlacementSettings {
+  /** Start moves and leader transfers on its own (false: only what tallyctl asks for). */
+  autoRebalance: boolean;
+  /** A node silent this long is marked down and its replicas are re-created elsewhere. */
+  downAfterMs: number;
+  /** Replica moves running at once (rate limit). */
+  maxConcurrentMoves: number;
+  /** How often every node reports to the metadata leader (and learns the map). */
+  heartbeatMs: number;
+  /** A new replica that has not caught up by then is removed again and its move aborted. */
+  catchUpTimeoutMs: number;
+  /** Minimum time between two automatic leader transfers of one shard. */
+  leaderTransferCooldownMs: number;
+  /** A shard whose leader applies more than this many mutations/s (sustained) is split; 0 = never. */
+  splitOpsPerSecond: number;
+  /** How long a shard must stay above splitOpsPerSecond before it is split. */
+  splitSustainMs: number;
+}
+
+export interface Limits {
+  maxKeyBytes: number;
+  maxBatchOps: number;
+  maxPendingProposalsPerShard: number;
+  maxEntryBytes: number;
+  maxInflightMessages: number;
+  maxInflightBytes: number;
+  maxSizePerMsgBytes: number;
+  requestTimeoutMs: number;
+  /** Requests in flight from one client connection, and from one session, before OVERLOADED. */
+  maxInflightPerClient: number;
+  /** Requests in flight on the whole node (every connection) before OVERLOADED (docs/limits.md). */
+  maxInflightPerNode: number;
+  /** Calls one connection may have open at once (HTTP/2 max concurrent streams): the client queues the rest. */
+  maxStreamsPerConnection: number;
+  /**
+   * Largest request message the client port accepts (gRPC max_receive_message_length, checked on
+   * the length prefix before the message is buffered). The default holds a full 10,000-op batch.
+   */
+  maxRequestBytes: number;
 }

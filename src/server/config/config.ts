@@ -11,7 +11,21 @@ import { parse as parseYaml } from "yaml";
 import { evenSlotRanges, type SlotRange } from "../../meta/slots.js";
 import type { ShardOptions } from "../../shard/state-machine.js";
 import { SHA256_HEX } from "../../util/auth-token.js";
-import { CLUSTER_SPECS, CONFIG_SETTINGS, LIMITS_SPECS, PLACEMENT_SPECS, childFields, envVarName, formatBound, type SettingSpec } from "./config-settings.js";
+import {
+  CLUSTER_SPECS,
+  LIMITS_SPECS,
+  PLACEMENT_SPECS,
+  childFields,
+  formatBound,
+  type ClusterSettings,
+  type Limits,
+  type PlacementSettings,
+  type SettingSpec,
+} from "./config-settings.js";
+import { applyEnvironment, asObject, ConfigError, type ConfigSources } from "./config-env.js";
+
+export { ConfigError, type ConfigSources } from "./config-env.js";
+export type { ClusterSettings, Limits, PlacementSettings } from "./config-settings.js";
 
 export interface NodeConfig {
   id: number;
@@ -80,67 +94,6 @@ export interface AuthSettings {
   internalTokenFile?: string;
 }
 
-export interface ClusterSettings {
-  name: string;
-  replicationFactor: number;
-  shards: number;
-  tickMs: number;
-  electionTicks: number;
-  heartbeatTicks: number;
-  leaseDriftTicks: number;
-  sessionTimeoutMs: number;
-  /**
-   * Sessions one authenticated caller may hold per shard (beyond: RESOURCE_EXHAUSTED), so no caller
-   * can evict the others' sessions. Replicated-state semantics: every node must use the same value.
-   */
-  sessionsPerCallerMax: number;
-  snapshotEveryEntries: number;
-  /** Replicas of the metadata group: the first this many nodes by id (3, or 5 for big clusters). */
-  metaReplicas: number;
-}
-
-/** The placement controller on the metadata leader (src/server/meta-controller.ts). */
-export interface PlacementSettings {
-  /** Start moves and leader transfers on its own (false: only what tallyctl asks for). */
-  autoRebalance: boolean;
-  /** A node silent this long is marked down and its replicas are re-created elsewhere. */
-  downAfterMs: number;
-  /** Replica moves running at once (rate limit). */
-  maxConcurrentMoves: number;
-  /** How often every node reports to the metadata leader (and learns the map). */
-  heartbeatMs: number;
-  /** A new replica that has not caught up by then is removed again and its move aborted. */
-  catchUpTimeoutMs: number;
-  /** Minimum time between two automatic leader transfers of one shard. */
-  leaderTransferCooldownMs: number;
-  /** A shard whose leader applies more than this many mutations/s (sustained) is split; 0 = never. */
-  splitOpsPerSecond: number;
-  /** How long a shard must stay above splitOpsPerSecond before it is split. */
-  splitSustainMs: number;
-}
-
-export interface Limits {
-  maxKeyBytes: number;
-  maxBatchOps: number;
-  maxPendingProposalsPerShard: number;
-  maxEntryBytes: number;
-  maxInflightMessages: number;
-  maxInflightBytes: number;
-  maxSizePerMsgBytes: number;
-  requestTimeoutMs: number;
-  /** Requests in flight from one client connection, and from one session, before OVERLOADED. */
-  maxInflightPerClient: number;
-  /** Requests in flight on the whole node (every connection) before OVERLOADED (docs/limits.md). */
-  maxInflightPerNode: number;
-  /** Calls one connection may have open at once (HTTP/2 max concurrent streams): the client queues the rest. */
-  maxStreamsPerConnection: number;
-  /**
-   * Largest request message the client port accepts (gRPC max_receive_message_length, checked on
-   * the length prefix before the message is buffered). The default holds a full 10,000-op batch.
-   */
-  maxRequestBytes: number;
-}
-
 export interface ShardPlacement {
   shardId: number;
   slots: SlotRange;
@@ -160,18 +113,6 @@ export interface ClusterConfig {
   tls?: TlsSettings;
   /** Absent: every caller may do everything (access control off). */
   auth?: AuthSettings;
-}
-
-export class ConfigError extends Error {
-  override name = "ConfigError";
-}
-
-/** Where settings may come from besides the document: tallyd passes process.env and its --node. */
-export interface ConfigSources {
-  /** Variables named by the rule in config-settings.ts; they override the file. */
-  env?: Record<string, string | undefined>;
-  /** The node the TALLY_NODE_* variables change (tallyd's --node or TALLY_NODE_ID). */
-  nodeId?: number;
 }
 
 /** `path` undefined: no file, every setting from `sources.env` (TALLY_NODES at least). */
@@ -200,7 +141,8 @@ export function parseClusterConfig(document: unknown, source = "<inline>", sourc
   // A value that came from a variable is reported under the variable's name.
   const where = (field: string) => {
     for (const [prefix, variable] of overlaid.origins) {
-      if (field === prefix || field.startsWith(`${prefix}.`) || field.startsWith(`${prefix}[`)) return `environment variable ${variable}: ${field}`;
+      if (field === prefix || field.startsWith(`${prefix}.`) || field.startsWith(`${prefix}[`))
+        return `environment variable ${variable}: ${field}`;
     }
     return fileWhere(field);
   };
@@ -226,7 +168,13 @@ export function parseClusterConfig(document: unknown, source = "<inline>", sourc
   return config;
 }
 
-function parseNode(raw: unknown, field: string, baseDir: string, tls: TlsSettings | undefined, where: (field: string) => string): NodeConfig {
+function parseNode(
+  raw: unknown,
+  field: string,
+  baseDir: string,
+  tls: TlsSettings | undefined,
+  where: (field: string) => string,
+): NodeConfig {
   const node = asObject(raw, where(field));
   rejectUnknown(node, childFields("nodes[]"), where(field));
   const id = positiveInteger(node.id, where(`${field}.id`));
@@ -268,8 +216,11 @@ function listenPortClash(node: NodeConfig, field: string): string | undefined {
     const separator = value.lastIndexOf(":");
     const host = value.slice(0, separator);
     const name = node[`${port}Listen`] === undefined ? port : `${port}Listen`;
-    const clash = seen.find((other) => other.port === value.slice(separator + 1) && (other.host === host || isWildcard(other.host) || isWildcard(host)));
-    if (clash !== undefined) return `${field}.${name}: ${value} would bind the port of ${field}.${clash.name} (${clash.host}:${clash.port})`;
+    const clash = seen.find(
+      (other) => other.port === value.slice(separator + 1) && (other.host === host || isWildcard(other.host) || isWildcard(host)),
+    );
+    if (clash !== undefined)
+      return `${field}.${name}: ${value} would bind the port of ${field}.${clash.name} (${clash.host}:${clash.port})`;
     seen.push({ name, host, port: value.slice(separator + 1) });
   }
   return undefined;
@@ -279,77 +230,13 @@ function isWildcard(host: string): boolean {
   return host === "0.0.0.0" || host === "[::]";
 }
 
-/**
- * Overlays the TALLY_* variables on a copy of the document. Returns it with the origin of every
- * overridden field (document path -> variable), so messages name the variable. Values are
- * converted by the setting's type only as far as the text allows: "abc" for an integer stays a
- * string and the validator rejects it, exactly as it would in the file.
- */
-function applyEnvironment(document: Record<string, unknown>, sources: ConfigSources, where: (field: string) => string): { document: Record<string, unknown>; origins: Map<string, string> } {
-  const origins = new Map<string, string>();
-  const env = sources.env ?? {};
-  const byName = new Map(CONFIG_SETTINGS.map((spec) => [envVarName(spec.path), spec]));
-  for (const name of Object.keys(env)) {
-    if (SETTING_PREFIXES.some((prefix) => name.startsWith(prefix)) && !byName.has(name) && env[name] !== undefined) {
-      throw new ConfigError(`environment variable ${name}: no such setting (docs/configuration.md lists them; the rule is TALLY_ + the path in upper snake case)`);
-    }
-  }
-  const set = Object.entries(env).filter((entry): entry is [string, string] => byName.has(entry[0]) && entry[1] !== undefined && entry[1] !== "");
-  if (set.length === 0) return { document, origins };
-  const copy = structuredClone(document);
-  // Lists first: TALLY_NODES may supply the entry that the TALLY_NODE_* variables then change.
-  set.sort(([a], [b]) => Number(byName.get(b)!.type === "list") - Number(byName.get(a)!.type === "list"));
-  for (const [name, text] of set) {
-    const spec = byName.get(name)!;
-    if (spec.path === "nodes[].id") continue; // the selector, not a value
-    const value = envValue(spec, name, text);
-    if (!spec.path.startsWith("nodes[].")) {
-      setPath(copy, spec.path.split("."), value, where);
-      origins.set(spec.path, name);
-      continue;
-    }
-    if (sources.nodeId === undefined) throw new ConfigError(`environment variable ${name}: needs TALLY_NODE_ID (or tallyd --node) to say which node it configures`);
-    const nodes = Array.isArray(copy.nodes) ? (copy.nodes as unknown[]) : [];
-    const index = nodes.findIndex((node) => typeof node === "object" && node !== null && (node as Record<string, unknown>).id === sources.nodeId);
-    if (index < 0) throw new ConfigError(`environment variable ${name}: node ${sources.nodeId} (TALLY_NODE_ID or --node) is not in nodes`);
-    const field = spec.path.slice("nodes[].".length);
-    (nodes[index] as Record<string, unknown>)[field] = value;
-    origins.set(`nodes[${index}].${field}`, name);
-  }
-  return { document: copy, origins };
-}
-
-const SETTING_PREFIXES = [...new Set(CONFIG_SETTINGS.map((spec) => `${envVarName(spec.path).split("_").slice(0, 2).join("_")}_`))];
-
-function envValue(spec: SettingSpec, name: string, text: string): unknown {
-  switch (spec.type) {
-    case "integer":
-    case "integer or 0":
-      return /^\s*-?\d+\s*$/.test(text) ? Number(text) : text;
-    case "boolean":
-      return text === "true" ? true : text === "false" ? false : text;
-    case "list":
-      try {
-        return parseYaml(text);
-      } catch (error) {
-        throw new ConfigError(`environment variable ${name}: not valid YAML: ${(error as Error).message}`);
-      }
-    default:
-      return text;
-  }
-}
-
-function setPath(document: Record<string, unknown>, segments: string[], value: unknown, where: (field: string) => string): void {
-  let object = document;
-  segments.slice(0, -1).forEach((segment, i) => {
-    object[segment] ??= {};
-    object = asObject(object[segment], where(segments.slice(0, i + 1).join(".")));
-  });
-  object[segments[segments.length - 1]!] = value;
-}
-
 /** A section of scalar settings (cluster, limits, placement): known fields, types and ranges from the table. */
-function parseSection<T>(root: Record<string, unknown>, section: string, specs: Record<string, Omit<SettingSpec, "path">>, where: (field: string) => string): T {
+function parseSection<T>(
+  root: Record<string, unknown>,
+  section: string,
+  specs: Record<string, Omit<SettingSpec, "path">>,
+  where: (field: string) => string,
+): T {
   const raw = root[section] === undefined ? {} : asObject(root[section], where(section));
   rejectUnknown(raw, Object.keys(specs), where(section));
   const values: Record<string, unknown> = {};
@@ -410,9 +297,12 @@ export function validateClusterConfig(config: ClusterConfig, label: string = con
   if (cluster.metaReplicas > nodes.length) {
     fail(`cluster.metaReplicas (${cluster.metaReplicas}) exceeds the number of nodes (${nodes.length})`);
   }
-  if (cluster.metaReplicas % 2 === 0 || cluster.metaReplicas > 7) fail(`cluster.metaReplicas (${cluster.metaReplicas}) must be 1, 3, 5 or 7`);
+  if (cluster.metaReplicas % 2 === 0 || cluster.metaReplicas > 7)
+    fail(`cluster.metaReplicas (${cluster.metaReplicas}) must be 1, 3, 5 or 7`);
   if (config.placement.heartbeatMs * 3 > config.placement.downAfterMs) {
-    fail(`placement.downAfterMs (${config.placement.downAfterMs}) must be at least 3 x placement.heartbeatMs (${config.placement.heartbeatMs})`);
+    fail(
+      `placement.downAfterMs (${config.placement.downAfterMs}) must be at least 3 x placement.heartbeatMs (${config.placement.heartbeatMs})`,
+    );
   }
   if (cluster.electionTicks <= cluster.heartbeatTicks) {
     fail(`cluster.electionTicks (${cluster.electionTicks}) must be greater than cluster.heartbeatTicks (${cluster.heartbeatTicks})`);
@@ -424,7 +314,9 @@ export function validateClusterConfig(config: ClusterConfig, label: string = con
     fail(`limits.maxSizePerMsgBytes (${limits.maxSizePerMsgBytes}) must not exceed limits.maxInflightBytes (${limits.maxInflightBytes})`);
   }
   if (limits.maxInflightPerClient > limits.maxInflightPerNode) {
-    fail(`limits.maxInflightPerClient (${limits.maxInflightPerClient}) must not exceed limits.maxInflightPerNode (${limits.maxInflightPerNode})`);
+    fail(
+      `limits.maxInflightPerClient (${limits.maxInflightPerClient}) must not exceed limits.maxInflightPerNode (${limits.maxInflightPerNode})`,
+    );
   }
 }
 
@@ -433,12 +325,20 @@ export const META_GROUP_ID = 0;
 
 /** The counter state machine's options under this config: every replica's, and tallyctl restore's. */
 export function shardOptionsOf(config: ClusterConfig): ShardOptions {
-  return { sessionTimeoutMs: config.cluster.sessionTimeoutMs, maxSessions: 100_000, maxSessionsPerCaller: config.cluster.sessionsPerCallerMax, maxRetainedResultsPerSession: 1_024 };
+  return {
+    sessionTimeoutMs: config.cluster.sessionTimeoutMs,
+    maxSessions: 100_000,
+    maxSessionsPerCaller: config.cluster.sessionsPerCallerMax,
+    maxRetainedResultsPerSession: 1_024,
+  };
 }
 
 /** The metadata group's replicas: the first cluster.metaReplicas node ids (stable as nodes are added). */
 export function metaReplicaIds(config: ClusterConfig): number[] {
-  return config.nodes.map((node) => node.id).sort((a, b) => a - b).slice(0, config.cluster.metaReplicas);
+  return config.nodes
+    .map((node) => node.id)
+    .sort((a, b) => a - b)
+    .slice(0, config.cluster.metaReplicas);
 }
 
 /**
@@ -450,7 +350,12 @@ export function metaReplicaIds(config: ClusterConfig): number[] {
 export function computePlacement(config: ClusterConfig): ShardPlacement[] {
   const ranges = evenSlotRanges(config.cluster.shards);
   const nodeIds = config.nodes.map((node) => node.id).sort((a, b) => a - b);
-  return ranges.map((slots, i) => ({ shardId: i + 1, slots, epoch: 1, replicas: dealReplicas(nodeIds, config.cluster.replicationFactor, i) }));
+  return ranges.map((slots, i) => ({
+    shardId: i + 1,
+    slots,
+    epoch: 1,
+    replicas: dealReplicas(nodeIds, config.cluster.replicationFactor, i),
+  }));
 }
 
 /** The replicas of the i-th shard: `replicationFactor` consecutive node ids (sorted ids), dealt in turn. */
@@ -483,7 +388,10 @@ function parseTls(raw: unknown, baseDir: string, where: (field: string) => strin
   if (section.client !== undefined) {
     const client = asObject(section.client, where("tls.client"));
     rejectUnknown(client, childFields("tls.client"), where("tls.client"));
-    tls.client = { cert: filePath(client.cert, baseDir, where("tls.client.cert")), key: filePath(client.key, baseDir, where("tls.client.key")) };
+    tls.client = {
+      cert: filePath(client.cert, baseDir, where("tls.client.cert")),
+      key: filePath(client.key, baseDir, where("tls.client.key")),
+    };
   }
   return tls;
 }
@@ -498,8 +406,12 @@ function parseAuth(raw: unknown, baseDir: string, tls: TlsSettings | undefined, 
   const entry = (item: unknown, field: string): { object: Record<string, unknown>; name: string; grants: AuthGrant[] } => {
     const object = asObject(item, where(field));
     const name = object.name;
-    if (typeof name !== "string" || !AUTH_NAME.test(name)) throw new ConfigError(`${where(`${field}.name`)} must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit), got ${JSON.stringify(name)}`);
-    if (names.has(name)) throw new ConfigError(`${where(`${field}.name`)}: "${name}" is used twice (names appear in logs and must say who it was)`);
+    if (typeof name !== "string" || !AUTH_NAME.test(name))
+      throw new ConfigError(
+        `${where(`${field}.name`)} must be 1-64 of A-Z a-z 0-9 . _ - (starting with a letter or digit), got ${JSON.stringify(name)}`,
+      );
+    if (names.has(name))
+      throw new ConfigError(`${where(`${field}.name`)}: "${name}" is used twice (names appear in logs and must say who it was)`);
     names.add(name);
     return { object, name, grants: parseGrants(object.grants, `${field}.grants`, where) };
   };
@@ -515,7 +427,9 @@ function parseAuth(raw: unknown, baseDir: string, tls: TlsSettings | undefined, 
     rejectUnknown(object, ["name", "sha256", "grants"], where(field));
     const sha256 = typeof object.sha256 === "string" ? object.sha256.toLowerCase() : "";
     if (!SHA256_HEX.test(sha256)) {
-      throw new ConfigError(`${where(`${field}.sha256`)} must be the token's SHA-256 as 64 hex digits (tallyctl auth hash-token makes one), never the token itself`);
+      throw new ConfigError(
+        `${where(`${field}.sha256`)} must be the token's SHA-256 as 64 hex digits (tallyctl auth hash-token makes one), never the token itself`,
+      );
     }
     if (hashes.has(sha256)) throw new ConfigError(`${where(`${field}.sha256`)}: the same token is listed twice`);
     hashes.add(sha256);
@@ -524,16 +438,21 @@ function parseAuth(raw: unknown, baseDir: string, tls: TlsSettings | undefined, 
   const identities = new Set<string>();
   const certificates = list(section.certificates, "auth.certificates").map((item, i): AuthCertificate => {
     const field = `auth.certificates[${i}]`;
-    if (tls?.clientAuth !== "require") throw new ConfigError(`${where(field)}: certificate identities need tls.clientAuth: require (only then is a client certificate verified)`);
+    if (tls?.clientAuth !== "require")
+      throw new ConfigError(
+        `${where(field)}: certificate identities need tls.clientAuth: require (only then is a client certificate verified)`,
+      );
     const { object, name, grants } = entry(item, field);
     rejectUnknown(object, ["name", "identity", "grants"], where(field));
     const identity = object.identity;
-    if (typeof identity !== "string" || identity.length === 0) throw new ConfigError(`${where(`${field}.identity`)} must be the certificate's CN or a SAN, got ${JSON.stringify(identity)}`);
+    if (typeof identity !== "string" || identity.length === 0)
+      throw new ConfigError(`${where(`${field}.identity`)} must be the certificate's CN or a SAN, got ${JSON.stringify(identity)}`);
     if (identities.has(identity)) throw new ConfigError(`${where(`${field}.identity`)}: "${identity}" is mapped twice`);
     identities.add(identity);
     return { name, identity, grants };
   });
-  if (tokens.length + certificates.length === 0) throw new ConfigError(`${where("auth")}: needs at least one entry in tokens or certificates (else no one could use the cluster)`);
+  if (tokens.length + certificates.length === 0)
+    throw new ConfigError(`${where("auth")}: needs at least one entry in tokens or certificates (else no one could use the cluster)`);
   const settings: AuthSettings = { tokens, certificates };
   if (section.internalTokenFile !== undefined) {
     settings.internalTokenFile = filePath(section.internalTokenFile, baseDir, where("auth.internalTokenFile"));
@@ -552,15 +471,20 @@ function parseGrants(raw: unknown, field: string, where: (field: string) => stri
     const grant = asObject(item, where(grantField));
     rejectUnknown(grant, ["prefix", "roles"], where(grantField));
     const prefix = grant.prefix ?? "";
-    if (typeof prefix !== "string") throw new ConfigError(`${where(`${grantField}.prefix`)} must be a string ("" = every key), got ${JSON.stringify(prefix)}`);
-    if (Buffer.byteLength(prefix, "utf8") > 256) throw new ConfigError(`${where(`${grantField}.prefix`)} is longer than a key can be (256 bytes)`);
+    if (typeof prefix !== "string")
+      throw new ConfigError(`${where(`${grantField}.prefix`)} must be a string ("" = every key), got ${JSON.stringify(prefix)}`);
+    if (Buffer.byteLength(prefix, "utf8") > 256)
+      throw new ConfigError(`${where(`${grantField}.prefix`)} is longer than a key can be (256 bytes)`);
     const roles = grant.roles;
-    if (!Array.isArray(roles) || roles.length === 0) throw new ConfigError(`${where(`${grantField}.roles`)} must be a non-empty list of ${AUTH_ROLES.join(", ")}`);
+    if (!Array.isArray(roles) || roles.length === 0)
+      throw new ConfigError(`${where(`${grantField}.roles`)} must be a non-empty list of ${AUTH_ROLES.join(", ")}`);
     for (const role of roles) {
-      if (!AUTH_ROLES.includes(role as AuthRole)) throw new ConfigError(`${where(`${grantField}.roles`)}: unknown role ${JSON.stringify(role)} (known: ${AUTH_ROLES.join(", ")})`);
+      if (!AUTH_ROLES.includes(role as AuthRole))
+        throw new ConfigError(`${where(`${grantField}.roles`)}: unknown role ${JSON.stringify(role)} (known: ${AUTH_ROLES.join(", ")})`);
     }
     if (new Set(roles).size !== roles.length) throw new ConfigError(`${where(`${grantField}.roles`)} lists a role twice`);
-    if (roles.includes("admin") && prefix !== "") throw new ConfigError(`${where(`${grantField}.roles`)}: admin is cluster-wide; grant it with prefix ""`);
+    if (roles.includes("admin") && prefix !== "")
+      throw new ConfigError(`${where(`${grantField}.roles`)}: admin is cluster-wide; grant it with prefix ""`);
     return { prefix, roles: roles as AuthRole[] };
   });
 }
@@ -569,11 +493,6 @@ function parseGrants(raw: unknown, field: string, where: (field: string) => stri
 function filePath(value: unknown, baseDir: string, where: string): string {
   if (typeof value !== "string" || value.length === 0) throw new ConfigError(`${where} must be a file path, got ${JSON.stringify(value)}`);
   return isAbsolute(value) ? value : resolve(baseDir, value);
-}
-
-function asObject(value: unknown, where: string): Record<string, unknown> {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new ConfigError(`${where} must be a mapping`);
-  return value as Record<string, unknown>;
 }
 
 function rejectUnknown(object: Record<string, unknown>, known: string[], where: string): void {
