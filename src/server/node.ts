@@ -168,6 +168,9 @@ export function shardOptionsOf(config: ClusterConfig): ShardOptions {
   };
 }
 
+/** How often transferLeader() looks whether the new leader has taken over. */
+const TRANSFER_POLL_MS = 20;
+
 /** The group id of the metadata Raft group; shards are 1.. */
 export const META_GROUP_ID = 0;
 
@@ -1078,12 +1081,36 @@ export class TallyNode {
     }));
   }
 
-  transferLeader(shardId: number, to: number): void {
-    const replica = this.replicas.get(shardId);
-    if (replica === undefined) throw new WrongShardError(`shard ${shardId} has no replica on node ${this.nodeId}`, shardId, 0);
-    if (!replica.isLeader) throw replica.notLeaderError(this.leaderAddress);
-    replica.raw.transferLeader(to);
-    this.wake();
+  /**
+   * Hands shard `shardId`'s leadership to node `to` and waits until this replica sees `to` lead,
+   * as etcd's MoveLeader does: the caller learns whether it happened, not only that it was asked.
+   * The transfer starts inside the loop (Raft is never touched between a Ready and its advance).
+   * Raft aborts a transfer the target does not finish within an election timeout (it is behind or
+   * unreachable); then, or at `timeoutMs`, this fails UNAVAILABLE, and a retry is safe.
+   */
+  async transferLeader(shardId: number, to: number, timeoutMs = this.transferTimeoutMs()): Promise<void> {
+    await this.inLoop(() => {
+      const replica = this.replicas.get(shardId);
+      if (replica === undefined) throw new WrongShardError(`shard ${shardId} has no replica on node ${this.nodeId}`, shardId, 0);
+      if (!replica.isLeader) throw replica.notLeaderError(this.leaderAddress);
+      if (to !== this.nodeId) replica.raw.transferLeader(to);
+    });
+    const deadline = monotonicMs() + timeoutMs;
+    for (;;) {
+      if (this.replicas.get(shardId)?.leader === to) return;
+      if (monotonicMs() >= deadline) {
+        throw new UnavailableError(
+          `leadership of shard ${shardId} did not move to node ${to} within ${timeoutMs} ms (the target may be behind or unreachable); retry`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, TRANSFER_POLL_MS));
+    }
+  }
+
+  /** Long enough for a transfer Raft may complete (it aborts one after an election timeout), with room for a slow loop. */
+  private transferTimeoutMs(): number {
+    const { electionTicks, tickMs } = this.config.cluster;
+    return Math.max(2000, 4 * electionTicks * tickMs);
   }
 
   // ---- the driver loop ----

@@ -332,13 +332,14 @@ export class AdminApi {
     };
   }
 
-  transferLeader(request: TransferLeaderRequestMessage): Outgoing<TransferLeaderResponseMessage> {
+  /** Answers once the new leader has taken over (node.ts transferLeader), or UNAVAILABLE. */
+  async transferLeader(request: TransferLeaderRequestMessage): Promise<Outgoing<TransferLeaderResponseMessage>> {
     const shardId = u32(request.shardId, "shard_id");
     const to = Number(request.toNode);
     if (!Number.isSafeInteger(to) || to <= 0 || !this.node.map.nodes.some((n) => n.id === to)) {
       throw new InvalidArgumentError(`to_node: unknown node "${request.toNode}"`);
     }
-    this.node.transferLeader(shardId, to);
+    await this.node.transferLeader(shardId, to);
     return { leaderId: String(to) };
   }
 }
