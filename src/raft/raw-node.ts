@@ -17,8 +17,16 @@
  */
 import { assert } from "../util/assert.js";
 import { InvalidArgumentError } from "../util/errors.js";
+import { applyConfChange } from "./confchange-apply.js";
+import { campaignLocal } from "./election.js";
+import { transferLeader } from "./leader-transfer.js";
 import type { MemoryStorage } from "./memory-storage.js";
+import { maybeAutoLeave, propose, proposeConfChange } from "./proposal.js";
 import { BOOTSTRAP_TERM, Raft } from "./raft.js";
+import { readIndex } from "./read-only.js";
+import { flushPending, reportSnapshot, reportUnreachable } from "./replication.js";
+import { step } from "./step.js";
+import { tick } from "./tick.js";
 import {
   type ConfChange,
   type ConfState,
@@ -40,7 +48,9 @@ import {
 import { isLocalMessage, isResponseMessage, payloadBytes } from "./util.js";
 
 export { encodeConfChange, decodeConfChange } from "./confchange-codec.js";
-export { campaignTransferContext, BOOTSTRAP_TERM, MAX_PENDING_READS } from "./raft.js";
+export { BOOTSTRAP_TERM } from "./raft.js";
+export { campaignTransferContext } from "./election.js";
+export { MAX_PENDING_READS } from "./read-only.js";
 
 /** What the outstanding Ready handed out, so advance() knows what is now persisted and applied. */
 interface ReadyMark {
@@ -107,7 +117,7 @@ export class RawNode {
 
   /** One logical clock tick (election and heartbeat timeouts, leases are counted in ticks). */
   tick(): void {
-    this.raft.tick();
+    tick(this.raft);
   }
 
   /**
@@ -116,12 +126,12 @@ export class RawNode {
    * vote, and that leader may hold a lease that counts on it (thesis 4.2.3, 6.4.1).
    */
   campaign(): void {
-    this.raft.campaignLocal();
+    campaignLocal(this.raft);
   }
 
   /** Appends a normal entry. Throws ProposalDroppedError (not-leader, no-leader, transferring, queue-full). */
   propose(data: Uint8Array): void {
-    this.raft.propose(data);
+    propose(this.raft, data);
   }
 
   /**
@@ -131,7 +141,7 @@ export class RawNode {
    * transition, enters a joint config twice, leaves a non-joint config).
    */
   proposeConfChange(cc: ConfChange): void {
-    this.raft.proposeConfChange(cc);
+    proposeConfChange(this.raft, cc);
   }
 
   /**
@@ -140,7 +150,7 @@ export class RawNode {
    * applies is ignored deterministically (the current ConfState is returned).
    */
   applyConfChange(cc: ConfChange): ConfState {
-    return this.raft.applyConfChange(cc);
+    return applyConfChange(this.raft, cc);
   }
 
   /**
@@ -165,7 +175,7 @@ export class RawNode {
     if (isResponseMessage(message.type) && !this.raft.tracker.progress.has(message.from)) {
       if (message.type !== MessageType.ReadIndexResp) return;
     }
-    this.raft.step(message);
+    step(this.raft, message);
   }
 
   /**
@@ -175,29 +185,29 @@ export class RawNode {
    * when leadership changes are dropped: callers wait with a deadline.
    */
   readIndex(context: Uint8Array): void {
-    this.raft.readIndex(context);
+    readIndex(this.raft, context);
   }
 
   /** Hands leadership to `transferee` (thesis 3.10); forwarded to the leader when called on a follower. */
   transferLeader(transferee: NodeId): void {
-    this.raft.transferLeader(transferee);
+    transferLeader(this.raft, transferee);
   }
 
   /** The transport failed to deliver to `id`: the leader falls back to probing it. */
   reportUnreachable(id: NodeId): void {
-    this.raft.reportUnreachable(id);
+    reportUnreachable(this.raft, id);
   }
 
   /** Outcome of sending a Snap message to `id`. */
   reportSnapshot(id: NodeId, ok: boolean): void {
-    this.raft.reportSnapshot(id, ok);
+    reportSnapshot(this.raft, id, ok);
   }
 
   /** True when ready() would return something. False while a Ready is outstanding (before advance()). */
   hasReady(): boolean {
     if (this.outstanding !== undefined) return false;
     const r = this.raft;
-    r.flushPending();
+    flushPending(r);
     if (r.msgs.length > 0 || r.readStates.length > 0) return true;
     if (r.log.unstable.length > 0 || r.log.unstable.snapshot !== undefined) return true;
     if (r.log.hasNextCommittedEntries()) return true;
@@ -211,7 +221,7 @@ export class RawNode {
   ready(): Ready {
     assert(this.outstanding === undefined, "raft: ready() called again before advance()");
     const r = this.raft;
-    r.flushPending();
+    flushPending(r);
     r.checkInvariants();
 
     const rd: Ready = {
@@ -270,7 +280,7 @@ export class RawNode {
     if (mark.lastCommittedIndex > 0 && mark.lastCommittedIndex > r.log.applied) {
       r.appliedTo(mark.lastCommittedIndex, mark.committedPayloadBytes);
     }
-    r.maybeAutoLeave();
+    maybeAutoLeave(r);
     r.checkInvariants();
   }
 
