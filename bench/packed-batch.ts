@@ -22,7 +22,7 @@ type Codec = { serialize(value: object): Buffer; deserialize(bytes: Buffer): Rec
 const addBatch = (tallyProto().CounterService as unknown as { service: Record<string, Record<string, unknown>> }).service["AddBatch"]!;
 const request = { serialize: addBatch["requestSerialize"], deserialize: addBatch["requestDeserialize"] } as Codec;
 const response = { serialize: addBatch["responseSerialize"], deserialize: addBatch["responseDeserialize"] } as Codec;
-// The entry encoder's settings (src/shard/commands.ts), for the form entries had before.
+// The entry encoder's settings (src/shard/entry-codec.ts), for the form entries had before.
 const packr = new Packr({ useRecords: false, int64AsType: "bigint", moreTypes: false, mapsAsObjects: true });
 
 const keys = Array.from({ length: OPS }, (_, i) => Buffer.from(`k${(i * 7919) % 1_000_000}`));

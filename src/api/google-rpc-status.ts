@@ -16,6 +16,7 @@
  * sent twice; no encoder does that). Malformed input throws WireFormatError.
  */
 import { assert } from "../util/assert.js";
+import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 
 export const STATUS_DETAILS_METADATA_KEY = "grpc-status-details-bin";
 export const ERROR_INFO_TYPE_URL = "type.googleapis.com/google.rpc.ErrorInfo";
@@ -66,8 +67,6 @@ const VARINT_BYTES_MAX = 10;
 const UINT64_MASK = (1n << 64n) - 1n;
 const INT32_MIN = -(2 ** 31);
 const INT32_MAX = 2 ** 31 - 1;
-const INT64_MIN = -(1n << 63n);
-const INT64_MAX = (1n << 63n) - 1n;
 /** Duration.nanos: the fraction of a second, same sign as seconds (google/protobuf/duration.proto). */
 const NANOS_PER_SECOND = 1_000_000_000;
 

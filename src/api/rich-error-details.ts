@@ -14,6 +14,7 @@
  * A key is left out only when its field is at the default that decoding restores.
  */
 import { assert } from "../util/assert.js";
+import { UINT64_MAX } from "../util/int64.js";
 import {
   ERROR_INFO_TYPE_URL,
   RETRY_INFO_TYPE_URL,
@@ -43,7 +44,6 @@ export const ERROR_METADATA_KEYS = ["leader_id", "leader_address", "shard_id", "
 export type ErrorMetadataKey = (typeof ERROR_METADATA_KEYS)[number];
 
 const UINT32_MAX = 2 ** 32 - 1;
-const UINT64_MAX = 2n ** 64n - 1n;
 const MS_PER_SECOND = 1000;
 const NANOS_PER_MS = 1_000_000;
 const DECIMAL = /^(0|[1-9][0-9]*)$/;

@@ -11,7 +11,7 @@
  * only the driver differs: bash fills COMPREPLY, zsh calls compadd. Variables avoid zsh's special
  * names (`path` is tied to $PATH there).
  */
-import type { Command } from "commander";
+import { Argument, type Command } from "commander";
 import { UsageError } from "./exit-codes.js";
 
 export const SHELLS = ["bash", "zsh"] as const;
@@ -161,4 +161,13 @@ export function completionScript(program: Command, shell: string): string {
   if (shell === "bash") return bashScript(program);
   if (shell === "zsh") return zshScript(program);
   throw new UsageError(`completion: shell must be ${SHELLS.join(" or ")}, got ${JSON.stringify(shell)}`);
+}
+
+/** `tallyctl completion SHELL`: the script is generated when it runs, from the whole command tree. */
+export function addCompletionCommand(program: Command, stdout: (text: string) => void): void {
+  program
+    .command("completion")
+    .description("print a shell completion script: source <(tallyctl completion bash), or zsh")
+    .addArgument(new Argument("<shell>", "bash or zsh").choices(SHELLS))
+    .action((shell: string) => stdout(completionScript(program, shell)));
 }

@@ -99,3 +99,8 @@ export function formatRoutes(routes: RoutesSnapshot): string {
   const summary = `${routes.shards.length} shards over ${routes.slotCount} slots`;
   return `${formatTable(["SHARD", "SLOTS", "EPOCH", "TERM", "LEADER", "REPLICAS"], rows, new Set([0, 2, 3]))}\n\n${summary}`;
 }
+
+/** An accepted membership or placement change: its summary line, or with --json the whole reply. */
+export function changeOutput(reply: { summary?: string; operationId?: string }, json: boolean): string | object {
+  return json ? reply : String(reply.summary ?? "");
+}

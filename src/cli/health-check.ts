@@ -6,8 +6,9 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { service } from "grpc-health-check";
+import { clientTlsCredentials } from "../client/tls-credentials.js";
 import { UnavailableError } from "../util/errors.js";
-import { clientTlsCredentials, type ClientTlsOptions } from "../util/tls.js";
+import type { ClientTlsOptions } from "../util/tls.js";
 
 export type ServingStatus = "SERVING" | "NOT_SERVING" | "UNKNOWN" | "SERVICE_UNKNOWN";
 

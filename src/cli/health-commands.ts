@@ -5,7 +5,7 @@
 import type { Command } from "commander";
 import { ClusterUnreachableError } from "../client/errors.js";
 import { TallyError } from "../util/errors.js";
-import type { CliClient, GlobalOptions } from "./command-types.js";
+import type { CliClient, WithClient } from "./command-types.js";
 import { WithExitCode } from "./exit-codes.js";
 import { formatStatus } from "./format.js";
 import { formatClusterMap, type ClusterMapReply } from "./format-map.js";
@@ -19,11 +19,6 @@ import {
   type LocalStatusReply,
 } from "./health.js";
 import { humanTransportError, isTransportText } from "./human-errors.js";
-
-type WithClient = (
-  command: Command,
-  run: (client: CliClient, options: GlobalOptions) => Promise<string | object | WithExitCode>,
-) => Promise<void>;
 
 /** One endpoint's status call gets at most this long (an unreachable node must not hold the others' lines). */
 const ENDPOINT_CHECK_MS_MAX = 3_000;

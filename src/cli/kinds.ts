@@ -1,13 +1,14 @@
 /**
  * tallyctl commands for the counter kinds (issue 8): window add|range|at, limit, unique add|count,
- * top, agg. Human output is one line or a table; --json prints the client's result (64-bit
- * integers as decimal strings).
+ * top, watch (src/cli/watch-command.ts), agg. Human output is one line or a table; --json prints
+ * the client's result (64-bit integers as decimal strings).
  */
 import type { Command } from "commander";
 import type { TallyClient, WindowAggregate } from "../client/index.js";
-import { parseDecimalBigInt } from "../client/values.js";
+import { int64Argument, nonNegativeArgument, positiveArgument } from "./arguments.js";
 import { UsageError } from "./exit-codes.js";
 import { formatTable } from "./format.js";
+import { addWatchCommand } from "./watch-command.js";
 
 export type KindsClient = Pick<
   TallyClient,
@@ -21,31 +22,7 @@ export interface GlobalKindOptions {
 
 type WithClient = (command: Command, run: (client: KindsClient, options: GlobalKindOptions) => Promise<string | object>) => Promise<void>;
 
-function nonNegative(name: string): (text: string) => number {
-  return (text) => {
-    const value = Number(text);
-    if (!(Number.isSafeInteger(value) && value >= 0))
-      throw new UsageError(`${name} must be a non-negative integer, got ${JSON.stringify(text)}`);
-    return value;
-  };
-}
-
-function positive(name: string): (text: string) => number {
-  const parse = nonNegative(name);
-  return (text) => {
-    const value = parse(text);
-    if (value === 0) throw new UsageError(`${name} must be positive`);
-    return value;
-  };
-}
-
-function int64(name: string): (text: string) => bigint {
-  return (text) => {
-    const value = parseDecimalBigInt(text);
-    if (value === undefined) throw new UsageError(`${name} must be an integer, got ${JSON.stringify(text)}`);
-    return value;
-  };
-}
+const deadline = (options: GlobalKindOptions): { deadlineMs: number } => ({ deadlineMs: options.timeout });
 
 /** --last MS as a window of whole seconds ending with the current second. */
 function lastWindow(lastMs: number | undefined): { window?: { fromMs: number; toMs: number } } {
@@ -63,17 +40,15 @@ function exact(value: bigint, divisor: bigint): string {
   return rest === 0n ? whole.toString() : `${value}/${divisor}`;
 }
 
-/** `print` writes a streamed line (watch without --count) to tallyctl's stdout. */
-export function addKindCommands(program: Command, withClient: WithClient, print: (text: string) => void): void {
-  const deadline = (options: GlobalKindOptions) => ({ deadlineMs: options.timeout });
+function addWindowCommands(program: Command, withClient: WithClient): void {
   const window = program.command("window").description("windowed counters: add, range, at");
   window
     .command("add")
     .description("add DELTA (default 1) to windowed KEY at the leader's time (or --event-time-ms)")
     .argument("<key>")
-    .argument("[delta]", "signed 64-bit integer", int64("DELTA"), 1n)
-    .option("--event-time-ms <ms>", "event time, ms since the epoch", nonNegative("--event-time-ms"))
-    .option("--ttl-ms <ms>", "the key expires this long after the write", positive("--ttl-ms"))
+    .argument("[delta]", "signed 64-bit integer", int64Argument("DELTA"), 1n)
+    .option("--event-time-ms <ms>", "event time, ms since the epoch", nonNegativeArgument("--event-time-ms"))
+    .option("--ttl-ms <ms>", "the key expires this long after the write", positiveArgument("--ttl-ms"))
     .action(async (key: string, delta: bigint, opts: { eventTimeMs?: number; ttlMs?: number }, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
@@ -90,10 +65,10 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
     .command("range")
     .description("points of windowed KEY, one per --step-ms, over [--from, --to) or the --last ms up to now")
     .argument("<key>")
-    .option("--step-ms <ms>", "step", positive("--step-ms"), 1_000)
-    .option("--last <ms>", "the range is the last MS milliseconds (rounded to whole steps)", positive("--last"), 60_000)
-    .option("--from <ms>", "start, ms since the epoch (a multiple of the step)", nonNegative("--from"))
-    .option("--to <ms>", "end (exclusive)", nonNegative("--to"))
+    .option("--step-ms <ms>", "step", positiveArgument("--step-ms"), 1_000)
+    .option("--last <ms>", "the range is the last MS milliseconds (rounded to whole steps)", positiveArgument("--last"), 60_000)
+    .option("--from <ms>", "start, ms since the epoch (a multiple of the step)", nonNegativeArgument("--from"))
+    .option("--to <ms>", "end (exclusive)", nonNegativeArgument("--to"))
     .option("--agg <agg>", "sum, count, min, max or avg", "sum")
     .action(async (key: string, opts: { stepMs: number; last: number; from?: number; to?: number; agg: string }, command: Command) =>
       withClient(command, async (tally, options) => {
@@ -111,7 +86,7 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
     .command("at")
     .description("the bucket of windowed KEY holding TIME_MS (default now)")
     .argument("<key>")
-    .argument("[timeMs]", "ms since the epoch", nonNegative("TIME_MS"))
+    .argument("[timeMs]", "ms since the epoch", nonNegativeArgument("TIME_MS"))
     .action(async (key: string, timeMs: number | undefined, _opts: object, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
@@ -120,14 +95,16 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
         return `${key} [${new Date(result.startMs).toISOString()} +${result.resolutionMs} ms) = ${result.sum}  (${result.count} adds, version ${result.version}, applied ${result.appliedIndex})`;
       }),
     );
+}
 
+function addLimitCommand(program: Command, withClient: WithClient): void {
   program
     .command("limit")
     .description("take N (default 1) from the sliding-window rate limit KEY: at most --limit per --window-ms")
     .argument("<key>")
-    .argument("[n]", "amount", nonNegative("N"), 1)
-    .requiredOption("--limit <n>", "grants allowed per window", positive("--limit"))
-    .requiredOption("--window-ms <ms>", "window length", positive("--window-ms"))
+    .argument("[n]", "amount", nonNegativeArgument("N"), 1)
+    .requiredOption("--limit <n>", "grants allowed per window", positiveArgument("--limit"))
+    .requiredOption("--window-ms <ms>", "window length", positiveArgument("--window-ms"))
     .action(async (key: string, n: number, opts: { limit: number; windowMs: number }, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
@@ -138,14 +115,16 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
           : `${key}: denied ${n}, ${result.remaining} remaining, retry after ${result.retryAfterMs} ms`;
       }),
     );
+}
 
+function addUniqueCommands(program: Command, withClient: WithClient): void {
   const unique = program.command("unique").description("unique counts (HyperLogLog): add, count");
   unique
     .command("add")
     .description("add ITEMs to the unique count KEY")
     .argument("<key>")
     .argument("<items...>")
-    .option("--ttl-ms <ms>", "the key expires this long after the write", positive("--ttl-ms"))
+    .option("--ttl-ms <ms>", "the key expires this long after the write", positiveArgument("--ttl-ms"))
     .action(async (key: string, items: string[], opts: { ttlMs?: number }, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
@@ -166,13 +145,19 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
         return `${result.count}  (${keys.length} keys, ${result.shards.length} shards)`;
       }),
     );
+}
 
+function addTopCommand(program: Command, withClient: WithClient): void {
   program
     .command("top")
     .description("the exact top K counters whose key starts with PREFIX, over every shard")
     .argument("<prefix>")
-    .option("-k, --k <k>", "how many", positive("-k"), 10)
-    .option("--last <ms>", "windowed counters instead, by their sum over the last MS ms (whole seconds, up to now)", positive("--last"))
+    .option("-k, --k <k>", "how many", positiveArgument("-k"), 10)
+    .option(
+      "--last <ms>",
+      "windowed counters instead, by their sum over the last MS ms (whole seconds, up to now)",
+      positiveArgument("--last"),
+    )
     .action(async (prefix: string, opts: { k: number; last?: number }, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
@@ -186,51 +171,18 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
         return `${formatTable(["#", "key", "value"], rows, new Set([0, 2]))}\n(${result.shards.length} shards at applied ${result.shards.map((shard) => `${shard.shardId}:${shard.appliedIndex}`).join(" ")})`;
       }),
     );
+}
 
-  program
-    .command("watch")
-    .description("print changes of KEY (or of every key starting with it, --prefix) until Ctrl-C or --count events")
-    .argument("<key>")
-    .option("--prefix", "watch every key with this prefix, on every shard")
-    .option("--from-index <n>", "changes after this log index (per shard); default: from now", nonNegative("--from-index"))
-    .option("--count <n>", "stop after this many events", positive("--count"))
-    .action(async (key: string, opts: { prefix?: boolean; fromIndex?: number; count?: number }, command: Command) =>
-      withClient(command, async (tally, options) => {
-        await tally.connect();
-        const lines: string[] = [];
-        const stop = new AbortController();
-        let events = 0;
-        // A watch has no deadline: it runs until Ctrl-C, or until --count events arrived.
-        for await (const batch of tally.watch(key, {
-          prefix: opts.prefix === true,
-          signal: stop.signal,
-          ...(opts.fromIndex ? { fromIndex: opts.fromIndex } : {}),
-        })) {
-          for (const event of batch.events) {
-            const line = options.json
-              ? JSON.stringify({
-                  shardId: batch.shardId,
-                  key: event.key.toString("utf8"),
-                  kind: event.kind,
-                  value: event.value.toString(),
-                  version: event.version.toString(),
-                  index: event.index.toString(),
-                })
-              : `${event.key.toString("utf8")} ${event.kind} ${event.value}  (version ${event.version}, index ${event.index}, shard ${batch.shardId})`;
-            if (opts.count === undefined) print(`${line}\n`);
-            else lines.push(line);
-            if (opts.count !== undefined && ++events >= opts.count) stop.abort();
-          }
-        }
-        return lines.join("\n");
-      }),
-    );
-
+function addAggCommand(program: Command, withClient: WithClient): void {
   program
     .command("agg")
     .description("count, sum, min, max and average of the counters whose key starts with PREFIX, over every shard")
     .argument("<prefix>")
-    .option("--last <ms>", "windowed counters instead, by their sums over the last MS ms (whole seconds, up to now)", positive("--last"))
+    .option(
+      "--last <ms>",
+      "windowed counters instead, by their sums over the last MS ms (whole seconds, up to now)",
+      positiveArgument("--last"),
+    )
     .action(async (prefix: string, opts: { last?: number }, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
@@ -245,4 +197,14 @@ export function addKindCommands(program: Command, withClient: WithClient, print:
         return `count ${result.count}  sum ${result.sum}  min ${result.min ?? "-"}  max ${result.max ?? "-"}  avg ${avg}\n(${result.shards.length} shards at applied ${result.shards.map((shard) => `${shard.shardId}:${shard.appliedIndex}`).join(" ")})`;
       }),
     );
+}
+
+/** `print` writes a streamed line (watch without --count) to tallyctl's stdout. */
+export function addKindCommands(program: Command, withClient: WithClient, print: (text: string) => void): void {
+  addWindowCommands(program, withClient);
+  addLimitCommand(program, withClient);
+  addUniqueCommands(program, withClient);
+  addTopCommand(program, withClient);
+  addWatchCommand(program, withClient, print);
+  addAggCommand(program, withClient);
 }

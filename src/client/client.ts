@@ -17,7 +17,6 @@ import { assert } from "../util/assert.js";
 import { monotonicMs } from "../util/clock.js";
 import { FailedPreconditionError, InvalidArgumentError, TallyError } from "../util/errors.js";
 import { componentLogger } from "../util/log.js";
-import { clientTlsCredentials } from "../util/tls.js";
 import { AdminCalls } from "./admin.js";
 import { AutoBatcher } from "./batcher.js";
 import { ConnectionPool } from "./connection-pool.js";
@@ -33,6 +32,7 @@ import { Router } from "./router.js";
 import type { RoutesSnapshot } from "./routing.js";
 import { SessionRegistry } from "./session-registry.js";
 import { Submitter } from "./submit.js";
+import { clientTlsCredentials } from "./tls-credentials.js";
 import type {
   AcquireResult,
   AddOptions,

@@ -13,6 +13,7 @@ import { hotSubKey } from "../meta/hot.js";
 import { slotOf } from "../meta/slots.js";
 import type { HotRouteMessage } from "../api/proto.js";
 import { OutOfRangeError } from "../util/errors.js";
+import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 import { wireBigInt } from "./values.js";
 
 export interface HotKeyRoute {
@@ -22,9 +23,6 @@ export interface HotKeyRoute {
   /** Adds use the first `writable` sub-counters. */
   writable: number;
 }
-
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
 
 /** The hot keys of the newest map the client has seen (never replaced by an older map's list). */
 export class HotTable {

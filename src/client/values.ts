@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from "../util/errors.js";
+import { INT64_MAX, INT64_MIN, UINT64_MAX } from "../util/int64.js";
 import type { FenceMessage, Int64String } from "../api/proto.js";
 
 /**
@@ -7,9 +8,7 @@ import type { FenceMessage, Int64String } from "../api/proto.js";
  * end; a JS number is accepted only when it is a safe integer, where it is exact.
  */
 
-export const INT64_MIN = -(2n ** 63n);
-export const INT64_MAX = 2n ** 63n - 1n;
-export const UINT64_MAX = 2n ** 64n - 1n;
+export { INT64_MAX, INT64_MIN, UINT64_MAX };
 export const KEY_BYTES_MIN = 1;
 export const KEY_BYTES_MAX = 256;
 /** The server's bound on operations in one BatchRequest (DESIGN.md, Counters). */

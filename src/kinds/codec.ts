@@ -8,7 +8,8 @@
  * structure (a buffer with a valid CRC but made by a buggy writer is rejected, not believed).
  */
 import { CorruptionError, InvalidArgumentError, OutOfRangeError } from "../util/errors.js";
-import { ByteReader, ByteWriter, INT64_MAX, INT64_MIN } from "../shard/binary.js";
+import { ByteReader, ByteWriter } from "../shard/binary.js";
+import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 
 export const KIND_MAGIC = {
   window: 0x57, // 'W'

@@ -24,7 +24,7 @@
  */
 import { InvalidArgumentError } from "../util/errors.js";
 import { assert } from "../util/assert.js";
-import { INT64_MAX, INT64_MIN } from "../shard/binary.js";
+import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 import { describeKey } from "../shard/keys.js";
 import { binaryString, compareBytes, requireBytes, requireInt64, requireInteger } from "./codec.js";
 

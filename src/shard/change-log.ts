@@ -10,6 +10,7 @@
  * revision).
  */
 import { assert } from "../util/assert.js";
+import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 
 export type ChangeKind = "counter" | "window" | "limit" | "unique" | "deleted";
 
@@ -29,8 +30,6 @@ const KEY_BYTES_PER_CHANGE = 32;
 
 const KINDS: readonly ChangeKind[] = ["counter", "window", "limit", "unique", "deleted"];
 const KIND_CODE = new Map<ChangeKind, number>(KINDS.map((kind, code) => [kind, code]));
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
 
 /**
  * Columns in typed arrays and key bytes in a circular arena, not one object per change: every

@@ -31,7 +31,7 @@
  */
 import { assert } from "../util/assert.js";
 import { fmix32 } from "../util/hash.js";
-import { INT64_MAX, INT64_MIN } from "./binary.js";
+import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 import { sortKeysInArena } from "./key-sort.js";
 
 const ROW_BYTES = 24;

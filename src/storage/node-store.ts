@@ -3,7 +3,7 @@
  * applied state of every Raft group on this node, plus the shards' counters and sessions (key
  * layout in keys.ts, value encodings in records.ts).
  *
- * The driver loop builds one StoreBatch per iteration (the Readys of all groups, the effects of
+ * The driver loop builds one StoreBatch (store-batch.ts) per iteration (the Readys of all groups, the effects of
  * applying committed entries, and the applied indexes) and writes it with write(batch, { sync })
  * as ONE LevelDB write batch: LevelDB applies a batch atomically, so after a crash either all of an
  * iteration's state is there or none of it -- a shard is never half-applied, and the applied index
@@ -26,14 +26,12 @@ import { crc32c } from "./crc32c.js";
 import {
   appliedKey,
   groupStateKey,
-  tombstoneKey,
   compareKeys,
   confStateKey,
   counterKey,
   counterRange,
   decodeCounterKey,
   decodeKindRecordKey,
-  kindRecordKey,
   kindRecordRange,
   decodeLogKey,
   decodeSessionKey,
@@ -45,9 +43,7 @@ import {
   KeyPrefix,
   type KeyRange,
   kindRange,
-  logKey,
   logRange,
-  sessionKey,
   sessionRange,
   snapshotChunkKey,
   snapshotChunkRange,
@@ -61,258 +57,16 @@ import {
   decodeHardState,
   decodeIdentity,
   decodeSnapshotMeta,
-  encodeApplied,
-  encodeConfState,
-  encodeEntry,
-  encodeHardState,
   encodeIdentity,
-  encodeSnapshotMeta,
   openValue,
-  sealValue,
   STORE_FORMAT_VERSION,
 } from "./records.js";
+import { assertId, type BatchOp, DEFAULT_BATCH_OPS_MAX, DEFAULT_SNAPSHOT_CHUNK_BYTES, StoreBatch } from "./store-batch.js";
 
-/** Snapshot data is split into values of at most this many bytes (LevelDB handles big values poorly). */
-export const DEFAULT_SNAPSHOT_CHUNK_BYTES = 1 << 20;
+export { DEFAULT_BATCH_OPS_MAX, DEFAULT_SNAPSHOT_CHUNK_BYTES, StoreBatch };
+
 /** Records per read when scanning a shard's counters, kinds or sessions. */
 const SCAN_BATCH = 1000;
-/** Bound on the operations one StoreBatch may hold (range clears count once, before expansion). */
-export const DEFAULT_BATCH_OPS_MAX = 1 << 20;
-
-type BatchOp =
-  | { type: "put"; key: Uint8Array; value: Uint8Array }
-  | { type: "del"; key: Uint8Array }
-  /** Delete every key in the range that exists when the batch is written (LevelDB has no range tombstone). */
-  | { type: "clear"; range: KeyRange };
-
-function assertId(value: number, what: string): void {
-  assert(Number.isInteger(value) && value >= 0 && value <= 0xffff_ffff, `${what} must be a u32, got ${value}`);
-}
-
-function assertIndex(value: number, what: string): void {
-  assert(Number.isSafeInteger(value) && value >= 0, `${what} must be a non-negative safe integer, got ${value}`);
-}
-
-/**
- * The writes of one driver iteration. Operations take effect in call order within the batch (a
- * later operation on the same key wins), exactly as in a LevelDB write batch. Nothing touches the
- * disk until NodeStore.write().
- */
-export class StoreBatch {
-  private readonly ops: BatchOp[] = [];
-  private bytesTotal = 0;
-  private sealed = false;
-
-  constructor(
-    private readonly snapshotChunkBytes = DEFAULT_SNAPSHOT_CHUNK_BYTES,
-    private readonly opsMax = DEFAULT_BATCH_OPS_MAX,
-  ) {
-    assert(Number.isInteger(snapshotChunkBytes) && snapshotChunkBytes > 0, "snapshotChunkBytes must be a positive integer");
-    assert(Number.isInteger(opsMax) && opsMax > 0, "opsMax must be a positive integer");
-  }
-
-  /** Operations queued (a range clear counts as one). */
-  get size(): number {
-    return this.ops.length;
-  }
-
-  /** Key and value bytes of the queued puts and deletes (range clears not included). */
-  get bytes(): number {
-    return this.bytesTotal;
-  }
-
-  /**
-   * Persist `entries` of a group. They must be contiguous with non-decreasing terms. When they
-   * replace a conflicting suffix, the caller also calls truncateAfter(lastNewIndex, previousLastIndex)
-   * so that no stale entry survives behind the new tail (Raft paper 5.3, receiver rule 3).
-   */
-  appendEntries(groupId: number, entries: Entry[]): void {
-    assertId(groupId, "group id");
-    for (let i = 0; i < entries.length; i++) {
-      const entry = entries[i]!;
-      assertIndex(entry.index, "entry index");
-      assert(entry.index > 0, "entry index must be positive");
-      assertIndex(entry.term, "entry term");
-      if (i > 0) {
-        const previous = entries[i - 1]!;
-        assert(entry.index === previous.index + 1, `entries not contiguous: ${previous.index} then ${entry.index}`);
-        assert(entry.term >= previous.term, `entry terms decrease: ${previous.term} then ${entry.term}`);
-      }
-      const key = logKey(groupId, entry.index);
-      this.put(key, encodeEntry(key, entry));
-    }
-  }
-
-  /** Delete the log keys (index, previousLastIndex] of a group. No-op when previousLastIndex <= index. */
-  truncateAfter(groupId: number, index: number, previousLastIndex: number): void {
-    assertId(groupId, "group id");
-    assertIndex(index, "index");
-    assertIndex(previousLastIndex, "previousLastIndex");
-    for (let i = index + 1; i <= previousLastIndex; i++) this.del(logKey(groupId, i));
-  }
-
-  setHardState(groupId: number, hardState: HardState): void {
-    assertId(groupId, "group id");
-    assertIndex(hardState.term, "term");
-    assertIndex(hardState.vote, "vote");
-    assertIndex(hardState.commit, "commit");
-    const key = hardStateKey(groupId);
-    this.put(key, encodeHardState(key, hardState));
-  }
-
-  setConfState(groupId: number, confState: ConfState): void {
-    assertId(groupId, "group id");
-    const key = confStateKey(groupId);
-    this.put(key, encodeConfState(key, confState));
-  }
-
-  /** The applied index and the shard's clock; written in the same batch as the effects it covers. */
-  setApplied(groupId: number, index: number, clockMs: number): void {
-    assertId(groupId, "group id");
-    assertIndex(index, "applied index");
-    assertIndex(clockMs, "clockMs");
-    const key = appliedKey(groupId);
-    this.put(key, encodeApplied(key, { index, clockMs }));
-  }
-
-  /**
-   * Store a snapshot (metadata, and data in chunks), replacing the group's previous one. The log is
-   * not touched: after installing a snapshot received from a leader the caller also truncates and
-   * compacts the log; loadGroup only returns entries after the snapshot's index.
-   */
-  putSnapshot(groupId: number, snapshot: Snapshot): void {
-    assertId(groupId, "group id");
-    const { metadata, data } = snapshot;
-    assertIndex(metadata.index, "snapshot index");
-    assertIndex(metadata.term, "snapshot term");
-    const chunkCount = Math.ceil(data.length / this.snapshotChunkBytes);
-    for (let chunk = 0; chunk < chunkCount; chunk++) {
-      const key = snapshotChunkKey(groupId, chunk);
-      const start = chunk * this.snapshotChunkBytes;
-      this.put(key, sealValue(key, data.subarray(start, start + this.snapshotChunkBytes)));
-    }
-    // Chunks of an older, larger snapshot must not linger behind the new one.
-    this.clear(snapshotChunkRange(groupId, chunkCount));
-    const key = snapshotMetaKey(groupId);
-    this.put(key, encodeSnapshotMeta(key, { metadata, dataBytes: data.length, chunkCount, dataCrc32c: crc32c(data) }));
-  }
-
-  /**
-   * Delete the log entries [firstIndex, throughIndex] (they are covered by a snapshot). Requires a
-   * stored snapshot with index >= throughIndex (in this batch or an earlier one); loadGroup reports
-   * a log that starts after its snapshot as corruption.
-   *
-   * Implemented as a range clear of every stored entry at or below throughIndex, not only from
-   * firstIndex: after a restart the in-memory log starts after the stored snapshot, so entries the
-   * previous run kept below it (a compaction that kept a tail) would otherwise never be deleted.
-   */
-  compactLog(groupId: number, throughIndex: number, firstIndex: number): void {
-    assertId(groupId, "group id");
-    assertIndex(throughIndex, "throughIndex");
-    assertIndex(firstIndex, "firstIndex");
-    assert(firstIndex <= throughIndex + 1, `compactLog: firstIndex ${firstIndex} beyond throughIndex ${throughIndex} + 1`);
-    this.clear({ gte: logKey(groupId, 0), lt: logKey(groupId, throughIndex + 1) });
-  }
-
-  /** The group's own state record (meta state machine, shard descriptor), in the same batch as what it covers. */
-  putGroupState(groupId: number, bytes: Uint8Array): void {
-    assertId(groupId, "group id");
-    const key = groupStateKey(groupId);
-    this.put(key, sealValue(key, bytes));
-  }
-
-  /**
-   * Marks this node's replica of `groupId` as removed at `epoch` (kept after destroyGroup): a
-   * replica re-created from a map no newer than that would be an empty replica under a node id the
-   * group may still count (a leader that has not yet applied the removal sends it its old commit
-   * index; a lagging peer could get its vote again). See TallyNode.reconcile.
-   */
-  putTombstone(groupId: number, epoch: number): void {
-    assertId(groupId, "group id");
-    assert(Number.isSafeInteger(epoch) && epoch >= 0, `tombstone epoch must be a non-negative safe integer, got ${epoch}`);
-    const key = tombstoneKey(groupId);
-    const value = new Uint8Array(8);
-    new DataView(value.buffer).setBigUint64(0, BigInt(epoch));
-    this.put(key, sealValue(key, value));
-  }
-
-  /** Set (record) or delete (undefined) a counter record of a shard. */
-  putCounter(shardId: number, key: Uint8Array, record: Uint8Array | undefined): void {
-    assertId(shardId, "shard id");
-    const storeKey = counterKey(shardId, key);
-    if (record === undefined) this.del(storeKey);
-    else this.put(storeKey, sealValue(storeKey, record));
-  }
-
-  /** Set (record) or delete (undefined) a kind record (windowed, rate limit, unique, TTL) of a shard. */
-  putKind(shardId: number, key: Uint8Array, record: Uint8Array | undefined): void {
-    assertId(shardId, "shard id");
-    const storeKey = kindRecordKey(shardId, key);
-    if (record === undefined) this.del(storeKey);
-    else this.put(storeKey, sealValue(storeKey, record));
-  }
-
-  putSession(shardId: number, clientId: number, record: Uint8Array | undefined): void {
-    assertId(shardId, "shard id");
-    const storeKey = sessionKey(shardId, clientId);
-    if (record === undefined) this.del(storeKey);
-    else this.put(storeKey, sealValue(storeKey, record));
-  }
-
-  /** Delete every counter and session of a shard (before installing a snapshot's state into it). */
-  clearShardState(shardId: number): void {
-    assertId(shardId, "shard id");
-    this.clear(counterRange(shardId));
-    this.clear(sessionRange(shardId));
-    this.clear(kindRecordRange(shardId));
-  }
-
-  /**
-   * Delete everything a group keeps (log, hard/conf/applied state, snapshot), for a replica that
-   * was removed from this node. Its shard state is cleared separately with clearShardState.
-   */
-  destroyGroup(groupId: number): void {
-    assertId(groupId, "group id");
-    for (const prefix of [
-      KeyPrefix.log,
-      KeyPrefix.hardState,
-      KeyPrefix.applied,
-      KeyPrefix.confState,
-      KeyPrefix.snapshotMeta,
-      KeyPrefix.snapshotChunk,
-      KeyPrefix.meta,
-    ]) {
-      this.clear(groupRange(prefix, groupId));
-    }
-  }
-
-  /** @internal Hands the operations to NodeStore.write, once. */
-  takeOps(): readonly BatchOp[] {
-    assert(!this.sealed, "a StoreBatch can be written only once");
-    this.sealed = true;
-    return this.ops;
-  }
-
-  private put(key: Uint8Array, value: Uint8Array): void {
-    this.push({ type: "put", key, value });
-    this.bytesTotal += key.length + value.length;
-  }
-
-  private del(key: Uint8Array): void {
-    this.push({ type: "del", key });
-    this.bytesTotal += key.length;
-  }
-
-  private clear(range: KeyRange): void {
-    this.push({ type: "clear", range });
-  }
-
-  private push(op: BatchOp): void {
-    assert(!this.sealed, "StoreBatch modified after write()");
-    assert(this.ops.length < this.opsMax, `StoreBatch exceeds ${this.opsMax} operations`);
-    this.ops.push(op);
-  }
-}
 
 export interface GroupState {
   hardState: HardState;

@@ -24,126 +24,26 @@
  * Callbacks into the node (onMessages, onSnapshot, onSnapshotResult, onUnreachable) are always
  * made from gRPC or timer events, never from inside send()/flush(), so the driver loop is never
  * re-entered while it iterates over a Ready.
+ *
+ * This file is the sending side and the facade; peer-receiver.ts receives, snapshot-sender.ts
+ * streams one snapshot, peer-link.ts holds the state kept per peer, peer-options.ts the options.
  */
 import * as grpc from "@grpc/grpc-js";
-import type { PeerCertificate } from "node:tls";
 import type { Message, NodeId } from "../raft/types.js";
 import { MessageType } from "../raft/types.js";
 import { assert } from "../util/assert.js";
 import { UnavailableError } from "../util/errors.js";
 import { componentLogger, type Logger } from "../util/log.js";
-import {
-  nodeIdOfCertificate,
-  type ReloadingCertificateProvider,
-  reloadingChannelCredentials,
-  reloadingServerCredentials,
-} from "../util/tls.js";
-import { crc32c } from "../storage/crc32c.js";
-import { decodeFrame, decodeSnapshotHeader, encodeFrame, encodeSnapshotHeader, estimateMessageBytes, type GroupMessage } from "./codec.js";
-import { type FrameMac, PeerAuthenticator, PeerAuthError, type PeerRpc, snapshotChunkFields } from "./peer-auth.js";
+import { encodeFrame, estimateMessageBytes } from "./codec.js";
+import { PeerAuthenticator } from "./peer-auth.js";
+import { PeerLink } from "./peer-link.js";
+import type { PeerTransportOptions, PeerTransportStats } from "./peer-options.js";
 import { type PeerClient, peerService, type RaftFrameWire, type SnapshotAckWire, type SnapshotChunkWire } from "./peer-proto.js";
+import { PeerReceiver } from "./peer-receiver.js";
+import { reloadingChannelCredentials, reloadingServerCredentials } from "./reloading-credentials.js";
+import { sendSnapshot, type SnapshotSendContext } from "./snapshot-sender.js";
 
-export interface PeerTransportOptions {
-  /** Numeric raft node id (cluster.yaml ids are numbers). */
-  nodeId: NodeId;
-  /** "127.0.0.1:7101"; port 0 picks a free port (see boundAddress). Bind errors reject start(). */
-  listenAddress: string;
-  /** Other nodes' peer addresses. */
-  peers: Map<NodeId, string>;
-  onMessages: (from: NodeId, batch: Array<[groupId: number, message: Message]>) => void;
-  /** A Snap message with message.snapshot.data assembled. The sender learns ok when this resolves. */
-  onSnapshot: (from: NodeId, groupId: number, message: Message) => Promise<void>;
-  /** Bound on messages waiting per peer; a full queue drops (Raft retransmits). Default 8192. */
-  maxQueuedMessagesPerPeer?: number;
-  /** Frames are split above this many (estimated) bytes. Default 4 MiB. */
-  maxFrameBytes?: number;
-  /** Snapshot data bytes per chunk. Default 1 MiB. */
-  snapshotChunkBytes?: number;
-  /** Bound on snapshots waiting per peer (one is sent at a time); beyond it they fail at once. Default 8. */
-  maxQueuedSnapshotsPerPeer?: number;
-  /** Largest snapshot accepted from a peer. Default 1 GiB. */
-  maxSnapshotBytes?: number;
-  /** Snapshots received concurrently (each is buffered whole); beyond it a sender is refused. Default 4. */
-  maxInboundSnapshots?: number;
-  /** Deadline of one snapshot transfer. Default 120 s. */
-  snapshotTimeoutMs?: number;
-  /** Reconnect backoff: first delay and cap (each delay is jittered to [d/2, d]). Default 50 ms, 2 s. */
-  reconnectBackoffMinMs?: number;
-  reconnectBackoffMaxMs?: number;
-  /** HTTP/2 keepalive ping interval; a dead peer is noticed within about 1.5x this. Default 10 s. */
-  keepaliveMs?: number;
-  logger?: Logger;
-  /**
-   * mTLS: this node's certificate and the cluster CA. Every connection in both directions then
-   * requires a certificate from the CA, and a peer's certificate must name the node id it claims
-   * (the server checks each stream's first frame; the dialer checks the server's certificate).
-   */
-  tls?: ReloadingCertificateProvider;
-  /**
-   * The cluster secret (at least 32 characters, the same on every node): every call in both
-   * directions must prove it, and every frame and snapshot chunk carries a MAC under a key of
-   * that call (peer-auth.ts). For clusters without TLS; with both, both are checked.
-   */
-  peerSecret?: string;
-}
-
-export interface PeerTransportStats {
-  framesSent: number;
-  messagesSent: number;
-  /** Messages and snapshots dropped: full queue, peer unreachable, unknown peer, oversized. */
-  dropped: number;
-  framesReceived: number;
-  messagesReceived: number;
-  /** Frames refused by this receiver (bad checksum, undecodable, misaddressed, bad MAC). */
-  framesRejected: number;
-  /**
-   * Peer authentication failures, both ends: calls refused (no or malformed handshake, not a
-   * peer), frames and chunks with a bad MAC, and peers that failed to prove the secret to us.
-   */
-  unauthenticated: number;
-  snapshotsSent: number;
-  snapshotsFailed: number;
-  snapshotsReceived: number;
-  /** Raft streams that ended and were scheduled for reconnection. */
-  reconnects: number;
-}
-
-type LinkState = "idle" | "connecting" | "connected" | "backoff" | "closed";
-
-interface SnapshotJob {
-  groupId: number;
-  message: Message;
-}
-
-/** The sending side towards one peer. */
-class PeerLink {
-  state: LinkState = "idle";
-  client: PeerClient | undefined;
-  stream: grpc.ClientDuplexStream<RaftFrameWire, RaftFrameWire> | undefined;
-  /**
-   * False from a stream failure until a new stream is accepted: messages sent meanwhile are dropped
-   * at once rather than queued for a peer that is known to be down (it starts optimistic).
-   */
-  reachable = true;
-  /** write() returned false: wait for 'drain' before writing more. */
-  blocked = false;
-  /** With a peer secret: the MACs of the current stream, once the peer proved the secret. */
-  frameMac: FrameMac | undefined;
-  queue: GroupMessage[] = [];
-  backoffMs: number;
-  reconnectTimer: NodeJS.Timeout | undefined;
-  snapshots: SnapshotJob[] = [];
-  snapshotRunning = false;
-  activeSnapshotCall: grpc.ClientWritableStream<SnapshotChunkWire> | undefined;
-
-  constructor(
-    readonly id: NodeId,
-    readonly address: string,
-    backoffMinMs: number,
-  ) {
-    this.backoffMs = backoffMinMs;
-  }
-}
+export type { PeerTransportOptions, PeerTransportStats } from "./peer-options.js";
 
 const KIB = 1024;
 const MIB = 1024 * KIB;
@@ -151,15 +51,6 @@ const MIB = 1024 * KIB;
 function positiveInteger(value: number, name: string): number {
   assert(Number.isSafeInteger(value) && value > 0, `${name} must be a positive integer, got ${value}`);
   return value;
-}
-
-function parseNodeId(text: string): NodeId {
-  // The proto comment shows "n1"; cluster ids are numbers. Accept both spellings.
-  const match = /^n?(\d{1,15})$/.exec(text);
-  if (match === null) throw new Error(`bad from_node ${JSON.stringify(text.slice(0, 32))}`);
-  const id = Number(match[1]);
-  if (id === 0) throw new Error("from_node is 0 (none)");
-  return id;
 }
 
 export class PeerTransport {
@@ -189,8 +80,6 @@ export class PeerTransport {
   private readonly maxFrameBytes: number;
   private readonly snapshotChunkBytes: number;
   private readonly maxQueuedSnapshotsPerPeer: number;
-  private readonly maxSnapshotBytes: number;
-  private readonly maxInboundSnapshots: number;
   private readonly snapshotTimeoutMs: number;
   private readonly backoffMinMs: number;
   private readonly backoffMaxMs: number;
@@ -198,13 +87,14 @@ export class PeerTransport {
   private readonly grpcMessageBytesMax: number;
   private readonly channelOptions: grpc.ChannelOptions;
   private readonly auth: PeerAuthenticator | undefined;
+  private readonly receiver: PeerReceiver;
+  private readonly snapshotSendContext: SnapshotSendContext;
 
   private readonly links = new Map<NodeId, PeerLink>();
   private server: grpc.Server | undefined;
   private port = 0;
   private started = false;
   private closed = false;
-  private inboundSnapshots = 0;
   private readonly pendingCallbacks = new Set<NodeJS.Immediate>();
   private removeReloadListener: (() => void) | undefined;
 
@@ -218,8 +108,8 @@ export class PeerTransport {
     this.maxFrameBytes = positiveInteger(options.maxFrameBytes ?? 4 * MIB, "maxFrameBytes");
     this.snapshotChunkBytes = positiveInteger(options.snapshotChunkBytes ?? 1 * MIB, "snapshotChunkBytes");
     this.maxQueuedSnapshotsPerPeer = positiveInteger(options.maxQueuedSnapshotsPerPeer ?? 8, "maxQueuedSnapshotsPerPeer");
-    this.maxSnapshotBytes = positiveInteger(options.maxSnapshotBytes ?? 1024 * MIB, "maxSnapshotBytes");
-    this.maxInboundSnapshots = positiveInteger(options.maxInboundSnapshots ?? 4, "maxInboundSnapshots");
+    const maxSnapshotBytes = positiveInteger(options.maxSnapshotBytes ?? 1024 * MIB, "maxSnapshotBytes");
+    const maxInboundSnapshots = positiveInteger(options.maxInboundSnapshots ?? 4, "maxInboundSnapshots");
     this.snapshotTimeoutMs = positiveInteger(options.snapshotTimeoutMs ?? 120_000, "snapshotTimeoutMs");
     this.backoffMinMs = positiveInteger(options.reconnectBackoffMinMs ?? 50, "reconnectBackoffMinMs");
     this.backoffMaxMs = positiveInteger(options.reconnectBackoffMaxMs ?? 2000, "reconnectBackoffMaxMs");
@@ -241,6 +131,27 @@ export class PeerTransport {
       "grpc.use_local_subchannel_pool": 1,
       // Channelz bookkeeping runs on every message; nothing reads it.
       "grpc.enable_channelz": 0,
+    };
+    this.receiver = new PeerReceiver({
+      nodeId: this.nodeId,
+      tls: options.tls,
+      auth: this.auth,
+      stats: this.stats,
+      logger: this.logger,
+      maxSnapshotBytes,
+      maxInboundSnapshots,
+      isPeer: (id) => this.links.has(id),
+      peerIsBack: (id) => this.peerIsBack(id),
+      onMessages: options.onMessages,
+      onSnapshot: options.onSnapshot,
+    });
+    this.snapshotSendContext = {
+      nodeId: this.nodeId,
+      fromNode: this.fromNode,
+      auth: this.auth,
+      snapshotChunkBytes: this.snapshotChunkBytes,
+      snapshotTimeoutMs: this.snapshotTimeoutMs,
+      stats: this.stats,
     };
     for (const [id, address] of options.peers) this.setPeer(id, address);
   }
@@ -265,9 +176,9 @@ export class PeerTransport {
       // the sessions its channelz handler tracked; without it peers would not see this server close.
     });
     server.addService(peerService().service, {
-      Raft: (call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire>) => this.handleRaftStream(call),
+      Raft: (call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire>) => this.receiver.handleRaftStream(call),
       Snapshot: (call: grpc.ServerReadableStream<SnapshotChunkWire, SnapshotAckWire>, callback: grpc.sendUnaryData<SnapshotAckWire>) =>
-        this.handleSnapshotCall(call, callback),
+        this.receiver.handleSnapshotCall(call, callback),
     });
     this.server = server;
     const address = this.options.listenAddress;
@@ -539,7 +450,7 @@ export class PeerTransport {
         const job = link.snapshots.shift();
         if (job === undefined || link.state === "closed" || this.closed) return;
         const started = performance.now();
-        const error = await this.sendSnapshot(link, job);
+        const error = await sendSnapshot(this.snapshotSendContext, this.clientFor(link), link, job);
         if (this.closed) return;
         const bytes = job.message.snapshot!.data.length;
         if (error === undefined) {
@@ -557,95 +468,6 @@ export class PeerTransport {
     }
   }
 
-  /** Streams one snapshot; resolves to undefined on success or to the reason it failed. */
-  private sendSnapshot(link: PeerLink, job: SnapshotJob): Promise<string | undefined> {
-    const client = this.clientFor(link);
-    const data = job.message.snapshot!.data;
-    return new Promise<string | undefined>((resolve) => {
-      let settled = false;
-      let wakeWriter: (() => void) | undefined;
-      const finish = (error: string | undefined): void => {
-        if (settled) return;
-        settled = true;
-        link.activeSnapshotCall = undefined;
-        wakeWriter?.();
-        resolve(error);
-      };
-      const handshake = this.auth?.dial("snapshot", this.nodeId, link.id);
-      let call: grpc.ClientWritableStream<SnapshotChunkWire>;
-      try {
-        call = client.Snapshot(
-          handshake?.metadata ?? new grpc.Metadata(),
-          { deadline: Date.now() + this.snapshotTimeoutMs },
-          (error, ack) => {
-            if (error !== null) finish(`${grpc.status[error.code] ?? error.code}: ${error.details}`);
-            else if (ack?.ok !== true) finish(`refused by peer: ${ack?.error ?? "no reason"}`);
-            else finish(undefined);
-          },
-        );
-      } catch (error) {
-        finish(`cannot start the call: ${(error as Error).message}`);
-        return;
-      }
-      link.activeSnapshotCall = call;
-      call.on("error", () => undefined); // reported through the callback
-      call.on("drain", () => wakeWriter?.());
-      const writeAll = async (frameMac: FrameMac | undefined): Promise<void> => {
-        let offset = 0;
-        do {
-          const end = Math.min(offset + this.snapshotChunkBytes, data.length);
-          const chunk = data.subarray(offset, end);
-          const wire: SnapshotChunkWire = {
-            fromNode: this.fromNode,
-            groupId: job.groupId,
-            header: offset === 0 ? encodeSnapshotHeader(job.message) : new Uint8Array(0),
-            data: chunk,
-            offset,
-            last: end === data.length,
-            crc32c: crc32c(chunk),
-          };
-          if (frameMac !== undefined)
-            wire.mac = frameMac.sign(
-              snapshotChunkFields(wire.groupId, wire.offset, wire.last, wire.crc32c, wire.header.length),
-              wire.header,
-              wire.data,
-            );
-          const accepted = call.write(wire);
-          offset = end;
-          if (!accepted && !settled) {
-            await new Promise<void>((wake) => (wakeWriter = wake));
-            wakeWriter = undefined;
-          }
-        } while (offset < data.length && !settled);
-        if (!settled) call.end();
-      };
-      const start = (frameMac: FrameMac | undefined): void => {
-        writeAll(frameMac).catch((error: unknown) => {
-          call.cancel();
-          finish(`write failed: ${(error as Error).message}`);
-        });
-      };
-      if (handshake === undefined) {
-        start(undefined);
-        return;
-      }
-      // With a peer secret nothing is written before the receiver proved it holds the secret.
-      call.on("metadata", (headers: grpc.Metadata) => {
-        if (settled) return;
-        let frameMac: FrameMac;
-        try {
-          frameMac = handshake.finish(headers);
-        } catch (error) {
-          this.stats.unauthenticated += 1;
-          call.cancel();
-          finish(`peer failed authentication: ${(error as Error).message}`);
-          return;
-        }
-        start(frameMac);
-      });
-    });
-  }
-
   private reportSnapshot(to: NodeId, groupId: number, ok: boolean): void {
     this.later(() => this.onSnapshotResult?.(to, groupId, ok));
   }
@@ -658,210 +480,5 @@ export class PeerTransport {
       if (!this.closed) callback();
     });
     this.pendingCallbacks.add(immediate);
-  }
-
-  // ---- receiving ----
-
-  /**
-   * Only configured peers may speak: Raft steps a message from anyone, so one from an unknown id
-   * with a high term would depose a leader, and an App or Snap from it would be appended or
-   * installed (found by the fuzzer). With mTLS the id is also bound to the peer's certificate;
-   * with a peer secret, to the call's handshake (acceptCall) and every frame's MAC.
-   */
-  private knownPeer(call: { getAuthContext(): { sslPeerCertificate?: PeerCertificate } }, from: NodeId): NodeId {
-    if (!this.links.has(from)) throw new Error(`node ${from} is not a peer of node ${this.nodeId}`);
-    if (this.options.tls !== undefined) {
-      const certified = nodeIdOfCertificate(call.getAuthContext().sslPeerCertificate);
-      if (certified !== from)
-        throw new Error(`frames claim node ${from} but the connection's certificate names node ${certified ?? "(none)"}`);
-    }
-    return from;
-  }
-
-  /**
-   * With a peer secret: the dialer's handshake, from a configured peer, answered; undefined
-   * without one. A refusal is counted and logged, and the caller ends the call with it.
-   */
-  private acceptCall(
-    rpc: PeerRpc,
-    call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire> | grpc.ServerReadableStream<SnapshotChunkWire, SnapshotAckWire>,
-  ): { accepted?: { dialer: NodeId; frames: FrameMac }; refused?: grpc.StatusObject } {
-    if (this.auth === undefined) return {};
-    try {
-      const { dialer, answer, frames } = this.auth.accept(rpc, this.nodeId, call.metadata);
-      this.knownPeer(call, dialer);
-      call.sendMetadata(answer);
-      return { accepted: { dialer, frames } };
-    } catch (error) {
-      this.stats.unauthenticated += 1;
-      const details = `peer authentication failed: ${(error as Error).message}`;
-      this.logger.warn({ rpc, peer: call.getPeer(), error: (error as Error).message }, "peer call refused");
-      return { refused: { code: grpc.status.UNAUTHENTICATED, details, metadata: new grpc.Metadata() } };
-    }
-  }
-
-  private handleRaftStream(call: grpc.ServerDuplexStream<RaftFrameWire, RaftFrameWire>): void {
-    let rejected = false;
-    let heard = false;
-    const { accepted, refused } = this.acceptCall("raft", call);
-    if (refused !== undefined) {
-      call.emit("error", refused);
-      return;
-    }
-    if (accepted === undefined) call.sendMetadata(new grpc.Metadata());
-    call.on("data", (frame: RaftFrameWire) => {
-      if (rejected) return;
-      let from: NodeId;
-      let batch: GroupMessage[];
-      try {
-        from = this.knownPeer(call, parseNodeId(frame.fromNode));
-        if (accepted !== undefined) {
-          // Credentials before decoding: the MAC is checked on the raw bytes.
-          const number = accepted.frames.frames;
-          if (from !== accepted.dialer)
-            throw new PeerAuthError(`frame ${number} claims node ${from} on a call authenticated as node ${accepted.dialer}`);
-          if (!accepted.frames.verify(frame.mac, frame.payload))
-            throw new PeerAuthError(`frame ${number}: bad MAC (forged, altered, replayed or out of order)`);
-        }
-        batch = decodeFrame({ payload: frame.payload, crc32c: frame.crc32c });
-        for (const [groupId, message] of batch) {
-          if (message.from !== from) throw new Error(`group ${groupId}: message from ${message.from} on a stream from node ${from}`);
-          if (message.to !== this.nodeId)
-            throw new Error(`group ${groupId}: message for node ${message.to} arrived at node ${this.nodeId}`);
-        }
-      } catch (error) {
-        // Refuse the stream, not just the frame: the sender reconnects, and whatever is wrong with
-        // it (corruption, a misrouted address) is logged once per stream instead of per frame.
-        rejected = true;
-        this.stats.framesRejected += 1;
-        const unauthenticated = error instanceof PeerAuthError;
-        if (unauthenticated) this.stats.unauthenticated += 1;
-        this.logger.warn({ peer: frame.fromNode, error: (error as Error).message }, "peer frame rejected");
-        call.emit("error", {
-          code: unauthenticated ? grpc.status.UNAUTHENTICATED : grpc.status.DATA_LOSS,
-          details: `frame rejected: ${(error as Error).message}`,
-        });
-        return;
-      }
-      if (!heard) {
-        heard = true;
-        this.peerIsBack(from);
-      }
-      this.stats.framesReceived += 1;
-      this.stats.messagesReceived += batch.length;
-      this.deliver(() => this.options.onMessages(from, batch));
-    });
-    call.on("end", () => call.end());
-    call.on("error", () => undefined); // the sender went away: normal
-  }
-
-  private handleSnapshotCall(
-    call: grpc.ServerReadableStream<SnapshotChunkWire, SnapshotAckWire>,
-    callback: grpc.sendUnaryData<SnapshotAckWire>,
-  ): void {
-    const { accepted, refused } = this.acceptCall("snapshot", call);
-    if (refused !== undefined) {
-      callback(refused);
-      return;
-    }
-    if (this.inboundSnapshots >= this.maxInboundSnapshots) {
-      callback(null, { ok: false, error: `busy: ${this.inboundSnapshots} snapshots already being received` });
-      return;
-    }
-    this.inboundSnapshots += 1;
-    let done = false;
-    const release = (): boolean => {
-      if (done) return false;
-      done = true;
-      this.inboundSnapshots -= 1;
-      return true;
-    };
-    const reply = (ok: boolean, error = ""): void => {
-      if (!release()) return;
-      if (!ok) this.logger.warn({ error }, "inbound snapshot refused");
-      callback(null, { ok, error });
-    };
-    const refuse = (error: PeerAuthError): void => {
-      if (!release()) return;
-      this.stats.unauthenticated += 1;
-      this.logger.warn({ error: error.message }, "inbound snapshot refused");
-      callback({ code: grpc.status.UNAUTHENTICATED, details: `peer authentication failed: ${error.message}` });
-    };
-    let from = 0;
-    let groupId = 0;
-    let message: Message | undefined;
-    let data = new Uint8Array(0);
-    let received = 0;
-    let sawLast = false;
-    call.on("data", (chunk: SnapshotChunkWire) => {
-      if (done) return;
-      try {
-        if (accepted !== undefined) {
-          // Credentials before decoding: the MAC is checked on the raw fields.
-          const number = accepted.frames.frames;
-          if (parseNodeId(chunk.fromNode) !== accepted.dialer)
-            throw new PeerAuthError(`chunk ${number} claims node ${chunk.fromNode} on a call authenticated as node ${accepted.dialer}`);
-          const fields = snapshotChunkFields(chunk.groupId, chunk.offset, chunk.last, chunk.crc32c, chunk.header.length);
-          if (!accepted.frames.verify(chunk.mac, fields, chunk.header, chunk.data))
-            throw new PeerAuthError(`chunk ${number}: bad MAC (forged, altered, replayed or out of order)`);
-        }
-        if (message === undefined) {
-          from = this.knownPeer(call, parseNodeId(chunk.fromNode));
-          groupId = chunk.groupId;
-          const header = decodeSnapshotHeader(chunk.header);
-          if (header.message.from !== from || header.message.to !== this.nodeId) throw new Error("snapshot header is misaddressed");
-          if (header.dataBytes > this.maxSnapshotBytes)
-            throw new Error(`snapshot of ${header.dataBytes} bytes exceeds ${this.maxSnapshotBytes}`);
-          message = header.message;
-          data = new Uint8Array(header.dataBytes);
-        } else if (chunk.groupId !== groupId || parseNodeId(chunk.fromNode) !== from) {
-          throw new Error("chunk of another transfer");
-        }
-        if (sawLast) throw new Error("chunk after the last one");
-        if (chunk.offset !== received) throw new Error(`chunk at offset ${chunk.offset}, expected ${received}`);
-        if (crc32c(chunk.data) !== chunk.crc32c) throw new Error(`chunk at offset ${chunk.offset}: checksum mismatch`);
-        if (received + chunk.data.length > data.length) throw new Error("chunks exceed the announced size");
-        data.set(chunk.data, received);
-        received += chunk.data.length;
-        sawLast = chunk.last;
-      } catch (error) {
-        if (error instanceof PeerAuthError) refuse(error);
-        else reply(false, (error as Error).message);
-      }
-    });
-    call.on("end", () => {
-      if (done) return;
-      if (message?.snapshot === undefined || !sawLast || received !== data.length) {
-        reply(false, `incomplete snapshot: ${received} of ${data.length} bytes`);
-        return;
-      }
-      message.snapshot.data = data;
-      this.stats.snapshotsReceived += 1;
-      const snapshotMessage = message;
-      Promise.resolve()
-        .then(() => this.options.onSnapshot(from, groupId, snapshotMessage))
-        .then(
-          () => reply(true),
-          (error: unknown) => reply(false, `node refused: ${(error as Error).message}`),
-        );
-    });
-    call.on("error", () => release()); // the sender went away
-    call.on("cancelled", () => release());
-  }
-
-  /**
-   * Hands received messages to the node. The node's callback is not the network's concern: if it
-   * throws, that is a programmer error and it is rethrown outside gRPC's event handler so it
-   * crashes loudly instead of being swallowed by the stream machinery.
-   */
-  private deliver(callback: () => void): void {
-    try {
-      callback();
-    } catch (error) {
-      this.logger.error({ err: error }, "onMessages threw");
-      queueMicrotask(() => {
-        throw error;
-      });
-    }
   }
 }

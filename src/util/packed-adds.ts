@@ -9,13 +9,12 @@
  * names the first bad op, and never returns a partial batch; keys are views into `bytes`.
  */
 import { InvalidArgumentError } from "./errors.js";
+import { INT64_MAX, INT64_MIN } from "./int64.js";
 
 const KEY_LENGTH_BYTES = 2;
 const DELTA_BYTES = 8;
 /** A key length has 16 bits. */
 export const PACKED_KEY_BYTES_MAX = 0xffff;
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
 
 export interface PackedAdd {
   key: Uint8Array;

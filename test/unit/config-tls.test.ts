@@ -5,7 +5,8 @@ import { X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ConfigError, parseClusterConfig } from "../../src/server/config/config.js";
 import { nodeCertificateProvider } from "../../src/server/config/tls.js";
-import { nodeIdOfCertificate, ReloadingCertificateProvider } from "../../src/util/tls.js";
+import { ReloadingCertificateProvider } from "../../src/transport/reloading-credentials.js";
+import { nodeIdOfCertificate } from "../../src/util/tls.js";
 import { createCa, issueCertificate, issueNodeCertificate, type CertificatePair } from "../../scripts/gen-certs.js";
 
 const node = (id: number, extra: Record<string, unknown> = {}) => ({

@@ -4,7 +4,11 @@
  * SIGHUP (or the periodic re-read) rotates all three.
  */
 import * as grpc from "@grpc/grpc-js";
-import { ReloadingCertificateProvider, reloadingChannelCredentials, reloadingServerCredentials } from "../../util/tls.js";
+import {
+  ReloadingCertificateProvider,
+  reloadingChannelCredentials,
+  reloadingServerCredentials,
+} from "../../transport/reloading-credentials.js";
 import type { Logger } from "../../util/log.js";
 import { ConfigError, type ClusterConfig, type NodeConfig } from "./config.js";
 

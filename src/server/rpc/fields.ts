@@ -20,6 +20,7 @@ import type {
   WindowAddOpMessage,
 } from "../../api/proto.js";
 import { InvalidArgumentError } from "../../util/errors.js";
+import { INT64_MAX, INT64_MIN } from "../../util/int64.js";
 import type { Consistency } from "../node.js";
 
 /**
@@ -35,9 +36,6 @@ export function key(raw: unknown, field: string, opIndex = -1): Uint8Array {
   if (raw.length === 0) throw new InvalidArgumentError(`${fieldName(field, opIndex)}: keys must be 1 to 256 bytes, got an empty key`);
   return new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength);
 }
-
-const INT64_MIN = -(2n ** 63n);
-const INT64_MAX = 2n ** 63n - 1n;
 
 export function i64(raw: unknown, field: string, opIndex = -1): bigint {
   if (raw === undefined || raw === null || raw === "") return 0n;

@@ -41,7 +41,8 @@
  */
 import { InvalidArgumentError, OutOfRangeError } from "../../util/errors.js";
 import { assert } from "../../util/assert.js";
-import { ByteReader, ByteWriter, INT64_MAX, INT64_MIN } from "../binary.js";
+import { ByteReader, ByteWriter } from "../binary.js";
+import { INT64_MAX, INT64_MIN } from "../../util/int64.js";
 import {
   KIND_MAGIC,
   beginEnvelope,

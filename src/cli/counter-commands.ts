@@ -1,0 +1,97 @@
+/**
+ * tallyctl add, get, set, reset and cas: one counter each, printed as its value, version and fence
+ * (--json: the client's result, 64-bit integers as decimal strings).
+ */
+import type { Command } from "commander";
+import { VersionMismatchError } from "../util/errors.js";
+import { int64Argument, uint64Argument } from "./arguments.js";
+import type { GlobalOptions, WithClient } from "./command-types.js";
+import { formatMutation, formatRead, mutationJson, readJson } from "./format.js";
+
+const deadline = (options: GlobalOptions): { deadlineMs: number } => ({ deadlineMs: options.timeout });
+
+/** The operator's next step after a compare-and-set saw another version. */
+function casMismatch(key: string, expected: bigint, error: VersionMismatchError): VersionMismatchError {
+  const current = error.currentVersion;
+  const message =
+    current === 0
+      ? `${key} does not exist (version 0), expected version ${expected}: \`tallyctl cas ${key} 0 VALUE\` creates it only if it is still absent (etcd's compare version = 0)`
+      : `${key} is at version ${current}, expected ${expected}; nothing changed (the version is the log index of its last write: \`tallyctl get ${key}\` prints it${expected === 0n ? "; 0 means only if absent" : ""})`;
+  return new VersionMismatchError(message, current);
+}
+
+export function addCounterCommands(program: Command, withClient: WithClient): void {
+  program
+    .command("add")
+    .description("add DELTA (default 1) to KEY; prints the new value")
+    .argument("<key>")
+    .argument("[delta]", "signed 64-bit integer", int64Argument("DELTA"), 1n)
+    .action(async (key: string, delta: bigint, _options: object, command: Command) =>
+      withClient(command, async (tally, options) => {
+        await tally.connect();
+        const result = await tally.add(key, delta, deadline(options));
+        return options.json ? mutationJson(key, result) : formatMutation(key, result);
+      }),
+    );
+
+  program
+    .command("get")
+    .description("read KEY (linearizable unless --stale)")
+    .argument("<key>")
+    .option("--stale", "any replica may answer, possibly behind")
+    .option("--min-index <n>", "the replica must have applied at least this log index", uint64Argument("--min-index"))
+    .action(async (key: string, commandOptions: { stale?: boolean; minIndex?: bigint }, command: Command) =>
+      withClient(command, async (tally, options) => {
+        await tally.connect();
+        const result = await tally.get(key, {
+          ...deadline(options),
+          consistency: commandOptions.stale ? "stale" : "linearizable",
+          ...(commandOptions.minIndex !== undefined ? { minIndex: commandOptions.minIndex } : {}),
+        });
+        return options.json ? readJson(key, result) : formatRead(key, result);
+      }),
+    );
+
+  program
+    .command("set")
+    .description("set KEY to VALUE")
+    .argument("<key>")
+    .argument("<value>", "signed 64-bit integer", int64Argument("VALUE"))
+    .action(async (key: string, value: bigint, _options: object, command: Command) =>
+      withClient(command, async (tally, options) => {
+        await tally.connect();
+        const result = await tally.set(key, value, deadline(options));
+        return options.json ? mutationJson(key, result) : formatMutation(key, result);
+      }),
+    );
+
+  program
+    .command("reset")
+    .description("delete KEY")
+    .argument("<key>")
+    .action(async (key: string, _options: object, command: Command) =>
+      withClient(command, async (tally, options) => {
+        await tally.connect();
+        const result = await tally.reset(key, deadline(options));
+        return options.json
+          ? mutationJson(key, result)
+          : `${key} reset  (version ${result.version}, fence ${result.fence.term}/${result.fence.index})`;
+      }),
+    );
+
+  program
+    .command("cas")
+    .description("set KEY to VALUE if its version is EXPECTED_VERSION (0: only if KEY does not exist, like etcd's version = 0)")
+    .argument("<key>")
+    .argument("<expected-version>", "unsigned 64-bit integer", uint64Argument("EXPECTED_VERSION"))
+    .argument("<value>", "signed 64-bit integer", int64Argument("VALUE"))
+    .action(async (key: string, expectedVersion: bigint, value: bigint, _options: object, command: Command) =>
+      withClient(command, async (tally, options) => {
+        await tally.connect();
+        const result = await tally.compareAndSet(key, expectedVersion, value, deadline(options)).catch((error: unknown) => {
+          throw error instanceof VersionMismatchError ? casMismatch(key, expectedVersion, error) : error;
+        });
+        return options.json ? mutationJson(key, result) : formatMutation(key, result);
+      }),
+    );
+}
