@@ -29,7 +29,7 @@ import { planAll, planOneMove, planTransfers, type Plan, type PlacementView } fr
 import { computePlacement } from "./config/config.js";
 import { ConfChangeTransition, ConfChangeType } from "../raft/types.js";
 import type { NodeReport, ShardChangeAction, ShardReport } from "./meta-wire.js";
-import type { TallyNode } from "./node.js";
+import type { ControllerHost } from "./core/controller-host.js";
 import { monotonicMs, wallClockMs } from "../util/clock.js";
 import { FailedPreconditionError, InvalidArgumentError, TallyError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
@@ -66,7 +66,7 @@ export class MetaController {
   private ticking = false;
 
   constructor(
-    private readonly node: TallyNode,
+    private readonly node: ControllerHost,
     private readonly log: Logger,
   ) {}
 

@@ -1,6 +1,7 @@
 /**
  * One replica of one Raft group on this node (a counter shard, or the metadata group): its Raft
- * group, its log cache, its state machine, and the requests waiting on it. The driver loop (node.ts) is the only caller; everything
+ * group, its log cache, its state machine, and the requests waiting on it. It is the driver loop's
+ * LoopGroup (core/ports.ts), and the loop (core/driver-loop.ts) is the only caller; everything
  * here is synchronous and runs inside one loop iteration, so Raft state is never touched between a
  * Ready and its advance().
  */
@@ -13,6 +14,8 @@ import { encodeMetaEntry, type MetaCommand, type MetaResult, type MetaStateMachi
 import { assert } from "../util/assert.js";
 import { AmbiguousError, NotLeaderError, OverloadedError, UnavailableError } from "../util/errors.js";
 import type { ShardDescriptor } from "./descriptor.js";
+import type { LoopGroup } from "./core/ports.js";
+import { ShardStorage } from "./shard-storage.js";
 
 /** What the replica needs of a state machine. */
 export interface ReplicaMachine<TResult> {
@@ -47,7 +50,7 @@ export interface ReplicaLimits {
   maxEntryBytes: number;
 }
 
-export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TResult>> {
+export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TResult>> implements LoopGroup {
   /** The Raft group id: the shard id, or 0 for the metadata group. */
   readonly shardId: number;
   readonly storage: MemoryStorage;
@@ -256,6 +259,7 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
     this.readsToConfirm = [];
   }
 
+  /** Fails the requests past their deadline; a shard's storage drops a built snapshot past its time. */
   expire(nowMs: number): void {
     for (const [index, entry] of this.inflight) {
       const expired = entry.commands.filter((p) => p.deadlineMs <= nowMs);
@@ -281,6 +285,7 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
       if (left.length === 0) this.readRounds.delete(context);
       else this.readRounds.set(context, left);
     }
+    if (this.storage instanceof ShardStorage) this.storage.expireBuilt(nowMs);
   }
 
   // ---- reads ----

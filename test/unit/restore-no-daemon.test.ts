@@ -1,6 +1,6 @@
 /**
  * `tallyctl backup` and `tallyctl restore` (src/cli/backup.ts) load src/server/backup and
- * src/server/config, never the daemon: not the node core's driver (node.ts), the gRPC server
+ * src/server/config, never the daemon: not the node core (node.ts, core/), the gRPC server
  * (rpc/), the ops endpoints (ops/) or tallyd's entry point. Follows the relative imports from
  * src/cli/backup.ts transitively.
  */
@@ -9,7 +9,7 @@ import { join, relative, resolve } from "node:path";
 import { expect, test } from "vitest";
 
 const src = resolve(import.meta.dirname, "..", "..", "src");
-const daemonFiles = [/^server\/node\.ts$/, /^server\/rpc\//, /^server\/ops\//, /^server\/main\.ts$/];
+const daemonFiles = [/^server\/node\.ts$/, /^server\/core\//, /^server\/rpc\//, /^server\/ops\//, /^server\/main\.ts$/];
 
 function relativeImports(file: string): string[] {
   const targets: string[] = [];

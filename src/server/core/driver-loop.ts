@@ -1,0 +1,329 @@
+/**
+ * The multi-raft driver loop: the only place that orders storage writes, peer sends and applies
+ * for every Raft group of a node. It is written against ports (ports.ts) only: TallyNode (node.ts)
+ * binds LevelDB, the peer transport and the process clock. One iterate():
+ *
+ *   1. create/remove replicas the map asks for (their own synced batch); tick every group up to
+ *      the monotonic clock; step inbound messages; run queued loop actions; propose queued
+ *      commands (as few entries per group as maxEntryBytes allows) and start ReadIndex rounds;
+ *   2. collect Ready from every group and send its appends and heartbeats AT ONCE, before the
+ *      fsync (Raft thesis 10.2.1; safe because a leader steps no acknowledgement before its own
+ *      write completes: docs/adr/0003-send-before-fsync.md);
+ *   3. build ONE batch for all groups (group commit): snapshots, entries, hard states, and the
+ *      effects of applying the committed entries IN MEMORY with the applied index (so a crash
+ *      never half-applies an entry: docs/adr/0004-apply-before-write.md); writes whose entries
+ *      were already durable here are answered now;
+ *   4. write the batch, fsynced only when a Ready has mustSync (new entries, term or vote);
+ *   5. only then send every other message (votes, responses, snapshots), answer the remaining
+ *      writes, serve reads whose index is applied, and advance every group.
+ * docs/architecture.md ("The Ready contract as implemented") lists each step and every deviation
+ * from the strict Ready order in one place.
+ */
+import { MessageType, Role, type Message, type Ready } from "../../raft/types.js";
+import { UnavailableError } from "../../util/errors.js";
+import type { Logger } from "../../util/log.js";
+import type { LogBatch, LoopGroup, LoopPorts, LoopStats } from "./ports.js";
+
+/** Bounded: the transport drops beyond its own bound; this bounds what waits for one iteration. */
+export const INBOUND_MESSAGES_MAX = 200_000;
+/** Never tick more than this many times in one catch-up (a long pause already expired every lease). */
+export const CATCH_UP_TICKS_MAX = 200;
+
+export interface DriverLoopOptions {
+  nodeId: number;
+  /** Milliseconds per Raft tick. */
+  tickMs: number;
+  logger: Logger;
+  stats: LoopStats;
+  /** Client address of a node, for NOT_LEADER hints. */
+  leaderAddress: (id: number) => string | undefined;
+  /** The chaos harness's planted bug (see GroupReplica.failInflight); never set in production. */
+  plantedNotLeaderAfterPropose?: boolean;
+  /** A replica learned of a new leader (or lost its leader). */
+  onLeaderChange?: () => void;
+  /** The loop died (storage corruption, a failed fsync); every waiter has been failed already. */
+  onFatal?: (error: Error) => void;
+}
+
+export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
+  private readonly store: LoopPorts<TGroup, TBatch>["store"];
+  private readonly network: LoopPorts<TGroup, TBatch>["network"];
+  private readonly clock: LoopPorts<TGroup, TBatch>["clock"];
+  private readonly groups: LoopPorts<TGroup, TBatch>["groups"];
+  private readonly machines: LoopPorts<TGroup, TBatch>["machines"];
+  private readonly log: Logger;
+  private readonly stats: LoopStats;
+  private inbound: Array<[number, Message]> = [];
+  private inboundDropped = 0;
+  private lastTickMs = 0;
+  private running = false;
+  private wakeResolve: (() => void) | undefined;
+  private wakePending = false;
+  private loopDone: Promise<void> | undefined;
+  private fatalError: Error | undefined;
+  /** Work that must touch Raft inside the loop (conf changes, transfers), run before proposing. */
+  private loopActions: Array<() => void> = [];
+  /** Writes to add to the next iteration's batch (state changed outside Ready, such as an unsafe recovery). */
+  private pendingWrites: Array<(batch: TBatch) => void> = [];
+
+  constructor(
+    ports: LoopPorts<TGroup, TBatch>,
+    private readonly options: DriverLoopOptions,
+  ) {
+    this.store = ports.store;
+    this.network = ports.network;
+    this.clock = ports.clock;
+    this.groups = ports.groups;
+    this.machines = ports.machines;
+    this.log = options.logger;
+    this.stats = options.stats;
+  }
+
+  /** Starts iterating; the groups are restored and the network bound before this. */
+  start(): void {
+    this.lastTickMs = this.clock.monotonicMs();
+    this.running = true;
+    this.loopDone = this.runLoop();
+  }
+
+  /** Stops after the current iteration (its write completes) and resolves when the loop has ended. */
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    await this.loopDone;
+  }
+
+  get isRunning(): boolean {
+    return this.running;
+  }
+
+  /** Why the loop died (storage failure), if it did. */
+  get failure(): Error | undefined {
+    return this.fatalError;
+  }
+
+  get inboundDroppedCount(): number {
+    return this.inboundDropped;
+  }
+
+  checkAlive(): void {
+    if (this.fatalError) throw new UnavailableError(`node ${this.options.nodeId} has stopped: ${this.fatalError.message}`);
+    if (!this.running) throw new UnavailableError(`node ${this.options.nodeId} is not running`);
+  }
+
+  /** Inbound Raft messages from the network, stepped at the next iteration. */
+  receive(batch: Array<[number, Message]>): void {
+    if (this.inbound.length + batch.length > INBOUND_MESSAGES_MAX) {
+      this.inboundDropped += batch.length; // Raft retransmits.
+      return;
+    }
+    for (const item of batch) this.inbound.push(item);
+    this.wake();
+  }
+
+  wake(): void {
+    this.wakePending = true;
+    const resolve = this.wakeResolve;
+    if (resolve !== undefined) {
+      this.wakeResolve = undefined;
+      resolve();
+    }
+  }
+
+  /** Runs `action` inside the loop, before proposals (Raft is never touched between Ready and advance). */
+  inLoop<T>(action: () => T): Promise<T> {
+    this.checkAlive();
+    return new Promise((resolve, reject) => {
+      this.loopActions.push(() => {
+        try {
+          resolve(action());
+        } catch (error) {
+          reject(error as Error);
+        }
+      });
+      this.wake();
+    });
+  }
+
+  /** Adds `write` to the next iteration's batch, which is then fsynced. */
+  queueWrite(write: (batch: TBatch) => void): void {
+    this.pendingWrites.push(write);
+  }
+
+  private waitForWork(): Promise<void> {
+    if (this.wakePending) {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
+    const untilTick = Math.max(1, this.lastTickMs + this.options.tickMs - this.clock.monotonicMs());
+    return new Promise<void>((resolve) => {
+      const cancel = this.clock.setTimer(untilTick, () => {
+        this.wakeResolve = undefined;
+        resolve();
+      });
+      this.wakeResolve = () => {
+        cancel();
+        resolve();
+      };
+    });
+  }
+
+  /** Ticks every group for the ticks the monotonic clock owes (also called at request time, before a lease read). */
+  catchUpTicks(): void {
+    const now = this.clock.monotonicMs();
+    const tickMs = this.options.tickMs;
+    let ticks = Math.floor((now - this.lastTickMs) / tickMs);
+    if (ticks <= 0) return;
+    if (ticks > CATCH_UP_TICKS_MAX) {
+      this.log.warn({ missedTicks: ticks }, "driver loop was paused; catching up");
+      ticks = CATCH_UP_TICKS_MAX;
+      this.lastTickMs = now;
+    } else {
+      this.lastTickMs += ticks * tickMs;
+    }
+    for (const replica of this.groups.all()) for (let i = 0; i < ticks; i++) replica.raw.tick();
+    for (const replica of this.groups.all()) replica.expire(now);
+  }
+
+  private async runLoop(): Promise<void> {
+    try {
+      while (this.running) {
+        await this.iterate();
+        if (this.running) await this.waitForWork();
+      }
+    } catch (error) {
+      this.fatalError = error as Error;
+      this.running = false;
+      this.log.fatal({ err: error }, "driver loop failed; the node stops serving");
+      for (const replica of this.groups.all())
+        replica.failInflight(new UnavailableError(`node ${this.options.nodeId} stopped: ${(error as Error).message}`));
+      this.options.onFatal?.(error as Error);
+    }
+  }
+
+  private async iterate(): Promise<void> {
+    this.stats.iterations++;
+    await this.groups.changeGroups();
+    this.catchUpTicks();
+    this.stepInbound();
+    this.runLoopActions();
+    const nowWall = this.clock.wallClockMs();
+    for (const replica of this.groups.all()) {
+      replica.proposeQueued(nowWall, this.options.leaderAddress);
+      replica.issueReadIndex(this.options.leaderAddress);
+    }
+
+    const readies: Array<[TGroup, Ready]> = [];
+    for (const replica of this.groups.all()) if (replica.raw.hasReady()) readies.push([replica, replica.raw.ready()]);
+    if (readies.length === 0) return;
+
+    const late = this.sendBeforeWrite(readies);
+
+    // 2. Build ONE batch for every group: snapshots, new entries, hard states, and the effects of
+    // applying committed entries together with the applied index (so a crash never half-applies).
+    // Applying in memory before the write is safe: committed entries are durable on a quorum, and
+    // a crash before the write replays them from the log. So replies to the writes applied here go
+    // out before the write (below), except where this node's own copy of the entry is in this very
+    // batch; ReadIndex reads still wait for it.
+    const batch = this.store.batch();
+    const mustSync = this.buildBatch(readies, batch);
+    // Answer the writes this iteration applied whose entries were already on disk here (all of
+    // them but a single-voter group's newest): committed entries are durable on a quorum, so the
+    // answer need not wait for this batch's fsync, which holds the next entries (thesis 10.2.1).
+    for (const [replica, ready] of readies)
+      replica.completeApplied(ready.entries.length > 0 ? ready.entries[0]!.index - 1 : Number.POSITIVE_INFINITY);
+    if (batch.size > 0) {
+      await this.store.write(batch, { sync: mustSync });
+      if (mustSync) this.stats.syncs++;
+    }
+
+    // 3. Send the rest, now that what they promise is durable; answer clients and reads.
+    for (const [shardId, message] of late) this.network.send(message.to, shardId, message);
+    if (late.length > 0) this.network.flush();
+    for (const [replica, ready] of readies) {
+      replica.completeApplied();
+      for (const readState of ready.readStates) replica.onReadState(readState.index, readState.context);
+      replica.serveAppliedReads();
+    }
+
+    // 4. Advance.
+    for (const [replica] of readies) replica.raw.advance();
+    if (readies.some(([replica]) => replica.raw.hasReady())) this.wakePending = true;
+  }
+
+  private stepInbound(): void {
+    if (this.inbound.length === 0) return;
+    const inbound = this.inbound;
+    this.inbound = [];
+    for (const [groupId, message] of inbound) {
+      const replica = this.groups.get(groupId);
+      if (replica === undefined) continue;
+      replica.raw.step(message);
+    }
+  }
+
+  private runLoopActions(): void {
+    if (this.loopActions.length === 0) return;
+    const actions = this.loopActions;
+    this.loopActions = [];
+    for (const action of actions) action();
+  }
+
+  /** Sends every Ready's App and Heartbeat messages now; returns the rest, which wait for the write. */
+  private sendBeforeWrite(readies: Array<[TGroup, Ready]>): Array<[number, Message]> {
+    // Thesis 10.2.1: a leader may write its log in parallel with replicating it, so its App and
+    // Heartbeat messages leave before the fsync. Safe here because iterations are sequential: the
+    // leader's own write completes before it steps any acknowledgement, so it never counts itself
+    // toward a commit before its entries are durable. Everything else (votes, acknowledgements)
+    // promises durable state and waits for the write.
+    const late: Array<[number, Message]> = [];
+    for (const [replica, ready] of readies) {
+      for (const message of ready.messages) {
+        if (message.type === MessageType.App || message.type === MessageType.Heartbeat)
+          this.network.send(message.to, replica.shardId, message);
+        else late.push([replica.shardId, message]);
+      }
+    }
+    this.network.flush();
+    return late;
+  }
+
+  /** Fills the iteration's batch (queued writes first, then every Ready in order); returns whether it must be fsynced. */
+  private buildBatch(readies: Array<[TGroup, Ready]>, batch: TBatch): boolean {
+    let mustSync = this.pendingWrites.length > 0;
+    for (const write of this.pendingWrites.splice(0)) write(batch);
+    for (const [replica, ready] of readies) {
+      if (ready.snapshot !== undefined && ready.snapshot.metadata.index > 0) this.machines.installSnapshot(replica, ready.snapshot, batch);
+      if (ready.entries.length > 0) {
+        const first = ready.entries[0]!.index;
+        const previousLast = replica.storage.lastIndex();
+        replica.storage.append(ready.entries);
+        if (first <= previousLast) batch.truncateAfter(replica.shardId, first - 1, previousLast);
+        batch.appendEntries(replica.shardId, ready.entries);
+        this.stats.entriesWritten += ready.entries.length;
+      }
+      if (ready.hardState !== undefined) {
+        replica.storage.setHardState(ready.hardState);
+        batch.setHardState(replica.shardId, ready.hardState);
+      }
+      mustSync ||= ready.mustSync;
+      if (ready.softState !== undefined) this.onSoftState(replica, ready.softState.role, ready.softState.leader);
+      this.machines.apply(replica, ready.committedEntries, batch);
+    }
+    return mustSync;
+  }
+
+  private onSoftState(replica: TGroup, role: Role, leader: number): void {
+    const wasLeader = replica.isLeader;
+    replica.role = role;
+    const leaderChanged = leader !== replica.leader;
+    if (leaderChanged) this.stats.leaderChanges++;
+    replica.leader = leader;
+    if (leaderChanged) this.options.onLeaderChange?.();
+    if (role === Role.Leader && !wasLeader) {
+      this.log.info({ shard: replica.shardId, term: replica.raw.term }, "became leader");
+    } else if (role !== Role.Leader && wasLeader) {
+      replica.failInflight(replica.notLeaderError(this.options.leaderAddress), this.options.plantedNotLeaderAfterPropose ?? false);
+    }
+  }
+}
