@@ -6,7 +6,7 @@
  */
 import { spawn, spawnSync } from "node:child_process";
 import { resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, test } from "vitest";
 import { eventually, TestCluster } from "../support/cluster.js";
 import { keyInShard } from "../support/keys.js";
 import { RawNodeClient } from "../support/raw-client.js";
@@ -24,6 +24,15 @@ const pythonProblem = ((): string | undefined => {
   return undefined;
 })();
 if (pythonProblem !== undefined) console.warn(`python-example: skipping: ${pythonProblem}`);
+
+// CI (.ci/run sets TALLY_REQUIRE_PYTHON=1 after installing the packages) must run the example:
+// there a missing python3-grpcio or grpc_tools fails the suite instead of skipping it.
+test.runIf(pythonProblem !== undefined && process.env.TALLY_REQUIRE_PYTHON === "1")(
+  "python3 with grpcio and grpc_tools is installed (required in CI)",
+  () => {
+    throw new Error(`the Python example cannot run: ${pythonProblem}`);
+  },
+);
 
 /** Runs the example to its end (killed at the deadline); its exit code and output. */
 function runExample(args: string[]): Promise<{ code: number | null; output: string }> {
