@@ -89,20 +89,35 @@ describe("operating a cluster", () => {
     expect(oneDown.output).toContain(`${down} is unhealthy: connection refused\n`);
 
     await cluster.kill(2);
+    // A leader that lost its quorum steps down after an election timeout (CheckQuorum), each group
+    // on its own schedule (the shards and the metadata group): wait until none has one.
+    const unavailableLine =
+      "unavailable: shards 1, 2 have no leader; nodes 2, 3 unreachable; the metadata group has no leader (1/3 nodes, 0/2 shards with a leader)";
+    let lastStatus = "";
     const unavailable = await eventually(
       async () => {
         const result = await tallyctl(cluster.endpoints(), "--timeout", "4000", "status");
-        // A leader that lost its quorum steps down after an election timeout (CheckQuorum): then no shard has one.
-        return result.code === 6 && result.output.includes("0/2 shards") ? result : undefined;
+        lastStatus = result.output;
+        return result.code === 6 && result.output.split("\n")[0] === unavailableLine ? result : undefined;
       },
       20_000,
-      "status exits 6, no shard with a leader, with a quorum lost",
+      "status exits 6: no shard and no metadata group with a leader, with a quorum lost",
+      () => lastStatus,
     );
-    expect(unavailable.output.split("\n")[0]).toBe(
-      "unavailable: shards 1, 2 have no leader; nodes 2, 3 unreachable; the metadata group has no leader (1/3 nodes, 0/2 shards with a leader)",
+    expect(unavailable.output.split("\n")[0]).toBe(unavailableLine);
+    // Node 1 answers but cannot serve: its health check says NOT_SERVING (its /readyz: no quorum
+    // reachable). Readiness is re-evaluated on the node's own schedule, so it may trail the status.
+    let lastHealth = "";
+    const noQuorum = await eventually(
+      async () => {
+        const result = await tallyctl(cluster.endpoints(), "endpoint", "health");
+        lastHealth = result.output;
+        return result.output.includes("is unhealthy: NOT_SERVING") ? result : undefined;
+      },
+      10_000,
+      "node 1's health check saying NOT_SERVING with its quorum lost",
+      () => lastHealth,
     );
-    // Node 1 answers but cannot serve: its health check says NOT_SERVING (its /readyz: no quorum reachable).
-    const noQuorum = await tallyctl(cluster.endpoints(), "endpoint", "health");
     expect(noQuorum.code, noQuorum.output).toBe(5);
     expect(noQuorum.output).toContain(`${cluster.config.nodes[0]!.client} is unhealthy: NOT_SERVING: node 1 `);
   });
