@@ -13,7 +13,7 @@ import { X509Certificate } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TallyClient, type ClientTlsOptions } from "../../src/client/index.js";
 import { encodeFrame } from "../../src/transport/codec.js";
-import { MessageType } from "../../src/raft/types.js";
+import { message } from "../support/peer-messages.js";
 import { createCa, issueClientCertificate, issueNodeCertificate, type CertificatePair } from "../../scripts/gen-certs.js";
 import { eventually, TestCluster } from "../support/cluster.js";
 import { RawBytesClient, peerMethodCodecs, tallyMethodCodecs } from "../fuzz/wire.js";
@@ -158,19 +158,7 @@ describe("TLS cluster", () => {
     const credentials = grpc.credentials.createSsl(readFileSync(ca.cert), readFileSync(impostor.key), readFileSync(impostor.cert));
     const raw = new RawBytesClient(node1.peer, credentials);
     try {
-      const message = {
-        type: MessageType.Heartbeat,
-        to: 1,
-        from: 2,
-        term: 1_000_000,
-        logTerm: 0,
-        index: 0,
-        entries: [],
-        commit: 0,
-        reject: false,
-        rejectHint: 0,
-      };
-      const frame = encodeFrame([[1, message]]);
+      const frame = encodeFrame([[1, message(2, 1, { term: 1_000_000 })]]);
       const { status } = await raw.bidi(
         raft.path,
         [raft.encode({ fromNode: "2", payload: Buffer.from(frame.payload), crc32c: frame.crc32c })],

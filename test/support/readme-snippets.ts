@@ -13,10 +13,10 @@
  * src/index.ts and the endpoints literal replaced by the test cluster's. Every run has a deadline;
  * a process still running at its deadline is killed with its process group.
  */
-import { spawn } from "node:child_process";
 import { chmodSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
+import { runProcess, type ProcessResult } from "./run-process.js";
 
 export type SnippetLanguage = "ts" | "sh";
 
@@ -104,13 +104,7 @@ export interface SnippetTarget {
   scratch: string;
 }
 
-export interface RunResult {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-  /** True when the deadline passed and the process group was killed. */
-  killed: boolean;
-}
+export type RunResult = ProcessResult;
 
 /** Writes the `tallyctl` wrapper into <scratch>/bin and returns the environment shell lines run with. */
 export function shellEnvironment(target: SnippetTarget): NodeJS.ProcessEnv {
@@ -136,7 +130,7 @@ export function shellLineFor(line: string, target: SnippetTarget): string {
 }
 
 export function runShellLine(line: string, target: SnippetTarget, env: NodeJS.ProcessEnv, deadlineMs: number): Promise<RunResult> {
-  return runBounded("bash", ["-c", shellLineFor(line, target)], { cwd: target.root, env, deadlineMs });
+  return runProcess("bash", ["-c", shellLineFor(line, target)], { cwd: target.root, env, deadlineMs, group: true });
 }
 
 const ENDPOINTS_LITERAL = /\[\s*"127\.0\.0\.1:\d+"(?:\s*,\s*"127\.0\.0\.1:\d+")*\s*\]/g;
@@ -153,43 +147,10 @@ let programs = 0;
 export async function runTypeScript(code: string, target: SnippetTarget, deadlineMs: number): Promise<RunResult> {
   const file = join(target.scratch, `snippet-${++programs}.mts`);
   writeFileSync(file, typescriptProgram(code, target));
-  return runBounded(process.execPath, [join(target.root, "node_modules", "tsx", "dist", "cli.mjs"), file], {
+  return runProcess(process.execPath, [join(target.root, "node_modules", "tsx", "dist", "cli.mjs"), file], {
     cwd: target.scratch,
     env: { ...process.env },
     deadlineMs,
-  });
-}
-
-/** Runs a command to its end in a process group of its own; SIGKILL to that group (its children too) at the deadline. */
-function runBounded(
-  command: string,
-  args: string[],
-  options: { cwd: string; env: NodeJS.ProcessEnv; deadlineMs: number },
-): Promise<RunResult> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: options.cwd, env: options.env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-    let stdout = "";
-    let stderr = "";
-    let killed = false;
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    const timer = setTimeout(() => {
-      killed = true;
-      if (child.pid !== undefined) {
-        try {
-          process.kill(-child.pid, "SIGKILL");
-        } catch {
-          // The group is gone already.
-        }
-      }
-    }, options.deadlineMs);
-    child.on("error", (error) => {
-      clearTimeout(timer);
-      reject(error);
-    });
-    child.on("close", (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr, killed });
-    });
+    group: true,
   });
 }
