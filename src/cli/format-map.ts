@@ -1,49 +1,9 @@
 /** Human output of the partition map and of placement plans (tallyctl status, rebalance, failover). */
+import type { ClusterMapResponseMessage } from "../api/proto.js";
 import { formatTable as table } from "./format.js";
 
-export interface ClusterMapReply {
-  version: string;
-  metaLeaderId: string;
-  fromMetaLeader: boolean;
-  metaVoters: string[];
-  metaLearners: string[];
-  nodes: Array<{
-    nodeId: string;
-    clientAddress: string;
-    peerAddress: string;
-    zone: string;
-    state: string;
-    alive: boolean;
-    lastHeartbeatMsAgo: string;
-    replicas: number;
-    leaders: number;
-    opsPerSecond: number;
-  }>;
-  shards: Array<{
-    shardId: number;
-    slotStart: number;
-    slotEnd: number;
-    epoch: string;
-    voters: string[];
-    learners: string[];
-    votersOutgoing: string[];
-    leaderId: string;
-    opsPerSecond: number;
-  }>;
-  operations: Array<{
-    id: string;
-    kind: string;
-    shardId: number;
-    fromNode: string;
-    toNode: string;
-    state: string;
-    step: string;
-    reason: string;
-    ageMs: string;
-    splitSlot: number;
-    newShardId: number;
-  }>;
-}
+/** The ClusterMap reply as the client library decodes it (proto ClusterMapResponse). */
+export type ClusterMapReply = ClusterMapResponseMessage;
 
 export interface PlanReply {
   changes: Array<{ kind: string; shardId: number; fromNode: string; toNode: string; reason: string }>;

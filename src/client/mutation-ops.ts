@@ -138,29 +138,12 @@ export function buildMutationRequest(entries: UnitEntry[], header: RequestHeader
   if (entries.length > 1 || !SINGLE_REQUEST_KINDS.has(entries[0]!.op.kind)) {
     return ["batch", { header, ops: entries.map((entry) => batchOpMessage(entry.op)) }];
   }
-  const op = entries[0]!.op;
-  switch (op.kind) {
-    case "add":
-      return [
-        "add",
-        {
-          header,
-          key: op.key,
-          delta: int64Wire(op.delta),
-          hasFloor: op.floor !== undefined,
-          floor: int64Wire(op.floor ?? 0n),
-          ttlMs: int64Wire(op.ttlMs),
-        },
-      ];
-    case "set":
-      return ["set", { header, key: op.key, value: int64Wire(op.value), ttlMs: int64Wire(op.ttlMs) }];
-    case "reset":
-      return ["reset", { header, key: op.key }];
-    case "compareAndSet":
-      return ["compareAndSet", { header, key: op.key, expectedVersion: int64Wire(op.expectedVersion), value: int64Wire(op.value) }];
-    default:
-      return assert(false, `${op.kind} travels as a batch op`) as never;
-  }
+  // A single op's request is its batch op's message with the header: one encoding of each op.
+  const kind = entries[0]!.op.kind as SingleRequestKind;
+  const body = batchOpMessage(entries[0]!.op)[kind];
+  assert(body !== undefined, `${kind} travels as a batch op`);
+  return [kind, { header, ...body } as PipelineOps[SingleRequestKind]];
 }
 
-const SINGLE_REQUEST_KINDS: ReadonlySet<MutationKind> = new Set(["add", "set", "reset", "compareAndSet"]);
+type SingleRequestKind = "add" | "set" | "reset" | "compareAndSet";
+const SINGLE_REQUEST_KINDS: ReadonlySet<MutationKind> = new Set<SingleRequestKind>(["add", "set", "reset", "compareAndSet"]);
