@@ -22,7 +22,7 @@ const allowed = {
   storage: ["util", "raft"],
   transport: ["util", "raft", "storage"],
   api: ["util"],
-  server: ["util", "raft", "shard", "meta", "storage", "transport", "api"],
+  server: ["util", "raft", "kinds", "shard", "meta", "storage", "transport", "api"],
   // kinds: the client merges the shards' answers (HyperLogLog registers, mergeTopK,
   // mergeAggregates) with the same pure code that produced them (src/kinds), so both agree.
   client: ["util", "api", "meta", "kinds"],

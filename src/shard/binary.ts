@@ -10,10 +10,6 @@ import { crcSlice8 } from "../util/crc-slice8.js";
 import { CorruptionError } from "../util/errors.js";
 import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 
-// Re-exported for the modules and tests that import them from here (src/shard/state-machine.ts
-// among them); the one definition is src/util/int64.ts.
-export { INT64_MAX, INT64_MIN };
-
 const TWO_POW_32 = 0x1_0000_0000;
 /** A hard ceiling so a corrupt length field can never make us allocate gigabytes. */
 const WRITER_BYTES_MAX = 0x7fff_ffff;

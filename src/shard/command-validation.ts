@@ -16,7 +16,7 @@ import {
   TTL_MS_MAX,
   UNIQUE_ITEMS_MAX,
 } from "./command-types.js";
-import { ITEM_BYTES_MAX } from "./kinds/hll.js";
+import { ITEM_BYTES_MAX } from "../kinds/hll.js";
 import { ENTRIES_MAX, WINDOW_MS_MAX } from "./kinds/ratelimit.js";
 
 const REQUEST_ID_PATTERN = /^[\x20-\x7e]+$/;

@@ -6,12 +6,12 @@
  */
 import { assert } from "../util/assert.js";
 import { InvalidArgumentError, OutOfRangeError, type ErrorCode } from "../util/errors.js";
-import { INT64_MAX, INT64_MIN } from "./binary.js";
+import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 import type { CommandFailure, CounterOp, OpResult } from "./commands.js";
 import { SLOT_DIRTY, SLOT_TOUCHED } from "./counter-table.js";
 import { describeKey } from "./keys.js";
 import { KIND_NAMES, KindTag, type KindEntry } from "./kind-table.js";
-import { HyperLogLog } from "./kinds/hll.js";
+import { HyperLogLog } from "../kinds/hll.js";
 import { SlidingWindowLimiter } from "./kinds/ratelimit.js";
 import { WindowedCounter } from "./kinds/windows.js";
 import type { MutateOutcome } from "./sessions.js";

@@ -6,7 +6,7 @@
  * a state that the tables' own asserts would stop later.
  */
 import { CorruptionError } from "../util/errors.js";
-import { INT64_MAX, INT64_MIN } from "./binary.js";
+import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 import { DEFAULT_SHARD_LIMITS, type OpResult } from "./commands.js";
 import { ChangeLog } from "./change-log.js";
 import { COUNTERS_MAX } from "./counter-table.js";

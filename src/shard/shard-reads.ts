@@ -9,8 +9,8 @@ import { FailedPreconditionError } from "../util/errors.js";
 import type { OpResult } from "./commands.js";
 import { describeKey } from "./keys.js";
 import { KIND_NAMES, KindTag, type KindEntry } from "./kind-table.js";
-import { HyperLogLog } from "./kinds/hll.js";
-import { aggregate, keyHasPrefix, topK, type Aggregate, type KeyValue } from "./kinds/topk.js";
+import { HyperLogLog } from "../kinds/hll.js";
+import { aggregate, keyHasPrefix, topK, type Aggregate, type KeyValue } from "../kinds/topk.js";
 import { WindowedCounter, type WindowAggregate, type WindowBucket, type WindowRange } from "./kinds/windows.js";
 import type { ShardState } from "./shard-state.js";
 

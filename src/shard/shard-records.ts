@@ -8,7 +8,8 @@
  */
 import { assert } from "../util/assert.js";
 import { CorruptionError } from "../util/errors.js";
-import { ByteReader, INT64_MAX, INT64_MIN } from "./binary.js";
+import { INT64_MAX, INT64_MIN } from "../util/int64.js";
+import { ByteReader } from "./binary.js";
 import type { OpResult } from "./commands.js";
 import { SLOT_DIRTY } from "./counter-table.js";
 import { encodeKindRecord } from "./kind-table.js";

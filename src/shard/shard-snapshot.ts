@@ -7,7 +7,7 @@ import { ByteReader, ByteWriter } from "./binary.js";
 import { ChangeLog } from "./change-log.js";
 import { SLOT_DIRTY } from "./counter-table.js";
 import { encodeKindRecord } from "./kind-table.js";
-import { compareBytes } from "./kinds/codec.js";
+import { compareBytes } from "../kinds/codec.js";
 import { readRequestId, writeRequestId } from "./request-ids.js";
 import { readSession, writeSession } from "./sessions.js";
 import { insertLoadedRequestId, insertLoadedSession, KEY_BYTES_MAX, loadCounter, loadKind } from "./shard-load.js";

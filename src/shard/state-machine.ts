@@ -35,8 +35,8 @@ import { decodeEntryShape, type Command, type CommandResult, type OpResult } fro
 import type { KeyChange } from "./change-log.js";
 import { SLOT_DIRTY } from "./counter-table.js";
 import { encodeKindRecord } from "./kind-table.js";
-import type { HyperLogLog } from "./kinds/hll.js";
-import type { Aggregate, KeyValue } from "./kinds/topk.js";
+import type { HyperLogLog } from "../kinds/hll.js";
+import type { Aggregate, KeyValue } from "../kinds/topk.js";
 import type { WindowAggregate, WindowBucket, WindowRange } from "./kinds/windows.js";
 import { Mutation } from "./mutation.js";
 import { SessionCommands, type AdmitMutation } from "./session-commands.js";

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { ByteReader, ByteWriter, INT64_MAX, INT64_MIN } from "../../src/shard/binary.js";
+import { INT64_MAX, INT64_MIN } from "../../src/util/int64.js";
+import { ByteReader, ByteWriter } from "../../src/shard/binary.js";
 import { readAscending, readSvarint64, readUvarint, writeAscending, writeSvarint64, writeUvarint } from "../../src/kinds/codec.js";
 import { CorruptionError } from "../../src/util/errors.js";
 import { createPrng } from "../../src/util/prng.js";

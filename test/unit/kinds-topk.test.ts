@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { INT64_MAX, INT64_MIN } from "../../src/shard/binary.js";
+import { INT64_MAX, INT64_MIN } from "../../src/util/int64.js";
 import { aggregate, averageOf, compareRank, mergeAggregates, mergeTopK, topK, type KeyValue } from "../../src/kinds/topk.js";
 import { InvalidArgumentError, OutOfRangeError } from "../../src/util/errors.js";
 import { createPrng, type Prng } from "../../src/util/prng.js";

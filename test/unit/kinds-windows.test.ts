@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { INT64_MAX, INT64_MIN } from "../../src/shard/binary.js";
+import { INT64_MAX, INT64_MIN } from "../../src/util/int64.js";
 import { KIND_MAGIC, beginEnvelope, sealEnvelope, writeSvarint64, writeUvarint } from "../../src/kinds/codec.js";
 import {
   DEFAULT_WINDOW_OPTIONS,

@@ -16,7 +16,7 @@ import {
   requestIdProblem,
   validateCommand,
 } from "../../shard/commands.js";
-import { TOP_K_MAX } from "../../shard/kinds/topk.js";
+import { TOP_K_MAX } from "../../kinds/topk.js";
 import { SESSION_ID_IN_USE } from "../../shard/state-machine.js";
 import type { ShardReplica } from "../shard-replica.js";
 import {

@@ -6,7 +6,7 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import type { Outgoing, WatchBatchMessage, WatchRequestMessage } from "../../api/proto.js";
-import { keyHasPrefix } from "../../shard/kinds/topk.js";
+import { keyHasPrefix } from "../../kinds/topk.js";
 import { monotonicMs } from "../../util/clock.js";
 import { InvalidArgumentError, OutOfRangeError, OverloadedError, UnavailableError, WrongShardError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
