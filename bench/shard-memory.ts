@@ -1,7 +1,8 @@
 /**
  * Memory per counter of the shard state machine at 1,000,000 counters (keys like
  * "user:0000123456:likes", 21 bytes), counted as V8 heap plus ArrayBuffer memory after a full GC,
- * so the typed-array columns and key arena are included. Also times snapshot and restore.
+ * so the typed-array columns and key arena are included. Also times snapshot and restore (shard
+ * images, the checkpoint format, are timed by bench/shard-image.ts).
  *
  *   npx tsx bench/shard-memory.ts           (COUNTERS=n to change the count)
  */
@@ -42,7 +43,6 @@ function fill(machine: CounterStateMachine): void {
     const data = encodeEntry({ timestampMs: 2, commands: [{ type: "mutate", clientId: first.clientId, seq, firstUnackedSeq: seq, ops }] });
     const [result] = machine.applyEntry(++index, data);
     if (!result?.ok) throw new Error(`fill failed: ${JSON.stringify(result)}`);
-    machine.takeChanges();
   }
 }
 
@@ -60,5 +60,4 @@ const snapshot = machine.snapshot();
 console.log(`snapshot: ${(snapshot.length / 1e6).toFixed(1)} MB in ${(performance.now() - start).toFixed(0)} ms`);
 start = performance.now();
 const restored = CounterStateMachine.restore(snapshot, options);
-restored.takeChanges();
 console.log(`restore: ${(performance.now() - start).toFixed(0)} ms, ${restored.counterCount()} counters`);

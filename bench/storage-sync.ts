@@ -1,23 +1,30 @@
 /**
- * Synced write throughput of the node store: how many fsynced LevelDB batches per second this disk
- * gives, which bounds the driver loop's iterations per second (one synced batch per iteration).
+ * Synced write throughput of the node's log store, and the speed of its checkpoint files.
  *
- *   npx tsx bench/storage-sync.ts [--seconds 3] [--dir /path/on/the/disk/to/test]
+ *   npx tsx bench/storage-sync.ts [--seconds 3] [--dir /path/on/the/disk/to/test] [--checkpoint-mib 64]
  *
- * Cases: (a) one batch of 100 entries + hard state per write, (b) one entry + hard state per write,
- * (c) case (a) without sync, for reference. Entries carry 64 bytes of data. Then (d): reading back
- * --scan-records counter records (21-byte keys, 16-byte records) with scanCounterBatches, as a
- * restart does: CPU per record, the floor of restart-to-serving.
+ * Log store (LevelDB, NodeStore): how many fsynced batches per second this disk gives, which bounds
+ * the driver loop's iterations per second (one synced batch per iteration). Cases: (a) one batch of
+ * 100 entries + hard state per write, (b) one entry + hard state per write, (c) case (a) without
+ * sync, for reference. Entries carry 64 bytes of data.
+ *
+ * Checkpoint files (FileCheckpointStore; a shard's state lives there since format 2, not in the log
+ * store): (d) writing one checkpoint of --checkpoint-mib MiB in 1 MiB blocks until it is durable
+ * (temporary name, fsync, rename, directory fsync), (e) reading it back whole, as a restart does
+ * before decoding it, (f) reading it in 1 MiB chunks, as a snapshot is streamed to a follower. The
+ * reads come from the page cache right after the write (this bench cannot drop caches), so they
+ * show the store's own cost rather than the disk's; decoding is bench/shard-image.ts.
  */
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { type Entry, EntryType } from "../src/raft/types.js";
+import { FileCheckpointStore } from "../src/storage/checkpoint-store.js";
 import { NodeStore } from "../src/storage/node-store.js";
 
 const { values } = parseArgs({
-  options: { seconds: { type: "string", default: "3" }, dir: { type: "string" }, "scan-records": { type: "string", default: "200000" } },
+  options: { seconds: { type: "string", default: "3" }, dir: { type: "string" }, "checkpoint-mib": { type: "string", default: "64" } },
 });
 const seconds = Number(values.seconds);
 const dataBytes = 64;
@@ -50,6 +57,39 @@ async function run(store: NodeStore, name: string, groupId: number, entriesPerBa
   return { name, batches, entries: index, seconds: elapsed, bytes: store.stats.bytesWritten - bytesBefore };
 }
 
+const MIB = 1024 * 1024;
+
+async function checkpointCases(checkpoints: FileCheckpointStore, mib: number): Promise<void> {
+  if (!Number.isInteger(mib) || mib < 1) throw new Error(`--checkpoint-mib must be a positive integer, got ${mib}`);
+  const blocks = Array.from({ length: mib }, (_, i) => new Uint8Array(MIB).fill(i & 0xff));
+  const bytes = mib * MIB;
+  const rate = (ms: number) => `${(bytes / MIB / (ms / 1000)).toFixed(0).padStart(6)} MiB/s`;
+  const line = (name: string, ms: number, cpuMicros: number) =>
+    console.log(`${name.padEnd(42)} ${ms.toFixed(0).padStart(6)} ms  ${rate(ms)}  ${(cpuMicros / 1000).toFixed(0).padStart(5)} ms CPU`);
+  console.log(`checkpoint files, one checkpoint of ${mib} MiB`);
+
+  let start = performance.now();
+  let cpu = process.cpuUsage();
+  await checkpoints.write(9, 1000, blocks);
+  let used = process.cpuUsage(cpu);
+  line("(d) write, durable", performance.now() - start, used.user + used.system);
+
+  start = performance.now();
+  cpu = process.cpuUsage();
+  const whole = await checkpoints.read(9, 1000);
+  used = process.cpuUsage(cpu);
+  if (whole.length !== bytes || whole[bytes - 1] !== (mib - 1) % 256) throw new Error("checkpoint read back wrong");
+  line("(e) read whole (restart)", performance.now() - start, used.user + used.system);
+
+  start = performance.now();
+  cpu = process.cpuUsage();
+  let read = 0;
+  for (let offset = 0; offset < bytes; offset += MIB) read += (await checkpoints.readChunk(9, 1000, offset, MIB)).length;
+  used = process.cpuUsage(cpu);
+  if (read !== bytes) throw new Error("checkpoint chunks read back wrong");
+  line("(f) read in 1 MiB chunks (snapshot stream)", performance.now() - start, used.user + used.system);
+}
+
 const baseDir = values.dir ?? tmpdir();
 const dir = await mkdtemp(join(baseDir, "tally-bench-storage-"));
 const store = await NodeStore.open(dir);
@@ -69,22 +109,7 @@ try {
         `mean ${((r.seconds * 1000) / r.batches).toFixed(2)} ms/batch`,
     );
   }
-  const records = Number(values["scan-records"]);
-  for (let start = 0; start < records; start += 10_000) {
-    const batch = store.batch();
-    for (let i = start; i < Math.min(records, start + 10_000); i++)
-      batch.putCounter(9, new TextEncoder().encode(`user:${String(i).padStart(10, "0")}:likes`), new Uint8Array(16));
-    await store.write(batch, { sync: false });
-  }
-  const scanStart = performance.now();
-  const cpuStart = process.cpuUsage();
-  let scanned = 0;
-  for await (const batch of store.scanCounterBatches(9)) scanned += batch.length;
-  const cpu = process.cpuUsage(cpuStart);
-  const scanMs = performance.now() - scanStart;
-  console.log(
-    `(d) scan ${scanned} counter records: ${scanMs.toFixed(0)} ms wall, ${((cpu.user + cpu.system) / scanned).toFixed(2)} µs CPU per record`,
-  );
+  await checkpointCases(new FileCheckpointStore(join(dir, "checkpoints")), Number(values["checkpoint-mib"]));
 } finally {
   await store.close();
   await rm(dir, { recursive: true, force: true });

@@ -1,16 +1,13 @@
 /**
  * The per-op wire work of one 10,000-op AddBatch, in process and interleaved, so the comparison
  * holds on a shared box: the client building and serializing the Pipeline request, the server
- * building and serializing the 10,000-result reply, and the counter records written per applied
- * counter. Each runs in the form used before the hot-path work (int64 fields as decimal strings,
- * records through ByteWriter) and the current one (safe integers as numbers, records in place).
+ * building and serializing the 10,000-result reply. Each runs in the form used before the hot-path
+ * work (int64 fields as decimal strings) and the current one (safe integers as numbers).
  *
  *   npx tsx bench/wire-codec.ts [--rounds 40]
  */
 import { tallyProto } from "../src/api/proto.js";
 import { int64Wire } from "../src/client/values.js";
-import { ByteWriter } from "../src/shard/binary.js";
-import { encodeCounterRecord } from "../src/shard/state-machine.js";
 import { interleavedCpuMedians, parseArgs, warmupRounds } from "./lib.js";
 
 const rounds = Number(parseArgs(process.argv.slice(2)).option("rounds", "40"));
@@ -39,23 +36,6 @@ function replyWith(wire: (value: bigint) => unknown, version: (value: number) =>
   return batchReplySerialize({ results, fence: { term: version(3), index: version(1_000_123) } });
 }
 
-function recordsViaByteWriter(): number {
-  let bytes = 0;
-  for (let i = 0; i < OPS; i++) {
-    const writer = new ByteWriter(16);
-    writer.i64(values[i]!);
-    writer.u64(versions[i]!);
-    bytes += writer.finish().length;
-  }
-  return bytes;
-}
-
-function recordsInPlace(): number {
-  let bytes = 0;
-  for (let i = 0; i < OPS; i++) bytes += encodeCounterRecord({ value: values[i]!, version: versions[i]! }).length;
-  return bytes;
-}
-
 const cases: Array<{ name: string; before: () => unknown; after: () => unknown }> = [
   {
     name: "client: build + serialize 10,000-op request",
@@ -71,7 +51,6 @@ const cases: Array<{ name: string; before: () => unknown; after: () => unknown }
       ),
     after: () => replyWith(int64Wire, (n) => n),
   },
-  { name: "shard: 10,000 counter records", before: recordsViaByteWriter, after: recordsInPlace },
 ];
 
 // Same bytes either way (test/unit/wire-int64.test.ts checks the edges too).

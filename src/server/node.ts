@@ -9,17 +9,19 @@
  * docs/architecture.md ("The driver loop", "Ports") describes the loop and what each port promises.
  */
 import { mkdirSync } from "node:fs";
+import { join } from "node:path";
 import { RawNode } from "../raft/raw-node.js";
 import { Role, type ConfChange, type ConfState } from "../raft/types.js";
 import type { Command } from "../shard/commands.js";
 import { COUNTERS_MAX } from "../shard/counter-table.js";
 import { emptyMap, type ClusterMap, type MetaCommand, type MetaResult } from "../meta/map.js";
+import { FileCheckpointStore } from "../storage/checkpoint-store.js";
 import { NodeStore, type StoreBatch } from "../storage/node-store.js";
 import { PeerTransport, type PeerTransportStats } from "../transport/peer-transport.js";
-import { monotonicMs, wallClockMs } from "../util/clock.js";
+import { monotonicMs } from "../util/clock.js";
 import { InvalidArgumentError, NotLeaderError, UnavailableError, WrongShardError } from "../util/errors.js";
 import { componentLogger, type Logger } from "../util/log.js";
-import { findNode, META_GROUP_ID, metaReplicaIds, type ClusterConfig, type NodeConfig } from "./config/config.js";
+import { findNode, META_GROUP_ID, metaReplicaIds, shardOptionsOf, type ClusterConfig, type NodeConfig } from "./config/config.js";
 import { encodeDescriptor } from "./descriptor.js";
 import { AdminClients, type HeartbeatReply, type NodeReport, type ShardChangeRequest } from "./meta-wire.js";
 import { MetaController } from "./meta-controller.js";
@@ -27,6 +29,8 @@ import type { MetaReplica, ShardReplica } from "./shard-replica.js";
 import { nodeCertificateProvider, nodeClientCredentials } from "./config/tls.js";
 import { internalCallMetadata, peerSecretFor } from "./config/auth.js";
 import { GroupApplier } from "./core/apply.js";
+import { Checkpointer } from "./core/checkpoints.js";
+import { SnapshotExchange } from "./core/snapshot-exchange.js";
 import type { ControllerHost } from "./core/controller-host.js";
 import { DriverLoop } from "./core/driver-loop.js";
 import { NodeGroups, type AnyReplica } from "./core/groups.js";
@@ -35,48 +39,31 @@ import {
   newNodeStats,
   type Consistency,
   type MutationOutcome,
-  type NodeOptions,
+  type NodeFaults,
+  type TallyNodeOptions,
   type ReadResult,
   type ShardBackupSnapshot,
 } from "./core/node-types.js";
-import type { Clock } from "./core/ports.js";
+import { systemClock, yieldToEventLoop } from "./core/system-clock.js";
 import { backupOf, linearizable, readKeys, routeRequest, shardIdForKey, submitCommand, type RequestContext } from "./core/requests.js";
 import { mostCaughtUpVoter, proposeShardChange } from "./core/shard-change.js";
 
-export type { Consistency, MutationOutcome, NodeOptions, ReadResult, ShardBackupSnapshot } from "./core/node-types.js";
+export type {
+  Consistency,
+  MutationOutcome,
+  NodeFaults,
+  NodeOptions,
+  ReadResult,
+  ShardBackupSnapshot,
+  TallyNodeOptions,
+} from "./core/node-types.js";
 /** The group id of the metadata Raft group (shards are 1..), and the counter state machine's options on every node of the cluster (restore uses them too). */
 export { META_GROUP_ID, shardOptionsOf } from "./config/config.js";
-/**
- * Bound on the operations of one store batch. A snapshot install or a range split writes a whole
- * shard's state -- every counter and kind record -- in one batch, atomically with the applied
- * index, and a shard may hold COUNTERS_MAX counters: the store's default (2^20) made a node that
- * installed a snapshot of a 1.25 M-counter shard stop itself ("StoreBatch exceeds 1048576
- * operations", bench/scale.ts at 10 M counters). The bound stays as a guard against a runaway.
- */
+/** Bound on the operations of one store batch: a guard against a runaway (no batch holds a shard's state since format 2). */
 export const STORE_BATCH_OPS_MAX = 4 * COUNTERS_MAX;
-
-/** Test-only planted bug (see ackBeforeCommit); read once at start-up. */
-const ACK_BEFORE_COMMIT = process.env.TALLY_TEST_ACK_BEFORE_COMMIT === "1";
-/**
- * PLANTED BUG for the chaos harness (TALLY_TEST_NOT_LEADER_AFTER_PROPOSE=1, never in production):
- * a leader that loses leadership answers its proposed writes NOT_LEADER ("not applied") although
- * they may still commit, the defect the error contract forbids. The chaos checker's contract client
- * must catch the double count that follows (test/chaos/planted.test.ts).
- */
-const NOT_LEADER_AFTER_PROPOSE = process.env.TALLY_TEST_NOT_LEADER_AFTER_PROPOSE === "1";
 
 /** How often transferLeader() looks whether the new leader has taken over. */
 const TRANSFER_POLL_MS = 20;
-
-/** The driver loop's clock: the process's (src/util/clock.ts) and real timers. */
-const systemClock: Clock = {
-  monotonicMs,
-  wallClockMs,
-  setTimer(ms, callback) {
-    const timer = setTimeout(callback, ms);
-    return () => clearTimeout(timer);
-  },
-};
 
 export class TallyNode implements ControllerHost {
   readonly nodeId: number;
@@ -100,6 +87,11 @@ export class TallyNode implements ControllerHost {
   /** The hosted groups (the loop's registry) and their state machines (the loop's apply port). */
   private readonly groups: NodeGroups;
   private readonly applier: GroupApplier;
+  /** The shards' checkpoint files, and the background writer of new ones. */
+  private readonly checkpointStore: FileCheckpointStore;
+  private readonly checkpointer: Checkpointer;
+  /** Snapshots to and from peers: checkpoints streamed from disk, received ones made durable and decoded ahead of install. */
+  private readonly snapshots: SnapshotExchange;
   /** Created by start(), once the store and the transport exist. */
   private loop: DriverLoop<AnyReplica, StoreBatch> | undefined;
   private stopped = false;
@@ -107,31 +99,49 @@ export class TallyNode implements ControllerHost {
   private heartbeatInFlight = false;
   private heartbeatTarget = 0;
   private lastReportMs = 0;
+  private readonly faults: NodeFaults;
 
-  constructor(options: NodeOptions) {
+  constructor(options: TallyNodeOptions) {
     this.config = options.config;
     this.nodeId = options.nodeId;
+    this.faults = { ...options.faults };
     this.self = findNode(this.config, this.nodeId);
     this.log = options.logger ?? componentLogger("node", { node: this.nodeId });
+    this.checkpointStore = new FileCheckpointStore(join(this.self.dataDir, "checkpoints"));
+    const common = { nodeId: this.nodeId, config: this.config, stats: this.stats, logger: this.log };
     this.groups = new NodeGroups({
-      nodeId: this.nodeId,
-      config: this.config,
-      stats: this.stats,
-      logger: this.log,
+      ...common,
       currentMap: () => this.map,
       wake: () => this.wake(),
       onMetaReplica: (created) => {
         this.controller = created ? this.newController() : undefined;
       },
+      checkpoints: this.checkpointStore,
+      pause: yieldToEventLoop,
     });
-    this.applier = new GroupApplier({
-      nodeId: this.nodeId,
-      config: this.config,
+    this.checkpointer = new Checkpointer({
+      store: this.checkpointStore,
       stats: this.stats,
       logger: this.log,
+      everyEntries: this.config.cluster.snapshotEveryEntries,
+      replicaOf: (shardId) => this.groups.replicas.get(shardId),
+      queueWrite: (write, afterDurable) => this.loop?.queueWrite(write, afterDurable),
+      pause: yieldToEventLoop,
+    });
+    this.snapshots = new SnapshotExchange({
+      checkpoints: this.checkpointStore,
+      shardOptions: shardOptionsOf(this.config),
+      logger: this.log,
+      pause: yieldToEventLoop,
+      storedSnapshot: async (groupId) => (await this.store.loadGroup(groupId)).snapshot,
+    });
+    this.applier = new GroupApplier({
+      ...common,
       groups: this.groups,
       adoptMap: (map) => this.adoptMap(map),
       wake: () => this.wake(),
+      checkpointer: this.checkpointer,
+      takePrepared: (shardId, index) => this.snapshots.takePrepared(shardId, index),
     });
   }
 
@@ -170,7 +180,11 @@ export class TallyNode implements ControllerHost {
       listenAddress: this.self.peerListen ?? this.self.peer,
       peers,
       onMessages: (_from, batch) => this.loop?.receive(batch),
-      onSnapshot: async (_from, groupId, message) => this.loop?.receive([[groupId, message]]),
+      onSnapshot: async (_from, groupId, message) => {
+        if (groupId !== META_GROUP_ID) await this.snapshots.received(groupId, message);
+        this.loop?.receive([[groupId, message]]);
+      },
+      snapshotSource: (groupId, message) => (groupId === META_GROUP_ID ? undefined : this.snapshots.source(groupId, message)),
       logger: componentLogger("transport", { node: this.nodeId }),
       tls: nodeCertificateProvider(this.config, this.self, this.log),
       peerSecret: peerSecretFor(this.config),
@@ -212,7 +226,7 @@ export class TallyNode implements ControllerHost {
         logger: this.log,
         stats: this.stats,
         leaderAddress: this.leaderAddress,
-        plantedNotLeaderAfterPropose: NOT_LEADER_AFTER_PROPOSE,
+        plantedNotLeaderAfterPropose: this.faults.notLeaderAfterPropose === true,
         onLeaderChange: () => this.onLeaderChange?.(),
         onFatal: (error) => {
           this.onHealthChange?.(false);
@@ -302,12 +316,7 @@ export class TallyNode implements ControllerHost {
       const address = this.clientAddressOf(target);
       if (address === undefined) return;
       try {
-        const reply = await this.adminClients.internal<HeartbeatReply>(
-          address,
-          "heartbeat",
-          report,
-          Math.max(500, this.config.placement.heartbeatMs * 3),
-        );
+        const reply = await this.adminClients.internal(address, "heartbeat", report, Math.max(500, this.config.placement.heartbeatMs * 3));
         this.metaLeaderId = reply.metaLeader;
         if (reply.map !== undefined) this.adoptMap(reply.map);
       } catch (error) {
@@ -434,7 +443,7 @@ export class TallyNode implements ControllerHost {
     timeoutMs = this.config.limits.requestTimeoutMs,
   ): Promise<MutationOutcome> {
     this.checkAlive();
-    return submitCommand(this.requestContext, replica, command, bytes, timeoutMs, ACK_BEFORE_COMMIT);
+    return submitCommand(this.requestContext, replica, command, bytes, timeoutMs, this.faults.ackBeforeCommit === true);
   }
 
   read(
@@ -577,6 +586,7 @@ export class TallyNode implements ControllerHost {
     }
     if (this.heartbeatTimer !== undefined) clearInterval(this.heartbeatTimer);
     await this.loop?.stop();
+    await this.checkpointer.stop();
     for (const replica of this.groups.all()) replica.failInflight(new UnavailableError(`node ${this.nodeId} is shutting down`));
     this.adminClients.close();
     await this.transport?.close();

@@ -69,8 +69,6 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
   role: Role = Role.Follower;
   leader = 0;
   lastSnapshotIndex: LogIndex = 0;
-  /** Bytes of entries applied since the last compaction (a shard also compacts by size). */
-  appliedBytesSinceSnapshot = 0;
 
   /** Validated commands waiting for the next loop iteration to become one entry. */
   private queue: Array<PendingCommand<TCommand, TResult>> = [];
@@ -285,7 +283,6 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
       if (left.length === 0) this.readRounds.delete(context);
       else this.readRounds.set(context, left);
     }
-    if (this.storage instanceof ShardStorage) this.storage.expireBuilt(nowMs);
   }
 
   // ---- reads ----
@@ -355,7 +352,8 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
   }
 }
 
-export type ShardReplica = GroupReplica<Command, CommandResult, CounterStateMachine>;
+/** A shard's replica: its storage is a ShardStorage (checkpoint progress beside the log). */
+export type ShardReplica = GroupReplica<Command, CommandResult, CounterStateMachine> & { readonly storage: ShardStorage };
 export type MetaReplica = GroupReplica<MetaCommand, MetaResult, MetaStateMachine>;
 
 /** A counter as a read sees it: a key whose TTL is due by this replica's wall clock reads as absent. */

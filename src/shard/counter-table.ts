@@ -9,7 +9,7 @@
  *   bytes 8..15   version     Float64Array[slot*3+1]      log index, exact below 2^53; 0 = absent
  *   bytes 16..19  keyOffset   Uint32Array[slot*6+4]       into the key arena
  *   bytes 20..21  keyLength   Uint16Array[slot*12+10]     0 = free slot
- *   bytes 22..23  flags       Uint16Array[slot*12+11]     SLOT_DIRTY, SLOT_TOUCHED
+ *   bytes 22..23  flags       Uint16Array[slot*12+11]     SLOT_TOUCHED (0 between mutates)
  *
  * A row rather than one array per field because lookups are random: a row is one cache line, or
  * two for a quarter of them (the columnar layout cost a miss per field, which dominated apply time
@@ -23,11 +23,17 @@
  * creates such slots transiently while it evaluates a mutate (so a key keeps one slot for the
  * whole mutate) and removes them before the mutate returns.
  *
+ * Persistence is by whole blocks: exportBlocks() copies the rows up to the high-water slot and the
+ * arena's used bytes (memcpy, no per-counter work), which is the counter part of a shard image
+ * (shard-image.ts), and a loaded table takes those blocks back (forBlocks, loadArenaBytes,
+ * loadRows, finishLoad), validating each row and rebuilding the free-slot list and the index in
+ * steps that a caller may spread over event-loop turns. Nothing on the apply path tracks changes.
+ *
  * Invariants: an occupied index entry points at a slot with keyLength >= 1 whose key hashes to
- * the entry's hash; a free slot has keyLength 0 and is on freeSlots; size <= index capacity *
- * MAX_LOAD. Arena bytes are written once and never changed in place (compaction and growth copy
- * to a new buffer), so a view of a key stays valid. Slot order is never observable: snapshots
- * sort keys.
+ * the entry's hash; a free slot has keyLength 0, value 0, version 0, no flags, and is on
+ * freeSlots; size <= index capacity * MAX_LOAD. Arena bytes are written once and never changed in
+ * place (compaction and growth copy to a new buffer), so a view of a key stays valid. Slot order
+ * is never observable: snapshots sort keys.
  */
 import { assert } from "../util/assert.js";
 import { fmix32 } from "../util/hash.js";
@@ -46,15 +52,34 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 const ARENA_GARBAGE_MIN_BYTES = 64 * 1024;
 /** The arena addresses keys with a u32 offset. */
 const ARENA_BYTES_MAX = 0xffff_ffff;
-/** Changed since the state machine last reported changes (it keeps the list of such slots). */
-export const SLOT_DIRTY = 1;
 /** Touched by the mutate being applied (its undo log holds the slot). */
-export const SLOT_TOUCHED = 2;
+export const SLOT_TOUCHED = 1;
+/** Bytes per row: the unit of CounterBlocks.rows. */
+export const COUNTER_ROW_BYTES = ROW_BYTES;
+/** Rows are typed arrays in the platform's byte order (an image records it). */
+export const ROWS_LITTLE_ENDIAN = LITTLE_ENDIAN;
 /**
  * A hard ceiling on counters per shard; the placement controller is expected to split a shard
  * long before. The state machine enforces ShardOptions.maxCounters (<= this) deterministically.
  */
 export const COUNTERS_MAX = 16_000_000;
+
+/** Copies of a table's blocks (exportBlocks): the counter part of a shard image. */
+export interface CounterBlocks {
+  /** Occupied slots (counters). */
+  readonly count: number;
+  /** Rows 0 to the high-water slot, COUNTER_ROW_BYTES each, platform byte order; free rows have keyLength 0. */
+  readonly rows: Uint8Array;
+  /** The arena's used bytes, dead keys included (offsets in the rows point into it). */
+  readonly arena: Uint8Array;
+}
+
+/** What a loaded row may hold (loadRows); anything else is damage. */
+export interface RowLimits {
+  readonly keyBytesMax: number;
+  /** Versions must be in [1, versionMax] (the applied index). */
+  readonly versionMax: number;
+}
 
 export class CounterTable {
   private slotCapacity = INITIAL_SLOTS;
@@ -74,6 +99,9 @@ export class CounterTable {
   private index = new Int32Array(INITIAL_INDEX_ENTRIES * 2);
   private indexMask = INITIAL_INDEX_ENTRIES - 1;
   private count = 0;
+  /** During a load (forBlocks .. finishLoad): the declared count, and the key bytes of the rows loaded. */
+  private loadingCount = 0;
+  private loadedKeyBytes = 0;
 
   constructor(private readonly hashSeed = 0x9e3779b9) {
     this.setRows(new ArrayBuffer(INITIAL_SLOTS * ROW_BYTES));
@@ -161,7 +189,7 @@ export class CounterTable {
     return slot < this.highWaterSlot && this.halfWords[slot * 12 + 10]! > 0;
   }
 
-  /** Removes the key held by `slot` and frees the slot (its dirty flag goes with it). */
+  /** Removes the key held by `slot` and frees the slot (its flags go with it). */
   remove(slot: number): void {
     const length = this.halfWords[slot * 12 + 10]!;
     assert(length > 0, "remove of a free slot");
@@ -296,6 +324,137 @@ export class CounterTable {
     return at;
   }
 
+  /**
+   * Copies of the rows up to the high-water slot and of the arena's used bytes: two memcpys, no
+   * per-counter work. Call between mutates (no transient slot or flag is then in the rows).
+   *
+   * spare: buffers of an earlier export that nothing uses any more, reused when large enough. A
+   * copy into fresh memory costs its page faults (first touch), several times the memcpy itself
+   * at hundreds of MB; new buffers get 1/8 of slack so that a spare still fits after some growth.
+   */
+  exportBlocks(spare?: { rows: ArrayBuffer; arena: ArrayBuffer }): CounterBlocks {
+    const rowBytes = this.highWaterSlot * ROW_BYTES;
+    const rows = blockFor(spare?.rows, rowBytes);
+    rows.set(this.rowBytes.subarray(0, rowBytes));
+    const arena = blockFor(spare?.arena, this.arenaUsedBytes);
+    arena.set(this.arena.subarray(0, this.arenaUsedBytes));
+    return { count: this.count, rows, arena };
+  }
+
+  /** The sizes exportBlocks() would copy now. */
+  blockBytes(): { rows: number; arena: number } {
+    return { rows: this.highWaterSlot * ROW_BYTES, arena: this.arenaUsedBytes };
+  }
+
+  /**
+   * An empty table sized for blocks of `rowBytes` rows and `arenaBytes` arena bytes holding `count`
+   * counters, to be filled by loadArenaBytes (all of it), then loadRows (every row, in order), then
+   * finishLoad. The steps are separate so a caller can yield between them; the buffers are
+   * allocated here but only touched by the steps.
+   */
+  static forBlocks(
+    hashSeed: number,
+    count: number,
+    rowBytes: number,
+    arenaBytes: number,
+    corrupt: (problem: string) => never,
+  ): CounterTable {
+    const slots = rowBytes / ROW_BYTES;
+    if (!Number.isInteger(slots)) corrupt(`counter rows of ${rowBytes} bytes, not a multiple of ${ROW_BYTES}`);
+    if (slots > COUNTERS_MAX + 100_000) corrupt(`${slots} counter rows, beyond the table's ceiling`);
+    if (!Number.isInteger(count) || count < 0 || count > slots) corrupt(`${count} counters in ${slots} rows`);
+    if (arenaBytes > ARENA_BYTES_MAX) corrupt(`key arena of ${arenaBytes} bytes`);
+    const table = new CounterTable(hashSeed);
+    // 1/8 of room to grow (untouched memory costs nothing), so the first new keys after a load do
+    // not copy the whole rows, arena or index to grow them.
+    table.slotCapacity = Math.max(INITIAL_SLOTS, slots + (slots >>> 3));
+    table.setRows(new ArrayBuffer(table.slotCapacity * ROW_BYTES));
+    table.highWaterSlot = slots;
+    table.arena = new Uint8Array(Math.min(ARENA_BYTES_MAX, Math.max(INITIAL_ARENA_BYTES, arenaBytes + (arenaBytes >>> 3))));
+    table.arenaUsedBytes = arenaBytes;
+    let entries = INITIAL_INDEX_ENTRIES;
+    while (count + (count >>> 3) > entries * MAX_LOAD) entries *= 2;
+    table.index = new Int32Array(entries * 2);
+    table.indexMask = entries - 1;
+    table.loadingCount = count;
+    return table;
+  }
+
+  /**
+   * Index entries [from, to) written (zero) once, so that loadRows' random inserts do not meet
+   * fresh memory: first touches of a large fresh buffer (page faults) would otherwise all land in
+   * the first slices of rows. `indexEntries` is the number of entries to go over.
+   */
+  get indexEntries(): number {
+    return this.indexMask + 1;
+  }
+
+  touchIndex(from: number, to: number): void {
+    this.index.fill(0, from * 2, to * 2);
+  }
+
+  /** Copies source (the whole arena block) bytes [from, to) into the arena. */
+  loadArenaBytes(source: Uint8Array, from: number, to: number): void {
+    assert(source.length === this.arenaUsedBytes, "arena block length changed");
+    this.arena.set(source.subarray(from, to), from);
+  }
+
+  /**
+   * Copies rows [from, to) of source (the whole rows block) in and checks each: a free row (key
+   * length 0) is all zero but its key offset; an occupied one has a key of 1..keyBytesMax bytes
+   * inside the arena, no flags, a version in [1, versionMax], and a key no other row holds. Indexes
+   * the occupied rows and lists the free ones. Damage is `corrupt` (CorruptionError).
+   */
+  loadRows(source: Uint8Array, from: number, to: number, limits: RowLimits, corrupt: (problem: string) => never): void {
+    assert(source.length === this.highWaterSlot * ROW_BYTES && from >= 0 && to <= this.highWaterSlot, "rows outside the block");
+    this.rowBytes.set(source.subarray(from * ROW_BYTES, to * ROW_BYTES), from * ROW_BYTES);
+    const { words, halfWords, versions, arena, index } = this;
+    const mask = this.indexMask;
+    const { keyBytesMax, versionMax } = limits;
+    for (let slot = from; slot < to; slot++) {
+      const length = halfWords[slot * 12 + 10]!;
+      if (halfWords[slot * 12 + 11] !== 0) corrupt(`counter row ${slot} has flags ${halfWords[slot * 12 + 11]}`);
+      if (length === 0) {
+        if ((words[slot * 6]! | words[slot * 6 + 1]! | words[slot * 6 + 2]! | words[slot * 6 + 3]!) !== 0) {
+          corrupt(`free counter row ${slot} holds a value or version`);
+        }
+        this.freeSlots.push(slot);
+        continue;
+      }
+      const offset = words[slot * 6 + 4]!;
+      if (length > keyBytesMax) corrupt(`counter row ${slot} key of ${length} bytes`);
+      if (offset + length > this.arenaUsedBytes) corrupt(`counter row ${slot} key outside the arena`);
+      const version = versions[slot * 3 + 1]!;
+      if (!(version >= 1 && version <= versionMax && Math.floor(version) === version)) {
+        corrupt(`counter row ${slot} version ${version} outside [1, applied ${versionMax}]`);
+      }
+      if (this.count >= this.loadingCount) corrupt(`more than the ${this.loadingCount} counters the image declares`);
+      const hash = this.hashBytes(arena, offset, length);
+      let position = hash & mask;
+      for (;;) {
+        const entry = index[position * 2]!;
+        if (entry === 0) break;
+        if (index[position * 2 + 1] === (hash | 0) && this.compareKeys(entry - 1, slot) === 0)
+          corrupt(`counter rows ${entry - 1} and ${slot} hold the same key`);
+        position = (position + 1) & mask;
+      }
+      index[position * 2] = slot + 1;
+      index[position * 2 + 1] = hash;
+      this.count++;
+      this.loadedKeyBytes += length;
+    }
+  }
+
+  /** Ends a load: every row is in; the counts must agree. Arena bytes of dead keys are kept (as garbage). */
+  finishLoad(corrupt: (problem: string) => never): void {
+    if (this.count !== this.loadingCount) corrupt(`${this.count} counters in the rows; the image declares ${this.loadingCount}`);
+    if (this.loadedKeyBytes > this.arenaUsedBytes) corrupt(`keys of ${this.loadedKeyBytes} bytes in an arena of ${this.arenaUsedBytes}`);
+    this.arenaGarbageBytes = this.arenaUsedBytes - this.loadedKeyBytes;
+    this.loadedKeyBytes = 0;
+    // Slots are taken from the end of freeSlots: the lowest free slot first, as in a fresh table.
+    this.freeSlots.reverse();
+  }
+
   /** Grows the rows and the index for `count` counters at once (a restore knows how many). */
   reserve(count: number): void {
     if (count > this.slotCapacity) this.resizeRows(count);
@@ -424,4 +583,10 @@ export class CounterTable {
     this.index = index;
     this.indexMask = mask;
   }
+}
+
+/** A view of `length` bytes over `spare` when it is large enough, else over a new buffer with slack. */
+function blockFor(spare: ArrayBuffer | undefined, length: number): Uint8Array {
+  if (spare !== undefined && spare.byteLength >= length) return new Uint8Array(spare, 0, length);
+  return new Uint8Array(new ArrayBuffer(length + (length >>> 3)), 0, length);
 }

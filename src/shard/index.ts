@@ -22,9 +22,9 @@ export { COUNTERS_MAX } from "./counter-table.js";
 export { describeKey } from "./keys.js";
 export {
   CounterStateMachine,
-  decodeCounterRecord,
-  encodeCounterRecord,
+  encodeShardImage,
+  SHARD_IMAGE_MAGIC,
   validateShardOptions,
-  type ShardChanges,
+  type ShardImage,
   type ShardOptions,
 } from "./state-machine.js";

@@ -7,9 +7,9 @@
  * (FAILED_PRECONDITION), so a key is either in the CounterTable, or here with a structure, never
  * both (a plain counter with a TTL is in the CounterTable and here as a TTL-only entry).
  *
- * Persistence: one record per key (encodeKindRecord) under the node store's 'K' prefix; the
- * expiry index is derived from the records, never stored on its own. Changes are reported by
- * takeChanges() like counters.
+ * Persistence: the table is part of the shard's state, carried by checkpoints (shard images) and
+ * snapshots as one record per key (encodeKindRecord); the expiry index is derived from the
+ * records, never stored on its own. Applying changes memory only: nothing tracks what changed.
  *
  * Atomic mutates: before the first change of a key within a multi-op mutate, the state machine
  * calls saveUndo(), which keeps the key's encoded record (or its absence); rollback() restores
@@ -109,8 +109,6 @@ export function decodeKindRecord(key: Uint8Array, bytes: Uint8Array): KindEntry 
 export class KindTable {
   private readonly entries = new Map<string, KindEntry>();
   private readonly expiry = new ExpiryIndex(COUNTERS_MAX);
-  /** Keys changed since the last takeChanges(), by binaryString name. */
-  private dirty = new Map<string, Uint8Array>();
   /** Keys with a structure (not TTL-only): they count against maxCounters. */
   private structuredCount = 0;
   private undo: Array<[string, Uint8Array, Uint8Array | undefined]> = [];
@@ -136,7 +134,7 @@ export class KindTable {
     return entry !== undefined && entry.expiresAtMs !== 0 && entry.expiresAtMs <= nowMs;
   }
 
-  /** Adds or replaces the key's entry (the caller saved undo first) and marks it changed. */
+  /** Adds or replaces the key's entry (the caller saved undo first). */
   put(entry: KindEntry): void {
     const name = binaryString(entry.key);
     const previous = this.entries.get(name);
@@ -144,14 +142,12 @@ export class KindTable {
     if (entry.structure !== undefined) this.structuredCount++;
     this.entries.set(name, entry);
     this.syncExpiry(entry);
-    this.dirty.set(name, entry.key);
   }
 
-  /** The entry's fields changed in place (version, expiry, structure): persist and re-index. */
+  /** The entry's fields changed in place (version, expiry, structure): re-index its expiry. */
   touched(entry: KindEntry): void {
     assert(this.entries.get(binaryString(entry.key)) === entry, "touched an entry that is not in the table");
     this.syncExpiry(entry);
-    this.dirty.set(binaryString(entry.key), entry.key);
   }
 
   remove(key: Uint8Array): boolean {
@@ -161,7 +157,6 @@ export class KindTable {
     this.entries.delete(name);
     if (entry.structure !== undefined) this.structuredCount--;
     this.expiry.clear(entry.key);
-    this.dirty.set(name, entry.key);
     return true;
   }
 
@@ -195,17 +190,7 @@ export class KindTable {
     this.undoNames.clear();
   }
 
-  // ---- persistence ----
-
-  takeChanges(): Array<[Uint8Array, Uint8Array | undefined]> {
-    const changes: Array<[Uint8Array, Uint8Array | undefined]> = [];
-    for (const [name, key] of this.dirty) {
-      const entry = this.entries.get(name);
-      changes.push([key, entry === undefined ? undefined : encodeKindRecord(entry)]);
-    }
-    this.dirty = new Map();
-    return changes;
-  }
+  // ---- export and load ----
 
   /** Every entry, in no particular order. */
   values(): IterableIterator<KindEntry> {
@@ -217,13 +202,12 @@ export class KindTable {
     return [...this.entries.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0)).map(([, entry]) => entry);
   }
 
-  /** Adds a loaded record; reports it as changed only when asked (restore reports everything). */
-  load(entry: KindEntry, appliedIndex: number, markDirty: boolean): void {
+  /** Adds a loaded record (load, restore, shard image). */
+  load(entry: KindEntry, appliedIndex: number): void {
     const name = binaryString(entry.key);
     if (this.entries.has(name)) throw new CorruptionError(`kind record for key ${name.length} bytes appears twice`);
     if (entry.version > appliedIndex) throw new CorruptionError(`kind record version ${entry.version} above applied index ${appliedIndex}`);
     this.put(entry);
-    if (!markDirty) this.dirty.delete(name);
   }
 
   private syncExpiry(entry: KindEntry): void {

@@ -8,7 +8,7 @@ import { assert } from "../util/assert.js";
 import { InvalidArgumentError, OutOfRangeError, type ErrorCode } from "../util/errors.js";
 import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 import type { CommandFailure, CounterOp, OpResult } from "./commands.js";
-import { SLOT_DIRTY, SLOT_TOUCHED } from "./counter-table.js";
+import { SLOT_TOUCHED } from "./counter-table.js";
 import { describeKey } from "./keys.js";
 import { KIND_NAMES, KindTag, type KindEntry } from "./kind-table.js";
 import { HyperLogLog } from "../kinds/hll.js";
@@ -202,7 +202,7 @@ export class Mutation {
     return { value: DELETED_VALUE, version: DELETED_VERSION };
   }
 
-  /** Ends a mutate whose ops all applied: records the changes, and removes the slots left at version 0. */
+  /** Ends a mutate whose ops all applied: logs the changes for watches, and removes the slots left at version 0. */
   private commit(ops: CounterOp[], results: OpResult[]): void {
     const state = this.state;
     const table = state.counters;
@@ -211,16 +211,11 @@ export class Mutation {
       const slot = this.undoSlots[i]!;
       table.clearFlag(slot, SLOT_TOUCHED);
       if (table.version(slot) !== DELETED_VERSION) {
-        if (table.setFlag(slot, SLOT_DIRTY)) state.dirtySlots.push(slot);
         if (table.version(slot) === index) state.changed(index, table.keyView(slot), table.value(slot), index, "counter");
         continue;
       }
-      if (this.undoVersions[i]! !== DELETED_VERSION) {
-        const key = table.keyBytes(slot);
-        state.deletedKeys.push(key);
-        state.changed(index, key, DELETED_VALUE, DELETED_VERSION, "deleted");
-      }
-      table.remove(slot); // drops its flags; a listed slot is skipped in takeChanges unless re-listed
+      if (this.undoVersions[i]! !== DELETED_VERSION) state.changed(index, table.keyBytes(slot), DELETED_VALUE, DELETED_VERSION, "deleted");
+      table.remove(slot);
     }
     for (let opIndex = 0; opIndex < ops.length; opIndex++) {
       const op = ops[opIndex]!;

@@ -19,10 +19,11 @@
  * iteration order of `records` is ascending (index, ordinal), hence non-decreasing appliedAtMs,
  * and each owner's map is the same order restricted to that owner.
  *
- * Persistence: a record is stored beside the shard's sessions, in a session slot ('S' key,
- * storage/keys.ts) under its own storageId, so restart, snapshots, splits (a child inherits its
- * parent's records as it does sessions), backup and restore carry it unchanged. The record's first
- * byte (REQUEST_ID_RECORD_FORMAT) tells it from a session record (formats 1 and 2).
+ * Persistence: the table is part of the shard's state, so checkpoints (shard images), snapshots,
+ * splits (a child inherits its parent's records as it does sessions), backup and restore carry it
+ * unchanged. In record form (exportRecords, load) a record shares the session records' id space
+ * under its own storageId; its first byte (REQUEST_ID_RECORD_FORMAT) tells it from a session
+ * record (formats 1 and 2).
  */
 import { assert } from "../util/assert.js";
 import { ByteReader, ByteWriter } from "./binary.js";
@@ -129,9 +130,10 @@ export class RequestIdTable {
 
   /**
    * Removes the ids remembered for longer than retentionMs at clockMs, oldest first, reporting
-   * each storage id. Stops at the first live one: the order invariant makes every later one live.
+   * each storage id to onExpired if given. Stops at the first live one: the order invariant makes
+   * every later one live.
    */
-  expire(clockMs: number, retentionMs: number, onExpired: (storageId: number) => void): void {
+  expire(clockMs: number, retentionMs: number, onExpired?: (storageId: number) => void): void {
     for (;;) {
       const oldest = this.oldest();
       if (oldest === undefined || clockMs - oldest.appliedAtMs <= retentionMs) return;
@@ -140,7 +142,7 @@ export class RequestIdTable {
       owned.delete(oldest.requestId);
       if (owned.size === 0) this.perOwner.delete(oldest.owner);
       if (this.records.size === 0) this.newest = undefined;
-      onExpired(oldest.storageId);
+      onExpired?.(oldest.storageId);
     }
   }
 
@@ -158,7 +160,7 @@ export function isRequestIdRecord(bytes: Uint8Array): boolean {
   return bytes.length > 0 && bytes[0] === REQUEST_ID_RECORD_FORMAT;
 }
 
-/** Writes a record (no format byte); shared by the storage record and the snapshot (format 4). */
+/** Writes a record (no format byte); shared by the record form, the snapshot (format 4) and the shard image. */
 export function writeRequestId(writer: ByteWriter, record: RequestIdRecord): void {
   writer.u64(record.storageId);
   writer.u64(record.appliedAtMs);

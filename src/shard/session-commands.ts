@@ -78,10 +78,8 @@ export class SessionCommands {
     while (state.sessions.size >= state.options.maxSessions) {
       const evicted = state.sessions.removeOldest();
       assert(evicted !== undefined, "maxSessions >= 1 but no session to evict");
-      state.dirtySessions.add(evicted.clientId);
     }
     state.sessions.insert(newSession(clientId, owner, state.clockMs, index, position));
-    state.dirtySessions.add(clientId);
     assert(state.sessions.size <= state.options.maxSessions, "session table above maxSessions");
     return { ok: true, type: "register", clientId };
   }
@@ -137,7 +135,6 @@ export class SessionCommands {
       digest,
       outcome: encodeOutcome(outcome),
     });
-    state.dirtyRequestIds.add(storageId);
     return outcome;
   }
 
@@ -194,7 +191,6 @@ export class SessionCommands {
       return failure("PERMISSION_DENIED", `session ${command.clientId} belongs to another caller; register a session of your own`);
     }
     state.sessions.touch(session, state.clockMs, index, position);
-    state.dirtySessions.add(session.clientId);
     if (command.type === "keepalive") return { ok: true, type: "keepalive" };
 
     // Thesis 6.3: the client's lowest unacknowledged seq lets the state machine forget replies.

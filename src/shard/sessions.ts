@@ -151,7 +151,7 @@ export class SessionTable {
     return this.perOwner.get(owner) ?? 0;
   }
 
-  /** Adds a new session, or re-adds one loaded from storage/snapshot in canonical order. */
+  /** Adds a new session, or re-adds one loaded (records, snapshot, image) in canonical order. */
   insert(session: Session): void {
     assert(!this.sessions.has(session.clientId), "session already exists");
     const newest = this.newest;
@@ -202,15 +202,16 @@ export class SessionTable {
   }
 
   /**
-   * Removes sessions idle for more than timeoutMs at clockMs, oldest first, reporting each.
-   * Stops at the first live session: the order invariant makes every later one live too.
+   * Removes sessions idle for more than timeoutMs at clockMs, oldest first, reporting each to
+   * onExpired if given. Stops at the first live session: the order invariant makes every later one
+   * live too.
    */
-  expire(clockMs: number, timeoutMs: number, onExpired: (clientId: number) => void): void {
+  expire(clockMs: number, timeoutMs: number, onExpired?: (clientId: number) => void): void {
     for (;;) {
       const oldest = this.oldest();
       if (oldest === undefined || clockMs - oldest.lastActiveMs <= timeoutMs) return;
       this.remove(oldest.clientId);
-      onExpired(oldest.clientId);
+      onExpired?.(oldest.clientId);
     }
   }
 
@@ -375,8 +376,8 @@ export function decodeOutcome(bytes: Uint8Array): MutateOutcome {
 }
 
 /**
- * Writes a session (the current layout, with owner and digests); shared by the per-session storage
- * record and the snapshot (format 3).
+ * Writes a session (the current layout, with owner and digests); shared by the session record
+ * (record form), the snapshot (format 3) and the shard image.
  */
 export function writeSession(writer: ByteWriter, session: Session): void {
   writer.u64(session.clientId);

@@ -1,9 +1,10 @@
 /**
- * Rebuilds a shard's state from its storage records at start-up (loadRecords: what takeChanges()
- * in shard-records.ts wrote), and checks every record as it goes in, for loadRecords and the
- * snapshot reader (shard-snapshot.ts) alike: a record that contradicts the rest (a version above
- * the applied index, a key twice, sessions out of activity order, ...) is a CorruptionError, never
- * a state that the tables' own asserts would stop later.
+ * Rebuilds a shard's state from records (loadRecords: what exportRecords() in shard-records.ts
+ * gives, as a range split and backup restore pass them), and checks every record as it goes in, for
+ * loadRecords, the snapshot reader (shard-snapshot.ts) and the image reader (shard-image.ts) alike:
+ * a record that contradicts the rest (a version above the applied index, a key twice, sessions out
+ * of activity order, ...) is a CorruptionError, never a state that the tables' own asserts would
+ * stop later.
  */
 import { CorruptionError } from "../util/errors.js";
 import { INT64_MAX, INT64_MIN } from "../util/int64.js";
@@ -22,8 +23,7 @@ export const KEY_BYTES_MAX = DEFAULT_SHARD_LIMITS.maxKeyBytes;
 export type Corrupt = (problem: string) => never;
 
 /**
- * Start-up from persisted records (what takeChanges() produced), without replaying the log, into
- * a new state. Throws CorruptionError if a record contradicts the rest (version above
+ * A new state from records (exportRecords() form), without replaying the log. Throws CorruptionError if a record contradicts the rest (version above
  * appliedIndex, a session record stored under another id, ...).
  */
 export function loadRecords(
@@ -58,17 +58,17 @@ export function loadRecords(
     if (session.clientId !== clientId) corrupt(`session record ${session.clientId} stored under id ${clientId}`);
     loaded.push(session);
   }
-  // Storage returns sessions in key order; the LRU order is recovered from the activity stamps.
+  // Records come in any order (storage gives key order); the LRU order is recovered from the activity stamps.
   loaded.sort((a, b) => a.touchIndex - b.touchIndex || a.touchOrdinal - b.touchOrdinal);
   for (const session of loaded) insertLoadedSession(state, session, corrupt);
   loadedRequestIds.sort((a, b) => a.index - b.index || a.ordinal - b.ordinal);
   for (const record of loadedRequestIds) insertLoadedRequestId(state, record, corrupt);
-  for (const [key, record] of kinds) loadKind(state, key, record, false, corrupt);
+  for (const [key, record] of kinds) loadKind(state, key, record, corrupt);
   state.changeLog = new ChangeLog(appliedIndex);
 }
 
-/** A kind record from storage or a snapshot; checked against the counters (one kind per key). */
-export function loadKind(state: ShardState, key: Uint8Array, record: Uint8Array, markDirty: boolean, corrupt: Corrupt): void {
+/** A kind record from load(), a snapshot or an image; checked against the counters (one kind per key). */
+export function loadKind(state: ShardState, key: Uint8Array, record: Uint8Array, corrupt: Corrupt): void {
   if (key.length < 1 || key.length > KEY_BYTES_MAX) corrupt(`kind key of ${key.length} bytes`);
   let entry: KindEntry;
   try {
@@ -82,7 +82,7 @@ export function loadKind(state: ShardState, key: Uint8Array, record: Uint8Array,
   if (entry.version > state.appliedIndex)
     corrupt(`kind record of ${describeKey(key)} version ${entry.version} above applied ${state.appliedIndex}`);
   if (entry.tag !== KindTag.Ttl && state.counters.size + state.kinds.structured >= COUNTERS_MAX) corrupt(`more than ${COUNTERS_MAX} keys`);
-  state.kinds.load(entry, state.appliedIndex, markDirty);
+  state.kinds.load(entry, state.appliedIndex);
 }
 
 export function loadCounter(state: ShardState, key: Uint8Array, value: bigint, version: number, corrupt: Corrupt): number {
@@ -100,7 +100,7 @@ export function loadCounter(state: ShardState, key: Uint8Array, value: bigint, v
   return slot;
 }
 
-/** A request id from storage or a snapshot, in apply order; damage is a CorruptionError. */
+/** A request id from records, a snapshot or an image, in apply order; damage is a CorruptionError. */
 export function insertLoadedRequestId(state: ShardState, record: RequestIdRecord, corrupt: Corrupt): void {
   const requestIds = state.requestIds;
   if (state.storageIdInUse(record.storageId)) corrupt(`storage id ${record.storageId} holds two records`);

@@ -5,7 +5,6 @@
  */
 import { ByteReader, ByteWriter } from "./binary.js";
 import { ChangeLog } from "./change-log.js";
-import { SLOT_DIRTY } from "./counter-table.js";
 import { encodeKindRecord } from "./kind-table.js";
 import { compareBytes } from "../kinds/codec.js";
 import { readRequestId, writeRequestId } from "./request-ids.js";
@@ -59,11 +58,7 @@ export function writeSnapshot(state: ShardState): Uint8Array {
   return writer.finish();
 }
 
-/**
- * Reads writeSnapshot() bytes (any format from 1 to 4) into a new state. Throws CorruptionError
- * on any damage. Every counter, session, kind and request id read is marked changed, so the first
- * takeChanges() reports them all.
- */
+/** Reads writeSnapshot() bytes (any format from 1 to 4) into a new state. Throws CorruptionError on any damage. */
 export function readSnapshot(state: ShardState, data: Uint8Array): void {
   const reader = new ByteReader(data, "shard snapshot");
   reader.verifyCrc32Trailer();
@@ -89,15 +84,11 @@ export function readSnapshot(state: ShardState, data: Uint8Array): void {
       reader.fail(`counter ${i} keys not in ascending order`);
     }
     previousSlot = slot;
-    state.counters.setFlag(slot, SLOT_DIRTY);
-    state.dirtySlots.push(slot);
   }
   const sessionCount = reader.u32();
   if (sessionCount * 40 > reader.remaining) reader.fail(`session count ${sessionCount} exceeds the data`);
   for (let i = 0; i < sessionCount; i++) {
-    const session = readSession(reader, format >= SNAPSHOT_FORMAT_NO_REQUEST_IDS);
-    insertLoadedSession(state, session, corrupt);
-    state.dirtySessions.add(session.clientId);
+    insertLoadedSession(state, readSession(reader, format >= SNAPSHOT_FORMAT_NO_REQUEST_IDS), corrupt);
   }
   if (format !== SNAPSHOT_FORMAT_COUNTERS_ONLY) {
     const kindCount = reader.u32();
@@ -109,16 +100,14 @@ export function readSnapshot(state: ShardState, data: Uint8Array): void {
       const key = reader.raw(keyLength);
       if (previous !== undefined && compareBytes(previous, key) >= 0) reader.fail(`kind ${i} keys not in ascending order`);
       previous = key;
-      loadKind(state, key, reader.raw(reader.u32()), true, corrupt);
+      loadKind(state, key, reader.raw(reader.u32()), corrupt);
     }
   }
   if (format >= SNAPSHOT_FORMAT) {
     const requestIdCount = reader.u32();
     if (requestIdCount * 45 > reader.remaining) reader.fail(`request id count ${requestIdCount} exceeds the data`);
     for (let i = 0; i < requestIdCount; i++) {
-      const record = readRequestId(reader);
-      insertLoadedRequestId(state, record, corrupt);
-      state.dirtyRequestIds.add(record.storageId);
+      insertLoadedRequestId(state, readRequestId(reader), corrupt);
     }
   }
   reader.expectEnd(4);

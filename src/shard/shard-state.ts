@@ -1,15 +1,19 @@
 /**
  * The replicated state of one shard, held by its CounterStateMachine (state-machine.ts) and
  * shared with the modules that apply commands to it (mutation.ts, session-commands.ts), read it
- * (shard-reads.ts), persist it (shard-records.ts) and rebuild it (shard-load.ts,
- * shard-snapshot.ts).
+ * (shard-reads.ts), export it (shard-records.ts, shard-snapshot.ts, shard-image.ts) and rebuild it
+ * (shard-load.ts, shard-snapshot.ts, shard-image.ts).
+ *
+ * Memory only: durability is the replicated log plus checkpoints, each a shard image
+ * (shard-image.ts) of this whole state at an applied index, captured between entries and written in
+ * the background. So applying an entry changes these tables and nothing else: no change tracking,
+ * no per-counter, per-session or per-kind record.
  *
  * Invariants (the machine's, state-machine.ts, hold here): appliedIndex only grows; clockMs never
- * goes back; a storage id names at most one session or request id; every change since the last
- * takeChanges() is listed in the dirty fields below.
+ * goes back; a storage id names at most one session or request id.
  */
 import { ChangeLog, type ChangeKind } from "./change-log.js";
-import { CounterTable, SLOT_DIRTY } from "./counter-table.js";
+import { CounterTable } from "./counter-table.js";
 import { KindTable } from "./kind-table.js";
 import { RequestIdTable } from "./request-ids.js";
 import { SessionTable } from "./sessions.js";
@@ -21,7 +25,8 @@ export const DELETED_VERSION = 0;
 
 export class ShardState {
   readonly options: Readonly<Required<ShardOptions>>;
-  readonly counters: CounterTable;
+  /** Replaced only while a shard image loads into a new machine (shard-image.ts), before it applies anything. */
+  counters: CounterTable;
   readonly sessions = new SessionTable();
   readonly requestIds = new RequestIdTable();
   readonly kinds = new KindTable();
@@ -29,24 +34,6 @@ export class ShardState {
   changeLog = new ChangeLog(0);
   appliedIndex = 0;
   clockMs = 0;
-  /**
-   * Changes since the last takeChanges(), bounded by what was applied since: slots whose
-   * SLOT_DIRTY flag was set (listed once per setting), and keys (copied) of counters deleted. A
-   * deleted counter's slot loses its flag, so a listed slot that was freed, or reused by another
-   * key that was listed again, is reported at most once and never under the old key.
-   */
-  dirtySlots: number[] = [];
-  deletedKeys: Uint8Array[] = [];
-  readonly dirtySessions = new Set<number>();
-  readonly markSessionDirty = (clientId: number): void => {
-    this.dirtySessions.add(clientId);
-  };
-  /** Storage ids of request ids added or expired since the last takeChanges(). */
-  readonly dirtyRequestIds = new Set<number>();
-  readonly markRequestIdDirty = (storageId: number): void => {
-    this.dirtyRequestIds.add(storageId);
-  };
-
   constructor(options: ShardOptions) {
     this.options = resolveShardOptions(options);
     this.counters = new CounterTable(this.options.hashSeed);
@@ -57,13 +44,11 @@ export class ShardState {
     return slot >= 0 && this.counters.version(slot) !== DELETED_VERSION;
   }
 
-  /** Deletes a key of any kind (expiry), reporting it in takeChanges(). */
+  /** Deletes a key of any kind (expiry), recording the deletion in the change log. */
   deleteKey(key: Uint8Array): void {
     const slot = this.counters.find(key);
     let existed = false;
     if (slot >= 0 && this.counters.version(slot) !== DELETED_VERSION) {
-      this.deletedKeys.push(this.counters.keyBytes(slot));
-      this.counters.clearFlag(slot, SLOT_DIRTY);
       this.counters.remove(slot);
       existed = true;
     }

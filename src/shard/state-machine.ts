@@ -19,38 +19,51 @@
  *   least requestIdRetentionMs of the clock; request-ids.ts), and a storage id names at most one
  *   session or request id.
  *
+ * Durability is the replicated log plus checkpoints: applying a committed entry changes memory
+ * only, and tracks no changes (no per-counter, per-session or per-kind record). A checkpoint is a
+ * shard image: captureImage() copies the whole state between entries (memcpy of the counter
+ * table's blocks), encodeShardImage() turns it into checksummed blocks in short slices, and
+ * fromImage()/fromImageAsync() load it back.
+ *
  * The machine coordinates; the work is beside it:
- *   - shard-state.ts       the state: tables, clock, applied index, what changed since takeChanges()
+ *   - shard-state.ts       the state: tables, clock, applied index (memory only)
  *   - session-commands.ts  register, sessionless writes and session commands, each applied at most once
  *   - mutation.ts          the ops of one mutate, all or none, one function per op kind
  *   - shard-reads.ts       reads of counters and kinds, top k and aggregates
- *   - shard-records.ts     the storage records: takeChanges(), exportRecords(), the counter record
- *   - shard-load.ts        start-up from those records, and the checks of every loaded record
- *   - shard-snapshot.ts    the snapshot bytes, formats 1 to 4
+ *   - shard-image.ts       shard images: capture, encode (checksummed blocks), load (validated, in slices)
+ *   - shard-records.ts     the state as records: exportRecords() (splits, tools), the counter record
+ *   - shard-load.ts        load() from records, and the checks of every loaded record (all loaders)
+ *   - shard-snapshot.ts    the deterministic snapshot bytes (replica comparison, backups), formats 1 to 4
  *   - shard-options.ts     ShardOptions and their defaults
  */
 import { assert } from "../util/assert.js";
 import { CorruptionError } from "../util/errors.js";
 import { decodeEntryShape, type Command, type CommandResult, type OpResult } from "./commands.js";
 import type { KeyChange } from "./change-log.js";
-import { SLOT_DIRTY } from "./counter-table.js";
 import { encodeKindRecord } from "./kind-table.js";
 import type { HyperLogLog } from "../kinds/hll.js";
 import type { Aggregate, KeyValue } from "../kinds/topk.js";
 import type { WindowAggregate, WindowBucket, WindowRange } from "./kinds/windows.js";
 import { Mutation } from "./mutation.js";
 import { SessionCommands, type AdmitMutation } from "./session-commands.js";
+import { captureImage, prepareImageBuffers, readImage, type ShardImage } from "./shard-image.js";
 import { loadRecords } from "./shard-load.js";
 import type { ShardOptions } from "./shard-options.js";
 import { ShardReads, type TimeRange } from "./shard-reads.js";
-import { exportRecords, takeChanges, type ShardChanges } from "./shard-records.js";
+import { exportRecords } from "./shard-records.js";
 import { readSnapshot, writeSnapshot } from "./shard-snapshot.js";
 import { ShardState } from "./shard-state.js";
 
 export type { Command, CommandFailure, CommandResult, CounterOp, OpResult } from "./commands.js";
 export { DEFAULT_SESSIONS_PER_CALLER_MAX, validateShardOptions, type ShardOptions } from "./shard-options.js";
 export { SESSION_ID_IN_USE, type AdmitMutation } from "./session-commands.js";
-export { decodeCounterRecord, encodeCounterRecord, type ShardChanges } from "./shard-records.js";
+export { encodeShardImage, SHARD_IMAGE_MAGIC, type ShardImage } from "./shard-image.js";
+
+/** Memory for an image's counter blocks (CounterStateMachine.prepareImageBuffers, imageBuffers). */
+export interface ImageBuffers {
+  rows: ArrayBuffer;
+  arena: ArrayBuffer;
+}
 export type { TimeRange } from "./shard-reads.js";
 
 /**
@@ -146,8 +159,8 @@ export class CounterStateMachine {
     // Thesis 6.3: time for session expiry comes from the leader, through the log, and must not go
     // back when leadership moves to a node whose clock is behind.
     if (timestampMs > state.clockMs) state.clockMs = timestampMs;
-    state.sessions.expire(state.clockMs, state.options.sessionTimeoutMs, state.markSessionDirty);
-    state.requestIds.expire(state.clockMs, state.options.requestIdRetentionMs, state.markRequestIdDirty);
+    state.sessions.expire(state.clockMs, state.options.sessionTimeoutMs);
+    state.requestIds.expire(state.clockMs, state.options.requestIdRetentionMs);
     for (const due of state.kinds.due(state.clockMs, EXPIRED_PER_ENTRY_MAX)) state.deleteKey(due.key);
 
     const results: CommandResult[] = new Array(commands.length);
@@ -215,15 +228,10 @@ export class CounterStateMachine {
     return this.reads.aggregate(prefix, readNowMs, window);
   }
 
-  /** Changes since the last call, to write in the same storage batch as the applied index. */
-  takeChanges(): ShardChanges {
-    return takeChanges(this.state);
-  }
-
   /**
-   * A range split: removes every counter whose key `moves` (deterministic in the key bytes alone),
-   * reporting them as deletions in the next takeChanges(), and returns them in key order. The
-   * caller builds the new shard's machine from them (load()) at the same applied index.
+   * A range split: removes every counter whose key `moves` (deterministic in the key bytes alone)
+   * and returns them in key order. The caller builds the new shard's machine from them (load()) at
+   * the same applied index.
    */
   removeWhere(moves: (key: Uint8Array) => boolean): Array<[Uint8Array, OpResult]> {
     const table = this.state.counters;
@@ -235,18 +243,14 @@ export class CounterStateMachine {
       moved.push([key, { value: table.value(slot), version: table.version(slot) }]);
       slots.push(slot);
     }
-    for (let i = 0; i < slots.length; i++) {
-      table.clearFlag(slots[i]!, SLOT_DIRTY);
-      table.remove(slots[i]!);
-      this.state.deletedKeys.push(moved[i]![0]);
-    }
+    for (const slot of slots) table.remove(slot);
     assert(table.size >= 0, "counter count below zero after a split");
     return moved;
   }
 
   /**
-   * The kind records' half of a range split: removes every kinded key that `moves` (reported as
-   * deletions in the next takeChanges()) and returns their records in key order, for load().
+   * The kind records' half of a range split: removes every kinded key that `moves` and returns
+   * their records in key order, for load().
    */
   removeKindsWhere(moves: (key: Uint8Array) => boolean): Array<[Uint8Array, Uint8Array]> {
     const kinds = this.state.kinds;
@@ -276,11 +280,7 @@ export class CounterStateMachine {
     return writeSnapshot(this.state);
   }
 
-  /**
-   * Rebuilds a state machine from snapshot() bytes. Throws CorruptionError on any damage.
-   * The first takeChanges() of the result reports every counter and session, so the caller can
-   * clear the shard's persisted state and write that in the same batch as the snapshot.
-   */
+  /** Rebuilds a state machine from snapshot() bytes. Throws CorruptionError on any damage. */
   static restore(data: Uint8Array, options: ShardOptions): CounterStateMachine {
     const machine = new CounterStateMachine(options);
     readSnapshot(machine.state, data);
@@ -288,9 +288,9 @@ export class CounterStateMachine {
   }
 
   /**
-   * Start-up from persisted records (what takeChanges() produced), without replaying the log.
-   * Throws CorruptionError if a record contradicts the rest (version above appliedIndex, a
-   * session record stored under another id, ...).
+   * A machine from records (exportRecords() form: a range split's moved state, backup restore),
+   * without replaying the log. Throws CorruptionError if a record contradicts the rest (version
+   * above appliedIndex, a session record stored under another id, ...).
    */
   static load(
     options: ShardOptions,
@@ -302,6 +302,57 @@ export class CounterStateMachine {
   ): CounterStateMachine {
     const machine = new CounterStateMachine(options);
     loadRecords(machine.state, appliedIndex, clockMs, counters, sessions, kinds);
+    return machine;
+  }
+
+  /**
+   * The whole state at the applied index, as copies: the machine may go on applying and the image
+   * does not change. Synchronous and cheap for counters (two memcpys of the counter table's
+   * blocks); sessions and kinds are encoded, request-id records referenced (they are immutable).
+   * Encode it with encodeShardImage(). Call between entries.
+   */
+  captureImage(spare?: ImageBuffers): ShardImage {
+    return captureImage(this.state, spare);
+  }
+
+  /**
+   * The memory a captureImage() of this machine needs for its counter blocks, prepared (allocated
+   * and written once, in slices with `await pause()` between them) so that the capture copies into
+   * memory that is already mapped: a copy into fresh memory pays its page faults inside
+   * captureImage(), several times the copy itself at millions of counters. `spare` (a released
+   * image's buffers) is returned as it is when it is large enough. The machine may apply meanwhile.
+   */
+  prepareImageBuffers(spare: ImageBuffers | undefined, pause: () => Promise<void>): Promise<ImageBuffers> {
+    return prepareImageBuffers(this.state.counters.blockBytes(), spare, pause);
+  }
+
+  /**
+   * The buffers of an image's counter blocks, for a later captureImage(), once the image (and
+   * every block encodeShardImage returned for it) is no longer used, e.g. its checkpoint is
+   * written. Passing the buffers of an image that is still read corrupts what reads it.
+   */
+  static imageBuffers(image: ShardImage): ImageBuffers | undefined {
+    const rows = image.counters.rows.buffer;
+    const arena = image.counters.arena.buffer;
+    return rows instanceof ArrayBuffer && arena instanceof ArrayBuffer && rows !== arena ? { rows, arena } : undefined;
+  }
+
+  /** A machine from the bytes of encodeShardImage() (concatenated). Throws CorruptionError on any damage. */
+  static fromImage(bytes: Uint8Array, options: ShardOptions): CounterStateMachine {
+    const machine = new CounterStateMachine(options);
+    const steps = readImage(machine.state, bytes);
+    while (steps.next().done !== true);
+    return machine;
+  }
+
+  /**
+   * fromImage(), with `await pause()` between slices of the work (checksums, row validation and
+   * the index rebuild, sessions, kinds, request ids), so no slice holds the event loop for long.
+   */
+  static async fromImageAsync(bytes: Uint8Array, options: ShardOptions, pause: () => Promise<void>): Promise<CounterStateMachine> {
+    const machine = new CounterStateMachine(options);
+    const steps = readImage(machine.state, bytes);
+    while (steps.next().done !== true) await pause();
     return machine;
   }
 }

@@ -1,6 +1,15 @@
 /**
- * Key layout of the node's single LevelDB. Every group (shard or meta) lives in the same database,
- * so one write batch can persist the Ready of many groups at once (group commit across groups).
+ * Key layout of the node's single LevelDB (the log store). Every group (shard or meta) lives in the
+ * same database, so one write batch can persist the Ready of many groups at once (group commit
+ * across groups).
+ *
+ * What it holds (format 2, STORE_FORMAT_VERSION in records.ts): each group's Raft log, hard state,
+ * conf state and snapshot record; the metadata group's whole state and applied index; a shard's
+ * descriptor for a replica that waits for its first snapshot; tombstones of removed replicas; and
+ * the store's identity. A shard's state (counters, sessions, request ids, kinds) is NOT here: it is
+ * durable as the shard's log plus its checkpoint files (checkpoint-store.ts, beside this database;
+ * docs/architecture.md "Checkpoints, snapshots and log compaction"), and the shard's 'P' record
+ * names the checkpoint a restart starts from.
  *
  * All integers are big-endian so that LevelDB's bytewise order is numeric order: a range scan over
  * `L|group` returns that group's log in index order, and groups never interleave.
@@ -8,23 +17,33 @@
  *   key                                   value (see records.ts; every value carries a CRC32C)
  *   'L' group:u32 index:u64                log entry        msgpack [term, index, type, data]
  *   'H' group:u32                          hard state       msgpack [term, vote, commit]
- *   'A' group:u32                          applied state    msgpack [appliedIndex, clockMs]
+ *   'A' group:u32                          applied state    msgpack [appliedIndex, clockMs]; the metadata
+ *                                          group only (a shard's applied index is in its checkpoint's header,
+ *                                          and a restart replays the log above it)
  *   'F' group:u32                          conf state       msgpack [voters, learners, votersOutgoing, learnersNext, autoLeave]
- *   'P' group:u32                          snapshot meta    msgpack [index, term, confState, dataBytes, chunkCount, dataCrc32c]
- *   'Q' group:u32 chunk:u32                snapshot data    raw bytes of chunk `chunk` (chunks 0..chunkCount-1)
- *   'C' shard:u32 key:bytes                counter record   the shard's 16-byte encodeCounterRecord output
- *   'S' shard:u32 client:u64               session record   the shard's session encoding
- *   'K' shard:u32 key:bytes                kind record      a key's kind and TTL (state-machine encodeKindRecord):
- *                                          windowed counter, rate limiter, HyperLogLog, or a counter's expiry
+ *   'P' group:u32                          snapshot meta    msgpack [index, term, confState, dataBytes, chunkCount, dataCrc32c];
+ *                                          for a shard past its first checkpoint, metadata only (no chunks):
+ *                                          the restart point, naming checkpoint file <index>.ckpt
+ *   'Q' group:u32 chunk:u32                snapshot data    raw bytes of chunk `chunk` (chunks 0..chunkCount-1): the
+ *                                          metadata group's snapshot, a shard's bootstrap or split snapshot
  *   'I'                                    store identity   msgpack [formatVersion]
  *   'T' group:u32                          tombstone        u64 epoch: this node's replica of the shard was removed
  *                                          at that epoch; it is re-created only for a map at a later epoch
  *   'M' group:u32                          group state      opaque bytes owned by the group's replica: the meta
- *                                          group's whole state machine, a shard's descriptor (epoch, slot range)
+ *                                          group's whole state machine; a shard's descriptor (epoch, slot range),
+ *                                          read while the replica has no checkpoint or snapshot state yet
  *
- * One prefix byte per kind; the ASCII letters are readable in a hex dump. Group and shard ids are
- * u32; log indexes and client ids are u64 on disk but limited to 2^53 - 1 in memory (exact JS
- * numbers; see raft/types.ts for why that bound is never reached).
+ * Retired in format 2 (never reuse these letters: a format-1 directory still holds them, and the
+ * identity check refuses it before anything reads them):
+ *   'C' shard:u32 key:bytes                counter record   a counter's value and version
+ *   'S' shard:u32 client:u64               session record   a client session
+ *   'K' shard:u32 key:bytes                kind record      a key's kind and TTL
+ * KeyPrefix keeps their bytes (KeyPrefix.counter, .session, .kind) so tools that split an old
+ * directory's size by kind still name them; nothing in this build writes or reads them.
+ *
+ * One prefix byte per kind; the ASCII letters are readable in a hex dump. Group ids are u32; log
+ * indexes are u64 on disk but limited to 2^53 - 1 in memory (exact JS numbers; see raft/types.ts
+ * for why that bound is never reached).
  */
 import { assert } from "../util/assert.js";
 
@@ -35,8 +54,11 @@ export const KeyPrefix = {
   confState: 0x46, // 'F'
   snapshotMeta: 0x50, // 'P'
   snapshotChunk: 0x51, // 'Q'
+  /** Retired in format 2 (header): kept so the letter is never reused. */
   counter: 0x43, // 'C'
+  /** Retired in format 2 (header): kept so the letter is never reused. */
   session: 0x53, // 'S'
+  /** Retired in format 2 (header): kept so the letter is never reused. */
   kind: 0x4b, // 'K'
   identity: 0x49, // 'I'
   meta: 0x4d, // 'M'
@@ -140,17 +162,17 @@ export const snapshotMetaKey = (groupId: number): Uint8Array => groupKey(KeyPref
 export const groupStateKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.meta, groupId, 0);
 export const tombstoneKey = (groupId: number): Uint8Array => groupKey(KeyPrefix.tombstone, groupId, 0);
 
-/** All keys of one prefix kind whose next four bytes are a group id (H, A, F, P, ...). */
-export function kindRange(prefix: number): KeyRange {
+/** Every key that starts with the prefix byte `prefix`: all groups' keys of one kind (H, A, F, P, T, ...). */
+export function prefixKeyRange(prefix: number): KeyRange {
   return prefixRange(Uint8Array.of(prefix));
 }
 
-/** Every key that belongs to one group, for one kind (L, H, A, F, P, Q). */
+/** Every key that belongs to one group, for one kind (L, H, A, F, P, Q, M, T). */
 export function groupRange(prefix: number, groupId: number): KeyRange {
   return prefixRange(groupKey(prefix, groupId, 0));
 }
 
-/** The group id of a key made by groupKey (any of L, H, A, F, P, Q). */
+/** The group id of a key made by groupKey (any of L, H, A, F, P, Q, M, T). */
 export function groupIdOfKey(key: Uint8Array): number {
   assert(key.length >= 5, "key too short to hold a group id");
   return readU32(key, 1);
@@ -171,48 +193,7 @@ export function snapshotChunkRange(groupId: number, fromChunk = 0): KeyRange {
   return { gte: snapshotChunkKey(groupId, fromChunk), lt };
 }
 
-// ---- state machine: counters and sessions ----
-
-function userKeyed(prefix: number, shardId: number, userKey: Uint8Array): Uint8Array {
-  const key = groupKey(prefix, shardId, userKey.length);
-  key.set(userKey, 5);
-  return key;
-}
-
-function decodeUserKeyed(prefix: number, key: Uint8Array, what: string): { shardId: number; userKey: Uint8Array } {
-  assert(key.length >= 5 && key[0] === prefix, `not a ${what} key`);
-  return { shardId: readU32(key, 1), userKey: new Uint8Array(key.buffer, key.byteOffset + 5, key.byteLength - 5) };
-}
-
-export const counterKey = (shardId: number, userKey: Uint8Array): Uint8Array => userKeyed(KeyPrefix.counter, shardId, userKey);
-
-export const counterRange = (shardId: number): KeyRange => groupRange(KeyPrefix.counter, shardId);
-
-/** The user's key inside a counter key (a view, not a copy). */
-export const decodeCounterKey = (key: Uint8Array): { shardId: number; userKey: Uint8Array } =>
-  decodeUserKeyed(KeyPrefix.counter, key, "counter");
-
-export const kindRecordKey = (shardId: number, userKey: Uint8Array): Uint8Array => userKeyed(KeyPrefix.kind, shardId, userKey);
-
-export const kindRecordRange = (shardId: number): KeyRange => groupRange(KeyPrefix.kind, shardId);
-
-/** The user's key inside a kind key (a view, not a copy). */
-export const decodeKindRecordKey = (key: Uint8Array): { shardId: number; userKey: Uint8Array } =>
-  decodeUserKeyed(KeyPrefix.kind, key, "kind");
-
-export function sessionKey(shardId: number, clientId: number): Uint8Array {
-  assertU53(clientId, "client id");
-  const key = groupKey(KeyPrefix.session, shardId, 8);
-  writeU64(key, 5, clientId);
-  return key;
-}
-
-export const sessionRange = (shardId: number): KeyRange => groupRange(KeyPrefix.session, shardId);
-
-export function decodeSessionKey(key: Uint8Array): { shardId: number; clientId: number } {
-  assert(key.length === 13 && key[0] === KeyPrefix.session, "not a session key");
-  return { shardId: readU32(key, 1), clientId: readU64(key, 5) };
-}
+// ---- store identity ----
 
 export const identityKey = (): Uint8Array => Uint8Array.of(KeyPrefix.identity);
 
@@ -232,7 +213,7 @@ export function keyInRange(key: Uint8Array, range: KeyRange): boolean {
   return compareKeys(key, range.gte) >= 0 && compareKeys(key, range.lt) < 0;
 }
 
-/** Human-readable key for error messages: `L|group=3|index=17`, `C|shard=2|key=0x6869`. */
+/** Human-readable key for error messages: `L|group=3|index=17`, `Q|group=2|chunk=0`; other keys in hex. */
 export function describeKey(key: Uint8Array): string {
   const prefix = key[0];
   const hex = (bytes: Uint8Array): string => "0x" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
@@ -246,17 +227,11 @@ export function describeKey(key: Uint8Array): string {
     case KeyPrefix.confState:
     case KeyPrefix.snapshotMeta:
     case KeyPrefix.meta:
+    case KeyPrefix.tombstone:
       if (key.length === 5) return `${letter}|group=${readU32(key, 1)}`;
       break;
     case KeyPrefix.snapshotChunk:
       if (key.length === 9) return `Q|group=${readU32(key, 1)}|chunk=${readU32(key, 5)}`;
-      break;
-    case KeyPrefix.counter:
-    case KeyPrefix.kind:
-      if (key.length >= 5) return `${letter}|shard=${readU32(key, 1)}|key=${hex(key.subarray(5))}`;
-      break;
-    case KeyPrefix.session:
-      if (key.length === 13) return `S|shard=${readU32(key, 1)}|client=${readU32(key, 5) * TWO_POW_32 + readU32(key, 9)}`;
       break;
     default:
       break;

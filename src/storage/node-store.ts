@@ -1,40 +1,45 @@
 /**
- * The node's durable state: one LevelDB holding the log, hard state, conf state, snapshot and
- * applied state of every Raft group on this node, plus the shards' counters and sessions (key
- * layout in keys.ts, value encodings in records.ts).
+ * The node's log store: one LevelDB holding, for every Raft group on this node, its log, hard
+ * state, conf state and snapshot record (metadata, and chunks where the snapshot carries data);
+ * the metadata group's state record and applied index; shard descriptors for replicas waiting for
+ * their first snapshot; tombstones of removed replicas; and the store's identity (format version).
+ * Key layout in keys.ts, value encodings in records.ts.
  *
- * The driver loop builds one StoreBatch (store-batch.ts) per iteration (the Readys of all groups, the effects of
- * applying committed entries, and the applied indexes) and writes it with write(batch, { sync })
- * as ONE LevelDB write batch: LevelDB applies a batch atomically, so after a crash either all of an
- * iteration's state is there or none of it -- a shard is never half-applied, and the applied index
- * never runs ahead of the counters it describes. With sync the batch is fsynced before write()
- * resolves, which is what Raft needs before the messages of the same Ready may go out (Raft paper
- * 5.2/5.3 and thesis 3.8: a vote or an acknowledged entry must survive a crash).
+ * A shard's state (counters, sessions, kinds) is not in this store: it is durable as the shard's
+ * log plus its checkpoint files (checkpoint-store.ts, <dataDir>/checkpoints), and the shard's
+ * snapshot record here names the checkpoint a restart starts from (docs/adr/0009, and
+ * docs/architecture.md "Checkpoints, snapshots and log compaction").
+ *
+ * The driver loop builds one StoreBatch (store-batch.ts) per iteration (the Readys of all groups,
+ * the metadata group's applied state, recorded checkpoints and the log compaction below them) and
+ * writes it with write(batch, { sync }) as ONE LevelDB write batch: LevelDB applies a batch
+ * atomically, so after a crash either all of an iteration's state is there or none of it -- the
+ * metadata group's applied index never runs ahead of the state record it describes, and a log is
+ * never compacted without the snapshot record that covers it. With sync the batch is fsynced before
+ * write() resolves, which is what Raft needs before the messages of the same Ready may go out (Raft
+ * paper 5.2/5.3 and thesis 3.8: a vote or an acknowledged entry must survive a crash).
  *
  * Writes are serialized in call order. A failed write makes the store fail-stop: every later write
  * rejects, because after a failed fsync the on-disk state is unknown (the "fsyncgate" lesson;
  * etcd panics on WAL write errors for the same reason).
+ *
+ * LevelDB is reached through the KvEngine seam (kv-engine.ts): open() binds LevelDB, openWith()
+ * any engine that keeps the same promises (the simulator's in-memory disk, test/sim/real).
  */
 import { mkdir } from "node:fs/promises";
-import { Level } from "level";
 import type { ConfState, Entry, HardState, Snapshot } from "../raft/types.js";
 import { emptyHardState } from "../raft/types.js";
 import { assert } from "../util/assert.js";
 import { CorruptionError, UnavailableError } from "../util/errors.js";
 import { componentLogger, type Logger } from "../util/log.js";
 import { crc32c } from "./crc32c.js";
+import { type KvEngine, type KvWrite, LevelKvEngine } from "./kv-engine.js";
 import {
   appliedKey,
   groupStateKey,
   compareKeys,
   confStateKey,
-  counterKey,
-  counterRange,
-  decodeCounterKey,
-  decodeKindRecordKey,
-  kindRecordRange,
   decodeLogKey,
-  decodeSessionKey,
   groupIdOfKey,
   groupRange,
   hardStateKey,
@@ -42,9 +47,8 @@ import {
   keyInRange,
   KeyPrefix,
   type KeyRange,
-  kindRange,
+  prefixKeyRange,
   logRange,
-  sessionRange,
   snapshotChunkKey,
   snapshotChunkRange,
   snapshotMetaKey,
@@ -65,7 +69,7 @@ import { assertId, type BatchOp, DEFAULT_BATCH_OPS_MAX, DEFAULT_SNAPSHOT_CHUNK_B
 
 export { DEFAULT_BATCH_OPS_MAX, DEFAULT_SNAPSHOT_CHUNK_BYTES, StoreBatch };
 
-/** Records per read when scanning a shard's counters, kinds or sessions. */
+/** Records per read when scanning a group's log (one promise per nextv, not per entry). */
 const SCAN_BATCH = 1000;
 
 export interface GroupState {
@@ -87,8 +91,6 @@ export interface NodeStoreOptions {
   onWrite?: (seconds: number, sync: boolean, bytes: number) => void;
 }
 
-type Database = Level<Uint8Array, Uint8Array>;
-
 export class NodeStore {
   readonly stats = { batches: 0, syncs: 0, bytesWritten: 0 };
 
@@ -97,7 +99,7 @@ export class NodeStore {
   private closed = false;
 
   private constructor(
-    private readonly db: Database,
+    private readonly db: KvEngine,
     readonly dir: string,
     private readonly logger: Logger,
     private readonly snapshotChunkBytes: number,
@@ -107,19 +109,15 @@ export class NodeStore {
 
   /** Opens (creating if needed) the store in `dir`. Rejects with UnavailableError saying why when it cannot. */
   static async open(dir: string, options: NodeStoreOptions = {}): Promise<NodeStore> {
-    const logger = options.logger ?? componentLogger("storage");
-    const snapshotChunkBytes = options.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES;
-    const batchOpsMax = options.batchOpsMax ?? DEFAULT_BATCH_OPS_MAX;
-    assert(Number.isInteger(snapshotChunkBytes) && snapshotChunkBytes > 0, "snapshotChunkBytes must be a positive integer");
-    assert(Number.isInteger(batchOpsMax) && batchOpsMax > 0, "batchOpsMax must be a positive integer");
+    checkOptions(options);
     try {
       await mkdir(dir, { recursive: true });
     } catch (error) {
       throw new UnavailableError(`cannot create store directory ${dir}: ${(error as Error).message}`, { cause: error });
     }
-    const db: Database = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+    let engine: LevelKvEngine;
     try {
-      await db.open({ createIfMissing: true });
+      engine = await LevelKvEngine.open(dir);
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       const why =
@@ -128,11 +126,24 @@ export class NodeStore {
           : (cause?.message ?? (error as Error).message);
       throw new UnavailableError(`cannot open store at ${dir}: ${why}`, { cause: error });
     }
-    const store = new NodeStore(db, dir, logger, snapshotChunkBytes, batchOpsMax, options.onWrite);
+    return NodeStore.openWith(engine, dir, options);
+  }
+
+  /**
+   * The store over an engine that is already open (the simulator's in-memory engine; open() passes
+   * LevelDB). `dir` only names the store in messages and logs. The engine is closed with the store,
+   * or when the identity check fails.
+   */
+  static async openWith(engine: KvEngine, dir: string, options: NodeStoreOptions = {}): Promise<NodeStore> {
+    checkOptions(options);
+    const logger = options.logger ?? componentLogger("storage");
+    const snapshotChunkBytes = options.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES;
+    const batchOpsMax = options.batchOpsMax ?? DEFAULT_BATCH_OPS_MAX;
+    const store = new NodeStore(engine, dir, logger, snapshotChunkBytes, batchOpsMax, options.onWrite);
     try {
       await store.checkIdentity();
     } catch (error) {
-      await db.close();
+      await engine.close();
       throw error;
     }
     logger.info({ dir }, "store opened");
@@ -143,14 +154,12 @@ export class NodeStore {
     const key = identityKey();
     const value = await this.db.get(key);
     if (value === undefined) {
-      await this.db.put(key, encodeIdentity(key, STORE_FORMAT_VERSION), { sync: true });
+      await this.db.write([{ type: "put", key, value: encodeIdentity(key, STORE_FORMAT_VERSION) }], { sync: true });
       return;
     }
     const version = decodeIdentity(key, value);
     if (version !== STORE_FORMAT_VERSION) {
-      throw new UnavailableError(
-        `cannot open store at ${this.dir}: on-disk format ${version}, this build reads format ${STORE_FORMAT_VERSION}`,
-      );
+      throw new UnavailableError(`cannot open store at ${this.dir}: ${formatMismatch(version)}`);
     }
   }
 
@@ -177,34 +186,28 @@ export class NodeStore {
     if (this.failure !== undefined) {
       throw new UnavailableError("store is fail-stopped after an earlier write error", { cause: this.failure });
     }
-    // A chained batch: with classic-level it is about ten times faster than the array form.
-    const chained = this.db.batch();
+    const writes: KvWrite[] = [];
     const putsSoFar: Uint8Array[] = [];
     let bytes = 0;
-    try {
-      for (const op of ops) {
-        if (op.type === "put") {
-          chained.put(op.key, op.value);
-          putsSoFar.push(op.key);
-          bytes += op.key.length + op.value.length;
-        } else if (op.type === "del") {
-          chained.del(op.key);
-          bytes += op.key.length;
-        } else {
-          for (const key of putsSoFar) if (keyInRange(key, op.range)) chained.del(key);
-          for await (const key of this.db.keys({ gte: op.range.gte, lt: op.range.lt })) {
-            chained.del(key);
-            bytes += key.length;
-          }
+    for (const op of ops) {
+      if (op.type === "put") {
+        writes.push(op);
+        putsSoFar.push(op.key);
+        bytes += op.key.length + op.value.length;
+      } else if (op.type === "del") {
+        writes.push(op);
+        bytes += op.key.length;
+      } else {
+        for (const key of putsSoFar) if (keyInRange(key, op.range)) writes.push({ type: "del", key });
+        for await (const key of this.db.keys({ gte: op.range.gte, lt: op.range.lt })) {
+          writes.push({ type: "del", key });
+          bytes += key.length;
         }
       }
-    } catch (error) {
-      await chained.close();
-      throw error;
     }
     const startedMs = performance.now();
     try {
-      await chained.write({ sync });
+      await this.db.write(writes, { sync });
     } catch (error) {
       this.failure = error;
       this.logger.error({ err: error }, "store write failed; the store is now fail-stopped");
@@ -301,10 +304,15 @@ export class NodeStore {
     const groups = new Set<number>();
     for (const prefix of [KeyPrefix.log, KeyPrefix.hardState, KeyPrefix.applied, KeyPrefix.confState, KeyPrefix.snapshotMeta]) {
       // Jump from group to group instead of walking every log entry.
-      let range = kindRange(prefix);
+      let range = prefixKeyRange(prefix);
       for (;;) {
-        const first = await this.db.keys({ gte: range.gte, lt: range.lt, limit: 1 }).all();
-        const key = first[0];
+        const keys = this.db.keys({ gte: range.gte, lt: range.lt, limit: 1 });
+        let key: Uint8Array | undefined;
+        try {
+          key = (await keys.nextv(1))[0];
+        } finally {
+          await keys.close();
+        }
         if (key === undefined) break;
         const groupId = groupIdOfKey(key);
         groups.add(groupId);
@@ -313,52 +321,6 @@ export class NodeStore {
       }
     }
     return [...groups].sort((a, b) => a - b);
-  }
-
-  /**
-   * The shard's counters as [user key, record], in key order, from one consistent view of the
-   * store, in arrays of up to SCAN_BATCH: a restart reads millions of them, and one promise per
-   * record (an async iterator's step) cost more than reading the record.
-   */
-  scanCounterBatches(shardId: number): AsyncIterable<Array<[Uint8Array, Uint8Array]>> {
-    assertId(shardId, "shard id");
-    return this.scanBatches(counterRange(shardId), (key, value) => [
-      decodeCounterKey(key).userKey,
-      openValue(key, value, `counter record (shard ${shardId})`),
-    ]);
-  }
-
-  /** The shard's kind records as [user key, record], in key order, from one consistent view of the store. */
-  scanKindBatches(shardId: number): AsyncIterable<Array<[Uint8Array, Uint8Array]>> {
-    assertId(shardId, "shard id");
-    return this.scanBatches(kindRecordRange(shardId), (key, value) => [
-      decodeKindRecordKey(key).userKey,
-      openValue(key, value, `kind record (shard ${shardId})`),
-    ]);
-  }
-
-  /** The shard's sessions as [client id, record], in client id order, from one consistent view. */
-  scanSessionBatches(shardId: number): AsyncIterable<Array<[number, Uint8Array]>> {
-    assertId(shardId, "shard id");
-    return this.scanBatches(sessionRange(shardId), (key, value) => [
-      decodeSessionKey(key).clientId,
-      openValue(key, value, `session record (shard ${shardId})`),
-    ]);
-  }
-
-  /** scanCounterBatches, one record at a time. */
-  async *scanCounters(shardId: number): AsyncIterable<[Uint8Array, Uint8Array]> {
-    for await (const batch of this.scanCounterBatches(shardId)) yield* batch;
-  }
-
-  /** scanKindBatches, one record at a time. */
-  async *scanKinds(shardId: number): AsyncIterable<[Uint8Array, Uint8Array]> {
-    for await (const batch of this.scanKindBatches(shardId)) yield* batch;
-  }
-
-  /** scanSessionBatches, one record at a time. */
-  async *scanSessions(shardId: number): AsyncIterable<[number, Uint8Array]> {
-    for await (const batch of this.scanSessionBatches(shardId)) yield* batch;
   }
 
   private async *scanBatches<T>(range: KeyRange, decode: (key: Uint8Array, value: Uint8Array) => T): AsyncIterable<T[]> {
@@ -381,7 +343,7 @@ export class NodeStore {
   async loadTombstones(): Promise<Map<number, number>> {
     this.assertOpen();
     const tombstones = new Map<number, number>();
-    const range = kindRange(KeyPrefix.tombstone);
+    const range = prefixKeyRange(KeyPrefix.tombstone);
     for await (const [key, value] of this.db.iterator({ gte: range.gte, lt: range.lt })) {
       const bytes = openValue(key, value, "tombstone");
       if (bytes.length !== 8) throw new CorruptionError(`tombstone of group ${groupIdOfKey(key)} has ${bytes.length} bytes, not 8`);
@@ -399,15 +361,6 @@ export class NodeStore {
     return value === undefined ? undefined : openValue(key, value, `group state (group ${groupId})`);
   }
 
-  /** One counter record, or undefined. */
-  async getCounter(shardId: number, key: Uint8Array): Promise<Uint8Array | undefined> {
-    this.assertOpen();
-    assertId(shardId, "shard id");
-    const storeKey = counterKey(shardId, key);
-    const value = await this.db.get(storeKey);
-    return value === undefined ? undefined : openValue(storeKey, value, `counter record (shard ${shardId})`);
-  }
-
   /** Waits for queued writes, then closes the database. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -420,4 +373,26 @@ export class NodeStore {
   private assertOpen(): void {
     assert(!this.closed, "NodeStore used after close()");
   }
+}
+
+/** Why a directory of another on-disk format is refused, and what to do about it. */
+function formatMismatch(version: number): string {
+  const found = `on-disk format ${version}, this build reads format ${STORE_FORMAT_VERSION}`;
+  if (version > STORE_FORMAT_VERSION) return `${found}: the directory was written by a newer build; run that build or a newer one`;
+  const what =
+    version === 1
+      ? "Format 1 kept a record per counter; this build keeps each shard's state as checkpoint files plus its log, and cannot read it. "
+      : "This build cannot read it. ";
+  return (
+    `${found}. ${what}Either start from an empty data directory (in a running cluster, replace the node: ` +
+    `tallyctl node drain, tallyctl node remove, then add a node with an empty data directory; its replicas are copied from the others), ` +
+    `or restore a backup taken with tallyctl backup into new data directories (tallyctl restore)`
+  );
+}
+
+function checkOptions(options: NodeStoreOptions): void {
+  const snapshotChunkBytes = options.snapshotChunkBytes ?? DEFAULT_SNAPSHOT_CHUNK_BYTES;
+  const batchOpsMax = options.batchOpsMax ?? DEFAULT_BATCH_OPS_MAX;
+  assert(Number.isInteger(snapshotChunkBytes) && snapshotChunkBytes > 0, "snapshotChunkBytes must be a positive integer");
+  assert(Number.isInteger(batchOpsMax) && batchOpsMax > 0, "batchOpsMax must be a positive integer");
 }

@@ -9,8 +9,9 @@
  * verified on every read (TigerBeetle: pair the assertions); a mismatch throws CorruptionError and
  * no bytes of the bad value reach the caller.
  *
- * Payloads are msgpack arrays (compact, positional) except snapshot chunks, counter and session
- * records, which are opaque bytes.
+ * Payloads are msgpack arrays (compact, positional) except snapshot chunks, group state records and
+ * tombstones, which are opaque bytes. A shard's state has no records here (format 2): it is in its
+ * checkpoint files (checkpoint-store.ts), whose format carries its own checksums.
  */
 import { Packr } from "msgpackr";
 import type { ConfState, Entry, HardState, SnapshotMetadata } from "../raft/types.js";
@@ -24,8 +25,13 @@ const packr = new Packr({ useRecords: false, moreTypes: false });
 
 const CHECKSUM_BYTES = 4;
 
-/** Current on-disk format; bump on any incompatible change to keys.ts or this file. */
-export const STORE_FORMAT_VERSION = 1;
+/**
+ * Current on-disk format; bump on any incompatible change to keys.ts or this file. 2: a shard's
+ * state is its checkpoint files plus its log (no per-counter, session or kind records, and no
+ * applied-state record for a shard: only the metadata group keeps one); NodeStore.open() refuses a
+ * format-1 directory with a message saying what to do instead.
+ */
+export const STORE_FORMAT_VERSION = 2;
 
 function hexKey(key: Uint8Array): string {
   return "0x" + Array.from(key, (b) => b.toString(16).padStart(2, "0")).join("");

@@ -1,7 +1,11 @@
 /**
  * StoreBatch: the writes of one driver iteration, built in memory and handed to NodeStore.write()
- * as one atomic LevelDB batch (node-store.ts says why one batch). Key layout in keys.ts, value
- * encodings in records.ts.
+ * as one atomic LevelDB batch (node-store.ts says why one batch): Raft's log, hard state, conf
+ * state and snapshot records of every group, the metadata group's state record and applied index,
+ * shard descriptors, tombstones. A shard's state machine writes nothing here: its state is durable
+ * as its log plus its checkpoint files (checkpoint-store.ts), and a checkpoint is recorded here as
+ * the shard's snapshot record (putSnapshot with the checkpoint's metadata) with a compactLog below
+ * it. Key layout in keys.ts, value encodings in records.ts.
  */
 import type { ConfState, Entry, HardState, Snapshot } from "../raft/types.js";
 import { assert } from "../util/assert.js";
@@ -9,18 +13,12 @@ import { crc32c } from "./crc32c.js";
 import {
   appliedKey,
   confStateKey,
-  counterKey,
-  counterRange,
   groupRange,
   groupStateKey,
   hardStateKey,
   KeyPrefix,
   type KeyRange,
-  kindRecordKey,
-  kindRecordRange,
   logKey,
-  sessionKey,
-  sessionRange,
   snapshotChunkKey,
   snapshotChunkRange,
   snapshotMetaKey,
@@ -120,7 +118,10 @@ export class StoreBatch {
     this.put(key, encodeConfState(key, confState));
   }
 
-  /** The applied index and the shard's clock; written in the same batch as the effects it covers. */
+  /**
+   * The metadata group's applied index and its map's clock, written in the same batch as its state
+   * record (putGroupState). Shards keep theirs in their checkpoints, not here.
+   */
   setApplied(groupId: number, index: number, clockMs: number): void {
     assertId(groupId, "group id");
     assertIndex(index, "applied index");
@@ -168,7 +169,10 @@ export class StoreBatch {
     this.clear({ gte: logKey(groupId, 0), lt: logKey(groupId, throughIndex + 1) });
   }
 
-  /** The group's own state record (meta state machine, shard descriptor), in the same batch as what it covers. */
+  /**
+   * The group's own state record, in the same batch as what it covers: the metadata group's whole
+   * state machine; a shard's descriptor (epoch, slot range) until its state is in a checkpoint.
+   */
   putGroupState(groupId: number, bytes: Uint8Array): void {
     assertId(groupId, "group id");
     const key = groupStateKey(groupId);
@@ -190,40 +194,11 @@ export class StoreBatch {
     this.put(key, sealValue(key, value));
   }
 
-  /** Set (record) or delete (undefined) a counter record of a shard. */
-  putCounter(shardId: number, key: Uint8Array, record: Uint8Array | undefined): void {
-    assertId(shardId, "shard id");
-    const storeKey = counterKey(shardId, key);
-    if (record === undefined) this.del(storeKey);
-    else this.put(storeKey, sealValue(storeKey, record));
-  }
-
-  /** Set (record) or delete (undefined) a kind record (windowed, rate limit, unique, TTL) of a shard. */
-  putKind(shardId: number, key: Uint8Array, record: Uint8Array | undefined): void {
-    assertId(shardId, "shard id");
-    const storeKey = kindRecordKey(shardId, key);
-    if (record === undefined) this.del(storeKey);
-    else this.put(storeKey, sealValue(storeKey, record));
-  }
-
-  putSession(shardId: number, clientId: number, record: Uint8Array | undefined): void {
-    assertId(shardId, "shard id");
-    const storeKey = sessionKey(shardId, clientId);
-    if (record === undefined) this.del(storeKey);
-    else this.put(storeKey, sealValue(storeKey, record));
-  }
-
-  /** Delete every counter and session of a shard (before installing a snapshot's state into it). */
-  clearShardState(shardId: number): void {
-    assertId(shardId, "shard id");
-    this.clear(counterRange(shardId));
-    this.clear(sessionRange(shardId));
-    this.clear(kindRecordRange(shardId));
-  }
-
   /**
-   * Delete everything a group keeps (log, hard/conf/applied state, snapshot), for a replica that
-   * was removed from this node. Its shard state is cleared separately with clearShardState.
+   * Delete everything a group keeps here (log, hard/conf/applied state, snapshot metadata and
+   * chunks, group state record), for a replica that was removed from this node. Its tombstone
+   * (putTombstone) stays; a shard's checkpoint files are the caller's to remove
+   * (FileCheckpointStore.removeGroup) once this batch is durable.
    */
   destroyGroup(groupId: number): void {
     assertId(groupId, "group id");

@@ -97,9 +97,9 @@ export function estimateMessageBytes(message: Message): number {
 }
 
 /** The first chunk of a snapshot transfer: the Snap message without its data, and the data's length. */
-export function encodeSnapshotHeader(message: Message): Uint8Array {
+export function encodeSnapshotHeader(message: Message, dataLength = message.snapshot?.data.length ?? 0): Uint8Array {
   if (message.snapshot === undefined) throw new TypeError("snapshot header of a message without a snapshot");
-  return packr.pack([SNAPSHOT_HEADER_FORMAT, messageFields(message, false), message.snapshot.data.length]);
+  return packr.pack([SNAPSHOT_HEADER_FORMAT, messageFields(message, false), dataLength]);
 }
 
 // ---- decoding ----

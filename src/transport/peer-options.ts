@@ -3,6 +3,14 @@ import type { Message, NodeId } from "../raft/types.js";
 import type { Logger } from "../util/log.js";
 import type { ReloadingCertificateProvider } from "./reloading-credentials.js";
 
+/** An outgoing snapshot's data, read chunk by chunk (peer-options.ts snapshotSource). */
+export interface SnapshotSource {
+  /** Resolves the data's length; rejects when it cannot be read (the send fails and Raft retries). */
+  open(): Promise<number>;
+  /** `length` bytes from `offset` (the whole range: the length is known). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+}
+
 export interface PeerTransportOptions {
   /** Numeric raft node id (cluster.yaml ids are numbers). */
   nodeId: NodeId;
@@ -13,6 +21,11 @@ export interface PeerTransportOptions {
   onMessages: (from: NodeId, batch: Array<[groupId: number, message: Message]>) => void;
   /** A Snap message with message.snapshot.data assembled. The sender learns ok when this resolves. */
   onSnapshot: (from: NodeId, groupId: number, message: Message) => Promise<void>;
+  /**
+   * Where an outgoing snapshot's data comes from when the Snap message carries none (a shard's
+   * snapshot is its newest checkpoint, streamed from disk in chunks); undefined: the message's data.
+   */
+  snapshotSource?: (groupId: number, message: Message) => SnapshotSource | undefined;
   /** Bound on messages waiting per peer; a full queue drops (Raft retransmits). Default 8192. */
   maxQueuedMessagesPerPeer?: number;
   /** Frames are split above this many (estimated) bytes. Default 4 MiB. */

@@ -41,7 +41,7 @@ import type { PeerTransportOptions, PeerTransportStats } from "./peer-options.js
 import { type PeerClient, peerService, type RaftFrameWire, type SnapshotAckWire, type SnapshotChunkWire } from "./peer-proto.js";
 import { PeerReceiver } from "./peer-receiver.js";
 import { reloadingChannelCredentials, reloadingServerCredentials } from "./reloading-credentials.js";
-import { sendSnapshot, type SnapshotSendContext } from "./snapshot-sender.js";
+import { inMemorySource, sendSnapshot, type SnapshotSendContext } from "./snapshot-sender.js";
 
 export type { PeerTransportOptions, PeerTransportStats } from "./peer-options.js";
 
@@ -81,6 +81,7 @@ export class PeerTransport {
   private readonly snapshotChunkBytes: number;
   private readonly maxQueuedSnapshotsPerPeer: number;
   private readonly snapshotTimeoutMs: number;
+  private readonly snapshotSource: PeerTransportOptions["snapshotSource"];
   private readonly backoffMinMs: number;
   private readonly backoffMaxMs: number;
   /** gRPC's per-message limit, both directions; well above a frame so one oversized message still fits. */
@@ -111,6 +112,7 @@ export class PeerTransport {
     const maxSnapshotBytes = positiveInteger(options.maxSnapshotBytes ?? 1024 * MIB, "maxSnapshotBytes");
     const maxInboundSnapshots = positiveInteger(options.maxInboundSnapshots ?? 4, "maxInboundSnapshots");
     this.snapshotTimeoutMs = positiveInteger(options.snapshotTimeoutMs ?? 120_000, "snapshotTimeoutMs");
+    this.snapshotSource = options.snapshotSource;
     this.backoffMinMs = positiveInteger(options.reconnectBackoffMinMs ?? 50, "reconnectBackoffMinMs");
     this.backoffMaxMs = positiveInteger(options.reconnectBackoffMaxMs ?? 2000, "reconnectBackoffMaxMs");
     assert(this.backoffMinMs <= this.backoffMaxMs, "reconnectBackoffMinMs must not exceed reconnectBackoffMaxMs");
@@ -450,9 +452,10 @@ export class PeerTransport {
         const job = link.snapshots.shift();
         if (job === undefined || link.state === "closed" || this.closed) return;
         const started = performance.now();
-        const error = await sendSnapshot(this.snapshotSendContext, this.clientFor(link), link, job);
+        const source = this.snapshotSource?.(job.groupId, job.message) ?? inMemorySource(job.message.snapshot!.data);
+        const error = await sendSnapshot(this.snapshotSendContext, this.clientFor(link), link, job, source);
         if (this.closed) return;
-        const bytes = job.message.snapshot!.data.length;
+        const bytes = await source.open().catch(() => 0);
         if (error === undefined) {
           this.stats.snapshotsSent += 1;
           this.logger.info({ peer: link.id, group: job.groupId, bytes, ms: Math.round(performance.now() - started) }, "snapshot sent");

@@ -9,7 +9,7 @@ import { crc32c } from "../storage/crc32c.js";
 import { encodeSnapshotHeader } from "./codec.js";
 import { type FrameMac, type PeerAuthenticator, snapshotChunkFields } from "./peer-auth.js";
 import type { PeerLink, SnapshotJob } from "./peer-link.js";
-import type { PeerTransportStats } from "./peer-options.js";
+import type { PeerTransportStats, SnapshotSource } from "./peer-options.js";
 import type { PeerClient, SnapshotChunkWire } from "./peer-proto.js";
 
 /** What sending needs of the transport. */
@@ -22,14 +22,28 @@ export interface SnapshotSendContext {
   stats: PeerTransportStats;
 }
 
-/** Streams one snapshot; resolves to undefined on success or to the reason it failed. */
-export function sendSnapshot(
+/** The message's own data as a source. */
+export function inMemorySource(data: Uint8Array): SnapshotSource {
+  return { open: () => Promise.resolve(data.length), read: (offset, length) => Promise.resolve(data.subarray(offset, offset + length)) };
+}
+
+/**
+ * Streams one snapshot, its data read from `source` chunk by chunk (a checkpoint file is never
+ * loaded whole); resolves to undefined on success or to the reason it failed.
+ */
+export async function sendSnapshot(
   context: SnapshotSendContext,
   client: PeerClient,
   link: PeerLink,
   job: SnapshotJob,
+  source: SnapshotSource,
 ): Promise<string | undefined> {
-  const data = job.message.snapshot!.data;
+  let dataLength: number;
+  try {
+    dataLength = await source.open();
+  } catch (error) {
+    return `cannot read the snapshot: ${(error as Error).message}`;
+  }
   return new Promise<string | undefined>((resolve) => {
     let settled = false;
     let wakeWriter: (() => void) | undefined;
@@ -62,15 +76,17 @@ export function sendSnapshot(
     const writeAll = async (frameMac: FrameMac | undefined): Promise<void> => {
       let offset = 0;
       do {
-        const end = Math.min(offset + context.snapshotChunkBytes, data.length);
-        const chunk = data.subarray(offset, end);
+        const end = Math.min(offset + context.snapshotChunkBytes, dataLength);
+        const chunk = await source.read(offset, end - offset);
+        if (chunk.length !== end - offset) throw new Error(`snapshot data ended at ${offset + chunk.length} of ${dataLength} bytes`);
+        if (settled) return;
         const wire: SnapshotChunkWire = {
           fromNode: context.fromNode,
           groupId: job.groupId,
-          header: offset === 0 ? encodeSnapshotHeader(job.message) : new Uint8Array(0),
+          header: offset === 0 ? encodeSnapshotHeader(job.message, dataLength) : new Uint8Array(0),
           data: chunk,
           offset,
-          last: end === data.length,
+          last: end === dataLength,
           crc32c: crc32c(chunk),
         };
         if (frameMac !== undefined)
@@ -85,7 +101,7 @@ export function sendSnapshot(
           await new Promise<void>((wake) => (wakeWriter = wake));
           wakeWriter = undefined;
         }
-      } while (offset < data.length && !settled);
+      } while (offset < dataLength && !settled);
       if (!settled) call.end();
     };
     const start = (frameMac: FrameMac | undefined): void => {

@@ -1,11 +1,14 @@
 /**
- * A shard compacts its log by size as well as by entry count, and a follower that fell behind the
- * compacted log catches up by a snapshot its leader builds from the applied state.
+ * A shard checkpoints and compacts its log by size as well as by entry count, and a follower that
+ * fell behind the compacted log catches up by the leader's newest checkpoint, streamed from disk.
  *
  * Large entries (a big AddBatch is one entry per shard) never reached snapshotEveryEntries, so a
- * 10 M-counter fill kept its whole log in memory and on disk. Now a shard compacts once 8 MiB were
- * applied since the last compaction, keeping at most 4 MiB of tail.
+ * 10 M-counter fill kept its whole log in memory and on disk. Now a shard checkpoints once 8 MiB
+ * (and a quarter of its last checkpoint's size) were applied since the last one, and compacts its
+ * log below it, keeping at most 4 MiB of tail (core/checkpoints.ts).
  */
+import { readdirSync } from "node:fs";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
 import { eventually, TestCluster } from "../support/cluster.js";
@@ -22,7 +25,7 @@ describe("log compaction by size", () => {
     cluster = undefined;
   });
 
-  it("every replica compacts after ~8 MiB of entries; a follower behind the tail catches up by a built snapshot, exactly", async () => {
+  it("every replica checkpoints after ~8 MiB of entries; a follower behind the tail catches up by a checkpoint, exactly", async () => {
     // The default snapshotEveryEntries (10,000): only the size rule can compact in this test.
     const c = (cluster = await TestCluster.start({ nodes: 3, shards: 1, metrics: true }));
     const client = new TallyClient({ endpoints: c.endpoints(), deadlineMs: 20_000 });
@@ -55,8 +58,9 @@ describe("log compaction by size", () => {
         "node 3 caught up",
       );
       expect(await c.metric(3, "tally_snapshots_installed_total")).toBeGreaterThanOrEqual(1);
-      const built = await Promise.all([1, 2].map((id) => c.metric(id, "tally_snapshots_built_total")));
-      expect(built[0]! + built[1]!).toBeGreaterThanOrEqual(1);
+      // The installed snapshot is node 3's checkpoint now: a file under its data dir.
+      const files = readdirSync(join(c.config.nodes.find((n) => n.id === 3)!.dataDir, "checkpoints", "g1"));
+      expect(files.filter((name) => name.endsWith(".ckpt")).length).toBeGreaterThanOrEqual(1);
       // Every count through node 3 alone: from before its kill, and from while it was down.
       for (const b of [0, 7, 19, 20, 26, 31]) {
         const values = await stale(Array.from({ length: OPS_PER_BATCH }, (_, i) => keyOf(b, i)));

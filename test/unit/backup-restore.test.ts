@@ -24,7 +24,8 @@ import {
 import { parseClusterConfig, shardOptionsOf, type ClusterConfig } from "../../src/server/config/config.js";
 import { decodeDescriptor, wrapShardSnapshot } from "../../src/server/descriptor.js";
 import { restoreCluster } from "../../src/server/backup/restore.js";
-import { CounterStateMachine, decodeCounterRecord } from "../../src/shard/state-machine.js";
+import { decodeShardSnapshotData } from "../../src/server/checkpoint-format.js";
+import { CounterStateMachine } from "../../src/shard/state-machine.js";
 import { NodeStore } from "../../src/storage/node-store.js";
 import { slotOf } from "../../src/meta/slots.js";
 import { add, expectOk, INT64_MAX, INT64_MIN, key, set, ShardDriver } from "./shard-harness.js";
@@ -284,19 +285,15 @@ describe("restore", () => {
             summary.nodes.filter((n) => n.shards.includes(shardId)).map((n) => n.id),
           );
           expect(group.hardState).toEqual({ term: 1, vote: 0, commit: original.appliedIndex });
-          expect(group.applied).toEqual({ index: original.appliedIndex, clockMs: original.clockMs });
           const { epoch, slotStart, slotEnd } = LAYOUT.find((l) => l.id === shardId)!;
           expect(decodeDescriptor((await store.getGroupState(shardId))!, "test")).toEqual({ epoch, slotStart, slotEnd });
-          // What the node loads at start-up is exactly the backed-up state (same snapshot bytes).
-          const counters: Array<[Uint8Array, ReturnType<typeof decodeCounterRecord>]> = [];
-          for await (const [k, v] of store.scanCounters(shardId)) counters.push([k, decodeCounterRecord(v)]);
-          const sessions: Array<[number, Uint8Array]> = [];
-          for await (const entry of store.scanSessions(shardId)) sessions.push(entry);
-          const kinds: Array<[Uint8Array, Uint8Array]> = [];
-          for await (const entry of store.scanKinds(shardId)) kinds.push(entry);
-          const loaded = CounterStateMachine.load(options, group.applied!.index, group.applied!.clockMs, counters, sessions, kinds);
-          expect(Buffer.from(loaded.snapshot()).equals(Buffer.from(original.snapshot()))).toBe(true);
-          expect(loaded.sessionCount()).toBe(1);
+          // What the node loads at start-up is exactly the backed-up state (same snapshot bytes): the
+          // log store holds it as the shard's snapshot, with its data, until the first checkpoint.
+          const loaded = decodeShardSnapshotData(group.snapshot!.data, options, "test");
+          expect(loaded.descriptor).toEqual({ epoch, slotStart, slotEnd });
+          const machine = loaded.machine;
+          expect(Buffer.from(machine.snapshot()).equals(Buffer.from(original.snapshot()))).toBe(true);
+          expect(machine.sessionCount()).toBe(1);
         }
       } finally {
         await store.close();

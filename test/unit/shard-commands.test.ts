@@ -11,8 +11,7 @@ import {
   type CounterOp,
   type EntryPayload,
 } from "../../src/shard/commands.js";
-import { decodeCounterRecord, encodeCounterRecord } from "../../src/shard/state-machine.js";
-import { CorruptionError, InvalidArgumentError } from "../../src/util/errors.js";
+import { InvalidArgumentError } from "../../src/util/errors.js";
 import { createPrng } from "../../src/util/prng.js";
 import { add, cas, INT64_MAX, INT64_MIN, key, reset, set } from "./shard-harness.js";
 
@@ -232,30 +231,5 @@ describe("session ids", () => {
     expect(sessionClientId(2, 0)).toBeGreaterThan(sessionClientId(1, 999));
     expect(() => sessionClientId(1, 1000)).toThrow();
     expect(() => sessionClientId(2 ** 52, 0)).toThrow(/safe integer/);
-  });
-});
-
-describe("counter records", () => {
-  it("are 16 bytes and exact at the int64 edges", () => {
-    for (const value of edges) {
-      for (const version of [1, 2 ** 32 + 7, Number.MAX_SAFE_INTEGER]) {
-        const bytes = encodeCounterRecord({ value, version });
-        expect(bytes.length).toBe(16);
-        expect(decodeCounterRecord(bytes)).toEqual({ value, version });
-      }
-    }
-  });
-
-  it("have a fixed big-endian layout: i64 value, then u64 version", () => {
-    expect(Array.from(encodeCounterRecord({ value: -1n, version: 258 }))).toEqual([
-      0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 1, 2,
-    ]);
-  });
-
-  it("reject the wrong length, version 0, and versions beyond 2^53", () => {
-    expect(() => decodeCounterRecord(new Uint8Array(15))).toThrow(CorruptionError);
-    expect(() => decodeCounterRecord(new Uint8Array(16))).toThrow(/version 0/);
-    const huge = new Uint8Array(16).fill(0xff);
-    expect(() => decodeCounterRecord(huge)).toThrow(CorruptionError);
   });
 });

@@ -158,12 +158,13 @@ describe("counter ops", () => {
       const after = CounterStateMachine.restore(driver.machine.snapshot(), defaultOptions);
       const restoredBefore = CounterStateMachine.restore(before, defaultOptions);
       for (const k of ["a", "b", "c", "new-key", "x"]) expect(after.get(key(k))).toEqual(restoredBefore.get(key(k)));
-      expect(
-        driver.machine
-          .takeChanges()
-          .counters.map(([k]) => new TextDecoder().decode(k))
-          .sort(),
-      ).toEqual(["a", "b", "c"]);
+      expect(counterRecords(driver.machine)).toEqual(
+        new Map([
+          ["a", { value: 1n, version: 2 }],
+          ["b", { value: 2n, version: 2 }],
+          ["c", { value: 3n, version: 2 }],
+        ]),
+      );
     });
 
     it("later ops see earlier ones: reset then add, add then reset, repeated keys", () => {
@@ -261,46 +262,60 @@ describe("entries", () => {
   });
 });
 
-describe("takeChanges", () => {
-  it("reports each changed counter once with its current state, deletions as undefined, then resets", () => {
+/** Every counter of the machine's state, by key text (exportRecords). */
+function counterRecords(machine: CounterStateMachine): Map<string, { value: bigint; version: number }> {
+  return new Map([...machine.exportRecords().counters].map(([k, v]) => [new TextDecoder().decode(k), v]));
+}
+
+/** The watch log's changes after `afterIndex`, as [index, key, kind, value, version]. */
+function changesAfter(machine: CounterStateMachine, afterIndex: number): Array<[number, string, string, bigint, number]> {
+  return machine
+    .changesSince(afterIndex, () => true, 1_000)!
+    .map((c) => [c.index, new TextDecoder().decode(c.key), c.kind, c.value, c.version]);
+}
+
+// Applying tracks no changes for storage (durability is the log plus shard images): what changed
+// is checked on the state itself and on the watch log.
+describe("changes reach the state and the watch log", () => {
+  it("each changed counter holds its current state, deleted ones are gone", () => {
     const driver = new ShardDriver();
     const client = driver.register();
-    driver.machine.takeChanges();
+    const start = driver.index;
     driver.mutate(client, 1, [add("a", 1n), add("b", 1n)]);
     driver.mutate(client, 2, [add("a", 1n), reset("b"), reset("never")]);
-    const changes = driver.machine.takeChanges();
-    const decoded = new Map(changes.counters.map(([k, v]) => [new TextDecoder().decode(k), v]));
-    expect(decoded).toEqual(
-      new Map([
-        ["b", undefined],
-        ["a", { value: 2n, version: 3 }],
-      ]),
-    );
-    expect(changes.sessions.map(([id]) => id)).toEqual([client]);
-    expect(driver.machine.takeChanges()).toEqual({ counters: [], sessions: [], kinds: [] });
+    expect(counterRecords(driver.machine)).toEqual(new Map([["a", { value: 2n, version: 3 }]]));
+    expect(changesAfter(driver.machine, start)).toEqual([
+      [2, "a", "counter", 1n, 2],
+      [2, "b", "counter", 1n, 2],
+      [3, "a", "counter", 2n, 3],
+      [3, "b", "deleted", 0n, 0],
+    ]);
+    expect(driver.machine.sessionCount()).toBe(1);
   });
 
-  it("orders a delete before a re-create of the same key", () => {
+  it("a delete then a re-create of the same key leaves the new counter", () => {
     const driver = new ShardDriver();
     const client = driver.register();
     driver.mutate(client, 1, [add("a", 1n)]);
-    driver.machine.takeChanges();
+    const start = driver.index;
     driver.mutate(client, 2, [reset("a")]);
     driver.mutate(client, 3, [add("a", 7n)]);
-    const counters = driver.machine.takeChanges().counters.map(([k, v]) => [new TextDecoder().decode(k), v]);
-    expect(counters).toEqual([
-      ["a", undefined],
-      ["a", { value: 7n, version: driver.index }],
+    expect(counterRecords(driver.machine)).toEqual(new Map([["a", { value: 7n, version: driver.index }]]));
+    expect(changesAfter(driver.machine, start)).toEqual([
+      [start + 1, "a", "deleted", 0n, 0],
+      [start + 2, "a", "counter", 7n, start + 2],
     ]);
   });
 
-  it("does not report a key created and deleted within one mutate, nor failed mutates", () => {
+  it("leaves no trace of a key created and deleted within one mutate, nor of failed mutates", () => {
     const driver = new ShardDriver();
     const client = driver.register();
-    driver.machine.takeChanges();
+    const start = driver.index;
     driver.mutate(client, 1, [add("tmp", 1n), reset("tmp")]);
     driver.mutate(client, 2, [add("x", 1n), add("y", INT64_MAX), add("y", 1n)]);
-    expect(driver.machine.takeChanges().counters).toEqual([]);
+    expect(counterRecords(driver.machine)).toEqual(new Map());
+    expect(driver.machine.counterCount()).toBe(0);
+    expect(changesAfter(driver.machine, start)).toEqual([]);
   });
 });
 

@@ -1,11 +1,11 @@
 /**
  * Counter kinds wired into the shard state machine (issue 8): windowed counters, rate limits,
  * unique counts, TTL, top-K and aggregates. Exactly once, atomic with other ops, one kind per key,
- * bad input changes nothing, persisted through takeChanges/load and snapshots.
+ * bad input changes nothing, carried by exported records (load), snapshots and shard images.
  */
 import { describe, expect, it } from "vitest";
 import { decodeEntryShape, encodeEntry, type CounterOp } from "../../src/shard/commands.js";
-import { CounterStateMachine, EXPIRED_PER_ENTRY_MAX } from "../../src/shard/state-machine.js";
+import { CounterStateMachine, encodeShardImage, EXPIRED_PER_ENTRY_MAX } from "../../src/shard/state-machine.js";
 import { HyperLogLog } from "../../src/kinds/hll.js";
 import { ByteWriter } from "../../src/shard/binary.js";
 import { encodeOutcome } from "../../src/shard/sessions.js";
@@ -32,28 +32,17 @@ const unique = (k: string, items: string[], ttlMs?: number): CounterOp =>
     ? { kind: "unique", key: key(k), items: items.map(key) }
     : { kind: "unique", key: key(k), items: items.map(key), ttlMs };
 
-/** Applies every change since the last call to a record map, like the node store would. */
+/** The machine's state as records (exportRecords), as a range split or backup restore passes them to load(). */
 class Persisted {
   counters = new Map<string, [Uint8Array, { value: bigint; version: number }]>();
   sessions = new Map<number, Uint8Array>();
   kinds = new Map<string, [Uint8Array, Uint8Array]>();
 
   absorb(machine: CounterStateMachine): void {
-    const changes = machine.takeChanges();
-    for (const [k, record] of changes.counters) {
-      const name = Buffer.from(k).toString("hex");
-      if (record === undefined) this.counters.delete(name);
-      else this.counters.set(name, [k, record]);
-    }
-    for (const [id, record] of changes.sessions) {
-      if (record === undefined) this.sessions.delete(id);
-      else this.sessions.set(id, record);
-    }
-    for (const [k, record] of changes.kinds) {
-      const name = Buffer.from(k).toString("hex");
-      if (record === undefined) this.kinds.delete(name);
-      else this.kinds.set(name, [k, record]);
-    }
+    const records = machine.exportRecords();
+    this.counters = new Map([...records.counters].map(([k, record]) => [Buffer.from(k).toString("hex"), [k, record]]));
+    this.sessions = new Map(records.sessions);
+    this.kinds = new Map([...records.kinds].map(([k, record]) => [Buffer.from(k).toString("hex"), [k, record]]));
   }
 
   load(machine: CounterStateMachine): CounterStateMachine {
@@ -230,10 +219,12 @@ describe("TTL", () => {
     const count = EXPIRED_PER_ENTRY_MAX + 200;
     const ops: CounterOp[] = Array.from({ length: count }, (_, i) => ({ kind: "add", key: key(`k${i}`), delta: 1n, ttlMs: 10 }));
     expectOk(driver.mutate(client, 1, ops, 1, T0));
-    driver.machine.takeChanges();
+    const before = driver.index;
     driver.apply([{ type: "keepalive", clientId: client }], T0 + 10);
-    expect(driver.machine.takeChanges().counters.length).toBe(EXPIRED_PER_ENTRY_MAX);
+    const deleted = driver.machine.changesSince(before, () => true, 10_000)!.filter((change) => change.kind === "deleted");
+    expect(deleted.length).toBe(EXPIRED_PER_ENTRY_MAX);
     expect(driver.machine.counterCount()).toBe(200);
+    expect([...driver.machine.exportRecords().kinds].length).toBe(200);
     expect(driver.machine.aggregate(key("k")).count).toBe(0);
     driver.apply([{ type: "keepalive", clientId: client }], T0 + 11);
     expect(driver.machine.counterCount()).toBe(0);
@@ -295,7 +286,7 @@ describe("top-K and aggregates over windowed counters", () => {
 });
 
 describe("persistence of the kinds", () => {
-  function stream(seed: number, entries: number, driver: ShardDriver, client: number, persisted?: Persisted): void {
+  function stream(seed: number, entries: number, driver: ShardDriver, client: number): void {
     let state = seed;
     const next = (n: number): number => {
       state = (state * 1_103_515_245 + 12_345) % 2_147_483_648;
@@ -316,30 +307,31 @@ describe("persistence of the kinds", () => {
                 ? { kind: "add", key: key(`c${k}`), delta: 1n, ttlMs: 30_000 }
                 : reset(`${"wruc"[next(4)]}${k}`);
       driver.mutate(client, seq, [op], seq, driver.timestampMs + next(700));
-      persisted?.absorb(driver.machine);
     }
   }
 
-  it("snapshot, restore and load from records give identical state and identical futures", () => {
+  it("snapshot, restore, load from records and a shard image give identical state and identical futures", async () => {
     const driver = new ShardDriver();
     const client = driver.register(T0);
     const persisted = new Persisted();
+    stream(7, 400, driver, client);
     persisted.absorb(driver.machine);
-    stream(7, 400, driver, client, persisted);
     const snapshot = driver.machine.snapshot();
     const restored = CounterStateMachine.restore(snapshot, defaultOptions);
     const loaded = persisted.load(driver.machine);
+    const image = Buffer.concat(await encodeShardImage(driver.machine.captureImage(), () => Promise.resolve()));
+    const imaged = CounterStateMachine.fromImage(image, defaultOptions);
     expect(restored.snapshot()).toEqual(snapshot);
     expect(loaded.snapshot()).toEqual(snapshot);
+    expect(imaged.snapshot()).toEqual(snapshot);
     // The same future on each copy gives the same bytes (determinism).
-    const copies = [driver, new ShardDriver(restored), new ShardDriver(loaded)];
+    const copies = [driver, new ShardDriver(restored), new ShardDriver(loaded), new ShardDriver(imaged)];
     const startMs = driver.timestampMs;
     for (const copy of copies) {
       copy.timestampMs = startMs;
       stream(11, 200, copy, client);
     }
-    expect(copies[1]!.machine.snapshot()).toEqual(copies[0]!.machine.snapshot());
-    expect(copies[2]!.machine.snapshot()).toEqual(copies[0]!.machine.snapshot());
+    for (const copy of copies.slice(1)) expect(copy.machine.snapshot()).toEqual(copies[0]!.machine.snapshot());
   });
 
   it("the stream creates every kind (so the property is not vacuous)", () => {
@@ -398,13 +390,11 @@ describe("persistence of the kinds", () => {
     const driver = new ShardDriver();
     const client = driver.register(T0);
     expectOk(driver.mutate(client, 1, [windowAdd("a", 1n), windowAdd("b", 2n), unique("c", ["x"])], 1, T0));
-    driver.machine.takeChanges();
     const moved = driver.machine.removeKindsWhere((k) => k[0]! >= "b".charCodeAt(0));
     expect(moved.map(([k]) => Buffer.from(k).toString())).toEqual(["b", "c"]);
-    expect(driver.machine.takeChanges().kinds.map(([k, record]) => [Buffer.from(k).toString(), record])).toEqual([
-      ["b", undefined],
-      ["c", undefined],
-    ]);
+    expect([...driver.machine.exportRecords().kinds].map(([k]) => Buffer.from(k).toString())).toEqual(["a"]);
+    expect(driver.machine.kindOf(key("b"))).toBeUndefined();
+    expect(driver.machine.kindOf(key("c"))).toBeUndefined();
     const child = CounterStateMachine.load(defaultOptions, driver.index, driver.machine.clockMs, [], [], moved);
     expect(child.windowAt(key("b"), T0).sum).toBe(2n);
     expect(driver.machine.windowAt(key("b"), T0).sum).toBe(0n);

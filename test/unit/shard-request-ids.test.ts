@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { crc32 } from "../../src/shard/binary.js";
 import { decodeEntry, encodeEntry, validateCommand, type Command, type CounterOp } from "../../src/shard/commands.js";
 import { decodeRequestIdRecord, isRequestIdRecord } from "../../src/shard/request-ids.js";
-import { CounterStateMachine, SESSION_ID_IN_USE, type ShardOptions } from "../../src/shard/state-machine.js";
+import { CounterStateMachine, encodeShardImage, SESSION_ID_IN_USE, type ShardOptions } from "../../src/shard/state-machine.js";
 import { CorruptionError, InvalidArgumentError } from "../../src/util/errors.js";
 import { add, defaultOptions, expectFailure, expectOk, ShardDriver } from "./shard-harness.js";
 
@@ -128,14 +128,9 @@ describe("request ids in storage and snapshots", () => {
     return shard;
   }
 
-  it("a restart from the stored records and a restore from a snapshot keep every id (same snapshot bytes)", () => {
+  it("a load from the exported records, a restore from a snapshot and a shard image keep every id (same snapshot bytes)", async () => {
     const shard = populated();
-    const changes = shard.machine.takeChanges();
-    const stored = new Map<number, Uint8Array>();
-    for (const [id, record] of changes.sessions) {
-      if (record === undefined) stored.delete(id);
-      else stored.set(id, record);
-    }
+    const stored = new Map<number, Uint8Array>(shard.machine.exportRecords().sessions);
     expect([...stored.values()].filter(isRequestIdRecord)).toHaveLength(3);
     const counters = [...shard.machine.exportRecords().counters];
     const loaded = CounterStateMachine.load(
@@ -147,9 +142,15 @@ describe("request ids in storage and snapshots", () => {
       [],
     );
     const restored = CounterStateMachine.restore(shard.machine.snapshot(), options);
+    const imaged = CounterStateMachine.fromImage(
+      Buffer.concat(await encodeShardImage(shard.machine.captureImage(), () => Promise.resolve())),
+      options,
+    );
     expect(loaded.snapshot()).toEqual(shard.machine.snapshot());
     expect(restored.snapshot()).toEqual(shard.machine.snapshot());
-    for (const machine of [loaded, restored]) {
+    expect(imaged.snapshot()).toEqual(shard.machine.snapshot());
+    expect(imaged.requestIdCount()).toBe(3);
+    for (const machine of [loaded, restored, imaged]) {
       const copy = driver(machine);
       expect(copy.apply([write("p-3", [add("k", 3n)], "bob")])[0]).toMatchObject({ duplicate: true });
       expectFailure(copy.apply([write("p-1", [add("k", 9n)], "alice")])[0], "INVALID_ARGUMENT");
@@ -157,19 +158,15 @@ describe("request ids in storage and snapshots", () => {
     }
   });
 
-  it("expired ids are deleted from storage (reported as gone in takeChanges)", () => {
+  it("expired ids leave the state (gone from the exported records and from snapshots)", () => {
     const shard = populated();
-    const ids = shard.machine
-      .takeChanges()
-      .sessions.filter(([, record]) => record !== undefined && isRequestIdRecord(record))
-      .map(([id]) => id);
+    const ids = [...shard.machine.exportRecords().sessions].filter(([, record]) => isRequestIdRecord(record)).map(([id]) => id);
+    expect(ids).toHaveLength(3);
     shard.apply([], shard.timestampMs + RETENTION_MS + 1);
-    const gone = shard.machine
-      .takeChanges()
-      .sessions.filter(([, record]) => record === undefined)
-      .map(([id]) => id);
-    expect(gone).toEqual(expect.arrayContaining(ids));
+    const left = [...shard.machine.exportRecords().sessions].map(([id]) => id);
+    for (const id of ids) expect(left).not.toContain(id);
     expect(shard.machine.requestIdCount()).toBe(0);
+    expect(CounterStateMachine.restore(shard.machine.snapshot(), options).requestIdCount()).toBe(0);
   });
 
   it("a format-3 snapshot (before request ids) still restores, with no ids", () => {
@@ -191,10 +188,7 @@ describe("request ids in storage and snapshots", () => {
 
   it("a stored record under the wrong storage id is corruption", () => {
     const shard = populated();
-    const [id, record] = shard.machine.takeChanges().sessions.find(([, r]) => r !== undefined && isRequestIdRecord(r))! as [
-      number,
-      Uint8Array,
-    ];
+    const [id, record] = [...shard.machine.exportRecords().sessions].find(([, r]) => isRequestIdRecord(r))!;
     expect(decodeRequestIdRecord(record).storageId).toBe(id);
     expect(() => CounterStateMachine.load(options, shard.machine.appliedIndex, shard.machine.clockMs, [], [[id + 1, record]], [])).toThrow(
       CorruptionError,
@@ -204,7 +198,7 @@ describe("request ids in storage and snapshots", () => {
   it("a session register never takes a request id's storage id", () => {
     const shard = driver();
     expectOk(shard.apply([write("x", [add("k", 1n)])])[0]);
-    const [storageId] = shard.machine.takeChanges().sessions[0]!;
+    const [storageId] = [...shard.machine.exportRecords().sessions][0]!;
     expectFailure(shard.apply([{ type: "register", clientId: storageId }])[0], "FAILED_PRECONDITION");
     expect(shard.apply([{ type: "register", clientId: storageId }])[0]).toMatchObject({ message: SESSION_ID_IN_USE });
   });

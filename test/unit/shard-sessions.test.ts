@@ -137,7 +137,7 @@ describe("deduplication", () => {
     expect(
       restored.apply([{ type: "mutate", clientId: 77, seq: 2, firstUnackedSeq: 1, ops: [add("k", 2n)], owner: "bob" }])[0],
     ).toMatchObject({ ok: false, code: "PERMISSION_DENIED" });
-    const record = driver.machine.takeChanges().sessions.find(([id]) => id === 77)![1]!;
+    const record = [...driver.machine.exportRecords().sessions].find(([id]) => id === 77)![1];
     const session = decodeSessionRecord(record);
     expect(session).toMatchObject({ clientId: 77, owner: "alice", retainedSeqs: [1] });
     expect(session.retainedDigests).toEqual([requestDigest([add("k", 1n)])]);
@@ -330,8 +330,10 @@ describe("maxSessions", () => {
         ])
         .every((r) => r.ok),
     ).toBe(true);
-    const changes = driver.machine.takeChanges().sessions;
-    expect(changes.find(([id]) => id === b)).toEqual([b, undefined]);
+    // The evicted session is gone from the state itself (records, snapshot), not just refused.
+    const ids = [...driver.machine.exportRecords().sessions].map(([id]) => id);
+    expect(ids).not.toContain(b);
+    expect(ids.sort((x, y) => x - y)).toEqual([a, c, d].sort((x, y) => x - y));
   });
 
   it("state restored under a larger maxSessions is evicted down to the new bound on the next register", () => {
@@ -351,7 +353,7 @@ describe("session records", () => {
     const client = driver.register();
     driver.mutate(client, 1, [add("k", 5n), add("j", -1n)], 1);
     driver.mutate(client, 2, [cas("k", 77, 1n)], 1);
-    const record = driver.machine.takeChanges().sessions.find(([id]) => id === client)![1]!;
+    const record = [...driver.machine.exportRecords().sessions].find(([id]) => id === client)![1];
     const session = decodeSessionRecord(record);
     expect(session.clientId).toBe(client);
     expect(session.retainedSeqs).toEqual([1, 2]);

@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { ByteWriter } from "../../src/shard/binary.js";
 import { encodeEntry, type Command, type CommandResult, type CounterOp } from "../../src/shard/commands.js";
-import { CounterStateMachine, type ShardOptions } from "../../src/shard/state-machine.js";
+import { CounterStateMachine, encodeShardImage, type ShardImage, type ShardOptions } from "../../src/shard/state-machine.js";
 import { CorruptionError } from "../../src/util/errors.js";
 import { createPrng, type Prng } from "../../src/util/prng.js";
 import { bigintJson, INT64_MAX, INT64_MIN } from "./shard-harness.js";
@@ -105,48 +105,33 @@ class StreamGenerator {
   }
 }
 
-/** LevelDB as the server uses it: counter and session records, written from takeChanges(). */
-class RecordStore {
-  readonly counters = new Map<string, [Uint8Array, { value: bigint; version: number }]>();
-  readonly sessions = new Map<number, Uint8Array>();
-
-  write(machine: CounterStateMachine): void {
-    const changes = machine.takeChanges();
-    for (const [key, record] of changes.counters) {
-      const name = Array.from(key).join(",");
-      if (record === undefined) this.counters.delete(name);
-      else this.counters.set(name, [key.slice(), record]);
-    }
-    for (const [clientId, record] of changes.sessions) {
-      if (record === undefined) this.sessions.delete(clientId);
-      else this.sessions.set(clientId, record);
-    }
-  }
-
-  load(machine: CounterStateMachine): CounterStateMachine {
-    // Storage iterates in key order, not in the machine's internal order.
-    const sessions = [...this.sessions].sort((a, b) => a[0] - b[0]);
-    return CounterStateMachine.load(options, machine.appliedIndex, machine.clockMs, [...this.counters.values()], sessions);
-  }
+/** A copy through the machine's records (exportRecords, in storage's key order), as a range split or backup restore loads them. */
+function loadFromRecords(machine: CounterStateMachine): CounterStateMachine {
+  const records = machine.exportRecords();
+  const sessions = [...records.sessions].sort((a, b) => a[0] - b[0]);
+  return CounterStateMachine.load(options, machine.appliedIndex, machine.clockMs, [...records.counters], sessions, [...records.kinds]);
 }
 
-function runStream(seed: number, entries: number): { copies: number; results: number } {
+async function imageBytes(image: ShardImage): Promise<Uint8Array> {
+  return Buffer.concat(await encodeShardImage(image, () => Promise.resolve()));
+}
+
+async function runStream(seed: number, entries: number): Promise<{ copies: number; results: number }> {
   const prng = createPrng(seed);
   const leader = new CounterStateMachine(options);
   const generator = new StreamGenerator(prng.fork(), leader);
-  const store = new RecordStore();
   const copies: CounterStateMachine[] = [];
   let index = 0;
   let compared = 0;
+  /** An image captured earlier, its bytes then, and the snapshot it must load to. */
+  let pending: { image: ShardImage; bytes: Uint8Array; snapshot: Uint8Array } | undefined;
   for (let entry = 0; entry < entries; entry++) {
     index += prng.chance(0.05) ? 2 : 1; // gaps: entries the shard never sees (conf changes)
     const data = generator.nextEntry();
     const results = leader.applyEntry(index, data);
     generator.learn(results);
-    store.write(leader);
     for (const copy of copies) {
       const copyResults = copy.applyEntry(index, data);
-      copy.takeChanges();
       if (JSON.stringify(copyResults, bigintJson) !== JSON.stringify(results, bigintJson)) {
         expect(copyResults, `seed ${seed} entry ${entry}: a copy diverged`).toEqual(results);
       }
@@ -156,12 +141,20 @@ function runStream(seed: number, entries: number): { copies: number; results: nu
       const snapshot = leader.snapshot();
       const restored = CounterStateMachine.restore(snapshot, options);
       expect(restored.snapshot(), `seed ${seed} entry ${entry}: restore(snapshot()) differs`).toEqual(snapshot);
-      const loaded = store.load(leader);
+      const loaded = loadFromRecords(leader);
       expect(loaded.snapshot(), `seed ${seed} entry ${entry}: load(records) differs`).toEqual(snapshot);
-      expect(loaded.takeChanges()).toEqual({ counters: [], sessions: [], kinds: [] });
-      restored.takeChanges();
-      copies.push(restored, loaded);
-      if (copies.length > 4) copies.splice(0, 2);
+      // The image captured 40 entries ago did not change while the leader went on applying.
+      if (pending !== undefined) {
+        expect(await imageBytes(pending.image), `seed ${seed} entry ${entry}: an image changed`).toEqual(pending.bytes);
+        expect(CounterStateMachine.fromImage(pending.bytes, options).snapshot()).toEqual(pending.snapshot);
+      }
+      const image = leader.captureImage();
+      const bytes = await imageBytes(image);
+      const imaged = CounterStateMachine.fromImage(bytes, { ...options, hashSeed: seed });
+      expect(imaged.snapshot(), `seed ${seed} entry ${entry}: fromImage(image) differs`).toEqual(snapshot);
+      pending = { image, bytes, snapshot };
+      copies.push(restored, loaded, imaged);
+      if (copies.length > 6) copies.splice(0, 3);
     }
   }
   const finalSnapshot = leader.snapshot();
@@ -170,9 +163,9 @@ function runStream(seed: number, entries: number): { copies: number; results: nu
 }
 
 describe("snapshot, restore and load", () => {
-  it("copies made at any point hold identical state and behave identically afterwards (seeded streams)", () => {
+  it("copies made at any point (restore, load from records, shard image) hold identical state and behave identically afterwards (seeded streams)", async () => {
     for (const seed of [1, 2, 3, 4]) {
-      const { copies, results } = runStream(seed, 300);
+      const { copies, results } = await runStream(seed, 300);
       expect(copies).toBeGreaterThan(0);
       expect(results).toBeGreaterThan(500);
     }
@@ -306,13 +299,13 @@ describe("snapshot, restore and load", () => {
     ).toThrow(/twice/);
     const machine = new CounterStateMachine(options);
     machine.applyEntry(1, encodeEntry({ timestampMs: 5, commands: [{ type: "register" }] }));
-    const [clientId, record] = machine.takeChanges().sessions[0]! as [number, Uint8Array];
+    const [clientId, record] = [...machine.exportRecords().sessions][0]!;
     expect(() => CounterStateMachine.load(options, 1, 5, [], [[clientId + 1, record]])).toThrow(/stored under id/);
     expect(() => CounterStateMachine.load(options, 1, 4, [], [[clientId, record]])).toThrow(/after the clock/);
     expect(CounterStateMachine.load(options, 1, 5, [], [[clientId, record]]).sessionCount()).toBe(1);
   });
 
-  it("restore reports everything as changed so the caller can rewrite storage", () => {
+  it("restore and a shard image bring every counter and session back (nothing is left to rewrite)", async () => {
     const machine = new CounterStateMachine(options);
     machine.applyEntry(1, encodeEntry({ timestampMs: 5, commands: [{ type: "register" }] }));
     machine.applyEntry(
@@ -324,8 +317,13 @@ describe("snapshot, restore and load", () => {
         ],
       }),
     );
-    const changes = CounterStateMachine.restore(machine.snapshot(), options).takeChanges();
-    expect(changes.counters).toEqual([[encoder.encode("k"), { value: 1n, version: 2 }]]);
-    expect(changes.sessions.map(([id]) => id)).toEqual([1000]);
+    const restored = CounterStateMachine.restore(machine.snapshot(), options);
+    const imaged = CounterStateMachine.fromImage(await imageBytes(machine.captureImage()), options);
+    for (const copy of [restored, imaged]) {
+      const records = copy.exportRecords();
+      expect([...records.counters]).toEqual([[encoder.encode("k"), { value: 1n, version: 2 }]]);
+      expect([...records.sessions].map(([id]) => id)).toEqual([1000]);
+      expect(copy.changesRetainedAfter).toBe(2);
+    }
   });
 });

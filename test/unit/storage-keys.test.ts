@@ -2,20 +2,23 @@ import { describe, expect, it } from "vitest";
 import {
   appliedKey,
   compareKeys,
-  counterKey,
-  counterRange,
-  decodeCounterKey,
   decodeLogKey,
-  decodeSessionKey,
   describeKey,
+  groupIdOfKey,
+  groupRange,
+  groupStateKey,
   hardStateKey,
+  identityKey,
+  KeyPrefix,
   keyInRange,
   logKey,
   logRange,
+  prefixKeyRange,
   prefixUpperBound,
-  sessionKey,
-  sessionRange,
   snapshotChunkKey,
+  snapshotChunkRange,
+  snapshotMetaKey,
+  tombstoneKey,
 } from "../../src/storage/keys.js";
 import { AssertionError } from "../../src/util/assert.js";
 
@@ -56,24 +59,34 @@ describe("storage keys", () => {
     expect(keyInRange(logKey(2 ** 32 - 1, 5), logRange(2 ** 32 - 1))).toBe(true);
   });
 
-  it("sorts counter keys bytewise inside a shard and keeps shards apart", () => {
-    const a = counterKey(3, new Uint8Array([0x61]));
-    const ab = counterKey(3, new Uint8Array([0x61, 0x62]));
-    const b = counterKey(3, new Uint8Array([0x62]));
-    const otherShard = counterKey(4, new Uint8Array([0x00]));
-    expect(sorted([otherShard, b, ab, a])).toEqual([a, ab, b, otherShard]);
-    expect(keyInRange(b, counterRange(3))).toBe(true);
-    expect(keyInRange(otherShard, counterRange(3))).toBe(false);
-    expect(decodeCounterKey(ab)).toEqual({ shardId: 3, userKey: new Uint8Array([0x61, 0x62]) });
+  it("orders snapshot chunks numerically inside a group and ranges them from a chunk on", () => {
+    const chunks = [0, 1, 255, 256, 2 ** 32 - 1].map((chunk) => snapshotChunkKey(5, chunk));
+    expect(sorted([...chunks].reverse())).toEqual(chunks);
+    expect(chunks.every((key) => keyInRange(key, snapshotChunkRange(5)))).toBe(true);
+    expect(keyInRange(chunks[1]!, snapshotChunkRange(5, 2))).toBe(false);
+    expect(keyInRange(chunks[2]!, snapshotChunkRange(5, 2))).toBe(true);
+    expect(keyInRange(snapshotChunkKey(6, 0), snapshotChunkRange(5))).toBe(false);
+    expect(keyInRange(snapshotMetaKey(5), snapshotChunkRange(5))).toBe(false);
   });
 
-  it("encodes session client ids as u64 and decodes them back", () => {
-    const ids = [0, 1, 2 ** 32, 2 ** 53 - 1];
-    const keys = ids.map((id) => sessionKey(9, id));
-    expect(sorted([...keys].reverse())).toEqual(keys);
-    expect(keys.map((key) => decodeSessionKey(key).clientId)).toEqual(ids);
-    expect(keyInRange(keys[3]!, sessionRange(9))).toBe(true);
-    expect(keyInRange(sessionKey(10, 0), sessionRange(9))).toBe(false);
+  it("ranges one kind of every group, and one group of one kind, without touching neighbours", () => {
+    const tombstones = prefixKeyRange(KeyPrefix.tombstone);
+    expect(keyInRange(tombstoneKey(0), tombstones)).toBe(true);
+    expect(keyInRange(tombstoneKey(2 ** 32 - 1), tombstones)).toBe(true);
+    expect(keyInRange(groupStateKey(3), tombstones)).toBe(false);
+    expect(keyInRange(identityKey(), prefixKeyRange(KeyPrefix.hardState))).toBe(false);
+    const groupState = groupRange(KeyPrefix.meta, 3);
+    expect(keyInRange(groupStateKey(3), groupState)).toBe(true);
+    expect(keyInRange(groupStateKey(4), groupState)).toBe(false);
+    for (const key of [logKey(9, 4), hardStateKey(9), appliedKey(9), snapshotChunkKey(9, 2), tombstoneKey(9), groupStateKey(9)]) {
+      expect(groupIdOfKey(key)).toBe(9);
+    }
+  });
+
+  it("keeps the letters of format 1's retired records reserved: no two kinds share a prefix byte", () => {
+    expect([KeyPrefix.counter, KeyPrefix.session, KeyPrefix.kind].map((byte) => String.fromCharCode(byte))).toEqual(["C", "S", "K"]);
+    const bytes = Object.values(KeyPrefix);
+    expect(new Set(bytes).size).toBe(bytes.length);
   });
 
   it("rejects ids and indexes that do not fit", () => {
@@ -81,7 +94,7 @@ describe("storage keys", () => {
     expect(() => logKey(2 ** 32, 1)).toThrow(AssertionError);
     expect(() => logKey(1, 2 ** 53)).toThrow(AssertionError);
     expect(() => logKey(1, 1.5)).toThrow(AssertionError);
-    expect(() => sessionKey(1, -3)).toThrow(AssertionError);
+    expect(() => tombstoneKey(-3)).toThrow(AssertionError);
     expect(() => snapshotChunkKey(1, 2 ** 32)).toThrow(AssertionError);
   });
 
@@ -95,7 +108,9 @@ describe("storage keys", () => {
     expect(describeKey(logKey(3, 17))).toBe("L|group=3|index=17");
     expect(describeKey(appliedKey(2))).toBe("A|group=2");
     expect(describeKey(snapshotChunkKey(4, 1))).toBe("Q|group=4|chunk=1");
-    expect(describeKey(counterKey(1, Uint8Array.of(0x68, 0x69)))).toBe("C|shard=1|key=0x6869");
-    expect(describeKey(sessionKey(1, 2 ** 40))).toBe(`S|shard=1|client=${2 ** 40}`);
+    expect(describeKey(tombstoneKey(7))).toBe("T|group=7");
+    expect(describeKey(groupStateKey(0))).toBe("M|group=0");
+    // A retired format-1 record (never read by this build) is shown in hex.
+    expect(describeKey(Uint8Array.of(KeyPrefix.counter, 0, 0, 0, 1, 0x68, 0x69))).toBe("0x43000000016869");
   });
 });

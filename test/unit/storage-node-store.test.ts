@@ -6,8 +6,18 @@ import { fileURLToPath } from "node:url";
 import { Level } from "level";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type ConfState, type Entry, EntryType, type Snapshot } from "../../src/raft/types.js";
-import { counterKey, hardStateKey, logKey, snapshotChunkKey } from "../../src/storage/keys.js";
+import {
+  groupIdOfKey,
+  groupStateKey,
+  hardStateKey,
+  identityKey,
+  KeyPrefix,
+  logKey,
+  snapshotChunkKey,
+  tombstoneKey,
+} from "../../src/storage/keys.js";
 import { NodeStore } from "../../src/storage/node-store.js";
+import { decodeIdentity, encodeIdentity, STORE_FORMAT_VERSION } from "../../src/storage/records.js";
 import { AssertionError } from "../../src/util/assert.js";
 import { CorruptionError, UnavailableError } from "../../src/util/errors.js";
 
@@ -29,12 +39,6 @@ function snapshotOf(index: number, term: number, dataBytes: number, seed = 1): S
   const data = new Uint8Array(dataBytes);
   for (let i = 0; i < dataBytes; i++) data[i] = (i * 131 + seed * 17) & 0xff;
   return { metadata: { index, term, confState }, data };
-}
-
-async function collect<T>(iterable: AsyncIterable<T>): Promise<T[]> {
-  const result: T[] = [];
-  for await (const item of iterable) result.push(item);
-  return result;
 }
 
 /** Rewrites one raw value through a separate LevelDB handle (the store must be closed). */
@@ -292,63 +296,62 @@ describe("NodeStore", () => {
     batch.setHardState(5, { term: 3, vote: 5, commit: 13 });
     batch.setConfState(5, confState);
     batch.setApplied(5, 13, 42);
-    batch.putCounter(
-      5,
-      bytes("likes"),
-      Uint8Array.from({ length: 16 }, (_, i) => i),
-    );
-    batch.putSession(5, 2 ** 40 + 3, bytes("session"));
+    batch.putGroupState(5, bytes("descriptor"));
+    batch.putTombstone(6, 9);
     await s.write(batch, { sync: true });
     const before = await s.loadGroup(5);
 
     const s2 = await reopen();
     expect(await s2.loadGroup(5)).toEqual(before);
     expect(before.entries.map((e) => e.index)).toEqual([11, 12, 13, 14]);
-    expect(await collect(s2.scanCounters(5))).toEqual([[bytes("likes"), Uint8Array.from({ length: 16 }, (_, i) => i)]]);
-    expect(await collect(s2.scanSessions(5))).toEqual([[2 ** 40 + 3, bytes("session")]]);
-    expect(await s2.getCounter(5, bytes("likes"))).toEqual(Uint8Array.from({ length: 16 }, (_, i) => i));
-    expect(await s2.getCounter(5, bytes("nope"))).toBeUndefined();
+    expect(before.applied).toEqual({ index: 13, clockMs: 42 });
+    expect(await s2.getGroupState(5)).toEqual(bytes("descriptor"));
+    expect(await s2.getGroupState(6)).toBeUndefined();
+    expect(await s2.loadTombstones()).toEqual(new Map([[6, 9]]));
     expect(await s2.listGroups()).toEqual([5]);
   });
 
-  it("scans counters and sessions of one shard only, in key order, and deletes them", async () => {
+  it("keeps each group's state record apart and replaces it in place", async () => {
     const s = await open();
     const batch = s.batch();
-    for (const shard of [1, 2, 3]) {
-      for (const key of ["b", "a", "c"]) batch.putCounter(shard, bytes(key), bytes(`${shard}${key}`));
-      for (const client of [30, 10, 20]) batch.putSession(shard, client, bytes(`${shard}:${client}`));
-    }
-    batch.putCounter(2, bytes("c"), undefined);
-    batch.putSession(2, 20, undefined);
+    for (const group of [0, 1, 256, 2 ** 32 - 1]) batch.putGroupState(group, bytes(`state-${group}`));
+    batch.putGroupState(1, bytes("replaced"));
+    batch.putGroupState(256, new Uint8Array(0));
     await s.write(batch, { sync: false });
-    expect(await collect(s.scanCounters(2))).toEqual([
-      [bytes("a"), bytes("2a")],
-      [bytes("b"), bytes("2b")],
-    ]);
-    expect((await collect(s.scanSessions(2))).map(([client]) => client)).toEqual([10, 30]);
+    expect(await s.getGroupState(0)).toEqual(bytes("state-0"));
+    expect(await s.getGroupState(1)).toEqual(bytes("replaced"));
+    expect(await s.getGroupState(256)).toEqual(new Uint8Array(0));
+    expect(await s.getGroupState(2 ** 32 - 1)).toEqual(bytes(`state-${2 ** 32 - 1}`));
+    expect(await s.getGroupState(2)).toBeUndefined();
+    // A group state record alone does not make a group (listGroups names groups with Raft state).
+    expect(await s.listGroups()).toEqual([]);
   });
 
-  it("clearShardState removes the shard's old state but keeps puts that follow it in the batch", async () => {
+  it("a range clear removes stored keys and keys put before it in the batch, but keeps puts that follow it", async () => {
     const s = await open();
     const setup = s.batch();
-    for (const key of ["a", "b", "c"]) setup.putCounter(7, bytes(key), bytes("old"));
-    setup.putCounter(8, bytes("a"), bytes("neighbour"));
-    setup.putSession(7, 1, bytes("old"));
+    setup.appendEntries(7, entries(1, 5, 1));
+    setup.setHardState(7, { term: 1, vote: 1, commit: 5 });
+    setup.putGroupState(7, bytes("old"));
+    setup.appendEntries(8, entries(1, 2, 1));
+    setup.putGroupState(8, bytes("neighbour"));
     await s.write(setup, { sync: false });
 
-    const install = s.batch();
-    install.putCounter(7, bytes("z"), bytes("dropped: before the clear"));
-    install.clearShardState(7);
-    install.putCounter(7, bytes("b"), bytes("new"));
-    install.putSession(7, 2, bytes("new"));
-    await s.write(install, { sync: true });
+    const replace = s.batch();
+    replace.appendEntries(7, entries(6, 6, 1)); // dropped: put before the clear
+    replace.destroyGroup(7);
+    replace.appendEntries(7, entries(1, 2, 4));
+    replace.putGroupState(7, bytes("new"));
+    await s.write(replace, { sync: true });
 
-    expect(await collect(s.scanCounters(7))).toEqual([[bytes("b"), bytes("new")]]);
-    expect(await collect(s.scanSessions(7))).toEqual([[2, bytes("new")]]);
-    expect(await collect(s.scanCounters(8))).toEqual([[bytes("a"), bytes("neighbour")]]);
+    expect((await s.loadGroup(7)).entries).toEqual(entries(1, 2, 4));
+    expect((await s.loadGroup(7)).hardState).toEqual({ term: 0, vote: 0, commit: 0 });
+    expect(await s.getGroupState(7)).toEqual(bytes("new"));
+    expect((await s.loadGroup(8)).entries).toEqual(entries(1, 2, 1));
+    expect(await s.getGroupState(8)).toEqual(bytes("neighbour"));
   });
 
-  it("destroyGroup removes every key of the group", async () => {
+  it("destroyGroup removes every key of the group, and only the tombstone stays", async () => {
     const s = await open({ snapshotChunkBytes: 100 });
     const batch = s.batch();
     for (const group of [1, 2]) {
@@ -357,9 +360,11 @@ describe("NodeStore", () => {
       batch.setApplied(group, 1, 1);
       batch.setConfState(group, confState);
       batch.putSnapshot(group, snapshotOf(0, 0, 350));
+      batch.putGroupState(group, bytes(`state-${group}`));
     }
     await s.write(batch, { sync: false });
     const destroy = s.batch();
+    destroy.putTombstone(1, 4);
     destroy.destroyGroup(1);
     await s.write(destroy, { sync: true });
     expect(await s.listGroups()).toEqual([2]);
@@ -370,18 +375,35 @@ describe("NodeStore", () => {
       entries: [],
       applied: undefined,
     });
+    expect(await s.getGroupState(1)).toBeUndefined();
+    expect(await s.loadTombstones()).toEqual(new Map([[1, 4]]));
     expect((await s.loadGroup(2)).entries.length).toBe(3);
+    expect(await s.getGroupState(2)).toEqual(bytes("state-2"));
+
+    // Nothing else of group 1 is left under any prefix.
+    await s.close();
+    store = undefined;
+    const raw = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+    await raw.open();
+    const left: number[] = [];
+    for await (const key of raw.keys()) {
+      if (key.length >= 5 && groupIdOfKey(key) === 1) left.push(key[0]!);
+    }
+    await raw.close();
+    expect(left).toEqual([KeyPrefix.tombstone]);
   });
 
   it("serializes concurrent writes in call order", async () => {
     const s = await open();
     const first = s.batch();
-    first.putCounter(1, bytes("k"), bytes("first"));
+    first.appendEntries(1, entries(1, 3, 1));
+    first.putGroupState(1, bytes("first"));
     const second = s.batch();
-    second.clearShardState(1); // must see the first write's put
-    second.putCounter(1, bytes("j"), bytes("second"));
+    second.destroyGroup(1); // must see the first write's puts
+    second.appendEntries(1, entries(1, 1, 2));
     await Promise.all([s.write(first, { sync: false }), s.write(second, { sync: true })]);
-    expect(await collect(s.scanCounters(1))).toEqual([[bytes("j"), bytes("second")]]);
+    expect((await s.loadGroup(1)).entries).toEqual(entries(1, 1, 2));
+    expect(await s.getGroupState(1)).toBeUndefined();
     expect(s.stats).toMatchObject({ batches: 2, syncs: 1 });
   });
 
@@ -480,17 +502,19 @@ describe("NodeStore", () => {
       await expect(s2.loadGroup(6)).rejects.toThrow(/snapshot chunk.*Q\|group=6\|chunk=2/);
     });
 
-    it("a flipped byte in a counter record is detected by scans and point reads", async () => {
+    it("a flipped byte in a group state record or a tombstone is detected, naming the key", async () => {
       const s = await open();
       const batch = s.batch();
-      batch.putCounter(1, bytes("likes"), new Uint8Array(16).fill(7));
+      batch.putGroupState(1, bytes("descriptor"));
+      batch.putTombstone(2, 7);
       await s.write(batch, { sync: true });
       await s.close();
       store = undefined;
-      await tamper(dir, counterKey(1, bytes("likes")), flipByte(9));
+      await tamper(dir, groupStateKey(1), flipByte(5));
+      await tamper(dir, tombstoneKey(2), flipByte(-1));
       const s2 = await open();
-      await expect(collect(s2.scanCounters(1))).rejects.toBeInstanceOf(CorruptionError);
-      await expect(s2.getCounter(1, bytes("likes"))).rejects.toThrow(/C\|shard=1\|key=0x6c696b6573/);
+      await expect(s2.getGroupState(1)).rejects.toThrow(/group state \(group 1\) at M\|group=1.*checksum mismatch/);
+      await expect(s2.loadTombstones()).rejects.toThrow(/tombstone at T\|group=2/);
     });
   });
 
@@ -509,6 +533,60 @@ describe("NodeStore", () => {
       const file = join(dir, "not-a-dir");
       await writeFile(file, "x");
       await expect(NodeStore.open(file)).rejects.toThrow(/cannot (create|open) store/);
+    });
+
+    it("refuses a format-1 directory, saying what to do, and leaves it as it was", async () => {
+      const raw = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+      await raw.open();
+      await raw.put(identityKey(), encodeIdentity(identityKey(), 1));
+      await raw.close();
+
+      const error = await NodeStore.open(dir).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(STORE_FORMAT_VERSION).toBe(2);
+      expect(error).toBeInstanceOf(UnavailableError);
+      const message = (error as Error).message;
+      expect(message).toContain(`cannot open store at ${dir}: on-disk format 1, this build reads format 2`);
+      expect(message).toContain("Format 1 kept a record per counter");
+      expect(message).toContain("checkpoint files");
+      expect(message).toContain("empty data directory");
+      expect(message).toContain("tallyctl backup");
+      expect(message).toContain("tallyctl restore");
+
+      // Nothing was written, and the store let go of the directory (no lock left behind).
+      const after = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+      await after.open();
+      try {
+        expect(decodeIdentity(identityKey(), (await after.get(identityKey()))!)).toBe(1);
+      } finally {
+        await after.close();
+      }
+    });
+
+    it("refuses a directory of a newer format, naming both versions", async () => {
+      const raw = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+      await raw.open();
+      await raw.put(identityKey(), encodeIdentity(identityKey(), STORE_FORMAT_VERSION + 1));
+      await raw.close();
+      await expect(NodeStore.open(dir)).rejects.toThrow(
+        `on-disk format ${STORE_FORMAT_VERSION + 1}, this build reads format ${STORE_FORMAT_VERSION}: the directory was written by a newer build`,
+      );
+    });
+
+    it("writes its format on a new directory and opens it again", async () => {
+      const s = await open();
+      await s.close();
+      store = undefined;
+      const raw = new Level<Uint8Array, Uint8Array>(dir, { keyEncoding: "view", valueEncoding: "view" });
+      await raw.open();
+      try {
+        expect(decodeIdentity(identityKey(), (await raw.get(identityKey()))!)).toBe(STORE_FORMAT_VERSION);
+      } finally {
+        await raw.close();
+      }
+      await open();
     });
 
     it("creates missing parent directories", async () => {

@@ -6,9 +6,6 @@
 import { describe, expect, it } from "vitest";
 import { tallyProto } from "../../src/api/proto.js";
 import { int64Wire } from "../../src/client/values.js";
-import { ByteWriter } from "../../src/shard/binary.js";
-import { encodeCounterRecord } from "../../src/shard/state-machine.js";
-import { createPrng } from "../../src/util/prng.js";
 
 type Codec = { serialize(value: object): Buffer; deserialize(bytes: Buffer): Record<string, unknown> };
 
@@ -98,23 +95,5 @@ describe("int64 wire form (number when safe, string otherwise)", () => {
     expect(fast.equals(slow)).toBe(true);
     const decoded = batchResponse.deserialize(fast) as { results: Array<{ value: string }> };
     expect(decoded.results.map((result) => BigInt(result.value))).toEqual(signedEdges);
-  });
-});
-
-describe("counter records written in place", () => {
-  it("match ByteWriter i64 + u64 byte for byte, at the edges and on seeded random values", () => {
-    const prng = createPrng(7);
-    const values = [...signedEdges, -SAFE + 1n, SAFE - 1n, -(1n << 32n), -(1n << 32n) - 1n, -(1n << 32n) + 1n];
-    for (let i = 0; i < 2000; i++) {
-      const magnitude = BigInt(prng.nextInt(2 ** 30)) * BigInt(prng.nextInt(2 ** 23) + 1) + BigInt(prng.nextInt(1000));
-      values.push(prng.nextInt(2) === 0 ? magnitude : -magnitude);
-    }
-    for (const [i, value] of values.entries()) {
-      const version = [1, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER, 1 + i][i % 5]!;
-      const writer = new ByteWriter(16);
-      writer.i64(value);
-      writer.u64(version);
-      expect(Array.from(encodeCounterRecord({ value, version }))).toEqual(Array.from(writer.finish()));
-    }
   });
 });

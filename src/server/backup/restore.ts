@@ -10,10 +10,10 @@
  *     an initialized partition map -- the new config's nodes, and the backup's shards with their
  *     slot ranges, epochs and new replicas -- so no controller proposes a fresh layout over it;
  *   - every shard it holds a replica of: its Raft group starting from a snapshot at the shard's
- *     backed-up applied index (term 1, voters = its replicas in the new cluster), and the state
- *     machine's records (counters, sessions, kind records) with that applied index, exactly the
- *     shape a range split gives a new shard (node.ts applySplit). The log continues above the
- *     backed-up index, so counter versions never repeat.
+ *     backed-up applied index (term 1, voters = its replicas in the new cluster) that carries the
+ *     shard's state as its data, exactly the shape a range split gives a new shard
+ *     (core/apply.ts applySplit); the node's first checkpoint of the shard replaces it. The log
+ *     continues above the backed-up index, so counter versions never repeat.
  * Replicas are dealt over the new nodes as the initial placement deals them (dealReplicas); the
  * placement controller rebalances from there.
  *
@@ -25,8 +25,7 @@ import { MemoryStorage } from "../../raft/memory-storage.js";
 import { RawNode } from "../../raft/raw-node.js";
 import type { ConfState } from "../../raft/types.js";
 import { encodeMetaEntry, MetaStateMachine, type ShardRecord } from "../../meta/map.js";
-import { encodeCounterRecord } from "../../shard/state-machine.js";
-import { NodeStore, type StoreBatch } from "../../storage/node-store.js";
+import { NodeStore } from "../../storage/node-store.js";
 import { FailedPreconditionError, InvalidArgumentError } from "../../util/errors.js";
 import { wallClockMs } from "../../util/clock.js";
 import { componentLogger } from "../../util/log.js";
@@ -34,8 +33,6 @@ import { loadShard, verifyBackup, type BackupManifest, type VerifiedShard } from
 import { dealReplicas, META_GROUP_ID, metaReplicaIds, shardOptionsOf, type ClusterConfig } from "../config/config.js";
 import { encodeDescriptor } from "../descriptor.js";
 
-/** Records per storage batch while writing a shard's state (a batch holds at most 1 Mi ops). */
-const RESTORE_BATCH_OPS = 50_000;
 /** The term restored groups start in (as a split's new shard does); elections go above it. */
 const RESTORED_TERM = 1;
 
@@ -200,32 +197,15 @@ async function writeMetaGroup(store: NodeStore, meta: MetaStateMachine, voters: 
 }
 
 async function writeShardGroup(store: NodeStore, verified: VerifiedShard, voters: number[]): Promise<void> {
-  const { shard, descriptor, data, machine } = verified;
-  let batch = store.batch();
-  const next = async (): Promise<StoreBatch> => {
-    if (batch.size < RESTORE_BATCH_OPS) return batch;
-    await store.write(batch, { sync: false });
-    return store.batch();
-  };
-  const records = machine.exportRecords();
-  for (const [key, record] of records.counters) {
-    batch.putCounter(shard.id, key, encodeCounterRecord(record));
-    batch = await next();
-  }
-  for (const [clientId, record] of records.sessions) {
-    batch.putSession(shard.id, clientId, record);
-    batch = await next();
-  }
-  for (const [key, record] of records.kinds) {
-    batch.putKind(shard.id, key, record);
-    batch = await next();
-  }
-  // Last, synced: the group's Raft state and applied index, in the shape node.ts loads.
+  const { shard, descriptor, data } = verified;
+  const batch = store.batch();
+  // The shard's state is its snapshot, held by the log store with its data until the node's first
+  // checkpoint of the shard replaces it (core/checkpoints.ts); the Raft state is in the shape the
+  // node restores from (core/groups.ts restoreShardFromDisk).
   const confState: ConfState = { voters: [...voters], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
   batch.putSnapshot(shard.id, { metadata: { index: shard.appliedIndex, term: RESTORED_TERM, confState }, data });
   batch.setConfState(shard.id, confState);
   batch.setHardState(shard.id, { term: RESTORED_TERM, vote: 0, commit: shard.appliedIndex });
   batch.putGroupState(shard.id, encodeDescriptor(descriptor));
-  batch.setApplied(shard.id, shard.appliedIndex, machine.clockMs);
   await store.write(batch, { sync: true });
 }

@@ -1,43 +1,31 @@
 /**
  * The replicated state machines as the driver loop drives them (ReplicatedStateMachines,
- * core/ports.ts): committed entries applied in memory with their effects and the applied index
- * put into the iteration's batch (conf changes and the epoch, range splits, counter and metadata
- * commands), log compaction after an apply, and the install of a leader's snapshot.
+ * core/ports.ts): committed entries applied (conf changes and the epoch, range splits, counter and
+ * metadata commands), and the install of a leader's snapshot.
+ *
+ * A shard's apply changes memory only: its durability is the log plus its checkpoints
+ * (checkpoints.ts), started from here when one is due. The metadata group's state is small and
+ * stays a record written with every apply, beside its applied index, with log compaction by
+ * entry count.
  */
 import { decodeConfChange } from "../../raft/raw-node.js";
 import { entryBytes } from "../../raft/util.js";
 import { EntryType, type ConfState, type Entry, type Snapshot } from "../../raft/types.js";
-import { CounterStateMachine, encodeCounterRecord } from "../../shard/state-machine.js";
+import { CounterStateMachine } from "../../shard/state-machine.js";
 import { MetaStateMachine, type ClusterMap } from "../../meta/map.js";
 import { slotOf } from "../../meta/slots.js";
 import type { StoreBatch } from "../../storage/node-store.js";
 import { assert } from "../../util/assert.js";
 import type { Logger } from "../../util/log.js";
+import { decodeShardSnapshotData, isCheckpoint, type DecodedShardState } from "../checkpoint-format.js";
 import { META_GROUP_ID, shardOptionsOf, type ClusterConfig } from "../config/config.js";
-import {
-  decodeSplitEntry,
-  encodeDescriptor,
-  SPLIT_ENTRY_MARKER,
-  unwrapShardSnapshot,
-  type ShardDescriptor,
-  type SplitEntry,
-} from "../descriptor.js";
-import { EMPTY_SNAPSHOT_DATA, metadataOnly, ShardStorage } from "../shard-storage.js";
+import { decodeSplitEntry, SPLIT_ENTRY_MARKER, wrapShardSnapshot, type ShardDescriptor, type SplitEntry } from "../descriptor.js";
+import { metadataOnly, ShardStorage } from "../shard-storage.js";
+import type { Checkpointer } from "./checkpoints.js";
 import type { MetaReplica, ShardReplica } from "../shard-replica.js";
 import { snapshotData, type AnyReplica, type NodeGroups } from "./groups.js";
 import type { NodeStats } from "./node-types.js";
 import type { ReplicatedStateMachines } from "./ports.js";
-
-/**
- * A shard also compacts its log once this many bytes were applied since the last compaction, and
- * keeps at most LOG_TAIL_BYTES of tail (besides at most 1,000 entries). Compaction by entry count
- * alone never came for large entries: a 10,000-op AddBatch is one entry of ~1,250 ops per shard,
- * so a 10 M-counter fill kept its whole log in memory (~20 B per counter) and on disk. Compacting
- * a shard is cheap (its snapshot is metadata only, see ShardStorage); a follower further behind
- * than the tail gets a snapshot built from the leader's applied state.
- */
-const LOG_COMPACT_BYTES = 8 * 1024 * 1024;
-const LOG_TAIL_BYTES = 4 * 1024 * 1024;
 
 export interface GroupApplierOptions {
   nodeId: number;
@@ -49,16 +37,10 @@ export interface GroupApplierOptions {
   adoptMap: (map: ClusterMap) => void;
   /** Wakes the driver loop (a split created a replica that has work). */
   wake: () => void;
-}
-
-/** The state changes the machine reports, with its applied index, into the batch. */
-function writeShardChanges(shardId: number, machine: CounterStateMachine, batch: StoreBatch): void {
-  const changes = machine.takeChanges();
-  for (const [key, record] of changes.counters)
-    batch.putCounter(shardId, key, record === undefined ? undefined : encodeCounterRecord(record));
-  for (const [clientId, record] of changes.sessions) batch.putSession(shardId, clientId, record);
-  for (const [key, record] of changes.kinds) batch.putKind(shardId, key, record);
-  batch.setApplied(shardId, machine.appliedIndex, machine.clockMs);
+  /** Shard checkpoints (started from apply when due). */
+  checkpointer: Checkpointer;
+  /** A received snapshot's state, decoded ahead of its install (TallyNode's snapshot receiver), if it matches. */
+  takePrepared: (shardId: number, index: number) => DecodedShardState | undefined;
 }
 
 export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBatch> {
@@ -79,7 +61,6 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
     let appliedBytes = 0;
     for (const entry of committedEntries) appliedBytes += entryBytes(entry);
     this.stats.appliedBytesPerIterationMax = Math.max(this.stats.appliedBytesPerIterationMax, appliedBytes);
-    replica.appliedBytesSinceSnapshot += appliedBytes;
     const shard = replica.shardId === META_GROUP_ID ? undefined : (replica as ShardReplica);
     let removedSelf = false;
     for (const entry of committedEntries) {
@@ -93,16 +74,17 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
       this.stats.applied++;
     }
     if (shard !== undefined) {
-      writeShardChanges(shard.shardId, shard.machine, batch);
       // Removed from the group: the replica is garbage once this batch is written.
       if (removedSelf) this.groups.scheduleRemoval(shard.shardId);
+      this.options.checkpointer.noteApplied(shard, committedEntries);
+      if (!removedSelf) this.options.checkpointer.maybeStart(shard);
     } else {
       const meta = replica as MetaReplica;
       batch.putGroupState(META_GROUP_ID, meta.machine.snapshot());
       batch.setApplied(META_GROUP_ID, meta.machine.appliedIndex, meta.machine.map.clockMs);
       this.options.adoptMap(meta.machine.map as ClusterMap);
+      this.maybeSnapshotMeta(meta, batch);
     }
-    this.maybeSnapshot(replica, batch);
   }
 
   /** Applies one ConfChange entry; returns whether this node was removed from the shard by it. */
@@ -110,12 +92,14 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
     const change = decodeConfChange(entry.data);
     replica.confState = replica.raw.applyConfChange(change);
     replica.storage.setConfState(replica.confState);
-    batch.setConfState(replica.shardId, replica.confState);
     replica.machine.applyEntry(entry.index, new Uint8Array(0));
-    if (shard === undefined) return false;
+    // A shard's conf state and descriptor are part of its checkpoints; the metadata group's are records.
+    if (shard === undefined) {
+      batch.setConfState(replica.shardId, replica.confState);
+      return false;
+    }
     // Every change of the replica set is a new epoch (requests routed by the old one are refused).
     shard.descriptor = { ...shard.descriptor, epoch: shard.descriptor.epoch + 1 };
-    batch.putGroupState(shard.shardId, encodeDescriptor(shard.descriptor));
     const conf = shard.confState;
     this.log.info(
       {
@@ -138,6 +122,8 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
    * Raft group starts from a snapshot at `index` with the parent's voters, written in the same
    * batch as the parent's apply, so a crash leaves both or neither. Its counters keep their
    * versions (all <= index) and its own log continues above index, so versions never repeat.
+   * The new shard's state goes into the log store with its snapshot (it has no checkpoint yet),
+   * so the split is durable with the batch; its first checkpoint follows soon after.
    * A split that no longer fits (epoch moved, slot outside, membership changing) changes nothing.
    */
   private applySplit(parent: ShardReplica, index: number, split: SplitEntry, batch: StoreBatch): void {
@@ -157,7 +143,6 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
     }
     const epoch = before.epoch + 1;
     parent.descriptor = { epoch, slotStart: before.slotStart, slotEnd: split.splitSlot };
-    batch.putGroupState(parent.shardId, encodeDescriptor(parent.descriptor));
     const moved = parent.machine.removeWhere((key) => slotOf(key) >= split.splitSlot);
     const movedKinds = parent.machine.removeKindsWhere((key) => slotOf(key) >= split.splitSlot);
     const sessions = [...parent.machine.exportRecords().sessions];
@@ -171,48 +156,34 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
     const child = CounterStateMachine.load(shardOptionsOf(this.options.config), index, parent.machine.clockMs, moved, sessions, movedKinds);
     const storage = new ShardStorage();
     const childConf: ConfState = { voters: [...conf.voters], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
-    // Metadata only, like every shard's: the child's state goes to its records below, and its
-    // leader builds snapshot data from the applied state when a follower needs it.
-    const snapshot = { metadata: { index, term: 1, confState: childConf }, data: EMPTY_SNAPSHOT_DATA };
+    const snapshot = { metadata: { index, term: 1, confState: childConf }, data: wrapShardSnapshot(childDescriptor, child.snapshot()) };
     storage.applySnapshot(snapshot);
     const hardState = { term: 1, vote: 0, commit: index };
     storage.setHardState(hardState);
     batch.putSnapshot(childId, snapshot);
     batch.setConfState(childId, childConf);
     batch.setHardState(childId, hardState);
-    batch.putGroupState(childId, encodeDescriptor(childDescriptor));
-    for (const [key, record] of moved) batch.putCounter(childId, key, encodeCounterRecord(record));
-    for (const [clientId, record] of sessions) batch.putSession(childId, clientId, record);
-    for (const [key, record] of movedKinds) batch.putKind(childId, key, record);
-    batch.setApplied(childId, index, child.clockMs);
     const replica = this.groups.newShardReplica(childId, childDescriptor, storage, child, childConf, index);
     this.groups.replicas.set(childId, replica);
     this.stats.replicasCreated++;
     this.options.wake();
   }
 
-  private maybeSnapshot(replica: AnyReplica, batch: StoreBatch): void {
-    const applied = replica.machine.appliedIndex;
-    const isMeta = replica.shardId === META_GROUP_ID;
+  /** The metadata group compacts its log every snapshotEveryEntries entries (its state is small: the snapshot keeps it). */
+  private maybeSnapshotMeta(meta: MetaReplica, batch: StoreBatch): void {
+    const applied = meta.machine.appliedIndex;
     const snapshotEveryEntries = this.options.config.cluster.snapshotEveryEntries;
-    const byEntries = applied - replica.lastSnapshotIndex >= snapshotEveryEntries;
-    const byBytes = !isMeta && replica.appliedBytesSinceSnapshot >= LOG_COMPACT_BYTES;
-    if ((!byEntries && !byBytes) || applied <= replica.lastSnapshotIndex) return;
-    // A shard's snapshot is metadata only: its state is in its records, and ShardStorage builds
-    // the data when a follower needs it. The metadata group's state is small: it keeps the data.
-    const data = isMeta ? snapshotData(replica) : EMPTY_SNAPSHOT_DATA;
-    const snapshot = replica.storage.createSnapshot(applied, replica.confState, data);
-    const firstIndex = replica.storage.firstIndex();
+    if (applied - meta.lastSnapshotIndex < snapshotEveryEntries || applied <= meta.lastSnapshotIndex) return;
+    const snapshot = meta.storage.createSnapshot(applied, meta.confState, snapshotData(meta));
+    const firstIndex = meta.storage.firstIndex();
     // Keep a tail of the log so briefly lagging followers catch up by log, not by snapshot.
-    const keep = tailEntries(replica, applied, Math.min(1000, Math.floor(snapshotEveryEntries / 2)));
-    const compactTo = applied - keep;
-    batch.putSnapshot(replica.shardId, snapshot);
+    const compactTo = applied - Math.min(1000, Math.floor(snapshotEveryEntries / 2));
+    batch.putSnapshot(META_GROUP_ID, snapshot);
     if (compactTo >= firstIndex) {
-      replica.storage.compact(compactTo);
-      batch.compactLog(replica.shardId, compactTo, firstIndex);
+      meta.storage.compact(compactTo);
+      batch.compactLog(META_GROUP_ID, compactTo, firstIndex);
     }
-    replica.lastSnapshotIndex = applied;
-    replica.appliedBytesSinceSnapshot = 0;
+    meta.lastSnapshotIndex = applied;
     this.stats.snapshotsTaken++;
   }
 
@@ -222,10 +193,7 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
     replica.storage.applySnapshot(snapshot);
     replica.confState = snapshot.metadata.confState;
     replica.lastSnapshotIndex = snapshot.metadata.index;
-    replica.appliedBytesSinceSnapshot = 0;
     if (previousLast >= previousFirst) batch.compactLog(replica.shardId, previousLast, previousFirst);
-    // A shard's installed state goes to its records (below); it stores the snapshot's metadata only.
-    batch.putSnapshot(replica.shardId, replica.shardId === META_GROUP_ID ? snapshot : metadataOnly(snapshot));
     batch.setConfState(replica.shardId, replica.confState);
     if (replica.shardId === META_GROUP_ID) {
       const meta = replica as MetaReplica;
@@ -237,6 +205,7 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
         meta.machine = MetaStateMachine.restore(snapshot.data);
       }
       assert(meta.machine.appliedIndex === snapshot.metadata.index, "meta snapshot state matches its index");
+      batch.putSnapshot(META_GROUP_ID, snapshot);
       batch.putGroupState(META_GROUP_ID, snapshot.data);
       batch.setApplied(META_GROUP_ID, meta.machine.appliedIndex, meta.machine.map.clockMs);
       this.options.adoptMap(meta.machine.map as ClusterMap);
@@ -247,45 +216,39 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
     this.log.info({ group: replica.shardId, index: snapshot.metadata.index }, "installed snapshot");
   }
 
-  /** A shard's machine and descriptor from the snapshot, its records replaced in the batch. */
+  /**
+   * A shard's machine and descriptor from the snapshot. A checkpoint was made durable as a file by
+   * the receiver before Raft saw it, so the log store records its metadata only (the restart
+   * point); other data (a bootstrap or split snapshot from a leader with no checkpoint yet) is
+   * stored with its data. Checkpoint files below the installed index go once the batch is durable.
+   */
   private installShardState(shard: ShardReplica, snapshot: Snapshot, batch: StoreBatch): void {
-    let descriptor: ShardDescriptor;
-    let machine: CounterStateMachine;
+    const index = snapshot.metadata.index;
+    let decoded: DecodedShardState;
     if (snapshot.data.length === 0) {
       // A bootstrap snapshot written before it carried its state (index 1): an empty shard over
       // its initial range -- never the range the map shows now, which a split may have shrunk.
       // Anything later without data would wipe the shard: refuse it (the leader sent metadata only).
-      assert(snapshot.metadata.index <= 1, `shard ${shard.shardId}: a snapshot at index ${snapshot.metadata.index} arrived without data`);
-      descriptor = this.groups.initialDescriptor(shard.shardId);
-      machine = new CounterStateMachine(shard.options);
-      machine.applyEntry(snapshot.metadata.index, new Uint8Array(0));
+      assert(index <= 1, `shard ${shard.shardId}: a snapshot at index ${index} arrived without data`);
+      const machine = new CounterStateMachine(shard.options);
+      machine.applyEntry(index, new Uint8Array(0));
+      decoded = { descriptor: this.groups.initialDescriptor(shard.shardId), machine, header: undefined };
     } else {
-      const unwrapped = unwrapShardSnapshot(snapshot.data);
-      descriptor = unwrapped.descriptor;
-      machine = CounterStateMachine.restore(unwrapped.machine, shard.options);
+      decoded =
+        this.options.takePrepared(shard.shardId, index) ??
+        decodeShardSnapshotData(snapshot.data, shard.options, `snapshot of shard ${shard.shardId} at ${index}`);
     }
-    assert(machine.appliedIndex === snapshot.metadata.index, "snapshot state matches its index");
-    shard.machine = machine;
-    shard.descriptor = descriptor;
-    batch.clearShardState(shard.shardId);
-    batch.putGroupState(shard.shardId, encodeDescriptor(descriptor));
-    // The restored machine reports every counter and session as a change.
-    writeShardChanges(shard.shardId, machine, batch);
+    assert(decoded.machine.appliedIndex === index, "snapshot state matches its index");
+    shard.machine = decoded.machine;
+    shard.descriptor = decoded.descriptor;
+    const checkpoint = isCheckpoint(snapshot.data);
+    batch.putSnapshot(shard.shardId, checkpoint ? metadataOnly(snapshot) : snapshot);
+    shard.storage.checkpoint = {
+      committed: checkpoint ? { index, bytes: snapshot.data.length } : undefined,
+      inFlight: shard.storage.checkpoint.inFlight,
+      appliedBytesSince: 0,
+      appliedEntriesSince: 0,
+    };
+    this.options.checkpointer.afterInstall(shard.shardId, index, checkpoint);
   }
-}
-
-/** How many entries up to `applied` to keep: at most `maxEntries`, and (shards) at most LOG_TAIL_BYTES of them. */
-function tailEntries(replica: AnyReplica, applied: number, maxEntries: number): number {
-  if (replica.shardId === META_GROUP_ID) return maxEntries;
-  const from = Math.max(replica.storage.firstIndex(), applied - maxEntries + 1);
-  if (from > applied) return 0;
-  const tail = replica.storage.entries(from, applied + 1, Number.POSITIVE_INFINITY);
-  let kept = 0;
-  let bytes = 0;
-  for (let i = tail.length - 1; i >= 0; i--) {
-    bytes += entryBytes(tail[i]!);
-    if (bytes > LOG_TAIL_BYTES) break;
-    kept++;
-  }
-  return kept;
 }

@@ -63,8 +63,10 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
   private fatalError: Error | undefined;
   /** Work that must touch Raft inside the loop (conf changes, transfers), run before proposing. */
   private loopActions: Array<() => void> = [];
-  /** Writes to add to the next iteration's batch (state changed outside Ready, such as an unsafe recovery). */
+  /** Writes to add to the next iteration's batch (state changed outside Ready: an unsafe recovery, a checkpoint's commit). */
   private pendingWrites: Array<(batch: TBatch) => void> = [];
+  /** Run once the batch holding the pending writes is durable. */
+  private pendingAfterDurable: Array<() => void> = [];
 
   constructor(
     ports: LoopPorts<TGroup, TBatch>,
@@ -145,9 +147,11 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
     });
   }
 
-  /** Adds `write` to the next iteration's batch, which is then fsynced. */
-  queueWrite(write: (batch: TBatch) => void): void {
+  /** Adds `write` to the next iteration's batch, which is then fsynced; `afterDurable` runs once it is written. */
+  queueWrite(write: (batch: TBatch) => void, afterDurable?: () => void): void {
     this.pendingWrites.push(write);
+    if (afterDurable !== undefined) this.pendingAfterDurable.push(afterDurable);
+    this.wake();
   }
 
   private waitForWork(): Promise<void> {
@@ -215,7 +219,7 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
 
     const readies: Array<[TGroup, Ready]> = [];
     for (const replica of this.groups.all()) if (replica.raw.hasReady()) readies.push([replica, replica.raw.ready()]);
-    if (readies.length === 0) return;
+    if (readies.length === 0 && this.pendingWrites.length === 0) return;
 
     const late = this.sendBeforeWrite(readies);
 
@@ -226,6 +230,7 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
     // out before the write (below), except where this node's own copy of the entry is in this very
     // batch; ReadIndex reads still wait for it.
     const batch = this.store.batch();
+    const afterDurable = this.pendingAfterDurable.splice(0);
     const mustSync = this.buildBatch(readies, batch);
     // Answer the writes this iteration applied whose entries were already on disk here (all of
     // them but a single-voter group's newest): committed entries are durable on a quorum, so the
@@ -236,6 +241,7 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
       await this.store.write(batch, { sync: mustSync });
       if (mustSync) this.stats.syncs++;
     }
+    for (const callback of afterDurable) callback();
 
     // 3. Send the rest, now that what they promise is durable; answer clients and reads.
     for (const [shardId, message] of late) this.network.send(message.to, shardId, message);

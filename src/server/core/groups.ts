@@ -6,17 +6,18 @@
  */
 import { MemoryStorage } from "../../raft/memory-storage.js";
 import { RawNode } from "../../raft/raw-node.js";
-import type { ConfState, RaftConfig } from "../../raft/types.js";
-import { CounterStateMachine, decodeCounterRecord, type AdmitMutation, type ShardOptions } from "../../shard/state-machine.js";
+import type { ConfState, Entry, HardState, RaftConfig, Snapshot } from "../../raft/types.js";
+import { CounterStateMachine, type AdmitMutation, type ShardOptions } from "../../shard/state-machine.js";
 import { metaMembers, MetaStateMachine, shardMembers, type ClusterMap, type ShardRecord } from "../../meta/map.js";
 import { slotOf } from "../../meta/slots.js";
 import type { NodeStore, StoreBatch } from "../../storage/node-store.js";
 import { wallClockMs } from "../../util/clock.js";
-import { UnavailableError } from "../../util/errors.js";
+import { CorruptionError, UnavailableError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
 import { createPrng } from "../../util/prng.js";
 import { computePlacement, META_GROUP_ID, metaReplicaIds, shardOptionsOf, type ClusterConfig } from "../config/config.js";
-import { decodeDescriptor, encodeDescriptor, wrapShardSnapshot, type ShardDescriptor } from "../descriptor.js";
+import { decodeDescriptor, encodeDescriptor, type ShardDescriptor } from "../descriptor.js";
+import { decodeCheckpoint, decodeShardSnapshotData, type DecodedShardState } from "../checkpoint-format.js";
 import { ShardStorage } from "../shard-storage.js";
 import {
   encodeMetaCommands,
@@ -27,7 +28,7 @@ import {
   type ShardReplica,
 } from "../shard-replica.js";
 import type { NodeStats } from "./node-types.js";
-import type { GroupRegistry } from "./ports.js";
+import type { CheckpointStore, GroupRegistry } from "./ports.js";
 
 export type AnyReplica = GroupReplica<any, any, ReplicaMachine<any>>;
 
@@ -42,13 +43,15 @@ export interface NodeGroupsOptions {
   wake: () => void;
   /** The metadata replica was created (true) or removed (false): the controller follows it. */
   onMetaReplica: (created: boolean) => void;
+  /** The shards' checkpoint files. */
+  checkpoints: CheckpointStore;
+  /** Yields to the event loop between slices of work (loading a checkpoint). */
+  pause: () => Promise<void>;
 }
 
-/** The bytes of a group's snapshot at its applied index (a shard's is wrapped with its descriptor). */
-export function snapshotData(replica: AnyReplica): Uint8Array {
-  if (replica.shardId === META_GROUP_ID) return (replica as MetaReplica).machine.snapshot();
-  const shard = replica as ShardReplica;
-  return wrapShardSnapshot(shard.descriptor, shard.machine.snapshot());
+/** The bytes of the metadata group's snapshot at its applied index. */
+export function snapshotData(replica: MetaReplica): Uint8Array {
+  return replica.machine.snapshot();
 }
 
 export class NodeGroups implements GroupRegistry<AnyReplica> {
@@ -73,6 +76,8 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
    */
   private tombstones = new Map<number, number>();
   private metaChange: "create" | "destroy" | undefined;
+  /** Shards whose replica was removed in the batch being built: their checkpoint files go once it is written. */
+  private readonly checkpointFilesToRemove = new Set<number>();
 
   constructor(private readonly options: NodeGroupsOptions) {
     this.nodeId = options.nodeId;
@@ -149,14 +154,13 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
     storage: S,
     bootstrapVoters: number[] | undefined,
     bootstrap: StoreBatch,
-    bootstrapData?: Uint8Array,
   ) {
     const loaded = await this.store.loadGroup(groupId);
     const fresh =
       loaded.confState === undefined && loaded.snapshot === undefined && loaded.entries.length === 0 && loaded.hardState.term === 0;
     let confState: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
     if (fresh && bootstrapVoters !== undefined) {
-      RawNode.bootstrap(storage, bootstrapVoters, bootstrapData);
+      RawNode.bootstrap(storage, bootstrapVoters);
       const snapshot = storage.snapshot();
       confState = snapshot.metadata.confState;
       bootstrap.putSnapshot(groupId, snapshot);
@@ -205,40 +209,116 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
    */
   private async restoreShard(shardId: number, record: ShardRecord | undefined, bootstrap: StoreBatch): Promise<ShardReplica> {
     const initial = record !== undefined && record.epoch === 1 && record.voters.includes(this.nodeId) ? record.voters : undefined;
+    const loaded = await this.store.loadGroup(shardId);
+    const fresh = loaded.snapshot === undefined && loaded.entries.length === 0 && loaded.hardState.term === 0;
+    if (!fresh) return this.restoreShardFromDisk(shardId, loaded);
+    // Files a removed replica of the shard left behind (a crash before they were removed).
+    await this.options.checkpoints.removeGroup(shardId);
     const descriptorBytes = await this.store.getGroupState(shardId);
     let descriptor: ShardDescriptor;
     if (descriptorBytes !== undefined) descriptor = decodeDescriptor(descriptorBytes, `shard ${shardId}`);
     else if (record !== undefined) descriptor = { epoch: record.epoch, slotStart: record.slotStart, slotEnd: record.slotEnd };
     else descriptor = this.initialDescriptor(shardId);
-    // The first snapshot carries the state at index 1 -- an empty shard over its initial range --
-    // so a replica that catches up from it learns the range it started with.
-    const startState = new CounterStateMachine(this.shardOptions);
-    startState.applyEntry(1, new Uint8Array(0));
-    const bootstrapData = initial !== undefined ? wrapShardSnapshot(descriptor, startState.snapshot()) : undefined;
-    const { loaded, storage, confState, fresh } = await this.loadRaftState(shardId, new ShardStorage(), initial, bootstrap, bootstrapData);
-    if (fresh) bootstrap.putGroupState(shardId, encodeDescriptor(descriptor));
-    let machine: CounterStateMachine;
-    if (fresh) {
-      machine = initial !== undefined ? startState : new CounterStateMachine(this.shardOptions);
-      if (initial !== undefined) bootstrap.setApplied(shardId, 1, 0);
-    } else {
-      const counters: Array<[Uint8Array, { value: bigint; version: number }]> = [];
-      for await (const batch of this.store.scanCounterBatches(shardId))
-        for (const [key, value] of batch) counters.push([key, decodeCounterRecord(value)]);
-      const sessions: Array<[number, Uint8Array]> = [];
-      for await (const batch of this.store.scanSessionBatches(shardId)) for (const entry of batch) sessions.push(entry);
-      const kinds: Array<[Uint8Array, Uint8Array]> = [];
-      for await (const batch of this.store.scanKindBatches(shardId)) for (const entry of batch) kinds.push(entry);
-      machine = CounterStateMachine.load(
-        this.shardOptions,
-        loaded.applied?.index ?? 0,
-        loaded.applied?.clockMs ?? 0,
-        counters,
-        sessions,
-        kinds,
-      );
+    // The descriptor says which range the replica holds until its first snapshot or checkpoint.
+    bootstrap.putGroupState(shardId, encodeDescriptor(descriptor));
+    const storage = new ShardStorage();
+    const machine = new CounterStateMachine(this.shardOptions);
+    let confState: ConfState = { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+    if (initial !== undefined) {
+      // The first snapshot is the state at index 1 -- an empty shard over its initial range -- and
+      // carries no data: a replica that installs it starts empty over its initial range.
+      machine.applyEntry(1, new Uint8Array(0));
+      RawNode.bootstrap(storage, initial);
+      const snapshot = storage.snapshot();
+      confState = snapshot.metadata.confState;
+      bootstrap.putSnapshot(shardId, snapshot);
+      bootstrap.setConfState(shardId, confState);
+      bootstrap.setHardState(shardId, storage.initialState().hardState);
     }
     return this.newShardReplica(shardId, descriptor, storage, machine, confState, storage.firstIndex() - 1);
+  }
+
+  /**
+   * A shard restarts from its newest checkpoint that reads back whole, at or above the one the log
+   * store records (a newer file was written but not yet recorded, or installed from a leader just
+   * before a crash), or from the snapshot the log store holds with its data (bootstrap, split),
+   * then replays its log above that index (Raft hands the committed entries to apply again).
+   */
+  private async restoreShardFromDisk(shardId: number, loaded: Awaited<ReturnType<NodeStore["loadGroup"]>>): Promise<ShardReplica> {
+    const recorded = loaded.snapshot;
+    const recordedIndex = recorded?.metadata.index ?? 0;
+    let state: DecodedShardState | undefined;
+    let snapshot: Snapshot | undefined;
+    const files = (await this.options.checkpoints.list(shardId)).filter((index) => index >= recordedIndex).reverse();
+    for (const index of files) {
+      try {
+        const data = await this.options.checkpoints.read(shardId, index);
+        state = await decodeCheckpoint(data, this.shardOptions, this.options.pause, `checkpoint ${index} of shard ${shardId}`);
+        const header = state.header!;
+        snapshot = { metadata: { index: header.index, term: header.term, confState: header.confState }, data: new Uint8Array(0) };
+        break;
+      } catch (error) {
+        if (!(error instanceof CorruptionError)) throw error;
+        this.log.warn({ shard: shardId, index, err: error }, "checkpoint does not read back whole; trying the previous one");
+      }
+    }
+    if (state === undefined && recorded !== undefined && recorded.data.length > 0) {
+      state = decodeShardSnapshotData(recorded.data, this.shardOptions, `stored snapshot of shard ${shardId}`);
+      snapshot = recorded;
+    }
+    if (state === undefined && recordedIndex > 1) {
+      throw new CorruptionError(
+        `shard ${shardId}: no readable checkpoint at or above index ${recordedIndex} (files: ${files.join(", ") || "none"}), ` +
+          `and the log below it is compacted: this node cannot restore the shard. Replace the node: ` +
+          `tallyctl node drain, then node remove, then add a node with an empty data directory (its replicas are copied from the others)`,
+      );
+    }
+    if (state === undefined) {
+      // No state yet: a replica waiting for its first snapshot (or a bootstrap at index 1 without data).
+      const descriptorBytes = await this.store.getGroupState(shardId);
+      const descriptor =
+        descriptorBytes !== undefined ? decodeDescriptor(descriptorBytes, `shard ${shardId}`) : this.initialDescriptor(shardId);
+      const machine = new CounterStateMachine(this.shardOptions);
+      if (recordedIndex > 0) machine.applyEntry(recordedIndex, new Uint8Array(0));
+      state = { descriptor, machine, header: undefined };
+      snapshot = recorded;
+    }
+    const storage = new ShardStorage();
+    const confState = this.restoreRaftLog(storage, snapshot, loaded.entries, loaded.hardState, loaded.confState);
+    if (state.header !== undefined) storage.checkpoint.committed = { index: state.header.index, bytes: 0 };
+    return this.newShardReplica(shardId, state.descriptor, storage, state.machine, confState, storage.firstIndex() - 1);
+  }
+
+  /**
+   * Fills a restarted shard's log cache: the snapshot the state was restored from, the log above it
+   * (dropped whole when its entry at the snapshot's index has another term: a suffix no leader
+   * committed, left by a crash between writing an installed checkpoint and recording it), and the
+   * hard state with commit at least the snapshot's index. Returns the conf state as of the snapshot.
+   */
+  private restoreRaftLog(
+    storage: ShardStorage,
+    snapshot: Snapshot | undefined,
+    entries: Entry[],
+    hardState: HardState,
+    storedConf: ConfState | undefined,
+  ): ConfState {
+    if (snapshot === undefined) {
+      // A log without a snapshot: a replica that never had state (its conf state is the stored one).
+      if (entries.length > 0) storage.append(entries);
+      storage.setHardState(hardState);
+      const conf = storedConf ?? { voters: [], learners: [], votersOutgoing: [], learnersNext: [], autoLeave: false };
+      storage.setConfState(conf);
+      return conf;
+    }
+    const index = snapshot.metadata.index;
+    storage.applySnapshot(snapshot);
+    const at = entries.find((entry) => entry.index === index);
+    const matches = at === undefined ? entries.length === 0 || entries[0]!.index > index : at.term === snapshot.metadata.term;
+    const above = matches ? entries.filter((entry) => entry.index > index) : [];
+    if (above.length > 0) storage.append(above);
+    storage.setHardState({ ...hardState, commit: Math.max(hardState.commit, index) });
+    storage.setConfState(snapshot.metadata.confState);
+    return snapshot.metadata.confState;
   }
 
   newShardReplica(
@@ -262,15 +342,6 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
     ) as ShardReplica;
     replica.lastSnapshotIndex = lastSnapshotIndex;
     replica.admit = this.admitFor(replica);
-    storage.appliedState = () => ({
-      index: replica.machine.appliedIndex,
-      confState: replica.confState,
-      data: () => snapshotData(replica),
-    });
-    storage.onBuilt = (index, bytes, ms) => {
-      this.stats.snapshotsBuilt++;
-      this.log.info({ shard: shardId, index, bytes, ms: Math.round(ms) }, "built a snapshot for a follower");
-    };
     return replica;
   }
 
@@ -359,6 +430,9 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
       this.log.info({ shard: record.id, epoch: record.epoch }, "created replica");
     }
     if (batch.size > 0) await this.store.write(batch, { sync: true });
+    for (const shardId of this.checkpointFilesToRemove)
+      if (!this.replicas.has(shardId)) await this.options.checkpoints.removeGroup(shardId);
+    this.checkpointFilesToRemove.clear();
     // A replica removed here may already be re-added in the map this node holds (a later epoch, past
     // its tombstone); without a new map nothing else would look again, so look now.
     if (destroy.length > 0) this.reconcile();
@@ -398,7 +472,7 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
     this.tombstones.set(shardId, removedAt);
     batch.putTombstone(shardId, removedAt);
     batch.destroyGroup(shardId);
-    batch.clearShardState(shardId);
+    this.checkpointFilesToRemove.add(shardId);
     this.stats.replicasRemoved++;
     this.log.info({ shard: shardId }, "removed replica");
   }

@@ -13,6 +13,14 @@ export interface NodeOptions {
   logger?: Logger;
 }
 
+/**
+ * PLANTED BUGS for the chaos harness (docs/testing.md), never set in production; tallyd's main sets them
+ * from TALLY_TEST_* (src/server/testing/fault-switches.ts). ackBeforeCommit: core/requests.ts
+ * ackBeforeCommit(); notLeaderAfterPropose: writes answered NOT_LEADER though they may commit (GroupReplica.failInflight()).
+ */
+export type NodeFaults = { ackBeforeCommit?: boolean; notLeaderAfterPropose?: boolean };
+export type TallyNodeOptions = NodeOptions & { faults?: NodeFaults };
+
 export interface ReadResult {
   /** kind: set when the key holds another kind (windowed counter, rate limit, unique count). */
   values: Array<{ value: bigint; version: number; exists: boolean; kind?: string | undefined }>;
@@ -52,6 +60,8 @@ export function newNodeStats() {
     snapshotsInstalled: 0,
     snapshotsTaken: 0,
     snapshotsBuilt: 0,
+    checkpointsTaken: 0,
+    checkpointsFailed: 0,
     replicasCreated: 0,
     replicasRemoved: 0,
     staleEpochRejected: 0,

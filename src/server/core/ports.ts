@@ -34,6 +34,35 @@ export interface LogStore<TBatch extends LogBatch> {
   write(batch: TBatch, options: { sync: boolean }): Promise<void>;
 }
 
+// ---- storage: checkpoints ----
+
+/**
+ * Durable whole-state images of a shard ("checkpoints"), one file per (group, index), kept beside
+ * the log store (FileCheckpointStore: <dataDir>/checkpoints/g<group>/<index>.ckpt). A checkpoint
+ * becomes the shard's restart point only once the log store records its index (the snapshot
+ * metadata record, written in a later loop batch): that record is the commit point, so a file
+ * that is torn, or written but never recorded, is never read.
+ *
+ * Promises: write() resolves only once the checkpoint is durable under its final name (written to
+ * a temporary name, fsynced, renamed, the directory fsynced), and a crash at any step leaves either
+ * no file under the final name or the whole file; read() returns exactly the bytes written or
+ * rejects with CorruptionError (every checkpoint carries a checksum its reader verifies, not this
+ * store); list() names only completed checkpoints, ascending; remove() is idempotent.
+ */
+export interface CheckpointStore {
+  /** Writes the checkpoint's bytes, the concatenation of `blocks`, under (groupId, index). */
+  write(groupId: number, index: LogIndex, blocks: readonly Uint8Array[]): Promise<void>;
+  read(groupId: number, index: LogIndex): Promise<Uint8Array>;
+  /** `length` bytes (fewer at the end) from `offset`: for streaming a checkpoint to a follower. */
+  readChunk(groupId: number, index: LogIndex, offset: number, length: number): Promise<Uint8Array>;
+  /** The checkpoint's size in bytes; rejects when it does not exist. */
+  size(groupId: number, index: LogIndex): Promise<number>;
+  list(groupId: number): Promise<LogIndex[]>;
+  remove(groupId: number, index: LogIndex): Promise<void>;
+  /** Removes every checkpoint of the group (its replica is gone). */
+  removeGroup(groupId: number): Promise<void>;
+}
+
 // ---- the peer network ----
 
 /**

@@ -1,0 +1,241 @@
+/**
+ * Shard checkpoints (docs/architecture.md, "Checkpoints"): a shard's durability is its replicated
+ * log plus the newest checkpoint of its whole state; applying an entry changes memory only.
+ *
+ * The life of one checkpoint:
+ *   1. due (GroupApplier, after an apply): enough log applied since the last one, none in flight;
+ *   2. capture, inside the loop iteration: the machine's image at its applied index (typed-array
+ *      copies: a few milliseconds at 1.25 M counters) and the header (index, the log's term there,
+ *      the replica's conf state and descriptor as applied);
+ *   3. outside the loop: the image encoded in slices (checksums), written to a temporary file,
+ *      fsynced, renamed, the directory fsynced (CheckpointStore);
+ *   4. commit, in a later loop batch (DriverLoop.queueWrite): the log store's snapshot record now
+ *      names this index (the restart point), Raft's storage takes it as its snapshot, and the log
+ *      is compacted below it, keeping a tail for briefly lagging followers;
+ *   5. once that batch is durable: older checkpoint files are removed.
+ * A crash between any two steps leaves the previous checkpoint and the log above it, which is all
+ * a restart needs (restart: the newest checkpoint file that reads back whole, at or above the
+ * recorded one, plus the log above it; groups.ts restoreShard).
+ */
+import { entryBytes } from "../../raft/util.js";
+import type { Entry } from "../../raft/types.js";
+import { CounterStateMachine, type ImageBuffers, type ShardImage } from "../../shard/state-machine.js";
+import type { StoreBatch } from "../../storage/node-store.js";
+import type { Logger } from "../../util/log.js";
+import { encodeCheckpoint, type CheckpointHeader } from "../checkpoint-format.js";
+import { EMPTY_SNAPSHOT_DATA } from "../shard-storage.js";
+export { newCheckpointState, type CheckpointState } from "../shard-storage.js";
+import type { ShardReplica } from "../shard-replica.js";
+import type { NodeStats } from "./node-types.js";
+import type { CheckpointStore } from "./ports.js";
+
+/** A checkpoint is due once this many bytes of entries were applied since the last one... */
+export const CHECKPOINT_LOG_BYTES_MIN = 8 * 1024 * 1024;
+/** ...and at least this fraction of the last checkpoint's size (so the log on disk stays a fraction of the state). */
+export const CHECKPOINT_LOG_FRACTION = 0.25;
+/**
+ * The log keeps a tail below the checkpoint for briefly lagging followers: at most this many
+ * bytes, 1,000 entries, and half of snapshotEveryEntries.
+ */
+export const LOG_TAIL_BYTES = 4 * 1024 * 1024;
+export const LOG_TAIL_ENTRIES_MAX = 1000;
+/**
+ * Checkpoints written at once per node: each holds a copy of its shard's state until written, so
+ * this bounds the memory they take (a shard due while another is written waits for a later apply).
+ */
+export const CHECKPOINTS_IN_FLIGHT_MAX = 1;
+
+export interface CheckpointerOptions {
+  store: CheckpointStore;
+  stats: NodeStats;
+  logger: Logger;
+  /** Entries applied since the last checkpoint that also make one due (the config's snapshotEveryEntries). */
+  everyEntries: number;
+  /** The shard's replica now (undefined when it is gone or was replaced). */
+  replicaOf: (shardId: number) => ShardReplica | undefined;
+  /** Runs `write` in the next loop batch (which is then fsynced), then `afterDurable` once that batch is written. */
+  queueWrite: (write: (batch: StoreBatch) => void, afterDurable: () => void) => void;
+  /** Yields to the event loop between slices of work. */
+  pause: () => Promise<void>;
+  /**
+   * PLANTED BUG for the simulator (never set in production): a commit compacts the log up to the
+   * shard's applied index, above the checkpoint it records, so the entries between them exist
+   * nowhere on this node. The simulator's checkers must catch it (test/sim/real).
+   */
+  plantedCompactAboveCheckpoint?: boolean;
+}
+
+export class Checkpointer {
+  private readonly store: CheckpointStore;
+  private readonly log: Logger;
+  /** Checkpoint writes in flight, so stop() can wait for them. */
+  private readonly running = new Set<Promise<void>>();
+  private stopped = false;
+  /**
+   * Memory for the next capture's counter blocks, shared by the node's shards (one checkpoint is
+   * written at a time): the last written image's, or prepared ahead in slices, so a capture copies
+   * into mapped memory (into fresh memory its page faults cost several times the copy).
+   */
+  private spare: ImageBuffers | undefined;
+  private preparing = false;
+
+  constructor(private readonly options: CheckpointerOptions) {
+    this.store = options.store;
+    this.log = options.logger;
+  }
+
+  /** Counts what an apply added to the shard's log since its last checkpoint. */
+  noteApplied(replica: ShardReplica, entries: Entry[]): void {
+    const state = replica.storage.checkpoint;
+    for (const entry of entries) state.appliedBytesSince += entryBytes(entry);
+    state.appliedEntriesSince += entries.length;
+  }
+
+  /** The applied bytes at which the shard is due. */
+  private dueBytes(replica: ShardReplica): number {
+    return Math.max(CHECKPOINT_LOG_BYTES_MIN, (replica.storage.checkpoint.committed?.bytes ?? 0) * CHECKPOINT_LOG_FRACTION);
+  }
+
+  /** Half way to due: prepares the capture's memory in the background if what the node holds is too small. */
+  private maybePrepare(replica: ShardReplica): void {
+    const state = replica.storage.checkpoint;
+    if (this.preparing || this.stopped) return;
+    if (state.appliedBytesSince * 2 < this.dueBytes(replica) && state.appliedEntriesSince * 2 < this.options.everyEntries) return;
+    const spare = this.spare;
+    this.spare = undefined;
+    this.preparing = true;
+    replica.machine
+      .prepareImageBuffers(spare, this.options.pause)
+      .then((buffers) => (this.spare ??= buffers))
+      .catch((error: unknown) => this.log.warn({ err: error }, "cannot prepare checkpoint memory"))
+      .finally(() => (this.preparing = false));
+  }
+
+  /** Starts a checkpoint of the shard at its applied index when one is due (called inside the loop, after an apply). */
+  maybeStart(replica: ShardReplica): void {
+    const state = replica.storage.checkpoint;
+    if (this.stopped || state.inFlight || this.running.size >= CHECKPOINTS_IN_FLIGHT_MAX) return;
+    if (state.appliedBytesSince < this.dueBytes(replica) && state.appliedEntriesSince < this.options.everyEntries) {
+      this.maybePrepare(replica);
+      return;
+    }
+    this.start(replica);
+  }
+
+  /** Captures the shard now and writes its checkpoint in the background. */
+  start(replica: ShardReplica): void {
+    const state = replica.storage.checkpoint;
+    const index = replica.machine.appliedIndex;
+    if (index <= (state.committed?.index ?? 0) || index < replica.storage.firstIndex() - 1) return;
+    const header: CheckpointHeader = {
+      shardId: replica.shardId,
+      index,
+      term: replica.storage.term(index),
+      confState: structuredClone(replica.confState),
+      descriptor: { ...replica.descriptor },
+    };
+    // While the memory is being prepared it is not this node's to hand out (the capture allocates).
+    const image = replica.machine.captureImage(this.preparing ? undefined : this.spare);
+    this.spare = undefined;
+    state.inFlight = true;
+    state.appliedBytesSince = 0;
+    state.appliedEntriesSince = 0;
+    const run = this.write(replica, header, image).finally(() => {
+      state.inFlight = false;
+      this.running.delete(run);
+    });
+    this.running.add(run);
+  }
+
+  private async write(replica: ShardReplica, header: CheckpointHeader, image: ShardImage): Promise<void> {
+    const started = performance.now();
+    let bytes = 0;
+    try {
+      const blocks = await encodeCheckpoint(header, image, this.options.pause);
+      for (const block of blocks) bytes += block.length;
+      await this.store.write(header.shardId, header.index, blocks);
+    } catch (error) {
+      this.options.stats.checkpointsFailed++;
+      this.log.error({ err: error, shard: header.shardId, index: header.index }, "checkpoint failed; the log is kept until one succeeds");
+      return;
+    } finally {
+      // Written (or abandoned): nothing reads the image any more; its memory serves the next capture.
+      const buffers = CounterStateMachine.imageBuffers(image);
+      if (!this.preparing && buffers !== undefined && (this.spare === undefined || buffers.rows.byteLength >= this.spare.rows.byteLength))
+        this.spare = buffers;
+    }
+    if (this.stopped) return;
+    const writtenMs = performance.now() - started;
+    this.options.queueWrite(
+      (batch) => this.commit(replica, header, bytes, batch),
+      () => void this.removeOlder(header.shardId, header.index),
+    );
+    this.log.debug({ shard: header.shardId, index: header.index, bytes, ms: Math.round(writtenMs) }, "checkpoint written");
+  }
+
+  /** Inside the loop: makes the written checkpoint the shard's restart point and compacts the log below it. */
+  private commit(replica: ShardReplica, header: CheckpointHeader, bytes: number, batch: StoreBatch): void {
+    const current = this.options.replicaOf(header.shardId);
+    const storage = replica.storage;
+    // Replaced (an installed snapshot, a re-created replica) or overtaken: the file is garbage.
+    if (current !== replica || header.index <= (storage.checkpoint.committed?.index ?? 0)) return;
+    if (header.index <= storage.snapshot().metadata.index) return;
+    storage.checkpoint.committed = { index: header.index, bytes };
+    const firstIndex = storage.firstIndex();
+    storage.createSnapshot(header.index, header.confState, EMPTY_SNAPSHOT_DATA);
+    batch.putSnapshot(header.shardId, {
+      metadata: { index: header.index, term: header.term, confState: header.confState },
+      data: EMPTY_SNAPSHOT_DATA,
+    });
+    const tailMax = Math.min(LOG_TAIL_ENTRIES_MAX, Math.floor(this.options.everyEntries / 2));
+    const compactTo =
+      this.options.plantedCompactAboveCheckpoint === true
+        ? Math.min(replica.machine.appliedIndex, storage.lastIndex())
+        : header.index - tailEntries(replica, header.index, tailMax);
+    if (compactTo >= firstIndex) {
+      storage.compact(compactTo);
+      batch.compactLog(header.shardId, compactTo, firstIndex);
+    }
+    replica.lastSnapshotIndex = header.index;
+    this.options.stats.checkpointsTaken++;
+    this.options.stats.snapshotsTaken++;
+  }
+
+  /** A snapshot was installed at `index` in the current batch: older checkpoint files go once a later batch is durable. */
+  afterInstall(shardId: number, index: number, _isCheckpoint: boolean): void {
+    this.options.queueWrite(
+      () => undefined,
+      () => void this.removeOlder(shardId, index),
+    );
+  }
+
+  /** Removes the shard's checkpoint files below `index` (the committed one). */
+  async removeOlder(shardId: number, index: number): Promise<void> {
+    try {
+      for (const older of await this.store.list(shardId)) if (older < index) await this.store.remove(shardId, older);
+    } catch (error) {
+      this.log.warn({ err: error, shard: shardId }, "cannot remove old checkpoints");
+    }
+  }
+
+  /** Stops starting checkpoints and waits for the writes in flight (their commits are dropped). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.allSettled([...this.running]);
+  }
+}
+
+/** How many entries up to `index` the log keeps below a checkpoint: at most `maxEntries`, and at most LOG_TAIL_BYTES of them. */
+function tailEntries(replica: ShardReplica, index: number, maxEntries: number): number {
+  const from = Math.max(replica.storage.firstIndex(), index - maxEntries + 1);
+  if (from > index) return 0;
+  const tail = replica.storage.entries(from, index + 1, Number.POSITIVE_INFINITY);
+  let kept = 0;
+  let bytes = 0;
+  for (let i = tail.length - 1; i >= 0; i--) {
+    bytes += entryBytes(tail[i]!);
+    if (bytes > LOG_TAIL_BYTES) break;
+    kept++;
+  }
+  return kept;
+}
