@@ -19,8 +19,19 @@
  *     200 and a STALE read through it returns the right value; then every node stopped (SIGTERM)
  *     and started again, timed until each node's /readyz says 200 and a linearizable get of a
  *     known key of every shard returns its value (a restart that fails is recorded, not fatal);
+ *   - then, still at the largest size: a 4th node joins the cluster and takes a replica of one shard
+ *     (ShardMove from one of its followers, as `tallyctl shard move` does), timed from its start until
+ *     a STALE read through it of a known key of that shard is right (the issue's bound: 30 s for a
+ *     1.25 M-counter shard, the largest size's shards at 10 M counters);
  *   - every node stopped, its LevelDB opened here, compacted (compactRange over all keys), and its
  *     size split by key kind (log, snapshots, counters, ...).
+ *
+ * Throughout, each node's longest event-loop stall (tally_event_loop_delay_* on its /metrics,
+ * src/server/ops/event-loop.ts): this run is the nodes' only scraper, so the max since the previous
+ * scrape of every scrape it makes (at the end of each fill step and phase, and just before it kills
+ * or stops a node) belongs to the phase it ends. The issue's bound: no checkpoint, compaction,
+ * snapshot send or install stalls the loop for more than 20 ms at 10 M counters. The metric samples
+ * every 2 ms, so a stall reads up to 2 ms long.
  *
  *   npx tsx bench/scale.ts [--counters 1000000,2000000,5000000,10000000] [--quick]
  *       [--seconds 5] [--trials 3] [--fill-inflight 4]
@@ -84,6 +95,56 @@ const median = (xs: number[]) => {
 };
 const round = (x: number, digits = 1) => Number(x.toFixed(digits));
 
+/**
+ * Each node's longest event-loop stall, in ms: per phase (since the last take()) and over the whole
+ * run. Every scrape of a node's /metrics feeds it (nodeMetrics()).
+ */
+class StallTracker {
+  private phase = new Map<number, number>();
+  private readonly run = new Map<number, number>();
+
+  /** One scrape's tally_event_loop_delay_* of node `id`, in seconds. */
+  note(id: number, recentMaxSeconds: number | undefined, sinceStartMaxSeconds: number | undefined): void {
+    if (recentMaxSeconds !== undefined && Number.isFinite(recentMaxSeconds))
+      this.phase.set(id, Math.max(this.phase.get(id) ?? 0, round(recentMaxSeconds * 1000)));
+    // The since-start max may come from an earlier phase of the same process: the whole run only.
+    const longest = Math.max(recentMaxSeconds ?? 0, sinceStartMaxSeconds ?? 0);
+    if (Number.isFinite(longest)) this.run.set(id, Math.max(this.run.get(id) ?? 0, round(longest * 1000)));
+  }
+
+  /** Scrapes the running nodes of `ids` (a node that no longer answers is skipped). */
+  async scrape(ids: number[]): Promise<void> {
+    await Promise.all(ids.filter((id) => cluster!.processes.has(id)).map((id) => nodeMetrics(id).catch(() => undefined)));
+  }
+
+  /** Scrapes `ids`, then returns and forgets the phase's longest stall per node (ms). */
+  async take(ids: number[]): Promise<Record<number, number>> {
+    await this.scrape(ids);
+    const out = Object.fromEntries([...this.phase].sort(([a], [b]) => a - b));
+    this.phase = new Map();
+    return out;
+  }
+
+  /** Scrapes node `id`, then returns and forgets its phase's longest stall (ms); the other nodes' phase goes on. */
+  async takeOne(id: number): Promise<number | undefined> {
+    await this.scrape([id]);
+    const ms = this.phase.get(id);
+    this.phase.delete(id);
+    return ms;
+  }
+
+  /** The longest stall per node over the whole run (ms). */
+  wholeRun(): Record<number, number> {
+    return Object.fromEntries([...this.run].sort(([a], [b]) => a - b));
+  }
+}
+
+const stalls = new StallTracker();
+
+/** "n1 / n2 / n3" of a per-node stall record (a node without a scrape in the phase shows "-"). */
+const stallCells = (byNode: Record<number, number> | undefined, nodes: number[]) =>
+  nodes.map((id) => (byNode?.[id] === undefined ? "-" : String(byNode[id]))).join(" / ");
+
 interface NodeCost {
   node: number;
   rssBytes: number;
@@ -107,6 +168,8 @@ interface StepResult {
   diskGrowthBytesPerCounterMedian: number;
   logLastIndexSum: number;
   loadAverage: string;
+  /** Per node: the longest event-loop stall during this step's fill and AddBatch measurement (ms). */
+  longestStallMs: Record<number, number>;
 }
 
 interface KillTrial {
@@ -126,6 +189,8 @@ interface KillTrial {
   restartCaughtUpMs: number;
   /** Per shard the dead node led: ms from the kill until a live node reported itself its leader. */
   newLeaderMsByShard: Record<number, number>;
+  /** Per node: the longest event-loop stall from the trial's start until the restarted node caught up (ms). */
+  longestStallMs: Record<number, number>;
 }
 
 let cluster: TestCluster | undefined;
@@ -196,12 +261,19 @@ async function nodeCosts(): Promise<NodeCost[]> {
   );
 }
 
-/** A node's /metrics samples by name (labels dropped: every sample used here has only the node label). */
+/**
+ * A node's /metrics samples by name (labels dropped: every sample used here has only the node label),
+ * and the event-loop stall series noted in `stalls`.
+ */
 async function nodeMetrics(id: number): Promise<Map<string, number>> {
   const response = await fetch(`${cluster!.opsUrl(id)}/metrics`, { signal: AbortSignal.timeout(10_000) });
   const samples = new Map<string, number>();
-  for (const match of (await response.text()).matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{[^}]*\})? (\S+)$/gm))
-    samples.set(match[1]!, Number(match[2]));
+  let recentMax: number | undefined;
+  for (const match of (await response.text()).matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/gm)) {
+    samples.set(match[1]!, Number(match[3]));
+    if (match[1] === "tally_event_loop_delay_recent_seconds" && match[2]?.includes('quantile="1"')) recentMax = Number(match[3]);
+  }
+  stalls.note(id, recentMax, samples.get("tally_event_loop_delay_max_seconds"));
   return samples;
 }
 
@@ -342,6 +414,7 @@ async function shardLeaders(): Promise<Map<number, number>> {
  * and a linearizable get of `probes` (one known key per shard) returns its value on every shard.
  */
 async function fullRestart(probes: Map<number, { key: string; value: bigint }>) {
+  await stalls.take(NODES); // the stalls before the stop belong to the phase before
   const stopStart = performance.now();
   const exitCodes = await Promise.all(NODES.map((id) => cluster!.stop(id, STOP_TIMEOUT_MS)));
   const stopSeconds = (performance.now() - stopStart) / 1000;
@@ -369,6 +442,7 @@ async function fullRestart(probes: Map<number, { key: string; value: bigint }>) 
       readyMs: readyMs.map((ms) => round(ms, 0)),
       servingMs: round(servingMs, 0),
       rssAfterRestart: NODES.map((id) => processRssBytes(pidOf(id))),
+      longestStallMs: await stalls.take(NODES),
     };
   } finally {
     await client.close();
@@ -377,6 +451,7 @@ async function fullRestart(probes: Map<number, { key: string; value: bigint }>) 
 
 /** SIGKILL one node, start it alone, time until its /readyz is 200 and a STALE read through it is right. */
 async function singleNodeRestart(id: number, probe: { key: string; value: bigint; shard: number }) {
+  await stalls.take(NODES); // before the phase: its own stalls start here
   await cluster!.kill(id);
   const start = performance.now();
   startNode(id);
@@ -391,11 +466,87 @@ async function singleNodeRestart(id: number, probe: { key: string; value: bigint
         throw new Error(`STALE read of ${probe.key} through node ${id} gave ${read.value}, expected ${probe.value}`);
       return performance.now() - start;
     });
-    return { node: id, readyMs: round(readyMs, 0), staleReadMs: round(readMs, 0) };
+    return { node: id, readyMs: round(readyMs, 0), staleReadMs: round(readMs, 0), longestStallMs: await stalls.take(NODES) };
   } finally {
     node.close();
   }
 }
+
+/**
+ * A new replica: a 4th node joins the cluster (added to cluster.yaml and started; it joins the map
+ * with its first heartbeat) and a replica of `probe.shard` moves to it from one of the shard's
+ * followers (ShardMove, what `tallyctl shard move` sends). Timed from the node's start until a STALE
+ * read through it of the shard's known key is right, and from the move's acceptance; the longest
+ * event-loop stall of every node meanwhile (the leader builds and sends a snapshot, the new node
+ * installs it).
+ */
+async function newReplicaJoin(probe: { key: string; value: bigint; shard: number }, filled: number) {
+  await stalls.take(NODES); // the stalls before the join belong to the phase before
+  const id = await cluster!.addNode("z4");
+  joinedNode = id;
+  const client = new TallyClient({
+    endpoints: NODES.map((n) => cluster!.config.nodes.find((c) => c.id === n)!.client),
+    deadlineMs: 10_000,
+  });
+  const node = new RawNodeClient(cluster!.config.nodes.find((n) => n.id === id)!.client);
+  try {
+    const leader = (await client.routes()).shards.find((s) => s.shardId === probe.shard)!.leaderId;
+    const from = NODES.map(String).find((n) => n !== leader)!;
+    const start = performance.now();
+    startNode(id);
+    // Accepted once the metadata leader has the node in its map (its first heartbeat).
+    await until(
+      `node ${id} accepted as the target of a move of shard ${probe.shard}`,
+      SERVE_TIMEOUT_MS,
+      async () => {
+        await client.admin("ShardMove", { shardId: probe.shard, fromNode: from, toNode: String(id) }, { deadlineMs: 5000 });
+        return true;
+      },
+      250,
+    );
+    const moveAcceptedMs = performance.now() - start;
+    // The new node's start-up (opening its store, joining the map) apart from receiving the shard.
+    const newNodeStartupStallMs = await stalls.takeOne(id);
+    const staleReadMs = await until(`a STALE read of shard ${probe.shard} through the new node ${id}`, SERVE_TIMEOUT_MS, async () => {
+      if (!cluster!.processes.has(id))
+        throw new NodeExitedError(`node ${id} exited (${exits.get(id) ?? "?"}); its last output:\n${cluster!.logs(id).slice(-3000)}`);
+      const read = await node.call("get", { key: Buffer.from(probe.key), consistency: "STALE", shardId: probe.shard }, 1000);
+      if (BigInt(read.value) !== probe.value)
+        throw new Error(`STALE read of ${probe.key} through node ${id} gave ${read.value}, expected ${probe.value}`);
+      return performance.now() - start;
+    });
+    const counters = await shardCounters(client, probe.shard, filled);
+    return {
+      node: id,
+      shard: probe.shard,
+      movedFrom: Number(from),
+      shardCounters: counters,
+      moveAcceptedMs: round(moveAcceptedMs, 0),
+      staleReadMs: round(staleReadMs, 0),
+      staleReadAfterMoveMs: round(staleReadMs - moveAcceptedMs, 0),
+      newNodeStartupStallMs,
+      longestStallMs: await stalls.take([...NODES, id]),
+    };
+  } finally {
+    node.close();
+    await client.close();
+  }
+}
+
+/** How many of the filled counters (keys [0, filled)) live in `shard`, by the client's routing map. */
+async function shardCounters(client: TallyClient, shard: number, filled: number): Promise<number> {
+  const route = (await client.routes()).shards.find((s) => s.shardId === shard)!;
+  const encoder = new TextEncoder();
+  let n = 0;
+  for (let i = 0; i < filled; i++) {
+    const slot = slotOf(encoder.encode(counterKey(i)));
+    if (slot >= route.slotStart && slot < route.slotEnd) n++;
+  }
+  return n;
+}
+
+/** The 4th node newReplicaJoin() started, if it did. */
+let joinedNode: number | undefined;
 
 /** The closed loop of single adds the leader-kill trials run under, with per-key accounting. */
 class AddLoop {
@@ -462,6 +613,8 @@ async function leaderKillTrial(loop: AddLoop, shard: number): Promise<KillTrial>
   const leaders = await shardLeaders();
   const killedNode = leaders.get(shard)!;
   const shardsLed = [...leaders].filter(([, node]) => node === killedNode).map(([s]) => s);
+  // Its last stalls before it dies (the phase's for the others are taken at the trial's end).
+  await stalls.scrape([killedNode]);
   const killedAt = performance.now();
   await cluster!.kill(killedNode);
   const elected = await electionTimes(shardsLed, killedAt);
@@ -506,6 +659,7 @@ async function leaderKillTrial(loop: AddLoop, shard: number): Promise<KillTrial>
     restartReadyMs: round(restartReadyMs, 0),
     restartCaughtUpMs: round(restartCaughtUpMs, 0),
     newLeaderMsByShard: Object.fromEntries([...elected].map(([s, ms]) => [s, round(ms)])),
+    longestStallMs: await stalls.take(NODES),
   };
 }
 
@@ -617,6 +771,7 @@ async function leaderKills() {
   let accounting;
   try {
     await sleep(2000);
+    await stalls.take(NODES); // the loop's start belongs to no trial
     for (let t = 0; t < trials; t++) {
       const trial = await leaderKillTrial(loop, (t % SHARDS) + 1);
       kills.push(trial);
@@ -662,13 +817,15 @@ async function main(): Promise<void> {
   await client.connect();
   await sleep(1000);
   const baseline = await nodeCosts();
+  // The nodes' start-up and the empty cluster's first second belong to no step.
+  const startupStallMs = await stalls.take(NODES);
   console.log(
-    `empty cluster: RSS ${baseline.map((c) => mb(c.rssBytes)).join(" / ")} MB, disk ${baseline.map((c) => mb(c.diskBytes)).join(" / ")} MB`,
+    `empty cluster: RSS ${baseline.map((c) => mb(c.rssBytes)).join(" / ")} MB, disk ${baseline.map((c) => mb(c.diskBytes)).join(" / ")} MB, longest stall since start ${stallCells(startupStallMs, NODES)} ms`,
   );
 
   const results: StepResult[] = [];
   const notes: string[] = [];
-  partial = { date: started.toISOString(), loadAverageStart: loadStart, baseline, steps: results, notes };
+  partial = { date: started.toISOString(), loadAverageStart: loadStart, baseline, startupStallMs, steps: results, notes };
   let filled = 0;
   let killed: ({ counters: number } & Awaited<ReturnType<typeof leaderKills>>) | undefined;
   for (const target of steps) {
@@ -686,6 +843,7 @@ async function main(): Promise<void> {
     const costs = await nodeCosts();
     const existing = await existingThroughput(client, target);
     checkNodesAlive(NODES);
+    const longestStallMs = await stalls.take(NODES);
     const perCounter = (f: (c: NodeCost, b: NodeCost) => number) => round(median(costs.map((c, i) => f(c, baseline[i]!) / target)));
     const step: StepResult = {
       counters: target,
@@ -700,6 +858,7 @@ async function main(): Promise<void> {
       diskGrowthBytesPerCounterMedian: perCounter((c, b) => c.diskBytes - b.diskBytes),
       logLastIndexSum: await logLastIndexSum(client),
       loadAverage: `${stepLoadStart} -> ${loadAverage()}`,
+      longestStallMs,
     };
     results.push(step);
     console.log(
@@ -742,10 +901,22 @@ async function main(): Promise<void> {
     "error" in singleRestart ? { error: "not run: the single-node restart failed" } : await fullRestart(probes).catch(failedPhase);
   console.log(JSON.stringify(restart));
   partial.restart = restart;
+  console.log(`a 4th node joins and takes a replica of shard ${probeShard}...`);
+  const newReplica = await newReplicaJoin({ ...probes.get(probeShard)!, shard: probeShard }, filled).catch(failedPhase);
+  console.log(JSON.stringify(newReplica));
+  partial.newReplica = newReplica;
+  if (!("error" in newReplica))
+    notes.push(
+      `the store inspection at the end finds node ${newReplica.movedFrom} without shard ${newReplica.shard}: its replica moved to node ${newReplica.node}`,
+    );
 
   console.log("stopping every node to compact and inspect its LevelDB...");
-  await Promise.all(NODES.map((id) => cluster!.stop(id, STOP_TIMEOUT_MS)));
-  for (const id of NODES) await cluster.kill(id); // a node that did not stop in time
+  const allNodes = joinedNode === undefined ? NODES : [...NODES, joinedNode];
+  await stalls.scrape(allNodes);
+  const longestStallMsByNode = stalls.wholeRun();
+  console.log(JSON.stringify({ longestStallMsByNode }));
+  await Promise.all(allNodes.map((id) => cluster!.stop(id, STOP_TIMEOUT_MS)));
+  for (const id of allNodes) await cluster.kill(id); // a node that did not stop in time
   const stores = await inspectStores();
   for (const s of stores) console.log(JSON.stringify(s));
 
@@ -767,10 +938,13 @@ async function main(): Promise<void> {
       measureSeconds,
     },
     baseline,
+    startupStallMs,
     steps: results,
     logBeforeRestart,
     restart,
     singleRestart,
+    newReplica,
+    longestStallMsByNode,
     killsAtCounters: killed!.counters,
     kills,
     killSummary: {
@@ -808,17 +982,17 @@ function renderMarkdown(s: any, largest: number): string {
   );
   lines.push("");
   lines.push(
-    "| counters | fill increments/s | AddBatch on existing: increments/s (p50 / p99 ms) | RSS MB n1 / n2 / n3 | RSS bytes/counter (growth) | V8 heap used / external MB (median node) | disk MB n1 / n2 / n3 | disk bytes/counter (growth) | load average |",
+    "| counters | fill increments/s | AddBatch on existing: increments/s (p50 / p99 ms) | RSS MB n1 / n2 / n3 | RSS bytes/counter (growth) | V8 heap used / external MB (median node) | disk MB n1 / n2 / n3 | disk bytes/counter (growth) | longest stall (ms) n1 / n2 / n3 | load average |",
   );
-  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  lines.push("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
   for (const r of s.steps as StepResult[]) {
     lines.push(
-      `| ${r.counters.toLocaleString("en-US")} | ${r.fillIncrementsPerSecond.toLocaleString("en-US")} | ${r.existing.unitsPerSecond.toLocaleString("en-US")} (${r.existing.p50Ms.toFixed(0)} / ${r.existing.p99Ms.toFixed(0)}) | ${r.nodes.map((n) => mb(n.rssBytes)).join(" / ")} | ${r.rssBytesPerCounterMedian} (${r.rssGrowthBytesPerCounterMedian}) | ${mb(median(r.nodes.map((n) => n.heapUsedBytes)))} / ${mb(median(r.nodes.map((n) => n.externalBytes)))} | ${r.nodes.map((n) => mb(n.diskBytes)).join(" / ")} | ${r.diskBytesPerCounterMedian} (${r.diskGrowthBytesPerCounterMedian}) | ${r.loadAverage} |`,
+      `| ${r.counters.toLocaleString("en-US")} | ${r.fillIncrementsPerSecond.toLocaleString("en-US")} | ${r.existing.unitsPerSecond.toLocaleString("en-US")} (${r.existing.p50Ms.toFixed(0)} / ${r.existing.p99Ms.toFixed(0)}) | ${r.nodes.map((n) => mb(n.rssBytes)).join(" / ")} | ${r.rssBytesPerCounterMedian} (${r.rssGrowthBytesPerCounterMedian}) | ${mb(median(r.nodes.map((n) => n.heapUsedBytes)))} / ${mb(median(r.nodes.map((n) => n.externalBytes)))} | ${r.nodes.map((n) => mb(n.diskBytes)).join(" / ")} | ${r.diskBytesPerCounterMedian} (${r.diskGrowthBytesPerCounterMedian}) | ${stallCells(r.longestStallMs, NODES)} | ${r.loadAverage} |`,
     );
   }
   lines.push("");
   lines.push(
-    `Per counter: the median node's whole RSS (or data dir) divided by the counters; in parentheses the growth since the empty cluster (RSS ${s.baseline.map((c: NodeCost) => mb(c.rssBytes)).join(" / ")} MB, disk ${s.baseline.map((c: NodeCost) => mb(c.diskBytes)).join(" / ")} MB) divided by the counters. Every node holds a replica of every shard.`,
+    `Per counter: the median node's whole RSS (or data dir) divided by the counters; in parentheses the growth since the empty cluster (RSS ${s.baseline.map((c: NodeCost) => mb(c.rssBytes)).join(" / ")} MB, disk ${s.baseline.map((c: NodeCost) => mb(c.diskBytes)).join(" / ")} MB) divided by the counters. Every node holds a replica of every shard. Longest stall: the longest event-loop delay a node's /metrics reported during the step's fill and AddBatch measurement (tally_event_loop_delay_*, sampled every 2 ms, so up to 2 ms above the stall; the bound is 20 ms at 10 M counters).`,
   );
   for (const note of s.notes as string[]) lines.push("", `Note: ${note}.`);
   lines.push(
@@ -834,7 +1008,7 @@ function renderMarkdown(s: any, largest: number): string {
   if ("error" in s.singleRestart) lines.push(`| one node SIGKILLed and restarted alone | ${failed(s.singleRestart)} |`);
   else
     lines.push(
-      `| one node SIGKILLed and restarted alone, until its /readyz is 200 / a STALE read through it is right | ${(s.singleRestart.readyMs / 1000).toFixed(2)} s / ${(s.singleRestart.staleReadMs / 1000).toFixed(2)} s |`,
+      `| one node SIGKILLed and restarted alone, until its /readyz is 200 / a STALE read through it is right; longest stall (ms) n1 / n2 / n3 | ${(s.singleRestart.readyMs / 1000).toFixed(2)} s / ${(s.singleRestart.staleReadMs / 1000).toFixed(2)} s; ${stallCells(s.singleRestart.longestStallMs, NODES)} |`,
     );
   if ("error" in s.restart) lines.push(`| restart of all 3 nodes (SIGTERM, then start) | ${failed(s.restart)} |`);
   else {
@@ -845,9 +1019,26 @@ function renderMarkdown(s: any, largest: number): string {
       `| the same, until a linearizable get of a known key is right on every shard | ${(s.restart.servingMs / 1000).toFixed(2)} s |`,
     );
     lines.push(
+      `| the same: longest stall (ms) n1 / n2 / n3, from the start until serving | ${stallCells(s.restart.longestStallMs, NODES)} |`,
+    );
+    lines.push(
       `| RSS right after that restart, n1 / n2 / n3 | ${s.restart.rssAfterRestart.map(mb).join(" / ")} MB (${round(median(s.restart.rssAfterRestart) / largest)} bytes/counter) |`,
     );
   }
+  if ("error" in s.newReplica) lines.push(`| a 4th node joins and takes a replica of one shard | ${failed(s.newReplica)} |`);
+  else {
+    const r = s.newReplica;
+    lines.push(
+      `| a 4th node joins and takes a replica of shard ${r.shard} (${r.shardCounters.toLocaleString("en-US")} counters, moved from n${r.movedFrom}): from its start until a STALE read through it is right (of which after the move was accepted) | ${(r.staleReadMs / 1000).toFixed(2)} s (${(r.staleReadAfterMoveMs / 1000).toFixed(2)} s) |`,
+    );
+    lines.push(
+      `| the same: longest stall (ms) n1 / n2 / n3 / n${r.node} (the new node, after the move was accepted; its start-up before: ${r.newNodeStartupStallMs ?? "-"} ms) | ${stallCells(r.longestStallMs, [...NODES, r.node])} |`,
+    );
+  }
+  const wholeRunNodes = Object.keys(s.longestStallMsByNode).map(Number);
+  lines.push(
+    `| longest event-loop stall over the whole run (ms) ${wholeRunNodes.map((id) => `n${id}`).join(" / ")} | ${stallCells(s.longestStallMsByNode, wholeRunNodes)} |`,
+  );
   lines.push(
     `| Raft log at restart: last index summed over the 8 shards (node 1) | ${Object.values(
       s.logBeforeRestart[0].lastIndexByShard as Record<string, number>,
@@ -894,6 +1085,9 @@ function renderMarkdown(s: any, largest: number): string {
       `| the same, until it applied what the others had committed when it was ready (median of trials; the next trial waits for it) | ${(median(caughtUp) / 1000).toFixed(2)} s |`,
     );
   lines.push(
+    `| longest stall per trial (ms) n1 / n2 / n3, from the trial's start until the restarted node caught up (the killed node's: before the kill, then after its restart) | ${s.kills.map((k: KillTrial) => stallCells(k.longestStallMs, NODES)).join("; ")} |`,
+  );
+  lines.push(
     `| adds acknowledged / ambiguous / failed; counters' sum | ${s.accounting.acked.toLocaleString("en-US")} / ${s.accounting.ambiguous} / ${s.accounting.failed}; ${s.accounting.sum.toLocaleString("en-US")} (${s.accounting.ok ? "every key within [acked, acked + ambiguous]" : `${s.accounting.badKeys.length} keys OUTSIDE [acked, acked + ambiguous]`}) |`,
   );
   return `${lines.join("\n")}\n`;
@@ -914,7 +1108,14 @@ try {
   if (partial !== undefined) {
     mkdirSync(resultsDir, { recursive: true });
     const path = resultPath(new Date(partial.date)).replace(/\.json$/, "-failed.json");
-    writeFileSync(path, JSON.stringify({ ...partial, error: (error as Error).message, loadAverageEnd: loadAverage() }, null, 2));
+    writeFileSync(
+      path,
+      JSON.stringify(
+        { ...partial, longestStallMsByNode: stalls.wholeRun(), error: (error as Error).message, loadAverageEnd: loadAverage() },
+        null,
+        2,
+      ),
+    );
     console.error(`failed; what was measured is in ${path}`);
   }
   throw error;

@@ -17,8 +17,9 @@ import { authorizerFor } from "./config/auth.js";
 import { componentLogger, rootLogger, setLogDestination } from "../util/log.js";
 import { buildInfo } from "../util/build-info.js";
 import { chooseLogFormat, prettyDestination } from "./ops/log-format.js";
-import { watchTestControl } from "./ops/test-control.js";
+import { applyFaultSwitches, readFaultSwitches } from "./testing/fault-switches.js";
 import { nodeMetrics } from "./ops/metrics.js";
+import { EventLoopDelay } from "./ops/event-loop.js";
 import { NodeHealth, startOpsServer, type OpsServer } from "./ops/ops-http.js";
 
 /** On SIGTERM, how long calls in flight may take to finish before open streams are cancelled. */
@@ -79,14 +80,18 @@ function loadConfig(): ClusterConfig {
 }
 
 async function main(): Promise<void> {
-  watchTestControl(log);
+  // The chaos harness's TALLY_TEST_* switches (all unset in production), read here and nowhere else.
+  const faults = readFaultSwitches();
+  applyFaultSwitches(faults, log);
+  // From before the node starts, so tally_event_loop_delay_max_seconds covers its start-up (loading the shards) too.
+  const eventLoopDelay = EventLoopDelay.monitor();
   const config = loadConfig();
   const self = findNode(config, options.node);
   const clientListen = listenAddress(self, "client")!;
   const metricsListen = listenAddress(self, "metrics");
   const field = (port: "client" | "metrics") =>
     `nodes[${config.nodes.indexOf(self)}].${self[`${port}Listen`] === undefined ? port : `${port}Listen`}`;
-  const node = new TallyNode({ config, nodeId: options.node });
+  const node = new TallyNode({ config, nodeId: options.node, faults: faults.node });
   node.onFatal = (error) => {
     process.stderr.write(`tallyd: node ${options.node} stopped: ${error.message}\n`);
     rootLogger.flush();
@@ -99,7 +104,7 @@ async function main(): Promise<void> {
     process.exit(3);
   }
   const health = new NodeHealth(node);
-  const metrics = nodeMetrics(node, () => health.readiness().ready);
+  const metrics = nodeMetrics(node, () => health.readiness().ready, { eventLoopDelay });
   const server = createClientServer(node, componentLogger("api", { node: options.node }), metrics);
   // After createClientServer: readiness changes now reach the gRPC health service too.
   health.start();

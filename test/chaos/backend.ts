@@ -66,7 +66,7 @@ export interface ClusterBackend {
   /** How a stopped node ended (exit code or signal), for the report. */
   exitInfo(id: number): Promise<string>;
   /**
-   * Jumps a running node's clocks (test control file, src/server/ops/test-control.ts): the wall clock
+   * Jumps a running node's clocks (test control file, src/server/testing/fault-switches.ts): the wall clock
    * to `wallJumpMs` from where it started (either sign; 0 puts it back), the monotonic clock
    * forward by `monotonicForwardMs` more (it never goes back). A restarted node keeps the jumps.
    */

@@ -112,6 +112,16 @@ describe("metrics", () => {
       expect(samples.some((s) => s.name === "tally_proposals_pending")).toBe(true);
       expect(samples.some((s) => s.name === "process_cpu_user_seconds_total")).toBe(true);
       expect(samples.some((s) => s.name === "nodejs_eventloop_lag_seconds")).toBe(true);
+      // The event loop's delay: sampled every 2 ms, so a running node has waited at least that long once.
+      expect(sum(samples, "tally_event_loop_delay_max_seconds")).toBeGreaterThanOrEqual(0.001);
+      expect(sum(samples, "tally_event_loop_delay_max_seconds")).toBeGreaterThanOrEqual(
+        sum(samples, "tally_event_loop_delay_recent_seconds", { quantile: "1" }),
+      );
+      expect(samples.filter((s) => s.name === "tally_event_loop_delay_recent_seconds").map((s) => s.labels.quantile)).toEqual([
+        "0.5",
+        "0.99",
+        "1",
+      ]);
       expect(sum(samples, "tally_node_ready")).toBe(1);
     }
     // Pipeline adds were timed: the latency histogram counts at least as many as were acknowledged.

@@ -1,5 +1,5 @@
 /**
- * The chaos harness's live clock jumps (src/server/ops/test-control.ts + jumpTestClock): the wall clock
+ * The chaos harness's live clock jumps (src/server/testing/fault-switches.ts + jumpTestClock): the wall clock
  * moves either way and back; the monotonic clock only ever moves forward.
  */
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
 import { afterEach, describe, expect, it } from "vitest";
-import { watchTestControl } from "../../src/server/ops/test-control.js";
+import { watchTestControl } from "../../src/server/testing/fault-switches.js";
 import { jumpTestClock, monotonicMs, wallClockMs } from "../../src/util/clock.js";
 import { eventually } from "../support/cluster.js";
 

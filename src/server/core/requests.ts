@@ -52,7 +52,7 @@ export function submitCommand(
 }
 
 /**
- * PLANTED BUG for the chaos harness (TALLY_TEST_ACK_BEFORE_COMMIT=1, never in production): answers
+ * PLANTED BUG for the chaos harness (TallyNode's `faults.ackBeforeCommit`, never in production): answers
  * a mutation from the leader's applied state before the entry is committed, then proposes it
  * anyway. A leader crash loses acknowledged writes and concurrent adds see stale values; the
  * chaos checker must catch both (test/chaos/planted.test.ts).

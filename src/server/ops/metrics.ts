@@ -8,7 +8,9 @@
  *   a map lookup and an increment, never a label hash or a new series;
  * - state read at scrape time (Raft term, leader, commit and applied index, lease, queue depths,
  *   peer queues, the node's own counters): nothing on the hot path at all;
- * - tally_build_info{version, node_version} = 1, set once, so a dashboard can show which build runs.
+ * - tally_build_info{version, node_version} = 1, set once, so a dashboard can show which build runs;
+ * - the event loop's delay (src/server/ops/event-loop.ts): the longest since start, and p50, p99 and
+ *   max since the previous scrape, from a monitorEventLoopDelay histogram read at scrape time.
  *
  * The endpoint has no authentication (src/server/ops/ops-http.ts), so nothing here may be a secret the
  * cluster's safety depends on. Term, leader and indexes are not: every client reply carries a
@@ -20,6 +22,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom
 import { Role } from "../../raft/types.js";
 import { buildInfo } from "../../util/build-info.js";
 import type { TallyNode } from "../node.js";
+import { EventLoopDelay, RESOLUTION_MS, type EventLoopDelaySample } from "./event-loop.js";
 
 /** One Raft group as a scrape sees it. */
 export interface GroupSample {
@@ -64,6 +67,8 @@ export interface MetricsOptions {
   nodeId: number;
   /** process_* and nodejs_* series (CPU, memory, event loop lag, GC). Default true. */
   defaultMetrics?: boolean;
+  /** The tally_event_loop_delay_* series' source: default a monitor on this process's loop; false for none. */
+  eventLoopDelay?: EventLoopDelay | false;
 }
 
 /** Latency buckets: a lease read on loopback is ~0.2 ms, a mutation one fsync, a bad one the 5 s timeout. */
@@ -76,6 +81,9 @@ type Observer = { observe(value: number): void };
 export class NodeMetrics {
   readonly registry = new Registry();
   private sample: NodeSample | undefined;
+  private readonly eventLoop: EventLoopDelay | undefined;
+  /** The event-loop delay read once per scrape (a read starts the next window). */
+  private loopSample: EventLoopDelaySample | undefined;
 
   private readonly requests: Counter<"rpc" | "code">;
   private readonly latency: Histogram<"rpc">;
@@ -99,6 +107,7 @@ export class NodeMetrics {
     const registers = [this.registry];
     this.registry.setDefaultLabels({ node: String(options.nodeId) });
     if (options.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    this.eventLoop = options.eventLoopDelay === false ? undefined : (options.eventLoopDelay ?? EventLoopDelay.monitor());
 
     this.requests = new Counter({
       name: "tally_requests_total",
@@ -137,6 +146,7 @@ export class NodeMetrics {
     this.registerGroupGauges(registers);
     this.registerSampleCounters(registers);
     this.registerNodeGauges(registers);
+    if (this.eventLoop !== undefined) this.registerEventLoopGauges(registers);
   }
 
   /** Per Raft group, read from the sample at scrape time. */
@@ -263,8 +273,37 @@ export class NodeMetrics {
     });
   }
 
+  /** The event loop's delay (src/server/ops/event-loop.ts): how long something held the loop. */
+  private registerEventLoopGauges(registers: Registry[]): void {
+    const metrics = this;
+    new Gauge({
+      name: "tally_event_loop_delay_max_seconds",
+      help: `Longest event-loop delay since the node started: the longest anything (a checkpoint, compaction, snapshot send or install, an apply) held the loop, plus up to the ${RESOLUTION_MS} ms sampling interval`,
+      registers,
+      collect() {
+        this.set(metrics.currentLoop().maxSeconds);
+      },
+    });
+    new Gauge({
+      name: "tally_event_loop_delay_recent_seconds",
+      help: `Event-loop delay since the previous scrape: p50 (quantile="0.5"), p99 (quantile="0.99") and max (quantile="1"), sampled every ${RESOLUTION_MS} ms (an idle loop reads about that); 0 when no sample fell in the window`,
+      labelNames: ["quantile"],
+      registers,
+      collect() {
+        const { recent } = metrics.currentLoop();
+        this.set({ quantile: "0.5" }, recent.p50Seconds);
+        this.set({ quantile: "0.99" }, recent.p99Seconds);
+        this.set({ quantile: "1" }, recent.maxSeconds);
+      },
+    });
+  }
+
   private current(): NodeSample {
     return this.sample ?? this.source();
+  }
+
+  private currentLoop(): EventLoopDelaySample {
+    return this.loopSample ?? this.eventLoop!.read();
   }
 
   /** One request answered: `code` is "OK" or a tally error code. */
@@ -314,10 +353,12 @@ export class NodeMetrics {
   /** The Prometheus text exposition, from one consistent sample of the node. */
   async scrape(): Promise<string> {
     this.sample = this.source();
+    this.loopSample = this.eventLoop?.read();
     try {
       return await this.registry.metrics();
     } finally {
       this.sample = undefined;
+      this.loopSample = undefined;
     }
   }
 
