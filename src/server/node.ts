@@ -127,6 +127,7 @@ export class TallyNode implements ControllerHost {
       replicaOf: (shardId) => this.groups.replicas.get(shardId),
       queueWrite: (write, afterDurable) => this.loop?.queueWrite(write, afterDurable),
       pause: yieldToEventLoop,
+      nowMs: monotonicMs,
     });
     this.snapshots = new SnapshotExchange({
       checkpoints: this.checkpointStore,
@@ -211,7 +212,10 @@ export class TallyNode implements ControllerHost {
     if (this.meta !== undefined) this.controller = this.newController();
     this.loop.start();
     this.groups.reconcile();
-    this.heartbeatTimer = setInterval(() => void this.heartbeat(), this.config.placement.heartbeatMs);
+    this.heartbeatTimer = setInterval(() => {
+      if (this.isRunning) this.checkpointer.sweep(this.groups.replicas.values());
+      void this.heartbeat();
+    }, this.config.placement.heartbeatMs);
     this.heartbeatTimer.unref();
     this.log.info({ shards: [...this.replicas.keys()], meta: this.meta !== undefined, peer: this.self.peer }, "node started");
   }

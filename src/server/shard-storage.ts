@@ -27,6 +27,8 @@ export interface CheckpointState {
   inFlight: boolean;
   appliedBytesSince: number;
   appliedEntriesSince: number;
+  /** When the last checkpoint started (monotonic ms); unset until the first sweep sees the shard. */
+  lastStartedMs?: number;
 }
 
 export function newCheckpointState(): CheckpointState {

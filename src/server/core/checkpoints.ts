@@ -30,9 +30,14 @@ import type { NodeStats } from "./node-types.js";
 import type { CheckpointStore } from "./ports.js";
 
 /** A checkpoint is due once this many bytes of entries were applied since the last one... */
-export const CHECKPOINT_LOG_BYTES_MIN = 8 * 1024 * 1024;
-/** ...and at least this fraction of the last checkpoint's size (so the log on disk stays a fraction of the state). */
+export const CHECKPOINT_LOG_BYTES_MIN = 4 * 1024 * 1024;
+/**
+ * ...and at least this fraction of the last checkpoint's size (compressed, as written), so the log
+ * on disk stays a fraction of the state and a restart replays a bounded log.
+ */
 export const CHECKPOINT_LOG_FRACTION = 0.25;
+/** A shard that applied anything since its last checkpoint gets one after this long, however little (sweep()). */
+export const CHECKPOINT_IDLE_MS = 30_000;
 /**
  * The log keeps a tail below the checkpoint for briefly lagging followers: at most this many
  * bytes, 1,000 entries, and half of snapshotEveryEntries.
@@ -57,6 +62,8 @@ export interface CheckpointerOptions {
   queueWrite: (write: (batch: StoreBatch) => void, afterDurable: () => void) => void;
   /** Yields to the event loop between slices of work. */
   pause: () => Promise<void>;
+  /** The monotonic clock (for sweep()). */
+  nowMs: () => number;
   /**
    * PLANTED BUG for the simulator (never set in production): a commit compacts the log up to the
    * shard's applied index, above the checkpoint it records, so the entries between them exist
@@ -111,6 +118,22 @@ export class Checkpointer {
       .finally(() => (this.preparing = false));
   }
 
+  /**
+   * Starts a checkpoint of every shard that applied anything since its last one and has not had one
+   * for CHECKPOINT_IDLE_MS (so a shard that went quiet below the size threshold still bounds the
+   * log a restart replays). Called from a timer, between loop iterations.
+   */
+  sweep(replicas: Iterable<ShardReplica>): void {
+    const now = this.options.nowMs();
+    for (const replica of replicas) {
+      const state = replica.storage.checkpoint;
+      if (this.stopped || this.running.size >= CHECKPOINTS_IN_FLIGHT_MAX) return;
+      if (state.inFlight || state.appliedEntriesSince === 0) continue;
+      state.lastStartedMs ??= now;
+      if (now - state.lastStartedMs >= CHECKPOINT_IDLE_MS) this.start(replica);
+    }
+  }
+
   /** Starts a checkpoint of the shard at its applied index when one is due (called inside the loop, after an apply). */
   maybeStart(replica: ShardReplica): void {
     const state = replica.storage.checkpoint;
@@ -138,6 +161,7 @@ export class Checkpointer {
     const image = replica.machine.captureImage(this.preparing ? undefined : this.spare);
     this.spare = undefined;
     state.inFlight = true;
+    state.lastStartedMs = this.options.nowMs();
     state.appliedBytesSince = 0;
     state.appliedEntriesSince = 0;
     const run = this.write(replica, header, image).finally(() => {

@@ -264,7 +264,13 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
     for (const [groupId, message] of inbound) {
       const replica = this.groups.get(groupId);
       if (replica === undefined) continue;
-      replica.raw.step(message);
+      try {
+        replica.raw.step(message);
+      } catch (error) {
+        // Name the group and the message: a Raft assertion alone does not say where it happened.
+        (error as Error).message += ` (group ${groupId}, message type ${message.type} from node ${message.from}, term ${message.term})`;
+        throw error;
+      }
     }
   }
 

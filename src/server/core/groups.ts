@@ -32,6 +32,12 @@ import type { CheckpointStore, GroupRegistry } from "./ports.js";
 
 export type AnyReplica = GroupReplica<any, any, ReplicaMachine<any>>;
 
+/**
+ * Committed entries one Ready hands a group to apply, at most (at least one entry): with every
+ * shard of a node replaying at once (a restart), an iteration applies at most this much per shard.
+ */
+export const COMMITTED_BYTES_PER_READY_MAX = 64 * 1024;
+
 export interface NodeGroupsOptions {
   nodeId: number;
   config: ClusterConfig;
@@ -136,7 +142,9 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
       // idle machine, over 10 s on a loaded one, long enough for its heartbeats to stop and the
       // placement controller to abort the move ("target node 4 died"). The rest of the committed
       // entries come in the next iterations (etcd's default: MaxCommittedSizePerReady = MaxSizePerMsg).
-      maxCommittedSizePerReady: this.config.limits.maxSizePerMsgBytes,
+      // A shard's is smaller still: a restarted node replays every shard's log above its checkpoint
+      // at once, and 8 shards at 1 MiB each held the loop for seconds (bench/scale.ts).
+      maxCommittedSizePerReady: Math.min(this.config.limits.maxSizePerMsgBytes, COMMITTED_BYTES_PER_READY_MAX),
       preVote: true,
       checkQuorum: true,
       leaseDriftTicks: this.config.cluster.leaseDriftTicks,
@@ -274,10 +282,16 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
       );
     }
     if (state === undefined) {
-      // No state yet: a replica waiting for its first snapshot (or a bootstrap at index 1 without data).
+      // No state yet. At index 1 (a bootstrap snapshot, which carries no data): an empty shard over
+      // its INITIAL range at epoch 1, as installShardState() makes it, since the log above is
+      // replayed and every conf change in it bumps the epoch again (the descriptor the map gave
+      // the replica when it was created is already past them). At index 0 (a replica still
+      // waiting for its first snapshot): that descriptor, which says what it waits for.
       const descriptorBytes = await this.store.getGroupState(shardId);
       const descriptor =
-        descriptorBytes !== undefined ? decodeDescriptor(descriptorBytes, `shard ${shardId}`) : this.initialDescriptor(shardId);
+        recordedIndex === 1 || descriptorBytes === undefined
+          ? this.initialDescriptor(shardId)
+          : decodeDescriptor(descriptorBytes, `shard ${shardId}`);
       const machine = new CounterStateMachine(this.shardOptions);
       if (recordedIndex > 0) machine.applyEntry(recordedIndex, new Uint8Array(0));
       state = { descriptor, machine, header: undefined };

@@ -136,6 +136,7 @@ export class SimNode {
         if (alive()) loop?.queueWrite(write, afterDurable);
       },
       pause,
+      nowMs: () => host.nowMs(),
       plantedCompactAboveCheckpoint: host.plantCompactAboveCheckpoint,
     });
     const snapshots = new SnapshotExchange({
