@@ -94,7 +94,8 @@ const noBuffer = {
 export const determinism = [deterministicCore, noBuffer];
 
 export default defineConfig(
-  { ignores: ["dist/**", "node_modules/**", "data/**", "bench/results/**", "deploy/**", "examples/**", "bin/**"] },
+  // src/api/generated: written by proto-loader-gen-types (npm run gen:proto), not by hand.
+  { ignores: ["dist/**", "node_modules/**", "data/**", "bench/results/**", "deploy/**", "examples/**", "bin/**", "src/api/generated/**"] },
   {
     files: ["src/**/*.ts", "test/**/*.ts", "bench/**/*.ts", "scripts/**/*.ts"],
     languageOptions: {

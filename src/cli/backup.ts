@@ -35,6 +35,7 @@ import { restoreCluster, type RestoreSummary } from "../server/backup/restore.js
 import { UsageError } from "./exit-codes.js";
 import { formatTable } from "./format.js";
 import type { ClusterMapReply } from "./format-map.js";
+import type { ShardBackupChunkMessage } from "../api/proto.js";
 
 export type BackupClient = Pick<TallyClient, "admin" | "routes" | "adminStream" | "hotKeys">;
 
@@ -55,23 +56,8 @@ const SHARD_RETRY_WINDOW_MIN_MS = 30_000;
 const RETRY_PAUSE_MS = 200;
 const RETRYABLE = new Set(["NOT_LEADER", "UNAVAILABLE", "TIMEOUT", "OVERLOADED", "WRONG_SHARD", "AMBIGUOUS"]);
 
-interface ShardBackupChunk {
-  shardId: number;
-  epoch: string;
-  slotStart: number;
-  slotEnd: number;
-  appliedIndex: string;
-  term: string;
-  clockMs: string;
-  counters: string;
-  totalBytes: string;
-  offset: string;
-  data: Uint8Array;
-  last: boolean;
-  sha256: string;
-  leaderId: string;
-  clusterName: string;
-}
+/** One chunk of AdminService.ShardBackup (proto ShardBackupChunk). */
+type ShardBackupChunk = ShardBackupChunkMessage;
 
 /** Writes a complete backup of the cluster to `dir` (absent or empty) and returns its manifest. */
 export async function backupCluster(client: BackupClient, dir: string, options: BackupOptions): Promise<BackupManifest> {

@@ -1,14 +1,12 @@
 /** Human output of the partition map and of placement plans (tallyctl status, rebalance, failover). */
-import type { ClusterMapResponseMessage } from "../api/proto.js";
+import type { ClusterMapResponseMessage, RebalanceResponseMessage } from "../api/proto.js";
 import { formatTable as table } from "./format.js";
 
 /** The ClusterMap reply as the client library decodes it (proto ClusterMapResponse). */
 export type ClusterMapReply = ClusterMapResponseMessage;
 
-export interface PlanReply {
-  changes: Array<{ kind: string; shardId: number; fromNode: string; toNode: string; reason: string }>;
-  summary: string;
-}
+/** The Rebalance and Failover reply (proto RebalanceResponse). */
+export type PlanReply = RebalanceResponseMessage;
 
 export function formatClusterMap(map: ClusterMapReply): string {
   const lines: string[] = [];

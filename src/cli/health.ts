@@ -8,6 +8,7 @@
  * "A shard has a leader" means a node that answered now reports itself as its leader; a leader
  * that other replicas still name but that did not answer does not count.
  */
+import type { StatusResponseMessage } from "../api/proto.js";
 import type { ClusterStatus, GroupStatus, NodeStatus } from "../client/index.js";
 import { EXIT, type ExitCode } from "./exit-codes.js";
 import { formatTable } from "./format.js";
@@ -159,10 +160,8 @@ export interface EndpointHealth {
   problem?: string;
 }
 
-/** A node's own status (AdminService.Status, localOnly), as far as `endpoint health` reads it. */
-export interface LocalStatusReply {
-  nodes?: Array<{ nodeId?: string; groups?: Array<{ groupId: number; role: string; leaderId: string }> }>;
-}
+/** A node's own status (AdminService.Status with local_only; proto StatusResponse). */
+export type LocalStatusReply = StatusResponseMessage;
 
 export function formatEndpointHealth(results: EndpointHealth[]): string {
   return results

@@ -4,7 +4,7 @@
  * admin calls on one node.
  */
 import { decodeServiceError } from "../api/error-details.js";
-import type { StatusResponseMessage } from "../api/proto.js";
+import type { StatusRequestInput, StatusResponseMessage } from "../api/proto.js";
 import { monotonicMs } from "../util/clock.js";
 import { nodeAnswered, type ConnectionPool } from "./connection-pool.js";
 import { ClusterUnreachableError } from "./errors.js";
@@ -34,7 +34,12 @@ export class AdminCalls {
       if (remainingMs <= 0) break;
       const outcome = await this.pool
         .connection(address)
-        .unary<object, StatusResponseMessage>("admin", "Status", {}, monotonicMs() + Math.min(remainingMs, this.options.attemptTimeoutMs));
+        .unary<StatusRequestInput, StatusResponseMessage>(
+          "admin",
+          "Status",
+          {},
+          monotonicMs() + Math.min(remainingMs, this.options.attemptTimeoutMs),
+        );
       if (outcome.kind === "reply") return statusFromMessage(address, outcome.response);
       lastError = outcome.error;
       if (nodeAnswered(outcome.error, outcome.info)) answered = true;

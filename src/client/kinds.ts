@@ -3,7 +3,7 @@
  * and top-K and aggregates over every shard (scatter), merged here with the same pure code the
  * shards use (src/kinds), so the merged answer equals one pass over all the counters.
  */
-import type { ReadFieldsMessage, PipelineOpName, PipelineOps, PipelineResponseMessage, ShardAnswerMessage } from "../api/proto.js";
+import type { PipelineOpInputs, PipelineOpName, PipelineResponseMessage, ReadFieldsInput, ShardAnswerMessage } from "../api/proto.js";
 import { HyperLogLog } from "../kinds/hll.js";
 import { mergeAggregates, mergeTopK, TOP_K_MAX } from "../kinds/topk.js";
 import { slotOf } from "../meta/slots.js";
@@ -57,7 +57,7 @@ export class KindReads {
         (common) => ["windowRange", { ...request, ...common }],
         (response) => {
           const message = response.windowRange;
-          if (message === undefined) return undefined;
+          if (!message) return undefined;
           return {
             points: message.points.map((point) => ({
               startMs: Number(point.startMs),
@@ -85,7 +85,7 @@ export class KindReads {
         (common) => ["windowAt", { key: encoded, timeMs: timeWire, ...common }],
         (response) => {
           const message = response.windowAt;
-          if (message === undefined) return undefined;
+          if (!message) return undefined;
           return {
             startMs: Number(message.startMs),
             resolutionMs: Number(message.resolutionMs),
@@ -185,8 +185,8 @@ export class KindReads {
   private scatter<M extends { shard: ShardAnswerMessage | null }>(
     options: ReadOptions,
     kind: ReadState["kind"],
-    build: (common: ReadFieldsMessage) => [PipelineOpName, PipelineOps[PipelineOpName]],
-    pick: (response: PipelineResponseMessage) => M | undefined,
+    build: (common: ReadFieldsInput) => [PipelineOpName, PipelineOpInputs[PipelineOpName]],
+    pick: (response: PipelineResponseMessage) => M | null | undefined,
   ): Promise<Array<{ message: M; shard: ShardAnswer }>> {
     return this.reads.withReadState(options, kind, false, async (state) => {
       for (;;) {

@@ -4,7 +4,7 @@
  * packed. Pure: same input, same request.
  */
 import { encodePackedAddsField } from "../api/packed-batch.js";
-import type { BatchOpMessage, PipelineOpName, PipelineOps, RequestHeaderMessage } from "../api/proto.js";
+import type { BatchOpInput, PipelineOpInputs, PipelineOpName, RequestHeaderInput } from "../api/proto.js";
 import { slotOf } from "../meta/slots.js";
 import { assert } from "../util/assert.js";
 import { InvalidArgumentError } from "../util/errors.js";
@@ -92,7 +92,7 @@ export function parseBatchOp(op: BatchOp, index: number): MutationOp {
   }
 }
 
-function batchOpMessage(op: MutationOp): BatchOpMessage {
+function batchOpMessage(op: MutationOp): BatchOpInput {
   switch (op.kind) {
     case "add":
       return {
@@ -129,7 +129,7 @@ export function itemsOf(items: Key[]): Buffer[] {
 }
 
 /** One op travels as its own request kind; several as a BatchRequest. Same input, same request. */
-export function buildMutationRequest(entries: UnitEntry[], header: RequestHeaderMessage): [PipelineOpName, PipelineOps[PipelineOpName]] {
+export function buildMutationRequest(entries: UnitEntry[], header: RequestHeaderInput): [PipelineOpName, PipelineOpInputs[PipelineOpName]] {
   // Plain adds (no floor, no TTL) travel packed: one bytes field instead of a message per op.
   if (entries.length > 1 && entries.every((entry) => entry.op.kind === "add" && entry.op.floor === undefined && entry.op.ttlMs === 0n)) {
     return ["batch", { header, ops: [], packedAdds: encodePackedAddsField(entries.map((entry) => entry.op)) }];
@@ -142,7 +142,7 @@ export function buildMutationRequest(entries: UnitEntry[], header: RequestHeader
   const kind = entries[0]!.op.kind as SingleRequestKind;
   const body = batchOpMessage(entries[0]!.op)[kind];
   assert(body !== undefined, `${kind} travels as a batch op`);
-  return [kind, { header, ...body } as PipelineOps[SingleRequestKind]];
+  return [kind, { header, ...body } as PipelineOpInputs[SingleRequestKind]];
 }
 
 type SingleRequestKind = "add" | "set" | "reset" | "compareAndSet";

@@ -9,7 +9,7 @@
  */
 import { errorInfoToError, type ErrorInfo } from "../api/error-details.js";
 import { decodePackedResults, type PackedResult } from "../api/packed-batch.js";
-import type { PipelineResponseMessage, RequestHeaderMessage } from "../api/proto.js";
+import type { PipelineResponseMessage, RequestHeaderInput } from "../api/proto.js";
 import { assert } from "../util/assert.js";
 import { monotonicMs } from "../util/clock.js";
 import { TallyError, UnavailableError } from "../util/errors.js";
@@ -213,7 +213,7 @@ export class MutationEngine {
   private async sendAttempt(unit: MutationUnit, session: ShardSession, route: ShardRoute, address: string): Promise<PipelineOutcome> {
     const seq = unit.seq;
     assert(seq !== undefined, "a unit is sent under a seq");
-    const header: RequestHeaderMessage = {
+    const header: RequestHeaderInput = {
       shardId: route.shardId,
       epoch: int64Wire(route.epoch),
       clientId: int64Wire(session.clientId),
@@ -296,8 +296,8 @@ export class MutationEngine {
 
   private completeUnit(unit: MutationUnit, response: PipelineResponseMessage): void {
     const { entries } = unit;
-    if (response.result === "mutation" && entries.length === 1 && response.mutation !== undefined) {
-      const mutation = response.mutation;
+    const mutation = response.result === "mutation" ? response.mutation : undefined;
+    if (entries.length === 1 && mutation !== undefined && mutation !== null) {
       this.releaseSeq(unit);
       entries[0]!.waiter.resolve({
         value: wireBigInt(mutation.value),
@@ -326,10 +326,11 @@ export class MutationEngine {
       }
       return;
     }
-    if (response.result === "batch" && response.batch !== undefined && response.batch.results.length === entries.length) {
-      const fence = fenceFromMessage(response.batch.fence);
+    const batch = response.result === "batch" ? response.batch : undefined;
+    if (batch !== undefined && batch !== null && batch.results.length === entries.length) {
+      const fence = fenceFromMessage(batch.fence);
       this.releaseSeq(unit);
-      response.batch.results.forEach((result, index) => {
+      batch.results.forEach((result, index) => {
         const resolved: MutationResult = { value: wireBigInt(result.value), version: wireBigInt(result.version), fence };
         if (entries[index]!.op.kind === "windowAdd") resolved.eventTimeMs = Number(result.eventTimeMs ?? 0);
         if (result.hasAcquire) {

@@ -7,9 +7,11 @@ import type { Cancellation } from "./cancellation.js";
 import { decodeServiceError, normalizeErrorInfo, type ErrorInfo } from "../api/error-details.js";
 import {
   tallyProto,
+  type AdminServiceClient,
+  type CounterServiceClient,
+  type PipelineOpInputs,
   type PipelineOpName,
-  type PipelineOps,
-  type PipelineRequestMessage,
+  type PipelineRequestInput,
   type PipelineResponseMessage,
 } from "../api/proto.js";
 
@@ -32,7 +34,7 @@ interface PendingAttempt {
   settle(outcome: PipelineOutcome): void;
 }
 
-type PipelineStream = grpc.ClientDuplexStream<PipelineRequestMessage, PipelineResponseMessage>;
+type PipelineStream = grpc.ClientDuplexStream<PipelineRequestInput, PipelineResponseMessage>;
 
 export interface NodeConnectionOptions {
   address: string;
@@ -72,8 +74,8 @@ export class NodeConnection {
     this.lastFailureAtMs = Number.NEGATIVE_INFINITY;
   }
   private readonly channel: grpc.Channel;
-  private readonly counterClient: grpc.Client;
-  private readonly adminClient: grpc.Client;
+  private readonly counterClient: CounterServiceClient;
+  private readonly adminClient: AdminServiceClient;
   private readonly connectTimeoutMs: number;
   private readonly logger: Logger;
   private stream: PipelineStream | undefined;
@@ -147,7 +149,7 @@ export class NodeConnection {
   private openStream(): PipelineStream {
     assert(this.stream === undefined, "a pipeline stream is already open");
     assert(this.pending.size === 0, "pending attempts without a stream");
-    const stream = (this.counterClient as unknown as { Pipeline(): PipelineStream }).Pipeline();
+    const stream: PipelineStream = this.counterClient.Pipeline();
     this.stream = stream;
     stream.on("data", (response: PipelineResponseMessage) => {
       const attempt = this.pending.get(response.id);
@@ -184,7 +186,7 @@ export class NodeConnection {
   /** Sends one op on the pipeline and waits (at most timeoutMs after it is written) for its reply. */
   async send<K extends PipelineOpName>(
     opName: K,
-    op: PipelineOps[K],
+    op: PipelineOpInputs[K],
     timeoutMs: number,
     deadlineAtMs: number,
     cancellation: Cancellation | undefined,
@@ -222,7 +224,7 @@ export class NodeConnection {
         this.pending.delete(id);
         finish({ kind: "aborted", sent: true });
       });
-      const request = { id: idNumber, [opName]: op } as unknown as PipelineRequestMessage;
+      const request: PipelineRequestInput = { id: idNumber, [opName]: op };
       // Backpressure: write() returning false only means gRPC buffered it; the buffer is bounded
       // by the client's in-flight limit (maxInflightOps), so there is nothing to wait for.
       stream.write(request);

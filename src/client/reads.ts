@@ -5,7 +5,7 @@
  * RetryPolicy.untilAnswered (retry.ts), shared by readGroup and shardRead.
  */
 import { errorInfoToError } from "../api/error-details.js";
-import type { GetResponseMessage, PipelineOpName, PipelineOps, PipelineResponseMessage, ReadFieldsMessage } from "../api/proto.js";
+import type { GetResponseMessage, PipelineOpInputs, PipelineOpName, PipelineResponseMessage, ReadFieldsInput } from "../api/proto.js";
 import { HOT_READ_REFUSED } from "../meta/hot.js";
 import { slotOf } from "../meta/slots.js";
 import { monotonicMs } from "../util/clock.js";
@@ -35,7 +35,7 @@ export interface ReadState extends RetryState {
 }
 
 /** Builds one read attempt's request from the fields every read carries. */
-export type ReadRequestBuilder = (common: ReadFieldsMessage) => [PipelineOpName, PipelineOps[PipelineOpName]];
+export type ReadRequestBuilder = (common: ReadFieldsInput) => [PipelineOpName, PipelineOpInputs[PipelineOpName]];
 
 /** Gets of one turn to one shard, sent together as a GetMany. */
 interface PendingGets {
@@ -188,11 +188,7 @@ export class Reads {
         ),
       (attempt) => {
         const values: GetResponseMessage[] | undefined =
-          attempt.result === "get" && attempt.get !== undefined
-            ? [attempt.get]
-            : attempt.result === "getMany"
-              ? attempt.getMany?.values
-              : undefined;
+          attempt.result === "get" && attempt.get ? [attempt.get] : attempt.result === "getMany" ? attempt.getMany?.values : undefined;
         if (values === undefined || values.length !== keys.length) {
           throw new TallyError("INTERNAL", `malformed read reply (${attempt.result ?? "empty"}) for ${keys.length} keys`);
         }
@@ -235,7 +231,7 @@ export class Reads {
       this.router.refreshRoutesSoon();
       return this.policy.backoffMs(failures);
     }
-    const common: ReadFieldsMessage = {
+    const common: ReadFieldsInput = {
       consistency: state.consistency === "stale" ? "STALE" : "LINEARIZABLE",
       minIndex: int64Wire(state.minIndex),
       shardId: route.shardId,
@@ -278,7 +274,7 @@ export class Reads {
     slot: number,
     state: ReadState,
     build: ReadRequestBuilder,
-    parse: (response: PipelineResponseMessage) => T | undefined,
+    parse: (response: PipelineResponseMessage) => T | null | undefined,
   ): Promise<T> {
     return this.policy.untilAnswered(
       [slot],
@@ -286,7 +282,8 @@ export class Reads {
       (route, failures) => this.readAttempt(route, state, failures, build),
       (attempt) => {
         const parsed = parse(attempt);
-        if (parsed === undefined) throw new TallyError("INTERNAL", `malformed ${state.kind} reply (${attempt.result ?? "empty"})`);
+        if (parsed === undefined || parsed === null)
+          throw new TallyError("INTERNAL", `malformed ${state.kind} reply (${attempt.result ?? "empty"})`);
         return parsed;
       },
     );

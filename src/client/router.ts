@@ -3,7 +3,7 @@
  * of each slot, and which node of a shard to ask (the believed leader, or a healthy replica).
  * Concurrent refreshes share one Routes round; background refreshes are rate-limited.
  */
-import type { RoutesResponseMessage } from "../api/proto.js";
+import type { RoutesRequestInput, RoutesResponseMessage } from "../api/proto.js";
 import { assert } from "../util/assert.js";
 import { monotonicMs } from "../util/clock.js";
 import { TallyError } from "../util/errors.js";
@@ -118,7 +118,7 @@ export class Router {
       if (now >= deadlineAtMs) break;
       const outcome = await this.pool
         .connection(address)
-        .unary<object, RoutesResponseMessage>(
+        .unary<RoutesRequestInput, RoutesResponseMessage>(
           "counter",
           "Routes",
           {},

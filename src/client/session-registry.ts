@@ -4,9 +4,9 @@
  * keepAliveIntervalMs gets a KeepAlive so the server does not expire it.
  */
 import type {
-  KeepAliveRequestMessage,
+  KeepAliveRequestInput,
   KeepAliveResponseMessage,
-  RegisterSessionRequestMessage,
+  RegisterSessionRequestInput,
   RegisterSessionResponseMessage,
 } from "../api/proto.js";
 import { monotonicMs } from "../util/clock.js";
@@ -59,10 +59,10 @@ export class SessionRegistry {
   /** One RegisterSession attempt at the believed leader; the caller's loop retries. */
   private async registerSession(route: ShardRoute, deadlineAtMs: number): Promise<ShardSession> {
     const address = this.router.leaderAddress(route);
-    const request: RegisterSessionRequestMessage = { shardId: route.shardId, epoch: String(route.epoch) };
+    const request: RegisterSessionRequestInput = { shardId: route.shardId, epoch: String(route.epoch) };
     const outcome = await this.pool
       .connection(address)
-      .unary<RegisterSessionRequestMessage, RegisterSessionResponseMessage>(
+      .unary<RegisterSessionRequestInput, RegisterSessionResponseMessage>(
         "counter",
         "RegisterSession",
         request,
@@ -104,7 +104,7 @@ export class SessionRegistry {
   private async keepAlive(session: ShardSession, route: ShardRoute): Promise<void> {
     if (this.life.closed) return;
     const address = this.router.leaderAddress(route);
-    const request: KeepAliveRequestMessage = {
+    const request: KeepAliveRequestInput = {
       header: {
         shardId: route.shardId,
         epoch: String(route.epoch),
@@ -115,7 +115,7 @@ export class SessionRegistry {
     };
     const outcome = await this.pool
       .connection(address)
-      .unary<KeepAliveRequestMessage, KeepAliveResponseMessage>(
+      .unary<KeepAliveRequestInput, KeepAliveResponseMessage>(
         "counter",
         "KeepAlive",
         request,

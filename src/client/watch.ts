@@ -5,7 +5,7 @@
  */
 import type * as grpc from "@grpc/grpc-js";
 import { decodeServiceError } from "../api/error-details.js";
-import type { WatchBatchMessage, WatchRequestMessage } from "../api/proto.js";
+import type { WatchBatchMessage, WatchRequestInput } from "../api/proto.js";
 import { slotOf } from "../meta/slots.js";
 import { assert } from "../util/assert.js";
 import { Cancellation } from "./cancellation.js";
@@ -99,7 +99,7 @@ export class Watcher {
         await sleep(this.policy.backoffMs(++failures), cancellation);
         continue;
       }
-      const stream = this.pool.connection(address).serverStream<WatchRequestMessage, WatchBatchMessage>("watch", {
+      const stream = this.pool.connection(address).serverStream<WatchRequestInput, WatchBatchMessage>("watch", {
         key: watched.key,
         prefix: watched.prefix,
         fromIndex: int64Wire(cursor),

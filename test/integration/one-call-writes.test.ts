@@ -11,9 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import descriptor from "protobufjs/ext/descriptor/index.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { tallyProto } from "../../src/api/proto.js";
-import { encodeEntry } from "../../src/shard/commands.js";
-import { encodeBody } from "../../src/server/meta-wire.js";
+import { type ForwardWriteRequestInput, tallyProto } from "../../src/api/proto.js";
 import { generateToken } from "../../src/util/auth-token.js";
 import { eventually, TestCluster, type TestToken } from "../support/cluster.js";
 import { keyInShard } from "../support/keys.js";
@@ -294,17 +292,21 @@ describe("one-call writes with auth on: the forward keeps the caller, and only n
     const { leader } = await roles(cluster, 1, tokens.admin.token);
     const address = cluster.config.nodes.find((n) => n.id === leader)!.client;
     const admin = new (tallyProto().AdminService)(address, grpc.credentials.createInsecure()) as any;
-    const entry = encodeEntry({
-      timestampMs: 0,
-      commands: [{ type: "write", requestId: "forged-1", ops: [{ kind: "add", key: Buffer.from(key), delta: 1n }], owner: "alice" }],
-    });
-    const body = encodeBody({ shardId: 1, epoch: 0, timeoutMs: 2000, entry });
+    // A well-formed forward that names an owner: only the caller's token keeps it from applying.
+    const request: ForwardWriteRequestInput = {
+      shardId: 1,
+      epoch: 0,
+      timeoutMs: 2000,
+      requestId: "forged-1",
+      owner: "alice",
+      ops: [{ add: { key: Buffer.from(key), delta: 1 } }],
+    };
     try {
       for (const token of [tokens.admin.token, tokens.bob.token]) {
         const metadata = new grpc.Metadata();
         metadata.set("authorization", `Bearer ${token}`);
         const code = await new Promise<number>((resolvePromise) =>
-          admin.forwardWrite({ body }, metadata, { deadline: Date.now() + 5000 }, (error: grpc.ServiceError | null) =>
+          admin.forwardWrite(request, metadata, { deadline: Date.now() + 5000 }, (error: grpc.ServiceError | null) =>
             resolvePromise(error?.code ?? grpc.status.OK),
           ),
         );

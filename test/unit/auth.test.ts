@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { tallyProto } from "../../src/api/proto.js";
+import { tallyProto, type PipelineRequestMessage } from "../../src/api/proto.js";
 import { encodePackedAddsField } from "../../src/api/packed-batch.js";
 import { runCli } from "../../src/cli/cli.js";
 import { resolveToken } from "../../src/cli/auth.js";
@@ -401,12 +401,12 @@ describe("authorization", () => {
     expect(counterAccess("someNewRpc", {})).toEqual({ kind: "admin" });
   });
 
-  test("admin RPCs need admin; heartbeats and shard changes only the cluster's own nodes", () => {
+  test("admin RPCs need admin; heartbeats, shard changes and forwarded writes only the cluster's own nodes", () => {
     for (const method of ["status", "shardMove", "transferLeader", "recoverUnsafe", "someNewAdminRpc"]) {
       expect(denial(ops, adminAccess(method))).toBeUndefined();
       expect(denial(reader, adminAccess(method))).toBeInstanceOf(PermissionDeniedError);
     }
-    for (const method of ["heartbeat", "shardChange"]) {
+    for (const method of ["heartbeat", "shardChange", "forwardWrite"]) {
       expect(denial(internal, adminAccess(method))).toBeUndefined();
       expect(denial(ops, adminAccess(method))).toBeInstanceOf(PermissionDeniedError);
     }
@@ -417,6 +417,8 @@ describe("authorization", () => {
 
 describe("pipeline frames", () => {
   const gate = new AuthGate(authorizer, componentLogger("auth-test"));
+  /** A frame as a client may send it: only some fields, or an op this node does not know. */
+  const asFrame = (fields: Record<string, unknown>) => fields as unknown as PipelineRequestMessage;
   const stream = (metadata: grpc.Metadata) =>
     ({ metadata, getAuthContext: () => ({}), getPeer: () => "test" }) as unknown as grpc.ServerDuplexStream<
       Record<string, any>,
@@ -425,29 +427,32 @@ describe("pipeline frames", () => {
 
   test("each op is checked on its own: a denied op is an error frame with its id, the rest pass", () => {
     const caller = gate.pipelineCaller(stream(bearer(writerToken)));
-    expect(gate.pipelineDenial(caller, { id: "7", op: "add", add: { key: bytes("page:a"), delta: "1" } })).toBeUndefined();
-    const frame = gate.pipelineDenial(caller, { id: "8", op: "add", add: { key: bytes("orders:a"), delta: "1" } });
+    expect(gate.pipelineDenial(caller, asFrame({ id: "7", op: "add", add: { key: bytes("page:a"), delta: "1" } }))).toBeUndefined();
+    const frame = gate.pipelineDenial(caller, asFrame({ id: "8", op: "add", add: { key: bytes("orders:a"), delta: "1" } }));
     expect(frame).toMatchObject({ id: "8", error: { code: "PERMISSION_DENIED" } });
-    const batch = gate.pipelineDenial(caller, {
-      id: "9",
-      op: "batch",
-      batch: {
-        ops: [
-          { op: "add", add: { key: bytes("page:a") } },
-          { op: "set", set: { key: bytes("x") } },
-        ],
-      },
-    });
+    const batch = gate.pipelineDenial(
+      caller,
+      asFrame({
+        id: "9",
+        op: "batch",
+        batch: {
+          ops: [
+            { op: "add", add: { key: bytes("page:a") } },
+            { op: "set", set: { key: bytes("x") } },
+          ],
+        },
+      }),
+    );
     expect(batch).toMatchObject({ id: "9", error: { code: "PERMISSION_DENIED", hasOpIndex: true, opIndex: 1 } });
-    expect(gate.pipelineDenial(caller, { id: "10", op: "hotAdd", hotAdd: { key: bytes("page:a") } })).toMatchObject({
+    expect(gate.pipelineDenial(caller, asFrame({ id: "10", op: "hotAdd", hotAdd: { key: bytes("page:a") } }))).toMatchObject({
       error: { code: "PERMISSION_DENIED" },
     });
-    expect(gate.pipelineDenial(caller, { id: "11" })).toBeUndefined(); // no op: the handler refuses it
+    expect(gate.pipelineDenial(caller, asFrame({ id: "11" }))).toBeUndefined(); // no op: the handler refuses it
   });
 
   test("a stream without credentials gets UNAUTHENTICATED for every op", () => {
     const caller = gate.pipelineCaller(stream(new grpc.Metadata()));
-    expect(gate.pipelineDenial(caller, { id: "1", op: "get", get: { key: bytes("page:a") } })).toMatchObject({
+    expect(gate.pipelineDenial(caller, asFrame({ id: "1", op: "get", get: { key: bytes("page:a") } }))).toMatchObject({
       id: "1",
       error: { code: "UNAUTHENTICATED" },
     });

@@ -9,7 +9,7 @@ import {
   type GetResponseMessage,
   type KeepAliveRequestMessage,
   type PipelineRequestMessage,
-  type PipelineResponseMessage,
+  type PipelineResponseInput,
   type RegisterSessionRequestMessage,
   type RequestHeaderMessage,
 } from "../../src/api/proto.js";
@@ -38,7 +38,7 @@ export interface FakeNode {
   address: string;
   server: grpc.Server;
   /** Live Pipeline calls on this node. */
-  streams: Set<grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseMessage>>;
+  streams: Set<grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseInput>>;
 }
 
 /** What a hook makes a node do with one Pipeline request instead of (or besides) serving it. */
@@ -57,7 +57,7 @@ export interface ReceivedRequest {
 }
 
 interface StoredResult {
-  response: PipelineResponseMessage;
+  response: PipelineResponseInput;
 }
 
 interface FakeSession {
@@ -151,7 +151,7 @@ export class FakeCluster {
   mutationsFor(key: string): ReceivedRequest[] {
     const hex = Buffer.from(key).toString("hex");
     return this.received.filter((received) => {
-      const request = received.request as Record<string, unknown>;
+      const request = received.request as unknown as Record<string, unknown>;
       const op = request[received.op] as { key?: Buffer; ops?: BatchOpMessage[]; packedAdds?: Buffer } | undefined;
       if (received.op === "get" || received.op === "getMany") return false;
       if (op?.key !== undefined) return op.key.toString("hex") === hex;
@@ -184,7 +184,7 @@ export class FakeCluster {
         this.unary(callback, () => this.keepAlive(node, call.request)),
       Routes: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
         this.unary(callback, () => this.routes()),
-      Pipeline: (call: grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseMessage>) => this.pipeline(node, call),
+      Pipeline: (call: grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseInput>) => this.pipeline(node, call),
       Add: unimplemented,
       Set: unimplemented,
       Reset: unimplemented,
@@ -311,7 +311,7 @@ export class FakeCluster {
     return { fence: { term: String(this.term), index: String(this.logIndex) } };
   }
 
-  private pipeline(node: FakeNode, call: grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseMessage>): void {
+  private pipeline(node: FakeNode, call: grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseInput>): void {
     node.streams.add(call);
     const forget = (): void => {
       node.streams.delete(call);
@@ -324,7 +324,7 @@ export class FakeCluster {
     call.on("close", forget);
     call.on("data", (request: PipelineRequestMessage) => {
       const op = request.op ?? "";
-      const body = (request as Record<string, unknown>)[op] as { header?: RequestHeaderMessage | null } | undefined;
+      const body = (request as unknown as Record<string, unknown>)[op] as { header?: RequestHeaderMessage | null } | undefined;
       this.received.push({ nodeId: node.id, op, header: body?.header ?? null, request });
       const action = this.pipelineHook?.(node, request);
       if (action?.kind === "kill-stream") {
@@ -347,7 +347,7 @@ export class FakeCluster {
   }
 
   /** Serves one Pipeline request (the state machine), returning the reply. */
-  serve(node: FakeNode, request: PipelineRequestMessage): PipelineResponseMessage {
+  serve(node: FakeNode, request: PipelineRequestMessage): PipelineResponseInput {
     try {
       switch (request.op) {
         case "get":
@@ -396,9 +396,9 @@ export class FakeCluster {
     });
   }
 
-  private mutate(node: FakeNode, request: PipelineRequestMessage): PipelineResponseMessage {
+  private mutate(node: FakeNode, request: PipelineRequestMessage): PipelineResponseInput {
     const op = request.op!;
-    const body = (request as Record<string, unknown>)[op] as {
+    const body = (request as unknown as Record<string, unknown>)[op] as {
       header: RequestHeaderMessage | null;
       key?: Buffer;
       ops?: BatchOpMessage[];
@@ -427,7 +427,7 @@ export class FakeCluster {
       return { ...saved.response, id: request.id };
     }
     if (seq < session.firstUnacked) throw new OpFailure("FAILED_PRECONDITION", `seq ${seq} was acknowledged already`);
-    let response: PipelineResponseMessage;
+    let response: PipelineResponseInput;
     try {
       response = this.apply(request.id, op, ops, (body.packedAdds?.length ?? 0) > 0);
     } catch (error) {
@@ -441,7 +441,7 @@ export class FakeCluster {
   }
 
   /** All or nothing: compute every new value first, then commit them under one log index. */
-  private apply(id: string, op: string, ops: BatchOpMessage[], packed: boolean): PipelineResponseMessage {
+  private apply(id: string, op: string, ops: BatchOpMessage[], packed: boolean): PipelineResponseInput {
     const index = this.logIndex + 1n;
     const staged = new Map<string, Counter | undefined>();
     const results: Array<{ value: bigint; version: bigint }> = [];

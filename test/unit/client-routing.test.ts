@@ -18,6 +18,8 @@ function routes(
       leaderId: shard.leader ?? "",
       term: String(shard.term ?? 1),
     })),
+    hot: [],
+    mapVersion: "0",
   };
 }
 

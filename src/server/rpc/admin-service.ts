@@ -6,24 +6,24 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import type {
-  ClusterMapResponseMessage,
+  ClusterMapResponseInput,
   DeclareHotRequestMessage,
   FailoverRequestMessage,
-  MetaChangeResponseMessage,
+  MetaChangeResponseInput,
   NodeAddRequestMessage,
   NodeStateRequestMessage,
-  NodeStatusMessage,
-  Outgoing,
-  PeerLagMessage,
+  NodeStatusInput,
+  PeerLagInput,
   RebalanceRequestMessage,
-  RebalanceResponseMessage,
+  RebalanceResponseInput,
   RecoverUnsafeRequestMessage,
   ShardMoveRequestMessage,
   ShardSplitRequestMessage,
   StatusRequestMessage,
+  StatusResponseInput,
   StatusResponseMessage,
   TransferLeaderRequestMessage,
-  TransferLeaderResponseMessage,
+  TransferLeaderResponseInput,
 } from "../../api/proto.js";
 import { tallyProto } from "../../api/proto.js";
 import { hotRecordOf, shardMembers, type MetaCommand } from "../../meta/map.js";
@@ -40,8 +40,8 @@ import { key, u32 } from "./fields.js";
 /** How long Status waits for each other node's own status. */
 const PEER_STATUS_TIMEOUT_MS = 1500;
 
-type MetaChangeResponse = Outgoing<MetaChangeResponseMessage>;
-type NodeStatus = Outgoing<NodeStatusMessage>;
+type MetaChangeResponse = MetaChangeResponseInput;
+type NodeStatus = NodeStatusInput;
 type StatusCall = (
   request: Partial<StatusRequestMessage>,
   metadata: grpc.Metadata,
@@ -61,7 +61,7 @@ export class AdminApi {
   constructor(private readonly node: TallyNode) {}
 
   /** This node's status, and unless `localOnly` every other known node's, asked in parallel. */
-  async status(request: StatusRequestMessage): Promise<Outgoing<StatusResponseMessage>> {
+  async status(request: StatusRequestMessage): Promise<StatusResponseInput> {
     const node = this.node;
     const local = this.localStatus();
     if (request.localOnly) return { nodes: [local] };
@@ -76,7 +76,7 @@ export class AdminApi {
   }
 
   /** The map for tallyctl, with the metadata leader's liveness and load when this node is it. */
-  clusterMap(): Outgoing<ClusterMapResponseMessage> {
+  clusterMap(): ClusterMapResponseInput {
     const map = this.node.map;
     const controller = this.node.metaController;
     const counts = controller?.counts();
@@ -238,7 +238,7 @@ export class AdminApi {
     };
   }
 
-  async rebalance(request: RebalanceRequestMessage): Promise<Outgoing<RebalanceResponseMessage>> {
+  async rebalance(request: RebalanceRequestMessage): Promise<RebalanceResponseInput> {
     const controller = this.controller();
     const plan = request.apply ? await controller.applyPlan() : controller.plan();
     const changes = [
@@ -258,7 +258,7 @@ export class AdminApi {
     return { changes, summary };
   }
 
-  async failover(request: FailoverRequestMessage): Promise<Outgoing<RebalanceResponseMessage>> {
+  async failover(request: FailoverRequestMessage): Promise<RebalanceResponseInput> {
     const id = this.nodeIdOf(request.nodeId, "node_id");
     const moved = await this.controller().failover(id);
     return {
@@ -289,7 +289,7 @@ export class AdminApi {
 
   localStatus(): NodeStatus {
     const groups = this.node.groupStatus().map(({ shardId, status, applied, epoch }) => {
-      const peers: Outgoing<PeerLagMessage>[] = [];
+      const peers: PeerLagInput[] = [];
       for (const [id, progress] of status.progress) {
         peers.push({
           nodeId: String(id),
@@ -333,7 +333,7 @@ export class AdminApi {
   }
 
   /** Answers once the new leader has taken over (node.ts transferLeader), or UNAVAILABLE. */
-  async transferLeader(request: TransferLeaderRequestMessage): Promise<Outgoing<TransferLeaderResponseMessage>> {
+  async transferLeader(request: TransferLeaderRequestMessage): Promise<TransferLeaderResponseInput> {
     const shardId = u32(request.shardId, "shard_id");
     const to = Number(request.toNode);
     if (!Number.isSafeInteger(to) || to <= 0 || !this.node.map.nodes.some((n) => n.id === to)) {

@@ -9,7 +9,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import type { PeerCertificate } from "node:tls";
 import { errorToErrorInfo, type ErrorInfo } from "../../api/error-details.js";
-import type { Outgoing, PipelineRequestMessage, PipelineResponseMessage } from "../../api/proto.js";
+import type { PipelineRequestMessage, PipelineResponseInput } from "../../api/proto.js";
 import { packedAddKeys } from "../../util/packed-adds.js";
 import { TallyError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
@@ -135,12 +135,6 @@ export function callerOf(request: unknown): string {
 }
 
 // ---- the hook into grpc-js ----
-
-/**
- * A Pipeline request as the gate reads it: PipelineRequestMessage, or a frame whose op this node
- * does not know (a newer client's), which counterAccess's default makes admin-only.
- */
-export type PipelineFrame = { id?: string; op?: string } & Record<string, unknown>;
 
 /** A Pipeline stream's caller, authenticated once when the stream opens. */
 export type PipelineCaller =
@@ -291,7 +285,7 @@ export class AuthGate {
   }
 
   /** Who opened a Pipeline stream (credentials are per stream), or why no one may use it. */
-  pipelineCaller(call: grpc.ServerDuplexStream<PipelineRequestMessage, Outgoing<PipelineResponseMessage>>): PipelineCaller {
+  pipelineCaller(call: grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseInput>): PipelineCaller {
     const peer = call.getPeer();
     try {
       return { principal: this.principalOf(call), peer };
@@ -304,7 +298,7 @@ export class AuthGate {
    * The error frame for a Pipeline op its caller may not make (the stream goes on), else
    * undefined. A frame with no op at all is left to the handler, which refuses it.
    */
-  pipelineDenial(caller: PipelineCaller, request: PipelineFrame): Outgoing<PipelineResponseMessage> | undefined {
+  pipelineDenial(caller: PipelineCaller, request: PipelineRequestMessage): PipelineResponseInput | undefined {
     const id = request.id ?? "0";
     if (caller.principal === undefined) return { id, error: errorToErrorInfo(caller.refused) };
     if (typeof request.op !== "string") return undefined;

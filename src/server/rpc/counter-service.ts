@@ -37,36 +37,34 @@ import { wallClockMs } from "../../util/clock.js";
 import type {
   AddRequestMessage,
   AggregateRequestMessage,
-  AggregateResponseMessage,
+  AggregateResponseInput,
   BatchRequestMessage,
-  BatchResponseMessage,
+  BatchResponseInput,
   CompareAndSetRequestMessage,
   GetManyRequestMessage,
-  GetManyResponseMessage,
+  GetManyResponseInput,
   GetRequestMessage,
-  GetResponseMessage,
-  HotRouteMessage,
+  GetResponseInput,
+  HotRouteInput,
   KeepAliveRequestMessage,
-  KeepAliveResponseMessage,
-  MutationResponseMessage,
-  OpResultMessage,
-  Outgoing,
+  KeepAliveResponseInput,
+  MutationResponseInput,
   ReadFieldsMessage,
   RegisterSessionRequestMessage,
-  RegisterSessionResponseMessage,
+  RegisterSessionResponseInput,
   RequestHeaderMessage,
   ResetRequestMessage,
-  RoutesResponseMessage,
+  RoutesResponseInput,
   SetRequestMessage,
-  ShardAnswerMessage,
+  ShardAnswerInput,
   TopKRequestMessage,
-  TopKResponseMessage,
+  TopKResponseInput,
   UniqueCountRequestMessage,
-  UniqueCountResponseMessage,
+  UniqueCountResponseInput,
   WindowAtRequestMessage,
-  WindowAtResponseMessage,
+  WindowAtResponseInput,
   WindowRangeRequestMessage,
-  WindowRangeResponseMessage,
+  WindowRangeResponseInput,
 } from "../../api/proto.js";
 import { decodePackedAdds, encodePackedResults } from "../../api/packed-batch.js";
 import type { ReadResult, TallyNode } from "../node.js";
@@ -81,6 +79,7 @@ import {
   fence,
   int64Wire,
   key,
+  opResultMessage,
   prefixOf,
   setOp,
   timeRangeOf,
@@ -190,7 +189,7 @@ export class CounterApi {
     return { results: result.results, term: outcome.term, index: outcome.index };
   }
 
-  async registerSession(request: RegisterSessionRequestMessage): Promise<Outgoing<RegisterSessionResponseMessage>> {
+  async registerSession(request: RegisterSessionRequestMessage): Promise<RegisterSessionResponseInput> {
     const shardId = u32(request.shardId, "shard_id");
     if (shardId === 0) throw new InvalidArgumentError("shard_id is required: sessions are per shard");
     const replica = this.node.route(shardId, u64(request.epoch, "epoch"), []);
@@ -207,7 +206,7 @@ export class CounterApi {
     }
   }
 
-  async keepAlive(request: KeepAliveRequestMessage): Promise<Outgoing<KeepAliveResponseMessage>> {
+  async keepAlive(request: KeepAliveRequestMessage): Promise<KeepAliveResponseInput> {
     const header = this.header(request.header);
     const command: Command = { type: "keepalive", clientId: header.clientId };
     if (header.owner !== "") command.owner = header.owner;
@@ -218,29 +217,29 @@ export class CounterApi {
     return { fence: fence(outcome.term, outcome.index) };
   }
 
-  async add(request: AddRequestMessage): Promise<Outgoing<MutationResponseMessage>> {
+  async add(request: AddRequestMessage): Promise<MutationResponseInput> {
     return this.single(request.header, addOp(request, -1));
   }
 
-  async set(request: SetRequestMessage): Promise<Outgoing<MutationResponseMessage>> {
+  async set(request: SetRequestMessage): Promise<MutationResponseInput> {
     return this.single(request.header, setOp(request, -1));
   }
 
-  async reset(request: ResetRequestMessage): Promise<Outgoing<MutationResponseMessage>> {
+  async reset(request: ResetRequestMessage): Promise<MutationResponseInput> {
     return this.single(request.header, { kind: "reset", key: key(request.key, "key") });
   }
 
-  async compareAndSet(request: CompareAndSetRequestMessage): Promise<Outgoing<MutationResponseMessage>> {
+  async compareAndSet(request: CompareAndSetRequestMessage): Promise<MutationResponseInput> {
     return this.single(request.header, casOp(request, -1));
   }
 
-  private async single(header: RequestHeaderMessage | null, op: CounterOp): Promise<Outgoing<MutationResponseMessage>> {
+  private async single(header: RequestHeaderMessage | null, op: CounterOp): Promise<MutationResponseInput> {
     const { results, term, index } = await this.mutate(header, [op]);
     const first = results[0]!;
     return { value: int64Wire(first.value), version: first.version, fence: fence(term, index) };
   }
 
-  async addBatch(request: BatchRequestMessage): Promise<Outgoing<BatchResponseMessage>> {
+  async addBatch(request: BatchRequestMessage): Promise<BatchResponseInput> {
     const rawOps = Array.isArray(request.ops) ? request.ops : [];
     if (request.packedAdds instanceof Uint8Array && request.packedAdds.length > 0) {
       if (rawOps.length > 0) throw new InvalidArgumentError("a batch gives ops or packed_adds, not both");
@@ -253,29 +252,17 @@ export class CounterApi {
     const ops: CounterOp[] = new Array(rawOps.length);
     for (let i = 0; i < rawOps.length; i++) ops[i] = batchOp(rawOps[i], i);
     const { results, term, index } = await this.mutate(request.header, ops);
-    const replies: Outgoing<OpResultMessage>[] = new Array(results.length);
-    for (let i = 0; i < results.length; i++) {
-      const result = results[i]!;
-      const reply: Outgoing<OpResultMessage> = { value: int64Wire(result.value), version: result.version };
-      if (result.eventTimeMs !== undefined) reply.eventTimeMs = result.eventTimeMs;
-      if (result.allowed !== undefined) {
-        reply.hasAcquire = true;
-        reply.allowed = result.allowed;
-        reply.retryAfterMs = result.retryAfterMs ?? 0;
-      }
-      replies[i] = reply;
-    }
-    return { results: replies, fence: fence(term, index) };
+    return { results: results.map(opResultMessage), fence: fence(term, index) };
   }
 
   /** An add-only batch in packed form (src/api/packed-batch.ts): the same command, packed results. */
-  private async packedAddBatch(header: RequestHeaderMessage | null, packed: Uint8Array): Promise<Outgoing<BatchResponseMessage>> {
+  private async packedAddBatch(header: RequestHeaderMessage | null, packed: Uint8Array): Promise<BatchResponseInput> {
     const ops: CounterOp[] = decodePackedAdds(packed, this.limits());
     const { results, term, index } = await this.mutate(header, ops, packed);
     return { packedResults: encodePackedResults(results), fence: fence(term, index) };
   }
 
-  async get(request: GetRequestMessage): Promise<Outgoing<GetResponseMessage>> {
+  async get(request: GetRequestMessage): Promise<GetResponseInput> {
     const k = key(request.key, "key");
     checkHotReads(this.hot(), [k], [u32(request.hotSubCounters, "hot_sub_counters")]);
     const result = await this.read(request, [k]);
@@ -283,7 +270,7 @@ export class CounterApi {
     return readResponse(result, 0);
   }
 
-  async getMany(request: GetManyRequestMessage): Promise<Outgoing<GetManyResponseMessage>> {
+  async getMany(request: GetManyRequestMessage): Promise<GetManyResponseInput> {
     const keysRaw: unknown[] = Array.isArray(request.keys) ? request.keys : [];
     if (keysRaw.length === 0) throw new InvalidArgumentError("keys: at least one key is required");
     if (keysRaw.length > this.node.config.limits.maxBatchOps) {
@@ -326,7 +313,7 @@ export class CounterApi {
     return { value: answer(current), term: current.raw.term, appliedIndex: current.machine.appliedIndex, replica: current };
   }
 
-  async windowRange(request: WindowRangeRequestMessage): Promise<Outgoing<WindowRangeResponseMessage>> {
+  async windowRange(request: WindowRangeRequestMessage): Promise<WindowRangeResponseInput> {
     const k = boundedKey(request.key, "key", this.maxKeyBytes());
     const fromMs = u64(request.fromMs, "from_ms");
     const toMs = u64(request.toMs, "to_ms");
@@ -348,7 +335,7 @@ export class CounterApi {
     };
   }
 
-  async windowAt(request: WindowAtRequestMessage): Promise<Outgoing<WindowAtResponseMessage>> {
+  async windowAt(request: WindowAtRequestMessage): Promise<WindowAtResponseInput> {
     const k = boundedKey(request.key, "key", this.maxKeyBytes());
     const timeMs = u64(request.timeMs, "time_ms");
     const { value, term, appliedIndex } = await this.kindRead(request, [k], (r) => r.machine.windowAt(k, timeMs, wallClockMs()));
@@ -363,7 +350,7 @@ export class CounterApi {
     };
   }
 
-  async uniqueCount(request: UniqueCountRequestMessage): Promise<Outgoing<UniqueCountResponseMessage>> {
+  async uniqueCount(request: UniqueCountRequestMessage): Promise<UniqueCountResponseInput> {
     const keysRaw: unknown[] = Array.isArray(request.keys) ? request.keys : [];
     if (keysRaw.length === 0) throw new InvalidArgumentError("keys: at least one key is required");
     if (keysRaw.length > this.node.config.limits.maxBatchOps) {
@@ -379,7 +366,7 @@ export class CounterApi {
     };
   }
 
-  async topK(request: TopKRequestMessage): Promise<Outgoing<TopKResponseMessage>> {
+  async topK(request: TopKRequestMessage): Promise<TopKResponseInput> {
     const prefix = prefixOf(request.prefix, this.maxKeyBytes());
     const k = u32(request.k, "k");
     if (k < 1 || k > TOP_K_MAX) throw new InvalidArgumentError(`k: must be 1..${TOP_K_MAX}, got ${k}`);
@@ -393,7 +380,7 @@ export class CounterApi {
     };
   }
 
-  async aggregate(request: AggregateRequestMessage): Promise<Outgoing<AggregateResponseMessage>> {
+  async aggregate(request: AggregateRequestMessage): Promise<AggregateResponseInput> {
     const prefix = prefixOf(request.prefix, this.maxKeyBytes());
     const window = timeRangeOf(request, wallClockMs());
     const { value, term, appliedIndex, replica } = await this.kindRead(request, [], (r) =>
@@ -427,7 +414,7 @@ export class CounterApi {
    * leader each local replica believes in. `visible`: the hot counters the caller may see (all
    * when access control is off).
    */
-  routes(visible?: (key: Uint8Array) => boolean): Outgoing<RoutesResponseMessage> {
+  routes(visible?: (key: Uint8Array) => boolean): RoutesResponseInput {
     const map = this.node.map;
     const shards = map.shards.map((record) => {
       const replica = this.node.replicas.get(record.id);
@@ -466,7 +453,7 @@ function randomSessionId(): number {
   return id === 0 ? 1 : id;
 }
 
-function shardAnswer(replica: ShardReplica, term: number, appliedIndex: number): Outgoing<ShardAnswerMessage> {
+function shardAnswer(replica: ShardReplica, term: number, appliedIndex: number): ShardAnswerInput {
   const { descriptor } = replica;
   return {
     shardId: replica.shardId,
@@ -478,7 +465,7 @@ function shardAnswer(replica: ShardReplica, term: number, appliedIndex: number):
   };
 }
 
-function hotRouteMessage(record: HotRecord): Outgoing<HotRouteMessage> {
+function hotRouteMessage(record: HotRecord): HotRouteInput {
   return { key: Buffer.from(record.key), tags: record.tags, writable: record.writable };
 }
 
@@ -534,7 +521,7 @@ function refuseOtherKinds(keys: Uint8Array[], result: ReadResult): void {
   }
 }
 
-function readResponse(result: ReadResult, i: number): Outgoing<GetResponseMessage> {
+function readResponse(result: ReadResult, i: number): GetResponseInput {
   const value = result.values[i]!;
   return {
     value: int64Wire(value.value),

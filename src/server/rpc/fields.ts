@@ -4,7 +4,7 @@
  * fix. Fields arrive as proto-loader decodes them (src/api/proto.ts: 64-bit integers as decimal
  * strings, bytes as Buffers); replies send int64 values as numbers when they are safe integers.
  */
-import { type CounterOp, TTL_MS_MAX, UNIQUE_ITEMS_MAX } from "../../shard/commands.js";
+import { type CounterOp, type OpResult, TTL_MS_MAX, UNIQUE_ITEMS_MAX } from "../../shard/commands.js";
 import { WINDOW_MS_MAX } from "../../shard/kinds/ratelimit.js";
 import { DEFAULT_WINDOW_OPTIONS, rangePlan, type WindowAggregate } from "../../shard/kinds/windows.js";
 import type { TimeRange } from "../../shard/state-machine.js";
@@ -12,8 +12,8 @@ import type {
   AddOpMessage,
   BatchOpMessage,
   CompareAndSetOpMessage,
-  FenceMessage,
-  Outgoing,
+  FenceInput,
+  OpResultInput,
   SetOpMessage,
   TryAcquireOpMessage,
   UniqueAddOpMessage,
@@ -185,8 +185,20 @@ export function int64Wire(value: bigint): number | string {
 
 const SAFE_INTEGER_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 
+/** One op's result for a reply (BatchResponse.results, ForwardWriteResponse.results). */
+export function opResultMessage(result: OpResult): OpResultInput {
+  const reply: OpResultInput = { value: int64Wire(result.value), version: result.version };
+  if (result.eventTimeMs !== undefined) reply.eventTimeMs = result.eventTimeMs;
+  if (result.allowed !== undefined) {
+    reply.hasAcquire = true;
+    reply.allowed = result.allowed;
+    reply.retryAfterMs = result.retryAfterMs ?? 0;
+  }
+  return reply;
+}
+
 /** Log indexes and terms are safe integers (asserted in raft/), so they go out as numbers. */
-export function fence(term: number, index: number): Outgoing<FenceMessage> {
+export function fence(term: number, index: number): FenceInput {
   return { term, index };
 }
 

@@ -5,10 +5,11 @@
  *
  * The rules, and why:
  *   - The entry node authenticates and authorizes the caller (admission.ts, auth-gate.ts) and validates
- *     the write into a command whose owner is the caller's verified name. The command travels in
- *     its log-entry encoding over AdminService.ForwardWrite, which only the cluster's own nodes may
- *     call (auth-gate.ts adminAccess): an outside client cannot name an owner. Without `auth:` every
- *     caller is the anonymous owner "" and the leader drops any owner the body names.
+ *     the write into a command whose owner is the caller's verified name. The command travels as a
+ *     ForwardWriteRequest (proto/tally.proto; forward-codec.ts) over AdminService.ForwardWrite, which
+ *     only the cluster's own nodes may call (auth-gate.ts adminAccess): an outside client cannot
+ *     name an owner. Without `auth:` every caller is the anonymous owner "" and the leader drops any
+ *     owner the request names. The leader validates the command again, as it would a client's.
  *   - One hop: the leader's handler submits or refuses, never forwards again. The entry node sends
  *     to the leader it believes in; only when that node answers NOT_LEADER (the write never entered
  *     its log) does it try the leader that node names, once. A hop is bounded by the request
@@ -20,34 +21,14 @@
  * Session writes (client_id, seq) are never forwarded: the TypeScript client routes them itself and
  * reads NOT_LEADER as "go to the leader".
  */
-import { decodeEntry, encodeEntry, type Command, type CommandFailure } from "../../shard/commands.js";
-import { decodeOutcome, encodeOutcome } from "../../shard/sessions.js";
-import { AmbiguousError, InvalidArgumentError, NotLeaderError, TallyError, UnavailableError } from "../../util/errors.js";
-import { decodeBody, encodeBody } from "../meta-wire.js";
+import type { ForwardWriteRequestMessage, ForwardWriteResponseInput, ForwardWriteResponseMessage } from "../../api/proto.js";
+import { AmbiguousError, NotLeaderError, TallyError, UnavailableError } from "../../util/errors.js";
 import type { MutationOutcome, TallyNode } from "../node.js";
 import type { ShardReplica } from "../shard-replica.js";
-
-type WriteCommand = Extract<Command, { type: "write" }>;
+import { forwardedOutcome, forwardedWrite, forwardWriteRequest, forwardWriteResponse, type WriteCommand } from "./forward-codec.js";
 
 /** Beyond the leader's own deadline, how long the entry node waits for its answer. */
 const FORWARD_MARGIN_MS = 1_000;
-
-/** ForwardWrite's body: one write command in its log-entry encoding, and where it goes. */
-interface ForwardedWrite {
-  shardId: number;
-  epoch: number;
-  timeoutMs: number;
-  /** encodeEntry of exactly one write command (timestamp 0: the leader stamps its own entry). */
-  entry: Uint8Array;
-}
-
-/** ForwardWrite's reply: the applied outcome (encodeOutcome) or the definite failure, at (term, index). */
-interface ForwardedResult {
-  term: number;
-  index: number;
-  outcome?: Uint8Array;
-  failure?: CommandFailure;
-}
 
 /** Where a write goes: this node's leading replica, or the node believed to lead the shard. */
 type Target = { replica: ShardReplica } | { shardId: number; leaderId: number; address: string };
@@ -98,58 +79,28 @@ export class WriteForwarder {
 
   private async forward(target: { shardId: number; leaderId: number; address: string }, command: WriteCommand): Promise<MutationOutcome> {
     const timeoutMs = this.node.config.limits.requestTimeoutMs;
-    const request: ForwardedWrite = {
-      shardId: target.shardId,
-      epoch: command.epoch ?? 0,
-      timeoutMs,
-      entry: encodeEntry({ timestampMs: 0, commands: [command] }),
-    };
-    let reply: { body: Uint8Array };
+    let reply: ForwardWriteResponseMessage;
     try {
-      reply = await this.node.adminClients.call(
+      reply = await this.node.adminClients.call<ForwardWriteResponseMessage>(
         target.address,
         "forwardWrite",
-        { body: encodeBody(request) },
+        forwardWriteRequest(command, target.shardId, timeoutMs),
         timeoutMs + FORWARD_MARGIN_MS,
       );
     } catch (error) {
       throw explainForwardFailure(error, target);
     }
-    const result = decodeBody<ForwardedResult>(reply.body, "forwarded write reply");
-    if (result.failure !== undefined) return { result: { ...result.failure, ok: false }, term: result.term, index: result.index };
-    if (!(result.outcome instanceof Uint8Array))
-      throw new TallyError("INTERNAL", `node ${target.leaderId} answered a forwarded write with neither an outcome nor a failure`);
-    return {
-      result: { ...decodeOutcome(result.outcome), duplicate: false } as MutationOutcome["result"],
-      term: result.term,
-      index: result.index,
-    };
+    return forwardedOutcome(reply, command, target.leaderId);
   }
 
   /**
-   * The leader's side of ForwardWrite: decodes and validates the command, submits it if this node
-   * leads the shard (never forwards: NOT_LEADER otherwise), and answers its outcome. `trustOwner`:
-   * the cluster authenticates its nodes (auth on), so the owner in the body is a verified name.
+   * The leader's side of ForwardWrite: decodes and validates the command (forward-codec.ts), submits
+   * it if this node leads the shard (never forwards: NOT_LEADER otherwise), and answers its outcome.
+   * `trustOwner`: the cluster authenticates its nodes (auth on), so the owner in the request is a
+   * verified name.
    */
-  async serve(body: unknown, trustOwner: boolean): Promise<Uint8Array> {
-    const request = decodeBody<ForwardedWrite>(body, "forwarded write");
-    const { shardId, epoch, timeoutMs, entry } = request;
-    if (
-      !Number.isSafeInteger(shardId) ||
-      shardId < 1 ||
-      !Number.isSafeInteger(epoch) ||
-      epoch < 0 ||
-      !Number.isSafeInteger(timeoutMs) ||
-      timeoutMs < 1 ||
-      !(entry instanceof Uint8Array)
-    ) {
-      throw new InvalidArgumentError("forwarded write: shardId, epoch, timeoutMs and entry are required");
-    }
-    const commands = decodeEntry(entry).commands;
-    const command = commands[0];
-    if (commands.length !== 1 || command === undefined || command.type !== "write")
-      throw new InvalidArgumentError("forwarded write: the entry must hold exactly one write command");
-    if (!trustOwner) delete command.owner;
+  async serve(request: ForwardWriteRequestMessage, trustOwner: boolean): Promise<ForwardWriteResponseInput> {
+    const { shardId, epoch, timeoutMs, command } = forwardedWrite(request, trustOwner);
     const replica = this.node.route(
       shardId,
       epoch,
@@ -157,14 +108,7 @@ export class WriteForwarder {
     );
     const bytes = command.ops.reduce((sum, op) => sum + op.key.length + 40, 64);
     const outcome = await this.node.submit(replica, command, bytes, Math.min(timeoutMs, this.node.config.limits.requestTimeoutMs));
-    const reply: ForwardedResult = { term: outcome.term, index: outcome.index };
-    if (outcome.result.ok) {
-      if (outcome.result.type !== "mutate") throw new TallyError("INTERNAL", `unexpected result type ${outcome.result.type}`);
-      reply.outcome = encodeOutcome(outcome.result);
-    } else {
-      reply.failure = outcome.result;
-    }
-    return encodeBody(reply);
+    return forwardWriteResponse(outcome, command.packedAdds !== undefined);
   }
 }
 

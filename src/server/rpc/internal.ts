@@ -1,21 +1,31 @@
 /**
  * The node-to-node methods of AdminService (not for clients; auth-gate.ts adminAccess lets only the
- * cluster's own nodes call them). Their bodies are msgpack documents (meta-wire.ts):
+ * cluster's own nodes call them), each in its own proto messages:
  *   - Heartbeat: a node's load report to the metadata leader, answered with the map when the
- *     sender's copy is older (TallyNode.onHeartbeat);
+ *     sender's copy is older (TallyNode.onHeartbeat; HeartbeatRequest / HeartbeatResponse, meta-wire.ts);
  *   - ShardChange: a membership change the metadata leader asks a shard's leader to make
- *     (TallyNode.shardChange);
- *   - ForwardWrite: a request_id write forwarded to the shard's leader (forwarding.ts).
+ *     (TallyNode.shardChange; ShardChangeRequest / ShardChangeResponse, meta-wire.ts);
+ *   - ForwardWrite: a request_id write forwarded to the shard's leader (ForwardWriteRequest /
+ *     ForwardWriteResponse; forwarding.ts, forward-codec.ts).
+ * A request in an older node's format (a msgpack body in field 1, reserved in all six messages) is
+ * refused with INVALID_ARGUMENT before anything changes.
  */
-import type { InternalRequestMessage, InternalResponseMessage } from "../../api/proto.js";
-import { decodeBody, encodeBody, type NodeReport, type ShardChangeRequest } from "../meta-wire.js";
+import type {
+  ForwardWriteRequestMessage,
+  ForwardWriteResponseInput,
+  HeartbeatRequestMessage,
+  HeartbeatResponseInput,
+  ShardChangeRequestMessage,
+  ShardChangeResponseInput,
+} from "../../api/proto.js";
+import { heartbeatResponse, nodeReportOf, shardChangeOf, shardChangeResponse } from "../meta-wire.js";
 import type { TallyNode } from "../node.js";
 import type { WriteForwarder } from "./forwarding.js";
 
 export interface InternalApi {
-  heartbeat(request: InternalRequestMessage): InternalResponseMessage;
-  shardChange(request: InternalRequestMessage): Promise<InternalResponseMessage>;
-  forwardWrite(request: InternalRequestMessage): Promise<InternalResponseMessage>;
+  heartbeat(request: HeartbeatRequestMessage): HeartbeatResponseInput;
+  shardChange(request: ShardChangeRequestMessage): Promise<ShardChangeResponseInput>;
+  forwardWrite(request: ForwardWriteRequestMessage): Promise<ForwardWriteResponseInput>;
 }
 
 /**
@@ -24,8 +34,8 @@ export interface InternalApi {
  */
 export function internalApi(node: TallyNode, forwarder: WriteForwarder, trustOwner: boolean): InternalApi {
   return {
-    heartbeat: (r) => ({ body: encodeBody(node.onHeartbeat(decodeBody<NodeReport>(r.body, "heartbeat"))) }),
-    shardChange: async (r) => ({ body: encodeBody(await node.shardChange(decodeBody<ShardChangeRequest>(r.body, "shard change"))) }),
-    forwardWrite: async (r) => ({ body: await forwarder.serve(r.body, trustOwner) }),
+    heartbeat: (r) => heartbeatResponse(node.onHeartbeat(nodeReportOf(r))),
+    shardChange: async (r) => shardChangeResponse(await node.shardChange(shardChangeOf(r))),
+    forwardWrite: (r) => forwarder.serve(r, trustOwner),
   };
 }

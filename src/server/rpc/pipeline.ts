@@ -6,7 +6,7 @@
  * Replies are written with backpressure (pipelineWriter).
  */
 import type * as grpc from "@grpc/grpc-js";
-import type { Outgoing, PipelineRequestMessage, PipelineResponseMessage } from "../../api/proto.js";
+import type { PipelineRequestMessage, PipelineResponseInput } from "../../api/proto.js";
 import { InvalidArgumentError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
 import { stampCaller, type AuthGate } from "./auth-gate.js";
@@ -18,7 +18,7 @@ import type { RequestGuard } from "./request-guard.js";
 /** Bounds a single Pipeline stream; beyond it, operations are answered OVERLOADED at once. */
 const PIPELINE_INFLIGHT_MAX = 20_000;
 
-type PipelineResponse = Outgoing<PipelineResponseMessage>;
+type PipelineResponse = PipelineResponseInput;
 export type PipelineCall = grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponse>;
 
 /** The Pipeline handler for one server: every stream shares the node's api, gate and guard. */

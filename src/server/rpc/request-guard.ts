@@ -21,7 +21,7 @@
 import type * as grpc from "@grpc/grpc-js";
 import { decodeServiceError, type ErrorInfo } from "../../api/error-details.js";
 import { countPackedAdds } from "../../api/packed-batch.js";
-import type { Outgoing, PipelineRequestMessage, PipelineResponseMessage } from "../../api/proto.js";
+import type { PipelineRequestMessage, PipelineResponseInput } from "../../api/proto.js";
 import { assert } from "../../util/assert.js";
 import { OverloadedError, type TallyError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
@@ -30,7 +30,7 @@ import type { NodeMetrics } from "../ops/metrics.js";
 
 /** The fields admission and accounting read, whatever the request. */
 type GuardFields = { header?: { clientId?: unknown } | null; ops?: unknown; packedAdds?: unknown };
-type PipelineResponse = Outgoing<PipelineResponseMessage>;
+type PipelineResponse = PipelineResponseInput;
 
 /** The hint sent with a per-client refusal: long enough for some of that client's requests to finish. */
 export const CLIENT_RETRY_AFTER_MS = 50;

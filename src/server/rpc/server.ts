@@ -14,7 +14,7 @@
  */
 import * as grpc from "@grpc/grpc-js";
 import { HealthImplementation } from "grpc-health-check";
-import { tallyProto } from "../../api/proto.js";
+import { tallyProto, type AdminServiceHandlers, type CounterServiceHandlers } from "../../api/proto.js";
 import type { Logger } from "../../util/log.js";
 import { serveShardBackup, type ShardBackupCall } from "../backup/backup-service.js";
 import type { Limits } from "../config/config.js";
@@ -38,6 +38,13 @@ const HEALTH_SERVICES = ["", "tally.v1.CounterService", "tally.v1.AdminService"]
 type Unary = <Req, Res>(
   fn: (request: Req) => Promise<Res> | Res,
 ) => (call: grpc.ServerUnaryCall<Req, Res>, callback: grpc.sendUnaryData<Res>) => void;
+
+/**
+ * A service's handlers as generated from proto/tally.proto (AdminServiceHandlers, ...), keyed by the
+ * camelCase names this server registers them under (grpc-js accepts either), without the generated
+ * interface's catch-all index signature: each handler's request and reply types are the proto's.
+ */
+type ProtoHandlers<H> = { [K in keyof H as string extends K ? never : K extends string ? Uncapitalize<K> : never]: H[K] };
 
 /** What every service table of one server shares. */
 interface ServerParts {
@@ -117,7 +124,7 @@ function unaryFor(gate: AuthGate | undefined, log: Logger): Unary {
   };
 }
 
-function counterHandlers({ node, log, gate, guard, unary }: ServerParts, api: CounterApi): grpc.UntypedServiceImplementation {
+function counterHandlers({ node, log, gate, guard, unary }: ServerParts, api: CounterApi): ProtoHandlers<CounterServiceHandlers> {
   return {
     registerSession: unary((r) => api.registerSession(r)),
     keepAlive: unary((r) => api.keepAlive(r)),
@@ -134,13 +141,12 @@ function counterHandlers({ node, log, gate, guard, unary }: ServerParts, api: Co
     topK: unary((r) => api.topK(r)),
     aggregate: unary((r) => api.aggregate(r)),
     watch: (call: WatchCall) => serveWatch(node, call, log, (reason) => guard.streamOverloaded(reason)),
-    routes: (call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
-      unary(() => api.routes(gate?.keyVisibility(call)))(call, callback),
+    routes: (call, callback) => unary(() => api.routes(gate?.keyVisibility(call)))(call, callback),
     pipeline: pipelineHandler(api, gate, guard, log),
   };
 }
 
-function adminHandlers({ node, log, gate, unary }: ServerParts, counter: CounterApi): grpc.UntypedServiceImplementation {
+function adminHandlers({ node, log, gate, unary }: ServerParts, counter: CounterApi): ProtoHandlers<AdminServiceHandlers> {
   const api = new AdminApi(node);
   const internal = internalApi(node, counter.forwarder, gate !== undefined);
   return {

@@ -5,7 +5,7 @@
  * (re-route and resume), or when the cursor fell out of the change log (OUT_OF_RANGE).
  */
 import type * as grpc from "@grpc/grpc-js";
-import type { Outgoing, WatchBatchMessage, WatchRequestMessage } from "../../api/proto.js";
+import type { WatchBatchInput, WatchRequestMessage } from "../../api/proto.js";
 import { keyHasPrefix } from "../../kinds/topk.js";
 import { monotonicMs } from "../../util/clock.js";
 import { InvalidArgumentError, OutOfRangeError, OverloadedError, UnavailableError, WrongShardError } from "../../util/errors.js";
@@ -23,7 +23,7 @@ const WATCH_PROGRESS_MS = 1_000;
 
 type KeyChangeLike = { key: Uint8Array; value: bigint; version: number; kind: string; index: number };
 
-export type WatchCall = grpc.ServerWritableStream<WatchRequestMessage, Outgoing<WatchBatchMessage>>;
+export type WatchCall = grpc.ServerWritableStream<WatchRequestMessage, WatchBatchInput>;
 
 /** A watch's request, checked: what it matches, on which replica, from which index. */
 interface WatchStart {

@@ -1,0 +1,10 @@
+// Original file: proto/tally.proto
+
+
+export interface FailoverRequest {
+  'nodeId'?: (string);
+}
+
+export interface FailoverRequest__Output {
+  'nodeId': (string);
+}

@@ -1,0 +1,8 @@
+// Original file: proto/tally.proto
+
+
+export interface RoutesRequest {
+}
+
+export interface RoutesRequest__Output {
+}

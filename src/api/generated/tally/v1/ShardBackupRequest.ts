@@ -1,0 +1,10 @@
+// Original file: proto/tally.proto
+
+
+export interface ShardBackupRequest {
+  'shardId'?: (number);
+}
+
+export interface ShardBackupRequest__Output {
+  'shardId': (number);
+}
