@@ -23,11 +23,12 @@
  * creates such slots transiently while it evaluates a mutate (so a key keeps one slot for the
  * whole mutate) and removes them before the mutate returns.
  *
- * Persistence is by whole blocks: exportBlocks() copies the rows up to the high-water slot and the
- * arena's used bytes (memcpy, no per-counter work), which is the counter part of a shard image
- * (shard-image.ts), and a loaded table takes those blocks back (forBlocks, loadArenaBytes,
- * loadRows, finishLoad), validating each row and rebuilding the free-slot list and the index in
- * steps that a caller may spread over event-loop turns. Nothing on the apply path tracks changes.
+ * Persistence is by whole blocks: exportBlocks() copies the rows up to the high-water slot, the
+ * arena's used bytes and the index (memcpy, no per-counter work), which is the counter part of a
+ * shard image (shard-image.ts), and a loaded table (LoadingCounterTable, counter-table-load.ts)
+ * takes those blocks back, validating each row, rebuilding the free-slot list and adopting the
+ * index (or rebuilding it for another hash seed) in steps that a caller may spread over
+ * event-loop turns. Nothing on the apply path tracks changes.
  *
  * Invariants: an occupied index entry points at a slot with keyLength >= 1 whose key hashes to
  * the entry's hash; a free slot has keyLength 0, value 0, version 0, no flags, and is on
@@ -40,18 +41,18 @@ import { fmix32 } from "../util/hash.js";
 import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 import { sortKeysInArena } from "./key-sort.js";
 
-const ROW_BYTES = 24;
-const INITIAL_SLOTS = 1024;
-const INITIAL_INDEX_ENTRIES = 2048;
-const INITIAL_ARENA_BYTES = 16 * 1024;
+export const ROW_BYTES = 24;
+export const INITIAL_SLOTS = 1024;
+export const INITIAL_INDEX_ENTRIES = 2048;
+export const INITIAL_ARENA_BYTES = 16 * 1024;
 /** Index load factor bound; linear probing stays short below ~0.7 with a well-mixed hash. */
-const MAX_LOAD = 0.7;
+export const MAX_LOAD = 0.7;
 /** Typed arrays use the platform's byte order; the snapshot row writer reads the value's bytes. */
 const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 /** Compact the arena when dead key bytes exceed half of it (and at least this much). */
 const ARENA_GARBAGE_MIN_BYTES = 64 * 1024;
 /** The arena addresses keys with a u32 offset. */
-const ARENA_BYTES_MAX = 0xffff_ffff;
+export const ARENA_BYTES_MAX = 0xffff_ffff;
 /** Touched by the mutate being applied (its undo log holds the slot). */
 export const SLOT_TOUCHED = 1;
 /** Bytes per row: the unit of CounterBlocks.rows. */
@@ -72,6 +73,17 @@ export interface CounterBlocks {
   readonly rows: Uint8Array;
   /** The arena's used bytes, dead keys included (offsets in the rows point into it). */
   readonly arena: Uint8Array;
+  /**
+   * The open-addressing index: (slot + 1, hash) pairs, a power of two of them, for the table's
+   * hash seed. A load with the same seed adopts it instead of hashing every key again.
+   */
+  readonly index: Int32Array;
+}
+
+/** Buffers a capture copies the counter blocks into (exportBlocks' spare); the arena is never copied. */
+export interface BlockBuffers {
+  rows: ArrayBuffer;
+  index: ArrayBuffer;
 }
 
 /** What a loaded row may hold (loadRows); anything else is damage. */
@@ -82,28 +94,24 @@ export interface RowLimits {
 }
 
 export class CounterTable {
-  private slotCapacity = INITIAL_SLOTS;
-  private values!: BigInt64Array;
-  private versions!: Float64Array;
-  private words!: Uint32Array;
-  private halfWords!: Uint16Array;
-  private rowBytes!: Uint8Array;
-  private readonly freeSlots: number[] = [];
-  private highWaterSlot = 0;
+  protected slotCapacity = INITIAL_SLOTS;
+  protected values!: BigInt64Array;
+  protected versions!: Float64Array;
+  protected words!: Uint32Array;
+  protected halfWords!: Uint16Array;
+  protected rowBytes!: Uint8Array;
+  protected readonly freeSlots: number[] = [];
+  protected highWaterSlot = 0;
 
-  private arena = new Uint8Array(INITIAL_ARENA_BYTES);
-  private arenaUsedBytes = 0;
-  private arenaGarbageBytes = 0;
+  protected arena = new Uint8Array(INITIAL_ARENA_BYTES);
+  protected arenaUsedBytes = 0;
+  protected arenaGarbageBytes = 0;
 
   /** Pairs (slot + 1, hash); slot + 1 = 0 is empty. Entry count is a power of two. */
-  private index = new Int32Array(INITIAL_INDEX_ENTRIES * 2);
-  private indexMask = INITIAL_INDEX_ENTRIES - 1;
-  private count = 0;
-  /** During a load (forBlocks .. finishLoad): the declared count, and the key bytes of the rows loaded. */
-  private loadingCount = 0;
-  private loadedKeyBytes = 0;
-
-  constructor(private readonly hashSeed = 0x9e3779b9) {
+  protected index = new Int32Array(INITIAL_INDEX_ENTRIES * 2);
+  protected indexMask = INITIAL_INDEX_ENTRIES - 1;
+  protected count = 0;
+  constructor(protected readonly hashSeed = 0x9e3779b9) {
     this.setRows(new ArrayBuffer(INITIAL_SLOTS * ROW_BYTES));
   }
 
@@ -332,127 +340,23 @@ export class CounterTable {
    * copy into fresh memory costs its page faults (first touch), several times the memcpy itself
    * at hundreds of MB; new buffers get 1/8 of slack so that a spare still fits after some growth.
    */
-  exportBlocks(spare?: { rows: ArrayBuffer; arena: ArrayBuffer }): CounterBlocks {
+  exportBlocks(spare?: BlockBuffers): CounterBlocks {
     const rowBytes = this.highWaterSlot * ROW_BYTES;
     const rows = blockFor(spare?.rows, rowBytes);
     rows.set(this.rowBytes.subarray(0, rowBytes));
-    const arena = blockFor(spare?.arena, this.arenaUsedBytes);
-    arena.set(this.arena.subarray(0, this.arenaUsedBytes));
-    return { count: this.count, rows, arena };
+    // Not a copy: arena bytes are written once and never changed in place (new keys go past the
+    // used bytes; growth and compaction copy to a new buffer), so a view of its used bytes stays
+    // what it is now, whatever the table does next.
+    const arena = this.arena.subarray(0, this.arenaUsedBytes);
+    const indexBytes = blockFor(spare?.index, this.index.byteLength);
+    const index = new Int32Array(indexBytes.buffer, 0, this.index.length);
+    index.set(this.index);
+    return { count: this.count, rows, arena, index };
   }
 
   /** The sizes exportBlocks() would copy now. */
-  blockBytes(): { rows: number; arena: number } {
-    return { rows: this.highWaterSlot * ROW_BYTES, arena: this.arenaUsedBytes };
-  }
-
-  /**
-   * An empty table sized for blocks of `rowBytes` rows and `arenaBytes` arena bytes holding `count`
-   * counters, to be filled by loadArenaBytes (all of it), then loadRows (every row, in order), then
-   * finishLoad. The steps are separate so a caller can yield between them; the buffers are
-   * allocated here but only touched by the steps.
-   */
-  static forBlocks(
-    hashSeed: number,
-    count: number,
-    rowBytes: number,
-    arenaBytes: number,
-    corrupt: (problem: string) => never,
-  ): CounterTable {
-    const slots = rowBytes / ROW_BYTES;
-    if (!Number.isInteger(slots)) corrupt(`counter rows of ${rowBytes} bytes, not a multiple of ${ROW_BYTES}`);
-    if (slots > COUNTERS_MAX + 100_000) corrupt(`${slots} counter rows, beyond the table's ceiling`);
-    if (!Number.isInteger(count) || count < 0 || count > slots) corrupt(`${count} counters in ${slots} rows`);
-    if (arenaBytes > ARENA_BYTES_MAX) corrupt(`key arena of ${arenaBytes} bytes`);
-    const table = new CounterTable(hashSeed);
-    // 1/8 of room to grow (untouched memory costs nothing), so the first new keys after a load do
-    // not copy the whole rows, arena or index to grow them.
-    table.slotCapacity = Math.max(INITIAL_SLOTS, slots + (slots >>> 3));
-    table.setRows(new ArrayBuffer(table.slotCapacity * ROW_BYTES));
-    table.highWaterSlot = slots;
-    table.arena = new Uint8Array(Math.min(ARENA_BYTES_MAX, Math.max(INITIAL_ARENA_BYTES, arenaBytes + (arenaBytes >>> 3))));
-    table.arenaUsedBytes = arenaBytes;
-    let entries = INITIAL_INDEX_ENTRIES;
-    while (count + (count >>> 3) > entries * MAX_LOAD) entries *= 2;
-    table.index = new Int32Array(entries * 2);
-    table.indexMask = entries - 1;
-    table.loadingCount = count;
-    return table;
-  }
-
-  /**
-   * Index entries [from, to) written (zero) once, so that loadRows' random inserts do not meet
-   * fresh memory: first touches of a large fresh buffer (page faults) would otherwise all land in
-   * the first slices of rows. `indexEntries` is the number of entries to go over.
-   */
-  get indexEntries(): number {
-    return this.indexMask + 1;
-  }
-
-  touchIndex(from: number, to: number): void {
-    this.index.fill(0, from * 2, to * 2);
-  }
-
-  /** Copies source (the whole arena block) bytes [from, to) into the arena. */
-  loadArenaBytes(source: Uint8Array, from: number, to: number): void {
-    assert(source.length === this.arenaUsedBytes, "arena block length changed");
-    this.arena.set(source.subarray(from, to), from);
-  }
-
-  /**
-   * Copies rows [from, to) of source (the whole rows block) in and checks each: a free row (key
-   * length 0) is all zero but its key offset; an occupied one has a key of 1..keyBytesMax bytes
-   * inside the arena, no flags, a version in [1, versionMax], and a key no other row holds. Indexes
-   * the occupied rows and lists the free ones. Damage is `corrupt` (CorruptionError).
-   */
-  loadRows(source: Uint8Array, from: number, to: number, limits: RowLimits, corrupt: (problem: string) => never): void {
-    assert(source.length === this.highWaterSlot * ROW_BYTES && from >= 0 && to <= this.highWaterSlot, "rows outside the block");
-    this.rowBytes.set(source.subarray(from * ROW_BYTES, to * ROW_BYTES), from * ROW_BYTES);
-    const { words, halfWords, versions, arena, index } = this;
-    const mask = this.indexMask;
-    const { keyBytesMax, versionMax } = limits;
-    for (let slot = from; slot < to; slot++) {
-      const length = halfWords[slot * 12 + 10]!;
-      if (halfWords[slot * 12 + 11] !== 0) corrupt(`counter row ${slot} has flags ${halfWords[slot * 12 + 11]}`);
-      if (length === 0) {
-        if ((words[slot * 6]! | words[slot * 6 + 1]! | words[slot * 6 + 2]! | words[slot * 6 + 3]!) !== 0) {
-          corrupt(`free counter row ${slot} holds a value or version`);
-        }
-        this.freeSlots.push(slot);
-        continue;
-      }
-      const offset = words[slot * 6 + 4]!;
-      if (length > keyBytesMax) corrupt(`counter row ${slot} key of ${length} bytes`);
-      if (offset + length > this.arenaUsedBytes) corrupt(`counter row ${slot} key outside the arena`);
-      const version = versions[slot * 3 + 1]!;
-      if (!(version >= 1 && version <= versionMax && Math.floor(version) === version)) {
-        corrupt(`counter row ${slot} version ${version} outside [1, applied ${versionMax}]`);
-      }
-      if (this.count >= this.loadingCount) corrupt(`more than the ${this.loadingCount} counters the image declares`);
-      const hash = this.hashBytes(arena, offset, length);
-      let position = hash & mask;
-      for (;;) {
-        const entry = index[position * 2]!;
-        if (entry === 0) break;
-        if (index[position * 2 + 1] === (hash | 0) && this.compareKeys(entry - 1, slot) === 0)
-          corrupt(`counter rows ${entry - 1} and ${slot} hold the same key`);
-        position = (position + 1) & mask;
-      }
-      index[position * 2] = slot + 1;
-      index[position * 2 + 1] = hash;
-      this.count++;
-      this.loadedKeyBytes += length;
-    }
-  }
-
-  /** Ends a load: every row is in; the counts must agree. Arena bytes of dead keys are kept (as garbage). */
-  finishLoad(corrupt: (problem: string) => never): void {
-    if (this.count !== this.loadingCount) corrupt(`${this.count} counters in the rows; the image declares ${this.loadingCount}`);
-    if (this.loadedKeyBytes > this.arenaUsedBytes) corrupt(`keys of ${this.loadedKeyBytes} bytes in an arena of ${this.arenaUsedBytes}`);
-    this.arenaGarbageBytes = this.arenaUsedBytes - this.loadedKeyBytes;
-    this.loadedKeyBytes = 0;
-    // Slots are taken from the end of freeSlots: the lowest free slot first, as in a fresh table.
-    this.freeSlots.reverse();
+  blockBytes(): { rows: number; index: number } {
+    return { rows: this.highWaterSlot * ROW_BYTES, index: this.index.byteLength };
   }
 
   /** Grows the rows and the index for `count` counters at once (a restore knows how many). */
@@ -481,7 +385,7 @@ export class CounterTable {
   }
 
   /** FNV-1a over the bytes, seeded, then the murmur3 finalizer so the low bits (the index) mix. */
-  private hashBytes(bytes: Uint8Array, start: number, length: number): number {
+  protected hashBytes(bytes: Uint8Array, start: number, length: number): number {
     let h = this.hashSeed ^ length;
     for (let i = start; i < start + length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
     return fmix32(h);
@@ -541,7 +445,7 @@ export class CounterTable {
     return this.highWaterSlot++;
   }
 
-  private setRows(rows: ArrayBuffer): void {
+  protected setRows(rows: ArrayBuffer): void {
     this.values = new BigInt64Array(rows);
     this.versions = new Float64Array(rows);
     this.words = new Uint32Array(rows);

@@ -4,8 +4,8 @@
  * only). Three steps, so that none stalls the event loop:
  *
  *   captureImage (synchronous, between entries): copies of the counter table's blocks (its row
- *     buffer up to the high-water slot and the key arena's used bytes: two memcpys, no per-counter
- *     work), the sessions' fields copied flat (SessionCopies: a few stores per session, their
+ *     buffer up to the high-water slot, the key arena's used bytes and its hash index: three
+ *     memcpys, no per-counter work), the sessions' fields copied flat (SessionCopies: a few stores per session, their
  *     retained outcomes referenced, as those bytes never change), the kinds encoded
  *     (kind-table.ts encodeKindRecord: their structures change in place), and the request-id
  *     records referenced (immutable). The machine may go on applying: the image shares nothing
@@ -16,23 +16,29 @@
  *     between them, then the header. No per-counter loop; the counter blocks are returned as they
  *     are (no copy).
  *   readImage (fromImage, fromImageAsync): checksums first, then the rows validated one by one
- *     (CounterTable.loadRows) while the hash index and free-slot list are rebuilt, then sessions,
+ *     (CounterTable.loadRows) and the free-slot list rebuilt; the saved hash index is adopted
+ *     when it was built with this shard's hash seed (then it is checked to name every occupied row
+ *     exactly once, and no key is hashed: at 1.25 M counters that halves a load), else rebuilt
+ *     from the keys. Then sessions,
  *     kinds and request ids through the same checks as every other loader (shard-load.ts). The
  *     steps are a generator: fromImage runs it straight through, fromImageAsync pauses between
  *     slices. Any damage is a CorruptionError; a partly read image is never used.
  *
- * Layout: a 96-byte header (big-endian, like the shard's other formats), then five blocks, back to
+ * Layout: a 112-byte header (big-endian, like the shard's other formats), then six blocks, back to
  * back, in this order:
  *
- *   u32 magic "TLYI" | u16 format (1) | u8 row byte order (1 little-, 2 big-endian) | u8 blocks (5)
- *   u64 appliedIndex | u64 clockMs | u64 counterCount
- *   5 x { u64 length, u32 crc32 } for the blocks below
+ *   u32 magic "TLYI" | u16 format (2) | u8 row byte order (1 little-, 2 big-endian) | u8 blocks (6)
+ *   u64 appliedIndex | u64 clockMs | u64 counterCount | u32 hash seed of the index
+ *   6 x { u64 length, u32 crc32 } for the blocks below
  *   u32 crc32 of the header bytes before it
  *
  *   rows       CounterTable rows 0 .. high-water slot, 24 bytes each, in the row byte order:
  *              i64 value, f64 version, u32 key offset, u16 key length (0 = free slot), u16 flags (0)
  *   arena      the key arena's used bytes; dead keys' bytes are kept (a loaded table counts them as
  *              garbage and compacts them away as it would have)
+ *   index      the open-addressing index, (slot + 1, hash) i32 pairs in the row byte order, a power
+ *              of two of them; trusted under its checksum for where each key sits (a load with
+ *              another hash seed ignores it)
  *   sessions   u32 count | session* (sessions.ts writeSession), least recently active first
  *   kinds      u32 count | { u16 keyLength, key, u32 recordLength, record (encodeKindRecord) }*
  *   requestIds u32 count | request id* (request-ids.ts writeRequestId), in apply order
@@ -46,7 +52,8 @@
  */
 import { ByteReader, ByteWriter, crc32 } from "./binary.js";
 import { ChangeLog } from "./change-log.js";
-import { COUNTER_ROW_BYTES, CounterTable, ROWS_LITTLE_ENDIAN, type CounterBlocks } from "./counter-table.js";
+import { COUNTER_ROW_BYTES, ROWS_LITTLE_ENDIAN, type BlockBuffers, type CounterBlocks } from "./counter-table.js";
+import { LoadingCounterTable } from "./counter-table-load.js";
 import { encodeKindRecord } from "./kind-table.js";
 import { readRequestId, writeRequestId, type RequestIdRecord } from "./request-ids.js";
 import { readSession, writeSession, type Session } from "./sessions.js";
@@ -55,9 +62,9 @@ import type { ShardState } from "./shard-state.js";
 import { CorruptionError } from "../util/errors.js";
 
 export const SHARD_IMAGE_MAGIC = 0x544c5949; // "TLYI"
-const SHARD_IMAGE_FORMAT = 1;
-const HEADER_BYTES = 96;
-const BLOCK_NAMES = ["rows", "arena", "sessions", "kinds", "request ids"] as const;
+const SHARD_IMAGE_FORMAT = 2;
+const HEADER_BYTES = 112;
+const BLOCK_NAMES = ["rows", "arena", "index", "sessions", "kinds", "request ids"] as const;
 const BYTE_ORDER_LITTLE = 1;
 const BYTE_ORDER_BIG = 2;
 /** Bytes checksummed or copied between two pauses, at most (~1 ms). */
@@ -76,6 +83,8 @@ const RECORDS_PER_STEP = 500;
 export interface ShardImage {
   readonly appliedIndex: number;
   readonly clockMs: number;
+  /** The hash seed the counter index was built with (a load with another seed builds its own). */
+  readonly hashSeed: number;
   /** Copies of the counter table's row buffer (up to its high-water slot) and key arena (used bytes). */
   readonly counters: CounterBlocks;
   /** The sessions in LRU order (least recently active first), with retained results and digests. */
@@ -171,7 +180,7 @@ async function encodeInParts(
  * The image of `state` now: call between entries (the machine's captureImage). spare: the counter
  * blocks' buffers of a released image, reused when large enough (CounterTable.exportBlocks).
  */
-export function captureImage(state: ShardState, spare?: { rows: ArrayBuffer; arena: ArrayBuffer }): ShardImage {
+export function captureImage(state: ShardState, spare?: BlockBuffers): ShardImage {
   const kindWriter = new ByteWriter(64 + state.kinds.size * 48);
   kindWriter.u32(state.kinds.size);
   for (const entry of state.kinds.values()) {
@@ -184,6 +193,7 @@ export function captureImage(state: ShardState, spare?: { rows: ArrayBuffer; are
   return {
     appliedIndex: state.appliedIndex,
     clockMs: state.clockMs,
+    hashSeed: state.options.hashSeed >>> 0,
     counters: state.counters.exportBlocks(spare),
     sessions: copySessions(state.sessions.values(), state.sessions.size),
     kinds: kindWriter.finish(),
@@ -200,7 +210,9 @@ export function captureImage(state: ShardState, spare?: { rows: ArrayBuffer; are
 export async function encodeShardImage(image: ShardImage, pause: () => Promise<void>): Promise<Uint8Array[]> {
   const sessions = await encodeSessions(image.sessions, pause);
   const requestIds = await encodeRequestIds(image.requestIds, pause);
-  const blocks: Uint8Array[][] = [[image.counters.rows], [image.counters.arena], sessions, [image.kinds], requestIds];
+  const index = image.counters.index;
+  const indexBytes = new Uint8Array(index.buffer, index.byteOffset, index.byteLength);
+  const blocks: Uint8Array[][] = [[image.counters.rows], [image.counters.arena], [indexBytes], sessions, [image.kinds], requestIds];
   const lengths: number[] = [];
   const checksums: number[] = [];
   for (const parts of blocks) {
@@ -224,6 +236,7 @@ export async function encodeShardImage(image: ShardImage, pause: () => Promise<v
   header.u64(image.appliedIndex);
   header.u64(image.clockMs);
   header.u64(image.counters.count);
+  header.u32(image.hashSeed >>> 0);
   for (let b = 0; b < BLOCK_NAMES.length; b++) {
     header.u64(lengths[b]!);
     header.u32(checksums[b]!);
@@ -238,13 +251,18 @@ export async function encodeShardImage(image: ShardImage, pause: () => Promise<v
  * meets no page faults. Reuses `spare` when it is large enough.
  */
 export async function prepareImageBuffers(
-  bytes: { rows: number; arena: number },
-  spare: { rows: ArrayBuffer; arena: ArrayBuffer } | undefined,
+  bytes: { rows: number; index: number },
+  spare: BlockBuffers | undefined,
   pause: () => Promise<void>,
-): Promise<{ rows: ArrayBuffer; arena: ArrayBuffer }> {
-  if (spare !== undefined && spare.rows.byteLength >= bytes.rows && spare.arena.byteLength >= bytes.arena) return spare;
-  const buffers = { rows: new ArrayBuffer(bytes.rows + (bytes.rows >>> 3)), arena: new ArrayBuffer(bytes.arena + (bytes.arena >>> 3)) };
-  for (const buffer of [buffers.rows, buffers.arena]) {
+): Promise<BlockBuffers> {
+  if (spare !== undefined && spare.rows.byteLength >= bytes.rows && spare.index.byteLength >= bytes.index) return spare;
+  const buffers = {
+    rows: new ArrayBuffer(bytes.rows + (bytes.rows >>> 3)),
+    // The index doubles when it grows: no slack would cover that, so none is kept (the capture
+    // after a doubling copies into fresh memory once).
+    index: new ArrayBuffer(bytes.index),
+  };
+  for (const buffer of [buffers.rows, buffers.index]) {
     const view = new Uint8Array(buffer);
     for (const [from, to] of slices(view.length, CHECKSUM_SLICE_BYTES)) {
       view.fill(0, from, to);
@@ -274,6 +292,7 @@ interface ImageHeader {
   appliedIndex: number;
   clockMs: number;
   counterCount: number;
+  hashSeed: number;
   blocks: Uint8Array[];
   checksums: number[];
 }
@@ -293,6 +312,7 @@ function readHeader(bytes: Uint8Array, corrupt: Corrupt): ImageHeader {
   const appliedIndex = reader.u64();
   const clockMs = reader.u64();
   const counterCount = reader.u64();
+  const hashSeed = reader.u32();
   const blocks: Uint8Array[] = [];
   const checksums: number[] = [];
   let offset = HEADER_BYTES;
@@ -304,7 +324,7 @@ function readHeader(bytes: Uint8Array, corrupt: Corrupt): ImageHeader {
     offset += length;
   }
   if (offset !== bytes.length) corrupt(`${bytes.length - offset} bytes after the last block`);
-  return { appliedIndex, clockMs, counterCount, blocks, checksums };
+  return { appliedIndex, clockMs, counterCount, hashSeed, blocks, checksums };
 }
 
 /**
@@ -329,25 +349,51 @@ export function* readImage(state: ShardState, input: Uint8Array): Generator<void
     }
     if (crc !== header.checksums[b]) corrupt(`${BLOCK_NAMES[b]} block checksum mismatch`);
   }
-  const [rows, arena, sessions, kinds, requestIds] = header.blocks as [Uint8Array, Uint8Array, Uint8Array, Uint8Array, Uint8Array];
+  const [rows, arena, indexBytes, sessions, kinds, requestIds] = header.blocks as [
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+    Uint8Array,
+  ];
   if (!Number.isSafeInteger(header.appliedIndex) || !Number.isSafeInteger(header.clockMs)) corrupt("bad applied index or clock");
   state.appliedIndex = header.appliedIndex;
   state.clockMs = header.clockMs;
 
-  const table = CounterTable.forBlocks(state.options.hashSeed, header.counterCount, rows.length, arena.length, corrupt);
+  const table = LoadingCounterTable.forBlocks(state.options.hashSeed, header.counterCount, rows.length, arena.length, corrupt);
   for (const [from, to] of slices(arena.length, CHECKSUM_SLICE_BYTES)) {
     table.loadArenaBytes(arena, from, to);
     yield;
   }
-  for (const [from, to] of slices(table.indexEntries, CHECKSUM_SLICE_BYTES / 8)) {
-    table.touchIndex(from, to);
-    yield;
+  // The saved index, when it was built for this seed: no key is hashed again (the slow part of a
+  // load at millions of counters). Otherwise one is built as the rows go in.
+  const adopt = header.hashSeed === state.options.hashSeed >>> 0 && indexBytes.length % 8 === 0 && indexBytes.length > 0;
+  if (adopt) {
+    const words = new Int32Array(indexBytes.length / 4);
+    const wordBytes = new Uint8Array(words.buffer);
+    for (const [from, to] of slices(indexBytes.length, CHECKSUM_SLICE_BYTES)) {
+      wordBytes.set(indexBytes.subarray(from, to), from);
+      yield;
+    }
+    table.adoptIndex(words, corrupt);
+  } else {
+    for (const [from, to] of slices(table.indexEntries, CHECKSUM_SLICE_BYTES / 8)) {
+      table.touchIndex(from, to);
+      yield;
+    }
   }
   const limits = { keyBytesMax: KEY_BYTES_MAX, versionMax: state.appliedIndex };
   const slots = rows.length / COUNTER_ROW_BYTES;
   for (const [from, to] of slices(slots, ROWS_PER_STEP)) {
     table.loadRows(rows, from, to, limits, corrupt);
     yield;
+  }
+  if (adopt) {
+    for (const [from, to] of slices(table.indexEntries, ROWS_PER_STEP * 8)) {
+      table.checkIndexEntries(from, to, corrupt);
+      yield;
+    }
   }
   table.finishLoad(corrupt);
   state.counters = table;

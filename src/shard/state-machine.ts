@@ -46,6 +46,7 @@ import type { Aggregate, KeyValue } from "../kinds/topk.js";
 import type { WindowAggregate, WindowBucket, WindowRange } from "./kinds/windows.js";
 import { Mutation } from "./mutation.js";
 import { SessionCommands, type AdmitMutation } from "./session-commands.js";
+import type { BlockBuffers } from "./counter-table.js";
 import { captureImage, prepareImageBuffers, readImage, type ShardImage } from "./shard-image.js";
 import { loadRecords } from "./shard-load.js";
 import type { ShardOptions } from "./shard-options.js";
@@ -60,10 +61,7 @@ export { SESSION_ID_IN_USE, type AdmitMutation } from "./session-commands.js";
 export { encodeShardImage, SHARD_IMAGE_MAGIC, type ShardImage } from "./shard-image.js";
 
 /** Memory for an image's counter blocks (CounterStateMachine.prepareImageBuffers, imageBuffers). */
-export interface ImageBuffers {
-  rows: ArrayBuffer;
-  arena: ArrayBuffer;
-}
+export type ImageBuffers = BlockBuffers;
 export type { TimeRange } from "./shard-reads.js";
 
 /**
@@ -332,9 +330,10 @@ export class CounterStateMachine {
    * written. Passing the buffers of an image that is still read corrupts what reads it.
    */
   static imageBuffers(image: ShardImage): ImageBuffers | undefined {
+    // Never the arena: an image's arena is a view of the table's own (not a copy).
     const rows = image.counters.rows.buffer;
-    const arena = image.counters.arena.buffer;
-    return rows instanceof ArrayBuffer && arena instanceof ArrayBuffer && rows !== arena ? { rows, arena } : undefined;
+    const index = image.counters.index.buffer;
+    return rows instanceof ArrayBuffer && index instanceof ArrayBuffer && rows !== index ? { rows, index } : undefined;
   }
 
   /** A machine from the bytes of encodeShardImage() (concatenated). Throws CorruptionError on any damage. */

@@ -3,9 +3,9 @@
  * fell behind the compacted log catches up by the leader's newest checkpoint, streamed from disk.
  *
  * Large entries (a big AddBatch is one entry per shard) never reached snapshotEveryEntries, so a
- * 10 M-counter fill kept its whole log in memory and on disk. Now a shard checkpoints once 8 MiB
+ * 10 M-counter fill kept its whole log in memory and on disk. Now a shard checkpoints once 4 MiB
  * (and a quarter of its last checkpoint's size) were applied since the last one, and compacts its
- * log below it, keeping at most 4 MiB of tail (core/checkpoints.ts).
+ * log below it, keeping at most 2 MiB of tail (core/checkpoints.ts).
  */
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
@@ -25,7 +25,7 @@ describe("log compaction by size", () => {
     cluster = undefined;
   });
 
-  it("every replica checkpoints after ~8 MiB of entries; a follower behind the tail catches up by a checkpoint, exactly", async () => {
+  it("every replica checkpoints after ~4 MiB of entries; a follower behind the tail catches up by a checkpoint, exactly", async () => {
     // The default snapshotEveryEntries (10,000): only the size rule can compact in this test.
     const c = (cluster = await TestCluster.start({ nodes: 3, shards: 1, metrics: true }));
     const client = new TallyClient({ endpoints: c.endpoints(), deadlineMs: 20_000 });
@@ -44,7 +44,7 @@ describe("log compaction by size", () => {
           `node ${id} compacted twice`,
         );
 
-      // Node 3 misses more than the 4 MiB tail, then comes back.
+      // Node 3 misses more than the 2 MiB tail, then comes back.
       await c.kill(3);
       await write(20, 32);
       c.startNode(3);

@@ -292,21 +292,25 @@ describe("shard images round-trip", () => {
   it("an empty machine round-trips", async () => {
     const machine = new CounterStateMachine(options);
     const bytes = await imageBytes(machine.captureImage());
-    expect(bytes.length).toBe(96 + 4 + 4 + 4);
+    // Header, the empty table's index (2,048 entries of 8 bytes), and three empty record counts.
+    expect(bytes.length).toBe(112 + 2048 * 8 + 4 + 4 + 4);
     expect(CounterStateMachine.fromImage(bytes, options).snapshot()).toEqual(machine.snapshot());
   });
 
   it("encodeShardImage pauses between slices of at most 1 MiB and does not copy the counter blocks", async () => {
     const machine = new CounterStateMachine({ ...options, maxCounters: 100_000 });
     const image = machine.captureImage();
-    const big: ShardImage = { ...image, counters: { count: 0, rows: new Uint8Array(24 * 100_000), arena: new Uint8Array(3 << 20) } };
+    const big: ShardImage = {
+      ...image,
+      counters: { count: 0, rows: new Uint8Array(24 * 100_000), arena: new Uint8Array(3 << 20), index: new Int32Array(4096) },
+    };
     let pauses = 0;
     const blocks = await encodeShardImage(big, () => {
       pauses++;
       return Promise.resolve();
     });
     expect(pauses).toBeGreaterThanOrEqual(3 + 3);
-    expect(blocks[0]!.length).toBe(96);
+    expect(blocks[0]!.length).toBe(112);
     expect(blocks[1]).toBe(big.counters.rows);
     expect(blocks[2]).toBe(big.counters.arena);
     expect(new DataView(blocks[0]!.buffer, blocks[0]!.byteOffset).getUint32(0)).toBe(SHARD_IMAGE_MAGIC);
@@ -354,16 +358,19 @@ async function withRows(
   return imageBytes({ ...image, counters: { ...image.counters, rows: bytes } });
 }
 
-async function expectCorrupt(bytes: Uint8Array, pattern?: RegExp): Promise<void> {
-  expect(() => CounterStateMachine.fromImage(bytes, options)).toThrow(pattern ?? CorruptionError);
-  expect(() => CounterStateMachine.fromImage(bytes, options)).toThrow(CorruptionError);
-  await expect(CounterStateMachine.fromImageAsync(bytes, options, immediate)).rejects.toThrow(CorruptionError);
+async function expectCorrupt(bytes: Uint8Array, pattern?: RegExp, loadOptions: ShardOptions = options): Promise<void> {
+  expect(() => CounterStateMachine.fromImage(bytes, loadOptions)).toThrow(pattern ?? CorruptionError);
+  expect(() => CounterStateMachine.fromImage(bytes, loadOptions)).toThrow(CorruptionError);
+  await expect(CounterStateMachine.fromImageAsync(bytes, loadOptions, immediate)).rejects.toThrow(CorruptionError);
 }
+
+/** Options with another hash seed: the image's saved index does not apply, so every key is hashed and indexed again. */
+const rehashing: ShardOptions = { ...options, hashSeed: 0x1234_5678 };
 
 describe("damaged shard images are a CorruptionError", () => {
   it("a flipped byte anywhere: header, rows, arena, sessions, kinds, request ids", async () => {
     const blocks = await encodeShardImage(populated().captureImage(), immediate);
-    expect(blocks.length).toBe(6);
+    expect(blocks.length).toBe(7);
     for (const block of blocks) expect(block.length).toBeGreaterThan(0);
     const bytes = Buffer.concat(blocks);
     let offset = 0;
@@ -377,7 +384,7 @@ describe("damaged shard images are a CorruptionError", () => {
       }
       offset += block.length;
     }
-    for (let at = 0; at < 96; at++) await expectCorrupt(Object.assign(Uint8Array.from(bytes), { [at]: bytes[at]! ^ 0x04 }));
+    for (let at = 0; at < 112; at++) await expectCorrupt(Object.assign(Uint8Array.from(bytes), { [at]: bytes[at]! ^ 0x04 }));
   });
 
   it("truncated, extended, empty, or with a wrong magic", async () => {
@@ -393,7 +400,7 @@ describe("damaged shard images are a CorruptionError", () => {
   it("an image of the other byte order is refused, not misread", async () => {
     const bytes = Uint8Array.from(await imageBytes(populated().captureImage()));
     bytes[6] = bytes[6] === 1 ? 2 : 1;
-    new DataView(bytes.buffer).setUint32(92, crc32(bytes.subarray(0, 92)));
+    new DataView(bytes.buffer).setUint32(108, crc32(bytes.subarray(0, 108)));
     await expectCorrupt(bytes, /other byte order/);
   });
 
@@ -404,14 +411,20 @@ describe("damaged shard images are a CorruptionError", () => {
     await expectCorrupt(await withRows(machine, ({ f64 }) => (f64[3 + 1] = 0)), /version 0/);
     await expectCorrupt(await withRows(machine, ({ f64 }) => (f64[1] = 1.5)), /version 1.5/);
     await expectCorrupt(await withRows(machine, ({ f64 }) => (f64[1] = Number.NaN)), /version NaN/);
-    // Row 1 names row 0's key.
-    await expectCorrupt(await withRows(machine, ({ u32 }) => (u32[6 + 4] = u32[4]!)), /same key/);
+    // Row 1 names row 0's key: found when the keys are indexed again (another seed). With the saved
+    // index no key is hashed: the checksums stand for the index (its checks are below).
+    await expectCorrupt(await withRows(machine, ({ u32 }) => (u32[6 + 4] = u32[4]!)), /same key/, rehashing);
     await expectCorrupt(await withRows(machine, ({ u32 }) => (u32[4] = 1 << 30)), /outside the arena/);
     await expectCorrupt(await withRows(machine, ({ u16 }) => (u16[10] = 300)), /key of 300 bytes/);
     await expectCorrupt(await withRows(machine, ({ u16 }) => (u16[11] = 1)), /flags/);
     // A free row (key length 0) that still holds a value, and the count no longer matching.
     await expectCorrupt(await withRows(machine, ({ u16 }) => (u16[12 + 10] = 0)), /free counter row 1/);
-    await expectCorrupt(await withRows(machine, ({ bytes }) => bytes.fill(0, 24, 48)), /2 counters in the rows; the image declares 3/);
+    await expectCorrupt(
+      await withRows(machine, ({ bytes }) => bytes.fill(0, 24, 48)),
+      /2 counters in the rows; the image declares 3/,
+      rehashing,
+    );
+    await expectCorrupt(await withRows(machine, ({ bytes }) => bytes.fill(0, 24, 48)), /names no counter row/);
     const image = machine.captureImage();
     await expectCorrupt(
       await imageBytes({ ...image, counters: { ...image.counters, rows: image.counters.rows.subarray(0, 30) } }),
@@ -427,7 +440,20 @@ describe("damaged shard images are a CorruptionError", () => {
     await expectCorrupt(
       await imageBytes({ ...image, counters: { ...image.counters, rows, count: 2 } }),
       /TTL record of .*k1.* without its counter/,
+      rehashing,
     );
+    // The saved index must name every counter row once and nothing else.
+    await expectCorrupt(await imageBytes({ ...image, counters: { ...image.counters, rows, count: 2 } }), /names no counter row/);
+    const twice = image.counters.index.slice();
+    const named = [...twice.keys()].filter((i) => i % 2 === 0 && twice[i] !== 0);
+    twice[named[1]!] = twice[named[0]!]!;
+    await expectCorrupt(await imageBytes({ ...image, counters: { ...image.counters, index: twice } }), /twice/);
+    const dropped = image.counters.index.slice();
+    dropped[named[0]!] = 0;
+    await expectCorrupt(await imageBytes({ ...image, counters: { ...image.counters, index: dropped } }), /names 2 counter rows/);
+    await expectCorrupt(await imageBytes({ ...image, counters: { ...image.counters, index: new Int32Array(6) } }), /power of two/);
+    // Another seed: the saved index is not used, and the image still loads exactly.
+    expect(CounterStateMachine.fromImage(await imageBytes(image), rehashing).snapshot()).toEqual(machine.snapshot());
     // The intact image still loads.
     expect(CounterStateMachine.fromImage(await imageBytes(image), options).snapshot()).toEqual(machine.snapshot());
   });

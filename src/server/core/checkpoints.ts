@@ -40,9 +40,10 @@ export const CHECKPOINT_LOG_FRACTION = 0.25;
 export const CHECKPOINT_IDLE_MS = 30_000;
 /**
  * The log keeps a tail below the checkpoint for briefly lagging followers: at most this many
- * bytes, 1,000 entries, and half of snapshotEveryEntries.
+ * bytes, 1,000 entries, and half of snapshotEveryEntries (one further behind gets the checkpoint,
+ * streamed from its file). Held in memory as well as on disk.
  */
-export const LOG_TAIL_BYTES = 4 * 1024 * 1024;
+export const LOG_TAIL_BYTES = 2 * 1024 * 1024;
 export const LOG_TAIL_ENTRIES_MAX = 1000;
 /**
  * Checkpoints written at once per node: each holds a copy of its shard's state until written, so
@@ -106,7 +107,9 @@ export class Checkpointer {
   /** Half way to due: prepares the capture's memory in the background if what the node holds is too small. */
   private maybePrepare(replica: ShardReplica): void {
     const state = replica.storage.checkpoint;
-    if (this.preparing || this.stopped) return;
+    // Not while a checkpoint is written: its image's memory becomes the spare when it is done, and
+    // preparing more beside it would hold three copies of a shard's blocks at once.
+    if (this.preparing || this.stopped || this.running.size > 0) return;
     if (state.appliedBytesSince * 2 < this.dueBytes(replica) && state.appliedEntriesSince * 2 < this.options.everyEntries) return;
     const spare = this.spare;
     this.spare = undefined;

@@ -157,7 +157,9 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
   private waitForWork(): Promise<void> {
     if (this.wakePending) {
       this.wakePending = false;
-      return Promise.resolve();
+      // A macrotask, not a resolved promise: back-to-back iterations (a replay, a burst) let I/O
+      // and timers run between them, so no run of them holds the event loop longer than one.
+      return this.clock.yieldNow();
     }
     const untilTick = Math.max(1, this.lastTickMs + this.options.tickMs - this.clock.monotonicMs());
     return new Promise<void>((resolve) => {

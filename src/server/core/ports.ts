@@ -89,6 +89,12 @@ export interface Clock {
   wallClockMs(): number;
   /** Runs `callback` once after `ms`; the returned function cancels it. */
   setTimer(ms: number, callback: () => void): () => void;
+  /**
+   * Resolves after everything already waiting (I/O callbacks, due timers) has had its turn
+   * (setImmediate): the loop yields here between back-to-back iterations, so a long replay never
+   * holds the event loop for more than one iteration.
+   */
+  yieldNow(): Promise<void>;
 }
 
 // ---- the groups ----

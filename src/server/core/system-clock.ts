@@ -2,6 +2,9 @@
 import { monotonicMs, wallClockMs } from "../../util/clock.js";
 import type { Clock } from "./ports.js";
 
+/** Yields to the event loop (between slices of checkpoint work, between back-to-back loop iterations). */
+export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 /** The driver loop's clock: the process's (src/util/clock.ts) and real timers. */
 export const systemClock: Clock = {
   monotonicMs,
@@ -10,7 +13,5 @@ export const systemClock: Clock = {
     const timer = setTimeout(callback, ms);
     return () => clearTimeout(timer);
   },
+  yieldNow: () => yieldToEventLoop(),
 };
-
-/** Yields to the event loop (between slices of checkpoint work). */
-export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

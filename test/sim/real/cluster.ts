@@ -176,6 +176,7 @@ export class SimNode {
           cancelled = true;
         };
       },
+      yieldNow: () => new Promise<void>((resolve) => host.schedule(0, resolve)),
     };
     let outbox: Array<[number, number, Message]> = [];
     const network: PeerNetwork = {
