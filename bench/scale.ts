@@ -997,7 +997,7 @@ function renderMarkdown(s: any, largest: number): string {
   for (const note of s.notes as string[]) lines.push("", `Note: ${note}.`);
   lines.push(
     "",
-    `Compaction: tallyd has no command to compact; the bench stops every node at the end, opens its LevelDB and runs compactRange over all keys, then measures again. A shard's Raft log is truncated every ${s.setup.snapshotEveryEntries.toLocaleString("en-US")} entries or 8 MiB of applied entries, whichever comes first, keeping a tail of at most 1,000 entries and 4 MiB (an entry of a 10,000-op AddBatch holds ~1,250 ops per shard).`,
+    `Compaction: tallyd has no command to compact; the bench stops every node at the end, opens its LevelDB and runs compactRange over all keys, then measures again. A shard checkpoints (and then truncates its Raft log below the checkpoint) every ${s.setup.snapshotEveryEntries.toLocaleString("en-US")} entries or max(4 MiB, a quarter of its last checkpoint's size) of applied entries, whichever comes first, or 30 s after its last one if it applied anything, keeping a tail of at most 1,000 entries and 2 MiB (an entry of a 10,000-op AddBatch holds ~1,250 ops per shard).`,
   );
   lines.push("");
   const stores = s.stores as Awaited<ReturnType<typeof inspectStores>>;

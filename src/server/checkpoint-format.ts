@@ -47,17 +47,23 @@ export interface CheckpointHeader {
 }
 
 /** The checkpoint's bytes as blocks (header first): the image encoded in slices (encodeShardImage), then compressed off the event loop. */
-export async function encodeCheckpoint(header: CheckpointHeader, image: ShardImage, pause: () => Promise<void>): Promise<Uint8Array[]> {
+export async function encodeCheckpoint(
+  header: CheckpointHeader,
+  image: ShardImage,
+  pause: () => Promise<void>,
+  compress = true,
+): Promise<Uint8Array[]> {
   const blocks = await encodeShardImage(image, pause);
   let imageBytes = 0;
   for (const block of blocks) imageBytes += block.length;
-  const compressed = await deflate(blocks);
+  // Uncompressed: the simulator's (zlib's thread pool runs in real time, outside its virtual clock).
+  const compressed = compress ? await deflate(blocks) : blocks;
   let bodyCrc = 0;
   for (const chunk of compressed) {
     bodyCrc = crc32(chunk, bodyCrc);
     await pause();
   }
-  return [encodeCheckpointHeader(header, COMPRESSION_DEFLATE, imageBytes, bodyCrc), ...compressed];
+  return [encodeCheckpointHeader(header, compress ? COMPRESSION_DEFLATE : COMPRESSION_NONE, imageBytes, bodyCrc), ...compressed];
 }
 
 function encodeCheckpointHeader(header: CheckpointHeader, compression: number, imageBytes: number, bodyCrc: number): Uint8Array {

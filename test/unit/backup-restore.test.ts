@@ -343,15 +343,3 @@ describe("restore", () => {
     expect(machine.map.shards[0]!.id).toBe(5);
   });
 });
-
-describe("restore without the daemon", () => {
-  // tallyctl restore takes the metadata group id and the shard options from config/config.ts, not
-  // from node.ts (which would pull in the whole daemon); until node.ts imports them, both agree.
-  test("config.ts and node.ts agree on META_GROUP_ID and shardOptionsOf", async () => {
-    const node = await import("../../src/server/node.js");
-    const fromConfig = await import("../../src/server/config/config.js");
-    const sample = config(3);
-    expect(fromConfig.META_GROUP_ID).toBe(node.META_GROUP_ID);
-    expect(fromConfig.shardOptionsOf(sample)).toEqual(node.shardOptionsOf(sample));
-  });
-});

@@ -97,6 +97,17 @@ describe("checkpoint format", () => {
     expect(Buffer.from(sync.machine.snapshot()).equals(Buffer.from(driver.machine.snapshot()))).toBe(true);
   });
 
+  it("an uncompressed checkpoint (the simulator's) round-trips too, and damage to it is found", async () => {
+    const driver = machineWithCounters(300);
+    const index = driver.machine.appliedIndex;
+    const data = Buffer.concat(await encodeCheckpoint(header(index), driver.machine.captureImage(), pause, false));
+    const decoded = await decodeCheckpoint(data, defaultOptions, pause, "test");
+    expect(Buffer.from(decoded.machine.snapshot()).equals(Buffer.from(driver.machine.snapshot()))).toBe(true);
+    const damaged = Buffer.from(data);
+    damaged[data.length - 5]! ^= 0x10;
+    await expect(decodeCheckpoint(damaged, defaultOptions, pause, "flip")).rejects.toThrow(CorruptionError);
+  });
+
   it("the image is the state at capture: applying afterwards does not change it", async () => {
     const driver = machineWithCounters(100);
     const before = driver.machine.snapshot();

@@ -65,6 +65,8 @@ export interface CheckpointerOptions {
   pause: () => Promise<void>;
   /** The monotonic clock (for sweep()). */
   nowMs: () => number;
+  /** Compress checkpoints (default true; the simulator turns it off: zlib's thread pool runs outside its virtual time). */
+  compress?: boolean;
   /**
    * PLANTED BUG for the simulator (never set in production): a commit compacts the log up to the
    * shard's applied index, above the checkpoint it records, so the entries between them exist
@@ -178,7 +180,7 @@ export class Checkpointer {
     const started = performance.now();
     let bytes = 0;
     try {
-      const blocks = await encodeCheckpoint(header, image, this.options.pause);
+      const blocks = await encodeCheckpoint(header, image, this.options.pause, this.options.compress ?? true);
       for (const block of blocks) bytes += block.length;
       await this.store.write(header.shardId, header.index, blocks);
     } catch (error) {

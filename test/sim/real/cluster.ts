@@ -137,6 +137,8 @@ export class SimNode {
       },
       pause,
       nowMs: () => host.nowMs(),
+      // Uncompressed: zlib's thread pool completes in real time, which would make a run depend on it.
+      compress: false,
       plantedCompactAboveCheckpoint: host.plantCompactAboveCheckpoint,
     });
     const snapshots = new SnapshotExchange({
