@@ -18,7 +18,7 @@ import { createPrng } from "../../util/prng.js";
 import { computePlacement, META_GROUP_ID, metaReplicaIds, shardOptionsOf, type ClusterConfig } from "../config/config.js";
 import { decodeDescriptor, encodeDescriptor, type ShardDescriptor } from "../descriptor.js";
 import { decodeCheckpoint, decodeShardSnapshotData, type DecodedShardState } from "../checkpoint-format.js";
-import { ShardStorage } from "../shard-storage.js";
+import { metadataOnly, ShardStorage } from "../shard-storage.js";
 import {
   encodeMetaCommands,
   encodeShardEntry,
@@ -231,7 +231,7 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
     const initial = record !== undefined && record.epoch === 1 && record.voters.includes(this.nodeId) ? record.voters : undefined;
     const loaded = await this.store.loadGroup(shardId);
     const fresh = loaded.snapshot === undefined && loaded.entries.length === 0 && loaded.hardState.term === 0;
-    if (!fresh) return this.restoreShardFromDisk(shardId, loaded);
+    if (!fresh) return this.restoreShardFromDisk(shardId, loaded, bootstrap);
     // Files a removed replica of the shard left behind (a crash before they were removed).
     await this.options.checkpoints.removeGroup(shardId);
     const descriptorBytes = await this.store.getGroupState(shardId);
@@ -264,7 +264,11 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
    * before a crash), or from the snapshot the log store holds with its data (bootstrap, split),
    * then replays its log above that index (Raft hands the committed entries to apply again).
    */
-  private async restoreShardFromDisk(shardId: number, loaded: Awaited<ReturnType<NodeStore["loadGroup"]>>): Promise<ShardReplica> {
+  private async restoreShardFromDisk(
+    shardId: number,
+    loaded: Awaited<ReturnType<NodeStore["loadGroup"]>>,
+    bootstrap: StoreBatch,
+  ): Promise<ShardReplica> {
     const recorded = loaded.snapshot;
     const recordedIndex = recorded?.metadata.index ?? 0;
     let state: DecodedShardState | undefined;
@@ -311,6 +315,7 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
     }
     const storage = new ShardStorage();
     const confState = this.restoreRaftLog(storage, snapshot, loaded.entries, loaded.hardState, loaded.confState);
+    if (snapshot !== undefined) this.recordRestartPoint(shardId, snapshot, recordedIndex, loaded.entries, storage, bootstrap);
     if (state.header !== undefined) storage.checkpoint.committed = { index: state.header.index, bytes: 0 };
     return this.newShardReplica(shardId, state.descriptor, storage, state.machine, confState, storage.firstIndex() - 1);
   }
@@ -345,6 +350,34 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
     storage.setHardState({ ...hardState, commit: Math.max(hardState.commit, index) });
     storage.setConfState(snapshot.metadata.confState);
     return snapshot.metadata.confState;
+  }
+
+  /**
+   * When the restart used a newer checkpoint than the recorded one (written but not yet recorded,
+   * or installed from a leader whose install batch a crash lost), or dropped a log suffix that
+   * conflicts with it, the log store is brought in line before anything is appended: the snapshot
+   * record names the checkpoint, the stored log at or below it (all of it, if it conflicted) is
+   * removed, and the hard state's commit is at least its index. Without this, entries appended
+   * above the checkpoint sat above a gap in the stored log (the simulator, seed 1835: "log of group
+   * 2 has a gap: expected index 43, found 83" at the next restart).
+   */
+  private recordRestartPoint(
+    shardId: number,
+    snapshot: Snapshot,
+    recordedIndex: number,
+    entries: Entry[],
+    storage: ShardStorage,
+    bootstrap: StoreBatch,
+  ): void {
+    const index = snapshot.metadata.index;
+    const storedLast = entries.length > 0 ? entries[entries.length - 1]!.index : recordedIndex;
+    const droppedConflict = storage.lastIndex() < storedLast && storedLast > index;
+    if (index <= recordedIndex && !droppedConflict) return;
+    const through = droppedConflict ? storedLast : Math.min(index, storedLast);
+    if (through >= recordedIndex + 1) bootstrap.compactLog(shardId, through, recordedIndex + 1);
+    bootstrap.putSnapshot(shardId, metadataOnly(snapshot));
+    bootstrap.setConfState(shardId, snapshot.metadata.confState);
+    bootstrap.setHardState(shardId, storage.initialState().hardState);
   }
 
   newShardReplica(
