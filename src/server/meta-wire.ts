@@ -182,7 +182,13 @@ export function partitionMap(map: ClusterMap): PartitionMapInput {
     shards: map.shards.map((shard) => ({ ...shard })),
     operations: map.operations.map((op) => {
       const { splitSlot, newShardId, ...rest } = op;
-      return { ...rest, ...(splitSlot === undefined ? {} : { splitSlot }), ...(newShardId === undefined ? {} : { newShardId }) };
+      return {
+        ...rest,
+        hasSplitSlot: splitSlot !== undefined,
+        splitSlot: splitSlot ?? 0,
+        hasNewShardId: newShardId !== undefined,
+        newShardId: newShardId ?? 0,
+      };
     }),
     nextOperationId: map.nextOperationId,
     hasHot: map.hot !== undefined,
@@ -254,8 +260,8 @@ function operationOf(op: PartitionMapMessage["operations"][number]): OperationRe
     createdMs: whole(op.createdMs, `map operation ${id} created_ms`),
     updatedMs: whole(op.updatedMs, `map operation ${id} updated_ms`),
   };
-  if (op.splitSlot !== undefined) record.splitSlot = op.splitSlot;
-  if (op.newShardId !== undefined) record.newShardId = op.newShardId;
+  if (op.hasSplitSlot) record.splitSlot = op.splitSlot;
+  if (op.hasNewShardId) record.newShardId = op.newShardId;
   return record;
 }
 

@@ -90,6 +90,7 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
   /** Applies one ConfChange entry; returns whether this node was removed from the shard by it. */
   private applyConfChange(replica: AnyReplica, shard: ShardReplica | undefined, entry: Entry, batch: StoreBatch): boolean {
     const change = decodeConfChange(entry.data);
+    const wasMember = inConfiguration(replica.confState, this.nodeId);
     replica.confState = replica.raw.applyConfChange(change);
     replica.storage.setConfState(replica.confState);
     replica.machine.applyEntry(entry.index, new Uint8Array(0));
@@ -111,7 +112,13 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
       },
       "membership changed",
     );
-    return ![...conf.voters, ...conf.learners, ...conf.votersOutgoing, ...conf.learnersNext].includes(this.nodeId);
+    // A replica that caught up from a snapshot older than the change that (re-)added it replays
+    // changes from before it joined: ones that do not name it yet, and, on a node re-added after a
+    // removal, the removal of its earlier replica (at or below the tombstone's epoch). Neither
+    // removes it: it destroyed itself and came back empty while its leader counted its match
+    // ("commit 183 beyond last index 0", test/integration/placement.test.ts).
+    const historical = shard.descriptor.epoch <= this.groups.tombstoneEpoch(shard.shardId);
+    return wasMember && !historical && !inConfiguration(conf, this.nodeId);
   }
 
   /**
@@ -251,4 +258,9 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
     };
     this.options.checkpointer.afterInstall(shard.shardId, index, checkpoint);
   }
+}
+
+/** Whether `nodeId` is in the configuration in any role (voter, learner, outgoing, incoming learner). */
+function inConfiguration(conf: ConfState, nodeId: number): boolean {
+  return [...conf.voters, ...conf.learners, ...conf.votersOutgoing, ...conf.learnersNext].includes(nodeId);
 }

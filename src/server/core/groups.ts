@@ -448,6 +448,11 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
     return { epoch: placement.epoch, slotStart: placement.slots.start, slotEnd: placement.slots.end };
   }
 
+  /** The epoch at which this node's replica of the shard was last removed (0: never). */
+  tombstoneEpoch(shardId: number): number {
+    return this.tombstones.get(shardId) ?? 0;
+  }
+
   /** The replica was removed from its group: it is garbage once the current batch is written. */
   scheduleRemoval(shardId: number): void {
     this.groupsToDestroy.add(shardId);

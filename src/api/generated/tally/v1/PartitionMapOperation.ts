@@ -27,17 +27,21 @@ export interface PartitionMapOperation {
    */
   'reason'?: (string);
   /**
-   * splits: the first slot of the new shard
+   * splits: the first slot of the new shard (when has_split_slot)
    */
   'splitSlot'?: (number);
   /**
-   * splits: the new shard's id
+   * splits: the new shard's id (when has_new_shard_id)
    */
   'newShardId'?: (number);
   'createdMs'?: (number | string | Long);
   'updatedMs'?: (number | string | Long);
-  '_splitSlot'?: "splitSlot";
-  '_newShardId'?: "newShardId";
+  /**
+   * Presence as flags, not proto3 `optional`: older protoc (Debian's grpc-tools, the Python
+   * example's) refuses `optional` in proto3.
+   */
+  'hasSplitSlot'?: (boolean);
+  'hasNewShardId'?: (boolean);
 }
 
 export interface PartitionMapOperation__Output {
@@ -65,15 +69,19 @@ export interface PartitionMapOperation__Output {
    */
   'reason': (string);
   /**
-   * splits: the first slot of the new shard
+   * splits: the first slot of the new shard (when has_split_slot)
    */
-  'splitSlot'?: (number);
+  'splitSlot': (number);
   /**
-   * splits: the new shard's id
+   * splits: the new shard's id (when has_new_shard_id)
    */
-  'newShardId'?: (number);
+  'newShardId': (number);
   'createdMs': (string);
   'updatedMs': (string);
-  '_splitSlot'?: "splitSlot";
-  '_newShardId'?: "newShardId";
+  /**
+   * Presence as flags, not proto3 `optional`: older protoc (Debian's grpc-tools, the Python
+   * example's) refuses `optional` in proto3.
+   */
+  'hasSplitSlot': (boolean);
+  'hasNewShardId': (boolean);
 }
