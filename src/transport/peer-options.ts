@@ -5,7 +5,7 @@ import type { ReloadingCertificateProvider } from "./reloading-credentials.js";
 
 /** An outgoing snapshot's data, read chunk by chunk (peer-options.ts snapshotSource). */
 export interface SnapshotSource {
-  /** Resolves the data's length; rejects when it cannot be read (the send fails and Raft retries). */
+  /** Resolves the data's length (may be called again: the same answer); rejects when it cannot be read (the send fails and Raft retries). */
   open(): Promise<number>;
   /** `length` bytes from `offset` (the whole range: the length is known). */
   read(offset: number, length: number): Promise<Uint8Array>;

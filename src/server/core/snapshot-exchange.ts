@@ -40,19 +40,23 @@ export class SnapshotExchange {
     const index = snapshot.metadata.index;
     const checkpoints = this.options.checkpoints;
     let stored: Uint8Array | undefined;
+    // Once per send: the transport asks for the length again to log it, and the fallback below
+    // reads a whole group from the log store.
+    let opened: Promise<number> | undefined;
+    const open = async (): Promise<number> => {
+      try {
+        return await checkpoints.size(groupId, index);
+      } catch {
+        // No checkpoint file yet: the snapshot the log store holds (a split's new shard).
+        const held = await this.options.storedSnapshot(groupId);
+        if (held === undefined || held.metadata.index !== index || held.data.length === 0)
+          throw new CorruptionError(`shard ${groupId} has no checkpoint or stored snapshot at index ${index}`);
+        stored = held.data;
+        return stored.length;
+      }
+    };
     return {
-      open: async () => {
-        try {
-          return await checkpoints.size(groupId, index);
-        } catch {
-          // No checkpoint file yet: the snapshot the log store holds (a split's new shard).
-          const held = await this.options.storedSnapshot(groupId);
-          if (held === undefined || held.metadata.index !== index || held.data.length === 0)
-            throw new CorruptionError(`shard ${groupId} has no checkpoint or stored snapshot at index ${index}`);
-          stored = held.data;
-          return stored.length;
-        }
-      },
+      open: () => (opened ??= open()),
       read: (offset, length) =>
         stored !== undefined
           ? Promise.resolve(stored.subarray(offset, offset + length))
