@@ -75,6 +75,11 @@ for (let i = 1; i < steps.length; i++) if (steps[i]! <= steps[i - 1]!) throw new
 const measureSeconds = Number(args.option("seconds", quick ? "3" : "5"));
 const trials = Number(args.option("trials", "3"));
 const fillInflight = Number(args.option("fill-inflight", "4"));
+/** Extra tallyd flags, space-separated (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), for diagnosis. */
+const nodeArgs = args
+  .option("node-args", "")
+  .split(" ")
+  .filter((a) => a !== "");
 const SHARDS = 8;
 const NODES = [1, 2, 3];
 const BATCH_OPS = 10_000;
@@ -811,7 +816,7 @@ async function main(): Promise<void> {
     `scale: steps ${steps.join(", ")}; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; load average ${loadStart}`,
   );
   ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
-  cluster = await TestCluster.start({ nodes: 3, shards: SHARDS, metrics: true });
+  cluster = await TestCluster.start({ nodes: 3, shards: SHARDS, metrics: true, nodeArgs });
   for (const [id, child] of cluster.processes) child.once("exit", (code, signal) => exits.set(id, signal ?? `code ${code}`));
   const client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 60_000 });
   await client.connect();

@@ -67,6 +67,12 @@ export class RawNode {
   private prevSoftState: SoftState;
   private prevHardState: HardState;
   private outstanding: ReadyMark | undefined = undefined;
+  /**
+   * While true, ready() hands out no committed entries (they stay committed and are handed out
+   * once it is false again): the application holds its state machine still for a while, e.g. to
+   * copy it in slices across event-loop turns. Entries are still appended, sent and committed.
+   */
+  holdApply = false;
 
   /**
    * Restores term, vote, commit and configuration from config.storage.initialState(). A node whose
@@ -210,7 +216,7 @@ export class RawNode {
     flushPending(r);
     if (r.msgs.length > 0 || r.readStates.length > 0) return true;
     if (r.log.unstable.length > 0 || r.log.unstable.snapshot !== undefined) return true;
-    if (r.log.hasNextCommittedEntries()) return true;
+    if (!this.holdApply && r.log.hasNextCommittedEntries()) return true;
     const ss = r.softState();
     if (ss.leader !== this.prevSoftState.leader || ss.role !== this.prevSoftState.role) return true;
     const hs = this.prevHardState;
@@ -229,7 +235,7 @@ export class RawNode {
       hardState: undefined,
       entries: r.log.unstable.all(),
       snapshot: r.log.unstable.snapshot,
-      committedEntries: r.log.nextCommittedEntries(r.maxCommittedSizePerReady),
+      committedEntries: this.holdApply ? [] : r.log.nextCommittedEntries(r.maxCommittedSizePerReady),
       messages: r.msgs,
       readStates: r.readStates,
       mustSync: false,

@@ -12,6 +12,8 @@ import { Command, InvalidArgumentError as CommanderInvalidArgument, Option } fro
 import { ConfigError, findNode, listenAddress, loadClusterConfig, type ClusterConfig, type NodeConfig } from "./config/config.js";
 import { TallyNode } from "./node.js";
 import { createClientServer } from "./rpc/server.js";
+import { loadReflection } from "./rpc/reflection.js";
+import { tallyProto } from "../api/proto.js";
 import { clientPortCredentials, nodeCertificateProvider } from "./config/tls.js";
 import { authorizerFor } from "./config/auth.js";
 import { componentLogger, rootLogger, setLogDestination } from "../util/log.js";
@@ -83,8 +85,6 @@ async function main(): Promise<void> {
   // The chaos harness's TALLY_TEST_* switches (all unset in production), read here and nowhere else.
   const faults = readFaultSwitches();
   applyFaultSwitches(faults, log);
-  // From before the node starts, so tally_event_loop_delay_max_seconds covers its start-up (loading the shards) too.
-  const eventLoopDelay = EventLoopDelay.monitor();
   const config = loadConfig();
   const self = findNode(config, options.node);
   const clientListen = listenAddress(self, "client")!;
@@ -97,6 +97,12 @@ async function main(): Promise<void> {
     rootLogger.flush();
     process.exit(1);
   };
+  // The API's descriptors parsed now, before the node's loop runs: later they would stall it ~0.1 s.
+  tallyProto();
+  loadReflection();
+  // From before the node starts, so tally_event_loop_delay_max_seconds covers its start-up (loading
+  // the shards) too; after the synchronous set-up above, which runs before anything is scheduled.
+  const eventLoopDelay = EventLoopDelay.monitor();
   try {
     await node.start();
   } catch (error) {

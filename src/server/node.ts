@@ -108,11 +108,10 @@ export class TallyNode implements ControllerHost {
     this.self = findNode(this.config, this.nodeId);
     this.log = options.logger ?? componentLogger("node", { node: this.nodeId });
     this.checkpointStore = new FileCheckpointStore(join(this.self.dataDir, "checkpoints"));
-    const common = { nodeId: this.nodeId, config: this.config, stats: this.stats, logger: this.log };
+    const common = { nodeId: this.nodeId, config: this.config, stats: this.stats, logger: this.log, wake: () => this.wake() };
     this.groups = new NodeGroups({
       ...common,
       currentMap: () => this.map,
-      wake: () => this.wake(),
       onMetaReplica: (created) => {
         this.controller = created ? this.newController() : undefined;
       },
@@ -127,6 +126,7 @@ export class TallyNode implements ControllerHost {
       replicaOf: (shardId) => this.groups.replicas.get(shardId),
       queueWrite: (write, afterDurable) => this.loop?.queueWrite(write, afterDurable),
       pause: yieldToEventLoop,
+      wake: () => this.wake(),
       nowMs: monotonicMs,
     });
     this.snapshots = new SnapshotExchange({
@@ -140,7 +140,6 @@ export class TallyNode implements ControllerHost {
       ...common,
       groups: this.groups,
       adoptMap: (map) => this.adoptMap(map),
-      wake: () => this.wake(),
       checkpointer: this.checkpointer,
       takePrepared: (shardId, index) => this.snapshots.takePrepared(shardId, index),
     });

@@ -1,6 +1,6 @@
 /**
  * A counter table being loaded from a shard image's blocks (shard-image.ts readImage): forBlocks
- * sizes it, then loadArenaBytes (all of the arena), adoptIndex (a saved index) or touchIndex (a new
+ * sizes it, then loadArenaBytes (all of the arena), adoptIndex (a saved index) or sizeIndex and touchIndex (a new
  * one), loadRows (every row, in order), checkIndexEntries (an adopted index, every entry) and
  * finishLoad. The steps are separate so a caller can yield between them. Once loaded it is an
  * ordinary CounterTable.
@@ -55,12 +55,20 @@ export class LoadingCounterTable extends CounterTable {
     table.highWaterSlot = slots;
     table.arena = new Uint8Array(Math.min(ARENA_BYTES_MAX, Math.max(INITIAL_ARENA_BYTES, arenaBytes + (arenaBytes >>> 3))));
     table.arenaUsedBytes = arenaBytes;
-    let entries = INITIAL_INDEX_ENTRIES;
-    while (count + (count >>> 3) > entries * MAX_LOAD) entries *= 2;
-    table.index = new Int32Array(entries * 2);
-    table.indexMask = entries - 1;
     table.loadingCount = count;
     return table;
+  }
+
+  /**
+   * An empty index sized for the counters being loaded (when none is adopted): a step of its own,
+   * as allocating tens of MB costs milliseconds. Call after forBlocks, before touchIndex.
+   */
+  sizeIndex(): void {
+    const count = this.loadingCount;
+    let entries = INITIAL_INDEX_ENTRIES;
+    while (count + (count >>> 3) > entries * MAX_LOAD) entries *= 2;
+    this.index = new Int32Array(entries * 2);
+    this.indexMask = entries - 1;
   }
 
   /**

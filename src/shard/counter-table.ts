@@ -40,6 +40,7 @@ import { assert } from "../util/assert.js";
 import { fmix32 } from "../util/hash.js";
 import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 import { sortKeysInArena } from "./key-sort.js";
+import { copyInSlices, GROW_AHEAD, GROW_AHEAD_MIN_SLOTS, placeEntries, SLICE_BYTES } from "./counter-table-slices.js";
 
 export const ROW_BYTES = 24;
 export const INITIAL_SLOTS = 1024;
@@ -135,8 +136,8 @@ export class CounterTable {
 
   /** The slot holding `key`, inserting it with value 0 and version 0 (not existing) if absent. */
   findOrInsert(key: Uint8Array): number {
-    assert(key.length >= 1 && key.length <= 0xffff, "key length outside [1, 65535]");
     const hash = this.hash(key);
+    assert(key.length >= 1 && key.length <= 0xffff, "key length outside [1, 65535]");
     const index = this.index;
     let position = hash & this.indexMask;
     for (;;) {
@@ -359,6 +360,88 @@ export class CounterTable {
     return { rows: this.highWaterSlot * ROW_BYTES, index: this.index.byteLength };
   }
 
+  /**
+   * exportBlocks() in slices of at most `sliceBytes` copied, with `await pause()` between them, so
+   * that no event-loop turn copies a whole shard. The caller keeps the table unchanged until it
+   * resolves (the driver loop holds the shard's apply: RawNode.holdApply); reads may go on.
+   */
+  async exportBlocksInSlices(
+    spare: BlockBuffers | undefined,
+    pause: () => Promise<void>,
+    sliceBytes = SLICE_BYTES,
+  ): Promise<CounterBlocks> {
+    const { count, highWaterSlot, arenaUsedBytes } = this;
+    const sourceRows = this.rowBytes;
+    const sourceIndex = this.index;
+    const rowBytes = highWaterSlot * ROW_BYTES;
+    const rows = blockFor(spare?.rows, rowBytes);
+    await copyInSlices(sourceRows.subarray(0, rowBytes), rows, pause, sliceBytes);
+    const indexBytes = blockFor(spare?.index, sourceIndex.byteLength);
+    await copyInSlices(new Uint8Array(sourceIndex.buffer, sourceIndex.byteOffset, sourceIndex.byteLength), indexBytes, pause, sliceBytes);
+    assert(
+      this.count === count && this.highWaterSlot === highWaterSlot && this.rowBytes === sourceRows && this.index === sourceIndex,
+      "the counter table changed during a sliced export",
+    );
+    const index = new Int32Array(indexBytes.buffer, 0, sourceIndex.length);
+    return { count, rows, arena: this.arena.subarray(0, arenaUsedBytes), index };
+  }
+
+  /**
+   * True when the next inserts will soon grow the rows, the index or the arena (within
+   * 1 - GROW_AHEAD of a limit): growAhead() then does that growth in slices, before an insert would
+   * have to do it at once (a copy of tens of MB, or a rehash of millions of entries, in one turn).
+   */
+  growthDue(): boolean {
+    const freeSlots = this.slotCapacity - this.highWaterSlot + this.freeSlots.length;
+    if (freeSlots < this.slotCapacity * (1 - GROW_AHEAD) && this.slotCapacity >= GROW_AHEAD_MIN_SLOTS) return true;
+    if (this.count > (this.indexMask + 1) * MAX_LOAD * GROW_AHEAD && this.indexMask + 1 >= GROW_AHEAD_MIN_SLOTS) return true;
+    return (
+      this.arenaUsedBytes > this.arena.length * GROW_AHEAD &&
+      this.arena.length >= GROW_AHEAD_MIN_SLOTS * 8 &&
+      this.arenaGarbageBytes * 2 <= this.arenaUsedBytes
+    );
+  }
+
+  /**
+   * The growth growthDue() saw coming, in slices of at most `sliceBytes` with `await pause()`
+   * between them: new buffers filled from the old ones, swapped in at the end. The caller keeps
+   * the table unchanged until it resolves (as for exportBlocksInSlices); reads use the old buffers
+   * until the swap.
+   */
+  async growAhead(pause: () => Promise<void>, sliceBytes = SLICE_BYTES): Promise<void> {
+    const { count, highWaterSlot } = this;
+    const unchanged = () => assert(this.count === count && this.highWaterSlot === highWaterSlot, "the counter table changed during growth");
+    if (this.slotCapacity - highWaterSlot + this.freeSlots.length < this.slotCapacity * (1 - GROW_AHEAD)) {
+      const capacity = Math.ceil(this.slotCapacity * 1.5);
+      const rows = new ArrayBuffer(capacity * ROW_BYTES);
+      await copyInSlices(this.rowBytes.subarray(0, this.slotCapacity * ROW_BYTES), new Uint8Array(rows), pause, sliceBytes);
+      unchanged();
+      this.setRows(rows);
+      this.slotCapacity = capacity;
+    }
+    if (this.arenaUsedBytes > this.arena.length * GROW_AHEAD && this.arena.length < ARENA_BYTES_MAX) {
+      const grown = new Uint8Array(Math.min(ARENA_BYTES_MAX, Math.ceil(this.arena.length * 1.5)));
+      await copyInSlices(this.arena.subarray(0, this.arenaUsedBytes), grown, pause, sliceBytes);
+      unchanged();
+      this.arena = grown;
+    }
+    if (this.count > (this.indexMask + 1) * MAX_LOAD * GROW_AHEAD) {
+      const old = this.index;
+      const index = new Int32Array(old.length * 2);
+      const mask = old.length - 1; // entries = pairs: old.length / 2 * 2
+      let placed = 0;
+      const step = Math.max(1024, sliceBytes >>> 6) * 2; // 64 Ki pairs per turn: random writes cost more than a copy
+      for (let from = 0; from < old.length; from += step) {
+        placed += placeEntries(old, from, Math.min(old.length, from + step), index, mask);
+        await pause();
+      }
+      unchanged();
+      assert(placed === this.count, "index entries disagree with the count");
+      this.index = index;
+      this.indexMask = mask;
+    }
+  }
+
   /** Grows the rows and the index for `count` counters at once (a restore knows how many). */
   reserve(count: number): void {
     if (count > this.slotCapacity) this.resizeRows(count);
@@ -472,17 +555,7 @@ export class CounterTable {
     const entries = (this.indexMask + 1) * 2;
     const index = new Int32Array(entries * 2);
     const mask = entries - 1;
-    let placed = 0;
-    for (let i = 0; i < old.length; i += 2) {
-      const entry = old[i]!;
-      if (entry === 0) continue;
-      const hash = old[i + 1]!;
-      let position = hash & mask;
-      while (index[position * 2] !== 0) position = (position + 1) & mask;
-      index[position * 2] = entry;
-      index[position * 2 + 1] = hash;
-      placed++;
-    }
+    const placed = placeEntries(old, 0, old.length, index, mask);
     assert(placed === this.count, "index entries disagree with the count");
     this.index = index;
     this.indexMask = mask;

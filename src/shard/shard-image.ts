@@ -60,6 +60,7 @@ import { readSession, writeSession, type Session } from "./sessions.js";
 import { insertLoadedRequestId, insertLoadedSession, KEY_BYTES_MAX, loadKind, type Corrupt } from "./shard-load.js";
 import type { ShardState } from "./shard-state.js";
 import { CorruptionError } from "../util/errors.js";
+import { assert } from "../util/assert.js";
 
 export const SHARD_IMAGE_MAGIC = 0x544c5949; // "TLYI"
 const SHARD_IMAGE_FORMAT = 2;
@@ -181,6 +182,27 @@ async function encodeInParts(
  * blocks' buffers of a released image, reused when large enough (CounterTable.exportBlocks).
  */
 export function captureImage(state: ShardState, spare?: BlockBuffers): ShardImage {
+  return { ...captureSmallParts(state), counters: state.counters.exportBlocks(spare) };
+}
+
+/**
+ * captureImage() with the counter blocks copied in slices (CounterTable.exportBlocksInSlices): the
+ * caller keeps the machine from applying until it resolves (the driver loop holds the shard's
+ * apply), so the slices make one image at one applied index.
+ */
+export async function captureImageInSlices(
+  state: ShardState,
+  spare: BlockBuffers | undefined,
+  pause: () => Promise<void>,
+): Promise<ShardImage> {
+  const appliedIndex = state.appliedIndex;
+  const small = captureSmallParts(state);
+  const counters = await state.counters.exportBlocksInSlices(spare, pause);
+  assert(state.appliedIndex === appliedIndex, "the shard applied entries during a sliced capture");
+  return { ...small, counters };
+}
+
+function captureSmallParts(state: ShardState): Omit<ShardImage, "counters"> {
   const kindWriter = new ByteWriter(64 + state.kinds.size * 48);
   kindWriter.u32(state.kinds.size);
   for (const entry of state.kinds.values()) {
@@ -194,7 +216,6 @@ export function captureImage(state: ShardState, spare?: BlockBuffers): ShardImag
     appliedIndex: state.appliedIndex,
     clockMs: state.clockMs,
     hashSeed: state.options.hashSeed >>> 0,
-    counters: state.counters.exportBlocks(spare),
     sessions: copySessions(state.sessions.values(), state.sessions.size),
     kinds: kindWriter.finish(),
     requestIds: [...state.requestIds.values()],
@@ -362,6 +383,7 @@ export function* readImage(state: ShardState, input: Uint8Array): Generator<void
   state.clockMs = header.clockMs;
 
   const table = LoadingCounterTable.forBlocks(state.options.hashSeed, header.counterCount, rows.length, arena.length, corrupt);
+  yield; // its allocations take a turn of their own
   for (const [from, to] of slices(arena.length, CHECKSUM_SLICE_BYTES)) {
     table.loadArenaBytes(arena, from, to);
     yield;
@@ -371,6 +393,7 @@ export function* readImage(state: ShardState, input: Uint8Array): Generator<void
   const adopt = header.hashSeed === state.options.hashSeed >>> 0 && indexBytes.length % 8 === 0 && indexBytes.length > 0;
   if (adopt) {
     const words = new Int32Array(indexBytes.length / 4);
+    yield;
     const wordBytes = new Uint8Array(words.buffer);
     for (const [from, to] of slices(indexBytes.length, CHECKSUM_SLICE_BYTES)) {
       wordBytes.set(indexBytes.subarray(from, to), from);
@@ -378,6 +401,8 @@ export function* readImage(state: ShardState, input: Uint8Array): Generator<void
     }
     table.adoptIndex(words, corrupt);
   } else {
+    table.sizeIndex();
+    yield;
     for (const [from, to] of slices(table.indexEntries, CHECKSUM_SLICE_BYTES / 8)) {
       table.touchIndex(from, to);
       yield;

@@ -47,7 +47,7 @@ import type { WindowAggregate, WindowBucket, WindowRange } from "./kinds/windows
 import { Mutation } from "./mutation.js";
 import { SessionCommands, type AdmitMutation } from "./session-commands.js";
 import type { BlockBuffers } from "./counter-table.js";
-import { captureImage, prepareImageBuffers, readImage, type ShardImage } from "./shard-image.js";
+import { captureImage, captureImageInSlices, prepareImageBuffers, readImage, type ShardImage } from "./shard-image.js";
 import { loadRecords } from "./shard-load.js";
 import type { ShardOptions } from "./shard-options.js";
 import { ShardReads, type TimeRange } from "./shard-reads.js";
@@ -311,6 +311,25 @@ export class CounterStateMachine {
    */
   captureImage(spare?: ImageBuffers): ShardImage {
     return captureImage(this.state, spare);
+  }
+
+  /**
+   * captureImage() with the counter blocks copied in slices, `await pause()` between them: no
+   * event-loop turn copies the whole table. The machine must not apply until it resolves (the
+   * driver loop holds the shard's apply meanwhile); reads may go on.
+   */
+  captureImageInSlices(spare: ImageBuffers | undefined, pause: () => Promise<void>): Promise<ShardImage> {
+    return captureImageInSlices(this.state, spare, pause);
+  }
+
+  /** True when the counter table will soon need to grow (CounterTable.growthDue): growAhead() then. */
+  growthDue(): boolean {
+    return this.state.counters.growthDue();
+  }
+
+  /** Grows the counter table in slices ahead of need; the machine must not apply until it resolves. */
+  growAhead(pause: () => Promise<void>): Promise<void> {
+    return this.state.counters.growAhead(pause);
   }
 
   /**

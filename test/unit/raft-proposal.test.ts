@@ -65,3 +65,21 @@ describe("proposal refusal", () => {
     expect(c.get(3).appliedData()).toEqual(accepted);
   });
 });
+
+describe("holding apply (RawNode.holdApply)", () => {
+  it("a held follower appends and acknowledges but applies nothing; released, it applies all in order", () => {
+    const c = new Cluster([1, 2, 3]);
+    c.elect(1);
+    c.stabilize();
+    c.get(3).node.holdApply = true;
+    for (let i = 0; i < 5; i++) c.propose(1, `p${i}`);
+    c.stabilize();
+    // The held replica still counted toward the commit: the leader applied all five.
+    expect(c.get(1).appliedData()).toEqual(["p0", "p1", "p2", "p3", "p4"]);
+    expect(c.get(3).appliedData()).toEqual([]);
+    c.get(3).node.holdApply = false;
+    expect(c.get(3).node.hasReady()).toBe(true);
+    c.stabilize();
+    expect(c.get(3).appliedData()).toEqual(["p0", "p1", "p2", "p3", "p4"]);
+  });
+});

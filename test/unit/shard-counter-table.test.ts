@@ -1,5 +1,5 @@
-import { describe, expect, it } from "vitest";
-import { CounterTable } from "../../src/shard/counter-table.js";
+import { describe, expect, it, vi } from "vitest";
+import { CounterTable, ROW_BYTES } from "../../src/shard/counter-table.js";
 import { createPrng, type Prng } from "../../src/util/prng.js";
 
 function randomKey(prng: Prng, keySpace: number, longKeys: boolean): Uint8Array {
@@ -101,5 +101,86 @@ describe("CounterTable", () => {
     const table = new CounterTable();
     const slot = table.findOrInsert(new Uint8Array([1]));
     expect(() => table.write(slot, 2n ** 63n, 1)).toThrow(/outside int64/);
+  });
+});
+
+describe("sliced export and growth ahead of need", () => {
+  const key = (i: number) => new TextEncoder().encode(`user:${String(i).padStart(10, "0")}:likes`);
+  const pause = () => Promise.resolve();
+
+  it("exportBlocksInSlices gives the same blocks as exportBlocks, in many slices", async () => {
+    const table = new CounterTable(7);
+    for (let i = 0; i < 20_000; i++) table.write(table.findOrInsert(key(i)), BigInt(i), i + 1);
+    let pauses = 0;
+    const sliced = await table.exportBlocksInSlices(undefined, async () => void pauses++, 4096);
+    const whole = table.exportBlocks();
+    expect(pauses).toBeGreaterThan(100);
+    expect(sliced.count).toBe(whole.count);
+    expect(Buffer.from(sliced.rows).equals(Buffer.from(whole.rows))).toBe(true);
+    expect(Buffer.from(sliced.arena).equals(Buffer.from(whole.arena))).toBe(true);
+    expect([...sliced.index]).toEqual([...whole.index]);
+  });
+
+  it("a table changed during a sliced export is refused, not exported half old, half new", async () => {
+    const table = new CounterTable(7);
+    for (let i = 0; i < 5_000; i++) table.write(table.findOrInsert(key(i)), 1n, i + 1);
+    let inserted = false;
+    const changing = async () => {
+      if (!inserted) table.write(table.findOrInsert(key(99_999)), 1n, 99_999);
+      inserted = true;
+    };
+    await expect(table.exportBlocksInSlices(undefined, changing, 4096)).rejects.toThrow(/changed during a sliced export/);
+  });
+
+  it("growAhead grows rows, index and arena before an insert needs it; every key keeps its value", async () => {
+    const table = new CounterTable(11);
+    let i = 0;
+    let grown = 0;
+    let pauses = 0;
+    for (; i < 300_000; i++) {
+      table.write(table.findOrInsert(key(i)), BigInt(i) * 3n, i + 1);
+      if (table.growthDue()) {
+        const before = table.blockBytes();
+        await table.growAhead(async () => void pauses++, 64 * 1024);
+        grown++;
+        expect(table.growthDue()).toBe(false);
+        const after = table.blockBytes();
+        expect(after.rows).toBe(before.rows); // same rows in use, more capacity behind them
+      }
+    }
+    expect(grown).toBeGreaterThanOrEqual(3);
+    expect(pauses).toBeGreaterThan(grown);
+    for (let k = 0; k < i; k += 997) {
+      const slot = table.find(key(k));
+      expect(slot).toBeGreaterThanOrEqual(0);
+      expect(table.value(slot)).toBe(BigInt(k) * 3n);
+    }
+    expect(table.find(key(i + 1))).toBe(-1);
+    await table.growAhead(pause); // nothing due: a no-op
+    expect(table.size).toBe(i);
+  });
+
+  it("grown ahead whenever due, a large table never grows inside an insert", async () => {
+    const table = new CounterTable(13);
+    const inside: string[] = [];
+    const proto = CounterTable.prototype as unknown as Record<string, (...args: unknown[]) => unknown>;
+    const spied = ["resizeRows", "growIndex", "growArena"].map((name) => {
+      const original = proto[name]!;
+      const spy = vi.spyOn(proto, name as never).mockImplementation(function (this: CounterTable, ...args: unknown[]) {
+        if (table.blockBytes().rows >= 64 * 1024 * ROW_BYTES) inside.push(`${name} at ${table.size}`);
+        return original.apply(this, args);
+      });
+      return spy;
+    });
+    try {
+      // Batches of 1,000 inserts (as one applied entry might hold), growAhead between them when due.
+      for (let i = 0; i < 400_000; i++) {
+        table.write(table.findOrInsert(key(i)), 1n, i + 1);
+        if (i % 1000 === 999 && table.growthDue()) await table.growAhead(pause);
+      }
+    } finally {
+      for (const spy of spied) spy.mockRestore();
+    }
+    expect(inside).toEqual([]);
   });
 });

@@ -9,7 +9,6 @@
  * entry count.
  */
 import { decodeConfChange } from "../../raft/raw-node.js";
-import { entryBytes } from "../../raft/util.js";
 import { EntryType, type ConfState, type Entry, type Snapshot } from "../../raft/types.js";
 import { CounterStateMachine } from "../../shard/state-machine.js";
 import { MetaStateMachine, type ClusterMap } from "../../meta/map.js";
@@ -58,9 +57,6 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
 
   apply(replica: AnyReplica, committedEntries: Entry[], batch: StoreBatch): void {
     if (committedEntries.length === 0) return;
-    let appliedBytes = 0;
-    for (const entry of committedEntries) appliedBytes += entryBytes(entry);
-    this.stats.appliedBytesPerIterationMax = Math.max(this.stats.appliedBytesPerIterationMax, appliedBytes);
     const shard = replica.shardId === META_GROUP_ID ? undefined : (replica as ShardReplica);
     let removedSelf = false;
     for (const entry of committedEntries) {
@@ -78,6 +74,7 @@ export class GroupApplier implements ReplicatedStateMachines<AnyReplica, StoreBa
       if (removedSelf) this.groups.scheduleRemoval(shard.shardId);
       this.options.checkpointer.noteApplied(shard, committedEntries);
       if (!removedSelf) this.options.checkpointer.maybeStart(shard);
+      if (!removedSelf) this.options.checkpointer.maybeGrow(shard);
     } else {
       const meta = replica as MetaReplica;
       batch.putGroupState(META_GROUP_ID, meta.machine.snapshot());

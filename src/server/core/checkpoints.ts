@@ -63,6 +63,8 @@ export interface CheckpointerOptions {
   queueWrite: (write: (batch: StoreBatch) => void, afterDurable: () => void) => void;
   /** Yields to the event loop between slices of work. */
   pause: () => Promise<void>;
+  /** Wakes the driver loop (a shard's apply was held and is released). */
+  wake: () => void;
   /** The monotonic clock (for sweep()). */
   nowMs: () => number;
   /** Compress checkpoints (default true; the simulator turns it off: zlib's thread pool runs outside its virtual time). */
@@ -88,6 +90,8 @@ export class Checkpointer {
    */
   private spare: ImageBuffers | undefined;
   private preparing = false;
+  /** Shards whose apply is held for work done in slices (a capture, a table growth): one such job per shard. */
+  private readonly held = new Set<number>();
 
   constructor(private readonly options: CheckpointerOptions) {
     this.store = options.store;
@@ -150,9 +154,44 @@ export class Checkpointer {
     this.start(replica);
   }
 
-  /** Captures the shard now and writes its checkpoint in the background. */
+  /**
+   * Grows the shard's counter table ahead of need, in slices, with its apply held meanwhile (called
+   * inside the loop, after an apply): an insert that had to grow it would copy tens of MB, or
+   * rehash millions of index entries, in one event-loop turn.
+   */
+  maybeGrow(replica: ShardReplica): void {
+    if (this.stopped || this.held.has(replica.shardId) || !replica.machine.growthDue()) return;
+    const machine = replica.machine;
+    const run = this.hold(replica, () => machine.growAhead(this.options.pause))
+      .catch((error: unknown) => this.log.warn({ err: error, shard: replica.shardId }, "cannot grow the counter table ahead"))
+      .finally(() => this.running.delete(run));
+    this.running.add(run);
+  }
+
+  /**
+   * Runs `job` with the shard's apply held (RawNode.holdApply: entries are still appended, sent and
+   * committed, but not applied), so the job sees one state across its slices; then releases it and
+   * wakes the loop. Reads go on; a lease read waits for the apply to catch up.
+   */
+  private async hold<T>(replica: ShardReplica, job: () => Promise<T>): Promise<T> {
+    this.held.add(replica.shardId);
+    replica.raw.holdApply = true;
+    try {
+      return await job();
+    } finally {
+      replica.raw.holdApply = false;
+      this.held.delete(replica.shardId);
+      this.options.wake();
+    }
+  }
+
+  /**
+   * Captures the shard at its applied index, its apply held while the counter blocks are copied in
+   * slices, and writes its checkpoint in the background.
+   */
   start(replica: ShardReplica): void {
     const state = replica.storage.checkpoint;
+    if (this.held.has(replica.shardId)) return; // a growth runs: a later apply or sweep starts it
     const index = replica.machine.appliedIndex;
     if (index <= (state.committed?.index ?? 0) || index < replica.storage.firstIndex() - 1) return;
     const header: CheckpointHeader = {
@@ -163,16 +202,25 @@ export class Checkpointer {
       descriptor: { ...replica.descriptor },
     };
     // While the memory is being prepared it is not this node's to hand out (the capture allocates).
-    const image = replica.machine.captureImage(this.preparing ? undefined : this.spare);
+    const spare = this.preparing ? undefined : this.spare;
     this.spare = undefined;
     state.inFlight = true;
     state.lastStartedMs = this.options.nowMs();
     state.appliedBytesSince = 0;
     state.appliedEntriesSince = 0;
-    const run = this.write(replica, header, image).finally(() => {
-      state.inFlight = false;
-      this.running.delete(run);
-    });
+    const machine = replica.machine;
+    const captured = this.hold(replica, () => machine.captureImageInSlices(spare, this.options.pause));
+    // A snapshot installed meanwhile replaced the machine: its image is of a state left behind.
+    const run = captured
+      .then((image) => (replica.machine === machine ? this.write(replica, header, image) : undefined))
+      .catch((error: unknown) => {
+        this.options.stats.checkpointsFailed++;
+        this.log.error({ err: error, shard: header.shardId, index }, "checkpoint capture failed; the log is kept until one succeeds");
+      })
+      .finally(() => {
+        state.inFlight = false;
+        this.running.delete(run);
+      });
     this.running.add(run);
   }
 

@@ -20,6 +20,7 @@
  * from the strict Ready order in one place.
  */
 import { MessageType, Role, type Message, type Ready } from "../../raft/types.js";
+import { entryBytes } from "../../raft/util.js";
 import { UnavailableError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
 import type { LogBatch, LoopGroup, LoopPorts, LoopStats } from "./ports.js";
@@ -28,6 +29,13 @@ import type { LogBatch, LoopGroup, LoopPorts, LoopStats } from "./ports.js";
 export const INBOUND_MESSAGES_MAX = 200_000;
 /** Never tick more than this many times in one catch-up (a long pause already expired every lease). */
 export const CATCH_UP_TICKS_MAX = 200;
+/**
+ * Committed entry bytes one iteration hands out for applying, over all groups (each Ready already
+ * holds at most the raw node's maxCommittedSizePerReady, or one entry): past it, the other groups'
+ * committed entries wait for the next iteration, so a node with many busy shards applies a few
+ * milliseconds per event-loop turn, not the sum of them. Groups take turns being first.
+ */
+export const APPLY_BYTES_PER_ITERATION_MAX = 128 * 1024;
 
 export interface DriverLoopOptions {
   nodeId: number;
@@ -219,8 +227,8 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
       replica.issueReadIndex(this.options.leaderAddress);
     }
 
-    const readies: Array<[TGroup, Ready]> = [];
-    for (const replica of this.groups.all()) if (replica.raw.hasReady()) readies.push([replica, replica.raw.ready()]);
+    const groups = [...this.groups.all()];
+    const readies = this.collectReadies(groups);
     if (readies.length === 0 && this.pendingWrites.length === 0) return;
 
     const late = this.sendBeforeWrite(readies);
@@ -256,7 +264,34 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
 
     // 4. Advance.
     for (const [replica] of readies) replica.raw.advance();
-    if (readies.some(([replica]) => replica.raw.hasReady())) this.wakePending = true;
+    // Including a group whose committed entries waited for the apply budget.
+    if (groups.some((replica) => replica.raw.hasReady())) this.wakePending = true;
+  }
+
+  /**
+   * Every group's Ready, in the groups' order, with at most APPLY_BYTES_PER_ITERATION_MAX of
+   * committed entries (plus one Ready's) among them: once the budget is spent the other groups'
+   * Readies come without committed entries (their apply held for this call only). The group the
+   * budget goes to first turns with each iteration.
+   */
+  private collectReadies(groups: TGroup[]): Array<[TGroup, Ready]> {
+    const readies: Array<[TGroup, Ready] | undefined> = new Array(groups.length);
+    let budget = APPLY_BYTES_PER_ITERATION_MAX;
+    const first = groups.length > 0 ? this.stats.iterations % groups.length : 0;
+    for (let k = 0; k < groups.length; k++) {
+      const at = (first + k) % groups.length;
+      const raw = groups[at]!.raw;
+      const held = raw.holdApply;
+      if (budget <= 0) raw.holdApply = true;
+      if (raw.hasReady()) {
+        const ready = raw.ready();
+        for (const entry of ready.committedEntries) budget -= entryBytes(entry);
+        readies[at] = [groups[at]!, ready];
+      }
+      raw.holdApply = held;
+    }
+    this.stats.appliedBytesPerIterationMax = Math.max(this.stats.appliedBytesPerIterationMax, APPLY_BYTES_PER_ITERATION_MAX - budget);
+    return readies.filter((ready) => ready !== undefined);
   }
 
   private stepInbound(): void {

@@ -107,6 +107,8 @@ export interface RaftGroup {
   hasReady(): boolean;
   ready(): Ready;
   advance(): void;
+  /** While true, ready() hands out no committed entries (they wait, still committed): see RawNode.holdApply. */
+  holdApply: boolean;
 }
 
 /** The group's in-memory log that Raft reads (MemoryStorage); the loop keeps it equal to what it writes. */
@@ -174,6 +176,8 @@ export interface LoopStats {
   entriesWritten: number;
   syncs: number;
   leaderChanges: number;
+  /** The most committed entry bytes one iteration handed out for applying, over all groups. */
+  appliedBytesPerIterationMax: number;
 }
 
 /** Every port of one driver loop. */

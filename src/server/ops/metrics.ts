@@ -250,7 +250,7 @@ export class NodeMetrics {
     });
     new Gauge({
       name: "tally_apply_bytes_per_iteration_max",
-      help: "Most committed-entry bytes one group applied in one driver iteration since start (bounded by limits.maxSizePerMsgBytes plus one entry): how long applying can hold the event loop",
+      help: "Most committed-entry bytes one driver iteration applied, over all groups, since start (bounded by 128 KiB plus one group's Ready: 16 KiB or one entry): how long applying can hold the event loop",
       registers,
       collect() {
         this.set(metrics.current().appliedBytesPerIterationMax);

@@ -136,6 +136,7 @@ export class SimNode {
         if (alive()) loop?.queueWrite(write, afterDurable);
       },
       pause,
+      wake,
       nowMs: () => host.nowMs(),
       // Uncompressed: zlib's thread pool completes in real time, which would make a run depend on it.
       compress: false,
