@@ -45,9 +45,12 @@ export function makeOp(
     n: fields.n ?? 0n,
     limit: fields.limit ?? 0n,
     windowMs: fields.windowMs ?? 0n,
-    items: fields.items ?? [],
+    items: fields.items ?? NO_ITEMS,
   };
 }
+
+/** The items of every op but a uniqueAdd: one shared empty array, not one per op (never written). */
+const NO_ITEMS: Buffer[] = [];
 
 /** One addBatch op, checked; a bad field's error names the op's index. */
 export function parseBatchOp(op: BatchOp, index: number): MutationOp {
@@ -131,9 +134,8 @@ export function itemsOf(items: Key[]): Buffer[] {
 /** One op travels as its own request kind; several as a BatchRequest. Same input, same request. */
 export function buildMutationRequest(entries: UnitEntry[], header: RequestHeaderInput): [PipelineOpName, PipelineOpInputs[PipelineOpName]] {
   // Plain adds (no floor, no TTL) travel packed: one bytes field instead of a message per op.
-  if (entries.length > 1 && entries.every((entry) => entry.op.kind === "add" && entry.op.floor === undefined && entry.op.ttlMs === 0n)) {
-    return ["batch", { header, ops: [], packedAdds: encodePackedAddsField(entries.map((entry) => entry.op)) }];
-  }
+  const adds = entries.length > 1 ? plainAdds(entries) : undefined;
+  if (adds !== undefined) return ["batch", { header, ops: [], packedAdds: encodePackedAddsField(adds) }];
   // The kinds' ops exist only as BatchOps: one of them alone is a batch of one.
   if (entries.length > 1 || !SINGLE_REQUEST_KINDS.has(entries[0]!.op.kind)) {
     return ["batch", { header, ops: entries.map((entry) => batchOpMessage(entry.op)) }];
@@ -143,6 +145,17 @@ export function buildMutationRequest(entries: UnitEntry[], header: RequestHeader
   const body = batchOpMessage(entries[0]!.op)[kind];
   assert(body !== undefined, `${kind} travels as a batch op`);
   return [kind, { header, ...body } as PipelineOpInputs[SingleRequestKind]];
+}
+
+/** The entries' ops if every one is a plain add (no floor, no TTL), in one pass. */
+function plainAdds(entries: UnitEntry[]): MutationOp[] | undefined {
+  const ops: MutationOp[] = new Array(entries.length);
+  for (let i = 0; i < entries.length; i++) {
+    const op = entries[i]!.op;
+    if (op.kind !== "add" || op.floor !== undefined || op.ttlMs !== 0n) return undefined;
+    ops[i] = op;
+  }
+  return ops;
 }
 
 type SingleRequestKind = "add" | "set" | "reset" | "compareAndSet";

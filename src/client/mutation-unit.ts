@@ -32,8 +32,25 @@ export interface MutationOp {
 
 export type LeaveReason = "deadline" | "abort";
 
+/**
+ * Where a Waiter's outcome goes, called once per waiter when it settles: a caller's own promise
+ * (submit) or its place in a batch (addBatch). An object rather than closures per waiter: a
+ * 10,000-op batch keeps its waiters for the whole request, and closures per op were a large part
+ * of what the collector had to copy and promote.
+ */
+export interface WaiterSink {
+  resolved(waiter: Waiter, result: MutationResult): void;
+  rejected(waiter: Waiter, error: unknown): void;
+}
+
+/** One op of a unit and its caller (a Waiter is one: `waiter` is itself). */
+export interface UnitEntry {
+  readonly op: MutationOp;
+  readonly waiter: Waiter;
+}
+
 /** One caller waiting for one mutation. Settles exactly once. */
-export class Waiter {
+export class Waiter implements UnitEntry {
   settled = false;
   /** The current owner's handler for an early exit (deadline or abort). */
   leave: ((waiter: Waiter, reason: LeaveReason) => void) | undefined;
@@ -46,9 +63,9 @@ export class Waiter {
     readonly op: MutationOp,
     readonly deadlineAtMs: number,
     readonly signal: AbortSignal | undefined,
-    private readonly resolveFn: (result: MutationResult) => void,
-    private readonly rejectFn: (error: unknown) => void,
-    private readonly onSettled: () => void,
+    private readonly sink: WaiterSink,
+    /** The op's index in its caller's batch (0 for a single mutation). */
+    readonly position = 0,
     /** False when the owner runs one shared deadline timer for many waiters (addBatch). */
     ownTimer = true,
   ) {
@@ -59,27 +76,25 @@ export class Waiter {
     }
   }
 
+  get waiter(): Waiter {
+    return this;
+  }
+
   resolve(result: MutationResult): void {
-    if (this.finish()) this.resolveFn(result);
+    if (this.finish()) this.sink.resolved(this, result);
   }
 
   reject(error: unknown): void {
-    if (this.finish()) this.rejectFn(error);
+    if (this.finish()) this.sink.rejected(this, error);
   }
 
   private finish(): boolean {
     if (this.settled) return false;
     this.settled = true;
-    clearTimeout(this.timer);
+    if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.onAbort !== undefined) this.signal?.removeEventListener("abort", this.onAbort);
-    this.onSettled();
     return true;
   }
-}
-
-export interface UnitEntry {
-  op: MutationOp;
-  waiter: Waiter;
 }
 
 /**

@@ -49,7 +49,8 @@ export class MutationEngine {
     const live = entries.filter((entry) => !entry.waiter.settled);
     if (live.length === 0) return;
     const unit = new MutationUnit(live, atomic);
-    for (const entry of live) entry.waiter.leave = (waiter, reason) => this.onWaiterLeave(unit, waiter, reason);
+    const leave = (waiter: Waiter, reason: LeaveReason) => this.onWaiterLeave(unit, waiter, reason);
+    for (const entry of live) entry.waiter.leave = leave;
     if (this.life.closed) {
       this.failUnit(unit, new ClientClosedError());
       return;

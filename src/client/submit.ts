@@ -11,7 +11,7 @@ import type { AutoBatcher } from "./batcher.js";
 import { BatchError, type BatchOutcome } from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
 import { describeKey, parseBatchOp } from "./mutation-ops.js";
-import { Waiter, type MutationOp, type UnitEntry } from "./mutation-unit.js";
+import { Waiter, type MutationOp, type WaiterSink } from "./mutation-unit.js";
 import type { MutationEngine } from "./mutations.js";
 import type { ResolvedOptions } from "./options.js";
 import { messageOf } from "./retry.js";
@@ -39,14 +39,13 @@ export class Submitter {
     this.life.admit(1, options.signal);
     if (this.router.routeTable.hot.size > 0) op = this.spreadHot(op, hotReset);
     return new Promise<MutationResult>((resolve, reject) => {
-      const waiter = new Waiter(op, deadlineAtMs, options.signal, resolve, reject, () => this.life.inflightOps--);
+      const waiter = new Waiter(op, deadlineAtMs, options.signal, new PromiseSink(this.life, resolve, reject));
       this.life.inflightOps++;
-      const entry: UnitEntry = { op, waiter };
       const route = this.router.routeTable.isEmpty ? undefined : this.router.routeTable.lookup(op.slot);
       if (batchable && this.options.autoBatch && route !== undefined) {
-        this.batcher.enqueueBatch(route.shardId, entry);
+        this.batcher.enqueueBatch(route.shardId, waiter);
       } else {
-        this.mutations.startUnit([entry], false);
+        this.mutations.startUnit([waiter], false);
       }
     });
   }
@@ -62,63 +61,39 @@ export class Submitter {
     this.life.admit(parsed.length, options.signal);
     await this.router.ensureRoutes();
     if (this.router.routeTable.hot.size > 0) parsed.forEach((op, index) => (parsed[index] = this.spreadHot(op, false, index)));
-    const outcomes: BatchOutcome<MutationResult>[] = new Array(parsed.length);
-    // One counter and one promise for the whole batch, not one promise per op: at 10,000 ops a
-    // request the per-op promises and timers were a visible share of the client's CPU.
-    let unsettled = parsed.length;
-    let resolveAll!: () => void;
-    const allSettled = new Promise<void>((resolve) => (resolveAll = resolve));
-    const onOutcome = () => {
-      unsettled--;
-      assert(unsettled >= 0, "a batch op settled twice");
-      if (unsettled === 0) resolveAll();
-    };
-    const waiters: Waiter[] = parsed.map(
-      (op, index) =>
-        new Waiter(
-          op,
-          deadlineAtMs,
-          options.signal,
-          (result) => {
-            outcomes[index] = { ok: true, result };
-            onOutcome();
-          },
-          (error) => {
-            outcomes[index] = {
-              ok: false,
-              error: error instanceof TallyError ? error : new TallyError("INTERNAL", messageOf(error), { cause: error }),
-            };
-            onOutcome();
-          },
-          () => this.life.inflightOps--,
-          false,
-        ),
-    );
+    // One sink, one promise and one deadline timer for the whole batch, and nothing per op but its
+    // Waiter (which is also its UnitEntry): a batch's ops live as long as its request, so whatever
+    // is allocated per op is copied and promoted by the collector.
+    const sink = new BatchSink(this.life, parsed.length);
+    const waiters: Waiter[] = new Array(parsed.length);
+    for (let index = 0; index < parsed.length; index++)
+      waiters[index] = new Waiter(parsed[index]!, deadlineAtMs, options.signal, sink, index, false);
     this.life.inflightOps += parsed.length;
-    // Every op of the batch shares one deadline, so one timer serves them all.
     const deadlineTimer = setTimeout(
       () => {
         for (const waiter of waiters) if (!waiter.settled) waiter.leave?.(waiter, "deadline");
       },
       Math.max(0, deadlineAtMs - monotonicMs()),
     );
-    const groups = new Map<number, UnitEntry[]>();
+    const groups = new Map<number, Waiter[]>();
+    const routes = this.router.routeTable;
     for (const waiter of waiters) {
-      const shardId = this.router.routeTable.lookup(waiter.op.slot)?.shardId ?? -1;
+      const shardId = routes.lookup(waiter.op.slot)?.shardId ?? -1;
       let group = groups.get(shardId);
       if (group === undefined) {
         group = [];
         groups.set(shardId, group);
       }
-      group.push({ op: waiter.op, waiter });
+      group.push(waiter);
     }
     for (const entries of groups.values()) this.mutations.startUnit(entries, true);
     try {
-      await allSettled;
+      await sink.allSettled;
     } finally {
       clearTimeout(deadlineTimer);
     }
-    if (outcomes.every((outcome) => outcome.ok)) return outcomes.map((outcome) => (outcome as { result: MutationResult }).result);
+    if (sink.errors === undefined) return sink.results;
+    const outcomes = sink.outcomes();
     const failures = outcomes.filter((outcome): outcome is { ok: false; error: TallyError } => !outcome.ok);
     const ambiguous = failures.find((outcome) => outcome.error.code === "AMBIGUOUS");
     const first = ambiguous ?? failures[0]!;
@@ -151,5 +126,71 @@ export class Submitter {
     if (monotonicMs() - this.router.lastRefreshedAtMs > HOT_ROUTES_MAX_AGE_MS) this.router.refreshRoutesSoon();
     const key = this.router.routeTable.hot.nextSubKey(hot);
     return { ...op, key, slot: slotOf(key) };
+  }
+}
+
+/** A single mutation's caller: its promise. */
+class PromiseSink implements WaiterSink {
+  constructor(
+    private readonly life: Lifecycle,
+    private readonly resolve: (result: MutationResult) => void,
+    private readonly reject: (error: unknown) => void,
+  ) {}
+
+  resolved(_waiter: Waiter, result: MutationResult): void {
+    this.life.inflightOps--;
+    this.resolve(result);
+  }
+
+  rejected(_waiter: Waiter, error: unknown): void {
+    this.life.inflightOps--;
+    this.reject(error);
+  }
+}
+
+/** An addBatch's callers: each op's result or error in its place, and one promise for them all. */
+class BatchSink implements WaiterSink {
+  readonly results: MutationResult[];
+  /** Errors by op index; undefined while every settled op succeeded. */
+  errors: (TallyError | undefined)[] | undefined;
+  readonly allSettled: Promise<void>;
+  private resolveAll!: () => void;
+  private unsettled: number;
+
+  constructor(
+    private readonly life: Lifecycle,
+    count: number,
+  ) {
+    this.results = new Array(count);
+    this.unsettled = count;
+    this.allSettled = new Promise<void>((resolve) => (this.resolveAll = resolve));
+  }
+
+  resolved(waiter: Waiter, result: MutationResult): void {
+    this.results[waiter.position] = result;
+    this.settledOne();
+  }
+
+  rejected(waiter: Waiter, error: unknown): void {
+    this.errors ??= new Array(this.results.length);
+    this.errors[waiter.position] = error instanceof TallyError ? error : new TallyError("INTERNAL", messageOf(error), { cause: error });
+    this.settledOne();
+  }
+
+  /** Every op's outcome, in order (once all have settled). */
+  outcomes(): BatchOutcome<MutationResult>[] {
+    const outcomes: BatchOutcome<MutationResult>[] = new Array(this.results.length);
+    for (let i = 0; i < outcomes.length; i++) {
+      const error = this.errors?.[i];
+      outcomes[i] = error === undefined ? { ok: true, result: this.results[i]! } : { ok: false, error };
+    }
+    return outcomes;
+  }
+
+  private settledOne(): void {
+    this.life.inflightOps--;
+    this.unsettled--;
+    assert(this.unsettled >= 0, "a batch op settled twice");
+    if (this.unsettled === 0) this.resolveAll();
   }
 }

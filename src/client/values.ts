@@ -37,8 +37,10 @@ const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\
 export function encodeKey(key: Key): Buffer {
   let bytes: Buffer;
   if (typeof key === "string") {
-    if (loneSurrogate.test(key)) throw new InvalidArgumentError("key is not well-formed Unicode (lone surrogate)");
     bytes = Buffer.from(key, "utf8");
+    // As many bytes as UTF-16 units only when every character is ASCII: then there is no surrogate.
+    if (bytes.length !== key.length && loneSurrogate.test(key))
+      throw new InvalidArgumentError("key is not well-formed Unicode (lone surrogate)");
   } else if (key instanceof Uint8Array) {
     // Copy: the caller may reuse its buffer while the request is in flight or being retried.
     bytes = Buffer.from(key);

@@ -267,12 +267,18 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
   }
 }
 
+/** Bounds (op count, key size) are validateCommand's: decoding packed ops checks structure only. */
+const PACKED_DECODE_LIMITS = { maxOps: Number.POSITIVE_INFINITY, maxKeyBytes: PACKED_KEY_BYTES_MAX };
+
 /** A command's ops: a msgpack array of ops, or packed adds (binary). */
 function opsFromWire(wireOps: unknown, commandIndex: number): CounterOp[] {
   if (wireOps instanceof Uint8Array) {
-    // Bounds (op count, key size) are validateCommand's; this checks the structure.
     try {
-      return decodePackedAdds(wireOps, { maxOps: Number.POSITIVE_INFINITY, maxKeyBytes: PACKED_KEY_BYTES_MAX });
+      // Over a plain Uint8Array view, whatever msgpackr returned (a Node Buffer): each op's key is
+      // then a TypedArray subarray, about 30 ns cheaper per op than Buffer.prototype.subarray, on
+      // every replica. The shard's code reads keys as Uint8Array only.
+      const bytes = new Uint8Array(wireOps.buffer, wireOps.byteOffset, wireOps.byteLength);
+      return decodePackedAdds(bytes, PACKED_DECODE_LIMITS);
     } catch (error) {
       if (error instanceof InvalidArgumentError) fail(`commands[${commandIndex}] packed ops: ${error.message}`);
       throw error;

@@ -17,6 +17,17 @@ import { WindowedCounter } from "./kinds/windows.js";
 import type { MutateOutcome } from "./sessions.js";
 import { DELETED_VALUE, DELETED_VERSION, type ShardState } from "./shard-state.js";
 
+const NO_KEY = new Uint8Array(0);
+/**
+ * A mutate of at least WARM_OPS_MIN ops warms the table's cache lines for its keys
+ * (CounterTable.warm) a chunk of WARM_CHUNK_OPS at a time, just before the chunk applies: a whole
+ * 1,000-op mutate's lines are no longer all cached by the time its last ops apply. Measured on
+ * the shared 2-core box (1,250-op mutates over 1 M counters, CPU per op applied): ~0.8-0.9 µs in
+ * 128-op chunks, ~1.0-1.2 µs warming the whole mutate first, ~1.1-1.5 µs without warming.
+ */
+const WARM_OPS_MIN = 16;
+const WARM_CHUNK_OPS = 128;
+
 type OpOf<Kind extends CounterOp["kind"]> = Extract<CounterOp, { kind: Kind }>;
 type KindOp = OpOf<"window" | "acquire" | "unique">;
 
@@ -30,6 +41,10 @@ export class Mutation {
   private readonly undoSlots: number[] = [];
   private readonly undoValues: bigint[] = [];
   private readonly undoVersions: number[] = [];
+  /** The key each undo-log slot was first touched by (the op's own bytes: no view of the table's arena). */
+  private readonly undoKeys: Uint8Array[] = [];
+  /** The last touch() was the slot's first in this mutate: its value is the newest undo-log value. */
+  private firstTouch = false;
   /** The mutate being applied: its entry index and the length of its undo log. */
   private index = 0;
   private touched = 0;
@@ -40,6 +55,9 @@ export class Mutation {
   private kindUndo = false;
   /** Keys holding a kind (not a plain counter) that the mutate reset. */
   private kindResets: Uint8Array[] | undefined;
+  /** The ops' key hashes, by op index, when the mutate warmed the table (CounterTable.warm). */
+  private hashes = new Int32Array(0);
+  private warmed = false;
 
   constructor(private readonly state: ShardState) {}
 
@@ -59,8 +77,13 @@ export class Mutation {
     this.liveDelta = 0;
     this.kindUndo = ops.length > 1;
     this.kindResets = undefined;
+    this.warmed = ops.length >= WARM_OPS_MIN;
+    if (this.warmed && this.hashes.length < ops.length) this.hashes = new Int32Array(Math.max(ops.length, this.hashes.length * 2));
     const results: OpResult[] = new Array(ops.length);
     for (let opIndex = 0; opIndex < ops.length; opIndex++) {
+      // A chunk at a time, so that what warm() brings into the cache is still there when used.
+      if (this.warmed && opIndex % WARM_CHUNK_OPS === 0)
+        this.state.counters.warm(ops, this.hashes, opIndex, Math.min(ops.length, opIndex + WARM_CHUNK_OPS));
       const outcome = this.applyOp(ops[opIndex]!, opIndex);
       if ("ok" in outcome) return this.abortMutate(outcome);
       results[opIndex] = outcome;
@@ -89,7 +112,7 @@ export class Mutation {
       );
     }
     // From here on `kind` is the key's TTL-only entry, if it has one.
-    const slot = this.touch(op.key);
+    const slot = this.touch(op.key, opIndex);
     switch (op.kind) {
       case "add":
         return this.add(op, opIndex, slot, kind);
@@ -103,15 +126,17 @@ export class Mutation {
   }
 
   /** The key's slot (a transient version-0 slot if the counter does not exist), in the undo log. */
-  private touch(key: Uint8Array): number {
+  private touch(key: Uint8Array, opIndex: number): number {
     const table = this.state.counters;
-    const slot = table.findOrInsert(key);
+    const slot = this.warmed ? table.findOrInsert(key, this.hashes[opIndex]!) : table.findOrInsert(key);
     // A slot is saved on first touch only, so rollback restores the state before the mutate.
-    if (table.setFlag(slot, SLOT_TOUCHED)) {
+    this.firstTouch = table.setFlag(slot, SLOT_TOUCHED);
+    if (this.firstTouch) {
       const touched = this.touched;
       this.undoSlots[touched] = slot;
       this.undoValues[touched] = table.value(slot);
       this.undoVersions[touched] = table.version(slot);
+      this.undoKeys[touched] = key;
       this.touched = touched + 1;
     }
     return slot;
@@ -120,7 +145,8 @@ export class Mutation {
   /** add: the counter (0 if it does not exist) plus delta, within int64 and not below the floor. */
   private add(op: OpOf<"add">, opIndex: number, slot: number, kind: KindEntry | undefined): OpResult | CommandFailure {
     const table = this.state.counters;
-    const base = table.version(slot) !== DELETED_VERSION ? table.value(slot) : 0n;
+    // A first touch has just read the value into the undo log: one bigint read per op, not two.
+    const base = table.version(slot) === DELETED_VERSION ? 0n : this.firstTouch ? this.undoValues[this.touched - 1]! : table.value(slot);
     const value = base + op.delta;
     if (value > INT64_MAX || value < INT64_MIN) {
       return opFailure("OUT_OF_RANGE", opIndex, op, `${base} + ${op.delta} = ${value} is outside int64`);
@@ -209,12 +235,14 @@ export class Mutation {
     const index = this.index;
     for (let i = 0; i < this.touched; i++) {
       const slot = this.undoSlots[i]!;
+      const key = this.undoKeys[i]!;
+      this.undoKeys[i] = NO_KEY; // the entry's bytes need not outlive its apply
       table.clearFlag(slot, SLOT_TOUCHED);
       if (table.version(slot) !== DELETED_VERSION) {
-        if (table.version(slot) === index) state.changed(index, table.keyView(slot), table.value(slot), index, "counter");
+        if (table.version(slot) === index) state.changed(index, key, table.value(slot), index, "counter");
         continue;
       }
-      if (this.undoVersions[i]! !== DELETED_VERSION) state.changed(index, table.keyBytes(slot), DELETED_VALUE, DELETED_VERSION, "deleted");
+      if (this.undoVersions[i]! !== DELETED_VERSION) state.changed(index, key, DELETED_VALUE, DELETED_VERSION, "deleted");
       table.remove(slot);
     }
     for (let opIndex = 0; opIndex < ops.length; opIndex++) {
@@ -247,6 +275,7 @@ export class Mutation {
     for (let i = touched - 1; i >= 0; i--) {
       const slot = this.undoSlots[i]!;
       const version = this.undoVersions[i]!;
+      this.undoKeys[i] = NO_KEY;
       table.clearFlag(slot, SLOT_TOUCHED);
       if (version === DELETED_VERSION) table.remove(slot);
       else table.write(slot, this.undoValues[i]!, version);
