@@ -5,7 +5,14 @@
  * RetryPolicy.untilAnswered (retry.ts), shared by readGroup and shardRead.
  */
 import { errorInfoToError } from "../api/error-details.js";
-import type { GetResponseMessage, PipelineOpInputs, PipelineOpName, PipelineResponseMessage, ReadFieldsInput } from "../api/proto.js";
+import type {
+  FenceMessage,
+  GetResponseMessage,
+  PipelineOpInputs,
+  PipelineOpName,
+  PipelineResponseMessage,
+  ReadFieldsInput,
+} from "../api/proto.js";
 import { HOT_READ_REFUSED } from "../meta/hot.js";
 import { slotOf } from "../meta/slots.js";
 import { monotonicMs } from "../util/clock.js";
@@ -21,7 +28,7 @@ import { AttemptError, deadlineError, isRetryable, sleep, type RetryPolicy, type
 import type { Router } from "./router.js";
 import type { ShardRoute } from "./routing.js";
 import type { Consistency, ReadOptions, ReadResult } from "./types.js";
-import { encodeKey, fenceFromMessage, int64Wire, toUint64, wireBigInt, type Key } from "./values.js";
+import { encodeKey, fenceFromMessage, int64Wire, toUint64, wireBigInt, type Fence, type Key } from "./values.js";
 
 /** A read of a hot key refused for naming an older sub-counter count refreshes the routes at most this often. */
 const HOT_REFRESHES_MAX = 5;
@@ -47,8 +54,8 @@ interface PendingGets {
 }
 
 export class Reads {
-  /** Gets waiting for the end of this turn, by consistency and shard. */
-  private readonly pendingGets = new Map<string, PendingGets>();
+  /** Gets waiting for the end of this turn, by consistency, then shard. */
+  private readonly pendingGets: Record<Consistency, Map<number, PendingGets>> = { linearizable: new Map(), stale: new Map() };
 
   constructor(
     private readonly options: ResolvedOptions,
@@ -64,29 +71,31 @@ export class Reads {
     const route = this.router.routeTable.isEmpty ? undefined : this.router.routeTable.lookup(slotOf(encoded));
     if (route === undefined) return undefined;
     this.life.admit(1, undefined);
-    const group = `${consistency}:${route.shardId}`;
-    let pending = this.pendingGets.get(group);
+    const groups = this.pendingGets[consistency];
+    const shardId = route.shardId;
+    let pending = groups.get(shardId);
     if (pending !== undefined && pending.keys.length >= this.options.maxBatchOps) {
       // Full (a GetMany reads at most 10,000 keys): it goes now, and this get starts the next one.
-      this.pendingGets.delete(group);
+      groups.delete(shardId);
       void this.flushGets(pending);
       pending = undefined;
     }
     if (pending === undefined) {
       const created: PendingGets = { consistency, keys: [], waiters: [], flushed: false };
       pending = created;
-      this.pendingGets.set(group, created);
+      groups.set(shardId, created);
       setImmediate(() => {
-        if (this.pendingGets.get(group) === created) this.pendingGets.delete(group);
+        if (groups.get(shardId) === created) groups.delete(shardId);
         if (!created.flushed) void this.flushGets(created);
       });
     }
     const queued = pending;
+    // Counted in flight until flushGets settles it (the one place a queued get settles).
     this.life.inflightOps++;
     return new Promise<ReadResult>((resolve, reject) => {
       queued.keys.push(encoded);
       queued.waiters.push({ resolve, reject });
-    }).finally(() => this.life.inflightOps--);
+    });
   }
 
   private async flushGets(pending: PendingGets): Promise<void> {
@@ -95,8 +104,10 @@ export class Reads {
     try {
       // Admitted per caller already; the group read is not counted again.
       const results = await this.read(keys, { consistency: pending.consistency }, keys.length === 1 ? "get" : "getMany", true);
-      waiters.forEach((waiter, i) => waiter.resolve(results[i]!));
+      this.life.inflightOps -= waiters.length;
+      for (let i = 0; i < waiters.length; i++) waiters[i]!.resolve(results[i]!);
     } catch (error) {
+      this.life.inflightOps -= waiters.length;
       for (const waiter of waiters) waiter.reject(error);
     }
   }
@@ -192,7 +203,7 @@ export class Reads {
         if (values === undefined || values.length !== keys.length) {
           throw new TallyError("INTERNAL", `malformed read reply (${attempt.result ?? "empty"}) for ${keys.length} keys`);
         }
-        return values.map(readResultFromMessage);
+        return readResultsFromMessages(values);
       },
       async (groups) => {
         // The keys now live on several shards (a split): one read per shard, results in order.
@@ -290,12 +301,38 @@ export class Reads {
   }
 }
 
-function readResultFromMessage(message: GetResponseMessage): ReadResult {
-  return {
-    value: wireBigInt(message.value),
-    version: wireBigInt(message.version),
-    exists: message.exists,
-    fence: fenceFromMessage(message.fence),
-    appliedIndex: wireBigInt(message.appliedIndex),
-  };
+/**
+ * The values of one reply. Every value of a GetMany carries the same fence and applied index (one
+ * read of one applied state), so those decimals are parsed once per reply, not once per key.
+ */
+function readResultsFromMessages(messages: GetResponseMessage[]): ReadResult[] {
+  const results: ReadResult[] = new Array(messages.length);
+  let fenceMessage: FenceMessage | null | undefined;
+  let fence: Fence | undefined;
+  let fenceHandedOut = false;
+  let appliedText: string | undefined;
+  let applied = 0n;
+  for (let i = 0; i < messages.length; i++) {
+    const message = messages[i]!;
+    const next = message.fence;
+    if (fence === undefined || next?.term !== fenceMessage?.term || next?.index !== fenceMessage?.index) {
+      fence = fenceFromMessage(next);
+      fenceMessage = next;
+      fenceHandedOut = false;
+    }
+    if (appliedText === undefined || message.appliedIndex !== appliedText) {
+      applied = wireBigInt(message.appliedIndex);
+      appliedText = message.appliedIndex;
+    }
+    results[i] = {
+      value: wireBigInt(message.value),
+      version: wireBigInt(message.version),
+      exists: message.exists,
+      // Each result its own Fence object (a caller may keep or change it), the parsed bigints shared.
+      fence: fenceHandedOut ? { term: fence.term, index: fence.index } : fence,
+      appliedIndex: applied,
+    };
+    fenceHandedOut = true;
+  }
+  return results;
 }

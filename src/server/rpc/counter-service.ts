@@ -276,7 +276,9 @@ export class CounterApi {
     if (keysRaw.length > this.node.config.limits.maxBatchOps) {
       throw new InvalidArgumentError(`keys: ${keysRaw.length} keys exceed the limit of ${this.node.config.limits.maxBatchOps}`);
     }
-    const keys = keysRaw.map((k, i) => key(k, `keys[${i}]`));
+    const keys: Uint8Array[] = new Array(keysRaw.length);
+    // The field name only on the error path: no string built per key.
+    for (let i = 0; i < keysRaw.length; i++) keys[i] = readKey(keysRaw[i]) ?? key(keysRaw[i], `keys[${i}]`);
     const claimsRaw: unknown[] = Array.isArray(request.hotSubCounters) ? request.hotSubCounters : [];
     if (claimsRaw.length !== 0 && claimsRaw.length !== keys.length) {
       throw new InvalidArgumentError(`hot_sub_counters: ${claimsRaw.length} entries for ${keys.length} keys (give none or one per key)`);
@@ -288,7 +290,11 @@ export class CounterApi {
     );
     const result = await this.read(request, keys);
     refuseOtherKinds(keys, result);
-    return { values: keys.map((_, i) => readResponse(result, i)) };
+    // One fence for every value: the encoder only reads it.
+    const shared = fence(result.term, result.appliedIndex);
+    const values: GetResponseInput[] = new Array(keys.length);
+    for (let i = 0; i < keys.length; i++) values[i] = readResponse(result, i, shared);
+    return { values };
   }
 
   // ---- counter kinds: reads ----
@@ -396,11 +402,11 @@ export class CounterApi {
   }
 
   private read(request: ReadFieldsMessage, keys: Uint8Array[]): Promise<ReadResult> {
-    for (const [i, k] of keys.entries()) {
-      if (k.length > this.node.config.limits.maxKeyBytes) {
-        throw new InvalidArgumentError(
-          `key${keys.length > 1 ? `s[${i}]` : ""}: ${k.length} bytes exceed the limit of ${this.node.config.limits.maxKeyBytes}`,
-        );
+    const maxKeyBytes = this.node.config.limits.maxKeyBytes;
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i]!;
+      if (k.length > maxKeyBytes) {
+        throw new InvalidArgumentError(`key${keys.length > 1 ? `s[${i}]` : ""}: ${k.length} bytes exceed the limit of ${maxKeyBytes}`);
       }
     }
     const consistency = consistencyOf(request.consistency);
@@ -513,7 +519,9 @@ const KIND_READS: Record<string, string> = {
 
 /** A get of a windowed counter, rate limit or unique count says so instead of "does not exist". */
 function refuseOtherKinds(keys: Uint8Array[], result: ReadResult): void {
-  for (const [i, value] of result.values.entries()) {
+  const values = result.values;
+  for (let i = 0; i < values.length; i++) {
+    const value = values[i]!;
     if (value.kind === undefined) continue;
     throw new FailedPreconditionError(
       `key ${describeKey(keys[i]!)} holds a ${value.kind}, not a counter: read it with ${KIND_READS[value.kind] ?? "its kind's read"}`,
@@ -521,15 +529,20 @@ function refuseOtherKinds(keys: Uint8Array[], result: ReadResult): void {
   }
 }
 
-function readResponse(result: ReadResult, i: number): GetResponseInput {
+function readResponse(result: ReadResult, i: number, readFence = fence(result.term, result.appliedIndex)): GetResponseInput {
   const value = result.values[i]!;
   return {
     value: int64Wire(value.value),
     version: value.version,
     exists: value.exists,
-    fence: fence(result.term, result.appliedIndex),
+    fence: readFence,
     appliedIndex: result.appliedIndex,
   };
+}
+
+/** A well-formed key field as key() (fields.ts) returns it; undefined for anything key() would refuse. */
+function readKey(raw: unknown): Uint8Array | undefined {
+  return raw instanceof Uint8Array && raw.length > 0 ? new Uint8Array(raw.buffer, raw.byteOffset, raw.byteLength) : undefined;
 }
 
 /** A definite failure recorded by the state machine becomes the matching typed error. */

@@ -28,6 +28,7 @@ export function pipelineHandler(
   guard: RequestGuard,
   log: Logger,
 ): (call: PipelineCall) => void {
+  const run = (request: PipelineRequestMessage): Promise<PipelineResponse> => pipelineOp(api, request, log);
   return (call) => {
     let inflight = 0;
     let ended = false;
@@ -35,6 +36,11 @@ export function pipelineHandler(
     const callerName = caller?.principal?.name ?? "";
     const peer = call.getPeer();
     const write = pipelineWriter(call);
+    const answer = (response: PipelineResponse): void => {
+      inflight--;
+      if (!call.cancelled && !call.destroyed) write(response);
+      if (ended && inflight === 0) call.end();
+    };
     call.on("data", (request: PipelineRequestMessage | RefusedRequest) => {
       if (request instanceof RefusedRequest) {
         // Over a bound (request-bounds.ts) yet with a readable id: that op alone is refused.
@@ -61,13 +67,7 @@ export function pipelineHandler(
       }
       inflight++;
       if (typeof request.op === "string") stampCaller(request[request.op], callerName);
-      void guard
-        .pipelineOp(peer, request, (r) => pipelineOp(api, r, log))
-        .then((response) => {
-          inflight--;
-          if (!call.cancelled && !call.destroyed) write(response);
-          if (ended && inflight === 0) call.end();
-        });
+      void guard.pipelineOp(peer, request, run).then(answer);
     });
     call.on("end", () => {
       ended = true;

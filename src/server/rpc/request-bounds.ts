@@ -204,8 +204,23 @@ function malformed(message: string, position: number): ScanError {
   return new ScanError(`malformed request: ${message} at byte ${position}`, true);
 }
 
-/** Reads a varint of at most 10 bytes ending before `end`; returns the position after it and its value (exact below 2^53). */
-function readVarint(bytes: Uint8Array, position: number, end: number): { next: number; value: number } {
+/**
+ * The value of the varint readVarint read last (exact below 2^53). A module variable rather than
+ * a returned object: the scan reads two or three varints per field of every request, and must not
+ * allocate per field.
+ */
+let varintValue = 0;
+
+/** Reads a varint of at most 10 bytes ending before `end` into varintValue; returns the position after it. */
+function readVarint(bytes: Uint8Array, position: number, end: number): number {
+  // One byte (tags and lengths below 128, small ids and counts): the common case.
+  if (position < end) {
+    const first = bytes[position]!;
+    if ((first & 0x80) === 0) {
+      varintValue = first;
+      return position + 1;
+    }
+  }
   let value = 0;
   let scale = 1;
   for (let i = 0; i < 10; i++) {
@@ -213,7 +228,10 @@ function readVarint(bytes: Uint8Array, position: number, end: number): { next: n
     const byte = bytes[position + i]!;
     value += (byte & 0x7f) * scale;
     scale *= 128;
-    if ((byte & 0x80) === 0) return { next: position + i + 1, value };
+    if ((byte & 0x80) === 0) {
+      varintValue = value;
+      return position + i + 1;
+    }
   }
   throw malformed("varint longer than 10 bytes", position);
 }
@@ -260,27 +278,28 @@ function scanMessage(bytes: Uint8Array, start: number, end: number, shape: Messa
   const counts: number[] = shape.repeatedCount === 0 ? [] : new Array<number>(shape.repeatedCount).fill(0);
   let position = start;
   while (position < end) {
-    const tag = readVarint(bytes, position, end);
-    const number = Math.floor(tag.value / 8);
-    const wireType = tag.value % 8;
+    const afterTag = readVarint(bytes, position, end);
+    const tag = varintValue;
+    const number = Math.floor(tag / 8);
+    const wireType = tag % 8;
     if (number === 0 || number > 0x1fffffff) throw malformed(`field number ${number}`, position);
     countField(state, 1);
     let next: number;
     let payload = -1;
     switch (wireType) {
       case WIRE_VARINT:
-        next = readVarint(bytes, tag.next, end).next;
+        next = readVarint(bytes, afterTag, end);
         break;
       case WIRE_FIXED64:
       case WIRE_FIXED32:
-        next = tag.next + (wireType === WIRE_FIXED64 ? 8 : 4);
-        if (next > end) throw malformed("truncated fixed-width field", tag.next);
+        next = afterTag + (wireType === WIRE_FIXED64 ? 8 : 4);
+        if (next > end) throw malformed("truncated fixed-width field", afterTag);
         break;
       case WIRE_LENGTH: {
-        const length = readVarint(bytes, tag.next, end);
-        payload = length.next;
-        next = payload + length.value;
-        if (next > end) throw malformed(`length ${length.value} runs past the end of the message`, tag.next);
+        payload = readVarint(bytes, afterTag, end);
+        const length = varintValue;
+        next = payload + length;
+        if (next > end) throw malformed(`length ${length} runs past the end of the message`, afterTag);
         break;
       }
       default:
@@ -317,21 +336,21 @@ function pipelineIdOf(bytes: Uint8Array): string | undefined {
   let position = 0;
   try {
     while (position < bytes.length) {
-      const tag = readVarint(bytes, position, bytes.length);
-      const wireType = tag.value % 8;
-      if (tag.value === 8) {
-        const start = tag.next;
-        const { next } = readVarint(bytes, start, bytes.length);
+      const afterTag = readVarint(bytes, position, bytes.length);
+      const tag = varintValue;
+      const wireType = tag % 8;
+      if (tag === 8) {
+        const next = readVarint(bytes, afterTag, bytes.length);
         let id = 0n;
-        for (let i = next - 1; i >= start; i--) id = (id << 7n) | BigInt(bytes[i]! & 0x7f);
+        for (let i = next - 1; i >= afterTag; i--) id = (id << 7n) | BigInt(bytes[i]! & 0x7f);
         return BigInt.asUintN(64, id).toString();
       }
-      if (wireType === WIRE_VARINT) position = readVarint(bytes, tag.next, bytes.length).next;
-      else if (wireType === WIRE_FIXED64) position = tag.next + 8;
-      else if (wireType === WIRE_FIXED32) position = tag.next + 4;
+      if (wireType === WIRE_VARINT) position = readVarint(bytes, afterTag, bytes.length);
+      else if (wireType === WIRE_FIXED64) position = afterTag + 8;
+      else if (wireType === WIRE_FIXED32) position = afterTag + 4;
       else if (wireType === WIRE_LENGTH) {
-        const length = readVarint(bytes, tag.next, bytes.length);
-        position = length.next + length.value;
+        const payload = readVarint(bytes, afterTag, bytes.length);
+        position = payload + varintValue;
       } else return undefined;
     }
   } catch {

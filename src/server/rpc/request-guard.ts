@@ -153,6 +153,20 @@ export function countOps(rpc: string, message: unknown, count: (kind: string, n:
   for (const [kind, n] of kinds) count(kind, n);
 }
 
+/** "Pipeline.<op>", the name a Pipeline op is counted under, built once per op name (not per op). */
+const pipelineRpcNames = new Map<string, string>();
+
+export function pipelineRpcName(op: unknown): string {
+  const name = typeof op === "string" ? op : "none";
+  let rpc = pipelineRpcNames.get(name);
+  if (rpc === undefined) {
+    rpc = `Pipeline.${name}`;
+    // The names come from the decoder's oneof (a fixed set), so this map stays small.
+    if (pipelineRpcNames.size < 64) pipelineRpcNames.set(name, rpc);
+  }
+  return rpc;
+}
+
 /** Unary RPCs and Pipeline ops that carry one counter operation. */
 const SINGLE_OP_KINDS: Record<string, string> = {
   add: "add",
@@ -240,8 +254,11 @@ export class RequestGuard {
     const metrics = this.metrics;
     if (metrics === undefined) return;
     metrics.request(rpc, code, startedMs);
-    if (code === "OK") countOps(rpc, request, (kind, n) => metrics.countOps(kind, n));
+    if (code === "OK") countOps(rpc, request, this.countOpsInMetrics);
   }
+
+  /** countOps's sink, made once (not a closure per request). */
+  private readonly countOpsInMetrics = (kind: string, n: number): void => this.metrics?.countOps(kind, n);
 
   /**
    * Every unary handler of a service table: admitted under the per-session bound when `limit` is
@@ -293,7 +310,7 @@ export class RequestGuard {
     run: (request: PipelineRequestMessage) => Promise<PipelineResponse>,
   ): Promise<PipelineResponse> {
     const startedMs = performance.now();
-    const rpc = `Pipeline.${typeof request.op === "string" ? request.op : "none"}`;
+    const rpc = pipelineRpcName(request.op);
     const reason = this.limiter.acquire(peer);
     if (reason !== undefined) {
       this.metrics?.overloaded(reason);
@@ -327,6 +344,6 @@ export class RequestGuard {
   /** A Pipeline op refused by the stream's own in-flight bound: counted like any other answer. */
   pipelineRefused(request: PipelineRequestMessage, reason: string): void {
     this.metrics?.overloaded(reason);
-    this.metrics?.request(`Pipeline.${typeof request.op === "string" ? request.op : "none"}`, "OVERLOADED", performance.now());
+    this.metrics?.request(pipelineRpcName(request.op), "OVERLOADED", performance.now());
   }
 }
