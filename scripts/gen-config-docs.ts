@@ -29,6 +29,11 @@ const SECTIONS: Array<{ prefix: string; title: string; intro: string }> = [
     intro: "Absent: plaintext everywhere. Present: TLS on the client port, mTLS between nodes (docs/security.md).",
   },
   { prefix: "auth.", title: "auth", intro: "Absent: every caller may do everything (docs/security.md)." },
+  {
+    prefix: "eventual.",
+    title: "eventual",
+    intro: "Eventual counters: any node buffers the adds and flushes them exactly once (docs/eventual.md).",
+  },
 ];
 
 function cell(text: string): string {

@@ -18,7 +18,8 @@ export type CliClient = Pick<
 > &
   Partial<KindsClient> &
   Partial<HotClient> &
-  Partial<Pick<BackupClient, "adminStream">>;
+  Partial<Pick<BackupClient, "adminStream">> &
+  Partial<Pick<TallyClient, "getEventual">>;
 
 export interface GlobalOptions {
   endpoints?: string;

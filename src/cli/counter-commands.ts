@@ -3,7 +3,8 @@
  * (--json: the client's result, 64-bit integers as decimal strings).
  */
 import type { Command } from "commander";
-import { VersionMismatchError } from "../util/errors.js";
+import { InvalidArgumentError, VersionMismatchError } from "../util/errors.js";
+import type { EventualAddResult, EventualReadResult } from "../client/eventual.js";
 import { int64Argument, uint64Argument } from "./arguments.js";
 import type { GlobalOptions, WithClient } from "./command-types.js";
 import { formatMutation, formatRead, mutationJson, readJson } from "./format.js";
@@ -26,10 +27,15 @@ export function addCounterCommands(program: Command, withClient: WithClient): vo
     .description("add DELTA (default 1) to KEY; prints the new value")
     .argument("<key>")
     .argument("[delta]", "signed 64-bit integer", int64Argument("DELTA"), 1n)
-    .action(async (key: string, delta: bigint, _options: object, command: Command) =>
+    .option("--eventual", "buffer the add on a node (docs/eventual.md): fast, flushed into the shard within ~100 ms")
+    .option("--exact", "a replicated commit even under a cluster.yaml eventual prefix")
+    .action(async (key: string, delta: bigint, commandOptions: { eventual?: boolean; exact?: boolean }, command: Command) =>
       withClient(command, async (tally, options) => {
+        if (commandOptions.eventual && commandOptions.exact) throw new InvalidArgumentError("give --eventual or --exact, not both");
         await tally.connect();
-        const result = await tally.add(key, delta, deadline(options));
+        const mode = commandOptions.eventual ? "eventual" : commandOptions.exact ? "exact" : "auto";
+        const result = await tally.add(key, delta, { ...deadline(options), mode });
+        if ("accepted" in result) return eventualAddText(key, delta, result, options.json === true);
         return options.json ? mutationJson(key, result) : formatMutation(key, result);
       }),
     );
@@ -40,9 +46,16 @@ export function addCounterCommands(program: Command, withClient: WithClient): vo
     .argument("<key>")
     .option("--stale", "any replica may answer, possibly behind")
     .option("--min-index <n>", "the replica must have applied at least this log index", uint64Argument("--min-index"))
-    .action(async (key: string, commandOptions: { stale?: boolean; minIndex?: bigint }, command: Command) =>
+    .option("--eventual", "also this node's unflushed eventual delta of KEY and its staleness (docs/eventual.md)")
+    .action(async (key: string, commandOptions: { stale?: boolean; minIndex?: bigint; eventual?: boolean }, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
+        if (commandOptions.eventual) {
+          if (tally.getEventual === undefined) throw new InvalidArgumentError("this client has no eventual reads");
+          const consistency = commandOptions.stale ? "stale" : "linearizable";
+          const result = await tally.getEventual(key, { ...deadline(options), consistency, includePending: true });
+          return eventualReadText(key, result, options.json === true);
+        }
         const result = await tally.get(key, {
           ...deadline(options),
           consistency: commandOptions.stale ? "stale" : "linearizable",
@@ -94,4 +107,24 @@ export function addCounterCommands(program: Command, withClient: WithClient): vo
         return options.json ? mutationJson(key, result) : formatMutation(key, result);
       }),
     );
+}
+
+function eventualAddText(key: string, delta: bigint, result: EventualAddResult, json: boolean): string {
+  if (json) return JSON.stringify({ key, delta: delta.toString(), mode: "eventual", accepted: result.accepted, nodeId: result.nodeId });
+  return `${key} += ${delta} buffered on node ${result.nodeId} (eventual: in the shard within the flush interval)`;
+}
+
+function eventualReadText(key: string, result: EventualReadResult, json: boolean): string {
+  if (json)
+    return JSON.stringify({
+      key,
+      value: result.value.toString(),
+      committed: result.committed.toString(),
+      pendingDelta: result.pendingDelta.toString(),
+      stalenessMs: result.stalenessMs,
+      version: result.version.toString(),
+      appliedIndex: result.appliedIndex.toString(),
+      nodeId: result.nodeId,
+    });
+  return `${key} = ${result.value}  (committed ${result.committed}, pending on node ${result.nodeId} ${result.pendingDelta}, staleness ${result.stalenessMs} ms, version ${result.version})`;
 }

@@ -58,6 +58,8 @@ import type {
 } from "./types.js";
 import { BATCH_OPS_MAX, encodeKey, toInt64, toUint64, type Int64Input, type Key } from "./values.js";
 import { Watcher } from "./watch.js";
+import { EventualCalls, type EventualAddResult, type EventualReadOptions, type EventualReadResult } from "./eventual.js";
+import { Aggregator, type AggregatorOptions } from "./aggregator.js";
 
 /**
  * The tally client. Routes each key to its shard (hash slots, src/meta/slots.ts) and that shard's
@@ -79,6 +81,7 @@ export class TallyClient {
   private readonly kindReads: KindReads;
   private readonly watcher: Watcher;
   private readonly adminCalls: AdminCalls;
+  private readonly eventual: EventualCalls;
 
   constructor(options: TallyClientOptions) {
     this.options = validateOptions(options);
@@ -97,6 +100,7 @@ export class TallyClient {
     this.kindReads = new KindReads(this.reads, this.router);
     this.watcher = new Watcher(this.life, this.router, this.pool, policy);
     this.adminCalls = new AdminCalls(this.options, this.life, this.router, this.pool);
+    this.eventual = new EventualCalls(this.life, this.router, this.pool, this.options.endpoints);
   }
 
   // ---- Public API -------------------------------------------------------------------------------
@@ -107,8 +111,17 @@ export class TallyClient {
     await this.router.refreshRoutes();
   }
 
-  /** Adds delta (default 1) to the counter and returns its new value. */
-  async add(key: Key, delta: Int64Input = 1n, options: AddOptions = {}): Promise<MutationResult> {
+  /**
+   * Adds delta (default 1) to the counter and returns its new value. `mode: "eventual"` buffers it
+   * on a node instead (docs/eventual.md) and returns where; `"auto"` does so for the cluster's
+   * eventual.prefixes.
+   */
+  async add(key: Key, delta?: Int64Input, options?: AddOptions & { mode?: "exact" }): Promise<MutationResult>;
+  async add(key: Key, delta: Int64Input, options: AddOptions & { mode: "eventual" }): Promise<EventualAddResult>;
+  async add(key: Key, delta: Int64Input, options: AddOptions): Promise<MutationResult | EventualAddResult>;
+  async add(key: Key, delta: Int64Input = 1n, options: AddOptions = {}): Promise<MutationResult | EventualAddResult> {
+    if (options.mode !== undefined && options.mode !== "exact" && (await this.eventual.isEventual(key, options.mode, options)))
+      return this.eventual.add(key, delta, options);
     const op = makeOp("add", key, {
       delta: toInt64(delta, "delta"),
       floor: options.floor === undefined ? undefined : toInt64(options.floor, "floor"),
@@ -117,6 +130,26 @@ export class TallyClient {
     const result = await this.submitter.submit(op, options, true);
     const hot = this.router.routeTable.hot.lookup(op.key);
     return hot === undefined ? result : { ...result, subCounters: hot.tags.length };
+  }
+
+  /** Eventual adds (up to 10,000) buffered on one node as one request (docs/eventual.md). */
+  async addEventual(adds: ReadonlyArray<{ key: Key; delta?: Int64Input }>, options: CallOptions = {}): Promise<EventualAddResult> {
+    return this.eventual.addMany(adds, options);
+  }
+
+  /**
+   * Client-side aggregation (StatsD style): `aggregator().add(key, delta)` sums in this process and
+   * flushes every flushIntervalMs as one exactly-once write. An application crash loses the
+   * unflushed window (docs/eventual.md). Close it before the client.
+   */
+  aggregator(options: AggregatorOptions = {}): Aggregator {
+    this.life.checkOpen();
+    return new Aggregator({ addBatch: (ops, o) => this.addBatch(ops, o), addEventual: (adds, o) => this.addEventual(adds, o) }, options);
+  }
+
+  /** A key's committed value from a node, with that node's unflushed delta and its age (docs/eventual.md). */
+  async getEventual(key: Key, options: EventualReadOptions = {}): Promise<EventualReadResult> {
+    return this.eventual.get(key, options);
   }
 
   async set(key: Key, value: Int64Input, options: SetOptions = {}): Promise<MutationResult> {

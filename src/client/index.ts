@@ -34,6 +34,8 @@ export type {
   WatchOptions,
 } from "./types.js";
 export type { ClientTlsOptions } from "../util/tls.js";
+export type { AddMode, EventualAddResult, EventualReadOptions, EventualReadResult } from "./eventual.js";
+export type { Aggregator, AggregatorOptions } from "./aggregator.js";
 export type { ReplicaRoute, RoutesSnapshot, ShardRoute } from "./routing.js";
 export type { HotKeyRoute } from "./hot.js";
 export type { Fence, Int64Input, Key } from "./values.js";

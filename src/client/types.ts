@@ -62,6 +62,8 @@ export interface AddOptions extends CallOptions {
   floor?: Int64Input;
   /** The counter expires (is deleted) at the leader's time + ttlMs; absent keeps its expiry. */
   ttlMs?: number;
+  /** exact (default), eventual (a node's durable buffer, docs/eventual.md), or auto (eventual under cluster.yaml eventual.prefixes). */
+  mode?: "exact" | "eventual" | "auto";
 }
 
 export interface SetOptions extends CallOptions {

@@ -23,6 +23,7 @@ import { applyFaultSwitches, readFaultSwitches } from "./testing/fault-switches.
 import { nodeMetrics } from "./ops/metrics.js";
 import { EventLoopDelay } from "./ops/event-loop.js";
 import { NodeHealth, startOpsServer, type OpsServer } from "./ops/ops-http.js";
+import { EventualService } from "./eventual/service.js";
 
 /** On SIGTERM, how long calls in flight may take to finish before open streams are cancelled. */
 const STREAM_DRAIN_MS = 500;
@@ -111,7 +112,9 @@ async function main(): Promise<void> {
   }
   const health = new NodeHealth(node);
   const metrics = nodeMetrics(node, () => health.readiness().ready, { eventLoopDelay });
-  const server = createClientServer(node, componentLogger("api", { node: options.node }), metrics);
+  // The eventual buffer replays (and re-sends its unanswered flushes) before the port opens.
+  const eventual = await EventualService.start(node, componentLogger("eventual", { node: options.node }), metrics.registry);
+  const server = createClientServer(node, componentLogger("api", { node: options.node }), metrics, eventual);
   // After createClientServer: readiness changes now reach the gRPC health service too.
   health.start();
   try {
@@ -151,11 +154,18 @@ async function main(): Promise<void> {
     `tallyd node ${options.node} serving clients on ${clientListen}${advertised}${ops ? `; metrics and health on http://${ops.address}/metrics /livez /readyz` : ""}\n`,
   );
 
-  handleSignals(config, self, node, server, ops);
+  handleSignals(config, self, node, server, ops, eventual);
 }
 
 /** SIGTERM/SIGINT stop the node gracefully, SIGHUP re-reads TLS files; optionally exit with the parent. */
-function handleSignals(config: ClusterConfig, self: NodeConfig, node: TallyNode, server: grpc.Server, ops: OpsServer | undefined): void {
+function handleSignals(
+  config: ClusterConfig,
+  self: NodeConfig,
+  node: TallyNode,
+  server: grpc.Server,
+  ops: OpsServer | undefined,
+  eventual: EventualService,
+): void {
   let stopping = false;
   const shutdown = async (signal: string) => {
     if (stopping) return;
@@ -166,6 +176,8 @@ function handleSignals(config: ClusterConfig, self: NodeConfig, node: TallyNode,
       process.exit(1);
     }, 8000);
     hardDeadline.unref();
+    // Unanswered flushes stay in the buffer; the next start re-sends them with the same seq.
+    await eventual.close();
     await node.stop({ transferLeadership: true, timeoutMs: 3000 });
     // Clients keep Pipeline and Watch streams open for as long as they live, so tryShutdown alone
     // waited for them until the hard deadline (exit 1 after 8 s in a rolling restart). Calls in

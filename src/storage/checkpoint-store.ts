@@ -136,7 +136,7 @@ export class FileCheckpointStore {
 }
 
 /** fsync of a directory, so a rename in it survives a crash. */
-async function syncDirectory(dir: string): Promise<void> {
+export async function syncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, "r");
   try {
     await handle.sync();

@@ -20,6 +20,7 @@ function routes(
     })),
     hot: [],
     mapVersion: "0",
+    eventualPrefixes: [],
   };
 }
 

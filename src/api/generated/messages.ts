@@ -17,6 +17,10 @@ export type { Consistency__Output as ConsistencyName } from "./tally/v1/Consiste
 export type { CounterServiceClient, CounterServiceHandlers } from "./tally/v1/CounterService.js";
 export type { DeclareHotRequest__Output as DeclareHotRequestMessage, DeclareHotRequest as DeclareHotRequestInput } from "./tally/v1/DeclareHotRequest.js";
 export type { ErrorInfo__Output as ErrorInfoMessage, ErrorInfo as ErrorInfoInput } from "./tally/v1/ErrorInfo.js";
+export type { EventualAddRequest__Output as EventualAddRequestMessage, EventualAddRequest as EventualAddRequestInput } from "./tally/v1/EventualAddRequest.js";
+export type { EventualAddResponse__Output as EventualAddResponseMessage, EventualAddResponse as EventualAddResponseInput } from "./tally/v1/EventualAddResponse.js";
+export type { EventualGetRequest__Output as EventualGetRequestMessage, EventualGetRequest as EventualGetRequestInput } from "./tally/v1/EventualGetRequest.js";
+export type { EventualGetResponse__Output as EventualGetResponseMessage, EventualGetResponse as EventualGetResponseInput } from "./tally/v1/EventualGetResponse.js";
 export type { FailoverRequest__Output as FailoverRequestMessage, FailoverRequest as FailoverRequestInput } from "./tally/v1/FailoverRequest.js";
 export type { Fence__Output as FenceMessage, Fence as FenceInput } from "./tally/v1/Fence.js";
 export type { ForwardWriteRequest__Output as ForwardWriteRequestMessage, ForwardWriteRequest as ForwardWriteRequestInput } from "./tally/v1/ForwardWriteRequest.js";

@@ -16,6 +16,10 @@ import type { CompareAndSetRequest as _tally_v1_CompareAndSetRequest, CompareAnd
 import type { CounterServiceClient as _tally_v1_CounterServiceClient, CounterServiceDefinition as _tally_v1_CounterServiceDefinition } from './tally/v1/CounterService.js';
 import type { DeclareHotRequest as _tally_v1_DeclareHotRequest, DeclareHotRequest__Output as _tally_v1_DeclareHotRequest__Output } from './tally/v1/DeclareHotRequest.js';
 import type { ErrorInfo as _tally_v1_ErrorInfo, ErrorInfo__Output as _tally_v1_ErrorInfo__Output } from './tally/v1/ErrorInfo.js';
+import type { EventualAddRequest as _tally_v1_EventualAddRequest, EventualAddRequest__Output as _tally_v1_EventualAddRequest__Output } from './tally/v1/EventualAddRequest.js';
+import type { EventualAddResponse as _tally_v1_EventualAddResponse, EventualAddResponse__Output as _tally_v1_EventualAddResponse__Output } from './tally/v1/EventualAddResponse.js';
+import type { EventualGetRequest as _tally_v1_EventualGetRequest, EventualGetRequest__Output as _tally_v1_EventualGetRequest__Output } from './tally/v1/EventualGetRequest.js';
+import type { EventualGetResponse as _tally_v1_EventualGetResponse, EventualGetResponse__Output as _tally_v1_EventualGetResponse__Output } from './tally/v1/EventualGetResponse.js';
 import type { FailoverRequest as _tally_v1_FailoverRequest, FailoverRequest__Output as _tally_v1_FailoverRequest__Output } from './tally/v1/FailoverRequest.js';
 import type { Fence as _tally_v1_Fence, Fence__Output as _tally_v1_Fence__Output } from './tally/v1/Fence.js';
 import type { ForwardWriteRequest as _tally_v1_ForwardWriteRequest, ForwardWriteRequest__Output as _tally_v1_ForwardWriteRequest__Output } from './tally/v1/ForwardWriteRequest.js';
@@ -124,6 +128,10 @@ export interface ProtoGrpcType {
       CounterService: SubtypeConstructor<typeof grpc.Client, _tally_v1_CounterServiceClient> & { service: _tally_v1_CounterServiceDefinition }
       DeclareHotRequest: MessageTypeDefinition<_tally_v1_DeclareHotRequest, _tally_v1_DeclareHotRequest__Output>
       ErrorInfo: MessageTypeDefinition<_tally_v1_ErrorInfo, _tally_v1_ErrorInfo__Output>
+      EventualAddRequest: MessageTypeDefinition<_tally_v1_EventualAddRequest, _tally_v1_EventualAddRequest__Output>
+      EventualAddResponse: MessageTypeDefinition<_tally_v1_EventualAddResponse, _tally_v1_EventualAddResponse__Output>
+      EventualGetRequest: MessageTypeDefinition<_tally_v1_EventualGetRequest, _tally_v1_EventualGetRequest__Output>
+      EventualGetResponse: MessageTypeDefinition<_tally_v1_EventualGetResponse, _tally_v1_EventualGetResponse__Output>
       FailoverRequest: MessageTypeDefinition<_tally_v1_FailoverRequest, _tally_v1_FailoverRequest__Output>
       Fence: MessageTypeDefinition<_tally_v1_Fence, _tally_v1_Fence__Output>
       ForwardWriteRequest: MessageTypeDefinition<_tally_v1_ForwardWriteRequest, _tally_v1_ForwardWriteRequest__Output>

@@ -265,6 +265,36 @@ const AUTH_SPECS: SettingSpec[] = [
   },
 ];
 
+/** The `eventual:` section (parsed by eventual-settings.ts, which keeps the same defaults). */
+const EVENTUAL_SPECS: SettingSpec[] = [
+  {
+    path: "eventual.prefixes",
+    type: "list",
+    defaultText: "none: eventual only when a call asks for it",
+    meaning:
+      "Key prefixes whose adds are eventual in `mode: auto` (tallyctl add's default); clients learn them from Routes (docs/eventual.md).",
+  },
+  {
+    path: "eventual.flushIntervalMs",
+    type: "integer",
+    default: 100,
+    max: 10_000,
+    meaning: "A node flushes each key's buffered delta into its shard at least this often.",
+  },
+  {
+    path: "eventual.fsync",
+    type: "boolean",
+    default: true,
+    meaning: "Eventual adds are answered after their group fsync; false: once in the page cache (a machine crash loses recent adds).",
+  },
+  {
+    path: "eventual.bufferCompactBytes",
+    type: "integer",
+    default: 4 * MIB,
+    meaning: "The node's eventual buffer file is rewritten without flushed adds when it grows past this size.",
+  },
+];
+
 function sectionSettings(section: string, specs: Record<string, Omit<SettingSpec, "path">>): SettingSpec[] {
   return Object.entries(specs).map(([key, spec]) => ({ path: `${section}.${key}`, ...spec }));
 }
@@ -277,6 +307,7 @@ export const CONFIG_SETTINGS: readonly SettingSpec[] = [
   ...NODE_SPECS,
   ...TLS_SPECS,
   ...AUTH_SPECS,
+  ...EVENTUAL_SPECS,
 ];
 
 /** tallyd's own variables, outside cluster.yaml. */

@@ -23,6 +23,7 @@ import {
   type SettingSpec,
 } from "./config-settings.js";
 import { applyEnvironment, asObject, ConfigError, type ConfigSources } from "./config-env.js";
+import { parseEventualSettings, type EventualSettings } from "./eventual-settings.js";
 
 export { ConfigError, type ConfigSources } from "./config-env.js";
 export type { ClusterSettings, Limits, PlacementSettings } from "./config-settings.js";
@@ -113,6 +114,8 @@ export interface ClusterConfig {
   tls?: TlsSettings;
   /** Absent: every caller may do everything (access control off). */
   auth?: AuthSettings;
+  /** Eventual counters (docs/eventual.md); defaults when the section is absent. */
+  eventual: EventualSettings;
 }
 
 /** `path` undefined: no file, every setting from `sources.env` (TALLY_NODES at least). */
@@ -146,7 +149,7 @@ export function parseClusterConfig(document: unknown, source = "<inline>", sourc
     }
     return fileWhere(field);
   };
-  rejectUnknown(root, ["cluster", "limits", "placement", "nodes", "tls", "auth"], where("(top level)"));
+  rejectUnknown(root, ["cluster", "limits", "placement", "nodes", "tls", "auth", "eventual"], where("(top level)"));
   const cluster = parseSection<ClusterSettings>(root, "cluster", CLUSTER_SPECS, where);
   const limits = parseSection<Limits>(root, "limits", LIMITS_SPECS, where);
   const placement = parseSection<PlacementSettings>(root, "placement", PLACEMENT_SPECS, where);
@@ -160,7 +163,7 @@ export function parseClusterConfig(document: unknown, source = "<inline>", sourc
 
   // Default: 3 metadata replicas, or 1 for a cluster of one or two nodes.
   if (asObject(root.cluster ?? {}, where("cluster")).metaReplicas === undefined) cluster.metaReplicas = nodes.length >= 3 ? 3 : 1;
-  const config: ClusterConfig = { source, cluster, limits, placement, nodes };
+  const config: ClusterConfig = { source, cluster, limits, placement, nodes, eventual: parseEventualSettings(root.eventual, where) };
   if (tls !== undefined) config.tls = tls;
   if (root.auth !== undefined) config.auth = parseAuth(root.auth, baseDir, tls, where);
   const variables = [...new Set(overlaid.origins.values())];

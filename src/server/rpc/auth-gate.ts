@@ -77,6 +77,14 @@ export function counterAccess(method: string, request: unknown): Access {
       if (r.packedAdds instanceof Uint8Array && r.packedAdds.length > 0) keys.push(...packedAddKeys(r.packedAdds, ANY_KEY));
       return { kind: "keys", role: "write", keys, batch: true };
     }
+    case "eventualAdd": {
+      const ops: unknown[] = Array.isArray(r.ops) ? r.ops : [];
+      const keys = ops.map((op) => keyOf((op as { key?: unknown } | undefined)?.key));
+      if (r.packedAdds instanceof Uint8Array && r.packedAdds.length > 0) keys.push(...packedAddKeys(r.packedAdds, ANY_KEY));
+      return { kind: "keys", role: "write", keys, batch: true };
+    }
+    case "eventualGet":
+      return { kind: "keys", role: "read", keys: [keyOf(r.key)] };
     case "registerSession":
     case "keepAlive":
       return { kind: "some", roles: ["write"] };

@@ -444,7 +444,8 @@ export class CounterApi {
     });
     if (shards.length === 0) throw new UnavailableError(`node ${this.node.nodeId} does not know the partition map yet`);
     const hot = (map.hot ?? []).filter((record) => visible === undefined || visible(record.key));
-    return { shards, slotCount: 16384, hot: hot.map(hotRouteMessage), mapVersion: String(map.version) };
+    const eventualPrefixes = this.node.config.eventual.prefixes;
+    return { shards, slotCount: 16384, hot: hot.map(hotRouteMessage), mapVersion: String(map.version), eventualPrefixes };
   }
 }
 

@@ -31,6 +31,8 @@ import { addReflection } from "./reflection.js";
 import { boundedService, tallyRequestBounds } from "./request-bounds.js";
 import { RequestGuard } from "./request-guard.js";
 import { serveWatch, type WatchCall } from "./watch.js";
+import type { EventualService } from "../eventual/service.js";
+import { UnavailableError } from "../../util/errors.js";
 
 const HEALTH_SERVICES = ["", "tally.v1.CounterService", "tally.v1.AdminService"];
 
@@ -53,13 +55,15 @@ interface ServerParts {
   gate: AuthGate | undefined;
   guard: RequestGuard;
   unary: Unary;
+  /** Eventual counters (src/server/eventual); undefined: their calls answer UNAVAILABLE. */
+  eventual: EventualService | undefined;
 }
 
 /**
  * Builds the grpc server with every service bound to one node. CounterService calls are admitted
  * under the in-flight bounds and every call is counted in `metrics` (admission.ts, request-guard.ts).
  */
-export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeMetrics): grpc.Server {
+export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeMetrics, eventual?: EventualService): grpc.Server {
   const { packageDefinition } = tallyProto();
   // Access control (cluster.yaml auth:); undefined = off. It runs first: a refused caller takes
   // no in-flight slot and sends no byte of its request that the node reads (admission.ts).
@@ -73,7 +77,7 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
     interceptors: [admissionInterceptor(admitted, gate, guard, log)],
     ...serverOptions(node.config.limits),
   });
-  const parts: ServerParts = { node, log, gate, guard, unary: unaryFor(gate, log) };
+  const parts: ServerParts = { node, log, gate, guard, unary: unaryFor(gate, log), eventual };
   const counter = new CounterApi(node);
   server.addService(
     counterService,
@@ -124,8 +128,11 @@ function unaryFor(gate: AuthGate | undefined, log: Logger): Unary {
   };
 }
 
-function counterHandlers({ node, log, gate, guard, unary }: ServerParts, api: CounterApi): ProtoHandlers<CounterServiceHandlers> {
+function counterHandlers({ node, log, gate, guard, unary, eventual }: ServerParts, api: CounterApi): ProtoHandlers<CounterServiceHandlers> {
+  const noEventual = () => Promise.reject(new UnavailableError(`node ${node.nodeId} runs no eventual buffer`));
   return {
+    eventualAdd: unary((r) => (eventual ? eventual.eventualAdd(r) : noEventual())),
+    eventualGet: unary((r) => (eventual ? eventual.eventualGet(r) : noEventual())),
     registerSession: unary((r) => api.registerSession(r)),
     keepAlive: unary((r) => api.keepAlive(r)),
     add: unary((r) => api.add(r)),

@@ -8,6 +8,10 @@ import type { AggregateResponse as _tally_v1_AggregateResponse, AggregateRespons
 import type { BatchRequest as _tally_v1_BatchRequest, BatchRequest__Output as _tally_v1_BatchRequest__Output } from '../../tally/v1/BatchRequest.js';
 import type { BatchResponse as _tally_v1_BatchResponse, BatchResponse__Output as _tally_v1_BatchResponse__Output } from '../../tally/v1/BatchResponse.js';
 import type { CompareAndSetRequest as _tally_v1_CompareAndSetRequest, CompareAndSetRequest__Output as _tally_v1_CompareAndSetRequest__Output } from '../../tally/v1/CompareAndSetRequest.js';
+import type { EventualAddRequest as _tally_v1_EventualAddRequest, EventualAddRequest__Output as _tally_v1_EventualAddRequest__Output } from '../../tally/v1/EventualAddRequest.js';
+import type { EventualAddResponse as _tally_v1_EventualAddResponse, EventualAddResponse__Output as _tally_v1_EventualAddResponse__Output } from '../../tally/v1/EventualAddResponse.js';
+import type { EventualGetRequest as _tally_v1_EventualGetRequest, EventualGetRequest__Output as _tally_v1_EventualGetRequest__Output } from '../../tally/v1/EventualGetRequest.js';
+import type { EventualGetResponse as _tally_v1_EventualGetResponse, EventualGetResponse__Output as _tally_v1_EventualGetResponse__Output } from '../../tally/v1/EventualGetResponse.js';
 import type { GetManyRequest as _tally_v1_GetManyRequest, GetManyRequest__Output as _tally_v1_GetManyRequest__Output } from '../../tally/v1/GetManyRequest.js';
 import type { GetManyResponse as _tally_v1_GetManyResponse, GetManyResponse__Output as _tally_v1_GetManyResponse__Output } from '../../tally/v1/GetManyResponse.js';
 import type { GetRequest as _tally_v1_GetRequest, GetRequest__Output as _tally_v1_GetRequest__Output } from '../../tally/v1/GetRequest.js';
@@ -76,6 +80,42 @@ export interface CounterServiceClient extends grpc.Client {
   compareAndSet(argument: _tally_v1_CompareAndSetRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_MutationResponse__Output>): grpc.ClientUnaryCall;
   compareAndSet(argument: _tally_v1_CompareAndSetRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_MutationResponse__Output>): grpc.ClientUnaryCall;
   compareAndSet(argument: _tally_v1_CompareAndSetRequest, callback: grpc.requestCallback<_tally_v1_MutationResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * Eventual counters (docs/eventual.md): any node accepts the adds into its durable local buffer
+   * (fsynced, group-committed) and answers then; it flushes each key's summed delta into the
+   * owning shard within cluster.eventual.flushIntervalMs, exactly once (its own session per shard).
+   */
+  EventualAdd(argument: _tally_v1_EventualAddRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_EventualAddResponse__Output>): grpc.ClientUnaryCall;
+  EventualAdd(argument: _tally_v1_EventualAddRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_EventualAddResponse__Output>): grpc.ClientUnaryCall;
+  EventualAdd(argument: _tally_v1_EventualAddRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_EventualAddResponse__Output>): grpc.ClientUnaryCall;
+  EventualAdd(argument: _tally_v1_EventualAddRequest, callback: grpc.requestCallback<_tally_v1_EventualAddResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * Eventual counters (docs/eventual.md): any node accepts the adds into its durable local buffer
+   * (fsynced, group-committed) and answers then; it flushes each key's summed delta into the
+   * owning shard within cluster.eventual.flushIntervalMs, exactly once (its own session per shard).
+   */
+  eventualAdd(argument: _tally_v1_EventualAddRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_EventualAddResponse__Output>): grpc.ClientUnaryCall;
+  eventualAdd(argument: _tally_v1_EventualAddRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_EventualAddResponse__Output>): grpc.ClientUnaryCall;
+  eventualAdd(argument: _tally_v1_EventualAddRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_EventualAddResponse__Output>): grpc.ClientUnaryCall;
+  eventualAdd(argument: _tally_v1_EventualAddRequest, callback: grpc.requestCallback<_tally_v1_EventualAddResponse__Output>): grpc.ClientUnaryCall;
+  
+  /**
+   * The committed value of a key plus, if asked, this node's unflushed delta, with its staleness;
+   * LINEARIZABLE first waits for this node's pending flush of the key (bounded by the deadline).
+   */
+  EventualGet(argument: _tally_v1_EventualGetRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_EventualGetResponse__Output>): grpc.ClientUnaryCall;
+  EventualGet(argument: _tally_v1_EventualGetRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_EventualGetResponse__Output>): grpc.ClientUnaryCall;
+  EventualGet(argument: _tally_v1_EventualGetRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_EventualGetResponse__Output>): grpc.ClientUnaryCall;
+  EventualGet(argument: _tally_v1_EventualGetRequest, callback: grpc.requestCallback<_tally_v1_EventualGetResponse__Output>): grpc.ClientUnaryCall;
+  /**
+   * The committed value of a key plus, if asked, this node's unflushed delta, with its staleness;
+   * LINEARIZABLE first waits for this node's pending flush of the key (bounded by the deadline).
+   */
+  eventualGet(argument: _tally_v1_EventualGetRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_EventualGetResponse__Output>): grpc.ClientUnaryCall;
+  eventualGet(argument: _tally_v1_EventualGetRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_EventualGetResponse__Output>): grpc.ClientUnaryCall;
+  eventualGet(argument: _tally_v1_EventualGetRequest, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_EventualGetResponse__Output>): grpc.ClientUnaryCall;
+  eventualGet(argument: _tally_v1_EventualGetRequest, callback: grpc.requestCallback<_tally_v1_EventualGetResponse__Output>): grpc.ClientUnaryCall;
   
   Get(argument: _tally_v1_GetRequest, metadata: grpc.Metadata, options: grpc.CallOptions, callback: grpc.requestCallback<_tally_v1_GetResponse__Output>): grpc.ClientUnaryCall;
   Get(argument: _tally_v1_GetRequest, metadata: grpc.Metadata, callback: grpc.requestCallback<_tally_v1_GetResponse__Output>): grpc.ClientUnaryCall;
@@ -274,6 +314,19 @@ export interface CounterServiceHandlers extends grpc.UntypedServiceImplementatio
   
   CompareAndSet: grpc.handleUnaryCall<_tally_v1_CompareAndSetRequest__Output, _tally_v1_MutationResponse>;
   
+  /**
+   * Eventual counters (docs/eventual.md): any node accepts the adds into its durable local buffer
+   * (fsynced, group-committed) and answers then; it flushes each key's summed delta into the
+   * owning shard within cluster.eventual.flushIntervalMs, exactly once (its own session per shard).
+   */
+  EventualAdd: grpc.handleUnaryCall<_tally_v1_EventualAddRequest__Output, _tally_v1_EventualAddResponse>;
+  
+  /**
+   * The committed value of a key plus, if asked, this node's unflushed delta, with its staleness;
+   * LINEARIZABLE first waits for this node's pending flush of the key (bounded by the deadline).
+   */
+  EventualGet: grpc.handleUnaryCall<_tally_v1_EventualGetRequest__Output, _tally_v1_EventualGetResponse>;
+  
   Get: grpc.handleUnaryCall<_tally_v1_GetRequest__Output, _tally_v1_GetResponse>;
   
   GetMany: grpc.handleUnaryCall<_tally_v1_GetManyRequest__Output, _tally_v1_GetManyResponse>;
@@ -344,6 +397,8 @@ export interface CounterServiceDefinition extends grpc.ServiceDefinition {
   AddBatch: MethodDefinition<_tally_v1_BatchRequest, _tally_v1_BatchResponse, _tally_v1_BatchRequest__Output, _tally_v1_BatchResponse__Output>
   Aggregate: MethodDefinition<_tally_v1_AggregateRequest, _tally_v1_AggregateResponse, _tally_v1_AggregateRequest__Output, _tally_v1_AggregateResponse__Output>
   CompareAndSet: MethodDefinition<_tally_v1_CompareAndSetRequest, _tally_v1_MutationResponse, _tally_v1_CompareAndSetRequest__Output, _tally_v1_MutationResponse__Output>
+  EventualAdd: MethodDefinition<_tally_v1_EventualAddRequest, _tally_v1_EventualAddResponse, _tally_v1_EventualAddRequest__Output, _tally_v1_EventualAddResponse__Output>
+  EventualGet: MethodDefinition<_tally_v1_EventualGetRequest, _tally_v1_EventualGetResponse, _tally_v1_EventualGetRequest__Output, _tally_v1_EventualGetResponse__Output>
   Get: MethodDefinition<_tally_v1_GetRequest, _tally_v1_GetResponse, _tally_v1_GetRequest__Output, _tally_v1_GetResponse__Output>
   GetMany: MethodDefinition<_tally_v1_GetManyRequest, _tally_v1_GetManyResponse, _tally_v1_GetManyRequest__Output, _tally_v1_GetManyResponse__Output>
   KeepAlive: MethodDefinition<_tally_v1_KeepAliveRequest, _tally_v1_KeepAliveResponse, _tally_v1_KeepAliveRequest__Output, _tally_v1_KeepAliveResponse__Output>

@@ -16,6 +16,10 @@ export interface RoutesResponse {
    * the partition map version the hot list comes from
    */
   'mapVersion'?: (number | string | Long);
+  /**
+   * cluster.yaml eventual.prefixes: keys whose plain adds the client sends as eventual adds.
+   */
+  'eventualPrefixes'?: (string)[];
 }
 
 export interface RoutesResponse__Output {
@@ -30,4 +34,8 @@ export interface RoutesResponse__Output {
    * the partition map version the hot list comes from
    */
   'mapVersion': (string);
+  /**
+   * cluster.yaml eventual.prefixes: keys whose plain adds the client sends as eventual adds.
+   */
+  'eventualPrefixes': (string)[];
 }

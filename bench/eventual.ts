@@ -1,0 +1,119 @@
+/**
+ * Eventual counters (docs/eventual.md) on 3 tallyd processes, beside Redis in the same run:
+ *   1. eventual add latency at an offered rate (open loop, default 10,000/s, one add per request,
+ *      random keys), p50/p99; Redis INCR at the same offered rate (appendfsync everysec);
+ *   2. throughput with batched requests: EventualAdd of 10,000 adds per request through every
+ *      node at once; Redis INCR pipelined 16 deep (`redis-benchmark -P 16` style), everysec;
+ *   3. convergence: ack of an eventual add -> visible in a linearizable read from another node,
+ *      measured on probe keys while (1) runs, p50/p99.
+ *
+ *   npx tsx bench/eventual.ts [--seconds 5] [--rate 10000] [--no-redis]
+ *
+ * Never asserts: the machine is shared (figures go to docs/benchmarks.md).
+ */
+import { TallyClient } from "../src/client/index.js";
+import { ensureBundles } from "../bin/bundle.js";
+import { TestCluster } from "../test/support/cluster.js";
+import { closedLoop, loadAverage, machineDescription, openLoop, parseArgs } from "./lib.js";
+import { killChildren, missingBinaries, startRedis, type RedisPeer } from "./redis-peer.js";
+
+const args = parseArgs(process.argv.slice(2));
+const seconds = Number(args.option("seconds", "5"));
+const rate = Number(args.option("rate", "10000"));
+const withRedis = !args.flag("no-redis") && missingBinaries(["redis-server"]).length === 0;
+const KEYS = 10_000;
+const BATCH = 10_000;
+
+const ms = (value: number) => value.toFixed(2);
+
+/** `probers` loops at once: an eventual add of a fresh key, then linearizable reads from another node until it shows. */
+async function convergence(clients: TallyClient[], stopAt: number, probers = 8): Promise<number[]> {
+  const samples: number[] = [];
+  const probe = async (first: number) => {
+    for (let i = first; Date.now() < stopAt; i += probers) {
+      const key = `bench:probe:${process.pid}:${i}`;
+      await clients[i % clients.length]!.add(key, 1n, { mode: "eventual" });
+      const ackedAt = performance.now();
+      const reader = clients[(i + 1) % clients.length]!;
+      while ((await reader.get(key)).value !== 1n && performance.now() - ackedAt < 10_000)
+        await new Promise((resolve) => setTimeout(resolve, 2));
+      samples.push(performance.now() - ackedAt);
+    }
+  };
+  await Promise.all(Array.from({ length: probers }, (_, first) => probe(first)));
+  return samples.sort((a, b) => a - b);
+}
+
+function quantile(sorted: number[], q: number): string {
+  return sorted.length === 0 ? "n/a" : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]!.toFixed(1);
+}
+
+async function redisRuns(peer: RedisPeer): Promise<void> {
+  const single = peer.client();
+  const latency = await openLoop({ rate, seconds, operation: (i) => single.incr(`k${i % KEYS}`) });
+  single.disconnect();
+  console.log(
+    `redis INCR at ${rate}/s offered (everysec): p50 ${ms(latency.p50Ms)} ms, p99 ${ms(latency.p99Ms)} ms, errors ${latency.errors}; ` +
+      `generator lateness p99 ${ms(latency.latenessP99Ms ?? 0)} ms`,
+  );
+  const connections = Array.from({ length: 16 }, () => peer.client());
+  const piped = await closedLoop({
+    concurrency: connections.length,
+    seconds,
+    operation: async (worker, i) => {
+      const pipeline = connections[worker]!.pipeline();
+      for (let j = 0; j < 16; j++) pipeline.incr(`k${(i * 16 + j) % KEYS}`);
+      await pipeline.exec();
+      return 16;
+    },
+  });
+  for (const c of connections) c.disconnect();
+  console.log(`redis INCR -P 16, 16 connections (everysec): ${Math.round(piped.unitsPerSecond)} increments/s`);
+}
+
+ensureBundles();
+console.log(`machine: ${machineDescription()}; load ${loadAverage()}`);
+const cluster = await TestCluster.start({ nodes: 3, shards: 8, metrics: true });
+const clients = cluster.config.nodes.map((node) => new TallyClient({ endpoints: [node.client], deadlineMs: 30_000 }));
+try {
+  for (const client of clients) await client.connect();
+  // 1 + 3: latency at the offered rate, convergence probes meanwhile.
+  const probes = convergence(clients, Date.now() + (seconds + 1) * 1000);
+  const latency = await openLoop({
+    rate,
+    seconds,
+    operation: (i) => clients[i % clients.length]!.add(`bench:k${(i * 7919) % KEYS}`, 1n, { mode: "eventual" }),
+  });
+  const visible = await probes;
+  console.log(
+    `tally eventual add at ${rate}/s offered (3 nodes, one add per request): p50 ${ms(latency.p50Ms)} ms, p99 ${ms(latency.p99Ms)} ms, ` +
+      `max ${ms(latency.maxMs)} ms, errors ${latency.errors}${latency.firstError ? ` (${latency.firstError})` : ""}; ` +
+      `generator lateness p99 ${ms(latency.latenessP99Ms ?? 0)} ms (inside those latencies: the box's CPU contention)`,
+  );
+  console.log(
+    `convergence ack -> visible (linearizable read, another node, ${visible.length} probes): p50 ${quantile(visible, 0.5)} ms, p99 ${quantile(visible, 0.99)} ms, max ${quantile(visible, 1)} ms`,
+  );
+  // 2: batched throughput through every node at once.
+  let next = 0;
+  const batched = await closedLoop({
+    concurrency: 6,
+    seconds,
+    operation: async (worker) => {
+      const adds = Array.from({ length: BATCH }, () => ({ key: `bench:b${(next++ * 7919) % KEYS}`, delta: 1n }));
+      await clients[worker % clients.length]!.addEventual(adds);
+      return BATCH;
+    },
+  });
+  console.log(
+    `tally eventual adds, ${BATCH}/request, 6 requests in flight over 3 nodes: ${Math.round(batched.unitsPerSecond)} increments/s ` +
+      `(${Math.round(batched.unitsPerSecond / 3)} per node), request p50 ${ms(batched.p50Ms)} ms, p99 ${ms(batched.p99Ms)} ms`,
+  );
+  const lag = await Promise.all(cluster.config.nodes.map((node) => cluster.metric(node.id, "tally_eventual_flush_lag_seconds")));
+  console.log(`flush lag right after the batched run (s, per node): ${lag.map((s) => s.toFixed(3)).join(", ")}`);
+  if (withRedis) await redisRuns(await startRedis("everysec"));
+  else console.log("redis: not measured (redis-server missing or --no-redis)");
+} finally {
+  for (const client of clients) await client.close();
+  await cluster.destroy();
+  killChildren();
+}

@@ -1,0 +1,191 @@
+/**
+ * A node's eventual buffer on disk: one append-only file, <dataDir>/eventual/buffer.log, of framed
+ * records (u32 LE payload length, u32 LE CRC-32C of the payload, payload).
+ *
+ * Group commit: append() queues a record; one writer at a time writes everything queued as one
+ * write and one fdatasync, then resolves every record of that group. Records that arrive while a
+ * sync runs form the next group, so one fsync covers every add that came in during the previous
+ * one, and the fsync rate is bounded by the disk, not by the add rate.
+ *
+ * Why a file of our own and not the node's LevelDB: the buffer is written on every eventual add and
+ * trimmed wholesale, and an append + fdatasync is the cheapest durable write there is; sharing the
+ * Raft log's LevelDB would put these syncs in the same queue as the shards' commits (ADR 0010).
+ *
+ * Replay (open): records are read in order up to the first frame that is short or fails its
+ * checksum; everything from there is a torn tail (a write the crash cut), never acknowledged,
+ * and is cut off. Compaction (rewrite) writes the folded state as records to a temporary file,
+ * syncs it, renames it over the log and syncs the directory, between two groups.
+ * Invariant: a record's `durable` callback runs in file order, after the record is on disk
+ * (or written to the page cache when fsync is off).
+ */
+import { mkdirSync, readFileSync, existsSync } from "node:fs";
+import { open, rename, type FileHandle } from "node:fs/promises";
+import { join } from "node:path";
+import { syncDirectory } from "../../storage/checkpoint-store.js";
+import { crc32c } from "../../storage/crc32c.js";
+import { AmbiguousError, UnavailableError } from "../../util/errors.js";
+
+const FRAME_HEADER_BYTES = 8;
+/** A record larger than this is a corrupt length, not a record (a flush is at most ~maxEntryBytes). */
+export const RECORD_BYTES_MAX = 64 * 1024 * 1024;
+
+export interface ReplayResult {
+  records: Uint8Array[];
+  /** Bytes cut off the end: a torn or corrupt tail. */
+  tornBytes: number;
+}
+
+interface Queued {
+  frame: Uint8Array;
+  durable: () => void;
+  resolve: () => void;
+  reject: (error: Error) => void;
+}
+
+export class BufferLog {
+  private queue: Queued[] = [];
+  private writing = false;
+  private failure: Error | undefined;
+  private pendingRewrite: { records: () => Uint8Array[]; resolve: () => void; reject: (error: Error) => void } | undefined;
+  /** Groups written and synced since open (tests and metrics read it). */
+  groupsWritten = 0;
+
+  private constructor(
+    private readonly directory: string,
+    private handle: FileHandle,
+    private size: number,
+    private readonly fsync: boolean,
+  ) {}
+
+  /** Opens (creating) the log in `directory`, replays it and cuts a torn tail off. */
+  static async open(directory: string, fsync: boolean): Promise<{ log: BufferLog; replay: ReplayResult }> {
+    mkdirSync(directory, { recursive: true });
+    const path = join(directory, "buffer.log");
+    const bytes = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
+    const { records, validBytes } = readFrames(bytes);
+    const handle = await open(path, existsSync(path) ? "r+" : "w+");
+    if (validBytes < bytes.length) {
+      await handle.truncate(validBytes);
+      await handle.sync();
+    }
+    return { log: new BufferLog(directory, handle, validBytes, fsync), replay: { records, tornBytes: bytes.length - validBytes } };
+  }
+
+  get sizeBytes(): number {
+    return this.size;
+  }
+
+  /**
+   * Appends one record; resolves when its group is durable. `durable` runs first, synchronously, in
+   * file order with the other records' callbacks: that is where the caller applies it in memory.
+   */
+  append(payload: Uint8Array, durable: () => void): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ frame: frame(payload), durable, resolve, reject });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  /** Replaces the file by `records()` (called between groups, so it sees every applied record and no other). */
+  rewrite(records: () => Uint8Array[]): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.pendingRewrite !== undefined) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      this.pendingRewrite = { records, resolve, reject };
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  async close(): Promise<void> {
+    while (this.writing) await new Promise((resolve) => setTimeout(resolve, 1));
+    this.failure ??= new UnavailableError("the eventual buffer is closed");
+    await this.handle.close();
+  }
+
+  private async drain(): Promise<void> {
+    this.writing = true;
+    try {
+      while (this.failure === undefined && (this.queue.length > 0 || this.pendingRewrite !== undefined)) {
+        if (this.pendingRewrite !== undefined) await this.runRewrite();
+        else await this.writeGroup();
+      }
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async writeGroup(): Promise<void> {
+    const group = this.queue;
+    this.queue = [];
+    const bytes = Buffer.concat(group.map((item) => item.frame));
+    try {
+      await this.handle.write(bytes, 0, bytes.length, this.size);
+      if (this.fsync) await this.handle.datasync();
+    } catch (error) {
+      // The file may hold part of the group now, or all of it: whether these adds count is decided
+      // by the replay at the next start, so their callers get AMBIGUOUS (a retry with the same
+      // request id to this node is safe), and nothing more is appended until then.
+      this.fail(new AmbiguousError(`eventual buffer write failed: ${(error as Error).message}`, { cause: error }), group);
+      return;
+    }
+    this.size += bytes.length;
+    this.groupsWritten++;
+    for (const item of group) item.durable();
+    for (const item of group) item.resolve();
+  }
+
+  private async runRewrite(): Promise<void> {
+    const rewrite = this.pendingRewrite!;
+    this.pendingRewrite = undefined;
+    const path = join(this.directory, "buffer.log");
+    const temporary = join(this.directory, "buffer.log.tmp");
+    try {
+      const bytes = Buffer.concat(rewrite.records().map(frame));
+      const next = await open(temporary, "w+");
+      await next.write(bytes, 0, bytes.length, 0);
+      await next.sync();
+      await rename(temporary, path);
+      await syncDirectory(this.directory);
+      await this.handle.close();
+      this.handle = next;
+      this.size = bytes.length;
+      rewrite.resolve();
+    } catch (error) {
+      const failure = new UnavailableError(`eventual buffer compaction failed: ${(error as Error).message}`, { cause: error });
+      rewrite.reject(failure);
+      this.fail(failure, []);
+    }
+  }
+
+  private fail(error: Error, group: Queued[]): void {
+    this.failure = new UnavailableError(`the eventual buffer stopped after a failed write: ${error.message}; restart the node`);
+    for (const item of group) item.reject(error);
+    for (const item of this.queue) item.reject(this.failure);
+    this.queue = [];
+  }
+}
+
+function frame(payload: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
+  out.writeUInt32LE(payload.length, 0);
+  out.writeUInt32LE(crc32c(payload), 4);
+  out.set(payload, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/** The records of `bytes` up to the first incomplete or corrupt frame. */
+export function readFrames(bytes: Uint8Array): { records: Uint8Array[]; validBytes: number } {
+  const buffer = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const records: Uint8Array[] = [];
+  let at = 0;
+  while (at + FRAME_HEADER_BYTES <= buffer.length) {
+    const length = buffer.readUInt32LE(at);
+    if (length > RECORD_BYTES_MAX || at + FRAME_HEADER_BYTES + length > buffer.length) break;
+    const payload = buffer.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
+    if (crc32c(payload) !== buffer.readUInt32LE(at + 4)) break;
+    records.push(payload);
+    at += FRAME_HEADER_BYTES + length;
+  }
+  return { records, validBytes: at };
+}

@@ -1,0 +1,93 @@
+/**
+ * The flusher's way into the shards: CounterService calls to a shard's leader, as any client makes
+ * them (RegisterSession, then AddBatch in packed form under (client_id, seq)), so the shard's
+ * exactly-once sessions (Raft thesis 6.3) dedupe a re-sent flush exactly as they dedupe a client's
+ * retry. The leader is the one this node's replica believes in, else the last NOT_LEADER hint,
+ * else a voter from the map (which answers NOT_LEADER naming the leader).
+ */
+import * as grpc from "@grpc/grpc-js";
+import { decodeServiceError } from "../../api/error-details.js";
+import { encodePackedAddsField } from "../../api/packed-batch.js";
+import { tallyProto, type GetResponseMessage, type RegisterSessionResponseMessage } from "../../api/proto.js";
+import { NotLeaderError, UnavailableError } from "../../util/errors.js";
+import type { PackedAdd } from "../../util/packed-adds.js";
+import { internalCallMetadata } from "../config/auth.js";
+import { nodeClientCredentials } from "../config/tls.js";
+import type { TallyNode } from "../node.js";
+
+type CounterClient = grpc.Client & Record<string, any>;
+
+export class ShardWriter {
+  private readonly clients = new Map<string, CounterClient>();
+  /** shard -> the leader address a NOT_LEADER answer named. */
+  private readonly hints = new Map<number, string>();
+  private voterTurn = 0;
+
+  constructor(private readonly node: TallyNode) {}
+
+  /** Registers a new session on the shard; its client id. */
+  async registerSession(shardId: number, timeoutMs: number): Promise<number> {
+    const reply = await this.call<RegisterSessionResponseMessage>(shardId, "registerSession", { shardId, epoch: 0 }, timeoutMs);
+    const clientId = Number(reply.clientId);
+    if (!Number.isSafeInteger(clientId) || clientId <= 0)
+      throw new UnavailableError(`shard ${shardId} answered client id ${reply.clientId}`);
+    return clientId;
+  }
+
+  /** Applies `adds` on the shard under (clientId, seq): at most once per (clientId, seq), whatever the retries. */
+  async addBatch(shardId: number, clientId: number, seq: number, adds: PackedAdd[], timeoutMs: number): Promise<void> {
+    const header = { shardId, epoch: 0, clientId: String(clientId), seq: String(seq), firstUnackedSeq: String(seq) };
+    await this.call(shardId, "addBatch", { header, packedAdds: encodePackedAddsField(adds) }, timeoutMs);
+  }
+
+  /** A linearizable read of `key` at its shard's leader (for a node without a replica of it). */
+  get(shardId: number, key: Uint8Array, timeoutMs: number): Promise<GetResponseMessage> {
+    return this.call<GetResponseMessage>(shardId, "get", { key, shardId, consistency: "LINEARIZABLE" }, timeoutMs);
+  }
+
+  close(): void {
+    for (const client of this.clients.values()) client.close();
+    this.clients.clear();
+  }
+
+  private async call<T>(shardId: number, method: string, request: unknown, timeoutMs: number): Promise<T> {
+    const address = this.leaderAddress(shardId);
+    if (address === undefined) throw new UnavailableError(`shard ${shardId} has no known leader or voter address`);
+    try {
+      const reply = await this.unary<T>(address, method, request, timeoutMs);
+      this.hints.delete(shardId);
+      return reply;
+    } catch (error) {
+      if (error instanceof NotLeaderError && error.leaderAddress !== undefined && error.leaderAddress !== "")
+        this.hints.set(shardId, error.leaderAddress);
+      else this.hints.delete(shardId);
+      throw error;
+    }
+  }
+
+  private leaderAddress(shardId: number): string | undefined {
+    const hint = this.hints.get(shardId);
+    if (hint !== undefined) return hint;
+    const leader = this.node.replicas.get(shardId)?.leader ?? 0;
+    if (leader !== 0) return this.node.clientAddressOf(leader);
+    const voters = this.node.map.shards.find((shard) => shard.id === shardId)?.voters ?? [];
+    if (voters.length === 0) return undefined;
+    return this.node.clientAddressOf(voters[this.voterTurn++ % voters.length]!);
+  }
+
+  private unary<T>(address: string, method: string, request: unknown, timeoutMs: number): Promise<T> {
+    let client = this.clients.get(address);
+    if (client === undefined) {
+      client = new (tallyProto().CounterService)(address, nodeClientCredentials(this.node.config, this.node.self)) as CounterClient;
+      this.clients.set(address, client);
+    }
+    const metadata = internalCallMetadata(this.node.config) ?? new grpc.Metadata();
+    return new Promise<T>((resolve, reject) => {
+      // grpc-js measures deadlines against the system clock.
+      client[method](request, metadata, { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, reply: T) => {
+        if (error === null) resolve(reply);
+        else reject(decodeServiceError(error).error);
+      });
+    });
+  }
+}
