@@ -119,7 +119,14 @@ class StallTracker {
 
   /** Scrapes the running nodes of `ids` (a node that no longer answers is skipped). */
   async scrape(ids: number[]): Promise<void> {
-    await Promise.all(ids.filter((id) => cluster!.processes.has(id)).map((id) => nodeMetrics(id).catch(() => undefined)));
+    const scraped = ids.filter((id) => cluster!.processes.has(id));
+    if (scraped.length < ids.length)
+      console.error(`stalls: not scraping node(s) ${ids.filter((id) => !scraped.includes(id)).join(", ")}: not running`);
+    await Promise.all(
+      scraped.map((id) =>
+        nodeMetrics(id).catch((error: unknown) => console.error(`stalls: scrape of node ${id} failed: ${(error as Error).message}`)),
+      ),
+    );
   }
 
   /** Scrapes `ids`, then returns and forgets the phase's longest stall per node (ms). */
@@ -520,6 +527,9 @@ async function newReplicaJoin(probe: { key: string; value: bigint; shard: number
         throw new Error(`STALE read of ${probe.key} through node ${id} gave ${read.value}, expected ${probe.value}`);
       return performance.now() - start;
     });
+    // Scraped before counting: the count holds this process for seconds, long enough for the nodes
+    // to close the idle keep-alive connections the scrape would then reuse ("fetch failed").
+    const longestStallMs = await stalls.take([...NODES, id]);
     const counters = await shardCounters(client, probe.shard, filled);
     return {
       node: id,
@@ -530,7 +540,7 @@ async function newReplicaJoin(probe: { key: string; value: bigint; shard: number
       staleReadMs: round(staleReadMs, 0),
       staleReadAfterMoveMs: round(staleReadMs - moveAcceptedMs, 0),
       newNodeStartupStallMs,
-      longestStallMs: await stalls.take([...NODES, id]),
+      longestStallMs,
     };
   } finally {
     node.close();

@@ -4,9 +4,10 @@
  *
  * The life of one checkpoint:
  *   1. due (GroupApplier, after an apply): enough log applied since the last one, none in flight;
- *   2. capture, inside the loop iteration: the machine's image at its applied index (typed-array
- *      copies: a few milliseconds at 1.25 M counters) and the header (index, the log's term there,
- *      the replica's conf state and descriptor as applied);
+ *   2. capture, started inside the loop iteration with the shard's apply held (hold()): the
+ *      machine's image at its applied index (typed-array copies in 4 MiB slices, a yield between
+ *      them) and the header (index, the log's term there, the replica's conf state and descriptor
+ *      as applied);
  *   3. outside the loop: the image encoded in slices (checksums), written to a temporary file,
  *      fsynced, renamed, the directory fsynced (CheckpointStore);
  *   4. commit, in a later loop batch (DriverLoop.queueWrite): the log store's snapshot record now
@@ -19,7 +20,7 @@
  */
 import { entryBytes } from "../../raft/util.js";
 import type { Entry } from "../../raft/types.js";
-import { CounterStateMachine, type ImageBuffers, type ShardImage } from "../../shard/state-machine.js";
+import type { ShardImage } from "../../shard/state-machine.js";
 import type { StoreBatch } from "../../storage/node-store.js";
 import type { Logger } from "../../util/log.js";
 import { encodeCheckpoint, type CheckpointHeader } from "../checkpoint-format.js";
@@ -83,13 +84,6 @@ export class Checkpointer {
   /** Checkpoint writes in flight, so stop() can wait for them. */
   private readonly running = new Set<Promise<void>>();
   private stopped = false;
-  /**
-   * Memory for the next capture's counter blocks, shared by the node's shards (one checkpoint is
-   * written at a time): the last written image's, or prepared ahead in slices, so a capture copies
-   * into mapped memory (into fresh memory its page faults cost several times the copy).
-   */
-  private spare: ImageBuffers | undefined;
-  private preparing = false;
   /** Shards whose apply is held for work done in slices (a capture, a table growth): one such job per shard. */
   private readonly held = new Set<number>();
 
@@ -108,23 +102,6 @@ export class Checkpointer {
   /** The applied bytes at which the shard is due. */
   private dueBytes(replica: ShardReplica): number {
     return Math.max(CHECKPOINT_LOG_BYTES_MIN, (replica.storage.checkpoint.committed?.bytes ?? 0) * CHECKPOINT_LOG_FRACTION);
-  }
-
-  /** Half way to due: prepares the capture's memory in the background if what the node holds is too small. */
-  private maybePrepare(replica: ShardReplica): void {
-    const state = replica.storage.checkpoint;
-    // Not while a checkpoint is written: its image's memory becomes the spare when it is done, and
-    // preparing more beside it would hold three copies of a shard's blocks at once.
-    if (this.preparing || this.stopped || this.running.size > 0) return;
-    if (state.appliedBytesSince * 2 < this.dueBytes(replica) && state.appliedEntriesSince * 2 < this.options.everyEntries) return;
-    const spare = this.spare;
-    this.spare = undefined;
-    this.preparing = true;
-    replica.machine
-      .prepareImageBuffers(spare, this.options.pause)
-      .then((buffers) => (this.spare ??= buffers))
-      .catch((error: unknown) => this.log.warn({ err: error }, "cannot prepare checkpoint memory"))
-      .finally(() => (this.preparing = false));
   }
 
   /**
@@ -147,10 +124,7 @@ export class Checkpointer {
   maybeStart(replica: ShardReplica): void {
     const state = replica.storage.checkpoint;
     if (this.stopped || state.inFlight || this.running.size >= CHECKPOINTS_IN_FLIGHT_MAX) return;
-    if (state.appliedBytesSince < this.dueBytes(replica) && state.appliedEntriesSince < this.options.everyEntries) {
-      this.maybePrepare(replica);
-      return;
-    }
+    if (state.appliedBytesSince < this.dueBytes(replica) && state.appliedEntriesSince < this.options.everyEntries) return;
     this.start(replica);
   }
 
@@ -201,15 +175,12 @@ export class Checkpointer {
       confState: structuredClone(replica.confState),
       descriptor: { ...replica.descriptor },
     };
-    // While the memory is being prepared it is not this node's to hand out (the capture allocates).
-    const spare = this.preparing ? undefined : this.spare;
-    this.spare = undefined;
     state.inFlight = true;
     state.lastStartedMs = this.options.nowMs();
     state.appliedBytesSince = 0;
     state.appliedEntriesSince = 0;
     const machine = replica.machine;
-    const captured = this.hold(replica, () => machine.captureImageInSlices(spare, this.options.pause));
+    const captured = this.hold(replica, () => machine.captureImageInSlices(undefined, this.options.pause));
     // A snapshot installed meanwhile replaced the machine: its image is of a state left behind.
     const run = captured
       .then((image) => (replica.machine === machine ? this.write(replica, header, image) : undefined))
@@ -235,11 +206,6 @@ export class Checkpointer {
       this.options.stats.checkpointsFailed++;
       this.log.error({ err: error, shard: header.shardId, index: header.index }, "checkpoint failed; the log is kept until one succeeds");
       return;
-    } finally {
-      // Written (or abandoned): nothing reads the image any more; its memory serves the next capture.
-      const buffers = CounterStateMachine.imageBuffers(image);
-      if (!this.preparing && buffers !== undefined && (this.spare === undefined || buffers.rows.byteLength >= this.spare.rows.byteLength))
-        this.spare = buffers;
     }
     if (this.stopped) return;
     const writtenMs = performance.now() - started;
