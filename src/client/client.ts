@@ -35,6 +35,7 @@ import { Submitter } from "./submit.js";
 import { clientTlsCredentials } from "./tls-credentials.js";
 import type {
   AcquireResult,
+  AddModeOptions,
   AddOptions,
   AggregateResult,
   BatchOp,
@@ -118,8 +119,8 @@ export class TallyClient {
    */
   async add(key: Key, delta?: Int64Input, options?: AddOptions & { mode?: "exact" }): Promise<MutationResult>;
   async add(key: Key, delta: Int64Input, options: AddOptions & { mode: "eventual" }): Promise<EventualAddResult>;
-  async add(key: Key, delta: Int64Input, options: AddOptions): Promise<MutationResult | EventualAddResult>;
-  async add(key: Key, delta: Int64Input = 1n, options: AddOptions = {}): Promise<MutationResult | EventualAddResult> {
+  async add(key: Key, delta: Int64Input, options: AddModeOptions): Promise<MutationResult | EventualAddResult>;
+  async add(key: Key, delta: Int64Input = 1n, options: AddModeOptions = {}): Promise<MutationResult | EventualAddResult> {
     if (options.mode !== undefined && options.mode !== "exact" && (await this.eventual.isEventual(key, options.mode, options)))
       return this.eventual.add(key, delta, options);
     const op = makeOp("add", key, {

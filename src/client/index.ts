@@ -5,6 +5,7 @@
 export { TallyClient } from "./client.js";
 export type {
   AcquireResult,
+  AddModeOptions,
   AddOptions,
   AggregateResult,
   BatchOp,

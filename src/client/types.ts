@@ -62,7 +62,14 @@ export interface AddOptions extends CallOptions {
   floor?: Int64Input;
   /** The counter expires (is deleted) at the leader's time + ttlMs; absent keeps its expiry. */
   ttlMs?: number;
-  /** exact (default), eventual (a node's durable buffer, docs/eventual.md), or auto (eventual under cluster.yaml eventual.prefixes). */
+}
+
+/**
+ * add()'s options with its mode: exact (default), eventual (a node's durable buffer,
+ * docs/eventual.md), or auto (eventual under cluster.yaml eventual.prefixes). Not part of
+ * AddOptions, so that an add given an AddOptions value keeps returning a MutationResult.
+ */
+export interface AddModeOptions extends AddOptions {
   mode?: "exact" | "eventual" | "auto";
 }
 
