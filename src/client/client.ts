@@ -101,7 +101,7 @@ export class TallyClient {
     this.kindReads = new KindReads(this.reads, this.router);
     this.watcher = new Watcher(this.life, this.router, this.pool, policy);
     this.adminCalls = new AdminCalls(this.options, this.life, this.router, this.pool);
-    this.eventual = new EventualCalls(this.life, this.router, this.pool, this.options.endpoints);
+    this.eventual = new EventualCalls(this.life, this.router, this.pool, policy, this.options.endpoints);
   }
 
   // ---- Public API -------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ import { AmbiguousError, InvalidArgumentError, TallyError } from "../util/errors
 import type { ConnectionPool } from "./connection-pool.js";
 import { ClusterUnreachableError } from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
+import type { RetryPolicy } from "./retry.js";
 import type { Router } from "./router.js";
 import type { CallOptions, Consistency } from "./types.js";
 import { BATCH_OPS_MAX, encodeKey, fenceFromMessage, toInt64, wireBigInt, type Int64Input, type Key } from "./values.js";
@@ -33,9 +34,8 @@ import type { Fence } from "./types.js";
 
 /** How long the cluster's eventual prefixes are trusted before they are fetched again. */
 const PREFIXES_REFRESH_MS = 60_000;
+/** One attempt's bound: an eventual add waits for a group fsync, an eventual read may wait for a flush. */
 const ATTEMPT_TIMEOUT_MS_MAX = 5_000;
-const RETRY_BACKOFF_MS_MIN = 20;
-const RETRY_BACKOFF_MS_MAX = 500;
 /** grpc-js's message when the call failed to connect: the request never left the client. */
 const NOT_CONNECTED = /No connection established|ECONNREFUSED/;
 
@@ -82,6 +82,7 @@ export class EventualCalls {
     private readonly life: Lifecycle,
     private readonly router: Router,
     private readonly pool: ConnectionPool,
+    private readonly policy: RetryPolicy,
     private readonly endpoints: readonly string[],
     eventualPrefixes: readonly string[] = [],
   ) {
@@ -213,19 +214,14 @@ export class EventualCalls {
     let index = 0;
     let reachedAddress: string | undefined;
     let lastError: TallyError | undefined;
-    let backoffMs = RETRY_BACKOFF_MS_MIN;
+    let failures = 0;
     while (monotonicMs() < deadlineAtMs) {
       if (options.signal?.aborted) break;
       const address = reachedAddress ?? addresses[index % addresses.length]!;
-      const remainingMs = deadlineAtMs - monotonicMs();
+      const attemptMs = Math.min(deadlineAtMs - monotonicMs(), ATTEMPT_TIMEOUT_MS_MAX);
       const outcome = await this.pool
         .connection(address)
-        .unary<object, EventualAddResponseMessage>(
-          "counter",
-          "EventualAdd",
-          request,
-          monotonicMs() + Math.min(remainingMs, ATTEMPT_TIMEOUT_MS_MAX),
-        );
+        .unary<object, EventualAddResponseMessage>("counter", "EventualAdd", request, monotonicMs() + attemptMs);
       if (outcome.kind === "reply") return outcome.response;
       lastError = outcome.error;
       const code = outcome.error.code;
@@ -234,8 +230,8 @@ export class EventualCalls {
       if (outcome.info !== undefined && !refused && code !== "AMBIGUOUS" && code !== "TIMEOUT") throw outcome.error;
       if (refused && reachedAddress === undefined) index++;
       else reachedAddress = address;
+      const backoffMs = this.policy.backoffMs(++failures);
       await new Promise((resolve) => setTimeout(resolve, Math.min(backoffMs, Math.max(0, deadlineAtMs - monotonicMs()))));
-      backoffMs = Math.min(RETRY_BACKOFF_MS_MAX, backoffMs * 2);
     }
     if (reachedAddress !== undefined)
       throw new AmbiguousError(

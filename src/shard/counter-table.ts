@@ -383,18 +383,14 @@ export class CounterTable {
    * that no event-loop turn copies a whole shard. The caller keeps the table unchanged until it
    * resolves (the driver loop holds the shard's apply: RawNode.holdApply); reads may go on.
    */
-  async exportBlocksInSlices(
-    spare: BlockBuffers | undefined,
-    pause: () => Promise<void>,
-    sliceBytes = SLICE_BYTES,
-  ): Promise<CounterBlocks> {
+  async exportBlocksInSlices(pause: () => Promise<void>, sliceBytes = SLICE_BYTES): Promise<CounterBlocks> {
     const { count, highWaterSlot, arenaUsedBytes } = this;
     const sourceRows = this.rowBytes;
     const sourceIndex = this.index;
-    const rowBytes = highWaterSlot * ROW_BYTES;
-    const rows = blockFor(spare?.rows, rowBytes);
-    await copyInSlices(sourceRows.subarray(0, rowBytes), rows, pause, sliceBytes);
-    const indexBytes = blockFor(spare?.index, sourceIndex.byteLength);
+    // Exactly sized: fresh memory whose page faults are paid slice by slice (no spare to fit later).
+    const rows = new Uint8Array(highWaterSlot * ROW_BYTES);
+    await copyInSlices(sourceRows.subarray(0, rows.length), rows, pause, sliceBytes);
+    const indexBytes = new Uint8Array(sourceIndex.byteLength);
     await copyInSlices(new Uint8Array(sourceIndex.buffer, sourceIndex.byteOffset, sourceIndex.byteLength), indexBytes, pause, sliceBytes);
     assert(
       this.count === count && this.highWaterSlot === highWaterSlot && this.rowBytes === sourceRows && this.index === sourceIndex,
@@ -410,12 +406,26 @@ export class CounterTable {
    * have to do it at once (a copy of tens of MB, or a rehash of millions of entries, in one turn).
    */
   growthDue(): boolean {
-    const freeSlots = this.slotCapacity - this.highWaterSlot + this.freeSlots.length;
-    if (freeSlots < this.slotCapacity * (1 - GROW_AHEAD) && this.slotCapacity >= GROW_AHEAD_MIN_SLOTS) return true;
-    if (this.count > (this.indexMask + 1) * MAX_LOAD * GROW_AHEAD && this.indexMask + 1 >= GROW_AHEAD_MIN_SLOTS) return true;
+    return (
+      (this.rowsNearFull() && this.slotCapacity >= GROW_AHEAD_MIN_SLOTS) ||
+      (this.indexNearFull() && this.indexMask + 1 >= GROW_AHEAD_MIN_SLOTS) ||
+      (this.arenaNearFull() && this.arena.length >= GROW_AHEAD_MIN_SLOTS * 8)
+    );
+  }
+
+  private rowsNearFull(): boolean {
+    return this.slotCapacity - this.highWaterSlot + this.freeSlots.length < this.slotCapacity * (1 - GROW_AHEAD);
+  }
+
+  private indexNearFull(): boolean {
+    return this.count > (this.indexMask + 1) * MAX_LOAD * GROW_AHEAD;
+  }
+
+  /** Near full and growable (a compaction would free more than growth adds once half is garbage). */
+  private arenaNearFull(): boolean {
     return (
       this.arenaUsedBytes > this.arena.length * GROW_AHEAD &&
-      this.arena.length >= GROW_AHEAD_MIN_SLOTS * 8 &&
+      this.arena.length < ARENA_BYTES_MAX &&
       this.arenaGarbageBytes * 2 <= this.arenaUsedBytes
     );
   }
@@ -429,7 +439,7 @@ export class CounterTable {
   async growAhead(pause: () => Promise<void>, sliceBytes = SLICE_BYTES): Promise<void> {
     const { count, highWaterSlot } = this;
     const unchanged = () => assert(this.count === count && this.highWaterSlot === highWaterSlot, "the counter table changed during growth");
-    if (this.slotCapacity - highWaterSlot + this.freeSlots.length < this.slotCapacity * (1 - GROW_AHEAD)) {
+    if (this.rowsNearFull()) {
       const capacity = Math.ceil(this.slotCapacity * 1.5);
       const rows = new ArrayBuffer(capacity * ROW_BYTES);
       await copyInSlices(this.rowBytes.subarray(0, this.slotCapacity * ROW_BYTES), new Uint8Array(rows), pause, sliceBytes);
@@ -437,13 +447,13 @@ export class CounterTable {
       this.setRows(rows);
       this.slotCapacity = capacity;
     }
-    if (this.arenaUsedBytes > this.arena.length * GROW_AHEAD && this.arena.length < ARENA_BYTES_MAX) {
+    if (this.arenaNearFull()) {
       const grown = new Uint8Array(Math.min(ARENA_BYTES_MAX, Math.ceil(this.arena.length * 1.5)));
       await copyInSlices(this.arena.subarray(0, this.arenaUsedBytes), grown, pause, sliceBytes);
       unchanged();
       this.arena = grown;
     }
-    if (this.count > (this.indexMask + 1) * MAX_LOAD * GROW_AHEAD) {
+    if (this.indexNearFull()) {
       const old = this.index;
       const index = new Int32Array(old.length * 2);
       const mask = old.length - 1; // entries = pairs: old.length / 2 * 2

@@ -190,14 +190,10 @@ export function captureImage(state: ShardState, spare?: BlockBuffers): ShardImag
  * caller keeps the machine from applying until it resolves (the driver loop holds the shard's
  * apply), so the slices make one image at one applied index.
  */
-export async function captureImageInSlices(
-  state: ShardState,
-  spare: BlockBuffers | undefined,
-  pause: () => Promise<void>,
-): Promise<ShardImage> {
+export async function captureImageInSlices(state: ShardState, pause: () => Promise<void>): Promise<ShardImage> {
   const appliedIndex = state.appliedIndex;
   const small = captureSmallParts(state);
-  const counters = await state.counters.exportBlocksInSlices(spare, pause);
+  const counters = await state.counters.exportBlocksInSlices(pause);
   assert(state.appliedIndex === appliedIndex, "the shard applied entries during a sliced capture");
   return { ...small, counters };
 }

@@ -318,8 +318,8 @@ export class CounterStateMachine {
    * event-loop turn copies the whole table. The machine must not apply until it resolves (the
    * driver loop holds the shard's apply meanwhile); reads may go on.
    */
-  captureImageInSlices(spare: ImageBuffers | undefined, pause: () => Promise<void>): Promise<ShardImage> {
-    return captureImageInSlices(this.state, spare, pause);
+  captureImageInSlices(pause: () => Promise<void>): Promise<ShardImage> {
+    return captureImageInSlices(this.state, pause);
   }
 
   /** True when the counter table will soon need to grow (CounterTable.growthDue): growAhead() then. */

@@ -112,7 +112,7 @@ describe("sliced export and growth ahead of need", () => {
     const table = new CounterTable(7);
     for (let i = 0; i < 20_000; i++) table.write(table.findOrInsert(key(i)), BigInt(i), i + 1);
     let pauses = 0;
-    const sliced = await table.exportBlocksInSlices(undefined, async () => void pauses++, 4096);
+    const sliced = await table.exportBlocksInSlices(async () => void pauses++, 4096);
     const whole = table.exportBlocks();
     expect(pauses).toBeGreaterThan(100);
     expect(sliced.count).toBe(whole.count);
@@ -129,7 +129,7 @@ describe("sliced export and growth ahead of need", () => {
       if (!inserted) table.write(table.findOrInsert(key(99_999)), 1n, 99_999);
       inserted = true;
     };
-    await expect(table.exportBlocksInSlices(undefined, changing, 4096)).rejects.toThrow(/changed during a sliced export/);
+    await expect(table.exportBlocksInSlices(changing, 4096)).rejects.toThrow(/changed during a sliced export/);
   });
 
   it("growAhead grows rows, index and arena before an insert needs it; every key keeps its value", async () => {

@@ -180,7 +180,7 @@ export class Checkpointer {
     state.appliedBytesSince = 0;
     state.appliedEntriesSince = 0;
     const machine = replica.machine;
-    const captured = this.hold(replica, () => machine.captureImageInSlices(undefined, this.options.pause));
+    const captured = this.hold(replica, () => machine.captureImageInSlices(this.options.pause));
     // A snapshot installed meanwhile replaced the machine: its image is of a state left behind.
     const run = captured
       .then((image) => (replica.machine === machine ? this.write(replica, header, image) : undefined))

@@ -90,18 +90,18 @@ export class EventualService {
     // write grant for flushes (docs/eventual.md), rather than accepted and stuck.
     if (this.node.config.auth !== undefined)
       throw new FailedPreconditionError("eventual adds are not available with auth on yet: use exact adds (docs/eventual.md)");
-    const adds = this.validAdds(request);
+    const { adds, packed } = this.validAdds(request);
     const requestId = typeof request.requestId === "string" && request.requestId !== "" ? request.requestId : undefined;
     if (requestId !== undefined) {
       const problem = requestIdProblem(requestId);
       if (problem !== undefined) throw new InvalidArgumentError(`request_id ${problem}`);
     }
-    const packed = request.packedAdds instanceof Uint8Array && request.packedAdds.length > 0 ? request.packedAdds : undefined;
     if (await this.buffer.add(adds, requestId, packed)) this.metrics.adds.inc(adds.length);
     return { accepted: adds.length, nodeId: this.node.nodeId };
   }
 
-  private validAdds(request: EventualAddRequestMessage): PackedAdd[] {
+  /** The request's adds, checked, and its packed_adds bytes when it gave them packed. */
+  private validAdds(request: EventualAddRequestMessage): { adds: PackedAdd[]; packed: Uint8Array | undefined } {
     const { maxBatchOps, maxKeyBytes } = this.node.config.limits;
     const rawOps = Array.isArray(request.ops) ? request.ops : [];
     const packed = request.packedAdds instanceof Uint8Array && request.packedAdds.length > 0 ? request.packedAdds : undefined;
@@ -124,7 +124,7 @@ export class EventualService {
       if (add.key.length > maxKeyBytes)
         throw new InvalidArgumentError(`ops[${i}].key: keys must be 1 to ${maxKeyBytes} bytes, got ${add.key.length}`);
     });
-    return adds;
+    return { adds, packed };
   }
 
   async eventualGet(request: EventualGetRequestMessage): Promise<EventualGetResponseInput> {
