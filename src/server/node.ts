@@ -44,7 +44,7 @@ import {
   type ReadResult,
   type ShardBackupSnapshot,
 } from "./core/node-types.js";
-import { systemClock, yieldToEventLoop } from "./core/system-clock.js";
+import { SlicePacer, systemClock } from "./core/system-clock.js";
 import { backupOf, linearizable, readKeys, routeRequest, shardIdForKey, submitCommand, type RequestContext } from "./core/requests.js";
 import { mostCaughtUpVoter, proposeShardChange } from "./core/shard-change.js";
 
@@ -100,6 +100,7 @@ export class TallyNode implements ControllerHost {
   private heartbeatTarget = 0;
   private lastReportMs = 0;
   private readonly faults: NodeFaults;
+  private readonly slices = new SlicePacer(); // one slice of background work per event-loop turn
 
   constructor(options: TallyNodeOptions) {
     this.config = options.config;
@@ -116,7 +117,7 @@ export class TallyNode implements ControllerHost {
         this.controller = created ? this.newController() : undefined;
       },
       checkpoints: this.checkpointStore,
-      pause: yieldToEventLoop,
+      pause: this.slices.pause,
     });
     this.checkpointer = new Checkpointer({
       store: this.checkpointStore,
@@ -125,7 +126,7 @@ export class TallyNode implements ControllerHost {
       everyEntries: this.config.cluster.snapshotEveryEntries,
       replicaOf: (shardId) => this.groups.replicas.get(shardId),
       queueWrite: (write, afterDurable) => this.loop?.queueWrite(write, afterDurable),
-      pause: yieldToEventLoop,
+      pause: this.slices.pause,
       wake: () => this.wake(),
       nowMs: monotonicMs,
     });
@@ -133,7 +134,7 @@ export class TallyNode implements ControllerHost {
       checkpoints: this.checkpointStore,
       shardOptions: shardOptionsOf(this.config),
       logger: this.log,
-      pause: yieldToEventLoop,
+      pause: this.slices.pause,
       storedSnapshot: async (groupId) => (await this.store.loadGroup(groupId)).snapshot,
     });
     this.applier = new GroupApplier({

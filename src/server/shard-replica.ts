@@ -17,6 +17,9 @@ import type { ShardDescriptor } from "./descriptor.js";
 import type { LoopGroup } from "./core/ports.js";
 import { ShardStorage } from "./shard-storage.js";
 
+/** Queued commands are joined into entries of at most this many bytes (see proposeQueued). */
+export const PROPOSAL_ENTRY_BYTES_TARGET = 64 * 1024;
+
 /** What the replica needs of a state machine. */
 export interface ReplicaMachine<TResult> {
   readonly appliedIndex: number;
@@ -161,11 +164,14 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
       for (const pending of queue) pending.reject(error);
       return;
     }
+    // Entries of at most PROPOSAL_ENTRY_BYTES_TARGET (a larger command alone): a replica applies
+    // whole entries, so a burst queued behind a slow turn must not become one entry of megabytes.
+    const entryBytesMax = Math.min(this.limits.maxEntryBytes, PROPOSAL_ENTRY_BYTES_TARGET);
     let start = 0;
     while (start < queue.length) {
       let end = start;
       let bytes = 0;
-      while (end < queue.length && (end === start || bytes + queue[end]!.bytes <= this.limits.maxEntryBytes)) {
+      while (end < queue.length && (end === start || bytes + queue[end]!.bytes <= entryBytesMax)) {
         bytes += queue[end]!.bytes;
         end++;
       }

@@ -26,11 +26,28 @@ export function placeEntries(old: Int32Array, from: number, to: number, index: I
   return placed;
 }
 
-/** target.set(source) in slices of at most `sliceBytes`, with `await pause()` after each. */
+/**
+ * target.set(source) in slices of at most `sliceBytes`, with `await pause()` BEFORE each: the
+ * caller's own turn (the driver loop's, where a growth or a capture starts) copies nothing, so
+ * several shards starting at once do not add their first slices up in one turn.
+ */
 export async function copyInSlices(source: Uint8Array, target: Uint8Array, pause: () => Promise<void>, sliceBytes: number): Promise<void> {
   for (let from = 0; from < source.length; from += sliceBytes) {
+    await pause();
     const to = Math.min(source.length, from + sliceBytes);
     target.set(source.subarray(from, to), from);
+  }
+}
+
+/**
+ * Writes zeros over a new buffer in slices (a pause before each), so its pages are faulted in
+ * sequentially, a slice per turn: random writes into a fresh buffer (an index being re-placed) would fault in every page of
+ * it within the first few thousand writes, tens of milliseconds in one turn.
+ */
+export async function touchInSlices(buffer: Int32Array, pause: () => Promise<void>, sliceBytes: number): Promise<void> {
+  const step = Math.max(1, sliceBytes >>> 2);
+  for (let from = 0; from < buffer.length; from += step) {
     await pause();
+    buffer.fill(0, from, Math.min(buffer.length, from + step));
   }
 }

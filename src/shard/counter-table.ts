@@ -40,7 +40,7 @@ import { assert } from "../util/assert.js";
 import { fmix32 } from "../util/hash.js";
 import { INT64_MAX, INT64_MIN } from "../util/int64.js";
 import { sortKeysInArena } from "./key-sort.js";
-import { copyInSlices, GROW_AHEAD, GROW_AHEAD_MIN_SLOTS, placeEntries, SLICE_BYTES } from "./counter-table-slices.js";
+import { copyInSlices, GROW_AHEAD, GROW_AHEAD_MIN_SLOTS, placeEntries, SLICE_BYTES, touchInSlices } from "./counter-table-slices.js";
 
 export const ROW_BYTES = 24;
 export const INITIAL_SLOTS = 1024;
@@ -457,11 +457,12 @@ export class CounterTable {
       const old = this.index;
       const index = new Int32Array(old.length * 2);
       const mask = old.length - 1; // entries = pairs: old.length / 2 * 2
+      await touchInSlices(index, pause, sliceBytes);
       let placed = 0;
-      const step = Math.max(1024, sliceBytes >>> 6) * 2; // 64 Ki pairs per turn: random writes cost more than a copy
+      const step = Math.max(1024, sliceBytes >>> 8) * 2; // 16 Ki pairs per turn: random writes cost more than a copy
       for (let from = 0; from < old.length; from += step) {
-        placed += placeEntries(old, from, Math.min(old.length, from + step), index, mask);
         await pause();
+        placed += placeEntries(old, from, Math.min(old.length, from + step), index, mask);
       }
       unchanged();
       assert(placed === this.count, "index entries disagree with the count");

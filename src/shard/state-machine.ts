@@ -370,7 +370,8 @@ export class CounterStateMachine {
   static async fromImageAsync(bytes: Uint8Array, options: ShardOptions, pause: () => Promise<void>): Promise<CounterStateMachine> {
     const machine = new CounterStateMachine(options);
     const steps = readImage(machine.state, bytes);
-    while (steps.next().done !== true) await pause();
+    do await pause();
+    while (steps.next().done !== true);
     return machine;
   }
 }

@@ -36,6 +36,14 @@ export const CATCH_UP_TICKS_MAX = 200;
  * milliseconds per event-loop turn, not the sum of them. Groups take turns being first.
  */
 export const APPLY_BYTES_PER_ITERATION_MAX = 128 * 1024;
+/**
+ * What one iteration's applies should cost, over all groups: the byte budget above shrinks to
+ * what the measured apply cost per byte says fits in this time (a cold restart, a table of 10 M
+ * counters missing the cache), never below one Ready.
+ */
+export const APPLY_MS_PER_ITERATION_TARGET = 4;
+/** The budget before any apply was measured. */
+export const APPLY_BYTES_FIRST = 16 * 1024;
 
 export interface DriverLoopOptions {
   nodeId: number;
@@ -75,6 +83,11 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
   private pendingWrites: Array<(batch: TBatch) => void> = [];
   /** Run once the batch holding the pending writes is durable. */
   private pendingAfterDurable: Array<() => void> = [];
+  /**
+   * Measured apply cost (ms per committed entry byte), smoothed; sets the iteration's byte budget.
+   * It starts dear (a budget of APPLY_BYTES_FIRST): a restarted node's first applies run cold.
+   */
+  private applyMsPerByte = APPLY_MS_PER_ITERATION_TARGET / APPLY_BYTES_FIRST;
 
   constructor(
     ports: LoopPorts<TGroup, TBatch>,
@@ -228,7 +241,7 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
     }
 
     const groups = [...this.groups.all()];
-    const readies = this.collectReadies(groups);
+    const { readies, applyBytes } = this.collectReadies(groups);
     if (readies.length === 0 && this.pendingWrites.length === 0) return;
 
     const late = this.sendBeforeWrite(readies);
@@ -241,7 +254,9 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
     // batch; ReadIndex reads still wait for it.
     const batch = this.store.batch();
     const afterDurable = this.pendingAfterDurable.splice(0);
+    const applyStartMs = this.clock.monotonicMs();
     const mustSync = this.buildBatch(readies, batch);
+    if (applyBytes > 0) this.learnApplyCost(this.clock.monotonicMs() - applyStartMs, applyBytes);
     // Answer the writes this iteration applied whose entries were already on disk here (all of
     // them but a single-voter group's newest): committed entries are durable on a quorum, so the
     // answer need not wait for this batch's fsync, which holds the next entries (thesis 10.2.1).
@@ -274,9 +289,10 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
    * Readies come without committed entries (their apply held for this call only). The group the
    * budget goes to first turns with each iteration.
    */
-  private collectReadies(groups: TGroup[]): Array<[TGroup, Ready]> {
+  private collectReadies(groups: TGroup[]): { readies: Array<[TGroup, Ready]>; applyBytes: number } {
     const readies: Array<[TGroup, Ready] | undefined> = new Array(groups.length);
-    let budget = APPLY_BYTES_PER_ITERATION_MAX;
+    const allowed = this.applyBudgetBytes();
+    let budget = allowed;
     const first = groups.length > 0 ? this.stats.iterations % groups.length : 0;
     for (let k = 0; k < groups.length; k++) {
       const at = (first + k) % groups.length;
@@ -290,8 +306,25 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
       }
       raw.holdApply = held;
     }
-    this.stats.appliedBytesPerIterationMax = Math.max(this.stats.appliedBytesPerIterationMax, APPLY_BYTES_PER_ITERATION_MAX - budget);
-    return readies.filter((ready) => ready !== undefined);
+    const applyBytes = allowed - budget;
+    this.stats.appliedBytesPerIterationMax = Math.max(this.stats.appliedBytesPerIterationMax, applyBytes);
+    return { readies: readies.filter((ready) => ready !== undefined), applyBytes };
+  }
+
+  /** This iteration's committed-entry byte budget: APPLY_MS_PER_ITERATION_TARGET at the measured cost, at most APPLY_BYTES_PER_ITERATION_MAX. */
+  private applyBudgetBytes(): number {
+    if (this.applyMsPerByte <= 0) return APPLY_BYTES_PER_ITERATION_MAX;
+    return Math.max(1, Math.min(APPLY_BYTES_PER_ITERATION_MAX, Math.floor(APPLY_MS_PER_ITERATION_TARGET / this.applyMsPerByte)));
+  }
+
+  /**
+   * Folds one iteration's apply time (its batch building, of which applying is the most) into the
+   * cost per byte: a dearer sample counts at once (the next iteration must not repeat a long one),
+   * a cheaper one slowly (a single quick iteration says little).
+   */
+  private learnApplyCost(elapsedMs: number, bytes: number): void {
+    const sample = Math.max(0, elapsedMs) / bytes;
+    this.applyMsPerByte = sample > this.applyMsPerByte ? sample : this.applyMsPerByte * 0.9 + sample * 0.1;
   }
 
   private stepInbound(): void {

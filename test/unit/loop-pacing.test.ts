@@ -1,0 +1,188 @@
+/**
+ * How the node keeps each event-loop turn short: the driver loop's apply budget follows the
+ * measured apply cost (APPLY_MS_PER_ITERATION_TARGET), and background slices (checkpoints, table
+ * growth, decodes) go one per turn over all shards (SlicePacer).
+ */
+import pino from "pino";
+import { describe, expect, it } from "vitest";
+import { EntryType, Role, type Entry, type Ready } from "../../src/raft/types.js";
+import { entryBytes } from "../../src/raft/util.js";
+import { APPLY_BYTES_PER_ITERATION_MAX, DriverLoop } from "../../src/server/core/driver-loop.js";
+import type { LogBatch, LoopGroup, LoopStats, RaftGroup } from "../../src/server/core/ports.js";
+import { SlicePacer } from "../../src/server/core/system-clock.js";
+import { copyInSlices, touchInSlices } from "../../src/shard/counter-table-slices.js";
+import { NotLeaderError } from "../../src/util/errors.js";
+
+/** A Raft group whose committed entries are given up front: ready() hands them out, 16 KiB at most (or one), unless held. */
+class ScriptedRaft implements RaftGroup {
+  readonly term = 1;
+  holdApply = false;
+  private handedOut = 0;
+
+  constructor(private readonly pending: Entry[]) {}
+
+  tick(): void {}
+  step(): void {}
+  hasReady(): boolean {
+    return !this.holdApply && this.pending.length > 0;
+  }
+  ready(): Ready {
+    const committedEntries: Entry[] = [];
+    let bytes = 0;
+    if (!this.holdApply) {
+      while (this.pending.length > committedEntries.length) {
+        const entry = this.pending[committedEntries.length]!;
+        if (committedEntries.length > 0 && bytes + entryBytes(entry) > 16 * 1024) break;
+        committedEntries.push(entry);
+        bytes += entryBytes(entry);
+      }
+    }
+    this.handedOut = committedEntries.length;
+    return { entries: [], committedEntries, messages: [], readStates: [], mustSync: false };
+  }
+  advance(): void {
+    this.pending.splice(0, this.handedOut);
+    this.handedOut = 0;
+  }
+}
+
+function group(shardId: number, entries: number, entryBytesEach: number): LoopGroup {
+  const pending: Entry[] = [];
+  for (let i = 1; i <= entries; i++) pending.push({ term: 1, index: i, type: EntryType.Normal, data: new Uint8Array(entryBytesEach) });
+  return {
+    shardId,
+    raw: new ScriptedRaft(pending),
+    storage: { lastIndex: () => entries, append: () => {}, setHardState: () => {} },
+    role: Role.Follower,
+    leader: 0,
+    isLeader: false,
+    notLeaderError: () => new NotLeaderError("not leader", undefined, undefined, shardId),
+    expire: () => {},
+    proposeQueued: () => {},
+    issueReadIndex: () => {},
+    completeApplied: () => {},
+    onReadState: () => {},
+    serveAppliedReads: () => {},
+    failInflight: () => {},
+  };
+}
+
+interface Run {
+  /** Committed bytes applied in each iteration, in order. */
+  perIteration: number[];
+  stats: LoopStats;
+}
+
+/** Drives a loop over `groups` whose apply costs `msPerByte` of (virtual) time until every entry is applied. */
+async function drive(groups: LoopGroup[], msPerByte: number): Promise<Run> {
+  let nowMs = 0;
+  const perIteration: number[] = [];
+  let current = 0;
+  const stats: LoopStats = { iterations: 0, entriesWritten: 0, syncs: 0, leaderChanges: 0, appliedBytesPerIterationMax: 0 };
+  const batch = (): LogBatch => ({ size: 0, appendEntries: () => {}, truncateAfter: () => {}, setHardState: () => {} });
+  const loop = new DriverLoop<LoopGroup, LogBatch>(
+    {
+      store: { batch, write: async () => {} },
+      network: { send: () => {}, flush: () => {} },
+      clock: {
+        monotonicMs: () => nowMs,
+        wallClockMs: () => nowMs,
+        setTimer: (ms, callback) => {
+          const timer = setTimeout(callback, 0);
+          return () => clearTimeout(timer);
+        },
+        yieldNow: () => {
+          perIteration.push(current);
+          current = 0;
+          return new Promise((resolve) => setImmediate(resolve));
+        },
+      },
+      groups: { changeGroups: async () => {}, all: () => groups, get: (id) => groups.find((g) => g.shardId === id) },
+      machines: {
+        installSnapshot: () => {},
+        apply: (_group, entries) => {
+          for (const entry of entries) {
+            current += entryBytes(entry);
+            nowMs += entryBytes(entry) * msPerByte;
+          }
+        },
+      },
+    },
+    { nodeId: 1, tickMs: 1_000_000, logger: pino({ level: "silent" }), stats, leaderAddress: () => undefined },
+  );
+  loop.start();
+  const deadline = Date.now() + 10_000;
+  while (groups.some((g) => g.raw.hasReady()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
+  await loop.stop();
+  if (current > 0) perIteration.push(current);
+  expect(
+    groups.some((g) => g.raw.hasReady()),
+    "every entry applied before the deadline",
+  ).toBe(false);
+  return { perIteration: perIteration.filter((bytes) => bytes > 0), stats };
+}
+
+describe("driver loop apply budget", () => {
+  it("applies up to the byte bound per iteration when applying is cheap", async () => {
+    const groups = Array.from({ length: 8 }, (_, i) => group(i + 1, 40, 4000));
+    const run = await drive(groups, 0);
+    expect(Math.max(...run.perIteration)).toBeGreaterThan(APPLY_BYTES_PER_ITERATION_MAX / 2);
+    expect(run.stats.appliedBytesPerIterationMax).toBeLessThanOrEqual(APPLY_BYTES_PER_ITERATION_MAX + 16 * 1024 + 64);
+  });
+
+  it("shrinks the budget to the time target when applying is dear, never below one Ready", async () => {
+    // 0.001 ms per byte: 128 KiB would take 131 ms; the target allows ~4 KB, less than one 16 KB entry (one Ready).
+    const msPerByte = 0.001;
+    const groups = Array.from({ length: 8 }, (_, i) => group(i + 1, 20, 16_000));
+    const run = await drive(groups, msPerByte);
+    const oneEntry = entryBytes({ term: 1, index: 1, type: EntryType.Normal, data: new Uint8Array(16_000) });
+    expect(run.perIteration.reduce((a, b) => a + b, 0)).toBe(8 * 20 * oneEntry);
+    // The first iteration runs on the starting budget; after it, every iteration applies one Ready (one entry) and goes on.
+    const later = run.perIteration.slice(1);
+    expect(later.length).toBeGreaterThan(140);
+    for (const bytes of later) expect(bytes).toBe(oneEntry);
+  });
+});
+
+describe("SlicePacer", () => {
+  it("releases one slice per event-loop turn over all jobs, in turn", async () => {
+    const pacer = new SlicePacer();
+    let turn = 0;
+    let ticking = true;
+    const tick = (): void => {
+      turn++;
+      if (ticking) setImmediate(tick);
+    };
+    setImmediate(tick);
+    const seen: Array<[number, number]> = [];
+    const job = async (id: number): Promise<void> => {
+      for (let slice = 0; slice < 5; slice++) {
+        await pacer.pause();
+        seen.push([id, turn]);
+      }
+    };
+    await Promise.all([job(1), job(2), job(3)]);
+    ticking = false;
+    expect(seen).toHaveLength(15);
+    const turns = seen.map(([, at]) => at);
+    expect(new Set(turns).size, "no two slices in one turn").toBe(15);
+    expect(seen.slice(0, 3).map(([id]) => id)).toEqual([1, 2, 3]);
+    expect(pacer.waitingCount).toBe(0);
+  });
+});
+
+describe("sliced copies", () => {
+  it("do nothing in the caller's turn: every slice waits for its pause first", async () => {
+    const never = (): Promise<void> => new Promise(() => {});
+    const target = new Uint8Array(8);
+    void copyInSlices(new Uint8Array(8).fill(1), target, never, 4);
+    const touched = new Int32Array(8).fill(7);
+    void touchInSlices(touched, never, 16);
+    expect([...target]).toEqual(new Array(8).fill(0));
+    expect([...touched]).toEqual(new Array(8).fill(7));
+    let pauses = 0;
+    await copyInSlices(new Uint8Array(8).fill(1), target, async () => void pauses++, 4);
+    expect([...target]).toEqual(new Array(8).fill(1));
+    expect(pauses).toBe(2);
+  });
+});
