@@ -11,7 +11,7 @@ import * as grpc from "@grpc/grpc-js";
 import { Command, InvalidArgumentError as CommanderInvalidArgument, Option } from "commander";
 import { ConfigError, findNode, listenAddress, loadClusterConfig, type ClusterConfig, type NodeConfig } from "./config/config.js";
 import { TallyNode } from "./node.js";
-import { createClientServer } from "./rpc/server.js";
+import { createClientServer, prepareClientServices } from "./rpc/server.js";
 import { loadReflection } from "./rpc/reflection.js";
 import { tallyProto } from "../api/proto.js";
 import { clientPortCredentials, nodeCertificateProvider } from "./config/tls.js";
@@ -101,6 +101,7 @@ async function main(): Promise<void> {
   // The API's descriptors parsed now, before the node's loop runs: later they would stall it ~0.1 s.
   tallyProto();
   loadReflection();
+  prepareClientServices(config.limits);
   // From before the node starts, so tally_event_loop_delay_max_seconds covers its start-up (loading
   // the shards) too; after the synchronous set-up above, which runs before anything is scheduled.
   const eventLoopDelay = EventLoopDelay.monitor();

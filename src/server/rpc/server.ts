@@ -59,19 +59,37 @@ interface ServerParts {
   eventual: EventualService | undefined;
 }
 
+let prepared: { key: string; counterService: grpc.ServiceDefinition; adminService: grpc.ServiceDefinition } | undefined;
+
+/**
+ * The client services' definitions with their bounded request decoders (tens of ms of walking the
+ * message shapes): tallyd builds them before its node starts, so the node's first turns (its
+ * replay) do not wait on it; createClientServer() reuses them for the same limits.
+ */
+export function prepareClientServices(limits: Limits): { counterService: grpc.ServiceDefinition; adminService: grpc.ServiceDefinition } {
+  const bounds = tallyRequestBounds(limits);
+  const key = `${limits.maxBatchOps}/${limits.maxEntryBytes}`; // all the bounds depend on
+  if (prepared?.key !== key) {
+    const { packageDefinition } = tallyProto();
+    prepared = {
+      key,
+      counterService: boundedService(packageDefinition, "tally.v1.CounterService", bounds),
+      adminService: boundedService(packageDefinition, "tally.v1.AdminService", bounds),
+    };
+  }
+  return prepared;
+}
+
 /**
  * Builds the grpc server with every service bound to one node. CounterService calls are admitted
  * under the in-flight bounds and every call is counted in `metrics` (admission.ts, request-guard.ts).
  */
 export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeMetrics, eventual?: EventualService): grpc.Server {
-  const { packageDefinition } = tallyProto();
   // Access control (cluster.yaml auth:); undefined = off. It runs first: a refused caller takes
   // no in-flight slot and sends no byte of its request that the node reads (admission.ts).
   const gate = authGateFor(node.config, log);
   const guard = new RequestGuard(node.config.limits, metrics, log);
-  const bounds = tallyRequestBounds(node.config.limits);
-  const counterService = boundedService(packageDefinition, "tally.v1.CounterService", bounds);
-  const adminService = boundedService(packageDefinition, "tally.v1.AdminService", bounds);
+  const { counterService, adminService } = prepareClientServices(node.config.limits);
   const admitted = new Map([...admittedMethods(counterService, true), ...admittedMethods(adminService, false)]);
   const server = new grpc.Server({
     interceptors: [admissionInterceptor(admitted, gate, guard, log)],
