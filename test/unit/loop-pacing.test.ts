@@ -5,9 +5,9 @@
  */
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { EntryType, Role, type Entry, type Ready } from "../../src/raft/types.js";
+import { EntryType, MessageType, Role, type Entry, type Message, type Ready } from "../../src/raft/types.js";
 import { entryBytes } from "../../src/raft/util.js";
-import { APPLY_BYTES_PER_ITERATION_MAX, DriverLoop } from "../../src/server/core/driver-loop.js";
+import { APPLY_BYTES_PER_ITERATION_MAX, DriverLoop, INBOUND_APPEND_BYTES_PER_ITERATION } from "../../src/server/core/driver-loop.js";
 import type { LogBatch, LoopGroup, LoopStats, RaftGroup } from "../../src/server/core/ports.js";
 import { SlicePacer } from "../../src/server/core/system-clock.js";
 import { copyInSlices, touchInSlices } from "../../src/shard/counter-table-slices.js";
@@ -21,8 +21,19 @@ class ScriptedRaft implements RaftGroup {
 
   constructor(private readonly pending: Entry[]) {}
 
+  /** Entry bytes of the messages stepped, summed (the test reads and resets it per iteration). */
+  stepped = 0;
+  steppedMessages = 0;
+
   tick(): void {}
-  step(): void {}
+  /** The index of every message stepped, in order. */
+  readonly steppedIndexes: number[] = [];
+
+  step(message: Message): void {
+    this.steppedMessages++;
+    this.steppedIndexes.push(message.index);
+    for (const entry of message.entries) this.stepped += entry.data.byteLength;
+  }
   hasReady(): boolean {
     return !this.holdApply && this.pending.length > 0;
   }
@@ -70,14 +81,23 @@ function group(shardId: number, entries: number, entryBytesEach: number): LoopGr
 interface Run {
   /** Committed bytes applied in each iteration, in order. */
   perIteration: number[];
+  /** Entry bytes of inbound messages stepped in each iteration that stepped any, in order. */
+  steppedPerIteration: number[];
   stats: LoopStats;
 }
 
 /** Drives a loop over `groups` whose apply costs `msPerByte` of (virtual) time until every entry is applied. */
-async function drive(groups: LoopGroup[], msPerByte: number): Promise<Run> {
+async function drive(groups: LoopGroup[], msPerByte: number, inbound: Array<[number, Message]> = []): Promise<Run> {
   let nowMs = 0;
   const perIteration: number[] = [];
+  const steppedPerIteration: number[] = [];
   let current = 0;
+  const scripted = groups.map((g) => g.raw as ScriptedRaft);
+  const takeStepped = (): void => {
+    const stepped = scripted.reduce((sum, raw) => sum + raw.stepped, 0);
+    for (const raw of scripted) raw.stepped = 0;
+    if (stepped > 0) steppedPerIteration.push(stepped);
+  };
   const stats: LoopStats = { iterations: 0, entriesWritten: 0, syncs: 0, leaderChanges: 0, appliedBytesPerIterationMax: 0 };
   const batch = (): LogBatch => ({ size: 0, appendEntries: () => {}, truncateAfter: () => {}, setHardState: () => {} });
   const loop = new DriverLoop<LoopGroup, LogBatch>(
@@ -94,6 +114,7 @@ async function drive(groups: LoopGroup[], msPerByte: number): Promise<Run> {
         yieldNow: () => {
           perIteration.push(current);
           current = 0;
+          takeStepped();
           return new Promise((resolve) => setImmediate(resolve));
         },
       },
@@ -110,16 +131,22 @@ async function drive(groups: LoopGroup[], msPerByte: number): Promise<Run> {
     },
     { nodeId: 1, tickMs: 1_000_000, logger: pino({ level: "silent" }), stats, leaderAddress: () => undefined },
   );
+  loop.receive(inbound);
   loop.start();
   const deadline = Date.now() + 10_000;
-  while (groups.some((g) => g.raw.hasReady()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 1));
+  const total = inbound.length;
+  const stepped = (): number => scripted.reduce((sum, raw) => sum + raw.steppedMessages, 0);
+  while ((groups.some((g) => g.raw.hasReady()) || stepped() < total) && Date.now() < deadline)
+    await new Promise((resolve) => setTimeout(resolve, 1));
   await loop.stop();
   if (current > 0) perIteration.push(current);
+  takeStepped();
+  expect(stepped(), "every inbound message stepped before the deadline").toBe(total);
   expect(
     groups.some((g) => g.raw.hasReady()),
     "every entry applied before the deadline",
   ).toBe(false);
-  return { perIteration: perIteration.filter((bytes) => bytes > 0), stats };
+  return { perIteration: perIteration.filter((bytes) => bytes > 0), steppedPerIteration, stats };
 }
 
 describe("driver loop apply budget", () => {
@@ -141,6 +168,32 @@ describe("driver loop apply budget", () => {
     const later = run.perIteration.slice(1);
     expect(later.length).toBeGreaterThan(140);
     for (const bytes of later) expect(bytes).toBe(oneEntry);
+  });
+});
+
+describe("driver loop inbound bound", () => {
+  it("steps at most INBOUND_APPEND_BYTES_PER_ITERATION of appended entries per iteration (one message at least), in order", async () => {
+    const groups = [group(1, 0, 0), group(2, 0, 0)];
+    const app = (groupId: number, index: number): [number, Message] => [
+      groupId,
+      {
+        type: MessageType.App,
+        from: 2,
+        to: 1,
+        term: 1,
+        logTerm: 1,
+        index,
+        commit: 0,
+        entries: [{ term: 1, index: index + 1, type: EntryType.Normal, data: new Uint8Array(768 * 1024) }],
+      } as unknown as Message,
+    ];
+    const inbound = Array.from({ length: 12 }, (_, i) => app((i % 2) + 1, i));
+    const run = await drive(groups, 0, inbound);
+    expect(run.steppedPerIteration.reduce((a, b) => a + b, 0)).toBe(12 * 768 * 1024);
+    expect(run.steppedPerIteration.length).toBeGreaterThanOrEqual(4);
+    for (const bytes of run.steppedPerIteration) expect(bytes).toBeLessThan(INBOUND_APPEND_BYTES_PER_ITERATION + 768 * 1024);
+    expect((groups[0]!.raw as ScriptedRaft).steppedIndexes).toEqual([0, 2, 4, 6, 8, 10]);
+    expect((groups[1]!.raw as ScriptedRaft).steppedIndexes).toEqual([1, 3, 5, 7, 9, 11]);
   });
 });
 

@@ -27,6 +27,12 @@ import type { LogBatch, LoopGroup, LoopPorts, LoopStats } from "./ports.js";
 
 /** Bounded: the transport drops beyond its own bound; this bounds what waits for one iteration. */
 export const INBOUND_MESSAGES_MAX = 200_000;
+/**
+ * Entry bytes of inbound appends one iteration steps (at least one message): a follower catching
+ * up receives up to maxInflightBytes of 1 MiB appends at once, and appending each MiB to the
+ * batch costs milliseconds; the rest waits, in order, for the next iteration (a delay Raft allows).
+ */
+export const INBOUND_APPEND_BYTES_PER_ITERATION = 2 * 1024 * 1024;
 /** Never tick more than this many times in one catch-up (a long pause already expired every lease). */
 export const CATCH_UP_TICKS_MAX = 200;
 /**
@@ -331,7 +337,15 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
     if (this.inbound.length === 0) return;
     const inbound = this.inbound;
     this.inbound = [];
-    for (const [groupId, message] of inbound) {
+    let appendBytes = 0;
+    for (let i = 0; i < inbound.length; i++) {
+      if (appendBytes >= INBOUND_APPEND_BYTES_PER_ITERATION) {
+        this.inbound = inbound.slice(i); // receive() cannot run during this synchronous loop
+        this.wakePending = true;
+        return;
+      }
+      const [groupId, message] = inbound[i]!;
+      for (const entry of message.entries) appendBytes += entry.data.byteLength;
       const replica = this.groups.get(groupId);
       if (replica === undefined) continue;
       try {
