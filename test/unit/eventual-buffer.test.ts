@@ -11,7 +11,8 @@ import { ConfigError, parseClusterConfig } from "../../src/server/config/config.
 import { EventualBuffer } from "../../src/server/eventual/buffer.js";
 import { decodeRecord, encodeRecord, type BufferRecord } from "../../src/server/eventual/buffer-records.js";
 import { readFrames } from "../../src/server/eventual/buffer-log.js";
-import { Flusher } from "../../src/server/eventual/flusher.js";
+import { Flusher, markerKey } from "../../src/server/eventual/flusher.js";
+import { slotOf } from "../../src/meta/slots.js";
 import { eventualMetrics } from "../../src/server/eventual/metrics.js";
 import type { ShardWriter } from "../../src/server/eventual/shard-writer.js";
 import type { TallyNode } from "../../src/server/node.js";
@@ -123,6 +124,19 @@ describe("eventual buffer", () => {
         type: "flush",
         flush: { flushId: 3, shardId: 2, clientId: 2 ** 52, seq: 9, oldestMs: 1, cutMs: 2, adds: [{ key: key("y"), delta: 1n }] },
       },
+      {
+        type: "flush",
+        flush: {
+          flushId: 4,
+          shardId: 2,
+          clientId: 5,
+          seq: 10,
+          oldestMs: 1,
+          cutMs: 2,
+          adds: [{ key: key("y"), delta: -3n }],
+          marker: { key: key("\0m{1}"), before: 2n ** 40n },
+        },
+      },
       { type: "done", flushId: 3, requeue: true },
       { type: "session", shardId: 7, clientId: 11, lastSeq: 12 },
     ];
@@ -135,6 +149,8 @@ class FakeShard {
   readonly applied = new Map<string, PackedAdd[]>();
   values = new Map<string, bigint>();
   loseReplies = false;
+  /** No leader: nothing applies, nothing answers. */
+  down = false;
   sessions = 0;
   expired = new Set<number>();
 
@@ -142,6 +158,7 @@ class FakeShard {
     return {
       registerSession: async () => ++this.sessions + 1000,
       addBatch: async (_shard: number, clientId: number, seq: number, adds: PackedAdd[]) => {
+        if (this.down) throw new UnavailableError("no leader");
         if (this.expired.has(clientId)) throw new SessionExpiredError("expired");
         const id = `${clientId}/${seq}`;
         if (!this.applied.has(id)) {
@@ -153,9 +170,7 @@ class FakeShard {
         }
         if (this.loseReplies) throw new UnavailableError("reply lost");
       },
-      get: async () => {
-        throw new Error("unused");
-      },
+      get: async (_shard: number, k: Uint8Array) => ({ value: String(this.values.get(Buffer.from(k).toString()) ?? 0n) }),
       close: () => undefined,
     } as unknown as ShardWriter;
   }
@@ -223,7 +238,76 @@ describe("eventual flusher", () => {
     await restarted.close();
   });
 
-  it("drops a replayed flush whose session expired instead of sending it again under a new one", async () => {
+  // A node down longer than the session timeout with a flush in flight: the session is gone, so
+  // the shard's marker counter (in the flush's own atomic batch) says whether it applied.
+  for (const applied of [false, true]) {
+    it(`after its session expired, a replayed flush that ${applied ? "had" : "had not"} applied counts exactly once`, async () => {
+      const dir = dataDir();
+      const shard = new FakeShard();
+      const buffer = await open(dir);
+      await buffer.add([{ key: key("v"), delta: 3n }]);
+      // The flush reaches the shard and applies, or the shard is unreachable; either way no answer.
+      shard.loseReplies = applied;
+      shard.down = !applied;
+      const flusher = flusherFor(buffer, shard);
+      flusher.start();
+      await until(() => buffer.state.flushes.size === 1 && (applied ? shard.applied.size === 1 : true));
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await flusher.close();
+      await buffer.close();
+      shard.loseReplies = false;
+      shard.down = false;
+      shard.expired.add(1001); // down past sessionTimeoutMs: the session is gone
+      expect(shard.applied.size).toBe(applied ? 1 : 0);
+
+      const restarted = await open(dir);
+      const [replayed] = [...restarted.state.flushes.values()];
+      expect(replayed?.marker?.before).toBe(0n);
+      const again = flusherFor(restarted, shard);
+      again.start();
+      await until(() => restarted.state.flushes.size === 0 && restarted.state.pending.size === 0);
+      expect(shard.values.get("v")).toBe(3n);
+      expect(pendingOf(restarted, "v")).toBe(0n);
+      // The next flush continues from the marker's value (1 flush applied so far).
+      await restarted.add([{ key: key("v"), delta: 1n }]);
+      await again.awaitFlushed(key("v"));
+      expect(shard.values.get("v")).toBe(4n);
+      const marker = [...shard.values.keys()].find((k) => k.startsWith("\0tally:eventual:"));
+      expect(shard.values.get(marker!)).toBe(2n);
+      await again.close();
+      await restarted.close();
+    });
+  }
+
+  it("re-sends two replayed flushes of one shard in order (the first applied, its done record lost)", async () => {
+    const dir = dataDir();
+    const shard = new FakeShard();
+    const buffer = await open(dir);
+    await buffer.setSession(1, 77);
+    await buffer.add([{ key: key("v"), delta: 3n }]);
+    const marker = (before: bigint) => ({ key: key("\0tally:eventual:node-0:{0}"), before });
+    await buffer.beginFlush(1, [{ key: key("v"), delta: 3n }], marker(0n));
+    await buffer.add([{ key: key("v"), delta: 4n }]);
+    await buffer.beginFlush(1, [{ key: key("v"), delta: 4n }], marker(1n));
+    await buffer.close();
+    // The shard applied the first (seq 1) and answered; the node cut the second, then crashed.
+    shard.applied.set("77/1", []);
+    shard.values.set("v", 3n);
+    shard.values.set("\0tally:eventual:node-0:{0}", 1n);
+    const restarted = await open(dir);
+    expect([...restarted.state.flushes.values()].map((flush) => flush.seq)).toEqual([1, 2]);
+    const flusher = flusherFor(restarted, shard);
+    flusher.start();
+    await until(() => restarted.state.flushes.size === 0);
+    expect(shard.values.get("v")).toBe(7n);
+    await restarted.add([{ key: key("v"), delta: 1n }]);
+    await flusher.awaitFlushed(key("v"));
+    expect(shard.values.get("v")).toBe(8n);
+    await flusher.close();
+    await restarted.close();
+  });
+
+  it("still drops a replayed flush without a marker (an older version's) whose session expired", async () => {
     const dir = dataDir();
     const shard = new FakeShard();
     const buffer = await open(dir);
@@ -237,9 +321,20 @@ describe("eventual flusher", () => {
     flusher.start();
     await until(() => restarted.state.flushes.size === 0);
     expect(shard.values.get("v")).toBeUndefined();
-    expect(pendingOf(restarted, "v")).toBe(0n);
     await flusher.close();
     await restarted.close();
+  });
+
+  it("picks a marker key whose slot is in the shard's range", () => {
+    for (const range of [
+      { start: 0, end: 16384 },
+      { start: 100, end: 101 },
+      { start: 8192, end: 10240 },
+    ]) {
+      const slot = slotOf(markerKey(3, range));
+      expect(slot).toBeGreaterThanOrEqual(range.start);
+      expect(slot).toBeLessThan(range.end);
+    }
   });
 });
 

@@ -49,6 +49,8 @@ export class BufferLog {
   private pendingRewrite: { records: () => Uint8Array[]; resolve: () => void; reject: (error: Error) => void } | undefined;
   /** Groups written and synced since open (tests and metrics read it). */
   groupsWritten = 0;
+  /** Called after each group is durable: its write + sync time (s) and its records. */
+  onGroup: ((seconds: number, records: number) => void) | undefined;
 
   private constructor(
     private readonly directory: string,
@@ -119,6 +121,7 @@ export class BufferLog {
     const group = this.queue;
     this.queue = [];
     const bytes = Buffer.concat(group.map((item) => item.frame));
+    const startedMs = performance.now();
     try {
       await this.handle.write(bytes, 0, bytes.length, this.size);
       if (this.fsync) await this.handle.datasync();
@@ -131,6 +134,7 @@ export class BufferLog {
     }
     this.size += bytes.length;
     this.groupsWritten++;
+    this.onGroup?.((performance.now() - startedMs) / 1000, group.length);
     for (const item of group) item.durable();
     for (const item of group) item.resolve();
   }

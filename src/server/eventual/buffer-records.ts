@@ -10,6 +10,11 @@
  *   done     a flush answered: applied (requeue 0), or refused by the shard with nothing applied
  *            (requeue 1: its adds go back to pending, to be sent again alone);
  *   session  the flusher's session on a shard and the last seq it used there.
+ * A flush record may name a marker (flush-marked, type 5): a counter on the same shard, only ever
+ * written by this node's flushes to that shard (+1 in the same atomic batch), and its value
+ * before this flush. After the session expired, a linearizable read of the marker says whether the
+ * flush applied (value > before) or not (value = before): the shard's own state is the dedupe,
+ * and it never expires (flusher.ts).
  * Invariant: folding the records in file order gives the buffer's state; sums commute, so a flush
  * record subtracts exactly the deltas it carries whatever adds landed around it.
  */
@@ -32,12 +37,23 @@ export interface FlushRecord {
   /** When it was cut: adds left pending beside it are no older than this. */
   cutMs: number;
   adds: PackedAdd[];
+  /** The marker counter added to by this flush (+1, same batch), and its value before it. */
+  marker?: FlushMarker;
+  /** In memory only (never encoded): keyString of each add's key, computed once when applied. */
+  ids?: string[];
+}
+
+export interface FlushMarker {
+  key: Uint8Array;
+  before: bigint;
 }
 
 const ADDS = 1;
 const FLUSH = 2;
 const DONE = 3;
 const SESSION = 4;
+const FLUSH_MARKED = 5;
+const FLUSH_HEADER_BYTES = 45;
 
 /** Decoding bounds: a record never holds more adds than this (a flush is cut at the batch limit). */
 const DECODE_LIMITS = { maxOps: 1_000_000, maxKeyBytes: 0xffff };
@@ -56,8 +72,15 @@ export function encodeRecord(record: BufferRecord): Uint8Array {
     }
     case "flush": {
       const { flush } = record;
-      return withHeader(45, encodePackedAdds(flush.adds), (view) => {
-        view.setUint8(0, FLUSH);
+      const marker = flush.marker;
+      const markerBytes = marker === undefined ? 0 : 2 + marker.key.length + 8;
+      return withHeader(FLUSH_HEADER_BYTES + markerBytes, encodePackedAdds(flush.adds), (view) => {
+        view.setUint8(0, marker === undefined ? FLUSH : FLUSH_MARKED);
+        if (marker !== undefined) {
+          view.setUint16(FLUSH_HEADER_BYTES, marker.key.length);
+          new Uint8Array(view.buffer, FLUSH_HEADER_BYTES + 2, marker.key.length).set(marker.key);
+          view.setBigInt64(FLUSH_HEADER_BYTES + 2 + marker.key.length, marker.before);
+        }
         view.setUint32(1, flush.shardId);
         view.setFloat64(5, flush.clientId);
         view.setFloat64(13, flush.seq);
@@ -99,19 +122,29 @@ export function decodeRecord(bytes: Uint8Array): BufferRecord {
       return record;
     }
     case FLUSH:
-      need(45);
-      return {
-        type: "flush",
-        flush: {
-          shardId: view.getUint32(1),
-          clientId: view.getFloat64(5),
-          seq: view.getFloat64(13),
-          flushId: view.getFloat64(21),
-          oldestMs: view.getFloat64(29),
-          cutMs: view.getFloat64(37),
-          adds: plainAdds(bytes.subarray(45)),
-        },
+    case FLUSH_MARKED: {
+      need(FLUSH_HEADER_BYTES);
+      let addsAt = FLUSH_HEADER_BYTES;
+      let marker: FlushMarker | undefined;
+      if (view.getUint8(0) === FLUSH_MARKED) {
+        need(FLUSH_HEADER_BYTES + 2);
+        const keyEnd = FLUSH_HEADER_BYTES + 2 + view.getUint16(FLUSH_HEADER_BYTES);
+        need(keyEnd + 8);
+        marker = { key: Uint8Array.from(bytes.subarray(FLUSH_HEADER_BYTES + 2, keyEnd)), before: view.getBigInt64(keyEnd) };
+        addsAt = keyEnd + 8;
+      }
+      const flush: FlushRecord = {
+        shardId: view.getUint32(1),
+        clientId: view.getFloat64(5),
+        seq: view.getFloat64(13),
+        flushId: view.getFloat64(21),
+        oldestMs: view.getFloat64(29),
+        cutMs: view.getFloat64(37),
+        adds: plainAdds(bytes.subarray(addsAt)),
       };
+      if (marker !== undefined) flush.marker = marker;
+      return { type: "flush", flush };
+    }
     case DONE:
       need(10);
       return { type: "done", flushId: view.getFloat64(1), requeue: view.getUint8(9) === 1 };

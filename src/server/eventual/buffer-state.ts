@@ -29,8 +29,12 @@ export interface FlusherSession {
   lastSeq: number;
 }
 
-/** A binary key as a map key. */
+/** Keys up to this long are turned into strings without a Buffer view (every add looks its key up). */
+const SHORT_KEY_BYTES = 128;
+
+/** A binary key as a map key: one character per byte (latin1). */
 export function keyString(key: Uint8Array): string {
+  if (key.length <= SHORT_KEY_BYTES) return String.fromCharCode.apply(null, key as unknown as number[]);
   return Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("latin1");
 }
 
@@ -91,8 +95,10 @@ export class BufferState {
     this.nextFlushId = Math.max(this.nextFlushId, flush.flushId + 1);
     const session = this.sessions.get(flush.shardId);
     if (session !== undefined && session.clientId === flush.clientId) session.lastSeq = Math.max(session.lastSeq, flush.seq);
-    for (const add of flush.adds) {
-      const id = keyString(add.key);
+    flush.ids ??= flush.adds.map((add) => keyString(add.key));
+    for (let i = 0; i < flush.adds.length; i++) {
+      const add = flush.adds[i]!;
+      const id = flush.ids[i]!;
       const entry = this.pending.get(id);
       const left = (entry?.delta ?? 0n) - add.delta;
       if (left === 0n) this.pending.delete(id);
@@ -110,8 +116,10 @@ export class BufferState {
     const flush = this.flushes.get(flushId);
     if (flush === undefined) return;
     this.flushes.delete(flushId);
-    for (const add of flush.adds) {
-      const id = keyString(add.key);
+    const ids = flush.ids ?? flush.adds.map((add) => keyString(add.key));
+    for (let i = 0; i < flush.adds.length; i++) {
+      const add = flush.adds[i]!;
+      const id = ids[i]!;
       if (this.inflightByKey.get(id)?.flushId === flushId) this.inflightByKey.delete(id);
       if (requeue) this.addPending(add, flush.oldestMs);
     }

@@ -12,7 +12,7 @@ import { join } from "node:path";
 import { INT64_MAX, INT64_MIN } from "../../util/int64.js";
 import type { PackedAdd } from "../../util/packed-adds.js";
 import { BufferLog } from "./buffer-log.js";
-import { decodeRecord, encodeRecord, type BufferRecord, type FlushRecord } from "./buffer-records.js";
+import { decodeRecord, encodeRecord, type BufferRecord, type FlushMarker, type FlushRecord } from "./buffer-records.js";
 import { BufferState, keyString, type PendingKey } from "./buffer-state.js";
 
 export interface EventualBufferOptions {
@@ -48,6 +48,11 @@ export class EventualBuffer {
 
   get sizeBytes(): number {
     return this.log.sizeBytes;
+  }
+
+  /** Called after each group is durable: its write + sync time (s) and its records. */
+  set onGroup(hook: ((seconds: number, records: number) => void) | undefined) {
+    this.log.onGroup = hook;
   }
 
   get groupsWritten(): number {
@@ -96,14 +101,16 @@ export class EventualBuffer {
   /**
    * Cuts a flush of `adds` (deltas taken from pending, clamped to int64) for `shardId` under its
    * session's next seq, and makes it durable. The caller sends it only after this resolves.
+   * `marker`: the shard's marker counter and its value now (buffer-records.ts).
    */
-  async beginFlush(shardId: number, adds: PackedAdd[]): Promise<FlushRecord> {
+  async beginFlush(shardId: number, adds: PackedAdd[], marker?: FlushMarker): Promise<FlushRecord> {
     const session = this.state.sessions.get(shardId);
     if (session === undefined) throw new Error(`no flusher session for shard ${shardId}`);
     const nowMs = this.options.nowMs();
     let oldestMs = nowMs;
-    for (const add of adds) {
-      const entry = this.state.pending.get(keyString(add.key));
+    const ids = adds.map((add) => keyString(add.key));
+    for (const id of ids) {
+      const entry = this.state.pending.get(id);
       if (entry !== undefined) oldestMs = Math.min(oldestMs, entry.oldestMs);
     }
     const flush: FlushRecord = {
@@ -115,6 +122,8 @@ export class EventualBuffer {
       cutMs: nowMs,
       adds,
     };
+    if (marker !== undefined) flush.marker = marker;
+    flush.ids = ids;
     // Reserved now: no second flush can take the same id or seq while this one is being written.
     this.state.nextFlushId++;
     session.lastSeq = flush.seq;

@@ -2,14 +2,23 @@
  * The eventual buffer's Prometheus series, on the node's own registry (src/server/ops/metrics.ts):
  * gauges read at scrape time from the buffer, counters bumped by the service and the flusher.
  */
-import { Counter, Gauge, type Registry } from "prom-client";
+import { Counter, Gauge, Histogram, type Registry } from "prom-client";
 import type { EventualBuffer } from "./buffer.js";
 
 export interface EventualMetrics {
   adds: Counter;
   flushes: Counter;
   flushFailures: Counter<"outcome">;
+  /** EventualAdd from the request's arrival to its group being durable (server side). */
+  addSeconds: Histogram;
+  /** One group's write + fdatasync, and the records it carried. */
+  syncSeconds: Histogram;
+  /** A flush: cut (its record made durable), send (the shard's answer), from the oldest add it carries to that answer (lag). */
+  flushSeconds: Histogram<"phase">;
 }
+
+/** 0.1 ms .. 10 s: a group sync on a quiet disk is ~1 ms, a flush one Raft commit. */
+const BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
 /** Registers the series on `registry` (none: counters that go nowhere, for tests). */
 export function eventualMetrics(buffer: EventualBuffer, registry: Registry | undefined, nowMs: () => number): EventualMetrics {
@@ -44,8 +53,27 @@ export function eventualMetrics(buffer: EventualBuffer, registry: Registry | und
     flushes: new Counter({ name: "tally_eventual_flushes_total", help: "Eventual flushes applied by their shard", registers }),
     flushFailures: new Counter({
       name: "tally_eventual_flush_failures_total",
-      help: "Eventual flush answers other than applied: retried (same seq), requeued (nothing applied), dropped_refused, dropped_unknown",
+      help: "Eventual flush answers other than applied: retried (same seq), requeued (nothing applied), dropped_refused, dropped_unknown, expired_checked (session expired: the marker decided)",
       labelNames: ["outcome"],
+      registers,
+    }),
+    addSeconds: new Histogram({
+      name: "tally_eventual_add_duration_seconds",
+      help: "EventualAdd on this node, from the request's arrival to its buffer group being durable",
+      buckets: BUCKETS,
+      registers,
+    }),
+    syncSeconds: new Histogram({
+      name: "tally_eventual_sync_duration_seconds",
+      help: "One eventual buffer group: write + fdatasync",
+      buckets: BUCKETS,
+      registers,
+    }),
+    flushSeconds: new Histogram({
+      name: "tally_eventual_flush_duration_seconds",
+      help: "Eventual flushes by phase: cut (made durable), send (until the shard answered), lag (oldest add carried -> applied)",
+      labelNames: ["phase"],
+      buckets: BUCKETS,
       registers,
     }),
   };

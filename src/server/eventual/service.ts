@@ -55,6 +55,7 @@ export class EventualService {
     });
     if (buffer.tornBytes > 0) log.warn({ bytes: buffer.tornBytes }, "eventual buffer: cut a torn tail (adds never acknowledged)");
     const metrics = eventualMetrics(buffer, registry, wallClockMs);
+    buffer.onGroup = (seconds) => metrics.syncSeconds.observe(seconds);
     const writer = new ShardWriter(node);
     const { limits, cluster } = node.config;
     const flusher = new Flusher(
@@ -85,11 +86,7 @@ export class EventualService {
   }
 
   async eventualAdd(request: EventualAddRequestMessage): Promise<EventualAddResponseInput> {
-    // The flusher writes as the node, and a node's principal holds only the admin role: with auth
-    // on its flushes would be refused and the adds would wait forever. Refused until nodes get a
-    // write grant for flushes (docs/eventual.md), rather than accepted and stuck.
-    if (this.node.config.auth !== undefined)
-      throw new FailedPreconditionError("eventual adds are not available with auth on yet: use exact adds (docs/eventual.md)");
+    const startedMs = performance.now();
     const { adds, packed } = this.validAdds(request);
     const requestId = typeof request.requestId === "string" && request.requestId !== "" ? request.requestId : undefined;
     if (requestId !== undefined) {
@@ -97,6 +94,7 @@ export class EventualService {
       if (problem !== undefined) throw new InvalidArgumentError(`request_id ${problem}`);
     }
     if (await this.buffer.add(adds, requestId, packed)) this.metrics.adds.inc(adds.length);
+    this.metrics.addSeconds.observe((performance.now() - startedMs) / 1000);
     return { accepted: adds.length, nodeId: this.node.nodeId };
   }
 
