@@ -216,8 +216,13 @@ function principalOf(name: string, grants: readonly AuthGrant[]): Principal {
   };
 }
 
+/**
+ * A node of the cluster. Besides admin, it reads and writes every key: a node flushes the eventual
+ * adds it buffered (src/server/eventual/flusher.ts) into their shards as its own client (sessions
+ * and AddBatch under this principal), after each add's caller was authorized for its key on entry.
+ */
 function INTERNAL(name: string): Principal {
-  return { name, internal: true, grants: [{ prefix: Buffer.alloc(0), roles: new Set<AuthRole>(["admin"]) }] };
+  return { name, internal: true, grants: [{ prefix: Buffer.alloc(0), roles: new Set<AuthRole>(["admin", "read", "write"]) }] };
 }
 
 export function hasPrefix(key: Uint8Array, prefix: Buffer): boolean {
