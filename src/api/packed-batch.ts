@@ -13,6 +13,8 @@ import { encodePackedAdds, type PackedAdd } from "../util/packed-adds.js";
 
 export const PACKED_RESULT_BYTES = 16;
 const TWO_32 = 2 ** 32;
+const INT32_MIN = -0x8000_0000n;
+const INT32_MAX = 0x7fff_ffffn;
 /** The high 32 bits of a safe integer. */
 const VERSION_HIGH_MAX = 2 ** 21 - 1;
 
@@ -31,30 +33,49 @@ export function encodePackedAddsField(ops: ReadonlyArray<PackedAdd>): Buffer {
 
 export function encodePackedResults(results: ReadonlyArray<PackedResult>): Buffer {
   const out = Buffer.allocUnsafe(results.length * PACKED_RESULT_BYTES);
-  for (let i = 0; i < results.length; i++) {
-    const { value, version } = results[i]!;
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  for (let i = 0, at = 0; i < results.length; i++, at += PACKED_RESULT_BYTES) {
+    const result = results[i]!;
+    const value = result.value;
+    const version = result.version;
     if (!Number.isSafeInteger(version) || version < 0)
       throw new InvalidArgumentError(`results[${i}].version: ${version} is not a log index`);
-    out.writeBigInt64LE(value, i * PACKED_RESULT_BYTES);
-    out.writeUInt32LE(version % TWO_32, i * PACKED_RESULT_BYTES + 8);
-    out.writeUInt32LE(Math.floor(version / TWO_32), i * PACKED_RESULT_BYTES + 12);
+    // Values that fit 32 bits (most counters) are written without bigint arithmetic.
+    if (value >= INT32_MIN && value <= INT32_MAX) {
+      const low = Number(value);
+      view.setInt32(at, low, true);
+      view.setInt32(at + 4, low < 0 ? -1 : 0, true);
+    } else {
+      view.setBigInt64(at, value, true);
+    }
+    view.setUint32(at + 8, version % TWO_32, true);
+    view.setUint32(at + 12, Math.floor(version / TWO_32), true);
   }
   return out;
 }
 
-/** `count` results (the request's op count); throws InvalidArgumentError when the size or a version is wrong. */
-export function decodePackedResults(bytes: Uint8Array, count: number): PackedResult[] {
+/** Throws InvalidArgumentError unless `bytes` are `count` packed results with versions below 2^53. */
+export function checkPackedResults(bytes: Uint8Array, count: number): void {
   if (bytes.length !== count * PACKED_RESULT_BYTES) {
     throw new InvalidArgumentError(`packed_results: ${bytes.length} bytes for ${count} ops (want ${count * PACKED_RESULT_BYTES})`);
   }
+  // The high word of each version is at byte 12 of its record.
+  for (let i = 0, at = 12; i < count; i++, at += PACKED_RESULT_BYTES) {
+    const high = bytes[at]! | (bytes[at + 1]! << 8) | (bytes[at + 2]! << 16) | (bytes[at + 3]! << 24);
+    if (high < 0 || high > VERSION_HIGH_MAX)
+      throw new InvalidArgumentError(`packed_results: results[${i}].version is 2^53 or more, not a log index`);
+  }
+}
+
+/** `count` results (the request's op count); throws InvalidArgumentError when the size or a version is wrong. */
+export function decodePackedResults(bytes: Uint8Array, count: number): PackedResult[] {
+  checkPackedResults(bytes, count);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const results: PackedResult[] = new Array(count);
   for (let i = 0; i < count; i++) {
-    const high = view.getUint32(i * PACKED_RESULT_BYTES + 12, true);
-    if (high > VERSION_HIGH_MAX) throw new InvalidArgumentError(`packed_results: results[${i}].version is 2^53 or more, not a log index`);
     results[i] = {
       value: view.getBigInt64(i * PACKED_RESULT_BYTES, true),
-      version: high * TWO_32 + view.getUint32(i * PACKED_RESULT_BYTES + 8, true),
+      version: view.getUint32(i * PACKED_RESULT_BYTES + 12, true) * TWO_32 + view.getUint32(i * PACKED_RESULT_BYTES + 8, true),
     };
   }
   return results;

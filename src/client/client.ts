@@ -5,6 +5,7 @@
  * - options.ts: defaults and validation; types.ts: the public types; lifecycle.ts: open/closed,
  *   admission (maxInflightOps), deadlines;
  * - submit.ts: a caller's mutation to a unit (hot keys, waiters); batcher.ts: auto-batching;
+ *   packed-group.ts: an addBatch of plain adds packed per shard, no object per op;
  *   mutations.ts: the exactly-once loop and the ambiguity rule (docs/errors.md);
  * - reads.ts: get/getMany and the read attempt; kinds.ts: the counter kinds' reads and merges;
  *   watch.ts: change streams; admin.ts: operator calls;

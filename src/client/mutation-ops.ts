@@ -133,6 +133,9 @@ export function itemsOf(items: Key[]): Buffer[] {
 
 /** One op travels as its own request kind; several as a BatchRequest. Same input, same request. */
 export function buildMutationRequest(entries: UnitEntry[], header: RequestHeaderInput): [PipelineOpName, PipelineOpInputs[PipelineOpName]] {
+  // A group of packed adds (addBatch) is its request's packed_adds as it is.
+  const group = entries.length === 1 ? entries[0]!.waiter.group : undefined;
+  if (group !== undefined) return ["batch", { header, ops: [], packedAdds: group.bytes }];
   // Plain adds (no floor, no TTL) travel packed: one bytes field instead of a message per op.
   const adds = entries.length > 1 ? plainAdds(entries) : undefined;
   if (adds !== undefined) return ["batch", { header, ops: [], packedAdds: encodePackedAddsField(adds) }];

@@ -9,7 +9,7 @@ import { Cancellation } from "./cancellation.js";
 import type { MutationKind } from "./errors.js";
 import type { ShardSession } from "./session.js";
 import type { MutationResult } from "./types.js";
-import { BATCH_OPS_MAX, type Key } from "./values.js";
+import { BATCH_OPS_MAX, type Fence, type Key } from "./values.js";
 
 /** One mutation as the client holds it: the key encoded, its slot, every field checked. */
 export interface MutationOp {
@@ -33,14 +33,39 @@ export interface MutationOp {
 export type LeaveReason = "deadline" | "abort";
 
 /**
+ * Plain adds of one addBatch bound for one shard, without an object per op (PackedAddGroup,
+ * packed-group.ts): they travel as one request's packed_adds and succeed or fail together.
+ */
+export interface PackedGroup {
+  readonly count: number;
+  /** The request's packed_adds. */
+  readonly bytes: Uint8Array;
+  readonly slots: Uint16Array;
+  /** The caller's index of each op. */
+  readonly positions: Int32Array;
+  /** The caller's index of the op the server named as the batch's failure. */
+  blamedPosition: number | undefined;
+  /** Op i as a MutationOp, for messages (failures only). */
+  opAt(i: number): MutationOp;
+  /** The ops at `indexes` as a group of their own (a unit split across shards). */
+  subset(indexes: readonly number[]): PackedGroup;
+  /** Writes the packed results into the caller's results; throws (writing nothing) if malformed. */
+  resolve(packed: Uint8Array, fence: Fence): void;
+}
+
+/**
  * Where a Waiter's outcome goes, called once per waiter when it settles: a caller's own promise
  * (submit) or its place in a batch (addBatch). An object rather than closures per waiter: a
  * 10,000-op batch keeps its waiters for the whole request, and closures per op were a large part
  * of what the collector had to copy and promote.
  */
 export interface WaiterSink {
-  resolved(waiter: Waiter, result: MutationResult): void;
+  /** `result` is undefined for a group's waiter: the group wrote its ops' results (PackedAddGroup.resolve). */
+  resolved(waiter: Waiter, result: MutationResult | undefined): void;
+  /** A group's waiter fails every op with the same error. */
   rejected(waiter: Waiter, error: unknown): void;
+  /** A group's waiter fails each op with its own error (the sinks of addBatch, which makes groups). */
+  rejectedEach?(waiter: Waiter, errorFor: (opIndex: number) => unknown): void;
 }
 
 /** One op of a unit and its caller (a Waiter is one: `waiter` is itself). */
@@ -49,7 +74,10 @@ export interface UnitEntry {
   readonly waiter: Waiter;
 }
 
-/** One caller waiting for one mutation. Settles exactly once. */
+/**
+ * One caller waiting for one mutation, or for a group of plain adds (addBatch: `group`, the ops of
+ * one shard, which succeed or fail together). Settles exactly once.
+ */
 export class Waiter implements UnitEntry {
   settled = false;
   /** The current owner's handler for an early exit (deadline or abort). */
@@ -63,11 +91,13 @@ export class Waiter implements UnitEntry {
     readonly op: MutationOp,
     readonly deadlineAtMs: number,
     readonly signal: AbortSignal | undefined,
-    private readonly sink: WaiterSink,
+    readonly sink: WaiterSink,
     /** The op's index in its caller's batch (0 for a single mutation). */
     readonly position = 0,
     /** False when the owner runs one shared deadline timer for many waiters (addBatch). */
     ownTimer = true,
+    /** The packed adds this waiter stands for (its `op` is then the first of them). */
+    readonly group?: PackedGroup,
   ) {
     this.timer = ownTimer ? setTimeout(() => this.leave?.(this, "deadline"), Math.max(0, deadlineAtMs - monotonicMs())) : undefined;
     if (signal !== undefined) {
@@ -80,12 +110,38 @@ export class Waiter implements UnitEntry {
     return this;
   }
 
+  /** Ops this waiter stands for. */
+  get count(): number {
+    return this.group === undefined ? 1 : this.group.count;
+  }
+
   resolve(result: MutationResult): void {
     if (this.finish()) this.sink.resolved(this, result);
   }
 
+  /** A group's results are in place (PackedAddGroup.resolve). */
+  resolveGroup(): void {
+    assert(this.group !== undefined, "only a group resolves without a result");
+    if (this.finish()) this.sink.resolved(this, undefined);
+  }
+
   reject(error: unknown): void {
     if (this.finish()) this.sink.rejected(this, error);
+  }
+
+  /** Each op its own error: `errorFor(i)` for op i of the group (0 for a single op). */
+  rejectEach(errorFor: (opIndex: number) => unknown): void {
+    if (this.group === undefined || this.sink.rejectedEach === undefined) return this.reject(errorFor(0));
+    if (this.finish()) this.sink.rejectedEach(this, errorFor);
+  }
+
+  /**
+   * Hands the group's ops over to the groups a unit split it into: settles this waiter without
+   * telling the sink (the new waiters settle those ops).
+   */
+  retire(): void {
+    assert(this.group !== undefined, "only a group's waiter is split");
+    this.finish();
   }
 
   private finish(): boolean {

@@ -20,6 +20,7 @@ import type { Lifecycle } from "./lifecycle.js";
 import { buildMutationRequest, describeKey } from "./mutation-ops.js";
 import { MutationUnit, type LeaveReason, type MutationOp, type UnitEntry, type Waiter } from "./mutation-unit.js";
 import type { PipelineOutcome } from "./node-connection.js";
+import { groupWaiter } from "./packed-group.js";
 import { accessDenied, AttemptError, deadlineError, messageOf, sleep, type RetryPolicy } from "./retry.js";
 import type { Router, SlotRouting } from "./router.js";
 import type { ShardRoute } from "./routing.js";
@@ -73,7 +74,7 @@ export class MutationEngine {
     if (waiter.settled) return;
     const cause = reason === "abort" ? waiter.signal?.reason : unit.lastError;
     if (unit.outcomeUnknown) {
-      waiter.reject(this.ambiguous(waiter.op, unit, cause, reason === "abort" ? "cancelled" : "deadline passed"));
+      this.rejectAmbiguous(waiter, unit, cause, reason === "abort" ? "cancelled" : "deadline passed");
     } else {
       waiter.reject(reason === "abort" ? waiter.signal?.reason : deadlineError(unit.lastError));
     }
@@ -101,6 +102,13 @@ export class MutationEngine {
     );
   }
 
+  /** Fails the waiter's op (each op of its group) as ambiguous. */
+  private rejectAmbiguous(waiter: Waiter, unit: MutationUnit, cause: unknown, why: string): void {
+    const group = waiter.group;
+    if (group === undefined) waiter.reject(this.ambiguous(waiter.op, unit, cause, why));
+    else waiter.rejectEach((opIndex) => this.ambiguous(group.opAt(opIndex), unit, cause, why));
+  }
+
   /** The client gives up on the unit's seq: release it so the server may forget its result. */
   private releaseSeq(unit: MutationUnit): void {
     if (unit.seq !== undefined) {
@@ -114,7 +122,8 @@ export class MutationEngine {
     const ambiguous = forceAmbiguous || unit.outcomeUnknown;
     for (const entry of unit.entries) {
       if (entry.waiter.settled) continue;
-      entry.waiter.reject(ambiguous ? this.ambiguous(entry.op, unit, error, "no definite answer") : error);
+      if (ambiguous) this.rejectAmbiguous(entry.waiter, unit, error, "no definite answer");
+      else entry.waiter.reject(error);
     }
     this.releaseSeq(unit);
   }
@@ -140,7 +149,7 @@ export class MutationEngine {
 
       let routing: SlotRouting;
       try {
-        routing = await this.router.routeForSlots(unit.entries.map((entry) => entry.op.slot));
+        routing = await this.router.routeForSlots(unitSlots(unit));
       } catch (error) {
         const denied = accessDenied(error);
         if (denied !== undefined) return this.failUnit(unit, denied);
@@ -153,6 +162,8 @@ export class MutationEngine {
         if (unit.outcomeUnknown)
           return this.failUnit(unit, new TallyError("WRONG_SHARD", "the keys moved to another shard while the outcome was unknown"));
         this.releaseSeq(unit);
+        const group = unit.entries.length === 1 ? unit.entries[0]!.waiter : undefined;
+        if (group?.group !== undefined) return this.splitGroup(group, routing.groups);
         for (const indexes of routing.groups.values())
           this.startUnit(
             indexes.map((index) => unit.entries[index]!),
@@ -208,6 +219,17 @@ export class MutationEngine {
       if (verdict === "done") return;
       delayMs = verdict === "retry-now" ? 0 : verdict;
     }
+  }
+
+  /** A group's ops now on several shards: a group (and a waiter) per shard takes them over. */
+  private splitGroup(waiter: Waiter, groups: Map<number, number[]>): void {
+    // The caller left (deadline, abort) during the route lookup: as startUnit drops such callers.
+    if (waiter.settled) return;
+    const group = waiter.group!;
+    const sink = waiter.sink;
+    waiter.retire();
+    for (const indexes of groups.values())
+      this.startUnit([groupWaiter(group.subset(indexes), waiter.deadlineAtMs, waiter.signal, sink)], true);
   }
 
   /** One attempt of the unit under its seq; the unit's outcome is unknown while it is on the wire. */
@@ -297,6 +319,19 @@ export class MutationEngine {
 
   private completeUnit(unit: MutationUnit, response: PipelineResponseMessage): void {
     const { entries } = unit;
+    const group = entries.length === 1 ? entries[0]!.waiter.group : undefined;
+    if (group !== undefined) {
+      const batch = response.result === "batch" ? response.batch : undefined;
+      try {
+        if (batch === undefined || batch === null) throw new Error(`${response.result ?? "empty"} reply`);
+        group.resolve(batch.packedResults ?? EMPTY, fenceFromMessage(batch.fence));
+      } catch (error) {
+        return this.failUnit(unit, new TallyError("INTERNAL", `malformed reply for ${group.count} ops: ${messageOf(error)}`), true);
+      }
+      this.releaseSeq(unit);
+      entries[0]!.waiter.resolveGroup();
+      return;
+    }
     const mutation = response.result === "mutation" ? response.mutation : undefined;
     if (entries.length === 1 && mutation !== undefined && mutation !== null) {
       this.releaseSeq(unit);
@@ -352,7 +387,9 @@ export class MutationEngine {
   private failUnitDefinitely(unit: MutationUnit, error: TallyError, info: ErrorInfo): void {
     const { entries } = unit;
     this.releaseSeq(unit);
-    const blamed = info.hasOpIndex && info.opIndex < entries.length ? entries[info.opIndex] : undefined;
+    const group = entries.length === 1 ? entries[0]!.waiter.group : undefined;
+    if (group !== undefined && info.hasOpIndex && info.opIndex < group.count) group.blamedPosition = group.positions[info.opIndex];
+    const blamed = info.hasOpIndex && info.opIndex < entries.length && group === undefined ? entries[info.opIndex] : undefined;
     if (unit.atomic || entries.length === 1) {
       if (blamed !== undefined) blamed.waiter.blamed = true;
       for (const entry of entries) entry.waiter.reject(error);
@@ -369,4 +406,15 @@ export class MutationEngine {
       for (const entry of entries) this.startUnit([entry], false);
     }
   }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** The slots of a unit's ops (a group's are in one typed array). */
+function unitSlots(unit: MutationUnit): ArrayLike<number> {
+  const group = unit.entries.length === 1 ? unit.entries[0]!.waiter.group : undefined;
+  if (group !== undefined) return group.slots;
+  const slots: number[] = new Array(unit.entries.length);
+  for (let i = 0; i < slots.length; i++) slots[i] = unit.entries[i]!.op.slot;
+  return slots;
 }

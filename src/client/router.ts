@@ -46,24 +46,27 @@ export class Router {
     }
   }
 
-  async routeForSlots(slots: number[]): Promise<SlotRouting> {
+  async routeForSlots(slots: ArrayLike<number>): Promise<SlotRouting> {
     assert(slots.length > 0, "routing no keys");
     if (this.routeTable.isEmpty) await this.refreshRoutes();
     for (let pass = 0; ; pass++) {
+      // The common case first, without a list of indexes: every slot on one shard.
+      const single = this.singleRoute(slots);
+      if (single !== undefined && !this.routeTable.isStale(single.shardId)) return { kind: "single", route: single };
       const groups = new Map<number, number[]>();
       let first: ShardRoute | undefined;
       let missing = false;
-      slots.forEach((slot, index) => {
-        const route = this.routeTable.lookup(slot);
+      for (let index = 0; index < slots.length; index++) {
+        const route = this.routeTable.lookup(slots[index]!);
         if (route === undefined) {
           missing = true;
-          return;
+          continue;
         }
         first ??= route;
         const group = groups.get(route.shardId) ?? [];
         group.push(index);
         groups.set(route.shardId, group);
-      });
+      }
       const stale = [...groups.keys()].some((shardId) => this.routeTable.isStale(shardId));
       if ((missing || stale) && pass === 0) {
         // Rate-limited: if the map stays behind, the replica's WRONG_SHARD forces the next one.
@@ -73,6 +76,18 @@ export class Router {
       if (missing || first === undefined) throw new TallyError("UNAVAILABLE", "the routing map does not cover every slot");
       return groups.size === 1 ? { kind: "single", route: first } : { kind: "split", groups };
     }
+  }
+
+  /** The route of every slot when they all have the same one. */
+  private singleRoute(slots: ArrayLike<number>): ShardRoute | undefined {
+    const first = this.routeTable.lookup(slots[0]!);
+    if (first === undefined) return undefined;
+    // A route is a slot range: comparisons, not a lookup per slot.
+    for (let index = 1; index < slots.length; index++) {
+      const slot = slots[index]!;
+      if (slot < first.slotStart || slot >= first.slotEnd) return undefined;
+    }
+    return first;
   }
 
   /** Addresses to ask for Routes/Status: the map's nodes then the configured endpoints, healthy first. */

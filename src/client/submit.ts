@@ -11,9 +11,10 @@ import type { AutoBatcher } from "./batcher.js";
 import { BatchError, type BatchOutcome } from "./errors.js";
 import type { Lifecycle } from "./lifecycle.js";
 import { describeKey, parseBatchOp } from "./mutation-ops.js";
-import { Waiter, type MutationOp, type WaiterSink } from "./mutation-unit.js";
+import { Waiter, type MutationOp, type PackedGroup, type WaiterSink } from "./mutation-unit.js";
 import type { MutationEngine } from "./mutations.js";
 import type { ResolvedOptions } from "./options.js";
+import { allPlainAdds, groupWaiter, PackedBatch } from "./packed-group.js";
 import { messageOf } from "./retry.js";
 import type { Router } from "./router.js";
 import type { BatchOp, CallOptions, MutationResult } from "./types.js";
@@ -56,10 +57,14 @@ export class Submitter {
     if (!Array.isArray(ops)) throw new InvalidArgumentError("ops must be an array");
     if (ops.length > BATCH_OPS_MAX) throw new InvalidArgumentError(`a batch holds at most ${BATCH_OPS_MAX} ops, got ${ops.length}`);
     if (ops.length === 0) return [];
-    const parsed = ops.map((op, index) => parseBatchOp(op, index));
+    // Plain adds travel packed, with no object per op (packed-group.ts); hot keys take the general path.
+    const packed = allPlainAdds(ops) ? new PackedBatch(ops) : undefined;
+    let parsed = packed === undefined ? ops.map((op, index) => parseBatchOp(op, index)) : undefined;
     const deadlineAtMs = this.life.deadlineFor(options);
-    this.life.admit(parsed.length, options.signal);
+    this.life.admit(ops.length, options.signal);
     await this.router.ensureRoutes();
+    if (packed !== undefined && this.router.routeTable.hot.size === 0) return this.runPackedBatch(packed, deadlineAtMs, options.signal);
+    parsed ??= ops.map((op, index) => parseBatchOp(op, index));
     if (this.router.routeTable.hot.size > 0) parsed.forEach((op, index) => (parsed[index] = this.spreadHot(op, false, index)));
     // One sink, one promise and one deadline timer for the whole batch, and nothing per op but its
     // Waiter (which is also its UnitEntry): a batch's ops live as long as its request, so whatever
@@ -92,19 +97,20 @@ export class Submitter {
     } finally {
       clearTimeout(deadlineTimer);
     }
-    if (sink.errors === undefined) return sink.results;
-    const outcomes = sink.outcomes();
-    const failures = outcomes.filter((outcome): outcome is { ok: false; error: TallyError } => !outcome.ok);
-    const ambiguous = failures.find((outcome) => outcome.error.code === "AMBIGUOUS");
-    const first = ambiguous ?? failures[0]!;
     const blamedIndex = waiters.findIndex((waiter) => waiter.blamed);
-    throw new BatchError(
-      first.error.code,
-      `batch failed for ${failures.length} of ${outcomes.length} ops: ${first.error.message}`,
-      outcomes,
-      blamedIndex >= 0 ? blamedIndex : undefined,
-      first.error,
-    );
+    return batchOutcome(sink, blamedIndex >= 0 ? blamedIndex : undefined);
+  }
+
+  /** A batch of plain adds: one unit per shard, each carrying its ops as one PackedAddGroup. */
+  private async runPackedBatch(packed: PackedBatch, deadlineAtMs: number, signal: AbortSignal | undefined): Promise<MutationResult[]> {
+    const count = packed.slots.length;
+    const sink = new BatchSink(this.life, count);
+    const groups = packed.groupByShard(this.router.routeTable, sink.results);
+    this.life.inflightOps += count;
+    // One waiter per group, with its own deadline timer (a group split later makes new waiters).
+    for (const group of groups) this.mutations.startUnit([groupWaiter(group, deadlineAtMs, signal, sink)], true);
+    await sink.allSettled;
+    return batchOutcome(sink, sink.blamedPosition);
   }
 
   /**
@@ -129,6 +135,22 @@ export class Submitter {
   }
 }
 
+/** The results of a settled batch, or its BatchError. */
+function batchOutcome(sink: BatchSink, blamedIndex: number | undefined): MutationResult[] {
+  if (sink.errors === undefined) return sink.results;
+  const outcomes = sink.outcomes();
+  const failures = outcomes.filter((outcome): outcome is { ok: false; error: TallyError } => !outcome.ok);
+  const ambiguous = failures.find((outcome) => outcome.error.code === "AMBIGUOUS");
+  const first = ambiguous ?? failures[0]!;
+  throw new BatchError(
+    first.error.code,
+    `batch failed for ${failures.length} of ${outcomes.length} ops: ${first.error.message}`,
+    outcomes,
+    blamedIndex,
+    first.error,
+  );
+}
+
 /** A single mutation's caller: its promise. */
 class PromiseSink implements WaiterSink {
   constructor(
@@ -137,7 +159,8 @@ class PromiseSink implements WaiterSink {
     private readonly reject: (error: unknown) => void,
   ) {}
 
-  resolved(_waiter: Waiter, result: MutationResult): void {
+  resolved(_waiter: Waiter, result: MutationResult | undefined): void {
+    assert(result !== undefined, "a single mutation resolves with its result");
     this.life.inflightOps--;
     this.resolve(result);
   }
@@ -166,15 +189,32 @@ class BatchSink implements WaiterSink {
     this.allSettled = new Promise<void>((resolve) => (this.resolveAll = resolve));
   }
 
-  resolved(waiter: Waiter, result: MutationResult): void {
-    this.results[waiter.position] = result;
-    this.settledOne();
+  /** The caller's index of the op the server named, in a group of packed adds. */
+  get blamedPosition(): number | undefined {
+    return this.blamedGroup?.blamedPosition;
+  }
+  private blamedGroup: PackedGroup | undefined;
+
+  resolved(waiter: Waiter, result: MutationResult | undefined): void {
+    // A group wrote its ops' results itself (PackedAddGroup.resolve).
+    if (result !== undefined) this.results[waiter.position] = result;
+    this.settled(waiter.count);
   }
 
   rejected(waiter: Waiter, error: unknown): void {
-    this.errors ??= new Array(this.results.length);
-    this.errors[waiter.position] = error instanceof TallyError ? error : new TallyError("INTERNAL", messageOf(error), { cause: error });
-    this.settledOne();
+    this.rejectedEach(waiter, () => error);
+  }
+
+  rejectedEach(waiter: Waiter, errorFor: (opIndex: number) => unknown): void {
+    const errors = (this.errors ??= new Array(this.results.length));
+    const group = waiter.group;
+    if (group?.blamedPosition !== undefined) this.blamedGroup = group;
+    for (let i = 0; i < waiter.count; i++) {
+      const error = errorFor(i);
+      errors[group === undefined ? waiter.position : group.positions[i]!] =
+        error instanceof TallyError ? error : new TallyError("INTERNAL", messageOf(error), { cause: error });
+    }
+    this.settled(waiter.count);
   }
 
   /** Every op's outcome, in order (once all have settled). */
@@ -187,9 +227,9 @@ class BatchSink implements WaiterSink {
     return outcomes;
   }
 
-  private settledOne(): void {
-    this.life.inflightOps--;
-    this.unsettled--;
+  private settled(count: number): void {
+    this.life.inflightOps -= count;
+    this.unsettled -= count;
     assert(this.unsettled >= 0, "a batch op settled twice");
     if (this.unsettled === 0) this.resolveAll();
   }

@@ -21,8 +21,13 @@ const crcTable = (() => {
 })();
 
 export function crc16(bytes: Uint8Array): number {
+  return crc16Range(bytes, 0, bytes.length);
+}
+
+/** crc16 of bytes[start, end), without a view of them. */
+function crc16Range(bytes: Uint8Array, start: number, end: number): number {
   let crc = 0;
-  for (let i = 0; i < bytes.length; i++) {
+  for (let i = start; i < end; i++) {
     crc = ((crc << 8) & 0xffff) ^ crcTable[((crc >> 8) ^ bytes[i]!) & 0xff]!;
   }
   return crc;
@@ -42,6 +47,18 @@ export function hashedPart(key: Uint8Array): Uint8Array {
 
 export function slotOf(key: Uint8Array): number {
   return crc16(hashedPart(key)) % SLOT_COUNT;
+}
+
+/** slotOf() of the key bytes[start, end), without a view of it (a packed batch's keys). */
+export function slotOfRange(bytes: Uint8Array, start: number, end: number): number {
+  let open = start;
+  while (open < end && bytes[open] !== OPEN_BRACE) open++;
+  if (open < end) {
+    let close = open + 1;
+    while (close < end && bytes[close] !== CLOSE_BRACE) close++;
+    if (close < end && close > open + 1) return crc16Range(bytes, open + 1, close) % SLOT_COUNT;
+  }
+  return crc16Range(bytes, start, end) % SLOT_COUNT;
 }
 
 export interface SlotRange {

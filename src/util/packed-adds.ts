@@ -67,11 +67,23 @@ export function decodePackedAdds(bytes: Uint8Array, limits: { maxOps: number; ma
       throw new InvalidArgumentError(
         `packed_adds: ops[${i}] is truncated (${bytes.length - keyStart} of ${keyLength + DELTA_BYTES} bytes)`,
       );
-    ops.push({ kind: "add", key: bytes.subarray(keyStart, deltaStart), delta: view.getBigInt64(deltaStart, true) });
+    ops.push({ kind: "add", key: bytes.subarray(keyStart, deltaStart), delta: readInt64LE(view, deltaStart) });
     at = deltaStart + DELTA_BYTES;
   }
   if (ops.length === 0) throw new InvalidArgumentError("packed_adds: a batch needs at least one operation");
   return ops;
+}
+
+/** Integers -SMALL_INT64..SMALL_INT64 as shared bigints: reading one allocates nothing (bigints are immutable). */
+const SMALL_INT64 = 1024;
+const SMALL_INT64S: readonly bigint[] = Array.from({ length: 2 * SMALL_INT64 + 1 }, (_, i) => BigInt(i - SMALL_INT64));
+
+/** view.getBigInt64(at, true), but a small value (most deltas and counts) is a shared bigint. */
+export function readInt64LE(view: DataView, at: number): bigint {
+  const low = view.getInt32(at, true);
+  const high = view.getInt32(at + 4, true);
+  if (high === (low < 0 ? -1 : 0) && low >= -SMALL_INT64 && low <= SMALL_INT64) return SMALL_INT64S[low + SMALL_INT64]!;
+  return view.getBigInt64(at, true);
 }
 
 /**

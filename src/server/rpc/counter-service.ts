@@ -257,7 +257,10 @@ export class CounterApi {
 
   /** An add-only batch in packed form (src/api/packed-batch.ts): the same command, packed results. */
   private async packedAddBatch(header: RequestHeaderMessage | null, packed: Uint8Array): Promise<BatchResponseInput> {
-    const ops: CounterOp[] = decodePackedAdds(packed, this.limits());
+    // Over a plain Uint8Array view of the message's Buffer: each op's key is then a TypedArray
+    // subarray, cheaper per op than Buffer.prototype.subarray (as the entry decoder does).
+    const bytes = new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
+    const ops: CounterOp[] = decodePackedAdds(bytes, this.limits());
     const { results, term, index } = await this.mutate(header, ops, packed);
     return { packedResults: encodePackedResults(results), fence: fence(term, index) };
   }
