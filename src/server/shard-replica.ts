@@ -27,7 +27,8 @@ export interface ReplicaMachine<TResult> {
 }
 
 export interface PendingCommand<TCommand = Command, TResult = CommandResult> {
-  command: TCommand;
+  /** Released (undefined) once it is encoded into a proposed entry: only the answer is awaited then. */
+  command: TCommand | undefined;
   /** Encoded size estimate, for the entry size bound. */
   bytes: number;
   deadlineMs: number;
@@ -37,8 +38,20 @@ export interface PendingCommand<TCommand = Command, TResult = CommandResult> {
 
 interface InflightEntry<TCommand, TResult> {
   term: number;
+  /** One per command of the entry, in order (results are matched by position); ANSWERED once a deadline passed. */
   commands: Array<PendingCommand<TCommand, TResult>>;
+  /** Commands not answered yet. */
+  live: number;
 }
+
+/** Stands in an inflight entry for a command already answered (its deadline passed), keeping positions. */
+const ANSWERED: PendingCommand<never, never> = {
+  command: undefined,
+  bytes: 0,
+  deadlineMs: Number.POSITIVE_INFINITY,
+  resolve: () => {},
+  reject: () => {},
+};
 
 export interface ReadWaiter<TReplica = ShardReplica> {
   /** Serve once applied >= index. -1 while the ReadIndex round is outstanding. */
@@ -179,8 +192,11 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
       start = end;
       const data = this.encode(
         nowWallMs,
-        group.map((p) => p.command),
+        group.map((p) => p.command!),
       );
+      // The entry holds the command now: its ops (an object per op) need not live until the commit,
+      // where they would be promoted to the old generation and feed its collections.
+      for (const pending of group) pending.command = undefined;
       try {
         this.raw.propose(data);
       } catch (error) {
@@ -192,7 +208,7 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
         for (const pending of group) pending.reject(failure);
         continue;
       }
-      this.inflight.set(this.raw.lastIndex, { term: this.raw.term, commands: group });
+      this.inflight.set(this.raw.lastIndex, { term: this.raw.term, commands: group, live: group.length });
       this.inflightCount += group.length;
     }
   }
@@ -203,7 +219,7 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
     const waiting = this.inflight.get(entry.index);
     if (waiting === undefined) return;
     this.inflight.delete(entry.index);
-    this.inflightCount -= waiting.commands.length;
+    this.inflightCount -= waiting.live;
     if (waiting.term !== entry.term) {
       // Our entry at this index was overwritten by another leader's: it was never applied, but the
       // client cannot tell from here whether a retry already landed. It retries with the same seq.
@@ -212,7 +228,7 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
       return;
     }
     assert(results.length === waiting.commands.length, "one result per command");
-    this.appliedCommands += waiting.commands.length;
+    this.appliedCommands += waiting.live;
     this.completions.push({ commands: waiting.commands, results, index: entry.index, term: entry.term });
   }
 
@@ -266,13 +282,18 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
   /** Fails the requests past their deadline; a shard's storage drops a built snapshot past its time. */
   expire(nowMs: number): void {
     for (const [index, entry] of this.inflight) {
-      const expired = entry.commands.filter((p) => p.deadlineMs <= nowMs);
-      if (expired.length === 0) continue;
-      const error = new AmbiguousError(`shard ${this.shardId}: write at index ${index} not known to be committed before its deadline`);
-      for (const pending of expired) pending.reject(error);
-      entry.commands = entry.commands.filter((p) => p.deadlineMs > nowMs);
-      this.inflightCount -= expired.length;
-      if (entry.commands.length === 0) this.inflight.delete(index);
+      let error: AmbiguousError | undefined;
+      const commands = entry.commands;
+      for (let i = 0; i < commands.length; i++) {
+        if (commands[i]!.deadlineMs > nowMs) continue;
+        error ??= new AmbiguousError(`shard ${this.shardId}: write at index ${index} not known to be committed before its deadline`);
+        commands[i]!.reject(error);
+        // Kept in place: the entry may still commit, and its results are matched by position.
+        commands[i] = ANSWERED;
+        entry.live--;
+        this.inflightCount--;
+      }
+      if (entry.live === 0) this.inflight.delete(index);
     }
     const keep = (list: Array<ReadWaiter<this>>) => {
       if (!list.some((waiter) => waiter.deadlineMs <= nowMs)) return list;

@@ -97,3 +97,45 @@ describe("answers when leadership moves", () => {
     );
   }
 });
+
+describe("a write that misses its deadline inside a shared entry", () => {
+  it("is answered AMBIGUOUS, and the entry's other writes still get their own results when it commits", () => {
+    const replica = leaderReplica();
+    const outcome = new Map<number, Error | "ok">();
+    const values = new Map<number, bigint>();
+    // Request-id writes (no session needed): each adds to its own key.
+    const write = (n: number, delta: bigint, deadlineMs: number): PendingCommand<Command, CommandResult> => ({
+      command: { type: "write", requestId: `r${n}`, ops: [{ kind: "add", key: new TextEncoder().encode(`k${n}`), delta }] },
+      bytes: 64,
+      deadlineMs,
+      resolve: (result) => {
+        outcome.set(n, "ok");
+        if (result.ok && result.type === "mutate") values.set(n, result.results[0]!.value);
+      },
+      reject: (error) => outcome.set(n, error),
+    });
+    const early = write(1, 5n, 100);
+    const late = write(2, 7n, Number.MAX_SAFE_INTEGER);
+    replica.enqueue(early);
+    replica.enqueue(late);
+    replica.proposeQueued(1_000, () => undefined);
+    // One entry holds both writes; the first one's deadline passes before it commits.
+    replica.expire(150);
+    expect(outcome.get(1)).toBeInstanceOf(AmbiguousError);
+    expect(outcome.has(2)).toBe(false);
+    // Persist, then a follower acknowledges: the entry commits and is applied.
+    const appended = replica.raw.ready();
+    replica.storage.append(appended.entries);
+    replica.raw.advance();
+    replica.raw.step({ ...newMessage(MessageType.AppResp, 1, 2, replica.raw.term), index: replica.raw.lastIndex });
+    const committed = replica.raw.ready();
+    expect(committed.committedEntries.length).toBeGreaterThan(0);
+    for (const entry of committed.committedEntries) replica.applyNormal(entry);
+    replica.raw.advance();
+    replica.completeApplied();
+    expect(outcome.get(1)).toBeInstanceOf(AmbiguousError); // answered once, not again
+    expect(outcome.get(2)).toBe("ok");
+    expect(values.get(2)).toBe(7n); // its own result: key k2, added once
+    expect(replica.pendingProposals).toBe(0);
+  });
+});
