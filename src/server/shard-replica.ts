@@ -18,7 +18,7 @@ import type { LoopGroup } from "./core/ports.js";
 import { ShardStorage } from "./shard-storage.js";
 
 /** Queued commands are joined into entries of at most this many bytes (see proposeQueued). */
-export const PROPOSAL_ENTRY_BYTES_TARGET = 64 * 1024;
+export const PROPOSAL_ENTRY_BYTES_TARGET = 16 * 1024;
 
 /** What the replica needs of a state machine. */
 export interface ReplicaMachine<TResult> {

@@ -32,7 +32,7 @@ export const INBOUND_MESSAGES_MAX = 200_000;
  * up receives up to maxInflightBytes of 1 MiB appends at once, and appending each MiB to the
  * batch costs milliseconds; the rest waits, in order, for the next iteration (a delay Raft allows).
  */
-export const INBOUND_APPEND_BYTES_PER_ITERATION = 2 * 1024 * 1024;
+export const INBOUND_APPEND_BYTES_PER_ITERATION = 512 * 1024;
 /** Never tick more than this many times in one catch-up (a long pause already expired every lease). */
 export const CATCH_UP_TICKS_MAX = 200;
 /**
