@@ -10,7 +10,9 @@ import type { OpResult } from "./commands.js";
 import { describeKey } from "./keys.js";
 import { KIND_NAMES, KindTag, type KindEntry } from "./kind-table.js";
 import { HyperLogLog } from "../kinds/hll.js";
-import { aggregate, keyHasPrefix, topK, type Aggregate, type KeyValue } from "../kinds/topk.js";
+import { requireInteger } from "../kinds/codec.js";
+import { aggregate, keyHasPrefix, topK, TOP_K_MAX, type Aggregate, type KeyValue } from "../kinds/topk.js";
+import { TopKIndex } from "./kinds/topk-index.js";
 import { WindowedCounter, type WindowAggregate, type WindowBucket, type WindowRange } from "./kinds/windows.js";
 import type { ShardState } from "./shard-state.js";
 
@@ -25,7 +27,12 @@ const EMPTY_WINDOW = new WindowedCounter();
 
 /** The reads of one shard, for its CounterStateMachine (which documents each). */
 export class ShardReads {
-  constructor(private readonly state: ShardState) {}
+  /** Top-K of plain counters per prefix, kept from the change log (kinds/topk-index.ts): exactly what a scan gives. */
+  private readonly topIndex: TopKIndex;
+
+  constructor(private readonly state: ShardState) {
+    this.topIndex = new TopKIndex(state);
+  }
 
   get(key: Uint8Array, readNowMs: number): OpResult | undefined {
     const { counters, kinds, clockMs } = this.state;
@@ -75,17 +82,25 @@ export class ShardReads {
     return { ...window.range(fromMs, toMs, stepMs, agg), version: entry?.version ?? 0 };
   }
 
+  /** The union of the keys' sketches, a copy (the first one found is cloned, not merged into an empty sketch). */
   uniqueSketch(keys: Uint8Array[], readNowMs: number): HyperLogLog {
-    const union = new HyperLogLog();
+    let union: HyperLogLog | undefined;
     for (const key of keys) {
       const entry = this.structureOf(key, KindTag.Unique, readNowMs);
-      if (entry !== undefined) union.merge(entry.structure as HyperLogLog);
+      if (entry === undefined) continue;
+      const sketch = entry.structure as HyperLogLog;
+      if (union === undefined) union = sketch.clone();
+      else union.merge(sketch);
     }
-    return union;
+    return union ?? new HyperLogLog();
   }
 
   topK(prefix: Uint8Array, k: number, readNowMs: number, window: TimeRange | undefined): KeyValue[] {
-    return topK(window === undefined ? this.prefixed(prefix, readNowMs) : this.prefixedWindows(prefix, readNowMs, window), k);
+    if (window !== undefined) return topK(this.prefixedWindows(prefix, readNowMs, window), k);
+    requireInteger(k, "k", 1, TOP_K_MAX);
+    const kinds = this.state.kinds;
+    const nowMs = Math.max(this.state.clockMs, readNowMs);
+    return this.topIndex.topK(prefix, k, (key) => kinds.isDue(key, nowMs));
   }
 
   aggregate(prefix: Uint8Array, readNowMs: number, window: TimeRange | undefined): Aggregate {

@@ -408,6 +408,24 @@ describe("counter kinds end to end", () => {
       }
     };
     const [windowKey, limitKey, uniqueKey, ttlKey] = [upper("ks:w"), upper("ks:l"), upper("ks:u"), upper("ks:t")];
+    // Plain counters on both sides of the split point, ranked by topK before the split (so the
+    // parent's top-K index holds keys that move; a split removes them without a change record).
+    const inShard4 = (prefix: string, moves: boolean, count: number): string[] => {
+      const found: string[] = [];
+      for (let i = 0; found.length < count; i++) {
+        const slot = slotOf(new TextEncoder().encode(`${prefix}-${i}`));
+        if (slot >= 3 * 4096 && slot < 4 * 4096 && slot >= at === moves) found.push(`${prefix}-${i}`);
+      }
+      return found;
+    };
+    const ranked = [...inShard4("kz:m", true, 5), ...inShard4("kz:s", false, 5)];
+    const expected = new Map(ranked.map((key, i) => [key, BigInt(100 + 10 * i)]));
+    await client.addBatch(ranked.map((key) => ({ key, delta: expected.get(key)! })));
+    const topOf = async (k: number) => (await client.topK("kz:", k)).entries.map((entry) => [entry.key.toString(), entry.value]);
+    const expectedTop = (k: number) =>
+      [...expected.entries()].sort((a, b) => (a[1] !== b[1] ? (a[1] > b[1] ? -1 : 1) : a[0] < b[0] ? -1 : 1)).slice(0, k);
+    expect(await topOf(10)).toEqual(expectedTop(10));
+    expect(await topOf(3)).toEqual(expectedTop(3));
     const t = Math.floor(Date.now() / 1000) * 1000;
     await client.addWindowed(windowKey, 9n, { eventTimeMs: t });
     await client.tryAcquire(limitKey, 4, 10, 600_000);
@@ -453,5 +471,17 @@ describe("counter kinds end to end", () => {
     const aggregate = await client.aggregate("ks:");
     expect(aggregate.shards).toHaveLength(5);
     expect(aggregate.count).toBe(1);
+    // Top-K across the split: the parent no longer lists the moved keys, the child does.
+    const top = await client.topK("kz:", 10);
+    expect(top.shards).toHaveLength(5);
+    expect(top.entries.map((entry) => [entry.key.toString(), entry.value])).toEqual(expectedTop(10));
+    expect(await topOf(3)).toEqual(expectedTop(3));
+    // And both follow later changes: a moved key up, a key that stayed down.
+    await client.add(ranked[0]!, 1_000n);
+    await client.add(ranked[9]!, -1_000n);
+    expected.set(ranked[0]!, expected.get(ranked[0]!)! + 1_000n);
+    expected.set(ranked[9]!, expected.get(ranked[9]!)! - 1_000n);
+    expect(await topOf(10)).toEqual(expectedTop(10));
+    expect(await topOf(2)).toEqual(expectedTop(2));
   }, 60_000);
 });
