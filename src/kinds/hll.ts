@@ -55,6 +55,8 @@ export class HyperLogLog {
   private sparse: Uint32Array | undefined = new Uint32Array(16);
   private sparseSize = 0;
   private dense: Uint8Array | undefined;
+  /** count() as of the last change of a register (a read cache, not state: never encoded). */
+  private estimate: number | undefined;
 
   get isSparse(): boolean {
     return this.dense === undefined;
@@ -78,6 +80,7 @@ export class HyperLogLog {
     if (this.dense !== undefined) {
       if (this.dense[index]! >= rho) return false;
       this.dense[index] = rho;
+      this.estimate = undefined;
       return true;
     }
     const sparse = this.sparse!;
@@ -85,8 +88,10 @@ export class HyperLogLog {
     if (position < this.sparseSize && sparse[position]! >>> 8 === index) {
       if ((sparse[position]! & 0xff) >= rho) return false;
       sparse[position] = (index << 8) | rho;
+      this.estimate = undefined;
       return true;
     }
+    this.estimate = undefined; // a new non-zero register, below
     if (this.sparseSize === SPARSE_MAX) {
       this.toDense();
       this.dense![index] = rho;
@@ -149,7 +154,7 @@ export class HyperLogLog {
 
   /** The estimated number of distinct items added (rounded to an integer). */
   count(): number {
-    return estimateFromHistogram(this.histogram());
+    return (this.estimate ??= estimateFromHistogram(this.histogram()));
   }
 
   /** Makes this the sketch of the union (register-wise max); returns whether anything changed. */
@@ -172,6 +177,7 @@ export class HyperLogLog {
         changed = true;
       }
     }
+    if (changed) this.estimate = undefined;
     return changed;
   }
 
@@ -180,6 +186,7 @@ export class HyperLogLog {
     copy.sparse = this.sparse?.slice();
     copy.sparseSize = this.sparseSize;
     copy.dense = this.dense?.slice();
+    copy.estimate = this.estimate;
     return copy;
   }
 

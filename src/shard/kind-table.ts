@@ -12,8 +12,8 @@
  * records, never stored on its own. Applying changes memory only: nothing tracks what changed.
  *
  * Atomic mutates: before the first change of a key within a multi-op mutate, the state machine
- * calls saveUndo(), which keeps the key's encoded record (or its absence); rollback() restores
- * them newest first. A single-op mutate needs no undo: every structure checks before it writes.
+ * calls saveUndo(), which keeps the key's encoded record, a copy for a unique count (or its
+ * absence); rollback() restores them newest first. A single-op mutate needs no undo: every structure checks before it writes.
  *
  * Bounds: the state machine keeps counters + structured kinds <= maxCounters <= COUNTERS_MAX, so
  * the expiry index (one entry per key with a TTL) never fills.
@@ -106,12 +106,23 @@ export function decodeKindRecord(key: Uint8Array, bytes: Uint8Array): KindEntry 
   return { key: key.slice(), tag, structure, version, expiresAtMs };
 }
 
+/**
+ * What saveUndo keeps of an entry: a HyperLogLog is cloned (two typed-array copies: cheaper than
+ * encoding 3 bytes per register with a CRC and decoding it back, and uniqueAdds batched into one
+ * mutate save one per key); the other structures keep their encoded record.
+ */
+function undoCopy(entry: KindEntry): Uint8Array | KindEntry {
+  if (entry.structure !== undefined && !(entry.structure instanceof HyperLogLog)) return encodeKindRecord(entry);
+  return { key: entry.key, tag: entry.tag, structure: entry.structure?.clone(), version: entry.version, expiresAtMs: entry.expiresAtMs };
+}
+
 export class KindTable {
   private readonly entries = new Map<string, KindEntry>();
   private readonly expiry = new ExpiryIndex(COUNTERS_MAX);
   /** Keys with a structure (not TTL-only): they count against maxCounters. */
   private structuredCount = 0;
-  private undo: Array<[string, Uint8Array, Uint8Array | undefined]> = [];
+  /** Per key saved: its encoded record, or for a unique count (or TTL-only entry) a copy of the entry, or undefined (absent). */
+  private undo: Array<[string, Uint8Array, Uint8Array | KindEntry | undefined]> = [];
   private readonly undoNames = new Set<string>();
 
   get size(): number {
@@ -173,14 +184,14 @@ export class KindTable {
     if (this.undoNames.has(name)) return;
     this.undoNames.add(name);
     const entry = this.entries.get(name);
-    this.undo.push([name, key.slice(), entry === undefined ? undefined : encodeKindRecord(entry)]);
+    this.undo.push([name, key.slice(), entry === undefined ? undefined : undoCopy(entry)]);
   }
 
   rollback(): void {
     for (let i = this.undo.length - 1; i >= 0; i--) {
       const [, key, record] = this.undo[i]!;
       if (record === undefined) this.remove(key);
-      else this.put(decodeKindRecord(key, record));
+      else this.put(record instanceof Uint8Array ? decodeKindRecord(key, record) : record);
     }
     this.endMutate();
   }

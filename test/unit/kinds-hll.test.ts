@@ -246,3 +246,25 @@ describe("HyperLogLog", () => {
     expect(() => HyperLogLog.decode(sealEnvelope(writer))).toThrow(/dense form with only/);
   });
 });
+
+describe("HyperLogLog count cache", () => {
+  it("count() after any interleaving of adds, merges and clones equals a fresh sketch's estimate", () => {
+    const prng = createPrng(4242);
+    const sketches = [new HyperLogLog(), new HyperLogLog(), new HyperLogLog()];
+    const fresh = (sketch: HyperLogLog) => HyperLogLog.decode(sketch.encode()).count();
+    for (let step = 0; step < 3_000; step++) {
+      const target = prng.nextInt(sketches.length);
+      const roll = prng.nextInt(10);
+      if (roll < 7) {
+        for (let i = 0; i < 1 + prng.nextInt(40); i++) sketches[target]!.add(new TextEncoder().encode(`i${prng.nextInt(200_000)}`));
+      } else if (roll < 9) {
+        sketches[target]!.merge(sketches[prng.nextInt(sketches.length)]!);
+      } else {
+        sketches[target] = sketches[prng.nextInt(sketches.length)]!.clone();
+      }
+      const sketch = sketches[prng.nextInt(sketches.length)]!;
+      expect(sketch.count()).toBe(fresh(sketch));
+    }
+    expect(sketches.some((sketch) => !sketch.isSparse)).toBe(true);
+  });
+});

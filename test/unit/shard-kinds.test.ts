@@ -166,6 +166,39 @@ describe("rate limits in the state machine", () => {
 });
 
 describe("unique counts in the state machine", () => {
+  it("a failed batch puts every unique count it touched back as it was (registers, version, TTL), sparse or dense", () => {
+    const driver = new ShardDriver();
+    const client = driver.register(T0);
+    const many = Array.from({ length: 6_000 }, (_, i) => `d${i}`);
+    expectOk(driver.mutate(client, 1, [unique("s", ["a", "b"], 60_000), unique("d", many)], 1, T0));
+    const before = driver.machine.snapshot();
+    const sketches = () => [driver.machine.uniqueSketch([key("s")]).encode(), driver.machine.uniqueSketch([key("d")]).encode()];
+    const [sparse, dense] = sketches();
+    expect(HyperLogLog.decode(dense!).isSparse).toBe(false);
+    // Several ops on the same keys, then one that fails: a unique op on a plain counter.
+    expectOk(driver.mutate(client, 2, [add("plain", 1n)], 2, T0));
+    const failed = expectFailure(
+      driver.mutate(
+        client,
+        3,
+        [unique("s", ["c", "d", "e"], 1_000), unique("d", ["x1", "x2", "x3"]), unique("s", ["f"]), unique("plain", ["z"])],
+        3,
+        T0 + 10,
+      ),
+      "FAILED_PRECONDITION",
+    );
+    expect(failed.opIndex).toBe(3);
+    expect(sketches()).toEqual([sparse, dense]);
+    expect(driver.machine.uniqueSketch([key("s")]).count()).toBe(2);
+    // Every kind record (structure bytes, version, expiry) is what it was before the batch.
+    const kindRecords = (machine: CounterStateMachine) =>
+      [...machine.exportRecords().kinds].map(([k, r]) => Buffer.concat([k, r]).toString("hex"));
+    expect(kindRecords(driver.machine)).toEqual(kindRecords(CounterStateMachine.restore(before, defaultOptions)));
+    // And the key still expires at the first TTL, not the failed op's.
+    expect(driver.machine.uniqueSketch([key("s")], T0 + 59_000).count()).toBe(2);
+    expect(driver.machine.uniqueSketch([key("s")], T0 + 60_000).count()).toBe(0);
+  });
+
   it("counts distinct items; the union over keys is the merged sketch", () => {
     const driver = new ShardDriver();
     const client = driver.register(T0);
