@@ -13,6 +13,8 @@ import { aggregate, mergeTopK, topK, type KeyValue } from "../src/kinds/topk.js"
 import { WindowedCounter } from "../src/shard/kinds/windows.js";
 import { xxhash64Into } from "../src/kinds/xxhash64.js";
 import { createPrng } from "../src/util/prng.js";
+import { encodeEntry, type CounterOp } from "../src/shard/commands.js";
+import { CounterStateMachine } from "../src/shard/state-machine.js";
 
 const SCALE = Number(process.env.SCALE ?? 1);
 const encoder = new TextEncoder();
@@ -180,6 +182,60 @@ console.log("\n### top-K and aggregates");
     entries.length,
     () => void aggregate(entries, encoder.encode("user:1")),
   );
+}
+
+console.log("\n### top-K of one shard's counters: index (kept from the change log) vs scan");
+{
+  // A shard state machine with 100,000 counters under "top:"; queries of k = 10, with and without
+  // adds between them. "scan" is the per-query scan the index replaced (kinds/topk.ts topK over
+  // every counter with the prefix).
+  const machine = new CounterStateMachine({ sessionTimeoutMs: 1e12, maxSessions: 10, maxRetainedResultsPerSession: 8 });
+  let index = 0;
+  const timestampMs = 1_700_000_000_000;
+  const [registered] = machine.applyEntry(++index, encodeEntry({ timestampMs, commands: [{ type: "register" }] }));
+  const clientId = registered?.ok && registered.type === "register" ? registered.clientId : 0;
+  let seq = 0;
+  const mutate = (ops: CounterOp[]) => {
+    seq++;
+    machine.applyEntry(++index, encodeEntry({ timestampMs, commands: [{ type: "mutate", clientId, seq, firstUnackedSeq: seq, ops }] }));
+  };
+  const counters = n(100_000);
+  for (let start = 0; start < counters; start += 10_000) {
+    mutate(
+      Array.from({ length: Math.min(10_000, counters - start) }, (_, j) => ({
+        kind: "add" as const,
+        key: encoder.encode(`top:${start + j}`),
+        delta: BigInt(((start + j) * 7919) % 100_003),
+      })),
+    );
+  }
+  const prefix = encoder.encode("top:");
+  const rows = [...machine.exportRecords().counters].map(([key, { value }]) => ({ key, value }));
+  const queries = n(20_000);
+  machine.topK(prefix, 10); // builds the index (one scan)
+  measure(`topK k = 10 over ${counters} counters, index, no writes between`, queries, () => {
+    for (let i = 0; i < queries; i++) machine.topK(prefix, 10);
+  });
+  const prng = createPrng(11);
+  const rounds = n(5_000);
+  const adds = (): CounterOp[] =>
+    Array.from({ length: 10 }, () => ({
+      kind: "add" as const,
+      key: encoder.encode(`top:${prng.nextInt(counters)}`),
+      delta: BigInt(prng.nextInt(200) - 100),
+    }));
+  const batches = Array.from({ length: rounds }, adds);
+  measure("  10 adds (+/-) then topK k = 10, per round (apply included)", rounds, () => {
+    for (const batch of batches) (mutate(batch), machine.topK(prefix, 10));
+  });
+  const moreBatches = Array.from({ length: rounds }, adds);
+  measure("  10 adds (+/-) alone, per round (the apply part of the line above)", rounds, () => {
+    for (const batch of moreBatches) mutate(batch);
+  });
+  const scans = n(200);
+  measure(`topK k = 10 over ${counters} counters, scan`, scans, () => {
+    for (let i = 0; i < scans; i++) topK(rows, 10);
+  });
 }
 
 console.log("\n### expiry index");
