@@ -25,7 +25,7 @@
 import { InvalidArgumentError } from "../util/errors.js";
 import { assert } from "../util/assert.js";
 import { INT64_MAX, INT64_MIN } from "../util/int64.js";
-import { describeKey } from "../shard/keys.js";
+import { describeKey, listedUnder } from "../shard/keys.js";
 import { binaryString, compareBytes, requireBytes, requireInt64, requireInteger } from "./codec.js";
 
 export const TOP_K_MAX = 10_000;
@@ -207,7 +207,7 @@ export function aggregate(entries: Iterable<KeyValue>, prefix: Uint8Array = new 
   for (const entry of entries) {
     if (!isEntry(entry)) rejectEntry(entry, `entries[${position}]`);
     position++;
-    if (!keyHasPrefix(entry.key, prefix)) continue;
+    if (!listedUnder(entry.key, prefix)) continue;
     count++;
     sum += entry.value;
     if (min === undefined || entry.value < min) min = entry.value;

@@ -21,3 +21,26 @@ export function describeKey(key: Uint8Array): string {
   if (shown < key.length) out += `... (${key.length} bytes)`;
   return out;
 }
+
+/**
+ * Keys under this prefix are the cluster's own (an eventual buffer's flush markers,
+ * src/server/eventual/flusher.ts): with auth on only a node writes them, and a top-K or an
+ * aggregate lists them only under a prefix that itself starts with it (docs/eventual.md).
+ */
+export const RESERVED_KEY_PREFIX: Uint8Array = new TextEncoder().encode("\0tally:");
+
+function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
+  if (bytes.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
+  return true;
+}
+
+/** True for a key under RESERVED_KEY_PREFIX. */
+export function isReservedKey(key: Uint8Array): boolean {
+  return key.length > 0 && key[0] === 0 && startsWith(key, RESERVED_KEY_PREFIX);
+}
+
+/** Whether a scan over `prefix` lists `key`: it has the prefix, and a reserved key only under a reserved prefix. */
+export function listedUnder(key: Uint8Array, prefix: Uint8Array): boolean {
+  return startsWith(key, prefix) && (!isReservedKey(key) || startsWith(prefix, RESERVED_KEY_PREFIX));
+}

@@ -7,11 +7,11 @@
 import { assert } from "../util/assert.js";
 import { FailedPreconditionError } from "../util/errors.js";
 import type { OpResult } from "./commands.js";
-import { describeKey } from "./keys.js";
+import { describeKey, listedUnder } from "./keys.js";
 import { KIND_NAMES, KindTag, type KindEntry } from "./kind-table.js";
 import { HyperLogLog } from "../kinds/hll.js";
 import { requireInteger } from "../kinds/codec.js";
-import { aggregate, keyHasPrefix, topK, TOP_K_MAX, type Aggregate, type KeyValue } from "../kinds/topk.js";
+import { aggregate, topK, TOP_K_MAX, type Aggregate, type KeyValue } from "../kinds/topk.js";
 import { TopKIndex } from "./kinds/topk-index.js";
 import { WindowedCounter, type WindowAggregate, type WindowBucket, type WindowRange } from "./kinds/windows.js";
 import type { ShardState } from "./shard-state.js";
@@ -116,7 +116,7 @@ export class ShardReads {
     const kinds = this.state.kinds;
     const nowMs = Math.max(this.state.clockMs, readNowMs);
     for (const entry of kinds.values()) {
-      if (entry.tag !== KindTag.Window || !keyHasPrefix(entry.key, prefix) || kinds.isDue(entry.key, nowMs)) continue;
+      if (entry.tag !== KindTag.Window || !listedUnder(entry.key, prefix) || kinds.isDue(entry.key, nowMs)) continue;
       const structure = entry.structure as WindowedCounter;
       const sum = structure.range(window.fromMs, window.toMs, window.toMs - window.fromMs, "sum").points[0]!.value;
       // Only counters with an add in the range take part (a sum of 0 may still be +5 and -5).
@@ -131,7 +131,7 @@ export class ShardReads {
     const nowMs = Math.max(this.state.clockMs, readNowMs);
     for (const slot of table.occupiedSlots()) {
       const key = table.keyView(slot);
-      if (!keyHasPrefix(key, prefix) || kinds.isDue(key, nowMs)) continue;
+      if (!listedUnder(key, prefix) || kinds.isDue(key, nowMs)) continue;
       yield { key, value: table.value(slot) };
     }
   }

@@ -280,6 +280,33 @@ describe("authorization", () => {
   const ops = principal(adminToken);
   const internal = principal(internalToken);
 
+  test("keys under \\0tally: are written by nodes only, whatever the grants; anyone with read may read them", () => {
+    const allToken = generateToken();
+    const everything = new Authorizer(
+      { tokens: [{ name: "all", sha256: tokenSha256Hex(allToken), grants: [{ prefix: "", roles: ["read", "write"] }] }], certificates: [] },
+      false,
+      internalToken,
+    );
+    const all = everything.authenticate(bearer(allToken), undefined);
+    const node = everything.authenticate(bearer(internalToken), undefined);
+    const marker = Buffer.from("\0tally:eventual:node-1:{7}", "latin1");
+    const attempt = (who: Principal, role: "read" | "write", keys: Uint8Array[]): unknown => {
+      try {
+        everything.authorize(who, { kind: "keys", role, keys, batch: true }, "test");
+        return undefined;
+      } catch (error) {
+        return error;
+      }
+    };
+    const refused = attempt(all, "write", [bytes("page:a"), marker]) as PermissionDeniedError & { opIndex?: number };
+    expect(refused).toBeInstanceOf(PermissionDeniedError);
+    expect(refused.message).toContain("reserved for the cluster's own use");
+    expect(refused.opIndex).toBe(1);
+    expect(attempt(all, "write", [bytes("page:a"), Buffer.from("\0tallyx", "latin1")])).toBeUndefined();
+    expect(attempt(all, "read", [marker])).toBeUndefined();
+    expect(attempt(node, "write", [marker])).toBeUndefined();
+  });
+
   test("a grant covers the keys that start with its prefix, byte for byte", () => {
     const write = (key: string): Access => ({ kind: "keys", role: "write", keys: [bytes(key)] });
     expect(denial(pages, write("page:home"))).toBeUndefined();

@@ -14,6 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import { timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { PeerCertificate } from "node:tls";
+import { isReservedKey } from "../../shard/keys.js";
 import { tokenDigest } from "../../util/auth-token.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../../util/errors.js";
 import { nodeIdOfCertificate } from "../../util/tls.js";
@@ -132,10 +133,13 @@ export class Authorizer {
       case "keys":
         for (let i = 0; i < access.keys.length; i++) {
           const key = access.keys[i]!;
-          if (principal.grants.some((grant) => grant.roles.has(access.role) && hasPrefix(key, grant.prefix))) continue;
+          const reserved = access.role === "write" && !principal.internal && isReservedKey(key);
+          if (!reserved && principal.grants.some((grant) => grant.roles.has(access.role) && hasPrefix(key, grant.prefix))) continue;
           const where = access.batch ? `ops[${i}] ` : "";
           const error = new PermissionDeniedError(
-            `${who} has no ${access.role} role on ${where}key ${printable(key)} (${method}); nothing was applied`,
+            reserved
+              ? `${where}key ${printable(key)} is reserved for the cluster's own use (a key starting \\0tally:); only a node writes it (${method}); nothing was applied`
+              : `${who} has no ${access.role} role on ${where}key ${printable(key)} (${method}); nothing was applied`,
           );
           if (access.batch) (error as PermissionDeniedError & { opIndex?: number }).opIndex = i;
           throw error;

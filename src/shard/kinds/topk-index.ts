@@ -37,7 +37,8 @@
  * bigint.
  */
 import { binaryString } from "../../kinds/codec.js";
-import { compareRank, keyHasPrefix, topK, TOP_K_MAX, type KeyValue } from "../../kinds/topk.js";
+import { compareRank, topK, TOP_K_MAX, type KeyValue } from "../../kinds/topk.js";
+import { listedUnder } from "../keys.js";
 import type { ChangeLog } from "../change-log.js";
 import type { CounterTable } from "../counter-table.js";
 import type { ShardState } from "../shard-state.js";
@@ -212,7 +213,7 @@ export class TopKIndex {
     if (this.seenIndex === state.appliedIndex) return;
     if (this.sets.size > 0) {
       const sets = [...this.sets.values()];
-      const matches = (key: Uint8Array) => sets.some((set) => keyHasPrefix(key, set.prefix));
+      const matches = (key: Uint8Array) => sets.some((set) => listedUnder(key, set.prefix));
       const changes = this.log.since(this.seenIndex, matches, Number.MAX_SAFE_INTEGER);
       if (changes === undefined) {
         this.sets.clear();
@@ -221,7 +222,7 @@ export class TopKIndex {
         for (const change of changes) {
           const slot = table.find(change.key);
           const value = slot >= 0 && table.version(slot) !== 0 ? table.value(slot) : undefined;
-          for (const set of sets) if (keyHasPrefix(change.key, set.prefix)) set.update(change.key, value);
+          for (const set of sets) if (listedUnder(change.key, set.prefix)) set.update(change.key, value);
         }
       }
     }
@@ -270,7 +271,7 @@ export class TopKIndex {
     const table = this.table;
     for (const slot of table.occupiedSlots()) {
       const key = table.keyView(slot);
-      if (!keyHasPrefix(key, prefix) || isDue(key)) continue;
+      if (!listedUnder(key, prefix) || isDue(key)) continue;
       yield { key, value: table.value(slot) };
     }
   }
