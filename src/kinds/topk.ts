@@ -173,11 +173,7 @@ export function mergeTopK(lists: ReadonlyArray<readonly KeyValue[]>, k: number):
   return out;
 }
 
-export function keyHasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
-  if (key.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
-  return true;
-}
+export { keyHasPrefix } from "../shard/keys.js";
 
 export function averageOf(sum: bigint, count: number): Average | undefined {
   if (count === 0) return undefined;

@@ -29,18 +29,19 @@ export function describeKey(key: Uint8Array): string {
  */
 export const RESERVED_KEY_PREFIX: Uint8Array = new TextEncoder().encode("\0tally:");
 
-function startsWith(bytes: Uint8Array, prefix: Uint8Array): boolean {
-  if (bytes.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (bytes[i] !== prefix[i]) return false;
+/** True when `key` starts with `prefix`, byte for byte (every prefix test of keys: grants, listings, watches). */
+export function keyHasPrefix(key: Uint8Array, prefix: Uint8Array): boolean {
+  if (key.length < prefix.length) return false;
+  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
   return true;
 }
 
 /** True for a key under RESERVED_KEY_PREFIX. */
 export function isReservedKey(key: Uint8Array): boolean {
-  return key.length > 0 && key[0] === 0 && startsWith(key, RESERVED_KEY_PREFIX);
+  return key.length > 0 && key[0] === 0 && keyHasPrefix(key, RESERVED_KEY_PREFIX);
 }
 
 /** Whether a scan over `prefix` lists `key`: it has the prefix, and a reserved key only under a reserved prefix. */
 export function listedUnder(key: Uint8Array, prefix: Uint8Array): boolean {
-  return startsWith(key, prefix) && (!isReservedKey(key) || startsWith(prefix, RESERVED_KEY_PREFIX));
+  return keyHasPrefix(key, prefix) && (!isReservedKey(key) || keyHasPrefix(prefix, RESERVED_KEY_PREFIX));
 }

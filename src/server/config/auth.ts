@@ -14,7 +14,7 @@ import * as grpc from "@grpc/grpc-js";
 import { timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { PeerCertificate } from "node:tls";
-import { isReservedKey } from "../../shard/keys.js";
+import { isReservedKey, keyHasPrefix } from "../../shard/keys.js";
 import { tokenDigest } from "../../util/auth-token.js";
 import { PermissionDeniedError, UnauthenticatedError } from "../../util/errors.js";
 import { nodeIdOfCertificate } from "../../util/tls.js";
@@ -124,7 +124,7 @@ export class Authorizer {
         }
         return;
       case "prefix":
-        if (!principal.grants.some((grant) => grant.roles.has(access.role) && hasPrefix(access.prefix, grant.prefix))) {
+        if (!principal.grants.some((grant) => grant.roles.has(access.role) && keyHasPrefix(access.prefix, grant.prefix))) {
           throw new PermissionDeniedError(
             `${who} has no ${access.role} role on every key under prefix ${printable(access.prefix)} (${method})`,
           );
@@ -134,7 +134,7 @@ export class Authorizer {
         for (let i = 0; i < access.keys.length; i++) {
           const key = access.keys[i]!;
           const reserved = access.role === "write" && !principal.internal && isReservedKey(key);
-          if (!reserved && principal.grants.some((grant) => grant.roles.has(access.role) && hasPrefix(key, grant.prefix))) continue;
+          if (!reserved && principal.grants.some((grant) => grant.roles.has(access.role) && keyHasPrefix(key, grant.prefix))) continue;
           const where = access.batch ? `ops[${i}] ` : "";
           const error = new PermissionDeniedError(
             reserved
@@ -227,12 +227,6 @@ function principalOf(name: string, grants: readonly AuthGrant[]): Principal {
  */
 function INTERNAL(name: string): Principal {
   return { name, internal: true, grants: [{ prefix: Buffer.alloc(0), roles: new Set<AuthRole>(["admin", "read", "write"]) }] };
-}
-
-export function hasPrefix(key: Uint8Array, prefix: Buffer): boolean {
-  if (key.length < prefix.length) return false;
-  for (let i = 0; i < prefix.length; i++) if (key[i] !== prefix[i]) return false;
-  return true;
 }
 
 /** A key for a message: UTF-8 when it is printable, else hex; at most 64 characters. */

@@ -13,7 +13,8 @@ import type { PipelineRequestMessage, PipelineResponseInput } from "../../api/pr
 import { packedAddKeys } from "../../util/packed-adds.js";
 import { TallyError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
-import { authorizerFor, hasPrefix, type Access, type Authorizer, type Principal } from "../config/auth.js";
+import { authorizerFor, type Access, type Authorizer, type Principal } from "../config/auth.js";
+import { keyHasPrefix } from "../../shard/keys.js";
 import type { ClusterConfig } from "../config/config.js";
 import { failStream, toServiceError } from "./errors.js";
 
@@ -204,7 +205,7 @@ export class AuthGate {
     const principal = this.principalOf(call);
     return (key) =>
       principal.grants.some(
-        (grant) => grant.roles.has("admin") || ((grant.roles.has("read") || grant.roles.has("write")) && hasPrefix(key, grant.prefix)),
+        (grant) => grant.roles.has("admin") || ((grant.roles.has("read") || grant.roles.has("write")) && keyHasPrefix(key, grant.prefix)),
       );
   }
 
