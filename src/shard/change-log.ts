@@ -81,21 +81,27 @@ export class ChangeLog {
   }
 
   append(index: number, key: Uint8Array, value: bigint, version: number, kind: ChangeKind): void {
+    this.appendRange(index, key, 0, key.length, value, version, kind);
+  }
+
+  /** append() of the key bytes[start, start + length), without a view of it. */
+  appendRange(index: number, bytes: Uint8Array, start: number, length: number, value: bigint, version: number, kind: ChangeKind): void {
     assert(this.size === 0 || this.indexes[(this.head + this.size - 1) % this.capacity]! <= index, "changes are recorded in index order");
-    assert(key.length <= this.arena.length / 2, "change log key longer than its arena allows");
+    assert(length <= this.arena.length / 2, "change log key longer than its arena allows");
     if (this.size === this.capacity) this.dropOldest();
     // Keys are laid down in ring order, so the live bytes run from the oldest change's key to the
     // tail, wrapping once: a key that does not fit before the end starts again at 0, and the
     // oldest changes whose bytes it would overwrite are dropped first.
     let at = this.arenaTail;
-    if (at + key.length > this.arena.length) at = 0;
+    if (at + length > this.arena.length) at = 0;
     while (this.size > 0) {
       const oldest = this.keyOffsets[this.head]!;
-      if (oldest < at || oldest >= at + key.length) break;
+      if (oldest < at || oldest >= at + length) break;
       this.dropOldest();
     }
-    this.arena.set(key, at);
-    this.arenaTail = at + key.length;
+    const arena = this.arena;
+    for (let i = 0; i < length; i++) arena[at + i] = bytes[start + i]!;
+    this.arenaTail = at + length;
     const position = (this.head + this.size) % this.capacity;
     this.indexes[position] = index;
     this.versions[position] = version;
@@ -107,7 +113,7 @@ export class ChangeLog {
     }
     this.kinds[position] = KIND_CODE.get(kind)!;
     this.keyOffsets[position] = at;
-    this.keyLengths[position] = key.length;
+    this.keyLengths[position] = length;
     this.size++;
   }
 

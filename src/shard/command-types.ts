@@ -49,9 +49,10 @@ export type Command =
       /** The caller's principal name; absent = "" (no auth). Must be the session's owner. */
       owner?: string;
       /**
-       * The ops in packed form (src/util/packed-adds.ts) when the request carried them so: the
-       * entry takes these bytes as they are. Invariant: `ops` is exactly their decoding. Only an
-       * encoding shortcut: decoding never sets it.
+       * The ops in packed form (src/util/packed-adds.ts) when the request or the entry carried
+       * them so: the entry takes these bytes as they are, and a decoded entry's command keeps them
+       * (packed-ops.ts), so the shard applies them without an object per op. Invariant: `ops` is
+       * exactly their decoding.
        */
       packedAdds?: Uint8Array;
     }
@@ -103,7 +104,18 @@ export type CommandFailure = {
 export type CommandResult =
   | { ok: true; type: "register"; clientId: number }
   | { ok: true; type: "keepalive" }
-  | { ok: true; type: "mutate"; results: OpResult[]; duplicate: boolean }
+  | {
+      ok: true;
+      type: "mutate";
+      results: OpResult[];
+      duplicate: boolean;
+      /**
+       * A mutate of packed adds (mutation.ts mutatePacked): every op's value, each at version
+       * `packedVersion`; `results` is made from them when read.
+       */
+      packedValues?: BigInt64Array;
+      packedVersion?: number;
+    }
   | CommandFailure;
 
 /**

@@ -180,6 +180,34 @@ function validateOps(what: string, ops: unknown, limits: ShardLimits): void {
   for (let i = 0; i < ops.length; i++) validateOp(ops[i] as CounterOp, i, limits);
 }
 
+/**
+ * validateOps of packed adds (packed-ops.ts), from the bytes, with the same verdicts and messages:
+ * the structure (no truncated op) was checked when they were decoded, so what is left is the
+ * bounds. Every add of the packed form is otherwise valid (an int64 delta, no floor, no TTL).
+ */
+function validatePackedOps(what: string, bytes: Uint8Array, limits: ShardLimits): void {
+  let count = 0;
+  let badKey = -1;
+  let badLength = 0;
+  for (let at = 0; at + 1 < bytes.length; count++) {
+    const length = (bytes[at]! << 8) | bytes[at + 1]!;
+    if (badKey < 0 && (length < 1 || length > limits.maxKeyBytes)) [badKey, badLength] = [count, length];
+    at += 2 + length + 8;
+  }
+  if (count < 1) fail(`${what} has no ops; 1..${limits.maxOps} allowed`);
+  if (count > limits.maxOps) fail(`${what} has ${count} ops; max ${limits.maxOps}`);
+  if (badKey >= 0) {
+    const problem =
+      badLength < 1 ? `is empty; keys are 1..${limits.maxKeyBytes} bytes` : `is ${badLength} bytes; max ${limits.maxKeyBytes}`;
+    fail(`ops[${badKey}] (add) key ${problem}`);
+  }
+}
+
+function validateOpsOf(what: string, command: { ops: unknown; packedAdds?: Uint8Array }, limits: ShardLimits): void {
+  if (command.packedAdds instanceof Uint8Array) validatePackedOps(what, command.packedAdds, limits);
+  else validateOps(what, command.ops, limits);
+}
+
 /** Throws InvalidArgumentError naming the first problem (which field, which op, which bound). */
 export function validateCommand(command: Command, limits: ShardLimits = DEFAULT_SHARD_LIMITS): void {
   if (typeof command !== "object" || command === null) fail("command must be an object");
@@ -202,7 +230,7 @@ export function validateCommand(command: Command, limits: ShardLimits = DEFAULT_
       if (command.firstUnackedSeq > command.seq) {
         fail(`mutate firstUnackedSeq ${command.firstUnackedSeq} is above seq ${command.seq}`);
       }
-      validateOps("mutate", command.ops, limits);
+      validateOpsOf("mutate", command, limits);
       return;
     }
     case "write": {
@@ -210,7 +238,7 @@ export function validateCommand(command: Command, limits: ShardLimits = DEFAULT_
       if (problem !== undefined) fail(`write requestId ${problem}`);
       checkOwner("write", command.owner);
       if (command.epoch !== undefined) checkSafeInteger("write epoch", command.epoch, 0);
-      validateOps("write", command.ops, limits);
+      validateOpsOf("write", command, limits);
       return;
     }
     default:

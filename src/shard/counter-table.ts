@@ -130,20 +130,21 @@ export class CounterTable {
     for (;;) {
       const entry = index[position * 2]!;
       if (entry === 0) return -1;
-      if (index[position * 2 + 1] === (hash | 0) && this.keyEquals(entry - 1, key)) return entry - 1;
+      if (index[position * 2 + 1] === (hash | 0) && this.keyEqualsRange(entry - 1, key, 0, key.length)) return entry - 1;
       position = (position + 1) & this.indexMask;
     }
   }
 
   /**
-   * Hashes keys[from, to) into `hashes` and reads, a pass each, their index entries, rows and key
-   * bytes: a pass's loads are independent, so their cache misses overlap (a lookup's own loads wait
-   * on each other) and the findOrInsert(key, hash) that follow soon after hit the cache. Changes nothing.
+   * Reads, a pass each, the index entries, rows and key bytes of the keys whose hashes (hashBytes)
+   * are hashes[from, to): a pass's loads are independent, so their cache misses overlap (a lookup's
+   * own loads wait on each other) and the findOrInsert(key, hash) that follow soon after hit the
+   * cache. Changes nothing.
    */
-  warm(keys: ReadonlyArray<{ readonly key: Uint8Array }>, hashes: Int32Array, from: number, to: number): void {
+  warm(hashes: Int32Array, from: number, to: number): void {
     const { index, indexMask: mask, words, arena } = this;
     let sink = 0;
-    for (let i = from; i < to; i++) sink ^= index[((hashes[i] = this.hash(keys[i]!.key)) & mask) * 2]!;
+    for (let i = from; i < to; i++) sink ^= index[(hashes[i]! & mask) * 2]!;
     for (let pass = 0; pass < 2; pass++) {
       for (let i = from; i < to; i++) {
         const slot = index[(hashes[i]! & mask) * 2]! - 1; // a row's two ends: a quarter of rows straddle two lines
@@ -155,13 +156,18 @@ export class CounterTable {
 
   /** The slot holding `key`, inserting it with value 0 and version 0 (not existing) if absent. `hash`: from warm(). */
   findOrInsert(key: Uint8Array, hash = this.hash(key)): number {
-    assert(key.length >= 1 && key.length <= 0xffff, "key length outside [1, 65535]");
+    return this.findOrInsertRange(key, 0, key.length, hash);
+  }
+
+  /** findOrInsert of the key bytes[start, start + length), without a view of it. */
+  findOrInsertRange(bytes: Uint8Array, start: number, length: number, hash = this.hashBytes(bytes, start, length)): number {
+    assert(length >= 1 && length <= 0xffff, "key length outside [1, 65535]");
     const index = this.index;
     let position = hash & this.indexMask;
     for (;;) {
       const entry = index[position * 2]!;
       if (entry === 0) break;
-      if (index[position * 2 + 1] === (hash | 0) && this.keyEquals(entry - 1, key)) return entry - 1;
+      if (index[position * 2 + 1] === (hash | 0) && this.keyEqualsRange(entry - 1, bytes, start, length)) return entry - 1;
       position = (position + 1) & this.indexMask;
     }
     assert(this.count < COUNTERS_MAX + 100_000, "counter table beyond its hard ceiling");
@@ -169,7 +175,7 @@ export class CounterTable {
     this.values[slot * 3] = 0n;
     this.versions[slot * 3 + 1] = 0;
     this.halfWords[slot * 12 + 11] = 0;
-    this.storeKey(slot, key);
+    this.storeKey(slot, bytes, start, length);
     this.count++;
     index[position * 2] = slot + 1;
     index[position * 2 + 1] = hash;
@@ -314,6 +320,7 @@ export class CounterTable {
     const arena = this.arena;
     const rowBytes = this.rowBytes;
     const versions = this.versions;
+    const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
     let at = position;
     for (let i = 0; i < slots.length; i++) {
       const slot = slots[i]!;
@@ -336,16 +343,8 @@ export class CounterTable {
       }
       at += 8;
       const version = versions[slot * 3 + 1]!;
-      const high = Math.floor(version / 0x1_0000_0000);
-      const low = version >>> 0;
-      out[at] = high >>> 24;
-      out[at + 1] = (high >>> 16) & 0xff;
-      out[at + 2] = (high >>> 8) & 0xff;
-      out[at + 3] = high & 0xff;
-      out[at + 4] = low >>> 24;
-      out[at + 5] = (low >>> 16) & 0xff;
-      out[at + 6] = (low >>> 8) & 0xff;
-      out[at + 7] = low & 0xff;
+      view.setUint32(at, Math.floor(version / 0x1_0000_0000));
+      view.setUint32(at + 4, version >>> 0);
       at += 8;
     }
     return at;
@@ -496,28 +495,29 @@ export class CounterTable {
     return this.hashBytes(key, 0, key.length);
   }
 
-  /** FNV-1a over the bytes, seeded, then the murmur3 finalizer so the low bits (the index) mix. */
-  protected hashBytes(bytes: Uint8Array, start: number, length: number): number {
+  /** The table's hash of a key: FNV-1a over the bytes, seeded, then the murmur3 finalizer so the low bits (the index) mix. */
+  hashBytes(bytes: Uint8Array, start: number, length: number): number {
     let h = this.hashSeed ^ length;
     for (let i = start; i < start + length; i++) h = Math.imul(h ^ bytes[i]!, 0x01000193);
     return fmix32(h);
   }
 
-  private keyEquals(slot: number, key: Uint8Array): boolean {
-    const length = this.halfWords[slot * 12 + 10]!;
-    if (length !== key.length) return false;
+  private keyEqualsRange(slot: number, bytes: Uint8Array, start: number, length: number): boolean {
+    if (this.halfWords[slot * 12 + 10]! !== length) return false;
     const arena = this.arena;
-    const offset = this.words[slot * 6 + 4]!;
-    for (let i = 0; i < length; i++) if (arena[offset + i] !== key[i]) return false;
+    const offset = this.words[slot * 6 + 4]! - start;
+    for (let i = start; i < start + length; i++) if (arena[offset + i] !== bytes[i]) return false;
     return true;
   }
 
-  private storeKey(slot: number, key: Uint8Array): void {
-    if (this.arenaUsedBytes + key.length > this.arena.length) this.growArena(key.length);
-    this.arena.set(key, this.arenaUsedBytes);
+  private storeKey(slot: number, bytes: Uint8Array, start: number, length: number): void {
+    if (this.arenaUsedBytes + length > this.arena.length) this.growArena(length);
+    const arena = this.arena;
+    const to = this.arenaUsedBytes - start;
+    for (let i = start; i < start + length; i++) arena[to + i] = bytes[i]!; // keys are short: no view to copy through
     this.words[slot * 6 + 4] = this.arenaUsedBytes;
-    this.halfWords[slot * 12 + 10] = key.length;
-    this.arenaUsedBytes += key.length;
+    this.halfWords[slot * 12 + 10] = length;
+    this.arenaUsedBytes += length;
   }
 
   private growArena(extraBytes: number): void {

@@ -31,7 +31,8 @@
 import { Packr } from "msgpackr";
 import { assert, unreachable } from "../util/assert.js";
 import { InvalidArgumentError } from "../util/errors.js";
-import { decodePackedAdds, encodePackedAdds, PACKED_KEY_BYTES_MAX, type PackedAdd } from "../util/packed-adds.js";
+import { encodePackedAdds, type PackedAdd } from "../util/packed-adds.js";
+import { attachPackedOps, checkPackedStructure } from "./packed-ops.js";
 import {
   type Command,
   type CounterOp,
@@ -47,6 +48,8 @@ import { fail, validateEntry } from "./command-validation.js";
 const packr = new Packr({ useRecords: false, int64AsType: "bigint", moreTypes: false, mapsAsObjects: true });
 
 const SAFE_MIN = BigInt(Number.MIN_SAFE_INTEGER);
+/** A decoded command's ops before attachOps sets them. */
+const NO_OPS: CounterOp[] = [];
 const SAFE_MAX = BigInt(Number.MAX_SAFE_INTEGER);
 
 function compactBigint(value: bigint): number | bigint {
@@ -234,11 +237,8 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
     }
     case WireCommand.Write: {
       checkArity(wire, 5, 5, commandIndex, -1, "write");
-      const write: Command = {
-        type: "write",
-        requestId: wireString(wire[1], commandIndex, "requestId"),
-        ops: opsFromWire(wire[2], commandIndex),
-      };
+      const write: MutatingCommand = { type: "write", requestId: wireString(wire[1], commandIndex, "requestId"), ops: NO_OPS };
+      attachOps(write, wire[2], commandIndex);
       const epoch = wireNumber(wire[3], commandIndex, -1, "epoch");
       if (epoch !== 0) write.epoch = epoch;
       const owner = wireString(wire[4], commandIndex, "owner");
@@ -247,14 +247,14 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
     }
     case WireCommand.Mutate: {
       checkArity(wire, 5, 7, commandIndex, -1, "mutate");
-      const ops = opsFromWire(wire[4], commandIndex);
-      const mutate: Command = {
+      const mutate: MutatingCommand = {
         type: "mutate",
         clientId: wireNumber(wire[1], commandIndex, -1, "clientId"),
         seq: wireNumber(wire[2], commandIndex, -1, "seq"),
         firstUnackedSeq: wireNumber(wire[3], commandIndex, -1, "firstUnackedSeq"),
-        ops,
+        ops: NO_OPS,
       };
+      attachOps(mutate, wire[4], commandIndex);
       if (wire.length >= 6) {
         const epoch = wireNumber(wire[5], commandIndex, -1, "epoch");
         if (epoch !== 0 || wire.length === 6) mutate.epoch = epoch;
@@ -267,27 +267,30 @@ function commandFromWire(wire: unknown, commandIndex: number): Command {
   }
 }
 
-/** Bounds (op count, key size) are validateCommand's: decoding packed ops checks structure only. */
-const PACKED_DECODE_LIMITS = { maxOps: Number.POSITIVE_INFINITY, maxKeyBytes: PACKED_KEY_BYTES_MAX };
-
-/** A command's ops: a msgpack array of ops, or packed adds (binary). */
-function opsFromWire(wireOps: unknown, commandIndex: number): CounterOp[] {
+/**
+ * A mutating command's ops: a msgpack array of ops, or packed adds (binary), which the command
+ * keeps as bytes (packed-ops.ts). Structure is checked here; bounds (op count, key size) are
+ * validateCommand's.
+ */
+function attachOps(command: MutatingCommand, wireOps: unknown, commandIndex: number): void {
   if (wireOps instanceof Uint8Array) {
+    // Over a plain Uint8Array view, whatever msgpackr returned (a Node Buffer): keys read from it
+    // are then TypedArray subarrays, about 30 ns cheaper per op than Buffer.prototype.subarray, on
+    // every replica. The shard's code reads keys as Uint8Array only.
+    const bytes = new Uint8Array(wireOps.buffer, wireOps.byteOffset, wireOps.byteLength);
     try {
-      // Over a plain Uint8Array view, whatever msgpackr returned (a Node Buffer): each op's key is
-      // then a TypedArray subarray, about 30 ns cheaper per op than Buffer.prototype.subarray, on
-      // every replica. The shard's code reads keys as Uint8Array only.
-      const bytes = new Uint8Array(wireOps.buffer, wireOps.byteOffset, wireOps.byteLength);
-      return decodePackedAdds(bytes, PACKED_DECODE_LIMITS);
+      checkPackedStructure(bytes);
     } catch (error) {
       if (error instanceof InvalidArgumentError) fail(`commands[${commandIndex}] packed ops: ${error.message}`);
       throw error;
     }
+    attachPackedOps(command, bytes);
+    return;
   }
   if (!Array.isArray(wireOps)) fail(`commands[${commandIndex}] ops must be an array or packed adds`);
   const ops: CounterOp[] = new Array(wireOps.length);
   for (let i = 0; i < wireOps.length; i++) ops[i] = opFromWire(wireOps[i], commandIndex, i);
-  return ops;
+  command.ops = ops;
 }
 
 function opFromWire(wire: unknown, commandIndex: number, opIndex: number): CounterOp {

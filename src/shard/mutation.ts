@@ -7,7 +7,8 @@
 import { assert } from "../util/assert.js";
 import { InvalidArgumentError, OutOfRangeError, type ErrorCode } from "../util/errors.js";
 import { INT64_MAX, INT64_MIN } from "../util/int64.js";
-import type { CommandFailure, CounterOp, OpResult } from "./commands.js";
+import { readInt64LE } from "../util/packed-adds.js";
+import type { CommandFailure, CounterOp, MutatingCommand, OpResult } from "./commands.js";
 import { SLOT_TOUCHED } from "./counter-table.js";
 import { describeKey } from "./keys.js";
 import { KIND_NAMES, KindTag, type KindEntry } from "./kind-table.js";
@@ -18,6 +19,8 @@ import type { MutateOutcome } from "./sessions.js";
 import { DELETED_VALUE, DELETED_VERSION, type ShardState } from "./shard-state.js";
 
 const NO_KEY = new Uint8Array(0);
+const NO_OPS: CounterOp[] = [];
+const NO_RESULTS: OpResult[] = [];
 /**
  * A mutate of at least WARM_OPS_MIN ops warms the table's cache lines for its keys
  * (CounterTable.warm) a chunk of WARM_CHUNK_OPS at a time, just before the chunk applies: a whole
@@ -41,8 +44,13 @@ export class Mutation {
   private readonly undoSlots: number[] = [];
   private readonly undoValues: bigint[] = [];
   private readonly undoVersions: number[] = [];
-  /** The key each undo-log slot was first touched by (the op's own bytes: no view of the table's arena). */
-  private readonly undoKeys: Uint8Array[] = [];
+  /**
+   * The key each undo-log slot was first touched by, as undoKeySources[i][start, start + length):
+   * an op's key, or the packed bytes holding it (no view made per op; none of the table's arena).
+   */
+  private readonly undoKeySources: Uint8Array[] = [];
+  private readonly undoKeyStarts: number[] = [];
+  private readonly undoKeyLengths: number[] = [];
   /** The last touch() was the slot's first in this mutate: its value is the newest undo-log value. */
   private firstTouch = false;
   /** The mutate being applied: its entry index and the length of its undo log. */
@@ -58,6 +66,8 @@ export class Mutation {
   /** The ops' key hashes, by op index, when the mutate warmed the table (CounterTable.warm). */
   private hashes = new Int32Array(0);
   private warmed = false;
+  /** Where each packed op's key starts in its bytes (mutatePacked), by op index. */
+  private keyStarts = new Int32Array(0);
 
   constructor(private readonly state: ShardState) {}
 
@@ -71,25 +81,102 @@ export class Mutation {
    * at the end (commit or rollback).
    */
   mutate(ops: CounterOp[], index: number): MutateOutcome {
-    this.index = index;
-    this.touched = 0;
-    this.liveAtStart = this.state.counters.size;
-    this.liveDelta = 0;
-    this.kindUndo = ops.length > 1;
-    this.kindResets = undefined;
-    this.warmed = ops.length >= WARM_OPS_MIN;
-    if (this.warmed && this.hashes.length < ops.length) this.hashes = new Int32Array(Math.max(ops.length, this.hashes.length * 2));
+    this.begin(index, ops.length);
     const results: OpResult[] = new Array(ops.length);
+    const table = this.state.counters;
     for (let opIndex = 0; opIndex < ops.length; opIndex++) {
       // A chunk at a time, so that what warm() brings into the cache is still there when used.
-      if (this.warmed && opIndex % WARM_CHUNK_OPS === 0)
-        this.state.counters.warm(ops, this.hashes, opIndex, Math.min(ops.length, opIndex + WARM_CHUNK_OPS));
+      if (this.warmed && opIndex % WARM_CHUNK_OPS === 0) {
+        const end = Math.min(ops.length, opIndex + WARM_CHUNK_OPS);
+        for (let i = opIndex; i < end; i++) this.hashes[i] = table.hashBytes(ops[i]!.key, 0, ops[i]!.key.length);
+        table.warm(this.hashes, opIndex, end);
+      }
       const outcome = this.applyOp(ops[opIndex]!, opIndex);
       if ("ok" in outcome) return this.abortMutate(outcome);
       results[opIndex] = outcome;
     }
     this.commit(ops, results);
     return { ok: true, type: "mutate", results, duplicate: false };
+  }
+
+  /**
+   * The command's ops as mutate() applies them: from the packed bytes when it carries packed adds
+   * and the shard holds no kinds (no TTL, window, limit or unique to consult per key), else
+   * through its op objects. Same outcome either way.
+   */
+  mutateCommand(command: MutatingCommand, index: number): MutateOutcome {
+    const packed = command.packedAdds;
+    return packed !== undefined && this.state.kinds.size === 0 ? this.mutatePacked(packed, index) : this.mutate(command.ops, index);
+  }
+
+  /**
+   * mutate() of packed adds (src/util/packed-adds.ts, checked by validateCommand) read straight
+   * from their bytes: no object, key view or result object per op. For a shard without kinds, so
+   * an add is its value plus delta within int64, and the counter limit on creation.
+   */
+  mutatePacked(bytes: Uint8Array, index: number): MutateOutcome {
+    assert(this.state.kinds.size === 0, "packed adds are applied from their bytes only in a shard without kinds");
+    const count = this.layOut(bytes);
+    this.begin(index, count);
+    const table = this.state.counters;
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const values = new BigInt64Array(count);
+    const { keyStarts, hashes } = this;
+    for (let opIndex = 0; opIndex < count; opIndex++) {
+      if (this.warmed && opIndex % WARM_CHUNK_OPS === 0) {
+        const end = Math.min(count, opIndex + WARM_CHUNK_OPS);
+        for (let i = opIndex; i < end; i++) hashes[i] = table.hashBytes(bytes, keyStarts[i]!, keyLength(bytes, keyStarts[i]!));
+        table.warm(hashes, opIndex, end);
+      }
+      const start = keyStarts[opIndex]!;
+      const length = keyLength(bytes, start);
+      const slot = this.touchRange(bytes, start, length, opIndex);
+      const delta = readInt64LE(view, start + length);
+      const base = table.version(slot) === DELETED_VERSION ? 0n : this.firstTouch ? this.undoValues[this.touched - 1]! : table.value(slot);
+      const value = base + delta;
+      if (value > INT64_MAX || value < INT64_MIN) {
+        return this.abortMutate(
+          packedFailure("OUT_OF_RANGE", opIndex, bytes, start, length, `${base} + ${delta} = ${value} is outside int64`),
+        );
+      }
+      if (table.version(slot) === DELETED_VERSION) {
+        const maxCounters = this.state.options.maxCounters;
+        if (this.liveAtStart + this.liveDelta >= maxCounters) {
+          const problem = `shard holds ${maxCounters} counters (maxCounters); it must split`;
+          return this.abortMutate(packedFailure("OVERLOADED", opIndex, bytes, start, length, problem));
+        }
+        this.liveDelta++;
+      }
+      table.write(slot, value, index);
+      values[opIndex] = value;
+    }
+    this.commit(NO_OPS, NO_RESULTS);
+    return packedOutcome(values, index);
+  }
+
+  /** Fills keyStarts with where each packed op's key starts; returns the op count. */
+  private layOut(bytes: Uint8Array): number {
+    let count = 0;
+    for (let at = 0; at < bytes.length; count++) at += 2 + keyLength(bytes, at + 2) + 8;
+    if (this.keyStarts.length < count) this.keyStarts = new Int32Array(Math.max(count, this.keyStarts.length * 2));
+    const keyStarts = this.keyStarts;
+    for (let i = 0, at = 0; i < count; i++) {
+      keyStarts[i] = at + 2;
+      at += 2 + keyLength(bytes, at + 2) + 8;
+    }
+    return count;
+  }
+
+  /** Resets the per-mutate state for a mutate of `count` ops at `index`. */
+  private begin(index: number, count: number): void {
+    this.index = index;
+    this.touched = 0;
+    this.liveAtStart = this.state.counters.size;
+    this.liveDelta = 0;
+    this.kindUndo = count > 1;
+    this.kindResets = undefined;
+    this.warmed = count >= WARM_OPS_MIN;
+    if (this.warmed && this.hashes.length < count) this.hashes = new Int32Array(Math.max(count, this.hashes.length * 2));
   }
 
   /** One op; its failure is the mutate's (the caller rolls back what earlier ops changed). */
@@ -127,8 +214,15 @@ export class Mutation {
 
   /** The key's slot (a transient version-0 slot if the counter does not exist), in the undo log. */
   private touch(key: Uint8Array, opIndex: number): number {
+    return this.touchRange(key, 0, key.length, opIndex);
+  }
+
+  /** touch() of the key bytes[start, start + length). */
+  private touchRange(bytes: Uint8Array, start: number, length: number, opIndex: number): number {
     const table = this.state.counters;
-    const slot = this.warmed ? table.findOrInsert(key, this.hashes[opIndex]!) : table.findOrInsert(key);
+    const slot = this.warmed
+      ? table.findOrInsertRange(bytes, start, length, this.hashes[opIndex]!)
+      : table.findOrInsertRange(bytes, start, length);
     // A slot is saved on first touch only, so rollback restores the state before the mutate.
     this.firstTouch = table.setFlag(slot, SLOT_TOUCHED);
     if (this.firstTouch) {
@@ -136,7 +230,9 @@ export class Mutation {
       this.undoSlots[touched] = slot;
       this.undoValues[touched] = table.value(slot);
       this.undoVersions[touched] = table.version(slot);
-      this.undoKeys[touched] = key;
+      this.undoKeySources[touched] = bytes;
+      this.undoKeyStarts[touched] = start;
+      this.undoKeyLengths[touched] = length;
       this.touched = touched + 1;
     }
     return slot;
@@ -233,16 +329,20 @@ export class Mutation {
     const state = this.state;
     const table = state.counters;
     const index = this.index;
+    const changes = state.changeLog;
     for (let i = 0; i < this.touched; i++) {
       const slot = this.undoSlots[i]!;
-      const key = this.undoKeys[i]!;
-      this.undoKeys[i] = NO_KEY; // the entry's bytes need not outlive its apply
+      const source = this.undoKeySources[i]!;
+      this.undoKeySources[i] = NO_KEY; // the entry's bytes need not outlive its apply
+      const start = this.undoKeyStarts[i]!;
+      const length = this.undoKeyLengths[i]!;
       table.clearFlag(slot, SLOT_TOUCHED);
       if (table.version(slot) !== DELETED_VERSION) {
-        if (table.version(slot) === index) state.changed(index, key, table.value(slot), index, "counter");
+        if (table.version(slot) === index) changes.appendRange(index, source, start, length, table.value(slot), index, "counter");
         continue;
       }
-      if (this.undoVersions[i]! !== DELETED_VERSION) state.changed(index, key, DELETED_VALUE, DELETED_VERSION, "deleted");
+      if (this.undoVersions[i]! !== DELETED_VERSION)
+        changes.appendRange(index, source, start, length, DELETED_VALUE, DELETED_VERSION, "deleted");
       table.remove(slot);
     }
     for (let opIndex = 0; opIndex < ops.length; opIndex++) {
@@ -275,7 +375,7 @@ export class Mutation {
     for (let i = touched - 1; i >= 0; i--) {
       const slot = this.undoSlots[i]!;
       const version = this.undoVersions[i]!;
-      this.undoKeys[i] = NO_KEY;
+      this.undoKeySources[i] = NO_KEY;
       table.clearFlag(slot, SLOT_TOUCHED);
       if (version === DELETED_VERSION) table.remove(slot);
       else table.write(slot, this.undoValues[i]!, version);
@@ -362,6 +462,37 @@ function newStructure(tag: KindTag): WindowedCounter | SlidingWindowLimiter | Hy
     default:
       return assert(false, `no structure for kind tag ${tag}`) as never;
   }
+}
+
+/** The outcome of mutatePacked: its values, and result objects only if something reads them. */
+function packedOutcome(values: BigInt64Array, version: number): MutateOutcome {
+  let results: OpResult[] | undefined;
+  return {
+    ok: true,
+    type: "mutate",
+    duplicate: false,
+    packedValues: values,
+    packedVersion: version,
+    get results(): OpResult[] {
+      return (results ??= Array.from(values, (value) => ({ value, version })));
+    },
+  };
+}
+
+function keyLength(bytes: Uint8Array, keyStart: number): number {
+  return (bytes[keyStart - 2]! << 8) | bytes[keyStart - 1]!;
+}
+
+/** opFailure of the packed add whose key is bytes[start, start + length). */
+function packedFailure(
+  code: ErrorCode,
+  opIndex: number,
+  bytes: Uint8Array,
+  start: number,
+  length: number,
+  problem: string,
+): CommandFailure {
+  return opFailure(code, opIndex, { kind: "add", key: bytes.subarray(start, start + length), delta: 0n }, problem);
 }
 
 function opFailure(code: ErrorCode, opIndex: number, op: CounterOp, problem: string): CommandFailure {

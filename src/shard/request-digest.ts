@@ -50,6 +50,30 @@ export function requestDigest(ops: readonly CounterOp[]): number {
   return fmix32(h);
 }
 
+/**
+ * requestDigest of the packed adds' decoding (src/util/packed-adds.ts), read from the bytes: the
+ * same words in the same order (an add's tag, its key, its delta's two words, absent floor and
+ * TTL), so a retry may carry either form. Bytes checked by scanPackedAdds.
+ */
+export function packedRequestDigest(bytes: Uint8Array): number {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const addTag = OP_TAGS.add;
+  let h = FNV_OFFSET;
+  let at = 0;
+  while (at < bytes.length) {
+    const length = (bytes[at]! << 8) | bytes[at + 1]!;
+    const keyStart = at + 2;
+    h = mixWord(mixWord(h, addTag), length);
+    for (let i = keyStart; i < keyStart + length; i++) h = Math.imul(h ^ bytes[i]!, FNV_PRIME);
+    at = keyStart + length;
+    // mixBigint's two words are the int64's low and high halves, whatever its size.
+    h = mixWord(mixWord(h, view.getInt32(at, true)), view.getInt32(at + 4, true));
+    h = mixWord(mixWord(h, 0), 0); // no floor, no TTL
+    at += 8;
+  }
+  return fmix32(h);
+}
+
 const FNV_OFFSET = 0x811c9dc5 | 0;
 const FNV_PRIME = 0x01000193;
 const OP_TAGS: Readonly<Record<CounterOp["kind"], number>> = { add: 1, set: 2, reset: 3, cas: 4, window: 5, acquire: 6, unique: 7 };

@@ -18,6 +18,7 @@ import {
   type MutatingCommand,
 } from "./commands.js";
 import type { Mutation } from "./mutation.js";
+import { packedRequestDigest } from "./request-digest.js";
 import type { RequestIdRecord } from "./request-ids.js";
 import { acknowledgeBelow, decodeOutcome, DIGEST_UNKNOWN, encodeOutcome, newSession, retainedPosition, retainOutcome } from "./sessions.js";
 import type { ShardState } from "./shard-state.js";
@@ -101,7 +102,7 @@ export class SessionCommands {
     if (invalid !== undefined) return invalid;
     const state = this.state;
     const owner = command.owner ?? "";
-    const digest = requestDigest(command.ops);
+    const digest = commandDigest(command);
     const known = state.requestIds.get(owner, command.requestId);
     if (known !== undefined) {
       if (known.digest !== digest) {
@@ -123,7 +124,7 @@ export class SessionCommands {
     if (state.kinds.size > 0) {
       for (const op of command.ops) if (state.kinds.isDue(op.key, state.clockMs)) state.deleteKey(op.key);
     }
-    const outcome = this.mutation.mutate(command.ops, index);
+    const outcome = this.mutation.mutateCommand(command, index);
     const storageId = this.freeStorageId(index, position);
     state.requestIds.insert({
       storageId,
@@ -205,7 +206,7 @@ export class SessionCommands {
           `(results below seq ${session.firstUnackedSeq} are forgotten)`,
       );
     }
-    const digest = requestDigest(command.ops);
+    const digest = commandDigest(command);
     const retained = retainedPosition(session, command.seq);
     if (retained >= 0) {
       const was = session.retainedDigests[retained]!;
@@ -238,11 +239,16 @@ export class SessionCommands {
     if (state.kinds.size > 0) {
       for (const op of command.ops) if (state.kinds.isDue(op.key, state.clockMs)) state.deleteKey(op.key);
     }
-    const outcome = this.mutation.mutate(command.ops, index);
+    const outcome = this.mutation.mutateCommand(command, index);
     retainOutcome(session, command.seq, digest, encodeOutcome(outcome));
     assert(session.retainedSeqs.length <= state.options.maxRetainedResultsPerSession, "retained results above bound");
     return outcome;
   }
+}
+
+/** requestDigest of the command's ops, from its packed bytes when it has them (the same digest). */
+function commandDigest(command: MutatingCommand): number {
+  return command.packedAdds !== undefined ? packedRequestDigest(command.packedAdds) : requestDigest(command.ops);
 }
 
 function failure(code: ErrorCode, message: string): CommandFailure {

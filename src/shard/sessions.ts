@@ -300,11 +300,35 @@ const int64Scratch = new DataView(new ArrayBuffer(8));
 
 /** The outcome of one mutate, as a session retains it (compact: 16 bytes per op result). */
 export function encodeOutcome(outcome: MutateOutcome): Uint8Array {
+  if (outcome.ok && outcome.packedValues !== undefined) return encodePackedOutcome(outcome.packedValues, outcome.packedVersion!);
   if (outcome.ok && outcome.results.length === 1 && !hasKindFields(outcome.results[0]!)) return encodeSingleResult(outcome.results[0]!);
   outcomeWriter.reset();
   writeOutcome(outcomeWriter, outcome);
   return outcomeWriter.finish();
 }
+
+/** A packed mutate's outcome (mutation.ts mutatePacked) from its values: same bytes as writeOutcome, no bigint read per op. */
+function encodePackedOutcome(values: BigInt64Array, version: number): Uint8Array {
+  assert(Number.isSafeInteger(version) && version >= 0, "op result version must be a safe integer");
+  const count = values.length;
+  const out = new Uint8Array(5 + count * 16);
+  const view = new DataView(out.buffer);
+  out[0] = OUTCOME_OK;
+  view.setUint32(1, count);
+  const words = new Uint32Array(values.buffer, values.byteOffset, count * 2);
+  const [low, high] = NATIVE_LITTLE_ENDIAN ? [0, 1] : [1, 0];
+  const versionHigh = Math.floor(version / 0x1_0000_0000);
+  const versionLow = version >>> 0;
+  for (let i = 0, at = 5; i < count; i++, at += 16) {
+    view.setUint32(at, words[i * 2 + high]!);
+    view.setUint32(at + 4, words[i * 2 + low]!);
+    view.setUint32(at + 8, versionHigh);
+    view.setUint32(at + 12, versionLow);
+  }
+  return out;
+}
+
+const NATIVE_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The common case (a one-op mutate) without the writer: same bytes as writeOutcome. */
 function encodeSingleResult(result: OpResult): Uint8Array {

@@ -6,7 +6,13 @@
 import { Packr } from "msgpackr";
 import { describe, expect, it } from "vitest";
 import { tallyProto } from "../../src/api/proto.js";
-import { decodePackedResults, encodePackedAddsField, encodePackedResults, PACKED_RESULT_BYTES } from "../../src/api/packed-batch.js";
+import {
+  decodePackedResults,
+  encodePackedAddsField,
+  encodePackedResults,
+  encodePackedValues,
+  PACKED_RESULT_BYTES,
+} from "../../src/api/packed-batch.js";
 import { decodeEntry, encodeEntry, type Command, type CounterOp } from "../../src/shard/commands.js";
 import { InvalidArgumentError } from "../../src/util/errors.js";
 import { countPackedAdds, decodePackedAdds, encodePackedAdds, PACKED_KEY_BYTES_MAX } from "../../src/util/packed-adds.js";
@@ -131,6 +137,16 @@ describe("packed results", () => {
     expect(decodePackedResults(packed, results.length)).toEqual(results);
   });
 
+  it("are the same bytes from a shard's packed values (one version) as from result objects", () => {
+    for (const version of [1, 2 ** 33 + 7, Number.MAX_SAFE_INTEGER]) {
+      const values = BigInt64Array.from(edges);
+      const objects = edges.map((value) => ({ value, version }));
+      expect(encodePackedValues(values, version).equals(encodePackedResults(objects))).toBe(true);
+    }
+    expect(encodePackedValues(new BigInt64Array(0), 5).length).toBe(0);
+    refused(() => encodePackedValues(BigInt64Array.from([1n]), -1), /version: -1 is not a log index/);
+  });
+
   it("refuse a wrong size, a version of 2^53 or more, and bad versions at encoding", () => {
     const packed = encodePackedResults([{ value: 1n, version: 2 }]);
     refused(() => decodePackedResults(packed, 2), /^packed_results: 16 bytes for 2 ops \(want 32\)$/);
@@ -174,7 +190,15 @@ describe("through the proto and the Raft entry", () => {
     expect(Buffer.from(plain).includes(Buffer.from(packed))).toBe(true);
     const decoded = decodeEntry(plain);
     expect(decoded.commands).toEqual([
-      { type: "mutate", clientId: 3, seq: 2, firstUnackedSeq: 1, ops: ops.map((op) => ({ ...op, key: expect.anything() })), epoch: 4 },
+      {
+        type: "mutate",
+        clientId: 3,
+        seq: 2,
+        firstUnackedSeq: 1,
+        ops: ops.map((op) => ({ ...op, key: expect.anything() })),
+        epoch: 4,
+        packedAdds: packed,
+      },
     ]);
     const decodedOps = (decoded.commands[0] as Extract<Command, { type: "mutate" }>).ops;
     expect(decodedOps.map((op) => Buffer.from(op.key).toString())).toEqual(ops.map((op) => Buffer.from(op.key).toString()));

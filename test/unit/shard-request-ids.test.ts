@@ -6,6 +6,7 @@ import { decodeEntry, encodeEntry, validateCommand, type Command, type CounterOp
 import { decodeRequestIdRecord, isRequestIdRecord } from "../../src/shard/request-ids.js";
 import { CounterStateMachine, encodeShardImage, SESSION_ID_IN_USE, type ShardOptions } from "../../src/shard/state-machine.js";
 import { CorruptionError, InvalidArgumentError } from "../../src/util/errors.js";
+import { encodePackedAdds } from "../../src/util/packed-adds.js";
 import { add, defaultOptions, expectFailure, expectOk, ShardDriver } from "./shard-harness.js";
 
 const RETENTION_MS = 60_000;
@@ -210,7 +211,9 @@ describe("the write command on the wire", () => {
       { type: "write", requestId: "a", ops: [add("k", -3n)] },
       { type: "write", requestId: "0f8fad5b-d9cb-469f-a165-70867728950e", ops: [add("x", 1n), add("y", 2n)], epoch: 4, owner: "svc" },
     ];
-    expect(decodeEntry(encodeEntry({ timestampMs: 5, commands })).commands).toEqual(commands);
+    // Two or more plain adds travel packed: the decoded command keeps the bytes beside its ops.
+    const packed = encodePackedAdds([add("x", 1n), add("y", 2n)] as Array<{ key: Uint8Array; delta: bigint }>);
+    expect(decodeEntry(encodeEntry({ timestampMs: 5, commands })).commands).toEqual([commands[0], { ...commands[1], packedAdds: packed }]);
   });
 
   it("refuses bad request ids by name", () => {

@@ -59,6 +59,11 @@ export interface RealSimOptions {
   /** Chance that a sampled apply compares the replica's state bytes (CounterStateMachine.snapshot()). */
   stateSampleRate: number;
   network: NetworkOptions;
+  /**
+   * Adds of even seq go as two plain adds of the same key (delta - 1, then 1) in one mutate: an
+   * entry then carries them packed, and every replica applies them from the bytes (mutatePacked).
+   */
+  splitAdds: boolean;
   plant?: Plant;
   traceSink?: (line: string) => void;
 }
@@ -124,6 +129,8 @@ export function configForSeed(seed: number, overrides: RealSimOverrides = {}): R
       spikeRate: 0.01,
       spikeMaxMs: 60,
     },
+    // Drawn last, so the draws above (and what they give each seed) are unchanged.
+    splitAdds: prng.chance(0.5),
     ...(overrides.plant !== undefined ? { plant: overrides.plant } : {}),
     ...(overrides.traceSink !== undefined ? { traceSink: overrides.traceSink } : {}),
   };
@@ -787,8 +794,15 @@ class RealSimulation implements NodeHost {
           const result = await readKeys(inc.context, replica, [keyBytes], consistency, 0, REQUEST_TIMEOUT_MS);
           return { kind: "ok", value: result.values[0]!.value, node: target };
         }
-        const ops = [{ kind: "add" as const, key: keyBytes, delta: BigInt(record.delta) }];
         const seq = Number(record.opId.split(".")[1]);
+        const delta = BigInt(record.delta);
+        const ops =
+          this.options.splitAdds && seq % 2 === 0
+            ? [
+                { kind: "add" as const, key: keyBytes, delta: delta - 1n },
+                { kind: "add" as const, key: keyBytes, delta: 1n },
+              ]
+            : [{ kind: "add" as const, key: keyBytes, delta }];
         let command: Command;
         if (client.useSessions) {
           let sessionId = client.sessions.get(replica.shardId);
@@ -817,14 +831,14 @@ class RealSimulation implements NodeHost {
           inc.context,
           replica,
           command,
-          64 + record.opId.length + keyBytes.length + 40,
+          64 + record.opId.length + ops.length * (keyBytes.length + 40),
           REQUEST_TIMEOUT_MS,
           this.options.plant === "ack-before-commit",
         );
         const result = outcome.result;
         if (!result.ok) return { kind: "refused", node: target, leaderHint: 0, reason: `${result.code}: ${result.message}` };
         assert(result.type === "mutate", "a mutate's result");
-        return { kind: "ok", value: result.results[0]!.value, node: target };
+        return { kind: "ok", value: result.results[result.results.length - 1]!.value, node: target };
       };
       handle().then(done, (error: unknown) => {
         if (error instanceof NotLeaderError) {
