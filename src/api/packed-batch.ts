@@ -54,6 +54,39 @@ export function encodePackedResults(results: ReadonlyArray<PackedResult>): Buffe
   return out;
 }
 
+/**
+ * encodePackedResults of results that all have one version (a shard's mutate of packed adds:
+ * CommandResult.packedValues), from the values as they are: no bigint read per op.
+ */
+export function encodePackedValues(values: BigInt64Array, version: number): Buffer {
+  if (!Number.isSafeInteger(version) || version < 0) throw new InvalidArgumentError(`results version: ${version} is not a log index`);
+  const out = Buffer.allocUnsafe(values.length * PACKED_RESULT_BYTES);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  const source = new DataView(values.buffer, values.byteOffset, values.byteLength);
+  const versionLow = version % TWO_32;
+  const versionHigh = Math.floor(version / TWO_32);
+  for (let i = 0, at = 0; i < values.length; i++, at += PACKED_RESULT_BYTES) {
+    // BigInt64Array holds native byte order; the wire's is little-endian.
+    view.setUint32(at, source.getUint32(i * 8 + (NATIVE_LITTLE_ENDIAN ? 0 : 4), NATIVE_LITTLE_ENDIAN), true);
+    view.setUint32(at + 4, source.getUint32(i * 8 + (NATIVE_LITTLE_ENDIAN ? 4 : 0), NATIVE_LITTLE_ENDIAN), true);
+    view.setUint32(at + 8, versionLow, true);
+    view.setUint32(at + 12, versionHigh, true);
+  }
+  return out;
+}
+
+const NATIVE_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The packed results of a shard's mutate result: from its packed values when it has them. */
+export function encodePackedResultsOf(result: {
+  readonly results: ReadonlyArray<PackedResult>;
+  readonly packedValues?: BigInt64Array;
+  readonly packedVersion?: number;
+}): Buffer {
+  const values = result.packedValues;
+  return values !== undefined ? encodePackedValues(values, result.packedVersion!) : encodePackedResults(result.results);
+}
+
 /** Throws InvalidArgumentError unless `bytes` are `count` packed results with versions below 2^53. */
 export function checkPackedResults(bytes: Uint8Array, count: number): void {
   if (bytes.length !== count * PACKED_RESULT_BYTES) {

@@ -8,14 +8,7 @@
  * its typed error here (expectOk), and leaves through toServiceError (errors.ts).
  */
 import { randomBytes } from "node:crypto";
-import {
-  type Command,
-  type CommandResult,
-  type CounterOp,
-  type OpResult,
-  requestIdProblem,
-  validateCommand,
-} from "../../shard/commands.js";
+import { type Command, type CommandResult, type CounterOp, requestIdProblem, validateCommand } from "../../shard/commands.js";
 import { TOP_K_MAX } from "../../kinds/topk.js";
 import { SESSION_ID_IN_USE } from "../../shard/state-machine.js";
 import type { ShardReplica } from "../shard-replica.js";
@@ -66,7 +59,7 @@ import type {
   WindowRangeRequestMessage,
   WindowRangeResponseInput,
 } from "../../api/proto.js";
-import { decodePackedAdds, encodePackedResults } from "../../api/packed-batch.js";
+import { decodePackedAdds, encodePackedResultsOf } from "../../api/packed-batch.js";
 import type { ReadResult, TallyNode } from "../node.js";
 import { callerOf } from "./auth-gate.js";
 import { WriteForwarder } from "./forwarding.js";
@@ -87,6 +80,9 @@ import {
   u64,
   windowAggregateOf,
 } from "./fields.js";
+
+/** A shard's result of a mutate that applied. */
+type MutateResult = Extract<CommandResult, { ok: true; type: "mutate" }>;
 
 const HEADER_REQUIRED =
   "header is required: a request_id (any unique string of 1-64 printable characters, for a write without a session) or a session (client_id from RegisterSession, seq, first_unacked_seq)";
@@ -151,7 +147,7 @@ export class CounterApi {
     headerRaw: RequestHeaderMessage | null | undefined,
     ops: CounterOp[],
     packedAdds?: Uint8Array,
-  ): Promise<{ results: OpResult[]; term: number; index: number }> {
+  ): Promise<{ result: MutateResult; term: number; index: number }> {
     const header = this.header(headerRaw);
     const command: Command =
       header.requestId === ""
@@ -186,7 +182,7 @@ export class CounterApi {
           );
     const result = expectOk(outcome.result);
     if (result.type !== "mutate") throw new TallyError("INTERNAL", `unexpected result type ${result.type}`);
-    return { results: result.results, term: outcome.term, index: outcome.index };
+    return { result, term: outcome.term, index: outcome.index };
   }
 
   async registerSession(request: RegisterSessionRequestMessage): Promise<RegisterSessionResponseInput> {
@@ -234,7 +230,11 @@ export class CounterApi {
   }
 
   private async single(header: RequestHeaderMessage | null, op: CounterOp): Promise<MutationResponseInput> {
-    const { results, term, index } = await this.mutate(header, [op]);
+    const {
+      result: { results },
+      term,
+      index,
+    } = await this.mutate(header, [op]);
     const first = results[0]!;
     return { value: int64Wire(first.value), version: first.version, fence: fence(term, index) };
   }
@@ -251,7 +251,11 @@ export class CounterApi {
     }
     const ops: CounterOp[] = new Array(rawOps.length);
     for (let i = 0; i < rawOps.length; i++) ops[i] = batchOp(rawOps[i], i);
-    const { results, term, index } = await this.mutate(request.header, ops);
+    const {
+      result: { results },
+      term,
+      index,
+    } = await this.mutate(request.header, ops);
     return { results: results.map(opResultMessage), fence: fence(term, index) };
   }
 
@@ -261,8 +265,8 @@ export class CounterApi {
     // subarray, cheaper per op than Buffer.prototype.subarray (as the entry decoder does).
     const bytes = new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
     const ops: CounterOp[] = decodePackedAdds(bytes, this.limits());
-    const { results, term, index } = await this.mutate(header, ops, packed);
-    return { packedResults: encodePackedResults(results), fence: fence(term, index) };
+    const { result, term, index } = await this.mutate(header, ops, packed);
+    return { packedResults: encodePackedResultsOf(result), fence: fence(term, index) };
   }
 
   async get(request: GetRequestMessage): Promise<GetResponseInput> {
