@@ -36,6 +36,11 @@ import type { Fence } from "./types.js";
 const PREFIXES_REFRESH_MS = 60_000;
 /** One attempt's bound: an eventual add waits for a group fsync, an eventual read may wait for a flush. */
 const ATTEMPT_TIMEOUT_MS_MAX = 5_000;
+/**
+ * Requests of add() calls on their way at once, per client; adds made meanwhile wait for one to
+ * answer and then share a request. Two, so that one slow answer does not hold every add.
+ */
+const ADD_REQUESTS_IN_FLIGHT_MAX = 2;
 /** grpc-js's message when the call failed to connect: the request never left the client. */
 const NOT_CONNECTED = /No connection established|ECONNREFUSED/;
 
@@ -70,13 +75,22 @@ export interface EventualReadResult {
   nodeId: number;
 }
 
+interface QueuedAdd {
+  add: PackedAdd;
+  resolve: (result: EventualAddResult) => void;
+  reject: (error: unknown) => void;
+}
+
 export class EventualCalls {
   private clusterPrefixes: Uint8Array[] | undefined;
   private prefixesFetchedAtMs = 0;
   private readonly ownPrefixes: Uint8Array[];
-  /** Adds waiting for this turn's request (add() without options). */
-  private queued: Array<{ add: PackedAdd; resolve: (result: EventualAddResult) => void; reject: (error: unknown) => void }> = [];
+  /** Adds waiting for a request (add() without options), with when the first of them was made. */
+  private queued: QueuedAdd[] = [];
+  private queuedSinceDeadlineAtMs = 0;
   private sendScheduled = false;
+  /** Requests of queued adds on their way (at most ADD_REQUESTS_IN_FLIGHT_MAX). */
+  private inFlight = 0;
 
   constructor(
     private readonly life: Lifecycle,
@@ -106,40 +120,54 @@ export class EventualCalls {
   }
 
   /**
-   * One eventual add. Adds made in one event-loop turn without options of their own travel as one
-   * request (the auto-batching of exact adds, for the same reason: a unary call per add costs
-   * more CPU than the add); each caller still gets its own answer or error.
+   * One eventual add. Adds made while ADD_REQUESTS_IN_FLIGHT_MAX requests of such adds are on
+   * their way, or in one event-loop turn, travel as one request (up to 10,000), sent as soon as a
+   * request answers: at a low rate each add leaves at once, at a high rate adds share requests
+   * (a unary call costs more CPU than the add, and queueing behind one's own calls is what made
+   * the tail). Each caller still gets its own answer or error, within its own deadline from now.
    */
   async add(key: Key, delta: Int64Input, options: CallOptions = {}): Promise<EventualAddResult> {
     if (options.deadlineMs !== undefined || options.signal !== undefined) return this.addMany([{ key, delta }], options);
     const add = { key: encodeKey(key), delta: toInt64(delta, "delta") };
     return new Promise<EventualAddResult>((resolve, reject) => {
+      if (this.queued.length === 0) this.queuedSinceDeadlineAtMs = this.life.deadlineFor({});
       this.queued.push({ add, resolve, reject });
-      if (this.queued.length >= BATCH_OPS_MAX) this.sendQueued();
-      else if (!this.sendScheduled) {
-        this.sendScheduled = true;
-        setImmediate(() => this.sendQueued());
-      }
+      this.pump();
     });
+  }
+
+  /** Schedules a send of the queued adds if a request may leave; a full request leaves at once. */
+  private pump(): void {
+    if (this.queued.length === 0 || this.inFlight >= ADD_REQUESTS_IN_FLIGHT_MAX) return;
+    if (this.queued.length >= BATCH_OPS_MAX) this.sendQueued();
+    else if (!this.sendScheduled) {
+      this.sendScheduled = true;
+      setImmediate(() => this.sendQueued());
+    }
   }
 
   private sendQueued(): void {
     this.sendScheduled = false;
+    if (this.inFlight >= ADD_REQUESTS_IN_FLIGHT_MAX || this.queued.length === 0) return;
     const batch = this.queued.splice(0, BATCH_OPS_MAX);
-    if (this.queued.length > 0 && !this.sendScheduled) {
-      this.sendScheduled = true;
-      setImmediate(() => this.sendQueued());
-    }
-    if (batch.length === 0) return;
+    const deadlineAtMs = this.queuedSinceDeadlineAtMs;
+    if (this.queued.length > 0) this.queuedSinceDeadlineAtMs = this.life.deadlineFor({});
     const request: EventualAddRequestInput = { packedAdds: encodePackedAdds(batch.map((entry) => entry.add)), requestId: newRequestId() };
-    this.addCall(request, {}).then(
-      (reply) => {
-        for (const entry of batch) entry.resolve({ accepted: 1, nodeId: reply.nodeId });
-      },
-      (error: unknown) => {
-        for (const entry of batch) entry.reject(error);
-      },
-    );
+    this.inFlight++;
+    this.addCall(request, deadlineAtMs, undefined)
+      .then(
+        (reply) => {
+          for (const entry of batch) entry.resolve({ accepted: 1, nodeId: reply.nodeId });
+        },
+        (error: unknown) => {
+          for (const entry of batch) entry.reject(error);
+        },
+      )
+      .finally(() => {
+        this.inFlight--;
+        this.pump();
+      });
+    this.pump();
   }
 
   /** Buffers many adds on one node as one packed request (up to 10,000). */
@@ -150,7 +178,7 @@ export class EventualCalls {
       adds.map((add, i) => ({ key: encodeKey(add.key), delta: toInt64(add.delta ?? 1n, `adds[${i}].delta`) })),
     );
     const request: EventualAddRequestInput = { packedAdds: packed, requestId: newRequestId() };
-    const reply = await this.addCall(request, options);
+    const reply = await this.addCall(request, this.life.deadlineFor(options), options.signal);
     return { accepted: reply.accepted, nodeId: reply.nodeId };
   }
 
@@ -207,16 +235,19 @@ export class EventualCalls {
    * may have reached a node's buffer, only that node is retried (its dedupe is per node) until the
    * deadline, which then reports AmbiguousError.
    */
-  private async addCall(request: EventualAddRequestInput, options: CallOptions): Promise<EventualAddResponseMessage> {
+  private async addCall(
+    request: EventualAddRequestInput,
+    deadlineAtMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<EventualAddResponseMessage> {
     this.life.checkOpen();
-    const deadlineAtMs = this.life.deadlineFor(options);
     const addresses = this.addresses();
     let index = 0;
     let reachedAddress: string | undefined;
     let lastError: TallyError | undefined;
     let failures = 0;
     while (monotonicMs() < deadlineAtMs) {
-      if (options.signal?.aborted) break;
+      if (signal?.aborted) break;
       const address = reachedAddress ?? addresses[index % addresses.length]!;
       const attemptMs = Math.min(deadlineAtMs - monotonicMs(), ATTEMPT_TIMEOUT_MS_MAX);
       const outcome = await this.pool
@@ -238,7 +269,7 @@ export class EventualCalls {
         `eventual add to ${reachedAddress}: no answer before the deadline (${lastError?.message ?? "cancelled"}); it may have been buffered there: retry with the same request id to that node`,
         { cause: lastError },
       );
-    if (options.signal?.aborted) throw options.signal.reason;
+    if (signal?.aborted) throw signal.reason;
     throw new ClusterUnreachableError(addresses, { cause: lastError });
   }
 
