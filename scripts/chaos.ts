@@ -4,11 +4,15 @@
  *                  [--concurrency 6] [--contract-workers 2] [--client-deadline-ms 8000] [--check-states-max 2000000]
  *                  [--snapshot-every 10000]
  * npm run chaos -- --recheck .chaos/<run>/result.json [--check-states-max N]
+ * npm run chaos -- --workload eventual [--time 600] [--nemesis kill,kill-all,pause,partition...] [--probes 2]
+ *                  [--batch-ratio 0.3] [--session-timeout-ms N] [--drain-timeout-ms 60000] (process backend)
  * Runs one chaos run (test/chaos/run.ts) on child processes (default) or on containers (needs
  * the daemon of scripts/docker-up.sh, or DOCKER_HOST), prints the verdict and where the
  * report went, and exits 0 when valid, 1 when invalid, 2 when unknown or when a fault could not be
  * injected. Replay with the same seed. --recheck judges a recorded history again (e.g. an UNKNOWN
- * one, where the linearizability search ran out of budget, with a larger budget).
+ * one, where the linearizability search ran out of budget, with a larger budget). --workload eventual
+ * runs eventual adds instead (test/chaos/eventual-run.ts; docs/testing.md): every acknowledged add
+ * must count exactly once once the buffers drained; it prints the ack -> visible distribution.
  */
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
@@ -16,6 +20,7 @@ import { ensureBundles } from "../bin/bundle.js";
 import { LINEARIZABILITY_STATES_MAX, checkHistory, type CheckResult, type FaultWindow } from "../test/chaos/checker.js";
 import { BACKEND_NAMES, type BackendName } from "../test/chaos/backend.js";
 import { ALL_NEMESES, parseNemeses, runChaos } from "../test/chaos/run.js";
+import { EVENTUAL_NEMESES, describeEventualRun, runEventualChaos } from "../test/chaos/eventual-run.js";
 
 const program = new Command()
   .name("chaos")
@@ -25,7 +30,15 @@ const program = new Command()
   .option("--rate <ops>", "target operations per second", "100")
   .option("--keys <n>", "number of counter keys", "5")
   .option("--read-ratio <r>", "share of reads (half linearizable, half stale)", "0.3")
-  .option("--nemesis <list>", `comma list of ${ALL_NEMESES.join(",")} (or the groups partition, clock, crashes), or all, or none`, "all")
+  .option("--workload <name>", "counter (exact adds and reads, the default) or eventual (eventual adds to random nodes)", "counter")
+  .option(
+    "--nemesis <list>",
+    `comma list of ${ALL_NEMESES.join(",")} (or the groups partition, clock, crashes), or all, or none (default: all; eventual: ${EVENTUAL_NEMESES.join(",")})`,
+  )
+  .option("--probes <n>", "eventual: probe workers measuring ack -> visible", "2")
+  .option("--batch-ratio <r>", "eventual: share of requests that are addEventual batches", "0.3")
+  .option("--session-timeout-ms <ms>", "eventual: cluster.sessionTimeoutMs (short: flusher sessions expire during faults)")
+  .option("--drain-timeout-ms <ms>", "eventual: how long the buffers get to drain after the heal", "60000")
   .option("--seed <n>", "seed of the schedule and workload (default: random)")
   .option("--concurrency <n>", "concurrent workers", "6")
   .option(
@@ -85,8 +98,12 @@ const nodes = int("nodes", raw.nodes, 1);
 const backend = raw.backend as BackendName;
 if (!BACKEND_NAMES.includes(backend)) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(", ")}, got ${raw.backend}`);
 
-console.log(`chaos: ${backend} backend, seed ${seed} (replay with --seed ${seed})`);
-ensureBundles(); // the nodes run dist/tallyd.mjs and bin/tallyd.js never builds: rebuild it if src/ is newer
+if (raw.workload !== "counter" && raw.workload !== "eventual")
+  throw new Error(`--workload must be counter or eventual, got ${raw.workload}`);
+
+console.log(`chaos: ${backend} backend, ${raw.workload} workload, seed ${seed} (replay with --seed ${seed})`);
+ensureBundles();
+if (raw.workload === "eventual") await runEventual(); // the nodes run dist/tallyd.mjs and bin/tallyd.js never builds: rebuild it if src/ is newer
 const run = await runChaos({
   backend,
   nodes,
@@ -106,3 +123,32 @@ const run = await runChaos({
   log: (line) => console.log(line),
 });
 finish(run.result, run.faults, `${run.dir}/report.html`);
+
+/** --workload eventual: exits 0 valid, 1 invalid, 2 when a fault could not be injected. */
+async function runEventual(): Promise<never> {
+  if (backend !== "process") throw new Error("--workload eventual runs on the process backend only");
+  const batchRatio = Number(raw.batchRatio);
+  if (!(batchRatio >= 0 && batchRatio <= 1)) throw new Error(`--batch-ratio must be in [0, 1], got ${raw.batchRatio}`);
+  const run = await runEventualChaos({
+    nodes,
+    timeS: int("time", raw.time, 1),
+    rate: int("rate", raw.rate, 1),
+    keys: int("keys", raw.keys, 1),
+    nemeses: raw.nemesis === undefined ? [...EVENTUAL_NEMESES] : parseNemeses(raw.nemesis, backend),
+    seed,
+    concurrency: int("concurrency", raw.concurrency, 1),
+    probes: int("probes", raw.probes, 0),
+    batchRatio,
+    faultMs: int("fault-ms", raw.faultMs, 100),
+    quietMs: int("quiet-ms", raw.quietMs, 0),
+    clientDeadlineMs: int("client-deadline-ms", raw.clientDeadlineMs, 100),
+    sessionTimeoutMs: raw.sessionTimeoutMs === undefined ? undefined : int("session-timeout-ms", raw.sessionTimeoutMs, 1000),
+    drainTimeoutMs: int("drain-timeout-ms", raw.drainTimeoutMs, 1000),
+    log: (line) => console.log(line),
+  });
+  for (const line of describeEventualRun(run)) console.log(line);
+  const failedFaults = run.faults.filter((fault) => fault.detail?.startsWith("nemesis error"));
+  for (const fault of failedFaults) console.log(`  fault not injected: ${fault.name}: ${fault.detail}`);
+  console.log(`chaos: report ${run.dir}/result.json`);
+  process.exit(!run.valid ? 1 : failedFaults.length > 0 ? 2 : 0);
+}

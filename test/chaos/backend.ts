@@ -30,6 +30,16 @@ export interface ClusterOptions {
   extraEnv?: Record<string, string>;
   /** Puts each node's data on its own tmpfs so the disk nemesis can fill it (needs root). */
   diskFaults?: boolean;
+  /** Gives every node an operations HTTP address (`metrics:`, /metrics) (process backend). */
+  metrics?: boolean;
+  /**
+   * Puts the client ports behind proxies too (process backend), so a cut link also stops what one
+   * node sends to another's client port (the eventual flusher's AddBatch, forwarded calls); the
+   * harness's own clients still reach every node.
+   */
+  clientProxies?: boolean;
+  /** cluster.sessionTimeoutMs (default: tallyd's, 10 minutes); short, and a node down for a fault outlives its flusher sessions. */
+  sessionTimeoutMs?: number;
 }
 
 /** A directed link: traffic that `from` sends to `to`. */
@@ -112,6 +122,7 @@ export function chaosClusterDocument(options: ClusterOptions, nodes: NodeConfig[
       heartbeatTicks: options.heartbeatTicks ?? 5,
       leaseDriftTicks: 5,
       snapshotEveryEntries: options.snapshotEveryEntries ?? 10_000,
+      ...(options.sessionTimeoutMs === undefined ? {} : { sessionTimeoutMs: options.sessionTimeoutMs }),
     },
     limits: { requestTimeoutMs: options.requestTimeoutMs ?? 4000 },
     nodes,

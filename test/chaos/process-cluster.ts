@@ -10,7 +10,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { stringify } from "yaml";
-import { loadClusterConfig } from "../../src/server/config/config.js";
+import { loadClusterConfig, type NodeConfig } from "../../src/server/config/config.js";
 import { freePort, withDeadline } from "../support/cluster.js";
 import { NodeProxy, ProxyMesh, procSourceIdentifier, type LinkShape } from "../support/proxy.js";
 import { createPrng } from "../../src/util/prng.js";
@@ -25,6 +25,8 @@ export class ProcessCluster extends BaseCluster {
   readonly dir: string;
   readonly configPath: string;
   mesh!: ProxyMesh;
+  /** The client ports' proxies (ClusterOptions.clientProxies). */
+  clientMesh: ProxyMesh | undefined;
   readonly processes = new Map<number, ChildProcess>();
   readonly paused = new Set<number>();
   readonly output = new Map<number, string[]>();
@@ -54,6 +56,7 @@ export class ProcessCluster extends BaseCluster {
   protected async setUp(): Promise<void> {
     const nodes = [];
     const proxies = new Map<number, NodeProxy>();
+    const clientProxies = new Map<number, NodeProxy>();
     const identify = procSourceIdentifier(() => {
       const pids = new Map<number, number>();
       for (const [id, child] of this.processes) if (child.pid !== undefined) pids.set(id, child.pid);
@@ -67,12 +70,24 @@ export class ProcessCluster extends BaseCluster {
       this.privatePeer.set(id, `127.0.0.1:${privatePort}`);
       proxies.set(id, new NodeProxy(id, "127.0.0.1", proxyPort, "127.0.0.1", privatePort, identify, () => jitterRng.nextFloat()));
       const dataDir = this.volumes !== undefined ? this.volumes.mount(id) : `n${id}`;
-      nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${proxyPort}`, zone: `z${id}`, dataDir });
+      const node: NodeConfig = { id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${proxyPort}`, zone: `z${id}`, dataDir };
+      if (this.options.metrics) node.metrics = `127.0.0.1:${await freePort()}`;
+      if (this.options.clientProxies) {
+        const clientPort = await freePort();
+        node.clientListen = `127.0.0.1:${clientPort}`;
+        const proxyClientPort = Number(node.client.split(":")[1]);
+        clientProxies.set(id, new NodeProxy(id, "127.0.0.1", proxyClientPort, "127.0.0.1", clientPort, identify));
+      }
+      nodes.push(node);
     }
     writeFileSync(this.configPath, stringify(chaosClusterDocument(this.options, nodes)));
     this.config = loadClusterConfig(this.configPath);
     this.mesh = new ProxyMesh(proxies);
     await this.mesh.start();
+    if (clientProxies.size > 0) {
+      this.clientMesh = new ProxyMesh(clientProxies);
+      await this.clientMesh.start();
+    }
   }
 
   async startNode(id: number, clockOffsetMs = this.clockOffsetOf(id)): Promise<void> {
@@ -158,7 +173,10 @@ export class ProcessCluster extends BaseCluster {
   }
 
   async cutLinks(links: readonly Link[]): Promise<void> {
-    for (const [from, to] of links) this.mesh.cutLink(from, to);
+    for (const [from, to] of links) {
+      this.mesh.cutLink(from, to);
+      this.clientMesh?.cutLink(from, to);
+    }
   }
 
   async shapeAll(shape: LinkShape): Promise<void> {
@@ -167,6 +185,7 @@ export class ProcessCluster extends BaseCluster {
 
   async healNetwork(): Promise<void> {
     this.mesh.healAll();
+    this.clientMesh?.healAll();
   }
 
   async logs(id: number): Promise<string> {
@@ -183,6 +202,7 @@ export class ProcessCluster extends BaseCluster {
     );
     this.processes.clear();
     if (this.mesh) await this.mesh.close();
+    await this.clientMesh?.close();
     this.volumes?.unmountAll();
     rmSync(this.dir, { recursive: true, force: true });
   }

@@ -459,7 +459,12 @@ async function startCluster(backend: BackendName, options: ClusterOptions): Prom
  * has crashed: recorded as a fault window whose detail starts with CRASHED (the run is then
  * invalid), with how it ended and its last output, and restarted like a killed node.
  */
-async function noticeCrashes(cluster: ClusterBackend, faults: FaultWindow[], atMs: number, log: (line: string) => void): Promise<void> {
+export async function noticeCrashes(
+  cluster: ClusterBackend,
+  faults: FaultWindow[],
+  atMs: number,
+  log: (line: string) => void,
+): Promise<void> {
   for (const id of (await cluster.syncState?.()) ?? []) {
     const detail = `${CRASHED}: node ${id} exited by itself (${await cluster.exitInfo(id)}); last output: ${(await cluster.logs(id)).slice(-1500)}`;
     log(detail);
@@ -468,10 +473,15 @@ async function noticeCrashes(cluster: ClusterBackend, faults: FaultWindow[], atM
   }
 }
 
-const CRASHED = "CRASHED";
+export const CRASHED = "CRASHED";
 
 /** Thaws first: a frozen container cannot have its network rules removed. */
-async function healEverything(cluster: ClusterBackend, faults: FaultWindow[], atMs: number, log: (line: string) => void): Promise<void> {
+export async function healEverything(
+  cluster: ClusterBackend,
+  faults: FaultWindow[],
+  atMs: number,
+  log: (line: string) => void,
+): Promise<void> {
   await noticeCrashes(cluster, faults, atMs, log);
   for (const id of cluster.nodeIds) if (cluster.isPaused(id)) await cluster.resume(id);
   await cluster.healNetwork();
@@ -503,7 +513,7 @@ async function someLeader(cluster: ClusterBackend, rng: Prng): Promise<number> {
 }
 
 /** Injects one fault, holds it for about `faultMs`, undoes it. Returns a description. */
-async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: number, rng: Prng): Promise<string> {
+export async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: number, rng: Prng): Promise<string> {
   const ids = cluster.nodeIds;
   const minority = Math.max(1, Math.floor((ids.length - 1) / 2));
   switch (name) {

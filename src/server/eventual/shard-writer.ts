@@ -17,6 +17,18 @@ import type { TallyNode } from "../node.js";
 
 type CounterClient = grpc.Client & Record<string, any>;
 
+/**
+ * Reconnect like the client library (src/client/node-connection.ts): gRPC's default backoff (1 s,
+ * x1.6 per failure, up to 120 s) kept a flusher off a leader that was back for seconds to minutes
+ * after a restart or a partition (the eventual chaos run, test/chaos/eventual-reconnect.test.ts).
+ * The flusher's own retry loop paces the attempts.
+ */
+const CHANNEL_OPTIONS: grpc.ChannelOptions = {
+  "grpc.initial_reconnect_backoff_ms": 100,
+  "grpc.max_reconnect_backoff_ms": 1_000,
+  "grpc.enable_retries": 0,
+};
+
 export class ShardWriter {
   private readonly clients = new Map<string, CounterClient>();
   /** shard -> the leader address a NOT_LEADER answer named. */
@@ -78,7 +90,11 @@ export class ShardWriter {
   private unary<T>(address: string, method: string, request: unknown, timeoutMs: number): Promise<T> {
     let client = this.clients.get(address);
     if (client === undefined) {
-      client = new (tallyProto().CounterService)(address, nodeClientCredentials(this.node.config, this.node.self)) as CounterClient;
+      client = new (tallyProto().CounterService)(
+        address,
+        nodeClientCredentials(this.node.config, this.node.self),
+        CHANNEL_OPTIONS,
+      ) as CounterClient;
       this.clients.set(address, client);
     }
     const metadata = internalCallMetadata(this.node.config) ?? new grpc.Metadata();
