@@ -34,6 +34,12 @@ const SECTIONS: Array<{ prefix: string; title: string; intro: string }> = [
     title: "eventual",
     intro: "Eventual counters: any node buffers the adds and flushes them exactly once (docs/eventual.md).",
   },
+  {
+    prefix: "region",
+    title: "region and regions",
+    intro:
+      "Multi-region replication (docs/regions.md): tallyd checks them; `tallyctl regions replicate --config FILE` runs the region's replicator from them.",
+  },
 ];
 
 function cell(text: string): string {

@@ -8,6 +8,9 @@ import type { EventualAddResult, EventualReadResult } from "../client/eventual.j
 import { int64Argument, uint64Argument } from "./arguments.js";
 import type { GlobalOptions, WithClient } from "./command-types.js";
 import { formatMutation, formatRead, mutationJson, readJson } from "./format.js";
+import { globalOutput } from "./region-commands.js";
+
+type GetFlags = { stale?: boolean; minIndex?: bigint; eventual?: boolean; global?: boolean };
 
 const deadline = (options: GlobalOptions): { deadlineMs: number } => ({ deadlineMs: options.timeout });
 
@@ -47,9 +50,11 @@ export function addCounterCommands(program: Command, withClient: WithClient): vo
     .option("--stale", "any replica may answer, possibly behind")
     .option("--min-index <n>", "the replica must have applied at least this log index", uint64Argument("--min-index"))
     .option("--eventual", "also this node's unflushed eventual delta of KEY and its staleness (docs/eventual.md)")
-    .action(async (key: string, commandOptions: { stale?: boolean; minIndex?: bigint; eventual?: boolean }, command: Command) =>
+    .option("--global", "the sum over regions: this region's value plus every replicated region's component (docs/regions.md)")
+    .action(async (key: string, commandOptions: GetFlags, command: Command) =>
       withClient(command, async (tally, options) => {
         await tally.connect();
+        if (commandOptions.global) return globalOutput(tally, key, options.json === true);
         if (commandOptions.eventual) {
           if (tally.getEventual === undefined) throw new InvalidArgumentError("this client has no eventual reads");
           const consistency = commandOptions.stale ? "stale" : "linearizable";

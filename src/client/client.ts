@@ -26,7 +26,7 @@ import { KindReads } from "./kinds.js";
 import { Lifecycle } from "./lifecycle.js";
 import { itemsOf, makeOp, optionalUint64 } from "./mutation-ops.js";
 import { MutationEngine } from "./mutations.js";
-import { validateOptions, validateToken, type ResolvedOptions } from "./options.js";
+import { validateAddressMap, validateOptions, validateToken, type ResolvedOptions } from "./options.js";
 import { HOT_REFRESH_DELAY_MS, Reads } from "./reads.js";
 import { RetryPolicy } from "./retry.js";
 import { Router } from "./router.js";
@@ -91,7 +91,8 @@ export class TallyClient {
     const token = validateToken(options.token);
     const logger = options.logger ?? componentLogger("client");
     this.life = new Lifecycle(this.options);
-    this.pool = new ConnectionPool({ credentials, token, connectTimeoutMs: this.options.connectTimeoutMs, logger }, this.life);
+    const addressMap = validateAddressMap(options.addressMap);
+    this.pool = new ConnectionPool({ credentials, token, connectTimeoutMs: this.options.connectTimeoutMs, logger, addressMap }, this.life);
     this.router = new Router(this.options, this.pool, this.life, logger);
     const policy = new RetryPolicy(this.options, this.router, this.pool);
     this.sessions = new SessionRegistry(this.options, this.life, this.router, this.pool, logger);

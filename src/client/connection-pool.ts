@@ -20,6 +20,8 @@ export interface ConnectionSettings {
   token: string | undefined;
   connectTimeoutMs: number;
   logger: Logger;
+  /** Advertised address -> address dialed (TallyClientOptions.addressMap). */
+  addressMap?: Record<string, string> | undefined;
 }
 
 export class ConnectionPool {
@@ -36,7 +38,7 @@ export class ConnectionPool {
     let connection = this.connections.get(address);
     if (connection === undefined) {
       connection = new NodeConnection({
-        address,
+        address: this.settings.addressMap?.[address] ?? address,
         credentials: this.settings.credentials,
         connectTimeoutMs: this.settings.connectTimeoutMs,
         logger: this.settings.logger,

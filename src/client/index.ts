@@ -66,3 +66,6 @@ export {
 } from "../api/error-details.js";
 export { GRPC_STATUS_BY_ERROR_CODE, errorCodeForGrpcStatus, grpcStatusForErrorCode } from "../api/status-codes.js";
 export * from "../util/errors.js";
+export { RegionReplicator, type RegionReplicatorOptions, type ReplicatorStatus, type ReplicatorBatchEvent } from "./region-replicator.js";
+export { globalGet, listRegions, setRegionActive, type GlobalReadResult, type RegionComponent, type RegionEntry } from "./region-reads.js";
+export { applyComponents, type ComponentUpdate, type ApplyOutcome } from "./region-apply.js";

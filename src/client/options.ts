@@ -19,7 +19,23 @@ const DEFAULTS = {
   retryBackoffMaxMs: 1_000,
 } as const;
 
-export type ResolvedOptions = Required<Omit<TallyClientOptions, "credentials" | "logger" | "tls" | "token">>;
+export type ResolvedOptions = Required<Omit<TallyClientOptions, "credentials" | "logger" | "tls" | "token" | "addressMap">>;
+
+/** TallyClientOptions.addressMap: host:port -> host:port, copied. */
+export function validateAddressMap(map: unknown): Record<string, string> | undefined {
+  if (map === undefined) return undefined;
+  if (typeof map !== "object" || map === null || Array.isArray(map))
+    throw new InvalidArgumentError("addressMap must be an object host:port -> host:port");
+  const copy: Record<string, string> = {};
+  for (const [from, to] of Object.entries(map)) {
+    if (!/^[^\s,]+:\d{1,5}$/.test(from) || typeof to !== "string" || !/^[^\s,]+:\d{1,5}$/.test(to))
+      throw new InvalidArgumentError(
+        `addressMap entries must be host:port -> host:port, got ${JSON.stringify(from)} -> ${JSON.stringify(to)}`,
+      );
+    copy[from] = to;
+  }
+  return copy;
+}
 
 /** Checks options and their relationships once, at construction (etcd Config.validate style). */
 export function validateOptions(options: TallyClientOptions): ResolvedOptions {

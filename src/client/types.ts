@@ -48,6 +48,11 @@ export interface TallyClientOptions {
    */
   token?: string;
   logger?: Logger;
+  /**
+   * Advertised node address -> address to dial (a cluster reached through a tunnel, NAT or proxy:
+   * its routes name the addresses its nodes advertise). Unlisted addresses are dialed as they are.
+   */
+  addressMap?: Record<string, string>;
 }
 
 export interface CallOptions {
@@ -147,6 +152,8 @@ export interface WatchOptions {
   coalesceMs?: number;
   /** Stops the watch (the iterator then ends). */
   signal?: AbortSignal;
+  /** With prefix: follow only the shard holding this hash slot (one stream; fromIndex is that shard's). */
+  slot?: number;
 }
 
 export interface WatchEvent {

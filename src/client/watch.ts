@@ -6,7 +6,8 @@
 import type * as grpc from "@grpc/grpc-js";
 import { decodeServiceError } from "../api/error-details.js";
 import type { WatchBatchMessage, WatchRequestInput } from "../api/proto.js";
-import { slotOf } from "../meta/slots.js";
+import { SLOT_COUNT, slotOf } from "../meta/slots.js";
+import { InvalidArgumentError } from "../util/errors.js";
 import { assert } from "../util/assert.js";
 import { Cancellation } from "./cancellation.js";
 import type { ConnectionPool } from "./connection-pool.js";
@@ -42,6 +43,8 @@ export class Watcher {
     const prefix = options.prefix === true;
     const target = prefix ? encodePrefix(keyOrPrefix) : encodeKey(keyOrPrefix);
     const coalesceMs = options.coalesceMs ?? 50;
+    if (options.slot !== undefined && !(Number.isInteger(options.slot) && options.slot >= 0 && options.slot < SLOT_COUNT))
+      throw new InvalidArgumentError(`slot must be an integer in [0, ${SLOT_COUNT}), got ${String(options.slot)}`);
     const startIndex = options.fromIndex === undefined ? 0n : toUint64(options.fromIndex, "fromIndex");
     await this.router.ensureRoutes();
     const cancellation = new Cancellation();
@@ -55,7 +58,12 @@ export class Watcher {
       wake?.();
     };
     const watched: WatchTarget = { key: target, prefix, startIndex, coalesceMs };
-    const slots = prefix ? this.router.routeTable.snapshot().shards.map((route) => route.slotStart) : [slotOf(target)];
+    const slots =
+      prefix && options.slot !== undefined
+        ? [options.slot]
+        : prefix
+          ? this.router.routeTable.snapshot().shards.map((route) => route.slotStart)
+          : [slotOf(target)];
     const followers = slots.map((slot) => this.follow(slot, watched, cancellation, push).catch((error: unknown) => push({ error })));
     try {
       while (!cancellation.cancelled && !this.life.closed) {

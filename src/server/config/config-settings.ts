@@ -265,6 +265,23 @@ const AUTH_SPECS: SettingSpec[] = [
   },
 ];
 
+/** Multi-region replication, top-level keys (parsed by src/util/region-config.ts; docs/regions.md). */
+const REGION_SPECS: SettingSpec[] = [
+  {
+    path: "region",
+    type: "string",
+    defaultText: "none: one region, nothing replicated",
+    meaning: "This cluster's region name: 1..16 of a-z, 0-9 and '-'. Needed with regions.",
+  },
+  {
+    path: "regions",
+    type: "list",
+    defaultText: "none",
+    meaning:
+      "The other regions whose counters `tallyctl regions replicate` ships into this cluster: { name, endpoints: [host:port], addressMap?: { advertised host:port: dialed host:port } }.",
+  },
+];
+
 /** The `eventual:` section (parsed by eventual-settings.ts, which keeps the same defaults). */
 const EVENTUAL_SPECS: SettingSpec[] = [
   {
@@ -308,6 +325,7 @@ export const CONFIG_SETTINGS: readonly SettingSpec[] = [
   ...TLS_SPECS,
   ...AUTH_SPECS,
   ...EVENTUAL_SPECS,
+  ...REGION_SPECS,
 ];
 
 /** tallyd's own variables, outside cluster.yaml. */

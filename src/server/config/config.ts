@@ -24,6 +24,7 @@ import {
 } from "./config-settings.js";
 import { applyEnvironment, asObject, ConfigError, type ConfigSources } from "./config-env.js";
 import { parseEventualSettings, type EventualSettings } from "./eventual-settings.js";
+import { parseRegionSettings, type RegionSettings } from "../../util/region-config.js";
 
 export { ConfigError, type ConfigSources } from "./config-env.js";
 export type { ClusterSettings, Limits, PlacementSettings } from "./config-settings.js";
@@ -116,6 +117,16 @@ export interface ClusterConfig {
   auth?: AuthSettings;
   /** Eventual counters (docs/eventual.md); defaults when the section is absent. */
   eventual: EventualSettings;
+  /** Multi-region replication (docs/regions.md): checked here, used by `tallyctl regions replicate`. */
+  regions?: RegionSettings;
+}
+
+function parseRegions(root: Record<string, unknown>, where: (field: string) => string): RegionSettings | undefined {
+  try {
+    return parseRegionSettings(root, where);
+  } catch (error) {
+    throw new ConfigError((error as Error).message);
+  }
 }
 
 /** `path` undefined: no file, every setting from `sources.env` (TALLY_NODES at least). */
@@ -149,7 +160,7 @@ export function parseClusterConfig(document: unknown, source = "<inline>", sourc
     }
     return fileWhere(field);
   };
-  rejectUnknown(root, ["cluster", "limits", "placement", "nodes", "tls", "auth", "eventual"], where("(top level)"));
+  rejectUnknown(root, ["cluster", "limits", "placement", "nodes", "tls", "auth", "eventual", "region", "regions"], where("(top level)"));
   const cluster = parseSection<ClusterSettings>(root, "cluster", CLUSTER_SPECS, where);
   const limits = parseSection<Limits>(root, "limits", LIMITS_SPECS, where);
   const placement = parseSection<PlacementSettings>(root, "placement", PLACEMENT_SPECS, where);
@@ -166,6 +177,8 @@ export function parseClusterConfig(document: unknown, source = "<inline>", sourc
   const config: ClusterConfig = { source, cluster, limits, placement, nodes, eventual: parseEventualSettings(root.eventual, where) };
   if (tls !== undefined) config.tls = tls;
   if (root.auth !== undefined) config.auth = parseAuth(root.auth, baseDir, tls, where);
+  const regions = parseRegions(root, where);
+  if (regions !== undefined) config.regions = regions;
   const variables = [...new Set(overlaid.origins.values())];
   validateClusterConfig(config, variables.length === 0 ? source : `${source} with ${variables.join(", ")} from the environment`);
   return config;

@@ -1,0 +1,121 @@
+/**
+ * Regions on loopback for tests and the bench: one TestCluster per region, one userspace proxy per
+ * directed region link (test/support/proxy.ts; the replicator of region `to` dials region `from`
+ * through proxy[from->to], reaching it by the client option addressMap), and in-process
+ * RegionReplicators (the code `tallyctl regions replicate` runs).
+ */
+import { RegionReplicator, TallyClient } from "../../src/client/index.js";
+import { freePort, TestCluster, type TestClusterOptions } from "./cluster.js";
+import { NodeProxy, type LinkShape } from "./proxy.js";
+
+export interface Region {
+  name: string;
+  cluster: TestCluster;
+  client: TallyClient;
+}
+
+export class RegionMesh {
+  readonly regions: Region[] = [];
+  /** "from>to" -> a proxy in front of each node of region `from` (by node order), used by region `to`'s replicator. */
+  readonly proxies = new Map<string, NodeProxy[]>();
+  /** "from>to" -> the replicator in `to` pulling from `from`, with its remote client. */
+  readonly replicators = new Map<string, { replicator: RegionReplicator; remote: TallyClient }>();
+
+  static async start(names: string[], options: TestClusterOptions = {}): Promise<RegionMesh> {
+    const mesh = new RegionMesh();
+    try {
+      for (const name of names) {
+        const cluster = await TestCluster.start({ nodes: 1, shards: 2, ...options });
+        mesh.regions.push({ name, cluster, client: new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 15_000 }) });
+      }
+      for (const from of mesh.regions) {
+        for (const to of mesh.regions) {
+          if (from === to) continue;
+          const proxies: NodeProxy[] = [];
+          mesh.proxies.set(`${from.name}>${to.name}`, proxies);
+          for (const node of from.cluster.config.nodes) {
+            const [host, port] = node.client.split(":") as [string, string];
+            const proxy = new NodeProxy(0, "127.0.0.1", await freePort(), host, Number(port), () => 0);
+            await proxy.start();
+            proxies.push(proxy);
+          }
+        }
+      }
+    } catch (error) {
+      await mesh.destroy();
+      throw error;
+    }
+    return mesh;
+  }
+
+  region(name: string): Region {
+    const region = this.regions.find((candidate) => candidate.name === name);
+    if (region === undefined) throw new Error(`no region ${name}`);
+    return region;
+  }
+
+  /** A client of region `from` as region `to`'s replicator sees it: through the proxy. */
+  remoteClient(from: string, to: string): TallyClient {
+    const origin = this.region(from);
+    const through = this.proxies.get(`${from}>${to}`)!.map((proxy) => `127.0.0.1:${proxy.listenPort}`);
+    const addressMap = Object.fromEntries(origin.cluster.config.nodes.map((node, i) => [node.client, through[i]!]));
+    return new TallyClient({
+      endpoints: through,
+      addressMap,
+      deadlineMs: 5_000,
+      attemptTimeoutMs: 2_000,
+      connectTimeoutMs: 1_000,
+      retryBackoffMaxMs: 500,
+    });
+  }
+
+  /** Starts the replicator of `from` into `to` (replacing none: call stopReplicator first). */
+  startReplicator(from: string, to: string, options: { coalesceMs?: number; routeCheckMs?: number } = {}): RegionReplicator {
+    const link = `${from}>${to}`;
+    if (this.replicators.has(link)) throw new Error(`replicator ${link} already runs`);
+    const remote = this.remoteClient(from, to);
+    const replicator = new RegionReplicator({ origin: from, local: this.region(to).client, remote, ...options });
+    replicator.start();
+    this.replicators.set(link, { replicator, remote });
+    return replicator;
+  }
+
+  startAllReplicators(options: { coalesceMs?: number } = {}): void {
+    for (const from of this.regions) for (const to of this.regions) if (from !== to) this.startReplicator(from.name, to.name, options);
+  }
+
+  async stopReplicator(from: string, to: string): Promise<void> {
+    const link = `${from}>${to}`;
+    const running = this.replicators.get(link);
+    if (running === undefined) return;
+    this.replicators.delete(link);
+    await running.replicator.stop();
+    await running.remote.close();
+  }
+
+  /** Cuts (or heals) both directions between two regions. */
+  partition(a: string, b: string, cut: boolean): void {
+    for (const link of [`${a}>${b}`, `${b}>${a}`]) {
+      for (const proxy of this.proxies.get(link)!) {
+        if (cut) proxy.cut(0);
+        else proxy.heal();
+      }
+    }
+  }
+
+  shapeAll(shape: LinkShape | undefined): void {
+    for (const proxies of this.proxies.values()) for (const proxy of proxies) proxy.shape(0, shape);
+  }
+
+  async destroy(): Promise<void> {
+    for (const link of [...this.replicators.keys()]) {
+      const [from, to] = link.split(">") as [string, string];
+      await this.stopReplicator(from, to).catch(() => undefined);
+    }
+    for (const proxies of this.proxies.values()) for (const proxy of proxies) await proxy.close();
+    for (const region of this.regions) {
+      await region.client.close().catch(() => undefined);
+      await region.cluster.destroy();
+    }
+  }
+}
