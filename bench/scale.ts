@@ -102,19 +102,30 @@ const round = (x: number, digits = 1) => Number(x.toFixed(digits));
 
 /**
  * Each node's longest event-loop stall, in ms: per phase (since the last take()) and over the whole
- * run. Every scrape of a node's /metrics feeds it (nodeMetrics()).
+ * run. Every scrape of a node's /metrics feeds it (nodeMetrics()). Beside each, the longest time the
+ * loop's thread ran on a CPU between two 2 ms ticks (tally_event_loop_on_cpu_max_seconds): a stall
+ * much longer than that was the thread waiting for a core, not work holding the loop.
  */
 class StallTracker {
   private phase = new Map<number, number>();
+  private phaseOnCpu = new Map<number, number>();
   private readonly run = new Map<number, number>();
+  private readonly runOnCpu = new Map<number, number>();
+  /** The on-CPU record of each record take() returned (stallCells shows both). */
+  readonly onCpuOf = new WeakMap<Record<number, number>, Record<number, number>>();
 
-  /** One scrape's tally_event_loop_delay_* of node `id`, in seconds. */
-  note(id: number, recentMaxSeconds: number | undefined, sinceStartMaxSeconds: number | undefined): void {
-    if (recentMaxSeconds !== undefined && Number.isFinite(recentMaxSeconds))
-      this.phase.set(id, Math.max(this.phase.get(id) ?? 0, round(recentMaxSeconds * 1000)));
+  /** One scrape's tally_event_loop_delay_* and tally_event_loop_on_cpu_* of node `id`, in seconds. */
+  note(
+    id: number,
+    recentMaxSeconds: number | undefined,
+    sinceStartMaxSeconds: number | undefined,
+    onCpu: { recent?: number; start?: number } = {},
+  ): void {
+    raise(this.phase, id, recentMaxSeconds);
     // The since-start max may come from an earlier phase of the same process: the whole run only.
-    const longest = Math.max(recentMaxSeconds ?? 0, sinceStartMaxSeconds ?? 0);
-    if (Number.isFinite(longest)) this.run.set(id, Math.max(this.run.get(id) ?? 0, round(longest * 1000)));
+    raise(this.run, id, Math.max(recentMaxSeconds ?? 0, sinceStartMaxSeconds ?? 0));
+    raise(this.phaseOnCpu, id, onCpu.recent);
+    raise(this.runOnCpu, id, Math.max(onCpu.recent ?? 0, onCpu.start ?? 0) || undefined);
   }
 
   /** Scrapes the running nodes of `ids` (a node that no longer answers is skipped). */
@@ -132,8 +143,10 @@ class StallTracker {
   /** Scrapes `ids`, then returns and forgets the phase's longest stall per node (ms). */
   async take(ids: number[]): Promise<Record<number, number>> {
     await this.scrape(ids);
-    const out = Object.fromEntries([...this.phase].sort(([a], [b]) => a - b));
+    const out = sorted(this.phase);
+    this.onCpuOf.set(out, sorted(this.phaseOnCpu));
     this.phase = new Map();
+    this.phaseOnCpu = new Map();
     return out;
   }
 
@@ -142,20 +155,45 @@ class StallTracker {
     await this.scrape([id]);
     const ms = this.phase.get(id);
     this.phase.delete(id);
+    this.phaseOnCpu.delete(id);
     return ms;
   }
 
   /** The longest stall per node over the whole run (ms). */
   wholeRun(): Record<number, number> {
-    return Object.fromEntries([...this.run].sort(([a], [b]) => a - b));
+    const out = sorted(this.run);
+    this.onCpuOf.set(out, sorted(this.runOnCpu));
+    return out;
   }
+
+  /** The longest on-CPU span per node over the whole run (ms). */
+  wholeRunOnCpu(): Record<number, number> {
+    return sorted(this.runOnCpu);
+  }
+}
+
+function raise(map: Map<number, number>, id: number, seconds: number | undefined): void {
+  if (seconds !== undefined && Number.isFinite(seconds)) map.set(id, Math.max(map.get(id) ?? 0, round(seconds * 1000)));
+}
+
+function sorted(map: Map<number, number>): Record<number, number> {
+  return Object.fromEntries([...map].sort(([a], [b]) => a - b));
 }
 
 const stalls = new StallTracker();
 
-/** "n1 / n2 / n3" of a per-node stall record (a node without a scrape in the phase shows "-"). */
-const stallCells = (byNode: Record<number, number> | undefined, nodes: number[]) =>
-  nodes.map((id) => (byNode?.[id] === undefined ? "-" : String(byNode[id]))).join(" / ");
+/**
+ * "n1 / n2 / n3" of a per-node stall record (a node without a scrape in the phase shows "-"), each
+ * with its longest on-CPU span in parentheses when the nodes export it.
+ */
+const stallCells = (byNode: Record<number, number> | undefined, nodes: number[]) => {
+  const onCpu = byNode === undefined ? undefined : stalls.onCpuOf.get(byNode);
+  const cell = (id: number) => {
+    if (byNode?.[id] === undefined) return "-";
+    return onCpu?.[id] === undefined ? String(byNode[id]) : `${byNode[id]} (cpu ${onCpu[id]})`;
+  };
+  return nodes.map(cell).join(" / ");
+};
 
 interface NodeCost {
   node: number;
@@ -281,11 +319,14 @@ async function nodeMetrics(id: number): Promise<Map<string, number>> {
   const response = await fetch(`${cluster!.opsUrl(id)}/metrics`, { signal: AbortSignal.timeout(10_000) });
   const samples = new Map<string, number>();
   let recentMax: number | undefined;
+  const onCpu: { recent?: number; start?: number } = {};
   for (const match of (await response.text()).matchAll(/^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$/gm)) {
     samples.set(match[1]!, Number(match[3]));
     if (match[1] === "tally_event_loop_delay_recent_seconds" && match[2]?.includes('quantile="1"')) recentMax = Number(match[3]);
+    if (match[1] === "tally_event_loop_on_cpu_max_seconds")
+      onCpu[match[2]?.includes('window="recent"') ? "recent" : "start"] = Number(match[3]);
   }
-  stalls.note(id, recentMax, samples.get("tally_event_loop_delay_max_seconds"));
+  stalls.note(id, recentMax, samples.get("tally_event_loop_delay_max_seconds"), onCpu);
   return samples;
 }
 
@@ -929,7 +970,8 @@ async function main(): Promise<void> {
   const allNodes = joinedNode === undefined ? NODES : [...NODES, joinedNode];
   await stalls.scrape(allNodes);
   const longestStallMsByNode = stalls.wholeRun();
-  console.log(JSON.stringify({ longestStallMsByNode }));
+  const longestOnCpuMsByNode = stalls.wholeRunOnCpu();
+  console.log(JSON.stringify({ longestStallMsByNode, longestOnCpuMsByNode }));
   await Promise.all(allNodes.map((id) => cluster!.stop(id, STOP_TIMEOUT_MS)));
   for (const id of allNodes) await cluster.kill(id); // a node that did not stop in time
   const stores = await inspectStores();
@@ -960,6 +1002,7 @@ async function main(): Promise<void> {
     singleRestart,
     newReplica,
     longestStallMsByNode,
+    longestOnCpuMsByNode,
     killsAtCounters: killed!.counters,
     kills,
     killSummary: {

@@ -4,7 +4,7 @@
  * the next window forgets it, the since-start max keeps it.
  */
 import { describe, expect, it } from "vitest";
-import { EventLoopDelay, type DelayHistogram } from "../../src/server/ops/event-loop.js";
+import { EventLoopDelay, OnCpuSpans, type DelayHistogram } from "../../src/server/ops/event-loop.js";
 import { NodeMetrics, type NodeSample } from "../../src/server/ops/metrics.js";
 
 const MS = 1e6; // nanoseconds
@@ -117,5 +117,27 @@ describe("tally_event_loop_delay_* on /metrics", () => {
     expect(await new NodeMetrics(() => sample, { nodeId: 1, defaultMetrics: false, eventLoopDelay: false }).scrape()).not.toContain(
       "tally_event_loop_delay",
     );
+  });
+});
+
+describe("the on-CPU part of stalls (Linux schedstat)", () => {
+  it.runIf(process.platform === "linux")("sees a loop held by work, and exports it beside the delay", async () => {
+    const spans = OnCpuSpans.start();
+    expect(spans).toBeDefined();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    spans!.read(); // a window that starts now
+    const until = performance.now() + 40;
+    let sink = 0;
+    while (performance.now() < until) sink += Math.sqrt(sink + 1); // 40 ms holding the loop, most of it on a CPU
+    expect(sink).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const held = spans!.read();
+    // The busy loop ran on a CPU for up to 40 ms between two ticks; on a loaded box some of it waits for a core.
+    expect(held.recentMaxSeconds).toBeGreaterThan(0.005);
+    expect(held.maxSeconds).toBeGreaterThanOrEqual(held.recentMaxSeconds);
+    const metrics = new NodeMetrics(() => sample, { nodeId: 1, defaultMetrics: false });
+    const text = await metrics.scrape();
+    expect(text).toContain('tally_event_loop_on_cpu_max_seconds{window="start",node="1"}');
+    expect(text).toContain('tally_event_loop_on_cpu_max_seconds{window="recent",node="1"}');
   });
 });

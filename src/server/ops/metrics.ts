@@ -233,7 +233,10 @@ export class NodeMetrics {
     this.registerGroupGauges(registers);
     this.registerSampleCounters(registers);
     this.registerNodeGauges(registers);
-    if (this.eventLoop !== undefined) this.registerEventLoopGauges(registers);
+    if (this.eventLoop !== undefined) {
+      this.registerEventLoopGauges(registers);
+      this.registerOnCpuGauges(registers);
+    }
   }
 
   /** Per Raft group, read from the sample at scrape time. */
@@ -381,6 +384,23 @@ export class NodeMetrics {
         this.set({ quantile: "0.5" }, recent.p50Seconds);
         this.set({ quantile: "0.99" }, recent.p99Seconds);
         this.set({ quantile: "1" }, recent.maxSeconds);
+      },
+    });
+  }
+
+  /** The on-CPU part of stalls (event-loop.ts OnCpuSpans), where the kernel says it. */
+  private registerOnCpuGauges(registers: Registry[]): void {
+    const metrics = this;
+    new Gauge({
+      name: "tally_event_loop_on_cpu_max_seconds",
+      help: `Longest time the event loop's thread ran on a CPU between two ${RESOLUTION_MS} ms ticks: since the node started (window="start"), since the previous scrape (window="recent"). A delay much longer than this was time waiting for a core, not work holding the loop`,
+      labelNames: ["window"],
+      registers,
+      collect() {
+        const onCpu = metrics.currentLoop().onCpu;
+        if (onCpu === undefined) return;
+        this.set({ window: "start" }, onCpu.maxSeconds);
+        this.set({ window: "recent" }, onCpu.recentMaxSeconds);
       },
     });
   }
