@@ -7,6 +7,7 @@
  * in for the flags, and every setting of the file can also come from a TALLY_* variable
  * (docs/configuration.md): that is how the container image is configured.
  */
+import { isIPv6 } from "node:net";
 import * as grpc from "@grpc/grpc-js";
 import { Command, InvalidArgumentError as CommanderInvalidArgument, Option } from "commander";
 import { ConfigError, findNode, listenAddress, loadClusterConfig, type ClusterConfig, type NodeConfig } from "./config/config.js";
@@ -100,6 +101,11 @@ async function main(): Promise<void> {
   };
   // The API's descriptors parsed now, before the node's loop runs: later they would stall it ~0.1 s.
   tallyProto();
+  // node:net's IPv6 pattern is one large regex, compiled on its first use and compiled again to
+  // machine code on its second; binding a gRPC port makes both: up to ~24 ms of the loop while the
+  // shards replay (a restart's profile on the loaded box). Both compiled here instead.
+  isIPv6("::1");
+  isIPv6("127.0.0.1");
   loadReflection();
   prepareClientServices(config.limits);
   // From before the node starts, so tally_event_loop_delay_max_seconds covers its start-up (loading
