@@ -8,7 +8,15 @@
  * its typed error here (expectOk), and leaves through toServiceError (errors.ts).
  */
 import { randomBytes } from "node:crypto";
-import { type Command, type CommandResult, type CounterOp, requestIdProblem, validateCommand } from "../../shard/commands.js";
+import {
+  type Command,
+  type CommandResult,
+  type CounterOp,
+  type MutatingCommand,
+  requestIdProblem,
+  validateCommand,
+} from "../../shard/commands.js";
+import type { MutationOutcome } from "../core/node-types.js";
 import { TOP_K_MAX } from "../../kinds/topk.js";
 import { SESSION_ID_IN_USE } from "../../shard/state-machine.js";
 import type { ShardReplica } from "../shard-replica.js";
@@ -24,7 +32,9 @@ import {
   VersionMismatchError,
   WrongShardError,
 } from "../../util/errors.js";
-import { HOT_READ_REFUSED, HotIndex, type HotRecord } from "../../meta/hot.js";
+import { HotIndex } from "../../meta/hot.js";
+import { checkHotReads, hotRouteMessage, refuseHotMutations } from "./hot-checks.js";
+import { routePackedRequest } from "../core/route-packed.js";
 import { describeKey } from "../../shard/keys.js";
 import { wallClockMs } from "../../util/clock.js";
 import type {
@@ -38,7 +48,6 @@ import type {
   GetManyResponseInput,
   GetRequestMessage,
   GetResponseInput,
-  HotRouteInput,
   KeepAliveRequestMessage,
   KeepAliveResponseInput,
   MutationResponseInput,
@@ -59,7 +68,9 @@ import type {
   WindowRangeRequestMessage,
   WindowRangeResponseInput,
 } from "../../api/proto.js";
-import { decodePackedAdds, encodePackedResultsOf } from "../../api/packed-batch.js";
+import { encodePackedResultsOf } from "../../api/packed-batch.js";
+import { scanPackedAdds } from "../../util/packed-adds.js";
+import { attachPackedOps } from "../../shard/packed-ops.js";
 import type { ReadResult, TallyNode } from "../node.js";
 import { callerOf } from "./auth-gate.js";
 import { WriteForwarder } from "./forwarding.js";
@@ -83,6 +94,8 @@ import {
 
 /** A shard's result of a mutate that applied. */
 type MutateResult = Extract<CommandResult, { ok: true; type: "mutate" }>;
+/** A command's ops before they are set. */
+const NO_OPS: CounterOp[] = [];
 
 const HEADER_REQUIRED =
   "header is required: a request_id (any unique string of 1-64 printable characters, for a write without a session) or a session (client_id from RegisterSession, seq, first_unacked_seq)";
@@ -142,44 +155,51 @@ export class CounterApi {
     return header;
   }
 
-  /** `packedAdds`: the packed bytes `ops` were decoded from, which the Raft entry then carries as they are. */
+  /**
+   * `ops`: the request's ops, or packed adds (`count` of them, checked by scanPackedAdds) that the
+   * command carries as bytes: its op objects are made only if something reads them (hot keys, a
+   * forwarded write), the keys are routed from the bytes, and the Raft entry takes them as they are.
+   */
   private async mutate(
     headerRaw: RequestHeaderMessage | null | undefined,
-    ops: CounterOp[],
-    packedAdds?: Uint8Array,
+    ops: CounterOp[] | { packed: Uint8Array; count: number },
   ): Promise<{ result: MutateResult; term: number; index: number }> {
     const header = this.header(headerRaw);
-    const command: Command =
+    const command: MutatingCommand =
       header.requestId === ""
-        ? { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops }
-        : { type: "write", requestId: header.requestId, ops };
+        ? { type: "mutate", clientId: header.clientId, seq: header.seq, firstUnackedSeq: header.firstUnackedSeq, ops: NO_OPS }
+        : { type: "write", requestId: header.requestId, ops: NO_OPS };
     if (header.epoch !== 0) command.epoch = header.epoch;
     if (header.owner !== "") command.owner = header.owner;
-    if (packedAdds !== undefined) command.packedAdds = packedAdds;
+    if (Array.isArray(ops)) command.ops = ops;
+    else attachPackedOps(command, ops.packed);
     if (command.type === "mutate" && command.clientId === 0) throw new InvalidArgumentError(HEADER_REQUIRED);
     validateCommand(command, this.limits());
-    if (this.hot().size > 0) refuseHotMutations(this.hotIndex, ops);
+    if (this.hot().size > 0) refuseHotMutations(this.hotIndex, command.ops);
     let bytes = 64 + header.requestId.length;
-    for (const op of ops) {
-      bytes += op.key.length + 40;
-      if (op.kind === "unique") for (const item of op.items) bytes += item.length + 5;
-    }
+    if (!Array.isArray(ops))
+      bytes += ops.packed.length + 30 * ops.count; // key + 40 per op, as below
+    else
+      for (const op of ops) {
+        bytes += op.key.length + 40;
+        if (op.kind === "unique") for (const item of op.items) bytes += item.length + 5;
+      }
     if (bytes > this.node.config.limits.maxEntryBytes)
       throw new InvalidArgumentError(
         `request: its log entry would take ~${bytes} bytes, above limits.maxEntryBytes ${this.node.config.limits.maxEntryBytes}; split it`,
       );
-    const outcome =
-      command.type === "write"
-        ? await this.forwarder.write(command, header.shardId, bytes)
-        : await this.node.submit(
-            this.node.route(
-              header.shardId,
-              header.epoch,
-              ops.map((op) => op.key),
-            ),
-            command,
-            bytes,
-          );
+    let outcome: MutationOutcome;
+    if (command.type === "write") outcome = await this.forwarder.write(command, header.shardId, bytes);
+    else {
+      const replica = Array.isArray(ops)
+        ? this.node.route(
+            header.shardId,
+            header.epoch,
+            ops.map((op) => op.key),
+          )
+        : routePackedRequest(this.node, header.shardId, header.epoch, ops.packed);
+      outcome = await this.node.submit(replica, command, bytes);
+    }
     const result = expectOk(outcome.result);
     if (result.type !== "mutate") throw new TallyError("INTERNAL", `unexpected result type ${result.type}`);
     return { result, term: outcome.term, index: outcome.index };
@@ -264,8 +284,8 @@ export class CounterApi {
     // Over a plain Uint8Array view of the message's Buffer: each op's key is then a TypedArray
     // subarray, cheaper per op than Buffer.prototype.subarray (as the entry decoder does).
     const bytes = new Uint8Array(packed.buffer, packed.byteOffset, packed.byteLength);
-    const ops: CounterOp[] = decodePackedAdds(bytes, this.limits());
-    const { result, term, index } = await this.mutate(header, ops, packed);
+    const count = scanPackedAdds(bytes, this.limits());
+    const { result, term, index } = await this.mutate(header, { packed: bytes, count });
     return { packedResults: encodePackedResultsOf(result), fence: fence(term, index) };
   }
 
@@ -477,46 +497,6 @@ function shardAnswer(replica: ShardReplica, term: number, appliedIndex: number):
     appliedIndex,
     fence: fence(term, appliedIndex),
   };
-}
-
-function hotRouteMessage(record: HotRecord): HotRouteInput {
-  return { key: Buffer.from(record.key), tags: record.tags, writable: record.writable };
-}
-
-/**
- * A plain read of a hot key would see one sub-counter and pass it off as the counter. So a read of
- * a hot key must name the sub-counter count it sums (hot_sub_counters), and the count must be the
- * one this node's map has: a client with an older count refreshes its routes and reads again. A
- * count this node does not know (its map is older than the client's) is accepted: the client knows
- * better.
- */
-function checkHotReads(hot: HotIndex, keys: Uint8Array[], claims: number[]): void {
-  if (hot.size === 0) return;
-  for (const [i, k] of keys.entries()) {
-    const record = hot.lookup(k);
-    if (record === undefined) continue;
-    const claim = claims[i] ?? 0;
-    if (claim === record.tags.length || claim > record.tags.length) continue;
-    throw new FailedPreconditionError(
-      `key ${describeKey(k)} ${HOT_READ_REFUSED} ${record.tags.length} sub-counters` +
-        (claim === 0
-          ? "; a plain read sees only one of them: read it with the tally client or tallyctl, which sum them"
-          : ` (the request sums ${claim}): refresh the routes and read again`),
-    );
-  }
-}
-
-/** Writes other than add (and floors, TTLs) have no meaning spread over sub-counters. */
-function refuseHotMutations(hot: HotIndex, ops: CounterOp[]): void {
-  for (const op of ops) {
-    const record = hot.lookup(op.key);
-    if (record === undefined || op.kind === "reset") continue;
-    if (op.kind === "add" && op.floor === undefined && op.ttlMs === undefined) continue;
-    const what = op.kind === "add" ? "an add with a floor or TTL" : `a ${op.kind}`;
-    throw new FailedPreconditionError(
-      `key ${describeKey(op.key)} is a hot counter over ${record.tags.length} sub-counters: ${what} cannot apply to a sum (only add, get and reset)`,
-    );
-  }
 }
 
 const KIND_READS: Record<string, string> = {
