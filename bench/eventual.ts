@@ -13,7 +13,7 @@
  * Every tally row also gives the nodes' CPU per add (user + system of the 3 tallyd processes over
  * the row's window, /proc): it moves far less with the other load of a shared box than latency.
  *
- *   npx tsx bench/eventual.ts [--seconds 5] [--rate 10000] [--poll-ms 10] [--no-redis]
+ *   npx tsx bench/eventual.ts [--seconds 5] [--rate 10000] [--poll-ms 10] [--no-redis] [--node-args "--cpu-prof ..."]
  *
  * Never asserts: the machine is shared (figures go to docs/benchmarks.md).
  */
@@ -28,6 +28,11 @@ const args = parseArgs(process.argv.slice(2));
 const seconds = Number(args.option("seconds", "5"));
 const rate = Number(args.option("rate", "10000"));
 const pollMs = Number(args.option("poll-ms", "10"));
+/** Extra node flags for every tallyd, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p". */
+const nodeArgs = args
+  .option("node-args", "")
+  .split(" ")
+  .filter((a) => a !== "");
 const withRedis = !args.flag("no-redis") && missingBinaries(["redis-server"]).length === 0;
 const KEYS = 10_000;
 const BATCH = 10_000;
@@ -103,7 +108,7 @@ async function redisRuns(peer: RedisPeer, batchedPerSecond: number): Promise<voi
 
 ensureBundles();
 console.log(`machine: ${machineDescription()}; load ${loadAverage()}`);
-const cluster = await TestCluster.start({ nodes: 3, shards: 8, metrics: true });
+const cluster = await TestCluster.start({ nodes: 3, shards: 8, metrics: true, nodeArgs });
 const clients = cluster.config.nodes.map((node) => new TallyClient({ endpoints: [node.client], deadlineMs: 30_000 }));
 const nodeCpu = () => procCpuSeconds([...cluster.processes.values()].map((child) => child.pid!));
 /** EventualAdd requests the nodes answered so far (NaN: a build without the series). */
@@ -159,6 +164,8 @@ try {
   console.log(`load at the end: ${loadAverage()}`);
 } finally {
   for (const client of clients) await client.close();
+  // SIGTERM first, so that a node run with --cpu-prof writes its profile.
+  for (const node of cluster.config.nodes) await cluster.stop(node.id).catch(() => undefined);
   await cluster.destroy();
   killChildren();
 }
