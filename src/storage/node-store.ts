@@ -19,7 +19,10 @@
  * write() resolves, which is what Raft needs before the messages of the same Ready may go out (Raft
  * paper 5.2/5.3 and thesis 3.8: a vote or an acknowledged entry must survive a crash).
  *
- * Writes are serialized in call order. A failed write makes the store fail-stop: every later write
+ * Writes are serialized in call order. The batches written while one write is in flight are joined
+ * into the next LevelDB batch (group commit across loop iterations: the loop does not wait for its
+ * write before building the next batch), which keeps each batch whole and their order. A failed
+ * write makes the store fail-stop: every later write
  * rejects, because after a failed fsync the on-disk state is unknown (the "fsyncgate" lesson;
  * etcd panics on WAL write errors for the same reason).
  *
@@ -96,10 +99,19 @@ export interface NodeStoreOptions {
   onWrite?: (seconds: number, sync: boolean, bytes: number) => void;
 }
 
+/** A write waiting its turn; the batches written meanwhile join its operations. */
+interface QueuedWrite {
+  ops: BatchOp[];
+  sync: boolean;
+  done: Promise<void>;
+}
+
 export class NodeStore {
   readonly stats = { batches: 0, syncs: 0, bytesWritten: 0 };
 
   private writeTail: Promise<void> = Promise.resolve();
+  /** The write waiting for the one in flight: later writes join it (group commit). */
+  private queued: QueuedWrite | undefined;
   private failure: unknown = undefined;
   private closed = false;
 
@@ -181,10 +193,25 @@ export class NodeStore {
   write(batch: StoreBatch, options: { sync: boolean }): Promise<void> {
     this.assertOpen();
     const ops = batch.takeOps();
-    const run = this.writeTail.then(() => this.applyOps(ops, options.sync));
+    // Group commit: a write queued behind the one in flight takes the batches written after it
+    // too, as one LevelDB batch with one fsync (synced if any of them asked). Joining batches in
+    // call order is the same as writing them one after another: a range clear sees the keys put
+    // before it in the joined batch (applyOps()).
+    const queued = this.queued;
+    if (queued !== undefined && queued.ops.length + ops.length <= this.batchOpsMax) {
+      for (const op of ops) queued.ops.push(op);
+      queued.sync ||= options.sync;
+      return queued.done;
+    }
+    const entry: QueuedWrite = { ops: [...ops], sync: options.sync, done: Promise.resolve() };
+    this.queued = entry;
+    entry.done = this.writeTail.then(() => {
+      if (this.queued === entry) this.queued = undefined;
+      return this.applyOps(entry.ops, entry.sync);
+    });
     // The chain itself never rejects; a failure is recorded in this.failure and fails later writes.
-    this.writeTail = run.catch(() => undefined);
-    return run;
+    this.writeTail = entry.done.catch(() => undefined);
+    return entry.done;
   }
 
   private async applyOps(ops: readonly BatchOp[], sync: boolean): Promise<void> {

@@ -404,6 +404,35 @@ describe("NodeStore", () => {
     await Promise.all([s.write(first, { sync: false }), s.write(second, { sync: true })]);
     expect((await s.loadGroup(1)).entries).toEqual(entries(1, 1, 2));
     expect(await s.getGroupState(1)).toBeUndefined();
+    // Both were queued before either started: joined into one batch, synced because one asked.
+    expect(s.stats).toMatchObject({ batches: 1, syncs: 1 });
+  });
+
+  it("joins the writes queued behind the one in flight into one batch, in call order, synced if any asked", async () => {
+    const s = await open();
+    const inFlight = s.batch();
+    inFlight.appendEntries(1, entries(1, 2, 1));
+    const first = s.write(inFlight, { sync: false });
+    await Promise.resolve(); // the first write has started: it takes no more batches
+    const a = s.batch();
+    a.appendEntries(1, entries(3, 4, 1));
+    a.putGroupState(1, bytes("a"));
+    const b = s.batch();
+    b.destroyGroup(2); // a range clear after a's puts, of another group: a's keys stay
+    b.putGroupState(1, bytes("b"));
+    const c = s.batch();
+    c.appendEntries(2, entries(1, 1, 1));
+    const order: string[] = [];
+    await Promise.all([
+      first.then(() => order.push("first")),
+      s.write(a, { sync: false }).then(() => order.push("a")),
+      s.write(b, { sync: true }).then(() => order.push("b")),
+      s.write(c, { sync: false }).then(() => order.push("c")),
+    ]);
+    expect(order).toEqual(["first", "a", "b", "c"]);
+    expect((await s.loadGroup(1)).entries).toEqual(entries(1, 4, 1));
+    expect(await s.getGroupState(1)).toEqual(bytes("b"));
+    expect((await s.loadGroup(2)).entries).toEqual(entries(1, 1, 1));
     expect(s.stats).toMatchObject({ batches: 2, syncs: 1 });
   });
 
