@@ -11,12 +11,15 @@ import type { Raft } from "./raft.js";
 import { maybeCommit, onCommitAdvanced } from "./replication.js";
 import { type ConfChange, ConfChangeTransition, type Entry, EntryType, NONE, ProposalDroppedError, Role } from "./types.js";
 
-/** Appends one entry of this leader's term and counts it on the leader (thesis 10.2.1). */
+/**
+ * Appends one entry of this leader's term and counts it on the leader (thesis 10.2.1), at once, or
+ * with asyncStorageWrites once the driver reports it durable (RawNode.persisted()).
+ */
 export function appendLocal(r: Raft, e: Entry): void {
   assert(e.index === r.log.lastIndex() + 1 && e.term === r.term, "raft: leader entry out of place");
   r.log.unstable.truncateAndAppend([e]);
   const self = r.tracker.progress.get(r.id);
-  if (self !== undefined) self.maybeUpdate(e.index);
+  if (self !== undefined && !r.asyncStorageWrites) self.maybeUpdate(e.index);
   if (maybeCommit(r)) onCommitAdvanced(r);
   r.appendDirty = true;
 }

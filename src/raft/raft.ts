@@ -90,6 +90,8 @@ export class Raft {
   readonly leaseDriftTicks: number;
   private readonly prng: Prng;
   readonly knobs: RaftTestKnobs;
+  /** RaftConfig.asyncStorageWrites: the leader's own match advances only through RawNode.persisted(). */
+  readonly asyncStorageWrites: boolean;
   private readonly debugSink: ((line: string) => void) | undefined;
 
   // Timers, in ticks.
@@ -143,6 +145,7 @@ export class Raft {
     this.leaseDriftTicks = config.leaseDriftTicks;
     this.prng = config.prng;
     this.knobs = config.testKnobs ?? {};
+    this.asyncStorageWrites = config.asyncStorageWrites === true;
     this.debugSink = config.debug;
 
     this.log = new RaftLog(config.storage);

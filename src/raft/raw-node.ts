@@ -24,7 +24,7 @@ import type { MemoryStorage } from "./memory-storage.js";
 import { maybeAutoLeave, propose, proposeConfChange } from "./proposal.js";
 import { BOOTSTRAP_TERM, Raft } from "./raft.js";
 import { readIndex } from "./read-only.js";
-import { flushPending, reportSnapshot, reportUnreachable } from "./replication.js";
+import { flushPending, maybeCommit, onCommitAdvanced, reportSnapshot, reportUnreachable } from "./replication.js";
 import { step } from "./step.js";
 import { tick } from "./tick.js";
 import {
@@ -288,6 +288,19 @@ export class RawNode {
     }
     maybeAutoLeave(r);
     r.checkInvariants();
+  }
+
+  /**
+   * With asyncStorageWrites: this node's log up to (index, term) is durable. A leader counts it
+   * toward commit now (a follower's acknowledgement is its AppResp, sent by the driver after the
+   * same write). Ignored when not leading or when the entry at index is no longer that one.
+   */
+  persisted(index: LogIndex, term: Term): void {
+    const r = this.raft;
+    if (r.role !== Role.Leader || index > r.log.lastIndex() || !r.log.matchTerm(index, term)) return;
+    const self = r.tracker.progress.get(r.id);
+    if (self === undefined) return;
+    if (self.maybeUpdate(index) && maybeCommit(r)) onCommitAdvanced(r);
   }
 
   status(): RaftStatus {

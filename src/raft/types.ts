@@ -167,6 +167,10 @@ export interface ReadState {
  *   4. apply `committedEntries` in order (a ConfChange entry: call applyConfChange);
  *   5. serve `readStates` once applied >= their index;
  *   6. call advance().
+ * With RaftConfig.asyncStorageWrites the caller may do 3 (for messages that promise nothing
+ * durable: App, Heartbeat), 4, 5 and 6 before the write of 2 completes, and the next Ready's work
+ * meanwhile; every other message still waits for that write, and the caller reports it with
+ * RawNode.persisted() once it is durable (src/server/core/driver-loop.ts).
  */
 export interface Ready {
   softState?: SoftState;
@@ -254,6 +258,14 @@ export interface RaftConfig {
   leaseDriftTicks: number;
   /** Election jitter source. */
   prng: Prng;
+  /**
+   * etcd's AsyncStorageWrites, for a driver that writes Ready N while it already steps messages and
+   * builds Ready N+1: a leader counts its own log toward commit only up to what the driver reported
+   * durable with RawNode.persisted(), never at append time. Without it (the default) a leader
+   * counts an entry as soon as it appends it, which is safe only when the driver steps nothing
+   * before that Ready's write completes.
+   */
+  asyncStorageWrites?: boolean;
   testKnobs?: RaftTestKnobs;
   /** Optional debug sink; the core never prints by itself. */
   debug?: (line: string) => void;

@@ -16,6 +16,7 @@ import { AmbiguousError, NotLeaderError, OverloadedError, UnavailableError } fro
 import type { ShardDescriptor } from "./descriptor.js";
 import type { LoopGroup } from "./core/ports.js";
 import { ShardStorage } from "./shard-storage.js";
+import { stageTrace, type WriteTrace } from "./core/stage-trace.js";
 
 /** Queued commands are joined into entries of at most this many bytes (see proposeQueued). */
 export const PROPOSAL_ENTRY_BYTES_TARGET = 16 * 1024;
@@ -34,6 +35,8 @@ export interface PendingCommand<TCommand = Command, TResult = CommandResult> {
   deadlineMs: number;
   resolve(result: TResult, index: LogIndex, term: number): void;
   reject(error: Error): void;
+  /** Set on the writes the stage trace samples (TALLY_TRACE_ADDS). */
+  trace?: WriteTrace;
 }
 
 interface InflightEntry<TCommand, TResult> {
@@ -209,8 +212,15 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
         continue;
       }
       this.inflight.set(this.raw.lastIndex, { term: this.raw.term, commands: group, live: group.length });
+      if (stageTrace.enabled) this.traceProposed(group);
       this.inflightCount += group.length;
     }
+  }
+
+  private traceProposed(group: Array<PendingCommand<TCommand, TResult>>): void {
+    const traces: WriteTrace[] = [];
+    for (const pending of group) if (pending.trace !== undefined) traces.push(pending.trace);
+    if (traces.length > 0) stageTrace.proposed(this.shardId, this.raw.lastIndex, traces, performance.now());
   }
 
   /** Applies one committed normal entry and completes the requests that proposed it. */
@@ -218,6 +228,7 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
     const results = this.machine.applyEntry(entry.index, entry.data, this.admit);
     const waiting = this.inflight.get(entry.index);
     if (waiting === undefined) return;
+    if (stageTrace.enabled) stageTrace.applied(this.shardId, entry.index, performance.now());
     this.inflight.delete(entry.index);
     this.inflightCount -= waiting.live;
     if (waiting.term !== entry.term) {
@@ -249,6 +260,10 @@ export class GroupReplica<TCommand, TResult, TMachine extends ReplicaMachine<TRe
     this.completions = done === this.completions.length ? [] : this.completions.slice(done);
     for (const { commands, results, index, term } of completions) {
       commands.forEach((pending, i) => pending.resolve(results[i]!, index, term));
+    }
+    if (stageTrace.enabled) {
+      const now = performance.now();
+      for (const { commands } of completions) for (const pending of commands) if (pending.trace) stageTrace.finish(pending.trace, now);
     }
   }
 

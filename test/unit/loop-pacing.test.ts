@@ -55,6 +55,7 @@ class ScriptedRaft implements RaftGroup {
     this.pending.splice(0, this.handedOut);
     this.handedOut = 0;
   }
+  persisted(): void {}
 }
 
 function group(shardId: number, entries: number, entryBytesEach: number): LoopGroup {

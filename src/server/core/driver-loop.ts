@@ -4,18 +4,22 @@
  * binds LevelDB, the peer transport and the process clock. One iterate():
  *
  *   1. create/remove replicas the map asks for (their own synced batch); tick every group up to
- *      the monotonic clock; step inbound messages; run queued loop actions; propose queued
+ *      the monotonic clock; tell each group's Raft how far the finished writes made its log
+ *      durable (RawNode.persisted(): with asyncStorageWrites a leader counts its own log toward
+ *      commit only then); step inbound messages; run queued loop actions; propose queued
  *      commands (as few entries per group as maxEntryBytes allows) and start ReadIndex rounds;
  *   2. collect Ready from every group and send its appends and heartbeats AT ONCE, before the
- *      fsync (Raft thesis 10.2.1; safe because a leader steps no acknowledgement before its own
- *      write completes: docs/adr/0003-send-before-fsync.md);
+ *      fsync (Raft thesis 10.2.1; docs/adr/0003-send-before-fsync.md);
  *   3. build ONE batch for all groups (group commit): snapshots, entries, hard states, and the
  *      effects of applying the committed entries IN MEMORY with the applied index (so a crash
- *      never half-applies an entry: docs/adr/0004-apply-before-write.md); writes whose entries
- *      were already durable here are answered now;
- *   4. write the batch, fsynced only when a Ready has mustSync (new entries, term or vote);
- *   5. only then send every other message (votes, responses, snapshots), answer the remaining
- *      writes, serve reads whose index is applied, and advance every group.
+ *      never half-applies an entry: docs/adr/0004-apply-before-write.md); answer the writes
+ *      applied (committed = durable on a quorum) and serve reads; advance every group;
+ *   4. hand the batch to the store, fsynced only when a Ready has mustSync (new entries, term or
+ *      vote), WITHOUT waiting for it: the next iteration steps acknowledgements and proposes while
+ *      it is written (etcd's asynchronous storage writes), and the store joins the batches queued
+ *      behind the write in flight into one;
+ *   5. once that write and every earlier one are durable, send every other message (votes,
+ *      responses, snapshots) and report the groups' new last entries for step 1.
  * docs/architecture.md ("The Ready contract as implemented") lists each step and every deviation
  * from the strict Ready order in one place.
  */
@@ -24,6 +28,7 @@ import { entryBytes } from "../../raft/util.js";
 import { UnavailableError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
 import type { LogBatch, LoopGroup, LoopPorts, LoopStats } from "./ports.js";
+import { stageTrace } from "./stage-trace.js";
 
 /** Bounded: the transport drops beyond its own bound; this bounds what waits for one iteration. */
 export const INBOUND_MESSAGES_MAX = 200_000;
@@ -67,6 +72,22 @@ export interface DriverLoopOptions {
   onFatal?: (error: Error) => void;
 }
 
+/** What waits for one write: the messages that promise it, the groups' new last entries, callbacks. */
+interface DurableWork<TGroup> {
+  late: Array<[number, Message]>;
+  /** [group, index, term] of each Ready's last new entry. */
+  persisted: Array<[TGroup, number, number]>;
+  afterDurable: Array<() => void>;
+}
+
+interface PendingWrite<TGroup> {
+  /** The store's promise: the same one for batches it joined into one write. */
+  written: Promise<void>;
+  works: Array<DurableWork<TGroup>>;
+  sync: boolean;
+  startedAt: number;
+}
+
 export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
   private readonly store: LoopPorts<TGroup, TBatch>["store"];
   private readonly network: LoopPorts<TGroup, TBatch>["network"];
@@ -89,6 +110,12 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
   private pendingWrites: Array<(batch: TBatch) => void> = [];
   /** Run once the batch holding the pending writes is durable. */
   private pendingAfterDurable: Array<() => void> = [];
+  /** Settles once every write handed to the store so far is done and its work has run; never rejects. */
+  private writeTail: Promise<unknown> = Promise.resolve();
+  /** The last write handed to the store, until it is done: later batches the store joins to it share its completion. */
+  private lastWrite: PendingWrite<TGroup> | undefined;
+  /** Logs made durable by finished writes, for reportPersisted() at the next iteration. */
+  private persisted: Array<[TGroup, number, number]> = [];
   /**
    * Measured apply cost (ms per committed entry byte), smoothed; sets the iteration's byte budget.
    * It starts dear (a budget of APPLY_BYTES_FIRST): a restarted node's first applies run cold.
@@ -112,6 +139,7 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
   start(): void {
     this.lastTickMs = this.clock.monotonicMs();
     this.running = true;
+    stageTrace.start(`node ${this.options.nodeId}`);
     this.loopDone = this.runLoop();
   }
 
@@ -120,6 +148,8 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
     this.running = false;
     this.wake();
     await this.loopDone;
+    await this.writeTail; // the writes in flight (a failed one has stopped the loop already)
+    stageTrace.stop();
   }
 
   get isRunning(): boolean {
@@ -147,10 +177,12 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
       return;
     }
     for (const item of batch) this.inbound.push(item);
+    if (stageTrace.enabled) traceInbound(batch);
     this.wake();
   }
 
   wake(): void {
+    if (stageTrace.enabled) stageTrace.wake();
     this.wakePending = true;
     const resolve = this.wakeResolve;
     if (resolve !== undefined) {
@@ -225,19 +257,30 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
         if (this.running) await this.waitForWork();
       }
     } catch (error) {
-      this.fatalError = error as Error;
-      this.running = false;
-      this.log.fatal({ err: error }, "driver loop failed; the node stops serving");
-      for (const replica of this.groups.all())
-        replica.failInflight(new UnavailableError(`node ${this.options.nodeId} stopped: ${(error as Error).message}`));
-      this.options.onFatal?.(error as Error);
+      this.fail(error as Error);
     }
+  }
+
+  /** The loop dies (storage corruption, a failed fsync): every waiter is failed, onFatal runs. */
+  private fail(error: Error): void {
+    if (this.fatalError !== undefined) return;
+    this.fatalError = error;
+    this.running = false;
+    this.log.fatal({ err: error }, "driver loop failed; the node stops serving");
+    for (const replica of this.groups.all())
+      replica.failInflight(new UnavailableError(`node ${this.options.nodeId} stopped: ${error.message}`));
+    this.options.onFatal?.(error);
+    this.wake();
   }
 
   private async iterate(): Promise<void> {
     this.stats.iterations++;
+    const startedAt = stageTrace.enabled ? performance.now() : 0;
+    if (stageTrace.enabled) stageTrace.iterationStarts(startedAt);
     await this.groups.changeGroups();
+    if (!this.running) return; // a write failed meanwhile
     this.catchUpTicks();
+    this.reportPersisted();
     this.stepInbound();
     this.runLoopActions();
     const nowWall = this.clock.wallClockMs();
@@ -252,41 +295,95 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
 
     const late = this.sendBeforeWrite(readies);
 
-    // 2. Build ONE batch for every group: snapshots, new entries, hard states, and the effects of
+    // 2. Build ONE batch for every group (the store joins it with the batches of the iterations
+    // that ran while the previous write was in flight): snapshots, new entries, hard states, and the effects of
     // applying committed entries together with the applied index (so a crash never half-applies).
-    // Applying in memory before the write is safe: committed entries are durable on a quorum, and
-    // a crash before the write replays them from the log. So replies to the writes applied here go
-    // out before the write (below), except where this node's own copy of the entry is in this very
-    // batch; ReadIndex reads still wait for it.
+    // Applying in memory before the write is safe: committed entries are durable on a quorum (a
+    // leader counts its own log only once persisted() said so), and a crash replays them from the
+    // log. So the writes applied here are answered now, and ReadIndex reads served.
     const batch = this.store.batch();
-    const afterDurable = this.pendingAfterDurable.splice(0);
+    const work: DurableWork<TGroup> = { late, persisted: [], afterDurable: this.pendingAfterDurable.splice(0) };
     const applyStartMs = this.clock.monotonicMs();
     const mustSync = this.buildBatch(readies, batch);
     if (applyBytes > 0) this.learnApplyCost(this.clock.monotonicMs() - applyStartMs, applyBytes);
-    // Answer the writes this iteration applied whose entries were already on disk here (all of
-    // them but a single-voter group's newest): committed entries are durable on a quorum, so the
-    // answer need not wait for this batch's fsync, which holds the next entries (thesis 10.2.1).
-    for (const [replica, ready] of readies)
-      replica.completeApplied(ready.entries.length > 0 ? ready.entries[0]!.index - 1 : Number.POSITIVE_INFINITY);
-    if (batch.size > 0) {
-      await this.store.write(batch, { sync: mustSync });
-      if (mustSync) this.stats.syncs++;
-    }
-    for (const callback of afterDurable) callback();
-
-    // 3. Send the rest, now that what they promise is durable; answer clients and reads.
-    for (const [shardId, message] of late) this.network.send(message.to, shardId, message);
-    if (late.length > 0) this.network.flush();
     for (const [replica, ready] of readies) {
+      // Only a leader counts its own log (a follower's acknowledgement is its AppResp, in `late`).
+      const last = ready.entries[ready.entries.length - 1];
+      if (last !== undefined && replica.isLeader) work.persisted.push([replica, last.index, last.term]);
       replica.completeApplied();
       for (const readState of ready.readStates) replica.onReadState(readState.index, readState.context);
       replica.serveAppliedReads();
     }
 
-    // 4. Advance.
+    // 3. Advance, and hand the batch to the store; the next iteration need not wait for it.
     for (const [replica] of readies) replica.raw.advance();
     // Including a group whose committed entries waited for the apply budget.
     if (groups.some((replica) => replica.raw.hasReady())) this.wakePending = true;
+    if (stageTrace.enabled) stageTrace.record("iteration", performance.now() - startedAt);
+    this.startWrite(batch, mustSync, work);
+  }
+
+  /**
+   * Hands the iteration's batch to the store at once (writes land in call order, and the store
+   * joins the writes queued behind the one in flight into one: group commit), so the next
+   * iteration can step acknowledgements and propose while it is written. When it is durable, and
+   * every earlier one too: the messages that promise it leave, the afterDurable callbacks run, and
+   * the next iteration tells Raft (reportPersisted()). A batch holding nothing runs its work as soon
+   * as the writes before it are done (at once when none is in flight).
+   */
+  private startWrite(batch: TBatch, sync: boolean, work: DurableWork<TGroup>): void {
+    const last = this.lastWrite;
+    if (batch.size === 0) {
+      if (last === undefined) this.finishWrites([work]);
+      else last.works.push(work); // done once the last write (and so every earlier one) is
+      return;
+    }
+    const written = this.store.write(batch, { sync });
+    if (last !== undefined && last.written === written) {
+      // The store joined this batch to the write queued last: one completion, one flush.
+      last.works.push(work);
+      last.sync ||= sync;
+      return;
+    }
+    const pending: PendingWrite<TGroup> = { written, works: [work], sync, startedAt: stageTrace.enabled ? performance.now() : 0 };
+    this.lastWrite = pending;
+    this.writeTail = Promise.all([this.writeTail, written]).then(
+      () => {
+        if (this.lastWrite === pending) this.lastWrite = undefined;
+        if (this.fatalError !== undefined) return;
+        if (pending.sync) this.stats.syncs++;
+        if (stageTrace.enabled) stageTrace.record(pending.sync ? "syncWrite" : "write", performance.now() - pending.startedAt);
+        this.finishWrites(pending.works);
+      },
+      (error: unknown) => {
+        if (this.lastWrite === pending) this.lastWrite = undefined;
+        this.fail(error as Error);
+      },
+    );
+  }
+
+  /** A write is durable, and every earlier one: run what waited for it, in order, with one flush. */
+  private finishWrites(works: Array<DurableWork<TGroup>>): void {
+    let late = 0;
+    let persisted = 0;
+    for (const work of works) {
+      for (const callback of work.afterDurable) callback();
+      for (const [shardId, message] of work.late) this.network.send(message.to, shardId, message);
+      late += work.late.length;
+      for (const mark of work.persisted) this.persisted.push(mark);
+      persisted += work.persisted.length;
+      if (stageTrace.enabled) traceWritten(work);
+    }
+    if (late > 0) this.network.flush();
+    if (persisted > 0) this.wake();
+  }
+
+  /** Tells each group's Raft how far its log is durable here (a leader counts itself toward commit). */
+  private reportPersisted(): void {
+    if (this.persisted.length === 0) return;
+    const marks = this.persisted;
+    this.persisted = [];
+    for (const [replica, index, term] of marks) if (this.groups.get(replica.shardId) === replica) replica.raw.persisted(index, term);
   }
 
   /**
@@ -304,6 +401,7 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
       const at = (first + k) % groups.length;
       const raw = groups[at]!.raw;
       const held = raw.holdApply;
+      if (stageTrace.enabled) stageTrace.applyHold(groups[at]!.shardId, held, performance.now());
       if (budget <= 0) raw.holdApply = true;
       if (raw.hasReady()) {
         const ready = raw.ready();
@@ -422,4 +520,20 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
       replica.failInflight(replica.notLeaderError(this.options.leaderAddress), this.options.plantedNotLeaderAfterPropose ?? false);
     }
   }
+}
+
+/** Stage trace (TALLY_TRACE_ADDS): a follower's App with entries arrived; a leader's ack arrived. */
+function traceInbound(batch: Array<[number, Message]>): void {
+  const now = performance.now();
+  for (const [groupId, message] of batch) {
+    if (message.type === MessageType.App && message.entries.length > 0) stageTrace.appReceived(groupId, now);
+    else if (message.type === MessageType.AppResp && !message.reject) stageTrace.acked(groupId, message.index, now);
+  }
+}
+
+/** Stage trace: a write is durable and the messages that waited for it left. */
+function traceWritten(work: DurableWork<LoopGroup>): void {
+  const now = performance.now();
+  for (const [group, index] of work.persisted) stageTrace.written(group.shardId, index, now);
+  for (const [groupId, message] of work.late) if (message.type === MessageType.AppResp) stageTrace.appAnswered(groupId, now);
 }

@@ -158,6 +158,9 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
       // at once, and 8 shards at 1 MiB each held the loop for seconds (bench/scale.ts).
       maxCommittedSizePerReady: Math.min(this.config.limits.maxSizePerMsgBytes, COMMITTED_BYTES_PER_READY_MAX),
       preVote: true,
+      // The driver loop writes one batch while it steps acknowledgements and builds the next
+      // (driver-loop.ts): a leader counts its own log only once the loop reports it durable.
+      asyncStorageWrites: true,
       checkQuorum: true,
       leaseDriftTicks: this.config.cluster.leaseDriftTicks,
       prng: createPrng((this.nodeId * 7919 + groupId * 104729 + Math.floor(wallClockMs())) >>> 0),

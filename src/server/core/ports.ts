@@ -107,6 +107,12 @@ export interface RaftGroup {
   hasReady(): boolean;
   ready(): Ready;
   advance(): void;
+  /**
+   * This node's log is durable up to (index, term): a leader counts it toward commit
+   * (RawNode.persisted()). The loop steps acknowledgements while its write is in flight, so every
+   * group it drives must run with RaftConfig.asyncStorageWrites (NodeGroups.raftConfig() sets it).
+   */
+  persisted(index: LogIndex, term: number): void;
   /** While true, ready() hands out no committed entries (they wait, still committed): see RawNode.holdApply. */
   holdApply: boolean;
 }

@@ -14,6 +14,7 @@ import { wrapShardSnapshot } from "../descriptor.js";
 import { readCounter, type ReadWaiter, type ShardReplica } from "../shard-replica.js";
 import { recordSlotLoad } from "./load-report.js";
 import type { Consistency, MutationOutcome, ReadResult, ShardBackupSnapshot } from "./node-types.js";
+import { stageTrace } from "./stage-trace.js";
 
 /** What the requests need of the node. */
 export interface RequestContext {
@@ -46,6 +47,7 @@ export function submitCommand(
       deadlineMs: monotonicMs() + timeoutMs,
       resolve: (result, index, term) => resolve({ result, index, term }),
       reject,
+      trace: stageTrace.sample() ? { queuedAt: performance.now(), proposedAt: 0, writtenAt: 0, ackAt: 0, appliedAt: 0 } : undefined,
     });
     context.wake();
   });

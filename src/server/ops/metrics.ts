@@ -25,6 +25,7 @@ import { Role } from "../../raft/types.js";
 import { buildInfo } from "../../util/build-info.js";
 import type { TallyNode } from "../node.js";
 import { EventLoopDelay, RESOLUTION_MS, type EventLoopDelaySample } from "./event-loop.js";
+import { stageTrace, type TraceStage } from "../core/stage-trace.js";
 
 /** One Raft group as a scrape sees it. */
 export interface GroupSample {
@@ -237,6 +238,24 @@ export class NodeMetrics {
       this.registerEventLoopGauges(registers);
       this.registerOnCpuGauges(registers);
     }
+    if (stageTrace.enabled) this.registerStageTrace(registers);
+  }
+
+  /** TALLY_TRACE_ADDS only: where an add's time goes (src/server/core/stage-trace.ts), per stage. */
+  private registerStageTrace(registers: Registry[]): void {
+    const histogram = new Histogram({
+      name: "tally_stage_seconds",
+      help: "Stage trace (TALLY_TRACE_ADDS): time per stage of a sampled write, loop iteration, store write or GC pause",
+      labelNames: ["stage"],
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1],
+      registers,
+    });
+    const children = new Map<TraceStage, Observer>();
+    stageTrace.observe((stage, seconds) => {
+      let child = children.get(stage);
+      if (child === undefined) children.set(stage, (child = histogram.labels(stage)));
+      child.observe(seconds);
+    });
   }
 
   /** Per Raft group, read from the sample at scrape time. */
