@@ -26,6 +26,7 @@ import { addKindCommands, type KindsClient } from "./kinds.js";
 import { addMembershipCommands } from "./membership-commands.js";
 import { addPlacementCommands } from "./placement-commands.js";
 import { createProgram } from "./program.js";
+import { addEscrowCommands } from "./escrow-commands.js";
 import { addRegionCommands } from "./region-commands.js";
 import { addShardCommands } from "./shard-commands.js";
 
@@ -72,6 +73,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     addHotCommands(program, invocation.withClientHaving(hasHot, "this client has no hot counters"));
     addBackupCommands(program, invocation.withClientHaving(hasBackup, "this client cannot stream backups"), invocation.offline, io);
     addRegionCommands(program, withClient, invocation.offline, io);
+    addEscrowCommands(program, withClient, io);
     addAuthCommands(program, (text) => io.stdout(text));
     addCompletionCommand(program, (text) => io.stdout(text));
     if (argv.length === 0) {

@@ -109,17 +109,21 @@ export function addRegionCommands(
     );
 }
 
-async function regionSettingsOf(target: Target): Promise<RegionSettings> {
-  const path = target.clusterFile?.path;
-  if (path === undefined) throw new UsageError("regions replicate reads region: and regions: from the cluster file: give --config FILE");
-  let settings: RegionSettings | undefined;
+/** The cluster file's region: and regions: (undefined without them); a bad file is a usage error. */
+export async function loadRegionSettings(path: string): Promise<RegionSettings | undefined> {
   try {
     const document: unknown = parse(await readFile(path, "utf8"));
     if (typeof document !== "object" || document === null) throw new Error(`${path}: not a mapping`);
-    settings = parseRegionSettings(document as Record<string, unknown>, (field) => `${path}: ${field}`);
+    return parseRegionSettings(document as Record<string, unknown>, (field) => `${path}: ${field}`);
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
+}
+
+async function regionSettingsOf(target: Target): Promise<RegionSettings> {
+  const path = target.clusterFile?.path;
+  if (path === undefined) throw new UsageError("regions replicate reads region: and regions: from the cluster file: give --config FILE");
+  const settings = await loadRegionSettings(path);
   if (settings === undefined || settings.regions.length === 0)
     throw new UsageError(`${path}: no regions to replicate: give region: NAME and regions: [{name, endpoints}] (docs/regions.md)`);
   return settings;
@@ -152,6 +156,7 @@ async function replicateUntilSignal(
     (region, i) =>
       new RegionReplicator({
         origin: region.name,
+        region: settings.region,
         local,
         remote: remotes[i]!,
         logger,

@@ -69,3 +69,17 @@ export * from "../util/errors.js";
 export { RegionReplicator, type RegionReplicatorOptions, type ReplicatorStatus, type ReplicatorBatchEvent } from "./region-replicator.js";
 export { globalGet, listRegions, setRegionActive, type GlobalReadResult, type RegionComponent, type RegionEntry } from "./region-reads.js";
 export { applyComponents, type ComponentUpdate, type ApplyOutcome } from "./region-apply.js";
+export {
+  applyTransfers,
+  escrowAdd,
+  escrowDeclare,
+  escrowState,
+  escrowTransfer,
+  type EscrowAddOptions,
+  type EscrowAddResult,
+  type EscrowPeer,
+  type EscrowRegionState,
+  type EscrowStore,
+  type TransferResult,
+  type TransferUpdate,
+} from "./escrow.js";

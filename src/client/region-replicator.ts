@@ -8,13 +8,16 @@
  *
  * Only plain counters replicate: windowed counters, rate limits and unique counts are skipped, and
  * so are the origin's own reserved keys (its copies of third regions' components), so a region only
- * ever ships its own components. The origin's shard set is checked every `routeCheckMs`; a split or
+ * ever ships its own components. The exception, with `region` set: the origin's escrow transfer
+ * totals towards this region (src/client/escrow.ts), applied by their own max-merge guard. The origin's shard set is checked every `routeCheckMs`; a split or
  * a new shard restarts every follower from the stored cursors.
  */
 import { OutOfRangeError } from "../util/errors.js";
 import type { Logger } from "../util/log.js";
 import { slotOf } from "../meta/slots.js";
 import type { TallyClient } from "./client.js";
+import { applyTransfers, isTransferTo, type TransferUpdate } from "./escrow.js";
+import { transferOutPrefix } from "./escrow-keys.js";
 import { applyComponents, type ComponentUpdate } from "./region-apply.js";
 import {
   checkRegion,
@@ -46,6 +49,11 @@ export interface RegionReplicatorOptions {
   coalesceMs?: number;
   /** How often the origin's shard set is checked, ms (default 2,000). */
   routeCheckMs?: number;
+  /**
+   * This (the local) region's name: when given, the origin's escrow transfers towards it
+   * (`\0tally:escrow:o:<region>:`, src/client/escrow.ts) are applied here too.
+   */
+  region?: string;
   /** Called after every applied batch (metrics). */
   onBatch?: (event: ReplicatorBatchEvent) => void;
 }
@@ -91,6 +99,15 @@ function updatesOf(batch: WatchBatch): ComponentUpdate[] {
   return updates;
 }
 
+/** A watch batch's escrow transfer counters towards `here` (none without `here`). */
+function transfersOf(batch: WatchBatch, here: string | undefined): TransferUpdate[] {
+  if (here === undefined) return [];
+  const updates: TransferUpdate[] = [];
+  for (const event of batch.events)
+    if (event.kind === "counter" && isTransferTo(here, event.key)) updates.push({ outKey: Buffer.from(event.key), value: event.value });
+  return updates;
+}
+
 function sameShards(a: readonly ShardRoute[], b: readonly ShardRoute[]): boolean {
   if (a.length !== b.length) return false;
   return a.every((route, i) => route.shardId === b[i]!.shardId && route.slotStart === b[i]!.slotStart && route.slotEnd === b[i]!.slotEnd);
@@ -124,6 +141,7 @@ export class RegionReplicator {
 
   constructor(private readonly options: RegionReplicatorOptions) {
     this.origin = checkRegion(options.origin);
+    if (options.region !== undefined) checkRegion(options.region);
     this.maxKeyBytes = maxReplicatedKeyBytes(this.origin);
   }
 
@@ -243,7 +261,14 @@ export class RegionReplicator {
       .filter((entry) => this.inShard(route, entry.key))
       .map((entry) => ({ key: entry.key, value: entry.value, index: answer.appliedIndex }));
     if (result.entries.length < FULL_READ_MAX) updates.push(...(await this.deletedSince(route, updates, answer.appliedIndex)));
-    await this.applyBatch(route, state, answer.appliedIndex, updates);
+    const transfers: TransferUpdate[] = [];
+    if (this.options.region !== undefined) {
+      // Read after the index above: values only grow, so a later read loses nothing the watch skips.
+      const listed = await this.options.remote.topK(transferOutPrefix(this.options.region), FULL_READ_MAX);
+      for (const entry of listed.entries)
+        if (this.inShard(route, entry.key)) transfers.push({ outKey: Buffer.from(entry.key), value: entry.value });
+    }
+    await this.applyBatch(route, state, answer.appliedIndex, updates, transfers);
   }
 
   /**
@@ -274,6 +299,7 @@ export class RegionReplicator {
     const onAbort = (): void => reading.abort();
     signal.addEventListener("abort", onAbort, { once: true });
     const merged = new Map<string, ComponentUpdate>();
+    const transfers = new Map<string, TransferUpdate>();
     let mergedIndex = 0n;
     let wake: (() => void) | undefined;
     let ended = false;
@@ -294,6 +320,10 @@ export class RegionReplicator {
             const held = merged.get(name);
             if (held === undefined || update.index > held.index) merged.set(name, update);
           }
+          for (const transfer of transfersOf(batch, this.options.region)) {
+            const name = transfer.outKey.toString("latin1");
+            if ((transfers.get(name)?.value ?? -1n) < transfer.value) transfers.set(name, transfer);
+          }
           if (batch.index > mergedIndex) mergedIndex = batch.index;
           wake?.();
         }
@@ -313,10 +343,12 @@ export class RegionReplicator {
           continue;
         }
         const updates = [...merged.values()];
+        const moved = [...transfers.values()];
         const index = mergedIndex;
         merged.clear();
+        transfers.clear();
         mergedIndex = 0n;
-        await this.applyBatch(route, state, index, updates);
+        await this.applyBatch(route, state, index, updates, moved);
       }
     } finally {
       reading.abort();
@@ -326,7 +358,13 @@ export class RegionReplicator {
     if (failure !== undefined && !signal.aborted) throw failure;
   }
 
-  private async applyBatch(route: ShardRoute, state: OriginShardStatus, index: bigint, updates: ComponentUpdate[]): Promise<void> {
+  private async applyBatch(
+    route: ShardRoute,
+    state: OriginShardStatus,
+    index: bigint,
+    updates: ComponentUpdate[],
+    transfers: TransferUpdate[],
+  ): Promise<void> {
     const fitting = updates.filter((update) => update.key.length <= this.maxKeyBytes);
     const skipped = updates.length - fitting.length;
     if (skipped > 0) {
@@ -338,6 +376,8 @@ export class RegionReplicator {
     }
     const outcome = await applyComponents(this.options.local, this.origin, fitting);
     this.applied += outcome.applied;
+    const here = this.options.region;
+    if (here !== undefined && transfers.length > 0) await applyTransfers(this.options.local, this.origin, here, transfers);
     if (index > state.cursor) {
       await this.options.local.set(cursorKey(this.origin, route.shardId), index);
       state.cursor = index;

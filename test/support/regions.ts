@@ -5,7 +5,10 @@
  * RegionReplicators (the code `tallyctl regions replicate` runs).
  */
 import { RegionReplicator, TallyClient } from "../../src/client/index.js";
-import { freePort, TestCluster, type TestClusterOptions } from "./cluster.js";
+import { freePort, TestCluster, withDeadline, type TestClusterOptions } from "./cluster.js";
+
+/** How long a teardown waits for one replicator, proxy or client to close. */
+const CLOSE_DEADLINE_MS = 10_000;
 import { NodeProxy, type LinkShape } from "./proxy.js";
 
 export interface Region {
@@ -74,7 +77,7 @@ export class RegionMesh {
     const link = `${from}>${to}`;
     if (this.replicators.has(link)) throw new Error(`replicator ${link} already runs`);
     const remote = this.remoteClient(from, to);
-    const replicator = new RegionReplicator({ origin: from, local: this.region(to).client, remote, ...options });
+    const replicator = new RegionReplicator({ origin: from, region: to, local: this.region(to).client, remote, ...options });
     replicator.start();
     this.replicators.set(link, { replicator, remote });
     return replicator;
@@ -107,14 +110,20 @@ export class RegionMesh {
     for (const proxies of this.proxies.values()) for (const proxy of proxies) proxy.shape(0, shape);
   }
 
+  /**
+   * Stops replicators and clients (each within a deadline: a close waiting on a call to a region
+   * that no longer answers must not hold the teardown), then kills every node by PID.
+   */
   async destroy(): Promise<void> {
+    const bounded = (promise: Promise<unknown>, what: string) =>
+      withDeadline(promise, CLOSE_DEADLINE_MS, `${what} did not close within ${CLOSE_DEADLINE_MS} ms`).catch(() => undefined);
     for (const link of [...this.replicators.keys()]) {
       const [from, to] = link.split(">") as [string, string];
-      await this.stopReplicator(from, to).catch(() => undefined);
+      await bounded(this.stopReplicator(from, to), `replicator ${link}`);
     }
-    for (const proxies of this.proxies.values()) for (const proxy of proxies) await proxy.close();
+    for (const proxies of this.proxies.values()) for (const proxy of proxies) await bounded(proxy.close(), "a proxy");
     for (const region of this.regions) {
-      await region.client.close().catch(() => undefined);
+      await bounded(region.client.close(), `region ${region.name}'s client`);
       await region.cluster.destroy();
     }
   }
