@@ -18,7 +18,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parse, stringify } from "yaml";
-import { runCli } from "../../src/cli/cli.js";
+import { runTallyctl } from "../support/tallyctl.js";
 import { applyTransfers, escrowAdd, escrowDeclare, escrowState, escrowTransfer, globalGet, TallyClient } from "../../src/client/index.js";
 import { escrowKeys } from "../../src/client/escrow-keys.js";
 import { cursorKey } from "../../src/client/region-keys.js";
@@ -286,17 +286,7 @@ describe("escrow", () => {
     });
     const config = join(west.dir, "escrow.yaml");
     writeFileSync(config, stringify(document));
-    const run = async (...args: string[]): Promise<{ code: number; output: string }> => {
-      const out: string[] = [];
-      const code = await runCli(["--config", config, "--timeout", "5000", ...args], {
-        stdout: (text) => out.push(text),
-        stderr: (text) => out.push(text),
-        cwd: process.cwd(),
-        env: {},
-        createClient: (options) => new TallyClient(options),
-      });
-      return { code, output: out.join("") };
-    };
+    const run = (...args: string[]) => runTallyctl(["--config", config, "--timeout", "5000", ...args]);
     const key = "cli:stock";
     expect(await run("escrow", "declare", key, "--floor", "0", "--initial", "5")).toEqual({
       code: 0,
