@@ -26,7 +26,7 @@ import {
   type VisibilitySample,
 } from "./eventual-checker.js";
 import { ProcessCluster } from "./process-cluster.js";
-import { CRASHED, healEverything, noticeCrashes, runNemesis, type NemesisName } from "./run.js";
+import { CRASHED, healEverything, noticeCrashes, runNemesisSchedule, type NemesisName } from "./run.js";
 
 /** The nemeses of `npm run chaos -- --workload eventual` unless --nemesis says otherwise. */
 export const EVENTUAL_NEMESES: readonly NemesisName[] = [
@@ -280,29 +280,10 @@ async function probe(shared: Shared, probeId: number, rng: Prng): Promise<void> 
   }
 }
 
-/** Quiet, fault, quiet, fault... until the workload time is up. */
+/** Quiet, fault, quiet, fault... until the workload time is up, every nemesis once per round. */
 async function runSchedule(shared: Shared, faults: FaultWindow[], rng: Prng, log: (line: string) => void): Promise<void> {
   const { options, cluster, now } = shared;
-  const endAtMs = options.timeS * 1000;
-  const faultMs = options.faultMs ?? 4000;
-  const quietMs = options.quietMs ?? 3000;
-  const next = nemesisOrder(rng, options.nemeses);
-  while (options.nemeses.length > 0 && now() + quietMs + faultMs < endAtMs) {
-    await sleep(quietMs);
-    await noticeCrashes(cluster, faults, now(), log);
-    const name = next();
-    const window: FaultWindow = { name, startMs: now(), endMs: 0 };
-    log(`[${(window.startMs / 1000).toFixed(1)}s] nemesis ${name} start`);
-    try {
-      window.detail = await runNemesis(cluster, name, faultMs, rng);
-    } catch (error) {
-      window.detail = `nemesis error: ${(error as Error).message}`;
-    }
-    window.endMs = now();
-    faults.push(window);
-    log(`[${(window.endMs / 1000).toFixed(1)}s] nemesis ${name} end: ${window.detail ?? ""}`);
-  }
-  await sleep(endAtMs - now());
+  await runNemesisSchedule({ cluster, options, rng, pick: nemesisOrder(rng, options.nemeses), faults, now, log });
 }
 
 /** Every key the history touched, read linearizably (retried up to FINAL_READ_TIMEOUT_MS each). */

@@ -364,25 +364,8 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {
     const workloadDone = Promise.all(workers);
 
     // Nemesis schedule: quiet, fault, quiet, fault, ... until the workload time is up.
-    const endAtMs = options.timeS * 1000;
-    const faultMs = options.faultMs ?? 4000;
-    const quietMs = options.quietMs ?? 3000;
-    while (options.nemeses.length > 0 && now() + quietMs + faultMs < endAtMs) {
-      await sleep(quietMs);
-      await noticeCrashes(cluster, faults, now(), log);
-      const name = options.nemeses[scheduleRng.nextInt(options.nemeses.length)]!;
-      const window: FaultWindow = { name, startMs: now(), endMs: 0 };
-      log(`[${(window.startMs / 1000).toFixed(1)}s] nemesis ${name} start`);
-      try {
-        window.detail = await runNemesis(cluster, name, faultMs, scheduleRng);
-      } catch (error) {
-        window.detail = `nemesis error: ${(error as Error).message}`;
-      }
-      window.endMs = now();
-      faults.push(window);
-      log(`[${(window.endMs / 1000).toFixed(1)}s] nemesis ${name} end: ${window.detail ?? ""}`);
-    }
-    await sleep(endAtMs - now());
+    const pick = () => options.nemeses[scheduleRng.nextInt(options.nemeses.length)]!;
+    await runNemesisSchedule({ cluster, options, rng: scheduleRng, pick, faults, now, log });
 
     // Heal, let the workload see the healthy cluster for a moment, then stop it.
     await healEverything(cluster, faults, now(), log);
@@ -512,8 +495,43 @@ async function someLeader(cluster: ClusterBackend, rng: Prng): Promise<number> {
   return (await cluster.leaderOf(shard)) ?? pick(rng, cluster.nodeIds);
 }
 
+/**
+ * Quiet, fault, quiet, fault, ... until options.timeS is up (then waits for it): `pick` names each
+ * nemesis, each fault window is recorded in `faults` and logged, crashes are noticed before each.
+ */
+export async function runNemesisSchedule(schedule: {
+  cluster: ClusterBackend;
+  options: { timeS: number; faultMs?: number; quietMs?: number; nemeses: readonly NemesisName[] };
+  rng: Prng;
+  pick: () => NemesisName;
+  faults: FaultWindow[];
+  now: () => number;
+  log: (line: string) => void;
+}): Promise<void> {
+  const { cluster, options, rng, pick, faults, now, log } = schedule;
+  const endAtMs = options.timeS * 1000;
+  const faultMs = options.faultMs ?? 4000;
+  const quietMs = options.quietMs ?? 3000;
+  while (options.nemeses.length > 0 && now() + quietMs + faultMs < endAtMs) {
+    await sleep(quietMs);
+    await noticeCrashes(cluster, faults, now(), log);
+    const name = pick();
+    const window: FaultWindow = { name, startMs: now(), endMs: 0 };
+    log(`[${(window.startMs / 1000).toFixed(1)}s] nemesis ${name} start`);
+    try {
+      window.detail = await runNemesis(cluster, name, faultMs, rng);
+    } catch (error) {
+      window.detail = `nemesis error: ${(error as Error).message}`;
+    }
+    window.endMs = now();
+    faults.push(window);
+    log(`[${(window.endMs / 1000).toFixed(1)}s] nemesis ${name} end: ${window.detail ?? ""}`);
+  }
+  await sleep(endAtMs - now());
+}
+
 /** Injects one fault, holds it for about `faultMs`, undoes it. Returns a description. */
-export async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: number, rng: Prng): Promise<string> {
+async function runNemesis(cluster: ClusterBackend, name: NemesisName, faultMs: number, rng: Prng): Promise<string> {
   const ids = cluster.nodeIds;
   const minority = Math.max(1, Math.floor((ids.length - 1) / 2));
   switch (name) {
