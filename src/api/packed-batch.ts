@@ -9,6 +9,7 @@
  *                   below 2^53).
  */
 import { InvalidArgumentError } from "../util/errors.js";
+import { NATIVE_LITTLE_ENDIAN } from "../util/int64.js";
 import { encodePackedAdds, type PackedAdd } from "../util/packed-adds.js";
 
 export const PACKED_RESULT_BYTES = 16;
@@ -74,8 +75,6 @@ export function encodePackedValues(values: BigInt64Array, version: number): Buff
   }
   return out;
 }
-
-const NATIVE_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The packed results of a shard's mutate result: from its packed values when it has them. */
 export function encodePackedResultsOf(result: {

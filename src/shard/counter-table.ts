@@ -38,7 +38,7 @@
  */
 import { assert } from "../util/assert.js";
 import { fmix32 } from "../util/hash.js";
-import { INT64_MAX, INT64_MIN } from "../util/int64.js";
+import { INT64_MAX, INT64_MIN, NATIVE_LITTLE_ENDIAN } from "../util/int64.js";
 import { sortKeysInArena } from "./key-sort.js";
 import { copyInSlices, GROW_AHEAD, GROW_AHEAD_MIN_SLOTS, placeEntries, SLICE_BYTES, touchInSlices } from "./counter-table-slices.js";
 
@@ -48,8 +48,6 @@ export const INITIAL_INDEX_ENTRIES = 2048;
 export const INITIAL_ARENA_BYTES = 16 * 1024;
 /** Index load factor bound; linear probing stays short below ~0.7 with a well-mixed hash. */
 export const MAX_LOAD = 0.7;
-/** Typed arrays use the platform's byte order; the snapshot row writer reads the value's bytes. */
-const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 /** Compact the arena when dead key bytes exceed half of it (and at least this much). */
 const ARENA_GARBAGE_MIN_BYTES = 64 * 1024;
 /** The arena addresses keys with a u32 offset. */
@@ -59,7 +57,7 @@ export const SLOT_TOUCHED = 1;
 /** Bytes per row: the unit of CounterBlocks.rows. */
 export const COUNTER_ROW_BYTES = ROW_BYTES;
 /** Rows are typed arrays in the platform's byte order (an image records it). */
-export const ROWS_LITTLE_ENDIAN = LITTLE_ENDIAN;
+export const ROWS_LITTLE_ENDIAN = NATIVE_LITTLE_ENDIAN;
 /**
  * A hard ceiling on counters per shard; the placement controller is expected to split a shard
  * long before. The state machine enforces ShardOptions.maxCounters (<= this) deterministically.
@@ -336,7 +334,7 @@ export class CounterTable {
       }
       at += length;
       const base = slot * ROW_BYTES;
-      if (LITTLE_ENDIAN) {
+      if (NATIVE_LITTLE_ENDIAN) {
         for (let k = 0; k < 8; k++) out[at + k] = rowBytes[base + 7 - k]!;
       } else {
         for (let k = 0; k < 8; k++) out[at + k] = rowBytes[base + k]!;

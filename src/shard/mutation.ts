@@ -156,12 +156,13 @@ export class Mutation {
 
   /** Fills keyStarts with where each packed op's key starts; returns the op count. */
   private layOut(bytes: Uint8Array): number {
-    let count = 0;
-    for (let at = 0; at < bytes.length; count++) at += 2 + keyLength(bytes, at + 2) + 8;
-    if (this.keyStarts.length < count) this.keyStarts = new Int32Array(Math.max(count, this.keyStarts.length * 2));
+    // An op takes at least 11 bytes (key length, a 1-byte key, the delta): room for every one.
+    const most = Math.floor(bytes.length / 11);
+    if (this.keyStarts.length < most) this.keyStarts = new Int32Array(Math.max(most, this.keyStarts.length * 2));
     const keyStarts = this.keyStarts;
-    for (let i = 0, at = 0; i < count; i++) {
-      keyStarts[i] = at + 2;
+    let count = 0;
+    for (let at = 0; at < bytes.length; count++) {
+      keyStarts[count] = at + 2;
       at += 2 + keyLength(bytes, at + 2) + 8;
     }
     return count;

@@ -23,6 +23,7 @@
  */
 import { assert } from "../util/assert.js";
 import type { ErrorCode } from "../util/errors.js";
+import { NATIVE_LITTLE_ENDIAN } from "../util/int64.js";
 import { ByteReader, ByteWriter } from "./binary.js";
 import type { CommandFailure, CommandResult, OpResult } from "./commands.js";
 
@@ -327,8 +328,6 @@ function encodePackedOutcome(values: BigInt64Array, version: number): Uint8Array
   }
   return out;
 }
-
-const NATIVE_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The common case (a one-op mutate) without the writer: same bytes as writeOutcome. */
 function encodeSingleResult(result: OpResult): Uint8Array {

@@ -8,3 +8,6 @@ export const INT64_MIN = -(2n ** 63n);
 export const INT64_MAX = 2n ** 63n - 1n;
 /** The largest uint64 (the proto's uint64 fields: epochs, versions). */
 export const UINT64_MAX = 2n ** 64n - 1n;
+
+/** This machine stores typed arrays (a BigInt64Array's values among them) little-endian. */
+export const NATIVE_LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;

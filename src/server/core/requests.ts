@@ -190,18 +190,20 @@ export function routeRequest(view: RoutingView, shardId: number, epoch: number, 
     view.stats.staleEpochRejected++;
     throw new WrongShardError(`shard ${id} is at epoch ${descriptor.epoch}, request routed by epoch ${epoch}`, id, descriptor.epoch);
   }
-  for (const key of keys) {
-    const slot = slotOf(key);
-    recordSlotLoad(replica, slot);
-    if (slot < descriptor.slotStart || slot >= descriptor.slotEnd) {
-      throw new WrongShardError(
-        `key in slot ${slot} does not belong to shard ${id} (slots ${descriptor.slotStart}-${descriptor.slotEnd - 1})`,
-        id,
-        descriptor.epoch,
-      );
-    }
-  }
+  for (const key of keys) admitSlot(replica, slotOf(key));
   return replica;
+}
+
+/** A routed key's slot: counted in the replica's slot load, WRONG_SHARD outside its range. */
+export function admitSlot(replica: ShardReplica, slot: number): void {
+  recordSlotLoad(replica, slot);
+  const { slotStart, slotEnd, epoch } = replica.descriptor;
+  if (slot < slotStart || slot >= slotEnd)
+    throw new WrongShardError(
+      `key in slot ${slot} does not belong to shard ${replica.shardId} (slots ${slotStart}-${slotEnd - 1})`,
+      replica.shardId,
+      epoch,
+    );
 }
 
 /** The shard owning the key's slot: a hosted replica's range first, then the map (0 when the map is not known yet). */

@@ -4,27 +4,17 @@
  * key's slot read from the bytes, so the leader makes no key view per op.
  */
 import { slotOfRange } from "../../meta/slots.js";
-import { WrongShardError } from "../../util/errors.js";
 import type { ShardReplica } from "../shard-replica.js";
-import { recordSlotLoad } from "./load-report.js";
-import { routeRequest, type RoutingView } from "./requests.js";
+import { admitSlot, routeRequest, type RoutingView } from "./requests.js";
 
 export function routePackedRequest(view: RoutingView, shardId: number, epoch: number, packed: Uint8Array): ShardReplica {
   // With no shard named, the first key picks it and is checked by routeRequest (a view of that key only).
   const firstEnd = 2 + ((packed[0]! << 8) | packed[1]!);
   const replica = shardId === 0 ? routeRequest(view, 0, epoch, [packed.subarray(2, firstEnd)]) : routeRequest(view, shardId, epoch, []);
-  const { slotStart, slotEnd, epoch: current } = replica.descriptor;
   for (let at = shardId === 0 ? firstEnd + 8 : 0; at < packed.length;) {
     const start = at + 2;
     const end = start + ((packed[at]! << 8) | packed[at + 1]!);
-    const slot = slotOfRange(packed, start, end);
-    recordSlotLoad(replica, slot);
-    if (slot < slotStart || slot >= slotEnd)
-      throw new WrongShardError(
-        `key in slot ${slot} does not belong to shard ${replica.shardId} (slots ${slotStart}-${slotEnd - 1})`,
-        replica.shardId,
-        current,
-      );
+    admitSlot(replica, slotOfRange(packed, start, end));
     at = end + 8;
   }
   return replica;
