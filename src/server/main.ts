@@ -13,6 +13,7 @@ import { Command, InvalidArgumentError as CommanderInvalidArgument, Option } fro
 import { ConfigError, findNode, listenAddress, loadClusterConfig, type ClusterConfig, type NodeConfig } from "./config/config.js";
 import { TallyNode } from "./node.js";
 import { createClientServer, prepareClientServices } from "./rpc/server.js";
+import { RequestGuard } from "./rpc/request-guard.js";
 import { loadReflection } from "./rpc/reflection.js";
 import { tallyProto } from "../api/proto.js";
 import { warmUpApplyPath } from "../shard/warm-up.js";
@@ -116,17 +117,24 @@ async function main(): Promise<void> {
   for (let round = 0; round < 16; round++) crc32c(WARM_UP_BYTES, round);
   loadReflection();
   prepareClientServices(config.limits);
+  // The refusals a RequestGuard builds at once encode google.rpc.Status details, whose encoders
+  // protobufjs generates on first use: ~20 ms that createClientServer ran while the shards
+  // replayed (a restart's profile). Built once here, and thrown away.
+  void new RequestGuard(config.limits, undefined, log);
+  // The metrics (prom-client's default collectors among them, ~14 ms) and health read the node
+  // lazily: built before it starts, not beside its replay.
+  const eventLoopDelay = EventLoopDelay.prepare();
+  const health = new NodeHealth(node);
+  const metrics = nodeMetrics(node, () => health.readiness().ready, { eventLoopDelay });
   // From before the node starts, so tally_event_loop_delay_max_seconds covers its start-up (loading
   // the shards) too; after the synchronous set-up above, which runs before anything is scheduled.
-  const eventLoopDelay = EventLoopDelay.monitor();
+  eventLoopDelay.start();
   try {
     await node.start();
   } catch (error) {
     process.stderr.write(`tallyd: cannot start node ${options.node}: ${(error as Error).message}\n`);
     process.exit(3);
   }
-  const health = new NodeHealth(node);
-  const metrics = nodeMetrics(node, () => health.readiness().ready, { eventLoopDelay });
   // The eventual buffer replays (and re-sends its unanswered flushes) before the port opens.
   const eventual = await EventualService.start(node, componentLogger("eventual", { node: options.node }), metrics.registry);
   const server = createClientServer(node, componentLogger("api", { node: options.node }), metrics, eventual);

@@ -52,14 +52,35 @@ export class EventLoopDelay {
 
   constructor(
     private readonly histogram: DelayHistogram,
-    private readonly spans?: OnCpuSpans,
+    private spans?: OnCpuSpans,
   ) {}
+
+  private starter: (() => void) | undefined;
 
   /** A monitor on this process's event loop, sampling every RESOLUTION_MS. */
   static monitor(): EventLoopDelay {
+    return EventLoopDelay.prepare().start();
+  }
+
+  /**
+   * A monitor that samples nothing until start(): tallyd builds what reads it (its metrics) first,
+   * then starts it, so that its own synchronous set-up is not counted as a stall of the node.
+   */
+  static prepare(): EventLoopDelay {
     const histogram = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
-    histogram.enable();
-    return new EventLoopDelay(histogram, OnCpuSpans.start());
+    const delay = new EventLoopDelay(histogram);
+    delay.starter = () => {
+      histogram.enable();
+      delay.spans = OnCpuSpans.start();
+    };
+    return delay;
+  }
+
+  /** Starts a prepare()d monitor; a no-op on one already started. */
+  start(): this {
+    this.starter?.();
+    this.starter = undefined;
+    return this;
   }
 
   read(): EventLoopDelaySample {
