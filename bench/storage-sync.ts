@@ -14,7 +14,14 @@
  * before decoding it, (f) reading it in 1 MiB chunks, as a snapshot is streamed to a follower. The
  * reads come from the page cache right after the write (this bench cannot drop caches), so they
  * show the store's own cost rather than the disk's; decoding is bench/shard-image.ts.
+ *
+ * The disk under a synced write (no LevelDB): (g) append 4 KiB to a file and fdatasync it, as
+ * LevelDB's log does for each synced batch (the file grows, so each sync also commits the
+ * file system's journal for its new size), against (h) overwriting 4 KiB in place in a
+ * preallocated file opened O_DSYNC (no size change, so only the data goes to the disk), the
+ * floor a log in preallocated segments would pay; p50 / p99 per write.
  */
+import { closeSync, constants, fdatasyncSync, openSync, writeSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -90,6 +97,50 @@ async function checkpointCases(checkpoints: FileCheckpointStore, mib: number): P
   line("(f) read in 1 MiB chunks (snapshot stream)", performance.now() - start, used.user + used.system);
 }
 
+/** (g) and (h): the disk's own cost of a synced 4 KiB write, appended or in place. */
+function rawSyncCases(dir: string): void {
+  const block = new Uint8Array(4096).fill(7);
+  const writes = 500;
+  const percentiles = (label: string, micros: number[]) => {
+    micros.sort((a, b) => a - b);
+    const at = (q: number) => micros[Math.min(micros.length - 1, Math.floor(q * micros.length))]!.toFixed(0);
+    console.log(`${label.padEnd(52)} p50 ${at(0.5).padStart(5)} µs  p99 ${at(0.99).padStart(6)} µs`);
+  };
+  const timed = (write: (i: number) => void) =>
+    Array.from({ length: writes }, (_, i) => {
+      const start = process.hrtime.bigint();
+      write(i);
+      return Number(process.hrtime.bigint() - start) / 1000;
+    });
+  console.log(`the disk under one synced 4 KiB write (${writes} writes each)`);
+  const appended = openSync(join(dir, "append.log"), "w");
+  try {
+    percentiles(
+      "(g) append + fdatasync (a growing file, like LevelDB's log)",
+      timed(() => (writeSync(appended, block), fdatasyncSync(appended))),
+    );
+  } finally {
+    closeSync(appended);
+  }
+  const path = join(dir, "preallocated.log");
+  const filler = openSync(path, "w");
+  try {
+    for (let i = 0; i < writes; i++) writeSync(filler, block);
+    fdatasyncSync(filler);
+  } finally {
+    closeSync(filler);
+  }
+  const inPlace = openSync(path, constants.O_RDWR | constants.O_DSYNC);
+  try {
+    percentiles(
+      "(h) overwrite in a preallocated file, O_DSYNC",
+      timed((i) => writeSync(inPlace, block, 0, block.length, i * block.length)),
+    );
+  } finally {
+    closeSync(inPlace);
+  }
+}
+
 const baseDir = values.dir ?? tmpdir();
 const dir = await mkdtemp(join(baseDir, "tally-bench-storage-"));
 const store = await NodeStore.open(dir);
@@ -110,6 +161,7 @@ try {
     );
   }
   await checkpointCases(new FileCheckpointStore(join(dir, "checkpoints")), Number(values["checkpoint-mib"]));
+  rawSyncCases(dir);
 } finally {
   await store.close();
   await rm(dir, { recursive: true, force: true });
