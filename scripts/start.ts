@@ -281,7 +281,8 @@ function banner(config: ClusterConfig, configPath: string, logDir: string, super
   return [
     `tally cluster ready: ${config.nodes.length} nodes, ${shards} shards, every shard has a leader`,
     ...config.nodes.map(
-      (n) => `  node ${n.id}  pid ${supervisor.pid(n.id)}  clients ${n.client}  peers ${n.peer}  zone ${n.zone}  data ${n.dataDir}`,
+      (n) =>
+        `  node ${n.id}  pid ${supervisor.pid(n.id)}  clients ${n.client}  peers ${n.peer}  zone ${n.zone}  host ${n.host}  data ${n.dataDir}`,
     ),
     ...config.nodes
       .filter((n) => n.metrics !== undefined)

@@ -19,11 +19,12 @@ export function formatClusterMap(map: ClusterMapReply): string {
   lines.push("");
   lines.push(
     table(
-      ["NODE", "ADDRESS", "ZONE", "STATE", "ALIVE", "REPLICAS", "LEADERS", "OPS/S"],
+      ["NODE", "ADDRESS", "ZONE", "HOST", "STATE", "ALIVE", "REPLICAS", "LEADERS", "OPS/S"],
       map.nodes.map((n) => [
         n.nodeId,
         n.clientAddress,
         n.zone,
+        n.host || n.nodeId,
         n.state,
         map.fromMetaLeader ? (n.alive ? "yes" : `no (${n.lastHeartbeatMsAgo} ms)`) : "-",
         String(n.replicas),

@@ -46,8 +46,8 @@ export function readJson(key: string, result: ReadResult): object {
   return { key, ...result };
 }
 
-const STATUS_HEADERS = ["NODE", "ADDRESS", "ZONE", "GROUP", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAG", "LEASE"];
-const STATUS_NUMERIC = new Set([3, 5, 7, 8, 9]);
+const STATUS_HEADERS = ["NODE", "ADDRESS", "ZONE", "HOST", "GROUP", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAG", "LEASE"];
+const STATUS_NUMERIC = new Set([4, 6, 8, 9, 10]);
 
 /**
  * One row per (node, group). LAG is the leader's view of its slowest follower (entries behind);
@@ -59,12 +59,12 @@ export function formatStatus(status: ClusterStatus): string {
   const nodes = [...status.nodes].sort((a, b) => a.nodeId.localeCompare(b.nodeId, undefined, { numeric: true }));
   for (const node of nodes) {
     if (!node.reachable) {
-      rows.push([node.nodeId, node.clientAddress, node.zone, "-", "unreachable", "", "", "", "", "", ""]);
+      rows.push([node.nodeId, node.clientAddress, node.zone, node.host, "-", "unreachable", "", "", "", "", "", ""]);
       if (node.error) notes.push(`node ${node.nodeId} (${node.clientAddress}): ${node.error}`);
       continue;
     }
     if (node.groups.length === 0) {
-      rows.push([node.nodeId, node.clientAddress, node.zone, "-", "no groups", "", "", "", "", "", ""]);
+      rows.push([node.nodeId, node.clientAddress, node.zone, node.host, "-", "no groups", "", "", "", "", "", ""]);
       continue;
     }
     for (const group of [...node.groups].sort((a, b) => a.groupId - b.groupId)) {
@@ -74,6 +74,7 @@ export function formatStatus(status: ClusterStatus): string {
         node.nodeId,
         node.clientAddress,
         node.zone,
+        node.host,
         String(group.groupId),
         group.role.toLowerCase(),
         String(group.term),

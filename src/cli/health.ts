@@ -97,6 +97,7 @@ export function formatCompactStatus(status: ClusterStatus, map: ClusterMapReply 
       node.nodeId,
       node.clientAddress,
       node.zone,
+      node.host,
       mapNode(node.nodeId)?.state ?? "-",
       node.reachable ? "yes" : "no",
       node.reachable ? String(node.groups.length) : "-",
@@ -137,7 +138,7 @@ export function formatCompactStatus(status: ClusterStatus, map: ClusterMapReply 
   return [
     verdict.line,
     "",
-    formatTable(["NODE", "ADDRESS", "ZONE", "STATE", "ALIVE", "GROUPS", "LEADERS"], nodeRows, new Set([5, 6])),
+    formatTable(["NODE", "ADDRESS", "ZONE", "HOST", "STATE", "ALIVE", "GROUPS", "LEADERS"], nodeRows, new Set([6, 7])),
     ...notes,
     "",
     formatTable(["SHARD", "SLOTS", "LEADER", "TERM", "COMMIT", "LAG", "LEASE", "REPLICAS"], groupRows, new Set([3, 4, 5])),

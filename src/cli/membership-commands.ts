@@ -23,12 +23,19 @@ export function addMembershipCommands(program: Command, withClient: WithClient):
     .requiredOption("--client <host:port>", "its client address")
     .requiredOption("--peer <host:port>", "its peer (Raft) address")
     .option("--zone <zone>", "its zone (replicas of a shard spread across zones)", "default")
-    .action(async (id: number, commandOptions: { client: string; peer: string; zone: string }, command: Command) =>
+    .option("--host <host>", "the machine it runs on (no shard keeps two replicas on one host); default: its id")
+    .action(async (id: number, commandOptions: { client: string; peer: string; zone: string; host?: string }, command: Command) =>
       withClient(command, async (tally, options) =>
         changeOutput(
           await tally.admin(
             "NodeAdd",
-            { nodeId: String(id), clientAddress: commandOptions.client, peerAddress: commandOptions.peer, zone: commandOptions.zone },
+            {
+              nodeId: String(id),
+              clientAddress: commandOptions.client,
+              peerAddress: commandOptions.peer,
+              zone: commandOptions.zone,
+              host: commandOptions.host ?? "",
+            },
             { deadlineMs: options.timeout },
           ),
           options.json === true,

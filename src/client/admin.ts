@@ -121,6 +121,7 @@ function statusFromMessage(answeredBy: string, message: StatusResponseMessage): 
       nodeId: node.nodeId,
       clientAddress: node.clientAddress,
       zone: node.zone,
+      host: node.host || node.nodeId,
       reachable: node.reachable,
       error: node.error,
       groups: node.groups.map((group) => ({

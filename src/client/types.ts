@@ -272,6 +272,8 @@ export interface NodeStatus {
   nodeId: string;
   clientAddress: string;
   zone: string;
+  /** The machine it runs on: its id unless cluster.yaml names one (older nodes report none). */
+  host: string;
   reachable: boolean;
   groups: GroupStatus[];
   error: string;

@@ -13,6 +13,12 @@ export interface NodeRecord {
   client: string;
   peer: string;
   zone: string;
+  /**
+   * The machine the node's process runs on: a failure domain below the zone, so several tallyd
+   * on one host never hold two replicas of a shard (ADR 0013). Absent = the node's own id (every
+   * node its own host), as in maps and commands written before hosts existed; read it via hostOf.
+   */
+  host?: string;
   state: NodeState;
   /** Leader-stamped time of the last state change. */
   sinceMs: number;
@@ -122,6 +128,17 @@ export function shardOfSlotIn(map: ClusterMap, slot: number): number {
 
 export function nodeById(map: ClusterMap, id: number): NodeRecord | undefined {
   return map.nodes.find((node) => node.id === id);
+}
+
+/** A node's host: its `host`, or its own id when it has none (every node its own host). */
+export function hostOf(node: { id: number; host?: string | undefined }): string {
+  return node.host ?? String(node.id);
+}
+
+/** The host of node `id` in this map (its id when the map does not know the node). */
+export function hostOfId(map: ClusterMap, id: number): string {
+  const node = nodeById(map, id);
+  return node === undefined ? String(id) : hostOf(node);
 }
 
 export function shardById(map: ClusterMap, id: number): ShardRecord | undefined {

@@ -7,6 +7,8 @@ import { InvalidArgumentError } from "../util/errors.js";
 import {
   type ClusterMap,
   describeOperation,
+  hostOf,
+  hostOfId,
   hotRecordOf,
   type MetaCommand,
   type MetaResult,
@@ -70,18 +72,30 @@ export function applyNodeAdd(map: ClusterMap, command: CommandOf<"node-add">, no
   validateNode(command.node);
   const existing = nodeById(map, command.node.id);
   if (existing !== undefined) {
-    const same = existing.client === command.node.client && existing.peer === command.node.peer && existing.zone === command.node.zone;
+    const same =
+      existing.client === command.node.client &&
+      existing.peer === command.node.peer &&
+      existing.zone === command.node.zone &&
+      hostOf(existing) === hostOf(command.node);
     if (same && existing.state !== "removed") return { ok: true, changed: false };
     return {
       ok: false,
       code: "FAILED_PRECONDITION",
-      message: `node ${command.node.id} already exists (${existing.client}, zone ${existing.zone}, ${existing.state}); node ids are never reused`,
+      message: `node ${command.node.id} already exists (${existing.client}, zone ${existing.zone}, host ${hostOf(existing)}, ${existing.state}); node ids are never reused`,
     };
   }
   for (const node of map.nodes) {
     if (node.state === "removed") continue;
     if (node.client === command.node.client || node.peer === command.node.peer) {
       return { ok: false, code: "FAILED_PRECONDITION", message: `address already used by node ${node.id}` };
+    }
+    // A machine sits in one zone: a host named in two would let zone spread count it twice.
+    if (hostOf(node) === hostOf(command.node) && node.zone !== command.node.zone) {
+      return {
+        ok: false,
+        code: "FAILED_PRECONDITION",
+        message: `host ${hostOf(node)} is in zone ${node.zone} (node ${node.id}), not ${command.node.zone}`,
+      };
     }
   }
   map.nodes.push({ ...command.node, state: "up", sinceMs: now });
@@ -212,6 +226,15 @@ export function applyOpStart(map: ClusterMap, command: CommandOf<"op-start">, no
     };
   if (members.includes(op.to))
     return { ok: false, code: "FAILED_PRECONDITION", message: `node ${op.to} already holds a replica of shard ${op.shardId}` };
+  // The host rule is hard: a move that would leave two replicas of the shard on one machine is
+  // refused, whoever asked (the planner never proposes one; an operator's `shard move` may).
+  const sameHost = members.find((id) => id !== op.from && hostOfId(map, id) === hostOf(target));
+  if (sameHost !== undefined)
+    return {
+      ok: false,
+      code: "FAILED_PRECONDITION",
+      message: `node ${op.to} is on host ${hostOf(target)}, which already holds a replica of shard ${op.shardId} (node ${sameHost}); two replicas of a shard never share a host`,
+    };
   const id = map.nextOperationId++;
   map.operations.push({ ...op, id, state: "running", step: "planned", createdMs: now, updatedMs: now });
   return { ok: true, opId: id, changed: true };
@@ -316,6 +339,9 @@ function validateNode(node: Omit<NodeRecord, "state" | "sinceMs">): void {
     if (typeof node[field] !== "string" || node[field].length === 0 || node[field].length > 256)
       throw new InvalidArgumentError(`node ${field} must be a non-empty string`);
   }
+  // Absent: the node's own id. Present: a name, never empty (empty is how the wire says absent).
+  if (node.host !== undefined && (typeof node.host !== "string" || node.host.length === 0 || node.host.length > 256))
+    throw new InvalidArgumentError("node host must be a non-empty string of at most 256 characters");
 }
 
 function validateShard(shard: ShardRecord): void {

@@ -7,14 +7,19 @@
  * Goals, in priority order (TiKV PD's schedulers, CockroachDB's allocator):
  *   1. every shard keeps `replicationFactor` voters on up nodes: replicas on down, draining or
  *      removed nodes move elsewhere (re-replication, drain);
- *   2. a shard's replicas sit in distinct zones when enough zones exist;
- *   3. replica counts across up nodes differ by at most one;
+ *   2. a shard's replicas sit on distinct hosts (always), and in distinct zones when enough zones
+ *      exist;
+ *   3. replica counts across up nodes differ by at most one, as far as 2 allows;
  *   4. leaders are off draining/down nodes, and leader counts are as even as the voters allow
  *      (differ by at most one wherever some choice of leaders among each shard's voters does).
- * A target is always an up node that holds no replica of the shard, chosen by: a zone the shard
- * does not use yet, then the fewest replicas, then the lowest id (deterministic).
+ * The host rule is hard (ADR 0013): several tallyd may run on one machine, and a shard with two of
+ * three replicas there loses its quorum with the machine. A target is always an up node that holds
+ * no replica of the shard and whose host holds none either (the leaving replica aside: a move
+ * between two processes of one host is allowed), chosen by: a zone the shard does not use yet, then
+ * the fewest replicas, then the lowest id (deterministic). No such node: no move is planned (the
+ * meta state machine also refuses such a move, map-commands.ts applyOpStart).
  */
-import { shardMembers, type ClusterMap, type NodeRecord, type ShardRecord } from "./map.js";
+import { hostOfId, shardMembers, type ClusterMap, type NodeRecord, type ShardRecord } from "./map.js";
 
 export interface PlacementView {
   /** Nodes the meta leader considers alive now (recent heartbeat). */
@@ -43,9 +48,19 @@ export interface PlannedTransfer {
   urgent?: boolean;
 }
 
+/** A replica that must move (or be added) but that no node may take: nothing is planned for it. */
+export interface BlockedMove {
+  shardId: number;
+  /** The node it must leave; 0: a missing replica. */
+  from: number;
+  reason: string;
+}
+
 export interface Plan {
   moves: PlannedMove[];
   transfers: PlannedTransfer[];
+  /** Present when some replica cannot go anywhere the rules allow (tallyctl rebalance --plan shows why). */
+  blocked?: BlockedMove[];
 }
 
 /** A node that may receive replicas and leaders. */
@@ -78,12 +93,85 @@ function chooseTarget(
 ): number | undefined {
   const members = shardMembers(shard);
   const zonesUsed = new Set(members.filter((id) => id !== leaving).map((id) => zoneOf(map, id)));
-  const candidates = map.nodes.filter((node) => usable(node, view) && !members.includes(node.id));
+  const candidates = map.nodes.filter(
+    (node) => usable(node, view) && !members.includes(node.id) && hostAllows(map, shard, leaving, node.id),
+  );
   candidates.sort(
     (a, b) =>
       Number(zonesUsed.has(a.zone)) - Number(zonesUsed.has(b.zone)) || (counts.get(a.id) ?? 0) - (counts.get(b.id) ?? 0) || a.id - b.id,
   );
   return candidates[0]?.id;
+}
+
+/** Whether `to` may take the place of `leaving` (0: none) in the shard: no other member on its host. */
+function hostAllows(map: ClusterMap, shard: ShardRecord, leaving: number, to: number): boolean {
+  const host = hostOfId(map, to);
+  return shardMembers(shard).every((id) => id === leaving || id === to || hostOfId(map, id) !== host);
+}
+
+/** Two voters of a shard on one host (a map from before the rule, an unsafe recovery): move one off. */
+function hostSpreadMove(map: ClusterMap, view: PlacementView, shards: ShardRecord[], counts: Map<number, number>) {
+  for (const shard of shards) {
+    const byHost = new Map<string, number[]>();
+    for (const id of shard.voters) byHost.set(hostOfId(map, id), [...(byHost.get(hostOfId(map, id)) ?? []), id]);
+    for (const [host, ids] of byHost) {
+      if (ids.length < 2) continue;
+      const from = [...ids].sort((a, b) => (counts.get(b) ?? 0) - (counts.get(a) ?? 0) || b - a)[0]!;
+      const to = chooseTarget(map, view, shard, from, counts);
+      if (to !== undefined) return { shardId: shard.id, from, to, reason: `host ${host} holds ${ids.length} replicas` };
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Replica count balance: a replica from a node holding at least two more than another, busiest
+ * pair first. Pairs beyond the busiest and emptiest are tried too, since the host rule can forbid
+ * every move between those two (each of the busiest node's shards already on the emptiest's host).
+ * When no pair can trade, a chain of two: the busiest gives to a node holding one more than the
+ * emptiest, which can then give to the emptiest (the next round finds that move directly).
+ */
+function balanceMove(map: ClusterMap, view: PlacementView, shards: ShardRecord[], counts: Map<number, number>) {
+  const count = (id: number) => counts.get(id) ?? 0;
+  const byCount = map.nodes
+    .filter((candidate) => usable(candidate, view))
+    .map((candidate) => candidate.id)
+    .sort((a, b) => count(b) - count(a) || a - b);
+  const canGive = (from: number, to: number, except?: ShardRecord) =>
+    shards.find(
+      (candidate) =>
+        candidate !== except &&
+        candidate.voters.includes(from) &&
+        !shardMembers(candidate).includes(to) &&
+        hostAllows(map, candidate, from, to) &&
+        !zoneSpreadWorse(map, candidate, from, to),
+    );
+  const pairs: Array<[number, number]> = [];
+  for (const most of byCount)
+    for (const least of [...byCount].reverse()) {
+      if (count(most) - count(least) <= 1) break;
+      pairs.push([most, least]);
+    }
+  const reason = (most: number, least: number) => `balance: node ${most} holds ${count(most)} replicas, node ${least} ${count(least)}`;
+  for (const [most, least] of pairs) {
+    const shard = canGive(most, least);
+    if (shard !== undefined) return { shardId: shard.id, from: most, to: least, reason: reason(most, least) };
+  }
+  for (const [most, least] of pairs) {
+    for (const middle of byCount) {
+      if (count(middle) !== count(least) + 1 || middle === most) continue;
+      const first = canGive(most, middle);
+      if (first !== undefined && canGive(middle, least, first) !== undefined)
+        return { shardId: first.id, from: most, to: middle, reason: `${reason(most, least)} (through node ${middle})` };
+    }
+  }
+  return undefined;
+}
+
+/** Whether moving the shard's replica from `from` to `to` leaves it in fewer distinct zones. */
+function zoneSpreadWorse(map: ClusterMap, shard: ShardRecord, from: number, to: number): boolean {
+  const otherZones = new Set(shard.voters.filter((id) => id !== from).map((id) => zoneOf(map, id)));
+  return otherZones.has(zoneOf(map, to)) && !otherZones.has(zoneOf(map, from));
 }
 
 /**
@@ -126,7 +214,11 @@ export function planOneMove(current: ClusterMap, view: PlacementView): PlannedMo
     }
   }
 
-  // 2. Zone spread: two replicas in one zone while a usable node in an unused zone exists.
+  // 2a. Host spread: the hard rule, should a map break it.
+  const hostMove = hostSpreadMove(map, view, shards, counts);
+  if (hostMove !== undefined) return hostMove;
+
+  // 2b. Zone spread: two replicas in one zone while a usable node in an unused zone exists.
   const usableZones = new Set(map.nodes.filter((candidate) => usable(candidate, view)).map((candidate) => candidate.zone));
   for (const shard of shards) {
     const byZone = new Map<string, number[]>();
@@ -145,29 +237,7 @@ export function planOneMove(current: ClusterMap, view: PlacementView): PlannedMo
   }
 
   // 3. Replica count balance across usable nodes.
-  const usableIds = map.nodes.filter((candidate) => usable(candidate, view)).map((candidate) => candidate.id);
-  if (usableIds.length >= 2) {
-    const sorted = [...usableIds].sort((a, b) => (counts.get(b) ?? 0) - (counts.get(a) ?? 0) || a - b);
-    const most = sorted[0]!;
-    const least = sorted[sorted.length - 1]!;
-    if ((counts.get(most) ?? 0) - (counts.get(least) ?? 0) > 1) {
-      for (const shard of shards) {
-        if (!shard.voters.includes(most) || shardMembers(shard).includes(least)) continue;
-        // Never make zone spread worse.
-        const otherZones = new Set(shard.voters.filter((id) => id !== most).map((id) => zoneOf(map, id)));
-        const zoneBefore = otherZones.has(zoneOf(map, most)) ? 0 : 1;
-        const zoneAfter = otherZones.has(zoneOf(map, least)) ? 0 : 1;
-        if (zoneAfter < zoneBefore) continue;
-        return {
-          shardId: shard.id,
-          from: most,
-          to: least,
-          reason: `balance: node ${most} holds ${counts.get(most)} replicas, node ${least} ${counts.get(least)}`,
-        };
-      }
-    }
-  }
-  return undefined;
+  return balanceMove(map, view, shards, counts);
 }
 
 /** Leader transfers: off nodes that must not lead, then toward equal leader counts. */
@@ -328,6 +398,38 @@ export function withMove(map: ClusterMap, move: Pick<PlannedMove, "shardId" | "f
   };
 }
 
+/**
+ * Replicas on down, draining or removed nodes, and missing replicas, that no node may take: every
+ * up node outside the shard is on a host the shard already uses (or there is none). The planner
+ * plans nothing for them rather than break the host rule; this says why, for `rebalance --plan`.
+ */
+export function blockedMoves(current: ClusterMap, view: PlacementView): BlockedMove[] {
+  const map = withRunningMoves(current);
+  const counts = replicaCounts(map);
+  const blocked: BlockedMove[] = [];
+  for (const shard of map.shards) {
+    if (view.busyShards.has(shard.id) || shard.votersOutgoing.length > 0 || shard.learners.length > 0) continue;
+    const leaving = shard.voters.filter((id) => evacuating(map.nodes.find((node) => node.id === id)));
+    if (shard.voters.length < map.replicationFactor) leaving.push(0);
+    for (const from of leaving) {
+      if (chooseTarget(map, view, shard, from, counts) !== undefined) continue;
+      const members = shardMembers(shard).filter((id) => id !== from);
+      const outside = map.nodes.filter((node) => usable(node, view) && !members.includes(node.id) && node.id !== from);
+      const hosts = [...new Set(members.map((id) => hostOfId(map, id)))].join(", ");
+      blocked.push({
+        shardId: shard.id,
+        from,
+        reason:
+          (from === 0 ? "a missing replica" : `the replica on node ${from}`) +
+          (outside.length === 0
+            ? ": no up node outside the shard"
+            : `: every up node outside the shard is on a host it already uses (${hosts}); two replicas of a shard never share a host`),
+      });
+    }
+  }
+  return blocked;
+}
+
 /** The whole plan `tallyctl rebalance --plan` shows: moves in order until balanced, then transfers. */
 export function planAll(map: ClusterMap, view: PlacementView, maxMoves = 100): Plan {
   const moves: PlannedMove[] = [];
@@ -341,5 +443,8 @@ export function planAll(map: ClusterMap, view: PlacementView, maxMoves = 100): P
   }
   const leaders = new Map(view.leaders);
   for (const move of moves) if (leaders.get(move.shardId) === move.from) leaders.delete(move.shardId);
-  return { moves, transfers: planTransfers(current, { ...view, leaders }, map.shards.length) };
+  const plan: Plan = { moves, transfers: planTransfers(current, { ...view, leaders }, map.shards.length) };
+  const blocked = blockedMoves(current, { ...view, busyShards: busy });
+  if (blocked.length > 0) plan.blocked = blocked;
+  return plan;
 }

@@ -18,6 +18,8 @@
  */
 import {
   describeOperation,
+  hostOf,
+  hostOfId,
   nodeById,
   shardById,
   shardMembers,
@@ -269,7 +271,7 @@ export class MetaController {
       type: "init",
       clusterName: config.cluster.name,
       replicationFactor: config.cluster.replicationFactor,
-      nodes: config.nodes.map((node) => ({ id: node.id, client: node.client, peer: node.peer, zone: node.zone })),
+      nodes: config.nodes.map((node) => ({ id: node.id, client: node.client, peer: node.peer, zone: node.zone, host: node.host })),
       metaVoters: [...this.node.meta!.confState.voters],
       shards: computePlacement(config).map((placement) => ({
         id: placement.shardId,
@@ -411,8 +413,10 @@ export class MetaController {
     }
     if (learner === undefined) {
       const zonesUsed = new Set(conf.voters.filter((id) => id !== bad).map((id) => nodeById(this.map, id)?.zone));
+      // The host rule holds for the metadata group as for shards (placement.ts): never two voters on one machine.
+      const hostsUsed = new Set(conf.voters.filter((id) => id !== bad).map((id) => hostOfId(this.map, id)));
       const target = this.map.nodes
-        .filter((n) => n.state === "up" && this.isAlive(n.id) && !conf.voters.includes(n.id))
+        .filter((n) => n.state === "up" && this.isAlive(n.id) && !conf.voters.includes(n.id) && !hostsUsed.has(hostOf(n)))
         .sort((a, b) => Number(zonesUsed.has(a.zone)) - Number(zonesUsed.has(b.zone)) || a.id - b.id)[0];
       if (target === undefined) return;
       this.log.info({ add: target.id, replacing: bad }, "metadata group: adding a learner");
@@ -581,7 +585,7 @@ export class MetaController {
 function describeCommand(command: MetaCommand): string {
   switch (command.type) {
     case "node-add":
-      return `node ${command.node.id} (${command.node.client}, zone ${command.node.zone}) joined`;
+      return `node ${command.node.id} (${command.node.client}, zone ${command.node.zone}, host ${hostOf(command.node)}) joined`;
     case "node-state":
       return `node ${command.nodeId} is ${command.state}`;
     case "shard-report":

@@ -63,7 +63,8 @@ export interface ShardReport {
 }
 
 export interface NodeReport {
-  node: { id: number; client: string; peer: string; zone: string };
+  /** host absent: none named (the node's own id). */
+  node: { id: number; client: string; peer: string; zone: string; host?: string };
   mapVersion: number;
   shards: ShardReport[];
 }
@@ -90,7 +91,7 @@ export type ShardChangeRequest = ShardChangeAction & { shardId: number; expected
 export function heartbeatRequest(report: NodeReport): HeartbeatRequestInput {
   const { node } = report;
   return {
-    node: { id: node.id, clientAddress: node.client, peerAddress: node.peer, zone: node.zone },
+    node: { id: node.id, clientAddress: node.client, peerAddress: node.peer, zone: node.zone, host: node.host ?? "" },
     mapVersion: report.mapVersion,
     shards: report.shards.map((shard) => ({
       shardId: shard.id,
@@ -119,7 +120,7 @@ export function nodeReportOf(request: HeartbeatRequestMessage): NodeReport {
   if (node === null || node.id < 1)
     throw new InvalidArgumentError("heartbeat: node is required (does the sending node run an older version?)");
   return {
-    node: { id: node.id, client: node.clientAddress, peer: node.peerAddress, zone: node.zone },
+    node: { id: node.id, client: node.clientAddress, peer: node.peerAddress, zone: node.zone, ...hostField(node.host) },
     mapVersion: whole(request.mapVersion, "heartbeat map_version"),
     shards: request.shards.map(shardReportOf),
   };
@@ -178,6 +179,7 @@ export function partitionMap(map: ClusterMap): PartitionMapInput {
       zone: node.zone,
       state: node.state,
       sinceMs: node.sinceMs,
+      host: node.host ?? "",
     })),
     shards: map.shards.map((shard) => ({ ...shard })),
     operations: map.operations.map((op) => {
@@ -212,6 +214,7 @@ export function clusterMapOf(message: PartitionMapMessage): ClusterMap {
       client: node.clientAddress,
       peer: node.peerAddress,
       zone: node.zone,
+      ...hostField(node.host),
       state: oneOf<NodeState>(node.state, NODE_STATES, `map node ${node.id} state`),
       sinceMs: whole(node.sinceMs, `map node ${node.id} since_ms`),
     })),
@@ -412,4 +415,9 @@ export class AdminClients {
     for (const client of this.clients.values()) client.close();
     this.clients.clear();
   }
+}
+
+/** A node's host off the wire: "" is how proto3 says none (older senders, maps from before hosts). */
+function hostField(host: string): { host?: string } {
+  return host === "" ? {} : { host };
 }

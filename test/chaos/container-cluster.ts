@@ -166,7 +166,14 @@ export class ContainerCluster extends BaseCluster {
       this.addresses.set(id, address);
       this.hostDataDir.set(id, this.volumes !== undefined ? join(this.dir, this.volumes.mount(id)) : join(this.dir, `n${id}`));
       mkdirSync(this.hostDataDir.get(id)!, { recursive: true });
-      nodes.push({ id, client: `${address}:${CLIENT_PORT}`, peer: `${address}:${PEER_PORT}`, zone: `z${id}`, dataDir: `/data/n${id}` });
+      nodes.push({
+        id,
+        client: `${address}:${CLIENT_PORT}`,
+        peer: `${address}:${PEER_PORT}`,
+        zone: `z${id}`,
+        host: `${id}`,
+        dataDir: `/data/n${id}`,
+      });
     }
     writeFileSync(join(this.dir, "cluster.yaml"), stringify(chaosClusterDocument(this.options, nodes)));
     this.config = loadClusterConfig(join(this.dir, "cluster.yaml"));

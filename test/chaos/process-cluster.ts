@@ -70,7 +70,14 @@ export class ProcessCluster extends BaseCluster {
       this.privatePeer.set(id, `127.0.0.1:${privatePort}`);
       proxies.set(id, new NodeProxy(id, "127.0.0.1", proxyPort, "127.0.0.1", privatePort, identify, () => jitterRng.nextFloat()));
       const dataDir = this.volumes !== undefined ? this.volumes.mount(id) : `n${id}`;
-      const node: NodeConfig = { id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${proxyPort}`, zone: `z${id}`, dataDir };
+      const node: NodeConfig = {
+        id,
+        client: `127.0.0.1:${await freePort()}`,
+        peer: `127.0.0.1:${proxyPort}`,
+        zone: `z${id}`,
+        host: `${id}`,
+        dataDir,
+      };
       if (this.options.metrics) node.metrics = `127.0.0.1:${await freePort()}`;
       if (this.options.clientProxies) {
         const clientPort = await freePort();

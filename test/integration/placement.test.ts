@@ -155,7 +155,7 @@ describe("metadata group and placement controller (real processes)", () => {
     const { code, output } = await tallyctl("status");
     expect(code).toBe(0);
     expect(output).toMatch(/partition map version \d+, metadata leader \d/);
-    expect(output).toMatch(/ZONE\s+STATE\s+ALIVE/);
+    expect(output).toMatch(/ZONE\s+HOST\s+STATE\s+ALIVE/);
     // Replicas are where they belong; at most leader transfers are planned (elections put leaders anywhere).
     const plan = await tallyctl("rebalance", "--plan");
     expect(plan.code).toBe(0);

@@ -58,6 +58,8 @@ export interface TestClusterOptions {
   extraEnv?: Record<string, string>;
   /** Extra node flags for every tallyd (e.g. --cpu-prof for profiling). */
   nodeArgs?: string[];
+  /** Node `id`'s host and zone (several tallyd per host); default: host unset (its id), zone z<id>. */
+  nodeLayout?: (id: number) => { host?: string; zone?: string };
   /** cluster.metaReplicas (default: 3, or 1 below 3 nodes). */
   metaReplicas?: number;
   /** cluster.yaml `placement:` settings (the placement controller). */
@@ -168,7 +170,15 @@ export class TestCluster {
     const count = this.options.nodes ?? 3;
     const nodes = [];
     for (let id = 1; id <= count; id++) {
-      nodes.push({ id, client: `127.0.0.1:${await freePort()}`, peer: `127.0.0.1:${await freePort()}`, zone: `z${id}`, dataDir: `n${id}` });
+      const layout = this.options.nodeLayout?.(id) ?? {};
+      nodes.push({
+        id,
+        client: `127.0.0.1:${await freePort()}`,
+        peer: `127.0.0.1:${await freePort()}`,
+        zone: layout.zone ?? `z${id}`,
+        ...(layout.host !== undefined ? { host: layout.host } : {}),
+        dataDir: `n${id}`,
+      });
       if (this.options.metrics) Object.assign(nodes[nodes.length - 1]!, { metrics: `127.0.0.1:${await freePort()}` });
     }
     const document = {

@@ -49,6 +49,7 @@ const status: ClusterStatus = {
       nodeId: "2",
       clientAddress: "127.0.0.1:7002",
       zone: "z2",
+      host: "h2",
       reachable: true,
       error: "",
       groups: [
@@ -70,6 +71,7 @@ const status: ClusterStatus = {
       nodeId: "1",
       clientAddress: "127.0.0.1:7001",
       zone: "z1",
+      host: "h1",
       reachable: true,
       error: "",
       groups: [
@@ -90,7 +92,7 @@ const status: ClusterStatus = {
         },
       ],
     },
-    { nodeId: "3", clientAddress: "127.0.0.1:7003", zone: "z3", reachable: false, error: "connection refused", groups: [] },
+    { nodeId: "3", clientAddress: "127.0.0.1:7003", zone: "z3", host: "3", reachable: false, error: "connection refused", groups: [] },
   ],
 };
 
@@ -362,10 +364,10 @@ describe("tallyctl output", () => {
     const result = await run([...E, "status", "--verbose"]);
     expect(result.code).toBe(5);
     const lines = result.stdout.split("\n").slice(2);
-    expect(lines[0]).toMatch(/^NODE\s+ADDRESS\s+ZONE\s+GROUP\s+ROLE\s+TERM\s+LEADER\s+COMMIT\s+APPLIED\s+LAG\s+LEASE$/);
-    expect(lines[1]).toMatch(/^1\s+127\.0\.0\.1:7001\s+z1\s+1\s+leader\s+4\s+1\s+120\s+120\s+21\s+valid$/);
-    expect(lines[2]).toMatch(/^2\s+127\.0\.0\.1:7002\s+z2\s+1\s+follower\s+4\s+1\s+120\s+118\s+-\s+-$/);
-    expect(lines[3]).toMatch(/^3\s+127\.0\.0\.1:7003\s+z3\s+-\s+unreachable$/);
+    expect(lines[0]).toMatch(/^NODE\s+ADDRESS\s+ZONE\s+HOST\s+GROUP\s+ROLE\s+TERM\s+LEADER\s+COMMIT\s+APPLIED\s+LAG\s+LEASE$/);
+    expect(lines[1]).toMatch(/^1\s+127\.0\.0\.1:7001\s+z1\s+h1\s+1\s+leader\s+4\s+1\s+120\s+120\s+21\s+valid$/);
+    expect(lines[2]).toMatch(/^2\s+127\.0\.0\.1:7002\s+z2\s+h2\s+1\s+follower\s+4\s+1\s+120\s+118\s+-\s+-$/);
+    expect(lines[3]).toMatch(/^3\s+127\.0\.0\.1:7003\s+z3\s+3\s+-\s+unreachable$/);
     expect(result.stdout).toContain("node 3 (127.0.0.1:7003): connection refused");
     // Aligned: every column starts at the same offset on every row.
     const commitColumn = lines[0]!.indexOf("COMMIT");
@@ -400,8 +402,8 @@ describe("tallyctl status: a one-line verdict and an exit code", () => {
     expect(result.code).toBe(0);
     const lines = result.stdout.split("\n");
     expect(lines[0]).toBe("healthy: 3/3 nodes, 1/1 shards with a leader");
-    expect(result.stdout).toMatch(/^NODE\s+ADDRESS\s+ZONE\s+STATE\s+ALIVE\s+GROUPS\s+LEADERS$/m);
-    expect(result.stdout).toMatch(/^1\s+127\.0\.0\.1:7001\s+z1\s+-\s+yes\s+1\s+1$/m);
+    expect(result.stdout).toMatch(/^NODE\s+ADDRESS\s+ZONE\s+HOST\s+STATE\s+ALIVE\s+GROUPS\s+LEADERS$/m);
+    expect(result.stdout).toMatch(/^1\s+127\.0\.0\.1:7001\s+z1\s+h1\s+-\s+yes\s+1\s+1$/m);
     expect(result.stdout).toMatch(/^SHARD\s+SLOTS\s+LEADER\s+TERM\s+COMMIT\s+LAG\s+LEASE\s+REPLICAS$/m);
     expect(result.stdout).toMatch(/^1\s+-\s+1\s+4\s+120\s+21\s+valid\s+3$/m);
     expect(result.stdout).toContain("3 nodes (3 reachable); answered by 127.0.0.1:7001");

@@ -273,6 +273,7 @@ export class FakeCluster {
         nodeId: node.id,
         clientAddress: node.address,
         zone: `z${node.id}`,
+        host: String(node.id),
         reachable: true,
         error: "",
         groups: this.shards.map((shard) => ({

@@ -36,6 +36,7 @@ describe("docs/configuration.md is generated from the validator's settings table
       metrics: "h:5",
       metricsListen: "0.0.0.0:6",
       zone: "z",
+      host: "machine-1",
       dataDir: "/d",
     };
     expect(Object.keys(full).sort()).toEqual(documented.filter((field) => field !== "cert" && field !== "key").sort());

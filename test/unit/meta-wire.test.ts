@@ -72,9 +72,9 @@ function fullMap(): ClusterMap {
     version: 2 ** 40 + 7,
     clockMs: 1_765_000_000_123,
     nodes: [
-      { id: 1, client: "10.0.0.1:7000", peer: "10.0.0.1:7100", zone: "a", state: "up", sinceMs: 1_765_000_000_000 },
+      { id: 1, client: "10.0.0.1:7000", peer: "10.0.0.1:7100", zone: "a", host: "rack1-m1", state: "up", sinceMs: 1_765_000_000_000 },
       { id: 2, client: "10.0.0.2:7000", peer: "10.0.0.2:7100", zone: "", state: "down", sinceMs: 5 },
-      { id: 3, client: "n3:7000", peer: "n3:7100", zone: "b", state: "draining", sinceMs: 0 },
+      { id: 3, client: "n3:7000", peer: "n3:7100", zone: "b", host: "3", state: "draining", sinceMs: 0 },
       { id: 4, client: "n4:7000", peer: "n4:7100", zone: "c", state: "removed", sinceMs: 1_765_000_000_001 },
     ],
     shards: [
@@ -199,7 +199,7 @@ describe("the partition map in HeartbeatResponse", () => {
 
 describe("the load report in HeartbeatRequest", () => {
   const report: NodeReport = {
-    node: { id: 3, client: "n3:7000", peer: "n3:7100", zone: "b" },
+    node: { id: 3, client: "n3:7000", peer: "n3:7100", zone: "b", host: "m2" },
     mapVersion: 2 ** 40,
     shards: [
       {
@@ -249,6 +249,9 @@ describe("the load report in HeartbeatRequest", () => {
     expect(nodeReportOf(heartbeats.deserialize(heartbeats.serialize(heartbeatRequest(report))))).toStrictEqual(report);
     const none = { ...report, mapVersion: 0, shards: [] };
     expect(nodeReportOf(heartbeats.deserialize(heartbeats.serialize(heartbeatRequest(none))))).toStrictEqual(none);
+    // A node that names no host (older versions): the report has none, and the node is its own host.
+    const unnamed: NodeReport = { ...none, node: { id: 3, client: "n3:7000", peer: "n3:7100", zone: "b" } };
+    expect(nodeReportOf(heartbeats.deserialize(heartbeats.serialize(heartbeatRequest(unnamed))))).toStrictEqual(unnamed);
   });
 
   test("a report without its node is refused", () => {

@@ -30,7 +30,7 @@ import { FailedPreconditionError, InvalidArgumentError } from "../../util/errors
 import { wallClockMs } from "../../util/clock.js";
 import { componentLogger } from "../../util/log.js";
 import { loadShard, verifyBackup, type BackupManifest, type VerifiedShard } from "./backup-format.js";
-import { dealReplicas, META_GROUP_ID, metaReplicaIds, shardOptionsOf, type ClusterConfig } from "../config/config.js";
+import { dealOrder, dealReplicas, META_GROUP_ID, metaReplicaIds, shardOptionsOf, type ClusterConfig } from "../config/config.js";
 import { encodeDescriptor } from "../descriptor.js";
 
 /** The term restored groups start in (as a split's new shard does); elections go above it. */
@@ -57,10 +57,10 @@ export async function restoreCluster(backupDir: string, config: ClusterConfig, o
     await expectEmptyOrAbsent(node.dataDir, `node ${node.id}'s data directory`);
     await expectAbsent(stagingDir(node.dataDir), `node ${node.id}'s staging directory (left by an interrupted restore? delete it)`);
   }
-  const nodeIds = config.nodes.map((node) => node.id).sort((a, b) => a - b);
+  const order = dealOrder(config.nodes);
   const replicationFactor = config.cluster.replicationFactor;
   const byId = [...manifest.shards].sort((a, b) => a.id - b.id);
-  const placement = new Map(byId.map((shard, i) => [shard.id, dealReplicas(nodeIds, replicationFactor, i)]));
+  const placement = new Map(byId.map((shard, i) => [shard.id, dealReplicas(order, replicationFactor, i)]));
   const metaVoters = metaReplicaIds(config);
 
   const stores = new Map<number, NodeStore>();
@@ -166,7 +166,7 @@ function initializedMeta(
         type: "init",
         clusterName: config.cluster.name,
         replicationFactor: config.cluster.replicationFactor,
-        nodes: config.nodes.map((node) => ({ id: node.id, client: node.client, peer: node.peer, zone: node.zone })),
+        nodes: config.nodes.map((node) => ({ id: node.id, client: node.client, peer: node.peer, zone: node.zone, host: node.host })),
         shards,
         metaVoters,
         // Hot counters keep their tags, so the restored cluster sums the same sub-counters.

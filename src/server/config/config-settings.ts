@@ -206,6 +206,13 @@ const NODE_SPECS: SettingSpec[] = [
     default: "default",
     meaning: "Failure domain; placement spreads a shard's replicas across zones.",
   },
+  {
+    path: "nodes[].host",
+    type: "string",
+    defaultText: "the node's id (every node its own host)",
+    meaning:
+      "The machine the node runs on, for several tallyd per host: no shard or metadata group ever has two replicas on one host. All nodes of a host share its zone.",
+  },
   { path: "nodes[].dataDir", type: "path", defaultText: "data/n<id>", meaning: "The node's data directory, never shared." },
   {
     path: "nodes[].cert",

@@ -8,7 +8,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
-import { evenSlotRanges, type SlotRange } from "../../meta/slots.js";
 import type { ShardOptions } from "../../shard/state-machine.js";
 import { SHA256_HEX } from "../../util/auth-token.js";
 import {
@@ -24,9 +23,11 @@ import {
 } from "./config-settings.js";
 import { applyEnvironment, asObject, ConfigError, type ConfigSources } from "./config-env.js";
 import { parseEventualSettings, type EventualSettings } from "./eventual-settings.js";
+import { hostProblems } from "./initial-placement.js";
 import { parseRegionSettings, type RegionSettings } from "../../util/region-config.js";
 
 export { ConfigError, type ConfigSources } from "./config-env.js";
+export { computePlacement, dealOrder, dealReplicas, metaReplicaIds, type DealtNode, type ShardPlacement } from "./initial-placement.js";
 export type { ClusterSettings, Limits, PlacementSettings } from "./config-settings.js";
 
 export interface NodeConfig {
@@ -40,6 +41,8 @@ export interface NodeConfig {
   peerListen?: string;
   metricsListen?: string;
   zone: string;
+  /** The machine it runs on (a failure domain below the zone); default: its own id. */
+  host: string;
   /** Absolute path. */
   dataDir: string;
   /** With a tls section: this node's certificate chain and key (absolute paths). */
@@ -94,14 +97,6 @@ export interface AuthSettings {
    * unless tls.clientAuth is "require", where the nodes' own certificates identify them.
    */
   internalTokenFile?: string;
-}
-
-export interface ShardPlacement {
-  shardId: number;
-  slots: SlotRange;
-  epoch: number;
-  /** Raft node ids of the replicas, all voters. */
-  replicas: number[];
 }
 
 export interface ClusterConfig {
@@ -172,8 +167,9 @@ export function parseClusterConfig(document: unknown, source = "<inline>", sourc
   const tls = root.tls === undefined ? undefined : parseTls(root.tls, baseDir, where);
   const nodes = root.nodes.map((raw, i) => parseNode(raw, `nodes[${i}]`, baseDir, tls, where));
 
-  // Default: 3 metadata replicas, or 1 for a cluster of one or two nodes.
-  if (asObject(root.cluster ?? {}, where("cluster")).metaReplicas === undefined) cluster.metaReplicas = nodes.length >= 3 ? 3 : 1;
+  // Default: 3 metadata replicas, or 1 for a cluster of one or two hosts (each replica on its own host).
+  if (asObject(root.cluster ?? {}, where("cluster")).metaReplicas === undefined)
+    cluster.metaReplicas = new Set(nodes.map((node) => node.host)).size >= 3 ? 3 : 1;
   const config: ClusterConfig = { source, cluster, limits, placement, nodes, eventual: parseEventualSettings(root.eventual, where) };
   if (tls !== undefined) config.tls = tls;
   if (root.auth !== undefined) config.auth = parseAuth(root.auth, baseDir, tls, where);
@@ -201,6 +197,7 @@ function parseNode(
     client: address(node.client, where(`${field}.client`)),
     peer: address(node.peer, where(`${field}.peer`)),
     zone: typeof node.zone === "string" && node.zone.length > 0 ? node.zone : "default",
+    host: node.host === undefined ? String(id) : hostName(node.host, where(`${field}.host`)),
     dataDir: isAbsolute(dataDirRaw) ? dataDirRaw : resolve(baseDir, dataDirRaw),
   };
   if (node.metrics !== undefined) parsed.metrics = address(node.metrics, where(`${field}.metrics`));
@@ -216,6 +213,12 @@ function parseNode(
     parsed[kind] = filePath(node[kind], baseDir, where(`${field}.${kind}`));
   }
   return parsed;
+}
+
+function hostName(value: unknown, where: string): string {
+  if (typeof value !== "string" || value.length === 0 || value.length > 256)
+    throw new ConfigError(`${where} must be a non-empty string of at most 256 characters, got ${JSON.stringify(value)}`);
+  return value;
 }
 
 /** Where tallyd binds: the listen address when given, else the advertised one. */
@@ -315,6 +318,7 @@ export function validateClusterConfig(config: ClusterConfig, label: string = con
   }
   if (cluster.metaReplicas % 2 === 0 || cluster.metaReplicas > 7)
     fail(`cluster.metaReplicas (${cluster.metaReplicas}) must be 1, 3, 5 or 7`);
+  hostProblems(config).forEach(fail);
   if (config.placement.heartbeatMs * 3 > config.placement.downAfterMs) {
     fail(
       `placement.downAfterMs (${config.placement.downAfterMs}) must be at least 3 x placement.heartbeatMs (${config.placement.heartbeatMs})`,
@@ -347,38 +351,6 @@ export function shardOptionsOf(config: ClusterConfig): ShardOptions {
     maxSessionsPerCaller: config.cluster.sessionsPerCallerMax,
     maxRetainedResultsPerSession: 1_024,
   };
-}
-
-/** The metadata group's replicas: the first cluster.metaReplicas node ids (stable as nodes are added). */
-export function metaReplicaIds(config: ClusterConfig): number[] {
-  return config.nodes
-    .map((node) => node.id)
-    .sort((a, b) => a - b)
-    .slice(0, config.cluster.metaReplicas);
-}
-
-/**
- * The initial shard placement, proposed once by the first metadata leader (the map is the
- * authority afterwards): the shards' replica slots
- * are dealt to nodes in turn, RF consecutive nodes per shard, so every shard has RF distinct
- * replicas and replica counts per node differ by at most one.
- */
-export function computePlacement(config: ClusterConfig): ShardPlacement[] {
-  const ranges = evenSlotRanges(config.cluster.shards);
-  const nodeIds = config.nodes.map((node) => node.id).sort((a, b) => a - b);
-  return ranges.map((slots, i) => ({
-    shardId: i + 1,
-    slots,
-    epoch: 1,
-    replicas: dealReplicas(nodeIds, config.cluster.replicationFactor, i),
-  }));
-}
-
-/** The replicas of the i-th shard: `replicationFactor` consecutive node ids (sorted ids), dealt in turn. */
-export function dealReplicas(sortedNodeIds: number[], replicationFactor: number, i: number): number[] {
-  const replicas: number[] = [];
-  for (let k = 0; k < replicationFactor; k++) replicas.push(sortedNodeIds[(i * replicationFactor + k) % sortedNodeIds.length]!);
-  return replicas.sort((a, b) => a - b);
 }
 
 export function findNode(config: ClusterConfig, id: number): NodeConfig {

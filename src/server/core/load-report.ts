@@ -42,7 +42,7 @@ export function loadReport(self: NodeConfig, mapVersion: number, replicas: Itera
     replica.slotLoad.fill(0);
   }
   return {
-    node: { id: self.id, client: self.client, peer: self.peer, zone: self.zone },
+    node: { id: self.id, client: self.client, peer: self.peer, zone: self.zone, host: self.host },
     mapVersion,
     shards,
   };

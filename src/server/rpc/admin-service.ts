@@ -26,7 +26,7 @@ import type {
   TransferLeaderResponseInput,
 } from "../../api/proto.js";
 import { tallyProto } from "../../api/proto.js";
-import { hotRecordOf, shardMembers, type MetaCommand } from "../../meta/map.js";
+import { hostOf, hotRecordOf, shardMembers, type MetaCommand } from "../../meta/map.js";
 import { Role } from "../../raft/types.js";
 import { describeKey } from "../../shard/keys.js";
 import { wallClockMs } from "../../util/clock.js";
@@ -68,9 +68,7 @@ export class AdminApi {
     const known = node.map.nodes.length > 0 ? node.map.nodes.filter((n) => n.state !== "removed") : node.config.nodes;
     const credentials = nodeClientCredentials(node.config, node.self);
     const others = await Promise.all(
-      known
-        .filter((n) => n.id !== node.nodeId)
-        .map((n) => fetchPeerStatus(n.id, n.client, n.zone, credentials, internalCallMetadata(node.config))),
+      known.filter((n) => n.id !== node.nodeId).map((n) => fetchPeerStatus(n, credentials, internalCallMetadata(node.config))),
     );
     return { nodes: [local, ...others].sort((a, b) => Number(a.nodeId) - Number(b.nodeId)) };
   }
@@ -98,6 +96,7 @@ export class AdminApi {
           clientAddress: n.client,
           peerAddress: n.peer,
           zone: n.zone,
+          host: hostOf(n),
           state: n.state,
           alive: controller?.isAlive(n.id) ?? false,
           lastHeartbeatMsAgo: ago === undefined ? "0" : String(Math.round(ago)),
@@ -180,6 +179,7 @@ export class AdminApi {
       client: String(request.clientAddress ?? ""),
       peer: String(request.peerAddress ?? ""),
       zone: String(request.zone || "default"),
+      host: String(request.host || id),
     };
     for (const field of ["client", "peer"] as const) {
       if (!/^([A-Za-z0-9.\-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.test(node[field]))
@@ -187,7 +187,7 @@ export class AdminApi {
     }
     return this.metaChange(
       { type: "node-add", node },
-      `node ${id} added (${node.client}, peer ${node.peer}, zone ${node.zone}); start tallyd for it`,
+      `node ${id} added (${node.client}, peer ${node.peer}, zone ${node.zone}, host ${node.host}); start tallyd for it`,
     );
   }
 
@@ -250,11 +250,20 @@ export class AdminApi {
         toNode: String(t.to),
         reason: t.reason,
       })),
+      ...(plan.blocked ?? []).map((b) => ({
+        kind: "blocked",
+        shardId: b.shardId,
+        fromNode: String(b.from),
+        toNode: "-",
+        reason: b.reason,
+      })),
     ];
+    const blocked = plan.blocked?.length ?? 0;
     const summary =
       changes.length === 0
         ? "balanced: nothing to do"
-        : `${request.apply ? "started" : "would make"} ${plan.moves.length} moves and ${plan.transfers.length} leader transfers`;
+        : `${request.apply ? "started" : "would make"} ${plan.moves.length} moves and ${plan.transfers.length} leader transfers` +
+          (blocked > 0 ? `; ${blocked} replicas have nowhere to go` : "");
     return { changes, summary };
   }
 
@@ -316,6 +325,7 @@ export class AdminApi {
       nodeId: String(this.node.nodeId),
       clientAddress: this.node.self.client,
       zone: this.node.self.zone,
+      host: this.node.self.host,
       reachable: true,
       groups,
       error: "",
@@ -346,18 +356,18 @@ export class AdminApi {
 
 /** Another node's own status (Status with local_only), or an unreachable entry saying why. */
 function fetchPeerStatus(
-  id: number,
-  address: string,
-  zone: string,
+  peer: { id: number; client: string; zone: string; host?: string },
   credentials: grpc.ChannelCredentials,
   metadata = new grpc.Metadata(),
 ): Promise<NodeStatus> {
+  const { id, client: address, zone } = peer;
   return new Promise((resolve) => {
     const client = new (tallyProto().AdminService)(address, credentials) as unknown as grpc.Client & { status: StatusCall };
     const unreachable = (message: string): NodeStatus => ({
       nodeId: String(id),
       clientAddress: address,
       zone,
+      host: hostOf(peer),
       reachable: false,
       groups: [],
       error: message,

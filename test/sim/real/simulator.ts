@@ -537,7 +537,7 @@ class RealSimulation implements NodeHost {
       type: "init",
       clusterName: this.config.cluster.name,
       replicationFactor: this.config.cluster.replicationFactor,
-      nodes: this.config.nodes.map((n) => ({ id: n.id, client: n.client, peer: n.peer, zone: n.zone })),
+      nodes: this.config.nodes.map((n) => ({ id: n.id, client: n.client, peer: n.peer, zone: n.zone, host: n.host })),
       metaVoters: [...meta.confState.voters],
       shards: computePlacement(this.config).map((placement) => ({
         id: placement.shardId,

@@ -19,6 +19,10 @@ export interface MapNode {
   'replicas'?: (number);
   'leaders'?: (number);
   'opsPerSecond'?: (number | string);
+  /**
+   * the machine it runs on (its id unless cluster.yaml names one)
+   */
+  'host'?: (string);
 }
 
 export interface MapNode__Output {
@@ -38,4 +42,8 @@ export interface MapNode__Output {
   'replicas': (number);
   'leaders': (number);
   'opsPerSecond': (number);
+  /**
+   * the machine it runs on (its id unless cluster.yaml names one)
+   */
+  'host': (string);
 }

@@ -11,6 +11,10 @@ export interface NodeStatus {
   'groups'?: (_tally_v1_GroupStatus)[];
   'error'?: (string);
   'stats'?: (_tally_v1_NodeStats | null);
+  /**
+   * the machine it runs on ("" from older nodes: its id)
+   */
+  'host'?: (string);
 }
 
 export interface NodeStatus__Output {
@@ -21,4 +25,8 @@ export interface NodeStatus__Output {
   'groups': (_tally_v1_GroupStatus__Output)[];
   'error': (string);
   'stats': (_tally_v1_NodeStats__Output | null);
+  /**
+   * the machine it runs on ("" from older nodes: its id)
+   */
+  'host': (string);
 }

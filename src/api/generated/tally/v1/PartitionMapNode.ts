@@ -15,6 +15,10 @@ export interface PartitionMapNode {
    * the leader-stamped time of the last state change
    */
   'sinceMs'?: (number | string | Long);
+  /**
+   * "" = the record has none (maps from before hosts): its id
+   */
+  'host'?: (string);
 }
 
 export interface PartitionMapNode__Output {
@@ -30,4 +34,8 @@ export interface PartitionMapNode__Output {
    * the leader-stamped time of the last state change
    */
   'sinceMs': (string);
+  /**
+   * "" = the record has none (maps from before hosts): its id
+   */
+  'host': (string);
 }
