@@ -3,6 +3,8 @@
  *                  [--nemesis all|kill,pause,...] [--seed N] [--fault-ms 4000] [--quiet-ms 3000]
  *                  [--concurrency 6] [--contract-workers 2] [--client-deadline-ms 8000] [--check-states-max 2000000]
  *                  [--snapshot-every 10000]
+ * npm run chaos -- --workload regions [--time 600] [--region-nodes 3,1,1] [--rate 30] [--loss 0.02] [--loss-mode iptables|emulated]
+ *                  [--escrow-keys 2] [--drain-timeout-ms 60000]
  * npm run chaos -- --recheck .chaos/<run>/result.json [--check-states-max N]
  * npm run chaos -- --workload eventual [--time 600] [--nemesis kill,kill-all,pause,partition...] [--probes 2]
  *                  [--batch-ratio 0.3] [--session-timeout-ms N] [--drain-timeout-ms 60000] (process backend)
@@ -13,6 +15,9 @@
  * one, where the linearizability search ran out of budget, with a larger budget). --workload eventual
  * runs eventual adds instead (test/chaos/eventual-run.ts; docs/testing.md): every acknowledged add
  * must count exactly once once the buffers drained; it prints the ack -> visible distribution.
+ * --workload regions runs 2-3 regions with latency, loss and inter-region partitions
+ * (test/chaos/regions-run.ts; docs/regions.md): every region's global sum must equal the
+ * acknowledged adds after the heal, and the escrow floor must hold throughout.
  */
 import { readFileSync } from "node:fs";
 import { Command } from "commander";
@@ -21,6 +26,7 @@ import { LINEARIZABILITY_STATES_MAX, checkHistory, type CheckResult, type FaultW
 import { BACKEND_NAMES, type BackendName } from "../test/chaos/backend.js";
 import { ALL_NEMESES, parseNemeses, runChaos } from "../test/chaos/run.js";
 import { EVENTUAL_NEMESES, describeEventualRun, runEventualChaos } from "../test/chaos/eventual-run.js";
+import { describeRegionRun, runRegionChaos } from "../test/chaos/regions-run.js";
 
 const program = new Command()
   .name("chaos")
@@ -30,7 +36,19 @@ const program = new Command()
   .option("--rate <ops>", "target operations per second", "100")
   .option("--keys <n>", "number of counter keys", "5")
   .option("--read-ratio <r>", "share of reads (half linearizable, half stale)", "0.3")
-  .option("--workload <name>", "counter (exact adds and reads, the default) or eventual (eventual adds to random nodes)", "counter")
+  .option(
+    "--workload <name>",
+    "counter (exact adds and reads, the default), eventual (eventual adds to random nodes) or regions (2-3 regions, latency, loss, partitions)",
+    "counter",
+  )
+  .option("--region-nodes <list>", "regions: nodes of each region's cluster, comma separated (2 or 3 regions of 1-3 nodes)", "3,1,1")
+  .option("--loss <p>", "regions: packet loss between regions", "0.02")
+  .option(
+    "--loss-mode <mode>",
+    "regions: iptables (real drops on the proxies' ports; needs root, else emulated) or emulated (the proxy)",
+    "iptables",
+  )
+  .option("--escrow-keys <n>", "regions: escrowed keys (floor 0) decremented in every region", "2")
   .option(
     "--nemesis <list>",
     `comma list of ${ALL_NEMESES.join(",")} (or the groups partition, clock, crashes), or all, or none (default: all; eventual: ${EVENTUAL_NEMESES.join(",")})`,
@@ -98,12 +116,13 @@ const nodes = int("nodes", raw.nodes, 1);
 const backend = raw.backend as BackendName;
 if (!BACKEND_NAMES.includes(backend)) throw new Error(`--backend must be one of ${BACKEND_NAMES.join(", ")}, got ${raw.backend}`);
 
-if (raw.workload !== "counter" && raw.workload !== "eventual")
-  throw new Error(`--workload must be counter or eventual, got ${raw.workload}`);
+if (raw.workload !== "counter" && raw.workload !== "eventual" && raw.workload !== "regions")
+  throw new Error(`--workload must be counter, eventual or regions, got ${raw.workload}`);
 
 console.log(`chaos: ${backend} backend, ${raw.workload} workload, seed ${seed} (replay with --seed ${seed})`);
 ensureBundles();
-if (raw.workload === "eventual") await runEventual(); // the nodes run dist/tallyd.mjs and bin/tallyd.js never builds: rebuild it if src/ is newer
+if (raw.workload === "eventual") await runEventual();
+if (raw.workload === "regions") await runRegions(); // the nodes run dist/tallyd.mjs and bin/tallyd.js never builds: rebuild it if src/ is newer
 const run = await runChaos({
   backend,
   nodes,
@@ -151,4 +170,33 @@ async function runEventual(): Promise<never> {
   for (const fault of failedFaults) console.log(`  fault not injected: ${fault.name}: ${fault.detail}`);
   console.log(`chaos: report ${run.dir}/result.json`);
   process.exit(!run.valid ? 1 : failedFaults.length > 0 ? 2 : 0);
+}
+
+/** --workload regions: exits 0 valid, 1 invalid. */
+async function runRegions(): Promise<never> {
+  if (backend !== "process") throw new Error("--workload regions runs on the process backend only");
+  const regionNodes = String(raw.regionNodes)
+    .split(",")
+    .map((n) => int("region-nodes", n, 1));
+  const loss = Number(raw.loss);
+  if (!(loss >= 0 && loss < 1)) throw new Error(`--loss must be in [0, 1), got ${raw.loss}`);
+  if (raw.lossMode !== "iptables" && raw.lossMode !== "emulated")
+    throw new Error(`--loss-mode must be iptables or emulated, got ${raw.lossMode}`);
+  const run = await runRegionChaos({
+    regionNodes,
+    timeS: int("time", raw.time, 1),
+    rate: int("rate", raw.rate, 1),
+    keys: int("keys", raw.keys, 1),
+    escrowKeys: int("escrow-keys", raw.escrowKeys, 0),
+    seed,
+    loss,
+    lossMode: raw.lossMode,
+    faultMs: int("fault-ms", raw.faultMs, 100),
+    quietMs: int("quiet-ms", raw.quietMs, 0),
+    drainTimeoutMs: int("drain-timeout-ms", raw.drainTimeoutMs, 1000),
+    log: (line) => console.log(line),
+  });
+  for (const line of describeRegionRun(run)) console.log(line);
+  console.log(`chaos: report ${run.dir}/result.json (replay with --seed ${seed})`);
+  process.exit(run.valid ? 0 : 1);
 }

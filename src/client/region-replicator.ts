@@ -198,6 +198,8 @@ export class RegionReplicator {
     const generation = new AbortController();
     const onStop = (): void => generation.abort();
     stop.addEventListener("abort", onStop, { once: true });
+    // A stop() during the routes call above fired no listener: the followers would never end.
+    if (stop.aborted) generation.abort();
     for (const id of [...this.shards.keys()]) if (!routes.some((route) => route.shardId === id)) this.shards.delete(id);
     const followers = routes.map((route) => this.follow(route, generation.signal));
     try {
@@ -298,6 +300,7 @@ export class RegionReplicator {
     const reading = new AbortController();
     const onAbort = (): void => reading.abort();
     signal.addEventListener("abort", onAbort, { once: true });
+    if (signal.aborted) reading.abort(); // aborted before the listener existed
     const merged = new Map<string, ComponentUpdate>();
     const transfers = new Map<string, TransferUpdate>();
     let mergedIndex = 0n;

@@ -50,6 +50,8 @@ export class Watcher {
     const cancellation = new Cancellation();
     const onAbort = (): void => cancellation.cancel();
     options.signal?.addEventListener("abort", onAbort, { once: true });
+    // An abort during the route lookup above fired no listener: see it now, or the watch runs on.
+    if (options.signal?.aborted) cancellation.cancel();
     this.life.activeReads.add(cancellation);
     const queue: WatchItem[] = [];
     let wake: (() => void) | undefined;

@@ -106,4 +106,89 @@ describe("NodeProxy", () => {
     // One way through the proxy is delayed (the echo passes it twice: 2 x 150 ms).
     expect(elapsedMs).toBeGreaterThanOrEqual(290);
   });
+
+  it("keeps every byte in order under jitter (regression: a timer per chunk reordered them)", async () => {
+    const proxy = await startProxy({ id: 1 });
+    proxy.shape(1, { latencyMs: 50, jitterMs: 100 });
+    const socket = createConnection({ host: "127.0.0.1", port: proxy.listenPort });
+    cleanups.push(() => void socket.destroy());
+    let received = "";
+    socket.on("data", (chunk) => (received += chunk.toString()));
+    const parts = Array.from({ length: 60 }, (_, i) => `<${i}>`);
+    for (const part of parts) {
+      socket.write(part);
+      await new Promise((r) => setTimeout(r, 2));
+    }
+    const want = parts.join("");
+    await withDeadline(
+      (async () => {
+        while (received.length < want.length) await new Promise((r) => setTimeout(r, 10));
+      })(),
+      5000,
+      "the echo of every part",
+    );
+    expect(received).toBe(want);
+  });
+
+  it("emulated loss stalls each direction for an RTO that doubles on consecutive losses", async () => {
+    const proxy = await startProxy({ id: 1 });
+    proxy.shape(1, { lossRate: 1, rtoMs: 100 });
+    const socket = createConnection({ host: "127.0.0.1", port: proxy.listenPort });
+    cleanups.push(() => void socket.destroy());
+    let received = "";
+    socket.on("data", (chunk) => (received += chunk.toString()));
+    const echoOf = async (text: string): Promise<number> => {
+      const started = Date.now();
+      const want = received + text;
+      socket.write(text);
+      await withDeadline(
+        (async () => {
+          while (received !== want) await new Promise((r) => setTimeout(r, 5));
+        })(),
+        5000,
+        `no echo of ${text}`,
+      );
+      return Date.now() - started;
+    };
+    // Every chunk is lost once: 100 ms each way, then 200 ms each way (the second loss in a row).
+    expect(await echoOf("a")).toBeGreaterThanOrEqual(190);
+    expect(await echoOf("b")).toBeGreaterThanOrEqual(390);
+    expect(proxy.lossStalls).toBe(4);
+  });
+
+  it("emulated loss keeps every byte in order; a reset rate of 1 closes the connection", async () => {
+    let state = 7;
+    const seeded = () => (state = (state * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
+    const { port: targetPort } = await echoServer();
+    const proxy = new NodeProxy(9, "127.0.0.1", await freePort(), "127.0.0.1", targetPort, () => 1, seeded);
+    await proxy.start();
+    cleanups.push(() => proxy.close());
+    proxy.shape(1, { lossRate: 0.3, rtoMs: 20, latencyMs: 2, jitterMs: 5 });
+    const socket = createConnection({ host: "127.0.0.1", port: proxy.listenPort });
+    cleanups.push(() => void socket.destroy());
+    let received = "";
+    socket.on("data", (chunk) => (received += chunk.toString()));
+    const parts = Array.from({ length: 40 }, (_, i) => `<${i}>`);
+    for (const part of parts) {
+      socket.write(part);
+      await new Promise((r) => setTimeout(r, 3));
+    }
+    const want = parts.join("");
+    await withDeadline(
+      (async () => {
+        while (received.length < want.length) await new Promise((r) => setTimeout(r, 10));
+      })(),
+      10_000,
+      "the echo of every part",
+    );
+    expect(received).toBe(want);
+    expect(proxy.lossStalls).toBeGreaterThan(0);
+
+    // Bad input: refused, the link keeps its shape.
+    expect(() => proxy.shape(1, { lossRate: 2 })).toThrow(/lossRate must be in \[0, 1\]/);
+    expect(() => proxy.shape(1, { rtoMs: -1 })).toThrow(/rtoMs must be >= 0/);
+    proxy.shape(1, { resetRate: 1 });
+    expect((await roundTrip(proxy.listenPort, "gone")).reply).toBe("closed");
+    expect(proxy.resets).toBe(1);
+  });
 });

@@ -179,19 +179,22 @@ const CONTRACT_CALL_TIMEOUT_MS = 10_000;
 const CONTRACT_SHARD = 1;
 
 /** Errors after which a mutation certainly did not happen; everything else is ambiguous. */
+/** Codes after which a mutation certainly did not happen. */
+export const DEFINITE_FAILURE_CODES: ReadonlySet<string> = new Set([
+  "INVALID_ARGUMENT",
+  "FAILED_PRECONDITION",
+  "OUT_OF_RANGE",
+  "OVERLOADED",
+  "UNAVAILABLE",
+  "TIMEOUT",
+  "WRONG_SHARD",
+  "NOT_LEADER",
+]);
+
 function isDefiniteFailure(error: unknown): boolean {
   if (error instanceof AmbiguousError) return false;
   if (!(error instanceof TallyError)) return false;
-  return [
-    "INVALID_ARGUMENT",
-    "FAILED_PRECONDITION",
-    "OUT_OF_RANGE",
-    "OVERLOADED",
-    "UNAVAILABLE",
-    "TIMEOUT",
-    "WRONG_SHARD",
-    "NOT_LEADER",
-  ].includes(error.code);
+  return DEFINITE_FAILURE_CODES.has(error.code);
 }
 
 export async function runChaos(options: ChaosOptions): Promise<ChaosRun> {

@@ -15,6 +15,13 @@
  *     no unbounded buffers and never delivers a corrupted HTTP/2 stream.
  *   - latency + jitter: every chunk is delayed; order within a connection is kept.
  *   - bandwidth cap: chunks are released no faster than bytesPerSecond.
+ *   - emulated packet loss (lossRate): what TCP shows an application when a segment is lost is
+ *     not a missing byte but a stall: the stream stops until the retransmission timeout fires
+ *     (Linux: 200 ms at least, doubling on each consecutive loss), then everything behind it
+ *     arrives in order. So a chunk "lost" with probability lossRate is held rtoMs (doubled per
+ *     consecutive loss on that direction, up to RTO_MAX_MS) and the chunks behind it wait for it.
+ *     With resetRate, a chunk rarely resets the connection instead (a peer giving up after too
+ *     many retransmissions, a middlebox dropping state). Real loss on the wire: iptables-loss.ts.
  * Every queue is bounded: beyond QUEUED_BYTES_MAX the sending socket is paused (TCP backpressure).
  */
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
@@ -29,6 +36,34 @@ export interface LinkShape {
   jitterMs?: number;
   /** 0 or undefined: unlimited. */
   bytesPerSecond?: number;
+  /** Emulated loss: the probability that a chunk stalls its direction for a retransmission timeout. */
+  lossRate?: number;
+  /** The first retransmission timeout of an emulated loss, ms (default 200, Linux's minimum RTO). */
+  rtoMs?: number;
+  /** The probability that a chunk resets the connection (both sockets destroyed) instead of passing. */
+  resetRate?: number;
+}
+
+const RTO_MS = 200;
+/** Linux caps the RTO at 120 s; a stall that long would only time the test out, so the doubling stops here. */
+const RTO_MAX_MS = 3_200;
+
+/** Checks a shape's figures: bad input is refused before it changes any link. */
+export function checkShape(shape: LinkShape): LinkShape {
+  const rate = (name: keyof LinkShape, value: number | undefined) => {
+    if (value !== undefined && !(value >= 0 && value <= 1)) throw new RangeError(`link shape: ${name} must be in [0, 1], got ${value}`);
+  };
+  const ms = (name: keyof LinkShape, value: number | undefined) => {
+    if (value !== undefined && !(Number.isFinite(value) && value >= 0))
+      throw new RangeError(`link shape: ${name} must be >= 0, got ${value}`);
+  };
+  rate("lossRate", shape.lossRate);
+  rate("resetRate", shape.resetRate);
+  ms("latencyMs", shape.latencyMs);
+  ms("jitterMs", shape.jitterMs);
+  ms("rtoMs", shape.rtoMs);
+  ms("bytesPerSecond", shape.bytesPerSecond);
+  return shape;
 }
 
 interface Pipe {
@@ -98,6 +133,9 @@ export class NodeProxy {
   /** Bytes forwarded, for reports and tests. */
   bytesForwarded = 0;
   connectionsRefused = 0;
+  /** Emulated losses (stalls of a retransmission timeout) and resets, for reports and tests. */
+  lossStalls = 0;
+  resets = 0;
 
   constructor(
     readonly toNode: number,
@@ -139,7 +177,7 @@ export class NodeProxy {
 
   shape(from: number, shape: LinkShape | undefined): void {
     if (shape === undefined) this.shapes.delete(from);
-    else this.shapes.set(from, shape);
+    else this.shapes.set(from, checkShape(shape));
   }
 
   isCut(from: number): boolean {
@@ -179,28 +217,52 @@ export class NodeProxy {
   private forward(pipe: Pipe, input: Socket, output: Socket): void {
     let queuedBytes = 0;
     let releaseAtMs = 0;
+    let consecutiveLosses = 0;
+    // One FIFO and one timer per direction. A timer per chunk did not keep order: its delay was
+    // computed from Date.now() while Node counts a timer from the loop's cached time (and in
+    // whole ms), so a later chunk's timer could fire first and corrupt the stream.
+    const queue: Array<{ chunk: Buffer; releaseAtMs: number }> = [];
+    const schedule = (): void => void setTimeout(release, Math.max(0, queue[0]!.releaseAtMs - Date.now()));
+    const release = (): void => {
+      const now = Date.now();
+      while (queue.length > 0 && queue[0]!.releaseAtMs <= now) {
+        const { chunk } = queue.shift()!;
+        queuedBytes -= chunk.length;
+        if (pipe.closed) continue;
+        this.bytesForwarded += chunk.length;
+        output.write(chunk);
+      }
+      if (queuedBytes <= QUEUED_BYTES_MAX) input.resume();
+      if (queue.length > 0) schedule();
+    };
     input.on("data", (chunk: Buffer) => {
       if (pipe.closed) return;
       const shape = this.shapes.get(pipe.from);
+      if (shape?.resetRate && this.random() < shape.resetRate) {
+        this.resets++;
+        this.destroy(pipe);
+        return;
+      }
       const delayMs = shape ? (shape.latencyMs ?? 0) + this.random() * (shape.jitterMs ?? 0) : 0;
       const transferMs = shape?.bytesPerSecond ? (chunk.length * 1000) / shape.bytesPerSecond : 0;
+      let stallMs = 0;
+      if (shape?.lossRate && this.random() < shape.lossRate) {
+        this.lossStalls++;
+        stallMs = Math.min(RTO_MAX_MS, (shape.rtoMs ?? RTO_MS) * 2 ** consecutiveLosses++);
+      } else consecutiveLosses = 0;
       const now = Date.now();
-      // Order is kept: a chunk is never released before the one ahead of it.
-      releaseAtMs = Math.max(releaseAtMs, now + delayMs) + transferMs;
-      if (releaseAtMs <= now && queuedBytes === 0) {
+      // Order is kept: a chunk is never released before the one ahead of it (a stalled chunk holds
+      // every chunk behind it, as a lost segment holds a TCP stream until it is retransmitted).
+      releaseAtMs = Math.max(releaseAtMs, now + delayMs) + stallMs + transferMs;
+      if (releaseAtMs <= now && queue.length === 0) {
         this.bytesForwarded += chunk.length;
         output.write(chunk);
         return;
       }
+      queue.push({ chunk, releaseAtMs });
       queuedBytes += chunk.length;
       if (queuedBytes > QUEUED_BYTES_MAX) input.pause();
-      setTimeout(() => {
-        queuedBytes -= chunk.length;
-        if (queuedBytes <= QUEUED_BYTES_MAX) input.resume();
-        if (pipe.closed) return;
-        this.bytesForwarded += chunk.length;
-        output.write(chunk);
-      }, releaseAtMs - now);
+      if (queue.length === 1) schedule();
     });
   }
 

@@ -17,6 +17,21 @@ export interface Region {
   client: TallyClient;
 }
 
+export interface RegionMeshOptions {
+  /** Nodes of each region's cluster, by region order (default 1 each). */
+  nodes?: number[];
+  /** Uniform [0, 1) for the proxies' jitter and emulated loss: a seeded PRNG makes them replayable. */
+  random?: () => number;
+}
+
+/** A remote client's deadlines (defaults: the replicator's). */
+export interface RemoteDeadlines {
+  deadlineMs?: number;
+  attemptTimeoutMs?: number;
+  connectTimeoutMs?: number;
+  retryBackoffMaxMs?: number;
+}
+
 export class RegionMesh {
   readonly regions: Region[] = [];
   /** "from>to" -> a proxy in front of each node of region `from` (by node order), used by region `to`'s replicator. */
@@ -24,11 +39,12 @@ export class RegionMesh {
   /** "from>to" -> the replicator in `to` pulling from `from`, with its remote client. */
   readonly replicators = new Map<string, { replicator: RegionReplicator; remote: TallyClient }>();
 
-  static async start(names: string[], options: TestClusterOptions = {}): Promise<RegionMesh> {
+  static async start(names: string[], options: TestClusterOptions = {}, layout: RegionMeshOptions = {}): Promise<RegionMesh> {
     const mesh = new RegionMesh();
     try {
-      for (const name of names) {
-        const cluster = await TestCluster.start({ nodes: 1, shards: 2, ...options });
+      for (const [i, name] of names.entries()) {
+        const nodes = layout.nodes?.[i] ?? options.nodes ?? 1;
+        const cluster = await TestCluster.start({ shards: 2, ...options, nodes });
         mesh.regions.push({ name, cluster, client: new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 15_000 }) });
       }
       for (const from of mesh.regions) {
@@ -38,7 +54,7 @@ export class RegionMesh {
           mesh.proxies.set(`${from.name}>${to.name}`, proxies);
           for (const node of from.cluster.config.nodes) {
             const [host, port] = node.client.split(":") as [string, string];
-            const proxy = new NodeProxy(0, "127.0.0.1", await freePort(), host, Number(port), () => 0);
+            const proxy = new NodeProxy(0, "127.0.0.1", await freePort(), host, Number(port), () => 0, layout.random);
             await proxy.start();
             proxies.push(proxy);
           }
@@ -58,7 +74,7 @@ export class RegionMesh {
   }
 
   /** A client of region `from` as region `to`'s replicator sees it: through the proxy. */
-  remoteClient(from: string, to: string): TallyClient {
+  remoteClient(from: string, to: string, deadlines: RemoteDeadlines = {}): TallyClient {
     const origin = this.region(from);
     const through = this.proxies.get(`${from}>${to}`)!.map((proxy) => `127.0.0.1:${proxy.listenPort}`);
     const addressMap = Object.fromEntries(origin.cluster.config.nodes.map((node, i) => [node.client, through[i]!]));
@@ -69,6 +85,7 @@ export class RegionMesh {
       attemptTimeoutMs: 2_000,
       connectTimeoutMs: 1_000,
       retryBackoffMaxMs: 500,
+      ...deadlines,
     });
   }
 
@@ -106,8 +123,39 @@ export class RegionMesh {
     }
   }
 
+  /** Every proxy's listening port (the ports inter-region traffic crosses). */
+  proxyPorts(): number[] {
+    return [...this.proxies.values()].flatMap((proxies) => proxies.map((proxy) => proxy.listenPort));
+  }
+
+  /** Emulated losses and resets over every proxy (test/support/proxy.ts). */
+  lossCounters(): { stalls: number; resets: number } {
+    const all = [...this.proxies.values()].flat();
+    return { stalls: all.reduce((n, p) => n + p.lossStalls, 0), resets: all.reduce((n, p) => n + p.resets, 0) };
+  }
+
   shapeAll(shape: LinkShape | undefined): void {
     for (const proxies of this.proxies.values()) for (const proxy of proxies) proxy.shape(0, shape);
+  }
+
+  /** For a stall: each node's groups (role, commit, applied, last index) and each replicator's cursors. */
+  async diagnose(): Promise<string[]> {
+    const lines: string[] = [];
+    for (const region of this.regions) {
+      const status = await region.client.status().catch((error: Error) => error);
+      if (status instanceof Error) lines.push(`${region.name}: status failed: ${status.message}`);
+      else
+        for (const node of status.nodes)
+          lines.push(
+            `${region.name} node ${node.nodeId}: ` +
+              node.groups.map((g) => `g${g.groupId} ${g.role} commit ${g.commit} applied ${g.applied} last ${g.lastIndex}`).join("; "),
+          );
+    }
+    for (const [link, { replicator }] of this.replicators) {
+      const shards = replicator.status().shards.map((s) => `shard ${s.shardId} cursor ${s.cursor} last batch at ${s.lastBatchMs}`);
+      lines.push(`replicator ${link}: ${shards.join("; ")}`);
+    }
+    return lines;
   }
 
   /**

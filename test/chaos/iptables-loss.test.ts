@@ -1,0 +1,74 @@
+/**
+ * Real packet loss by iptables (test/support/iptables-loss.ts), the loss of the long region chaos
+ * run: packets to and from one proxy port are dropped at random, TCP retransmits them (every byte
+ * arrives, in order, later), the chain counts what it dropped, and teardown leaves no rule behind.
+ * Skipped, with the reason printed, where iptables or root is missing (the short region chaos test
+ * uses the proxy's emulated loss, so `npm test` never needs iptables).
+ */
+import { createConnection, createServer, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { freePort, withDeadline } from "../support/cluster.js";
+import { IptablesLoss, unavailableReason } from "../support/iptables-loss.js";
+import { NodeProxy } from "../support/proxy.js";
+
+const reason = unavailableReason();
+if (reason !== undefined) console.log(`iptables loss tests skipped: ${reason}`);
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+describe.skipIf(reason !== undefined)("iptables loss", () => {
+  it(
+    "drops packets on the given port only; TCP delivers every byte in order; teardown removes the chain",
+    { timeout: 60_000 },
+    async () => {
+      const sockets = new Set<Socket>();
+      const server = createServer((socket) => {
+        sockets.add(socket);
+        socket.on("error", () => undefined);
+        socket.pipe(socket);
+      });
+      const target = await freePort();
+      await new Promise<void>((r) => server.listen(target, "127.0.0.1", () => r()));
+      cleanups.push(() => new Promise<void>((r) => (sockets.forEach((s) => s.destroy()), server.close(() => r()))));
+      const proxy = new NodeProxy(9, "127.0.0.1", await freePort(), "127.0.0.1", target, () => 1);
+      await proxy.start();
+      cleanups.push(() => proxy.close());
+
+      // Bad input: refused before any rule exists.
+      expect(() => IptablesLoss.install([proxy.listenPort], 1.5)).toThrow(/probability must be in \(0, 1\)/);
+      expect(() => IptablesLoss.install([0], 0.1)).toThrow(/bad port 0/);
+      expect(IptablesLoss.chainExists(`TALLY_LOSS_${process.pid}`)).toBe(false);
+
+      const loss = IptablesLoss.install([proxy.listenPort], 0.3);
+      cleanups.push(() => loss.remove());
+      expect(IptablesLoss.chainExists(loss.chain)).toBe(true);
+      const socket = createConnection({ host: "127.0.0.1", port: proxy.listenPort });
+      cleanups.push(() => void socket.destroy());
+      socket.on("error", () => undefined);
+      let received = "";
+      socket.on("data", (chunk) => (received += chunk.toString()));
+      const parts = Array.from({ length: 60 }, (_, i) => `<${i}>`);
+      for (const part of parts) {
+        socket.write(part);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      const want = parts.join("");
+      await withDeadline(
+        (async () => {
+          while (received.length < want.length) await new Promise((r) => setTimeout(r, 20));
+        })(),
+        45_000,
+        "every byte through the lossy port",
+      );
+      expect(received).toBe(want);
+      const counters = loss.counters();
+      expect(counters.packets).toBeGreaterThan(10);
+      expect(counters.dropped).toBeGreaterThan(0);
+      expect(counters.dropped).toBeLessThan(counters.packets);
+      loss.remove();
+      expect(IptablesLoss.chainExists(loss.chain)).toBe(false);
+    },
+  );
+});
