@@ -97,7 +97,7 @@ export class TallyClient {
     const policy = new RetryPolicy(this.options, this.router, this.pool);
     this.sessions = new SessionRegistry(this.options, this.life, this.router, this.pool, logger);
     this.mutations = new MutationEngine(this.life, this.router, this.sessions, this.pool, policy, logger);
-    this.batcher = new AutoBatcher(this.options, (entries, atomic) => this.mutations.startUnit(entries, atomic));
+    this.batcher = new AutoBatcher(this.options, (entries, atomic, answered) => this.mutations.startUnit(entries, atomic, answered));
     this.submitter = new Submitter(this.options, this.life, this.router, this.batcher, this.mutations);
     this.reads = new Reads(this.options, this.life, this.router, this.pool, policy);
     this.kindReads = new KindReads(this.reads, this.router);

@@ -179,6 +179,8 @@ export class MutationUnit {
   constructor(
     public entries: UnitEntry[],
     readonly atomic: boolean,
+    /** Called once, by noteAnswered (the auto-batcher's request slot, batcher.ts). */
+    private answered?: () => void,
   ) {
     assert(entries.length >= 1 && entries.length <= BATCH_OPS_MAX, `unit size out of range: ${entries.length}`);
     assert(
@@ -186,6 +188,13 @@ export class MutationUnit {
       "a unit starts with live callers only",
     );
     this.liveCount = entries.length;
+  }
+
+  /** The first attempt ended, or the unit waits to retry or ended: frees its auto-batch request slot (once). */
+  noteAnswered(): void {
+    const answered = this.answered;
+    this.answered = undefined;
+    answered?.();
   }
 
   get outcomeUnknown(): boolean {

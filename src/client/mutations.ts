@@ -46,14 +46,20 @@ export class MutationEngine {
     for (const unit of this.activeUnits) unit.cancellation.cancel();
   }
 
-  startUnit(entries: UnitEntry[], atomic: boolean): void {
+  /**
+   * Runs the entries as one request. `answered` (the auto-batcher's request slot) is called once:
+   * when the first attempt ends (a reply, an error or no answer), or before the unit first waits
+   * to retry or ends, if sooner.
+   */
+  startUnit(entries: UnitEntry[], atomic: boolean, answered?: () => void): void {
     const live = entries.filter((entry) => !entry.waiter.settled);
-    if (live.length === 0) return;
-    const unit = new MutationUnit(live, atomic);
+    if (live.length === 0) return answered?.();
+    const unit = new MutationUnit(live, atomic, answered);
     const leave = (waiter: Waiter, reason: LeaveReason) => this.onWaiterLeave(unit, waiter, reason);
     for (const entry of live) entry.waiter.leave = leave;
     if (this.life.closed) {
       this.failUnit(unit, new ClientClosedError());
+      unit.noteAnswered();
       return;
     }
     this.activeUnits.add(unit);
@@ -64,6 +70,7 @@ export class MutationEngine {
         this.failUnit(unit, error);
       })
       .finally(() => {
+        unit.noteAnswered();
         this.activeUnits.delete(unit);
         this.life.loops.delete(loop);
       });
@@ -132,7 +139,10 @@ export class MutationEngine {
     let failures = 0;
     let delayMs = 0;
     for (;;) {
-      if (delayMs > 0) await sleep(Math.min(delayMs, unit.deadlineAtMs - monotonicMs()), unit.cancellation);
+      if (delayMs > 0) {
+        unit.noteAnswered(); // a unit waiting to retry is not on its way: the shard's next batch may go
+        await sleep(Math.min(delayMs, unit.deadlineAtMs - monotonicMs()), unit.cancellation);
+      }
       delayMs = 0;
       if (unit.liveCount === 0) {
         // Every caller has left. Never send this seq again; if it was applied, that stands.
@@ -251,6 +261,7 @@ export class MutationEngine {
       .connection(address)
       .send(opName, op, this.policy.attemptTimeoutMs(unit.timeouts, unit.deadlineAtMs), unit.deadlineAtMs, unit.cancellation);
     unit.inFlight = false;
+    unit.noteAnswered();
     return outcome;
   }
 

@@ -27,6 +27,8 @@ export interface TallyClientOptions {
    * How long an auto-batch waits for more adds. 0 (default): none -- the adds made in the same
    * event-loop turn go together, sent as soon as the turn ends (ioredis's auto-pipelining does the
    * same). Above 0: a timer of that many ms, which makes bigger batches at the cost of that latency.
+   * Either way, while two of a shard's auto-batches await their answers, its next one waits too and
+   * leaves when one answers (group commit).
    */
   batchWindowMs?: number;
   /** Flush an auto-batch early at this many ops (<= 10,000). */

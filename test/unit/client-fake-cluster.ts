@@ -1,4 +1,6 @@
 import * as grpc from "@grpc/grpc-js";
+import { afterEach } from "vitest";
+import { TallyClient, type TallyClientOptions } from "../../src/client/index.js";
 import { SLOT_COUNT, slotOf } from "../../src/meta/slots.js";
 import { errorInfoToMetadata, normalizeErrorInfo, type ErrorInfo } from "../../src/api/error-details.js";
 import { GRPC_STATUS_BY_ERROR_CODE } from "../../src/api/status-codes.js";
@@ -47,7 +49,8 @@ export type HookAction =
   | { kind: "apply-no-reply" } // apply, but lose the reply
   | { kind: "no-reply" } // neither apply nor reply
   | { kind: "kill-stream" } // fail the whole stream (every in-flight op on it) without applying
-  | { kind: "apply-kill-stream" }; // apply, then fail the stream before replying
+  | { kind: "apply-kill-stream" } // apply, then fail the stream before replying
+  | { kind: "hold"; until: Promise<void> }; // serve (apply and reply) once `until` resolves
 
 export interface ReceivedRequest {
   nodeId: string;
@@ -333,6 +336,10 @@ export class FakeCluster {
         return;
       }
       if (action?.kind === "no-reply") return;
+      if (action?.kind === "hold") {
+        void action.until.then(() => call.write(this.serve(node, request)));
+        return;
+      }
       if (action?.kind === "error") {
         call.write({ id: request.id, error: normalizeErrorInfo(action.info) });
         return;
@@ -529,4 +536,28 @@ export function batchOpsOf(body: { ops?: BatchOpMessage[]; packedAdds?: Buffer }
         add: { key: Buffer.from(add.key), delta: String(add.delta), hasFloor: false, floor: "0", ttlMs: "0" },
       }) as BatchOpMessage,
   );
+}
+
+/**
+ * A FakeCluster and a TallyClient on all its nodes (quick retries) for each test, both closed after
+ * it: registers the afterEach and returns the set-up, whose options (or options made from the
+ * started cluster) override the client's.
+ */
+export function fakeClusterPerTest(): (
+  options?: Partial<TallyClientOptions> | ((cluster: FakeCluster) => Partial<TallyClientOptions>),
+) => Promise<{ cluster: FakeCluster; client: TallyClient }> {
+  let cluster: FakeCluster | undefined;
+  let client: TallyClient | undefined;
+  afterEach(async () => {
+    await client?.close();
+    await cluster?.close();
+    client = undefined;
+    cluster = undefined;
+  });
+  return async (options = {}) => {
+    cluster = await FakeCluster.start();
+    const overrides = typeof options === "function" ? options(cluster) : options;
+    client = new TallyClient({ endpoints: cluster.addresses, retryBackoffMs: 5, retryBackoffMaxMs: 50, ...overrides });
+    return { cluster, client };
+  };
 }

@@ -1,29 +1,8 @@
-import { afterEach, describe, expect, it } from "vitest";
-import {
-  AmbiguousError,
-  AmbiguousOperationError,
-  OutOfRangeError,
-  TallyClient,
-  INT64_MAX,
-  type TallyClientOptions,
-} from "../../src/client/index.js";
-import { batchOpsOf, FakeCluster, keyInShard, type ReceivedRequest } from "./client-fake-cluster.js";
+import { describe, expect, it } from "vitest";
+import { AmbiguousError, AmbiguousOperationError, OutOfRangeError, TallyClient, INT64_MAX } from "../../src/client/index.js";
+import { batchOpsOf, fakeClusterPerTest, keyInShard, type ReceivedRequest } from "./client-fake-cluster.js";
 
-let cluster: FakeCluster | undefined;
-let client: TallyClient | undefined;
-
-afterEach(async () => {
-  await client?.close();
-  await cluster?.close();
-  client = undefined;
-  cluster = undefined;
-});
-
-async function setup(options: Partial<TallyClientOptions> = {}): Promise<{ cluster: FakeCluster; client: TallyClient }> {
-  cluster = await FakeCluster.start();
-  client = new TallyClient({ endpoints: cluster.addresses, retryBackoffMs: 5, retryBackoffMaxMs: 50, ...options });
-  return { cluster, client };
-}
+const setup = fakeClusterPerTest();
 
 function sessionIds(requests: ReceivedRequest[]): string[] {
   return requests.map((request) => `${request.header?.clientId}/${request.header?.seq}`);
