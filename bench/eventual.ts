@@ -14,6 +14,9 @@
  * the row's window, /proc): it moves far less with the other load of a shared box than latency.
  *
  *   npx tsx bench/eventual.ts [--seconds 5] [--rate 10000] [--poll-ms 10] [--no-redis] [--node-args "--cpu-prof ..."]
+ *     [--only latency,batched] [--nodes 3] [--no-probes]
+ * --only runs those rows (a profile of one row); --nodes 1 puts every client on one node (how much
+ * of the latency is three tallyd sharing two cores); --no-probes leaves out the convergence probes.
  *
  * Never asserts: the machine is shared (figures go to docs/benchmarks.md).
  */
@@ -34,6 +37,9 @@ const nodeArgs = args
   .split(" ")
   .filter((a) => a !== "");
 const withRedis = !args.flag("no-redis") && missingBinaries(["redis-server"]).length === 0;
+const only = new Set(args.option("only", "latency,batched").split(","));
+const nodeCount = Number(args.option("nodes", "3"));
+const withProbes = !args.flag("no-probes") && nodeCount > 1;
 const KEYS = 10_000;
 const BATCH = 10_000;
 
@@ -87,7 +93,7 @@ async function redisRuns(peer: RedisPeer, batchedPerSecond: number): Promise<voi
   else
     console.log(
       `redis INCR -P 16 (${benchmark.command}, everysec): ${Math.round(benchmark.perSecond)} increments/s; ` +
-        `tally batched eventual adds per node / this: ${(batchedPerSecond / 3 / benchmark.perSecond).toFixed(2)}x, all 3 nodes / this: ${(batchedPerSecond / benchmark.perSecond).toFixed(2)}x`,
+        `tally batched eventual adds per node / this: ${(batchedPerSecond / nodeCount / benchmark.perSecond).toFixed(2)}x, all ${nodeCount} nodes / this: ${(batchedPerSecond / benchmark.perSecond).toFixed(2)}x`,
     );
   const connections = Array.from({ length: 16 }, () => peer.client());
   const piped = await closedLoop({
@@ -108,7 +114,7 @@ async function redisRuns(peer: RedisPeer, batchedPerSecond: number): Promise<voi
 
 ensureBundles();
 console.log(`machine: ${machineDescription()}; load ${loadAverage()}`);
-const cluster = await TestCluster.start({ nodes: 3, shards: 8, metrics: true, nodeArgs });
+const cluster = await TestCluster.start({ nodes: nodeCount, shards: 8, metrics: true, nodeArgs });
 const clients = cluster.config.nodes.map((node) => new TallyClient({ endpoints: [node.client], deadlineMs: 30_000 }));
 const nodeCpu = () => procCpuSeconds([...cluster.processes.values()].map((child) => child.pid!));
 /** EventualAdd requests the nodes answered so far (NaN: a build without the series). */
@@ -118,10 +124,9 @@ const requests = async () => {
     total += await cluster.metric(node.id, "tally_eventual_add_duration_seconds_count").catch(() => Number.NaN);
   return total;
 };
-try {
-  for (const client of clients) await client.connect();
-  // 1 + 3: latency at the offered rate, convergence probes meanwhile.
-  const probes = convergence(clients, Date.now() + (seconds + 1) * 1000);
+/** Row 1 (and 3 meanwhile): one add per call at the offered rate, open loop. */
+async function latencyRow(): Promise<void> {
+  const probes = withProbes ? convergence(clients, Date.now() + (seconds + 1) * 1000) : Promise.resolve([]);
   const [cpuBefore, requestsBefore] = [nodeCpu(), await requests()];
   const latency = await openLoop({
     rate,
@@ -132,15 +137,19 @@ try {
   const [cpu, requestCount] = [nodeCpu() - cpuBefore, (await requests()) - requestsBefore];
   const offered = rate * (seconds + 1);
   console.log(
-    `tally eventual add at ${rate}/s offered (3 nodes, one add per call; ${requestCount} requests for ${offered} adds + probes): p50 ${ms(latency.p50Ms)} ms, p99 ${ms(latency.p99Ms)} ms, ` +
+    `tally eventual add at ${rate}/s offered (${nodeCount} nodes, one add per call; ${requestCount} requests for ${offered} adds${withProbes ? " + probes" : ""}): p50 ${ms(latency.p50Ms)} ms, p99 ${ms(latency.p99Ms)} ms, ` +
       `max ${ms(latency.maxMs)} ms, errors ${latency.errors}${latency.firstError ? ` (${latency.firstError})` : ""}; ` +
       `generator lateness p99 ${ms(latency.latenessP99Ms ?? 0)} ms (inside those latencies: the box's CPU contention); ` +
       `nodes' CPU ${((cpu / offered) * 1e6).toFixed(1)} us per add`,
   );
-  console.log(
-    `convergence ack -> visible (linearizable read, another node, polled every ${pollMs} ms, ${visible.length} probes): p50 ${quantile(visible, 0.5)} ms, p90 ${quantile(visible, 0.9)} ms, p99 ${quantile(visible, 0.99)} ms, max ${quantile(visible, 1)} ms`,
-  );
-  // 2: batched throughput through every node at once.
+  if (withProbes)
+    console.log(
+      `convergence ack -> visible (linearizable read, another node, polled every ${pollMs} ms, ${visible.length} probes): p50 ${quantile(visible, 0.5)} ms, p90 ${quantile(visible, 0.9)} ms, p99 ${quantile(visible, 0.99)} ms, max ${quantile(visible, 1)} ms`,
+    );
+}
+
+/** Row 2: batched throughput through every node at once; returns adds per second. */
+async function batchedRow(): Promise<number> {
   let next = 0;
   const batched = await closedLoop({
     concurrency: 6,
@@ -153,13 +162,20 @@ try {
     },
   });
   console.log(
-    `tally eventual adds, ${BATCH}/request, 6 requests in flight over 3 nodes: ${Math.round(batched.unitsPerSecond)} increments/s ` +
-      `(${Math.round(batched.unitsPerSecond / 3)} per node), request p50 ${ms(batched.p50Ms)} ms, p99 ${ms(batched.p99Ms)} ms; ` +
+    `tally eventual adds, ${BATCH}/request, 6 requests in flight over ${nodeCount} nodes: ${Math.round(batched.unitsPerSecond)} increments/s ` +
+      `(${Math.round(batched.unitsPerSecond / nodeCount)} per node), request p50 ${ms(batched.p50Ms)} ms, p99 ${ms(batched.p99Ms)} ms; ` +
       `CPU per add ${batched.cpuUsPerUnit} us (nodes + this process)`,
   );
   const lag = await Promise.all(cluster.config.nodes.map((node) => cluster.metric(node.id, "tally_eventual_flush_lag_seconds")));
   console.log(`flush lag right after the batched run (s, per node): ${lag.map((s) => s.toFixed(3)).join(", ")}`);
-  if (withRedis) await redisRuns(await startRedis("everysec"), batched.unitsPerSecond);
+  return batched.unitsPerSecond;
+}
+
+try {
+  for (const client of clients) await client.connect();
+  if (only.has("latency")) await latencyRow();
+  const batchedPerSecond = only.has("batched") ? await batchedRow() : Number.NaN;
+  if (withRedis) await redisRuns(await startRedis("everysec"), batchedPerSecond);
   else console.log("redis: not measured (redis-server missing or --no-redis)");
   console.log(`load at the end: ${loadAverage()}`);
 } finally {

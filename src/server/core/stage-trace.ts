@@ -21,6 +21,14 @@
  * (perf_hooks): gcMinor (scavenge), gcMajor (mark-sweep-compact), gcIncremental (an incremental
  * marking step), gcWeak.
  *
+ * Per sampled eventual add (the same 1 in N of EventualAdd requests, at the node that buffers it):
+ *   evHandler    the handler started until its record was queued for the buffer file (validation)
+ *   evGroupWait  queued until the group holding it started its write (the previous group's sync)
+ *   evSync       that group's write + fdatasync
+ *   evAnswer     durable until the handler returned its answer (the fold, then promise hops)
+ *   evTotal      the handler started until it returned
+ * Per flusher tick that looked at the pending keys: flushTick, the loop time it took.
+ *
  * With the trace on, the ops port's /metrics also has them as the histogram tally_stage_seconds{stage}.
  *
  *   TALLY_TRACE_ADDS=16 TALLY_TRACE_FILE=/tmp/trace.log npx tsx bench/counter-api.ts --only latency
@@ -44,7 +52,21 @@ export type TraceStage =
   | "gcMinor"
   | "gcMajor"
   | "gcIncremental"
-  | "gcWeak";
+  | "gcWeak"
+  | "evHandler"
+  | "evGroupWait"
+  | "evSync"
+  | "evAnswer"
+  | "evTotal"
+  | "flushTick";
+
+/** The timestamps of one sampled eventual add (ms, performance.now(); 0: not reached). */
+export interface EventualTrace {
+  startedAt: number;
+  queuedAt: number;
+  writeAt: number;
+  durableAt: number;
+}
 
 /** The timestamps of one sampled write (ms, performance.now()). */
 export interface WriteTrace {
@@ -137,6 +159,16 @@ export class StageTrace {
     let list = this.samples.get(stage);
     if (list === undefined) this.samples.set(stage, (list = []));
     if (list.length < SAMPLES_MAX) list.push(ms * 1000);
+  }
+
+  /** A sampled eventual add was answered: its stages. */
+  finishEventual(trace: EventualTrace, answeredAt: number): void {
+    if (trace.durableAt === 0) return; // a deduplicated retry: nothing was written
+    this.record("evHandler", trace.queuedAt - trace.startedAt);
+    this.record("evGroupWait", trace.writeAt - trace.queuedAt);
+    this.record("evSync", trace.durableAt - trace.writeAt);
+    this.record("evAnswer", answeredAt - trace.durableAt);
+    this.record("evTotal", answeredAt - trace.startedAt);
   }
 
   /** A sampled write was answered: its stages. */

@@ -24,6 +24,7 @@ import { join } from "node:path";
 import { syncDirectory } from "../../storage/checkpoint-store.js";
 import { crc32c } from "../../storage/crc32c.js";
 import { AmbiguousError, UnavailableError } from "../../util/errors.js";
+import type { EventualTrace } from "../core/stage-trace.js";
 
 const FRAME_HEADER_BYTES = 8;
 /** A record larger than this is a corrupt length, not a record (a flush is at most ~maxEntryBytes). */
@@ -36,10 +37,13 @@ export interface ReplayResult {
 }
 
 interface Queued {
+  /** The frame, or its head when `body` follows it in the file. */
   frame: Uint8Array;
+  body: Uint8Array | undefined;
   durable: () => void;
   resolve: () => void;
   reject: (error: Error) => void;
+  trace: EventualTrace | undefined;
 }
 
 export class BufferLog {
@@ -81,10 +85,24 @@ export class BufferLog {
    * Appends one record; resolves when its group is durable. `durable` runs first, synchronously, in
    * file order with the other records' callbacks: that is where the caller applies it in memory.
    */
-  append(payload: Uint8Array, durable: () => void): Promise<void> {
+  append(payload: Uint8Array, durable: () => void, trace?: EventualTrace): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (trace !== undefined) trace.queuedAt = performance.now();
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ frame: frame(payload), durable, resolve, reject });
+      this.queue.push({ frame: frame(payload), body: undefined, durable, resolve, reject, trace });
+      if (!this.writing) void this.drain();
+    });
+  }
+
+  /**
+   * append(head + body) without copying `body` into a new payload: the frame's head is built
+   * around `head` and `body` is written from where it is (it must not change until resolved).
+   */
+  appendParts(head: Uint8Array, body: Uint8Array, durable: () => void, trace?: EventualTrace): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (trace !== undefined) trace.queuedAt = performance.now();
+    return new Promise<void>((resolve, reject) => {
+      this.queue.push({ frame: frameHead(head, body), body, durable, resolve, reject, trace });
       if (!this.writing) void this.drain();
     });
   }
@@ -120,10 +138,20 @@ export class BufferLog {
   private async writeGroup(): Promise<void> {
     const group = this.queue;
     this.queue = [];
-    const bytes = Buffer.concat(group.map((item) => item.frame));
+    const parts: Uint8Array[] = [];
+    let length = 0;
+    for (const item of group) {
+      parts.push(item.frame);
+      length += item.frame.length;
+      if (item.body !== undefined && item.body.length > 0) {
+        parts.push(item.body);
+        length += item.body.length;
+      }
+    }
     const startedMs = performance.now();
+    for (const item of group) if (item.trace !== undefined) item.trace.writeAt = startedMs;
     try {
-      await this.handle.write(bytes, 0, bytes.length, this.size);
+      await writeAll(this.handle, parts, length, this.size);
       if (this.fsync) await this.handle.datasync();
     } catch (error) {
       // The file may hold part of the group now, or all of it: whether these adds count is decided
@@ -132,9 +160,11 @@ export class BufferLog {
       this.fail(new AmbiguousError(`eventual buffer write failed: ${(error as Error).message}`, { cause: error }), group);
       return;
     }
-    this.size += bytes.length;
+    this.size += length;
     this.groupsWritten++;
-    this.onGroup?.((performance.now() - startedMs) / 1000, group.length);
+    const durableMs = performance.now();
+    this.onGroup?.((durableMs - startedMs) / 1000, group.length);
+    for (const item of group) if (item.trace !== undefined) item.trace.durableAt = durableMs;
     for (const item of group) item.durable();
     for (const item of group) item.resolve();
   }
@@ -176,6 +206,27 @@ function frame(payload: Uint8Array): Uint8Array {
   out.writeUInt32LE(crc32c(payload), 4);
   out.set(payload, FRAME_HEADER_BYTES);
   return out;
+}
+
+/** The frame of head + body, without body: its header and `head` (the checksum covers both). */
+function frameHead(head: Uint8Array, body: Uint8Array): Uint8Array {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + head.length);
+  out.writeUInt32LE(head.length + body.length, 0);
+  out.writeUInt32LE(crc32c(body, crc32c(head)), 4);
+  out.set(head, FRAME_HEADER_BYTES);
+  return out;
+}
+
+/** Writes `parts` back to back at `position`: one writev, or a copy into one write when small. */
+async function writeAll(handle: FileHandle, parts: Uint8Array[], length: number, position: number): Promise<void> {
+  if (parts.length === 1 || length < 64 * 1024) {
+    const bytes = parts.length === 1 ? parts[0]! : Buffer.concat(parts, length);
+    const { bytesWritten } = await handle.write(bytes, 0, bytes.length, position);
+    if (bytesWritten !== bytes.length) throw new Error(`short write: ${bytesWritten} of ${bytes.length} bytes`);
+    return;
+  }
+  const { bytesWritten } = await handle.writev(parts, position);
+  if (bytesWritten !== length) throw new Error(`short write: ${bytesWritten} of ${length} bytes`);
 }
 
 /** The records of `bytes` up to the first incomplete or corrupt frame. */

@@ -18,7 +18,7 @@
  * Invariant: folding the records in file order gives the buffer's state; sums commute, so a flush
  * record subtracts exactly the deltas it carries whatever adds landed around it.
  */
-import { decodePackedAdds, encodePackedAdds, type PackedAdd } from "../../util/packed-adds.js";
+import { decodePackedAdds, encodePackedAdds, scanPackedAdds, type PackedAdd } from "../../util/packed-adds.js";
 import { InvalidArgumentError } from "../../util/errors.js";
 
 export type BufferRecord =
@@ -57,6 +57,40 @@ const FLUSH_HEADER_BYTES = 45;
 
 /** Decoding bounds: a record never holds more adds than this (a flush is cut at the batch limit). */
 const DECODE_LIMITS = { maxOps: 1_000_000, maxKeyBytes: 0xffff };
+
+/** An adds record's header (its packed adds follow it): what encodeRecord writes before them. */
+export function addsRecordHeader(atMs: number, requestId: string | undefined): Uint8Array {
+  const id = Buffer.from(requestId ?? "", "latin1");
+  const out = new Uint8Array(10 + id.length);
+  const view = new DataView(out.buffer);
+  view.setUint8(0, ADDS);
+  view.setFloat64(1, atMs);
+  view.setUint8(9, id.length);
+  out.set(id, 10);
+  return out;
+}
+
+/**
+ * Folds one replayed record into `state`: an adds record straight from its packed bytes (no
+ * object per add; keys are copied into the state's table), any other through decodeRecord.
+ */
+export function replayRecord(
+  state: { apply(record: BufferRecord): void; applyAdds(packed: Uint8Array, atMs: number, requestId: string | undefined): void },
+  bytes: Uint8Array,
+): void {
+  if (bytes.length < 10 || bytes[0] !== ADDS) {
+    state.apply(decodeRecord(bytes));
+    return;
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const idEnd = 10 + view.getUint8(9);
+  if (bytes.length < idEnd) throw new InvalidArgumentError(`eventual buffer record of ${bytes.length} bytes is too short`);
+  const packed = bytes.subarray(idEnd);
+  // The same checks as decodeRecord (a record passed its checksum, so this is a bug or disk rot).
+  if (packed.length > 0) scanPackedAdds(packed, DECODE_LIMITS);
+  const requestId = idEnd > 10 ? Buffer.from(bytes.subarray(10, idEnd)).toString("latin1") : undefined;
+  state.applyAdds(packed, view.getFloat64(1), requestId);
+}
 
 export function encodeRecord(record: BufferRecord): Uint8Array {
   switch (record.type) {

@@ -6,13 +6,15 @@
  * applied; a session's lastSeq >= every seq of its flushes; flush ids are unique and increasing.
  */
 import type { BufferRecord, FlushRecord } from "./buffer-records.js";
-import type { PackedAdd } from "../../util/packed-adds.js";
+import { encodePackedAdds, type PackedAdd } from "../../util/packed-adds.js";
+import { PendingTable } from "./pending-table.js";
 
 /** How long a node remembers an EventualAdd's request id (a client retries within its deadline). */
 export const REQUEST_ID_RETENTION_MS = 10 * 60_000;
 /** Request ids remembered at most (the oldest are forgotten first). */
 export const REQUEST_IDS_MAX = 1_000_000;
 
+/** One key's pending delta, as a copy (PendingTable keeps no object per key). */
 export interface PendingKey {
   key: Uint8Array;
   delta: bigint;
@@ -20,8 +22,6 @@ export interface PendingKey {
   adds: number;
   /** Durable time of the oldest add in `delta`. */
   oldestMs: number;
-  /** The key's hash slot, computed once by the flusher (src/meta/slots.ts). */
-  slot?: number;
 }
 
 export interface FlusherSession {
@@ -39,7 +39,8 @@ export function keyString(key: Uint8Array): string {
 }
 
 export class BufferState {
-  readonly pending = new Map<string, PendingKey>();
+  /** Per key, the delta not yet cut into a flush. */
+  readonly pending = new PendingTable();
   readonly flushes = new Map<number, FlushRecord>();
   /** key -> the in-flight flush carrying it (one per key: one flush per shard at a time). */
   readonly inflightByKey = new Map<string, { flushId: number; delta: bigint }>();
@@ -51,8 +52,7 @@ export class BufferState {
   apply(record: BufferRecord): void {
     switch (record.type) {
       case "adds":
-        if (record.requestId !== undefined) this.rememberRequest(record.requestId, record.atMs);
-        for (const add of record.adds) this.addPending(add, record.atMs);
+        this.applyAdds(record.packed ?? encodePackedAdds(record.adds), record.atMs, record.requestId);
         return;
       case "flush":
         this.applyFlush(record.flush);
@@ -66,6 +66,19 @@ export class BufferState {
     }
   }
 
+  /** Durable adds in packed form (validated), summed from their bytes; `requestId`: remembered for retries. */
+  applyAdds(packed: Uint8Array, atMs: number, requestId: string | undefined): void {
+    if (requestId !== undefined) this.rememberRequest(requestId, atMs);
+    this.pending.addPacked(packed, atMs);
+  }
+
+  /** Keys with a pending delta, each as a copy. */
+  *pendingKeys(): IterableIterator<PendingKey> {
+    const { pending } = this;
+    for (const row of pending.rows())
+      yield { key: pending.key(row), delta: pending.delta(row), adds: pending.adds(row), oldestMs: pending.oldestMs(row) };
+  }
+
   /** Keeps request ids for REQUEST_ID_RETENTION_MS of durable time, and at most REQUEST_IDS_MAX. */
   private rememberRequest(requestId: string, atMs: number): void {
     this.requestIds.delete(requestId);
@@ -77,17 +90,7 @@ export class BufferState {
   }
 
   private addPending(add: PackedAdd, atMs: number): void {
-    if (add.delta === 0n) return;
-    const id = keyString(add.key);
-    const entry = this.pending.get(id);
-    if (entry === undefined) {
-      this.pending.set(id, { key: add.key, delta: add.delta, adds: 1, oldestMs: atMs });
-      return;
-    }
-    entry.delta += add.delta;
-    entry.adds++;
-    entry.oldestMs = Math.min(entry.oldestMs, atMs);
-    if (entry.delta === 0n) this.pending.delete(id);
+    this.pending.add(add.key, add.delta, atMs);
   }
 
   private applyFlush(flush: FlushRecord): void {
@@ -99,15 +102,10 @@ export class BufferState {
     for (let i = 0; i < flush.adds.length; i++) {
       const add = flush.adds[i]!;
       const id = flush.ids[i]!;
-      const entry = this.pending.get(id);
-      const left = (entry?.delta ?? 0n) - add.delta;
-      if (left === 0n) this.pending.delete(id);
-      else if (entry !== undefined) {
-        entry.adds = 1;
-        entry.delta = left;
-        // What stayed behind arrived after the cut (or is the part of a huge sum above int64).
-        entry.oldestMs = Math.max(entry.oldestMs, flush.cutMs);
-      } else this.pending.set(id, { key: add.key, delta: left, adds: 1, oldestMs: flush.cutMs });
+      const row = this.pending.find(add.key);
+      if (row < 0) this.pending.insert(add.key, -add.delta, 1, flush.cutMs);
+      // What stays behind arrived after the cut (or is the part of a huge sum above int64).
+      else this.pending.set(row, this.pending.delta(row) - add.delta, 1, Math.max(this.pending.oldestMs(row), flush.cutMs));
       this.inflightByKey.set(id, { flushId: flush.flushId, delta: add.delta });
     }
   }
@@ -128,7 +126,7 @@ export class BufferState {
   /** Unflushed add operations: summed into pending deltas, plus one per key of each flush in flight. */
   unflushedAdds(): number {
     let count = 0;
-    for (const entry of this.pending.values()) count += entry.adds;
+    for (const row of this.pending.rows()) count += this.pending.adds(row);
     for (const flush of this.flushes.values()) count += flush.adds.length;
     return count;
   }
@@ -136,16 +134,16 @@ export class BufferState {
   /** The oldest durable time of an unflushed add on this node (undefined: none). */
   oldestMs(): number | undefined {
     let oldest: number | undefined;
-    for (const entry of this.pending.values()) oldest = Math.min(oldest ?? entry.oldestMs, entry.oldestMs);
+    for (const row of this.pending.rows()) oldest = Math.min(oldest ?? this.pending.oldestMs(row), this.pending.oldestMs(row));
     for (const flush of this.flushes.values()) oldest = Math.min(oldest ?? flush.oldestMs, flush.oldestMs);
     return oldest;
   }
 
   /** Adds pending and in flight for `key`, and the age origin of the oldest (undefined: none). */
   unflushed(key: Uint8Array): { pending: bigint; inflight: bigint; oldestMs: number | undefined } {
-    const id = keyString(key);
-    const entry = this.pending.get(id);
-    const inflight = this.inflightByKey.get(id);
+    const row = this.pending.find(key);
+    const entry = row < 0 ? undefined : { delta: this.pending.delta(row), oldestMs: this.pending.oldestMs(row) };
+    const inflight = this.inflightByKey.get(keyString(key));
     const flush = inflight === undefined ? undefined : this.flushes.get(inflight.flushId);
     const times = [entry?.oldestMs, flush?.oldestMs].filter((time): time is number => time !== undefined);
     return {
@@ -167,7 +165,7 @@ export class BufferState {
       records.push({ type: "adds", atMs: flush.oldestMs, adds: flush.adds });
       records.push({ type: "flush", flush });
     }
-    for (const entry of this.pending.values())
+    for (const entry of this.pendingKeys())
       records.push({ type: "adds", atMs: entry.oldestMs, adds: [{ key: entry.key, delta: entry.delta }] });
     return records;
   }

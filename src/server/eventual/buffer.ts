@@ -10,9 +10,10 @@
  */
 import { join } from "node:path";
 import { INT64_MAX, INT64_MIN } from "../../util/int64.js";
-import type { PackedAdd } from "../../util/packed-adds.js";
+import { encodePackedAdds, type PackedAdd } from "../../util/packed-adds.js";
+import type { EventualTrace } from "../core/stage-trace.js";
 import { BufferLog } from "./buffer-log.js";
-import { decodeRecord, encodeRecord, type BufferRecord, type FlushMarker, type FlushRecord } from "./buffer-records.js";
+import { addsRecordHeader, encodeRecord, replayRecord, type BufferRecord, type FlushMarker, type FlushRecord } from "./buffer-records.js";
 import { BufferState, keyString, type PendingKey } from "./buffer-state.js";
 
 export interface EventualBufferOptions {
@@ -41,7 +42,7 @@ export class EventualBuffer {
   static async open(options: EventualBufferOptions): Promise<EventualBuffer> {
     const { log, replay } = await BufferLog.open(join(options.dataDir, "eventual"), options.fsync);
     const buffer = new EventualBuffer(log, options);
-    for (const payload of replay.records) buffer.state.apply(decodeRecord(payload));
+    for (const payload of replay.records) replayRecord(buffer.state, payload);
     buffer.tornBytes = replay.tornBytes;
     return buffer;
   }
@@ -64,11 +65,18 @@ export class EventualBuffer {
    * `requestId` already buffered (or being buffered), nothing is added again: false. `packed`:
    * the same adds in packed form, when the request carried them so (written as they are).
    */
-  async add(adds: PackedAdd[], requestId?: string, packed?: Uint8Array): Promise<boolean> {
-    const record: BufferRecord = { type: "adds", atMs: this.options.nowMs(), adds };
-    if (packed !== undefined) record.packed = packed;
+  add(adds: PackedAdd[], requestId?: string, packed?: Uint8Array, trace?: EventualTrace): Promise<boolean> {
+    return this.addPacked(packed ?? encodePackedAdds(adds), requestId, trace);
+  }
+
+  /**
+   * Buffers adds in packed form (src/util/packed-adds.ts, already validated), written to the file
+   * as they are and summed from their bytes: no object per add. As add() otherwise.
+   */
+  async addPacked(packed: Uint8Array, requestId?: string, trace?: EventualTrace): Promise<boolean> {
+    const atMs = this.options.nowMs();
     if (requestId === undefined) {
-      await this.write(record);
+      await this.writeAdds(atMs, packed, undefined, trace);
       return true;
     }
     const writing = this.requestsWriting.get(requestId);
@@ -77,8 +85,7 @@ export class EventualBuffer {
       return false;
     }
     if (this.state.requestIds.has(requestId)) return false;
-    record.requestId = requestId;
-    const write = this.write(record);
+    const write = this.writeAdds(atMs, packed, requestId, trace);
     this.requestsWriting.set(requestId, write);
     try {
       await write;
@@ -88,9 +95,9 @@ export class EventualBuffer {
     return true;
   }
 
-  /** Keys with a pending delta, oldest first is not guaranteed. */
+  /** Keys with a pending delta (copies), oldest first is not guaranteed. */
   pendingKeys(): IterableIterator<PendingKey> {
-    return this.state.pending.values();
+    return this.state.pendingKeys();
   }
 
   /** Records a new flusher session for `shardId` (replacing the previous one, whose flushes are all answered). */
@@ -109,9 +116,9 @@ export class EventualBuffer {
     const nowMs = this.options.nowMs();
     let oldestMs = nowMs;
     const ids = adds.map((add) => keyString(add.key));
-    for (const id of ids) {
-      const entry = this.state.pending.get(id);
-      if (entry !== undefined) oldestMs = Math.min(oldestMs, entry.oldestMs);
+    for (const add of adds) {
+      const row = this.state.pending.find(add.key);
+      if (row >= 0) oldestMs = Math.min(oldestMs, this.state.pending.oldestMs(row));
     }
     const flush: FlushRecord = {
       flushId: this.state.nextFlushId,
@@ -143,6 +150,11 @@ export class EventualBuffer {
 
   private write(record: BufferRecord): Promise<void> {
     return this.log.append(encodeRecord(record), () => this.state.apply(record));
+  }
+
+  /** An adds record: its header, then the packed bytes as they are (one record, no copy of them). */
+  private writeAdds(atMs: number, packed: Uint8Array, requestId: string | undefined, trace?: EventualTrace): Promise<void> {
+    return this.log.appendParts(addsRecordHeader(atMs, requestId), packed, () => this.state.applyAdds(packed, atMs, requestId), trace);
   }
 
   /** Drops answered flushes from the file once it is large; runs between groups, off the add path. */

@@ -42,6 +42,7 @@ import type { TallyNode } from "../node.js";
 import type { FlushMarker, FlushRecord } from "./buffer-records.js";
 import { clampToInt64, type EventualBuffer } from "./buffer.js";
 import { keyString } from "./buffer-state.js";
+import { stageTrace } from "../core/stage-trace.js";
 import type { EventualMetrics } from "./metrics.js";
 import type { ShardWriter } from "./shard-writer.js";
 
@@ -68,6 +69,7 @@ type Outcome = "applied" | "requeue" | "requeue-alone" | "drop-refused" | "drop-
 
 interface Waiter {
   key: string;
+  bytes: Uint8Array;
   minFlushId: number;
   resolve: () => void;
 }
@@ -154,7 +156,7 @@ export class Flusher {
     if (unflushed.pending === 0n && unflushed.inflight === 0n) return Promise.resolve();
     const inflight = this.buffer.state.inflightByKey.get(id);
     const minFlushId = unflushed.pending !== 0n ? this.buffer.state.nextFlushId : inflight!.flushId;
-    const done = new Promise<void>((resolve) => this.waiters.push({ key: id, minFlushId, resolve }));
+    const done = new Promise<void>((resolve) => this.waiters.push({ key: id, bytes: key, minFlushId, resolve }));
     this.urgent.add(this.shardOfSlot(slotOf(key)));
     this.tick();
     return done;
@@ -165,18 +167,25 @@ export class Flusher {
     if (this.closed) return;
     const now = Date.now();
     const nowMono = performance.now();
+    if (!this.anyDue(now, nowMono)) return;
+    this.pass(now, nowMono);
+    if (stageTrace.enabled) stageTrace.record("flushTick", performance.now() - nowMono);
+  }
+
+  /** One pass over the pending keys: a flush for each due shard. */
+  private pass(now: number, nowMono: number): void {
     const byShard = new Map<number, PackedAdd[]>();
     /** Shards looked at this tick and not due: skipped without another lookup. */
     const skip = new Set<number>();
     const full = new Set<number>();
-    if (!this.anyDue(now, nowMono)) return;
     this.lastPassMs = nowMono;
     this.deferred = skip;
     const shards = this.shardTable();
     const anyAlone = this.alone.size > 0;
-    for (const entry of this.buffer.state.pending.values()) {
-      entry.slot ??= slotOf(entry.key);
-      const shardId = shards[entry.slot]!;
+    const { pending } = this.buffer.state;
+    const keysMax = this.keysMax();
+    for (const row of pending.rows()) {
+      const shardId = shards[pending.slot(row, slotOf)]!;
       if (shardId === 0 || skip.has(shardId) || full.has(shardId)) continue;
       let adds = byShard.get(shardId);
       if (adds === undefined) {
@@ -186,14 +195,18 @@ export class Flusher {
         }
         byShard.set(shardId, (adds = []));
       }
-      if (anyAlone && this.alone.has(keyString(entry.key))) {
-        // This shard's flush is this one key.
-        if (adds.length === 0) adds.push({ key: entry.key, delta: clampToInt64(entry.delta) });
+      if (adds.length >= keysMax) {
         full.add(shardId);
         continue;
       }
-      if (adds.length < this.keysMax()) adds.push({ key: entry.key, delta: clampToInt64(entry.delta) });
-      else full.add(shardId);
+      const key = pending.key(row);
+      if (anyAlone && this.alone.has(keyString(key))) {
+        // This shard's flush is this one key.
+        if (adds.length === 0) adds.push({ key, delta: clampToInt64(pending.delta(row)) });
+        full.add(shardId);
+        continue;
+      }
+      adds.push({ key, delta: clampToInt64(pending.delta(row)) });
     }
     for (const [shardId, adds] of byShard) {
       if (adds.length === 0) continue;
@@ -452,7 +465,7 @@ export class Flusher {
       const carried = flush.flushId >= waiter.minFlushId && keys.has(waiter.key);
       // Nothing of the key left anywhere: also the case when a flush cut just before the wait
       // began (its id below minFlushId) carried the key's last adds.
-      const drained = !pending.has(waiter.key) && !inflightByKey.has(waiter.key);
+      const drained = pending.find(waiter.bytes) < 0 && !inflightByKey.has(waiter.key);
       if (!carried && !drained) return true;
       waiter.resolve();
       return false;

@@ -18,16 +18,16 @@ import type {
   EventualGetRequestMessage,
   EventualGetResponseInput,
 } from "../../api/proto.js";
-import { decodePackedAdds } from "../../api/packed-batch.js";
 import { HotIndex } from "../../meta/hot.js";
 import { describeKey } from "../../shard/keys.js";
 import { requestIdProblem } from "../../shard/commands.js";
 import { wallClockMs } from "../../util/clock.js";
 import { FailedPreconditionError, InvalidArgumentError, TallyError, UnavailableError } from "../../util/errors.js";
 import type { Logger } from "../../util/log.js";
-import type { PackedAdd } from "../../util/packed-adds.js";
+import { encodePackedAdds, scanPackedAdds, type PackedAdd } from "../../util/packed-adds.js";
 import type { TallyNode } from "../node.js";
 import { consistencyOf, fence, i64, int64Wire, key as keyField, u64 } from "../rpc/fields.js";
+import { stageTrace, type EventualTrace } from "../core/stage-trace.js";
 import { EventualBuffer } from "./buffer.js";
 import { Flusher } from "./flusher.js";
 import { eventualMetrics, type EventualMetrics } from "./metrics.js";
@@ -87,42 +87,44 @@ export class EventualService {
 
   async eventualAdd(request: EventualAddRequestMessage): Promise<EventualAddResponseInput> {
     const startedMs = performance.now();
-    const { adds, packed } = this.validAdds(request);
+    const trace: EventualTrace | undefined = stageTrace.sample()
+      ? { startedAt: startedMs, queuedAt: 0, writeAt: 0, durableAt: 0 }
+      : undefined;
+    const { count, packed } = this.validAdds(request);
     const requestId = typeof request.requestId === "string" && request.requestId !== "" ? request.requestId : undefined;
     if (requestId !== undefined) {
       const problem = requestIdProblem(requestId);
       if (problem !== undefined) throw new InvalidArgumentError(`request_id ${problem}`);
     }
-    if (await this.buffer.add(adds, requestId, packed)) this.metrics.adds.inc(adds.length);
-    this.metrics.addSeconds.observe((performance.now() - startedMs) / 1000);
-    return { accepted: adds.length, nodeId: this.node.nodeId };
+    if (await this.buffer.addPacked(packed, requestId, trace)) this.metrics.adds.inc(count);
+    const answeredMs = performance.now();
+    if (trace !== undefined) stageTrace.finishEventual(trace, answeredMs);
+    this.metrics.addSeconds.observe((answeredMs - startedMs) / 1000);
+    return { accepted: count, nodeId: this.node.nodeId };
   }
 
-  /** The request's adds, checked, and its packed_adds bytes when it gave them packed. */
-  private validAdds(request: EventualAddRequestMessage): { adds: PackedAdd[]; packed: Uint8Array | undefined } {
+  /**
+   * The request's adds, checked, in packed form: its packed_adds bytes as they are (walked once,
+   * no object per add), or its ops packed.
+   */
+  private validAdds(request: EventualAddRequestMessage): { count: number; packed: Uint8Array } {
     const { maxBatchOps, maxKeyBytes } = this.node.config.limits;
     const rawOps = Array.isArray(request.ops) ? request.ops : [];
     const packed = request.packedAdds instanceof Uint8Array && request.packedAdds.length > 0 ? request.packedAdds : undefined;
     if (packed !== undefined && rawOps.length > 0) throw new InvalidArgumentError("an eventual add gives ops or packed_adds, not both");
-    let adds: PackedAdd[];
-    if (packed !== undefined) {
-      // Keys are views into one copy of the bytes: the buffer keeps them beyond the request's life.
-      adds = decodePackedAdds(Uint8Array.from(packed), { maxOps: maxBatchOps, maxKeyBytes });
-    } else {
-      if (rawOps.length === 0) throw new InvalidArgumentError("ops: an eventual add needs at least one operation");
-      if (rawOps.length > maxBatchOps)
-        throw new InvalidArgumentError(`ops: ${rawOps.length} operations exceed the batch limit of ${maxBatchOps}`);
-      adds = rawOps.map((op, i) => {
-        if (op.hasFloor || u64(op.ttlMs, "ttl_ms", i) !== 0)
-          throw new InvalidArgumentError(`ops[${i}]: an eventual add takes no floor and no TTL (they need the shard's current value)`);
-        return { key: Uint8Array.from(keyField(op.key, "key", i)), delta: i64(op.delta, "delta", i) };
-      });
-    }
-    adds.forEach((add, i) => {
-      if (add.key.length > maxKeyBytes)
-        throw new InvalidArgumentError(`ops[${i}].key: keys must be 1 to ${maxKeyBytes} bytes, got ${add.key.length}`);
+    if (packed !== undefined) return { count: scanPackedAdds(packed, { maxOps: maxBatchOps, maxKeyBytes }), packed };
+    if (rawOps.length === 0) throw new InvalidArgumentError("ops: an eventual add needs at least one operation");
+    if (rawOps.length > maxBatchOps)
+      throw new InvalidArgumentError(`ops: ${rawOps.length} operations exceed the batch limit of ${maxBatchOps}`);
+    const adds: PackedAdd[] = rawOps.map((op, i) => {
+      if (op.hasFloor || u64(op.ttlMs, "ttl_ms", i) !== 0)
+        throw new InvalidArgumentError(`ops[${i}]: an eventual add takes no floor and no TTL (they need the shard's current value)`);
+      const key = keyField(op.key, "key", i);
+      if (key.length > maxKeyBytes)
+        throw new InvalidArgumentError(`ops[${i}].key: keys must be 1 to ${maxKeyBytes} bytes, got ${key.length}`);
+      return { key, delta: i64(op.delta, "delta", i) };
     });
-    return { adds, packed };
+    return { count: adds.length, packed: encodePackedAdds(adds) };
   }
 
   async eventualGet(request: EventualGetRequestMessage): Promise<EventualGetResponseInput> {
