@@ -9,6 +9,7 @@
  * Invariants: a live row has keyLength >= 1 and exactly one index entry, whose hash is its key's;
  * a free row has keyLength 0 and is on the free list; a row whose delta reaches 0 is removed.
  */
+import { randomInt } from "node:crypto";
 import { fmix32 } from "../../util/hash.js";
 
 const INDEX_LOAD_MAX = 0.6;
@@ -18,14 +19,20 @@ const ARENA_INITIAL = 4096;
 const SAFE_HIGH = 0x200000;
 const TWO_32 = 4294967296;
 
-/** FNV-1a over bytes[start, start + length), then fmix32: spreads into the low bits the index uses. */
-export function hashKeyBytes(bytes: Uint8Array, start: number, length: number): number {
-  let hash = 0x811c9dc5;
+/**
+ * FNV-1a over bytes[start, start + length) from `seed`, then fmix32: spreads into the low bits the
+ * index uses. The seed is random per table: keys come from clients, and a fixed hash would let
+ * one send keys that all probe the same run of the index.
+ */
+export function hashKeyBytes(bytes: Uint8Array, start: number, length: number, seed: number): number {
+  let hash = seed;
   for (let i = start; i < start + length; i++) hash = Math.imul(hash ^ bytes[i]!, 0x01000193);
   return fmix32(hash ^ length) | 0;
 }
 
 export class PendingTable {
+  constructor(private readonly seed = randomInt(0x7fffffff) ^ 0x811c9dc5) {}
+
   private arena = new Uint8Array(ARENA_INITIAL);
   private arenaUsed = 0;
   private liveKeyBytes = 0;
@@ -48,7 +55,7 @@ export class PendingTable {
 
   /** The row holding `key`, or -1. */
   find(key: Uint8Array): number {
-    return this.findRange(key, 0, key.length, hashKeyBytes(key, 0, key.length));
+    return this.findRange(key, 0, key.length, hashKeyBytes(key, 0, key.length, this.seed));
   }
 
   /**
@@ -150,7 +157,7 @@ export class PendingTable {
   }
 
   private findOrInsert(bytes: Uint8Array, start: number, length: number, atMs: number): number {
-    const hash = hashKeyBytes(bytes, start, length);
+    const hash = hashKeyBytes(bytes, start, length, this.seed);
     const found = this.findRange(bytes, start, length, hash);
     if (found >= 0) return found;
     if ((this.size + 1) / (this.indexMask + 1) > INDEX_LOAD_MAX) this.growIndex();
@@ -209,7 +216,7 @@ export class PendingTable {
   /** Removes a live row: backward-shift deletion keeps every probe chain unbroken. */
   private remove(row: number): void {
     const length = this.keyLength[row]!;
-    const hash = hashKeyBytes(this.arena, this.keyStart[row]!, length);
+    const hash = hashKeyBytes(this.arena, this.keyStart[row]!, length, this.seed);
     const index = this.index;
     const mask = this.indexMask;
     let hole = hash & mask;
