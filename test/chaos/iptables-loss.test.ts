@@ -26,6 +26,7 @@ describe.skipIf(reason !== undefined)("iptables loss", () => {
       const sockets = new Set<Socket>();
       const server = createServer((socket) => {
         sockets.add(socket);
+        socket.setNoDelay(true);
         socket.on("error", () => undefined);
         socket.pipe(socket);
       });
@@ -47,6 +48,8 @@ describe.skipIf(reason !== undefined)("iptables loss", () => {
       const socket = createConnection({ host: "127.0.0.1", port: proxy.listenPort });
       cleanups.push(() => void socket.destroy());
       socket.on("error", () => undefined);
+      // A segment per write (no Nagle coalescing), so the chain sees dozens of packets every run.
+      socket.setNoDelay(true);
       let received = "";
       socket.on("data", (chunk) => (received += chunk.toString()));
       const parts = Array.from({ length: 60 }, (_, i) => `<${i}>`);
