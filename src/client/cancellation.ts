@@ -32,3 +32,15 @@ export class Cancellation {
     };
   }
 }
+
+/**
+ * Runs `abort` when `signal` aborts, or at once if it already has: a listener added after the
+ * abort never fires, so an abort during an await before this call would otherwise be missed.
+ * Returns how to stop following the signal.
+ */
+export function followAbort(signal: AbortSignal | undefined, abort: () => void): () => void {
+  if (signal === undefined) return () => undefined;
+  signal.addEventListener("abort", abort, { once: true });
+  if (signal.aborted) abort();
+  return () => signal.removeEventListener("abort", abort);
+}

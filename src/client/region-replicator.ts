@@ -29,6 +29,7 @@ import {
   registryKey,
   seenKey,
 } from "./region-keys.js";
+import { followAbort } from "./cancellation.js";
 import type { ShardRoute } from "./routing.js";
 import type { WatchBatch } from "./types.js";
 
@@ -196,10 +197,8 @@ export class RegionReplicator {
   private async round(stop: AbortSignal): Promise<void> {
     const routes = (await this.options.remote.routes()).shards;
     const generation = new AbortController();
-    const onStop = (): void => generation.abort();
-    stop.addEventListener("abort", onStop, { once: true });
-    // A stop() during the routes call above fired no listener: the followers would never end.
-    if (stop.aborted) generation.abort();
+    // A stop() during the routes call above counts too: the followers would never end.
+    const unfollow = followAbort(stop, () => generation.abort());
     for (const id of [...this.shards.keys()]) if (!routes.some((route) => route.shardId === id)) this.shards.delete(id);
     const followers = routes.map((route) => this.follow(route, generation.signal));
     try {
@@ -211,7 +210,7 @@ export class RegionReplicator {
       }
     } finally {
       generation.abort();
-      stop.removeEventListener("abort", onStop);
+      unfollow();
       await Promise.allSettled(followers);
     }
   }
@@ -298,9 +297,7 @@ export class RegionReplicator {
 
   private async watchFrom(route: ShardRoute, state: OriginShardStatus, signal: AbortSignal): Promise<void> {
     const reading = new AbortController();
-    const onAbort = (): void => reading.abort();
-    signal.addEventListener("abort", onAbort, { once: true });
-    if (signal.aborted) reading.abort(); // aborted before the listener existed
+    const unfollow = followAbort(signal, () => reading.abort());
     const merged = new Map<string, ComponentUpdate>();
     const transfers = new Map<string, TransferUpdate>();
     let mergedIndex = 0n;
@@ -355,7 +352,7 @@ export class RegionReplicator {
       }
     } finally {
       reading.abort();
-      signal.removeEventListener("abort", onAbort);
+      unfollow();
       await reader;
     }
     if (failure !== undefined && !signal.aborted) throw failure;

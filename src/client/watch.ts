@@ -9,7 +9,7 @@ import type { WatchBatchMessage, WatchRequestInput } from "../api/proto.js";
 import { SLOT_COUNT, slotOf } from "../meta/slots.js";
 import { InvalidArgumentError } from "../util/errors.js";
 import { assert } from "../util/assert.js";
-import { Cancellation } from "./cancellation.js";
+import { Cancellation, followAbort } from "./cancellation.js";
 import type { ConnectionPool } from "./connection-pool.js";
 import { encodePrefix } from "./kinds.js";
 import type { Lifecycle } from "./lifecycle.js";
@@ -48,10 +48,8 @@ export class Watcher {
     const startIndex = options.fromIndex === undefined ? 0n : toUint64(options.fromIndex, "fromIndex");
     await this.router.ensureRoutes();
     const cancellation = new Cancellation();
-    const onAbort = (): void => cancellation.cancel();
-    options.signal?.addEventListener("abort", onAbort, { once: true });
-    // An abort during the route lookup above fired no listener: see it now, or the watch runs on.
-    if (options.signal?.aborted) cancellation.cancel();
+    // An abort during the route lookup above counts too, or the watch would run on.
+    const unfollow = followAbort(options.signal, () => cancellation.cancel());
     this.life.activeReads.add(cancellation);
     const queue: WatchItem[] = [];
     let wake: (() => void) | undefined;
@@ -85,7 +83,7 @@ export class Watcher {
       }
     } finally {
       cancellation.cancel();
-      options.signal?.removeEventListener("abort", onAbort);
+      unfollow();
       this.life.activeReads.delete(cancellation);
       await Promise.allSettled(followers);
     }
