@@ -24,6 +24,7 @@ import {
 import { applyEnvironment, asObject, ConfigError, type ConfigSources } from "./config-env.js";
 import { parseEventualSettings, type EventualSettings } from "./eventual-settings.js";
 import { hostProblems } from "./initial-placement.js";
+import { hostOf } from "../../meta/cluster-map.js";
 import { parseRegionSettings, type RegionSettings } from "../../util/region-config.js";
 
 export { ConfigError, type ConfigSources } from "./config-env.js";
@@ -197,7 +198,7 @@ function parseNode(
     client: address(node.client, where(`${field}.client`)),
     peer: address(node.peer, where(`${field}.peer`)),
     zone: typeof node.zone === "string" && node.zone.length > 0 ? node.zone : "default",
-    host: node.host === undefined ? String(id) : hostName(node.host, where(`${field}.host`)),
+    host: hostOf({ id, host: node.host === undefined ? undefined : hostName(node.host, where(`${field}.host`)) }),
     dataDir: isAbsolute(dataDirRaw) ? dataDirRaw : resolve(baseDir, dataDirRaw),
   };
   if (node.metrics !== undefined) parsed.metrics = address(node.metrics, where(`${field}.metrics`));
