@@ -5,10 +5,11 @@
  * Skipped, with the reason printed, where iptables or root is missing (the short region chaos test
  * uses the proxy's emulated loss, so `npm test` never needs iptables).
  */
-import { createConnection, createServer, type Socket } from "node:net";
+import { createServer, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
-import { freePort, withDeadline } from "../support/cluster.js";
+import { freePort } from "../support/cluster.js";
 import { IptablesLoss, unavailableReason } from "../support/iptables-loss.js";
+import { echoParts } from "../support/echo-parts.js";
 import { NodeProxy } from "../support/proxy.js";
 
 const reason = unavailableReason();
@@ -45,27 +46,9 @@ describe.skipIf(reason !== undefined)("iptables loss", () => {
       const loss = IptablesLoss.install([proxy.listenPort], 0.3);
       cleanups.push(() => loss.remove());
       expect(IptablesLoss.chainExists(loss.chain)).toBe(true);
-      const socket = createConnection({ host: "127.0.0.1", port: proxy.listenPort });
-      cleanups.push(() => void socket.destroy());
-      socket.on("error", () => undefined);
-      // A segment per write (no Nagle coalescing), so the chain sees dozens of packets every run.
-      socket.setNoDelay(true);
-      let received = "";
-      socket.on("data", (chunk) => (received += chunk.toString()));
-      const parts = Array.from({ length: 60 }, (_, i) => `<${i}>`);
-      for (const part of parts) {
-        socket.write(part);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-      const want = parts.join("");
-      await withDeadline(
-        (async () => {
-          while (received.length < want.length) await new Promise((r) => setTimeout(r, 20));
-        })(),
-        45_000,
-        "every byte through the lossy port",
-      );
-      expect(received).toBe(want);
+      const track = (socket: Socket): void => void cleanups.push(() => void socket.destroy());
+      const { sent, received } = await echoParts({ port: proxy.listenPort, parts: 60, gapMs: 5, deadlineMs: 45_000, track });
+      expect(received).toBe(sent);
       const counters = loss.counters();
       expect(counters.packets).toBeGreaterThan(10);
       expect(counters.dropped).toBeGreaterThan(0);

@@ -5,9 +5,11 @@
 import { createConnection, createServer, type Server, type Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { freePort, withDeadline } from "../support/cluster.js";
+import { echoParts } from "../support/echo-parts.js";
 import { NodeProxy } from "../support/proxy.js";
 
 const cleanups: Array<() => Promise<void> | void> = [];
+const track = (socket: Socket): void => void cleanups.push(() => void socket.destroy());
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
@@ -110,24 +112,8 @@ describe("NodeProxy", () => {
   it("keeps every byte in order under jitter (regression: a timer per chunk reordered them)", async () => {
     const proxy = await startProxy({ id: 1 });
     proxy.shape(1, { latencyMs: 50, jitterMs: 100 });
-    const socket = createConnection({ host: "127.0.0.1", port: proxy.listenPort });
-    cleanups.push(() => void socket.destroy());
-    let received = "";
-    socket.on("data", (chunk) => (received += chunk.toString()));
-    const parts = Array.from({ length: 60 }, (_, i) => `<${i}>`);
-    for (const part of parts) {
-      socket.write(part);
-      await new Promise((r) => setTimeout(r, 2));
-    }
-    const want = parts.join("");
-    await withDeadline(
-      (async () => {
-        while (received.length < want.length) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      5000,
-      "the echo of every part",
-    );
-    expect(received).toBe(want);
+    const { sent, received } = await echoParts({ port: proxy.listenPort, parts: 60, gapMs: 2, deadlineMs: 5000, track });
+    expect(received).toBe(sent);
   });
 
   it("emulated loss stalls each direction for an RTO that doubles on consecutive losses", async () => {
@@ -164,24 +150,8 @@ describe("NodeProxy", () => {
     await proxy.start();
     cleanups.push(() => proxy.close());
     proxy.shape(1, { lossRate: 0.3, rtoMs: 20, latencyMs: 2, jitterMs: 5 });
-    const socket = createConnection({ host: "127.0.0.1", port: proxy.listenPort });
-    cleanups.push(() => void socket.destroy());
-    let received = "";
-    socket.on("data", (chunk) => (received += chunk.toString()));
-    const parts = Array.from({ length: 40 }, (_, i) => `<${i}>`);
-    for (const part of parts) {
-      socket.write(part);
-      await new Promise((r) => setTimeout(r, 3));
-    }
-    const want = parts.join("");
-    await withDeadline(
-      (async () => {
-        while (received.length < want.length) await new Promise((r) => setTimeout(r, 10));
-      })(),
-      10_000,
-      "the echo of every part",
-    );
-    expect(received).toBe(want);
+    const { sent, received } = await echoParts({ port: proxy.listenPort, parts: 40, gapMs: 3, deadlineMs: 10_000, track });
+    expect(received).toBe(sent);
     expect(proxy.lossStalls).toBeGreaterThan(0);
 
     // Bad input: refused, the link keeps its shape.

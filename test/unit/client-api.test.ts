@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import {
   BatchError,
   ClusterUnreachableError,
@@ -9,26 +9,11 @@ import {
   OutOfRangeError,
   TallyClient,
   VersionMismatchError,
-  type TallyClientOptions,
 } from "../../src/client/index.js";
-import { FakeCluster, keyInShard } from "./client-fake-cluster.js";
+import { fakeClusterPerTest, keyInShard } from "./client-fake-cluster.js";
 
-let cluster: FakeCluster | undefined;
-let client: TallyClient | undefined;
-
-afterEach(async () => {
-  await client?.close();
-  await cluster?.close();
-  client = undefined;
-  cluster = undefined;
-});
-
-async function setup(options: Partial<TallyClientOptions> = {}): Promise<{ cluster: FakeCluster; client: TallyClient }> {
-  cluster = await FakeCluster.start();
-  // Only the third node is configured: the rest must come from Routes.
-  client = new TallyClient({ endpoints: [cluster.addresses[2]!], ...options });
-  return { cluster, client };
-}
+// Only the third node is configured: the rest must come from Routes.
+const setup = fakeClusterPerTest((cluster) => ({ endpoints: [cluster.addresses[2]!] }));
 
 describe("TallyClient API against the fake cluster", () => {
   it("add, set, reset, compareAndSet and get round-trip with versions and fences", async () => {
@@ -210,13 +195,17 @@ describe("TallyClient API against the fake cluster", () => {
   });
 
   it("fails fast with ClusterUnreachableError when no endpoint answers", async () => {
-    client = new TallyClient({ endpoints: ["127.0.0.1:1", "127.0.0.1:2"], deadlineMs: 3_000 });
-    const started = Date.now();
-    const error = await client.connect().catch((caught: unknown) => caught);
-    expect(error).toBeInstanceOf(ClusterUnreachableError);
-    expect((error as ClusterUnreachableError).endpoints).toEqual(expect.arrayContaining(["127.0.0.1:1", "127.0.0.1:2"]));
-    expect(Date.now() - started).toBeLessThan(2_500);
-    // An operation retries until its deadline, then says it never reached the cluster.
-    await expect(client.add("k", 1n, { deadlineMs: 300 })).rejects.toBeInstanceOf(ClusterUnreachableError);
+    const client = new TallyClient({ endpoints: ["127.0.0.1:1", "127.0.0.1:2"], deadlineMs: 3_000 });
+    try {
+      const started = Date.now();
+      const error = await client.connect().catch((caught: unknown) => caught);
+      expect(error).toBeInstanceOf(ClusterUnreachableError);
+      expect((error as ClusterUnreachableError).endpoints).toEqual(expect.arrayContaining(["127.0.0.1:1", "127.0.0.1:2"]));
+      expect(Date.now() - started).toBeLessThan(2_500);
+      // An operation retries until its deadline, then says it never reached the cluster.
+      await expect(client.add("k", 1n, { deadlineMs: 300 })).rejects.toBeInstanceOf(ClusterUnreachableError);
+    } finally {
+      await client.close();
+    }
   });
 });

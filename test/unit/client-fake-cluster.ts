@@ -538,12 +538,21 @@ export function batchOpsOf(body: { ops?: BatchOpMessage[]; packedAdds?: Buffer }
   );
 }
 
+/** The client options fakeClusterPerTest() starts from: every node an endpoint, quick retries. */
+const QUICK_RETRIES = (cluster: FakeCluster): Partial<TallyClientOptions> => ({
+  endpoints: cluster.addresses,
+  retryBackoffMs: 5,
+  retryBackoffMaxMs: 50,
+});
+
 /**
- * A FakeCluster and a TallyClient on all its nodes (quick retries) for each test, both closed after
- * it: registers the afterEach and returns the set-up, whose options (or options made from the
- * started cluster) override the client's.
+ * A FakeCluster and a TallyClient for each test, both closed after it: registers the afterEach and
+ * returns the set-up. The client's options are `base` of the started cluster, then the set-up's
+ * options (or options made from the cluster) over them.
  */
-export function fakeClusterPerTest(): (
+export function fakeClusterPerTest(
+  base: (cluster: FakeCluster) => Partial<TallyClientOptions> = QUICK_RETRIES,
+): (
   options?: Partial<TallyClientOptions> | ((cluster: FakeCluster) => Partial<TallyClientOptions>),
 ) => Promise<{ cluster: FakeCluster; client: TallyClient }> {
   let cluster: FakeCluster | undefined;
@@ -557,7 +566,7 @@ export function fakeClusterPerTest(): (
   return async (options = {}) => {
     cluster = await FakeCluster.start();
     const overrides = typeof options === "function" ? options(cluster) : options;
-    client = new TallyClient({ endpoints: cluster.addresses, retryBackoffMs: 5, retryBackoffMaxMs: 50, ...overrides });
+    client = new TallyClient({ endpoints: cluster.addresses, ...base(cluster), ...overrides });
     return { cluster, client };
   };
 }
