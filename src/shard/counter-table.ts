@@ -41,6 +41,7 @@ import { fmix32 } from "../util/hash.js";
 import { INT64_MAX, INT64_MIN, NATIVE_LITTLE_ENDIAN } from "../util/int64.js";
 import { sortKeysInArena } from "./key-sort.js";
 import { copyInSlices, GROW_AHEAD, GROW_AHEAD_MIN_SLOTS, placeEntries, SLICE_BYTES, touchInSlices } from "./counter-table-slices.js";
+import type { SlicePause } from "./counter-table-slices.js";
 
 export const ROW_BYTES = 24;
 export const INITIAL_SLOTS = 1024;
@@ -380,7 +381,7 @@ export class CounterTable {
    * that no event-loop turn copies a whole shard. The caller keeps the table unchanged until it
    * resolves (the driver loop holds the shard's apply: RawNode.holdApply); reads may go on.
    */
-  async exportBlocksInSlices(pause: () => Promise<void>, sliceBytes = SLICE_BYTES): Promise<CounterBlocks> {
+  async exportBlocksInSlices(pause: SlicePause, sliceBytes = SLICE_BYTES): Promise<CounterBlocks> {
     const { count, highWaterSlot, arenaUsedBytes } = this;
     const sourceRows = this.rowBytes;
     const sourceIndex = this.index;
@@ -433,7 +434,7 @@ export class CounterTable {
    * the table unchanged until it resolves (as for exportBlocksInSlices); reads use the old buffers
    * until the swap.
    */
-  async growAhead(pause: () => Promise<void>, sliceBytes = SLICE_BYTES): Promise<void> {
+  async growAhead(pause: SlicePause, sliceBytes = SLICE_BYTES): Promise<void> {
     const { count, highWaterSlot } = this;
     const unchanged = () => assert(this.count === count && this.highWaterSlot === highWaterSlot, "the counter table changed during growth");
     if (this.rowsNearFull()) {

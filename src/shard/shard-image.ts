@@ -54,6 +54,7 @@ import { ByteReader, ByteWriter, crc32 } from "./binary.js";
 import { ChangeLog } from "./change-log.js";
 import { COUNTER_ROW_BYTES, ROWS_LITTLE_ENDIAN, type BlockBuffers, type CounterBlocks } from "./counter-table.js";
 import { LoadingCounterTable } from "./counter-table-load.js";
+import type { SlicePause } from "./counter-table-slices.js";
 import { encodeKindRecord } from "./kind-table.js";
 import { readRequestId, writeRequestId, type RequestIdRecord } from "./request-ids.js";
 import { readSession, writeSession, type Session } from "./sessions.js";
@@ -190,7 +191,7 @@ export function captureImage(state: ShardState, spare?: BlockBuffers): ShardImag
  * caller keeps the machine from applying until it resolves (the driver loop holds the shard's
  * apply), so the slices make one image at one applied index.
  */
-export async function captureImageInSlices(state: ShardState, pause: () => Promise<void>): Promise<ShardImage> {
+export async function captureImageInSlices(state: ShardState, pause: SlicePause): Promise<ShardImage> {
   const appliedIndex = state.appliedIndex;
   const small = captureSmallParts(state);
   const counters = await state.counters.exportBlocksInSlices(pause);

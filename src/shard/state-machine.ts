@@ -47,6 +47,7 @@ import type { WindowAggregate, WindowBucket, WindowRange } from "./kinds/windows
 import { Mutation } from "./mutation.js";
 import { SessionCommands, type AdmitMutation } from "./session-commands.js";
 import type { BlockBuffers } from "./counter-table.js";
+import type { SlicePause } from "./counter-table-slices.js";
 import { captureImage, captureImageInSlices, prepareImageBuffers, readImage, type ShardImage } from "./shard-image.js";
 import { loadRecords } from "./shard-load.js";
 import type { ShardOptions } from "./shard-options.js";
@@ -318,7 +319,7 @@ export class CounterStateMachine {
    * event-loop turn copies the whole table. The machine must not apply until it resolves (the
    * driver loop holds the shard's apply meanwhile); reads may go on.
    */
-  captureImageInSlices(pause: () => Promise<void>): Promise<ShardImage> {
+  captureImageInSlices(pause: SlicePause): Promise<ShardImage> {
     return captureImageInSlices(this.state, pause);
   }
 
@@ -328,7 +329,7 @@ export class CounterStateMachine {
   }
 
   /** Grows the counter table in slices ahead of need; the machine must not apply until it resolves. */
-  growAhead(pause: () => Promise<void>): Promise<void> {
+  growAhead(pause: SlicePause): Promise<void> {
     return this.state.counters.growAhead(pause);
   }
 

@@ -10,7 +10,7 @@ import { entryBytes } from "../../src/raft/util.js";
 import { APPLY_BYTES_PER_ITERATION_MAX, DriverLoop, INBOUND_APPEND_BYTES_PER_ITERATION } from "../../src/server/core/driver-loop.js";
 import type { LogBatch, LoopGroup, LoopStats, RaftGroup } from "../../src/server/core/ports.js";
 import { SlicePacer } from "../../src/server/core/system-clock.js";
-import { copyInSlices, touchInSlices } from "../../src/shard/counter-table-slices.js";
+import { copyInSlices, SLICE_BYTES_MIN, SLICE_TARGET_MS, SliceSizer, touchInSlices } from "../../src/shard/counter-table-slices.js";
 import { NotLeaderError } from "../../src/util/errors.js";
 
 /** A Raft group whose committed entries are given up front: ready() hands them out, 16 KiB at most (or one), unless held. */
@@ -238,5 +238,81 @@ describe("sliced copies", () => {
     await copyInSlices(new Uint8Array(8).fill(1), target, async () => void pauses++, 4);
     expect([...target]).toEqual(new Array(8).fill(1));
     expect(pauses).toBe(2);
+  });
+});
+
+describe("slices sized by their time", () => {
+  it("shrink to the time target on slow memory, never below the minimum, and grow back (at most doubling) up to the maximum", () => {
+    const max = 4 * 1024 * 1024;
+    const sizer = new SliceSizer(max);
+    expect(sizer.next()).toBe(max / 4);
+    // Slow memory: 1 MiB took 10 ms, so the next aims at SLICE_TARGET_MS.
+    sizer.took(max / 4, 10);
+    expect(sizer.next()).toBe(Math.floor(((max / 4) * SLICE_TARGET_MS) / 10));
+    for (let i = 0; i < 20; i++) sizer.took(sizer.next(), 1000);
+    expect(sizer.next()).toBe(SLICE_BYTES_MIN);
+    // A short last slice says nothing.
+    sizer.took(10, 1000);
+    expect(sizer.next()).toBe(SLICE_BYTES_MIN);
+    // Fast again: doubling per slice, capped at max.
+    const sizes: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      sizer.took(sizer.next(), 0.01);
+      sizes.push(sizer.next());
+    }
+    expect(sizes.slice(0, 3)).toEqual([SLICE_BYTES_MIN * 2, SLICE_BYTES_MIN * 4, SLICE_BYTES_MIN * 8]);
+    expect(sizes[sizes.length - 1]).toBe(max);
+  });
+
+  it("copy and touch in slices whose time stays near the target when each byte is dear", async () => {
+    // A fake clock: every byte copied (or element touched) costs 1 us, so a 4 ms slice is 4,000.
+    let clock = 0;
+    const now = () => clock;
+    const source = new Uint8Array(3 * 1024 * 1024).map((_, i) => i & 0xff);
+    const target = new Uint8Array(source.length);
+    const spans: number[] = [];
+    let last = 0;
+    const original = target.set.bind(target);
+    target.set = (array: ArrayLike<number>, offset?: number) => {
+      clock += array.length / 1000;
+      spans.push(clock - last);
+      last = clock;
+      original(array, offset);
+    };
+    await copyInSlices(
+      source,
+      target,
+      Object.assign(async () => {}, { now }),
+      4 * 1024 * 1024,
+    );
+    expect(Buffer.from(target.buffer).equals(Buffer.from(source.buffer))).toBe(true);
+    expect(spans[0]).toBeCloseTo((1024 * 1024) / 1000, 3); // the first slice: a quarter of the maximum
+    for (const ms of spans.slice(2)) expect(ms).toBeLessThanOrEqual(SLICE_BYTES_MIN / 1000 + 0.001);
+    const buffer = new Int32Array(1024 * 1024).fill(7);
+    const fills: number[] = [];
+    const fill = buffer.fill.bind(buffer);
+    buffer.fill = (value: number, start?: number, end?: number) => {
+      clock += (end! - start!) / 1000;
+      fills.push(end! - start!);
+      return fill(value, start, end);
+    };
+    await touchInSlices(
+      buffer,
+      Object.assign(async () => {}, { now }),
+      4 * 1024 * 1024,
+    );
+    expect(buffer.every((v) => v === 0)).toBe(true);
+    // Without a clock (the simulator's pause) every slice has the fixed maximum size: a seeded run stays the same run.
+    const fixed: number[] = [];
+    const plain = new Uint8Array(10 * 1024 * 1024);
+    const plainSet = plain.set.bind(plain);
+    plain.set = (array: ArrayLike<number>, offset?: number) => {
+      fixed.push(array.length);
+      plainSet(array, offset);
+    };
+    await copyInSlices(new Uint8Array(plain.length), plain, async () => {}, 4 * 1024 * 1024);
+    expect(fixed).toEqual([4 * 1024 * 1024, 4 * 1024 * 1024, 2 * 1024 * 1024]);
+    expect(fills[0]).toBe((1024 * 1024) / 4);
+    expect(Math.max(...fills.slice(2))).toBeLessThanOrEqual(SLICE_BYTES_MIN / 4);
   });
 });

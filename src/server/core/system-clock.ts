@@ -1,5 +1,6 @@
 /** The real clock and yield of a node: what TallyNode binds the driver loop's Clock port and the checkpoint work's pauses to. */
 import { monotonicMs, wallClockMs } from "../../util/clock.js";
+import type { SlicePause } from "../../shard/counter-table-slices.js";
 import type { Clock } from "./ports.js";
 
 /** Yields to the event loop (between back-to-back loop iterations). */
@@ -15,12 +16,18 @@ export class SlicePacer {
   private readonly waiting: Array<() => void> = [];
   private scheduled = false;
 
-  /** Resolves when it is this job's turn: at most one waiter is released per event-loop turn. */
-  readonly pause = (): Promise<void> =>
-    new Promise<void>((resolve) => {
-      this.waiting.push(resolve);
-      this.schedule();
-    });
+  /**
+   * Resolves when it is this job's turn: at most one waiter is released per event-loop turn. It
+   * carries the monotonic clock, so sliced copies size their slices by their time (SlicePause).
+   */
+  readonly pause: SlicePause = Object.assign(
+    (): Promise<void> =>
+      new Promise<void>((resolve) => {
+        this.waiting.push(resolve);
+        this.schedule();
+      }),
+    { now: monotonicMs },
+  );
 
   /** Jobs waiting for their next slice. */
   get waitingCount(): number {
