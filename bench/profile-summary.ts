@@ -9,12 +9,12 @@
 import { readFileSync } from "node:fs";
 import { basename } from "node:path";
 
-interface ProfileNode {
+export interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
-interface Profile {
+export interface Profile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -22,7 +22,7 @@ interface Profile {
   endTime: number;
 }
 
-function frameName(node: ProfileNode): string {
+export function frameName(node: ProfileNode): string {
   const { functionName, url, lineNumber } = node.callFrame;
   const file = url ? basename(url.replace(/^file:\/\//, "")) : "";
   return `${functionName || "(anonymous)"}${file ? ` ${file}:${lineNumber + 1}` : ""}`;

@@ -36,19 +36,26 @@
  *   npx tsx bench/scale.ts [--counters 1000000,2000000,5000000,10000000] [--quick]
  *       [--seconds 5] [--trials 3] [--fill-inflight 4]
  *
+ * `--stall-probe DIR` finds what held a node's loop: every tallyd runs with --cpu-prof into DIR and
+ * bench/stall-probe.mjs preloaded, which keeps each span of more than 12 ms on a CPU; at the end
+ * bench/stall-spans.ts prints, per span, what the profile sampled inside it (a node stopped with
+ * SIGKILL leaves neither file: its restart's files are there). Profiling slows the nodes a little.
+ *
  * `--quick` is --counters 100000,200000 --seconds 3. Results: a markdown table on stdout,
  * bench/results/scale-<stamp>.json and bench/results/scale-latest.md.
  */
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { cpus, totalmem } from "node:os";
 import { getHeapStatistics } from "node:v8";
-import { join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { Level } from "level";
 import { TallyClient } from "../src/client/index.js";
 import { slotOf } from "../src/meta/slots.js";
 import { KeyPrefix } from "../src/storage/keys.js";
 import { ensureBundles } from "../bin/bundle.js";
 import { TestCluster } from "../test/support/cluster.js";
+import { stallSpans } from "./stall-spans.js";
 import { RawNodeClient, leaderClient } from "../test/support/raw-client.js";
 import {
   closedLoop,
@@ -76,10 +83,20 @@ const measureSeconds = Number(args.option("seconds", quick ? "3" : "5"));
 const trials = Number(args.option("trials", "3"));
 const fillInflight = Number(args.option("fill-inflight", "4"));
 /** Extra tallyd flags, space-separated (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof"), for diagnosis. */
-const nodeArgs = args
-  .option("node-args", "")
-  .split(" ")
-  .filter((a) => a !== "");
+const stallProbeDir = args.option("stall-probe", "");
+const nodeArgs = [
+  ...args
+    .option("node-args", "")
+    .split(" ")
+    .filter((a) => a !== ""),
+  ...(stallProbeDir === ""
+    ? []
+    : [
+        `--import=${join(dirname(fileURLToPath(import.meta.url)), "stall-probe.mjs")}`,
+        "--cpu-prof",
+        `--cpu-prof-dir=${resolve(stallProbeDir)}`,
+      ]),
+];
 const SHARDS = 8;
 const NODES = [1, 2, 3];
 const BATCH_OPS = 10_000;
@@ -867,7 +884,9 @@ async function main(): Promise<void> {
     `scale: steps ${steps.join(", ")}; ${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB; load average ${loadStart}`,
   );
   ensureBundles(); // the nodes run dist/tallyd.mjs (bin/tallyd.js never builds): rebuild it if src/ is newer
-  cluster = await TestCluster.start({ nodes: 3, shards: SHARDS, metrics: true, nodeArgs });
+  if (stallProbeDir !== "") mkdirSync(stallProbeDir, { recursive: true });
+  const extraEnv = stallProbeDir === "" ? undefined : { STALL_DIR: resolve(stallProbeDir) };
+  cluster = await TestCluster.start({ nodes: 3, shards: SHARDS, metrics: true, nodeArgs, extraEnv });
   for (const [id, child] of cluster.processes) child.once("exit", (code, signal) => exits.set(id, signal ?? `code ${code}`));
   const client = new TallyClient({ endpoints: cluster.endpoints(), deadlineMs: 60_000 });
   await client.connect();
@@ -1026,6 +1045,10 @@ async function main(): Promise<void> {
   partial = undefined;
   writeFileSync(join(resultsDir, "scale-latest.md"), markdown);
   console.log(`wrote ${resultPath(started)} and bench/results/scale-latest.md`);
+  if (stallProbeDir !== "") {
+    // The nodes write their profiles and spans as they exit: the inspection above stopped them.
+    console.log(`\nwhat ran in the longest spans on a CPU (${stallProbeDir}):\n${stallSpans(stallProbeDir).join("\n")}`);
+  }
   if (!accounting.ok) throw new Error(`accounting failed: ${accounting.badKeys.length} keys outside [acked, acked + ambiguous]`);
 }
 
