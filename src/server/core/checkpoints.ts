@@ -21,6 +21,7 @@
 import { entryBytes } from "../../raft/util.js";
 import type { Entry } from "../../raft/types.js";
 import type { ShardImage } from "../../shard/state-machine.js";
+import type { SlicePause } from "../../shard/counter-table-slices.js";
 import type { StoreBatch } from "../../storage/node-store.js";
 import type { Logger } from "../../util/log.js";
 import { encodeCheckpoint, type CheckpointHeader } from "../checkpoint-format.js";
@@ -62,8 +63,8 @@ export interface CheckpointerOptions {
   replicaOf: (shardId: number) => ShardReplica | undefined;
   /** Runs `write` in the next loop batch (which is then fsynced), then `afterDurable` once that batch is written. */
   queueWrite: (write: (batch: StoreBatch) => void, afterDurable: () => void) => void;
-  /** Yields to the event loop between slices of work. */
-  pause: () => Promise<void>;
+  /** Yields to the event loop between slices of work; its clock, where it has one, sizes the copies' slices by their time. */
+  pause: SlicePause;
   /** Wakes the driver loop (a shard's apply was held and is released). */
   wake: () => void;
   /** The monotonic clock (for sweep()). */
