@@ -27,6 +27,7 @@ import { AmbiguousError, UnavailableError } from "../../util/errors.js";
 import type { EventualTrace } from "../core/stage-trace.js";
 
 const FRAME_HEADER_BYTES = 8;
+const NO_BYTES = new Uint8Array(0);
 /** A record larger than this is a corrupt length, not a record (a flush is at most ~maxEntryBytes). */
 export const RECORD_BYTES_MAX = 64 * 1024 * 1024;
 
@@ -37,9 +38,9 @@ export interface ReplayResult {
 }
 
 interface Queued {
-  /** The frame, or its head when `body` follows it in the file. */
+  /** The frame's header and head; `body` (maybe empty) follows it in the file. */
   frame: Uint8Array;
-  body: Uint8Array | undefined;
+  body: Uint8Array;
   durable: () => void;
   resolve: () => void;
   reject: (error: Error) => void;
@@ -86,12 +87,7 @@ export class BufferLog {
    * file order with the other records' callbacks: that is where the caller applies it in memory.
    */
   append(payload: Uint8Array, durable: () => void, trace?: EventualTrace): Promise<void> {
-    if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (trace !== undefined) trace.queuedAt = performance.now();
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ frame: frame(payload), body: undefined, durable, resolve, reject, trace });
-      if (!this.writing) void this.drain();
-    });
+    return this.appendParts(payload, NO_BYTES, durable, trace);
   }
 
   /**
@@ -143,7 +139,7 @@ export class BufferLog {
     for (const item of group) {
       parts.push(item.frame);
       length += item.frame.length;
-      if (item.body !== undefined && item.body.length > 0) {
+      if (item.body.length > 0) {
         parts.push(item.body);
         length += item.body.length;
       }
@@ -200,12 +196,9 @@ export class BufferLog {
   }
 }
 
+/** One record's whole frame (header and payload). */
 function frame(payload: Uint8Array): Uint8Array {
-  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + payload.length);
-  out.writeUInt32LE(payload.length, 0);
-  out.writeUInt32LE(crc32c(payload), 4);
-  out.set(payload, FRAME_HEADER_BYTES);
-  return out;
+  return frameHead(payload, NO_BYTES);
 }
 
 /** The frame of head + body, without body: its header and `head` (the checksum covers both). */

@@ -6,7 +6,7 @@
  * applied; a session's lastSeq >= every seq of its flushes; flush ids are unique and increasing.
  */
 import type { BufferRecord, FlushRecord } from "./buffer-records.js";
-import { encodePackedAdds, type PackedAdd } from "../../util/packed-adds.js";
+import { encodePackedAdds } from "../../util/packed-adds.js";
 import { PendingTable } from "./pending-table.js";
 
 /** How long a node remembers an EventualAdd's request id (a client retries within its deadline). */
@@ -89,10 +89,6 @@ export class BufferState {
     }
   }
 
-  private addPending(add: PackedAdd, atMs: number): void {
-    this.pending.add(add.key, add.delta, atMs);
-  }
-
   private applyFlush(flush: FlushRecord): void {
     this.flushes.set(flush.flushId, flush);
     this.nextFlushId = Math.max(this.nextFlushId, flush.flushId + 1);
@@ -119,7 +115,7 @@ export class BufferState {
       const add = flush.adds[i]!;
       const id = ids[i]!;
       if (this.inflightByKey.get(id)?.flushId === flushId) this.inflightByKey.delete(id);
-      if (requeue) this.addPending(add, flush.oldestMs);
+      if (requeue) this.pending.add(add.key, add.delta, flush.oldestMs);
     }
   }
 

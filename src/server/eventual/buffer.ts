@@ -62,11 +62,10 @@ export class EventualBuffer {
 
   /**
    * Buffers validated adds; resolves once they are durable (and counted in pending). With a
-   * `requestId` already buffered (or being buffered), nothing is added again: false. `packed`:
-   * the same adds in packed form, when the request carried them so (written as they are).
+   * `requestId` already buffered (or being buffered), nothing is added again: false.
    */
-  add(adds: PackedAdd[], requestId?: string, packed?: Uint8Array, trace?: EventualTrace): Promise<boolean> {
-    return this.addPacked(packed ?? encodePackedAdds(adds), requestId, trace);
+  add(adds: PackedAdd[], requestId?: string): Promise<boolean> {
+    return this.addPacked(encodePackedAdds(adds), requestId);
   }
 
   /**
