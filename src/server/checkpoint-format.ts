@@ -37,6 +37,13 @@ const COMPRESSION_DEFLATE = 1;
 const DEFLATE_LEVEL = 1;
 /** Bytes handed to zlib per write (each is compressed on the thread pool). */
 const ZLIB_CHUNK_BYTES = 1 << 20;
+/**
+ * Bytes of each buffer zlib's output arrives in. Small enough for malloc to serve from its heap,
+ * reusing memory already touched: tallyd's malloc maps every allocation of 256 KiB or more on
+ * its own (src/util/malloc-tunables.ts), and a fresh mapping per chunk pays a page fault per
+ * 4 KiB, hundreds of thousands of them for one restart at 10 M counters.
+ */
+const ZLIB_OUTPUT_CHUNK_BYTES = 64 * 1024;
 
 export interface CheckpointHeader {
   shardId: number;
@@ -200,7 +207,7 @@ function checked(decoded: DecodedHeader, machine: CounterStateMachine, what: str
 /** Raw DEFLATE of the concatenated blocks, on the thread pool; the output in chunks. */
 function deflate(blocks: readonly Uint8Array[]): Promise<Uint8Array[]> {
   return new Promise((resolve, reject) => {
-    const stream = createDeflateRaw({ level: DEFLATE_LEVEL, strategy: constants.Z_DEFAULT_STRATEGY, chunkSize: ZLIB_CHUNK_BYTES });
+    const stream = createDeflateRaw({ level: DEFLATE_LEVEL, strategy: constants.Z_DEFAULT_STRATEGY, chunkSize: ZLIB_OUTPUT_CHUNK_BYTES });
     const out: Uint8Array[] = [];
     stream.on("data", (chunk: Buffer) => out.push(chunk));
     stream.on("error", reject);
@@ -221,7 +228,7 @@ function deflate(blocks: readonly Uint8Array[]): Promise<Uint8Array[]> {
 /** Inflates `body` (raw DEFLATE) on the thread pool into exactly `length` bytes; CorruptionError otherwise. */
 function inflate(body: Uint8Array, length: number, what: string): Promise<Uint8Array> {
   return new Promise((resolve, reject) => {
-    const stream = createInflateRaw({ chunkSize: ZLIB_CHUNK_BYTES });
+    const stream = createInflateRaw({ chunkSize: ZLIB_OUTPUT_CHUNK_BYTES });
     const out = new Uint8Array(length);
     let filled = 0;
     let failed = false;
