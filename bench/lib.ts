@@ -9,6 +9,7 @@ import { cpus, loadavg, totalmem } from "node:os";
 import { join } from "node:path";
 import { ensureBundles } from "../bin/bundle.js";
 import { TestCluster } from "../test/support/cluster.js";
+import { withMallocTunables } from "../src/util/malloc-tunables.js";
 
 export type Histogram = ReturnType<typeof hdr.build>;
 
@@ -337,7 +338,18 @@ function expm1OverX(x: number): number {
 
 /** The machine, for a benchmark report's header: cores, CPU model, RAM, Node version. */
 export function machineDescription(): string {
-  return `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`;
+  return `${cpus().length} x ${cpus()[0]?.model ?? "cpu"}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${mallocDescription()}`;
+}
+
+/** What the nodes' malloc runs with (src/util/malloc-tunables.ts) and the kernel's THP mode. */
+export function mallocDescription(): string {
+  let thp = "unknown";
+  try {
+    thp = /\[(\w+)\]/.exec(readFileSync("/sys/kernel/mm/transparent_hugepage/enabled", "utf8"))?.[1] ?? thp;
+  } catch {
+    // not Linux, or no THP
+  }
+  return `tallyd GLIBC_TUNABLES ${withMallocTunables(process.env).GLIBC_TUNABLES ?? "(none)"}, THP ${thp}`;
 }
 
 export const loadAverage = (): string =>

@@ -62,6 +62,7 @@ import {
   directoryBytes,
   loadAverage,
   longestGapMs,
+  mallocDescription,
   parseArgs,
   procCpuSeconds,
   processRssBytes,
@@ -1000,7 +1001,7 @@ async function main(): Promise<void> {
   const summary = {
     date: started.toISOString(),
     command: `npx tsx bench/scale.ts ${process.argv.slice(2).join(" ")}`.trim(),
-    machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
+    machine: `${cpus().length} cores, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}, ${mallocDescription()}`,
     loadAverageStart: loadStart,
     loadAverageEnd: loadAverage(),
     setup: {

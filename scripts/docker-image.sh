@@ -63,6 +63,7 @@ tar -C "$rootfs" -cf "$work/rootfs.tar" .
 docker import \
   --change 'WORKDIR /app' \
   --change 'ENV PATH=/usr/sbin:/usr/bin' \
+  --change 'ENV GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=262144:glibc.malloc.arena_max=1' \
   --change 'ENTRYPOINT ["/usr/bin/node", "/app/dist/tallyd.mjs"]' \
   "$work/rootfs.tar" "$image" >/dev/null
 echo "docker-image: built $image ($(du -sh "$work/rootfs.tar" | cut -f1))" >&2

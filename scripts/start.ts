@@ -25,6 +25,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { ensureBundles } from "../bin/bundle.js";
 import { loadClusterConfig, type ClusterConfig, type NodeConfig } from "../src/server/config/config.js";
+import { withMallocTunables } from "../src/util/malloc-tunables.js";
 import { waitForClusterReady } from "./cluster-ready.js";
 import { generateClusterCertificates } from "./gen-certs.js";
 
@@ -146,7 +147,7 @@ class Supervisor {
     member.startedAt = Date.now();
     const child = spawn(process.execPath, [join(root, "bin", "tallyd.js"), "--config", this.configPath, "--node", String(id)], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "info", TALLY_EXIT_WITH_PARENT: "1" },
+      env: withMallocTunables({ ...process.env, TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "info", TALLY_EXIT_WITH_PARENT: "1" }),
     });
     member.child = child;
     child.stdout!.pipe(member.log, { end: false });

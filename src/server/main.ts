@@ -169,6 +169,7 @@ async function main(): Promise<void> {
       peerListen: listenAddress(self, "peer"),
       dataDir: self.dataDir,
       metrics: ops?.address,
+      malloc: process.env.GLIBC_TUNABLES ?? "", // docs/deploy.md, "Memory: huge pages"
     },
     "tallyd serving",
   );

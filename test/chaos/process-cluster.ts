@@ -14,6 +14,7 @@ import { loadClusterConfig, type NodeConfig } from "../../src/server/config/conf
 import { freePort, withDeadline } from "../support/cluster.js";
 import { NodeProxy, ProxyMesh, procSourceIdentifier, type LinkShape } from "../support/proxy.js";
 import { createPrng } from "../../src/util/prng.js";
+import { withMallocTunables } from "../../src/util/malloc-tunables.js";
 import { BaseCluster, chaosClusterDocument, type ClusterOptions, type Link } from "./backend.js";
 import { DiskVolumes } from "./disk-volume.js";
 
@@ -101,7 +102,7 @@ export class ProcessCluster extends BaseCluster {
     if (this.processes.has(id)) throw new Error(`node ${id} is already running`);
     const child = spawn(process.execPath, [join(root, "bin", "tallyd.js"), "--config", this.configPath, "--node", String(id)], {
       stdio: ["ignore", "pipe", "pipe"],
-      env: {
+      env: withMallocTunables({
         ...process.env,
         TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn",
         TALLY_EXIT_WITH_PARENT: "1",
@@ -109,7 +110,7 @@ export class ProcessCluster extends BaseCluster {
         TALLY_NODE_PEER_LISTEN: this.privatePeer.get(id)!,
         TALLY_TEST_CLOCK_OFFSET_MS: String(clockOffsetMs),
         TALLY_TEST_CONTROL_FILE: this.controlFile(id),
-      },
+      }),
     });
     this.clockOffsetMs.set(id, clockOffsetMs);
     const lines = this.output.get(id) ?? [];

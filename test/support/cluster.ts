@@ -12,6 +12,7 @@ import { loadClusterConfig, type ClusterConfig } from "../../src/server/config/c
 import { waitForClusterReady } from "../../scripts/cluster-ready.js";
 import { createCa, issueClientCertificate, issueNodeCertificate } from "../../scripts/gen-certs.js";
 import { generateToken, tokenSha256Hex } from "../../src/util/auth-token.js";
+import { withMallocTunables } from "../../src/util/malloc-tunables.js";
 
 const root = resolve(import.meta.dirname, "..", "..");
 
@@ -282,12 +283,12 @@ export class TestCluster {
       [...(this.options.nodeArgs ?? []), join(root, "bin", "tallyd.js"), "--config", this.configPath, "--node", String(id)],
       {
         stdio: ["ignore", "pipe", "pipe"],
-        env: {
+        env: withMallocTunables({
           ...process.env,
           TALLY_LOG_LEVEL: process.env.TALLY_LOG_LEVEL ?? "warn",
           TALLY_EXIT_WITH_PARENT: "1",
           ...this.options.extraEnv,
-        },
+        }),
       },
     );
     const chunks = this.output.get(id) ?? [];
