@@ -229,6 +229,12 @@ export class ByteReader {
 /** CRC-32 (IEEE 802.3, the zlib one): check value crc32("123456789") = 0xcbf43926. Slicing-by-8. */
 const crc32Slice8 = crcSlice8(0xedb88320);
 
+/**
+ * A CRC-32 (IEEE) function: crc32 below, or one with the same values (the server passes
+ * node:zlib's, several times faster; src/shard may import no node: module).
+ */
+export type Crc32 = (bytes: Uint8Array, previous?: number) => number;
+
 /** previous: the CRC of the bytes before these, to checksum a block in slices: crc32(b, crc32(a)) === crc32(a ++ b). */
 export function crc32(bytes: Uint8Array, previous = 0): number {
   return crc32Slice8(bytes, previous);

@@ -37,6 +37,7 @@
  *   - shard-options.ts     ShardOptions and their defaults
  */
 import { assert } from "../util/assert.js";
+import type { Crc32 } from "./binary.js";
 import { CorruptionError } from "../util/errors.js";
 import { decodeEntryShape, type Command, type CommandResult, type OpResult } from "./commands.js";
 import type { KeyChange } from "./change-log.js";
@@ -357,9 +358,9 @@ export class CounterStateMachine {
   }
 
   /** A machine from the bytes of encodeShardImage() (concatenated). Throws CorruptionError on any damage. */
-  static fromImage(bytes: Uint8Array, options: ShardOptions): CounterStateMachine {
+  static fromImage(bytes: Uint8Array, options: ShardOptions, blockCrc?: Crc32): CounterStateMachine {
     const machine = new CounterStateMachine(options);
-    const steps = readImage(machine.state, bytes);
+    const steps = readImage(machine.state, bytes, blockCrc);
     while (steps.next().done !== true);
     return machine;
   }
@@ -368,9 +369,14 @@ export class CounterStateMachine {
    * fromImage(), with `await pause()` between slices of the work (checksums, row validation and
    * the index rebuild, sessions, kinds, request ids), so no slice holds the event loop for long.
    */
-  static async fromImageAsync(bytes: Uint8Array, options: ShardOptions, pause: () => Promise<void>): Promise<CounterStateMachine> {
+  static async fromImageAsync(
+    bytes: Uint8Array,
+    options: ShardOptions,
+    pause: () => Promise<void>,
+    blockCrc?: Crc32,
+  ): Promise<CounterStateMachine> {
     const machine = new CounterStateMachine(options);
-    const steps = readImage(machine.state, bytes);
+    const steps = readImage(machine.state, bytes, blockCrc);
     do await pause();
     while (steps.next().done !== true);
     return machine;

@@ -4,6 +4,7 @@
  * with every kind, TTL expiry, deletes, sessions, request ids and range splits; an image does not
  * change while the machine goes on applying; and any damage is a CorruptionError.
  */
+import { crc32 as zlibCrc32 } from "node:zlib";
 import { describe, expect, it } from "vitest";
 import { crc32 } from "../../src/shard/binary.js";
 import { encodeEntry, type Command, type CommandResult, type CounterOp } from "../../src/shard/commands.js";
@@ -289,6 +290,15 @@ describe("shard images round-trip", () => {
     expect(machine.captureImage(again).counters.rows.buffer).toBe(image.counters.rows.buffer);
   });
 
+  it("node:zlib's crc32 (the server's) writes and reads the same bytes as the pure-JS one", async () => {
+    const machine = populated();
+    const bytes = await imageBytes(machine.captureImage());
+    const zlibBytes = Buffer.concat(await encodeShardImage(machine.captureImage(), immediate, zlibCrc32));
+    expect(Buffer.compare(zlibBytes, bytes)).toBe(0);
+    const loaded = await CounterStateMachine.fromImageAsync(bytes, options, immediate, zlibCrc32);
+    expect(Buffer.compare(Buffer.from(loaded.snapshot()), Buffer.from(machine.snapshot()))).toBe(0);
+  });
+
   it("an empty machine round-trips", async () => {
     const machine = new CounterStateMachine(options);
     const bytes = await imageBytes(machine.captureImage());
@@ -362,6 +372,8 @@ async function expectCorrupt(bytes: Uint8Array, pattern?: RegExp, loadOptions: S
   expect(() => CounterStateMachine.fromImage(bytes, loadOptions)).toThrow(pattern ?? CorruptionError);
   expect(() => CounterStateMachine.fromImage(bytes, loadOptions)).toThrow(CorruptionError);
   await expect(CounterStateMachine.fromImageAsync(bytes, loadOptions, immediate)).rejects.toThrow(CorruptionError);
+  // The server's checksum (node:zlib's) sees the same damage.
+  await expect(CounterStateMachine.fromImageAsync(bytes, loadOptions, immediate, zlibCrc32)).rejects.toThrow(CorruptionError);
 }
 
 /** Options with another hash seed: the image's saved index does not apply, so every key is hashed and indexed again. */
