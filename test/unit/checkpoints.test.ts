@@ -13,6 +13,7 @@ import {
   decodeShardSnapshotData,
   encodeCheckpoint,
   isCheckpoint,
+  joined,
   type CheckpointHeader,
 } from "../../src/server/checkpoint-format.js";
 import { FileCheckpointStore } from "../../src/storage/checkpoint-store.js";
@@ -95,6 +96,32 @@ describe("checkpoint format", () => {
     expect(Buffer.from(decoded.machine.snapshot()).equals(Buffer.from(driver.machine.snapshot()))).toBe(true);
     const sync = decodeShardSnapshotData(data, defaultOptions, "test");
     expect(Buffer.from(sync.machine.snapshot()).equals(Buffer.from(driver.machine.snapshot()))).toBe(true);
+  });
+
+  it("a checkpoint whose compressed image spans many zlib writes inflates into one buffer, whole", async () => {
+    const driver = machineWithCounters(150_000);
+    const index = driver.machine.appliedIndex;
+    const data = Buffer.concat(await encodeCheckpoint(header(index), driver.machine.captureImage(), pause));
+    const { body } = decodeCheckpointHeader(data, "test");
+    expect(body.length).toBeGreaterThan(1 << 20); // more than one input slice, so several output chunks
+    const decoded = await decodeCheckpoint(data, defaultOptions, pause, "test");
+    expect(Buffer.from(decoded.machine.snapshot()).equals(Buffer.from(driver.machine.snapshot()))).toBe(true);
+  });
+
+  it("joined() adopts chunks that lie in order in one buffer and copies any others", () => {
+    const buffer = Uint8Array.from({ length: 100 }, (_, i) => i);
+    const inOrder = [buffer.subarray(10, 30), buffer.subarray(30, 31), buffer.subarray(31, 60)];
+    const view = joined(inOrder, 50);
+    expect(view.buffer).toBe(buffer.buffer); // no copy
+    expect([...view]).toEqual([...buffer.subarray(10, 60)]);
+    const gap = [buffer.subarray(10, 30), buffer.subarray(31, 61)];
+    const elsewhere = [buffer.subarray(0, 20), Uint8Array.from({ length: 30 }, () => 7)];
+    for (const chunks of [gap, elsewhere]) {
+      const copy = joined(chunks, 50);
+      expect(copy.buffer).not.toBe(buffer.buffer);
+      expect([...copy]).toEqual(chunks.flatMap((chunk) => [...chunk]));
+    }
+    expect(joined([], 0).length).toBe(0);
   });
 
   it("an uncompressed checkpoint (the simulator's) round-trips too, and damage to it is found", async () => {
