@@ -372,8 +372,6 @@ async function expectCorrupt(bytes: Uint8Array, pattern?: RegExp, loadOptions: S
   expect(() => CounterStateMachine.fromImage(bytes, loadOptions)).toThrow(pattern ?? CorruptionError);
   expect(() => CounterStateMachine.fromImage(bytes, loadOptions)).toThrow(CorruptionError);
   await expect(CounterStateMachine.fromImageAsync(bytes, loadOptions, immediate)).rejects.toThrow(CorruptionError);
-  // The server's checksum (node:zlib's) sees the same damage.
-  await expect(CounterStateMachine.fromImageAsync(bytes, loadOptions, immediate, zlibCrc32)).rejects.toThrow(CorruptionError);
 }
 
 /** Options with another hash seed: the image's saved index does not apply, so every key is hashed and indexed again. */
@@ -392,6 +390,8 @@ describe("damaged shard images are a CorruptionError", () => {
           const damaged = Uint8Array.from(bytes);
           damaged[offset + at]! ^= bit;
           await expectCorrupt(damaged);
+          // The server's checksum (node:zlib's) sees the same damage.
+          expect(() => CounterStateMachine.fromImage(damaged, options, zlibCrc32)).toThrow(CorruptionError);
         }
       }
       offset += block.length;
