@@ -45,11 +45,11 @@
  *
  * The CRC is CRC-32 (IEEE, zlib's crc32: the same values as node:zlib crc32), computed in pure JS
  * (src/shard may import no node: module) unless the caller passes a faster one for the blocks
- * (the server passes node:zlib's: at 10 M counters the blocks are ~600 MB a node). Rows are platform-endian typed arrays: an image written
- * on a machine of the other byte order is refused (CorruptionError), not converted. Two replicas'
- * images need not be equal (slot layouts differ), but a loaded image's snapshot() equals the
- * captured machine's byte for byte; the change log (watch history) starts empty, as after
- * restore().
+ * (the server passes node:zlib's: at 10 M counters the blocks are ~600 MB a node). Rows are
+ * platform-endian typed arrays: an image written on a machine of the other byte order is refused
+ * (CorruptionError), not converted. Two replicas' images need not be equal (slot layouts differ),
+ * but a loaded image's snapshot() equals the captured machine's byte for byte; the change log
+ * (watch history) starts empty, as after restore().
  */
 import { ByteReader, ByteWriter, crc32, type Crc32 } from "./binary.js";
 import { ChangeLog } from "./change-log.js";

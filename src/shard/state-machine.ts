@@ -37,8 +37,8 @@
  *   - shard-options.ts     ShardOptions and their defaults
  */
 import { assert } from "../util/assert.js";
-import type { Crc32 } from "./binary.js";
 import { CorruptionError } from "../util/errors.js";
+import type { Crc32 } from "./binary.js";
 import { decodeEntryShape, type Command, type CommandResult, type OpResult } from "./commands.js";
 import type { KeyChange } from "./change-log.js";
 import { encodeKindRecord } from "./kind-table.js";
