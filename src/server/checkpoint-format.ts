@@ -266,15 +266,7 @@ export function joined(chunks: readonly Uint8Array[], length: number): Uint8Arra
   if (first === undefined) return new Uint8Array(0);
   let end = first.byteOffset;
   for (const chunk of chunks) {
-    if (chunk.buffer !== first.buffer || chunk.byteOffset !== end) {
-      const out = new Uint8Array(length);
-      let at = 0;
-      for (const part of chunks) {
-        out.set(part, at);
-        at += part.length;
-      }
-      return out;
-    }
+    if (chunk.buffer !== first.buffer || chunk.byteOffset !== end) return Buffer.concat(chunks, length);
     end += chunk.length;
   }
   return new Uint8Array(first.buffer, first.byteOffset, length);
