@@ -135,7 +135,7 @@ export class PeerReceiver {
       }
       this.context.stats.framesReceived += 1;
       this.context.stats.messagesReceived += batch.length;
-      this.deliver(() => this.context.onMessages(from, batch));
+      if (batch.length > 0) this.deliver(() => this.context.onMessages(from, batch)); // else a hello
     });
     call.on("end", () => call.end());
     call.on("error", () => undefined); // the sender went away: normal

@@ -14,7 +14,9 @@
  *   retransmits from its progress tracking, so dropping is always safe and blocking never is.
  * - A peer that is down is retried with capped exponential backoff and jitter; while it is down
  *   messages to it are dropped and the node is told (onUnreachable), so Raft moves the peer to
- *   probe state instead of streaming into the void (etcd: ReportUnreachable).
+ *   probe state instead of streaming into the void (etcd: ReportUnreachable). A node that comes
+ *   back opens its streams at once and, with nothing to send yet, writes an empty frame on each:
+ *   hearing a peer ends the backoff towards it, so leaders reach a restarted follower at once.
  * - Only nodes of the cluster may speak: Raft trusts every message it steps, so one accepted from
  *   anyone else can depose a leader or append and commit entries. A frame must name a configured
  *   peer, and that claim is proven: with mTLS by the connection's certificate, without TLS by the
@@ -334,6 +336,9 @@ export class PeerTransport {
       link.reachable = true;
       link.backoffMs = this.backoffMinMs;
       this.logger.debug({ peer: link.id, address: link.address }, "peer stream connected");
+      // Nothing queued (a restarted follower has nothing to say until a leader speaks): an empty
+      // frame, so the peer learns we are up and drops its reconnect backoff towards us (peerIsBack).
+      if (link.queue.length === 0) this.writeFrame(link, stream, []);
       this.writeQueued(link);
     });
     stream.on("data", () => undefined); // The receiver sends nothing we need; keep the stream flowing.
@@ -384,8 +389,7 @@ export class PeerTransport {
   private writeQueued(link: PeerLink): void {
     const stream = link.stream;
     if (stream === undefined || link.blocked) return;
-    const frameMac = link.frameMac;
-    if (this.auth !== undefined && frameMac === undefined) return; // the handshake is not done
+    if (this.auth !== undefined && link.frameMac === undefined) return; // the handshake is not done
     while (link.queue.length > 0 && !link.blocked) {
       let count = 0;
       let bytes = 0;
@@ -395,22 +399,30 @@ export class PeerTransport {
         bytes += messageBytes;
         count += 1;
       }
-      const items = link.queue.splice(0, count);
-      const frame = encodeFrame(items);
-      if (frame.payload.length > this.grpcMessageBytesMax) {
-        // Only a single message can get here (frames are cut far below the limit). Sending it
-        // would fail the stream over and over; drop it and let Raft pick smaller batches.
-        this.stats.dropped += items.length;
-        this.logger.error({ peer: link.id, bytes: frame.payload.length }, "message larger than the gRPC limit dropped");
-        continue;
-      }
-      const wire: RaftFrameWire = { fromNode: this.fromNode, payload: frame.payload, crc32c: frame.crc32c };
-      if (frameMac !== undefined) wire.mac = frameMac.sign(frame.payload);
-      const accepted = stream.write(wire);
-      this.stats.framesSent += 1;
-      this.stats.messagesSent += items.length;
-      if (!accepted) link.blocked = true;
+      this.writeFrame(link, stream, link.queue.splice(0, count));
     }
+  }
+
+  /** One frame of `items` on the link's stream (signed when the cluster secret is in use). */
+  private writeFrame(
+    link: PeerLink,
+    stream: grpc.ClientDuplexStream<RaftFrameWire, RaftFrameWire>,
+    items: ReadonlyArray<readonly [number, Message]>,
+  ): void {
+    const frame = encodeFrame(items);
+    if (frame.payload.length > this.grpcMessageBytesMax) {
+      // Only a single message can get here (frames are cut far below the limit). Sending it
+      // would fail the stream over and over; drop it and let Raft pick smaller batches.
+      this.stats.dropped += items.length;
+      this.logger.error({ peer: link.id, bytes: frame.payload.length }, "message larger than the gRPC limit dropped");
+      return;
+    }
+    const wire: RaftFrameWire = { fromNode: this.fromNode, payload: frame.payload, crc32c: frame.crc32c };
+    if (link.frameMac !== undefined) wire.mac = link.frameMac.sign(frame.payload);
+    const accepted = stream.write(wire);
+    this.stats.framesSent += 1;
+    this.stats.messagesSent += items.length;
+    if (!accepted) link.blocked = true;
   }
 
   private closeLink(link: PeerLink): void {

@@ -301,6 +301,21 @@ describe("PeerTransport", () => {
     await waitFor(() => b.received.some((r) => r.groupId === 4), "message to the restarted peer", 5_000);
   });
 
+  it("reconnects at once when the restarted peer has nothing to send yet", async () => {
+    // A restarted follower sends nothing until a leader speaks to it (or its election timeout),
+    // so its streams' opening alone must bring the peer's link back: it says hello with an empty
+    // frame. Without that the leader's heartbeats waited out the backoff (or the follower's
+    // election timeout), and a restarted node stayed unready ~0.6 s longer.
+    const { a, port } = await pairWithPeerGone({ reconnectBackoffMinMs: 20_000, reconnectBackoffMaxMs: 20_000 });
+    const b = await startNode(2, {}, port);
+    b.transport.setPeer(1, a.transport.boundAddress);
+    await waitFor(() => a.transport.isConnected(2), "reconnection well before the backoff ends", 5_000);
+    a.transport.send(2, 4, message(1, 2, { commit: 9 }));
+    a.transport.flush();
+    await waitFor(() => b.received.some((r) => r.groupId === 4), "message to the restarted peer", 5_000);
+    expect(a.received).toEqual([]); // the hello delivers no message
+  });
+
   it("bounds the per-peer queue: a full queue drops and counts", async () => {
     const a = await startNode(1, { maxQueuedMessagesPerPeer: 10 });
     const b = await startNode(2);
