@@ -14,7 +14,6 @@ import { ConfigError, findNode, listenAddress, loadClusterConfig, type ClusterCo
 import { TallyNode } from "./node.js";
 import { createClientServer, prepareClientServices } from "./rpc/server.js";
 import { RequestGuard } from "./rpc/request-guard.js";
-import { loadReflection } from "./rpc/reflection.js";
 import { tallyProto } from "../api/proto.js";
 import { warmUpApplyPath } from "../shard/warm-up.js";
 import { crc32c } from "../storage/crc32c.js";
@@ -115,7 +114,6 @@ async function main(): Promise<void> {
   // the log records' checksum, which a joining follower ran cold over its first 512 KiB of appends.
   warmUpApplyPath();
   for (let round = 0; round < 16; round++) crc32c(WARM_UP_BYTES, round);
-  loadReflection();
   prepareClientServices(config.limits);
   // The refusals a RequestGuard builds at once encode google.rpc.Status details, whose encoders
   // protobufjs generates on first use: ~20 ms that createClientServer ran while the shards
