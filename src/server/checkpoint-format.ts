@@ -155,16 +155,12 @@ export interface DecodedShardState {
   header: CheckpointHeader | undefined;
 }
 
-/**
- * Decodes a checkpoint: inflated off the event loop, the machine built in slices (no step holds the
- * event loop long), its counter table with room for `reserveKeys` more keys (readImage).
- */
+/** Decodes a checkpoint: inflated off the event loop, the machine built in slices (no step holds the event loop long). */
 export async function decodeCheckpoint(
   data: Uint8Array,
   options: ShardOptions,
   pause: () => Promise<void>,
   what: string,
-  reserveKeys = 0,
 ): Promise<DecodedShardState> {
   const decoded = decodeCheckpointHeader(data, what);
   let crc = 0;
@@ -174,8 +170,7 @@ export async function decodeCheckpoint(
   }
   if (crc !== decoded.bodyCrc) throw new CorruptionError(`${what}: image checksum mismatch`);
   const image = decoded.compression === COMPRESSION_NONE ? decoded.body : await inflate(decoded.body, decoded.imageBytes, what);
-  const machine = await CounterStateMachine.fromImageAsync(checkedLength(image, decoded, what), options, pause, crc32, reserveKeys);
-  return checked(decoded, machine, what);
+  return checked(decoded, await CounterStateMachine.fromImageAsync(checkedLength(image, decoded, what), options, pause, crc32), what);
 }
 
 /** Decodes shard snapshot data of either format, synchronously (a checkpoint is decoded ahead of its install: this is the fallback). */

@@ -17,7 +17,6 @@ import {
   type RowLimits,
 } from "./counter-table.js";
 import { assert } from "../util/assert.js";
-import { GROW_AHEAD } from "./counter-table-slices.js";
 
 export class LoadingCounterTable extends CounterTable {
   /** During a load (forBlocks .. finishLoad): the declared count, and the key bytes of the rows loaded. */
@@ -42,7 +41,6 @@ export class LoadingCounterTable extends CounterTable {
     rowBytes: number,
     arenaBytes: number,
     corrupt: (problem: string) => never,
-    reserveKeys = 0,
   ): LoadingCounterTable {
     const slots = rowBytes / ROW_BYTES;
     if (!Number.isInteger(slots)) corrupt(`counter rows of ${rowBytes} bytes, not a multiple of ${ROW_BYTES}`);
@@ -50,26 +48,16 @@ export class LoadingCounterTable extends CounterTable {
     if (!Number.isInteger(count) || count < 0 || count > slots) corrupt(`${count} counters in ${slots} rows`);
     if (arenaBytes > ARENA_BYTES_MAX) corrupt(`key arena of ${arenaBytes} bytes`);
     const table = new LoadingCounterTable(hashSeed);
-    // Room to grow in the rows and the arena (untouched memory costs nothing), so the first new
-    // keys after a load do not copy them whole to grow them: 1/8, or the keys the caller expects
-    // to add (a restart replays its log above the checkpoint) with the arena bytes they take at
-    // this table's mean key length, plus the grow-ahead margin (growthDue stays false). An
-    // adopted index is kept as saved (sizeIndex, which builds one, leaves the same room).
-    const reserve = Math.max(0, Math.min(COUNTERS_MAX, Math.floor(reserveKeys)));
-    const meanKeyBytes = count > 0 ? Math.ceil(arenaBytes / count) : 0;
-    table.slotCapacity = Math.max(INITIAL_SLOTS, Math.ceil((slots + Math.max(slots >>> 3, reserve)) / GROW_AHEAD));
+    // 1/8 of room to grow (untouched memory costs nothing), so the first new keys after a load do
+    // not copy the whole rows, arena or index to grow them.
+    table.slotCapacity = Math.max(INITIAL_SLOTS, slots + (slots >>> 3));
     table.setRows(new ArrayBuffer(table.slotCapacity * ROW_BYTES));
     table.highWaterSlot = slots;
-    const arenaRoom = Math.ceil((arenaBytes + Math.max(arenaBytes >>> 3, reserve * meanKeyBytes)) / GROW_AHEAD);
-    table.arena = new Uint8Array(Math.min(ARENA_BYTES_MAX, Math.max(INITIAL_ARENA_BYTES, arenaRoom)));
+    table.arena = new Uint8Array(Math.min(ARENA_BYTES_MAX, Math.max(INITIAL_ARENA_BYTES, arenaBytes + (arenaBytes >>> 3))));
     table.arenaUsedBytes = arenaBytes;
     table.loadingCount = count;
-    table.reserveKeys = reserve;
     return table;
   }
-
-  /** Keys the load leaves room for beyond its own (forBlocks' reserveKeys). */
-  protected reserveKeys = 0;
 
   /**
    * An empty index sized for the counters being loaded (when none is adopted): a step of its own,
@@ -78,7 +66,7 @@ export class LoadingCounterTable extends CounterTable {
   sizeIndex(): void {
     const count = this.loadingCount;
     let entries = INITIAL_INDEX_ENTRIES;
-    while (count + Math.max(count >>> 3, this.reserveKeys) > entries * MAX_LOAD) entries *= 2;
+    while (count + (count >>> 3) > entries * MAX_LOAD) entries *= 2;
     this.index = new Int32Array(entries * 2);
     this.indexMask = entries - 1;
   }

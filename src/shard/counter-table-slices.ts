@@ -115,9 +115,3 @@ export function touchInSlices(buffer: Int32Array, pause: SlicePause, sliceBytes:
     buffer.fill(0, from, to),
   );
 }
-
-/** A view of `length` bytes over `spare` when it is large enough, else over a new buffer with slack. */
-export function blockFor(spare: ArrayBuffer | undefined, length: number): Uint8Array {
-  if (spare !== undefined && spare.byteLength >= length) return new Uint8Array(spare, 0, length);
-  return new Uint8Array(new ArrayBuffer(length + (length >>> 3)), 0, length);
-}

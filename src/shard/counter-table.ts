@@ -41,7 +41,7 @@ import { fmix32 } from "../util/hash.js";
 import { INT64_MAX, INT64_MIN, NATIVE_LITTLE_ENDIAN } from "../util/int64.js";
 import { sortKeysInArena } from "./key-sort.js";
 import { copyInSlices, GROW_AHEAD, GROW_AHEAD_MIN_SLOTS, placeEntries, SLICE_BYTES, touchInSlices } from "./counter-table-slices.js";
-import { blockFor, type SlicePause } from "./counter-table-slices.js";
+import type { SlicePause } from "./counter-table-slices.js";
 
 export const ROW_BYTES = 24;
 export const INITIAL_SLOTS = 1024;
@@ -469,14 +469,6 @@ export class CounterTable {
     }
   }
 
-  /** An empty table given room for `keys` keys of `keyBytes` bytes in all: a shard about to replay its whole log. */
-  presize(keys: number, keyBytes: number): void {
-    assert(this.count === 0 && this.highWaterSlot === 0 && this.arenaUsedBytes === 0, "presize() is for an empty table");
-    this.reserve(Math.ceil(Math.min(keys, COUNTERS_MAX) / GROW_AHEAD)); // growthDue stays false until they are in
-    const arenaBytes = Math.min(ARENA_BYTES_MAX, Math.ceil(keyBytes / GROW_AHEAD));
-    if (arenaBytes > this.arena.length) this.arena = new Uint8Array(arenaBytes);
-  }
-
   /** Grows the rows and the index for `count` counters at once (a restore knows how many). */
   reserve(count: number): void {
     if (count > this.slotCapacity) this.resizeRows(count);
@@ -596,4 +588,10 @@ export class CounterTable {
     this.index = index;
     this.indexMask = mask;
   }
+}
+
+/** A view of `length` bytes over `spare` when it is large enough, else over a new buffer with slack. */
+function blockFor(spare: ArrayBuffer | undefined, length: number): Uint8Array {
+  if (spare !== undefined && spare.byteLength >= length) return new Uint8Array(spare, 0, length);
+  return new Uint8Array(new ArrayBuffer(length + (length >>> 3)), 0, length);
 }

@@ -349,11 +349,9 @@ function readHeader(bytes: Uint8Array, corrupt: Corrupt): ImageHeader {
 /**
  * Reads an image into a new state (the machine's, fresh from its constructor), yielding between
  * slices of work: each slice checksums at most CHECKSUM_SLICE_BYTES, copies at most that many
- * arena bytes, loads ROWS_PER_STEP rows or RECORDS_PER_STEP records. The counter table's rows and
- * arena get room for `reserveKeys` more keys (untouched memory: a restart's bound on what its log
- * will add; CounterStateMachine.reserveIndex sizes the index). Throws CorruptionError.
+ * arena bytes, loads ROWS_PER_STEP rows or RECORDS_PER_STEP records. Throws CorruptionError.
  */
-export function* readImage(state: ShardState, input: Uint8Array, blockCrc: Crc32 = crc32, reserveKeys = 0): Generator<void, void, void> {
+export function* readImage(state: ShardState, input: Uint8Array, blockCrc: Crc32 = crc32): Generator<void, void, void> {
   // A plain view: the readers' slice() must copy (Buffer's slice() is a view, which would keep
   // the caller's buffer alive inside the state and let its reuse change the state).
   const bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
@@ -382,7 +380,7 @@ export function* readImage(state: ShardState, input: Uint8Array, blockCrc: Crc32
   state.appliedIndex = header.appliedIndex;
   state.clockMs = header.clockMs;
 
-  const table = LoadingCounterTable.forBlocks(state.options.hashSeed, header.counterCount, rows.length, arena.length, corrupt, reserveKeys);
+  const table = LoadingCounterTable.forBlocks(state.options.hashSeed, header.counterCount, rows.length, arena.length, corrupt);
   yield; // its allocations take a turn of their own
   for (const [from, to] of slices(arena.length, CHECKSUM_SLICE_BYTES)) {
     table.loadArenaBytes(arena, from, to);

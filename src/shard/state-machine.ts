@@ -324,11 +324,6 @@ export class CounterStateMachine {
     return captureImageInSlices(this.state, pause);
   }
 
-  /** Room for `keys` keys of `keyBytes` bytes in all in an empty machine's counter table (CounterTable.presize). */
-  presize(keys: number, keyBytes: number): void {
-    this.state.counters.presize(keys, keyBytes);
-  }
-
   /** True when the counter table will soon need to grow (CounterTable.growthDue): growAhead() then. */
   growthDue(): boolean {
     return this.state.counters.growthDue();
@@ -363,9 +358,9 @@ export class CounterStateMachine {
   }
 
   /** A machine from the bytes of encodeShardImage() (concatenated). Throws CorruptionError on any damage. */
-  static fromImage(bytes: Uint8Array, options: ShardOptions, blockCrc?: Crc32, reserveKeys = 0): CounterStateMachine {
+  static fromImage(bytes: Uint8Array, options: ShardOptions, blockCrc?: Crc32): CounterStateMachine {
     const machine = new CounterStateMachine(options);
-    const steps = readImage(machine.state, bytes, blockCrc, reserveKeys);
+    const steps = readImage(machine.state, bytes, blockCrc);
     while (steps.next().done !== true);
     return machine;
   }
@@ -373,17 +368,15 @@ export class CounterStateMachine {
   /**
    * fromImage(), with `await pause()` between slices of the work (checksums, row validation and
    * the index rebuild, sessions, kinds, request ids), so no slice holds the event loop for long.
-   * `reserveKeys`: room in the counter table for that many more keys (readImage).
    */
   static async fromImageAsync(
     bytes: Uint8Array,
     options: ShardOptions,
     pause: () => Promise<void>,
     blockCrc?: Crc32,
-    reserveKeys = 0,
   ): Promise<CounterStateMachine> {
     const machine = new CounterStateMachine(options);
-    const steps = readImage(machine.state, bytes, blockCrc, reserveKeys);
+    const steps = readImage(machine.state, bytes, blockCrc);
     do await pause();
     while (steps.next().done !== true);
     return machine;

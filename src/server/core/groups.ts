@@ -280,8 +280,7 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
     for (const index of files) {
       try {
         const data = await this.options.checkpoints.read(shardId, index);
-        const what = `checkpoint ${index} of shard ${shardId}`;
-        state = await decodeCheckpoint(data, this.shardOptions, this.options.pause, what, newKeysBound(loaded.entries, index));
+        state = await decodeCheckpoint(data, this.shardOptions, this.options.pause, `checkpoint ${index} of shard ${shardId}`);
         const header = state.header!;
         snapshot = { metadata: { index: header.index, term: header.term, confState: header.confState }, data: new Uint8Array(0) };
         break;
@@ -314,8 +313,6 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
           : decodeDescriptor(descriptorBytes, `shard ${shardId}`);
       const machine = new CounterStateMachine(this.shardOptions);
       if (recordedIndex > 0) machine.applyEntry(recordedIndex, new Uint8Array(0));
-      // The whole log is replayed into it: room for the keys it may add (untouched memory).
-      machine.presize(newKeysBound(loaded.entries, recordedIndex), logBytesAbove(loaded.entries, recordedIndex));
       state = { descriptor, machine, header: undefined };
       snapshot = recorded;
     }
@@ -546,29 +543,4 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
     this.stats.replicasRemoved++;
     this.log.info({ shard: shardId }, "removed replica");
   }
-}
-
-/**
- * Log bytes per key that an op creating it takes at least, in practice: its key (a few bytes and
- * up), the key's length and a delta (a packed add: 2 + key + 8 bytes).
- */
-export const LOG_BYTES_PER_NEW_KEY = 16;
-
-/**
- * How many keys the log above `index` may add when a restart replays it, bounded from its bytes:
- * the room a restored counter table's rows and arena get (untouched memory until used), so that
- * the replay, which the driver loop applies after the node starts, does not copy them to grow
- * them with the shard's apply held. The index is left as it was saved: it is written whole, so
- * room in it costs memory and a re-placement at every restart, and a log of updates to existing
- * keys needs none.
- */
-export function newKeysBound(entries: readonly Entry[], index: number): number {
-  return Math.floor(logBytesAbove(entries, index) / LOG_BYTES_PER_NEW_KEY);
-}
-
-/** The bytes of the log's entries above `index`. */
-function logBytesAbove(entries: readonly Entry[], index: number): number {
-  let bytes = 0;
-  for (const entry of entries) if (entry.index > index) bytes += entry.data.length;
-  return bytes;
 }
