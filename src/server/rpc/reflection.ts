@@ -71,7 +71,10 @@ export function decodeReflectionRequest(bytes: Uint8Array): ReflectionRequest {
 }
 
 const files = new Map(REFLECTION_FILES.map((file) => [file.name, { ...file, bytes: Buffer.from(file.descriptor, "base64") }]));
-const symbols = new Map(REFLECTION_SYMBOLS);
+/** Every symbol reflection knows -> the file that defines it. */
+export const REFLECTED_SYMBOLS: ReadonlyMap<string, string> = new Map(
+  Object.entries(REFLECTION_SYMBOLS).flatMap(([file, names]) => names.map((name) => [name, file] as const)),
+);
 
 /** A file and every file it depends on, transitively (in @grpc/reflection's order). */
 function withDependencies(name: string): Buffer[] {
@@ -114,7 +117,7 @@ export function answerReflection(raw: Uint8Array): Buffer {
     return response.bytes(6, list.finish()).finish();
   }
   if (kind === "fileContainingSymbol" || kind === "fileByFilename") {
-    const file = kind === "fileByFilename" ? (files.has(value) ? value : undefined) : symbols.get(value);
+    const file = kind === "fileByFilename" ? (files.has(value) ? value : undefined) : REFLECTED_SYMBOLS.get(value);
     if (file !== undefined) return response.bytes(4, fileResponse(withDependencies(file))).finish();
     const message = kind === "fileByFilename" ? `Proto file not found: ${value}` : `Symbol not found: ${value}`;
     return response.bytes(7, errorResponse(grpc.status.NOT_FOUND, message)).finish();
