@@ -3,10 +3,11 @@
  * torn tail, trimming only after a flush is answered, and the exactly-once re-send of a flush
  * after a crash with the same session and seq (against a fake shard that dedupes like a session).
  */
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { appendFileSync, constants, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { open as fsOpen } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import { ConfigError, parseClusterConfig } from "../../src/server/config/config.js";
 import { EventualBuffer } from "../../src/server/eventual/buffer.js";
 import { decodeRecord, encodeRecord, type BufferRecord } from "../../src/server/eventual/buffer-records.js";
@@ -32,6 +33,14 @@ function dataDir(): string {
 }
 
 const key = (text: string) => new TextEncoder().encode(text);
+/** The target of a /proc fd link, or undefined once the fd closed. */
+function readlinkSafe(path: string): string | undefined {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return undefined;
+  }
+}
 let clock = 1_000;
 
 function open(dir: string, compactBytes = 1 << 30): Promise<EventualBuffer> {
@@ -67,6 +76,36 @@ describe("eventual buffer", () => {
     expect(buffer.groupsWritten).toBeLessThanOrEqual(3);
     expect(buffer.state.unflushedAdds()).toBe(200);
     await buffer.close();
+  });
+
+  it("with fsync on, writes each group synchronized (O_DSYNC: one write, no fdatasync); with it off, neither", async () => {
+    // The file's open flags from /proc (Linux); O_DSYNC is 0o10000 there.
+    const flagsOf = (dir: string): number => {
+      const target = join(dir, "eventual", "buffer.log");
+      for (const fd of readdirSync("/proc/self/fd"))
+        if (readlinkSafe(`/proc/self/fd/${fd}`) === target)
+          return Number.parseInt(/^flags:\s+([0-7]+)/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))![1]!, 8);
+      throw new Error(`${target} is not open`);
+    };
+    const probe = await fsOpen(tmpdir(), "r");
+    const fileHandle = Object.getPrototypeOf(probe) as { datasync: () => Promise<void> };
+    await probe.close();
+    const datasync = vi.spyOn(fileHandle, "datasync");
+    try {
+      for (const fsync of [true, false]) {
+        const dir = dataDir();
+        const buffer = await EventualBuffer.open({ dataDir: dir, fsync, compactBytes: 1 << 30, nowMs: () => clock });
+        await Promise.all(Array.from({ length: 20 }, (_, i) => buffer.add([{ key: key(`k${i}`), delta: 1n }])));
+        if (process.platform === "linux") expect((flagsOf(dir) & constants.O_DSYNC) !== 0).toBe(fsync);
+        await buffer.close();
+        const again = await EventualBuffer.open({ dataDir: dir, fsync, compactBytes: 1 << 30, nowMs: () => clock });
+        expect(again.state.unflushedAdds()).toBe(20);
+        await again.close();
+      }
+      if (process.platform === "linux") expect(datasync).not.toHaveBeenCalled();
+    } finally {
+      datasync.mockRestore();
+    }
   });
 
   it("cuts a torn tail off on replay and keeps every complete record", async () => {

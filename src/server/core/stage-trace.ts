@@ -24,7 +24,7 @@
  * Per sampled eventual add (the same 1 in N of EventualAdd requests, at the node that buffers it):
  *   evHandler    the handler started until its record was queued for the buffer file (validation)
  *   evGroupWait  queued until the group holding it started its write (the previous group's sync)
- *   evSync       that group's write + fdatasync
+ *   evSync       that group's synchronized write
  *   evAnswer     durable until the handler returned its answer (the fold, then promise hops)
  *   evTotal      the handler started until it returned
  * Per flusher tick that looked at the pending keys: flushTick, the loop time it took.

@@ -11,7 +11,7 @@ export interface EventualMetrics {
   flushFailures: Counter<"outcome">;
   /** EventualAdd from the request's arrival to its group being durable (server side). */
   addSeconds: Histogram;
-  /** One group's write + fdatasync, and the records it carried. */
+  /** One group's synchronized write (O_DSYNC, or write + fdatasync), and the records it carried. */
   syncSeconds: Histogram;
   /** A flush: cut (its record made durable), send (the shard's answer), from the oldest add it carries to that answer (lag). */
   flushSeconds: Histogram<"phase">;
@@ -65,7 +65,7 @@ export function eventualMetrics(buffer: EventualBuffer, registry: Registry | und
     }),
     syncSeconds: new Histogram({
       name: "tally_eventual_sync_duration_seconds",
-      help: "One eventual buffer group: write + fdatasync",
+      help: "One eventual buffer group: its synchronized write",
       buckets: BUCKETS,
       registers,
     }),
