@@ -3,13 +3,13 @@
  * records (u32 LE payload length, u32 LE CRC-32C of the payload, payload).
  *
  * Group commit: append() queues a record; one writer at a time writes everything queued as one
- * synchronized write, then resolves every record of that group. With fsync on, the file is open
- * with O_DSYNC (where the platform has it), so that write returns once its data is on disk: one
- * system call and one round trip through libuv's thread pool per group instead of a write and
- * then an fdatasync (35% less CPU per group on the box of docs/benchmarks.md); elsewhere, a write
- * and an fdatasync. Records that arrive while a
- * sync runs form the next group, so one fsync covers every add that came in during the previous
- * one, and the fsync rate is bounded by the disk, not by the add rate.
+ * synchronized write, then resolves every record of that group. Records that arrive while a sync
+ * runs form the next group, so one sync covers every add that came in during the previous one,
+ * and the sync rate is bounded by the disk, not by the add rate. With fsync on, the file is open
+ * with O_DSYNC (where the platform has it), so the write returns once its data is on disk: one
+ * system call and one trip through libuv's thread pool per group, where a write and then an
+ * fdatasync took two (a third less CPU per durable append on the box of docs/benchmarks.md);
+ * without O_DSYNC, a write and an fdatasync.
  *
  * Why a file of our own and not the node's LevelDB: the buffer is written on every eventual add and
  * trimmed wholesale, and a synchronized append is the cheapest durable write there is; sharing the
@@ -78,13 +78,13 @@ export class BufferLog {
   static async open(directory: string, fsync: boolean): Promise<{ log: BufferLog; replay: ReplayResult }> {
     mkdirSync(directory, { recursive: true });
     const path = join(directory, "buffer.log");
-    const bytes = existsSync(path) ? readFileSync(path) : Buffer.alloc(0);
+    const existed = existsSync(path);
+    const bytes = existed ? readFileSync(path) : Buffer.alloc(0);
     const { records, validBytes } = readFrames(bytes);
-    const created = !existsSync(path);
     const handle = await open(path, openFlags(fsync, false));
     // A new file's name is durable only once its directory is synced: without it a crash could
     // take the file, and the adds it acknowledged, away.
-    if (created && fsync) await syncDirectory(directory);
+    if (!existed && fsync) await syncDirectory(directory);
     if (validBytes < bytes.length) {
       await handle.truncate(validBytes);
       await handle.sync();
