@@ -87,7 +87,9 @@ function reflectionIndex(): string {
   const symbolsOf = new Map<string, string[]>();
   for (const [symbol, file] of Object.entries(index.symbols)) {
     const name = nameOf.get(file)!;
-    symbolsOf.set(name, [...(symbolsOf.get(name) ?? []), symbol]);
+    const list = symbolsOf.get(name) ?? [];
+    symbolsOf.set(name, list);
+    list.push(symbol);
   }
   const wrapped = (names: string[]): string[] => {
     const lines: string[] = [];
