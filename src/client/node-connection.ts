@@ -12,8 +12,10 @@ import {
   type PipelineOpInputs,
   type PipelineOpName,
   type PipelineRequestInput,
+  type PipelineResponseBatchMessage,
   type PipelineResponseMessage,
 } from "../api/proto.js";
+import { MessagePacker } from "./message-packer.js";
 
 /**
  * How one Pipeline attempt ended. `unsent` means the request certainly never reached the node
@@ -34,7 +36,24 @@ interface PendingAttempt {
   settle(outcome: PipelineOutcome): void;
 }
 
-type PipelineStream = grpc.ClientDuplexStream<PipelineRequestInput, PipelineResponseMessage>;
+/**
+ * The connection's op stream: PipelineBatch (the ops of one event-loop turn leave in as few
+ * messages as MessagePacker allows, replies come back together) or, against a node without it or
+ * after a batch message was refused, Pipeline (one op per message).
+ */
+interface PipelineStream {
+  readonly call: grpc.ClientDuplexStream<never, PipelineResponseMessage | PipelineResponseBatchMessage>;
+  readonly batched: boolean;
+  /** Ops waiting for the end of the turn (batched streams only). */
+  packer: MessagePacker | undefined;
+}
+
+/** Stream failures after which the connection falls back to one op per message: the node lacks PipelineBatch, or refused a batch message. */
+const UNBATCHED_AFTER: ReadonlySet<number> = new Set([
+  grpc.status.UNIMPLEMENTED,
+  grpc.status.RESOURCE_EXHAUSTED,
+  grpc.status.INVALID_ARGUMENT,
+]);
 
 export interface NodeConnectionOptions {
   address: string;
@@ -58,8 +77,8 @@ function bearerTokenInterceptor(token: string): grpc.Interceptor {
 }
 
 /**
- * One node: one gRPC channel (shared by the counter and admin clients) and at most one Pipeline
- * stream over it, opened lazily and reopened after it dies. Attempts are matched to replies by id;
+ * One node: one gRPC channel (shared by the counter and admin clients) and at most one op stream
+ * (PipelineBatch, or Pipeline where the node lacks it) over it, opened lazily and reopened after it dies. Attempts are matched to replies by id;
  * ids are unique for the connection's lifetime, so a late reply can never be taken for another op.
  * Invariant: every pending attempt belongs to the current stream; when a stream dies, all of them
  * are settled as `lost` before another stream is opened.
@@ -79,6 +98,8 @@ export class NodeConnection {
   private readonly connectTimeoutMs: number;
   private readonly logger: Logger;
   private stream: PipelineStream | undefined;
+  /** Cleared for good when a PipelineBatch stream fails as UNBATCHED_AFTER says. */
+  private batchedStreams = true;
   private readonly pending = new Map<string, PendingAttempt>();
   private nextId = 1;
   private connecting: Promise<boolean> | undefined;
@@ -149,9 +170,11 @@ export class NodeConnection {
   private openStream(): PipelineStream {
     assert(this.stream === undefined, "a pipeline stream is already open");
     assert(this.pending.size === 0, "pending attempts without a stream");
-    const stream: PipelineStream = this.counterClient.Pipeline();
+    const batched = this.batchedStreams;
+    const call = (batched ? this.counterClient.PipelineBatch() : this.counterClient.Pipeline()) as PipelineStream["call"];
+    const stream: PipelineStream = { call, batched, packer: undefined };
     this.stream = stream;
-    stream.on("data", (response: PipelineResponseMessage) => {
+    const onReply = (response: PipelineResponseMessage): void => {
       const attempt = this.pending.get(response.id);
       if (attempt === undefined) return; // timed out or aborted already: the reply is stale.
       this.pending.delete(response.id);
@@ -160,14 +183,50 @@ export class NodeConnection {
       } else {
         attempt.settle({ kind: "reply", response });
       }
+    };
+    call.on(
+      "data",
+      batched
+        ? (message: PipelineResponseBatchMessage) => {
+            for (const response of message.responses) onReply(response);
+          }
+        : onReply,
+    );
+    call.on("error", (error: Error) => {
+      if (batched && UNBATCHED_AFTER.has((error as grpc.ServiceError).code)) {
+        this.logger.debug({ err: error }, "PipelineBatch refused; one op per message from now on");
+        this.batchedStreams = false;
+      }
+      // A node without the method ran none of the stream's ops.
+      this.onStreamDown(stream, error, batched && (error as grpc.ServiceError).code === grpc.status.UNIMPLEMENTED);
     });
-    stream.on("error", (error: Error) => this.onStreamDown(stream, error));
-    stream.on("end", () => this.onStreamDown(stream, new Error("pipeline stream ended by the server")));
-    stream.on("close", () => this.onStreamDown(stream, new Error("pipeline stream closed")));
+    call.on("end", () => this.onStreamDown(stream, new Error("pipeline stream ended by the server")));
+    call.on("close", () => this.onStreamDown(stream, new Error("pipeline stream closed")));
     return stream;
   }
 
-  private onStreamDown(stream: PipelineStream, cause: unknown): void {
+  /** Writes one op: at once on a Pipeline stream, at the end of the turn with the turn's others on a PipelineBatch stream. */
+  private write(stream: PipelineStream, request: PipelineRequestInput): void {
+    // Backpressure: write() returning false only means gRPC buffered it; the buffer is bounded
+    // by the client's in-flight limit (maxInflightOps), so there is nothing to wait for.
+    if (!stream.batched) {
+      stream.call.write(request as never);
+      return;
+    }
+    if (stream.packer === undefined) {
+      const packer = new MessagePacker();
+      stream.packer = packer;
+      setImmediate(() => {
+        stream.packer = undefined;
+        // A stream that died meanwhile settled these ops as lost already.
+        if (this.stream !== stream) return;
+        for (const requests of packer.messages()) stream.call.write({ requests } as never);
+      });
+    }
+    stream.packer.add(request);
+  }
+
+  private onStreamDown(stream: PipelineStream, cause: unknown, neverRan = false): void {
     if (this.stream !== stream) return;
     this.stream = undefined;
     // A stream can end while the connection stays up (the server reset one call); only a
@@ -178,9 +237,9 @@ export class NodeConnection {
     }
     const attempts = [...this.pending.values()];
     this.pending.clear();
-    for (const attempt of attempts) attempt.settle({ kind: "lost", cause });
+    for (const attempt of attempts) attempt.settle(neverRan ? { kind: "unsent", cause } : { kind: "lost", cause });
     // Drop our half too, so gRPC frees the call.
-    stream.cancel();
+    stream.call.cancel();
   }
 
   /** Sends one op on the pipeline and waits (at most timeoutMs after it is written) for its reply. */
@@ -224,10 +283,7 @@ export class NodeConnection {
         this.pending.delete(id);
         finish({ kind: "aborted", sent: true });
       });
-      const request: PipelineRequestInput = { id: idNumber, [opName]: op };
-      // Backpressure: write() returning false only means gRPC buffered it; the buffer is bounded
-      // by the client's in-flight limit (maxInflightOps), so there is nothing to wait for.
-      stream.write(request);
+      this.write(stream, { id: idNumber, [opName]: op });
     });
   }
 
@@ -286,8 +342,8 @@ export class NodeConnection {
     this.pending.clear();
     for (const attempt of attempts) attempt.settle({ kind: "aborted", sent: true });
     if (stream !== undefined) {
-      stream.end();
-      stream.cancel();
+      stream.call.end();
+      stream.call.cancel();
     }
     this.counterClient.close();
     this.adminClient.close();

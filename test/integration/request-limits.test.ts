@@ -203,6 +203,57 @@ describe("request limits with access control on", () => {
     expect(answers[0]!.error.message).toMatch(/keys: more than 10000 elements/);
   });
 
+  test("PipelineBatch: each request of a message answered alone, bad ones included; a message over a bound ends the stream and runs none of it", async () => {
+    const batch = counter("PipelineBatch");
+    const reply = (bytes: Buffer): Json[] => (batch.responseDeserialize(bytes) as Json).responses as Json[];
+    const clientId = await session();
+    const added = keyInShard("limits:batch-added", 1, SHARDS);
+    const fine = { id: "2", get: { key: Buffer.from(keyInShard("limits:batch-fine", 1, SHARDS)), shardId: 1 } };
+    const message = batch.requestSerialize({
+      requests: [
+        { id: "1", add: { key: Buffer.from(added), delta: "5", header: { shardId: 1, clientId, seq: "1", firstUnackedSeq: "1" } } },
+        fine,
+        { id: "3" }, // no operation
+        { id: "4", get: { key: Buffer.alloc(0), shardId: 1 } }, // an empty key
+      ],
+    });
+    const stream = await bidi(leader1, batch.path, [message]);
+    expect(stream.status.code, stream.status.details).toBe(grpc.status.OK);
+    const answers = stream.responses.flatMap(reply).sort((a, b) => Number(a.id) - Number(b.id));
+    expect(answers.map((answer) => [answer.id, answer.result])).toEqual([
+      ["1", "mutation"],
+      ["2", "get"],
+      ["3", "error"],
+      ["4", "error"],
+    ]);
+    expect(answers[2]!.error.code).toBe("INVALID_ARGUMENT");
+    expect(answers[2]!.error.message).toMatch(/carries no operation/);
+    expect(answers[3]!.error.code).toBe("INVALID_ARGUMENT");
+    const read = await call(leader1, "Get", { key: Buffer.from(added), shardId: 1 });
+    expect(read.decoded!.value).toBe("5");
+
+    // Over a bound: the whole message is refused before decoding, the add beside it never runs.
+    const untouched = keyInShard("limits:batch-untouched", 1, SHARDS);
+    const overBound = batch.requestSerialize({
+      requests: [
+        { id: "5", add: { key: Buffer.from(untouched), delta: "1", header: { shardId: 1, clientId, seq: "2", firstUnackedSeq: "2" } } },
+        { id: "6", getMany: { keys: new Array(10_001).fill(Buffer.from("k")), shardId: 1 } },
+      ],
+    });
+    const refused = await bidi(leader1, batch.path, [overBound]);
+    expect(refused.status.code, refused.status.details).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(refused.info?.code).toBe("INVALID_ARGUMENT");
+    expect(refused.status.details).toMatch(/keys: more than 10000 elements/);
+    expect(refused.responses).toEqual([]);
+    const malformed = await bidi(leader1, batch.path, [Buffer.from([0x0a, 0x07, 0x08])]);
+    expect(malformed.status.code, malformed.status.details).toBe(grpc.status.INVALID_ARGUMENT);
+    await expectAbsent(untouched);
+    // The node goes on serving streams.
+    const after = await bidi(leader1, batch.path, [batch.requestSerialize({ requests: [fine] })]);
+    expect(after.status.code, after.status.details).toBe(grpc.status.OK);
+    expect(after.responses.flatMap(reply).map((answer) => answer.result)).toEqual(["get"]);
+  });
+
   test("the node-wide in-flight bound answers OVERLOADED with a retry hint over every connection, and no group changes leader", async () => {
     const before = await settledLeaderChanges(cluster);
     // 6 connections x 8 reads that wait (STALE at an index no replica will reach before the 4 s

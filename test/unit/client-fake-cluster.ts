@@ -10,7 +10,9 @@ import {
   type GetRequestMessage,
   type GetResponseMessage,
   type KeepAliveRequestMessage,
+  type PipelineRequestBatchMessage,
   type PipelineRequestMessage,
+  type PipelineResponseBatchInput,
   type PipelineResponseInput,
   type RegisterSessionRequestMessage,
   type RequestHeaderMessage,
@@ -39,8 +41,10 @@ export interface FakeNode {
   id: string;
   address: string;
   server: grpc.Server;
-  /** Live Pipeline calls on this node. */
-  streams: Set<grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseInput>>;
+  /** Live Pipeline and PipelineBatch calls on this node. */
+  streams: Set<grpc.ServerDuplexStream<unknown, unknown>>;
+  /** Requests per PipelineBatch message received, in order. */
+  batchMessages: number[];
 }
 
 /** What a hook makes a node do with one Pipeline request instead of (or besides) serving it. */
@@ -115,16 +119,20 @@ export class FakeCluster {
   pipelineHook: ((node: FakeNode, request: PipelineRequestMessage) => HookAction | undefined) | undefined;
   registerHook: ((node: FakeNode, request: RegisterSessionRequestMessage) => Partial<ErrorInfo> | undefined) | undefined;
 
-  private constructor(shards: FakeShard[]) {
+  private constructor(
+    shards: FakeShard[],
+    /** The nodes serve PipelineBatch (else only Pipeline, as a node of an older version). */
+    private readonly batch: boolean,
+  ) {
     this.shards = shards;
   }
 
-  static async start(options: { nodeCount?: number; shards?: FakeShard[] } = {}): Promise<FakeCluster> {
+  static async start(options: { nodeCount?: number; shards?: FakeShard[]; batch?: boolean } = {}): Promise<FakeCluster> {
     const shards = options.shards ?? [
       { shardId: 1, slotStart: 0, slotEnd: SLOT_COUNT / 2, epoch: 1n, leaderId: "1" },
       { shardId: 2, slotStart: SLOT_COUNT / 2, slotEnd: SLOT_COUNT, epoch: 1n, leaderId: "2" },
     ];
-    const cluster = new FakeCluster(shards);
+    const cluster = new FakeCluster(shards, options.batch ?? true);
     const nodeCount = options.nodeCount ?? 3;
     for (let i = 1; i <= nodeCount; i++) await cluster.startNode(String(i));
     return cluster;
@@ -178,7 +186,7 @@ export class FakeCluster {
 
   private async startNode(id: string): Promise<void> {
     const server = new grpc.Server();
-    const node: FakeNode = { id, address: "", server, streams: new Set() };
+    const node: FakeNode = { id, address: "", server, streams: new Set(), batchMessages: [] };
     const proto = tallyProto();
     server.addService(proto.CounterService.service, {
       RegisterSession: (call: grpc.ServerUnaryCall<RegisterSessionRequestMessage, unknown>, callback: grpc.sendUnaryData<unknown>) =>
@@ -187,7 +195,15 @@ export class FakeCluster {
         this.unary(callback, () => this.keepAlive(node, call.request)),
       Routes: (_call: grpc.ServerUnaryCall<unknown, unknown>, callback: grpc.sendUnaryData<unknown>) =>
         this.unary(callback, () => this.routes()),
-      Pipeline: (call: grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseInput>) => this.pipeline(node, call),
+      Pipeline: (call: grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseInput>) =>
+        this.pipeline(node, call as grpc.ServerDuplexStream<unknown, unknown>, false),
+      // Without it (batch: false) a client meets a node of an older version: UNIMPLEMENTED.
+      ...(this.batch
+        ? {
+            PipelineBatch: (call: grpc.ServerDuplexStream<PipelineRequestBatchMessage, PipelineResponseBatchInput>) =>
+              this.pipeline(node, call as grpc.ServerDuplexStream<unknown, unknown>, true),
+          }
+        : {}),
       Add: unimplemented,
       Set: unimplemented,
       Reset: unimplemented,
@@ -315,7 +331,11 @@ export class FakeCluster {
     return { fence: { term: String(this.term), index: String(this.logIndex) } };
   }
 
-  private pipeline(node: FakeNode, call: grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseInput>): void {
+  /** A Pipeline stream, or a PipelineBatch one (`batched`: each message's requests served in order, each reply in a message of its own). */
+  private pipeline(node: FakeNode, call: grpc.ServerDuplexStream<unknown, unknown>, batched: boolean): void {
+    const write = (response: PipelineResponseInput): void => {
+      call.write(batched ? { responses: [response] } : response);
+    };
     node.streams.add(call);
     const forget = (): void => {
       node.streams.delete(call);
@@ -326,7 +346,13 @@ export class FakeCluster {
     });
     call.on("error", forget);
     call.on("close", forget);
-    call.on("data", (request: PipelineRequestMessage) => {
+    call.on("data", (message: unknown) => {
+      if (!batched) return serveOne(message as PipelineRequestMessage);
+      const { requests } = message as PipelineRequestBatchMessage;
+      node.batchMessages.push(requests.length);
+      for (const request of requests) serveOne(request);
+    });
+    const serveOne = (request: PipelineRequestMessage): void => {
       const op = request.op ?? "";
       const body = (request as unknown as Record<string, unknown>)[op] as { header?: RequestHeaderMessage | null } | undefined;
       this.received.push({ nodeId: node.id, op, header: body?.header ?? null, request });
@@ -337,11 +363,11 @@ export class FakeCluster {
       }
       if (action?.kind === "no-reply") return;
       if (action?.kind === "hold") {
-        void action.until.then(() => call.write(this.serve(node, request)));
+        void action.until.then(() => write(this.serve(node, request)));
         return;
       }
       if (action?.kind === "error") {
-        call.write({ id: request.id, error: normalizeErrorInfo(action.info) });
+        write({ id: request.id, error: normalizeErrorInfo(action.info) });
         return;
       }
       const response = this.serve(node, request);
@@ -350,8 +376,8 @@ export class FakeCluster {
         call.emit("error", { code: grpc.status.UNAVAILABLE, details: "stream killed by the test after applying" });
         return;
       }
-      call.write(response);
-    });
+      write(response);
+    };
   }
 
   /** Serves one Pipeline request (the state machine), returning the reply. */
@@ -552,6 +578,7 @@ const QUICK_RETRIES = (cluster: FakeCluster): Partial<TallyClientOptions> => ({
  */
 export function fakeClusterPerTest(
   base: (cluster: FakeCluster) => Partial<TallyClientOptions> = QUICK_RETRIES,
+  clusterOptions: { batch?: boolean } = {},
 ): (
   options?: Partial<TallyClientOptions> | ((cluster: FakeCluster) => Partial<TallyClientOptions>),
 ) => Promise<{ cluster: FakeCluster; client: TallyClient }> {
@@ -564,7 +591,7 @@ export function fakeClusterPerTest(
     cluster = undefined;
   });
   return async (options = {}) => {
-    cluster = await FakeCluster.start();
+    cluster = await FakeCluster.start(clusterOptions);
     const overrides = typeof options === "function" ? options(cluster) : options;
     client = new TallyClient({ endpoints: cluster.addresses, ...base(cluster), ...overrides });
     return { cluster, client };

@@ -58,7 +58,9 @@ export type { PartitionMapShard__Output as PartitionMapShardMessage, PartitionMa
 export type { PeerLag__Output as PeerLagMessage, PeerLag as PeerLagInput } from "./tally/v1/PeerLag.js";
 export type { PeerMatch__Output as PeerMatchMessage, PeerMatch as PeerMatchInput } from "./tally/v1/PeerMatch.js";
 export type { PipelineRequest__Output as PipelineRequestMessage, PipelineRequest as PipelineRequestInput } from "./tally/v1/PipelineRequest.js";
+export type { PipelineRequestBatch__Output as PipelineRequestBatchMessage, PipelineRequestBatch as PipelineRequestBatchInput } from "./tally/v1/PipelineRequestBatch.js";
 export type { PipelineResponse__Output as PipelineResponseMessage, PipelineResponse as PipelineResponseInput } from "./tally/v1/PipelineResponse.js";
+export type { PipelineResponseBatch__Output as PipelineResponseBatchMessage, PipelineResponseBatch as PipelineResponseBatchInput } from "./tally/v1/PipelineResponseBatch.js";
 export type { PlannedChange__Output as PlannedChangeMessage, PlannedChange as PlannedChangeInput } from "./tally/v1/PlannedChange.js";
 export type { RebalanceRequest__Output as RebalanceRequestMessage, RebalanceRequest as RebalanceRequestInput } from "./tally/v1/RebalanceRequest.js";
 export type { RebalanceResponse__Output as RebalanceResponseMessage, RebalanceResponse as RebalanceResponseInput } from "./tally/v1/RebalanceResponse.js";

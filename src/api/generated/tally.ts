@@ -57,7 +57,9 @@ import type { PartitionMapShard as _tally_v1_PartitionMapShard, PartitionMapShar
 import type { PeerLag as _tally_v1_PeerLag, PeerLag__Output as _tally_v1_PeerLag__Output } from './tally/v1/PeerLag.js';
 import type { PeerMatch as _tally_v1_PeerMatch, PeerMatch__Output as _tally_v1_PeerMatch__Output } from './tally/v1/PeerMatch.js';
 import type { PipelineRequest as _tally_v1_PipelineRequest, PipelineRequest__Output as _tally_v1_PipelineRequest__Output } from './tally/v1/PipelineRequest.js';
+import type { PipelineRequestBatch as _tally_v1_PipelineRequestBatch, PipelineRequestBatch__Output as _tally_v1_PipelineRequestBatch__Output } from './tally/v1/PipelineRequestBatch.js';
 import type { PipelineResponse as _tally_v1_PipelineResponse, PipelineResponse__Output as _tally_v1_PipelineResponse__Output } from './tally/v1/PipelineResponse.js';
+import type { PipelineResponseBatch as _tally_v1_PipelineResponseBatch, PipelineResponseBatch__Output as _tally_v1_PipelineResponseBatch__Output } from './tally/v1/PipelineResponseBatch.js';
 import type { PlannedChange as _tally_v1_PlannedChange, PlannedChange__Output as _tally_v1_PlannedChange__Output } from './tally/v1/PlannedChange.js';
 import type { RebalanceRequest as _tally_v1_RebalanceRequest, RebalanceRequest__Output as _tally_v1_RebalanceRequest__Output } from './tally/v1/RebalanceRequest.js';
 import type { RebalanceResponse as _tally_v1_RebalanceResponse, RebalanceResponse__Output as _tally_v1_RebalanceResponse__Output } from './tally/v1/RebalanceResponse.js';
@@ -169,7 +171,9 @@ export interface ProtoGrpcType {
       PeerLag: MessageTypeDefinition<_tally_v1_PeerLag, _tally_v1_PeerLag__Output>
       PeerMatch: MessageTypeDefinition<_tally_v1_PeerMatch, _tally_v1_PeerMatch__Output>
       PipelineRequest: MessageTypeDefinition<_tally_v1_PipelineRequest, _tally_v1_PipelineRequest__Output>
+      PipelineRequestBatch: MessageTypeDefinition<_tally_v1_PipelineRequestBatch, _tally_v1_PipelineRequestBatch__Output>
       PipelineResponse: MessageTypeDefinition<_tally_v1_PipelineResponse, _tally_v1_PipelineResponse__Output>
+      PipelineResponseBatch: MessageTypeDefinition<_tally_v1_PipelineResponseBatch, _tally_v1_PipelineResponseBatch__Output>
       PlannedChange: MessageTypeDefinition<_tally_v1_PlannedChange, _tally_v1_PlannedChange__Output>
       RebalanceRequest: MessageTypeDefinition<_tally_v1_RebalanceRequest, _tally_v1_RebalanceRequest__Output>
       RebalanceResponse: MessageTypeDefinition<_tally_v1_RebalanceResponse, _tally_v1_RebalanceResponse__Output>

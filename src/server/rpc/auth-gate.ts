@@ -294,7 +294,7 @@ export class AuthGate {
   }
 
   /** Who opened a Pipeline stream (credentials are per stream), or why no one may use it. */
-  pipelineCaller(call: grpc.ServerDuplexStream<PipelineRequestMessage, PipelineResponseInput>): PipelineCaller {
+  pipelineCaller(call: AnyCall): PipelineCaller {
     const peer = call.getPeer();
     try {
       return { principal: this.principalOf(call), peer };

@@ -26,7 +26,7 @@ import { adminAccess, authGateFor, counterAccess, guardService, stampCaller, typ
 import { CounterApi } from "./counter-service.js";
 import { toServiceError } from "./errors.js";
 import { internalApi } from "./internal.js";
-import { pipelineHandler } from "./pipeline.js";
+import { pipelineBatchHandler, pipelineHandler } from "./pipeline.js";
 import { addReflection } from "./reflection.js";
 import { boundedService, tallyRequestBounds } from "./request-bounds.js";
 import { RequestGuard } from "./request-guard.js";
@@ -99,7 +99,10 @@ export function createClientServer(node: TallyNode, log: Logger, metrics?: NodeM
   const counter = new CounterApi(node);
   server.addService(
     counterService,
-    guardService(gate, counterService, guard.wrapService(counterHandlers(parts, counter), { limit: true }), counterAccess, ["pipeline"]),
+    guardService(gate, counterService, guard.wrapService(counterHandlers(parts, counter), { limit: true }), counterAccess, [
+      "pipeline",
+      "pipelineBatch",
+    ]),
   );
   server.addService(
     adminService,
@@ -168,6 +171,7 @@ function counterHandlers({ node, log, gate, guard, unary, eventual }: ServerPart
     watch: (call: WatchCall) => serveWatch(node, call, log, (reason) => guard.streamOverloaded(reason)),
     routes: (call, callback) => unary(() => api.routes(gate?.keyVisibility(call)))(call, callback),
     pipeline: pipelineHandler(api, gate, guard, log),
+    pipelineBatch: pipelineBatchHandler(api, gate, guard, log),
   };
 }
 

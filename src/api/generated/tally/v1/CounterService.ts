@@ -20,7 +20,9 @@ import type { KeepAliveRequest as _tally_v1_KeepAliveRequest, KeepAliveRequest__
 import type { KeepAliveResponse as _tally_v1_KeepAliveResponse, KeepAliveResponse__Output as _tally_v1_KeepAliveResponse__Output } from '../../tally/v1/KeepAliveResponse.js';
 import type { MutationResponse as _tally_v1_MutationResponse, MutationResponse__Output as _tally_v1_MutationResponse__Output } from '../../tally/v1/MutationResponse.js';
 import type { PipelineRequest as _tally_v1_PipelineRequest, PipelineRequest__Output as _tally_v1_PipelineRequest__Output } from '../../tally/v1/PipelineRequest.js';
+import type { PipelineRequestBatch as _tally_v1_PipelineRequestBatch, PipelineRequestBatch__Output as _tally_v1_PipelineRequestBatch__Output } from '../../tally/v1/PipelineRequestBatch.js';
 import type { PipelineResponse as _tally_v1_PipelineResponse, PipelineResponse__Output as _tally_v1_PipelineResponse__Output } from '../../tally/v1/PipelineResponse.js';
+import type { PipelineResponseBatch as _tally_v1_PipelineResponseBatch, PipelineResponseBatch__Output as _tally_v1_PipelineResponseBatch__Output } from '../../tally/v1/PipelineResponseBatch.js';
 import type { RegisterSessionRequest as _tally_v1_RegisterSessionRequest, RegisterSessionRequest__Output as _tally_v1_RegisterSessionRequest__Output } from '../../tally/v1/RegisterSessionRequest.js';
 import type { RegisterSessionResponse as _tally_v1_RegisterSessionResponse, RegisterSessionResponse__Output as _tally_v1_RegisterSessionResponse__Output } from '../../tally/v1/RegisterSessionResponse.js';
 import type { ResetRequest as _tally_v1_ResetRequest, ResetRequest__Output as _tally_v1_ResetRequest__Output } from '../../tally/v1/ResetRequest.js';
@@ -160,6 +162,25 @@ export interface CounterServiceClient extends grpc.Client {
    */
   pipeline(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_tally_v1_PipelineRequest, _tally_v1_PipelineResponse__Output>;
   pipeline(options?: grpc.CallOptions): grpc.ClientDuplexStream<_tally_v1_PipelineRequest, _tally_v1_PipelineResponse__Output>;
+  
+  /**
+   * Pipeline with many operations per stream message in both directions: each request runs as if
+   * it came alone on a Pipeline stream (its own id, checks, in-flight slot and reply), and the
+   * replies ready in the same event-loop turn travel together. A message over a request bound
+   * (limits.maxBatchOps requests, REQUEST_FIELDS_MAX fields: docs/limits.md) ends the stream with
+   * INVALID_ARGUMENT. The client library uses it; Pipeline stays for one op per message.
+   */
+  PipelineBatch(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_tally_v1_PipelineRequestBatch, _tally_v1_PipelineResponseBatch__Output>;
+  PipelineBatch(options?: grpc.CallOptions): grpc.ClientDuplexStream<_tally_v1_PipelineRequestBatch, _tally_v1_PipelineResponseBatch__Output>;
+  /**
+   * Pipeline with many operations per stream message in both directions: each request runs as if
+   * it came alone on a Pipeline stream (its own id, checks, in-flight slot and reply), and the
+   * replies ready in the same event-loop turn travel together. A message over a request bound
+   * (limits.maxBatchOps requests, REQUEST_FIELDS_MAX fields: docs/limits.md) ends the stream with
+   * INVALID_ARGUMENT. The client library uses it; Pipeline stays for one op per message.
+   */
+  pipelineBatch(metadata: grpc.Metadata, options?: grpc.CallOptions): grpc.ClientDuplexStream<_tally_v1_PipelineRequestBatch, _tally_v1_PipelineResponseBatch__Output>;
+  pipelineBatch(options?: grpc.CallOptions): grpc.ClientDuplexStream<_tally_v1_PipelineRequestBatch, _tally_v1_PipelineResponseBatch__Output>;
   
   /**
    * Registers an exactly-once session on one shard (Raft thesis 6.3). The client id is 53 random
@@ -342,6 +363,15 @@ export interface CounterServiceHandlers extends grpc.UntypedServiceImplementatio
   Pipeline: grpc.handleBidiStreamingCall<_tally_v1_PipelineRequest__Output, _tally_v1_PipelineResponse>;
   
   /**
+   * Pipeline with many operations per stream message in both directions: each request runs as if
+   * it came alone on a Pipeline stream (its own id, checks, in-flight slot and reply), and the
+   * replies ready in the same event-loop turn travel together. A message over a request bound
+   * (limits.maxBatchOps requests, REQUEST_FIELDS_MAX fields: docs/limits.md) ends the stream with
+   * INVALID_ARGUMENT. The client library uses it; Pipeline stays for one op per message.
+   */
+  PipelineBatch: grpc.handleBidiStreamingCall<_tally_v1_PipelineRequestBatch__Output, _tally_v1_PipelineResponseBatch>;
+  
+  /**
    * Registers an exactly-once session on one shard (Raft thesis 6.3). The client id is 53 random
    * bits, cluster-unique, bound to the caller (its token or certificate name) and to the shard:
    * another caller's use is PERMISSION_DENIED, another shard's SESSION_EXPIRED. At most
@@ -403,6 +433,7 @@ export interface CounterServiceDefinition extends grpc.ServiceDefinition {
   GetMany: MethodDefinition<_tally_v1_GetManyRequest, _tally_v1_GetManyResponse, _tally_v1_GetManyRequest__Output, _tally_v1_GetManyResponse__Output>
   KeepAlive: MethodDefinition<_tally_v1_KeepAliveRequest, _tally_v1_KeepAliveResponse, _tally_v1_KeepAliveRequest__Output, _tally_v1_KeepAliveResponse__Output>
   Pipeline: MethodDefinition<_tally_v1_PipelineRequest, _tally_v1_PipelineResponse, _tally_v1_PipelineRequest__Output, _tally_v1_PipelineResponse__Output>
+  PipelineBatch: MethodDefinition<_tally_v1_PipelineRequestBatch, _tally_v1_PipelineResponseBatch, _tally_v1_PipelineRequestBatch__Output, _tally_v1_PipelineResponseBatch__Output>
   RegisterSession: MethodDefinition<_tally_v1_RegisterSessionRequest, _tally_v1_RegisterSessionResponse, _tally_v1_RegisterSessionRequest__Output, _tally_v1_RegisterSessionResponse__Output>
   Reset: MethodDefinition<_tally_v1_ResetRequest, _tally_v1_MutationResponse, _tally_v1_ResetRequest__Output, _tally_v1_MutationResponse__Output>
   Routes: MethodDefinition<_tally_v1_RoutesRequest, _tally_v1_RoutesResponse, _tally_v1_RoutesRequest__Output, _tally_v1_RoutesResponse__Output>
