@@ -41,6 +41,8 @@ const PIPELINE_MUTATIONS: Record<string, string> = {
 };
 /** Pipeline reads of the counter kinds; each is answered with a result of the same name. */
 const PIPELINE_KIND_READS = new Set(["windowRange", "windowAt", "uniqueCount", "topK", "aggregate"]);
+/** Pipeline ops that change nothing. */
+const PIPELINE_READS = new Set(["get", "getMany", ...PIPELINE_KIND_READS]);
 
 export interface FuzzOptions {
   seed: number;
@@ -126,6 +128,7 @@ export class Fuzzer {
       ["garbage", 14, () => this.garbageCase()],
       ["mutated", 30, () => this.mutatedCase()],
       ["pipeline", 10, () => this.pipelineCase()],
+      ["pipeline-batch", 6, () => this.pipelineBatchCase()],
       ["edge", 18, () => this.edgeCase()],
       ["valid", 16, () => this.validCase()],
       ["peer", 12, () => this.peerCase()],
@@ -566,6 +569,57 @@ export class Fuzzer {
     if (this.prng.chance(0.7)) bytes = mutate(this.prng, bytes);
     this.note(`Pipeline ${bytes.length} bytes`);
     await this.pipelineCall([bytes], this.prng.chance(0.7) ? this.leaderAddress(shardId) : this.randomNodeAddress());
+  }
+
+  /**
+   * A PipelineBatch message of reads (plain and counter kinds) and malformed requests (no op, an
+   * empty key, an unknown field), its bytes mutated or not. A message whose bytes decode into a
+   * mutation is not sent (the oracle follows mutations through pipelineCase). The stream ends OK or
+   * refused (INVALID_ARGUMENT, RESOURCE_EXHAUSTED), never with an internal error, and no request is
+   * answered INTERNAL or CORRUPTION.
+   */
+  private async pipelineBatchCase(): Promise<void> {
+    const method = this.methods.get("PipelineBatch")!;
+    const shardId = pick(this.prng, this.placement).shardId;
+    const key = (): Buffer => Buffer.from(`fuzz-batch-${this.prng.nextInt(50)}`);
+    const requests = Array.from({ length: 1 + this.prng.nextInt(6) }, (_, i): Json => {
+      const id = String(i + 1);
+      switch (this.prng.nextInt(6)) {
+        case 0:
+          return { id, get: { key: key(), shardId, consistency: pick(this.prng, ["LINEARIZABLE", "STALE"]) } };
+        case 1:
+          return { id, getMany: { keys: [key(), key()], shardId } };
+        case 2:
+          return { id, topK: { prefix: Buffer.from("fuzz-batch-"), k: this.prng.nextInt(20), shardId } };
+        case 3:
+          return { id };
+        case 4:
+          return { id, get: { key: Buffer.alloc(0), shardId } };
+        default:
+          return { id, windowRange: { key: key(), fromMs: "10", toMs: "5", stepMs: "0", shardId } };
+      }
+    });
+    let bytes = method.encode({ requests });
+    if (this.prng.chance(0.6)) bytes = mutate(this.prng, bytes);
+    const decoded = tryDecode(method, bytes);
+    const ops: unknown[] = decoded === undefined ? [] : ((decoded.requests as Json[] | undefined) ?? []).map((request) => request.op);
+    if (ops.some((op) => typeof op === "string" && !PIPELINE_READS.has(op))) {
+      this.note(`PipelineBatch: mutated into a mutation, not sent`);
+      return;
+    }
+    this.note(`PipelineBatch ${requests.length} requests, ${bytes.length} bytes`);
+    const address = this.prng.chance(0.7) ? this.leaderAddress(shardId) : this.randomNodeAddress();
+    const { status, responses } = await this.client(address).bidi(method.path, [bytes], CALL_TIMEOUT_MS);
+    this.count(status);
+    this.judgeStatus("PipelineBatch", status, bytes);
+    if (!status.ok && status.code !== grpc.status.INVALID_ARGUMENT && status.code !== grpc.status.RESOURCE_EXHAUSTED)
+      this.finding(`PipelineBatch: the stream ended ${grpc.status[status.code]}: ${status.details}`, bytes);
+    for (const reply of responses) {
+      for (const response of (method.decodeResponse(reply).responses as Json[] | undefined) ?? []) {
+        if (response.result === "error" && (response.error?.code === "INTERNAL" || response.error?.code === "CORRUPTION"))
+          this.finding(`PipelineBatch: ${response.error.code}: ${response.error.message}`, bytes);
+      }
+    }
   }
 
   /** One Pipeline stream carrying one request; its one answer is judged like a unary one. */
