@@ -31,9 +31,11 @@ export class MessagePacker {
   private entries = 0;
   private bytes = 0;
 
+  /** Requests leave in the order they were added (a large one closes the message before it). */
   add(request: PipelineRequestInput): void {
     const size = sizeOf(request);
     if (size.entries > ALONE_ENTRIES || size.bytes > ALONE_BYTES) {
+      this.close();
       this.done.push([request]);
       return;
     }
@@ -41,22 +43,24 @@ export class MessagePacker {
       this.open.length >= PACKED_REQUESTS_MAX ||
       this.entries + size.entries > PACKED_ENTRIES_MAX ||
       this.bytes + size.bytes > PACKED_BYTES_MAX
-    ) {
-      this.done.push(this.open);
-      this.open = [];
-      this.entries = 0;
-      this.bytes = 0;
-    }
+    )
+      this.close();
     this.open.push(request);
     this.entries += size.entries;
     this.bytes += size.bytes;
   }
 
-  /** Every message (replies come back matched by id, so their order does not matter). */
+  /** Every message, in order. */
   messages(): PipelineRequestInput[][] {
+    this.close();
+    return this.done;
+  }
+
+  private close(): void {
     if (this.open.length > 0) this.done.push(this.open);
     this.open = [];
-    return this.done;
+    this.entries = 0;
+    this.bytes = 0;
   }
 }
 

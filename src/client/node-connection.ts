@@ -48,7 +48,11 @@ interface PipelineStream {
   packer: MessagePacker | undefined;
 }
 
-/** Stream failures after which the connection falls back to one op per message: the node lacks PipelineBatch, or refused a batch message. */
+/**
+ * Stream failures after which the connection falls back to one op per message, for good: the node
+ * lacks PipelineBatch (UNIMPLEMENTED), or refused a batch message (over its maxRequestBytes or a
+ * request bound). Over Pipeline an op over a bound is then answered alone, with its own error.
+ */
 const UNBATCHED_AFTER: ReadonlySet<number> = new Set([
   grpc.status.UNIMPLEMENTED,
   grpc.status.RESOURCE_EXHAUSTED,
@@ -78,8 +82,9 @@ function bearerTokenInterceptor(token: string): grpc.Interceptor {
 
 /**
  * One node: one gRPC channel (shared by the counter and admin clients) and at most one op stream
- * (PipelineBatch, or Pipeline where the node lacks it) over it, opened lazily and reopened after it dies. Attempts are matched to replies by id;
- * ids are unique for the connection's lifetime, so a late reply can never be taken for another op.
+ * (PipelineBatch, or Pipeline where the node lacks it) over it, opened lazily and reopened after
+ * it dies. Attempts are matched to replies by id; ids are unique for the connection's lifetime, so
+ * a late reply can never be taken for another op.
  * Invariant: every pending attempt belongs to the current stream; when a stream dies, all of them
  * are settled as `lost` before another stream is opened.
  */
