@@ -13,11 +13,17 @@ export async function echoParts(options: {
   deadlineMs: number;
   /** Called with the socket at once, so the caller's teardown destroys it even if the wait fails. */
   track: (socket: Socket) => void;
+  /** Called once the connection is up, before the first part is written (e.g. to start dropping packets). */
+  connected?: () => void;
 }): Promise<{ sent: string; received: string }> {
   const socket = createConnection({ host: "127.0.0.1", port: options.port });
   options.track(socket);
   socket.on("error", () => undefined);
   socket.setNoDelay(true);
+  if (options.connected !== undefined) {
+    await withDeadline(new Promise((resolve) => socket.once("connect", resolve)), options.deadlineMs, "the connection");
+    options.connected();
+  }
   let received = "";
   socket.on("data", (chunk) => (received += chunk.toString()));
   const parts = Array.from({ length: options.parts }, (_, i) => `<${i}>`);
