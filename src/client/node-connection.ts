@@ -198,12 +198,13 @@ export class NodeConnection {
         : onReply,
     );
     call.on("error", (error: Error) => {
-      if (batched && UNBATCHED_AFTER.has((error as grpc.ServiceError).code)) {
+      const code = (error as grpc.ServiceError).code;
+      if (batched && UNBATCHED_AFTER.has(code)) {
         this.logger.debug({ err: error }, "PipelineBatch refused; one op per message from now on");
         this.batchedStreams = false;
       }
       // A node without the method ran none of the stream's ops.
-      this.onStreamDown(stream, error, batched && (error as grpc.ServiceError).code === grpc.status.UNIMPLEMENTED);
+      this.onStreamDown(stream, error, batched && code === grpc.status.UNIMPLEMENTED);
     });
     call.on("end", () => this.onStreamDown(stream, new Error("pipeline stream ended by the server")));
     call.on("close", () => this.onStreamDown(stream, new Error("pipeline stream closed")));

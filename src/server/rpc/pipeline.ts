@@ -161,11 +161,10 @@ function batchedWriter(call: PipelineBatchCall): ReplyWriter {
     const replies = held;
     held = [];
     if (call.cancelled || call.destroyed) return;
-    for (let at = 0; at < replies.length; at += PIPELINE_BATCH_REPLIES_MAX) {
-      write({
-        responses: at === 0 && replies.length <= PIPELINE_BATCH_REPLIES_MAX ? replies : replies.slice(at, at + PIPELINE_BATCH_REPLIES_MAX),
-      });
-    }
+    if (replies.length <= PIPELINE_BATCH_REPLIES_MAX) write({ responses: replies });
+    else
+      for (let at = 0; at < replies.length; at += PIPELINE_BATCH_REPLIES_MAX)
+        write({ responses: replies.slice(at, at + PIPELINE_BATCH_REPLIES_MAX) });
   };
   return {
     write(response) {
