@@ -21,6 +21,7 @@ export function becomeLeader(r: Raft): void {
   r.lead = r.id;
   r.role = Role.Leader;
   r.leaderContactElapsed = 0;
+  r.leaderSinceTick = r.now;
   const self = r.tracker.progress.get(r.id);
   assert(self !== undefined, "raft: leader must be a member");
   self.becomeReplicate();

@@ -105,6 +105,8 @@ export class Raft {
    * electionTicks the node refuses votes (thesis 4.2.3), which is what makes leases safe.
    */
   leaderContactElapsed: number;
+  /** The tick this node last became leader (leaderContactTicks() before a round of its term is acknowledged). */
+  leaderSinceTick = 0;
 
   // Leader state.
   leadTransferee: NodeId = NONE;
@@ -212,6 +214,27 @@ export class Raft {
       this.termCommitted &&
       this.now < this.leaseExpireTick
     );
+  }
+
+  /**
+   * Ticks since this replica last knew of a leader that reaches a quorum; the eventual buffer's
+   * admission asks it (a node cut off from a shard's leader cannot flush that shard).
+   * A follower: ticks since it last heard from its leader (MAX_SAFE_INTEGER when it knows none).
+   * A leader: 0 while its lease holds; else ticks since its latest quorum-acknowledged heartbeat
+   * round of this term was sent, or since it became leader when none was yet (a cut-off leader
+   * ages until CheckQuorum makes it step down). A candidate: MAX_SAFE_INTEGER. Without leases
+   * (no CheckQuorum or no drift margin) a leader answers 0: it cannot tell.
+   */
+  leaderContactTicks(): number {
+    if (this.role === Role.Leader) {
+      if (!this.leaseEnabled() || this.leaseValid()) return 0;
+      const round = this.tracker.quorumRound();
+      const slot = round % ROUND_RING;
+      if (round > 0 && this.roundIds[slot] === round) return Math.max(0, this.now - this.roundSendTicks[slot]!);
+      return this.now - this.leaderSinceTick; // no round of this term acknowledged yet
+    }
+    if (this.role !== Role.Follower || this.lead === NONE) return Number.MAX_SAFE_INTEGER;
+    return this.leaderContactElapsed;
   }
 
   leaseRemainingTicks(): number {

@@ -343,4 +343,9 @@ export class RawNode {
   leaseValid(): boolean {
     return this.raft.leaseValid();
   }
+
+  /** Ticks since this replica last knew a leader that reaches a quorum (Raft.leaderContactTicks). */
+  leaderContactTicks(): number {
+    return this.raft.leaderContactTicks();
+  }
 }

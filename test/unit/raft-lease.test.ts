@@ -207,3 +207,71 @@ describe("vote restriction behind the lease (thesis 4.2.3)", () => {
     expect(out.violations).toBeGreaterThan(0);
   });
 });
+
+describe("leaderContactTicks (a replica's silence from a working leader)", () => {
+  const MAX = Number.MAX_SAFE_INTEGER;
+
+  it("counts a follower's ticks since it heard from its leader, and is MAX when it knows none", () => {
+    const c = new Cluster([1, 2, 3], leaseOptions);
+    expect(c.get(2).node.leaderContactTicks()).toBe(MAX); // no leader yet
+    c.elect(1);
+    c.tickAll(3); // a heartbeat round every tick
+    expect(c.get(2).node.leaderContactTicks()).toBe(0);
+    c.isolate(1);
+    for (let k = 1; k <= 5; k++) {
+      c.tick(2);
+      expect(c.get(2).node.leaderContactTicks(), `after ${k} ticks`).toBe(k);
+    }
+    c.heal();
+    c.tick(1);
+    c.stabilize();
+    expect(c.get(2).node.leaderContactTicks()).toBe(0);
+  });
+
+  it("is 0 for a leader whose lease holds, then ages from the last acknowledged round once cut off", () => {
+    const c = new Cluster([1, 2, 3], leaseOptions);
+    c.elect(1);
+    const n1 = c.get(1).node;
+    expect(n1.leaderContactTicks()).toBe(0); // just elected, no round yet: ticks since then
+    c.tick(1); // round sent at leader tick 1
+    c.stabilize();
+    expect(n1.leaseValid()).toBe(true);
+    expect(n1.leaderContactTicks()).toBe(0);
+    c.isolate(1);
+    for (let k = 1; k <= 7; k++) {
+      c.tick(1);
+      c.stabilize();
+      expect(n1.leaderContactTicks(), `lease still holds after ${k} ticks`).toBe(0);
+    }
+    c.tick(1); // the lease ends: 8 ticks since the last round a quorum acknowledged was sent
+    expect(n1.leaseValid()).toBe(false);
+    expect(n1.status().role).toBe(Role.Leader);
+    expect(n1.leaderContactTicks()).toBe(8);
+    c.tick(1);
+    expect(n1.leaderContactTicks()).toBe(9);
+    // The next CheckQuorum finds no quorum heard from: it steps down and knows no leader.
+    for (let k = 0; k < 20 && n1.status().role === Role.Leader; k++) c.tick(1);
+    expect(n1.status().role).toBe(Role.Follower);
+    expect(n1.leaderContactTicks()).toBe(MAX);
+  });
+
+  it("ages from the election for a leader none of whose rounds a quorum acknowledged", () => {
+    const c = new Cluster([1, 2, 3], leaseOptions);
+    c.filter = (m) => m.type !== MessageType.HeartbeatResp;
+    c.elect(1);
+    const n1 = c.get(1).node;
+    c.tick(1, 4);
+    c.stabilize();
+    expect(n1.status().role).toBe(Role.Leader);
+    expect(n1.leaseValid()).toBe(false);
+    expect(n1.leaderContactTicks()).toBe(4);
+  });
+
+  it("is 0 for a leader without leases (it cannot tell)", () => {
+    const c = new Cluster([1, 2, 3], { checkQuorum: false, leaseDriftTicks: 0 });
+    c.elect(1);
+    c.isolate(1);
+    c.tick(1, 30);
+    expect(c.get(1).node.leaderContactTicks()).toBe(0);
+  });
+});
