@@ -5,8 +5,10 @@
  * answers), which makes it durable in its buffer and flushes it into the shard exactly once. The
  * hop to that node is exactly once too: each call carries a random request id, and a retry after
  * an unknown outcome goes to the same node, which answers a request id it already buffered
- * without buffering it again. Only an add refused before buffering moves to the next node. Reads
- * go to the home node first, so `includePending` shows the caller's own adds.
+ * without buffering it again. Only an add refused before buffering moves to the next node (a node
+ * cut off from a shard's leader refuses, and is then tried last for a second; once every node
+ * refused, the add asks to be buffered anyway: accept_unflushable). Reads go to the home node
+ * first, so `includePending` shows the caller's own adds (those the home node took).
  *
  * Which adds are eventual: `mode: "eventual"` on the call, or (no mode given) a key under one of
  * the cluster's eventual.prefixes (RoutesResponse.eventual_prefixes, fetched once per minute) or
@@ -41,6 +43,11 @@ const ATTEMPT_TIMEOUT_MS_MAX = 5_000;
  * answer and then share a request. Two, so that one slow answer does not hold every add.
  */
 const ADD_REQUESTS_IN_FLIGHT_MAX = 2;
+/**
+ * A node that refused an eventual add (UNAVAILABLE before buffering: cut off from a shard's leader,
+ * or stopping) is tried after the others for this long, so later adds skip the refused round trip.
+ */
+const REFUSED_NODE_LAST_MS = 1_000;
 /** grpc-js's message when the call failed to connect: the request never left the client. */
 const NOT_CONNECTED = /No connection established|ECONNREFUSED/;
 
@@ -91,6 +98,8 @@ export class EventualCalls {
   private sendScheduled = false;
   /** Requests of queued adds on their way (at most ADD_REQUESTS_IN_FLIGHT_MAX). */
   private inFlight = 0;
+  /** Nodes that refused an eventual add, until when they go last in the order of addAddresses(). */
+  private readonly refusedUntilMs = new Map<string, number>();
 
   constructor(
     private readonly life: Lifecycle,
@@ -209,6 +218,16 @@ export class EventualCalls {
     return [...new Set([...this.endpoints, ...this.router.discoveryAddresses()])];
   }
 
+  /** addresses(), with the nodes that refused an add in the last REFUSED_NODE_LAST_MS last. */
+  private addAddresses(): string[] {
+    const addresses = this.addresses();
+    if (this.refusedUntilMs.size === 0) return addresses;
+    const now = monotonicMs();
+    for (const [address, untilMs] of this.refusedUntilMs) if (untilMs <= now) this.refusedUntilMs.delete(address);
+    const refused = (address: string): boolean => this.refusedUntilMs.has(address);
+    return [...addresses.filter((address) => !refused(address)), ...addresses.filter(refused)];
+  }
+
   /** A read: any failure moves on to the next node. */
   private async call<Response>(method: string, request: object, options: CallOptions): Promise<Response> {
     this.life.checkOpen();
@@ -233,7 +252,9 @@ export class EventualCalls {
    * An EventualAdd under one request id. A node that refused it before buffering (its ErrorInfo
    * says UNAVAILABLE or OVERLOADED, or no connection was made) passes it to the next node; once it
    * may have reached a node's buffer, only that node is retried (its dedupe is per node) until the
-   * deadline, which then reports AmbiguousError.
+   * deadline, which then reports AmbiguousError. A node cut off from one of the adds' shard
+   * leaders refuses them (UNAVAILABLE): once every node has refused, the request carries
+   * accept_unflushable, so the adds are buffered somewhere (and flushed once that node can).
    */
   private async addCall(
     request: EventualAddRequestInput,
@@ -241,7 +262,7 @@ export class EventualCalls {
     signal: AbortSignal | undefined,
   ): Promise<EventualAddResponseMessage> {
     this.life.checkOpen();
-    const addresses = this.addresses();
+    const addresses = this.addAddresses();
     let index = 0;
     let reachedAddress: string | undefined;
     let lastError: TallyError | undefined;
@@ -259,8 +280,13 @@ export class EventualCalls {
       const refused =
         outcome.info !== undefined ? code === "UNAVAILABLE" || code === "OVERLOADED" : NOT_CONNECTED.test(outcome.error.message);
       if (outcome.info !== undefined && !refused && code !== "AMBIGUOUS" && code !== "TIMEOUT") throw outcome.error;
-      if (refused && reachedAddress === undefined) index++;
-      else reachedAddress = address;
+      if (refused && reachedAddress === undefined) {
+        if (outcome.info !== undefined && code === "UNAVAILABLE") this.refusedUntilMs.set(address, monotonicMs() + REFUSED_NODE_LAST_MS);
+        index++;
+        // Every node refused once (a node that cannot reach one of the adds' shard leaders
+        // refuses before buffering): the next attempts ask to be buffered anyway.
+        if (index >= addresses.length) request.acceptUnflushable = true;
+      } else reachedAddress = address;
       const backoffMs = this.policy.backoffMs(++failures);
       await new Promise((resolve) => setTimeout(resolve, Math.min(backoffMs, Math.max(0, deadlineAtMs - monotonicMs()))));
     }

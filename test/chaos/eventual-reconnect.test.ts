@@ -12,30 +12,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TallyClient } from "../../src/client/index.js";
+import { eventually } from "../support/cluster.js";
 import { linksBetween } from "./backend.js";
+import { metricOf } from "./eventual-run.js";
 import { ProcessCluster } from "./process-cluster.js";
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const CUT_MS = 15_000;
 
-async function bufferAdds(cluster: ProcessCluster, id: number): Promise<number | undefined> {
-  const address = cluster.config.nodes.find((n) => n.id === id)!.metrics;
-  const text = await fetch(`http://${address}/metrics`, { signal: AbortSignal.timeout(3000) })
-    .then((r) => r.text())
-    .catch(() => "");
-  const row = text.split("\n").find((line) => line.startsWith("tally_eventual_buffer_adds"));
-  return row === undefined ? undefined : Number(row.slice(row.lastIndexOf(" ") + 1));
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = performance.now() + timeoutMs;
-  while (performance.now() < deadline) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    await sleep(100);
-  }
-  throw new Error(`${what}: not within ${timeoutMs} ms`);
-}
+const bufferAdds = (cluster: ProcessCluster, id: number): Promise<number | undefined> =>
+  metricOf(cluster, id, "tally_eventual_buffer_adds");
+const until = <T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> => eventually(probe, timeoutMs, what);
 
 describe("eventual flusher: reconnecting to a shard leader that was unreachable", () => {
   let cluster: ProcessCluster;

@@ -136,7 +136,7 @@ function nemesisOrder(rng: Prng, names: readonly NemesisName[]): () => NemesisNa
 }
 
 /** A node's sample of an unlabelled series (the node's own `node` label aside), or undefined when it does not answer. */
-async function metricOf(cluster: ProcessCluster, id: number, name: string): Promise<number | undefined> {
+export async function metricOf(cluster: ProcessCluster, id: number, name: string): Promise<number | undefined> {
   const address = cluster.config.nodes.find((n) => n.id === id)?.metrics;
   if (address === undefined) throw new Error(`node ${id} has no metrics address`);
   try {

@@ -32,12 +32,31 @@ function pendingPool(): { pool: ConnectionPool; calls: Pending[] } {
 
 const turn = () => new Promise((resolve) => setImmediate(resolve));
 
-function eventualCalls(pool: ConnectionPool): EventualCalls {
+function eventualCalls(pool: ConnectionPool, endpoints = ["127.0.0.1:1"]): EventualCalls {
   const life = new Lifecycle({ deadlineMs: 5_000 } as ResolvedOptions);
   const router = { discoveryAddresses: () => [] } as unknown as Router;
   const policy = { backoffMs: () => 1 } as unknown as RetryPolicy;
-  return new EventualCalls(life, router, pool, policy, ["127.0.0.1:1"]);
+  return new EventualCalls(life, router, pool, policy, endpoints);
 }
+
+/** Nodes that each answer EventualAdd by `answer(address, request)`; every attempt is recorded. */
+function nodesPool(answer: (address: string, request: { acceptUnflushable?: boolean }) => unknown): {
+  pool: ConnectionPool;
+  attempts: Array<{ address: string; accept: boolean }>;
+} {
+  const attempts: Array<{ address: string; accept: boolean }> = [];
+  const pool = {
+    connection: (address: string) => ({
+      unary: async (_service: string, _method: string, request: { acceptUnflushable?: boolean }) => {
+        attempts.push({ address, accept: request.acceptUnflushable === true });
+        return answer(address, request);
+      },
+    }),
+  } as unknown as ConnectionPool;
+  return { pool, attempts };
+}
+
+const cutOff = { kind: "error", error: new TallyError("UNAVAILABLE", "shard 1's leader silent"), info: { reason: "UNAVAILABLE" } };
 
 describe("eventual add() batching", () => {
   it("sends at once when idle, and shares requests while two are on the way", async () => {
@@ -61,5 +80,36 @@ describe("eventual add() batching", () => {
     for (const add of second) await expect(add).rejects.toThrow(/refused/);
     calls[2]!.answer({ kind: "reply", response: { accepted: 50, nodeId: 7 } });
     for (const add of waiting) await expect(add).resolves.toEqual({ accepted: 1, nodeId: 7 });
+  });
+});
+
+describe("eventual add() at nodes cut off from a shard's leader", () => {
+  const [a, b, c] = ["127.0.0.1:1", "127.0.0.1:2", "127.0.0.1:3"];
+
+  it("goes to the next node, and tries the refusing node last for a while", async () => {
+    const { pool, attempts } = nodesPool((address) => (address === a ? cutOff : { kind: "reply", response: { accepted: 1, nodeId: 2 } }));
+    const calls$ = eventualCalls(pool, [a!, b!, c!]);
+    await expect(calls$.add("k", 1n)).resolves.toEqual({ accepted: 1, nodeId: 2 });
+    expect(attempts).toEqual([
+      { address: a, accept: false },
+      { address: b, accept: false },
+    ]);
+    attempts.length = 0;
+    await calls$.add("k", 1n);
+    expect(attempts).toEqual([{ address: b, accept: false }]); // the home node refused just now
+  });
+
+  it("asks to be buffered anyway once every node refused, and never sends it twice", async () => {
+    const { pool, attempts } = nodesPool((address, request) =>
+      request.acceptUnflushable === true ? { kind: "reply", response: { accepted: 1, nodeId: Number(address.slice(-1)) } } : cutOff,
+    );
+    const calls$ = eventualCalls(pool, [a!, b!, c!]);
+    await expect(calls$.add("k", 1n)).resolves.toEqual({ accepted: 1, nodeId: 1 });
+    expect(attempts).toEqual([
+      { address: a, accept: false },
+      { address: b, accept: false },
+      { address: c, accept: false },
+      { address: a, accept: true },
+    ]);
   });
 });

@@ -387,9 +387,18 @@ describe("cluster.yaml eventual:", () => {
       flushIntervalMs: 100,
       fsync: true,
       bufferCompactBytes: 4 << 20,
+      refuseAfterLeaderSilenceMs: 300,
     });
-    const parsed = parseClusterConfig(config({ prefixes: ["views:"], flushIntervalMs: 50, fsync: false, bufferCompactBytes: 8192 }));
-    expect(parsed.eventual).toEqual({ prefixes: ["views:"], flushIntervalMs: 50, fsync: false, bufferCompactBytes: 8192 });
+    const parsed = parseClusterConfig(
+      config({ prefixes: ["views:"], flushIntervalMs: 50, fsync: false, bufferCompactBytes: 8192, refuseAfterLeaderSilenceMs: 0 }),
+    );
+    expect(parsed.eventual).toEqual({
+      prefixes: ["views:"],
+      flushIntervalMs: 50,
+      fsync: false,
+      bufferCompactBytes: 8192,
+      refuseAfterLeaderSilenceMs: 0,
+    });
     const fromEnv = parseClusterConfig(config(undefined), "<inline>", { env: { TALLY_EVENTUAL_PREFIXES: '["a:", "b:"]' } });
     expect(fromEnv.eventual.prefixes).toEqual(["a:", "b:"]);
   });
@@ -400,6 +409,7 @@ describe("cluster.yaml eventual:", () => {
       [{ prefixes: [""] }, "eventual.prefixes[0] must be a non-empty string"],
       [{ flushIntervalMs: 0 }, "eventual.flushIntervalMs must be an integer between 1 and 10000"],
       [{ fsync: "yes" }, "eventual.fsync must be true or false"],
+      [{ refuseAfterLeaderSilenceMs: -1 }, "eventual.refuseAfterLeaderSilenceMs must be an integer between 0 and 600000"],
       [{ flush: 1 }, 'unknown field "flush"'],
       [[1], "eventual must be a mapping"],
     ] as const) {

@@ -317,6 +317,14 @@ const EVENTUAL_SPECS: SettingSpec[] = [
     default: 4 * MIB,
     meaning: "The node's eventual buffer file is rewritten without flushed adds when it grows past this size.",
   },
+  {
+    path: "eventual.refuseAfterLeaderSilenceMs",
+    type: "integer",
+    default: 300,
+    max: 600_000,
+    meaning:
+      "A node refuses eventual adds (UNAVAILABLE: the client tries another node) for a shard whose leader it has not heard from for this long; a request with accept_unflushable is buffered anyway. 0: never refuse.",
+  },
 ];
 
 function sectionSettings(section: string, specs: Record<string, Omit<SettingSpec, "path">>): SettingSpec[] {

@@ -15,6 +15,12 @@ export interface EventualSettings {
   fsync: boolean;
   /** The buffer file is rewritten without acknowledged flushes when it grows past this many bytes. */
   bufferCompactBytes: number;
+  /**
+   * A node refuses eventual adds (UNAVAILABLE, before buffering) for a shard it hosts whose leader
+   * it has not heard from for this long, so the client sends them to a node that can flush them; a
+   * request with accept_unflushable is buffered anyway. 0: never refuse.
+   */
+  refuseAfterLeaderSilenceMs: number;
 }
 
 export const EVENTUAL_DEFAULTS: Readonly<EventualSettings> = Object.freeze({
@@ -22,9 +28,11 @@ export const EVENTUAL_DEFAULTS: Readonly<EventualSettings> = Object.freeze({
   flushIntervalMs: 100,
   fsync: true,
   bufferCompactBytes: 4 * 1024 * 1024,
+  refuseAfterLeaderSilenceMs: 300,
 });
 
 export const FLUSH_INTERVAL_MS_MAX = 10_000;
+export const LEADER_SILENCE_MS_MAX = 600_000;
 const PREFIXES_MAX = 1024;
 
 /** The `eventual:` section, validated; absent means the defaults (eventual adds still work per call). */
@@ -32,7 +40,7 @@ export function parseEventualSettings(raw: unknown, where: (field: string) => st
   if (raw === undefined || raw === null) return { ...EVENTUAL_DEFAULTS, prefixes: [] };
   if (typeof raw !== "object" || Array.isArray(raw)) throw new ConfigError(`${where("eventual")} must be a mapping`);
   const section = raw as Record<string, unknown>;
-  const known = ["prefixes", "flushIntervalMs", "fsync", "bufferCompactBytes"];
+  const known = ["prefixes", "flushIntervalMs", "fsync", "bufferCompactBytes", "refuseAfterLeaderSilenceMs"];
   for (const key of Object.keys(section)) {
     if (!known.includes(key)) throw new ConfigError(`${where("eventual")}: unknown field "${key}" (known: ${known.join(", ")})`);
   }
@@ -41,6 +49,13 @@ export function parseEventualSettings(raw: unknown, where: (field: string) => st
     settings.flushIntervalMs = boundedInteger(section.flushIntervalMs, 1, FLUSH_INTERVAL_MS_MAX, where("eventual.flushIntervalMs"));
   if (section.bufferCompactBytes !== undefined)
     settings.bufferCompactBytes = boundedInteger(section.bufferCompactBytes, 4096, 2 ** 40, where("eventual.bufferCompactBytes"));
+  if (section.refuseAfterLeaderSilenceMs !== undefined)
+    settings.refuseAfterLeaderSilenceMs = boundedInteger(
+      section.refuseAfterLeaderSilenceMs,
+      0,
+      LEADER_SILENCE_MS_MAX,
+      where("eventual.refuseAfterLeaderSilenceMs"),
+    );
   if (section.fsync !== undefined) {
     if (typeof section.fsync !== "boolean")
       throw new ConfigError(`${where("eventual.fsync")} must be true or false, got ${JSON.stringify(section.fsync)}`);

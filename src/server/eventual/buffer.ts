@@ -68,6 +68,11 @@ export class EventualBuffer {
     return this.addPacked(encodePackedAdds(adds), requestId);
   }
 
+  /** Whether an EventualAdd with this request id is buffered here, or being written (a retry is answered, not buffered again). */
+  knowsRequest(requestId: string): boolean {
+    return this.requestsWriting.has(requestId) || this.state.requestIds.has(requestId);
+  }
+
   /**
    * Buffers adds in packed form (src/util/packed-adds.ts, already validated), written to the file
    * as they are and summed from their bytes: no object per add. As add() otherwise.

@@ -7,6 +7,8 @@ import type { EventualBuffer } from "./buffer.js";
 
 export interface EventualMetrics {
   adds: Counter;
+  /** EventualAdd requests refused before buffering because a shard's leader was silent (the client tries another node). */
+  refusedLeaderSilent: Counter;
   flushes: Counter;
   flushFailures: Counter<"outcome">;
   /** EventualAdd from the request's arrival to its group being durable (server side). */
@@ -50,6 +52,11 @@ export function eventualMetrics(buffer: EventualBuffer, registry: Registry | und
   });
   return {
     adds: new Counter({ name: "tally_eventual_adds_total", help: "Eventual add operations accepted (durable) by this node", registers }),
+    refusedLeaderSilent: new Counter({
+      name: "tally_eventual_refused_leader_silent_total",
+      help: "EventualAdd requests refused (UNAVAILABLE, nothing buffered) because this node had not heard from the leader of one of their shards for eventual.refuseAfterLeaderSilenceMs",
+      registers,
+    }),
     flushes: new Counter({ name: "tally_eventual_flushes_total", help: "Eventual flushes applied by their shard", registers }),
     flushFailures: new Counter({
       name: "tally_eventual_flush_failures_total",

@@ -19,6 +19,7 @@ import type {
   EventualGetResponseInput,
 } from "../../api/proto.js";
 import { HotIndex } from "../../meta/hot.js";
+import { slotOf } from "../../meta/slots.js";
 import { describeKey } from "../../shard/keys.js";
 import { requestIdProblem } from "../../shard/commands.js";
 import { wallClockMs } from "../../util/clock.js";
@@ -96,11 +97,49 @@ export class EventualService {
       const problem = requestIdProblem(requestId);
       if (problem !== undefined) throw new InvalidArgumentError(`request_id ${problem}`);
     }
+    // A retry of a request buffered here is answered as such, never refused.
+    if (request.acceptUnflushable !== true && (requestId === undefined || !this.buffer.knowsRequest(requestId)))
+      this.refuseIfLeaderSilent(packed);
     if (await this.buffer.addPacked(packed, requestId, trace)) this.metrics.adds.inc(count);
     const answeredMs = performance.now();
     if (trace !== undefined) stageTrace.finishEventual(trace, answeredMs);
     this.metrics.addSeconds.observe((answeredMs - startedMs) / 1000);
     return { accepted: count, nodeId: this.node.nodeId };
+  }
+
+  /**
+   * Refuses the adds (UNAVAILABLE, nothing buffered) when the replica here of one of their shards
+   * has not heard from a leader reaching a quorum for eventual.refuseAfterLeaderSilenceMs: this
+   * node could not flush them before it does (cut off by a partition, or the shard is electing),
+   * so they would stay invisible in its buffer while another node may flush them at once. The
+   * client moves on to the next node, and sets accept_unflushable once every node refused.
+   * Shards without a replica here are not judged (this node cannot tell).
+   */
+  private refuseIfLeaderSilent(packed: Uint8Array): void {
+    const silenceMs = this.node.config.eventual.refuseAfterLeaderSilenceMs;
+    if (silenceMs === 0) return;
+    const tickMs = this.node.config.cluster.tickMs;
+    let silent: Array<{ shardId: number; slotStart: number; slotEnd: number; ms: number }> | undefined;
+    for (const replica of this.node.replicas.values()) {
+      const ms = replica.raw.leaderContactTicks() * tickMs;
+      if (ms < silenceMs) continue;
+      const { slotStart, slotEnd } = replica.descriptor;
+      (silent ??= []).push({ shardId: replica.shardId, slotStart, slotEnd, ms });
+    }
+    if (silent === undefined) return;
+    for (let at = 0; at + 2 <= packed.length;) {
+      const length = (packed[at]! << 8) | packed[at + 1]!;
+      const slot = slotOf(packed.subarray(at + 2, at + 2 + length));
+      at += 2 + length + 8;
+      const shard = silent.find((range) => slot >= range.slotStart && slot < range.slotEnd);
+      if (shard === undefined) continue;
+      this.metrics.refusedLeaderSilent.inc();
+      const since = shard.ms >= Number.MAX_SAFE_INTEGER / 2 ? "knows no leader" : `has not heard from its leader for ${shard.ms} ms`;
+      throw new UnavailableError(
+        `node ${this.node.nodeId}'s replica of shard ${shard.shardId} ${since}: eventual adds buffered here would wait until it can flush them; ` +
+          "send them to another node (or set accept_unflushable to buffer them here anyway); this request buffered nothing",
+      );
+    }
   }
 
   /**
