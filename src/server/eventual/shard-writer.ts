@@ -29,6 +29,14 @@ const CHANNEL_OPTIONS: grpc.ChannelOptions = {
   "grpc.enable_retries": 0,
 };
 
+/**
+ * How often a call in flight checks whether this node's replica of its shard has learned of
+ * another leader since it started: a call to a leader that is paused or cut off would otherwise
+ * wait for its whole deadline (limits.requestTimeoutMs) while a new leader took over in about an
+ * election timeout. Abandoning it is as safe as its timeout: the flusher re-sends the same seq.
+ */
+const LEADER_CHECK_MS = 50;
+
 export class ShardWriter {
   private readonly clients = new Map<string, CounterClient>();
   /** shard -> the leader address a NOT_LEADER answer named. */
@@ -65,8 +73,14 @@ export class ShardWriter {
   private async call<T>(shardId: number, method: string, request: unknown, timeoutMs: number): Promise<T> {
     const address = this.leaderAddress(shardId);
     if (address === undefined) throw new UnavailableError(`shard ${shardId} has no known leader or voter address`);
+    const leaderAtStart = this.node.replicas.get(shardId)?.leader ?? 0;
+    const moved = (): string | undefined => {
+      const leader = this.node.replicas.get(shardId)?.leader ?? 0;
+      if (leader === 0 || leader === leaderAtStart || this.node.clientAddressOf(leader) === address) return undefined;
+      return `shard ${shardId}'s leader is node ${leader} now`;
+    };
     try {
-      const reply = await this.unary<T>(address, method, request, timeoutMs);
+      const reply = await this.unary<T>(address, method, request, timeoutMs, moved);
       this.hints.delete(shardId);
       return reply;
     } catch (error) {
@@ -87,7 +101,8 @@ export class ShardWriter {
     return this.node.clientAddressOf(voters[this.voterTurn++ % voters.length]!);
   }
 
-  private unary<T>(address: string, method: string, request: unknown, timeoutMs: number): Promise<T> {
+  /** One call; `abandon` is asked every LEADER_CHECK_MS while it waits, and a reason it gives cancels the call (UNAVAILABLE). */
+  private unary<T>(address: string, method: string, request: unknown, timeoutMs: number, abandon?: () => string | undefined): Promise<T> {
     let client = this.clients.get(address);
     if (client === undefined) {
       client = new (tallyProto().CounterService)(
@@ -99,11 +114,26 @@ export class ShardWriter {
     }
     const metadata = internalCallMetadata(this.node.config) ?? new grpc.Metadata();
     return new Promise<T>((resolve, reject) => {
+      let settled = false;
+      let check: NodeJS.Timeout | undefined;
       // grpc-js measures deadlines against the system clock.
-      client[method](request, metadata, { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, reply: T) => {
+      const call = client[method](request, metadata, { deadline: Date.now() + timeoutMs }, (error: grpc.ServiceError | null, reply: T) => {
+        if (check !== undefined) clearInterval(check);
+        if (settled) return;
+        settled = true;
         if (error === null) resolve(reply);
         else reject(decodeServiceError(error).error);
-      });
+      }) as grpc.ClientUnaryCall;
+      if (abandon === undefined) return;
+      check = setInterval(() => {
+        const reason = abandon();
+        if (reason === undefined || settled) return;
+        settled = true;
+        clearInterval(check);
+        call.cancel();
+        reject(new UnavailableError(`${method} to ${address} abandoned (its outcome unknown): ${reason}`));
+      }, LEADER_CHECK_MS);
+      check.unref();
     });
   }
 }
