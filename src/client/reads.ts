@@ -267,7 +267,12 @@ export class Reads {
       case "timeout":
         state.timeouts++;
         state.lastError = new TimeoutError(`no reply from ${address} within the attempt timeout`);
-        if (state.consistency === "stale") this.pool.markFailed(address);
+        // A replica that stops answering (a paused or cut-off leader) goes last for a while and
+        // the shard's leader is forgotten: the next attempt asks another replica, which serves the
+        // read or names the leader (one that was only slow is named again and tried again). A read
+        // may be repeated anywhere; every attempt after a timeout gets a longer one.
+        this.pool.markFailed(address);
+        this.router.onNodeFailure(route, address);
         return this.policy.backoffMs(failures);
       case "error": {
         const error = errorInfoToError(outcome.info);

@@ -243,6 +243,20 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     expect(error).toMatchObject({ code: "TIMEOUT" });
   });
 
+  it("a linearizable read whose leader stops answering asks another replica after one attempt timeout", async () => {
+    // A paused or cut-off leader: before, every attempt went back to it (each with a longer
+    // timeout) until the deadline, although another replica had taken over.
+    const { cluster, client } = await setup({ attemptTimeoutMs: 200 });
+    const key = keyInShard(cluster.shard(1), "frozen-leader");
+    await client.add(key, 3n);
+    cluster.pipelineHook = (node, request) => (request.op === "get" && node.id === "1" ? { kind: "no-reply" } : undefined);
+    cluster.shard(1).leaderId = "2";
+    expect((await client.get(key, { deadlineMs: 5_000 })).value).toBe(3n);
+    const gets = cluster.received.filter((r) => r.op === "get").map((r) => r.nodeId);
+    expect(gets.filter((node) => node === "1")).toHaveLength(1);
+    expect(gets.at(-1)).toBe("2");
+  });
+
   it("an abort before sending rejects with the signal's reason; after sending it is ambiguous", async () => {
     const { cluster, client } = await setup({ autoBatch: false });
     const key = keyInShard(cluster.shard(1), "abort");
