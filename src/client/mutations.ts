@@ -294,6 +294,12 @@ export class MutationEngine {
         unit.unresolved = true;
         unit.timeouts++;
         unit.lastError = new TimeoutError(`no reply from ${address} within the attempt timeout`);
+        // As for reads: a node that stops answering (a paused or cut-off leader) goes last for a
+        // while and the shard's leader is forgotten, so the same seq goes to another replica, which
+        // names the leader (NOT_LEADER: nothing applied) or, leading now, applies it once (the
+        // shard's session dedupes every attempt of the seq).
+        this.pool.markFailed(address);
+        this.router.onNodeFailure(route, address);
         return this.policy.backoffMs(failures);
       case "error": {
         const error = errorInfoToError(outcome.info);

@@ -52,7 +52,11 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     const result = await client.add(key, 5n);
     expect(result.value).toBe(5n);
     const attempts = cluster.mutationsFor(key);
-    expect(attempts).toHaveLength(2);
+    // The leader applied it and did not answer. After the attempt timeout the same seq goes to
+    // another replica (a leader that stops answering may be paused or cut off), which names the
+    // leader (NOT_LEADER: nothing applied), and the leader answers it from the session.
+    const leader = attempts[0]!.nodeId;
+    expect(attempts.map((attempt) => attempt.nodeId)).toEqual([leader, expect.not.stringMatching(`^${leader}$`), leader]);
     expect(new Set(sessionIds(attempts)).size).toBe(1);
     expect(cluster.duplicates).toBe(1);
     expect(cluster.counter(key)?.value).toBe(5n);
@@ -255,6 +259,25 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     const gets = cluster.received.filter((r) => r.op === "get").map((r) => r.nodeId);
     expect(gets.filter((node) => node === "1")).toHaveLength(1);
     expect(gets.at(-1)).toBe("2");
+  });
+
+  it("a write whose leader stops answering goes, same seq, to another replica after one attempt timeout", async () => {
+    const { cluster, client } = await setup({ attemptTimeoutMs: 200 });
+    const key = keyInShard(cluster.shard(1), "frozen-leader-write");
+    await client.add(key, 1n);
+    // Node 1 applies the add but never answers (it froze), and then the shard moves to node 2.
+    cluster.pipelineHook = (node, request) => {
+      if (node.id !== "1" || request.op !== "add") return undefined;
+      setImmediate(() => (cluster.shard(1).leaderId = "2"));
+      return { kind: "apply-no-reply" };
+    };
+    expect((await client.add(key, 1n, { deadlineMs: 5_000 })).value).toBe(2n);
+    const attempts = cluster.mutationsFor(key).slice(1);
+    expect(attempts.filter((attempt) => attempt.nodeId === "1")).toHaveLength(1);
+    expect(attempts.at(-1)?.nodeId).toBe("2");
+    expect(new Set(sessionIds(attempts)).size).toBe(1);
+    expect(cluster.duplicates).toBe(1);
+    expect(cluster.counter(key)?.value).toBe(2n);
   });
 
   it("an abort before sending rejects with the signal's reason; after sending it is ambiguous", async () => {
