@@ -21,7 +21,7 @@ import { buildMutationRequest, describeKey } from "./mutation-ops.js";
 import { MutationUnit, type LeaveReason, type MutationOp, type UnitEntry, type Waiter } from "./mutation-unit.js";
 import type { PipelineOutcome } from "./node-connection.js";
 import { groupWaiter } from "./packed-group.js";
-import { accessDenied, AttemptError, deadlineError, messageOf, sleep, type RetryPolicy } from "./retry.js";
+import { accessDenied, AttemptError, DEADLINE_SLACK_MS, deadlineError, messageOf, sleep, type RetryPolicy } from "./retry.js";
 import type { Router, SlotRouting } from "./router.js";
 import type { ShardRoute } from "./routing.js";
 import type { SessionRegistry } from "./session-registry.js";
@@ -280,6 +280,8 @@ export class MutationEngine {
         return "done";
       case "aborted":
         if (outcome.sent) unit.unresolved = true;
+        // Its deadline ended it while the node held it: the next operation asks another replica first.
+        if (outcome.sent && monotonicMs() >= unit.deadlineAtMs - DEADLINE_SLACK_MS) this.policy.avoidNode(route, address);
         return "retry-now"; // the loop's checks settle it
       case "unsent":
         unit.lastError = new UnavailableError(`cannot connect to ${address}`, { cause: outcome.cause });
@@ -298,8 +300,7 @@ export class MutationEngine {
         // while and the shard's leader is forgotten, so the same seq goes to another replica, which
         // names the leader (NOT_LEADER: nothing applied) or, leading now, applies it once (the
         // shard's session dedupes every attempt of the seq).
-        this.pool.markFailed(address);
-        this.router.onNodeFailure(route, address);
+        this.policy.avoidNode(route, address);
         return this.policy.backoffMs(failures);
       case "error": {
         const error = errorInfoToError(outcome.info);

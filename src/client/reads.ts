@@ -24,7 +24,7 @@ import { combineHotRead, planHotRead } from "./hot.js";
 import type { Lifecycle } from "./lifecycle.js";
 import { describeKey } from "./mutation-ops.js";
 import type { ResolvedOptions } from "./options.js";
-import { AttemptError, deadlineError, isRetryable, sleep, type RetryPolicy, type RetryState } from "./retry.js";
+import { AttemptError, DEADLINE_SLACK_MS, deadlineError, isRetryable, sleep, type RetryPolicy, type RetryState } from "./retry.js";
 import type { Router } from "./router.js";
 import type { ShardRoute } from "./routing.js";
 import type { Consistency, ReadOptions, ReadResult } from "./types.js";
@@ -255,6 +255,10 @@ export class Reads {
       case "reply":
         return outcome.response;
       case "aborted":
+        // The read's own deadline ended it while the node held it (a caller's signal ends it
+        // earlier): no reply in the whole deadline, so as after an attempt timeout, the next read
+        // asks another replica first.
+        if (outcome.sent && monotonicMs() >= state.deadlineAtMs - DEADLINE_SLACK_MS) this.policy.avoidNode(route, address);
         return 0;
       case "unsent":
         state.lastError = new UnavailableError(`cannot connect to ${address}`, { cause: outcome.cause });
@@ -271,8 +275,7 @@ export class Reads {
         // the shard's leader is forgotten: the next attempt asks another replica, which serves the
         // read or names the leader (one that was only slow is named again and tried again). A read
         // may be repeated anywhere; every attempt after a timeout gets a longer one.
-        this.pool.markFailed(address);
-        this.router.onNodeFailure(route, address);
+        this.policy.avoidNode(route, address);
         return this.policy.backoffMs(failures);
       case "error": {
         const error = errorInfoToError(outcome.info);

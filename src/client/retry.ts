@@ -81,6 +81,12 @@ export function sleep(ms: number, cancellation: Cancellation): Promise<void> {
   });
 }
 
+/**
+ * An attempt ended by its operation's deadline (not by the caller's signal) while a node held it
+ * counts as that node's timeout when the deadline is this close (timers may fire a little early).
+ */
+export const DEADLINE_SLACK_MS = 5;
+
 export class RetryPolicy {
   constructor(
     private readonly options: ResolvedOptions,
@@ -119,6 +125,16 @@ export class RetryPolicy {
       return this.backoffMs(failures);
     }
     return this.backoffMs(failures);
+  }
+
+  /**
+   * A node held an attempt without an answer for its whole timeout (paused, cut off, or only
+   * slow): it goes last for a while and the shard's leader is forgotten, so the next attempt, or
+   * the next operation, asks another replica, which answers or names the leader.
+   */
+  avoidNode(route: ShardRoute, address: string): void {
+    this.pool.markFailed(address);
+    this.router.onNodeFailure(route, address);
   }
 
   backoffMs(failures: number): number {

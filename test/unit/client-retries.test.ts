@@ -261,6 +261,20 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     expect(gets.at(-1)).toBe("2");
   });
 
+  it("a read cut short by its own deadline at a frozen leader sends the next read to another replica", async () => {
+    // The deadline ends the read before its attempt timeout can: the node is avoided all the same.
+    const { cluster, client } = await setup({ attemptTimeoutMs: 2_000 });
+    const key = keyInShard(cluster.shard(1), "frozen-leader-deadline");
+    await client.add(key, 4n);
+    cluster.pipelineHook = (node, request) => (request.op === "get" && node.id === "1" ? { kind: "no-reply" } : undefined);
+    cluster.shard(1).leaderId = "2";
+    await expect(client.get(key, { deadlineMs: 300 })).rejects.toMatchObject({ code: "TIMEOUT" });
+    expect((await client.get(key, { deadlineMs: 300 })).value).toBe(4n);
+    const gets = cluster.received.filter((r) => r.op === "get").map((r) => r.nodeId);
+    expect(gets.filter((node) => node === "1")).toHaveLength(1);
+    expect(gets.at(-1)).toBe("2");
+  });
+
   it("a write whose leader stops answering goes, same seq, to another replica after one attempt timeout", async () => {
     const { cluster, client } = await setup({ attemptTimeoutMs: 200 });
     const key = keyInShard(cluster.shard(1), "frozen-leader-write");
