@@ -21,7 +21,7 @@
  *
  *   npx tsx bench/counter-api.ts [--seconds 5] [--warmup 1] [--endpoints a,b,c] [--json out.json]
  *       [--only batch,pipeline,...] [--keys 1000000] [--read-keys 100000] [--cpu-prof DIR]
- *       [--peers [--no-etcd]] [--report]
+ *       [--node-args "--perf-basic-prof ..."] [--peers [--no-etcd]] [--report]
  *
  * Without --endpoints it starts its own cluster (cluster.yaml's timing, temp data dirs).
  * `--report` writes bench/results/latest.json, latest.md (the table, with the machine and the
@@ -29,7 +29,8 @@
  * plus counter-<stamp>.json. A missing peer binary leaves the tally columns and says so.
  * `--cpu-prof DIR` starts every tallyd with --cpu-prof and stops them with SIGTERM at the end so
  * each writes its .cpuprofile into DIR (profile the generator itself with
- * NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR").
+ * NODE_OPTIONS="--cpu-prof --cpu-prof-dir=DIR"). `--node-args` adds Node flags to every tallyd it
+ * starts (for `perf record`: "--perf-basic-prof").
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -672,7 +673,13 @@ async function main(): Promise<void> {
   const loadStart = loadAverage();
   const given = args.option("endpoints", "");
   const profileDir = args.option("cpu-prof", "");
-  const nodeArgs = profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : [];
+  const nodeArgs = [
+    ...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []),
+    ...args
+      .option("node-args", "")
+      .split(" ")
+      .filter((arg) => arg !== ""),
+  ];
   let cluster: TestCluster | undefined;
   process.on("exit", () => {
     for (const node of cluster?.processes.values() ?? []) if (node.pid !== undefined && node.exitCode === null) node.kill("SIGKILL");
