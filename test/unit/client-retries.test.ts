@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AmbiguousError, AmbiguousOperationError, OutOfRangeError, TallyClient, INT64_MAX } from "../../src/client/index.js";
-import { batchOpsOf, fakeClusterPerTest, keyInShard, type ReceivedRequest } from "./client-fake-cluster.js";
+import { batchOpsOf, fakeClusterPerTest, keyInShard, type FakeCluster, type ReceivedRequest } from "./client-fake-cluster.js";
 
 const setup = fakeClusterPerTest();
 
@@ -14,6 +14,19 @@ async function waitFor(condition: () => boolean, deadlineMs = 5_000): Promise<vo
     if (Date.now() > deadline) throw new Error("condition not met before the deadline");
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** Node 1 (shard 1's leader) stops answering reads, and the shard moves to node 2. */
+function freezeReadsAtNode1(cluster: FakeCluster): void {
+  cluster.pipelineHook = (node, request) => (request.op === "get" && node.id === "1" ? { kind: "no-reply" } : undefined);
+  cluster.shard(1).leaderId = "2";
+}
+
+/** Exactly one get went to the frozen node 1, and the last one was served by node 2. */
+function expectOneGetAtNode1ThenNode2(cluster: FakeCluster): void {
+  const gets = cluster.received.filter((r) => r.op === "get").map((r) => r.nodeId);
+  expect(gets.filter((node) => node === "1")).toHaveLength(1);
+  expect(gets.at(-1)).toBe("2");
 }
 
 describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation)", () => {
@@ -253,12 +266,9 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     const { cluster, client } = await setup({ attemptTimeoutMs: 200 });
     const key = keyInShard(cluster.shard(1), "frozen-leader");
     await client.add(key, 3n);
-    cluster.pipelineHook = (node, request) => (request.op === "get" && node.id === "1" ? { kind: "no-reply" } : undefined);
-    cluster.shard(1).leaderId = "2";
+    freezeReadsAtNode1(cluster);
     expect((await client.get(key, { deadlineMs: 5_000 })).value).toBe(3n);
-    const gets = cluster.received.filter((r) => r.op === "get").map((r) => r.nodeId);
-    expect(gets.filter((node) => node === "1")).toHaveLength(1);
-    expect(gets.at(-1)).toBe("2");
+    expectOneGetAtNode1ThenNode2(cluster);
   });
 
   it("a read cut short by its own deadline at a frozen leader sends the next read to another replica", async () => {
@@ -266,13 +276,10 @@ describe("TallyClient retries (Raft thesis 6.3: one (clientId, seq) per mutation
     const { cluster, client } = await setup({ attemptTimeoutMs: 2_000 });
     const key = keyInShard(cluster.shard(1), "frozen-leader-deadline");
     await client.add(key, 4n);
-    cluster.pipelineHook = (node, request) => (request.op === "get" && node.id === "1" ? { kind: "no-reply" } : undefined);
-    cluster.shard(1).leaderId = "2";
+    freezeReadsAtNode1(cluster);
     await expect(client.get(key, { deadlineMs: 300 })).rejects.toMatchObject({ code: "TIMEOUT" });
     expect((await client.get(key, { deadlineMs: 300 })).value).toBe(4n);
-    const gets = cluster.received.filter((r) => r.op === "get").map((r) => r.nodeId);
-    expect(gets.filter((node) => node === "1")).toHaveLength(1);
-    expect(gets.at(-1)).toBe("2");
+    expectOneGetAtNode1ThenNode2(cluster);
   });
 
   it("a write whose leader stops answering goes, same seq, to another replica after one attempt timeout", async () => {

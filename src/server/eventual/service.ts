@@ -19,7 +19,7 @@ import type {
   EventualGetResponseInput,
 } from "../../api/proto.js";
 import { HotIndex } from "../../meta/hot.js";
-import { slotOf } from "../../meta/slots.js";
+import { slotOfRange } from "../../meta/slots.js";
 import { describeKey } from "../../shard/keys.js";
 import { requestIdProblem } from "../../shard/commands.js";
 import { wallClockMs } from "../../util/clock.js";
@@ -128,9 +128,10 @@ export class EventualService {
     }
     if (silent === undefined) return;
     for (let at = 0; at + 2 <= packed.length;) {
-      const length = (packed[at]! << 8) | packed[at + 1]!;
-      const slot = slotOf(packed.subarray(at + 2, at + 2 + length));
-      at += 2 + length + 8;
+      const start = at + 2;
+      const end = start + ((packed[at]! << 8) | packed[at + 1]!);
+      const slot = slotOfRange(packed, start, end);
+      at = end + 8;
       const shard = silent.find((range) => slot >= range.slotStart && slot < range.slotEnd);
       if (shard === undefined) continue;
       this.metrics.refusedLeaderSilent.inc();
