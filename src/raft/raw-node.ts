@@ -121,9 +121,12 @@ export class RawNode {
     storage.setConfState(confState);
   }
 
-  /** One logical clock tick (election and heartbeat timeouts, leases are counted in ticks). */
-  tick(): void {
-    tick(this.raft);
+  /**
+   * One logical clock tick (election and heartbeat timeouts, leases are counted in ticks).
+   * `heartbeatDue`: the node's shared heartbeat round is on this tick (tick.ts).
+   */
+  tick(heartbeatDue = false): void {
+    tick(this.raft, heartbeatDue);
   }
 
   /**

@@ -9,10 +9,17 @@ import type { Raft } from "./raft.js";
 import { bcastHeartbeat } from "./read-only.js";
 import { NONE, Role } from "./types.js";
 
-export function tick(r: Raft): void {
+/**
+ * `heartbeatDue`: the node's shared heartbeat round falls on this tick (the driver sets it every
+ * heartbeatTicks of its own ticks). A leader then heartbeats at once, whatever its own interval
+ * says, and counts its interval from here: after its first such round it heartbeats on the node's
+ * rounds only, so the heartbeats of every group a node leads leave together, one frame per peer,
+ * and the followers' answers come back together. Never later than its own interval.
+ */
+export function tick(r: Raft, heartbeatDue = false): void {
   r.now++;
   if (r.leaderContactElapsed < Number.MAX_SAFE_INTEGER) r.leaderContactElapsed++;
-  if (r.role === Role.Leader) tickHeartbeat(r);
+  if (r.role === Role.Leader) tickHeartbeat(r, heartbeatDue);
   else tickElection(r);
 }
 
@@ -24,7 +31,7 @@ function tickElection(r: Raft): void {
   }
 }
 
-function tickHeartbeat(r: Raft): void {
+function tickHeartbeat(r: Raft, heartbeatDue: boolean): void {
   r.heartbeatElapsed++;
   r.electionElapsed++;
   r.leaderContactElapsed = 0;
@@ -41,7 +48,7 @@ function tickHeartbeat(r: Raft): void {
     }
     maybeAutoLeave(r);
   }
-  if (r.heartbeatElapsed >= r.heartbeatTicks) {
+  if (r.heartbeatElapsed >= r.heartbeatTicks || heartbeatDue) {
     r.heartbeatElapsed = 0;
     bcastHeartbeat(r);
   }

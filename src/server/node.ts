@@ -64,6 +64,8 @@ export const STORE_BATCH_OPS_MAX = 4 * COUNTERS_MAX;
 
 /** How often transferLeader() looks whether the new leader has taken over. */
 const TRANSFER_POLL_MS = 20;
+/** Long enough for a transfer Raft may complete (it aborts one after an election timeout), with room for a slow loop. */
+const transferTimeoutMs = (c: { electionTicks: number; tickMs: number }): number => Math.max(2000, 4 * c.electionTicks * c.tickMs);
 
 export class TallyNode implements ControllerHost {
   readonly nodeId: number;
@@ -227,6 +229,7 @@ export class TallyNode implements ControllerHost {
       {
         nodeId: this.nodeId,
         tickMs: this.config.cluster.tickMs,
+        heartbeatTicks: this.config.cluster.heartbeatTicks,
         logger: this.log,
         stats: this.stats,
         leaderAddress: this.leaderAddress,
@@ -487,7 +490,7 @@ export class TallyNode implements ControllerHost {
    * Raft aborts a transfer the target does not finish within an election timeout (it is behind or
    * unreachable); then, or at `timeoutMs`, this fails UNAVAILABLE, and a retry is safe.
    */
-  async transferLeader(shardId: number, to: number, timeoutMs = this.transferTimeoutMs()): Promise<void> {
+  async transferLeader(shardId: number, to: number, timeoutMs = transferTimeoutMs(this.config.cluster)): Promise<void> {
     await this.inLoop(() => {
       const replica = this.replicas.get(shardId);
       if (replica === undefined) throw new WrongShardError(`shard ${shardId} has no replica on node ${this.nodeId}`, shardId, 0);
@@ -504,12 +507,6 @@ export class TallyNode implements ControllerHost {
       }
       await new Promise((resolve) => setTimeout(resolve, TRANSFER_POLL_MS));
     }
-  }
-
-  /** Long enough for a transfer Raft may complete (it aborts one after an election timeout), with room for a slow loop. */
-  private transferTimeoutMs(): number {
-    const { electionTicks, tickMs } = this.config.cluster;
-    return Math.max(2000, 4 * electionTicks * tickMs);
   }
 
   /** Called when the loop dies (storage corruption, fsync failure): the process should exit. */

@@ -45,6 +45,8 @@ const sample: NodeSample = {
   },
   peerQueues: new Map(),
   peerMessagesDropped: 0,
+  peerFramesSent: 0,
+  peerMessagesSent: 0,
   peerUnauthenticated: 0,
   inboundDropped: 0,
   appliedBytesPerIterationMax: 0,

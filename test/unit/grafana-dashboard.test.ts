@@ -49,6 +49,8 @@ const sample: NodeSample = {
   },
   peerQueues: new Map([[2, 0]]),
   peerMessagesDropped: 0,
+  peerFramesSent: 0,
+  peerMessagesSent: 0,
   peerUnauthenticated: 0,
   inboundDropped: 0,
   appliedBytesPerIterationMax: 0,

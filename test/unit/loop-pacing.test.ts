@@ -5,13 +5,13 @@
  */
 import pino from "pino";
 import { describe, expect, it } from "vitest";
-import { EntryType, MessageType, Role, type Entry, type Message, type Ready } from "../../src/raft/types.js";
+import { EntryType, MessageType, type Entry, type Message, type Ready } from "../../src/raft/types.js";
 import { entryBytes } from "../../src/raft/util.js";
 import { APPLY_BYTES_PER_ITERATION_MAX, DriverLoop, INBOUND_APPEND_BYTES_PER_ITERATION } from "../../src/server/core/driver-loop.js";
 import type { LogBatch, LoopGroup, LoopStats, RaftGroup } from "../../src/server/core/ports.js";
 import { SlicePacer } from "../../src/server/core/system-clock.js";
 import { copyInSlices, SLICE_BYTES_MIN, SLICE_TARGET_MS, SliceSizer, touchInSlices } from "../../src/shard/counter-table-slices.js";
-import { NotLeaderError } from "../../src/util/errors.js";
+import { followerGroup } from "../support/loop-group.js";
 
 /** A Raft group whose committed entries are given up front: ready() hands them out, 16 KiB at most (or one), unless held. */
 class ScriptedRaft implements RaftGroup {
@@ -61,22 +61,7 @@ class ScriptedRaft implements RaftGroup {
 function group(shardId: number, entries: number, entryBytesEach: number): LoopGroup {
   const pending: Entry[] = [];
   for (let i = 1; i <= entries; i++) pending.push({ term: 1, index: i, type: EntryType.Normal, data: new Uint8Array(entryBytesEach) });
-  return {
-    shardId,
-    raw: new ScriptedRaft(pending),
-    storage: { lastIndex: () => entries, append: () => {}, setHardState: () => {} },
-    role: Role.Follower,
-    leader: 0,
-    isLeader: false,
-    notLeaderError: () => new NotLeaderError("not leader", undefined, undefined, shardId),
-    expire: () => {},
-    proposeQueued: () => {},
-    issueReadIndex: () => {},
-    completeApplied: () => {},
-    onReadState: () => {},
-    serveAppliedReads: () => {},
-    failInflight: () => {},
-  };
+  return followerGroup(shardId, new ScriptedRaft(pending), entries);
 }
 
 interface Run {

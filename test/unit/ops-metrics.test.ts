@@ -64,6 +64,8 @@ function sample(overrides: Partial<NodeSample> = {}): NodeSample {
       [3, 12],
     ]),
     peerMessagesDropped: 6,
+    peerFramesSent: 11,
+    peerMessagesSent: 12,
     peerUnauthenticated: 0,
     inboundDropped: 0,
     appliedBytesPerIterationMax: 1_048_600,
@@ -104,6 +106,8 @@ describe("NodeMetrics", () => {
     expect(line(text, 'tally_raft_leader_changes_total{node="1"}')).toBe(4);
     expect(line(text, 'tally_peer_queue_depth{peer="3",node="1"}')).toBe(12);
     expect(line(text, 'tally_peer_messages_dropped_total{node="1"}')).toBe(6);
+    expect(line(text, 'tally_peer_frames_sent_total{node="1"}')).toBe(11);
+    expect(line(text, 'tally_peer_messages_sent_total{node="1"}')).toBe(12);
     expect(line(text, 'tally_node_ready{node="1"}')).toBe(1);
     expect(line(text, 'tally_apply_bytes_per_iteration_max{node="1"}')).toBe(1_048_600);
     expect(text).not.toContain("process_cpu");

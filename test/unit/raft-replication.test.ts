@@ -119,6 +119,30 @@ describe("log replication (paper 5.3)", () => {
     expect(c.get(2).storage.lastIndex()).toBe(c.get(1).storage.lastIndex());
   });
 
+  it("a leader heartbeats on the node's shared rounds as well as its own interval, then on the rounds only", () => {
+    const c = new Cluster([1, 2, 3], { heartbeatTicks: 5, electionTicks: 20 });
+    c.elect(1);
+    const leader = c.get(1).node;
+    const heartbeatsAt: number[] = [];
+    const step = (tick: number, due: boolean) => {
+      c.sent = [];
+      leader.tick(due);
+      c.stabilize();
+      if (c.sent.some((m) => m.type === MessageType.Heartbeat && m.from === 1)) heartbeatsAt.push(tick);
+    };
+    // Its own interval alone: every 5th tick from the election.
+    for (let t = 1; t <= 10; t++) step(t, false);
+    expect(heartbeatsAt).toEqual([5, 10]);
+    heartbeatsAt.length = 0;
+    // The node's rounds fall on ticks 13, 18, 23, ... (another phase): one at once, then only those.
+    for (let t = 11; t <= 30; t++) step(t, (t - 13) % 5 === 0);
+    expect(heartbeatsAt).toEqual([13, 18, 23, 28]);
+    // Rounds stop (a stalled driver): its own interval takes over, never later than 5 ticks.
+    heartbeatsAt.length = 0;
+    for (let t = 31; t <= 40; t++) step(t, false);
+    expect(heartbeatsAt).toEqual([33, 38]);
+  });
+
   it("heartbeats carry min(match, commit), so a lagging follower never commits what it lacks", () => {
     const c = new Cluster([1, 2, 3]);
     c.elect(1);

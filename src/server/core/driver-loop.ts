@@ -60,6 +60,12 @@ export interface DriverLoopOptions {
   nodeId: number;
   /** Milliseconds per Raft tick. */
   tickMs: number;
+  /**
+   * Raft's heartbeatTicks: every this many of the loop's ticks is the node's shared heartbeat round,
+   * on which every group it leads heartbeats (one frame per peer for all of them, not one per
+   * group). Undefined: each group keeps its own interval.
+   */
+  heartbeatTicks?: number;
   logger: Logger;
   stats: LoopStats;
   /** Client address of a node, for NOT_LEADER hints. */
@@ -99,6 +105,8 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
   private inbound: Array<[number, Message]> = [];
   private inboundDropped = 0;
   private lastTickMs = 0;
+  /** Ticks given since the loop started: the shared heartbeat rounds are counted from it. */
+  private ticksGiven = 0;
   private running = false;
   private wakeResolve: (() => void) | undefined;
   private wakePending = false;
@@ -246,7 +254,12 @@ export class DriverLoop<TGroup extends LoopGroup, TBatch extends LogBatch> {
     } else {
       this.lastTickMs += ticks * tickMs;
     }
-    for (const replica of this.groups.all()) for (let i = 0; i < ticks; i++) replica.raw.tick();
+    const heartbeatTicks = this.options.heartbeatTicks;
+    for (let i = 0; i < ticks; i++) {
+      this.ticksGiven++;
+      const heartbeatDue = heartbeatTicks !== undefined && this.ticksGiven % heartbeatTicks === 0;
+      for (const replica of this.groups.all()) replica.raw.tick(heartbeatDue);
+    }
     for (const replica of this.groups.all()) replica.expire(now);
   }
 

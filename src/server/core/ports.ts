@@ -102,7 +102,8 @@ export interface Clock {
 /** What the loop drives of a Raft group: the RawNode. */
 export interface RaftGroup {
   readonly term: number;
-  tick(): void;
+  /** `heartbeatDue`: the node's shared heartbeat round is on this tick (src/raft/tick.ts). */
+  tick(heartbeatDue?: boolean): void;
   step(message: Message): void;
   hasReady(): boolean;
   ready(): Ready;

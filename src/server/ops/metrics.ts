@@ -58,6 +58,9 @@ export interface NodeSample {
   /** Raft messages queued per peer node id. */
   peerQueues: Map<number, number>;
   peerMessagesDropped: number;
+  /** Frames (one stream message, all groups' messages for one peer) and Raft messages sent to peers. */
+  peerFramesSent: number;
+  peerMessagesSent: number;
   /** Peer calls, frames and snapshot chunks refused by peer authentication (transport stats). */
   peerUnauthenticated: number;
   inboundDropped: number;
@@ -325,6 +328,12 @@ export class NodeMetrics {
       (s) => s.peerMessagesDropped,
     );
     fromSample(
+      "tally_peer_frames_sent_total",
+      "Frames written to peer streams (each carries the Raft messages of every group queued for that peer)",
+      (s) => s.peerFramesSent,
+    );
+    fromSample("tally_peer_messages_sent_total", "Raft messages written to peer streams", (s) => s.peerMessagesSent);
+    fromSample(
       "tally_peer_unauthenticated_total",
       "Peer calls, frames and snapshot chunks refused by peer authentication (no handshake, wrong cluster secret, bad MAC), and peers that failed to prove the secret to this node: an attack, or a node with another auth.internalTokenFile",
       (s) => s.peerUnauthenticated,
@@ -521,6 +530,8 @@ export function sampleNode(node: TallyNode, ready: () => boolean): NodeSample {
     },
     peerQueues: node.peerQueueDepths(),
     peerMessagesDropped: node.transportStats?.dropped ?? 0,
+    peerFramesSent: node.transportStats?.framesSent ?? 0,
+    peerMessagesSent: node.transportStats?.messagesSent ?? 0,
     peerUnauthenticated: node.transportStats?.unauthenticated ?? 0,
     inboundDropped: node.inboundDroppedCount,
     appliedBytesPerIterationMax: stats.appliedBytesPerIterationMax,

@@ -220,6 +220,7 @@ export class SimNode {
       {
         nodeId: this.id,
         tickMs: this.config.cluster.tickMs,
+        heartbeatTicks: this.config.cluster.heartbeatTicks,
         logger: silentLogger,
         stats,
         leaderAddress: (node) => `n${node}`,
