@@ -92,6 +92,8 @@ export class Raft {
   readonly knobs: RaftTestKnobs;
   /** RaftConfig.asyncStorageWrites: the leader's own match advances only through RawNode.persisted(). */
   readonly asyncStorageWrites: boolean;
+  /** RaftConfig.commitUpdatesOnTick. */
+  readonly commitUpdatesOnTick: boolean;
   private readonly debugSink: ((line: string) => void) | undefined;
 
   // Timers, in ticks.
@@ -120,6 +122,8 @@ export class Raft {
   timeoutNowSent = false;
   /** Peers may be sent App messages (set by anything that can unblock replication). */
   appendDirty = false;
+  /** With commitUpdatesOnTick: a tick came, so the next flush may send commit-only Apps. */
+  commitUpdateDue = false;
 
   // ReadIndex and lease state (thesis 6.4, 6.4.1).
   /** Last heartbeat round sent; rounds are numbered for the node's lifetime. */
@@ -148,6 +152,7 @@ export class Raft {
     this.prng = config.prng;
     this.knobs = config.testKnobs ?? {};
     this.asyncStorageWrites = config.asyncStorageWrites === true;
+    this.commitUpdatesOnTick = config.commitUpdatesOnTick === true;
     this.debugSink = config.debug;
 
     this.log = new RaftLog(config.storage);

@@ -151,18 +151,23 @@ export function flushPending(r: Raft): void {
   if (r.readRoundWanted) bcastHeartbeat(r);
   if (!r.appendDirty) return;
   r.appendDirty = false;
+  const commitUpdates = !r.commitUpdatesOnTick || r.commitUpdateDue;
+  r.commitUpdateDue = false;
   const ids = r.tracker.ids;
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i]!;
     if (id === r.id) continue;
     const pr = r.tracker.progress.get(id)!;
     // Bounded: Replicate stops when inflights are full; Probe after one message.
-    for (let n = 0; n <= r.tracker.maxInflightMessages && maybeSendAppend(r, id, pr); n++);
+    for (let n = 0; n <= r.tracker.maxInflightMessages && maybeSendAppend(r, id, pr, commitUpdates); n++);
   }
 }
 
-/** Sends one App (or a Snap) to `to` if there is something to send and flow control allows it. */
-function maybeSendAppend(r: Raft, to: NodeId, pr: Progress): boolean {
+/**
+ * Sends one App (or a Snap) to `to` if there is something to send and flow control allows it.
+ * `commitUpdate`: an App with no entries may go out only to tell a new commit index.
+ */
+function maybeSendAppend(r: Raft, to: NodeId, pr: Progress, commitUpdate: boolean): boolean {
   if (pr.isPaused()) return false;
   const lastIndex = r.log.lastIndex();
   const prevIndex = pr.next - 1;
@@ -184,7 +189,7 @@ function maybeSendAppend(r: Raft, to: NodeId, pr: Progress): boolean {
   const committed = r.log.committed;
   const nudged = pr.nudged;
   pr.nudged = false;
-  if (entries === undefined && !nudged && !pr.canBumpCommit(committed)) return false;
+  if (entries === undefined && !nudged && !(commitUpdate && pr.canBumpCommit(committed))) return false;
   const m = newMessage(MessageType.App, to, r.id, r.term);
   m.index = prevIndex;
   m.logTerm = prevTerm;

@@ -35,6 +35,11 @@ function tickHeartbeat(r: Raft, heartbeatDue: boolean): void {
   r.heartbeatElapsed++;
   r.electionElapsed++;
   r.leaderContactElapsed = 0;
+  if (r.commitUpdatesOnTick) {
+    // The commits of the last tick go out now, in the tick's frames (flushPending).
+    r.commitUpdateDue = true;
+    r.appendDirty = true;
+  }
   if (r.electionElapsed >= r.electionTicks) {
     r.electionElapsed = 0;
     if (r.checkQuorum) {

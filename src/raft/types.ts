@@ -266,6 +266,13 @@ export interface RaftConfig {
    * before that Ready's write completes.
    */
   asyncStorageWrites?: boolean;
+  /**
+   * A leader tells its followers of a new commit index on its next tick (or with the next entries
+   * or heartbeat it sends them), not at once in an App of its own. A lone write then costs one
+   * round of messages instead of two (the commit-only App and its answer); a follower applies up
+   * to a tick later. Commit itself is unchanged: it is the leader's, from the quorum's acks.
+   */
+  commitUpdatesOnTick?: boolean;
   testKnobs?: RaftTestKnobs;
   /** Optional debug sink; the core never prints by itself. */
   debug?: (line: string) => void;

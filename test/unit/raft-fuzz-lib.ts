@@ -14,6 +14,8 @@ export interface FuzzOptions {
   preVote: boolean;
   checkQuorum: boolean;
   lease: boolean;
+  /** RaftConfig.commitUpdatesOnTick (tally's groups run with it). */
+  commitUpdatesOnTick?: boolean;
   testKnobs?: RaftTestKnobs;
 }
 
@@ -84,6 +86,7 @@ export function runFuzz(seed: number, steps: number, options: FuzzOptions, trace
       preVote: options.preVote,
       checkQuorum: options.checkQuorum,
       leaseDriftTicks: options.lease ? 2 : 0,
+      commitUpdatesOnTick: options.commitUpdatesOnTick === true,
       maxSizePerMsg: 64,
       maxInflightMessages: 4,
       maxInflightBytes: 256,

@@ -11,6 +11,7 @@ describe("raft randomized safety (paper Figure 3 properties)", () => {
     { preVote: true, checkQuorum: true, lease: true },
     { preVote: true, checkQuorum: false, lease: false },
     { preVote: false, checkQuorum: true, lease: true },
+    { preVote: true, checkQuorum: true, lease: true, commitUpdatesOnTick: true },
   ];
   for (const [i, options] of configs.entries()) {
     it(`holds under faults: ${JSON.stringify(options)}`, () => {

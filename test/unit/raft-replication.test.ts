@@ -143,6 +143,50 @@ describe("log replication (paper 5.3)", () => {
     expect(heartbeatsAt).toEqual([33, 38]);
   });
 
+  it("commitUpdatesOnTick: followers learn a commit on the leader's next tick, or with its next entries", () => {
+    const commitOf = (c: Cluster, id: number) => c.get(id).node.status().commit;
+    const commitOnlyApps = (c: Cluster) => c.sent.filter((m) => m.type === MessageType.App && m.entries.length === 0).length;
+    // Without the option: a commit-only App follows every commit at once.
+    const eager = new Cluster([1, 2, 3], { heartbeatTicks: 5, electionTicks: 20 });
+    eager.elect(1);
+    eager.sent = [];
+    eager.propose(1, "a");
+    eager.stabilize();
+    expect(commitOnlyApps(eager)).toBe(2);
+    expect(commitOf(eager, 2)).toBe(commitOf(eager, 1));
+
+    const c = new Cluster([1, 2, 3], { heartbeatTicks: 5, electionTicks: 20, commitUpdatesOnTick: true });
+    c.elect(1);
+    c.tick(1);
+    c.stabilize();
+    c.sent = [];
+    c.propose(1, "a");
+    c.stabilize();
+    const leaderCommit = commitOf(c, 1);
+    expect(c.get(1).appliedData()).toEqual(["a"]);
+    expect(commitOnlyApps(c)).toBe(0);
+    expect(commitOf(c, 2)).toBeLessThan(leaderCommit);
+    // The next entries carry it.
+    c.propose(1, "b");
+    c.stabilize();
+    expect(commitOf(c, 2)).toBe(leaderCommit);
+    expect(c.get(2).appliedData()).toEqual(["a"]);
+    // The next tick tells the last one, in one commit-only App per follower.
+    c.sent = [];
+    c.tick(1);
+    c.stabilize();
+    expect(commitOnlyApps(c)).toBe(2);
+    for (const id of [2, 3]) {
+      expect(commitOf(c, id)).toBe(commitOf(c, 1));
+      expect(c.get(id).appliedData()).toEqual(["a", "b"]);
+    }
+    // Nothing new to tell: a tick sends no App.
+    c.sent = [];
+    c.tick(1);
+    c.stabilize();
+    expect(commitOnlyApps(c)).toBe(0);
+  });
+
   it("heartbeats carry min(match, commit), so a lagging follower never commits what it lacks", () => {
     const c = new Cluster([1, 2, 3]);
     c.elect(1);

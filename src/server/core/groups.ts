@@ -161,6 +161,9 @@ export class NodeGroups implements GroupRegistry<AnyReplica> {
       // The driver loop writes one batch while it steps acknowledgements and builds the next
       // (driver-loop.ts): a leader counts its own log only once the loop reports it durable.
       asyncStorageWrites: true,
+      // Followers learn a commit on the leader's next tick (or with its next entries): a lone write
+      // costs one round of peer messages, not two (docs/architecture.md, the driver loop, step 2).
+      commitUpdatesOnTick: true,
       checkQuorum: true,
       leaseDriftTicks: this.config.cluster.leaseDriftTicks,
       prng: createPrng((this.nodeId * 7919 + groupId * 104729 + Math.floor(wallClockMs())) >>> 0),
