@@ -290,6 +290,17 @@ describe("counter kinds end to end", () => {
     expect([[17n], [16n, 17n]]).toContainEqual(resumed);
     // A fresh cluster's replicas hold every change: a watch from index 1 replays the key's history
     // (coalesced). (A resume below what a replica holds is OUT_OF_RANGE: test/unit/shard-kinds.test.ts.)
+    // Once every replica has applied the last add (a follower learns a commit up to a tick after the
+    // leader answered, ADR 0016), whichever serves the watch sends the history as one value: 17.
+    // STALE reads rotate over the shard's replicas, so three in a row read each of the three.
+    await eventually(
+      async () => {
+        for (let i = 0; i < 3; i++) if ((await client.get(key, { consistency: "stale" })).value !== 17n) return undefined;
+        return true;
+      },
+      10_000,
+      "every replica applied the last add",
+    );
     for await (const batch of client.watch(key, { fromIndex: 1, coalesceMs: 10 })) {
       expect(batch.events.map((event) => event.value)).toEqual([17n]);
       break;
